@@ -1,0 +1,46 @@
+# The two commands: `make demo` and `make test`. Everything else is a step of those.
+SHELL := /bin/bash
+CARGO ?= cargo
+PREFIX ?= /usr/local
+SKIFF := $(CURDIR)/target/release/skiff
+SLIPWAY := $(CURDIR)/target/release/slipway
+# The runtime the integration suite drives; `make test OCI_RUNTIME=runc` points it at runc.
+OCI_RUNTIME ?= $(SKIFF)
+export OCI_RUNTIME
+
+# Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
+DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux
+
+.PHONY: deps build test lint unit integration demo bench install clean
+
+deps:
+	@missing=""; for p in $(DEB_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "deps: installing$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	else echo "deps: all present"; fi
+
+build: deps
+	$(CARGO) build --release --workspace --bins
+
+lint: deps
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+test: build lint
+	$(CARGO) test --release --workspace --no-fail-fast
+
+demo: build
+	@bash scripts/demo.sh "$(SKIFF)" "$(SLIPWAY)"
+
+bench: build
+	@bash scripts/bench.sh "$(SKIFF)"
+
+install: build
+	install -D -m 0755 $(SKIFF) $(DESTDIR)$(PREFIX)/bin/skiff
+	install -D -m 0755 $(SLIPWAY) $(DESTDIR)$(PREFIX)/bin/slipway
+
+clean:
+	$(CARGO) clean

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("slipway: not yet implemented");
+    std::process::exit(1);
+}
