@@ -1,0 +1,692 @@
+//! Word expansion as BuildKit's shell lexer does it: quotes, escapes and `$` parameter forms.
+//! It never runs a shell and never touches the process environment; callers pass the variables.
+
+use thiserror::Error;
+
+/// An expansion error; the caller adds the file and line.
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct ShellError(pub String);
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ShellError> {
+    Err(ShellError(msg.into()))
+}
+
+/// Variable lookup used during expansion.
+pub trait Env {
+    fn lookup(&self, name: &str) -> Option<String>;
+}
+
+impl Env for [(String, String)] {
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    }
+}
+
+impl Env for Vec<(String, String)> {
+    fn lookup(&self, name: &str) -> Option<String> {
+        self.as_slice().lookup(name)
+    }
+}
+
+/// An environment with no variables.
+pub struct NoEnv;
+
+impl Env for NoEnv {
+    fn lookup(&self, _name: &str) -> Option<String> {
+        None
+    }
+}
+
+/// The lexer's options, as BuildKit's `shell.Lex`.
+#[derive(Debug, Clone, Copy)]
+pub struct Lexer {
+    pub escape: char,
+    /// Keep quote characters in the output.
+    pub raw_quotes: bool,
+    /// Keep escape characters in the output.
+    pub raw_escapes: bool,
+    /// Leave unset variables as written instead of expanding them to "".
+    pub skip_unset: bool,
+}
+
+impl Lexer {
+    pub fn new(escape: char) -> Lexer {
+        Lexer {
+            escape,
+            raw_quotes: false,
+            raw_escapes: false,
+            skip_unset: false,
+        }
+    }
+
+    /// Expands one word (quotes removed, no field splitting).
+    pub fn process_word(&self, word: &str, env: &dyn Env) -> Result<String, ShellError> {
+        let mut w = Word::new(self, word, env);
+        let (s, _) = w.process_stop_on(None, self.raw_escapes)?;
+        Ok(s)
+    }
+
+    /// Expands and splits into words on unquoted whitespace.
+    pub fn process_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ShellError> {
+        let mut w = Word::new(self, word, env);
+        let (_, words) = w.process_stop_on(None, self.raw_escapes)?;
+        Ok(words)
+    }
+}
+
+#[derive(Default)]
+struct Words {
+    word: String,
+    words: Vec<String>,
+    in_word: bool,
+}
+
+impl Words {
+    fn add_char(&mut self, ch: char) {
+        if ch.is_whitespace() {
+            if self.in_word && !self.word.is_empty() {
+                self.words.push(std::mem::take(&mut self.word));
+                self.in_word = false;
+            }
+        } else {
+            self.add_raw_char(ch);
+        }
+    }
+    fn add_raw_char(&mut self, ch: char) {
+        self.word.push(ch);
+        self.in_word = true;
+    }
+    fn add_string(&mut self, s: &str) {
+        for ch in s.chars() {
+            self.add_char(ch);
+        }
+    }
+    fn add_raw_string(&mut self, s: &str) {
+        self.word.push_str(s);
+        self.in_word = true;
+    }
+    fn finish(mut self) -> Vec<String> {
+        if !self.word.is_empty() {
+            self.words.push(std::mem::take(&mut self.word));
+        }
+        self.words
+    }
+}
+
+struct Word<'a> {
+    lex: &'a Lexer,
+    chars: Vec<char>,
+    pos: usize,
+    env: &'a dyn Env,
+}
+
+impl<'a> Word<'a> {
+    fn new(lex: &'a Lexer, s: &str, env: &'a dyn Env) -> Word<'a> {
+        Word {
+            lex,
+            chars: s.chars().collect(),
+            pos: 0,
+            env,
+        }
+    }
+    fn peek(&self) -> Option<char> {
+        self.chars.get(self.pos).copied()
+    }
+    fn next(&mut self) -> Option<char> {
+        let c = self.peek();
+        if c.is_some() {
+            self.pos += 1;
+        }
+        c
+    }
+
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Result<(String, Vec<String>), ShellError> {
+        let mut result = String::new();
+        let mut words = Words::default();
+        while let Some(ch) = self.peek() {
+            if Some(ch) == stop {
+                self.next();
+                return Ok((result, words.finish()));
+            }
+            match ch {
+                '\'' => {
+                    let t = self.single_quote()?;
+                    result.push_str(&t);
+                    words.add_raw_string(&t);
+                }
+                '"' => {
+                    let t = self.double_quote()?;
+                    result.push_str(&t);
+                    words.add_raw_string(&t);
+                }
+                '$' => {
+                    let t = self.dollar()?;
+                    result.push_str(&t);
+                    words.add_string(&t);
+                }
+                _ => {
+                    self.next();
+                    let mut ch = ch;
+                    if ch == self.lex.escape {
+                        if raw_escapes {
+                            words.add_raw_char(ch);
+                            result.push(ch);
+                        }
+                        match self.next() {
+                            None => break,
+                            Some(c) => {
+                                ch = c;
+                                words.add_raw_char(ch);
+                            }
+                        }
+                    } else {
+                        words.add_char(ch);
+                    }
+                    result.push(ch);
+                }
+            }
+        }
+        if let Some(s) = stop {
+            return err(format!(
+                "unexpected end of statement while looking for matching {s}"
+            ));
+        }
+        Ok((result, words.finish()))
+    }
+
+    fn single_quote(&mut self) -> Result<String, ShellError> {
+        let mut result = String::new();
+        let q = self.next();
+        if self.lex.raw_quotes {
+            result.extend(q);
+        }
+        loop {
+            match self.next() {
+                None => {
+                    return err(
+                        "unexpected end of statement while looking for matching single-quote",
+                    )
+                }
+                Some('\'') => {
+                    if self.lex.raw_quotes {
+                        result.push('\'');
+                    }
+                    return Ok(result);
+                }
+                Some(c) => result.push(c),
+            }
+        }
+    }
+
+    fn double_quote(&mut self) -> Result<String, ShellError> {
+        let mut result = String::new();
+        let q = self.next();
+        if self.lex.raw_quotes {
+            result.extend(q);
+        }
+        loop {
+            match self.peek() {
+                None => {
+                    return err(
+                        "unexpected end of statement while looking for matching double-quote",
+                    )
+                }
+                Some('"') => {
+                    self.next();
+                    if self.lex.raw_quotes {
+                        result.push('"');
+                    }
+                    return Ok(result);
+                }
+                Some('$') => {
+                    let v = self.dollar()?;
+                    result.push_str(&v);
+                }
+                Some(mut ch) => {
+                    self.next();
+                    if ch == self.lex.escape {
+                        if self.lex.raw_escapes {
+                            result.push(ch);
+                        }
+                        match self.peek() {
+                            None => continue,
+                            Some(c) if c == '"' || c == '$' || c == self.lex.escape => {
+                                self.next();
+                                ch = c;
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    result.push(ch);
+                }
+            }
+        }
+    }
+
+    fn name(&mut self) -> String {
+        let mut name = String::new();
+        while let Some(ch) = self.peek() {
+            if name.is_empty() && ch.is_ascii_digit() {
+                while let Some(d) = self.peek().filter(|c| c.is_ascii_digit()) {
+                    name.push(d);
+                    self.next();
+                }
+                return name;
+            }
+            if name.is_empty() && matches!(ch, '@' | '*' | '#' | '?' | '-' | '$' | '!' | '0') {
+                self.next();
+                return ch.to_string();
+            }
+            if !(ch.is_alphanumeric() || ch == '_') {
+                break;
+            }
+            name.push(ch);
+            self.next();
+        }
+        name
+    }
+
+    fn dollar(&mut self) -> Result<String, ShellError> {
+        self.next(); // '$'
+        if self.peek() != Some('{') {
+            let name = self.name();
+            if name.is_empty() {
+                return Ok("$".into());
+            }
+            return Ok(match self.env.lookup(&name) {
+                Some(v) => v,
+                None if self.lex.skip_unset => format!("${name}"),
+                None => String::new(),
+            });
+        }
+        self.next(); // '{'
+        match self.peek() {
+            None => return err("syntax error: missing '}'"),
+            Some('{') | Some('}') | Some(':') => return err("syntax error: bad substitution"),
+            _ => {}
+        }
+        let name = self.name();
+        let Some(mut ch) = self.next() else {
+            return err("syntax error: missing '}'");
+        };
+        let mut chs = ch.to_string();
+        let value = self.env.lookup(&name);
+        match ch {
+            '}' => Ok(match value {
+                Some(v) => v,
+                None if self.lex.skip_unset => format!("${{{name}}}"),
+                None => String::new(),
+            }),
+            ':' | '+' | '-' | '?' | '#' | '%' => {
+                let mut null_is_unset = false;
+                if ch == ':' {
+                    null_is_unset = true;
+                    match self.next() {
+                        Some(c) => {
+                            ch = c;
+                            chs.push(c);
+                        }
+                        None => return err("syntax error: missing '}'"),
+                    }
+                    if !matches!(ch, '+' | '-' | '?') {
+                        return err(format!("unsupported modifier ({chs}) in substitution"));
+                    }
+                }
+                let raw = ch == '#' || ch == '%';
+                let word = match self.process_stop_on(Some('}'), raw) {
+                    Ok((w, _)) => w,
+                    Err(e) => {
+                        if self.peek().is_none() {
+                            return err("syntax error: missing '}'");
+                        }
+                        return Err(e);
+                    }
+                };
+                let set = value.is_some();
+                if self.lex.skip_unset && !set {
+                    return Ok(format!("${{{name}{chs}{word}}}"));
+                }
+                let v = value.unwrap_or_default();
+                let unset_or_null = !set || (null_is_unset && v.is_empty());
+                match ch {
+                    '-' => Ok(if unset_or_null { word } else { v }),
+                    '+' => Ok(if unset_or_null { String::new() } else { word }),
+                    '?' => {
+                        if !set {
+                            let m = if word.is_empty() {
+                                "is not allowed to be unset".to_string()
+                            } else {
+                                word
+                            };
+                            return err(format!("{name}: {m}"));
+                        }
+                        if null_is_unset && v.is_empty() {
+                            let m = if word.is_empty() {
+                                "is not allowed to be empty".to_string()
+                            } else {
+                                word
+                            };
+                            return err(format!("{name}: {m}"));
+                        }
+                        Ok(v)
+                    }
+                    _ => {
+                        let (greedy, pat) = match word.strip_prefix(ch) {
+                            Some(rest) => (true, rest.to_string()),
+                            None => (false, word),
+                        };
+                        let pat = Glob::parse(&pat, self.lex.escape);
+                        Ok(if ch == '%' {
+                            trim_suffix(&pat, &v, greedy)
+                        } else {
+                            trim_prefix(&pat, &v, greedy)
+                        })
+                    }
+                }
+            }
+            '/' => {
+                let all = self.peek() == Some('/');
+                if all {
+                    self.next();
+                }
+                let (pattern, _) = self.process_stop_on(Some('/'), true)?;
+                let (replacement, _) = self.process_stop_on(Some('}'), true)?;
+                let Some(v) = value else {
+                    if self.lex.skip_unset {
+                        return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
+                    }
+                    return Ok(String::new());
+                };
+                let pat = Glob::parse(&pattern, self.lex.escape);
+                Ok(replace(&pat, &v, &replacement, all))
+            }
+            _ => err(format!("unsupported modifier ({chs}) in substitution")),
+        }
+    }
+}
+
+/// A shell pattern (`*`, `?`, `[...]`, escapes) used by `%`, `#` and `/` modifiers.
+#[derive(Debug)]
+enum GlobTok {
+    Lit(char),
+    Any,
+    One,
+    Class(bool, Vec<(char, char)>),
+}
+
+struct Glob(Vec<GlobTok>);
+
+impl Glob {
+    fn parse(p: &str, escape: char) -> Glob {
+        let cs: Vec<char> = p.chars().collect();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < cs.len() {
+            let c = cs[i];
+            i += 1;
+            match c {
+                '*' => out.push(GlobTok::Any),
+                '?' => out.push(GlobTok::One),
+                '[' => {
+                    // find the closing bracket; if none, it is a literal
+                    let mut j = i;
+                    let neg = j < cs.len() && (cs[j] == '!' || cs[j] == '^');
+                    if neg {
+                        j += 1;
+                    }
+                    let start = j;
+                    let mut ranges = Vec::new();
+                    let mut closed = false;
+                    while j < cs.len() {
+                        if cs[j] == ']' && j > start {
+                            closed = true;
+                            break;
+                        }
+                        let lo = cs[j];
+                        if j + 2 < cs.len() && cs[j + 1] == '-' && cs[j + 2] != ']' {
+                            ranges.push((lo, cs[j + 2]));
+                            j += 3;
+                        } else {
+                            ranges.push((lo, lo));
+                            j += 1;
+                        }
+                    }
+                    if closed {
+                        out.push(GlobTok::Class(neg, ranges));
+                        i = j + 1;
+                    } else {
+                        out.push(GlobTok::Lit('['));
+                    }
+                }
+                c if c == escape && i < cs.len() => {
+                    out.push(GlobTok::Lit(cs[i]));
+                    i += 1;
+                }
+                c => out.push(GlobTok::Lit(c)),
+            }
+        }
+        Glob(out)
+    }
+
+    /// Whether the pattern matches all of `s`.
+    fn full(&self, s: &[char]) -> bool {
+        fn m(t: &[GlobTok], s: &[char]) -> bool {
+            match t.first() {
+                None => s.is_empty(),
+                Some(GlobTok::Any) => (0..=s.len()).any(|i| m(&t[1..], &s[i..])),
+                Some(GlobTok::One) => !s.is_empty() && m(&t[1..], &s[1..]),
+                Some(GlobTok::Lit(c)) => s.first() == Some(c) && m(&t[1..], &s[1..]),
+                Some(GlobTok::Class(neg, r)) => match s.first() {
+                    Some(c) => {
+                        let inr = r.iter().any(|(lo, hi)| lo <= c && c <= hi);
+                        inr != *neg && m(&t[1..], &s[1..])
+                    }
+                    None => false,
+                },
+            }
+        }
+        m(&self.0, s)
+    }
+}
+
+fn trim_prefix(p: &Glob, v: &str, greedy: bool) -> String {
+    let cs: Vec<char> = v.chars().collect();
+    let mut lens: Vec<usize> = (0..=cs.len()).collect();
+    if greedy {
+        lens.reverse();
+    }
+    for n in lens {
+        if p.full(&cs[..n]) {
+            return cs[n..].iter().collect();
+        }
+    }
+    v.to_string()
+}
+
+fn trim_suffix(p: &Glob, v: &str, greedy: bool) -> String {
+    let cs: Vec<char> = v.chars().collect();
+    let mut starts: Vec<usize> = (0..=cs.len()).rev().collect();
+    if greedy {
+        starts.reverse();
+    }
+    for s in starts {
+        if p.full(&cs[s..]) {
+            return cs[..s].iter().collect();
+        }
+    }
+    v.to_string()
+}
+
+fn replace(p: &Glob, v: &str, rep: &str, all: bool) -> String {
+    let cs: Vec<char> = v.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    while i <= cs.len() {
+        let found = (i..=cs.len()).rev().find(|&e| p.full(&cs[i..e]));
+        match found {
+            Some(e) => {
+                out.push_str(rep);
+                if e == i {
+                    if i < cs.len() {
+                        out.push(cs[i]);
+                    }
+                    i += 1;
+                } else {
+                    i = e;
+                }
+                if !all {
+                    out.extend(&cs[i.min(cs.len())..]);
+                    return out;
+                }
+            }
+            None => {
+                if i < cs.len() {
+                    out.push(cs[i]);
+                }
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Vec<(String, String)> {
+        [
+            ("PWD", "/home"),
+            ("SHELL", "bash"),
+            ("EMPTY", ""),
+            ("FILE", "a.tar.gz"),
+            ("P", "/usr/local/bin"),
+            ("SP", "a b  c"),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+    }
+
+    #[test]
+    fn process_word_table() {
+        // (input, expected) — rows follow BuildKit's shell/envVarTest cases.
+        let ok: &[(&str, &str)] = &[
+            ("hello", "hello"),
+            ("he'll'o", "hello"),
+            ("he\"ll\"o", "hello"),
+            ("'$PWD'", "$PWD"),    // no expansion in single quotes
+            ("\"$PWD\"", "/home"), // expansion in double quotes
+            ("$PWD", "/home"),
+            ("${PWD}", "/home"),
+            ("${PWD}x", "/homex"),
+            ("$PWDx", ""),          // name is PWDx, unset
+            ("\\$PWD", "$PWD"),     // escaped dollar
+            ("\"\\$PWD\"", "$PWD"), // escaped inside double quotes
+            ("\"a\\nb\"", "a\\nb"), // other escapes kept inside double quotes
+            ("a\\ b", "a b"),
+            ("$", "$"),
+            ("$.", "$."),
+            ("${UNSET:-def}", "def"),
+            ("${EMPTY:-def}", "def"), // ':' treats null as unset
+            ("${EMPTY-def}", ""),     // without ':' only unset
+            ("${UNSET-def}", "def"),
+            ("${PWD:-def}", "/home"),
+            ("${PWD:+alt}", "alt"),
+            ("${EMPTY:+alt}", ""),
+            ("${EMPTY+alt}", "alt"),
+            ("${UNSET+alt}", ""),
+            ("${UNSET:-$PWD}", "/home"), // nested expansion in the word
+            ("${UNSET:-'a b'}", "a b"),
+            ("${PWD:?msg}", "/home"),
+            ("${FILE%.*}", "a.tar"),  // shortest suffix
+            ("${FILE%%.*}", "a"),     // longest suffix
+            ("${FILE#*.}", "tar.gz"), // shortest prefix
+            ("${FILE##*.}", "gz"),    // longest prefix
+            ("${P#/usr}", "/local/bin"),
+            ("${P/local/LOCAL}", "/usr/LOCAL/bin"),
+            ("${P//\\//:}", ":usr:local:bin"), // replace all, escaped slash pattern
+            ("${P/l*l/X}", "/usr/X/bin"),
+            ("${UNSET/a/b}", ""),
+            ("$1", ""),
+            ("${SP}", "a b  c"),
+        ];
+        let lex = Lexer::new('\\');
+        for (input, want) in ok {
+            assert_eq!(
+                lex.process_word(input, &env()).as_deref(),
+                Ok(*want),
+                "input {input}"
+            );
+        }
+    }
+
+    #[test]
+    fn errors_table() {
+        let bad: &[(&str, &str)] = &[
+            ("${UNSET:?is required}", "UNSET: is required"),
+            ("${UNSET?}", "UNSET: is not allowed to be unset"),
+            ("${EMPTY:?}", "EMPTY: is not allowed to be empty"),
+            ("${PWD", "syntax error: missing '}'"),
+            ("${}", "syntax error: bad substitution"),
+            ("${:x}", "syntax error: bad substitution"),
+            ("${PWD:#x}", "unsupported modifier (:#) in substitution"),
+            (
+                "'abc",
+                "unexpected end of statement while looking for matching single-quote",
+            ),
+            (
+                "\"abc",
+                "unexpected end of statement while looking for matching double-quote",
+            ),
+        ];
+        let lex = Lexer::new('\\');
+        for (input, want) in bad {
+            assert_eq!(
+                lex.process_word(input, &env()),
+                Err(ShellError(want.to_string())),
+                "input {input}"
+            );
+        }
+    }
+
+    #[test]
+    fn backtick_escape() {
+        // `# escape=\`` makes the backtick the escape and backslash a plain char
+        let lex = Lexer::new('`');
+        assert_eq!(lex.process_word("c:\\dir`$x", &env()).unwrap(), "c:\\dir$x");
+        assert_eq!(lex.process_word("a` b", &env()).unwrap(), "a b");
+    }
+
+    #[test]
+    fn words_split_on_expansion() {
+        let lex = Lexer::new('\\');
+        assert_eq!(
+            lex.process_words("x $SP", &env()).unwrap(),
+            ["x", "a", "b", "c"]
+        );
+        assert_eq!(
+            lex.process_words("\"$SP\" y", &env()).unwrap(),
+            ["a b  c", "y"]
+        );
+    }
+
+    #[test]
+    fn skip_unset_keeps_text() {
+        let mut lex = Lexer::new('\\');
+        lex.skip_unset = true;
+        assert_eq!(
+            lex.process_word("$NOPE ${NOPE} ${NOPE:-x}", &NoEnv)
+                .unwrap(),
+            "$NOPE ${NOPE} ${NOPE:-x}"
+        );
+    }
+}

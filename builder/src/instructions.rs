@@ -1,0 +1,566 @@
+//! Typed instructions and stages from parser nodes, as BuildKit's `instructions` package:
+//! flag checking, argument counts, stage splitting. No variable expansion happens here
+//! (that needs the build state) and nothing touches the filesystem.
+
+use crate::dockerfile::parser::{Args, Dockerfile, Heredoc, Node};
+use thiserror::Error;
+
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error("line {line}: {msg}")]
+pub struct InstructionError {
+    pub line: usize,
+    pub msg: String,
+}
+
+/// RUN/CMD/ENTRYPOINT arguments.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdForm {
+    Exec(Vec<String>),
+    Shell(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyArgs {
+    pub sources: Vec<String>,
+    pub dest: String,
+    pub from: Option<String>,
+    pub chown: Option<String>,
+    pub chmod: Option<String>,
+    pub link: bool,
+    pub heredocs: Vec<Heredoc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Health {
+    None,
+    Check {
+        test: Vec<String>,
+        interval: Option<String>,
+        timeout: Option<String>,
+        start_period: Option<String>,
+        start_interval: Option<String>,
+        retries: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Instruction {
+    From {
+        image: String,
+        alias: Option<String>,
+        platform: Option<String>,
+    },
+    Run {
+        cmd: CmdForm,
+        network: Option<String>,
+        heredocs: Vec<Heredoc>,
+    },
+    Cmd(CmdForm),
+    Entrypoint(CmdForm),
+    Env(Vec<(String, String)>),
+    Arg(Vec<(String, Option<String>)>),
+    Label(Vec<(String, String)>),
+    Maintainer(String),
+    Expose(Vec<String>),
+    Volume(Vec<String>),
+    User(String),
+    Workdir(String),
+    Copy(CopyArgs),
+    Add(CopyArgs),
+    /// The trigger text as written after `ONBUILD`.
+    Onbuild(String),
+    Shell(Vec<String>),
+    StopSignal(String),
+    Healthcheck(Health),
+}
+
+impl Instruction {
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            Instruction::From { .. } => "FROM",
+            Instruction::Run { .. } => "RUN",
+            Instruction::Cmd(_) => "CMD",
+            Instruction::Entrypoint(_) => "ENTRYPOINT",
+            Instruction::Env(_) => "ENV",
+            Instruction::Arg(_) => "ARG",
+            Instruction::Label(_) => "LABEL",
+            Instruction::Maintainer(_) => "MAINTAINER",
+            Instruction::Expose(_) => "EXPOSE",
+            Instruction::Volume(_) => "VOLUME",
+            Instruction::User(_) => "USER",
+            Instruction::Workdir(_) => "WORKDIR",
+            Instruction::Copy(_) => "COPY",
+            Instruction::Add(_) => "ADD",
+            Instruction::Onbuild(_) => "ONBUILD",
+            Instruction::Shell(_) => "SHELL",
+            Instruction::StopSignal(_) => "STOPSIGNAL",
+            Instruction::Healthcheck(_) => "HEALTHCHECK",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub inst: Instruction,
+    pub line: usize,
+    /// The instruction text as written (continuations joined).
+    pub original: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stage {
+    pub base: String,
+    pub name: Option<String>,
+    pub platform: Option<String>,
+    pub line: usize,
+    pub commands: Vec<Command>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stages {
+    /// ARGs before the first FROM.
+    pub meta_args: Vec<Command>,
+    pub stages: Vec<Stage>,
+}
+
+struct Flags<'a> {
+    node: &'a Node,
+    values: Vec<(String, Option<String>)>,
+}
+
+impl<'a> Flags<'a> {
+    fn new(node: &'a Node, allowed: &[&str]) -> Result<Flags<'a>, String> {
+        let mut values = Vec::new();
+        for f in &node.flags {
+            let f = f.strip_prefix("--").unwrap_or(f);
+            let (k, v) = match f.split_once('=') {
+                Some((k, v)) => (k, Some(v.to_string())),
+                None => (f, None),
+            };
+            if !allowed.contains(&k) {
+                return Err(format!("unknown flag: {k}"));
+            }
+            values.push((k.to_string(), v));
+        }
+        Ok(Flags { node, values })
+    }
+    fn string(&self, name: &str) -> Result<Option<String>, String> {
+        match self.values.iter().rev().find(|(k, _)| k == name) {
+            None => Ok(None),
+            Some((_, Some(v))) => Ok(Some(v.clone())),
+            Some((_, None)) => Err(format!("missing a value on flag: {name}")),
+        }
+    }
+    fn boolean(&self, name: &str) -> Result<bool, String> {
+        match self.values.iter().rev().find(|(k, _)| k == name) {
+            None => Ok(false),
+            Some((_, None)) => Ok(true),
+            Some((_, Some(v))) => match v.to_ascii_lowercase().as_str() {
+                "true" | "1" => Ok(true),
+                "false" | "0" => Ok(false),
+                _ => Err(format!(
+                    "expecting boolean value for flag {name}, not: {v} ({})",
+                    self.node.cmd
+                )),
+            },
+        }
+    }
+}
+
+fn cmd_form(node: &Node, up: &str) -> Result<CmdForm, String> {
+    match &node.args {
+        Args::List(v) if node.json => Ok(CmdForm::Exec(v.clone())),
+        Args::Text(s) => Ok(CmdForm::Shell(s.clone())),
+        Args::Empty if up != "RUN" => Ok(CmdForm::Exec(Vec::new())),
+        _ => Err(format!("{up} requires at least one argument")),
+    }
+}
+
+fn list(node: &Node) -> Vec<String> {
+    match &node.args {
+        Args::List(v) => v.clone(),
+        Args::Text(s) => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn text(node: &Node, up: &str) -> Result<String, String> {
+    match &node.args {
+        Args::Text(s) if !s.is_empty() => Ok(s.clone()),
+        _ => Err(format!("{up} requires exactly one argument")),
+    }
+}
+
+/// Turns one parser node into a typed instruction.
+pub fn parse_node(node: &Node) -> Result<Instruction, String> {
+    let up = node.cmd.to_ascii_uppercase();
+    let none: &[&str] = &[];
+    Ok(match node.cmd.as_str() {
+        "from" => {
+            let f = Flags::new(node, &["platform"])?;
+            let a = list(node);
+            let (image, alias) = match a.as_slice() {
+                [i] => (i.clone(), None),
+                [i, as_, n] if as_.eq_ignore_ascii_case("as") => {
+                    let n = n.to_ascii_lowercase();
+                    let ok = n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+                        && n.chars().all(|c| {
+                            c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)
+                        });
+                    if !ok {
+                        return Err(format!("invalid name for build stage: \"{n}\", name can't start with a number or contain symbols"));
+                    }
+                    (i.clone(), Some(n))
+                }
+                _ => return Err("FROM requires either one or three arguments".into()),
+            };
+            Instruction::From {
+                image,
+                alias,
+                platform: f.string("platform")?,
+            }
+        }
+        "run" => {
+            let f = Flags::new(node, &["network", "mount", "security"])?;
+            if f.string("mount")?.is_some() {
+                return Err("RUN --mount is not supported".into());
+            }
+            Instruction::Run {
+                cmd: cmd_form(node, &up)?,
+                network: f.string("network")?,
+                heredocs: node.heredocs.clone(),
+            }
+        }
+        "cmd" => {
+            Flags::new(node, none)?;
+            Instruction::Cmd(cmd_form(node, &up)?)
+        }
+        "entrypoint" => {
+            Flags::new(node, none)?;
+            Instruction::Entrypoint(cmd_form(node, &up)?)
+        }
+        "env" | "label" => {
+            Flags::new(node, none)?;
+            let Args::Pairs(p) = &node.args else {
+                return Err(format!("{up} requires at least one argument"));
+            };
+            if node.cmd == "env" {
+                Instruction::Env(p.clone())
+            } else {
+                Instruction::Label(p.clone())
+            }
+        }
+        "arg" => {
+            Flags::new(node, none)?;
+            let Args::Names(n) = &node.args else {
+                return Err("ARG requires at least one argument".into());
+            };
+            Instruction::Arg(n.clone())
+        }
+        "maintainer" => Instruction::Maintainer(text(node, &up)?),
+        "expose" => {
+            let a = list(node);
+            if a.is_empty() {
+                return Err("EXPOSE requires at least one argument".into());
+            }
+            Instruction::Expose(a)
+        }
+        "volume" => {
+            let a = list(node);
+            if a.is_empty() || a.iter().any(|v| v.trim().is_empty()) {
+                return Err("VOLUME specified can not be an empty string".into());
+            }
+            Instruction::Volume(a)
+        }
+        "user" => Instruction::User(text(node, &up)?),
+        "workdir" => Instruction::Workdir(text(node, &up)?),
+        "copy" | "add" => {
+            let allowed: &[&str] = if node.cmd == "copy" {
+                &["from", "chown", "chmod", "link", "parents", "exclude"]
+            } else {
+                &[
+                    "chown",
+                    "chmod",
+                    "link",
+                    "checksum",
+                    "keep-git-dir",
+                    "exclude",
+                ]
+            };
+            let f = Flags::new(node, allowed)?;
+            let mut a = list(node);
+            if a.len() < 2 {
+                return Err(format!(
+                    "{up} requires at least two arguments, but got {}",
+                    a.len()
+                ));
+            }
+            let dest = a.pop().unwrap_or_default();
+            let args = CopyArgs {
+                sources: a,
+                dest,
+                from: if node.cmd == "copy" {
+                    f.string("from")?
+                } else {
+                    None
+                },
+                chown: f.string("chown")?,
+                chmod: f.string("chmod")?,
+                link: f.boolean("link")?,
+                heredocs: node.heredocs.clone(),
+            };
+            if node.cmd == "copy" {
+                Instruction::Copy(args)
+            } else {
+                Instruction::Add(args)
+            }
+        }
+        "onbuild" => {
+            let Args::Sub(sub) = &node.args else {
+                return Err("ONBUILD requires at least one argument".into());
+            };
+            match sub.cmd.as_str() {
+                "onbuild" => {
+                    return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into())
+                }
+                "from" | "maintainer" => {
+                    return Err(format!(
+                        "{} isn't allowed as an ONBUILD trigger",
+                        sub.cmd.to_ascii_uppercase()
+                    ))
+                }
+                _ => {}
+            }
+            parse_node(sub)?;
+            let trig = node.original[node.cmd.len()..].trim_start();
+            let trig = trig
+                .get(..7)
+                .filter(|k| k.eq_ignore_ascii_case("onbuild"))
+                .map(|_| trig[7..].trim_start())
+                .unwrap_or(trig);
+            Instruction::Onbuild(trig.to_string())
+        }
+        "shell" => match &node.args {
+            Args::List(v) if node.json && !v.is_empty() => Instruction::Shell(v.clone()),
+            _ => return Err("SHELL requires the arguments to be in JSON form".into()),
+        },
+        "stopsignal" => Instruction::StopSignal(text(node, &up)?),
+        "healthcheck" => {
+            let f = Flags::new(
+                node,
+                &[
+                    "interval",
+                    "timeout",
+                    "start-period",
+                    "start-interval",
+                    "retries",
+                ],
+            )?;
+            let a = list(node);
+            match a.first().map(|s| s.to_ascii_uppercase()).as_deref() {
+                Some("NONE") => {
+                    if a.len() > 1 || !node.flags.is_empty() {
+                        return Err("HEALTHCHECK NONE takes no arguments".into());
+                    }
+                    Instruction::Healthcheck(Health::None)
+                }
+                Some("CMD") if a.len() > 1 => {
+                    let test = if node.json {
+                        let mut t = vec!["CMD".to_string()];
+                        t.extend(a[1..].iter().cloned());
+                        t
+                    } else {
+                        vec!["CMD-SHELL".to_string(), a[1].clone()]
+                    };
+                    Instruction::Healthcheck(Health::Check {
+                        test,
+                        interval: f.string("interval")?,
+                        timeout: f.string("timeout")?,
+                        start_period: f.string("start-period")?,
+                        start_interval: f.string("start-interval")?,
+                        retries: f.string("retries")?,
+                    })
+                }
+                Some("CMD") => return Err("Missing command after HEALTHCHECK CMD".into()),
+                Some(other) => {
+                    return Err(format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)"))
+                }
+                None => return Err("HEALTHCHECK requires an argument".into()),
+            }
+        }
+        _ => return Err(format!("unknown instruction: {}", up)),
+    })
+}
+
+/// Splits a parsed Dockerfile into global ARGs and stages.
+pub fn stages(df: &Dockerfile) -> Result<Stages, InstructionError> {
+    let mut meta_args = Vec::new();
+    let mut stages: Vec<Stage> = Vec::new();
+    for node in &df.nodes {
+        let e = |msg: String| InstructionError {
+            line: node.start_line,
+            msg,
+        };
+        let inst = parse_node(node).map_err(e)?;
+        let cmd = Command {
+            inst,
+            line: node.start_line,
+            original: node.original.clone(),
+        };
+        match (&cmd.inst, stages.last_mut()) {
+            (
+                Instruction::From {
+                    image,
+                    alias,
+                    platform,
+                },
+                _,
+            ) => {
+                if let Some(a) = alias {
+                    if stages.iter().any(|s| s.name.as_deref() == Some(a)) {
+                        return Err(e(format!("duplicate stage name \"{a}\"")));
+                    }
+                }
+                stages.push(Stage {
+                    base: image.clone(),
+                    name: alias.clone(),
+                    platform: platform.clone(),
+                    line: node.start_line,
+                    commands: Vec::new(),
+                });
+            }
+            (Instruction::Arg(_), None) => meta_args.push(cmd),
+            (_, None) => {
+                return Err(e(format!(
+                    "{} before FROM: no build stage in current context",
+                    cmd.inst.keyword()
+                )))
+            }
+            (_, Some(stage)) => stage.commands.push(cmd),
+        }
+    }
+    if stages.is_empty() {
+        return Err(InstructionError {
+            line: df.nodes.last().map(|n| n.start_line).unwrap_or(1),
+            msg: "the Dockerfile has no FROM instruction".into(),
+        });
+    }
+    Ok(Stages { meta_args, stages })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile::parser::parse;
+
+    fn one(src: &str) -> Result<Instruction, String> {
+        let df = parse(src).map_err(|e| e.msg)?;
+        parse_node(&df.nodes[0])
+    }
+
+    #[test]
+    fn typed_table() {
+        // Each row: source, expected instruction (BuildKit instructions/parse.go behaviour).
+        let rows: Vec<(&str, Instruction)> = vec![
+            (
+                "FROM busybox AS Build",
+                Instruction::From {
+                    image: "busybox".into(),
+                    alias: Some("build".into()),
+                    platform: None,
+                },
+            ),
+            (
+                "CMD [\"a\"]",
+                Instruction::Cmd(CmdForm::Exec(vec!["a".into()])),
+            ),
+            ("CMD a b", Instruction::Cmd(CmdForm::Shell("a b".into()))),
+            (
+                "SHELL [\"/bin/bash\", \"-c\"]",
+                Instruction::Shell(vec!["/bin/bash".into(), "-c".into()]),
+            ),
+            (
+                "STOPSIGNAL SIGKILL",
+                Instruction::StopSignal("SIGKILL".into()),
+            ),
+            (
+                "VOLUME /a /b",
+                Instruction::Volume(vec!["/a".into(), "/b".into()]),
+            ),
+            ("VOLUME [\"/a\"]", Instruction::Volume(vec!["/a".into()])),
+            (
+                "EXPOSE 80 443/udp",
+                Instruction::Expose(vec!["80".into(), "443/udp".into()]),
+            ),
+            (
+                "ONBUILD RUN echo hi",
+                Instruction::Onbuild("RUN echo hi".into()),
+            ),
+            ("HEALTHCHECK NONE", Instruction::Healthcheck(Health::None)),
+            (
+                "HEALTHCHECK --retries=3 CMD curl x",
+                Instruction::Healthcheck(Health::Check {
+                    test: vec!["CMD-SHELL".into(), "curl x".into()],
+                    interval: None,
+                    timeout: None,
+                    start_period: None,
+                    start_interval: None,
+                    retries: Some("3".into()),
+                }),
+            ),
+            (
+                "COPY --chown=1:2 --chmod=644 a b /d/",
+                Instruction::Copy(CopyArgs {
+                    sources: vec!["a".into(), "b".into()],
+                    dest: "/d/".into(),
+                    from: None,
+                    chown: Some("1:2".into()),
+                    chmod: Some("644".into()),
+                    link: false,
+                    heredocs: vec![],
+                }),
+            ),
+        ];
+        for (src, want) in rows {
+            assert_eq!(one(src), Ok(want), "{src}");
+        }
+    }
+
+    #[test]
+    fn errors_table() {
+        let rows = [
+            ("FOO bar", "unknown instruction: FOO"),
+            (
+                "SHELL /bin/sh -c",
+                "SHELL requires the arguments to be in JSON form",
+            ),
+            ("COPY a", "COPY requires at least two arguments, but got 1"),
+            ("COPY --frm=x a b", "unknown flag: frm"),
+            ("FROM a b", "FROM requires either one or three arguments"),
+            (
+                "ONBUILD ONBUILD RUN x",
+                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+            ),
+            ("ONBUILD FROM x", "FROM isn't allowed as an ONBUILD trigger"),
+            ("ADD --from=x a b", "unknown flag: from"),
+            ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
+        ];
+        for (src, want) in rows {
+            assert_eq!(one(src), Err(want.to_string()), "{src}");
+        }
+    }
+
+    #[test]
+    fn stage_split() {
+        let df = parse("ARG V=1\nFROM a AS one\nRUN x\nFROM one\nCMD y\n").unwrap();
+        let s = stages(&df).unwrap();
+        assert_eq!(s.meta_args.len(), 1);
+        assert_eq!(s.stages.len(), 2);
+        assert_eq!(s.stages[0].name.as_deref(), Some("one"));
+        assert_eq!(s.stages[1].commands[0].line, 5);
+        let df = parse("\nRUN x\nFROM a\n").unwrap();
+        let e = stages(&df).unwrap_err();
+        assert_eq!(e.line, 2);
+        assert!(e.msg.contains("no build stage"), "{}", e.msg);
+    }
+}

@@ -1,0 +1,4 @@
+//! slipway: a Dockerfile builder writing OCI images, running RUN steps through an OCI runtime CLI.
+
+pub mod dockerfile;
+pub mod instructions;
