@@ -1,4 +1,6 @@
 //! slipway: a Dockerfile builder writing OCI images, running RUN steps through an OCI runtime CLI.
 
 pub mod dockerfile;
+pub mod dockerignore;
+pub mod glob;
 pub mod instructions;

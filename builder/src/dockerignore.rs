@@ -1,0 +1,425 @@
+//! `.dockerignore` with docker's semantics (moby/patternmatcher and BuildKit's reader), not
+//! gitignore's: patterns are cleaned, a leading `/` dropped, `**` spans directories, `!` lines
+//! re-include, the last matching line wins, and a pattern matching a parent excludes the child.
+//! It only decides; walking the context is `context.rs`'s job.
+
+use crate::glob::{self, BadPattern};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum IgnoreError {
+    #[error(".dockerignore:{line}: illegal exclusion pattern: \"!\"")]
+    BareBang { line: usize },
+    #[error(".dockerignore:{line}: bad pattern {pattern:?}: syntax error in pattern")]
+    Bad { line: usize, pattern: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Exact,
+    Prefix,
+    Suffix,
+    Regex,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Tok {
+    Lit(char),
+    /// `*`: anything but `/`
+    Star,
+    /// `?`: one char but `/`
+    One,
+    /// `**` inside a pattern: `(.*/)?`
+    Deep,
+    /// `**` at the end: `.*`
+    Rest,
+    Class(bool, Vec<(char, char)>),
+}
+
+#[derive(Debug, Clone)]
+struct Pattern {
+    cleaned: String,
+    exclusion: bool,
+    kind: Kind,
+    toks: Vec<Tok>,
+}
+
+/// What BuildKit's dockerignore reader keeps of a file: cleaned patterns, `!` kept as prefix.
+pub fn read_patterns(text: &str) -> Vec<(usize, String)> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut out = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        if raw.starts_with('#') {
+            continue;
+        }
+        let mut p = raw.trim();
+        if p.is_empty() {
+            continue;
+        }
+        let invert = p.starts_with('!');
+        if invert {
+            p = p[1..].trim();
+        }
+        let mut p = p.to_string();
+        if !p.is_empty() {
+            p = glob::clean(&p);
+            if p.len() > 1 && p.starts_with('/') {
+                p = p[1..].to_string();
+            }
+        }
+        if invert {
+            p = format!("!{p}");
+        }
+        out.push((i + 1, p));
+    }
+    out
+}
+
+fn compile(p: &str) -> (Kind, Vec<Tok>) {
+    let cs: Vec<char> = p.chars().collect();
+    let mut kind = Kind::Exact;
+    let mut toks = Vec::new();
+    let mut i = 0;
+    let mut n = 0; // index of the term, as patternmatcher's loop counter
+    while i < cs.len() {
+        let ch = cs[i];
+        i += 1;
+        if ch == '*' {
+            if cs.get(i) == Some(&'*') {
+                i += 1;
+                if cs.get(i) == Some(&'/') {
+                    i += 1;
+                }
+                if i >= cs.len() {
+                    if kind == Kind::Exact {
+                        kind = Kind::Prefix;
+                    } else {
+                        toks.push(Tok::Rest);
+                        kind = Kind::Regex;
+                    }
+                } else {
+                    toks.push(Tok::Deep);
+                    kind = Kind::Regex;
+                }
+                if n == 0 {
+                    kind = Kind::Suffix;
+                }
+            } else {
+                toks.push(Tok::Star);
+                kind = Kind::Regex;
+            }
+        } else if ch == '?' {
+            toks.push(Tok::One);
+            kind = Kind::Regex;
+        } else if ch == '\\' {
+            match cs.get(i) {
+                Some(&c) => {
+                    toks.push(Tok::Lit(c));
+                    i += 1;
+                }
+                None => toks.push(Tok::Lit('\\')),
+            }
+        } else if ch == '[' {
+            kind = Kind::Regex;
+            let mut neg = false;
+            if cs.get(i) == Some(&'^') {
+                neg = true;
+                i += 1;
+            }
+            let mut ranges = Vec::new();
+            while i < cs.len() && (cs[i] != ']' || ranges.is_empty()) {
+                let mut lo = cs[i];
+                i += 1;
+                if lo == '\\' && i < cs.len() {
+                    lo = cs[i];
+                    i += 1;
+                }
+                let mut hi = lo;
+                if cs.get(i) == Some(&'-') && cs.get(i + 1).is_some_and(|c| *c != ']') {
+                    hi = cs[i + 1];
+                    i += 2;
+                    if hi == '\\' && i < cs.len() {
+                        hi = cs[i];
+                        i += 1;
+                    }
+                }
+                ranges.push((lo, hi));
+            }
+            i += 1; // ']'
+            toks.push(Tok::Class(neg, ranges));
+        } else {
+            toks.push(Tok::Lit(ch));
+        }
+        n += 1;
+    }
+    (kind, toks)
+}
+
+/// Matches `t` against a prefix of `s` that ends at the end of `s` or before a `/`
+/// (the regexp's trailing `(/.*)?$`).
+fn rmatch(t: &[Tok], s: &[char]) -> bool {
+    match t.first() {
+        None => s.is_empty() || s[0] == '/',
+        Some(Tok::Lit(c)) => s.first() == Some(c) && rmatch(&t[1..], &s[1..]),
+        Some(Tok::One) => s.first().is_some_and(|&c| c != '/') && rmatch(&t[1..], &s[1..]),
+        Some(Tok::Class(neg, r)) => match s.first() {
+            Some(&c) => {
+                let inr = r.iter().any(|&(lo, hi)| lo <= c && c <= hi);
+                inr != *neg && rmatch(&t[1..], &s[1..])
+            }
+            None => false,
+        },
+        Some(Tok::Star) => {
+            for i in 0..=s.len() {
+                if rmatch(&t[1..], &s[i..]) {
+                    return true;
+                }
+                if i < s.len() && s[i] == '/' {
+                    return false;
+                }
+            }
+            false
+        }
+        Some(Tok::Rest) => true,
+        Some(Tok::Deep) => {
+            if rmatch(&t[1..], s) {
+                return true;
+            }
+            (0..s.len()).any(|i| s[i] == '/' && rmatch(&t[1..], &s[i + 1..]))
+        }
+    }
+}
+
+impl Pattern {
+    fn matches(&self, path: &str) -> bool {
+        match self.kind {
+            Kind::Exact => path == self.cleaned,
+            Kind::Prefix => path.starts_with(&self.cleaned[..self.cleaned.len() - 2]),
+            Kind::Suffix => {
+                let suffix = &self.cleaned[2..];
+                if path.ends_with(suffix) {
+                    return true;
+                }
+                suffix.starts_with('/') && path == &suffix[1..]
+            }
+            Kind::Regex => {
+                let s: Vec<char> = path.chars().collect();
+                rmatch(&self.toks, &s)
+            }
+        }
+    }
+}
+
+/// A compiled `.dockerignore`.
+#[derive(Debug, Clone, Default)]
+pub struct Matcher {
+    patterns: Vec<Pattern>,
+    exclusions: bool,
+}
+
+impl Matcher {
+    /// Builds a matcher from `(line, pattern)` pairs as `read_patterns` returns them.
+    pub fn new(patterns: &[(usize, String)]) -> Result<Matcher, IgnoreError> {
+        let mut out = Vec::new();
+        let mut exclusions = false;
+        for (line, p) in patterns {
+            let p = p.trim();
+            if p.is_empty() {
+                continue;
+            }
+            let mut p = glob::clean(p);
+            let mut exclusion = false;
+            if let Some(rest) = p.strip_prefix('!') {
+                if rest.is_empty() {
+                    return Err(IgnoreError::BareBang { line: *line });
+                }
+                exclusion = true;
+                exclusions = true;
+                p = rest.to_string();
+            }
+            if let Err(BadPattern) = glob::matches(&p, ".") {
+                return Err(IgnoreError::Bad {
+                    line: *line,
+                    pattern: p,
+                });
+            }
+            let (kind, toks) = compile(&p);
+            out.push(Pattern {
+                cleaned: p,
+                exclusion,
+                kind,
+                toks,
+            });
+        }
+        Ok(Matcher {
+            patterns: out,
+            exclusions,
+        })
+    }
+
+    /// Parses the text of a `.dockerignore`.
+    pub fn parse(text: &str) -> Result<Matcher, IgnoreError> {
+        Matcher::new(&read_patterns(text))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.patterns.is_empty()
+    }
+
+    /// Whether there are `!` patterns (then an excluded directory may not be pruned).
+    pub fn has_exclusions(&self) -> bool {
+        self.exclusions
+    }
+
+    /// patternmatcher's `MatchesOrParentMatches`: is this context-relative path excluded?
+    pub fn excluded(&self, path: &str) -> bool {
+        let parent = match path.rfind('/') {
+            Some(i) => &path[..i],
+            None => ".",
+        };
+        let parent_dirs: Vec<&str> = parent.split('/').collect();
+        let mut matched = false;
+        for p in &self.patterns {
+            if p.exclusion != matched {
+                continue;
+            }
+            let mut hit = p.matches(path);
+            if !hit && parent != "." {
+                for i in 0..parent_dirs.len() {
+                    if p.matches(&parent_dirs[..=i].join("/")) {
+                        hit = true;
+                        break;
+                    }
+                }
+            }
+            if hit {
+                matched = !p.exclusion;
+            }
+        }
+        matched
+    }
+
+    /// Whether an excluded directory can be skipped whole: no `!` pattern could re-include
+    /// something below it.
+    pub fn can_prune(&self, dir: &str) -> bool {
+        if !self.exclusions {
+            return true;
+        }
+        let dirs: Vec<&str> = dir.split('/').collect();
+        !self.patterns.iter().filter(|p| p.exclusion).any(|p| {
+            // an exception could match below `dir` unless its leading literal components
+            // already diverge from dir's
+            let pdirs: Vec<&str> = p.cleaned.split('/').collect();
+            for (i, d) in dirs.iter().enumerate() {
+                let Some(pd) = pdirs.get(i) else {
+                    return true;
+                };
+                if pd.contains(['*', '?', '[', '\\']) {
+                    return true;
+                }
+                if pd != d {
+                    return false;
+                }
+            }
+            true
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn excluded(ignore: &str, path: &str) -> bool {
+        Matcher::parse(ignore).unwrap().excluded(path)
+    }
+
+    #[test]
+    fn docker_documented_examples() {
+        // https://docs.docker.com/build/concepts/context/#dockerignore-files
+        let ig = "# comment\n*/temp*\n*/*/temp*\ntemp?\n";
+        let rows = [
+            ("somedir/temporary.txt", true), // */temp*
+            ("somedir/temp", true),
+            ("somedir/subdir/temporary.txt", true), // */*/temp*
+            ("tempa", true),                        // temp?
+            ("tempb", true),
+            ("temp", false),
+            ("temporary.txt", false), // */temp* needs one dir level
+            ("a/b/c/temp", false),
+        ];
+        for (p, want) in rows {
+            assert_eq!(excluded(ig, p), want, "{p}");
+        }
+        // `*.md` then `!README.md`: everything markdown but the README
+        let ig = "*.md\n!README.md\n";
+        assert!(excluded(ig, "CHANGES.md"));
+        assert!(!excluded(ig, "README.md"));
+        assert!(!excluded(ig, "docs/x.md")); // * does not cross '/'
+                                             // placement of the exception matters: the last match wins
+        let ig = "*.md\nREADME-secret.md\n!README*.md\n";
+        assert!(!excluded(ig, "README-secret.md"));
+        let ig = "*.md\n!README*.md\nREADME-secret.md\n";
+        assert!(excluded(ig, "README-secret.md"));
+        assert!(!excluded(ig, "README-other.md"));
+        // ** matches any number of directories, including none
+        let ig = "**/*.go\n";
+        assert!(excluded(ig, "a.go"));
+        assert!(excluded(ig, "x/y/a.go"));
+        assert!(!excluded(ig, "a.goo"));
+    }
+
+    #[test]
+    fn differs_from_gitignore() {
+        // gitignore: an unanchored `foo` matches at any depth; docker: only at the root.
+        assert!(excluded("foo\n", "foo"));
+        assert!(!excluded("foo\n", "a/foo"));
+        // a leading slash is dropped, not an anchor marker
+        assert!(excluded("/foo\n", "foo"));
+        // a trailing slash is cleaned away, so `dir/` also matches a file named dir
+        assert!(excluded("dir/\n", "dir"));
+        // a pattern matching a parent excludes everything below it
+        assert!(excluded("dir\n", "dir/a/b"));
+        // gitignore cannot re-include below an excluded dir; docker can
+        assert!(!excluded("dir\n!dir/keep\n", "dir/keep"));
+        assert!(excluded("dir\n!dir/keep\n", "dir/other"));
+        // `#` only starts a comment at column 0; cleaned paths, `.` segments dropped
+        assert!(excluded(" #x\n", "#x"));
+        assert!(excluded("./a/../b\n", "b"));
+        // `**foo` is a suffix match in patternmatcher
+        assert!(excluded("**foo\n", "barfoo"));
+        assert!(excluded("**\n", "anything/at/all"));
+        // Dockerfile and .dockerignore match like any file
+        assert!(excluded("Dockerfile\n.dockerignore\n", "Dockerfile"));
+        assert!(excluded("Dockerfile\n.dockerignore\n", ".dockerignore"));
+        // a trailing `**` prefix-matches
+        assert!(excluded("a/**\n", "a/b/c"));
+        assert!(excluded("a**\n", "abc"));
+        // classes and escapes
+        assert!(excluded("[a-c].txt\n", "b.txt"));
+        assert!(!excluded("[^a-c].txt\n", "b.txt"));
+        assert!(excluded("a\\*b\n", "a\\*b")); // exact match keeps the raw pattern text
+    }
+
+    #[test]
+    fn bad_patterns() {
+        assert_eq!(
+            Matcher::parse("!\n").unwrap_err(),
+            IgnoreError::BareBang { line: 1 }
+        );
+        assert!(matches!(
+            Matcher::parse("ok\n[\n"),
+            Err(IgnoreError::Bad { line: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn pruning() {
+        let m = Matcher::parse("dir\n").unwrap();
+        assert!(m.can_prune("dir"));
+        let m = Matcher::parse("dir\n!dir/keep\n").unwrap();
+        assert!(!m.can_prune("dir"));
+        assert!(m.can_prune("other"));
+        let m = Matcher::parse("*\n!**/keep\n").unwrap();
+        assert!(!m.can_prune("any"));
+    }
+}
