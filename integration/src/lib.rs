@@ -1,1 +1,36 @@
 //! Shared helpers for the black-box tests.
+//!
+//! The OCI runtime under test is only ever driven through its command line (`$OCI_RUNTIME`); nothing
+//! here reads its state files or links its code, so the same tests run against runc and skiff.
+
+pub mod bundle;
+pub mod console;
+pub mod host;
+pub mod runtime;
+
+pub use bundle::Bundle;
+pub use runtime::{Output, Runtime};
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// The cargo workspace this crate lives in.
+pub fn workspace_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+}
+
+/// The runtime binary under test: `$OCI_RUNTIME`, else the workspace's release build of skiff.
+pub fn runtime_path() -> PathBuf {
+    match std::env::var_os("OCI_RUNTIME") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => workspace_dir().join("target/release/skiff"),
+    }
+}
+
+/// A name no other test in any concurrently running test process uses: `<prefix>-<pid>-<n>`.
+/// Valid as a container id and as a cgroup directory name.
+pub fn unique_name(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}-{}-{n}", std::process::id())
+}

@@ -1,0 +1,120 @@
+//! The caller's end of `--console-socket`: a unix socket listener that receives the pty master
+//! the runtime sends with SCM_RIGHTS, and reads the container's terminal output from it.
+
+use crate::host::PATIENCE;
+use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+use std::io::{IoSliceMut, Read};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct ConsoleSocket {
+    listener: UnixListener,
+    path: PathBuf,
+}
+
+impl ConsoleSocket {
+    /// Listens on `path` (which must not exist yet).
+    pub fn bind(path: &Path) -> ConsoleSocket {
+        let listener = UnixListener::bind(path)
+            .unwrap_or_else(|e| panic!("bind console socket {}: {e}", path.display()));
+        listener
+            .set_nonblocking(true)
+            .expect("nonblocking listener");
+        ConsoleSocket {
+            listener,
+            path: path.to_path_buf(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Accepts one connection and returns the file descriptor passed over it (the pty master).
+    #[track_caller]
+    pub fn receive_pty(&self) -> OwnedFd {
+        let deadline = Instant::now() + PATIENCE;
+        let stream = loop {
+            match self.listener.accept() {
+                Ok((s, _)) => break s,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    assert!(
+                        Instant::now() < deadline,
+                        "no connection on console socket after {PATIENCE:?}"
+                    );
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => panic!("accept on console socket: {e}"),
+            }
+        };
+        stream.set_nonblocking(false).expect("blocking stream");
+        stream
+            .set_read_timeout(Some(PATIENCE))
+            .expect("stream read timeout");
+        let mut buf = [0u8; 4096];
+        let mut iov = [IoSliceMut::new(&mut buf)];
+        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+        let msg = recvmsg::<()>(
+            stream.as_raw_fd(),
+            &mut iov,
+            Some(&mut cmsg),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        )
+        .unwrap_or_else(|e| panic!("recvmsg on console socket: {e}"));
+        let mut fds = Vec::new();
+        for c in msg.cmsgs().expect("decode control messages") {
+            if let ControlMessageOwned::ScmRights(received) = c {
+                fds.extend(received);
+            }
+        }
+        assert_eq!(
+            fds.len(),
+            1,
+            "expected exactly one fd over the console socket, got {fds:?}"
+        );
+        // SAFETY: the kernel just installed this descriptor in our table for us; nothing else owns it.
+        unsafe { OwnedFd::from_raw_fd(fds[0]) }
+    }
+}
+
+/// Reads the pty master until the slave side is closed by every process (EIO) or [`PATIENCE`]
+/// passes. Returns everything read, lossily decoded.
+pub fn read_pty_to_end(master: OwnedFd) -> String {
+    let mut file = std::fs::File::from(master);
+    let deadline = Instant::now() + PATIENCE;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        // Poll with a short timeout so a container that never closes its tty cannot hang us.
+        let ready = {
+            let mut pfd = [nix::poll::PollFd::new(
+                file.as_fd(),
+                nix::poll::PollFlags::POLLIN,
+            )];
+            nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16))
+        };
+        match ready {
+            Ok(0) => continue,
+            Ok(_) => {}
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => break,
+        }
+        match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            // EIO: the last slave fd was closed.
+            Err(_) => break,
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Writes `data` to the pty master (the container's terminal input).
+pub fn write_pty(master: &OwnedFd, data: &[u8]) {
+    use std::io::Write;
+    let mut f = std::fs::File::from(master.try_clone().expect("dup pty master"));
+    f.write_all(data).expect("write to pty master");
+}

@@ -1,0 +1,170 @@
+//! What the tests observe on the host from outside a container: /proc entries of pids, namespaces,
+//! mounts. Also the one host mount a test may make (`TmpfsMount`), always undone by its Drop.
+//! Nothing here talks to the runtime.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long any wait for the runtime or a container may take before the test fails. Generous: this
+/// only turns a hang into a failure, it asserts nothing about speed.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `probe` until it returns `Some`, panicking with `what` after [`PATIENCE`].
+#[track_caller]
+pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {PATIENCE:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The one-letter state from /proc/PID/stat ('R', 'S', 'Z', ...), or None if there is no such pid.
+pub fn proc_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The comm field is in parentheses and may contain spaces; the state follows the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().chars().next()
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn pid_alive(pid: i32) -> bool {
+    matches!(proc_state(pid), Some(s) if s != 'Z' && s != 'X')
+}
+
+/// argv of `pid` as /proc/PID/cmdline shows it.
+pub fn cmdline(pid: i32) -> Option<Vec<String>> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(
+        raw.split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+    )
+}
+
+/// A `Key:` line of /proc/PID/status, value trimmed.
+pub fn status_field(pid: i32, key: &str) -> Option<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find_map(|l| {
+        l.strip_prefix(key)
+            .and_then(|rest| rest.strip_prefix(':'))
+            .map(|v| v.trim().to_string())
+    })
+}
+
+/// True if `pid` has a handler installed for signal number `signo` (SigCgt in /proc/PID/status).
+pub fn catches_signal(pid: i32, signo: i32) -> bool {
+    status_field(pid, "SigCgt")
+        .and_then(|hex| u64::from_str_radix(&hex, 16).ok())
+        .is_some_and(|mask| mask & (1u64 << (signo - 1)) != 0)
+}
+
+/// The namespace link of `pid` for `kind` ("mnt", "uts", ...), e.g. `mnt:[4026531832]`.
+pub fn namespace(pid: &str, kind: &str) -> String {
+    std::fs::read_link(format!("/proc/{pid}/ns/{kind}"))
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|e| panic!("readlink /proc/{pid}/ns/{kind}: {e}"))
+}
+
+/// Mount points (as this process sees them) at or below `dir`, deepest first.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(info) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(unescape_mount_path(p)))
+        .filter(|p| p.starts_with(dir))
+        .collect();
+    found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    found
+}
+
+/// Lazily detaches every mount at or below `dir`, so removing `dir` can never descend into a mount.
+pub fn detach_mounts_under(dir: &Path) {
+    for m in mounts_under(dir) {
+        let _ = nix::mount::umount2(&m, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// mountinfo escapes space, tab, newline and backslash as `\ooo`.
+fn unescape_mount_path(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b
+            .get(i + 1..i + 4)
+            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) if b[i] == b'\\' => {
+                out.push(
+                    d.iter()
+                        .fold(0u8, |acc, c| acc.wrapping_mul(8) + (c - b'0')),
+                );
+                i += 4;
+            }
+            _ => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A tmpfs mounted on the host at `path` for the life of the guard (used to give a bind-mount
+/// source a submount). Drop detaches it even when the test panics.
+pub struct TmpfsMount {
+    path: PathBuf,
+}
+
+impl TmpfsMount {
+    pub fn new(path: &Path) -> TmpfsMount {
+        std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
+        nix::mount::mount(
+            Some("tmpfs"),
+            path,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", path.display()));
+        TmpfsMount {
+            path: path.to_path_buf(),
+        }
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        // mountinfo writes a space in a mount point as \040.
+        assert_eq!(unescape_mount_path(r"/tmp/a\040b"), "/tmp/a b");
+        assert_eq!(unescape_mount_path("/plain"), "/plain");
+        assert_eq!(unescape_mount_path(r"/end\"), r"/end\");
+    }
+
+    #[test]
+    fn proc_state_of_self_is_running() {
+        let me = std::process::id() as i32;
+        assert!(pid_alive(me));
+        assert!(cmdline(me).is_some_and(|c| !c.is_empty()));
+    }
+}
