@@ -1,0 +1,15 @@
+//! skiff: a strict OCI runtime with runc's command-line contract. `main.rs` only parses the
+//! command line; everything else is here.
+
+pub mod bundle;
+pub mod cgroups;
+pub mod cli;
+pub mod container;
+pub mod error;
+pub mod hooks;
+pub mod log;
+pub mod process;
+pub mod rootfs;
+pub mod security;
+pub mod state;
+pub mod sys;

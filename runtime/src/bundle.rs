@@ -1,0 +1,315 @@
+//! Loads and validates a bundle's config.json before anything on the system is touched. Every error
+//! names the JSON path of the offending value. It never mounts, forks or writes.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::log;
+
+/// A validated bundle: its absolute directory, the parsed config and the absolute rootfs path.
+#[derive(Debug, Clone)]
+pub struct Bundle {
+    pub dir: PathBuf,
+    pub spec: Spec,
+    pub rootfs: PathBuf,
+}
+
+impl Bundle {
+    /// Reads `DIR/config.json`, validates it and resolves the rootfs.
+    pub fn load(dir: &Path) -> Result<Bundle> {
+        let dir = absolute(dir)?;
+        let path = dir.join("config.json");
+        let text = std::fs::read(&path).map_err(|e| Error::io(format!("read {}", path.display()), e))?;
+        let spec = parse_config(&text)?;
+        let root = spec.root().as_ref().ok_or_else(|| Error::config("root", "is required"))?;
+        let rootfs = if root.path().is_absolute() { root.path().clone() } else { dir.join(root.path()) };
+        match std::fs::metadata(&rootfs) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(Error::config("root.path", format!("{} is not a directory", rootfs.display()))),
+            Err(e) => return Err(Error::config("root.path", format!("{}: {e}", rootfs.display()))),
+        }
+        validate(&spec)?;
+        Ok(Bundle { dir, spec, rootfs })
+    }
+}
+
+/// Makes a path absolute against the current directory without resolving symlinks.
+pub fn absolute(p: &Path) -> Result<PathBuf> {
+    if p.is_absolute() {
+        return Ok(p.to_path_buf());
+    }
+    let cwd = std::env::current_dir().map_err(|e| Error::io("getcwd", e))?;
+    Ok(cwd.join(p))
+}
+
+/// Parses config.json text. Unknown capability names are dropped with a warning first, as runc 1.1
+/// does (it logs "unknown capability" and goes on) — oci-spec's enum would otherwise reject them.
+pub fn parse_config(text: &[u8]) -> Result<Spec> {
+    let mut value: Value = serde_json::from_slice(text).map_err(|e| Error::config("config.json", e.to_string()))?;
+    drop_unknown_capabilities(&mut value);
+    let mut track = serde_path_to_error::Track::new();
+    let de = serde_path_to_error::Deserializer::new(value, &mut track);
+    match <Spec as serde::Deserialize>::deserialize(de) {
+        Ok(spec) => Ok(spec),
+        Err(e) => {
+            let path = track.path().to_string();
+            let path = if path == "." { "config.json".to_string() } else { path };
+            Err(Error::config(path, e.to_string()))
+        }
+    }
+}
+
+fn drop_unknown_capabilities(value: &mut Value) {
+    let Some(caps) = value.pointer_mut("/process/capabilities").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (set, list) in caps.iter_mut() {
+        let Some(list) = list.as_array_mut() else { continue };
+        list.retain(|name| {
+            let known = name
+                .as_str()
+                .map(|n| serde_json::from_value::<oci_spec::runtime::Capability>(Value::String(n.into())).is_ok())
+                .unwrap_or(true);
+            if !known {
+                log::warn(&format!("process.capabilities.{set}: ignoring unknown capability {name}"));
+            }
+            known
+        });
+    }
+}
+
+/// The checks runc makes before it creates anything (libcontainer/configs/validate and specconv).
+pub fn validate(spec: &Spec) -> Result<()> {
+    let process = spec.process().as_ref().ok_or_else(|| Error::config("process", "is required"))?;
+    let args = process.args().as_deref().unwrap_or_default();
+    if args.is_empty() || args[0].is_empty() {
+        return Err(Error::config("process.args", "must not be empty"));
+    }
+    if !process.cwd().is_absolute() {
+        return Err(Error::config("process.cwd", format!("{:?} is not an absolute path", process.cwd())));
+    }
+    if let Some(rlimits) = process.rlimits() {
+        let mut seen = HashSet::new();
+        for (i, r) in rlimits.iter().enumerate() {
+            if !seen.insert(format!("{:?}", r.typ())) {
+                return Err(Error::config(
+                    format!("process.rlimits[{i}].type"),
+                    format!("duplicate rlimit {:?}", r.typ()),
+                ));
+            }
+        }
+    }
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        if !m.destination().is_absolute() {
+            return Err(Error::config(
+                format!("mounts[{i}].destination"),
+                format!("{:?} is not an absolute path", m.destination()),
+            ));
+        }
+    }
+    let hooks = spec.hooks().as_ref();
+    let hook_lists = hooks.map(|h| {
+        [
+            ("prestart", h.prestart()),
+            ("createRuntime", h.create_runtime()),
+            ("createContainer", h.create_container()),
+            ("startContainer", h.start_container()),
+            ("poststart", h.poststart()),
+            ("poststop", h.poststop()),
+        ]
+    });
+    for (name, list) in hook_lists.into_iter().flatten() {
+        for (i, h) in list.iter().flatten().enumerate() {
+            if !h.path().is_absolute() {
+                return Err(Error::config(
+                    format!("hooks.{name}[{i}].path"),
+                    format!("{:?} is not absolute", h.path()),
+                ));
+            }
+            if matches!(h.timeout(), Some(t) if t <= 0) {
+                return Err(Error::config(format!("hooks.{name}[{i}].timeout"), "must be positive"));
+            }
+        }
+    }
+    let Some(linux) = spec.linux() else { return Ok(()) };
+    let mut types = HashSet::new();
+    for (i, ns) in linux.namespaces().iter().flatten().enumerate() {
+        if !types.insert(ns.typ()) {
+            return Err(Error::config(
+                format!("linux.namespaces[{i}].type"),
+                format!("duplicate namespace \"{}\"", ns_name(ns.typ())),
+            ));
+        }
+        if let Some(p) = ns.path() {
+            if !p.is_absolute() {
+                return Err(Error::config(format!("linux.namespaces[{i}].path"), format!("{p:?} is not absolute")));
+            }
+        }
+    }
+    let has = |t: LinuxNamespaceType| types.contains(&t);
+    let maps = linux.uid_mappings().as_ref().is_some_and(|m| !m.is_empty())
+        || linux.gid_mappings().as_ref().is_some_and(|m| !m.is_empty());
+    let new_userns =
+        linux.namespaces().iter().flatten().any(|n| n.typ() == LinuxNamespaceType::User && n.path().is_none());
+    if maps && !has(LinuxNamespaceType::User) {
+        return Err(Error::config("linux.uidMappings", "user mappings given without a user namespace"));
+    }
+    if new_userns && !maps {
+        return Err(Error::config("linux.uidMappings", "a new user namespace needs uid and gid mappings"));
+    }
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(Error::config("hostname", "cannot set a hostname without a private UTS namespace"));
+    }
+    if spec.domainname().as_ref().is_some_and(|h| !h.is_empty()) && !has(LinuxNamespaceType::Uts) {
+        return Err(Error::config("domainname", "cannot set a domainname without a private UTS namespace"));
+    }
+    if linux.time_offsets().as_ref().is_some_and(|t| !t.is_empty()) && !has(LinuxNamespaceType::Time) {
+        return Err(Error::config("linux.timeOffsets", "time offsets given without a time namespace"));
+    }
+    for key in linux.sysctl().iter().flat_map(|m| m.keys()) {
+        check_sysctl(key, &has)?;
+    }
+    if let Some(prop) = linux.rootfs_propagation() {
+        if !matches!(
+            prop.as_str(),
+            "" | "private" | "rprivate" | "slave" | "rslave" | "shared" | "rshared" | "unbindable" | "runbindable"
+        ) {
+            return Err(Error::config("linux.rootfsPropagation", format!("unknown propagation {prop:?}")));
+        }
+    }
+    Ok(())
+}
+
+/// Only namespaced sysctls may be set, and only when the container has its own namespace for them
+/// (runc's rule, libcontainer/configs/validate).
+fn check_sysctl(key: &str, has: &dyn Fn(LinuxNamespaceType) -> bool) -> Result<()> {
+    let path = format!("linux.sysctl.{key}");
+    let ipc = matches!(
+        key,
+        "kernel.msgmax"
+            | "kernel.msgmnb"
+            | "kernel.msgmni"
+            | "kernel.sem"
+            | "kernel.shmall"
+            | "kernel.shmmax"
+            | "kernel.shmmni"
+            | "kernel.shm_rmid_forced"
+    ) || key.starts_with("fs.mqueue.");
+    if ipc {
+        return if has(LinuxNamespaceType::Ipc) {
+            Ok(())
+        } else {
+            Err(Error::config(path, "needs a private IPC namespace"))
+        };
+    }
+    if key.starts_with("net.") {
+        return if has(LinuxNamespaceType::Network) {
+            Ok(())
+        } else {
+            Err(Error::config(path, "needs a private network namespace"))
+        };
+    }
+    if key == "kernel.hostname" || key == "kernel.domainname" {
+        return if has(LinuxNamespaceType::Uts) {
+            Ok(())
+        } else {
+            Err(Error::config(path, "needs a private UTS namespace"))
+        };
+    }
+    Err(Error::config(path, "is not a namespaced sysctl"))
+}
+
+/// The spec's name of a namespace type.
+pub fn ns_name(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mount",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "network",
+        LinuxNamespaceType::Time => "time",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base() -> Value {
+        serde_json::json!({
+            "ociVersion": "1.2.0",
+            "root": {"path": "rootfs"},
+            "process": {"cwd": "/", "args": ["sh"], "user": {"uid": 0, "gid": 0}},
+            "linux": {"namespaces": [{"type": "pid"}, {"type": "mount"}]}
+        })
+    }
+
+    fn check(v: Value) -> std::result::Result<(), String> {
+        let spec = parse_config(v.to_string().as_bytes()).map_err(|e| e.to_string())?;
+        validate(&spec).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn accepts_a_minimal_config() {
+        check(base()).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_json_path() {
+        // (mutation, expected fragment): each row is a config runc rejects before creating anything.
+        type Mutation = fn(&mut Value);
+        let rows: Vec<(Mutation, &str)> = vec![
+            (|v| v["linux"]["namespaces"][1]["type"] = "foo".into(), "linux.namespaces[1].type"),
+            (
+                |v| v["linux"]["namespaces"][1]["type"] = "pid".into(),
+                "linux.namespaces[1].type: duplicate namespace \"pid\"",
+            ),
+            (|v| v["process"]["args"] = serde_json::json!([]), "process.args: must not be empty"),
+            (|v| v["process"]["cwd"] = "rel".into(), "process.cwd"),
+            (|v| v["mounts"] = serde_json::json!([{"destination": "tmp", "type": "tmpfs"}]), "mounts[0].destination"),
+            (|v| v["hostname"] = "h".into(), "hostname: cannot set a hostname"),
+            (
+                |v| v["linux"]["sysctl"] = serde_json::json!({"net.ipv4.ip_forward": "1"}),
+                "linux.sysctl.net.ipv4.ip_forward",
+            ),
+            (|v| v["linux"]["sysctl"] = serde_json::json!({"vm.swappiness": "1"}), "not a namespaced sysctl"),
+            (
+                |v| v["process"]["rlimits"] = serde_json::json!([{"type": "RLIMIT_FOO", "hard": 1, "soft": 1}]),
+                "process.rlimits[0].type",
+            ),
+            (|v| v["process"]["user"]["uid"] = "x".into(), "process.user.uid"),
+            (|v| v["hooks"] = serde_json::json!({"prestart": [{"path": "rel"}]}), "hooks.prestart[0].path"),
+            (
+                |v| v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
+                "without a user namespace",
+            ),
+        ];
+        for (mutate, want) in rows {
+            let mut v = base();
+            mutate(&mut v);
+            let err = check(v).expect_err(want);
+            assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_capabilities_are_dropped_like_runc() {
+        let mut v = base();
+        v["process"]["capabilities"] = serde_json::json!({"bounding": ["CAP_CHOWN", "CAP_NOT_A_THING"]});
+        let spec = parse_config(v.to_string().as_bytes()).unwrap();
+        let caps = spec.process().as_ref().unwrap().capabilities().as_ref().unwrap();
+        assert_eq!(caps.bounding().as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn malformed_json_is_an_error_not_a_panic() {
+        let err = parse_config(b"{\"root\": ").unwrap_err().to_string();
+        assert!(err.starts_with("config.json"), "{err}");
+    }
+}

@@ -1,0 +1,330 @@
+//! Cgroup placement for v1, hybrid and v2 hosts: which directories a container gets (runc's
+//! reading of `linux.cgroupsPath`), making and joining them, freezing, listing and removing them.
+//! Resource limits are applied by `resources.rs`. Paths are planned as data first so `create` can
+//! record them before it makes them, and `delete --force` can clean up after a crash.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::{Error, Result, SysContext};
+
+/// One mounted cgroup hierarchy of this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hierarchy {
+    pub mount_point: PathBuf,
+    /// 1 for a v1 hierarchy, 2 for the unified one.
+    pub version: u8,
+    /// The v1 controllers (or `name=...`) of this hierarchy; empty for v2.
+    pub controllers: Vec<String>,
+}
+
+impl Hierarchy {
+    pub fn has(&self, controller: &str) -> bool {
+        self.controllers.iter().any(|c| c == controller)
+    }
+}
+
+/// The cgroup hierarchies mounted in this mount namespace, from /proc/self/mountinfo.
+pub fn hierarchies() -> Vec<Hierarchy> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    parse_mountinfo(&text)
+}
+
+pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
+    let mut out: Vec<Hierarchy> = Vec::new();
+    for line in text.lines() {
+        // Fields: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let left: Vec<&str> = left.split(' ').collect();
+        let right: Vec<&str> = right.split(' ').collect();
+        if left.len() < 5 || right.len() < 3 {
+            continue;
+        }
+        let mount_point = PathBuf::from(unescape(left[4]));
+        let h = match right[0] {
+            "cgroup2" => Hierarchy { mount_point, version: 2, controllers: Vec::new() },
+            "cgroup" => {
+                let known = ["rw", "ro", "nosuid", "nodev", "noexec", "relatime", "noatime", "xattr", "clone_children"];
+                let controllers = right[2]
+                    .split(',')
+                    .filter(|o| !known.contains(o) && !o.starts_with("release_agent="))
+                    .map(str::to_string)
+                    .collect();
+                Hierarchy { mount_point, version: 1, controllers }
+            }
+            _ => continue,
+        };
+        // The same hierarchy may be mounted twice (e.g. bind mounts); keep the first.
+        if !out.iter().any(|o| o.version == h.version && o.controllers == h.controllers) {
+            out.push(h);
+        }
+    }
+    out
+}
+
+/// mountinfo escapes spaces and friends as \040 etc.
+fn unescape(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
+                i += 4;
+            }
+            None => {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// This process's own cgroup in a hierarchy, from /proc/self/cgroup.
+fn own_path(h: &Hierarchy, proc_cgroup: &str) -> String {
+    for line in proc_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
+        let matches = if h.version == 2 {
+            ctrls.is_empty()
+        } else {
+            let mut a: Vec<&str> = ctrls.split(',').collect();
+            let mut b: Vec<&str> = h.controllers.iter().map(String::as_str).collect();
+            a.sort_unstable();
+            b.sort_unstable();
+            a == b
+        };
+        if matches {
+            return path.to_string();
+        }
+    }
+    "/".to_string()
+}
+
+/// The container's directory in every hierarchy. runc's rule: an absolute `cgroupsPath` is taken
+/// from each hierarchy's root; a relative one (an empty one means the container id) is taken from
+/// the runtime's own cgroup.
+pub fn plan(cgroups_path: Option<&str>, id: &str) -> Vec<PathBuf> {
+    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    plan_with(&hierarchies(), &proc_cgroup, cgroups_path, id)
+}
+
+pub fn plan_with(hs: &[Hierarchy], proc_cgroup: &str, cgroups_path: Option<&str>, id: &str) -> Vec<PathBuf> {
+    let wanted = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
+    let clean: PathBuf =
+        Path::new(wanted).components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
+    hs.iter()
+        .map(|h| {
+            if wanted.starts_with('/') {
+                h.mount_point.join(&clean)
+            } else {
+                let own = own_path(h, proc_cgroup);
+                h.mount_point.join(own.trim_start_matches('/')).join(&clean)
+            }
+        })
+        .collect()
+}
+
+/// The directories among `leaves` and their ancestors that do not exist yet, parents first.
+pub fn missing_dirs(leaves: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for leaf in leaves {
+        let mut chain = Vec::new();
+        let mut cur = leaf.as_path();
+        while !cur.exists() {
+            chain.push(cur.to_path_buf());
+            match cur.parent() {
+                Some(p) => cur = p,
+                None => break,
+            }
+        }
+        out.extend(chain.into_iter().rev());
+    }
+    out
+}
+
+/// Makes the planned directories (parents first).
+pub fn create(dirs: &[PathBuf]) -> Result<()> {
+    for d in dirs {
+        match std::fs::create_dir(d) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(Error::io(format!("create cgroup {}", d.display()), e)),
+        }
+        inherit_cpuset(d)?;
+    }
+    Ok(())
+}
+
+/// A new v1 cpuset cgroup starts with empty cpus and mems, and nothing can join it until they
+/// are set; like runc, copy them from the parent.
+fn inherit_cpuset(dir: &Path) -> Result<()> {
+    let Some(parent) = dir.parent() else { return Ok(()) };
+    for file in ["cpuset.cpus", "cpuset.mems"] {
+        let own = dir.join(file);
+        let Ok(current) = std::fs::read_to_string(&own) else { continue };
+        if !current.trim().is_empty() {
+            continue;
+        }
+        let value =
+            std::fs::read_to_string(parent.join(file)).ctx(|| format!("read {}", parent.join(file).display()))?;
+        std::fs::write(&own, value.trim()).ctx(|| format!("write {}", own.display()))?;
+    }
+    Ok(())
+}
+
+/// Moves `pid` into every leaf.
+pub fn join(leaves: &[PathBuf], pid: i32) -> Result<()> {
+    for leaf in leaves {
+        let procs = leaf.join("cgroup.procs");
+        std::fs::write(&procs, pid.to_string()).ctx(|| format!("join cgroup {}", procs.display()))?;
+    }
+    Ok(())
+}
+
+/// The pids in the container's cgroup (from the first leaf that lists any).
+pub fn pids(leaves: &[PathBuf]) -> Vec<i32> {
+    for leaf in leaves {
+        if let Ok(text) = std::fs::read_to_string(leaf.join("cgroup.procs")) {
+            let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
+            if !pids.is_empty() {
+                return pids;
+            }
+        }
+    }
+    Vec::new()
+}
+
+fn freezer(leaves: &[PathBuf]) -> Option<(PathBuf, bool)> {
+    leaves.iter().find_map(|l| {
+        if l.join("freezer.state").exists() {
+            Some((l.join("freezer.state"), true))
+        } else if l.join("cgroup.freeze").exists() {
+            Some((l.join("cgroup.freeze"), false))
+        } else {
+            None
+        }
+    })
+}
+
+pub fn is_frozen(leaves: &[PathBuf]) -> bool {
+    match freezer(leaves) {
+        Some((file, true)) => std::fs::read_to_string(file).map(|s| s.trim() == "FROZEN").unwrap_or(false),
+        Some((file, false)) => std::fs::read_to_string(file).map(|s| s.trim() == "1").unwrap_or(false),
+        None => false,
+    }
+}
+
+/// Freezes (true) or thaws (false) the container and waits until the kernel says it is done.
+pub fn set_frozen(leaves: &[PathBuf], frozen: bool) -> Result<()> {
+    let Some((file, v1)) = freezer(leaves) else {
+        return Err(Error::msg("no freezer cgroup for this container"));
+    };
+    let value = match (v1, frozen) {
+        (true, true) => "FROZEN",
+        (true, false) => "THAWED",
+        (false, true) => "1",
+        (false, false) => "0",
+    };
+    for _ in 0..1000 {
+        std::fs::write(&file, value).ctx(|| format!("write {} to {}", value, file.display()))?;
+        if !v1 {
+            return Ok(());
+        }
+        let now = std::fs::read_to_string(&file).ctx(|| format!("read {}", file.display()))?;
+        if now.trim() == value {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Err(Error::msg(format!("{}: did not reach {value}", file.display())))
+}
+
+/// Removes the leaves (and any sub-cgroups the container made in them), then the parents skiff
+/// made for this container, deepest first. EBUSY while processes die is retried for a while.
+pub fn remove(leaves: &[PathBuf], created: &[PathBuf]) -> Result<()> {
+    let mut first_err = None;
+    for leaf in leaves {
+        if let Err(e) = remove_tree(leaf) {
+            first_err.get_or_insert(e);
+        }
+    }
+    for dir in created.iter().rev() {
+        if leaves.contains(dir) {
+            continue;
+        }
+        // A parent shared with another container stays: ENOTEMPTY/EBUSY is fine here.
+        let _ = std::fs::remove_dir(dir);
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+fn remove_tree(dir: &Path) -> Result<()> {
+    if !dir.exists() {
+        return Ok(());
+    }
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+                remove_tree(&e.path())?;
+            }
+        }
+    }
+    let mut delay = Duration::from_millis(1);
+    for _ in 0..40 {
+        match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                std::thread::sleep(delay);
+                delay = (delay * 2).min(Duration::from_millis(100));
+            }
+            Err(e) => return Err(Error::io(format!("remove cgroup {}", dir.display()), e)),
+        }
+    }
+    Err(Error::msg(format!("remove cgroup {}: still busy", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HYBRID: &str = "\
+30 23 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
+31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
+32 30 0:28 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
+33 30 0:29 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,memory
+34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,cpu,cpuacct
+";
+    const PROC: &str = "4:memory:/session/abc\n3:cpu,cpuacct:/\n1:name=systemd:/\n0::/\n";
+
+    #[test]
+    fn parses_a_hybrid_host() {
+        let hs = parse_mountinfo(HYBRID);
+        assert_eq!(hs.len(), 4);
+        assert_eq!(hs[0].version, 2);
+        assert_eq!(hs[1].controllers, vec!["name=systemd"]);
+        assert_eq!(hs[3].controllers, vec!["cpu", "cpuacct"]);
+    }
+
+    #[test]
+    fn plans_paths_like_runc() {
+        let hs = parse_mountinfo(HYBRID);
+        // absolute: from each hierarchy's root
+        let abs = plan_with(&hs, PROC, Some("/skiff/c1"), "c1");
+        assert_eq!(abs[2], PathBuf::from("/sys/fs/cgroup/memory/skiff/c1"));
+        // relative: from our own cgroup in that hierarchy
+        let rel = plan_with(&hs, PROC, Some("skiff/c1"), "c1");
+        assert_eq!(rel[2], PathBuf::from("/sys/fs/cgroup/memory/session/abc/skiff/c1"));
+        assert_eq!(rel[3], PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/skiff/c1"));
+        // empty: the id, relative
+        let empty = plan_with(&hs, PROC, None, "c1");
+        assert_eq!(empty[0], PathBuf::from("/sys/fs/cgroup/unified/c1"));
+        // `..` cannot climb out of the hierarchy
+        let sneaky = plan_with(&hs, PROC, Some("/../../etc"), "c1");
+        assert_eq!(sneaky[2], PathBuf::from("/sys/fs/cgroup/memory/etc"));
+    }
+}

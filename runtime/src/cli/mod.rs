@@ -1,0 +1,157 @@
+//! runc's command line, as containerd's shim, conmon and dockerd call it. One file per
+//! subcommand, glue only: parse, call `container::`, print.
+
+mod list;
+mod spec;
+mod state;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::container::{self, CreateOpts};
+use crate::error::{Error, Result};
+use crate::state::Root;
+
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\ncommit: ", env!("SKIFF_COMMIT"), "\nspec: 1.2.0");
+
+#[derive(Parser, Debug)]
+#[command(name = "skiff", version = VERSION, about = "An OCI runtime with runc's command line")]
+pub struct Cli {
+    /// Directory for container state (private per user of skiff).
+    #[arg(long, global = true, default_value = "/run/skiff")]
+    pub root: PathBuf,
+    /// Write log messages to this file.
+    #[arg(long, global = true)]
+    pub log: Option<PathBuf>,
+    /// Log format: text or json.
+    #[arg(long = "log-format", global = true, default_value = "text")]
+    pub log_format: String,
+    /// Log debug messages.
+    #[arg(long, global = true)]
+    pub debug: bool,
+    /// Use systemd for cgroups (not supported: there is no systemd driver).
+    #[arg(long = "systemd-cgroup", global = true)]
+    pub systemd_cgroup: bool,
+    /// Accepted for runc compatibility (auto, true, false); skiff decides by itself.
+    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    pub rootless: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CreateArgs {
+    pub id: String,
+    /// Path to the bundle directory.
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+    /// Write the init's pid to this file.
+    #[arg(long = "pid-file")]
+    pub pid_file: Option<PathBuf>,
+    /// Unix socket that receives the pty master when process.terminal is true.
+    #[arg(long = "console-socket")]
+    pub console_socket: Option<PathBuf>,
+    /// Use MS_MOVE + chroot instead of pivot_root.
+    #[arg(long = "no-pivot")]
+    pub no_pivot: bool,
+    /// Do not give the container its own session keyring.
+    #[arg(long = "no-new-keyring")]
+    pub no_new_keyring: bool,
+    /// Pass this many fds beyond stdio (3, 4, ...) to the container.
+    #[arg(long = "preserve-fds", default_value_t = 0)]
+    pub preserve_fds: u32,
+}
+
+impl CreateArgs {
+    fn opts(&self) -> CreateOpts {
+        // systemd socket activation passes LISTEN_FDS fds, which runc keeps too.
+        let listen = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
+        CreateOpts {
+            id: self.id.clone(),
+            bundle: self.bundle.clone(),
+            pid_file: self.pid_file.clone(),
+            console_socket: self.console_socket.clone(),
+            no_pivot: self.no_pivot,
+            no_new_keyring: self.no_new_keyring,
+            preserve_fds: self.preserve_fds + listen,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Create a container and leave it blocked before it runs its program.
+    Create(CreateArgs),
+    /// Let a created container run its program.
+    Start { id: String },
+    /// Print a container's state as JSON.
+    State { id: String },
+    /// Send a signal (default SIGTERM) to a container's init, or with --all to all its processes.
+    Kill {
+        id: String,
+        #[arg(default_value = "SIGTERM")]
+        signal: String,
+        #[arg(short, long)]
+        all: bool,
+    },
+    /// Delete a container's resources; --force kills a running one first.
+    Delete {
+        id: String,
+        #[arg(short, long)]
+        force: bool,
+    },
+    /// Create and start a container; in the foreground, wait and exit with its status.
+    Run {
+        #[command(flatten)]
+        create: CreateArgs,
+        /// Return once the container has started.
+        #[arg(short, long)]
+        detach: bool,
+        /// Do not delete the container after it exits.
+        #[arg(long)]
+        keep: bool,
+    },
+    /// List containers.
+    #[command(alias = "ps-all")]
+    List {
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Write a default config.json (`--rootless` for the rootless variant).
+    Spec {
+        #[arg(short, long, default_value = ".")]
+        bundle: PathBuf,
+    },
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
+    crate::log::init(cli.log.as_deref(), cli.log_format == "json", cli.debug)
+        .map_err(|e| Error::msg(format!("open log file: {e}")))?;
+    if cli.log_format != "text" && cli.log_format != "json" {
+        return Err(Error::msg(format!("--log-format: unknown format {:?} (text or json)", cli.log_format)));
+    }
+    if cli.systemd_cgroup {
+        return Err(Error::msg("--systemd-cgroup is not supported: skiff manages cgroups through cgroupfs only"));
+    }
+    let root = || Root::open(&cli.root);
+    match &cli.command {
+        Command::Create(a) => {
+            container::create(&root()?, &a.opts())?;
+        }
+        Command::Start { id } => container::start(&root()?, id)?,
+        Command::State { id } => state::print(&root()?, id)?,
+        Command::Kill { id, signal, all } => {
+            let sig = container::parse_signal(signal)?;
+            container::kill(&root()?, id, sig, *all)?;
+        }
+        Command::Delete { id, force } => container::delete(&root()?, id, *force)?,
+        Command::Run { create, detach, keep } => return container::run(&root()?, &create.opts(), *detach, *keep),
+        Command::List { format, quiet } => list::print(&root()?, format, *quiet)?,
+        Command::Spec { bundle } => spec::write(bundle, matches!(cli.rootless.as_deref(), Some("true" | "1")))?,
+    }
+    Ok(0)
+}

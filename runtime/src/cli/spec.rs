@@ -1,0 +1,85 @@
+//! `spec [--bundle DIR] [--rootless]`: writes the same default config.json runc 1.1 writes
+//! (hostname `skiff`), or its rootless variant (a user namespace mapping the caller to root, no
+//! network namespace, /sys bind-mounted, no devices cgroup rule).
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+
+use crate::error::{Error, Result};
+
+pub fn default_spec(rootless: bool) -> Value {
+    let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
+    let mut devpts = json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]);
+    let mut sys = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]});
+    let mut namespaces =
+        json!([{"type": "pid"}, {"type": "network"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}]);
+    if rootless {
+        devpts = json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]);
+        sys = json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
+        namespaces = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}]);
+    }
+    let mut linux = json!({
+        "resources": {"devices": [{"allow": false, "access": "rwm"}]},
+        "namespaces": namespaces,
+        "maskedPaths": ["/proc/acpi", "/proc/asound", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+                        "/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"],
+        "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"]
+    });
+    if rootless {
+        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let obj = linux.as_object_mut().expect("literal object");
+        obj.remove("resources");
+        obj.insert("uidMappings".into(), json!([{"containerID": 0, "hostID": uid, "size": 1}]));
+        obj.insert("gidMappings".into(), json!([{"containerID": 0, "hostID": gid, "size": 1}]));
+    }
+    json!({
+        "ociVersion": "1.2.0",
+        "process": {
+            "terminal": true,
+            "user": {"uid": 0, "gid": 0},
+            "args": ["sh"],
+            "env": ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"],
+            "cwd": "/",
+            "capabilities": {"bounding": caps, "effective": caps, "permitted": caps, "ambient": caps},
+            "rlimits": [{"type": "RLIMIT_NOFILE", "hard": 1024, "soft": 1024}],
+            "noNewPrivileges": true
+        },
+        "root": {"path": "rootfs", "readonly": true},
+        "hostname": "skiff",
+        "mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]},
+            {"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": devpts},
+            {"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]},
+            {"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]},
+            sys,
+            {"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup", "options": ["nosuid", "noexec", "nodev", "relatime", "ro"]}
+        ],
+        "linux": linux
+    })
+}
+
+/// Writes BUNDLE/config.json; refuses to overwrite one, as runc does.
+pub fn write(bundle: &Path, rootless: bool) -> Result<()> {
+    let path = bundle.join("config.json");
+    if path.exists() {
+        return Err(Error::msg(format!("File {} exists. Remove it first", path.display())));
+    }
+    let text = serde_json::to_string_pretty(&default_spec(rootless)).map_err(|e| Error::msg(e.to_string()))?;
+    std::fs::write(&path, text + "\n").map_err(|e| Error::io(format!("write {}", path.display()), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_specs_pass_our_own_validation() {
+        for rootless in [false, true] {
+            let text = default_spec(rootless).to_string();
+            let spec = crate::bundle::parse_config(text.as_bytes()).unwrap();
+            crate::bundle::validate(&spec).unwrap();
+        }
+    }
+}

@@ -1,0 +1,31 @@
+//! `state ID`: the OCI state JSON, with runc's extra fields.
+
+use crate::error::Result;
+use crate::state::{Container, Root};
+
+/// The JSON runc prints for one container (`state`, and each element of `list --format json`).
+pub fn json(c: &Container) -> Result<serde_json::Value> {
+    let st = c.state()?;
+    let status = c.status();
+    let mut v = serde_json::json!({
+        "ociVersion": st.oci_version,
+        "id": st.id,
+        "pid": if status == crate::state::Status::Stopped { 0 } else { st.pid },
+        "status": status.as_str(),
+        "bundle": st.bundle,
+        "rootfs": st.rootfs,
+        "created": st.created,
+        "owner": st.owner,
+    });
+    if !st.annotations.is_empty() {
+        v["annotations"] = serde_json::to_value(&st.annotations).unwrap_or_default();
+    }
+    Ok(v)
+}
+
+pub fn print(root: &Root, id: &str) -> Result<()> {
+    let c = root.load(id)?;
+    let v = json(&c)?;
+    println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+    Ok(())
+}

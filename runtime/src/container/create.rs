@@ -1,0 +1,141 @@
+//! `create`: validate the bundle, record the state entry, make the cgroups and the exec fifo,
+//! spawn the init and leave it blocked before exec. Any failure tears down what was made.
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sys::stat::Mode;
+
+use super::destroy;
+use crate::bundle::Bundle;
+use crate::error::{Error, Result, SysContext};
+use crate::process::{self, InitConfig, NsPlan};
+use crate::state::{self, Container, Root, State, Status};
+use crate::{cgroups, hooks, log};
+
+#[derive(Debug, Clone, Default)]
+pub struct CreateOpts {
+    pub id: String,
+    pub bundle: PathBuf,
+    pub pid_file: Option<PathBuf>,
+    pub console_socket: Option<PathBuf>,
+    pub no_pivot: bool,
+    pub no_new_keyring: bool,
+    pub preserve_fds: u32,
+}
+
+/// Creates the container; returns the init's pid. On error nothing is left behind.
+pub fn create(root: &Root, opts: &CreateOpts) -> Result<i32> {
+    state::validate_id(&opts.id)?;
+    let bundle = Bundle::load(&opts.bundle)?;
+    let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
+    match (&opts.console_socket, terminal) {
+        (None, true) => {
+            return Err(Error::msg("process.terminal is true: --console-socket is required to receive the pty"))
+        }
+        (Some(_), false) => return Err(Error::msg("--console-socket given but process.terminal is false")),
+        _ => {}
+    }
+    let console = match &opts.console_socket {
+        Some(p) => Some(UnixStream::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?),
+        None => None,
+    };
+    let mut c = root.create(&opts.id)?;
+    match create_in(&mut c, &bundle, opts, console.as_ref()) {
+        Ok(pid) => Ok(pid),
+        Err(e) => {
+            if let Err(cleanup) = destroy(&c) {
+                log::warn(&format!("clean up after failed create: {cleanup}"));
+            }
+            Err(e)
+        }
+    }
+}
+
+fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Option<&UnixStream>) -> Result<i32> {
+    let spec = &bundle.spec;
+    let linux = spec.linux().as_ref();
+    let leaves = cgroups::plan(linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()), &opts.id);
+    let created = cgroups::missing_dirs(&leaves);
+    let mut st = State {
+        oci_version: spec.version().clone(),
+        id: opts.id.clone(),
+        status: Status::Creating,
+        pid: 0,
+        bundle: bundle.dir.clone(),
+        annotations: spec.annotations().clone().unwrap_or_default().into_iter().collect(),
+        created: log::rfc3339(std::time::SystemTime::now()),
+        owner: String::new(),
+        start_time: 0,
+        rootfs: bundle.rootfs.clone(),
+        cgroup_paths: leaves.clone(),
+        cgroup_created: created.clone(),
+        config: spec.clone(),
+    };
+    // Recorded before anything is made, so a crash from here on leaves a state entry that
+    // `delete --force` can clean up from.
+    c.save(st.clone())?;
+    cgroups::create(&created)?;
+    if linux.and_then(|l| l.resources().as_ref()).is_some() {
+        log::debug("linux.resources are not applied yet (ignored)");
+    }
+    let fifo = c.fifo_path();
+    nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", fifo.display()))?;
+    std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622))
+        .ctx(|| format!("chmod {}", fifo.display()))?;
+    let state_dir = std::fs::File::open(&c.dir).ctx(|| format!("open {}", c.dir.display()))?;
+    let hierarchies = cgroups::hierarchies();
+    let cfg = InitConfig {
+        id: &opts.id,
+        spec,
+        bundle: &bundle.dir,
+        rootfs: &bundle.rootfs,
+        state_dir: &state_dir,
+        console,
+        preserve_fds: opts.preserve_fds,
+        no_pivot: opts.no_pivot,
+        no_new_keyring: opts.no_new_keyring,
+        cgroups: hierarchies.into_iter().zip(leaves.iter().cloned()).collect(),
+        lock_fd: c.lock_fd(),
+    };
+    let ns = NsPlan::from_spec(spec);
+    let mut driver = Driver { c, st: &mut st };
+    let pid = process::spawn(&cfg, &ns, &leaves, &mut driver)?;
+    st.status = Status::Created;
+    c.save(st.clone())?;
+    if let Some(p) = &opts.pid_file {
+        write_pid_file(p, pid)?;
+    }
+    Ok(pid)
+}
+
+struct Driver<'a> {
+    c: &'a mut Container,
+    st: &'a mut State,
+}
+
+impl process::Driver for Driver<'_> {
+    fn init_started(&mut self, pid: i32) -> Result<()> {
+        self.st.pid = pid;
+        self.st.start_time = state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
+        self.c.save(self.st.clone())
+    }
+
+    fn runtime_hooks(&mut self, _pid: i32) -> Result<serde_json::Value> {
+        let state = self.st.oci_json(Status::Creating);
+        let hooks = self.st.config.hooks().as_ref();
+        hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &state)?;
+        hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &state)?;
+        Ok(state)
+    }
+}
+
+/// Writes the pid file atomically (temp + rename), without a trailing newline, as runc does.
+/// A relative path is relative to the caller's cwd.
+pub fn write_pid_file(path: &std::path::Path, pid: i32) -> Result<()> {
+    let path = crate::bundle::absolute(path)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
+    state::write_atomic(&tmp, &path, pid.to_string().as_bytes())
+}

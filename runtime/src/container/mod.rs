@@ -1,0 +1,14 @@
+//! The lifecycle operations, one file each. They know nothing of the CLI: `cli/` parses
+//! arguments and calls these.
+
+pub mod create;
+pub mod delete;
+pub mod kill;
+pub mod run;
+pub mod start;
+
+pub use create::{create, CreateOpts};
+pub use delete::{delete, destroy};
+pub use kill::{kill, parse_signal};
+pub use run::run;
+pub use start::start;

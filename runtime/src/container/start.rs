@@ -1,0 +1,63 @@
+//! `start`: release a created container's init (it is blocked opening the exec fifo for writing)
+//! and return as soon as it has gone on to exec; then run poststart hooks.
+
+use std::io::Read;
+use std::os::fd::AsFd;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+use crate::error::{Error, Result, SysContext};
+use crate::state::{self, Root, Status};
+use crate::{hooks, log};
+
+pub fn start(root: &Root, id: &str) -> Result<()> {
+    let mut c = root.load(id)?;
+    match c.status() {
+        Status::Created => {}
+        Status::Stopped => return Err(Error::msg("cannot start a container that has stopped")),
+        Status::Running => return Err(Error::msg("cannot start an already running container")),
+        Status::Paused => return Err(Error::msg("cannot start a paused container")),
+        Status::Creating => return Err(Error::msg("cannot start a container that is still being created")),
+    }
+    let mut st = c.state()?.clone();
+    let fifo_path = c.fifo_path();
+    // Non-blocking open: if the init died we must not wait forever for a writer.
+    let mut fifo = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&fifo_path)
+        .ctx(|| format!("open {}", fifo_path.display()))?;
+    loop {
+        let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(100u16)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => {}
+            Ok(_) => {
+                let mut byte = [0u8; 1];
+                match fifo.read(&mut byte) {
+                    Ok(1) => break,
+                    Ok(_) => return Err(Error::msg("container init exited before it was started")),
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(Error::io(format!("read {}", fifo_path.display()), e)),
+                }
+            }
+            Err(e) => return Err(Error::sys("poll the exec fifo", e)),
+        }
+        if !state::process_alive(st.pid, st.start_time) {
+            return Err(Error::msg("container init exited before it was started"));
+        }
+    }
+    drop(fifo);
+    std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
+    st.status = Status::Running;
+    c.save(st.clone())?;
+    // Poststart failures are warnings: the container is running (runtime-spec, poststart).
+    let hooks = st.config.hooks().as_ref();
+    if let Err(e) =
+        hooks::run_all("poststart", hooks.and_then(|h| h.poststart().as_ref()), &st.oci_json(Status::Running))
+    {
+        log::warn(&e.to_string());
+    }
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;

@@ -1,0 +1,80 @@
+//! OCI lifecycle hooks: each hook runs with the container's state JSON on stdin, its own args
+//! and env, and an optional timeout. Output is captured in memfds (no threads, no pipe deadlock)
+//! and shown when the hook fails.
+
+use std::io::{Read, Seek, Write};
+use std::os::fd::OwnedFd;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use oci_spec::runtime::Hook;
+
+use crate::error::{Error, Result};
+
+/// Runs every hook of one kind in order; the first failure stops the list.
+pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) -> Result<()> {
+    let state = state.to_string();
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        run_one(h, &state).map_err(|e| Error::msg(format!("{kind} hook #{i} ({}): {e}", h.path().display())))?;
+    }
+    Ok(())
+}
+
+fn capture_file(name: &std::ffi::CStr) -> Result<std::fs::File> {
+    let fd: OwnedFd = nix::sys::memfd::memfd_create(name, nix::sys::memfd::MemFdCreateFlag::MFD_CLOEXEC)
+        .map_err(|e| Error::sys("memfd_create for hook output", e))?;
+    Ok(std::fs::File::from(fd))
+}
+
+fn run_one(h: &Hook, state: &str) -> Result<()> {
+    let mut cmd = Command::new(h.path());
+    if let Some(args) = h.args() {
+        if let Some((argv0, rest)) = args.split_first() {
+            std::os::unix::process::CommandExt::arg0(&mut cmd, argv0);
+            cmd.args(rest);
+        }
+    }
+    cmd.env_clear();
+    for kv in h.env().iter().flatten() {
+        if let Some((k, v)) = kv.split_once('=') {
+            cmd.env(k, v);
+        }
+    }
+    let out = capture_file(c"hook-stdout")?;
+    let err = capture_file(c"hook-stderr")?;
+    cmd.stdin(Stdio::piped())
+        .stdout(out.try_clone().map_err(|e| Error::io("dup", e))?)
+        .stderr(err.try_clone().map_err(|e| Error::io("dup", e))?);
+    let mut child = cmd.spawn().map_err(|e| Error::io("start", e))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A hook that does not read its stdin is fine; the write error is not the hook's failure.
+        let _ = stdin.write_all(state.as_bytes());
+    }
+    let deadline = h.timeout().map(|t| Instant::now() + Duration::from_secs(t as u64));
+    let mut delay = Duration::from_micros(200);
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => {}
+            Err(e) => return Err(Error::io("wait", e)),
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(Error::msg(format!("timed out after {}s", h.timeout().unwrap_or_default())));
+        }
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(20));
+    };
+    if status.success() {
+        return Ok(());
+    }
+    let read = |mut f: std::fs::File| {
+        let mut s = String::new();
+        let _ = f.rewind();
+        let _ = f.read_to_string(&mut s);
+        s.trim().to_string()
+    };
+    let (stdout, stderr) = (read(out), read(err));
+    Err(Error::msg(format!("{status}, stdout: {stdout:?}, stderr: {stderr:?}")))
+}

@@ -1,0 +1,202 @@
+//! Making the container's processes. The parent (`skiff create`/`run`) forks a short-lived setup
+//! process, puts it in the container's cgroups, and drives it over the sync channel: the setup
+//! process joins namespaces given by path (user first), makes a new user namespace (the parent
+//! writes its id maps), unshares the rest, then forks the container init as the parent's child
+//! (CLONE_PARENT) and exits. The init sets up the rootfs and the process and blocks on the exec
+//! fifo (see `init.rs`).
+
+pub mod channel;
+pub mod init;
+
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use nix::sys::wait::waitpid;
+use nix::unistd::Pid;
+use oci_spec::runtime::{LinuxNamespaceType, Spec};
+
+use crate::error::{Error, Result, SysContext};
+use crate::sys::{self, Forked};
+use channel::{Channel, Msg};
+pub use init::InitConfig;
+
+/// Which namespaces to join and which to make, in the order they must be entered.
+#[derive(Debug, Clone)]
+pub struct NsPlan {
+    /// Namespaces given by path, user namespace first.
+    pub joins: Vec<(CloneFlags, PathBuf)>,
+    pub new_user: bool,
+    /// New namespaces other than user (pid and time among them: they apply to the forked init).
+    pub new: CloneFlags,
+}
+
+impl NsPlan {
+    pub fn from_spec(spec: &Spec) -> NsPlan {
+        let mut plan = NsPlan { joins: Vec::new(), new_user: false, new: CloneFlags::empty() };
+        let namespaces = spec.linux().as_ref().and_then(|l| l.namespaces().clone()).unwrap_or_default();
+        for ns in &namespaces {
+            let flag = clone_flag(ns.typ());
+            match ns.path() {
+                Some(p) if ns.typ() == LinuxNamespaceType::User => plan.joins.insert(0, (flag, p.clone())),
+                Some(p) => plan.joins.push((flag, p.clone())),
+                None if ns.typ() == LinuxNamespaceType::User => plan.new_user = true,
+                None => plan.new |= flag,
+            }
+        }
+        plan
+    }
+    pub fn has_new(&self, t: LinuxNamespaceType) -> bool {
+        self.new.contains(clone_flag(t))
+    }
+    /// True if the container lives in a user namespace, new or joined.
+    pub fn in_userns(&self) -> bool {
+        self.new_user || self.joins.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWUSER)
+    }
+    /// True if the container has its own mount namespace, new or joined.
+    pub fn has_mount_ns(&self) -> bool {
+        self.new.contains(CloneFlags::CLONE_NEWNS) || self.joins.iter().any(|(f, _)| *f == CloneFlags::CLONE_NEWNS)
+    }
+}
+
+pub fn clone_flag(t: LinuxNamespaceType) -> CloneFlags {
+    match t {
+        LinuxNamespaceType::Mount => CloneFlags::CLONE_NEWNS,
+        LinuxNamespaceType::Cgroup => CloneFlags::CLONE_NEWCGROUP,
+        LinuxNamespaceType::Uts => CloneFlags::CLONE_NEWUTS,
+        LinuxNamespaceType::Ipc => CloneFlags::CLONE_NEWIPC,
+        LinuxNamespaceType::User => CloneFlags::CLONE_NEWUSER,
+        LinuxNamespaceType::Pid => CloneFlags::CLONE_NEWPID,
+        LinuxNamespaceType::Network => CloneFlags::CLONE_NEWNET,
+        // nix 0.29 has no CLONE_NEWTIME constant; the kernel's value is 0x80.
+        LinuxNamespaceType::Time => CloneFlags::from_bits_retain(0x80),
+    }
+}
+
+/// What the parent does at each point of the setup, supplied by `container::create`.
+pub trait Driver {
+    /// The init's pid is known: record it before anything else can go wrong.
+    fn init_started(&mut self, pid: i32) -> Result<()>;
+    /// Namespaces and mounts are ready: run prestart and createRuntime hooks. Returns the state
+    /// JSON the init hands to its createContainer and startContainer hooks.
+    fn runtime_hooks(&mut self, pid: i32) -> Result<serde_json::Value>;
+}
+
+/// Forks the setup process and drives it until the init is ready. Returns the init's pid.
+/// On error the caller must kill and reap the init (its pid was given to `init_started`).
+pub fn spawn(cfg: &InitConfig, ns: &NsPlan, cgroup_leaves: &[PathBuf], driver: &mut dyn Driver) -> Result<i32> {
+    let (parent, child) = Channel::pair()?;
+    match sys::fork().ctx(|| "fork the setup process".into())? {
+        Forked::Child => {
+            drop(parent);
+            setup_process(child, cfg, ns)
+        }
+        Forked::Parent(setup) => {
+            drop(child);
+            let result = drive(&parent, setup, cfg.spec, cgroup_leaves, driver);
+            if result.is_err() {
+                let _ = nix::sys::signal::kill(setup, nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = waitpid(setup, None);
+            result
+        }
+    }
+}
+
+fn drive(chan: &Channel, setup: Pid, spec: &Spec, leaves: &[PathBuf], driver: &mut dyn Driver) -> Result<i32> {
+    crate::cgroups::join(leaves, setup.as_raw())?;
+    chan.send(&Msg::Go)?;
+    let mut init_pid = None;
+    loop {
+        match chan.recv()? {
+            Some(Msg::UsernsReady) => {
+                write_id_maps(setup, spec)?;
+                chan.send(&Msg::MapsDone)?;
+            }
+            Some(Msg::InitPid(pid)) => {
+                init_pid = Some(pid);
+                driver.init_started(pid)?;
+            }
+            Some(Msg::RunRuntimeHooks) => {
+                let pid = init_pid.ok_or_else(|| Error::msg("sync: hooks requested before the init pid"))?;
+                let state = driver.runtime_hooks(pid)?;
+                chan.send(&Msg::HooksDone(state.to_string()))?;
+            }
+            Some(Msg::Ready) => {
+                return init_pid.ok_or_else(|| Error::msg("sync: ready before the init pid"));
+            }
+            Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+            Some(other) => return Err(Error::msg(format!("sync: unexpected {other:?}"))),
+            None => return Err(Error::msg("container init exited during setup")),
+        }
+    }
+}
+
+fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
+        maps.into_iter()
+            .flatten()
+            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
+            .collect::<String>()
+    };
+    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
+    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
+    for (file, content, field) in [("uid_map", uid, "linux.uidMappings"), ("gid_map", gid, "linux.gidMappings")] {
+        if content.is_empty() {
+            continue;
+        }
+        let path = format!("/proc/{pid}/{file}");
+        std::fs::write(&path, content).map_err(|e| Error::msg(format!("{field}: write {path}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The setup process: namespaces, then the init. Never returns.
+fn setup_process(chan: Channel, cfg: &InitConfig, ns: &NsPlan) -> ! {
+    // Drop our copy of the parent's flock, or the init would hold the container's lock.
+    let _ = nix::unistd::close(cfg.lock_fd);
+    let result = (|| -> Result<()> {
+        let chan = &chan;
+        chan.expect(Msg::Go)?;
+        for (flag, path) in &ns.joins {
+            let f = std::fs::File::open(path).ctx(|| format!("open namespace {}", path.display()))?;
+            nix::sched::setns(f, *flag).ctx(|| format!("join namespace {}", path.display()))?;
+        }
+        if ns.new_user {
+            nix::sched::unshare(CloneFlags::CLONE_NEWUSER).ctx(|| "unshare the user namespace".into())?;
+            chan.send(&Msg::UsernsReady)?;
+            chan.expect(Msg::MapsDone)?;
+        }
+        if ns.in_userns() {
+            let root = nix::unistd::Gid::from_raw(0);
+            nix::unistd::setresgid(root, root, root).ctx(|| "setresgid(0) in the user namespace".into())?;
+            let root = nix::unistd::Uid::from_raw(0);
+            nix::unistd::setresuid(root, root, root).ctx(|| "setresuid(0) in the user namespace".into())?;
+        }
+        nix::sched::unshare(ns.new).ctx(|| format!("unshare namespaces {:?}", ns.new))?;
+        if ns.has_new(LinuxNamespaceType::Time) {
+            write_time_offsets(cfg.spec)?;
+        }
+        match sys::fork_as_sibling().ctx(|| "fork the container init".into())? {
+            Forked::Child => init::run(chan, cfg, ns),
+            Forked::Parent(pid) => chan.send(&Msg::InitPid(pid.as_raw())),
+        }
+    })();
+    if let Err(e) = result {
+        let _ = chan.send(&Msg::Error(e.to_string()));
+        std::process::exit(1);
+    }
+    std::process::exit(0);
+}
+
+fn write_time_offsets(spec: &Spec) -> Result<()> {
+    let offsets = spec.linux().as_ref().and_then(|l| l.time_offsets().clone()).unwrap_or_default();
+    let mut text = String::new();
+    for (clock, off) in &offsets {
+        text.push_str(&format!("{clock} {} {}\n", off.secs().unwrap_or(0), off.nanosecs().unwrap_or(0)));
+    }
+    if text.is_empty() {
+        return Ok(());
+    }
+    std::fs::write("/proc/self/timens_offsets", text).map_err(|e| Error::msg(format!("linux.timeOffsets: {e}")))
+}

@@ -1,0 +1,258 @@
+//! The container's filesystem view, set up by the init inside its new mount namespace:
+//! `prepare` (propagation, the rootfs bind, `mounts` in order, /dev), `enter` (pivot_root or
+//! MS_MOVE+chroot) and `finish` (masked and read-only paths, read-only root, rootfs propagation).
+
+pub mod devices;
+pub mod options;
+pub mod path;
+
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use oci_spec::runtime::{Mount, Spec};
+
+use crate::cgroups::Hierarchy;
+use crate::error::{Error, Result, SysContext};
+use path::resolve_in_root;
+
+/// What the mount steps need to know beyond the config.
+pub struct MountCtx<'a> {
+    pub rootfs: &'a Path,
+    pub bundle: &'a Path,
+    pub in_userns: bool,
+    pub new_cgroupns: bool,
+    /// The container's cgroup directory in each host hierarchy.
+    pub cgroups: Vec<(Hierarchy, PathBuf)>,
+}
+
+fn do_mount(src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
+    mount(src, dst, fstype, flags, data.filter(|d| !d.is_empty())).ctx(|| {
+        format!(
+            "mount {} on {} (type {}, flags {:?}, data {:?})",
+            src.map(|s| s.display().to_string()).unwrap_or_default(),
+            dst.display(),
+            fstype.unwrap_or("none"),
+            flags,
+            data.unwrap_or("")
+        )
+    })
+}
+
+/// Everything before pivot_root.
+pub fn prepare(spec: &Spec, ctx: &MountCtx) -> Result<()> {
+    let linux = spec.linux().as_ref();
+    // Keep mount events from flowing back to the host: rslave unless rootfsPropagation says
+    // otherwise (then it is applied again after the pivot, as runc does).
+    let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
+        Some(p) if !p.is_empty() => options::rootfs_propagation(p).unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC),
+        _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
+    };
+    // Shared is applied after the pivot; before it, rslave is safe for every choice.
+    let initial = if prop.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { prop };
+    do_mount(None, Path::new("/"), None, initial, None)?;
+    // The rootfs must be a mount point for pivot_root. Nothing is shared any more after the
+    // rslave above, which pivot_root also needs.
+    do_mount(Some(ctx.rootfs), ctx.rootfs, Some("bind"), MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    let mut dev_is_bind = false;
+    for m in spec.mounts().iter().flatten() {
+        mount_one(m, ctx)?;
+        if m.destination() == Path::new("/dev") && options::parse(m.options().as_deref().unwrap_or_default()).is_bind()
+        {
+            dev_is_bind = true;
+        }
+    }
+    if !dev_is_bind {
+        devices::create_all(spec, ctx.rootfs, ctx.in_userns)?;
+    }
+    Ok(())
+}
+
+fn mount_one(m: &Mount, ctx: &MountCtx) -> Result<()> {
+    let opts = options::parse(m.options().as_deref().unwrap_or_default());
+    let typ = m.typ().as_deref().unwrap_or("");
+    let dest = resolve_in_root(ctx.rootfs, m.destination())?;
+    let label = |e: Error| Error::msg(format!("mounts: {}: {e}", m.destination().display()));
+    if typ == "cgroup" || typ == "cgroup2" {
+        return mount_cgroups(&dest, &opts, ctx).map_err(label);
+    }
+    if opts.is_bind() || typ == "bind" {
+        let src = m.source().as_deref().ok_or_else(|| label(Error::msg("a bind mount needs a source")))?;
+        let src = if src.is_absolute() { src.to_path_buf() } else { ctx.bundle.join(src) };
+        let meta = std::fs::metadata(&src).map_err(|e| label(Error::io(format!("source {}", src.display()), e)))?;
+        make_mount_point(&dest, meta.is_dir()).map_err(label)?;
+        let rec = opts.flags & MsFlags::MS_REC;
+        do_mount(Some(&src), &dest, Some("bind"), MsFlags::MS_BIND | rec, None).map_err(label)?;
+        if !opts.remount_flags().is_empty() {
+            let keep = if ctx.in_userns { locked_flags(&dest) } else { MsFlags::empty() };
+            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rec | opts.remount_flags() | (keep - opts.cleared);
+            do_mount(None, &dest, None, flags, None).map_err(label)?;
+        }
+    } else {
+        make_mount_point(&dest, true).map_err(label)?;
+        let src = m.source().as_deref().unwrap_or(Path::new(typ));
+        let res = do_mount(Some(src), &dest, Some(typ), opts.flags, Some(&opts.data));
+        match res {
+            // sysfs cannot be mounted in a user namespace that does not own the network
+            // namespace; runc falls back to a recursive bind of the host's /sys.
+            Err(Error::Sys { errno: nix::errno::Errno::EPERM, .. }) if typ == "sysfs" && ctx.in_userns => {
+                let flags = MsFlags::MS_BIND | MsFlags::MS_REC;
+                do_mount(Some(Path::new("/sys")), &dest, Some("bind"), flags, None).map_err(label)?;
+                if opts.flags.contains(MsFlags::MS_RDONLY) {
+                    let re = flags | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(&dest);
+                    do_mount(None, &dest, None, re, None).map_err(label)?;
+                }
+            }
+            other => other.map_err(label)?,
+        }
+    }
+    for p in &opts.propagation {
+        do_mount(None, &dest, None, *p, None).map_err(label)?;
+    }
+    Ok(())
+}
+
+/// The flags of an existing mount that an unprivileged remount may not clear.
+fn locked_flags(path: &Path) -> MsFlags {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let Ok(st) = statvfs(path) else { return MsFlags::empty() };
+    let f = st.flags();
+    let mut out = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+    ] {
+        if f.contains(fs) {
+            out |= ms;
+        }
+    }
+    out
+}
+
+/// Creates the directory (or empty file, for a bind of a file) a mount goes on.
+fn make_mount_point(dest: &Path, dir: bool) -> Result<()> {
+    if dir {
+        if !dest.is_dir() {
+            std::fs::create_dir_all(dest).ctx(|| format!("mkdir {}", dest.display()))?;
+        }
+        return Ok(());
+    }
+    if let Some(parent) = dest.parent() {
+        std::fs::create_dir_all(parent).ctx(|| format!("mkdir {}", parent.display()))?;
+    }
+    if !dest.exists() {
+        std::fs::File::create(dest).ctx(|| format!("create {}", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// A `cgroup` mount. With a new cgroup namespace each hierarchy is mounted afresh (the kernel shows
+/// the namespace root, i.e. the container's cgroup); without one the container's own directory
+/// of each host hierarchy is bind-mounted, so it never sees its siblings. On a v1 or hybrid host the
+/// hierarchies sit in a tmpfs, as runc lays them out.
+fn mount_cgroups(dest: &Path, opts: &options::MountOptions, ctx: &MountCtx) -> Result<()> {
+    let ro = opts.flags.contains(MsFlags::MS_RDONLY);
+    let base = (opts.flags - MsFlags::MS_RDONLY) & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
+    make_mount_point(dest, true)?;
+    let only_v2 = ctx.cgroups.len() == 1 && ctx.cgroups[0].0.version == 2;
+    if only_v2 {
+        let (_, leaf) = &ctx.cgroups[0];
+        let flags = base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+        if ctx.new_cgroupns {
+            return do_mount(Some(Path::new("cgroup2")), dest, Some("cgroup2"), flags, None);
+        }
+        do_mount(Some(leaf), dest, Some("bind"), MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        return do_mount(None, dest, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None);
+    }
+    do_mount(Some(Path::new("tmpfs")), dest, Some("tmpfs"), base, Some("mode=755"))?;
+    for (h, leaf) in &ctx.cgroups {
+        let name = h.mount_point.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("unified"));
+        let sub = dest.join(&name);
+        make_mount_point(&sub, true)?;
+        let flags = base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
+        if ctx.new_cgroupns {
+            let (fstype, data) =
+                if h.version == 2 { ("cgroup2", String::new()) } else { ("cgroup", h.controllers.join(",")) };
+            do_mount(Some(Path::new(fstype)), &sub, Some(fstype), flags, Some(&data))?;
+        } else {
+            do_mount(Some(leaf), &sub, Some("bind"), MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            do_mount(None, &sub, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None)?;
+        }
+        // Co-mounted controllers (cpu,cpuacct) also answer to each name, through a symlink.
+        if h.controllers.len() > 1 {
+            for c in &h.controllers {
+                let link = dest.join(c);
+                if !link.exists() {
+                    std::os::unix::fs::symlink(&name, &link).ctx(|| format!("symlink {}", link.display()))?;
+                }
+            }
+        }
+    }
+    if ro {
+        do_mount(None, dest, None, MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | base, Some("mode=755"))?;
+    }
+    Ok(())
+}
+
+/// Makes the rootfs the root: pivot_root(".", ".") and a lazy unmount of the old root stacked
+/// under it (runc's trick; no temporary directory in the rootfs needed), or MS_MOVE + chroot for
+/// `--no-pivot` (for ramfs roots, where pivot_root cannot work).
+pub fn enter(rootfs: &Path, no_pivot: bool) -> Result<()> {
+    if no_pivot {
+        nix::unistd::chdir(rootfs).ctx(|| format!("chdir {}", rootfs.display()))?;
+        do_mount(Some(rootfs), Path::new("/"), None, MsFlags::MS_MOVE, None)?;
+        nix::unistd::chroot(".").ctx(|| "chroot .".into())?;
+        return nix::unistd::chdir("/").ctx(|| "chdir /".into());
+    }
+    let old = std::fs::File::open("/").ctx(|| "open /".into())?;
+    let new = std::fs::File::open(rootfs).ctx(|| format!("open {}", rootfs.display()))?;
+    nix::unistd::fchdir(new.as_raw_fd()).ctx(|| format!("chdir {}", rootfs.display()))?;
+    nix::unistd::pivot_root(".", ".").ctx(|| format!("pivot_root {}", rootfs.display()))?;
+    nix::unistd::fchdir(old.as_raw_fd()).ctx(|| "chdir to the old root".into())?;
+    // Make the old root a slave so the unmount does not propagate to the host.
+    do_mount(None, Path::new("."), None, MsFlags::MS_SLAVE | MsFlags::MS_REC, None)?;
+    umount2(".", MntFlags::MNT_DETACH).ctx(|| "unmount the old root".into())?;
+    nix::unistd::chdir("/").ctx(|| "chdir /".into())
+}
+
+/// After the pivot: masked paths, read-only paths, a read-only root and the final propagation.
+pub fn finish(spec: &Spec) -> Result<()> {
+    let Some(linux) = spec.linux() else { return Ok(()) };
+    for p in linux.readonly_paths().iter().flatten() {
+        let path = Path::new(p);
+        if !path.exists() {
+            continue;
+        }
+        let label = |e: Error| Error::msg(format!("linux.readonlyPaths: {p}: {e}"));
+        do_mount(Some(path), path, Some("bind"), MsFlags::MS_BIND | MsFlags::MS_REC, None).map_err(label)?;
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | MsFlags::MS_REC | locked_flags(path);
+        do_mount(None, path, None, flags, None).map_err(label)?;
+    }
+    for p in linux.masked_paths().iter().flatten() {
+        let path = Path::new(p);
+        let label = |e: Error| Error::msg(format!("linux.maskedPaths: {p}: {e}"));
+        match std::fs::metadata(path) {
+            Err(_) => continue,
+            Ok(m) if m.is_dir() => {
+                do_mount(Some(Path::new("tmpfs")), path, Some("tmpfs"), MsFlags::MS_RDONLY, None).map_err(label)?
+            }
+            Ok(_) => {
+                do_mount(Some(Path::new("/dev/null")), path, Some("bind"), MsFlags::MS_BIND, None).map_err(label)?
+            }
+        }
+    }
+    if spec.root().as_ref().and_then(|r| r.readonly()).unwrap_or(false) {
+        let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked_flags(Path::new("/"));
+        do_mount(None, Path::new("/"), None, flags, None).map_err(|e| Error::msg(format!("root.readonly: {e}")))?;
+    }
+    if let Some(p) = linux.rootfs_propagation().as_deref().and_then(options::rootfs_propagation) {
+        do_mount(None, Path::new("/"), None, p, None)
+            .map_err(|e| Error::msg(format!("linux.rootfsPropagation: {e}")))?;
+    }
+    Ok(())
+}

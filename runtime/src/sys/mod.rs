@@ -1,0 +1,151 @@
+//! Thin wrappers over raw syscalls that nix does not cover safely. This is the only home of `unsafe`
+//! in skiff; every block says why it is sound. Nothing here allocates between fork and exec.
+
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::unistd::Pid;
+
+/// The outcome of a fork-like call, as seen by the calling process.
+pub enum Forked {
+    Parent(Pid),
+    Child,
+}
+
+/// fork(2). skiff is single-threaded (no async runtime, no helper threads), so the child may
+/// keep using the allocator and std after the fork.
+pub fn fork() -> Result<Forked, Errno> {
+    // SAFETY: skiff never starts a second thread, so no lock can be held by a thread that does
+    // not exist in the child; the child is a full copy of a single-threaded process.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child)),
+        nix::unistd::ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// clone(2) with CLONE_PARENT: the child becomes a sibling of the caller, i.e. a child of the
+/// caller's parent. The intermediate setup process uses it so that the container's init is a child
+/// of `skiff create/run` and, once that exits, is reparented to the caller's subreaper.
+pub fn fork_as_sibling() -> Result<Forked, Errno> {
+    let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
+    // SAFETY: with a null stack pointer clone(2) behaves like fork(2): the child runs on a copy of
+    // the caller's stack. Same single-threaded argument as `fork` above.
+    let ret = unsafe { libc::syscall(libc::SYS_clone, flags, 0usize, 0usize, 0usize, 0usize) };
+    match ret {
+        -1 => Err(Errno::last()),
+        0 => Ok(Forked::Child),
+        pid => Ok(Forked::Parent(Pid::from_raw(pid as i32))),
+    }
+}
+
+/// Marks every fd from `first` upwards close-on-exec (close_range(2), CLOSE_RANGE_CLOEXEC).
+pub fn cloexec_from(first: u32) -> Result<(), Errno> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes fd flags of this process; no memory is touched.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    Errno::result(ret).map(drop)
+}
+
+/// Makes `fd` (a tty) the controlling terminal of this session (ioctl TIOCSCTTY).
+pub fn set_controlling_tty(fd: RawFd) -> Result<(), Errno> {
+    // SAFETY: TIOCSCTTY takes an int argument by value, no pointer.
+    let ret = unsafe { libc::ioctl(fd, libc::TIOCSCTTY, 0) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets a tty's window size (ioctl TIOCSWINSZ).
+pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), Errno> {
+    let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads a `struct winsize` from the pointer, which points at a live local.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+    Errno::result(ret).map(drop)
+}
+
+/// setdomainname(2), which nix does not wrap.
+pub fn set_domainname(name: &str) -> Result<(), Errno> {
+    // SAFETY: the pointer and length describe the bytes of a live &str.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Brings the loopback interface up in the current network namespace, as runc does for a new one.
+pub fn loopback_up() -> Result<(), Errno> {
+    // SAFETY: socket(2) with constant arguments; the fd is closed below on every path.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if sock < 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS/SIOCSIFFLAGS read and write the ifreq behind a valid pointer to a local.
+    let result = unsafe {
+        if libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut req as *mut libc::ifreq) < 0 {
+            Err(Errno::last())
+        } else {
+            req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+            Errno::result(libc::ioctl(sock, libc::SIOCSIFFLAGS, &req as *const libc::ifreq)).map(drop)
+        }
+    };
+    // SAFETY: `sock` is an fd this function opened and nothing else owns.
+    unsafe { libc::close(sock) };
+    result
+}
+
+/// Resets every catchable signal to its default disposition and unblocks all signals, so the
+/// container process does not inherit skiff's ignored SIGPIPE or blocked set across execve.
+pub fn reset_signals() {
+    for sig in 1..=libc::SIGRTMAX() {
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: installing SIG_DFL involves no handler code; invalid numbers just fail.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
+}
+
+/// flock(2) on an fd, blocking, exclusive.
+pub fn flock_exclusive(fd: BorrowedFd<'_>) -> Result<(), Errno> {
+    loop {
+        // SAFETY: flock only takes an fd and a flag.
+        let ret = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX) };
+        match Errno::result(ret) {
+            Err(Errno::EINTR) => continue,
+            other => return other.map(drop),
+        }
+    }
+}
+
+/// keyctl(KEYCTL_JOIN_SESSION_KEYRING): gives the container a session keyring of its own, so
+/// it does not share the caller's keys. nix has no keyctl wrapper.
+pub fn join_session_keyring(name: &std::ffi::CStr) -> Result<(), Errno> {
+    const KEYCTL_JOIN_SESSION_KEYRING: libc::c_long = 1;
+    // SAFETY: the name pointer is a NUL-terminated string alive for the call.
+    let ret = unsafe { libc::syscall(libc::SYS_keyctl, KEYCTL_JOIN_SESSION_KEYRING, name.as_ptr()) };
+    Errno::result(ret).map(drop)
+}
+
+/// execve(2) wrapper returning only on failure.
+pub fn execve(path: &std::ffi::CStr, args: &[std::ffi::CString], env: &[std::ffi::CString]) -> Errno {
+    match nix::unistd::execve(path, args, env) {
+        Err(e) => e,
+        Ok(never) => match never {},
+    }
+}
+
+/// Takes ownership of a raw fd that a nix call returned to us.
+pub fn owned_fd(fd: RawFd) -> std::os::fd::OwnedFd {
+    use std::os::fd::FromRawFd;
+    // SAFETY: callers pass fds freshly returned by open/openat, owned by nobody else.
+    unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
+}
+
+/// kill(2) with any signal number, including real-time signals nix's enum lacks.
+pub fn kill_raw(pid: i32, sig: i32) -> Result<(), Errno> {
+    // SAFETY: kill takes two integers.
+    Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
+}
