@@ -41,21 +41,13 @@ impl Bundle {
     /// A bundle from `spec-fixtures/bundles/NAME.json`.
     pub fn from_fixture(name: &str) -> Bundle {
         let path = fixture_path(name);
-        let text = std::fs::read_to_string(&path)
-            .unwrap_or_else(|e| panic!("read fixture {}: {e}", path.display()));
-        let config: Value = serde_json::from_str(&text)
-            .unwrap_or_else(|e| panic!("fixture {} is not JSON: {e}", path.display()));
-        let dir = tempfile::Builder::new()
-            .prefix("skiff-it-bundle-")
-            .tempdir_in("/tmp")
-            .expect("create bundle temp dir");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read fixture {}: {e}", path.display()));
+        let config: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("fixture {} is not JSON: {e}", path.display()));
+        let dir =
+            tempfile::Builder::new().prefix("skiff-it-bundle-").tempdir_in("/tmp").expect("create bundle temp dir");
         let dir_str = dir.path().to_str().expect("utf-8 temp path").to_string();
-        let mut bundle = Bundle {
-            dir,
-            dir_str,
-            config,
-            cgroup_name: crate::unique_name("cg"),
-        };
+        let mut bundle = Bundle { dir, dir_str, config, cgroup_name: crate::unique_name("cg") };
         build_rootfs(&bundle.rootfs());
         let cgroups_path = bundle.cgroups_path();
         bundle.edit(|c| c["linux"]["cgroupsPath"] = Value::String(cgroups_path));
@@ -102,12 +94,7 @@ impl Bundle {
 
     /// Appends an entry to `mounts`.
     pub fn mount(&mut self, mount: Value) -> &mut Bundle {
-        self.edit(|c| {
-            c["mounts"]
-                .as_array_mut()
-                .expect("mounts is an array")
-                .push(mount)
-        })
+        self.edit(|c| c["mounts"].as_array_mut().expect("mounts is an array").push(mount))
     }
 
     /// Removes the namespace of type `kind` from `linux.namespaces`.
@@ -167,11 +154,7 @@ impl Bundle {
             .cgroup_dirs()
             .iter()
             .filter_map(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
-            .flat_map(|s| {
-                s.lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect::<Vec<i32>>()
-            })
+            .flat_map(|s| s.lines().filter_map(|l| l.trim().parse().ok()).collect::<Vec<i32>>())
             .collect();
         pids.sort_unstable();
         pids.dedup();
@@ -186,10 +169,7 @@ impl Drop for Bundle {
         for _ in 0..100 {
             let pids = self.cgroup_pids();
             for pid in &pids {
-                let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(*pid),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
             }
             let dirs = self.cgroup_dirs();
             for d in &dirs {
@@ -230,23 +210,11 @@ fn applets() -> &'static [(String, String)] {
 /// rootfs/bin/busybox with every applet linked in /bin (and in /sbin for the sbin ones), an
 /// /etc/passwd and /etc/group with root and `user` (1000:1000), and the empty mount points.
 fn build_rootfs(rootfs: &Path) {
-    for d in [
-        "bin",
-        "sbin",
-        "etc",
-        "proc",
-        "sys",
-        "dev",
-        "tmp",
-        "root",
-        "home/user",
-    ] {
+    for d in ["bin", "sbin", "etc", "proc", "sys", "dev", "tmp", "root", "home/user"] {
         std::fs::create_dir_all(rootfs.join(d)).expect("mkdir in rootfs");
     }
-    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777))
-        .expect("chmod rootfs/tmp");
-    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox"))
-        .unwrap_or_else(|e| panic!("copy {BUSYBOX}: {e}"));
+    std::fs::set_permissions(rootfs.join("tmp"), std::fs::Permissions::from_mode(0o1777)).expect("chmod rootfs/tmp");
+    std::fs::copy(BUSYBOX, rootfs.join("bin/busybox")).unwrap_or_else(|e| panic!("copy {BUSYBOX}: {e}"));
     for (dir, name) in applets() {
         let _ = symlink("busybox", rootfs.join("bin").join(name));
         if dir.ends_with("sbin") {

@@ -17,15 +17,10 @@ pub struct ConsoleSocket {
 impl ConsoleSocket {
     /// Listens on `path` (which must not exist yet).
     pub fn bind(path: &Path) -> ConsoleSocket {
-        let listener = UnixListener::bind(path)
-            .unwrap_or_else(|e| panic!("bind console socket {}: {e}", path.display()));
-        listener
-            .set_nonblocking(true)
-            .expect("nonblocking listener");
-        ConsoleSocket {
-            listener,
-            path: path.to_path_buf(),
-        }
+        let listener =
+            UnixListener::bind(path).unwrap_or_else(|e| panic!("bind console socket {}: {e}", path.display()));
+        listener.set_nonblocking(true).expect("nonblocking listener");
+        ConsoleSocket { listener, path: path.to_path_buf() }
     }
 
     pub fn path(&self) -> &Path {
@@ -40,40 +35,26 @@ impl ConsoleSocket {
             match self.listener.accept() {
                 Ok((s, _)) => break s,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    assert!(
-                        Instant::now() < deadline,
-                        "no connection on console socket after {PATIENCE:?}"
-                    );
+                    assert!(Instant::now() < deadline, "no connection on console socket after {PATIENCE:?}");
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(e) => panic!("accept on console socket: {e}"),
             }
         };
         stream.set_nonblocking(false).expect("blocking stream");
-        stream
-            .set_read_timeout(Some(PATIENCE))
-            .expect("stream read timeout");
+        stream.set_read_timeout(Some(PATIENCE)).expect("stream read timeout");
         let mut buf = [0u8; 4096];
         let mut iov = [IoSliceMut::new(&mut buf)];
         let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-        let msg = recvmsg::<()>(
-            stream.as_raw_fd(),
-            &mut iov,
-            Some(&mut cmsg),
-            MsgFlags::MSG_CMSG_CLOEXEC,
-        )
-        .unwrap_or_else(|e| panic!("recvmsg on console socket: {e}"));
+        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+            .unwrap_or_else(|e| panic!("recvmsg on console socket: {e}"));
         let mut fds = Vec::new();
         for c in msg.cmsgs().expect("decode control messages") {
             if let ControlMessageOwned::ScmRights(received) = c {
                 fds.extend(received);
             }
         }
-        assert_eq!(
-            fds.len(),
-            1,
-            "expected exactly one fd over the console socket, got {fds:?}"
-        );
+        assert_eq!(fds.len(), 1, "expected exactly one fd over the console socket, got {fds:?}");
         // SAFETY: the kernel just installed this descriptor in our table for us; nothing else owns it.
         unsafe { OwnedFd::from_raw_fd(fds[0]) }
     }
@@ -89,10 +70,7 @@ pub fn read_pty_to_end(master: OwnedFd) -> String {
     while Instant::now() < deadline {
         // Poll with a short timeout so a container that never closes its tty cannot hang us.
         let ready = {
-            let mut pfd = [nix::poll::PollFd::new(
-                file.as_fd(),
-                nix::poll::PollFlags::POLLIN,
-            )];
+            let mut pfd = [nix::poll::PollFd::new(file.as_fd(), nix::poll::PollFlags::POLLIN)];
             nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16))
         };
         match ready {

@@ -40,22 +40,15 @@ pub fn pid_alive(pid: i32) -> bool {
 /// argv of `pid` as /proc/PID/cmdline shows it.
 pub fn cmdline(pid: i32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    Some(
-        raw.split(|b| *b == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect(),
-    )
+    Some(raw.split(|b| *b == 0).filter(|s| !s.is_empty()).map(|s| String::from_utf8_lossy(s).into_owned()).collect())
 }
 
 /// A `Key:` line of /proc/PID/status, value trimmed.
 pub fn status_field(pid: i32, key: &str) -> Option<String> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status.lines().find_map(|l| {
-        l.strip_prefix(key)
-            .and_then(|rest| rest.strip_prefix(':'))
-            .map(|v| v.trim().to_string())
-    })
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(key).and_then(|rest| rest.strip_prefix(':')).map(|v| v.trim().to_string()))
 }
 
 /// True if `pid` has a handler installed for signal number `signo` (SigCgt in /proc/PID/status).
@@ -100,15 +93,10 @@ fn unescape_mount_path(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        let octal = b
-            .get(i + 1..i + 4)
-            .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        let octal = b.get(i + 1..i + 4).filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
         match octal {
             Some(d) if b[i] == b'\\' => {
-                out.push(
-                    d.iter()
-                        .fold(0u8, |acc, c| acc.wrapping_mul(8) + (c - b'0')),
-                );
+                out.push(d.iter().fold(0u8, |acc, c| acc.wrapping_mul(8) + (c - b'0')));
                 i += 4;
             }
             _ => {
@@ -129,17 +117,9 @@ pub struct TmpfsMount {
 impl TmpfsMount {
     pub fn new(path: &Path) -> TmpfsMount {
         std::fs::create_dir_all(path).unwrap_or_else(|e| panic!("mkdir {}: {e}", path.display()));
-        nix::mount::mount(
-            Some("tmpfs"),
-            path,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            Some("size=1m"),
-        )
-        .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", path.display()));
-        TmpfsMount {
-            path: path.to_path_buf(),
-        }
+        nix::mount::mount(Some("tmpfs"), path, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=1m"))
+            .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", path.display()));
+        TmpfsMount { path: path.to_path_buf() }
     }
 }
 

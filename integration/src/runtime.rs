@@ -34,8 +34,7 @@ impl Output {
     /// The exit code; panics (with the whole output) if the runtime died of a signal.
     #[track_caller]
     pub fn code(&self) -> i32 {
-        self.code
-            .unwrap_or_else(|| panic!("runtime was killed by a signal\n{self}"))
+        self.code.unwrap_or_else(|| panic!("runtime was killed by a signal\n{self}"))
     }
 
     #[track_caller]
@@ -46,20 +45,14 @@ impl Output {
 
     #[track_caller]
     pub fn assert_failure(&self) -> &Output {
-        assert!(
-            self.code.is_some_and(|c| c != 0),
-            "expected a non-zero exit\n{self}"
-        );
+        assert!(self.code.is_some_and(|c| c != 0), "expected a non-zero exit\n{self}");
         self
     }
 
     /// Asserts stderr contains `needle`.
     #[track_caller]
     pub fn assert_stderr_contains(&self, needle: &str) -> &Output {
-        assert!(
-            self.stderr.contains(needle),
-            "expected stderr to contain {needle:?}\n{self}"
-        );
+        assert!(self.stderr.contains(needle), "expected stderr to contain {needle:?}\n{self}");
         self
     }
 
@@ -102,22 +95,11 @@ impl Default for Runtime {
 impl Runtime {
     pub fn new() -> Runtime {
         let binary = crate::runtime_path();
-        assert!(
-            binary.exists(),
-            "runtime under test {} does not exist (set OCI_RUNTIME)",
-            binary.display()
-        );
-        let dir = tempfile::Builder::new()
-            .prefix("skiff-it-rt-")
-            .tempdir_in("/tmp")
-            .expect("create runtime temp dir");
+        assert!(binary.exists(), "runtime under test {} does not exist (set OCI_RUNTIME)", binary.display());
+        let dir = tempfile::Builder::new().prefix("skiff-it-rt-").tempdir_in("/tmp").expect("create runtime temp dir");
         std::fs::create_dir(dir.path().join("root")).expect("mkdir root");
         std::fs::create_dir(dir.path().join("io")).expect("mkdir io");
-        Runtime {
-            binary,
-            dir,
-            counter: Cell::new(0),
-        }
+        Runtime { binary, dir, counter: Cell::new(0) }
     }
 
     pub fn binary(&self) -> &Path {
@@ -160,8 +142,7 @@ impl Runtime {
     /// spawned or is still running after [`PATIENCE`] (after killing it).
     #[track_caller]
     pub fn exec_cmd(&self, cmd: Command, input: Option<Vec<u8>>) -> Output {
-        self.try_exec_cmd(cmd, input)
-            .unwrap_or_else(|e| panic!("{e}"))
+        self.try_exec_cmd(cmd, input).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// [`Runtime::exec_cmd`] that reports instead of panicking (for Drop, which must not panic).
@@ -170,16 +151,10 @@ impl Runtime {
         self.counter.set(n + 1);
         let out_path = self.dir.path().join(format!("io/{n}.out"));
         let err_path = self.dir.path().join(format!("io/{n}.err"));
-        let out =
-            File::create(&out_path).map_err(|e| format!("create {}: {e}", out_path.display()))?;
-        let err =
-            File::create(&err_path).map_err(|e| format!("create {}: {e}", err_path.display()))?;
+        let out = File::create(&out_path).map_err(|e| format!("create {}: {e}", out_path.display()))?;
+        let err = File::create(&err_path).map_err(|e| format!("create {}: {e}", err_path.display()))?;
         cmd.stdout(out).stderr(err);
-        cmd.stdin(if input.is_some() {
-            Stdio::piped()
-        } else {
-            Stdio::null()
-        });
+        cmd.stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() });
         let command = format!("{cmd:?}");
         let mut child = cmd.spawn().map_err(|e| format!("spawn {command}: {e}"))?;
         let feeder = input.map(|data| {
@@ -199,9 +174,7 @@ impl Runtime {
                 Ok(None) if Instant::now() > deadline => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    return Err(format!(
-                        "{command} still running after {PATIENCE:?}; killed it"
-                    ));
+                    return Err(format!("{command} still running after {PATIENCE:?}; killed it"));
                 }
                 Ok(None) => std::thread::sleep(std::time::Duration::from_millis(5)),
                 Err(e) => return Err(format!("wait for {command}: {e}")),
@@ -272,32 +245,24 @@ impl Runtime {
     pub fn state(&self, id: &str) -> Value {
         let out = self.exec(&["state", id]);
         out.assert_success();
-        serde_json::from_str(&out.stdout)
-            .unwrap_or_else(|e| panic!("state output is not JSON: {e}\n{out}"))
+        serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("state output is not JSON: {e}\n{out}"))
     }
 
     #[track_caller]
     pub fn status(&self, id: &str) -> String {
-        self.state(id)["status"]
-            .as_str()
-            .unwrap_or_else(|| panic!("state of {id} has no string status"))
-            .to_string()
+        self.state(id)["status"].as_str().unwrap_or_else(|| panic!("state of {id} has no string status")).to_string()
     }
 
     #[track_caller]
     pub fn pid(&self, id: &str) -> i32 {
         let state = self.state(id);
-        state["pid"]
-            .as_i64()
-            .unwrap_or_else(|| panic!("state of {id} has no pid: {state}")) as i32
+        state["pid"].as_i64().unwrap_or_else(|| panic!("state of {id} has no pid: {state}")) as i32
     }
 
     /// Polls `state` until the status is `want`.
     #[track_caller]
     pub fn wait_for_status(&self, id: &str, want: &str) {
-        wait_until(&format!("container {id} to be {want}"), || {
-            (self.status(id) == want).then_some(())
-        })
+        wait_until(&format!("container {id} to be {want}"), || (self.status(id) == want).then_some(()))
     }
 
     /// `list -q`, one id per line.
@@ -310,12 +275,7 @@ impl Runtime {
 }
 
 fn parse_ids(list_q: &str) -> Vec<String> {
-    list_q
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(String::from)
-        .collect()
+    list_q.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
 }
 
 impl Runtime {

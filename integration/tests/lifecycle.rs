@@ -91,9 +91,7 @@ fn run_keeps_stdout_and_stderr_apart() {
 fn run_pipes_stdin_through_to_the_container() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
-    let input: Vec<u8> = (0..300_000u32)
-        .map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[(i % 27) as usize])
-        .collect();
+    let input: Vec<u8> = (0..300_000u32).map(|i| b"abcdefghijklmnopqrstuvwxyz\n"[(i % 27) as usize]).collect();
     b.args(&["wc", "-c"]);
     let out = rt.run_with_stdin(&b, input.clone());
     out.assert_success();
@@ -102,10 +100,7 @@ fn run_pipes_stdin_through_to_the_container() {
     b.args(&["cat"]);
     let out = rt.run_with_stdin(&b, input.clone());
     out.assert_success();
-    assert!(
-        out.stdout.as_bytes() == input,
-        "cat did not echo its stdin back"
-    );
+    assert!(out.stdout.as_bytes() == input, "cat did not echo its stdin back");
 }
 
 // ---- create / start / state ----
@@ -119,10 +114,7 @@ fn create_leaves_a_live_process_that_has_not_run_the_user_program() {
     let state = rt.state(&id);
     assert_eq!(state["status"], "created", "{state}");
     let pid = state["pid"].as_i64().expect("pid") as i32;
-    assert!(
-        pid > 0 && pid_alive(pid),
-        "pid {pid} of a created container is not alive"
-    );
+    assert!(pid > 0 && pid_alive(pid), "pid {pid} of a created container is not alive");
     let argv = cmdline(pid).unwrap_or_default();
     assert_ne!(argv, ["sleep", "1000"], "the user program ran before start");
     rt.delete_force(&id).assert_success();
@@ -136,10 +128,7 @@ fn state_has_the_oci_fields_and_runc_extras() {
     rt.create_ok(&id, &b);
     let state = rt.state(&id);
     let obj = state.as_object().expect("state is a JSON object");
-    assert!(
-        obj["ociVersion"].as_str().is_some_and(|v| !v.is_empty()),
-        "{state}"
-    );
+    assert!(obj["ociVersion"].as_str().is_some_and(|v| !v.is_empty()), "{state}");
     assert_eq!(state["id"], id.as_str());
     assert_eq!(state["status"], "created");
     assert!(state["pid"].as_i64().is_some_and(|p| p > 0), "{state}");
@@ -174,9 +163,7 @@ fn start_runs_the_user_program() {
     rt.start(&id).assert_success();
     assert_eq!(rt.status(&id), "running");
     assert_eq!(rt.pid(&id), pid, "start changed the container's pid");
-    wait_until("the container to exec its program", || {
-        (cmdline(pid)? == ["sleep", "1000"]).then_some(())
-    });
+    wait_until("the container to exec its program", || (cmdline(pid)? == ["sleep", "1000"]).then_some(()));
     rt.delete_force(&id).assert_success();
 }
 
@@ -201,16 +188,12 @@ fn start_fails_on_a_running_or_stopped_container() {
     let id = rt.new_id();
     start_running(&rt, &id, &b);
     // runc: "cannot start an already running container"
-    rt.start(&id)
-        .assert_failure()
-        .assert_stderr_contains("running");
+    rt.start(&id).assert_failure().assert_stderr_contains("running");
     assert_eq!(rt.status(&id), "running");
     rt.kill(&id, "KILL").assert_success();
     rt.wait_for_status(&id, "stopped");
     // runc: "cannot start a container that has stopped"
-    rt.start(&id)
-        .assert_failure()
-        .assert_stderr_contains("stopped");
+    rt.start(&id).assert_failure().assert_stderr_contains("stopped");
     rt.delete(&id).assert_success();
 }
 
@@ -225,9 +208,7 @@ fn kill_defaults_to_sigterm() {
     let id = rt.new_id();
     start_running(&rt, &id, &b);
     let pid = rt.pid(&id);
-    wait_until("the container to trap SIGTERM", || {
-        catches_signal(pid, libc::SIGTERM).then_some(())
-    });
+    wait_until("the container to trap SIGTERM", || catches_signal(pid, libc::SIGTERM).then_some(()));
     rt.exec(&["kill", &id]).assert_success();
     rt.wait_for_status(&id, "stopped");
     rt.delete(&id).assert_success();
@@ -273,9 +254,7 @@ fn kill_of_a_stopped_container_fails_with_container_not_running() {
     let out = rt.kill(&id, "KILL");
     assert_eq!(out.code(), 1, "{out}");
     out.assert_stderr_contains("container not running");
-    rt.exec(&["kill", &id])
-        .assert_failure()
-        .assert_stderr_contains("container not running");
+    rt.exec(&["kill", &id]).assert_failure().assert_stderr_contains("container not running");
     rt.delete(&id).assert_success();
 }
 
@@ -333,9 +312,7 @@ fn delete_without_force_refuses_a_running_container() {
     let id = rt.new_id();
     start_running(&rt, &id, &b);
     // runc: "cannot delete container ID that is not stopped: running"
-    rt.delete(&id)
-        .assert_failure()
-        .assert_stderr_contains("not stopped");
+    rt.delete(&id).assert_failure().assert_stderr_contains("not stopped");
     assert_eq!(rt.status(&id), "running");
     assert!(pid_alive(rt.pid(&id)));
     rt.delete_force(&id).assert_success();
@@ -349,9 +326,7 @@ fn delete_force_kills_and_removes_a_running_container() {
     start_running(&rt, &id, &b);
     let pid = rt.pid(&id);
     rt.delete_force(&id).assert_success();
-    wait_until("the container process to die", || {
-        (!pid_alive(pid)).then_some(())
-    });
+    wait_until("the container process to die", || (!pid_alive(pid)).then_some(()));
     assert_eq!(rt.root_entries_for(&id), Vec::<String>::new());
     assert_eq!(b.cgroup_pids(), Vec::<i32>::new());
     rt.exec(&["state", &id]).assert_failure();
@@ -366,9 +341,7 @@ fn delete_of_a_created_container_needs_no_force() {
     rt.create_ok(&id, &b);
     let pid = rt.pid(&id);
     rt.delete(&id).assert_success();
-    wait_until("the created init to die", || {
-        (!pid_alive(pid)).then_some(())
-    });
+    wait_until("the created init to die", || (!pid_alive(pid)).then_some(()));
     rt.exec(&["state", &id]).assert_failure();
 }
 
@@ -376,12 +349,7 @@ fn delete_of_a_created_container_needs_no_force() {
 fn commands_on_an_unknown_container_fail_with_does_not_exist() {
     let rt = Runtime::new();
     let id = rt.new_id();
-    for args in [
-        vec!["state", &id],
-        vec!["start", &id],
-        vec!["kill", &id, "KILL"],
-        vec!["delete", &id],
-    ] {
+    for args in [vec!["state", &id], vec!["start", &id], vec!["kill", &id, "KILL"], vec!["delete", &id]] {
         let out = rt.exec(&args);
         assert_eq!(out.code(), 1, "{out}");
         out.assert_stderr_contains("does not exist");
@@ -396,21 +364,11 @@ fn pid_file_relative_to_the_callers_cwd_holds_the_init_pid() {
     let b = sleeper();
     let id = rt.new_id();
     let cwd = tempfile::tempdir_in("/tmp").expect("cwd");
-    let mut cmd = rt.command(&[
-        "create",
-        "--bundle",
-        b.path_str(),
-        "--pid-file",
-        "init.pid",
-        &id,
-    ]);
+    let mut cmd = rt.command(&["create", "--bundle", b.path_str(), "--pid-file", "init.pid", &id]);
     cmd.current_dir(cwd.path());
     rt.exec_cmd(cmd, None).assert_success();
     let text = std::fs::read_to_string(cwd.path().join("init.pid")).expect("pid file written");
-    assert!(
-        !text.ends_with('\n'),
-        "pid file has a trailing newline: {text:?}"
-    );
+    assert!(!text.ends_with('\n'), "pid file has a trailing newline: {text:?}");
     assert_eq!(text.parse::<i32>().ok(), Some(rt.pid(&id)));
     rt.delete_force(&id).assert_success();
 }
@@ -421,15 +379,8 @@ fn pid_file_absolute_holds_the_init_pid() {
     let b = sleeper();
     let id = rt.new_id();
     let pid_file = rt.scratch().join("abs.pid");
-    rt.exec(&[
-        "create",
-        "--bundle",
-        b.path_str(),
-        "--pid-file",
-        pid_file.to_str().expect("utf-8"),
-        &id,
-    ])
-    .assert_success();
+    rt.exec(&["create", "--bundle", b.path_str(), "--pid-file", pid_file.to_str().expect("utf-8"), &id])
+        .assert_success();
     let text = std::fs::read_to_string(&pid_file).expect("pid file written");
     assert_eq!(text, rt.pid(&id).to_string());
     rt.delete_force(&id).assert_success();
@@ -441,16 +392,8 @@ fn run_detached_writes_the_pid_file() {
     let b = sleeper();
     let id = rt.new_id();
     let pid_file = rt.scratch().join("run.pid");
-    rt.exec(&[
-        "run",
-        "--detach",
-        "--bundle",
-        b.path_str(),
-        "--pid-file",
-        pid_file.to_str().expect("utf-8"),
-        &id,
-    ])
-    .assert_success();
+    rt.exec(&["run", "--detach", "--bundle", b.path_str(), "--pid-file", pid_file.to_str().expect("utf-8"), &id])
+        .assert_success();
     assert_eq!(rt.status(&id), "running");
     let text = std::fs::read_to_string(&pid_file).expect("pid file written");
     assert_eq!(text, rt.pid(&id).to_string());
@@ -466,10 +409,7 @@ fn list_of_an_empty_root_has_only_the_header() {
     out.assert_success();
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{out}");
-    assert_eq!(
-        lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]
-    );
+    assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(), ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"]);
     assert_eq!(rt.exec(&["list", "-q"]).stdout, "");
     // runc prints `null` for no containers; an empty array means the same to a JSON reader.
     let json = rt.exec(&["list", "--format", "json"]);
@@ -516,10 +456,7 @@ fn list_shows_each_container_as_a_table_row_json_and_id() {
     let entries = parsed.as_array().expect("list json is an array");
     assert_eq!(entries.len(), 2, "{json}");
     for (id, status) in [(&created, "created"), (&running, "running")] {
-        let e = entries
-            .iter()
-            .find(|e| e["id"] == id.as_str())
-            .unwrap_or_else(|| panic!("{id} missing from {json}"));
+        let e = entries.iter().find(|e| e["id"] == id.as_str()).unwrap_or_else(|| panic!("{id} missing from {json}"));
         assert_eq!(e["status"], status);
         assert_eq!(e["pid"], rt.pid(id));
         assert_eq!(e["bundle"], b.path_str());
@@ -541,11 +478,7 @@ fn dropping_the_harness_removes_containers_cgroups_and_dirs() {
     let pid = rt.pid(&id);
     let root = rt.root();
     let bundle_dir = b.path().to_path_buf();
-    assert!(
-        !b.cgroup_dirs().is_empty(),
-        "the runtime made no cgroup under {}",
-        b.cgroups_path()
-    );
+    assert!(!b.cgroup_dirs().is_empty(), "the runtime made no cgroup under {}", b.cgroups_path());
     drop(rt);
     wait_until("the container to die", || (!pid_alive(pid)).then_some(()));
     assert!(!root.exists());
