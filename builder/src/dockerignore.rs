@@ -237,23 +237,12 @@ impl Matcher {
                 p = rest.to_string();
             }
             if let Err(BadPattern) = glob::matches(&p, ".") {
-                return Err(IgnoreError::Bad {
-                    line: *line,
-                    pattern: p,
-                });
+                return Err(IgnoreError::Bad { line: *line, pattern: p });
             }
             let (kind, toks) = compile(&p);
-            out.push(Pattern {
-                cleaned: p,
-                exclusion,
-                kind,
-                toks,
-            });
+            out.push(Pattern { cleaned: p, exclusion, kind, toks });
         }
-        Ok(Matcher {
-            patterns: out,
-            exclusions,
-        })
+        Ok(Matcher { patterns: out, exclusions })
     }
 
     /// Parses the text of a `.dockerignore`.
@@ -402,14 +391,8 @@ mod tests {
 
     #[test]
     fn bad_patterns() {
-        assert_eq!(
-            Matcher::parse("!\n").unwrap_err(),
-            IgnoreError::BareBang { line: 1 }
-        );
-        assert!(matches!(
-            Matcher::parse("ok\n[\n"),
-            Err(IgnoreError::Bad { line: 2, .. })
-        ));
+        assert_eq!(Matcher::parse("!\n").unwrap_err(), IgnoreError::BareBang { line: 1 });
+        assert!(matches!(Matcher::parse("ok\n[\n"), Err(IgnoreError::Bad { line: 2, .. })));
     }
 
     #[test]

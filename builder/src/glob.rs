@@ -11,10 +11,7 @@ enum Tok {
     Lit(char),
     Star,
     One,
-    Class {
-        neg: bool,
-        ranges: Vec<(char, char)>,
-    },
+    Class { neg: bool, ranges: Vec<(char, char)> },
 }
 
 fn compile(p: &str) -> Result<Vec<Tok>, BadPattern> {

@@ -158,10 +158,7 @@ impl<'a> Flags<'a> {
             Some((_, Some(v))) => match v.to_ascii_lowercase().as_str() {
                 "true" | "1" => Ok(true),
                 "false" | "0" => Ok(false),
-                _ => Err(format!(
-                    "expecting boolean value for flag {name}, not: {v} ({})",
-                    self.node.cmd
-                )),
+                _ => Err(format!("expecting boolean value for flag {name}, not: {v} ({})", self.node.cmd)),
             },
         }
     }
@@ -204,21 +201,17 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 [i, as_, n] if as_.eq_ignore_ascii_case("as") => {
                     let n = n.to_ascii_lowercase();
                     let ok = n.chars().next().is_some_and(|c| c.is_ascii_lowercase())
-                        && n.chars().all(|c| {
-                            c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c)
-                        });
+                        && n.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
                     if !ok {
-                        return Err(format!("invalid name for build stage: \"{n}\", name can't start with a number or contain symbols"));
+                        return Err(format!(
+                            "invalid name for build stage: \"{n}\", name can't start with a number or contain symbols"
+                        ));
                     }
                     (i.clone(), Some(n))
                 }
                 _ => return Err("FROM requires either one or three arguments".into()),
             };
-            Instruction::From {
-                image,
-                alias,
-                platform: f.string("platform")?,
-            }
+            Instruction::From { image, alias, platform: f.string("platform")? }
         }
         "run" => {
             let f = Flags::new(node, &["network", "mount", "security"])?;
@@ -278,32 +271,18 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
             let allowed: &[&str] = if node.cmd == "copy" {
                 &["from", "chown", "chmod", "link", "parents", "exclude"]
             } else {
-                &[
-                    "chown",
-                    "chmod",
-                    "link",
-                    "checksum",
-                    "keep-git-dir",
-                    "exclude",
-                ]
+                &["chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"]
             };
             let f = Flags::new(node, allowed)?;
             let mut a = list(node);
             if a.len() < 2 {
-                return Err(format!(
-                    "{up} requires at least two arguments, but got {}",
-                    a.len()
-                ));
+                return Err(format!("{up} requires at least two arguments, but got {}", a.len()));
             }
             let dest = a.pop().unwrap_or_default();
             let args = CopyArgs {
                 sources: a,
                 dest,
-                from: if node.cmd == "copy" {
-                    f.string("from")?
-                } else {
-                    None
-                },
+                from: if node.cmd == "copy" { f.string("from")? } else { None },
                 chown: f.string("chown")?,
                 chmod: f.string("chmod")?,
                 link: f.boolean("link")?,
@@ -320,14 +299,9 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 return Err("ONBUILD requires at least one argument".into());
             };
             match sub.cmd.as_str() {
-                "onbuild" => {
-                    return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into())
-                }
+                "onbuild" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
                 "from" | "maintainer" => {
-                    return Err(format!(
-                        "{} isn't allowed as an ONBUILD trigger",
-                        sub.cmd.to_ascii_uppercase()
-                    ))
+                    return Err(format!("{} isn't allowed as an ONBUILD trigger", sub.cmd.to_ascii_uppercase()))
                 }
                 _ => {}
             }
@@ -346,16 +320,7 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
         },
         "stopsignal" => Instruction::StopSignal(text(node, &up)?),
         "healthcheck" => {
-            let f = Flags::new(
-                node,
-                &[
-                    "interval",
-                    "timeout",
-                    "start-period",
-                    "start-interval",
-                    "retries",
-                ],
-            )?;
+            let f = Flags::new(node, &["interval", "timeout", "start-period", "start-interval", "retries"])?;
             let a = list(node);
             match a.first().map(|s| s.to_ascii_uppercase()).as_deref() {
                 Some("NONE") => {
@@ -382,9 +347,7 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                     })
                 }
                 Some("CMD") => return Err("Missing command after HEALTHCHECK CMD".into()),
-                Some(other) => {
-                    return Err(format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)"))
-                }
+                Some(other) => return Err(format!("Unknown type \"{other}\" in HEALTHCHECK (try CMD)")),
                 None => return Err("HEALTHCHECK requires an argument".into()),
             }
         }
@@ -397,25 +360,11 @@ pub fn stages(df: &Dockerfile) -> Result<Stages, InstructionError> {
     let mut meta_args = Vec::new();
     let mut stages: Vec<Stage> = Vec::new();
     for node in &df.nodes {
-        let e = |msg: String| InstructionError {
-            line: node.start_line,
-            msg,
-        };
+        let e = |msg: String| InstructionError { line: node.start_line, msg };
         let inst = parse_node(node).map_err(e)?;
-        let cmd = Command {
-            inst,
-            line: node.start_line,
-            original: node.original.clone(),
-        };
+        let cmd = Command { inst, line: node.start_line, original: node.original.clone() };
         match (&cmd.inst, stages.last_mut()) {
-            (
-                Instruction::From {
-                    image,
-                    alias,
-                    platform,
-                },
-                _,
-            ) => {
+            (Instruction::From { image, alias, platform }, _) => {
                 if let Some(a) = alias {
                     if stages.iter().any(|s| s.name.as_deref() == Some(a)) {
                         return Err(e(format!("duplicate stage name \"{a}\"")));
@@ -431,10 +380,7 @@ pub fn stages(df: &Dockerfile) -> Result<Stages, InstructionError> {
             }
             (Instruction::Arg(_), None) => meta_args.push(cmd),
             (_, None) => {
-                return Err(e(format!(
-                    "{} before FROM: no build stage in current context",
-                    cmd.inst.keyword()
-                )))
+                return Err(e(format!("{} before FROM: no build stage in current context", cmd.inst.keyword())))
             }
             (_, Some(stage)) => stage.commands.push(cmd),
         }
@@ -464,38 +410,16 @@ mod tests {
         let rows: Vec<(&str, Instruction)> = vec![
             (
                 "FROM busybox AS Build",
-                Instruction::From {
-                    image: "busybox".into(),
-                    alias: Some("build".into()),
-                    platform: None,
-                },
+                Instruction::From { image: "busybox".into(), alias: Some("build".into()), platform: None },
             ),
-            (
-                "CMD [\"a\"]",
-                Instruction::Cmd(CmdForm::Exec(vec!["a".into()])),
-            ),
+            ("CMD [\"a\"]", Instruction::Cmd(CmdForm::Exec(vec!["a".into()]))),
             ("CMD a b", Instruction::Cmd(CmdForm::Shell("a b".into()))),
-            (
-                "SHELL [\"/bin/bash\", \"-c\"]",
-                Instruction::Shell(vec!["/bin/bash".into(), "-c".into()]),
-            ),
-            (
-                "STOPSIGNAL SIGKILL",
-                Instruction::StopSignal("SIGKILL".into()),
-            ),
-            (
-                "VOLUME /a /b",
-                Instruction::Volume(vec!["/a".into(), "/b".into()]),
-            ),
+            ("SHELL [\"/bin/bash\", \"-c\"]", Instruction::Shell(vec!["/bin/bash".into(), "-c".into()])),
+            ("STOPSIGNAL SIGKILL", Instruction::StopSignal("SIGKILL".into())),
+            ("VOLUME /a /b", Instruction::Volume(vec!["/a".into(), "/b".into()])),
             ("VOLUME [\"/a\"]", Instruction::Volume(vec!["/a".into()])),
-            (
-                "EXPOSE 80 443/udp",
-                Instruction::Expose(vec!["80".into(), "443/udp".into()]),
-            ),
-            (
-                "ONBUILD RUN echo hi",
-                Instruction::Onbuild("RUN echo hi".into()),
-            ),
+            ("EXPOSE 80 443/udp", Instruction::Expose(vec!["80".into(), "443/udp".into()])),
+            ("ONBUILD RUN echo hi", Instruction::Onbuild("RUN echo hi".into())),
             ("HEALTHCHECK NONE", Instruction::Healthcheck(Health::None)),
             (
                 "HEALTHCHECK --retries=3 CMD curl x",
@@ -530,17 +454,11 @@ mod tests {
     fn errors_table() {
         let rows = [
             ("FOO bar", "unknown instruction: FOO"),
-            (
-                "SHELL /bin/sh -c",
-                "SHELL requires the arguments to be in JSON form",
-            ),
+            ("SHELL /bin/sh -c", "SHELL requires the arguments to be in JSON form"),
             ("COPY a", "COPY requires at least two arguments, but got 1"),
             ("COPY --frm=x a b", "unknown flag: frm"),
             ("FROM a b", "FROM requires either one or three arguments"),
-            (
-                "ONBUILD ONBUILD RUN x",
-                "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
-            ),
+            ("ONBUILD ONBUILD RUN x", "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
             ("ONBUILD FROM x", "FROM isn't allowed as an ONBUILD trigger"),
             ("ADD --from=x a b", "unknown flag: from"),
             ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),

@@ -4,3 +4,6 @@ pub mod dockerfile;
 pub mod dockerignore;
 pub mod glob;
 pub mod instructions;
+pub mod layer;
+pub mod store;
+pub mod sys;

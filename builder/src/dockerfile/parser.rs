@@ -104,9 +104,7 @@ impl Directives {
         match key.as_str() {
             "escape" => {
                 if value != "`" && value != "\\" {
-                    return Err(format!(
-                        "invalid escape token '{value}' does not match ` or \\"
-                    ));
+                    return Err(format!("invalid escape token '{value}' does not match ` or \\"));
                 }
                 self.escape = value.chars().next().unwrap_or('\\');
             }
@@ -143,22 +141,14 @@ fn trim_newline(s: &str) -> &str {
 pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
     let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let lines = split_lines(src);
-    let mut d = Directives {
-        escape: '\\',
-        seen: Vec::new(),
-        syntax: None,
-        done: false,
-    };
+    let mut d = Directives { escape: '\\', seen: Vec::new(), syntax: None, done: false };
     let mut nodes = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let raw = trim_newline(&lines[i]);
         let start_line = i + 1;
         i += 1;
-        d.parse_line(raw.trim_start()).map_err(|msg| ParseError {
-            line: start_line,
-            msg,
-        })?;
+        d.parse_line(raw.trim_start()).map_err(|msg| ParseError { line: start_line, msg })?;
         let first = raw.trim_start();
         if is_comment(first) {
             continue;
@@ -170,8 +160,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
         while !eol && i < lines.len() {
             let next = trim_newline(&lines[i]);
             i += 1;
-            d.parse_line(next)
-                .map_err(|msg| ParseError { line: i, msg })?;
+            d.parse_line(next).map_err(|msg| ParseError { line: i, msg })?;
             if is_comment(next) || next.trim().is_empty() {
                 continue;
             }
@@ -179,10 +168,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
             line.push_str(&cont);
             eol = e;
         }
-        let mut node = node_from_line(&line, d.escape).map_err(|msg| ParseError {
-            line: start_line,
-            msg,
-        })?;
+        let mut node = node_from_line(&line, d.escape).map_err(|msg| ParseError { line: start_line, msg })?;
         if can_contain_heredoc(&node) && line.contains("<<") {
             let mut docs = heredocs_from_line(&line);
             for doc in &mut docs {
@@ -201,10 +187,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
                     doc.content.push_str(l);
                 }
                 if !terminated {
-                    return Err(ParseError {
-                        line: start_line,
-                        msg: "unterminated heredoc".into(),
-                    });
+                    return Err(ParseError { line: start_line, msg: "unterminated heredoc".into() });
                 }
                 if doc.chomp {
                     doc.content = chomp_heredoc(&doc.content);
@@ -216,18 +199,12 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
         node.end_line = i;
         nodes.push(node);
     }
-    Ok(Dockerfile {
-        escape: d.escape,
-        syntax: d.syntax,
-        nodes,
-    })
+    Ok(Dockerfile { escape: d.escape, syntax: d.syntax, nodes })
 }
 
 /// Strips the leading tabs of every line (`<<-`).
 pub fn chomp_heredoc(s: &str) -> String {
-    s.split_inclusive('\n')
-        .map(|l| l.trim_start_matches('\t'))
-        .collect()
+    s.split_inclusive('\n').map(|l| l.trim_start_matches('\t')).collect()
 }
 
 fn can_contain_heredoc(n: &Node) -> bool {
@@ -258,12 +235,7 @@ pub fn parse_heredoc(word: &str) -> Option<Heredoc> {
     }
     let quotes = |s: &str| s.matches(['\'', '"']).count();
     let expand = quotes(&words[0]) == quotes(&raw[0]);
-    Some(Heredoc {
-        name: words[0].clone(),
-        content: String::new(),
-        chomp,
-        expand,
-    })
+    Some(Heredoc { name: words[0].clone(), content: String::new(), chomp, expand })
 }
 
 fn heredocs_from_line(line: &str) -> Vec<Heredoc> {
@@ -357,10 +329,7 @@ fn parse_json(rest: &str) -> Result<Option<Vec<String>>, String> {
     v.into_iter()
         .map(|x| match x {
             serde_json::Value::String(s) => Ok(s),
-            _ => Err(
-                "when using JSON array syntax, arrays must be comprised of strings only"
-                    .to_string(),
-            ),
+            _ => Err("when using JSON array syntax, arrays must be comprised of strings only".to_string()),
         })
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
@@ -507,9 +476,7 @@ fn parse_name_val(cmd: &str, rest: &str, escape: char) -> Result<Vec<(String, St
     let mut out = Vec::new();
     for w in words {
         let Some((k, v)) = w.split_once('=') else {
-            return Err(format!(
-                "Syntax error - can't find = in \"{w}\". Must be of the form: name=value"
-            ));
+            return Err(format!("Syntax error - can't find = in \"{w}\". Must be of the form: name=value"));
         };
         if k.is_empty() {
             return Err(format!("{up} names can not be blank"));
@@ -582,20 +549,10 @@ mod tests {
         let d = p("ENV A=1 B=\"x y\" C=a\\ b\nENV legacy value with spaces\nLABEL \"k k\"=v\n");
         assert_eq!(
             d.nodes[0].args,
-            Args::Pairs(vec![
-                ("A".into(), "1".into()),
-                ("B".into(), "\"x y\"".into()),
-                ("C".into(), "a\\ b".into())
-            ])
+            Args::Pairs(vec![("A".into(), "1".into()), ("B".into(), "\"x y\"".into()), ("C".into(), "a\\ b".into())])
         );
-        assert_eq!(
-            d.nodes[1].args,
-            Args::Pairs(vec![("legacy".into(), "value with spaces".into())])
-        );
-        assert_eq!(
-            d.nodes[2].args,
-            Args::Pairs(vec![("\"k k\"".into(), "v".into())])
-        );
+        assert_eq!(d.nodes[1].args, Args::Pairs(vec![("legacy".into(), "value with spaces".into())]));
+        assert_eq!(d.nodes[2].args, Args::Pairs(vec![("\"k k\"".into(), "v".into())]));
         assert!(parse("ENV A=1 B").is_err());
         assert!(parse("ENV A").is_err());
     }
@@ -624,25 +581,18 @@ mod tests {
         assert!(copy.heredocs[0].chomp);
         assert_eq!(copy.heredocs[1].content, "two\n");
         assert_eq!(d.nodes[3].start_line, 10);
-        assert_eq!(
-            parse("RUN <<EOF\nx\n").unwrap_err().msg,
-            "unterminated heredoc"
-        );
+        assert_eq!(parse("RUN <<EOF\nx\n").unwrap_err().msg, "unterminated heredoc");
     }
 
     #[test]
     fn onbuild_and_healthcheck() {
-        let d =
-            p("ONBUILD RUN echo hi\nHEALTHCHECK --interval=5s CMD [\"true\"]\nHEALTHCHECK NONE\n");
+        let d = p("ONBUILD RUN echo hi\nHEALTHCHECK --interval=5s CMD [\"true\"]\nHEALTHCHECK NONE\n");
         match &d.nodes[0].args {
             Args::Sub(n) => assert_eq!(n.cmd, "run"),
             a => panic!("{a:?}"),
         }
         assert_eq!(d.nodes[1].flags, ["--interval=5s"]);
-        assert_eq!(
-            d.nodes[1].args,
-            Args::List(vec!["CMD".into(), "true".into()])
-        );
+        assert_eq!(d.nodes[1].args, Args::List(vec!["CMD".into(), "true".into()]));
         assert_eq!(d.nodes[2].args, Args::List(vec!["NONE".into()]));
     }
 
@@ -651,20 +601,13 @@ mod tests {
         let d = p("ARG A B=2 C=\n");
         assert_eq!(
             d.nodes[0].args,
-            Args::Names(vec![
-                ("A".into(), None),
-                ("B".into(), Some("2".into())),
-                ("C".into(), Some("".into()))
-            ])
+            Args::Names(vec![("A".into(), None), ("B".into(), Some("2".into())), ("C".into(), Some("".into()))])
         );
     }
 
     #[test]
     fn parse_words_table() {
-        assert_eq!(
-            parse_words("a  'b c' \"d\\\"e\"", '\\'),
-            ["a", "'b c'", "\"d\\\"e\""]
-        );
+        assert_eq!(parse_words("a  'b c' \"d\\\"e\"", '\\'), ["a", "'b c'", "\"d\\\"e\""]);
         assert_eq!(parse_words("x=\"\"", '\\'), ["x=\"\""]);
     }
 }

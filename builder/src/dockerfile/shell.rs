@@ -19,10 +19,7 @@ pub trait Env {
 
 impl Env for [(String, String)] {
     fn lookup(&self, name: &str) -> Option<String> {
-        self.iter()
-            .rev()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
+        self.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
     }
 }
 
@@ -55,12 +52,7 @@ pub struct Lexer {
 
 impl Lexer {
     pub fn new(escape: char) -> Lexer {
-        Lexer {
-            escape,
-            raw_quotes: false,
-            raw_escapes: false,
-            skip_unset: false,
-        }
+        Lexer { escape, raw_quotes: false, raw_escapes: false, skip_unset: false }
     }
 
     /// Expands one word (quotes removed, no field splitting).
@@ -126,12 +118,7 @@ struct Word<'a> {
 
 impl<'a> Word<'a> {
     fn new(lex: &'a Lexer, s: &str, env: &'a dyn Env) -> Word<'a> {
-        Word {
-            lex,
-            chars: s.chars().collect(),
-            pos: 0,
-            env,
-        }
+        Word { lex, chars: s.chars().collect(), pos: 0, env }
     }
     fn peek(&self) -> Option<char> {
         self.chars.get(self.pos).copied()
@@ -144,11 +131,7 @@ impl<'a> Word<'a> {
         c
     }
 
-    fn process_stop_on(
-        &mut self,
-        stop: Option<char>,
-        raw_escapes: bool,
-    ) -> Result<(String, Vec<String>), ShellError> {
+    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Result<(String, Vec<String>), ShellError> {
         let mut result = String::new();
         let mut words = Words::default();
         while let Some(ch) = self.peek() {
@@ -195,9 +178,7 @@ impl<'a> Word<'a> {
             }
         }
         if let Some(s) = stop {
-            return err(format!(
-                "unexpected end of statement while looking for matching {s}"
-            ));
+            return err(format!("unexpected end of statement while looking for matching {s}"));
         }
         Ok((result, words.finish()))
     }
@@ -210,11 +191,7 @@ impl<'a> Word<'a> {
         }
         loop {
             match self.next() {
-                None => {
-                    return err(
-                        "unexpected end of statement while looking for matching single-quote",
-                    )
-                }
+                None => return err("unexpected end of statement while looking for matching single-quote"),
                 Some('\'') => {
                     if self.lex.raw_quotes {
                         result.push('\'');
@@ -234,11 +211,7 @@ impl<'a> Word<'a> {
         }
         loop {
             match self.peek() {
-                None => {
-                    return err(
-                        "unexpected end of statement while looking for matching double-quote",
-                    )
-                }
+                None => return err("unexpected end of statement while looking for matching double-quote"),
                 Some('"') => {
                     self.next();
                     if self.lex.raw_quotes {
@@ -361,19 +334,11 @@ impl<'a> Word<'a> {
                     '+' => Ok(if unset_or_null { String::new() } else { word }),
                     '?' => {
                         if !set {
-                            let m = if word.is_empty() {
-                                "is not allowed to be unset".to_string()
-                            } else {
-                                word
-                            };
+                            let m = if word.is_empty() { "is not allowed to be unset".to_string() } else { word };
                             return err(format!("{name}: {m}"));
                         }
                         if null_is_unset && v.is_empty() {
-                            let m = if word.is_empty() {
-                                "is not allowed to be empty".to_string()
-                            } else {
-                                word
-                            };
+                            let m = if word.is_empty() { "is not allowed to be empty".to_string() } else { word };
                             return err(format!("{name}: {m}"));
                         }
                         Ok(v)
@@ -384,11 +349,7 @@ impl<'a> Word<'a> {
                             None => (false, word),
                         };
                         let pat = Glob::parse(&pat, self.lex.escape);
-                        Ok(if ch == '%' {
-                            trim_suffix(&pat, &v, greedy)
-                        } else {
-                            trim_prefix(&pat, &v, greedy)
-                        })
+                        Ok(if ch == '%' { trim_suffix(&pat, &v, greedy) } else { trim_prefix(&pat, &v, greedy) })
                     }
                 }
             }
@@ -621,11 +582,7 @@ mod tests {
         ];
         let lex = Lexer::new('\\');
         for (input, want) in ok {
-            assert_eq!(
-                lex.process_word(input, &env()).as_deref(),
-                Ok(*want),
-                "input {input}"
-            );
+            assert_eq!(lex.process_word(input, &env()).as_deref(), Ok(*want), "input {input}");
         }
     }
 
@@ -639,22 +596,12 @@ mod tests {
             ("${}", "syntax error: bad substitution"),
             ("${:x}", "syntax error: bad substitution"),
             ("${PWD:#x}", "unsupported modifier (:#) in substitution"),
-            (
-                "'abc",
-                "unexpected end of statement while looking for matching single-quote",
-            ),
-            (
-                "\"abc",
-                "unexpected end of statement while looking for matching double-quote",
-            ),
+            ("'abc", "unexpected end of statement while looking for matching single-quote"),
+            ("\"abc", "unexpected end of statement while looking for matching double-quote"),
         ];
         let lex = Lexer::new('\\');
         for (input, want) in bad {
-            assert_eq!(
-                lex.process_word(input, &env()),
-                Err(ShellError(want.to_string())),
-                "input {input}"
-            );
+            assert_eq!(lex.process_word(input, &env()), Err(ShellError(want.to_string())), "input {input}");
         }
     }
 
@@ -669,24 +616,14 @@ mod tests {
     #[test]
     fn words_split_on_expansion() {
         let lex = Lexer::new('\\');
-        assert_eq!(
-            lex.process_words("x $SP", &env()).unwrap(),
-            ["x", "a", "b", "c"]
-        );
-        assert_eq!(
-            lex.process_words("\"$SP\" y", &env()).unwrap(),
-            ["a b  c", "y"]
-        );
+        assert_eq!(lex.process_words("x $SP", &env()).unwrap(), ["x", "a", "b", "c"]);
+        assert_eq!(lex.process_words("\"$SP\" y", &env()).unwrap(), ["a b  c", "y"]);
     }
 
     #[test]
     fn skip_unset_keeps_text() {
         let mut lex = Lexer::new('\\');
         lex.skip_unset = true;
-        assert_eq!(
-            lex.process_word("$NOPE ${NOPE} ${NOPE:-x}", &NoEnv)
-                .unwrap(),
-            "$NOPE ${NOPE} ${NOPE:-x}"
-        );
+        assert_eq!(lex.process_word("$NOPE ${NOPE} ${NOPE:-x}", &NoEnv).unwrap(), "$NOPE ${NOPE} ${NOPE:-x}");
     }
 }

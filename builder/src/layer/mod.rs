@@ -1,0 +1,476 @@
+//! Layers: an overlay upper dir -> a deterministic gzip tar (sorted entries, fixed mtimes,
+//! owners/modes kept, hardlinks as links, overlay whiteouts -> `.wh.` entries), and the way
+//! back: a layer tar -> an overlay lower dir (snapshot) or a flat rootfs.
+//! It knows nothing of Dockerfiles or runtimes.
+
+pub mod overlay;
+
+use crate::store::image::{Descriptor, MT_LAYER_GZIP};
+use crate::store::{io_err, Store, StoreError};
+use flate2::{write::GzEncoder, Compression};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+
+pub const WH_PREFIX: &str = ".wh.";
+pub const WH_OPAQUE: &str = ".wh..wh..opq";
+const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
+
+/// A layer in the store.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Layer {
+    pub digest: String,
+    pub size: u64,
+    pub diff_id: String,
+}
+
+impl Layer {
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: MT_LAYER_GZIP.into(),
+            digest: self.digest.clone(),
+            size: self.size,
+            annotations: Default::default(),
+        }
+    }
+}
+
+/// What one tar entry of a diff is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Dir,
+    File,
+    Symlink(PathBuf),
+    Hardlink(String),
+    Char(u64, u64),
+    Block(u64, u64),
+    Fifo,
+    /// A `.wh.name` entry
+    Whiteout,
+    /// A `.wh..wh..opq` entry
+    Opaque,
+}
+
+/// One planned tar entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// Path relative to the layer root, no leading `/`.
+    pub path: String,
+    pub kind: Kind,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub size: u64,
+    /// Where the bytes are (regular files).
+    pub source: Option<PathBuf>,
+}
+
+/// Plans the tar entries of an upper dir, in filepath.Walk order.
+pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
+    let mut out = Vec::new();
+    let mut links: BTreeMap<(u64, u64), String> = BTreeMap::new();
+    let walker = walkdir::WalkDir::new(upper).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name()));
+    for e in walker {
+        let e = e.map_err(|e| StoreError::Io {
+            op: "walk",
+            path: upper.to_path_buf(),
+            err: io::Error::other(e.to_string()),
+        })?;
+        let rel = e.path().strip_prefix(upper).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+        let md = fs::symlink_metadata(e.path()).map_err(io_err("stat", e.path()))?;
+        let ft = md.file_type();
+        let mut ent = Entry {
+            path: rel.clone(),
+            kind: Kind::File,
+            mode: md.mode() & 0o7777,
+            uid: md.uid() as u64,
+            gid: md.gid() as u64,
+            size: 0,
+            source: None,
+        };
+        if ft.is_char_device() && md.rdev() == 0 {
+            let (dir, name) = match rel.rsplit_once('/') {
+                Some((d, n)) => (format!("{d}/"), n.to_string()),
+                None => (String::new(), rel.clone()),
+            };
+            ent.path = format!("{dir}{WH_PREFIX}{name}");
+            ent.kind = Kind::Whiteout;
+            ent.mode = 0o600;
+            ent.uid = 0;
+            ent.gid = 0;
+            out.push(ent);
+            continue;
+        }
+        if ft.is_dir() {
+            ent.kind = Kind::Dir;
+            let opaque = crate::sys::lgetxattr(e.path(), OPAQUE_XATTR)
+                .map_err(io_err("getxattr", e.path()))?
+                .is_some_and(|v| v == b"y");
+            out.push(ent);
+            if opaque {
+                out.push(Entry {
+                    path: format!("{rel}/{WH_OPAQUE}"),
+                    kind: Kind::Opaque,
+                    mode: 0o600,
+                    uid: 0,
+                    gid: 0,
+                    size: 0,
+                    source: None,
+                });
+            }
+            continue;
+        }
+        if ft.is_symlink() {
+            let t = fs::read_link(e.path()).map_err(io_err("readlink", e.path()))?;
+            ent.kind = Kind::Symlink(t);
+        } else if ft.is_file() {
+            if md.nlink() > 1 {
+                if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                    ent.kind = Kind::Hardlink(first.clone());
+                    out.push(ent);
+                    continue;
+                }
+                links.insert((md.dev(), md.ino()), rel.clone());
+            }
+            ent.size = md.len();
+            ent.source = Some(e.path().to_path_buf());
+        } else if ft.is_char_device() || ft.is_block_device() {
+            let (ma, mi) = (nix::sys::stat::major(md.rdev()), nix::sys::stat::minor(md.rdev()));
+            ent.kind = if ft.is_char_device() { Kind::Char(ma, mi) } else { Kind::Block(ma, mi) };
+        } else if ft.is_fifo() {
+            ent.kind = Kind::Fifo;
+        } else {
+            continue; // sockets are not archived
+        }
+        out.push(ent);
+    }
+    Ok(out)
+}
+
+struct HashWriter<W: Write> {
+    inner: W,
+    hash: Sha256,
+    n: u64,
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Writes planned entries as a tar to `w` with every mtime set to `epoch`.
+pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W> {
+    let mut b = tar::Builder::new(w);
+    b.mode(tar::HeaderMode::Complete);
+    for e in entries {
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(e.mode);
+        h.set_uid(e.uid);
+        h.set_gid(e.gid);
+        h.set_mtime(epoch);
+        h.set_size(0);
+        match &e.kind {
+            Kind::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                b.append_data(&mut h, &e.path, io::empty())?;
+            }
+            Kind::File => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(e.size);
+                let src = e.source.as_deref().unwrap_or(Path::new("/dev/null"));
+                let f = File::open(src)?;
+                // a file that changed size while we read it would corrupt the tar
+                b.append_data(&mut h, &e.path, f.take(e.size))?;
+            }
+            Kind::Symlink(t) => {
+                h.set_entry_type(tar::EntryType::Symlink);
+                b.append_link(&mut h, &e.path, t)?;
+            }
+            Kind::Hardlink(t) => {
+                h.set_entry_type(tar::EntryType::Link);
+                b.append_link(&mut h, &e.path, t)?;
+            }
+            Kind::Char(ma, mi) | Kind::Block(ma, mi) => {
+                h.set_entry_type(if matches!(e.kind, Kind::Char(..)) {
+                    tar::EntryType::Char
+                } else {
+                    tar::EntryType::Block
+                });
+                h.set_device_major(*ma as u32)?;
+                h.set_device_minor(*mi as u32)?;
+                b.append_data(&mut h, &e.path, io::empty())?;
+            }
+            Kind::Fifo => {
+                h.set_entry_type(tar::EntryType::Fifo);
+                b.append_data(&mut h, &e.path, io::empty())?;
+            }
+            Kind::Whiteout | Kind::Opaque => {
+                h.set_entry_type(tar::EntryType::Regular);
+                b.append_data(&mut h, &e.path, io::empty())?;
+            }
+        }
+    }
+    b.into_inner()
+}
+
+/// Writes a gzip layer blob from planned entries; returns the layer.
+pub fn commit_layer(store: &Store, entries: &[Entry], epoch: u64) -> Result<Layer, StoreError> {
+    let tmpd = store.tempdir("layer")?;
+    let tmp = tmpd.path.join("layer.tar.gz");
+    let f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+    let outer = HashWriter { inner: io::BufWriter::new(f), hash: Sha256::new(), n: 0 };
+    let gz = GzEncoder::new(outer, Compression::new(6));
+    let inner = HashWriter { inner: gz, hash: Sha256::new(), n: 0 };
+    let inner = write_tar(entries, epoch, inner).map_err(io_err("write", &tmp))?;
+    let diff_id = format!("sha256:{}", hex::encode(inner.hash.finalize()));
+    let mut outer = inner.inner.finish().map_err(io_err("write", &tmp))?;
+    outer.flush().map_err(io_err("write", &tmp))?;
+    let size = outer.n;
+    let digest = format!("sha256:{}", hex::encode(outer.hash.finalize()));
+    if !store.has_blob(&digest) {
+        store.commit_blob_file(&tmp, &digest)?;
+    }
+    Ok(Layer { digest, size, diff_id })
+}
+
+/// Opens a layer blob as a decompressed stream (gzip, bzip2, xz or plain tar by magic).
+pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read>> {
+    let mut f = File::open(path)?;
+    let mut magic = [0u8; 6];
+    let n = f.read(&mut magic)?;
+    drop(f);
+    let f = io::BufReader::new(File::open(path)?);
+    let m = &magic[..n];
+    Ok(if m.starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else if m.starts_with(b"BZh") {
+        Box::new(bzip2::read::MultiBzDecoder::new(f))
+    } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Box::new(xz2::read::XzDecoder::new_multi_decoder(f))
+    } else {
+        Box::new(f)
+    })
+}
+
+/// Whether the file is a tar archive, possibly compressed (ADD's auto-extraction test).
+pub fn is_archive(path: &Path) -> bool {
+    let Ok(r) = open_decompressed(path) else {
+        return false;
+    };
+    let mut buf = vec![0u8; 512];
+    let mut r = r;
+    if r.read_exact(&mut buf).is_err() {
+        return false;
+    }
+    // ustar magic at 257, or a valid header checksum
+    if &buf[257..262] == b"ustar" {
+        return true;
+    }
+    let h = tar::Header::from_byte_slice(&buf);
+    h.cksum().ok() == Some(checksum(&buf)) && buf.iter().any(|&b| b != 0)
+}
+
+fn checksum(b: &[u8]) -> u32 {
+    b.iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { x as u32 }).sum()
+}
+
+fn clean_entry_path(p: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            std::path::Component::Normal(n) => out.push(n),
+            std::path::Component::ParentDir => return None,
+            _ => {}
+        }
+    }
+    (!out.as_os_str().is_empty()).then_some(out)
+}
+
+/// How `.wh.` entries are applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Whiteouts {
+    /// Convert to overlay whiteouts (char 0/0, opaque xattr): a snapshot for lowerdir.
+    Overlay,
+    /// Delete what they name: a flat rootfs.
+    Apply,
+    /// Extract them as ordinary files (ADD of a local archive).
+    Keep,
+}
+
+/// Extracts a tar stream into `dst`.
+pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
+    let mut ar = tar::Archive::new(r);
+    ar.set_preserve_permissions(true);
+    ar.set_preserve_ownerships(true);
+    ar.set_preserve_mtime(true);
+    ar.set_unpack_xattrs(false);
+    ar.set_overwrite(true);
+    let mut this_layer: HashSet<PathBuf> = HashSet::new();
+    for e in ar.entries()? {
+        let mut e = e?;
+        let Some(rel) = clean_entry_path(&e.path()?) else {
+            continue;
+        };
+        let name = rel.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+        let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+        if wh != Whiteouts::Keep && name.starts_with(WH_PREFIX) {
+            let pdir = dst.join(&parent);
+            fs::create_dir_all(&pdir)?;
+            if name == WH_OPAQUE {
+                if wh == Whiteouts::Overlay {
+                    crate::sys::lsetxattr(&pdir, OPAQUE_XATTR, b"y")?;
+                } else {
+                    for c in fs::read_dir(&pdir)? {
+                        let c = c?;
+                        if !this_layer.contains(&parent.join(c.file_name())) {
+                            remove_any(&c.path())?;
+                        }
+                    }
+                }
+            } else {
+                let target = pdir.join(&name[WH_PREFIX.len()..]);
+                remove_any(&target)?;
+                if wh == Whiteouts::Overlay {
+                    nix::sys::stat::mknod(&target, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0)
+                        .map_err(io::Error::from)?;
+                }
+            }
+            continue;
+        }
+        let target = dst.join(&rel);
+        let et = e.header().entry_type();
+        if let Ok(md) = fs::symlink_metadata(&target) {
+            if md.is_dir() && !et.is_dir() {
+                fs::remove_dir_all(&target)?;
+            } else if !md.is_dir() && et.is_dir() {
+                fs::remove_file(&target)?;
+            }
+        }
+        this_layer.insert(rel.clone());
+        if et.is_character_special() || et.is_block_special() || et.is_fifo() {
+            if let Some(p) = target.parent() {
+                fs::create_dir_all(p)?;
+            }
+            let _ = fs::remove_file(&target);
+            let kind = if et.is_fifo() {
+                nix::sys::stat::SFlag::S_IFIFO
+            } else if et.is_character_special() {
+                nix::sys::stat::SFlag::S_IFCHR
+            } else {
+                nix::sys::stat::SFlag::S_IFBLK
+            };
+            let h = e.header();
+            let dev =
+                nix::sys::stat::makedev(h.device_major()?.unwrap_or(0) as u64, h.device_minor()?.unwrap_or(0) as u64);
+            let mode = nix::sys::stat::Mode::from_bits_truncate(h.mode()? & 0o7777);
+            nix::sys::stat::mknod(&target, kind, mode, dev).map_err(io::Error::from)?;
+            let _ = nix::unistd::fchownat(
+                None,
+                &target,
+                Some(nix::unistd::Uid::from_raw(h.uid()? as u32)),
+                Some(nix::unistd::Gid::from_raw(h.gid()? as u32)),
+                nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+            );
+            continue;
+        }
+        e.unpack_in(dst)?;
+    }
+    Ok(())
+}
+
+fn remove_any(p: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(md) if md.is_dir() => fs::remove_dir_all(p),
+        Ok(_) => fs::remove_file(p),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// The extracted snapshot dir of a layer (an overlay lowerdir), extracting it on first use.
+pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, StoreError> {
+    let hex = layer.diff_id.trim_start_matches("sha256:");
+    let dir = store.root.join("snapshots").join(hex);
+    if dir.exists() {
+        return Ok(dir);
+    }
+    let tmp = store.tempdir("snap")?;
+    let root = tmp.path.join("fs");
+    fs::create_dir_all(&root).map_err(io_err("create", &root))?;
+    let blob = store.blob_path(&layer.digest);
+    let r = open_decompressed(&blob).map_err(io_err("open", &blob))?;
+    extract(r, &root, Whiteouts::Overlay).map_err(io_err("extract layer", &blob))?;
+    match fs::rename(&root, &dir) {
+        Ok(()) => Ok(dir),
+        Err(_) if dir.exists() => Ok(dir), // another build won the race
+        Err(e) => Err(StoreError::Io { op: "rename", path: dir, err: e }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn tar_names(data: &[u8]) -> Vec<(String, tar::EntryType, u32)> {
+        let mut ar = tar::Archive::new(data);
+        ar.entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().to_string_lossy().to_string(), e.header().entry_type(), e.header().mode().unwrap())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn diff_is_sorted_and_converts_whiteouts() {
+        let t = tempfile::tempdir().unwrap();
+        let u = t.path();
+        fs::create_dir_all(u.join("b/c")).unwrap();
+        fs::write(u.join("a.txt"), "x").unwrap();
+        fs::write(u.join("b/c/f"), "y").unwrap();
+        fs::hard_link(u.join("b/c/f"), u.join("b/g")).unwrap();
+        fs::set_permissions(u.join("a.txt"), fs::Permissions::from_mode(0o4755)).unwrap();
+        std::os::unix::fs::symlink("../a.txt", u.join("b/l")).unwrap();
+        nix::sys::stat::mknod(&u.join("b/gone"), nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), 0)
+            .unwrap();
+        crate::sys::lsetxattr(&u.join("b/c"), OPAQUE_XATTR, b"y").unwrap();
+        let plan = plan_diff(u).unwrap();
+        let paths: Vec<&str> = plan.iter().map(|e| e.path.as_str()).collect();
+        assert_eq!(paths, ["a.txt", "b", "b/c", "b/c/.wh..wh..opq", "b/c/f", "b/g", "b/.wh.gone", "b/l"]);
+        assert_eq!(plan[5].kind, Kind::Hardlink("b/c/f".into()));
+        let data = write_tar(&plan, 0, Vec::new()).unwrap();
+        let again = write_tar(&plan_diff(u).unwrap(), 0, Vec::new()).unwrap();
+        assert_eq!(data, again, "deterministic");
+        let names = tar_names(&data);
+        assert_eq!(names[0].2, 0o4755);
+        assert_eq!(names[5].1, tar::EntryType::Link);
+
+        // round trip into an overlay snapshot and a flat tree
+        let snap = tempfile::tempdir().unwrap();
+        extract(&data[..], snap.path(), Whiteouts::Overlay).unwrap();
+        let md = fs::symlink_metadata(snap.path().join("b/gone")).unwrap();
+        assert!(md.file_type().is_char_device() && md.rdev() == 0);
+        assert_eq!(crate::sys::lgetxattr(&snap.path().join("b/c"), OPAQUE_XATTR).unwrap(), Some(b"y".to_vec()));
+        let flat = tempfile::tempdir().unwrap();
+        fs::create_dir_all(flat.path().join("b/c")).unwrap();
+        fs::write(flat.path().join("b/gone"), "old").unwrap();
+        fs::write(flat.path().join("b/c/old"), "old").unwrap();
+        extract(&data[..], flat.path(), Whiteouts::Apply).unwrap();
+        assert!(!flat.path().join("b/gone").exists());
+        assert!(!flat.path().join("b/c/old").exists());
+        assert!(flat.path().join("b/c/f").exists());
+        assert_eq!(fs::read_link(flat.path().join("b/l")).unwrap(), Path::new("../a.txt"));
+    }
+}

@@ -1,0 +1,88 @@
+//! The rootfs a step works on: an overlay mount of layer snapshots plus a fresh upper dir.
+//! The mount options are computed as data (`options`) and applied in one `mount` call.
+
+use crate::store::{io_err, Store, StoreError, TempDir};
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// A mounted overlay; unmounted and removed on drop.
+pub struct Rootfs {
+    pub merged: PathBuf,
+    pub upper: PathBuf,
+    mounted: bool,
+    _tmp: TempDir,
+}
+
+impl Drop for Rootfs {
+    fn drop(&mut self) {
+        if self.mounted {
+            let _ = umount2(&self.merged, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// Overlay mount options. `lowers` is bottom-first (image order); overlay wants top-first.
+pub fn options(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, extra: bool) -> String {
+    let l: Vec<String> = lowers.iter().rev().map(|p| p.to_string_lossy().to_string()).collect();
+    let mut o = format!("lowerdir={}", l.join(":"));
+    if let Some((u, w)) = upper {
+        o.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display()));
+    }
+    if extra {
+        // keep the upper dir a plain diff: no redirects, no metadata-only copy-ups
+        o.push_str(",index=off,redirect_dir=off,metacopy=off");
+    }
+    o
+}
+
+/// Mounts `lowers` (bottom-first) with a writable upper dir, or read-only when `writable` is false.
+pub fn mount_rootfs(store: &Store, lowers: &[PathBuf], writable: bool) -> Result<Rootfs, StoreError> {
+    let tmp = store.tempdir("rootfs")?;
+    let merged = tmp.path.join("merged");
+    let upper = tmp.path.join("upper");
+    let work = tmp.path.join("work");
+    let empty = tmp.path.join("empty");
+    for d in [&merged, &upper, &work, &empty] {
+        fs::create_dir_all(d).map_err(io_err("create", d))?;
+    }
+    let mut lowers = lowers.to_vec();
+    if lowers.is_empty() || !writable {
+        lowers.insert(0, empty.clone());
+    }
+    let up = writable.then_some((upper.as_path(), work.as_path()));
+    let flags = if writable { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+    let mut res = mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, true).as_str()));
+    if res.is_err() {
+        res = mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, false).as_str()));
+    }
+    res.map_err(|e| StoreError::Io { op: "mount overlay on", path: merged.clone(), err: e.into() })?;
+    Ok(Rootfs { merged, upper, mounted: true, _tmp: tmp })
+}
+
+impl Rootfs {
+    /// Unmounts now (before diffing the upper dir).
+    pub fn unmount(&mut self) -> Result<(), StoreError> {
+        if self.mounted {
+            umount2(&self.merged, MntFlags::empty())
+                .or_else(|_| umount2(&self.merged, MntFlags::MNT_DETACH))
+                .map_err(|e| StoreError::Io { op: "unmount", path: self.merged.clone(), err: e.into() })?;
+            self.mounted = false;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn option_order_is_top_first() {
+        let l = vec![PathBuf::from("/s/1"), PathBuf::from("/s/2")];
+        assert_eq!(
+            options(&l, Some((Path::new("/u"), Path::new("/w"))), false),
+            "lowerdir=/s/2:/s/1,upperdir=/u,workdir=/w"
+        );
+    }
+}

@@ -1,0 +1,411 @@
+//! The content store: an OCI image layout under `--root` (blobs/sha256, index.json naming
+//! images), the build cache, extracted layer snapshots and a private temp area.
+//! Every write is temp + fsync + rename; index.json is rewritten last, under an exclusive lock,
+//! so a crash at any moment leaves either the old or the new state, plus temp debris that the
+//! next command removes. It never interprets Dockerfiles.
+
+pub mod image;
+
+use image::{Descriptor, ImageConfig, Index, Manifest};
+use nix::fcntl::{Flock, FlockArg};
+use serde::{de::DeserializeOwned, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{op} {path}: {err}")]
+    Io { op: &'static str, path: PathBuf, err: io::Error },
+    #[error("{path}: invalid JSON: {err}")]
+    Json { path: PathBuf, err: serde_json::Error },
+    #[error("blob {0}: digest mismatch")]
+    Digest(String),
+    #[error("No such image: {0}")]
+    NoImage(String),
+    #[error("invalid reference format: {0:?}")]
+    BadRef(String),
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+pub fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
+    move |err| StoreError::Io { op, path: path.to_path_buf(), err }
+}
+
+/// Normalises `name[:tag]` to `name:tag` (a bare name means `:latest`).
+pub fn normalize_ref(r: &str) -> Result<String> {
+    if r.is_empty() || r.contains(char::is_whitespace) || r.starts_with(['-', ':', '/']) {
+        return Err(StoreError::BadRef(r.into()));
+    }
+    let last = r.rsplit('/').next().unwrap_or(r);
+    let full = if last.contains(':') || r.contains('@') { r.to_string() } else { format!("{r}:latest") };
+    if full.chars().any(|c| c.is_ascii_uppercase()) {
+        return Err(StoreError::BadRef(r.into()));
+    }
+    Ok(full)
+}
+
+/// An image as the store holds it.
+#[derive(Debug, Clone)]
+pub struct Image {
+    pub manifest_digest: String,
+    pub manifest: Manifest,
+    pub config_digest: String,
+    pub config: ImageConfig,
+}
+
+impl Image {
+    /// Docker's image ID: the config digest.
+    pub fn id(&self) -> &str {
+        &self.config_digest
+    }
+}
+
+/// The store at a root directory.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub root: PathBuf,
+}
+
+/// Holds the store's exclusive lock until dropped.
+pub struct LockGuard {
+    _lock: Flock<File>,
+}
+
+/// A temp directory in the store that is removed when dropped.
+pub struct TempDir {
+    pub path: PathBuf,
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+fn fsync_dir(dir: &Path) {
+    if let Ok(f) = File::open(dir) {
+        let _ = f.sync_all();
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the store at `root`.
+    pub fn open(root: &Path) -> Result<Store> {
+        let s = Store { root: root.to_path_buf() };
+        for d in ["blobs/sha256", "tmp", "cache/steps", "cache/parents", "cache/stat", "snapshots"] {
+            let p = root.join(d);
+            fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        }
+        let layout = root.join("oci-layout");
+        if !layout.exists() {
+            s.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        }
+        let index = root.join("index.json");
+        if !index.exists() {
+            let idx = Index { schema_version: 2, media_type: image::MT_INDEX.into(), manifests: Vec::new() };
+            s.write_atomic(&index, &image::to_json(&idx))?;
+        }
+        s.clean_stale_tmp();
+        Ok(s)
+    }
+
+    /// Takes the exclusive store lock (index.json updates, pruning).
+    pub fn lock(&self) -> Result<LockGuard> {
+        let p = self.root.join("lock");
+        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(io_err("open", &p))?;
+        let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
+            op: "lock",
+            path: p.clone(),
+            err: io::Error::from(e),
+        })?;
+        Ok(LockGuard { _lock: lock })
+    }
+
+    /// Removes temp dirs whose owning process is gone (left by a crash), unmounting first.
+    fn clean_stale_tmp(&self) {
+        let tmp = self.root.join("tmp");
+        let Ok(rd) = fs::read_dir(&tmp) else { return };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let pid: Option<i32> = name.split('-').nth(1).and_then(|p| p.parse().ok());
+            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+            if !alive && name != "runtime" {
+                unmount_under(&e.path());
+                let _ = fs::remove_dir_all(e.path());
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+
+    /// A fresh temp dir owned by this process.
+    pub fn tempdir(&self, what: &str) -> Result<TempDir> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let nanos =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let p = self.root.join("tmp").join(format!("{what}-{}-{n}-{nanos}", std::process::id()));
+        fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+        Ok(TempDir { path: p })
+    }
+
+    /// Writes a file atomically: temp in the same dir, fsync, rename, fsync dir.
+    pub fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let tmp = dir.join(format!(
+            ".tmp-{}-{}",
+            std::process::id(),
+            path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
+        ));
+        let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;
+        f.write_all(data).map_err(io_err("write", &tmp))?;
+        f.sync_all().map_err(io_err("fsync", &tmp))?;
+        drop(f);
+        fs::rename(&tmp, path).map_err(io_err("rename", path))?;
+        fsync_dir(dir);
+        Ok(())
+    }
+
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+        self.root.join("blobs/sha256").join(hex)
+    }
+
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).exists()
+    }
+
+    /// Stores bytes as a blob; returns its digest.
+    pub fn put_blob(&self, data: &[u8]) -> Result<String> {
+        let d = image::digest_of(data);
+        let p = self.blob_path(&d);
+        if !p.exists() {
+            self.write_atomic(&p, data)?;
+        }
+        Ok(d)
+    }
+
+    /// Moves a fully written temp file into the blob store after checking its digest.
+    pub fn commit_blob_file(&self, tmp: &Path, digest: &str) -> Result<()> {
+        let got = hash_file(tmp)?;
+        if got != digest {
+            return Err(StoreError::Digest(digest.into()));
+        }
+        let f = File::open(tmp).map_err(io_err("open", tmp))?;
+        f.sync_all().map_err(io_err("fsync", tmp))?;
+        let p = self.blob_path(digest);
+        fs::rename(tmp, &p).map_err(io_err("rename", &p))?;
+        if let Some(d) = p.parent() {
+            fsync_dir(d);
+        }
+        Ok(())
+    }
+
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>> {
+        let p = self.blob_path(digest);
+        fs::read(&p).map_err(io_err("read", &p))
+    }
+
+    pub fn read_json<T: DeserializeOwned>(&self, digest: &str) -> Result<T> {
+        let p = self.blob_path(digest);
+        let data = fs::read(&p).map_err(io_err("read", &p))?;
+        serde_json::from_slice(&data).map_err(|err| StoreError::Json { path: p, err })
+    }
+
+    pub fn put_json<T: Serialize>(&self, v: &T) -> Result<(String, u64)> {
+        let data = image::to_json(v);
+        let d = self.put_blob(&data)?;
+        Ok((d, data.len() as u64))
+    }
+
+    pub fn index(&self) -> Result<Index> {
+        let p = self.root.join("index.json");
+        let data = fs::read(&p).map_err(io_err("read", &p))?;
+        serde_json::from_slice(&data).map_err(|err| StoreError::Json { path: p, err })
+    }
+
+    fn write_index(&self, idx: &Index) -> Result<()> {
+        self.write_atomic(&self.root.join("index.json"), &image::to_json(idx))
+    }
+
+    /// Names (or renames) `name` to the manifest `desc`. Caller holds no lock; this takes it.
+    pub fn set_ref(&self, name: &str, mut desc: Descriptor) -> Result<()> {
+        let _g = self.lock()?;
+        let mut idx = self.index()?;
+        idx.manifests.retain(|m| m.annotations.get(image::ANN_REF_NAME).map(String::as_str) != Some(name));
+        desc.annotations.clear();
+        desc.annotations.insert(image::ANN_REF_NAME.into(), name.to_string());
+        idx.manifests.push(desc);
+        idx.manifests
+            .sort_by(|a, b| a.annotations.get(image::ANN_REF_NAME).cmp(&b.annotations.get(image::ANN_REF_NAME)));
+        self.write_index(&idx)
+    }
+
+    /// Removes a name; returns whether it existed.
+    pub fn remove_ref(&self, name: &str) -> Result<bool> {
+        let _g = self.lock()?;
+        let mut idx = self.index()?;
+        let before = idx.manifests.len();
+        idx.manifests.retain(|m| m.annotations.get(image::ANN_REF_NAME).map(String::as_str) != Some(name));
+        let removed = idx.manifests.len() != before;
+        if removed {
+            self.write_index(&idx)?;
+        }
+        Ok(removed)
+    }
+
+    /// All `(name, manifest descriptor)` pairs.
+    pub fn refs(&self) -> Result<Vec<(String, Descriptor)>> {
+        Ok(self
+            .index()?
+            .manifests
+            .into_iter()
+            .filter_map(|m| {
+                let n = m.annotations.get(image::ANN_REF_NAME)?.clone();
+                Some((n, m))
+            })
+            .collect())
+    }
+
+    /// Loads an image by manifest digest.
+    pub fn image_by_manifest(&self, manifest_digest: &str) -> Result<Image> {
+        let manifest: Manifest = self.read_json(manifest_digest)?;
+        let config: ImageConfig = self.read_json(&manifest.config.digest)?;
+        Ok(Image {
+            manifest_digest: manifest_digest.to_string(),
+            config_digest: manifest.config.digest.clone(),
+            manifest,
+            config,
+        })
+    }
+
+    /// Finds an image by name (bare name means `:latest`), full ID or ID prefix.
+    pub fn find_image(&self, r: &str) -> Result<Option<Image>> {
+        let refs = self.refs()?;
+        if let Ok(name) = normalize_ref(r) {
+            if let Some((_, d)) = refs.iter().find(|(n, _)| *n == name) {
+                return self.image_by_manifest(&d.digest).map(Some);
+            }
+        }
+        let hex = r.strip_prefix("sha256:").unwrap_or(r);
+        if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            for (_, d) in &refs {
+                let img = self.image_by_manifest(&d.digest)?;
+                if img.config_digest.trim_start_matches("sha256:").starts_with(hex) {
+                    return Ok(Some(img));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    pub fn image(&self, r: &str) -> Result<Image> {
+        self.find_image(r)?.ok_or_else(|| StoreError::NoImage(r.to_string()))
+    }
+
+    /// Writes the manifest for a config + layers and returns its descriptor.
+    pub fn put_image(&self, config: &ImageConfig, layers: &[Descriptor]) -> Result<(Descriptor, String)> {
+        let (cd, csize) = self.put_json(config)?;
+        let m = Manifest {
+            schema_version: 2,
+            media_type: image::MT_MANIFEST.into(),
+            config: Descriptor {
+                media_type: image::MT_CONFIG.into(),
+                digest: cd.clone(),
+                size: csize,
+                annotations: Default::default(),
+            },
+            layers: layers.to_vec(),
+        };
+        let (md, msize) = self.put_json(&m)?;
+        Ok((
+            Descriptor {
+                media_type: image::MT_MANIFEST.into(),
+                digest: md,
+                size: msize,
+                annotations: Default::default(),
+            },
+            cd,
+        ))
+    }
+
+    /// A small JSON record under the store (cache entries, stat caches).
+    pub fn read_record<T: DeserializeOwned>(&self, rel: &str) -> Option<T> {
+        let data = fs::read(self.root.join(rel)).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
+    pub fn write_record<T: Serialize>(&self, rel: &str, v: &T) -> Result<()> {
+        let p = self.root.join(rel);
+        if let Some(d) = p.parent() {
+            fs::create_dir_all(d).map_err(io_err("create", d))?;
+        }
+        self.write_atomic(&p, &image::to_json(v))
+    }
+}
+
+/// sha256 of a file's bytes.
+pub fn hash_file(p: &Path) -> Result<String> {
+    let mut f = File::open(p).map_err(io_err("open", p))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(io_err("read", p))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+}
+
+/// Lazily unmounts every mount point at or below `dir` (deepest first).
+pub fn unmount_under(dir: &Path) {
+    let Ok(info) = fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let Ok(dir) = dir.canonicalize() else { return };
+    let mut points: Vec<PathBuf> = info
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4))
+        .map(|p| PathBuf::from(p.replace("\\040", " ")))
+        .filter(|p| p.starts_with(&dir))
+        .collect();
+    points.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
+    for p in points {
+        let _ = nix::mount::umount2(&p, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refs_normalise() {
+        // a bare name means :latest; registry ports are not tags
+        assert_eq!(normalize_ref("busybox").unwrap(), "busybox:latest");
+        assert_eq!(normalize_ref("a/b:1").unwrap(), "a/b:1");
+        assert_eq!(normalize_ref("localhost:5000/x").unwrap(), "localhost:5000/x:latest");
+        assert!(normalize_ref("Upper").is_err());
+        assert!(normalize_ref("").is_err());
+    }
+
+    #[test]
+    fn blobs_and_refs() {
+        let t = tempfile::tempdir().unwrap();
+        let s = Store::open(t.path()).unwrap();
+        let cfg = ImageConfig::scratch();
+        let (desc, id) = s.put_image(&cfg, &[]).unwrap();
+        s.set_ref("x:1", desc.clone()).unwrap();
+        let img = s.image("x:1").unwrap();
+        assert_eq!(img.id(), id);
+        assert!(s.find_image("y").unwrap().is_none());
+        assert!(s.image(&id[7..19]).is_ok());
+        assert!(s.remove_ref("x:1").unwrap());
+        assert!(s.find_image("x:1").unwrap().is_none());
+    }
+}
