@@ -1,0 +1,310 @@
+//! The build context: walking it with `.dockerignore` applied, resolving COPY/ADD sources
+//! (Go filepath.Match wildcards, no escape from the context) and hashing what they select.
+//! File contents are hashed through a stat cache (path, size, mtime, ctime, inode) kept in the
+//! store, so unchanged files are not re-read. It never writes into the context.
+
+use crate::dockerignore::{IgnoreError, Matcher};
+use crate::glob;
+use crate::store::Store;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContextError {
+    #[error("{0}")]
+    Ignore(#[from] IgnoreError),
+    #[error("{op} {path}: {err}")]
+    Io { op: &'static str, path: PathBuf, err: io::Error },
+    #[error("forbidden path outside the build context: {0}")]
+    Outside(String),
+    #[error("bad source pattern {0:?}: syntax error in pattern")]
+    BadPattern(String),
+}
+
+fn ioe<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(io::Error) -> ContextError + 'a {
+    move |err| ContextError::Io { op, path: p.to_path_buf(), err }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+struct StatEntry {
+    size: u64,
+    mtime: (i64, i64),
+    ctime: (i64, i64),
+    ino: u64,
+    digest: String,
+}
+
+/// One included path of the context.
+#[derive(Debug, Clone)]
+pub struct CtxEntry {
+    /// Context-relative, `/`-separated, "" for the root.
+    pub rel: String,
+    pub md: Metadata,
+}
+
+pub struct Context {
+    pub root: PathBuf,
+    ignore: Matcher,
+    entries: Option<Vec<CtxEntry>>,
+    stat: BTreeMap<String, StatEntry>,
+    stat_key: String,
+    dirty: bool,
+    /// How many files were actually read for hashing (tests and `--debug`).
+    pub hashed_files: usize,
+}
+
+fn join_rel(a: &str, b: &str) -> String {
+    if a.is_empty() {
+        b.to_string()
+    } else {
+        format!("{a}/{b}")
+    }
+}
+
+impl Context {
+    pub fn open(root: &Path, store: Option<&Store>) -> Result<Context, ContextError> {
+        let root = root.canonicalize().map_err(ioe("open build context", root))?;
+        let ig = root.join(".dockerignore");
+        let ignore = match fs::read_to_string(&ig) {
+            Ok(t) => Matcher::parse(&t)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Matcher::default(),
+            Err(e) => return Err(ContextError::Io { op: "read", path: ig, err: e }),
+        };
+        let stat_key = format!("cache/stat/{}.json", hex::encode(Sha256::digest(root.to_string_lossy().as_bytes())));
+        let stat = store.and_then(|s| s.read_record(&stat_key)).unwrap_or_default();
+        Ok(Context { root, ignore, entries: None, stat, stat_key, dirty: false, hashed_files: 0 })
+    }
+
+    /// Saves the stat cache.
+    pub fn save(&self, store: &Store) {
+        if self.dirty {
+            let _ = store.write_record(&self.stat_key, &self.stat);
+        }
+    }
+
+    /// All included entries in walk order (parents before children, names sorted).
+    pub fn entries(&mut self) -> Result<&[CtxEntry], ContextError> {
+        if self.entries.is_none() {
+            let mut out = Vec::new();
+            let md = fs::symlink_metadata(&self.root).map_err(ioe("stat", &self.root))?;
+            out.push(CtxEntry { rel: String::new(), md });
+            self.walk_dir("", &mut out)?;
+            self.entries = Some(out);
+        }
+        Ok(self.entries.as_deref().unwrap_or(&[]))
+    }
+
+    fn walk_dir(&self, rel: &str, out: &mut Vec<CtxEntry>) -> Result<bool, ContextError> {
+        let dir = self.root.join(rel);
+        let mut names: Vec<String> = fs::read_dir(&dir)
+            .map_err(ioe("read dir", &dir))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        let mut any = false;
+        for n in names {
+            let r = join_rel(rel, &n);
+            let p = self.root.join(&r);
+            let md = fs::symlink_metadata(&p).map_err(ioe("stat", &p))?;
+            let excluded = self.ignore.excluded(&r);
+            if md.is_dir() {
+                if excluded && self.ignore.can_prune(&r) {
+                    continue;
+                }
+                let pos = out.len();
+                out.push(CtxEntry { rel: r.clone(), md });
+                let inner = self.walk_dir(&r, out)?;
+                if excluded && !inner {
+                    out.truncate(pos);
+                } else {
+                    any = true;
+                }
+            } else if !excluded {
+                out.push(CtxEntry { rel: r, md });
+                any = true;
+            }
+        }
+        Ok(any)
+    }
+
+    fn find(&mut self, rel: &str) -> Result<Option<CtxEntry>, ContextError> {
+        Ok(self.entries()?.iter().find(|e| e.rel == rel).cloned())
+    }
+
+    /// Expands one COPY/ADD source into context-relative paths. Empty when nothing matches
+    /// (missing, or excluded by .dockerignore).
+    pub fn resolve(&mut self, src: &str) -> Result<Vec<String>, ContextError> {
+        let cleaned = glob::clean(src.trim_start_matches('/'));
+        if crate::rootfs::escapes(&cleaned) {
+            return Err(ContextError::Outside(src.to_string()));
+        }
+        let rel = if cleaned == "." { String::new() } else { cleaned };
+        if glob::has_wildcards(&rel) {
+            glob::matches(&rel, "").map_err(|_| ContextError::BadPattern(src.into()))?;
+            let mut out: Vec<String> = Vec::new();
+            for e in self.entries()? {
+                if e.rel.is_empty() || out.iter().any(|o| e.rel.starts_with(&format!("{o}/"))) {
+                    continue;
+                }
+                if glob::matches(&rel, &e.rel).unwrap_or(false) {
+                    out.push(e.rel.clone());
+                }
+            }
+            return Ok(out);
+        }
+        // a top-level symlink source is followed, inside the context
+        let resolved = crate::rootfs::resolve_in_root(&self.root, &rel, true);
+        let rel = resolved.strip_prefix(&self.root).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+        Ok(self.find(&rel)?.map(|e| vec![e.rel]).unwrap_or_default())
+    }
+
+    /// The entries at and below `rel`.
+    pub fn subtree(&mut self, rel: &str) -> Result<Vec<CtxEntry>, ContextError> {
+        let prefix = format!("{rel}/");
+        Ok(self
+            .entries()?
+            .iter()
+            .filter(|e| rel.is_empty() || e.rel == rel || e.rel.starts_with(&prefix))
+            .cloned()
+            .collect())
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Content digest of a regular file, through the stat cache.
+    pub fn file_digest(&mut self, rel: &str, md: &Metadata) -> Result<String, ContextError> {
+        let probe = StatEntry {
+            size: md.len(),
+            mtime: (md.mtime(), md.mtime_nsec()),
+            ctime: (md.ctime(), md.ctime_nsec()),
+            ino: md.ino(),
+            digest: String::new(),
+        };
+        if let Some(s) = self.stat.get(rel) {
+            let same = StatEntry { digest: String::new(), ..s.clone() } == probe;
+            if same {
+                return Ok(s.digest.clone());
+            }
+        }
+        let p = self.root.join(rel);
+        let d = crate::store::hash_file(&p).map_err(|e| ContextError::Io {
+            op: "hash",
+            path: p.clone(),
+            err: io::Error::other(e.to_string()),
+        })?;
+        self.hashed_files += 1;
+        // a file changed within the clock's granularity of now could change again without its
+        // stat changing ("racy git"): hash it again next time
+        let now =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        if md.ctime() + 1 >= now {
+            return Ok(d);
+        }
+        self.stat.insert(rel.to_string(), StatEntry { digest: d.clone(), ..probe });
+        self.dirty = true;
+        Ok(d)
+    }
+
+    /// Per-file fingerprints (name relative to `rel` -> type, mode, owner, target, content;
+    /// never mtime) of what copying `rel` selects.
+    pub fn fingerprints(&mut self, rel: &str) -> Result<BTreeMap<String, String>, ContextError> {
+        let mut out = BTreeMap::new();
+        for e in self.subtree(rel)? {
+            let name = e.rel.strip_prefix(rel).unwrap_or(&e.rel).trim_start_matches('/');
+            let name = if name.is_empty() {
+                Path::new(&e.rel).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| ".".into())
+            } else {
+                name.to_string()
+            };
+            let ft = e.md.file_type();
+            let what = if ft.is_symlink() {
+                let t = fs::read_link(self.root.join(&e.rel)).map_err(ioe("readlink", &self.root))?;
+                format!("link:{}", t.display())
+            } else if ft.is_file() {
+                format!("file:{}", self.file_digest(&e.rel, &e.md)?)
+            } else if ft.is_dir() {
+                "dir".to_string()
+            } else {
+                "special".to_string()
+            };
+            out.insert(name, format!("{what} mode={:o} uid={} gid={}", e.md.mode() & 0o7777, e.md.uid(), e.md.gid()));
+        }
+        Ok(out)
+    }
+}
+
+/// A digest over fingerprints.
+pub fn digest_fingerprints(f: &BTreeMap<String, String>) -> String {
+    let mut h = Sha256::new();
+    for (k, v) in f {
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
+    }
+    hex::encode(h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx_with(files: &[&str], ignore: &str) -> (tempfile::TempDir, Context) {
+        let t = tempfile::tempdir().unwrap();
+        for f in files {
+            let p = t.path().join(f);
+            fs::create_dir_all(p.parent().unwrap()).unwrap();
+            fs::write(p, f).unwrap();
+        }
+        fs::write(t.path().join(".dockerignore"), ignore).unwrap();
+        let c = Context::open(t.path(), None).unwrap();
+        (t, c)
+    }
+
+    #[test]
+    fn ignore_and_wildcards() {
+        let (_t, mut c) = ctx_with(
+            &["a.txt", "b.txt", "src/x.rs", "src/y.rs", "logs/1.log", "keep/a", "keep/b"],
+            "logs\nkeep\n!keep/a\n*.tmp\n",
+        );
+        let rels: Vec<String> = c.entries().unwrap().iter().map(|e| e.rel.clone()).collect();
+        assert!(!rels.iter().any(|r| r.starts_with("logs")));
+        assert!(rels.contains(&"keep".to_string()) && rels.contains(&"keep/a".to_string()));
+        assert!(!rels.contains(&"keep/b".to_string()));
+        assert_eq!(c.resolve("*.txt").unwrap(), ["a.txt", "b.txt"]);
+        assert_eq!(c.resolve("src/*.rs").unwrap(), ["src/x.rs", "src/y.rs"]);
+        assert_eq!(c.resolve("/a.txt").unwrap(), ["a.txt"]);
+        assert!(c.resolve("logs/1.log").unwrap().is_empty()); // excluded = missing
+        assert!(c.resolve("nope").unwrap().is_empty());
+        assert!(matches!(c.resolve("../x"), Err(ContextError::Outside(_))));
+        assert_eq!(c.resolve(".").unwrap(), [""]);
+    }
+
+    #[test]
+    fn stat_cache_avoids_rehash() {
+        let t = tempfile::tempdir().unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        fs::write(t.path().join("f"), "one").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let mut c = Context::open(t.path(), Some(&store)).unwrap();
+        let f1 = c.fingerprints("f").unwrap();
+        assert_eq!(c.hashed_files, 1);
+        c.save(&store);
+        let mut c = Context::open(t.path(), Some(&store)).unwrap();
+        assert_eq!(c.fingerprints("f").unwrap(), f1);
+        assert_eq!(c.hashed_files, 0, "unchanged file is not re-read");
+        fs::write(t.path().join("f"), "two").unwrap();
+        let mut c = Context::open(t.path(), Some(&store)).unwrap();
+        assert_ne!(c.fingerprints("f").unwrap(), f1);
+        assert_eq!(c.hashed_files, 1);
+    }
+}

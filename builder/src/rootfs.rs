@@ -1,0 +1,185 @@
+//! Path and user resolution inside a root directory (a build context or an image rootfs):
+//! symlinks are followed as if `root` were `/` (never escaping it), and user/group names are
+//! looked up in the root's own /etc/passwd and /etc/group. Reads only.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+/// Resolves `path` (absolute or relative to `/`) under `root`, following symlinks as the
+/// kernel would inside a chroot. With `follow_last` false the final component is not followed.
+pub fn resolve_in_root(root: &Path, path: &str, follow_last: bool) -> PathBuf {
+    let mut parts: Vec<String> = Vec::new();
+    let mut pending: Vec<String> = path.split('/').filter(|s| !s.is_empty()).rev().map(str::to_string).collect();
+    let mut hops = 0;
+    while let Some(c) = pending.pop() {
+        match c.as_str() {
+            "." => continue,
+            ".." => {
+                parts.pop();
+                continue;
+            }
+            _ => {}
+        }
+        let is_last = pending.is_empty();
+        let mut cand = root.to_path_buf();
+        for p in &parts {
+            cand.push(p);
+        }
+        cand.push(&c);
+        if is_last && !follow_last {
+            parts.push(c);
+            break;
+        }
+        match fs::symlink_metadata(&cand) {
+            Ok(md) if md.file_type().is_symlink() && hops < 255 => {
+                hops += 1;
+                let Ok(t) = fs::read_link(&cand) else {
+                    parts.push(c);
+                    continue;
+                };
+                let t = t.to_string_lossy().to_string();
+                if t.starts_with('/') {
+                    parts.clear();
+                }
+                for seg in t.split('/').filter(|s| !s.is_empty()).rev() {
+                    pending.push(seg.to_string());
+                }
+            }
+            _ => parts.push(c),
+        }
+    }
+    let mut out = root.to_path_buf();
+    for p in parts {
+        out.push(p);
+    }
+    out
+}
+
+/// Joins a possibly relative container path onto a working dir, cleaned (`path.Join`).
+pub fn join_container_path(wd: &str, p: &str) -> String {
+    if p.starts_with('/') {
+        crate::glob::clean(p)
+    } else {
+        crate::glob::clean(&format!("/{wd}/{p}"))
+    }
+}
+
+/// A resolved process identity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ident {
+    pub uid: u32,
+    pub gid: u32,
+    pub additional_gids: Vec<u32>,
+}
+
+fn read_db(root: &Path, file: &str) -> Vec<Vec<String>> {
+    let p = resolve_in_root(root, file, true);
+    fs::read_to_string(p)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(|l| l.split(':').map(str::to_string).collect())
+        .collect()
+}
+
+/// Resolves `user[:group]` (names or ids) against the rootfs' passwd and group files, as runc
+/// does for `USER`.
+pub fn resolve_user(root: &Path, spec: &str) -> Result<Ident, String> {
+    let (user, group) = match spec.split_once(':') {
+        Some((u, g)) => (u, Some(g)),
+        None => (spec, None),
+    };
+    let user = if user.is_empty() { "0" } else { user };
+    let passwd = read_db(root, "/etc/passwd");
+    let groups = read_db(root, "/etc/group");
+    let entry = passwd.iter().find(|f| f.len() >= 4 && (f[0] == user || f[2] == user));
+    let (uid, mut gid, name) = match (entry, user.parse::<u32>()) {
+        (Some(f), _) => (
+            f[2].parse::<u32>().map_err(|_| format!("invalid uid in passwd for {user}"))?,
+            f[3].parse::<u32>().unwrap_or(0),
+            Some(f[0].clone()),
+        ),
+        (None, Ok(n)) => (n, 0, None),
+        (None, Err(_)) => return Err(format!("unable to find user {user}: no matching entries in passwd file")),
+    };
+    if let Some(g) = group {
+        gid = match groups.iter().find(|f| f.len() >= 3 && (f[0] == g || f[2] == g)) {
+            Some(f) => f[2].parse().map_err(|_| format!("invalid gid in group for {g}"))?,
+            None => g.parse().map_err(|_| format!("unable to find group {g}: no matching entries in group file"))?,
+        };
+    }
+    let mut additional = Vec::new();
+    if group.is_none() {
+        if let Some(n) = name {
+            for f in &groups {
+                if f.len() >= 4 && f[3].split(',').any(|m| m == n) {
+                    if let Ok(g) = f[2].parse::<u32>() {
+                        if g != gid && !additional.contains(&g) {
+                            additional.push(g);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(Ident { uid, gid, additional_gids: additional })
+}
+
+/// Whether the path has `..` components that climb above its start.
+pub fn escapes(rel: &str) -> bool {
+    let mut depth = 0i32;
+    for c in Path::new(rel).components() {
+        match c {
+            Component::ParentDir => depth -= 1,
+            Component::Normal(_) => depth += 1,
+            _ => {}
+        }
+        if depth < 0 {
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symlinks_stay_inside() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("usr/bin")).unwrap();
+        std::os::unix::fs::symlink("usr/bin", r.join("bin")).unwrap();
+        std::os::unix::fs::symlink("/../../etc", r.join("esc")).unwrap();
+        std::os::unix::fs::symlink("/usr", r.join("abs")).unwrap();
+        assert_eq!(resolve_in_root(r, "/bin/sh", true), r.join("usr/bin/sh"));
+        assert_eq!(resolve_in_root(r, "/esc/passwd", true), r.join("etc/passwd"));
+        assert_eq!(resolve_in_root(r, "abs/bin", true), r.join("usr/bin"));
+        assert_eq!(resolve_in_root(r, "/bin", false), r.join("bin"));
+        assert_eq!(resolve_in_root(r, "../../x", true), r.join("x"));
+    }
+
+    #[test]
+    fn users() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("etc")).unwrap();
+        fs::write(r.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n").unwrap();
+        fs::write(r.join("etc/group"), "root:x:0:\nbob:x:1000:\nwheel:x:10:bob\n").unwrap();
+        assert_eq!(resolve_user(r, "bob").unwrap(), Ident { uid: 1000, gid: 1000, additional_gids: vec![10] });
+        assert_eq!(resolve_user(r, "bob:wheel").unwrap().gid, 10);
+        assert_eq!(resolve_user(r, "42:7").unwrap(), Ident { uid: 42, gid: 7, additional_gids: vec![] });
+        assert!(resolve_user(r, "nobody").unwrap_err().contains("no matching entries in passwd"));
+        assert!(resolve_user(r, "bob:nogroup").is_err());
+    }
+
+    #[test]
+    fn join_paths() {
+        assert_eq!(join_container_path("/a", "b"), "/a/b");
+        assert_eq!(join_container_path("/a", "/b/"), "/b");
+        assert_eq!(join_container_path("", "b/../c"), "/c");
+        assert!(escapes("../x"));
+        assert!(!escapes("a/../b"));
+    }
+}
