@@ -1,0 +1,212 @@
+//! OCI hooks: each records, in a host directory, the state JSON it got on stdin and the mount
+//! namespace it ran in. Runtime-namespace hooks (prestart, createRuntime, poststart, poststop) and
+//! createContainer resolve their path on the host, so they use the host's /bin/sh; startContainer
+//! resolves in the container, so it uses the rootfs's busybox sh and writes through a bind mount.
+
+use integration::host::{cmdline, namespace, pid_alive, wait_until};
+use integration::{Bundle, Runtime};
+use serde_json::{json, Value};
+use std::path::Path;
+
+/// Where the host log directory appears inside the container (for startContainer).
+const LOG_IN_CONTAINER: &str = "/hooklog";
+
+/// A hook that writes `<dir>/<name>.mnt` (its mount namespace), appends `name` to `<dir>/order`,
+/// and finally renames its stdin copy into `<dir>/<name>.json`, so that file appearing means
+/// the hook is done. `dir` is as the hook sees it.
+fn recording_hook(dir: &str, name: &str) -> Value {
+    let script = format!(
+        "cat > {dir}/{name}.tmp && readlink /proc/self/ns/mnt > {dir}/{name}.mnt && \
+         echo {name} >> {dir}/order && mv {dir}/{name}.tmp {dir}/{name}.json"
+    );
+    json!({ "path": "/bin/sh", "args": ["sh", "-c", script] })
+}
+
+/// A bundle with every kind of recording hook, logging to `log` on the host.
+fn bundle_with_all_hooks(log: &Path) -> Bundle {
+    let host = log.to_str().expect("utf-8 path");
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"])
+        .mount(json!({
+            "destination": LOG_IN_CONTAINER, "type": "bind", "source": host, "options": ["rbind", "rw"]
+        }))
+        .edit(|c| {
+            c["hooks"] = json!({
+                "prestart": [recording_hook(host, "prestart")],
+                "createRuntime": [recording_hook(host, "createRuntime")],
+                "createContainer": [recording_hook(host, "createContainer")],
+                "startContainer": [recording_hook(LOG_IN_CONTAINER, "startContainer")],
+                "poststart": [recording_hook(host, "poststart")],
+                "poststop": [recording_hook(host, "poststop")],
+            })
+        });
+    b
+}
+
+/// The state a hook received, waiting for the hook to finish.
+#[track_caller]
+fn hook_state(log: &Path, name: &str) -> Value {
+    let path = log.join(format!("{name}.json"));
+    let text = wait_until(&format!("the {name} hook to run"), || std::fs::read_to_string(&path).ok());
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name} hook got non-JSON on stdin: {e}: {text:?}"))
+}
+
+fn ran(log: &Path, name: &str) -> bool {
+    log.join(format!("{name}.json")).exists()
+}
+
+fn order(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log.join("order")).unwrap_or_default().lines().map(String::from).collect()
+}
+
+#[test]
+fn hooks_run_at_their_lifecycle_points_with_the_state_on_stdin() {
+    let rt = Runtime::new();
+    let log = tempfile::tempdir_in("/tmp").expect("hook log dir");
+    let b = bundle_with_all_hooks(log.path());
+    let id = rt.new_id();
+
+    rt.create_ok(&id, &b);
+    for name in ["prestart", "createRuntime", "createContainer"] {
+        assert!(ran(log.path(), name), "{name} did not run during create");
+    }
+    assert!(!ran(log.path(), "startContainer"), "startContainer ran before start");
+    assert!(!ran(log.path(), "poststop"), "poststop ran before delete");
+
+    rt.start(&id).assert_success();
+    // (runc 1.1.5 runs poststart already during create — its state then says "created" — so
+    // only "done by the time start is over" is checked here, as the spec requires.)
+    for name in ["startContainer", "poststart"] {
+        hook_state(log.path(), name);
+    }
+    assert!(!ran(log.path(), "poststop"), "poststop ran before delete");
+
+    rt.kill(&id, "KILL").assert_success();
+    rt.wait_for_status(&id, "stopped");
+    rt.delete(&id).assert_success();
+    let poststop = hook_state(log.path(), "poststop");
+    assert_eq!(poststop["status"], "stopped", "{poststop}");
+
+    for name in ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"] {
+        let state = hook_state(log.path(), name);
+        assert_eq!(state["id"], id.as_str(), "{name}: {state}");
+        assert_eq!(state["bundle"], b.path_str(), "{name}: {state}");
+        assert!(state["ociVersion"].is_string(), "{name}: {state}");
+        assert!(state["status"].is_string(), "{name}: {state}");
+    }
+    for name in ["prestart", "createRuntime", "createContainer"] {
+        let state = hook_state(log.path(), name);
+        assert_eq!(state["status"], "creating", "{name}: {state}");
+    }
+
+    let order = order(log.path());
+    let at =
+        |name: &str| order.iter().position(|n| n == name).unwrap_or_else(|| panic!("{name} missing from {order:?}"));
+    assert!(at("prestart") < at("createRuntime"), "{order:?}");
+    assert!(at("createRuntime") < at("createContainer"), "{order:?}");
+    assert!(at("createContainer") < at("startContainer"), "{order:?}");
+    assert!(at("createContainer") < at("poststart"), "{order:?}");
+    assert_eq!(order.last().map(String::as_str), Some("poststop"), "{order:?}");
+    assert_eq!(order.len(), 6, "a hook ran twice: {order:?}");
+}
+
+#[test]
+fn hooks_run_in_the_namespace_the_spec_names() {
+    let rt = Runtime::new();
+    let log = tempfile::tempdir_in("/tmp").expect("hook log dir");
+    let b = bundle_with_all_hooks(log.path());
+    let id = rt.new_id();
+    rt.create_ok(&id, &b);
+    rt.start(&id).assert_success();
+    hook_state(log.path(), "startContainer");
+    let container_mnt = namespace(&rt.pid(&id).to_string(), "mnt");
+    let runtime_mnt = namespace("self", "mnt");
+    assert_ne!(container_mnt, runtime_mnt);
+    let mnt_of = |name: &str| {
+        std::fs::read_to_string(log.path().join(format!("{name}.mnt"))).expect("mnt record").trim().to_string()
+    };
+    for name in ["prestart", "createRuntime", "poststart"] {
+        assert_eq!(mnt_of(name), runtime_mnt, "{name} should run in the runtime namespace");
+    }
+    for name in ["createContainer", "startContainer"] {
+        assert_eq!(mnt_of(name), container_mnt, "{name} should run in the container namespace");
+    }
+    rt.delete_force(&id).assert_success();
+    hook_state(log.path(), "poststop");
+    assert_eq!(mnt_of("poststop"), runtime_mnt);
+}
+
+#[test]
+fn hook_args_and_env_are_passed() {
+    let rt = Runtime::new();
+    let log = tempfile::tempdir_in("/tmp").expect("hook log dir");
+    let out = log.path().join("out");
+    let mut b = Bundle::new();
+    b.args(&["true"]).edit(|c| {
+        c["hooks"] = json!({"createRuntime": [{
+            "path": "/bin/sh",
+            "args": ["sh", "-c", "echo \"$0 $HOOKVAR\" > \"$1\"", "arg-zero", out.to_str().expect("utf-8")],
+            "env": ["HOOKVAR=from-env"]
+        }]})
+    });
+    let id = rt.new_id();
+    rt.create_ok(&id, &b);
+    assert_eq!(std::fs::read_to_string(&out).expect("hook output"), "arg-zero from-env\n");
+    rt.delete_force(&id).assert_success();
+}
+
+#[test]
+fn a_failing_create_time_hook_fails_create_and_leaves_nothing() {
+    let rt = Runtime::new();
+    for kind in ["prestart", "createRuntime", "createContainer"] {
+        let mut b = Bundle::new();
+        b.args(&["sleep", "1000"]).edit(|c| {
+            c["hooks"] = json!({kind: [{"path": "/bin/sh", "args": ["sh", "-c", "echo hook-said-no >&2; exit 7"]}]})
+        });
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        // runc: "error running hook #0: error running hook: exit status 7, stdout: , stderr: hook-said-no"
+        out.assert_failure();
+        assert!(out.stderr.contains("hook"), "{kind}: {out}");
+        assert_eq!(rt.root_entries_for(&id), Vec::<String>::new(), "{kind}: state left");
+        rt.exec(&["state", &id]).assert_failure();
+        let live: Vec<i32> = b.cgroup_pids().into_iter().filter(|p| pid_alive(*p)).collect();
+        assert_eq!(live, Vec::<i32>::new(), "{kind}: processes left");
+    }
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+}
+
+#[test]
+fn a_hook_past_its_timeout_fails_create_and_is_killed() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    // Exec'd directly (no shell) so that killing the hook process ends it. The odd duration
+    // tells this sleep apart from any other on the machine.
+    b.args(&["sleep", "1000"])
+        .edit(|c| c["hooks"] = json!({"prestart": [{"path": "/bin/sleep", "args": ["sleep", "37.25"], "timeout": 1}]}));
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    // runc: "error running hook #0: hook ran past specified timeout of 1.0s"
+    out.assert_failure().assert_stderr_contains("timeout");
+    assert_eq!(rt.root_entries_for(&id), Vec::<String>::new());
+    let leftover = std::fs::read_dir("/proc")
+        .expect("read /proc")
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|p| cmdline(*p).is_some_and(|c| c == ["sleep", "37.25"]) && pid_alive(*p))
+        .collect::<Vec<_>>();
+    assert_eq!(leftover, Vec::<i32>::new(), "the timed-out hook is still running");
+}
+
+#[test]
+fn a_failing_poststop_hook_does_not_fail_delete() {
+    // The spec: a poststop failure is logged and the lifecycle continues.
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"])
+        .edit(|c| c["hooks"] = json!({"poststop": [{"path": "/bin/sh", "args": ["sh", "-c", "exit 3"]}]}));
+    let id = rt.new_id();
+    rt.create_ok(&id, &b);
+    rt.delete_force(&id).assert_success();
+    rt.exec(&["state", &id]).assert_failure();
+}
