@@ -37,13 +37,25 @@ impl Bundle {
     }
 }
 
-/// Makes a path absolute against the current directory without resolving symlinks.
+/// Makes a path absolute against the current directory and cleans it lexically (`.`, `..`,
+/// double slashes), as Go's filepath.Abs does for runc; symlinks are not resolved.
 pub fn absolute(p: &Path) -> Result<PathBuf> {
-    if p.is_absolute() {
-        return Ok(p.to_path_buf());
+    let joined = if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(|e| Error::io("getcwd", e))?.join(p)
+    };
+    let mut out = PathBuf::from("/");
+    for c in joined.components() {
+        match c {
+            std::path::Component::Normal(s) => out.push(s),
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            _ => {}
+        }
     }
-    let cwd = std::env::current_dir().map_err(|e| Error::io("getcwd", e))?;
-    Ok(cwd.join(p))
+    Ok(out)
 }
 
 /// Parses config.json text. Unknown capability names are dropped with a warning first, as runc 1.1

@@ -61,7 +61,7 @@ fn run_one(h: &Hook, state: &str) -> Result<()> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(Error::msg(format!("timed out after {}s", h.timeout().unwrap_or_default())));
+            return Err(Error::msg(format!("hook ran past specified timeout of {}s", h.timeout().unwrap_or_default())));
         }
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(20));

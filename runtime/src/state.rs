@@ -126,7 +126,8 @@ impl Root {
         match std::fs::DirBuilder::new().mode(0o711).create(&dir) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::msg(format!("container with id exists: {id}")));
+                // runc's text (libcontainer ErrExist), which callers match.
+                return Err(Error::msg(format!("container with given ID already exists: {id}")));
             }
             Err(e) => return Err(Error::io(format!("create {}", dir.display()), e)),
         }

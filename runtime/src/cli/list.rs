@@ -8,7 +8,9 @@ pub fn print(root: &Root, format: &str, quiet: bool) -> Result<()> {
     for id in root.ids()? {
         // A container deleted while we list, or one still being created, is skipped.
         let Ok(c) = root.load(&id) else { continue };
-        let Ok(v) = super::state::json(&c) else { continue };
+        let Ok(mut v) = super::state::json(&c) else { continue };
+        // runc's list names the owner of the state directory; its `state` leaves it empty.
+        v["owner"] = owner_name(&c.dir).into();
         rows.push(v);
     }
     if quiet {
@@ -53,4 +55,18 @@ pub fn print(root: &Root, format: &str, quiet: bool) -> Result<()> {
         other => return Err(Error::msg(format!("--format: unknown format {other:?} (table or json)"))),
     }
     Ok(())
+}
+
+/// The user name owning `dir`, from /etc/passwd, or the numeric uid.
+fn owner_name(dir: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(uid) = std::fs::metadata(dir).map(|m| m.uid()) else { return String::new() };
+    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+    passwd
+        .lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l.split(':').collect();
+            (f.len() > 2 && f[2].parse::<u32>().ok() == Some(uid)).then(|| f[0].to_string())
+        })
+        .unwrap_or_else(|| format!("#{uid}"))
 }
