@@ -213,17 +213,12 @@ impl Context {
         Ok(d)
     }
 
-    /// Per-file fingerprints (name relative to `rel` -> type, mode, owner, target, content;
+    /// Per-file fingerprints (context path -> type, mode, owner, target, content;
     /// never mtime) of what copying `rel` selects.
     pub fn fingerprints(&mut self, rel: &str) -> Result<BTreeMap<String, String>, ContextError> {
         let mut out = BTreeMap::new();
         for e in self.subtree(rel)? {
-            let name = e.rel.strip_prefix(rel).unwrap_or(&e.rel).trim_start_matches('/');
-            let name = if name.is_empty() {
-                Path::new(&e.rel).file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_else(|| ".".into())
-            } else {
-                name.to_string()
-            };
+            let name = if e.rel.is_empty() { ".".to_string() } else { e.rel.clone() };
             let ft = e.md.file_type();
             let what = if ft.is_symlink() {
                 let t = fs::read_link(self.root.join(&e.rel)).map_err(ioe("readlink", &self.root))?;

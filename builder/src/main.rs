@@ -1,4 +1,191 @@
+//! slipway's CLI: clap arguments -> library calls. No logic of its own.
+
+use anyhow::{bail, Context as _, Result};
+use clap::{Parser, Subcommand};
+use slipway::archive::{self, Format};
+use slipway::build::{self, BuildOptions};
+use slipway::commands;
+use slipway::spec::Network;
+use slipway::store::Store;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "slipway", version, about = "Build OCI images from Dockerfiles")]
+struct Cli {
+    /// Store directory
+    #[arg(long, global = true, default_value = "/var/lib/slipway")]
+    root: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Build an image from a Dockerfile
+    Build {
+        #[arg(short = 't', long = "tag")]
+        tags: Vec<String>,
+        #[arg(short = 'f', long = "file")]
+        file: Option<PathBuf>,
+        #[arg(long = "build-arg")]
+        build_args: Vec<String>,
+        #[arg(long)]
+        target: Option<String>,
+        #[arg(long)]
+        no_cache: bool,
+        #[arg(long, default_value = "auto")]
+        progress: String,
+        #[arg(long)]
+        runtime: Option<PathBuf>,
+        #[arg(long, default_value = "none")]
+        network: String,
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        #[arg(long)]
+        iidfile: Option<PathBuf>,
+        #[arg(short, long)]
+        quiet: bool,
+        /// For each cache miss, say what changed
+        #[arg(long)]
+        explain_cache: bool,
+        context: PathBuf,
+    },
+    /// List images
+    Images,
+    /// Show image details as JSON
+    Inspect { names: Vec<String> },
+    /// Show an image's history
+    History { name: String },
+    /// Name an image
+    Tag { source: String, target: String },
+    /// Remove image names
+    Rmi { names: Vec<String> },
+    /// Write an image to a tar archive
+    Save {
+        name: String,
+        #[arg(short, long)]
+        output: PathBuf,
+        #[arg(long, default_value = "docker")]
+        format: String,
+    },
+    /// Read images from a tar archive
+    Load {
+        #[arg(short, long)]
+        input: PathBuf,
+    },
+    /// Drop the build cache and unused blobs
+    Prune,
+    /// Write an OCI bundle (rootfs + config.json) for an image
+    Unpack { name: String, dir: PathBuf },
+}
+
+fn kv(s: &str, what: &str) -> Result<(String, String)> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => bail!("{what} {s:?}: expected KEY=VALUE"),
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let store = Store::open(&cli.root).with_context(|| format!("open store {}", cli.root.display()))?;
+    match cli.cmd {
+        Cmd::Build {
+            tags,
+            file,
+            build_args,
+            target,
+            no_cache,
+            progress,
+            runtime,
+            network,
+            labels,
+            iidfile,
+            quiet,
+            explain_cache,
+            context,
+        } => {
+            if !matches!(progress.as_str(), "auto" | "plain" | "tty") {
+                bail!("--progress {progress:?}: expected auto, plain or tty");
+            }
+            let network = match network.as_str() {
+                "none" | "default" => Network::None,
+                "host" => Network::Host,
+                n => bail!("--network {n:?}: expected none or host"),
+            };
+            let mut args = Vec::new();
+            for a in &build_args {
+                match a.split_once('=') {
+                    Some((k, v)) => args.push((k.to_string(), v.to_string())),
+                    None => {
+                        if let Ok(v) = std::env::var(a) {
+                            args.push((a.clone(), v));
+                        }
+                    }
+                }
+            }
+            let labels = labels.iter().map(|l| kv(l, "--label")).collect::<Result<Vec<_>>>()?;
+            let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+                Ok(v) if !v.is_empty() => v.parse::<u64>().with_context(|| format!("SOURCE_DATE_EPOCH={v:?}"))?,
+                _ => 0,
+            };
+            let dockerfile = file.map(|f| if f.is_relative() && !f.exists() { context.join(f) } else { f });
+            let opts = BuildOptions {
+                context,
+                dockerfile,
+                tags,
+                build_args: args,
+                target,
+                no_cache,
+                runtime: runtime.unwrap_or_else(slipway::runner::default_runtime_bin),
+                network,
+                labels,
+                quiet,
+                explain_cache,
+                epoch,
+            };
+            let built = build::build(&store, &opts)?;
+            if quiet {
+                println!("{}", built.id);
+            }
+            if let Some(f) = iidfile {
+                std::fs::write(&f, &built.id).with_context(|| format!("write {}", f.display()))?;
+            }
+        }
+        Cmd::Images => print!("{}", commands::images(&store)?),
+        Cmd::Inspect { names } => print!("{}", commands::inspect(&store, &names)?),
+        Cmd::History { name } => print!("{}", commands::history(&store, &name)?),
+        Cmd::Tag { source, target } => commands::tag(&store, &source, &target)?,
+        Cmd::Rmi { names } => {
+            for n in names {
+                print!("{}", commands::rmi(&store, &n)?);
+            }
+        }
+        Cmd::Save { name, output, format } => {
+            let format = match format.as_str() {
+                "docker" => Format::Docker,
+                "oci" => Format::Oci,
+                f => bail!("--format {f:?}: expected docker or oci"),
+            };
+            let img = store.image(&name)?;
+            let full =
+                slipway::store::normalize_ref(&name).ok().filter(|n| store.find_image(n).ok().flatten().is_some());
+            archive::save(&store, &img, full.as_deref(), &output, format)?;
+        }
+        Cmd::Load { input } => {
+            for n in archive::load(&store, &input)? {
+                println!("Loaded image: {n}");
+            }
+        }
+        Cmd::Prune => print!("{}", commands::prune(&store)?),
+        Cmd::Unpack { name, dir } => commands::unpack(&store, &name, &dir)?,
+    }
+    Ok(())
+}
+
 fn main() {
-    eprintln!("slipway: not yet implemented");
-    std::process::exit(1);
+    let cli = Cli::parse();
+    if let Err(e) = run(cli) {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
 }

@@ -62,6 +62,32 @@ impl Lexer {
         Ok(s)
     }
 
+    /// Expands a heredoc body as a shell would: only `$` forms and escaped `$`/escape chars;
+    /// quotes and newlines are literal.
+    pub fn expand_heredoc(&self, body: &str, env: &dyn Env) -> Result<String, ShellError> {
+        let mut w = Word::new(self, body, env);
+        let mut out = String::new();
+        while let Some(c) = w.peek() {
+            if c == '$' {
+                out.push_str(&w.dollar()?);
+                continue;
+            }
+            w.next();
+            if c == self.escape {
+                match w.peek() {
+                    Some(n) if n == '$' || n == self.escape => {
+                        w.next();
+                        out.push(n);
+                        continue;
+                    }
+                    _ => {}
+                }
+            }
+            out.push(c);
+        }
+        Ok(out)
+    }
+
     /// Expands and splits into words on unquoted whitespace.
     pub fn process_words(&self, word: &str, env: &dyn Env) -> Result<Vec<String>, ShellError> {
         let mut w = Word::new(self, word, env);
@@ -618,6 +644,12 @@ mod tests {
         let lex = Lexer::new('\\');
         assert_eq!(lex.process_words("x $SP", &env()).unwrap(), ["x", "a", "b", "c"]);
         assert_eq!(lex.process_words("\"$SP\" y", &env()).unwrap(), ["a b  c", "y"]);
+    }
+
+    #[test]
+    fn heredoc_bodies() {
+        let lex = Lexer::new('\\');
+        assert_eq!(lex.expand_heredoc("a '$PWD' \"${SHELL}\" \\$x\n", &env()).unwrap(), "a '/home' \"bash\" $x\n");
     }
 
     #[test]

@@ -1,0 +1,385 @@
+//! Image archives: `save` writes a docker-archive (manifest.json + repositories, layers as
+//! plain tars, itself also an OCI layout as docker 25 writes it) or an OCI layout tar (gzip
+//! layers, containerd name annotations); `load` reads either. The output file appears only
+//! once complete (temp + rename).
+
+use crate::layer::{self, Layer};
+use crate::store::image::{self, Descriptor, ImageConfig, Index, Manifest};
+use crate::store::{io_err, Image, Store, StoreError};
+use flate2::{write::GzEncoder, Compression};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::Path;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Docker,
+    Oci,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DockerManifestEntry {
+    #[serde(rename = "Config")]
+    pub config: String,
+    #[serde(rename = "RepoTags", default)]
+    pub repo_tags: Option<Vec<String>>,
+    #[serde(rename = "Layers")]
+    pub layers: Vec<String>,
+}
+
+/// docker's reference normalisation: `busybox:latest` -> `docker.io/library/busybox:latest`.
+pub fn docker_full_name(name: &str) -> String {
+    let first = name.split('/').next().unwrap_or("");
+    let has_domain = name.contains('/') && (first.contains('.') || first.contains(':') || first == "localhost");
+    if has_domain {
+        name.to_string()
+    } else if name.contains('/') {
+        format!("docker.io/{name}")
+    } else {
+        format!("docker.io/library/{name}")
+    }
+}
+
+/// The short form docker shows for a full name.
+pub fn short_name(full: &str) -> String {
+    full.strip_prefix("docker.io/library/").or_else(|| full.strip_prefix("docker.io/")).unwrap_or(full).to_string()
+}
+
+struct TarOut<W: Write> {
+    b: tar::Builder<W>,
+}
+
+impl<W: Write> TarOut<W> {
+    fn add_bytes(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(data.len() as u64);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        self.b.append_data(&mut h, path, data)
+    }
+    fn add_file(&mut self, path: &str, src: &Path) -> io::Result<()> {
+        let f = File::open(src)?;
+        let len = f.metadata()?.len();
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o644);
+        h.set_size(len);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        self.b.append_data(&mut h, path, f.take(len))
+    }
+    fn add_dir(&mut self, path: &str) -> io::Result<()> {
+        let mut h = tar::Header::new_ustar();
+        h.set_mode(0o755);
+        h.set_size(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Directory);
+        self.b.append_data(&mut h, path, io::empty())
+    }
+}
+
+fn hexof(d: &str) -> &str {
+    d.trim_start_matches("sha256:")
+}
+
+/// Writes `img` (named `name`) to `out` in `format`.
+pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: Format) -> Result<(), StoreError> {
+    let tmpd = store.tempdir("save")?;
+    let tmp_out = out.with_file_name(format!(
+        ".{}.tmp-{}",
+        out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
+        std::process::id()
+    ));
+    let f = File::create(&tmp_out).map_err(io_err("create", &tmp_out))?;
+    let mut t = TarOut { b: tar::Builder::new(io::BufWriter::new(f)) };
+    let w = |e: io::Error| StoreError::Io { op: "write", path: out.to_path_buf(), err: e };
+    t.add_dir("blobs").map_err(w)?;
+    t.add_dir("blobs/sha256").map_err(w)?;
+    let config_bytes = store.read_blob(&img.config_digest)?;
+    let mut blobs: BTreeMap<String, BlobSrc> = BTreeMap::new();
+    blobs.insert(hexof(&img.config_digest).into(), BlobSrc::Bytes(config_bytes.clone()));
+    let (manifest, mdesc) = match format {
+        Format::Oci => {
+            for l in &img.manifest.layers {
+                blobs.insert(hexof(&l.digest).into(), BlobSrc::File(store.blob_path(&l.digest)));
+            }
+            let mb = store.read_blob(&img.manifest_digest)?;
+            let desc = Descriptor {
+                media_type: image::MT_MANIFEST.into(),
+                digest: img.manifest_digest.clone(),
+                size: mb.len() as u64,
+                annotations: Default::default(),
+            };
+            blobs.insert(hexof(&img.manifest_digest).into(), BlobSrc::Bytes(mb));
+            (img.manifest.clone(), desc)
+        }
+        Format::Docker => {
+            let mut layers = Vec::new();
+            for (i, l) in img.manifest.layers.iter().enumerate() {
+                let diff = img.config.rootfs.diff_ids.get(i).cloned().unwrap_or_default();
+                let p = tmpd.path.join(hexof(&diff));
+                let mut r = layer::open_decompressed(&store.blob_path(&l.digest))
+                    .map_err(io_err("open", &store.blob_path(&l.digest)))?;
+                let mut f = File::create(&p).map_err(io_err("create", &p))?;
+                io::copy(&mut r, &mut f).map_err(io_err("decompress", &p))?;
+                let size = f.metadata().map_err(io_err("stat", &p))?.len();
+                layers.push(Descriptor {
+                    media_type: image::MT_LAYER_TAR.into(),
+                    digest: diff.clone(),
+                    size,
+                    annotations: Default::default(),
+                });
+                blobs.insert(hexof(&diff).into(), BlobSrc::File(p));
+            }
+            let m = Manifest {
+                schema_version: 2,
+                media_type: image::MT_MANIFEST.into(),
+                config: img.manifest.config.clone(),
+                layers,
+            };
+            let mb = image::to_json(&m);
+            let d = image::digest_of(&mb);
+            let desc = Descriptor {
+                media_type: image::MT_MANIFEST.into(),
+                digest: d.clone(),
+                size: mb.len() as u64,
+                annotations: Default::default(),
+            };
+            blobs.insert(hexof(&d).into(), BlobSrc::Bytes(mb));
+            (m, desc)
+        }
+    };
+    for (hex, src) in &blobs {
+        let p = format!("blobs/sha256/{hex}");
+        match src {
+            BlobSrc::Bytes(b) => t.add_bytes(&p, b).map_err(w)?,
+            BlobSrc::File(f) => t.add_file(&p, f).map_err(w)?,
+        }
+    }
+    let mut desc = mdesc;
+    if let Some(n) = name {
+        desc.annotations.insert(image::ANN_CONTAINERD_NAME.into(), docker_full_name(n));
+        let tag = n.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/')).unwrap_or("latest");
+        desc.annotations.insert(image::ANN_REF_NAME.into(), tag.into());
+    }
+    let idx = Index { schema_version: 2, media_type: image::MT_INDEX.into(), manifests: vec![desc] };
+    t.add_bytes("index.json", &image::to_json(&idx)).map_err(w)?;
+    if format == Format::Docker {
+        let entry = DockerManifestEntry {
+            config: format!("blobs/sha256/{}", hexof(&img.config_digest)),
+            repo_tags: name.map(|n| vec![n.to_string()]),
+            layers: manifest.layers.iter().map(|l| format!("blobs/sha256/{}", hexof(&l.digest))).collect(),
+        };
+        t.add_bytes("manifest.json", &image::to_json(&vec![entry])).map_err(w)?;
+        if let Some(n) = name {
+            if let Some((repo, tag)) = n.rsplit_once(':') {
+                let top = manifest.layers.last().map(|l| hexof(&l.digest).to_string()).unwrap_or_default();
+                let mut m: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+                m.entry(repo.to_string()).or_default().insert(tag.to_string(), top);
+                t.add_bytes("repositories", &image::to_json(&m)).map_err(w)?;
+            }
+        }
+    }
+    t.add_bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(w)?;
+    let mut inner = t.b.into_inner().map_err(w)?;
+    inner.flush().map_err(w)?;
+    let f = inner.into_inner().map_err(|e| w(e.into_error()))?;
+    f.sync_all().map_err(w)?;
+    fs::rename(&tmp_out, out).map_err(io_err("rename", out))?;
+    Ok(())
+}
+
+enum BlobSrc {
+    Bytes(Vec<u8>),
+    File(std::path::PathBuf),
+}
+
+/// Brings a layer file (any compression) into the store as a gzip blob.
+fn import_layer(store: &Store, path: &Path) -> Result<Layer, StoreError> {
+    let mut magic = [0u8; 2];
+    let n = File::open(path).and_then(|mut f| f.read(&mut magic)).map_err(io_err("read", path))?;
+    let mut r = layer::open_decompressed(path).map_err(io_err("open", path))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    if n == 2 && magic == [0x1f, 0x8b] {
+        loop {
+            let k = r.read(&mut buf).map_err(io_err("read", path))?;
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+        }
+        let diff_id = format!("sha256:{}", hex::encode(h.finalize()));
+        let digest = crate::store::hash_file(path)?;
+        let size = fs::metadata(path).map_err(io_err("stat", path))?.len();
+        if !store.has_blob(&digest) {
+            let tmpd = store.tempdir("load")?;
+            let t = tmpd.path.join("blob");
+            fs::copy(path, &t).map_err(io_err("copy", path))?;
+            store.commit_blob_file(&t, &digest)?;
+        }
+        return Ok(Layer { digest, size, diff_id });
+    }
+    let tmpd = store.tempdir("load")?;
+    let t = tmpd.path.join("blob");
+    let f = File::create(&t).map_err(io_err("create", &t))?;
+    let mut gz = GzEncoder::new(io::BufWriter::new(f), Compression::new(6));
+    loop {
+        let k = r.read(&mut buf).map_err(io_err("read", path))?;
+        if k == 0 {
+            break;
+        }
+        h.update(&buf[..k]);
+        gz.write_all(&buf[..k]).map_err(io_err("write", &t))?;
+    }
+    let mut bw = gz.finish().map_err(io_err("write", &t))?;
+    bw.flush().map_err(io_err("write", &t))?;
+    drop(bw);
+    let diff_id = format!("sha256:{}", hex::encode(h.finalize()));
+    let digest = crate::store::hash_file(&t)?;
+    let size = fs::metadata(&t).map_err(io_err("stat", &t))?.len();
+    if !store.has_blob(&digest) {
+        store.commit_blob_file(&t, &digest)?;
+    }
+    Ok(Layer { digest, size, diff_id })
+}
+
+fn safe_join(root: &Path, rel: &str) -> Result<std::path::PathBuf, StoreError> {
+    let c = crate::glob::clean(rel.trim_start_matches('/'));
+    if crate::rootfs::escapes(&c) {
+        return Err(StoreError::BadRef(format!("archive path outside the archive: {rel}")));
+    }
+    Ok(root.join(c))
+}
+
+/// Loads a docker-archive or OCI layout tar; returns the names it set (or IDs when unnamed).
+pub fn load(store: &Store, input: &Path) -> Result<Vec<String>, StoreError> {
+    let tmpd = store.tempdir("load")?;
+    let root = tmpd.path.join("x");
+    fs::create_dir_all(&root).map_err(io_err("create", &root))?;
+    let r = layer::open_decompressed(input).map_err(io_err("open", input))?;
+    let mut ar = tar::Archive::new(r);
+    ar.set_preserve_permissions(false);
+    for e in ar.entries().map_err(io_err("read", input))? {
+        let mut e = e.map_err(io_err("read", input))?;
+        let et = e.header().entry_type();
+        if !(et.is_file() || et.is_dir()) {
+            continue;
+        }
+        e.unpack_in(&root).map_err(io_err("read", input))?;
+    }
+    let bad = |m: &str| StoreError::Io { op: "load", path: input.to_path_buf(), err: io::Error::other(m.to_string()) };
+    let mut results = Vec::new();
+    let mut to_name: Vec<(String, Descriptor)> = Vec::new();
+    if root.join("manifest.json").is_file() {
+        let p = root.join("manifest.json");
+        let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&fs::read(&p).map_err(io_err("read", &p))?)
+            .map_err(|err| StoreError::Json { path: p.clone(), err })?;
+        for ent in entries {
+            let cp = safe_join(&root, &ent.config)?;
+            let cbytes = fs::read(&cp).map_err(io_err("read", &cp))?;
+            let config: ImageConfig =
+                serde_json::from_slice(&cbytes).map_err(|err| StoreError::Json { path: cp.clone(), err })?;
+            let mut layers = Vec::new();
+            for (i, l) in ent.layers.iter().enumerate() {
+                let lp = safe_join(&root, l)?;
+                let layer = import_layer(store, &lp)?;
+                if config.rootfs.diff_ids.get(i) != Some(&layer.diff_id) {
+                    return Err(bad(&format!("layer {l}: content does not match the config's diff_id")));
+                }
+                layers.push(layer);
+            }
+            let (desc, id) = put_raw_image(store, &cbytes, &layers)?;
+            match ent.repo_tags.unwrap_or_default() {
+                t if t.is_empty() => results.push(id),
+                tags => {
+                    for t in tags {
+                        let n = crate::store::normalize_ref(&short_name(&t))?;
+                        to_name.push((n, desc.clone()));
+                    }
+                }
+            }
+        }
+    } else if root.join("index.json").is_file() {
+        let p = root.join("index.json");
+        let idx: Index = serde_json::from_slice(&fs::read(&p).map_err(io_err("read", &p))?)
+            .map_err(|err| StoreError::Json { path: p.clone(), err })?;
+        for d in idx.manifests {
+            let mp = safe_join(&root, &format!("blobs/sha256/{}", hexof(&d.digest)))?;
+            let mb = fs::read(&mp).map_err(io_err("read", &mp))?;
+            if image::digest_of(&mb) != d.digest {
+                return Err(StoreError::Digest(d.digest.clone()));
+            }
+            let m: Manifest = serde_json::from_slice(&mb).map_err(|err| StoreError::Json { path: mp.clone(), err })?;
+            let cp = safe_join(&root, &format!("blobs/sha256/{}", hexof(&m.config.digest)))?;
+            let cbytes = fs::read(&cp).map_err(io_err("read", &cp))?;
+            if image::digest_of(&cbytes) != m.config.digest {
+                return Err(StoreError::Digest(m.config.digest.clone()));
+            }
+            let config: ImageConfig =
+                serde_json::from_slice(&cbytes).map_err(|err| StoreError::Json { path: cp.clone(), err })?;
+            let mut layers = Vec::new();
+            for (i, l) in m.layers.iter().enumerate() {
+                let lp = safe_join(&root, &format!("blobs/sha256/{}", hexof(&l.digest)))?;
+                if crate::store::hash_file(&lp)? != l.digest {
+                    return Err(StoreError::Digest(l.digest.clone()));
+                }
+                let layer = import_layer(store, &lp)?;
+                if config.rootfs.diff_ids.get(i) != Some(&layer.diff_id) {
+                    return Err(bad(&format!("layer {}: content does not match the config's diff_id", l.digest)));
+                }
+                layers.push(layer);
+            }
+            let (desc, id) = put_raw_image(store, &cbytes, &layers)?;
+            let name = d.annotations.get(image::ANN_CONTAINERD_NAME).map(|n| short_name(n)).or_else(|| {
+                d.annotations.get(image::ANN_REF_NAME).cloned().filter(|n| n.contains(':') || n.contains('/'))
+            });
+            match name {
+                Some(n) => to_name.push((crate::store::normalize_ref(&n)?, desc)),
+                None => results.push(id),
+            }
+        }
+    } else {
+        return Err(bad("neither manifest.json nor index.json found: not a docker or OCI image archive"));
+    }
+    // names last, after every blob is in place
+    for (n, d) in to_name {
+        store.set_ref(&n, d)?;
+        results.push(n);
+    }
+    Ok(results)
+}
+
+/// Stores config bytes as-is (keeping the image ID) plus a manifest over `layers`.
+fn put_raw_image(store: &Store, cbytes: &[u8], layers: &[Layer]) -> Result<(Descriptor, String), StoreError> {
+    let cd = store.put_blob(cbytes)?;
+    let m = Manifest {
+        schema_version: 2,
+        media_type: image::MT_MANIFEST.into(),
+        config: Descriptor {
+            media_type: image::MT_CONFIG.into(),
+            digest: cd.clone(),
+            size: cbytes.len() as u64,
+            annotations: Default::default(),
+        },
+        layers: layers.iter().map(Layer::descriptor).collect(),
+    };
+    let (md, size) = store.put_json(&m)?;
+    Ok((Descriptor { media_type: image::MT_MANIFEST.into(), digest: md, size, annotations: Default::default() }, cd))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(docker_full_name("busybox:latest"), "docker.io/library/busybox:latest");
+        assert_eq!(docker_full_name("me/app:1"), "docker.io/me/app:1");
+        assert_eq!(docker_full_name("localhost:5000/app:1"), "localhost:5000/app:1");
+        assert_eq!(short_name("docker.io/library/busybox:latest"), "busybox:latest");
+    }
+}

@@ -1,0 +1,487 @@
+//! COPY and ADD: sources from the context (after .dockerignore), another stage or image
+//! (`--from`), or heredocs; docker's destination rules; `--chown`/`--chmod`; ADD's local
+//! archive extraction. Files are placed in an overlay rootfs and the upper dir becomes the layer.
+
+use super::{Action, BuildError, Builder, State};
+use crate::cache::Inputs;
+use crate::dockerfile::parser;
+use crate::glob;
+use crate::instructions::{Command, CopyArgs};
+use crate::layer::{self, overlay, Layer};
+use crate::rootfs;
+use std::collections::HashMap;
+use std::fs::{self, Metadata};
+use std::io;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+/// One source of a COPY.
+#[derive(Debug, Clone)]
+pub enum Item {
+    /// A context path ("" is the root).
+    Ctx { rel: String, extract: bool },
+    /// A path (maybe with wildcards) in the `--from` filesystem.
+    Fs { pattern: String },
+    /// A heredoc file.
+    Inline { name: String, content: String },
+}
+
+pub struct CopyPlan {
+    pub kw: &'static str,
+    pub items: Vec<Item>,
+    /// Absolute container destination.
+    pub dest: String,
+    /// The destination was written with a trailing `/`.
+    pub dest_slash: bool,
+    pub chown: Option<String>,
+    pub chmod: Option<u32>,
+    pub from_layers: Option<Vec<Layer>>,
+    pub created_by: String,
+}
+
+/// Creates `path` and missing parents inside `root` (symlinks resolved in-root); new dirs get
+/// mode 0755 and `owner`. Returns the host path.
+pub fn mkdir_all(root: &Path, path: &str, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
+    let mut cur = String::new();
+    let mut host = root.to_path_buf();
+    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        cur = format!("{cur}/{comp}");
+        host = rootfs::resolve_in_root(root, &cur, true);
+        match fs::symlink_metadata(&host) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::other(format!("{cur}: not a directory")));
+            }
+            Err(_) => {
+                fs::create_dir(&host)?;
+                fs::set_permissions(&host, fs::Permissions::from_mode(0o755))?;
+                if let Some((u, g)) = owner {
+                    lchown(&host, u, g)?;
+                }
+            }
+        }
+    }
+    Ok(host)
+}
+
+fn lchown(p: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+}
+
+fn remove_existing(p: &Path, keep_dir: bool) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(md) if md.is_dir() => {
+            if keep_dir {
+                Ok(())
+            } else {
+                fs::remove_dir_all(p)
+            }
+        }
+        Ok(_) => fs::remove_file(p),
+        Err(_) => Ok(()),
+    }
+}
+
+/// Places one filesystem object at `target` (a host path inside the rootfs).
+struct Placer {
+    chown: Option<(u32, u32)>,
+    chmod: Option<u32>,
+    /// Keep the source's owner when there is no --chown (`--from` copies); else 0:0.
+    keep_owner: bool,
+    links: HashMap<(u64, u64), PathBuf>,
+}
+
+impl Placer {
+    fn owner(&self, md: &Metadata) -> (u32, u32) {
+        match (self.chown, self.keep_owner) {
+            (Some(o), _) => o,
+            (None, true) => (md.uid(), md.gid()),
+            (None, false) => (0, 0),
+        }
+    }
+
+    fn place(&mut self, src: &Path, md: &Metadata, target: &Path) -> io::Result<()> {
+        let (uid, gid) = self.owner(md);
+        let ft = md.file_type();
+        if ft.is_dir() {
+            remove_existing(target, true)?;
+            if !target.is_dir() {
+                fs::create_dir(target)?;
+            }
+            let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
+            lchown(target, uid, gid)?;
+            fs::set_permissions(target, fs::Permissions::from_mode(mode))?;
+        } else if ft.is_symlink() {
+            remove_existing(target, false)?;
+            std::os::unix::fs::symlink(fs::read_link(src)?, target)?;
+            lchown(target, uid, gid)?;
+        } else if ft.is_file() {
+            remove_existing(target, false)?;
+            if md.nlink() > 1 {
+                if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
+                    return fs::hard_link(first, target);
+                }
+                self.links.insert((md.dev(), md.ino()), target.to_path_buf());
+            }
+            fs::copy(src, target)?;
+            lchown(target, uid, gid)?;
+            let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
+            fs::set_permissions(target, fs::Permissions::from_mode(mode))?;
+        }
+        Ok(())
+    }
+}
+
+fn basename(p: &str) -> String {
+    p.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string()
+}
+
+/// Paths in `root` (absolute container paths) matching a possibly-wildcard pattern.
+fn fs_resolve(root: &Path, pattern: &str) -> Vec<String> {
+    let clean = glob::clean(&format!("/{pattern}"));
+    if !glob::has_wildcards(&clean) {
+        let host = rootfs::resolve_in_root(root, &clean, true);
+        return if fs::symlink_metadata(&host).is_ok() { vec![clean] } else { vec![] };
+    }
+    // walk from the longest literal prefix
+    let comps: Vec<&str> = clean.split('/').filter(|c| !c.is_empty()).collect();
+    let lit: Vec<&str> = comps.iter().take_while(|c| !glob::has_wildcards(c)).copied().collect();
+    let start = format!("/{}", lit.join("/"));
+    let start_host = rootfs::resolve_in_root(root, &start, true);
+    let mut out = Vec::new();
+    let mut it =
+        walkdir::WalkDir::new(&start_host).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name())).into_iter();
+    while let Some(Ok(e)) = it.next() {
+        let rel = e.path().strip_prefix(&start_host).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+        let full = glob::clean(&format!("{start}/{rel}"));
+        if glob::matches(&clean, &full).unwrap_or(false) {
+            out.push(full);
+            if e.file_type().is_dir() {
+                it.skip_current_dir();
+            }
+        }
+    }
+    out
+}
+
+impl<'a> Builder<'a> {
+    pub(super) fn prepare_copy(
+        &mut self,
+        st: &State,
+        cmd: &Command,
+        a: &CopyArgs,
+        is_add: bool,
+    ) -> Result<(Inputs, Option<Action>), BuildError> {
+        let kw: &'static str = if is_add { "ADD" } else { "COPY" };
+        let line = cmd.line;
+        let env = st.env();
+        let dest_raw = self.expand(line, &a.dest, &env)?;
+        let dest_slash = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+        let dest = rootfs::join_container_path(&st.config.config.working_dir, &dest_raw);
+        if a.sources.len() > 1 && !dest_slash {
+            return Err(self.err(
+                line,
+                format!("When using {kw} with more than one source file, the destination must be a directory and end with a /"),
+            ));
+        }
+        let chown = match &a.chown {
+            Some(c) => Some(self.expand(line, c, &env)?),
+            None => None,
+        };
+        let chmod = match &a.chmod {
+            Some(c) => {
+                let c = self.expand(line, c, &env)?;
+                Some(u32::from_str_radix(&c, 8).ok().filter(|m| *m <= 0o7777).ok_or_else(|| {
+                    self.err(line, format!("{kw}: invalid chmod parameter: {c:?} (octal modes only)"))
+                })?)
+            }
+            None => None,
+        };
+        let mut inputs = Inputs { keyword: kw.into(), ..Default::default() };
+        let mut from_layers = None;
+        let mut from_text = String::new();
+        if let Some(f) = &a.from {
+            let f = self.expand(line, f, &env)?;
+            let (layers, id) = self.resolve_from(line, &f)?;
+            from_layers = Some(layers);
+            inputs.extra = id;
+            from_text = format!("--from={f} ");
+        }
+        let mut items = Vec::new();
+        let mut shown = Vec::new();
+        for s in &a.sources {
+            if let Some(h) = parser::parse_heredoc(s) {
+                if let Some(doc) = a.heredocs.iter().find(|d| d.name == h.name) {
+                    let content = if doc.expand {
+                        self.lexer.expand_heredoc(&doc.content, &env).map_err(|e| self.err(line, e.0))?
+                    } else {
+                        doc.content.clone()
+                    };
+                    inputs.files.insert(format!("<<{}", doc.name), crate::store::image::digest_of(content.as_bytes()));
+                    shown.push(s.clone());
+                    items.push(Item::Inline { name: doc.name.clone(), content });
+                    continue;
+                }
+            }
+            let src = self.expand(line, s, &env)?;
+            shown.push(src.clone());
+            if is_add && (src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@")) {
+                return Err(self.err(
+                    line,
+                    format!("ADD {src}: remote URL sources are not supported (slipway builds without network access)"),
+                ));
+            }
+            if from_layers.is_some() {
+                items.push(Item::Fs { pattern: src });
+                continue;
+            }
+            let rels = self.ctx.resolve(&src).map_err(|e| self.err(line, format!("{kw}: {e}")))?;
+            if rels.is_empty() {
+                let msg = if glob::has_wildcards(&src) {
+                    format!("{kw}: no source files matching {src:?}")
+                } else {
+                    format!("{kw}: source {src:?} not found in build context or excluded by .dockerignore")
+                };
+                return Err(self.err(line, msg));
+            }
+            for rel in rels {
+                let f = self.ctx.fingerprints(&rel).map_err(|e| self.err(line, format!("{kw}: {e}")))?;
+                inputs.files.extend(f);
+                let path = self.ctx.path(&rel);
+                let extract = is_add && path.is_file() && layer::is_archive(&path);
+                items.push(Item::Ctx { rel, extract });
+            }
+        }
+        let mut flags = String::new();
+        if let Some(c) = &chown {
+            flags.push_str(&format!("--chown={c} "));
+        }
+        if let Some(m) = chmod {
+            flags.push_str(&format!("--chmod={m:o} "));
+        }
+        let created_by = format!("{kw} {from_text}{flags}{} {dest_raw} # buildkit", shown.join(" "));
+        inputs.text = format!("{created_by} dest={dest}");
+        Ok((
+            inputs,
+            Some(Action::Copy(CopyPlan { kw, items, dest, dest_slash, chown, chmod, from_layers, created_by })),
+        ))
+    }
+
+    /// `--from=` a stage name, a stage index, or a local image: its layers and identity.
+    fn resolve_from(&self, line: usize, f: &str) -> Result<(Vec<Layer>, String), BuildError> {
+        let names: Vec<Option<String>> = self.stages.stages.iter().map(|s| s.name.clone()).collect();
+        let idx = f
+            .parse::<usize>()
+            .ok()
+            .or_else(|| names.iter().position(|n| n.as_deref() == Some(f.to_ascii_lowercase().as_str())));
+        if let Some(i) = idx {
+            let Some(Some(s)) = self.done.get(i) else {
+                return Err(self.err(line, format!("COPY --from={f}: stage is not built before this one")));
+            };
+            return Ok((s.layers.clone(), s.id.clone()));
+        }
+        let img = self
+            .store
+            .find_image(f)?
+            .ok_or_else(|| self.err(line, format!("COPY --from={f}: no stage or local image named {f:?}")))?;
+        let layers = img
+            .manifest
+            .layers
+            .iter()
+            .zip(img.config.rootfs.diff_ids.iter())
+            .map(|(d, diff)| Layer { digest: d.digest.clone(), size: d.size, diff_id: diff.clone() })
+            .collect();
+        Ok((layers, img.config_digest.clone()))
+    }
+
+    pub(super) fn exec_copy(&mut self, st: &mut State, cmd: &Command, plan: CopyPlan) -> Result<(), BuildError> {
+        let line = cmd.line;
+        let kw = plan.kw;
+        let lowers = self.lowers(st)?;
+        let mut rfs = overlay::mount_rootfs(self.store, &lowers, true)?;
+        let merged = rfs.merged.clone();
+        let chown = match &plan.chown {
+            None => None,
+            Some(c) => {
+                let (u, g) = match c.split_once(':') {
+                    Some((u, g)) => (u.to_string(), Some(g.to_string())),
+                    None => (c.clone(), None),
+                };
+                let uid = match u.parse::<u32>() {
+                    Ok(n) => n,
+                    Err(_) => {
+                        rootfs::resolve_user(&merged, &u).map_err(|e| self.err(line, format!("{kw} --chown: {e}")))?.uid
+                    }
+                };
+                let gid = match &g {
+                    None => uid,
+                    Some(g) => match g.parse::<u32>() {
+                        Ok(n) => n,
+                        Err(_) => {
+                            rootfs::resolve_user(&merged, &format!("0:{g}"))
+                                .map_err(|e| self.err(line, format!("{kw} --chown: {e}")))?
+                                .gid
+                        }
+                    },
+                };
+                Some((uid, gid))
+            }
+        };
+        let src_rootfs = match &plan.from_layers {
+            Some(layers) => {
+                let lowers: Vec<PathBuf> = layers
+                    .iter()
+                    .map(|l| layer::snapshot(self.store, l).map_err(BuildError::from))
+                    .collect::<Result<_, _>>()?;
+                Some(overlay::mount_rootfs(self.store, &lowers, false)?)
+            }
+            None => None,
+        };
+        let parent_owner = chown;
+        let mut placer = Placer { chown, chmod: plan.chmod, keep_owner: src_rootfs.is_some(), links: HashMap::new() };
+        // expand --from wildcards now that the source filesystem is mounted
+        struct Src {
+            host: PathBuf,
+            name: String,
+            extract: bool,
+            /// (host path, path relative to the source) of everything to place
+            tree: Vec<(PathBuf, String)>,
+        }
+        let mut srcs: Vec<Src> = Vec::new();
+        let mut inline: Vec<(String, String)> = Vec::new();
+        for it in &plan.items {
+            match it {
+                Item::Inline { name, content } => inline.push((name.clone(), content.clone())),
+                Item::Ctx { rel, extract } => {
+                    let host = self.ctx.path(rel);
+                    let tree = self
+                        .ctx
+                        .subtree(rel)
+                        .map_err(|e| self.err(line, format!("{kw}: {e}")))?
+                        .into_iter()
+                        .map(|e| {
+                            let r =
+                                e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel).trim_start_matches('/').to_string();
+                            (self.ctx.path(&e.rel), r)
+                        })
+                        .collect();
+                    let name = if rel.is_empty() { ".".into() } else { basename(rel) };
+                    srcs.push(Src { host, name, extract: *extract, tree });
+                }
+                Item::Fs { pattern } => {
+                    let Some(sr) = &src_rootfs else { continue };
+                    let found = fs_resolve(&sr.merged, pattern);
+                    if found.is_empty() {
+                        return Err(
+                            self.err(line, format!("{kw}: source {pattern:?} not found in the --from filesystem"))
+                        );
+                    }
+                    for p in found {
+                        let host = rootfs::resolve_in_root(&sr.merged, &p, true);
+                        let mut tree = Vec::new();
+                        for e in walkdir::WalkDir::new(&host).sort_by(|a, b| a.file_name().cmp(b.file_name())) {
+                            let e = e.map_err(|e| self.err(line, format!("{kw}: walk {p}: {e}")))?;
+                            let r = e
+                                .path()
+                                .strip_prefix(&host)
+                                .map(|x| x.to_string_lossy().to_string())
+                                .unwrap_or_default();
+                            tree.push((e.path().to_path_buf(), r));
+                        }
+                        srcs.push(Src { host, name: basename(&p), extract: false, tree });
+                    }
+                }
+            }
+        }
+        let n_items = srcs.len() + inline.len();
+        let dest_host = rootfs::resolve_in_root(&merged, &plan.dest, true);
+        let into_dir = plan.dest_slash || n_items > 1 || dest_host.is_dir();
+        let ioerr = |e: io::Error, what: &str| self.err(line, format!("{kw}: {what}: {e}"));
+        for s in &srcs {
+            let md = fs::metadata(&s.host).map_err(|e| ioerr(e, &s.name))?;
+            if s.extract {
+                let d = mkdir_all(&merged, &plan.dest, parent_owner).map_err(|e| ioerr(e, &plan.dest))?;
+                let r = layer::open_decompressed(&s.host).map_err(|e| ioerr(e, &s.name))?;
+                layer::extract(r, &d, layer::Whiteouts::Keep).map_err(|e| ioerr(e, &format!("extract {}", s.name)))?;
+                continue;
+            }
+            if md.is_dir() {
+                mkdir_all(&merged, &plan.dest, parent_owner).map_err(|e| ioerr(e, &plan.dest))?;
+                for (h, r) in &s.tree {
+                    let cpath = if r.is_empty() { plan.dest.clone() } else { format!("{}/{r}", plan.dest) };
+                    let emd =
+                        if r.is_empty() { md.clone() } else { fs::symlink_metadata(h).map_err(|e| ioerr(e, r))? };
+                    let target = self.target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
+                    placer.place(h, &emd, &target).map_err(|e| ioerr(e, &cpath))?;
+                }
+            } else {
+                let cpath = if into_dir {
+                    format!("{}/{}", plan.dest.trim_end_matches('/'), s.name)
+                } else {
+                    plan.dest.clone()
+                };
+                let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
+                mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
+                let target = self.target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
+                placer.place(&s.host, &md, &target).map_err(|e| ioerr(e, &cpath))?;
+            }
+        }
+        for (name, content) in inline {
+            let cpath =
+                if into_dir { format!("{}/{}", plan.dest.trim_end_matches('/'), name) } else { plan.dest.clone() };
+            let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
+            mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
+            let target = self.target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
+            remove_existing(&target, false).map_err(|e| ioerr(e, &cpath))?;
+            fs::write(&target, content).map_err(|e| ioerr(e, &cpath))?;
+            let (u, g) = chown.unwrap_or((0, 0));
+            lchown(&target, u, g).map_err(|e| ioerr(e, &cpath))?;
+            fs::set_permissions(&target, fs::Permissions::from_mode(plan.chmod.unwrap_or(0o644)))
+                .map_err(|e| ioerr(e, &cpath))?;
+        }
+        drop(src_rootfs);
+        self.add_layer(st, &mut rfs, plan.created_by)
+    }
+
+    /// The host path for a container path whose parent exists: parent symlinks followed,
+    /// the last component not.
+    fn target_path(&self, root: &Path, cpath: &str) -> io::Result<PathBuf> {
+        let clean = glob::clean(cpath);
+        if clean == "/" {
+            return Ok(root.to_path_buf());
+        }
+        let (parent, name) = clean.rsplit_once('/').unwrap_or(("", clean.as_str()));
+        let p = rootfs::resolve_in_root(root, if parent.is_empty() { "/" } else { parent }, true);
+        Ok(p.join(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mkdir_all_in_root_follows_links_inside() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("real")).unwrap();
+        std::os::unix::fs::symlink("/real", r.join("link")).unwrap();
+        let p = mkdir_all(r, "/link/a/b", Some((5, 6))).unwrap();
+        assert_eq!(p, r.join("real/a/b"));
+        let md = fs::metadata(r.join("real/a")).unwrap();
+        assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (5, 6, 0o755));
+    }
+
+    #[test]
+    fn fs_wildcards() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("out/sub")).unwrap();
+        fs::write(r.join("out/a.so"), "").unwrap();
+        fs::write(r.join("out/b.so"), "").unwrap();
+        fs::write(r.join("out/sub/c.so"), "").unwrap();
+        assert_eq!(fs_resolve(r, "/out/*.so"), ["/out/a.so", "/out/b.so"]);
+        assert_eq!(fs_resolve(r, "out/sub"), ["/out/sub"]);
+        assert!(fs_resolve(r, "/missing").is_empty());
+    }
+}

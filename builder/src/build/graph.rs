@@ -1,0 +1,137 @@
+//! The stage graph: what each stage starts from and which stages it copies from, so that a
+//! build runs only the stages its target needs. Pure data; builds nothing.
+
+use crate::dockerfile::shell::{Env, Lexer};
+use crate::instructions::{Instruction, Stages};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Base {
+    Scratch,
+    Stage(usize),
+    Image(String),
+}
+
+impl Base {
+    pub fn display(&self) -> String {
+        match self {
+            Base::Scratch => "scratch".into(),
+            Base::Stage(i) => format!("stage {i}"),
+            Base::Image(n) => n.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Graph {
+    pub bases: Vec<Base>,
+    pub names: Vec<Option<String>>,
+    pub deps: Vec<Vec<usize>>,
+}
+
+/// Resolves a `--from` / `FROM` reference seen in stage `cur` to an earlier stage.
+pub fn stage_ref(names: &[Option<String>], cur: usize, r: &str) -> Option<usize> {
+    let l = r.to_ascii_lowercase();
+    names[..cur.min(names.len())].iter().position(|n| n.as_deref() == Some(l.as_str()))
+}
+
+impl Graph {
+    pub fn new(stages: &Stages, lex: &Lexer, meta: &dyn Env) -> Result<Graph, (usize, String)> {
+        let names: Vec<Option<String>> = stages.stages.iter().map(|s| s.name.clone()).collect();
+        let mut bases = Vec::new();
+        let mut deps = Vec::new();
+        for (i, s) in stages.stages.iter().enumerate() {
+            let b = lex.process_word(&s.base, meta).map_err(|e| (s.line, e.0))?;
+            if b.is_empty() {
+                return Err((s.line, "FROM: base name should not be blank".into()));
+            }
+            let mut d = Vec::new();
+            let base = if let Some(j) = stage_ref(&names, i, &b) {
+                d.push(j);
+                Base::Stage(j)
+            } else if b.eq_ignore_ascii_case("scratch") {
+                Base::Scratch
+            } else {
+                Base::Image(b)
+            };
+            for c in &s.commands {
+                if let Instruction::Copy(a) = &c.inst {
+                    if let Some(f) = &a.from {
+                        let f = lex.process_word(f, meta).map_err(|e| (c.line, e.0))?;
+                        if let Ok(n) = f.parse::<usize>() {
+                            if n >= i {
+                                return Err((
+                                    c.line,
+                                    format!("COPY --from={n}: refers to a stage that is not before this one"),
+                                ));
+                            }
+                            d.push(n);
+                        } else if let Some(j) = stage_ref(&names, i, &f) {
+                            d.push(j);
+                        } else if names.iter().any(|n| n.as_deref() == Some(f.to_ascii_lowercase().as_str())) {
+                            return Err((c.line, format!("COPY --from={f}: stage is defined after this one")));
+                        }
+                    }
+                }
+            }
+            bases.push(base);
+            deps.push(d);
+        }
+        Ok(Graph { bases, names, deps })
+    }
+
+    /// A stage by name or index.
+    pub fn stage_index(&self, t: &str) -> Option<usize> {
+        let l = t.to_ascii_lowercase();
+        self.names
+            .iter()
+            .position(|n| n.as_deref() == Some(l.as_str()))
+            .or_else(|| t.parse::<usize>().ok().filter(|&i| i < self.names.len()))
+    }
+
+    /// The stages `target` needs, itself included, in build order.
+    pub fn needed(&self, target: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.bases.len()];
+        let mut stack = vec![target];
+        while let Some(i) = stack.pop() {
+            if seen[i] {
+                continue;
+            }
+            seen[i] = true;
+            stack.extend(self.deps[i].iter().copied());
+        }
+        (0..seen.len()).filter(|&i| seen[i]).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile::parser::parse;
+    use crate::dockerfile::shell::NoEnv;
+    use crate::instructions::stages;
+
+    #[test]
+    fn only_needed_stages() {
+        let df = parse(
+            "FROM scratch AS a\nFROM scratch AS unused\nFROM a AS b\nCOPY --from=0 x y\nFROM busybox\nCOPY --from=b p q\n",
+        )
+        .unwrap();
+        let s = stages(&df).unwrap();
+        let g = Graph::new(&s, &Lexer::new('\\'), &NoEnv).unwrap();
+        assert_eq!(g.bases[2], Base::Stage(0));
+        assert_eq!(g.bases[3], Base::Image("busybox".into()));
+        assert_eq!(g.needed(3), [0, 2, 3]);
+        assert_eq!(g.needed(1), [1]);
+        assert_eq!(g.stage_index("B"), Some(2));
+        assert_eq!(g.stage_index("nope"), None);
+    }
+
+    #[test]
+    fn global_args_in_from() {
+        let df = parse("ARG BASE=scratch\nFROM ${BASE}\n").unwrap();
+        let s = stages(&df).unwrap();
+        let env = vec![("BASE".to_string(), "scratch".to_string())];
+        let g = Graph::new(&s, &Lexer::new('\\'), &env).unwrap();
+        assert_eq!(g.bases[0], Base::Scratch);
+    }
+}

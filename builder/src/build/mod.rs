@@ -1,0 +1,432 @@
+//! The build: parse, pick the stages the target needs, then walk each stage's instructions
+//! through the cache, printing docker's `Step N/M` log. One function per instruction lives in
+//! `dispatch.rs`, COPY/ADD in `copy.rs`, the stage graph in `graph.rs`. Images reach the
+//! store only at the end (names last), so a failed build leaves no new name behind.
+
+mod copy;
+mod dispatch;
+pub mod graph;
+
+use crate::cache::{self, Inputs};
+use crate::context::{Context, ContextError};
+use crate::dockerfile::parser;
+use crate::dockerfile::shell::{Env, Lexer};
+use crate::instructions::{self, Command, Instruction, Stages};
+use crate::layer::Layer;
+use crate::runner::Runtime;
+use crate::spec::Network;
+use crate::store::image::{History, ImageConfig};
+use crate::store::{Store, StoreError};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub context: PathBuf,
+    pub dockerfile: Option<PathBuf>,
+    pub tags: Vec<String>,
+    pub build_args: Vec<(String, String)>,
+    pub target: Option<String>,
+    pub no_cache: bool,
+    pub runtime: PathBuf,
+    pub network: Network,
+    pub labels: Vec<(String, String)>,
+    pub quiet: bool,
+    pub explain_cache: bool,
+    /// SOURCE_DATE_EPOCH, or 0: every timestamp the build writes.
+    pub epoch: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{file}:{line}: {msg}")]
+    At { file: String, line: usize, msg: String },
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Context(#[from] ContextError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// The state of a stage between steps.
+#[derive(Debug, Clone)]
+pub struct State {
+    pub config: ImageConfig,
+    pub layers: Vec<Layer>,
+    /// ARGs declared in this stage, in order, with their values.
+    pub args: Vec<(String, Option<String>)>,
+    /// A CMD was set in this stage (ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+    /// Config digest of this state: the parent identity for cache keys.
+    pub id: String,
+    /// No miss yet in this stage.
+    pub cache_ok: bool,
+}
+
+impl State {
+    /// Variables for word expansion: ARG values, overridden by ENV (ENV wins).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> =
+            self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        v.extend(self.config.env_pairs());
+        v
+    }
+
+    /// Build args with values (what RUN sees in its environment).
+    pub fn arg_values(&self) -> BTreeMap<String, String> {
+        self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect()
+    }
+}
+
+/// What a step does once its inputs are known.
+pub enum Action {
+    /// A metadata-only change: the new config (history added by the step).
+    Meta {
+        config: Box<ImageConfig>,
+        created_by: String,
+    },
+    Run(dispatch::RunPlan),
+    Copy(copy::CopyPlan),
+    Workdir {
+        path: String,
+        created_by: String,
+    },
+}
+
+/// Builder state shared by all stages of one build.
+pub struct Builder<'a> {
+    pub store: &'a Store,
+    pub opts: &'a BuildOptions,
+    pub file: String,
+    pub lexer: Lexer,
+    pub ctx: Context,
+    pub out: Box<dyn Write + 'a>,
+    pub runtime: Runtime,
+    pub stages: Stages,
+    /// Global ARGs with values.
+    pub meta: Vec<(String, Option<String>)>,
+    /// Final state of each built stage.
+    pub done: Vec<Option<State>>,
+    step: usize,
+    total: usize,
+}
+
+/// The result of a build.
+#[derive(Debug, Clone)]
+pub struct Built {
+    pub id: String,
+    pub manifest: crate::store::image::Descriptor,
+    pub tags: Vec<String>,
+}
+
+/// Runs a build.
+pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
+    let df_path = match &opts.dockerfile {
+        Some(p) if p.is_absolute() => p.clone(),
+        Some(p) => p.clone(),
+        None => opts.context.join("Dockerfile"),
+    };
+    let file = opts.dockerfile.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "Dockerfile".into());
+    let src = std::fs::read_to_string(&df_path)
+        .map_err(|e| BuildError::Other(format!("read Dockerfile {}: {e}", df_path.display())))?;
+    let df = parser::parse(&src).map_err(|e| BuildError::At { file: file.clone(), line: e.line, msg: e.msg })?;
+    let stages =
+        instructions::stages(&df).map_err(|e| BuildError::At { file: file.clone(), line: e.line, msg: e.msg })?;
+    let tags = opts.tags.iter().map(|t| crate::store::normalize_ref(t)).collect::<Result<Vec<_>, _>>()?;
+    let ctx = Context::open(&opts.context, Some(store))?;
+    let out: Box<dyn Write> = if opts.quiet { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) };
+    let n = stages.stages.len();
+    let mut b = Builder {
+        store,
+        opts,
+        file,
+        lexer: Lexer::new(df.escape),
+        ctx,
+        out,
+        runtime: Runtime { bin: opts.runtime.clone(), state_root: store.root.join("tmp/runtime") },
+        stages,
+        meta: Vec::new(),
+        done: vec![None; n],
+        step: 0,
+        total: 0,
+    };
+    let res = b.run();
+    b.ctx.save(store);
+    let final_state = res?;
+    b.commit(final_state, tags)
+}
+
+impl<'a> Builder<'a> {
+    pub fn err(&self, line: usize, msg: impl Into<String>) -> BuildError {
+        BuildError::At { file: self.file.clone(), line, msg: msg.into() }
+    }
+
+    pub fn log(&mut self, s: &str) {
+        let _ = writeln!(self.out, "{s}");
+        let _ = self.out.flush();
+    }
+
+    /// Expands a word with `env`.
+    pub fn expand(&self, line: usize, word: &str, env: &dyn Env) -> Result<String, BuildError> {
+        self.lexer.process_word(word, env).map_err(|e| self.err(line, e.0))
+    }
+
+    fn build_arg(&self, name: &str) -> Option<String> {
+        self.opts.build_args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn run(&mut self) -> Result<State, BuildError> {
+        // global ARGs
+        for cmd in self.stages.meta_args.clone() {
+            if let Instruction::Arg(list) = &cmd.inst {
+                for (k, d) in list {
+                    let env: Vec<(String, String)> =
+                        self.meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+                    let d = match d {
+                        Some(d) => Some(self.expand(cmd.line, d, &env)?),
+                        None => None,
+                    };
+                    let v = self.build_arg(k).or(d);
+                    self.meta.push((k.clone(), v));
+                }
+            }
+        }
+        let meta_env: Vec<(String, String)> =
+            self.meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let g = graph::Graph::new(&self.stages, &self.lexer, &meta_env).map_err(|(line, msg)| self.err(line, msg))?;
+        let target = match &self.opts.target {
+            Some(t) => {
+                g.stage_index(t).ok_or_else(|| BuildError::Other(format!("target stage \"{t}\" could not be found")))?
+            }
+            None => self.stages.stages.len() - 1,
+        };
+        let order = g.needed(target);
+        self.total = order.iter().map(|&i| 1 + self.stages.stages[i].commands.len()).sum();
+        for &i in &order {
+            let st = self.stage(i, &g)?;
+            self.done[i] = Some(st);
+        }
+        self.done[target].clone().ok_or_else(|| BuildError::Other("target stage was not built".into()))
+    }
+
+    fn stage(&mut self, i: usize, g: &graph::Graph) -> Result<State, BuildError> {
+        let stage = self.stages.stages[i].clone();
+        self.step += 1;
+        let base = g.bases[i].clone();
+        self.log(&format!(
+            "Step {}/{} : FROM {}{}",
+            self.step,
+            self.total,
+            base.display(),
+            stage.name.as_ref().map(|n| format!(" AS {n}")).unwrap_or_default()
+        ));
+        let mut st = match &base {
+            graph::Base::Scratch => {
+                let config = ImageConfig::scratch();
+                let (id, _) = self.store.put_json(&config)?;
+                State { config, layers: Vec::new(), args: Vec::new(), cmd_set: false, id, cache_ok: true }
+            }
+            graph::Base::Stage(j) => {
+                let mut s = self.done[*j].clone().ok_or_else(|| self.err(stage.line, "FROM: stage was not built"))?;
+                s.args.clear();
+                s.cmd_set = false;
+                s.cache_ok = true;
+                s
+            }
+            graph::Base::Image(name) => {
+                let img = self
+                    .store
+                    .find_image(name)?
+                    .ok_or_else(|| {
+                        self.err(
+                            stage.line,
+                            format!("FROM {name}: image not found in the local store (no registry is used; load or build it first)"),
+                        )
+                    })?;
+                let layers = img
+                    .manifest
+                    .layers
+                    .iter()
+                    .zip(img.config.rootfs.diff_ids.iter())
+                    .map(|(d, diff)| Layer { digest: d.digest.clone(), size: d.size, diff_id: diff.clone() })
+                    .collect();
+                State {
+                    config: img.config.clone(),
+                    layers,
+                    args: Vec::new(),
+                    cmd_set: false,
+                    id: img.config_digest.clone(),
+                    cache_ok: true,
+                }
+            }
+        };
+        self.log(&format!(" ---> {}", short(&st.id)));
+        // ONBUILD triggers of the base run now, then are dropped from the child
+        let triggers = std::mem::take(&mut st.config.config.on_build);
+        if !triggers.is_empty() {
+            self.log(&format!(
+                "# Executing {} build trigger{}",
+                triggers.len(),
+                if triggers.len() == 1 { "" } else { "s" }
+            ));
+            for t in &triggers {
+                let df =
+                    parser::parse(t).map_err(|e| self.err(stage.line, format!("ONBUILD trigger {t:?}: {}", e.msg)))?;
+                for node in &df.nodes {
+                    let inst = instructions::parse_node(node)
+                        .map_err(|e| self.err(stage.line, format!("ONBUILD trigger {t:?}: {e}")))?;
+                    let cmd = Command { inst, line: stage.line, original: node.original.clone() };
+                    self.command(&mut st, &cmd, false)?;
+                }
+            }
+        }
+        for cmd in &stage.commands {
+            self.command(&mut st, cmd, true)?;
+        }
+        Ok(st)
+    }
+
+    /// One instruction through the cache.
+    fn command(&mut self, st: &mut State, cmd: &Command, counted: bool) -> Result<(), BuildError> {
+        if counted {
+            self.step += 1;
+            self.log(&format!("Step {}/{} : {}", self.step, self.total, cmd.original));
+        }
+        let (inputs, action) = self.prepare(st, cmd)?;
+        let Some(action) = action else {
+            return Ok(()); // ARG and friends that only change builder state
+        };
+        let key = cache::key(&st.id, &inputs);
+        if !self.opts.no_cache && st.cache_ok {
+            if let Some(e) = self.cache_get(&key) {
+                st.config = self.store.read_json(&e.config)?;
+                st.layers = e.layers;
+                st.id = e.config;
+                self.log(" ---> Using cache");
+                self.log(&format!(" ---> {}", short(&st.id)));
+                return Ok(());
+            }
+        }
+        if self.opts.explain_cache && !self.opts.no_cache {
+            let why = self.explain(&st.id, &inputs, st.cache_ok);
+            for w in why {
+                self.log(&format!(" ---> Cache miss: {w}"));
+            }
+        }
+        st.cache_ok = false;
+        let parent = st.id.clone();
+        self.execute(st, cmd, action)?;
+        let (id, _) = self.store.put_json(&st.config)?;
+        st.id = id;
+        self.cache_put(&key, &parent, inputs, st)?;
+        self.log(&format!(" ---> {}", short(&st.id)));
+        Ok(())
+    }
+
+    fn cache_get(&self, key: &str) -> Option<cache::Entry> {
+        let e: cache::Entry = self.store.read_record(&format!("cache/steps/{key}.json"))?;
+        let ok = self.store.has_blob(&e.config) && e.layers.iter().all(|l| self.store.has_blob(&l.digest));
+        ok.then_some(e)
+    }
+
+    fn cache_put(&self, key: &str, parent: &str, inputs: Inputs, st: &State) -> Result<(), BuildError> {
+        let e = cache::Entry { parent: parent.to_string(), inputs, config: st.id.clone(), layers: st.layers.clone() };
+        self.store.write_record(&format!("cache/steps/{key}.json"), &e)?;
+        let _g = self.store.lock()?;
+        let rel = format!("cache/parents/{}.json", parent.trim_start_matches("sha256:"));
+        let mut keys: Vec<String> = self.store.read_record(&rel).unwrap_or_default();
+        if !keys.iter().any(|k| k == key) {
+            keys.push(key.to_string());
+            self.store.write_record(&rel, &keys)?;
+        }
+        Ok(())
+    }
+
+    fn explain(&self, parent: &str, now: &Inputs, chain_ok: bool) -> Vec<String> {
+        if !chain_ok {
+            return vec!["an earlier step was rebuilt".into()];
+        }
+        let rel = format!("cache/parents/{}.json", parent.trim_start_matches("sha256:"));
+        let keys: Vec<String> = self.store.read_record(&rel).unwrap_or_default();
+        let prev: Vec<cache::Entry> = keys
+            .iter()
+            .filter_map(|k| self.store.read_record(&format!("cache/steps/{k}.json")))
+            .filter(|e: &cache::Entry| e.inputs.keyword == now.keyword)
+            .collect();
+        match prev.last() {
+            None => vec!["no cached step of this kind on this parent".into()],
+            Some(p) => {
+                let e = cache::explain(&p.inputs, now);
+                if e.is_empty() {
+                    vec!["cached result is missing from the store".into()]
+                } else {
+                    e
+                }
+            }
+        }
+    }
+
+    /// Adds a history entry (docker's format for BuildKit builds).
+    pub fn history(&self, st: &mut State, created_by: String, empty_layer: bool) {
+        st.config.history.push(History {
+            created: epoch_rfc3339(self.opts.epoch),
+            created_by,
+            comment: "buildkit.dockerfile.v0".into(),
+            empty_layer,
+        });
+    }
+
+    fn commit(&mut self, mut st: State, tags: Vec<String>) -> Result<Built, BuildError> {
+        for (k, v) in &self.opts.labels {
+            st.config.config.labels.insert(k.clone(), v.clone());
+        }
+        st.config.created = epoch_rfc3339(self.opts.epoch);
+        let descs: Vec<_> = st.layers.iter().map(Layer::descriptor).collect();
+        let (manifest, id) = self.store.put_image(&st.config, &descs)?;
+        for t in &tags {
+            self.store.set_ref(t, manifest.clone())?;
+        }
+        self.log(&format!("Successfully built {}", short(&id)));
+        for t in &tags {
+            self.log(&format!("Successfully tagged {t}"));
+        }
+        Ok(Built { id, manifest, tags })
+    }
+}
+
+/// The 12-hex short form of an ID.
+pub fn short(id: &str) -> String {
+    id.trim_start_matches("sha256:").chars().take(12).collect()
+}
+
+/// RFC 3339 UTC for a Unix time (what docker writes in `created`).
+pub fn epoch_rfc3339(t: u64) -> String {
+    let days = (t / 86400) as i64;
+    let secs = t % 86400;
+    // civil-from-days (Howard Hinnant)
+    let z = days + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = if m <= 2 { y + 1 } else { y };
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, (secs / 60) % 60, secs % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339() {
+        assert_eq!(epoch_rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(epoch_rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
+        assert_eq!(epoch_rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}
