@@ -7,6 +7,7 @@ pub mod bundle;
 pub mod console;
 pub mod host;
 pub mod runtime;
+pub mod slipway;
 
 pub use bundle::Bundle;
 pub use runtime::{Output, Runtime};

@@ -1,0 +1,290 @@
+//! Helpers for slipway's black-box tests: run the release binary against a private store,
+//! build fixture contexts, and read what `slipway save` wrote (never the store itself).
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The slipway binary: `$SLIPWAY_BIN`, else the workspace's release build.
+pub fn bin() -> PathBuf {
+    match std::env::var_os("SLIPWAY_BIN") {
+        Some(p) if !p.is_empty() => PathBuf::from(p),
+        _ => crate::workspace_dir().join("target/release/slipway"),
+    }
+}
+
+/// The runtime RUN steps use: `$SLIPWAY_RUNTIME`, else runc.
+pub fn runtime() -> String {
+    std::env::var("SLIPWAY_RUNTIME").unwrap_or_else(|_| "runc".into())
+}
+
+/// The Dockerfile fixtures.
+pub fn fixtures() -> PathBuf {
+    crate::workspace_dir().join("spec-fixtures/dockerfiles")
+}
+
+/// A private store and scratch space, removed on drop (even when the test fails).
+pub struct Slipway {
+    pub dir: tempfile::TempDir,
+}
+
+/// What a command printed and how it ended.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    /// Panics with the output unless the command succeeded.
+    pub fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "stdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+/// One entry of a layer tar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub path: String,
+    pub kind: char,
+    pub mode: u32,
+    pub uid: u64,
+    pub gid: u64,
+    pub mtime: u64,
+    pub link: Option<String>,
+    pub data: Vec<u8>,
+}
+
+/// An image read back from a docker-archive tar.
+#[derive(Debug)]
+pub struct Saved {
+    pub repo_tags: Vec<String>,
+    pub config: serde_json::Value,
+    pub layers: Vec<Vec<Entry>>,
+    pub files: BTreeMap<String, Vec<u8>>,
+    /// `blobs/sha256/<hex>` of the config.
+    pub config_path: String,
+}
+
+impl Saved {
+    /// The image ID (config digest).
+    pub fn id(&self) -> String {
+        format!("sha256:{}", self.config_path.rsplit('/').next().unwrap_or(""))
+    }
+    /// The last layer's entry for a path.
+    pub fn find(&self, path: &str) -> Option<&Entry> {
+        self.layers.iter().rev().flat_map(|l| l.iter()).find(|e| e.path.trim_end_matches('/') == path)
+    }
+    pub fn cfg(&self, field: &str) -> &serde_json::Value {
+        &self.config["config"][field]
+    }
+    pub fn history(&self) -> Vec<String> {
+        self.config["history"]
+            .as_array()
+            .map(|a| a.iter().map(|h| h["created_by"].as_str().unwrap_or("").to_string()).collect())
+            .unwrap_or_default()
+    }
+}
+
+fn read_entries(data: &[u8]) -> Vec<Entry> {
+    let mut out = Vec::new();
+    let mut ar = tar::Archive::new(data);
+    for e in ar.entries().expect("layer tar") {
+        let mut e = e.expect("layer entry");
+        let h = e.header().clone();
+        let kind = match h.entry_type() {
+            tar::EntryType::Regular => '-',
+            tar::EntryType::Directory => 'd',
+            tar::EntryType::Symlink => 'l',
+            tar::EntryType::Link => 'h',
+            tar::EntryType::Char => 'c',
+            tar::EntryType::Block => 'b',
+            tar::EntryType::Fifo => 'p',
+            _ => '?',
+        };
+        let link = e.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned());
+        let mut data = Vec::new();
+        let _ = e.read_to_end(&mut data);
+        out.push(Entry {
+            path: e.path().expect("path").to_string_lossy().into_owned(),
+            kind,
+            mode: h.mode().unwrap_or(0),
+            uid: h.uid().unwrap_or(0),
+            gid: h.gid().unwrap_or(0),
+            mtime: h.mtime().unwrap_or(1),
+            link,
+            data,
+        });
+    }
+    out
+}
+
+/// Reads every file of a tar into memory.
+pub fn tar_files(path: &Path) -> BTreeMap<String, Vec<u8>> {
+    let f = fs::File::open(path).expect("open tar");
+    let mut ar = tar::Archive::new(f);
+    let mut m = BTreeMap::new();
+    for e in ar.entries().expect("tar") {
+        let mut e = e.expect("entry");
+        if e.header().entry_type() != tar::EntryType::Regular {
+            continue;
+        }
+        let p = e.path().expect("path").to_string_lossy().into_owned();
+        let mut d = Vec::new();
+        e.read_to_end(&mut d).expect("read");
+        m.insert(p, d);
+    }
+    m
+}
+
+impl Default for Slipway {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Slipway {
+    pub fn new() -> Slipway {
+        Slipway { dir: tempfile::Builder::new().prefix("slipway-test-").tempdir().expect("tempdir") }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    /// Runs `slipway --root <store> ARGS`.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let o = Command::new(bin())
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("run {}: {e}", bin().display()));
+        Run::from(o)
+    }
+
+    /// A fresh context dir with these files (path -> content); Dockerfile included if given.
+    pub fn context(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
+        let d = self.dir.path().join("ctx").join(name);
+        fs::create_dir_all(&d).expect("mkdir ctx");
+        for (p, c) in files {
+            let f = d.join(p);
+            fs::create_dir_all(f.parent().expect("parent")).expect("mkdir");
+            fs::write(&f, c).expect("write");
+        }
+        d
+    }
+
+    /// Copies a fixture dir from spec-fixtures/dockerfiles into a fresh context.
+    pub fn fixture(&self, name: &str) -> PathBuf {
+        let src = fixtures().join(name);
+        let d = self.dir.path().join("ctx").join(name);
+        copy_tree(&src, &d);
+        d
+    }
+
+    /// `build -t TAG --runtime <runtime> EXTRA... CTX`
+    pub fn build(&self, ctx: &Path, tag: &str, extra: &[&str]) -> Run {
+        let rt = runtime();
+        let mut args = vec!["build", "-t", tag, "--runtime", rt.as_str()];
+        args.extend_from_slice(extra);
+        let c = ctx.to_string_lossy().into_owned();
+        args.push(&c);
+        self.run(&args)
+    }
+
+    /// Builds the shared busybox base image (`FROM scratch` + static busybox) as `tag`.
+    pub fn base(&self, tag: &str) {
+        let d = self.dir.path().join("ctx").join("base");
+        fs::create_dir_all(&d).expect("mkdir");
+        fs::copy("/usr/bin/busybox", d.join("busybox")).expect("copy busybox (busybox-static)");
+        fs::write(
+            d.join("Dockerfile"),
+            "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\nRUN mkdir -p /etc /tmp && chmod 1777 /tmp && echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd && printf 'root:x:0:\\nbob:x:1000:\\nstaff:x:50:bob\\n' > /etc/group\nCMD [\"sh\"]\n",
+        )
+        .expect("write");
+        self.build(&d, tag, &[]).ok();
+    }
+
+    /// Saves `name` as a docker-archive and reads it back.
+    pub fn save(&self, name: &str) -> Saved {
+        let out = self.dir.path().join(format!("{}.tar", name.replace([':', '/'], "_")));
+        self.run(&["save", name, "-o", &out.to_string_lossy()]).ok();
+        read_saved(&out)
+    }
+}
+
+/// Reads a docker-archive tar.
+pub fn read_saved(path: &Path) -> Saved {
+    let files = tar_files(path);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(files.get("manifest.json").expect("manifest.json")).expect("manifest json");
+    let m = &manifest[0];
+    let cfg_path = m["Config"].as_str().expect("Config").to_string();
+    let config: serde_json::Value =
+        serde_json::from_slice(files.get(&cfg_path).expect("config blob")).expect("config json");
+    let layers = m["Layers"]
+        .as_array()
+        .expect("Layers")
+        .iter()
+        .map(|l| {
+            let data = files.get(l.as_str().expect("layer path")).expect("layer blob");
+            let data = if data.starts_with(&[0x1f, 0x8b]) {
+                let mut d = Vec::new();
+                flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut d).expect("gunzip");
+                d
+            } else {
+                data.clone()
+            };
+            read_entries(&data)
+        })
+        .collect();
+    let repo_tags = m["RepoTags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    Saved { repo_tags, config, layers, files, config_path: cfg_path }
+}
+
+fn copy_tree(src: &Path, dst: &Path) {
+    fs::create_dir_all(dst).expect("mkdir");
+    for e in fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display())) {
+        let e = e.expect("entry");
+        let t = dst.join(e.file_name());
+        let ft = e.file_type().expect("type");
+        if ft.is_dir() {
+            copy_tree(&e.path(), &t);
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(e.path()).expect("readlink"), &t).expect("symlink");
+        } else {
+            fs::copy(e.path(), &t).expect("copy");
+        }
+    }
+}
+
+/// A listing of a store directory (to check a failed command changed nothing visible).
+pub fn store_listing(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for sub in ["index.json", "blobs/sha256"] {
+        let p = root.join(sub);
+        if p.is_file() {
+            out.push(format!("{sub}:{}", fs::read_to_string(&p).unwrap_or_default()));
+        } else if let Ok(rd) = fs::read_dir(&p) {
+            let mut v: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+            v.sort();
+            out.extend(v);
+        }
+    }
+    out
+}

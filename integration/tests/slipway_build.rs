@@ -1,0 +1,286 @@
+//! slipway builds without RUN: metadata instructions, COPY/ADD rules, .dockerignore,
+//! multi-stage graphs, determinism and the cache. Everything is checked in the saved archive.
+
+use integration::slipway::{store_listing, Slipway};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+#[test]
+fn metadata_instructions_land_in_the_config() {
+    let s = Slipway::new();
+    let ctx = s.fixture("metadata");
+    s.build(&ctx, "meta:1", &["--build-arg", "NAME=built", "--label", "cli=yes"]).ok();
+    let img = s.save("meta:1");
+    assert_eq!(img.repo_tags, ["meta:1"]);
+    assert_eq!(img.layers.len(), 0, "no filesystem changes");
+    let env: Vec<String> = img.cfg("Env").as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    // same-line references see the old value: B and C use A=1, D too
+    for want in [
+        "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        "A=changed",
+        "B=1",
+        "C=12",
+        "D=1",
+        "legacy=form with spaces",
+        "Q=quoted value",
+        "E=a b",
+        "FROM_ARG=1.0-built-dflt",
+    ] {
+        assert!(env.contains(&want.to_string()), "{want} in {env:?}");
+    }
+    // build args are not in the image
+    assert!(!env.iter().any(|e| e.starts_with("NAME=") || e.starts_with("VERSION=")));
+    let labels = img.cfg("Labels");
+    assert_eq!(labels["version"], "1.0");
+    assert_eq!(labels["name"], "built");
+    assert_eq!(labels["multi word"], "x y");
+    assert_eq!(labels["cli"], "yes");
+    assert_eq!(img.config["author"], "someone <me@example.com>");
+    let ports = img.cfg("ExposedPorts").as_object().unwrap();
+    let mut p: Vec<&String> = ports.keys().collect();
+    p.sort();
+    assert_eq!(p, ["443/udp", "80/tcp", "8000/tcp", "8001/tcp"]);
+    let vols = img.cfg("Volumes").as_object().unwrap();
+    let mut v: Vec<&String> = vols.keys().collect();
+    v.sort();
+    assert_eq!(v, ["/cache", "/data", "/json"]);
+    assert_eq!(img.cfg("User"), "1000:1000");
+    assert_eq!(img.cfg("WorkingDir"), "/");
+    assert_eq!(img.cfg("StopSignal"), "SIGTERM");
+    let hc = img.cfg("Healthcheck");
+    assert_eq!(hc["Test"], serde_json::json!(["CMD-SHELL", "wget -q localhost"]));
+    assert_eq!(hc["Interval"], 30_000_000_000u64);
+    assert_eq!(hc["Timeout"], 5_000_000_000u64);
+    assert_eq!(hc["Retries"], 3);
+    assert_eq!(img.cfg("Shell"), &serde_json::json!(["/bin/ash", "-eo", "pipefail", "-c"]));
+    // shell-form CMD uses SHELL; ENTRYPOINT after CMD in the same stage keeps CMD
+    assert_eq!(img.cfg("Cmd"), &serde_json::json!(["/bin/ash", "-eo", "pipefail", "-c", "echo $HOME"]));
+    assert_eq!(img.cfg("Entrypoint"), &serde_json::json!(["/bin/tini", "--"]));
+    assert_eq!(img.cfg("OnBuild"), &serde_json::json!(["RUN echo child"]));
+    // history: one entry per step, all metadata
+    let h = img.history();
+    assert!(h.iter().any(|x| x == "ENV A=1"), "{h:?}");
+    assert!(h.iter().any(|x| x.starts_with("ARG NAME=built")), "{h:?}");
+    assert!(img.config["history"].as_array().unwrap().iter().all(|e| e["empty_layer"] == true));
+    assert_eq!(img.config["created"], "1970-01-01T00:00:00Z");
+}
+
+#[test]
+fn builds_without_run_are_reproducible() {
+    let a = Slipway::new();
+    let b = Slipway::new();
+    let ca = a.fixture("copy");
+    let cb = b.fixture("copy");
+    for c in [&ca, &cb] {
+        make_archive(c);
+    }
+    a.build(&ca, "copy", &[]).ok();
+    // touch every file: mtimes must not matter
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    for e in fs::read_dir(&cb).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_file() {
+            let d = fs::read(&p).unwrap();
+            fs::write(&p, d).unwrap();
+        }
+    }
+    b.build(&cb, "copy", &["--no-cache"]).ok();
+    assert_eq!(a.save("copy").id(), b.save("copy").id());
+    // and SOURCE_DATE_EPOCH sets every timestamp
+    let img = a.save("copy");
+    assert!(img.layers.iter().flatten().all(|e| e.mtime == 0));
+}
+
+fn make_archive(ctx: &std::path::Path) {
+    // a tar with an owner, a mode and a symlink, built by hand with the system tar
+    let src = ctx.join("archive-src");
+    fs::create_dir_all(src.join("pkg")).unwrap();
+    fs::write(src.join("pkg/tool"), "#!/bin/sh\n").unwrap();
+    fs::set_permissions(src.join("pkg/tool"), fs::Permissions::from_mode(0o4750)).unwrap();
+    std::os::unix::fs::symlink("tool", src.join("pkg/tool-link")).ok();
+    let st = std::process::Command::new("tar")
+        .args(["--owner=42", "--group=43", "--mtime=@0", "--sort=name", "-cf"])
+        .arg(ctx.join("archive.tar"))
+        .arg("-C")
+        .arg(&src)
+        .arg("pkg")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    fs::remove_dir_all(&src).unwrap();
+}
+
+#[test]
+fn copy_and_add_rules() {
+    let s = Slipway::new();
+    let ctx = s.fixture("copy");
+    make_archive(&ctx);
+    fs::set_permissions(ctx.join("file.txt"), fs::Permissions::from_mode(0o640)).unwrap();
+    fs::hard_link(ctx.join("links/target"), ctx.join("links/hard")).unwrap();
+    s.build(&ctx, "copy", &[]).ok();
+    let img = s.save("copy");
+    let f = |p: &str| {
+        img.find(p)
+            .unwrap_or_else(|| {
+                panic!("{p} missing; layers: {:#?}", img.layers.iter().flatten().map(|e| &e.path).collect::<Vec<_>>())
+            })
+            .clone()
+    };
+    // file to a new name; into a dir with a trailing slash
+    assert_eq!(f("f/renamed.txt").data, b"hello file\n");
+    assert_eq!(f("into/file.txt").data, b"hello file\n");
+    // mode kept, owner reset to 0:0
+    let e = f("f/renamed.txt");
+    assert_eq!((e.mode & 0o7777, e.uid, e.gid), (0o640, 0, 0));
+    // a dir copies its contents, not itself
+    assert_eq!(f("dircopy/a.txt").data, b"in dir\n");
+    assert_eq!(f("dircopy/sub/main.c").data, b"int main;\n");
+    assert!(img.find("dircopy/dir").is_none());
+    assert!(img.find("dircopy2/a.txt").is_some());
+    // wildcards: *.md at the root only; a pattern inside a dir
+    assert!(img.find("docs/README.md").is_some() && img.find("docs/CHANGES.md").is_some());
+    assert!(img.find("csrc/main.c").is_some() && img.find("csrc/skip.h").is_none());
+    // --chown by id, --chmod
+    let e = f("owned/file.txt");
+    assert_eq!((e.uid, e.gid), (1234, 5678));
+    assert_eq!(f("secret.txt").mode & 0o7777, 0o600);
+    // symlinks kept as symlinks, hardlinks as tar hardlinks
+    let l = f("links/rel-link");
+    assert_eq!((l.kind, l.link.as_deref()), ('l', Some("target")));
+    assert_eq!(f("links/abs-link").link.as_deref(), Some("/etc/passwd"));
+    let h = f("links/target");
+    let hl = f("links/hard");
+    assert!(h.kind == 'h' || hl.kind == 'h', "one of the pair is a hardlink: {h:?} {hl:?}");
+    // WORKDIR-relative destination
+    assert!(img.find("work/rel.txt").is_some());
+    // ADD extracts a local tar keeping owners, modes and links
+    let t = f("extracted/pkg/tool");
+    assert_eq!((t.mode & 0o7777, t.uid, t.gid), (0o4750, 42, 43));
+    assert_eq!(f("extracted/pkg/tool-link").link.as_deref(), Some("tool"));
+    // ADD of a plain file copies it
+    assert!(img.find("added.txt").is_some());
+    // layer count: one per COPY/ADD plus WORKDIR
+    assert_eq!(img.layers.len(), 13);
+    assert_eq!(img.config["rootfs"]["diff_ids"].as_array().unwrap().len(), 13);
+}
+
+#[test]
+fn dockerignore_semantics() {
+    let s = Slipway::new();
+    let ctx = s.fixture("dockerignore");
+    s.build(&ctx, "ign", &[]).ok();
+    let img = s.save("ign");
+    let has = |p: &str| img.find(&format!("ctx/{p}")).is_some();
+    assert!(!has("a.log"), "*.log excluded");
+    assert!(has("important.log"), "!important.log re-included");
+    assert!(!has("build/out"), "/build: leading slash dropped, root only");
+    assert!(has("sub/build/kept"), "/build does not match sub/build (unlike gitignore's **)");
+    assert!(has("sub/a.log"), "*.log does not cross directories");
+    assert!(has("src/main.rs"));
+    assert!(!has("src/x.tmp") && !has("src/deep/y.tmp"), "**/*.tmp at any depth");
+    assert!(has("vendor/keep.txt") && !has("vendor/drop.txt"), "exception under an excluded dir");
+    assert!(!has("docs/a.md") && has("docs/keep.txt"));
+    assert!(!has("Dockerfile"), "Dockerfile matched like any file, yet still read");
+    // copying an excluded file fails as a missing source
+    fs::write(ctx.join("Dockerfile.bad"), "FROM scratch\nCOPY a.log /\n").unwrap();
+    let r = s.run(&["build", "-t", "bad", "-f", &ctx.join("Dockerfile.bad").to_string_lossy(), &ctx.to_string_lossy()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains(":2:") && r.stderr.contains("excluded by .dockerignore"), "{}", r.stderr);
+}
+
+#[test]
+fn multistage_graph_and_target() {
+    let s = Slipway::new();
+    let ctx = s.fixture("multistage");
+    // the unused stage copies a missing file: it must not be built
+    let r = s.build(&ctx, "ms", &[]).ok();
+    assert!(!r.stdout.contains("does-not-exist"), "{}", r.stdout);
+    let img = s.save("ms");
+    assert_eq!(img.find("from-second/a.txt").unwrap().data, b"a\n");
+    assert_eq!(img.find("from-index.txt").unwrap().data, b"a\n");
+    assert_eq!(img.find("b.txt").unwrap().data, b"b\n");
+    assert_eq!(img.layers.len(), 3);
+    // --target builds a middle stage with its parent's layers
+    s.build(&ctx, "ms-second", &["--target", "second"]).ok();
+    let img = s.save("ms-second");
+    assert_eq!(img.layers.len(), 2);
+    assert!(img.find("a.txt").is_some() && img.find("b.txt").is_some());
+    // and a target that is the broken stage fails with its line
+    let r = s.build(&ctx, "ms-unused", &["--target", "unused"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Dockerfile:5:"), "{}", r.stderr);
+}
+
+#[test]
+fn cache_hits_misses_and_explanations() {
+    let s = Slipway::new();
+    let ctx = s.context(
+        "cache",
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a.txt /a\nARG V=1\nLABEL v=$V\nCOPY b.txt /b\n"),
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+        ],
+    );
+    let r1 = s.build(&ctx, "c", &[]).ok();
+    assert!(!r1.stdout.contains("Using cache"), "{}", r1.stdout);
+    assert!(r1.stdout.contains("Step 1/5 : FROM scratch"), "{}", r1.stdout);
+    let r2 = s.build(&ctx, "c", &[]).ok();
+    assert_eq!(r2.stdout.matches("Using cache").count(), 4, "{}", r2.stdout);
+    // change b: only the last step misses
+    fs::write(ctx.join("b.txt"), "B").unwrap();
+    let r3 = s.build(&ctx, "c", &["--explain-cache"]).ok();
+    assert_eq!(r3.stdout.matches("Using cache").count(), 3, "{}", r3.stdout);
+    assert!(r3.stdout.contains("file changed: b.txt"), "{}", r3.stdout);
+    // change an arg: that step and every later one miss
+    let r4 = s.build(&ctx, "c", &["--build-arg", "V=2", "--explain-cache"]).ok();
+    assert_eq!(r4.stdout.matches("Using cache").count(), 1, "{}", r4.stdout);
+    assert!(r4.stdout.contains("instruction text changed"), "{}", r4.stdout);
+    // --no-cache bypasses it
+    let r5 = s.build(&ctx, "c", &["--no-cache"]).ok();
+    assert!(!r5.stdout.contains("Using cache"));
+    // prune drops cache; next build misses but gives the same image
+    let id = s.save("c").id();
+    s.run(&["prune"]).ok();
+    let r6 = s.build(&ctx, "c", &[]).ok();
+    assert!(!r6.stdout.contains("Using cache"));
+    assert_eq!(s.save("c").id(), id);
+}
+
+#[test]
+fn bad_input_fails_with_file_line_and_leaves_the_store_alone() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let dir = s.fixture("errors");
+    let rows: &[(&str, &str, &str)] = &[
+        ("unknown-instruction", ":2:", "unknown instruction: FOO"),
+        ("run-before-from", ":3:", "no build stage"),
+        ("missing-source", ":2:", "not found in build context"),
+        ("outside-context", ":2:", "outside the build context"),
+        ("shell-not-json", ":2:", "SHELL requires the arguments to be in JSON form"),
+        ("required-var", ":2:", "NOPE: must be set"),
+        ("failing-run", ":3:", "exit code: 3"),
+        ("unknown-stage", ":2:", "nosuchstage"),
+        ("unknown-image", ":1:", "no-such-image:1.0"),
+        ("no-wildcard-match", ":2:", "no source files matching"),
+        ("add-url", ":2:", "not supported"),
+        ("unknown-user", ":4:", "unable to find user nobody-here"),
+    ];
+    for (case, line, msg) in rows {
+        let before = store_listing(&s.root());
+        let df = dir.join(format!("{case}.Dockerfile"));
+        let r = s.build(&dir, &format!("err-{case}"), &["-f", &df.to_string_lossy()]);
+        assert_ne!(r.code, 0, "{case} must fail");
+        let want = format!("{case}.Dockerfile{line}");
+        assert!(r.stderr.contains(&want), "{case}: want {want:?} in {}", r.stderr);
+        assert!(r.stderr.contains(msg), "{case}: want {msg:?} in {}", r.stderr);
+        if *case == "failing-run" {
+            assert!(r.stdout.contains("to-stdout") || r.stderr.contains("to-stdout"), "RUN output shown: {r:?}");
+            assert!(r.stderr.contains("to-stderr"), "{r:?}");
+        }
+        let after = store_listing(&s.root());
+        let idx_before = &before[0];
+        assert_eq!(idx_before, &after[0], "{case}: index.json unchanged");
+        assert!(s.run(&["inspect", &format!("err-{case}")]).code != 0);
+    }
+}

@@ -1,0 +1,2 @@
+FROM scratch
+ADD https://example.com/x.tar.gz /

@@ -1,0 +1,2 @@
+FROM scratch
+ENV X="${NOPE:?must be set}"

@@ -1,0 +1,4 @@
+# comment
+
+RUN echo hi
+FROM scratch

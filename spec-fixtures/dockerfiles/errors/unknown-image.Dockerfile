@@ -1,0 +1,1 @@
+FROM no-such-image:1.0

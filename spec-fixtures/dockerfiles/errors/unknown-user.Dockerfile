@@ -1,0 +1,4 @@
+ARG BASE=sw-base
+FROM $BASE
+USER nobody-here
+RUN true
