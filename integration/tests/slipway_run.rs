@@ -1,0 +1,115 @@
+//! slipway RUN steps through a real OCI runtime (`$SLIPWAY_RUNTIME`, runc by default) on a
+//! busybox base: environment, build args, SHELL, USER, WORKDIR, whiteouts, heredocs, ONBUILD.
+
+use integration::slipway::Slipway;
+
+fn text(img: &integration::slipway::Saved, p: &str) -> String {
+    let e = img.find(p).unwrap_or_else(|| panic!("{p} not in any layer"));
+    String::from_utf8_lossy(&e.data).into_owned()
+}
+
+#[test]
+fn run_steps_env_user_and_whiteouts() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let ctx = s.fixture("run");
+    let r = s.build(&ctx, "run", &["--build-arg", "BUILD_ARG=given"]).ok();
+    assert!(r.stdout.contains("Step 1/"), "{}", r.stdout);
+    let img = s.save("run");
+    assert_eq!(text(&img, "run-env.txt"), "arg=given env=from-env\n");
+    assert_eq!(text(&img, "exec.txt"), "exec\n");
+    // build args are not persisted in the image
+    let env = img.cfg("Env").to_string();
+    assert!(!env.contains("BUILD_ARG"), "{env}");
+    // history records the args RUN saw, docker style
+    assert!(img.history().iter().any(|h| h.starts_with("RUN |1 BUILD_ARG=given /bin/sh -c")), "{:?}", img.history());
+    // deleting a lower file is a .wh. entry; replacing a dir is an opaque dir
+    let wh = img.layers.iter().flatten().find(|e| e.path == "bin/.wh.vi");
+    assert!(wh.is_some(), "whiteout for /bin/vi");
+    let last_opq = img.layers.iter().position(|l| l.iter().any(|e| e.path == "opq/.wh..wh..opq"));
+    let whiteout_old = img.layers.iter().position(|l| l.iter().any(|e| e.path == "opq/.wh.old"));
+    assert!(
+        last_opq.is_some() || whiteout_old.is_some(),
+        "{:#?}",
+        img.layers.iter().map(|l| l.iter().map(|e| e.path.clone()).collect::<Vec<_>>()).collect::<Vec<_>>()
+    );
+    assert!(img.find("opq/new").is_some());
+    // USER by name from /etc/passwd; WORKDIR created owned by that user
+    assert_eq!(text(&img, "home/bob/work/uid.txt"), "1000\n");
+    assert_eq!(text(&img, "home/bob/work/groups.txt"), "1000 50\n");
+    assert_eq!(text(&img, "home/bob/work/pwd.txt"), "/home/bob/work\n");
+    let wd =
+        img.layers.iter().flatten().find(|e| e.path.trim_end_matches('/') == "home/bob/work" && e.kind == 'd').unwrap();
+    assert_eq!((wd.uid, wd.gid), (1000, 1000));
+    assert_eq!(img.cfg("WorkingDir"), "/home/bob/work");
+    // SHELL applies to shell-form RUN
+    assert_eq!(text(&img, "shell.txt"), "shell=/bin/sh\n");
+    // ENV wins over a later ARG of the same name
+    assert_eq!(text(&img, "env-wins.txt"), "from-env\n");
+    // no runtime mount points leak into layers
+    for l in &img.layers {
+        for e in l {
+            assert!(
+                !e.path.starts_with("proc") && !e.path.starts_with("sys") && !e.path.starts_with("dev"),
+                "{}",
+                e.path
+            );
+        }
+    }
+    // rebuilding hits the cache for every step
+    let r = s.build(&ctx, "run", &["--build-arg", "BUILD_ARG=given"]).ok();
+    assert!(!r.stdout.contains("---> Running"), "{}", r.stdout);
+    let misses = r.stdout.lines().filter(|l| l.starts_with("Step ")).count() - 1;
+    assert_eq!(r.stdout.matches("Using cache").count(), misses, "{}", r.stdout);
+}
+
+#[test]
+fn heredocs_in_run_and_copy() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let ctx = s.fixture("heredoc");
+    s.build(&ctx, "hd", &[]).ok();
+    let img = s.save("hd");
+    assert_eq!(text(&img, "greeting"), "hello world\n");
+    assert_eq!(text(&img, "script.txt"), "script /dev/pipes/EOT\n");
+    assert_eq!(text(&img, "two-a"), "first\n");
+    assert_eq!(text(&img, "two-b"), "second\n");
+    assert_eq!(text(&img, "etc/app.conf"), "who=world\n");
+    assert_eq!(text(&img, "raw.txt"), "who=$WHO\n");
+    assert_eq!(text(&img, "tabs.txt"), "indented\n");
+}
+
+#[test]
+fn onbuild_triggers_run_in_the_child() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let parent = s.context(
+        "parent",
+        &[("Dockerfile", "FROM sw-base\nONBUILD RUN echo triggered > /trigger.txt\nONBUILD COPY marker /marker\n")],
+    );
+    s.build(&parent, "parent", &[]).ok();
+    let p = s.save("parent");
+    assert!(p.find("trigger.txt").is_none());
+    assert_eq!(p.cfg("OnBuild").as_array().unwrap().len(), 2);
+    let child = s.context("child", &[("Dockerfile", "FROM parent\nCMD [\"true\"]\n"), ("marker", "m")]);
+    let r = s.build(&child, "child", &[]).ok();
+    assert!(r.stdout.contains("Executing 2 build triggers"), "{}", r.stdout);
+    let c = s.save("child");
+    assert_eq!(text(&c, "trigger.txt"), "triggered\n");
+    assert_eq!(text(&c, "marker"), "m");
+    assert!(c.cfg("OnBuild").is_null(), "triggers are not inherited further");
+}
+
+#[test]
+fn failing_run_shows_output_and_status() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let ctx =
+        s.context("fail", &[("Dockerfile", "FROM sw-base\nRUN echo before\nRUN echo out; echo err >&2; exit 7\n")]);
+    let r = s.build(&ctx, "fail", &[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains("out"), "{r:?}");
+    assert!(r.stderr.contains("err"), "{r:?}");
+    assert!(r.stderr.contains("Dockerfile:3:") && r.stderr.contains("exit code: 7"), "{}", r.stderr);
+    assert_ne!(s.run(&["inspect", "fail"]).code, 0, "no image named after a failed build");
+}
