@@ -77,6 +77,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     // `delete --force` can clean up from.
     c.save(st.clone())?;
     cgroups::create(&created)?;
+    log::debug(&format!("create {}: state recorded, {} cgroup dirs made", opts.id, created.len()));
     if linux.and_then(|l| l.resources().as_ref()).is_some() {
         log::debug("linux.resources are not applied yet (ignored)");
     }
@@ -102,6 +103,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     let ns = NsPlan::from_spec(spec);
     let mut driver = Driver { c, st: &mut st };
     let pid = process::spawn(&cfg, &ns, &leaves, &mut driver)?;
+    log::debug(&format!("create {}: init {pid} ready", opts.id));
     st.status = Status::Created;
     c.save(st.clone())?;
     if let Some(p) = &opts.pid_file {
@@ -117,6 +119,7 @@ struct Driver<'a> {
 
 impl process::Driver for Driver<'_> {
     fn init_started(&mut self, pid: i32) -> Result<()> {
+        log::debug(&format!("create {}: namespaces made, init pid {pid}", self.st.id));
         self.st.pid = pid;
         self.st.start_time = state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
         self.c.save(self.st.clone())
@@ -137,5 +140,5 @@ pub fn write_pid_file(path: &std::path::Path, pid: i32) -> Result<()> {
     let path = crate::bundle::absolute(path)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.tmp.{}", std::process::id()));
-    state::write_atomic(&tmp, &path, pid.to_string().as_bytes())
+    state::write_atomic(&tmp, &path, pid.to_string().as_bytes(), false)
 }

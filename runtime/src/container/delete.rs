@@ -51,6 +51,14 @@ pub fn destroy(c: &Container) -> Result<()> {
 /// SIGKILL to the init and everything in its cgroup, then wait until they are gone. The
 /// cgroup is frozen around the signal so nothing can fork away from it (runc's `kill --all`).
 fn kill_all(st: &state::State) {
+    let init_alive = st.pid > 0 && state::process_alive(st.pid, st.start_time);
+    if !init_alive && cgroups::pids(&st.cgroup_paths).is_empty() {
+        // Reap a zombie init that is our child (foreground run), nothing else to stop.
+        if st.pid > 0 {
+            let _ = nix::sys::wait::waitpid(Pid::from_raw(st.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+        }
+        return;
+    }
     let frozen = !st.cgroup_paths.is_empty() && cgroups::set_frozen(&st.cgroup_paths, true).is_ok();
     if st.pid > 0 && state::process_alive(st.pid, st.start_time) {
         let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);

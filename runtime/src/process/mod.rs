@@ -104,8 +104,12 @@ pub fn spawn(cfg: &InitConfig, ns: &NsPlan, cgroup_leaves: &[PathBuf], driver: &
 
 fn drive(chan: &Channel, setup: Pid, spec: &Spec, leaves: &[PathBuf], driver: &mut dyn Driver) -> Result<i32> {
     crate::cgroups::join(leaves, setup.as_raw())?;
+    crate::log::debug("setup process joined its cgroups");
     chan.send(&Msg::Go)?;
     let mut init_pid = None;
+    // The init and the setup process write to the same socket: the init's first message can
+    // overtake the setup process's InitPid. Hooks wait until the pid is known.
+    let mut hooks_pending = false;
     loop {
         match chan.recv()? {
             Some(Msg::UsernsReady) => {
@@ -115,12 +119,18 @@ fn drive(chan: &Channel, setup: Pid, spec: &Spec, leaves: &[PathBuf], driver: &m
             Some(Msg::InitPid(pid)) => {
                 init_pid = Some(pid);
                 driver.init_started(pid)?;
+                if hooks_pending {
+                    let state = driver.runtime_hooks(pid)?;
+                    chan.send(&Msg::HooksDone(state.to_string()))?;
+                }
             }
-            Some(Msg::RunRuntimeHooks) => {
-                let pid = init_pid.ok_or_else(|| Error::msg("sync: hooks requested before the init pid"))?;
-                let state = driver.runtime_hooks(pid)?;
-                chan.send(&Msg::HooksDone(state.to_string()))?;
-            }
+            Some(Msg::RunRuntimeHooks) => match init_pid {
+                Some(pid) => {
+                    let state = driver.runtime_hooks(pid)?;
+                    chan.send(&Msg::HooksDone(state.to_string()))?;
+                }
+                None => hooks_pending = true,
+            },
             Some(Msg::Ready) => {
                 return init_pid.ok_or_else(|| Error::msg("sync: ready before the init pid"));
             }
