@@ -3,6 +3,8 @@
 //! Resource limits are applied by `resources.rs`. Paths are planned as data first so `create` can
 //! record them before it makes them, and `delete --force` can clean up after a crash.
 
+pub mod resources;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

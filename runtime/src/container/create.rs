@@ -78,15 +78,23 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     c.save(st.clone())?;
     cgroups::create(&created)?;
     log::debug(&format!("create {}: state recorded, {} cgroup dirs made", opts.id, created.len()));
-    if linux.and_then(|l| l.resources().as_ref()).is_some() {
-        log::debug("linux.resources are not applied yet (ignored)");
+    let hierarchies = cgroups::hierarchies();
+    let targets: Vec<_> = hierarchies.into_iter().zip(leaves.iter().cloned()).collect();
+    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
+        let nodes: Vec<String> = crate::rootfs::devices::plan(spec)
+            .iter()
+            .map(|n| {
+                let t = if n.kind == nix::sys::stat::SFlag::S_IFBLK { "b" } else { "c" };
+                format!("{t} {}:{} rwm", n.major, n.minor)
+            })
+            .collect();
+        cgroups::resources::apply(res, &nodes, &targets)?;
     }
     let fifo = c.fifo_path();
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", fifo.display()))?;
     std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622))
         .ctx(|| format!("chmod {}", fifo.display()))?;
     let state_dir = std::fs::File::open(&c.dir).ctx(|| format!("open {}", c.dir.display()))?;
-    let hierarchies = cgroups::hierarchies();
     let cfg = InitConfig {
         id: &opts.id,
         spec,
@@ -97,7 +105,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        cgroups: hierarchies.into_iter().zip(leaves.iter().cloned()).collect(),
+        cgroups: targets,
         lock_fd: c.lock_fd(),
     };
     let ns = NsPlan::from_spec(spec);

@@ -1,0 +1,403 @@
+//! `linux.resources` as cgroup file writes. `plan` turns the config into plain data — which
+//! controller, which file, which value, and the JSON path it came from — for v1 and for v2
+//! (with runc's conversions: shares -> weight, blkio weight -> io.bfq.weight, ...); `apply` only
+//! writes files. On a hybrid host a controller goes to the v1 hierarchy that has it, else to the
+//! unified one.
+
+use std::path::{Path, PathBuf};
+
+use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+
+use super::Hierarchy;
+use crate::error::{Error, Result};
+
+/// One cgroup file write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub controller: &'static str,
+    pub file: String,
+    pub value: String,
+    /// Where in config.json the value came from, for error messages.
+    pub source: String,
+}
+
+fn s(controller: &'static str, file: impl Into<String>, value: impl ToString, source: &str) -> Setting {
+    Setting { controller, file: file.into(), value: value.to_string(), source: format!("linux.resources.{source}") }
+}
+
+/// runc's devices every container may use whatever the config says (libcontainer/specconv
+/// AllowedDevices): mknod of anything, the standard nodes, ptys and the tun device.
+const DEFAULT_ALLOWED: &[&str] = &[
+    "c *:* m",
+    "b *:* m",
+    "c 1:3 rwm",
+    "c 1:8 rwm",
+    "c 1:7 rwm",
+    "c 5:0 rwm",
+    "c 1:5 rwm",
+    "c 1:9 rwm",
+    "c 5:1 rwm",
+    "c 136:* rwm",
+    "c 5:2 rwm",
+    "c 10:200 rwm",
+];
+
+fn device_rule(d: &LinuxDeviceCgroup) -> String {
+    let typ = match d.typ() {
+        Some(LinuxDeviceType::B) => "b",
+        Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => "c",
+        Some(LinuxDeviceType::P) => "p",
+        Some(LinuxDeviceType::A) | None => "a",
+    };
+    let num = |n: Option<i64>| n.filter(|n| *n >= 0).map(|n| n.to_string()).unwrap_or_else(|| "*".into());
+    let access = d.access().clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "rwm".into());
+    format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
+}
+
+/// The v1 writes for `res`, in the order they must happen. `devices` are the extra rules for
+/// `linux.devices` nodes (allowed, as runc does).
+pub fn plan_v1(res: &LinuxResources, devices: &[String]) -> Vec<Setting> {
+    let mut out = Vec::new();
+    if let Some(m) = res.memory() {
+        // Raising the limit above memsw fails and lowering memsw below the limit fails, so the
+        // order depends on the direction; `apply` retries the pair the other way round.
+        if let Some(v) = m.limit() {
+            out.push(s("memory", "memory.limit_in_bytes", v, "memory.limit"));
+        }
+        if let Some(v) = m.swap() {
+            out.push(s("memory", "memory.memsw.limit_in_bytes", v, "memory.swap"));
+        }
+        if let Some(v) = m.reservation() {
+            out.push(s("memory", "memory.soft_limit_in_bytes", v, "memory.reservation"));
+        }
+        if let Some(v) = m.kernel_tcp() {
+            out.push(s("memory", "memory.kmem.tcp.limit_in_bytes", v, "memory.kernelTCP"));
+        }
+        if let Some(v) = m.swappiness() {
+            out.push(s("memory", "memory.swappiness", v, "memory.swappiness"));
+        }
+        if m.disable_oom_killer() == Some(true) {
+            out.push(s("memory", "memory.oom_control", 1, "memory.disableOOMKiller"));
+        }
+    }
+    if let Some(c) = res.cpu() {
+        if let Some(v) = c.shares().filter(|v| *v != 0) {
+            out.push(s("cpu", "cpu.shares", v, "cpu.shares"));
+        }
+        if let Some(v) = c.period().filter(|v| *v != 0) {
+            out.push(s("cpu", "cpu.cfs_period_us", v, "cpu.period"));
+        }
+        if let Some(v) = c.quota().filter(|v| *v != 0) {
+            out.push(s("cpu", "cpu.cfs_quota_us", v, "cpu.quota"));
+        }
+        if let Some(v) = c.burst() {
+            out.push(s("cpu", "cpu.cfs_burst_us", v, "cpu.burst"));
+        }
+        if let Some(v) = c.realtime_period().filter(|v| *v != 0) {
+            out.push(s("cpu", "cpu.rt_period_us", v, "cpu.realtimePeriod"));
+        }
+        if let Some(v) = c.realtime_runtime().filter(|v| *v != 0) {
+            out.push(s("cpu", "cpu.rt_runtime_us", v, "cpu.realtimeRuntime"));
+        }
+        if let Some(v) = c.idle() {
+            out.push(s("cpu", "cpu.idle", v, "cpu.idle"));
+        }
+        if let Some(v) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
+            out.push(s("cpuset", "cpuset.cpus", v, "cpu.cpus"));
+        }
+        if let Some(v) = c.mems().as_ref().filter(|v| !v.is_empty()) {
+            out.push(s("cpuset", "cpuset.mems", v, "cpu.mems"));
+        }
+    }
+    if let Some(p) = res.pids() {
+        let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
+        out.push(s("pids", "pids.max", v, "pids.limit"));
+    }
+    if let Some(b) = res.block_io() {
+        if let Some(v) = b.weight() {
+            out.push(s("blkio", "blkio.weight", v, "blockIO.weight"));
+        }
+        if let Some(v) = b.leaf_weight() {
+            out.push(s("blkio", "blkio.leaf_weight", v, "blockIO.leafWeight"));
+        }
+        for (i, d) in b.weight_device().iter().flatten().enumerate() {
+            if let Some(w) = d.weight() {
+                out.push(s(
+                    "blkio",
+                    "blkio.weight_device",
+                    format!("{}:{} {w}", d.major(), d.minor()),
+                    &format!("blockIO.weightDevice[{i}]"),
+                ));
+            }
+            if let Some(w) = d.leaf_weight() {
+                out.push(s(
+                    "blkio",
+                    "blkio.leaf_weight_device",
+                    format!("{}:{} {w}", d.major(), d.minor()),
+                    &format!("blockIO.weightDevice[{i}]"),
+                ));
+            }
+        }
+        let throttles = [
+            ("blkio.throttle.read_bps_device", "throttleReadBpsDevice", b.throttle_read_bps_device()),
+            ("blkio.throttle.write_bps_device", "throttleWriteBpsDevice", b.throttle_write_bps_device()),
+            ("blkio.throttle.read_iops_device", "throttleReadIOPSDevice", b.throttle_read_iops_device()),
+            ("blkio.throttle.write_iops_device", "throttleWriteIOPSDevice", b.throttle_write_iops_device()),
+        ];
+        for (file, name, list) in throttles {
+            for (i, d) in list.iter().flatten().enumerate() {
+                out.push(s(
+                    "blkio",
+                    file,
+                    format!("{}:{} {}", d.major(), d.minor(), d.rate()),
+                    &format!("blockIO.{name}[{i}]"),
+                ));
+            }
+        }
+    }
+    for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
+        out.push(s(
+            "hugetlb",
+            format!("hugetlb.{}.limit_in_bytes", h.page_size()),
+            h.limit(),
+            &format!("hugepageLimits[{i}]"),
+        ));
+    }
+    if let Some(n) = res.network() {
+        if let Some(v) = n.class_id() {
+            out.push(s("net_cls", "net_cls.classid", v, "network.classID"));
+        }
+        for (i, p) in n.priorities().iter().flatten().enumerate() {
+            out.push(s(
+                "net_prio",
+                "net_prio.ifpriomap",
+                format!("{} {}", p.name(), p.priority()),
+                &format!("network.priorities[{i}]"),
+            ));
+        }
+    }
+    if let Some(rules) = res.devices() {
+        for (i, d) in rules.iter().enumerate() {
+            let file = if d.allow() { "devices.allow" } else { "devices.deny" };
+            out.push(s("devices", file, device_rule(d), &format!("devices[{i}]")));
+        }
+        for rule in DEFAULT_ALLOWED.iter().map(|r| r.to_string()).chain(devices.iter().cloned()) {
+            out.push(s("devices", "devices.allow", rule, "devices"));
+        }
+    }
+    out
+}
+
+/// The v2 writes for `res`, with runc's conversions from the v1-shaped spec values.
+pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
+    let mut out = Vec::new();
+    let max = |v: i64| if v < 0 { "max".to_string() } else { v.to_string() };
+    if let Some(m) = res.memory() {
+        if let Some(v) = m.limit() {
+            out.push(s("memory", "memory.max", max(v), "memory.limit"));
+        }
+        if let Some(v) = m.reservation() {
+            out.push(s("memory", "memory.low", max(v), "memory.reservation"));
+        }
+        // v1 swap is memory+swap; v2 swap.max is swap alone.
+        if let Some(v) = m.swap() {
+            let swap = match (v, m.limit()) {
+                (v, _) if v < 0 => "max".to_string(),
+                (v, Some(l)) if l >= 0 => (v - l).max(0).to_string(),
+                (v, _) => v.to_string(),
+            };
+            out.push(s("memory", "memory.swap.max", swap, "memory.swap"));
+        }
+    }
+    if let Some(c) = res.cpu() {
+        if let Some(v) = c.shares().filter(|v| *v != 0) {
+            // runc's ConvertCPUSharesToCgroupV2Value: [2, 262144] -> [1, 10000].
+            let weight = 1 + ((v.clamp(2, 262_144) - 2) * 9999) / 262_142;
+            out.push(s("cpu", "cpu.weight", weight, "cpu.shares"));
+        }
+        if c.quota().is_some() || c.period().is_some() {
+            let quota = c.quota().filter(|q| *q > 0).map(|q| q.to_string()).unwrap_or_else(|| "max".into());
+            let period = c.period().filter(|p| *p != 0).unwrap_or(100_000);
+            out.push(s("cpu", "cpu.max", format!("{quota} {period}"), "cpu.quota"));
+        }
+        if let Some(v) = c.burst() {
+            out.push(s("cpu", "cpu.max.burst", v, "cpu.burst"));
+        }
+        if let Some(v) = c.idle() {
+            out.push(s("cpu", "cpu.idle", v, "cpu.idle"));
+        }
+        if let Some(v) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
+            out.push(s("cpuset", "cpuset.cpus", v, "cpu.cpus"));
+        }
+        if let Some(v) = c.mems().as_ref().filter(|v| !v.is_empty()) {
+            out.push(s("cpuset", "cpuset.mems", v, "cpu.mems"));
+        }
+    }
+    if let Some(p) = res.pids() {
+        out.push(s("pids", "pids.max", if p.limit() > 0 { p.limit().to_string() } else { "max".into() }, "pids.limit"));
+    }
+    if let Some(b) = res.block_io() {
+        if let Some(v) = b.weight() {
+            out.push(s("io", "io.bfq.weight", v, "blockIO.weight"));
+        }
+        let throttles = [
+            ("rbps", "throttleReadBpsDevice", b.throttle_read_bps_device()),
+            ("wbps", "throttleWriteBpsDevice", b.throttle_write_bps_device()),
+            ("riops", "throttleReadIOPSDevice", b.throttle_read_iops_device()),
+            ("wiops", "throttleWriteIOPSDevice", b.throttle_write_iops_device()),
+        ];
+        for (key, name, list) in throttles {
+            for (i, d) in list.iter().flatten().enumerate() {
+                out.push(s(
+                    "io",
+                    "io.max",
+                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
+                    &format!("blockIO.{name}[{i}]"),
+                ));
+            }
+        }
+    }
+    for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
+        out.push(s(
+            "hugetlb",
+            format!("hugetlb.{}.max", h.page_size()),
+            max(h.limit()),
+            &format!("hugepageLimits[{i}]"),
+        ));
+    }
+    for (k, v) in res.unified().iter().flatten() {
+        let controller = k.split('.').next().unwrap_or("");
+        // `unified` keys name their own controller; keep a static str for known ones.
+        let c = ["memory", "cpu", "cpuset", "io", "pids", "hugetlb", "rdma", "misc"]
+            .into_iter()
+            .find(|c| *c == controller)
+            .unwrap_or("");
+        out.push(s(c, k.clone(), v, &format!("unified.{k}")));
+    }
+    out
+}
+
+/// Writes the plan into the container's cgroups. `targets` pairs each hierarchy with the
+/// container's directory in it.
+pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
+    let v1 = plan_v1(res, devices);
+    let v2 = plan_v2(res);
+    let unified = targets.iter().find(|(h, _)| h.version == 2);
+    let v1_has = |c: &str| targets.iter().find(|(h, _)| h.version == 1 && h.has(c));
+    // Controllers handled by a v1 hierarchy take the v1 plan; the rest go to the unified one.
+    for set in v1.iter() {
+        if let Some((_, dir)) = v1_has(set.controller) {
+            write_one(dir, set)?;
+        }
+    }
+    let v1_controllers = ["memory", "cpu", "cpuset", "pids", "blkio", "hugetlb", "net_cls", "net_prio", "devices"];
+    for set in v2.iter() {
+        let v1_name = if set.controller == "io" { "blkio" } else { set.controller };
+        if v1_has(v1_name).is_some() {
+            continue;
+        }
+        match unified {
+            Some((_, dir)) => {
+                enable_controller(dir, set.controller)?;
+                write_one(dir, set)?;
+            }
+            None => return Err(Error::msg(format!("{}: no {} controller on this host", set.source, set.controller))),
+        }
+    }
+    // A v1-only setting whose controller is not mounted at all (net_cls here) is an error, as in runc.
+    for set in v1.iter().filter(|s| v1_has(s.controller).is_none()) {
+        let in_v2 = v2.iter().any(|x| x.source == set.source);
+        if !in_v2 && v1_controllers.contains(&set.controller) {
+            return Err(Error::msg(format!("{}: no {} cgroup on this host", set.source, set.controller)));
+        }
+    }
+    Ok(())
+}
+
+fn write_one(dir: &Path, set: &Setting) -> Result<()> {
+    let path = dir.join(&set.file);
+    let err =
+        |e: std::io::Error| Error::msg(format!("{}: write {:?} to {}: {e}", set.source, set.value, path.display()));
+    match std::fs::write(&path, &set.value) {
+        Ok(()) => Ok(()),
+        // memory.limit above memsw (or memsw below the limit) is refused: lift the other bound
+        // first, then write again; the next setting of the pair puts it where the config wants.
+        Err(_) if set.file == "memory.memsw.limit_in_bytes" || set.file == "memory.limit_in_bytes" => {
+            let other = if set.file == "memory.limit_in_bytes" {
+                "memory.memsw.limit_in_bytes"
+            } else {
+                "memory.limit_in_bytes"
+            };
+            let _ = std::fs::write(dir.join(other), "-1");
+            std::fs::write(&path, &set.value).map_err(err)
+        }
+        Err(e) => Err(err(e)),
+    }
+}
+
+/// Makes `controller` available in `dir` on v2 by enabling it in each ancestor's
+/// cgroup.subtree_control (the root of the hierarchy included).
+fn enable_controller(dir: &Path, controller: &str) -> Result<()> {
+    if controller.is_empty() {
+        return Ok(());
+    }
+    let mut ancestors: Vec<&Path> =
+        dir.ancestors().skip(1).take_while(|p| p.join("cgroup.subtree_control").exists()).collect();
+    ancestors.reverse();
+    for a in ancestors {
+        let file = a.join("cgroup.subtree_control");
+        let current = std::fs::read_to_string(&file).unwrap_or_default();
+        if current.split_whitespace().any(|c| c == controller) {
+            continue;
+        }
+        std::fs::write(&file, format!("+{controller}"))
+            .map_err(|e| Error::msg(format!("enable {controller} in {}: {e}", file.display())))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn res(v: serde_json::Value) -> LinuxResources {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn v1_plan_follows_runc() {
+        let r = res(serde_json::json!({
+            "memory": {"limit": 1048576, "swap": 2097152, "swappiness": 10},
+            "cpu": {"shares": 512, "quota": 50000, "period": 100000, "cpus": "0"},
+            "pids": {"limit": 0},
+            "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]
+        }));
+        let plan = plan_v1(&r, &[]);
+        let find = |f: &str| plan.iter().find(|s| s.file == f).map(|s| s.value.clone());
+        assert_eq!(find("memory.limit_in_bytes").as_deref(), Some("1048576"));
+        assert_eq!(find("memory.memsw.limit_in_bytes").as_deref(), Some("2097152"));
+        assert_eq!(find("pids.max").as_deref(), Some("max"), "0 means unlimited");
+        let period = plan.iter().position(|s| s.file == "cpu.cfs_period_us").unwrap();
+        let quota = plan.iter().position(|s| s.file == "cpu.cfs_quota_us").unwrap();
+        assert!(period < quota, "period before quota");
+        let devs: Vec<_> = plan.iter().filter(|s| s.controller == "devices").map(|s| s.value.as_str()).collect();
+        assert_eq!(devs[0], "a *:* rwm", "deny-all first, in config order");
+        assert_eq!(devs[1], "c 10:229 rw");
+        assert!(devs.contains(&"c 1:3 rwm"), "runc's defaults keep /dev/null usable");
+    }
+
+    #[test]
+    fn v2_plan_converts_like_runc() {
+        let r = res(serde_json::json!({
+            "memory": {"limit": 1000, "swap": 3000},
+            "cpu": {"shares": 1024, "quota": 20000},
+            "blockIO": {"weight": 500}
+        }));
+        let plan = plan_v2(&r);
+        let find = |f: &str| plan.iter().find(|s| s.file == f).map(|s| s.value.clone());
+        assert_eq!(find("memory.swap.max").as_deref(), Some("2000"), "v2 swap excludes memory");
+        assert_eq!(find("cpu.weight").as_deref(), Some("39"), "runc maps shares 1024 to weight 39");
+        assert_eq!(find("cpu.max").as_deref(), Some("20000 100000"));
+        assert_eq!(find("io.bfq.weight").as_deref(), Some("500"));
+    }
+}
