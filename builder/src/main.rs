@@ -88,6 +88,9 @@ fn kv(s: &str, what: &str) -> Result<(String, String)> {
 
 fn run(cli: Cli) -> Result<()> {
     let store = Store::open(&cli.root).with_context(|| format!("open store {}", cli.root.display()))?;
+    // a killed earlier command may have left a container, mounts and temp files
+    slipway::runner::reap(&store.stale_tmp());
+    store.recover();
     match cli.cmd {
         Cmd::Build {
             tags,

@@ -88,6 +88,46 @@ impl Runtime {
     }
 }
 
+/// What a bundle dir records so that a later command can remove the container if we die.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct Owner {
+    pub bin: PathBuf,
+    pub state_root: PathBuf,
+    pub id: String,
+}
+
+pub const OWNER_FILE: &str = "slipway-runtime.json";
+
+impl Runtime {
+    /// Records in `bundle` which container will run from it.
+    pub fn record(&self, bundle: &Path, id: &str) -> io::Result<()> {
+        let o = Owner { bin: self.bin.clone(), state_root: self.state_root.clone(), id: id.to_string() };
+        fs::write(bundle.join(OWNER_FILE), serde_json::to_vec(&o).unwrap_or_default())
+    }
+}
+
+/// Force-deletes the containers of bundles left by dead slipway processes (`dirs` are the
+/// store's stale temp dirs), and their cgroups.
+pub fn reap(dirs: &[PathBuf]) {
+    for d in dirs {
+        let Ok(data) = fs::read(d.join(OWNER_FILE)) else {
+            continue;
+        };
+        let Ok(o) = serde_json::from_slice::<Owner>(&data) else {
+            continue;
+        };
+        let _ = Command::new(&o.bin)
+            .arg("--root")
+            .arg(&o.state_root)
+            .args(["delete", "-f", &o.id])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        remove_cgroups(&o.id);
+    }
+}
+
 /// Removes `/slipway/<id>` in every cgroup hierarchy (v1 controllers and the unified one),
 /// and the `/slipway` parent where it is left empty.
 pub fn remove_cgroups(id: &str) {

@@ -544,7 +544,10 @@ impl<'a> Builder<'a> {
         let cfg_path = bundle.path.join("config.json");
         fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap_or_default())
             .map_err(|e| self.err(cmd.line, format!("RUN: write {}: {e}", cfg_path.display())))?;
-        let _ = self.out.flush();
+        self.runtime
+            .record(&bundle.path, &id)
+            .map_err(|e| self.err(cmd.line, format!("RUN: write {}: {e}", bundle.path.display())))?;
+        self.log(&format!(" ---> Running in {}", &id["slipway-".len()..]));
         let outcome = self
             .runtime
             .run(&bundle.path, &id, self.opts.quiet)

@@ -108,7 +108,6 @@ impl Store {
             let idx = Index { schema_version: 2, media_type: image::MT_INDEX.into(), manifests: Vec::new() };
             s.write_atomic(&index, &image::to_json(&idx))?;
         }
-        s.clean_stale_tmp();
         Ok(s)
     }
 
@@ -124,18 +123,47 @@ impl Store {
         Ok(LockGuard { _lock: lock })
     }
 
-    /// Removes temp dirs whose owning process is gone (left by a crash), unmounting first.
+    /// Cleans what a killed process left: its temp dirs (unmounting first) and half-written
+    /// files. Only debris of dead processes is touched, so concurrent commands are safe.
+    pub fn recover(&self) {
+        self.clean_stale_tmp();
+        self.clean_stale_atomic();
+    }
+
+    /// The temp entries of processes that are gone.
+    pub fn stale_tmp(&self) -> Vec<PathBuf> {
+        let Ok(rd) = fs::read_dir(self.root.join("tmp")) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter_map(|e| {
+                let name = e.file_name().to_string_lossy().to_string();
+                let pid: Option<i32> = name.split('-').nth(1).and_then(|p| p.parse().ok());
+                let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
+                (!alive && name != "runtime").then(|| e.path())
+            })
+            .collect()
+    }
+
     fn clean_stale_tmp(&self) {
-        let tmp = self.root.join("tmp");
-        let Ok(rd) = fs::read_dir(&tmp) else { return };
-        for e in rd.flatten() {
-            let name = e.file_name().to_string_lossy().to_string();
-            let pid: Option<i32> = name.split('-').nth(1).and_then(|p| p.parse().ok());
-            let alive = pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists());
-            if !alive && name != "runtime" {
-                unmount_under(&e.path());
-                let _ = fs::remove_dir_all(e.path());
-                let _ = fs::remove_file(e.path());
+        for p in self.stale_tmp() {
+            unmount_under(&p);
+            let _ = fs::remove_dir_all(&p);
+            let _ = fs::remove_file(&p);
+        }
+    }
+
+    /// Removes `.tmp-<pid>-*` files that `write_atomic` of a dead process left behind.
+    fn clean_stale_atomic(&self) {
+        for d in ["", "blobs/sha256", "cache/steps", "cache/parents", "cache/stat"] {
+            let Ok(rd) = fs::read_dir(self.root.join(d)) else { continue };
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let Some(rest) = name.strip_prefix(".tmp-") else { continue };
+                let pid: Option<i32> = rest.split('-').next().and_then(|p| p.parse().ok());
+                if !pid.is_some_and(|p| Path::new(&format!("/proc/{p}")).exists()) {
+                    let _ = fs::remove_file(e.path());
+                }
             }
         }
     }

@@ -1,0 +1,115 @@
+//! The store under stress: SIGKILL at any moment leaves a store the next command can read and
+//! clean, and two builds can share one store.
+
+use integration::slipway::{bin, runtime, Slipway};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn leftovers(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("tmp"))
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.retain(|n| n != "runtime");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let r = root.to_string_lossy().into_owned();
+    v.extend(mounts.lines().filter(|l| l.contains(&r)).map(|l| format!("mount: {l}")));
+    v
+}
+
+fn build_cmd(s: &Slipway, ctx: &Path, tag: &str) -> Command {
+    let mut c = Command::new(bin());
+    c.arg("--root").arg(s.root()).args(["build", "-t", tag, "--runtime", &runtime()]).arg(ctx);
+    c
+}
+
+#[test]
+fn sigkill_during_run_is_cleaned_up_by_the_next_command() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let ctx = s.context("slow", &[("Dockerfile", "FROM sw-base\nRUN echo started; sleep 30\n")]);
+    let mut child = build_cmd(&s, &ctx, "slow").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        if l.contains("started") || Instant::now() > deadline {
+            break;
+        }
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(!leftovers(&s.root()).is_empty(), "the kill left a running container behind");
+    // the next command reaps the container, unmounts and removes temp files
+    let t = Instant::now();
+    s.run(&["images"]).ok();
+    assert!(leftovers(&s.root()).is_empty(), "{:?}", leftovers(&s.root()));
+    assert!(t.elapsed() < Duration::from_secs(20), "container was killed, not waited for");
+    let list =
+        Command::new(runtime()).arg("--root").arg(s.root().join("tmp/runtime")).args(["list", "-q"]).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "", "no container left");
+    for d in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        let p = d.path().join("slipway");
+        if let Ok(rd) = std::fs::read_dir(&p) {
+            assert_eq!(rd.count(), 0, "{} has leftover cgroups", p.display());
+        }
+    }
+    assert_ne!(s.run(&["inspect", "slow"]).code, 0);
+    // and the store still builds
+    let ok = s.context("ok", &[("Dockerfile", "FROM sw-base\nRUN echo fine > /f\n")]);
+    s.build(&ok, "ok", &[]).ok();
+}
+
+#[test]
+fn sigkill_at_any_moment_of_a_build_leaves_a_usable_store() {
+    let s = Slipway::new();
+    let mut df = String::from("FROM scratch\n");
+    let mut files = Vec::new();
+    for i in 0..12 {
+        df.push_str(&format!("COPY f{i} /d{i}/\nENV V{i}={i}\n"));
+        files.push((format!("f{i}"), "x".repeat(50_000 + i)));
+    }
+    let mut all: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    all.push(("Dockerfile", &df));
+    let ctx = s.context("many", &all);
+    for ms in [0u64, 3, 7, 12, 20, 30, 45, 70] {
+        let mut child =
+            build_cmd(&s, &ctx, "many").stdout(Stdio::null()).stderr(Stdio::null()).arg("--no-cache").spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        // whatever state it was in, the next command reads the store and cleans up
+        s.run(&["images"]).ok();
+        assert!(leftovers(&s.root()).is_empty(), "after kill at {ms}ms: {:?}", leftovers(&s.root()));
+    }
+    s.build(&ctx, "many", &[]).ok();
+    let fresh = Slipway::new();
+    let ctx2 = fresh.context("many", &all);
+    fresh.build(&ctx2, "many", &[]).ok();
+    assert_eq!(s.save("many").id(), fresh.save("many").id(), "cache after kills gives the clean result");
+}
+
+#[test]
+fn two_builds_share_one_store() {
+    let s = Slipway::new();
+    let mut kids = Vec::new();
+    for i in 0..3 {
+        let ctx = s.context(
+            &format!("c{i}"),
+            &[("Dockerfile", &format!("FROM scratch\nCOPY a /a\nLABEL n={i}\nCOPY a /b\n")), ("a", "same")],
+        );
+        kids.push(
+            build_cmd(&s, &ctx, &format!("par{i}")).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap(),
+        );
+    }
+    for k in kids {
+        let o = k.wait_with_output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    for i in 0..3 {
+        let img = s.save(&format!("par{i}"));
+        assert_eq!(img.cfg("Labels")["n"], i.to_string());
+    }
+}
