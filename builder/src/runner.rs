@@ -128,8 +128,7 @@ pub fn reap(dirs: &[PathBuf]) {
     }
 }
 
-/// Removes `/slipway/<id>` in every cgroup hierarchy (v1 controllers and the unified one),
-/// and the `/slipway` parent where it is left empty.
+/// Removes `/slipway/<id>` in every cgroup hierarchy (v1 controllers and the unified one).
 pub fn remove_cgroups(id: &str) {
     let base = Path::new("/sys/fs/cgroup");
     let mut roots = vec![base.to_path_buf()];
@@ -146,7 +145,8 @@ pub fn remove_cgroups(id: &str) {
         if dir.exists() {
             rmdir_tree(&dir);
         }
-        let _ = fs::remove_dir(&parent);
+        // the shared `/slipway` parent stays: removing it would race with a concurrent
+        // build's runtime creating its own cgroup below it
     }
 }
 

@@ -35,7 +35,7 @@ fn sigkill_during_run_is_cleaned_up_by_the_next_command() {
     let deadline = Instant::now() + Duration::from_secs(20);
     for l in lines.by_ref() {
         let l = l.unwrap();
-        if l.contains("started") || Instant::now() > deadline {
+        if l.trim() == "started" || Instant::now() > deadline {
             break;
         }
     }
