@@ -284,3 +284,63 @@ fn bad_input_fails_with_file_line_and_leaves_the_store_alone() {
         assert!(s.run(&["inspect", &format!("err-{case}")]).code != 0);
     }
 }
+
+#[test]
+fn arg_scope_cmd_reset_and_json_fallback() {
+    let s = Slipway::new();
+    let ctx = s.fixture("scope");
+    s.build(&ctx, "scope", &[]).ok();
+    let img = s.save("scope");
+    let l = img.cfg("Labels");
+    assert_eq!(l["before"], "unset", "global ARG invisible before re-declaration");
+    assert_eq!(l["after"], "global");
+    assert_eq!(l["s"], "unset", "stage ARGs do not leak");
+    assert_eq!(l["g"], "unset");
+    assert!(img.cfg("Cmd").is_null(), "ENTRYPOINT resets an inherited CMD");
+    assert_eq!(img.cfg("Entrypoint"), &serde_json::json!(["/entry"]));
+    assert_eq!(img.cfg("Healthcheck")["Test"], serde_json::json!(["NONE"]));
+    assert_eq!(img.cfg("StopSignal"), "9");
+    let df = ctx.join("json-fallback.Dockerfile");
+    s.build(&ctx, "fallback", &["-f", &df.to_string_lossy()]).ok();
+    let img = s.save("fallback");
+    // CMD after ENTRYPOINT in the same stage is kept; the invalid JSON was shell form
+    assert_eq!(img.cfg("Entrypoint"), &serde_json::json!(["/bin/sh", "-c", "echo hi"]));
+    assert_eq!(img.cfg("Cmd"), &serde_json::json!(["json", "form"]));
+    assert!(img.history().iter().any(|h| h == r#"CMD ["/bin/sh" "-c" "[not json]"]"#), "{:?}", img.history());
+}
+
+#[test]
+fn escape_directive() {
+    let s = Slipway::new();
+    let ctx = s.fixture("escape");
+    s.build(&ctx, "esc", &[]).ok();
+    let img = s.save("esc");
+    assert_eq!(img.cfg("Labels")["a"], "x y");
+    let env = img.cfg("Env").to_string();
+    assert!(env.contains(r#""P=c:\\dir\\sub""#), "backslash is literal: {env}");
+    assert!(env.contains(r#""W=$notvar""#), "{env}");
+    assert!(img.find("continued.txt").is_some(), "backtick continues the line");
+}
+
+#[test]
+fn quiet_iidfile_and_source_date_epoch() {
+    let s = Slipway::new();
+    let ctx = s.context("q", &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "a")]);
+    let iid = s.dir.path().join("iid");
+    let out = std::process::Command::new(integration::slipway::bin())
+        .arg("--root")
+        .arg(s.root())
+        .args(["build", "-q", "-t", "q", "--iidfile"])
+        .arg(&iid)
+        .arg(&ctx)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let img = s.save("q");
+    assert_eq!(stdout.trim(), img.id(), "-q prints only the image ID");
+    assert_eq!(fs::read_to_string(&iid).unwrap(), img.id());
+    assert_eq!(img.config["created"], "2023-11-14T22:13:20Z");
+    assert!(img.layers.iter().flatten().all(|e| e.mtime == 1_700_000_000));
+}

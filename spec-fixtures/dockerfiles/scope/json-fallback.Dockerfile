@@ -1,0 +1,4 @@
+FROM scratch
+CMD [not json]
+ENTRYPOINT echo hi
+CMD ["json", "form"]
