@@ -113,3 +113,61 @@ fn failing_run_shows_output_and_status() {
     assert!(r.stderr.contains("Dockerfile:3:") && r.stderr.contains("exit code: 7"), "{}", r.stderr);
     assert_ne!(s.run(&["inspect", "fail"]).code, 0, "no image named after a failed build");
 }
+
+#[test]
+fn chown_by_name_from_image_and_compressed_add() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let ctx = s.context(
+        "misc",
+        &[
+            (
+                "Dockerfile",
+                "FROM sw-base\nCOPY --chown=bob f /bob-owned\nCOPY --chown=bob:staff f /bob-staff\nCOPY --from=sw-base /etc/passwd /copied-passwd\nADD t.tar.gz /gz/\nADD t.tar.bz2 /bz/\nADD t.tar.xz /xz/\n",
+            ),
+            ("f", "f"),
+            ("src/inner/file", "packed"),
+        ],
+    );
+    for (name, flag) in [("t.tar.gz", "-z"), ("t.tar.bz2", "-j"), ("t.tar.xz", "-J")] {
+        let st = std::process::Command::new("tar")
+            .args([flag, "-cf"])
+            .arg(ctx.join(name))
+            .arg("-C")
+            .arg(ctx.join("src"))
+            .arg("inner")
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+    s.build(&ctx, "misc", &[]).ok();
+    let img = s.save("misc");
+    let e = img.find("bob-owned").unwrap();
+    // a name without a group uses the uid as the gid too (docker's documented rule)
+    assert_eq!((e.uid, e.gid), (1000, 1000));
+    let e = img.find("bob-staff").unwrap();
+    assert_eq!((e.uid, e.gid), (1000, 50));
+    assert!(text(&img, "copied-passwd").contains("bob:x:1000"));
+    for d in ["gz", "bz", "xz"] {
+        assert_eq!(text(&img, &format!("{d}/inner/file")), "packed", "{d}");
+    }
+}
+
+#[test]
+fn network_none_and_host() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let ctx = s.context("net", &[("Dockerfile", "FROM sw-base\nRUN ls /sys/class/net > /ifaces\n")]);
+    s.build(&ctx, "net-none", &[]).ok();
+    assert_eq!(text(&s.save("net-none"), "ifaces"), "lo\n", "a fresh netns has only lo");
+    s.build(&ctx, "net-host", &["--network", "host", "--no-cache"]).ok();
+    let host = text(&s.save("net-host"), "ifaces");
+    let mut want: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    want.sort();
+    assert_eq!(host.lines().collect::<Vec<_>>(), want);
+    let img = s.save("net-host");
+    assert!(img.find("etc/resolv.conf").is_none() && img.find("etc/hosts").is_none(), "bind-mount stubs do not leak");
+}
