@@ -115,6 +115,7 @@ fn compile(p: &str) -> (Kind, Vec<Tok>) {
                 Some(&c) => {
                     toks.push(Tok::Lit(c));
                     i += 1;
+                    kind = Kind::Regex;
                 }
                 None => toks.push(Tok::Lit('\\')),
             }
@@ -154,11 +155,11 @@ fn compile(p: &str) -> (Kind, Vec<Tok>) {
     (kind, toks)
 }
 
-/// Matches `t` against a prefix of `s` that ends at the end of `s` or before a `/`
-/// (the regexp's trailing `(/.*)?$`).
+/// Matches `t` against all of `s` (the compiled regexp is anchored at both ends; children of a
+/// matching directory are caught by the parent-directory check).
 fn rmatch(t: &[Tok], s: &[char]) -> bool {
     match t.first() {
-        None => s.is_empty() || s[0] == '/',
+        None => s.is_empty(),
         Some(Tok::Lit(c)) => s.first() == Some(c) && rmatch(&t[1..], &s[1..]),
         Some(Tok::One) => s.first().is_some_and(|&c| c != '/') && rmatch(&t[1..], &s[1..]),
         Some(Tok::Class(neg, r)) => match s.first() {
@@ -386,7 +387,79 @@ mod tests {
         // classes and escapes
         assert!(excluded("[a-c].txt\n", "b.txt"));
         assert!(!excluded("[^a-c].txt\n", "b.txt"));
-        assert!(excluded("a\\*b\n", "a\\*b")); // exact match keeps the raw pattern text
+        assert!(excluded("a\\*b\n", "a*b")); // an escaped `*` is a literal star
+        assert!(!excluded("a\\*b\n", "axb"));
+    }
+
+    #[test]
+    fn patternmatcher_table() {
+        // (pattern, path, excluded) — the behaviour of moby/patternmatcher's
+        // MatchesOrParentMatches for one pattern, as its own test table pins it down.
+        let rows: &[(&str, &str, bool)] = &[
+            ("**", "file", true),
+            ("**", "file/", true),
+            ("**/", "file", true),
+            ("**/", "file/", true),
+            ("**", "/", true),
+            ("**/", "/", true),
+            ("**", "dir/file", true),
+            ("**/", "dir/file", true),
+            ("**/**", "dir/file", true),
+            ("dir/**", "dir/file", true),
+            ("dir/**", "dir/dir2/file", true),
+            ("**/dir", "dir", true),
+            ("**/dir", "dir/file", true),
+            ("**/dir2/*", "dir/dir2/file", true),
+            ("**/dir2/*", "dir/dir2/file/", true),
+            ("**/dir2/**", "dir/dir2/dir3/file", true),
+            ("**file", "file", true),
+            ("**file", "dir/file", true),
+            ("**/file", "dir/file", true),
+            ("**file", "dir/dir/file", true),
+            ("**/file*", "dir/dir/file.txt", true),
+            ("**/file*txt", "dir/dir/file.txt", true),
+            ("**/file*.txt*", "dir/dir/file.txt", true),
+            ("**/**/*.txt", "dir/dir/file.txt", true),
+            ("**/**/*.txt2", "dir/dir/file.txt", false),
+            ("**/*.txt", "file.txt", true),
+            ("**/**/*.txt", "file.txt", true),
+            ("a**/*.txt", "a/file.txt", true),
+            ("a**/*.txt", "a/dir/dir/file.txt", true),
+            ("a/*.txt", "a/dir/file.txt", false),
+            ("a/*.txt", "a/file.txt", true),
+            ("a/*.txt**", "a/file.txt", true),
+            ("a[b-d]e", "ae", false),
+            ("a[b-d]e", "ace", true),
+            ("a[b-d]e", "aae", false),
+            ("a[^b-d]e", "aze", true),
+            (".*", ".foo", true),
+            (".*", "foo", false),
+            ("abc.def", "abcdef", false),
+            ("abc.def", "abc.def", true),
+            ("abc?def", "abcZdef", true),
+            ("abc?def", "abcdef", false),
+            ("**/foo/bar", "foo/bar", true),
+            ("**/foo/bar", "dir/dir2/foo/bar", true),
+            ("abc/**", "abc", false),
+            ("abc/**", "abc/def/ghi", true),
+            ("**/.foo", ".foo", true),
+            ("**/.foo", "bar.foo", false),
+            ("a(b)c/def", "a(b)c/def", true),
+            ("a(b)c/def", "a(b)c/xyz", false),
+            ("a.|)$(}+{bc", "a.|)$(}+{bc", true),
+            ("dist/*.whl", "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl", true),
+            ("a\\\\", "a\\", true),
+            ("a\\*b", "a*b", true),
+            ("[\\]a]", "]", true),
+            ("[x\\-]", "-", true),
+        ];
+        for (p, path, want) in rows {
+            assert_eq!(excluded(&format!("{p}\n"), path), *want, "pattern {p:?} path {path:?}");
+        }
+        // several patterns: the last match wins, exceptions re-include
+        assert!(!excluded("**\n!util/docker/web\n", "util/docker/web/foo"));
+        assert!(excluded("**\n!util/docker/web\nutil/docker/web/foo\n", "util/docker/web/foo"));
+        assert!(!excluded("**\n!dist/*.whl\n", "dist/a-1+g0.whl"));
     }
 
     #[test]
