@@ -374,7 +374,7 @@ impl<'a> Word<'a> {
                             Some(rest) => (true, rest.to_string()),
                             None => (false, word),
                         };
-                        let pat = Glob::parse(&pat, self.lex.escape);
+                        let pat = Glob::parse(&pat, self.lex.escape)?;
                         Ok(if ch == '%' { trim_suffix(&pat, &v, greedy) } else { trim_prefix(&pat, &v, greedy) })
                     }
                 }
@@ -392,7 +392,7 @@ impl<'a> Word<'a> {
                     }
                     return Ok(String::new());
                 };
-                let pat = Glob::parse(&pattern, self.lex.escape);
+                let pat = Glob::parse(&pattern, self.lex.escape)?;
                 Ok(replace(&pat, &v, &replacement, all))
             }
             _ => err(format!("unsupported modifier ({chs}) in substitution")),
@@ -400,19 +400,20 @@ impl<'a> Word<'a> {
     }
 }
 
-/// A shell pattern (`*`, `?`, `[...]`, escapes) used by `%`, `#` and `/` modifiers.
+/// A shell pattern of the `%`, `#` and `/` modifiers, as BuildKit converts them: `*` and `?`
+/// are wildcards, everything else (brackets too) is literal, and an escape may only precede a
+/// non-alphanumeric character.
 #[derive(Debug)]
 enum GlobTok {
     Lit(char),
     Any,
     One,
-    Class(bool, Vec<(char, char)>),
 }
 
 struct Glob(Vec<GlobTok>);
 
 impl Glob {
-    fn parse(p: &str, escape: char) -> Glob {
+    fn parse(p: &str, escape: char) -> Result<Glob, ShellError> {
         let cs: Vec<char> = p.chars().collect();
         let mut out = Vec::new();
         let mut i = 0;
@@ -422,45 +423,17 @@ impl Glob {
             match c {
                 '*' => out.push(GlobTok::Any),
                 '?' => out.push(GlobTok::One),
-                '[' => {
-                    // find the closing bracket; if none, it is a literal
-                    let mut j = i;
-                    let neg = j < cs.len() && (cs[j] == '!' || cs[j] == '^');
-                    if neg {
-                        j += 1;
+                c if c == escape => match cs.get(i) {
+                    Some(n) if !n.is_alphanumeric() => {
+                        out.push(GlobTok::Lit(*n));
+                        i += 1;
                     }
-                    let start = j;
-                    let mut ranges = Vec::new();
-                    let mut closed = false;
-                    while j < cs.len() {
-                        if cs[j] == ']' && j > start {
-                            closed = true;
-                            break;
-                        }
-                        let lo = cs[j];
-                        if j + 2 < cs.len() && cs[j + 1] == '-' && cs[j + 2] != ']' {
-                            ranges.push((lo, cs[j + 2]));
-                            j += 3;
-                        } else {
-                            ranges.push((lo, lo));
-                            j += 1;
-                        }
-                    }
-                    if closed {
-                        out.push(GlobTok::Class(neg, ranges));
-                        i = j + 1;
-                    } else {
-                        out.push(GlobTok::Lit('['));
-                    }
-                }
-                c if c == escape && i < cs.len() => {
-                    out.push(GlobTok::Lit(cs[i]));
-                    i += 1;
-                }
+                    _ => return err(format!("invalid escape in pattern {p:?}")),
+                },
                 c => out.push(GlobTok::Lit(c)),
             }
         }
-        Glob(out)
+        Ok(Glob(out))
     }
 
     /// Whether the pattern matches all of `s`.
@@ -471,13 +444,6 @@ impl Glob {
                 Some(GlobTok::Any) => (0..=s.len()).any(|i| m(&t[1..], &s[i..])),
                 Some(GlobTok::One) => !s.is_empty() && m(&t[1..], &s[1..]),
                 Some(GlobTok::Lit(c)) => s.first() == Some(c) && m(&t[1..], &s[1..]),
-                Some(GlobTok::Class(neg, r)) => match s.first() {
-                    Some(c) => {
-                        let inr = r.iter().any(|(lo, hi)| lo <= c && c <= hi);
-                        inr != *neg && m(&t[1..], &s[1..])
-                    }
-                    None => false,
-                },
             }
         }
         m(&self.0, s)
@@ -610,6 +576,72 @@ mod tests {
         for (input, want) in ok {
             assert_eq!(lex.process_word(input, &env()).as_deref(), Ok(*want), "input {input}");
         }
+    }
+
+    #[test]
+    fn buildkit_process_with_matches_table() {
+        // (input, env, expected) — rows of BuildKit's TestProcessWithMatches.
+        fn e(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        }
+        let fb = [("FOO", "xxx"), ("BAR", "")];
+        let rows: Vec<(&str, Vec<(String, String)>, Option<&str>)> = vec![
+            ("x ${UNUSED}", e(&[]), Some("x ")),
+            ("${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}", e(&fb), Some("xxx  ccc")),
+            ("${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}", e(&fb), Some("xxx bbb ccc")),
+            ("${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}", e(&fb), Some("aaa bbb ")),
+            ("${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}", e(&fb), Some("aaa  ")),
+            ("${BAR?bbb}", e(&fb), Some("")),
+            ("${BAZ?ccc}", e(&fb), None),
+            ("${BAR:?bbb}", e(&fb), None),
+            ("${BAZ:?}", e(&fb), None),
+            ("${FOO=aaa}", e(&fb), None),
+            ("${FOO=:aaa}", e(&fb), None),
+            ("${FOO#()[]{\\}^$.\\*\\?|\\\\}", e(&[("FOO", "()[]{}^$.*?|\\x")]), Some("x")),
+            ("${FOO%%\\**}", e(&[("FOO", "xx**")]), Some("xx")),
+            ("${FOO#*x*y}", e(&[("FOO", "xxyy")]), Some("y")),
+            ("${FOO#*}", e(&[("FOO", "xxyy")]), Some("xxyy")),
+            ("${FOO#$BAR}", e(&[("FOO", "xxyy"), ("BAR", "x")]), Some("xyy")),
+            ("${FOO#}", e(&[("FOO", "xxyy")]), Some("xxyy")),
+            ("${FOO##*x}", e(&[("FOO", "xxyy")]), Some("yy")),
+            ("${FOO#?\\?}", e(&[("FOO", "???y")]), Some("?y")),
+            ("${ABC:-.}${FOO%x}${ABC:-.}", e(&[("FOO", "xxyy")]), Some(".xxyy.")),
+            ("${FOO%%\\**\\*}", e(&[("FOO", "a***yy*")]), Some("a")),
+            (
+                "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
+                e(&[("FOO", "/foo*/*/*.txt"), ("NEEDLE", "\\*/")]),
+                Some("/foo.*/*.txt - /foo..*.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
+                e(&[("FOO", "/tmp/tmp/bar.txt"), ("NEEDLE", "/tmp")]),
+                Some("/tmp/bar.txt - /bar.txt"),
+            ),
+            (
+                "${FOO/$N/$R} - ${FOO//$N/$R}",
+                e(&[("FOO", "/a/foo/b/c.txt"), ("N", "/?/"), ("R", "/")]),
+                Some("/foo/b/c.txt - /foo/c.txt"),
+            ),
+            ("${FOO//\\//\\/}", e(&[("FOO", "/tmp/foo.txt")]), Some("\\/tmp\\/foo.txt")),
+            ("${FOO/$BAR/ww}", e(&[("FOO", "xxyy"), ("BAR", "")]), Some("wwxxyy")),
+            ("${FOO//ww}", e(&[("FOO", "xxyy")]), None),
+            ("${FOO//}", e(&[("FOO", "xxyy")]), None),
+            ("${FOO///}", e(&[("FOO", "xxyy")]), Some("xxyy")),
+            ("${FOO///}", e(&[]), Some("")),
+            ("${VAR:?message here$ARG}", e(&[("VAR", ""), ("ARG", "x")]), None),
+            ("${VAR?message here$ARG}", e(&[("VAR", ""), ("ARG", "x")]), Some("")),
+            ("${FOO#\\x}", e(&[("FOO", "xy")]), None), // escaping a letter is invalid
+        ];
+        let lex = Lexer::new('\\');
+        for (input, env, want) in rows {
+            let got = lex.process_word(input, &env);
+            match want {
+                Some(w) => assert_eq!(got.as_deref(), Ok(w), "input {input}"),
+                None => assert!(got.is_err(), "input {input} should fail, got {got:?}"),
+            }
+        }
+        let got = lex.process_word("${VAR:?message here$ARG}", &e(&[("ARG", "x")]));
+        assert_eq!(got, Err(ShellError("VAR: message herex".into())));
     }
 
     #[test]
