@@ -585,7 +585,8 @@ mod tests {
             pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
         }
         let fb = [("FOO", "xxx"), ("BAR", "")];
-        let rows: Vec<(&str, Vec<(String, String)>, Option<&str>)> = vec![
+        type Row<'a> = (&'a str, Vec<(String, String)>, Option<&'a str>);
+        let rows: Vec<Row> = vec![
             ("x ${UNUSED}", e(&[]), Some("x ")),
             ("${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}", e(&fb), Some("xxx  ccc")),
             ("${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}", e(&fb), Some("xxx bbb ccc")),
