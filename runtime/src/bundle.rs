@@ -296,6 +296,10 @@ mod tests {
                 "process.rlimits[0].type",
             ),
             (|v| v["process"]["user"]["uid"] = "x".into(), "process.user.uid"),
+            (
+                |v| v["linux"]["seccomp"] = serde_json::json!({"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_FOO"}]}),
+                "linux.seccomp.syscalls[0].action",
+            ),
             (|v| v["hooks"] = serde_json::json!({"prestart": [{"path": "rel"}]}), "hooks.prestart[0].path"),
             (
                 |v| v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]),

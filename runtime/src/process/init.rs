@@ -64,6 +64,8 @@ struct Exec {
     args: Vec<CString>,
     env: Vec<CString>,
     hook_state: serde_json::Value,
+    /// The seccomp filter still to load just before execve (when no_new_privs is set).
+    filter: Option<libseccomp::ScmpFilterContext>,
 }
 
 fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
@@ -145,6 +147,25 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
             ))
         })?;
     }
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let filter = match seccomp {
+        Some(s) => Some(security::seccomp::build(s)?),
+        None => None,
+    };
+    if seccomp.is_some_and(uses_notify) {
+        return Err(Error::msg("linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported yet"));
+    }
+    let nnp = process.no_new_privileges().unwrap_or(false);
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the final capability sets
+    // may lack: load it now, before privileges drop (runc's order). With no_new_privs it waits
+    // until just before execve, so skiff's own setup is not filtered.
+    let late_filter = match (filter, seccomp) {
+        (Some(f), Some(s)) if !nnp => {
+            security::seccomp::load(s, &f)?;
+            None
+        }
+        (f, _) => f,
+    };
     let caps = process.capabilities().as_ref();
     security::drop_bounding(caps)?;
     let user = process.user();
@@ -168,7 +189,7 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
         nix::sys::prctl::set_keepcaps(false).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
     }
     security::apply_sets(caps)?;
-    if process.no_new_privileges().unwrap_or(false) {
+    if nnp {
         security::set_no_new_privs()?;
     }
     if let Some(mask) = user.umask() {
@@ -190,8 +211,8 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
         args: args.iter().map(|a| cstr(a, "process.args")).collect::<Result<_>>()?,
         env: env.iter().map(|e| cstr(e, "process.env")).collect::<Result<_>>()?,
         hook_state,
+        filter: late_filter,
     };
-    seccomp_notice(spec);
     chan.send(&Msg::Ready)?;
     Ok(exec)
 }
@@ -217,15 +238,17 @@ impl Exec {
         hooks::run_all("startContainer", hooks.and_then(|h| h.start_container().as_ref()), &state)?;
         sys::cloexec_from(3 + cfg.preserve_fds).ctx(|| "mark fds close-on-exec".into())?;
         sys::reset_signals();
+        if let (Some(f), Some(s)) = (&self.filter, cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())) {
+            security::seccomp::load(s, f)?;
+        }
         let err = sys::execve(&self.path, &self.args, &self.env);
         Err(Error::msg(format!("exec {:?}: {err}", self.path)))
     }
 }
 
-fn seccomp_notice(spec: &Spec) {
-    if spec.linux().as_ref().and_then(|l| l.seccomp().as_ref()).is_some() {
-        crate::log::debug("linux.seccomp is not applied yet (ignored)");
-    }
+fn uses_notify(s: &oci_spec::runtime::LinuxSeccomp) -> bool {
+    use oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
+    s.default_action() == ScmpActNotify || s.syscalls().iter().flatten().any(|c| c.action() == ScmpActNotify)
 }
 
 /// Allocates the container's pty in its own devpts, sends the master to `--console-socket`

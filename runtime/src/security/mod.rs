@@ -1,6 +1,8 @@
 //! Privileges of the container process: the five capability sets (applied in the order that
 //! survives the switch to a non-root uid) and no_new_privs. Seccomp lives in `seccomp.rs`.
 
+pub mod seccomp;
+
 use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::LinuxCapabilities;
 
