@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ContextError {
-    #[error("{0}")]
+    #[error(transparent)]
     Ignore(#[from] IgnoreError),
     #[error("{op} {path}: {err}")]
     Io { op: &'static str, path: PathBuf, err: io::Error },

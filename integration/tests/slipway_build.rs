@@ -344,3 +344,18 @@ fn quiet_iidfile_and_source_date_epoch() {
     assert_eq!(img.config["created"], "2023-11-14T22:13:20Z");
     assert!(img.layers.iter().flatten().all(|e| e.mtime == 1_700_000_000));
 }
+
+#[test]
+fn many_layers_fit_the_overlay_mount() {
+    // 70 layers: absolute snapshot paths would overflow the one-page mount options
+    let s = Slipway::new();
+    let mut df = String::from("FROM scratch\n");
+    for i in 0..70 {
+        df.push_str(&format!("COPY a /l{i}\n"));
+    }
+    let ctx = s.context("many", &[("Dockerfile", &df), ("a", "a")]);
+    s.build(&ctx, "many", &[]).ok();
+    let img = s.save("many");
+    assert_eq!(img.layers.len(), 70);
+    assert!(img.find("l69").is_some());
+}

@@ -42,9 +42,9 @@ pub struct BuildOptions {
 pub enum BuildError {
     #[error("{file}:{line}: {msg}")]
     At { file: String, line: usize, msg: String },
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
+    #[error(transparent)]
     Context(#[from] ContextError),
     #[error("{0}")]
     Other(String),

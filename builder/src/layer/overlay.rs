@@ -1,5 +1,6 @@
 //! The rootfs a step works on: an overlay mount of layer snapshots plus a fresh upper dir.
 //! The mount options are computed as data (`options`) and applied in one `mount` call.
+//! Mounting changes the process's working directory for the call: slipway is single-threaded.
 
 use crate::store::{io_err, Store, StoreError, TempDir};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -50,11 +51,28 @@ pub fn mount_rootfs(store: &Store, lowers: &[PathBuf], writable: bool) -> Result
     if lowers.is_empty() || !writable {
         lowers.insert(0, empty.clone());
     }
+    // The options must fit in one page: name the lower dirs through short symlinks relative
+    // to the temp dir (overlay resolves them at mount time), mounting from inside it.
+    let links = tmp.path.join("l");
+    fs::create_dir_all(&links).map_err(io_err("create", &links))?;
+    let mut short = Vec::new();
+    for (i, l) in lowers.iter().enumerate() {
+        let name = format!("l/{i:x}");
+        let lp = tmp.path.join(&name);
+        std::os::unix::fs::symlink(l, &lp).map_err(io_err("symlink", &lp))?;
+        short.push(PathBuf::from(name));
+    }
+    let lowers = short;
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    std::env::set_current_dir(&tmp.path).map_err(io_err("chdir", &tmp.path))?;
     let up = writable.then_some((upper.as_path(), work.as_path()));
     let flags = if writable { MsFlags::empty() } else { MsFlags::MS_RDONLY };
     let mut res = mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, true).as_str()));
     if res.is_err() {
         res = mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, false).as_str()));
+    }
+    if std::env::set_current_dir(&cwd).is_err() {
+        let _ = std::env::set_current_dir("/");
     }
     res.map_err(|e| StoreError::Io { op: "mount overlay on", path: merged.clone(), err: e.into() })?;
     Ok(Rootfs { merged, upper, mounted: true, _tmp: tmp })
