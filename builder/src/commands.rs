@@ -71,11 +71,9 @@ pub fn history(store: &Store, name: &str) -> Result<String, StoreError> {
     let img = store.image(name)?;
     let mut out = format!("{:<14} {:<22} {:<60} {:<10} {}\n", "IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT");
     let mut layers = img.manifest.layers.iter().rev();
-    let n = img.config.history.len();
     for (i, h) in img.config.history.iter().rev().enumerate() {
         let size = if h.empty_layer { 0 } else { layers.next().map(|l| l.size).unwrap_or(0) };
         let id = if i == 0 { short(img.id()) } else { "<missing>".into() };
-        let _ = n;
         let by: String = h.created_by.chars().take(60).collect();
         out.push_str(&format!("{:<14} {:<22} {:<60} {:<10} {}\n", id, h.created, by, human(size), h.comment));
     }

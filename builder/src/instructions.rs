@@ -274,6 +274,11 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 &["chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"]
             };
             let f = Flags::new(node, allowed)?;
+            for unsupported in ["parents", "exclude", "checksum", "keep-git-dir"] {
+                if f.values.iter().any(|(k, _)| k == unsupported) {
+                    return Err(format!("{} --{unsupported} is not supported", node.cmd.to_ascii_uppercase()));
+                }
+            }
             let mut a = list(node);
             if a.len() < 2 {
                 return Err(format!("{up} requires at least two arguments, but got {}", a.len()));
@@ -462,6 +467,7 @@ mod tests {
             ("ONBUILD FROM x", "FROM isn't allowed as an ONBUILD trigger"),
             ("ADD --from=x a b", "unknown flag: from"),
             ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
+            ("COPY --exclude=*.md . /", "COPY --exclude is not supported"),
         ];
         for (src, want) in rows {
             assert_eq!(one(src), Err(want.to_string()), "{src}");

@@ -296,6 +296,12 @@ fn arg_scope_cmd_reset_and_json_fallback() {
     assert_eq!(l["after"], "global");
     assert_eq!(l["s"], "unset", "stage ARGs do not leak");
     assert_eq!(l["g"], "unset");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    assert_eq!(l["platform"], format!("linux/{arch}"));
     assert!(img.cfg("Cmd").is_null(), "ENTRYPOINT resets an inherited CMD");
     assert_eq!(img.cfg("Entrypoint"), &serde_json::json!(["/entry"]));
     assert_eq!(img.cfg("Healthcheck")["Test"], serde_json::json!(["NONE"]));

@@ -100,6 +100,18 @@ fn valid_signal(s: &str) -> bool {
     SIGNALS.contains(&n) || n.starts_with("RTMIN") || n.starts_with("RTMAX")
 }
 
+/// BuildKit's automatic platform ARGs, set when declared without a value.
+pub fn automatic_arg(name: &str) -> Option<String> {
+    let arch = crate::store::image::go_arch();
+    Some(match name {
+        "TARGETPLATFORM" | "BUILDPLATFORM" => format!("linux/{arch}"),
+        "TARGETOS" | "BUILDOS" => "linux".into(),
+        "TARGETARCH" | "BUILDARCH" => arch.into(),
+        "TARGETVARIANT" | "BUILDVARIANT" => String::new(),
+        _ => return None,
+    })
+}
+
 fn shell_of(st: &State) -> Vec<String> {
     if st.config.config.shell.is_empty() {
         vec!["/bin/sh".into(), "-c".into()]
@@ -171,7 +183,7 @@ impl<'a> Builder<'a> {
                         None => None,
                     };
                     let global = self.meta.iter().rev().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
-                    let v = self.build_arg(k).or(d).or(global);
+                    let v = self.build_arg(k).or(d).or(global).or_else(|| automatic_arg(k));
                     texts.push(match &v {
                         Some(v) => format!("{k}={v}"),
                         None => k.clone(),

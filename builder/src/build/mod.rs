@@ -188,7 +188,7 @@ impl<'a> Builder<'a> {
                         Some(d) => Some(self.expand(cmd.line, d, &env)?),
                         None => None,
                     };
-                    let v = self.build_arg(k).or(d);
+                    let v = self.build_arg(k).or(d).or_else(|| dispatch::automatic_arg(k));
                     self.meta.push((k.clone(), v));
                 }
             }
