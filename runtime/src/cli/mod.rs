@@ -2,6 +2,7 @@
 //! subcommand, glue only: parse, call `container::`, print.
 
 mod list;
+mod ps;
 mod spec;
 mod state;
 
@@ -120,6 +121,19 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Freeze every process of a running container.
+    Pause { id: String },
+    /// Thaw a paused container.
+    Resume { id: String },
+    /// Show the container's processes (json: the array of host pids).
+    Ps {
+        id: String,
+        #[arg(short, long, default_value = "table")]
+        format: String,
+        /// Options passed to ps(1) for the table format (default -ef).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        ps_args: Vec<String>,
+    },
     /// Write a default config.json (`--rootless` for the rootless variant).
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -150,6 +164,9 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Delete { id, force } => container::delete(&root()?, id, *force)?,
         Command::Run { create, detach, keep } => return container::run(&root()?, &create.opts(), *detach, *keep),
+        Command::Pause { id } => container::pause(&root()?, id)?,
+        Command::Resume { id } => container::resume(&root()?, id)?,
+        Command::Ps { id, format, ps_args } => ps::print(&container::pids(&root()?, id)?, format, ps_args)?,
         Command::List { format, quiet } => list::print(&root()?, format, *quiet)?,
         Command::Spec { bundle } => spec::write(bundle, matches!(cli.rootless.as_deref(), Some("true" | "1")))?,
     }

@@ -4,11 +4,13 @@
 pub mod create;
 pub mod delete;
 pub mod kill;
+pub mod pause;
 pub mod run;
 pub mod start;
 
 pub use create::{create, CreateOpts};
 pub use delete::{delete, destroy};
 pub use kill::{kill, parse_signal};
+pub use pause::{pause, pids, resume};
 pub use run::run;
 pub use start::start;

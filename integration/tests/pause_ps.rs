@@ -1,0 +1,56 @@
+//! `pause`, `resume` and `ps`, checked in the host's cgroup files and process table.
+
+use integration::{Bundle, Runtime};
+
+fn freezer_state(b: &Bundle) -> String {
+    let dir =
+        b.cgroup_dirs().into_iter().find(|d| d.to_string_lossy().contains("/freezer/")).expect("a freezer cgroup");
+    std::fs::read_to_string(dir.join("freezer.state")).expect("read freezer.state").trim().to_string()
+}
+
+#[test]
+fn pause_freezes_and_resume_thaws_the_cgroup() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = rt.new_id();
+    rt.create_ok(&id, &b);
+    rt.start(&id).assert_success();
+    assert_eq!(rt.status(&id), "running");
+    rt.exec(&["pause", &id]).assert_success();
+    assert_eq!(rt.status(&id), "paused");
+    assert_eq!(freezer_state(&b), "FROZEN");
+    // Pausing twice is harmless; resuming a paused container thaws it.
+    rt.exec(&["resume", &id]).assert_success();
+    assert_eq!(rt.status(&id), "running");
+    assert_eq!(freezer_state(&b), "THAWED");
+    rt.exec(&["resume", &id]).assert_failure();
+    // A paused container can be force-deleted.
+    rt.exec(&["pause", &id]).assert_success();
+    rt.delete_force(&id).assert_success();
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+}
+
+#[test]
+fn ps_lists_the_container_processes() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.sh("sleep 1000 & sleep 1001");
+    let id = rt.new_id();
+    rt.create_ok(&id, &b);
+    rt.start(&id).assert_success();
+    let init = rt.pid(&id);
+    let pids: Vec<i32> = integration::host::wait_until("two sleeps in the container", || {
+        let out = rt.exec(&["ps", "--format", "json", &id]);
+        out.assert_success();
+        let pids: Vec<i32> = serde_json::from_str(&out.stdout).expect("ps json is an array of pids");
+        // busybox sh execs its last command, so the init itself becomes `sleep 1001`.
+        (pids.len() == 2).then_some(pids)
+    });
+    assert!(pids.contains(&init), "{pids:?} should contain the init {init}");
+    let table = rt.exec(&["ps", &id]);
+    table.assert_success();
+    assert!(table.stdout.lines().next().is_some_and(|h| h.contains("PID")), "{table}");
+    assert!(table.stdout.contains("sleep 1001"), "{table}");
+    rt.delete_force(&id).assert_success();
+}
