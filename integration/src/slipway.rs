@@ -64,6 +64,8 @@ pub struct Entry {
     pub mtime: u64,
     pub link: Option<String>,
     pub data: Vec<u8>,
+    /// `SCHILY.xattr.*` PAX keys (without the prefix).
+    pub xattrs: Vec<String>,
 }
 
 /// An image read back from a docker-archive tar.
@@ -114,6 +116,16 @@ fn read_entries(data: &[u8]) -> Vec<Entry> {
             _ => '?',
         };
         let link = e.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned());
+        let xattrs = e
+            .pax_extensions()
+            .ok()
+            .flatten()
+            .map(|x| {
+                x.flatten()
+                    .filter_map(|p| p.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         let mut data = Vec::new();
         let _ = e.read_to_end(&mut data);
         out.push(Entry {
@@ -125,6 +137,7 @@ fn read_entries(data: &[u8]) -> Vec<Entry> {
             mtime: h.mtime().unwrap_or(1),
             link,
             data,
+            xattrs,
         });
     }
     out

@@ -119,3 +119,19 @@ fn unpack_makes_a_runnable_bundle() {
     assert!(o.status.success(), "{out} {}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(out, "from-image\n1000\n/tmp\n");
 }
+
+#[test]
+fn file_capabilities_survive_copy_save_and_unpack() {
+    let s = Slipway::new();
+    let ctx = s.context("caps", &[("Dockerfile", "FROM scratch\nCOPY ping /ping\n"), ("ping", "#!/bin/sh\n")]);
+    let st = Command::new("setcap").arg("cap_net_raw+ep").arg(ctx.join("ping")).status().unwrap();
+    assert!(st.success());
+    s.build(&ctx, "caps", &[]).ok();
+    let img = s.save("caps");
+    let e = img.find("ping").unwrap();
+    assert_eq!(e.xattrs, ["security.capability"], "{e:?}");
+    let b = s.dir.path().join("bundle");
+    s.run(&["unpack", "caps", &b.to_string_lossy()]).ok();
+    let o = Command::new("getcap").arg(b.join("rootfs/ping")).output().unwrap();
+    assert!(String::from_utf8_lossy(&o.stdout).contains("cap_net_raw"), "{o:?}");
+}

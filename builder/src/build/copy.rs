@@ -127,6 +127,12 @@ impl Placer {
             lchown(target, uid, gid)?;
             let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
             fs::set_permissions(target, fs::Permissions::from_mode(mode))?;
+            // after chown, which clears file capabilities
+            for x in crate::layer::KEPT_XATTRS {
+                if let Some(v) = crate::sys::lgetxattr(src, x)? {
+                    crate::sys::lsetxattr(target, x, &v)?;
+                }
+            }
         }
         Ok(())
     }

@@ -66,6 +66,25 @@ pub struct Entry {
     pub size: u64,
     /// Where the bytes are (regular files).
     pub source: Option<PathBuf>,
+    /// Extended attributes carried into the tar (file capabilities).
+    pub xattrs: Vec<(String, Vec<u8>)>,
+}
+
+/// The xattrs a layer keeps: what `RUN setcap` or a copied file carries. Overlay's own
+/// `trusted.overlay.*` bookkeeping never goes into a layer.
+pub const KEPT_XATTRS: &[&str] = &["security.capability"];
+
+/// A PAX extended header record: `"<len> <key>=<value>\n"`, the length counting itself.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let body = key.len() + value.len() + 3; // ' ', '=', '\n'
+    let mut n = body + 1;
+    while n != body + n.to_string().len() {
+        n = body + n.to_string().len();
+    }
+    let mut r = format!("{n} {key}=").into_bytes();
+    r.extend_from_slice(value);
+    r.push(b'\n');
+    r
 }
 
 /// Plans the tar entries of an upper dir, in filepath.Walk order.
@@ -90,6 +109,7 @@ pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
             gid: md.gid() as u64,
             size: 0,
             source: None,
+            xattrs: Vec::new(),
         };
         if ft.is_char_device() && md.rdev() == 0 {
             let (dir, name) = match rel.rsplit_once('/') {
@@ -119,6 +139,7 @@ pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
                     gid: 0,
                     size: 0,
                     source: None,
+                    xattrs: Vec::new(),
                 });
             }
             continue;
@@ -137,6 +158,11 @@ pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
             }
             ent.size = md.len();
             ent.source = Some(e.path().to_path_buf());
+            for x in KEPT_XATTRS {
+                if let Some(v) = crate::sys::lgetxattr(e.path(), x).map_err(io_err("getxattr", e.path()))? {
+                    ent.xattrs.push((x.to_string(), v));
+                }
+            }
         } else if ft.is_char_device() || ft.is_block_device() {
             let (ma, mi) = (nix::sys::stat::major(md.rdev()), nix::sys::stat::minor(md.rdev()));
             ent.kind = if ft.is_char_device() { Kind::Char(ma, mi) } else { Kind::Block(ma, mi) };
@@ -173,6 +199,18 @@ pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W>
     let mut b = tar::Builder::new(w);
     b.mode(tar::HeaderMode::Complete);
     for e in entries {
+        if !e.xattrs.is_empty() {
+            let mut data = Vec::new();
+            for (k, v) in &e.xattrs {
+                data.extend(pax_record(&format!("SCHILY.xattr.{k}"), v));
+            }
+            let mut x = tar::Header::new_ustar();
+            x.set_entry_type(tar::EntryType::XHeader);
+            x.set_mode(0o644);
+            x.set_mtime(epoch);
+            x.set_size(data.len() as u64);
+            b.append_data(&mut x, "././@PaxHeader", &data[..])?;
+        }
         let mut h = tar::Header::new_gnu();
         h.set_mode(e.mode);
         h.set_uid(e.uid);
@@ -313,7 +351,7 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
     ar.set_preserve_permissions(true);
     ar.set_preserve_ownerships(true);
     ar.set_preserve_mtime(true);
-    ar.set_unpack_xattrs(false);
+    ar.set_unpack_xattrs(true);
     ar.set_overwrite(true);
     let mut this_layer: HashSet<PathBuf> = HashSet::new();
     for e in ar.entries()? {
@@ -431,6 +469,17 @@ mod tests {
                 (e.path().unwrap().to_string_lossy().to_string(), e.header().entry_type(), e.header().mode().unwrap())
             })
             .collect()
+    }
+
+    #[test]
+    fn pax_records_count_their_own_length() {
+        assert_eq!(pax_record("a", b"b"), b"6 a=b\n");
+        let r = pax_record("SCHILY.xattr.security.capability", &[1u8; 20]);
+        let n: usize = std::str::from_utf8(&r[..r.iter().position(|&c| c == b' ').unwrap()]).unwrap().parse().unwrap();
+        assert_eq!(n, r.len());
+        let long = pax_record("k", &[0u8; 95]);
+        assert_eq!(long.len(), 102);
+        assert!(long.starts_with(b"102 "));
     }
 
     #[test]
