@@ -135,3 +135,65 @@ fn file_capabilities_survive_copy_save_and_unpack() {
     let o = Command::new("getcap").arg(b.join("rootfs/ping")).output().unwrap();
     assert!(String::from_utf8_lossy(&o.stdout).contains("cap_net_raw"), "{o:?}");
 }
+
+#[test]
+fn load_picks_our_platform_from_a_multi_platform_index() {
+    use sha2_free::digest_hex;
+    let s = Slipway::new();
+    let id = small_image(&s);
+    let out = s.dir.path().join("oci.tar");
+    s.run(&["save", "small:1", "-o", &out.to_string_lossy(), "--format", "oci"]).ok();
+    let mut files = tar_files(&out);
+    let idx: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    let mut m = idx["manifests"][0].clone();
+    let ann = m["annotations"].clone();
+    m.as_object_mut().unwrap().remove("annotations");
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let mut other = m.clone();
+    other["digest"] = serde_json::json!("sha256:0000000000000000000000000000000000000000000000000000000000000000");
+    other["platform"] = serde_json::json!({"os": "linux", "architecture": "s390x-none"});
+    m["platform"] = serde_json::json!({"os": "linux", "architecture": arch});
+    let inner = serde_json::to_vec(&serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [other, m]
+    }))
+    .unwrap();
+    let hex = digest_hex(&inner);
+    files.insert(format!("blobs/sha256/{hex}"), inner.clone());
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": format!("sha256:{hex}"), "size": inner.len(), "annotations": ann}]});
+    files.insert("index.json".into(), serde_json::to_vec(&top).unwrap());
+    let nested = s.dir.path().join("nested.tar");
+    let mut b = tar::Builder::new(std::fs::File::create(&nested).unwrap());
+    for (p, d) in &files {
+        let mut h = tar::Header::new_ustar();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        b.append_data(&mut h, p, &d[..]).unwrap();
+    }
+    b.finish().unwrap();
+    let t = Slipway::new();
+    t.run(&["load", "-i", &nested.to_string_lossy()]).ok();
+    assert_eq!(t.save("small:1").id(), id);
+}
+
+/// sha256 without a crate: the system's sha256sum.
+mod sha2_free {
+    pub fn digest_hex(data: &[u8]) -> String {
+        use std::io::Write;
+        let mut c = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(data).unwrap();
+        let o = c.wait_with_output().unwrap();
+        String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
+    }
+}

@@ -112,6 +112,7 @@ pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: 
                 digest: img.manifest_digest.clone(),
                 size: mb.len() as u64,
                 annotations: Default::default(),
+                platform: None,
             };
             blobs.insert(hexof(&img.manifest_digest).into(), BlobSrc::Bytes(mb));
             (img.manifest.clone(), desc)
@@ -131,6 +132,7 @@ pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: 
                     digest: diff.clone(),
                     size,
                     annotations: Default::default(),
+                    platform: None,
                 });
                 blobs.insert(hexof(&diff).into(), BlobSrc::File(p));
             }
@@ -147,6 +149,7 @@ pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: 
                 digest: d.clone(),
                 size: mb.len() as u64,
                 annotations: Default::default(),
+                platform: None,
             };
             blobs.insert(hexof(&d).into(), BlobSrc::Bytes(mb));
             (m, desc)
@@ -308,11 +311,7 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<String>, StoreError> {
         let idx: Index = serde_json::from_slice(&fs::read(&p).map_err(io_err("read", &p))?)
             .map_err(|err| StoreError::Json { path: p.clone(), err })?;
         for d in idx.manifests {
-            let mp = safe_join(&root, &format!("blobs/sha256/{}", hexof(&d.digest)))?;
-            let mb = fs::read(&mp).map_err(io_err("read", &mp))?;
-            if image::digest_of(&mb) != d.digest {
-                return Err(StoreError::Digest(d.digest.clone()));
-            }
+            let (mp, mb) = pick_manifest(&root, &d, 0)?;
             let m: Manifest = serde_json::from_slice(&mb).map_err(|err| StoreError::Json { path: mp.clone(), err })?;
             let cp = safe_join(&root, &format!("blobs/sha256/{}", hexof(&m.config.digest)))?;
             let cbytes = fs::read(&cp).map_err(io_err("read", &cp))?;
@@ -353,6 +352,36 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<String>, StoreError> {
     Ok(results)
 }
 
+/// Reads the manifest a top-level descriptor names; for a multi-platform index, the entry for
+/// this machine (linux and our architecture), else the first.
+fn pick_manifest(root: &Path, d: &Descriptor, depth: usize) -> Result<(std::path::PathBuf, Vec<u8>), StoreError> {
+    let p = safe_join(root, &format!("blobs/sha256/{}", hexof(&d.digest)))?;
+    let b = fs::read(&p).map_err(io_err("read", &p))?;
+    if image::digest_of(&b) != d.digest {
+        return Err(StoreError::Digest(d.digest.clone()));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&b).map_err(|err| StoreError::Json { path: p.clone(), err })?;
+    let mt = v["mediaType"].as_str().unwrap_or(&d.media_type).to_string();
+    let is_index = mt.contains("index")
+        || mt.contains("manifest.list")
+        || (v.get("manifests").is_some() && v.get("config").is_none());
+    if !is_index {
+        return Ok((p, b));
+    }
+    let idx: Index = serde_json::from_value(v).map_err(|err| StoreError::Json { path: p.clone(), err })?;
+    let ours = idx
+        .manifests
+        .iter()
+        .find(|m| m.platform.as_ref().is_some_and(|pl| pl["os"] == "linux" && pl["architecture"] == image::go_arch()));
+    let Some(next) = ours.or(idx.manifests.first()) else {
+        return Err(StoreError::NoImage(format!("{}: empty image index", d.digest)));
+    };
+    if depth > 4 {
+        return Err(StoreError::NoImage(format!("{}: image indexes nested too deep", d.digest)));
+    }
+    pick_manifest(root, next, depth + 1)
+}
+
 /// Stores config bytes as-is (keeping the image ID) plus a manifest over `layers`.
 fn put_raw_image(store: &Store, cbytes: &[u8], layers: &[Layer]) -> Result<(Descriptor, String), StoreError> {
     let cd = store.put_blob(cbytes)?;
@@ -364,11 +393,21 @@ fn put_raw_image(store: &Store, cbytes: &[u8], layers: &[Layer]) -> Result<(Desc
             digest: cd.clone(),
             size: cbytes.len() as u64,
             annotations: Default::default(),
+            platform: None,
         },
         layers: layers.iter().map(Layer::descriptor).collect(),
     };
     let (md, size) = store.put_json(&m)?;
-    Ok((Descriptor { media_type: image::MT_MANIFEST.into(), digest: md, size, annotations: Default::default() }, cd))
+    Ok((
+        Descriptor {
+            media_type: image::MT_MANIFEST.into(),
+            digest: md,
+            size,
+            annotations: Default::default(),
+            platform: None,
+        },
+        cd,
+    ))
 }
 
 #[cfg(test)]

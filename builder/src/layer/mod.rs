@@ -34,6 +34,7 @@ impl Layer {
             digest: self.digest.clone(),
             size: self.size,
             annotations: Default::default(),
+            platform: None,
         }
     }
 }

@@ -345,6 +345,7 @@ impl Store {
                 digest: cd.clone(),
                 size: csize,
                 annotations: Default::default(),
+                platform: None,
             },
             layers: layers.to_vec(),
         };
@@ -355,6 +356,7 @@ impl Store {
                 digest: md,
                 size: msize,
                 annotations: Default::default(),
+                platform: None,
             },
             cd,
         ))
