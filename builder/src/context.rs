@@ -68,8 +68,22 @@ fn join_rel(a: &str, b: &str) -> String {
 
 impl Context {
     pub fn open(root: &Path, store: Option<&Store>) -> Result<Context, ContextError> {
+        Context::open_for(root, store, None)
+    }
+
+    /// Opens the context for a Dockerfile: `<Dockerfile>.dockerignore` next to it wins over
+    /// the context's `.dockerignore`, as in BuildKit.
+    pub fn open_for(root: &Path, store: Option<&Store>, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
         let root = root.canonicalize().map_err(ioe("open build context", root))?;
-        let ig = root.join(".dockerignore");
+        let own = dockerfile.map(|d| {
+            let mut n = d.as_os_str().to_owned();
+            n.push(".dockerignore");
+            PathBuf::from(n)
+        });
+        let ig = match own {
+            Some(p) if p.is_file() => p,
+            _ => root.join(".dockerignore"),
+        };
         let ignore = match fs::read_to_string(&ig) {
             Ok(t) => Matcher::parse(&t)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => Matcher::default(),
@@ -281,6 +295,16 @@ mod tests {
         assert!(c.resolve("nope").unwrap().is_empty());
         assert!(matches!(c.resolve("../x"), Err(ContextError::Outside(_))));
         assert_eq!(c.resolve(".").unwrap(), [""]);
+    }
+
+    #[test]
+    fn dockerfile_specific_ignore_file_wins() {
+        let (t, _) = ctx_with(&["a.txt", "b.txt"], "a.txt\n");
+        fs::write(t.path().join("app.Dockerfile"), "FROM scratch\n").unwrap();
+        fs::write(t.path().join("app.Dockerfile.dockerignore"), "b.txt\n").unwrap();
+        let mut c = Context::open_for(t.path(), None, Some(&t.path().join("app.Dockerfile"))).unwrap();
+        assert_eq!(c.resolve("a.txt").unwrap(), ["a.txt"]);
+        assert!(c.resolve("b.txt").unwrap().is_empty());
     }
 
     #[test]

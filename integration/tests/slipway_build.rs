@@ -365,3 +365,34 @@ fn many_layers_fit_the_overlay_mount() {
     assert_eq!(img.layers.len(), 70);
     assert!(img.find("l69").is_some());
 }
+
+#[test]
+fn copy_exclude_and_dockerfile_specific_ignore() {
+    let s = Slipway::new();
+    let ctx = s.context(
+        "excl",
+        &[
+            ("app.Dockerfile", "FROM scratch AS src\nCOPY --exclude=*.md --exclude=**/*.tmp . /all/\nFROM scratch\nCOPY --from=src --exclude=all/keep/*.log /all /copied\n"),
+            ("app.Dockerfile.dockerignore", "secret\n"),
+            (".dockerignore", "keep\n"),
+            ("README.md", "r"),
+            ("main.rs", "m"),
+            ("keep/x.tmp", "t"),
+            ("keep/a.log", "l"),
+            ("keep/b.txt", "b"),
+            ("secret", "s"),
+        ],
+    );
+    let df = ctx.join("app.Dockerfile");
+    s.build(&ctx, "excl", &["-f", &df.to_string_lossy(), "--target", "src"]).ok();
+    let img = s.save("excl");
+    assert!(img.find("all/main.rs").is_some());
+    assert!(img.find("all/README.md").is_none(), "--exclude=*.md");
+    assert!(img.find("all/keep/x.tmp").is_none(), "--exclude=**/*.tmp");
+    assert!(img.find("all/keep/b.txt").is_some(), "the Dockerfile's own ignore file replaces .dockerignore");
+    assert!(img.find("all/secret").is_none(), "app.Dockerfile.dockerignore applies");
+    s.build(&ctx, "excl2", &["-f", &df.to_string_lossy()]).ok();
+    let img = s.save("excl2");
+    assert!(img.find("copied/keep/b.txt").is_some());
+    assert!(img.find("copied/keep/a.log").is_none(), "--exclude on a --from copy");
+}

@@ -37,6 +37,9 @@ pub struct CopyPlan {
     pub chmod: Option<u32>,
     pub from_layers: Option<Vec<Layer>>,
     pub created_by: String,
+    /// `--exclude` patterns, matched against source paths (context-relative, or relative to
+    /// `/` of a `--from` filesystem).
+    pub exclude: crate::dockerignore::Matcher,
 }
 
 /// Creates `path` and missing parents inside `root` (symlinks resolved in-root); new dirs get
@@ -203,6 +206,12 @@ impl<'a> Builder<'a> {
             }
             None => None,
         };
+        let mut excl = Vec::new();
+        for (i, p) in a.exclude.iter().enumerate() {
+            excl.push((i + 1, self.expand(line, p, &env)?));
+        }
+        let exclude =
+            crate::dockerignore::Matcher::new(&excl).map_err(|e| self.err(line, format!("{kw} --exclude: {e}")))?;
         let mut inputs = Inputs { keyword: kw.into(), ..Default::default() };
         let mut from_layers = None;
         let mut from_text = String::new();
@@ -250,8 +259,13 @@ impl<'a> Builder<'a> {
                 };
                 return Err(self.err(line, msg));
             }
+            let rels: Vec<String> = rels.into_iter().filter(|r| r.is_empty() || !exclude.excluded(r)).collect();
+            if rels.is_empty() {
+                return Err(self.err(line, format!("{kw}: every source matching {src:?} is excluded by --exclude")));
+            }
             for rel in rels {
-                let f = self.ctx.fingerprints(&rel).map_err(|e| self.err(line, format!("{kw}: {e}")))?;
+                let mut f = self.ctx.fingerprints(&rel).map_err(|e| self.err(line, format!("{kw}: {e}")))?;
+                f.retain(|k, _| k == "." || !exclude.excluded(k));
                 inputs.files.extend(f);
                 let path = self.ctx.path(&rel);
                 let extract = is_add && path.is_file() && layer::is_archive(&path);
@@ -265,11 +279,24 @@ impl<'a> Builder<'a> {
         if let Some(m) = chmod {
             flags.push_str(&format!("--chmod={m:o} "));
         }
+        for (_, p) in &excl {
+            flags.push_str(&format!("--exclude={p} "));
+        }
         let created_by = format!("{kw} {from_text}{flags}{} {dest_raw} # buildkit", shown.join(" "));
         inputs.text = format!("{created_by} dest={dest}");
         Ok((
             inputs,
-            Some(Action::Copy(CopyPlan { kw, items, dest, dest_slash, chown, chmod, from_layers, created_by })),
+            Some(Action::Copy(CopyPlan {
+                kw,
+                items,
+                dest,
+                dest_slash,
+                chown,
+                chmod,
+                from_layers,
+                created_by,
+                exclude,
+            })),
         ))
     }
 
@@ -365,6 +392,7 @@ impl<'a> Builder<'a> {
                         .subtree(rel)
                         .map_err(|e| self.err(line, format!("{kw}: {e}")))?
                         .into_iter()
+                        .filter(|e| e.rel == *rel || !plan.exclude.excluded(&e.rel))
                         .map(|e| {
                             let r =
                                 e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel).trim_start_matches('/').to_string();
@@ -376,7 +404,10 @@ impl<'a> Builder<'a> {
                 }
                 Item::Fs { pattern } => {
                     let Some(sr) = &src_rootfs else { continue };
-                    let found = fs_resolve(&sr.merged, pattern);
+                    let found: Vec<String> = fs_resolve(&sr.merged, pattern)
+                        .into_iter()
+                        .filter(|p| !plan.exclude.excluded(p.trim_start_matches('/')))
+                        .collect();
                     if found.is_empty() {
                         return Err(
                             self.err(line, format!("{kw}: source {pattern:?} not found in the --from filesystem"))
@@ -392,6 +423,10 @@ impl<'a> Builder<'a> {
                                 .strip_prefix(&host)
                                 .map(|x| x.to_string_lossy().to_string())
                                 .unwrap_or_default();
+                            let full = format!("{}/{r}", p.trim_start_matches('/'));
+                            if !r.is_empty() && plan.exclude.excluded(full.trim_start_matches('/')) {
+                                continue;
+                            }
                             tree.push((e.path().to_path_buf(), r));
                         }
                         srcs.push(Src { host, name: basename(&p), extract: false, tree });
