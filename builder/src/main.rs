@@ -15,6 +15,9 @@ struct Cli {
     /// Store directory
     #[arg(long, global = true, default_value = "/var/lib/slipway")]
     root: PathBuf,
+    /// Print plans (RUN bundles and their config.json) to stderr
+    #[arg(long, global = true)]
+    debug: bool,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -145,6 +148,7 @@ fn run(cli: Cli) -> Result<()> {
                 quiet,
                 explain_cache,
                 epoch,
+                debug: cli.debug,
             };
             let built = build::build(&store, &opts)?;
             if quiet {

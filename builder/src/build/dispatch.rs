@@ -554,6 +554,14 @@ impl<'a> Builder<'a> {
             }
         }
         let cfg_path = bundle.path.join("config.json");
+        if self.opts.debug {
+            eprintln!(
+                "debug: RUN {id}: runtime {} bundle {}\ndebug: lower dirs {lowers:?}\ndebug: config.json {}",
+                self.runtime.bin.display(),
+                bundle.path.display(),
+                serde_json::to_string_pretty(&config).unwrap_or_default()
+            );
+        }
         fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap_or_default())
             .map_err(|e| self.err(cmd.line, format!("RUN: write {}: {e}", cfg_path.display())))?;
         self.runtime
@@ -564,6 +572,7 @@ impl<'a> Builder<'a> {
             .runtime
             .run(&bundle.path, &id, self.opts.quiet)
             .map_err(|e| self.err(cmd.line, format!("RUN: {e}")))?;
+        self.log(&format!("Removing intermediate container {}", &id["slipway-".len()..]));
         let mut stubs = stubs;
         stubs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for s in stubs {

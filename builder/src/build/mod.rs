@@ -36,6 +36,8 @@ pub struct BuildOptions {
     pub explain_cache: bool,
     /// SOURCE_DATE_EPOCH, or 0: every timestamp the build writes.
     pub epoch: u64,
+    /// Print each RUN's plan (bundle, lower dirs, config.json) to stderr.
+    pub debug: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
