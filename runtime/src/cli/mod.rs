@@ -121,6 +121,44 @@ pub enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Run another process in a running container.
+    Exec {
+        id: String,
+        /// The process as OCI JSON (process.json); otherwise the command after the id.
+        #[arg(short, long)]
+        process: Option<PathBuf>,
+        #[arg(short, long)]
+        tty: bool,
+        #[arg(long = "console-socket")]
+        console_socket: Option<PathBuf>,
+        #[arg(long)]
+        cwd: Option<PathBuf>,
+        #[arg(short, long = "env")]
+        env: Vec<String>,
+        /// UID[:GID]
+        #[arg(short, long)]
+        user: Option<String>,
+        #[arg(short = 'g', long = "additional-gids", value_delimiter = ',')]
+        additional_gids: Vec<u32>,
+        #[arg(short, long = "cap")]
+        cap: Vec<String>,
+        #[arg(long = "no-new-privs")]
+        no_new_privs: bool,
+        #[arg(short, long)]
+        detach: bool,
+        #[arg(long = "pid-file")]
+        pid_file: Option<PathBuf>,
+        #[arg(long = "preserve-fds", default_value_t = 0)]
+        preserve_fds: u32,
+        /// Accepted for runc compatibility; no LSM on this host to apply it.
+        #[arg(long = "process-label")]
+        process_label: Option<String>,
+        /// Accepted for runc compatibility; no LSM on this host to apply it.
+        #[arg(long)]
+        apparmor: Option<String>,
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
     /// Freeze every process of a running container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -164,6 +202,41 @@ pub fn run(cli: Cli) -> Result<i32> {
         }
         Command::Delete { id, force } => container::delete(&root()?, id, *force)?,
         Command::Run { create, detach, keep } => return container::run(&root()?, &create.opts(), *detach, *keep),
+        Command::Exec {
+            id,
+            process,
+            tty,
+            console_socket,
+            cwd,
+            env,
+            user,
+            additional_gids,
+            cap,
+            no_new_privs,
+            detach,
+            pid_file,
+            preserve_fds,
+            command,
+            ..
+        } => {
+            let opts = container::ExecOpts {
+                id: id.clone(),
+                process_file: process.clone(),
+                args: command.clone(),
+                tty: *tty,
+                console_socket: console_socket.clone(),
+                cwd: cwd.clone(),
+                env: env.clone(),
+                user: user.clone(),
+                additional_gids: additional_gids.clone(),
+                caps: cap.clone(),
+                no_new_privs: *no_new_privs,
+                detach: *detach,
+                pid_file: pid_file.clone(),
+                preserve_fds: *preserve_fds,
+            };
+            return container::exec(&root()?, &opts);
+        }
         Command::Pause { id } => container::pause(&root()?, id)?,
         Command::Resume { id } => container::resume(&root()?, id)?,
         Command::Ps { id, format, ps_args } => ps::print(&container::pids(&root()?, id)?, format, ps_args)?,

@@ -3,6 +3,7 @@
 
 pub mod create;
 pub mod delete;
+pub mod exec;
 pub mod kill;
 pub mod pause;
 pub mod run;
@@ -10,6 +11,7 @@ pub mod start;
 
 pub use create::{create, CreateOpts};
 pub use delete::{delete, destroy};
+pub use exec::{exec, ExecOpts};
 pub use kill::{kill, parse_signal};
 pub use pause::{pause, pids, resume};
 pub use run::run;

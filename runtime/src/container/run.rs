@@ -40,7 +40,7 @@ pub fn run(root: &Root, opts: &CreateOpts, detach: bool, keep: bool) -> Result<i
     code
 }
 
-fn wait_forwarding(sfd: &SignalFd, init: Pid) -> Result<i32> {
+pub fn wait_forwarding(sfd: &SignalFd, init: Pid) -> Result<i32> {
     loop {
         // Reap everything that has exited; one SIGCHLD may stand for several exits.
         loop {

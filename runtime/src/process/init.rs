@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use nix::fcntl::OFlag;
 use nix::sys::stat::Mode;
-use oci_spec::runtime::{LinuxNamespaceType, PosixRlimitType, Spec};
+use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, PosixRlimitType, Process, Spec};
 
 use super::channel::{Channel, Msg};
 use super::NsPlan;
@@ -60,12 +60,35 @@ pub fn run(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> ! {
 
 /// What is left to do after `Ready`.
 struct Exec {
+    program: Program,
+    hook_state: serde_json::Value,
+}
+
+/// A resolved program, ready for execve.
+pub struct Program {
     path: CString,
     args: Vec<CString>,
     env: Vec<CString>,
-    hook_state: serde_json::Value,
     /// The seccomp filter still to load just before execve (when no_new_privs is set).
-    filter: Option<libseccomp::ScmpFilterContext>,
+    filter: Option<(libseccomp::ScmpFilterContext, LinuxSeccomp)>,
+}
+
+impl Program {
+    /// Marks fds past the preserved ones close-on-exec, resets signals, loads a late seccomp
+    /// filter and execs. Returns only on failure.
+    pub fn exec(self, preserve_fds: u32) -> Error {
+        if let Err(e) = sys::cloexec_from(3 + preserve_fds) {
+            return Error::sys("mark fds close-on-exec", e);
+        }
+        sys::reset_signals();
+        if let Some((f, s)) = &self.filter {
+            if let Err(e) = security::seccomp::load(s, f) {
+                return e;
+            }
+        }
+        let err = sys::execve(&self.path, &self.args, &self.env);
+        Error::msg(format!("exec {:?}: {err}", self.path))
+    }
 }
 
 fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
@@ -133,8 +156,17 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
         }
     }
     if process.terminal().unwrap_or(false) {
-        setup_terminal(cfg, process)?;
+        setup_terminal(cfg.console, process)?;
     }
+    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+    let exec = Exec { program: finalize(process, seccomp)?, hook_state };
+    chan.send(&Msg::Ready)?;
+    Ok(exec)
+}
+
+/// The process part shared by the init and `exec`: rlimits, seccomp, capabilities, user,
+/// no_new_privs, umask, cwd and the program to exec. Runs inside the container's namespaces.
+pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Program> {
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
         let res = rlimit_resource(r.typ())
             .ok_or_else(|| Error::config(format!("process.rlimits[{i}].type"), "not supported"))?;
@@ -147,7 +179,6 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
             ))
         })?;
     }
-    let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let filter = match seccomp {
         Some(s) => Some(security::seccomp::build(s)?),
         None => None,
@@ -205,16 +236,13 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
     let args = process.args().as_deref().unwrap_or_default();
     let path = lookup_path(&args[0], &env)?;
     let cstr = |s: &str, what: &str| CString::new(s).map_err(|_| Error::msg(format!("{what} contains a NUL byte")));
-    let exec = Exec {
+    Ok(Program {
         path: CString::new(path.as_os_str().as_bytes())
             .map_err(|_| Error::msg("process.args[0] contains a NUL byte"))?,
         args: args.iter().map(|a| cstr(a, "process.args")).collect::<Result<_>>()?,
         env: env.iter().map(|e| cstr(e, "process.env")).collect::<Result<_>>()?,
-        hook_state,
-        filter: late_filter,
-    };
-    chan.send(&Msg::Ready)?;
-    Ok(exec)
+        filter: late_filter.zip(seccomp.cloned()),
+    })
 }
 
 impl Exec {
@@ -236,13 +264,7 @@ impl Exec {
         let mut state = self.hook_state.clone();
         state["status"] = "created".into();
         hooks::run_all("startContainer", hooks.and_then(|h| h.start_container().as_ref()), &state)?;
-        sys::cloexec_from(3 + cfg.preserve_fds).ctx(|| "mark fds close-on-exec".into())?;
-        sys::reset_signals();
-        if let (Some(f), Some(s)) = (&self.filter, cfg.spec.linux().as_ref().and_then(|l| l.seccomp().as_ref())) {
-            security::seccomp::load(s, f)?;
-        }
-        let err = sys::execve(&self.path, &self.args, &self.env);
-        Err(Error::msg(format!("exec {:?}: {err}", self.path)))
+        Err(self.program.exec(cfg.preserve_fds))
     }
 }
 
@@ -254,9 +276,9 @@ fn uses_notify(s: &oci_spec::runtime::LinuxSeccomp) -> bool {
 /// Allocates the container's pty in its own devpts, sends the master to `--console-socket`
 /// (SCM_RIGHTS, payload name "/dev/ptmx" as runc sends), and makes the slave the controlling
 /// terminal and stdio. The master is closed here: only the caller holds it afterwards.
-fn setup_terminal(cfg: &InitConfig, process: &oci_spec::runtime::Process) -> Result<()> {
+pub fn setup_terminal(console: Option<&UnixStream>, process: &oci_spec::runtime::Process) -> Result<()> {
     use nix::pty::{grantpt, posix_openpt, ptsname_r, unlockpt};
-    let sock = cfg.console.ok_or_else(|| Error::msg("process.terminal is true but no --console-socket was given"))?;
+    let sock = console.ok_or_else(|| Error::msg("process.terminal is true but no --console-socket was given"))?;
     let master = posix_openpt(OFlag::O_RDWR | OFlag::O_NOCTTY | OFlag::O_CLOEXEC).ctx(|| "open /dev/ptmx".into())?;
     grantpt(&master).ctx(|| "grantpt".into())?;
     unlockpt(&master).ctx(|| "unlockpt".into())?;

@@ -6,6 +6,7 @@
 //! fifo (see `init.rs`).
 
 pub mod channel;
+pub mod exec;
 pub mod init;
 
 use std::path::PathBuf;

@@ -1,0 +1,172 @@
+//! `exec`: run another process in a running container, in all its namespaces and cgroups, with
+//! the process config given (`--process`) or derived from the container's own (args and flags).
+
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sys::signal::{SigSet, SigmaskHow, Signal};
+use nix::sys::signalfd::SignalFd;
+use oci_spec::runtime::Process;
+
+use crate::error::{Error, Result, SysContext};
+use crate::process::exec::{self, ExecConfig};
+use crate::state::{Root, Status};
+
+#[derive(Debug, Clone, Default)]
+pub struct ExecOpts {
+    pub id: String,
+    pub process_file: Option<PathBuf>,
+    pub args: Vec<String>,
+    pub tty: bool,
+    pub console_socket: Option<PathBuf>,
+    pub cwd: Option<PathBuf>,
+    pub env: Vec<String>,
+    /// `UID[:GID]`.
+    pub user: Option<String>,
+    pub additional_gids: Vec<u32>,
+    pub caps: Vec<String>,
+    pub no_new_privs: bool,
+    pub detach: bool,
+    pub pid_file: Option<PathBuf>,
+    pub preserve_fds: u32,
+}
+
+/// Builds the process to run from `--process` or from the container's process plus the flags,
+/// as runc does.
+fn build_process(base: &Process, o: &ExecOpts) -> Result<Process> {
+    let mut p = match &o.process_file {
+        Some(f) => {
+            let text = std::fs::read(f).ctx(|| format!("read {}", f.display()))?;
+            let mut track = serde_path_to_error::Track::new();
+            let v: serde_json::Value =
+                serde_json::from_slice(&text).map_err(|e| Error::msg(format!("{}: {e}", f.display())))?;
+            let de = serde_path_to_error::Deserializer::new(v, &mut track);
+            <Process as serde::Deserialize>::deserialize(de)
+                .map_err(|e| Error::msg(format!("{}: {}: {e}", f.display(), track.path())))?
+        }
+        None => {
+            if o.args.is_empty() {
+                return Err(Error::msg("exec: give the command to run, or --process FILE"));
+            }
+            let mut p = base.clone();
+            p.set_args(Some(o.args.clone()));
+            p.set_terminal(Some(o.tty));
+            p
+        }
+    };
+    if p.args().as_ref().is_none_or(|a| a.is_empty()) {
+        return Err(Error::msg("exec: process.args must not be empty"));
+    }
+    if let Some(cwd) = &o.cwd {
+        p.set_cwd(cwd.clone());
+    }
+    if !o.env.is_empty() {
+        let mut env = p.env().clone().unwrap_or_default();
+        for kv in &o.env {
+            let key = kv.split('=').next().unwrap_or_default();
+            env.retain(|e| e.split('=').next() != Some(key));
+            env.push(kv.clone());
+        }
+        p.set_env(Some(env));
+    }
+    if let Some(u) = &o.user {
+        let (uid, gid) = match u.split_once(':') {
+            Some((a, b)) => (a, Some(b)),
+            None => (u.as_str(), None),
+        };
+        let mut user = p.user().clone();
+        user.set_uid(uid.parse().map_err(|_| Error::msg(format!("--user: {u:?} is not UID[:GID]")))?);
+        if let Some(g) = gid {
+            user.set_gid(g.parse().map_err(|_| Error::msg(format!("--user: {u:?} is not UID[:GID]")))?);
+        }
+        p.set_user(user);
+    }
+    if !o.additional_gids.is_empty() {
+        let mut user = p.user().clone();
+        user.set_additional_gids(Some(o.additional_gids.clone()));
+        p.set_user(user);
+    }
+    if !o.caps.is_empty() {
+        let mut caps = p.capabilities().clone().unwrap_or_default();
+        let add = |set: Option<oci_spec::runtime::Capabilities>| -> Result<oci_spec::runtime::Capabilities> {
+            let mut set = set.unwrap_or_default();
+            for c in &o.caps {
+                let cap: oci_spec::runtime::Capability =
+                    serde_json::from_value(serde_json::Value::String(c.clone()))
+                        .map_err(|_| Error::msg(format!("--cap: unknown capability {c:?}")))?;
+                set.insert(cap);
+            }
+            Ok(set)
+        };
+        caps.set_bounding(Some(add(caps.bounding().clone())?));
+        caps.set_effective(Some(add(caps.effective().clone())?));
+        caps.set_permitted(Some(add(caps.permitted().clone())?));
+        caps.set_inheritable(Some(add(caps.inheritable().clone())?));
+        caps.set_ambient(Some(add(caps.ambient().clone())?));
+        p.set_capabilities(Some(caps));
+    }
+    if o.no_new_privs {
+        p.set_no_new_privileges(Some(true));
+    }
+    Ok(p)
+}
+
+/// Runs the process. Returns the exit code `skiff exec` should exit with (0 when detached).
+pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
+    let c = root.load(&o.id)?;
+    let st = c.state()?.clone();
+    match c.status() {
+        Status::Running | Status::Created => {}
+        Status::Paused => return Err(Error::msg("cannot exec in a paused container")),
+        Status::Stopped | Status::Creating => return Err(Error::msg("cannot exec in a stopped container")),
+    }
+    let base = st.config.process().clone().unwrap_or_default();
+    let process = build_process(&base, o)?;
+    let terminal = process.terminal().unwrap_or(false);
+    if terminal && o.console_socket.is_none() {
+        return Err(Error::msg("exec with a terminal needs --console-socket to receive the pty"));
+    }
+    let console = match &o.console_socket {
+        Some(p) => Some(UnixStream::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?),
+        None => None,
+    };
+    let namespaces: Vec<_> = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|n| n.typ())
+        .collect();
+    let sfd = if o.detach {
+        None
+    } else {
+        let mut set = SigSet::all();
+        set.remove(Signal::SIGKILL);
+        set.remove(Signal::SIGSTOP);
+        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+            .map_err(|e| Error::sys("sigprocmask", e))?;
+        Some(SignalFd::new(&set).map_err(|e| Error::sys("signalfd", e))?)
+    };
+    let cfg = ExecConfig {
+        init_pid: st.pid,
+        process: &process,
+        namespaces,
+        seccomp: st.config.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
+        cgroup_leaves: &st.cgroup_paths,
+        console: console.as_ref(),
+        preserve_fds: o.preserve_fds,
+        lock_fd: c.lock_fd(),
+    };
+    let pid = exec::spawn(&cfg)?;
+    if let Some(p) = &o.pid_file {
+        super::create::write_pid_file(p, pid)?;
+    }
+    // Others may use the container while this process runs.
+    drop(c);
+    match sfd {
+        None => Ok(0),
+        Some(sfd) => super::run::wait_forwarding(&sfd, nix::unistd::Pid::from_raw(pid)),
+    }
+}

@@ -1,0 +1,138 @@
+//! `exec`: a new process in a running container. Like `create`, the parent forks a setup process
+//! and puts it in the container's cgroups; the setup process joins every namespace of the
+//! container's init (user first; pid last, which only applies to children), then forks the new
+//! process as the parent's child. That process applies the process config and execs.
+
+use std::os::fd::OwnedFd;
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+use nix::sched::CloneFlags;
+use nix::sys::wait::waitpid;
+use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, Process};
+
+use super::channel::{Channel, Msg};
+use super::{clone_flag, init};
+use crate::error::{Error, Result, SysContext};
+use crate::sys::{self, Forked};
+
+pub struct ExecConfig<'a> {
+    pub init_pid: i32,
+    pub process: &'a Process,
+    /// The container's namespace types, in config order.
+    pub namespaces: Vec<LinuxNamespaceType>,
+    pub seccomp: Option<&'a LinuxSeccomp>,
+    pub cgroup_leaves: &'a [PathBuf],
+    pub console: Option<&'a UnixStream>,
+    pub preserve_fds: u32,
+    pub lock_fd: std::os::fd::RawFd,
+}
+
+/// Starts the process; returns its host pid once it has exec'd (or the error that stopped it).
+pub fn spawn(cfg: &ExecConfig) -> Result<i32> {
+    // Open every namespace before joining any: after the mount namespace /proc may differ.
+    let mut order: Vec<LinuxNamespaceType> = cfg.namespaces.clone();
+    order.sort_by_key(|t| match t {
+        LinuxNamespaceType::User => 0,
+        LinuxNamespaceType::Mount => 2,
+        _ => 1,
+    });
+    let mut fds: Vec<(CloneFlags, OwnedFd)> = Vec::new();
+    for t in order {
+        let name = ns_file(t);
+        let path = format!("/proc/{}/ns/{name}", cfg.init_pid);
+        // Joining a namespace we are already in is refused for user namespaces (EINVAL).
+        if std::fs::read_link(&path).ok() == std::fs::read_link(format!("/proc/self/ns/{name}")).ok() {
+            continue;
+        }
+        let f = std::fs::File::open(&path).ctx(|| format!("open {path}"))?;
+        fds.push((clone_flag(t), f.into()));
+    }
+    let (parent, child) = Channel::pair()?;
+    match sys::fork().ctx(|| "fork the exec setup process".into())? {
+        Forked::Child => {
+            drop(parent);
+            let _ = nix::unistd::close(cfg.lock_fd);
+            let res = setup(&child, cfg, &fds);
+            if let Err(e) = res {
+                let _ = child.send(&Msg::Error(e.to_string()));
+                std::process::exit(1);
+            }
+            std::process::exit(0);
+        }
+        Forked::Parent(setup_pid) => {
+            drop(child);
+            drop(fds);
+            let res = drive(&parent, setup_pid.as_raw(), cfg);
+            if res.is_err() {
+                let _ = nix::sys::signal::kill(setup_pid, nix::sys::signal::Signal::SIGKILL);
+            }
+            let _ = waitpid(setup_pid, None);
+            res
+        }
+    }
+}
+
+fn drive(chan: &Channel, setup: i32, cfg: &ExecConfig) -> Result<i32> {
+    crate::cgroups::join(cfg.cgroup_leaves, setup)?;
+    chan.send(&Msg::Go)?;
+    let mut pid = None;
+    loop {
+        match chan.recv()? {
+            Some(Msg::InitPid(p)) => pid = Some(p),
+            Some(Msg::Ready) => {}
+            Some(Msg::Error(e)) => {
+                if let Some(p) = pid {
+                    let _ = waitpid(nix::unistd::Pid::from_raw(p), None);
+                }
+                return Err(Error::Msg(e));
+            }
+            Some(other) => return Err(Error::msg(format!("sync: unexpected {other:?}"))),
+            // Both ends closed: the setup process exited and the new process exec'd (its end
+            // of the channel is close-on-exec).
+            None => return pid.ok_or_else(|| Error::msg("exec: the setup process exited early")),
+        }
+    }
+}
+
+fn setup(chan: &Channel, cfg: &ExecConfig, fds: &[(CloneFlags, OwnedFd)]) -> Result<()> {
+    chan.expect(Msg::Go)?;
+    for (flag, fd) in fds {
+        nix::sched::setns(fd, *flag).ctx(|| format!("join the container's {flag:?} namespace"))?;
+    }
+    match sys::fork_as_sibling().ctx(|| "fork the exec process".into())? {
+        Forked::Child => {
+            let err = match run(chan, cfg) {
+                Ok(program) => program.exec(cfg.preserve_fds),
+                Err(e) => e,
+            };
+            let _ = chan.send(&Msg::Error(err.to_string()));
+            std::process::exit(127);
+        }
+        Forked::Parent(pid) => chan.send(&Msg::InitPid(pid.as_raw())),
+    }
+}
+
+fn run(chan: &Channel, cfg: &ExecConfig) -> Result<init::Program> {
+    let p = cfg.process;
+    if p.terminal().unwrap_or(false) {
+        nix::unistd::setsid().ctx(|| "setsid".into())?;
+        init::setup_terminal(cfg.console, p)?;
+    }
+    let program = init::finalize(p, cfg.seccomp)?;
+    chan.send(&Msg::Ready)?;
+    Ok(program)
+}
+
+fn ns_file(t: LinuxNamespaceType) -> &'static str {
+    match t {
+        LinuxNamespaceType::Mount => "mnt",
+        LinuxNamespaceType::Cgroup => "cgroup",
+        LinuxNamespaceType::Uts => "uts",
+        LinuxNamespaceType::Ipc => "ipc",
+        LinuxNamespaceType::User => "user",
+        LinuxNamespaceType::Pid => "pid",
+        LinuxNamespaceType::Network => "net",
+        LinuxNamespaceType::Time => "time",
+    }
+}
