@@ -93,8 +93,8 @@ impl Drop for Containerd {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let _ = Command::new("umount").arg("-R").arg("-l").arg(self.dir.join("root")).status();
-        let _ = Command::new("umount").arg("-R").arg("-l").arg(self.dir.join("state")).status();
+        let _ = Command::new("umount").arg("-R").arg("-l").arg(self.dir.join("root")).stderr(Stdio::null()).status();
+        let _ = Command::new("umount").arg("-R").arg("-l").arg(self.dir.join("state")).stderr(Stdio::null()).status();
     }
 }
 
@@ -156,4 +156,88 @@ fn ctr_imports_both_formats_and_runs_the_image() {
     }
     drop(cd);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+struct Dockerd {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl Drop for Dockerd {
+    fn drop(&mut self) {
+        // SIGTERM lets dockerd stop the containerd it started
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.child.id() as i32), nix::sys::signal::SIGTERM);
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = Command::new("umount").arg("-R").arg("-l").arg(self.dir.join("data")).stderr(Stdio::null()).status();
+        let _ = Command::new("umount").arg("-R").arg("-l").arg(self.dir.join("exec")).stderr(Stdio::null()).status();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn dockerd() -> Dockerd {
+    let dir = PathBuf::from(format!("/tmp/sw-dk-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let log = std::fs::File::create(dir.join("log")).unwrap();
+    let child = Command::new("dockerd")
+        .arg("--data-root")
+        .arg(dir.join("data"))
+        .arg("--exec-root")
+        .arg(dir.join("exec"))
+        .arg("--pidfile")
+        .arg(dir.join("pid"))
+        .arg("-H")
+        .arg(format!("unix://{}/sock", dir.display()))
+        .args(["--iptables=false", "--ip-masq=false", "--bridge=none", "--storage-driver", "vfs"])
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let d = Dockerd { child, dir };
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(30) {
+        if d.docker(&["version"]).status.success() {
+            return d;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!("dockerd did not start: {}", std::fs::read_to_string(d.dir.join("log")).unwrap_or_default());
+}
+
+impl Dockerd {
+    fn docker(&self, args: &[&str]) -> std::process::Output {
+        Command::new("docker").arg("-H").arg(format!("unix://{}/sock", self.dir.display())).args(args).output().unwrap()
+    }
+}
+
+#[test]
+fn docker_loads_the_archive_and_slipway_loads_dockers() {
+    if !have("dockerd") || !have("docker") {
+        eprintln!("dockerd not installed: skipped");
+        return;
+    }
+    let s = Slipway::new();
+    let (archive, _, id) = image(&s);
+    let d = dockerd();
+    let o = d.docker(&["load", "-i", &archive.to_string_lossy()]);
+    assert!(o.status.success(), "docker load: {}", String::from_utf8_lossy(&o.stderr));
+    let o = d.docker(&["image", "inspect", "--format", "{{.Id}}", "interop:1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), id, "docker sees the same image ID");
+    let o = d.docker(&["run", "--rm", "--network", "none", "interop:1"]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "built-by-slipway\n", "{}", String::from_utf8_lossy(&o.stderr));
+    // and back: what `docker save` writes, slipway loads, keeping the ID
+    let back = s.dir.path().join("from-docker.tar");
+    let o = d.docker(&["save", "interop:1", "-o", &back.to_string_lossy()]);
+    assert!(o.status.success(), "docker save: {}", String::from_utf8_lossy(&o.stderr));
+    let t = Slipway::new();
+    t.run(&["load", "-i", &back.to_string_lossy()]).ok();
+    assert_eq!(t.save("interop:1").id(), id);
 }
