@@ -1,6 +1,7 @@
 //! runc's command line, as containerd's shim, conmon and dockerd call it. One file per
 //! subcommand, glue only: parse, call `container::`, print.
 
+mod features;
 mod list;
 mod ps;
 mod spec;
@@ -172,6 +173,8 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Print what this skiff supports (the runtime-spec features document).
+    Features,
     /// Write a default config.json (`--rootless` for the rootless variant).
     Spec {
         #[arg(short, long, default_value = ".")]
@@ -237,6 +240,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             return container::exec(&root()?, &opts);
         }
+        Command::Features => features::print(),
         Command::Pause { id } => container::pause(&root()?, id)?,
         Command::Resume { id } => container::resume(&root()?, id)?,
         Command::Ps { id, format, ps_args } => ps::print(&container::pids(&root()?, id)?, format, ps_args)?,

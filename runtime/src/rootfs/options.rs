@@ -26,6 +26,49 @@ impl MountOptions {
     }
 }
 
+/// Every option name `parse` understands, for `skiff features`.
+pub const KNOWN: &[&str] = &[
+    "async",
+    "atime",
+    "bind",
+    "defaults",
+    "dev",
+    "diratime",
+    "dirsync",
+    "exec",
+    "iversion",
+    "lazytime",
+    "loud",
+    "mand",
+    "noatime",
+    "nodev",
+    "nodiratime",
+    "noexec",
+    "noiversion",
+    "nolazytime",
+    "nomand",
+    "norelatime",
+    "nostrictatime",
+    "nosuid",
+    "rbind",
+    "relatime",
+    "remount",
+    "ro",
+    "rw",
+    "silent",
+    "strictatime",
+    "suid",
+    "sync",
+    "private",
+    "rprivate",
+    "shared",
+    "rshared",
+    "slave",
+    "rslave",
+    "unbindable",
+    "runbindable",
+];
+
 /// The option table of runc 1.1 (libcontainer/specconv): name -> (clear?, flag).
 fn flag_for(name: &str) -> Option<(bool, MsFlags)> {
     Some(match name {
@@ -121,6 +164,13 @@ mod tests {
 
     fn opts(list: &[&str]) -> MountOptions {
         parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn every_known_option_is_understood() {
+        for name in KNOWN {
+            assert!(flag_for(name).is_some() || propagation_for(name).is_some(), "{name}");
+        }
     }
 
     #[test]
