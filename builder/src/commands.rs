@@ -110,6 +110,7 @@ pub fn rmi(store: &Store, name: &str) -> Result<String, StoreError> {
 
 /// Drops the build cache and every blob and snapshot no named image uses.
 pub fn prune(store: &Store) -> Result<String, StoreError> {
+    let _builds = store.gc_lock()?;
     let _g = store.lock()?;
     let mut keep: BTreeSet<String> = BTreeSet::new();
     let mut keep_snaps: BTreeSet<String> = BTreeSet::new();

@@ -114,3 +114,18 @@ fn two_builds_share_one_store() {
         assert_eq!(img.cfg("Labels")["n"], i.to_string());
     }
 }
+
+#[test]
+fn prune_waits_for_running_builds() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let ctx = s.context("busy", &[("Dockerfile", "FROM sw-base\nRUN sleep 2 && echo done > /d\n")]);
+    let child = build_cmd(&s, &ctx, "busy").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(700));
+    let t = Instant::now();
+    s.run(&["prune"]).ok();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "the build survives a concurrent prune: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(t.elapsed() > Duration::from_millis(800), "prune waited for the build");
+    assert_eq!(s.save("busy").find("d").map(|e| e.data.clone()), Some(b"done\n".to_vec()));
+}

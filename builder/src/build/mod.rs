@@ -137,6 +137,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     let stages =
         instructions::stages(&df).map_err(|e| BuildError::At { file: file.clone(), line: e.line, msg: e.msg })?;
     let tags = opts.tags.iter().map(|t| crate::store::normalize_ref(t)).collect::<Result<Vec<_>, _>>()?;
+    let _in_use = store.use_lock()?;
     let ctx = Context::open_for(&opts.context, Some(store), Some(&df_path))?;
     let out: Box<dyn Write> = if opts.quiet { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) };
     let n = stages.stages.len();

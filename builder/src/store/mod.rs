@@ -113,9 +113,24 @@ impl Store {
 
     /// Takes the exclusive store lock (index.json updates, pruning).
     pub fn lock(&self) -> Result<LockGuard> {
-        let p = self.root.join("lock");
+        self.flock("lock", FlockArg::LockExclusive)
+    }
+
+    /// Held (shared) by every build for its whole run; `prune` takes it exclusively, so it
+    /// never deletes blobs or snapshots a running build may still use.
+    pub fn use_lock(&self) -> Result<LockGuard> {
+        self.flock("lock-use", FlockArg::LockShared)
+    }
+
+    /// The exclusive side of `use_lock`.
+    pub fn gc_lock(&self) -> Result<LockGuard> {
+        self.flock("lock-use", FlockArg::LockExclusive)
+    }
+
+    fn flock(&self, name: &str, how: FlockArg) -> Result<LockGuard> {
+        let p = self.root.join(name);
         let f = OpenOptions::new().create(true).truncate(false).write(true).open(&p).map_err(io_err("open", &p))?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
+        let lock = Flock::lock(f, how).map_err(|(_, e)| StoreError::Io {
             op: "lock",
             path: p.clone(),
             err: io::Error::from(e),
