@@ -396,3 +396,23 @@ fn copy_exclude_and_dockerfile_specific_ignore() {
     assert!(img.find("copied/keep/b.txt").is_some());
     assert!(img.find("copied/keep/a.log").is_none(), "--exclude on a --from copy");
 }
+
+#[test]
+fn several_tags_and_build_args_from_the_environment() {
+    let s = Slipway::new();
+    let ctx = s.context("tags", &[("Dockerfile", "FROM scratch\nARG FROM_ENV\nLABEL v=$FROM_ENV\n")]);
+    let o = std::process::Command::new(integration::slipway::bin())
+        .arg("--root")
+        .arg(s.root())
+        .args(["build", "-t", "one", "-t", "two:2", "--build-arg", "FROM_ENV"])
+        .arg(&ctx)
+        .env("FROM_ENV", "env-value")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Successfully tagged one:latest") && out.contains("Successfully tagged two:2"), "{out}");
+    let a = s.save("one");
+    assert_eq!(a.id(), s.save("two:2").id());
+    assert_eq!(a.cfg("Labels")["v"], "env-value", "--build-arg NAME takes the value from the environment");
+}
