@@ -7,12 +7,12 @@
 use crate::bundle::Bundle;
 use crate::host::{wait_until, PATIENCE};
 use serde_json::Value;
-use std::cell::Cell;
 use std::fmt;
 use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
 /// What one runtime invocation did.
@@ -83,7 +83,7 @@ impl fmt::Debug for Output {
 pub struct Runtime {
     binary: PathBuf,
     dir: tempfile::TempDir,
-    counter: Cell<u32>,
+    counter: AtomicU32,
 }
 
 impl Default for Runtime {
@@ -99,7 +99,7 @@ impl Runtime {
         let dir = tempfile::Builder::new().prefix("skiff-it-rt-").tempdir_in("/tmp").expect("create runtime temp dir");
         std::fs::create_dir(dir.path().join("root")).expect("mkdir root");
         std::fs::create_dir(dir.path().join("io")).expect("mkdir io");
-        Runtime { binary, dir, counter: Cell::new(0) }
+        Runtime { binary, dir, counter: AtomicU32::new(0) }
     }
 
     pub fn binary(&self) -> &Path {
@@ -147,8 +147,7 @@ impl Runtime {
 
     /// [`Runtime::exec_cmd`] that reports instead of panicking (for Drop, which must not panic).
     pub fn try_exec_cmd(&self, mut cmd: Command, input: Option<Vec<u8>>) -> Result<Output, String> {
-        let n = self.counter.get();
-        self.counter.set(n + 1);
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
         let out_path = self.dir.path().join(format!("io/{n}.out"));
         let err_path = self.dir.path().join(format!("io/{n}.err"));
         let out = File::create(&out_path).map_err(|e| format!("create {}: {e}", out_path.display()))?;

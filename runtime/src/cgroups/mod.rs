@@ -245,11 +245,13 @@ pub fn set_frozen(leaves: &[PathBuf], frozen: bool) -> Result<()> {
     Err(Error::msg(format!("{}: did not reach {value}", file.display())))
 }
 
-/// Removes the leaves (and any sub-cgroups the container made in them), then the parents skiff
-/// made for this container, deepest first. EBUSY while processes die is retried for a while.
+/// Removes the leaves skiff made (and any sub-cgroups the container made in them), then the
+/// parents skiff made for this container, deepest first. A leaf that existed before (a
+/// cgroupsPath shared with other containers) is left alone. EBUSY while processes die is retried
+/// for a while.
 pub fn remove(leaves: &[PathBuf], created: &[PathBuf]) -> Result<()> {
     let mut first_err = None;
-    for leaf in leaves {
+    for leaf in leaves.iter().filter(|l| created.contains(l)) {
         if let Err(e) = remove_tree(leaf) {
             first_err.get_or_insert(e);
         }
@@ -276,7 +278,8 @@ fn remove_tree(dir: &Path) -> Result<()> {
         }
     }
     let mut delay = Duration::from_millis(1);
-    for _ in 0..40 {
+    // About 1 s in all: long enough for exiting processes to leave the cgroup.
+    for _ in 0..16 {
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::error::{Error, Result};
 use crate::state::{self, Container, Root, Status};
@@ -43,46 +44,72 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
 pub fn destroy(c: &Container) -> Result<()> {
     if let Some(st) = &c.state {
         kill_all(st);
-        cgroups::remove(&st.cgroup_paths, &st.cgroup_created)?;
+        // A cgroup still busy with processes that are not the container's (a shared
+        // cgroupsPath) stays, with a warning, as in runc; the container itself is gone.
+        if let Err(e) = cgroups::remove(&st.cgroup_paths, &st.cgroup_created) {
+            log::warn(&format!("delete {}: {e}", st.id));
+        }
     }
     c.remove_dir()
 }
 
-/// SIGKILL to the init and everything in its cgroup, then wait until they are gone. The
-/// cgroup is frozen around the signal so nothing can fork away from it (runc's `kill --all`).
+/// SIGKILL to the init and, where that is not enough, to everything in its cgroup, then wait
+/// until they are gone. With its own pid namespace the init's death ends every process in it;
+/// without one (or when the init's pid was never recorded) the cgroup is frozen, every member
+/// killed and thawed, so nothing can fork away (runc's rule). A cgroup the container did not
+/// make (a cgroupsPath shared with others) is never emptied by force.
 fn kill_all(st: &state::State) {
-    let init_alive = st.pid > 0 && state::process_alive(st.pid, st.start_time);
-    if !init_alive && cgroups::pids(&st.cgroup_paths).is_empty() {
-        // Reap a zombie init that is our child (foreground run), nothing else to stop.
+    let own_pidns = st
+        .config
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none()));
+    let cgroup_ours = !st.cgroup_paths.is_empty() && st.cgroup_paths.iter().all(|l| st.cgroup_created.contains(l));
+    let signal_cgroup = cgroup_ours && (!own_pidns || st.pid <= 0);
+    let reap = || {
         if st.pid > 0 {
             let _ = nix::sys::wait::waitpid(Pid::from_raw(st.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
         }
+    };
+    let init_dead = || !(st.pid > 0 && state::process_alive(st.pid, st.start_time));
+    let cgroup_empty = || !cgroup_ours || cgroups::pids(&st.cgroup_paths).is_empty();
+    let done = || init_dead() && cgroup_empty();
+    if done() {
+        // Reap a zombie init that is our child (foreground run); nothing else to stop.
+        reap();
         return;
     }
-    let frozen = !st.cgroup_paths.is_empty() && cgroups::set_frozen(&st.cgroup_paths, true).is_ok();
     if st.pid > 0 && state::process_alive(st.pid, st.start_time) {
         let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
-    for pid in cgroups::pids(&st.cgroup_paths) {
-        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
-    }
-    if frozen {
+    // A paused container only dies once thawed.
+    if cgroup_ours && cgroups::is_frozen(&st.cgroup_paths) {
         let _ = cgroups::set_frozen(&st.cgroup_paths, false);
     }
-    // Reap the init if it is our child (create/run), then wait for the cgroup to empty.
-    if st.pid > 0 {
-        let _ = nix::sys::wait::waitpid(Pid::from_raw(st.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
+    if signal_cgroup {
+        let frozen = cgroups::set_frozen(&st.cgroup_paths, true).is_ok();
+        for pid in cgroups::pids(&st.cgroup_paths) {
+            let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        }
+        if frozen {
+            let _ = cgroups::set_frozen(&st.cgroup_paths, false);
+        }
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
+    // The init first (SIGKILL cannot be ignored; 10 s is for a loaded machine), then a short
+    // wait for the rest of the cgroup: members of the pid namespace die with the init. Whatever
+    // is still there after that belongs to someone sharing the cgroupsPath.
+    wait_until(Duration::from_secs(10), || {
+        reap();
+        init_dead()
+    });
+    wait_until(Duration::from_secs(2), cgroup_empty);
+}
+
+fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
     let mut delay = Duration::from_micros(100);
-    while Instant::now() < deadline {
-        let init_alive = st.pid > 0 && state::process_alive(st.pid, st.start_time);
-        if !init_alive && cgroups::pids(&st.cgroup_paths).is_empty() {
-            break;
-        }
-        if st.pid > 0 {
-            let _ = nix::sys::wait::waitpid(Pid::from_raw(st.pid), Some(nix::sys::wait::WaitPidFlag::WNOHANG));
-        }
+    while !cond() && Instant::now() < deadline {
         std::thread::sleep(delay);
         delay = (delay * 2).min(Duration::from_millis(20));
     }
