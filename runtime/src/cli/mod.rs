@@ -160,6 +160,37 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Change a running container's resource limits.
+    Update {
+        id: String,
+        /// A LinuxResources JSON file, or - for stdin; flags are ignored with it.
+        #[arg(short, long)]
+        resources: Option<PathBuf>,
+        #[arg(long)]
+        memory: Option<String>,
+        #[arg(long = "memory-reservation")]
+        memory_reservation: Option<String>,
+        #[arg(long = "memory-swap")]
+        memory_swap: Option<String>,
+        #[arg(long = "cpu-period")]
+        cpu_period: Option<u64>,
+        #[arg(long = "cpu-quota")]
+        cpu_quota: Option<i64>,
+        #[arg(long = "cpu-share")]
+        cpu_share: Option<u64>,
+        #[arg(long = "cpu-rt-period")]
+        cpu_rt_period: Option<u64>,
+        #[arg(long = "cpu-rt-runtime")]
+        cpu_rt_runtime: Option<i64>,
+        #[arg(long = "cpuset-cpus")]
+        cpuset_cpus: Option<String>,
+        #[arg(long = "cpuset-mems")]
+        cpuset_mems: Option<String>,
+        #[arg(long = "pids-limit")]
+        pids_limit: Option<i64>,
+        #[arg(long = "blkio-weight")]
+        blkio_weight: Option<u16>,
+    },
     /// Freeze every process of a running container.
     Pause { id: String },
     /// Thaw a paused container.
@@ -239,6 +270,51 @@ pub fn run(cli: Cli) -> Result<i32> {
                 preserve_fds: *preserve_fds,
             };
             return container::exec(&root()?, &opts);
+        }
+        Command::Update {
+            id,
+            resources,
+            memory,
+            memory_reservation,
+            memory_swap,
+            cpu_period,
+            cpu_quota,
+            cpu_share,
+            cpu_rt_period,
+            cpu_rt_runtime,
+            cpuset_cpus,
+            cpuset_mems,
+            pids_limit,
+            blkio_weight,
+        } => {
+            let res = match resources {
+                Some(p) if p.as_os_str() == "-" => {
+                    let mut buf = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
+                        .map_err(|e| Error::io("read stdin", e))?;
+                    Some(container::update::from_json(&buf, "stdin")?)
+                }
+                Some(p) => {
+                    let text = std::fs::read(p).map_err(|e| Error::io(format!("read {}", p.display()), e))?;
+                    Some(container::update::from_json(&text, &p.display().to_string())?)
+                }
+                None => None,
+            };
+            let flags = container::UpdateOpts {
+                memory: memory.clone(),
+                memory_reservation: memory_reservation.clone(),
+                memory_swap: memory_swap.clone(),
+                cpu_period: *cpu_period,
+                cpu_quota: *cpu_quota,
+                cpu_shares: *cpu_share,
+                cpu_rt_period: *cpu_rt_period,
+                cpu_rt_runtime: *cpu_rt_runtime,
+                cpuset_cpus: cpuset_cpus.clone(),
+                cpuset_mems: cpuset_mems.clone(),
+                pids_limit: *pids_limit,
+                blkio_weight: *blkio_weight,
+            };
+            container::update(&root()?, id, res, &flags)?;
         }
         Command::Features => features::print(),
         Command::Pause { id } => container::pause(&root()?, id)?,

@@ -8,6 +8,7 @@ pub mod kill;
 pub mod pause;
 pub mod run;
 pub mod start;
+pub mod update;
 
 pub use create::{create, CreateOpts};
 pub use delete::{delete, destroy};
@@ -16,3 +17,4 @@ pub use kill::{kill, parse_signal};
 pub use pause::{pause, pids, resume};
 pub use run::run;
 pub use start::start;
+pub use update::{update, UpdateOpts};

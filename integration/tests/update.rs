@@ -1,0 +1,44 @@
+//! `update`: live limits change in the host's cgroup files, from flags or a resources JSON.
+
+use integration::{Bundle, Runtime};
+
+fn read(b: &Bundle, controller: &str, file: &str) -> String {
+    let dir = b
+        .cgroup_dirs()
+        .into_iter()
+        .find(|d| d.to_string_lossy().contains(&format!("/{controller}/")))
+        .unwrap_or_else(|| panic!("no {controller} cgroup"));
+    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}")).trim().to_string()
+}
+
+#[test]
+fn update_changes_the_live_limits() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = rt.new_id();
+    rt.create_ok(&id, &b);
+    rt.start(&id).assert_success();
+    rt.exec(&[
+        "update",
+        "--memory",
+        "64m",
+        "--pids-limit",
+        "20",
+        "--cpu-period",
+        "100000",
+        "--cpu-quota",
+        "20000",
+        &id,
+    ])
+    .assert_success();
+    assert_eq!(read(&b, "memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
+    assert_eq!(read(&b, "pids", "pids.max"), "20");
+    assert_eq!(read(&b, "cpu", "cpu.cfs_quota_us"), "20000");
+    // From a resources JSON on stdin.
+    let out = rt.exec_with_stdin(&["update", "-r", "-", &id], br#"{"pids": {"limit": 33}}"#.to_vec());
+    out.assert_success();
+    assert_eq!(read(&b, "pids", "pids.max"), "33");
+    rt.delete_force(&id).assert_success();
+    rt.exec(&["update", "--pids-limit", "5", &id]).assert_failure();
+}
