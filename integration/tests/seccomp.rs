@@ -92,3 +92,15 @@ fn a_malformed_profile_names_the_json_path_and_leaves_nothing() {
     assert!(out.stderr.contains("SCMP_ACT_FOO"), "{out}");
     assert_eq!(rt.list_ids(), Vec::<String>::new());
 }
+
+#[test]
+fn a_profile_that_refuses_close_range_still_runs_without_no_new_privs() {
+    // Without no_new_privs the filter is loaded before privileges drop, so the runtime's own last
+    // steps run under it; older profiles (docker's before 2021) do not know close_range.
+    let profile = json!({
+        "defaultAction": "SCMP_ACT_ALLOW",
+        "syscalls": [{"names": ["close_range"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+    });
+    let (rt, b) = with_profile(profile, "echo ran", false);
+    assert_eq!(rt.run_ok(&b), "ran\n");
+}

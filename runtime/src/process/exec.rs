@@ -103,7 +103,7 @@ fn setup(chan: &Channel, cfg: &ExecConfig, fds: &[(CloneFlags, OwnedFd)]) -> Res
     match sys::fork_as_sibling().ctx(|| "fork the exec process".into())? {
         Forked::Child => {
             let err = match run(chan, cfg) {
-                Ok(program) => program.exec(cfg.preserve_fds),
+                Ok(program) => program.exec(),
                 Err(e) => e,
             };
             let _ = chan.send(&Msg::Error(err.to_string()));
@@ -119,7 +119,7 @@ fn run(chan: &Channel, cfg: &ExecConfig) -> Result<init::Program> {
         nix::unistd::setsid().ctx(|| "setsid".into())?;
         init::setup_terminal(cfg.console, p)?;
     }
-    let program = init::finalize(p, cfg.seccomp)?;
+    let program = init::finalize(p, cfg.seccomp, cfg.preserve_fds)?;
     chan.send(&Msg::Ready)?;
     Ok(program)
 }

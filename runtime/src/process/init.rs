@@ -74,12 +74,8 @@ pub struct Program {
 }
 
 impl Program {
-    /// Marks fds past the preserved ones close-on-exec, resets signals, loads a late seccomp
-    /// filter and execs. Returns only on failure.
-    pub fn exec(self, preserve_fds: u32) -> Error {
-        if let Err(e) = sys::cloexec_from(3 + preserve_fds) {
-            return Error::sys("mark fds close-on-exec", e);
-        }
+    /// Resets signals, loads a late seccomp filter and execs. Returns only on failure.
+    pub fn exec(self) -> Error {
         sys::reset_signals();
         if let Some((f, s)) = &self.filter {
             if let Err(e) = security::seccomp::load(s, f) {
@@ -159,14 +155,18 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
         setup_terminal(cfg.console, process)?;
     }
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let exec = Exec { program: finalize(process, seccomp)?, hook_state };
+    let exec = Exec { program: finalize(process, seccomp, cfg.preserve_fds)?, hook_state };
     chan.send(&Msg::Ready)?;
     Ok(exec)
 }
 
 /// The process part shared by the init and `exec`: rlimits, seccomp, capabilities, user,
 /// no_new_privs, umask, cwd and the program to exec. Runs inside the container's namespaces.
-pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>) -> Result<Program> {
+pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds: u32) -> Result<Program> {
+    // Only stdio and the preserved fds may reach the container. Everything skiff opens itself is
+    // close-on-exec already, so this can happen now, before a seccomp profile (loaded early
+    // without no_new_privs) gets a chance to refuse close_range.
+    sys::cloexec_from(3 + preserve_fds).ctx(|| "mark inherited fds close-on-exec".into())?;
     for (i, r) in process.rlimits().iter().flatten().enumerate() {
         let res = rlimit_resource(r.typ())
             .ok_or_else(|| Error::config(format!("process.rlimits[{i}].type"), "not supported"))?;
@@ -264,7 +264,7 @@ impl Exec {
         let mut state = self.hook_state.clone();
         state["status"] = "created".into();
         hooks::run_all("startContainer", hooks.and_then(|h| h.start_container().as_ref()), &state)?;
-        Err(self.program.exec(cfg.preserve_fds))
+        Err(self.program.exec())
     }
 }
 

@@ -39,11 +39,27 @@ pub fn fork_as_sibling() -> Result<Forked, Errno> {
 }
 
 /// Marks every fd from `first` upwards close-on-exec (close_range(2), CLOSE_RANGE_CLOEXEC).
+/// Falls back to walking /proc/self/fd on kernels (or seccomp profiles) without close_range.
 pub fn cloexec_from(first: u32) -> Result<(), Errno> {
     const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
     // SAFETY: close_range only changes fd flags of this process; no memory is touched.
     let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, CLOSE_RANGE_CLOEXEC) };
-    Errno::result(ret).map(drop)
+    if Errno::result(ret).is_ok() {
+        return Ok(());
+    }
+    let fds: Vec<RawFd> = std::fs::read_dir("/proc/self/fd")
+        .map_err(|_| Errno::last())?
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|fd: &RawFd| *fd >= first as RawFd)
+        .collect();
+    for fd in fds {
+        // The directory's own fd is gone by now: EBADF is expected for it.
+        match nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC)) {
+            Ok(_) | Err(Errno::EBADF) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// Makes `fd` (a tty) the controlling terminal of this session (ioctl TIOCSCTTY).
