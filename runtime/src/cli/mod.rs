@@ -15,7 +15,8 @@ use crate::container::{self, CreateOpts};
 use crate::error::{Error, Result};
 use crate::state::Root;
 
-const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), "\ncommit: ", env!("SKIFF_COMMIT"), "\nspec: 1.2.0");
+const VERSION: &str =
+    concat!("version ", env!("CARGO_PKG_VERSION"), "\ncommit: ", env!("SKIFF_COMMIT"), "\nspec: 1.2.0");
 
 #[derive(Parser, Debug)]
 #[command(name = "skiff", version = VERSION, about = "An OCI runtime with runc's command line")]
