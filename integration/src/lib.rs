@@ -28,6 +28,12 @@ pub fn runtime_path() -> PathBuf {
     }
 }
 
+/// True when the suite runs against runc (`OCI_RUNTIME=.../runc`): the few tests of things runc
+/// 1.1.5 lacks or gets wrong say so and skip, instead of asserting runc's behaviour.
+pub fn runtime_is_runc() -> bool {
+    runtime_path().file_name().is_some_and(|n| n == "runc")
+}
+
 /// A name no other test in any concurrently running test process uses: `<prefix>-<pid>-<n>`.
 /// Valid as a container id and as a cgroup directory name.
 pub fn unique_name(prefix: &str) -> String {

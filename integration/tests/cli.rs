@@ -1,12 +1,8 @@
 //! Global flags and the less common create options: --version, --log/--log-format json,
 //! --systemd-cgroup, --no-pivot, --preserve-fds, domainname and time namespace offsets.
 
-use integration::{runtime_path, Bundle, Runtime};
+use integration::{Bundle, Runtime};
 use serde_json::json;
-
-fn is_runc() -> bool {
-    runtime_path().file_name().is_some_and(|n| n == "runc")
-}
 
 #[test]
 fn version_names_the_spec() {
@@ -76,7 +72,7 @@ fn preserve_fds_passes_the_callers_fd_3() {
 
 #[test]
 fn domainname_is_set_in_the_uts_namespace() {
-    if is_runc() {
+    if integration::runtime_is_runc() {
         eprintln!("skipped: runc 1.1.5 ignores domainname (it leaves \"(none)\")");
         return;
     }
@@ -88,7 +84,7 @@ fn domainname_is_set_in_the_uts_namespace() {
 
 #[test]
 fn time_namespace_offsets_move_the_boot_clock() {
-    if is_runc() {
+    if integration::runtime_is_runc() {
         eprintln!("skipped: runc 1.1 has no time namespace support");
         return;
     }

@@ -9,15 +9,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use integration::host::pid_alive;
-use integration::{runtime_path, Bundle, Runtime};
-
-fn is_runc() -> bool {
-    runtime_path().file_name().is_some_and(|n| n == "runc")
-}
+use integration::{Bundle, Runtime};
 
 #[test]
 fn sigkill_at_any_moment_of_create_leaves_nothing_that_delete_force_cannot_clean() {
-    if is_runc() {
+    if integration::runtime_is_runc() {
         eprintln!("skipped: runc is known to leave cgroups behind when killed during create");
         return;
     }

@@ -183,7 +183,7 @@ pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds:
         Some(s) => Some(security::seccomp::build(s)?),
         None => None,
     };
-    if seccomp.is_some_and(uses_notify) {
+    if seccomp.is_some_and(security::seccomp::uses_notify) {
         return Err(Error::msg("linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported yet"));
     }
     let nnp = process.no_new_privileges().unwrap_or(false);
@@ -266,11 +266,6 @@ impl Exec {
         hooks::run_all("startContainer", hooks.and_then(|h| h.start_container().as_ref()), &state)?;
         Err(self.program.exec())
     }
-}
-
-fn uses_notify(s: &oci_spec::runtime::LinuxSeccomp) -> bool {
-    use oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
-    s.default_action() == ScmpActNotify || s.syscalls().iter().flatten().any(|c| c.action() == ScmpActNotify)
 }
 
 /// Allocates the container's pty in its own devpts, sends the master to `--console-socket`

@@ -101,12 +101,16 @@ pub fn build(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
     Ok(ctx)
 }
 
+/// True if the profile sends any call to a user-space listener (SCMP_ACT_NOTIFY).
+pub fn uses_notify(s: &LinuxSeccomp) -> bool {
+    s.default_action() == LinuxSeccompAction::ScmpActNotify
+        || s.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify)
+}
+
 /// Loads the filter into this process; returns the notify fd when the filter has NOTIFY rules.
 pub fn load(s: &LinuxSeccomp, ctx: &ScmpFilterContext) -> Result<Option<RawFd>> {
     ctx.load().map_err(|e| Error::msg(format!("linux.seccomp: load the filter: {e}")))?;
-    let notifies = s.default_action() == LinuxSeccompAction::ScmpActNotify
-        || s.syscalls().iter().flatten().any(|c| c.action() == LinuxSeccompAction::ScmpActNotify);
-    if !notifies {
+    if !uses_notify(s) {
         return Ok(None);
     }
     ctx.get_notify_fd().map(Some).map_err(|e| Error::msg(format!("linux.seccomp: notify fd: {e}")))
