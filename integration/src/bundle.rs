@@ -148,6 +148,20 @@ impl Bundle {
         dirs
     }
 
+    /// The content of the first of `names` (cgroup files, e.g. `pids.max` or `pids.limit`) found
+    /// in one of this bundle's cgroup directories, trimmed.
+    #[track_caller]
+    pub fn cgroup_value(&self, names: &[&str]) -> String {
+        for dir in self.cgroup_dirs() {
+            for name in names {
+                if let Ok(v) = std::fs::read_to_string(dir.join(name)) {
+                    return v.trim().to_string();
+                }
+            }
+        }
+        panic!("none of {names:?} in the cgroups of {} ({:?})", self.cgroups_path(), self.cgroup_dirs());
+    }
+
     /// Every pid in this bundle's cgroups.
     pub fn cgroup_pids(&self) -> Vec<i32> {
         let mut pids: Vec<i32> = self

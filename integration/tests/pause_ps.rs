@@ -2,12 +2,6 @@
 
 use integration::{Bundle, Runtime};
 
-fn freezer_state(b: &Bundle) -> String {
-    let dir =
-        b.cgroup_dirs().into_iter().find(|d| d.to_string_lossy().contains("/freezer/")).expect("a freezer cgroup");
-    std::fs::read_to_string(dir.join("freezer.state")).expect("read freezer.state").trim().to_string()
-}
-
 #[test]
 fn pause_freezes_and_resume_thaws_the_cgroup() {
     let rt = Runtime::new();
@@ -19,11 +13,11 @@ fn pause_freezes_and_resume_thaws_the_cgroup() {
     assert_eq!(rt.status(&id), "running");
     rt.exec(&["pause", &id]).assert_success();
     assert_eq!(rt.status(&id), "paused");
-    assert_eq!(freezer_state(&b), "FROZEN");
+    assert_eq!(b.cgroup_value(&["freezer.state"]), "FROZEN");
     // Pausing twice is harmless; resuming a paused container thaws it.
     rt.exec(&["resume", &id]).assert_success();
     assert_eq!(rt.status(&id), "running");
-    assert_eq!(freezer_state(&b), "THAWED");
+    assert_eq!(b.cgroup_value(&["freezer.state"]), "THAWED");
     rt.exec(&["resume", &id]).assert_failure();
     // A paused container can be force-deleted.
     rt.exec(&["pause", &id]).assert_success();

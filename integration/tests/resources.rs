@@ -8,19 +8,6 @@
 use integration::{Bundle, Runtime};
 use serde_json::json;
 
-/// The first of `names` that exists in one of `b`'s cgroup directories, with its content.
-#[track_caller]
-fn cgroup_value(b: &Bundle, names: &[&str]) -> String {
-    for dir in b.cgroup_dirs() {
-        for name in names {
-            if let Ok(v) = std::fs::read_to_string(dir.join(name)) {
-                return v.trim().to_string();
-            }
-        }
-    }
-    panic!("none of {names:?} in the cgroups of {} ({:?})", b.cgroups_path(), b.cgroup_dirs());
-}
-
 /// Creates `b` (a sleeper) and runs `check` while the container exists.
 fn with_created(b: &mut Bundle, check: impl FnOnce(&Bundle)) {
     let rt = Runtime::new();
@@ -35,14 +22,14 @@ fn with_created(b: &mut Bundle, check: impl FnOnce(&Bundle)) {
 fn pids_limit_is_written_to_the_cgroup() {
     let mut b = Bundle::new();
     b.edit(|c| c["linux"]["resources"]["pids"] = json!({"limit": 50}));
-    with_created(&mut b, |b| assert_eq!(cgroup_value(b, &["pids.max"]), "50"));
+    with_created(&mut b, |b| assert_eq!(b.cgroup_value(&["pids.max"]), "50"));
 }
 
 #[test]
 fn memory_limit_is_written_to_the_cgroup() {
     let mut b = Bundle::new();
     b.edit(|c| c["linux"]["resources"]["memory"] = json!({"limit": 64 * 1024 * 1024}));
-    with_created(&mut b, |b| assert_eq!(cgroup_value(b, &["memory.limit_in_bytes", "memory.max"]), "67108864"));
+    with_created(&mut b, |b| assert_eq!(b.cgroup_value(&["memory.limit_in_bytes", "memory.max"]), "67108864"));
 }
 
 #[test]
@@ -55,9 +42,9 @@ fn cpu_shares_and_quota_are_written_to_the_v1_cgroup() {
     let mut b = Bundle::new();
     b.edit(|c| c["linux"]["resources"]["cpu"] = json!({"shares": 512, "quota": 50000, "period": 100000}));
     with_created(&mut b, |b| {
-        assert_eq!(cgroup_value(b, &["cpu.shares"]), "512");
-        assert_eq!(cgroup_value(b, &["cpu.cfs_quota_us"]), "50000");
-        assert_eq!(cgroup_value(b, &["cpu.cfs_period_us"]), "100000");
+        assert_eq!(b.cgroup_value(&["cpu.shares"]), "512");
+        assert_eq!(b.cgroup_value(&["cpu.cfs_quota_us"]), "50000");
+        assert_eq!(b.cgroup_value(&["cpu.cfs_period_us"]), "100000");
     });
 }
 

@@ -2,15 +2,6 @@
 
 use integration::{Bundle, Runtime};
 
-fn read(b: &Bundle, controller: &str, file: &str) -> String {
-    let dir = b
-        .cgroup_dirs()
-        .into_iter()
-        .find(|d| d.to_string_lossy().contains(&format!("/{controller}/")))
-        .unwrap_or_else(|| panic!("no {controller} cgroup"));
-    std::fs::read_to_string(dir.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}")).trim().to_string()
-}
-
 #[test]
 fn update_changes_the_live_limits() {
     let rt = Runtime::new();
@@ -32,13 +23,13 @@ fn update_changes_the_live_limits() {
         &id,
     ])
     .assert_success();
-    assert_eq!(read(&b, "memory", "memory.limit_in_bytes"), (64u64 << 20).to_string());
-    assert_eq!(read(&b, "pids", "pids.max"), "20");
-    assert_eq!(read(&b, "cpu", "cpu.cfs_quota_us"), "20000");
+    assert_eq!(b.cgroup_value(&["memory.limit_in_bytes"]), (64u64 << 20).to_string());
+    assert_eq!(b.cgroup_value(&["pids.max"]), "20");
+    assert_eq!(b.cgroup_value(&["cpu.cfs_quota_us"]), "20000");
     // From a resources JSON on stdin.
     let out = rt.exec_with_stdin(&["update", "-r", "-", &id], br#"{"pids": {"limit": 33}}"#.to_vec());
     out.assert_success();
-    assert_eq!(read(&b, "pids", "pids.max"), "33");
+    assert_eq!(b.cgroup_value(&["pids.max"]), "33");
     rt.delete_force(&id).assert_success();
     rt.exec(&["update", "--pids-limit", "5", &id]).assert_failure();
 }

@@ -317,14 +317,7 @@ impl<'a> Builder<'a> {
             .store
             .find_image(f)?
             .ok_or_else(|| self.err(line, format!("COPY --from={f}: no stage or local image named {f:?}")))?;
-        let layers = img
-            .manifest
-            .layers
-            .iter()
-            .zip(img.config.rootfs.diff_ids.iter())
-            .map(|(d, diff)| Layer { digest: d.digest.clone(), size: d.size, diff_id: diff.clone() })
-            .collect();
-        Ok((layers, img.config_digest.clone()))
+        Ok((img.layers(), img.config_digest.clone()))
     }
 
     pub(super) fn exec_copy(&mut self, st: &mut State, cmd: &Command, plan: CopyPlan) -> Result<(), BuildError> {

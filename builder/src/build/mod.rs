@@ -248,13 +248,7 @@ impl<'a> Builder<'a> {
                             format!("FROM {name}: image not found in the local store (no registry is used; load or build it first)"),
                         )
                     })?;
-                let layers = img
-                    .manifest
-                    .layers
-                    .iter()
-                    .zip(img.config.rootfs.diff_ids.iter())
-                    .map(|(d, diff)| Layer { digest: d.digest.clone(), size: d.size, diff_id: diff.clone() })
-                    .collect();
+                let layers = img.layers();
                 State {
                     config: img.config.clone(),
                     layers,

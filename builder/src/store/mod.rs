@@ -61,6 +61,16 @@ impl Image {
     pub fn id(&self) -> &str {
         &self.config_digest
     }
+
+    /// The image's layers, each with the diff ID its config records for it.
+    pub fn layers(&self) -> Vec<crate::layer::Layer> {
+        self.manifest
+            .layers
+            .iter()
+            .zip(self.config.rootfs.diff_ids.iter())
+            .map(|(d, diff)| crate::layer::Layer { digest: d.digest.clone(), size: d.size, diff_id: diff.clone() })
+            .collect()
+    }
 }
 
 /// The store at a root directory.
