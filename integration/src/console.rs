@@ -43,21 +43,29 @@ impl ConsoleSocket {
         };
         stream.set_nonblocking(false).expect("blocking stream");
         stream.set_read_timeout(Some(PATIENCE)).expect("stream read timeout");
-        let mut buf = [0u8; 4096];
-        let mut iov = [IoSliceMut::new(&mut buf)];
-        let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
-        let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
-            .unwrap_or_else(|e| panic!("recvmsg on console socket: {e}"));
-        let mut fds = Vec::new();
-        for c in msg.cmsgs().expect("decode control messages") {
-            if let ControlMessageOwned::ScmRights(received) = c {
-                fds.extend(received);
-            }
-        }
-        assert_eq!(fds.len(), 1, "expected exactly one fd over the console socket, got {fds:?}");
-        // SAFETY: the kernel just installed this descriptor in our table for us; nothing else owns it.
-        unsafe { OwnedFd::from_raw_fd(fds[0]) }
+        receive_with_fd(&stream).1
     }
+}
+
+/// Receives one message and the single fd passed with it (SCM_RIGHTS) on a connected socket.
+#[track_caller]
+pub fn receive_with_fd(stream: &std::os::unix::net::UnixStream) -> (Vec<u8>, OwnedFd) {
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut iov = [IoSliceMut::new(&mut buf)];
+    let mut cmsg = nix::cmsg_space!([std::os::fd::RawFd; 4]);
+    let msg = recvmsg::<()>(stream.as_raw_fd(), &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
+        .unwrap_or_else(|e| panic!("recvmsg: {e}"));
+    let mut fds = Vec::new();
+    for c in msg.cmsgs().expect("decode control messages") {
+        if let ControlMessageOwned::ScmRights(received) = c {
+            fds.extend(received);
+        }
+    }
+    let n = msg.bytes;
+    assert_eq!(fds.len(), 1, "expected exactly one fd with the message, got {fds:?}");
+    // SAFETY: the kernel just installed this descriptor in our table for us; nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fds[0]) };
+    (buf[..n].to_vec(), fd)
 }
 
 /// Reads the pty master until the slave side is closed by every process (EIO) or [`PATIENCE`]

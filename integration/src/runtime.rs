@@ -94,7 +94,11 @@ impl Default for Runtime {
 
 impl Runtime {
     pub fn new() -> Runtime {
-        let binary = crate::runtime_path();
+        Runtime::with_binary(crate::runtime_path())
+    }
+
+    /// A runtime guard for another binary (e.g. a copy of the runtime under test).
+    pub fn with_binary(binary: PathBuf) -> Runtime {
         assert!(binary.exists(), "runtime under test {} does not exist (set OCI_RUNTIME)", binary.display());
         let dir = tempfile::Builder::new().prefix("skiff-it-rt-").tempdir_in("/tmp").expect("create runtime temp dir");
         std::fs::create_dir(dir.path().join("root")).expect("mkdir root");

@@ -193,6 +193,36 @@ pub fn validate(spec: &Spec) -> Result<()> {
             return Err(Error::config("linux.rootfsPropagation", format!("unknown propagation {prop:?}")));
         }
     }
+    if let Some(s) = linux.seccomp() {
+        check_seccomp_notify(s)?;
+    }
+    Ok(())
+}
+
+/// runc's rules for SCMP_ACT_NOTIFY: a listener is needed, the default action cannot notify
+/// (everything would wait on the listener, skiff's own setup included), and neither can `write`
+/// (the init writes the exec fifo after the filter is loaded).
+fn check_seccomp_notify(s: &oci_spec::runtime::LinuxSeccomp) -> Result<()> {
+    use oci_spec::runtime::LinuxSeccompAction::ScmpActNotify;
+    if s.default_action() == ScmpActNotify {
+        return Err(Error::config("linux.seccomp.defaultAction", "SCMP_ACT_NOTIFY cannot be the default action"));
+    }
+    let mut notifies = false;
+    for (i, call) in s.syscalls().iter().flatten().enumerate() {
+        if call.action() != ScmpActNotify {
+            continue;
+        }
+        notifies = true;
+        if call.names().iter().any(|n| n == "write") {
+            return Err(Error::config(
+                format!("linux.seccomp.syscalls[{i}].action"),
+                "SCMP_ACT_NOTIFY cannot be used for the write syscall",
+            ));
+        }
+    }
+    if notifies && s.listener_path().as_ref().is_none_or(|p| p.as_os_str().is_empty()) {
+        return Err(Error::config("linux.seccomp.listenerPath", "is required when an action is SCMP_ACT_NOTIFY"));
+    }
     Ok(())
 }
 

@@ -224,6 +224,10 @@ pub fn run(cli: Cli) -> Result<i32> {
     if cli.systemd_cgroup {
         return Err(Error::msg("--systemd-cgroup is not supported: skiff manages cgroups through cgroupfs only"));
     }
+    if matches!(cli.command, Command::Create(_) | Command::Run { .. } | Command::Exec { .. }) {
+        // These put skiff processes inside a container: run them from a sealed copy.
+        crate::security::selfexe::ensure_sealed()?;
+    }
     let root = || Root::open(&cli.root);
     match &cli.command {
         Command::Create(a) => {

@@ -140,6 +140,12 @@ impl process::Driver for Driver<'_> {
         hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &state)?;
         Ok(state)
     }
+
+    fn seccomp_listener(&mut self, pid: i32, fd: std::os::fd::BorrowedFd) -> Result<()> {
+        let seccomp = self.st.config.linux().as_ref().and_then(|l| l.seccomp().as_ref());
+        let s = seccomp.ok_or_else(|| Error::msg("sync: a seccomp fd without linux.seccomp"))?;
+        crate::security::seccomp::send_to_listener(s, pid, &self.st.oci_json(Status::Creating), fd)
+    }
 }
 
 /// Writes the pid file atomically (temp + rename), without a trailing newline, as runc does.

@@ -2,7 +2,8 @@
 //! SOCK_SEQPACKET socketpair carrying one JSON message per packet. Both ends are close-on-exec, so
 //! no container process ever holds one.
 
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::io::{IoSlice, IoSliceMut};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,9 @@ pub enum Msg {
     RunRuntimeHooks,
     /// parent -> init: hooks ran; here is the OCI state JSON for the init's own hooks.
     HooksDone(String),
+    /// init/exec process -> parent: the seccomp notify fd rides along (SCM_RIGHTS), for the
+    /// parent to hand to `linux.seccomp.listenerPath`.
+    SeccompFd,
     /// init -> parent: fully set up, about to block on the exec fifo.
     Ready,
     /// any -> parent: this step failed; the text says what and where.
@@ -47,20 +51,58 @@ impl Channel {
         Ok(())
     }
 
+    /// Sends `msg` with `fd` attached (SCM_RIGHTS).
+    pub fn send_fd(&self, msg: &Msg, fd: RawFd) -> Result<()> {
+        use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+        let bytes = serde_json::to_vec(msg).map_err(|e| Error::msg(format!("encode sync message: {e}")))?;
+        let fds = [fd];
+        sendmsg::<()>(
+            self.fd.as_raw_fd(),
+            &[IoSlice::new(&bytes)],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        )
+        .ctx(|| "send an fd on the init sync channel".into())?;
+        Ok(())
+    }
+
     /// The next message, or None once the other side has closed (exited).
     pub fn recv(&self) -> Result<Option<Msg>> {
+        Ok(self.recv_fd()?.map(|(m, _)| m))
+    }
+
+    /// The next message with the fd it carried, if any (received close-on-exec).
+    pub fn recv_fd(&self) -> Result<Option<(Msg, Option<OwnedFd>)>> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
         let mut buf = vec![0u8; 64 * 1024];
+        let mut space = nix::cmsg_space!([RawFd; 1]);
         loop {
-            match nix::sys::socket::recv(self.fd.as_raw_fd(), &mut buf, nix::sys::socket::MsgFlags::empty()) {
-                Ok(0) => return Ok(None),
-                Ok(n) => {
-                    return serde_json::from_slice(&buf[..n])
-                        .map(Some)
-                        .map_err(|e| Error::msg(format!("bad sync message: {e}")))
-                }
-                Err(nix::errno::Errno::EINTR) => continue,
-                Err(e) => return Err(Error::sys("receive on the init sync channel", e)),
+            let mut iov = [IoSliceMut::new(&mut buf)];
+            let (n, fd) =
+                match recvmsg::<()>(self.fd.as_raw_fd(), &mut iov, Some(&mut space), MsgFlags::MSG_CMSG_CLOEXEC) {
+                    Ok(m) => {
+                        let mut fd = None;
+                        for c in m.cmsgs().map_err(|e| Error::sys("read control messages", e))? {
+                            if let ControlMessageOwned::ScmRights(fds) = c {
+                                for raw in fds {
+                                    // Extra fds (none are ever sent) are closed as they drop.
+                                    let owned = crate::sys::owned_fd(raw);
+                                    fd.get_or_insert(owned);
+                                }
+                            }
+                        }
+                        (m.bytes, fd)
+                    }
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => return Err(Error::sys("receive on the init sync channel", e)),
+                };
+            if n == 0 {
+                return Ok(None);
             }
+            return serde_json::from_slice(&buf[..n])
+                .map(|m| Some((m, fd)))
+                .map_err(|e| Error::msg(format!("bad sync message: {e}")));
         }
     }
 

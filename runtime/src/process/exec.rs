@@ -3,7 +3,7 @@
 //! container's init (user first; pid last, which only applies to children), then forks the new
 //! process as the parent's child. That process applies the process config and execs.
 
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
@@ -22,6 +22,8 @@ pub struct ExecConfig<'a> {
     /// The container's namespace types, in config order.
     pub namespaces: Vec<LinuxNamespaceType>,
     pub seccomp: Option<&'a LinuxSeccomp>,
+    /// The container's state JSON, for a seccomp listener.
+    pub state: serde_json::Value,
     pub cgroup_leaves: &'a [PathBuf],
     pub console: Option<&'a UnixStream>,
     pub preserve_fds: u32,
@@ -74,20 +76,29 @@ pub fn spawn(cfg: &ExecConfig) -> Result<i32> {
 }
 
 fn drive(chan: &Channel, setup: i32, cfg: &ExecConfig) -> Result<i32> {
+    let affinity = cfg.process.exec_cpu_affinity().as_ref();
+    if let Some(initial) = affinity.and_then(|a| a.initial().as_deref()) {
+        // Where the process runs until it is in the container's cgroup (and cpuset).
+        super::attrs::set_affinity(setup, initial, "process.execCPUAffinity.initial")?;
+    }
     crate::cgroups::join(cfg.cgroup_leaves, setup)?;
     chan.send(&Msg::Go)?;
     let mut pid = None;
     loop {
-        match chan.recv()? {
-            Some(Msg::InitPid(p)) => pid = Some(p),
-            Some(Msg::Ready) => {}
-            Some(Msg::Error(e)) => {
+        match chan.recv_fd()? {
+            Some((Msg::InitPid(p), _)) => pid = Some(p),
+            Some((Msg::SeccompFd, Some(fd))) => {
+                let (s, p) = cfg.seccomp.zip(pid).ok_or_else(|| Error::msg("sync: seccomp fd out of order"))?;
+                crate::security::seccomp::send_to_listener(s, p, &cfg.state, fd.as_fd())?;
+            }
+            Some((Msg::Ready, _)) => {}
+            Some((Msg::Error(e), _)) => {
                 if let Some(p) = pid {
                     let _ = waitpid(nix::unistd::Pid::from_raw(p), None);
                 }
                 return Err(Error::Msg(e));
             }
-            Some(other) => return Err(Error::msg(format!("sync: unexpected {other:?}"))),
+            Some((other, _)) => return Err(Error::msg(format!("sync: unexpected {other:?}"))),
             // Both ends closed: the setup process exited and the new process exec'd (its end
             // of the channel is close-on-exec).
             None => return pid.ok_or_else(|| Error::msg("exec: the setup process exited early")),
@@ -115,11 +126,15 @@ fn setup(chan: &Channel, cfg: &ExecConfig, fds: &[(CloneFlags, OwnedFd)]) -> Res
 
 fn run(chan: &Channel, cfg: &ExecConfig) -> Result<init::Program> {
     let p = cfg.process;
+    if let Some(last) = p.exec_cpu_affinity().as_ref().and_then(|a| a.cpu_affinity_final().as_deref()) {
+        super::attrs::set_affinity(0, last, "process.execCPUAffinity.final")?;
+    }
     if p.terminal().unwrap_or(false) {
         nix::unistd::setsid().ctx(|| "setsid".into())?;
         init::setup_terminal(cfg.console, p)?;
     }
-    let program = init::finalize(p, cfg.seccomp, cfg.preserve_fds)?;
+    let mut program = init::finalize(p, cfg.seccomp, cfg.preserve_fds)?;
+    program.send_notify_fd(chan)?;
     chan.send(&Msg::Ready)?;
     Ok(program)
 }

@@ -71,9 +71,19 @@ pub struct Program {
     env: Vec<CString>,
     /// The seccomp filter still to load just before execve (when no_new_privs is set).
     filter: Option<(libseccomp::ScmpFilterContext, LinuxSeccomp)>,
+    /// The loaded filter's notify fd, for the caller to send to the parent before `Ready`.
+    notify_fd: Option<std::os::fd::OwnedFd>,
 }
 
 impl Program {
+    /// Sends the seccomp notify fd, if the filter has one, to the parent.
+    pub fn send_notify_fd(&mut self, chan: &Channel) -> Result<()> {
+        match self.notify_fd.take() {
+            Some(fd) => chan.send_fd(&Msg::SeccompFd, fd.as_raw_fd()),
+            None => Ok(()),
+        }
+    }
+
     /// Resets signals, loads a late seccomp filter and execs. Returns only on failure.
     pub fn exec(self) -> Error {
         sys::reset_signals();
@@ -140,6 +150,9 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
     if mount_ns {
         rootfs::finish(spec)?;
     }
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
+        super::attrs::set_personality(p)?;
+    }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| Error::msg(format!("hostname: sethostname {h:?}: {e}")))?;
     }
@@ -155,7 +168,8 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
         setup_terminal(cfg.console, process)?;
     }
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let exec = Exec { program: finalize(process, seccomp, cfg.preserve_fds)?, hook_state };
+    let mut exec = Exec { program: finalize(process, seccomp, cfg.preserve_fds)?, hook_state };
+    exec.program.send_notify_fd(chan)?;
     chan.send(&Msg::Ready)?;
     Ok(exec)
 }
@@ -179,20 +193,26 @@ pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds:
             ))
         })?;
     }
+    // Before capabilities drop: a real-time policy or class needs CAP_SYS_NICE/CAP_SYS_ADMIN.
+    if let Some(s) = process.scheduler() {
+        super::attrs::set_scheduler(s)?;
+    }
+    if let Some(p) = process.io_priority() {
+        super::attrs::set_io_priority(p)?;
+    }
     let filter = match seccomp {
         Some(s) => Some(security::seccomp::build(s)?),
         None => None,
     };
-    if seccomp.is_some_and(security::seccomp::uses_notify) {
-        return Err(Error::msg("linux.seccomp: SCMP_ACT_NOTIFY (listenerPath) is not supported yet"));
-    }
+    let notify = seccomp.is_some_and(security::seccomp::uses_notify);
+    let mut notify_fd = None;
     let nnp = process.no_new_privileges().unwrap_or(false);
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN, which the final capability sets
     // may lack: load it now, before privileges drop (runc's order). With no_new_privs it waits
     // until just before execve, so skiff's own setup is not filtered.
     let late_filter = match (filter, seccomp) {
         (Some(f), Some(s)) if !nnp => {
-            security::seccomp::load(s, &f)?;
+            notify_fd = security::seccomp::load(s, &f)?;
             None
         }
         (f, _) => f,
@@ -229,12 +249,27 @@ pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds:
     let cwd = process.cwd();
     nix::unistd::chdir(cwd)
         .map_err(|e| Error::msg(format!("chdir to cwd ({:?}) set in config.json failed: {e}", cwd)))?;
+    // CVE-2024-21626: a cwd such as /proc/self/fd/N names whatever this process still has open
+    // at N, possibly a host directory. The kernel reports a cwd outside our root as unreachable,
+    // which getcwd turns into ENOENT.
+    if !nix::unistd::getcwd().is_ok_and(|p| p.is_absolute()) {
+        return Err(Error::config("process.cwd", format!("{cwd:?} is outside the container's root")));
+    }
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home.unwrap_or_else(|| "/".into())));
     }
     let args = process.args().as_deref().unwrap_or_default();
     let path = lookup_path(&args[0], &env)?;
+    // A filter with a listener is loaded now at the latest, as runc does: its fd must reach the
+    // parent over the sync channel before `Ready`.
+    let late_filter = match (late_filter, seccomp) {
+        (Some(f), Some(s)) if notify => {
+            notify_fd = security::seccomp::load(s, &f)?;
+            None
+        }
+        (f, _) => f,
+    };
     let cstr = |s: &str, what: &str| CString::new(s).map_err(|_| Error::msg(format!("{what} contains a NUL byte")));
     Ok(Program {
         path: CString::new(path.as_os_str().as_bytes())
@@ -242,6 +277,7 @@ pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds:
         args: args.iter().map(|a| cstr(a, "process.args")).collect::<Result<_>>()?,
         env: env.iter().map(|e| cstr(e, "process.env")).collect::<Result<_>>()?,
         filter: late_filter.zip(seccomp.cloned()),
+        notify_fd,
     })
 }
 

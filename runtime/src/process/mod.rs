@@ -5,6 +5,7 @@
 //! (CLONE_PARENT) and exits. The init sets up the rootfs and the process and blocks on the exec
 //! fifo (see `init.rs`).
 
+pub mod attrs;
 pub mod channel;
 pub mod exec;
 pub mod init;
@@ -80,6 +81,8 @@ pub trait Driver {
     /// Namespaces and mounts are ready: run prestart and createRuntime hooks. Returns the state
     /// JSON the init hands to its createContainer and startContainer hooks.
     fn runtime_hooks(&mut self, pid: i32) -> Result<serde_json::Value>;
+    /// The init loaded a seccomp filter with NOTIFY rules: hand its fd to the listener.
+    fn seccomp_listener(&mut self, pid: i32, fd: std::os::fd::BorrowedFd) -> Result<()>;
 }
 
 /// Forks the setup process and drives it until the init is ready. Returns the init's pid.
@@ -112,7 +115,16 @@ fn drive(chan: &Channel, setup: Pid, spec: &Spec, leaves: &[PathBuf], driver: &m
     // overtake the setup process's InitPid. Hooks wait until the pid is known.
     let mut hooks_pending = false;
     loop {
-        match chan.recv()? {
+        let (msg, fd) = match chan.recv_fd()? {
+            Some((m, fd)) => (Some(m), fd),
+            None => (None, None),
+        };
+        match msg {
+            Some(Msg::SeccompFd) => {
+                let fd = fd.ok_or_else(|| Error::msg("sync: seccomp message without its fd"))?;
+                let pid = init_pid.ok_or_else(|| Error::msg("sync: seccomp fd before the init pid"))?;
+                driver.seccomp_listener(pid, std::os::fd::AsFd::as_fd(&fd))?;
+            }
             Some(Msg::UsernsReady) => {
                 write_id_maps(setup, spec)?;
                 chan.send(&Msg::MapsDone)?;

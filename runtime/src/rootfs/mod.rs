@@ -71,27 +71,45 @@ pub fn prepare(spec: &Spec, ctx: &MountCtx) -> Result<()> {
 fn mount_one(m: &Mount, ctx: &MountCtx) -> Result<()> {
     let opts = options::parse(m.options().as_deref().unwrap_or_default());
     let typ = m.typ().as_deref().unwrap_or("");
-    let dest = resolve_in_root(ctx.rootfs, m.destination())?;
     let label = |e: Error| Error::msg(format!("mounts: {}: {e}", m.destination().display()));
+    if typ == "proc" || typ == "sysfs" {
+        // runc's rule: a hostile image's /proc -> somewhere must not receive the host's view.
+        let direct = ctx.rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
+        if let Ok(meta) = std::fs::symlink_metadata(&direct) {
+            if !meta.is_dir() {
+                return Err(label(Error::msg(format!(
+                    "{typ} must be mounted on a real directory, not a symlink or file"
+                ))));
+            }
+        }
+    }
+    let dest = resolve_in_root(ctx.rootfs, m.destination())?;
     if typ == "cgroup" || typ == "cgroup2" {
         return mount_cgroups(&dest, &opts, ctx).map_err(label);
     }
+    // Each mount(2) on the destination goes through an fd the kernel resolved inside the rootfs,
+    // opened afresh so that a remount lands on the mount just made.
+    let target = || path::open_in_root(ctx.rootfs, m.destination()).map_err(label);
     if opts.is_bind() || typ == "bind" {
         let src = m.source().as_deref().ok_or_else(|| label(Error::msg("a bind mount needs a source")))?;
         let src = if src.is_absolute() { src.to_path_buf() } else { ctx.bundle.join(src) };
         let meta = std::fs::metadata(&src).map_err(|e| label(Error::io(format!("source {}", src.display()), e)))?;
         make_mount_point(&dest, meta.is_dir()).map_err(label)?;
         let rec = opts.flags & MsFlags::MS_REC;
-        do_mount(Some(&src), &dest, Some("bind"), MsFlags::MS_BIND | rec, None).map_err(label)?;
+        let fd = target()?;
+        do_mount(Some(&src), &path::fd_path(&fd), Some("bind"), MsFlags::MS_BIND | rec, None).map_err(label)?;
         if !opts.remount_flags().is_empty() {
-            let keep = if ctx.in_userns { locked_flags(&dest) } else { MsFlags::empty() };
+            let fd = target()?;
+            let at = path::fd_path(&fd);
+            let keep = if ctx.in_userns { locked_flags(&at) } else { MsFlags::empty() };
             let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rec | opts.remount_flags() | (keep - opts.cleared);
-            do_mount(None, &dest, None, flags, None).map_err(label)?;
+            do_mount(None, &at, None, flags, None).map_err(label)?;
         }
     } else {
         make_mount_point(&dest, true).map_err(label)?;
         let src = m.source().as_deref().unwrap_or(Path::new(typ));
-        let res = do_mount(Some(src), &dest, Some(typ), opts.flags, Some(&opts.data));
+        let fd = target()?;
+        let res = do_mount(Some(src), &path::fd_path(&fd), Some(typ), opts.flags, Some(&opts.data));
         match res {
             // sysfs cannot be mounted in a user namespace that does not own the network
             // namespace; runc falls back to a recursive bind of the host's /sys.
@@ -107,7 +125,8 @@ fn mount_one(m: &Mount, ctx: &MountCtx) -> Result<()> {
         }
     }
     for p in &opts.propagation {
-        do_mount(None, &dest, None, *p, None).map_err(label)?;
+        let fd = target()?;
+        do_mount(None, &path::fd_path(&fd), None, *p, None).map_err(label)?;
     }
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! absolute link target restarts at the rootfs). This is what keeps a hostile image's
 //! `/proc -> /host/etc` from redirecting a mount onto the host.
 
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -44,6 +45,27 @@ pub fn resolve_in_root(root: &Path, unsafe_path: &Path) -> Result<PathBuf> {
         }
     }
     Ok(root.join(resolved))
+}
+
+/// Opens `container_path` under `root` as O_PATH, with the kernel doing the resolution
+/// (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): whatever was swapped for a symlink since
+/// `resolve_in_root` looked, the file opened is inside the root. Mounts then go through the fd.
+pub fn open_in_root(root: &Path, container_path: &Path) -> Result<OwnedFd> {
+    use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
+    let dir = std::fs::File::open(root).map_err(|e| Error::io(format!("open {}", root.display()), e))?;
+    let rel = container_path.strip_prefix("/").unwrap_or(container_path);
+    let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let fd = openat2(dir.as_raw_fd(), rel, how)
+        .map_err(|e| Error::sys(format!("open {} inside the rootfs", container_path.display()), e))?;
+    Ok(crate::sys::owned_fd(fd))
+}
+
+/// The magic link naming an open fd, for mount(2) to act on exactly that file.
+pub fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
 }
 
 /// The normal components of a path, with `..` kept and `.`/root dropped.

@@ -2,6 +2,7 @@
 //! survives the switch to a non-root uid) and no_new_privs. Seccomp lives in `seccomp.rs`.
 
 pub mod seccomp;
+pub mod selfexe;
 
 use caps::{CapSet, Capability, CapsHashSet};
 use oci_spec::runtime::LinuxCapabilities;

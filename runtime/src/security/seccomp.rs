@@ -2,7 +2,9 @@
 //! apart from libseccomp's own name lookups); `load` installs it. Unknown syscall names are skipped,
 //! as runc does, so one profile works across kernels and architectures.
 
-use std::os::fd::RawFd;
+use std::io::IoSlice;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
 
 use libseccomp::{ScmpAction, ScmpArch, ScmpArgCompare, ScmpCompareOp, ScmpFilterContext, ScmpSyscall};
 use oci_spec::runtime::{LinuxSeccomp, LinuxSeccompAction, LinuxSeccompOperator};
@@ -108,12 +110,45 @@ pub fn uses_notify(s: &LinuxSeccomp) -> bool {
 }
 
 /// Loads the filter into this process; returns the notify fd when the filter has NOTIFY rules.
-pub fn load(s: &LinuxSeccomp, ctx: &ScmpFilterContext) -> Result<Option<RawFd>> {
+pub fn load(s: &LinuxSeccomp, ctx: &ScmpFilterContext) -> Result<Option<OwnedFd>> {
     ctx.load().map_err(|e| Error::msg(format!("linux.seccomp: load the filter: {e}")))?;
     if !uses_notify(s) {
         return Ok(None);
     }
-    ctx.get_notify_fd().map(Some).map_err(|e| Error::msg(format!("linux.seccomp: notify fd: {e}")))
+    let fd = ctx.get_notify_fd().map_err(|e| Error::msg(format!("linux.seccomp: notify fd: {e}")))?;
+    Ok(Some(crate::sys::owned_fd(fd)))
+}
+
+/// Hands the notify fd of process `pid` to `linux.seccomp.listenerPath`: one connection, one
+/// message carrying the runtime-spec's container process state JSON and the fd (SCM_RIGHTS).
+pub fn send_to_listener(s: &LinuxSeccomp, pid: i32, state: &serde_json::Value, fd: BorrowedFd) -> Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    let path = s
+        .listener_path()
+        .as_ref()
+        .ok_or_else(|| Error::config("linux.seccomp.listenerPath", "is required when an action is SCMP_ACT_NOTIFY"))?;
+    let msg = serde_json::json!({
+        "ociVersion": state["ociVersion"],
+        "fds": ["seccompFd"],
+        "pid": pid,
+        "metadata": s.listener_metadata().clone().unwrap_or_default(),
+        "state": state,
+    });
+    let bytes = msg.to_string();
+    let sock = UnixStream::connect(path)
+        .map_err(|e| Error::msg(format!("linux.seccomp.listenerPath: connect to {}: {e}", path.display())))?;
+    let fds = [fd.as_raw_fd()];
+    sendmsg::<()>(
+        sock.as_raw_fd(),
+        &[IoSlice::new(bytes.as_bytes())],
+        &[ControlMessage::ScmRights(&fds)],
+        MsgFlags::MSG_NOSIGNAL,
+        None,
+    )
+    .map_err(|e| {
+        Error::msg(format!("linux.seccomp.listenerPath: send the seccomp state to {}: {e}", path.display()))
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]

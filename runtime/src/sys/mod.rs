@@ -156,7 +156,8 @@ pub fn execve(path: &std::ffi::CStr, args: &[std::ffi::CString], env: &[std::ffi
 /// Takes ownership of a raw fd that a nix call returned to us.
 pub fn owned_fd(fd: RawFd) -> std::os::fd::OwnedFd {
     use std::os::fd::FromRawFd;
-    // SAFETY: callers pass fds freshly returned by open/openat, owned by nobody else.
+    // SAFETY: callers pass fds freshly returned by open/openat or just received with SCM_RIGHTS,
+    // owned by nobody else.
     unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) }
 }
 
@@ -164,4 +165,37 @@ pub fn owned_fd(fd: RawFd) -> std::os::fd::OwnedFd {
 pub fn kill_raw(pid: i32, sig: i32) -> Result<(), Errno> {
     // SAFETY: kill takes two integers.
     Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
+}
+
+/// ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio) for the calling process; glibc has no wrapper.
+pub fn set_io_priority(class: u32, level: u32) -> Result<(), Errno> {
+    const IOPRIO_WHO_PROCESS: libc::c_int = 1;
+    const IOPRIO_CLASS_SHIFT: u32 = 13;
+    let prio = (class << IOPRIO_CLASS_SHIFT) | level;
+    // SAFETY: ioprio_set takes three integers.
+    let ret = unsafe { libc::syscall(libc::SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, prio as libc::c_int) };
+    Errno::result(ret).map(drop)
+}
+
+/// The kernel's `struct sched_attr` (SCHED_ATTR_SIZE_VER0, 48 bytes).
+#[repr(C)]
+#[derive(Default)]
+pub struct SchedAttr {
+    pub size: u32,
+    pub policy: u32,
+    pub flags: u64,
+    pub nice: i32,
+    pub priority: u32,
+    pub runtime: u64,
+    pub deadline: u64,
+    pub period: u64,
+}
+
+/// sched_setattr(0, attr, 0) for the calling thread; glibc has no wrapper.
+pub fn sched_setattr(attr: &mut SchedAttr) -> Result<(), Errno> {
+    attr.size = std::mem::size_of::<SchedAttr>() as u32;
+    // SAFETY: the kernel reads `size` bytes from a pointer to a live, fully initialised repr(C)
+    // struct laid out as its struct sched_attr.
+    let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *mut SchedAttr, 0) };
+    Errno::result(ret).map(drop)
 }
