@@ -255,6 +255,7 @@ pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds:
     if !nix::unistd::getcwd().is_ok_and(|p| p.is_absolute()) {
         return Err(Error::config("process.cwd", format!("{cwd:?} is outside the container's root")));
     }
+    security::set_exec_labels(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", home.unwrap_or_else(|| "/".into())));

@@ -64,3 +64,28 @@ pub fn apply_sets(spec_caps: Option<&LinuxCapabilities>) -> Result<()> {
 pub fn set_no_new_privs() -> Result<()> {
     nix::sys::prctl::set_no_new_privs().map_err(|e| Error::sys("prctl(PR_SET_NO_NEW_PRIVS)", e))
 }
+
+/// Applies `process.apparmorProfile` and `process.selinuxLabel` to the coming execve. On a host
+/// without that LSM (this one has neither) both are ignored, as runc does.
+pub fn set_exec_labels(apparmor: Option<&str>, selinux: Option<&str>) -> Result<()> {
+    if let Some(profile) = apparmor.filter(|p| !p.is_empty()) {
+        if std::path::Path::new("/sys/kernel/security/apparmor").exists() {
+            // The newer per-LSM file first, then the shared one older kernels have.
+            let text = format!("exec {profile}");
+            std::fs::write("/proc/self/attr/apparmor/exec", &text)
+                .or_else(|_| std::fs::write("/proc/self/attr/exec", &text))
+                .map_err(|e| Error::msg(format!("process.apparmorProfile: apply {profile:?}: {e}")))?;
+        } else {
+            crate::log::debug(&format!("process.apparmorProfile {profile:?} ignored: AppArmor is not enabled"));
+        }
+    }
+    if let Some(label) = selinux.filter(|l| !l.is_empty()) {
+        if std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+            std::fs::write("/proc/self/attr/exec", label)
+                .map_err(|e| Error::msg(format!("process.selinuxLabel: apply {label:?}: {e}")))?;
+        } else {
+            crate::log::debug(&format!("process.selinuxLabel {label:?} ignored: SELinux is not enabled"));
+        }
+    }
+    Ok(())
+}
