@@ -204,3 +204,16 @@ const DEFAULT_ALLOW: &[&str] = &[
     "poll",
     "ppoll",
 ];
+
+#[test]
+fn a_profile_that_refuses_getcwd_still_starts_the_container() {
+    // runtime-tools' linux_seccomp: the runtime's own cwd check must not depend on getcwd.
+    for nnp in [false, true] {
+        let profile = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["getcwd"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1}]
+        });
+        let (rt, b) = with_profile(profile, "echo ran", nnp);
+        assert_eq!(rt.run_ok(&b), "ran\n", "nnp={nnp}");
+    }
+}

@@ -246,15 +246,7 @@ pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds:
     if let Some(mask) = user.umask() {
         nix::sys::stat::umask(Mode::from_bits_truncate(mask));
     }
-    let cwd = process.cwd();
-    nix::unistd::chdir(cwd)
-        .map_err(|e| Error::msg(format!("chdir to cwd ({:?}) set in config.json failed: {e}", cwd)))?;
-    // CVE-2024-21626: a cwd such as /proc/self/fd/N names whatever this process still has open
-    // at N, possibly a host directory. The kernel reports a cwd outside our root as unreachable,
-    // which getcwd turns into ENOENT.
-    if !nix::unistd::getcwd().is_ok_and(|p| p.is_absolute()) {
-        return Err(Error::config("process.cwd", format!("{cwd:?} is outside the container's root")));
-    }
+    enter_cwd(process.cwd())?;
     security::set_exec_labels(process.apparmor_profile().as_deref(), process.selinux_label().as_deref())?;
     let mut env: Vec<String> = process.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
@@ -302,6 +294,38 @@ impl Exec {
         state["status"] = "created".into();
         hooks::run_all("startContainer", hooks.and_then(|h| h.start_container().as_ref()), &state)?;
         Err(self.program.exec())
+    }
+}
+
+/// chdir to `process.cwd`, which must not lead outside the container's root. CVE-2024-21626: a
+/// cwd such as /proc/self/fd/N names whatever this process still has open at N, possibly a host
+/// directory. The path is resolved with /proc magic links refused (openat2), then fchdir'd; if a
+/// seccomp profile refuses openat2, a plain chdir is checked with getcwd, which the kernel fails
+/// with ENOENT for a cwd outside our root.
+fn enter_cwd(cwd: &Path) -> Result<()> {
+    use nix::errno::Errno;
+    use nix::fcntl::{openat2, OpenHow, ResolveFlag};
+    let how = OpenHow::new()
+        .flags(OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC)
+        .resolve(ResolveFlag::RESOLVE_NO_MAGICLINKS);
+    let outside = || Error::config("process.cwd", format!("{cwd:?} is outside the container's root"));
+    let failed = |e| Error::msg(format!("chdir to cwd ({cwd:?}) set in config.json failed: {e}"));
+    match openat2(libc::AT_FDCWD, cwd, how) {
+        Ok(fd) => {
+            let fd = sys::owned_fd(fd);
+            nix::unistd::fchdir(fd.as_raw_fd()).map_err(failed)
+        }
+        Err(Errno::ELOOP) => Err(Error::config("process.cwd", format!("{cwd:?} goes through a /proc magic link"))),
+        Err(e @ (Errno::ENOENT | Errno::ENOTDIR | Errno::EACCES)) => Err(failed(e)),
+        Err(_) => {
+            nix::unistd::chdir(cwd).map_err(failed)?;
+            match nix::unistd::getcwd() {
+                Err(Errno::ENOENT) => Err(outside()),
+                Ok(p) if !p.is_absolute() => Err(outside()),
+                // A profile that refuses getcwd too: nothing more to check with.
+                _ => Ok(()),
+            }
+        }
     }
 }
 
