@@ -11,7 +11,7 @@ export OCI_RUNTIME
 # Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
 DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux xz-utils bzip2 libcap2-bin containerd podman docker.io
 
-.PHONY: deps build test lint unit integration demo bench install clean
+.PHONY: deps build failpoints test lint unit integration demo bench install clean
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -25,13 +25,17 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace --bins
 
+# skiff with crash points (src/failpoint.rs) at target/failpoints/skiff, for the crash tests.
+failpoints: deps
+	$(CARGO) build --profile failpoints -p skiff --features failpoints
+
 lint: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
 
 # Test binaries build in the dev profile (no LTO: linking ~20 test binaries with thin LTO costs
 # minutes); the integration tests drive the release binaries `build` made.
-test: build lint
+test: build failpoints lint
 	$(CARGO) test --workspace --no-fail-fast
 
 demo: build

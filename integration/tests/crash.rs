@@ -61,3 +61,110 @@ fn sigkill_at_any_moment_of_create_leaves_nothing_that_delete_force_cannot_clean
     }
     assert_eq!(rt.list_ids(), Vec::<String>::new());
 }
+
+// ---- named failpoints: skiff SIGKILLs itself at one step, then the next commands clean up ----
+
+/// skiff built with `--features failpoints` (`make failpoints`).
+fn failpoint_skiff() -> Option<std::path::PathBuf> {
+    if integration::runtime_is_runc() {
+        eprintln!("skipped: failpoints are skiff's own");
+        return None;
+    }
+    let bin = integration::workspace_dir().join("target/failpoints/skiff");
+    assert!(bin.exists(), "{} is missing: run `make failpoints` (make test does)", bin.display());
+    Some(bin)
+}
+
+/// Runs `args` with SKIFF_FAILPOINT=point and checks that skiff really died there.
+#[track_caller]
+fn crash_at(rt: &Runtime, point: &str, args: &[&str]) {
+    use std::os::unix::process::ExitStatusExt;
+    let status = rt
+        .command(args)
+        .env("SKIFF_FAILPOINT", point)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn skiff");
+    assert_eq!(status.signal(), Some(9), "{point}: skiff did not stop at the failpoint ({status:?})");
+}
+
+/// After a crash: list and state work, delete --force leaves nothing, the id is free again.
+#[track_caller]
+fn assert_recoverable(rt: &Runtime, b: &Bundle, id: &str, point: &str) {
+    rt.exec(&["list"]).assert_success();
+    let st = rt.exec(&["state", id]);
+    let pid = serde_json::from_str::<serde_json::Value>(&st.stdout).ok().and_then(|v| v["pid"].as_i64());
+    rt.delete_force(id).assert_success();
+    assert!(rt.exec(&["state", id]).stderr.contains("does not exist"), "{point}: state entry left");
+    assert!(rt.root_entries_for(id).is_empty(), "{point}: {:?} left in the root", rt.root_entries_for(id));
+    assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new(), "{point}: cgroups left");
+    assert!(integration::host::mounts_under(b.path()).is_empty(), "{point}: mounts left");
+    if let Some(pid) = pid.filter(|p| *p > 0) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while pid_alive(pid as i32) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!pid_alive(pid as i32), "{point}: init {pid} still alive");
+    }
+    rt.create_ok(id, b);
+    rt.delete_force(id).assert_success();
+}
+
+fn failpoint_trial(point: &str) {
+    let Some(bin) = failpoint_skiff() else { return };
+    let rt = Runtime::with_binary(bin);
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = rt.new_id();
+    let create = ["create", "--bundle", b.path_str(), &id];
+    match point.split(':').next() {
+        Some("create") => crash_at(&rt, point, &create),
+        Some("start") => {
+            rt.create_ok(&id, &b);
+            crash_at(&rt, point, &["start", &id]);
+        }
+        Some("delete") => {
+            rt.create_ok(&id, &b);
+            rt.start(&id).assert_success();
+            crash_at(&rt, point, &["delete", "--force", &id]);
+        }
+        _ => panic!("unknown failpoint {point}"),
+    }
+    assert_recoverable(&rt, &b, &id, point);
+}
+
+macro_rules! failpoint_tests {
+    ($($name:ident => $point:literal,)*) => {
+        $(#[test] fn $name() { failpoint_trial($point); })*
+
+        #[test]
+        fn every_failpoint_has_a_test() {
+            let tested = [$($point),*];
+            let out = std::process::Command::new("grep")
+                .args(["-o", r#""[a-z]*:[a-z-]*""#])
+                .arg(integration::workspace_dir().join("runtime/src/failpoint.rs"))
+                .output()
+                .expect("grep");
+            let listed: Vec<String> =
+                String::from_utf8_lossy(&out.stdout).lines().map(|l| l.trim_matches('"').to_string()).collect();
+            assert_eq!(listed, tested, "failpoint.rs POINTS and these tests differ");
+        }
+    };
+}
+
+failpoint_tests! {
+    crash_after_the_state_is_recorded => "create:state-recorded",
+    crash_after_the_cgroups_are_made => "create:cgroups-made",
+    crash_after_resources_are_applied => "create:resources-applied",
+    crash_after_the_fifo_is_made => "create:fifo-made",
+    crash_after_the_init_started => "create:init-started",
+    crash_after_the_runtime_hooks => "create:hooks-ran",
+    crash_when_the_init_is_ready => "create:init-ready",
+    crash_after_the_created_state_is_saved => "create:state-created",
+    crash_in_start_after_opening_the_fifo => "start:fifo-opened",
+    crash_in_start_after_saving_running => "start:state-running",
+    crash_in_delete_after_the_kill => "delete:processes-killed",
+    crash_in_delete_after_cgroups_are_removed => "delete:cgroups-removed",
+}

@@ -6,6 +6,7 @@ pub mod cgroups;
 pub mod cli;
 pub mod container;
 pub mod error;
+pub mod failpoint;
 pub mod hooks;
 pub mod log;
 pub mod process;

@@ -12,7 +12,7 @@ use crate::bundle::Bundle;
 use crate::error::{Error, Result, SysContext};
 use crate::process::{self, InitConfig, NsPlan};
 use crate::state::{self, Container, Root, State, Status};
-use crate::{cgroups, hooks, log};
+use crate::{cgroups, failpoint, hooks, log};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateOpts {
@@ -76,7 +76,9 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     // Recorded before anything is made, so a crash from here on leaves a state entry that
     // `delete --force` can clean up from.
     c.save(st.clone())?;
+    failpoint::hit("create:state-recorded");
     cgroups::create(&created)?;
+    failpoint::hit("create:cgroups-made");
     log::debug(&format!("create {}: state recorded, {} cgroup dirs made", opts.id, created.len()));
     let hierarchies = cgroups::hierarchies();
     let targets: Vec<_> = hierarchies.into_iter().zip(leaves.iter().cloned()).collect();
@@ -90,10 +92,12 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
             .collect();
         cgroups::resources::apply(res, &nodes, &targets)?;
     }
+    failpoint::hit("create:resources-applied");
     let fifo = c.fifo_path();
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", fifo.display()))?;
     std::fs::set_permissions(&fifo, std::fs::Permissions::from_mode(0o622))
         .ctx(|| format!("chmod {}", fifo.display()))?;
+    failpoint::hit("create:fifo-made");
     let state_dir = std::fs::File::open(&c.dir).ctx(|| format!("open {}", c.dir.display()))?;
     let cfg = InitConfig {
         id: &opts.id,
@@ -112,8 +116,10 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     let mut driver = Driver { c, st: &mut st };
     let pid = process::spawn(&cfg, &ns, &leaves, &mut driver)?;
     log::debug(&format!("create {}: init {pid} ready", opts.id));
+    failpoint::hit("create:init-ready");
     st.status = Status::Created;
     c.save(st.clone())?;
+    failpoint::hit("create:state-created");
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
     }
@@ -130,7 +136,9 @@ impl process::Driver for Driver<'_> {
         log::debug(&format!("create {}: namespaces made, init pid {pid}", self.st.id));
         self.st.pid = pid;
         self.st.start_time = state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
-        self.c.save(self.st.clone())
+        self.c.save(self.st.clone())?;
+        failpoint::hit("create:init-started");
+        Ok(())
     }
 
     fn runtime_hooks(&mut self, _pid: i32) -> Result<serde_json::Value> {
@@ -138,6 +146,7 @@ impl process::Driver for Driver<'_> {
         let hooks = self.st.config.hooks().as_ref();
         hooks::run_all("prestart", hooks.and_then(|h| h.prestart().as_ref()), &state)?;
         hooks::run_all("createRuntime", hooks.and_then(|h| h.create_runtime().as_ref()), &state)?;
+        failpoint::hit("create:hooks-ran");
         Ok(state)
     }
 

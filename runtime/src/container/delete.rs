@@ -44,11 +44,13 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
 pub fn destroy(c: &Container) -> Result<()> {
     if let Some(st) = &c.state {
         kill_all(st);
+        crate::failpoint::hit("delete:processes-killed");
         // A cgroup still busy with processes that are not the container's (a shared
         // cgroupsPath) stays, with a warning, as in runc; the container itself is gone.
         if let Err(e) = cgroups::remove(&st.cgroup_paths, &st.cgroup_created) {
             log::warn(&format!("delete {}: {e}", st.id));
         }
+        crate::failpoint::hit("delete:cgroups-removed");
     }
     c.remove_dir()
 }

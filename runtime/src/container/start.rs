@@ -27,6 +27,7 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         .custom_flags(libc::O_NONBLOCK)
         .open(&fifo_path)
         .ctx(|| format!("open {}", fifo_path.display()))?;
+    crate::failpoint::hit("start:fifo-opened");
     loop {
         let mut fds = [PollFd::new(fifo.as_fd(), PollFlags::POLLIN)];
         match poll(&mut fds, PollTimeout::from(100u16)) {
@@ -50,6 +51,7 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
     std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
     st.status = Status::Running;
     c.save(st.clone())?;
+    crate::failpoint::hit("start:state-running");
     // Poststart failures are warnings: the container is running (runtime-spec, poststart).
     let hooks = st.config.hooks().as_ref();
     if let Err(e) =
