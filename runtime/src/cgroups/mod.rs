@@ -3,7 +3,9 @@
 //! Resource limits are applied by `resources.rs`. Paths are planned as data first so `create` can
 //! record them before it makes them, and `delete --force` can clean up after a crash.
 
+pub mod oom;
 pub mod resources;
+pub mod stats;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -126,6 +128,19 @@ pub fn plan_with(hs: &[Hierarchy], proc_cgroup: &str, cgroups_path: Option<&str>
                 let own = own_path(h, proc_cgroup);
                 h.mount_point.join(own.trim_start_matches('/')).join(&clean)
             }
+        })
+        .collect()
+}
+
+/// Pairs each of a container's recorded directories with the hierarchy it is in (the mount
+/// point that is the longest prefix of it).
+pub fn targets(leaves: &[PathBuf]) -> Vec<(Hierarchy, PathBuf)> {
+    let hs = hierarchies();
+    leaves
+        .iter()
+        .filter_map(|leaf| {
+            let h = hs.iter().filter(|h| leaf.starts_with(&h.mount_point)).max_by_key(|h| h.mount_point.as_os_str().len())?;
+            Some((h.clone(), leaf.clone()))
         })
         .collect()
 }

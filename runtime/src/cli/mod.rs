@@ -1,6 +1,7 @@
 //! runc's command line, as containerd's shim, conmon and dockerd call it. One file per
 //! subcommand, glue only: parse, call `container::`, print.
 
+mod events;
 mod features;
 mod list;
 mod ps;
@@ -205,6 +206,16 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         ps_args: Vec<String>,
     },
+    /// Print the container's resource statistics and OOM events as JSON lines.
+    Events {
+        id: String,
+        /// Print the statistics once and exit.
+        #[arg(long)]
+        stats: bool,
+        /// How often to print statistics (a Go duration: 5s, 500ms, ...).
+        #[arg(long, default_value = "5s")]
+        interval: String,
+    },
     /// Print what this skiff supports (the runtime-spec features document).
     Features,
     /// Write a default config.json (`--rootless` for the rootless variant).
@@ -321,6 +332,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             };
             container::update(&root()?, id, res, &flags)?;
         }
+        Command::Events { id, stats, interval } => events::run(&root()?, id, *stats, interval)?,
         Command::Features => features::print(),
         Command::Pause { id } => container::pause(&root()?, id)?,
         Command::Resume { id } => container::resume(&root()?, id)?,

@@ -1,0 +1,75 @@
+//! `events ID [--stats] [--interval D]`: one JSON object per line, as runc prints them.
+
+use std::io::Write;
+use std::time::Duration;
+
+use crate::container::events::{self, EventsOpts};
+use crate::error::{Error, Result};
+use crate::state::Root;
+
+pub fn run(root: &Root, id: &str, stats: bool, interval: &str) -> Result<()> {
+    let opts = EventsOpts { interval: parse_duration(interval)?, stats_only: stats };
+    let stdout = std::io::stdout();
+    events::events(root, id, &opts, &mut |e| {
+        let line = serde_json::to_string(e).map_err(|e| Error::msg(format!("encode event: {e}")))?;
+        let mut out = stdout.lock();
+        writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| Error::io("write event", e))
+    })
+}
+
+/// A Go duration as runc's `--interval` takes it: "5s", "250ms", "1m30s", "1.5h", "0".
+pub fn parse_duration(raw: &str) -> Result<Duration> {
+    let bad = || Error::msg(format!("--interval: invalid duration {raw:?}"));
+    let s = raw.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if s.is_empty() || s.starts_with('-') {
+        return Err(bad());
+    }
+    let mut total = 0f64;
+    let mut rest = s.strip_prefix('+').unwrap_or(s);
+    while !rest.is_empty() {
+        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(bad)?;
+        let value: f64 = rest[..num_len].parse().map_err(|_| bad())?;
+        rest = &rest[num_len..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let nanos = match &rest[..unit_len] {
+            "ns" => 1.0,
+            "us" | "µs" | "μs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" => 60e9,
+            "h" => 3600e9,
+            _ => return Err(bad()),
+        };
+        total += value * nanos;
+        rest = &rest[unit_len..];
+    }
+    Ok(Duration::from_nanos(total as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn go_durations() {
+        // Go's time.ParseDuration, which runc's --interval flag uses.
+        let ok = [
+            ("5s", Duration::from_secs(5)),
+            ("250ms", Duration::from_millis(250)),
+            ("1m30s", Duration::from_secs(90)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("0", Duration::ZERO),
+        ];
+        for (s, want) in ok {
+            assert_eq!(parse_duration(s).unwrap(), want, "{s}");
+        }
+        // A unit is required; negatives are refused.
+        for s in ["5", "", "-1s", "5x", "s"] {
+            assert!(parse_duration(s).is_err(), "{s}");
+        }
+    }
+}
