@@ -3,6 +3,7 @@
 //! Resource limits are applied by `resources.rs`. Paths are planned as data first so `create` can
 //! record them before it makes them, and `delete --force` can clean up after a crash.
 
+pub mod devices;
 pub mod oom;
 pub mod resources;
 pub mod stats;
@@ -139,7 +140,10 @@ pub fn targets(leaves: &[PathBuf]) -> Vec<(Hierarchy, PathBuf)> {
     leaves
         .iter()
         .filter_map(|leaf| {
-            let h = hs.iter().filter(|h| leaf.starts_with(&h.mount_point)).max_by_key(|h| h.mount_point.as_os_str().len())?;
+            let h = hs
+                .iter()
+                .filter(|h| leaf.starts_with(&h.mount_point))
+                .max_by_key(|h| h.mount_point.as_os_str().len())?;
             Some((h.clone(), leaf.clone()))
         })
         .collect()

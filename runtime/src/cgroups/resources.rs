@@ -304,8 +304,26 @@ pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, Pa
             None => return Err(Error::msg(format!("{}: no {} controller on this host", set.source, set.controller))),
         }
     }
+    // No v1 devices controller: the same ordered rules become an eBPF program on the unified
+    // cgroup, as runc does on v2.
+    let device_rules: Vec<&Setting> = v1.iter().filter(|s| s.controller == "devices").collect();
+    if !device_rules.is_empty() && v1_has("devices").is_none() {
+        if let Some((_, dir)) = unified {
+            let rules = device_rules
+                .iter()
+                .map(|s| {
+                    super::devices::Rule::parse(s.file == "devices.allow", &s.value)
+                        .map_err(|e| Error::msg(format!("{}: {e}", s.source)))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            super::devices::attach(&rules, dir).map_err(|e| Error::msg(format!("linux.resources.devices: {e}")))?;
+        }
+    }
     // A v1-only setting whose controller is not mounted at all (net_cls here) is an error, as in runc.
     for set in v1.iter().filter(|s| v1_has(s.controller).is_none()) {
+        if set.controller == "devices" && unified.is_some() {
+            continue;
+        }
         let in_v2 = v2.iter().any(|x| x.source == set.source);
         if !in_v2 && v1_controllers.contains(&set.controller) {
             return Err(Error::msg(format!("{}: no {} cgroup on this host", set.source, set.controller)));

@@ -379,8 +379,11 @@ fn blkio_v1(dir: &Path, out: &mut Blkio) {
         "blkio.bfq.io_service_bytes_recursive",
         "blkio.throttle.io_service_bytes_recursive",
     ]);
-    out.io_serviced_recursive =
-        list(&["blkio.io_serviced_recursive", "blkio.bfq.io_serviced_recursive", "blkio.throttle.io_serviced_recursive"]);
+    out.io_serviced_recursive = list(&[
+        "blkio.io_serviced_recursive",
+        "blkio.bfq.io_serviced_recursive",
+        "blkio.throttle.io_serviced_recursive",
+    ]);
     out.io_queued_recursive = list(&["blkio.io_queued_recursive"]);
     out.io_service_time_recursive = list(&["blkio.io_service_time_recursive"]);
     out.io_wait_time_recursive = list(&["blkio.io_wait_time_recursive"]);

@@ -1,6 +1,7 @@
 //! Thin wrappers over raw syscalls that nix does not cover safely. This is the only home of `unsafe`
 //! in skiff; every block says why it is sound. Nothing here allocates between fork and exec.
 
+pub mod bpf;
 pub mod eventfd;
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};

@@ -1,0 +1,391 @@
+//! Device access control on cgroup v2: the ordered allow/deny rules (the v1 `devices.allow` /
+//! `devices.deny` lines skiff would write) are reduced the way the v1 controller reduces them
+//! (a default plus exceptions; runc's emulator semantics, including its refusal to punch a hole
+//! in a wildcard exception), then compiled into eBPF instructions for a
+//! BPF_PROG_TYPE_CGROUP_DEVICE program. `attach` loads and attaches it through sys/bpf.rs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// BPF_DEVCG_ACC_* bits.
+const ACC_MKNOD: u8 = 1;
+const ACC_READ: u8 = 2;
+const ACC_WRITE: u8 = 4;
+const ACC_ALL: u8 = ACC_MKNOD | ACC_READ | ACC_WRITE;
+/// BPF_DEVCG_DEV_* values.
+const DEV_BLOCK: i32 = 1;
+const DEV_CHAR: i32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Kind {
+    All,
+    Block,
+    Char,
+}
+
+/// One rule, as in a v1 devices.allow/deny line: "c 1:3 rwm", "b 8:* r", "a".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub allow: bool,
+    pub kind: Kind,
+    /// None is `*`.
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+    /// ACC_* bits.
+    pub access: u8,
+}
+
+impl Rule {
+    /// Parses a v1 rule line. Type `p` (fifo) has no eBPF equivalent and is refused, as runc does.
+    pub fn parse(allow: bool, line: &str) -> Result<Rule> {
+        let bad = |why: &str| Error::msg(format!("device rule {line:?}: {why}"));
+        let mut f = line.split_whitespace();
+        let kind = match f.next() {
+            Some("a") => Kind::All,
+            Some("b") => Kind::Block,
+            Some("c") => Kind::Char,
+            Some(t) => return Err(bad(&format!("type {t:?} is not supported on cgroup v2"))),
+            None => return Err(bad("empty")),
+        };
+        let num = |s: &str| -> Result<Option<u32>> {
+            if s == "*" {
+                return Ok(None);
+            }
+            // Numbers above i32::MAX would not compare right against the 32-bit immediates.
+            s.parse::<u32>().ok().filter(|n| *n <= i32::MAX as u32).map(Some).ok_or_else(|| bad("bad number"))
+        };
+        let (major, minor) = match f.next() {
+            Some(mm) => {
+                let (a, b) = mm.split_once(':').ok_or_else(|| bad("expected MAJOR:MINOR"))?;
+                (num(a)?, num(b)?)
+            }
+            None => (None, None),
+        };
+        let mut access = 0;
+        for c in f.next().unwrap_or("rwm").chars() {
+            access |= match c {
+                'r' => ACC_READ,
+                'w' => ACC_WRITE,
+                'm' => ACC_MKNOD,
+                _ => return Err(bad(&format!("unknown access {c:?}"))),
+            };
+        }
+        Ok(Rule { allow, kind, major, minor, access })
+    }
+}
+
+type Key = (Kind, Option<u32>, Option<u32>);
+
+/// The state the v1 controller keeps: a default and exceptions to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emulator {
+    pub default_allow: bool,
+    pub exceptions: BTreeMap<Key, u8>,
+}
+
+impl Default for Emulator {
+    /// A new v2 cgroup without a program allows everything, but runc (and the v1 semantics
+    /// skiff follows) start from "deny" once any rule is given.
+    fn default() -> Self {
+        Emulator { default_allow: false, exceptions: BTreeMap::new() }
+    }
+}
+
+impl Emulator {
+    pub fn apply(&mut self, r: &Rule) -> Result<()> {
+        if r.kind == Kind::All {
+            // "a" resets: allow-all or deny-all, whatever the numbers and access say.
+            *self = Emulator { default_allow: r.allow, exceptions: BTreeMap::new() };
+            return Ok(());
+        }
+        let key = (r.kind, r.major, r.minor);
+        if r.allow != self.default_allow {
+            // An exception to the default: merge the access bits.
+            *self.exceptions.entry(key).or_insert(0) |= r.access;
+            return Ok(());
+        }
+        // A rule agreeing with the default removes access from the exact exception. Removing
+        // part of a wider wildcard exception is silently ignored by v1; runc refuses it.
+        for wider in [(r.kind, None, r.minor), (r.kind, r.major, None), (r.kind, None, None)] {
+            if wider != key && self.exceptions.get(&wider).is_some_and(|a| a & r.access != 0) {
+                return Err(Error::msg(format!(
+                    "device rule {}: cannot punch a hole in the wider rule {}",
+                    describe(key, r.access),
+                    describe(wider, self.exceptions[&wider])
+                )));
+            }
+        }
+        if let Some(a) = self.exceptions.get_mut(&key) {
+            *a &= !r.access;
+            if *a == 0 {
+                self.exceptions.remove(&key);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn describe((kind, major, minor): Key, access: u8) -> String {
+    let t = match kind {
+        Kind::All => 'a',
+        Kind::Block => 'b',
+        Kind::Char => 'c',
+    };
+    let n = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "*".into());
+    let acc: String = [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
+        .iter()
+        .filter(|(b, _)| access & b != 0)
+        .map(|(_, c)| *c)
+        .collect();
+    format!("{t} {}:{} {acc}", n(major), n(minor))
+}
+
+/// One `struct bpf_insn`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Insn {
+    pub code: u8,
+    pub dst: u8,
+    pub src: u8,
+    pub off: i16,
+    pub imm: i32,
+}
+
+impl Insn {
+    const fn new(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
+        Insn { code, dst, src, off, imm }
+    }
+
+    /// The kernel's layout: code, dst_reg in the low nibble and src_reg in the high one, then
+    /// the little-endian offset and immediate.
+    pub fn encode(&self) -> [u8; 8] {
+        let off = self.off.to_le_bytes();
+        let imm = self.imm.to_le_bytes();
+        [self.code, (self.src << 4) | (self.dst & 0x0f), off[0], off[1], imm[0], imm[1], imm[2], imm[3]]
+    }
+}
+
+// Opcodes (class | op | source).
+pub const LDX_MEM_W: u8 = 0x61; // BPF_LDX | BPF_MEM | BPF_W
+pub const ALU32_AND_K: u8 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+pub const ALU32_RSH_K: u8 = 0x74; // BPF_ALU | BPF_RSH | BPF_K
+pub const ALU32_MOV_K: u8 = 0xb4; // BPF_ALU | BPF_MOV | BPF_K
+pub const ALU32_MOV_X: u8 = 0xbc; // BPF_ALU | BPF_MOV | BPF_X
+pub const JMP_JNE_K: u8 = 0x55; // BPF_JMP | BPF_JNE | BPF_K
+pub const JMP_JNE_X: u8 = 0x5d; // BPF_JMP | BPF_JNE | BPF_X
+pub const JMP_EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
+
+/// The program for `rules` applied in order. Registers after the prologue: r2 the device type,
+/// r3 the requested access, r4 the major, r5 the minor (from `struct bpf_cgroup_dev_ctx`:
+/// u32 access_type = access << 16 | type, u32 major, u32 minor, at r1). Then one block per
+/// exception: any mismatch jumps to the next block, a match returns the exception's verdict;
+/// the last block returns the default.
+pub fn program(rules: &[Rule]) -> Result<Vec<Insn>> {
+    let mut emu = Emulator::default();
+    for r in rules {
+        emu.apply(r)?;
+    }
+    Ok(compile(&emu))
+}
+
+pub fn compile(emu: &Emulator) -> Vec<Insn> {
+    let mut p = vec![
+        Insn::new(LDX_MEM_W, 2, 1, 0, 0),
+        Insn::new(ALU32_AND_K, 2, 0, 0, 0xffff),
+        Insn::new(LDX_MEM_W, 3, 1, 0, 0),
+        Insn::new(ALU32_RSH_K, 3, 0, 0, 16),
+        Insn::new(LDX_MEM_W, 4, 1, 4, 0),
+        Insn::new(LDX_MEM_W, 5, 1, 8, 0),
+    ];
+    let verdict = |allow: bool| [Insn::new(ALU32_MOV_K, 0, 0, 0, allow as i32), Insn::new(JMP_EXIT, 0, 0, 0, 0)];
+    for (&(kind, major, minor), &access) in &emu.exceptions {
+        let ty = if kind == Kind::Block { DEV_BLOCK } else { DEV_CHAR };
+        // Each test is (code, dst, src, imm); the jump offset is filled in below.
+        let mut tests: Vec<Vec<Insn>> = vec![vec![Insn::new(JMP_JNE_K, 2, 0, 0, ty)]];
+        if access != ACC_ALL {
+            // (requested & allowed) != requested: some requested access is not in the rule.
+            tests.push(vec![
+                Insn::new(ALU32_MOV_X, 1, 3, 0, 0),
+                Insn::new(ALU32_AND_K, 1, 0, 0, access as i32),
+                Insn::new(JMP_JNE_X, 1, 3, 0, 0),
+            ]);
+        }
+        if let Some(m) = major {
+            tests.push(vec![Insn::new(JMP_JNE_K, 4, 0, 0, m as i32)]);
+        }
+        if let Some(m) = minor {
+            tests.push(vec![Insn::new(JMP_JNE_K, 5, 0, 0, m as i32)]);
+        }
+        let mut block: Vec<Insn> = tests.into_iter().flatten().collect();
+        block.extend(verdict(!emu.default_allow));
+        let len = block.len();
+        for (i, insn) in block.iter_mut().enumerate() {
+            if insn.code == JMP_JNE_K || insn.code == JMP_JNE_X {
+                // Past the end of this block: the next one starts at len.
+                insn.off = (len - 1 - i) as i16;
+            }
+        }
+        p.extend(block);
+    }
+    p.extend(verdict(emu.default_allow));
+    p
+}
+
+/// Loads the program for `rules` and attaches it to the v2 cgroup `dir`.
+pub fn attach(rules: &[Rule], dir: &Path) -> Result<()> {
+    let insns = program(rules)?;
+    let bytes: Vec<u8> = insns.iter().flat_map(|i| i.encode()).collect();
+    let license = c"Apache";
+    let prog = match crate::sys::bpf::load_cgroup_device_prog(&bytes, license, "skiff_dev", &mut []) {
+        Ok(fd) => fd,
+        Err(first) => {
+            // Again with the verifier's log, for the message.
+            let mut log = vec![0u8; 64 * 1024];
+            let detail = match crate::sys::bpf::load_cgroup_device_prog(&bytes, license, "skiff_dev", &mut log) {
+                Ok(_) => String::new(),
+                Err(_) => String::from_utf8_lossy(&log).trim_end_matches('\0').trim().to_string(),
+            };
+            return Err(Error::msg(format!("load the cgroup device program: {first} {detail}")));
+        }
+    };
+    let cg = std::fs::File::open(dir).map_err(|e| Error::io(format!("open cgroup {}", dir.display()), e))?;
+    crate::sys::bpf::attach_cgroup_device(
+        std::os::fd::AsFd::as_fd(&prog),
+        std::os::fd::AsFd::as_fd(&cg),
+        crate::sys::bpf::BPF_F_ALLOW_MULTI,
+    )
+    .map_err(|e| Error::msg(format!("attach the device program to {}: {e}", dir.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Runs a program the way the kernel would for one access: a tiny interpreter for the
+    /// instructions `compile` emits (anything else fails the test).
+    fn run(p: &[Insn], ty: i32, access: u8, major: u32, minor: u32) -> u64 {
+        let ctx = [((access as u32) << 16) | ty as u32, major, minor];
+        let mut r = [0u64; 11];
+        let mut pc = 0usize;
+        for _ in 0..10_000 {
+            let i = p[pc];
+            let (d, s) = (i.dst as usize, i.src as usize);
+            pc += 1;
+            match i.code {
+                LDX_MEM_W => {
+                    assert_eq!(s, 1, "loads only from the context");
+                    r[d] = ctx[i.off as usize / 4] as u64;
+                }
+                ALU32_AND_K => r[d] = (r[d] as u32 & i.imm as u32) as u64,
+                ALU32_RSH_K => r[d] = ((r[d] as u32) >> i.imm) as u64,
+                ALU32_MOV_K => r[d] = i.imm as u32 as u64,
+                ALU32_MOV_X => r[d] = r[s] as u32 as u64,
+                JMP_JNE_K => {
+                    if r[d] != i.imm as i64 as u64 {
+                        pc = (pc as i64 + i.off as i64) as usize;
+                    }
+                }
+                JMP_JNE_X => {
+                    if r[d] != r[s] {
+                        pc = (pc as i64 + i.off as i64) as usize;
+                    }
+                }
+                JMP_EXIT => return r[0],
+                other => panic!("unexpected opcode {other:#x}"),
+            }
+        }
+        panic!("program did not exit");
+    }
+
+    fn rules(lines: &[(bool, &str)]) -> Vec<Rule> {
+        lines.iter().map(|(a, l)| Rule::parse(*a, l).unwrap()).collect()
+    }
+
+    const C: i32 = DEV_CHAR;
+    const B: i32 = DEV_BLOCK;
+
+    #[test]
+    fn runc_default_rules() {
+        // runc's spec: deny all, then its default allow list (null, zero, full, tty, ptmx,
+        // pts, mknod of anything).
+        let r = rules(&[
+            (false, "a *:* rwm"),
+            (true, "c *:* m"),
+            (true, "b *:* m"),
+            (true, "c 1:3 rwm"),
+            (true, "c 1:5 rwm"),
+            (true, "c 136:* rwm"),
+            (true, "c 5:2 rwm"),
+        ]);
+        let p = program(&r).unwrap();
+        assert_eq!(run(&p, C, ACC_READ, 1, 3), 1, "/dev/null readable");
+        assert_eq!(run(&p, C, ACC_WRITE, 1, 5), 1, "/dev/zero writable");
+        assert_eq!(run(&p, C, ACC_READ | ACC_WRITE, 136, 7), 1, "any pty");
+        assert_eq!(run(&p, C, ACC_READ, 1, 11), 0, "/dev/kmsg not listed");
+        assert_eq!(run(&p, B, ACC_READ, 8, 0), 0, "no disk reads");
+        assert_eq!(run(&p, B, ACC_MKNOD, 8, 0), 1, "mknod of any block device");
+        assert_eq!(run(&p, C, ACC_MKNOD | ACC_READ, 10, 1), 0, "mknod+read is more than m");
+        assert_eq!(run(&p, B, ACC_READ, 1, 3), 0, "type matters: b 1:3 is not c 1:3");
+    }
+
+    #[test]
+    fn later_rules_change_earlier_ones() {
+        // Allow-all then deny one device: default allow with one deny exception.
+        let p = program(&rules(&[(true, "a"), (false, "c 1:11 w")])).unwrap();
+        assert_eq!(run(&p, C, ACC_WRITE, 1, 11), 0);
+        assert_eq!(run(&p, C, ACC_READ, 1, 11), 1, "only w was denied");
+        assert_eq!(run(&p, B, ACC_READ, 8, 1), 1);
+        // Deny-all, allow rw, then deny w again: only r is left.
+        let p = program(&rules(&[(false, "a"), (true, "c 1:11 rw"), (false, "c 1:11 w")])).unwrap();
+        assert_eq!(run(&p, C, ACC_READ, 1, 11), 1);
+        assert_eq!(run(&p, C, ACC_WRITE, 1, 11), 0);
+        // A final "a" resets everything before it.
+        let p = program(&rules(&[(false, "a"), (true, "c 1:3 rwm"), (true, "a")])).unwrap();
+        assert_eq!(run(&p, B, ACC_WRITE, 8, 0), 1);
+        // No rules: deny everything (runc's starting point).
+        assert_eq!(run(&program(&[]).unwrap(), C, ACC_READ, 1, 3), 0);
+    }
+
+    #[test]
+    fn cannot_punch_holes_in_wildcards() {
+        // runc refuses what v1 would silently ignore.
+        let err = program(&rules(&[(false, "a"), (true, "c *:* rwm"), (false, "c 1:3 r")])).unwrap_err();
+        assert!(err.to_string().contains("punch a hole"), "{err}");
+        // Disjoint access is fine.
+        assert!(program(&rules(&[(false, "a"), (true, "c *:* m"), (false, "c 1:3 r")])).is_ok());
+    }
+
+    #[test]
+    fn parses_v1_lines() {
+        assert_eq!(
+            Rule::parse(true, "b 8:* rw").unwrap(),
+            Rule { allow: true, kind: Kind::Block, major: Some(8), minor: None, access: ACC_READ | ACC_WRITE }
+        );
+        assert_eq!(Rule::parse(false, "a").unwrap().access, ACC_ALL);
+        for bad in ["p 1:2 r", "c 1 r", "c 1:2 x", "c 4294967295:1 r", ""] {
+            assert!(Rule::parse(true, bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn encodes_the_kernel_layout() {
+        // r2 = *(u32 *)(r1 + 4): dst in the low nibble, src in the high one.
+        assert_eq!(Insn::new(LDX_MEM_W, 2, 1, 4, 0).encode(), [0x61, 0x12, 4, 0, 0, 0, 0, 0]);
+        assert_eq!(Insn::new(JMP_JNE_K, 4, 0, 3, 136).encode(), [0x55, 0x04, 3, 0, 136, 0, 0, 0]);
+    }
+
+    #[test]
+    fn jumps_land_on_the_next_block() {
+        let p = program(&rules(&[(false, "a"), (true, "c 1:3 r"), (true, "b 8:0 rwm")])).unwrap();
+        // Every jump target is the first instruction of a block or the final default.
+        let starts: Vec<usize> = (0..p.len()).filter(|&i| i == 6 || (i > 0 && p[i - 1].code == JMP_EXIT)).collect();
+        for (i, insn) in p.iter().enumerate() {
+            if insn.code == JMP_JNE_K || insn.code == JMP_JNE_X {
+                let target = i + 1 + insn.off as usize;
+                assert!(starts.contains(&target), "jump at {i} lands on {target}, blocks start at {starts:?}");
+            }
+        }
+        assert_eq!(p.last().unwrap().code, JMP_EXIT);
+    }
+}
