@@ -176,8 +176,23 @@ pub fn create(dirs: &[PathBuf]) -> Result<()> {
             Err(e) => return Err(Error::io(format!("create cgroup {}", d.display()), e)),
         }
         inherit_cpuset(d)?;
+        enable_v2_controllers(d);
     }
     Ok(())
+}
+
+/// On v2 a cgroup only has the files of the controllers its parent enables for its children.
+/// Like runc, enable every controller the parent has, so limits can be set and stats read.
+/// One that cannot be enabled (a parent with processes of its own) is left out, not an error:
+/// setting a limit of that controller will say so.
+fn enable_v2_controllers(dir: &Path) {
+    let Some(parent) = dir.parent() else { return };
+    let control = parent.join("cgroup.subtree_control");
+    let Ok(available) = std::fs::read_to_string(parent.join("cgroup.controllers")) else { return };
+    let enabled = std::fs::read_to_string(&control).unwrap_or_default();
+    for c in available.split_whitespace().filter(|c| !enabled.split_whitespace().any(|e| e == *c)) {
+        let _ = std::fs::write(&control, format!("+{c}"));
+    }
 }
 
 /// A new v1 cpuset cgroup starts with empty cpus and mems, and nothing can join it until they
@@ -250,13 +265,16 @@ pub fn set_frozen(leaves: &[PathBuf], frozen: bool) -> Result<()> {
         (false, true) => "1",
         (false, false) => "0",
     };
+    // v1 reports FREEZING until every task stopped; v2 says "frozen 1" in cgroup.events.
+    let (done_file, done_text) = if v1 {
+        (file.clone(), value.to_string())
+    } else {
+        (file.with_file_name("cgroup.events"), format!("frozen {value}"))
+    };
     for _ in 0..1000 {
         std::fs::write(&file, value).ctx(|| format!("write {} to {}", value, file.display()))?;
-        if !v1 {
-            return Ok(());
-        }
-        let now = std::fs::read_to_string(&file).ctx(|| format!("read {}", file.display()))?;
-        if now.trim() == value {
+        let now = std::fs::read_to_string(&done_file).ctx(|| format!("read {}", done_file.display()))?;
+        if now.lines().any(|l| l.trim() == done_text) {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(1));
