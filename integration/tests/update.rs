@@ -23,9 +23,13 @@ fn update_changes_the_live_limits() {
         &id,
     ])
     .assert_success();
-    assert_eq!(b.cgroup_value(&["memory.limit_in_bytes"]), (64u64 << 20).to_string());
+    assert_eq!(b.cgroup_value(&["memory.limit_in_bytes", "memory.max"]), (64u64 << 20).to_string());
     assert_eq!(b.cgroup_value(&["pids.max"]), "20");
-    assert_eq!(b.cgroup_value(&["cpu.cfs_quota_us"]), "20000");
+    // v1 has one file each; v2 writes quota and period together.
+    match b.cgroup_value(&["cpu.cfs_quota_us", "cpu.max"]).as_str() {
+        "20000" => assert_eq!(b.cgroup_value(&["cpu.cfs_period_us"]), "100000"),
+        v2 => assert_eq!(v2, "20000 100000"),
+    }
     // From a resources JSON on stdin.
     let out = rt.exec_with_stdin(&["update", "-r", "-", &id], br#"{"pids": {"limit": 33}}"#.to_vec());
     out.assert_success();
