@@ -198,6 +198,10 @@ fn enable_v2_controllers(dir: &Path) {
 /// A new v1 cpuset cgroup starts with empty cpus and mems, and nothing can join it until they
 /// are set; like runc, copy them from the parent.
 fn inherit_cpuset(dir: &Path) -> Result<()> {
+    // v2's cpuset.cpus starts empty too, but empty there means "the parent's".
+    if dir.join("cgroup.controllers").exists() {
+        return Ok(());
+    }
     let Some(parent) = dir.parent() else { return Ok(()) };
     for file in ["cpuset.cpus", "cpuset.mems"] {
         let own = dir.join(file);

@@ -217,8 +217,12 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
         }
         if c.quota().is_some() || c.period().is_some() {
             let quota = c.quota().filter(|q| *q > 0).map(|q| q.to_string()).unwrap_or_else(|| "max".into());
-            let period = c.period().filter(|p| *p != 0).unwrap_or(100_000);
-            out.push(s("cpu", "cpu.max", format!("{quota} {period}"), "cpu.quota"));
+            // Without a period the kernel keeps the current one (runc writes the quota alone).
+            let value = match c.period().filter(|p| *p != 0) {
+                Some(period) => format!("{quota} {period}"),
+                None => quota,
+            };
+            out.push(s("cpu", "cpu.max", value, "cpu.quota"));
         }
         if let Some(v) = c.burst() {
             out.push(s("cpu", "cpu.max.burst", v, "cpu.burst"));
@@ -321,7 +325,9 @@ pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, Pa
     }
     // A v1-only setting whose controller is not mounted at all (net_cls here) is an error, as in runc.
     for set in v1.iter().filter(|s| v1_has(s.controller).is_none()) {
-        if set.controller == "devices" && unified.is_some() {
+        // With a unified hierarchy the v2 plan above carried it (or said why not); only the
+        // v1-only network controllers have no v2 home.
+        if unified.is_some() && !["net_cls", "net_prio"].contains(&set.controller) {
             continue;
         }
         let in_v2 = v2.iter().any(|x| x.source == set.source);
@@ -415,7 +421,7 @@ mod tests {
         let find = |f: &str| plan.iter().find(|s| s.file == f).map(|s| s.value.clone());
         assert_eq!(find("memory.swap.max").as_deref(), Some("2000"), "v2 swap excludes memory");
         assert_eq!(find("cpu.weight").as_deref(), Some("39"), "runc maps shares 1024 to weight 39");
-        assert_eq!(find("cpu.max").as_deref(), Some("20000 100000"));
+        assert_eq!(find("cpu.max").as_deref(), Some("20000"), "no period: the kernel keeps its own");
         assert_eq!(find("io.bfq.weight").as_deref(), Some("500"));
     }
 }
