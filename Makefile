@@ -11,7 +11,7 @@ export OCI_RUNTIME
 # Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
 DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux xz-utils bzip2 libcap2-bin containerd podman docker.io
 
-.PHONY: deps build failpoints test lint unit integration demo bench install clean
+.PHONY: deps build failpoints test lint unit integration demo bench install clean cgroup2-deps test-cgroup2
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -37,6 +37,24 @@ lint: deps
 # minutes); the integration tests drive the release binaries `build` made.
 test: build failpoints lint
 	$(CARGO) test --workspace --no-fail-fast
+
+# `make test-cgroup2` boots a qemu VM (TCG) with cgroup2 alone and runs the cgroup integration
+# tests in it (scripts/test-cgroup2.sh). It takes minutes, so it stays outside `make test`.
+# qemu-system-x86 comes from bookworm-backports where the installed qemu-utils does.
+CGROUP2_PKGS := qemu-system-x86 cpio
+
+cgroup2-deps: deps
+	@missing=""; for p in $(CGROUP2_PKGS); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "cgroup2-deps: installing$$missing"; \
+	  apt-get update -q && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing || \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -t bookworm-backports $$missing; }; \
+	else echo "cgroup2-deps: all present"; fi
+
+test-cgroup2: build cgroup2-deps
+	bash scripts/test-cgroup2.sh "$(SKIFF)"
 
 demo: build
 	@bash scripts/demo.sh "$(SKIFF)" "$(SLIPWAY)"

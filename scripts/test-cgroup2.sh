@@ -1,0 +1,153 @@
+#!/bin/bash
+# `make test-cgroup2`: runs skiff's cgroup integration tests on a pure cgroup v2 host.
+#
+# Boots qemu (TCG: no hardware virtualisation needed) with a Debian kernel package's vmlinuz and
+# an initramfs made here: busybox, the release skiff and its shared libraries, the integration
+# test binaries and the spec fixtures they read (at the same absolute paths as on this host).
+# The guest mounts cgroup2 alone on /sys/fs/cgroup (the kernel also gets cgroup_no_v1=all), runs
+# each test binary, and prints one marker line per binary on the serial console; this script
+# parses those lines and exits non-zero unless every binary passed.
+#
+# Usage: scripts/test-cgroup2.sh SKIFF_BINARY
+# Environment: CG2_TESTS (test targets, default "resources pause_ps update events"),
+# CG2_TIMEOUT (seconds for the whole VM run, default 2400), CG2_SMP (default 2), CG2_MEM (MiB, default 2048).
+set -euo pipefail
+
+SKIFF=$(realpath "${1:?usage: test-cgroup2.sh SKIFF_BINARY}")
+WS=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$WS/target/cgroup2-vm
+TESTS=${CG2_TESTS:-resources pause_ps update events}
+TIMEOUT=${CG2_TIMEOUT:-2400}
+mkdir -p "$WORK"
+
+log() { echo "test-cgroup2: $*" >&2; }
+
+# --- the kernel: the package linux-image-amd64 depends on, downloaded once ---------------------
+KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+[ -n "$KPKG" ] || { log "cannot resolve linux-image-amd64's kernel package"; exit 1; }
+KDIR=$WORK/$KPKG
+if [ ! -d "$KDIR/boot" ]; then
+  log "downloading $KPKG"
+  (cd "$WORK" && rm -f "${KPKG}"_*.deb && apt-get download -q "$KPKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
+  deb=$(ls "$WORK/${KPKG}"_*.deb 2>/dev/null | head -n1)
+  [ -n "$deb" ] || { log "apt-get download $KPKG failed"; exit 1; }
+  rm -rf "$KDIR.tmp" && mkdir -p "$KDIR.tmp"
+  dpkg-deb -x "$deb" "$KDIR.tmp"
+  mv "$KDIR.tmp" "$KDIR"
+fi
+VMLINUZ=$(ls "$KDIR"/boot/vmlinuz-* | head -n1)
+# Everything the tests need is built in (cgroup2 controllers, CGROUP_BPF, tmpfs, devtmpfs, the
+# 8250 serial console): no modules go into the initramfs.
+for opt in CONFIG_CGROUP_BPF=y CONFIG_MEMCG=y CONFIG_CGROUP_PIDS=y CONFIG_BLK_DEV_INITRD=y CONFIG_SERIAL_8250_CONSOLE=y; do
+  grep -q "^$opt" "$KDIR"/boot/config-* || { log "$KPKG lacks $opt"; exit 1; }
+done
+
+# --- the test binaries ---------------------------------------------------------------------------
+targs=()
+for t in $TESTS; do targs+=(--test "$t"); done
+log "building the test binaries (${TESTS})"
+mapfile -t BINS < <(cd "$WS" && cargo test -p integration "${targs[@]}" --no-run --message-format=json 2>/dev/null |
+  jq -r 'select(.reason == "compiler-artifact" and .profile.test == true and .executable != null) | .executable')
+[ "${#BINS[@]}" -gt 0 ] || { log "no test binaries were built"; exit 1; }
+
+# --- the initramfs -------------------------------------------------------------------------------
+ROOT=$WORK/initramfs
+rm -rf "$ROOT"
+mkdir -p "$ROOT"/{bin,sbin,etc,proc,sys,dev,tmp,run,newroot,tests}
+cp /bin/busybox "$ROOT/bin/busybox"
+# Same absolute paths as here: the test binaries find spec-fixtures through their build path.
+# (workspace_dir() is integration/.. : that directory must exist too)
+mkdir -p "$ROOT$WS/integration" "$ROOT$(dirname "$SKIFF")"
+cp -r "$WS/spec-fixtures" "$ROOT$WS/"
+cp "$SKIFF" "$ROOT$SKIFF"
+libs=$(ldd "$SKIFF" "${BINS[@]}" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && NF > 1 {print $1}' | sort -u)
+for lib in $libs; do
+  mkdir -p "$ROOT$(dirname "$lib")"
+  cp -L "$lib" "$ROOT$lib"
+done
+names=()
+for b in "${BINS[@]}"; do
+  name=$(basename "$b" | sed 's/-[0-9a-f]*$//')
+  names+=("$name")
+  # Debug info is most of a test binary's size and useless in the guest.
+  strip --strip-debug -o "$ROOT/tests/$name" "$b"
+done
+printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ROOT/etc/passwd"
+printf 'root:x:0:\n' >"$ROOT/etc/group"
+
+# Stage 1 (on the initramfs): pivot_root refuses to move away from the initramfs, and skiff
+# needs it, so copy everything onto a tmpfs and switch_root there.
+cat >"$ROOT/init" <<'EOF'
+#!/bin/busybox sh
+/bin/busybox --install -s /bin
+mount -t tmpfs -o size=90% tmpfs /newroot
+for d in /*; do
+  case "$d" in /newroot|/proc|/sys|/dev) mkdir -p "/newroot$d" ;; *) cp -a "$d" /newroot/ ;; esac
+done
+exec switch_root /newroot /init2
+EOF
+# Stage 2: a pure v2 host, then the tests, one marker line per binary.
+{
+  echo '#!/bin/sh'
+  echo "TESTS='${names[*]}'"
+  echo "export OCI_RUNTIME='$SKIFF'"
+  cat <<'EOF'
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs tmpfs /dev/shm
+mount -t cgroup2 cgroup2 /sys/fs/cgroup
+chmod 1777 /tmp
+ip link set lo up 2>/dev/null
+export PATH=/bin:/sbin HOME=/root RUST_BACKTRACE=1
+echo "SKIFF-CG2 kernel $(uname -r); $(grep cgroup /proc/mounts | tr '\n' ';')"
+echo "SKIFF-CG2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+t0=$(cut -d. -f1 /proc/uptime)
+echo "SKIFF-CG2 boot-seconds $t0"
+for t in $TESTS; do
+  echo "SKIFF-CG2 START $t"
+  /tests/$t --test-threads=2 2>&1
+  echo "SKIFF-CG2 RESULT $t rc=$?"
+done
+echo "SKIFF-CG2 run-seconds $(( $(cut -d. -f1 /proc/uptime) - t0 ))"
+echo "SKIFF-CG2 DONE"
+poweroff -f
+EOF
+} >"$ROOT/init2"
+chmod +x "$ROOT/init" "$ROOT/init2"
+INITRD=$WORK/initramfs.cpio
+(cd "$ROOT" && find . | cpio -o -H newc --quiet >"$INITRD")
+log "initramfs $(du -h "$INITRD" | cut -f1), kernel $(basename "$VMLINUZ")"
+
+# --- boot ----------------------------------------------------------------------------------------
+CONSOLE=$WORK/console.log
+log "booting qemu (TCG), console in $CONSOLE"
+start=$(date +%s)
+set +e
+timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -m "${CG2_MEM:-2048}" -smp "${CG2_SMP:-2}" \
+  -nographic -no-reboot -nic none \
+  -kernel "$VMLINUZ" -initrd "$INITRD" \
+  -append "console=ttyS0 panic=-1 quiet cgroup_no_v1=all systemd.unified_cgroup_hierarchy=1" \
+  </dev/null >"$CONSOLE" 2>&1
+qrc=$?
+set -e
+elapsed=$(( $(date +%s) - start ))
+tr -d '\r' <"$CONSOLE" >"$CONSOLE.txt"
+
+# --- report --------------------------------------------------------------------------------------
+grep -E '^(test |SKIFF-CG2|test result|thread .* panicked|failures:)' "$CONSOLE.txt" || true
+passed=0 failed=0 bad=0
+for n in "${names[@]}"; do
+  line=$(grep -E "^SKIFF-CG2 RESULT $n rc=" "$CONSOLE.txt" || true)
+  [ "$line" = "SKIFF-CG2 RESULT $n rc=0" ] || { bad=$((bad + 1)); log "FAIL: $n (${line:-no result})"; }
+done
+while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
+  sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$CONSOLE.txt")
+boot=$(sed -n 's/^SKIFF-CG2 boot-seconds //p' "$CONSOLE.txt")
+run=$(sed -n 's/^SKIFF-CG2 run-seconds //p' "$CONSOLE.txt")
+log "qemu exit $qrc after ${elapsed}s (guest boot ${boot:-?}s, tests ${run:-?}s): $passed passed, $failed failed"
+if ! grep -q '^SKIFF-CG2 DONE' "$CONSOLE.txt"; then
+  log "the guest did not finish (timeout or crash); see $CONSOLE.txt"
+  exit 1
+fi
+[ "$bad" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
