@@ -114,14 +114,15 @@ pub fn plan_v1(res: &LinuxResources, devices: &[String]) -> Vec<Setting> {
         out.push(s("pids", "pids.max", v, "pids.limit"));
     }
     if let Some(b) = res.block_io() {
-        if let Some(v) = b.weight() {
+        // 0 is "unset" to runc (docker sends weight 0 for every container)
+        if let Some(v) = b.weight().filter(|v| *v != 0) {
             out.push(s("blkio", "blkio.weight", v, "blockIO.weight"));
         }
-        if let Some(v) = b.leaf_weight() {
+        if let Some(v) = b.leaf_weight().filter(|v| *v != 0) {
             out.push(s("blkio", "blkio.leaf_weight", v, "blockIO.leafWeight"));
         }
         for (i, d) in b.weight_device().iter().flatten().enumerate() {
-            if let Some(w) = d.weight() {
+            if let Some(w) = d.weight().filter(|w| *w != 0) {
                 out.push(s(
                     "blkio",
                     "blkio.weight_device",
@@ -129,7 +130,7 @@ pub fn plan_v1(res: &LinuxResources, devices: &[String]) -> Vec<Setting> {
                     &format!("blockIO.weightDevice[{i}]"),
                 ));
             }
-            if let Some(w) = d.leaf_weight() {
+            if let Some(w) = d.leaf_weight().filter(|w| *w != 0) {
                 out.push(s(
                     "blkio",
                     "blkio.leaf_weight_device",
@@ -241,7 +242,7 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
         out.push(s("pids", "pids.max", if p.limit() > 0 { p.limit().to_string() } else { "max".into() }, "pids.limit"));
     }
     if let Some(b) = res.block_io() {
-        if let Some(v) = b.weight() {
+        if let Some(v) = b.weight().filter(|v| *v != 0) {
             out.push(s("io", "io.bfq.weight", v, "blockIO.weight"));
         }
         let throttles = [
@@ -408,6 +409,15 @@ mod tests {
         assert_eq!(devs[0], "a *:* rwm", "deny-all first, in config order");
         assert_eq!(devs[1], "c 10:229 rw");
         assert!(devs.contains(&"c 1:3 rwm"), "runc's defaults keep /dev/null usable");
+    }
+
+    #[test]
+    fn blkio_weight_zero_is_unset() {
+        // runc writes blkio.weight only when it is not 0; dockerd sends {"weight": 0} for every
+        // container, and blkio.weight is not writable on every host
+        let r = res(serde_json::json!({"blockIO": {"weight": 0, "leafWeight": 0}}));
+        assert_eq!(plan_v1(&r, &[]), vec![]);
+        assert_eq!(plan_v2(&r), vec![]);
     }
 
     #[test]
