@@ -1,5 +1,6 @@
 //! The caller's end of `--console-socket`: a unix socket listener that receives the pty master
-//! the runtime sends with SCM_RIGHTS, and reads the container's terminal output from it.
+//! the runtime sends with SCM_RIGHTS, and reads the container's terminal output from it. Also a
+//! pty of our own for a client (`docker run -it`) to run on.
 
 use crate::host::PATIENCE;
 use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
@@ -103,4 +104,62 @@ pub fn write_pty(master: &OwnedFd, data: &[u8]) {
     use std::io::Write;
     let mut f = std::fs::File::from(master.try_clone().expect("dup pty master"));
     f.write_all(data).expect("write to pty master");
+}
+
+/// Runs `cmd` (a client such as `docker run -it`) on a fresh pty of `rows` x `cols` — its stdin,
+/// stdout and stderr are the slave — after writing `input` to the master. Returns the exit code
+/// (None if killed) and everything the terminal showed. A client still running after
+/// [`PATIENCE`] is killed.
+pub fn run_in_pty(mut cmd: std::process::Command, rows: u16, cols: u16, input: &[u8]) -> (Option<i32>, String) {
+    let size = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+    let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+    let dup = |fd: &OwnedFd| std::process::Stdio::from(fd.try_clone().expect("dup pty slave"));
+    cmd.stdin(dup(&pty.slave)).stdout(dup(&pty.slave)).stderr(dup(&pty.slave));
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    // only the client may hold the slave, so the master reads EIO once it exits
+    drop(cmd);
+    drop(pty.slave);
+    if !input.is_empty() {
+        write_pty(&pty.master, input);
+    }
+    let mut file = std::fs::File::from(pty.master);
+    let deadline = Instant::now() + PATIENCE;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    let mut status = None;
+    loop {
+        let ready = {
+            let mut pfd = [nix::poll::PollFd::new(file.as_fd(), nix::poll::PollFlags::POLLIN)];
+            nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(100u16))
+        };
+        let eof = match ready {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => false,
+            Ok(_) => match file.read(&mut buf) {
+                Ok(0) => true,
+                Ok(n) => {
+                    out.extend_from_slice(&buf[..n]);
+                    false
+                }
+                Err(e) => e.kind() != std::io::ErrorKind::Interrupted,
+            },
+            Err(_) => true,
+        };
+        if status.is_none() {
+            status = child.try_wait().ok().flatten();
+        }
+        if (eof && status.is_some()) || Instant::now() > deadline {
+            break;
+        }
+        if eof {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let code = match status {
+        Some(s) => s.code(),
+        None => {
+            let _ = child.kill();
+            child.wait().ok().and_then(|s| s.code())
+        }
+    };
+    (code, String::from_utf8_lossy(&out).into_owned())
 }
