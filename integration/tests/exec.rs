@@ -1,6 +1,7 @@
 //! `exec`: a second process in a running container shares its namespaces and cgroup, takes the
 //! flags it is given, and reports its own exit status.
 
+use integration::console::{read_pty_to_end, ConsoleSocket};
 use integration::{Bundle, Runtime};
 use serde_json::json;
 
@@ -72,4 +73,102 @@ fn exec_of_a_missing_binary_or_into_a_stopped_container_fails() {
     integration::host::wait_until("the container to stop", || (rt.status(&id) == "stopped").then_some(()));
     rt.exec(&["exec", &id, "true"]).assert_failure();
     rt.delete(&id).assert_success();
+}
+
+/// The hex mask of a `Cap*:` line of /proc/self/status as the exec'd process prints it.
+fn cap_mask(out: &str) -> u64 {
+    let hex = out.split_whitespace().nth(1).unwrap_or_else(|| panic!("no mask in {out:?}"));
+    u64::from_str_radix(hex, 16).unwrap_or_else(|e| panic!("{hex:?}: {e}"))
+}
+
+#[test]
+fn exec_cap_additional_gids_and_no_new_privs() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| c["process"]["noNewPrivileges"] = json!(false)).args(&["sleep", "1000"]);
+    let id = rt.new_id();
+    rt.create_ok(&id, &b);
+    rt.start(&id).assert_success();
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    let plain = rt.exec(&["exec", &id, "grep", "CapEff", "/proc/self/status"]);
+    assert_eq!(cap_mask(&plain.assert_success().stdout) & CAP_SYS_ADMIN, 0, "{plain}");
+    let with = rt.exec(&["exec", "--cap", "CAP_SYS_ADMIN", &id, "grep", "CapEff", "/proc/self/status"]);
+    assert_ne!(cap_mask(&with.assert_success().stdout) & CAP_SYS_ADMIN, 0, "{with}");
+
+    let out = rt.exec(&["exec", "--user", "1000:1000", "--additional-gids", "50", &id, "id", "-G"]);
+    assert_eq!(out.assert_success().stdout.split_whitespace().collect::<Vec<_>>(), ["1000", "50"]);
+
+    let nnp = |extra: &[&str]| {
+        let mut args = vec!["exec"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&[&id, "grep", "NoNewPrivs", "/proc/self/status"]);
+        let out = rt.exec(&args);
+        out.assert_success().stdout.split_whitespace().nth(1).unwrap_or("").to_string()
+    };
+    assert_eq!(nnp(&[]), "0", "the config's noNewPrivileges: false");
+    assert_eq!(nnp(&["--no-new-privs"]), "1");
+    rt.delete_force(&id).assert_success();
+}
+
+#[test]
+fn exec_process_json_preserve_fds_and_tty() {
+    let rt = Runtime::new();
+    let (id, _b) = running(&rt);
+    let process = rt.scratch().join("process.json");
+    let spec = json!({
+        "args": ["sh", "-c", "echo $WHO; pwd; id -u"],
+        "env": ["PATH=/bin", "WHO=from-json"],
+        "cwd": "/tmp",
+        "user": {"uid": 1000, "gid": 1000},
+    });
+    std::fs::write(&process, spec.to_string()).expect("write process.json");
+    let out = rt.exec(&["exec", "--process", process.to_str().expect("utf-8"), &id]);
+    assert_eq!(out.assert_success().stdout, "from-json\n/tmp\n1000\n");
+
+    // a shell opens fd 3 for the runtime, as a shim passing a pipe would
+    let file = rt.scratch().join("fd3.out");
+    let script = format!(
+        "exec 3>'{}'; exec '{}' --root '{}' exec --preserve-fds 1 {id} sh -c 'echo through-fd-3 >&3'",
+        file.display(),
+        rt.binary().display(),
+        rt.root().display(),
+    );
+    let status = std::process::Command::new("/bin/sh").arg("-c").arg(&script).status().expect("run sh");
+    assert!(status.success());
+    assert_eq!(std::fs::read_to_string(&file).expect("fd 3 output"), "through-fd-3\n");
+
+    let sock = ConsoleSocket::bind(&rt.scratch().join("exec-console.sock"));
+    let sock_path = sock.path().to_str().expect("utf-8").to_string();
+    let pid_file = rt.scratch().join("tty-exec.pid");
+    rt.exec(&[
+        "exec",
+        "--tty",
+        "--console-socket",
+        &sock_path,
+        "--detach",
+        "--pid-file",
+        pid_file.to_str().expect("utf-8"),
+        &id,
+        "sh",
+        "-c",
+        "tty; [ -t 0 ] && echo stdin-is-a-tty",
+    ])
+    .assert_success();
+    let text = read_pty_to_end(sock.receive_pty());
+    let lines: Vec<&str> = text.lines().map(|l| l.trim_end_matches('\r')).collect();
+    assert!(lines.len() == 2 && lines[0].starts_with("/dev/pts/") && lines[1] == "stdin-is-a-tty", "{text:?}");
+    rt.delete_force(&id).assert_success();
+}
+
+#[test]
+fn exec_into_a_paused_container_fails_as_in_runc() {
+    // runc: "cannot exec in a paused container"
+    let rt = Runtime::new();
+    let (id, _b) = running(&rt);
+    rt.exec(&["pause", &id]).assert_success();
+    let out = rt.exec(&["exec", &id, "true"]);
+    out.assert_failure().assert_stderr_contains("paused");
+    rt.exec(&["resume", &id]).assert_success();
+    rt.exec(&["exec", &id, "true"]).assert_success();
+    rt.delete_force(&id).assert_success();
 }
