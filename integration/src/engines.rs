@@ -371,6 +371,8 @@ impl Engine {
                 }
             }
         }
+        // conmon writes its `oom` marker into its working directory: not the source tree
+        cmd.current_dir(d);
         let at = at.min(args.len());
         cmd.args(&args[..at]).args(extra).args(&args[at..]);
         cmd

@@ -135,6 +135,7 @@ fn signals_stop_timeout_and_oom() {
 
     let id3 = detached(&p, &["--memory", "16m", "--memory-swap", "16m"], "x=a; while true; do x=$x$x; done");
     assert_eq!(p.run(&["wait", &id3]).ok().text(), "137");
+    // not .State.OOMKilled: podman 4.3 with its conmon leaves it false on this hybrid host, runc too
     p.run(&["rm", "-f", "-t", "0", &id, &id2, &id3]).ok();
 }
 
