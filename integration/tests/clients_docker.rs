@@ -75,7 +75,11 @@ fn exit_codes_streams_stdin_and_process_settings() {
 fn detached_logs_exec_and_top() {
     let Some(d) = docker() else { return };
     let id = detached(&d, &[], "echo started; echo err-line >&2; exec sleep 1001");
-    eventually("the container's first line in docker logs", || d.run(&["logs", &id]).stdout.contains("started"));
+    // stdout and stderr reach the log separately: wait for both
+    eventually("both lines in docker logs", || {
+        let logs = d.run(&["logs", &id]);
+        logs.stdout.contains("started") && logs.stderr.contains("err-line")
+    });
     let logs = d.run(&["logs", &id]);
     assert_eq!((logs.stdout.as_str(), logs.stderr.as_str()), ("started\n", "err-line\n"));
 

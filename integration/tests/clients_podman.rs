@@ -68,7 +68,11 @@ fn exit_codes_streams_stdin_and_process_settings() {
 fn detached_logs_exec_and_top() {
     let Some(p) = podman() else { return };
     let id = detached(&p, &[], "echo started; echo err-line >&2; exec sleep 1001");
-    eventually("the container's first line in podman logs", || p.run(&["logs", &id]).stdout.contains("started"));
+    // stdout and stderr reach the log separately: wait for both
+    eventually("both lines in podman logs", || {
+        let logs = p.run(&["logs", &id]);
+        logs.stdout.contains("started") && logs.stderr.contains("err-line")
+    });
     let logs = p.run(&["logs", &id]);
     assert_eq!((logs.stdout.as_str(), logs.stderr.as_str()), ("started\n", "err-line\n"));
 
