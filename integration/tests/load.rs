@@ -95,3 +95,64 @@ fn of_two_racing_deletes_exactly_one_wins() {
         assert_eq!(rt.list_ids(), Vec::<String>::new());
     }
 }
+
+/// Removes a cgroup directory (and the empty ones below it) in every hierarchy on drop.
+struct CgroupParent(String);
+
+impl CgroupParent {
+    fn dirs(&self) -> Vec<std::path::PathBuf> {
+        let mut dirs: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|h| h.path().join(self.0.trim_start_matches('/')))
+            .filter(|d| d.is_dir())
+            .collect();
+        dirs.extend(
+            dirs.clone()
+                .iter()
+                .flat_map(|d| std::fs::read_dir(d).into_iter().flatten().flatten())
+                .filter_map(|e| e.file_type().is_ok_and(|t| t.is_dir()).then(|| e.path())),
+        );
+        dirs
+    }
+}
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        let mut dirs = self.dirs();
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = std::fs::remove_dir(d);
+        }
+    }
+}
+
+#[test]
+fn containers_under_one_new_parent_cgroup_start_while_others_go() {
+    // What containerd does with `ctr -n NS run`: every container's cgroup is /NS/ID, created and
+    // deleted concurrently. The parent is made by whichever create comes first and removed by
+    // skiff once empty, so one create can find it half made (v1 cpuset.cpus still empty: joining
+    // fails with ENOSPC) or going (mkdir of the leaf: ENOENT).
+    let rt = Arc::new(Runtime::new());
+    let parent = Arc::new(CgroupParent(format!("/skiff-it/{}", integration::unique_name("shared"))));
+    let threads: Vec<_> = (0..8)
+        .map(|_| {
+            let (rt, parent) = (Arc::clone(&rt), Arc::clone(&parent));
+            std::thread::spawn(move || {
+                for _ in 0..6 {
+                    let mut b = Bundle::new();
+                    let path = format!("{}/{}", parent.0, integration::unique_name("leaf"));
+                    b.edit(|c| c["linux"]["cgroupsPath"] = serde_json::json!(path)).args(&["true"]);
+                    rt.run(&b).assert_success();
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("a runner thread failed");
+    }
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+    let leaves: Vec<_> = parent.dirs().into_iter().filter(|d| !d.ends_with(parent.0.trim_start_matches('/'))).collect();
+    assert_eq!(leaves, Vec::<std::path::PathBuf>::new(), "no container cgroup is left");
+}

@@ -168,9 +168,24 @@ pub fn missing_dirs(leaves: &[PathBuf]) -> Vec<PathBuf> {
 }
 
 /// Makes the planned directories (parents first).
+///
+/// A parent that existed when the plan was made may be gone by now: the last container of
+/// another skiff in it removed it (see [`remove`]). Then it is made again (and left in place,
+/// as runc leaves parents) and the mkdir retried.
 pub fn create(dirs: &[PathBuf]) -> Result<()> {
     for d in dirs {
-        match std::fs::create_dir(d) {
+        let mut made = std::fs::create_dir(d);
+        for _ in 0..10 {
+            match &made {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                _ => break,
+            }
+            if let Some(parent) = d.parent() {
+                recreate_parent(parent)?;
+            }
+            made = std::fs::create_dir(d);
+        }
+        match made {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(Error::io(format!("create cgroup {}", d.display()), e)),
@@ -195,8 +210,28 @@ fn enable_v2_controllers(dir: &Path) {
     }
 }
 
+/// mkdir -p for a parent cgroup removed under us, each new level given its cpuset.
+fn recreate_parent(dir: &Path) -> Result<()> {
+    if dir.exists() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        recreate_parent(parent)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(format!("create cgroup {}", dir.display()), e)),
+    }
+    inherit_cpuset(dir)?;
+    enable_v2_controllers(dir);
+    Ok(())
+}
+
 /// A new v1 cpuset cgroup starts with empty cpus and mems, and nothing can join it until they
-/// are set; like runc, copy them from the parent.
+/// are set; like runc, copy them from the parent. The parent may be just as new (another skiff
+/// made it a moment ago and has not filled it yet): like runc's cpusetEnsureParent, fill it
+/// from its own parent first.
 fn inherit_cpuset(dir: &Path) -> Result<()> {
     // v2's cpuset.cpus starts empty too, but empty there means "the parent's".
     if dir.join("cgroup.controllers").exists() {
@@ -209,8 +244,13 @@ fn inherit_cpuset(dir: &Path) -> Result<()> {
         if !current.trim().is_empty() {
             continue;
         }
-        let value =
-            std::fs::read_to_string(parent.join(file)).ctx(|| format!("read {}", parent.join(file).display()))?;
+        let read =
+            || std::fs::read_to_string(parent.join(file)).ctx(|| format!("read {}", parent.join(file).display()));
+        let mut value = read()?;
+        if value.trim().is_empty() {
+            inherit_cpuset(parent)?;
+            value = read()?;
+        }
         std::fs::write(&own, value.trim()).ctx(|| format!("write {}", own.display()))?;
     }
     Ok(())
@@ -372,5 +412,42 @@ mod tests {
         // `..` cannot climb out of the hierarchy
         let sneaky = plan_with(&hs, PROC, Some("/../../etc"), "c1");
         assert_eq!(sneaky[2], PathBuf::from("/sys/fs/cgroup/memory/etc"));
+    }
+
+    /// A scratch directory of plain files standing in for a cgroup tree.
+    fn scratch(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("skiff-cg-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn a_half_made_parent_cpuset_is_filled_before_the_child() {
+        // runc's cpusetEnsureParent: another create made `p` and has not copied cpus/mems into
+        // it yet; copying its empty values would leave the leaf unjoinable (ENOSPC)
+        let root = scratch("cpuset");
+        let (p, leaf) = (root.join("p"), root.join("p/leaf"));
+        std::fs::create_dir_all(&leaf).unwrap();
+        for (dir, cpus, mems) in [(&root, "0-1\n", "0\n"), (&p, "\n", "\n"), (&leaf, "", "")] {
+            std::fs::write(dir.join("cpuset.cpus"), cpus).unwrap();
+            std::fs::write(dir.join("cpuset.mems"), mems).unwrap();
+        }
+        inherit_cpuset(&leaf).unwrap();
+        for dir in [&p, &leaf] {
+            assert_eq!(std::fs::read_to_string(dir.join("cpuset.cpus")).unwrap(), "0-1");
+            assert_eq!(std::fs::read_to_string(dir.join("cpuset.mems")).unwrap(), "0");
+        }
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn a_parent_removed_after_planning_is_made_again() {
+        // the plan saw `p` and only makes the leaf; the last container in `p` removed it since
+        let root = scratch("gone");
+        let leaf = root.join("p/q/leaf");
+        create(std::slice::from_ref(&leaf)).unwrap();
+        assert!(leaf.is_dir());
+        std::fs::remove_dir_all(&root).unwrap();
     }
 }
