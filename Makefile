@@ -11,7 +11,7 @@ export OCI_RUNTIME
 # Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
 DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux xz-utils bzip2 libcap2-bin containerd podman docker.io
 
-.PHONY: deps build failpoints test lint unit integration demo bench install clean cgroup2-deps test-cgroup2
+.PHONY: deps build failpoints test lint unit integration demo bench install clean cgroup2-deps test-cgroup2 fuzz
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -58,6 +58,11 @@ test-cgroup2: build cgroup2-deps
 
 demo: build
 	@bash scripts/demo.sh "$(SKIFF)" "$(SLIPWAY)"
+
+# Coverage-guided fuzzing, FUZZ_RUNS (default 1,000,000) inputs per target; long, not in CI
+# (make test runs the fuzz crate's smoke instead).
+fuzz: deps
+	@bash scripts/fuzz.sh
 
 bench: build
 	@bash scripts/bench.sh "$(SKIFF)"

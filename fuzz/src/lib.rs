@@ -5,6 +5,9 @@
 
 pub mod seeds;
 
+/// Every target, by the name of its function and fuzz_targets/ file.
+pub const TARGETS: &[&str] = &["config", "dockerfile", "shell_word", "dockerignore", "tar_extract", "tar_load"];
+
 use std::path::Path;
 
 use slipway::dockerfile::shell::Lexer;
