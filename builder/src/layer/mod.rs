@@ -362,9 +362,9 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
         };
         let name = rel.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Everything below acts on `pdir`, never on a path that a symlink could lead out of dst.
+        let pdir = parent_inside(dst, &parent, &rel)?;
         if wh != Whiteouts::Keep && name.starts_with(WH_PREFIX) {
-            let pdir = dst.join(&parent);
-            fs::create_dir_all(&pdir)?;
             if name == WH_OPAQUE {
                 if wh == Whiteouts::Overlay {
                     crate::sys::lsetxattr(&pdir, OPAQUE_XATTR, b"y")?;
@@ -386,7 +386,7 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
             }
             continue;
         }
-        let target = dst.join(&rel);
+        let target = pdir.join(&name);
         let et = e.header().entry_type();
         if let Ok(md) = fs::symlink_metadata(&target) {
             if md.is_dir() && !et.is_dir() {
@@ -397,9 +397,6 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
         }
         this_layer.insert(rel.clone());
         if et.is_character_special() || et.is_block_special() || et.is_fifo() {
-            if let Some(p) = target.parent() {
-                fs::create_dir_all(p)?;
-            }
             let _ = fs::remove_file(&target);
             let kind = if et.is_fifo() {
                 nix::sys::stat::SFlag::S_IFIFO
@@ -425,6 +422,41 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
         e.unpack_in(dst)?;
     }
     Ok(())
+}
+
+/// The real directory an entry's parent names, made if missing. Each component is checked once
+/// it exists: one that resolves (through a symlink from this archive or already on disk) outside
+/// `dst` is refused, as the tar crate's `unpack_in` refuses it for the entries it writes.
+fn parent_inside(dst: &Path, parent: &Path, entry: &Path) -> io::Result<PathBuf> {
+    let root = dst.canonicalize()?;
+    let mut cur = root.clone();
+    for c in parent.components() {
+        let next = cur.join(c);
+        match fs::symlink_metadata(&next) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&next)?,
+            Err(e) => return Err(e),
+            Ok(_) => {}
+        }
+        let real = next.canonicalize()?;
+        if !real.starts_with(&root) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "archive entry {}: {} leads outside the destination",
+                    entry.display(),
+                    c.as_os_str().to_string_lossy()
+                ),
+            ));
+        }
+        if !real.is_dir() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("archive entry {}: {} is not a directory", entry.display(), c.as_os_str().to_string_lossy()),
+            ));
+        }
+        cur = real;
+    }
+    Ok(cur)
 }
 
 fn remove_any(p: &Path) -> io::Result<()> {
@@ -460,6 +492,58 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, StoreError> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
+
+    /// A tar whose first entry is a symlink `esc` to `outside`, then `next` (path, type) under it.
+    fn escaping_tar(outside: &Path, next: &str, kind: tar::EntryType) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut l = tar::Header::new_gnu();
+        l.set_path("esc").unwrap();
+        l.set_entry_type(tar::EntryType::Symlink);
+        l.set_link_name(outside).unwrap();
+        l.set_uid(0);
+        l.set_gid(0);
+        l.set_mtime(0);
+        l.set_mode(0o777);
+        l.set_size(0);
+        l.set_cksum();
+        b.append(&l, &[][..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_path(next).unwrap();
+        h.set_entry_type(kind);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_size(0);
+        h.set_cksum();
+        b.append(&h, &[][..]).unwrap();
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn entries_through_a_symlink_out_of_the_destination_are_refused() {
+        let outside = tempfile::tempdir().unwrap();
+        fs::write(outside.path().join("victim"), "keep").unwrap();
+        let cases = [
+            ("esc/.wh.victim", tar::EntryType::Regular, Whiteouts::Apply),
+            ("esc/.wh.victim", tar::EntryType::Regular, Whiteouts::Overlay),
+            ("esc/.wh..wh..opq", tar::EntryType::Regular, Whiteouts::Apply),
+            ("esc/fifo", tar::EntryType::Fifo, Whiteouts::Keep),
+            ("esc/victim", tar::EntryType::Directory, Whiteouts::Keep),
+            ("esc/sub/file", tar::EntryType::Regular, Whiteouts::Keep),
+            ("esc/file", tar::EntryType::Regular, Whiteouts::Keep),
+        ];
+        for (next, kind, wh) in cases {
+            let dst = tempfile::tempdir().unwrap();
+            let data = escaping_tar(outside.path(), next, kind);
+            let err = extract(&data[..], dst.path(), wh).expect_err(next);
+            let err = format!("{err} {:?}", std::error::Error::source(&err));
+            assert!(err.to_string().contains("outside"), "{next}: {err}");
+            let names: Vec<_> = fs::read_dir(outside.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+            assert_eq!(names, ["victim"], "{next} ({wh:?}) touched the outside directory");
+            assert_eq!(fs::read_to_string(outside.path().join("victim")).unwrap(), "keep");
+        }
+    }
 
     fn tar_names(data: &[u8]) -> Vec<(String, tar::EntryType, u32)> {
         let mut ar = tar::Archive::new(data);
