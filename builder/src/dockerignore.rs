@@ -156,38 +156,52 @@ fn compile(p: &str) -> (Kind, Vec<Tok>) {
 }
 
 /// Matches `t` against all of `s` (the compiled regexp is anchored at both ends; children of a
-/// matching directory are caught by the parent-directory check).
+/// matching directory are caught by the parent-directory check). Memoised on (token, position):
+/// a plain backtracking match of `**/**/...` patterns is exponential (found by `make fuzz`), Go's
+/// regexp, which patternmatcher compiles to, is not.
 fn rmatch(t: &[Tok], s: &[char]) -> bool {
-    match t.first() {
-        None => s.is_empty(),
-        Some(Tok::Lit(c)) => s.first() == Some(c) && rmatch(&t[1..], &s[1..]),
-        Some(Tok::One) => s.first().is_some_and(|&c| c != '/') && rmatch(&t[1..], &s[1..]),
-        Some(Tok::Class(neg, r)) => match s.first() {
+    let mut memo = vec![None; (t.len() + 1) * (s.len() + 1)];
+    rmatch_at(t, s, 0, 0, &mut memo)
+}
+
+fn rmatch_at(t: &[Tok], s: &[char], ti: usize, si: usize, memo: &mut [Option<bool>]) -> bool {
+    let key = ti * (s.len() + 1) + si;
+    if let Some(v) = memo[key] {
+        return v;
+    }
+    let rest = &s[si..];
+    let v = match t.get(ti) {
+        None => rest.is_empty(),
+        Some(Tok::Lit(c)) => rest.first() == Some(c) && rmatch_at(t, s, ti + 1, si + 1, memo),
+        Some(Tok::One) => rest.first().is_some_and(|&c| c != '/') && rmatch_at(t, s, ti + 1, si + 1, memo),
+        Some(Tok::Class(neg, r)) => match rest.first() {
             Some(&c) => {
                 let inr = r.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-                inr != *neg && rmatch(&t[1..], &s[1..])
+                inr != *neg && rmatch_at(t, s, ti + 1, si + 1, memo)
             }
             None => false,
         },
         Some(Tok::Star) => {
-            for i in 0..=s.len() {
-                if rmatch(&t[1..], &s[i..]) {
-                    return true;
+            let mut found = false;
+            for i in 0..=rest.len() {
+                if rmatch_at(t, s, ti + 1, si + i, memo) {
+                    found = true;
+                    break;
                 }
-                if i < s.len() && s[i] == '/' {
-                    return false;
+                if i < rest.len() && rest[i] == '/' {
+                    break;
                 }
             }
-            false
+            found
         }
         Some(Tok::Rest) => true,
         Some(Tok::Deep) => {
-            if rmatch(&t[1..], s) {
-                return true;
-            }
-            (0..s.len()).any(|i| s[i] == '/' && rmatch(&t[1..], &s[i + 1..]))
+            rmatch_at(t, s, ti + 1, si, memo)
+                || (0..rest.len()).any(|i| rest[i] == '/' && rmatch_at(t, s, ti + 1, si + i + 1, memo))
         }
-    }
+    };
+    memo[key] = Some(v);
+    v
 }
 
 impl Pattern {

@@ -36,11 +36,8 @@ pub fn shell_word(data: &[u8]) {
     let escape = if first % 2 == 0 { '\\' } else { '`' };
     let Ok(text) = std::str::from_utf8(rest) else { return };
     let (word, env_text) = text.split_once('\0').unwrap_or((text, "A=1\nB=x y\nEMPTY="));
-    let env: Vec<(String, String)> = env_text
-        .lines()
-        .filter_map(|l| l.split_once('='))
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
+    let env: Vec<(String, String)> =
+        env_text.lines().filter_map(|l| l.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let lexer = Lexer::new(escape);
     let _ = lexer.process_word(word, &env);
     let _ = lexer.process_words(word, &env);

@@ -21,8 +21,25 @@ impl Rng {
 }
 
 const INTERESTING: &[&[u8]] = &[
-    b"\0", b"\\", b"$", b"${", b"}", b"\"", b"'", b"\n", b"<<EOF\n", b"../", b"/", b"**", b"!", b"[", b":-", b"{",
-    b"[]", b"\xff", b"99999999999999999999",
+    b"\0",
+    b"\\",
+    b"$",
+    b"${",
+    b"}",
+    b"\"",
+    b"'",
+    b"\n",
+    b"<<EOF\n",
+    b"../",
+    b"/",
+    b"**",
+    b"!",
+    b"[",
+    b":-",
+    b"{",
+    b"[]",
+    b"\xff",
+    b"99999999999999999999",
 ];
 
 fn mutate(rng: &mut Rng, seeds: &[Vec<u8>], input: &[u8]) -> Vec<u8> {
@@ -98,4 +115,28 @@ fn tar_extract() {
 #[test]
 fn tar_load() {
     smoke("tar_load", fuzz::tar_load, 400);
+}
+
+/// Every input `make fuzz` ever found (fuzz/regressions/<target>/), run again. A timeout found
+/// there (exponential matching) would hang this test, which CI's time limit then reports.
+#[test]
+fn regressions_stay_fixed() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
+    let targets: [(&str, fn(&[u8])); 6] = [
+        ("config", fuzz::config),
+        ("dockerfile", fuzz::dockerfile),
+        ("shell_word", fuzz::shell_word),
+        ("dockerignore", fuzz::dockerignore),
+        ("tar_extract", fuzz::tar_extract),
+        ("tar_load", fuzz::tar_load),
+    ];
+    let mut ran = 0;
+    for (name, run) in targets {
+        let Ok(rd) = std::fs::read_dir(dir.join(name)) else { continue };
+        for e in rd.flatten() {
+            run(&std::fs::read(e.path()).expect("read regression input"));
+            ran += 1;
+        }
+    }
+    assert!(ran > 0, "no regression inputs under {}", dir.display());
 }
