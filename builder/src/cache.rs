@@ -32,6 +32,14 @@ pub struct Entry {
     pub layers: Vec<Layer>,
 }
 
+/// The part of an [`Entry`] a cache hit needs. Reading only this skips building the maps of
+/// `inputs` (a COPY of a large context records a fingerprint per file; only explanations use them).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Hit {
+    pub config: String,
+    pub layers: Vec<Layer>,
+}
+
 /// The cache key of a step on `parent`.
 pub fn key(parent: &str, i: &Inputs) -> String {
     let mut h = Sha256::new();

@@ -6,9 +6,8 @@
 use crate::dockerignore::{IgnoreError, Matcher};
 use crate::glob;
 use crate::store::Store;
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -30,13 +29,68 @@ fn ioe<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(io::Error) -> ContextEr
     move |err| ContextError::Io { op, path: p.to_path_buf(), err }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+/// What the stat cache remembers of one file: the stat fields that change when its content
+/// may have changed, and the content digest they vouch for.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct StatEntry {
     size: u64,
     mtime: (i64, i64),
     ctime: (i64, i64),
     ino: u64,
     digest: String,
+}
+
+/// The stat cache on disk: a `# CONTEXT-DIR` line (so `prune` can drop the caches of contexts
+/// that are gone), then one line per file, `ino size mtime mtime_ns ctime ctime_ns digest
+/// path` (the path last, so it may hold spaces; paths with a newline are never cached). A plain
+/// line format because a no-op rebuild of a large context reads it whole: parsing 10,000 lines
+/// costs far less than deserialising the same as JSON.
+fn parse_stat_cache(text: &str) -> HashMap<String, StatEntry> {
+    let mut out = HashMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let mut f = line.splitn(8, ' ');
+        let mut num = || f.next().and_then(|v| v.parse::<i64>().ok());
+        let (Some(ino), Some(size), Some(ms), Some(mns), Some(cs), Some(cns)) =
+            (num(), num(), num(), num(), num(), num())
+        else {
+            continue;
+        };
+        let (Some(digest), Some(path)) = (f.next(), f.next()) else { continue };
+        let e = StatEntry {
+            size: size as u64,
+            mtime: (ms, mns),
+            ctime: (cs, cns),
+            ino: ino as u64,
+            digest: digest.to_string(),
+        };
+        out.insert(path.to_string(), e);
+    }
+    out
+}
+
+fn format_stat_cache(root: &Path, m: &HashMap<String, StatEntry>) -> String {
+    let mut paths: Vec<&String> = m.keys().filter(|p| !p.contains('\n')).collect();
+    paths.sort();
+    let mut out = String::with_capacity(m.len() * 120);
+    out.push_str(&format!("# {}\n", root.display()));
+    for p in paths {
+        let e = &m[p];
+        out.push_str(&format!(
+            "{} {} {} {} {} {} {} {p}\n",
+            e.ino, e.size, e.mtime.0, e.mtime.1, e.ctime.0, e.ctime.1, e.digest
+        ));
+    }
+    out
+}
+
+/// Whether a stat cache file belongs to a context directory that still exists (`prune`).
+pub fn stat_cache_is_live(file: &Path) -> bool {
+    if file.extension().is_none_or(|e| e != "v2") {
+        return false;
+    }
+    let Ok(text) = fs::read_to_string(file) else { return false };
+    let dir = text.lines().next().and_then(|l| l.strip_prefix("# ")).unwrap_or("");
+    !dir.is_empty() && Path::new(dir).is_dir()
 }
 
 /// One included path of the context.
@@ -51,7 +105,7 @@ pub struct Context {
     pub root: PathBuf,
     ignore: Matcher,
     entries: Option<Vec<CtxEntry>>,
-    stat: BTreeMap<String, StatEntry>,
+    stat: HashMap<String, StatEntry>,
     stat_key: String,
     dirty: bool,
     /// How many files were actually read for hashing (tests and `--debug`).
@@ -89,15 +143,19 @@ impl Context {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Matcher::default(),
             Err(e) => return Err(ContextError::Io { op: "read", path: ig, err: e }),
         };
-        let stat_key = format!("cache/stat/{}.json", hex::encode(Sha256::digest(root.to_string_lossy().as_bytes())));
-        let stat = store.and_then(|s| s.read_record(&stat_key)).unwrap_or_default();
+        let stat_key = format!("cache/stat/{}.v2", hex::encode(Sha256::digest(root.to_string_lossy().as_bytes())));
+        let stat = store
+            .and_then(|s| fs::read_to_string(s.root.join(&stat_key)).ok())
+            .map(|t| parse_stat_cache(&t))
+            .unwrap_or_default();
         Ok(Context { root, ignore, entries: None, stat, stat_key, dirty: false, hashed_files: 0 })
     }
 
     /// Saves the stat cache.
     pub fn save(&self, store: &Store) {
         if self.dirty {
-            let _ = store.write_record(&self.stat_key, &self.stat);
+            let _ = store
+                .write_atomic(&store.root.join(&self.stat_key), format_stat_cache(&self.root, &self.stat).as_bytes());
         }
     }
 
@@ -115,17 +173,18 @@ impl Context {
 
     fn walk_dir(&self, rel: &str, out: &mut Vec<CtxEntry>) -> Result<bool, ContextError> {
         let dir = self.root.join(rel);
-        let mut names: Vec<String> = fs::read_dir(&dir)
-            .map_err(ioe("read dir", &dir))?
-            .filter_map(|e| e.ok())
-            .map(|e| e.file_name().to_string_lossy().to_string())
-            .collect();
-        names.sort();
+        // DirEntry::metadata is an fstatat relative to the open directory (no symlinks
+        // followed): no walk of the whole path per file
+        let mut names: Vec<(String, Metadata)> = Vec::new();
+        for e in fs::read_dir(&dir).map_err(ioe("read dir", &dir))? {
+            let e = e.map_err(ioe("read dir", &dir))?;
+            let md = e.metadata().map_err(ioe("stat", &e.path()))?;
+            names.push((e.file_name().to_string_lossy().to_string(), md));
+        }
+        names.sort_by(|a, b| a.0.cmp(&b.0));
         let mut any = false;
-        for n in names {
+        for (n, md) in names {
             let r = join_rel(rel, &n);
-            let p = self.root.join(&r);
-            let md = fs::symlink_metadata(&p).map_err(ioe("stat", &p))?;
             let excluded = self.ignore.excluded(&r);
             if md.is_dir() {
                 if excluded && self.ignore.can_prune(&r) {
@@ -163,7 +222,11 @@ impl Context {
             glob::matches(&rel, "").map_err(|_| ContextError::BadPattern(src.into()))?;
             let mut out: Vec<String> = Vec::new();
             for e in self.entries()? {
-                if e.rel.is_empty() || out.iter().any(|o| e.rel.starts_with(&format!("{o}/"))) {
+                // entries are in walk order, so what lies under a match follows it directly
+                let under_last = out.last().is_some_and(|o| {
+                    e.rel.len() > o.len() && e.rel.starts_with(o.as_str()) && e.rel.as_bytes()[o.len()] == b'/'
+                });
+                if e.rel.is_empty() || under_last {
                     continue;
                 }
                 if glob::matches(&rel, &e.rel).unwrap_or(false) {
@@ -305,6 +368,20 @@ mod tests {
         let mut c = Context::open_for(t.path(), None, Some(&t.path().join("app.Dockerfile"))).unwrap();
         assert_eq!(c.resolve("a.txt").unwrap(), ["a.txt"]);
         assert!(c.resolve("b.txt").unwrap().is_empty());
+    }
+
+    #[test]
+    fn stat_cache_lines_round_trip() {
+        // paths may hold spaces (the path is the last field); a path with a newline is not cached
+        let mut m = HashMap::new();
+        let e = StatEntry { size: 3, mtime: (10, 20), ctime: (30, 40), ino: 7, digest: "sha256:ab".into() };
+        m.insert("a dir/b c.txt".to_string(), e.clone());
+        m.insert("bad\nname".to_string(), e.clone());
+        let text = format_stat_cache(Path::new("/ctx"), &m);
+        assert!(text.starts_with("# /ctx\n"), "{text}");
+        let back = parse_stat_cache(&text);
+        assert_eq!(back.len(), 1);
+        assert_eq!(back.get("a dir/b c.txt"), Some(&e));
     }
 
     #[test]

@@ -322,8 +322,8 @@ impl<'a> Builder<'a> {
         Ok(())
     }
 
-    fn cache_get(&self, key: &str) -> Option<cache::Entry> {
-        let e: cache::Entry = self.store.read_record(&format!("cache/steps/{key}.json"))?;
+    fn cache_get(&self, key: &str) -> Option<cache::Hit> {
+        let e: cache::Hit = self.store.read_record(&format!("cache/steps/{key}.json"))?;
         let ok = self.store.has_blob(&e.config) && e.layers.iter().all(|l| self.store.has_blob(&l.digest));
         ok.then_some(e)
     }

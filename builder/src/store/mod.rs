@@ -288,9 +288,13 @@ impl Store {
     pub fn set_ref(&self, name: &str, mut desc: Descriptor) -> Result<()> {
         let _g = self.lock()?;
         let mut idx = self.index()?;
-        idx.manifests.retain(|m| m.annotations.get(image::ANN_REF_NAME).map(String::as_str) != Some(name));
         desc.annotations.clear();
         desc.annotations.insert(image::ANN_REF_NAME.into(), name.to_string());
+        let named = |m: &Descriptor| m.annotations.get(image::ANN_REF_NAME).map(String::as_str) == Some(name);
+        if idx.manifests.iter().any(|m| named(m) && m.digest == desc.digest && m.size == desc.size) {
+            return Ok(()); // already so: a no-op rebuild writes (and fsyncs) nothing
+        }
+        idx.manifests.retain(|m| !named(m));
         idx.manifests.push(desc);
         idx.manifests
             .sort_by(|a, b| a.annotations.get(image::ANN_REF_NAME).cmp(&b.annotations.get(image::ANN_REF_NAME)));
