@@ -110,9 +110,10 @@ fn run(cli: Cli) -> Result<()> {
             explain_cache,
             context,
         } => {
-            if !matches!(progress.as_str(), "auto" | "plain" | "tty") {
+            use std::io::IsTerminal;
+            let Some(progress) = build::progress::Mode::choose(&progress, std::io::stdout().is_terminal()) else {
                 bail!("--progress {progress:?}: expected auto, plain or tty");
-            }
+            };
             let network = match network.as_str() {
                 "none" | "default" => Network::None,
                 "host" => Network::Host,
@@ -146,6 +147,7 @@ fn run(cli: Cli) -> Result<()> {
                 network,
                 labels,
                 quiet,
+                progress,
                 explain_cache,
                 epoch,
                 debug: cli.debug,

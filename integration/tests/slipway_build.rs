@@ -416,3 +416,48 @@ fn several_tags_and_build_args_from_the_environment() {
     assert_eq!(a.id(), s.save("two:2").id());
     assert_eq!(a.cfg("Labels")["v"], "env-value", "--build-arg NAME takes the value from the environment");
 }
+
+/// Runs `slipway ARGS` with its stdout on a pseudo-terminal (util-linux `script`), returning
+/// what the terminal showed.
+fn on_terminal(s: &Slipway, args: &[&str]) -> String {
+    let mut cmd = format!("{} --root {}", integration::slipway::bin().display(), s.root().display());
+    for a in args {
+        cmd.push_str(&format!(" '{a}'"));
+    }
+    let o = std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("run script");
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(o.status.success(), "{cmd}: {out}");
+    out
+}
+
+#[test]
+fn progress_plain_tty_and_auto() {
+    let s = Slipway::new();
+    let ctx = s.context("progress", &[("Dockerfile", "FROM scratch\nCOPY a /a\nLABEL l=1\n"), ("a", "a")]);
+    let c = ctx.to_string_lossy().into_owned();
+    // not a terminal: auto and tty print docker's classic log, as plain does
+    for mode in ["plain", "auto", "tty"] {
+        let r = s.build(&ctx, "p", &["--progress", mode]).ok();
+        assert!(r.stdout.contains("Step 2/3 : COPY a /a"), "{mode}: {}", r.stdout);
+        assert!(!r.stdout.contains('\x1b'), "{mode}: no escape codes off a terminal: {:?}", r.stdout);
+    }
+    // on a terminal: auto and tty draw one line per step, redrawn when the step ends
+    for mode in ["auto", "tty"] {
+        let t = on_terminal(&s, &["build", "-t", "p", "--progress", mode, &c]);
+        assert!(!t.contains("Step 1/3"), "{mode}: {t:?}");
+        assert!(t.contains("\r\x1b[K => CACHED [2/3] COPY a /a"), "{mode}: {t:?}");
+        assert!(t.contains("\r\x1b[K => CACHED [3/3] LABEL l=1"), "{mode}: {t:?}");
+        assert!(t.contains(" => naming to p:latest done"), "{mode}: {t:?}");
+    }
+    // a step that runs shows how long it took
+    fs::write(ctx.join("a"), "changed").unwrap();
+    let t = on_terminal(&s, &["build", "-t", "p", "--progress", "tty", &c]);
+    let copy = t.split("\r\x1b[K").find(|l| l.starts_with(" => [2/3] COPY a /a  ")).unwrap_or_default();
+    assert!(copy.trim_end().ends_with('s'), "{t:?}");
+    // plain on a terminal is still the log
+    let t = on_terminal(&s, &["build", "-t", "p", "--progress", "plain", &c]);
+    assert!(t.contains("Step 2/3 : COPY a /a") && t.contains(" ---> Using cache"), "{t:?}");
+    let r = s.build(&ctx, "p", &["--progress", "fancy"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--progress \"fancy\""), "{}", r.stderr);
+}

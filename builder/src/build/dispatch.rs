@@ -567,12 +567,12 @@ impl<'a> Builder<'a> {
         self.runtime
             .record(&bundle.path, &id)
             .map_err(|e| self.err(cmd.line, format!("RUN: write {}: {e}", bundle.path.display())))?;
-        self.log(&format!(" ---> Running in {}", &id["slipway-".len()..]));
+        self.progress.run_start(&id["slipway-".len()..]);
         let outcome = self
             .runtime
             .run(&bundle.path, &id, self.opts.quiet)
             .map_err(|e| self.err(cmd.line, format!("RUN: {e}")))?;
-        self.log(&format!("Removing intermediate container {}", &id["slipway-".len()..]));
+        self.progress.run_end(&id["slipway-".len()..]);
         let mut stubs = stubs;
         stubs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
         for s in stubs {

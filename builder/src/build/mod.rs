@@ -6,6 +6,7 @@
 mod copy;
 mod dispatch;
 pub mod graph;
+pub mod progress;
 
 use crate::cache::{self, Inputs};
 use crate::context::{Context, ContextError};
@@ -18,7 +19,6 @@ use crate::spec::Network;
 use crate::store::image::{History, ImageConfig};
 use crate::store::{Store, StoreError};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Debug, Clone)]
@@ -33,6 +33,8 @@ pub struct BuildOptions {
     pub network: Network,
     pub labels: Vec<(String, String)>,
     pub quiet: bool,
+    /// `--progress`, resolved against the terminal.
+    pub progress: progress::Mode,
     pub explain_cache: bool,
     /// SOURCE_DATE_EPOCH, or 0: every timestamp the build writes.
     pub epoch: u64,
@@ -104,7 +106,7 @@ pub struct Builder<'a> {
     pub file: String,
     pub lexer: Lexer,
     pub ctx: Context,
-    pub out: Box<dyn Write + 'a>,
+    pub progress: progress::Progress<'a>,
     pub runtime: Runtime,
     pub stages: Stages,
     /// Global ARGs with values.
@@ -139,7 +141,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     let tags = opts.tags.iter().map(|t| crate::store::normalize_ref(t)).collect::<Result<Vec<_>, _>>()?;
     let _in_use = store.use_lock()?;
     let ctx = Context::open_for(&opts.context, Some(store), Some(&df_path))?;
-    let out: Box<dyn Write> = if opts.quiet { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) };
+    let out: Box<dyn std::io::Write> = if opts.quiet { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) };
     let n = stages.stages.len();
     let mut b = Builder {
         store,
@@ -147,7 +149,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         file,
         lexer: Lexer::new(df.escape),
         ctx,
-        out,
+        progress: progress::Progress::new(opts.progress, out),
         runtime: Runtime { bin: opts.runtime.clone(), state_root: store.root.join("tmp/runtime") },
         stages,
         meta: Vec::new(),
@@ -164,11 +166,6 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
 impl<'a> Builder<'a> {
     pub fn err(&self, line: usize, msg: impl Into<String>) -> BuildError {
         BuildError::At { file: self.file.clone(), line, msg: msg.into() }
-    }
-
-    pub fn log(&mut self, s: &str) {
-        let _ = writeln!(self.out, "{s}");
-        let _ = self.out.flush();
     }
 
     /// Expands a word with `env`.
@@ -218,13 +215,9 @@ impl<'a> Builder<'a> {
         let stage = self.stages.stages[i].clone();
         self.step += 1;
         let base = g.bases[i].clone();
-        self.log(&format!(
-            "Step {}/{} : FROM {}{}",
-            self.step,
-            self.total,
-            base.display(),
-            stage.name.as_ref().map(|n| format!(" AS {n}")).unwrap_or_default()
-        ));
+        let text =
+            format!("FROM {}{}", base.display(), stage.name.as_ref().map(|n| format!(" AS {n}")).unwrap_or_default());
+        self.progress.step(self.step, self.total, &text);
         let mut st = match &base {
             graph::Base::Scratch => {
                 let config = ImageConfig::scratch();
@@ -259,11 +252,11 @@ impl<'a> Builder<'a> {
                 }
             }
         };
-        self.log(&format!(" ---> {}", short(&st.id)));
+        self.progress.done(&st.id);
         // ONBUILD triggers of the base run now, then are dropped from the child
         let triggers = std::mem::take(&mut st.config.config.on_build);
         if !triggers.is_empty() {
-            self.log(&format!(
+            self.progress.note(&format!(
                 "# Executing {} build trigger{}",
                 triggers.len(),
                 if triggers.len() == 1 { "" } else { "s" }
@@ -289,7 +282,7 @@ impl<'a> Builder<'a> {
     fn command(&mut self, st: &mut State, cmd: &Command, counted: bool) -> Result<(), BuildError> {
         if counted {
             self.step += 1;
-            self.log(&format!("Step {}/{} : {}", self.step, self.total, cmd.original));
+            self.progress.step(self.step, self.total, &cmd.original);
         }
         let (inputs, action) = self.prepare(st, cmd)?;
         let Some(action) = action else {
@@ -301,15 +294,14 @@ impl<'a> Builder<'a> {
                 st.config = self.store.read_json(&e.config)?;
                 st.layers = e.layers;
                 st.id = e.config;
-                self.log(" ---> Using cache");
-                self.log(&format!(" ---> {}", short(&st.id)));
+                self.progress.cached(&st.id);
                 return Ok(());
             }
         }
         if self.opts.explain_cache && !self.opts.no_cache {
             let why = self.explain(&st.id, &inputs, st.cache_ok);
             for w in why {
-                self.log(&format!(" ---> Cache miss: {w}"));
+                self.progress.note(&format!(" ---> Cache miss: {w}"));
             }
         }
         st.cache_ok = false;
@@ -318,7 +310,7 @@ impl<'a> Builder<'a> {
         let (id, _) = self.store.put_json(&st.config)?;
         st.id = id;
         self.cache_put(&key, &parent, inputs, st)?;
-        self.log(&format!(" ---> {}", short(&st.id)));
+        self.progress.done(&st.id);
         Ok(())
     }
 
@@ -385,10 +377,7 @@ impl<'a> Builder<'a> {
         for t in &tags {
             self.store.set_ref(t, manifest.clone())?;
         }
-        self.log(&format!("Successfully built {}", short(&id)));
-        for t in &tags {
-            self.log(&format!("Successfully tagged {t}"));
-        }
+        self.progress.finish(&id, &tags);
         Ok(Built { id, manifest, tags })
     }
 }
