@@ -108,37 +108,84 @@ pub fn rmi(store: &Store, name: &str) -> Result<String, StoreError> {
     Ok(out)
 }
 
-/// Drops the build cache and every blob and snapshot no named image uses.
+/// Removes what no named image needs.
+///
+/// - Blobs: the manifests, configs and layers of named images stay; every other blob goes.
+/// - Build cache: an entry stays when every layer it restores belongs to a named image; its
+///   small config blob is then kept too, so rebuilding a named image after `prune` is still all
+///   cache hits. Entries that would restore pruned layers (dangling images, stages no named
+///   image contains) go, and so does their config. This is `docker image prune` plus the part
+///   of `docker builder prune` that frees layer data: the cache of what you named is kept.
+/// - Snapshots (extracted layers) of pruned layers go; stat caches of contexts that are gone.
 pub fn prune(store: &Store) -> Result<String, StoreError> {
     let _builds = store.gc_lock()?;
     let _g = store.lock()?;
+    let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
     let mut keep: BTreeSet<String> = BTreeSet::new();
+    let mut keep_layers: BTreeSet<String> = BTreeSet::new();
     let mut keep_snaps: BTreeSet<String> = BTreeSet::new();
     for d in store.index()?.manifests {
-        keep.insert(d.digest.trim_start_matches("sha256:").to_string());
+        keep.insert(hex(&d.digest));
         let img = store.image_by_manifest(&d.digest)?;
-        keep.insert(img.config_digest.trim_start_matches("sha256:").to_string());
+        keep.insert(hex(&img.config_digest));
         for l in &img.manifest.layers {
-            keep.insert(l.digest.trim_start_matches("sha256:").to_string());
+            keep_layers.insert(hex(&l.digest));
         }
         for d in &img.config.rootfs.diff_ids {
-            keep_snaps.insert(d.trim_start_matches("sha256:").to_string());
+            keep_snaps.insert(hex(d));
         }
     }
-    for d in ["cache/steps", "cache/parents", "cache/stat"] {
-        let p = store.root.join(d);
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).map_err(io_err("create", &p))?;
+    keep.extend(keep_layers.iter().cloned());
+
+    // cache entries
+    let steps = store.root.join("cache/steps");
+    let mut kept_keys: BTreeSet<String> = BTreeSet::new();
+    let mut dropped = 0u64;
+    for e in fs::read_dir(&steps).map_err(io_err("read dir", &steps))?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        let Some(key) = name.strip_suffix(".json") else { continue };
+        let entry: Option<crate::cache::Hit> = store.read_record(&format!("cache/steps/{name}"));
+        match entry {
+            Some(h) if h.layers.iter().all(|l| keep_layers.contains(&hex(&l.digest))) => {
+                keep.insert(hex(&h.config));
+                kept_keys.insert(key.to_string());
+            }
+            _ => {
+                if fs::remove_file(e.path()).is_ok() {
+                    dropped += 1;
+                }
+            }
+        }
     }
+    let parents = store.root.join("cache/parents");
+    for e in fs::read_dir(&parents).map_err(io_err("read dir", &parents))?.flatten() {
+        let rel = format!("cache/parents/{}", e.file_name().to_string_lossy());
+        let keys: Vec<String> = store.read_record(&rel).unwrap_or_default();
+        let left: Vec<String> = keys.iter().filter(|k| kept_keys.contains(*k)).cloned().collect();
+        if left.is_empty() {
+            let _ = fs::remove_file(e.path());
+        } else if left.len() != keys.len() {
+            store.write_record(&rel, &left)?;
+        }
+    }
+    let stat = store.root.join("cache/stat");
+    for e in fs::read_dir(&stat).map_err(io_err("read dir", &stat))?.flatten() {
+        if !crate::context::stat_cache_is_live(&e.path()) {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+
+    // blobs and snapshots
     let mut removed = 0u64;
     let mut freed = 0u64;
     let blobs = store.root.join("blobs/sha256");
     for e in fs::read_dir(&blobs).map_err(io_err("read dir", &blobs))?.flatten() {
         let n = e.file_name().to_string_lossy().to_string();
         if !keep.contains(&n) {
-            freed += e.metadata().map(|m| m.len()).unwrap_or(0);
+            let size = e.metadata().map(|m| m.len()).unwrap_or(0);
             if fs::remove_file(e.path()).is_ok() {
                 removed += 1;
+                freed += size;
             }
         }
     }
@@ -148,7 +195,10 @@ pub fn prune(store: &Store) -> Result<String, StoreError> {
             let _ = fs::remove_dir_all(e.path());
         }
     }
-    Ok(format!("Deleted {removed} blobs\nTotal reclaimed space: {}\n", human(freed)))
+    Ok(format!(
+        "Deleted {dropped} build cache entries\nDeleted {removed} blobs\nTotal reclaimed space: {}\n",
+        human(freed)
+    ))
 }
 
 /// Writes an OCI bundle: DIR/rootfs (layers applied) and DIR/config.json from the image config.

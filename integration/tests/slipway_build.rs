@@ -239,11 +239,18 @@ fn cache_hits_misses_and_explanations() {
     // --no-cache bypasses it
     let r5 = s.build(&ctx, "c", &["--no-cache"]).ok();
     assert!(!r5.stdout.contains("Using cache"));
-    // prune drops cache; next build misses but gives the same image
+    // prune keeps the cache of a named image: the rebuild still hits every step
     let id = s.save("c").id();
-    s.run(&["prune"]).ok();
+    let p = s.run(&["prune"]).ok();
+    assert!(p.stdout.contains("build cache entries"), "{}", p.stdout);
     let r6 = s.build(&ctx, "c", &[]).ok();
-    assert!(!r6.stdout.contains("Using cache"));
+    assert_eq!(r6.stdout.matches("Using cache").count(), 4, "{}", r6.stdout);
+    assert_eq!(s.save("c").id(), id);
+    // once nothing names it, prune drops that cache: the next build misses, same image
+    s.run(&["rmi", "c"]).ok();
+    s.run(&["prune"]).ok();
+    let r7 = s.build(&ctx, "c", &[]).ok();
+    assert!(!r7.stdout.contains("Using cache"), "{}", r7.stdout);
     assert_eq!(s.save("c").id(), id);
 }
 

@@ -125,3 +125,83 @@ fn prune_waits_for_running_builds() {
     assert!(t.elapsed() > Duration::from_millis(800), "prune waited for the build");
     assert_eq!(s.save("busy").find("d").map(|e| e.data.clone()), Some(b"done\n".to_vec()));
 }
+
+/// Bytes that gzip cannot shrink (xorshift), so a layer's size shows in the store.
+fn noise(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn blobs(root: &Path) -> (Vec<String>, u64) {
+    let mut names = Vec::new();
+    let mut size = 0;
+    for e in std::fs::read_dir(root.join("blobs/sha256")).unwrap().flatten() {
+        size += e.metadata().unwrap().len();
+        names.push(e.file_name().to_string_lossy().into_owned());
+    }
+    (names, size)
+}
+
+/// The blobs (manifest, config, layers) of a named image, from the store's OCI layout.
+fn image_blobs(s: &Slipway, name: &str) -> Vec<String> {
+    let out = s.run(&["inspect", name]).ok().stdout;
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let manifest = v[0]["Manifest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.root().join("blobs/sha256").join(&manifest)).unwrap()).unwrap();
+    let mut b = vec![manifest, m["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string()];
+    for l in m["layers"].as_array().unwrap() {
+        b.push(l["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string());
+    }
+    b
+}
+
+#[test]
+fn prune_drops_what_no_name_uses_and_keeps_named_images_working() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let keep = s.context("keep", &[("Dockerfile", "FROM sw-base\nCOPY k.bin /k.bin\nRUN echo kept > /kept\n")]);
+    std::fs::write(keep.join("k.bin"), noise(300_000, 1)).unwrap();
+    let gone = s.context("gone", &[("Dockerfile", "FROM sw-base\nCOPY g.bin /g.bin\nRUN echo gone > /gone\n")]);
+    std::fs::write(gone.join("g.bin"), noise(2_000_000, 2)).unwrap();
+    s.build(&keep, "keep", &[]).ok();
+    s.build(&gone, "gone", &[]).ok();
+    let gone_blobs = image_blobs(&s, "gone");
+    let keep_blobs = image_blobs(&s, "keep");
+    s.run(&["rmi", "gone"]).ok();
+    let (_, before) = blobs(&s.root());
+
+    let out = s.run(&["prune"]).ok().stdout;
+    assert!(out.contains("Total reclaimed space"), "{out}");
+    let (names, after) = blobs(&s.root());
+    assert!(before - after > 2_000_000, "the unnamed image's 2 MB layer is freed: {before} -> {after}");
+    let only_gone: Vec<&String> = gone_blobs.iter().filter(|b| !keep_blobs.contains(b)).collect();
+    assert_eq!(only_gone.len(), 4, "manifest, config, COPY and RUN layers of the unnamed image");
+    for b in &only_gone {
+        assert!(!names.contains(b), "blob {b} of the unnamed image is gone");
+    }
+    for b in &keep_blobs {
+        assert!(names.contains(b), "blob {b} of a named image is kept");
+    }
+
+    // the named images still save, run and serve as a base
+    let img = s.save("keep");
+    assert_eq!(img.find("kept").map(|e| e.data.clone()), Some(b"kept\n".to_vec()));
+    assert_eq!(img.find("k.bin").map(|e| e.data.len()), Some(300_000));
+    let child = s.context("child", &[("Dockerfile", "FROM keep\nRUN cat /kept /kept > /twice\n")]);
+    s.build(&child, "child", &[]).ok();
+    assert_eq!(s.save("child").find("twice").map(|e| e.data.clone()), Some(b"kept\nkept\n".to_vec()));
+    // the cache of a named image survives (its rebuild runs nothing); the unnamed one's does not
+    let r = s.build(&keep, "keep", &[]).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 2, "{}", r.stdout);
+    let r = s.build(&gone, "gone", &[]).ok();
+    assert!(!r.stdout.contains("Using cache"), "{}", r.stdout);
+    assert_eq!(s.save("gone").find("gone").map(|e| e.data.clone()), Some(b"gone\n".to_vec()));
+}
