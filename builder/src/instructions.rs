@@ -115,6 +115,8 @@ pub struct Stage {
     pub name: Option<String>,
     pub platform: Option<String>,
     pub line: usize,
+    /// The FROM line as written (the build log shows it, as docker's does).
+    pub original: String,
     pub commands: Vec<Command>,
 }
 
@@ -390,6 +392,7 @@ pub fn stages(df: &Dockerfile) -> Result<Stages, InstructionError> {
                     name: alias.clone(),
                     platform: platform.clone(),
                     line: node.start_line,
+                    original: node.original.clone(),
                     commands: Vec::new(),
                 });
             }

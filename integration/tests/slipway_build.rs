@@ -195,6 +195,8 @@ fn multistage_graph_and_target() {
     // the unused stage copies a missing file: it must not be built
     let r = s.build(&ctx, "ms", &[]).ok();
     assert!(!r.stdout.contains("does-not-exist"), "{}", r.stdout);
+    // the log shows each FROM as written, as docker's does (not a resolved stage number)
+    assert!(r.stdout.contains("Step 3/8 : FROM first AS second\n"), "{}", r.stdout);
     let img = s.save("ms");
     assert_eq!(img.find("from-second/a.txt").unwrap().data, b"a\n");
     assert_eq!(img.find("from-index.txt").unwrap().data, b"a\n");

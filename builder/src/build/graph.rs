@@ -11,16 +11,6 @@ pub enum Base {
     Image(String),
 }
 
-impl Base {
-    pub fn display(&self) -> String {
-        match self {
-            Base::Scratch => "scratch".into(),
-            Base::Stage(i) => format!("stage {i}"),
-            Base::Image(n) => n.clone(),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Graph {
     pub bases: Vec<Base>,

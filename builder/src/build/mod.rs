@@ -215,9 +215,7 @@ impl<'a> Builder<'a> {
         let stage = self.stages.stages[i].clone();
         self.step += 1;
         let base = g.bases[i].clone();
-        let text =
-            format!("FROM {}{}", base.display(), stage.name.as_ref().map(|n| format!(" AS {n}")).unwrap_or_default());
-        self.progress.step(self.step, self.total, &text);
+        self.progress.step(self.step, self.total, &stage.original);
         let mut st = match &base {
             graph::Base::Scratch => {
                 let config = ImageConfig::scratch();
