@@ -205,3 +205,19 @@ fn prune_drops_what_no_name_uses_and_keeps_named_images_working() {
     assert!(!r.stdout.contains("Using cache"), "{}", r.stdout);
     assert_eq!(s.save("gone").find("gone").map(|e| e.data.clone()), Some(b"gone\n".to_vec()));
 }
+
+#[test]
+fn a_relative_root_works() {
+    // the store's paths go into overlay options and bundles, read from other directories
+    let s = Slipway::new();
+    let ctx = s.context("rel", &[("Dockerfile", "FROM scratch\nCOPY a /a\nCOPY b /b\n"), ("a", "a"), ("b", "b")]);
+    let run = |args: &[&str]| {
+        let o =
+            Command::new(bin()).current_dir(s.dir.path()).args(["--root", "rel-store"]).args(args).output().unwrap();
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    };
+    run(&["build", "-t", "rel", "--runtime", &runtime(), &ctx.to_string_lossy()]);
+    run(&["save", "rel", "-o", "rel.tar"]);
+    let img = integration::slipway::read_saved(&s.dir.path().join("rel.tar"));
+    assert_eq!(img.find("b").map(|e| e.data.clone()), Some(b"b".to_vec()));
+}

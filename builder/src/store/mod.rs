@@ -104,6 +104,10 @@ fn fsync_dir(dir: &Path) {
 impl Store {
     /// Opens (creating if needed) the store at `root`.
     pub fn open(root: &Path) -> Result<Store> {
+        // absolute: its paths go into overlay mount options and runtime bundles, which are
+        // read relative to other directories than ours
+        let root = std::path::absolute(root).map_err(io_err("resolve", root))?;
+        let root = root.as_path();
         let s = Store { root: root.to_path_buf() };
         for d in ["blobs/sha256", "tmp", "cache/steps", "cache/parents", "cache/stat", "snapshots"] {
             let p = root.join(d);
