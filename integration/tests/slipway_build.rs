@@ -470,3 +470,64 @@ fn progress_plain_tty_and_auto() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("--progress \"fancy\""), "{}", r.stderr);
 }
+
+#[test]
+fn copy_from_the_context_makes_the_same_layer_as_copy_from_a_stage() {
+    // COPY of plain context files writes its layer straight from the context; COPY --from
+    // goes through an overlay mount. Both must give the same layer: placed files, new parent
+    // dirs, and existing parents copied up with the image's attributes.
+    let s = Slipway::new();
+    let ctx = s.context(
+        "same-layer",
+        &[
+            (
+                "Dockerfile",
+                "FROM scratch AS base\nCOPY --chown=5:6 --chmod=700 optdir /opt\n\
+                 FROM scratch AS src\nCOPY tree /t\n\
+                 FROM base AS direct\nCOPY tree /opt/x/y/\n\
+                 FROM base AS general\nCOPY --from=src /t /opt/x/y/\n",
+            ),
+            ("optdir/keep", "k"),
+            ("tree/a.txt", "a"),
+            ("tree/sub/deep/b.sh", "#!/bin/sh\n"),
+            ("tree/sub/c", "c"),
+            ("tree/B", "upper-case sorts first"),
+        ],
+    );
+    let t = ctx.join("tree");
+    fs::set_permissions(t.join("sub/deep/b.sh"), fs::Permissions::from_mode(0o4755)).unwrap();
+    fs::set_permissions(t.join("sub/c"), fs::Permissions::from_mode(0o600)).unwrap();
+    fs::set_permissions(t.join("sub"), fs::Permissions::from_mode(0o711)).unwrap();
+    std::os::unix::fs::symlink("sub/c", t.join("link")).unwrap();
+    fs::hard_link(t.join("a.txt"), t.join("sub/hard")).unwrap();
+    s.build(&ctx, "direct", &["--target", "direct"]).ok();
+    s.build(&ctx, "general", &["--target", "general"]).ok();
+    let (d, g) = (s.save("direct"), s.save("general"));
+    let (dl, gl) = (d.layers.last().unwrap(), g.layers.last().unwrap());
+    assert_eq!(dl, gl, "same entries, same order");
+    assert_eq!(d.config["rootfs"]["diff_ids"][1], g.config["rootfs"]["diff_ids"][1], "same layer bytes");
+    let opt = dl.iter().find(|e| e.path.trim_end_matches('/') == "opt").expect("/opt copied up");
+    assert_eq!((opt.mode & 0o7777, opt.uid, opt.gid), (0o700, 5, 6));
+    let x = dl.iter().find(|e| e.path.trim_end_matches('/') == "opt/x").expect("/opt/x made");
+    assert_eq!((x.mode & 0o7777, x.uid, x.gid), (0o755, 0, 0));
+    let names: Vec<&str> = dl.iter().map(|e| e.path.trim_end_matches('/')).collect();
+    assert_eq!(
+        names,
+        [
+            "opt",
+            "opt/x",
+            "opt/x/y",
+            "opt/x/y/B",
+            "opt/x/y/a.txt",
+            "opt/x/y/link",
+            "opt/x/y/sub",
+            "opt/x/y/sub/c",
+            "opt/x/y/sub/deep",
+            "opt/x/y/sub/deep/b.sh",
+            "opt/x/y/sub/hard"
+        ]
+    );
+    let hard = dl.iter().find(|e| e.path == "opt/x/y/sub/hard").unwrap();
+    assert_eq!((hard.kind, hard.link.as_deref()), ('h', Some("opt/x/y/a.txt")));
+    assert_eq!(dl.iter().find(|e| e.path == "opt/x/y/sub/deep/b.sh").unwrap().mode & 0o7777, 0o4755);
+}
