@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
-# bench.sh SKIFF_PATH — skiff against runc on one busybox bundle running /bin/true:
+# bench.sh SKIFF_PATH [SLIPWAY_PATH]
+#
+# Part 1, skiff against runc on one busybox bundle running /bin/true:
 #   1. `run` (foreground, the container is deleted on exit)
 #   2. `create` + `start` + `delete --force`
 # prints hyperfine's median for each, the skiff/runc ratio, and the peak RSS of one `run` of each
 # (GNU time's "Maximum resident set size"). A runtime that cannot run the bundle is reported and
-# left out, so this works against runc alone. Everything it makes is removed on exit.
-# Env: BENCH_RUNS (default 30), BENCH_WARMUP (default 3), RUNC (default: runc on PATH).
+# left out, so this works against runc alone.
+#
+# Part 2 (with SLIPWAY_PATH), slipway against `buildah bud --layers` on the same Dockerfiles:
+# cold build and no-op rebuild of spec-fixtures cases (FROM scratch, or FROM a busybox base
+# that slipway builds and buildah imports from slipway's docker-archive), then a generated
+# 10,000-file context: no-op rebuild and a one-file change. buildah gets a private --root,
+# --runroot and storage.conf (overlay driver), so the machine's stores are never touched.
+# Prints the medians and slipway/buildah ratios of the same run.
+#
+# Everything it makes is removed on exit.
+# Env: BENCH_RUNS (default 30), BENCH_WARMUP (default 3), RUNC (default: runc on PATH),
+#      BENCH_ONLY (skiff or slipway: run one part), BENCH_BUILD_RUNS (default 10: timed runs of
+#      each build benchmark), BENCH_SLIPWAY_RUNTIME (the runtime of slipway's RUN steps;
+#      default runc, the one buildah uses, so that the builders are compared and not runtimes).
 set -euo pipefail
 
-usage() { echo "usage: $0 SKIFF_PATH" >&2; exit 2; }
-[ $# -eq 1 ] || usage
+usage() { echo "usage: $0 SKIFF_PATH [SLIPWAY_PATH]" >&2; exit 2; }
+[ $# -eq 1 ] || [ $# -eq 2 ] || usage
 SKIFF=$1
+SLIPWAY=${2:-}
+ONLY=${BENCH_ONLY:-}
 RUNC=${RUNC:-$(command -v runc || true)}
 RUNS=${BENCH_RUNS:-30}
 WARMUP=${BENCH_WARMUP:-3}
@@ -27,6 +43,7 @@ CGROUP=/skiff-it/bench-$$
 BUNDLE=$WORK/bundle
 
 cleanup() {
+  slipway_cleanup
   local rt root id
   for rt in skiff runc; do
     root=$WORK/root-$rt
@@ -45,77 +62,205 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# --- the bundle: busybox rootfs + runc's template running /bin/true in a private cgroup ---
-mkdir -p "$BUNDLE"/rootfs/{bin,etc,proc,sys,dev,tmp}
-cp /bin/busybox "$BUNDLE/rootfs/bin/busybox"
-for applet in $(/bin/busybox --list); do
-  [ "$applet" = busybox ] || ln -sf busybox "$BUNDLE/rootfs/bin/$applet"
-done
-echo 'root:x:0:0:root:/root:/bin/sh' >"$BUNDLE/rootfs/etc/passwd"
-echo 'root:x:0:' >"$BUNDLE/rootfs/etc/group"
-jq --arg cg "$CGROUP" '.process.args = ["/bin/true"] | .linux.cgroupsPath = $cg' "$FIXTURE" >"$BUNDLE/config.json"
+# --- part 2: slipway against buildah ---
+SW=$WORK/slipway
+BUILD_RUNS=${BENCH_BUILD_RUNS:-5}
+SW_RUNTIME=${BENCH_SLIPWAY_RUNTIME:-$RUNC}
+# the busybox base: the same Dockerfile as integration/src/slipway.rs builds for the tests
+BASE_DOCKERFILE='FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+RUN mkdir -p /etc /tmp && chmod 1777 /tmp && echo 'root:x:0:0:root:/root:/bin/sh' > /etc/passwd && echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd && printf 'root:x:0:\nbob:x:1000:\nstaff:x:50:bob\n' > /etc/group
+CMD ["sh"]'
+# fixture cases that both tools can build without a registry (FROM scratch or the base);
+# one that a tool cannot build is reported and left out
+SW_CASES="metadata multistage scope escape dockerignore run heredoc"
 
-# --- which runtimes work ---
-declare -a NAMES=()
-declare -A BIN=()
-for rt in skiff runc; do
-  bin=$([ "$rt" = skiff ] && echo "$SKIFF" || echo "$RUNC")
-  root=$WORK/root-$rt
-  mkdir -p "$root"
-  if [ -z "$bin" ] || [ ! -x "$bin" ]; then
-    echo "bench: $rt: no executable at '${bin}', skipped"
-    continue
+slipway_cleanup() {
+  [ -d "$SW" ] || return 0
+  if [ -d "$SW/bh-root" ]; then
+    buildah --root "$SW/bh-root" --runroot "$SW/bh-run" --storage-driver overlay rm -a >/dev/null 2>&1 || true
+    buildah --root "$SW/bh-root" --runroot "$SW/bh-run" --storage-driver overlay rmi -a -f >/dev/null 2>&1 || true
   fi
-  if ! out=$("$bin" --root "$root" run --bundle "$BUNDLE" probe-$$ 2>&1 </dev/null); then
-    echo "bench: $rt: cannot run the bundle, skipped: $(echo "$out" | tail -n 3)"
-    "$bin" --root "$root" delete --force probe-$$ >/dev/null 2>&1 || true
-    continue
-  fi
-  NAMES+=("$rt")
-  BIN[$rt]=$bin
-done
-[ ${#NAMES[@]} -gt 0 ] || { echo "bench: no runtime works" >&2; exit 1; }
-
-# Each command runs in a fresh `sh -c`, so `$$` there is a new id every run; hyperfine subtracts
-# the shell's own start-up time. `run` deletes its container on exit; the lifecycle command
-# deletes explicitly (--force: /bin/true may still be exiting when start returns).
-run_cmd() { echo "${BIN[$1]} --root $WORK/root-$1 run --bundle $BUNDLE run-\$\$"; }
-lifecycle_cmd() {
-  local r="${BIN[$1]} --root $WORK/root-$1"
-  echo "$r create --bundle $BUNDLE cs-\$\$ && $r start cs-\$\$ && $r delete --force cs-\$\$"
+  # what a tool left mounted under our dir (buildah keeps a private bind mount of its overlay
+  # home), deepest first
+  awk -v r="$SW/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
 }
 
-median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
-
-declare -A MEDIAN=()
-for bench in run lifecycle; do
-  args=()
-  for rt in "${NAMES[@]}"; do
-    args+=(--command-name "$rt" "$("${bench}_cmd" "$rt")")
-  done
+bench_slipway() {
+  if ! command -v buildah >/dev/null; then
+    echo "bench: buildah is missing (make deps): slipway part skipped"
+    return 0
+  fi
+  mkdir -p "$SW/ctx" "$SW/json"
+  printf '[storage]\ndriver = "overlay"\nrunroot = "%s"\ngraphroot = "%s"\n' "$SW/bh-run" "$SW/bh-root" >"$SW/storage.conf"
+  export CONTAINERS_STORAGE_CONF=$SW/storage.conf
+  local swc="$SLIPWAY --root $SW/sw-root"
+  local bhc="buildah --root $SW/bh-root --runroot $SW/bh-run --storage-driver overlay"
+  local sw_build="$swc build --runtime $SW_RUNTIME --network none"
+  local bh_build="$bhc bud --layers --network none --pull=never --runtime $RUNC"
+  # an empty store holding only the base image (buildah imports slipway's docker-archive)
+  local sw_fresh="rm -rf $SW/sw-root && $swc load -i $SW/base.tar >/dev/null"
+  local bh_fresh="$bhc rm -a >/dev/null 2>&1; $bhc rmi -a -f >/dev/null 2>&1; $bhc pull -q docker-archive:$SW/base.tar >/dev/null"
   echo
-  echo "== $bench: $([ $bench = run ] && echo 'run /bin/true' || echo 'create + start + delete of /bin/true')"
-  hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$bench.json" "${args[@]}"
-  for rt in "${NAMES[@]}"; do
-    MEDIAN[$bench,$rt]=$(median "$WORK/$bench.json" "$rt")
-  done
-done
+  echo "== slipway vs buildah $(buildah --version | awk '{print $3}') (slipway RUN steps use $SW_RUNTIME; buildah: overlay, --layers)"
+  echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 
-peak_rss_kb() {
-  "/usr/bin/time" -v "${BIN[$1]}" --root "$WORK/root-$1" run --bundle "$BUNDLE" rss-$$ 2>&1 >/dev/null </dev/null |
-    awk -F': ' '/Maximum resident set size/ { print $2 }'
+  mkdir -p "$SW/ctx/base"
+  cp /bin/busybox "$SW/ctx/base/busybox"
+  printf '%s\n' "$BASE_DOCKERFILE" >"$SW/ctx/base/Dockerfile"
+  $sw_build -q -t sw-base "$SW/ctx/base" >/dev/null
+  $swc save sw-base -o "$SW/base.tar"
+  eval "$sw_fresh"
+  eval "$bh_fresh"
+
+  declare -A SWM=() BHM=()
+  local names=() c ctx out
+  med() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
+  # one hyperfine run of both tools: NAME RUNS WARMUP SW_PREPARE BH_PREPARE SW_CMD BH_CMD
+  pair() {
+    local name=$1 runs=$2 warm=$3 swp=$4 bhp=$5 swcmd=$6 bhcmd=$7 prep=()
+    # with a prepare step both go through a shell (hyperfine subtracts its start-up); without,
+    # no shell at all: a no-op rebuild of slipway takes about as long as starting one
+    if [ -n "$swp" ]; then prep=(--prepare "$swp" --prepare "$bhp"); else prep=(-N); fi
+    echo
+    echo "-- $name"
+    if hyperfine --style basic --runs "$runs" --warmup "$warm" "${prep[@]}" --export-json "$SW/json/$name.json" \
+      --command-name slipway "$swcmd" --command-name buildah "$bhcmd"; then
+      SWM[$name]=$(med "$SW/json/$name.json" slipway)
+      BHM[$name]=$(med "$SW/json/$name.json" buildah)
+      names+=("$name")
+    else
+      echo "bench: $name failed"
+    fi
+  }
+
+  local cases=(base)
+  for c in $SW_CASES; do
+    cp -a "$HERE/spec-fixtures/dockerfiles/$c" "$SW/ctx/$c"
+    # which tool cannot build it (buildah 1.28 lacks heredocs, for one)
+    if ! out=$($sw_build -t probe "$SW/ctx/$c" 2>&1); then
+      echo "bench: $c: slipway cannot build it, skipped: $(echo "$out" | tail -n 1)"
+    elif ! out=$($bh_build -t probe "$SW/ctx/$c" 2>&1); then
+      echo "bench: $c: buildah cannot build it, skipped: $(echo "$out" | tail -n 1)"
+    else
+      cases+=("$c")
+    fi
+  done
+  for c in "${cases[@]}"; do
+    ctx=$SW/ctx/$c
+    pair "cold:$c" "$BUILD_RUNS" 0 "$sw_fresh" "$bh_fresh" "$sw_build -t b-$c $ctx" "$bh_build -t b-$c $ctx"
+    pair "noop:$c" $((BUILD_RUNS * 2)) 1 "" "" "$sw_build -t b-$c $ctx" "$bh_build -t b-$c $ctx"
+  done
+
+  # a generated context of 10,000 files (100 dirs of 100)
+  ctx=$SW/ctx/big
+  for d in $(seq 0 99); do
+    mkdir -p "$ctx/src/d$d"
+    for f in $(seq 0 99); do echo "file $d/$f" >"$ctx/src/d$d/f$f.txt"; done
+  done
+  printf 'FROM sw-base\nCOPY . /app/\nCMD ["ls", "/app"]\n' >"$ctx/Dockerfile"
+  $sw_build -q -t big "$ctx" >/dev/null
+  $bh_build -q -t big "$ctx" >/dev/null
+  pair "10k:noop" $((BUILD_RUNS * 2)) 2 "" "" "$sw_build -t big $ctx" "$bh_build -t big $ctx"
+  local touch1="date +%s%N > $ctx/src/d42/f42.txt"
+  pair "10k:one-file" "$BUILD_RUNS" 1 "$touch1" "$touch1" "$sw_build -t big $ctx" "$bh_build -t big $ctx"
+
+  echo
+  echo "== slipway vs buildah: median seconds and ratios of this run (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+  printf '%-22s %10s %10s %15s\n' case slipway buildah slipway/buildah
+  for c in "${names[@]}"; do
+    printf '%-22s %10.3f %10.3f %15.3f\n' "$c" "${SWM[$c]}" "${BHM[$c]}" "$(jq -n "${SWM[$c]} / ${BHM[$c]}")"
+  done
+  if [ -n "${SWM[10k:noop]:-}" ]; then
+    local ok
+    ok=$(jq -n "${SWM[10k:noop]} <= 0.2 and ${SWM[10k:noop]} <= 0.5 * ${BHM[10k:noop]}")
+    echo "target (10k-file no-op rebuild <= 200 ms and <= 0.5x buildah): $([ "$ok" = true ] && echo met || echo MISSED)"
+  fi
 }
 
-echo
-echo "== summary (median seconds; peak RSS of one run, kB)"
-printf '%-10s %12s %12s %12s\n' runtime run lifecycle peak-rss
-for rt in "${NAMES[@]}"; do
-  printf '%-10s %12.4f %12.4f %12s\n' "$rt" "${MEDIAN[run,$rt]}" "${MEDIAN[lifecycle,$rt]}" "$(peak_rss_kb "$rt")"
-done
-if [ -n "${MEDIAN[run,skiff]:-}" ] && [ -n "${MEDIAN[run,runc]:-}" ]; then
-  for bench in run lifecycle; do
-    printf 'skiff/runc %-10s %.2f\n' "$bench" "$(jq -n "${MEDIAN[$bench,skiff]} / ${MEDIAN[$bench,runc]}")"
+bench_skiff() {
+  # --- the bundle: busybox rootfs + runc's template running /bin/true in a private cgroup ---
+  mkdir -p "$BUNDLE"/rootfs/{bin,etc,proc,sys,dev,tmp}
+  cp /bin/busybox "$BUNDLE/rootfs/bin/busybox"
+  for applet in $(/bin/busybox --list); do
+    [ "$applet" = busybox ] || ln -sf busybox "$BUNDLE/rootfs/bin/$applet"
   done
-else
-  echo "skiff/runc: no ratio (only ${NAMES[*]} could run)"
-fi
+  echo 'root:x:0:0:root:/root:/bin/sh' >"$BUNDLE/rootfs/etc/passwd"
+  echo 'root:x:0:' >"$BUNDLE/rootfs/etc/group"
+  jq --arg cg "$CGROUP" '.process.args = ["/bin/true"] | .linux.cgroupsPath = $cg' "$FIXTURE" >"$BUNDLE/config.json"
+
+  # --- which runtimes work ---
+  declare -a NAMES=()
+  declare -A BIN=()
+  for rt in skiff runc; do
+    bin=$([ "$rt" = skiff ] && echo "$SKIFF" || echo "$RUNC")
+    root=$WORK/root-$rt
+    mkdir -p "$root"
+    if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+      echo "bench: $rt: no executable at '${bin}', skipped"
+      continue
+    fi
+    if ! out=$("$bin" --root "$root" run --bundle "$BUNDLE" probe-$$ 2>&1 </dev/null); then
+      echo "bench: $rt: cannot run the bundle, skipped: $(echo "$out" | tail -n 3)"
+      "$bin" --root "$root" delete --force probe-$$ >/dev/null 2>&1 || true
+      continue
+    fi
+    NAMES+=("$rt")
+    BIN[$rt]=$bin
+  done
+  [ ${#NAMES[@]} -gt 0 ] || { echo "bench: no runtime works" >&2; return 1; }
+
+  # Each command runs in a fresh `sh -c`, so `$$` there is a new id every run; hyperfine subtracts
+  # the shell's own start-up time. `run` deletes its container on exit; the lifecycle command
+  # deletes explicitly (--force: /bin/true may still be exiting when start returns).
+  run_cmd() { echo "${BIN[$1]} --root $WORK/root-$1 run --bundle $BUNDLE run-\$\$"; }
+  lifecycle_cmd() {
+    local r="${BIN[$1]} --root $WORK/root-$1"
+    echo "$r create --bundle $BUNDLE cs-\$\$ && $r start cs-\$\$ && $r delete --force cs-\$\$"
+  }
+
+  median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
+
+  declare -A MEDIAN=()
+  for bench in run lifecycle; do
+    args=()
+    for rt in "${NAMES[@]}"; do
+      args+=(--command-name "$rt" "$("${bench}_cmd" "$rt")")
+    done
+    echo
+    echo "== $bench: $([ $bench = run ] && echo 'run /bin/true' || echo 'create + start + delete of /bin/true')"
+    hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$bench.json" "${args[@]}"
+    for rt in "${NAMES[@]}"; do
+      MEDIAN[$bench,$rt]=$(median "$WORK/$bench.json" "$rt")
+    done
+  done
+
+  peak_rss_kb() {
+    "/usr/bin/time" -v "${BIN[$1]}" --root "$WORK/root-$1" run --bundle "$BUNDLE" rss-$$ 2>&1 >/dev/null </dev/null |
+      awk -F': ' '/Maximum resident set size/ { print $2 }'
+  }
+
+  echo
+  echo "== summary (median seconds; peak RSS of one run, kB)"
+  printf '%-10s %12s %12s %12s\n' runtime run lifecycle peak-rss
+  for rt in "${NAMES[@]}"; do
+    printf '%-10s %12.4f %12.4f %12s\n' "$rt" "${MEDIAN[run,$rt]}" "${MEDIAN[lifecycle,$rt]}" "$(peak_rss_kb "$rt")"
+  done
+  if [ -n "${MEDIAN[run,skiff]:-}" ] && [ -n "${MEDIAN[run,runc]:-}" ]; then
+    for bench in run lifecycle; do
+      printf 'skiff/runc %-10s %.2f\n' "$bench" "$(jq -n "${MEDIAN[$bench,skiff]} / ${MEDIAN[$bench,runc]}")"
+    done
+  else
+    echo "skiff/runc: no ratio (only ${NAMES[*]} could run)"
+  fi
+}
+
+case "$ONLY" in
+  skiff) bench_skiff ;;
+  slipway) [ -n "$SLIPWAY" ] || usage; bench_slipway ;;
+  "") bench_skiff; [ -z "$SLIPWAY" ] || bench_slipway ;;
+  *) echo "bench: BENCH_ONLY=$ONLY: expected skiff or slipway" >&2; exit 2 ;;
+esac
