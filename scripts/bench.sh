@@ -142,9 +142,9 @@ bench_slipway() {
     cp -a "$HERE/spec-fixtures/dockerfiles/$c" "$SW/ctx/$c"
     # which tool cannot build it (buildah 1.28 lacks heredocs, for one)
     if ! out=$($sw_build -t probe "$SW/ctx/$c" 2>&1); then
-      echo "bench: $c: slipway cannot build it, skipped: $(echo "$out" | tail -n 1)"
+      echo "bench: $c: slipway cannot build it, skipped: $(echo "$out" | tail -n 1 | cut -c1-120)"
     elif ! out=$($bh_build -t probe "$SW/ctx/$c" 2>&1); then
-      echo "bench: $c: buildah cannot build it, skipped: $(echo "$out" | tail -n 1)"
+      echo "bench: $c: buildah cannot build it, skipped: $(echo "$out" | tail -n 1 | cut -c1-120)"
     else
       cases+=("$c")
     fi
