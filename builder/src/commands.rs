@@ -111,11 +111,12 @@ pub fn rmi(store: &Store, name: &str) -> Result<String, StoreError> {
 /// Removes what no named image needs.
 ///
 /// - Blobs: the manifests, configs and layers of named images stay; every other blob goes.
-/// - Build cache: an entry stays when every layer it restores belongs to a named image; its
-///   small config blob is then kept too, so rebuilding a named image after `prune` is still all
-///   cache hits. Entries that would restore pruned layers (dangling images, stages no named
-///   image contains) go, and so does their config. This is `docker image prune` plus the part
-///   of `docker builder prune` that frees layer data: the cache of what you named is kept.
+/// - Build cache: an entry stays when a build of a named image went through it (each build
+///   records its steps' keys with the image) and every layer it restores belongs to a named
+///   image; its small config blob is then kept too, so rebuilding a named image after `prune`
+///   is still all cache hits. Every other entry goes with its config: those of unnamed images,
+///   and of stages no named image contains. This is `docker image prune` plus the part of
+///   `docker builder prune` that frees what no name uses: the cache of what you named is kept.
 /// - Snapshots (extracted layers) of pruned layers go; stat caches of contexts that are gone.
 pub fn prune(store: &Store) -> Result<String, StoreError> {
     let _builds = store.gc_lock()?;
@@ -124,8 +125,12 @@ pub fn prune(store: &Store) -> Result<String, StoreError> {
     let mut keep: BTreeSet<String> = BTreeSet::new();
     let mut keep_layers: BTreeSet<String> = BTreeSet::new();
     let mut keep_snaps: BTreeSet<String> = BTreeSet::new();
+    let mut chain_keys: BTreeSet<String> = BTreeSet::new();
     for d in store.index()?.manifests {
         keep.insert(hex(&d.digest));
+        let built_by: Vec<String> =
+            store.read_record(&format!("cache/images/{}.json", hex(&d.digest))).unwrap_or_default();
+        chain_keys.extend(built_by);
         let img = store.image_by_manifest(&d.digest)?;
         keep.insert(hex(&img.config_digest));
         for l in &img.manifest.layers {
@@ -146,7 +151,7 @@ pub fn prune(store: &Store) -> Result<String, StoreError> {
         let Some(key) = name.strip_suffix(".json") else { continue };
         let entry: Option<crate::cache::Hit> = store.read_record(&format!("cache/steps/{name}"));
         match entry {
-            Some(h) if h.layers.iter().all(|l| keep_layers.contains(&hex(&l.digest))) => {
+            Some(h) if chain_keys.contains(key) && h.layers.iter().all(|l| keep_layers.contains(&hex(&l.digest))) => {
                 keep.insert(hex(&h.config));
                 kept_keys.insert(key.to_string());
             }
@@ -166,6 +171,13 @@ pub fn prune(store: &Store) -> Result<String, StoreError> {
             let _ = fs::remove_file(e.path());
         } else if left.len() != keys.len() {
             store.write_record(&rel, &left)?;
+        }
+    }
+    let images = store.root.join("cache/images");
+    for e in fs::read_dir(&images).map_err(io_err("read dir", &images))?.flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !keep.contains(name.trim_end_matches(".json")) {
+            let _ = fs::remove_file(e.path());
         }
     }
     let stat = store.root.join("cache/stat");

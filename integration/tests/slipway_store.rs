@@ -171,11 +171,15 @@ fn prune_drops_what_no_name_uses_and_keeps_named_images_working() {
     std::fs::write(keep.join("k.bin"), noise(300_000, 1)).unwrap();
     let gone = s.context("gone", &[("Dockerfile", "FROM sw-base\nCOPY g.bin /g.bin\nRUN echo gone > /gone\n")]);
     std::fs::write(gone.join("g.bin"), noise(2_000_000, 2)).unwrap();
+    // an image without layers: its cache entries restore no layer, and still go with its name
+    let meta = s.context("meta", &[("Dockerfile", "FROM scratch\nLABEL a=1\nENV B=2\n")]);
     s.build(&keep, "keep", &[]).ok();
     s.build(&gone, "gone", &[]).ok();
+    s.build(&meta, "meta", &[]).ok();
     let gone_blobs = image_blobs(&s, "gone");
     let keep_blobs = image_blobs(&s, "keep");
     s.run(&["rmi", "gone"]).ok();
+    s.run(&["rmi", "meta"]).ok();
     let (_, before) = blobs(&s.root());
 
     let out = s.run(&["prune"]).ok().stdout;
@@ -202,6 +206,8 @@ fn prune_drops_what_no_name_uses_and_keeps_named_images_working() {
     let r = s.build(&keep, "keep", &[]).ok();
     assert_eq!(r.stdout.matches("Using cache").count(), 2, "{}", r.stdout);
     let r = s.build(&gone, "gone", &[]).ok();
+    assert!(!r.stdout.contains("Using cache"), "{}", r.stdout);
+    let r = s.build(&meta, "meta", &[]).ok();
     assert!(!r.stdout.contains("Using cache"), "{}", r.stdout);
     assert_eq!(s.save("gone").find("gone").map(|e| e.data.clone()), Some(b"gone\n".to_vec()));
 }

@@ -115,6 +115,9 @@ pub struct Builder<'a> {
     pub done: Vec<Option<State>>,
     step: usize,
     total: usize,
+    /// The cache key of every step this build went through (hit or not): recorded with the
+    /// image, so that `prune` keeps the cache of named images.
+    keys: Vec<String>,
 }
 
 /// The result of a build.
@@ -156,6 +159,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         done: vec![None; n],
         step: 0,
         total: 0,
+        keys: Vec::new(),
     };
     let res = b.run();
     b.ctx.save(store);
@@ -287,6 +291,7 @@ impl<'a> Builder<'a> {
             return Ok(()); // ARG and friends that only change builder state
         };
         let key = cache::key(&st.id, &inputs);
+        self.keys.push(key.clone());
         if !self.opts.no_cache && st.cache_ok {
             if let Some(e) = self.cache_get(&key) {
                 st.config = self.store.read_json(&e.config)?;
@@ -372,6 +377,16 @@ impl<'a> Builder<'a> {
         st.config.created = epoch_rfc3339(self.opts.epoch);
         let descs: Vec<_> = st.layers.iter().map(Layer::descriptor).collect();
         let (manifest, id) = self.store.put_image(&st.config, &descs)?;
+        // which cache entries built this image (with those of earlier builds of the same image)
+        let rel = format!("cache/images/{}.json", manifest.digest.trim_start_matches("sha256:"));
+        {
+            let _g = self.store.lock()?;
+            let mut keys: Vec<String> = self.store.read_record(&rel).unwrap_or_default();
+            keys.extend(self.keys.iter().cloned());
+            keys.sort();
+            keys.dedup();
+            self.store.write_record(&rel, &keys)?;
+        }
         for t in &tags {
             self.store.set_ref(t, manifest.clone())?;
         }

@@ -109,7 +109,7 @@ impl Store {
         let root = std::path::absolute(root).map_err(io_err("resolve", root))?;
         let root = root.as_path();
         let s = Store { root: root.to_path_buf() };
-        for d in ["blobs/sha256", "tmp", "cache/steps", "cache/parents", "cache/stat", "snapshots"] {
+        for d in ["blobs/sha256", "tmp", "cache/steps", "cache/parents", "cache/stat", "cache/images", "snapshots"] {
             let p = root.join(d);
             fs::create_dir_all(&p).map_err(io_err("create", &p))?;
         }
@@ -184,7 +184,7 @@ impl Store {
 
     /// Removes `.tmp-<pid>-*` files that `write_atomic` of a dead process left behind.
     fn clean_stale_atomic(&self) {
-        for d in ["", "blobs/sha256", "cache/steps", "cache/parents", "cache/stat"] {
+        for d in ["", "blobs/sha256", "cache/steps", "cache/parents", "cache/stat", "cache/images"] {
             let Ok(rd) = fs::read_dir(self.root.join(d)) else { continue };
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().to_string();
