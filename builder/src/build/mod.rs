@@ -381,11 +381,14 @@ impl<'a> Builder<'a> {
         let rel = format!("cache/images/{}.json", manifest.digest.trim_start_matches("sha256:"));
         {
             let _g = self.store.lock()?;
-            let mut keys: Vec<String> = self.store.read_record(&rel).unwrap_or_default();
+            let before: Vec<String> = self.store.read_record(&rel).unwrap_or_default();
+            let mut keys = before.clone();
             keys.extend(self.keys.iter().cloned());
             keys.sort();
             keys.dedup();
-            self.store.write_record(&rel, &keys)?;
+            if keys != before {
+                self.store.write_record(&rel, &keys)?; // a no-op rebuild writes nothing
+            }
         }
         for t in &tags {
             self.store.set_ref(t, manifest.clone())?;
