@@ -436,17 +436,25 @@ impl Glob {
         Ok(Glob(out))
     }
 
-    /// Whether the pattern matches all of `s`.
+    /// Whether the pattern matches all of `s`. Memoised on (token, position): backtracking over
+    /// several `*` is exponential (a timeout `make fuzz` found).
     fn full(&self, s: &[char]) -> bool {
-        fn m(t: &[GlobTok], s: &[char]) -> bool {
-            match t.first() {
-                None => s.is_empty(),
-                Some(GlobTok::Any) => (0..=s.len()).any(|i| m(&t[1..], &s[i..])),
-                Some(GlobTok::One) => !s.is_empty() && m(&t[1..], &s[1..]),
-                Some(GlobTok::Lit(c)) => s.first() == Some(c) && m(&t[1..], &s[1..]),
+        fn m(t: &[GlobTok], s: &[char], ti: usize, si: usize, memo: &mut [Option<bool>]) -> bool {
+            let key = ti * (s.len() + 1) + si;
+            if let Some(v) = memo[key] {
+                return v;
             }
+            let v = match t.get(ti) {
+                None => si == s.len(),
+                Some(GlobTok::Any) => (si..=s.len()).any(|i| m(t, s, ti + 1, i, memo)),
+                Some(GlobTok::One) => si < s.len() && m(t, s, ti + 1, si + 1, memo),
+                Some(GlobTok::Lit(c)) => s.get(si) == Some(c) && m(t, s, ti + 1, si + 1, memo),
+            };
+            memo[key] = Some(v);
+            v
         }
-        m(&self.0, s)
+        let mut memo = vec![None; (self.0.len() + 1) * (s.len() + 1)];
+        m(&self.0, s, 0, 0, &mut memo)
     }
 }
 
