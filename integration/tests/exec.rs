@@ -172,3 +172,20 @@ fn exec_into_a_paused_container_fails_as_in_runc() {
     rt.exec(&["exec", &id, "true"]).assert_success();
     rt.delete_force(&id).assert_success();
 }
+
+#[test]
+fn exec_with_ignore_paused_goes_into_a_paused_container_and_runs_once_resumed() {
+    let rt = Runtime::new();
+    let (id, _b) = running(&rt);
+    rt.exec(&["pause", &id]).assert_success();
+    // Like runc's, the exec joins the frozen cgroup and so waits there until the resume.
+    let mut exec = rt
+        .command(&["exec", "--ignore-paused", &id, "sh", "-c", "echo ran > /dev/shm/marker"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn exec");
+    rt.exec(&["resume", &id]).assert_success();
+    assert!(exec.wait().expect("wait for exec").success());
+    assert_eq!(rt.exec(&["exec", &id, "cat", "/dev/shm/marker"]).stdout, "ran\n");
+    rt.delete_force(&id).assert_success();
+}

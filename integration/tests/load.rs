@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use integration::{Bundle, Runtime};
 
 #[test]
-fn fifty_runs_ten_at_a_time_all_finish_and_leave_nothing() {
+fn a_hundred_runs_ten_at_a_time_all_finish_and_leave_nothing() {
     let rt = Arc::new(Runtime::new());
     // One bundle (so one cgroup) per thread: its runs follow each other, the threads overlap.
     let bundles: Vec<Arc<Bundle>> = (0..10)
@@ -22,7 +22,7 @@ fn fifty_runs_ten_at_a_time_all_finish_and_leave_nothing() {
         .map(|b| {
             let (rt, b) = (Arc::clone(&rt), Arc::clone(b));
             std::thread::spawn(move || {
-                for _ in 0..5 {
+                for _ in 0..10 {
                     let t = Instant::now();
                     let out = rt.run(&b);
                     out.assert_success();
@@ -39,6 +39,44 @@ fn fifty_runs_ten_at_a_time_all_finish_and_leave_nothing() {
     for b in &bundles {
         assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new());
     }
+}
+
+fn mount_count() -> usize {
+    std::fs::read_to_string("/proc/self/mountinfo").map(|m| m.lines().count()).unwrap_or(0)
+}
+
+fn own_fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn a_thousand_create_start_kill_delete_cycles_leak_nothing() {
+    // SKIFF_CYCLES overrides the count (e.g. a quick local run).
+    let cycles: usize = std::env::var("SKIFF_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    // One warm-up cycle, then the baseline: host mounts and this (calling) process's fds.
+    let id = rt.new_id();
+    rt.create_ok(&id, &b);
+    rt.delete_force(&id).assert_success();
+    let (mounts, fds) = (mount_count(), own_fd_count());
+    for i in 0..cycles {
+        let id = format!("cycle-{}-{i}", std::process::id());
+        rt.create_ok(&id, &b);
+        rt.start(&id).assert_success();
+        rt.kill(&id, "KILL").assert_success();
+        rt.wait_for_status(&id, "stopped");
+        rt.delete(&id).assert_success();
+    }
+    assert_eq!(rt.list_ids(), Vec::<String>::new(), "state entries left");
+    let left: Vec<String> =
+        std::fs::read_dir(rt.root()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(left.iter().all(|n| n.starts_with('.')), "root entries left: {left:?}");
+    // A cgroup cannot be removed while a process is in it: no cgroup left means no process left.
+    assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new(), "cgroups (and so processes) left");
+    assert_eq!(mount_count(), mounts, "host mounts changed over {cycles} cycles");
+    assert_eq!(own_fd_count(), fds, "the caller's fds changed over {cycles} cycles");
 }
 
 #[test]

@@ -217,3 +217,33 @@ fn a_profile_that_refuses_getcwd_still_starts_the_container() {
         assert_eq!(rt.run_ok(&b), "ran\n", "nnp={nnp}");
     }
 }
+
+#[test]
+fn every_comparison_operator_matches_exactly() {
+    // busybox linux32 calls personality(8), linux64 personality(0). Each rule refuses
+    // personality when its condition holds (errno 1: "Operation not permitted").
+    let script = "linux32 true 2>/dev/null; echo 32=$?; linux64 true 2>/dev/null; echo 64=$?";
+    let cases = [
+        (json!([{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}]), "32=1 64=0"),
+        (json!([{"index": 0, "value": 8, "op": "SCMP_CMP_NE"}]), "32=0 64=1"),
+        (json!([{"index": 0, "value": 4, "op": "SCMP_CMP_GT"}]), "32=1 64=0"),
+        (json!([{"index": 0, "value": 8, "op": "SCMP_CMP_GE"}]), "32=1 64=0"),
+        (json!([{"index": 0, "value": 4, "op": "SCMP_CMP_LT"}]), "32=0 64=1"),
+        (json!([{"index": 0, "value": 0, "op": "SCMP_CMP_LE"}]), "32=0 64=1"),
+        (json!([{"index": 0, "value": 8, "valueTwo": 8, "op": "SCMP_CMP_MASKED_EQ"}]), "32=1 64=0"),
+        // Two conditions on one argument: one rule each, so either refuses (runc's behaviour).
+        (
+            json!([{"index": 0, "value": 8, "op": "SCMP_CMP_EQ"}, {"index": 0, "value": 0, "op": "SCMP_CMP_EQ"}]),
+            "32=1 64=1",
+        ),
+    ];
+    for (args, want) in cases {
+        let profile = json!({
+            "defaultAction": "SCMP_ACT_ALLOW",
+            "syscalls": [{"names": ["personality"], "action": "SCMP_ACT_ERRNO", "errnoRet": 1, "args": args}]
+        });
+        let (rt, b) = with_profile(profile, script, true);
+        let out = rt.run_ok(&b);
+        assert_eq!(out.split_whitespace().collect::<Vec<_>>().join(" "), want, "{args}");
+    }
+}

@@ -153,12 +153,15 @@ pub enum Command {
         pid_file: Option<PathBuf>,
         #[arg(long = "preserve-fds", default_value_t = 0)]
         preserve_fds: u32,
-        /// Accepted for runc compatibility; no LSM on this host to apply it.
+        /// SELinux label for the process (applied where SELinux is enabled, ignored otherwise).
         #[arg(long = "process-label")]
         process_label: Option<String>,
-        /// Accepted for runc compatibility; no LSM on this host to apply it.
+        /// AppArmor profile for the process (applied where AppArmor is enabled, ignored otherwise).
         #[arg(long)]
         apparmor: Option<String>,
+        /// Exec into a paused container too (the process starts frozen, as in runc).
+        #[arg(long = "ignore-paused")]
+        ignore_paused: bool,
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
@@ -266,8 +269,10 @@ pub fn run(cli: Cli) -> Result<i32> {
             detach,
             pid_file,
             preserve_fds,
+            process_label,
+            apparmor,
+            ignore_paused,
             command,
-            ..
         } => {
             let opts = container::ExecOpts {
                 id: id.clone(),
@@ -284,6 +289,9 @@ pub fn run(cli: Cli) -> Result<i32> {
                 detach: *detach,
                 pid_file: pid_file.clone(),
                 preserve_fds: *preserve_fds,
+                process_label: process_label.clone(),
+                apparmor: apparmor.clone(),
+                ignore_paused: *ignore_paused,
             };
             return container::exec(&root()?, &opts);
         }

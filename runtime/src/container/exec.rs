@@ -29,6 +29,9 @@ pub struct ExecOpts {
     pub detach: bool,
     pub pid_file: Option<PathBuf>,
     pub preserve_fds: u32,
+    pub process_label: Option<String>,
+    pub apparmor: Option<String>,
+    pub ignore_paused: bool,
 }
 
 /// Builds the process to run from `--process` or from the container's process plus the flags,
@@ -108,6 +111,12 @@ fn build_process(base: &Process, o: &ExecOpts) -> Result<Process> {
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
     }
+    if let Some(l) = &o.process_label {
+        p.set_selinux_label(Some(l.clone()));
+    }
+    if let Some(a) = &o.apparmor {
+        p.set_apparmor_profile(Some(a.clone()));
+    }
     Ok(p)
 }
 
@@ -117,7 +126,8 @@ pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
     let st = c.state()?.clone();
     match c.status() {
         Status::Running | Status::Created => {}
-        Status::Paused => return Err(Error::msg("cannot exec in a paused container")),
+        Status::Paused if !o.ignore_paused => return Err(Error::msg("cannot exec in a paused container")),
+        Status::Paused => {}
         Status::Stopped | Status::Creating => return Err(Error::msg("cannot exec in a stopped container")),
     }
     let base = st.config.process().clone().unwrap_or_default();
