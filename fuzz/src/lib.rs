@@ -12,6 +12,19 @@ use std::path::Path;
 
 use slipway::dockerfile::shell::Lexer;
 
+/// The function of the target named `name` (one of [`TARGETS`]).
+pub fn target(name: &str) -> Option<fn(&[u8])> {
+    Some(match name {
+        "config" => config,
+        "dockerfile" => dockerfile,
+        "shell_word" => shell_word,
+        "dockerignore" => dockerignore,
+        "tar_extract" => tar_extract,
+        "tar_load" => tar_load,
+        _ => return None,
+    })
+}
+
 /// config.json: parse, then validate what parsed.
 pub fn config(data: &[u8]) {
     if let Ok(spec) = skiff::bundle::parse_config(data) {

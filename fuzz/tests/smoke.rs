@@ -122,16 +122,9 @@ fn tar_load() {
 #[test]
 fn regressions_stay_fixed() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("regressions");
-    let targets: [(&str, fn(&[u8])); 6] = [
-        ("config", fuzz::config),
-        ("dockerfile", fuzz::dockerfile),
-        ("shell_word", fuzz::shell_word),
-        ("dockerignore", fuzz::dockerignore),
-        ("tar_extract", fuzz::tar_extract),
-        ("tar_load", fuzz::tar_load),
-    ];
     let mut ran = 0;
-    for (name, run) in targets {
+    for name in fuzz::TARGETS {
+        let run = fuzz::target(name).expect("every listed target has a function");
         let Ok(rd) = std::fs::read_dir(dir.join(name)) else { continue };
         for e in rd.flatten() {
             run(&std::fs::read(e.path()).expect("read regression input"));
