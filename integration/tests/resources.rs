@@ -121,3 +121,107 @@ fn the_pids_limit_stops_forks_inside_the_container() {
     let alive: u32 = out.trim().parse().unwrap_or_else(|e| panic!("count {out:?}: {e}"));
     assert!((2..=8).contains(&alive), "{alive} processes under a pids limit of 8");
 }
+
+/// The first of `names` in one of the bundle's cgroup directories, if any exists.
+fn cgroup_file(b: &Bundle, names: &[&str]) -> Option<String> {
+    b.cgroup_dirs()
+        .iter()
+        .flat_map(|d| names.iter().map(move |n| d.join(n)))
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .map(|v| v.trim().to_string())
+}
+
+#[test]
+fn every_resource_field_lands_in_its_host_cgroup_file() {
+    // (what, linux.resources, files to read (v1 name, then v2), the value expected in them).
+    // A row whose files do not exist on this host (no such controller) is reported and skipped.
+    let mb = 1024 * 1024;
+    let rows = [
+        (
+            "memory.limit",
+            json!({"memory": {"limit": 64 * mb}}),
+            vec!["memory.limit_in_bytes", "memory.max"],
+            "67108864",
+        ),
+        (
+            "memory.reservation",
+            json!({"memory": {"reservation": 32 * mb}}),
+            vec!["memory.soft_limit_in_bytes", "memory.low"],
+            "33554432",
+        ),
+        (
+            "memory.swap",
+            json!({"memory": {"limit": 64 * mb, "swap": 128 * mb}}),
+            vec!["memory.memsw.limit_in_bytes"],
+            "134217728",
+        ),
+        ("memory.swappiness", json!({"memory": {"swappiness": 10}}), vec!["memory.swappiness"], "10"),
+        ("cpu.quota", json!({"cpu": {"quota": 30000, "period": 100000}}), vec!["cpu.cfs_quota_us", "cpu.max"], "30000"),
+        ("cpu.period", json!({"cpu": {"quota": 30000, "period": 50000}}), vec!["cpu.cfs_period_us"], "50000"),
+        (
+            "cpu.burst",
+            json!({"cpu": {"quota": 30000, "period": 100000, "burst": 1000}}),
+            vec!["cpu.cfs_burst_us", "cpu.max.burst"],
+            "1000",
+        ),
+        ("cpu.idle", json!({"cpu": {"idle": 1}}), vec!["cpu.idle"], "1"),
+        ("cpu.cpus", json!({"cpu": {"cpus": "0"}}), vec!["cpuset.cpus"], "0"),
+        ("cpu.mems", json!({"cpu": {"mems": "0"}}), vec!["cpuset.mems"], "0"),
+        ("pids.limit", json!({"pids": {"limit": 77}}), vec!["pids.max"], "77"),
+        (
+            "blockIO.throttleReadBpsDevice",
+            json!({"blockIO": {"throttleReadBpsDevice": [{"major": 254, "minor": 0, "rate": mb}]}}),
+            vec!["blkio.throttle.read_bps_device"],
+            "254:0 1048576",
+        ),
+        (
+            "blockIO.throttleWriteIOPSDevice",
+            json!({"blockIO": {"throttleWriteIOPSDevice": [{"major": 254, "minor": 0, "rate": 100}]}}),
+            vec!["blkio.throttle.write_iops_device"],
+            "254:0 100",
+        ),
+        (
+            "hugepageLimits",
+            json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * mb}]}),
+            vec!["hugetlb.2MB.limit_in_bytes", "hugetlb.2MB.max"],
+            "4194304",
+        ),
+    ];
+    let mut checked = 0;
+    for (what, res, files, want) in rows {
+        if what == "cpu.burst" && integration::runtime_is_runc() {
+            eprintln!("skipped {what}: runc 1.1 predates cpu.burst");
+            continue;
+        }
+        let mut b = Bundle::new();
+        b.edit(|c| c["linux"]["resources"] = res.clone());
+        with_created(&mut b, |b| match cgroup_file(b, &files) {
+            Some(got) => {
+                // cpu.max reads "QUOTA PERIOD": compare its first field.
+                let got = if got.contains(' ') && !want.contains(' ') {
+                    got.split(' ').next().unwrap().to_string()
+                } else {
+                    got
+                };
+                assert_eq!(got, want, "{what}: {files:?}");
+                checked += 1;
+            }
+            None => eprintln!("skipped {what}: none of {files:?} on this host"),
+        });
+    }
+    assert!(checked >= 10, "only {checked} resource fields could be checked on this host");
+}
+
+#[test]
+fn disable_oom_killer_is_set_in_memory_oom_control() {
+    if !std::path::Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists() {
+        eprintln!("skipped: v1 only (v2 has no OOM-killer switch; runc ignores the field there)");
+        return;
+    }
+    let mut b = Bundle::new();
+    b.edit(|c| c["linux"]["resources"]["memory"] = json!({"disableOOMKiller": true}));
+    with_created(&mut b, |b| {
+        let text = b.cgroup_value(&["memory.oom_control"]);
+        assert!(text.lines().any(|l| l == "oom_kill_disable 1"), "{text}");
+    });
+}
