@@ -21,6 +21,11 @@ export RUSTFLAGS="-Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4
 cargo build -q --profile fuzz -p fuzz --features libfuzzer --target $TRIPLE $(printf -- "--bin %s " "${ALL[@]}")
 (unset RUSTFLAGS; cargo run -q -p fuzz --bin seeds -- "$OUT/seeds")
 
+# libFuzzer's limit is wall time: on a loaded machine an input can pass 1 s without being slow
+# (re-run an artifact alone: `BIN ARTIFACT` prints how long it takes).
+TIMEOUT=${FUZZ_TIMEOUT:-1}
+scratch=""
+trap '[ -n "$scratch" ] && rmdir "$scratch" 2>/dev/null; true' EXIT
 status=0
 for t in "${TARGETS[@]}"; do
   mkdir -p "$OUT/corpus/$t" "$OUT/artifacts/$t"
@@ -31,12 +36,12 @@ for t in "${TARGETS[@]}"; do
       set -e
       mount --bind "$1" "$1"; mount --bind "$2" "$2"; mount -t tmpfs -o size=1g tmpfs "$6"
       mount -o remount,bind,ro /; mount -o remount,bind,ro /dev
-      cd "$2"; TMPDIR=$6 "$3" -runs="$4" -timeout=1 -rss_limit_mb=2048 -max_len=65536 \
+      cd "$2"; TMPDIR=$6 "$3" -runs="$4" -timeout="$7" -rss_limit_mb=2048 -max_len=65536 \
         -print_final_stats=1 "$1" "$5"' _ \
-      "$OUT/corpus/$t" "$OUT/artifacts/$t" "$bin" "$RUNS" "$OUT/seeds/$t" "$scratch" 2>"$OUT/$t.log"; then
+      "$OUT/corpus/$t" "$OUT/artifacts/$t" "$bin" "$RUNS" "$OUT/seeds/$t" "$scratch" "$TIMEOUT" 2>"$OUT/$t.log"; then
     echo "   FAILED: see $OUT/$t.log and $OUT/artifacts/$t"; status=1
   fi
-  rmdir "$scratch"
+  rmdir "$scratch"; scratch=""
   grep -E "stat::number_of_executed_units|stat::peak_rss_mb|stat::new_units_added" "$OUT/$t.log" | sed 's/^/   /' || true
 done
 exit $status
