@@ -194,3 +194,46 @@ fn containers_under_one_new_parent_cgroup_start_while_others_go() {
     let leaves: Vec<_> = parent.dirs().into_iter().filter(|d| !d.ends_with(parent.0.trim_start_matches('/'))).collect();
     assert_eq!(leaves, Vec::<std::path::PathBuf>::new(), "no container cgroup is left");
 }
+
+#[test]
+fn kill_during_delete_and_create_of_an_id_being_deleted_leave_a_sane_state() {
+    let rt = Arc::new(Runtime::new());
+    let b = Arc::new({
+        let mut b = Bundle::new();
+        b.args(&["sleep", "1000"]);
+        b
+    });
+    for round in 0..5 {
+        let id = rt.new_id();
+        rt.create_ok(&id, &b);
+        rt.start(&id).assert_success();
+        // delete --force, kill and a create of the same id, all at once.
+        let (r1, i1) = (Arc::clone(&rt), id.clone());
+        let del = std::thread::spawn(move || r1.delete_force(&i1));
+        let (r2, i2) = (Arc::clone(&rt), id.clone());
+        let kill = std::thread::spawn(move || r2.kill(&i2, "KILL"));
+        let (r3, i3, b3) = (Arc::clone(&rt), id.clone(), Arc::clone(&b));
+        let create = std::thread::spawn(move || r3.create(&i3, &b3));
+        let del = del.join().expect("delete thread");
+        let kill = kill.join().expect("kill thread");
+        let create = create.join().expect("create thread");
+        del.assert_success();
+        // The losers fail with a message, never a crash; the winner leaves a state `state` reads.
+        for (what, o) in [("kill", &kill), ("create", &create)] {
+            if !o.success() {
+                assert_eq!(o.code(), 1, "round {round}: {what} failed oddly: {o}");
+                assert!(!o.stderr.trim().is_empty(), "round {round}: {what} failed without a message");
+            }
+        }
+        if create.success() {
+            // The kill may have reached the new container's init.
+            let st = rt.status(&id);
+            assert!(st == "created" || st == "stopped", "round {round}: the new container is {st}");
+        } else {
+            assert!(rt.exec(&["state", &id]).stderr.contains("does not exist"), "round {round}");
+        }
+        rt.delete_force(&id).assert_success();
+        assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new(), "round {round}: cgroups left");
+    }
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+}

@@ -227,3 +227,77 @@ fn a_relative_root_works() {
     let img = integration::slipway::read_saved(&s.dir.path().join("rel.tar"));
     assert_eq!(img.find("b").map(|e| e.data.clone()), Some(b"b".to_vec()));
 }
+
+/// Every blob in the store hashes to its name (no partial blob is visible).
+fn assert_blobs_intact(root: &Path, when: &str) {
+    let dir = root.join("blobs/sha256");
+    let Ok(rd) = std::fs::read_dir(&dir) else { return };
+    let names: Vec<String> = rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect();
+    if names.is_empty() {
+        return;
+    }
+    let out = Command::new("sha256sum").current_dir(&dir).args(&names).output().expect("sha256sum");
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let (hash, name) = line.split_once("  ").expect("sha256sum line");
+        assert_eq!(hash, name, "{when}: blob {name} does not match its digest");
+    }
+}
+
+#[test]
+fn sigkill_during_save_load_rmi_and_prune_leaves_a_readable_store() {
+    let s = Slipway::new();
+    let mut files = Vec::new();
+    let mut df = String::from("FROM scratch\n");
+    for i in 0..6 {
+        df.push_str(&format!("COPY f{i} /d{i}/\n"));
+        files.push((
+            format!("f{i}"),
+            noise(200_000, i as u64).iter().map(|b| (b'a' + b % 26) as char).collect::<String>(),
+        ));
+    }
+    let mut all: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    all.push(("Dockerfile", &df));
+    let ctx = s.context("big", &all);
+    s.build(&ctx, "big", &[]).ok();
+    let archive = s.root().join("..").join("big.tar");
+    s.run(&["save", "big", "-o", archive.to_str().unwrap()]).ok();
+    let out = s.root().join("..").join("out.tar");
+    let out_s = out.to_str().unwrap().to_string();
+    let archive_s = archive.to_str().unwrap().to_string();
+    let commands: [(&str, Vec<&str>); 4] = [
+        ("save", vec!["save", "big", "-o", &out_s]),
+        ("load", vec!["load", "-i", &archive_s]),
+        ("rmi", vec!["rmi", "victim"]),
+        ("prune", vec!["prune"]),
+    ];
+    for (what, args) in &commands {
+        for ms in [0u64, 2, 5, 10, 20, 40] {
+            if *what == "rmi" {
+                s.run(&["tag", "big", "victim"]).ok();
+            }
+            let mut child = Command::new(bin())
+                .arg("--root")
+                .arg(s.root())
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn slipway");
+            std::thread::sleep(Duration::from_millis(ms));
+            let _ = child.kill();
+            let _ = child.wait();
+            let when = format!("{what} killed at {ms} ms");
+            // The next command reads the store and cleans what the kill left.
+            s.run(&["images"]).ok();
+            assert!(leftovers(&s.root()).is_empty(), "{when}: {:?}", leftovers(&s.root()));
+            assert_blobs_intact(&s.root(), &when);
+            // The named image is whole: every blob it references is there.
+            for b in image_blobs(&s, "big") {
+                assert!(s.root().join("blobs/sha256").join(&b).is_file(), "{when}: blob {b} of big is missing");
+            }
+        }
+    }
+    // And the next build still reuses what is intact.
+    let again = s.build(&ctx, "big", &[]).ok();
+    assert!(again.stdout.contains("Using cache"), "{}", again.stdout);
+}
