@@ -11,7 +11,7 @@ export OCI_RUNTIME
 # Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
 DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux xz-utils bzip2 libcap2-bin containerd podman docker.io buildah
 
-.PHONY: deps build failpoints test lint unit integration demo bench install clean cgroup2-deps test-cgroup2 fuzz test-crash-long
+.PHONY: deps build failpoints test lint unit integration demo bench install clean cgroup2-deps test-cgroup2 fuzz test-crash-long bench-reliability
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -62,6 +62,10 @@ demo: build
 # The randomized SIGKILL-during-create test with 500 trials instead of make test's 20.
 test-crash-long: build
 	SKIFF_CRASH_TRIALS=500 $(CARGO) test -p integration --test crash sigkill_at_any_moment -- --nocapture
+
+# skiff and runc under faults and load, one table (fault trials, parallel runs, leak loop).
+bench-reliability: build
+	@bash scripts/bench-reliability.sh "$(SKIFF)"
 
 # Coverage-guided fuzzing, FUZZ_RUNS (default 1,000,000) inputs per target; long, not in CI
 # (make test runs the fuzz crate's smoke instead).
