@@ -5,6 +5,7 @@
 
 pub mod bundle;
 pub mod console;
+pub mod docker_cli;
 pub mod engines;
 pub mod host;
 pub mod runtime;
