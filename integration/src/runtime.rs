@@ -227,6 +227,15 @@ impl Runtime {
         out
     }
 
+    /// Creates and starts a container of `bundle` under a new id; returns the id.
+    #[track_caller]
+    pub fn create_and_start(&self, bundle: &Bundle) -> String {
+        let id = self.new_id();
+        self.create_ok(&id, bundle);
+        self.start(&id).assert_success();
+        id
+    }
+
     pub fn start(&self, id: &str) -> Output {
         self.exec(&["start", id])
     }

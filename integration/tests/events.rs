@@ -65,9 +65,7 @@ fn stats_count_the_processes_and_the_memory() {
         c["linux"]["resources"]["memory"] = json!({"limit": 256 * 1024 * 1024});
     })
     .sh("sleep 1000 & sleep 1001 & sleep 1002 & exec sleep 1003");
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     wait_until("four processes in the cgroup", || (b.cgroup_pids().len() == 4).then_some(()));
     let data = stats(&rt, &id);
     assert_eq!(data["pids"]["current"], 4, "{}", data["pids"]);
@@ -93,9 +91,7 @@ fn cpu_usage_grows_while_the_container_works() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.sh("while :; do :; done");
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     let total = |d: &Value| d["cpu"]["usage"]["total"].as_u64().unwrap_or(0);
     let first = total(&stats(&rt, &id));
     wait_until("cpu usage to grow", || (total(&stats(&rt, &id)) > first).then_some(()));
@@ -107,9 +103,7 @@ fn streaming_prints_stats_and_ends_when_the_container_stops() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.args(&["sleep", "1000"]);
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     let mut w = Watcher::start(&rt, &["--interval", "100ms", &id]);
     wait_until("two stats events", || (w.events().len() >= 2).then_some(()));
     for e in w.events() {

@@ -8,9 +8,7 @@ use serde_json::json;
 fn running(rt: &Runtime) -> (String, Bundle) {
     let mut b = Bundle::new();
     b.edit(|c| c["hostname"] = json!("exec-box")).args(&["sleep", "1000"]);
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     (id, b)
 }
 
@@ -86,9 +84,7 @@ fn exec_cap_additional_gids_and_no_new_privs() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.edit(|c| c["process"]["noNewPrivileges"] = json!(false)).args(&["sleep", "1000"]);
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     const CAP_SYS_ADMIN: u64 = 1 << 21;
     let plain = rt.exec(&["exec", &id, "grep", "CapEff", "/proc/self/status"]);
     assert_eq!(cap_mask(&plain.assert_success().stdout) & CAP_SYS_ADMIN, 0, "{plain}");

@@ -115,9 +115,7 @@ fn hooks_run_in_the_namespace_the_spec_names() {
     let rt = Runtime::new();
     let log = tempfile::tempdir_in("/tmp").expect("hook log dir");
     let b = bundle_with_all_hooks(log.path());
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     hook_state(log.path(), "startContainer");
     let container_mnt = namespace(&rt.pid(&id).to_string(), "mnt");
     let runtime_mnt = namespace("self", "mnt");

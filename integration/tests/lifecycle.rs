@@ -172,9 +172,7 @@ fn a_container_whose_program_exits_is_stopped() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.args(&["true"]);
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     rt.wait_for_status(&id, "stopped");
     // runc reports pid 0 for a stopped container.
     assert_eq!(rt.state(&id)["pid"], 0);

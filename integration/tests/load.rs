@@ -204,9 +204,7 @@ fn kill_during_delete_and_create_of_an_id_being_deleted_leave_a_sane_state() {
         b
     });
     for round in 0..5 {
-        let id = rt.new_id();
-        rt.create_ok(&id, &b);
-        rt.start(&id).assert_success();
+        let id = rt.create_and_start(&b);
         // delete --force, kill and a create of the same id, all at once.
         let (r1, i1) = (Arc::clone(&rt), id.clone());
         let del = std::thread::spawn(move || r1.delete_force(&i1));

@@ -17,9 +17,7 @@ fn pause_freezes_and_resume_thaws_the_cgroup() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.args(&["sleep", "1000"]);
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     assert_eq!(rt.status(&id), "running");
     rt.exec(&["pause", &id]).assert_success();
     assert_eq!(rt.status(&id), "paused");
@@ -40,9 +38,7 @@ fn ps_lists_the_container_processes() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.sh("sleep 1000 & sleep 1001");
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     let init = rt.pid(&id);
     let pids: Vec<i32> = integration::host::wait_until("two sleeps in the container", || {
         let out = rt.exec(&["ps", "--format", "json", &id]);

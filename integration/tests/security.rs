@@ -93,9 +93,7 @@ fn exec_hands_the_new_process_s_notify_fd_to_the_listener() {
         c["root"]["readonly"] = json!(false);
     })
     .args(&["sleep", "60"]);
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     let out = rt.exec(&["exec", &id, "sh", "-c", "mkdir /by-exec 2>&1; echo rc=$?"]);
     out.assert_success();
     assert!(out.stdout.contains("ross-device link"), "{out}");
@@ -404,9 +402,7 @@ fn exec_cpu_affinity_final_pins_the_exec_process() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.args(&["sleep", "60"]);
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     let mut process = b.config()["process"].clone();
     process["args"] = json!(["sh", "-c", "grep Cpus_allowed_list /proc/self/status"]);
     process["execCPUAffinity"] = json!({"initial": "0", "final": "0"});

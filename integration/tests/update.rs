@@ -7,9 +7,7 @@ fn update_changes_the_live_limits() {
     let rt = Runtime::new();
     let mut b = Bundle::new();
     b.args(&["sleep", "1000"]);
-    let id = rt.new_id();
-    rt.create_ok(&id, &b);
-    rt.start(&id).assert_success();
+    let id = rt.create_and_start(&b);
     rt.exec(&[
         "update",
         "--memory",
