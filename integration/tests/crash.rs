@@ -131,6 +131,11 @@ fn failpoint_trial(point: &str) {
             rt.start(&id).assert_success();
             crash_at(&rt, point, &["delete", "--force", &id]);
         }
+        Some("exec") => {
+            rt.create_ok(&id, &b);
+            rt.start(&id).assert_success();
+            crash_at(&rt, point, &["exec", &id, "sleep", "1001"]);
+        }
         _ => panic!("unknown failpoint {point}"),
     }
     assert_recoverable(&rt, &b, &id, point);
@@ -168,4 +173,19 @@ failpoint_tests! {
     crash_in_start_after_saving_running => "start:state-running",
     crash_in_delete_after_the_kill => "delete:processes-killed",
     crash_in_delete_after_cgroups_are_removed => "delete:cgroups-removed",
+    crash_in_exec_after_the_process_started => "exec:process-started",
+}
+
+/// `run` goes through create's steps: a crash at one of them in the middle of a `run`.
+#[test]
+fn crash_in_run_at_each_create_step() {
+    let Some(bin) = failpoint_skiff() else { return };
+    let rt = Runtime::with_binary(bin);
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    for point in ["create:cgroups-made", "create:init-started", "create:init-ready", "create:state-created"] {
+        let id = rt.new_id();
+        crash_at(&rt, point, &["run", "--bundle", b.path_str(), &id]);
+        assert_recoverable(&rt, &b, &id, &format!("run at {point}"));
+    }
 }

@@ -19,6 +19,7 @@ pub const POINTS: &[&str] = &[
     "start:state-running",
     "delete:processes-killed",
     "delete:cgroups-removed",
+    "exec:process-started",
 ];
 
 #[cfg(feature = "failpoints")]

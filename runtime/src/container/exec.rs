@@ -171,6 +171,7 @@ pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
         lock_fd: c.lock_fd(),
     };
     let pid = exec::spawn(&cfg)?;
+    crate::failpoint::hit("exec:process-started");
     if let Some(p) = &o.pid_file {
         super::create::write_pid_file(p, pid)?;
     }
