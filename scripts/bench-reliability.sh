@@ -2,7 +2,8 @@
 # bench-reliability.sh SKIFF_PATH: skiff and runc under faults and load, in one run, one table:
 #   1. fault trials: SIGKILL of `create` at a random moment, then `delete --force`; a trial
 #      counts as leaky if a state entry, a cgroup directory or a live init is left afterwards
-#   2. parallel runs: RUNS `run`s of /bin/true, 10 at a time; a run over 20 s counts as a hang
+#   2. parallel runs: RUNS `run`s of /bin/true, 10 at a time, each in its own cgroup; a run over
+#      20 s counts as a hang
 #   3. leak loop: CYCLES create/start/kill/delete; mounts, cgroup dirs and state entries
 #      before and after
 # Env: TRIALS (default 100), RUNS (default 100), CYCLES (default 300), RUNC (default: on PATH).
@@ -93,10 +94,11 @@ measure() {
   R[$rt.fault]="$leaky/$TRIALS leaky (state $left_state, cgroups $left_cg, processes $left_proc)"
 
   echo "== $rt: $RUNS runs, 10 at a time" >&2
-  b=$(bundle_for "$rt-par" '["true"]')
+  # one cgroup per container, as engines give them (see the README for a shared cgroupsPath)
+  for i in $(seq 1 "$RUNS"); do bundle_for "$rt-p$i" '["true"]' >/dev/null; done
   local fails=0 hangs=0 out="$WORK/par-$rt"
   mkdir -p "$out"
-  seq 1 "$RUNS" | xargs -P 10 -I{} sh -c "timeout 20 $ctl run --bundle $b $rt-p{} >/dev/null 2>&1 </dev/null; echo \$? > $out/{}"
+  seq 1 "$RUNS" | xargs -P 10 -I{} sh -c "timeout 20 $ctl run --bundle $WORK/b-$rt-p{} $rt-p{} >/dev/null 2>&1 </dev/null; echo \$? > $out/{}"
   for f in "$out"/*; do
     case $(cat "$f") in 0) ;; 124) hangs=$((hangs + 1)) ;; *) fails=$((fails + 1)) ;; esac
   done
