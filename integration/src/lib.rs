@@ -36,6 +36,19 @@ pub fn runtime_is_runc() -> bool {
     runtime_path().file_name().is_some_and(|n| n == "runc")
 }
 
+/// skiff built with `--features failpoints` (`make failpoints`, which `make test` runs), for the
+/// tests that crash skiff at a named step or inject a kernel fault; None (the test skips) when
+/// the suite runs against runc.
+pub fn failpoint_skiff() -> Option<PathBuf> {
+    if runtime_is_runc() {
+        eprintln!("skipped: failpoints and injected faults are skiff's own");
+        return None;
+    }
+    let bin = workspace_dir().join("target/failpoints/skiff");
+    assert!(bin.exists(), "{} is missing: run `make failpoints` (make test does)", bin.display());
+    Some(bin)
+}
+
 /// A name no other test in any concurrently running test process uses: `<prefix>-<pid>-<n>`.
 /// Valid as a container id and as a cgroup directory name.
 pub fn unique_name(prefix: &str) -> String {

@@ -65,17 +65,6 @@ fn sigkill_at_any_moment_of_create_leaves_nothing_that_delete_force_cannot_clean
 
 // ---- named failpoints: skiff SIGKILLs itself at one step, then the next commands clean up ----
 
-/// skiff built with `--features failpoints` (`make failpoints`).
-fn failpoint_skiff() -> Option<std::path::PathBuf> {
-    if integration::runtime_is_runc() {
-        eprintln!("skipped: failpoints are skiff's own");
-        return None;
-    }
-    let bin = integration::workspace_dir().join("target/failpoints/skiff");
-    assert!(bin.exists(), "{} is missing: run `make failpoints` (make test does)", bin.display());
-    Some(bin)
-}
-
 /// Runs `args` with SKIFF_FAILPOINT=point and checks that skiff really died there.
 #[track_caller]
 fn crash_at(rt: &Runtime, point: &str, args: &[&str]) {
@@ -114,7 +103,7 @@ fn assert_recoverable(rt: &Runtime, b: &Bundle, id: &str, point: &str) {
 }
 
 fn failpoint_trial(point: &str) {
-    let Some(bin) = failpoint_skiff() else { return };
+    let Some(bin) = integration::failpoint_skiff() else { return };
     let rt = Runtime::with_binary(bin);
     let mut b = Bundle::new();
     b.args(&["sleep", "1000"]);
@@ -179,7 +168,7 @@ failpoint_tests! {
 /// `run` goes through create's steps: a crash at one of them in the middle of a `run`.
 #[test]
 fn crash_in_run_at_each_create_step() {
-    let Some(bin) = failpoint_skiff() else { return };
+    let Some(bin) = integration::failpoint_skiff() else { return };
     let rt = Runtime::with_binary(bin);
     let mut b = Bundle::new();
     b.args(&["sleep", "1000"]);

@@ -33,3 +33,17 @@ pub fn hit(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub fn hit(_name: &str) {}
+
+/// With the feature, `SKIFF_FAULT=NAME` makes one kernel call act as if it failed the way the
+/// kernel sometimes makes it fail, so the path that copes with it is tested. The only one:
+/// `seal-write-busy`, F_SEAL_WRITE refused with EBUSY (see security::selfexe::seal).
+#[cfg(feature = "failpoints")]
+pub fn fault(name: &str) -> bool {
+    std::env::var("SKIFF_FAULT").is_ok_and(|v| v == name)
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn fault(_name: &str) -> bool {
+    false
+}

@@ -3,7 +3,8 @@
 //! once skiff is done with it, write through that fd into the skiff binary on the host. So
 //! `create`, `run` and `exec` first re-execute skiff from a sealed memfd copy of itself: every
 //! process that ever enters a container then runs from an anonymous file that nobody can write
-//! (F_SEAL_WRITE) or resize, and the binary on disk is never reachable from inside.
+//! (F_SEAL_WRITE, or F_SEAL_FUTURE_WRITE when its pages are busy: see `seal`) or resize, and
+//! the binary on disk is never reachable from inside.
 //!
 //! runc 1.1 makes the same copy on every `runc init`. A copy cached on disk would need a
 //! read-only mount kept on the host to stay unwritable, so skiff copies per invocation; the cost
@@ -42,8 +43,7 @@ pub fn ensure_sealed() -> Result<()> {
         .ctx(|| "memfd_create for the sealed skiff copy".into())?;
     let mut copy = File::from(memfd);
     std::io::copy(&mut exe, &mut copy).ctx(|| "copy skiff into its sealed memfd".into())?;
-    let seals = SealFlag::F_SEAL_SEAL | SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW | SealFlag::F_SEAL_WRITE;
-    nix::fcntl::fcntl(copy.as_raw_fd(), FcntlArg::F_ADD_SEALS(seals)).ctx(|| "seal the skiff copy".into())?;
+    seal(&copy)?;
     let args: Vec<CString> = std::env::args_os()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<std::result::Result<_, _>>()
@@ -55,4 +55,40 @@ pub fn ensure_sealed() -> Result<()> {
     // MFD_CLOEXEC is fine: fexecve (execveat AT_EMPTY_PATH) opens the ELF before closing fds.
     let err = nix::unistd::fexecve(copy.as_raw_fd(), &args, &env).unwrap_err();
     Err(Error::sys("re-execute skiff from its sealed copy", err))
+}
+
+/// Seals the copy against writes, resizing and further seal changes.
+///
+/// F_SEAL_WRITE fails with EBUSY while any page of the file has a reference the kernel cannot
+/// account for (it waits about 70 ms for them to go: a page still in a per-CPU LRU batch or
+/// being migrated under memory pressure). That is transient; under load CI saw it once in a
+/// thousand creates. So the file is first sealed with F_SEAL_FUTURE_WRITE (Linux 5.1),
+/// which forbids every write(2) and every new writable mapping and never waits, since only this
+/// process has ever held the file and it never mapped it; F_SEAL_WRITE is then retried and, if
+/// the pages stay busy, left out: the copy is already unwritable.
+fn seal(copy: &File) -> Result<()> {
+    let fd = copy.as_raw_fd();
+    let base = SealFlag::F_SEAL_SHRINK | SealFlag::F_SEAL_GROW;
+    let future = match nix::fcntl::fcntl(fd, FcntlArg::F_ADD_SEALS(base | SealFlag::F_SEAL_FUTURE_WRITE)) {
+        Ok(_) => true,
+        Err(nix::errno::Errno::EINVAL) => false,
+        Err(e) => return Err(Error::sys("seal the skiff copy (F_SEAL_FUTURE_WRITE)", e)),
+    };
+    let mut tries = 0;
+    loop {
+        let sealed = if crate::failpoint::fault("seal-write-busy") {
+            Err(nix::errno::Errno::EBUSY)
+        } else {
+            nix::fcntl::fcntl(fd, FcntlArg::F_ADD_SEALS(base | SealFlag::F_SEAL_WRITE))
+        };
+        match sealed {
+            Ok(_) => break,
+            Err(nix::errno::Errno::EBUSY) if tries < 3 => tries += 1,
+            Err(nix::errno::Errno::EBUSY) if future => break,
+            Err(e) => return Err(Error::sys("seal the skiff copy (F_SEAL_WRITE)", e)),
+        }
+    }
+    nix::fcntl::fcntl(fd, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_SEAL))
+        .ctx(|| "seal the skiff copy (F_SEAL_SEAL)".into())?;
+    Ok(())
 }
