@@ -196,6 +196,68 @@ fn containers_under_one_new_parent_cgroup_start_while_others_go() {
 }
 
 #[test]
+fn containers_sharing_one_cgroups_path_come_and_go_around_one_that_stays() {
+    // Several containers with one cgroupsPath (a pod's sandbox-level cgroup, or a user's own
+    // group): a delete must not remove the directory a concurrent create is about to join, nor
+    // wait for or kill the others' processes; the last container out removes it.
+    if integration::runtime_is_runc() {
+        eprintln!("skipped: runc 1.1 deletes a shared cgroup under a create that is joining it");
+        return;
+    }
+    let rt = Arc::new(Runtime::new());
+    let group = Arc::new(CgroupParent(format!("/{}", integration::unique_name("skiff-it-shared-leaf"))));
+    let bundle = |args: &[&str]| {
+        let mut b = Bundle::new();
+        b.edit(|c| c["linux"]["cgroupsPath"] = serde_json::json!(group.0)).args(args);
+        b
+    };
+    // First the churn alone (whichever create comes first makes the directory), then around a
+    // container that stays throughout and outlives the one that made the directory.
+    for with_resident in [false, true] {
+        let stays = bundle(&["sleep", "1000"]);
+        let resident = rt.new_id();
+        if with_resident {
+            // The container that made the directory goes first: the resident outlives it.
+            let opener = rt.create_and_start(&stays);
+            rt.create_ok(&resident, &stays);
+            rt.start(&resident).assert_success();
+            rt.delete_force(&opener).assert_success();
+        }
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let (rt, b) = (Arc::clone(&rt), Arc::new(bundle(&["sleep", "1000"])));
+                std::thread::spawn(move || {
+                    for _ in 0..8 {
+                        let id = rt.new_id();
+                        rt.create_ok(&id, &b);
+                        rt.start(&id).assert_success();
+                        rt.delete_force(&id).assert_success();
+                    }
+                })
+            })
+            .collect();
+        let failed = threads.into_iter().map(|t| t.join()).filter(Result::is_err).count();
+        assert_eq!(failed, 0, "runner threads failed");
+        if with_resident {
+            assert_eq!(rt.status(&resident), "running", "the container that stayed was hit by the others' deletes");
+            let pid = rt.pid(&resident).to_string();
+            let in_group = group
+                .dirs()
+                .iter()
+                .any(|d| std::fs::read_to_string(d.join("cgroup.procs")).is_ok_and(|p| p.lines().any(|l| l == pid)));
+            assert!(in_group, "the init {pid} is not in {} any more", group.0);
+            rt.delete_force(&resident).assert_success();
+        }
+        assert_eq!(rt.list_ids(), Vec::<String>::new());
+        assert_eq!(
+            group.dirs(),
+            Vec::<std::path::PathBuf>::new(),
+            "the last container out left the cgroup (resident: {with_resident})"
+        );
+    }
+}
+
+#[test]
 fn kill_during_delete_and_create_of_an_id_being_deleted_leave_a_sane_state() {
     let rt = Arc::new(Runtime::new());
     let b = Arc::new({

@@ -149,6 +149,42 @@ pub fn targets(leaves: &[PathBuf]) -> Vec<(Hierarchy, PathBuf)> {
         .collect()
 }
 
+/// The host-wide cgroup lock: a flock on the first hierarchy's mount point (a directory every
+/// skiff on the host sees, so no lock file is needed). `create` holds it from planning its
+/// directories until its setup process has joined them, and `delete` around each rmdir. So a
+/// `delete` never removes a directory that a concurrent `create` planned to use but has not
+/// joined yet (a shared parent, or a `cgroupsPath` shared by several containers), and a
+/// directory it keeps because a process is in it is removed by the last container out.
+///
+/// Forked children must close `raw_fd` (the flock belongs to the open file description);
+/// dropping the lock releases it for them too.
+pub struct Lock(Option<std::fs::File>);
+
+impl Lock {
+    /// Takes the lock; none on a host without cgroups (nothing to protect) or where flock
+    /// does not work on cgroupfs.
+    pub fn take() -> Lock {
+        let Some(h) = hierarchies().into_iter().next() else { return Lock(None) };
+        let Ok(dir) = std::fs::File::open(&h.mount_point) else { return Lock(None) };
+        match crate::sys::flock_exclusive(std::os::fd::AsFd::as_fd(&dir)) {
+            Ok(()) => Lock(Some(dir)),
+            Err(_) => Lock(None),
+        }
+    }
+
+    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.0.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        if let Some(f) = &self.0 {
+            crate::sys::flock_unlock(std::os::fd::AsFd::as_fd(f));
+        }
+    }
+}
+
 /// The directories among `leaves` and their ancestors that do not exist yet, parents first.
 pub fn missing_dirs(leaves: &[PathBuf]) -> Vec<PathBuf> {
     let mut out = Vec::new();
@@ -326,13 +362,19 @@ pub fn set_frozen(leaves: &[PathBuf], frozen: bool) -> Result<()> {
     Err(Error::msg(format!("{}: did not reach {value}", file.display())))
 }
 
-/// Removes the leaves skiff made (and any sub-cgroups the container made in them), then the
-/// parents skiff made for this container, deepest first. A leaf that existed before (a
-/// cgroupsPath shared with other containers) is left alone. EBUSY while processes die is retried
-/// for a while.
+/// Removes the container's cgroups: each leaf (and any sub-cgroups the container made in it)
+/// that no process is in any more, then the parents skiff made for this container, deepest
+/// first, where empty. A leaf that still has processes (a `cgroupsPath` shared with a container
+/// that still runs) stays for the last container out to remove; like runc, a leaf is removed
+/// whether or not skiff made it. EBUSY while processes die is retried for a while. Each rmdir
+/// runs under the host-wide [`Lock`].
 pub fn remove(leaves: &[PathBuf], created: &[PathBuf]) -> Result<()> {
     let mut first_err = None;
-    for leaf in leaves.iter().filter(|l| created.contains(l)) {
+    if let Some(busy) = leaves.iter().find(|l| !pids(std::slice::from_ref(l)).is_empty()) {
+        // Someone else's processes: the whole container cgroup stays (every hierarchy alike).
+        return Err(Error::msg(format!("cgroup {} still has processes: left for them", busy.display())));
+    }
+    for leaf in leaves {
         if let Err(e) = remove_tree(leaf) {
             first_err.get_or_insert(e);
         }
@@ -342,6 +384,7 @@ pub fn remove(leaves: &[PathBuf], created: &[PathBuf]) -> Result<()> {
             continue;
         }
         // A parent shared with another container stays: ENOTEMPTY/EBUSY is fine here.
+        let _lock = Lock::take();
         let _ = std::fs::remove_dir(dir);
     }
     first_err.map_or(Ok(()), Err)
@@ -361,10 +404,16 @@ fn remove_tree(dir: &Path) -> Result<()> {
     let mut delay = Duration::from_millis(1);
     // About 1 s in all: long enough for exiting processes to leave the cgroup.
     for _ in 0..16 {
+        let lock = Lock::take();
+        if !pids(&[dir.to_path_buf()]).is_empty() {
+            // A process joined since the check in `remove` (a create sharing the path).
+            return Ok(());
+        }
         match std::fs::remove_dir(dir) {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+                drop(lock);
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_millis(100));
             }

@@ -56,6 +56,8 @@ pub fn create(root: &Root, opts: &CreateOpts) -> Result<i32> {
 fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Option<&UnixStream>) -> Result<i32> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
+    // Held until the setup process joined the cgroups (see cgroups::Lock).
+    let cgroup_lock = cgroups::Lock::take();
     let leaves = cgroups::plan(linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()), &opts.id);
     let created = cgroups::missing_dirs(&leaves);
     let mut st = State {
@@ -114,7 +116,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     };
     let ns = NsPlan::from_spec(spec);
     let mut driver = Driver { c, st: &mut st };
-    let pid = process::spawn(&cfg, &ns, &leaves, &mut driver)?;
+    let pid = process::spawn(&cfg, &ns, &leaves, cgroup_lock, &mut driver)?;
     log::debug(&format!("create {}: init {pid} ready", opts.id));
     failpoint::hit("create:init-ready");
     st.status = Status::Created;

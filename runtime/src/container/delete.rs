@@ -75,7 +75,18 @@ fn kill_all(st: &state::State) {
         }
     };
     let init_dead = || !(st.pid > 0 && state::process_alive(st.pid, st.start_time));
-    let cgroup_empty = || !cgroup_ours || cgroups::pids(&st.cgroup_paths).is_empty();
+    // With its own pid namespace, what counts is the processes of that namespace: others in
+    // the cgroup (a cgroupsPath shared with another container) are not waited for.
+    let pidns = (own_pidns && st.pid > 0 && state::process_alive(st.pid, st.start_time))
+        .then(|| std::fs::read_link(format!("/proc/{}/ns/pid", st.pid)).ok())
+        .flatten();
+    let cgroup_empty = || match &pidns {
+        _ if !cgroup_ours => true,
+        Some(ns) => !cgroups::pids(&st.cgroup_paths)
+            .iter()
+            .any(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|n| n == *ns)),
+        None => cgroups::pids(&st.cgroup_paths).is_empty(),
+    };
     let done = || init_dead() && cgroup_empty();
     if done() {
         // Reap a zombie init that is our child (foreground run); nothing else to stop.

@@ -87,16 +87,28 @@ pub trait Driver {
 
 /// Forks the setup process and drives it until the init is ready. Returns the init's pid.
 /// On error the caller must kill and reap the init (its pid was given to `init_started`).
-pub fn spawn(cfg: &InitConfig, ns: &NsPlan, cgroup_leaves: &[PathBuf], driver: &mut dyn Driver) -> Result<i32> {
+/// `cgroup_lock` is released once the setup process is in its cgroups.
+pub fn spawn(
+    cfg: &InitConfig,
+    ns: &NsPlan,
+    cgroup_leaves: &[PathBuf],
+    cgroup_lock: crate::cgroups::Lock,
+    driver: &mut dyn Driver,
+) -> Result<i32> {
     let (parent, child) = Channel::pair()?;
     match sys::fork().ctx(|| "fork the setup process".into())? {
         Forked::Child => {
             drop(parent);
+            if let Some(fd) = cgroup_lock.raw_fd() {
+                let _ = nix::unistd::close(fd);
+            }
+            // Not dropped: its Drop would release the parent's flock.
+            std::mem::forget(cgroup_lock);
             setup_process(child, cfg, ns)
         }
         Forked::Parent(setup) => {
             drop(child);
-            let result = drive(&parent, setup, cfg.spec, cgroup_leaves, driver);
+            let result = drive(&parent, setup, cfg.spec, cgroup_leaves, cgroup_lock, driver);
             if result.is_err() {
                 let _ = nix::sys::signal::kill(setup, nix::sys::signal::Signal::SIGKILL);
             }
@@ -106,8 +118,16 @@ pub fn spawn(cfg: &InitConfig, ns: &NsPlan, cgroup_leaves: &[PathBuf], driver: &
     }
 }
 
-fn drive(chan: &Channel, setup: Pid, spec: &Spec, leaves: &[PathBuf], driver: &mut dyn Driver) -> Result<i32> {
+fn drive(
+    chan: &Channel,
+    setup: Pid,
+    spec: &Spec,
+    leaves: &[PathBuf],
+    cgroup_lock: crate::cgroups::Lock,
+    driver: &mut dyn Driver,
+) -> Result<i32> {
     crate::cgroups::join(leaves, setup.as_raw())?;
+    drop(cgroup_lock);
     crate::log::debug("setup process joined its cgroups");
     chan.send(&Msg::Go)?;
     let mut init_pid = None;

@@ -127,6 +127,13 @@ pub fn reset_signals() {
     let _ = nix::sys::signal::sigprocmask(nix::sys::signal::SigmaskHow::SIG_SETMASK, Some(&empty), None);
 }
 
+/// flock(2) LOCK_UN: releases the lock for every fd sharing the open file description (a
+/// forked child's copy included).
+pub fn flock_unlock(fd: BorrowedFd<'_>) {
+    // SAFETY: flock only takes an fd and a flag.
+    let _ = unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_UN) };
+}
+
 /// flock(2) on an fd, blocking, exclusive.
 pub fn flock_exclusive(fd: BorrowedFd<'_>) -> Result<(), Errno> {
     loop {
