@@ -200,10 +200,6 @@ fn containers_sharing_one_cgroups_path_come_and_go_around_one_that_stays() {
     // Several containers with one cgroupsPath (a pod's sandbox-level cgroup, or a user's own
     // group): a delete must not remove the directory a concurrent create is about to join, nor
     // wait for or kill the others' processes; the last container out removes it.
-    if integration::runtime_is_runc() {
-        eprintln!("skipped: runc 1.1 deletes a shared cgroup under a create that is joining it");
-        return;
-    }
     let rt = Arc::new(Runtime::new());
     let group = Arc::new(CgroupParent(format!("/{}", integration::unique_name("skiff-it-shared-leaf"))));
     let bundle = |args: &[&str]| {
