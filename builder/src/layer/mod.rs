@@ -396,6 +396,18 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
             }
         }
         this_layer.insert(rel.clone());
+        if et.is_hard_link() {
+            let link = e.link_name()?.map(|l| l.into_owned()).unwrap_or_default();
+            let src = hardlink_source(dst, &link, &rel)?;
+            if fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
+                fs::remove_file(&target)?;
+            }
+            fs::hard_link(&src, &target).map_err(|err| {
+                let msg = format!("archive entry {}: hard link to {}: {err}", rel.display(), link.display());
+                io::Error::new(err.kind(), msg)
+            })?;
+            continue;
+        }
         if et.is_character_special() || et.is_block_special() || et.is_fifo() {
             let _ = fs::remove_file(&target);
             let kind = if et.is_fifo() {
@@ -406,8 +418,12 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
                 nix::sys::stat::SFlag::S_IFBLK
             };
             let h = e.header();
-            let dev =
-                nix::sys::stat::makedev(h.device_major()?.unwrap_or(0) as u64, h.device_minor()?.unwrap_or(0) as u64);
+            // A fifo has no numbers; writers leave the fields blank (NULs), as Go's reader allows.
+            let dev = if et.is_fifo() {
+                0
+            } else {
+                nix::sys::stat::makedev(h.device_major()?.unwrap_or(0) as u64, h.device_minor()?.unwrap_or(0) as u64)
+            };
             let mode = nix::sys::stat::Mode::from_bits_truncate(h.mode()? & 0o7777);
             nix::sys::stat::mknod(&target, kind, mode, dev).map_err(io::Error::from)?;
             let _ = nix::unistd::fchownat(
@@ -424,16 +440,54 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
     Ok(())
 }
 
+/// Where a hard link entry's target is, as docker's archive package finds it: the link name is
+/// relative to `dst` even when absolute (`/etc/shadow` is `dst/etc/shadow`, as kaniko writes
+/// them), a name whose `..` climbs above `dst` is refused, and the directories on the way are
+/// resolved as `parent_inside` does but never made. The last component is not followed: a link
+/// to a symlink links the symlink, as link(2) does.
+fn hardlink_source(dst: &Path, link: &Path, entry: &Path) -> io::Result<PathBuf> {
+    let refuse = |why: &str| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("archive entry {}: hard link target {} {why}", entry.display(), link.display()),
+        )
+    };
+    let mut clean = PathBuf::new();
+    for c in link.components() {
+        match c {
+            std::path::Component::Normal(n) => clean.push(n),
+            // the guard pops one component; with none left the link climbs out
+            std::path::Component::ParentDir if !clean.pop() => return Err(refuse("is outside the destination")),
+            _ => {}
+        }
+    }
+    let Some(name) = clean.file_name().map(|n| n.to_os_string()) else {
+        return Err(refuse("names the destination itself"));
+    };
+    let parent = clean.parent().map(Path::to_path_buf).unwrap_or_default();
+    let what = format!("archive entry {}: hard link target {}", entry.display(), link.display());
+    Ok(resolve_parent(dst, &parent, &what, false)?.join(name))
+}
+
 /// The real directory an entry's parent names, made if missing. Each component is checked once
 /// it exists: one that resolves (through a symlink from this archive or already on disk) outside
 /// `dst` is refused, as the tar crate's `unpack_in` refuses it for the entries it writes.
 fn parent_inside(dst: &Path, parent: &Path, entry: &Path) -> io::Result<PathBuf> {
+    resolve_parent(dst, parent, &format!("archive entry {}", entry.display()), true)
+}
+
+/// `parent_inside`'s walk; `what` starts each error message, `create` makes missing directories.
+fn resolve_parent(dst: &Path, parent: &Path, what: &str, create: bool) -> io::Result<PathBuf> {
     let root = dst.canonicalize()?;
     let mut cur = root.clone();
     for c in parent.components() {
         let next = cur.join(c);
         match fs::symlink_metadata(&next) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => fs::create_dir(&next)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => fs::create_dir(&next)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let msg = format!("{what}: {}: {e}", c.as_os_str().to_string_lossy());
+                return Err(io::Error::new(e.kind(), msg));
+            }
             Err(e) => return Err(e),
             Ok(_) => {}
         }
@@ -441,17 +495,13 @@ fn parent_inside(dst: &Path, parent: &Path, entry: &Path) -> io::Result<PathBuf>
         if !real.starts_with(&root) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "archive entry {}: {} leads outside the destination",
-                    entry.display(),
-                    c.as_os_str().to_string_lossy()
-                ),
+                format!("{what}: {} leads outside the destination", c.as_os_str().to_string_lossy()),
             ));
         }
         if !real.is_dir() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("archive entry {}: {} is not a directory", entry.display(), c.as_os_str().to_string_lossy()),
+                format!("{what}: {} is not a directory", c.as_os_str().to_string_lossy()),
             ));
         }
         cur = real;
