@@ -280,21 +280,16 @@ impl Matcher {
             Some(i) => &path[..i],
             None => ".",
         };
-        let parent_dirs: Vec<&str> = parent.split('/').collect();
+        // Each parent directory is a prefix of `parent` ending before a '/' (patternmatcher
+        // joins the components again for each, which is quadratic in the depth).
+        let mut ends: Vec<usize> = parent.match_indices('/').map(|(i, _)| i).collect();
+        ends.push(parent.len());
         let mut matched = false;
         for p in &self.patterns {
             if p.exclusion != matched {
                 continue;
             }
-            let mut hit = p.matches(path);
-            if !hit && parent != "." {
-                for i in 0..parent_dirs.len() {
-                    if p.matches(&parent_dirs[..=i].join("/")) {
-                        hit = true;
-                        break;
-                    }
-                }
-            }
+            let hit = p.matches(path) || (parent != "." && ends.iter().any(|&e| p.matches(&parent[..e])));
             if hit {
                 matched = !p.exclusion;
             }
