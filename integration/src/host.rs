@@ -1,6 +1,6 @@
 //! What the tests observe on the host from outside a container: /proc entries of pids, namespaces,
-//! mounts. Also the one host mount a test may make (`TmpfsMount`), always undone by its Drop.
-//! Nothing here talks to the runtime.
+//! mounts, the device programs attached to a cgroup. Also the one host mount a test may make
+//! (`TmpfsMount`), always undone by its Drop. Nothing here talks to the runtime.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -127,6 +127,41 @@ impl Drop for TmpfsMount {
     fn drop(&mut self) {
         let _ = nix::mount::umount2(&self.path, nix::mount::MntFlags::MNT_DETACH);
     }
+}
+
+/// The ids of the BPF_PROG_TYPE_CGROUP_DEVICE programs attached to the cgroup v2 directory
+/// `cgroup` itself (BPF_PROG_QUERY; bpftool is not everywhere). Panics if the query fails.
+pub fn cgroup_device_programs(cgroup: &Path) -> Vec<u32> {
+    use std::os::fd::AsRawFd;
+    // The BPF_PROG_QUERY part of union bpf_attr.
+    #[repr(C)]
+    struct Query {
+        target_fd: u32,
+        attach_type: u32,
+        query_flags: u32,
+        attach_flags: u32,
+        prog_ids: u64,
+        prog_cnt: u32,
+    }
+    const BPF_PROG_QUERY: libc::c_long = 16;
+    const BPF_CGROUP_DEVICE: u32 = 6;
+    let dir = std::fs::File::open(cgroup).unwrap_or_else(|e| panic!("open {}: {e}", cgroup.display()));
+    // A cgroup holds at most 64 programs per attach type.
+    let mut ids = [0u32; 64];
+    let mut q = Query {
+        target_fd: dir.as_raw_fd() as u32,
+        attach_type: BPF_CGROUP_DEVICE,
+        query_flags: 0,
+        attach_flags: 0,
+        prog_ids: ids.as_mut_ptr() as u64,
+        prog_cnt: ids.len() as u32,
+    };
+    // SAFETY: `q` is a repr(C) prefix of union bpf_attr for BPF_PROG_QUERY; prog_ids points at
+    // `ids`, which has room for prog_cnt u32s and outlives the call.
+    let ret =
+        unsafe { libc::syscall(libc::SYS_bpf, BPF_PROG_QUERY, &mut q as *mut Query, std::mem::size_of::<Query>()) };
+    assert!(ret == 0, "BPF_PROG_QUERY {}: {}", cgroup.display(), std::io::Error::last_os_error());
+    ids[..q.prog_cnt as usize].to_vec()
 }
 
 #[cfg(test)]

@@ -2,7 +2,8 @@
 //! `devices.deny` lines skiff would write) are reduced the way the v1 controller reduces them
 //! (a default plus exceptions; runc's emulator semantics, including its refusal to punch a hole
 //! in a wildcard exception), then compiled into eBPF instructions for a
-//! BPF_PROG_TYPE_CGROUP_DEVICE program. `attach` loads and attaches it through sys/bpf.rs.
+//! BPF_PROG_TYPE_CGROUP_DEVICE program. `attach` loads it and puts it in place of the cgroup's
+//! old one through sys/bpf.rs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -232,17 +233,22 @@ pub fn compile(emu: &Emulator) -> Vec<Insn> {
     p
 }
 
-/// Loads the program for `rules` and attaches it to the v2 cgroup `dir`.
-pub fn attach(rules: &[Rule], dir: &Path) -> Result<()> {
-    let insns = program(rules)?;
+/// Loads `insns` (from [`program`]) and makes it the only device program attached to the v2
+/// cgroup `dir`: at create nothing is attached yet; at `update` the container's old program is
+/// replaced in one step (BPF_F_REPLACE), so the cgroup is never without one.
+/// runc's LoadAttachCgroupDeviceFilter does the same: replace when exactly one program is
+/// attached, else attach with BPF_F_ALLOW_MULTI and then detach the others.
+pub fn attach(insns: &[Insn], dir: &Path) -> Result<()> {
+    use crate::sys::bpf;
+    use std::os::fd::AsFd;
     let bytes: Vec<u8> = insns.iter().flat_map(|i| i.encode()).collect();
     let license = c"Apache";
-    let prog = match crate::sys::bpf::load_cgroup_device_prog(&bytes, license, "skiff_dev", &mut []) {
+    let prog = match bpf::load_cgroup_device_prog(&bytes, license, "skiff_dev", &mut []) {
         Ok(fd) => fd,
         Err(first) => {
             // Again with the verifier's log, for the message.
             let mut log = vec![0u8; 64 * 1024];
-            let detail = match crate::sys::bpf::load_cgroup_device_prog(&bytes, license, "skiff_dev", &mut log) {
+            let detail = match bpf::load_cgroup_device_prog(&bytes, license, "skiff_dev", &mut log) {
                 Ok(_) => String::new(),
                 Err(_) => String::from_utf8_lossy(&log).trim_end_matches('\0').trim().to_string(),
             };
@@ -250,12 +256,33 @@ pub fn attach(rules: &[Rule], dir: &Path) -> Result<()> {
         }
     };
     let cg = std::fs::File::open(dir).map_err(|e| Error::io(format!("open cgroup {}", dir.display()), e))?;
-    crate::sys::bpf::attach_cgroup_device(
-        std::os::fd::AsFd::as_fd(&prog),
-        std::os::fd::AsFd::as_fd(&cg),
-        crate::sys::bpf::BPF_F_ALLOW_MULTI,
-    )
-    .map_err(|e| Error::msg(format!("attach the device program to {}: {e}", dir.display())))
+    let old_ids = bpf::query_cgroup_device(cg.as_fd())
+        .map_err(|e| Error::msg(format!("list the device programs of {}: {e}", dir.display())))?;
+    let mut old = Vec::new();
+    for id in old_ids {
+        match bpf::prog_fd_by_id(id) {
+            Ok(fd) => old.push(fd),
+            // Detached and freed since the query: nothing to replace.
+            Err(nix::errno::Errno::ENOENT) => {}
+            Err(e) => return Err(Error::msg(format!("open device program {id} of {}: {e}", dir.display()))),
+        }
+    }
+    let attach_err = |e| Error::msg(format!("attach the device program to {}: {e}", dir.display()));
+    if let [one] = old.as_slice() {
+        let flags = bpf::BPF_F_ALLOW_MULTI | bpf::BPF_F_REPLACE;
+        match bpf::attach_cgroup_device(prog.as_fd(), cg.as_fd(), flags, Some(one.as_fd())) {
+            Ok(()) => return Ok(()),
+            // A kernel before 5.6 has no BPF_F_REPLACE: attach, then detach, below.
+            Err(nix::errno::Errno::EINVAL) => {}
+            Err(e) => return Err(attach_err(e)),
+        }
+    }
+    bpf::attach_cgroup_device(prog.as_fd(), cg.as_fd(), bpf::BPF_F_ALLOW_MULTI, None).map_err(attach_err)?;
+    for fd in &old {
+        bpf::detach_cgroup_device(fd.as_fd(), cg.as_fd())
+            .map_err(|e| Error::msg(format!("detach the old device program from {}: {e}", dir.display())))?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -289,6 +289,19 @@ pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, Pa
     let v2 = plan_v2(res);
     let unified = targets.iter().find(|(h, _)| h.version == 2);
     let v1_has = |c: &str| targets.iter().find(|(h, _)| h.version == 1 && h.has(c));
+    let device_rules: Vec<&Setting> = v1.iter().filter(|s| s.controller == "devices").collect();
+    let device_prog = if !device_rules.is_empty() && v1_has("devices").is_none() && unified.is_some() {
+        let rules = device_rules
+            .iter()
+            .map(|s| {
+                super::devices::Rule::parse(s.file == "devices.allow", &s.value)
+                    .map_err(|e| Error::msg(format!("{}: {e}", s.source)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Some(super::devices::program(&rules).map_err(|e| Error::msg(format!("linux.resources.devices: {e}")))?)
+    } else {
+        None
+    };
     // Controllers handled by a v1 hierarchy take the v1 plan; the rest go to the unified one.
     for set in v1.iter() {
         if let Some((_, dir)) = v1_has(set.controller) {
@@ -310,19 +323,9 @@ pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, Pa
         }
     }
     // No v1 devices controller: the same ordered rules become an eBPF program on the unified
-    // cgroup, as runc does on v2.
-    let device_rules: Vec<&Setting> = v1.iter().filter(|s| s.controller == "devices").collect();
-    if !device_rules.is_empty() && v1_has("devices").is_none() {
-        if let Some((_, dir)) = unified {
-            let rules = device_rules
-                .iter()
-                .map(|s| {
-                    super::devices::Rule::parse(s.file == "devices.allow", &s.value)
-                        .map_err(|e| Error::msg(format!("{}: {e}", s.source)))
-                })
-                .collect::<Result<Vec<_>>>()?;
-            super::devices::attach(&rules, dir).map_err(|e| Error::msg(format!("linux.resources.devices: {e}")))?;
-        }
+    // cgroup, as runc does on v2 (compiled before any file is written: a bad rule changes nothing).
+    if let (Some(insns), Some((_, dir))) = (&device_prog, unified) {
+        super::devices::attach(insns, dir).map_err(|e| Error::msg(format!("linux.resources.devices: {e}")))?;
     }
     // A v1-only setting whose controller is not mounted at all (net_cls here) is an error, as in runc.
     for set in v1.iter().filter(|s| v1_has(s.controller).is_none()) {

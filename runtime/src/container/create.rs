@@ -85,13 +85,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     let hierarchies = cgroups::hierarchies();
     let targets: Vec<_> = hierarchies.into_iter().zip(leaves.iter().cloned()).collect();
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
-        let nodes: Vec<String> = crate::rootfs::devices::plan(spec)
-            .iter()
-            .map(|n| {
-                let t = if n.kind == nix::sys::stat::SFlag::S_IFBLK { "b" } else { "c" };
-                format!("{t} {}:{} rwm", n.major, n.minor)
-            })
-            .collect();
+        let nodes = crate::rootfs::devices::cgroup_rules(spec);
         cgroups::resources::apply(res, &nodes, &targets)?;
     }
     failpoint::hit("create:resources-applied");

@@ -101,11 +101,22 @@ pub fn update(root: &Root, id: &str, res: Option<LinuxResources>, flags: &Update
         Some(r) => r,
         None => from_flags(flags)?,
     };
-    // Device rules are fixed at create: rewriting them live could lock the container out of
-    // /dev/null. runc's update does not take them either.
-    res.set_devices(None);
     let targets: Vec<_> = cgroups::hierarchies().into_iter().zip(st.cgroup_paths.iter().cloned()).collect();
-    resources::apply(&res, &[], &targets)
+    // New device rules replace the old ones whole, with runc's defaults and the container's own
+    // nodes allowed after them as at create. On v2 that is one atomic swap of the eBPF program.
+    // A v1 devices cgroup can only be rewritten rule by rule (deny-all first: /dev/null would
+    // fail for a moment, and "a" is refused once the container has made sub-cgroups), so there
+    // the rules stay as created, as runc 1.1's update leaves them everywhere.
+    let nodes = if targets.iter().any(|(h, _)| h.version == 1 && h.has("devices")) {
+        if res.devices().is_some() {
+            crate::log::debug(&format!("update {id}: linux.resources.devices left as created (cgroup v1)"));
+        }
+        res.set_devices(None);
+        Vec::new()
+    } else {
+        crate::rootfs::devices::cgroup_rules(&st.config)
+    };
+    resources::apply(&res, &nodes, &targets)
 }
 
 #[cfg(test)]

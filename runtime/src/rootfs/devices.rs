@@ -66,6 +66,18 @@ pub fn plan(spec: &Spec) -> Vec<Node> {
     out
 }
 
+/// The cgroup rules that let the container use its nodes ("c 1:3 rwm"), allowed after the
+/// config's `linux.resources.devices` rules as runc allows them.
+pub fn cgroup_rules(spec: &Spec) -> Vec<String> {
+    plan(spec)
+        .iter()
+        .map(|n| {
+            let t = if n.kind == SFlag::S_IFBLK { "b" } else { "c" };
+            format!("{t} {}:{} rwm", n.major, n.minor)
+        })
+        .collect()
+}
+
 pub fn create_all(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {
     let dev = resolve_in_root(rootfs, Path::new("/dev"))?;
     std::fs::create_dir_all(&dev).ctx(|| format!("mkdir {}", dev.display()))?;
