@@ -36,9 +36,10 @@ if [ ! -d "$KDIR/boot" ]; then
   mv "$KDIR.tmp" "$KDIR"
 fi
 VMLINUZ=$(ls "$KDIR"/boot/vmlinuz-* | head -n1)
-# Everything the tests need is built in (cgroup2 controllers, CGROUP_BPF, tmpfs, devtmpfs, the
-# 8250 serial console): no modules go into the initramfs.
-for opt in CONFIG_CGROUP_BPF=y CONFIG_MEMCG=y CONFIG_CGROUP_PIDS=y CONFIG_BLK_DEV_INITRD=y CONFIG_SERIAL_8250_CONSOLE=y; do
+# Everything the tests need is built in (cgroup2 controllers, CGROUP_BPF, IOCOST's io.weight,
+# tmpfs, devtmpfs, the 8250 serial console) but a block device: brd.ko (a ram disk, no
+# dependencies) goes into the initramfs for the io.max throttle tests.
+for opt in CONFIG_CGROUP_BPF=y CONFIG_MEMCG=y CONFIG_CGROUP_PIDS=y CONFIG_BLK_CGROUP_IOCOST=y CONFIG_BLK_DEV_INITRD=y CONFIG_SERIAL_8250_CONSOLE=y; do
   grep -q "^$opt" "$KDIR"/boot/config-* || { log "$KPKG lacks $opt"; exit 1; }
 done
 
@@ -72,6 +73,9 @@ for b in "${BINS[@]}"; do
   # Debug info is most of a test binary's size and useless in the guest.
   strip --strip-debug -o "$ROOT/tests/$name" "$b"
 done
+BRD=$(ls "$KDIR"/lib/modules/*/kernel/drivers/block/brd.ko 2>/dev/null | head -n1)
+[ -n "$BRD" ] || { log "$KPKG has no uncompressed brd.ko"; exit 1; }
+mkdir -p "$ROOT/lib/modules" && cp "$BRD" "$ROOT/lib/modules/brd.ko"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ROOT/etc/passwd"
 printf 'root:x:0:\n' >"$ROOT/etc/group"
 
@@ -99,6 +103,8 @@ mkdir -p /dev/pts /dev/shm && mount -t devpts devpts /dev/pts && mount -t tmpfs 
 mount -t cgroup2 cgroup2 /sys/fs/cgroup
 chmod 1777 /tmp
 ip link set lo up 2>/dev/null
+insmod /lib/modules/brd.ko rd_nr=1 rd_size=4096 || echo "SKIFF-CG2 insmod brd failed"
+echo "SKIFF-CG2 block devices: $(for d in /sys/block/*; do printf '%s=%s ' "${d##*/}" "$(cat $d/dev)"; done)"
 export PATH=/bin:/sbin HOME=/root RUST_BACKTRACE=1
 echo "SKIFF-CG2 kernel $(uname -r); $(grep cgroup /proc/mounts | tr '\n' ';')"
 echo "SKIFF-CG2 controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
