@@ -268,3 +268,89 @@ fn disable_oom_killer_is_set_in_memory_oom_control() {
         assert!(text.lines().any(|l| l == "oom_kill_disable 1"), "{text}");
     });
 }
+
+/// cgroup2 mounted on /sys/fs/cgroup itself (the VM of `make test-cgroup2`), not v1 or hybrid.
+fn pure_v2_host() -> bool {
+    std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+#[test]
+fn unified_keys_land_in_their_v2_files() {
+    if !pure_v2_host() {
+        eprintln!("skipped: not a cgroup v2 host (see unified_is_refused_on_a_v1_or_hybrid_host)");
+        return;
+    }
+    let mut b = Bundle::new();
+    // Written after the typed fields, so "pids.max" wins over pids.limit, as in runc.
+    b.edit(|c| {
+        c["linux"]["resources"]["pids"] = json!({"limit": 50});
+        c["linux"]["resources"]["unified"] = json!({"pids.max": "7", "memory.high": "67108864"});
+    });
+    with_created(&mut b, |b| {
+        assert_eq!(b.cgroup_value(&["pids.max"]), "7");
+        assert_eq!(b.cgroup_value(&["memory.high"]), "67108864");
+    });
+}
+
+#[test]
+fn bad_unified_keys_are_refused_and_leave_nothing() {
+    if !pure_v2_host() {
+        eprintln!("skipped: not a cgroup v2 host (see unified_is_refused_on_a_v1_or_hybrid_host)");
+        return;
+    }
+    // The harness's parent cgroup, whose pids.max "../pids.max" would be.
+    let parent_pids = std::path::Path::new("/sys/fs/cgroup").join(integration::bundle::CGROUP_PARENT).join("pids.max");
+    let read_parent = || std::fs::read_to_string(&parent_pids).ok();
+    assert_ne!(read_parent().as_deref().map(str::trim), Some("13"), "the parent's pids.max is 13 already");
+    for key in ["foo.bar", "../pids.max", "pidsmax", "pids.nosuchfile"] {
+        let rt = Runtime::new();
+        let mut b = Bundle::new();
+        b.args(&["sleep", "1000"]);
+        b.edit(|c| c["linux"]["resources"]["unified"] = json!({key: "13", "pids.max": "7"}));
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        out.assert_failure().assert_stderr_contains(key);
+        if !integration::runtime_is_runc() {
+            // runc says "unified resource KEY ..."
+            out.assert_stderr_contains("linux.resources.unified");
+        }
+        assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new(), "{key}: the cgroup is left behind");
+        assert_eq!(rt.list_ids(), Vec::<String>::new(), "{key}: the container is left behind");
+        // Other tests make and remove the parent meanwhile; only this test writes 13 anywhere.
+        let after = read_parent();
+        assert_ne!(after.as_deref().map(str::trim), Some("13"), "{key}: written to the parent's pids.max");
+    }
+}
+
+#[test]
+fn unified_is_refused_on_a_v1_or_hybrid_host() {
+    // runc 1.1.5 (and today's runc) validate: no `unified` keys unless /sys/fs/cgroup is cgroup2,
+    // even for a controller (hugetlb here) that only the hybrid unified mount has. An empty
+    // map is fine.
+    if pure_v2_host() {
+        eprintln!("skipped: a cgroup v2 host takes unified keys");
+        return;
+    }
+    let hybrid_only = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
+    let mut keys = vec!["pids.max"];
+    if hybrid_only.split_whitespace().any(|c| c == "hugetlb") {
+        keys.push("hugetlb.2MB.max");
+    }
+    for key in keys {
+        let rt = Runtime::new();
+        let mut b = Bundle::new();
+        b.args(&["sleep", "1000"]);
+        b.edit(|c| c["linux"]["resources"]["unified"] = json!({key: "7"}));
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        out.assert_failure().assert_stderr_contains("cannot use unified on cgroup v1");
+        if !integration::runtime_is_runc() {
+            out.assert_stderr_contains(&format!("linux.resources.unified[{key:?}]"));
+        }
+        assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new(), "{key}: the cgroup is left behind");
+        assert_eq!(rt.list_ids(), Vec::<String>::new(), "{key}: the container is left behind");
+    }
+    let mut b = Bundle::new();
+    b.edit(|c| c["linux"]["resources"]["unified"] = json!({}));
+    with_created(&mut b, |_| {});
+}

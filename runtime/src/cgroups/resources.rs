@@ -270,21 +270,77 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
             &format!("hugepageLimits[{i}]"),
         ));
     }
-    for (k, v) in res.unified().iter().flatten() {
+    // Last, so they win over the typed fields, as in runc. Sorted: the map has no order.
+    let mut unified: Vec<_> = res.unified().iter().flatten().collect();
+    unified.sort();
+    for (k, v) in unified {
         let controller = k.split('.').next().unwrap_or("");
-        // `unified` keys name their own controller; keep a static str for known ones.
-        let c = ["memory", "cpu", "cpuset", "io", "pids", "hugetlb", "rdma", "misc"]
-            .into_iter()
-            .find(|c| *c == controller)
-            .unwrap_or("");
-        out.push(s(c, k.clone(), v, &format!("unified.{k}")));
+        // `unified` keys name their own controller; keep a static str for known ones ("" for
+        // cgroup.* files, which need none; [`check_unified`] refuses the rest).
+        let c = V2_CONTROLLERS.into_iter().find(|c| *c == controller).unwrap_or("");
+        out.push(s(c, k.clone(), v, &format!("unified[{k:?}]")));
     }
     out
+}
+
+const V2_CONTROLLERS: [&str; 8] = ["memory", "cpu", "cpuset", "io", "pids", "hugetlb", "rdma", "misc"];
+
+/// runc's checks of one `linux.resources.unified` key (fs2's setUnified): a file name, of the
+/// form CONTROLLER.PARAMETER, of a controller in `available` (the hierarchy's
+/// cgroup.controllers) or a `cgroup.*` file. Err is the reason.
+pub fn check_unified_key(key: &str, available: &[&str]) -> std::result::Result<(), String> {
+    if key.contains('/') {
+        // "../pids.max" would be the parent's file.
+        return Err("must be a file name (no slashes)".into());
+    }
+    let Some((controller, _)) = key.split_once('.').filter(|(c, p)| !c.is_empty() && !p.is_empty()) else {
+        return Err("must be in the form CONTROLLER.PARAMETER".into());
+    };
+    if controller != "cgroup" && !available.contains(&controller) {
+        return Err(format!("can't be set: controller {controller:?} not available"));
+    }
+    Ok(())
+}
+
+/// `linux.resources.unified`, checked before anything is written. runc refuses any key when
+/// /sys/fs/cgroup is not cgroup2 (v1 or hybrid: "cannot use unified on cgroup v1"), even for a
+/// controller that only the hybrid unified mount has; an empty map is fine. On v2 each key must
+/// pass [`check_unified_key`] and, if its controller is enabled in the container's cgroup, name
+/// a file that exists there.
+fn check_unified(res: &LinuxResources, targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
+    let mut keys: Vec<&String> = res.unified().iter().flat_map(|m| m.keys()).collect();
+    keys.sort();
+    let Some(first) = keys.first() else { return Ok(()) };
+    let source = |k: &str| format!("linux.resources.unified[{k:?}]");
+    let unified = targets.iter().find(|(h, _)| h.version == 2);
+    let (h, dir) = match unified {
+        Some(u) if !targets.iter().any(|(h, _)| h.version == 1) => u,
+        _ => {
+            return Err(Error::msg(format!(
+                "{}: cannot use unified on cgroup v1 (this host mounts cgroup v1 hierarchies)",
+                source(first)
+            )))
+        }
+    };
+    let read = |p: PathBuf| std::fs::read_to_string(p).unwrap_or_default();
+    let available = read(h.mount_point.join("cgroup.controllers"));
+    let available: Vec<&str> = available.split_whitespace().collect();
+    let enabled = read(dir.join("cgroup.controllers"));
+    for k in keys {
+        check_unified_key(k, &available).map_err(|why| Error::msg(format!("{}: {why}", source(k))))?;
+        let controller = k.split('.').next().unwrap_or("");
+        let ready = controller == "cgroup" || enabled.split_whitespace().any(|c| c == controller);
+        if ready && !dir.join(k).exists() {
+            return Err(Error::msg(format!("{}: no such file in {}", source(k), dir.display())));
+        }
+    }
+    Ok(())
 }
 
 /// Writes the plan into the container's cgroups. `targets` pairs each hierarchy with the
 /// container's directory in it.
 pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
+    check_unified(res, targets)?;
     let v1 = plan_v1(res, devices);
     let v2 = plan_v2(res);
     let unified = targets.iter().find(|(h, _)| h.version == 2);
@@ -421,6 +477,28 @@ mod tests {
         let r = res(serde_json::json!({"blockIO": {"weight": 0, "leafWeight": 0}}));
         assert_eq!(plan_v1(&r, &[]), vec![]);
         assert_eq!(plan_v2(&r), vec![]);
+    }
+
+    #[test]
+    fn unified_keys_are_checked_like_runc() {
+        // runc's fs2 setUnified: file names only, CONTROLLER.PARAMETER, a controller the host
+        // has; cgroup.* files need no controller.
+        let have = ["memory", "pids"];
+        for ok in ["pids.max", "memory.high", "cgroup.max.depth"] {
+            assert_eq!(check_unified_key(ok, &have), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("../pids.max", "no slashes"),
+            ("pids/../../x.y", "no slashes"),
+            ("pidsmax", "CONTROLLER.PARAMETER"),
+            (".max", "CONTROLLER.PARAMETER"),
+            ("pids.", "CONTROLLER.PARAMETER"),
+            ("io.weight", "controller \"io\" not available"),
+            ("foo.bar", "controller \"foo\" not available"),
+        ] {
+            let err = check_unified_key(bad, &have).unwrap_err();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
     }
 
     #[test]
