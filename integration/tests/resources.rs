@@ -354,3 +354,36 @@ fn unified_is_refused_on_a_v1_or_hybrid_host() {
     b.edit(|c| c["linux"]["resources"]["unified"] = json!({}));
     with_created(&mut b, |_| {});
 }
+
+#[test]
+fn block_io_weight_lands_as_runc_converts_it_on_v2() {
+    // runc's fs2 setIo: io.bfq.weight takes the weight as it is when BFQ is there; else
+    // io.weight (iocost) takes 1 + (weight - 10) * 9999 / 990: 100 becomes 910, 200 1920.
+    if !pure_v2_host() {
+        eprintln!("skipped: not a cgroup v2 host (v1 writes blkio.weight, which needs BFQ)");
+        return;
+    }
+    // Which file this kernel has, from a container without a weight.
+    let rt = Runtime::new();
+    let mut plain = Bundle::new();
+    plain.args(&["sleep", "1000"]);
+    let id = rt.create_and_start(&plain);
+    let dir = plain.cgroup_dirs().into_iter().next().expect("the container's cgroup");
+    let (file, want) = if dir.join("io.bfq.weight").exists() {
+        ("io.bfq.weight", ["default 100", "default 200"])
+    } else if dir.join("io.weight").exists() {
+        ("io.weight", ["default 910", "default 1920"])
+    } else {
+        eprintln!("skipped: neither io.bfq.weight nor io.weight in {}", dir.display());
+        rt.delete_force(&id).assert_success();
+        return;
+    };
+    // Both files read "default N", then a line per device with a weight of its own.
+    let first_line = |b: &Bundle| b.cgroup_value(&[file]).lines().next().map(str::to_string);
+    rt.exec_with_stdin(&["update", "-r", "-", &id], br#"{"blockIO": {"weight": 100}}"#.to_vec()).assert_success();
+    assert_eq!(first_line(&plain).as_deref(), Some(want[0]), "update: {file}");
+    rt.delete_force(&id).assert_success();
+    let mut b = Bundle::new();
+    b.edit(|c| c["linux"]["resources"]["blockIO"] = json!({"weight": 200}));
+    with_created(&mut b, |b| assert_eq!(first_line(b).as_deref(), Some(want[1]), "create: {file}"));
+}

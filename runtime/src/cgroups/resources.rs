@@ -1,6 +1,6 @@
 //! `linux.resources` as cgroup file writes. `plan` turns the config into plain data — which
 //! controller, which file, which value, and the JSON path it came from — for v1 and for v2
-//! (with runc's conversions: shares -> weight, blkio weight -> io.bfq.weight, ...); `apply` only
+//! (with runc's conversions: shares -> weight, blkio weight -> io.bfq.weight or io.weight, ...); `apply` only
 //! writes files. On a hybrid host a controller goes to the v1 hierarchy that has it, else to the
 //! unified one.
 
@@ -19,10 +19,24 @@ pub struct Setting {
     pub value: String,
     /// Where in config.json the value came from, for error messages.
     pub source: String,
+    /// When `file` does not exist in the cgroup: this file and value instead.
+    pub fallback: Option<(String, String)>,
 }
 
 fn s(controller: &'static str, file: impl Into<String>, value: impl ToString, source: &str) -> Setting {
-    Setting { controller, file: file.into(), value: value.to_string(), source: format!("linux.resources.{source}") }
+    Setting {
+        controller,
+        file: file.into(),
+        value: value.to_string(),
+        source: format!("linux.resources.{source}"),
+        fallback: None,
+    }
+}
+
+/// runc's ConvertBlkIOToIOWeightValue: blkio weight [10, 1000] -> io.weight [1, 10000]. Outside
+/// that range the result is out of range too and the kernel refuses it.
+pub fn io_weight(blkio_weight: u16) -> i64 {
+    1 + (blkio_weight as i64 - 10) * 9999 / 990
 }
 
 /// runc's devices every container may use whatever the config says (libcontainer/specconv
@@ -243,7 +257,11 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
     }
     if let Some(b) = res.block_io() {
         if let Some(v) = b.weight().filter(|v| *v != 0) {
-            out.push(s("io", "io.bfq.weight", v, "blockIO.weight"));
+            // runc's fs2 setIo: BFQ's weight has the v1 range; without BFQ, io.weight (iocost)
+            // takes the converted value.
+            let mut set = s("io", "io.bfq.weight", v, "blockIO.weight");
+            set.fallback = Some(("io.weight".into(), io_weight(v).to_string()));
+            out.push(set);
         }
         let throttles = [
             ("rbps", "throttleReadBpsDevice", b.throttle_read_bps_device()),
@@ -399,6 +417,10 @@ pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, Pa
 }
 
 fn write_one(dir: &Path, set: &Setting) -> Result<()> {
+    if let Some((file, value)) = set.fallback.as_ref().filter(|_| !dir.join(&set.file).exists()) {
+        let alt = Setting { file: file.clone(), value: value.clone(), fallback: None, ..set.clone() };
+        return write_one(dir, &alt);
+    }
     let path = dir.join(&set.file);
     let err =
         |e: std::io::Error| Error::msg(format!("{}: write {:?} to {}: {e}", set.source, set.value, path.display()));
@@ -514,5 +536,15 @@ mod tests {
         assert_eq!(find("cpu.weight").as_deref(), Some("39"), "runc maps shares 1024 to weight 39");
         assert_eq!(find("cpu.max").as_deref(), Some("20000"), "no period: the kernel keeps its own");
         assert_eq!(find("io.bfq.weight").as_deref(), Some("500"));
+        let weight = plan.iter().find(|s| s.file == "io.bfq.weight").unwrap();
+        assert_eq!(weight.fallback, Some(("io.weight".to_string(), "4950".to_string())), "runc: 1 + 490 * 9999 / 990");
+    }
+
+    #[test]
+    fn blkio_weight_converts_to_io_weight_like_runc() {
+        // runc's ConvertBlkIOToIOWeightValue maps the ends of [10, 1000] to those of [1, 10000].
+        for (blkio, io) in [(10, 1), (100, 910), (500, 4950), (1000, 10000)] {
+            assert_eq!(io_weight(blkio), io, "{blkio}");
+        }
     }
 }
