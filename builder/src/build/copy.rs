@@ -57,10 +57,21 @@ pub fn mkdir_all(root: &Path, path: &str, owner: Option<(u32, u32)>) -> io::Resu
                 return Err(io::Error::other(format!("{cur}: not a directory")));
             }
             Err(_) => {
-                fs::create_dir(&host)?;
-                fs::set_permissions(&host, fs::Permissions::from_mode(0o755))?;
-                if let Some((u, g)) = owner {
-                    lchown(&host, u, g)?;
+                // `cur` may name a symlink to a path whose parents do not exist yet either
+                // (`/link -> /a/b`): make each missing directory of the resolved path, as
+                // docker's MkdirAll does. The resolved path is inside the root and its
+                // existing components are real directories.
+                let rel = host.strip_prefix(root).map_err(io::Error::other)?.to_path_buf();
+                let mut dir = root.to_path_buf();
+                for c in rel.components() {
+                    dir.push(c);
+                    if fs::symlink_metadata(&dir).is_err() {
+                        fs::create_dir(&dir)?;
+                        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+                        if let Some((u, g)) = owner {
+                            lchown(&dir, u, g)?;
+                        }
+                    }
                 }
             }
         }
@@ -723,6 +734,20 @@ mod tests {
         assert_eq!(p, r.join("real/a/b"));
         let md = fs::metadata(r.join("real/a")).unwrap();
         assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (5, 6, 0o755));
+    }
+
+    #[test]
+    fn mkdir_all_makes_the_missing_parents_of_a_link_target() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::os::unix::fs::symlink("/a/b", r.join("link")).unwrap();
+        let p = mkdir_all(r, "/link/c", Some((5, 6))).unwrap();
+        assert_eq!(p, r.join("a/b/c"));
+        for d in ["a", "a/b", "a/b/c"] {
+            let md = fs::symlink_metadata(r.join(d)).unwrap();
+            assert!(md.is_dir(), "{d}");
+            assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (5, 6, 0o755), "{d}");
+        }
     }
 
     #[test]
