@@ -387,3 +387,60 @@ fn block_io_weight_lands_as_runc_converts_it_on_v2() {
     b.edit(|c| c["linux"]["resources"]["blockIO"] = json!({"weight": 200}));
     with_created(&mut b, |b| assert_eq!(first_line(b).as_deref(), Some(want[1]), "create: {file}"));
 }
+
+/// network.classID and network.priorities need the v1 net_cls and net_prio controllers. This
+/// host's kernel has them but mounts neither (as most cgroup v1 docker hosts do mount them), so
+/// the runtime runs in a private mount namespace that mounts them, and the files are read there.
+#[test]
+fn network_class_id_and_priorities_land_in_net_cls_and_net_prio() {
+    let controllers = std::fs::read_to_string("/proc/cgroups").unwrap_or_default();
+    let has = |c: &str| controllers.lines().any(|l| l.split_whitespace().next() == Some(c));
+    if !has("net_cls") || !has("net_prio") || pure_v2_host() {
+        eprintln!("skipped: no v1 net_cls/net_prio controllers in this kernel");
+        return;
+    }
+    if integration::runtime_is_runc() {
+        // runc 1.1 takes only hierarchies mounted under the first one's parent (/sys/fs/cgroup)
+        // and fails here with "cannot set net_cls limit: container could not join or create cgroup".
+        eprintln!("skipped: runc 1.1 ignores a cgroup hierarchy mounted outside /sys/fs/cgroup");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["linux"]["resources"]["network"] = json!({"classID": 1048577, "priorities": [{"name": "lo", "priority": 7}]})
+    })
+    .args(&["sleep", "1000"]);
+    let id = rt.new_id();
+    let mnt = rt.scratch().join("net_cls,net_prio");
+    let leaf = mnt.join(b.cgroups_path().trim_start_matches('/'));
+    // In the namespace: mount the hierarchy (the same one if the host has it mounted), create,
+    // print the two files, delete, and say whether the directory went.
+    let script = r#"set -e
+mkdir -p "$MNT"
+mount -t cgroup -o net_cls,net_prio skiff-it "$MNT" || { echo MOUNT-FAILED; exit 0; }
+"$RT" --root "$ROOT" create --bundle "$BUNDLE" "$ID" </dev/null >/dev/null
+echo "classid=$(cat "$LEAF/net_cls.classid")"
+grep '^lo ' "$LEAF/net_prio.ifpriomap"
+"$RT" --root "$ROOT" delete --force "$ID"
+[ -e "$LEAF" ] && echo LEFT || echo GONE
+umount "$MNT""#;
+    let out = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script])
+        .env("MNT", &mnt)
+        .env("LEAF", &leaf)
+        .env("RT", rt.binary())
+        .env("ROOT", rt.root())
+        .env("BUNDLE", b.path())
+        .env("ID", &id)
+        .output()
+        .expect("run unshare");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stdout.contains("MOUNT-FAILED") {
+        eprintln!("skipped: net_cls,net_prio cannot be mounted together here: {stderr}");
+        return;
+    }
+    assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
+    assert_eq!(stdout.lines().collect::<Vec<_>>(), ["classid=1048577", "lo 7", "GONE"], "stderr: {stderr}");
+}
