@@ -129,23 +129,7 @@ impl Bundle {
 
     /// This bundle's cgroup directories that exist now, in every mounted hierarchy.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs = Vec::new();
-        let rel = format!("{CGROUP_PARENT}/{}", self.cgroup_name);
-        // cgroup v2 mounted directly on /sys/fs/cgroup.
-        let unified = Path::new("/sys/fs/cgroup").join(&rel);
-        if unified.is_dir() {
-            dirs.push(unified);
-        }
-        // v1 / hybrid: one hierarchy per subdirectory.
-        if let Ok(rd) = std::fs::read_dir("/sys/fs/cgroup") {
-            for entry in rd.filter_map(Result::ok) {
-                let d = entry.path().join(&rel);
-                if d.is_dir() {
-                    dirs.push(d);
-                }
-            }
-        }
-        dirs
+        crate::host::cgroup_dirs_of(&self.cgroups_path())
     }
 
     /// The content of the first of `names` (cgroup files, e.g. `pids.max` or `pids.limit`) found

@@ -164,6 +164,19 @@ pub fn cgroup_device_programs(cgroup: &Path) -> Vec<u32> {
     ids[..q.prog_cnt as usize].to_vec()
 }
 
+/// The directories of the cgroup `path` (e.g. `/skiff-it/x`) that exist now: on a v2 host the one
+/// under /sys/fs/cgroup, on a v1 or hybrid host one per hierarchy mounted below it.
+pub fn cgroup_dirs_of(path: &str) -> Vec<PathBuf> {
+    let rel = path.trim_start_matches('/');
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs: Vec<_> = std::iter::once(root.join(rel))
+        .chain(std::fs::read_dir(root).into_iter().flatten().flatten().map(|e| e.path().join(rel)))
+        .filter(|d| d.is_dir())
+        .collect();
+    dirs.dedup();
+    dirs
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

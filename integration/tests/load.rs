@@ -139,13 +139,7 @@ struct CgroupParent(String);
 
 impl CgroupParent {
     fn dirs(&self) -> Vec<std::path::PathBuf> {
-        let mut dirs: Vec<_> = std::fs::read_dir("/sys/fs/cgroup")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|h| h.path().join(self.0.trim_start_matches('/')))
-            .filter(|d| d.is_dir())
-            .collect();
+        let mut dirs = integration::host::cgroup_dirs_of(&self.0);
         dirs.extend(
             dirs.clone()
                 .iter()
