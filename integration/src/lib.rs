@@ -49,6 +49,12 @@ pub fn failpoint_skiff() -> Option<PathBuf> {
     Some(bin)
 }
 
+/// The lowercase hex sha256 of `data` (blob names in image archives).
+pub fn sha256_hex(data: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A name no other test in any concurrently running test process uses: `<prefix>-<pid>-<n>`.
 /// Valid as a container id and as a cgroup directory name.
 pub fn unique_name(prefix: &str) -> String {

@@ -138,7 +138,7 @@ fn file_capabilities_survive_copy_save_and_unpack() {
 
 #[test]
 fn load_picks_our_platform_from_a_multi_platform_index() {
-    use sha2_free::digest_hex;
+    use integration::sha256_hex as digest_hex;
     let s = Slipway::new();
     let id = small_image(&s);
     let out = s.dir.path().join("oci.tar");
@@ -181,19 +181,4 @@ fn load_picks_our_platform_from_a_multi_platform_index() {
     let t = Slipway::new();
     t.run(&["load", "-i", &nested.to_string_lossy()]).ok();
     assert_eq!(t.save("small:1").id(), id);
-}
-
-/// sha256 without a crate: the system's sha256sum.
-mod sha2_free {
-    pub fn digest_hex(data: &[u8]) -> String {
-        use std::io::Write;
-        let mut c = std::process::Command::new("sha256sum")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        c.stdin.take().unwrap().write_all(data).unwrap();
-        let o = c.wait_with_output().unwrap();
-        String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
-    }
 }

@@ -326,7 +326,7 @@ fn add_through_a_symlinked_directory_of_the_image_never_writes_the_host() {
 /// A docker-archive of one image `name` with one layer of these entries.
 fn docker_archive(path: &Path, name: &str, entries: &[Member]) {
     let layer = tar_of(entries);
-    let hex = sha256_hex(&layer);
+    let hex = integration::sha256_hex(&layer);
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
@@ -347,19 +347,6 @@ fn docker_archive(path: &Path, name: &str, entries: &[Member]) {
         b.append_data(&mut h, p, &d[..]).unwrap();
     }
     b.finish().unwrap();
-}
-
-/// sha256 without a crate: the system's sha256sum.
-fn sha256_hex(data: &[u8]) -> String {
-    use std::io::Write;
-    let mut c = std::process::Command::new("sha256sum")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    c.stdin.take().unwrap().write_all(data).unwrap();
-    let o = c.wait_with_output().unwrap();
-    String::from_utf8_lossy(&o.stdout).split_whitespace().next().unwrap().to_string()
 }
 
 #[test]
