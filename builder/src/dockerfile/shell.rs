@@ -451,6 +451,11 @@ impl Glob {
     /// value taking 28 s. No well-kept crate offers shell patterns with BuildKit's escape rules
     /// and prefix matching, hence by hand.
     fn prefixes(&self, s: &[char]) -> Vec<bool> {
+        self.scan(s, false)
+    }
+
+    /// With `unanchored`, a match may start anywhere: `m[k]` says some `s[j..k]` matches.
+    fn scan(&self, s: &[char], unanchored: bool) -> Vec<bool> {
         let bits = self.0.len() + 1;
         let words = bits.div_ceil(64);
         let mut any = vec![0u64; words];
@@ -481,9 +486,12 @@ impl Glob {
             let step: Vec<u64> = (0..words).map(|w| st[w] & (one[w] | lit.map_or(0, |l| l[w]))).collect::<Vec<_>>();
             let mut next = shift_left(&step);
             next.iter_mut().zip(&st).zip(&any).for_each(|((n, s), a)| *n |= s & a);
+            if unanchored {
+                next[0] |= 1;
+            }
             close(&mut next);
             st = next;
-            if st.iter().all(|w| *w == 0) {
+            if !unanchored && st.iter().all(|w| *w == 0) {
                 break;
             }
             out[k + 1] = accept(&st);
@@ -525,12 +533,19 @@ fn trim_suffix(p: &Glob, v: &str, greedy: bool) -> String {
     }
 }
 
+/// `${V/pattern/rep}` and `${V//pattern/rep}`: at the first (each) position where a match
+/// starts, the longest match is replaced.
 fn replace(p: &Glob, v: &str, rep: &str, all: bool) -> String {
     let cs: Vec<char> = v.chars().collect();
+    // Where a match can start, for every position in one pass: the reversed pattern, unanchored,
+    // over the reversed value (a match of it ending at n - i is a match starting at i).
+    let rev: Vec<char> = cs.iter().rev().copied().collect();
+    let ends_rev = p.reversed().scan(&rev, true);
+    let starts = |i: usize| ends_rev[cs.len() - i];
     let mut out = String::new();
     let mut i = 0;
     while i <= cs.len() {
-        let found = p.prefixes(&cs[i..]).iter().rposition(|&x| x).map(|n| i + n);
+        let found = if starts(i) { p.prefixes(&cs[i..]).iter().rposition(|&x| x).map(|n| i + n) } else { None };
         match found {
             Some(e) => {
                 out.push_str(rep);
@@ -771,6 +786,43 @@ mod tests {
                 let got = g.prefixes(t);
                 for k in 0..=t.len() {
                     assert_eq!(got[k], naive(&p, &t[..k]), "{pat:?} against {:?}", &t[..k]);
+                }
+            }
+        }
+        // replace, against the same thing built on backtracking
+        fn naive_replace(p: &[char], v: &[char], rep: &str, all: bool) -> String {
+            let mut out = String::new();
+            let mut i = 0;
+            while i <= v.len() {
+                match (i..=v.len()).rev().find(|&e| naive(p, &v[i..e])) {
+                    Some(e) => {
+                        out.push_str(rep);
+                        if e == i {
+                            out.extend(v.get(i));
+                            i += 1;
+                        } else {
+                            i = e;
+                        }
+                        if !all {
+                            out.extend(&v[i.min(v.len())..]);
+                            return out;
+                        }
+                    }
+                    None => {
+                        out.extend(v.get(i));
+                        i += 1;
+                    }
+                }
+            }
+            out
+        }
+        for p in all(&['a', 'b', '*', '?'], 4) {
+            let pat: String = p.iter().collect();
+            let g = Glob::parse(&pat, '\\').unwrap();
+            for t in &texts {
+                let text: String = t.iter().collect();
+                for every in [false, true] {
+                    assert_eq!(replace(&g, &text, "_", every), naive_replace(&p, t, "_", every), "{pat:?} in {text:?}");
                 }
             }
         }
