@@ -10,6 +10,7 @@
 #
 # Usage: scripts/test-cgroup2.sh SKIFF_BINARY
 # Environment: CG2_TESTS (test targets, default "resources pause_ps update events"),
+# CG2_FILTER (a test name filter given to every binary, default none),
 # CG2_TIMEOUT (seconds for the whole VM run, default 2400), CG2_SMP (default 2), CG2_MEM (MiB, default 2048).
 set -euo pipefail
 
@@ -94,6 +95,7 @@ EOF
 {
   echo '#!/bin/sh'
   echo "TESTS='${names[*]}'"
+  echo "FILTER='${CG2_FILTER:-}'"
   echo "export OCI_RUNTIME='$SKIFF'"
   cat <<'EOF'
 mount -t proc proc /proc
@@ -112,7 +114,7 @@ t0=$(cut -d. -f1 /proc/uptime)
 echo "SKIFF-CG2 boot-seconds $t0"
 for t in $TESTS; do
   echo "SKIFF-CG2 START $t"
-  /tests/$t --test-threads=2 2>&1
+  /tests/$t --test-threads=2 $FILTER 2>&1
   echo "SKIFF-CG2 RESULT $t rc=$?"
 done
 echo "SKIFF-CG2 run-seconds $(( $(cut -d. -f1 /proc/uptime) - t0 ))"
