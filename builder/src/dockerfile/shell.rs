@@ -179,6 +179,7 @@ impl<'a> Word<'a> {
                 '$' => {
                     let t = self.dollar()?;
                     result.push_str(&t);
+                    check_size(&result)?;
                     words.add_string(&t);
                 }
                 _ => {
@@ -248,6 +249,7 @@ impl<'a> Word<'a> {
                 Some('$') => {
                     let v = self.dollar()?;
                     result.push_str(&v);
+                    check_size(&result)?;
                 }
                 Some(mut ch) => {
                     self.next();
@@ -393,7 +395,11 @@ impl<'a> Word<'a> {
                     return Ok(String::new());
                 };
                 let pat = Glob::parse(&pattern, self.lex.escape)?;
-                Ok(replace(&pat, &v, &replacement, all))
+                let out = replace(&pat, &v, &replacement, all);
+                if out.len() > v.len() + MAX_GROWTH {
+                    return err(format!("${{{name}//...}}: the replacement grows the value by over 1 MiB"));
+                }
+                Ok(out)
             }
             _ => err(format!("unsupported modifier ({chs}) in substitution")),
         }
@@ -533,8 +539,25 @@ fn trim_suffix(p: &Glob, v: &str, greedy: bool) -> String {
     }
 }
 
+/// The longest a word may grow by expansion. Far beyond any real one: Linux refuses a single
+/// exec argument over 128 KiB, so a RUN line this long could not run anyway; but repeating a
+/// long variable makes output quadratic in the input (a 64 KiB Dockerfile could ask for GBs).
+const MAX_WORD: usize = 4 << 20;
+
+fn check_size(word: &str) -> Result<(), ShellError> {
+    if word.len() > MAX_WORD {
+        return err("the expanded word is over 4 MiB");
+    }
+    Ok(())
+}
+
+/// How much longer than the value `${V//pattern/rep}` may make it. Every other form gives at
+/// most its inputs back; this one multiplies (an empty pattern puts `rep` between every two
+/// characters, and `rep` may hold `$V` again: a fuzz input of 80 characters made 7.5 MB).
+const MAX_GROWTH: usize = 1 << 20;
+
 /// `${V/pattern/rep}` and `${V//pattern/rep}`: at the first (each) position where a match
-/// starts, the longest match is replaced.
+/// starts, the longest match is replaced. Stops adding once the value grew by MAX_GROWTH.
 fn replace(p: &Glob, v: &str, rep: &str, all: bool) -> String {
     let cs: Vec<char> = v.chars().collect();
     // Where a match can start, for every position in one pass: the reversed pattern, unanchored,
@@ -544,7 +567,7 @@ fn replace(p: &Glob, v: &str, rep: &str, all: bool) -> String {
     let starts = |i: usize| ends_rev[cs.len() - i];
     let mut out = String::new();
     let mut i = 0;
-    while i <= cs.len() {
+    while i <= cs.len() && out.len() <= v.len() + MAX_GROWTH {
         let found = if starts(i) { p.prefixes(&cs[i..]).iter().rposition(|&x| x).map(|n| i + n) } else { None };
         match found {
             Some(e) => {
@@ -833,5 +856,15 @@ mod tests {
         assert_eq!(trim_suffix(&g("a*"), "banana", true), "b");
         assert_eq!(trim_suffix(&g("a*"), "banana", false), "banan");
         assert_eq!(replace(&g("a?"), "banana", "_", true), "b__a");
+        let big = vec![("A".to_string(), "x".repeat(2000))];
+        let e = Lexer::new('\\').process_word("${A///${A}}", &big).unwrap_err();
+        assert!(e.0.contains("${A//...}: the replacement grows the value by over 1 MiB"), "{e}");
+        assert_eq!(Lexer::new('\\').process_word("${A//x/yy}", &big).unwrap().len(), 4000);
+        let many = "$A".repeat(2100);
+        let e = Lexer::new('\\').process_word(&many, &big).unwrap_err();
+        assert_eq!(e.0, "the expanded word is over 4 MiB");
+        let e = Lexer::new('\\').process_word(&format!("\"{many}\""), &big).unwrap_err();
+        assert_eq!(e.0, "the expanded word is over 4 MiB");
+        assert_eq!(Lexer::new('\\').process_word(&"$A".repeat(2000), &big).unwrap().len(), 4_000_000);
     }
 }
