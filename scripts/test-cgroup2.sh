@@ -62,7 +62,10 @@ cp /bin/busybox "$ROOT/bin/busybox"
 mkdir -p "$ROOT$WS/integration" "$ROOT$(dirname "$SKIFF")"
 cp -r "$WS/spec-fixtures" "$ROOT$WS/"
 cp "$SKIFF" "$ROOT$SKIFF"
-libs=$(ldd "$SKIFF" "${BINS[@]}" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && NF > 1 {print $1}' | sort -u)
+# iproute2's `rdma` makes the soft-RoCE device the rdma tests need (see below); optional.
+RDMA_TOOL=$(command -v rdma || true)
+[ -n "$RDMA_TOOL" ] || log "no rdma tool (iproute2) here: the rdma.max tests will skip"
+libs=$(ldd "$SKIFF" "${BINS[@]}" $RDMA_TOOL 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && NF > 1 {print $1}' | sort -u)
 for lib in $libs; do
   mkdir -p "$ROOT$(dirname "$lib")"
   cp -L "$lib" "$ROOT$lib"
@@ -77,6 +80,16 @@ done
 BRD=$(ls "$KDIR"/lib/modules/*/kernel/drivers/block/brd.ko 2>/dev/null | head -n1)
 [ -n "$BRD" ] || { log "$KPKG has no uncompressed brd.ko"; exit 1; }
 mkdir -p "$ROOT/lib/modules" && cp "$BRD" "$ROOT/lib/modules/brd.ko"
+# rdma.max takes lines only for an RDMA device the kernel has. Soft-RoCE gives one, rxe0, on a
+# dummy netdev of its own (dummy.ko makes a dummy0 by itself): rdma_rxe with the modules it
+# needs, in load order; crc32_generic for the crc32 shash rxe allocates (without it `rdma link
+# add` fails with ENOENT). Optional: without them the rdma tests skip their positive case.
+RXE_MODS="crc32_generic ib_core ib_uverbs udp_tunnel ip6_udp_tunnel rdma_rxe dummy"
+for m in $RXE_MODS; do
+  ko=$(find "$KDIR"/lib/modules/*/kernel -name "$m.ko" 2>/dev/null | head -n1)
+  if [ -n "$ko" ]; then cp "$ko" "$ROOT/lib/modules/$m.ko"; else log "$KPKG has no uncompressed $m.ko"; fi
+done
+[ -z "$RDMA_TOOL" ] || cp "$RDMA_TOOL" "$ROOT/sbin/rdma"
 printf 'root:x:0:0:root:/root:/bin/sh\n' >"$ROOT/etc/passwd"
 printf 'root:x:0:\n' >"$ROOT/etc/group"
 
@@ -97,6 +110,7 @@ EOF
   echo "TESTS='${names[*]}'"
   echo "FILTER='${CG2_FILTER:-}'"
   echo "export OCI_RUNTIME='$SKIFF'"
+  echo "RXE_MODS='$RXE_MODS'"
   cat <<'EOF'
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
@@ -106,6 +120,13 @@ mount -t cgroup2 cgroup2 /sys/fs/cgroup
 chmod 1777 /tmp
 ip link set lo up 2>/dev/null
 insmod /lib/modules/brd.ko rd_nr=1 rd_size=4096 || echo "SKIFF-CG2 insmod brd failed"
+for m in $RXE_MODS; do
+  [ -e "/lib/modules/$m.ko" ] && { insmod "/lib/modules/$m.ko" || echo "SKIFF-CG2 insmod $m failed"; }
+done
+if [ -x /sbin/rdma ] && ip link add rxenet0 type dummy && ip link set rxenet0 up; then
+  /sbin/rdma link add rxe0 type rxe netdev rxenet0 || echo "SKIFF-CG2 rdma link add rxe0 failed"
+fi
+echo "SKIFF-CG2 rdma devices: $(ls /sys/class/infiniband 2>/dev/null | tr '\n' ' ')"
 echo "SKIFF-CG2 block devices: $(for d in /sys/block/*; do printf '%s=%s ' "${d##*/}" "$(cat $d/dev)"; done)"
 export PATH=/bin:/sbin HOME=/root RUST_BACKTRACE=1
 echo "SKIFF-CG2 kernel $(uname -r); $(grep cgroup /proc/mounts | tr '\n' ';')"
