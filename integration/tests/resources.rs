@@ -444,3 +444,117 @@ umount "$MNT""#;
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
     assert_eq!(stdout.lines().collect::<Vec<_>>(), ["classid=1048577", "lo 7", "GONE"], "stderr: {stderr}");
 }
+
+/// Whether the container's cgroup can take rdma limits here: a v1 rdma hierarchy, or a
+/// cgroup2 mount whose root lists rdma (the VM of `make test-cgroup2`).
+fn rdma_cgroup() -> bool {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    mountinfo.lines().filter_map(|l| l.split_once(" - ")).any(|(left, right)| {
+        let mut right = right.split(' ');
+        match (right.next(), right.nth(1)) {
+            (Some("cgroup"), Some(opts)) => opts.split(',').any(|o| o == "rdma"),
+            (Some("cgroup2"), _) => left.split(' ').nth(4).is_some_and(|mnt| {
+                let controllers = std::fs::read_to_string(format!("{mnt}/cgroup.controllers")).unwrap_or_default();
+                controllers.split_whitespace().any(|c| c == "rdma")
+            }),
+            _ => false,
+        }
+    })
+}
+
+/// The first RDMA device of this host (the VM makes a soft-RoCE one, rxe0, on a dummy netdev).
+fn rdma_device() -> Option<String> {
+    let mut names: Vec<String> = std::fs::read_dir("/sys/class/infiniband")
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names.into_iter().next()
+}
+
+/// The rdma.max line of `dev` in the bundle's cgroup.
+fn rdma_max_line(b: &Bundle, dev: &str) -> Option<String> {
+    let text = cgroup_file(b, &["rdma.max"])?;
+    text.lines().find(|l| l.split_whitespace().next() == Some(dev)).map(str::to_string)
+}
+
+#[test]
+fn rdma_limits_land_in_rdma_max() {
+    // runc's RdmaSet writes "DEVICE hca_handle=N hca_object=M" to rdma.max, leaving out a
+    // field that is not given (the kernel keeps "max" there); runc's update ignores rdma.
+    let Some(dev) = rdma_device().filter(|_| rdma_cgroup()) else {
+        eprintln!("skipped: no rdma cgroup or no RDMA device here (the VM of make test-cgroup2 has both)");
+        return;
+    };
+    let mut b = Bundle::new();
+    b.edit(|c| c["linux"]["resources"]["rdma"] = json!({&dev: {"hcaHandles": 3, "hcaObjects": 100}}));
+    with_created(&mut b, |b| {
+        let want = format!("{dev} hca_handle=3 hca_object=100");
+        assert_eq!(rdma_max_line(b, &dev).as_deref(), Some(want.as_str()), "create");
+    });
+    let rt = Runtime::new();
+    let mut only_objects = Bundle::new();
+    only_objects
+        .edit(|c| c["linux"]["resources"]["rdma"] = json!({&dev: {"hcaObjects": 100}}))
+        .args(&["sleep", "1000"]);
+    let id = rt.create_and_start(&only_objects);
+    let want = format!("{dev} hca_handle=max hca_object=100");
+    assert_eq!(rdma_max_line(&only_objects, &dev).as_deref(), Some(want.as_str()), "hcaHandles not given");
+    let update = format!(r#"{{"rdma": {{"{dev}": {{"hcaHandles": 1, "hcaObjects": 1}}}}}}"#);
+    rt.exec_with_stdin(&["update", "-r", "-", &id], update.into_bytes()).assert_success();
+    assert_eq!(rdma_max_line(&only_objects, &dev).as_deref(), Some(want.as_str()), "update -r changed rdma.max");
+    rt.delete_force(&id).assert_success();
+}
+
+#[test]
+fn an_unknown_rdma_device_is_refused_and_leaves_nothing() {
+    // The kernel refuses an rdma.max line for a device it does not have (ENODEV).
+    if !rdma_cgroup() {
+        eprintln!("skipped: no rdma cgroup here (see rdma_is_refused_where_there_is_no_rdma_cgroup)");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    b.edit(|c| c["linux"]["resources"]["rdma"] = json!({"nosuchrdma0": {"hcaHandles": 3}}));
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    out.assert_failure().assert_stderr_contains("nosuchrdma0");
+    if !integration::runtime_is_runc() {
+        out.assert_stderr_contains(r#"linux.resources.rdma["nosuchrdma0"]"#).assert_stderr_contains("No such device");
+    }
+    assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new(), "the cgroup is left behind");
+    assert_eq!(rt.list_ids(), Vec::<String>::new(), "the container is left behind");
+}
+
+#[test]
+fn rdma_is_refused_where_there_is_no_rdma_cgroup() {
+    // runc 1.1.5 on a host without an rdma controller: "cannot set rdma limit: container could
+    // not join or create cgroup" for a non-empty map; an empty one is fine, and update -r
+    // ignores rdma.
+    if rdma_cgroup() {
+        eprintln!("skipped: this host has an rdma cgroup (see an_unknown_rdma_device_is_refused_and_leaves_nothing)");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    b.edit(|c| c["linux"]["resources"]["rdma"] = json!({"rxe0": {"hcaHandles": 3, "hcaObjects": 100}}));
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    out.assert_failure();
+    if integration::runtime_is_runc() {
+        out.assert_stderr_contains("cannot set rdma limit");
+    } else {
+        out.assert_stderr_contains(r#"linux.resources.rdma["rxe0"]: no rdma cgroup on this host"#);
+    }
+    assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new(), "the cgroup is left behind");
+    assert_eq!(rt.list_ids(), Vec::<String>::new(), "the container is left behind");
+    let mut empty = Bundle::new();
+    empty.edit(|c| c["linux"]["resources"]["rdma"] = json!({})).args(&["sleep", "1000"]);
+    let id = rt.create_and_start(&empty);
+    let update = br#"{"rdma": {"rxe0": {"hcaHandles": 1}}}"#.to_vec();
+    rt.exec_with_stdin(&["update", "-r", "-", &id], update).assert_success();
+    rt.delete_force(&id).assert_success();
+}

@@ -191,6 +191,7 @@ pub fn plan_v1(res: &LinuxResources, devices: &[String]) -> Vec<Setting> {
             ));
         }
     }
+    out.extend(plan_rdma(res));
     if let Some(rules) = res.devices() {
         for (i, d) in rules.iter().enumerate() {
             let file = if d.allow() { "devices.allow" } else { "devices.deny" };
@@ -288,6 +289,7 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
             &format!("hugepageLimits[{i}]"),
         ));
     }
+    out.extend(plan_rdma(res));
     // Last, so they win over the typed fields, as in runc. Sorted: the map has no order.
     let mut unified: Vec<_> = res.unified().iter().flatten().collect();
     unified.sort();
@@ -299,6 +301,48 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
         out.push(s(c, k.clone(), v, &format!("unified[{k:?}]")));
     }
     out
+}
+
+/// runc's fscommon RdmaSet, the same on v1 and v2: one rdma.max write per device,
+/// `DEVICE hca_handle=N hca_object=M` with only the fields given (the kernel keeps the other
+/// limit as it is; neither given writes the bare name). Sorted by device: the map has no order.
+fn plan_rdma(res: &LinuxResources) -> Vec<Setting> {
+    let mut devices: Vec<_> = res.rdma().iter().flatten().collect();
+    devices.sort_by(|a, b| a.0.cmp(b.0));
+    devices
+        .into_iter()
+        .map(|(dev, limits)| {
+            let mut line = dev.clone();
+            if let Some(n) = limits.hca_handles() {
+                line.push_str(&format!(" hca_handle={n}"));
+            }
+            if let Some(n) = limits.hca_objects() {
+                line.push_str(&format!(" hca_object={n}"));
+            }
+            s("rdma", "rdma.max", line, &format!("rdma[{dev:?}]"))
+        })
+        .collect()
+}
+
+/// `linux.resources.rdma` needs an rdma controller: a v1 rdma hierarchy, else the unified one
+/// if its root lists rdma. Checked before anything is written. With neither (this kernel or
+/// mount has no rdma cgroup), a non-empty map is refused, as runc 1.1.5 refuses it ("cannot set
+/// rdma limit: container could not join or create cgroup"); an empty one is fine.
+fn check_rdma(res: &LinuxResources, targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
+    let mut devices: Vec<&String> = res.rdma().iter().flat_map(|m| m.keys()).collect();
+    devices.sort();
+    let Some(first) = devices.first() else { return Ok(()) };
+    let has_rdma = |h: &Hierarchy| match h.version {
+        1 => h.has("rdma"),
+        _ => std::fs::read_to_string(h.mount_point.join("cgroup.controllers"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .any(|c| c == "rdma"),
+    };
+    if targets.iter().any(|(h, _)| has_rdma(h)) {
+        return Ok(());
+    }
+    Err(Error::msg(format!("linux.resources.rdma[{first:?}]: no rdma cgroup on this host")))
 }
 
 const V2_CONTROLLERS: [&str; 8] = ["memory", "cpu", "cpuset", "io", "pids", "hugetlb", "rdma", "misc"];
@@ -359,6 +403,7 @@ fn check_unified(res: &LinuxResources, targets: &[(Hierarchy, PathBuf)]) -> Resu
 /// container's directory in it.
 pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
     check_unified(res, targets)?;
+    check_rdma(res, targets)?;
     let v1 = plan_v1(res, devices);
     let v2 = plan_v2(res);
     let unified = targets.iter().find(|(h, _)| h.version == 2);
@@ -382,7 +427,8 @@ pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, Pa
             write_one(dir, set)?;
         }
     }
-    let v1_controllers = ["memory", "cpu", "cpuset", "pids", "blkio", "hugetlb", "net_cls", "net_prio", "devices"];
+    let v1_controllers =
+        ["memory", "cpu", "cpuset", "pids", "blkio", "hugetlb", "net_cls", "net_prio", "devices", "rdma"];
     for set in v2.iter() {
         let v1_name = if set.controller == "io" { "blkio" } else { set.controller };
         if v1_has(v1_name).is_some() {
@@ -538,6 +584,34 @@ mod tests {
         assert_eq!(find("io.bfq.weight").as_deref(), Some("500"));
         let weight = plan.iter().find(|s| s.file == "io.bfq.weight").unwrap();
         assert_eq!(weight.fallback, Some(("io.weight".to_string(), "4950".to_string())), "runc: 1 + 490 * 9999 / 990");
+    }
+
+    #[test]
+    fn rdma_lines_carry_only_the_given_limits_like_runc() {
+        // runc's createCmdString: the device, then hca_handle and hca_object when set; the same
+        // rdma.max line on v1 and v2, one per device in name order.
+        let r = res(serde_json::json!({"rdma": {
+            "rxe0": {"hcaHandles": 3, "hcaObjects": 100},
+            "mlx5_1": {"hcaObjects": 7},
+            "mlx5_0": {"hcaHandles": 0},
+            "bare": {}
+        }}));
+        let want = [
+            ("bare", r#"rdma["bare"]"#),
+            ("mlx5_0 hca_handle=0", r#"rdma["mlx5_0"]"#),
+            ("mlx5_1 hca_object=7", r#"rdma["mlx5_1"]"#),
+            ("rxe0 hca_handle=3 hca_object=100", r#"rdma["rxe0"]"#),
+        ];
+        for plan in [plan_v1(&r, &[]), plan_v2(&r)] {
+            let got: Vec<_> = plan
+                .iter()
+                .map(|s| {
+                    (s.controller, s.file.as_str(), s.value.as_str(), s.source.trim_start_matches("linux.resources."))
+                })
+                .collect();
+            let want: Vec<_> = want.iter().map(|(v, src)| ("rdma", "rdma.max", *v, *src)).collect();
+            assert_eq!(got, want);
+        }
     }
 
     #[test]

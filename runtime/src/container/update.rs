@@ -101,6 +101,13 @@ pub fn update(root: &Root, id: &str, res: Option<LinuxResources>, flags: &Update
         Some(r) => r,
         None => from_flags(flags)?,
     };
+    // runc's update copies only the fields it has flags for into the cgroup config; rdma is not
+    // among them, so `-r` with rdma limits changes nothing there (and is no error where the host
+    // has no rdma cgroup). The limits stay as created.
+    if res.rdma().is_some() {
+        crate::log::debug(&format!("update {id}: linux.resources.rdma left as created (runc's update ignores it)"));
+        res.set_rdma(None);
+    }
     let targets: Vec<_> = cgroups::hierarchies().into_iter().zip(st.cgroup_paths.iter().cloned()).collect();
     // New device rules replace the old ones whole, with runc's defaults and the container's own
     // nodes allowed after them as at create. On v2 that is one atomic swap of the eBPF program.
