@@ -360,7 +360,7 @@ fn block_io_weight_lands_as_runc_converts_it_on_v2() {
     // runc's fs2 setIo: io.bfq.weight takes the weight as it is when BFQ is there; else
     // io.weight (iocost) takes 1 + (weight - 10) * 9999 / 990: 100 becomes 910, 200 1920.
     if !pure_v2_host() {
-        eprintln!("skipped: not a cgroup v2 host (v1 writes blkio.weight, which needs BFQ)");
+        eprintln!("skipped: not a cgroup v2 host (v1: block_io_weight_lands_in_blkio_bfq_weight_on_v1)");
         return;
     }
     // Which file this kernel has, from a container without a weight.
@@ -556,5 +556,28 @@ fn rdma_is_refused_where_there_is_no_rdma_cgroup() {
     let id = rt.create_and_start(&empty);
     let update = br#"{"rdma": {"rxe0": {"hcaHandles": 1}}}"#.to_vec();
     rt.exec_with_stdin(&["update", "-r", "-", &id], update).assert_success();
+    rt.delete_force(&id).assert_success();
+}
+
+/// On v1, runc writes the weight to BFQ's blkio.bfq.weight where the kernel has BFQ (CFQ's
+/// blkio.weight went with Linux 5.0), at create and at `update --blkio-weight`.
+#[test]
+fn block_io_weight_lands_in_blkio_bfq_weight_on_v1() {
+    let mut b = Bundle::new();
+    b.edit(|c| c["linux"]["resources"]["blockIO"] = json!({"weight": 300}));
+    b.args(&["sleep", "1000"]);
+    let rt = Runtime::new();
+    let id = rt.new_id();
+    rt.create_ok(&id, &b);
+    let file = b.cgroup_dirs().into_iter().map(|d| d.join("blkio.bfq.weight")).find(|f| f.exists());
+    let Some(file) = file else {
+        rt.delete_force(&id).assert_success();
+        eprintln!("skipped: no v1 blkio.bfq.weight on this host");
+        return;
+    };
+    let read = || std::fs::read_to_string(&file).expect("read blkio.bfq.weight").trim().to_string();
+    assert_eq!(read(), "300", "{}", file.display());
+    rt.exec(&["update", "--blkio-weight", "400", &id]).assert_success();
+    assert_eq!(read(), "400", "{}", file.display());
     rt.delete_force(&id).assert_success();
 }

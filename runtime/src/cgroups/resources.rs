@@ -129,20 +129,22 @@ pub fn plan_v1(res: &LinuxResources, devices: &[String]) -> Vec<Setting> {
     }
     if let Some(b) = res.block_io() {
         // 0 is "unset" to runc (docker sends weight 0 for every container)
+        // runc's fs blkio: BFQ's files where the kernel has BFQ (the only weight since 5.0
+        // removed CFQ), else the CFQ-era names.
         if let Some(v) = b.weight().filter(|v| *v != 0) {
-            out.push(s("blkio", "blkio.weight", v, "blockIO.weight"));
+            let mut set = s("blkio", "blkio.bfq.weight", v, "blockIO.weight");
+            set.fallback = Some(("blkio.weight".into(), v.to_string()));
+            out.push(set);
         }
         if let Some(v) = b.leaf_weight().filter(|v| *v != 0) {
             out.push(s("blkio", "blkio.leaf_weight", v, "blockIO.leafWeight"));
         }
         for (i, d) in b.weight_device().iter().flatten().enumerate() {
             if let Some(w) = d.weight().filter(|w| *w != 0) {
-                out.push(s(
-                    "blkio",
-                    "blkio.weight_device",
-                    format!("{}:{} {w}", d.major(), d.minor()),
-                    &format!("blockIO.weightDevice[{i}]"),
-                ));
+                let line = format!("{}:{} {w}", d.major(), d.minor());
+                let mut set = s("blkio", "blkio.bfq.weight_device", &line, &format!("blockIO.weightDevice[{i}]"));
+                set.fallback = Some(("blkio.weight_device".into(), line));
+                out.push(set);
             }
             if let Some(w) = d.leaf_weight().filter(|w| *w != 0) {
                 out.push(s(
