@@ -477,45 +477,44 @@ impl Glob {
         }
         let accept = |st: &[u64]| st[(bits - 1) / 64] & (1u64 << ((bits - 1) % 64)) != 0;
         // From a set bit i whose token is `*`, i + 1 is reached without input; runs of `*` are
-        // folded, so one shift closes the set.
-        let close = |st: &mut Vec<u64>| {
-            let add = shift_left(&st.iter().zip(&any).map(|(a, b)| a & b).collect::<Vec<_>>());
-            st.iter_mut().zip(add).for_each(|(a, b)| *a |= b);
+        // folded, so one shift closes the set (a bit set by the shift is never a `*` itself).
+        // Only the first `hi` words can hold bits: the set climbs at most two bits per step.
+        let close = |st: &mut [u64], hi: usize| {
+            let mut carry = 0;
+            for w in 0..hi {
+                let a = st[w] & any[w];
+                st[w] |= (a << 1) | carry;
+                carry = a >> 63;
+            }
         };
         let mut st = vec![0u64; words];
+        let mut next = vec![0u64; words];
+        let mut hi = 1;
         st[0] = 1;
-        close(&mut st);
+        close(&mut st, hi);
         let mut out = vec![false; s.len() + 1];
         out[0] = accept(&st);
         for (k, c) in s.iter().enumerate() {
             let lit = lits.get(c);
-            let step: Vec<u64> = (0..words).map(|w| st[w] & (one[w] | lit.map_or(0, |l| l[w]))).collect::<Vec<_>>();
-            let mut next = shift_left(&step);
-            next.iter_mut().zip(&st).zip(&any).for_each(|((n, s), a)| *n |= s & a);
+            hi = (hi + 1).min(words);
+            let mut carry = 0;
+            for w in 0..hi {
+                let moved = st[w] & (one[w] | lit.map_or(0, |l| l[w]));
+                next[w] = (moved << 1) | carry | (st[w] & any[w]);
+                carry = moved >> 63;
+            }
             if unanchored {
                 next[0] |= 1;
             }
-            close(&mut next);
-            st = next;
-            if !unanchored && st.iter().all(|w| *w == 0) {
+            close(&mut next, hi);
+            std::mem::swap(&mut st, &mut next);
+            if !unanchored && st[..hi].iter().all(|w| *w == 0) {
                 break;
             }
             out[k + 1] = accept(&st);
         }
         out
     }
-}
-
-/// The bit set moved up by one position (bit i to bit i + 1).
-fn shift_left(v: &[u64]) -> Vec<u64> {
-    let mut carry = 0;
-    v.iter()
-        .map(|w| {
-            let out = (w << 1) | carry;
-            carry = w >> 63;
-            out
-        })
-        .collect()
 }
 
 fn trim_prefix(p: &Glob, v: &str, greedy: bool) -> String {
