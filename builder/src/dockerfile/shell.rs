@@ -397,7 +397,7 @@ impl<'a> Word<'a> {
                 let pat = Glob::parse(&pattern, self.lex.escape)?;
                 let out = replace(&pat, &v, &replacement, all);
                 if out.len() > v.len() + MAX_GROWTH {
-                    return err(format!("${{{name}//...}}: the replacement grows the value by over 1 MiB"));
+                    return err(format!("${{{name}//...}}: the replacement grows the value by over 128 KiB"));
                 }
                 Ok(out)
             }
@@ -541,11 +541,11 @@ fn trim_suffix(p: &Glob, v: &str, greedy: bool) -> String {
 /// The longest a word may grow by expansion. Far beyond any real one: Linux refuses a single
 /// exec argument over 128 KiB, so a RUN line this long could not run anyway; but repeating a
 /// long variable makes output quadratic in the input (a 64 KiB Dockerfile could ask for GBs).
-const MAX_WORD: usize = 4 << 20;
+const MAX_WORD: usize = 1 << 20;
 
 fn check_size(word: &str) -> Result<(), ShellError> {
     if word.len() > MAX_WORD {
-        return err("the expanded word is over 4 MiB");
+        return err("the expanded word is over 1 MiB");
     }
     Ok(())
 }
@@ -553,7 +553,7 @@ fn check_size(word: &str) -> Result<(), ShellError> {
 /// How much longer than the value `${V//pattern/rep}` may make it. Every other form gives at
 /// most its inputs back; this one multiplies (an empty pattern puts `rep` between every two
 /// characters, and `rep` may hold `$V` again: a fuzz input of 80 characters made 7.5 MB).
-const MAX_GROWTH: usize = 1 << 20;
+const MAX_GROWTH: usize = 128 << 10;
 
 /// `${V/pattern/rep}` and `${V//pattern/rep}`: at the first (each) position where a match
 /// starts, the longest match is replaced. Stops adding once the value grew by MAX_GROWTH.
@@ -857,13 +857,13 @@ mod tests {
         assert_eq!(replace(&g("a?"), "banana", "_", true), "b__a");
         let big = vec![("A".to_string(), "x".repeat(2000))];
         let e = Lexer::new('\\').process_word("${A///${A}}", &big).unwrap_err();
-        assert!(e.0.contains("${A//...}: the replacement grows the value by over 1 MiB"), "{e}");
+        assert!(e.0.contains("${A//...}: the replacement grows the value by over 128 KiB"), "{e}");
         assert_eq!(Lexer::new('\\').process_word("${A//x/yy}", &big).unwrap().len(), 4000);
-        let many = "$A".repeat(2100);
+        let many = "$A".repeat(530);
         let e = Lexer::new('\\').process_word(&many, &big).unwrap_err();
-        assert_eq!(e.0, "the expanded word is over 4 MiB");
+        assert_eq!(e.0, "the expanded word is over 1 MiB");
         let e = Lexer::new('\\').process_word(&format!("\"{many}\""), &big).unwrap_err();
-        assert_eq!(e.0, "the expanded word is over 4 MiB");
-        assert_eq!(Lexer::new('\\').process_word(&"$A".repeat(2000), &big).unwrap().len(), 4_000_000);
+        assert_eq!(e.0, "the expanded word is over 1 MiB");
+        assert_eq!(Lexer::new('\\').process_word(&"$A".repeat(500), &big).unwrap().len(), 1_000_000);
     }
 }
