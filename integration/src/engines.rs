@@ -158,7 +158,7 @@ impl Engine {
     /// not installed on this host.
     pub fn bare(kind: Kind) -> Option<Engine> {
         if let Some(missing) = kind.binaries().iter().find(|b| !have(b)) {
-            eprintln!("{missing} not installed: {kind:?} test skipped");
+            crate::skip(format!("{missing} not installed: no {kind:?} test (make deps installs it)"));
             return None;
         }
         let name = crate::unique_name(&format!("sk-{}", kind.short()));

@@ -9,10 +9,12 @@ pub mod docker_cli;
 pub mod engines;
 pub mod host;
 pub mod runtime;
+pub mod skip;
 pub mod slipway;
 
 pub use bundle::Bundle;
 pub use runtime::{Output, Runtime};
+pub use skip::skip;
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -41,7 +43,7 @@ pub fn runtime_is_runc() -> bool {
 /// the suite runs against runc.
 pub fn failpoint_skiff() -> Option<PathBuf> {
     if runtime_is_runc() {
-        eprintln!("skipped: failpoints and injected faults are skiff's own");
+        crate::skip("failpoints and injected faults are skiff's own");
         return None;
     }
     let bin = workspace_dir().join("target/failpoints/skiff");

@@ -97,7 +97,7 @@ fn no_new_privileges_false_leaves_the_bit_clear() {
     // The bit is inherited: only meaningful when this test process does not have it already.
     let ours = integration::host::status_field(std::process::id() as i32, "NoNewPrivs");
     if ours.as_deref() != Some("0") {
-        eprintln!("skipped: the test process itself has NoNewPrivs={ours:?}");
+        integration::skip(format!("the test process itself has NoNewPrivs={ours:?}"));
         return;
     }
     let out = sh_in(|c| c["process"]["noNewPrivileges"] = json!(false), "grep NoNewPrivs /proc/self/status");

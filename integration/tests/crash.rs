@@ -14,7 +14,7 @@ use integration::{Bundle, Runtime};
 #[test]
 fn sigkill_at_any_moment_of_create_leaves_nothing_that_delete_force_cannot_clean() {
     if integration::runtime_is_runc() {
-        eprintln!("skipped: runc is known to leave cgroups behind when killed during create");
+        integration::skip("runc is known to leave cgroups behind when killed during create");
         return;
     }
     let rt = Runtime::new();

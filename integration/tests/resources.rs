@@ -36,7 +36,7 @@ fn memory_limit_is_written_to_the_cgroup() {
 fn cpu_shares_and_quota_are_written_to_the_v1_cgroup() {
     // v1 only: v2 converts shares to cpu.weight and writes quota and period together to cpu.max.
     if !std::path::Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists() {
-        eprintln!("skipped: no cgroup v1 cpu controller on this host");
+        integration::skip("no cgroup v1 cpu controller on this host");
         return;
     }
     let mut b = Bundle::new();
@@ -54,7 +54,7 @@ fn cpu_shares_become_weight_on_v2() {
     if std::path::Path::new("/sys/fs/cgroup/cpu/cpu.shares").exists()
         || !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
     {
-        eprintln!("skipped: not a cgroup v2 host");
+        integration::skip("not a cgroup v2 host");
         return;
     }
     let mut b = Bundle::new();
@@ -229,11 +229,11 @@ fn every_resource_field_lands_in_its_host_cgroup_file() {
         // runc 1.1 writes neither cpu.burst nor cpu.idle on v1, and fails outright on hugetlb
         // when (as on this hybrid host) only the unified hierarchy has it.
         if matches!(what, "cpu.burst" | "cpu.idle" | "hugepageLimits") && integration::runtime_is_runc() {
-            eprintln!("skipped {what}: runc 1.1 cannot set it here");
+            integration::skip(format!("{what}: runc 1.1 cannot set it here"));
             continue;
         }
         if what.starts_with("blockIO.throttle") && found.is_none() {
-            eprintln!("skipped {what}: no block device in /sys/block");
+            integration::skip(format!("{what}: no block device in /sys/block"));
             continue;
         }
         let mut b = Bundle::new();
@@ -249,7 +249,7 @@ fn every_resource_field_lands_in_its_host_cgroup_file() {
                 assert_eq!(got, want, "{what}: {files:?}");
                 checked += 1;
             }
-            None => eprintln!("skipped {what}: none of {files:?} on this host"),
+            None => integration::skip(format!("{what}: none of {files:?} on this host")),
         });
     }
     assert!(checked >= 10, "only {checked} resource fields could be checked on this host");
@@ -258,7 +258,7 @@ fn every_resource_field_lands_in_its_host_cgroup_file() {
 #[test]
 fn disable_oom_killer_is_set_in_memory_oom_control() {
     if !std::path::Path::new("/sys/fs/cgroup/memory/memory.oom_control").exists() {
-        eprintln!("skipped: v1 only (v2 has no OOM-killer switch; runc ignores the field there)");
+        integration::skip("v1 only (v2 has no OOM-killer switch; runc ignores the field there)");
         return;
     }
     let mut b = Bundle::new();
@@ -277,7 +277,7 @@ fn pure_v2_host() -> bool {
 #[test]
 fn unified_keys_land_in_their_v2_files() {
     if !pure_v2_host() {
-        eprintln!("skipped: not a cgroup v2 host (see unified_is_refused_on_a_v1_or_hybrid_host)");
+        integration::skip("not a cgroup v2 host (see unified_is_refused_on_a_v1_or_hybrid_host)");
         return;
     }
     let mut b = Bundle::new();
@@ -295,7 +295,7 @@ fn unified_keys_land_in_their_v2_files() {
 #[test]
 fn bad_unified_keys_are_refused_and_leave_nothing() {
     if !pure_v2_host() {
-        eprintln!("skipped: not a cgroup v2 host (see unified_is_refused_on_a_v1_or_hybrid_host)");
+        integration::skip("not a cgroup v2 host (see unified_is_refused_on_a_v1_or_hybrid_host)");
         return;
     }
     // The harness's parent cgroup, whose pids.max "../pids.max" would be.
@@ -328,7 +328,7 @@ fn unified_is_refused_on_a_v1_or_hybrid_host() {
     // even for a controller (hugetlb here) that only the hybrid unified mount has. An empty
     // map is fine.
     if pure_v2_host() {
-        eprintln!("skipped: a cgroup v2 host takes unified keys");
+        integration::skip("a cgroup v2 host takes unified keys");
         return;
     }
     let hybrid_only = std::fs::read_to_string("/sys/fs/cgroup/unified/cgroup.controllers").unwrap_or_default();
@@ -360,7 +360,7 @@ fn block_io_weight_lands_as_runc_converts_it_on_v2() {
     // runc's fs2 setIo: io.bfq.weight takes the weight as it is when BFQ is there; else
     // io.weight (iocost) takes 1 + (weight - 10) * 9999 / 990: 100 becomes 910, 200 1920.
     if !pure_v2_host() {
-        eprintln!("skipped: not a cgroup v2 host (v1: block_io_weight_lands_in_blkio_bfq_weight_on_v1)");
+        integration::skip("not a cgroup v2 host (v1: block_io_weight_lands_in_blkio_bfq_weight_on_v1)");
         return;
     }
     // Which file this kernel has, from a container without a weight.
@@ -374,7 +374,7 @@ fn block_io_weight_lands_as_runc_converts_it_on_v2() {
     } else if dir.join("io.weight").exists() {
         ("io.weight", ["default 910", "default 1920"])
     } else {
-        eprintln!("skipped: neither io.bfq.weight nor io.weight in {}", dir.display());
+        integration::skip(format!("neither io.bfq.weight nor io.weight in {}", dir.display()));
         rt.delete_force(&id).assert_success();
         return;
     };
@@ -404,17 +404,17 @@ fn network_class_id_and_priorities_land_in_net_cls_and_net_prio() {
         })
     };
     if !has("net_cls") || !has("net_prio") {
-        eprintln!("skipped: no v1 net_cls/net_prio controllers in this kernel");
+        integration::skip("no v1 net_cls/net_prio controllers in this kernel");
         return;
     }
     if std::env::var_os("SKIFF_IT_THROWAWAY_HOST").is_none() {
-        eprintln!("skipped: binding net_cls/net_prio changes every process's cgroups; only on make test-cgroup2's VM");
+        integration::skip("binding net_cls/net_prio changes every process's cgroups; only on make test-cgroup2's VM");
         return;
     }
     if integration::runtime_is_runc() {
         // runc 1.1 takes only hierarchies mounted under the first one's parent (/sys/fs/cgroup)
         // and fails here with "cannot set net_cls limit: container could not join or create cgroup".
-        eprintln!("skipped: runc 1.1 ignores a cgroup hierarchy mounted outside /sys/fs/cgroup");
+        integration::skip("runc 1.1 ignores a cgroup hierarchy mounted outside /sys/fs/cgroup");
         return;
     }
     let rt = Runtime::new();
@@ -450,7 +450,7 @@ umount "$MNT""#;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stdout.contains("MOUNT-FAILED") {
-        eprintln!("skipped: net_cls,net_prio cannot be mounted together here: {stderr}");
+        integration::skip(format!("net_cls,net_prio cannot be mounted together here: {stderr}"));
         return;
     }
     assert!(out.status.success(), "stdout: {stdout}\nstderr: {stderr}");
@@ -496,7 +496,7 @@ fn rdma_limits_land_in_rdma_max() {
     // runc's RdmaSet writes "DEVICE hca_handle=N hca_object=M" to rdma.max, leaving out a
     // field that is not given (the kernel keeps "max" there); runc's update ignores rdma.
     let Some(dev) = rdma_device().filter(|_| rdma_cgroup()) else {
-        eprintln!("skipped: no rdma cgroup or no RDMA device here (the VM of make test-cgroup2 has both)");
+        integration::skip("no rdma cgroup or no RDMA device here (the VM of make test-cgroup2 has both)");
         return;
     };
     let mut b = Bundle::new();
@@ -523,7 +523,7 @@ fn rdma_limits_land_in_rdma_max() {
 fn an_unknown_rdma_device_is_refused_and_leaves_nothing() {
     // The kernel refuses an rdma.max line for a device it does not have (ENODEV).
     if !rdma_cgroup() {
-        eprintln!("skipped: no rdma cgroup here (see rdma_is_refused_where_there_is_no_rdma_cgroup)");
+        integration::skip("no rdma cgroup here (see rdma_is_refused_where_there_is_no_rdma_cgroup)");
         return;
     }
     let rt = Runtime::new();
@@ -546,7 +546,7 @@ fn rdma_is_refused_where_there_is_no_rdma_cgroup() {
     // not join or create cgroup" for a non-empty map; an empty one is fine, and update -r
     // ignores rdma.
     if rdma_cgroup() {
-        eprintln!("skipped: this host has an rdma cgroup (see an_unknown_rdma_device_is_refused_and_leaves_nothing)");
+        integration::skip("this host has an rdma cgroup (see an_unknown_rdma_device_is_refused_and_leaves_nothing)");
         return;
     }
     let rt = Runtime::new();
@@ -571,22 +571,45 @@ fn rdma_is_refused_where_there_is_no_rdma_cgroup() {
     rt.delete_force(&id).assert_success();
 }
 
+/// True when the kernel has the BFQ I/O scheduler: every block device lists the schedulers the
+/// kernel has, and BFQ's cgroup files (blkio.bfq.*, io.bfq.*) exist only then.
+fn kernel_has_bfq() -> bool {
+    let Ok(rd) = std::fs::read_dir("/sys/block") else { return false };
+    rd.flatten().any(|d| {
+        std::fs::read_to_string(d.path().join("queue/scheduler"))
+            .is_ok_and(|s| s.split_whitespace().any(|w| w.trim_matches(['[', ']']) == "bfq"))
+    })
+}
+
 /// On v1, runc writes the weight to BFQ's blkio.bfq.weight where the kernel has BFQ (CFQ's
-/// blkio.weight went with Linux 5.0), at create and at `update --blkio-weight`.
+/// blkio.weight went with Linux 5.0), at create and at `update --blkio-weight`. Without BFQ the
+/// kernel cannot weight block I/O at all: create fails, names the field, and leaves nothing.
 #[test]
 fn block_io_weight_lands_in_blkio_bfq_weight_on_v1() {
+    if !std::path::Path::new("/sys/fs/cgroup/blkio").is_dir() {
+        integration::skip("no v1 blkio hierarchy on this host (v2: block_io_weight_lands_as_runc_converts_it_on_v2)");
+        return;
+    }
     let mut b = Bundle::new();
     b.edit(|c| c["linux"]["resources"]["blockIO"] = json!({"weight": 300}));
     b.args(&["sleep", "1000"]);
     let rt = Runtime::new();
     let id = rt.new_id();
+    if !kernel_has_bfq() {
+        let out = rt.exec(&["create", "--bundle", b.path_str(), &id]);
+        out.assert_failure();
+        if !integration::runtime_is_runc() {
+            out.assert_stderr_contains("linux.resources.blockIO.weight: this host's kernel cannot set it");
+            out.assert_stderr_contains("the kernel has no BFQ I/O scheduler");
+        }
+        assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new(), "the cgroup is left behind");
+        assert_eq!(rt.list_ids(), Vec::<String>::new(), "the container is left behind");
+        integration::skip("the kernel has no BFQ scheduler: only the refusal is checked, not the weight");
+        return;
+    }
     rt.create_ok(&id, &b);
     let file = b.cgroup_dirs().into_iter().map(|d| d.join("blkio.bfq.weight")).find(|f| f.exists());
-    let Some(file) = file else {
-        rt.delete_force(&id).assert_success();
-        eprintln!("skipped: no v1 blkio.bfq.weight on this host");
-        return;
-    };
+    let file = file.expect("BFQ is in the kernel, so the container's blkio cgroup has blkio.bfq.weight");
     let read = || std::fs::read_to_string(&file).expect("read blkio.bfq.weight").trim().to_string();
     assert_eq!(read(), "300", "{}", file.display());
     rt.exec(&["update", "--blkio-weight", "400", &id]).assert_success();
@@ -608,7 +631,7 @@ impl Drop for LoopDevice {
 #[test]
 fn block_io_weight_device_lands_in_blkio_bfq_weight_device_on_v1() {
     if !std::path::Path::new("/sys/fs/cgroup/blkio").is_dir() {
-        eprintln!("skipped: no v1 blkio hierarchy on this host");
+        integration::skip("no v1 blkio hierarchy on this host");
         return;
     }
     let rt = Runtime::new();
@@ -620,7 +643,7 @@ fn block_io_weight_device_lands_in_blkio_bfq_weight_device_on_v1() {
     let name = dev.0.trim_start_matches("/dev/");
     let scheduler = format!("/sys/block/{name}/queue/scheduler");
     if std::fs::write(&scheduler, "bfq").is_err() {
-        eprintln!("skipped: the kernel has no BFQ scheduler for {}", dev.0);
+        integration::skip(format!("the kernel has no BFQ scheduler for {}", dev.0));
         return;
     }
     let numbers = std::fs::read_to_string(format!("/sys/block/{name}/dev")).expect("read the device numbers");

@@ -361,7 +361,7 @@ fn a_non_root_user_keeps_its_ambient_capabilities() {
 #[test]
 fn personality_linux32_makes_uname_report_a_32_bit_machine() {
     if integration::runtime_is_runc() {
-        eprintln!("skipped: runc 1.1 predates runtime-spec 1.2's linux.personality");
+        integration::skip("runc 1.1 predates runtime-spec 1.2's linux.personality");
         return;
     }
     let rt = Runtime::new();
@@ -382,7 +382,7 @@ fn stat_fields(out: &str) -> Vec<String> {
 #[test]
 fn scheduler_sets_the_policy_and_nice_value() {
     if integration::runtime_is_runc() {
-        eprintln!("skipped: runc 1.1 predates runtime-spec 1.2's process.scheduler");
+        integration::skip("runc 1.1 predates runtime-spec 1.2's process.scheduler");
         return;
     }
     let rt = Runtime::new();
@@ -397,7 +397,7 @@ fn scheduler_sets_the_policy_and_nice_value() {
 #[test]
 fn io_priority_is_applied_to_the_container_process() {
     if integration::runtime_is_runc() {
-        eprintln!("skipped: runc 1.1 predates runtime-spec 1.2's process.ioPriority");
+        integration::skip("runc 1.1 predates runtime-spec 1.2's process.ioPriority");
         return;
     }
     let rt = Runtime::new();
@@ -422,7 +422,7 @@ fn io_priority_is_applied_to_the_container_process() {
 #[test]
 fn exec_cpu_affinity_final_pins_the_exec_process() {
     if integration::runtime_is_runc() {
-        eprintln!("skipped: runc 1.1 predates runtime-spec 1.2's process.execCPUAffinity");
+        integration::skip("runc 1.1 predates runtime-spec 1.2's process.execCPUAffinity");
         return;
     }
     let rt = Runtime::new();

@@ -51,11 +51,11 @@ fn probe(rt: &Runtime, id: &str) -> (bool, bool) {
 #[test]
 fn update_with_devices_replaces_the_v2_device_program() {
     if integration::runtime_is_runc() {
-        eprintln!("skipped: runc 1.1's update leaves linux.resources.devices as created");
+        integration::skip("runc 1.1's update leaves linux.resources.devices as created");
         return;
     }
     if !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
-        eprintln!("skipped: not a cgroup v2 host (a v1 devices cgroup keeps its rules on update)");
+        integration::skip("not a cgroup v2 host (a v1 devices cgroup keeps its rules on update)");
         return;
     }
     let rt = Runtime::new();

@@ -465,11 +465,21 @@ pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, Pa
 }
 
 fn write_one(dir: &Path, set: &Setting) -> Result<()> {
-    if let Some((file, value)) = set.fallback.as_ref().filter(|_| !dir.join(&set.file).exists()) {
-        let alt = Setting { file: file.clone(), value: value.clone(), fallback: None, ..set.clone() };
-        return write_one(dir, &alt);
-    }
     let path = dir.join(&set.file);
+    // A cgroupfs file that is not there cannot be made (the write fails with EACCES): the kernel
+    // lacks the feature, and the message says so instead of "Permission denied".
+    if !path.exists() {
+        if let Some((file, value)) = set.fallback.as_ref().filter(|(alt, _)| dir.join(alt).exists()) {
+            let alt = Setting { file: file.clone(), value: value.clone(), fallback: None, ..set.clone() };
+            return write_one(dir, &alt);
+        }
+        let tried = match &set.fallback {
+            Some((alt, _)) => format!("no {} or {alt} in {}", set.file, dir.display()),
+            None => format!("no {}", path.display()),
+        };
+        let why = if set.file.contains(".bfq.") { ": the kernel has no BFQ I/O scheduler" } else { "" };
+        return Err(Error::msg(format!("{}: this host's kernel cannot set it ({tried}){why}", set.source)));
+    }
     let err =
         |e: std::io::Error| Error::msg(format!("{}: write {:?} to {}: {e}", set.source, set.value, path.display()));
     match std::fs::write(&path, &set.value) {
