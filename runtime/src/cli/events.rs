@@ -3,14 +3,27 @@
 use std::io::Write;
 use std::time::Duration;
 
+use clap::Args;
+
 use crate::container::events::{self, EventsOpts};
 use crate::error::{Error, Result};
 use crate::state::Root;
 
-pub fn run(root: &Root, id: &str, stats: bool, interval: &str) -> Result<()> {
-    let opts = EventsOpts { interval: parse_duration(interval)?, stats_only: stats };
+#[derive(Args, Debug)]
+pub struct EventsArgs {
+    pub id: String,
+    /// Print the statistics once and exit.
+    #[arg(long)]
+    pub stats: bool,
+    /// How often to print statistics (a Go duration: 5s, 500ms, ...).
+    #[arg(long, default_value = "5s")]
+    pub interval: String,
+}
+
+pub fn run(root: &Root, args: &EventsArgs) -> Result<()> {
+    let opts = EventsOpts { interval: parse_duration(&args.interval)?, stats_only: args.stats };
     let stdout = std::io::stdout();
-    events::events(root, id, &opts, &mut |e| {
+    events::events(root, &args.id, &opts, &mut |e| {
         let line = serde_json::to_string(e).map_err(|e| Error::msg(format!("encode event: {e}")))?;
         let mut out = stdout.lock();
         writeln!(out, "{line}").and_then(|_| out.flush()).map_err(|e| Error::io("write event", e))

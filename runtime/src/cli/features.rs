@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-pub fn print() {
+pub fn run() {
     println!("{}", serde_json::to_string_pretty(&document()).unwrap_or_default());
 }
 

@@ -1,9 +1,19 @@
 //! `list [--format table|json] [-q]`.
 
+use clap::Args;
+
 use crate::error::{Error, Result};
 use crate::state::Root;
 
-pub fn print(root: &Root, format: &str, quiet: bool) -> Result<()> {
+#[derive(Args, Debug)]
+pub struct ListArgs {
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn run(root: &Root, args: &ListArgs) -> Result<()> {
     let mut rows = Vec::new();
     for id in root.ids()? {
         // A container deleted while we list, or one still being created, is skipped.
@@ -13,13 +23,13 @@ pub fn print(root: &Root, format: &str, quiet: bool) -> Result<()> {
         v["owner"] = owner_name(&c.dir).into();
         rows.push(v);
     }
-    if quiet {
+    if args.quiet {
         for r in &rows {
             println!("{}", r["id"].as_str().unwrap_or_default());
         }
         return Ok(());
     }
-    match format {
+    match args.format.as_str() {
         "json" => println!("{}", serde_json::Value::Array(rows)),
         "table" => {
             let header = ["ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER"];

@@ -1,18 +1,27 @@
 //! runc's command line, as containerd's shim, conmon and dockerd call it. One file per
-//! subcommand, glue only: parse, call `container::`, print.
+//! subcommand, glue only: its arguments, then parse, call `container::`, print. This file holds
+//! the global flags and the dispatch.
 
+mod create;
+mod delete;
 mod events;
+mod exec;
 mod features;
+mod kill;
 mod list;
+mod pause;
 mod ps;
+mod resume;
+mod run;
 mod spec;
+mod start;
 mod state;
+mod update;
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 
-use crate::container::{self, CreateOpts};
 use crate::error::{Error, Result};
 use crate::state::Root;
 
@@ -44,188 +53,39 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Args, Debug, Clone)]
-pub struct CreateArgs {
-    pub id: String,
-    /// Path to the bundle directory.
-    #[arg(short, long, default_value = ".")]
-    pub bundle: PathBuf,
-    /// Write the init's pid to this file.
-    #[arg(long = "pid-file")]
-    pub pid_file: Option<PathBuf>,
-    /// Unix socket that receives the pty master when process.terminal is true.
-    #[arg(long = "console-socket")]
-    pub console_socket: Option<PathBuf>,
-    /// Use MS_MOVE + chroot instead of pivot_root.
-    #[arg(long = "no-pivot")]
-    pub no_pivot: bool,
-    /// Do not give the container its own session keyring.
-    #[arg(long = "no-new-keyring")]
-    pub no_new_keyring: bool,
-    /// Pass this many fds beyond stdio (3, 4, ...) to the container.
-    #[arg(long = "preserve-fds", default_value_t = 0)]
-    pub preserve_fds: u32,
-}
-
-impl CreateArgs {
-    fn opts(&self) -> CreateOpts {
-        // systemd socket activation passes LISTEN_FDS fds, which runc keeps too.
-        let listen = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
-        CreateOpts {
-            id: self.id.clone(),
-            bundle: self.bundle.clone(),
-            pid_file: self.pid_file.clone(),
-            console_socket: self.console_socket.clone(),
-            no_pivot: self.no_pivot,
-            no_new_keyring: self.no_new_keyring,
-            preserve_fds: self.preserve_fds + listen,
-        }
-    }
-}
-
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Create a container and leave it blocked before it runs its program.
-    Create(CreateArgs),
+    Create(create::CreateArgs),
     /// Let a created container run its program.
-    Start { id: String },
+    Start(start::StartArgs),
     /// Print a container's state as JSON.
-    State { id: String },
+    State(state::StateArgs),
     /// Send a signal (default SIGTERM) to a container's init, or with --all to all its processes.
-    Kill {
-        id: String,
-        #[arg(default_value = "SIGTERM")]
-        signal: String,
-        #[arg(short, long)]
-        all: bool,
-    },
+    Kill(kill::KillArgs),
     /// Delete a container's resources; --force kills a running one first.
-    Delete {
-        id: String,
-        #[arg(short, long)]
-        force: bool,
-    },
+    Delete(delete::DeleteArgs),
     /// Create and start a container; in the foreground, wait and exit with its status.
-    Run {
-        #[command(flatten)]
-        create: CreateArgs,
-        /// Return once the container has started.
-        #[arg(short, long)]
-        detach: bool,
-        /// Do not delete the container after it exits.
-        #[arg(long)]
-        keep: bool,
-    },
+    Run(run::RunArgs),
     /// List containers.
     #[command(alias = "ps-all")]
-    List {
-        #[arg(short, long, default_value = "table")]
-        format: String,
-        #[arg(short, long)]
-        quiet: bool,
-    },
+    List(list::ListArgs),
     /// Run another process in a running container.
-    Exec {
-        id: String,
-        /// The process as OCI JSON (process.json); otherwise the command after the id.
-        #[arg(short, long)]
-        process: Option<PathBuf>,
-        #[arg(short, long)]
-        tty: bool,
-        #[arg(long = "console-socket")]
-        console_socket: Option<PathBuf>,
-        #[arg(long)]
-        cwd: Option<PathBuf>,
-        #[arg(short, long = "env")]
-        env: Vec<String>,
-        /// UID[:GID]
-        #[arg(short, long)]
-        user: Option<String>,
-        #[arg(short = 'g', long = "additional-gids", value_delimiter = ',')]
-        additional_gids: Vec<u32>,
-        #[arg(short, long = "cap")]
-        cap: Vec<String>,
-        #[arg(long = "no-new-privs")]
-        no_new_privs: bool,
-        #[arg(short, long)]
-        detach: bool,
-        #[arg(long = "pid-file")]
-        pid_file: Option<PathBuf>,
-        #[arg(long = "preserve-fds", default_value_t = 0)]
-        preserve_fds: u32,
-        /// SELinux label for the process (applied where SELinux is enabled, ignored otherwise).
-        #[arg(long = "process-label")]
-        process_label: Option<String>,
-        /// AppArmor profile for the process (applied where AppArmor is enabled, ignored otherwise).
-        #[arg(long)]
-        apparmor: Option<String>,
-        /// Exec into a paused container too (the process starts frozen, as in runc).
-        #[arg(long = "ignore-paused")]
-        ignore_paused: bool,
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        command: Vec<String>,
-    },
+    Exec(exec::ExecArgs),
     /// Change a running container's resource limits.
-    Update {
-        id: String,
-        /// A LinuxResources JSON file, or - for stdin; flags are ignored with it.
-        #[arg(short, long)]
-        resources: Option<PathBuf>,
-        #[arg(long)]
-        memory: Option<String>,
-        #[arg(long = "memory-reservation")]
-        memory_reservation: Option<String>,
-        #[arg(long = "memory-swap")]
-        memory_swap: Option<String>,
-        #[arg(long = "cpu-period")]
-        cpu_period: Option<u64>,
-        #[arg(long = "cpu-quota")]
-        cpu_quota: Option<i64>,
-        #[arg(long = "cpu-share")]
-        cpu_share: Option<u64>,
-        #[arg(long = "cpu-rt-period")]
-        cpu_rt_period: Option<u64>,
-        #[arg(long = "cpu-rt-runtime")]
-        cpu_rt_runtime: Option<i64>,
-        #[arg(long = "cpuset-cpus")]
-        cpuset_cpus: Option<String>,
-        #[arg(long = "cpuset-mems")]
-        cpuset_mems: Option<String>,
-        #[arg(long = "pids-limit")]
-        pids_limit: Option<i64>,
-        #[arg(long = "blkio-weight")]
-        blkio_weight: Option<u16>,
-    },
+    Update(update::UpdateArgs),
     /// Freeze every process of a running container.
-    Pause { id: String },
+    Pause(pause::PauseArgs),
     /// Thaw a paused container.
-    Resume { id: String },
+    Resume(resume::ResumeArgs),
     /// Show the container's processes (json: the array of host pids).
-    Ps {
-        id: String,
-        #[arg(short, long, default_value = "table")]
-        format: String,
-        /// Options passed to ps(1) for the table format (default -ef).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        ps_args: Vec<String>,
-    },
+    Ps(ps::PsArgs),
     /// Print the container's resource statistics and OOM events as JSON lines.
-    Events {
-        id: String,
-        /// Print the statistics once and exit.
-        #[arg(long)]
-        stats: bool,
-        /// How often to print statistics (a Go duration: 5s, 500ms, ...).
-        #[arg(long, default_value = "5s")]
-        interval: String,
-    },
+    Events(events::EventsArgs),
     /// Print what this skiff supports (the runtime-spec features document).
     Features,
     /// Write a default config.json (`--rootless` for the rootless variant).
-    Spec {
-        #[arg(short, long, default_value = ".")]
-        bundle: PathBuf,
-    },
+    Spec(spec::SpecArgs),
 }
 
 /// Runs the parsed command line; returns the process exit code.
@@ -238,115 +98,27 @@ pub fn run(cli: Cli) -> Result<i32> {
     if cli.systemd_cgroup {
         return Err(Error::msg("--systemd-cgroup is not supported: skiff manages cgroups through cgroupfs only"));
     }
-    if matches!(cli.command, Command::Create(_) | Command::Run { .. } | Command::Exec { .. }) {
+    if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
         // These put skiff processes inside a container: run them from a sealed copy.
         crate::security::selfexe::ensure_sealed()?;
     }
     let root = || Root::open(&cli.root);
     match &cli.command {
-        Command::Create(a) => {
-            container::create(&root()?, &a.opts())?;
-        }
-        Command::Start { id } => container::start(&root()?, id)?,
-        Command::State { id } => state::print(&root()?, id)?,
-        Command::Kill { id, signal, all } => {
-            let sig = container::parse_signal(signal)?;
-            container::kill(&root()?, id, sig, *all)?;
-        }
-        Command::Delete { id, force } => container::delete(&root()?, id, *force)?,
-        Command::Run { create, detach, keep } => return container::run(&root()?, &create.opts(), *detach, *keep),
-        Command::Exec {
-            id,
-            process,
-            tty,
-            console_socket,
-            cwd,
-            env,
-            user,
-            additional_gids,
-            cap,
-            no_new_privs,
-            detach,
-            pid_file,
-            preserve_fds,
-            process_label,
-            apparmor,
-            ignore_paused,
-            command,
-        } => {
-            let opts = container::ExecOpts {
-                id: id.clone(),
-                process_file: process.clone(),
-                args: command.clone(),
-                tty: *tty,
-                console_socket: console_socket.clone(),
-                cwd: cwd.clone(),
-                env: env.clone(),
-                user: user.clone(),
-                additional_gids: additional_gids.clone(),
-                caps: cap.clone(),
-                no_new_privs: *no_new_privs,
-                detach: *detach,
-                pid_file: pid_file.clone(),
-                preserve_fds: *preserve_fds,
-                process_label: process_label.clone(),
-                apparmor: apparmor.clone(),
-                ignore_paused: *ignore_paused,
-            };
-            return container::exec(&root()?, &opts);
-        }
-        Command::Update {
-            id,
-            resources,
-            memory,
-            memory_reservation,
-            memory_swap,
-            cpu_period,
-            cpu_quota,
-            cpu_share,
-            cpu_rt_period,
-            cpu_rt_runtime,
-            cpuset_cpus,
-            cpuset_mems,
-            pids_limit,
-            blkio_weight,
-        } => {
-            let res = match resources {
-                Some(p) if p.as_os_str() == "-" => {
-                    let mut buf = Vec::new();
-                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut buf)
-                        .map_err(|e| Error::io("read stdin", e))?;
-                    Some(container::update::from_json(&buf, "stdin")?)
-                }
-                Some(p) => {
-                    let text = std::fs::read(p).map_err(|e| Error::io(format!("read {}", p.display()), e))?;
-                    Some(container::update::from_json(&text, &p.display().to_string())?)
-                }
-                None => None,
-            };
-            let flags = container::UpdateOpts {
-                memory: memory.clone(),
-                memory_reservation: memory_reservation.clone(),
-                memory_swap: memory_swap.clone(),
-                cpu_period: *cpu_period,
-                cpu_quota: *cpu_quota,
-                cpu_shares: *cpu_share,
-                cpu_rt_period: *cpu_rt_period,
-                cpu_rt_runtime: *cpu_rt_runtime,
-                cpuset_cpus: cpuset_cpus.clone(),
-                cpuset_mems: cpuset_mems.clone(),
-                pids_limit: *pids_limit,
-                blkio_weight: *blkio_weight,
-            };
-            container::update(&root()?, id, res, &flags)?;
-        }
-        Command::Events { id, stats, interval } => events::run(&root()?, id, *stats, interval)?,
-        Command::Features => features::print(),
-        Command::Pause { id } => container::pause(&root()?, id)?,
-        Command::Resume { id } => container::resume(&root()?, id)?,
-        Command::Ps { id, format, ps_args } => ps::print(&container::pids(&root()?, id)?, format, ps_args)?,
-        Command::List { format, quiet } => list::print(&root()?, format, *quiet)?,
-        Command::Spec { bundle } => spec::write(bundle, matches!(cli.rootless.as_deref(), Some("true" | "1")))?,
+        Command::Create(a) => create::run(&root()?, a)?,
+        Command::Start(a) => start::run(&root()?, a)?,
+        Command::State(a) => state::run(&root()?, a)?,
+        Command::Kill(a) => kill::run(&root()?, a)?,
+        Command::Delete(a) => delete::run(&root()?, a)?,
+        Command::Run(a) => return run::run(&root()?, a),
+        Command::Exec(a) => return exec::run(&root()?, a),
+        Command::Update(a) => update::run(&root()?, a)?,
+        Command::Events(a) => events::run(&root()?, a)?,
+        Command::Features => features::run(),
+        Command::Pause(a) => pause::run(&root()?, a)?,
+        Command::Resume(a) => resume::run(&root()?, a)?,
+        Command::Ps(a) => ps::run(&root()?, a)?,
+        Command::List(a) => list::run(&root()?, a)?,
+        Command::Spec(a) => spec::run(a, matches!(cli.rootless.as_deref(), Some("true" | "1")))?,
     }
     Ok(0)
 }

@@ -1,9 +1,27 @@
 //! `ps ID [--format table|json] [-- PS_ARGS]`: json is the array of host pids (what containerd
 //! reads); table runs the host's ps(1) and keeps the header and the container's lines, as runc does.
 
-use crate::error::{Error, Result};
+use clap::Args;
 
-pub fn print(pids: &[i32], format: &str, ps_args: &[String]) -> Result<()> {
+use crate::container;
+use crate::error::{Error, Result};
+use crate::state::Root;
+
+#[derive(Args, Debug)]
+pub struct PsArgs {
+    pub id: String,
+    #[arg(short, long, default_value = "table")]
+    pub format: String,
+    /// Options passed to ps(1) for the table format (default -ef).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub ps_args: Vec<String>,
+}
+
+pub fn run(root: &Root, args: &PsArgs) -> Result<()> {
+    print(&container::pids(root, &args.id)?, &args.format, &args.ps_args)
+}
+
+fn print(pids: &[i32], format: &str, ps_args: &[String]) -> Result<()> {
     match format {
         "json" => {
             println!("{}", serde_json::to_string(pids).unwrap_or_else(|_| "[]".into()));

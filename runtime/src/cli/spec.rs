@@ -2,8 +2,9 @@
 //! (hostname `skiff`), or its rootless variant (a user namespace mapping the caller to root, no
 //! network namespace, /sys bind-mounted, no devices cgroup rule).
 
-use std::path::Path;
+use std::path::PathBuf;
 
+use clap::Args;
 use serde_json::{json, Value};
 
 use crate::error::{Error, Result};
@@ -60,9 +61,16 @@ pub fn default_spec(rootless: bool) -> Value {
     })
 }
 
-/// Writes BUNDLE/config.json; refuses to overwrite one, as runc does.
-pub fn write(bundle: &Path, rootless: bool) -> Result<()> {
-    let path = bundle.join("config.json");
+#[derive(Args, Debug)]
+pub struct SpecArgs {
+    #[arg(short, long, default_value = ".")]
+    pub bundle: PathBuf,
+}
+
+/// Writes BUNDLE/config.json (the rootless variant with the global `--rootless`); refuses to
+/// overwrite one, as runc does.
+pub fn run(args: &SpecArgs, rootless: bool) -> Result<()> {
+    let path = args.bundle.join("config.json");
     if path.exists() {
         return Err(Error::msg(format!("File {} exists. Remove it first", path.display())));
     }

@@ -1,5 +1,7 @@
 //! `state ID`: the OCI state JSON, with runc's extra fields.
 
+use clap::Args;
+
 use crate::error::Result;
 use crate::state::{Container, Root};
 
@@ -23,8 +25,13 @@ pub fn json(c: &Container) -> Result<serde_json::Value> {
     Ok(v)
 }
 
-pub fn print(root: &Root, id: &str) -> Result<()> {
-    let c = root.load(id)?;
+#[derive(Args, Debug)]
+pub struct StateArgs {
+    pub id: String,
+}
+
+pub fn run(root: &Root, args: &StateArgs) -> Result<()> {
+    let c = root.load(&args.id)?;
     let v = json(&c)?;
     println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
     Ok(())
