@@ -122,6 +122,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 format!("{:?} is not an absolute path", m.destination()),
             ));
         }
+        // oci-spec 0.10 parses idmapped mounts (runtime-spec 1.2); until they are applied they
+        // are refused rather than dropped.
+        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
+            return Err(Error::config(format!("mounts[{i}].uidMappings"), "idmapped mounts are not supported yet"));
+        }
     }
     let hooks = spec.hooks().as_ref();
     let hook_lists = hooks.map(|h| {
@@ -334,6 +339,15 @@ mod tests {
             (
                 |v| v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
                 "without a user namespace",
+            ),
+            // oci-spec 0.10 parses idmapped mounts; until they are applied they are refused.
+            (
+                |v| {
+                    v["mounts"] = serde_json::json!([{"destination": "/m", "type": "bind", "source": "/tmp",
+                        "options": ["bind"], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                        "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}])
+                },
+                "mounts[0].uidMappings",
             ),
         ];
         for (mutate, want) in rows {
