@@ -1,5 +1,7 @@
 //! slipway's CLI: clap arguments -> library calls. No logic of its own.
 
+#![deny(unsafe_code)]
+
 use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use slipway::archive::{self, Format};

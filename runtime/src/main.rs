@@ -1,5 +1,7 @@
 //! The `skiff` binary: parse runc's command line, run it, print errors the way callers read them.
 
+#![deny(unsafe_code)]
+
 use clap::Parser;
 
 fn main() {
