@@ -163,3 +163,113 @@ pub fn run_in_pty(mut cmd: std::process::Command, rows: u16, cols: u16, input: &
     };
     (code, String::from_utf8_lossy(&out).into_owned())
 }
+
+/// A client (`skiff run` in the foreground) on a pty the test owns, as a user's terminal: the
+/// client is the session leader with the pty as its controlling terminal (`setsid --ctty`), so
+/// resizing the pty sends it SIGWINCH. The test types on the master, reads what the terminal
+/// shows, resizes it and reads its settings (raw or not). Drop kills a client still running.
+pub struct PtySession {
+    master: std::fs::File,
+    /// Kept open so the pty's settings survive the client's exit and can be checked.
+    slave: OwnedFd,
+    child: std::process::Child,
+    /// The terminal's settings before the client started (a fresh pty: cooked, echoing).
+    pub initial: nix::sys::termios::Termios,
+    /// Everything the terminal showed so far.
+    pub seen: String,
+    consumed: usize,
+}
+
+impl PtySession {
+    /// Starts `program args...` on a fresh `rows` x `cols` pty.
+    pub fn spawn(program: &Path, args: &[&str], rows: u16, cols: u16) -> PtySession {
+        let size = nix::pty::Winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+        let initial = nix::sys::termios::tcgetattr(&pty.slave).expect("tcgetattr on the test's pty");
+        let dup = |fd: &OwnedFd| std::process::Stdio::from(fd.try_clone().expect("dup pty slave"));
+        let mut cmd = std::process::Command::new("setsid");
+        cmd.arg("--ctty").arg(program).args(args);
+        cmd.stdin(dup(&pty.slave)).stdout(dup(&pty.slave)).stderr(dup(&pty.slave));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+        let master = std::fs::File::from(pty.master);
+        nix::fcntl::fcntl(
+            master.as_raw_fd(),
+            nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_RDWR),
+        )
+        .expect("make the pty master non-blocking");
+        PtySession { master, slave: pty.slave, child, initial, seen: String::new(), consumed: 0 }
+    }
+
+    /// Types `text` on the terminal.
+    pub fn type_text(&mut self, text: &str) {
+        use std::io::Write;
+        self.master.write_all(text.as_bytes()).expect("write to the pty master");
+    }
+
+    /// Reads what the terminal shows until `needle` appears after what earlier `expect`s
+    /// consumed; returns the text up to and including it. Panics with everything seen after
+    /// [`PATIENCE`].
+    #[track_caller]
+    pub fn expect(&mut self, needle: &str) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(at) = self.seen[self.consumed..].find(needle) {
+                let end = self.consumed + at + needle.len();
+                let text = self.seen[self.consumed..end].to_string();
+                self.consumed = end;
+                return text;
+            }
+            assert!(Instant::now() < deadline, "the terminal never showed {needle:?}; it showed {:?}", self.seen);
+            self.read_some(Duration::from_millis(100));
+        }
+    }
+
+    fn read_some(&mut self, wait: Duration) {
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let mut pfd = [nix::poll::PollFd::new(self.master.as_fd(), nix::poll::PollFlags::POLLIN)];
+        if !matches!(nix::poll::poll(&mut pfd, nix::poll::PollTimeout::from(ms)), Ok(n) if n > 0) {
+            return;
+        }
+        let mut buf = [0u8; 4096];
+        if let Ok(n) = self.master.read(&mut buf) {
+            self.seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    }
+
+    /// Resizes the terminal, as a terminal emulator does when its window changes: the kernel
+    /// sends SIGWINCH to the client.
+    pub fn resize(&self, rows: u16, cols: u16) {
+        let ws = libc::winsize { ws_row: rows, ws_col: cols, ws_xpixel: 0, ws_ypixel: 0 };
+        // SAFETY: TIOCSWINSZ reads a `struct winsize` from the pointer, which points at a live local.
+        let ret = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ, &ws as *const libc::winsize) };
+        assert_eq!(ret, 0, "TIOCSWINSZ on the test's pty: {}", std::io::Error::last_os_error());
+    }
+
+    /// The terminal's current settings (what `stty` would show on it).
+    pub fn termios(&self) -> nix::sys::termios::Termios {
+        nix::sys::termios::tcgetattr(&self.slave).expect("tcgetattr on the test's pty")
+    }
+
+    /// Waits for the client to exit, reading what it still shows; returns its exit code.
+    #[track_caller]
+    pub fn wait(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait for the client") {
+                self.read_some(Duration::from_millis(50));
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "the client still runs after {PATIENCE:?}; it showed {:?}", self.seen);
+            self.read_some(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for PtySession {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

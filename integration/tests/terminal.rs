@@ -68,3 +68,104 @@ fn a_console_socket_without_a_terminal_fails_create() {
         .assert_failure();
     assert_eq!(rt.root_entries_for(&id), Vec::<String>::new());
 }
+
+/// runc's quick start: `spec` writes `terminal: true` and `run ID` in a terminal gives the
+/// container that terminal. The runtime allocates the pty, puts the caller's terminal in raw mode
+/// (so ^C reaches the container's foreground job, not the runtime), gives the pty the caller's
+/// size and follows resizes, relays both ways, exits with the container's status and restores
+/// the caller's terminal.
+#[test]
+fn foreground_run_with_a_terminal_relays_the_callers_terminal() {
+    use integration::console::PtySession;
+    use nix::sys::termios::LocalFlags;
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["args"] = json!(["sh"]);
+    });
+    let id = rt.new_id();
+    let root = rt.root();
+    let args = ["--root", root.to_str().expect("utf-8"), "run", "--bundle", b.path_str(), &id];
+    let mut term = PtySession::spawn(rt.binary(), &args, 24, 80);
+    let before = term.initial.clone();
+    assert!(before.local_flags.contains(LocalFlags::ECHO | LocalFlags::ICANON), "a fresh pty is cooked");
+
+    // A command typed (Enter sends CR, as a terminal does) runs and its output comes back.
+    term.type_text("echo $((6*7))x\r");
+    term.expect("42x");
+    // While the container runs, the caller's terminal is raw: no echo, no line editing.
+    let during = term.termios();
+    assert!(!during.local_flags.intersects(LocalFlags::ECHO | LocalFlags::ICANON), "{:?}", during.local_flags);
+
+    // The container's terminal has the caller's size, and follows a resize.
+    term.type_text("stty size | sed 's/ /x/'\r");
+    term.expect("24x80");
+    term.resize(30, 100);
+    term.type_text("stty size | sed 's/ /x/'\r");
+    term.expect("30x100");
+
+    // ^C goes to the container's foreground job: the shell is back and the runtime lives on.
+    // (the job prints once it is the terminal's foreground process group, with SIGINT's default)
+    term.type_text("sh -c 'echo st''arted; exec sleep 100'\r");
+    term.expect("started");
+    term.type_text("\x03");
+    term.type_text("echo al''ive\r");
+    term.expect("alive");
+
+    term.type_text("exit 7\r");
+    assert_eq!(term.wait(), Some(7), "exit status of `run`; the terminal showed {:?}", term.seen);
+    let after = term.termios();
+    assert_eq!(after.local_flags, before.local_flags, "the caller's terminal is restored");
+    assert_eq!(after.input_flags, before.input_flags, "the caller's terminal is restored");
+    assert_eq!(after.output_flags, before.output_flags, "the caller's terminal is restored");
+    assert_eq!(rt.list_ids(), Vec::<String>::new(), "run deletes the container after it exits");
+}
+
+/// A caller without a terminal (stdin a file, as in a script) still gets the container's pty
+/// relayed: what it feeds is typed in, what the container prints comes out. runc 1.1.5 refuses
+/// (it wants /dev/tty); skiff relays without raw mode.
+#[test]
+fn foreground_run_with_a_terminal_and_no_caller_terminal_relays_stdio() {
+    if integration::runtime_is_runc() {
+        integration::skip("runc 1.1.5 needs a terminal on the caller's side for a foreground run with terminal: true");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["process"]["terminal"] = json!(true);
+        c["process"]["args"] = json!(["sh"]);
+    });
+    let id = rt.new_id();
+    // setsid: no controlling terminal, so /dev/tty cannot be opened either
+    let mut cmd = std::process::Command::new("setsid");
+    cmd.arg(rt.binary()).arg("--root").arg(rt.root()).args(["run", "--bundle", b.path_str(), &id]);
+    let out = rt.exec_cmd(cmd, Some(b"[ -t 0 ] && echo in-a-t''ty\necho $((40+2))x\nexit 3\n".to_vec()));
+    assert_eq!(out.code, Some(3), "{out}");
+    assert!(out.stdout.contains("in-a-tty"), "{out}");
+    assert!(out.stdout.contains("42x"), "{out}");
+    // runc's convention: the pty does not turn "\n" into "\r\n"
+    assert!(out.stdout.contains("42x\n") && !out.stdout.contains("42x\r"), "{out}");
+}
+
+/// `exec -t` in the foreground without `--console-socket` gets the same relay as `run`.
+#[test]
+fn foreground_exec_with_a_tty_relays_the_callers_terminal() {
+    use integration::console::PtySession;
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]);
+    let id = rt.create_and_start(&b);
+    let root = rt.root();
+    let args = ["--root", root.to_str().expect("utf-8"), "exec", "-t", &id, "sh"];
+    let mut term = PtySession::spawn(rt.binary(), &args, 33, 99);
+    term.expect("# ");
+    term.type_text("[ -t 0 ] && stty size | sed 's/ /x/'\r");
+    term.expect("33x99");
+    term.type_text("exit 5\r");
+    assert_eq!(term.wait(), Some(5), "exit status of `exec`; the terminal showed {:?}", term.seen);
+    rt.kill(&id, "KILL").assert_success();
+    rt.wait_for_status(&id, "stopped");
+    rt.delete(&id).assert_success();
+}

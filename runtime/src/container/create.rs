@@ -1,6 +1,7 @@
 //! `create`: validate the bundle, record the state entry, make the cgroups and the exec fifo,
 //! spawn the init and leave it blocked before exec. Any failure tears down what was made.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -27,23 +28,41 @@ pub struct CreateOpts {
 
 /// Creates the container; returns the init's pid. On error nothing is left behind.
 pub fn create(root: &Root, opts: &CreateOpts) -> Result<i32> {
+    create_with(root, opts, false).map(|(pid, _)| pid)
+}
+
+/// As [`create`] for a foreground `run`: with `process.terminal` and no `--console-socket`, skiff
+/// keeps the pty master itself (runc's foreground terminal) and returns it.
+pub fn create_keeping_pty(root: &Root, opts: &CreateOpts) -> Result<(i32, Option<OwnedFd>)> {
+    create_with(root, opts, true)
+}
+
+fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32, Option<OwnedFd>)> {
     state::validate_id(&opts.id)?;
     let bundle = Bundle::load(&opts.bundle)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
-    match (&opts.console_socket, terminal) {
+    // (what the container's process sends the pty master on, our end of a socketpair if we keep it)
+    let (console, ours) = match (&opts.console_socket, terminal) {
+        (None, true) if foreground => {
+            let (ours, theirs) = super::tty::channel()?;
+            (Some(theirs), Some(ours))
+        }
         (None, true) => {
             return Err(Error::msg("process.terminal is true: --console-socket is required to receive the pty"))
         }
         (Some(_), false) => return Err(Error::msg("--console-socket given but process.terminal is false")),
-        _ => {}
-    }
-    let console = match &opts.console_socket {
-        Some(p) => Some(UnixStream::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?),
-        None => None,
+        (Some(p), true) => {
+            (Some(UnixStream::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?), None)
+        }
+        (None, false) => (None, None),
     };
     let mut c = root.create(&opts.id)?;
-    match create_in(&mut c, &bundle, opts, console.as_ref()) {
-        Ok(pid) => Ok(pid),
+    let made = create_in(&mut c, &bundle, opts, console.as_ref()).and_then(|pid| {
+        let pty = ours.as_ref().map(super::tty::receive_master).transpose()?;
+        Ok((pid, pty))
+    });
+    match made {
+        Ok(made) => Ok(made),
         Err(e) => {
             if let Err(cleanup) = destroy(&c) {
                 log::warn(&format!("clean up after failed create: {cleanup}"));

@@ -4,8 +4,6 @@
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 
-use nix::sys::signal::{SigSet, SigmaskHow, Signal};
-use nix::sys::signalfd::SignalFd;
 use oci_spec::runtime::Process;
 
 use crate::error::{Error, Result, SysContext};
@@ -133,12 +131,21 @@ pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
     let base = st.config.process().clone().unwrap_or_default();
     let process = build_process(&base, o)?;
     let terminal = process.terminal().unwrap_or(false);
-    if terminal && o.console_socket.is_none() {
-        return Err(Error::msg("exec with a terminal needs --console-socket to receive the pty"));
-    }
-    let console = match &o.console_socket {
-        Some(p) => Some(UnixStream::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?),
-        None => None,
+    // (what the process sends its pty master on, our end of a socketpair if skiff relays it)
+    let (console, ours) = match (&o.console_socket, terminal) {
+        (Some(p), true) => {
+            (Some(UnixStream::connect(p).ctx(|| format!("connect to console socket {}", p.display()))?), None)
+        }
+        (Some(_), false) => return Err(Error::msg("--console-socket given but the process has no terminal")),
+        // In the foreground skiff relays the pty itself, as runc does.
+        (None, true) if !o.detach => {
+            let (ours, theirs) = super::tty::channel()?;
+            (Some(theirs), Some(ours))
+        }
+        (None, true) => {
+            return Err(Error::msg("exec --detach with a terminal needs --console-socket to receive the pty"))
+        }
+        (None, false) => (None, None),
     };
     let namespaces: Vec<_> = st
         .config
@@ -149,16 +156,7 @@ pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
         .iter()
         .map(|n| n.typ())
         .collect();
-    let sfd = if o.detach {
-        None
-    } else {
-        let mut set = SigSet::all();
-        set.remove(Signal::SIGKILL);
-        set.remove(Signal::SIGSTOP);
-        nix::sys::signal::sigprocmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
-            .map_err(|e| Error::sys("sigprocmask", e))?;
-        Some(SignalFd::new(&set).map_err(|e| Error::sys("signalfd", e))?)
-    };
+    let sfd = if o.detach { None } else { Some(super::run::block_signals()?) };
     let cfg = ExecConfig {
         init_pid: st.pid,
         process: &process,
@@ -177,8 +175,11 @@ pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
     }
     // Others may use the container while this process runs.
     drop(c);
-    match sfd {
-        None => Ok(0),
-        Some(sfd) => super::run::wait_forwarding(&sfd, nix::unistd::Pid::from_raw(pid)),
+    let pid = nix::unistd::Pid::from_raw(pid);
+    let relay = super::tty::Relay::new_opt(ours.as_ref().map(super::tty::receive_master).transpose()?)?;
+    match (sfd, relay) {
+        (None, _) => Ok(0),
+        (Some(sfd), Some(relay)) => relay.run(&sfd, pid),
+        (Some(sfd), None) => super::run::wait_forwarding(&sfd, pid),
     }
 }

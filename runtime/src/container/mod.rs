@@ -9,6 +9,7 @@ pub mod kill;
 pub mod pause;
 pub mod run;
 pub mod start;
+pub mod tty;
 pub mod update;
 
 pub use create::{create, CreateOpts};

@@ -80,6 +80,14 @@ pub fn set_window_size(fd: BorrowedFd<'_>, rows: u16, cols: u16) -> Result<(), E
     Errno::result(ret).map(drop)
 }
 
+/// A tty's window size as (rows, cols) (ioctl TIOCGWINSZ).
+pub fn window_size(fd: BorrowedFd<'_>) -> Result<(u16, u16), Errno> {
+    let mut ws = libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCGWINSZ writes a `struct winsize` through the pointer, which points at a live local.
+    let ret = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCGWINSZ, &mut ws as *mut libc::winsize) };
+    Errno::result(ret).map(|_| (ws.ws_row, ws.ws_col))
+}
+
 /// setdomainname(2), which nix does not wrap.
 pub fn set_domainname(name: &str) -> Result<(), Errno> {
     // SAFETY: the pointer and length describe the bytes of a live &str.
