@@ -185,3 +185,62 @@ fn exec_with_ignore_paused_goes_into_a_paused_container_and_runs_once_resumed() 
     assert_eq!(rt.exec(&["exec", &id, "cat", "/dev/shm/marker"]).stdout, "ran\n");
     rt.delete_force(&id).assert_success();
 }
+
+/// The `Cap*` masks of /proc/PID/status text, by set name (`Inh`, `Prm`, `Eff`, `Bnd`, `Amb`).
+fn cap_sets(status: &str) -> std::collections::HashMap<String, u64> {
+    status
+        .lines()
+        .filter_map(|l| l.strip_prefix("Cap"))
+        .filter_map(|l| {
+            let (set, hex) = l.split_once(':')?;
+            Some((set.to_string(), u64::from_str_radix(hex.trim(), 16).ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn exec_cap_is_never_added_to_the_inheritable_set() {
+    // CVE-2022-29162 (runc 1.1.2): a capability `exec --cap` adds must not land in the
+    // inheritable set, where an execve of a file with inheritable file capabilities would hand it
+    // on. CapInh stays what the config says; the other sets get the capability.
+    const CAP_KILL: u64 = 1 << 5;
+    const CAP_NET_RAW: u64 = 1 << 13;
+    const CAP_SYS_ADMIN: u64 = 1 << 21;
+    let rt = Runtime::new();
+    for inheritable in [json!(null), json!(["CAP_KILL"])] {
+        let mut b = Bundle::new();
+        b.edit(|c| {
+            c["process"]["noNewPrivileges"] = json!(false);
+            if !inheritable.is_null() {
+                c["process"]["capabilities"]["inheritable"] = inheritable.clone();
+            }
+        })
+        .args(&["sleep", "1000"]);
+        let config_inh = if inheritable.is_null() { 0 } else { CAP_KILL };
+        let id = rt.create_and_start(&b);
+        let args = ["exec", "--cap", "CAP_SYS_ADMIN", "--cap", "CAP_NET_RAW", &id, "cat", "/proc/self/status"];
+        // From inside: the process reads its own sets.
+        let inside = cap_sets(&rt.exec(&args).assert_success().stdout);
+        // From outside: a detached exec's sets, read on the host.
+        let pid_file = rt.scratch().join(format!("{id}.pid"));
+        let pid_arg = pid_file.to_str().expect("utf-8").to_string();
+        rt.exec(&["exec", "--detach", "--pid-file", &pid_arg, "--cap", "CAP_SYS_ADMIN", &id, "sleep", "999"])
+            .assert_success();
+        let pid = std::fs::read_to_string(&pid_file).expect("pid file");
+        let outside = cap_sets(&std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status of the exec"));
+        for (view, sets) in [("inside", &inside), ("outside", &outside)] {
+            assert_eq!(
+                sets["Inh"], config_inh,
+                "{view}: CapInh must stay the config's, config inheritable {inheritable}"
+            );
+            assert_eq!(sets["Amb"] & CAP_SYS_ADMIN, 0, "{view}: not ambient, it is not inheritable");
+            for set in ["Prm", "Eff", "Bnd"] {
+                assert_ne!(sets[set] & CAP_SYS_ADMIN, 0, "{view}: Cap{set} lacks CAP_SYS_ADMIN: {sets:?}");
+            }
+        }
+        for set in ["Prm", "Eff", "Bnd"] {
+            assert_ne!(inside[set] & CAP_NET_RAW, 0, "Cap{set} lacks CAP_NET_RAW: {inside:?}");
+        }
+        rt.delete_force(&id).assert_success();
+    }
+}

@@ -88,23 +88,7 @@ fn build_process(base: &Process, o: &ExecOpts) -> Result<Process> {
         p.set_user(user);
     }
     if !o.caps.is_empty() {
-        let mut caps = p.capabilities().clone().unwrap_or_default();
-        let add = |set: Option<oci_spec::runtime::Capabilities>| -> Result<oci_spec::runtime::Capabilities> {
-            let mut set = set.unwrap_or_default();
-            for c in &o.caps {
-                let cap: oci_spec::runtime::Capability =
-                    serde_json::from_value(serde_json::Value::String(c.clone()))
-                        .map_err(|_| Error::msg(format!("--cap: unknown capability {c:?}")))?;
-                set.insert(cap);
-            }
-            Ok(set)
-        };
-        caps.set_bounding(Some(add(caps.bounding().clone())?));
-        caps.set_effective(Some(add(caps.effective().clone())?));
-        caps.set_permitted(Some(add(caps.permitted().clone())?));
-        caps.set_inheritable(Some(add(caps.inheritable().clone())?));
-        caps.set_ambient(Some(add(caps.ambient().clone())?));
-        p.set_capabilities(Some(caps));
+        p.set_capabilities(Some(add_caps(p.capabilities().clone().unwrap_or_default(), &o.caps)?));
     }
     if o.no_new_privs {
         p.set_no_new_privileges(Some(true));
@@ -116,6 +100,35 @@ fn build_process(base: &Process, o: &ExecOpts) -> Result<Process> {
         p.set_apparmor_profile(Some(a.clone()));
     }
     Ok(p)
+}
+
+/// `exec --cap`: each capability joins the bounding, effective and permitted sets, never the
+/// inheritable one (CVE-2022-29162: an inheritable capability survives an execve of a file with
+/// inheritable file capabilities, so a non-root process of the container could regain it; runc
+/// stopped adding it in 1.1.2). It becomes ambient only where the config's inheritable set already
+/// holds it, the only case in which the kernel lets an ambient capability be raised.
+fn add_caps(
+    mut caps: oci_spec::runtime::LinuxCapabilities,
+    names: &[String],
+) -> Result<oci_spec::runtime::LinuxCapabilities> {
+    let mut add = Vec::new();
+    for c in names {
+        let cap: oci_spec::runtime::Capability = serde_json::from_value(serde_json::Value::String(c.clone()))
+            .map_err(|_| Error::msg(format!("--cap: unknown capability {c:?}")))?;
+        add.push(cap);
+    }
+    let grow = |set: &Option<oci_spec::runtime::Capabilities>,
+                only: &dyn Fn(&oci_spec::runtime::Capability) -> bool| {
+        let mut set = set.clone().unwrap_or_default();
+        set.extend(add.iter().copied().filter(|c| only(c)));
+        Some(set)
+    };
+    let inheritable = caps.inheritable().clone().unwrap_or_default();
+    caps.set_bounding(grow(caps.bounding(), &|_| true));
+    caps.set_effective(grow(caps.effective(), &|_| true));
+    caps.set_permitted(grow(caps.permitted(), &|_| true));
+    caps.set_ambient(grow(caps.ambient(), &|c| inheritable.contains(c)));
+    Ok(caps)
 }
 
 /// Runs the process. Returns the exit code `skiff exec` should exit with (0 when detached).
@@ -181,5 +194,30 @@ pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
         (None, _) => Ok(0),
         (Some(sfd), Some(relay)) => relay.run(&sfd, pid),
         (Some(sfd), None) => super::run::wait_forwarding(&sfd, pid),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use oci_spec::runtime::{Capability, LinuxCapabilities};
+
+    #[test]
+    fn exec_cap_never_adds_to_the_inheritable_set() {
+        // runc >= 1.1.2 (CVE-2022-29162): bounding, effective, permitted; ambient only where
+        // the config's inheritable set already holds the capability.
+        let mut base = LinuxCapabilities::default();
+        base.set_inheritable(Some([Capability::Chown].into_iter().collect()));
+        base.set_ambient(Some(Default::default()));
+        let caps = add_caps(base, &["CAP_SYS_ADMIN".into(), "CAP_CHOWN".into()]).unwrap();
+        let inh = caps.inheritable().clone().unwrap();
+        assert_eq!(inh.len(), 1);
+        assert!(!inh.contains(&Capability::SysAdmin));
+        for set in [caps.bounding(), caps.effective(), caps.permitted()] {
+            assert!(set.as_ref().unwrap().contains(&Capability::SysAdmin));
+        }
+        let amb = caps.ambient().clone().unwrap();
+        assert!(amb.contains(&Capability::Chown) && !amb.contains(&Capability::SysAdmin), "{amb:?}");
+        assert!(add_caps(LinuxCapabilities::default(), &["CAP_NOPE".into()]).is_err());
     }
 }
