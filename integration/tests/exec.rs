@@ -244,3 +244,42 @@ fn exec_cap_is_never_added_to_the_inheritable_set() {
         rt.delete_force(&id).assert_success();
     }
 }
+
+#[test]
+fn exec_ignore_paused_runs_when_another_process_resumes_the_container() {
+    // The exec waits in the frozen cgroup; `resume`, a separate process two seconds later, must
+    // not wait for anything the waiting exec holds (skiff's exec kept the container lock and the
+    // two waited on each other for ever).
+    let rt = Runtime::new();
+    let (id, b) = running(&rt);
+    rt.exec(&["pause", &id]).assert_success();
+    let before = b.cgroup_pids().len();
+    let out_path = rt.scratch().join("paused-exec.out");
+    let out_file = std::fs::File::create(&out_path).expect("create exec output");
+    let mut exec = rt
+        .command(&["exec", "--ignore-paused", &id, "sh", "-c", "echo ran-after-resume"])
+        .stdin(std::process::Stdio::null())
+        .stdout(out_file)
+        .spawn()
+        .expect("spawn exec");
+    struct KillOnDrop<'a>(&'a mut std::process::Child);
+    impl Drop for KillOnDrop<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let guard = KillOnDrop(&mut exec);
+    // The exec is waiting once a process of it is in the (frozen) cgroup.
+    integration::host::wait_until("the exec to join the frozen cgroup", || {
+        (b.cgroup_pids().len() > before).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(rt.status(&id), "paused");
+    rt.exec(&["resume", &id]).assert_success();
+    let status = integration::host::wait_until("the exec to finish after resume", || guard.0.try_wait().ok().flatten());
+    assert!(status.success(), "exec exited {status:?}");
+    assert_eq!(std::fs::read_to_string(&out_path).expect("exec output"), "ran-after-resume\n");
+    drop(guard);
+    rt.delete_force(&id).assert_success();
+}

@@ -173,6 +173,11 @@ pub struct Container {
 }
 
 impl Container {
+    /// The file holding this container's flock, borrowed.
+    pub fn lock(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self._lock)
+    }
+
     /// The fd holding this container's flock (children must close it).
     pub fn lock_fd(&self) -> std::os::fd::RawFd {
         std::os::fd::AsRawFd::as_raw_fd(&self._lock)

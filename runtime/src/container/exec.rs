@@ -179,7 +179,7 @@ pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
         cgroup_leaves: &st.cgroup_paths,
         console: console.as_ref(),
         preserve_fds: o.preserve_fds,
-        lock_fd: c.lock_fd(),
+        lock: c.lock(),
     };
     let pid = exec::spawn(&cfg)?;
     crate::failpoint::hit("exec:process-started");

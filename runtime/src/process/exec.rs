@@ -27,7 +27,8 @@ pub struct ExecConfig<'a> {
     pub cgroup_leaves: &'a [PathBuf],
     pub console: Option<&'a UnixStream>,
     pub preserve_fds: u32,
-    pub lock_fd: std::os::fd::RawFd,
+    /// The container's lock, held by the caller: released once the setup process is in the cgroups.
+    pub lock: std::os::fd::BorrowedFd<'a>,
 }
 
 /// Starts the process; returns its host pid once it has exec'd (or the error that stopped it).
@@ -54,7 +55,7 @@ pub fn spawn(cfg: &ExecConfig) -> Result<i32> {
     match sys::fork().ctx(|| "fork the exec setup process".into())? {
         Forked::Child => {
             drop(parent);
-            let _ = nix::unistd::close(cfg.lock_fd);
+            let _ = nix::unistd::close(std::os::fd::AsRawFd::as_raw_fd(&cfg.lock));
             let res = setup(&child, cfg, &fds);
             if let Err(e) = res {
                 let _ = child.send(&Msg::Error(e.to_string()));
@@ -82,6 +83,10 @@ fn drive(chan: &Channel, setup: i32, cfg: &ExecConfig) -> Result<i32> {
         super::attrs::set_affinity(setup, initial, "process.execCPUAffinity.initial")?;
     }
     crate::cgroups::join(cfg.cgroup_leaves, setup)?;
+    // The container lock kept `delete` from removing the cgroups until the setup process was in
+    // them; now it is, so let go. In a frozen container (`--ignore-paused`) the setup process
+    // sleeps until a `resume`, which takes this lock: holding it on would wait for ever.
+    sys::flock_unlock(cfg.lock);
     chan.send(&Msg::Go)?;
     let mut pid = None;
     loop {
