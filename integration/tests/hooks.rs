@@ -208,3 +208,49 @@ fn a_failing_poststop_hook_does_not_fail_delete() {
     rt.delete_force(&id).assert_success();
     rt.exec(&["state", &id]).assert_failure();
 }
+
+#[test]
+fn start_container_hooks_without_env_get_the_container_process_environment() {
+    // runc: a startContainer hook with no `env` runs with the environment of the container's
+    // process; one with `env` gets exactly that, an empty list included.
+    let rt = Runtime::new();
+    let log = tempfile::tempdir_in("/tmp").expect("hook log dir");
+    let host = log.path().to_str().expect("utf-8 path");
+    // `$$` is the hook's shell: /proc/$$/environ is the environment the runtime gave the hook.
+    let hook = |file: &str| {
+        format!("tr '\\0' '\\n' < /proc/$$/environ > {LOG_IN_CONTAINER}/{file}.tmp && mv {LOG_IN_CONTAINER}/{file}.tmp {LOG_IN_CONTAINER}/{file}")
+    };
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"])
+        .mount(json!({"destination": LOG_IN_CONTAINER, "type": "bind", "source": host, "options": ["rbind", "rw"]}))
+        .edit(|c| {
+            c["process"]["env"].as_array_mut().expect("env list").push(json!("FROM_PROCESS=yes"));
+            c["hooks"] = json!({"startContainer": [
+                {"path": "/bin/sh", "args": ["sh", "-c", hook("no-env")]},
+                {"path": "/bin/sh", "args": ["sh", "-c", hook("empty-env")], "env": []},
+                {"path": "/bin/sh", "args": ["sh", "-c", hook("own-env")], "env": ["ONLY=this"]},
+            ]})
+        });
+    let id = rt.create_and_start(&b);
+    let lines = |file: &str| -> std::collections::BTreeSet<String> {
+        let path = log.path().join(file);
+        let text = wait_until(&format!("the {file} hook to run"), || std::fs::read_to_string(&path).ok());
+        text.lines().map(String::from).collect()
+    };
+    let (no_env, empty_env, own_env) = (lines("no-env"), lines("empty-env"), lines("own-env"));
+    // From outside: the environment the container's process was started with, once it has
+    // exec'd (the hooks run just before).
+    let pid = rt.pid(&id);
+    wait_until("the container process to exec", || {
+        cmdline(pid).filter(|c| c.first().is_some_and(|a| a == "sleep")).map(drop)
+    });
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ of the init");
+    let process: std::collections::BTreeSet<String> =
+        String::from_utf8_lossy(&environ).split('\0').filter(|s| !s.is_empty()).map(String::from).collect();
+    assert!(process.contains("FROM_PROCESS=yes"), "{process:?}");
+    assert_eq!(no_env, process, "a hook without env");
+    // An explicit empty list is an empty environment, as in runc 1.1.5.
+    assert_eq!(empty_env, Default::default(), "a hook with an empty env");
+    assert_eq!(own_env, ["ONLY=this".to_string()].into_iter().collect(), "a hook with its own env");
+    rt.delete_force(&id).assert_success();
+}

@@ -13,9 +13,22 @@ use crate::error::{Error, Result};
 
 /// Runs every hook of one kind in order; the first failure stops the list.
 pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) -> Result<()> {
+    run_all_with_default_env(kind, hooks, state, &[])
+}
+
+/// [`run_all`] where a hook without `env` gets `default_env`. runc runs startContainer hooks
+/// so, with the container process's environment: not in the runtime spec, but what hooks written
+/// for runc expect. An explicit `"env": []` stays an empty environment, as in runc 1.1.
+pub fn run_all_with_default_env(
+    kind: &str,
+    hooks: Option<&Vec<Hook>>,
+    state: &serde_json::Value,
+    default_env: &[String],
+) -> Result<()> {
     let state = state.to_string();
     for (i, h) in hooks.into_iter().flatten().enumerate() {
-        run_one(h, &state).map_err(|e| Error::msg(format!("{kind} hook #{i} ({}): {e}", h.path().display())))?;
+        let env = h.env().as_deref().unwrap_or(default_env);
+        run_one(h, env, &state).map_err(|e| Error::msg(format!("{kind} hook #{i} ({}): {e}", h.path().display())))?;
     }
     Ok(())
 }
@@ -26,7 +39,7 @@ fn capture_file(name: &std::ffi::CStr) -> Result<std::fs::File> {
     Ok(std::fs::File::from(fd))
 }
 
-fn run_one(h: &Hook, state: &str) -> Result<()> {
+fn run_one(h: &Hook, env: &[String], state: &str) -> Result<()> {
     let mut cmd = Command::new(h.path());
     if let Some(args) = h.args() {
         if let Some((argv0, rest)) = args.split_first() {
@@ -35,7 +48,7 @@ fn run_one(h: &Hook, state: &str) -> Result<()> {
         }
     }
     cmd.env_clear();
-    for kv in h.env().iter().flatten() {
+    for kv in env {
         if let Some((k, v)) = kv.split_once('=') {
             cmd.env(k, v);
         }

@@ -76,6 +76,11 @@ pub struct Program {
 }
 
 impl Program {
+    /// The environment the program gets, as `KEY=VALUE` strings.
+    pub fn env_strings(&self) -> Vec<String> {
+        self.env.iter().map(|e| e.to_string_lossy().into_owned()).collect()
+    }
+
     /// Sends the seccomp notify fd, if the filter has one, to the parent.
     pub fn send_notify_fd(&mut self, chan: &Channel) -> Result<()> {
         match self.notify_fd.take() {
@@ -292,7 +297,12 @@ impl Exec {
         let hooks = cfg.spec.hooks().as_ref();
         let mut state = self.hook_state.clone();
         state["status"] = "created".into();
-        hooks::run_all("startContainer", hooks.and_then(|h| h.start_container().as_ref()), &state)?;
+        hooks::run_all_with_default_env(
+            "startContainer",
+            hooks.and_then(|h| h.start_container().as_ref()),
+            &state,
+            &self.program.env_strings(),
+        )?;
         Err(self.program.exec())
     }
 }
