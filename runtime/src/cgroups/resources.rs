@@ -6,8 +6,9 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxDeviceCgroup, LinuxDeviceType, LinuxResources};
+use oci_spec::runtime::LinuxResources;
 
+use super::devices::{self, Rule, Sourced};
 use super::Hierarchy;
 use crate::error::{Error, Result};
 
@@ -39,38 +40,9 @@ pub fn io_weight(blkio_weight: u16) -> i64 {
     1 + (blkio_weight as i64 - 10) * 9999 / 990
 }
 
-/// runc's devices every container may use whatever the config says (libcontainer/specconv
-/// AllowedDevices): mknod of anything, the standard nodes, ptys and the tun device.
-const DEFAULT_ALLOWED: &[&str] = &[
-    "c *:* m",
-    "b *:* m",
-    "c 1:3 rwm",
-    "c 1:8 rwm",
-    "c 1:7 rwm",
-    "c 5:0 rwm",
-    "c 1:5 rwm",
-    "c 1:9 rwm",
-    "c 5:1 rwm",
-    "c 136:* rwm",
-    "c 5:2 rwm",
-    "c 10:200 rwm",
-];
-
-fn device_rule(d: &LinuxDeviceCgroup) -> String {
-    let typ = match d.typ() {
-        Some(LinuxDeviceType::B) => "b",
-        Some(LinuxDeviceType::C) | Some(LinuxDeviceType::U) => "c",
-        Some(LinuxDeviceType::P) => "p",
-        Some(LinuxDeviceType::A) | None => "a",
-    };
-    let num = |n: Option<i64>| n.filter(|n| *n >= 0).map(|n| n.to_string()).unwrap_or_else(|| "*".into());
-    let access = d.access().clone().filter(|a| !a.is_empty()).unwrap_or_else(|| "rwm".into());
-    format!("{typ} {}:{} {access}", num(d.major()), num(d.minor()))
-}
-
-/// The v1 writes for `res`, in the order they must happen. `devices` are the extra rules for
-/// `linux.devices` nodes (allowed, as runc does).
-pub fn plan_v1(res: &LinuxResources, devices: &[String]) -> Vec<Setting> {
+/// The v1 writes for `res`, in the order they must happen. `devices` are the container's device
+/// rules ([`devices::rules`]: the config's, runc's defaults, its nodes), written last.
+pub fn plan_v1(res: &LinuxResources, devices: &[Sourced]) -> Vec<Setting> {
     let mut out = Vec::new();
     if let Some(m) = res.memory() {
         // Raising the limit above memsw fails and lowering memsw below the limit fails, so the
@@ -194,14 +166,10 @@ pub fn plan_v1(res: &LinuxResources, devices: &[String]) -> Vec<Setting> {
         }
     }
     out.extend(plan_rdma(res));
-    if let Some(rules) = res.devices() {
-        for (i, d) in rules.iter().enumerate() {
-            let file = if d.allow() { "devices.allow" } else { "devices.deny" };
-            out.push(s("devices", file, device_rule(d), &format!("devices[{i}]")));
-        }
-        for rule in DEFAULT_ALLOWED.iter().map(|r| r.to_string()).chain(devices.iter().cloned()) {
-            out.push(s("devices", "devices.allow", rule, "devices"));
-        }
+    for d in devices {
+        let file = if d.rule.allow { "devices.allow" } else { "devices.deny" };
+        let value = d.rule.to_string();
+        out.push(Setting { controller: "devices", file: file.into(), value, source: d.source.clone(), fallback: None });
     }
     out
 }
@@ -401,25 +369,18 @@ fn check_unified(res: &LinuxResources, targets: &[(Hierarchy, PathBuf)]) -> Resu
     Ok(())
 }
 
-/// Writes the plan into the container's cgroups. `targets` pairs each hierarchy with the
-/// container's directory in it.
-pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
+/// Writes the plan into the container's cgroups. `nodes` are the rules for the container's
+/// device nodes; `targets` pairs each hierarchy with the container's directory in it.
+pub fn apply(res: &LinuxResources, nodes: &[Rule], targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
     check_unified(res, targets)?;
     check_rdma(res, targets)?;
-    let v1 = plan_v1(res, devices);
+    let device_rules = devices::rules(res, nodes)?;
+    let v1 = plan_v1(res, &device_rules);
     let v2 = plan_v2(res);
     let unified = targets.iter().find(|(h, _)| h.version == 2);
     let v1_has = |c: &str| targets.iter().find(|(h, _)| h.version == 1 && h.has(c));
-    let device_rules: Vec<&Setting> = v1.iter().filter(|s| s.controller == "devices").collect();
     let device_prog = if !device_rules.is_empty() && v1_has("devices").is_none() && unified.is_some() {
-        let rules = device_rules
-            .iter()
-            .map(|s| {
-                super::devices::Rule::parse(s.file == "devices.allow", &s.value)
-                    .map_err(|e| Error::msg(format!("{}: {e}", s.source)))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        Some(super::devices::program(&rules).map_err(|e| Error::msg(format!("linux.resources.devices: {e}")))?)
+        Some(devices::program(&device_rules)?)
     } else {
         None
     };
@@ -447,7 +408,7 @@ pub fn apply(res: &LinuxResources, devices: &[String], targets: &[(Hierarchy, Pa
     // No v1 devices controller: the same ordered rules become an eBPF program on the unified
     // cgroup, as runc does on v2 (compiled before any file is written: a bad rule changes nothing).
     if let (Some(insns), Some((_, dir))) = (&device_prog, unified) {
-        super::devices::attach(insns, dir).map_err(|e| Error::msg(format!("linux.resources.devices: {e}")))?;
+        devices::attach(insns, dir).map_err(|e| Error::msg(format!("linux.resources.devices: {e}")))?;
     }
     // A v1-only setting whose controller is not mounted at all (net_cls here) is an error, as in runc.
     for set in v1.iter().filter(|s| v1_has(s.controller).is_none()) {
@@ -536,7 +497,7 @@ mod tests {
             "pids": {"limit": 0},
             "devices": [{"allow": false, "access": "rwm"}, {"allow": true, "type": "c", "major": 10, "minor": 229, "access": "rw"}]
         }));
-        let plan = plan_v1(&r, &[]);
+        let plan = plan_v1(&r, &devices::rules(&r, &[]).unwrap());
         let find = |f: &str| plan.iter().find(|s| s.file == f).map(|s| s.value.clone());
         assert_eq!(find("memory.limit_in_bytes").as_deref(), Some("1048576"));
         assert_eq!(find("memory.memsw.limit_in_bytes").as_deref(), Some("2097152"));

@@ -1,6 +1,7 @@
-//! /dev inside the container: runc's default device nodes plus `linux.devices`, the /dev/fd and
-//! std* links and /dev/ptmx -> pts/ptmx. Inside a user namespace mknod is not allowed, so nodes are
-//! bind mounts of the host's device files instead (as runc does).
+//! /dev inside the container: runc's default device nodes (listed with their cgroup rules in
+//! cgroups/devices) plus `linux.devices`, the /dev/fd and std* links and /dev/ptmx -> pts/ptmx.
+//! Inside a user namespace mknod is not allowed, so nodes are bind mounts of the host's device
+//! files instead (as runc does).
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,7 @@ use nix::sys::stat::{makedev, mknod, Mode, SFlag};
 use oci_spec::runtime::{LinuxDeviceType, Spec};
 
 use super::path::resolve_in_root;
+use crate::cgroups::devices::{Kind, Rule, DEFAULT_DEVICES};
 use crate::error::{Result, SysContext};
 
 /// One device node to create.
@@ -24,19 +26,20 @@ pub struct Node {
     pub gid: u32,
 }
 
-/// runc's default devices (libcontainer/specconv AllowedDevices that have a path).
-fn defaults() -> Vec<Node> {
-    [
-        ("/dev/null", 1, 3),
-        ("/dev/zero", 1, 5),
-        ("/dev/full", 1, 7),
-        ("/dev/random", 1, 8),
-        ("/dev/urandom", 1, 9),
-        ("/dev/tty", 5, 0),
-    ]
-    .into_iter()
-    .map(|(p, major, minor)| Node { path: p.into(), kind: SFlag::S_IFCHR, major, minor, mode: 0o666, uid: 0, gid: 0 })
-    .collect()
+/// runc's default devices that have a path (cgroups::devices::DEFAULT_DEVICES).
+fn defaults() -> impl Iterator<Item = Node> {
+    DEFAULT_DEVICES.iter().filter_map(|d| {
+        let kind = if d.rule.kind == Kind::Block { SFlag::S_IFBLK } else { SFlag::S_IFCHR };
+        Some(Node {
+            path: d.path?.into(),
+            kind,
+            major: d.rule.major?,
+            minor: d.rule.minor?,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+        })
+    })
 }
 
 /// The nodes to create: the config's devices, then any default the config does not name.
@@ -68,14 +71,8 @@ pub fn plan(spec: &Spec) -> Vec<Node> {
 
 /// The cgroup rules that let the container use its nodes ("c 1:3 rwm"), allowed after the
 /// config's `linux.resources.devices` rules as runc allows them.
-pub fn cgroup_rules(spec: &Spec) -> Vec<String> {
-    plan(spec)
-        .iter()
-        .map(|n| {
-            let t = if n.kind == SFlag::S_IFBLK { "b" } else { "c" };
-            format!("{t} {}:{} rwm", n.major, n.minor)
-        })
-        .collect()
+pub fn cgroup_rules(spec: &Spec) -> Vec<Rule> {
+    plan(spec).iter().map(|n| Rule::for_node(n.kind == SFlag::S_IFBLK, n.major, n.minor)).collect()
 }
 
 pub fn create_all(spec: &Spec, rootfs: &Path, in_userns: bool) -> Result<()> {

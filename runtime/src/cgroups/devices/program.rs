@@ -1,83 +1,20 @@
-//! Device access control on cgroup v2: the ordered allow/deny rules (the v1 `devices.allow` /
-//! `devices.deny` lines skiff would write) are reduced the way the v1 controller reduces them
-//! (a default plus exceptions; runc's emulator semantics, including its refusal to punch a hole
-//! in a wildcard exception), then compiled into eBPF instructions for a
-//! BPF_PROG_TYPE_CGROUP_DEVICE program. `attach` loads it and puts it in place of the cgroup's
-//! old one through sys/bpf.rs.
+//! Device access control on cgroup v2: the ordered rules (the same ones a v1 devices cgroup
+//! gets as devices.allow/deny lines) are reduced the way the v1 controller reduces them (a
+//! default plus exceptions; runc's emulator semantics, including its refusal to punch a hole in
+//! a wildcard exception), then compiled into eBPF instructions for a BPF_PROG_TYPE_CGROUP_DEVICE
+//! program. `attach` loads it and puts it in place of the cgroup's old one through sys/bpf.rs.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::{Kind, Rule, Sourced, ACC_ALL};
 use crate::error::{Error, Result};
 
-/// BPF_DEVCG_ACC_* bits.
-const ACC_MKNOD: u8 = 1;
-const ACC_READ: u8 = 2;
-const ACC_WRITE: u8 = 4;
-const ACC_ALL: u8 = ACC_MKNOD | ACC_READ | ACC_WRITE;
 /// BPF_DEVCG_DEV_* values.
 const DEV_BLOCK: i32 = 1;
 const DEV_CHAR: i32 = 2;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Kind {
-    All,
-    Block,
-    Char,
-}
-
-/// One rule, as in a v1 devices.allow/deny line: "c 1:3 rwm", "b 8:* r", "a".
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rule {
-    pub allow: bool,
-    pub kind: Kind,
-    /// None is `*`.
-    pub major: Option<u32>,
-    pub minor: Option<u32>,
-    /// ACC_* bits.
-    pub access: u8,
-}
-
-impl Rule {
-    /// Parses a v1 rule line. Type `p` (fifo) has no eBPF equivalent and is refused, as runc does.
-    pub fn parse(allow: bool, line: &str) -> Result<Rule> {
-        let bad = |why: &str| Error::msg(format!("device rule {line:?}: {why}"));
-        let mut f = line.split_whitespace();
-        let kind = match f.next() {
-            Some("a") => Kind::All,
-            Some("b") => Kind::Block,
-            Some("c") => Kind::Char,
-            Some(t) => return Err(bad(&format!("type {t:?} is not supported on cgroup v2"))),
-            None => return Err(bad("empty")),
-        };
-        let num = |s: &str| -> Result<Option<u32>> {
-            if s == "*" {
-                return Ok(None);
-            }
-            // Numbers above i32::MAX would not compare right against the 32-bit immediates.
-            s.parse::<u32>().ok().filter(|n| *n <= i32::MAX as u32).map(Some).ok_or_else(|| bad("bad number"))
-        };
-        let (major, minor) = match f.next() {
-            Some(mm) => {
-                let (a, b) = mm.split_once(':').ok_or_else(|| bad("expected MAJOR:MINOR"))?;
-                (num(a)?, num(b)?)
-            }
-            None => (None, None),
-        };
-        let mut access = 0;
-        for c in f.next().unwrap_or("rwm").chars() {
-            access |= match c {
-                'r' => ACC_READ,
-                'w' => ACC_WRITE,
-                'm' => ACC_MKNOD,
-                _ => return Err(bad(&format!("unknown access {c:?}"))),
-            };
-        }
-        Ok(Rule { allow, kind, major, minor, access })
-    }
-}
-
-type Key = (Kind, Option<u32>, Option<u32>);
+type Key = (Kind, Option<u64>, Option<u64>);
 
 /// The state the v1 controller keeps: a default and exceptions to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,18 +66,7 @@ impl Emulator {
 }
 
 fn describe((kind, major, minor): Key, access: u8) -> String {
-    let t = match kind {
-        Kind::All => 'a',
-        Kind::Block => 'b',
-        Kind::Char => 'c',
-    };
-    let n = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_else(|| "*".into());
-    let acc: String = [(ACC_READ, 'r'), (ACC_WRITE, 'w'), (ACC_MKNOD, 'm')]
-        .iter()
-        .filter(|(b, _)| access & b != 0)
-        .map(|(_, c)| *c)
-        .collect();
-    format!("{t} {}:{} {acc}", n(major), n(minor))
+    Rule { allow: true, kind, major, minor, access }.to_string()
 }
 
 /// One `struct bpf_insn`.
@@ -181,11 +107,14 @@ pub const JMP_EXIT: u8 = 0x95; // BPF_JMP | BPF_EXIT
 /// r3 the requested access, r4 the major, r5 the minor (from `struct bpf_cgroup_dev_ctx`:
 /// u32 access_type = access << 16 | type, u32 major, u32 minor, at r1). Then one block per
 /// exception: any mismatch jumps to the next block, a match returns the exception's verdict;
-/// the last block returns the default.
-pub fn program(rules: &[Rule]) -> Result<Vec<Insn>> {
+/// the last block returns the default. Every rule is checked before any is applied.
+pub fn program(rules: &[Sourced]) -> Result<Vec<Insn>> {
+    for r in rules {
+        r.rule.check_v2().map_err(|why| Error::msg(format!("{}: {why}", r.source)))?;
+    }
     let mut emu = Emulator::default();
     for r in rules {
-        emu.apply(r)?;
+        emu.apply(&r.rule).map_err(|e| Error::msg(format!("linux.resources.devices: {e}")))?;
     }
     Ok(compile(&emu))
 }
@@ -288,6 +217,7 @@ pub fn attach(insns: &[Insn], dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cgroups::devices::{line, ACC_MKNOD, ACC_READ, ACC_WRITE};
 
     /// Runs a program the way the kernel would for one access: a tiny interpreter for the
     /// instructions `compile` emits (anything else fails the test).
@@ -325,8 +255,8 @@ mod tests {
         panic!("program did not exit");
     }
 
-    fn rules(lines: &[(bool, &str)]) -> Vec<Rule> {
-        lines.iter().map(|(a, l)| Rule::parse(*a, l).unwrap()).collect()
+    fn rules(lines: &[(bool, &str)]) -> Vec<Sourced> {
+        lines.iter().map(|(a, l)| Sourced { source: format!("rule {l}"), rule: line(*a, l) }).collect()
     }
 
     const C: i32 = DEV_CHAR;
@@ -384,15 +314,10 @@ mod tests {
     }
 
     #[test]
-    fn parses_v1_lines() {
-        assert_eq!(
-            Rule::parse(true, "b 8:* rw").unwrap(),
-            Rule { allow: true, kind: Kind::Block, major: Some(8), minor: None, access: ACC_READ | ACC_WRITE }
-        );
-        assert_eq!(Rule::parse(false, "a").unwrap().access, ACC_ALL);
-        for bad in ["p 1:2 r", "c 1 r", "c 1:2 x", "c 4294967295:1 r", ""] {
-            assert!(Rule::parse(true, bad).is_err(), "{bad}");
-        }
+    fn rules_v2_cannot_express_change_nothing() {
+        // Every rule is checked before the program is built; the error names the rule's place.
+        let err = program(&rules(&[(false, "a"), (true, "p 1:2 r")])).unwrap_err().to_string();
+        assert!(err.starts_with("rule p 1:2 r: device rule \"p 1:2 r\": type \"p\""), "{err}");
     }
 
     #[test]
