@@ -19,7 +19,8 @@
 # Env: BENCH_RUNS (default 30), BENCH_WARMUP (default 3), RUNC (default: runc on PATH),
 #      BENCH_ONLY (skiff or slipway: run one part), BENCH_BUILD_RUNS (default 10: timed runs of
 #      each build benchmark), BENCH_SLIPWAY_RUNTIME (the runtime of slipway's RUN steps;
-#      default runc, the one buildah uses, so that the builders are compared and not runtimes).
+#      default SKIFF_PATH, what slipway users get; buildah runs its RUN steps with runc, so set
+#      BENCH_SLIPWAY_RUNTIME=$(command -v runc) to compare the builders alone).
 set -euo pipefail
 
 usage() { echo "usage: $0 SKIFF_PATH [SLIPWAY_PATH]" >&2; exit 2; }
@@ -65,7 +66,7 @@ trap cleanup EXIT
 # --- part 2: slipway against buildah ---
 SW=$WORK/slipway
 BUILD_RUNS=${BENCH_BUILD_RUNS:-5}
-SW_RUNTIME=${BENCH_SLIPWAY_RUNTIME:-$RUNC}
+SW_RUNTIME=${BENCH_SLIPWAY_RUNTIME:-$SKIFF}
 # the busybox base: the same Dockerfile as integration/src/slipway.rs builds for the tests
 BASE_DOCKERFILE='FROM scratch
 COPY busybox /bin/busybox
@@ -105,7 +106,7 @@ bench_slipway() {
   local sw_fresh="rm -rf $SW/sw-root && $swc load -i $SW/base.tar >/dev/null"
   local bh_fresh="$bhc rm -a >/dev/null 2>&1; $bhc rmi -a -f >/dev/null 2>&1; $bhc pull -q docker-archive:$SW/base.tar >/dev/null"
   echo
-  echo "== slipway vs buildah $(buildah --version | awk '{print $3}') (slipway RUN steps use $SW_RUNTIME; buildah: overlay, --layers)"
+  echo "== slipway vs buildah $(buildah --version | awk '{print $3}') (slipway RUN steps use $SW_RUNTIME, buildah's $RUNC; buildah: overlay, --layers)"
   echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
 
   mkdir -p "$SW/ctx/base"

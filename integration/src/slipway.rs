@@ -15,9 +15,14 @@ pub fn bin() -> PathBuf {
     }
 }
 
-/// The runtime RUN steps use: `$SLIPWAY_RUNTIME`, else runc.
+/// The runtime RUN steps use: `$SLIPWAY_RUNTIME`, else the runtime under test (`$OCI_RUNTIME`,
+/// else the workspace's skiff: what users get, since slipway picks the skiff next to it). So
+/// `make test` builds through skiff and `OCI_RUNTIME=$(which runc) cargo test` through runc.
 pub fn runtime() -> String {
-    std::env::var("SLIPWAY_RUNTIME").unwrap_or_else(|_| "runc".into())
+    match std::env::var("SLIPWAY_RUNTIME") {
+        Ok(r) if !r.is_empty() => r,
+        _ => crate::runtime_path().to_string_lossy().into_owned(),
+    }
 }
 
 /// The Dockerfile fixtures.

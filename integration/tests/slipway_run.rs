@@ -1,4 +1,4 @@
-//! slipway RUN steps through a real OCI runtime (`$SLIPWAY_RUNTIME`, runc by default) on a
+//! slipway RUN steps through a real OCI runtime (`$SLIPWAY_RUNTIME`, else the runtime under test) on a
 //! busybox base: environment, build args, SHELL, USER, WORKDIR, whiteouts, heredocs, ONBUILD.
 
 use integration::slipway::Slipway;
