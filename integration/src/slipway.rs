@@ -192,6 +192,32 @@ impl Slipway {
         Run::from(o)
     }
 
+    /// [`Slipway::run`] for a command that must not wait for anything slow: killed, and the test
+    /// failed, if it still runs after [`crate::host::PATIENCE`].
+    #[track_caller]
+    pub fn run_bounded(&self, args: &[&str]) -> Run {
+        let child = Command::new(bin())
+            .arg("--root")
+            .arg(self.root())
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("run {}: {e}", bin().display()));
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(child.wait_with_output());
+        });
+        match rx.recv_timeout(crate::host::PATIENCE) {
+            Ok(o) => Run::from(o.unwrap_or_else(|e| panic!("wait for slipway {args:?}: {e}"))),
+            Err(_) => {
+                let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::SIGKILL);
+                panic!("slipway {args:?} still ran after {:?}; killed it", crate::host::PATIENCE)
+            }
+        }
+    }
+
     /// A fresh context dir with these files (path -> content); Dockerfile included if given.
     pub fn context(&self, name: &str, files: &[(&str, &str)]) -> PathBuf {
         let d = self.dir.path().join("ctx").join(name);

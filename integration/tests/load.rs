@@ -2,7 +2,6 @@
 //! should not, exactly one of two racing commands wins, and nothing is left behind.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use integration::{Bundle, Runtime};
 
@@ -23,11 +22,9 @@ fn a_hundred_runs_ten_at_a_time_all_finish_and_leave_nothing() {
             let (rt, b) = (Arc::clone(&rt), Arc::clone(b));
             std::thread::spawn(move || {
                 for _ in 0..10 {
-                    let t = Instant::now();
-                    let out = rt.run(&b);
-                    out.assert_success();
-                    // A hung run is the failure this test is about (youki hangs ~1 in 5 here).
-                    assert!(t.elapsed() < Duration::from_secs(20), "a run took {:?}", t.elapsed());
+                    // A hung run is the failure this test is about (youki hangs ~1 in 5 here):
+                    // `run` panics on a runtime still running after PATIENCE, having killed it.
+                    rt.run(&b).assert_success();
                 }
             })
         })

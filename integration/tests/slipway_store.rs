@@ -5,7 +5,7 @@ use integration::slipway::{bin, runtime, Slipway};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn leftovers(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root.join("tmp"))
@@ -24,29 +24,34 @@ fn build_cmd(s: &Slipway, ctx: &Path, tag: &str) -> Command {
     c
 }
 
+/// Starts a build and reads its output until a RUN step prints `started`; returns the build.
+fn build_until_started(s: &Slipway, ctx: &Path, tag: &str) -> std::process::Child {
+    let mut child = build_cmd(s, ctx, tag).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+    let out = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(out).lines();
+    assert!(
+        lines.by_ref().map_while(Result::ok).any(|l| l.trim() == "started"),
+        "the build ended before its RUN step printed `started`"
+    );
+    // keep draining, so the build never blocks on a full pipe
+    std::thread::spawn(move || lines.for_each(drop));
+    child
+}
+
 #[test]
 fn sigkill_during_run_is_cleaned_up_by_the_next_command() {
     let s = Slipway::new();
     s.base("sw-base");
-    let ctx = s.context("slow", &[("Dockerfile", "FROM sw-base\nRUN echo started; sleep 30\n")]);
-    let mut child = build_cmd(&s, &ctx, "slow").stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
-    let out = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(out).lines();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for l in lines.by_ref() {
-        let l = l.unwrap();
-        if l.trim() == "started" || Instant::now() > deadline {
-            break;
-        }
-    }
+    // The RUN step would sleep for longer than any test run: the next command must kill it,
+    // not wait for it (if it waited, `images` would outlive PATIENCE and the test fail).
+    let ctx = s.context("slow", &[("Dockerfile", "FROM sw-base\nRUN echo started; sleep 100000\n")]);
+    let mut child = build_until_started(&s, &ctx, "slow");
     child.kill().unwrap(); // SIGKILL
     child.wait().unwrap();
     assert!(!leftovers(&s.root()).is_empty(), "the kill left a running container behind");
     // the next command reaps the container, unmounts and removes temp files
-    let t = Instant::now();
-    s.run(&["images"]).ok();
+    s.run_bounded(&["images"]).ok();
     assert!(leftovers(&s.root()).is_empty(), "{:?}", leftovers(&s.root()));
-    assert!(t.elapsed() < Duration::from_secs(20), "container was killed, not waited for");
     let list =
         Command::new(runtime()).arg("--root").arg(s.root().join("tmp/runtime")).args(["list", "-q"]).output().unwrap();
     assert_eq!(String::from_utf8_lossy(&list.stdout).trim(), "", "no container left");
@@ -115,14 +120,15 @@ fn two_builds_share_one_store() {
 fn prune_waits_for_running_builds() {
     let s = Slipway::new();
     s.base("sw-base");
-    let ctx = s.context("busy", &[("Dockerfile", "FROM sw-base\nRUN sleep 2 && echo done > /d\n")]);
-    let child = build_cmd(&s, &ctx, "busy").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(Duration::from_millis(700));
-    let t = Instant::now();
+    let ctx = s.context("busy", &[("Dockerfile", "FROM sw-base\nRUN echo started && sleep 2 && echo done > /d\n")]);
+    let child = build_until_started(&s, &ctx, "busy");
+    // The build holds the store's use lock from start to tag; a prune that waits for it returns
+    // only once the image is tagged. One that did not wait would return while the RUN sleeps.
     s.run(&["prune"]).ok();
+    let tagged = s.run(&["inspect", "busy"]);
+    assert_eq!(tagged.code, 0, "prune returned before the running build finished: {}", tagged.stderr);
     let o = child.wait_with_output().unwrap();
-    assert!(o.status.success(), "the build survives a concurrent prune: {}", String::from_utf8_lossy(&o.stderr));
-    assert!(t.elapsed() > Duration::from_millis(800), "prune waited for the build");
+    assert!(o.status.success(), "the build survives a concurrent prune");
     assert_eq!(s.save("busy").find("d").map(|e| e.data.clone()), Some(b"done\n".to_vec()));
 }
 
