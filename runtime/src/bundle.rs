@@ -122,11 +122,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 format!("{:?} is not an absolute path", m.destination()),
             ));
         }
-        // oci-spec 0.10 parses idmapped mounts (runtime-spec 1.2); until they are applied they
-        // are refused rather than dropped.
-        if m.uid_mappings().is_some() || m.gid_mappings().is_some() {
-            return Err(Error::config(format!("mounts[{i}].uidMappings"), "idmapped mounts are not supported yet"));
-        }
+        crate::rootfs::options::check(i, m)?;
     }
     let hooks = spec.hooks().as_ref();
     let hook_lists = hooks.map(|h| {

@@ -55,23 +55,62 @@ pub fn prepare(spec: &Spec, ctx: &MountCtx) -> Result<()> {
     // rslave above, which pivot_root also needs.
     do_mount(Some(ctx.rootfs), ctx.rootfs, Some("bind"), MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     let mut dev_is_bind = false;
-    for m in spec.mounts().iter().flatten() {
-        mount_one(m, ctx)?;
-        if m.destination() == Path::new("/dev") && options::parse(m.options().as_deref().unwrap_or_default()).is_bind()
-        {
+    let mut late = Vec::new();
+    for (i, m) in spec.mounts().iter().flatten().enumerate() {
+        let opts = options::parse(m.options().as_deref().unwrap_or_default());
+        if m.destination() == Path::new("/dev") && options::is_bind_mount(m, &opts) {
             dev_is_bind = true;
         }
+        late.extend(mount_one(i, m, &opts, ctx)?);
     }
     if !dev_is_bind {
         devices::create_all(spec, ctx.rootfs, ctx.in_userns)?;
     }
+    for l in late {
+        l.apply(ctx)?;
+    }
     Ok(())
 }
 
-fn mount_one(m: &Mount, ctx: &MountCtx) -> Result<()> {
-    let opts = options::parse(m.options().as_deref().unwrap_or_default());
+/// What waits until /dev is filled: its read-only remount and recursive attributes.
+struct Late {
+    index: usize,
+    destination: PathBuf,
+    remount: Option<MsFlags>,
+    rec: options::RecAttr,
+}
+
+impl Late {
+    fn apply(&self, ctx: &MountCtx) -> Result<()> {
+        let label = |e: Error| Error::msg(format!("mounts[{}] ({}): {e}", self.index, self.destination.display()));
+        let fd = path::open_in_root(ctx.rootfs, &self.destination).map_err(label)?;
+        if let Some(flags) = self.remount {
+            do_mount(None, &path::fd_path(&fd), None, flags, None).map_err(label)?;
+        }
+        set_rec_attr(&fd, self.rec).map_err(label)
+    }
+}
+
+/// mount_setattr(AT_RECURSIVE) on the mount `fd` is the root of: `rro`, `rnosuid`... reach every
+/// mount below it too.
+fn set_rec_attr(fd: &std::os::fd::OwnedFd, rec: options::RecAttr) -> Result<()> {
+    use std::os::fd::AsFd;
+    if rec.is_empty() {
+        return Ok(());
+    }
+    let attr = crate::sys::mount::MountAttr { set: rec.set, clr: rec.clr, userns: None };
+    crate::sys::mount::mount_setattr(fd.as_fd(), true, &attr).map_err(|e| {
+        let why = if e == nix::errno::Errno::ENOSYS { " (recursive mount options need Linux 5.12)" } else { "" };
+        Error::msg(format!("mount_setattr(AT_RECURSIVE, set {:#x}, clear {:#x}): {e}{why}", rec.set, rec.clr))
+    })
+}
+
+fn mount_one(i: usize, m: &Mount, opts: &options::MountOptions, ctx: &MountCtx) -> Result<Option<Late>> {
     let typ = m.typ().as_deref().unwrap_or("");
-    let label = |e: Error| Error::msg(format!("mounts: {}: {e}", m.destination().display()));
+    let label = |e: Error| match e {
+        e @ Error::Config { .. } => e,
+        e => Error::msg(format!("mounts[{i}] ({}): {e}", m.destination().display())),
+    };
     if typ == "proc" || typ == "sysfs" {
         // runc's rule: a hostile image's /proc -> somewhere must not receive the host's view.
         let direct = ctx.rootfs.join(m.destination().strip_prefix("/").unwrap_or(m.destination()));
@@ -84,13 +123,14 @@ fn mount_one(m: &Mount, ctx: &MountCtx) -> Result<()> {
         }
     }
     let dest = resolve_in_root(ctx.rootfs, m.destination())?;
-    if typ == "cgroup" || typ == "cgroup2" {
-        return mount_cgroups(&dest, &opts, ctx).map_err(label);
-    }
     // Each mount(2) on the destination goes through an fd the kernel resolved inside the rootfs,
     // opened afresh so that a remount lands on the mount just made.
     let target = || path::open_in_root(ctx.rootfs, m.destination()).map_err(label);
-    if opts.is_bind() || typ == "bind" {
+    let is_dev = m.destination() == Path::new("/dev");
+    let mut late_remount = None;
+    if typ == "cgroup" || typ == "cgroup2" {
+        mount_cgroups(&dest, opts, ctx).map_err(label)?;
+    } else if options::is_bind_mount(m, opts) {
         let src = m.source().as_deref().ok_or_else(|| label(Error::msg("a bind mount needs a source")))?;
         let src = if src.is_absolute() { src.to_path_buf() } else { ctx.bundle.join(src) };
         let meta = std::fs::metadata(&src).map_err(|e| label(Error::io(format!("source {}", src.display()), e)))?;
@@ -108,8 +148,14 @@ fn mount_one(m: &Mount, ctx: &MountCtx) -> Result<()> {
     } else {
         make_mount_point(&dest, true).map_err(label)?;
         let src = m.source().as_deref().unwrap_or(Path::new(typ));
+        let mut flags = opts.flags;
+        if is_dev && flags.contains(MsFlags::MS_RDONLY) {
+            // The device nodes are made in it first; runc remounts /dev read-only at the end too.
+            flags.remove(MsFlags::MS_RDONLY);
+            late_remount = Some(MsFlags::MS_BIND | MsFlags::MS_REMOUNT | opts.remount_flags());
+        }
         let fd = target()?;
-        let res = do_mount(Some(src), &path::fd_path(&fd), Some(typ), opts.flags, Some(&opts.data));
+        let res = do_mount(Some(src), &path::fd_path(&fd), Some(typ), flags, Some(&opts.data));
         match res {
             // sysfs cannot be mounted in a user namespace that does not own the network
             // namespace; runc falls back to a recursive bind of the host's /sys.
@@ -121,6 +167,13 @@ fn mount_one(m: &Mount, ctx: &MountCtx) -> Result<()> {
                     do_mount(None, &dest, None, re, None).map_err(label)?;
                 }
             }
+            // The kernel refuses filesystem options it does not know (EINVAL): name them.
+            Err(Error::Sys { errno: nix::errno::Errno::EINVAL, op }) if !opts.data.is_empty() => {
+                return Err(Error::config(
+                    format!("mounts[{i}].options"),
+                    format!("{op}: EINVAL: the kernel refused the {typ} options {:?}", opts.data),
+                ));
+            }
             other => other.map_err(label)?,
         }
     }
@@ -128,7 +181,11 @@ fn mount_one(m: &Mount, ctx: &MountCtx) -> Result<()> {
         let fd = target()?;
         do_mount(None, &path::fd_path(&fd), None, *p, None).map_err(label)?;
     }
-    Ok(())
+    if is_dev && (late_remount.is_some() || !opts.rec.is_empty()) {
+        return Ok(Some(Late { index: i, destination: m.destination().clone(), remount: late_remount, rec: opts.rec }));
+    }
+    set_rec_attr(&target()?, opts.rec).map_err(label)?;
+    Ok(None)
 }
 
 /// The flags of an existing mount that an unprivileged remount may not clear.

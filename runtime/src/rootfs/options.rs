@@ -1,7 +1,35 @@
-//! Mount options as the runtime spec lists them, turned into mount(2) flags, propagation changes
-//! and the data string. Pure logic, table-tested; the mounting itself is in `mounts.rs`.
+//! Mount options as the runtime spec lists them, turned into a plan: mount(2) flags, recursive
+//! mount attributes (mount_setattr), propagation changes, the filesystem data string and the
+//! extensions (tmpcopyup, idmap). Pure logic, table-tested; the mounting itself is in `mod.rs`.
+//! `check` refuses, before anything is created, what cannot be applied (runc 1.2's rules).
 
 use nix::mount::MsFlags;
+use oci_spec::runtime::Mount;
+
+use crate::error::{Error, Result};
+
+/// MS_NOSYMFOLLOW (Linux 5.10), which nix 0.29's MsFlags lacks. Kept with `from_bits_retain`:
+/// never combine it with `!`, which drops bits MsFlags does not name (use `-` instead).
+pub const MS_NOSYMFOLLOW: MsFlags = MsFlags::from_bits_retain(libc::MS_NOSYMFOLLOW);
+
+/// Recursive mount attributes: MOUNT_ATTR_* bits to set and to clear on a whole subtree.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecAttr {
+    pub set: u64,
+    pub clr: u64,
+}
+
+impl RecAttr {
+    pub fn is_empty(&self) -> bool {
+        self.set == 0 && self.clr == 0
+    }
+}
+
+/// `idmap` (only the mount itself) or `ridmap` (its submounts too).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdmapOption {
+    pub recursive: bool,
+}
 
 /// What one mount's `options` array asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,8 +40,15 @@ pub struct MountOptions {
     pub cleared: MsFlags,
     /// Propagation changes, applied in order after the mount.
     pub propagation: Vec<MsFlags>,
-    /// Everything mount(2) does not know as a flag, joined with commas (fs-specific data).
+    /// `rro`, `rnosuid`... applied with mount_setattr(AT_RECURSIVE) after the mount.
+    pub rec: RecAttr,
+    /// Everything that is no option of the tables below, joined with commas: filesystem data,
+    /// handed to the kernel for a new filesystem, refused for a bind mount (see `check`).
     pub data: String,
+    /// `tmpcopyup`: the tmpfs starts with a copy of what the image has under the mount point.
+    pub tmpcopyup: bool,
+    /// `idmap` / `ridmap`.
+    pub idmap: Option<IdmapOption>,
 }
 
 impl MountOptions {
@@ -22,116 +57,111 @@ impl MountOptions {
     }
     /// Flags that a bind mount can only get through a remount (everything but BIND/REC).
     pub fn remount_flags(&self) -> MsFlags {
-        self.flags & !(MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
+        self.flags - (MsFlags::MS_BIND | MsFlags::MS_REC | MsFlags::MS_REMOUNT)
     }
 }
 
-/// Every option name `parse` understands, for `skiff features`.
-pub const KNOWN: &[&str] = &[
-    "async",
-    "atime",
-    "bind",
-    "defaults",
-    "dev",
-    "diratime",
-    "dirsync",
-    "exec",
-    "iversion",
-    "lazytime",
-    "loud",
-    "mand",
-    "noatime",
-    "nodev",
-    "nodiratime",
-    "noexec",
-    "noiversion",
-    "nolazytime",
-    "nomand",
-    "norelatime",
-    "nostrictatime",
-    "nosuid",
-    "rbind",
-    "relatime",
-    "remount",
-    "ro",
-    "rw",
-    "silent",
-    "strictatime",
-    "suid",
-    "sync",
-    "private",
-    "rprivate",
-    "shared",
-    "rshared",
-    "slave",
-    "rslave",
-    "unbindable",
-    "runbindable",
+/// runc's mountFlags table (libcontainer/specconv): name -> (clears?, flag).
+const FLAGS: &[(&str, bool, MsFlags)] = &[
+    ("async", true, MsFlags::MS_SYNCHRONOUS),
+    ("atime", true, MsFlags::MS_NOATIME),
+    ("bind", false, MsFlags::MS_BIND),
+    ("defaults", false, MsFlags::empty()),
+    ("dev", true, MsFlags::MS_NODEV),
+    ("diratime", true, MsFlags::MS_NODIRATIME),
+    ("dirsync", false, MsFlags::MS_DIRSYNC),
+    ("exec", true, MsFlags::MS_NOEXEC),
+    ("iversion", false, MsFlags::MS_I_VERSION),
+    ("lazytime", false, MsFlags::MS_LAZYTIME),
+    ("loud", true, MsFlags::MS_SILENT),
+    ("mand", false, MsFlags::MS_MANDLOCK),
+    ("noatime", false, MsFlags::MS_NOATIME),
+    ("nodev", false, MsFlags::MS_NODEV),
+    ("nodiratime", false, MsFlags::MS_NODIRATIME),
+    ("noexec", false, MsFlags::MS_NOEXEC),
+    ("noiversion", true, MsFlags::MS_I_VERSION),
+    ("nolazytime", true, MsFlags::MS_LAZYTIME),
+    ("nomand", true, MsFlags::MS_MANDLOCK),
+    ("norelatime", true, MsFlags::MS_RELATIME),
+    ("nostrictatime", true, MsFlags::MS_STRICTATIME),
+    ("nosuid", false, MsFlags::MS_NOSUID),
+    ("nosymfollow", false, MS_NOSYMFOLLOW),
+    ("rbind", false, MsFlags::MS_BIND.union(MsFlags::MS_REC)),
+    ("relatime", false, MsFlags::MS_RELATIME),
+    ("remount", false, MsFlags::MS_REMOUNT),
+    ("ro", false, MsFlags::MS_RDONLY),
+    ("rw", true, MsFlags::MS_RDONLY),
+    ("silent", false, MsFlags::MS_SILENT),
+    ("strictatime", false, MsFlags::MS_STRICTATIME),
+    ("suid", true, MsFlags::MS_NOSUID),
+    ("symfollow", true, MS_NOSYMFOLLOW),
+    ("sync", false, MsFlags::MS_SYNCHRONOUS),
 ];
 
-/// The option table of runc 1.1 (libcontainer/specconv): name -> (clear?, flag).
-fn flag_for(name: &str) -> Option<(bool, MsFlags)> {
-    Some(match name {
-        "async" => (true, MsFlags::MS_SYNCHRONOUS),
-        "atime" => (true, MsFlags::MS_NOATIME),
-        "bind" => (false, MsFlags::MS_BIND),
-        "defaults" => (false, MsFlags::empty()),
-        "dev" => (true, MsFlags::MS_NODEV),
-        "diratime" => (true, MsFlags::MS_NODIRATIME),
-        "dirsync" => (false, MsFlags::MS_DIRSYNC),
-        "exec" => (true, MsFlags::MS_NOEXEC),
-        "iversion" => (false, MsFlags::MS_I_VERSION),
-        "lazytime" => (false, MsFlags::MS_LAZYTIME),
-        "loud" => (true, MsFlags::MS_SILENT),
-        "mand" => (false, MsFlags::MS_MANDLOCK),
-        "noatime" => (false, MsFlags::MS_NOATIME),
-        "nodev" => (false, MsFlags::MS_NODEV),
-        "nodiratime" => (false, MsFlags::MS_NODIRATIME),
-        "noexec" => (false, MsFlags::MS_NOEXEC),
-        "noiversion" => (true, MsFlags::MS_I_VERSION),
-        "nolazytime" => (true, MsFlags::MS_LAZYTIME),
-        "nomand" => (true, MsFlags::MS_MANDLOCK),
-        "norelatime" => (true, MsFlags::MS_RELATIME),
-        "nostrictatime" => (true, MsFlags::MS_STRICTATIME),
-        "nosuid" => (false, MsFlags::MS_NOSUID),
-        "rbind" => (false, MsFlags::MS_BIND | MsFlags::MS_REC),
-        "relatime" => (false, MsFlags::MS_RELATIME),
-        "remount" => (false, MsFlags::MS_REMOUNT),
-        "ro" => (false, MsFlags::MS_RDONLY),
-        "rw" => (true, MsFlags::MS_RDONLY),
-        "silent" => (false, MsFlags::MS_SILENT),
-        "strictatime" => (false, MsFlags::MS_STRICTATIME),
-        "suid" => (true, MsFlags::MS_NOSUID),
-        "sync" => (false, MsFlags::MS_SYNCHRONOUS),
-        _ => return None,
-    })
+const PROPAGATION: &[(&str, MsFlags)] = &[
+    ("private", MsFlags::MS_PRIVATE),
+    ("rprivate", MsFlags::MS_PRIVATE.union(MsFlags::MS_REC)),
+    ("shared", MsFlags::MS_SHARED),
+    ("rshared", MsFlags::MS_SHARED.union(MsFlags::MS_REC)),
+    ("slave", MsFlags::MS_SLAVE),
+    ("rslave", MsFlags::MS_SLAVE.union(MsFlags::MS_REC)),
+    ("unbindable", MsFlags::MS_UNBINDABLE),
+    ("runbindable", MsFlags::MS_UNBINDABLE.union(MsFlags::MS_REC)),
+];
+
+/// runc's recAttrFlags table (runtime-spec 1.1): name -> (clears?, MOUNT_ATTR_* bit).
+/// MOUNT_ATTR_RELATIME is 0: the atime modes are an enum inside MOUNT_ATTR__ATIME.
+const REC_ATTRS: &[(&str, bool, u64)] = &[
+    ("rro", false, libc::MOUNT_ATTR_RDONLY),
+    ("rrw", true, libc::MOUNT_ATTR_RDONLY),
+    ("rnosuid", false, libc::MOUNT_ATTR_NOSUID),
+    ("rsuid", true, libc::MOUNT_ATTR_NOSUID),
+    ("rnodev", false, libc::MOUNT_ATTR_NODEV),
+    ("rdev", true, libc::MOUNT_ATTR_NODEV),
+    ("rnoexec", false, libc::MOUNT_ATTR_NOEXEC),
+    ("rexec", true, libc::MOUNT_ATTR_NOEXEC),
+    ("rnodiratime", false, libc::MOUNT_ATTR_NODIRATIME),
+    ("rdiratime", true, libc::MOUNT_ATTR_NODIRATIME),
+    ("rrelatime", false, libc::MOUNT_ATTR_RELATIME),
+    ("rnorelatime", true, libc::MOUNT_ATTR_RELATIME),
+    ("rnoatime", false, libc::MOUNT_ATTR_NOATIME),
+    ("ratime", true, libc::MOUNT_ATTR_NOATIME),
+    ("rstrictatime", false, libc::MOUNT_ATTR_STRICTATIME),
+    ("rnostrictatime", true, libc::MOUNT_ATTR_STRICTATIME),
+    ("rnosymfollow", false, libc::MOUNT_ATTR_NOSYMFOLLOW),
+    ("rsymfollow", true, libc::MOUNT_ATTR_NOSYMFOLLOW),
+];
+
+/// Every option name skiff applies, sorted, for `skiff features`. (`tmpcopyup`, `idmap` and
+/// `ridmap` are parsed but not applied yet.)
+pub fn known() -> Vec<&'static str> {
+    let mut all: Vec<&str> = FLAGS.iter().map(|f| f.0).collect();
+    all.extend(PROPAGATION.iter().map(|p| p.0));
+    all.extend(REC_ATTRS.iter().map(|r| r.0));
+    all.sort_unstable();
+    all
 }
 
 fn propagation_for(name: &str) -> Option<MsFlags> {
-    Some(match name {
-        "private" => MsFlags::MS_PRIVATE,
-        "rprivate" => MsFlags::MS_PRIVATE | MsFlags::MS_REC,
-        "shared" => MsFlags::MS_SHARED,
-        "rshared" => MsFlags::MS_SHARED | MsFlags::MS_REC,
-        "slave" => MsFlags::MS_SLAVE,
-        "rslave" => MsFlags::MS_SLAVE | MsFlags::MS_REC,
-        "unbindable" => MsFlags::MS_UNBINDABLE,
-        "runbindable" => MsFlags::MS_UNBINDABLE | MsFlags::MS_REC,
-        _ => return None,
-    })
+    PROPAGATION.iter().find(|p| p.0 == name).map(|p| p.1)
 }
 
 /// Parses a mount's options. Later options override earlier ones (`ro,rw` is rw), as in runc.
+/// Words that are no option go to `data`, as runc puts them; `check` decides if that is allowed.
 pub fn parse(options: &[String]) -> MountOptions {
     let mut out = MountOptions {
         flags: MsFlags::empty(),
         cleared: MsFlags::empty(),
         propagation: Vec::new(),
+        rec: RecAttr::default(),
         data: String::new(),
+        tmpcopyup: false,
+        idmap: None,
     };
     let mut data = Vec::new();
     for opt in options {
-        if let Some((clear, flag)) = flag_for(opt) {
+        let opt = opt.as_str();
+        if let Some(&(_, clear, flag)) = FLAGS.iter().find(|f| f.0 == opt) {
             if clear {
                 out.flags.remove(flag);
                 out.cleared.insert(flag);
@@ -141,16 +171,71 @@ pub fn parse(options: &[String]) -> MountOptions {
             }
         } else if let Some(p) = propagation_for(opt) {
             out.propagation.push(p);
+        } else if let Some(&(_, clear, attr)) = REC_ATTRS.iter().find(|r| r.0 == opt) {
+            let atime = attr & libc::MOUNT_ATTR__ATIME == attr;
+            if clear {
+                out.rec.clr |= attr;
+                out.rec.set &= !attr;
+            } else {
+                if atime {
+                    // The atime modes are one value: the last one given wins (runc ORs them).
+                    out.rec.set &= !libc::MOUNT_ATTR__ATIME;
+                }
+                out.rec.set |= attr;
+                out.rec.clr &= !attr;
+            }
+            if atime {
+                // mount_setattr(2): an atime mode is only changed with MOUNT_ATTR__ATIME in attr_clr.
+                out.rec.clr |= libc::MOUNT_ATTR__ATIME;
+            }
         } else if opt == "tmpcopyup" {
-            // runc's tmpcopyup (copy the directory's contents into a new tmpfs) is not supported
-            // yet; skipping it keeps the mount itself working.
-            crate::log::debug("mount option tmpcopyup is not supported; ignored");
+            out.tmpcopyup = true;
+        } else if opt == "idmap" || opt == "ridmap" {
+            out.idmap = Some(IdmapOption { recursive: opt == "ridmap" });
         } else {
-            data.push(opt.as_str());
+            data.push(opt);
         }
     }
     out.data = data.join(",");
     out
+}
+
+/// Whether the mount is a bind mount, as runc decides it: type "bind", or a bind/rbind option.
+pub fn is_bind_mount(m: &Mount, opts: &MountOptions) -> bool {
+    opts.is_bind() || m.typ().as_deref() == Some("bind")
+}
+
+/// The checks runc 1.2 makes on a mount before anything is created (libcontainer/configs/validate
+/// checkBindOptions, checkIDMapMounts) plus skiff's own: what cannot be applied is refused.
+pub fn check(index: usize, m: &Mount) -> Result<()> {
+    let opts = parse(m.options().as_deref().unwrap_or_default());
+    let path = format!("mounts[{index}].options");
+    let typ = m.typ().as_deref().unwrap_or("");
+    let bind = is_bind_mount(m, &opts);
+    if bind && !opts.data.is_empty() {
+        // runc 1.2: "bind mounts cannot have any filesystem-specific options applied" — the
+        // kernel ignores data on a bind, so it would go nowhere.
+        return Err(Error::config(
+            path,
+            format!(
+                "{:?}: no mount option skiff knows, and a bind mount cannot take filesystem options \
+                 (known: {})",
+                opts.data,
+                known().join(",")
+            ),
+        ));
+    }
+    if opts.tmpcopyup && typ != "tmpfs" {
+        return Err(Error::config(path, format!("tmpcopyup applies to tmpfs mounts only, not to type {typ:?}")));
+    }
+    let maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
+    if opts.idmap.is_some() || maps {
+        return Err(Error::config(
+            if maps { format!("mounts[{index}].uidMappings") } else { path },
+            "idmapped mounts are not supported yet",
+        ));
+    }
+    Ok(())
 }
 
 /// The propagation value of `linux.rootfsPropagation`.
@@ -166,31 +251,143 @@ mod tests {
         parse(&list.iter().map(|s| s.to_string()).collect::<Vec<_>>())
     }
 
+    const ATIME: u64 = libc::MOUNT_ATTR__ATIME;
+
     #[test]
     fn every_known_option_is_understood() {
-        for name in KNOWN {
-            assert!(flag_for(name).is_some() || propagation_for(name).is_some(), "{name}");
+        for name in known() {
+            let o = opts(&[name]);
+            let understood = o.data.is_empty()
+                && (o.flags != MsFlags::empty()
+                    || o.cleared != MsFlags::empty()
+                    || !o.propagation.is_empty()
+                    || !o.rec.is_empty()
+                    || o.tmpcopyup
+                    || o.idmap.is_some()
+                    || name == "defaults");
+            assert!(understood, "{name}: {o:?}");
         }
     }
 
     #[test]
-    fn options_map_like_runc() {
-        // runc's default /dev/pts: flags plus fs data kept in order.
-        let o = opts(&["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]);
-        assert_eq!(o.flags, MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC);
-        assert_eq!(o.data, "newinstance,ptmxmode=0666,mode=0620,gid=5");
-        // rbind is BIND|REC; ro needs a remount for binds.
-        let o = opts(&["rbind", "ro"]);
-        assert!(o.is_bind());
-        assert_eq!(o.remount_flags(), MsFlags::MS_RDONLY);
-        // the last of ro/rw wins.
-        assert_eq!(opts(&["ro", "rw"]).flags, MsFlags::empty());
-        assert!(opts(&["ro", "rw"]).cleared.contains(MsFlags::MS_RDONLY));
-        // propagation is separate from the flags.
+    fn flags_map_like_runc() {
+        // (options, flags set, flags cleared, data): each row pins runc's specconv behaviour.
+        let rows: &[(&[&str], MsFlags, MsFlags, &str)] = &[
+            // runc's default /dev/pts: flags plus fs data kept in order.
+            (
+                &["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+                MsFlags::MS_NOSUID.union(MsFlags::MS_NOEXEC),
+                MsFlags::empty(),
+                "newinstance,ptmxmode=0666,mode=0620,gid=5",
+            ),
+            // the last of ro/rw wins, and rw is remembered as cleared.
+            (&["ro", "rw"], MsFlags::empty(), MsFlags::MS_RDONLY, ""),
+            (&["rw", "ro"], MsFlags::MS_RDONLY, MsFlags::empty(), ""),
+            // rbind is BIND|REC.
+            (&["rbind"], MsFlags::MS_BIND.union(MsFlags::MS_REC), MsFlags::empty(), ""),
+            // nosymfollow is the per-mount MS_NOSYMFOLLOW (runc 1.2, Linux 5.10); symfollow clears it.
+            (&["nosymfollow"], MS_NOSYMFOLLOW, MsFlags::empty(), ""),
+            (&["nosymfollow", "symfollow"], MsFlags::empty(), MS_NOSYMFOLLOW, ""),
+            // unknown words are fs data (e.g. tmpfs size), in order.
+            (&["size=65536k", "mode=755"], MsFlags::empty(), MsFlags::empty(), "size=65536k,mode=755"),
+            // rro is no flag: a bind with it has no remount flags (it is a recursive attribute).
+            (&["rbind", "rro"], MsFlags::MS_BIND.union(MsFlags::MS_REC), MsFlags::empty(), ""),
+        ];
+        for (list, set, cleared, data) in rows {
+            let o = opts(list);
+            assert_eq!((o.flags, o.cleared, o.data.as_str()), (*set, *cleared, *data), "{list:?}");
+        }
+        // ro on a bind needs the remount; nosymfollow survives the mask (no `!` on MsFlags).
+        assert_eq!(opts(&["rbind", "ro", "nosymfollow"]).remount_flags(), MsFlags::MS_RDONLY | MS_NOSYMFOLLOW);
+        // propagation is separate from the flags, in order.
         let o = opts(&["bind", "rslave", "shared"]);
-        assert_eq!(o.flags, MsFlags::MS_BIND);
         assert_eq!(o.propagation, vec![MsFlags::MS_SLAVE | MsFlags::MS_REC, MsFlags::MS_SHARED]);
-        // unknown words are fs data (e.g. tmpfs size).
-        assert_eq!(opts(&["size=65536k", "mode=755"]).data, "size=65536k,mode=755");
+    }
+
+    #[test]
+    fn recursive_attributes_map_like_runc() {
+        use libc::{
+            MOUNT_ATTR_NOATIME as NOATIME, MOUNT_ATTR_NODEV as NODEV, MOUNT_ATTR_NODIRATIME as NODIRATIME,
+            MOUNT_ATTR_NOEXEC as NOEXEC, MOUNT_ATTR_NOSUID as NOSUID, MOUNT_ATTR_NOSYMFOLLOW as NOSYMFOLLOW,
+            MOUNT_ATTR_RDONLY as RDONLY, MOUNT_ATTR_STRICTATIME as STRICTATIME,
+        };
+        // (options, attr_set, attr_clr): runc's recAttrFlags and parseMountOptions.
+        let rows: &[(&[&str], u64, u64)] = &[
+            (&["rro"], RDONLY, 0),
+            (&["rrw"], 0, RDONLY),
+            (&["rro", "rrw"], 0, RDONLY),
+            (&["rrw", "rro"], RDONLY, 0),
+            (&["rnosuid", "rnodev", "rnoexec"], NOSUID | NODEV | NOEXEC, 0),
+            (&["rsuid", "rdev", "rexec"], 0, NOSUID | NODEV | NOEXEC),
+            (&["rnodiratime"], NODIRATIME, 0),
+            (&["rdiratime"], 0, NODIRATIME),
+            (&["rnosymfollow"], NOSYMFOLLOW, 0),
+            (&["rsymfollow"], 0, NOSYMFOLLOW),
+            // an atime mode always clears MOUNT_ATTR__ATIME (mount_setattr(2) requires it).
+            (&["rnoatime"], NOATIME, ATIME),
+            (&["rstrictatime"], STRICTATIME, ATIME),
+            // RELATIME is 0: rrelatime sets the atime field to relatime.
+            (&["rrelatime"], 0, ATIME),
+            // the clearing atime options leave the kernel's default, relatime (as runc: mount(8)'s
+            // "atime"/"norelatime" mean "the default").
+            (&["ratime"], 0, ATIME),
+            (&["rnorelatime"], 0, ATIME),
+            (&["rnostrictatime"], 0, ATIME),
+            (&["rnoatime", "ratime"], 0, ATIME),
+            // skiff differs from runc here: the last atime mode wins (runc ORs NOATIME with
+            // RELATIME's 0 and keeps noatime, its own FIXME).
+            (&["rnoatime", "rrelatime"], 0, ATIME),
+            (&["rnoatime", "rstrictatime"], STRICTATIME, ATIME),
+            // diratime is no atime mode: it does not touch MOUNT_ATTR__ATIME.
+            (&["rnoatime", "rnodiratime"], NOATIME | NODIRATIME, ATIME),
+        ];
+        for (list, set, clr) in rows {
+            let o = opts(list);
+            assert_eq!((o.rec.set, o.rec.clr), (*set, *clr), "{list:?}");
+            assert!(o.data.is_empty() && o.flags.is_empty(), "{list:?}: {o:?}");
+        }
+    }
+
+    #[test]
+    fn check_refuses_what_cannot_be_applied() {
+        let mount = |v: serde_json::Value| -> Mount { serde_json::from_value(v).unwrap() };
+        // (mount, expected error fragment or None): runc 1.2's validate rules plus skiff's.
+        let rows: Vec<(serde_json::Value, Option<&str>)> = vec![
+            // the issue's case: rro on an rbind is applied, not dropped.
+            (serde_json::json!({"destination": "/m", "source": "/s", "options": ["rbind", "rro"]}), None),
+            // what containerd, docker and podman send for binds and tmpfs.
+            (
+                serde_json::json!({"destination": "/m", "type": "bind", "source": "/s",
+                    "options": ["rbind", "rprivate", "nosuid", "nodev", "noexec", "ro"]}),
+                None,
+            ),
+            (
+                serde_json::json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["rw", "noexec", "nosuid", "nodev", "tmpcopyup", "size=65536k", "mode=1777"]}),
+                None,
+            ),
+            // runc 1.2 checkBindOptions: a bind takes no filesystem data (runc 1.1 dropped it).
+            (
+                serde_json::json!({"destination": "/m", "source": "/s", "options": ["rbind", "rr0"]}),
+                Some("mounts[0].options: \"rr0\": no mount option skiff knows"),
+            ),
+            (
+                serde_json::json!({"destination": "/m", "type": "bind", "source": "/s", "options": ["size=1m"]}),
+                Some("a bind mount cannot take filesystem options"),
+            ),
+            // crun: tmpcopyup is for tmpfs only (runc ignores it elsewhere).
+            (
+                serde_json::json!({"destination": "/m", "type": "proc", "source": "proc", "options": ["tmpcopyup"]}),
+                Some("tmpcopyup applies to tmpfs mounts only"),
+            ),
+        ];
+        for (i, (v, want)) in rows.into_iter().enumerate() {
+            let m = mount(v.clone());
+            match (check(0, &m), want) {
+                (Ok(()), None) => {}
+                (Err(e), Some(w)) => assert!(e.to_string().contains(w), "row {i}: {e}"),
+                (got, _) => panic!("row {i} {v}: got {got:?}, want {want:?}"),
+            }
+        }
     }
 }

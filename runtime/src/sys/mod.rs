@@ -3,6 +3,7 @@
 
 pub mod bpf;
 pub mod eventfd;
+pub mod mount;
 
 use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 

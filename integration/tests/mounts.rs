@@ -1,0 +1,330 @@
+//! Mount options as the container and the host see them: recursive attributes (runtime-spec 1.1,
+//! mount_setattr AT_RECURSIVE) on a bind and the submounts it carries, per-mount flags, and the
+//! options that cannot be applied, refused before anything is created. Each test reads
+//! /proc/self/mountinfo inside, tries the write or exec the option forbids, and where it says so
+//! looks at the container's mounts from the host (/proc/PID/mountinfo).
+
+use integration::{Bundle, Runtime};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// A host directory with a file, and a tmpfs mounted below it at `sub`, so that a recursive bind
+/// of the directory carries a submount. Drop unmounts and removes both.
+struct SourceWithSubmount {
+    _sub: Unmount,
+    dir: tempfile::TempDir,
+}
+
+impl SourceWithSubmount {
+    fn new() -> SourceWithSubmount {
+        SourceWithSubmount::with_sub_flags(nix::mount::MsFlags::empty())
+    }
+
+    /// The submount gets per-mount `flags` (a bind remount: the tmpfs itself stays writable).
+    fn with_sub_flags(flags: nix::mount::MsFlags) -> SourceWithSubmount {
+        use nix::mount::{mount, MsFlags};
+        let dir = tempfile::Builder::new().prefix("skiff-it-mnt-").tempdir_in("/tmp").expect("host dir");
+        std::fs::write(dir.path().join("file"), "top\n").expect("write top file");
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).expect("mkdir sub");
+        mount(Some("tmpfs"), &sub, Some("tmpfs"), MsFlags::empty(), Some("size=16m")).expect("mount tmpfs");
+        let guard = Unmount(sub.clone());
+        std::fs::write(sub.join("file"), "sub\n").expect("write sub file");
+        if !flags.is_empty() {
+            mount(None::<&str>, &sub, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None::<&str>)
+                .expect("remount the submount");
+        }
+        SourceWithSubmount { _sub: guard, dir }
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+struct Unmount(PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// The per-mount options (field 6 of mountinfo) of the mount at `point`; the topmost if stacked.
+#[track_caller]
+fn per_mount_options(mountinfo: &str, point: &str) -> Vec<String> {
+    mountinfo
+        .lines()
+        .rfind(|l| l.split(' ').nth(4) == Some(point))
+        .unwrap_or_else(|| panic!("no mount at {point} in\n{mountinfo}"))
+        .split(' ')
+        .nth(5)
+        .expect("mountinfo field 6")
+        .split(',')
+        .map(String::from)
+        .collect()
+}
+
+/// Runs `script` in a bundle with one bind of `src` at /m with `options`; returns stdout.
+#[track_caller]
+fn run_with_bind(src: &Path, options: &[&str], script: &str) -> String {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.mount(json!({"destination": "/m", "type": "bind", "source": src, "options": options})).sh(script);
+    rt.run_ok(&b)
+}
+
+/// The index the next `Bundle::mount` gets in `mounts`.
+fn next_index(b: &Bundle) -> usize {
+    b.config()["mounts"].as_array().map(Vec::len).unwrap_or(0)
+}
+
+const MOUNTINFO: &str = "echo ==; cat /proc/self/mountinfo";
+
+/// Splits a script's output at the `==` line MOUNTINFO prints: (before, mountinfo).
+fn split_mountinfo(out: &str) -> (&str, &str) {
+    out.split_once("==\n").unwrap_or_else(|| panic!("no mountinfo in {out:?}"))
+}
+
+// ---- recursive attributes (runtime-spec 1.1) ----
+
+/// The issue's security bug: `rbind,rro` gave a writable mount (rro fell into the data string
+/// and the bind dropped it). Now the bind and every submount it carries are read-only, seen from
+/// inside (writes fail, mountinfo says ro) and from the host (the container's mountinfo).
+#[test]
+fn rro_makes_the_bind_and_every_submount_read_only() {
+    let src = SourceWithSubmount::new();
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.mount(json!({"destination": "/m", "type": "bind", "source": src.path(), "options": ["rbind", "rro"]})).sh(
+        &format!(
+            "cat /m/file /m/sub/file; echo x > /m/file && echo top-written || echo top-refused; \
+             echo x > /m/sub/new && echo sub-written || echo sub-refused; {MOUNTINFO}"
+        ),
+    );
+    let id = rt.new_id();
+    let created = rt.create_ok(&id, &b);
+    // From the host, before the process runs: the container's mount table.
+    let outside = std::fs::read_to_string(format!("/proc/{}/mountinfo", rt.pid(&id))).expect("container mountinfo");
+    for point in ["/m", "/m/sub"] {
+        assert!(per_mount_options(&outside, point).contains(&"ro".to_string()), "{point} seen from the host");
+    }
+    rt.start(&id).assert_success();
+    rt.wait_for_status(&id, "stopped");
+    let out = created.stdout_now();
+    let (said, inside) = split_mountinfo(&out);
+    assert_eq!(said, "top\nsub\ntop-refused\nsub-refused\n", "{out}");
+    for point in ["/m", "/m/sub"] {
+        assert_eq!(per_mount_options(inside, point)[0], "ro", "{point}");
+    }
+    // The host's own mounts are untouched: the attribute went on the container's copies.
+    std::fs::write(src.path().join("sub/after"), "x").expect("host submount still writable");
+    assert_eq!(std::fs::read_to_string(src.path().join("file")).expect("read"), "top\n");
+    rt.delete(&id).assert_success();
+}
+
+/// `ro` on an rbind only reaches the top mount (the kernel's MS_REMOUNT semantics, runc's too):
+/// this is why rro exists. Pins that skiff did not turn ro into rro.
+#[test]
+fn ro_on_an_rbind_leaves_submounts_writable() {
+    let src = SourceWithSubmount::new();
+    let out = run_with_bind(
+        src.path(),
+        &["rbind", "ro"],
+        &format!("echo x > /m/file || echo top-refused; echo x > /m/sub/new && echo sub-written; {MOUNTINFO}"),
+    );
+    let (said, inside) = split_mountinfo(&out);
+    assert!(said.contains("top-refused") && said.contains("sub-written"), "{out}");
+    assert_eq!(per_mount_options(inside, "/m")[0], "ro");
+    assert_eq!(per_mount_options(inside, "/m/sub")[0], "rw");
+}
+
+/// rnosuid, rnodev, rnoexec, rnodiratime, rnoatime and rnosymfollow reach the submount, and do
+/// what they say: a binary there does not run, a symlink there is not followed.
+#[test]
+fn recursive_flags_reach_every_submount_and_take_effect() {
+    let src = SourceWithSubmount::new();
+    std::fs::copy("/bin/busybox", src.path().join("sub/bb")).expect("copy busybox");
+    std::os::unix::fs::symlink("file", src.path().join("sub/link")).expect("symlink");
+    let out = run_with_bind(
+        src.path(),
+        &["rbind", "rnosuid", "rnodev", "rnoexec", "rnodiratime", "rnoatime", "rnosymfollow"],
+        &format!(
+            "/m/sub/bb true && echo ran || echo exec-refused; cat /m/sub/link && echo followed || echo not-followed; \
+             {MOUNTINFO}"
+        ),
+    );
+    let (said, inside) = split_mountinfo(&out);
+    assert!(said.contains("exec-refused") && said.contains("not-followed"), "{out}");
+    for point in ["/m", "/m/sub"] {
+        let opts = per_mount_options(inside, point);
+        for want in ["nosuid", "nodev", "noexec", "noatime", "nodiratime", "nosymfollow"] {
+            assert!(opts.iter().any(|o| o == want), "{point}: {want} missing from {opts:?}");
+        }
+    }
+}
+
+/// The clearing attributes undo what the host's submount has: rrw, rsuid, rdev, rexec.
+#[test]
+fn clearing_attributes_reach_every_submount() {
+    use nix::mount::MsFlags;
+    let src = SourceWithSubmount::with_sub_flags(
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    );
+    let out = run_with_bind(
+        src.path(),
+        &["rbind", "rrw", "rsuid", "rdev", "rexec"],
+        &format!("echo x > /m/sub/f && echo written; {MOUNTINFO}"),
+    );
+    let (said, inside) = split_mountinfo(&out);
+    assert_eq!(said, "written\n", "{out}");
+    let opts = per_mount_options(inside, "/m/sub");
+    assert_eq!(opts[0], "rw");
+    for gone in ["nosuid", "nodev", "noexec"] {
+        assert!(!opts.iter().any(|o| o == gone), "{gone} still in {opts:?}");
+    }
+    // The host's submount keeps its flags.
+    assert!(std::fs::write(src.path().join("sub/host"), "x").is_err(), "the host's submount became writable");
+}
+
+/// The atime modes are one value per mount: each recursive one lands on the submount too.
+#[test]
+fn recursive_atime_modes_land_on_every_submount() {
+    let src = SourceWithSubmount::new();
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    // (destination, options, atime word expected in mountinfo or None for strictatime).
+    let rows: [(&str, &str, Option<&str>); 5] = [
+        ("/a", "rnoatime", Some("noatime")),
+        ("/b", "rrelatime", Some("relatime")),
+        ("/c", "rstrictatime", None),
+        // ratime and rnorelatime mean "the kernel's default", relatime (runc's table).
+        ("/d", "ratime", Some("relatime")),
+        ("/e", "rnorelatime", Some("relatime")),
+    ];
+    // runc 1.1.5 clears only MOUNT_ATTR_NOATIME for ratime, not all of MOUNT_ATTR__ATIME, and the
+    // kernel refuses that (EINVAL); runc 1.2 fixed it.
+    let rows: Vec<_> = rows.into_iter().filter(|r| !(integration::runtime_is_runc() && r.1 == "ratime")).collect();
+    for &(dest, opt, _) in &rows {
+        b.mount(json!({"destination": dest, "type": "bind", "source": src.path(), "options": ["rbind", opt]}));
+    }
+    b.sh("cat /proc/self/mountinfo");
+    let inside = rt.run_ok(&b);
+    for (dest, opt, want) in rows {
+        for point in [dest.to_string(), format!("{dest}/sub")] {
+            let opts = per_mount_options(&inside, &point);
+            let atime: Vec<&String> = opts.iter().filter(|o| o.ends_with("atime") && *o != "nodiratime").collect();
+            match want {
+                Some(w) => assert_eq!(atime, [w], "{opt} on {point}: {opts:?}"),
+                None => assert!(atime.is_empty(), "{opt} on {point}: {opts:?}"),
+            }
+        }
+    }
+}
+
+/// nosymfollow without the r is the per-mount flag: the top mount gets it, the submount not.
+#[test]
+fn nosymfollow_is_per_mount() {
+    let src = SourceWithSubmount::new();
+    std::os::unix::fs::symlink("file", src.path().join("link")).expect("symlink");
+    std::os::unix::fs::symlink("file", src.path().join("sub/link")).expect("symlink");
+    let out = run_with_bind(
+        src.path(),
+        &["rbind", "nosymfollow"],
+        &format!("cat /m/link || echo top-not-followed; cat /m/sub/link; {MOUNTINFO}"),
+    );
+    let (said, inside) = split_mountinfo(&out);
+    assert_eq!(said, "top-not-followed\nsub\n", "{out}");
+    assert!(per_mount_options(inside, "/m").iter().any(|o| o == "nosymfollow"));
+    assert!(!per_mount_options(inside, "/m/sub").iter().any(|o| o == "nosymfollow"));
+}
+
+/// rro on a tmpfs (not only binds) is applied too: the mount is read-only inside.
+#[test]
+fn rro_applies_to_a_tmpfs_mount() {
+    if integration::runtime_is_runc() {
+        // runc only applies recursive attributes to bind mounts (setRecAttr in the bind case).
+        integration::skip("runc applies recursive mount attributes to bind mounts only");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.mount(json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["rro", "size=1m"]}))
+        .sh(&format!("echo x > /t/f && echo written || echo refused; {MOUNTINFO}"));
+    let out = rt.run_ok(&b);
+    let (said, inside) = split_mountinfo(&out);
+    assert_eq!(said, "refused\n", "{out}");
+    assert_eq!(per_mount_options(inside, "/t")[0], "ro");
+}
+
+// ---- what cannot be applied is refused (runc 1.2) ----
+
+/// A bind mount with a word that is no mount option: runc 1.1 dropped it (so did skiff, which
+/// is how `rro` was lost); runc 1.2 and skiff refuse it naming the mount, before anything exists.
+#[test]
+fn a_bind_with_an_unknown_option_is_refused_naming_it() {
+    if integration::runtime_is_runc() {
+        integration::skip("runc 1.1.5 drops filesystem data on a bind mount (runc 1.2 refuses it)");
+        return;
+    }
+    for bad in [&["rbind", "rr0"][..], &["bind", "size=1m"], &["rbind", "ro", "mode=755"]] {
+        let rt = Runtime::new();
+        let src = tempfile::tempdir_in("/tmp").expect("src");
+        let mut b = Bundle::new();
+        let n = next_index(&b);
+        b.mount(json!({"destination": "/m", "type": "bind", "source": src.path(), "options": bad})).sh("true");
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        out.assert_failure().assert_stderr_contains(&format!("mounts[{n}].options"));
+        assert!(out.stderr.contains("a bind mount cannot take filesystem options"), "{out}");
+        assert!(rt.list_ids().is_empty(), "a refused config left a container behind: {:?}", rt.list_ids());
+        assert!(b.cgroup_dirs().is_empty(), "a refused config left cgroups: {:?}", b.cgroup_dirs());
+    }
+}
+
+/// A new filesystem gets its data from the kernel's parser, which refuses what it does not know;
+/// the error names the mount's options.
+#[test]
+fn a_tmpfs_with_an_unknown_option_fails_naming_it() {
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let n = next_index(&b);
+    b.mount(json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["rro0"]})).sh("true");
+    let id = rt.new_id();
+    let out = rt.create(&id, &b);
+    out.assert_failure();
+    if !integration::runtime_is_runc() {
+        out.assert_stderr_contains(&format!("mounts[{n}].options"));
+        out.assert_stderr_contains("rro0");
+    }
+    assert!(rt.list_ids().is_empty(), "{:?}", rt.list_ids());
+}
+
+/// The mounts containerd, docker and podman send keep working: each of their option sets.
+#[test]
+fn the_option_sets_engines_send_are_accepted() {
+    let src = tempfile::tempdir_in("/tmp").expect("src");
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let mounts: Vec<Value> = vec![
+        // containerd CRI: volumes and /etc/hosts.
+        json!({"destination": "/v1", "type": "bind", "source": src.path(), "options": ["rbind", "rprivate", "rw"]}),
+        json!({"destination": "/v2", "type": "bind", "source": src.path(), "options": ["rbind", "rslave", "ro"]}),
+        // docker: binds and /dev/shm, mqueue.
+        json!({"destination": "/v3", "type": "bind", "source": src.path(), "options": ["rbind", "rprivate"]}),
+        json!({"destination": "/v4", "source": src.path(), "options": ["bind", "nosuid", "nodev", "noexec"]}),
+        json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm",
+               "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
+        json!({"destination": "/mq", "type": "mqueue", "source": "mqueue",
+               "options": ["nosuid", "noexec", "nodev"]}),
+        // podman: tmpfs with tmpcopyup, binds with rprivate, docker 25's rro.
+        json!({"destination": "/run", "type": "tmpfs", "source": "tmpfs",
+               "options": ["rw", "rprivate", "nosuid", "nodev", "tmpcopyup"]}),
+        json!({"destination": "/v5", "type": "bind", "source": src.path(), "options": ["rbind", "rro", "rprivate"]}),
+    ];
+    for m in mounts {
+        b.mount(m);
+    }
+    b.sh("grep -c ' /v[1-5] ' /proc/self/mountinfo");
+    assert_eq!(rt.run_ok(&b), "5\n");
+}
