@@ -224,7 +224,7 @@ fn import_layer(store: &Store, path: &Path) -> Result<Layer, StoreError> {
             fs::copy(path, &t).map_err(io_err("copy", path))?;
             store.commit_blob_file(&t, &digest)?;
         }
-        return Ok(Layer { digest, size, diff_id });
+        return Ok(Layer::gzip(digest, size, diff_id));
     }
     let tmpd = store.tempdir("load")?;
     let t = tmpd.path.join("blob");
@@ -247,7 +247,7 @@ fn import_layer(store: &Store, path: &Path) -> Result<Layer, StoreError> {
     if !store.has_blob(&digest) {
         store.commit_blob_file(&t, &digest)?;
     }
-    Ok(Layer { digest, size, diff_id })
+    Ok(Layer::gzip(digest, size, diff_id))
 }
 
 fn safe_join(root: &Path, rel: &str) -> Result<std::path::PathBuf, StoreError> {

@@ -25,12 +25,30 @@ pub struct Layer {
     pub digest: String,
     pub size: u64,
     pub diff_id: String,
+    /// The blob's media type as its manifest names it: gzip for every layer slipway writes;
+    /// a pulled image keeps its own (zstd, plain tar, docker's names), so a build on top of
+    /// it describes its base layers as the registry did.
+    #[serde(default = "gzip_media_type", skip_serializing_if = "is_gzip_media_type")]
+    pub media_type: String,
+}
+
+fn gzip_media_type() -> String {
+    MT_LAYER_GZIP.into()
+}
+
+fn is_gzip_media_type(m: &String) -> bool {
+    m == MT_LAYER_GZIP
 }
 
 impl Layer {
+    /// A gzip layer (what slipway writes).
+    pub fn gzip(digest: String, size: u64, diff_id: String) -> Layer {
+        Layer { digest, size, diff_id, media_type: gzip_media_type() }
+    }
+
     pub fn descriptor(&self) -> Descriptor {
         Descriptor {
-            media_type: MT_LAYER_GZIP.into(),
+            media_type: self.media_type.clone(),
             digest: self.digest.clone(),
             size: self.size,
             annotations: Default::default(),
@@ -195,6 +213,20 @@ impl<W: Write> Write for HashWriter<W> {
     }
 }
 
+/// Hashes what is read through it.
+struct HashReader<R: Read> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// Writes planned entries as a tar to `w` with every mtime set to `epoch`.
 pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W> {
     let mut b = tar::Builder::new(w);
@@ -279,10 +311,10 @@ pub fn commit_layer(store: &Store, entries: &[Entry], epoch: u64) -> Result<Laye
     if !store.has_blob(&digest) {
         store.commit_blob_file(&tmp, &digest)?;
     }
-    Ok(Layer { digest, size, diff_id })
+    Ok(Layer::gzip(digest, size, diff_id))
 }
 
-/// Opens a layer blob as a decompressed stream (gzip, bzip2, xz or plain tar by magic).
+/// Opens a layer blob as a decompressed stream (gzip, zstd, bzip2, xz or plain tar by magic).
 pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read>> {
     let mut f = File::open(path)?;
     let mut magic = [0u8; 6];
@@ -292,6 +324,8 @@ pub fn open_decompressed(path: &Path) -> io::Result<Box<dyn Read>> {
     let m = &magic[..n];
     Ok(if m.starts_with(&[0x1f, 0x8b]) {
         Box::new(flate2::read::MultiGzDecoder::new(f))
+    } else if m.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::with_buffer(f)?)
     } else if m.starts_with(b"BZh") {
         Box::new(bzip2::read::MultiBzDecoder::new(f))
     } else if m.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
@@ -530,7 +564,22 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, StoreError> {
     fs::create_dir_all(&root).map_err(io_err("create", &root))?;
     let blob = store.blob_path(&layer.digest);
     let r = open_decompressed(&blob).map_err(io_err("open", &blob))?;
-    extract(r, &root, Whiteouts::Overlay).map_err(io_err("extract layer", &blob))?;
+    // snapshots are shared by diff_id, so a layer whose content is not the diff_id its
+    // config claims (a pulled image's config is the registry's word) must not become one
+    let mut r = HashReader { inner: r, hash: Sha256::new() };
+    extract(&mut r, &root, Whiteouts::Overlay).map_err(io_err("extract layer", &blob))?;
+    io::copy(&mut r, &mut io::sink()).map_err(io_err("read", &blob))?;
+    let got = format!("sha256:{}", hex::encode(r.hash.finalize()));
+    if got != layer.diff_id {
+        return Err(StoreError::Io {
+            op: "extract layer",
+            path: blob,
+            err: io::Error::other(format!(
+                "its content has diff_id {got}, not the {} the image config names",
+                layer.diff_id
+            )),
+        });
+    }
     match fs::rename(&root, &dir) {
         Ok(()) => Ok(dir),
         Err(_) if dir.exists() => Ok(dir), // another build won the race
@@ -593,6 +642,19 @@ mod tests {
             assert_eq!(names, ["victim"], "{next} ({wh:?}) touched the outside directory");
             assert_eq!(fs::read_to_string(outside.path().join("victim")).unwrap(), "keep");
         }
+    }
+
+    #[test]
+    fn zstd_layers_decompress() {
+        // OCI's tar+zstd layers (containerd and buildah push them) read like gzip ones
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("l");
+        let data = escaping_tar(Path::new("/x"), "f", tar::EntryType::Regular);
+        fs::write(&p, zstd::encode_all(&data[..], 3).unwrap()).unwrap();
+        let mut out = Vec::new();
+        open_decompressed(&p).unwrap().read_to_end(&mut out).unwrap();
+        assert_eq!(out, data);
+        assert!(is_archive(&p));
     }
 
     fn tar_names(data: &[u8]) -> Vec<(String, tar::EntryType, u32)> {

@@ -68,7 +68,12 @@ impl Image {
             .layers
             .iter()
             .zip(self.config.rootfs.diff_ids.iter())
-            .map(|(d, diff)| crate::layer::Layer { digest: d.digest.clone(), size: d.size, diff_id: diff.clone() })
+            .map(|(d, diff)| crate::layer::Layer {
+                digest: d.digest.clone(),
+                size: d.size,
+                diff_id: diff.clone(),
+                media_type: d.media_type.clone(),
+            })
             .collect()
     }
 }
