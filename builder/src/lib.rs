@@ -13,6 +13,7 @@ pub mod dockerignore;
 pub mod glob;
 pub mod instructions;
 pub mod layer;
+pub mod registry;
 pub mod rootfs;
 pub mod runner;
 pub mod spec;

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand};
 use slipway::archive::{self, Format};
 use slipway::build::{self, BuildOptions};
 use slipway::commands;
+use slipway::registry;
 use slipway::spec::Network;
 use slipway::store::Store;
 use std::path::PathBuf;
@@ -82,6 +83,14 @@ enum Cmd {
     Prune,
     /// Write an OCI bundle (rootfs + config.json) for an image
     Unpack { name: String, dir: PathBuf },
+    /// Pull an image from a registry
+    Pull(registry::cli::PullArgs),
+    /// Push an image to a registry
+    Push(registry::cli::PushArgs),
+    /// Log in to a registry (stored in docker's config.json)
+    Login(registry::cli::LoginArgs),
+    /// Remove a registry's stored credentials
+    Logout(registry::cli::LogoutArgs),
 }
 
 fn kv(s: &str, what: &str) -> Result<(String, String)> {
@@ -92,6 +101,12 @@ fn kv(s: &str, what: &str) -> Result<(String, String)> {
 }
 
 fn run(cli: Cli) -> Result<()> {
+    // login and logout touch only docker's config.json, not the store
+    match &cli.cmd {
+        Cmd::Login(a) => return registry::cli::login(a),
+        Cmd::Logout(a) => return registry::cli::logout(a),
+        _ => {}
+    }
     let store = Store::open(&cli.root).with_context(|| format!("open store {}", cli.root.display()))?;
     // a killed earlier command may have left a container, mounts and temp files
     slipway::runner::reap(&store.stale_tmp());
@@ -189,6 +204,9 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Prune => print!("{}", commands::prune(&store)?),
         Cmd::Unpack { name, dir } => commands::unpack(&store, &name, &dir)?,
+        Cmd::Pull(a) => registry::cli::pull(&store, &a)?,
+        Cmd::Push(a) => registry::cli::push(&store, &a)?,
+        Cmd::Login(_) | Cmd::Logout(_) => unreachable!("handled before the store is opened"),
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ pub mod console;
 pub mod docker_cli;
 pub mod engines;
 pub mod host;
+pub mod registry;
 pub mod runtime;
 pub mod skip;
 pub mod slipway;

@@ -5,6 +5,7 @@
 //! next command removes. It never interprets Dockerfiles.
 
 pub mod image;
+pub mod ingest;
 
 use image::{Descriptor, ImageConfig, Index, Manifest};
 use nix::fcntl::{Flock, FlockArg};

@@ -1,0 +1,174 @@
+//! Glue for `slipway pull`, `push`, `login` and `logout`: arguments -> registry calls.
+
+use super::auth::{self, Credential};
+use super::client::{Body, Client, Options};
+use super::manifest::Platform;
+use super::reference::{normalize_host, Reference};
+use crate::store::Store;
+use anyhow::{bail, Context as _, Result};
+use std::io::Read as _;
+use std::path::PathBuf;
+
+/// How to reach a registry (every command that talks to one takes these).
+#[derive(clap::Args, Debug, Clone)]
+pub struct RemoteArgs {
+    /// Verify the registry's certificate; `--tls-verify=false` also allows plain HTTP
+    #[arg(long, default_value = "true", num_args = 0..=1, default_missing_value = "true",
+          require_equals = true, action = clap::ArgAction::Set)]
+    pub tls_verify: bool,
+    /// Directory with the registry's CA (`*.crt`) and client certificate (`*.cert` + `*.key`);
+    /// default /etc/docker/certs.d/HOST[:PORT]
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
+}
+
+impl RemoteArgs {
+    pub fn options(&self) -> Options {
+        Options { tls_verify: self.tls_verify, cert_dir: self.cert_dir.clone(), ..Options::default() }
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PullArgs {
+    /// OS/ARCH[/VARIANT] to take from a multi-platform image (default: this machine's)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Print only the image's name
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// name[:tag] or name@sha256:...
+    pub reference: String,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PushArgs {
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Write the pushed manifest's digest to this file
+    #[arg(long)]
+    pub digestfile: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// The local image (default: REF itself)
+    #[arg(value_name = "LOCAL")]
+    pub first: String,
+    /// Where to push it: [HOST[:PORT]/]repo[:tag]
+    #[arg(value_name = "REF")]
+    pub second: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LoginArgs {
+    #[arg(short, long)]
+    pub username: Option<String>,
+    #[arg(short, long)]
+    pub password: Option<String>,
+    /// Read the password from stdin
+    #[arg(long)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+    /// HOST[:PORT] (default docker.io)
+    pub server: Option<String>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LogoutArgs {
+    pub server: Option<String>,
+}
+
+/// The platform `--platform` names, or this machine's.
+pub fn platform_arg(p: Option<&str>) -> Result<(Platform, bool)> {
+    match p {
+        Some(p) => Ok((Platform::parse(p).map_err(anyhow::Error::msg).context("--platform")?, true)),
+        None => Ok((Platform::host(), false)),
+    }
+}
+
+pub fn pull(store: &Store, a: &PullArgs) -> Result<()> {
+    let r = Reference::parse(&a.reference)?;
+    let (platform, explicit) = platform_arg(a.platform.as_deref())?;
+    let quiet = a.quiet;
+    let log = |s: &str| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    let _use = store.use_lock()?;
+    let p = super::pull::pull(store, &a.remote.options(), &r, &platform, explicit, &log)?;
+    let _ = p;
+    println!("{r}");
+    Ok(())
+}
+
+pub fn push(store: &Store, a: &PushArgs) -> Result<()> {
+    let (local, dest) = match &a.second {
+        Some(d) => (a.first.clone(), d.clone()),
+        None => (a.first.clone(), a.first.clone()),
+    };
+    let r = Reference::parse(&dest)?;
+    // the local image: as given, or by the short name the store keeps a pulled image under
+    let local = if store.find_image(&local)?.is_some() { local } else { Reference::parse(&local)?.store_name() };
+    let quiet = a.quiet;
+    let log = |s: &str| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    let _use = store.use_lock()?;
+    let p = super::push::push(store, &a.remote.options(), &local, &r, &log)?;
+    if quiet {
+        println!("{}", p.digest);
+    }
+    if let Some(f) = &a.digestfile {
+        std::fs::write(f, &p.digest).with_context(|| format!("write {}", f.display()))?;
+    }
+    Ok(())
+}
+
+pub fn login(a: &LoginArgs) -> Result<()> {
+    let host = normalize_host(a.server.as_deref().unwrap_or("docker.io"));
+    let Some(user) = a.username.clone().filter(|u| !u.is_empty()) else {
+        bail!("login {host}: a user name is needed (-u USER)");
+    };
+    let password = match (&a.password, a.password_stdin) {
+        (Some(_), true) => bail!("login {host}: --password and --password-stdin are mutually exclusive"),
+        (Some(p), false) => p.clone(),
+        (None, true) => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).context("read the password from stdin")?;
+            s.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => bail!("login {host}: give the password with --password-stdin (or -p)"),
+    };
+    if password.is_empty() {
+        bail!("login {host}: empty password");
+    }
+    let cred = Credential { username: user, secret: password, identity_token: false };
+    let opts = a.remote.options();
+    let client = Client::connect(&host, &opts, Some(cred.clone()))?;
+    // the credentials are checked before they are stored: /v2/ with basic auth, or a token
+    // for no scope from the bearer realm
+    let op = format!("login {host}");
+    let mut res = client.send("GET", "/v2/", &[], &[], &Body::Empty, &op)?;
+    if res.status().as_u16() != 200 {
+        return Err(client.fail(&op, res).into());
+    }
+    let _ = res.body_mut().read_to_vec();
+    auth::store(&opts.auth_file, &host, &cred)?;
+    println!("Login Succeeded");
+    Ok(())
+}
+
+pub fn logout(a: &LogoutArgs) -> Result<()> {
+    let host = normalize_host(a.server.as_deref().unwrap_or("docker.io"));
+    let path = auth::config_path();
+    if auth::remove(&path, &host)? {
+        println!("Removing login credentials for {host}");
+    } else {
+        println!("Not logged in to {host}");
+    }
+    Ok(())
+}

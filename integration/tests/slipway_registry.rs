@@ -1,0 +1,438 @@
+//! slipway and OCI registries: pull, push, login/logout against Debian's docker-registry
+//! (CNCF distribution 2.8) started on loopback, checked from outside with skopeo and the
+//! registry's storage and access log.
+
+use integration::registry::{self, Registry, PASSWORD, USER};
+use integration::slipway::{bin, store_listing, Run, Slipway};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// A private store and docker config dir.
+struct T {
+    s: Slipway,
+}
+
+impl T {
+    fn new() -> T {
+        T { s: Slipway::new() }
+    }
+    fn docker_config(&self) -> PathBuf {
+        self.s.dir.path().join("docker-config")
+    }
+    /// `slipway --root STORE ARGS` with DOCKER_CONFIG private to the test.
+    fn run_in(&self, root: &Path, args: &[&str], stdin: Option<&str>) -> Run {
+        let mut c = Command::new(bin());
+        c.arg("--root").arg(root).args(args).env("DOCKER_CONFIG", self.docker_config());
+        if let Some(p) = std::env::var_os("TEST_EXTRA_PATH") {
+            c.env("PATH", p);
+        }
+        c.stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut ch = c.spawn().expect("run slipway");
+        if let (Some(i), Some(mut w)) = (stdin, ch.stdin.take()) {
+            w.write_all(i.as_bytes()).expect("stdin");
+        }
+        let o = ch.wait_with_output().expect("wait slipway");
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_in(&self.s.root(), args, None)
+    }
+    /// A second, fresh store.
+    fn other_root(&self, name: &str) -> PathBuf {
+        self.s.dir.path().join(name)
+    }
+    /// Builds a small image (no RUN: no runtime needed) with `files`.
+    fn image(&self, tag: &str, files: &[(&str, &str)]) {
+        let mut df = String::from("FROM scratch\n");
+        for (p, _) in files {
+            df.push_str(&format!("COPY {p} /{p}\n"));
+        }
+        let mut all: Vec<(&str, &str)> = files.to_vec();
+        all.push(("Dockerfile", &df));
+        let ctx = self.s.context(tag.replace([':', '/'], "_").as_str(), &all);
+        self.run(&["build", "-t", tag, &ctx.to_string_lossy()]).ok();
+    }
+    fn manifest_digest(&self, root: &Path, name: &str) -> String {
+        let idx: serde_json::Value = serde_json::from_slice(&fs::read(root.join("index.json")).unwrap()).unwrap();
+        idx["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+            .unwrap_or_else(|| panic!("{name} not in {idx}"))["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+    /// The content of `path` in image `name` of store `root` (via `unpack`).
+    fn file_in(&self, root: &Path, name: &str, path: &str) -> String {
+        let out = self.s.dir.path().join(format!("unpack-{}", integration::unique_name("u")));
+        self.run_in(root, &["unpack", name, &out.to_string_lossy()], None).ok();
+        let s = fs::read_to_string(out.join("rootfs").join(path)).unwrap_or_else(|e| panic!("{path} in {name}: {e}"));
+        let _ = fs::remove_dir_all(&out);
+        s
+    }
+}
+
+fn skopeo_digest(r: &Registry, reference: &str) -> String {
+    let o = r.skopeo(&["inspect", &format!("docker://{reference}")]);
+    assert_eq!(o.code, 0, "skopeo inspect {reference}: {}", o.stderr);
+    let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn push_pull_round_trip_over_plain_http_on_loopback() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    t.image("app:1", &[("hello.txt", "hello registry\n")]);
+    let local = t.manifest_digest(&t.s.root(), "app:1");
+    // no --tls-verify=false: plain HTTP is allowed for loopback, as docker allows it
+    let dest = format!("{}/team/app:1", r.host);
+    t.run(&["push", "app:1", &dest]).ok();
+    // skopeo sees the image, with the local manifest digest
+    assert_eq!(skopeo_digest(&r, &dest), local);
+    // pull into a fresh store: same digest, same content
+    let fresh = t.other_root("fresh");
+    let p = t.run_in(&fresh, &["pull", &dest], None).ok();
+    assert!(p.stdout.contains("Pull complete"), "{}", p.stdout);
+    assert_eq!(t.manifest_digest(&fresh, &dest), local);
+    assert_eq!(t.file_in(&fresh, &dest, "hello.txt"), "hello registry\n");
+    // pull by digest: verified and named by it
+    let by_digest = format!("{}/team/app@{local}", r.host);
+    t.run_in(&fresh, &["pull", &by_digest], None).ok();
+    assert_eq!(t.manifest_digest(&fresh, &by_digest), local);
+    // a repeated push uploads nothing: only HEADs (no POST/PATCH/PUT of blobs or manifest)
+    let mark = r.log_len();
+    let again = t.run(&["push", "app:1", &dest]).ok();
+    assert!(again.stdout.contains("Layer already exists"), "{}", again.stdout);
+    let reqs = r.requests_since(mark);
+    assert!(!reqs.is_empty(), "no requests logged: {}", r.log());
+    let writes: Vec<&String> = reqs.iter().filter(|q| !q.starts_with("HEAD ") && !q.starts_with("GET /v2/ ")).collect();
+    assert!(writes.is_empty(), "a repeated push wrote: {writes:?}");
+    // a push to another repository of the registry mounts the blobs (POST ?mount=&from=)
+    let other = format!("{}/elsewhere/app:2", r.host);
+    let mark = r.log_len();
+    let m = t.run(&["push", "app:1", &other]).ok();
+    assert!(m.stdout.contains("Mounted from team/app"), "{}", m.stdout);
+    let reqs = r.requests_since(mark);
+    assert!(
+        reqs.iter().any(|q| q.contains("mount=sha256") && q.contains("from=team%2Fapp") && q.contains(" 201 ")),
+        "{reqs:?}"
+    );
+    assert!(
+        !reqs.iter().any(|q| q.starts_with("PATCH ") || (q.starts_with("PUT ") && q.contains("/blobs/"))),
+        "{reqs:?}"
+    );
+    let img: serde_json::Value =
+        serde_json::from_slice(&fs::read(t.s.root().join("blobs/sha256").join(&local[7..])).unwrap()).unwrap();
+    let layer = img["layers"][0]["digest"].as_str().unwrap();
+    assert!(r.repo_has_layer("elsewhere/app", layer));
+    assert_eq!(skopeo_digest(&r, &other), local);
+}
+
+#[test]
+fn errors_name_the_ref_registry_status_and_code() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    let missing = format!("{}/nothing/here:v9", r.host);
+    let o = t.run(&["pull", &missing]);
+    assert_ne!(o.code, 0);
+    for want in [missing.as_str(), &r.host, "404", "MANIFEST_UNKNOWN"] {
+        assert!(o.stderr.contains(want), "{want:?} missing from: {}", o.stderr);
+    }
+    assert!(!o.stderr.contains("panicked"), "{}", o.stderr);
+    let o = t.run(&["pull", "Bad/Upper"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("invalid reference format"), "{}", o.stderr);
+    // nothing answers on this port: the error names the registry
+    let dead = format!("127.0.0.1:{}/x:1", r.port + 1);
+    let o = t.run(&["pull", &dead]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains(&format!("127.0.0.1:{}", r.port + 1)), "{}", o.stderr);
+}
+
+#[test]
+fn an_image_seeded_by_skopeo_arrives_whole_with_gzip_and_zstd_layers() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    for (fmt, repo) in [("gzip", "seed/gz"), ("zstd", "seed/zst")] {
+        // one image per format: skopeo's blob cache would reuse the other format's layer
+        let content = format!("seeded by skopeo as {fmt}\n");
+        t.image(&format!("seed:{fmt}"), &[("data.txt", &content)]);
+        // a docker-archive (plain tar layers), which skopeo compresses as it is told to
+        let archive = t.s.dir.path().join(format!("seed-{fmt}.tar"));
+        t.run(&["save", &format!("seed:{fmt}"), "-o", &archive.to_string_lossy()]).ok();
+        let dest = format!("{}/{repo}:1", r.host);
+        let o = r.skopeo(&[
+            "copy",
+            "--dest-compress-format",
+            fmt,
+            "--dest-compress",
+            &format!("docker-archive:{}", archive.display()),
+            &format!("docker://{dest}"),
+        ]);
+        assert_eq!(o.code, 0, "skopeo copy ({fmt}): {}", o.stderr);
+        let raw = r.skopeo(&["inspect", "--raw", &format!("docker://{dest}")]);
+        let want = if fmt == "zstd" { "tar+zstd" } else { "diff.tar.gzip" };
+        assert!(raw.stdout.contains(want), "skopeo did not write {want}: {}", raw.stdout);
+        let fresh = t.other_root(&format!("fresh-{fmt}"));
+        t.run_in(&fresh, &["pull", &dest], None).ok();
+        assert_eq!(t.manifest_digest(&fresh, &dest), skopeo_digest(&r, &dest));
+        assert_eq!(t.file_in(&fresh, &dest, "data.txt"), content, "{fmt}");
+    }
+}
+
+/// An OCI layout with an index of one image per `(arch, file content)`, for skopeo to copy.
+fn multi_arch_layout(dir: &Path, arches: &[(&str, &str)]) {
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |b: &[u8]| {
+        let h = integration::sha256_hex(b);
+        fs::write(blobs.join(&h), b).unwrap();
+        (format!("sha256:{h}"), b.len())
+    };
+    let mut entries = Vec::new();
+    for (arch, content) in arches {
+        let mut tb = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_ustar();
+        h.set_size(content.len() as u64);
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(0);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        tb.append_data(&mut h, "arch.txt", content.as_bytes()).unwrap();
+        let tar = tb.into_inner().unwrap();
+        let diff = format!("sha256:{}", integration::sha256_hex(&tar));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let (ld, ls) = put(&gz.finish().unwrap());
+        let cfg = serde_json::json!({"architecture": arch, "os": "linux", "config": {},
+            "rootfs": {"type": "layers", "diff_ids": [diff]}});
+        let (cd, cs) = put(cfg.to_string().as_bytes());
+        let m = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cd, "size": cs},
+            "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": ld, "size": ls}]});
+        let (md, ms) = put(m.to_string().as_bytes());
+        entries.push(serde_json::json!({"mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": md, "size": ms, "platform": {"architecture": arch, "os": "linux"}}));
+    }
+    let idx = serde_json::json!({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json", "manifests": entries});
+    let (id, is) = put(idx.to_string().as_bytes());
+    let top = serde_json::json!({"schemaVersion": 2, "manifests": [{"mediaType": "application/vnd.oci.image.index.v1+json",
+        "digest": id, "size": is, "annotations": {"org.opencontainers.image.ref.name": "multi"}}]});
+    fs::write(dir.join("index.json"), top.to_string()).unwrap();
+    fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+}
+
+#[test]
+fn a_multi_platform_index_gives_the_host_platform_or_the_one_asked_for() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    let host_arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    };
+    let other = if host_arch == "s390x" { "ppc64le" } else { "s390x" };
+    let layout = t.s.dir.path().join("layout");
+    multi_arch_layout(&layout, &[(other, "other\n"), (host_arch, "host\n")]);
+    let dest = format!("{}/multi:1", r.host);
+    let o = r.skopeo(&["copy", "--all", &format!("oci:{}:multi", layout.display()), &format!("docker://{dest}")]);
+    assert_eq!(o.code, 0, "skopeo copy --all: {}", o.stderr);
+    let a = t.other_root("a");
+    t.run_in(&a, &["pull", &dest], None).ok();
+    assert_eq!(t.file_in(&a, &dest, "arch.txt"), "host\n");
+    let b = t.other_root("b");
+    t.run_in(&b, &["pull", "--platform", &format!("linux/{other}"), &dest], None).ok();
+    assert_eq!(t.file_in(&b, &dest, "arch.txt"), "other\n");
+    let c = t.other_root("c");
+    let o = t.run_in(&c, &["pull", "--platform", "linux/mips64le", &dest], None);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("linux/mips64le") && o.stderr.contains(&format!("linux/{other}")), "{}", o.stderr);
+    // by the index's digest: verified against it
+    let idx_digest = skopeo_digest(&r, &dest);
+    let d = t.other_root("d");
+    t.run_in(&d, &["pull", &format!("{}/multi@{idx_digest}", r.host)], None).ok();
+}
+
+#[test]
+fn a_corrupted_blob_in_the_registry_fails_naming_the_digest_and_leaves_the_store_unchanged() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    t.image("c:1", &[("big.txt", &"0123456789".repeat(5000))]);
+    let dest = format!("{}/corrupt:1", r.host);
+    t.run(&["push", "c:1", &dest]).ok();
+    let m: serde_json::Value = serde_json::from_slice(
+        &fs::read(t.s.root().join("blobs/sha256").join(&t.manifest_digest(&t.s.root(), "c:1")[7..])).unwrap(),
+    )
+    .unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let data = r.blob_data(&layer);
+    let mut bytes = fs::read(&data).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    fs::write(&data, &bytes).unwrap();
+    let fresh = t.other_root("fresh");
+    t.run_in(&fresh, &["images"], None).ok();
+    let before = store_listing(&fresh);
+    let o = t.run_in(&fresh, &["pull", &dest], None);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains(&layer), "the error does not name {layer}: {}", o.stderr);
+    assert_eq!(store_listing(&fresh), before, "the failed pull changed the store");
+    let ingest: Vec<_> = fs::read_dir(fresh.join("ingest")).map(|d| d.flatten().collect()).unwrap_or_default();
+    assert!(ingest.is_empty(), "partial files left: {ingest:?}");
+}
+
+#[test]
+fn tls_with_basic_auth_login_logout_and_untrusted_certificates() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::tls_basic();
+    let t = T::new();
+    let ca = r.ca_dir.clone().unwrap();
+    let ca = ca.to_string_lossy();
+    t.image("sec:1", &[("s.txt", "secret\n")]);
+    let dest = format!("{}/sec:1", r.host);
+    // the certificate is signed by a CA nobody trusts: refused, naming the registry, no
+    // downgrade to http even on loopback
+    let o = t.run(&["push", "sec:1", &dest]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not trusted") && o.stderr.contains(&r.host), "{}", o.stderr);
+    // trusted through --cert-dir, but no credentials yet
+    let o = t.run(&["push", "--cert-dir", &ca, "sec:1", &dest]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("401") && o.stderr.contains("UNAUTHORIZED"), "{}", o.stderr);
+    // a wrong password: login fails and stores nothing
+    let cfg = t.docker_config().join("config.json");
+    let o =
+        t.run_in(&t.s.root(), &["login", "--cert-dir", &ca, "-u", USER, "--password-stdin", &r.host], Some("wrong\n"));
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("401") && o.stderr.contains("UNAUTHORIZED"), "{}", o.stderr);
+    assert!(!fs::read_to_string(&cfg).unwrap_or_default().contains(&r.host));
+    // the right one: stored in docker's format
+    let o = t
+        .run_in(
+            &t.s.root(),
+            &["login", "--cert-dir", &ca, "-u", USER, "--password-stdin", &r.host],
+            Some(&format!("{PASSWORD}\n")),
+        )
+        .ok();
+    assert!(o.stdout.contains("Login Succeeded"));
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&cfg).unwrap()).unwrap();
+    assert!(v["auths"][&r.host]["auth"].is_string(), "{v}");
+    t.run(&["push", "--cert-dir", &ca, "sec:1", &dest]).ok();
+    assert_eq!(skopeo_digest(&r, &dest), t.manifest_digest(&t.s.root(), "sec:1"));
+    let fresh = t.other_root("fresh");
+    t.run_in(&fresh, &["pull", "--cert-dir", &ca, &dest], None).ok();
+    assert_eq!(t.file_in(&fresh, &dest, "s.txt"), "secret\n");
+    // --tls-verify=false accepts the certificate
+    let fresh2 = t.other_root("fresh2");
+    t.run_in(&fresh2, &["pull", "--tls-verify=false", &dest], None).ok();
+    // logout removes the credentials: the next pull is refused
+    let o = t.run(&["logout", &r.host]).ok();
+    assert!(o.stdout.contains("Removing login credentials"), "{}", o.stdout);
+    let v: serde_json::Value = serde_json::from_slice(&fs::read(&cfg).unwrap()).unwrap();
+    assert!(v["auths"].get(&r.host).is_none(), "{v}");
+    let o = t.run_in(&t.other_root("fresh3"), &["pull", "--cert-dir", &ca, &dest], None);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("UNAUTHORIZED"), "{}", o.stderr);
+}
+
+#[test]
+fn a_credential_helper_supplies_the_password() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::tls_basic();
+    let t = T::new();
+    let ca = r.ca_dir.clone().unwrap();
+    let bin_dir = t.s.dir.path().join("helpers");
+    fs::create_dir_all(&bin_dir).unwrap();
+    let helper = bin_dir.join("docker-credential-slipwaytest");
+    let seen = t.s.dir.path().join("helper-asked");
+    fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread server\necho \"$server\" >> {}\n\
+             printf '{{\"ServerURL\":\"%s\",\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' \"$server\"\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(&helper, fs::Permissions::from_mode(0o755)).unwrap();
+    fs::create_dir_all(t.docker_config()).unwrap();
+    fs::write(
+        t.docker_config().join("config.json"),
+        serde_json::json!({"credHelpers": {&r.host: "slipwaytest"}}).to_string(),
+    )
+    .unwrap();
+    t.image("h:1", &[("h.txt", "helped\n")]);
+    let dest = format!("{}/helped:1", r.host);
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let mut c = Command::new(bin());
+    c.args(["--root", &t.s.root().to_string_lossy(), "push", "--cert-dir", &ca.to_string_lossy(), "h:1", &dest])
+        .env("DOCKER_CONFIG", t.docker_config())
+        .env("PATH", &path);
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(fs::read_to_string(&seen).unwrap().trim(), r.host);
+    assert_eq!(skopeo_digest(&r, &dest), t.manifest_digest(&t.s.root(), "h:1"));
+}
+
+#[test]
+fn the_bearer_token_flow_with_a_token_server() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::bearer();
+    let t = T::new();
+    t.image("b:1", &[("b.txt", "bearer\n")]);
+    let dest = format!("{}/tok/app:1", r.host);
+    // anonymous: the token server refuses, the error says so
+    let o = t.run(&["push", "b:1", &dest]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("401"), "{}", o.stderr);
+    let o = t.run_in(&t.s.root(), &["login", "-u", USER, "--password-stdin", &r.host], Some("nope"));
+    assert_ne!(o.code, 0, "a wrong password logged in: {}", o.stdout);
+    t.run_in(&t.s.root(), &["login", "-u", USER, "--password-stdin", &r.host], Some(PASSWORD)).ok();
+    t.run(&["push", "b:1", &dest]).ok();
+    let asked = r.token.as_ref().unwrap().requests.lock().unwrap().clone();
+    assert!(
+        asked
+            .iter()
+            .any(|q| q.contains("service=slipway-test-registry")
+                && q.contains("scope=repository%3Atok%2Fapp%3Apull%2Cpush")),
+        "{asked:?}"
+    );
+    assert_eq!(skopeo_digest(&r, &dest), t.manifest_digest(&t.s.root(), "b:1"));
+    let fresh = t.other_root("fresh");
+    t.run_in(&fresh, &["pull", &dest], None).ok();
+    assert_eq!(t.file_in(&fresh, &dest, "b.txt"), "bearer\n");
+}
