@@ -177,6 +177,52 @@ pub fn cgroup_dirs_of(path: &str) -> Vec<PathBuf> {
     dirs
 }
 
+/// Where a cgroup controller lives on this host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hierarchy {
+    /// A v1 hierarchy mounted at this path (its root cgroup).
+    V1(PathBuf),
+    /// The v2 hierarchy mounted at this path lists it in cgroup.controllers.
+    V2(PathBuf),
+}
+
+impl Hierarchy {
+    pub fn root(&self) -> &Path {
+        match self {
+            Hierarchy::V1(p) | Hierarchy::V2(p) => p,
+        }
+    }
+}
+
+/// The hierarchy that holds `controller` ("memory", "cpu", "hugetlb"...): a v1 mount naming it in
+/// its options wins (as runtimes prefer it on a hybrid host), else the v2 mount listing it; None
+/// if no hierarchy has it. Read from /proc/self/mountinfo, so it is known before anything runs.
+pub fn cgroup_hierarchy(controller: &str) -> Option<Hierarchy> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut v2 = None;
+    for line in info.lines() {
+        let Some((left, right)) = line.split_once(" - ") else { continue };
+        let mount = match left.split(' ').nth(4) {
+            Some(m) => PathBuf::from(unescape_mount_path(m)),
+            None => continue,
+        };
+        let mut fields = right.split(' ');
+        match (fields.next(), fields.nth(1)) {
+            (Some("cgroup"), Some(opts)) if opts.split(',').any(|o| o == controller) => {
+                return Some(Hierarchy::V1(mount));
+            }
+            (Some("cgroup2"), _) if v2.is_none() => {
+                let listed = std::fs::read_to_string(mount.join("cgroup.controllers")).unwrap_or_default();
+                if listed.split_whitespace().any(|c| c == controller) {
+                    v2 = Some(Hierarchy::V2(mount));
+                }
+            }
+            _ => {}
+        }
+    }
+    v2
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

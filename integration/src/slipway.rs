@@ -132,7 +132,7 @@ fn read_entries(data: &[u8]) -> Vec<Entry> {
             })
             .unwrap_or_default();
         let mut data = Vec::new();
-        let _ = e.read_to_end(&mut data);
+        e.read_to_end(&mut data).unwrap_or_else(|err| panic!("read layer entry {:?}: {err}", e.path()));
         out.push(Entry {
             path: e.path().expect("path").to_string_lossy().into_owned(),
             kind,
