@@ -54,6 +54,8 @@ enum Cmd {
         /// For each cache miss, say what changed
         #[arg(long)]
         explain_cache: bool,
+        #[command(flatten)]
+        registry: Box<registry::cli::BuildArgs>,
         context: PathBuf,
     },
     /// List images
@@ -125,6 +127,7 @@ fn run(cli: Cli) -> Result<()> {
             iidfile,
             quiet,
             explain_cache,
+            registry: reg,
             context,
         } => {
             use std::io::IsTerminal;
@@ -152,6 +155,7 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(v) if !v.is_empty() => v.parse::<u64>().with_context(|| format!("SOURCE_DATE_EPOCH={v:?}"))?,
                 _ => 0,
             };
+            let (remote, platform, cache_from) = registry::cli::build_inputs(&reg)?;
             let dockerfile = file.map(|f| if f.is_relative() && !f.exists() { context.join(f) } else { f });
             let opts = BuildOptions {
                 context,
@@ -168,8 +172,12 @@ fn run(cli: Cli) -> Result<()> {
                 explain_cache,
                 epoch,
                 debug: cli.debug,
+                remote,
+                platform,
+                cache_from,
             };
             let built = build::build(&store, &opts)?;
+            registry::cli::after_build(&store, &reg, &built.tags, &built.keys, quiet)?;
             if quiet {
                 println!("{}", built.id);
             }

@@ -436,3 +436,113 @@ fn the_bearer_token_flow_with_a_token_server() {
     t.run_in(&fresh, &["pull", &dest], None).ok();
     assert_eq!(t.file_in(&fresh, &dest, "b.txt"), "bearer\n");
 }
+
+impl T {
+    /// `build --runtime RT --progress plain ARGS CTX` in store `root`.
+    fn build_in(&self, root: &Path, ctx: &Path, args: &[&str]) -> Run {
+        let rt = integration::slipway::runtime();
+        let mut a = vec!["build", "--runtime", rt.as_str(), "--progress", "plain"];
+        a.extend_from_slice(args);
+        let c = ctx.to_string_lossy().into_owned();
+        a.push(&c);
+        self.run_in(root, &a, None)
+    }
+}
+
+#[test]
+fn from_a_registry_base_in_a_fresh_store_and_build_push() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    t.s.base("bb:1");
+    let base = format!("{}/base/busybox:1", r.host);
+    t.run(&["push", "bb:1", &base]).ok();
+    let base_digest = t.manifest_digest(&t.s.root(), "bb:1");
+    let fresh = t.other_root("fresh");
+    let app = format!("{}/team/app:1", r.host);
+    let ctx = t.s.context("from-registry", &[("Dockerfile", &format!("FROM {base}\nRUN echo built > /built\n"))]);
+    let o = t.build_in(&fresh, &ctx, &["-t", &app, "--push"]).ok();
+    assert!(o.stdout.contains("Pulling from base/busybox") || o.stdout.contains("Pull complete"), "{}", o.stdout);
+    // the base is now in the store under its name; the built image is in the registry
+    assert_eq!(t.manifest_digest(&fresh, &base), base_digest);
+    assert_eq!(skopeo_digest(&r, &app), t.manifest_digest(&fresh, &app));
+    assert_eq!(t.file_in(&fresh, &app, "built"), "built\n");
+    // a second build finds the base in the store: no registry request for it
+    let mark = r.log_len();
+    t.build_in(&fresh, &ctx, &["-t", "again:1"]).ok();
+    assert!(r.requests_since(mark).is_empty(), "{:?}", r.requests_since(mark));
+    // --pull asks the registry again (a manifest GET), and the build still hits its cache
+    let mark = r.log_len();
+    t.build_in(&fresh, &ctx, &["-t", "again:1", "--pull"]).ok();
+    assert!(
+        r.requests_since(mark).iter().any(|q| q.starts_with("GET /v2/base/busybox/manifests/1 ")),
+        "{:?}",
+        r.requests_since(mark)
+    );
+    // FROM name@sha256: is verified against the digest
+    let pinned = format!("{}/base/busybox@{base_digest}", r.host);
+    let ctx2 = t.s.context("pinned", &[("Dockerfile", &format!("FROM {pinned}\nRUN echo pinned > /p\n"))]);
+    let other = t.other_root("other");
+    t.build_in(&other, &ctx2, &["-t", "pinned:1"]).ok();
+    assert_eq!(t.file_in(&other, "pinned:1", "p"), "pinned\n");
+    let wrong = format!("{}/base/busybox@sha256:{}", r.host, "0".repeat(64));
+    let ctx3 = t.s.context("wrong", &[("Dockerfile", &format!("FROM {wrong}\n"))]);
+    let o = t.build_in(&other, &ctx3, &["-t", "wrong:1"]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("Dockerfile:1") && o.stderr.contains("MANIFEST_UNKNOWN"), "{}", o.stderr);
+}
+
+#[test]
+fn an_exported_build_cache_makes_every_step_of_a_fresh_build_a_hit() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    t.s.base("bb:1");
+    let base = format!("{}/base/busybox:1", r.host);
+    t.run(&["push", "bb:1", &base]).ok();
+    let df = format!(
+        "FROM {base}\nRUN echo RAN-$((40+2)) && echo one > /one\nCOPY f.txt /f.txt\nRUN echo RAN-$((40+3)) && cat /one /f.txt > /both\nENV X=1\n"
+    );
+    let ctx = t.s.context("cached", &[("Dockerfile", &df), ("f.txt", "file\n")]);
+    let cache_ref = format!("{}/cache/app:main", r.host);
+    let dir = t.s.dir.path().join("cache-dir");
+    let a = t.other_root("a");
+    let o = t
+        .build_in(
+            &a,
+            &ctx,
+            &[
+                "-t",
+                "app:1",
+                "--cache-to",
+                &format!("type=registry,ref={cache_ref}"),
+                "--cache-to",
+                &format!("type=local,dest={}", dir.display()),
+            ],
+        )
+        .ok();
+    // the marker is what the RUN prints, not its text in the Dockerfile
+    assert!(o.stdout.contains("RAN-42") && o.stdout.contains("RAN-43"), "{}", o.stdout);
+    // an ordinary OCI artifact in the registry
+    let raw = r.skopeo(&["inspect", "--raw", &format!("docker://{cache_ref}")]);
+    assert_eq!(raw.code, 0, "{}", raw.stderr);
+    assert!(raw.stdout.contains("application/vnd.slipway.buildcache.v1"), "{}", raw.stdout);
+    let id_a = t.run_in(&a, &["inspect", "app:1"], None).ok().stdout;
+    for (name, from) in [
+        ("from-registry", format!("type=registry,ref={cache_ref}")),
+        ("from-local", format!("type=local,src={}", dir.display())),
+    ] {
+        let fresh = t.other_root(name);
+        let o = t.build_in(&fresh, &ctx, &["-t", "app:1", "--cache-from", &from]).ok();
+        assert!(!o.stdout.contains("RAN-42") && !o.stdout.contains("RAN-43"), "{name}: a RUN step ran:\n{}", o.stdout);
+        let hits = o.stdout.matches("Using cache from").count();
+        assert_eq!(hits, 4, "{name}: every step should come from the imported cache:\n{}", o.stdout);
+        let id = t.run_in(&fresh, &["inspect", "app:1"], None).ok().stdout;
+        assert_eq!(id, id_a, "{name}: a different image");
+        assert_eq!(t.file_in(&fresh, "app:1", "both"), "one\nfile\n");
+    }
+}

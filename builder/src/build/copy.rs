@@ -460,10 +460,15 @@ impl<'a> Builder<'a> {
             };
             return Ok((s.layers.clone(), s.id.clone()));
         }
-        let img = self
-            .store
-            .find_image(f)?
-            .ok_or_else(|| self.err(line, format!("COPY --from={f}: no stage or local image named {f:?}")))?;
+        let mut log = Vec::new();
+        let img =
+            crate::registry::base::resolve(self.store, f, &self.opts.remote, self.opts.platform.as_ref(), &mut log)
+                .map_err(|e| {
+                    self.err(
+                line,
+                format!("COPY --from={f}: no stage named {f:?}, no such image in the store, and the pull failed: {e}"),
+            )
+                })?;
         Ok((img.layers(), img.config_digest.clone()))
     }
 

@@ -40,6 +40,12 @@ pub struct BuildOptions {
     pub epoch: u64,
     /// Print each RUN's plan (bundle, lower dirs, config.json) to stderr.
     pub debug: bool,
+    /// How base images not in the store (all of them, with `--pull`) come from registries.
+    pub remote: crate::registry::base::Remote,
+    /// `--platform`: the platform base images are pulled for (`FROM --platform` wins).
+    pub platform: Option<crate::registry::Platform>,
+    /// `--cache-from`: caches whose steps count as hits in this build.
+    pub cache_from: Vec<crate::registry::cache::Spec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -118,6 +124,8 @@ pub struct Builder<'a> {
     /// The cache key of every step this build went through (hit or not): recorded with the
     /// image, so that `prune` keeps the cache of named images.
     keys: Vec<String>,
+    /// `--cache-from` caches, read at the start.
+    imported: Vec<crate::registry::cache::Imported>,
 }
 
 /// The result of a build.
@@ -126,6 +134,8 @@ pub struct Built {
     pub id: String,
     pub manifest: crate::store::image::Descriptor,
     pub tags: Vec<String>,
+    /// The cache key of every step the build went through (what `--cache-to` exports).
+    pub keys: Vec<String>,
 }
 
 /// Runs a build.
@@ -160,7 +170,18 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         step: 0,
         total: 0,
         keys: Vec::new(),
+        imported: Vec::new(),
     };
+    for from in &opts.cache_from {
+        match crate::registry::cache::import(&opts.remote.options, from) {
+            Ok(i) => {
+                b.progress.note(&format!("importing cache from {from}: {} steps", i.len()));
+                b.imported.push(i);
+            }
+            // as BuildKit does: an unreadable cache is a warning, the build goes on without it
+            Err(e) => b.progress.note(&format!("WARNING: cache from {from} not imported: {e}")),
+        }
+    }
     let res = b.run();
     b.ctx.save(store);
     let final_state = res?;
@@ -234,15 +255,27 @@ impl<'a> Builder<'a> {
                 s
             }
             graph::Base::Image(name) => {
-                let img = self
-                    .store
-                    .find_image(name)?
-                    .ok_or_else(|| {
-                        self.err(
-                            stage.line,
-                            format!("FROM {name}: image not found in the local store (no registry is used; load or build it first)"),
+                let platform = match &stage.platform {
+                    Some(p) => {
+                        let env: Vec<(String, String)> =
+                            self.meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+                        let p = self.expand(stage.line, p, &env)?;
+                        Some(
+                            crate::registry::Platform::parse(&p)
+                                .map_err(|e| self.err(stage.line, format!("FROM --platform: {e}")))?,
                         )
-                    })?;
+                    }
+                    None => self.opts.platform.clone(),
+                };
+                let mut log = Vec::new();
+                let img =
+                    crate::registry::base::resolve(self.store, name, &self.opts.remote, platform.as_ref(), &mut log);
+                for l in log {
+                    self.progress.note(&l);
+                }
+                let img = img.map_err(|e| {
+                    self.err(stage.line, format!("FROM {name}: not in the store, and the pull failed: {e}"))
+                })?;
                 let layers = img.layers();
                 State {
                     config: img.config.clone(),
@@ -293,7 +326,11 @@ impl<'a> Builder<'a> {
         let key = cache::key(&st.id, &inputs);
         self.keys.push(key.clone());
         if !self.opts.no_cache && st.cache_ok {
-            if let Some(e) = self.cache_get(&key) {
+            let hit = match self.cache_get(&key) {
+                Some(e) => Some(e),
+                None => self.cache_import(&key)?,
+            };
+            if let Some(e) = hit {
                 st.config = self.store.read_json(&e.config)?;
                 st.layers = e.layers;
                 st.id = e.config;
@@ -321,6 +358,25 @@ impl<'a> Builder<'a> {
         let e: cache::Hit = self.store.read_record(&format!("cache/steps/{key}.json"))?;
         let ok = self.store.has_blob(&e.config) && e.layers.iter().all(|l| self.store.has_blob(&l.digest));
         ok.then_some(e)
+    }
+
+    /// A step from a `--cache-from` cache: its blobs come into the store and its entry
+    /// becomes the store's own (so the next build hits it locally).
+    fn cache_import(&mut self, key: &str) -> Result<Option<cache::Hit>, BuildError> {
+        for i in 0..self.imported.len() {
+            let got = self.imported[i].fetch(self.store, key);
+            let from = self.imported[i].from.to_string();
+            match got {
+                Ok(Some(e)) => {
+                    self.store.write_record(&format!("cache/steps/{key}.json"), &e)?;
+                    self.progress.note(&format!(" ---> Using cache from {from}"));
+                    return Ok(Some(cache::Hit { config: e.config, layers: e.layers }));
+                }
+                Ok(None) => {}
+                Err(e) => self.progress.note(&format!("WARNING: cache from {from}: {e}")),
+            }
+        }
+        Ok(None)
     }
 
     fn cache_put(&self, key: &str, parent: &str, inputs: Inputs, st: &State) -> Result<(), BuildError> {
@@ -394,7 +450,7 @@ impl<'a> Builder<'a> {
             self.store.set_ref(t, manifest.clone())?;
         }
         self.progress.finish(&id, &tags);
-        Ok(Built { id, manifest, tags })
+        Ok(Built { id, manifest, tags, keys: std::mem::take(&mut self.keys) })
     }
 }
 

@@ -172,3 +172,70 @@ pub fn logout(a: &LogoutArgs) -> Result<()> {
     }
     Ok(())
 }
+
+/// `slipway build`'s registry flags.
+#[derive(clap::Args, Debug, Clone)]
+pub struct BuildArgs {
+    /// Ask the registry for every base image, even those in the store
+    #[arg(long)]
+    pub pull: bool,
+    /// Push every -t name to its registry after the build
+    #[arg(long)]
+    pub push: bool,
+    /// OS/ARCH[/VARIANT] to pull base images for (FROM --platform wins)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// Export the build cache: type=registry,ref=REF or type=local,dest=DIR
+    #[arg(long = "cache-to")]
+    pub cache_to: Vec<String>,
+    /// Use a cache another build exported: type=registry,ref=REF or type=local,src=DIR
+    #[arg(long = "cache-from")]
+    pub cache_from: Vec<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// What the build itself needs of those flags: how to reach registries, the platform, the
+/// caches to import. The rest (`--push`, `--cache-to`) is [`after_build`]'s.
+pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Option<Platform>, Vec<super::cache::Spec>)> {
+    let platform = match &a.platform {
+        Some(p) => Some(Platform::parse(p).map_err(anyhow::Error::msg).context("--platform")?),
+        None => None,
+    };
+    let from = a
+        .cache_from
+        .iter()
+        .map(|s| super::cache::parse_spec(s, false).map_err(anyhow::Error::msg))
+        .collect::<Result<Vec<_>>>()?;
+    // checked before the build runs, so a typo does not cost a build
+    for s in &a.cache_to {
+        super::cache::parse_spec(s, true).map_err(anyhow::Error::msg)?;
+    }
+    Ok((super::base::Remote { options: a.remote.options(), always: a.pull }, platform, from))
+}
+
+/// After a build: `--cache-to` exports, then `--push` of every tag.
+pub fn after_build(store: &Store, a: &BuildArgs, tags: &[String], keys: &[String], quiet: bool) -> Result<()> {
+    let log = |s: &str| {
+        if !quiet {
+            println!("{s}");
+        }
+    };
+    let opts = a.remote.options();
+    for s in &a.cache_to {
+        let spec = super::cache::parse_spec(s, true).map_err(anyhow::Error::msg)?;
+        let (digest, n) =
+            super::cache::export(store, &opts, keys, &spec, &log).with_context(|| format!("--cache-to {s}"))?;
+        log(&format!("exported cache ({n} steps) to {spec}: {digest}"));
+    }
+    if a.push {
+        if tags.is_empty() {
+            bail!("--push: no -t name to push");
+        }
+        for t in tags {
+            let r = Reference::parse(t).with_context(|| format!("--push {t}"))?;
+            super::push::push(store, &opts, t, &r, &log).with_context(|| format!("--push {t}"))?;
+        }
+    }
+    Ok(())
+}

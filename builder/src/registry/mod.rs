@@ -10,7 +10,9 @@
 //! `ureq` (synchronous, rustls) with one thread per concurrent blob.
 
 pub mod auth;
+pub mod base;
 pub mod blob;
+pub mod cache;
 pub mod cli;
 pub mod client;
 pub mod error;
