@@ -328,3 +328,166 @@ fn the_option_sets_engines_send_are_accepted() {
     b.sh("grep -c ' /v[1-5] ' /proc/self/mountinfo");
     assert_eq!(rt.run_ok(&b), "5\n");
 }
+
+// ---- id-mapped mounts (runtime-spec 1.2) ----
+
+/// The mapping of a Kubernetes pod with `hostUsers: false`: container 0 is host 100000.
+fn pod_mapping() -> Value {
+    json!([{"containerID": 0, "hostID": 100000, "size": 65536}])
+}
+
+/// `stat -c '%u:%g'` of a host path.
+fn owner(path: &Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display()));
+    format!("{}:{}", m.uid(), m.gid())
+}
+
+/// A host directory owned by host root (mode 755) with `root-file` owned 0:0 and `user-file`
+/// owned 1000:1000, as a volume or an unpacked image is on the host.
+fn host_volume() -> tempfile::TempDir {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new().prefix("skiff-it-vol-").tempdir_in("/tmp").expect("volume dir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::write(dir.path().join("root-file"), "r\n").expect("write");
+    std::fs::write(dir.path().join("user-file"), "u\n").expect("write");
+    std::os::unix::fs::chown(dir.path().join("user-file"), Some(1000), Some(1000)).expect("chown");
+    dir
+}
+
+fn skip_on_runc() -> bool {
+    if integration::runtime_is_runc() {
+        integration::skip("runc 1.1.5 has no id-mapped mounts (runc 1.2 has)");
+        return true;
+    }
+    false
+}
+
+/// A pod as Kubernetes makes it with user namespaces: the container's root is host uid 100000,
+/// and its volume and a bind of the image are id-mapped with the pod's mapping, so files host
+/// root owns are the container root's (it can write there, and what it writes is host root's).
+/// Without the mapping the same directory shows nobody and refuses root's writes.
+#[test]
+fn a_pod_with_a_user_namespace_owns_its_id_mapped_volume_and_image() {
+    if skip_on_runc() {
+        return;
+    }
+    let vol = host_volume();
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let image = b.rootfs();
+    // The pod's rootfs is its root's (containerd's snapshotter id-maps or chowns it): the mount
+    // points are there already, and the container's root could not make them in a host-owned one.
+    for d in ["vol", "image", "plain"] {
+        std::fs::create_dir(image.join(d)).expect("mkdir mount point");
+    }
+    b.edit(|c| {
+        c["linux"]["namespaces"].as_array_mut().expect("namespaces").push(json!({"type": "user"}));
+        c["linux"]["uidMappings"] = pod_mapping();
+        c["linux"]["gidMappings"] = pod_mapping();
+    });
+    // The volume: explicit mappings, as containerd's CRI sets them.
+    b.mount(json!({"destination": "/vol", "type": "bind", "source": vol.path(), "options": ["rbind", "idmap"],
+                   "uidMappings": pod_mapping(), "gidMappings": pod_mapping()}));
+    // The image, bound id-mapped with ridmap and no mappings: the container's own (runc 1.2).
+    b.mount(json!({"destination": "/image", "type": "bind", "source": image, "options": ["rbind", "ridmap"]}));
+    // The same volume without a mapping, for contrast.
+    b.mount(json!({"destination": "/plain", "type": "bind", "source": vol.path(), "options": ["rbind"]}));
+    b.sh("id -u; stat -c %u:%g /vol/root-file /vol/user-file /image/bin/busybox /bin/busybox /plain/root-file; \
+         echo x > /vol/new && echo vol-written; echo x > /image/etc/idmapped && echo image-written; \
+         echo x > /plain/other 2>/dev/null && echo plain-written || echo plain-refused; \
+         grep -E ' /(vol|image|plain) ' /proc/self/mountinfo | cut -d' ' -f5,6");
+    let out = rt.run_ok(&b);
+    let l: Vec<&str> = out.lines().collect();
+    assert_eq!(
+        l[..9],
+        ["0", "0:0", "1000:1000", "0:0", "65534:65534", "65534:65534", "vol-written", "image-written", "plain-refused"],
+        "{out}"
+    );
+    // mountinfo marks id-mapped mounts.
+    for line in &l[9..] {
+        let (point, opts) = line.split_once(' ').expect("point and options");
+        let idmapped = opts.split(',').any(|o| o == "idmapped");
+        assert_eq!(idmapped, point != "/plain", "{line}");
+    }
+    assert_eq!(l.len(), 12, "{out}");
+    // From the host: what the container's root wrote belongs to host root, not to 100000.
+    assert_eq!(owner(&vol.path().join("new")), "0:0");
+    assert_eq!(owner(&image.join("etc/idmapped")), "0:0");
+    assert!(!vol.path().join("other").exists());
+}
+
+/// Any mapping, not only the container's: here without a user namespace, host uid 1000 is the
+/// container's root on the mount; an id-mapped clone of a shared host mount is a slave, so the
+/// container sends no mount back (seen from the host in the container's mountinfo).
+#[test]
+fn any_mapping_applies_and_the_id_mapped_tree_is_a_slave() {
+    use nix::mount::{mount, MsFlags};
+    if skip_on_runc() {
+        return;
+    }
+    let src = SourceWithSubmount::new();
+    let sub = src.path().join("sub");
+    mount(None::<&str>, &sub, None::<&str>, MsFlags::MS_SHARED, None::<&str>).expect("make the host mount shared");
+    std::fs::write(sub.join("mine"), "m\n").expect("write");
+    std::os::unix::fs::chown(sub.join("mine"), Some(1000), Some(1000)).expect("chown");
+    // The kernel refuses writes to an inode whose owner the mount does not map (EACCES): the
+    // directory is 1000's too.
+    std::os::unix::fs::chown(&sub, Some(1000), Some(1000)).expect("chown");
+    let map = json!([{"containerID": 1000, "hostID": 0, "size": 1}]);
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.mount(json!({"destination": "/m", "type": "bind", "source": &sub, "options": ["rbind"],
+                   "uidMappings": map, "gidMappings": map}))
+        .sh("stat -c %u:%g /m/mine /m/file; echo x > /m/made && echo written");
+    let id = rt.new_id();
+    let created = rt.create_ok(&id, &b);
+    let outside = std::fs::read_to_string(format!("/proc/{}/mountinfo", rt.pid(&id))).expect("container mountinfo");
+    let line = outside.lines().find(|l| l.split(' ').nth(4) == Some("/m")).expect("/m in the container");
+    assert!(line.contains(" master:") && !line.contains(" shared:"), "{line}");
+    rt.start(&id).assert_success();
+    rt.wait_for_status(&id, "stopped");
+    // Owned by host 1000 -> root; by host 0 -> unmapped (the overflow id).
+    assert_eq!(created.stdout_now(), "0:0\n65534:65534\nwritten\n");
+    assert_eq!(owner(&sub.join("made")), "1000:1000");
+    rt.delete(&id).assert_success();
+}
+
+/// What cannot be id-mapped is refused before anything exists, naming the field.
+#[test]
+fn id_mapped_mounts_that_cannot_work_are_refused_naming_the_field() {
+    if skip_on_runc() {
+        return;
+    }
+    let map = json!([{"containerID": 0, "hostID": 1000, "size": 1}]);
+    let src = tempfile::tempdir_in("/tmp").expect("src");
+    let rows: Vec<(Value, &str)> = vec![
+        (
+            json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs", "uidMappings": map, "gidMappings": map}),
+            "uidMappings: id-mapped mounts are only supported for bind mounts",
+        ),
+        (
+            json!({"destination": "/m", "type": "bind", "source": src.path(), "options": ["rbind"], "uidMappings": map}),
+            "gidMappings: an id-mapped mount needs both",
+        ),
+        (
+            json!({"destination": "/m", "type": "bind", "source": src.path(), "options": ["rbind", "idmap"]}),
+            "options: idmap without uidMappings and gidMappings needs a user namespace",
+        ),
+        // The kernel's limit: /proc cannot be id-mapped (EINVAL), said at create.
+        (
+            json!({"destination": "/m", "type": "bind", "source": "/proc", "options": ["bind"],
+                   "uidMappings": map, "gidMappings": map}),
+            "cannot be id-mapped",
+        ),
+    ];
+    for (m, want) in rows {
+        let rt = Runtime::new();
+        let mut b = Bundle::new();
+        let n = next_index(&b);
+        b.mount(m).sh("true");
+        let out = rt.create(&rt.new_id(), &b);
+        out.assert_failure().assert_stderr_contains(&format!("mounts[{n}]")).assert_stderr_contains(want);
+        assert!(rt.list_ids().is_empty(), "{:?}", rt.list_ids());
+    }
+}

@@ -115,6 +115,11 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    let in_userns = spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.namespaces().as_ref())
+        .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::User));
     for (i, m) in spec.mounts().iter().flatten().enumerate() {
         if !m.destination().is_absolute() {
             return Err(Error::config(
@@ -122,7 +127,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
                 format!("{:?} is not an absolute path", m.destination()),
             ));
         }
-        crate::rootfs::options::check(i, m)?;
+        crate::rootfs::options::check(i, m, in_userns)?;
     }
     let hooks = spec.hooks().as_ref();
     let hook_lists = hooks.map(|h| {
@@ -336,11 +341,11 @@ mod tests {
                 |v| v["linux"]["uidMappings"] = serde_json::json!([{"containerID": 0, "hostID": 1000, "size": 1}]),
                 "without a user namespace",
             ),
-            // oci-spec 0.10 parses idmapped mounts; until they are applied they are refused.
+            // idmapped mounts are binds (runc 1.2 checkIDMapMounts).
             (
                 |v| {
-                    v["mounts"] = serde_json::json!([{"destination": "/m", "type": "bind", "source": "/tmp",
-                        "options": ["bind"], "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                    v["mounts"] = serde_json::json!([{"destination": "/m", "type": "tmpfs", "source": "tmpfs",
+                        "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
                         "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}])
                 },
                 "mounts[0].uidMappings",

@@ -114,6 +114,8 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         .ctx(|| format!("chmod {}", fifo.display()))?;
     failpoint::hit("create:fifo-made");
     let state_dir = std::fs::File::open(&c.dir).ctx(|| format!("open {}", c.dir.display()))?;
+    // Only here, in the host's user namespace, may a host filesystem be id-mapped.
+    let idmapped = crate::rootfs::idmap::make(&crate::rootfs::idmap::plan(spec, &bundle.dir)?)?;
     let cfg = InitConfig {
         id: &opts.id,
         spec,
@@ -125,6 +127,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
         cgroups: targets,
+        idmapped: &idmapped,
         lock_fd: c.lock_fd(),
     };
     let ns = NsPlan::from_spec(spec);

@@ -34,6 +34,8 @@ pub struct InitConfig<'a> {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub cgroups: Vec<(Hierarchy, PathBuf)>,
+    /// Id-mapped mount trees made by `create` in the host's namespaces (close-on-exec).
+    pub idmapped: &'a [rootfs::idmap::Tree],
     /// The parent's lock on the state directory: closed at once in the children, or the init
     /// would hold the container's lock until it execs.
     pub lock_fd: RawFd,
@@ -124,6 +126,7 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
             in_userns: ns.in_userns(),
             new_cgroupns: ns.has_new(LinuxNamespaceType::Cgroup),
             cgroups: cfg.cgroups.clone(),
+            idmapped: cfg.idmapped,
         };
         rootfs::prepare(spec, &ctx)?;
         // The working directory is created inside the rootfs as runc does.

@@ -3,6 +3,7 @@
 //! MS_MOVE+chroot) and `finish` (masked and read-only paths, read-only root, rootfs propagation).
 
 pub mod devices;
+pub mod idmap;
 pub mod options;
 pub mod path;
 
@@ -24,6 +25,8 @@ pub struct MountCtx<'a> {
     pub new_cgroupns: bool,
     /// The container's cgroup directory in each host hierarchy.
     pub cgroups: Vec<(Hierarchy, PathBuf)>,
+    /// The id-mapped trees `skiff create` made, to attach in place of a bind.
+    pub idmapped: &'a [idmap::Tree],
 }
 
 fn do_mount(src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: MsFlags, data: Option<&str>) -> Result<()> {
@@ -98,7 +101,7 @@ fn set_rec_attr(fd: &std::os::fd::OwnedFd, rec: options::RecAttr) -> Result<()> 
     if rec.is_empty() {
         return Ok(());
     }
-    let attr = crate::sys::mount::MountAttr { set: rec.set, clr: rec.clr, userns: None };
+    let attr = crate::sys::mount::MountAttr { set: rec.set, clr: rec.clr, ..Default::default() };
     crate::sys::mount::mount_setattr(fd.as_fd(), true, &attr).map_err(|e| {
         let why = if e == nix::errno::Errno::ENOSYS { " (recursive mount options need Linux 5.12)" } else { "" };
         Error::msg(format!("mount_setattr(AT_RECURSIVE, set {:#x}, clear {:#x}): {e}{why}", rec.set, rec.clr))
@@ -137,7 +140,17 @@ fn mount_one(i: usize, m: &Mount, opts: &options::MountOptions, ctx: &MountCtx) 
         make_mount_point(&dest, meta.is_dir()).map_err(label)?;
         let rec = opts.flags & MsFlags::MS_REC;
         let fd = target()?;
-        do_mount(Some(&src), &path::fd_path(&fd), Some("bind"), MsFlags::MS_BIND | rec, None).map_err(label)?;
+        match ctx.idmapped.iter().find(|t| t.index == i) {
+            Some(tree) => {
+                use std::os::fd::AsFd;
+                crate::sys::mount::move_mount(tree.fd.as_fd(), fd.as_fd())
+                    .ctx(|| format!("move_mount the id-mapped {} onto {}", src.display(), dest.display()))
+                    .map_err(label)?
+            }
+            None => {
+                do_mount(Some(&src), &path::fd_path(&fd), Some("bind"), MsFlags::MS_BIND | rec, None).map_err(label)?
+            }
+        }
         if !opts.remount_flags().is_empty() {
             let fd = target()?;
             let at = path::fd_path(&fd);

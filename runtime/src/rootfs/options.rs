@@ -132,12 +132,16 @@ const REC_ATTRS: &[(&str, bool, u64)] = &[
     ("rsymfollow", true, libc::MOUNT_ATTR_NOSYMFOLLOW),
 ];
 
-/// Every option name skiff applies, sorted, for `skiff features`. (`tmpcopyup`, `idmap` and
-/// `ridmap` are parsed but not applied yet.)
+/// Options that are neither flags nor attributes: runc's extensionFlags and complexFlags.
+/// (`tmpcopyup` is parsed but not applied yet.)
+const EXTENSIONS: &[&str] = &["idmap", "ridmap"];
+
+/// Every option name skiff applies, sorted, for `skiff features`.
 pub fn known() -> Vec<&'static str> {
     let mut all: Vec<&str> = FLAGS.iter().map(|f| f.0).collect();
     all.extend(PROPAGATION.iter().map(|p| p.0));
     all.extend(REC_ATTRS.iter().map(|r| r.0));
+    all.extend(EXTENSIONS);
     all.sort_unstable();
     all
 }
@@ -207,7 +211,7 @@ pub fn is_bind_mount(m: &Mount, opts: &MountOptions) -> bool {
 
 /// The checks runc 1.2 makes on a mount before anything is created (libcontainer/configs/validate
 /// checkBindOptions, checkIDMapMounts) plus skiff's own: what cannot be applied is refused.
-pub fn check(index: usize, m: &Mount) -> Result<()> {
+pub fn check(index: usize, m: &Mount, in_userns: bool) -> Result<()> {
     let opts = parse(m.options().as_deref().unwrap_or_default());
     let path = format!("mounts[{index}].options");
     let typ = m.typ().as_deref().unwrap_or("");
@@ -228,11 +232,27 @@ pub fn check(index: usize, m: &Mount) -> Result<()> {
     if opts.tmpcopyup && typ != "tmpfs" {
         return Err(Error::config(path, format!("tmpcopyup applies to tmpfs mounts only, not to type {typ:?}")));
     }
-    let maps = m.uid_mappings().is_some() || m.gid_mappings().is_some();
-    if opts.idmap.is_some() || maps {
+    let uid = m.uid_mappings().as_ref().is_some_and(|u| !u.is_empty());
+    let gid = m.gid_mappings().as_ref().is_some_and(|g| !g.is_empty());
+    if (uid || gid || opts.idmap.is_some()) && !bind {
+        // runc 1.2: "id-mapped mounts are only supported for bind-mounts".
+        let at = if uid || gid { format!("mounts[{index}].uidMappings") } else { path };
         return Err(Error::config(
-            if maps { format!("mounts[{index}].uidMappings") } else { path },
-            "idmapped mounts are not supported yet",
+            at,
+            format!("id-mapped mounts are only supported for bind mounts, not type {typ:?}"),
+        ));
+    }
+    if uid != gid {
+        let missing = if uid { "gidMappings" } else { "uidMappings" };
+        return Err(Error::config(
+            format!("mounts[{index}].{missing}"),
+            "an id-mapped mount needs both uidMappings and gidMappings",
+        ));
+    }
+    if opts.idmap.is_some() && !uid && !in_userns {
+        return Err(Error::config(
+            path,
+            "idmap without uidMappings and gidMappings needs a user namespace to take them from",
         ));
     }
     Ok(())
@@ -380,10 +400,33 @@ mod tests {
                 serde_json::json!({"destination": "/m", "type": "proc", "source": "proc", "options": ["tmpcopyup"]}),
                 Some("tmpcopyup applies to tmpfs mounts only"),
             ),
+            // runc 1.2 checkIDMapMounts: id-mapped mounts are binds with both maps.
+            (
+                serde_json::json!({"destination": "/m", "type": "bind", "source": "/s", "options": ["rbind"],
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+                None,
+            ),
+            (
+                serde_json::json!({"destination": "/m", "type": "tmpfs", "source": "tmpfs",
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}],
+                    "gidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+                Some("mounts[0].uidMappings: id-mapped mounts are only supported for bind mounts"),
+            ),
+            (
+                serde_json::json!({"destination": "/m", "type": "bind", "source": "/s", "options": ["rbind"],
+                    "uidMappings": [{"containerID": 0, "hostID": 1000, "size": 1}]}),
+                Some("mounts[0].gidMappings: an id-mapped mount needs both"),
+            ),
+            // idmap with no mapping of its own takes the container's user namespace's: none here.
+            (
+                serde_json::json!({"destination": "/m", "type": "bind", "source": "/s", "options": ["rbind", "idmap"]}),
+                Some("mounts[0].options: idmap without uidMappings"),
+            ),
         ];
         for (i, (v, want)) in rows.into_iter().enumerate() {
             let m = mount(v.clone());
-            match (check(0, &m), want) {
+            match (check(0, &m, false), want) {
                 (Ok(()), None) => {}
                 (Err(e), Some(w)) => assert!(e.to_string().contains(w), "row {i}: {e}"),
                 (got, _) => panic!("row {i} {v}: got {got:?}, want {want:?}"),

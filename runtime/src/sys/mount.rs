@@ -13,6 +13,8 @@ pub struct MountAttr {
     pub set: u64,
     /// MOUNT_ATTR_* bits to clear (with MOUNT_ATTR__ATIME whenever an atime mode is set).
     pub clr: u64,
+    /// MS_SHARED, MS_SLAVE, MS_PRIVATE or MS_UNBINDABLE, or 0 to leave propagation alone.
+    pub propagation: u64,
     /// A user namespace whose mapping MOUNT_ATTR_IDMAP puts on the mount.
     pub userns: Option<std::os::fd::RawFd>,
 }
@@ -24,7 +26,7 @@ pub fn mount_setattr(fd: BorrowedFd<'_>, recursive: bool, attr: &MountAttr) -> R
     let mut raw = libc::mount_attr {
         attr_set: attr.set,
         attr_clr: attr.clr,
-        propagation: 0,
+        propagation: attr.propagation,
         userns_fd: attr.userns.map(|fd| fd as u64).unwrap_or(0),
     };
     let flags = libc::AT_EMPTY_PATH | if recursive { libc::AT_RECURSIVE } else { 0 };
