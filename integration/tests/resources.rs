@@ -288,12 +288,26 @@ fn every_resource_field_lands_in_its_host_cgroup_file() {
             Some(("hugetlb.2MB.limit_in_bytes", "4194304")),
             Some(("hugetlb.2MB.max", "4194304")),
         ),
+        // The same limit caps reservations too, where the kernel has them (5.7+), as runc 1.1+
+        // writes it (skiff left the rsvd files at "max").
+        Row {
+            kernel_file: true,
+            ..row(
+                "hugepageLimits.rsvd",
+                json!({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 * mb}]}),
+                "hugetlb",
+                Some(("hugetlb.2MB.rsvd.limit_in_bytes", "4194304")),
+                Some(("hugetlb.2MB.rsvd.max", "4194304")),
+            )
+        },
     ];
     for r in rows {
         let what = r.what;
         // runc 1.1 writes neither cpu.burst nor cpu.idle on v1, and fails outright on hugetlb
         // when (as on this hybrid host) only the unified hierarchy has it.
-        if matches!(what, "cpu.burst" | "cpu.idle" | "hugepageLimits") && integration::runtime_is_runc() {
+        if matches!(what, "cpu.burst" | "cpu.idle" | "hugepageLimits" | "hugepageLimits.rsvd")
+            && integration::runtime_is_runc()
+        {
             integration::skip(format!("{what}: runc 1.1 cannot set it here"));
             continue;
         }
@@ -301,7 +315,9 @@ fn every_resource_field_lands_in_its_host_cgroup_file() {
             integration::skip(format!("{what}: no block device in /sys/block"));
             continue;
         }
-        if what == "hugepageLimits" && !std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists() {
+        if what.starts_with("hugepageLimits")
+            && !std::path::Path::new("/sys/kernel/mm/hugepages/hugepages-2048kB").exists()
+        {
             integration::skip(format!("{what}: the kernel has no 2 MB huge pages"));
             continue;
         }

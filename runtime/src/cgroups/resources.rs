@@ -24,6 +24,12 @@ pub struct Setting {
     pub fallback: Option<(String, String)>,
 }
 
+/// hugepageLimits[].limit is "the limit of reservations (if supported) or usage" (runtime-spec):
+/// it goes to the usage limit and, where the kernel has them (Linux 5.7+), to the reservation
+/// limit as well, as runc writes both. Without the rsvd files the usage limit alone applies.
+const RSVD_V1: &str = "rsvd.limit_in_bytes";
+const RSVD_V2: &str = "rsvd.max";
+
 fn s(controller: &'static str, file: impl Into<String>, value: impl ToString, source: &str) -> Setting {
     Setting {
         controller,
@@ -145,12 +151,14 @@ pub fn plan_v1(res: &LinuxResources, devices: &[Sourced]) -> Vec<Setting> {
         }
     }
     for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
-        out.push(s(
-            "hugetlb",
-            format!("hugetlb.{}.limit_in_bytes", h.page_size()),
-            h.limit(),
-            &format!("hugepageLimits[{i}]"),
-        ));
+        for file in ["limit_in_bytes", RSVD_V1] {
+            out.push(s(
+                "hugetlb",
+                format!("hugetlb.{}.{file}", h.page_size()),
+                h.limit(),
+                &format!("hugepageLimits[{i}]"),
+            ));
+        }
     }
     if let Some(n) = res.network() {
         if let Some(v) = n.class_id() {
@@ -252,12 +260,14 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
         }
     }
     for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
-        out.push(s(
-            "hugetlb",
-            format!("hugetlb.{}.max", h.page_size()),
-            max(h.limit()),
-            &format!("hugepageLimits[{i}]"),
-        ));
+        for file in ["max", RSVD_V2] {
+            out.push(s(
+                "hugetlb",
+                format!("hugetlb.{}.{file}", h.page_size()),
+                max(h.limit()),
+                &format!("hugepageLimits[{i}]"),
+            ));
+        }
     }
     out.extend(plan_rdma(res));
     // Last, so they win over the typed fields, as in runc. Sorted: the map has no order.
@@ -430,6 +440,9 @@ fn write_one(dir: &Path, set: &Setting) -> Result<()> {
     // A cgroupfs file that is not there cannot be made (the write fails with EACCES): the kernel
     // lacks the feature, and the message says so instead of "Permission denied".
     if !path.exists() {
+        if set.file.ends_with(RSVD_V1) || set.file.ends_with(RSVD_V2) {
+            return Ok(());
+        }
         if let Some((file, value)) = set.fallback.as_ref().filter(|(alt, _)| dir.join(alt).exists()) {
             let alt = Setting { file: file.clone(), value: value.clone(), fallback: None, ..set.clone() };
             return write_one(dir, &alt);
