@@ -202,6 +202,9 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if let Some(s) = linux.seccomp() {
         check_seccomp_notify(s)?;
     }
+    if let Some(p) = linux.memory_policy() {
+        crate::process::attrs::plan_mempolicy(p)?;
+    }
     Ok(())
 }
 

@@ -22,6 +22,8 @@ pub struct ExecConfig<'a> {
     /// The container's namespace types, in config order.
     pub namespaces: Vec<LinuxNamespaceType>,
     pub seccomp: Option<&'a LinuxSeccomp>,
+    /// The container's `linux.memoryPolicy`: exec'd processes get it too, as in runc.
+    pub memory_policy: Option<&'a oci_spec::runtime::LinuxMemoryPolicy>,
     /// The container's state JSON, for a seccomp listener.
     pub state: serde_json::Value,
     pub cgroup_leaves: &'a [PathBuf],
@@ -133,6 +135,9 @@ fn run(chan: &Channel, cfg: &ExecConfig) -> Result<init::Program> {
     let p = cfg.process;
     if let Some(last) = p.exec_cpu_affinity().as_ref().and_then(|a| a.cpu_affinity_final().as_deref()) {
         super::attrs::set_affinity(0, last, "process.execCPUAffinity.final")?;
+    }
+    if let Some(m) = cfg.memory_policy {
+        super::attrs::set_mempolicy(&super::attrs::plan_mempolicy(m)?)?;
     }
     if p.terminal().unwrap_or(false) {
         nix::unistd::setsid().ctx(|| "setsid".into())?;

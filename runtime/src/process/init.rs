@@ -161,6 +161,9 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         super::attrs::set_personality(p)?;
     }
+    if let Some(p) = spec.linux().as_ref().and_then(|l| l.memory_policy().as_ref()) {
+        super::attrs::set_mempolicy(&super::attrs::plan_mempolicy(p)?)?;
+    }
     if let Some(h) = spec.hostname().as_deref().filter(|h| !h.is_empty()) {
         nix::unistd::sethostname(h).map_err(|e| Error::msg(format!("hostname: sethostname {h:?}: {e}")))?;
     }

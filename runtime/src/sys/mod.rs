@@ -218,3 +218,15 @@ pub fn sched_setattr(attr: &mut SchedAttr) -> Result<(), Errno> {
     let ret = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, attr as *mut SchedAttr, 0) };
     Errno::result(ret).map(drop)
 }
+
+/// set_mempolicy(2): the calling thread's NUMA policy, inherited across fork and execve.
+/// `nodemask` holds one bit per node, 64 nodes per word.
+pub fn set_mempolicy(mode_and_flags: i32, nodemask: &[u64]) -> Result<(), Errno> {
+    // The kernel reads `maxnode - 1` bits (mm/mempolicy.c get_nodes, a historical off-by-one).
+    let maxnode = (nodemask.len() * 64 + 1) as libc::c_ulong;
+    let mask = if nodemask.is_empty() { std::ptr::null() } else { nodemask.as_ptr() };
+    // SAFETY: the kernel reads at most maxnode - 1 bits, i.e. nodemask.len() words, from `mask`,
+    // which points into a live slice (or is null with maxnode 1, and then nothing is read).
+    let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode_and_flags, mask, maxnode) };
+    Errno::result(ret).map(drop)
+}
