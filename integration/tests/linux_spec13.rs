@@ -94,3 +94,116 @@ fn a_memory_policy_the_host_cannot_do_fails_create_naming_the_field_and_leaves_n
     }
     assert_eq!(rt.list_ids(), Vec::<String>::new());
 }
+
+/// A veth pair on the host made for one test and removed on drop (whatever is left of it).
+struct Veth {
+    host: String,
+    peer: String,
+}
+
+impl Veth {
+    /// Makes `skvN`/`skvNp` with 198.18.x.y/32 (a benchmarking range, routed nowhere) on the peer.
+    fn new(n: u32) -> Option<Veth> {
+        let host = format!("skv{}{n}", std::process::id() % 10000);
+        let peer = format!("{host}p");
+        let ok = std::process::Command::new("ip")
+            .args(["link", "add", &host, "type", "veth", "peer", "name", &peer])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            integration::skip("linux.netDevices: cannot make a veth pair on this host");
+            return None;
+        }
+        let v = Veth { host, peer };
+        let addr = format!("198.18.{}.{}/32", n % 250, 1 + std::process::id() % 250);
+        ip(&["addr", "add", &addr, "dev", &v.peer]);
+        ip(&["link", "set", &v.peer, "up"]);
+        Some(v)
+    }
+}
+
+impl Drop for Veth {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("ip").args(["link", "del", &self.host]).output();
+    }
+}
+
+fn ip(args: &[&str]) -> String {
+    let out = std::process::Command::new("ip").args(args).output().expect("run ip");
+    assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn host_has_link(name: &str) -> bool {
+    std::process::Command::new("ip").args(["link", "show", name]).output().is_ok_and(|o| o.status.success())
+}
+
+#[test]
+fn net_devices_move_a_host_link_into_the_container_renamed_with_its_address_and_up() {
+    if integration::runtime_is_runc() {
+        integration::skip("linux.netDevices: runc 1.1.5 does not apply it (runc 1.3 does)");
+        return;
+    }
+    let Some(veth) = Veth::new(1) else { return };
+    let addr = ip(&["-o", "-4", "addr", "show", "dev", &veth.peer]);
+    let addr = addr.split_whitespace().nth(3).expect("the address we gave").to_string();
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| c["linux"]["netDevices"] = json!({ veth.peer.clone(): {"name": "ctr0"} })).args(&["sleep", "1000"]);
+    let id = rt.create_and_start(&b);
+    // Inside: the link under its new name, up, with its permanent global address.
+    let inside = rt.exec(&["exec", &id, "ip", "-o", "addr", "show", "dev", "ctr0"]);
+    assert!(inside.assert_success().stdout.contains(&addr), "{inside}");
+    let flags = rt.exec(&["exec", &id, "ip", "-o", "link", "show", "ctr0"]);
+    assert!(flags.assert_success().stdout.contains(",UP"), "{flags}");
+    // Outside: gone from the host, in the container's network namespace.
+    assert!(!host_has_link(&veth.peer), "{} is still on the host", veth.peer);
+    let pid = rt.pid(&id).to_string();
+    let ns = std::process::Command::new("nsenter")
+        .args(["-t", &pid, "-n", "ip", "-o", "link", "show", "ctr0"])
+        .output()
+        .expect("nsenter");
+    assert!(ns.status.success(), "ctr0 not in the container's namespace: {}", String::from_utf8_lossy(&ns.stderr));
+    rt.delete_force(&id).assert_success();
+    // Not moved back (runtime-spec: the runtime MUST NOT; the kernel returns physical links when
+    // the namespace dies and destroys virtual ones): the veth pair is gone with the namespace.
+    integration::host::wait_until("the veth pair to go with the namespace", || {
+        (!host_has_link(&veth.host)).then_some(())
+    });
+}
+
+#[test]
+fn net_devices_the_host_cannot_move_fail_create_naming_the_field_and_leave_nothing() {
+    if integration::runtime_is_runc() {
+        integration::skip("linux.netDevices: runc 1.1.5 does not apply it (runc 1.3 does)");
+        return;
+    }
+    let Some(veth) = Veth::new(2) else { return };
+    let rt = Runtime::new();
+    let rows: Vec<(Value, bool, String)> = vec![
+        // no such link on the host
+        (json!({"skiff-nolink0": {}}), true, "linux.netDevices.skiff-nolink0".to_string()),
+        // a name the container's namespace already has
+        (json!({ veth.peer.clone(): {"name": "lo"} }), true, format!("linux.netDevices.{}", veth.peer)),
+        // no network namespace of the container's own
+        (json!({ veth.peer.clone(): {} }), false, "linux.netDevices".to_string()),
+        (json!({ veth.peer.clone(): {"name": "a/b"} }), true, format!("linux.netDevices.{}.name", veth.peer)),
+    ];
+    for (devices, netns, want) in rows {
+        let mut b = Bundle::new();
+        b.edit(|c| c["linux"]["netDevices"] = devices.clone()).args(&["sleep", "1000"]);
+        if !netns {
+            b.without_namespace("network");
+        }
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        out.assert_failure().assert_stderr_contains(&want);
+        assert_eq!(rt.root_entries_for(&id), Vec::<String>::new(), "{devices}: state left");
+        assert_eq!(b.cgroup_pids(), Vec::<i32>::new(), "{devices}: processes left");
+        // The link stays on the host, up, with its address.
+        assert!(host_has_link(&veth.peer), "{devices}: {} left the host", veth.peer);
+        let link = ip(&["-o", "link", "show", &veth.peer]);
+        assert!(link.contains(",UP"), "{devices}: {link}");
+        assert!(ip(&["-o", "-4", "addr", "show", "dev", &veth.peer]).contains("198.18."), "{devices}");
+    }
+}

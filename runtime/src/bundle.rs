@@ -205,6 +205,7 @@ pub fn validate(spec: &Spec) -> Result<()> {
     if let Some(p) = linux.memory_policy() {
         crate::process::attrs::plan_mempolicy(p)?;
     }
+    crate::netdev::plan(spec)?;
     Ok(())
 }
 

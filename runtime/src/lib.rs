@@ -12,6 +12,7 @@ pub mod error;
 pub mod failpoint;
 pub mod hooks;
 pub mod log;
+pub mod netdev;
 pub mod process;
 pub mod rootfs;
 pub mod security;

@@ -75,6 +75,9 @@ fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32,
 fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Option<&UnixStream>) -> Result<i32> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
+    // What needs the host is checked before anything is made.
+    let net_devices = crate::netdev::plan(spec)?;
+    crate::netdev::check_host(&net_devices)?;
     // Held until the setup process joined the cgroups (see cgroups::Lock).
     let cgroup_lock = cgroups::Lock::take();
     let leaves = cgroups::plan(linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()), &opts.id);
@@ -131,7 +134,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         lock_fd: c.lock_fd(),
     };
     let ns = NsPlan::from_spec(spec);
-    let mut driver = Driver { c, st: &mut st };
+    let mut driver = Driver { c, st: &mut st, net_devices: &net_devices };
     let pid = process::spawn(&cfg, &ns, &leaves, cgroup_lock, &mut driver)?;
     log::debug(&format!("create {}: init {pid} ready", opts.id));
     failpoint::hit("create:init-ready");
@@ -147,6 +150,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
 struct Driver<'a> {
     c: &'a mut Container,
     st: &'a mut State,
+    net_devices: &'a [crate::netdev::Move],
 }
 
 impl process::Driver for Driver<'_> {
@@ -156,7 +160,9 @@ impl process::Driver for Driver<'_> {
         self.st.start_time = state::proc_stat(pid).map(|(_, t)| t).unwrap_or(0);
         self.c.save(self.st.clone())?;
         failpoint::hit("create:init-started");
-        Ok(())
+        // The init's network namespace exists now (the setup process unshared it before the
+        // fork); the links are there before any hook runs, as in runc.
+        crate::netdev::move_all(self.net_devices, pid)
     }
 
     fn runtime_hooks(&mut self, _pid: i32) -> Result<serde_json::Value> {
