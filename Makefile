@@ -11,7 +11,7 @@ export OCI_RUNTIME
 # Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
 DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux xz-utils bzip2 libcap2-bin containerd podman docker.io buildah docker-registry skopeo apache2-utils openssl
 
-.PHONY: deps build failpoints test lint unit integration demo bench install clean cgroup2-deps test-cgroup2 fuzz test-crash-long bench-reliability
+.PHONY: deps build failpoints test lint unit integration demo bench install clean cgroup2-deps test-cgroup2 systemd-deps test-systemd fuzz test-crash-long bench-reliability
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -45,7 +45,7 @@ test: build failpoints lint
 # `make test-cgroup2` boots a qemu VM (TCG) with cgroup2 alone and runs the cgroup integration
 # tests in it (scripts/test-cgroup2.sh). It takes minutes, so it stays outside `make test`.
 # qemu-system-x86 comes from bookworm-backports where the installed qemu-utils does.
-CGROUP2_PKGS := qemu-system-x86 cpio
+CGROUP2_PKGS := qemu-system-x86 cpio zstd
 
 cgroup2-deps: deps
 	@missing=""; for p in $(CGROUP2_PKGS); do \
@@ -59,6 +59,17 @@ cgroup2-deps: deps
 
 test-cgroup2: build cgroup2-deps
 	bash scripts/test-cgroup2.sh "$(SKIFF)"
+
+# `make test-systemd` boots a qemu VM (TCG) whose pid 1 is systemd on cgroup v2, with a Debian
+# root made by mmdebstrap (cached in target/systemd-vm/), and runs integration tests there
+# (scripts/test-systemd.sh; SD_TESTS, SD_FILTER, SD_ENV choose what). Slow: outside `make test`.
+systemd-deps: cgroup2-deps
+	@dpkg-query -W -f='$${Status}' mmdebstrap 2>/dev/null | grep -q "ok installed" || { \
+	  echo "systemd-deps: installing mmdebstrap"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mmdebstrap; }
+
+test-systemd: build systemd-deps
+	bash scripts/test-systemd.sh "$(SKIFF)"
 
 demo: build
 	@bash scripts/demo.sh "$(SKIFF)" "$(SLIPWAY)"

@@ -24,21 +24,12 @@ NO_V1=cpuset,cpu,cpuacct,blkio,memory,devices,freezer,perf_event,hugetlb,pids,rd
 mkdir -p "$WORK"
 
 log() { echo "test-cgroup2: $*" >&2; }
+MARK=SKIFF-CG2
+# shellcheck source=scripts/vm-lib.sh
+source "$WS/scripts/vm-lib.sh"
 
 # --- the kernel: the package linux-image-amd64 depends on, downloaded once ---------------------
-KPKG=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
-[ -n "$KPKG" ] || { log "cannot resolve linux-image-amd64's kernel package"; exit 1; }
-KDIR=$WORK/$KPKG
-if [ ! -d "$KDIR/boot" ]; then
-  log "downloading $KPKG"
-  (cd "$WORK" && rm -f "${KPKG}"_*.deb && apt-get download -q "$KPKG" 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2 || true)
-  deb=$(ls "$WORK/${KPKG}"_*.deb 2>/dev/null | head -n1)
-  [ -n "$deb" ] || { log "apt-get download $KPKG failed"; exit 1; }
-  rm -rf "$KDIR.tmp" && mkdir -p "$KDIR.tmp"
-  dpkg-deb -x "$deb" "$KDIR.tmp"
-  mv "$KDIR.tmp" "$KDIR"
-fi
-VMLINUZ=$(ls "$KDIR"/boot/vmlinuz-* | head -n1)
+vm_kernel
 # Everything the tests need is built in (cgroup2 controllers, CGROUP_BPF, IOCOST's io.weight,
 # tmpfs, devtmpfs, the 8250 serial console) but a block device: brd.ko (a ram disk, no
 # dependencies) goes into the initramfs for the io.max throttle tests.
@@ -47,38 +38,19 @@ for opt in CONFIG_CGROUP_BPF=y CONFIG_MEMCG=y CONFIG_CGROUP_PIDS=y CONFIG_BLK_CG
 done
 
 # --- the test binaries ---------------------------------------------------------------------------
-targs=()
-for t in $TESTS; do targs+=(--test "$t"); done
-log "building the test binaries (${TESTS})"
-mapfile -t BINS < <(cd "$WS" && cargo test -p integration "${targs[@]}" --no-run --message-format=json 2>/dev/null |
-  jq -r 'select(.reason == "compiler-artifact" and .profile.test == true and .executable != null) | .executable')
-[ "${#BINS[@]}" -gt 0 ] || { log "no test binaries were built"; exit 1; }
+# shellcheck disable=SC2086
+vm_test_binaries $TESTS
 
 # --- the initramfs -------------------------------------------------------------------------------
 ROOT=$WORK/initramfs
 rm -rf "$ROOT"
 mkdir -p "$ROOT"/{bin,sbin,etc,proc,sys,dev,tmp,run,newroot,tests}
 cp /bin/busybox "$ROOT/bin/busybox"
-# Same absolute paths as here: the test binaries find spec-fixtures through their build path.
-# (workspace_dir() is integration/.. : that directory must exist too)
-mkdir -p "$ROOT$WS/integration" "$ROOT$(dirname "$SKIFF")"
-cp -r "$WS/spec-fixtures" "$ROOT$WS/"
-cp "$SKIFF" "$ROOT$SKIFF"
 # iproute2's `rdma` makes the soft-RoCE device the rdma tests need (see below); optional.
 RDMA_TOOL=$(command -v rdma || true)
 [ -n "$RDMA_TOOL" ] || log "no rdma tool (iproute2) here: the rdma.max tests will skip"
-libs=$(ldd "$SKIFF" "${BINS[@]}" $RDMA_TOOL 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// && NF > 1 {print $1}' | sort -u)
-for lib in $libs; do
-  mkdir -p "$ROOT$(dirname "$lib")"
-  cp -L "$lib" "$ROOT$lib"
-done
-names=()
-for b in "${BINS[@]}"; do
-  name=$(basename "$b" | sed 's/-[0-9a-f]*$//')
-  names+=("$name")
-  # Debug info is most of a test binary's size and useless in the guest.
-  strip --strip-debug -o "$ROOT/tests/$name" "$b"
-done
+VM_EXTRA_EXES=$RDMA_TOOL vm_install_tests "$ROOT" "$SKIFF"
+names=("${NAMES[@]}")
 BRD=$(ls "$KDIR"/lib/modules/*/kernel/drivers/block/brd.ko 2>/dev/null | head -n1)
 [ -n "$BRD" ] || { log "$KPKG has no uncompressed brd.ko"; exit 1; }
 mkdir -p "$ROOT/lib/modules" && cp "$BRD" "$ROOT/lib/modules/brd.ko"
@@ -148,39 +120,7 @@ poweroff -f
 EOF
 } >"$ROOT/init2"
 chmod +x "$ROOT/init" "$ROOT/init2"
-INITRD=$WORK/initramfs.cpio
-(cd "$ROOT" && find . | cpio -o -H newc --quiet >"$INITRD")
-log "initramfs $(du -h "$INITRD" | cut -f1), kernel $(basename "$VMLINUZ")"
 
-# --- boot ----------------------------------------------------------------------------------------
-CONSOLE=$WORK/console.log
-log "booting qemu (TCG), console in $CONSOLE"
-start=$(date +%s)
-set +e
-timeout "$TIMEOUT" qemu-system-x86_64 -accel tcg -m "${CG2_MEM:-2048}" -smp "${CG2_SMP:-2}" \
-  -nographic -no-reboot -nic none \
-  -kernel "$VMLINUZ" -initrd "$INITRD" \
-  -append "console=ttyS0 panic=-1 quiet cgroup_no_v1=$NO_V1 systemd.unified_cgroup_hierarchy=1" \
-  </dev/null >"$CONSOLE" 2>&1
-qrc=$?
-set -e
-elapsed=$(( $(date +%s) - start ))
-tr -d '\r' <"$CONSOLE" >"$CONSOLE.txt"
-
-# --- report --------------------------------------------------------------------------------------
-grep -E '^(test |SKIFF-CG2|test result|thread .* panicked|failures:)' "$CONSOLE.txt" || true
-passed=0 failed=0 bad=0
-for n in "${names[@]}"; do
-  line=$(grep -E "^SKIFF-CG2 RESULT $n rc=" "$CONSOLE.txt" || true)
-  [ "$line" = "SKIFF-CG2 RESULT $n rc=0" ] || { bad=$((bad + 1)); log "FAIL: $n (${line:-no result})"; }
-done
-while read -r p f; do passed=$((passed + p)); failed=$((failed + f)); done < <(
-  sed -n 's/^test result: [a-zA-Z]*\. \([0-9]*\) passed; \([0-9]*\) failed.*/\1 \2/p' "$CONSOLE.txt")
-boot=$(sed -n 's/^SKIFF-CG2 boot-seconds //p' "$CONSOLE.txt")
-run=$(sed -n 's/^SKIFF-CG2 run-seconds //p' "$CONSOLE.txt")
-log "qemu exit $qrc after ${elapsed}s (guest boot ${boot:-?}s, tests ${run:-?}s): $passed passed, $failed failed"
-if ! grep -q '^SKIFF-CG2 DONE' "$CONSOLE.txt"; then
-  log "the guest did not finish (timeout or crash); see $CONSOLE.txt"
-  exit 1
-fi
-[ "$bad" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ]
+# --- boot and report -----------------------------------------------------------------------------
+vm_boot "$ROOT" "cgroup_no_v1=$NO_V1 systemd.unified_cgroup_hierarchy=1" "$TIMEOUT" "${CG2_MEM:-2048}" "${CG2_SMP:-2}"
+vm_report

@@ -1,0 +1,111 @@
+#!/bin/bash
+# `make test-systemd`: runs integration tests on a host whose pid 1 is systemd (cgroup v2), the
+# kind of host Kubernetes nodes, docker on cgroup v2 and podman run, for the systemd cgroup driver.
+#
+# The guest's root filesystem is Debian bookworm made by mmdebstrap from Debian's packages
+# (systemd, dbus, runc, containerd, ...), cached in target/systemd-vm/ by its package list. It
+# boots as an initramfs holding that whole root: a stage-1 /init copies it onto a tmpfs (pivot_root
+# cannot leave an initramfs) and switch_roots into systemd with cgroup v2 alone. A oneshot unit,
+# skiff-tests.service, runs each test binary once the system is up, prints the marker lines
+# vm_report reads on the serial console, and powers the guest off.
+#
+# The tests see SKIFF_IT_SYSTEMD=1 (a host whose pid 1 is systemd) and SKIFF_IT_THROWAWAY_HOST=1.
+#
+# Usage: scripts/test-systemd.sh SKIFF_BINARY
+# Environment: SD_TESTS (test targets, default "lifecycle resources update pause_ps events"),
+# SD_FILTER (a test name filter given to every binary), SD_RUNTIME (the runtime under test in the
+# guest, default SKIFF_BINARY; /usr/sbin/runc is Debian's runc 1.1.5 there), SD_ENV (extra VAR=VALUE words exported
+# to the tests), SD_TIMEOUT (seconds for the whole VM run, default 3600), SD_SMP (default 2),
+# SD_MEM (MiB, default 3072).
+set -euo pipefail
+
+SKIFF=$(realpath "${1:?usage: test-systemd.sh SKIFF_BINARY}")
+WS=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$WS/target/systemd-vm
+TESTS=${SD_TESTS:-lifecycle resources update pause_ps events}
+TIMEOUT=${SD_TIMEOUT:-3600}
+mkdir -p "$WORK"
+
+log() { echo "test-systemd: $*" >&2; }
+MARK=SKIFF-SD
+# shellcheck source=scripts/vm-lib.sh
+source "$WS/scripts/vm-lib.sh"
+
+vm_kernel
+for opt in CONFIG_CGROUP_BPF=y CONFIG_MEMCG=y CONFIG_BLK_DEV_INITRD=y CONFIG_SERIAL_8250_CONSOLE=y CONFIG_RD_ZSTD=y; do
+  grep -q "^$opt" "$KDIR"/boot/config-* || { log "$KPKG lacks $opt"; exit 1; }
+done
+
+# --- the guest's root: Debian's packages, made once per package list ---------------------------
+PKGS=systemd,systemd-sysv,dbus,libseccomp2,iproute2,procps,util-linux,busybox-static,runc,containerd
+ROOTFS_TAR=$WORK/rootfs-$(echo "$PKGS" | sha256sum | cut -c1-12).tar
+if [ ! -s "$ROOTFS_TAR" ]; then
+  log "making the guest's root with mmdebstrap ($PKGS); about a minute on a quiet machine"
+  mmdebstrap --quiet --format=tar --variant=minbase --include="$PKGS" bookworm "$ROOTFS_TAR.tmp" >&2
+  mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
+fi
+
+# shellcheck disable=SC2086
+vm_test_binaries $TESTS
+
+ROOT=$WORK/initramfs
+rm -rf "$ROOT" && mkdir -p "$ROOT"
+tar -C "$ROOT" -xf "$ROOTFS_TAR"
+vm_install_tests "$ROOT" "$SKIFF"
+mkdir -p "$ROOT/newroot"
+
+# Stage 1: copy the root onto a tmpfs and hand over to systemd there.
+cat >"$ROOT/init" <<'EOF'
+#!/bin/busybox sh
+B=/bin/busybox
+$B mount -t tmpfs -o size=90% tmpfs /newroot
+for d in /*; do
+  case "$d" in /newroot|/proc|/sys|/dev|/run|/tmp) $B mkdir -p "/newroot$d" ;; *) $B cp -a "$d" /newroot/ ;; esac
+done
+exec $B switch_root /newroot /lib/systemd/systemd
+EOF
+chmod +x "$ROOT/init"
+
+# Stage 2: the tests, as a unit of the booted system.
+{
+  echo '#!/bin/sh'
+  echo "TESTS='${NAMES[*]}'"
+  echo "FILTER='${SD_FILTER:-}'"
+  echo "export OCI_RUNTIME='${SD_RUNTIME:-$SKIFF}' SKIFF_IT_SYSTEMD=1 SKIFF_IT_THROWAWAY_HOST=1 ${SD_ENV:-}"
+  cat <<'EOF'
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root RUST_BACKTRACE=1
+t0=$(cut -d. -f1 /proc/uptime)
+echo "SKIFF-SD boot-seconds $t0"
+echo "SKIFF-SD kernel $(uname -r); pid 1 $(cat /proc/1/comm); $(systemctl is-system-running)"
+echo "SKIFF-SD controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+for t in $TESTS; do
+  echo "SKIFF-SD START $t"
+  /tests/$t --test-threads=2 --color=never $FILTER 2>&1
+  echo "SKIFF-SD RESULT $t rc=$?"
+done
+echo "SKIFF-SD run-seconds $(( $(cut -d. -f1 /proc/uptime) - t0 ))"
+echo "SKIFF-SD DONE"
+EOF
+} >"$ROOT/tests/run.sh"
+chmod +x "$ROOT/tests/run.sh"
+cat >"$ROOT/etc/systemd/system/skiff-tests.service" <<'EOF'
+[Unit]
+Description=skiff integration tests
+After=multi-user.target dbus.service
+[Service]
+Type=oneshot
+StandardOutput=tty
+StandardError=tty
+TTYPath=/dev/ttyS0
+ExecStart=/tests/run.sh
+ExecStopPost=/bin/systemctl poweroff --force
+[Install]
+WantedBy=multi-user.target
+EOF
+ln -sf /etc/systemd/system/skiff-tests.service "$ROOT/etc/systemd/system/multi-user.target.wants/skiff-tests.service"
+# No login prompt on the console the tests print to.
+ln -sf /dev/null "$ROOT/etc/systemd/system/serial-getty@ttyS0.service"
+
+vm_boot "$ROOT" "rdinit=/init systemd.unified_cgroup_hierarchy=1 systemd.show_status=false" \
+  "$TIMEOUT" "${SD_MEM:-3072}" "${SD_SMP:-2}"
+vm_report
