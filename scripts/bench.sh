@@ -15,9 +15,13 @@
 # --runroot and storage.conf (overlay driver), so the machine's stores are never touched.
 # Prints the medians and slipway/buildah ratios of the same run.
 #
+# Part 3 (with SLIPWAY_PATH), scripts/bench-registry.sh: push and pull of a 200 MB random layer
+# through a loopback docker-registry, slipway against `skopeo copy` and buildah push/pull, and
+# a re-push of an unchanged image.
+#
 # Everything it makes is removed on exit.
 # Env: BENCH_RUNS (default 30), BENCH_WARMUP (default 3), RUNC (default: runc on PATH),
-#      BENCH_ONLY (skiff or slipway: run one part), BENCH_BUILD_RUNS (default 10: timed runs of
+#      BENCH_ONLY (skiff, slipway or registry: run one part), BENCH_BUILD_RUNS (default 10: timed runs of
 #      each build benchmark), BENCH_SLIPWAY_RUNTIME (the runtime of slipway's RUN steps;
 #      default SKIFF_PATH, what slipway users get; buildah runs its RUN steps with runc, so set
 #      BENCH_SLIPWAY_RUNTIME=$(command -v runc) to compare the builders alone).
@@ -259,9 +263,15 @@ bench_skiff() {
   fi
 }
 
+# --- part 3: slipway against skopeo and buildah through a loopback registry ---
+bench_registry() {
+  bash "$HERE/scripts/bench-registry.sh" "$SLIPWAY"
+}
+
 case "$ONLY" in
   skiff) bench_skiff ;;
   slipway) [ -n "$SLIPWAY" ] || usage; bench_slipway ;;
-  "") bench_skiff; [ -z "$SLIPWAY" ] || bench_slipway ;;
-  *) echo "bench: BENCH_ONLY=$ONLY: expected skiff or slipway" >&2; exit 2 ;;
+  registry) [ -n "$SLIPWAY" ] || usage; bench_registry ;;
+  "") bench_skiff; [ -z "$SLIPWAY" ] || { bench_slipway; bench_registry; } ;;
+  *) echo "bench: BENCH_ONLY=$ONLY: expected skiff, slipway or registry" >&2; exit 2 ;;
 esac

@@ -59,6 +59,22 @@ impl Registry {
         Registry::start(Kind::TlsBasic)
     }
 
+    /// HTTPS that requires a client certificate signed by the test's CA (no passwords);
+    /// `ca_dir` holds the CA and, in `client_cert_dir`, also `client.cert`/`client.key`.
+    pub fn tls_client_cert() -> Registry {
+        Registry::start(Kind::TlsClient)
+    }
+
+    /// A cert dir with the CA and a client certificate the registry accepts.
+    pub fn client_cert_dir(&self) -> PathBuf {
+        self.dir.path().join("client-trust")
+    }
+
+    /// An X.509 v1 client certificate (no extensions) with its key, which TLS libraries refuse.
+    pub fn v1_client_cert(&self) -> (PathBuf, PathBuf) {
+        (self.dir.path().join("certs/v1.cert"), self.dir.path().join("certs/client.key"))
+    }
+
     /// Plain HTTP with token auth; the tokens come from a [`TokenServer`].
     pub fn bearer() -> Registry {
         Registry::start(Kind::Bearer)
@@ -73,7 +89,7 @@ impl Registry {
         let mut token = None;
         match kind {
             Kind::Plain => {}
-            Kind::TlsBasic => {
+            Kind::TlsBasic | Kind::TlsClient => {
                 let certs = d.join("certs");
                 fs::create_dir_all(&certs).expect("mkdir");
                 let c = certs.display();
@@ -85,16 +101,33 @@ impl Registry {
                      openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
                      -extfile ext -out server.crt 2>/dev/null"
                 ));
-                sh(&format!("htpasswd -Bbn {USER} {PASSWORD} > {}/htpasswd", d.display()));
                 let trust = d.join("trust");
                 fs::create_dir_all(&trust).expect("mkdir");
                 fs::copy(certs.join("ca.crt"), trust.join("ca.crt")).expect("copy ca");
                 ca_dir = Some(trust);
-                extra = format!(
-                    "  tls:\n    certificate: {c}/server.crt\n    key: {c}/server.key\n\
-                     auth:\n  htpasswd:\n    realm: slipway-test\n    path: {}/htpasswd\n",
-                    d.display()
-                );
+                if matches!(kind, Kind::TlsClient) {
+                    let ct = d.join("client-trust");
+                    fs::create_dir_all(&ct).expect("mkdir");
+                    sh(&format!(
+                        "cd {c} && openssl req -newkey rsa:2048 -nodes -subj /CN=slipway-client -keyout client.key \
+                         -out client.csr 2>/dev/null && printf 'extendedKeyUsage=clientAuth\\n' > cext && \
+                         openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+                         -extfile cext -out client.cert 2>/dev/null && \
+                         openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+                         -out v1.cert 2>/dev/null && cp ca.crt client.cert client.key {}",
+                        ct.display()
+                    ));
+                    extra = format!(
+                        "  tls:\n    certificate: {c}/server.crt\n    key: {c}/server.key\n    clientcas:\n      - {c}/ca.crt\n"
+                    );
+                } else {
+                    sh(&format!("htpasswd -Bbn {USER} {PASSWORD} > {}/htpasswd", d.display()));
+                    extra = format!(
+                        "  tls:\n    certificate: {c}/server.crt\n    key: {c}/server.key\n\
+                         auth:\n  htpasswd:\n    realm: slipway-test\n    path: {}/htpasswd\n",
+                        d.display()
+                    );
+                }
             }
             Kind::Bearer => {
                 let t = TokenServer::start(d);
@@ -122,7 +155,7 @@ impl Registry {
             .stderr(log)
             .spawn()
             .expect("start docker-registry");
-        let tls = matches!(kind, Kind::TlsBasic);
+        let tls = matches!(kind, Kind::TlsBasic | Kind::TlsClient);
         let r = Registry { dir, port, child, host: format!("127.0.0.1:{port}"), tls, ca_dir, token };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -213,6 +246,7 @@ impl Drop for Registry {
 enum Kind {
     Plain,
     TlsBasic,
+    TlsClient,
     Bearer,
 }
 

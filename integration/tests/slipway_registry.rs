@@ -546,3 +546,69 @@ fn an_exported_build_cache_makes_every_step_of_a_fresh_build_a_hit() {
         assert_eq!(t.file_in(&fresh, "app:1", "both"), "one\nfile\n");
     }
 }
+
+#[test]
+fn an_interrupted_pull_resumes_from_the_bytes_it_has() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    // incompressible content, so the layer blob is large enough to cut in half
+    let noise: String =
+        (0..200_000u32).map(|i| char::from(b'a' + (i.wrapping_mul(2654435761) >> 27) as u8 % 26)).collect();
+    t.image("resume:1", &[("noise.txt", &noise)]);
+    let dest = format!("{}/resume:1", r.host);
+    t.run(&["push", "resume:1", &dest]).ok();
+    let m: serde_json::Value = serde_json::from_slice(
+        &fs::read(t.s.root().join("blobs/sha256").join(&t.manifest_digest(&t.s.root(), "resume:1")[7..])).unwrap(),
+    )
+    .unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap().to_string();
+    let blob = fs::read(t.s.root().join("blobs/sha256").join(&layer[7..])).unwrap();
+    // what a killed pull leaves: the first part of the blob in ingest/
+    let fresh = t.other_root("fresh");
+    t.run_in(&fresh, &["images"], None).ok();
+    fs::create_dir_all(fresh.join("ingest")).unwrap();
+    fs::write(fresh.join("ingest").join(format!("{}.partial", &layer[7..])), &blob[..blob.len() / 2]).unwrap();
+    let mark = r.log_len();
+    t.run_in(&fresh, &["pull", &dest], None).ok();
+    let reqs = r.requests_since(mark);
+    assert!(
+        reqs.iter().any(|q| q.starts_with(&format!("GET /v2/resume/blobs/{layer} ")) && q.contains(" 206 ")),
+        "no ranged GET of the layer: {reqs:?}"
+    );
+    assert_eq!(fs::read(fresh.join("blobs/sha256").join(&layer[7..])).unwrap(), blob);
+    assert_eq!(t.file_in(&fresh, &dest, "noise.txt"), noise);
+}
+
+#[test]
+fn a_client_certificate_from_the_cert_dir() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::tls_client_cert();
+    let t = T::new();
+    t.image("cc:1", &[("c.txt", "client cert\n")]);
+    let dest = format!("{}/cc:1", r.host);
+    // the CA alone: the registry wants a client certificate
+    let ca_only = r.ca_dir.clone().unwrap();
+    let o = t.run(&["push", "--cert-dir", &ca_only.to_string_lossy(), "cc:1", &dest]);
+    assert_ne!(o.code, 0, "pushed without a client certificate");
+    // client.cert + client.key beside ca.crt, as docker and podman read a certs.d directory
+    let dir = r.client_cert_dir();
+    t.run(&["push", "--cert-dir", &dir.to_string_lossy(), "cc:1", &dest]).ok();
+    let fresh = t.other_root("fresh");
+    t.run_in(&fresh, &["pull", "--cert-dir", &dir.to_string_lossy(), &dest], None).ok();
+    assert_eq!(t.file_in(&fresh, &dest, "c.txt"), "client cert\n");
+    // a certificate the TLS library refuses: a clear error naming the file, not a crash
+    let bad = t.s.dir.path().join("bad-certs");
+    fs::create_dir_all(&bad).unwrap();
+    let (v1, key) = r.v1_client_cert();
+    fs::copy(&v1, bad.join("client.cert")).unwrap();
+    fs::copy(&key, bad.join("client.key")).unwrap();
+    fs::copy(ca_only.join("ca.crt"), bad.join("ca.crt")).unwrap();
+    let o = t.run_in(&fresh, &["pull", "--cert-dir", &bad.to_string_lossy(), &dest], None);
+    assert_eq!(o.code, 1, "{}", o.stderr);
+    assert!(o.stderr.contains("client.cert") && o.stderr.contains("client certificate"), "{}", o.stderr);
+}

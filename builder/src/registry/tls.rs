@@ -86,6 +86,12 @@ pub fn config(registry: &str, cert_dir: Option<&Path>, verify: bool) -> Result<(
                         path: key.clone(),
                         err: std::io::Error::other(format!("private key: {e}")),
                     })?;
+                    // ureq panics on a certificate rustls refuses (an X.509 v1 one, a key of
+                    // another type): ask rustls first, and say which files
+                    check_client_cert(&chain, &kb).map_err(|why| RegistryError::Io {
+                        path: p.clone(),
+                        err: std::io::Error::other(format!("client certificate (with {}): {why}", key.display())),
+                    })?;
                     client = Some(ClientCert::new_with_certs(&chain, k));
                 }
                 _ => {}
@@ -95,4 +101,25 @@ pub fn config(registry: &str, cert_dir: Option<&Path>, verify: bool) -> Result<(
     let roots = if roots.is_empty() { RootCerts::WebPki } else { RootCerts::new_with_certs(&roots) };
     let cfg = TlsConfig::builder().root_certs(roots).client_cert(client).disable_verification(!verify).build();
     Ok((cfg, trust))
+}
+
+/// Whether rustls takes this chain and key as a client certificate.
+fn check_client_cert(chain: &[Certificate<'static>], key_pem: &[u8]) -> Result<(), String> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let key = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| format!("private key: {e}"))?;
+    let certs: Vec<CertificateDer<'static>> = chain.iter().map(|c| CertificateDer::from(c.der().to_vec())).collect();
+    if certs.is_empty() {
+        return Err("no certificate in the file".into());
+    }
+    // the provider ureq's rustls connector builds with (its `rustls` feature: ring)
+    #[allow(deprecated)]
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(rustls::RootCertStore::empty())
+        .with_client_auth_cert(certs, key)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
