@@ -230,3 +230,24 @@ pub fn fifty_rm_containers_leave_no_trace(kind: Kind) {
     });
     e.assert_settles_to(&baseline);
 }
+
+/// Volumes and tmpfs as users write them: `-v SRC:DST:ro` refuses writes, `-v SRC:DST` writes
+/// through, `--mount ...,readonly`; `--tmpfs` is a tmpfs, and podman's (tmpcopyup by default)
+/// starts with the image's files under it where docker's starts empty.
+pub fn volumes_and_tmpfs(e: &Engine, f: &Flavor) {
+    let src = e.dir().join("volume");
+    std::fs::create_dir_all(&src).expect("mkdir volume");
+    std::fs::write(src.join("f"), "from host\n").expect("write");
+    let ro = format!("{}:/ro:ro", src.display());
+    let rw = format!("{}:/rw", src.display());
+    let mount = format!("type=bind,source={},target=/m,readonly", src.display());
+    let o = e.run(&[
+        "run", "--rm", "-v", &ro, "-v", &rw, "--mount", &mount, "--tmpfs", "/etc", IMAGE, "sh", "-c",
+        "cat /ro/f; touch /ro/x 2>/dev/null || echo ro-refused; touch /m/x 2>/dev/null || echo m-refused; \
+         echo w > /rw/w && echo rw-written; ls /etc | grep -c '^passwd$'; grep ' /etc ' /proc/self/mountinfo | cut -d' ' -f9",
+    ]);
+    let copied = if f.kind == Kind::Podman { "1" } else { "0" };
+    assert_eq!(o.ok().stdout, format!("from host\nro-refused\nm-refused\nrw-written\n{copied}\ntmpfs\n"));
+    assert_eq!(std::fs::read_to_string(src.join("w")).expect("written through"), "w\n");
+    assert!(!src.join("x").exists());
+}

@@ -223,6 +223,34 @@ pub fn cgroup_hierarchy(controller: &str) -> Option<Hierarchy> {
     v2
 }
 
+/// Sets the extended attribute `name` of `path` itself (lsetxattr: a symlink is not followed).
+#[track_caller]
+pub fn set_xattr(path: &Path, name: &str, value: &[u8]) {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).expect("path without NUL");
+    let n = std::ffi::CString::new(name).expect("name without NUL");
+    // SAFETY: both strings are NUL-terminated and live; value's pointer and length describe a
+    // live slice the kernel only reads.
+    let ret = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    assert!(ret == 0, "lsetxattr {} {name}: {}", path.display(), std::io::Error::last_os_error());
+}
+
+/// The value of the extended attribute `name` of `path` itself, or None if it has none.
+pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+    use std::os::unix::ffi::OsStrExt;
+    let p = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let n = std::ffi::CString::new(name).ok()?;
+    let mut buf = vec![0u8; 4096];
+    // SAFETY: both strings are NUL-terminated and live; the kernel writes at most buf.len() bytes
+    // into the live buffer.
+    let ret = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if ret < 0 {
+        return None;
+    }
+    buf.truncate(ret as usize);
+    Some(buf)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

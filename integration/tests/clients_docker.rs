@@ -67,3 +67,9 @@ fn default_seccomp_profile_and_capabilities() {
 fn fifty_rm_containers_leave_no_trace() {
     cli::fifty_rm_containers_leave_no_trace(Kind::Docker);
 }
+
+#[test]
+fn volumes_and_tmpfs() {
+    let Some(e) = docker() else { return };
+    cli::volumes_and_tmpfs(&e, &DOCKER);
+}

@@ -51,3 +51,9 @@ fn wait_and_removal_leaves_nothing() {
 fn fifty_rm_containers_leave_no_trace() {
     cli::fifty_rm_containers_leave_no_trace(Kind::Podman);
 }
+
+#[test]
+fn volumes_and_tmpfs() {
+    let Some(e) = podman() else { return };
+    cli::volumes_and_tmpfs(&e, &PODMAN);
+}

@@ -2,6 +2,7 @@
 //! `prepare` (propagation, the rootfs bind, `mounts` in order, /dev), `enter` (pivot_root or
 //! MS_MOVE+chroot) and `finish` (masked and read-only paths, read-only root, rootfs propagation).
 
+pub mod copyup;
 pub mod devices;
 pub mod idmap;
 pub mod options;
@@ -162,13 +163,35 @@ fn mount_one(i: usize, m: &Mount, opts: &options::MountOptions, ctx: &MountCtx) 
         make_mount_point(&dest, true).map_err(label)?;
         let src = m.source().as_deref().unwrap_or(Path::new(typ));
         let mut flags = opts.flags;
+        let ro_later = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | opts.remount_flags();
         if is_dev && flags.contains(MsFlags::MS_RDONLY) {
             // The device nodes are made in it first; runc remounts /dev read-only at the end too.
             flags.remove(MsFlags::MS_RDONLY);
-            late_remount = Some(MsFlags::MS_BIND | MsFlags::MS_REMOUNT | opts.remount_flags());
+            late_remount = Some(ro_later);
+        }
+        // tmpcopyup: what the tmpfs is about to hide, kept open to copy from (crun's way; runc
+        // copies through a tmpfs on the host instead).
+        let copy_from = if opts.tmpcopyup {
+            Some(path::open_dir_in_root(ctx.rootfs, m.destination()).map_err(label)?)
+        } else {
+            None
+        };
+        let copy_ro = copy_from.is_some() && flags.contains(MsFlags::MS_RDONLY);
+        if copy_ro {
+            flags.remove(MsFlags::MS_RDONLY);
+        }
+        let mut data = opts.data.clone();
+        if typ == "tmpfs" {
+            // runc: a tmpfs takes the mode of the directory it covers unless the options say
+            // otherwise (a later mode= wins).
+            if let Ok(meta) = std::fs::metadata(&dest) {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = format!("mode={:04o}", meta.permissions().mode() & 0o7777);
+                data = if data.is_empty() { mode } else { format!("{mode},{data}") };
+            }
         }
         let fd = target()?;
-        let res = do_mount(Some(src), &path::fd_path(&fd), Some(typ), flags, Some(&opts.data));
+        let res = do_mount(Some(src), &path::fd_path(&fd), Some(typ), flags, Some(&data));
         match res {
             // sysfs cannot be mounted in a user namespace that does not own the network
             // namespace; runc falls back to a recursive bind of the host's /sys.
@@ -188,6 +211,15 @@ fn mount_one(i: usize, m: &Mount, opts: &options::MountOptions, ctx: &MountCtx) 
                 ));
             }
             other => other.map_err(label)?,
+        }
+        if let Some(from) = copy_from {
+            use std::os::fd::AsFd;
+            let to = path::open_dir_in_root(ctx.rootfs, m.destination()).map_err(label)?;
+            copyup::copy_tree(from.as_fd(), to.as_fd(), m.destination()).map_err(label)?;
+            if copy_ro {
+                let fd = target()?;
+                do_mount(None, &path::fd_path(&fd), None, ro_later | MsFlags::MS_RDONLY, None).map_err(label)?;
+            }
         }
     }
     for p in &opts.propagation {

@@ -133,8 +133,7 @@ const REC_ATTRS: &[(&str, bool, u64)] = &[
 ];
 
 /// Options that are neither flags nor attributes: runc's extensionFlags and complexFlags.
-/// (`tmpcopyup` is parsed but not applied yet.)
-const EXTENSIONS: &[&str] = &["idmap", "ridmap"];
+const EXTENSIONS: &[&str] = &["tmpcopyup", "idmap", "ridmap"];
 
 /// Every option name skiff applies, sorted, for `skiff features`.
 pub fn known() -> Vec<&'static str> {

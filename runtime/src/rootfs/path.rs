@@ -51,12 +51,22 @@ pub fn resolve_in_root(root: &Path, unsafe_path: &Path) -> Result<PathBuf> {
 /// (openat2 RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS): whatever was swapped for a symlink since
 /// `resolve_in_root` looked, the file opened is inside the root. Mounts then go through the fd.
 pub fn open_in_root(root: &Path, container_path: &Path) -> Result<OwnedFd> {
+    open_in_root_with(root, container_path, nix::fcntl::OFlag::O_PATH)
+}
+
+/// As [`open_in_root`], for reading a directory's entries and attributes.
+pub fn open_dir_in_root(root: &Path, container_path: &Path) -> Result<OwnedFd> {
+    use nix::fcntl::OFlag;
+    open_in_root_with(root, container_path, OFlag::O_RDONLY | OFlag::O_DIRECTORY)
+}
+
+fn open_in_root_with(root: &Path, container_path: &Path, flags: nix::fcntl::OFlag) -> Result<OwnedFd> {
     use nix::fcntl::{openat2, OFlag, OpenHow, ResolveFlag};
     let dir = std::fs::File::open(root).map_err(|e| Error::io(format!("open {}", root.display()), e))?;
     let rel = container_path.strip_prefix("/").unwrap_or(container_path);
     let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
     let how = OpenHow::new()
-        .flags(OFlag::O_PATH | OFlag::O_CLOEXEC)
+        .flags(flags | OFlag::O_CLOEXEC)
         .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
     let fd = openat2(dir.as_raw_fd(), rel, how)
         .map_err(|e| Error::sys(format!("open {} inside the rootfs", container_path.display()), e))?;

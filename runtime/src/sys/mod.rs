@@ -230,3 +230,51 @@ pub fn set_mempolicy(mode_and_flags: i32, nodemask: &[u64]) -> Result<(), Errno>
     let ret = unsafe { libc::syscall(libc::SYS_set_mempolicy, mode_and_flags, mask, maxnode) };
     Errno::result(ret).map(drop)
 }
+
+/// The extended attribute names of an open file (flistxattr), NUL-separated as the kernel gives
+/// them. nix has no xattr calls.
+pub fn list_xattrs(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
+    loop {
+        // SAFETY: a null buffer of size 0 asks only for the size; nothing is written.
+        let size = Errno::result(unsafe { libc::flistxattr(fd.as_raw_fd(), std::ptr::null_mut(), 0) })?;
+        let mut buf = vec![0u8; size as usize];
+        // SAFETY: the kernel writes at most buf.len() bytes into the live buffer.
+        let ret = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(ret) {
+            // The list grew between the two calls: ask again.
+            Err(Errno::ERANGE) => continue,
+            Err(e) => return Err(e),
+            Ok(n) => {
+                buf.truncate(n as usize);
+                return Ok(buf);
+            }
+        }
+    }
+}
+
+/// The value of one extended attribute of an open file (fgetxattr).
+pub fn get_xattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr) -> Result<Vec<u8>, Errno> {
+    loop {
+        // SAFETY: `name` is NUL-terminated; a null buffer of size 0 asks only for the size.
+        let size = Errno::result(unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), std::ptr::null_mut(), 0) })?;
+        let mut buf = vec![0u8; size as usize];
+        // SAFETY: the kernel writes at most buf.len() bytes into the live buffer.
+        let ret = unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        match Errno::result(ret) {
+            Err(Errno::ERANGE) => continue,
+            Err(e) => return Err(e),
+            Ok(n) => {
+                buf.truncate(n as usize);
+                return Ok(buf);
+            }
+        }
+    }
+}
+
+/// Sets one extended attribute of an open file (fsetxattr, create or replace).
+pub fn set_xattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr, value: &[u8]) -> Result<(), Errno> {
+    // SAFETY: `name` is NUL-terminated and `value` is a live slice whose length is passed; the
+    // kernel only reads them.
+    let ret = unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
+    Errno::result(ret).map(drop)
+}
