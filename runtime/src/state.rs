@@ -68,6 +68,11 @@ pub struct State {
 }
 
 impl State {
+    /// The container's cgroups, from the recorded paths.
+    pub fn cgroup(&self) -> crate::cgroups::Cgroup {
+        crate::cgroups::Cgroup::recorded(&self.cgroup_paths, &self.cgroup_created)
+    }
+
     /// The OCI state JSON handed to hooks and printed by `skiff state`.
     pub fn oci_json(&self, status: Status) -> serde_json::Value {
         serde_json::json!({
@@ -219,7 +224,7 @@ impl Container {
         if self.fifo_path().exists() {
             return Status::Created;
         }
-        if crate::cgroups::is_frozen(&state.cgroup_paths) {
+        if state.cgroup().is_frozen() {
             return Status::Paused;
         }
         Status::Running

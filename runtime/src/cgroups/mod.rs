@@ -1,502 +1,148 @@
-//! Cgroup placement for v1, hybrid and v2 hosts: which directories a container gets (runc's
-//! reading of `linux.cgroupsPath`), making and joining them, freezing, listing and removing them.
-//! Resource limits are applied by `resources.rs`. Paths are planned as data first so `create` can
-//! record them before it makes them, and `delete --force` can clean up after a crash.
+//! A container's cgroups behind one handle, [`Cgroup`]: the only way the rest of skiff touches
+//! them. Its directories are planned as data first (runc's reading of `linux.cgroupsPath`, one
+//! per hierarchy on a v1 or hybrid host, one on v2), so `create` can record them before it makes
+//! them and `delete --force` can clean up after a crash; then the handle makes and joins them,
+//! applies `linux.resources`, freezes, lists processes, reads stats and removes them. How the
+//! directories are made and removed is its [`Driver`]'s business.
 
 pub mod devices;
+mod fs;
+mod hierarchy;
 pub mod oom;
-pub mod resources;
+mod resources;
 pub mod stats;
 
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::cell::OnceCell;
+use std::path::PathBuf;
 
-use crate::error::{Error, Result, SysContext};
+use oci_spec::runtime::LinuxResources;
 
-/// One mounted cgroup hierarchy of this host.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Hierarchy {
-    pub mount_point: PathBuf,
-    /// 1 for a v1 hierarchy, 2 for the unified one.
-    pub version: u8,
-    /// The v1 controllers (or `name=...`) of this hierarchy; empty for v2.
-    pub controllers: Vec<String>,
+pub use fs::Lock;
+pub use hierarchy::{Dirs, Hierarchy};
+
+use crate::error::Result;
+
+/// Who makes, joins and removes a container's cgroups. Only cgroupfs today: skiff writes
+/// cgroupfs itself. A systemd driver (`--systemd-cgroup`) would be a second variant that asks
+/// systemd for a transient scope instead (create and join in one StartTransientUnit, the
+/// resources systemd knows as unit properties, StopUnit at remove) and shares the file
+/// operations for the rest: freeze, pids, stats and what systemd has no property for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    Cgroupfs,
 }
 
-impl Hierarchy {
-    pub fn has(&self, controller: &str) -> bool {
-        self.controllers.iter().any(|c| c == controller)
+/// A container's cgroups: its directories, which of them skiff made, and the driver.
+#[derive(Debug, Clone)]
+pub struct Cgroup {
+    driver: Driver,
+    /// The container's directory in each hierarchy, in hierarchy order (what state.json records).
+    paths: Vec<PathBuf>,
+    /// The directories skiff makes (or made) for it, parents first.
+    created: Vec<PathBuf>,
+    /// `paths` paired with their hierarchies: known at planning; for a recorded container, paired
+    /// by mount point when first needed (freeze, pids and remove need only the paths).
+    dirs: OnceCell<Dirs>,
+}
+
+impl Cgroup {
+    /// Plans a new container's cgroups (runc's rules; see [`hierarchy::plan`]). Makes nothing:
+    /// record [`Cgroup::paths`] and [`Cgroup::created`] first, then [`Cgroup::create`].
+    pub fn plan(cgroups_path: Option<&str>, id: &str) -> Cgroup {
+        let dirs = hierarchy::plan(cgroups_path, id);
+        let paths = dirs.paths();
+        let created = fs::missing_dirs(&paths);
+        Cgroup { driver: Driver::Cgroupfs, paths, created, dirs: OnceCell::from(dirs) }
     }
-}
 
-/// The cgroup hierarchies mounted in this mount namespace, from /proc/self/mountinfo.
-pub fn hierarchies() -> Vec<Hierarchy> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    parse_mountinfo(&text)
-}
-
-pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
-    let mut out: Vec<Hierarchy> = Vec::new();
-    for line in text.lines() {
-        // Fields: id parent maj:min root mountpoint opts [optional...] - fstype source superopts
-        let Some((left, right)) = line.split_once(" - ") else { continue };
-        let left: Vec<&str> = left.split(' ').collect();
-        let right: Vec<&str> = right.split(' ').collect();
-        if left.len() < 5 || right.len() < 3 {
-            continue;
-        }
-        let mount_point = PathBuf::from(unescape(left[4]));
-        let h = match right[0] {
-            "cgroup2" => Hierarchy { mount_point, version: 2, controllers: Vec::new() },
-            "cgroup" => {
-                let known = ["rw", "ro", "nosuid", "nodev", "noexec", "relatime", "noatime", "xattr", "clone_children"];
-                let controllers = right[2]
-                    .split(',')
-                    .filter(|o| !known.contains(o) && !o.starts_with("release_agent="))
-                    .map(str::to_string)
-                    .collect();
-                Hierarchy { mount_point, version: 1, controllers }
-            }
-            _ => continue,
-        };
-        // The same hierarchy may be mounted twice (e.g. bind mounts); keep the first.
-        if !out.iter().any(|o| o.version == h.version && o.controllers == h.controllers) {
-            out.push(h);
-        }
+    /// The cgroups of an existing container, from the paths its state recorded.
+    pub fn recorded(paths: &[PathBuf], created: &[PathBuf]) -> Cgroup {
+        Cgroup { driver: Driver::Cgroupfs, paths: paths.to_vec(), created: created.to_vec(), dirs: OnceCell::new() }
     }
-    out
-}
 
-/// mountinfo escapes spaces and friends as \040 etc.
-fn unescape(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let octal = b.get(i + 1..i + 4).filter(|d| b[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
-        match octal {
-            Some(d) => {
-                out.push((d[0] - b'0') * 64 + (d[1] - b'0') * 8 + (d[2] - b'0'));
-                i += 4;
-            }
-            None => {
-                out.push(b[i]);
-                i += 1;
-            }
-        }
+    pub fn paths(&self) -> &[PathBuf] {
+        &self.paths
     }
-    String::from_utf8_lossy(&out).into_owned()
-}
 
-/// This process's own cgroup in a hierarchy, from /proc/self/cgroup.
-fn own_path(h: &Hierarchy, proc_cgroup: &str) -> String {
-    for line in proc_cgroup.lines() {
-        let mut parts = line.splitn(3, ':');
-        let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
-        let matches = if h.version == 2 {
-            ctrls.is_empty()
-        } else {
-            let mut a: Vec<&str> = ctrls.split(',').collect();
-            let mut b: Vec<&str> = h.controllers.iter().map(String::as_str).collect();
-            a.sort_unstable();
-            b.sort_unstable();
-            a == b
-        };
-        if matches {
-            return path.to_string();
-        }
+    pub fn created(&self) -> &[PathBuf] {
+        &self.created
     }
-    "/".to_string()
-}
 
-/// The container's directory in every hierarchy. runc's rule: an absolute `cgroupsPath` is taken
-/// from each hierarchy's root; a relative one (an empty one means the container id) is taken from
-/// the runtime's own cgroup.
-pub fn plan(cgroups_path: Option<&str>, id: &str) -> Vec<PathBuf> {
-    let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    plan_with(&hierarchies(), &proc_cgroup, cgroups_path, id)
-}
+    /// Each directory with its hierarchy.
+    pub fn dirs(&self) -> &Dirs {
+        self.dirs.get_or_init(|| Dirs::recorded(&hierarchy::hierarchies(), &self.paths))
+    }
 
-pub fn plan_with(hs: &[Hierarchy], proc_cgroup: &str, cgroups_path: Option<&str>, id: &str) -> Vec<PathBuf> {
-    let wanted = cgroups_path.filter(|p| !p.is_empty()).unwrap_or(id);
-    let clean: PathBuf =
-        Path::new(wanted).components().filter(|c| matches!(c, std::path::Component::Normal(_))).collect();
-    hs.iter()
-        .map(|h| {
-            if wanted.starts_with('/') {
-                h.mount_point.join(&clean)
-            } else {
-                let own = own_path(h, proc_cgroup);
-                h.mount_point.join(own.trim_start_matches('/')).join(&clean)
-            }
-        })
-        .collect()
-}
+    /// True when skiff made every directory of the container (not a `cgroupsPath` that existed
+    /// before, shared with others): then its processes may be killed through the cgroup.
+    pub fn is_own(&self) -> bool {
+        !self.paths.is_empty() && self.paths.iter().all(|p| self.created.contains(p))
+    }
 
-/// Pairs each of a container's recorded directories with the hierarchy it is in (the mount
-/// point that is the longest prefix of it).
-pub fn targets(leaves: &[PathBuf]) -> Vec<(Hierarchy, PathBuf)> {
-    let hs = hierarchies();
-    leaves
-        .iter()
-        .filter_map(|leaf| {
-            let h = hs
-                .iter()
-                .filter(|h| leaf.starts_with(&h.mount_point))
-                .max_by_key(|h| h.mount_point.as_os_str().len())?;
-            Some((h.clone(), leaf.clone()))
-        })
-        .collect()
-}
-
-/// The host-wide cgroup lock: a flock on the first hierarchy's mount point (a directory every
-/// skiff on the host sees, so no lock file is needed). `create` holds it from planning its
-/// directories until its setup process has joined them, and `delete` around each rmdir. So a
-/// `delete` never removes a directory that a concurrent `create` planned to use but has not
-/// joined yet (a shared parent, or a `cgroupsPath` shared by several containers), and a
-/// directory it keeps because a process is in it is removed by the last container out.
-///
-/// Forked children must close `raw_fd` (the flock belongs to the open file description);
-/// dropping the lock releases it for them too.
-pub struct Lock(Option<std::fs::File>);
-
-impl Lock {
-    /// Takes the lock; none on a host without cgroups (nothing to protect) or where flock
-    /// does not work on cgroupfs.
-    pub fn take() -> Lock {
-        let Some(h) = hierarchies().into_iter().next() else { return Lock(None) };
-        let Ok(dir) = std::fs::File::open(&h.mount_point) else { return Lock(None) };
-        match crate::sys::flock_exclusive(std::os::fd::AsFd::as_fd(&dir)) {
-            Ok(()) => Lock(Some(dir)),
-            Err(_) => Lock(None),
+    /// Makes the planned directories.
+    pub fn create(&self) -> Result<()> {
+        match self.driver {
+            Driver::Cgroupfs => fs::create(&self.created),
         }
     }
 
-    pub fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.0.as_ref().map(std::os::fd::AsRawFd::as_raw_fd)
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        if let Some(f) = &self.0 {
-            crate::sys::flock_unlock(std::os::fd::AsFd::as_fd(f));
+    /// Moves `pid` into the container's cgroups.
+    pub fn join(&self, pid: i32) -> Result<()> {
+        match self.driver {
+            Driver::Cgroupfs => fs::join(&self.paths, pid),
         }
     }
-}
 
-/// The directories among `leaves` and their ancestors that do not exist yet, parents first.
-pub fn missing_dirs(leaves: &[PathBuf]) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for leaf in leaves {
-        let mut chain = Vec::new();
-        let mut cur = leaf.as_path();
-        while !cur.exists() {
-            chain.push(cur.to_path_buf());
-            match cur.parent() {
-                Some(p) => cur = p,
-                None => break,
-            }
-        }
-        out.extend(chain.into_iter().rev());
-    }
-    out
-}
-
-/// Makes the planned directories (parents first).
-///
-/// A parent that existed when the plan was made may be gone by now: the last container of
-/// another skiff in it removed it (see [`remove`]). Then it is made again (and left in place,
-/// as runc leaves parents) and the mkdir retried.
-pub fn create(dirs: &[PathBuf]) -> Result<()> {
-    for d in dirs {
-        let mut made = std::fs::create_dir(d);
-        for _ in 0..10 {
-            match &made {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                _ => break,
-            }
-            if let Some(parent) = d.parent() {
-                recreate_parent(parent)?;
-            }
-            made = std::fs::create_dir(d);
-        }
-        match made {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(format!("create cgroup {}", d.display()), e)),
-        }
-        inherit_cpuset(d)?;
-        enable_v2_controllers(d);
-    }
-    Ok(())
-}
-
-/// On v2 a cgroup only has the files of the controllers its parent enables for its children.
-/// Like runc, enable every controller the parent has, so limits can be set and stats read.
-/// One that cannot be enabled (a parent with processes of its own) is left out, not an error:
-/// setting a limit of that controller will say so.
-fn enable_v2_controllers(dir: &Path) {
-    let Some(parent) = dir.parent() else { return };
-    let control = parent.join("cgroup.subtree_control");
-    let Ok(available) = std::fs::read_to_string(parent.join("cgroup.controllers")) else { return };
-    let enabled = std::fs::read_to_string(&control).unwrap_or_default();
-    for c in available.split_whitespace().filter(|c| !enabled.split_whitespace().any(|e| e == *c)) {
-        let _ = std::fs::write(&control, format!("+{c}"));
-    }
-}
-
-/// mkdir -p for a parent cgroup removed under us, each new level given its cpuset.
-fn recreate_parent(dir: &Path) -> Result<()> {
-    if dir.exists() {
-        return Ok(());
-    }
-    if let Some(parent) = dir.parent() {
-        recreate_parent(parent)?;
-    }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io(format!("create cgroup {}", dir.display()), e)),
-    }
-    inherit_cpuset(dir)?;
-    enable_v2_controllers(dir);
-    Ok(())
-}
-
-/// A new v1 cpuset cgroup starts with empty cpus and mems, and nothing can join it until they
-/// are set; like runc, copy them from the parent. The parent may be just as new (another skiff
-/// made it a moment ago and has not filled it yet): like runc's cpusetEnsureParent, fill it
-/// from its own parent first.
-fn inherit_cpuset(dir: &Path) -> Result<()> {
-    // v2's cpuset.cpus starts empty too, but empty there means "the parent's".
-    if dir.join("cgroup.controllers").exists() {
-        return Ok(());
-    }
-    let Some(parent) = dir.parent() else { return Ok(()) };
-    for file in ["cpuset.cpus", "cpuset.mems"] {
-        let own = dir.join(file);
-        let Ok(current) = std::fs::read_to_string(&own) else { continue };
-        if !current.trim().is_empty() {
-            continue;
-        }
-        let read =
-            || std::fs::read_to_string(parent.join(file)).ctx(|| format!("read {}", parent.join(file).display()));
-        let mut value = read()?;
-        if value.trim().is_empty() {
-            inherit_cpuset(parent)?;
-            value = read()?;
-        }
-        std::fs::write(&own, value.trim()).ctx(|| format!("write {}", own.display()))?;
-    }
-    Ok(())
-}
-
-/// Moves `pid` into every leaf.
-pub fn join(leaves: &[PathBuf], pid: i32) -> Result<()> {
-    for leaf in leaves {
-        let procs = leaf.join("cgroup.procs");
-        std::fs::write(&procs, pid.to_string()).ctx(|| format!("join cgroup {}", procs.display()))?;
-    }
-    Ok(())
-}
-
-/// The pids in the container's cgroup (from the first leaf that lists any).
-pub fn pids(leaves: &[PathBuf]) -> Vec<i32> {
-    for leaf in leaves {
-        if let Ok(text) = std::fs::read_to_string(leaf.join("cgroup.procs")) {
-            let pids: Vec<i32> = text.lines().filter_map(|l| l.trim().parse().ok()).collect();
-            if !pids.is_empty() {
-                return pids;
-            }
+    /// Applies `linux.resources`; `nodes` are the rules that let the container use its device
+    /// nodes, allowed after the config's device rules. Checked before anything is written.
+    pub fn apply(&self, res: &LinuxResources, nodes: &[devices::Rule]) -> Result<()> {
+        match self.driver {
+            Driver::Cgroupfs => resources::apply(res, nodes, self.dirs()),
         }
     }
-    Vec::new()
-}
 
-fn freezer(leaves: &[PathBuf]) -> Option<(PathBuf, bool)> {
-    leaves.iter().find_map(|l| {
-        if l.join("freezer.state").exists() {
-            Some((l.join("freezer.state"), true))
-        } else if l.join("cgroup.freeze").exists() {
-            Some((l.join("cgroup.freeze"), false))
-        } else {
-            None
+    /// Whether new device rules can replace the old ones whole (one swap of the eBPF program on
+    /// v2). A v1 devices cgroup can only be rewritten rule by rule (deny-all first: /dev/null
+    /// would fail for a moment, and "a" is refused once the container has made sub-cgroups).
+    pub fn can_replace_device_rules(&self) -> bool {
+        self.dirs().v1("devices").is_none()
+    }
+
+    pub fn is_frozen(&self) -> bool {
+        fs::is_frozen(&self.paths)
+    }
+
+    /// Freezes every process of the container and waits until the kernel says it is done.
+    pub fn freeze(&self) -> Result<()> {
+        fs::set_frozen(&self.paths, true)
+    }
+
+    /// Thaws the container and waits until the kernel says it is done.
+    pub fn thaw(&self) -> Result<()> {
+        fs::set_frozen(&self.paths, false)
+    }
+
+    /// The host pids of the processes in the container's cgroup.
+    pub fn pids(&self) -> Vec<i32> {
+        fs::pids(&self.paths)
+    }
+
+    /// The container's resource usage, and the network interfaces of `netns_pid` (the init,
+    /// when it has its own network namespace).
+    pub fn stats(&self, netns_pid: Option<i32>) -> stats::Stats {
+        stats::read_all(self.dirs(), netns_pid)
+    }
+
+    /// A watch on the OOM killer's hits in the container; None without a memory controller.
+    pub fn oom_watch(&self) -> Result<Option<oom::OomWatch>> {
+        oom::OomWatch::open(self.dirs())
+    }
+
+    /// Removes the container's cgroups (see [`fs::remove`]: a directory someone else's process
+    /// is still in stays, and says so).
+    pub fn remove(&self) -> Result<()> {
+        match self.driver {
+            Driver::Cgroupfs => fs::remove(&self.paths, &self.created),
         }
-    })
-}
-
-pub fn is_frozen(leaves: &[PathBuf]) -> bool {
-    match freezer(leaves) {
-        Some((file, true)) => std::fs::read_to_string(file).map(|s| s.trim() == "FROZEN").unwrap_or(false),
-        Some((file, false)) => std::fs::read_to_string(file).map(|s| s.trim() == "1").unwrap_or(false),
-        None => false,
-    }
-}
-
-/// Freezes (true) or thaws (false) the container and waits until the kernel says it is done.
-pub fn set_frozen(leaves: &[PathBuf], frozen: bool) -> Result<()> {
-    let Some((file, v1)) = freezer(leaves) else {
-        return Err(Error::msg("no freezer cgroup for this container"));
-    };
-    let value = match (v1, frozen) {
-        (true, true) => "FROZEN",
-        (true, false) => "THAWED",
-        (false, true) => "1",
-        (false, false) => "0",
-    };
-    // v1 reports FREEZING until every task stopped; v2 says "frozen 1" in cgroup.events.
-    let (done_file, done_text) = if v1 {
-        (file.clone(), value.to_string())
-    } else {
-        (file.with_file_name("cgroup.events"), format!("frozen {value}"))
-    };
-    for _ in 0..1000 {
-        std::fs::write(&file, value).ctx(|| format!("write {} to {}", value, file.display()))?;
-        let now = std::fs::read_to_string(&done_file).ctx(|| format!("read {}", done_file.display()))?;
-        if now.lines().any(|l| l.trim() == done_text) {
-            return Ok(());
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
-    Err(Error::msg(format!("{}: did not reach {value}", file.display())))
-}
-
-/// Removes the container's cgroups: each leaf (and any sub-cgroups the container made in it)
-/// that no process is in any more, then the parents skiff made for this container, deepest
-/// first, where empty. A leaf that still has processes (a `cgroupsPath` shared with a container
-/// that still runs) stays for the last container out to remove; like runc, a leaf is removed
-/// whether or not skiff made it. EBUSY while processes die is retried for a while. Each rmdir
-/// runs under the host-wide [`Lock`].
-pub fn remove(leaves: &[PathBuf], created: &[PathBuf]) -> Result<()> {
-    let mut first_err = None;
-    if let Some(busy) = leaves.iter().find(|l| !pids(std::slice::from_ref(l)).is_empty()) {
-        // Someone else's processes: the whole container cgroup stays (every hierarchy alike).
-        return Err(Error::msg(format!("cgroup {} still has processes: left for them", busy.display())));
-    }
-    for leaf in leaves {
-        if let Err(e) = remove_tree(leaf) {
-            first_err.get_or_insert(e);
-        }
-    }
-    for dir in created.iter().rev() {
-        if leaves.contains(dir) {
-            continue;
-        }
-        // A parent shared with another container stays: ENOTEMPTY/EBUSY is fine here.
-        let _lock = Lock::take();
-        let _ = std::fs::remove_dir(dir);
-    }
-    first_err.map_or(Ok(()), Err)
-}
-
-fn remove_tree(dir: &Path) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path())?;
-            }
-        }
-    }
-    let mut delay = Duration::from_millis(1);
-    // About 1 s in all: long enough for exiting processes to leave the cgroup.
-    for _ in 0..16 {
-        let lock = Lock::take();
-        if !pids(&[dir.to_path_buf()]).is_empty() {
-            // A process joined since the check in `remove` (a create sharing the path).
-            return Ok(());
-        }
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                drop(lock);
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_millis(100));
-            }
-            Err(e) => return Err(Error::io(format!("remove cgroup {}", dir.display()), e)),
-        }
-    }
-    Err(Error::msg(format!("remove cgroup {}: still busy", dir.display())))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const HYBRID: &str = "\
-30 23 0:26 / /sys/fs/cgroup ro,nosuid,nodev,noexec shared:9 - tmpfs tmpfs ro,mode=755
-31 30 0:27 / /sys/fs/cgroup/unified rw,nosuid,nodev,noexec,relatime shared:10 - cgroup2 cgroup2 rw,nsdelegate
-32 30 0:28 / /sys/fs/cgroup/systemd rw,nosuid,nodev,noexec,relatime shared:11 - cgroup cgroup rw,xattr,name=systemd
-33 30 0:29 / /sys/fs/cgroup/memory rw,nosuid,nodev,noexec,relatime shared:12 - cgroup cgroup rw,memory
-34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw,nosuid,nodev,noexec,relatime shared:13 - cgroup cgroup rw,cpu,cpuacct
-";
-    const PROC: &str = "4:memory:/session/abc\n3:cpu,cpuacct:/\n1:name=systemd:/\n0::/\n";
-
-    #[test]
-    fn parses_a_hybrid_host() {
-        let hs = parse_mountinfo(HYBRID);
-        assert_eq!(hs.len(), 4);
-        assert_eq!(hs[0].version, 2);
-        assert_eq!(hs[1].controllers, vec!["name=systemd"]);
-        assert_eq!(hs[3].controllers, vec!["cpu", "cpuacct"]);
-    }
-
-    #[test]
-    fn plans_paths_like_runc() {
-        let hs = parse_mountinfo(HYBRID);
-        // absolute: from each hierarchy's root
-        let abs = plan_with(&hs, PROC, Some("/skiff/c1"), "c1");
-        assert_eq!(abs[2], PathBuf::from("/sys/fs/cgroup/memory/skiff/c1"));
-        // relative: from our own cgroup in that hierarchy
-        let rel = plan_with(&hs, PROC, Some("skiff/c1"), "c1");
-        assert_eq!(rel[2], PathBuf::from("/sys/fs/cgroup/memory/session/abc/skiff/c1"));
-        assert_eq!(rel[3], PathBuf::from("/sys/fs/cgroup/cpu,cpuacct/skiff/c1"));
-        // empty: the id, relative
-        let empty = plan_with(&hs, PROC, None, "c1");
-        assert_eq!(empty[0], PathBuf::from("/sys/fs/cgroup/unified/c1"));
-        // `..` cannot climb out of the hierarchy
-        let sneaky = plan_with(&hs, PROC, Some("/../../etc"), "c1");
-        assert_eq!(sneaky[2], PathBuf::from("/sys/fs/cgroup/memory/etc"));
-    }
-
-    /// A scratch directory of plain files standing in for a cgroup tree.
-    fn scratch(name: &str) -> PathBuf {
-        let d = std::env::temp_dir().join(format!("skiff-cg-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&d);
-        std::fs::create_dir_all(&d).unwrap();
-        d
-    }
-
-    #[test]
-    fn a_half_made_parent_cpuset_is_filled_before_the_child() {
-        // runc's cpusetEnsureParent: another create made `p` and has not copied cpus/mems into
-        // it yet; copying its empty values would leave the leaf unjoinable (ENOSPC)
-        let root = scratch("cpuset");
-        let (p, leaf) = (root.join("p"), root.join("p/leaf"));
-        std::fs::create_dir_all(&leaf).unwrap();
-        for (dir, cpus, mems) in [(&root, "0-1\n", "0\n"), (&p, "\n", "\n"), (&leaf, "", "")] {
-            std::fs::write(dir.join("cpuset.cpus"), cpus).unwrap();
-            std::fs::write(dir.join("cpuset.mems"), mems).unwrap();
-        }
-        inherit_cpuset(&leaf).unwrap();
-        for dir in [&p, &leaf] {
-            assert_eq!(std::fs::read_to_string(dir.join("cpuset.cpus")).unwrap(), "0-1");
-            assert_eq!(std::fs::read_to_string(dir.join("cpuset.mems")).unwrap(), "0");
-        }
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-
-    #[test]
-    fn a_parent_removed_after_planning_is_made_again() {
-        // the plan saw `p` and only makes the leaf; the last container in `p` removed it since
-        let root = scratch("gone");
-        let leaf = root.join("p/q/leaf");
-        create(std::slice::from_ref(&leaf)).unwrap();
-        assert!(leaf.is_dir());
-        std::fs::remove_dir_all(&root).unwrap();
     }
 }

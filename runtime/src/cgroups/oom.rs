@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use nix::poll::PollFlags;
 
-use super::Hierarchy;
+use super::hierarchy::Dirs;
 use crate::error::{Error, Result, SysContext};
 
 pub enum OomWatch {
@@ -28,11 +28,11 @@ pub enum OomWatch {
 impl OomWatch {
     /// Watches the container's memory cgroup (the v1 hierarchy with `memory`, else the
     /// unified one). None when there is no memory controller for it.
-    pub fn open(targets: &[(Hierarchy, PathBuf)]) -> Result<Option<OomWatch>> {
-        if let Some((_, dir)) = targets.iter().find(|(h, _)| h.version == 1 && h.has("memory")) {
+    pub fn open(dirs: &Dirs) -> Result<Option<OomWatch>> {
+        if let Some(dir) = dirs.v1("memory") {
             return Self::open_v1(dir).map(Some);
         }
-        match targets.iter().find(|(h, _)| h.version == 2) {
+        match dirs.unified() {
             Some((_, dir)) if dir.join("memory.events").exists() => Self::open_v2(dir).map(Some),
             _ => Ok(None),
         }

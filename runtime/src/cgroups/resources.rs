@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use oci_spec::runtime::LinuxResources;
 
 use super::devices::{self, Rule, Sourced};
-use super::Hierarchy;
+use super::hierarchy::{Dirs, Hierarchy};
 use crate::error::{Error, Result};
 
 /// One cgroup file write.
@@ -308,7 +308,7 @@ fn plan_rdma(res: &LinuxResources) -> Vec<Setting> {
 /// if its root lists rdma. Checked before anything is written. With neither (this kernel or
 /// mount has no rdma cgroup), a non-empty map is refused, as runc 1.1.5 refuses it ("cannot set
 /// rdma limit: container could not join or create cgroup"); an empty one is fine.
-fn check_rdma(res: &LinuxResources, targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
+fn check_rdma(res: &LinuxResources, dirs: &Dirs) -> Result<()> {
     let mut devices: Vec<&String> = res.rdma().iter().flat_map(|m| m.keys()).collect();
     devices.sort();
     let Some(first) = devices.first() else { return Ok(()) };
@@ -319,7 +319,7 @@ fn check_rdma(res: &LinuxResources, targets: &[(Hierarchy, PathBuf)]) -> Result<
             .split_whitespace()
             .any(|c| c == "rdma"),
     };
-    if targets.iter().any(|(h, _)| has_rdma(h)) {
+    if dirs.iter().any(|(h, _)| has_rdma(h)) {
         return Ok(());
     }
     Err(Error::msg(format!("linux.resources.rdma[{first:?}]: no rdma cgroup on this host")))
@@ -349,15 +349,14 @@ pub fn check_unified_key(key: &str, available: &[&str]) -> std::result::Result<(
 /// controller that only the hybrid unified mount has; an empty map is fine. On v2 each key must
 /// pass [`check_unified_key`] and, if its controller is enabled in the container's cgroup, name
 /// a file that exists there.
-fn check_unified(res: &LinuxResources, targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
+fn check_unified(res: &LinuxResources, dirs: &Dirs) -> Result<()> {
     let mut keys: Vec<&String> = res.unified().iter().flat_map(|m| m.keys()).collect();
     keys.sort();
     let Some(first) = keys.first() else { return Ok(()) };
     let source = |k: &str| format!("linux.resources.unified[{k:?}]");
-    let unified = targets.iter().find(|(h, _)| h.version == 2);
-    let (h, dir) = match unified {
-        Some(u) if !targets.iter().any(|(h, _)| h.version == 1) => u,
-        _ => {
+    let (h, dir) = match dirs.v2_only() {
+        Some(u) => u,
+        None => {
             return Err(Error::msg(format!(
                 "{}: cannot use unified on cgroup v1 (this host mounts cgroup v1 hierarchies)",
                 source(first)
@@ -380,23 +379,22 @@ fn check_unified(res: &LinuxResources, targets: &[(Hierarchy, PathBuf)]) -> Resu
 }
 
 /// Writes the plan into the container's cgroups. `nodes` are the rules for the container's
-/// device nodes; `targets` pairs each hierarchy with the container's directory in it.
-pub fn apply(res: &LinuxResources, nodes: &[Rule], targets: &[(Hierarchy, PathBuf)]) -> Result<()> {
-    check_unified(res, targets)?;
-    check_rdma(res, targets)?;
+/// device nodes; `dirs` are the container's directories.
+pub fn apply(res: &LinuxResources, nodes: &[Rule], dirs: &Dirs) -> Result<()> {
+    check_unified(res, dirs)?;
+    check_rdma(res, dirs)?;
     let device_rules = devices::rules(res, nodes)?;
     let v1 = plan_v1(res, &device_rules);
     let v2 = plan_v2(res);
-    let unified = targets.iter().find(|(h, _)| h.version == 2);
-    let v1_has = |c: &str| targets.iter().find(|(h, _)| h.version == 1 && h.has(c));
-    let device_prog = if !device_rules.is_empty() && v1_has("devices").is_none() && unified.is_some() {
+    let unified = dirs.unified().map(|(_, dir)| dir);
+    let device_prog = if !device_rules.is_empty() && dirs.v1("devices").is_none() && unified.is_some() {
         Some(devices::program(&device_rules)?)
     } else {
         None
     };
     // Controllers handled by a v1 hierarchy take the v1 plan; the rest go to the unified one.
     for set in v1.iter() {
-        if let Some((_, dir)) = v1_has(set.controller) {
+        if let Some(dir) = dirs.v1(set.controller) {
             write_one(dir, set)?;
         }
     }
@@ -404,11 +402,11 @@ pub fn apply(res: &LinuxResources, nodes: &[Rule], targets: &[(Hierarchy, PathBu
         ["memory", "cpu", "cpuset", "pids", "blkio", "hugetlb", "net_cls", "net_prio", "devices", "rdma"];
     for set in v2.iter() {
         let v1_name = if set.controller == "io" { "blkio" } else { set.controller };
-        if v1_has(v1_name).is_some() {
+        if dirs.v1(v1_name).is_some() {
             continue;
         }
         match unified {
-            Some((_, dir)) => {
+            Some(dir) => {
                 enable_controller(dir, set.controller)?;
                 write_one(dir, set)?;
             }
@@ -417,11 +415,11 @@ pub fn apply(res: &LinuxResources, nodes: &[Rule], targets: &[(Hierarchy, PathBu
     }
     // No v1 devices controller: the same ordered rules become an eBPF program on the unified
     // cgroup, as runc does on v2 (compiled before any file is written: a bad rule changes nothing).
-    if let (Some(insns), Some((_, dir))) = (&device_prog, unified) {
+    if let (Some(insns), Some(dir)) = (&device_prog, unified) {
         devices::attach(insns, dir).map_err(|e| Error::msg(format!("linux.resources.devices: {e}")))?;
     }
     // A v1-only setting whose controller is not mounted at all (net_cls here) is an error, as in runc.
-    for set in v1.iter().filter(|s| v1_has(s.controller).is_none()) {
+    for set in v1.iter().filter(|s| dirs.v1(s.controller).is_none()) {
         // With a unified hierarchy the v2 plan above carried it (or said why not); only the
         // v1-only network controllers have no v2 home.
         if unified.is_some() && !["net_cls", "net_prio"].contains(&set.controller) {

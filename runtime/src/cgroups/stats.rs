@@ -3,11 +3,11 @@
 //! the same omitted-when-zero fields). Reading only: nothing here writes to a cgroup.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde::Serialize;
 
-use super::Hierarchy;
+use super::hierarchy::Dirs;
 
 fn is_zero(v: &u64) -> bool {
     *v == 0
@@ -166,28 +166,9 @@ pub struct NetworkInterface {
     pub tx_dropped: u64,
 }
 
-/// Where each controller of a container lives: the v1 hierarchy that has it, else the unified one.
-pub struct Dirs<'a> {
-    targets: &'a [(Hierarchy, PathBuf)],
-}
-
-impl<'a> Dirs<'a> {
-    pub fn new(targets: &'a [(Hierarchy, PathBuf)]) -> Dirs<'a> {
-        Dirs { targets }
-    }
-
-    fn v1(&self, controller: &str) -> Option<&'a Path> {
-        self.targets.iter().find(|(h, _)| h.version == 1 && h.has(controller)).map(|(_, d)| d.as_path())
-    }
-
-    fn v2(&self) -> Option<&'a Path> {
-        self.targets.iter().find(|(h, _)| h.version == 2).map(|(_, d)| d.as_path())
-    }
-
-    /// The v2 directory when `probe` (a file of the controller) exists there.
-    fn v2_with(&self, probe: &str) -> Option<&'a Path> {
-        self.v2().filter(|d| d.join(probe).exists())
-    }
+/// The v2 directory when `probe` (a file of the controller) exists there.
+fn v2_with<'a>(dirs: &'a Dirs, probe: &str) -> Option<&'a Path> {
+    dirs.unified().map(|(_, d)| d).filter(|d| d.join(probe).exists())
 }
 
 fn read(dir: &Path, file: &str) -> Option<String> {
@@ -232,28 +213,27 @@ pub fn parse_list(s: &str) -> Vec<u16> {
     out
 }
 
-/// Every statistic skiff can read for a container whose cgroup directories are `targets`, and
+/// Every statistic skiff can read for a container whose cgroup directories are `dirs`, and
 /// the network interfaces of `netns_pid` (the init, when it has its own network namespace).
-pub fn read_all(targets: &[(Hierarchy, PathBuf)], netns_pid: Option<i32>) -> Stats {
-    let dirs = Dirs::new(targets);
+pub fn read_all(dirs: &Dirs, netns_pid: Option<i32>) -> Stats {
     let mut st = Stats::default();
     if let Some(d) = dirs.v1("cpuacct") {
         cpu_v1(d, dirs.v1("cpu"), &mut st.cpu);
-    } else if let Some(d) = dirs.v2_with("cpu.stat") {
+    } else if let Some(d) = v2_with(dirs, "cpu.stat") {
         cpu_v2(d, &mut st.cpu);
     }
     if let Some(d) = dirs.v1("cpuset") {
         cpuset_v1(d, &mut st.cpuset);
-    } else if let Some(d) = dirs.v2_with("cpuset.cpus.effective") {
+    } else if let Some(d) = v2_with(dirs, "cpuset.cpus.effective") {
         st.cpuset.cpus = parse_list(&read(d, "cpuset.cpus.effective").unwrap_or_default());
         st.cpuset.mems = parse_list(&read(d, "cpuset.mems.effective").unwrap_or_default());
     }
     if let Some(d) = dirs.v1("memory") {
         memory_v1(d, &mut st.memory);
-    } else if let Some(d) = dirs.v2_with("memory.current") {
+    } else if let Some(d) = v2_with(dirs, "memory.current") {
         memory_v2(d, &mut st.memory);
     }
-    if let Some(d) = dirs.v1("pids").or_else(|| dirs.v2_with("pids.current")) {
+    if let Some(d) = dirs.v1("pids").or_else(|| v2_with(dirs, "pids.current")) {
         st.pids.current = num(d, "pids.current");
         // "max" means no limit, which runc reports as 0.
         st.pids.limit = match num(d, "pids.max") {
@@ -263,12 +243,12 @@ pub fn read_all(targets: &[(Hierarchy, PathBuf)], netns_pid: Option<i32>) -> Sta
     }
     if let Some(d) = dirs.v1("blkio") {
         blkio_v1(d, &mut st.blkio);
-    } else if let Some(d) = dirs.v2_with("io.stat") {
+    } else if let Some(d) = v2_with(dirs, "io.stat") {
         blkio_v2(&read(d, "io.stat").unwrap_or_default(), &mut st.blkio);
     }
     if let Some(d) = dirs.v1("hugetlb") {
         st.hugetlb = hugetlb(d, true);
-    } else if let Some(d) = dirs.v2() {
+    } else if let Some((_, d)) = dirs.unified() {
         st.hugetlb = hugetlb(d, false);
     }
     st.network_interfaces = netns_pid.map(|pid| {

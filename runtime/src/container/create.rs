@@ -10,10 +10,11 @@ use nix::sys::stat::Mode;
 
 use super::destroy;
 use crate::bundle::Bundle;
+use crate::cgroups::{self, Cgroup};
 use crate::error::{Error, Result, SysContext};
 use crate::process::{self, InitConfig, NsPlan};
 use crate::state::{self, Container, Root, State, Status};
-use crate::{cgroups, failpoint, hooks, log};
+use crate::{failpoint, hooks, log};
 
 #[derive(Debug, Clone, Default)]
 pub struct CreateOpts {
@@ -80,8 +81,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     crate::netdev::check_host(&net_devices)?;
     // Held until the setup process joined the cgroups (see cgroups::Lock).
     let cgroup_lock = cgroups::Lock::take();
-    let leaves = cgroups::plan(linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()), &opts.id);
-    let created = cgroups::missing_dirs(&leaves);
+    let cgroup = Cgroup::plan(linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()), &opts.id);
     let mut st = State {
         oci_version: spec.version().clone(),
         id: opts.id.clone(),
@@ -93,22 +93,19 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         owner: String::new(),
         start_time: 0,
         rootfs: bundle.rootfs.clone(),
-        cgroup_paths: leaves.clone(),
-        cgroup_created: created.clone(),
+        cgroup_paths: cgroup.paths().to_vec(),
+        cgroup_created: cgroup.created().to_vec(),
         config: spec.clone(),
     };
     // Recorded before anything is made, so a crash from here on leaves a state entry that
     // `delete --force` can clean up from.
     c.save(st.clone())?;
     failpoint::hit("create:state-recorded");
-    cgroups::create(&created)?;
+    cgroup.create()?;
     failpoint::hit("create:cgroups-made");
-    log::debug(&format!("create {}: state recorded, {} cgroup dirs made", opts.id, created.len()));
-    let hierarchies = cgroups::hierarchies();
-    let targets: Vec<_> = hierarchies.into_iter().zip(leaves.iter().cloned()).collect();
+    log::debug(&format!("create {}: state recorded, {} cgroup dirs made", opts.id, cgroup.created().len()));
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
-        let nodes = crate::rootfs::devices::cgroup_rules(spec);
-        cgroups::resources::apply(res, &nodes, &targets)?;
+        cgroup.apply(res, &crate::rootfs::devices::cgroup_rules(spec))?;
     }
     failpoint::hit("create:resources-applied");
     let fifo = c.fifo_path();
@@ -129,13 +126,13 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         preserve_fds: opts.preserve_fds,
         no_pivot: opts.no_pivot,
         no_new_keyring: opts.no_new_keyring,
-        cgroups: targets,
+        cgroup: &cgroup,
         idmapped: &idmapped,
         lock_fd: c.lock_fd(),
     };
     let ns = NsPlan::from_spec(spec);
     let mut driver = Driver { c, st: &mut st, net_devices: &net_devices };
-    let pid = process::spawn(&cfg, &ns, &leaves, cgroup_lock, &mut driver)?;
+    let pid = process::spawn(&cfg, &ns, cgroup_lock, &mut driver)?;
     log::debug(&format!("create {}: init {pid} ready", opts.id));
     failpoint::hit("create:init-ready");
     st.status = Status::Created;

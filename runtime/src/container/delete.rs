@@ -10,7 +10,7 @@ use oci_spec::runtime::LinuxNamespaceType;
 
 use crate::error::{Error, Result};
 use crate::state::{self, Container, Root, Status};
-use crate::{cgroups, hooks, log};
+use crate::{hooks, log};
 
 pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     let c = match root.load(id) {
@@ -47,7 +47,7 @@ pub fn destroy(c: &Container) -> Result<()> {
         crate::failpoint::hit("delete:processes-killed");
         // A cgroup still busy with processes that are not the container's (a shared
         // cgroupsPath) stays, with a warning, as in runc; the container itself is gone.
-        if let Err(e) = cgroups::remove(&st.cgroup_paths, &st.cgroup_created) {
+        if let Err(e) = st.cgroup().remove() {
             log::warn(&format!("delete {}: {e}", st.id));
         }
         crate::failpoint::hit("delete:cgroups-removed");
@@ -67,7 +67,8 @@ fn kill_all(st: &state::State) {
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Pid && n.path().is_none()));
-    let cgroup_ours = !st.cgroup_paths.is_empty() && st.cgroup_paths.iter().all(|l| st.cgroup_created.contains(l));
+    let cgroup = st.cgroup();
+    let cgroup_ours = cgroup.is_own();
     let signal_cgroup = cgroup_ours && (!own_pidns || st.pid <= 0);
     let reap = || {
         if st.pid > 0 {
@@ -82,10 +83,10 @@ fn kill_all(st: &state::State) {
         .flatten();
     let cgroup_empty = || match &pidns {
         _ if !cgroup_ours => true,
-        Some(ns) => !cgroups::pids(&st.cgroup_paths)
-            .iter()
-            .any(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|n| n == *ns)),
-        None => cgroups::pids(&st.cgroup_paths).is_empty(),
+        Some(ns) => {
+            !cgroup.pids().iter().any(|p| std::fs::read_link(format!("/proc/{p}/ns/pid")).is_ok_and(|n| n == *ns))
+        }
+        None => cgroup.pids().is_empty(),
     };
     let done = || init_dead() && cgroup_empty();
     if done() {
@@ -97,16 +98,16 @@ fn kill_all(st: &state::State) {
         let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
     // A paused container only dies once thawed.
-    if cgroup_ours && cgroups::is_frozen(&st.cgroup_paths) {
-        let _ = cgroups::set_frozen(&st.cgroup_paths, false);
+    if cgroup_ours && cgroup.is_frozen() {
+        let _ = cgroup.thaw();
     }
     if signal_cgroup {
-        let frozen = cgroups::set_frozen(&st.cgroup_paths, true).is_ok();
-        for pid in cgroups::pids(&st.cgroup_paths) {
+        let frozen = cgroup.freeze().is_ok();
+        for pid in cgroup.pids() {
             let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
         }
         if frozen {
-            let _ = cgroups::set_frozen(&st.cgroup_paths, false);
+            let _ = cgroup.thaw();
         }
     }
     // The init first (SIGKILL cannot be ignored; 10 s is for a loaded machine), then a short

@@ -8,7 +8,7 @@ use nix::poll::{PollFd, PollTimeout};
 use oci_spec::runtime::LinuxNamespaceType;
 use serde::Serialize;
 
-use crate::cgroups::{self, oom::OomWatch, stats};
+use crate::cgroups::stats;
 use crate::error::{Error, Result};
 use crate::state::{self, Root, Status};
 
@@ -43,23 +43,20 @@ pub fn events(root: &Root, id: &str, opts: &EventsOpts, emit: &mut dyn FnMut(&Ev
         }
         c.state()?.clone()
     };
-    let targets = cgroups::targets(&st.cgroup_paths);
+    let cgroup = st.cgroup();
     let own_netns = st
         .config
         .linux()
         .as_ref()
         .and_then(|l| l.namespaces().as_ref())
         .is_some_and(|ns| ns.iter().any(|n| n.typ() == LinuxNamespaceType::Network));
-    let stats_event = || Event {
-        kind: "stats",
-        id: id.to_string(),
-        data: Some(stats::read_all(&targets, own_netns.then_some(st.pid))),
-    };
+    let stats_event =
+        || Event { kind: "stats", id: id.to_string(), data: Some(cgroup.stats(own_netns.then_some(st.pid))) };
     if opts.stats_only {
         return emit(&stats_event());
     }
     let alive = || st.pid > 0 && state::process_alive(st.pid, st.start_time);
-    let mut watch = OomWatch::open(&targets)?;
+    let mut watch = cgroup.oom_watch()?;
     let mut next_stats = Instant::now() + opts.interval;
     while alive() {
         let now = Instant::now();

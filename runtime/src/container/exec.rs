@@ -177,7 +177,7 @@ pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
         seccomp: st.config.linux().as_ref().and_then(|l| l.seccomp().as_ref()),
         memory_policy: st.config.linux().as_ref().and_then(|l| l.memory_policy().as_ref()),
         state: st.oci_json(crate::state::Status::Running),
-        cgroup_leaves: &st.cgroup_paths,
+        cgroup: &st.cgroup(),
         console: console.as_ref(),
         preserve_fds: o.preserve_fds,
         lock: c.lock(),

@@ -3,8 +3,8 @@
 use nix::sys::signal::Signal;
 
 use crate::error::{Error, Result};
+use crate::state;
 use crate::state::{Root, Status};
-use crate::{cgroups, state};
 
 /// Parses a signal as runc does: a number, or a name with or without `SIG`, in any case.
 pub fn parse_signal(raw: &str) -> Result<i32> {
@@ -24,8 +24,9 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
         if status == Status::Stopped {
             return Ok(());
         }
-        let frozen = cgroups::set_frozen(&st.cgroup_paths, true).is_ok();
-        let mut pids = cgroups::pids(&st.cgroup_paths);
+        let cgroup = st.cgroup();
+        let frozen = cgroup.freeze().is_ok();
+        let mut pids = cgroup.pids();
         if pids.is_empty() {
             pids.push(st.pid);
         }
@@ -33,7 +34,7 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
             let _ = send(pid, sig);
         }
         if frozen {
-            cgroups::set_frozen(&st.cgroup_paths, false)?;
+            cgroup.thaw()?;
         }
         return Ok(());
     }

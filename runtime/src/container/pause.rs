@@ -1,7 +1,6 @@
 //! `pause` / `resume`: freeze and thaw every process of the container through its freezer
 //! cgroup (v1 freezer.state, v2 cgroup.freeze), waiting until the kernel reports it done.
 
-use crate::cgroups;
 use crate::error::{Error, Result};
 use crate::state::{Root, Status};
 
@@ -9,7 +8,7 @@ pub fn pause(root: &Root, id: &str) -> Result<()> {
     let c = root.load(id)?;
     let st = c.state()?;
     match c.status() {
-        Status::Running => cgroups::set_frozen(&st.cgroup_paths, true),
+        Status::Running => st.cgroup().freeze(),
         Status::Paused => Ok(()),
         other => Err(Error::msg(format!("container not running: {}", other.as_str()))),
     }
@@ -19,7 +18,7 @@ pub fn resume(root: &Root, id: &str) -> Result<()> {
     let c = root.load(id)?;
     let st = c.state()?;
     match c.status() {
-        Status::Paused => cgroups::set_frozen(&st.cgroup_paths, false),
+        Status::Paused => st.cgroup().thaw(),
         other => Err(Error::msg(format!("container not paused: {}", other.as_str()))),
     }
 }
@@ -28,7 +27,7 @@ pub fn resume(root: &Root, id: &str) -> Result<()> {
 pub fn pids(root: &Root, id: &str) -> Result<Vec<i32>> {
     let c = root.load(id)?;
     let st = c.state()?;
-    let mut pids = cgroups::pids(&st.cgroup_paths);
+    let mut pids = st.cgroup().pids();
     pids.sort_unstable();
     Ok(pids)
 }

@@ -2,7 +2,6 @@
 
 use oci_spec::runtime::LinuxResources;
 
-use crate::cgroups::{self, resources};
 use crate::error::{Error, Result};
 use crate::state::{Root, Status};
 
@@ -108,13 +107,12 @@ pub fn update(root: &Root, id: &str, res: Option<LinuxResources>, flags: &Update
         crate::log::debug(&format!("update {id}: linux.resources.rdma left as created (runc's update ignores it)"));
         res.set_rdma(None);
     }
-    let targets: Vec<_> = cgroups::hierarchies().into_iter().zip(st.cgroup_paths.iter().cloned()).collect();
+    let cgroup = st.cgroup();
     // New device rules replace the old ones whole, with runc's defaults and the container's own
     // nodes allowed after them as at create. On v2 that is one atomic swap of the eBPF program.
-    // A v1 devices cgroup can only be rewritten rule by rule (deny-all first: /dev/null would
-    // fail for a moment, and "a" is refused once the container has made sub-cgroups), so there
-    // the rules stay as created, as runc 1.1's update leaves them everywhere.
-    let nodes = if targets.iter().any(|(h, _)| h.version == 1 && h.has("devices")) {
+    // Where the cgroup cannot swap them whole (v1), the rules stay as created, as runc 1.1's
+    // update leaves them everywhere.
+    let nodes = if !cgroup.can_replace_device_rules() {
         if res.devices().is_some() {
             crate::log::debug(&format!("update {id}: linux.resources.devices left as created (cgroup v1)"));
         }
@@ -123,7 +121,7 @@ pub fn update(root: &Root, id: &str, res: Option<LinuxResources>, flags: &Update
     } else {
         crate::rootfs::devices::cgroup_rules(&st.config)
     };
-    resources::apply(&res, &nodes, &targets)
+    cgroup.apply(&res, &nodes)
 }
 
 #[cfg(test)]

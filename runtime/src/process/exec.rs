@@ -5,7 +5,6 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
 
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
@@ -13,6 +12,7 @@ use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, Process};
 
 use super::channel::{Channel, Msg};
 use super::{clone_flag, init};
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result, SysContext};
 use crate::sys::{self, Forked};
 
@@ -26,7 +26,7 @@ pub struct ExecConfig<'a> {
     pub memory_policy: Option<&'a oci_spec::runtime::LinuxMemoryPolicy>,
     /// The container's state JSON, for a seccomp listener.
     pub state: serde_json::Value,
-    pub cgroup_leaves: &'a [PathBuf],
+    pub cgroup: &'a Cgroup,
     pub console: Option<&'a UnixStream>,
     pub preserve_fds: u32,
     /// The container's lock, held by the caller: released once the setup process is in the cgroups.
@@ -84,7 +84,7 @@ fn drive(chan: &Channel, setup: i32, cfg: &ExecConfig) -> Result<i32> {
         // Where the process runs until it is in the container's cgroup (and cpuset).
         super::attrs::set_affinity(setup, initial, "process.execCPUAffinity.initial")?;
     }
-    crate::cgroups::join(cfg.cgroup_leaves, setup)?;
+    cfg.cgroup.join(setup)?;
     // The container lock kept `delete` from removing the cgroups until the setup process was in
     // them; now it is, so let go. In a frozen container (`--ignore-paused`) the setup process
     // sleeps until a `resume`, which takes this lock: holding it on would wait for ever.

@@ -16,7 +16,7 @@ use oci_spec::runtime::{LinuxNamespaceType, LinuxSeccomp, PosixRlimitType, Proce
 
 use super::channel::{Channel, Msg};
 use super::NsPlan;
-use crate::cgroups::Hierarchy;
+use crate::cgroups::Cgroup;
 use crate::error::{Error, Result, SysContext};
 use crate::{hooks, rootfs, security, sys};
 
@@ -33,7 +33,8 @@ pub struct InitConfig<'a> {
     pub preserve_fds: u32,
     pub no_pivot: bool,
     pub no_new_keyring: bool,
-    pub cgroups: Vec<(Hierarchy, PathBuf)>,
+    /// Planned, made and limited by the parent; the setup process is put in it.
+    pub cgroup: &'a Cgroup,
     /// Id-mapped mount trees made by `create` in the host's namespaces (close-on-exec).
     pub idmapped: &'a [rootfs::idmap::Tree],
     /// The parent's lock on the state directory: closed at once in the children, or the init
@@ -125,7 +126,7 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
             bundle: cfg.bundle,
             in_userns: ns.in_userns(),
             new_cgroupns: ns.has_new(LinuxNamespaceType::Cgroup),
-            cgroups: cfg.cgroups.clone(),
+            cgroups: cfg.cgroup.dirs().clone(),
             idmapped: cfg.idmapped,
         };
         rootfs::prepare(spec, &ctx)?;

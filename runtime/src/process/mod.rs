@@ -88,13 +88,7 @@ pub trait Driver {
 /// Forks the setup process and drives it until the init is ready. Returns the init's pid.
 /// On error the caller must kill and reap the init (its pid was given to `init_started`).
 /// `cgroup_lock` is released once the setup process is in its cgroups.
-pub fn spawn(
-    cfg: &InitConfig,
-    ns: &NsPlan,
-    cgroup_leaves: &[PathBuf],
-    cgroup_lock: crate::cgroups::Lock,
-    driver: &mut dyn Driver,
-) -> Result<i32> {
+pub fn spawn(cfg: &InitConfig, ns: &NsPlan, cgroup_lock: crate::cgroups::Lock, driver: &mut dyn Driver) -> Result<i32> {
     let (parent, child) = Channel::pair()?;
     match sys::fork().ctx(|| "fork the setup process".into())? {
         Forked::Child => {
@@ -108,7 +102,7 @@ pub fn spawn(
         }
         Forked::Parent(setup) => {
             drop(child);
-            let result = drive(&parent, setup, cfg.spec, cgroup_leaves, cgroup_lock, driver);
+            let result = drive(&parent, setup, cfg, cgroup_lock, driver);
             if result.is_err() {
                 let _ = nix::sys::signal::kill(setup, nix::sys::signal::Signal::SIGKILL);
             }
@@ -121,12 +115,11 @@ pub fn spawn(
 fn drive(
     chan: &Channel,
     setup: Pid,
-    spec: &Spec,
-    leaves: &[PathBuf],
+    cfg: &InitConfig,
     cgroup_lock: crate::cgroups::Lock,
     driver: &mut dyn Driver,
 ) -> Result<i32> {
-    crate::cgroups::join(leaves, setup.as_raw())?;
+    cfg.cgroup.join(setup.as_raw())?;
     drop(cgroup_lock);
     crate::log::debug("setup process joined its cgroups");
     chan.send(&Msg::Go)?;
@@ -146,7 +139,7 @@ fn drive(
                 driver.seccomp_listener(pid, std::os::fd::AsFd::as_fd(&fd))?;
             }
             Some(Msg::UsernsReady) => {
-                write_id_maps(setup, spec)?;
+                write_id_maps(setup, cfg.spec)?;
                 chan.send(&Msg::MapsDone)?;
             }
             Some(Msg::InitPid(pid)) => {

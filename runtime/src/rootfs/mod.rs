@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{Mount, Spec};
 
-use crate::cgroups::Hierarchy;
+use crate::cgroups::Dirs;
 use crate::error::{Error, Result, SysContext};
 use path::resolve_in_root;
 
@@ -25,7 +25,7 @@ pub struct MountCtx<'a> {
     pub in_userns: bool,
     pub new_cgroupns: bool,
     /// The container's cgroup directory in each host hierarchy.
-    pub cgroups: Vec<(Hierarchy, PathBuf)>,
+    pub cgroups: Dirs,
     /// The id-mapped trees `skiff create` made, to attach in place of a bind.
     pub idmapped: &'a [idmap::Tree],
 }
@@ -280,9 +280,7 @@ fn mount_cgroups(dest: &Path, opts: &options::MountOptions, ctx: &MountCtx) -> R
     let ro = opts.flags.contains(MsFlags::MS_RDONLY);
     let base = (opts.flags - MsFlags::MS_RDONLY) & (MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC);
     make_mount_point(dest, true)?;
-    let only_v2 = ctx.cgroups.len() == 1 && ctx.cgroups[0].0.version == 2;
-    if only_v2 {
-        let (_, leaf) = &ctx.cgroups[0];
+    if let Some((_, leaf)) = ctx.cgroups.v2_only() {
         let flags = base | if ro { MsFlags::MS_RDONLY } else { MsFlags::empty() };
         if ctx.new_cgroupns {
             return do_mount(Some(Path::new("cgroup2")), dest, Some("cgroup2"), flags, None);
@@ -291,7 +289,7 @@ fn mount_cgroups(dest: &Path, opts: &options::MountOptions, ctx: &MountCtx) -> R
         return do_mount(None, dest, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags, None);
     }
     do_mount(Some(Path::new("tmpfs")), dest, Some("tmpfs"), base, Some("mode=755"))?;
-    for (h, leaf) in &ctx.cgroups {
+    for (h, leaf) in ctx.cgroups.iter() {
         let name = h.mount_point.file_name().map(PathBuf::from).unwrap_or_else(|| PathBuf::from("unified"));
         let sub = dest.join(&name);
         make_mount_point(&sub, true)?;
