@@ -18,6 +18,8 @@ pub const MONOLITHIC_MAX: u64 = 32 << 20;
 pub const CHUNK: u64 = 64 << 20;
 /// How many blobs move at once (docker and containerd use 3).
 pub const PARALLEL: usize = 3;
+/// 1 MiB buffers in flight between a download's socket reader and its hashing writer.
+const PIPE: usize = 4;
 
 /// Runs `f` over `items` on up to `n` threads; the first error stops new work and is returned.
 pub fn parallel<T: Sync>(
@@ -109,19 +111,47 @@ pub fn fetch(
         let limit = desc.size - w.offset();
         // copy no more than the manifest promised (+1 to notice a longer body)
         let mut r = (&mut body).take(limit + 1);
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = match r.read(&mut buf) {
-                Ok(n) => n,
-                Err(e) => {
-                    let _ = w.flush(); // keep what arrived for the next run
-                    return Err(RegistryError::Transport { registry: client.registry.clone(), op, why: e.to_string() });
+        // two threads: this one takes bytes off the socket, the other hashes and writes them
+        // (at most PIPE buffers of 1 MiB in flight), so a busy machine gives the transfer two
+        // cores' worth of turns rather than one
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(PIPE);
+        let w_ref = &mut *w;
+        let (read_res, write_res) = std::thread::scope(|s| {
+            let writer = s.spawn(move || -> std::io::Result<()> {
+                for buf in rx {
+                    w_ref.write_all(&buf)?;
                 }
-            };
-            if n == 0 {
-                break;
-            }
-            w.write_all(&buf[..n]).map_err(|err| RegistryError::Io { path: store.root.join("ingest"), err })?;
+                Ok(())
+            });
+            let read_res = (|| -> std::io::Result<()> {
+                loop {
+                    let mut buf = vec![0u8; 1 << 20];
+                    let mut n = 0;
+                    // fill the buffer (a socket read gives a few hundred KiB at most)
+                    while n < buf.len() {
+                        let k = r.read(&mut buf[n..])?;
+                        if k == 0 {
+                            break;
+                        }
+                        n += k;
+                    }
+                    if n == 0 {
+                        return Ok(());
+                    }
+                    buf.truncate(n);
+                    if tx.send(buf).is_err() {
+                        return Ok(()); // the writer failed; its error is reported
+                    }
+                }
+            })();
+            drop(tx);
+            let write_res = writer.join().unwrap_or_else(|_| Err(std::io::Error::other("writer thread panicked")));
+            (read_res, write_res)
+        });
+        write_res.map_err(|err| RegistryError::Io { path: store.root.join("ingest"), err })?;
+        if let Err(e) = read_res {
+            let _ = w.flush(); // keep what arrived for the next run
+            return Err(RegistryError::Transport { registry: client.registry.clone(), op, why: e.to_string() });
         }
         return match w.commit(desc.size) {
             Ok(()) => Ok(true),
