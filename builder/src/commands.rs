@@ -13,32 +13,124 @@ fn short(id: &str) -> String {
     crate::build::short(id)
 }
 
+/// docker's size format (go-units HumanSizeWithPrecision, 3 digits, decimal units): `5.58MB`.
 fn human(n: u64) -> String {
-    let f = n as f64;
-    if f >= 1e9 {
-        format!("{:.3}GB", f / 1e9)
-    } else if f >= 1e6 {
-        format!("{:.3}MB", f / 1e6)
-    } else if f >= 1e3 {
-        format!("{:.3}kB", f / 1e3)
-    } else {
-        format!("{n}B")
+    let units = ["B", "kB", "MB", "GB", "TB", "PB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < units.len() {
+        v /= 1000.0;
+        u += 1;
     }
+    let digits = if v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
+    let mut s = format!("{v:.digits$}");
+    if s.contains('.') {
+        s = s.trim_end_matches('0').trim_end_matches('.').to_string();
+    }
+    format!("{s}{}", units[u])
 }
 
+/// docker's CREATED column: how long ago (go-units HumanDuration), `N/A` without a time.
+fn ago(created: &str, now: u64) -> String {
+    let Some(t) = parse_rfc3339(created) else { return "N/A".into() };
+    let secs = now.saturating_sub(t);
+    let (mins, hours) = (secs / 60, (secs as f64 / 3600.0).round() as u64);
+    let d = if secs < 1 {
+        "Less than a second".to_string()
+    } else if secs == 1 {
+        "1 second".into()
+    } else if secs < 60 {
+        format!("{secs} seconds")
+    } else if mins == 1 {
+        "About a minute".into()
+    } else if mins < 60 {
+        format!("{mins} minutes")
+    } else if hours == 1 {
+        "About an hour".into()
+    } else if hours < 48 {
+        format!("{hours} hours")
+    } else if hours < 24 * 7 * 2 {
+        format!("{} days", hours / 24)
+    } else if hours < 24 * 30 * 2 {
+        format!("{} weeks", hours / 24 / 7)
+    } else if hours < 24 * 365 * 2 {
+        format!("{} months", hours / 24 / 30)
+    } else {
+        format!("{} years", hours / 24 / 365)
+    };
+    format!("{d} ago")
+}
+
+/// Seconds since the epoch of an RFC 3339 time (`2023-11-14T22:13:20.5+01:00`); None if it is
+/// not one.
+pub fn parse_rfc3339(t: &str) -> Option<u64> {
+    let num = |s: &str| -> Option<i64> { s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok()).flatten() };
+    let (date, rest) = t.split_once(['T', 't', ' '])?;
+    let mut dp = date.splitn(3, '-');
+    let (y, m, d) = (num(dp.next()?)?, num(dp.next()?)?, num(dp.next()?)?);
+    let hms = rest.get(..8)?;
+    let mut tp = hms.splitn(3, ':');
+    let (hh, mm, ss) = (num(tp.next()?)?, num(tp.next()?)?, num(tp.next()?)?);
+    let mut zone = &rest[8..];
+    if let Some(frac) = zone.strip_prefix('.') {
+        zone = frac.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    let offset = match zone {
+        "Z" | "z" => 0,
+        z if z.len() == 6 && (z.starts_with('+') || z.starts_with('-')) => {
+            let secs = num(&z[1..3])? * 3600 + num(&z[4..6])? * 60;
+            if z.starts_with('-') {
+                -secs
+            } else {
+                secs
+            }
+        }
+        _ => return None,
+    };
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) {
+        return None;
+    }
+    // days-from-civil (Howard Hinnant)
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    u64::try_from(days * 86400 + hh * 3600 + mm * 60 + ss - offset).ok()
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// docker's `images`: named images, then untagged ones as `<none>`; SIZE is the unpacked size.
 pub fn images(store: &Store) -> Result<String, StoreError> {
-    let mut out = format!("{:<40} {:<20} {:<14} {:<22} {}\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
+    let mut out = format!("{:<40} {:<20} {:<14} {:<16} {}\n", "REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE");
+    let now = now();
+    let mut rows: Vec<(String, String, String)> = Vec::new();
     for (name, d) in store.refs()? {
-        let img = store.image_by_manifest(&d.digest)?;
-        let (repo, tag) = name.rsplit_once(':').unwrap_or((&name, "latest"));
-        let size: u64 = img.manifest.layers.iter().map(|l| l.size).sum();
+        let (repo, tag) = name.rsplit_once(':').filter(|(_, t)| !t.contains('/')).unwrap_or((&name, "latest"));
+        rows.push((repo.to_string(), tag.to_string(), d.digest));
+    }
+    for d in store.unnamed()? {
+        rows.push(("<none>".into(), "<none>".into(), d.digest));
+    }
+    for (repo, tag, digest) in rows {
+        let img = store.image_by_manifest(&digest)?;
         out.push_str(&format!(
-            "{:<40} {:<20} {:<14} {:<22} {}\n",
+            "{:<40} {:<20} {:<14} {:<16} {}\n",
             repo,
             tag,
             short(img.id()),
-            img.config.created,
-            human(size)
+            ago(&img.config.created, now),
+            human(store.image_size(&img)?)
         ));
     }
     Ok(out)
@@ -50,15 +142,16 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<String, StoreError> {
         let img = store.image(n)?;
         let tags: Vec<String> =
             store.refs()?.into_iter().filter(|(_, d)| d.digest == img.manifest_digest).map(|(n, _)| n).collect();
-        let size: u64 = img.manifest.layers.iter().map(|l| l.size).sum();
         arr.push(serde_json::json!({
             "Id": img.config_digest,
             "RepoTags": tags,
             "Created": img.config.created,
+            // slipway's own: where a build of ours took that time from (absent for others' images)
+            "CreatedFrom": store.read_record::<String>(&format!("cache/created/{}.json", img.config_digest.trim_start_matches("sha256:"))),
             "Author": img.config.author,
             "Architecture": img.config.architecture,
             "Os": img.config.os,
-            "Size": size,
+            "Size": store.image_size(&img)?,
             "Config": img.config.config,
             "RootFS": {"Type": img.config.rootfs.kind, "Layers": img.config.rootfs.diff_ids},
             "Manifest": img.manifest_digest,
@@ -82,15 +175,11 @@ pub fn history(store: &Store, name: &str) -> Result<String, StoreError> {
 
 pub fn tag(store: &Store, src: &str, dst: &str) -> Result<(), StoreError> {
     let img = store.image(src)?;
-    let refs = store.refs()?;
-    let desc = refs
-        .into_iter()
-        .find(|(_, d)| d.digest == img.manifest_digest)
-        .map(|(_, d)| d)
-        .ok_or_else(|| StoreError::NoImage(src.into()))?;
+    let desc = store.manifest_descriptor(&img)?;
     store.set_ref(&normalize_ref(dst)?, desc)
 }
 
+/// docker's `rmi`: a name is untagged; an ID removes the image with every name it has.
 pub fn rmi(store: &Store, name: &str) -> Result<String, StoreError> {
     if let Ok(n) = normalize_ref(name) {
         if store.remove_ref(&n)? {
@@ -98,18 +187,26 @@ pub fn rmi(store: &Store, name: &str) -> Result<String, StoreError> {
         }
     }
     let img = store.image(name)?;
+    if !store.indexed(&img.manifest_digest)? {
+        return Err(StoreError::Conflict(format!(
+            "unable to delete {} (an intermediate build step, no image of its own): `slipway prune` removes it",
+            short(img.id())
+        )));
+    }
     let mut out = String::new();
     for (n, d) in store.refs()? {
         if d.digest == img.manifest_digest && store.remove_ref(&n)? {
             out.push_str(&format!("Untagged: {n}\n"));
         }
     }
+    store.remove_unnamed(&img.manifest_digest)?;
     out.push_str(&format!("Deleted: {}\n", img.config_digest));
     Ok(out)
 }
 
 /// Removes what no named image needs.
 ///
+/// - Untagged images (`<none>` in `images`) go, as docker's `image prune` removes dangling ones.
 /// - Blobs: the manifests, configs and layers of named images stay; every other blob goes.
 /// - Build cache: an entry stays when a build of a named image went through it (each build
 ///   records its steps' keys with the image) and every layer it restores belongs to a named
@@ -126,6 +223,8 @@ pub fn prune(store: &Store) -> Result<String, StoreError> {
     let mut keep_layers: BTreeSet<String> = BTreeSet::new();
     let mut keep_snaps: BTreeSet<String> = BTreeSet::new();
     let mut chain_keys: BTreeSet<String> = BTreeSet::new();
+    // untagged images go, as docker's `image prune` removes dangling ones
+    let untagged = store.drop_unnamed_locked()?;
     for d in store.index()?.manifests {
         keep.insert(hex(&d.digest));
         let built_by: Vec<String> =
@@ -201,6 +300,23 @@ pub fn prune(store: &Store) -> Result<String, StoreError> {
             }
         }
     }
+    let created = store.root.join("cache/created");
+    if let Ok(rd) = fs::read_dir(&created) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !keep.contains(name.trim_end_matches(".json")) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    let sizes = store.root.join("cache/sizes");
+    if let Ok(rd) = fs::read_dir(&sizes) {
+        for e in rd.flatten() {
+            if !keep_snaps.contains(&e.file_name().to_string_lossy().to_string()) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
     let snaps = store.root.join("snapshots");
     for e in fs::read_dir(&snaps).map_err(io_err("read dir", &snaps))?.flatten() {
         if !keep_snaps.contains(&e.file_name().to_string_lossy().to_string()) {
@@ -208,7 +324,7 @@ pub fn prune(store: &Store) -> Result<String, StoreError> {
         }
     }
     Ok(format!(
-        "Deleted {dropped} build cache entries\nDeleted {removed} blobs\nTotal reclaimed space: {}\n",
+        "Deleted {untagged} untagged images\nDeleted {dropped} build cache entries\nDeleted {removed} blobs\nTotal reclaimed space: {}\n",
         human(freed)
     ))
 }
@@ -254,4 +370,45 @@ pub fn unpack(store: &Store, name: &str, dir: &Path) -> Result<(), StoreError> {
     let cp = dir.join("config.json");
     store.write_atomic(&cp, &serde_json::to_vec_pretty(&cfg).unwrap_or_default())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_read_as_docker_prints_them() {
+        // go-units HumanSizeWithPrecision(size, 3), as `docker images` shows SIZE
+        for (n, want) in [
+            (0, "0B"),
+            (999, "999B"),
+            (1000, "1kB"),
+            (1_000_000, "1MB"),
+            (5_579_215, "5.58MB"),
+            (72_800_000, "72.8MB"),
+            (142_000_000, "142MB"),
+            (1_234_567_890, "1.23GB"),
+        ] {
+            assert_eq!(human(n), want, "{n}");
+        }
+    }
+
+    #[test]
+    fn created_reads_as_docker_prints_it() {
+        let t = |s: &str| parse_rfc3339(s).unwrap_or_else(|| panic!("{s} did not parse"));
+        assert_eq!(t("1970-01-01T00:00:00Z"), 0);
+        assert_eq!(t("2023-11-14T22:13:20Z"), 1_700_000_000);
+        assert_eq!(t("2023-11-14T23:13:20.123456789+01:00"), 1_700_000_000);
+        assert_eq!(t("2000-02-29T00:00:00Z"), 951_782_400);
+        assert_eq!(parse_rfc3339("yesterday"), None);
+        assert_eq!(parse_rfc3339(""), None);
+        // go-units HumanDuration + " ago"
+        let now = 1_700_000_000;
+        assert_eq!(ago("2023-11-14T22:13:20Z", now), "Less than a second ago");
+        assert_eq!(ago("2023-11-14T22:12:20Z", now), "About a minute ago");
+        assert_eq!(ago("2023-11-14T20:13:20Z", now), "2 hours ago");
+        assert_eq!(ago("2023-11-04T22:13:20Z", now), "10 days ago");
+        assert_eq!(ago("1970-01-01T00:00:00Z", now), "53 years ago");
+        assert_eq!(ago("", now), "N/A");
+    }
 }

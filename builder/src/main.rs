@@ -56,6 +56,9 @@ enum Cmd {
         explain_cache: bool,
         #[command(flatten)]
         registry: Box<registry::cli::BuildArgs>,
+        /// The image's creation time: `now`, or seconds since the epoch
+        #[arg(long)]
+        timestamp: Option<String>,
         context: PathBuf,
     },
     /// List images
@@ -128,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
             quiet,
             explain_cache,
             registry: reg,
+            timestamp,
             context,
         } => {
             use std::io::IsTerminal;
@@ -151,9 +155,36 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             let labels = labels.iter().map(|l| kv(l, "--label")).collect::<Result<Vec<_>>>()?;
+            // Reproducible by default: every time the build writes (file mtimes, the image's
+            // and its history's `created`) is SOURCE_DATE_EPOCH, else 0, so equal inputs give
+            // equal digests. `--timestamp now` gives docker's creation time (file mtimes stay).
             let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-                Ok(v) if !v.is_empty() => v.parse::<u64>().with_context(|| format!("SOURCE_DATE_EPOCH={v:?}"))?,
-                _ => 0,
+                Ok(v) if !v.is_empty() => Some(
+                    v.parse::<u64>()
+                        .with_context(|| format!("SOURCE_DATE_EPOCH={v:?}: expected seconds since 1970-01-01"))?,
+                ),
+                _ => None,
+            };
+            let (created, created_from) = match (timestamp.as_deref(), epoch) {
+                (Some("now"), _) => {
+                    let now = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_secs())
+                        .unwrap_or(0);
+                    (now, "--timestamp now: the build's time".to_string())
+                }
+                (Some(t), _) => {
+                    let n = t.parse::<u64>().map_err(|_| {
+                        anyhow::anyhow!("--timestamp {t:?}: expected `now` or seconds since 1970-01-01")
+                    })?;
+                    (n, format!("--timestamp {n}"))
+                }
+                (None, Some(e)) => (e, format!("SOURCE_DATE_EPOCH={e}")),
+                (None, None) => (0, "SOURCE_DATE_EPOCH unset: 0, slipway's reproducible default".to_string()),
+            };
+            let epoch = match timestamp.as_deref() {
+                Some("now") | None => epoch.unwrap_or(0),
+                Some(_) => created,
             };
             let (remote, platform, cache_from) = registry::cli::build_inputs(&reg)?;
             let dockerfile = file.map(|f| if f.is_relative() && !f.exists() { context.join(f) } else { f });
@@ -171,6 +202,9 @@ fn run(cli: Cli) -> Result<()> {
                 progress,
                 explain_cache,
                 epoch,
+                created,
+                created_now: timestamp.as_deref() == Some("now"),
+                created_from,
                 debug: cli.debug,
                 remote,
                 platform,
@@ -207,7 +241,11 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Load { input } => {
             for n in archive::load(&store, &input)? {
-                println!("Loaded image: {n}");
+                if n.starts_with("sha256:") {
+                    println!("Loaded image ID: {n}");
+                } else {
+                    println!("Loaded image: {n}");
+                }
             }
         }
         Cmd::Prune => print!("{}", commands::prune(&store)?),

@@ -277,6 +277,8 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<String>, StoreError> {
     let bad = |m: &str| StoreError::Io { op: "load", path: input.to_path_buf(), err: io::Error::other(m.to_string()) };
     let mut results = Vec::new();
     let mut to_name: Vec<(String, Descriptor)> = Vec::new();
+    // (ID, manifest) of images the archive does not name: listed unnamed, as docker keeps them
+    let mut unnamed: Vec<(String, Descriptor)> = Vec::new();
     if root.join("manifest.json").is_file() {
         let p = root.join("manifest.json");
         let entries: Vec<DockerManifestEntry> = serde_json::from_slice(&fs::read(&p).map_err(io_err("read", &p))?)
@@ -297,7 +299,7 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<String>, StoreError> {
             }
             let (desc, id) = put_raw_image(store, &cbytes, &layers)?;
             match ent.repo_tags.unwrap_or_default() {
-                t if t.is_empty() => results.push(id),
+                t if t.is_empty() => unnamed.push((id, desc)),
                 tags => {
                     for t in tags {
                         let n = crate::store::normalize_ref(&short_name(&t))?;
@@ -338,13 +340,17 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<String>, StoreError> {
             });
             match name {
                 Some(n) => to_name.push((crate::store::normalize_ref(&n)?, desc)),
-                None => results.push(id),
+                None => unnamed.push((id, desc)),
             }
         }
     } else {
         return Err(bad("neither manifest.json nor index.json found: not a docker or OCI image archive"));
     }
     // names last, after every blob is in place
+    for (id, d) in unnamed {
+        store.add_unnamed(d)?;
+        results.push(id);
+    }
     for (n, d) in to_name {
         store.set_ref(&n, d)?;
         results.push(n);

@@ -36,8 +36,16 @@ pub struct BuildOptions {
     /// `--progress`, resolved against the terminal.
     pub progress: progress::Mode,
     pub explain_cache: bool,
-    /// SOURCE_DATE_EPOCH, or 0: every timestamp the build writes.
+    /// SOURCE_DATE_EPOCH, or 0: the mtime of every file the build writes in a layer.
     pub epoch: u64,
+    /// The time written in `created` (the image's and its history's); `epoch` unless
+    /// `--timestamp` says otherwise.
+    pub created: u64,
+    /// `--timestamp now`: `created` is the build's time, so it stays out of cache keys (a cached
+    /// step keeps the time it was built at, as in docker).
+    pub created_now: bool,
+    /// Where `created` came from, for `inspect` (e.g. "SOURCE_DATE_EPOCH=1700000000").
+    pub created_from: String,
     /// Print each RUN's plan (bundle, lower dirs, config.json) to stderr.
     pub debug: bool,
     /// How base images not in the store (all of them, with `--pull`) come from registries.
@@ -227,6 +235,29 @@ impl<'a> Builder<'a> {
             }
             None => self.stages.stages.len() - 1,
         };
+        if !self.opts.labels.is_empty() {
+            // As docker's classic builder: `--label` is a LABEL step at the end of the target
+            // stage, so it goes through the cache and the last ` ---> ID` is the image's.
+            let stage = &mut self.stages.stages[target];
+            let line = stage.commands.last().map_or(stage.line, |c| c.line);
+            let esc = self.lexer.escape;
+            let quote = |w: &str| -> String {
+                let mut out = String::new();
+                for c in w.chars() {
+                    if c == esc || matches!(c, '$' | '"' | '\'' | ' ' | '\t') {
+                        out.push(esc);
+                    }
+                    out.push(c);
+                }
+                out
+            };
+            let pairs: Vec<(String, String)> = self.opts.labels.iter().map(|(k, v)| (quote(k), quote(v))).collect();
+            let original = format!(
+                "LABEL {}",
+                self.opts.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            );
+            stage.commands.push(Command { inst: Instruction::Label(pairs), line, original });
+        }
         let order = g.needed(target);
         self.total = order.iter().map(|&i| 1 + self.stages.stages[i].commands.len()).sum();
         for &i in &order {
@@ -287,7 +318,13 @@ impl<'a> Builder<'a> {
                 }
             }
         };
-        self.progress.done(&st.id);
+        // `FROM scratch` (or a stage that is still scratch) is no image: no ID to print.
+        let is_image = match base {
+            graph::Base::Scratch => false,
+            graph::Base::Image(_) => true,
+            graph::Base::Stage(_) => !(st.layers.is_empty() && st.config.history.is_empty()),
+        };
+        self.progress.done(is_image.then_some(st.id.as_str()));
         // ONBUILD triggers of the base run now, then are dropped from the child
         let triggers = std::mem::take(&mut st.config.config.on_build);
         if !triggers.is_empty() {
@@ -323,7 +360,10 @@ impl<'a> Builder<'a> {
         let Some(action) = action else {
             return Ok(()); // ARG and friends that only change builder state
         };
-        let key = cache::key(&st.id, &inputs);
+        // The times the step writes are inputs too: a build with another SOURCE_DATE_EPOCH must
+        // not reuse layers and configs stamped with the old one.
+        let created = if self.opts.created_now { "now".to_string() } else { self.opts.created.to_string() };
+        let key = cache::key(&format!("{}\0mtime={}\0created={created}", st.id, self.opts.epoch), &inputs);
         self.keys.push(key.clone());
         if !self.opts.no_cache && st.cache_ok {
             let hit = match self.cache_get(&key) {
@@ -350,7 +390,7 @@ impl<'a> Builder<'a> {
         let (id, _) = self.store.put_json(&st.config)?;
         st.id = id;
         self.cache_put(&key, &parent, inputs, st)?;
-        self.progress.done(&st.id);
+        self.progress.done(Some(&st.id));
         Ok(())
     }
 
@@ -417,20 +457,15 @@ impl<'a> Builder<'a> {
     }
 
     /// Adds a history entry (docker's format for BuildKit builds).
+    /// The image's `created` is the time of its last step, as in docker.
     pub fn history(&self, st: &mut State, created_by: String, empty_layer: bool) {
-        st.config.history.push(History {
-            created: epoch_rfc3339(self.opts.epoch),
-            created_by,
-            comment: "buildkit.dockerfile.v0".into(),
-            empty_layer,
-        });
+        let created = epoch_rfc3339(self.opts.created);
+        st.config.created = created.clone();
+        st.config.history.push(History { created, created_by, comment: "buildkit.dockerfile.v0".into(), empty_layer });
     }
 
-    fn commit(&mut self, mut st: State, tags: Vec<String>) -> Result<Built, BuildError> {
-        for (k, v) in &self.opts.labels {
-            st.config.config.labels.insert(k.clone(), v.clone());
-        }
-        st.config.created = epoch_rfc3339(self.opts.epoch);
+    /// Writes the image of the final state unchanged, so its ID is the last step's ` ---> ID`.
+    fn commit(&mut self, st: State, tags: Vec<String>) -> Result<Built, BuildError> {
         let descs: Vec<_> = st.layers.iter().map(Layer::descriptor).collect();
         let (manifest, id) = self.store.put_image(&st.config, &descs)?;
         // which cache entries built this image (with those of earlier builds of the same image)
@@ -448,6 +483,15 @@ impl<'a> Builder<'a> {
         }
         for t in &tags {
             self.store.set_ref(t, manifest.clone())?;
+        }
+        // what `inspect` shows as CreatedFrom (the config has the time, not where it came from)
+        let rel = format!("cache/created/{}.json", id.trim_start_matches("sha256:"));
+        if self.store.read_record::<String>(&rel).as_deref() != Some(&self.opts.created_from) {
+            self.store.write_record(&rel, &self.opts.created_from)?;
+        }
+        if tags.is_empty() {
+            // docker keeps an untagged build as a dangling image: its ID works until rmi/prune
+            self.store.add_unnamed(manifest.clone())?;
         }
         self.progress.finish(&id, &tags);
         Ok(Built { id, manifest, tags, keys: std::mem::take(&mut self.keys) })

@@ -75,10 +75,14 @@ impl<'a> Progress<'a> {
         }
     }
 
-    /// The step ran; `id` is the resulting image config.
-    pub fn done(&mut self, id: &str) {
+    /// The step ran; `id` is the resulting image (None where there is none: `FROM scratch`).
+    pub fn done(&mut self, id: Option<&str>) {
         match self.mode {
-            Mode::Plain => self.write(&format!(" ---> {}\n", super::short(id))),
+            Mode::Plain => {
+                if let Some(id) = id {
+                    self.write(&format!(" ---> {}\n", super::short(id)))
+                }
+            }
             Mode::Tty => {
                 if let Some((label, t)) = self.open.take() {
                     let secs = t.elapsed().as_secs_f64();
@@ -180,13 +184,13 @@ mod tests {
         let b = Buf::default();
         let mut p = Progress::new(mode, Box::new(b.clone()));
         p.step(1, 10, "FROM scratch");
-        p.done("sha256:0123456789abcdef");
+        p.done(Some("sha256:0123456789abcdef"));
         p.step(2, 10, "COPY a /a");
         p.cached("sha256:aaaaaaaaaaaaaaaa");
         p.step(3, 10, "RUN true");
         p.run_start("c1");
         p.run_end("c1");
-        p.done("sha256:bbbbbbbbbbbbbbbb");
+        p.done(Some("sha256:bbbbbbbbbbbbbbbb"));
         p.finish("sha256:bbbbbbbbbbbbbbbb", &["x:latest".into()]);
         b.text()
     }

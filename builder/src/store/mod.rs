@@ -27,12 +27,21 @@ pub enum StoreError {
     NoImage(String),
     #[error("invalid reference format: {0:?}")]
     BadRef(String),
+    #[error("{0}: more than one image ID starts with it; give more of the ID")]
+    Ambiguous(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
 pub fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> StoreError + 'a {
     move |err| StoreError::Io { op, path: path.to_path_buf(), err }
+}
+
+/// The hex part of a `sha256:` digest.
+fn hexof(digest: &str) -> &str {
+    digest.strip_prefix("sha256:").unwrap_or(digest)
 }
 
 /// Normalises `name[:tag]` to `name:tag` (a bare name means `:latest`).
@@ -349,24 +358,123 @@ impl Store {
         })
     }
 
-    /// Finds an image by name (bare name means `:latest`), full ID or ID prefix.
+    /// Finds an image as docker does: by name (a bare name means `:latest`), else by ID (the
+    /// config digest, `sha256:` optional) or a unique prefix of at least 4 hex digits. IDs are
+    /// looked up among every image of index.json, named or not (an untagged build), then among
+    /// the build cache's steps: the ` ---> ID` a build prints for each step is an image too, as
+    /// in docker's classic builder (its manifest blob is written on first use).
     pub fn find_image(&self, r: &str) -> Result<Option<Image>> {
-        let refs = self.refs()?;
+        let idx = self.index()?;
         if let Ok(name) = normalize_ref(r) {
-            if let Some((_, d)) = refs.iter().find(|(n, _)| *n == name) {
+            let named = idx.manifests.iter().find(|m| m.annotations.get(image::ANN_REF_NAME) == Some(&name));
+            if let Some(d) = named {
                 return self.image_by_manifest(&d.digest).map(Some);
             }
         }
         let hex = r.strip_prefix("sha256:").unwrap_or(r);
-        if hex.len() >= 4 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
-            for (_, d) in &refs {
-                let img = self.image_by_manifest(&d.digest)?;
-                if img.config_digest.trim_start_matches("sha256:").starts_with(hex) {
-                    return Ok(Some(img));
+        if hex.len() < 4 || hex.len() > 64 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Ok(None);
+        }
+        let hex = hex.to_ascii_lowercase();
+        let mut found: Vec<Image> = Vec::new();
+        for d in &idx.manifests {
+            // a manifest list (a pulled multi-platform name) has no config of its own
+            if d.media_type != image::MT_MANIFEST && d.media_type != image::MT_DOCKER_MANIFEST {
+                continue;
+            }
+            let img = self.image_by_manifest(&d.digest)?;
+            if hexof(&img.config_digest).starts_with(&hex)
+                && !found.iter().any(|f| f.config_digest == img.config_digest)
+            {
+                found.push(img);
+            }
+        }
+        if found.is_empty() {
+            for (config, layers) in self.cached_states()? {
+                if hexof(&config).starts_with(&hex) && !found.iter().any(|f| f.config_digest == config) {
+                    let cfg: ImageConfig = self.read_json(&config)?;
+                    let descs: Vec<Descriptor> = layers.iter().map(crate::layer::Layer::descriptor).collect();
+                    let (m, _) = self.put_image(&cfg, &descs)?;
+                    found.push(self.image_by_manifest(&m.digest)?);
                 }
             }
         }
-        Ok(None)
+        match found.len() {
+            0 => Ok(None),
+            1 => Ok(found.pop()),
+            _ => Err(StoreError::Ambiguous(r.to_string())),
+        }
+    }
+
+    /// The (config digest, layers) of every build cache step whose blobs are all present.
+    fn cached_states(&self) -> Result<Vec<(String, Vec<crate::layer::Layer>)>> {
+        let steps = self.root.join("cache/steps");
+        let mut out = Vec::new();
+        for e in fs::read_dir(&steps).map_err(io_err("read dir", &steps))?.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let Some(hit) = self.read_record::<crate::cache::Hit>(&format!("cache/steps/{name}")) else { continue };
+            if self.has_blob(&hit.config) && hit.layers.iter().all(|l| self.has_blob(&l.digest)) {
+                out.push((hit.config, hit.layers));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Lists an image without a name (an untagged build) in index.json, as docker keeps a
+    /// dangling image: so its ID works in every command until `rmi` or `prune` removes it.
+    pub fn add_unnamed(&self, desc: Descriptor) -> Result<()> {
+        let _g = self.lock()?;
+        let mut idx = self.index()?;
+        if idx.manifests.iter().any(|m| m.digest == desc.digest) {
+            return Ok(());
+        }
+        let mut desc = desc;
+        desc.annotations.clear();
+        idx.manifests.push(desc);
+        self.write_index(&idx)
+    }
+
+    /// Removes the unnamed index entries of a manifest; returns whether there was one.
+    pub fn remove_unnamed(&self, manifest_digest: &str) -> Result<bool> {
+        let _g = self.lock()?;
+        let mut idx = self.index()?;
+        let before = idx.manifests.len();
+        idx.manifests.retain(|m| m.digest != manifest_digest || m.annotations.contains_key(image::ANN_REF_NAME));
+        let removed = idx.manifests.len() != before;
+        if removed {
+            self.write_index(&idx)?;
+        }
+        Ok(removed)
+    }
+
+    /// Removes every unnamed image from index.json (what `prune` does to dangling images);
+    /// returns how many. The caller holds [`Store::lock`].
+    pub fn drop_unnamed_locked(&self) -> Result<usize> {
+        let mut idx = self.index()?;
+        let before = idx.manifests.len();
+        idx.manifests.retain(|m| m.annotations.contains_key(image::ANN_REF_NAME));
+        let dropped = before - idx.manifests.len();
+        if dropped > 0 {
+            self.write_index(&idx)?;
+        }
+        Ok(dropped)
+    }
+
+    /// The images of index.json that have no name (untagged builds and loads), by manifest digest.
+    pub fn unnamed(&self) -> Result<Vec<Descriptor>> {
+        let idx = self.index()?;
+        let named: Vec<&str> = idx
+            .manifests
+            .iter()
+            .filter(|m| m.annotations.contains_key(image::ANN_REF_NAME))
+            .map(|m| m.digest.as_str())
+            .collect();
+        Ok(idx
+            .manifests
+            .iter()
+            .filter(|m| !m.annotations.contains_key(image::ANN_REF_NAME) && !named.contains(&m.digest.as_str()))
+            .cloned()
+            .collect())
     }
 
     pub fn image(&self, r: &str) -> Result<Image> {
@@ -399,6 +507,61 @@ impl Store {
             },
             cd,
         ))
+    }
+
+    /// The size of a layer unpacked, the sum of its files' sizes: what docker counts in an
+    /// image's SIZE (compressed sizes are what a registry transfers, not what the image takes).
+    /// Read from the layer once, then remembered in cache/sizes/<diff_id hex>.
+    pub fn unpacked_size(&self, digest: &str, diff_id: &str) -> Result<u64> {
+        let rel = format!("cache/sizes/{}", hexof(diff_id));
+        if let Some(n) = self.read_record::<u64>(&rel) {
+            return Ok(n);
+        }
+        let p = self.blob_path(digest);
+        let r = crate::layer::open_decompressed(&p).map_err(io_err("open", &p))?;
+        let mut ar = tar::Archive::new(r);
+        let mut n = 0u64;
+        for e in ar.entries().map_err(io_err("read layer", &p))? {
+            let e = e.map_err(io_err("read layer", &p))?;
+            if e.header().entry_type().is_file() {
+                n += e.size();
+            }
+        }
+        self.write_record(&rel, &n)?;
+        Ok(n)
+    }
+
+    /// The unpacked size of an image: the sum of its layers' (see [`Store::unpacked_size`]).
+    pub fn image_size(&self, img: &Image) -> Result<u64> {
+        let mut total = 0;
+        for l in img.layers() {
+            total += self.unpacked_size(&l.digest, &l.diff_id)?;
+        }
+        Ok(total)
+    }
+
+    /// The index descriptor of an image's manifest (to name it).
+    pub fn manifest_descriptor(&self, img: &Image) -> Result<Descriptor> {
+        let p = self.blob_path(&img.manifest_digest);
+        let size = fs::metadata(&p).map_err(io_err("stat", &p))?.len();
+        let media_type = if img.manifest.media_type.is_empty() {
+            image::MT_MANIFEST.to_string()
+        } else {
+            img.manifest.media_type.clone()
+        };
+        Ok(Descriptor {
+            media_type,
+            digest: img.manifest_digest.clone(),
+            size,
+            annotations: Default::default(),
+            platform: None,
+        })
+    }
+
+    /// Whether index.json lists this manifest (named or not): false for an ID found only as a
+    /// build cache step.
+    pub fn indexed(&self, manifest_digest: &str) -> Result<bool> {
+        Ok(self.index()?.manifests.iter().any(|m| m.digest == manifest_digest))
     }
 
     /// A small JSON record under the store (cache entries, stat caches).

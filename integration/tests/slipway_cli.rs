@@ -1,0 +1,182 @@
+//! What a docker user meets first with slipway: every image ID it prints works where docker's do
+//! (inspect, tag, save, rmi, unpack, FROM), `images` shows docker's columns (unpacked SIZE,
+//! CREATED as "... ago"), and the creation time is documented and selectable.
+
+use integration::slipway::Slipway;
+
+/// The IDs a plain build log prints: each step's ` ---> ID`, then `Successfully built ID`.
+fn printed_ids(log: &str) -> (Vec<String>, String) {
+    let steps = log
+        .lines()
+        .filter_map(|l| l.strip_prefix(" ---> "))
+        .filter(|rest| !rest.starts_with("Using cache") && !rest.starts_with("Running in"))
+        .map(|id| id.trim().to_string())
+        .collect();
+    let built = log
+        .lines()
+        .find_map(|l| l.strip_prefix("Successfully built "))
+        .unwrap_or_else(|| panic!("no `Successfully built` in {log}"))
+        .trim()
+        .to_string();
+    (steps, built)
+}
+
+fn inspect_id(s: &Slipway, name: &str) -> String {
+    let r = s.run(&["inspect", name]);
+    assert_eq!(r.code, 0, "inspect {name}: {}", r.stderr);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).expect("inspect prints JSON");
+    v[0]["Id"].as_str().expect("Id").to_string()
+}
+
+fn two_layer_context(s: &Slipway, name: &str) -> std::path::PathBuf {
+    s.context(
+        name,
+        &[
+            ("Dockerfile", "FROM scratch\nCOPY a /a\nENV STEP=two\nCOPY b /b\n"),
+            ("a", "first layer\n"),
+            ("b", "second layer\n"),
+        ],
+    )
+}
+
+#[test]
+fn every_id_a_build_prints_is_an_image() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "ids");
+    let c = ctx.to_string_lossy().into_owned();
+    // no -t: docker's `Successfully built ID` of an untagged build is an image too
+    let log = s.run(&["build", "--progress", "plain", &c]).ok().stdout;
+    let (steps, built) = printed_ids(&log);
+    assert_eq!(steps.len(), 3, "one ID per step but FROM scratch: {log}");
+    assert_eq!(steps.last(), Some(&built), "the last step's ID is the image's: {log}");
+    for id in steps.iter().chain([&built]) {
+        assert!(inspect_id(&s, id).starts_with(&format!("sha256:{id}")), "{id}");
+    }
+    // an untagged build is listed as docker lists a dangling image
+    let images = s.run(&["images"]).ok().stdout;
+    assert!(images.lines().any(|l| l.starts_with("<none>") && l.contains(&built)), "{images}");
+
+    // a step's ID: tag, save, unpack and FROM it
+    let first = &steps[0];
+    s.run(&["tag", first, "step-one:v1"]).ok();
+    assert_eq!(inspect_id(&s, "step-one:v1"), inspect_id(&s, first));
+    let tar = s.dir.path().join("first.tar");
+    s.run(&["save", first, "-o", &tar.to_string_lossy()]).ok();
+    let saved = integration::slipway::read_saved(&tar);
+    assert!(saved.find("a").is_some() && saved.find("b").is_none(), "the first step's layer alone");
+    let bundle = s.dir.path().join("bundle");
+    s.run(&["unpack", &steps[1], &bundle.to_string_lossy()]).ok();
+    assert_eq!(std::fs::read_to_string(bundle.join("rootfs/a")).unwrap(), "first layer\n");
+    let child = s.context("child", &[("Dockerfile", &format!("FROM {first}\nCOPY c /c\n")), ("c", "c\n")]);
+    s.build(&child, "child", &[]).ok();
+    assert!(s.save("child").find("a").is_some(), "FROM a step's ID has that step's files");
+
+    // rmi: the untagged image goes; a step that is only cache says what removes it
+    let r = s.run(&["rmi", &built]).ok();
+    assert!(r.stdout.contains("Deleted: sha256:"), "{r:?}");
+    let images = s.run(&["images"]).ok().stdout;
+    assert!(!images.lines().any(|l| l.starts_with("<none>")), "{images}");
+    let r = s.run(&["rmi", &steps[1]]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("intermediate build step") && r.stderr.contains("prune"), "{r:?}");
+}
+
+#[test]
+fn quiet_iidfile_and_label_ids_are_images() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "q");
+    let c = ctx.to_string_lossy().into_owned();
+    let iid = s.dir.path().join("iid");
+    let out = s.run(&["build", "-q", "--iidfile", &iid.to_string_lossy(), &c]).ok().stdout;
+    let id = out.trim();
+    assert!(id.starts_with("sha256:"), "{out:?}");
+    assert_eq!(inspect_id(&s, id), id);
+    assert_eq!(std::fs::read_to_string(&iid).unwrap(), id);
+    // --label is a last LABEL step, as in docker's classic builder: its ID is the image's
+    let log = s.run(&["build", "--progress", "plain", "--label", "who=$me \"quoted\"", &c]).ok().stdout;
+    assert!(log.contains("Step 5/5 : LABEL who=$me \"quoted\""), "{log}");
+    let (steps, built) = printed_ids(&log);
+    assert_eq!(steps.last(), Some(&built), "{log}");
+    let v: serde_json::Value = serde_json::from_str(&s.run(&["inspect", &built]).ok().stdout).unwrap();
+    assert_eq!(v[0]["Config"]["Labels"]["who"], "$me \"quoted\"", "a label value is taken literally");
+}
+
+#[test]
+fn an_unnamed_image_loaded_from_an_archive_is_usable_by_id() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "l");
+    s.build(&ctx, "named", &[]).ok();
+    let id = inspect_id(&s, "named");
+    let tar = s.dir.path().join("by-id.tar");
+    s.run(&["save", &id, "-o", &tar.to_string_lossy()]).ok();
+    let other = Slipway::new();
+    let out = other.run(&["load", "-i", &tar.to_string_lossy()]).ok().stdout;
+    assert_eq!(out.trim(), format!("Loaded image ID: {id}"));
+    assert_eq!(inspect_id(&other, &id), id);
+}
+
+#[test]
+fn images_shows_the_unpacked_size_and_how_long_ago() {
+    let s = Slipway::new();
+    // 1,000,000 bytes that gzip cannot shrink: the unpacked size, not the compressed one
+    let mut x: u64 = 0x9e3779b97f4a7c15;
+    let noise: Vec<u8> = (0..1_000_000)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    let ctx =
+        s.context("size", &[("Dockerfile", "FROM scratch\nCOPY big /big\nCOPY small /small\n"), ("small", "12345")]);
+    std::fs::write(ctx.join("big"), &noise).unwrap();
+    s.build(&ctx, "sized", &[]).ok();
+    let v: serde_json::Value = serde_json::from_str(&s.run(&["inspect", "sized"]).ok().stdout).unwrap();
+    assert_eq!(v[0]["Size"], 1_000_005);
+    let images = s.run(&["images"]).ok().stdout;
+    let row = images.lines().find(|l| l.starts_with("sized ")).unwrap_or_else(|| panic!("{images}"));
+    assert!(row.ends_with(" 1MB"), "docker's SIZE format: {row:?}");
+    // the reproducible default time is 1970: docker shows such images as "N years ago"
+    assert!(row.contains(" years ago "), "{row:?}");
+}
+
+#[test]
+fn the_creation_time_is_reproducible_by_default_and_docker_like_on_request() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "t");
+    let c = ctx.to_string_lossy().into_owned();
+    let inspect = |name: &str| -> serde_json::Value {
+        serde_json::from_str::<serde_json::Value>(&s.run(&["inspect", name]).ok().stdout).unwrap()[0].clone()
+    };
+    s.run(&["build", "-t", "repro", &c]).ok();
+    let v = inspect("repro");
+    assert_eq!(v["Created"], "1970-01-01T00:00:00Z");
+    assert!(v["CreatedFrom"].as_str().is_some_and(|f| f.contains("SOURCE_DATE_EPOCH unset")), "{v}");
+
+    let before = now();
+    s.run(&["build", "-t", "now", "--timestamp", "now", &c]).ok();
+    let after = now();
+    let v = inspect("now");
+    let created = v["Created"].as_str().unwrap();
+    let t = rfc3339_secs(created);
+    assert!((before..=after).contains(&t), "created {created} is not the build's time ({before}..={after})");
+    assert_eq!(v["CreatedFrom"], "--timestamp now: the build's time");
+
+    // the default again, after a `now` build on the same cache: still 1970, the same image
+    s.run(&["build", "-t", "again", &c]).ok();
+    assert_eq!(inspect("again")["Id"], inspect("repro")["Id"]);
+    let bad = s.run(&["build", "--timestamp", "tomorrow", &c]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("--timestamp \"tomorrow\""), "{bad:?}");
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` (what slipway writes) as seconds since the epoch, through date(1).
+fn rfc3339_secs(t: &str) -> u64 {
+    let out = std::process::Command::new("date").args(["-u", "-d", t, "+%s"]).output().expect("date");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|e| panic!("date -d {t}: {e}"))
+}
