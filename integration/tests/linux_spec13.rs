@@ -207,3 +207,61 @@ fn net_devices_the_host_cannot_move_fail_create_naming_the_field_and_leave_nothi
         assert!(ip(&["-o", "-4", "addr", "show", "dev", &veth.peer]).contains("198.18."), "{devices}");
     }
 }
+
+/// Where this host mounts resctrl, if anywhere.
+fn resctrl_mount() -> Option<std::path::PathBuf> {
+    let info = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    info.lines().find_map(|l| {
+        let (pre, post) = l.split_once(" - ")?;
+        if post.split_whitespace().next()? != "resctrl" {
+            return None;
+        }
+        pre.split_whitespace().nth(4).map(std::path::PathBuf::from)
+    })
+}
+
+#[test]
+fn intel_rdt_without_resctrl_fails_create_naming_the_field_and_leaves_nothing() {
+    if resctrl_mount().is_some() {
+        integration::skip("linux.intelRdt: this host has resctrl, so the refusal cannot be shown here");
+        return;
+    }
+    let rt = Runtime::new();
+    for rdt in [
+        json!({"l3CacheSchema": "L3:0=f"}),
+        json!({"closID": "gold", "schemata": ["L3:0=f", "MB:0=50"]}),
+        json!({"enableMonitoring": true}),
+    ] {
+        let mut b = Bundle::new();
+        b.edit(|c| c["linux"]["intelRdt"] = rdt.clone()).args(&["sleep", "1000"]);
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        out.assert_failure();
+        if !integration::runtime_is_runc() {
+            // runc 1.1.5: "intelRdt is specified in config, but Intel RDT is not supported or enabled"
+            out.assert_stderr_contains("linux.intelRdt").assert_stderr_contains("resctrl");
+        }
+        assert_eq!(rt.root_entries_for(&id), Vec::<String>::new(), "{rdt}: state left");
+        assert_eq!(b.cgroup_pids(), Vec::<i32>::new(), "{rdt}: processes left");
+        assert_eq!(b.cgroup_dirs(), Vec::<std::path::PathBuf>::new(), "{rdt}: cgroups left");
+    }
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+}
+
+#[test]
+fn intel_rdt_puts_the_container_in_its_resctrl_group_and_delete_removes_it() {
+    let Some(root) = resctrl_mount() else {
+        integration::skip("linux.intelRdt: no resctrl filesystem on this host (Intel RDT / AMD PQoS)");
+        return;
+    };
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| c["linux"]["intelRdt"] = json!({"enableMonitoring": true})).args(&["sleep", "1000"]);
+    let id = rt.create_and_start(&b);
+    let group = root.join(&id);
+    let pid = rt.pid(&id).to_string();
+    let tasks = std::fs::read_to_string(group.join("mon_groups").join(&id).join("tasks")).expect("tasks");
+    assert!(tasks.lines().any(|t| t == pid), "{pid} not in {tasks:?}");
+    rt.delete_force(&id).assert_success();
+    assert!(!group.exists(), "{} left behind", group.display());
+}

@@ -14,6 +14,7 @@ pub mod hooks;
 pub mod log;
 pub mod netdev;
 pub mod process;
+pub mod resctrl;
 pub mod rootfs;
 pub mod security;
 pub mod state;

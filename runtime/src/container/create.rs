@@ -79,6 +79,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     // What needs the host is checked before anything is made.
     let net_devices = crate::netdev::plan(spec)?;
     crate::netdev::check_host(&net_devices)?;
+    let rdt = crate::resctrl::plan(spec, &opts.id)?;
     // Held until the setup process joined the cgroups (see cgroups::Lock).
     let cgroup_lock = cgroups::Lock::take();
     let cgroup = Cgroup::plan(linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()), &opts.id);
@@ -103,6 +104,9 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     failpoint::hit("create:state-recorded");
     cgroup.create()?;
     failpoint::hit("create:cgroups-made");
+    if let Some(p) = &rdt {
+        crate::resctrl::apply(p)?;
+    }
     log::debug(&format!("create {}: state recorded, {} cgroup dirs made", opts.id, cgroup.created().len()));
     if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
         cgroup.apply(res, &crate::rootfs::devices::cgroup_rules(spec))?;
@@ -131,7 +135,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         lock_fd: c.lock_fd(),
     };
     let ns = NsPlan::from_spec(spec);
-    let mut driver = Driver { c, st: &mut st, net_devices: &net_devices };
+    let mut driver = Driver { c, st: &mut st, net_devices: &net_devices, rdt: rdt.as_ref() };
     let pid = process::spawn(&cfg, &ns, cgroup_lock, &mut driver)?;
     log::debug(&format!("create {}: init {pid} ready", opts.id));
     failpoint::hit("create:init-ready");
@@ -148,6 +152,7 @@ struct Driver<'a> {
     c: &'a mut Container,
     st: &'a mut State,
     net_devices: &'a [crate::netdev::Move],
+    rdt: Option<&'a crate::resctrl::Plan>,
 }
 
 impl process::Driver for Driver<'_> {
@@ -159,6 +164,9 @@ impl process::Driver for Driver<'_> {
         failpoint::hit("create:init-started");
         // The init's network namespace exists now (the setup process unshared it before the
         // fork); the links are there before any hook runs, as in runc.
+        if let Some(p) = self.rdt {
+            crate::resctrl::join(p, pid)?;
+        }
         crate::netdev::move_all(self.net_devices, pid)
     }
 

@@ -51,6 +51,12 @@ pub fn destroy(c: &Container) -> Result<()> {
             log::warn(&format!("delete {}: {e}", st.id));
         }
         crate::failpoint::hit("delete:cgroups-removed");
+        // The plan is made again from the config; a host without resctrl has nothing to remove.
+        if let Ok(Some(p)) = crate::resctrl::plan(&st.config, &st.id) {
+            if let Err(e) = crate::resctrl::remove(&p) {
+                log::warn(&format!("delete {}: {e}", st.id));
+            }
+        }
     }
     c.remove_dir()
 }

@@ -178,6 +178,7 @@ pub fn exec(root: &Root, o: &ExecOpts) -> Result<i32> {
         memory_policy: st.config.linux().as_ref().and_then(|l| l.memory_policy().as_ref()),
         state: st.oci_json(crate::state::Status::Running),
         cgroup: &st.cgroup(),
+        resctrl: crate::resctrl::plan(&st.config, &st.id)?,
         console: console.as_ref(),
         preserve_fds: o.preserve_fds,
         lock: c.lock(),

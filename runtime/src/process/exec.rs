@@ -27,6 +27,8 @@ pub struct ExecConfig<'a> {
     /// The container's state JSON, for a seccomp listener.
     pub state: serde_json::Value,
     pub cgroup: &'a Cgroup,
+    /// The container's resctrl group (`linux.intelRdt`), joined like the cgroups.
+    pub resctrl: Option<crate::resctrl::Plan>,
     pub console: Option<&'a UnixStream>,
     pub preserve_fds: u32,
     /// The container's lock, held by the caller: released once the setup process is in the cgroups.
@@ -85,6 +87,9 @@ fn drive(chan: &Channel, setup: i32, cfg: &ExecConfig) -> Result<i32> {
         super::attrs::set_affinity(setup, initial, "process.execCPUAffinity.initial")?;
     }
     cfg.cgroup.join(setup)?;
+    if let Some(p) = &cfg.resctrl {
+        crate::resctrl::join(p, setup)?;
+    }
     // The container lock kept `delete` from removing the cgroups until the setup process was in
     // them; now it is, so let go. In a frozen container (`--ignore-paused`) the setup process
     // sleeps until a `resume`, which takes this lock: holding it on would wait for ever.
