@@ -67,8 +67,12 @@ pub fn build(s: &LinuxSeccomp) -> Result<ScmpFilterContext> {
         match flag_name.as_str() {
             "SECCOMP_FILTER_FLAG_LOG" => ctx.set_ctl_log(true).map_err(|e| err(format!("flags[{i}]"), e))?,
             "SECCOMP_FILTER_FLAG_SPEC_ALLOW" => ctx.set_ctl_ssb(true).map_err(|e| err(format!("flags[{i}]"), e))?,
-            // TSYNC is meaningless for a single-threaded init; others this libseccomp lacks.
-            other => crate::log::debug(&format!("{path}.flags[{i}]: {other} not supported here (ignored)")),
+            // TSYNC syncs the filter to every thread; skiff's init has only one, so it holds
+            // without the flag (runc ignores it too).
+            "SECCOMP_FILTER_FLAG_TSYNC" => {}
+            other => {
+                return Err(Error::msg(format!("{path}.flags[{i}]: {other} is not supported by skiff")));
+            }
         }
     }
     for (i, call) in s.syscalls().iter().flatten().enumerate() {
