@@ -251,3 +251,23 @@ pub fn volumes_and_tmpfs(e: &Engine, f: &Flavor) {
     assert_eq!(std::fs::read_to_string(src.join("w")).expect("written through"), "w\n");
     assert!(!src.join("x").exists());
 }
+
+/// `docker run -it` `runs` times, each on a fresh 33x111 pty: the size the client sets right
+/// after start must reach the container's terminal every time (the first command may still see
+/// 0x0, with runc too: docker 20.10 sets no process.consoleSize, only resizes after start).
+pub fn the_window_size_always_arrives(e: &Engine, runs: usize) {
+    let mut failed = Vec::new();
+    for i in 0..runs {
+        // As a user would: an interactive shell, `stty size` typed at its prompt.
+        let (code, screen) = run_in_pty(
+            e.command(&["run", "--rm", "-it", IMAGE, "sh"]),
+            33,
+            111,
+            format!("{TTY_SIZE}; exit\n").as_bytes(),
+        );
+        if code != Some(0) || !screen.contains("33 111") {
+            failed.push(format!("run {i}: exit {code:?}, screen {screen:?}"));
+        }
+    }
+    assert!(failed.is_empty(), "{} of {runs} runs lost the window size:\n{}", failed.len(), failed.join("\n"));
+}
