@@ -80,14 +80,21 @@ pub fn create(dirs: &[PathBuf]) -> Result<()> {
             }
             made = std::fs::create_dir(d);
         }
-        match made {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(Error::io(format!("create cgroup {}", d.display()), e)),
-        }
-        inherit_cpuset(d)?;
-        enable_v2_controllers(d);
+        made_ready(d, made)?;
     }
+    Ok(())
+}
+
+/// After the mkdir of a cgroup (`made`; one that existed already is fine): its cpuset and its
+/// v2 controllers.
+fn made_ready(dir: &Path, made: std::io::Result<()>) -> Result<()> {
+    match made {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(format!("create cgroup {}", dir.display()), e)),
+    }
+    inherit_cpuset(dir)?;
+    enable_v2_controllers(dir);
     Ok(())
 }
 
@@ -113,14 +120,7 @@ fn recreate_parent(dir: &Path) -> Result<()> {
     if let Some(parent) = dir.parent() {
         recreate_parent(parent)?;
     }
-    match std::fs::create_dir(dir) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-        Err(e) => return Err(Error::io(format!("create cgroup {}", dir.display()), e)),
-    }
-    inherit_cpuset(dir)?;
-    enable_v2_controllers(dir);
-    Ok(())
+    made_ready(dir, std::fs::create_dir(dir))
 }
 
 /// A new v1 cpuset cgroup starts with empty cpus and mems, and nothing can join it until they

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::LinuxResources;
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxResources};
 
 use super::devices::{self, Rule, Sourced};
 use super::hierarchy::{Dirs, Hierarchy};
@@ -91,29 +91,11 @@ pub fn plan_v1(res: &LinuxResources, devices: &[Sourced]) -> Vec<Setting> {
         if let Some(v) = c.realtime_runtime().filter(|v| *v != 0) {
             out.push(s("cpu", "cpu.rt_runtime_us", v, "cpu.realtimeRuntime"));
         }
-        if let Some(v) = c.idle() {
-            out.push(s("cpu", "cpu.idle", v, "cpu.idle"));
-        }
-        if let Some(v) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
-            out.push(s("cpuset", "cpuset.cpus", v, "cpu.cpus"));
-        }
-        if let Some(v) = c.mems().as_ref().filter(|v| !v.is_empty()) {
-            out.push(s("cpuset", "cpuset.mems", v, "cpu.mems"));
-        }
+        out.extend(plan_cpu_alike(c));
     }
-    if let Some(p) = res.pids() {
-        let v = if p.limit() > 0 { p.limit().to_string() } else { "max".into() };
-        out.push(s("pids", "pids.max", v, "pids.limit"));
-    }
+    out.extend(plan_pids(res));
     if let Some(b) = res.block_io() {
-        // 0 is "unset" to runc (docker sends weight 0 for every container)
-        // runc's fs blkio: BFQ's files where the kernel has BFQ (the only weight since 5.0
-        // removed CFQ), else the CFQ-era names.
-        if let Some(v) = b.weight().filter(|v| *v != 0) {
-            let mut set = s("blkio", "blkio.bfq.weight", v, "blockIO.weight");
-            set.fallback = Some(("blkio.weight".into(), v.to_string()));
-            out.push(set);
-        }
+        out.extend(plan_weight(b, Version::V1));
         if let Some(v) = b.leaf_weight().filter(|v| *v != 0) {
             out.push(s("blkio", "blkio.leaf_weight", v, "blockIO.leafWeight"));
         }
@@ -133,33 +115,9 @@ pub fn plan_v1(res: &LinuxResources, devices: &[Sourced]) -> Vec<Setting> {
                 ));
             }
         }
-        let throttles = [
-            ("blkio.throttle.read_bps_device", "throttleReadBpsDevice", b.throttle_read_bps_device()),
-            ("blkio.throttle.write_bps_device", "throttleWriteBpsDevice", b.throttle_write_bps_device()),
-            ("blkio.throttle.read_iops_device", "throttleReadIOPSDevice", b.throttle_read_iops_device()),
-            ("blkio.throttle.write_iops_device", "throttleWriteIOPSDevice", b.throttle_write_iops_device()),
-        ];
-        for (file, name, list) in throttles {
-            for (i, d) in list.iter().flatten().enumerate() {
-                out.push(s(
-                    "blkio",
-                    file,
-                    format!("{}:{} {}", d.major(), d.minor(), d.rate()),
-                    &format!("blockIO.{name}[{i}]"),
-                ));
-            }
-        }
+        out.extend(plan_throttles(b, Version::V1));
     }
-    for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
-        for file in ["limit_in_bytes", RSVD_V1] {
-            out.push(s(
-                "hugetlb",
-                format!("hugetlb.{}.{file}", h.page_size()),
-                h.limit(),
-                &format!("hugepageLimits[{i}]"),
-            ));
-        }
-    }
+    out.extend(plan_hugetlb(res, Version::V1));
     if let Some(n) = res.network() {
         if let Some(v) = n.class_id() {
             out.push(s("net_cls", "net_cls.classid", v, "network.classID"));
@@ -221,54 +179,14 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
         if let Some(v) = c.burst() {
             out.push(s("cpu", "cpu.max.burst", v, "cpu.burst"));
         }
-        if let Some(v) = c.idle() {
-            out.push(s("cpu", "cpu.idle", v, "cpu.idle"));
-        }
-        if let Some(v) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
-            out.push(s("cpuset", "cpuset.cpus", v, "cpu.cpus"));
-        }
-        if let Some(v) = c.mems().as_ref().filter(|v| !v.is_empty()) {
-            out.push(s("cpuset", "cpuset.mems", v, "cpu.mems"));
-        }
+        out.extend(plan_cpu_alike(c));
     }
-    if let Some(p) = res.pids() {
-        out.push(s("pids", "pids.max", if p.limit() > 0 { p.limit().to_string() } else { "max".into() }, "pids.limit"));
-    }
+    out.extend(plan_pids(res));
     if let Some(b) = res.block_io() {
-        if let Some(v) = b.weight().filter(|v| *v != 0) {
-            // runc's fs2 setIo: BFQ's weight has the v1 range; without BFQ, io.weight (iocost)
-            // takes the converted value.
-            let mut set = s("io", "io.bfq.weight", v, "blockIO.weight");
-            set.fallback = Some(("io.weight".into(), io_weight(v).to_string()));
-            out.push(set);
-        }
-        let throttles = [
-            ("rbps", "throttleReadBpsDevice", b.throttle_read_bps_device()),
-            ("wbps", "throttleWriteBpsDevice", b.throttle_write_bps_device()),
-            ("riops", "throttleReadIOPSDevice", b.throttle_read_iops_device()),
-            ("wiops", "throttleWriteIOPSDevice", b.throttle_write_iops_device()),
-        ];
-        for (key, name, list) in throttles {
-            for (i, d) in list.iter().flatten().enumerate() {
-                out.push(s(
-                    "io",
-                    "io.max",
-                    format!("{}:{} {key}={}", d.major(), d.minor(), d.rate()),
-                    &format!("blockIO.{name}[{i}]"),
-                ));
-            }
-        }
+        out.extend(plan_weight(b, Version::V2));
+        out.extend(plan_throttles(b, Version::V2));
     }
-    for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
-        for file in ["max", RSVD_V2] {
-            out.push(s(
-                "hugetlb",
-                format!("hugetlb.{}.{file}", h.page_size()),
-                max(h.limit()),
-                &format!("hugepageLimits[{i}]"),
-            ));
-        }
-    }
+    out.extend(plan_hugetlb(res, Version::V2));
     out.extend(plan_rdma(res));
     // Last, so they win over the typed fields, as in runc. Sorted: the map has no order.
     let mut unified: Vec<_> = res.unified().iter().flatten().collect();
@@ -279,6 +197,87 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
         // cgroup.* files, which need none; [`check_unified`] refuses the rest).
         let c = V2_CONTROLLERS.into_iter().find(|c| *c == controller).unwrap_or("");
         out.push(s(c, k.clone(), v, &format!("unified[{k:?}]")));
+    }
+    out
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Version {
+    V1,
+    V2,
+}
+
+/// The cpu settings v1 and v2 write alike: cpu.idle, cpuset.cpus and cpuset.mems.
+fn plan_cpu_alike(c: &LinuxCpu) -> Vec<Setting> {
+    let mut out = Vec::new();
+    if let Some(v) = c.idle() {
+        out.push(s("cpu", "cpu.idle", v, "cpu.idle"));
+    }
+    if let Some(v) = c.cpus().as_ref().filter(|v| !v.is_empty()) {
+        out.push(s("cpuset", "cpuset.cpus", v, "cpu.cpus"));
+    }
+    if let Some(v) = c.mems().as_ref().filter(|v| !v.is_empty()) {
+        out.push(s("cpuset", "cpuset.mems", v, "cpu.mems"));
+    }
+    out
+}
+
+/// pids.max, the same file on v1 and v2; a limit of 0 or less is no limit.
+fn plan_pids(res: &LinuxResources) -> Option<Setting> {
+    let p = res.pids().as_ref()?;
+    Some(s("pids", "pids.max", if p.limit() > 0 { p.limit().to_string() } else { "max".into() }, "pids.limit"))
+}
+
+/// blockIO.weight; 0 is "unset" to runc (docker sends weight 0 for every container). BFQ's file
+/// where the kernel has BFQ (on v1 the only weight since 5.0 removed CFQ), else v1's CFQ-era
+/// blkio.weight, or v2's io.weight (iocost) with the converted value (runc's fs2 setIo).
+fn plan_weight(b: &LinuxBlockIo, version: Version) -> Option<Setting> {
+    let v = b.weight().filter(|v| *v != 0)?;
+    let (set, fallback) = match version {
+        Version::V1 => (s("blkio", "blkio.bfq.weight", v, "blockIO.weight"), ("blkio.weight", v.to_string())),
+        Version::V2 => (s("io", "io.bfq.weight", v, "blockIO.weight"), ("io.weight", io_weight(v).to_string())),
+    };
+    Some(Setting { fallback: Some((fallback.0.into(), fallback.1)), ..set })
+}
+
+/// blockIO's throttle lists: v1 writes each to its blkio.throttle.*_device file, v2 writes
+/// io.max lines with the list's key.
+fn plan_throttles(b: &LinuxBlockIo, version: Version) -> Vec<Setting> {
+    let lists = [
+        ("read_bps", "rbps", "throttleReadBpsDevice", b.throttle_read_bps_device()),
+        ("write_bps", "wbps", "throttleWriteBpsDevice", b.throttle_write_bps_device()),
+        ("read_iops", "riops", "throttleReadIOPSDevice", b.throttle_read_iops_device()),
+        ("write_iops", "wiops", "throttleWriteIOPSDevice", b.throttle_write_iops_device()),
+    ];
+    let mut out = Vec::new();
+    for (v1_name, v2_key, name, list) in lists {
+        for (i, d) in list.iter().flatten().enumerate() {
+            let (dev, source) = (format!("{}:{}", d.major(), d.minor()), format!("blockIO.{name}[{i}]"));
+            out.push(match version {
+                Version::V1 => {
+                    s("blkio", format!("blkio.throttle.{v1_name}_device"), format!("{dev} {}", d.rate()), &source)
+                }
+                Version::V2 => s("io", "io.max", format!("{dev} {v2_key}={}", d.rate()), &source),
+            });
+        }
+    }
+    out
+}
+
+/// hugepageLimits: each page size's usage limit and its reservation limit (see [`RSVD_V1`]);
+/// v2 writes a negative limit as "max".
+fn plan_hugetlb(res: &LinuxResources, version: Version) -> Vec<Setting> {
+    let mut out = Vec::new();
+    for (i, h) in res.hugepage_limits().iter().flatten().enumerate() {
+        let (files, value) = match version {
+            Version::V1 => (["limit_in_bytes", RSVD_V1], h.limit().to_string()),
+            Version::V2 if h.limit() < 0 => (["max", RSVD_V2], "max".to_string()),
+            Version::V2 => (["max", RSVD_V2], h.limit().to_string()),
+        };
+        for file in files {
+            let source = format!("hugepageLimits[{i}]");
+            out.push(s("hugetlb", format!("hugetlb.{}.{file}", h.page_size()), &value, &source));
+        }
     }
     out
 }
@@ -520,6 +519,43 @@ mod tests {
         assert_eq!(devs[0], "a *:* rwm", "deny-all first, in config order");
         assert_eq!(devs[1], "c 10:229 rw");
         assert!(devs.contains(&"c 1:3 rwm"), "runc's defaults keep /dev/null usable");
+    }
+
+    #[test]
+    fn throttles_and_hugepages_land_in_each_versions_files() {
+        // runc's fs blkio.throttle.* files and fs2 io.max lines; hugetlb usage and reservation
+        // limits, with v2's "max" for no limit.
+        let r = res(serde_json::json!({
+            "blockIO": {
+                "throttleReadBpsDevice": [{"major": 8, "minor": 0, "rate": 100}],
+                "throttleWriteIOPSDevice": [{"major": 8, "minor": 16, "rate": 5}]
+            },
+            "hugepageLimits": [{"pageSize": "2MB", "limit": -1}]
+        }));
+        let files = |plan: Vec<Setting>| -> Vec<(String, String, String)> {
+            plan.into_iter()
+                .map(|s| (s.file, s.value, s.source.trim_start_matches("linux.resources.").into()))
+                .collect()
+        };
+        let row = |f: &str, v: &str, src: &str| (f.to_string(), v.to_string(), src.to_string());
+        assert_eq!(
+            files(plan_v1(&r, &[])),
+            [
+                row("blkio.throttle.read_bps_device", "8:0 100", "blockIO.throttleReadBpsDevice[0]"),
+                row("blkio.throttle.write_iops_device", "8:16 5", "blockIO.throttleWriteIOPSDevice[0]"),
+                row("hugetlb.2MB.limit_in_bytes", "-1", "hugepageLimits[0]"),
+                row("hugetlb.2MB.rsvd.limit_in_bytes", "-1", "hugepageLimits[0]"),
+            ]
+        );
+        assert_eq!(
+            files(plan_v2(&r)),
+            [
+                row("io.max", "8:0 rbps=100", "blockIO.throttleReadBpsDevice[0]"),
+                row("io.max", "8:16 wiops=5", "blockIO.throttleWriteIOPSDevice[0]"),
+                row("hugetlb.2MB.max", "max", "hugepageLimits[0]"),
+                row("hugetlb.2MB.rsvd.max", "max", "hugepageLimits[0]"),
+            ]
+        );
     }
 
     #[test]
