@@ -6,11 +6,11 @@
 pub mod archive;
 pub mod build;
 pub mod cache;
-pub mod commands;
 pub mod context;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod glob;
+pub mod images;
 pub mod instructions;
 pub mod layer;
 pub mod registry;

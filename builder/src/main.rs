@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Parser, Subcommand};
 use slipway::archive::{self, Format};
 use slipway::build::{self, BuildOptions};
-use slipway::commands;
+use slipway::images;
 use slipway::registry;
 use slipway::spec::Network;
 use slipway::store::Store;
@@ -219,13 +219,13 @@ fn run(cli: Cli) -> Result<()> {
                 std::fs::write(&f, &built.id).with_context(|| format!("write {}", f.display()))?;
             }
         }
-        Cmd::Images => print!("{}", commands::images(&store)?),
-        Cmd::Inspect { names } => print!("{}", commands::inspect(&store, &names)?),
-        Cmd::History { name } => print!("{}", commands::history(&store, &name)?),
-        Cmd::Tag { source, target } => commands::tag(&store, &source, &target)?,
+        Cmd::Images => print!("{}", images::images(&store)?),
+        Cmd::Inspect { names } => print!("{}", images::inspect(&store, &names)?),
+        Cmd::History { name } => print!("{}", images::history(&store, &name)?),
+        Cmd::Tag { source, target } => images::tag(&store, &source, &target)?,
         Cmd::Rmi { names } => {
             for n in names {
-                print!("{}", commands::rmi(&store, &n)?);
+                print!("{}", images::rmi(&store, &n)?);
             }
         }
         Cmd::Save { name, output, format } => {
@@ -248,8 +248,8 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Prune => print!("{}", commands::prune(&store)?),
-        Cmd::Unpack { name, dir } => commands::unpack(&store, &name, &dir)?,
+        Cmd::Prune => print!("{}", images::prune(&store)?),
+        Cmd::Unpack { name, dir } => images::unpack(&store, &name, &dir)?,
         Cmd::Pull(a) => registry::cli::pull(&store, &a)?,
         Cmd::Push(a) => registry::cli::push(&store, &a)?,
         Cmd::Login(_) | Cmd::Logout(_) => unreachable!("handled before the store is opened"),

@@ -1,5 +1,5 @@
-//! The non-build subcommands over the store: images, inspect, history, tag, rmi, prune,
-//! unpack. Each returns its text; main.rs prints it.
+//! The store subcommands: images, inspect, history, tag, rmi, prune, unpack. Each returns its
+//! text; main.rs prints it. Building is `build`'s, archives are `archive`'s.
 
 use crate::layer::{self, Whiteouts};
 use crate::rootfs;
