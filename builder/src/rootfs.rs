@@ -1,8 +1,13 @@
-//! Path and user resolution inside a root directory (a build context or an image rootfs):
-//! symlinks are followed as if `root` were `/` (never escaping it), and user/group names are
-//! looked up in the root's own /etc/passwd and /etc/group. Reads only.
+//! Paths inside a root directory (a build context or an image rootfs): symlinks followed as
+//! if `root` were `/` (never escaping it), user/group names looked up in the root's own
+//! /etc/passwd and /etc/group, wildcards expanded, and the few writes every step makes in a
+//! rootfs (`mkdir_all` for WORKDIR, RUN's working dir and COPY's destination; replacing an
+//! entry). What to write there is the executor's business.
 
+use crate::glob;
 use std::fs;
+use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
 
 /// Resolves `path` (absolute or relative to `/`) under `root`, following symlinks as the
@@ -125,6 +130,104 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<Ident, String> {
     Ok(Ident { uid, gid, additional_gids: additional })
 }
 
+/// Creates `path` and missing parents inside `root` (symlinks resolved in-root); new dirs get
+/// mode 0755 and `owner`. Returns the host path.
+pub fn mkdir_all(root: &Path, path: &str, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
+    let mut cur = String::new();
+    let mut host = root.to_path_buf();
+    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+        cur = format!("{cur}/{comp}");
+        host = resolve_in_root(root, &cur, true);
+        match fs::symlink_metadata(&host) {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => {
+                return Err(io::Error::other(format!("{cur}: not a directory")));
+            }
+            Err(_) => {
+                // `cur` may name a symlink to a path whose parents do not exist yet either
+                // (`/link -> /a/b`): make each missing directory of the resolved path, as
+                // docker's MkdirAll does. The resolved path is inside the root and its
+                // existing components are real directories.
+                let rel = host.strip_prefix(root).map_err(io::Error::other)?.to_path_buf();
+                let mut dir = root.to_path_buf();
+                for c in rel.components() {
+                    dir.push(c);
+                    if fs::symlink_metadata(&dir).is_err() {
+                        fs::create_dir(&dir)?;
+                        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+                        if let Some((u, g)) = owner {
+                            lchown(&dir, u, g)?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    Ok(host)
+}
+
+/// Sets the owner of `p` itself (a symlink, not its target).
+pub fn lchown(p: &Path, uid: u32, gid: u32) -> io::Result<()> {
+    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
+}
+
+/// Clears the way for a new entry at `p`: whatever is there goes, except a directory when
+/// `keep_dir` (a directory copied onto a directory merges into it).
+pub fn remove_existing(p: &Path, keep_dir: bool) -> io::Result<()> {
+    match fs::symlink_metadata(p) {
+        Ok(md) if md.is_dir() => {
+            if keep_dir {
+                Ok(())
+            } else {
+                fs::remove_dir_all(p)
+            }
+        }
+        Ok(_) => fs::remove_file(p),
+        Err(_) => Ok(()),
+    }
+}
+
+/// The host path for a container path whose parent exists: parent symlinks followed,
+/// the last component not.
+pub fn target_path(root: &Path, cpath: &str) -> io::Result<PathBuf> {
+    let clean = glob::clean(cpath);
+    if clean == "/" {
+        return Ok(root.to_path_buf());
+    }
+    let (parent, name) = clean.rsplit_once('/').unwrap_or(("", clean.as_str()));
+    let p = resolve_in_root(root, if parent.is_empty() { "/" } else { parent }, true);
+    Ok(p.join(name))
+}
+
+/// The absolute container paths in `root` that a path, possibly with wildcards, names
+/// (`COPY --from` sources), in walk order; a directory that matches is not descended into.
+pub fn find_in_root(root: &Path, pattern: &str) -> Vec<String> {
+    let clean = glob::clean(&format!("/{pattern}"));
+    if !glob::has_wildcards(&clean) {
+        let host = resolve_in_root(root, &clean, true);
+        return if fs::symlink_metadata(&host).is_ok() { vec![clean] } else { vec![] };
+    }
+    // walk from the longest literal prefix
+    let comps: Vec<&str> = clean.split('/').filter(|c| !c.is_empty()).collect();
+    let lit: Vec<&str> = comps.iter().take_while(|c| !glob::has_wildcards(c)).copied().collect();
+    let start = format!("/{}", lit.join("/"));
+    let start_host = resolve_in_root(root, &start, true);
+    let mut out = Vec::new();
+    let mut it =
+        walkdir::WalkDir::new(&start_host).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name())).into_iter();
+    while let Some(Ok(e)) = it.next() {
+        let rel = e.path().strip_prefix(&start_host).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
+        let full = glob::clean(&format!("{start}/{rel}"));
+        if glob::matches(&clean, &full).unwrap_or(false) {
+            out.push(full);
+            if e.file_type().is_dir() {
+                it.skip_current_dir();
+            }
+        }
+    }
+    out
+}
+
 /// Whether the path has `..` components that climb above its start.
 pub fn escapes(rel: &str) -> bool {
     let mut depth = 0i32;
@@ -144,6 +247,7 @@ pub fn escapes(rel: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::MetadataExt;
 
     #[test]
     fn symlinks_stay_inside() {
@@ -181,5 +285,44 @@ mod tests {
         assert_eq!(join_container_path("", "b/../c"), "/c");
         assert!(escapes("../x"));
         assert!(!escapes("a/../b"));
+    }
+
+    #[test]
+    fn mkdir_all_in_root_follows_links_inside() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("real")).unwrap();
+        std::os::unix::fs::symlink("/real", r.join("link")).unwrap();
+        let p = mkdir_all(r, "/link/a/b", Some((5, 6))).unwrap();
+        assert_eq!(p, r.join("real/a/b"));
+        let md = fs::metadata(r.join("real/a")).unwrap();
+        assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (5, 6, 0o755));
+    }
+
+    #[test]
+    fn mkdir_all_makes_the_missing_parents_of_a_link_target() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        std::os::unix::fs::symlink("/a/b", r.join("link")).unwrap();
+        let p = mkdir_all(r, "/link/c", Some((5, 6))).unwrap();
+        assert_eq!(p, r.join("a/b/c"));
+        for d in ["a", "a/b", "a/b/c"] {
+            let md = fs::symlink_metadata(r.join(d)).unwrap();
+            assert!(md.is_dir(), "{d}");
+            assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (5, 6, 0o755), "{d}");
+        }
+    }
+
+    #[test]
+    fn fs_wildcards() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("out/sub")).unwrap();
+        fs::write(r.join("out/a.so"), "").unwrap();
+        fs::write(r.join("out/b.so"), "").unwrap();
+        fs::write(r.join("out/sub/c.so"), "").unwrap();
+        assert_eq!(find_in_root(r, "/out/*.so"), ["/out/a.so", "/out/b.so"]);
+        assert_eq!(find_in_root(r, "out/sub"), ["/out/sub"]);
+        assert!(find_in_root(r, "/missing").is_empty());
     }
 }

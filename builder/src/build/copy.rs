@@ -43,60 +43,6 @@ pub struct CopyPlan {
     pub exclude: crate::dockerignore::Matcher,
 }
 
-/// Creates `path` and missing parents inside `root` (symlinks resolved in-root); new dirs get
-/// mode 0755 and `owner`. Returns the host path.
-pub fn mkdir_all(root: &Path, path: &str, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
-    let mut cur = String::new();
-    let mut host = root.to_path_buf();
-    for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
-        cur = format!("{cur}/{comp}");
-        host = rootfs::resolve_in_root(root, &cur, true);
-        match fs::symlink_metadata(&host) {
-            Ok(md) if md.is_dir() => {}
-            Ok(_) => {
-                return Err(io::Error::other(format!("{cur}: not a directory")));
-            }
-            Err(_) => {
-                // `cur` may name a symlink to a path whose parents do not exist yet either
-                // (`/link -> /a/b`): make each missing directory of the resolved path, as
-                // docker's MkdirAll does. The resolved path is inside the root and its
-                // existing components are real directories.
-                let rel = host.strip_prefix(root).map_err(io::Error::other)?.to_path_buf();
-                let mut dir = root.to_path_buf();
-                for c in rel.components() {
-                    dir.push(c);
-                    if fs::symlink_metadata(&dir).is_err() {
-                        fs::create_dir(&dir)?;
-                        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
-                        if let Some((u, g)) = owner {
-                            lchown(&dir, u, g)?;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    Ok(host)
-}
-
-fn lchown(p: &Path, uid: u32, gid: u32) -> io::Result<()> {
-    std::os::unix::fs::lchown(p, Some(uid), Some(gid))
-}
-
-fn remove_existing(p: &Path, keep_dir: bool) -> io::Result<()> {
-    match fs::symlink_metadata(p) {
-        Ok(md) if md.is_dir() => {
-            if keep_dir {
-                Ok(())
-            } else {
-                fs::remove_dir_all(p)
-            }
-        }
-        Ok(_) => fs::remove_file(p),
-        Err(_) => Ok(()),
-    }
-}
-
 /// Places one filesystem object at `target` (a host path inside the rootfs).
 struct Placer {
     chown: Option<(u32, u32)>,
@@ -119,19 +65,19 @@ impl Placer {
         let (uid, gid) = self.owner(md);
         let ft = md.file_type();
         if ft.is_dir() {
-            remove_existing(target, true)?;
+            rootfs::remove_existing(target, true)?;
             if !target.is_dir() {
                 fs::create_dir(target)?;
             }
             let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
-            lchown(target, uid, gid)?;
+            rootfs::lchown(target, uid, gid)?;
             fs::set_permissions(target, fs::Permissions::from_mode(mode))?;
         } else if ft.is_symlink() {
-            remove_existing(target, false)?;
+            rootfs::remove_existing(target, false)?;
             std::os::unix::fs::symlink(fs::read_link(src)?, target)?;
-            lchown(target, uid, gid)?;
+            rootfs::lchown(target, uid, gid)?;
         } else if ft.is_file() {
-            remove_existing(target, false)?;
+            rootfs::remove_existing(target, false)?;
             if md.nlink() > 1 {
                 if let Some(first) = self.links.get(&(md.dev(), md.ino())) {
                     return fs::hard_link(first, target);
@@ -139,7 +85,7 @@ impl Placer {
                 self.links.insert((md.dev(), md.ino()), target.to_path_buf());
             }
             fs::copy(src, target)?;
-            lchown(target, uid, gid)?;
+            rootfs::lchown(target, uid, gid)?;
             let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
             fs::set_permissions(target, fs::Permissions::from_mode(mode))?;
             // after chown, which clears file capabilities
@@ -155,34 +101,6 @@ impl Placer {
 
 fn basename(p: &str) -> String {
     p.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string()
-}
-
-/// Paths in `root` (absolute container paths) matching a possibly-wildcard pattern.
-fn fs_resolve(root: &Path, pattern: &str) -> Vec<String> {
-    let clean = glob::clean(&format!("/{pattern}"));
-    if !glob::has_wildcards(&clean) {
-        let host = rootfs::resolve_in_root(root, &clean, true);
-        return if fs::symlink_metadata(&host).is_ok() { vec![clean] } else { vec![] };
-    }
-    // walk from the longest literal prefix
-    let comps: Vec<&str> = clean.split('/').filter(|c| !c.is_empty()).collect();
-    let lit: Vec<&str> = comps.iter().take_while(|c| !glob::has_wildcards(c)).copied().collect();
-    let start = format!("/{}", lit.join("/"));
-    let start_host = rootfs::resolve_in_root(root, &start, true);
-    let mut out = Vec::new();
-    let mut it =
-        walkdir::WalkDir::new(&start_host).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name())).into_iter();
-    while let Some(Ok(e)) = it.next() {
-        let rel = e.path().strip_prefix(&start_host).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
-        let full = glob::clean(&format!("{start}/{rel}"));
-        if glob::matches(&clean, &full).unwrap_or(false) {
-            out.push(full);
-            if e.file_type().is_dir() {
-                it.skip_current_dir();
-            }
-        }
-    }
-    out
 }
 
 /// What a destination path is in the image, for `DirectPlan`.
@@ -567,7 +485,7 @@ impl<'a> Builder<'a> {
                 }
                 Item::Fs { pattern } => {
                     let Some(sr) = &src_rootfs else { continue };
-                    let found: Vec<String> = fs_resolve(&sr.merged, pattern)
+                    let found: Vec<String> = rootfs::find_in_root(&sr.merged, pattern)
                         .into_iter()
                         .filter(|p| !plan.exclude.excluded(p.trim_start_matches('/')))
                         .collect();
@@ -604,18 +522,18 @@ impl<'a> Builder<'a> {
         for s in &srcs {
             let md = fs::metadata(&s.host).map_err(|e| ioerr(e, &s.name))?;
             if s.extract {
-                let d = mkdir_all(&merged, &plan.dest, parent_owner).map_err(|e| ioerr(e, &plan.dest))?;
+                let d = rootfs::mkdir_all(&merged, &plan.dest, parent_owner).map_err(|e| ioerr(e, &plan.dest))?;
                 let r = layer::open_decompressed(&s.host).map_err(|e| ioerr(e, &s.name))?;
                 layer::extract(r, &d, layer::Whiteouts::Keep).map_err(|e| ioerr(e, &format!("extract {}", s.name)))?;
                 continue;
             }
             if md.is_dir() {
-                mkdir_all(&merged, &plan.dest, parent_owner).map_err(|e| ioerr(e, &plan.dest))?;
+                rootfs::mkdir_all(&merged, &plan.dest, parent_owner).map_err(|e| ioerr(e, &plan.dest))?;
                 for (h, r) in &s.tree {
                     let cpath = if r.is_empty() { plan.dest.clone() } else { format!("{}/{r}", plan.dest) };
                     let emd =
                         if r.is_empty() { md.clone() } else { fs::symlink_metadata(h).map_err(|e| ioerr(e, r))? };
-                    let target = self.target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
+                    let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
                     placer.place(h, &emd, &target).map_err(|e| ioerr(e, &cpath))?;
                 }
             } else {
@@ -625,8 +543,8 @@ impl<'a> Builder<'a> {
                     plan.dest.clone()
                 };
                 let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
-                mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
-                let target = self.target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
+                rootfs::mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
+                let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
                 placer.place(&s.host, &md, &target).map_err(|e| ioerr(e, &cpath))?;
             }
         }
@@ -634,12 +552,12 @@ impl<'a> Builder<'a> {
             let cpath =
                 if into_dir { format!("{}/{}", plan.dest.trim_end_matches('/'), name) } else { plan.dest.clone() };
             let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
-            mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
-            let target = self.target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
-            remove_existing(&target, false).map_err(|e| ioerr(e, &cpath))?;
+            rootfs::mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
+            let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
+            rootfs::remove_existing(&target, false).map_err(|e| ioerr(e, &cpath))?;
             fs::write(&target, content).map_err(|e| ioerr(e, &cpath))?;
             let (u, g) = chown.unwrap_or((0, 0));
-            lchown(&target, u, g).map_err(|e| ioerr(e, &cpath))?;
+            rootfs::lchown(&target, u, g).map_err(|e| ioerr(e, &cpath))?;
             fs::set_permissions(&target, fs::Permissions::from_mode(plan.chmod.unwrap_or(0o644)))
                 .map_err(|e| ioerr(e, &cpath))?;
         }
@@ -710,61 +628,5 @@ impl<'a> Builder<'a> {
         }
         drop((image, empty));
         p.entries().map(Some).map_err(|e| self.err(line, format!("{kw}: read source: {e}")))
-    }
-
-    /// The host path for a container path whose parent exists: parent symlinks followed,
-    /// the last component not.
-    fn target_path(&self, root: &Path, cpath: &str) -> io::Result<PathBuf> {
-        let clean = glob::clean(cpath);
-        if clean == "/" {
-            return Ok(root.to_path_buf());
-        }
-        let (parent, name) = clean.rsplit_once('/').unwrap_or(("", clean.as_str()));
-        let p = rootfs::resolve_in_root(root, if parent.is_empty() { "/" } else { parent }, true);
-        Ok(p.join(name))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mkdir_all_in_root_follows_links_inside() {
-        let t = tempfile::tempdir().unwrap();
-        let r = t.path();
-        fs::create_dir_all(r.join("real")).unwrap();
-        std::os::unix::fs::symlink("/real", r.join("link")).unwrap();
-        let p = mkdir_all(r, "/link/a/b", Some((5, 6))).unwrap();
-        assert_eq!(p, r.join("real/a/b"));
-        let md = fs::metadata(r.join("real/a")).unwrap();
-        assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (5, 6, 0o755));
-    }
-
-    #[test]
-    fn mkdir_all_makes_the_missing_parents_of_a_link_target() {
-        let t = tempfile::tempdir().unwrap();
-        let r = t.path();
-        std::os::unix::fs::symlink("/a/b", r.join("link")).unwrap();
-        let p = mkdir_all(r, "/link/c", Some((5, 6))).unwrap();
-        assert_eq!(p, r.join("a/b/c"));
-        for d in ["a", "a/b", "a/b/c"] {
-            let md = fs::symlink_metadata(r.join(d)).unwrap();
-            assert!(md.is_dir(), "{d}");
-            assert_eq!((md.uid(), md.gid(), md.mode() & 0o777), (5, 6, 0o755), "{d}");
-        }
-    }
-
-    #[test]
-    fn fs_wildcards() {
-        let t = tempfile::tempdir().unwrap();
-        let r = t.path();
-        fs::create_dir_all(r.join("out/sub")).unwrap();
-        fs::write(r.join("out/a.so"), "").unwrap();
-        fs::write(r.join("out/b.so"), "").unwrap();
-        fs::write(r.join("out/sub/c.so"), "").unwrap();
-        assert_eq!(fs_resolve(r, "/out/*.so"), ["/out/a.so", "/out/b.so"]);
-        assert_eq!(fs_resolve(r, "out/sub"), ["/out/sub"]);
-        assert!(fs_resolve(r, "/missing").is_empty());
     }
 }

@@ -497,8 +497,7 @@ impl<'a> Builder<'a> {
                 .map_err(|e| self.err(cmd.line, format!("WORKDIR: {e}")))?;
             Some((id.uid, id.gid))
         };
-        super::copy::mkdir_all(&rfs.merged, &path, owner)
-            .map_err(|e| self.err(cmd.line, format!("WORKDIR {path}: {e}")))?;
+        rootfs::mkdir_all(&rfs.merged, &path, owner).map_err(|e| self.err(cmd.line, format!("WORKDIR {path}: {e}")))?;
         self.add_layer(st, &mut rfs, created_by)
     }
 
@@ -519,7 +518,7 @@ impl<'a> Builder<'a> {
             .collect();
         let cwd_host = rootfs::resolve_in_root(&merged, &plan.cwd, true);
         if !cwd_host.exists() {
-            super::copy::mkdir_all(&merged, &plan.cwd, None)
+            rootfs::mkdir_all(&merged, &plan.cwd, None)
                 .map_err(|e| self.err(cmd.line, format!("RUN: create working dir {}: {e}", plan.cwd)))?;
         }
         let bundle = self.store.tempdir("bundle")?;
