@@ -2,7 +2,7 @@
 //! flag checking, argument counts, stage splitting. No variable expansion happens here
 //! (that needs the build state) and nothing touches the filesystem.
 
-use crate::dockerfile::parser::{Args, Dockerfile, Heredoc, Node};
+use crate::dockerfile::parser::{parse_heredoc, Args, Dockerfile, Heredoc, Node};
 use thiserror::Error;
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -19,15 +19,36 @@ pub enum CmdForm {
     Shell(String),
 }
 
+/// What RUN runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunCmd {
+    /// JSON form: the argv as written.
+    Exec(Vec<String>),
+    /// Shell form; the bodies of its heredocs follow the line, each ended by its delimiter, as
+    /// the shell reads here-documents.
+    Shell(String),
+    /// `RUN <<EOF` alone: the heredoc is the script (run directly when it starts with `#!`,
+    /// else through the shell).
+    Heredoc(Heredoc),
+}
+
+/// One COPY/ADD source as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CopySource {
+    /// A path or wildcard pattern (words not expanded yet).
+    Path(String),
+    /// `<<EOF`: a file with the heredoc's body; `word` is the source as written.
+    Heredoc { word: String, doc: Heredoc },
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyArgs {
-    pub sources: Vec<String>,
+    pub sources: Vec<CopySource>,
     pub dest: String,
     pub from: Option<String>,
     pub chown: Option<String>,
     pub chmod: Option<String>,
     pub link: bool,
-    pub heredocs: Vec<Heredoc>,
     /// `--exclude` patterns (docker's .dockerignore syntax).
     pub exclude: Vec<String>,
 }
@@ -53,9 +74,8 @@ pub enum Instruction {
         platform: Option<String>,
     },
     Run {
-        cmd: CmdForm,
+        cmd: RunCmd,
         network: Option<String>,
-        heredocs: Vec<Heredoc>,
     },
     Cmd(CmdForm),
     Entrypoint(CmdForm),
@@ -199,6 +219,36 @@ fn text(node: &Node, up: &str) -> Result<String, String> {
     }
 }
 
+/// RUN's command with its heredocs, as BuildKit's dispatcher reads them: a shell line that is
+/// just `<<EOF` with one heredoc runs that heredoc; otherwise every body follows the line.
+fn run_cmd(node: &Node, form: CmdForm) -> RunCmd {
+    match form {
+        CmdForm::Exec(v) => RunCmd::Exec(v),
+        CmdForm::Shell(s) if node.heredocs.is_empty() => RunCmd::Shell(s),
+        CmdForm::Shell(s) => match (parse_heredoc(s.trim()), node.heredocs.as_slice()) {
+            (Some(h), [doc]) if h.name == doc.name => RunCmd::Heredoc(doc.clone()),
+            _ => {
+                let mut full = s;
+                for d in &node.heredocs {
+                    full.push('\n');
+                    full.push_str(&d.content);
+                    full.push_str(&d.name);
+                }
+                RunCmd::Shell(full)
+            }
+        },
+    }
+}
+
+/// A COPY/ADD source word: a heredoc when it is `<<NAME` and the instruction has that heredoc.
+fn copy_source(node: &Node, word: String) -> CopySource {
+    let doc = parse_heredoc(&word).and_then(|h| node.heredocs.iter().find(|d| d.name == h.name));
+    match doc {
+        Some(doc) => CopySource::Heredoc { doc: doc.clone(), word },
+        None => CopySource::Path(word),
+    }
+}
+
 /// Turns one parser node into a typed instruction.
 pub fn parse_node(node: &Node) -> Result<Instruction, String> {
     let up = node.cmd.to_ascii_uppercase();
@@ -229,11 +279,7 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
             if f.string("mount")?.is_some() {
                 return Err("RUN --mount is not supported".into());
             }
-            Instruction::Run {
-                cmd: cmd_form(node, &up)?,
-                network: f.string("network")?,
-                heredocs: node.heredocs.clone(),
-            }
+            Instruction::Run { cmd: run_cmd(node, cmd_form(node, &up)?), network: f.string("network")? }
         }
         "cmd" => {
             Flags::new(node, none)?;
@@ -296,13 +342,12 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
             }
             let dest = a.pop().unwrap_or_default();
             let args = CopyArgs {
-                sources: a,
+                sources: a.into_iter().map(|w| copy_source(node, w)).collect(),
                 dest,
                 from: if node.cmd == "copy" { f.string("from")? } else { None },
                 chown: f.string("chown")?,
                 chmod: f.string("chmod")?,
                 link: f.boolean("link")?,
-                heredocs: node.heredocs.clone(),
                 exclude: f.strings("exclude")?,
             };
             if node.cmd == "copy" {
@@ -453,20 +498,50 @@ mod tests {
             (
                 "COPY --chown=1:2 --chmod=644 a b /d/",
                 Instruction::Copy(CopyArgs {
-                    sources: vec!["a".into(), "b".into()],
+                    sources: vec![CopySource::Path("a".into()), CopySource::Path("b".into())],
                     dest: "/d/".into(),
                     from: None,
                     chown: Some("1:2".into()),
                     chmod: Some("644".into()),
                     link: false,
-                    heredocs: vec![],
                     exclude: vec![],
                 }),
+            ),
+            ("RUN a b", Instruction::Run { cmd: RunCmd::Shell("a b".into()), network: None }),
+            (
+                "RUN --network=none [\"a\", \"b\"]",
+                Instruction::Run { cmd: RunCmd::Exec(vec!["a".into(), "b".into()]), network: Some("none".into()) },
             ),
         ];
         for (src, want) in rows {
             assert_eq!(one(src), Ok(want), "{src}");
         }
+    }
+
+    #[test]
+    fn heredocs_typed_once() {
+        let doc = |name: &str, content: &str| Heredoc {
+            name: name.into(),
+            content: content.into(),
+            chomp: false,
+            expand: true,
+        };
+        // `RUN <<EOF` alone runs the heredoc (BuildKit's dispatcher: the whole command is the body)
+        assert_eq!(
+            one("RUN <<EOF\necho hi\nEOF\n"),
+            Ok(Instruction::Run { cmd: RunCmd::Heredoc(doc("EOF", "echo hi\n")), network: None })
+        );
+        // otherwise each body follows the line, ended by its delimiter, for the shell to read
+        assert_eq!(
+            one("RUN cat <<A <<B\none\nA\ntwo\nB\n"),
+            Ok(Instruction::Run { cmd: RunCmd::Shell("cat <<A <<B\none\nA\ntwo\nB".into()), network: None })
+        );
+        // a source that names a heredoc of the instruction is that heredoc; others are paths
+        let Ok(Instruction::Copy(a)) = one("COPY <<F a<<b /d/\nf\nF\n") else { panic!("COPY") };
+        assert_eq!(
+            a.sources,
+            [CopySource::Heredoc { word: "<<F".into(), doc: doc("F", "f\n") }, CopySource::Path("a<<b".into())]
+        );
     }
 
     #[test]

@@ -5,9 +5,8 @@
 
 use super::{Action, BuildError, Builder, State};
 use crate::cache::Inputs;
-use crate::dockerfile::parser;
 use crate::glob;
-use crate::instructions::{Command, CopyArgs};
+use crate::instructions::{Command, CopyArgs, CopySource};
 use crate::layer::{self, overlay, Layer};
 use crate::rootfs;
 use std::collections::{BTreeMap, HashMap};
@@ -16,24 +15,43 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-/// One source of a COPY.
+/// One source of a COPY or ADD, typed when the step is prepared.
 #[derive(Debug, Clone)]
-pub enum Item {
-    /// A context path ("" is the root).
-    Ctx { rel: String, extract: bool },
-    /// A path (maybe with wildcards) in the `--from` filesystem.
-    Fs { pattern: String },
-    /// A heredoc file.
-    Inline { name: String, content: String },
+pub enum Source {
+    /// A path: context-relative and resolved (wildcards expanded, "" the root) when the copy is
+    /// from the context, which ADD extracts when `extract`; as written, wildcards and all, in a
+    /// `--from` filesystem (expanded once that is mounted).
+    Path { path: String, extract: bool },
+    /// A file with a heredoc's body.
+    Heredoc { name: String, content: String },
+}
+
+/// Where a COPY puts its sources.
+#[derive(Debug, Clone)]
+pub struct Dest {
+    /// Absolute and cleaned (a relative destination is joined onto WORKDIR).
+    pub path: String,
+    /// Written as a directory (ending in `/`, `/.` or being `.`).
+    pub dir: bool,
+}
+
+impl Dest {
+    /// docker's destination rule for a source named `name` (one of `sources`): inside `path`
+    /// when that is a directory (written as one, or `is_dir` there) or there are several
+    /// sources, else `path` itself.
+    pub fn target(&self, name: &str, sources: usize, is_dir: bool) -> String {
+        if self.dir || sources > 1 || is_dir {
+            format!("{}/{name}", self.path.trim_end_matches('/'))
+        } else {
+            self.path.clone()
+        }
+    }
 }
 
 pub struct CopyPlan {
     pub kw: &'static str,
-    pub items: Vec<Item>,
-    /// Absolute container destination.
-    pub dest: String,
-    /// The destination was written with a trailing `/`.
-    pub dest_slash: bool,
+    pub sources: Vec<Source>,
+    pub dest: Dest,
     pub chown: Option<String>,
     pub chmod: Option<u32>,
     pub from_layers: Option<Vec<Layer>>,
@@ -290,19 +308,20 @@ impl<'a> Builder<'a> {
         let mut items = Vec::new();
         let mut shown = Vec::new();
         for s in &a.sources {
-            if let Some(h) = parser::parse_heredoc(s) {
-                if let Some(doc) = a.heredocs.iter().find(|d| d.name == h.name) {
+            let s = match s {
+                CopySource::Heredoc { word, doc } => {
                     let content = if doc.expand {
                         self.lexer.expand_heredoc(&doc.content, &env).map_err(|e| self.err(line, e.0))?
                     } else {
                         doc.content.clone()
                     };
                     inputs.files.insert(format!("<<{}", doc.name), crate::store::image::digest_of(content.as_bytes()));
-                    shown.push(s.clone());
-                    items.push(Item::Inline { name: doc.name.clone(), content });
+                    shown.push(word.clone());
+                    items.push(Source::Heredoc { name: doc.name.clone(), content });
                     continue;
                 }
-            }
+                CopySource::Path(s) => s,
+            };
             let src = self.expand(line, s, &env)?;
             shown.push(src.clone());
             if is_add && (src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@")) {
@@ -312,7 +331,7 @@ impl<'a> Builder<'a> {
                 ));
             }
             if from_layers.is_some() {
-                items.push(Item::Fs { pattern: src });
+                items.push(Source::Path { path: src, extract: false });
                 continue;
             }
             let rels = self.ctx.resolve(&src).map_err(|e| self.err(line, format!("{kw}: {e}")))?;
@@ -334,7 +353,7 @@ impl<'a> Builder<'a> {
                 inputs.files.extend(f);
                 let path = self.ctx.path(&rel);
                 let extract = is_add && path.is_file() && layer::is_archive(&path);
-                items.push(Item::Ctx { rel, extract });
+                items.push(Source::Path { path: rel, extract });
             }
         }
         let mut flags = String::new();
@@ -353,9 +372,8 @@ impl<'a> Builder<'a> {
             inputs,
             Some(Action::Copy(CopyPlan {
                 kw,
-                items,
-                dest,
-                dest_slash,
+                sources: items,
+                dest: Dest { path: dest, dir: dest_slash },
                 chown,
                 chmod,
                 from_layers,
@@ -463,10 +481,10 @@ impl<'a> Builder<'a> {
         }
         let mut srcs: Vec<Src> = Vec::new();
         let mut inline: Vec<(String, String)> = Vec::new();
-        for it in &plan.items {
+        for it in &plan.sources {
             match it {
-                Item::Inline { name, content } => inline.push((name.clone(), content.clone())),
-                Item::Ctx { rel, extract } => {
+                Source::Heredoc { name, content } => inline.push((name.clone(), content.clone())),
+                Source::Path { path: rel, extract } if plan.from_layers.is_none() => {
                     let host = self.ctx.path(rel);
                     let tree = self
                         .ctx
@@ -483,7 +501,7 @@ impl<'a> Builder<'a> {
                     let name = if rel.is_empty() { ".".into() } else { basename(rel) };
                     srcs.push(Src { host, name, extract: *extract, tree });
                 }
-                Item::Fs { pattern } => {
+                Source::Path { path: pattern, .. } => {
                     let Some(sr) = &src_rootfs else { continue };
                     let found: Vec<String> = rootfs::find_in_root(&sr.merged, pattern)
                         .into_iter()
@@ -516,32 +534,28 @@ impl<'a> Builder<'a> {
             }
         }
         let n_items = srcs.len() + inline.len();
-        let dest_host = rootfs::resolve_in_root(&merged, &plan.dest, true);
-        let into_dir = plan.dest_slash || n_items > 1 || dest_host.is_dir();
+        let dest = &plan.dest.path;
+        let dest_is_dir = rootfs::resolve_in_root(&merged, dest, true).is_dir();
         let ioerr = |e: io::Error, what: &str| self.err(line, format!("{kw}: {what}: {e}"));
         for s in &srcs {
             let md = fs::metadata(&s.host).map_err(|e| ioerr(e, &s.name))?;
             if s.extract {
-                let d = rootfs::mkdir_all(&merged, &plan.dest, parent_owner).map_err(|e| ioerr(e, &plan.dest))?;
+                let d = rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
                 let r = layer::open_decompressed(&s.host).map_err(|e| ioerr(e, &s.name))?;
                 layer::extract(r, &d, layer::Whiteouts::Keep).map_err(|e| ioerr(e, &format!("extract {}", s.name)))?;
                 continue;
             }
             if md.is_dir() {
-                rootfs::mkdir_all(&merged, &plan.dest, parent_owner).map_err(|e| ioerr(e, &plan.dest))?;
+                rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
                 for (h, r) in &s.tree {
-                    let cpath = if r.is_empty() { plan.dest.clone() } else { format!("{}/{r}", plan.dest) };
+                    let cpath = if r.is_empty() { dest.clone() } else { format!("{dest}/{r}") };
                     let emd =
                         if r.is_empty() { md.clone() } else { fs::symlink_metadata(h).map_err(|e| ioerr(e, r))? };
                     let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
                     placer.place(h, &emd, &target).map_err(|e| ioerr(e, &cpath))?;
                 }
             } else {
-                let cpath = if into_dir {
-                    format!("{}/{}", plan.dest.trim_end_matches('/'), s.name)
-                } else {
-                    plan.dest.clone()
-                };
+                let cpath = plan.dest.target(&s.name, n_items, dest_is_dir);
                 let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
                 rootfs::mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
                 let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
@@ -549,8 +563,7 @@ impl<'a> Builder<'a> {
             }
         }
         for (name, content) in inline {
-            let cpath =
-                if into_dir { format!("{}/{}", plan.dest.trim_end_matches('/'), name) } else { plan.dest.clone() };
+            let cpath = plan.dest.target(&name, n_items, dest_is_dir);
             let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
             rootfs::mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
             let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
@@ -579,7 +592,8 @@ impl<'a> Builder<'a> {
         plan: &CopyPlan,
         lowers: &[PathBuf],
     ) -> Result<Option<Vec<layer::Entry>>, BuildError> {
-        if plan.from_layers.is_some() || !plan.items.iter().all(|i| matches!(i, Item::Ctx { extract: false, .. })) {
+        if plan.from_layers.is_some() || !plan.sources.iter().all(|i| matches!(i, Source::Path { extract: false, .. }))
+        {
             return Ok(None);
         }
         let kw = plan.kw;
@@ -596,15 +610,14 @@ impl<'a> Builder<'a> {
         };
         let chown = self.chown_ids(line, kw, &plan.chown, &root)?;
         let mut p = DirectPlan { image: root, chown, planned: BTreeMap::new() };
-        let dest = glob::clean(&plan.dest);
+        let dest = glob::clean(&plan.dest.path);
         let dest_is_dir = match p.lookup(&dest) {
             Look::Dir(..) => true,
             Look::Missing | Look::Other => false,
             Look::Fallback => return Ok(None),
         };
-        let into_dir = plan.dest_slash || plan.items.len() > 1 || dest_is_dir;
-        for it in &plan.items {
-            let Item::Ctx { rel, .. } = it else { return Ok(None) };
+        for it in &plan.sources {
+            let Source::Path { path: rel, .. } = it else { return Ok(None) };
             let host = self.ctx.path(rel);
             let name = if rel.is_empty() { ".".to_string() } else { basename(rel) };
             let md = fs::metadata(&host).map_err(|e| self.err(line, format!("{kw}: {name}: {e}")))?;
@@ -618,7 +631,7 @@ impl<'a> Builder<'a> {
                         p.place(&cpath, &self.ctx.path(&e.rel), emd, plan.chmod)
                     })
             } else {
-                let cpath = if into_dir { glob::clean(&format!("{dest}/{name}")) } else { dest.clone() };
+                let cpath = glob::clean(&plan.dest.target(&name, plan.sources.len(), dest_is_dir));
                 let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
                 p.dirs(parent, chown) && p.place(&cpath, &host, &md, plan.chmod)
             };

@@ -4,8 +4,7 @@
 
 use super::{Action, BuildError, Builder, State};
 use crate::cache::Inputs;
-use crate::dockerfile::parser;
-use crate::instructions::{CmdForm, Command, Health, Instruction};
+use crate::instructions::{CmdForm, Command, Health, Instruction, RunCmd};
 use crate::layer::{self, overlay};
 use crate::rootfs;
 use crate::spec::{self, Network};
@@ -345,8 +344,8 @@ impl<'a> Builder<'a> {
                     Some(Action::Workdir { path, created_by: text }),
                 )
             }
-            Instruction::Run { cmd: form, network, heredocs } => {
-                let plan = self.plan_run(st, cmd, form, network.as_deref(), heredocs)?;
+            Instruction::Run { cmd: run, network } => {
+                let plan = self.plan_run(st, cmd, run, network.as_deref())?;
                 (
                     Inputs {
                         keyword: "RUN".into(),
@@ -365,14 +364,7 @@ impl<'a> Builder<'a> {
         })
     }
 
-    fn plan_run(
-        &self,
-        st: &State,
-        cmd: &Command,
-        form: &CmdForm,
-        network: Option<&str>,
-        heredocs: &[parser::Heredoc],
-    ) -> Result<RunPlan, BuildError> {
+    fn plan_run(&self, st: &State, cmd: &Command, run: &RunCmd, network: Option<&str>) -> Result<RunPlan, BuildError> {
         let net = match network.unwrap_or(match self.opts.network {
             Network::None => "none",
             Network::Host => "host",
@@ -383,34 +375,14 @@ impl<'a> Builder<'a> {
             other => return Err(self.err(cmd.line, format!("RUN --network={other}: unsupported (none or host)"))),
         };
         let mut script = None;
-        let args = match (form, heredocs.is_empty()) {
-            (CmdForm::Shell(s), false) => {
-                let single = parser::parse_heredoc(s.trim());
-                match (single, heredocs) {
-                    (Some(h), [doc]) if h.name == doc.name => {
-                        if doc.content.starts_with("#!") {
-                            script = Some((doc.name.clone(), doc.content.clone()));
-                            vec![format!("/dev/pipes/{}", doc.name)]
-                        } else {
-                            let mut v = shell_of(st);
-                            v.push(doc.content.clone());
-                            v
-                        }
-                    }
-                    _ => {
-                        let mut full = s.clone();
-                        for d in heredocs {
-                            full.push('\n');
-                            full.push_str(&d.content);
-                            full.push_str(&d.name);
-                        }
-                        let mut v = shell_of(st);
-                        v.push(full);
-                        v
-                    }
-                }
+        let args = match run {
+            RunCmd::Exec(v) => v.clone(),
+            RunCmd::Shell(s) => with_shell(st, &CmdForm::Shell(s.clone())),
+            RunCmd::Heredoc(doc) if doc.content.starts_with("#!") => {
+                script = Some((doc.name.clone(), doc.content.clone()));
+                vec![format!("/dev/pipes/{}", doc.name)]
             }
-            (f, _) => with_shell(st, f),
+            RunCmd::Heredoc(doc) => with_shell(st, &CmdForm::Shell(doc.content.clone())),
         };
         let argv = st.arg_values();
         let mut env = st.config.config.env.clone();
