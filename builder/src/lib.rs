@@ -13,6 +13,7 @@ pub mod glob;
 pub mod images;
 pub mod instructions;
 pub mod layer;
+pub mod plan;
 pub mod registry;
 pub mod rootfs;
 pub mod runner;

@@ -1,11 +1,10 @@
 //! The build: parse, pick the stages the target needs, then walk each stage's instructions
 //! through the cache, printing docker's `Step N/M` log. One function per instruction lives in
-//! `dispatch.rs`, COPY/ADD in `copy.rs`, the stage graph in `graph.rs`. Images reach the
+//! `dispatch.rs`, COPY/ADD in `copy.rs`, the stage graph in `plan/graph.rs`. Images reach the
 //! store only at the end (names last), so a failed build leaves no new name behind.
 
 mod copy;
 mod dispatch;
-pub mod graph;
 pub mod progress;
 
 use crate::cache::{self, Inputs};
@@ -14,6 +13,7 @@ use crate::dockerfile::parser;
 use crate::dockerfile::shell::{Env, Lexer};
 use crate::instructions::{self, Command, Instruction, Stages};
 use crate::layer::Layer;
+use crate::plan::graph;
 use crate::runner::Runtime;
 use crate::spec::Network;
 use crate::store::image::{History, ImageConfig};

@@ -1,0 +1,130 @@
+//! COPY and ADD as a plan: flags checked and expanded, sources typed once (context paths
+//! resolved against `.dockerignore` and `--exclude`, `--from` patterns kept for when that
+//! filesystem is mounted, heredoc bodies expanded), the destination joined onto WORKDIR, and the
+//! cache key's file fingerprints.
+
+use super::planner::{At, State};
+use super::{BuildError, Copy, Dest, Origin, Source};
+use crate::cache::Inputs;
+use crate::context::Context;
+use crate::dockerignore::Matcher;
+use crate::glob;
+use crate::instructions::{CopyArgs, CopySource};
+use crate::rootfs;
+
+/// Turns an expanded `--from` value into the origin and its identity for the cache key.
+pub(super) type ResolveFrom<'a> = dyn Fn(&str) -> Result<(Origin, String), BuildError> + 'a;
+
+/// A COPY/ADD step, its cache inputs and history text. `resolve_from` turns an expanded
+/// `--from` value into the origin and its identity for the key (empty for a stage, whose state
+/// exists only once it is built).
+pub(super) fn plan_copy(
+    at: &At,
+    st: &State,
+    a: &CopyArgs,
+    is_add: bool,
+    ctx: &mut Context,
+    resolve_from: &ResolveFrom,
+) -> Result<(Copy, Inputs, String), BuildError> {
+    let kw: &'static str = if is_add { "ADD" } else { "COPY" };
+    let env = st.env();
+    let dest_raw = at.expand(&a.dest, &env)?;
+    let dest_dir = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+    let dest = rootfs::join_container_path(&st.config.config.working_dir, &dest_raw);
+    if a.sources.len() > 1 && !dest_dir {
+        return Err(at.err(format!(
+            "When using {kw} with more than one source file, the destination must be a directory and end with a /"
+        )));
+    }
+    let chown = match &a.chown {
+        Some(c) => Some(at.expand(c, &env)?),
+        None => None,
+    };
+    let chmod = match &a.chmod {
+        Some(c) => {
+            let c = at.expand(c, &env)?;
+            Some(
+                u32::from_str_radix(&c, 8)
+                    .ok()
+                    .filter(|m| *m <= 0o7777)
+                    .ok_or_else(|| at.err(format!("{kw}: invalid chmod parameter: {c:?} (octal modes only)")))?,
+            )
+        }
+        None => None,
+    };
+    let mut excl = Vec::new();
+    for (i, p) in a.exclude.iter().enumerate() {
+        excl.push((i + 1, at.expand(p, &env)?));
+    }
+    let exclude = Matcher::new(&excl).map_err(|e| at.err(format!("{kw} --exclude: {e}")))?;
+    let mut inputs = Inputs { keyword: kw.into(), ..Default::default() };
+    let mut from = Origin::Context;
+    let mut from_text = String::new();
+    if let Some(f) = &a.from {
+        let f = at.expand(f, &env)?;
+        let (origin, id) = resolve_from(&f)?;
+        from = origin;
+        inputs.extra = id;
+        from_text = format!("--from={f} ");
+    }
+    let mut sources = Vec::new();
+    let mut shown = Vec::new();
+    for s in &a.sources {
+        let s = match s {
+            CopySource::Heredoc { word, doc } => {
+                let content = if doc.expand { at.expand_heredoc(&doc.content, &env)? } else { doc.content.clone() };
+                inputs.files.insert(format!("<<{}", doc.name), crate::store::image::digest_of(content.as_bytes()));
+                shown.push(word.clone());
+                sources.push(Source::Heredoc { name: doc.name.clone(), content });
+                continue;
+            }
+            CopySource::Path(s) => s,
+        };
+        let src = at.expand(s, &env)?;
+        shown.push(src.clone());
+        if is_add && (src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@")) {
+            return Err(at.err(format!(
+                "ADD {src}: remote URL sources are not supported (slipway builds without network access)"
+            )));
+        }
+        if !matches!(from, Origin::Context) {
+            sources.push(Source::Path { path: src, extract: false });
+            continue;
+        }
+        let rels = ctx.resolve(&src).map_err(|e| at.err(format!("{kw}: {e}")))?;
+        if rels.is_empty() {
+            let msg = if glob::has_wildcards(&src) {
+                format!("{kw}: no source files matching {src:?}")
+            } else {
+                format!("{kw}: source {src:?} not found in build context or excluded by .dockerignore")
+            };
+            return Err(at.err(msg));
+        }
+        let rels: Vec<String> = rels.into_iter().filter(|r| r.is_empty() || !exclude.excluded(r)).collect();
+        if rels.is_empty() {
+            return Err(at.err(format!("{kw}: every source matching {src:?} is excluded by --exclude")));
+        }
+        for rel in rels {
+            let mut f = ctx.fingerprints(&rel).map_err(|e| at.err(format!("{kw}: {e}")))?;
+            f.retain(|k, _| k == "." || !exclude.excluded(k));
+            inputs.files.extend(f);
+            let path = ctx.path(&rel);
+            let extract = is_add && path.is_file() && crate::layer::is_archive(&path);
+            sources.push(Source::Path { path: rel, extract });
+        }
+    }
+    let mut flags = String::new();
+    if let Some(c) = &chown {
+        flags.push_str(&format!("--chown={c} "));
+    }
+    if let Some(m) = chmod {
+        flags.push_str(&format!("--chmod={m:o} "));
+    }
+    for (_, p) in &excl {
+        flags.push_str(&format!("--exclude={p} "));
+    }
+    let created_by = format!("{kw} {from_text}{flags}{} {dest_raw} # buildkit", shown.join(" "));
+    inputs.text = format!("{created_by} dest={dest}");
+    let copy = Copy { kw, from, sources, dest: Dest { path: dest, dir: dest_dir }, chown, chmod, exclude };
+    Ok((copy, inputs, created_by))
+}

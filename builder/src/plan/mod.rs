@@ -1,0 +1,366 @@
+//! The build as data. `plan` turns typed stages into the stages a target needs, in build order,
+//! each with its base and its steps, and each step with all it needs to run and to be cached: the
+//! expanded instruction, the config change, RUN's argv, environment and mounts, COPY's sources
+//! and destination, and its cache key's parts (`Inputs`). Planning reads the Dockerfile, the
+//! build context (COPY sources are resolved and fingerprinted here) and the configs of base
+//! images; it runs, mounts and writes nothing, so it is tested without a store or a runtime.
+//! `exec` runs the steps; `Display` prints a plan (`slipway --debug build`, `slipway plan`).
+
+mod copy;
+pub mod graph;
+mod meta;
+mod planner;
+mod run;
+
+pub use meta::{go_quote_list, parse_duration};
+pub use planner::{plan, Images, Options};
+
+use crate::cache::Inputs;
+use crate::context::ContextError;
+use crate::dockerignore::Matcher;
+use crate::spec::Network;
+use crate::store::image::{Healthcheck, ImageConfig};
+use crate::store::{Image, StoreError};
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{file}:{line}: {msg}")]
+    At { file: String, line: usize, msg: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// What a build does, in the order it does it.
+#[derive(Debug)]
+pub struct Plan {
+    /// The stages the target needs, each after the stages it depends on.
+    pub stages: Vec<StagePlan>,
+    /// The target stage (its Dockerfile index); the image is its final state.
+    pub target: usize,
+    /// The steps the log counts (`Step N/M`): each needed stage's FROM and instructions.
+    pub total: usize,
+    /// Where planning stopped, when it did. What comes before it runs first, then the build
+    /// fails with this error, as it would if each step were planned just before it ran.
+    pub stop: Option<Stop>,
+}
+
+/// The point where planning failed.
+#[derive(Debug)]
+pub struct Stop {
+    /// The counted instruction the log shows (`Step N/M`) before the error.
+    pub shown: Option<String>,
+    pub error: BuildError,
+}
+
+/// One stage of the plan.
+#[derive(Debug)]
+pub struct StagePlan {
+    /// The stage's index in the Dockerfile (`COPY --from=N` counts these).
+    pub index: usize,
+    pub name: Option<String>,
+    pub line: usize,
+    /// The FROM line as written (the log shows it).
+    pub text: String,
+    pub base: Base,
+    /// The stages that must be built first: the base stage and the `COPY --from` stages.
+    pub deps: Vec<usize>,
+    /// The base's ONBUILD triggers as written. They are the first steps (not counted).
+    pub onbuild: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+/// What a stage starts from.
+#[derive(Debug)]
+pub enum Base {
+    Scratch,
+    /// The final state of an earlier stage (its Dockerfile index).
+    Stage(usize),
+    /// An image of the store, by the name written.
+    Image {
+        name: String,
+        image: Box<Image>,
+    },
+}
+
+/// One instruction of a stage, planned.
+#[derive(Debug)]
+pub struct Step {
+    pub line: usize,
+    /// The instruction as written (the log shows it).
+    pub text: String,
+    /// The log counts it (`Step N/M`); ONBUILD triggers are not counted.
+    pub counted: bool,
+    /// The cache key's parts, with the state the step starts from: the expanded instruction,
+    /// the build args it sees, its sources' fingerprints. `extra`, the state of a `--from`
+    /// stage, exists only once that stage is built: the executor fills it in.
+    pub inputs: Inputs,
+    /// The image history's `created_by`.
+    pub created_by: String,
+    pub action: Action,
+}
+
+/// What a step does on a cache miss.
+#[derive(Debug)]
+pub enum Action {
+    /// Only the image config changes (and history is added).
+    Config(ConfigChange),
+    /// WORKDIR: the config's working dir, and the directory made if missing.
+    Workdir(String),
+    Run(Run),
+    Copy(Copy),
+}
+
+/// A change to the image config, as a metadata instruction makes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigChange {
+    /// ARG: nothing but the history entry.
+    Nothing,
+    Env(Vec<(String, String)>),
+    Labels(Vec<(String, String)>),
+    Author(String),
+    ExposedPorts(Vec<String>),
+    Volumes(Vec<String>),
+    User(String),
+    StopSignal(String),
+    Shell(Vec<String>),
+    Cmd(Vec<String>),
+    /// `keep_cmd`: a CMD was set earlier in this stage, so it stays.
+    Entrypoint {
+        argv: Vec<String>,
+        keep_cmd: bool,
+    },
+    Onbuild(String),
+    Healthcheck(Healthcheck),
+}
+
+impl ConfigChange {
+    pub fn apply(&self, c: &mut ImageConfig) {
+        match self {
+            ConfigChange::Nothing => {}
+            ConfigChange::Env(pairs) => {
+                for (k, v) in pairs {
+                    c.env_set(k, v);
+                }
+            }
+            ConfigChange::Labels(pairs) => {
+                for (k, v) in pairs {
+                    c.config.labels.insert(k.clone(), v.clone());
+                }
+            }
+            ConfigChange::Author(a) => c.author = a.clone(),
+            ConfigChange::ExposedPorts(ports) => {
+                for p in ports {
+                    c.config.exposed_ports.insert(p.clone(), Default::default());
+                }
+            }
+            ConfigChange::Volumes(vols) => {
+                for v in vols {
+                    c.config.volumes.insert(v.clone(), Default::default());
+                }
+            }
+            ConfigChange::User(u) => c.config.user = u.clone(),
+            ConfigChange::StopSignal(s) => c.config.stop_signal = s.clone(),
+            ConfigChange::Shell(v) => c.config.shell = v.clone(),
+            ConfigChange::Cmd(v) => c.config.cmd = Some(v.clone()),
+            ConfigChange::Entrypoint { argv, keep_cmd } => {
+                c.config.entrypoint = Some(argv.clone());
+                if !keep_cmd {
+                    c.config.cmd = None;
+                }
+            }
+            ConfigChange::Onbuild(t) => c.config.on_build.push(t.clone()),
+            ConfigChange::Healthcheck(h) => c.config.healthcheck = Some(h.clone()),
+        }
+    }
+}
+
+/// A RUN step: the container's process and what is mounted besides the rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Run {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    /// `USER`, resolved against the image's /etc/passwd when the step runs.
+    pub user: String,
+    pub cwd: String,
+    pub network: Network,
+    pub mounts: Vec<Mount>,
+}
+
+/// Something a RUN step's container sees besides its rootfs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mount {
+    /// A `#!` heredoc: the body as an executable file, bound read-only at `target`
+    /// (`/dev/pipes/NAME`), which the step runs.
+    Script { target: String, content: String },
+}
+
+/// A COPY or ADD step.
+#[derive(Debug)]
+pub struct Copy {
+    /// `COPY` or `ADD`, for messages.
+    pub kw: &'static str,
+    pub from: Origin,
+    pub sources: Vec<Source>,
+    pub dest: Dest,
+    /// `--chown` as written (expanded); names are looked up in the image when the step runs.
+    pub chown: Option<String>,
+    pub chmod: Option<u32>,
+    /// `--exclude` patterns, matched against source paths (context-relative, or relative to
+    /// `/` of a `--from` filesystem).
+    pub exclude: Matcher,
+}
+
+/// Where a COPY's path sources are.
+#[derive(Debug)]
+pub enum Origin {
+    Context,
+    /// `--from` an earlier stage (its Dockerfile index).
+    Stage(usize),
+    /// `--from` an image of the store.
+    Image(Box<Image>),
+}
+
+/// One source of a COPY or ADD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// A path: context-relative and resolved (wildcards expanded, "" the root) when the copy
+    /// is from the context, where ADD extracts it when `extract`; as written, wildcards and
+    /// all, in a `--from` filesystem (expanded once that is mounted).
+    Path { path: String, extract: bool },
+    /// A file with a heredoc's body (expanded unless its delimiter was quoted).
+    Heredoc { name: String, content: String },
+}
+
+/// Where a COPY puts its sources.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dest {
+    /// Absolute and cleaned (a relative destination is joined onto WORKDIR).
+    pub path: String,
+    /// Written as a directory (ending in `/`, `/.` or being `.`).
+    pub dir: bool,
+}
+
+impl Dest {
+    /// docker's destination rule for a source named `name` (one of `sources`): inside `path`
+    /// when that is a directory (written as one, or `is_dir` there) or there are several
+    /// sources, else `path` itself.
+    pub fn target(&self, name: &str, sources: usize, is_dir: bool) -> String {
+        if self.dir || sources > 1 || is_dir {
+            format!("{}/{name}", self.path.trim_end_matches('/'))
+        } else {
+            self.path.clone()
+        }
+    }
+}
+
+impl Plan {
+    /// The error planning stopped at, if any (a scheduler that fails before running anything
+    /// asks this first).
+    pub fn error(&self) -> Option<&BuildError> {
+        self.stop.as_ref().map(|s| &s.error)
+    }
+}
+
+impl fmt::Display for Plan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "plan: {} stage(s), target stage {}, {} counted steps",
+            self.stages.len(),
+            self.target,
+            self.total
+        )?;
+        for s in &self.stages {
+            write!(f, "{s}")?;
+        }
+        if let Some(stop) = &self.stop {
+            writeln!(f, "stop: {}", stop.error)?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for StagePlan {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let name = self.name.as_deref().map(|n| format!(" {n:?}")).unwrap_or_default();
+        writeln!(f, "stage {}{name} (line {}): {}", self.index, self.line, self.text)?;
+        let base = match &self.base {
+            Base::Scratch => "scratch".to_string(),
+            Base::Stage(i) => format!("stage {i}"),
+            Base::Image { name, image } => format!("image {name} ({})", image.config_digest),
+        };
+        writeln!(f, "  base: {base}")?;
+        writeln!(f, "  deps: {:?}", self.deps)?;
+        for t in &self.onbuild {
+            writeln!(f, "  onbuild trigger: {t}")?;
+        }
+        for s in &self.steps {
+            write!(f, "{s}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let trigger = if self.counted { "" } else { " (trigger)" };
+        writeln!(f, "  step (line {}){trigger}: {}", self.line, self.text)?;
+        let i = &self.inputs;
+        writeln!(f, "    key: {} {:?}", i.keyword, i.text)?;
+        if !i.args.is_empty() {
+            writeln!(f, "    key args: {:?}", i.args)?;
+        }
+        if !i.files.is_empty() {
+            let d = crate::context::digest_fingerprints(&i.files);
+            writeln!(f, "    key files: {} fingerprint(s), digest {d}", i.files.len())?;
+        }
+        if !i.extra.is_empty() {
+            writeln!(f, "    key extra: {}", i.extra)?;
+        }
+        match &self.action {
+            Action::Config(c) => writeln!(f, "    config: {c:?}")?,
+            Action::Workdir(p) => writeln!(f, "    workdir: {p}")?,
+            Action::Run(r) => {
+                writeln!(f, "    run: {:?} user={:?} cwd={:?} network={:?}", r.args, r.user, r.cwd, r.network)?;
+                writeln!(f, "    env: {:?}", r.env)?;
+                for m in &r.mounts {
+                    match m {
+                        Mount::Script { target, content } => {
+                            writeln!(f, "    mount: script at {target} ({} bytes)", content.len())?
+                        }
+                    }
+                }
+            }
+            Action::Copy(c) => {
+                let from = match &c.from {
+                    Origin::Context => "context".to_string(),
+                    Origin::Stage(i) => format!("stage {i}"),
+                    Origin::Image(img) => format!("image {}", img.config_digest),
+                };
+                writeln!(f, "    copy from {from} to {:?}{}", c.dest.path, if c.dest.dir { " (dir)" } else { "" })?;
+                for s in &c.sources {
+                    match s {
+                        Source::Path { path, extract } => {
+                            writeln!(f, "    source: {path:?}{}", if *extract { " (extract)" } else { "" })?
+                        }
+                        Source::Heredoc { name, content } => {
+                            writeln!(f, "    source: heredoc {name} ({} bytes)", content.len())?
+                        }
+                    }
+                }
+                if let Some(c) = &c.chown {
+                    writeln!(f, "    chown: {c}")?;
+                }
+                if let Some(m) = c.chmod {
+                    writeln!(f, "    chmod: {m:o}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,552 @@
+//! The planner: global ARGs, the stage graph, then each needed stage in build order with the
+//! state planning sees (the image config as far as instructions set it, the declared ARGs),
+//! one step per instruction. Base images are looked up through `Images`; COPY sources in the
+//! context.
+
+use super::copy::plan_copy;
+use super::graph::{self, Graph};
+use super::meta::{automatic_arg, plan_config};
+use super::run::plan_run;
+use super::{Action, Base, BuildError, Origin, Plan, StagePlan, Step, Stop};
+use crate::cache::Inputs;
+use crate::context::Context;
+use crate::dockerfile::parser;
+use crate::dockerfile::shell::{Env, Lexer};
+use crate::instructions::{self, Command, Instruction, Stages};
+use crate::rootfs;
+use crate::spec::Network;
+use crate::store::image::ImageConfig;
+use crate::store::{Image, Store};
+use std::collections::BTreeMap;
+
+/// Where base images come from: the store (a registry client can stand behind it too).
+pub trait Images {
+    /// The image a name or ID means, or `None`.
+    fn lookup(&self, name: &str) -> Result<Option<Image>, BuildError>;
+}
+
+impl Images for Store {
+    fn lookup(&self, name: &str) -> Result<Option<Image>, BuildError> {
+        Ok(self.find_image(name)?)
+    }
+}
+
+/// What the planner takes from the command line.
+#[derive(Debug, Clone)]
+pub struct Options<'a> {
+    /// The Dockerfile's name in messages.
+    pub file: &'a str,
+    pub build_args: &'a [(String, String)],
+    pub target: Option<&'a str>,
+    /// `build --network`: what RUN steps get unless they say otherwise.
+    pub network: Network,
+}
+
+/// Word expansion and errors at one Dockerfile line.
+pub(super) struct At<'a> {
+    pub lexer: &'a Lexer,
+    pub file: &'a str,
+    pub line: usize,
+}
+
+impl At<'_> {
+    pub fn err(&self, msg: impl Into<String>) -> BuildError {
+        BuildError::At { file: self.file.to_string(), line: self.line, msg: msg.into() }
+    }
+
+    pub fn expand(&self, word: &str, env: &dyn Env) -> Result<String, BuildError> {
+        self.lexer.process_word(word, env).map_err(|e| self.err(e.0))
+    }
+
+    pub fn expand_heredoc(&self, body: &str, env: &dyn Env) -> Result<String, BuildError> {
+        self.lexer.expand_heredoc(body, env).map_err(|e| self.err(e.0))
+    }
+}
+
+/// A stage between steps, as planning sees it.
+#[derive(Debug, Clone)]
+pub(super) struct State {
+    /// The image config as the instructions so far set it (rootfs and history aside).
+    pub config: ImageConfig,
+    /// ARGs declared in this stage, in order, with their values.
+    pub args: Vec<(String, Option<String>)>,
+    /// A CMD was set in this stage (ENTRYPOINT then keeps it).
+    pub cmd_set: bool,
+}
+
+impl State {
+    /// Variables for word expansion: ARG values, overridden by ENV (ENV wins).
+    pub fn env(&self) -> Vec<(String, String)> {
+        let mut v: Vec<(String, String)> =
+            self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        v.extend(self.config.env_pairs());
+        v
+    }
+
+    /// Build args with values (what RUN sees in its environment).
+    pub fn arg_values(&self) -> BTreeMap<String, String> {
+        self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect()
+    }
+}
+
+struct Planner<'a> {
+    stages: &'a Stages,
+    lexer: Lexer,
+    ctx: &'a mut Context,
+    images: &'a dyn Images,
+    opts: &'a Options<'a>,
+    /// Global ARGs with values.
+    meta: Vec<(String, Option<String>)>,
+    /// The final config of each stage planned so far, by Dockerfile index.
+    done: Vec<Option<ImageConfig>>,
+}
+
+/// Plans a build of `stages` (escape character `escape`). Never fails: where planning stops,
+/// `Plan::stop` says why, after what could be planned.
+pub fn plan(stages: &Stages, escape: char, ctx: &mut Context, images: &dyn Images, opts: &Options) -> Plan {
+    let mut p = Planner {
+        stages,
+        lexer: Lexer::new(escape),
+        ctx,
+        images,
+        opts,
+        meta: Vec::new(),
+        done: vec![None; stages.stages.len()],
+    };
+    let mut out = Plan { stages: Vec::new(), target: 0, total: 0, stop: None };
+    if let Err(stop) = p.run(&mut out) {
+        out.stop = Some(stop);
+    }
+    out
+}
+
+fn stop(error: BuildError) -> Stop {
+    Stop { shown: None, error }
+}
+
+impl<'a> Planner<'a> {
+    fn at(&self, line: usize) -> At<'_> {
+        At { lexer: &self.lexer, file: self.opts.file, line }
+    }
+
+    fn build_arg(&self, name: &str) -> Option<String> {
+        self.opts.build_args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    fn run(&mut self, out: &mut Plan) -> Result<(), Stop> {
+        for cmd in &self.stages.meta_args {
+            if let Instruction::Arg(list) = &cmd.inst {
+                for (k, d) in list {
+                    let env: Vec<(String, String)> =
+                        self.meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+                    let d = match d {
+                        Some(d) => Some(self.at(cmd.line).expand(d, &env).map_err(stop)?),
+                        None => None,
+                    };
+                    let v = self.build_arg(k).or(d).or_else(|| automatic_arg(k));
+                    self.meta.push((k.clone(), v));
+                }
+            }
+        }
+        let meta_env: Vec<(String, String)> =
+            self.meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let g = Graph::new(self.stages, &self.lexer, &meta_env).map_err(|(line, msg)| stop(self.at(line).err(msg)))?;
+        let target = match self.opts.target {
+            Some(t) => g
+                .stage_index(t)
+                .ok_or_else(|| stop(BuildError::Other(format!("target stage \"{t}\" could not be found"))))?,
+            None => self.stages.stages.len() - 1,
+        };
+        let order = g.needed(target);
+        out.target = target;
+        out.total = order.iter().map(|&i| 1 + self.stages.stages[i].commands.len()).sum();
+        for &i in &order {
+            self.stage(i, &g, out)?;
+        }
+        Ok(())
+    }
+
+    /// Plans stage `i` onto `out` (as far as it can be planned).
+    fn stage(&mut self, i: usize, g: &Graph, out: &mut Plan) -> Result<(), Stop> {
+        let stage = &self.stages.stages[i];
+        let at_from = |e: BuildError| Stop { shown: Some(stage.original.clone()), error: e };
+        let (config, base, deps) = match &g.bases[i] {
+            graph::Base::Scratch => (ImageConfig::scratch(), Base::Scratch, vec![]),
+            graph::Base::Stage(j) => {
+                let c = self.done[*j]
+                    .clone()
+                    .ok_or_else(|| at_from(self.at(stage.line).err("FROM: stage was not built")))?;
+                (c, Base::Stage(*j), vec![*j])
+            }
+            graph::Base::Image(name) => {
+                let img = self.images.lookup(name).map_err(at_from)?.ok_or_else(|| {
+                    at_from(self.at(stage.line).err(format!(
+                        "FROM {name}: image not found in the local store (no registry is used; load or build it first)"
+                    )))
+                })?;
+                (img.config.clone(), Base::Image { name: name.clone(), image: Box::new(img) }, vec![])
+            }
+        };
+        let mut st = State { config, args: Vec::new(), cmd_set: false };
+        // ONBUILD triggers of the base run first, then are dropped from the child
+        let onbuild = std::mem::take(&mut st.config.config.on_build);
+        let mut sp = StagePlan {
+            index: i,
+            name: stage.name.clone(),
+            line: stage.line,
+            text: stage.original.clone(),
+            base,
+            deps,
+            onbuild: onbuild.clone(),
+            steps: Vec::new(),
+        };
+        let res = self.steps(stage, &onbuild, &mut st, &mut sp);
+        out.stages.push(sp);
+        res?;
+        self.done[i] = Some(st.config);
+        Ok(())
+    }
+
+    fn steps(
+        &mut self,
+        stage: &instructions::Stage,
+        onbuild: &[String],
+        st: &mut State,
+        sp: &mut StagePlan,
+    ) -> Result<(), Stop> {
+        for t in onbuild {
+            let df = parser::parse(t)
+                .map_err(|e| stop(self.at(stage.line).err(format!("ONBUILD trigger {t:?}: {}", e.msg))))?;
+            for node in &df.nodes {
+                let inst = instructions::parse_node(node)
+                    .map_err(|e| stop(self.at(stage.line).err(format!("ONBUILD trigger {t:?}: {e}"))))?;
+                let cmd = Command { inst, line: stage.line, original: node.original.clone() };
+                let step = self.step(st, &cmd, false).map_err(stop)?;
+                self.note_deps(&step, sp);
+                sp.steps.push(step);
+            }
+        }
+        for cmd in &stage.commands {
+            let step = self.step(st, cmd, true).map_err(|e| Stop { shown: Some(cmd.original.clone()), error: e })?;
+            self.note_deps(&step, sp);
+            sp.steps.push(step);
+        }
+        Ok(())
+    }
+
+    fn note_deps(&self, step: &Step, sp: &mut StagePlan) {
+        if let Action::Copy(c) = &step.action {
+            if let Origin::Stage(j) = c.from {
+                if !sp.deps.contains(&j) {
+                    sp.deps.push(j);
+                }
+            }
+        }
+    }
+
+    /// One instruction: its words expanded, its action and cache inputs.
+    fn step(&mut self, st: &mut State, cmd: &Command, counted: bool) -> Result<Step, BuildError> {
+        let line = cmd.line;
+        let (inputs, created_by, action) = match &cmd.inst {
+            Instruction::From { .. } => return Err(self.at(line).err("FROM inside a stage")),
+            Instruction::Workdir(p) => {
+                let p = self.at(line).expand(p, &st.env())?;
+                let path = rootfs::join_container_path(&st.config.config.working_dir, &p);
+                let text = format!("WORKDIR {path}");
+                let inputs = Inputs {
+                    keyword: "WORKDIR".into(),
+                    text: format!("{text} user={}", st.config.config.user),
+                    ..Default::default()
+                };
+                st.config.config.working_dir = path.clone();
+                (inputs, text, Action::Workdir(path))
+            }
+            Instruction::Run { cmd: run, network } => {
+                let (run, created_by) = plan_run(&self.at(line), st, run, network.as_deref(), self.opts.network)?;
+                let inputs = Inputs {
+                    keyword: "RUN".into(),
+                    text: format!("{created_by} user={} cwd={} env={:?}", run.user, run.cwd, st.config.config.env),
+                    args: st.arg_values(),
+                    ..Default::default()
+                };
+                (inputs, created_by, Action::Run(run))
+            }
+            Instruction::Copy(a) | Instruction::Add(a) => {
+                let is_add = matches!(cmd.inst, Instruction::Add(_));
+                let at = At { lexer: &self.lexer, file: self.opts.file, line };
+                let (stages, done, images) = (self.stages, &self.done, self.images);
+                let resolve = |f: &str| resolve_from(&at, stages, done, images, f);
+                let (copy, inputs, created_by) = plan_copy(&at, st, a, is_add, self.ctx, &resolve)?;
+                (inputs, created_by, Action::Copy(copy))
+            }
+            inst => {
+                let build_arg = |k: &str| self.build_arg(k);
+                let Some((text, change)) = plan_config(&self.at(line), st, inst, &self.meta, &build_arg)? else {
+                    return Err(self.at(line).err(format!("{}: not planned", inst.keyword())));
+                };
+                change.apply(&mut st.config);
+                let inputs = Inputs { keyword: inst.keyword().into(), text: text.clone(), ..Default::default() };
+                (inputs, text, Action::Config(change))
+            }
+        };
+        Ok(Step { line, text: cmd.original.clone(), counted, inputs, created_by, action })
+    }
+}
+
+/// `--from=` a stage name, a stage index, or an image: the origin and its identity for the key
+/// (a stage's is known once it is built, so empty here).
+fn resolve_from(
+    at: &At,
+    stages: &Stages,
+    done: &[Option<ImageConfig>],
+    images: &dyn Images,
+    f: &str,
+) -> Result<(Origin, String), BuildError> {
+    let idx = f
+        .parse::<usize>()
+        .ok()
+        .or_else(|| stages.stages.iter().position(|s| s.name.as_deref() == Some(f.to_ascii_lowercase().as_str())));
+    if let Some(i) = idx {
+        if !matches!(done.get(i), Some(Some(_))) {
+            return Err(at.err(format!("COPY --from={f}: stage is not built before this one")));
+        }
+        return Ok((Origin::Stage(i), String::new()));
+    }
+    let img =
+        images.lookup(f)?.ok_or_else(|| at.err(format!("COPY --from={f}: no stage or local image named {f:?}")))?;
+    let id = img.config_digest.clone();
+    Ok((Origin::Image(Box::new(img)), id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dockerfile::parser::parse;
+    use crate::plan::{ConfigChange, Dest, Mount, Source};
+    use crate::store::image::{Descriptor, Manifest};
+    use std::fs;
+
+    /// Images by name, as a store or a registry would answer.
+    #[derive(Default)]
+    struct Fake(Vec<(String, Image)>);
+
+    impl Images for Fake {
+        fn lookup(&self, name: &str) -> Result<Option<Image>, BuildError> {
+            Ok(self.0.iter().find(|(n, _)| n == name).map(|(_, i)| i.clone()))
+        }
+    }
+
+    fn image(env: &[&str], onbuild: &[&str]) -> Image {
+        let mut config = ImageConfig::scratch();
+        config.config.env = env.iter().map(|e| e.to_string()).collect();
+        config.config.on_build = onbuild.iter().map(|t| t.to_string()).collect();
+        let d = |digest: &str| Descriptor {
+            media_type: String::new(),
+            digest: digest.into(),
+            size: 0,
+            annotations: Default::default(),
+            platform: None,
+        };
+        Image {
+            manifest_digest: "sha256:m".into(),
+            manifest: Manifest { schema_version: 2, media_type: String::new(), config: d("sha256:c"), layers: vec![] },
+            config_digest: "sha256:c".into(),
+            config,
+        }
+    }
+
+    /// Plans `dockerfile` over a context of `files` (path, content).
+    fn plan_of(dockerfile: &str, files: &[(&str, &str)], images: &Fake, args: &[(&str, &str)]) -> Plan {
+        let t = tempfile::tempdir().unwrap();
+        for (p, c) in files {
+            let f = t.path().join(p);
+            fs::create_dir_all(f.parent().unwrap()).unwrap();
+            fs::write(f, c).unwrap();
+        }
+        let df = parse(dockerfile).unwrap();
+        let stages = instructions::stages(&df).unwrap();
+        let mut ctx = Context::open(t.path(), None).unwrap();
+        let args: Vec<(String, String)> = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let opts = Options { file: "Dockerfile", build_args: &args, target: None, network: Network::None };
+        plan(&stages, df.escape, &mut ctx, images, &opts)
+    }
+
+    #[test]
+    fn metadata_steps_carry_their_config_change_and_key() {
+        let p = plan_of(
+            "FROM scratch\nENV A=1 B=${A}2\nARG V=d\nLABEL l=$V\nWORKDIR app\nCMD run\nENTRYPOINT [\"/e\"]\n",
+            &[],
+            &Fake::default(),
+            &[("V", "given")],
+        );
+        assert!(p.stop.is_none(), "{p}");
+        assert_eq!((p.stages.len(), p.total, p.target), (1, 7, 0));
+        let s = &p.stages[0];
+        assert!(matches!(s.base, Base::Scratch));
+        let actions: Vec<String> = s.steps.iter().map(|s| format!("{:?}", s.action)).collect();
+        // each value sees the environment from before its instruction (B=2, not B=12)
+        assert_eq!(
+            actions[0],
+            format!(
+                "{:?}",
+                Action::Config(ConfigChange::Env(vec![("A".into(), "1".into()), ("B".into(), "2".into())]))
+            )
+        );
+        assert_eq!(s.steps[1].created_by, "ARG V=given");
+        assert_eq!(
+            actions[2],
+            format!("{:?}", Action::Config(ConfigChange::Labels(vec![("l".into(), "given".into())])))
+        );
+        assert_eq!(actions[3], format!("{:?}", Action::Workdir("/app".into())));
+        assert_eq!(s.steps[3].inputs.text, "WORKDIR /app user=");
+        // CMD's shell form goes through the shell; ENTRYPOINT after a CMD of the stage keeps it
+        assert_eq!(s.steps[4].created_by, r#"CMD ["/bin/sh" "-c" "run"]"#);
+        let Action::Config(ConfigChange::Entrypoint { keep_cmd, .. }) = &s.steps[5].action else { panic!("{s}") };
+        assert!(keep_cmd);
+        assert!(s.steps.iter().all(|s| s.counted && s.inputs.keyword == s.text.split(' ').next().unwrap()));
+    }
+
+    #[test]
+    fn run_steps_get_env_args_shell_and_script_mounts() {
+        let p = plan_of(
+            "FROM base\nARG X=1\nSHELL [\"/bin/bash\", \"-c\"]\nRUN echo $X\nRUN <<EOF\n#!/bin/sh\necho hi\nEOF\nRUN --network=host [\"true\"]\n",
+            &[],
+            &Fake(vec![("base".into(), image(&["FROM_IMAGE=yes"], &[]))]),
+            &[],
+        );
+        assert!(p.stop.is_none(), "{p}");
+        assert!(matches!(&p.stages[0].base, Base::Image { name, .. } if name == "base"));
+        let run = |i: usize| match &p.stages[0].steps[i].action {
+            Action::Run(r) => r.clone(),
+            a => panic!("{a:?}"),
+        };
+        let r = run(2);
+        assert_eq!(r.args, ["/bin/bash", "-c", "echo $X"]);
+        // the image's ENV, then build args the config does not set, then a default PATH
+        assert_eq!(r.env[..2], ["FROM_IMAGE=yes".to_string(), "X=1".to_string()]);
+        assert!(r.env[2].starts_with("PATH="));
+        assert_eq!(r.network, Network::None);
+        assert_eq!(p.stages[0].steps[2].created_by, "RUN |1 X=1 /bin/bash -c echo $X # buildkit");
+        assert_eq!(p.stages[0].steps[2].inputs.args.get("X").map(String::as_str), Some("1"));
+        // a `#!` heredoc is mounted as a script and run directly
+        let r = run(3);
+        assert_eq!(r.args, ["/dev/pipes/EOF"]);
+        assert_eq!(
+            r.mounts,
+            [Mount::Script { target: "/dev/pipes/EOF".into(), content: "#!/bin/sh\necho hi\n".into() }]
+        );
+        assert_eq!(run(4).network, Network::Host);
+    }
+
+    #[test]
+    fn copy_sources_are_typed_and_fingerprinted_once() {
+        let files = [("a.txt", "a"), ("b.txt", "b"), ("src/x.rs", "x"), ("Dockerfile", "")];
+        let p = plan_of(
+            "FROM scratch\nWORKDIR /w\nCOPY *.txt sub/\nCOPY src /s\nCOPY <<EOF <<'RAW' /h/\n$HOME\nEOF\n$HOME\nRAW\n",
+            &files,
+            &Fake::default(),
+            &[],
+        );
+        assert!(p.stop.is_none(), "{p}");
+        let copy = |i: usize| match &p.stages[0].steps[i].action {
+            Action::Copy(c) => c,
+            a => panic!("{a:?}"),
+        };
+        let c = copy(1);
+        assert!(matches!(c.from, Origin::Context));
+        let paths = [
+            Source::Path { path: "a.txt".into(), extract: false },
+            Source::Path { path: "b.txt".into(), extract: false },
+        ];
+        assert_eq!(c.sources, paths);
+        assert_eq!(c.dest, Dest { path: "/w/sub".into(), dir: true });
+        let keys: Vec<&String> = p.stages[0].steps[1].inputs.files.keys().collect();
+        assert_eq!(keys, ["a.txt", "b.txt"]);
+        assert_eq!(copy(2).dest, Dest { path: "/s".into(), dir: false });
+        assert!(p.stages[0].steps[2].inputs.files.contains_key("src/x.rs"));
+        // heredoc bodies: expanded unless the delimiter is quoted
+        let h = &copy(3).sources;
+        assert_eq!(h[0], Source::Heredoc { name: "EOF".into(), content: "\n".into() });
+        assert_eq!(h[1], Source::Heredoc { name: "RAW".into(), content: "$HOME\n".into() });
+        assert_eq!(p.stages[0].steps[3].created_by, "COPY <<EOF <<'RAW' /h/ # buildkit");
+    }
+
+    #[test]
+    fn only_needed_stages_with_explicit_deps() {
+        let p = plan_of(
+            "FROM scratch AS a\nENV A=1\nFROM scratch AS unused\nFROM a AS b\nFROM scratch\nCOPY --from=b /x /y\nCOPY --from=0 /x /z\n",
+            &[],
+            &Fake::default(),
+            &[],
+        );
+        assert!(p.stop.is_none(), "{p}");
+        let idx: Vec<usize> = p.stages.iter().map(|s| s.index).collect();
+        assert_eq!(idx, [0, 2, 3]);
+        assert_eq!(p.total, 2 + 1 + 3);
+        assert!(matches!(p.stages[1].base, Base::Stage(0)));
+        assert_eq!(p.stages[1].deps, [0]);
+        assert_eq!(p.stages[2].deps, [2, 0]);
+        let Action::Copy(c) = &p.stages[2].steps[0].action else { panic!() };
+        assert!(matches!(c.from, Origin::Stage(2)));
+        // a stage's state exists once it is built: the executor puts it in the key
+        assert_eq!(p.stages[2].steps[0].inputs.extra, "");
+        assert_eq!(c.sources, [Source::Path { path: "/x".into(), extract: false }]);
+    }
+
+    #[test]
+    fn onbuild_triggers_are_uncounted_first_steps() {
+        let img = image(&[], &["ENV T=1", "LABEL from=trigger"]);
+        let p = plan_of("FROM base\nENV U=$T\n", &[], &Fake(vec![("base".into(), img)]), &[]);
+        assert!(p.stop.is_none(), "{p}");
+        let s = &p.stages[0];
+        assert_eq!(s.onbuild.len(), 2);
+        let counted: Vec<bool> = s.steps.iter().map(|s| s.counted).collect();
+        assert_eq!(counted, [false, false, true]);
+        assert_eq!(s.steps[2].created_by, "ENV U=1", "the trigger's ENV is seen by the stage");
+        assert_eq!(p.total, 2);
+    }
+
+    #[test]
+    fn planning_stops_where_a_step_cannot_be_planned() {
+        // (Dockerfile, steps planned before the stop, the instruction shown, the error)
+        let rows: &[(&str, usize, Option<&str>, &str)] = &[
+            (
+                "FROM scratch\nENV A=1\nCOPY missing /\nENV B=2\n",
+                1,
+                Some("COPY missing /"),
+                "Dockerfile:3: COPY: source \"missing\" not found",
+            ),
+            (
+                "FROM scratch AS a\nENV A=1\nFROM nosuch\nCOPY --from=a / /\n",
+                1,
+                Some("FROM nosuch"),
+                "Dockerfile:3: FROM nosuch: image not found",
+            ),
+            ("FROM scratch\nEXPOSE 99999\n", 0, Some("EXPOSE 99999"), "Dockerfile:2: EXPOSE: invalid port"),
+            ("FROM scratch\nENV X=${NOPE:?unset}\n", 0, Some("ENV X=${NOPE:?unset}"), "NOPE: unset"),
+            ("FROM ${NOPE:?nobase}\n", 0, None, "Dockerfile:1: NOPE: nobase"),
+        ];
+        for (df, planned, shown, error) in rows {
+            let p = plan_of(df, &[], &Fake::default(), &[]);
+            let n: usize = p.stages.iter().map(|s| s.steps.len()).sum();
+            assert_eq!(n, *planned, "{df}: {p}");
+            let stop = p.stop.as_ref().expect(df);
+            assert_eq!(stop.shown.as_deref(), *shown, "{df}");
+            assert!(stop.error.to_string().contains(error), "{df}: {}", stop.error);
+        }
+    }
+
+    #[test]
+    fn plans_print() {
+        let p = plan_of("FROM scratch AS x\nCOPY a /a\nRUN true\n", &[("a", "1")], &Fake::default(), &[]);
+        let text = p.to_string();
+        for want in [
+            "stage 0 \"x\" (line 1): FROM scratch AS x",
+            "copy from context to \"/a\"",
+            "run: [\"/bin/sh\", \"-c\", \"true\"]",
+            "key files: 1 fingerprint(s)",
+        ] {
+            assert!(text.contains(want), "{want:?} in:\n{text}");
+        }
+    }
+}
