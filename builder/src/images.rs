@@ -10,7 +10,7 @@ use std::fs;
 use std::path::Path;
 
 fn short(id: &str) -> String {
-    crate::build::short(id)
+    crate::store::image::short_id(id)
 }
 
 /// docker's size format (go-units HumanSizeWithPrecision, 3 digits, decimal units): `5.58MB`.

@@ -9,6 +9,7 @@ pub mod cache;
 pub mod context;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod exec;
 pub mod glob;
 pub mod images;
 pub mod instructions;

@@ -3,7 +3,7 @@
 #![deny(unsafe_code)]
 
 use anyhow::{bail, Context as _, Result};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use slipway::archive::{self, Format};
 use slipway::build::{self, BuildOptions};
 use slipway::images;
@@ -25,26 +25,34 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// What decides a build's plan.
+#[derive(Args)]
+struct PlanArgs {
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    #[arg(long = "build-arg")]
+    build_args: Vec<String>,
+    #[arg(long)]
+    target: Option<String>,
+    #[arg(long, default_value = "none")]
+    network: String,
+    context: PathBuf,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Build an image from a Dockerfile
     Build {
+        #[command(flatten)]
+        plan: PlanArgs,
         #[arg(short = 't', long = "tag")]
         tags: Vec<String>,
-        #[arg(short = 'f', long = "file")]
-        file: Option<PathBuf>,
-        #[arg(long = "build-arg")]
-        build_args: Vec<String>,
-        #[arg(long)]
-        target: Option<String>,
         #[arg(long)]
         no_cache: bool,
         #[arg(long, default_value = "auto")]
         progress: String,
         #[arg(long)]
         runtime: Option<PathBuf>,
-        #[arg(long, default_value = "none")]
-        network: String,
         #[arg(long = "label")]
         labels: Vec<String>,
         #[arg(long)]
@@ -59,7 +67,12 @@ enum Cmd {
         /// The image's creation time: `now`, or seconds since the epoch
         #[arg(long)]
         timestamp: Option<String>,
-        context: PathBuf,
+    },
+    /// Print the plan of a build (stages, steps, cache key inputs) without running it
+    #[command(hide = true)]
+    Plan {
+        #[command(flatten)]
+        plan: PlanArgs,
     },
     /// List images
     Images,
@@ -105,6 +118,50 @@ fn kv(s: &str, what: &str) -> Result<(String, String)> {
     }
 }
 
+/// Build options from the arguments that decide the plan; the rest at their defaults.
+fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
+    let network = match a.network.as_str() {
+        "none" | "default" => Network::None,
+        "host" => Network::Host,
+        n => bail!("--network {n:?}: expected none or host"),
+    };
+    let mut args = Vec::new();
+    for b in &a.build_args {
+        match b.split_once('=') {
+            Some((k, v)) => args.push((k.to_string(), v.to_string())),
+            None => {
+                if let Ok(v) = std::env::var(b) {
+                    args.push((b.clone(), v));
+                }
+            }
+        }
+    }
+    let context = a.context;
+    let dockerfile = a.file.map(|f| if f.is_relative() && !f.exists() { context.join(f) } else { f });
+    Ok(BuildOptions {
+        context,
+        dockerfile,
+        tags: Vec::new(),
+        build_args: args,
+        target: a.target,
+        no_cache: false,
+        runtime: PathBuf::new(),
+        network,
+        labels: Vec::new(),
+        quiet: false,
+        progress: slipway::exec::progress::Mode::Plain,
+        explain_cache: false,
+        epoch: 0,
+        created: 0,
+        created_now: false,
+        created_from: String::new(),
+        debug,
+        remote: Default::default(),
+        platform: None,
+        cache_from: Vec::new(),
+    })
+}
+
 fn run(cli: Cli) -> Result<()> {
     // login and logout touch only docker's config.json, not the store
     match &cli.cmd {
@@ -118,42 +175,24 @@ fn run(cli: Cli) -> Result<()> {
     store.recover();
     match cli.cmd {
         Cmd::Build {
+            plan,
             tags,
-            file,
-            build_args,
-            target,
             no_cache,
             progress,
             runtime,
-            network,
             labels,
             iidfile,
             quiet,
             explain_cache,
             registry: reg,
             timestamp,
-            context,
         } => {
             use std::io::IsTerminal;
-            let Some(progress) = build::progress::Mode::choose(&progress, std::io::stdout().is_terminal()) else {
+            let Some(progress) = slipway::exec::progress::Mode::choose(&progress, std::io::stdout().is_terminal())
+            else {
                 bail!("--progress {progress:?}: expected auto, plain or tty");
             };
-            let network = match network.as_str() {
-                "none" | "default" => Network::None,
-                "host" => Network::Host,
-                n => bail!("--network {n:?}: expected none or host"),
-            };
-            let mut args = Vec::new();
-            for a in &build_args {
-                match a.split_once('=') {
-                    Some((k, v)) => args.push((k.to_string(), v.to_string())),
-                    None => {
-                        if let Ok(v) = std::env::var(a) {
-                            args.push((a.clone(), v));
-                        }
-                    }
-                }
-            }
+            let mut opts = plan_options(plan, cli.debug)?;
             let labels = labels.iter().map(|l| kv(l, "--label")).collect::<Result<Vec<_>>>()?;
             // Reproducible by default: every time the build writes (file mtimes, the image's
             // and its history's `created`) is SOURCE_DATE_EPOCH, else 0, so equal inputs give
@@ -187,29 +226,20 @@ fn run(cli: Cli) -> Result<()> {
                 Some(_) => created,
             };
             let (remote, platform, cache_from) = registry::cli::build_inputs(&reg)?;
-            let dockerfile = file.map(|f| if f.is_relative() && !f.exists() { context.join(f) } else { f });
-            let opts = BuildOptions {
-                context,
-                dockerfile,
-                tags,
-                build_args: args,
-                target,
-                no_cache,
-                runtime: runtime.unwrap_or_else(slipway::runner::default_runtime_bin),
-                network,
-                labels,
-                quiet,
-                progress,
-                explain_cache,
-                epoch,
-                created,
-                created_now: timestamp.as_deref() == Some("now"),
-                created_from,
-                debug: cli.debug,
-                remote,
-                platform,
-                cache_from,
-            };
+            opts.tags = tags;
+            opts.no_cache = no_cache;
+            opts.runtime = runtime.unwrap_or_else(slipway::runner::default_runtime_bin);
+            opts.labels = labels;
+            opts.quiet = quiet;
+            opts.progress = progress;
+            opts.explain_cache = explain_cache;
+            opts.epoch = epoch;
+            opts.created = created;
+            opts.created_now = timestamp.as_deref() == Some("now");
+            opts.created_from = created_from;
+            opts.remote = remote;
+            opts.platform = platform;
+            opts.cache_from = cache_from;
             let built = build::build(&store, &opts)?;
             registry::cli::after_build(&store, &reg, &built.tags, &built.keys, quiet)?;
             if quiet {
@@ -217,6 +247,13 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(f) = iidfile {
                 std::fs::write(&f, &built.id).with_context(|| format!("write {}", f.display()))?;
+            }
+        }
+        Cmd::Plan { plan } => {
+            let plan = build::plan_only(&store, &plan_options(plan, cli.debug)?)?;
+            print!("{plan}");
+            if let Some(e) = plan.error() {
+                bail!("{e}");
             }
         }
         Cmd::Images => print!("{}", images::images(&store)?),

@@ -54,6 +54,8 @@ pub struct Plan {
 pub struct Stop {
     /// The counted instruction the log shows (`Step N/M`) before the error.
     pub shown: Option<String>,
+    /// What resolving a base image said before it failed (pull progress), shown next.
+    pub notes: Vec<String>,
     pub error: BuildError,
 }
 
@@ -69,6 +71,8 @@ pub struct StagePlan {
     pub base: Base,
     /// The stages that must be built first: the base stage and the `COPY --from` stages.
     pub deps: Vec<usize>,
+    /// What resolving the base image said (pull progress), shown after the FROM line.
+    pub notes: Vec<String>,
     /// The base's ONBUILD triggers as written. They are the first steps (not counted).
     pub onbuild: Vec<String>,
     pub steps: Vec<Step>,
@@ -296,6 +300,9 @@ impl fmt::Display for StagePlan {
         };
         writeln!(f, "  base: {base}")?;
         writeln!(f, "  deps: {:?}", self.deps)?;
+        for n in &self.notes {
+            writeln!(f, "  note: {n}")?;
+        }
         for t in &self.onbuild {
             writeln!(f, "  onbuild trigger: {t}")?;
         }

@@ -1,7 +1,7 @@
 //! The planner: global ARGs, the stage graph, then each needed stage in build order with the
 //! state planning sees (the image config as far as instructions set it, the declared ARGs),
-//! one step per instruction. Base images are looked up through `Images`; COPY sources in the
-//! context.
+//! one step per instruction. Base images come through `Images` (the store, or a registry
+//! behind it); COPY sources from the context.
 
 use super::copy::plan_copy;
 use super::graph::{self, Graph};
@@ -13,22 +13,19 @@ use crate::context::Context;
 use crate::dockerfile::parser;
 use crate::dockerfile::shell::{Env, Lexer};
 use crate::instructions::{self, Command, Instruction, Stages};
+use crate::registry::Platform;
 use crate::rootfs;
 use crate::spec::Network;
 use crate::store::image::ImageConfig;
-use crate::store::{Image, Store};
+use crate::store::Image;
 use std::collections::BTreeMap;
 
-/// Where base images come from: the store (a registry client can stand behind it too).
+/// Where base images (`FROM`, `COPY --from=IMAGE`) come from: the store, or a registry
+/// behind it (`build.rs` joins them).
 pub trait Images {
-    /// The image a name or ID means, or `None`.
-    fn lookup(&self, name: &str) -> Result<Option<Image>, BuildError>;
-}
-
-impl Images for Store {
-    fn lookup(&self, name: &str) -> Result<Option<Image>, BuildError> {
-        Ok(self.find_image(name)?)
-    }
+    /// The image `name` (a name or ID) means, for `platform` where it has several (else this
+    /// machine's). Lines for the build log go to `log`; the error says why there is none.
+    fn resolve(&self, name: &str, platform: Option<&Platform>, log: &mut Vec<String>) -> Result<Image, String>;
 }
 
 /// What the planner takes from the command line.
@@ -40,6 +37,10 @@ pub struct Options<'a> {
     pub target: Option<&'a str>,
     /// `build --network`: what RUN steps get unless they say otherwise.
     pub network: Network,
+    /// `build --platform`: the platform base images are resolved for (`FROM --platform` wins).
+    pub platform: Option<Platform>,
+    /// `build --label`: a LABEL step at the end of the target stage.
+    pub labels: &'a [(String, String)],
 }
 
 /// Word expansion and errors at one Dockerfile line.
@@ -99,6 +100,8 @@ struct Planner<'a> {
     meta: Vec<(String, Option<String>)>,
     /// The final config of each stage planned so far, by Dockerfile index.
     done: Vec<Option<ImageConfig>>,
+    /// `--label` as a last step of the target stage: (target, the LABEL instruction).
+    label: Option<(usize, Command)>,
 }
 
 /// Plans a build of `stages` (escape character `escape`). Never fails: where planning stops,
@@ -112,6 +115,7 @@ pub fn plan(stages: &Stages, escape: char, ctx: &mut Context, images: &dyn Image
         opts,
         meta: Vec::new(),
         done: vec![None; stages.stages.len()],
+        label: None,
     };
     let mut out = Plan { stages: Vec::new(), target: 0, total: 0, stop: None };
     if let Err(stop) = p.run(&mut out) {
@@ -121,7 +125,7 @@ pub fn plan(stages: &Stages, escape: char, ctx: &mut Context, images: &dyn Image
 }
 
 fn stop(error: BuildError) -> Stop {
-    Stop { shown: None, error }
+    Stop { shown: None, notes: Vec::new(), error }
 }
 
 impl<'a> Planner<'a> {
@@ -131,6 +135,11 @@ impl<'a> Planner<'a> {
 
     fn build_arg(&self, name: &str) -> Option<String> {
         self.opts.build_args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    /// Global ARGs with values, as variables for expansion.
+    fn meta_env(&self) -> Vec<(String, String)> {
+        self.meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect()
     }
 
     fn run(&mut self, out: &mut Plan) -> Result<(), Stop> {
@@ -148,8 +157,7 @@ impl<'a> Planner<'a> {
                 }
             }
         }
-        let meta_env: Vec<(String, String)> =
-            self.meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+        let meta_env = self.meta_env();
         let g = Graph::new(self.stages, &self.lexer, &meta_env).map_err(|(line, msg)| stop(self.at(line).err(msg)))?;
         let target = match self.opts.target {
             Some(t) => g
@@ -157,9 +165,11 @@ impl<'a> Planner<'a> {
                 .ok_or_else(|| stop(BuildError::Other(format!("target stage \"{t}\" could not be found"))))?,
             None => self.stages.stages.len() - 1,
         };
+        self.label = self.label_step(&self.stages.stages[target]).map(|c| (target, c));
         let order = g.needed(target);
         out.target = target;
-        out.total = order.iter().map(|&i| 1 + self.stages.stages[i].commands.len()).sum();
+        out.total = order.iter().map(|&i| 1 + self.stages.stages[i].commands.len()).sum::<usize>()
+            + usize::from(self.label.is_some());
         for &i in &order {
             self.stage(i, &g, out)?;
         }
@@ -169,20 +179,28 @@ impl<'a> Planner<'a> {
     /// Plans stage `i` onto `out` (as far as it can be planned).
     fn stage(&mut self, i: usize, g: &Graph, out: &mut Plan) -> Result<(), Stop> {
         let stage = &self.stages.stages[i];
-        let at_from = |e: BuildError| Stop { shown: Some(stage.original.clone()), error: e };
+        let at = self.at(stage.line);
+        let at_from = |e: BuildError, notes: Vec<String>| Stop { shown: Some(stage.original.clone()), notes, error: e };
+        let mut notes = Vec::new();
         let (config, base, deps) = match &g.bases[i] {
             graph::Base::Scratch => (ImageConfig::scratch(), Base::Scratch, vec![]),
             graph::Base::Stage(j) => {
-                let c = self.done[*j]
-                    .clone()
-                    .ok_or_else(|| at_from(self.at(stage.line).err("FROM: stage was not built")))?;
+                let c = self.done[*j].clone().ok_or_else(|| at_from(at.err("FROM: stage was not built"), vec![]))?;
                 (c, Base::Stage(*j), vec![*j])
             }
             graph::Base::Image(name) => {
-                let img = self.images.lookup(name).map_err(at_from)?.ok_or_else(|| {
-                    at_from(self.at(stage.line).err(format!(
-                        "FROM {name}: image not found in the local store (no registry is used; load or build it first)"
-                    )))
+                let platform = match &stage.platform {
+                    Some(p) => {
+                        let p = at.expand(p, &self.meta_env()).map_err(|e| at_from(e, vec![]))?;
+                        let p = Platform::parse(&p)
+                            .map_err(|e| at_from(at.err(format!("FROM --platform: {e}")), vec![]))?;
+                        Some(p)
+                    }
+                    None => self.opts.platform.clone(),
+                };
+                let img = self.images.resolve(name, platform.as_ref(), &mut notes).map_err(|e| {
+                    let msg = format!("FROM {name}: not in the store, and the pull failed: {e}");
+                    at_from(at.err(msg), std::mem::take(&mut notes))
                 })?;
                 (img.config.clone(), Base::Image { name: name.clone(), image: Box::new(img) }, vec![])
             }
@@ -197,6 +215,7 @@ impl<'a> Planner<'a> {
             text: stage.original.clone(),
             base,
             deps,
+            notes,
             onbuild: onbuild.clone(),
             steps: Vec::new(),
         };
@@ -226,12 +245,41 @@ impl<'a> Planner<'a> {
                 sp.steps.push(step);
             }
         }
-        for cmd in &stage.commands {
-            let step = self.step(st, cmd, true).map_err(|e| Stop { shown: Some(cmd.original.clone()), error: e })?;
+        let label = self.label.as_ref().filter(|(t, _)| *t == sp.index).map(|(_, c)| c.clone());
+        for cmd in stage.commands.iter().chain(label.as_ref()) {
+            let step = self.step(st, cmd, true).map_err(|e| Stop {
+                shown: Some(cmd.original.clone()),
+                notes: Vec::new(),
+                error: e,
+            })?;
             self.note_deps(&step, sp);
             sp.steps.push(step);
         }
         Ok(())
+    }
+
+    /// `--label`, as docker's classic builder takes it: a LABEL step at the end of the target
+    /// stage, so it goes through the cache and the last ` ---> ID` is the image's.
+    fn label_step(&self, stage: &instructions::Stage) -> Option<Command> {
+        if self.opts.labels.is_empty() {
+            return None;
+        }
+        let line = stage.commands.last().map_or(stage.line, |c| c.line);
+        let esc = self.lexer.escape;
+        let quote = |w: &str| -> String {
+            let mut out = String::new();
+            for c in w.chars() {
+                if c == esc || matches!(c, '$' | '"' | '\'' | ' ' | '\t') {
+                    out.push(esc);
+                }
+                out.push(c);
+            }
+            out
+        };
+        let pairs: Vec<(String, String)> = self.opts.labels.iter().map(|(k, v)| (quote(k), quote(v))).collect();
+        let original =
+            format!("LABEL {}", self.opts.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+        Some(Command { inst: Instruction::Label(pairs), line, original })
     }
 
     fn note_deps(&self, step: &Step, sp: &mut StagePlan) {
@@ -275,7 +323,8 @@ impl<'a> Planner<'a> {
                 let is_add = matches!(cmd.inst, Instruction::Add(_));
                 let at = At { lexer: &self.lexer, file: self.opts.file, line };
                 let (stages, done, images) = (self.stages, &self.done, self.images);
-                let resolve = |f: &str| resolve_from(&at, stages, done, images, f);
+                let platform = self.opts.platform.as_ref();
+                let resolve = |f: &str| resolve_from(&at, stages, done, images, platform, f);
                 let (copy, inputs, created_by) = plan_copy(&at, st, a, is_add, self.ctx, &resolve)?;
                 (inputs, created_by, Action::Copy(copy))
             }
@@ -300,6 +349,7 @@ fn resolve_from(
     stages: &Stages,
     done: &[Option<ImageConfig>],
     images: &dyn Images,
+    platform: Option<&Platform>,
     f: &str,
 ) -> Result<(Origin, String), BuildError> {
     let idx = f
@@ -312,8 +362,9 @@ fn resolve_from(
         }
         return Ok((Origin::Stage(i), String::new()));
     }
-    let img =
-        images.lookup(f)?.ok_or_else(|| at.err(format!("COPY --from={f}: no stage or local image named {f:?}")))?;
+    let img = images.resolve(f, platform, &mut Vec::new()).map_err(|e| {
+        at.err(format!("COPY --from={f}: no stage named {f:?}, no such image in the store, and the pull failed: {e}"))
+    })?;
     let id = img.config_digest.clone();
     Ok((Origin::Image(Box::new(img)), id))
 }
@@ -331,8 +382,9 @@ mod tests {
     struct Fake(Vec<(String, Image)>);
 
     impl Images for Fake {
-        fn lookup(&self, name: &str) -> Result<Option<Image>, BuildError> {
-            Ok(self.0.iter().find(|(n, _)| n == name).map(|(_, i)| i.clone()))
+        fn resolve(&self, name: &str, _: Option<&Platform>, log: &mut Vec<String>) -> Result<Image, String> {
+            log.push(format!("resolving {name}"));
+            self.0.iter().find(|(n, _)| n == name).map(|(_, i)| i.clone()).ok_or_else(|| "no such image".into())
         }
     }
 
@@ -367,7 +419,14 @@ mod tests {
         let stages = instructions::stages(&df).unwrap();
         let mut ctx = Context::open(t.path(), None).unwrap();
         let args: Vec<(String, String)> = args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let opts = Options { file: "Dockerfile", build_args: &args, target: None, network: Network::None };
+        let opts = Options {
+            file: "Dockerfile",
+            build_args: &args,
+            target: None,
+            network: Network::None,
+            platform: None,
+            labels: &[],
+        };
         plan(&stages, df.escape, &mut ctx, images, &opts)
     }
 
@@ -520,7 +579,7 @@ mod tests {
                 "FROM scratch AS a\nENV A=1\nFROM nosuch\nCOPY --from=a / /\n",
                 1,
                 Some("FROM nosuch"),
-                "Dockerfile:3: FROM nosuch: image not found",
+                "Dockerfile:3: FROM nosuch: not in the store, and the pull failed: no such image",
             ),
             ("FROM scratch\nEXPOSE 99999\n", 0, Some("EXPOSE 99999"), "Dockerfile:2: EXPOSE: invalid port"),
             ("FROM scratch\nENV X=${NOPE:?unset}\n", 0, Some("ENV X=${NOPE:?unset}"), "NOPE: unset"),

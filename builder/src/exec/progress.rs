@@ -4,6 +4,7 @@
 //! `CACHED` or its duration when it ends. RUN output streams in both. It only formats and
 //! writes; the build decides what happened.
 
+use crate::store::image::short_id;
 use std::io::Write;
 use std::time::Instant;
 
@@ -65,7 +66,7 @@ impl<'a> Progress<'a> {
     /// The step was found in the cache; `id` is the resulting image config.
     pub fn cached(&mut self, id: &str) {
         match self.mode {
-            Mode::Plain => self.write(&format!(" ---> Using cache\n ---> {}\n", super::short(id))),
+            Mode::Plain => self.write(&format!(" ---> Using cache\n ---> {}\n", short_id(id))),
             Mode::Tty => {
                 if let Some((label, _)) = self.open.take() {
                     self.write(&format!("{CLEAR_LINE} => CACHED {label}\n"));
@@ -80,7 +81,7 @@ impl<'a> Progress<'a> {
         match self.mode {
             Mode::Plain => {
                 if let Some(id) = id {
-                    self.write(&format!(" ---> {}\n", super::short(id)))
+                    self.write(&format!(" ---> {}\n", short_id(id)))
                 }
             }
             Mode::Tty => {
@@ -124,7 +125,7 @@ impl<'a> Progress<'a> {
     pub fn finish(&mut self, id: &str, tags: &[String]) {
         match self.mode {
             Mode::Plain => {
-                self.write(&format!("Successfully built {}\n", super::short(id)));
+                self.write(&format!("Successfully built {}\n", short_id(id)));
                 for t in tags {
                     self.write(&format!("Successfully tagged {t}\n"));
                 }
