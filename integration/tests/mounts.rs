@@ -576,3 +576,106 @@ fn tmpcopyup_copies_the_image_content_into_the_tmpfs() {
     assert!(!data.join("new").exists());
     rt.delete(&id).assert_success();
 }
+
+// ---- propagation as Kubernetes uses it ----
+
+/// A shared host directory, as kubelet's /var/lib/kubelet is (a bind of itself, made shared):
+/// Drop detaches it and everything mounted below it.
+struct SharedHostDir {
+    dir: tempfile::TempDir,
+}
+
+impl SharedHostDir {
+    fn new() -> SharedHostDir {
+        use nix::mount::{mount, MsFlags};
+        let dir = tempfile::Builder::new().prefix("skiff-it-shared-").tempdir_in("/tmp").expect("dir");
+        for d in ["fromhost", "fromctr"] {
+            std::fs::create_dir(dir.path().join(d)).expect("mkdir");
+        }
+        mount(Some(dir.path()), dir.path(), None::<&str>, MsFlags::MS_BIND, None::<&str>).expect("bind");
+        let guard = SharedHostDir { dir };
+        mount(None::<&str>, guard.path(), None::<&str>, MsFlags::MS_SHARED, None::<&str>).expect("make-shared");
+        guard
+    }
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SharedHostDir {
+    fn drop(&mut self) {
+        integration::host::detach_mounts_under(self.dir.path());
+    }
+}
+
+/// Runs the CRI's bind of a shared host directory with `propagation` (its mount option and
+/// rootfsPropagation, as containerd's CRI sets both) and a container with CAP_SYS_ADMIN. After
+/// the start, the host mounts a tmpfs in it, the container waits to see it, then mounts one of
+/// its own. Returns (the container saw the host's mount, the host sees the container's).
+fn mounts_after_start(propagation: &str) -> (bool, bool) {
+    use nix::mount::{mount, MsFlags};
+    let shared = SharedHostDir::new();
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c["linux"]["rootfsPropagation"] = json!(propagation);
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set].as_array_mut().expect("caps").push(json!("CAP_SYS_ADMIN"));
+        }
+    });
+    b.mount(json!({"destination": "/shared", "type": "bind", "source": shared.path(),
+                   "options": ["rbind", propagation, "rw"]}));
+    b.sh("while [ ! -e /shared/fromhost/marker ]; do sleep 0.05; done; echo seen-host; \
+         mount -t tmpfs ctr /shared/fromctr && echo ctr > /shared/fromctr/marker && echo mounted; exec sleep 1000");
+    let id = rt.new_id();
+    let created = rt.create_ok(&id, &b);
+    rt.start(&id).assert_success();
+    let host_mount = shared.path().join("fromhost");
+    mount(Some("tmpfs"), &host_mount, Some("tmpfs"), MsFlags::empty(), Some("size=1m")).expect("host mount");
+    std::fs::write(host_mount.join("marker"), "host\n").expect("write marker");
+    // The container prints "seen-host" once the host's mount reached it, "mounted" after its
+    // own; the test does not wait for what may never come: the host's mount either reached the
+    // container by the time the container mounts, or the container never gets that far.
+    let seen = {
+        let mut seen = false;
+        integration::host::wait_until("the container to see the host's mount or to give up", || {
+            let out = created.stdout_now();
+            if out.contains("mounted") {
+                seen = true;
+                return Some(());
+            }
+            // Not seen yet: is the host's mount in the container's mount table at all?
+            let info = std::fs::read_to_string(format!("/proc/{}/mountinfo", rt.pid(&id))).unwrap_or_default();
+            (!info.contains(" /shared/fromhost ")).then_some(())
+        });
+        seen
+    };
+    let back = seen && std::fs::read_to_string(shared.path().join("fromctr/marker")).is_ok_and(|s| s == "ctr\n");
+    // Nothing of the container's own setup (its rootfs bind, /proc, /dev...) reached the host.
+    let leaked = integration::host::mounts_under(b.path());
+    assert!(leaked.is_empty(), "{propagation}: container mounts on the host: {leaked:?}");
+    rt.kill(&id, "KILL");
+    rt.wait_for_status(&id, "stopped");
+    rt.delete(&id).assert_success();
+    (seen, back)
+}
+
+/// Kubernetes' Bidirectional propagation (CRI: `rshared` on the mount and rootfsPropagation
+/// rshared): a mount made on either side after the start reaches the other. skiff made the
+/// rootfs rslave before the mounts, so the container's copy of the volume left the host's peer
+/// group and its mounts never came back (containerd's CRI with skiff failed where runc works).
+#[test]
+fn bidirectional_propagation_passes_mounts_both_ways() {
+    let (seen, back) = mounts_after_start("rshared");
+    assert!(seen, "the host's mount did not reach the container");
+    assert!(back, "the container's mount did not reach the host");
+}
+
+/// HostToContainer (CRI: `rslave` and rootfsPropagation rslave): the host's mount reaches the
+/// container, the container's does not reach the host.
+#[test]
+fn host_to_container_propagation_passes_mounts_one_way() {
+    let (seen, back) = mounts_after_start("rslave");
+    assert!(seen, "the host's mount did not reach the container");
+    assert!(!back, "the container's mount reached the host");
+}

@@ -46,17 +46,21 @@ fn do_mount(src: Option<&Path>, dst: &Path, fstype: Option<&str>, flags: MsFlags
 /// Everything before pivot_root.
 pub fn prepare(spec: &Spec, ctx: &MountCtx) -> Result<()> {
     let linux = spec.linux().as_ref();
-    // Keep mount events from flowing back to the host: rslave unless rootfsPropagation says
-    // otherwise (then it is applied again after the pivot, as runc does).
+    // The new mount namespace's copies start in the host's peer groups. rslave (the default)
+    // keeps host mounts flowing in and none flowing out; rootfsPropagation replaces it, as in
+    // runc. With rshared the copies stay the host's peers, so a bind of a shared host directory
+    // joins the host's peer group and mounts pass both ways (Kubernetes' Bidirectional).
     let prop = match linux.and_then(|l| l.rootfs_propagation().as_deref()) {
         Some(p) if !p.is_empty() => options::rootfs_propagation(p).unwrap_or(MsFlags::MS_SLAVE | MsFlags::MS_REC),
         _ => MsFlags::MS_SLAVE | MsFlags::MS_REC,
     };
-    // Shared is applied after the pivot; before it, rslave is safe for every choice.
-    let initial = if prop.contains(MsFlags::MS_SHARED) { MsFlags::MS_SLAVE | MsFlags::MS_REC } else { prop };
-    do_mount(None, Path::new("/"), None, initial, None)?;
-    // The rootfs must be a mount point for pivot_root. Nothing is shared any more after the
-    // rslave above, which pivot_root also needs.
+    do_mount(None, Path::new("/"), None, prop, None)?;
+    // The mount the rootfs sits on must not be shared: pivot_root refuses a shared parent, and
+    // the rootfs bind and every mount below it would reach the host (runc's
+    // rootfsParentMountPropagation). Everything the container mounts is below that bind.
+    let parent = if prop.contains(MsFlags::MS_SLAVE) { MsFlags::MS_SLAVE } else { MsFlags::MS_PRIVATE };
+    unshare_rootfs_parent(ctx.rootfs, parent)?;
+    // The rootfs must be a mount point for pivot_root.
     do_mount(Some(ctx.rootfs), ctx.rootfs, Some("bind"), MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     let mut dev_is_bind = false;
     let mut late = Vec::new();
@@ -74,6 +78,21 @@ pub fn prepare(spec: &Spec, ctx: &MountCtx) -> Result<()> {
         l.apply(ctx)?;
     }
     Ok(())
+}
+
+/// Sets `flag` (MS_PRIVATE or MS_SLAVE) on the mount `rootfs` is on: mount(2) fails with EINVAL
+/// on a path that is not a mount point, so each parent is tried up to /.
+fn unshare_rootfs_parent(rootfs: &Path, flag: MsFlags) -> Result<()> {
+    let mut at = rootfs;
+    loop {
+        match mount(None::<&str>, at, None::<&str>, flag, None::<&str>) {
+            Ok(()) => return Ok(()),
+            Err(nix::errno::Errno::EINVAL) if at != Path::new("/") => {
+                at = at.parent().unwrap_or(Path::new("/"));
+            }
+            Err(e) => return Err(Error::sys(format!("make the mount of {} {flag:?}", at.display()), e)),
+        }
+    }
 }
 
 /// What waits until /dev is filled: its read-only remount and recursive attributes.
