@@ -70,6 +70,80 @@ struct Source {
     file: String,
     escape: char,
     stages: Stages,
+    /// The text, for the excerpt around a failing line.
+    text: String,
+    /// Each instruction's (first, last) line.
+    spans: Vec<(usize, usize)>,
+}
+
+/// Fills in the excerpt of a Dockerfile error from the file's text; `spans` are the
+/// instructions' (first, last) lines.
+fn with_excerpt(mut e: BuildError, src: &str, spans: &[(usize, usize)]) -> BuildError {
+    if let BuildError::At { file, line, excerpt, .. } = &mut e {
+        let end = spans.iter().find(|(s, _)| s == line).map_or(*line, |(_, e)| *e);
+        *excerpt = dockerfile_excerpt(file, src, *line, end).into();
+    }
+    e
+}
+
+/// The lines `start..=end` of a Dockerfile marked `>>>`, with context, as BuildKit prints a
+/// failing instruction: two lines either side of a one-line instruction, one of a longer one.
+pub fn dockerfile_excerpt(file: &str, src: &str, start: usize, end: usize) -> String {
+    let lines: Vec<&str> = src.split('\n').collect();
+    if start < 1 || start > lines.len() {
+        return String::new();
+    }
+    let end = end.clamp(start, lines.len());
+    let (mut first, mut last) = (start, end);
+    let pad = if start == end { 4 } else { 2 };
+    let mut p = 0;
+    while p < pad {
+        if first > 1 {
+            first -= 1;
+            p += 1;
+        }
+        if last != lines.len() {
+            last += 1;
+            p += 1;
+        }
+        p += 1;
+    }
+    let mut out = format!("{file}:{start}\n--------------------\n");
+    for (i, text) in lines.iter().enumerate().take(last).skip(first - 1) {
+        let n = i + 1;
+        let mark = if (start..=end).contains(&n) { ">>>" } else { "   " };
+        out.push_str(&format!(" {n:>3} | {mark} {text}\n"));
+    }
+    out.push_str("--------------------\n");
+    out
+}
+
+/// docker's warning for `--build-arg`s no ARG declared (the proxy variables, which RUN gets
+/// without an ARG, excepted).
+fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTreeSet<String>) {
+    const PREDEFINED: [&str; 10] = [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "FTP_PROXY",
+        "ftp_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ];
+    let mut unused: Vec<&str> = opts
+        .build_args
+        .iter()
+        .map(|(k, _)| k.as_str())
+        .filter(|k| !declared.contains(*k) && !PREDEFINED.contains(k))
+        .collect();
+    unused.sort_unstable();
+    unused.dedup();
+    if !unused.is_empty() {
+        eprintln!("slipway: warning: one or more build-args were not consumed: {}", unused.join(", "));
+    }
 }
 
 fn read(opts: &BuildOptions) -> Result<Source, BuildError> {
@@ -80,10 +154,12 @@ fn read(opts: &BuildOptions) -> Result<Source, BuildError> {
     let file = opts.dockerfile.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "Dockerfile".into());
     let src = std::fs::read_to_string(&path)
         .map_err(|e| BuildError::Other(format!("read Dockerfile {}: {e}", path.display())))?;
-    let df = parser::parse(&src).map_err(|e| BuildError::At { file: file.clone(), line: e.line, msg: e.msg })?;
-    let stages =
-        instructions::stages(&df).map_err(|e| BuildError::At { file: file.clone(), line: e.line, msg: e.msg })?;
-    Ok(Source { path, file, escape: df.escape, stages })
+    let at = |line, msg| BuildError::At { file: file.clone(), line, msg, excerpt: Box::default() };
+    let df = parser::parse(&src).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &[]))?;
+    // each instruction's lines, so that an error marks all of a continued one
+    let spans: Vec<(usize, usize)> = df.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
+    let stages = instructions::stages(&df).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &spans))?;
+    Ok(Source { path, file, escape: df.escape, stages, text: src, spans })
 }
 
 fn make_plan(store: &Store, opts: &BuildOptions, src: &Source, ctx: &mut Context) -> Plan {
@@ -108,10 +184,15 @@ pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError>
 /// Runs a build.
 pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     let src = read(opts)?;
+    build_read(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))
+}
+
+fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built, BuildError> {
     let tags = opts.tags.iter().map(|t| crate::store::normalize_ref(t)).collect::<Result<Vec<_>, _>>()?;
     let _in_use = store.use_lock()?;
     let mut ctx = Context::open_for(&opts.context, Some(store), Some(&src.path))?;
-    let plan = make_plan(store, opts, &src, &mut ctx);
+    let plan = make_plan(store, opts, src, &mut ctx);
+    let declared_args = plan.declared_args.clone();
     if opts.debug {
         eprint!("debug: {plan}");
     }
@@ -140,6 +221,32 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         }
     }
     let res = x.run(plan);
+    match &res {
+        Err(_) => x.progress.fail(),
+        Ok(_) => warn_unused_build_args(opts, &declared_args),
+    }
     x.ctx.save(store);
     x.commit(res?, tags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn excerpts_are_buildkits() {
+        let src = "FROM scratch\nCOPY a /a\nENV A=1\nRUN exit 3\nCOPY b /b\n";
+        assert_eq!(
+            dockerfile_excerpt("Dockerfile", src, 4, 4),
+            "Dockerfile:4\n--------------------\n   2 |     COPY a /a\n   3 |     ENV A=1\n   4 | >>> RUN exit 3\n\
+             \x20  5 |     COPY b /b\n   6 |     \n--------------------\n"
+        );
+        // at the top the context is all below; a continued instruction is marked whole
+        let src = "RUN a \\\n  b\nCOPY x /\nENV Z=1\n";
+        assert_eq!(
+            dockerfile_excerpt("df", src, 1, 2),
+            "df:1\n--------------------\n   1 | >>> RUN a \\\n   2 | >>>   b\n   3 |     COPY x /\n--------------------\n"
+        );
+        assert_eq!(dockerfile_excerpt("df", "FROM x", 9, 9), "");
+    }
 }

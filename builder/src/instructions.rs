@@ -413,8 +413,69 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 None => return Err("HEALTHCHECK requires an argument".into()),
             }
         }
-        _ => return Err(format!("unknown instruction: {}", up)),
+        _ => {
+            return Err(match did_you_mean(&up) {
+                Some(name) => format!("unknown instruction: {up} (did you mean {name}?)"),
+                None => format!("unknown instruction: {up}"),
+            })
+        }
     })
+}
+
+/// Every instruction keyword, for suggestions.
+const KEYWORDS: [&str; 18] = [
+    "ADD",
+    "ARG",
+    "CMD",
+    "COPY",
+    "ENTRYPOINT",
+    "ENV",
+    "EXPOSE",
+    "FROM",
+    "HEALTHCHECK",
+    "LABEL",
+    "MAINTAINER",
+    "ONBUILD",
+    "RUN",
+    "SHELL",
+    "STOPSIGNAL",
+    "USER",
+    "VOLUME",
+    "WORKDIR",
+];
+
+/// The keyword an unknown one is most likely a typo of, as BuildKit suggests one: the nearest
+/// by edit distance (a swap of two neighbours counts one), if at most a third of the word's length
+/// (`RUUN` is RUN; `FOO` is not FROM).
+fn did_you_mean(word: &str) -> Option<&'static str> {
+    let w: Vec<char> = word.chars().collect();
+    KEYWORDS
+        .iter()
+        .map(|k| (edit_distance(&w, &k.chars().collect::<Vec<_>>()), *k))
+        .filter(|(d, _)| *d * 3 <= w.len())
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, k)| k)
+}
+
+/// Optimal string alignment distance: insertions, deletions, substitutions and transpositions.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 /// Splits a parsed Dockerfile into global ARGs and stages.
@@ -548,6 +609,13 @@ mod tests {
     fn errors_table() {
         let rows = [
             ("FOO bar", "unknown instruction: FOO"),
+            // BuildKit's suggestion for a typo
+            ("RUUN true", "unknown instruction: RUUN (did you mean RUN?)"),
+            ("FORM scratch", "unknown instruction: FORM (did you mean FROM?)"),
+            ("workdri /x", "unknown instruction: WORKDRI (did you mean WORKDIR?)"),
+            ("ENTRYPONT x", "unknown instruction: ENTRYPONT (did you mean ENTRYPOINT?)"),
+            ("XY z", "unknown instruction: XY"),
+            ("CDM x", "unknown instruction: CDM (did you mean CMD?)"),
             ("SHELL /bin/sh -c", "SHELL requires the arguments to be in JSON form"),
             ("COPY a", "COPY requires at least two arguments, but got 1"),
             ("COPY --frm=x a b", "unknown flag: frm"),

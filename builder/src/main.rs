@@ -297,7 +297,12 @@ fn run(cli: Cli) -> Result<()> {
 fn main() {
     let cli = Cli::parse();
     if let Err(e) = run(cli) {
-        eprintln!("error: {e:#}");
+        // As BuildKit: the Dockerfile around a failing instruction, then the error. Both
+        // binaries prefix errors with their name (`skiff: ...`, `slipway: ...`).
+        if let Some(build::BuildError::At { excerpt, .. }) = e.downcast_ref::<build::BuildError>() {
+            eprint!("{excerpt}");
+        }
+        eprintln!("slipway: {e:#}");
         std::process::exit(1);
     }
 }

@@ -180,3 +180,106 @@ fn rfc3339_secs(t: &str) -> u64 {
     let out = std::process::Command::new("date").args(["-u", "-d", t, "+%s"]).output().expect("date");
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|e| panic!("date -d {t}: {e}"))
 }
+
+/// Runs `slipway --root ROOT build ARGS` on a terminal of the test's (so `auto` progress is
+/// the tty view) and returns its exit code and everything the terminal showed.
+fn build_on_a_terminal(s: &Slipway, args: &[&str]) -> (Option<i32>, String) {
+    let root = s.root().to_string_lossy().into_owned();
+    let mut all = vec!["--root", &root, "build"];
+    all.extend_from_slice(args);
+    let mut term = integration::console::PtySession::spawn(&integration::slipway::bin(), &all, 40, 160);
+    let code = term.wait();
+    (code, term.seen.clone())
+}
+
+#[test]
+fn a_failure_in_the_tty_view_is_marked_with_the_dockerfile_around_it() {
+    let s = Slipway::new();
+    // a failure before any RUN starts: the step line is still open when it fails
+    let ctx = s
+        .context("fail", &[("Dockerfile", "FROM scratch\nCOPY a /a\nENV A=1\nCOPY missing /x\nENV B=2\n"), ("a", "a")]);
+    let (code, seen) = build_on_a_terminal(&s, &[&ctx.to_string_lossy()]);
+    assert_eq!(code, Some(1), "{seen}");
+    let lines: Vec<&str> = seen.split("\r\n").map(|l| l.rsplit('\r').next().unwrap_or(l)).collect();
+    assert!(
+        lines.iter().any(|l| l.trim_start_matches("\x1b[K").starts_with(" => ERROR [4/5] COPY missing /x")),
+        "the failing step is marked ERROR on a line of its own: {seen:?}"
+    );
+    let at = lines.iter().position(|l| *l == "Dockerfile:4").unwrap_or_else(|| panic!("no excerpt header: {seen:?}"));
+    assert_eq!(
+        lines[at..at + 8],
+        [
+            "Dockerfile:4",
+            "--------------------",
+            "   2 |     COPY a /a",
+            "   3 |     ENV A=1",
+            "   4 | >>> COPY missing /x",
+            "   5 |     ENV B=2",
+            "   6 |     ",
+            "--------------------",
+        ],
+        "{seen:?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.starts_with("slipway: Dockerfile:4: COPY") && l.contains("missing")),
+        "the error starts a line of its own with the binary's name: {seen:?}"
+    );
+}
+
+#[test]
+fn a_failing_run_in_the_tty_view_is_marked_and_excerpted() {
+    let s = Slipway::new();
+    s.base("sw-base");
+    let ctx = s.context("runfail", &[("Dockerfile", "FROM sw-base\nRUN echo before\nRUN exit 3\n")]);
+    let rt = integration::slipway::runtime();
+    let (code, seen) = build_on_a_terminal(&s, &["--runtime", &rt, &ctx.to_string_lossy()]);
+    assert_eq!(code, Some(1), "{seen}");
+    assert!(seen.contains(" => ERROR [3/3] RUN exit 3"), "{seen:?}");
+    assert!(seen.contains("   3 | >>> RUN exit 3\r\n"), "{seen:?}");
+    assert!(seen.contains("\r\nslipway: Dockerfile:3: RUN: ") && seen.contains("exit code: 3"), "{seen:?}");
+}
+
+#[test]
+fn dockerfile_mistakes_get_docker_s_hints() {
+    let s = Slipway::new();
+    // an unknown instruction: BuildKit's suggestion, and the excerpt in a plain log too
+    let ctx = s.context("typo", &[("Dockerfile", "FROM scratch\nRUUN true\n")]);
+    let r = s.run(&["build", "--progress", "plain", &ctx.to_string_lossy()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("   2 | >>> RUUN true\n"), "{r:?}");
+    assert!(r.stderr.contains("slipway: Dockerfile:2: unknown instruction: RUUN (did you mean RUN?)"), "{r:?}");
+
+    // a --build-arg no ARG declares: docker's warning; one that is declared: none
+    let ctx = s.context("args", &[("Dockerfile", "FROM scratch\nARG USED\nLABEL u=$USED\n")]);
+    let r = s
+        .run(&[
+            "build",
+            "--build-arg",
+            "USED=1",
+            "--build-arg",
+            "UNUSED=2",
+            "--build-arg",
+            "HTTP_PROXY=http://proxy",
+            &ctx.to_string_lossy(),
+        ])
+        .ok();
+    assert!(r.stderr.contains("slipway: warning: one or more build-args were not consumed: UNUSED\n"), "{r:?}");
+    let r = s.run(&["build", "--build-arg", "USED=1", &ctx.to_string_lossy()]).ok();
+    assert!(!r.stderr.contains("warning"), "{r:?}");
+}
+
+#[test]
+fn both_binaries_prefix_their_errors_with_their_name() {
+    let s = Slipway::new();
+    let r = s.run(&["inspect", "no-such-image"]);
+    assert_ne!(r.code, 0);
+    assert_eq!(r.stderr, "slipway: No such image: no-such-image\n");
+    let rt = integration::Runtime::new();
+    if integration::runtime_is_runc() {
+        integration::skip("the skiff: prefix is skiff's");
+        return;
+    }
+    let out = rt.exec(&["state", "no-such-container"]);
+    out.assert_failure();
+    assert_eq!(out.stderr, "skiff: container \"no-such-container\" does not exist\n");
+}

@@ -103,7 +103,7 @@ impl<'a> Executor<'a> {
     }
 
     pub fn err(&self, line: usize, msg: impl Into<String>) -> BuildError {
-        BuildError::At { file: self.opts.file.clone(), line, msg: msg.into() }
+        BuildError::At { file: self.opts.file.clone(), line, msg: msg.into(), excerpt: Box::default() }
     }
 
     /// Runs the plan; returns the target stage's final state.

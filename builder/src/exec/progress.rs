@@ -95,6 +95,20 @@ impl<'a> Progress<'a> {
         }
     }
 
+    /// The build failed in the open step: tty marks its line `ERROR` (a line of its own, so the
+    /// error message that follows is not glued to it); the plain log already says where it was.
+    pub fn fail(&mut self) {
+        if self.mode != Mode::Tty {
+            return;
+        }
+        if let Some((label, t)) = self.open.take() {
+            let secs = t.elapsed().as_secs_f64();
+            let start = if self.drawn { CLEAR_LINE } else { "" };
+            self.write(&format!("{start} => ERROR {label}  {secs:.1}s\n"));
+        }
+        self.drawn = false;
+    }
+
     /// A remark about the open step (cache explanations, build triggers).
     pub fn note(&mut self, s: &str) {
         match self.mode {

@@ -26,7 +26,14 @@ use std::fmt;
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error("{file}:{line}: {msg}")]
-    At { file: String, line: usize, msg: String },
+    At {
+        file: String,
+        line: usize,
+        msg: String,
+        /// The Dockerfile around the line, as BuildKit shows it (filled in by `build`; empty
+        /// where the file is not at hand).
+        excerpt: Box<str>,
+    },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -44,6 +51,9 @@ pub struct Plan {
     pub target: usize,
     /// The steps the log counts (`Step N/M`): each needed stage's FROM and instructions.
     pub total: usize,
+    /// Every name an ARG of the build declares (the global ones and those of the stages the
+    /// target needs): a `--build-arg` none of them takes is reported unused, as docker does.
+    pub declared_args: std::collections::BTreeSet<String>,
     /// Where planning stopped, when it did. What comes before it runs first, then the build
     /// fails with this error, as it would if each step were planned just before it ran.
     pub stop: Option<Stop>,

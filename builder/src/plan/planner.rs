@@ -52,7 +52,7 @@ pub(super) struct At<'a> {
 
 impl At<'_> {
     pub fn err(&self, msg: impl Into<String>) -> BuildError {
-        BuildError::At { file: self.file.to_string(), line: self.line, msg: msg.into() }
+        BuildError::At { file: self.file.to_string(), line: self.line, msg: msg.into(), excerpt: Box::default() }
     }
 
     pub fn expand(&self, word: &str, env: &dyn Env) -> Result<String, BuildError> {
@@ -117,7 +117,7 @@ pub fn plan(stages: &Stages, escape: char, ctx: &mut Context, images: &dyn Image
         done: vec![None; stages.stages.len()],
         label: None,
     };
-    let mut out = Plan { stages: Vec::new(), target: 0, total: 0, stop: None };
+    let mut out = Plan { stages: Vec::new(), target: 0, total: 0, declared_args: Default::default(), stop: None };
     if let Err(stop) = p.run(&mut out) {
         out.stop = Some(stop);
     }
@@ -167,6 +167,17 @@ impl<'a> Planner<'a> {
         };
         self.label = self.label_step(&self.stages.stages[target]).map(|c| (target, c));
         let order = g.needed(target);
+        out.declared_args = self
+            .stages
+            .meta_args
+            .iter()
+            .chain(order.iter().flat_map(|&i| &self.stages.stages[i].commands))
+            .filter_map(|c| match &c.inst {
+                Instruction::Arg(list) => Some(list.iter().map(|(k, _)| k.clone())),
+                _ => None,
+            })
+            .flatten()
+            .collect();
         out.target = target;
         out.total = order.iter().map(|&i| 1 + self.stages.stages[i].commands.len()).sum::<usize>()
             + usize::from(self.label.is_some());
