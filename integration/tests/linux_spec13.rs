@@ -227,11 +227,13 @@ fn intel_rdt_without_resctrl_fails_create_naming_the_field_and_leaves_nothing() 
         return;
     }
     let rt = Runtime::new();
-    for rdt in [
-        json!({"l3CacheSchema": "L3:0=f"}),
-        json!({"closID": "gold", "schemata": ["L3:0=f", "MB:0=50"]}),
-        json!({"enableMonitoring": true}),
-    ] {
+    let mut rows = vec![json!({"l3CacheSchema": "L3:0=f"}), json!({"closID": "gold", "memBwSchema": "MB:0=50"})];
+    if !integration::runtime_is_runc() {
+        // runtime-spec 1.3 fields runc 1.1.5 does not know (it creates the container)
+        rows.push(json!({"closID": "gold", "schemata": ["L3:0=f", "MB:0=50"]}));
+        rows.push(json!({"enableMonitoring": true}));
+    }
+    for rdt in rows {
         let mut b = Bundle::new();
         b.edit(|c| c["linux"]["intelRdt"] = rdt.clone()).args(&["sleep", "1000"]);
         let id = rt.new_id();
@@ -329,4 +331,76 @@ fn every_seccomp_and_memory_policy_option_features_lists_is_applied() {
     }
     assert_eq!(doc["linux"]["netDevices"]["enabled"], true, "net_devices_move_a_host_link... shows it");
     assert_eq!(doc["linux"]["intelRdt"]["enabled"], true, "applied where resctrl is, refused where not");
+}
+
+/// Copies a host binary and the shared libraries `ldd` names into the rootfs, at the same paths.
+fn copy_with_libs(bin: &str, rootfs: &std::path::Path) {
+    let ldd = std::process::Command::new("ldd").arg(bin).output().expect("run ldd");
+    let text = String::from_utf8_lossy(&ldd.stdout);
+    let libs = text.lines().filter_map(|l| l.split_whitespace().find(|w| w.starts_with('/')));
+    for path in std::iter::once(bin).chain(libs) {
+        let dst = rootfs.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(dst.parent().expect("a parent")).expect("mkdir in rootfs");
+        std::fs::copy(path, &dst).unwrap_or_else(|e| panic!("copy {path}: {e}"));
+    }
+}
+
+#[test]
+fn notify_socket_passes_the_containers_ready_to_the_callers_socket() {
+    let Some(notify) =
+        ["/usr/bin/systemd-notify", "/bin/systemd-notify"].into_iter().find(|p| std::path::Path::new(p).exists())
+    else {
+        integration::skip("NOTIFY_SOCKET: no systemd-notify on this host to send from the container");
+        return;
+    };
+    let rt = Runtime::new();
+    let caller = rt.scratch().join("caller-notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&caller).expect("bind the caller's socket");
+    listener.set_read_timeout(Some(integration::host::PATIENCE)).expect("timeout");
+    let mut b = Bundle::new();
+    copy_with_libs(notify, &b.rootfs());
+    b.sh(&format!("{notify} --status=warming-up; {notify} --ready; exec sleep 1000"));
+    let id = rt.new_id();
+    // The caller reads as the runtime sends. skiff (and runc 1.2+) end with BARRIER=1 and wait
+    // until the pipe sent along is closed: a recv without room for fds, or closing the socket
+    // with the datagram unread, closes it.
+    let reader = std::thread::spawn(move || {
+        let mut got = String::new();
+        while !got.contains("BARRIER=1") {
+            let mut buf = [0u8; 4096];
+            match listener.recv(&mut buf) {
+                Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+                // runc 1.1 sends no barrier: done once READY and MAINPID are in and it is quiet.
+                Err(_) if got.contains("READY=1") && got.contains("MAINPID=") => break,
+                Err(e) => return Err(format!("{e} after {got:?}")),
+            }
+            got.push('\n');
+            if got.contains("READY=1") && got.contains("MAINPID=") {
+                listener.set_read_timeout(Some(std::time::Duration::from_secs(2))).map_err(|e| e.to_string())?;
+            }
+        }
+        Ok(got)
+    });
+    // `run -d` with NOTIFY_SOCKET returns once the container said READY, as runc's does.
+    let mut cmd = rt.command(&["run", "-d", "--bundle", b.path_str(), &id]);
+    cmd.env("NOTIFY_SOCKET", &caller);
+    rt.exec_cmd(cmd, None).assert_success();
+    let got = reader.join().expect("reader thread").expect("messages on the caller's socket");
+    assert!(got.lines().any(|l| l == "READY=1"), "{got:?}");
+    // Outside: READY, and MAINPID is the init's pid on the host.
+    let pid = rt.pid(&id);
+    assert!(got.lines().any(|l| l == format!("MAINPID={pid}")), "{got:?} (init {pid})");
+    if !integration::runtime_is_runc() {
+        // skiff passes the messages before READY on too (runc 1.1 passes READY alone).
+        assert!(got.lines().any(|l| l == "STATUS=warming-up"), "{got:?}");
+    }
+    // The socket the container's process was given (its environment, read on the host: runc's
+    // exec takes the bundle's env, without it), on a read-only mount inside.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    let environ = String::from_utf8_lossy(&environ).into_owned();
+    assert!(environ.split('\0').any(|e| e == "NOTIFY_SOCKET=/run/notify/notify.sock"), "{environ:?}");
+    let mounts = rt.exec(&["exec", &id, "grep", " /run/notify ", "/proc/self/mountinfo"]);
+    let opts = mounts.assert_success().stdout.split_whitespace().nth(5).unwrap_or_default().to_string();
+    assert!(opts.split(',').any(|f| f == "ro"), "{mounts}");
+    rt.delete_force(&id).assert_success();
 }

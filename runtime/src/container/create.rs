@@ -40,7 +40,7 @@ pub fn create_keeping_pty(root: &Root, opts: &CreateOpts) -> Result<(i32, Option
 
 fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32, Option<OwnedFd>)> {
     state::validate_id(&opts.id)?;
-    let bundle = Bundle::load(&opts.bundle)?;
+    let mut bundle = Bundle::load(&opts.bundle)?;
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     // (what the container's process sends the pty master on, our end of a socketpair if we keep it)
     let (console, ours) = match (&opts.console_socket, terminal) {
@@ -58,7 +58,11 @@ fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32,
         (None, false) => (None, None),
     };
     let mut c = root.create(&opts.id)?;
-    let made = create_in(&mut c, &bundle, opts, console.as_ref()).and_then(|pid| {
+    let notify = match super::notify::caller_socket() {
+        Some(_) => super::notify::setup_spec(&mut bundle.spec, &c.dir),
+        None => Ok(()),
+    };
+    let made = notify.and_then(|()| create_in(&mut c, &bundle, opts, console.as_ref())).and_then(|pid| {
         let pty = ours.as_ref().map(super::tty::receive_master).transpose()?;
         Ok((pid, pty))
     });

@@ -6,6 +6,7 @@ pub mod delete;
 pub mod events;
 pub mod exec;
 pub mod kill;
+pub mod notify;
 pub mod pause;
 pub mod run;
 pub mod start;

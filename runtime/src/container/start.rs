@@ -20,6 +20,11 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         Status::Creating => return Err(Error::msg("cannot start a container that is still being created")),
     }
     let mut st = c.state()?.clone();
+    // Bound before the container runs, so no message of it is lost.
+    let notify = match super::notify::caller_socket() {
+        Some(caller) => super::notify::bind(&c.dir)?.map(|sock| (sock, caller)),
+        None => None,
+    };
     let fifo_path = c.fifo_path();
     // Non-blocking open: if the init died we must not wait forever for a writer.
     let mut fifo = std::fs::OpenOptions::new()
@@ -58,6 +63,12 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         hooks::run_all("poststart", hooks.and_then(|h| h.poststart().as_ref()), &st.oci_json(Status::Running))
     {
         log::warn(&e.to_string());
+    }
+    // Like runc's, start returns once the container said READY (or died): the caller (systemd,
+    // podman) takes that as the service being up. Others may use the container meanwhile.
+    drop(c);
+    if let Some((sock, caller)) = notify {
+        super::notify::forward(&sock, &caller, st.pid, &|| state::process_alive(st.pid, st.start_time))?;
     }
     Ok(())
 }
