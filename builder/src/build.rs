@@ -147,6 +147,12 @@ fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTre
 }
 
 fn read(opts: &BuildOptions) -> Result<Source, BuildError> {
+    // before the Dockerfile is looked for in it (docker: "context must be a directory")
+    match std::fs::metadata(&opts.context) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => return Err(crate::context::ContextError::NotDir(opts.context.clone()).into()),
+        Err(e) => return Err(BuildError::Other(format!("open build context {}: {e}", opts.context.display()))),
+    }
     let path = match &opts.dockerfile {
         Some(p) => p.clone(),
         None => opts.context.join("Dockerfile"),

@@ -23,6 +23,8 @@ pub enum ContextError {
     Outside(String),
     #[error("bad source pattern {0:?}: syntax error in pattern")]
     BadPattern(String),
+    #[error("the build context must be a directory: {0} is not one")]
+    NotDir(PathBuf),
 }
 
 fn ioe<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(io::Error) -> ContextError + 'a {
@@ -129,6 +131,9 @@ impl Context {
     /// the context's `.dockerignore`, as in BuildKit.
     pub fn open_for(root: &Path, store: Option<&Store>, dockerfile: Option<&Path>) -> Result<Context, ContextError> {
         let root = root.canonicalize().map_err(ioe("open build context", root))?;
+        if !root.is_dir() {
+            return Err(ContextError::NotDir(root));
+        }
         let own = dockerfile.map(|d| {
             let mut n = d.as_os_str().to_owned();
             n.push(".dockerignore");

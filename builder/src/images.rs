@@ -330,14 +330,35 @@ pub fn prune(store: &Store) -> Result<String, StoreError> {
 }
 
 /// Writes an OCI bundle: DIR/rootfs (layers applied) and DIR/config.json from the image config.
+///
+/// A DIR that already holds a bundle is refused, not merged into (the old rootfs's files would
+/// stay among the image's) nor replaced (it may be a running container's rootfs, or hold work
+/// of the user's): only a new or empty directory is written. The rootfs is unpacked beside and
+/// renamed into place, and a failure removes what this call made.
 pub fn unpack(store: &Store, name: &str, dir: &Path) -> Result<(), StoreError> {
     let img = store.image(name)?;
-    let rootfs_dir = dir.join("rootfs");
-    fs::create_dir_all(&rootfs_dir).map_err(io_err("create", &rootfs_dir))?;
+    if ["rootfs", "config.json"].iter().any(|n| dir.join(n).symlink_metadata().is_ok()) {
+        return Err(StoreError::BundleExists(dir.to_path_buf()));
+    }
+    let made_dir = !dir.exists();
+    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    let tmp = dir.join(format!(".rootfs.tmp-{}", std::process::id()));
+    let done = unpack_into(store, &img, dir, &tmp);
+    if done.is_err() {
+        let _ = fs::remove_dir_all(&tmp);
+        if made_dir {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+    done
+}
+
+fn unpack_into(store: &Store, img: &crate::store::Image, dir: &Path, tmp: &Path) -> Result<(), StoreError> {
+    fs::create_dir(tmp).map_err(io_err("create", tmp))?;
     for l in &img.manifest.layers {
         let p = store.blob_path(&l.digest);
         let r = layer::open_decompressed(&p).map_err(io_err("open", &p))?;
-        layer::extract(r, &rootfs_dir, Whiteouts::Apply).map_err(io_err("extract layer", &p))?;
+        layer::extract(r, tmp, Whiteouts::Apply).map_err(io_err("extract layer", &p))?;
     }
     let c = &img.config.config;
     let mut args = c.entrypoint.clone().unwrap_or_default();
@@ -348,9 +369,9 @@ pub fn unpack(store: &Store, name: &str, dir: &Path) -> Result<(), StoreError> {
     let ident = if c.user.is_empty() {
         rootfs::Ident { uid: 0, gid: 0, additional_gids: vec![] }
     } else {
-        rootfs::resolve_user(&rootfs_dir, &c.user).map_err(|e| StoreError::Io {
+        rootfs::resolve_user(tmp, &c.user).map_err(|e| StoreError::Io {
             op: "resolve user for",
-            path: rootfs_dir.clone(),
+            path: tmp.to_path_buf(),
             err: std::io::Error::other(e),
         })?
     };
@@ -367,8 +388,13 @@ pub fn unpack(store: &Store, name: &str, dir: &Path) -> Result<(), StoreError> {
         additional_gids: ident.additional_gids,
     };
     let cfg = spec::config("rootfs", &p, "slipway", spec::Network::None, None);
+    let rootfs_dir = dir.join("rootfs");
+    fs::rename(tmp, &rootfs_dir).map_err(io_err("rename into place", &rootfs_dir))?;
     let cp = dir.join("config.json");
-    store.write_atomic(&cp, &serde_json::to_vec_pretty(&cfg).unwrap_or_default())?;
+    if let Err(e) = store.write_atomic(&cp, &serde_json::to_vec_pretty(&cfg).unwrap_or_default()) {
+        let _ = fs::remove_dir_all(&rootfs_dir);
+        return Err(e);
+    }
     Ok(())
 }
 

@@ -88,14 +88,14 @@ enum Cmd {
     Save {
         name: String,
         #[arg(short, long)]
-        output: PathBuf,
+        output: Option<PathBuf>,
         #[arg(long, default_value = "docker")]
         format: String,
     },
     /// Read images from a tar archive
     Load {
         #[arg(short, long)]
-        input: PathBuf,
+        input: Option<PathBuf>,
     },
     /// Drop the build cache and unused blobs
     Prune,
@@ -274,10 +274,30 @@ fn run(cli: Cli) -> Result<()> {
             let img = store.image(&name)?;
             let full =
                 slipway::store::normalize_ref(&name).ok().filter(|n| store.find_image(n).ok().flatten().is_some());
-            archive::save(&store, &img, full.as_deref(), &output, format)?;
+            match output {
+                Some(p) if p.as_os_str() != "-" => archive::save(&store, &img, full.as_deref(), &p, format)?,
+                // docker's rule: stdout with `-o -`, or without -o when it is not a terminal
+                Some(_) => archive::save_to_stdout(&store, &img, full.as_deref(), format)?,
+                None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+                    bail!("refusing to write an image archive to a terminal: give -o FILE, or redirect stdout")
+                }
+                None => archive::save_to_stdout(&store, &img, full.as_deref(), format)?,
+            }
         }
         Cmd::Load { input } => {
-            for n in archive::load(&store, &input)? {
+            // stdin (no -i, or `-i -`) is copied to the store's temp space first: the archive is
+            // read twice (its compression sniffed, then unpacked), which a pipe cannot do
+            let (_spool, path, shown) = match input {
+                Some(p) if p.as_os_str() != "-" => (None, p.clone(), p),
+                _ => {
+                    let t = store.tempdir("load-stdin")?;
+                    let p = t.path.join("archive");
+                    let mut f = std::fs::File::create(&p).with_context(|| format!("create {}", p.display()))?;
+                    std::io::copy(&mut std::io::stdin().lock(), &mut f).context("read the archive from stdin")?;
+                    (Some(t), p, PathBuf::from("stdin"))
+                }
+            };
+            for n in archive::load_as(&store, &path, &shown)? {
                 if n.starts_with("sha256:") {
                     println!("Loaded image ID: {n}");
                 } else {

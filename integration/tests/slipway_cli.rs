@@ -283,3 +283,117 @@ fn both_binaries_prefix_their_errors_with_their_name() {
     out.assert_failure();
     assert_eq!(out.stderr, "skiff: container \"no-such-container\" does not exist\n");
 }
+
+fn slipway_cmd(s: &Slipway) -> std::process::Command {
+    let mut c = std::process::Command::new(integration::slipway::bin());
+    c.arg("--root").arg(s.root());
+    c
+}
+
+#[test]
+fn load_of_a_file_that_is_no_tar_says_so_and_changes_nothing() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "x");
+    s.build(&ctx, "keep", &[]).ok();
+    let before = integration::slipway::store_listing(&s.root());
+    let text = s.dir.path().join("notes.txt");
+    std::fs::write(&text, "these are not the layers you are looking for\n".repeat(40)).unwrap();
+    let binary = s.dir.path().join("noise.bin");
+    std::fs::write(&binary, (0..4096u32).map(|i| (i * 7919 % 251) as u8).collect::<Vec<_>>()).unwrap();
+    for f in [&text, &binary] {
+        let r = s.run(&["load", "-i", &f.to_string_lossy()]);
+        assert_ne!(r.code, 0);
+        assert!(r.stderr.contains(&format!("{}: not a tar archive", f.display())), "{r:?}");
+        assert!(r.stderr.contains("docker save"), "says what load reads: {r:?}");
+    }
+    let r = slipway_cmd(&s).arg("load").stdin(std::fs::File::open(&text).unwrap()).output().unwrap();
+    assert!(String::from_utf8_lossy(&r.stderr).contains("stdin: not a tar archive"), "{r:?}");
+    assert_eq!(integration::slipway::store_listing(&s.root()), before, "a failed load leaves the store as it was");
+}
+
+#[test]
+fn save_writes_to_stdout_and_load_reads_stdin_as_docker_does() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "io");
+    s.build(&ctx, "piped:1", &[]).ok();
+    let id = inspect_id(&s, "piped:1");
+    // `save -o -`, and `save` without -o into a pipe: the archive on stdout
+    for args in [vec!["save", "piped:1", "-o", "-"], vec!["save", "piped:1"]] {
+        let out = slipway_cmd(&s).args(&args).output().unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let tar = s.dir.path().join("from-stdout.tar");
+        std::fs::write(&tar, &out.stdout).unwrap();
+        let saved = integration::slipway::read_saved(&tar);
+        assert_eq!(saved.id(), id, "{args:?}");
+        assert_eq!(saved.repo_tags, ["piped:1"], "{args:?}");
+        assert!(!s.dir.path().join("-").exists(), "no file named -");
+        // `load` without -i, and `load -i -`: the archive from stdin
+        for load in [vec!["load"], vec!["load", "-i", "-"]] {
+            let other = Slipway::new();
+            let r = slipway_cmd(&other).args(&load).stdin(std::fs::File::open(&tar).unwrap()).output().unwrap();
+            assert!(r.status.success(), "{load:?}: {}", String::from_utf8_lossy(&r.stderr));
+            assert_eq!(String::from_utf8_lossy(&r.stdout), "Loaded image: piped:1\n");
+            assert_eq!(inspect_id(&other, "piped:1"), id);
+        }
+    }
+    // on a terminal, `save` without -o refuses rather than print binary
+    let root = s.root().to_string_lossy().into_owned();
+    let mut term = integration::console::PtySession::spawn(
+        &integration::slipway::bin(),
+        &["--root", &root, "save", "piped:1"],
+        24,
+        80,
+    );
+    assert_eq!(term.wait(), Some(1));
+    assert!(term.seen.contains("refusing to write an image archive to a terminal"), "{:?}", term.seen);
+}
+
+#[test]
+fn unpack_refuses_a_directory_that_holds_a_bundle() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "u");
+    s.build(&ctx, "unp", &[]).ok();
+    let b = s.dir.path().join("bundle");
+    s.run(&["unpack", "unp", &b.to_string_lossy()]).ok();
+    // the user's own file in the rootfs, and an image whose files differ
+    std::fs::write(b.join("rootfs/mine"), "mine").unwrap();
+    let other = s.context("other", &[("Dockerfile", "FROM scratch\nCOPY z /z\n"), ("z", "z")]);
+    s.build(&other, "other", &[]).ok();
+    let r = s.run(&["unpack", "other", &b.to_string_lossy()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("already holds a bundle"), "{r:?}");
+    assert_eq!(std::fs::read_to_string(b.join("rootfs/mine")).unwrap(), "mine", "the old rootfs is untouched");
+    assert!(!b.join("rootfs/z").exists(), "nothing of the other image was merged in");
+    let mut names: Vec<_> = std::fs::read_dir(&b).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["config.json", "rootfs"], "no temp dir left beside");
+    // an empty directory is fine; a failed unpack leaves no directory behind
+    let empty = s.dir.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    s.run(&["unpack", "other", &empty.to_string_lossy()]).ok();
+    assert_eq!(std::fs::read_to_string(empty.join("rootfs/z")).unwrap(), "z");
+    let none = s.dir.path().join("never");
+    assert_ne!(s.run(&["unpack", "no-such-image", &none.to_string_lossy()]).code, 0);
+    assert!(!none.exists());
+}
+
+#[test]
+fn a_build_context_that_is_a_file_is_refused_as_such() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "c");
+    let file = ctx.join("a");
+    let df = ctx.join("Dockerfile");
+    for extra in [vec![], vec!["-f", df.to_str().unwrap()]] {
+        let mut args = vec!["build"];
+        args.extend(extra.iter().copied());
+        let f = file.to_string_lossy().into_owned();
+        args.push(&f);
+        let r = s.run(&args);
+        assert_ne!(r.code, 0);
+        assert_eq!(
+            r.stderr,
+            format!("slipway: the build context must be a directory: {} is not one\n", file.display()),
+            "{args:?}"
+        );
+    }
+}

@@ -85,16 +85,44 @@ fn hexof(d: &str) -> &str {
     d.trim_start_matches("sha256:")
 }
 
-/// Writes `img` (named `name`) to `out` in `format`.
+/// Writes `img` (named `name`) to the file `out` in `format`: to a temp file beside it, renamed
+/// into place once complete, so `out` is never half written.
 pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: Format) -> Result<(), StoreError> {
-    let tmpd = store.tempdir("save")?;
     let tmp_out = out.with_file_name(format!(
         ".{}.tmp-{}",
         out.file_name().map(|n| n.to_string_lossy()).unwrap_or_default(),
         std::process::id()
     ));
     let f = File::create(&tmp_out).map_err(io_err("create", &tmp_out))?;
-    let mut t = TarOut { b: tar::Builder::new(io::BufWriter::new(f)) };
+    let w = |e: io::Error| StoreError::Io { op: "write", path: out.to_path_buf(), err: e };
+    let done = write_archive(store, img, name, io::BufWriter::new(f), out, format).and_then(|inner| {
+        let f = inner.into_inner().map_err(|e| w(e.into_error()))?;
+        f.sync_all().map_err(w)?;
+        fs::rename(&tmp_out, out).map_err(io_err("rename", out))
+    });
+    if done.is_err() {
+        let _ = fs::remove_file(&tmp_out);
+    }
+    done
+}
+
+/// Writes `img` to stdout (`save -o -`, or `save` into a pipe), as `docker save` does.
+pub fn save_to_stdout(store: &Store, img: &Image, name: Option<&str>, format: Format) -> Result<(), StoreError> {
+    let out = io::BufWriter::new(io::stdout().lock());
+    write_archive(store, img, name, out, Path::new("stdout"), format).map(drop)
+}
+
+/// The archive written to `sink` (`out` names it in errors); returns the flushed sink.
+fn write_archive<W: Write>(
+    store: &Store,
+    img: &Image,
+    name: Option<&str>,
+    sink: W,
+    out: &Path,
+    format: Format,
+) -> Result<W, StoreError> {
+    let tmpd = store.tempdir("save")?;
+    let mut t = TarOut { b: tar::Builder::new(sink) };
     let w = |e: io::Error| StoreError::Io { op: "write", path: out.to_path_buf(), err: e };
     t.add_dir("blobs").map_err(w)?;
     t.add_dir("blobs/sha256").map_err(w)?;
@@ -189,10 +217,7 @@ pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: 
     t.add_bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(w)?;
     let mut inner = t.b.into_inner().map_err(w)?;
     inner.flush().map_err(w)?;
-    let f = inner.into_inner().map_err(|e| w(e.into_error()))?;
-    f.sync_all().map_err(w)?;
-    fs::rename(&tmp_out, out).map_err(io_err("rename", out))?;
-    Ok(())
+    Ok(inner)
 }
 
 enum BlobSrc {
@@ -260,21 +285,41 @@ fn safe_join(root: &Path, rel: &str) -> Result<std::path::PathBuf, StoreError> {
 
 /// Loads a docker-archive or OCI layout tar; returns the names it set (or IDs when unnamed).
 pub fn load(store: &Store, input: &Path) -> Result<Vec<String>, StoreError> {
+    load_as(store, input, input)
+}
+
+/// [`load`] of `input`, which messages call `shown` (`stdin` for an archive spooled from it).
+pub fn load_as(store: &Store, input: &Path, shown: &Path) -> Result<Vec<String>, StoreError> {
     let tmpd = store.tempdir("load")?;
     let root = tmpd.path.join("x");
     fs::create_dir_all(&root).map_err(io_err("create", &root))?;
-    let r = layer::open_decompressed(input).map_err(io_err("open", input))?;
-    let mut ar = tar::Archive::new(r);
+    let mut r = layer::open_decompressed(input).map_err(io_err("open", shown))?;
+    // A file that is no tar at all gets a message saying so, not the tar reader's complaint
+    // about its first header's fields.
+    let mut first = vec![0u8; 512];
+    let n = read_full(&mut r, &mut first).map_err(io_err("read", shown))?;
+    first.truncate(n);
+    if !is_tar_header(&first) {
+        return Err(StoreError::Io {
+            op: "load",
+            path: shown.to_path_buf(),
+            err: io::Error::other(
+                "not a tar archive: slipway load reads what `docker save`, `podman save` or `slipway save` writes \
+                 (a docker-archive or an OCI layout tar, gzip, bzip2, xz or zstd compressed or not)",
+            ),
+        });
+    }
+    let mut ar = tar::Archive::new(io::Cursor::new(first).chain(r));
     ar.set_preserve_permissions(false);
-    for e in ar.entries().map_err(io_err("read", input))? {
-        let mut e = e.map_err(io_err("read", input))?;
+    for e in ar.entries().map_err(io_err("read", shown))? {
+        let mut e = e.map_err(io_err("read", shown))?;
         let et = e.header().entry_type();
         if !(et.is_file() || et.is_dir()) {
             continue;
         }
-        e.unpack_in(&root).map_err(io_err("read", input))?;
+        e.unpack_in(&root).map_err(io_err("read", shown))?;
     }
-    let bad = |m: &str| StoreError::Io { op: "load", path: input.to_path_buf(), err: io::Error::other(m.to_string()) };
+    let bad = |m: &str| StoreError::Io { op: "load", path: shown.to_path_buf(), err: io::Error::other(m.to_string()) };
     let mut results = Vec::new();
     let mut to_name: Vec<(String, Descriptor)> = Vec::new();
     // (ID, manifest) of images the archive does not name: listed unnamed, as docker keeps them
@@ -356,6 +401,36 @@ pub fn load(store: &Store, input: &Path) -> Result<Vec<String>, StoreError> {
         results.push(n);
     }
     Ok(results)
+}
+
+/// Reads until `buf` is full or the input ends; returns how much was read.
+fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
+
+/// Whether 512 bytes are a tar header: its checksum (the header's bytes summed with the
+/// checksum field as spaces, written in octal) holds. An empty archive (all zeros) is one too.
+fn is_tar_header(h: &[u8]) -> bool {
+    if h.len() != 512 {
+        return false;
+    }
+    if h.iter().all(|&b| b == 0) {
+        return true;
+    }
+    let field = &h[148..156];
+    let digits: String = field.iter().map(|&b| b as char).filter(|c| ('0'..='7').contains(c)).collect();
+    let Ok(want) = u32::from_str_radix(&digits, 8) else { return false };
+    let sum: u32 = h.iter().enumerate().map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u32::from(b) }).sum();
+    sum == want
 }
 
 /// Reads the manifest a top-level descriptor names; for a multi-platform index, the entry for

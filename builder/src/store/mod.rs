@@ -31,6 +31,8 @@ pub enum StoreError {
     Ambiguous(String),
     #[error("conflict: {0}")]
     Conflict(String),
+    #[error("unpack into {0}: it already holds a bundle (rootfs or config.json); unpack into a new or empty directory, or remove that one first")]
+    BundleExists(PathBuf),
 }
 
 pub type Result<T> = std::result::Result<T, StoreError>;
