@@ -59,7 +59,9 @@ fn exit_codes_streams_stdin_and_process_settings() {
 
     let o = c.run(&["run", "--rm", "--env", "FOO=bar", "--cwd", "/tmp", IMAGE, &name(), "sh", "-c", "echo $FOO; pwd"]);
     assert_eq!(o.ok().stdout, "bar\n/tmp\n");
-    eprintln!("ctr run has no --user or --hostname: user is checked with task exec --user, hostname not with ctr");
+    integration::skip(
+        "ctr run has no --user or --hostname: user is checked with task exec --user, hostname not with ctr",
+    );
 
     let input: Vec<u8> = (0..200_000).map(|i| format!("line {i}\n")).collect::<String>().into_bytes();
     let o = c.run_with_stdin(&["run", "--rm", IMAGE, &name(), "wc", "-c"], input.clone());
@@ -165,7 +167,7 @@ fn signals_and_oom() {
         "x=a; while true; do x=$x$x; done",
     ]);
     assert_eq!(o.code, Some(137), "{o}");
-    eprintln!("ctr has no stop with a timeout: stop escalation is checked with docker and podman only");
+    integration::skip("ctr has no stop with a timeout: stop escalation is checked with docker and podman only");
 }
 
 /// Waits inside the container until the terminal has the size the client's pty has, then prints it.

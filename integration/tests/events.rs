@@ -111,7 +111,7 @@ fn streaming_prints_stats_and_ends_when_the_container_stops() {
         assert_eq!(e["data"]["pids"]["current"], 1, "{e}");
     }
     if integration::runtime_is_runc() {
-        eprintln!("runc 1.1 keeps watching a stopped container until its cgroup is removed: end not checked");
+        integration::skip("runc 1.1 keeps watching a stopped container until its cgroup is removed: end not checked");
         rt.delete_force(&id).assert_success();
         return;
     }

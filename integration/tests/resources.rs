@@ -463,21 +463,22 @@ fn block_io_weight_lands_as_runc_converts_it_on_v2() {
         integration::skip("not a cgroup v2 host (v1: block_io_weight_lands_in_blkio_bfq_weight_on_v1)");
         return;
     }
-    // Which file this kernel has, from a container without a weight.
+    // Which file this kernel has, known before anything is created: BFQ's when the kernel has
+    // the scheduler, else iocost's (its root-only io.cost.model shows it is built in).
+    let (file, want) = if kernel_has_bfq() {
+        ("io.bfq.weight", ["default 100", "default 200"])
+    } else if std::path::Path::new("/sys/fs/cgroup/io.cost.model").exists() {
+        ("io.weight", ["default 910", "default 1920"])
+    } else {
+        integration::skip("the kernel has neither BFQ nor iocost: no io.bfq.weight or io.weight to write");
+        return;
+    };
     let rt = Runtime::new();
     let mut plain = Bundle::new();
     plain.args(&["sleep", "1000"]);
     let id = rt.create_and_start(&plain);
     let dir = plain.cgroup_dirs().into_iter().next().expect("the container's cgroup");
-    let (file, want) = if dir.join("io.bfq.weight").exists() {
-        ("io.bfq.weight", ["default 100", "default 200"])
-    } else if dir.join("io.weight").exists() {
-        ("io.weight", ["default 910", "default 1920"])
-    } else {
-        integration::skip(format!("neither io.bfq.weight nor io.weight in {}", dir.display()));
-        rt.delete_force(&id).assert_success();
-        return;
-    };
+    assert!(dir.join(file).exists(), "{file} missing in {}", dir.display());
     // Both files read "default N", then a line per device with a weight of its own.
     let first_line = |b: &Bundle| b.cgroup_value(&[file]).lines().next().map(str::to_string);
     rt.exec_with_stdin(&["update", "-r", "-", &id], br#"{"blockIO": {"weight": 100}}"#.to_vec()).assert_success();
