@@ -169,3 +169,31 @@ fn foreground_exec_with_a_tty_relays_the_callers_terminal() {
     rt.wait_for_status(&id, "stopped");
     rt.delete(&id).assert_success();
 }
+
+/// runc's quick start word for word, as the README gives it: a busybox rootfs, `spec`, then
+/// `run ID` in a terminal. The shell is the container's, and `run` exits with its status.
+#[test]
+fn the_quick_start_spec_then_run_in_a_terminal_gives_a_shell() {
+    use integration::console::PtySession;
+    let rt = Runtime::new();
+    let dir = tempfile::Builder::new().prefix("skiff-it-quickstart-").tempdir_in("/tmp").expect("tempdir");
+    let bin = dir.path().join("rootfs/bin");
+    std::fs::create_dir_all(&bin).expect("mkdir rootfs/bin");
+    std::fs::copy("/bin/busybox", bin.join("busybox")).expect("copy busybox (busybox-static)");
+    std::os::unix::fs::symlink("busybox", bin.join("sh")).expect("symlink sh");
+    std::os::unix::fs::symlink("busybox", bin.join("hostname")).expect("symlink hostname");
+    let spec = std::process::Command::new(rt.binary()).arg("spec").current_dir(dir.path()).status().expect("spec");
+    assert!(spec.success());
+    let id = rt.new_id();
+    let root = rt.root();
+    // run from the bundle directory, as the quick start does (the bundle defaults to ".")
+    let script =
+        format!("cd {} && exec {} --root {} run {id}", dir.path().display(), rt.binary().display(), root.display());
+    let mut term = PtySession::spawn(std::path::Path::new("sh"), &["-c", &script], 24, 80);
+    term.type_text("echo in-$(hostname)-sh''ell\r");
+    term.expect("in-");
+    term.expect("-shell");
+    term.type_text("exit 4\r");
+    assert_eq!(term.wait(), Some(4), "{:?}", term.seen);
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+}
