@@ -404,3 +404,60 @@ fn notify_socket_passes_the_containers_ready_to_the_callers_socket() {
     assert!(opts.split(',').any(|f| f == "ro"), "{mounts}");
     rt.delete_force(&id).assert_success();
 }
+
+#[test]
+fn deprecated_memory_fields_are_applied_or_refused_naming_the_field() {
+    if integration::runtime_is_runc() {
+        integration::skip("memory.kernel/useHierarchy: runc 1.1.5 writes kmem limits the kernel refuses here");
+        return;
+    }
+    let Some(integration::host::Hierarchy::V1(_)) = integration::host::cgroup_hierarchy("memory") else {
+        integration::skip("memory.kernel/useHierarchy: checked on cgroup v1 (v2 has no such files: refused there)");
+        return;
+    };
+    let rt = Runtime::new();
+    // (memory resources, the file, the value it must hold if the kernel takes it, the field)
+    let rows = [
+        (json!({"kernel": 50 * 1024 * 1024}), "memory.kmem.limit_in_bytes", "52428800", "memory.kernel"),
+        (json!({"useHierarchy": true}), "memory.use_hierarchy", "1", "memory.useHierarchy"),
+        (json!({"useHierarchy": false}), "memory.use_hierarchy", "0", "memory.useHierarchy"),
+    ];
+    for (memory, file, want, field) in rows {
+        let mut b = Bundle::new();
+        b.edit(|c| c["linux"]["resources"] = json!({"memory": memory})).args(&["sleep", "1000"]);
+        let id = rt.new_id();
+        let out = rt.create(&id, &b);
+        if out.success() {
+            // The kernel took it: the cgroup file holds it.
+            assert_eq!(b.cgroup_value(&[file]), want, "{memory}");
+            rt.delete_force(&id).assert_success();
+        } else {
+            // Linux 6.1+ refuses kmem limits, and use_hierarchy 0: an error naming the field.
+            out.assert_stderr_contains(&format!("linux.resources.{field}"));
+            assert_eq!(rt.root_entries_for(&id), Vec::<String>::new(), "{memory}: state left");
+        }
+    }
+}
+
+#[test]
+fn update_with_check_before_update_refuses_a_limit_below_the_usage() {
+    if integration::runtime_is_runc() {
+        integration::skip("memory.checkBeforeUpdate: runc 1.1.5 checks it on cgroup v2 only");
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| c["linux"]["resources"] = json!({"memory": {"limit": 64 * 1024 * 1024}}))
+        .sh("head -c 2000000 /dev/zero > /dev/shm/fill; exec sleep 1000");
+    let id = rt.create_and_start(&b);
+    integration::host::wait_until("the container to use memory", || {
+        rt.exec(&["exec", &id, "test", "-s", "/dev/shm/fill"]).success().then_some(())
+    });
+    let before = b.cgroup_value(&["memory.limit_in_bytes", "memory.max"]);
+    let res = rt.scratch().join("res.json");
+    std::fs::write(&res, json!({"memory": {"limit": 4096, "checkBeforeUpdate": true}}).to_string()).expect("write");
+    let out = rt.exec(&["update", "-r", res.to_str().expect("utf-8"), &id]);
+    out.assert_failure().assert_stderr_contains("checkBeforeUpdate");
+    assert_eq!(b.cgroup_value(&["memory.limit_in_bytes", "memory.max"]), before, "the limit changed");
+    rt.delete_force(&id).assert_success();
+}

@@ -62,8 +62,16 @@ pub fn plan_v1(res: &LinuxResources, devices: &[Sourced]) -> Vec<Setting> {
         if let Some(v) = m.reservation() {
             out.push(s("memory", "memory.soft_limit_in_bytes", v, "memory.reservation"));
         }
+        // Deprecated (runtime-spec 1.3) and gone from Linux 6.1 on (the kernel refuses the
+        // write): applied where the kernel still can, else an error naming the field.
+        if let Some(v) = m.kernel() {
+            out.push(s("memory", "memory.kmem.limit_in_bytes", v, "memory.kernel"));
+        }
         if let Some(v) = m.kernel_tcp() {
             out.push(s("memory", "memory.kmem.tcp.limit_in_bytes", v, "memory.kernelTCP"));
+        }
+        if let Some(v) = m.use_hierarchy() {
+            out.push(s("memory", "memory.use_hierarchy", u8::from(v), "memory.useHierarchy"));
         }
         if let Some(v) = m.swappiness() {
             out.push(s("memory", "memory.swappiness", v, "memory.swappiness"));
@@ -159,6 +167,17 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
                 (v, _) => v.to_string(),
             };
             out.push(s("memory", "memory.swap.max", swap, "memory.swap"));
+        }
+        // cgroup v2 has no kernel memory limits and is always hierarchical: these files do not
+        // exist there, so asking for them is an error naming the field, never a silent drop.
+        if let Some(v) = m.kernel() {
+            out.push(s("memory", "memory.kmem.limit_in_bytes", v, "memory.kernel"));
+        }
+        if let Some(v) = m.kernel_tcp() {
+            out.push(s("memory", "memory.kmem.tcp.limit_in_bytes", v, "memory.kernelTCP"));
+        }
+        if m.use_hierarchy() == Some(false) {
+            out.push(s("memory", "memory.use_hierarchy", 0, "memory.useHierarchy"));
         }
     }
     if let Some(c) = res.cpu() {
@@ -454,6 +473,20 @@ fn write_one(dir: &Path, set: &Setting) -> Result<()> {
     let err =
         |e: std::io::Error| Error::msg(format!("{}: write {:?} to {}: {e}", set.source, set.value, path.display()));
     match std::fs::write(&path, &set.value) {
+        // Linux 5.16+ takes kmem limits and does nothing with them: read back, and refuse what
+        // the kernel did not keep (a limit is kept rounded down to whole pages).
+        Ok(()) if set.file.starts_with("memory.kmem.") => {
+            let asked: i64 = set.value.parse().unwrap_or(-1);
+            let kept: i64 = std::fs::read_to_string(&path).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(-1);
+            if asked >= 0 && kept != asked - asked % 4096 {
+                return Err(Error::msg(format!(
+                    "{}: this host's kernel ignores kernel memory limits (it kept {kept} in {}; Linux 5.16 deprecated them)",
+                    set.source,
+                    path.display()
+                )));
+            }
+            Ok(())
+        }
         Ok(()) => Ok(()),
         // memory.limit above memsw (or memsw below the limit) is refused: lift the other bound
         // first, then write again; the next setting of the pair puts it where the config wants.

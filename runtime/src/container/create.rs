@@ -84,6 +84,12 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     let net_devices = crate::netdev::plan(spec)?;
     crate::netdev::check_host(&net_devices)?;
     let rdt = crate::resctrl::plan(spec, &opts.id)?;
+    // Without SELinux a mount label has nothing to apply to and is ignored, as runc ignores it;
+    // with SELinux skiff would have to label every mount, which it does not do yet.
+    let mount_label = linux.and_then(|l| l.mount_label().as_deref()).filter(|l| !l.is_empty());
+    if mount_label.is_some() && std::path::Path::new("/sys/fs/selinux/enforce").exists() {
+        return Err(Error::config("linux.mountLabel", "SELinux mount labels are not applied by skiff"));
+    }
     // Held until the setup process joined the cgroups (see cgroups::Lock).
     let cgroup_lock = cgroups::Lock::take();
     let cgroup = Cgroup::plan(linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()), &opts.id);

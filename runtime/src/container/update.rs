@@ -108,6 +108,19 @@ pub fn update(root: &Root, id: &str, res: Option<LinuxResources>, flags: &Update
         res.set_rdma(None);
     }
     let cgroup = st.cgroup();
+    // memory.checkBeforeUpdate (runc 1.1+): a limit below what the container already uses is
+    // refused instead of making the kernel reclaim or OOM-kill.
+    if let Some(m) = res.memory() {
+        if let (Some(true), Some(limit)) = (m.check_before_update(), m.limit().filter(|l| *l >= 0)) {
+            let usage = cgroup.stats(None).memory.usage.usage;
+            if (limit as u64) < usage {
+                return Err(Error::msg(format!(
+                    "linux.resources.memory.limit: {limit} is below the container's current usage {usage} \
+                     (memory.checkBeforeUpdate)"
+                )));
+            }
+        }
+    }
     // New device rules replace the old ones whole, with runc's defaults and the container's own
     // nodes allowed after them as at create. On v2 that is one atomic swap of the eBPF program.
     // Where the cgroup cannot swap them whole (v1), the rules stay as created, as runc 1.1's
