@@ -171,11 +171,19 @@ fn mount_one(i: usize, m: &Mount, opts: &options::MountOptions, ctx: &MountCtx) 
                 do_mount(Some(&src), &path::fd_path(&fd), Some("bind"), MsFlags::MS_BIND | rec, None).map_err(label)?
             }
         }
-        if !opts.remount_flags().is_empty() {
+        // Options that only clear (rw, suid, exec, atime...) need the remount too (runc 1.2).
+        if !opts.remount_flags().is_empty() || !opts.cleared.is_empty() {
             let fd = target()?;
             let at = path::fd_path(&fd);
-            let keep = if ctx.in_userns { locked_flags(&at) } else { MsFlags::empty() };
-            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rec | opts.remount_flags() | (keep - opts.cleared);
+            // `remount` asks for mount(8)'s "--bind -o remount": the source's flags stay and the
+            // options add to them (runc 1.2). In a user namespace the locked ones stay anyway.
+            let keep = if ctx.in_userns || opts.flags.contains(MsFlags::MS_REMOUNT) {
+                locked_flags(&at)
+            } else {
+                MsFlags::empty()
+            };
+            let mut flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | rec | opts.remount_flags() | (keep - opts.cleared);
+            flags |= atime_to_name(&at, flags, opts.cleared);
             do_mount(None, &at, None, flags, None).map_err(label)?;
         }
     } else {
@@ -250,6 +258,27 @@ fn mount_one(i: usize, m: &Mount, opts: &options::MountOptions, ctx: &MountCtx) 
     }
     set_rec_attr(&target()?, opts.rec).map_err(label)?;
     Ok(None)
+}
+
+/// A remount that names no atime flag keeps the mount's old ones (the kernel's rule), so an
+/// option that clears one (`atime`, `diratime`, `norelatime`, `nostrictatime`) would do nothing:
+/// the mount's other atime flags are named instead, the cleared one gone (relatime, the
+/// kernel's default, if the mode itself was cleared).
+fn atime_to_name(at: &Path, flags: MsFlags, cleared: MsFlags) -> MsFlags {
+    let modes = MsFlags::MS_NOATIME | MsFlags::MS_RELATIME | MsFlags::MS_STRICTATIME;
+    if !cleared.intersects(modes | MsFlags::MS_NODIRATIME) || flags.intersects(modes | MsFlags::MS_NODIRATIME) {
+        return MsFlags::empty();
+    }
+    let now = locked_flags(at);
+    let mode = if now.contains(MsFlags::MS_NOATIME) {
+        MsFlags::MS_NOATIME
+    } else if now.contains(MsFlags::MS_RELATIME) {
+        MsFlags::MS_RELATIME
+    } else {
+        MsFlags::MS_STRICTATIME
+    };
+    let mode = if cleared.contains(mode) { MsFlags::MS_RELATIME } else { mode };
+    mode | ((now & MsFlags::MS_NODIRATIME) - cleared)
 }
 
 /// The flags of an existing mount that an unprivileged remount may not clear.

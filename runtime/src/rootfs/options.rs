@@ -98,6 +98,16 @@ const FLAGS: &[(&str, bool, MsFlags)] = &[
     ("sync", false, MsFlags::MS_SYNCHRONOUS),
 ];
 
+/// The flags of FLAGS that belong to the filesystem, not to the mount.
+const SUPERBLOCK_FLAGS: &[MsFlags] = &[
+    MsFlags::MS_SYNCHRONOUS,
+    MsFlags::MS_DIRSYNC,
+    MsFlags::MS_MANDLOCK,
+    MsFlags::MS_LAZYTIME,
+    MsFlags::MS_I_VERSION,
+    MsFlags::MS_SILENT,
+];
+
 const PROPAGATION: &[(&str, MsFlags)] = &[
     ("private", MsFlags::MS_PRIVATE),
     ("rprivate", MsFlags::MS_PRIVATE.union(MsFlags::MS_REC)),
@@ -227,6 +237,19 @@ pub fn check(index: usize, m: &Mount, in_userns: bool) -> Result<()> {
                 known().join(",")
             ),
         ));
+    }
+    if bind {
+        // Superblock flags: a bind remount changes only per-mount flags, so these would go
+        // nowhere (runc and crun pass them to the kernel, which ignores them).
+        let superblock = SUPERBLOCK_FLAGS.iter().fold(MsFlags::empty(), |a, f| a | *f);
+        let options = m.options().as_deref().unwrap_or_default();
+        if let Some(o) = options.iter().find(|o| FLAGS.iter().any(|f| f.0 == o.as_str() && superblock.intersects(f.2)))
+        {
+            return Err(Error::config(
+                path,
+                format!("{o:?} is a filesystem (superblock) flag, which a bind mount cannot change"),
+            ));
+        }
     }
     if opts.tmpcopyup && typ != "tmpfs" {
         return Err(Error::config(path, format!("tmpcopyup applies to tmpfs mounts only, not to type {typ:?}")));
@@ -393,6 +416,21 @@ mod tests {
             (
                 serde_json::json!({"destination": "/m", "type": "bind", "source": "/s", "options": ["size=1m"]}),
                 Some("a bind mount cannot take filesystem options"),
+            ),
+            // A bind remount cannot change superblock flags (runc passes them and the kernel
+            // ignores them): refused, setting or clearing.
+            (
+                serde_json::json!({"destination": "/m", "type": "bind", "source": "/s", "options": ["rbind", "sync"]}),
+                Some("mounts[0].options: \"sync\" is a filesystem (superblock) flag"),
+            ),
+            (
+                serde_json::json!({"destination": "/m", "source": "/s", "options": ["bind", "ro", "nolazytime"]}),
+                Some("\"nolazytime\" is a filesystem (superblock) flag"),
+            ),
+            // ... which a new filesystem takes.
+            (
+                serde_json::json!({"destination": "/t", "type": "tmpfs", "source": "tmpfs", "options": ["sync", "dirsync"]}),
+                None,
             ),
             // crun: tmpcopyup is for tmpfs only (runc ignores it elsewhere).
             (
