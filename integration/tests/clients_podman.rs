@@ -5,7 +5,7 @@
 //! checks docker shares are in `integration/src/docker_cli.rs`.
 
 use integration::docker_cli::{self as cli, PODMAN};
-use integration::engines::{Engine, Kind};
+use integration::engines::{Engine, Kind, IMAGE};
 
 fn podman() -> Option<std::sync::Arc<Engine>> {
     Engine::shared(Kind::Podman)
@@ -56,4 +56,52 @@ fn fifty_rm_containers_leave_no_trace() {
 fn volumes_and_tmpfs() {
     let Some(e) = podman() else { return };
     cli::volumes_and_tmpfs(&e, &PODMAN);
+}
+
+#[test]
+fn sdnotify_container_passes_ready_to_the_callers_socket() {
+    // `podman run --sdnotify=container` hands NOTIFY_SOCKET to the runtime; the container's READY
+    // must reach the socket podman was started with (systemd's, in a unit).
+    let Some(p) = podman() else { return };
+    let Some(notify) =
+        ["/usr/bin/systemd-notify", "/bin/systemd-notify"].into_iter().find(|n| std::path::Path::new(n).exists())
+    else {
+        integration::skip("sdnotify: no systemd-notify on this host to send from the container");
+        return;
+    };
+    let dir = tempfile::tempdir_in("/tmp").expect("temp dir");
+    let caller = dir.path().join("notify.sock");
+    let listener = std::os::unix::net::UnixDatagram::bind(&caller).expect("bind");
+    listener.set_read_timeout(Some(integration::host::PATIENCE)).expect("timeout");
+    let reader = std::thread::spawn(move || {
+        let mut got = String::new();
+        while !got.contains("READY=1") {
+            let mut buf = [0u8; 4096];
+            match listener.recv(&mut buf) {
+                Ok(n) => got.push_str(&String::from_utf8_lossy(&buf[..n])),
+                Err(e) => return Err(format!("{e} after {got:?}")),
+            }
+            got.push('\n');
+        }
+        Ok(got)
+    });
+    // systemd-notify and its libraries, read-only from the host (the image is busybox).
+    let mut args: Vec<String> = ["run", "--rm", "--sdnotify=container"].iter().map(|s| s.to_string()).collect();
+    for d in ["/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu", "/lib64"] {
+        if std::path::Path::new(d).exists() {
+            args.push("-v".into());
+            args.push(format!("{d}:{d}:ro"));
+        }
+    }
+    args.push("-v".into());
+    args.push(format!("{notify}:/usr/local/bin/systemd-notify:ro"));
+    args.extend([IMAGE.to_string(), "sh".into(), "-c".into(), "systemd-notify --ready; echo sent".into()]);
+    let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut cmd = p.command(&argv);
+    cmd.env("NOTIFY_SOCKET", &caller);
+    let out = cmd.output().expect("run podman");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let got = reader.join().expect("reader").expect("READY on the caller's socket");
+    assert!(got.lines().any(|l| l == "READY=1"), "{got:?}");
+    assert!(got.lines().any(|l| l.starts_with("MAINPID=")), "{got:?}");
 }
