@@ -59,7 +59,14 @@ pub fn prepare(spec: &Spec, ctx: &MountCtx) -> Result<()> {
     // the rootfs bind and every mount below it would reach the host (runc's
     // rootfsParentMountPropagation). Everything the container mounts is below that bind.
     let parent = if prop.contains(MsFlags::MS_SLAVE) { MsFlags::MS_SLAVE } else { MsFlags::MS_PRIVATE };
-    unshare_rootfs_parent(ctx.rootfs, parent)?;
+    match unshare_rootfs_parent(ctx.rootfs, parent) {
+        // In a user namespace the kernel may refuse to change a mount inherited from a more
+        // privileged namespace (runc#5241). Harmless unless / was left shared: nothing is.
+        Err(Error::Sys { errno: nix::errno::Errno::EPERM, .. }) if !prop.contains(MsFlags::MS_SHARED) => {
+            crate::log::debug("rootfs parent mount: EPERM in a user namespace, left as / is (not shared)")
+        }
+        other => other?,
+    }
     // The rootfs must be a mount point for pivot_root.
     do_mount(Some(ctx.rootfs), ctx.rootfs, Some("bind"), MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     let mut dev_is_bind = false;
