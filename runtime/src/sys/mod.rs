@@ -234,33 +234,24 @@ pub fn set_mempolicy(mode_and_flags: i32, nodemask: &[u64]) -> Result<(), Errno>
 /// The extended attribute names of an open file (flistxattr), NUL-separated as the kernel gives
 /// them. nix has no xattr calls.
 pub fn list_xattrs(fd: BorrowedFd<'_>) -> Result<Vec<u8>, Errno> {
-    loop {
-        // SAFETY: a null buffer of size 0 asks only for the size; nothing is written.
-        let size = Errno::result(unsafe { libc::flistxattr(fd.as_raw_fd(), std::ptr::null_mut(), 0) })?;
-        let mut buf = vec![0u8; size as usize];
-        // SAFETY: the kernel writes at most buf.len() bytes into the live buffer.
-        let ret = unsafe { libc::flistxattr(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-        match Errno::result(ret) {
-            // The list grew between the two calls: ask again.
-            Err(Errno::ERANGE) => continue,
-            Err(e) => return Err(e),
-            Ok(n) => {
-                buf.truncate(n as usize);
-                return Ok(buf);
-            }
-        }
-    }
+    // SAFETY: `buf` is null with size 0 (the kernel only reports the size) or a live buffer the
+    // kernel writes at most `size` bytes into.
+    read_sized(|buf, size| unsafe { libc::flistxattr(fd.as_raw_fd(), buf.cast(), size) })
 }
 
 /// The value of one extended attribute of an open file (fgetxattr).
 pub fn get_xattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr) -> Result<Vec<u8>, Errno> {
+    // SAFETY: `name` is NUL-terminated; `buf` as for `list_xattrs`.
+    read_sized(|buf, size| unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.cast(), size) })
+}
+
+/// The xattr calls' size protocol: `call(null, 0)` says how many bytes there are, then
+/// `call(buf, len)` fills the buffer; ERANGE there means the value grew in between: ask again.
+fn read_sized(mut call: impl FnMut(*mut u8, usize) -> libc::ssize_t) -> Result<Vec<u8>, Errno> {
     loop {
-        // SAFETY: `name` is NUL-terminated; a null buffer of size 0 asks only for the size.
-        let size = Errno::result(unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), std::ptr::null_mut(), 0) })?;
+        let size = Errno::result(call(std::ptr::null_mut(), 0))?;
         let mut buf = vec![0u8; size as usize];
-        // SAFETY: the kernel writes at most buf.len() bytes into the live buffer.
-        let ret = unsafe { libc::fgetxattr(fd.as_raw_fd(), name.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
-        match Errno::result(ret) {
+        match Errno::result(call(buf.as_mut_ptr(), buf.len())) {
             Err(Errno::ERANGE) => continue,
             Err(e) => return Err(e),
             Ok(n) => {
