@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxResources};
+use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxResources};
 
 use super::devices::{self, Rule, Sourced};
 use super::hierarchy::{Dirs, Hierarchy};
@@ -64,12 +64,7 @@ pub fn plan_v1(res: &LinuxResources, devices: &[Sourced]) -> Vec<Setting> {
         }
         // Deprecated (runtime-spec 1.3) and gone from Linux 6.1 on (the kernel refuses the
         // write): applied where the kernel still can, else an error naming the field.
-        if let Some(v) = m.kernel() {
-            out.push(s("memory", "memory.kmem.limit_in_bytes", v, "memory.kernel"));
-        }
-        if let Some(v) = m.kernel_tcp() {
-            out.push(s("memory", "memory.kmem.tcp.limit_in_bytes", v, "memory.kernelTCP"));
-        }
+        out.extend(plan_kmem(m));
         if let Some(v) = m.use_hierarchy() {
             out.push(s("memory", "memory.use_hierarchy", u8::from(v), "memory.useHierarchy"));
         }
@@ -170,12 +165,7 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
         }
         // cgroup v2 has no kernel memory limits and is always hierarchical: these files do not
         // exist there, so asking for them is an error naming the field, never a silent drop.
-        if let Some(v) = m.kernel() {
-            out.push(s("memory", "memory.kmem.limit_in_bytes", v, "memory.kernel"));
-        }
-        if let Some(v) = m.kernel_tcp() {
-            out.push(s("memory", "memory.kmem.tcp.limit_in_bytes", v, "memory.kernelTCP"));
-        }
+        out.extend(plan_kmem(m));
         if m.use_hierarchy() == Some(false) {
             out.push(s("memory", "memory.use_hierarchy", 0, "memory.useHierarchy"));
         }
@@ -224,6 +214,18 @@ pub fn plan_v2(res: &LinuxResources) -> Vec<Setting> {
 enum Version {
     V1,
     V2,
+}
+
+/// memory.kernel and memory.kernelTCP: v1's kmem files (which v2 does not have).
+fn plan_kmem(m: &LinuxMemory) -> Vec<Setting> {
+    let mut out = Vec::new();
+    if let Some(v) = m.kernel() {
+        out.push(s("memory", "memory.kmem.limit_in_bytes", v, "memory.kernel"));
+    }
+    if let Some(v) = m.kernel_tcp() {
+        out.push(s("memory", "memory.kmem.tcp.limit_in_bytes", v, "memory.kernelTCP"));
+    }
+    out
 }
 
 /// The cpu settings v1 and v2 write alike: cpu.idle, cpuset.cpus and cpuset.mems.
