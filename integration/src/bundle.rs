@@ -81,6 +81,15 @@ impl Bundle {
         self
     }
 
+    /// Takes config.json as it is on disk now (written by the runtime's `spec`, say) as the config
+    /// later edits start from.
+    pub fn reload(&mut self) -> &mut Bundle {
+        let path = self.path().join("config.json");
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+        self.config = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{} is not JSON: {e}", path.display()));
+        self
+    }
+
     /// Sets `process.args`.
     pub fn args(&mut self, args: &[&str]) -> &mut Bundle {
         let args: Vec<Value> = args.iter().map(|a| Value::from(*a)).collect();

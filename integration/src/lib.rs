@@ -9,6 +9,7 @@ pub mod docker_cli;
 pub mod engines;
 pub mod host;
 pub mod registry;
+pub mod rootless;
 pub mod runtime;
 pub mod skip;
 pub mod slipway;

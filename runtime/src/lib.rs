@@ -16,6 +16,7 @@ pub mod netdev;
 pub mod process;
 pub mod resctrl;
 pub mod rootfs;
+pub mod rootless;
 pub mod security;
 pub mod state;
 #[allow(unsafe_code)]

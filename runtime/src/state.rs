@@ -110,6 +110,18 @@ impl Root {
         Ok(Root { dir: dir.to_path_buf() })
     }
 
+    /// The default root (see [`crate::rootless::default_root`]). One under $XDG_RUNTIME_DIR gets
+    /// the sticky bit, which keeps the XDG spec's periodic clean-up away from it (runc does the same).
+    pub fn open_default() -> Result<Root> {
+        let (dir, xdg) = crate::rootless::default_root();
+        let root = Root::open(&dir)?;
+        if xdg {
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1700))
+                .ctx(|| format!("chmod {} (the path in $XDG_RUNTIME_DIR must be the user's own)", dir.display()))?;
+        }
+        Ok(root)
+    }
+
     /// Ids of every container directory, sorted.
     pub fn ids(&self) -> Result<Vec<String>> {
         let mut ids = Vec::new();

@@ -81,7 +81,7 @@ fn unescape(s: &str) -> String {
 }
 
 /// This process's own cgroup in a hierarchy, from /proc/self/cgroup.
-fn own_path(h: &Hierarchy, proc_cgroup: &str) -> String {
+pub(super) fn own_path(h: &Hierarchy, proc_cgroup: &str) -> String {
     for line in proc_cgroup.lines() {
         let mut parts = line.splitn(3, ':');
         let (Some(_), Some(ctrls), Some(path)) = (parts.next(), parts.next(), parts.next()) else { continue };
@@ -144,6 +144,12 @@ impl Dirs {
             Some((h.clone(), leaf.clone()))
         };
         Dirs(leaves.iter().filter_map(pair).collect())
+    }
+
+    /// These directories split in two: those `keep` says yes to, and the rest.
+    pub fn split(&self, keep: impl Fn(&Hierarchy, &Path) -> bool) -> (Dirs, Dirs) {
+        let (yes, no) = self.0.iter().cloned().partition(|(h, d)| keep(h, d));
+        (Dirs(yes), Dirs(no))
     }
 
     pub fn iter(&self) -> std::slice::Iter<'_, (Hierarchy, PathBuf)> {

@@ -10,6 +10,7 @@ mod fs;
 mod hierarchy;
 pub mod oom;
 mod resources;
+pub mod rootless;
 pub mod stats;
 
 use std::cell::OnceCell;
@@ -53,6 +54,17 @@ impl Cgroup {
         let paths = dirs.paths();
         let created = fs::missing_dirs(&paths);
         Cgroup { driver: Driver::Cgroupfs, paths, created, dirs: OnceCell::from(dirs) }
+    }
+
+    /// Rootless: leaves out the hierarchies where this user cannot make the container's
+    /// directory and move a process into it ([`rootless::usable`]). Returns them, as planned.
+    pub fn leave_out_unusable(&mut self) -> Dirs {
+        let proc_cgroup = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        let (kept, left_out) = self.dirs().split(|h, leaf| rootless::usable(h, leaf, &proc_cgroup));
+        self.paths = kept.paths();
+        self.created = fs::missing_dirs(&self.paths);
+        self.dirs = OnceCell::from(kept);
+        left_out
     }
 
     /// The cgroups of an existing container, from the paths its state recorded.

@@ -31,9 +31,10 @@ const VERSION: &str =
 #[derive(Parser, Debug)]
 #[command(name = "skiff", version = VERSION, about = "An OCI runtime with runc's command line")]
 pub struct Cli {
-    /// Directory for container state (private per user of skiff).
-    #[arg(long, global = true, default_value = "/run/skiff")]
-    pub root: PathBuf,
+    /// Directory for container state (private per user of skiff) [default: /run/skiff, or
+    /// $XDG_RUNTIME_DIR/skiff when run rootless, as runc]
+    #[arg(long, global = true)]
+    pub root: Option<PathBuf>,
     /// Write log messages to this file.
     #[arg(long, global = true)]
     pub log: Option<PathBuf>,
@@ -46,7 +47,8 @@ pub struct Cli {
     /// Use systemd for cgroups (not supported: there is no systemd driver).
     #[arg(long = "systemd-cgroup", global = true)]
     pub systemd_cgroup: bool,
-    /// Accepted for runc compatibility (auto, true, false); skiff decides by itself.
+    /// Whether cgroups skiff cannot write may be left out: true, false or auto (auto: when run
+    /// by a user other than root or in a user namespace, as runc).
     #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     #[command(subcommand)]
@@ -102,14 +104,19 @@ pub fn run(cli: Cli) -> Result<i32> {
         // These put skiff processes inside a container: run them from a sealed copy.
         crate::security::selfexe::ensure_sealed()?;
     }
-    let root = || Root::open(&cli.root);
+    let rootless = crate::rootless::parse_flag(cli.rootless.as_deref())?;
+    let root = || match &cli.root {
+        Some(dir) => Root::open(dir),
+        None => Root::open_default(),
+    };
+    let cgroups_may_be_missing = || crate::rootless::cgroups_may_be_missing(cli.rootless.as_deref());
     match &cli.command {
-        Command::Create(a) => create::run(&root()?, a)?,
+        Command::Create(a) => create::run(&root()?, a, cgroups_may_be_missing()?)?,
         Command::Start(a) => start::run(&root()?, a)?,
         Command::State(a) => state::run(&root()?, a)?,
         Command::Kill(a) => kill::run(&root()?, a)?,
         Command::Delete(a) => delete::run(&root()?, a)?,
-        Command::Run(a) => return run::run(&root()?, a),
+        Command::Run(a) => return run::run(&root()?, a, cgroups_may_be_missing()?),
         Command::Exec(a) => return exec::run(&root()?, a),
         Command::Update(a) => update::run(&root()?, a)?,
         Command::Events(a) => events::run(&root()?, a)?,
@@ -118,7 +125,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Resume(a) => resume::run(&root()?, a)?,
         Command::Ps(a) => ps::run(&root()?, a)?,
         Command::List(a) => list::run(&root()?, a)?,
-        Command::Spec(a) => spec::run(a, matches!(cli.rootless.as_deref(), Some("true" | "1")))?,
+        Command::Spec(a) => spec::run(a, rootless == Some(true))?,
     }
     Ok(0)
 }

@@ -25,6 +25,9 @@ pub struct CreateOpts {
     pub no_pivot: bool,
     pub no_new_keyring: bool,
     pub preserve_fds: u32,
+    /// Rootless cgroups (the global `--rootless`, decided): hierarchies this user cannot write
+    /// are left out, device rules are not applied (see cgroups/rootless.rs).
+    pub cgroups_may_be_missing: bool,
 }
 
 /// Creates the container; returns the init's pid. On error nothing is left behind.
@@ -81,6 +84,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
     // What needs the host is checked before anything is made.
+    crate::rootless::check(spec)?;
     let net_devices = crate::netdev::plan(spec)?;
     crate::netdev::check_host(&net_devices)?;
     let rdt = crate::resctrl::plan(spec, &opts.id)?;
@@ -92,7 +96,12 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     }
     // Held until the setup process joined the cgroups (see cgroups::Lock).
     let cgroup_lock = cgroups::Lock::take();
-    let cgroup = Cgroup::plan(linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str()), &opts.id);
+    let cgroups_path = linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str());
+    let mut cgroup = Cgroup::plan(cgroups_path, &opts.id);
+    let mut resources = linux.and_then(|l| l.resources().clone());
+    if opts.cgroups_may_be_missing {
+        resources = rootless_cgroups(&mut cgroup, cgroups_path, resources)?;
+    }
     let mut st = State {
         oci_version: spec.version().clone(),
         id: opts.id.clone(),
@@ -118,8 +127,9 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         crate::resctrl::apply(p)?;
     }
     log::debug(&format!("create {}: state recorded, {} cgroup dirs made", opts.id, cgroup.created().len()));
-    if let Some(res) = linux.and_then(|l| l.resources().as_ref()) {
-        cgroup.apply(res, &crate::rootfs::devices::cgroup_rules(spec))?;
+    if let Some(res) = &resources {
+        let nodes = if opts.cgroups_may_be_missing { Vec::new() } else { crate::rootfs::devices::cgroup_rules(spec) };
+        cgroup.apply(res, &nodes)?;
     }
     failpoint::hit("create:resources-applied");
     let fifo = c.fifo_path();
@@ -156,6 +166,39 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         write_pid_file(p, pid)?;
     }
     Ok(pid)
+}
+
+/// Rootless cgroups (runc's rootless cgroup manager): the hierarchies this user may not write are
+/// left out with a warning, unless `linux.cgroupsPath` asked for them or a limit needs them; the
+/// device rules are checked and dropped. Returns the resources left to apply.
+fn rootless_cgroups(
+    cgroup: &mut Cgroup,
+    cgroups_path: Option<&str>,
+    resources: Option<oci_spec::runtime::LinuxResources>,
+) -> Result<Option<oci_spec::runtime::LinuxResources>> {
+    let all = cgroup.dirs().clone();
+    let left_out = cgroup.leave_out_unusable();
+    if let Some((_, dir)) = left_out.iter().next() {
+        if let Some(p) = cgroups_path.filter(|p| !p.is_empty()) {
+            return Err(Error::config(
+                "linux.cgroupsPath",
+                format!("{p:?}: skiff runs rootless and may not make or join {}", dir.display()),
+            ));
+        }
+        if let Some(res) = &resources {
+            cgroups::rootless::check_limits(res, &all, cgroup.dirs())?;
+        }
+        let dirs: Vec<String> = left_out.paths().iter().map(|d| d.display().to_string()).collect();
+        log::warn(&format!(
+            "rootless: no cgroup where this user may not write ({}): the container stays in skiff's own \
+             cgroups there, without limits, pause or stats from them",
+            dirs.join(", ")
+        ));
+    }
+    let Some(res) = resources else { return Ok(None) };
+    // Checked, then left out: a user namespace cannot make device nodes anyway.
+    cgroups::devices::rules(&res, &[])?;
+    Ok(Some(cgroups::rootless::without_devices(&res)))
 }
 
 struct Driver<'a> {

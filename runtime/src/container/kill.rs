@@ -26,7 +26,12 @@ pub fn kill(root: &Root, id: &str, sig: i32, all: bool) -> Result<()> {
         }
         let cgroup = st.cgroup();
         let frozen = cgroup.freeze().is_ok();
-        let mut pids = cgroup.pids();
+        // (a rootless container without cgroups: the processes of its pid namespace)
+        let mut pids = if st.cgroup_paths.is_empty() {
+            super::pause::pidns_members(st).unwrap_or_default()
+        } else {
+            cgroup.pids()
+        };
         if pids.is_empty() {
             pids.push(st.pid);
         }

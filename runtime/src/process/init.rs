@@ -124,7 +124,9 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
         let ctx = rootfs::MountCtx {
             rootfs: cfg.rootfs,
             bundle: cfg.bundle,
-            in_userns: ns.in_userns(),
+            // skiff itself may be root of a user namespace (podman's, slipway's): the same rules
+            // hold (no mknod, locked mount flags) without one in the config.
+            in_userns: ns.in_userns() || crate::rootless::in_userns(),
             new_cgroupns: ns.has_new(LinuxNamespaceType::Cgroup),
             cgroups: cfg.cgroup.dirs().clone(),
             idmapped: cfg.idmapped,
@@ -235,9 +237,21 @@ pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds:
     let home = passwd_home(user.uid());
     let gids: Vec<nix::unistd::Gid> =
         user.additional_gids().iter().flatten().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
-    // setgroups is denied in a user namespace whose gid map was written unprivileged; runc only
-    // calls it when it may. We always write the maps as root, so it is allowed.
-    nix::unistd::setgroups(&gids).map_err(|e| Error::msg(format!("process.user.additionalGids: setgroups: {e}")))?;
+    // setgroups is denied in a user namespace whose gid map an unprivileged user wrote alone
+    // (process/usermap.rs). Then there are no groups to drop, and asking for some is an error,
+    // as in runc ("cannot set any additional groups in a rootless container").
+    if setgroups_denied() {
+        if !gids.is_empty() {
+            return Err(Error::config(
+                "process.user.additionalGids",
+                "setgroups is denied in this rootless user namespace (a gid map of your own gid alone; \
+                 newgidmap with /etc/subgid ranges allows it)",
+            ));
+        }
+    } else {
+        nix::unistd::setgroups(&gids)
+            .map_err(|e| Error::msg(format!("process.user.additionalGids: setgroups: {e}")))?;
+    }
     let switching = user.uid() != 0;
     if switching {
         nix::sys::prctl::set_keepcaps(true).ctx(|| "prctl(PR_SET_KEEPCAPS)".into())?;
@@ -446,4 +460,10 @@ pub fn lookup_path(arg0: &str, env: &[String]) -> Result<PathBuf> {
         }
     }
     Err(Error::msg(format!("exec: {arg0:?}: executable file not found in $PATH")))
+}
+
+/// True when this process's user namespace denies setgroups(2) (/proc/self/setgroups says
+/// "deny"; absent before Linux 3.19, where nothing is denied).
+fn setgroups_denied() -> bool {
+    std::fs::read_to_string("/proc/self/setgroups").is_ok_and(|s| s.trim() == "deny")
 }

@@ -1,7 +1,7 @@
 //! Making the container's processes. The parent (`skiff create`/`run`) forks a short-lived setup
 //! process, puts it in the container's cgroups, and drives it over the sync channel: the setup
 //! process joins namespaces given by path (user first), makes a new user namespace (the parent
-//! writes its id maps), unshares the rest, then forks the container init as the parent's child
+//! writes its id maps, see `usermap.rs`), unshares the rest, then forks the container init as the parent's child
 //! (CLONE_PARENT) and exits. The init sets up the rootfs and the process and blocks on the exec
 //! fifo (see `init.rs`).
 
@@ -9,6 +9,7 @@ pub mod attrs;
 pub mod channel;
 pub mod exec;
 pub mod init;
+pub mod usermap;
 
 use std::path::PathBuf;
 
@@ -139,7 +140,9 @@ fn drive(
                 driver.seccomp_listener(pid, std::os::fd::AsFd::as_fd(&fd))?;
             }
             Some(Msg::UsernsReady) => {
-                write_id_maps(setup, cfg.spec)?;
+                let euid = nix::unistd::geteuid().as_raw();
+                let egid = nix::unistd::getegid().as_raw();
+                usermap::write(setup.as_raw(), &usermap::plan(cfg.spec, euid, egid))?;
                 chan.send(&Msg::MapsDone)?;
             }
             Some(Msg::InitPid(pid)) => {
@@ -165,26 +168,6 @@ fn drive(
             None => return Err(Error::msg("container init exited during setup")),
         }
     }
-}
-
-fn write_id_maps(pid: Pid, spec: &Spec) -> Result<()> {
-    let linux = spec.linux().as_ref();
-    let fmt = |maps: Option<&Vec<oci_spec::runtime::LinuxIdMapping>>| {
-        maps.into_iter()
-            .flatten()
-            .map(|m| format!("{} {} {}\n", m.container_id(), m.host_id(), m.size()))
-            .collect::<String>()
-    };
-    let uid = fmt(linux.and_then(|l| l.uid_mappings().as_ref()));
-    let gid = fmt(linux.and_then(|l| l.gid_mappings().as_ref()));
-    for (file, content, field) in [("uid_map", uid, "linux.uidMappings"), ("gid_map", gid, "linux.gidMappings")] {
-        if content.is_empty() {
-            continue;
-        }
-        let path = format!("/proc/{pid}/{file}");
-        std::fs::write(&path, content).map_err(|e| Error::msg(format!("{field}: write {path}: {e}")))?;
-    }
-    Ok(())
 }
 
 /// The setup process: namespaces, then the init. Never returns.
