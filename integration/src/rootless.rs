@@ -206,3 +206,94 @@ fn subid_range(file: &str, name: &str) -> Option<(u32, u32)> {
         Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
     })
 }
+
+/// Rootless podman, as the user the test made: podman 4.3 in its own user namespace (the user's
+/// id and its subordinate range), running containers through a copy of the runtime under test
+/// (`--runtime`) with cgroupfs, file events, vfs storage in the user's home and `--network none`
+/// (no slirp4netns needed), with slipway's busybox image [`crate::engines::IMAGE`] loaded.
+/// Dropping it drops the user, which ends podman's pause process, conmon and the containers.
+pub struct Podman {
+    pub user: User,
+    /// The runtime copy podman runs; its default state root for the user is
+    /// `$XDG_RUNTIME_DIR/<its file name>`.
+    pub runtime: PathBuf,
+    io: tempfile::TempDir,
+    counter: std::sync::atomic::AtomicU32,
+}
+
+impl Podman {
+    /// None (after a skip) where podman, conmon or the rootless set-up is missing.
+    pub fn new() -> Option<Podman> {
+        if let Some(missing) = ["podman", "conmon"].into_iter().find(|b| !crate::engines::have(b)) {
+            crate::skip(format!("{missing} not installed: no rootless podman test (make deps installs it)"));
+            return None;
+        }
+        let user = User::new(true)?;
+        let runtime = user.install(&crate::runtime_path());
+        let io = tempfile::Builder::new().prefix("skiff-it-rlpodman-").tempdir_in("/tmp").expect("io dir");
+        let p = Podman { user, runtime, io, counter: std::sync::atomic::AtomicU32::new(0) };
+        let s = crate::slipway::Slipway::new();
+        s.base("skiffbox:1");
+        let tar = p.user.home.join("skiffbox.tar");
+        s.run(&["save", "skiffbox:1", "-o", &tar.to_string_lossy()]).ok();
+        p.user.give(&tar);
+        p.run(&["load", "-i", &tar.to_string_lossy()]).ok();
+        Some(p)
+    }
+
+    /// `podman ARGS` as the user; `run` and `create` get the runtime under test and no network.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = self.user.command("podman");
+        cmd.args(["--cgroup-manager", "cgroupfs", "--events-backend", "file", "--storage-driver", "vfs"]);
+        cmd.arg("--runtime").arg(&self.runtime);
+        match args {
+            [first @ ("run" | "create"), rest @ ..] => cmd.arg(first).args(["--network", "none"]).args(rest),
+            _ => cmd.args(args),
+        };
+        cmd
+    }
+
+    /// Runs `podman ARGS` to the end (killed after [`crate::host::PATIENCE`]).
+    #[track_caller]
+    pub fn run(&self, args: &[&str]) -> crate::engines::Out {
+        let n = self.counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (out, err) = (self.io.path().join(format!("{n}.out")), self.io.path().join(format!("{n}.err")));
+        let mut cmd = self.command(args);
+        cmd.stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("create out"))
+            .stderr(std::fs::File::create(&err).expect("create err"));
+        let command = format!("{cmd:?}");
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {command}: {e}"));
+        let deadline = std::time::Instant::now() + crate::host::PATIENCE;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break s,
+                Ok(None) if std::time::Instant::now() > deadline => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{command} still running after {:?}; killed it", crate::host::PATIENCE);
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(10)),
+                Err(e) => panic!("wait for {command}: {e}"),
+            }
+        };
+        crate::engines::Out {
+            command,
+            code: status.code(),
+            stdout: std::fs::read_to_string(&out).unwrap_or_default(),
+            stderr: std::fs::read_to_string(&err).unwrap_or_default(),
+        }
+    }
+
+    /// The runtime's own view of a container (`RUNTIME state ID` as the user, default root):
+    /// proof podman runs it through that runtime. None if the runtime does not know it.
+    pub fn runtime_state(&self, id: &str) -> Option<serde_json::Value> {
+        let o = self.user.command(&self.runtime).args(["state", id]).output().ok()?;
+        serde_json::from_slice(&o.stdout).ok().filter(|_| o.status.success())
+    }
+
+    /// The runtime's default state directory for the user.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.user.runtime_dir.join(self.runtime.file_name().expect("runtime file name"))
+    }
+}
