@@ -224,7 +224,7 @@ impl Context {
         }
         let rel = if cleaned == "." { String::new() } else { cleaned };
         if glob::has_wildcards(&rel) {
-            glob::matches(&rel, "").map_err(|_| ContextError::BadPattern(src.into()))?;
+            let pat = glob::compile(&rel).map_err(|_| ContextError::BadPattern(src.into()))?;
             let mut out: Vec<String> = Vec::new();
             for e in self.entries()? {
                 // entries are in walk order, so what lies under a match follows it directly
@@ -234,7 +234,7 @@ impl Context {
                 if e.rel.is_empty() || under_last {
                     continue;
                 }
-                if glob::matches(&rel, &e.rel).unwrap_or(false) {
+                if pat.matches(&e.rel) {
                     out.push(e.rel.clone());
                 }
             }

@@ -1,9 +1,11 @@
 //! `.dockerignore` with docker's semantics (moby/patternmatcher and BuildKit's reader), not
 //! gitignore's: patterns are cleaned, a leading `/` dropped, `**` spans directories, `!` lines
 //! re-include, the last matching line wins, and a pattern matching a parent excludes the child.
-//! It only decides; walking the context is `context.rs`'s job.
+//! It only decides; walking the context is `context.rs`'s job. Scanning and matching are
+//! `wildcard.rs`'s; this file turns `**` and patternmatcher's shortcuts into its tokens.
 
-use crate::glob::{self, BadPattern};
+use crate::glob;
+use crate::wildcard::{self, BadPattern, Item, Tok};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum IgnoreError {
@@ -21,26 +23,12 @@ enum Kind {
     Regex,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    Lit(char),
-    /// `*`: anything but `/`
-    Star,
-    /// `?`: one char but `/`
-    One,
-    /// `**` inside a pattern: `(.*/)?`
-    Deep,
-    /// `**` at the end: `.*`
-    Rest,
-    Class(bool, Vec<(char, char)>),
-}
-
 #[derive(Debug, Clone)]
 struct Pattern {
     cleaned: String,
     exclusion: bool,
     kind: Kind,
-    toks: Vec<Tok>,
+    nfa: wildcard::Pattern,
 }
 
 /// What BuildKit's dockerignore reader keeps of a file: cleaned patterns, `!` kept as prefix.
@@ -74,22 +62,25 @@ pub fn read_patterns(text: &str) -> Vec<(usize, String)> {
     out
 }
 
-fn compile(p: &str) -> (Kind, Vec<Tok>) {
-    let cs: Vec<char> = p.chars().collect();
+/// patternmatcher's reading of a pattern: its kind (plain string tests where it can) and the
+/// tokens of the regexp it would compile: `**/` inside is `(.*/)?`, a trailing `**` is `.*`, a
+/// class may match `/`. Fails where Go's `filepath.Match` syntax does (moby checks that first).
+fn compile(p: &str) -> Result<(Kind, Vec<Tok>), BadPattern> {
+    let items = wildcard::scan(p, wildcard::PATH)?;
     let mut kind = Kind::Exact;
     let mut toks = Vec::new();
     let mut i = 0;
     let mut n = 0; // index of the term, as patternmatcher's loop counter
-    while i < cs.len() {
-        let ch = cs[i];
+    while i < items.len() {
+        let item = &items[i];
         i += 1;
-        if ch == '*' {
-            if cs.get(i) == Some(&'*') {
+        match item {
+            Item::Star if items.get(i) == Some(&Item::Star) => {
                 i += 1;
-                if cs.get(i) == Some(&'/') {
+                if items.get(i) == Some(&Item::Char('/')) {
                     i += 1;
                 }
-                if i >= cs.len() {
+                if i >= items.len() {
                     if kind == Kind::Exact {
                         kind = Kind::Prefix;
                     } else {
@@ -103,109 +94,28 @@ fn compile(p: &str) -> (Kind, Vec<Tok>) {
                 if n == 0 {
                     kind = Kind::Suffix;
                 }
-            } else {
+            }
+            Item::Star => {
                 toks.push(Tok::Star);
                 kind = Kind::Regex;
             }
-        } else if ch == '?' {
-            toks.push(Tok::One);
-            kind = Kind::Regex;
-        } else if ch == '\\' {
-            match cs.get(i) {
-                Some(&c) => {
-                    toks.push(Tok::Lit(c));
-                    i += 1;
-                    kind = Kind::Regex;
-                }
-                None => toks.push(Tok::Lit('\\')),
+            Item::Question => {
+                toks.push(Tok::One);
+                kind = Kind::Regex;
             }
-        } else if ch == '[' {
-            kind = Kind::Regex;
-            let mut neg = false;
-            if cs.get(i) == Some(&'^') {
-                neg = true;
-                i += 1;
+            Item::Escaped(c) => {
+                toks.push(Tok::Lit(*c));
+                kind = Kind::Regex;
             }
-            let mut ranges = Vec::new();
-            while i < cs.len() && (cs[i] != ']' || ranges.is_empty()) {
-                let mut lo = cs[i];
-                i += 1;
-                if lo == '\\' && i < cs.len() {
-                    lo = cs[i];
-                    i += 1;
-                }
-                let mut hi = lo;
-                if cs.get(i) == Some(&'-') && cs.get(i + 1).is_some_and(|c| *c != ']') {
-                    hi = cs[i + 1];
-                    i += 2;
-                    if hi == '\\' && i < cs.len() {
-                        hi = cs[i];
-                        i += 1;
-                    }
-                }
-                ranges.push((lo, hi));
+            Item::Class { neg, ranges } => {
+                toks.push(Tok::Class { neg: *neg, ranges: ranges.clone(), slash: true });
+                kind = Kind::Regex;
             }
-            i += 1; // ']'
-            toks.push(Tok::Class(neg, ranges));
-        } else {
-            toks.push(Tok::Lit(ch));
+            Item::Char(c) => toks.push(Tok::Lit(*c)),
         }
         n += 1;
     }
-    (kind, toks)
-}
-
-/// `m[k]`: whether `t` matches all of `s[..k]` (the compiled regexp is anchored at both ends),
-/// for every k in one pass, so a path and each of its parent directories cost one walk together.
-///
-/// A forward NFA over token positions (what Go's regexp, which patternmatcher compiles to, does
-/// in effect): `at[i]` says tokens `..i` matched the text so far; `deep[i]` says the text is
-/// inside the `.*/` of the `**/` at i. Backtracking was exponential on `**/**/...` and, memoised,
-/// still quadratic per parent directory: `make fuzz` found a 400-directory path taking 3.4 s.
-fn prefix_matches(t: &[Tok], s: &[char]) -> Vec<bool> {
-    let n = t.len();
-    // Tokens that may match nothing: reaching i reaches i + 1 too. Forward, so one pass closes.
-    let close = |at: &mut Vec<bool>| {
-        for i in 0..n {
-            if at[i] && matches!(t[i], Tok::Star | Tok::Rest | Tok::Deep) {
-                at[i + 1] = true;
-            }
-        }
-    };
-    let mut at = vec![false; n + 1];
-    let mut deep = vec![false; n];
-    at[0] = true;
-    close(&mut at);
-    let mut out = vec![false; s.len() + 1];
-    out[0] = at[n];
-    for (k, &c) in s.iter().enumerate() {
-        let mut next = vec![false; n + 1];
-        let mut next_deep = vec![false; n];
-        for i in 0..n {
-            if at[i] {
-                match &t[i] {
-                    Tok::Lit(x) => next[i + 1] |= c == *x,
-                    Tok::One => next[i + 1] |= c != '/',
-                    Tok::Class(neg, r) => next[i + 1] |= r.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *neg,
-                    Tok::Star => next[i] |= c != '/',
-                    Tok::Rest => next[i] = true,
-                    Tok::Deep => next_deep[i] = true,
-                }
-            }
-            if matches!(t[i], Tok::Deep) && (at[i] || deep[i]) {
-                next_deep[i] = true;
-                next[i + 1] |= c == '/';
-            }
-        }
-        close(&mut next);
-        at = next;
-        deep = next_deep;
-        if !at.iter().any(|&b| b) && !deep.iter().any(|&b| b) {
-            break;
-        }
-        out[k + 1] = at[n];
-    }
-    out
+    Ok((kind, toks))
 }
 
 impl Pattern {
@@ -213,8 +123,9 @@ impl Pattern {
     /// offsets of the '/'s in `path` (each ends a parent directory).
     fn matches_or_parent(&self, path: &str, ends: &[usize]) -> bool {
         if self.kind == Kind::Regex {
+            // one pass of the NFA over the path answers for each parent directory too
             let cs: Vec<char> = path.chars().collect();
-            let m = prefix_matches(&self.toks, &cs);
+            let m = self.nfa.prefixes(&cs);
             // byte offsets to char counts: path[..e] has as many chars as chars before e
             let mut char_at = 0;
             let mut byte = 0;
@@ -242,10 +153,7 @@ impl Pattern {
                 }
                 suffix.starts_with('/') && path == &suffix[1..]
             }
-            Kind::Regex => {
-                let s: Vec<char> = path.chars().collect();
-                prefix_matches(&self.toks, &s)[s.len()]
-            }
+            Kind::Regex => self.nfa.matches(path),
         }
     }
 }
@@ -277,11 +185,10 @@ impl Matcher {
                 exclusions = true;
                 p = rest.to_string();
             }
-            if let Err(BadPattern) = glob::matches(&p, ".") {
+            let Ok((kind, toks)) = compile(&p) else {
                 return Err(IgnoreError::Bad { line: *line, pattern: p });
-            }
-            let (kind, toks) = compile(&p);
-            out.push(Pattern { cleaned: p, exclusion, kind, toks });
+            };
+            out.push(Pattern { cleaned: p, exclusion, kind, nfa: wildcard::Pattern::new(toks) });
         }
         Ok(Matcher { patterns: out, exclusions })
     }
@@ -354,49 +261,9 @@ impl Matcher {
 mod tests {
     use super::*;
 
-    /// The backtracking matcher the NFA replaced (memoised on token and position), as the
-    /// reference: every pattern of up to three of these pieces against every path of up to five
-    /// characters over {a, b, /}, and each prefix.
-    fn rmatch_at(t: &[Tok], s: &[char], ti: usize, si: usize, memo: &mut [Option<bool>]) -> bool {
-        let key = ti * (s.len() + 1) + si;
-        if let Some(v) = memo[key] {
-            return v;
-        }
-        let rest = &s[si..];
-        let v = match t.get(ti) {
-            None => rest.is_empty(),
-            Some(Tok::Lit(c)) => rest.first() == Some(c) && rmatch_at(t, s, ti + 1, si + 1, memo),
-            Some(Tok::One) => rest.first().is_some_and(|&c| c != '/') && rmatch_at(t, s, ti + 1, si + 1, memo),
-            Some(Tok::Class(neg, r)) => match rest.first() {
-                Some(&c) => {
-                    let inr = r.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-                    inr != *neg && rmatch_at(t, s, ti + 1, si + 1, memo)
-                }
-                None => false,
-            },
-            Some(Tok::Star) => {
-                let mut found = false;
-                for i in 0..=rest.len() {
-                    if rmatch_at(t, s, ti + 1, si + i, memo) {
-                        found = true;
-                        break;
-                    }
-                    if i < rest.len() && rest[i] == '/' {
-                        break;
-                    }
-                }
-                found
-            }
-            Some(Tok::Rest) => true,
-            Some(Tok::Deep) => {
-                rmatch_at(t, s, ti + 1, si, memo)
-                    || (0..rest.len()).any(|i| rest[i] == '/' && rmatch_at(t, s, ti + 1, si + i + 1, memo))
-            }
-        };
-        memo[key] = Some(v);
-        v
-    }
-
+    /// Every pattern of up to three of these pieces against every path of up to five
+    /// characters over {a, b, /}, and each prefix: the NFA over patternmatcher's tokens says
+    /// what backtracking over them says.
     #[test]
     fn nfa_agrees_with_backtracking() {
         let pieces = ["a", "b", "/", "*", "?", "**", "**/", "[ab]", "[^a]"];
@@ -413,12 +280,12 @@ mod tests {
             paths.extend(lastp.clone());
         }
         for p in &pats {
-            let (_, toks) = compile(p);
+            let (_, toks) = compile(p).unwrap();
+            let nfa = wildcard::Pattern::new(toks.clone());
             for s in &paths {
-                let got = prefix_matches(&toks, s);
+                let got = nfa.prefixes(s);
                 for k in 0..=s.len() {
-                    let mut memo = vec![None; (toks.len() + 1) * (k + 1)];
-                    let want = rmatch_at(&toks, &s[..k], 0, 0, &mut memo);
+                    let want = wildcard::backtrack(&toks, &s[..k]);
                     assert_eq!(got[k], want, "{p:?} against {:?}", s[..k].iter().collect::<String>());
                 }
             }

@@ -1,120 +1,18 @@
-//! Go's `path/filepath` pieces docker relies on: `Match` (COPY/ADD wildcards) and `Clean`.
-//! Pure string functions; nothing here reads the filesystem.
+//! Go's `path/filepath` pieces docker relies on: `Match` (COPY/ADD wildcards, tokens and
+//! matching from `wildcard.rs`) and `Clean`. Pure string functions; nothing here reads the
+//! filesystem.
 
-/// A pattern that `filepath.Match` would reject.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("syntax error in pattern")]
-pub struct BadPattern;
+pub use crate::wildcard::BadPattern;
+use crate::wildcard::{path_tokens, Pattern};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Tok {
-    Lit(char),
-    Star,
-    One,
-    Class { neg: bool, ranges: Vec<(char, char)> },
-}
-
-fn compile(p: &str) -> Result<Vec<Tok>, BadPattern> {
-    let cs: Vec<char> = p.chars().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < cs.len() {
-        let c = cs[i];
-        i += 1;
-        match c {
-            '*' => out.push(Tok::Star),
-            '?' => out.push(Tok::One),
-            '\\' => {
-                let Some(&n) = cs.get(i) else {
-                    return Err(BadPattern);
-                };
-                out.push(Tok::Lit(n));
-                i += 1;
-            }
-            '[' => {
-                let mut neg = false;
-                if cs.get(i) == Some(&'^') {
-                    neg = true;
-                    i += 1;
-                }
-                let mut ranges = Vec::new();
-                let mut first = true;
-                loop {
-                    match cs.get(i) {
-                        None => return Err(BadPattern),
-                        Some(']') if !first => {
-                            i += 1;
-                            break;
-                        }
-                        _ => {}
-                    }
-                    first = false;
-                    let lo = class_char(&cs, &mut i)?;
-                    let hi = if cs.get(i) == Some(&'-') {
-                        i += 1;
-                        class_char(&cs, &mut i)?
-                    } else {
-                        lo
-                    };
-                    if hi < lo {
-                        return Err(BadPattern);
-                    }
-                    ranges.push((lo, hi));
-                }
-                out.push(Tok::Class { neg, ranges });
-            }
-            c => out.push(Tok::Lit(c)),
-        }
-    }
-    Ok(out)
-}
-
-fn class_char(cs: &[char], i: &mut usize) -> Result<char, BadPattern> {
-    match cs.get(*i) {
-        None | Some('-') | Some(']') => Err(BadPattern),
-        Some('\\') => {
-            let c = *cs.get(*i + 1).ok_or(BadPattern)?;
-            *i += 2;
-            Ok(c)
-        }
-        Some(&c) => {
-            *i += 1;
-            Ok(c)
-        }
-    }
-}
-
-fn m(t: &[Tok], s: &[char]) -> bool {
-    match t.first() {
-        None => s.is_empty(),
-        Some(Tok::Star) => {
-            for i in 0..=s.len() {
-                if m(&t[1..], &s[i..]) {
-                    return true;
-                }
-                if i < s.len() && s[i] == '/' {
-                    return false;
-                }
-            }
-            false
-        }
-        Some(Tok::One) => s.first().is_some_and(|&c| c != '/') && m(&t[1..], &s[1..]),
-        Some(Tok::Lit(c)) => s.first() == Some(c) && m(&t[1..], &s[1..]),
-        Some(Tok::Class { neg, ranges }) => match s.first() {
-            Some(&c) if c != '/' => {
-                let inr = ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi);
-                inr != *neg && m(&t[1..], &s[1..])
-            }
-            _ => false,
-        },
-    }
+/// `filepath.Match`'s pattern, compiled once for many names.
+pub fn compile(pattern: &str) -> Result<Pattern, BadPattern> {
+    Ok(Pattern::new(path_tokens(pattern)?))
 }
 
 /// `filepath.Match(pattern, name)`.
 pub fn matches(pattern: &str, name: &str) -> Result<bool, BadPattern> {
-    let t = compile(pattern)?;
-    let s: Vec<char> = name.chars().collect();
-    Ok(m(&t, &s))
+    Ok(compile(pattern)?.matches(name))
 }
 
 /// Whether the pattern contains wildcard characters (docker's `containsWildcards`).

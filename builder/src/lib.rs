@@ -22,3 +22,4 @@ pub mod spec;
 pub mod store;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod wildcard;

@@ -207,6 +207,7 @@ pub fn find_in_root(root: &Path, pattern: &str) -> Vec<String> {
         let host = resolve_in_root(root, &clean, true);
         return if fs::symlink_metadata(&host).is_ok() { vec![clean] } else { vec![] };
     }
+    let Ok(pat) = glob::compile(&clean) else { return vec![] };
     // walk from the longest literal prefix
     let comps: Vec<&str> = clean.split('/').filter(|c| !c.is_empty()).collect();
     let lit: Vec<&str> = comps.iter().take_while(|c| !glob::has_wildcards(c)).copied().collect();
@@ -218,7 +219,7 @@ pub fn find_in_root(root: &Path, pattern: &str) -> Vec<String> {
     while let Some(Ok(e)) = it.next() {
         let rel = e.path().strip_prefix(&start_host).map(|p| p.to_string_lossy().to_string()).unwrap_or_default();
         let full = glob::clean(&format!("{start}/{rel}"));
-        if glob::matches(&clean, &full).unwrap_or(false) {
+        if pat.matches(&full) {
             out.push(full);
             if e.file_type().is_dir() {
                 it.skip_current_dir();

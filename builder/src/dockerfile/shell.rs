@@ -1,6 +1,7 @@
 //! Word expansion as BuildKit's shell lexer does it: quotes, escapes and `$` parameter forms.
 //! It never runs a shell and never touches the process environment; callers pass the variables.
 
+use crate::wildcard::{self, Item, Pattern, Syntax, Tok};
 use thiserror::Error;
 
 /// An expansion error; the caller adds the file and line.
@@ -376,8 +377,8 @@ impl<'a> Word<'a> {
                             Some(rest) => (true, rest.to_string()),
                             None => (false, word),
                         };
-                        let pat = Glob::parse(&pat, self.lex.escape)?;
-                        Ok(if ch == '%' { trim_suffix(&pat, &v, greedy) } else { trim_prefix(&pat, &v, greedy) })
+                        let pat = shell_pattern(&pat, self.lex.escape)?;
+                        Ok(if ch == '%' { trim_suffix(pat, &v, greedy) } else { trim_prefix(pat, &v, greedy) })
                     }
                 }
             }
@@ -394,8 +395,8 @@ impl<'a> Word<'a> {
                     }
                     return Ok(String::new());
                 };
-                let pat = Glob::parse(&pattern, self.lex.escape)?;
-                let out = replace(&pat, &v, &replacement, all);
+                let pat = shell_pattern(&pattern, self.lex.escape)?;
+                let out = replace(pat, &v, &replacement, all);
                 if out.len() > v.len() + MAX_GROWTH {
                     return err(format!("${{{name}//...}}: the replacement grows the value by over 128 KiB"));
                 }
@@ -407,119 +408,28 @@ impl<'a> Word<'a> {
 }
 
 /// A shell pattern of the `%`, `#` and `/` modifiers, as BuildKit converts them: `*` and `?`
-/// are wildcards, everything else (brackets too) is literal, and an escape may only precede a
-/// non-alphanumeric character.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum GlobTok {
-    Lit(char),
-    Any,
-    One,
+/// are wildcards that match `/` too, everything else (brackets too) is literal, and an escape may
+/// only precede a non-alphanumeric character. Each run of `*` is one token (the same language).
+/// Matched by `wildcard`'s NFA, whose prefix matching the trims and replacements need.
+fn shell_pattern(p: &str, escape: char) -> Result<Vec<Tok>, ShellError> {
+    let syntax = Syntax { escape, escape_alnum: false, classes: false };
+    let items = wildcard::scan(p, syntax).map_err(|_| ShellError(format!("invalid escape in pattern {p:?}")))?;
+    let mut toks = Vec::new();
+    for it in items {
+        match it {
+            Item::Star if toks.last() == Some(&Tok::Rest) => {}
+            Item::Star => toks.push(Tok::Rest),
+            Item::Question => toks.push(Tok::Any),
+            Item::Char(c) | Item::Escaped(c) => toks.push(Tok::Lit(c)),
+            Item::Class { .. } => {} // never scanned without `classes`
+        }
+    }
+    Ok(toks)
 }
 
-/// The tokens, with each run of `*` folded into one (the same language).
-struct Glob(Vec<GlobTok>);
-
-impl Glob {
-    fn parse(p: &str, escape: char) -> Result<Glob, ShellError> {
-        let cs: Vec<char> = p.chars().collect();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < cs.len() {
-            let c = cs[i];
-            i += 1;
-            match c {
-                '*' if out.last() == Some(&GlobTok::Any) => {}
-                '*' => out.push(GlobTok::Any),
-                '?' => out.push(GlobTok::One),
-                c if c == escape => match cs.get(i) {
-                    Some(n) if !n.is_alphanumeric() => {
-                        out.push(GlobTok::Lit(*n));
-                        i += 1;
-                    }
-                    _ => return err(format!("invalid escape in pattern {p:?}")),
-                },
-                c => out.push(GlobTok::Lit(c)),
-            }
-        }
-        Ok(Glob(out))
-    }
-
-    fn reversed(&self) -> Glob {
-        Glob(self.0.iter().rev().cloned().collect())
-    }
-
-    /// `m[k]`: whether the pattern matches all of `s[..k]`, for every k at once, stopping early
-    /// once no longer prefix can match.
-    ///
-    /// A bit-parallel NFA (shift-and): bit i of the state says "tokens `..i` matched so far", so
-    /// each character costs one pass over tokens/64 words. Backtracking, even memoised on
-    /// (token, position), was cubic here: `make fuzz` found fifty `*` against a 400-character
-    /// value taking 28 s. No well-kept crate offers shell patterns with BuildKit's escape rules
-    /// and prefix matching, hence by hand.
-    fn prefixes(&self, s: &[char]) -> Vec<bool> {
-        self.scan(s, false)
-    }
-
-    /// With `unanchored`, a match may start anywhere: `m[k]` says some `s[j..k]` matches.
-    fn scan(&self, s: &[char], unanchored: bool) -> Vec<bool> {
-        let bits = self.0.len() + 1;
-        let words = bits.div_ceil(64);
-        let mut any = vec![0u64; words];
-        let mut one = vec![0u64; words];
-        let mut lits: std::collections::HashMap<char, Vec<u64>> = std::collections::HashMap::new();
-        for (i, t) in self.0.iter().enumerate() {
-            let (w, b) = (i / 64, 1u64 << (i % 64));
-            match t {
-                GlobTok::Any => any[w] |= b,
-                GlobTok::One => one[w] |= b,
-                GlobTok::Lit(c) => lits.entry(*c).or_insert_with(|| vec![0; words])[w] |= b,
-            }
-        }
-        let accept = |st: &[u64]| st[(bits - 1) / 64] & (1u64 << ((bits - 1) % 64)) != 0;
-        // From a set bit i whose token is `*`, i + 1 is reached without input; runs of `*` are
-        // folded, so one shift closes the set (a bit set by the shift is never a `*` itself).
-        // Only the first `hi` words can hold bits: the set climbs at most two bits per step.
-        let close = |st: &mut [u64], hi: usize| {
-            let mut carry = 0;
-            for w in 0..hi {
-                let a = st[w] & any[w];
-                st[w] |= (a << 1) | carry;
-                carry = a >> 63;
-            }
-        };
-        let mut st = vec![0u64; words];
-        let mut next = vec![0u64; words];
-        let mut hi = 1;
-        st[0] = 1;
-        close(&mut st, hi);
-        let mut out = vec![false; s.len() + 1];
-        out[0] = accept(&st);
-        for (k, c) in s.iter().enumerate() {
-            let lit = lits.get(c);
-            hi = (hi + 1).min(words);
-            let mut carry = 0;
-            for w in 0..hi {
-                let moved = st[w] & (one[w] | lit.map_or(0, |l| l[w]));
-                next[w] = (moved << 1) | carry | (st[w] & any[w]);
-                carry = moved >> 63;
-            }
-            if unanchored {
-                next[0] |= 1;
-            }
-            close(&mut next, hi);
-            std::mem::swap(&mut st, &mut next);
-            if !unanchored && st[..hi].iter().all(|w| *w == 0) {
-                break;
-            }
-            out[k + 1] = accept(&st);
-        }
-        out
-    }
-}
-
-fn trim_prefix(p: &Glob, v: &str, greedy: bool) -> String {
+fn trim_prefix(p: Vec<Tok>, v: &str, greedy: bool) -> String {
     let cs: Vec<char> = v.chars().collect();
-    let m = p.prefixes(&cs);
+    let m = Pattern::new(p).prefixes(&cs);
     let n = if greedy { m.iter().rposition(|&x| x) } else { m.iter().position(|&x| x) };
     match n {
         Some(n) => cs[n..].iter().collect(),
@@ -527,10 +437,11 @@ fn trim_prefix(p: &Glob, v: &str, greedy: bool) -> String {
     }
 }
 
-fn trim_suffix(p: &Glob, v: &str, greedy: bool) -> String {
+fn trim_suffix(mut p: Vec<Tok>, v: &str, greedy: bool) -> String {
     // A suffix matches the pattern exactly when its reverse matches the reversed pattern.
     let rev: Vec<char> = v.chars().rev().collect();
-    let m = p.reversed().prefixes(&rev);
+    p.reverse();
+    let m = Pattern::new(p).prefixes(&rev);
     let n = if greedy { m.iter().rposition(|&x| x) } else { m.iter().position(|&x| x) };
     match n {
         Some(n) => rev[n..].iter().rev().collect(),
@@ -557,7 +468,8 @@ const MAX_GROWTH: usize = 128 << 10;
 
 /// `${V/pattern/rep}` and `${V//pattern/rep}`: at the first (each) position where a match
 /// starts, the longest match is replaced. Stops adding once the value grew by MAX_GROWTH.
-fn replace(p: &Glob, v: &str, rep: &str, all: bool) -> String {
+fn replace(p: Vec<Tok>, v: &str, rep: &str, all: bool) -> String {
+    let p = Pattern::new(p);
     let cs: Vec<char> = v.chars().collect();
     // Where a match can start, for every position in one pass: the reversed pattern, unanchored,
     // over the reversed value (a match of it ending at n - i is a match starting at i).
@@ -803,7 +715,7 @@ mod tests {
         let texts = all(&['a', 'b'], 6);
         for p in all(&['a', 'b', '*', '?'], 5) {
             let pat: String = p.iter().collect();
-            let g = Glob::parse(&pat, '\\').unwrap();
+            let g = Pattern::new(shell_pattern(&pat, '\\').unwrap());
             for t in &texts {
                 let got = g.prefixes(t);
                 for k in 0..=t.len() {
@@ -840,21 +752,25 @@ mod tests {
         }
         for p in all(&['a', 'b', '*', '?'], 4) {
             let pat: String = p.iter().collect();
-            let g = Glob::parse(&pat, '\\').unwrap();
+            let g = shell_pattern(&pat, '\\').unwrap();
             for t in &texts {
                 let text: String = t.iter().collect();
                 for every in [false, true] {
-                    assert_eq!(replace(&g, &text, "_", every), naive_replace(&p, t, "_", every), "{pat:?} in {text:?}");
+                    assert_eq!(
+                        replace(g.clone(), &text, "_", every),
+                        naive_replace(&p, t, "_", every),
+                        "{pat:?} in {text:?}"
+                    );
                 }
             }
         }
         // and the forms built on it
-        let g = |p: &str| Glob::parse(p, '\\').unwrap();
-        assert_eq!(trim_prefix(&g("*a"), "banana", true), "");
-        assert_eq!(trim_prefix(&g("*a"), "banana", false), "nana");
-        assert_eq!(trim_suffix(&g("a*"), "banana", true), "b");
-        assert_eq!(trim_suffix(&g("a*"), "banana", false), "banan");
-        assert_eq!(replace(&g("a?"), "banana", "_", true), "b__a");
+        let g = |p: &str| shell_pattern(p, '\\').unwrap();
+        assert_eq!(trim_prefix(g("*a"), "banana", true), "");
+        assert_eq!(trim_prefix(g("*a"), "banana", false), "nana");
+        assert_eq!(trim_suffix(g("a*"), "banana", true), "b");
+        assert_eq!(trim_suffix(g("a*"), "banana", false), "banan");
+        assert_eq!(replace(g("a?"), "banana", "_", true), "b__a");
         let big = vec![("A".to_string(), "x".repeat(2000))];
         let e = Lexer::new('\\').process_word("${A///${A}}", &big).unwrap_err();
         assert!(e.0.contains("${A//...}: the replacement grows the value by over 128 KiB"), "{e}");
