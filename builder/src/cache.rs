@@ -2,7 +2,7 @@
 //! instruction text, the build args it sees and, for COPY/ADD, the fingerprints of its
 //! sources. Entries record enough of those inputs to explain a later miss. Never mtime.
 
-use crate::layer::Layer;
+use crate::store::image::Layer;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;

@@ -130,7 +130,7 @@ pub fn images(store: &Store) -> Result<String, StoreError> {
             tag,
             short(img.id()),
             ago(&img.config.created, now),
-            human(store.image_size(&img)?)
+            human(crate::layer::image_size(store, &img)?)
         ));
     }
     Ok(out)
@@ -151,7 +151,7 @@ pub fn inspect(store: &Store, names: &[String]) -> Result<String, StoreError> {
             "Author": img.config.author,
             "Architecture": img.config.architecture,
             "Os": img.config.os,
-            "Size": store.image_size(&img)?,
+            "Size": crate::layer::image_size(store, &img)?,
             "Config": img.config.config,
             "RootFS": {"Type": img.config.rootfs.kind, "Layers": img.config.rootfs.diff_ids},
             "Manifest": img.manifest_digest,

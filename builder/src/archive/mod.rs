@@ -6,9 +6,7 @@
 use crate::layer::{self, Layer};
 use crate::store::image::{self, Descriptor, ImageConfig, Index, Manifest};
 use crate::store::{io_err, Image, Store, StoreError};
-use flate2::{write::GzEncoder, Compression};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
@@ -225,56 +223,6 @@ enum BlobSrc {
     File(std::path::PathBuf),
 }
 
-/// Brings a layer file (any compression) into the store as a gzip blob.
-fn import_layer(store: &Store, path: &Path) -> Result<Layer, StoreError> {
-    let mut magic = [0u8; 2];
-    let n = File::open(path).and_then(|mut f| f.read(&mut magic)).map_err(io_err("read", path))?;
-    let mut r = layer::open_decompressed(path).map_err(io_err("open", path))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 16];
-    if n == 2 && magic == [0x1f, 0x8b] {
-        loop {
-            let k = r.read(&mut buf).map_err(io_err("read", path))?;
-            if k == 0 {
-                break;
-            }
-            h.update(&buf[..k]);
-        }
-        let diff_id = format!("sha256:{}", hex::encode(h.finalize()));
-        let digest = crate::store::hash_file(path)?;
-        let size = fs::metadata(path).map_err(io_err("stat", path))?.len();
-        if !store.has_blob(&digest) {
-            let tmpd = store.tempdir("load")?;
-            let t = tmpd.path.join("blob");
-            fs::copy(path, &t).map_err(io_err("copy", path))?;
-            store.commit_blob_file(&t, &digest)?;
-        }
-        return Ok(Layer::gzip(digest, size, diff_id));
-    }
-    let tmpd = store.tempdir("load")?;
-    let t = tmpd.path.join("blob");
-    let f = File::create(&t).map_err(io_err("create", &t))?;
-    let mut gz = GzEncoder::new(io::BufWriter::new(f), Compression::new(6));
-    loop {
-        let k = r.read(&mut buf).map_err(io_err("read", path))?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        gz.write_all(&buf[..k]).map_err(io_err("write", &t))?;
-    }
-    let mut bw = gz.finish().map_err(io_err("write", &t))?;
-    bw.flush().map_err(io_err("write", &t))?;
-    drop(bw);
-    let diff_id = format!("sha256:{}", hex::encode(h.finalize()));
-    let digest = crate::store::hash_file(&t)?;
-    let size = fs::metadata(&t).map_err(io_err("stat", &t))?.len();
-    if !store.has_blob(&digest) {
-        store.commit_blob_file(&t, &digest)?;
-    }
-    Ok(Layer::gzip(digest, size, diff_id))
-}
-
 fn safe_join(root: &Path, rel: &str) -> Result<std::path::PathBuf, StoreError> {
     let c = crate::glob::clean(rel.trim_start_matches('/'));
     if crate::rootfs::escapes(&c) {
@@ -336,7 +284,7 @@ pub fn load_as(store: &Store, input: &Path, shown: &Path) -> Result<Vec<String>,
             let mut layers = Vec::new();
             for (i, l) in ent.layers.iter().enumerate() {
                 let lp = safe_join(&root, l)?;
-                let layer = import_layer(store, &lp)?;
+                let layer = layer::import(store, &lp)?;
                 if config.rootfs.diff_ids.get(i) != Some(&layer.diff_id) {
                     return Err(bad(&format!("layer {l}: content does not match the config's diff_id")));
                 }
@@ -373,7 +321,7 @@ pub fn load_as(store: &Store, input: &Path, shown: &Path) -> Result<Vec<String>,
                 if crate::store::hash_file(&lp)? != l.digest {
                     return Err(StoreError::Digest(l.digest.clone()));
                 }
-                let layer = import_layer(store, &lp)?;
+                let layer = layer::import(store, &lp)?;
                 if config.rootfs.diff_ids.get(i) != Some(&layer.diff_id) {
                     return Err(bad(&format!("layer {}: content does not match the config's diff_id", l.digest)));
                 }

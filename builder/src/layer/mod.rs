@@ -1,12 +1,13 @@
 //! Layers: an overlay upper dir -> a deterministic gzip tar (sorted entries, fixed mtimes,
 //! owners/modes kept, hardlinks as links, overlay whiteouts -> `.wh.` entries), and the way
-//! back: a layer tar -> an overlay lower dir (snapshot) or a flat rootfs.
-//! It knows nothing of Dockerfiles or runtimes.
+//! back: a layer tar -> an overlay lower dir (snapshot) or a flat rootfs. The one place layer
+//! blobs are written (`write_layer`: a build's diffs, `load`'s imports) and read for sizes.
+//! It knows nothing of Dockerfiles or runtimes; the store below it knows nothing of tars.
 
 pub mod overlay;
 
-use crate::store::image::{Descriptor, MT_LAYER_GZIP};
-use crate::store::{io_err, Store, StoreError};
+pub use crate::store::image::Layer;
+use crate::store::{io_err, Image, Store, StoreError};
 use flate2::{write::GzEncoder, Compression};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
@@ -18,44 +19,6 @@ use std::path::{Path, PathBuf};
 pub const WH_PREFIX: &str = ".wh.";
 pub const WH_OPAQUE: &str = ".wh..wh..opq";
 const OPAQUE_XATTR: &str = "trusted.overlay.opaque";
-
-/// A layer in the store.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Layer {
-    pub digest: String,
-    pub size: u64,
-    pub diff_id: String,
-    /// The blob's media type as its manifest names it: gzip for every layer slipway writes;
-    /// a pulled image keeps its own (zstd, plain tar, docker's names), so a build on top of
-    /// it describes its base layers as the registry did.
-    #[serde(default = "gzip_media_type", skip_serializing_if = "is_gzip_media_type")]
-    pub media_type: String,
-}
-
-fn gzip_media_type() -> String {
-    MT_LAYER_GZIP.into()
-}
-
-fn is_gzip_media_type(m: &String) -> bool {
-    m == MT_LAYER_GZIP
-}
-
-impl Layer {
-    /// A gzip layer (what slipway writes).
-    pub fn gzip(digest: String, size: u64, diff_id: String) -> Layer {
-        Layer { digest, size, diff_id, media_type: gzip_media_type() }
-    }
-
-    pub fn descriptor(&self) -> Descriptor {
-        Descriptor {
-            media_type: self.media_type.clone(),
-            digest: self.digest.clone(),
-            size: self.size,
-            annotations: Default::default(),
-            platform: None,
-        }
-    }
-}
 
 /// What one tar entry of a diff is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -296,13 +259,55 @@ pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W>
 
 /// Writes a gzip layer blob from planned entries; returns the layer.
 pub fn commit_layer(store: &Store, entries: &[Entry], epoch: u64) -> Result<Layer, StoreError> {
+    write_layer(store, |w, tmp| write_tar(entries, epoch, w).map(drop).map_err(io_err("write", tmp)))
+}
+
+/// Brings a layer file of any compression into the store as a gzip blob (`load`). A gzip file
+/// is kept as it is (its diff ID read through it); another is decompressed and written again.
+pub fn import(store: &Store, path: &Path) -> Result<Layer, StoreError> {
+    let mut magic = [0u8; 2];
+    let n = File::open(path).and_then(|mut f| f.read(&mut magic)).map_err(io_err("read", path))?;
+    let mut r = open_decompressed(path).map_err(io_err("open", path))?;
+    if n == 2 && magic == [0x1f, 0x8b] {
+        let mut h = HashWriter { inner: io::sink(), hash: Sha256::new(), n: 0 };
+        io::copy(&mut r, &mut h).map_err(io_err("read", path))?;
+        let diff_id = format!("sha256:{}", hex::encode(h.hash.finalize()));
+        let digest = crate::store::hash_file(path)?;
+        let size = fs::metadata(path).map_err(io_err("stat", path))?.len();
+        if !store.has_blob(&digest) {
+            let tmpd = store.tempdir("load")?;
+            let t = tmpd.path.join("blob");
+            fs::copy(path, &t).map_err(io_err("copy", path))?;
+            store.commit_blob_file(&t, &digest)?;
+        }
+        return Ok(Layer::gzip(digest, size, diff_id));
+    }
+    write_layer(store, |w, tmp| {
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            let k = r.read(&mut buf).map_err(io_err("read", path))?;
+            if k == 0 {
+                return Ok(());
+            }
+            w.write_all(&buf[..k]).map_err(io_err("write", tmp))?;
+        }
+    })
+}
+
+/// The one place a layer blob is made: `fill` writes the uncompressed tar stream (given the
+/// temp file's path for its messages), which is hashed as it goes (the diff ID), gzipped,
+/// hashed again (the digest) and committed to the store once complete.
+pub fn write_layer(
+    store: &Store,
+    fill: impl FnOnce(&mut dyn Write, &Path) -> Result<(), StoreError>,
+) -> Result<Layer, StoreError> {
     let tmpd = store.tempdir("layer")?;
     let tmp = tmpd.path.join("layer.tar.gz");
     let f = File::create(&tmp).map_err(io_err("create", &tmp))?;
     let outer = HashWriter { inner: io::BufWriter::new(f), hash: Sha256::new(), n: 0 };
     let gz = GzEncoder::new(outer, Compression::new(6));
-    let inner = HashWriter { inner: gz, hash: Sha256::new(), n: 0 };
-    let inner = write_tar(entries, epoch, inner).map_err(io_err("write", &tmp))?;
+    let mut inner = HashWriter { inner: gz, hash: Sha256::new(), n: 0 };
+    fill(&mut inner, &tmp)?;
     let diff_id = format!("sha256:{}", hex::encode(inner.hash.finalize()));
     let mut outer = inner.inner.finish().map_err(io_err("write", &tmp))?;
     outer.flush().map_err(io_err("write", &tmp))?;
@@ -312,6 +317,37 @@ pub fn commit_layer(store: &Store, entries: &[Entry], epoch: u64) -> Result<Laye
         store.commit_blob_file(&tmp, &digest)?;
     }
     Ok(Layer::gzip(digest, size, diff_id))
+}
+
+/// The size of a layer unpacked, the sum of its files' sizes: what docker counts in an
+/// image's SIZE (compressed sizes are what a registry transfers, not what the image takes).
+/// Read from the layer once, then remembered in cache/sizes/<diff_id hex>.
+pub fn unpacked_size(store: &Store, digest: &str, diff_id: &str) -> Result<u64, StoreError> {
+    let rel = format!("cache/sizes/{}", diff_id.trim_start_matches("sha256:"));
+    if let Some(n) = store.read_record::<u64>(&rel) {
+        return Ok(n);
+    }
+    let p = store.blob_path(digest);
+    let r = open_decompressed(&p).map_err(io_err("open", &p))?;
+    let mut ar = tar::Archive::new(r);
+    let mut n = 0u64;
+    for e in ar.entries().map_err(io_err("read layer", &p))? {
+        let e = e.map_err(io_err("read layer", &p))?;
+        if e.header().entry_type().is_file() {
+            n += e.size();
+        }
+    }
+    store.write_record(&rel, &n)?;
+    Ok(n)
+}
+
+/// The unpacked size of an image: the sum of its layers' (see [`unpacked_size`]).
+pub fn image_size(store: &Store, img: &Image) -> Result<u64, StoreError> {
+    let mut total = 0;
+    for l in img.layers() {
+        total += unpacked_size(store, &l.digest, &l.diff_id)?;
+    }
+    Ok(total)
 }
 
 /// Opens a layer blob as a decompressed stream (gzip, zstd, bzip2, xz or plain tar by magic).

@@ -199,6 +199,45 @@ impl ImageConfig {
     }
 }
 
+/// A layer blob as a manifest lists it, with the diff ID its config records (what a build
+/// state and a cache entry hold of each layer).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Layer {
+    pub digest: String,
+    pub size: u64,
+    pub diff_id: String,
+    /// The blob's media type as its manifest names it: gzip for every layer slipway writes;
+    /// a pulled image keeps its own (zstd, plain tar, docker's names), so a build on top of
+    /// it describes its base layers as the registry did.
+    #[serde(default = "gzip_media_type", skip_serializing_if = "is_gzip_media_type")]
+    pub media_type: String,
+}
+
+fn gzip_media_type() -> String {
+    MT_LAYER_GZIP.into()
+}
+
+fn is_gzip_media_type(m: &String) -> bool {
+    m == MT_LAYER_GZIP
+}
+
+impl Layer {
+    /// A gzip layer (what slipway writes).
+    pub fn gzip(digest: String, size: u64, diff_id: String) -> Layer {
+        Layer { digest, size, diff_id, media_type: gzip_media_type() }
+    }
+
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.size,
+            annotations: Default::default(),
+            platform: None,
+        }
+    }
+}
+
 /// sha256 digest string of bytes.
 pub fn digest_of(data: &[u8]) -> String {
     use sha2::{Digest, Sha256};

@@ -7,7 +7,7 @@
 pub mod image;
 pub mod ingest;
 
-use image::{Descriptor, ImageConfig, Index, Manifest};
+use image::{Descriptor, ImageConfig, Index, Layer, Manifest};
 use nix::fcntl::{Flock, FlockArg};
 use serde::{de::DeserializeOwned, Serialize};
 use sha2::{Digest, Sha256};
@@ -75,12 +75,12 @@ impl Image {
     }
 
     /// The image's layers, each with the diff ID its config records for it.
-    pub fn layers(&self) -> Vec<crate::layer::Layer> {
+    pub fn layers(&self) -> Vec<Layer> {
         self.manifest
             .layers
             .iter()
             .zip(self.config.rootfs.diff_ids.iter())
-            .map(|(d, diff)| crate::layer::Layer {
+            .map(|(d, diff)| Layer {
                 digest: d.digest.clone(),
                 size: d.size,
                 diff_id: diff.clone(),
@@ -88,6 +88,14 @@ impl Image {
             })
             .collect()
     }
+}
+
+/// What an ID lookup reads of a build cache entry (`cache/steps/KEY.json`, written by the
+/// executor as `cache::Entry`): the state it restores.
+#[derive(serde::Deserialize)]
+struct CachedStep {
+    config: String,
+    layers: Vec<Layer>,
 }
 
 /// The store at a root directory.
@@ -395,7 +403,7 @@ impl Store {
             for (config, layers) in self.cached_states()? {
                 if hexof(&config).starts_with(&hex) && !found.iter().any(|f| f.config_digest == config) {
                     let cfg: ImageConfig = self.read_json(&config)?;
-                    let descs: Vec<Descriptor> = layers.iter().map(crate::layer::Layer::descriptor).collect();
+                    let descs: Vec<Descriptor> = layers.iter().map(Layer::descriptor).collect();
                     let (m, _) = self.put_image(&cfg, &descs)?;
                     found.push(self.image_by_manifest(&m.digest)?);
                 }
@@ -409,12 +417,12 @@ impl Store {
     }
 
     /// The (config digest, layers) of every build cache step whose blobs are all present.
-    fn cached_states(&self) -> Result<Vec<(String, Vec<crate::layer::Layer>)>> {
+    fn cached_states(&self) -> Result<Vec<(String, Vec<Layer>)>> {
         let steps = self.root.join("cache/steps");
         let mut out = Vec::new();
         for e in fs::read_dir(&steps).map_err(io_err("read dir", &steps))?.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
-            let Some(hit) = self.read_record::<crate::cache::Hit>(&format!("cache/steps/{name}")) else { continue };
+            let Some(hit) = self.read_record::<CachedStep>(&format!("cache/steps/{name}")) else { continue };
             if self.has_blob(&hit.config) && hit.layers.iter().all(|l| self.has_blob(&l.digest)) {
                 out.push((hit.config, hit.layers));
             }
@@ -509,37 +517,6 @@ impl Store {
             },
             cd,
         ))
-    }
-
-    /// The size of a layer unpacked, the sum of its files' sizes: what docker counts in an
-    /// image's SIZE (compressed sizes are what a registry transfers, not what the image takes).
-    /// Read from the layer once, then remembered in cache/sizes/<diff_id hex>.
-    pub fn unpacked_size(&self, digest: &str, diff_id: &str) -> Result<u64> {
-        let rel = format!("cache/sizes/{}", hexof(diff_id));
-        if let Some(n) = self.read_record::<u64>(&rel) {
-            return Ok(n);
-        }
-        let p = self.blob_path(digest);
-        let r = crate::layer::open_decompressed(&p).map_err(io_err("open", &p))?;
-        let mut ar = tar::Archive::new(r);
-        let mut n = 0u64;
-        for e in ar.entries().map_err(io_err("read layer", &p))? {
-            let e = e.map_err(io_err("read layer", &p))?;
-            if e.header().entry_type().is_file() {
-                n += e.size();
-            }
-        }
-        self.write_record(&rel, &n)?;
-        Ok(n)
-    }
-
-    /// The unpacked size of an image: the sum of its layers' (see [`Store::unpacked_size`]).
-    pub fn image_size(&self, img: &Image) -> Result<u64> {
-        let mut total = 0;
-        for l in img.layers() {
-            total += self.unpacked_size(&l.digest, &l.diff_id)?;
-        }
-        Ok(total)
     }
 
     /// The index descriptor of an image's manifest (to name it).
