@@ -10,25 +10,39 @@ use crate::error::Result;
 use crate::state::Root;
 
 #[derive(Args, Debug, Clone)]
+#[command(
+    about = "Create a container and leave it blocked before it runs its program",
+    long_about = "Create a container from a bundle and leave it blocked before it runs its program.\n\n\
+        Namespaces, cgroups, mounts, devices, the root filesystem, user, capabilities and rlimits are all set \
+        up when create returns; `start` then runs process.args. The container's stdio is skiff's own, \
+        unless process.terminal is true: then the pty goes to --console-socket.",
+    after_help = "Examples:\n  skiff create --bundle /srv/app app && skiff start app\n  \
+        skiff create --console-socket /run/console.sock --pid-file app.pid app"
+)]
 pub struct CreateArgs {
+    /// The container's ID: a name unique under --root (letters, digits, `_`, `-`, `.`).
+    #[arg(value_name = "CONTAINER_ID")]
     pub id: String,
-    /// Path to the bundle directory.
-    #[arg(short, long, default_value = ".")]
+    /// The bundle: the directory holding config.json and (usually) the root filesystem.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub bundle: PathBuf,
-    /// Write the init's pid to this file.
-    #[arg(long = "pid-file")]
+    /// Write the pid of the container's init (as the host sees it) to this file.
+    #[arg(long = "pid-file", value_name = "FILE")]
     pub pid_file: Option<PathBuf>,
-    /// Unix socket that receives the pty master when process.terminal is true.
-    #[arg(long = "console-socket")]
+    /// A Unix socket that receives the master of the container's pty (SCM_RIGHTS) when
+    /// process.terminal is true; required then, refused otherwise.
+    #[arg(long = "console-socket", value_name = "SOCKET")]
     pub console_socket: Option<PathBuf>,
-    /// Use MS_MOVE + chroot instead of pivot_root.
+    /// Enter the root filesystem with MS_MOVE and chroot instead of pivot_root (for a rootfs on a
+    /// ramdisk, where pivot_root is not possible).
     #[arg(long = "no-pivot")]
     pub no_pivot: bool,
-    /// Do not give the container its own session keyring.
+    /// Keep the caller's session keyring instead of giving the container a new one.
     #[arg(long = "no-new-keyring")]
     pub no_new_keyring: bool,
-    /// Pass this many fds beyond stdio (3, 4, ...) to the container.
-    #[arg(long = "preserve-fds", default_value_t = 0)]
+    /// Pass N more file descriptors to the container, from fd 3 on (after stdio and systemd's
+    /// $LISTEN_FDS).
+    #[arg(long = "preserve-fds", value_name = "N", default_value_t = 0)]
     pub preserve_fds: u32,
 }
 

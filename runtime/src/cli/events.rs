@@ -10,13 +10,22 @@ use crate::error::{Error, Result};
 use crate::state::Root;
 
 #[derive(Args, Debug)]
+#[command(
+    about = "Print the container's resource statistics and OOM events as JSON lines",
+    long_about = "Print a container's events as JSON lines, as runc 1.1 prints them: `stats` (cpu, memory, \
+        pids, blkio, hugetlb, network interfaces) every --interval, and `oom` for each OOM kill, until the \
+        container stops.",
+    after_help = "Examples:\n  skiff events --stats app | jq .data.memory.usage\n  skiff events --interval 1s app"
+)]
 pub struct EventsArgs {
+    /// The ID of the container (see `skiff list`).
+    #[arg(value_name = "CONTAINER_ID")]
     pub id: String,
     /// Print the statistics once and exit.
     #[arg(long)]
     pub stats: bool,
-    /// How often to print statistics (a Go duration: 5s, 500ms, ...).
-    #[arg(long, default_value = "5s")]
+    /// How often to print statistics: a Go duration (5s, 500ms, 1m30s).
+    #[arg(long, value_name = "DURATION", default_value = "5s")]
     pub interval: String,
 }
 

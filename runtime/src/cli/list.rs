@@ -6,9 +6,16 @@ use crate::error::{Error, Result};
 use crate::state::Root;
 
 #[derive(Args, Debug)]
+#[command(
+    about = "List containers",
+    long_about = "List the containers under --root: ID, PID, STATUS, BUNDLE, CREATED, OWNER.",
+    after_help = "Examples:\n  skiff list\n  skiff list -q\n  skiff list --format json | jq -r '.[].id'"
+)]
 pub struct ListArgs {
-    #[arg(short, long, default_value = "table")]
+    /// Output: a table, or a JSON array of the containers' states.
+    #[arg(short, long, value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
+    /// Print only the IDs, one per line.
     #[arg(short, long)]
     pub quiet: bool,
 }

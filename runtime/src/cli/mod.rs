@@ -28,28 +28,51 @@ use crate::state::Root;
 const VERSION: &str =
     concat!("version ", env!("CARGO_PKG_VERSION"), "\ncommit: ", env!("SKIFF_COMMIT"), "\nspec: 1.2.0");
 
+const ABOUT: &str = "An OCI runtime with runc's command line";
+
+const LONG_ABOUT: &str = "\
+An OCI runtime with runc's command line.
+
+skiff runs an OCI bundle (a directory with config.json and a root filesystem) through the OCI
+lifecycle: create, start, then kill and delete. containerd's shim, conmon (podman) and dockerd drive
+it as they drive runc. It is strict: every field of config.json is applied, or refused with an error
+naming it (`skiff features` lists what this skiff supports).
+
+The global options go before the command, as with runc.";
+
+const EXAMPLES: &str = "\
+Examples:
+  skiff spec && skiff run demo                 a shell in the bundle of the current directory
+  skiff --root /run/mine run -d -b /srv/app app    run detached, with a private state directory
+  skiff list
+  skiff exec -t demo sh                        another shell in the running container
+  skiff kill demo KILL && skiff delete demo";
+
 #[derive(Parser, Debug)]
-#[command(name = "skiff", version = VERSION, about = "An OCI runtime with runc's command line")]
+#[command(name = "skiff", version = VERSION, about = ABOUT, long_about = LONG_ABOUT, after_help = EXAMPLES)]
 pub struct Cli {
-    /// Directory for container state (private per user of skiff) [default: /run/skiff, or
-    /// $XDG_RUNTIME_DIR/skiff when run rootless, as runc]
-    #[arg(long, global = true)]
+    /// Directory for the state of containers: one subdirectory per container [default: /run/skiff,
+    /// or $XDG_RUNTIME_DIR/skiff when run rootless, as runc]. Put it on a tmpfs (it must not
+    /// outlive a reboot), and give each user of skiff its own.
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Write log messages to this file.
-    #[arg(long, global = true)]
+    /// Append log messages to this file (containerd's shim reads the last error from it).
+    #[arg(long, value_name = "FILE")]
     pub log: Option<PathBuf>,
-    /// Log format: text or json.
-    #[arg(long = "log-format", global = true, default_value = "text")]
+    /// Format of the log file: text lines, or one JSON object per line (as runc writes it).
+    #[arg(long = "log-format", value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
-    /// Log debug messages.
-    #[arg(long, global = true)]
+    /// Log debug messages too, among them each step of create.
+    #[arg(long)]
     pub debug: bool,
-    /// Use systemd for cgroups (not supported: there is no systemd driver).
-    #[arg(long = "systemd-cgroup", global = true)]
+    /// Manage cgroups through systemd. Refused: skiff drives cgroupfs only (set the engine's
+    /// cgroup driver to cgroupfs).
+    #[arg(long = "systemd-cgroup")]
     pub systemd_cgroup: bool,
-    /// Whether cgroups skiff cannot write may be left out: true, false or auto (auto: when run
-    /// by a user other than root or in a user namespace, as runc).
-    #[arg(long, global = true, num_args = 0..=1, default_missing_value = "true")]
+    /// Whether cgroups skiff cannot write may be left out: true, false or auto (auto: when run by a
+    /// user other than root or in a user namespace, as runc). Go's boolean forms (1, t, TRUE, ...)
+    /// are taken too, as runc takes them.
+    #[arg(long, value_name = "auto|true|false", num_args = 0..=1, default_missing_value = "true")]
     pub rootless: Option<String>,
     #[command(subcommand)]
     pub command: Command,
@@ -57,36 +80,23 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Create a container and leave it blocked before it runs its program.
     Create(create::CreateArgs),
-    /// Let a created container run its program.
     Start(start::StartArgs),
-    /// Print a container's state as JSON.
     State(state::StateArgs),
-    /// Send a signal (default SIGTERM) to a container's init, or with --all to all its processes.
     Kill(kill::KillArgs),
-    /// Delete a container's resources; --force kills a running one first.
     Delete(delete::DeleteArgs),
-    /// Create and start a container; in the foreground, wait and exit with its status.
     Run(run::RunArgs),
-    /// List containers.
     #[command(alias = "ps-all")]
     List(list::ListArgs),
-    /// Run another process in a running container.
     Exec(exec::ExecArgs),
-    /// Change a running container's resource limits.
     Update(update::UpdateArgs),
-    /// Freeze every process of a running container.
     Pause(pause::PauseArgs),
-    /// Thaw a paused container.
     Resume(resume::ResumeArgs),
-    /// Show the container's processes (json: the array of host pids).
     Ps(ps::PsArgs),
-    /// Print the container's resource statistics and OOM events as JSON lines.
     Events(events::EventsArgs),
     /// Print what this skiff supports (the runtime-spec features document).
+    #[command(after_help = "Examples:\n  skiff features | jq .linux.namespaces")]
     Features,
-    /// Write a default config.json (`--rootless` for the rootless variant).
     Spec(spec::SpecArgs),
 }
 
@@ -104,7 +114,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         // These put skiff processes inside a container: run them from a sealed copy.
         crate::security::selfexe::ensure_sealed()?;
     }
-    let rootless = crate::rootless::parse_flag(cli.rootless.as_deref())?;
+    // refused for every command when it is no boolean (only create and run act on it)
+    crate::rootless::parse_flag(cli.rootless.as_deref())?;
     let root = || match &cli.root {
         Some(dir) => Root::open(dir),
         None => Root::open_default(),
@@ -125,7 +136,7 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Resume(a) => resume::run(&root()?, a)?,
         Command::Ps(a) => ps::run(&root()?, a)?,
         Command::List(a) => list::run(&root()?, a)?,
-        Command::Spec(a) => spec::run(a, rootless == Some(true))?,
+        Command::Spec(a) => spec::run(a)?,
     }
     Ok(0)
 }

@@ -8,12 +8,21 @@ use crate::error::{Error, Result};
 use crate::state::Root;
 
 #[derive(Args, Debug)]
+#[command(
+    about = "Show the container's processes (json: the array of host pids)",
+    long_about = "Show the processes of a container: ps(1)'s table of the processes in its cgroup, or the \
+        JSON array of their host pids.",
+    after_help = "Examples:\n  skiff ps app\n  skiff ps app -o pid,comm\n  skiff ps --format json app"
+)]
 pub struct PsArgs {
+    /// The ID of the container (see `skiff list`).
+    #[arg(value_name = "CONTAINER_ID")]
     pub id: String,
-    #[arg(short, long, default_value = "table")]
+    /// Output: ps(1)'s table, or a JSON array of host pids.
+    #[arg(short, long, value_name = "FORMAT", default_value = "table", value_parser = ["table", "json"])]
     pub format: String,
-    /// Options passed to ps(1) for the table format (default -ef).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    /// Options for ps(1) in the table format (default -ef).
+    #[arg(value_name = "PS_OPTIONS", trailing_var_arg = true, allow_hyphen_values = true)]
     pub ps_args: Vec<String>,
 }
 

@@ -7,7 +7,10 @@ use crate::error::Result;
 use crate::state::Root;
 
 #[derive(Args, Debug)]
+#[command(about = "Thaw a paused container", after_help = "Examples:\n  skiff resume app")]
 pub struct ResumeArgs {
+    /// The ID of the container (see `skiff list`).
+    #[arg(value_name = "CONTAINER_ID")]
     pub id: String,
 }
 

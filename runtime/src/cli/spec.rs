@@ -62,19 +62,33 @@ pub fn default_spec(rootless: bool) -> Value {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    about = "Write a default config.json for a new bundle, as runc's does",
+    long_about = "Write runc's default config.json into a bundle directory: `sh` on a terminal as root in \
+        new pid, network, ipc, uts and mount namespaces, with the rootfs at ./rootfs, read-only. An existing \
+        config.json is not overwritten.",
+    after_help = "Examples:\n  mkdir -p demo/rootfs && skiff spec --bundle demo\n  \
+        skiff spec --rootless        for a user without root: a user namespace mapping you to root"
+)]
 pub struct SpecArgs {
-    #[arg(short, long, default_value = ".")]
+    /// The bundle directory to write config.json into.
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub bundle: PathBuf,
+    /// Write the rootless variant, for running as a user other than root: a user namespace that
+    /// maps the caller's uid and gid to root, no network namespace, /sys bind-mounted, no cgroup
+    /// device rule.
+    #[arg(long)]
+    pub rootless: bool,
 }
 
-/// Writes BUNDLE/config.json (the rootless variant with the global `--rootless`); refuses to
-/// overwrite one, as runc does.
-pub fn run(args: &SpecArgs, rootless: bool) -> Result<()> {
+/// Writes BUNDLE/config.json (the rootless variant with `--rootless`); refuses to overwrite one,
+/// as runc does.
+pub fn run(args: &SpecArgs) -> Result<()> {
     let path = args.bundle.join("config.json");
     if path.exists() {
         return Err(Error::msg(format!("File {} exists. Remove it first", path.display())));
     }
-    let text = serde_json::to_string_pretty(&default_spec(rootless)).map_err(|e| Error::msg(e.to_string()))?;
+    let text = serde_json::to_string_pretty(&default_spec(args.rootless)).map_err(|e| Error::msg(e.to_string()))?;
     std::fs::write(&path, text + "\n").map_err(|e| Error::io(format!("write {}", path.display()), e))
 }
 

@@ -26,7 +26,16 @@ pub fn json(c: &Container) -> Result<serde_json::Value> {
 }
 
 #[derive(Args, Debug)]
+#[command(
+    about = "Print a container's state as JSON",
+    long_about = "Print a container's state as the runtime spec's JSON (ociVersion, id, status, pid, bundle, \
+        annotations), with runc's extra fields (rootfs, created, owner). status is one of creating, created, \
+        running, paused, stopped, read live from the process table.",
+    after_help = "Examples:\n  skiff state app | jq -r .status"
+)]
 pub struct StateArgs {
+    /// The ID of the container (see `skiff list`).
+    #[arg(value_name = "CONTAINER_ID")]
     pub id: String,
 }
 

@@ -11,34 +11,59 @@ use crate::error::{Error, Result};
 use crate::state::Root;
 
 #[derive(Args, Debug)]
+#[command(
+    about = "Change a running container's resource limits",
+    long_about = "Change a running container's resource limits: from a LinuxResources JSON document \
+        (config.json's linux.resources, as containerd and docker send it), or from flags. Only what is given \
+        changes.",
+    after_help = "Examples:\n  skiff update --memory 256m --pids-limit 100 app\n  \
+        echo '{\"cpu\": {\"quota\": 50000, \"period\": 100000}}' | skiff update -r - app"
+)]
 pub struct UpdateArgs {
+    /// The ID of the container (see `skiff list`).
+    #[arg(value_name = "CONTAINER_ID")]
     pub id: String,
-    /// A LinuxResources JSON file, or - for stdin; flags are ignored with it.
-    #[arg(short, long)]
+    /// A LinuxResources JSON file, or - for stdin. The flags below cannot be given with it.
+    #[arg(short, long, value_name = "FILE", conflicts_with_all = [
+        "memory", "memory_reservation", "memory_swap", "cpu_period", "cpu_quota", "cpu_share", "cpu_rt_period",
+        "cpu_rt_runtime", "cpuset_cpus", "cpuset_mems", "pids_limit", "blkio_weight",
+    ])]
     pub resources: Option<PathBuf>,
-    #[arg(long)]
+    /// Memory limit, in bytes or with a unit (k, m, g: 256m); -1 for none.
+    #[arg(long, value_name = "BYTES")]
     pub memory: Option<String>,
-    #[arg(long = "memory-reservation")]
+    /// Memory soft limit (memory.soft_limit_in_bytes, memory.low on v2), in bytes or with a unit.
+    #[arg(long = "memory-reservation", value_name = "BYTES")]
     pub memory_reservation: Option<String>,
-    #[arg(long = "memory-swap")]
+    /// Memory plus swap limit, in bytes or with a unit; -1 for unlimited swap.
+    #[arg(long = "memory-swap", value_name = "BYTES")]
     pub memory_swap: Option<String>,
-    #[arg(long = "cpu-period")]
+    /// CPU CFS period in microseconds (with --cpu-quota: the CPU time allowed per period).
+    #[arg(long = "cpu-period", value_name = "USECS")]
     pub cpu_period: Option<u64>,
-    #[arg(long = "cpu-quota")]
+    /// CPU CFS quota in microseconds per period; -1 for none.
+    #[arg(long = "cpu-quota", value_name = "USECS")]
     pub cpu_quota: Option<i64>,
-    #[arg(long = "cpu-share")]
+    /// CPU shares, the weight against other cgroups (cpu.weight on v2, converted as runc does).
+    #[arg(long = "cpu-share", value_name = "SHARES")]
     pub cpu_share: Option<u64>,
-    #[arg(long = "cpu-rt-period")]
+    /// Real-time scheduling period in microseconds.
+    #[arg(long = "cpu-rt-period", value_name = "USECS")]
     pub cpu_rt_period: Option<u64>,
-    #[arg(long = "cpu-rt-runtime")]
+    /// Real-time runtime in microseconds per period.
+    #[arg(long = "cpu-rt-runtime", value_name = "USECS")]
     pub cpu_rt_runtime: Option<i64>,
-    #[arg(long = "cpuset-cpus")]
+    /// The CPUs the container may run on (0-3,6).
+    #[arg(long = "cpuset-cpus", value_name = "CPUS")]
     pub cpuset_cpus: Option<String>,
-    #[arg(long = "cpuset-mems")]
+    /// The memory nodes the container may use (0,1).
+    #[arg(long = "cpuset-mems", value_name = "NODES")]
     pub cpuset_mems: Option<String>,
-    #[arg(long = "pids-limit")]
+    /// Maximum number of processes (and threads); -1 for none.
+    #[arg(long = "pids-limit", value_name = "N")]
     pub pids_limit: Option<i64>,
-    #[arg(long = "blkio-weight")]
+    /// Block I/O weight, 10 to 1000 (needs the BFQ scheduler on v1).
+    #[arg(long = "blkio-weight", value_name = "WEIGHT")]
     pub blkio_weight: Option<u16>,
 }
 
