@@ -3,113 +3,15 @@
 #![deny(unsafe_code)]
 
 use anyhow::{bail, Context as _, Result};
-use clap::{Args, Parser, Subcommand};
+use clap::Parser;
 use slipway::archive::{self, Format};
 use slipway::build::{self, BuildOptions};
+use slipway::cli::{Cli, Cmd, PlanArgs};
 use slipway::images;
 use slipway::registry;
 use slipway::spec::Network;
 use slipway::store::Store;
 use std::path::PathBuf;
-
-#[derive(Parser)]
-#[command(name = "slipway", version, about = "Build OCI images from Dockerfiles")]
-struct Cli {
-    /// Store directory
-    #[arg(long, global = true, default_value = "/var/lib/slipway")]
-    root: PathBuf,
-    /// Print plans (RUN bundles and their config.json) to stderr
-    #[arg(long, global = true)]
-    debug: bool,
-    #[command(subcommand)]
-    cmd: Cmd,
-}
-
-/// What decides a build's plan.
-#[derive(Args)]
-struct PlanArgs {
-    #[arg(short = 'f', long = "file")]
-    file: Option<PathBuf>,
-    #[arg(long = "build-arg")]
-    build_args: Vec<String>,
-    #[arg(long)]
-    target: Option<String>,
-    #[arg(long, default_value = "none")]
-    network: String,
-    context: PathBuf,
-}
-
-#[derive(Subcommand)]
-enum Cmd {
-    /// Build an image from a Dockerfile
-    Build {
-        #[command(flatten)]
-        plan: PlanArgs,
-        #[arg(short = 't', long = "tag")]
-        tags: Vec<String>,
-        #[arg(long)]
-        no_cache: bool,
-        #[arg(long, default_value = "auto")]
-        progress: String,
-        #[arg(long)]
-        runtime: Option<PathBuf>,
-        #[arg(long = "label")]
-        labels: Vec<String>,
-        #[arg(long)]
-        iidfile: Option<PathBuf>,
-        #[arg(short, long)]
-        quiet: bool,
-        /// For each cache miss, say what changed
-        #[arg(long)]
-        explain_cache: bool,
-        #[command(flatten)]
-        registry: Box<registry::cli::BuildArgs>,
-        /// The image's creation time: `now`, or seconds since the epoch
-        #[arg(long)]
-        timestamp: Option<String>,
-    },
-    /// Print the plan of a build (stages, steps, cache key inputs) without running it
-    #[command(hide = true)]
-    Plan {
-        #[command(flatten)]
-        plan: PlanArgs,
-    },
-    /// List images
-    Images,
-    /// Show image details as JSON
-    Inspect { names: Vec<String> },
-    /// Show an image's history
-    History { name: String },
-    /// Name an image
-    Tag { source: String, target: String },
-    /// Remove image names
-    Rmi { names: Vec<String> },
-    /// Write an image to a tar archive
-    Save {
-        name: String,
-        #[arg(short, long)]
-        output: Option<PathBuf>,
-        #[arg(long, default_value = "docker")]
-        format: String,
-    },
-    /// Read images from a tar archive
-    Load {
-        #[arg(short, long)]
-        input: Option<PathBuf>,
-    },
-    /// Drop the build cache and unused blobs
-    Prune,
-    /// Write an OCI bundle (rootfs + config.json) for an image
-    Unpack { name: String, dir: PathBuf },
-    /// Pull an image from a registry
-    Pull(registry::cli::PullArgs),
-    /// Push an image to a registry
-    Push(registry::cli::PushArgs),
-    /// Log in to a registry (stored in docker's config.json)
-    Login(registry::cli::LoginArgs),
-    /// Remove a registry's stored credentials
-    Logout(registry::cli::LogoutArgs),
-}
 
 fn kv(s: &str, what: &str) -> Result<(String, String)> {
     match s.split_once('=') {

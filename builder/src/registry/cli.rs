@@ -38,12 +38,14 @@ pub struct PullArgs {
     pub quiet: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
-    /// name[:tag] or name@sha256:...
+    /// The image: [HOST[:PORT]/]name[:tag] or name@sha256:...
+    #[arg(value_name = "REF")]
     pub reference: String,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct PushArgs {
+    /// Print only the pushed manifest's digest.
     #[arg(short, long)]
     pub quiet: bool,
     /// Write the pushed manifest's digest to this file
@@ -61,9 +63,11 @@ pub struct PushArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct LoginArgs {
-    #[arg(short, long)]
+    /// The user name (required).
+    #[arg(short, long, value_name = "USER")]
     pub username: Option<String>,
-    #[arg(short, long)]
+    /// The password (it shows in the process list: prefer --password-stdin).
+    #[arg(short, long, value_name = "PASSWORD")]
     pub password: Option<String>,
     /// Read the password from stdin
     #[arg(long)]
@@ -71,11 +75,14 @@ pub struct LoginArgs {
     #[command(flatten)]
     pub remote: RemoteArgs,
     /// HOST[:PORT] (default docker.io)
+    #[arg(value_name = "SERVER")]
     pub server: Option<String>,
 }
 
 #[derive(clap::Args, Debug)]
 pub struct LogoutArgs {
+    /// HOST[:PORT] (default docker.io)
+    #[arg(value_name = "SERVER")]
     pub server: Option<String>,
 }
 

@@ -1,0 +1,237 @@
+//! slipway's command line as clap definitions: every subcommand, argument and flag with its
+//! description. main.rs dispatches them; the man pages and shell completions are generated from
+//! these same definitions (`docgen`). No logic here.
+
+use crate::registry;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const LONG_ABOUT: &str = "\
+Build OCI images from Dockerfiles.
+
+slipway builds a Dockerfile as BuildKit does, runs its RUN steps in an OCI runtime through the
+runtime's command line (skiff by default), caches every step by content, and keeps images in an OCI
+image layout (--root) that docker, podman and containerd load. It pulls from and pushes to registries
+with docker's credentials.
+
+The global options go before the command.";
+
+const EXAMPLES: &str = "\
+Examples:
+  slipway build -t app:1 .                      build ./Dockerfile with . as the context
+  slipway images
+  slipway save app:1 | docker load              hand the image to docker
+  docker save debian:bookworm | slipway load    a base image from docker, offline
+  slipway unpack app:1 /tmp/app && skiff run -b /tmp/app app";
+
+#[derive(Parser, Debug)]
+#[command(name = "slipway", version, about = "Build OCI images from Dockerfiles", long_about = LONG_ABOUT,
+          after_help = EXAMPLES)]
+pub struct Cli {
+    /// The image store: an OCI image layout with slipway's build cache beside it.
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/slipway")]
+    pub root: PathBuf,
+    /// Print the build's plan, and each RUN's bundle, lower directories and config.json, to stderr.
+    #[arg(long)]
+    pub debug: bool,
+    #[command(subcommand)]
+    pub cmd: Cmd,
+}
+
+/// What decides a build's plan.
+#[derive(Args, Debug)]
+pub struct PlanArgs {
+    /// The Dockerfile (default: CONTEXT/Dockerfile); a relative path that does not exist is
+    /// taken in the context. A FILE.dockerignore beside it wins over the context's .dockerignore.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Set a build argument an ARG declares (repeatable); NAME alone takes $NAME from the
+    /// environment. One no ARG declares gets docker's warning.
+    #[arg(long = "build-arg", value_name = "NAME[=VALUE]")]
+    pub build_args: Vec<String>,
+    /// Build this stage (FROM ... AS NAME) and the stages it needs, not the last one.
+    #[arg(long, value_name = "STAGE")]
+    pub target: Option<String>,
+    /// The network of RUN steps: none (an empty network namespace; `default` is the same) or
+    /// host (the host's).
+    #[arg(long, value_name = "MODE", default_value = "none", value_parser = ["none", "default", "host"])]
+    pub network: String,
+    /// The build context: the directory COPY and ADD read from (with .dockerignore applied).
+    #[arg(value_name = "CONTEXT")]
+    pub context: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Build an image from a Dockerfile
+    #[command(
+        long_about = "Build an image from a Dockerfile, as BuildKit does: stages in dependency order, each step \
+            through the cache (its key: the parent, the instruction, the build args it sees, the content of \
+            what it copies), RUN steps in an OCI runtime. The image goes into the store, named by each -t; a \
+            build without -t is kept unnamed (`<none>` in `slipway images`) and is used by its ID.",
+        after_help = "Examples:\n  slipway build -t app:1 .\n  \
+            slipway build -t app:1 -f docker/Dockerfile --build-arg VERSION=2.1 --target release .\n  \
+            slipway build -q . > image-id                   only the image ID on stdout\n  \
+            slipway build --progress plain --no-cache -t app .\n  \
+            SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) slipway build -t app .   reproducible times\n  \
+            slipway build -t registry.example.com/app:1 --push ."
+    )]
+    Build {
+        #[command(flatten)]
+        plan: PlanArgs,
+        /// Name the image NAME[:TAG] (repeatable; the tag defaults to latest).
+        #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+        tags: Vec<String>,
+        /// Run every step, using no cached result (results are still cached for later builds).
+        #[arg(long)]
+        no_cache: bool,
+        /// How to show progress: tty is a compact view redrawn in place (BuildKit's words), plain
+        /// the classic log (Step N/M, ---> ID); auto is tty on a terminal, plain otherwise.
+        #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = ["auto", "plain", "tty"])]
+        progress: String,
+        /// The OCI runtime that runs RUN steps, through its runc-compatible command line (default:
+        /// the skiff beside slipway, else runc from PATH).
+        #[arg(long, value_name = "PATH")]
+        runtime: Option<PathBuf>,
+        /// Set a label on the image (repeatable): a last LABEL step, as in docker's classic builder.
+        #[arg(long = "label", value_name = "KEY=VALUE")]
+        labels: Vec<String>,
+        /// Write the image ID (sha256:...) to this file.
+        #[arg(long, value_name = "FILE")]
+        iidfile: Option<PathBuf>,
+        /// Print only the image ID on stdout; the progress and RUN output are not shown.
+        #[arg(short, long)]
+        quiet: bool,
+        /// For each cache miss, say what changed (the instruction, a build arg, a file).
+        #[arg(long)]
+        explain_cache: bool,
+        #[command(flatten)]
+        registry: Box<registry::cli::BuildArgs>,
+        /// The image's creation time: `now` (the build's time, as docker; file mtimes stay at
+        /// SOURCE_DATE_EPOCH or 0), or seconds since 1970 (file mtimes too). Default:
+        /// SOURCE_DATE_EPOCH, else 0, so equal inputs give equal digests.
+        #[arg(long, value_name = "now|SECONDS")]
+        timestamp: Option<String>,
+    },
+    /// Print the plan of a build (stages, steps, cache key inputs) without running it
+    #[command(hide = true)]
+    Plan {
+        #[command(flatten)]
+        plan: PlanArgs,
+    },
+    /// List images
+    #[command(
+        long_about = "List the images in the store: named ones, then untagged builds and loads as <none>. SIZE is \
+            the unpacked size (the layers' files), CREATED how long ago, as docker shows them.",
+        after_help = "Examples:\n  slipway images"
+    )]
+    Images,
+    /// Show images' details as JSON
+    #[command(
+        long_about = "Show images' details as a JSON array, in docker's field names: Id, RepoTags, Created (and \
+            CreatedFrom: where a slipway build took that time from), Config, RootFS, Size (unpacked).",
+        after_help = "Examples:\n  slipway inspect app:1 | jq '.[0].Config.Env'\n  slipway inspect 3f2a1c"
+    )]
+    Inspect {
+        /// Images: NAME[:TAG], an image ID, or a unique prefix of one (4 hex digits or more).
+        #[arg(value_name = "IMAGE", required = true)]
+        names: Vec<String>,
+    },
+    /// Show an image's history
+    #[command(after_help = "Examples:\n  slipway history app:1")]
+    History {
+        /// The image: NAME[:TAG], an ID, or a unique prefix of one.
+        #[arg(value_name = "IMAGE")]
+        name: String,
+    },
+    /// Give an image another name
+    #[command(
+        after_help = "Examples:\n  slipway tag app:1 app:latest\n  slipway tag 3f2a1c registry.example.com/app:1"
+    )]
+    Tag {
+        /// The image to name: NAME[:TAG], an ID, or a unique prefix of one.
+        #[arg(value_name = "SOURCE")]
+        source: String,
+        /// The new name, NAME[:TAG] (the tag defaults to latest).
+        #[arg(value_name = "TARGET")]
+        target: String,
+    },
+    /// Remove image names, or images by ID
+    #[command(
+        long_about = "Remove image names, or images by ID, as docker's rmi: a name is untagged; an ID removes the \
+            image with every name it has. Blobs go at the next `slipway prune`.",
+        after_help = "Examples:\n  slipway rmi app:1\n  slipway rmi 3f2a1c"
+    )]
+    Rmi {
+        /// Images: NAME[:TAG] (untagged) or an ID (removed with all its names).
+        #[arg(value_name = "IMAGE", required = true)]
+        names: Vec<String>,
+    },
+    /// Write an image to a tar archive
+    #[command(
+        long_about = "Write an image to a tar archive that docker, podman and containerd load: docker's format \
+            (manifest.json, also an OCI layout, as docker 25 writes it) or an OCI image layout. To stdout with \
+            -o -, or without -o when stdout is not a terminal.",
+        after_help = "Examples:\n  slipway save app:1 -o app.tar\n  slipway save app:1 | docker load\n  \
+            slipway save --format oci app:1 | gzip > app.oci.tar.gz"
+    )]
+    Save {
+        /// The image: NAME[:TAG], an ID, or a unique prefix of one.
+        #[arg(value_name = "IMAGE")]
+        name: String,
+        /// The archive to write (it appears only once complete), or - for stdout.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// The archive's format: docker (docker save's) or oci (an OCI image layout).
+        #[arg(long, value_name = "FORMAT", default_value = "docker", value_parser = ["docker", "oci"])]
+        format: String,
+    },
+    /// Read images from a tar archive
+    #[command(
+        long_about = "Read images from a tar archive: what docker save, podman save or slipway save write (docker \
+            or OCI layout), compressed with gzip, bzip2, xz or zstd or not. From stdin without -i, or with -i -.",
+        after_help = "Examples:\n  slipway load -i app.tar\n  docker save debian:bookworm | slipway load"
+    )]
+    Load {
+        /// The archive to read, or - for stdin (the default).
+        #[arg(short, long, value_name = "FILE")]
+        input: Option<PathBuf>,
+    },
+    /// Remove what no named image needs
+    #[command(
+        long_about = "Remove what no named image needs: untagged images (as docker image prune), blobs no name \
+            uses, and build cache entries except those a named image was built through (so rebuilding it stays \
+            all cache hits).",
+        after_help = "Examples:\n  slipway prune"
+    )]
+    Prune,
+    /// Write an OCI bundle (rootfs + config.json) of an image
+    #[command(
+        long_about = "Write an OCI runtime bundle of an image: DIR/rootfs with the layers applied and \
+            DIR/config.json from the image's config (entrypoint and cmd, env, user, working dir), ready for \
+            skiff run or runc run. DIR must be new or empty: one that holds a bundle is refused.",
+        after_help = "Examples:\n  slipway unpack app:1 /tmp/app && skiff run --bundle /tmp/app app"
+    )]
+    Unpack {
+        /// The image: NAME[:TAG], an ID, or a unique prefix of one.
+        #[arg(value_name = "IMAGE")]
+        name: String,
+        /// The bundle directory to create.
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Pull an image from a registry
+    #[command(after_help = "Examples:\n  slipway pull debian:bookworm\n  \
+        slipway pull --platform linux/arm64 registry.example.com/team/app@sha256:...")]
+    Pull(registry::cli::PullArgs),
+    /// Push an image to a registry
+    #[command(after_help = "Examples:\n  slipway push registry.example.com/app:1\n  \
+        slipway push app:1 registry.example.com/team/app:1")]
+    Push(registry::cli::PushArgs),
+    /// Log in to a registry (stored in docker's config.json)
+    #[command(after_help = "Examples:\n  echo \"$PW\" | slipway login -u me --password-stdin registry.example.com")]
+    Login(registry::cli::LoginArgs),
+    /// Remove a registry's stored credentials
+    #[command(after_help = "Examples:\n  slipway logout registry.example.com")]
+    Logout(registry::cli::LogoutArgs),
+}
