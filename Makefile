@@ -11,7 +11,7 @@ export OCI_RUNTIME
 # Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
 DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux xz-utils bzip2 libcap2-bin containerd podman docker.io buildah docker-registry skopeo apache2-utils openssl systemd uidmap passwd
 
-.PHONY: deps build failpoints test lint unit integration demo bench install clean cgroup2-deps test-cgroup2 systemd-deps test-systemd fuzz test-crash-long bench-reliability
+.PHONY: deps build failpoints test lint unit integration demo bench install install-files clean cgroup2-deps test-cgroup2 systemd-deps test-systemd fuzz test-crash-long bench-reliability
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
@@ -90,9 +90,21 @@ fuzz: deps
 bench: build
 	@bash scripts/bench.sh "$(SKIFF)" "$(SLIPWAY)"
 
-install: build
+# The binaries, their man pages (skiff(1), skiff-run(1), slipway-build(1), ...) and bash, zsh and
+# fish completions, generated from the clap definitions by docgen (which `build` builds).
+install: build install-files
+
+install-files:
+	rm -rf target/docs && $(CURDIR)/target/release/docgen target/docs
 	install -D -m 0755 $(SKIFF) $(DESTDIR)$(PREFIX)/bin/skiff
 	install -D -m 0755 $(SLIPWAY) $(DESTDIR)$(PREFIX)/bin/slipway
+	install -d $(DESTDIR)$(PREFIX)/share/man/man1
+	install -m 0644 target/docs/man/*.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	for b in skiff slipway; do \
+	  install -D -m 0644 target/docs/completions/$$b.bash $(DESTDIR)$(PREFIX)/share/bash-completion/completions/$$b && \
+	  install -D -m 0644 target/docs/completions/_$$b $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_$$b && \
+	  install -D -m 0644 target/docs/completions/$$b.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/$$b.fish || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean
