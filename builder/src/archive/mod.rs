@@ -290,7 +290,8 @@ pub fn load_as(store: &Store, input: &Path, shown: &Path) -> Result<Vec<String>,
                 }
                 layers.push(layer);
             }
-            let (desc, id) = put_raw_image(store, &cbytes, &layers)?;
+            let (desc, id) =
+                store.put_image_bytes(&cbytes, &layers.iter().map(Layer::descriptor).collect::<Vec<_>>())?;
             match ent.repo_tags.unwrap_or_default() {
                 t if t.is_empty() => unnamed.push((id, desc)),
                 tags => {
@@ -327,7 +328,8 @@ pub fn load_as(store: &Store, input: &Path, shown: &Path) -> Result<Vec<String>,
                 }
                 layers.push(layer);
             }
-            let (desc, id) = put_raw_image(store, &cbytes, &layers)?;
+            let (desc, id) =
+                store.put_image_bytes(&cbytes, &layers.iter().map(Layer::descriptor).collect::<Vec<_>>())?;
             let name = d.annotations.get(image::ANN_CONTAINERD_NAME).map(|n| short_name(n)).or_else(|| {
                 d.annotations.get(image::ANN_REF_NAME).cloned().filter(|n| n.contains(':') || n.contains('/'))
             });
@@ -409,34 +411,6 @@ fn pick_manifest(root: &Path, d: &Descriptor, depth: usize) -> Result<(std::path
         return Err(StoreError::NoImage(format!("{}: image indexes nested too deep", d.digest)));
     }
     pick_manifest(root, next, depth + 1)
-}
-
-/// Stores config bytes as-is (keeping the image ID) plus a manifest over `layers`.
-fn put_raw_image(store: &Store, cbytes: &[u8], layers: &[Layer]) -> Result<(Descriptor, String), StoreError> {
-    let cd = store.put_blob(cbytes)?;
-    let m = Manifest {
-        schema_version: 2,
-        media_type: image::MT_MANIFEST.into(),
-        config: Descriptor {
-            media_type: image::MT_CONFIG.into(),
-            digest: cd.clone(),
-            size: cbytes.len() as u64,
-            annotations: Default::default(),
-            platform: None,
-        },
-        layers: layers.iter().map(Layer::descriptor).collect(),
-    };
-    let (md, size) = store.put_json(&m)?;
-    Ok((
-        Descriptor {
-            media_type: image::MT_MANIFEST.into(),
-            digest: md,
-            size,
-            annotations: Default::default(),
-            platform: None,
-        },
-        cd,
-    ))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 pub mod overlay;
 
 pub use crate::store::image::Layer;
-use crate::store::{io_err, Image, Store, StoreError};
+use crate::store::{io_err, HashWriter, Image, Store, StoreError};
 use flate2::{write::GzEncoder, Compression};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
@@ -158,24 +158,6 @@ pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
     Ok(out)
 }
 
-struct HashWriter<W: Write> {
-    inner: W,
-    hash: Sha256,
-    n: u64,
-}
-
-impl<W: Write> Write for HashWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.n += n as u64;
-        Ok(n)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.inner.flush()
-    }
-}
-
 /// Hashes what is read through it.
 struct HashReader<R: Read> {
     inner: R,
@@ -269,9 +251,9 @@ pub fn import(store: &Store, path: &Path) -> Result<Layer, StoreError> {
     let n = File::open(path).and_then(|mut f| f.read(&mut magic)).map_err(io_err("read", path))?;
     let mut r = open_decompressed(path).map_err(io_err("open", path))?;
     if n == 2 && magic == [0x1f, 0x8b] {
-        let mut h = HashWriter { inner: io::sink(), hash: Sha256::new(), n: 0 };
+        let mut h = HashWriter::new(io::sink());
         io::copy(&mut r, &mut h).map_err(io_err("read", path))?;
-        let diff_id = format!("sha256:{}", hex::encode(h.hash.finalize()));
+        let diff_id = h.digest();
         let digest = crate::store::hash_file(path)?;
         let size = fs::metadata(path).map_err(io_err("stat", path))?.len();
         if !store.has_blob(&digest) {
@@ -304,15 +286,15 @@ pub fn write_layer(
     let tmpd = store.tempdir("layer")?;
     let tmp = tmpd.path.join("layer.tar.gz");
     let f = File::create(&tmp).map_err(io_err("create", &tmp))?;
-    let outer = HashWriter { inner: io::BufWriter::new(f), hash: Sha256::new(), n: 0 };
+    let outer = HashWriter::new(io::BufWriter::new(f));
     let gz = GzEncoder::new(outer, Compression::new(6));
-    let mut inner = HashWriter { inner: gz, hash: Sha256::new(), n: 0 };
+    let mut inner = HashWriter::new(gz);
     fill(&mut inner, &tmp)?;
-    let diff_id = format!("sha256:{}", hex::encode(inner.hash.finalize()));
+    let diff_id = inner.digest();
     let mut outer = inner.inner.finish().map_err(io_err("write", &tmp))?;
     outer.flush().map_err(io_err("write", &tmp))?;
     let size = outer.n;
-    let digest = format!("sha256:{}", hex::encode(outer.hash.finalize()));
+    let digest = outer.digest();
     if !store.has_blob(&digest) {
         store.commit_blob_file(&tmp, &digest)?;
     }

@@ -3,7 +3,7 @@
 //! outlives an interrupted pull so the next one resumes from it; nothing under `ingest/` is a
 //! blob any image or build can see. One writer per digest (a lock file beside it).
 
-use super::{fsync_dir, io_err, Result, Store, StoreError};
+use super::{fsync_dir, io_err, HashWriter, Result, Store, StoreError};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
@@ -14,9 +14,8 @@ pub struct Ingest {
     digest: String,
     path: PathBuf,
     lock_path: PathBuf,
-    file: io::BufWriter<File>,
-    hash: Sha256,
-    written: u64,
+    /// The partial file, hashed and counted as it is written.
+    file: HashWriter<io::BufWriter<File>>,
     _lock: Flock<File>,
 }
 
@@ -76,9 +75,7 @@ impl Store {
             digest: digest.into(),
             path,
             lock_path,
-            file: io::BufWriter::with_capacity(1 << 20, f),
-            hash,
-            written,
+            file: HashWriter { inner: io::BufWriter::with_capacity(1 << 20, f), hash, n: written },
             _lock: lock,
         })))
     }
@@ -87,18 +84,18 @@ impl Store {
 impl Ingest {
     /// Bytes already there (where a resumed download starts).
     pub fn offset(&self) -> u64 {
-        self.written
+        self.file.n
     }
 
     /// Drops what is there (the source could not resume).
     pub fn reset(&mut self) -> Result<()> {
         self.file.flush().map_err(io_err("write", &self.path))?;
-        let f = self.file.get_mut();
+        let f = self.file.inner.get_mut();
         f.set_len(0).map_err(io_err("truncate", &self.path))?;
         use std::io::Seek;
         f.seek(io::SeekFrom::Start(0)).map_err(io_err("seek", &self.path))?;
-        self.hash = Sha256::new();
-        self.written = 0;
+        self.file.hash = Sha256::new();
+        self.file.n = 0;
         Ok(())
     }
 
@@ -111,16 +108,16 @@ impl Ingest {
     /// Checks size and digest and moves the blob into the store. A short blob stays for a
     /// resumed run; a wrong one is removed; the error says what came instead.
     pub fn commit(mut self, size: u64) -> std::result::Result<(), String> {
-        if self.written != size {
-            let why = format!("got {} bytes, the manifest says {size}", self.written);
-            if self.written > size {
+        if self.file.n != size {
+            let why = format!("got {} bytes, the manifest says {size}", self.file.n);
+            if self.file.n > size {
                 self.discard();
             } else {
                 let _ = self.file.flush();
             }
             return Err(why);
         }
-        let got = format!("sha256:{}", hex::encode(self.hash.clone().finalize()));
+        let got = self.file.digest();
         if got != self.digest {
             let why = format!("content has digest {got}");
             self.discard();
@@ -128,7 +125,7 @@ impl Ingest {
         }
         let res = (|| -> Result<()> {
             self.file.flush().map_err(io_err("write", &self.path))?;
-            self.file.get_ref().sync_all().map_err(io_err("fsync", &self.path))?;
+            self.file.inner.get_ref().sync_all().map_err(io_err("fsync", &self.path))?;
             let dst = self_blob_path(&self.path, &self.digest);
             fs::rename(&self.path, &dst).map_err(io_err("rename", &dst))?;
             if let Some(d) = dst.parent() {
@@ -149,10 +146,7 @@ fn self_blob_path(partial: &std::path::Path, digest: &str) -> PathBuf {
 
 impl Write for Ingest {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.file.write(buf)?;
-        self.hash.update(&buf[..n]);
-        self.written += n as u64;
-        Ok(n)
+        self.file.write(buf)
     }
     fn flush(&mut self) -> io::Result<()> {
         self.file.flush()

@@ -493,14 +493,20 @@ impl Store {
 
     /// Writes the manifest for a config + layers and returns its descriptor.
     pub fn put_image(&self, config: &ImageConfig, layers: &[Descriptor]) -> Result<(Descriptor, String)> {
-        let (cd, csize) = self.put_json(config)?;
+        self.put_image_bytes(&image::to_json(config), layers)
+    }
+
+    /// `put_image` of config bytes as they are (a loaded or pulled config keeps its bytes, so
+    /// its image ID); returns the manifest's descriptor and the config digest.
+    pub fn put_image_bytes(&self, config: &[u8], layers: &[Descriptor]) -> Result<(Descriptor, String)> {
+        let cd = self.put_blob(config)?;
         let m = Manifest {
             schema_version: 2,
             media_type: image::MT_MANIFEST.into(),
             config: Descriptor {
                 media_type: image::MT_CONFIG.into(),
                 digest: cd.clone(),
-                size: csize,
+                size: config.len() as u64,
                 annotations: Default::default(),
                 platform: None,
             },
@@ -555,6 +561,38 @@ impl Store {
             fs::create_dir_all(d).map_err(io_err("create", d))?;
         }
         self.write_atomic(&p, &image::to_json(v))
+    }
+}
+
+/// A writer that hashes (sha256) and counts the bytes it passes on: how a blob's digest and
+/// size are known as it is written (a layer made by `layer`, a blob arriving in `ingest`).
+pub struct HashWriter<W: Write> {
+    pub inner: W,
+    pub hash: Sha256,
+    /// Bytes written.
+    pub n: u64,
+}
+
+impl<W: Write> HashWriter<W> {
+    pub fn new(inner: W) -> HashWriter<W> {
+        HashWriter { inner, hash: Sha256::new(), n: 0 }
+    }
+
+    /// `sha256:<hex>` of what was written so far.
+    pub fn digest(&self) -> String {
+        format!("sha256:{}", hex::encode(self.hash.clone().finalize()))
+    }
+}
+
+impl<W: Write> Write for HashWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hash.update(&buf[..n]);
+        self.n += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
     }
 }
 
