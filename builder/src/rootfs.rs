@@ -250,14 +250,30 @@ mod tests {
     use super::*;
     use std::os::unix::fs::MetadataExt;
 
+    /// A root dir holding `files` (path, content; a path ending in `/` is a directory) and
+    /// symlinks (path, target).
+    fn tree(files: &[(&str, &str)], links: &[(&str, &str)]) -> tempfile::TempDir {
+        let t = tempfile::tempdir().unwrap();
+        for (p, content) in files {
+            let p = t.path().join(p);
+            match p.to_string_lossy().strip_suffix('/') {
+                Some(dir) => fs::create_dir_all(dir).unwrap(),
+                None => {
+                    fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    fs::write(&p, content).unwrap();
+                }
+            }
+        }
+        for (p, target) in links {
+            std::os::unix::fs::symlink(target, t.path().join(p)).unwrap();
+        }
+        t
+    }
+
     #[test]
     fn symlinks_stay_inside() {
-        let t = tempfile::tempdir().unwrap();
+        let t = tree(&[("usr/bin/", "")], &[("bin", "usr/bin"), ("esc", "/../../etc"), ("abs", "/usr")]);
         let r = t.path();
-        fs::create_dir_all(r.join("usr/bin")).unwrap();
-        std::os::unix::fs::symlink("usr/bin", r.join("bin")).unwrap();
-        std::os::unix::fs::symlink("/../../etc", r.join("esc")).unwrap();
-        std::os::unix::fs::symlink("/usr", r.join("abs")).unwrap();
         assert_eq!(resolve_in_root(r, "/bin/sh", true), r.join("usr/bin/sh"));
         assert_eq!(resolve_in_root(r, "/esc/passwd", true), r.join("etc/passwd"));
         assert_eq!(resolve_in_root(r, "abs/bin", true), r.join("usr/bin"));
@@ -267,11 +283,9 @@ mod tests {
 
     #[test]
     fn users() {
-        let t = tempfile::tempdir().unwrap();
+        let passwd = "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n";
+        let t = tree(&[("etc/passwd", passwd), ("etc/group", "root:x:0:\nbob:x:1000:\nwheel:x:10:bob\n")], &[]);
         let r = t.path();
-        fs::create_dir_all(r.join("etc")).unwrap();
-        fs::write(r.join("etc/passwd"), "root:x:0:0::/root:/bin/sh\nbob:x:1000:1000::/home/bob:/bin/sh\n").unwrap();
-        fs::write(r.join("etc/group"), "root:x:0:\nbob:x:1000:\nwheel:x:10:bob\n").unwrap();
         assert_eq!(resolve_user(r, "bob").unwrap(), Ident { uid: 1000, gid: 1000, additional_gids: vec![10] });
         assert_eq!(resolve_user(r, "bob:wheel").unwrap().gid, 10);
         assert_eq!(resolve_user(r, "42:7").unwrap(), Ident { uid: 42, gid: 7, additional_gids: vec![] });
@@ -290,10 +304,8 @@ mod tests {
 
     #[test]
     fn mkdir_all_in_root_follows_links_inside() {
-        let t = tempfile::tempdir().unwrap();
+        let t = tree(&[("real/", "")], &[("link", "/real")]);
         let r = t.path();
-        fs::create_dir_all(r.join("real")).unwrap();
-        std::os::unix::fs::symlink("/real", r.join("link")).unwrap();
         let p = mkdir_all(r, "/link/a/b", Some((5, 6))).unwrap();
         assert_eq!(p, r.join("real/a/b"));
         let md = fs::metadata(r.join("real/a")).unwrap();
@@ -302,9 +314,8 @@ mod tests {
 
     #[test]
     fn mkdir_all_makes_the_missing_parents_of_a_link_target() {
-        let t = tempfile::tempdir().unwrap();
+        let t = tree(&[], &[("link", "/a/b")]);
         let r = t.path();
-        std::os::unix::fs::symlink("/a/b", r.join("link")).unwrap();
         let p = mkdir_all(r, "/link/c", Some((5, 6))).unwrap();
         assert_eq!(p, r.join("a/b/c"));
         for d in ["a", "a/b", "a/b/c"] {
@@ -316,12 +327,8 @@ mod tests {
 
     #[test]
     fn fs_wildcards() {
-        let t = tempfile::tempdir().unwrap();
+        let t = tree(&[("out/a.so", ""), ("out/b.so", ""), ("out/sub/c.so", "")], &[]);
         let r = t.path();
-        fs::create_dir_all(r.join("out/sub")).unwrap();
-        fs::write(r.join("out/a.so"), "").unwrap();
-        fs::write(r.join("out/b.so"), "").unwrap();
-        fs::write(r.join("out/sub/c.so"), "").unwrap();
         assert_eq!(find_in_root(r, "/out/*.so"), ["/out/a.so", "/out/b.so"]);
         assert_eq!(find_in_root(r, "out/sub"), ["/out/sub"]);
         assert!(find_in_root(r, "/missing").is_empty());

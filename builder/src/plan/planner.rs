@@ -441,6 +441,13 @@ mod tests {
         plan(&stages, df.escape, &mut ctx, images, &opts)
     }
 
+    /// The plan of `dockerfile` alone, which must plan through.
+    fn plain(dockerfile: &str) -> Plan {
+        let p = plan_of(dockerfile, &[], &Fake::default(), &[]);
+        assert!(p.stop.is_none(), "{p}");
+        p
+    }
+
     #[test]
     fn metadata_steps_carry_their_config_change_and_key() {
         let p = plan_of(
@@ -543,13 +550,9 @@ mod tests {
 
     #[test]
     fn only_needed_stages_with_explicit_deps() {
-        let p = plan_of(
+        let p = plain(
             "FROM scratch AS a\nENV A=1\nFROM scratch AS unused\nFROM a AS b\nFROM scratch\nCOPY --from=b /x /y\nCOPY --from=0 /x /z\n",
-            &[],
-            &Fake::default(),
-            &[],
         );
-        assert!(p.stop.is_none(), "{p}");
         let idx: Vec<usize> = p.stages.iter().map(|s| s.index).collect();
         assert_eq!(idx, [0, 2, 3]);
         assert_eq!(p.total, 2 + 1 + 3);
