@@ -217,7 +217,19 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help and --version print to stdout and exit 0
+        Err(e) if !e.use_stderr() => e.exit(),
+        // no command at all: the help, as clap prints it
+        Err(e) if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => e.exit(),
+        // a usage error: clap's message (with the usage line), prefixed as every slipway error is
+        Err(e) => {
+            let text = e.render().to_string();
+            eprint!("slipway: {}", text.strip_prefix("error: ").unwrap_or(&text));
+            std::process::exit(2);
+        }
+    };
     if let Err(e) = run(cli) {
         // As BuildKit: the Dockerfile around a failing instruction, then the error. Both
         // binaries prefix errors with their name (`skiff: ...`, `slipway: ...`).

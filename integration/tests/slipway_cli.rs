@@ -274,6 +274,11 @@ fn both_binaries_prefix_their_errors_with_their_name() {
     let r = s.run(&["inspect", "no-such-image"]);
     assert_ne!(r.code, 0);
     assert_eq!(r.stderr, "slipway: No such image: no-such-image\n");
+    // a usage error too, with clap's message and usage line
+    let r = s.run(&["build", "--no-such-flag", "."]);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.starts_with("slipway: unexpected argument '--no-such-flag'"), "{r:?}");
+    assert!(r.stderr.contains("Usage: slipway build"), "{r:?}");
     let rt = integration::Runtime::new();
     if integration::runtime_is_runc() {
         integration::skip("the skiff: prefix is skiff's");
@@ -282,6 +287,9 @@ fn both_binaries_prefix_their_errors_with_their_name() {
     let out = rt.exec(&["state", "no-such-container"]);
     out.assert_failure();
     assert_eq!(out.stderr, "skiff: container \"no-such-container\" does not exist\n");
+    let out = rt.exec(&["kill", "--no-such-flag", "x"]);
+    assert_eq!(out.code, Some(2), "{out}");
+    assert!(out.stderr.starts_with("skiff: unexpected argument '--no-such-flag'"), "{out}");
 }
 
 fn slipway_cmd(s: &Slipway) -> std::process::Command {
