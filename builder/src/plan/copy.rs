@@ -3,7 +3,7 @@
 //! filesystem is mounted, heredoc bodies expanded), the destination joined onto WORKDIR, and the
 //! cache key's file fingerprints.
 
-use super::planner::{At, State};
+use super::state::{At, State};
 use super::{BuildError, Copy, Dest, Origin, Source};
 use crate::cache::Inputs;
 use crate::context::Context;

@@ -2,7 +2,7 @@
 //! SHELL, CMD, ENTRYPOINT, ONBUILD, HEALTHCHECK) as config changes, with docker's checks of
 //! their values and BuildKit's history text. Pure functions of the stage state.
 
-use super::planner::{At, State};
+use super::state::{At, State};
 use super::{BuildError, ConfigChange};
 use crate::instructions::{CmdForm, Health, Instruction};
 use crate::store::image::Healthcheck;

@@ -11,6 +11,7 @@ pub mod graph;
 mod meta;
 mod planner;
 mod run;
+mod state;
 
 pub use meta::{go_quote_list, parse_duration};
 pub use planner::{plan, Images, Options};

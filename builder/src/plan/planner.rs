@@ -7,18 +7,18 @@ use super::copy::plan_copy;
 use super::graph::{self, Graph};
 use super::meta::{automatic_arg, plan_config};
 use super::run::plan_run;
+use super::state::{At, State};
 use super::{Action, Base, BuildError, Origin, Plan, StagePlan, Step, Stop};
 use crate::cache::Inputs;
 use crate::context::Context;
 use crate::dockerfile::parser;
-use crate::dockerfile::shell::{Env, Lexer};
+use crate::dockerfile::shell::Lexer;
 use crate::instructions::{self, Command, Instruction, Stages};
 use crate::registry::Platform;
 use crate::rootfs;
 use crate::spec::Network;
 use crate::store::image::ImageConfig;
 use crate::store::Image;
-use std::collections::BTreeMap;
 
 /// Where base images (`FROM`, `COPY --from=IMAGE`) come from: the store, or a registry
 /// behind it (`build.rs` joins them).
@@ -41,53 +41,6 @@ pub struct Options<'a> {
     pub platform: Option<Platform>,
     /// `build --label`: a LABEL step at the end of the target stage.
     pub labels: &'a [(String, String)],
-}
-
-/// Word expansion and errors at one Dockerfile line.
-pub(super) struct At<'a> {
-    pub lexer: &'a Lexer,
-    pub file: &'a str,
-    pub line: usize,
-}
-
-impl At<'_> {
-    pub fn err(&self, msg: impl Into<String>) -> BuildError {
-        BuildError::At { file: self.file.to_string(), line: self.line, msg: msg.into(), excerpt: Box::default() }
-    }
-
-    pub fn expand(&self, word: &str, env: &dyn Env) -> Result<String, BuildError> {
-        self.lexer.process_word(word, env).map_err(|e| self.err(e.0))
-    }
-
-    pub fn expand_heredoc(&self, body: &str, env: &dyn Env) -> Result<String, BuildError> {
-        self.lexer.expand_heredoc(body, env).map_err(|e| self.err(e.0))
-    }
-}
-
-/// A stage between steps, as planning sees it.
-#[derive(Debug, Clone)]
-pub(super) struct State {
-    /// The image config as the instructions so far set it (rootfs and history aside).
-    pub config: ImageConfig,
-    /// ARGs declared in this stage, in order, with their values.
-    pub args: Vec<(String, Option<String>)>,
-    /// A CMD was set in this stage (ENTRYPOINT then keeps it).
-    pub cmd_set: bool,
-}
-
-impl State {
-    /// Variables for word expansion: ARG values, overridden by ENV (ENV wins).
-    pub fn env(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> =
-            self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
-        v.extend(self.config.env_pairs());
-        v
-    }
-
-    /// Build args with values (what RUN sees in its environment).
-    pub fn arg_values(&self) -> BTreeMap<String, String> {
-        self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect()
-    }
 }
 
 struct Planner<'a> {

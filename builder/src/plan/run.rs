@@ -3,7 +3,7 @@
 //! the mounts the container gets besides its rootfs.
 
 use super::meta::with_shell;
-use super::planner::{At, State};
+use super::state::{At, State};
 use super::{BuildError, Mount, Run};
 use crate::instructions::RunCmd;
 use crate::spec::Network;
