@@ -49,6 +49,12 @@ pub struct BuildOptions {
     pub platform: Option<Platform>,
     /// `--cache-from`: caches whose steps count as hits in this build.
     pub cache_from: Vec<registry::cache::Spec>,
+    /// `--allow security.insecure`: `RUN --security=insecure` may run.
+    pub allow_insecure: bool,
+    /// `--secret`: what `RUN --mount=type=secret` mounts.
+    pub secrets: crate::secrets::Secrets,
+    /// `--ssh`: the agents `RUN --mount=type=ssh` forwards, by id.
+    pub ssh: std::collections::BTreeMap<String, crate::secrets::SshSource>,
 }
 
 /// Base images for the planner: the store's, else pulled into it.
@@ -176,6 +182,7 @@ fn make_plan(store: &Store, opts: &BuildOptions, src: &Source, ctx: &mut Context
         network: opts.network,
         platform: opts.platform.clone(),
         labels: &opts.labels,
+        allow_insecure: opts.allow_insecure,
     };
     plan::plan(&src.stages, src.escape, ctx, &Bases { store, remote: &opts.remote }, &popts)
 }
@@ -212,6 +219,8 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         created_from: opts.created_from.clone(),
         quiet: opts.quiet,
         debug: opts.debug,
+        secrets: opts.secrets.clone(),
+        ssh: opts.ssh.clone(),
     };
     let out: Box<dyn std::io::Write> = if opts.quiet { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) };
     let runtime = Runtime { bin: opts.runtime.clone(), state_root: store.root.join("tmp/runtime") };

@@ -56,6 +56,10 @@ pub struct PlanArgs {
     /// host (the host's).
     #[arg(long, value_name = "MODE", default_value = "none", value_parser = ["none", "default", "host"])]
     pub network: String,
+    /// Grant an extra privilege to RUN steps (repeatable): security.insecure lets
+    /// `RUN --security=insecure` run with every capability and nothing masked.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure"])]
+    pub allow: Vec<String>,
     /// The build context: the directory COPY and ADD read from (with .dockerignore applied).
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,
@@ -78,7 +82,7 @@ pub enum Cmd {
     )]
     Build {
         #[command(flatten)]
-        plan: PlanArgs,
+        plan: Box<PlanArgs>,
         /// Name the image NAME[:TAG] (repeatable; the tag defaults to latest).
         #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
         tags: Vec<String>,
@@ -112,6 +116,15 @@ pub enum Cmd {
         /// SOURCE_DATE_EPOCH, else 0, so equal inputs give equal digests.
         #[arg(long, value_name = "now|SECONDS")]
         timestamp: Option<String>,
+        /// A secret for `RUN --mount=type=secret` (repeatable): id=ID,src=PATH (a file) or
+        /// id=ID,env=VAR (an environment variable); id=ID alone is $ID if set, else the file ID.
+        /// Never written to a layer, the config, the cache or the log.
+        #[arg(long = "secret", value_name = "id=ID,src=PATH|env=VAR")]
+        secrets: Vec<String>,
+        /// An ssh agent for `RUN --mount=type=ssh` (repeatable): default ($SSH_AUTH_SOCK),
+        /// ID=SOCKET, or ID=KEY[,KEY] (an ssh-agent of slipway's own holding those keys).
+        #[arg(long = "ssh", value_name = "default|ID=SOCKET|ID=KEY")]
+        ssh: Vec<String>,
     },
     /// Print the plan of a build (stages, steps, cache key inputs) without running it
     #[command(hide = true)]

@@ -76,6 +76,10 @@ pub enum Instruction {
     Run {
         cmd: RunCmd,
         network: Option<String>,
+        /// `--security` as written (`sandbox` or `insecure`).
+        security: Option<String>,
+        /// `--mount` values as written (expanded and typed by the planner: `runmount`).
+        mounts: Vec<String>,
     },
     Cmd(CmdForm),
     Entrypoint(CmdForm),
@@ -276,10 +280,23 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
         }
         "run" => {
             let f = Flags::new(node, &["network", "mount", "security"])?;
-            if f.string("mount")?.is_some() {
-                return Err("RUN --mount is not supported".into());
+            let mounts = f.strings("mount")?;
+            for m in &mounts {
+                // `from=` is read before expansion (the stage graph needs it), so check it now
+                crate::runmount::raw_from(m)?;
             }
-            Instruction::Run { cmd: run_cmd(node, cmd_form(node, &up)?), network: f.string("network")? }
+            let security = f.string("security")?;
+            if let Some(s) = &security {
+                if s != "sandbox" && s != "insecure" {
+                    return Err(format!("security mode \"{s}\" is not supported (sandbox or insecure)"));
+                }
+            }
+            Instruction::Run {
+                cmd: run_cmd(node, cmd_form(node, &up)?),
+                network: f.string("network")?,
+                security,
+                mounts,
+            }
         }
         "cmd" => {
             Flags::new(node, none)?;
@@ -568,10 +585,18 @@ mod tests {
                     exclude: vec![],
                 }),
             ),
-            ("RUN a b", Instruction::Run { cmd: RunCmd::Shell("a b".into()), network: None }),
+            (
+                "RUN a b",
+                Instruction::Run { cmd: RunCmd::Shell("a b".into()), network: None, security: None, mounts: vec![] },
+            ),
             (
                 "RUN --network=none [\"a\", \"b\"]",
-                Instruction::Run { cmd: RunCmd::Exec(vec!["a".into(), "b".into()]), network: Some("none".into()) },
+                Instruction::Run {
+                    cmd: RunCmd::Exec(vec!["a".into(), "b".into()]),
+                    network: Some("none".into()),
+                    security: None,
+                    mounts: vec![],
+                },
             ),
         ];
         for (src, want) in rows {
@@ -590,12 +615,22 @@ mod tests {
         // `RUN <<EOF` alone runs the heredoc (BuildKit's dispatcher: the whole command is the body)
         assert_eq!(
             one("RUN <<EOF\necho hi\nEOF\n"),
-            Ok(Instruction::Run { cmd: RunCmd::Heredoc(doc("EOF", "echo hi\n")), network: None })
+            Ok(Instruction::Run {
+                cmd: RunCmd::Heredoc(doc("EOF", "echo hi\n")),
+                network: None,
+                security: None,
+                mounts: vec![]
+            })
         );
         // otherwise each body follows the line, ended by its delimiter, for the shell to read
         assert_eq!(
             one("RUN cat <<A <<B\none\nA\ntwo\nB\n"),
-            Ok(Instruction::Run { cmd: RunCmd::Shell("cat <<A <<B\none\nA\ntwo\nB".into()), network: None })
+            Ok(Instruction::Run {
+                cmd: RunCmd::Shell("cat <<A <<B\none\nA\ntwo\nB".into()),
+                network: None,
+                security: None,
+                mounts: vec![]
+            })
         );
         // a source that names a heredoc of the instruction is that heredoc; others are paths
         let Ok(Instruction::Copy(a)) = one("COPY <<F a<<b /d/\nf\nF\n") else { panic!("COPY") };

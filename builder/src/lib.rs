@@ -18,7 +18,9 @@ pub mod layer;
 pub mod plan;
 pub mod registry;
 pub mod rootfs;
+pub mod runmount;
 pub mod runner;
+pub mod secrets;
 pub mod spec;
 pub mod store;
 #[allow(unsafe_code)]

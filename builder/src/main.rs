@@ -38,6 +38,7 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
             }
         }
     }
+    let allow_insecure = a.allow.iter().any(|a| a == "security.insecure");
     let context = a.context;
     let dockerfile = a.file.map(|f| if f.is_relative() && !f.exists() { context.join(f) } else { f });
     Ok(BuildOptions {
@@ -61,6 +62,9 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         remote: Default::default(),
         platform: None,
         cache_from: Vec::new(),
+        allow_insecure,
+        secrets: Default::default(),
+        ssh: Default::default(),
     })
 }
 
@@ -88,13 +92,15 @@ fn run(cli: Cli) -> Result<()> {
             explain_cache,
             registry: reg,
             timestamp,
+            secrets,
+            ssh,
         } => {
             use std::io::IsTerminal;
             let Some(progress) = slipway::exec::progress::Mode::choose(&progress, std::io::stdout().is_terminal())
             else {
                 bail!("--progress {progress:?}: expected auto, plain or tty");
             };
-            let mut opts = plan_options(plan, cli.debug)?;
+            let mut opts = plan_options(*plan, cli.debug)?;
             let labels = labels.iter().map(|l| kv(l, "--label")).collect::<Result<Vec<_>>>()?;
             // Reproducible by default: every time the build writes (file mtimes, the image's
             // and its history's `created`) is SOURCE_DATE_EPOCH, else 0, so equal inputs give
@@ -142,6 +148,14 @@ fn run(cli: Cli) -> Result<()> {
             opts.remote = remote;
             opts.platform = platform;
             opts.cache_from = cache_from;
+            for s in &secrets {
+                let (id, src) = slipway::secrets::parse_secret(s).map_err(anyhow::Error::msg)?;
+                opts.secrets.add(id, src);
+            }
+            for s in &ssh {
+                let (id, src) = slipway::secrets::parse_ssh(s).map_err(anyhow::Error::msg)?;
+                opts.ssh.insert(id, src);
+            }
             let built = build::build(&store, &opts)?;
             registry::cli::after_build(&store, &reg, &built.tags, &built.keys, quiet)?;
             if quiet {

@@ -166,6 +166,38 @@ pub fn mkdir_all(root: &Path, path: &str, owner: Option<(u32, u32)>) -> io::Resu
     Ok(host)
 }
 
+/// Copies the tree at `src` (a file, a symlink or a directory) to `dst`, keeping modes, owners
+/// and symlinks; regular files are hard links when `link` (and the filesystems allow it),
+/// else copies. Special files are skipped. For views of the context and a new cache mount's
+/// first content.
+pub fn copy_tree(src: &Path, dst: &Path, link: bool) -> io::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    for e in walkdir::WalkDir::new(src).follow_links(false) {
+        let e = e.map_err(io::Error::other)?;
+        let rel = e.path().strip_prefix(src).map_err(io::Error::other)?;
+        let to = if rel.as_os_str().is_empty() { dst.to_path_buf() } else { dst.join(rel) };
+        let md = e.path().symlink_metadata()?;
+        let ft = md.file_type();
+        let mode = fs::Permissions::from_mode(md.mode() & 0o7777);
+        if ft.is_dir() {
+            if !to.is_dir() {
+                fs::create_dir(&to)?;
+            }
+            lchown(&to, md.uid(), md.gid())?;
+            fs::set_permissions(&to, mode)?;
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(fs::read_link(e.path())?, &to)?;
+            lchown(&to, md.uid(), md.gid())?;
+        } else if ft.is_file() && !(link && fs::hard_link(e.path(), &to).is_ok()) {
+            fs::copy(e.path(), &to)?;
+            // the owner first: chown clears set-id bits
+            lchown(&to, md.uid(), md.gid())?;
+            fs::set_permissions(&to, mode)?;
+        }
+    }
+    Ok(())
+}
+
 /// Sets the owner of `p` itself (a symlink, not its target).
 pub fn lchown(p: &Path, uid: u32, gid: u32) -> io::Result<()> {
     std::os::unix::fs::lchown(p, Some(uid), Some(gid))

@@ -100,6 +100,107 @@ pub fn config(root: &str, p: &Process, hostname: &str, network: Network, cgroups
     })
 }
 
+/// Capability names by number (linux/capability.h).
+const CAP_NAMES: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_DAC_READ_SEARCH",
+    "CAP_FOWNER",
+    "CAP_FSETID",
+    "CAP_KILL",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETPCAP",
+    "CAP_LINUX_IMMUTABLE",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_NET_BROADCAST",
+    "CAP_NET_ADMIN",
+    "CAP_NET_RAW",
+    "CAP_IPC_LOCK",
+    "CAP_IPC_OWNER",
+    "CAP_SYS_MODULE",
+    "CAP_SYS_RAWIO",
+    "CAP_SYS_CHROOT",
+    "CAP_SYS_PTRACE",
+    "CAP_SYS_PACCT",
+    "CAP_SYS_ADMIN",
+    "CAP_SYS_BOOT",
+    "CAP_SYS_NICE",
+    "CAP_SYS_RESOURCE",
+    "CAP_SYS_TIME",
+    "CAP_SYS_TTY_CONFIG",
+    "CAP_MKNOD",
+    "CAP_LEASE",
+    "CAP_AUDIT_WRITE",
+    "CAP_AUDIT_CONTROL",
+    "CAP_SETFCAP",
+    "CAP_MAC_OVERRIDE",
+    "CAP_MAC_ADMIN",
+    "CAP_SYSLOG",
+    "CAP_WAKE_ALARM",
+    "CAP_BLOCK_SUSPEND",
+    "CAP_AUDIT_READ",
+    "CAP_PERFMON",
+    "CAP_BPF",
+    "CAP_CHECKPOINT_RESTORE",
+];
+
+/// The capabilities in a `CapBnd:`-style hex mask, by name (bits without a name are left out).
+pub fn caps_of_mask(mask: u64) -> Vec<&'static str> {
+    CAP_NAMES.iter().enumerate().filter(|(i, _)| mask & (1u64 << i) != 0).map(|(_, n)| *n).collect()
+}
+
+/// The bounding set of this process: what "every capability" can mean here (a host without
+/// CAP_SYS_RESOURCE cannot give it to a container).
+fn own_bounding_set() -> Vec<&'static str> {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let mask = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapBnd:"))
+        .and_then(|h| u64::from_str_radix(h.trim(), 16).ok())
+        .unwrap_or(0);
+    caps_of_mask(mask)
+}
+
+/// Devices BuildKit's insecure mode adds when the host has them.
+const INSECURE_DEVICES: &[(&str, &str, u64, u64)] = &[
+    ("/dev/kmsg", "c", 1, 11),
+    ("/dev/cuse", "c", 10, 203),
+    ("/dev/fuse", "c", 10, 229),
+    ("/dev/kvm", "c", 10, 232),
+    ("/dev/net/tun", "c", 10, 200),
+    ("/dev/loop-control", "c", 10, 237),
+];
+
+/// Turns a RUN config into BuildKit's insecure mode (`RUN --security=insecure`, allowed by
+/// `build --allow security.insecure`; util/entitlements/security): every capability, no masked
+/// or read-only /proc paths, /sys writable, every device allowed and the host's fuse, tun, kvm,
+/// loop and kmsg devices made. (slipway gives RUN steps no seccomp filter in either mode.)
+pub fn insecure(config: &mut Value) {
+    let caps = own_bounding_set();
+    for set in ["bounding", "effective", "permitted", "inheritable", "ambient"] {
+        config["process"]["capabilities"][set] = json!(caps);
+    }
+    config["linux"]["maskedPaths"] = json!([]);
+    config["linux"]["readonlyPaths"] = json!([]);
+    config["linux"]["resources"]["devices"] =
+        json!([{"allow": true, "type": "c", "access": "rwm"}, {"allow": true, "type": "b", "access": "rwm"}]);
+    let mut devices = Vec::new();
+    for (path, kind, major, minor) in INSECURE_DEVICES {
+        if std::path::Path::new(path).exists() {
+            devices.push(json!({"path": path, "type": kind, "major": major, "minor": minor, "fileMode": 0o666, "uid": 0, "gid": 0}));
+        }
+    }
+    config["linux"]["devices"] = json!(devices);
+    if let Some(mounts) = config["mounts"].as_array_mut() {
+        for m in mounts.iter_mut() {
+            if m["type"] == "sysfs" {
+                m["options"] = json!(["nosuid", "noexec", "nodev", "rw"]);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +223,21 @@ mod tests {
         let c = config("/r", &p, "h", Network::Host, None);
         let ns = c["linux"]["namespaces"].as_array().unwrap();
         assert!(!ns.iter().any(|n| n["type"] == "network"));
+    }
+
+    #[test]
+    fn insecure_mode_is_buildkits() {
+        assert_eq!(caps_of_mask(0x3), ["CAP_CHOWN", "CAP_DAC_OVERRIDE"]);
+        assert!(caps_of_mask(1 << 24).contains(&"CAP_SYS_RESOURCE"));
+        let p = Process { args: vec![], env: vec![], cwd: "/".into(), uid: 0, gid: 0, additional_gids: vec![] };
+        let mut c = config("/r", &p, "h", Network::None, None);
+        insecure(&mut c);
+        assert_eq!(c["linux"]["maskedPaths"], json!([]));
+        assert_eq!(c["linux"]["readonlyPaths"], json!([]));
+        assert_eq!(c["linux"]["resources"]["devices"][0]["allow"], true);
+        let sys = c["mounts"].as_array().unwrap().iter().find(|m| m["type"] == "sysfs").unwrap().clone();
+        assert!(sys["options"].as_array().unwrap().contains(&json!("rw")));
+        let eff = c["process"]["capabilities"]["effective"].as_array().unwrap();
+        assert!(eff.len() >= DEFAULT_CAPS.len(), "{eff:?}");
     }
 }

@@ -6,6 +6,7 @@
 //! failed build leaves no new name behind.
 
 mod copy;
+mod mounts;
 pub mod progress;
 mod run;
 
@@ -40,6 +41,10 @@ pub struct Options {
     pub quiet: bool,
     /// Print each RUN's bundle, lower dirs and config.json to stderr.
     pub debug: bool,
+    /// `build --secret`: what `RUN --mount=type=secret` mounts.
+    pub secrets: crate::secrets::Secrets,
+    /// `build --ssh`: the agents `RUN --mount=type=ssh` forwards, by id.
+    pub ssh: std::collections::BTreeMap<String, crate::secrets::SshSource>,
 }
 
 /// A stage's state between steps.
@@ -61,6 +66,8 @@ pub struct Built {
     pub tags: Vec<String>,
     /// The cache key of every step the build went through (what `--cache-to` exports).
     pub keys: Vec<String>,
+    /// The cache mounts the build's RUN steps used (`--cache-to ...,cache-mounts=true`).
+    pub cache_mounts: Vec<crate::store::mounts::Meta>,
 }
 
 pub struct Executor<'a> {
@@ -79,6 +86,11 @@ pub struct Executor<'a> {
     keys: Vec<String>,
     /// `--cache-from` caches: a step missing from the store's cache is looked up there.
     pub imported: Vec<crate::registry::cache::Imported>,
+    /// The cache mounts RUN steps used (each once).
+    cache_mounts: Vec<crate::store::mounts::Meta>,
+    /// ssh-agents of our own (`--ssh ID=KEY`), started on first use, ended with the build.
+    agents: BTreeMap<String, crate::secrets::Agent>,
+    agents_dir: Option<crate::store::TempDir>,
 }
 
 impl<'a> Executor<'a> {
@@ -99,6 +111,30 @@ impl<'a> Executor<'a> {
             step: 0,
             keys: Vec::new(),
             imported: Vec::new(),
+            cache_mounts: Vec::new(),
+            agents: BTreeMap::new(),
+            agents_dir: None,
+        }
+    }
+
+    /// The agent socket of `build --ssh` id `id`, starting our own agent for key files.
+    fn agent_socket(&mut self, id: &str) -> Result<Option<PathBuf>, String> {
+        let Some(src) = self.opts.ssh.get(id) else { return Ok(None) };
+        match src {
+            crate::secrets::SshSource::Socket(p) => Ok(Some(p.clone())),
+            crate::secrets::SshSource::Keys(keys) => {
+                if let Some(a) = self.agents.get(id) {
+                    return Ok(Some(a.socket.clone()));
+                }
+                if self.agents_dir.is_none() {
+                    self.agents_dir = Some(self.store.tempdir("ssh").map_err(|e| e.to_string())?);
+                }
+                let dir = self.agents_dir.as_ref().map(|d| d.path.clone()).unwrap_or_default();
+                let sock = dir.join(format!("agent-{}.sock", self.agents.len()));
+                let a = crate::secrets::start_agent(&sock, keys)?;
+                self.agents.insert(id.to_string(), a);
+                Ok(Some(sock))
+            }
         }
     }
 
@@ -185,6 +221,28 @@ impl<'a> Executor<'a> {
                 })?;
                 inputs.extra = from.id.clone();
             }
+        }
+        if let Action::Run(r) = &s.action {
+            // the state of each stage a mount shows (or a cache mount starts from)
+            let mut extra = Vec::new();
+            for m in &r.mounts {
+                let (target, j) = match m {
+                    crate::plan::Mount::Bind(b) => match b.from {
+                        Origin::Stage(j) => (&b.target, j),
+                        _ => continue,
+                    },
+                    crate::plan::Mount::Cache(c) => match c.from {
+                        Some(Origin::Stage(j)) => (&c.target, j),
+                        _ => continue,
+                    },
+                    _ => continue,
+                };
+                let from = self.done.get(&j).ok_or_else(|| {
+                    self.err(s.line, format!("RUN --mount from={j}: stage is not built before this one"))
+                })?;
+                extra.push(format!("{target}={}", from.id));
+            }
+            inputs.extra = extra.join(",");
         }
         // The times the step writes are inputs too: a build with another SOURCE_DATE_EPOCH must
         // not reuse layers and configs stamped with the old one.
@@ -375,6 +433,12 @@ impl<'a> Executor<'a> {
             self.store.add_unnamed(manifest.clone())?;
         }
         self.progress.finish(&id, &tags);
-        Ok(Built { id, manifest, tags, keys: std::mem::take(&mut self.keys) })
+        Ok(Built {
+            id,
+            manifest,
+            tags,
+            keys: std::mem::take(&mut self.keys),
+            cache_mounts: std::mem::take(&mut self.cache_mounts),
+        })
     }
 }

@@ -1,14 +1,16 @@
-//! RUN: an overlay rootfs of the state's layers, an OCI bundle with the planned process and
-//! mounts, the runtime through `runner.rs`, then the upper dir as the step's layer. Mount points
-//! the runtime had to create are removed again when they stayed empty.
+//! RUN: an overlay rootfs of the state's layers, the step's mounts made ready (`mounts.rs`), an
+//! OCI bundle with the planned process, network, security mode and mounts, the runtime through
+//! `runner.rs`, then the upper dir as the step's layer. Mount points the runtime had to create
+//! (and their missing parents) are removed again when they stayed empty. A bundle with a secret
+//! lives on a tmpfs, so no secret is ever written to disk.
 
+use super::mounts::{self, TmpfsGuard};
 use super::{Executor, State};
 use crate::layer::overlay;
-use crate::plan::{BuildError, Mount, Run};
+use crate::plan::{BuildError, Mount, Run, Security};
 use crate::rootfs;
 use crate::spec;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 
 fn random_hex() -> String {
@@ -29,22 +31,43 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     } else {
         rootfs::resolve_user(&merged, &r.user).map_err(|e| x.err(line, format!("RUN: {e}")))?
     };
-    // mount points the runtime will create: removed again afterwards if still empty
-    let stubs: Vec<PathBuf> = spec::mount_targets(r.network)
-        .into_iter()
-        .map(|t| rootfs::resolve_in_root(&merged, t, false))
-        .filter(|p| fs::symlink_metadata(p).is_err())
-        .collect();
     let cwd_host = rootfs::resolve_in_root(&merged, &r.cwd, true);
     if !cwd_host.exists() {
         rootfs::mkdir_all(&merged, &r.cwd, None)
             .map_err(|e| x.err(line, format!("RUN: create working dir {}: {e}", r.cwd)))?;
     }
     let bundle = x.store.tempdir("bundle")?;
+    // secrets (files and env= values in config.json) only ever sit on this tmpfs; it goes
+    // before the bundle dir is removed (locals drop in reverse order)
+    let secret = r.mounts.iter().any(|m| matches!(m, Mount::Secret(_)));
+    let _bundle_tmpfs = if secret {
+        Some(
+            TmpfsGuard::mount(&bundle.path, 0o711)
+                .map_err(|e| x.err(line, format!("RUN: tmpfs for secrets on {}: {e}", bundle.path.display())))?,
+        )
+    } else {
+        None
+    };
+    let prepared = x.prepare_mounts(line, &r.mounts, &bundle.path)?;
+    for (_, meta) in &prepared.caches {
+        if !x.cache_mounts.iter().any(|m| m.id == meta.id && m.base == meta.base) {
+            x.cache_mounts.push(meta.clone());
+        }
+    }
+    // mount points the runtime will create: removed again afterwards if still empty
+    let mut targets = spec::mount_targets(r.network);
+    targets.extend(prepared.targets.iter().map(String::as_str));
+    let stubs = mounts::stubs(&merged, &targets);
     let id = format!("slipway-{}", random_hex());
+    let mut env = r.env.clone();
+    for e in &prepared.env {
+        let k = e.split('=').next().unwrap_or_default();
+        env.retain(|v| v.split('=').next() != Some(k));
+        env.push(e.clone());
+    }
     let p = spec::Process {
         args: r.args.clone(),
-        env: r.env.clone(),
+        env,
         cwd: r.cwd.clone(),
         uid: ident.uid,
         gid: ident.gid,
@@ -57,30 +80,29 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         r.network,
         Some(&crate::runner::cgroups_path(&id)),
     );
-    for m in &r.mounts {
-        match m {
-            Mount::Script { target, content } => {
-                let f = bundle.path.join("script");
-                fs::write(&f, content).map_err(|e| x.err(line, format!("RUN: write script: {e}")))?;
-                let _ = fs::set_permissions(&f, fs::Permissions::from_mode(0o755));
-                if let Some(m) = config["mounts"].as_array_mut() {
-                    m.push(serde_json::json!({
-                        "destination": target,
-                        "type": "bind",
-                        "source": f.to_string_lossy(),
-                        "options": ["rbind", "ro"]
-                    }));
-                }
-            }
-        }
+    if r.security == Security::Insecure {
+        spec::insecure(&mut config);
+    }
+    if let Some(m) = config["mounts"].as_array_mut() {
+        m.extend(prepared.oci.iter().cloned());
     }
     let cfg_path = bundle.path.join("config.json");
     if x.opts.debug {
+        // secret values never reach the log: env= secrets are shown masked, as BuildKit does
+        let mut shown = config.clone();
+        if let Some(env) = shown["process"]["env"].as_array_mut() {
+            for v in env.iter_mut() {
+                let k = v.as_str().and_then(|s| s.split('=').next()).unwrap_or_default().to_string();
+                if prepared.env.iter().any(|e| e.split('=').next() == Some(k.as_str())) {
+                    *v = serde_json::json!(format!("{k}=****"));
+                }
+            }
+        }
         eprintln!(
             "debug: RUN {id}: runtime {} bundle {}\ndebug: lower dirs {lowers:?}\ndebug: config.json {}",
             x.runtime.bin.display(),
             bundle.path.display(),
-            serde_json::to_string_pretty(&config).unwrap_or_default()
+            serde_json::to_string_pretty(&shown).unwrap_or_default()
         );
     }
     fs::write(&cfg_path, serde_json::to_vec_pretty(&config).unwrap_or_default())
@@ -89,21 +111,11 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         .record(&bundle.path, &id)
         .map_err(|e| x.err(line, format!("RUN: write {}: {e}", bundle.path.display())))?;
     x.progress.run_start(&id["slipway-".len()..]);
-    let outcome = x.runtime.run(&bundle.path, &id, x.opts.quiet).map_err(|e| x.err(line, format!("RUN: {e}")))?;
+    let outcome = x.runtime.run(&bundle.path, &id, x.opts.quiet);
     x.progress.run_end(&id["slipway-".len()..]);
-    let mut stubs = stubs;
-    stubs.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
-    for s in stubs {
-        match fs::symlink_metadata(&s) {
-            Ok(md) if md.is_dir() => {
-                let _ = fs::remove_dir(&s);
-            }
-            Ok(md) if md.is_file() && md.len() == 0 => {
-                let _ = fs::remove_file(&s);
-            }
-            _ => {}
-        }
-    }
+    mounts::remove_stubs(&stubs);
+    drop(prepared);
+    let outcome = outcome.map_err(|e| x.err(line, format!("RUN: {e}")))?;
     if outcome.code != 0 {
         if x.opts.quiet {
             eprint!("{}", String::from_utf8_lossy(&outcome.output));
@@ -114,5 +126,8 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
             format!("RUN: process \"{shown}\" did not complete successfully: exit code: {}", outcome.code),
         ));
     }
+    rfs.unmount()?;
+    let upper: PathBuf = rfs.upper.clone();
+    mounts::drop_copied_up(&upper, &merged, &stubs, &lowers);
     x.diff_layer(st, &mut rfs, created_by)
 }

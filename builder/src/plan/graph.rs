@@ -44,22 +44,26 @@ impl Graph {
                 Base::Image(b)
             };
             for c in &s.commands {
-                if let Instruction::Copy(a) = &c.inst {
-                    if let Some(f) = &a.from {
-                        let f = lex.process_word(f, meta).map_err(|e| (c.line, e.0))?;
-                        if let Ok(n) = f.parse::<usize>() {
-                            if n >= i {
-                                return Err((
-                                    c.line,
-                                    format!("COPY --from={n}: refers to a stage that is not before this one"),
-                                ));
-                            }
-                            d.push(n);
-                        } else if let Some(j) = stage_ref(&names, i, &f) {
-                            d.push(j);
-                        } else if names.iter().any(|n| n.as_deref() == Some(f.to_ascii_lowercase().as_str())) {
-                            return Err((c.line, format!("COPY --from={f}: stage is defined after this one")));
+                // COPY --from and RUN --mount from= name the stages a stage reads
+                let (kw, froms): (&str, Vec<String>) = match &c.inst {
+                    Instruction::Copy(a) => ("COPY --from", a.from.iter().cloned().collect()),
+                    Instruction::Run { mounts, .. } => (
+                        "RUN --mount from",
+                        mounts.iter().filter_map(|m| crate::runmount::raw_from(m).ok().flatten()).collect(),
+                    ),
+                    _ => continue,
+                };
+                for f in froms {
+                    let f = lex.process_word(&f, meta).map_err(|e| (c.line, e.0))?;
+                    if let Ok(n) = f.parse::<usize>() {
+                        if n >= i {
+                            return Err((c.line, format!("{kw}={n}: refers to a stage that is not before this one")));
                         }
+                        d.push(n);
+                    } else if let Some(j) = stage_ref(&names, i, &f) {
+                        d.push(j);
+                    } else if names.iter().any(|n| n.as_deref() == Some(f.to_ascii_lowercase().as_str())) {
+                        return Err((c.line, format!("{kw}={f}: stage is defined after this one")));
                     }
                 }
             }
@@ -114,6 +118,11 @@ mod tests {
         assert_eq!(g.needed(1), [1]);
         assert_eq!(g.stage_index("B"), Some(2));
         assert_eq!(g.stage_index("nope"), None);
+        // RUN --mount from= is a dependency too
+        let df =
+            parse("FROM scratch AS a\nFROM scratch AS b\nFROM busybox\nRUN --mount=from=b,target=/b true\n").unwrap();
+        let g = Graph::new(&stages(&df).unwrap(), &Lexer::new('\\'), &NoEnv).unwrap();
+        assert_eq!(g.needed(2), [1, 2]);
     }
 
     #[test]

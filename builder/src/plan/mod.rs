@@ -203,8 +203,22 @@ pub struct Run {
     pub user: String,
     pub cwd: String,
     pub network: Network,
+    pub security: Security,
+    /// In the order the runtime mounts them (a mount inside another's target comes after it).
     pub mounts: Vec<Mount>,
 }
+
+/// `RUN --security`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// docker's default capabilities, masked and read-only /proc paths, read-only /sys.
+    Sandbox,
+    /// BuildKit's insecure mode (`build --allow security.insecure`): every capability this
+    /// process has, nothing masked, /sys writable, all devices allowed.
+    Insecure,
+}
+
+pub use crate::runmount::Sharing;
 
 /// Something a RUN step's container sees besides its rootfs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +226,118 @@ pub enum Mount {
     /// A `#!` heredoc: the body as an executable file, bound read-only at `target`
     /// (`/dev/pipes/NAME`), which the step runs.
     Script { target: String, content: String },
+    /// `type=cache`: a directory of the store that outlives the step and the build.
+    Cache(CacheMount),
+    /// `type=bind`: files of the context, a stage or an image.
+    Bind(BindMount),
+    /// `type=tmpfs`: an empty tmpfs.
+    Tmpfs { target: String, size: Option<u64>, readonly: bool },
+    /// `type=secret`: a `build --secret` as a file and/or an environment variable.
+    Secret(SecretMount),
+    /// `type=ssh`: an ssh-agent socket of `build --ssh`.
+    Ssh(SshMount),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheMount {
+    pub target: String,
+    /// `id`, else the target as written (cleaned), as in BuildKit.
+    pub id: String,
+    pub sharing: Sharing,
+    /// `from`: what a new cache directory starts with (`source` of it), else empty.
+    pub from: Option<Origin>,
+    /// The mounted path inside the cache directory, relative ("" for its root).
+    pub source: String,
+    /// The cache directory's mode and owner when made (`mode`, `uid`, `gid`).
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindMount {
+    pub target: String,
+    pub from: Origin,
+    /// Relative to the context or to `/` of the stage or image ("" for the whole).
+    pub source: String,
+    /// Without `rw`; with it the step may write there, and what it writes is thrown away.
+    pub readonly: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretMount {
+    pub id: String,
+    /// The file, unless only `env=` was given.
+    pub target: Option<String>,
+    pub env: Option<String>,
+    pub required: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshMount {
+    pub id: String,
+    pub target: String,
+    pub required: bool,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+}
+
+impl Mount {
+    pub fn target(&self) -> &str {
+        match self {
+            Mount::Script { target, .. } | Mount::Tmpfs { target, .. } => target,
+            Mount::Cache(c) => &c.target,
+            Mount::Bind(b) => &b.target,
+            Mount::Secret(s) => s.target.as_deref().unwrap_or(""),
+            Mount::Ssh(s) => &s.target,
+        }
+    }
+
+    /// What the step's cache key takes from this mount: its definition, never the content of
+    /// a cache mount or a secret (a stage's state is added by the executor, context files are
+    /// fingerprinted in the key's files).
+    pub fn key(&self) -> String {
+        let from = |o: &Origin| match o {
+            Origin::Context => "context".to_string(),
+            Origin::Stage(i) => format!("stage {i}"),
+            Origin::Image(img) => format!("image {}", img.config_digest),
+        };
+        let opt = |v: Option<u32>| v.map(|v| v.to_string()).unwrap_or_default();
+        match self {
+            Mount::Script { target, content } => format!("script {target} {}", content.len()),
+            Mount::Cache(c) => format!(
+                "cache target={} id={:?} sharing={:?} from={} source={:?} mode={} uid={} gid={} ro={}",
+                c.target,
+                c.id,
+                c.sharing,
+                c.from.as_ref().map(from).unwrap_or_default(),
+                c.source,
+                c.mode.map(|m| format!("{m:o}")).unwrap_or_default(),
+                opt(c.uid),
+                opt(c.gid),
+                c.readonly
+            ),
+            Mount::Bind(b) => {
+                format!("bind target={} from={} source={:?} ro={}", b.target, from(&b.from), b.source, b.readonly)
+            }
+            Mount::Tmpfs { target, size, readonly } => {
+                format!("tmpfs target={target} size={} ro={readonly}", size.map(|s| s.to_string()).unwrap_or_default())
+            }
+            Mount::Secret(s) => format!(
+                "secret id={:?} target={:?} env={:?} required={} mode={:o} uid={} gid={}",
+                s.id, s.target, s.env, s.required, s.mode, s.uid, s.gid
+            ),
+            Mount::Ssh(s) => format!(
+                "ssh id={:?} target={} required={} mode={:o} uid={} gid={}",
+                s.id, s.target, s.required, s.mode, s.uid, s.gid
+            ),
+        }
+    }
 }
 
 /// A COPY or ADD step.
@@ -230,8 +356,8 @@ pub struct Copy {
     pub exclude: Matcher,
 }
 
-/// Where a COPY's path sources are.
-#[derive(Debug)]
+/// Where a COPY's path sources (or a RUN bind mount's files) are.
+#[derive(Debug, Clone)]
 pub enum Origin {
     Context,
     /// `--from` an earlier stage (its Dockerfile index).
@@ -239,6 +365,19 @@ pub enum Origin {
     /// `--from` an image of the store.
     Image(Box<Image>),
 }
+
+impl PartialEq for Origin {
+    fn eq(&self, o: &Origin) -> bool {
+        match (self, o) {
+            (Origin::Context, Origin::Context) => true,
+            (Origin::Stage(a), Origin::Stage(b)) => a == b,
+            (Origin::Image(a), Origin::Image(b)) => a.config_digest == b.config_digest,
+            _ => false,
+        }
+    }
+}
+
+impl Eq for Origin {}
 
 /// One source of a COPY or ADD.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -269,6 +408,28 @@ impl Dest {
             format!("{}/{name}", self.path.trim_end_matches('/'))
         } else {
             self.path.clone()
+        }
+    }
+}
+
+impl Step {
+    /// The stages this step reads besides its own: `COPY --from` and `RUN --mount from=`.
+    pub fn stage_deps(&self) -> Vec<usize> {
+        match &self.action {
+            Action::Copy(c) => match c.from {
+                Origin::Stage(j) => vec![j],
+                _ => vec![],
+            },
+            Action::Run(r) => r
+                .mounts
+                .iter()
+                .filter_map(|m| match m {
+                    Mount::Bind(BindMount { from: Origin::Stage(j), .. }) => Some(*j),
+                    Mount::Cache(CacheMount { from: Some(Origin::Stage(j)), .. }) => Some(*j),
+                    _ => None,
+                })
+                .collect(),
+            _ => vec![],
         }
     }
 }
@@ -344,13 +505,18 @@ impl fmt::Display for Step {
             Action::Config(c) => writeln!(f, "    config: {c:?}")?,
             Action::Workdir(p) => writeln!(f, "    workdir: {p}")?,
             Action::Run(r) => {
-                writeln!(f, "    run: {:?} user={:?} cwd={:?} network={:?}", r.args, r.user, r.cwd, r.network)?;
+                writeln!(
+                    f,
+                    "    run: {:?} user={:?} cwd={:?} network={:?} security={:?}",
+                    r.args, r.user, r.cwd, r.network, r.security
+                )?;
                 writeln!(f, "    env: {:?}", r.env)?;
                 for m in &r.mounts {
                     match m {
                         Mount::Script { target, content } => {
                             writeln!(f, "    mount: script at {target} ({} bytes)", content.len())?
                         }
+                        m => writeln!(f, "    mount: {}", m.key())?,
                     }
                 }
             }

@@ -6,7 +6,7 @@
 use super::copy::plan_copy;
 use super::graph::{self, Graph};
 use super::meta::{automatic_arg, plan_config};
-use super::run::plan_run;
+use super::run::{plan_run, RunFlags, RunOptions};
 use super::state::{At, State};
 use super::{Action, Base, BuildError, Origin, Plan, StagePlan, Step, Stop};
 use crate::cache::Inputs;
@@ -41,6 +41,8 @@ pub struct Options<'a> {
     pub platform: Option<Platform>,
     /// `build --label`: a LABEL step at the end of the target stage.
     pub labels: &'a [(String, String)],
+    /// `build --allow security.insecure`: `RUN --security=insecure` may run.
+    pub allow_insecure: bool,
 }
 
 struct Planner<'a> {
@@ -247,11 +249,9 @@ impl<'a> Planner<'a> {
     }
 
     fn note_deps(&self, step: &Step, sp: &mut StagePlan) {
-        if let Action::Copy(c) = &step.action {
-            if let Origin::Stage(j) = c.from {
-                if !sp.deps.contains(&j) {
-                    sp.deps.push(j);
-                }
+        for j in step.stage_deps() {
+            if !sp.deps.contains(&j) {
+                sp.deps.push(j);
             }
         }
     }
@@ -273,22 +273,38 @@ impl<'a> Planner<'a> {
                 st.config.config.working_dir = path.clone();
                 (inputs, text, Action::Workdir(path))
             }
-            Instruction::Run { cmd: run, network } => {
-                let (run, created_by) = plan_run(&self.at(line), st, run, network.as_deref(), self.opts.network)?;
+            Instruction::Run { cmd: run, network, security, mounts } => {
+                let at = At { lexer: &self.lexer, file: self.opts.file, line };
+                let (stages, done, images) = (self.stages, &self.done, self.images);
+                let platform = self.opts.platform.as_ref();
+                let resolve = |f: &str| resolve_from(&at, stages, done, images, platform, "RUN --mount from", f);
+                let flags = RunFlags { network: network.as_deref(), security: security.as_deref(), mounts };
+                let ns = self.build_arg("BUILDKIT_CACHE_MOUNT_NS");
+                let ropts = RunOptions {
+                    network: self.opts.network,
+                    allow_insecure: self.opts.allow_insecure,
+                    cache_ns: ns.as_deref(),
+                };
+                let p = plan_run(&at, st, run, &flags, &ropts, self.ctx, &resolve)?;
                 let inputs = Inputs {
                     keyword: "RUN".into(),
-                    text: format!("{created_by} user={} cwd={} env={:?}", run.user, run.cwd, st.config.config.env),
+                    text: format!(
+                        "{} user={} cwd={} env={:?}{}",
+                        p.created_by, p.run.user, p.run.cwd, st.config.config.env, p.key_text
+                    ),
                     args: st.arg_values(),
+                    files: p.files,
                     ..Default::default()
                 };
-                (inputs, created_by, Action::Run(run))
+                (inputs, p.created_by, Action::Run(p.run))
             }
             Instruction::Copy(a) | Instruction::Add(a) => {
                 let is_add = matches!(cmd.inst, Instruction::Add(_));
                 let at = At { lexer: &self.lexer, file: self.opts.file, line };
                 let (stages, done, images) = (self.stages, &self.done, self.images);
                 let platform = self.opts.platform.as_ref();
-                let resolve = |f: &str| resolve_from(&at, stages, done, images, platform, f);
+                let kw = if is_add { "ADD --from" } else { "COPY --from" };
+                let resolve = |f: &str| resolve_from(&at, stages, done, images, platform, kw, f);
                 let (copy, inputs, created_by) = plan_copy(&at, st, a, is_add, self.ctx, &resolve)?;
                 (inputs, created_by, Action::Copy(copy))
             }
@@ -314,6 +330,7 @@ fn resolve_from(
     done: &[Option<ImageConfig>],
     images: &dyn Images,
     platform: Option<&Platform>,
+    kw: &str,
     f: &str,
 ) -> Result<(Origin, String), BuildError> {
     let idx = f
@@ -322,12 +339,12 @@ fn resolve_from(
         .or_else(|| stages.stages.iter().position(|s| s.name.as_deref() == Some(f.to_ascii_lowercase().as_str())));
     if let Some(i) = idx {
         if !matches!(done.get(i), Some(Some(_))) {
-            return Err(at.err(format!("COPY --from={f}: stage is not built before this one")));
+            return Err(at.err(format!("{kw}={f}: stage is not built before this one")));
         }
         return Ok((Origin::Stage(i), String::new()));
     }
     let img = images.resolve(f, platform, &mut Vec::new()).map_err(|e| {
-        at.err(format!("COPY --from={f}: no stage named {f:?}, no such image in the store, and the pull failed: {e}"))
+        at.err(format!("{kw}={f}: no stage named {f:?}, no such image in the store, and the pull failed: {e}"))
     })?;
     let id = img.config_digest.clone();
     Ok((Origin::Image(Box::new(img)), id))
@@ -337,7 +354,7 @@ fn resolve_from(
 mod tests {
     use super::*;
     use crate::dockerfile::parser::parse;
-    use crate::plan::{ConfigChange, Dest, Mount, Source};
+    use crate::plan::{ConfigChange, Dest, Mount, Sharing, Source};
     use crate::store::image::{Descriptor, Manifest};
     use std::fs;
 
@@ -390,6 +407,7 @@ mod tests {
             network: Network::None,
             platform: None,
             labels: &[],
+            allow_insecure: false,
         };
         plan(&stages, df.escape, &mut ctx, images, &opts)
     }
@@ -466,6 +484,38 @@ mod tests {
             [Mount::Script { target: "/dev/pipes/EOF".into(), content: "#!/bin/sh\necho hi\n".into() }]
         );
         assert_eq!(run(4).network, Network::Host);
+    }
+
+    #[test]
+    fn run_mounts_planned_with_buildkits_defaults() {
+        let p = plan_of(
+            "FROM scratch AS st\nFROM scratch\nWORKDIR /w\nARG D=pip\n             RUN --mount=type=cache,target=.cache/$D --mount=type=secret,id=tok --mount=type=ssh --mount=type=bind,source=src,target=/src --mount=type=bind,from=st,target=/st --security=sandbox true\n             RUN --mount=type=secret,id=t,env=T --mount=type=tmpfs,target=/t,size=1k true\n",
+            &[("src/a.txt", "a")],
+            &Fake::default(),
+            &[],
+        );
+        assert!(p.stop.is_none(), "{p}");
+        let step = &p.stages[1].steps[2];
+        let Action::Run(r) = &step.action else { panic!("{step:?}") };
+        let targets: Vec<&str> = r.mounts.iter().map(|m| m.target()).collect();
+        // parents first; a relative target is joined onto WORKDIR, the id is the target as written
+        assert_eq!(targets, ["/src", "/st", "/w/.cache/pip", "/run/secrets/tok", "/run/buildkit/ssh_agent.0"]);
+        let Mount::Cache(c) = &r.mounts[2] else { panic!() };
+        assert_eq!((c.id.as_str(), c.sharing, c.readonly), (".cache/pip", Sharing::Shared, false));
+        let Mount::Secret(sec) = &r.mounts[3] else { panic!() };
+        assert_eq!((sec.mode, sec.required), (0o400, false));
+        assert!(r.env.contains(&"SSH_AUTH_SOCK=/run/buildkit/ssh_agent.0".to_string()), "{:?}", r.env);
+        // the definitions are in the key, the context files a bind shows too; stage 0 is a dep
+        assert!(step.inputs.text.contains("mount=[cache target=/w/.cache/pip"), "{}", step.inputs.text);
+        assert!(step.inputs.files.contains_key("mount /src: src/a.txt"), "{:?}", step.inputs.files);
+        assert_eq!(p.stages[1].deps, [0]);
+        // env= only: no file; tmpfs size
+        let Action::Run(r) = &p.stages[1].steps[3].action else { panic!() };
+        assert!(matches!(&r.mounts[0], Mount::Secret(s) if s.target.is_none() && s.env.as_deref() == Some("T")));
+        assert!(matches!(&r.mounts[1], Mount::Tmpfs { size: Some(1024), .. }));
+        // insecure needs --allow
+        let p = plan_of("FROM scratch\nRUN --security=insecure true\n", &[], &Fake::default(), &[]);
+        assert!(p.error().unwrap().to_string().contains("security.insecure is not granted"), "{p}");
     }
 
     #[test]

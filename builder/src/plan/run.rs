@@ -1,30 +1,75 @@
 //! RUN as a plan: the argv (shell form through SHELL, heredocs), the environment (ENV, then
-//! build args the config does not set, then a default PATH), user, working dir, network, and
-//! the mounts the container gets besides its rootfs.
+//! build args the config does not set, then a default PATH), user, working dir, network,
+//! security mode, and the mounts the container gets besides its rootfs (`--mount` values
+//! expanded and typed with BuildKit's defaults: cache ids, secret and ssh targets, relative
+//! targets joined onto WORKDIR). Bind mounts of the context put their files' fingerprints in
+//! the key; nothing of a cache mount's or a secret's content ever is.
 
+use super::copy::ResolveFrom;
 use super::meta::with_shell;
 use super::state::{At, State};
-use super::{BuildError, Mount, Run};
+use super::{BindMount, BuildError, CacheMount, Mount, Origin, Run, SecretMount, Security, SshMount};
+use crate::context::Context;
+use crate::glob;
 use crate::instructions::RunCmd;
+use crate::rootfs;
+use crate::runmount::{self, Kind, Sharing};
 use crate::spec::Network;
 use crate::store::image::DEFAULT_PATH;
+use std::collections::BTreeMap;
 
-/// A RUN step and its history text; `default` is `build --network`.
+/// RUN's flags as written.
+pub(super) struct RunFlags<'a> {
+    pub network: Option<&'a str>,
+    pub security: Option<&'a str>,
+    pub mounts: &'a [String],
+}
+
+/// What the planner takes from the command line for RUN.
+pub(super) struct RunOptions<'a> {
+    /// `build --network`.
+    pub network: Network,
+    /// `build --allow security.insecure`.
+    pub allow_insecure: bool,
+    /// `BUILDKIT_CACHE_MOUNT_NS`: a prefix of every cache id.
+    pub cache_ns: Option<&'a str>,
+}
+
+/// A planned RUN: the step, its history text, and what its cache key takes besides the
+/// instruction (mount definitions, network, security; context files a bind mount shows).
+pub(super) struct Planned {
+    pub run: Run,
+    pub created_by: String,
+    pub key_text: String,
+    pub files: BTreeMap<String, String>,
+}
+
 pub(super) fn plan_run(
     at: &At,
     st: &State,
     cmd: &RunCmd,
-    network: Option<&str>,
-    default: Network,
-) -> Result<(Run, String), BuildError> {
-    let network = match network.unwrap_or(match default {
+    flags: &RunFlags,
+    opts: &RunOptions,
+    ctx: &mut Context,
+    resolve_from: &ResolveFrom,
+) -> Result<Planned, BuildError> {
+    let default = opts.network;
+    let network = match flags.network.unwrap_or(match default {
         Network::None => "none",
         Network::Host => "host",
     }) {
         "none" => Network::None,
         "host" => Network::Host,
         "default" => default,
-        other => return Err(at.err(format!("RUN --network={other}: unsupported (none or host)"))),
+        other => return Err(at.err(format!("RUN --network={other}: unsupported (none, host or default)"))),
+    };
+    let security = match flags.security {
+        None | Some("sandbox") => Security::Sandbox,
+        Some("insecure") if opts.allow_insecure => Security::Insecure,
+        Some("insecure") => return Err(at.err(
+            "RUN --security=insecure: not allowed: security.insecure is not granted (build --allow security.insecure)",
+        )),
+        Some(other) => return Err(at.err(format!("RUN --security={other}: unsupported (sandbox or insecure)"))),
     };
     let mut mounts = Vec::new();
     let args = match cmd {
@@ -47,6 +92,25 @@ pub(super) fn plan_run(
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(format!("PATH={DEFAULT_PATH}"));
     }
+    let mut files = BTreeMap::new();
+    let mut ssh = 0usize;
+    for raw in flags.mounts {
+        let m = plan_mount(at, st, raw, opts, ctx, resolve_from, &mut files, &mut ssh)?;
+        if let Mount::Ssh(s) = &m {
+            // BuildKit's llb: the first ssh mount is SSH_AUTH_SOCK unless the env sets it
+            if !env.iter().any(|e| e.starts_with("SSH_AUTH_SOCK=")) {
+                env.push(format!("SSH_AUTH_SOCK={}", s.target));
+            }
+        }
+        mounts.push(m);
+    }
+    let mut targets: Vec<&str> = mounts.iter().map(|m| m.target()).filter(|t| !t.is_empty()).collect();
+    targets.sort();
+    if let Some(w) = targets.windows(2).find(|w| w[0] == w[1]) {
+        return Err(at.err(format!("RUN --mount: two mounts at {}", w[0])));
+    }
+    // parents before what is mounted inside them
+    mounts.sort_by_key(|m| m.target().split('/').filter(|c| !c.is_empty()).count());
     let prefix = if argv.is_empty() {
         String::new()
     } else {
@@ -55,6 +119,143 @@ pub(super) fn plan_run(
     let created_by = format!("RUN {prefix}{} # buildkit", args.join(" "));
     let cwd =
         if st.config.config.working_dir.is_empty() { "/".to_string() } else { st.config.config.working_dir.clone() };
-    let run = Run { args, env, user: st.config.config.user.clone(), cwd, network, mounts };
-    Ok((run, created_by))
+    let mut key_text = String::new();
+    if network == Network::Host {
+        key_text.push_str(" network=host");
+    }
+    if security == Security::Insecure {
+        key_text.push_str(" security=insecure");
+    }
+    for m in &mounts {
+        if !matches!(m, Mount::Script { .. }) {
+            key_text.push_str(&format!(" mount=[{}]", m.key()));
+        }
+    }
+    let run = Run { args, env, user: st.config.config.user.clone(), cwd, network, security, mounts };
+    Ok(Planned { run, created_by, key_text, files })
+}
+
+/// A relative path inside a filesystem, cleaned; refused when it leaves it.
+fn inside(at: &At, what: &str, p: &str) -> Result<String, BuildError> {
+    let c = glob::clean(p.trim_start_matches('/'));
+    if rootfs::escapes(&c) {
+        return Err(at.err(format!("RUN --mount: {what} {p:?} is outside of it")));
+    }
+    Ok(if c == "." { String::new() } else { c })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn plan_mount(
+    at: &At,
+    st: &State,
+    raw: &str,
+    opts: &RunOptions,
+    ctx: &mut Context,
+    resolve_from: &ResolveFrom,
+    files: &mut BTreeMap<String, String>,
+    ssh: &mut usize,
+) -> Result<Mount, BuildError> {
+    let env = st.env();
+    let mut fields = Vec::new();
+    for f in runmount::csv_fields(raw).map_err(|e| at.err(format!("RUN --mount={raw}: {e}")))? {
+        fields.push(match f.split_once('=') {
+            Some((k, v)) => format!("{k}={}", at.expand(v, &env)?),
+            None => f,
+        });
+    }
+    let m = runmount::parse_fields(fields).map_err(|e| at.err(format!("RUN --mount={raw}: {e}")))?;
+    let wd = if st.config.config.working_dir.is_empty() { "/" } else { st.config.config.working_dir.as_str() };
+    let target_of = |t: &str| -> Result<String, BuildError> {
+        let t = rootfs::join_container_path(wd, t);
+        if t == "/" {
+            return Err(at.err(format!("RUN --mount={raw}: invalid mount target \"/\"")));
+        }
+        Ok(t)
+    };
+    let from = match &m.from {
+        Some(f) => Some(resolve_from(f)?.0),
+        None => None,
+    };
+    Ok(match m.kind {
+        Kind::Cache => {
+            let written = m.target.clone().unwrap_or_default();
+            let id = m.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| glob::clean(&written));
+            let id = match opts.cache_ns {
+                Some(ns) if !ns.is_empty() => format!("{ns}/{id}"),
+                _ => id,
+            };
+            let source = inside(at, "source", m.source.as_deref().unwrap_or(""))?;
+            Mount::Cache(CacheMount {
+                target: target_of(&written)?,
+                id,
+                sharing: m.sharing.unwrap_or(Sharing::Shared),
+                from,
+                source,
+                mode: m.mode,
+                uid: m.uid,
+                gid: m.gid,
+                readonly: m.readonly,
+            })
+        }
+        Kind::Bind => {
+            let target = target_of(m.target.as_deref().unwrap_or(""))?;
+            let from = from.unwrap_or(Origin::Context);
+            let mut source = inside(at, "source", m.source.as_deref().unwrap_or(""))?;
+            if from == Origin::Context {
+                // a symlink named as the source is followed inside the context, as for COPY
+                let found = ctx.resolve(&source)?;
+                let Some(rel) = found.first().filter(|_| !glob::has_wildcards(&source)) else {
+                    return Err(at.err(format!(
+                        "RUN --mount={raw}: source {:?} not found in the build context",
+                        m.source.as_deref().unwrap_or(".")
+                    )));
+                };
+                source = rel.clone();
+                for (k, v) in ctx.fingerprints(&source)? {
+                    files.insert(format!("mount {target}: {k}"), v);
+                }
+            }
+            Mount::Bind(BindMount { target, from, source, readonly: m.readonly })
+        }
+        Kind::Tmpfs => {
+            Mount::Tmpfs { target: target_of(m.target.as_deref().unwrap_or(""))?, size: m.size, readonly: m.readonly }
+        }
+        Kind::Secret => {
+            // convert_secrets.go: the id is `id`, else `source`, else the target's base name
+            let base = |p: &str| p.trim_end_matches('/').rsplit('/').next().unwrap_or("").to_string();
+            let id = m.id.clone().or(m.source.clone()).or_else(|| m.target.as_deref().map(base)).unwrap_or_default();
+            if id.is_empty() {
+                return Err(at.err(format!("RUN --mount={raw}: one of source, target required")));
+            }
+            let target = match (&m.target, &m.env) {
+                (Some(t), _) => Some(target_of(t)?),
+                (None, None) => Some(format!("/run/secrets/{}", base(&id))),
+                (None, Some(_)) => None,
+            };
+            Mount::Secret(SecretMount {
+                id,
+                target,
+                env: m.env.clone(),
+                required: m.required,
+                mode: m.mode.unwrap_or(0o400),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
+            })
+        }
+        Kind::Ssh => {
+            let target = match &m.target {
+                Some(t) => target_of(t)?,
+                None => format!("/run/buildkit/ssh_agent.{ssh}"),
+            };
+            *ssh += 1;
+            Mount::Ssh(SshMount {
+                id: m.id.clone().filter(|i| !i.is_empty()).unwrap_or_else(|| "default".into()),
+                target,
+                required: m.required,
+                mode: m.mode.unwrap_or(0o600),
+                uid: m.uid.unwrap_or(0),
+                gid: m.gid.unwrap_or(0),
+            })
+        }
+    })
 }

@@ -6,6 +6,7 @@
 
 pub mod image;
 pub mod ingest;
+pub mod mounts;
 
 use image::{Descriptor, ImageConfig, Index, Layer, Manifest};
 use nix::fcntl::{Flock, FlockArg};
