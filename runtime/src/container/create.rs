@@ -188,12 +188,20 @@ fn rootless_cgroups(
         if let Some(res) = &resources {
             cgroups::rootless::check_limits(res, &all, cgroup.dirs())?;
         }
-        let dirs: Vec<String> = left_out.paths().iter().map(|d| d.display().to_string()).collect();
-        log::warn(&format!(
-            "rootless: no cgroup where this user may not write ({}): the container stays in skiff's own \
+        let paths = left_out.paths();
+        let more = if paths.len() > 1 { format!(" and {} more", paths.len() - 1) } else { String::new() };
+        let msg = format!(
+            "rootless: no cgroup where this user may not write ({}{more}): the container stays in the caller's \
              cgroups there, without limits, pause or stats from them",
-            dirs.join(", ")
-        ));
+            dir.display()
+        );
+        // Said to a user who runs skiff; an engine that runs it as root of its user namespace
+        // (podman, slipway) knows, and would show the line on every container.
+        if crate::rootless::euid_unprivileged() {
+            log::warn(&msg);
+        } else {
+            log::debug(&msg);
+        }
     }
     let Some(res) = resources else { return Ok(None) };
     // Checked, then left out: a user namespace cannot make device nodes anyway.
