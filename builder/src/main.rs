@@ -75,6 +75,8 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Logout(a) => return registry::cli::logout(a),
         _ => {}
     }
+    // an interrupted command cleans up on its way out (mounts, temp dirs, the step's container)
+    slipway::sys::catch_interrupts().context("install signal handlers")?;
     let store = Store::open(&cli.root).with_context(|| format!("open store {}", cli.root.display()))?;
     // a killed earlier command may have left a container, mounts and temp files
     slipway::runner::reap(&store.stale_tmp());
@@ -251,6 +253,7 @@ fn main() {
             eprint!("{excerpt}");
         }
         eprintln!("slipway: {e:#}");
-        std::process::exit(1);
+        // 128 + SIGINT, as a shell reports a command ended by ^C
+        std::process::exit(if slipway::sys::interrupted() { 130 } else { 1 });
     }
 }

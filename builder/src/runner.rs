@@ -11,6 +11,8 @@ use std::process::{Command, Stdio};
 pub enum RunError {
     #[error("start runtime {bin}: {err}")]
     Spawn { bin: PathBuf, err: io::Error },
+    #[error("interrupted")]
+    Interrupted,
 }
 
 /// An OCI runtime CLI with its private state root.
@@ -48,22 +50,22 @@ pub fn cgroups_path(id: &str) -> String {
 }
 
 impl Runtime {
-    /// Runs the bundle to completion. Output streams to ours unless `capture`.
+    /// Runs the bundle to completion. Output streams to ours unless `capture` (then it goes
+    /// to a file of the bundle and comes back in the outcome). An interrupt
+    /// ([`crate::sys::interrupted`]) deletes the container and ends the run with `Interrupted`.
     pub fn run(&self, bundle: &Path, id: &str, capture: bool) -> Result<Outcome, RunError> {
         let _ = fs::create_dir_all(&self.state_root);
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(&self.state_root).arg("run").arg("--bundle").arg(bundle).arg(id).stdin(Stdio::null());
-        let res = if capture {
-            cmd.output().map(|o| {
-                let mut out = o.stdout;
-                out.extend(o.stderr);
-                (o.status, out)
-            })
+        let out_file = bundle.join("output");
+        if capture {
+            let f = fs::File::create(&out_file).map_err(|err| RunError::Spawn { bin: self.bin.clone(), err })?;
+            let f2 = f.try_clone().map_err(|err| RunError::Spawn { bin: self.bin.clone(), err })?;
+            cmd.stdout(f).stderr(f2);
         } else {
             let _ = io::stdout().flush();
-            cmd.status().map(|s| (s, Vec::new()))
-        };
-        let cleanup = || {
+        }
+        let delete = || {
             let _ = Command::new(&self.bin)
                 .arg("--root")
                 .arg(&self.state_root)
@@ -72,16 +74,35 @@ impl Runtime {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
-            remove_cgroups(id);
         };
-        let (status, output) = match res {
-            Ok(r) => r,
+        let mut child = match cmd.spawn() {
+            Ok(c) => c,
             Err(err) => {
-                cleanup();
+                delete();
+                remove_cgroups(id);
                 return Err(RunError::Spawn { bin: self.bin.clone(), err });
             }
         };
-        cleanup();
+        let mut killed = false;
+        let status = loop {
+            match child.try_wait() {
+                Ok(Some(s)) => break Ok(s),
+                Ok(None) => {}
+                Err(e) => break Err(e),
+            }
+            if crate::sys::interrupted() && !killed {
+                delete();
+                killed = true;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        };
+        delete();
+        remove_cgroups(id);
+        let status = status.map_err(|err| RunError::Spawn { bin: self.bin.clone(), err })?;
+        if killed || crate::sys::interrupted() {
+            return Err(RunError::Interrupted);
+        }
+        let output = if capture { fs::read(&out_file).unwrap_or_default() } else { Vec::new() };
         use std::os::unix::process::ExitStatusExt;
         let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
         Ok(Outcome { code, output })

@@ -459,6 +459,55 @@ fn two_builds_at_once_share_a_cache_as_sharing_says() {
 }
 
 #[test]
+fn an_interrupted_step_leaves_no_mount_container_or_temp_dir() {
+    let s = Slipway::new();
+    s.base("bb");
+    let sf = s.dir.path().join("tok");
+    fs::write(&sf, "x").unwrap();
+    let ctx = s.context(
+        "int",
+        &[
+            ("Dockerfile", "FROM bb AS st\nRUN echo > /f\nFROM bb\nRUN --mount=type=cache,target=/c --mount=type=secret,id=t --mount=type=bind,from=st,target=/st,rw --mount=type=bind,target=/ctx,rw sh -c 'touch /c/started; sleep 60'\n"),
+            ("a", "a"),
+        ],
+    );
+    let rt = integration::slipway::runtime();
+    let mut child = Command::new(integration::slipway::bin())
+        .arg("--root")
+        .arg(s.root())
+        .args(["build", "-t", "int", "--runtime", &rt, "--secret", &format!("id=t,src={}", sf.display())])
+        .arg(&ctx)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_cache_file(&s.root(), "started");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGINT).unwrap();
+    let deadline = Instant::now() + integration::host::PATIENCE;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        assert!(Instant::now() < deadline, "slipway did not stop after SIGINT");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(130));
+    let root = s.root().to_string_lossy().into_owned();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&root), "mounts left under the store:\n{mounts}");
+    let tmp: Vec<_> = fs::read_dir(s.root().join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "runtime")
+        .collect();
+    assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
+    let state = s.root().join("tmp/runtime");
+    let left: Vec<_> = fs::read_dir(&state).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
+    assert!(left.is_empty(), "containers left in the runtime state: {left:?}");
+}
+
+#[test]
 fn mount_flags_are_refused_by_name() {
     let s = Slipway::new();
     s.base("bb");

@@ -209,6 +209,9 @@ impl<'a> Executor<'a> {
 
     /// One step through the cache.
     fn step(&mut self, st: &mut State, s: Step, total: usize) -> Result<(), BuildError> {
+        if crate::sys::interrupted() {
+            return Err(BuildError::Other("interrupted".into()));
+        }
         if s.counted {
             self.step += 1;
             self.progress.step(self.step, total, &s.text);

@@ -40,3 +40,38 @@ pub fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
     }
     Ok(())
 }
+
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+extern "C" fn note_interrupt(sig: libc::c_int) {
+    // async-signal-safe: an atomic swap; a second signal ends the process the default way
+    // (signal and raise are async-signal-safe too)
+    if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        // SAFETY: restoring the default disposition and raising the signal again are
+        // async-signal-safe calls with valid arguments.
+        unsafe {
+            libc::signal(sig, libc::SIG_DFL);
+            libc::raise(sig);
+        }
+    }
+}
+
+/// From now on SIGINT, SIGTERM and SIGHUP only set a flag ([`interrupted`]): the build stops
+/// at the next point it looks and cleans up (mounts, temp dirs, the step's container) on its
+/// way out, instead of dying with them in place. A second signal ends the process at once
+/// (the next command cleans up what it left).
+pub fn catch_interrupts() -> io::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    let act = SigAction::new(SigHandler::Handler(note_interrupt), SaFlags::SA_RESTART, SigSet::empty());
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; no other
+        // handler for these signals is installed by slipway.
+        unsafe { sigaction(s, &act) }.map_err(io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// True once a signal [`catch_interrupts`] caught has arrived.
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
+}
