@@ -63,6 +63,9 @@ pub struct State {
     /// The directories skiff made for them (parents first), so delete removes exactly those.
     #[serde(default)]
     pub cgroup_created: Vec<PathBuf>,
+    /// The systemd unit holding them (`--systemd-cgroup`); none under the cgroupfs driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_unit: Option<String>,
     /// The config the container was created from (hooks, process, namespaces for exec).
     pub config: oci_spec::runtime::Spec,
 }
@@ -70,7 +73,7 @@ pub struct State {
 impl State {
     /// The container's cgroups, from the recorded paths.
     pub fn cgroup(&self) -> crate::cgroups::Cgroup {
-        crate::cgroups::Cgroup::recorded(&self.cgroup_paths, &self.cgroup_created)
+        crate::cgroups::Cgroup::recorded(&self.cgroup_paths, &self.cgroup_created, self.cgroup_unit.as_deref())
     }
 
     /// The OCI state JSON handed to hooks and printed by `skiff state`.

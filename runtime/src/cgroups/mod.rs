@@ -3,7 +3,8 @@
 //! per hierarchy on a v1 or hybrid host, one on v2), so `create` can record them before it makes
 //! them and `delete --force` can clean up after a crash; then the handle makes and joins them,
 //! applies `linux.resources`, freezes, lists processes, reads stats and removes them. How the
-//! directories are made and removed is its [`Driver`]'s business.
+//! directories are made, joined, limited and removed is its [`Driver`]'s business: cgroupfs, or
+//! systemd (`--systemd-cgroup`, a transient scope unit; see [`systemd`]).
 
 pub mod devices;
 mod fs;
@@ -12,6 +13,7 @@ pub mod oom;
 mod resources;
 pub mod rootless;
 pub mod stats;
+pub mod systemd;
 
 use std::cell::OnceCell;
 use std::path::PathBuf;
@@ -23,14 +25,15 @@ pub use hierarchy::{Dirs, Hierarchy};
 
 use crate::error::Result;
 
-/// Who makes, joins and removes a container's cgroups. Only cgroupfs today: skiff writes
-/// cgroupfs itself. A systemd driver (`--systemd-cgroup`) would be a second variant that asks
-/// systemd for a transient scope instead (create and join in one StartTransientUnit, the
-/// resources systemd knows as unit properties, StopUnit at remove) and shares the file
+/// Who makes, joins and removes a container's cgroups: skiff writing cgroupfs itself, or
+/// systemd, asked for a transient scope (create and join in one StartTransientUnit, the
+/// resources systemd knows as unit properties, StopUnit at remove), which shares the file
 /// operations for the rest: freeze, pids, stats and what systemd has no property for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum Driver {
     Cgroupfs,
+    // Boxed: it carries the resources the unit starts with.
+    Systemd(Box<systemd::Scope>),
 }
 
 /// A container's cgroups: its directories, which of them skiff made, and the driver.
@@ -47,13 +50,23 @@ pub struct Cgroup {
 }
 
 impl Cgroup {
-    /// Plans a new container's cgroups (runc's rules; see [`hierarchy::plan`]). Makes nothing:
-    /// record [`Cgroup::paths`] and [`Cgroup::created`] first, then [`Cgroup::create`].
-    pub fn plan(cgroups_path: Option<&str>, id: &str) -> Cgroup {
+    /// Plans a new container's cgroups (runc's rules; see [`hierarchy::plan`], or
+    /// [`systemd::parse`] with `systemd`). Makes nothing: record [`Cgroup::paths`],
+    /// [`Cgroup::created`] and [`Cgroup::unit`] first, then [`Cgroup::create`].
+    pub fn plan(cgroups_path: Option<&str>, id: &str, systemd: bool) -> Result<Cgroup> {
+        if systemd {
+            let unit = systemd::parse(cgroups_path, id)?;
+            let hs = hierarchy::hierarchies();
+            let paths = systemd::plan_paths(&hs, &unit);
+            let dirs = Dirs::recorded(&hs, &paths);
+            // The scope's directories are the container's own, made for it (by systemd).
+            let driver = Driver::Systemd(Box::new(systemd::Scope::new(unit, id)));
+            return Ok(Cgroup { driver, created: paths.clone(), paths, dirs: OnceCell::from(dirs) });
+        }
         let dirs = hierarchy::plan(cgroups_path, id);
         let paths = dirs.paths();
         let created = fs::missing_dirs(&paths);
-        Cgroup { driver: Driver::Cgroupfs, paths, created, dirs: OnceCell::from(dirs) }
+        Ok(Cgroup { driver: Driver::Cgroupfs, paths, created, dirs: OnceCell::from(dirs) })
     }
 
     /// Rootless: leaves out the hierarchies where this user cannot make the container's
@@ -67,9 +80,22 @@ impl Cgroup {
         left_out
     }
 
-    /// The cgroups of an existing container, from the paths its state recorded.
-    pub fn recorded(paths: &[PathBuf], created: &[PathBuf]) -> Cgroup {
-        Cgroup { driver: Driver::Cgroupfs, paths: paths.to_vec(), created: created.to_vec(), dirs: OnceCell::new() }
+    /// The cgroups of an existing container, from the paths its state recorded (and its unit,
+    /// when systemd made them).
+    pub fn recorded(paths: &[PathBuf], created: &[PathBuf], unit: Option<&str>) -> Cgroup {
+        let driver = match unit {
+            Some(name) => Driver::Systemd(Box::new(systemd::Scope::recorded(name))),
+            None => Driver::Cgroupfs,
+        };
+        Cgroup { driver, paths: paths.to_vec(), created: created.to_vec(), dirs: OnceCell::new() }
+    }
+
+    /// The systemd unit the container is in, if systemd made its cgroups.
+    pub fn unit(&self) -> Option<&str> {
+        match &self.driver {
+            Driver::Cgroupfs => None,
+            Driver::Systemd(s) => Some(&s.unit.name),
+        }
     }
 
     pub fn paths(&self) -> &[PathBuf] {
@@ -91,25 +117,28 @@ impl Cgroup {
         !self.paths.is_empty() && self.paths.iter().all(|p| self.created.contains(p))
     }
 
-    /// Makes the planned directories.
+    /// Makes the planned directories (systemd makes its scope's when the first process joins).
     pub fn create(&self) -> Result<()> {
-        match self.driver {
+        match &self.driver {
             Driver::Cgroupfs => fs::create(&self.created),
+            Driver::Systemd(_) => Ok(()),
         }
     }
 
-    /// Moves `pid` into the container's cgroups.
+    /// Moves `pid` into the container's cgroups (under systemd the first join starts the unit).
     pub fn join(&self, pid: i32) -> Result<()> {
-        match self.driver {
+        match &self.driver {
             Driver::Cgroupfs => fs::join(&self.paths, pid),
+            Driver::Systemd(s) => s.join(pid, self.dirs()),
         }
     }
 
     /// Applies `linux.resources`; `nodes` are the rules that let the container use its device
     /// nodes, allowed after the config's device rules. Checked before anything is written.
     pub fn apply(&self, res: &LinuxResources, nodes: &[devices::Rule]) -> Result<()> {
-        match self.driver {
+        match &self.driver {
             Driver::Cgroupfs => resources::apply(res, nodes, self.dirs()),
+            Driver::Systemd(s) => s.apply(res, nodes, self.dirs()),
         }
     }
 
@@ -153,8 +182,9 @@ impl Cgroup {
     /// Removes the container's cgroups (see [`fs::remove`]: a directory someone else's process
     /// is still in stays, and says so).
     pub fn remove(&self) -> Result<()> {
-        match self.driver {
+        match &self.driver {
             Driver::Cgroupfs => fs::remove(&self.paths, &self.created),
+            Driver::Systemd(s) => s.remove(&self.paths, &self.created),
         }
     }
 }

@@ -398,6 +398,19 @@ fn check_unified(res: &LinuxResources, dirs: &Dirs) -> Result<()> {
     Ok(())
 }
 
+/// What [`apply`] checks before it writes anything: the unified keys, rdma, the device rules
+/// (and their eBPF program where one would be made). The systemd driver calls it before it
+/// changes the unit, so a refused update changes nothing there either.
+pub fn check(res: &LinuxResources, nodes: &[Rule], dirs: &Dirs) -> Result<()> {
+    check_unified(res, dirs)?;
+    check_rdma(res, dirs)?;
+    let device_rules = devices::rules(res, nodes)?;
+    if !device_rules.is_empty() && dirs.v1("devices").is_none() && dirs.unified().is_some() {
+        devices::program(&device_rules)?;
+    }
+    Ok(())
+}
+
 /// Writes the plan into the container's cgroups. `nodes` are the rules for the container's
 /// device nodes; `dirs` are the container's directories.
 pub fn apply(res: &LinuxResources, nodes: &[Rule], dirs: &Dirs) -> Result<()> {

@@ -48,8 +48,8 @@ pub struct CreateArgs {
 
 impl CreateArgs {
     /// The options `create` and `run` share (`cgroups_may_be_missing`: the global `--rootless`,
-    /// decided).
-    pub fn opts(&self, cgroups_may_be_missing: bool) -> CreateOpts {
+    /// decided; `systemd_cgroup`: the global `--systemd-cgroup`).
+    pub fn opts(&self, cgroups_may_be_missing: bool, systemd_cgroup: bool) -> CreateOpts {
         // systemd socket activation passes LISTEN_FDS fds, which runc keeps too.
         let listen = std::env::var("LISTEN_FDS").ok().and_then(|v| v.parse::<u32>().ok()).unwrap_or(0);
         CreateOpts {
@@ -61,11 +61,12 @@ impl CreateArgs {
             no_new_keyring: self.no_new_keyring,
             preserve_fds: self.preserve_fds + listen,
             cgroups_may_be_missing,
+            systemd_cgroup,
         }
     }
 }
 
-pub fn run(root: &Root, args: &CreateArgs, cgroups_may_be_missing: bool) -> Result<()> {
-    container::create(root, &args.opts(cgroups_may_be_missing))?;
+pub fn run(root: &Root, args: &CreateArgs, cgroups_may_be_missing: bool, systemd_cgroup: bool) -> Result<()> {
+    container::create(root, &args.opts(cgroups_may_be_missing, systemd_cgroup))?;
     Ok(())
 }

@@ -65,9 +65,10 @@ pub struct Cli {
     /// Log debug messages too, among them each step of create.
     #[arg(long)]
     pub debug: bool,
-    /// Manage cgroups through systemd. Refused: skiff drives cgroupfs only (set the engine's
-    /// cgroup driver to cgroupfs).
-    #[arg(long = "systemd-cgroup")]
+    /// Make containers' cgroups systemd scope units (cgroupsPath "slice:prefix:name"). Read by
+    /// create and run; other commands use the driver the container was created with. Given
+    /// twice is fine, as with runc.
+    #[arg(long = "systemd-cgroup", overrides_with = "systemd_cgroup")]
     pub systemd_cgroup: bool,
     /// Whether cgroups skiff cannot write may be left out: true, false or auto (auto: when run by a
     /// user other than root or in a user namespace, as runc). Go's boolean forms (1, t, TRUE, ...)
@@ -107,9 +108,6 @@ pub fn run(cli: Cli) -> Result<i32> {
     if cli.log_format != "text" && cli.log_format != "json" {
         return Err(Error::msg(format!("--log-format: unknown format {:?} (text or json)", cli.log_format)));
     }
-    if cli.systemd_cgroup {
-        return Err(Error::msg("--systemd-cgroup is not supported: skiff manages cgroups through cgroupfs only"));
-    }
     if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
         // These put skiff processes inside a container: run them from a sealed copy.
         crate::security::selfexe::ensure_sealed()?;
@@ -122,12 +120,12 @@ pub fn run(cli: Cli) -> Result<i32> {
     };
     let cgroups_may_be_missing = || crate::rootless::cgroups_may_be_missing(cli.rootless.as_deref());
     match &cli.command {
-        Command::Create(a) => create::run(&root()?, a, cgroups_may_be_missing()?)?,
+        Command::Create(a) => create::run(&root()?, a, cgroups_may_be_missing()?, cli.systemd_cgroup)?,
         Command::Start(a) => start::run(&root()?, a)?,
         Command::State(a) => state::run(&root()?, a)?,
         Command::Kill(a) => kill::run(&root()?, a)?,
         Command::Delete(a) => delete::run(&root()?, a)?,
-        Command::Run(a) => return run::run(&root()?, a, cgroups_may_be_missing()?),
+        Command::Run(a) => return run::run(&root()?, a, cgroups_may_be_missing()?, cli.systemd_cgroup),
         Command::Exec(a) => return exec::run(&root()?, a),
         Command::Update(a) => update::run(&root()?, a)?,
         Command::Events(a) => events::run(&root()?, a)?,

@@ -32,6 +32,6 @@ pub struct RunArgs {
 }
 
 /// Returns the exit code skiff exits with.
-pub fn run(root: &Root, args: &RunArgs, cgroups_may_be_missing: bool) -> Result<i32> {
-    container::run(root, &args.create.opts(cgroups_may_be_missing), args.detach, args.keep)
+pub fn run(root: &Root, args: &RunArgs, cgroups_may_be_missing: bool, systemd_cgroup: bool) -> Result<i32> {
+    container::run(root, &args.create.opts(cgroups_may_be_missing, systemd_cgroup), args.detach, args.keep)
 }

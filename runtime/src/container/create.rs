@@ -28,6 +28,8 @@ pub struct CreateOpts {
     /// Rootless cgroups (the global `--rootless`, decided): hierarchies this user cannot write
     /// are left out, device rules are not applied (see cgroups/rootless.rs).
     pub cgroups_may_be_missing: bool,
+    /// `--systemd-cgroup`: the container's cgroup is a systemd scope unit.
+    pub systemd_cgroup: bool,
 }
 
 /// Creates the container; returns the init's pid. On error nothing is left behind.
@@ -97,7 +99,13 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     // Held until the setup process joined the cgroups (see cgroups::Lock).
     let cgroup_lock = cgroups::Lock::take();
     let cgroups_path = linux.and_then(|l| l.cgroups_path().as_ref()).and_then(|p| p.to_str());
-    let mut cgroup = Cgroup::plan(cgroups_path, &opts.id);
+    if opts.systemd_cgroup && opts.cgroups_may_be_missing {
+        // runc's rootless systemd driver talks to the user's systemd instance (systemdUser).
+        return Err(Error::msg(
+            "--systemd-cgroup: rootless containers through systemd's user instance are not supported",
+        ));
+    }
+    let mut cgroup = Cgroup::plan(cgroups_path, &opts.id, opts.systemd_cgroup)?;
     let mut resources = linux.and_then(|l| l.resources().clone());
     if opts.cgroups_may_be_missing {
         resources = rootless_cgroups(&mut cgroup, cgroups_path, resources)?;
@@ -115,6 +123,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         rootfs: bundle.rootfs.clone(),
         cgroup_paths: cgroup.paths().to_vec(),
         cgroup_created: cgroup.created().to_vec(),
+        cgroup_unit: cgroup.unit().map(str::to_string),
         config: spec.clone(),
     };
     // Recorded before anything is made, so a crash from here on leaves a state entry that

@@ -269,3 +269,10 @@ pub fn set_xattr(fd: BorrowedFd<'_>, name: &std::ffi::CStr, value: &[u8]) -> Res
     let ret = unsafe { libc::fsetxattr(fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     Errno::result(ret).map(drop)
 }
+
+/// _exit(2): ends the process at once, without atexit handlers or flushing std's buffers (a
+/// forked helper must not flush output it copied from its parent).
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit takes no pointers and never returns; skipping Rust destructors is the point.
+    unsafe { libc::_exit(code) }
+}
