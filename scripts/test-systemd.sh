@@ -9,10 +9,17 @@
 # skiff-tests.service, runs each test binary once the system is up, prints the marker lines
 # vm_report reads on the serial console, and powers the guest off.
 #
-# The tests see SKIFF_IT_SYSTEMD=1 (a host whose pid 1 is systemd) and SKIFF_IT_THROWAWAY_HOST=1.
+# The tests see SKIFF_IT_SYSTEMD=1 (a host whose pid 1 is systemd) and SKIFF_IT_THROWAWAY_HOST=1,
+# and with SD_DRIVER=systemd (the default) SKIFF_IT_SYSTEMD_CGROUP=1: the harness then gives every
+# runtime command --systemd-cgroup and every bundle a systemd cgroupsPath, so the lifecycle,
+# resources, update, pause_ps and events tests run on the systemd cgroup driver (systemd.rs checks
+# the units from outside, and containerd with SystemdCgroup). SD_DRIVER=cgroupfs runs them on the
+# cgroupfs driver of the same host. slipway goes into the guest too (containerd's image is
+# built with it).
 #
 # Usage: scripts/test-systemd.sh SKIFF_BINARY
-# Environment: SD_TESTS (test targets, default "lifecycle resources update pause_ps events"),
+# Environment: SD_TESTS (test targets, default "lifecycle resources update pause_ps events systemd"),
+# SD_DRIVER (systemd or cgroupfs, default systemd),
 # SD_FILTER (a test name filter given to every binary), SD_RUNTIME (the runtime under test in the
 # guest, default SKIFF_BINARY; /usr/sbin/runc is Debian's runc 1.1.5 there), SD_ENV (extra VAR=VALUE words exported
 # to the tests), SD_TIMEOUT (seconds for the whole VM run, default 3600), SD_SMP (default 2),
@@ -22,7 +29,13 @@ set -euo pipefail
 SKIFF=$(realpath "${1:?usage: test-systemd.sh SKIFF_BINARY}")
 WS=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$WS/target/systemd-vm
-TESTS=${SD_TESTS:-lifecycle resources update pause_ps events}
+TESTS=${SD_TESTS:-lifecycle resources update pause_ps events systemd}
+case ${SD_DRIVER:-systemd} in
+  systemd) DRIVER_ENV=SKIFF_IT_SYSTEMD_CGROUP=1 ;;
+  cgroupfs) DRIVER_ENV= ;;
+  *) log "SD_DRIVER must be systemd or cgroupfs"; exit 2 ;;
+esac
+SLIPWAY=$WS/target/release/slipway
 TIMEOUT=${SD_TIMEOUT:-3600}
 mkdir -p "$WORK"
 
@@ -51,13 +64,19 @@ vm_test_binaries $TESTS
 ROOT=$WORK/initramfs
 rm -rf "$ROOT" && mkdir -p "$ROOT"
 tar -C "$ROOT" -xf "$ROOTFS_TAR"
-vm_install_tests "$ROOT" "$SKIFF"
+VM_EXTRA_EXES=$([ -x "$SLIPWAY" ] && echo "$SLIPWAY" || true) vm_install_tests "$ROOT" "$SKIFF"
+if [ -x "$SLIPWAY" ]; then
+  mkdir -p "$ROOT$(dirname "$SLIPWAY")" && cp "$SLIPWAY" "$ROOT$SLIPWAY"
+fi
 mkdir -p "$ROOT/newroot"
+# overlayfs is a module in Debian's kernel: containerd's snapshotter and slipway need it.
+cp "$(find "$KDIR/lib/modules" -name overlay.ko | head -n1)" "$ROOT/overlay.ko"
 
 # Stage 1: copy the root onto a tmpfs and hand over to systemd there.
 cat >"$ROOT/init" <<'EOF'
 #!/bin/busybox sh
 B=/bin/busybox
+$B insmod /overlay.ko
 $B mount -t tmpfs -o size=90% tmpfs /newroot
 for d in /*; do
   case "$d" in /newroot|/proc|/sys|/dev|/run|/tmp) $B mkdir -p "/newroot$d" ;; *) $B cp -a "$d" /newroot/ ;; esac
@@ -71,17 +90,21 @@ chmod +x "$ROOT/init"
   echo '#!/bin/sh'
   echo "TESTS='${NAMES[*]}'"
   echo "FILTER='${SD_FILTER:-}'"
-  echo "export OCI_RUNTIME='${SD_RUNTIME:-$SKIFF}' SKIFF_IT_SYSTEMD=1 SKIFF_IT_THROWAWAY_HOST=1 ${SD_ENV:-}"
+  echo "export OCI_RUNTIME='${SD_RUNTIME:-$SKIFF}' SKIFF_IT_SYSTEMD=1 SKIFF_IT_THROWAWAY_HOST=1 $DRIVER_ENV ${SD_ENV:-}"
   cat <<'EOF'
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root RUST_BACKTRACE=1
 t0=$(cut -d. -f1 /proc/uptime)
 echo "SKIFF-SD boot-seconds $t0"
 echo "SKIFF-SD kernel $(uname -r); pid 1 $(cat /proc/1/comm); $(systemctl is-system-running)"
-echo "SKIFF-SD controllers: $(cat /sys/fs/cgroup/cgroup.controllers)"
+echo "SKIFF-SD controllers: $(cat /sys/fs/cgroup/cgroup.controllers); $(systemctl --version | head -n1)"
+echo "SKIFF-SD runtime $OCI_RUNTIME, SKIFF_IT_SYSTEMD_CGROUP=${SKIFF_IT_SYSTEMD_CGROUP:-0}"
 for t in $TESTS; do
   echo "SKIFF-SD START $t"
+  s=$(cut -d. -f1 /proc/uptime)
   /tests/$t --test-threads=2 --color=never $FILTER 2>&1
-  echo "SKIFF-SD RESULT $t rc=$?"
+  rc=$?
+  echo "SKIFF-SD TIME $t $(( $(cut -d. -f1 /proc/uptime) - s ))s"
+  echo "SKIFF-SD RESULT $t rc=$rc"
 done
 echo "SKIFF-SD run-seconds $(( $(cut -d. -f1 /proc/uptime) - t0 ))"
 echo "SKIFF-SD DONE"

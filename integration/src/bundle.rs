@@ -1,6 +1,7 @@
 //! A throwaway OCI bundle: a busybox rootfs plus a config.json taken from spec-fixtures/bundles/
-//! and edited as JSON. Each bundle gets its own cgroup (`linux.cgroupsPath = /skiff-it/<unique>`);
-//! Drop kills whatever is left in that cgroup, removes it and the bundle directory.
+//! and edited as JSON. Each bundle gets its own cgroup (`linux.cgroupsPath = /skiff-it/<unique>`,
+//! or under [`crate::systemd_cgroup`] the scope `skiff-it.slice:it:<unique>`); Drop kills whatever
+//! is left in that cgroup, removes it (stops the unit) and the bundle directory.
 //! It never runs the runtime.
 
 use serde_json::Value;
@@ -10,6 +11,18 @@ use std::sync::OnceLock;
 
 /// Where the harness puts every container's cgroup, below each hierarchy's root.
 pub const CGROUP_PARENT: &str = "skiff-it";
+
+/// The slice of every container's scope under the systemd driver: /skiff.slice/skiff-it.slice.
+pub const SYSTEMD_SLICE: &str = "skiff-it.slice";
+
+/// The harness's parent cgroup of every container, from each hierarchy's root.
+pub fn cgroup_parent() -> String {
+    if crate::systemd_cgroup() {
+        "/skiff.slice/skiff-it.slice".to_string()
+    } else {
+        format!("/{CGROUP_PARENT}")
+    }
+}
 
 /// The host's static busybox, copied into every rootfs.
 const BUSYBOX: &str = "/bin/busybox";
@@ -131,14 +144,33 @@ impl Bundle {
         std::fs::write(self.path().join("config.json"), bytes).expect("write config.json");
     }
 
-    /// The `linux.cgroupsPath` this bundle was given: `/skiff-it/<unique>`.
+    /// The `linux.cgroupsPath` this bundle was given: `/skiff-it/<unique>`, or
+    /// `skiff-it.slice:it:<unique>` under the systemd driver.
     pub fn cgroups_path(&self) -> String {
-        format!("/{CGROUP_PARENT}/{}", self.cgroup_name)
+        if crate::systemd_cgroup() {
+            format!("{SYSTEMD_SLICE}:it:{}", self.cgroup_name)
+        } else {
+            format!("/{CGROUP_PARENT}/{}", self.cgroup_name)
+        }
+    }
+
+    /// The container's cgroup from each hierarchy's root: the cgroupsPath, or the scope's place
+    /// under its slices (`/skiff.slice/skiff-it.slice/it-<unique>.scope`).
+    pub fn cgroup_rel(&self) -> String {
+        match self.unit() {
+            Some(unit) => format!("{}/{unit}", cgroup_parent()),
+            None => self.cgroups_path(),
+        }
+    }
+
+    /// The systemd unit of the container under the systemd driver.
+    pub fn unit(&self) -> Option<String> {
+        crate::systemd_cgroup().then(|| format!("it-{}.scope", self.cgroup_name))
     }
 
     /// This bundle's cgroup directories that exist now, in every mounted hierarchy.
     pub fn cgroup_dirs(&self) -> Vec<PathBuf> {
-        crate::host::cgroup_dirs_of(&self.cgroups_path())
+        crate::host::cgroup_dirs_of(&self.cgroup_rel())
     }
 
     /// The content of the first of `names` (cgroup files, e.g. `pids.max` or `pids.limit`) found
@@ -152,7 +184,7 @@ impl Bundle {
                 }
             }
         }
-        panic!("none of {names:?} in the cgroups of {} ({:?})", self.cgroups_path(), self.cgroup_dirs());
+        panic!("none of {names:?} in the cgroups of {} ({:?})", self.cgroup_rel(), self.cgroup_dirs());
     }
 
     /// Every pid in this bundle's cgroups.
@@ -173,6 +205,10 @@ impl Drop for Bundle {
     fn drop(&mut self) {
         // Normally the runtime removed the cgroup already; this catches tests that failed midway.
         // Only pids in this bundle's own cgroup are killed: nothing else can be in it.
+        if let Some(unit) = self.unit() {
+            crate::host::systemctl(&["stop", &unit]);
+            crate::host::systemctl(&["reset-failed", &unit]);
+        }
         for _ in 0..100 {
             let pids = self.cgroup_pids();
             for pid in &pids {

@@ -177,6 +177,20 @@ pub fn cgroup_dirs_of(path: &str) -> Vec<PathBuf> {
     dirs
 }
 
+/// `systemctl ARGS...` on a host whose pid 1 is systemd; its stdout, or None if it failed (or
+/// there is no systemctl).
+pub fn systemctl(args: &[&str]) -> Option<String> {
+    let out = std::process::Command::new("systemctl").args(args).stderr(std::process::Stdio::null()).output().ok()?;
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `systemctl show UNIT -p NAME`'s value (for a unit systemd does not know: LoadState is
+/// "not-found" and the rest are defaults).
+pub fn unit_property(unit: &str, name: &str) -> String {
+    let out = systemctl(&["show", unit, "-p", name]).unwrap_or_default();
+    out.lines().find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix('='))).unwrap_or("").to_string()
+}
+
 /// Where a cgroup controller lives on this host.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hierarchy {

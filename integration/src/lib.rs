@@ -34,6 +34,13 @@ pub fn runtime_path() -> PathBuf {
     }
 }
 
+/// True when the harness drives the runtime with `--systemd-cgroup` and gives bundles a systemd
+/// cgroupsPath (`SKIFF_IT_SYSTEMD_CGROUP=1`, set by `make test-systemd`'s runs of the driver): the
+/// containers' cgroups are then scope units that systemd makes.
+pub fn systemd_cgroup() -> bool {
+    std::env::var_os("SKIFF_IT_SYSTEMD_CGROUP").is_some_and(|v| v == "1")
+}
+
 /// True when the suite runs against runc (`OCI_RUNTIME=.../runc`): the few tests of things runc
 /// 1.1.5 lacks or gets wrong say so and skip, instead of asserting runc's behaviour.
 pub fn runtime_is_runc() -> bool {

@@ -125,10 +125,15 @@ impl Runtime {
         crate::unique_name("it")
     }
 
-    /// `RUNTIME --root ROOT ARGS...`, not yet run.
+    /// `RUNTIME --root ROOT [--systemd-cgroup] ARGS...`, not yet run. `--systemd-cgroup` is
+    /// given to every command under [`crate::systemd_cgroup`], as containerd's shim gives it.
     pub fn command<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Command {
         let mut cmd = Command::new(&self.binary);
-        cmd.arg("--root").arg(self.root()).args(args);
+        cmd.arg("--root").arg(self.root());
+        if crate::systemd_cgroup() {
+            cmd.arg("--systemd-cgroup");
+        }
+        cmd.args(args);
         cmd
     }
 

@@ -29,12 +29,30 @@ fn json_log_ends_with_the_error_the_shim_reads() {
 
 #[test]
 fn systemd_cgroup_without_systemd_fails_create_and_leaves_nothing() {
+    if std::env::var_os("SKIFF_IT_SYSTEMD").is_some_and(|v| v == "1") {
+        integration::skip("pid 1 is systemd here: systemd.rs tests the driver");
+        return;
+    }
     let rt = Runtime::new();
     let mut b = Bundle::new();
-    b.args(&["true"]);
+    b.args(&["sleep", "1000"]).edit(|c| c["linux"]["cgroupsPath"] = json!("system.slice:it:no-systemd"));
     let id = rt.new_id();
+    // With no systemd to ask for the scope, create fails (skiff: at the system bus).
     let out = rt.exec(&["--systemd-cgroup", "create", "--bundle", b.path_str(), &id]);
     out.assert_failure();
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+    let rootfs = b.rootfs();
+    let left = std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == rootfs))
+        .count();
+    assert_eq!(left, 0, "processes of the container left behind");
+    // A cgroupsPath not in systemd's form is refused before anything is made.
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!("/skiff-it/not-systemd"));
+    let out = rt.exec(&["--systemd-cgroup", "create", "--bundle", b.path_str(), &id]);
+    out.assert_failure().assert_stderr_contains("slice:prefix:name");
     assert_eq!(rt.list_ids(), Vec::<String>::new());
 }
 

@@ -418,11 +418,12 @@ fn list_of_an_empty_root_has_only_the_header() {
 #[test]
 fn list_shows_each_container_as_a_table_row_json_and_id() {
     let rt = Runtime::new();
-    let b = sleeper();
+    // A bundle each: under the systemd driver one cgroupsPath is one unit, for one container.
+    let (b_created, b_running) = (sleeper(), sleeper());
     let created = rt.new_id();
     let running = rt.new_id();
-    rt.create_ok(&created, &b);
-    start_running(&rt, &running, &b);
+    rt.create_ok(&created, &b_created);
+    start_running(&rt, &running, &b_running);
 
     let mut ids = rt.list_ids();
     ids.sort();
@@ -432,7 +433,7 @@ fn list_shows_each_container_as_a_table_row_json_and_id() {
 
     let table = rt.exec(&["list"]);
     table.assert_success();
-    for (id, status) in [(&created, "created"), (&running, "running")] {
+    for (id, status, b) in [(&created, "created", &b_created), (&running, "running", &b_running)] {
         let row: Vec<&str> = table
             .stdout
             .lines()
@@ -453,7 +454,7 @@ fn list_shows_each_container_as_a_table_row_json_and_id() {
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout).expect("list json");
     let entries = parsed.as_array().expect("list json is an array");
     assert_eq!(entries.len(), 2, "{json}");
-    for (id, status) in [(&created, "created"), (&running, "running")] {
+    for (id, status, b) in [(&created, "created", &b_created), (&running, "running", &b_running)] {
         let e = entries.iter().find(|e| e["id"] == id.as_str()).unwrap_or_else(|| panic!("{id} missing from {json}"));
         assert_eq!(e["status"], status);
         assert_eq!(e["pid"], rt.pid(id));

@@ -399,7 +399,8 @@ fn bad_unified_keys_are_refused_and_leave_nothing() {
         return;
     }
     // The harness's parent cgroup, whose pids.max "../pids.max" would be.
-    let parent_pids = std::path::Path::new("/sys/fs/cgroup").join(integration::bundle::CGROUP_PARENT).join("pids.max");
+    let parent = integration::bundle::cgroup_parent();
+    let parent_pids = std::path::Path::new("/sys/fs/cgroup").join(parent.trim_start_matches('/')).join("pids.max");
     let read_parent = || std::fs::read_to_string(&parent_pids).ok();
     assert_ne!(read_parent().as_deref().map(str::trim), Some("13"), "the parent's pids.max is 13 already");
     for key in ["foo.bar", "../pids.max", "pidsmax", "pids.nosuchfile"] {
@@ -526,16 +527,16 @@ fn network_class_id_and_priorities_land_in_net_cls_and_net_prio() {
     .args(&["sleep", "1000"]);
     let id = rt.new_id();
     let mnt = rt.scratch().join("net_cls,net_prio");
-    let leaf = mnt.join(b.cgroups_path().trim_start_matches('/'));
+    let leaf = mnt.join(b.cgroup_rel().trim_start_matches('/'));
     // In the namespace: mount the hierarchy (the same one if the host has it mounted), create,
     // print the two files, delete, and say whether the directory went.
     let script = r#"set -e
 mkdir -p "$MNT"
 mount -t cgroup -o net_cls,net_prio skiff-it "$MNT" || { echo MOUNT-FAILED; exit 0; }
-"$RT" --root "$ROOT" create --bundle "$BUNDLE" "$ID" </dev/null >/dev/null
+"$RT" --root "$ROOT" $SD create --bundle "$BUNDLE" "$ID" </dev/null >/dev/null
 echo "classid=$(cat "$LEAF/net_cls.classid")"
 grep '^lo ' "$LEAF/net_prio.ifpriomap"
-"$RT" --root "$ROOT" delete --force "$ID"
+"$RT" --root "$ROOT" $SD delete --force "$ID"
 [ -e "$LEAF" ] && echo LEFT || echo GONE
 umount "$MNT""#;
     let out = std::process::Command::new("unshare")
@@ -546,6 +547,7 @@ umount "$MNT""#;
         .env("ROOT", rt.root())
         .env("BUNDLE", b.path())
         .env("ID", &id)
+        .env("SD", if integration::systemd_cgroup() { "--systemd-cgroup" } else { "" })
         .output()
         .expect("run unshare");
     let stdout = String::from_utf8_lossy(&out.stdout);

@@ -1,0 +1,311 @@
+//! The systemd cgroup driver (`--systemd-cgroup`) seen from outside: the container is a scope
+//! unit in its slice (nested slices made when missing) with Delegate=yes and the limits systemd
+//! knows as unit properties, in the cgroup files too; update changes both; delete (also after a
+//! killed create) leaves no unit and no cgroup. Only where pid 1 is systemd (`make
+//! test-systemd`, which sets SKIFF_IT_SYSTEMD=1); against runc too.
+
+use integration::host::{systemctl, unit_property, wait_until};
+use integration::{Bundle, Runtime};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+fn have_systemd() -> bool {
+    if std::env::var_os("SKIFF_IT_SYSTEMD").is_some_and(|v| v == "1") {
+        return true;
+    }
+    integration::skip("pid 1 is not systemd here (make test-systemd runs these in a VM)");
+    false
+}
+
+/// A container of its own slice three levels deep (`skiffsd-n-UNIQUE.slice`, so systemd has to
+/// make skiffsd.slice and skiffsd-n.slice too); Drop stops the leaf slice.
+struct Scoped {
+    rt: Runtime,
+    b: Bundle,
+    id: String,
+    slice: String,
+    unit: String,
+}
+
+impl Scoped {
+    fn new(resources: serde_json::Value) -> Scoped {
+        let rt = Runtime::new();
+        let mut b = Bundle::new();
+        let u = integration::unique_name("sd").replace('-', "_");
+        let slice = format!("skiffsd-n-{u}.slice");
+        b.args(&["sleep", "1000"]).edit(|c| {
+            c["linux"]["cgroupsPath"] = json!(format!("{slice}:it:{u}"));
+            c["linux"]["resources"] = resources;
+        });
+        let id = rt.new_id();
+        Scoped { rt, b, id, slice, unit: format!("it-{u}.scope") }
+    }
+
+    fn sd(&self, args: &[&str]) -> integration::Output {
+        let mut all = vec!["--systemd-cgroup"];
+        all.extend_from_slice(args);
+        self.rt.exec(&all)
+    }
+
+    /// The scope's directory, from systemd's ControlGroup property.
+    fn dir(&self) -> PathBuf {
+        let cg = unit_property(&self.unit, "ControlGroup");
+        assert!(!cg.is_empty(), "{} has no ControlGroup", self.unit);
+        Path::new("/sys/fs/cgroup").join(cg.trim_start_matches('/'))
+    }
+
+    fn file(&self, name: &str) -> String {
+        let p = self.dir().join(name);
+        std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())).trim().to_string()
+    }
+
+    fn prop(&self, name: &str) -> String {
+        unit_property(&self.unit, name)
+    }
+
+    /// No unit, no cgroup directory (systemd forgets a stopped scope: LoadState not-found).
+    #[track_caller]
+    fn assert_gone(&self) {
+        wait_until(&format!("{} to be gone", self.unit), || (self.prop("LoadState") == "not-found").then_some(()));
+        let expected = format!("/sys/fs/cgroup/skiffsd.slice/skiffsd-n.slice/{}/{}", self.slice, self.unit);
+        assert!(!Path::new(&expected).exists(), "{expected} is left behind");
+    }
+}
+
+impl Drop for Scoped {
+    fn drop(&mut self) {
+        let _ = self.rt.try_exec_cmd(self.rt.command(&["--systemd-cgroup", "delete", "--force", &self.id]), None);
+        systemctl(&["stop", &self.unit]);
+        systemctl(&["reset-failed", &self.unit]);
+        systemctl(&["stop", &self.slice]);
+    }
+}
+
+#[test]
+fn a_container_is_a_scope_in_its_slices_with_its_limits() {
+    if !have_systemd() {
+        return;
+    }
+    let s = Scoped::new(json!({
+        "memory": {"limit": 67108864},
+        "pids": {"limit": 50},
+        "cpu": {"shares": 1024, "quota": 50000, "period": 100000, "cpus": "0"}
+    }));
+    s.sd(&["create", "--bundle", s.b.path_str(), &s.id]).assert_success();
+    s.sd(&["start", &s.id]).assert_success();
+    let pid = s.rt.pid(&s.id);
+    assert_eq!(s.prop("ActiveState"), "active");
+    assert_eq!(s.prop("Slice"), s.slice);
+    assert_eq!(s.prop("Delegate"), "yes");
+    // The nested slice naming: skiffsd-n-U.slice is in skiffsd-n.slice in skiffsd.slice.
+    let want = format!("/skiffsd.slice/skiffsd-n.slice/{}/{}", s.slice, s.unit);
+    assert_eq!(s.prop("ControlGroup"), want);
+    assert_eq!(unit_property(&s.slice, "ActiveState"), "active", "the slice was made");
+    // The limits, as unit properties and in the files.
+    assert_eq!(s.prop("MemoryMax"), "67108864");
+    assert_eq!(s.prop("TasksMax"), "50");
+    assert_eq!(s.prop("CPUQuotaPerSecUSec"), "500ms");
+    if !integration::runtime_is_runc() {
+        // runc 1.1 sets CPUWeight on v2 only from unified cpu.weight; AllowedCPUs too.
+        assert_eq!(s.prop("CPUWeight"), "39");
+        assert_eq!(s.prop("AllowedCPUs"), "0");
+    }
+    assert_eq!(s.file("memory.max"), "67108864");
+    assert_eq!(s.file("pids.max"), "50");
+    assert_eq!(s.file("cpu.max"), "50000 100000");
+    assert_eq!(s.file("cpu.weight"), "39");
+    assert_eq!(s.file("cpuset.cpus"), "0");
+    // The container's processes are in the scope: its cgroup.procs, ps, /proc/PID/cgroup.
+    assert!(
+        s.file("cgroup.procs").lines().any(|l| l == pid.to_string()),
+        "pid {pid} not in {}",
+        s.file("cgroup.procs")
+    );
+    let ps = s.sd(&["ps", "--format", "json", &s.id]);
+    ps.assert_success();
+    assert!(ps.stdout.contains(&pid.to_string()), "ps: {ps}");
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read /proc/PID/cgroup");
+    assert!(own.contains(&want), "{pid} is in {own}");
+    s.sd(&["delete", "--force", &s.id]).assert_success();
+    s.assert_gone();
+}
+
+#[test]
+fn a_container_without_resources_or_slice_gets_the_defaults() {
+    if !have_systemd() {
+        return;
+    }
+    // ":prefix:name": system.slice, as runc.
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    let u = integration::unique_name("sd").replace('-', "_");
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(format!(":it:{u}"));
+        c["linux"]["resources"] = json!({});
+    });
+    let unit = format!("it-{u}.scope");
+    let id = rt.new_id();
+    rt.exec(&["--systemd-cgroup", "run", "--detach", "--bundle", b.path_str(), &id]).assert_success();
+    assert_eq!(unit_property(&unit, "Slice"), "system.slice");
+    assert_eq!(unit_property(&unit, "ActiveState"), "active");
+    assert_eq!(unit_property(&unit, "ControlGroup"), format!("/system.slice/{unit}"));
+    rt.exec(&["--systemd-cgroup", "kill", &id, "KILL"]).assert_success();
+    rt.wait_for_status(&id, "stopped");
+    rt.exec(&["--systemd-cgroup", "delete", &id]).assert_success();
+    wait_until("the unit to be gone", || (unit_property(&unit, "LoadState") == "not-found").then_some(()));
+    systemctl(&["reset-failed", &unit]);
+}
+
+#[test]
+fn update_changes_the_units_properties_and_files() {
+    if !have_systemd() {
+        return;
+    }
+    let s = Scoped::new(json!({"memory": {"limit": 67108864}, "pids": {"limit": 50}}));
+    s.sd(&["run", "--detach", "--bundle", s.b.path_str(), &s.id]).assert_success();
+    let up = s.sd(&[
+        "update",
+        "--memory",
+        "128M",
+        "--pids-limit",
+        "20",
+        "--cpu-quota",
+        "20000",
+        "--cpu-period",
+        "100000",
+        &s.id,
+    ]);
+    up.assert_success();
+    assert_eq!(s.prop("MemoryMax"), "134217728");
+    assert_eq!(s.prop("TasksMax"), "20");
+    assert_eq!(s.prop("CPUQuotaPerSecUSec"), "200ms");
+    assert_eq!(s.file("memory.max"), "134217728");
+    assert_eq!(s.file("pids.max"), "20");
+    assert_eq!(s.file("cpu.max"), "20000 100000");
+    // A daemon-reload makes systemd apply its properties to the cgroup again: the limits hold.
+    systemctl(&["daemon-reload"]).expect("systemctl daemon-reload");
+    assert_eq!(s.file("memory.max"), "134217728");
+    assert_eq!(s.file("pids.max"), "20");
+    s.sd(&["delete", "--force", &s.id]).assert_success();
+    s.assert_gone();
+}
+
+#[test]
+fn pause_and_resume_freeze_the_scope() {
+    if !have_systemd() {
+        return;
+    }
+    let s = Scoped::new(json!({}));
+    s.sd(&["run", "--detach", "--bundle", s.b.path_str(), &s.id]).assert_success();
+    s.sd(&["pause", &s.id]).assert_success();
+    assert!(s.file("cgroup.events").lines().any(|l| l == "frozen 1"), "{}", s.file("cgroup.events"));
+    assert_eq!(s.rt.status(&s.id), "paused");
+    s.sd(&["resume", &s.id]).assert_success();
+    assert!(s.file("cgroup.events").lines().any(|l| l == "frozen 0"));
+    // A paused container is deleted with --force too: thawed, killed, the unit stopped.
+    s.sd(&["pause", &s.id]).assert_success();
+    s.sd(&["delete", "--force", &s.id]).assert_success();
+    s.assert_gone();
+}
+
+#[test]
+fn a_killed_create_leaves_nothing_delete_force_cannot_remove() {
+    if !have_systemd() {
+        return;
+    }
+    // SIGKILL `create` after a growing delay: before the state, around the unit's start, after
+    // the init is ready. delete --force must always leave no unit, cgroup, process or state.
+    for delay_ms in [0u64, 2, 5, 10, 20, 40, 80, 160, 320] {
+        let s = Scoped::new(json!({"pids": {"limit": 30}}));
+        let mut child =
+            s.rt.command(&["--systemd-cgroup", "create", "--bundle", s.b.path_str(), &s.id])
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("spawn create");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        let _ = child.wait();
+        s.sd(&["delete", "--force", &s.id]).assert_success();
+        assert!(!s.rt.list_ids().contains(&s.id), "{delay_ms} ms: the container is still listed");
+        s.assert_gone();
+        // Nothing of it left running: no process of the bundle's rootfs.
+        let rootfs = s.b.rootfs();
+        wait_until(&format!("{delay_ms} ms: the container's processes to exit"), || {
+            let left = std::fs::read_dir("/proc")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == rootfs))
+                .count();
+            (left == 0).then_some(())
+        });
+    }
+}
+
+#[test]
+fn a_bad_cgroups_path_is_refused_and_leaves_nothing() {
+    if !have_systemd() {
+        return;
+    }
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| c["linux"]["cgroupsPath"] = json!("/not/systemd/form"));
+    let id = rt.new_id();
+    let out = rt.exec(&["--systemd-cgroup", "create", "--bundle", b.path_str(), &id]);
+    out.assert_failure().assert_stderr_contains("slice:prefix:name");
+    assert!(rt.list_ids().is_empty(), "the container is left behind");
+}
+
+#[test]
+fn containerd_runs_the_runtime_with_systemd_cgroups() {
+    use integration::engines::{eventually, Engine, Kind, IMAGE};
+    if !have_systemd() {
+        return;
+    }
+    // containerd's shim gives the runtime --systemd-cgroup on every command when the runc
+    // options say SystemdCgroup = true: `ctr run --runc-systemd-cgroup` sets them per container
+    // (the CRI plugin sets them from its config's SystemdCgroup = true).
+    let Some(c) = Engine::start(Kind::Containerd) else { return };
+    let u = integration::unique_name("ctr").replace('-', "_");
+    let slice = format!("skiffsd-ctr_{u}.slice");
+    let unit = format!("ctr-{u}.scope");
+    let cgroup = format!("{slice}:ctr:{u}");
+    let log = c.dir().join("out.log");
+    let uri = format!("file://{}", log.display());
+    let run = c.run(&[
+        "run",
+        "-d",
+        "--runc-systemd-cgroup",
+        "--cgroup",
+        &cgroup,
+        "--memory-limit",
+        "67108864",
+        "--log-uri",
+        &uri,
+        IMAGE,
+        &u,
+        "sh",
+        "-c",
+        "echo started; cat /proc/self/cgroup; sleep 1000",
+    ]);
+    run.ok();
+    eventually("the container to print", || std::fs::read_to_string(&log).unwrap_or_default().contains("started"));
+    assert!(c.runtime_state(&u).is_some(), "the runtime under test does not know {u}: not run through it");
+    assert_eq!(unit_property(&unit, "ActiveState"), "active");
+    assert_eq!(unit_property(&unit, "Slice"), slice);
+    assert_eq!(unit_property(&unit, "MemoryMax"), "67108864");
+    let dir = Path::new("/sys/fs/cgroup").join(format!("skiffsd.slice/{slice}/{unit}"));
+    assert_eq!(std::fs::read_to_string(dir.join("memory.max")).unwrap_or_default().trim(), "67108864");
+    let own = std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(own.contains(&unit), "the container's /proc/self/cgroup: {own}");
+    c.run(&["task", "kill", "-s", "SIGKILL", &u]).ok();
+    eventually("the task to stop", || !c.run(&["task", "ls"]).stdout.contains(" RUNNING"));
+    c.run(&["task", "rm", &u]).ok();
+    c.run(&["containers", "rm", &u]).ok();
+    wait_until("the scope to be gone", || (unit_property(&unit, "LoadState") == "not-found").then_some(()));
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+    systemctl(&["stop", &slice]);
+}
