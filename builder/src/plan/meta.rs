@@ -148,6 +148,9 @@ pub(super) fn plan_config(
                     Some(v) => format!("{k}={v}"),
                     None => k.clone(),
                 });
+                if let Some(v) = &v {
+                    st.set_var(k, v);
+                }
                 st.args.retain(|(n, _)| n != k);
                 st.args.push((k.clone(), v));
             }

@@ -8,7 +8,7 @@ use super::graph::{self, Graph};
 use super::meta::{automatic_arg, plan_config};
 use super::run::{plan_run, RunFlags, RunOptions};
 use super::state::{At, State};
-use super::{Action, Base, BuildError, Origin, Plan, StagePlan, Step, Stop};
+use super::{Action, Base, BuildError, ConfigChange, Origin, Plan, StagePlan, Step, Stop};
 use crate::cache::Inputs;
 use crate::context::Context;
 use crate::dockerfile::parser;
@@ -171,7 +171,7 @@ impl<'a> Planner<'a> {
                 (img.config.clone(), Base::Image { name: name.clone(), image: Box::new(img) }, vec![])
             }
         };
-        let mut st = State { config, args: Vec::new(), cmd_set: false };
+        let mut st = State::new(config);
         // ONBUILD triggers of the base run first, then are dropped from the child
         let onbuild = std::mem::take(&mut st.config.config.on_build);
         let mut sp = StagePlan {
@@ -314,6 +314,11 @@ impl<'a> Planner<'a> {
                     return Err(self.at(line).err(format!("{}: not planned", inst.keyword())));
                 };
                 change.apply(&mut st.config);
+                if let ConfigChange::Env(pairs) = &change {
+                    for (k, v) in pairs {
+                        st.set_var(k, v);
+                    }
+                }
                 let inputs = Inputs { keyword: inst.keyword().into(), text: text.clone(), ..Default::default() };
                 (inputs, text, Action::Config(change))
             }
@@ -452,6 +457,34 @@ mod tests {
         let Action::Config(ConfigChange::Entrypoint { keep_cmd, .. }) = &s.steps[5].action else { panic!("{s}") };
         assert!(keep_cmd);
         assert!(s.steps.iter().all(|s| s.counted && s.inputs.keyword == s.text.split(' ').next().unwrap()));
+    }
+
+    #[test]
+    fn a_later_arg_replaces_an_env_of_the_same_name_as_in_buildkit() {
+        // BuildKit keeps ENV and ARG values in one list (the LLB state's env): whichever was
+        // set last wins, in expansion and in RUN's environment; the image config keeps ENV's.
+        // docker 20.10's BuildKit built this Dockerfile with B=arg and D=envc in the config.
+        let p = plan_of(
+            "FROM scratch\nENV A=env\nARG A=arg\nENV B=${A}\nARG C=argc\nENV C=envc\nENV D=${C}\nARG E\nENV E=${E:-unset}\nRUN true\n",
+            &[],
+            &Fake::default(),
+            &[],
+        );
+        assert!(p.stop.is_none(), "{p}");
+        let steps = &p.stages[0].steps;
+        assert_eq!(steps[2].created_by, "ENV B=arg");
+        assert_eq!(steps[5].created_by, "ENV D=envc");
+        // an ARG without a value (and no --build-arg) sets nothing
+        assert_eq!(steps[7].created_by, "ENV E=unset");
+        let Action::Run(r) = &steps[8].action else { panic!("{p}") };
+        let want = ["A=arg", "B=arg", "C=envc", "D=envc", "E=unset"];
+        assert_eq!(r.env.iter().filter(|e| !e.starts_with("PATH=")).cloned().collect::<Vec<_>>(), want);
+        // the config keeps what ENV set
+        let Action::Config(ConfigChange::Env(a)) = &steps[0].action else { panic!("{p}") };
+        assert_eq!(a, &[("A".to_string(), "env".to_string())]);
+        // a --build-arg given for an ARG without a default replaces the ENV as well
+        let p = plan_of("FROM scratch\nENV A=env\nARG A\nENV B=$A\n", &[], &Fake::default(), &[("A", "given")]);
+        assert_eq!(p.stages[0].steps[2].created_by, "ENV B=given");
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! RUN as a plan: the argv (shell form through SHELL, heredocs), the environment (ENV, then
-//! build args the config does not set, then a default PATH), user, working dir, network,
+//! RUN as a plan: the argv (shell form through SHELL, heredocs), the environment (ENV and ARG
+//! values in the order they were set, as BuildKit's; then a default PATH), user, working dir, network,
 //! security mode, and the mounts the container gets besides its rootfs (`--mount` values
 //! expanded and typed with BuildKit's defaults: cache ids, secret and ssh targets, relative
 //! targets joined onto WORKDIR). Bind mounts of the context put their files' fingerprints in
@@ -83,12 +83,9 @@ pub(super) fn plan_run(
         RunCmd::Heredoc(doc) => with_shell(st, &doc.content),
     };
     let argv = st.arg_values();
-    let mut env = st.config.config.env.clone();
-    for (k, v) in &argv {
-        if st.config.env_get(k).is_none() {
-            env.push(format!("{k}={v}"));
-        }
-    }
+    // BuildKit runs the step with its LLB state's environment: ENV and ARG values in the
+    // order they were set, a later one replacing an earlier one of the same name
+    let mut env: Vec<String> = st.env().iter().map(|(k, v)| format!("{k}={v}")).collect();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(format!("PATH={DEFAULT_PATH}"));
     }

@@ -37,15 +37,30 @@ pub(super) struct State {
     pub args: Vec<(String, Option<String>)>,
     /// A CMD was set in this stage (ENTRYPOINT then keeps it).
     pub cmd_set: bool,
+    /// The build's environment as BuildKit keeps it (the LLB state's env): the base image's
+    /// ENV, then every ENV and every ARG with a value in Dockerfile order, a later one
+    /// replacing an earlier one of the same name whichever kind either is. So an ARG after an
+    /// ENV of the same name wins in expansion and in RUN's environment, while the image config
+    /// keeps the ENV value.
+    pub vars: Vec<(String, String)>,
 }
 
 impl State {
-    /// Variables for word expansion: ARG values, overridden by ENV (ENV wins).
+    pub fn new(config: ImageConfig) -> State {
+        let vars = config.env_pairs();
+        State { config, args: Vec::new(), cmd_set: false, vars }
+    }
+
+    /// Variables for word expansion (and RUN's environment): `vars`.
     pub fn env(&self) -> Vec<(String, String)> {
-        let mut v: Vec<(String, String)> =
-            self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
-        v.extend(self.config.env_pairs());
-        v
+        self.vars.clone()
+    }
+
+    /// Sets a variable as BuildKit's `EnvList.AddOrReplace` does: the old entry goes and the
+    /// new one comes last.
+    pub fn set_var(&mut self, k: &str, v: &str) {
+        self.vars.retain(|(n, _)| n != k);
+        self.vars.push((k.to_string(), v.to_string()));
     }
 
     /// Build args with values (what RUN sees in its environment).
