@@ -32,6 +32,38 @@ fn env(img: &Saved) -> Vec<String> {
         .unwrap_or_default()
 }
 
+const PASSWD: &str = "root:x:0:0:root:/root:/bin/sh\nbob:x:1000:50::/home/bob:/bin/sh\n";
+const GROUP: &str = "root:x:0:\nstaff:x:50:\nbob:x:1000:\n";
+
+/// `COPY --chown=NAME` takes the user's primary group from /etc/passwd (BuildKit's file op
+/// `readUser`; docker 20.10's BuildKit gives bob 1000:50 here); a numeric user alone gets the
+/// same number as its group.
+#[test]
+fn chown_with_a_user_name_alone_takes_its_primary_group() {
+    let s = Slipway::new();
+    let df = "FROM scratch\nCOPY passwd /etc/passwd\nCOPY group /etc/group\n\
+              COPY --chown=bob foo /bob\nCOPY --chown=1000 foo /uid\nCOPY --chown=bob:bob foo /bobbob\n\
+              COPY --chown=bob:0 foo /bob0\nCOPY --chown=bob dir /dir\n";
+    let ctx = s.context(
+        "chown",
+        &[("Dockerfile", df), ("passwd", PASSWD), ("group", GROUP), ("foo", "foo\n"), ("dir/f", "f\n")],
+    );
+    s.build(&ctx, "chown", &[]).ok();
+    let img = s.save("chown");
+    let want = [("bob", 1000, 50), ("uid", 1000, 1000), ("bobbob", 1000, 1000), ("bob0", 1000, 0), ("dir/f", 1000, 50)];
+    for (p, u, g) in want {
+        let e = find(&img, p);
+        assert_eq!((e.uid, e.gid), (u, g), "{p}");
+    }
+    let Some(bk) = BuildKit::shared() else { return };
+    bk.build(&ctx, "chown", &[]).ok();
+    let theirs = bk.save("chown");
+    for (p, _, _) in want {
+        let (a, b) = (find(&img, p), find(&theirs, p));
+        assert_eq!((a.uid, a.gid, a.mode & 0o7777), (b.uid, b.gid, b.mode & 0o7777), "{p}: slipway vs BuildKit");
+    }
+}
+
 /// A later ARG replaces an ENV of the same name (BuildKit keeps both in one list, the LLB
 /// state's env): in expansion and in RUN's environment; the config keeps the ENV value.
 #[test]

@@ -212,6 +212,11 @@ impl DirectLayer {
 }
 
 /// `--chown=USER[:GROUP]` as ids, names looked up in the image's /etc/passwd and /etc/group.
+/// As BuildKit's file op (`readUser`): a user name alone takes the user's primary group from
+/// /etc/passwd, a numeric user alone gets the same number as its group. (BuildKit's docs say
+/// the group is the uid's number in both cases; its code, and docker 20.10's BuildKit, give the
+/// primary group. A name found in neither file is an error here, as BuildKit's docs say, where
+/// its code silently uses 0.)
 fn chown_ids(
     x: &Executor,
     line: usize,
@@ -226,12 +231,15 @@ fn chown_ids(
                 Some((u, g)) => (u.to_string(), Some(g.to_string())),
                 None => (c.clone(), None),
             };
-            let uid = match u.parse::<u32>() {
-                Ok(n) => n,
-                Err(_) => rootfs::resolve_user(merged, &u).map_err(|e| x.err(line, format!("{kw} --chown: {e}")))?.uid,
+            let (uid, primary) = match u.parse::<u32>() {
+                Ok(n) => (n, n),
+                Err(_) => {
+                    let id = rootfs::resolve_user(merged, &u).map_err(|e| x.err(line, format!("{kw} --chown: {e}")))?;
+                    (id.uid, id.gid)
+                }
             };
             let gid = match &g {
-                None => uid,
+                None => primary,
                 Some(g) => match g.parse::<u32>() {
                     Ok(n) => n,
                     Err(_) => {
