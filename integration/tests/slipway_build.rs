@@ -271,7 +271,6 @@ fn bad_input_fails_with_file_line_and_leaves_the_store_alone() {
         ("failing-run", ":3:", "exit code: 3"),
         ("unknown-stage", ":2:", "nosuchstage"),
         ("unknown-image", ":1:", "no-such-image:1.0"),
-        ("no-wildcard-match", ":2:", "no source files matching"),
         ("add-url", ":2:", "not supported"),
         ("unknown-user", ":4:", "unable to find user nobody-here"),
     ];

@@ -93,3 +93,27 @@ fn an_arg_after_an_env_of_the_same_name_wins_as_in_buildkit() {
     bk.build(&run_ctx, "argenv-run", &[]).ok();
     assert_eq!(find(&bk.save("argenv-run"), "a").data, b"arg\n", "BuildKit's RUN");
 }
+
+/// A wildcard that matches nothing adds nothing (BuildKit copies with AllowEmptyWildcard):
+/// next to a source that matches, that one is copied; alone, the step makes an empty layer and
+/// no destination directory. A path that is not there stays an error.
+#[test]
+fn a_wildcard_matching_nothing_adds_nothing() {
+    let s = Slipway::new();
+    let df = "FROM scratch AS src\nCOPY foo /w/foo\n\
+              FROM scratch\nCOPY foo nomatch* /w/\nCOPY nomatch* /x/\nCOPY --from=src /w/nomatch* /w/foo /y/\n";
+    let ctx = s.context("empty-wildcard", &[("Dockerfile", df), ("foo", "foo\n")]);
+    s.build(&ctx, "ew", &[]).ok();
+    let img = s.save("ew");
+    let paths = |img: &Saved| entries(img).into_iter().map(|e| (e.0, e.1)).collect::<Vec<_>>();
+    let want = [(0, "w"), (0, "w/foo"), (2, "y"), (2, "y/foo")].map(|(i, p)| (i, p.to_string()));
+    assert_eq!(paths(&img), want, "{:#?}", entries(&img));
+    assert_eq!(img.layers.len(), 3, "the COPY that matched nothing still makes a (empty) layer");
+    let missing = s.context("missing", &[("Dockerfile", "FROM scratch\nCOPY foo nomatch /d/\n"), ("foo", "")]);
+    let r = s.build(&missing, "missing", &[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Dockerfile:2: COPY: source \"nomatch\" not found"), "{}", r.stderr);
+    let Some(bk) = BuildKit::shared() else { return };
+    bk.build(&ctx, "ew", &[]).ok();
+    assert_eq!(paths(&bk.save("ew")), want, "BuildKit");
+}

@@ -320,7 +320,9 @@ pub(super) fn copy(
                     .into_iter()
                     .filter(|p| !plan.exclude.excluded(p.trim_start_matches('/')))
                     .collect();
-                if found.is_empty() {
+                // as from the context: a pattern matching nothing adds nothing (BuildKit's
+                // AllowEmptyWildcard), a missing path is an error
+                if found.is_empty() && !glob::has_wildcards(pattern) {
                     return Err(x.err(line, format!("{kw}: source {pattern:?} not found in the --from filesystem")));
                 }
                 for p in found {

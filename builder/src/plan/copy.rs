@@ -93,11 +93,13 @@ pub(super) fn plan_copy(
         }
         let rels = ctx.resolve(&src).map_err(|e| at.err(format!("{kw}: {e}")))?;
         if rels.is_empty() {
-            let msg = if glob::has_wildcards(&src) {
-                format!("{kw}: no source files matching {src:?}")
-            } else {
-                format!("{kw}: source {src:?} not found in build context or excluded by .dockerignore")
-            };
+            // BuildKit copies with AllowEmptyWildcard: a pattern that matches nothing adds
+            // nothing (`COPY foo nomatch* /d/` copies foo; alone it makes an empty layer); a
+            // path that is not there is an error
+            if glob::has_wildcards(&src) {
+                continue;
+            }
+            let msg = format!("{kw}: source {src:?} not found in build context or excluded by .dockerignore");
             return Err(at.err(msg));
         }
         let rels: Vec<String> = rels.into_iter().filter(|r| r.is_empty() || !exclude.excluded(r)).collect();
