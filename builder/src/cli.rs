@@ -214,10 +214,19 @@ pub enum Cmd {
     #[command(
         long_about = "Remove what no named image needs: untagged images (as docker image prune), blobs no name \
             uses, and build cache entries except those a named image was built through (so rebuilding it stays \
-            all cache hits).",
-        after_help = "Examples:\n  slipway prune"
+            all cache hits); RUN cache mounts (all, or beyond --filter and --keep-storage, as docker builder \
+            prune); what interrupted pulls left in ingest/.",
+        after_help = "Examples:\n  slipway prune\n  slipway prune --filter until=24h\n  slipway prune --keep-storage 2GB"
     )]
-    Prune,
+    Prune {
+        /// Keep some RUN cache mounts (repeatable): until=DURATION (or unused-for=) keeps those
+        /// used within DURATION (24h, 90m); id=ID drops only the cache mounts of these ids.
+        #[arg(long = "filter", value_name = "KEY=VALUE")]
+        filters: Vec<String>,
+        /// Keep the most recently used RUN cache mounts while they fit in SIZE (512MB, 2GB).
+        #[arg(long, value_name = "SIZE")]
+        keep_storage: Option<String>,
+    },
     /// Write an OCI bundle (rootfs + config.json) of an image
     #[command(
         long_about = "Write an OCI runtime bundle of an image: DIR/rootfs with the layers applied and \

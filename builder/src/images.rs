@@ -204,6 +204,132 @@ pub fn rmi(store: &Store, name: &str) -> Result<String, StoreError> {
     Ok(out)
 }
 
+/// What `prune` keeps of the cache mounts (docker builder prune's `--filter` and
+/// `--keep-storage`); by default none stays.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PruneLimits {
+    /// `--filter until=DURATION` (or `unused-for=`): cache mounts used more recently stay.
+    pub until: Option<u64>,
+    /// `--filter id=ID`: only cache mounts of these ids go.
+    pub ids: Vec<String>,
+    /// `--keep-storage SIZE`: the most recently used cache mounts stay while they fit.
+    pub keep_storage: Option<u64>,
+}
+
+impl PruneLimits {
+    /// Parses `--filter` values and `--keep-storage`.
+    pub fn parse(filters: &[String], keep_storage: Option<&str>) -> Result<PruneLimits, String> {
+        let mut l = PruneLimits::default();
+        for f in filters {
+            let (k, v) = f.split_once('=').ok_or_else(|| format!("--filter {f:?}: expected KEY=VALUE"))?;
+            match k {
+                "until" | "unused-for" => {
+                    let d = crate::plan::parse_duration(v).map_err(|e| format!("--filter {f:?}: {e}"))?;
+                    if d < 0 {
+                        return Err(format!("--filter {f:?}: the duration is negative"));
+                    }
+                    l.until = Some(d as u64 / 1_000_000_000);
+                }
+                "id" => l.ids.push(v.to_string()),
+                _ => return Err(format!("--filter {f:?}: unknown filter {k:?} (until, unused-for, id)")),
+            }
+        }
+        if let Some(k) = keep_storage {
+            l.keep_storage = Some(
+                crate::runmount::ram_in_bytes(k)
+                    .ok_or_else(|| format!("--keep-storage {k:?}: expected a size such as 512MB or 2g"))?,
+            );
+        }
+        Ok(l)
+    }
+}
+
+/// Drops cache mounts as `limits` say; returns (dropped, bytes freed). Held under the gc lock.
+fn prune_cache_mounts(store: &Store, limits: &PruneLimits) -> Result<(usize, u64), StoreError> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let mut all: Vec<(crate::store::mounts::Info, u64)> = store
+        .cache_mounts()
+        .into_iter()
+        .map(|i| {
+            let size =
+                i.instances.iter().map(|n| crate::store::mounts::disk_usage(&store.cache_mount_data(&i.key, *n))).sum();
+            (i, size)
+        })
+        .collect();
+    // most recently used first: those are what --keep-storage keeps
+    all.sort_by_key(|(i, _)| std::cmp::Reverse(i.meta.used));
+    let mut kept = 0u64;
+    let (mut dropped, mut freed) = (0usize, 0u64);
+    for (info, size) in all {
+        let recent = limits.until.is_some_and(|u| now.saturating_sub(info.meta.used) < u);
+        let other_id = !limits.ids.is_empty() && !limits.ids.contains(&info.meta.id);
+        let fits = limits.keep_storage.is_some_and(|k| kept + size <= k);
+        if recent || other_id || fits {
+            kept += size;
+            continue;
+        }
+        store.remove_cache_mount(&info.key)?;
+        dropped += 1;
+        freed += size;
+    }
+    // directories without meta.json are debris of a killed first use
+    if let Ok(rd) = fs::read_dir(store.root.join(crate::store::mounts::DIR)) {
+        for e in rd.flatten() {
+            if !e.path().join("meta.json").exists() {
+                let _ = fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    Ok((dropped, freed))
+}
+
+/// What interrupted pulls left in `ingest/` (each partial file whose lock no one holds) and
+/// the registry locations of blobs the store no longer has; returns (files, bytes).
+fn prune_ingest_and_remote(store: &Store) -> (usize, u64) {
+    use nix::fcntl::{Flock, FlockArg};
+    let (mut n, mut bytes) = (0, 0);
+    if let Ok(rd) = fs::read_dir(store.root.join("ingest")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let Some(hex) = name.strip_suffix(".lock") else { continue };
+            let Ok(f) = fs::OpenOptions::new().write(true).open(e.path()) else { continue };
+            // a pull writing this blob holds the lock: its partial file stays
+            let Ok(_held) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else { continue };
+            let partial = store.root.join("ingest").join(format!("{hex}.partial"));
+            if let Ok(md) = fs::metadata(&partial) {
+                if fs::remove_file(&partial).is_ok() {
+                    n += 1;
+                    bytes += md.len();
+                }
+            }
+            let _ = fs::remove_file(e.path());
+        }
+        // partial files without a lock file
+        if let Ok(rd) = fs::read_dir(store.root.join("ingest")) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let Some(hex) = name.strip_suffix(".partial") else { continue };
+                if !store.root.join("ingest").join(format!("{hex}.lock")).exists() {
+                    let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+                    if fs::remove_file(e.path()).is_ok() {
+                        n += 1;
+                        bytes += size;
+                    }
+                }
+            }
+        }
+    }
+    if let Ok(rd) = fs::read_dir(store.root.join("cache/remote")) {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if !store.has_blob(&format!("sha256:{name}")) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    (n, bytes)
+}
+
 /// Removes what no named image needs.
 ///
 /// - Untagged images (`<none>` in `images`) go, as docker's `image prune` removes dangling ones.
@@ -215,7 +341,9 @@ pub fn rmi(store: &Store, name: &str) -> Result<String, StoreError> {
 ///   and of stages no named image contains. This is `docker image prune` plus the part of
 ///   `docker builder prune` that frees what no name uses: the cache of what you named is kept.
 /// - Snapshots (extracted layers) of pruned layers go; stat caches of contexts that are gone.
-pub fn prune(store: &Store) -> Result<String, StoreError> {
+/// - Cache mounts (`RUN --mount=type=cache`) go, but those `limits` keep; so do the partial files
+///   of interrupted pulls and the registry locations of blobs that are gone.
+pub fn prune(store: &Store, limits: &PruneLimits) -> Result<String, StoreError> {
     let _builds = store.gc_lock()?;
     let _g = store.lock()?;
     let hex = |d: &str| d.trim_start_matches("sha256:").to_string();
@@ -323,8 +451,11 @@ pub fn prune(store: &Store) -> Result<String, StoreError> {
             let _ = fs::remove_dir_all(e.path());
         }
     }
+    let (mounts, mount_bytes) = prune_cache_mounts(store, limits)?;
+    let (partials, partial_bytes) = prune_ingest_and_remote(store);
+    let freed = freed + mount_bytes + partial_bytes;
     Ok(format!(
-        "Deleted {untagged} untagged images\nDeleted {dropped} build cache entries\nDeleted {removed} blobs\nTotal reclaimed space: {}\n",
+        "Deleted {untagged} untagged images\nDeleted {dropped} build cache entries\nDeleted {mounts} cache mounts\nDeleted {removed} blobs\nDeleted {partials} partial downloads\nTotal reclaimed space: {}\n",
         human(freed)
     ))
 }

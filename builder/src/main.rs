@@ -223,7 +223,10 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
         }
-        Cmd::Prune => print!("{}", images::prune(&store)?),
+        Cmd::Prune { filters, keep_storage } => {
+            let limits = images::PruneLimits::parse(&filters, keep_storage.as_deref()).map_err(anyhow::Error::msg)?;
+            print!("{}", images::prune(&store, &limits)?)
+        }
         Cmd::Unpack { name, dir } => images::unpack(&store, &name, &dir)?,
         Cmd::Pull(a) => registry::cli::pull(&store, &a)?,
         Cmd::Push(a) => registry::cli::push(&store, &a)?,

@@ -459,6 +459,48 @@ fn two_builds_at_once_share_a_cache_as_sharing_says() {
 }
 
 #[test]
+fn prune_drops_cache_mounts_within_limits_and_pull_leftovers() {
+    let df = "FROM bb\nRUN --mount=type=cache,id=a,target=/a sh -c 'head -c 300000 /dev/zero > /a/big; true'\n\
+        RUN --mount=type=cache,id=b,target=/b sh -c 'echo small > /b/f'\n";
+    let (s, ctx) = setup("prune", df, &[]);
+    s.build(&ctx, "p:1", &[]).ok();
+    let mounts = || fs::read_dir(s.root().join("cache/mounts")).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(mounts(), 2);
+    // leftovers of an interrupted pull, and a remote location of a blob the store lacks
+    let hex = "ab".repeat(32);
+    fs::create_dir_all(s.root().join("ingest")).unwrap();
+    fs::write(s.root().join(format!("ingest/{hex}.partial")), "half a blob").unwrap();
+    fs::write(s.root().join(format!("ingest/{hex}.lock")), "").unwrap();
+    fs::create_dir_all(s.root().join("cache/remote")).unwrap();
+    fs::write(s.root().join(format!("cache/remote/{hex}")), "localhost:5000/x").unwrap();
+    // recent ones stay with until=; both fit in 1 MB
+    let o = s.run(&["prune", "--filter", "until=1h"]).ok();
+    assert!(o.stdout.contains("Deleted 0 cache mounts"), "{}", o.stdout);
+    assert!(o.stdout.contains("Deleted 1 partial downloads"), "{}", o.stdout);
+    assert!(!s.root().join(format!("ingest/{hex}.partial")).exists());
+    assert!(!s.root().join(format!("ingest/{hex}.lock")).exists());
+    assert!(!s.root().join(format!("cache/remote/{hex}")).exists());
+    s.run(&["prune", "--keep-storage", "1MB"]).ok();
+    assert_eq!(mounts(), 2);
+    // 100 kB keeps only what fits, most recently used first: b (used last) stays, a goes
+    let o = s.run(&["prune", "--keep-storage", "100kB"]).ok();
+    assert!(o.stdout.contains("Deleted 1 cache mounts"), "{}", o.stdout);
+    assert_eq!(mounts(), 1);
+    let o = s.run(&["prune", "--filter", "id=nope"]).ok();
+    assert!(o.stdout.contains("Deleted 0 cache mounts"), "{}", o.stdout);
+    s.run(&["prune"]).ok();
+    assert_eq!(mounts(), 0);
+    for (args, want) in [
+        (vec!["prune", "--filter", "label=x"], "unknown filter \"label\""),
+        (vec!["prune", "--keep-storage", "lots"], "expected a size"),
+        (vec!["prune", "--filter", "until=soon"], "invalid duration"),
+    ] {
+        let r = s.run(&args);
+        assert!(r.code != 0 && r.stderr.contains(want), "{args:?}: {}", r.stderr);
+    }
+}
+
+#[test]
 fn an_interrupted_step_leaves_no_mount_container_or_temp_dir() {
     let s = Slipway::new();
     s.base("bb");
