@@ -228,7 +228,12 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     for from in &opts.cache_from {
         match registry::cache::import(&opts.remote.options, from) {
             Ok(i) => {
-                x.progress.note(&format!("importing cache from {from}: {} steps", i.len()));
+                let n = i.import_mounts(store).unwrap_or_else(|e| {
+                    x.progress.note(&format!("WARNING: cache mounts from {from} not imported: {e}"));
+                    0
+                });
+                let mounts = if n > 0 { format!(", {n} cache mounts") } else { String::new() };
+                x.progress.note(&format!("importing cache from {from}: {} steps{mounts}", i.len()));
                 x.imported.push(i);
             }
             // as BuildKit does: an unreadable cache is a warning, the build goes on without it

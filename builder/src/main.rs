@@ -159,7 +159,7 @@ fn run(cli: Cli) -> Result<()> {
                 opts.ssh.insert(id, src);
             }
             let built = build::build(&store, &opts)?;
-            registry::cli::after_build(&store, &reg, &built.tags, &built.keys, quiet)?;
+            registry::cli::after_build(&store, &reg, &built.tags, &built.keys, &built.cache_mounts, quiet)?;
             if quiet {
                 println!("{}", built.id);
             }

@@ -500,6 +500,51 @@ fn prune_drops_cache_mounts_within_limits_and_pull_leftovers() {
     }
 }
 
+/// The Dockerfile of the cache export tests: a step that appends the context's v.txt to a log
+/// kept in a cache mount and copies the log into the image.
+const EXPORT_DF: &str = "FROM bb\nCOPY v.txt /v.txt\n\
+    RUN --mount=type=cache,id=pkgs,target=/root/.cache/pkgs sh -c 'cat /v.txt >> /root/.cache/pkgs/log; for i in 1 2 3; do echo $i > /root/.cache/pkgs/f$i; done; cp /root/.cache/pkgs/log /log'\n";
+
+#[test]
+fn cache_mounts_travel_with_a_local_cache_export() {
+    let (s, ctx) = setup("export", EXPORT_DF, &[("v.txt", "one\n")]);
+    let dir = s.dir.path().join("cache-dir");
+    let plain = s.dir.path().join("cache-plain");
+    let to = format!("type=local,dest={},cache-mounts=true", dir.display());
+    let to_plain = format!("type=local,dest={}", plain.display());
+    let o = s.build(&ctx, "e:1", &["--cache-to", &to, "--cache-to", &to_plain]).ok();
+    assert!(o.stdout.contains("exporting 1 cache mount(s)"), "{}", o.stdout);
+    fs::write(ctx.join("v.txt"), "two\n").unwrap();
+    for (name, from, want) in [("with", &dir, "one\ntwo\n"), ("without", &plain, "two\n")] {
+        let fresh = Slipway::new();
+        fresh.base("bb");
+        let src = format!("type=local,src={}", from.display());
+        let o = fresh.build(&ctx, "e:2", &["--cache-from", &src]).ok();
+        assert_eq!(text(&fresh.save("e:2"), "log"), want, "{name}: {}", o.stdout);
+        if name == "with" {
+            assert!(o.stdout.contains("1 cache mounts"), "{}", o.stdout);
+        }
+    }
+}
+
+#[test]
+fn cache_mounts_travel_with_a_registry_cache_export() {
+    if !integration::registry::available() {
+        return;
+    }
+    let r = integration::registry::Registry::plain();
+    let (s, ctx) = setup("export-reg", EXPORT_DF, &[("v.txt", "one\n")]);
+    let cache_ref = format!("{}/cache/pkgs:main", r.host);
+    s.build(&ctx, "e:1", &["--cache-to", &format!("type=registry,ref={cache_ref},cache-mounts=true")]).ok();
+    let raw = r.skopeo(&["inspect", "--raw", &format!("docker://{cache_ref}")]);
+    assert!(raw.stdout.contains("application/vnd.slipway.buildcache.mount.v1.tar+gzip"), "{}", raw.stdout);
+    fs::write(ctx.join("v.txt"), "two\n").unwrap();
+    let fresh = Slipway::new();
+    fresh.base("bb");
+    fresh.build(&ctx, "e:2", &["--cache-from", &format!("type=registry,ref={cache_ref}")]).ok();
+    assert_eq!(text(&fresh.save("e:2"), "log"), "one\ntwo\n");
+}
+
 #[test]
 fn an_interrupted_step_leaves_no_mount_container_or_temp_dir() {
     let s = Slipway::new();

@@ -8,6 +8,15 @@
 //! with the images that share them, and mounts them across repositories; `type=local` writes
 //! the same artifact into an OCI image layout directory.
 //!
+//! With `cache-mounts=true` the artifact also carries the content of the cache mounts the
+//! build's RUN steps used (`RUN --mount=type=cache`), one gzip tar per cache (media type
+//! `application/vnd.slipway.buildcache.mount.v1.tar+gzip`, files in name order with their
+//! modes, owners and mtimes, so an unchanged cache is the same blob), listed in the config by
+//! id and base; `--cache-from` brings a cache the store does not have into it before the build
+//! runs, so CI runners share their package managers' caches (moby/buildkit#1474). The option
+//! is named for what it exports: the word `mounts` alone would also cover bind, tmpfs, secret
+//! and ssh mounts, and secrets must never leave the build.
+//!
 //! BuildKit's cache manifest (`application/vnd.buildkit.cacheconfig.v0`) is the same idea: an
 //! OCI index or manifest listing layer blobs, with a config describing a graph of cache records
 //! (LLB vertex digests -> layer chains). Its keys are BuildKit's LLB digests, ours slipway's
@@ -31,6 +40,7 @@ use std::path::{Path, PathBuf};
 
 pub const ARTIFACT_TYPE: &str = "application/vnd.slipway.buildcache.v1";
 pub const MT_CACHE_CONFIG: &str = "application/vnd.slipway.buildcache.config.v1+json";
+pub const MT_CACHE_MOUNT: &str = "application/vnd.slipway.buildcache.mount.v1.tar+gzip";
 
 /// Where a cache goes to or comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,10 +61,20 @@ impl std::fmt::Display for Spec {
 /// Parses `type=registry,ref=REF` or `type=local,dest=DIR` (`src=DIR` for `--cache-from`);
 /// `mode=max` is accepted (it is what slipway does); anything else is refused by name.
 pub fn parse_spec(s: &str, export: bool) -> Result<Spec, String> {
+    parse(s, export).map(|(spec, _)| spec)
+}
+
+/// `--cache-to`: the spec and whether the cache mounts' content goes too (`cache-mounts=true`).
+pub fn parse_export(s: &str) -> Result<(Spec, bool), String> {
+    parse(s, true)
+}
+
+fn parse(s: &str, export: bool) -> Result<(Spec, bool), String> {
     let flag = if export { "--cache-to" } else { "--cache-from" };
     let mut kind = None;
     let mut reference = None;
     let mut dir = None;
+    let mut mounts = false;
     for kv in s.split(',') {
         let (k, v) = kv.split_once('=').ok_or_else(|| format!("{flag} {s:?}: {kv:?} is not KEY=VALUE"))?;
         match k {
@@ -64,21 +84,38 @@ pub fn parse_spec(s: &str, export: bool) -> Result<Spec, String> {
             "src" if !export => dir = Some(v.to_string()),
             "mode" if export && v == "max" => {}
             "mode" if export => return Err(format!("{flag} {s:?}: mode={v}: only mode=max is supported")),
+            "cache-mounts" if export => {
+                mounts = match v {
+                    "true" => true,
+                    "false" => false,
+                    _ => return Err(format!("{flag} {s:?}: cache-mounts={v}: expected true or false")),
+                }
+            }
             _ => return Err(format!("{flag} {s:?}: unknown key {k:?}")),
         }
     }
-    match (kind.as_deref(), reference, dir) {
+    let spec = match (kind.as_deref(), reference, dir) {
         (Some("registry"), Some(r), None) => {
-            Ok(Spec::Registry(Reference::parse(&r).map_err(|e| format!("{flag} {s:?}: {e}"))?))
+            Spec::Registry(Reference::parse(&r).map_err(|e| format!("{flag} {s:?}: {e}"))?)
         }
-        (Some("local"), None, Some(d)) if !d.is_empty() => Ok(Spec::Local(PathBuf::from(d))),
-        (Some("registry"), _, _) => Err(format!("{flag} {s:?}: type=registry needs ref=REF")),
+        (Some("local"), None, Some(d)) if !d.is_empty() => Spec::Local(PathBuf::from(d)),
+        (Some("registry"), _, _) => return Err(format!("{flag} {s:?}: type=registry needs ref=REF")),
         (Some("local"), _, _) => {
-            Err(format!("{flag} {s:?}: type=local needs {}=DIR", if export { "dest" } else { "src" }))
+            return Err(format!("{flag} {s:?}: type=local needs {}=DIR", if export { "dest" } else { "src" }))
         }
-        (Some(t), _, _) => Err(format!("{flag} {s:?}: type={t}: expected registry or local")),
-        (None, _, _) => Err(format!("{flag} {s:?}: type= is missing")),
-    }
+        (Some(t), _, _) => return Err(format!("{flag} {s:?}: type={t}: expected registry or local")),
+        (None, _, _) => return Err(format!("{flag} {s:?}: type= is missing")),
+    };
+    Ok((spec, mounts))
+}
+
+/// One exported cache mount: which cache, and the blob with its content.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MountBlob {
+    pub id: String,
+    pub base: String,
+    pub digest: String,
+    pub size: u64,
 }
 
 /// One exported step: the store's cache entry under its key.
@@ -92,6 +129,57 @@ pub struct Step {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CacheConfig {
     pub steps: Vec<Step>,
+    /// Cache mounts' content (`cache-mounts=true`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mounts: Vec<MountBlob>,
+}
+
+/// Writes the content of a cache mount's data dir into the store as a gzip tar blob: entries
+/// in name order with modes, owners and mtimes (package managers compare mtimes).
+fn mount_blob(store: &Store, data: &Path) -> Result<(String, u64), RegistryError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |err: std::io::Error| RegistryError::Io { path, err }
+    };
+    let tmp = store.tempdir("mount-export")?;
+    let out = tmp.path.join("blob");
+    let f = std::fs::File::create(&out).map_err(io(&out))?;
+    let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(f), flate2::Compression::fast());
+    let mut b = tar::Builder::new(gz);
+    b.mode(tar::HeaderMode::Complete);
+    b.follow_symlinks(false);
+    for e in walkdir::WalkDir::new(data).min_depth(1).sort_by_file_name() {
+        let e = e.map_err(|e| RegistryError::Io { path: data.to_path_buf(), err: std::io::Error::other(e) })?;
+        let ft = e.file_type();
+        if !(ft.is_dir() || ft.is_file() || ft.is_symlink()) {
+            continue; // sockets, fifos and devices are no cache content
+        }
+        let rel = e.path().strip_prefix(data).unwrap_or(e.path());
+        b.append_path_with_name(e.path(), rel).map_err(io(e.path()))?;
+    }
+    let gz = b.into_inner().map_err(io(&out))?;
+    let mut w = gz.finish().map_err(io(&out))?;
+    w.flush().map_err(io(&out))?;
+    drop(w);
+    let digest = crate::store::hash_file(&out)?;
+    let size = std::fs::metadata(&out).map_err(io(&out))?.len();
+    if !store.has_blob(&digest) {
+        store.commit_blob_file(&out, &digest)?;
+    }
+    Ok((digest, size))
+}
+
+/// The cache mounts `mounts` as blobs of the store (the lowest instance of each: the shared one).
+fn mount_blobs(store: &Store, mounts: &[crate::store::mounts::Meta]) -> Result<Vec<MountBlob>, RegistryError> {
+    let all = store.cache_mounts();
+    let mut out = Vec::new();
+    for m in mounts {
+        let Some(info) = all.iter().find(|i| i.meta.id == m.id && i.meta.base == m.base) else { continue };
+        let Some(&n) = info.instances.first() else { continue };
+        let (digest, size) = mount_blob(store, &store.cache_mount_data(&info.key, n))?;
+        out.push(MountBlob { id: m.id.clone(), base: m.base.clone(), digest, size });
+    }
+    Ok(out)
 }
 
 /// A cache artifact: its config bytes, manifest bytes and blob list (config blob first).
@@ -101,8 +189,9 @@ struct Artifact {
     blobs: Vec<Descriptor>,
 }
 
-/// The artifact for `keys`. Steps without an entry in the store are left out.
-fn artifact(store: &Store, keys: &[String]) -> Result<Artifact, RegistryError> {
+/// The artifact for `keys` (and `mounts`' content). Steps without an entry in the store are
+/// left out.
+fn artifact(store: &Store, keys: &[String], mounts: Vec<MountBlob>) -> Result<Artifact, RegistryError> {
     let mut steps = Vec::new();
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut add = |d: Descriptor| {
@@ -129,7 +218,16 @@ fn artifact(store: &Store, keys: &[String]) -> Result<Artifact, RegistryError> {
         }
         steps.push(Step { key: k.clone(), entry });
     }
-    let config = image::to_json(&CacheConfig { steps });
+    for m in &mounts {
+        add(Descriptor {
+            media_type: MT_CACHE_MOUNT.into(),
+            digest: m.digest.clone(),
+            size: m.size,
+            annotations: Default::default(),
+            platform: None,
+        });
+    }
+    let config = image::to_json(&CacheConfig { steps, mounts });
     let cdesc = Descriptor {
         media_type: MT_CACHE_CONFIG.into(),
         digest: image::digest_of(&config),
@@ -150,15 +248,21 @@ fn artifact(store: &Store, keys: &[String]) -> Result<Artifact, RegistryError> {
     Ok(Artifact { config, manifest: mbytes, blobs: all })
 }
 
-/// Exports the cache entries of `keys`; returns the artifact's digest and its step count.
+/// Exports the cache entries of `keys` and the content of the cache mounts `mounts`; returns
+/// the artifact's digest and its step count.
 pub fn export(
     store: &Store,
     opts: &Options,
     keys: &[String],
+    mounts: &[crate::store::mounts::Meta],
     to: &Spec,
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<(String, usize), RegistryError> {
-    let Artifact { config, manifest, blobs } = artifact(store, keys)?;
+    let mounts = mount_blobs(store, mounts)?;
+    if !mounts.is_empty() {
+        log(&format!("exporting {} cache mount(s)", mounts.len()));
+    }
+    let Artifact { config, manifest, blobs } = artifact(store, keys, mounts)?;
     let steps = serde_json::from_slice::<CacheConfig>(&config).map(|c| c.steps.len()).unwrap_or(0);
     store.put_blob(&config)?;
     match to {
@@ -211,6 +315,7 @@ fn write_file(p: &Path, data: &[u8]) -> Result<(), RegistryError> {
 pub struct Imported {
     pub from: Spec,
     steps: HashMap<String, Entry>,
+    mounts: Vec<MountBlob>,
     client: Option<Client>,
 }
 
@@ -265,7 +370,12 @@ pub fn import(opts: &Options, from: &Spec) -> Result<Imported, RegistryError> {
         what: "cache config".into(),
         why: e.to_string(),
     })?;
-    Ok(Imported { from: from.clone(), steps: c.steps.into_iter().map(|s| (s.key, s.entry)).collect(), client })
+    Ok(Imported {
+        from: from.clone(),
+        steps: c.steps.into_iter().map(|s| (s.key, s.entry)).collect(),
+        mounts: c.mounts,
+        client,
+    })
 }
 
 fn local_blob(dir: &Path, digest: &str) -> Result<PathBuf, RegistryError> {
@@ -285,6 +395,53 @@ impl Imported {
 
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// Brings the cache mounts of the cache that the store does not have into it (their blobs
+    /// fetched and verified, then unpacked); returns how many came.
+    pub fn import_mounts(&self, store: &Store) -> Result<usize, RegistryError> {
+        let mut n = 0;
+        for m in &self.mounts {
+            let meta = crate::store::mounts::Meta { id: m.id.clone(), base: m.base.clone(), used: 0 };
+            if store.cache_mounts().iter().any(|i| i.key == meta.key() && !i.instances.is_empty()) {
+                continue;
+            }
+            let d = Descriptor {
+                media_type: MT_CACHE_MOUNT.into(),
+                digest: m.digest.clone(),
+                size: m.size,
+                annotations: Default::default(),
+                platform: None,
+            };
+            match (&self.from, &self.client) {
+                (Spec::Registry(r), Some(client)) => {
+                    let scopes = vec![super::auth::repo_scope(&r.repository, false)];
+                    blob::fetch(client, &r.repository, &d, store, &scopes)?;
+                }
+                (Spec::Local(dir), _) => copy_in(store, dir, &m.digest)?,
+                (Spec::Registry(r), None) => {
+                    return Err(RegistryError::Invalid {
+                        registry: r.registry.clone(),
+                        what: "cache".into(),
+                        why: "no connection".into(),
+                    })
+                }
+            }
+            let blob = store.blob_path(&m.digest);
+            let mut fill = |data: &Path| -> std::io::Result<()> {
+                let f = std::fs::File::open(&blob)?;
+                let mut a = tar::Archive::new(flate2::read::GzDecoder::new(std::io::BufReader::new(f)));
+                a.set_preserve_permissions(true);
+                a.set_preserve_ownerships(true);
+                a.set_preserve_mtime(true);
+                a.set_overwrite(true);
+                a.unpack(data)
+            };
+            if store.import_cache_mount(&meta, &mut fill)? {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// If the cache has step `key`: brings its blobs into the store (verified) and returns its
@@ -374,6 +531,8 @@ mod tests {
 
     #[test]
     fn specs() {
+        assert_eq!(parse_export("type=local,dest=/c,cache-mounts=true").unwrap(), (Spec::Local("/c".into()), true));
+        assert!(!parse_export("type=local,dest=/c").unwrap().1);
         assert_eq!(parse_spec("type=local,dest=/tmp/c", true).unwrap(), Spec::Local("/tmp/c".into()));
         assert_eq!(parse_spec("type=local,src=/tmp/c", false).unwrap(), Spec::Local("/tmp/c".into()));
         match parse_spec("type=registry,ref=localhost:5000/cache:main,mode=max", true).unwrap() {
@@ -387,6 +546,8 @@ mod tests {
             ("type=gha", true, "expected registry or local"),
             ("type=registry,ref=x,mode=min", true, "only mode=max"),
             ("dest=/x", true, "type= is missing"),
+            ("type=local,dest=/x,cache-mounts=yes", true, "expected true or false"),
+            ("type=local,src=/x,cache-mounts=true", false, "unknown key \"cache-mounts\""),
             ("type=registry,ref=Bad", false, "invalid reference"),
         ] {
             let e = parse_spec(bad, export).unwrap_err();

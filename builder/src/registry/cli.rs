@@ -193,6 +193,7 @@ pub struct BuildArgs {
     #[arg(long)]
     pub platform: Option<String>,
     /// Export the build cache: type=registry,ref=REF or type=local,dest=DIR
+    /// (`,cache-mounts=true`: with the content of the RUN cache mounts the build used)
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
     /// Use a cache another build exported: type=registry,ref=REF or type=local,src=DIR
@@ -222,7 +223,14 @@ pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Option<Platfo
 }
 
 /// After a build: `--cache-to` exports, then `--push` of every tag.
-pub fn after_build(store: &Store, a: &BuildArgs, tags: &[String], keys: &[String], quiet: bool) -> Result<()> {
+pub fn after_build(
+    store: &Store,
+    a: &BuildArgs,
+    tags: &[String],
+    keys: &[String],
+    mounts: &[crate::store::mounts::Meta],
+    quiet: bool,
+) -> Result<()> {
     let log = |s: &str| {
         if !quiet {
             println!("{s}");
@@ -230,9 +238,10 @@ pub fn after_build(store: &Store, a: &BuildArgs, tags: &[String], keys: &[String
     };
     let opts = a.remote.options();
     for s in &a.cache_to {
-        let spec = super::cache::parse_spec(s, true).map_err(anyhow::Error::msg)?;
+        let (spec, with_mounts) = super::cache::parse_export(s).map_err(anyhow::Error::msg)?;
+        let mounts = if with_mounts { mounts } else { &[] };
         let (digest, n) =
-            super::cache::export(store, &opts, keys, &spec, &log).with_context(|| format!("--cache-to {s}"))?;
+            super::cache::export(store, &opts, keys, mounts, &spec, &log).with_context(|| format!("--cache-to {s}"))?;
         log(&format!("exported cache ({n} steps) to {spec}: {digest}"));
     }
     if a.push {

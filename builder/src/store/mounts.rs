@@ -169,6 +169,17 @@ impl Store {
         let d = self.mount_dir(key);
         fs::remove_dir_all(&d).map_err(io_err("remove", &d))
     }
+
+    /// Brings a cache directory in from outside (`--cache-from`): `fill` writes the new data
+    /// dir. Nothing happens when the store already has the cache.
+    pub fn import_cache_mount(&self, meta: &Meta, fill: &mut dyn FnMut(&Path) -> io::Result<()>) -> Result<bool> {
+        if self.mount_dir(&meta.key()).join("0").is_dir() {
+            return Ok(false);
+        }
+        let t = self.take_cache_mount(meta, Sharing::Locked, fill)?;
+        drop(t);
+        Ok(true)
+    }
 }
 
 /// Bytes under `dir` (regular files' sizes), for `prune --keep-storage`.
