@@ -6,7 +6,9 @@
 #   2. `create` + `start` + `delete --force`
 # prints hyperfine's median for each, the skiff/runc ratio, and the peak RSS of one `run` of each
 # (GNU time's "Maximum resident set size"). A runtime that cannot run the bundle is reported and
-# left out, so this works against runc alone.
+# left out, so this works against runc alone. Then where the time of `run` goes, phase by phase,
+# for skiff, runc and the floor (scripts/bench/floor.c: the system calls this bundle needs and
+# nothing else), from skiff's trace points (see bench_phases).
 #
 # Part 2 (with SLIPWAY_PATH), slipway against `buildah bud --layers` on the same Dockerfiles:
 # cold build and no-op rebuild of spec-fixtures cases (FROM scratch, or FROM a busybox base
@@ -20,7 +22,8 @@
 # a re-push of an unchanged image.
 #
 # Everything it makes is removed on exit.
-# Env: BENCH_RUNS (default 30), BENCH_WARMUP (default 3), RUNC (default: runc on PATH),
+# Env: BENCH_RUNS (default 30), BENCH_WARMUP (default 3), BENCH_PHASE_RUNS (default 50: runs of
+#      each runtime for the breakdown), RUNC (default: runc on PATH),
 #      BENCH_ONLY (skiff, slipway or registry: run one part), BENCH_BUILD_RUNS (default 10: timed runs of
 #      each build benchmark), BENCH_SLIPWAY_RUNTIME (the runtime of slipway's RUN steps;
 #      default SKIFF_PATH, what slipway users get; buildah runs its RUN steps with runc, so set
@@ -34,6 +37,7 @@ SLIPWAY=${2:-}
 ONLY=${BENCH_ONLY:-}
 RUNC=${RUNC:-$(command -v runc || true)}
 RUNS=${BENCH_RUNS:-30}
+PHASE_RUNS=${BENCH_PHASE_RUNS:-50}
 WARMUP=${BENCH_WARMUP:-3}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 FIXTURE=$HERE/spec-fixtures/bundles/default.json
@@ -261,6 +265,32 @@ bench_skiff() {
   else
     echo "skiff/runc: no ratio (only ${NAMES[*]} could run)"
   fi
+  bench_phases
+}
+
+# Where the milliseconds of `run` go: skiff's trace points (SKIFF_TRACE, runtime/src/trace.rs)
+# against runc (start to end only: it has no trace points) and the floor, scripts/bench/floor.c,
+# which does only the system calls this bundle needs. scripts/bench/phases.c runs the three
+# interleaved and prints, per phase, the median wall time and the median CPU time of the process
+# that did it.
+bench_phases() {
+  if ! command -v gcc >/dev/null; then
+    echo "bench: gcc is missing (make deps): no breakdown against the floor"
+    return 0
+  fi
+  gcc -O2 -o "$WORK/phases" "$HERE/scripts/bench/phases.c"
+  gcc -O2 -o "$WORK/floor" "$HERE/scripts/bench/floor.c"
+  local args=() rt
+  for rt in "${NAMES[@]}"; do
+    args+=("$rt" "${BIN[$rt]} --root $WORK/root-$rt run --bundle $BUNDLE {}")
+  done
+  args+=(floor "$WORK/floor $BUNDLE/rootfs $CGROUP-floor")
+  echo
+  echo "== where run's milliseconds go: median ms per phase over $PHASE_RUNS interleaved runs of each"
+  echo "   (wall: since the event before; cpu: of the process that ends the phase, since its own last event)"
+  echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
+  "$WORK/phases" "$PHASE_RUNS" "${args[@]}"
+  echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # --- part 3: slipway against skopeo and buildah through a loopback registry ---

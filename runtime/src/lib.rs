@@ -21,3 +21,4 @@ pub mod security;
 pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod trace;

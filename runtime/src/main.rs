@@ -5,6 +5,8 @@
 use clap::Parser;
 
 fn main() {
+    skiff::trace::init();
+    skiff::trace::point("main");
     let cli = match skiff::cli::Cli::try_parse() {
         Ok(cli) => cli,
         // --help and --version print to stdout and exit 0

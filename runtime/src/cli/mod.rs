@@ -111,6 +111,7 @@ pub fn run(cli: Cli) -> Result<i32> {
     if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
         // These put skiff processes inside a container: run them from a sealed copy.
         crate::security::selfexe::ensure_sealed()?;
+        crate::trace::point("sealed");
     }
     // refused for every command when it is no boolean (only create and run act on it)
     crate::rootless::parse_flag(cli.rootless.as_deref())?;

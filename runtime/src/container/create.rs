@@ -46,6 +46,7 @@ pub fn create_keeping_pty(root: &Root, opts: &CreateOpts) -> Result<(i32, Option
 fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32, Option<OwnedFd>)> {
     state::validate_id(&opts.id)?;
     let mut bundle = Bundle::load(&opts.bundle)?;
+    crate::trace::point("config");
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     // (what the container's process sends the pty master on, our end of a socketpair if we keep it)
     let (console, ours) = match (&opts.console_socket, terminal) {
@@ -129,6 +130,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     // Recorded before anything is made, so a crash from here on leaves a state entry that
     // `delete --force` can clean up from.
     c.save(st.clone())?;
+    crate::trace::point("state");
     failpoint::hit("create:state-recorded");
     cgroup.create()?;
     failpoint::hit("create:cgroups-made");
@@ -140,6 +142,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         let nodes = if opts.cgroups_may_be_missing { Vec::new() } else { crate::rootfs::devices::cgroup_rules(spec) };
         cgroup.apply(res, &nodes)?;
     }
+    crate::trace::point("cgroups-made");
     failpoint::hit("create:resources-applied");
     let fifo = c.fifo_path();
     nix::unistd::mkfifo(&fifo, Mode::from_bits_truncate(0o622)).ctx(|| format!("mkfifo {}", fifo.display()))?;
@@ -174,6 +177,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
     if let Some(p) = &opts.pid_file {
         write_pid_file(p, pid)?;
     }
+    crate::trace::point("created");
     Ok(pid)
 }
 

@@ -26,15 +26,18 @@ pub fn run(root: &Root, opts: &CreateOpts, detach: bool, keep: bool) -> Result<i
     let (pid, pty) = super::create::create_keeping_pty(root, opts)?;
     let code = tty::Relay::new_opt(pty).and_then(|relay| {
         start(root, &opts.id)?;
+        crate::trace::point("started");
         match relay {
             Some(relay) => relay.run(&sfd, Pid::from_raw(pid)),
             None => wait_forwarding(&sfd, Pid::from_raw(pid)),
         }
     });
+    crate::trace::point("exited");
     if !keep {
         if let Err(e) = delete(root, &opts.id, true) {
             crate::log::warn(&format!("delete {} after run: {e}", opts.id));
         }
+        crate::trace::point("deleted");
     }
     code
 }

@@ -132,6 +132,7 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
             idmapped: cfg.idmapped,
         };
         rootfs::prepare(spec, &ctx)?;
+        crate::trace::point("mounts");
         // The working directory is created inside the rootfs as runc does.
         let cwd = rootfs::path::resolve_in_root(cfg.rootfs, process.cwd())?;
         if !cwd.exists() {
@@ -148,6 +149,7 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
     };
     let hooks = spec.hooks().as_ref();
     hooks::run_all("createContainer", hooks.and_then(|h| h.create_container().as_ref()), &hook_state)?;
+    crate::trace::point("hooks");
     if mount_ns {
         rootfs::enter(cfg.rootfs, cfg.no_pivot)?;
     } else {
@@ -161,6 +163,7 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
     if mount_ns {
         rootfs::finish(spec)?;
     }
+    crate::trace::point("pivot");
     if let Some(p) = spec.linux().as_ref().and_then(|l| l.personality().as_ref()) {
         super::attrs::set_personality(p)?;
     }
@@ -184,6 +187,7 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
     let mut exec = Exec { program: finalize(process, seccomp, cfg.preserve_fds)?, hook_state };
     exec.program.send_notify_fd(chan)?;
+    crate::trace::point("ready");
     chan.send(&Msg::Ready)?;
     Ok(exec)
 }

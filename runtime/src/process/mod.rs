@@ -93,6 +93,7 @@ pub fn spawn(cfg: &InitConfig, ns: &NsPlan, cgroup_lock: crate::cgroups::Lock, d
     let (parent, child) = Channel::pair()?;
     match sys::fork().ctx(|| "fork the setup process".into())? {
         Forked::Child => {
+            crate::trace::point("setup-forked");
             drop(parent);
             if let Some(fd) = cgroup_lock.raw_fd() {
                 let _ = nix::unistd::close(fd);
@@ -122,6 +123,7 @@ fn drive(
 ) -> Result<i32> {
     cfg.cgroup.join(setup.as_raw())?;
     drop(cgroup_lock);
+    crate::trace::point("cgroups-joined");
     crate::log::debug("setup process joined its cgroups");
     chan.send(&Msg::Go)?;
     let mut init_pid = None;
@@ -193,11 +195,15 @@ fn setup_process(chan: Channel, cfg: &InitConfig, ns: &NsPlan) -> ! {
             nix::unistd::setresuid(root, root, root).ctx(|| "setresuid(0) in the user namespace".into())?;
         }
         nix::sched::unshare(ns.new).ctx(|| format!("unshare namespaces {:?}", ns.new))?;
+        crate::trace::point("namespaces");
         if ns.has_new(LinuxNamespaceType::Time) {
             write_time_offsets(cfg.spec)?;
         }
         match sys::fork_as_sibling().ctx(|| "fork the container init".into())? {
-            Forked::Child => init::run(chan, cfg, ns),
+            Forked::Child => {
+                crate::trace::point("init");
+                init::run(chan, cfg, ns)
+            }
             Forked::Parent(pid) => chan.send(&Msg::InitPid(pid.as_raw())),
         }
     })();
