@@ -52,7 +52,9 @@ fn the_containerd_snippet_for_the_installed_major_version_is_read_as_a_runtime()
         assert!(section.contains("runtime_type = \"io.containerd.runc.v2\""), "{marker}: {section}");
         assert!(section.contains("privileged_without_host_devices"), "{marker}: not read by the CRI plugin: {section}");
         assert!(section.contains("BinaryName = \"/usr/local/bin/skiff\""), "{marker}: {section}");
-        assert!(section.contains("SystemdCgroup = false"), "{marker}: {section}");
+        // the README tells Kubernetes nodes to use the systemd driver (kubeadm's default), which skiff has
+        assert!(toml.contains("SystemdCgroup = true"), "{marker}: the snippet should set SystemdCgroup: {toml}");
+        assert!(section.contains("SystemdCgroup = true"), "{marker}: SystemdCgroup not read: {section}");
     }
 }
 
