@@ -28,9 +28,10 @@ Examples:
 #[command(name = "slipway", version, about = "Build OCI images from Dockerfiles", long_about = LONG_ABOUT,
           after_help = EXAMPLES)]
 pub struct Cli {
-    /// The image store: an OCI image layout with slipway's build cache beside it.
-    #[arg(long, value_name = "DIR", default_value = "/var/lib/slipway")]
-    pub root: PathBuf,
+    /// The image store: an OCI image layout with slipway's build cache beside it [default:
+    /// /var/lib/slipway, or ~/.local/share/slipway when run rootless]
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
     /// Print the build's plan, and each RUN's bundle, lower directories and config.json, to stderr.
     #[arg(long)]
     pub debug: bool,

@@ -25,4 +25,5 @@ pub mod spec;
 pub mod store;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod userns;
 pub mod wildcard;

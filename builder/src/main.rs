@@ -77,7 +77,8 @@ fn run(cli: Cli) -> Result<()> {
     }
     // an interrupted command cleans up on its way out (mounts, temp dirs, the step's container)
     slipway::sys::catch_interrupts().context("install signal handlers")?;
-    let store = Store::open(&cli.root).with_context(|| format!("open store {}", cli.root.display()))?;
+    let root = cli.root.clone().unwrap_or_else(slipway::userns::default_root);
+    let store = Store::open(&root).with_context(|| format!("open store {}", root.display()))?;
     // a killed earlier command may have left a container, mounts and temp files
     slipway::runner::reap(&store.stale_tmp());
     store.recover();
@@ -249,7 +250,12 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = run(cli) {
+    // Run by an unprivileged user: the rest happens in slipway's own user namespace.
+    let entered = slipway::userns::enter();
+    if let Ok(slipway::userns::Entered::Exited(code)) = entered {
+        std::process::exit(code);
+    }
+    if let Err(e) = entered.and_then(|_| run(cli)) {
         // As BuildKit: the Dockerfile around a failing instruction, then the error. Both
         // binaries prefix errors with their name (`skiff: ...`, `slipway: ...`).
         if let Some(build::BuildError::At { excerpt, .. }) = e.downcast_ref::<build::BuildError>() {

@@ -49,13 +49,23 @@ pub fn mount_targets(network: Network) -> Vec<&'static str> {
     v
 }
 
+/// The tty group (5) owns the ptys, as docker's; a rootless slipway whose user namespace has no
+/// gid 5 (a user without subordinate ranges) leaves it out, as `runc spec --rootless` does.
+fn devpts_options() -> Vec<&'static str> {
+    let mut o = vec!["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"];
+    if crate::userns::maps_gid(5) {
+        o.push("gid=5");
+    }
+    o
+}
+
 /// A config.json for `root` (absolute or bundle-relative) running `p`.
 pub fn config(root: &str, p: &Process, hostname: &str, network: Network, cgroups_path: Option<&str>) -> Value {
     let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
     let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
-        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]}),
+        json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": devpts_options()}),
         json!({"destination": "/dev/shm", "type": "tmpfs", "source": "shm", "options": ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"]}),
         json!({"destination": "/dev/mqueue", "type": "mqueue", "source": "mqueue", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]}),

@@ -344,7 +344,7 @@ pub(super) fn drop_copied_up(upper: &Path, merged: &Path, stubs: &[PathBuf], low
         if !md.is_dir() || fs::read_dir(&up).map(|mut d| d.next().is_some()).unwrap_or(true) {
             continue;
         }
-        if crate::sys::lgetxattr(&up, "trusted.overlay.opaque").ok().flatten().is_some() {
+        if crate::sys::lgetxattr(&up, crate::userns::opaque_xattr()).ok().flatten().is_some() {
             continue;
         }
         let below = lowers.iter().rev().find_map(|l| fs::symlink_metadata(l.join(&rel)).ok());

@@ -78,7 +78,9 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         &p,
         "buildkitsandbox",
         r.network,
-        Some(&crate::runner::cgroups_path(&id)),
+        // rootless, the runtime leaves out the cgroups slipway's user may not write; a path
+        // it was given there would be an error
+        (!crate::userns::rootless()).then(|| crate::runner::cgroups_path(&id)).as_deref(),
     );
     if r.security == Security::Insecure {
         spec::insecure(&mut config);

@@ -24,15 +24,22 @@ impl Drop for Rootfs {
 }
 
 /// Overlay mount options. `lowers` is bottom-first (image order); overlay wants top-first.
-pub fn options(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, extra: bool) -> String {
+/// `userns`: mounted in a user namespace (rootless), where overlay keeps its bookkeeping in
+/// `user.overlay.*` (`userxattr`; `trusted.*` is the host root's) and refuses `redirect_dir=off`.
+pub fn options(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, extra: bool, userns: bool) -> String {
     let l: Vec<String> = lowers.iter().rev().map(|p| p.to_string_lossy().to_string()).collect();
     let mut o = format!("lowerdir={}", l.join(":"));
     if let Some((u, w)) = upper {
         o.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display()));
     }
+    if userns {
+        o.push_str(",userxattr");
+    }
     if extra {
         // keep the upper dir a plain diff: no redirects, no metadata-only copy-ups
-        o.push_str(",index=off,redirect_dir=off,metacopy=off");
+        // (nofollow is what off means where redirect_always_follow is not built in)
+        let redirect = if userns { "nofollow" } else { "off" };
+        o.push_str(&format!(",index=off,redirect_dir={redirect},metacopy=off"));
     }
     o
 }
@@ -67,9 +74,12 @@ pub fn mount_rootfs(store: &Store, lowers: &[PathBuf], writable: bool) -> Result
     std::env::set_current_dir(&tmp.path).map_err(io_err("chdir", &tmp.path))?;
     let up = writable.then_some((upper.as_path(), work.as_path()));
     let flags = if writable { MsFlags::empty() } else { MsFlags::MS_RDONLY };
-    let mut res = mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, true).as_str()));
+    let userns = crate::userns::in_userns();
+    let mut res =
+        mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, true, userns).as_str()));
     if res.is_err() {
-        res = mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, false).as_str()));
+        res =
+            mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, false, userns).as_str()));
     }
     if std::env::set_current_dir(&cwd).is_err() {
         let _ = std::env::set_current_dir("/");
@@ -99,8 +109,13 @@ mod tests {
     fn option_order_is_top_first() {
         let l = vec![PathBuf::from("/s/1"), PathBuf::from("/s/2")];
         assert_eq!(
-            options(&l, Some((Path::new("/u"), Path::new("/w"))), false),
+            options(&l, Some((Path::new("/u"), Path::new("/w"))), false, false),
             "lowerdir=/s/2:/s/1,upperdir=/u,workdir=/w"
+        );
+        // rootless: overlay's xattrs in user.*, and it refuses redirect_dir=off there
+        assert_eq!(
+            options(&l, None, true, true),
+            "lowerdir=/s/2:/s/1,userxattr,index=off,redirect_dir=nofollow,metacopy=off"
         );
     }
 }

@@ -1,0 +1,96 @@
+//! slipway run by an unprivileged user, as buildah and BuildKit run in CI: its store under
+//! `~/.local/share/slipway`, its own user namespace (the user as root, its /etc/subuid range
+//! after it, through newuidmap), overlays with `userxattr`, RUN steps through the runtime under
+//! test run as root of that namespace; the image loads into the same user's rootless podman and
+//! runs there with the owners, whiteouts and opaque directories the build made. The RUN steps go
+//! through `$OCI_RUNTIME`, so the suite checks runc too.
+
+use integration::rootless::{Podman, User};
+use std::path::{Path, PathBuf};
+
+/// A context the user owns: busybox and a Dockerfile (`FROM scratch`: no registry needed).
+fn context(user: &User, dockerfile: &str) -> PathBuf {
+    let dir = user.home.join("ctx");
+    std::fs::create_dir_all(&dir).expect("mkdir ctx");
+    std::fs::copy("/bin/busybox", dir.join("busybox")).expect("copy busybox (busybox-static)");
+    std::fs::write(dir.join("Dockerfile"), dockerfile).expect("write Dockerfile");
+    user.give(&dir);
+    dir
+}
+
+/// `slipway ARGS` as the user, with its default store; (exit code, stdout, stderr).
+fn slipway(user: &User, bin: &Path, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = user.command(bin).args(args).output().expect("run slipway as the user");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+const BASE: &str = "FROM scratch\nCOPY busybox /bin/busybox\nRUN [\"/bin/busybox\", \"--install\", \"-s\", \"/bin\"]\n";
+
+#[test]
+fn a_user_builds_in_its_own_user_namespace_and_rootless_podman_runs_the_image() {
+    let Some(p) = Podman::new() else { return };
+    let bin = p.user.install(&integration::slipway::bin());
+    let rt = p.runtime.to_string_lossy().into_owned();
+    let dockerfile = format!(
+        "{BASE}RUN mkdir -p /etc /gone/sub /home/bob && echo 'root:x:0:0::/root:/bin/sh' > /etc/passwd \
+         && echo 'bob:x:1000:1000::/home/bob:/bin/sh' >> /etc/passwd && echo x > /gone/sub/f && echo y > /rmme\n\
+         RUN rm /rmme && rm -rf /gone && mkdir /gone && echo new > /gone/n && chown 1000:1000 /home/bob \
+         && id -u > /ran-as\n\
+         COPY --chown=1000:1000 Dockerfile /home/bob/\n"
+    );
+    let ctx = context(&p.user, &dockerfile);
+    let ctx = ctx.to_string_lossy().into_owned();
+    let (code, out, err) = slipway(&p.user, &bin, &["build", "-t", "rl:1", "--runtime", &rt, &ctx]);
+    assert_eq!(code, Some(0), "build failed\nstdout:\n{out}\nstderr:\n{err}");
+    // the runtime ran as root of slipway's namespace: nothing to say about cgroups
+    assert!(!err.contains("level=warning") && !out.contains("level=warning"), "{out}\n{err}");
+    // the store is the user's, where buildah and podman keep theirs
+    let store = p.user.home.join(".local/share/slipway");
+    assert!(store.join("index.json").is_file(), "no store at {}", store.display());
+    // the same build again comes from the cache
+    let (code, out, err) = slipway(&p.user, &bin, &["build", "-t", "rl:1", "--runtime", &rt, &ctx]);
+    assert_eq!(code, Some(0), "rebuild failed\n{out}\n{err}");
+    assert_eq!(out.matches("Using cache").count(), 5, "every step cached:\n{out}");
+    // into rootless podman
+    let tar = p.user.home.join("rl.tar");
+    let (code, out, err) = slipway(&p.user, &bin, &["save", "rl:1", "-o", &tar.to_string_lossy()]);
+    assert_eq!(code, Some(0), "save failed\n{out}\n{err}");
+    p.run(&["load", "-i", &tar.to_string_lossy()]).ok();
+    let run = p.run(&[
+        "run",
+        "--rm",
+        "docker.io/library/rl:1",
+        "sh",
+        "-c",
+        "cat /ran-as; ls /rmme 2>/dev/null || echo rmme-gone; ls -R /gone; \
+         stat -c '%n %u:%g' /home/bob /home/bob/Dockerfile /bin/busybox",
+    ]);
+    let want = "0\nrmme-gone\n/gone:\nn\n/home/bob 1000:1000\n/home/bob/Dockerfile 1000:1000\n/bin/busybox 0:0";
+    assert_eq!(run.ok().text(), want);
+}
+
+#[test]
+fn without_subordinate_ranges_only_the_users_own_id_is_there() {
+    let Some(user) = User::new(false) else { return };
+    let bin = user.install(&integration::slipway::bin());
+    let rt = user.install(&integration::runtime_path());
+    let rt = rt.to_string_lossy().into_owned();
+    let ctx = context(&user, &format!("{BASE}RUN echo hi > /made\n"));
+    let ctx = ctx.to_string_lossy().into_owned();
+    let (code, out, err) = slipway(&user, &bin, &["build", "-t", "single:1", "--runtime", &rt, &ctx]);
+    assert_eq!(code, Some(0), "build failed\nstdout:\n{out}\nstderr:\n{err}");
+    assert!(err.contains("no ranges"), "the single-id map is said: {err}");
+    // a file of another owner cannot be made there: the RUN step fails and the build says so
+    let ctx2 = user.home.join("ctx2");
+    std::fs::create_dir_all(&ctx2).expect("mkdir");
+    std::fs::write(ctx2.join("Dockerfile"), "FROM single:1\nRUN chown 1000 /made\n").expect("write");
+    user.give(&ctx2);
+    let (code, out, err) =
+        slipway(&user, &bin, &["build", "-t", "single:2", "--runtime", &rt, &ctx2.to_string_lossy()]);
+    assert_ne!(code, Some(0), "chown to an unmapped id succeeded?\n{out}\n{err}");
+    assert!(err.contains("RUN chown 1000 /made"), "the failing step is named: {err}");
+}
