@@ -94,3 +94,42 @@ fn without_subordinate_ranges_only_the_users_own_id_is_there() {
     assert_ne!(code, Some(0), "chown to an unmapped id succeeded?\n{out}\n{err}");
     assert!(err.contains("RUN chown 1000 /made"), "the failing step is named: {err}");
 }
+
+#[test]
+fn device_nodes_of_a_base_image_are_skipped_in_the_users_namespace() {
+    let Some(user) = User::new(true) else { return };
+    // root builds a base image holding a device node and a fifo, as distribution images hold
+    // /dev/null and friends, and saves it
+    let root = integration::slipway::Slipway::new();
+    let ctx = context(&user, &format!("{BASE}RUN mknod /node c 1 3 && mkfifo /fifo\n"));
+    root.build(&ctx, "devbase:1", &[]).ok();
+    let tar = user.home.join("devbase.tar");
+    root.run(&["save", "devbase:1", "-o", &tar.to_string_lossy()]).ok();
+    let saved = integration::slipway::read_saved(&tar);
+    assert_eq!(saved.find("node").map(|e| e.kind), Some('c'), "the base image's /node");
+    user.give(&tar);
+    // the user loads it and builds on it: the node is left out (a user namespace cannot make
+    // one), the fifo is made, the build goes on
+    let bin = user.install(&integration::slipway::bin());
+    let rt = user.install(&integration::runtime_path());
+    let rt = rt.to_string_lossy().into_owned();
+    let (code, out, err) = slipway(&user, &bin, &["load", "-i", &tar.to_string_lossy()]);
+    assert_eq!(code, Some(0), "load failed\n{out}\n{err}");
+    let ctx2 = user.home.join("ctx2");
+    std::fs::create_dir_all(&ctx2).expect("mkdir");
+    std::fs::write(
+        ctx2.join("Dockerfile"),
+        "FROM devbase:1\nRUN test ! -e /node && test -p /fifo && echo ok > /checked\n",
+    )
+    .expect("write");
+    user.give(&ctx2);
+    let (code, out, err) = slipway(&user, &bin, &["build", "-t", "ondev:1", "--runtime", &rt, &ctx2.to_string_lossy()]);
+    assert_eq!(code, Some(0), "build on a base with a device node failed\nstdout:\n{out}\nstderr:\n{err}");
+    // the base layer itself is unchanged: the image still has its node for whoever runs it
+    let tar2 = user.home.join("ondev.tar");
+    let (code, out, err) = slipway(&user, &bin, &["save", "ondev:1", "-o", &tar2.to_string_lossy()]);
+    assert_eq!(code, Some(0), "save failed\n{out}\n{err}");
+    let saved = integration::slipway::read_saved(&tar2);
+    assert_eq!(saved.find("node").map(|e| e.kind), Some('c'), "ondev:1's /node");
+    assert_eq!(saved.find("checked").map(|e| e.data.as_slice()), Some(&b"ok\n"[..]), "ondev:1's /checked");
+}
