@@ -6,6 +6,7 @@ use crate::context::Context;
 use crate::dockerfile::parser;
 use crate::exec::{self, progress, Executor};
 use crate::instructions::{self, Stages};
+use crate::output;
 use crate::plan::{self, Plan};
 use crate::registry::{self, base::Remote, Platform};
 use crate::runner::Runtime;
@@ -55,6 +56,15 @@ pub struct BuildOptions {
     pub secrets: crate::secrets::Secrets,
     /// `--ssh`: the agents `RUN --mount=type=ssh` forwards, by id.
     pub ssh: std::collections::BTreeMap<String, crate::secrets::SshSource>,
+    /// `--output`s (none: the store, under the `-t` names).
+    pub outputs: Vec<output::Output>,
+    /// `--annotation`s.
+    pub annotations: Vec<output::Annotation>,
+    /// `--push`.
+    pub push: bool,
+    /// SOURCE_DATE_EPOCH when given (`--build-arg` or the environment): local and tar outputs
+    /// set every file's mtime to it, as BuildKit's do.
+    pub source_date_epoch: Option<u64>,
 }
 
 /// Base images for the planner: the store's, else pulled into it.
@@ -127,7 +137,8 @@ pub fn dockerfile_excerpt(file: &str, src: &str, start: usize, end: usize) -> St
 /// docker's warning for `--build-arg`s no ARG declared (the proxy variables, which RUN gets
 /// without an ARG, excepted).
 fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTreeSet<String>) {
-    const PREDEFINED: [&str; 10] = [
+    const PREDEFINED: [&str; 11] = [
+        "SOURCE_DATE_EPOCH",
         "HTTP_PROXY",
         "http_proxy",
         "HTTPS_PROXY",
@@ -202,6 +213,16 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
 
 fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built, BuildError> {
     let tags = opts.tags.iter().map(|t| crate::store::normalize_ref(t)).collect::<Result<Vec<_>, _>>()?;
+    let req = output::Request {
+        outputs: &opts.outputs,
+        tags: &tags,
+        annotations: &opts.annotations,
+        push: opts.push,
+        epoch: opts.source_date_epoch,
+        created: crate::store::image::rfc3339(opts.created),
+    };
+    let outs = output::outputs(&req);
+    output::check(&outs, 1).map_err(BuildError::Other)?;
     let _in_use = store.use_lock()?;
     let mut ctx = Context::open_for(&opts.context, Some(store), Some(&src.path))?;
     let plan = make_plan(store, opts, src, &mut ctx);
@@ -222,7 +243,14 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         secrets: opts.secrets.clone(),
         ssh: opts.ssh.clone(),
     };
-    let out: Box<dyn std::io::Write> = if opts.quiet { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) };
+    // an output on stdout (`-o -`) sends the log to stderr
+    let out: Box<dyn std::io::Write> = if opts.quiet {
+        Box::new(std::io::sink())
+    } else if output::writes_stdout(&outs) {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
     let runtime = Runtime { bin: opts.runtime.clone(), state_root: store.root.join("tmp/runtime") };
     let mut x = Executor::new(store, &eopts, &mut ctx, runtime, progress::Progress::new(opts.progress, out));
     for from in &opts.cache_from {
@@ -246,7 +274,25 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         Ok(_) => warn_unused_build_args(opts, &declared_args),
     }
     x.ctx.save(store);
-    x.commit(res?, tags)
+    let st = res?;
+    let img = x.image(&st)?;
+    let c = &img.config;
+    let platform = Platform { os: c.os.clone(), architecture: c.architecture.clone(), variant: None };
+    let images = [output::PlatformImage { platform, image: img.clone() }];
+    let progress = &mut x.progress;
+    let done = output::export(store, &images, false, &outs, &req, &mut |s| progress.note(s))?;
+    for m in &done.manifests {
+        x.record_keys(&m.digest)?;
+    }
+    x.progress.finish(&img.config_digest, &done.names);
+    Ok(Built {
+        id: img.config_digest.clone(),
+        tags: done.names,
+        push: done.push,
+        keys: x.take_keys(),
+        cache_mounts: x.take_cache_mounts(),
+        metadata: done.metadata,
+    })
 }
 
 #[cfg(test)]

@@ -66,6 +66,26 @@ pub struct PlanArgs {
     pub context: PathBuf,
 }
 
+/// Where a build's result goes (BuildKit's exporters).
+#[derive(Args, Debug)]
+pub struct OutputArgs {
+    /// Where the result goes (repeatable): type=image (the store, the default; name=NAME[,NAME],
+    /// push=true), registry (image with push=true), local (dest=DIR: the filesystem), tar
+    /// (dest=FILE|-: the filesystem as a tar), oci (dest=FILE|-[,tar=false]: an OCI layout),
+    /// docker (dest=FILE|-: a docker-archive) or cacheonly. DIR alone is type=local, - a tar on
+    /// stdout. With outputs and no type=image, the store names nothing.
+    #[arg(short = 'o', long = "output", value_name = "type=TYPE[,KEY=VALUE...]|DIR|-")]
+    pub outputs: Vec<String>,
+    /// Annotate the image manifest (repeatable); TYPE manifest (default), manifest-descriptor,
+    /// index or index-descriptor (the last two for several platforms), PLATFORM one of them.
+    #[arg(long = "annotation", value_name = "[TYPE[,TYPE][[PLATFORM]]:]KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// Write BuildKit's result metadata as JSON (containerimage.digest,
+    /// containerimage.config.digest, containerimage.descriptor, image.name), as buildx does.
+    #[arg(long, value_name = "FILE")]
+    pub metadata_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Build an image from a Dockerfile
@@ -79,7 +99,9 @@ pub enum Cmd {
             slipway build -q . > image-id                   only the image ID on stdout\n  \
             slipway build --progress plain --no-cache -t app .\n  \
             SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) slipway build -t app .   reproducible times\n  \
-            slipway build -t registry.example.com/app:1 --push ."
+            slipway build -t registry.example.com/app:1 --push .\n  \
+            slipway build -o type=local,dest=out .           the image's files into ./out\n  \
+            slipway build -t app:1 -o type=oci,dest=app.tar --metadata-file meta.json ."
     )]
     Build {
         #[command(flatten)]
@@ -126,6 +148,8 @@ pub enum Cmd {
         /// ID=SOCKET, or ID=KEY[,KEY] (an ssh-agent of slipway's own holding those keys).
         #[arg(long = "ssh", value_name = "default|ID=SOCKET|ID=KEY")]
         ssh: Vec<String>,
+        #[command(flatten)]
+        out: Box<OutputArgs>,
     },
     /// Print the plan of a build (stages, steps, cache key inputs) without running it
     #[command(hide = true)]

@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use slipway::archive::{self, Format};
 use slipway::build::{self, BuildOptions};
-use slipway::cli::{Cli, Cmd, PlanArgs};
+use slipway::cli::{Cli, Cmd, OutputArgs, PlanArgs};
 use slipway::images;
 use slipway::registry;
 use slipway::spec::Network;
@@ -39,6 +39,14 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         }
     }
     let allow_insecure = a.allow.iter().any(|a| a == "security.insecure");
+    // as buildx: SOURCE_DATE_EPOCH from the environment is a build arg unless one is given
+    if !args.iter().any(|(k, _)| k == "SOURCE_DATE_EPOCH") {
+        if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
+            if !v.is_empty() {
+                args.push(("SOURCE_DATE_EPOCH".to_string(), v));
+            }
+        }
+    }
     let context = a.context;
     let dockerfile = a.file.map(|f| if f.is_relative() && !f.exists() { context.join(f) } else { f });
     Ok(BuildOptions {
@@ -65,7 +73,25 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         allow_insecure,
         secrets: Default::default(),
         ssh: Default::default(),
+        outputs: Vec::new(),
+        annotations: Vec::new(),
+        push: false,
+        source_date_epoch: None,
     })
+}
+
+/// SOURCE_DATE_EPOCH as BuildKit takes it: the build arg (which the environment's value
+/// becomes, as buildx passes it), seconds since 1970; empty is unset.
+fn source_date_epoch(build_args: &[(String, String)]) -> Result<Option<u64>> {
+    match build_args.iter().rev().find(|(k, _)| k == "SOURCE_DATE_EPOCH") {
+        None => Ok(None),
+        Some((_, v)) if v.is_empty() => Ok(None),
+        Some((_, v)) => v.parse::<u64>().map(Some).map_err(|_| {
+            anyhow::anyhow!(
+                "SOURCE_DATE_EPOCH={v:?}: expected seconds since 1970-01-01 (BuildKit's stage and context names are not supported)"
+            )
+        }),
+    }
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -97,7 +123,9 @@ fn run(cli: Cli) -> Result<()> {
             timestamp,
             secrets,
             ssh,
+            out,
         } => {
+            let OutputArgs { outputs, annotations, metadata_file } = *out;
             use std::io::IsTerminal;
             let Some(progress) = slipway::exec::progress::Mode::choose(&progress, std::io::stdout().is_terminal())
             else {
@@ -108,13 +136,7 @@ fn run(cli: Cli) -> Result<()> {
             // Reproducible by default: every time the build writes (file mtimes, the image's
             // and its history's `created`) is SOURCE_DATE_EPOCH, else 0, so equal inputs give
             // equal digests. `--timestamp now` gives docker's creation time (file mtimes stay).
-            let epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-                Ok(v) if !v.is_empty() => Some(
-                    v.parse::<u64>()
-                        .with_context(|| format!("SOURCE_DATE_EPOCH={v:?}: expected seconds since 1970-01-01"))?,
-                ),
-                _ => None,
-            };
+            let epoch = source_date_epoch(&opts.build_args)?;
             let (created, created_from) = match (timestamp.as_deref(), epoch) {
                 (Some("now"), _) => {
                     let now = std::time::SystemTime::now()
@@ -132,10 +154,20 @@ fn run(cli: Cli) -> Result<()> {
                 (None, Some(e)) => (e, format!("SOURCE_DATE_EPOCH={e}")),
                 (None, None) => (0, "SOURCE_DATE_EPOCH unset: 0, slipway's reproducible default".to_string()),
             };
+            opts.source_date_epoch = epoch;
             let epoch = match timestamp.as_deref() {
                 Some("now") | None => epoch.unwrap_or(0),
                 Some(_) => created,
             };
+            opts.outputs = outputs
+                .iter()
+                .map(|o| slipway::output::parse(o))
+                .collect::<Result<_, _>>()
+                .map_err(anyhow::Error::msg)?;
+            for a in &annotations {
+                opts.annotations.extend(slipway::output::Annotations::parse_flag(a).map_err(anyhow::Error::msg)?);
+            }
+            opts.push = reg.push;
             let (remote, platform, cache_from) = registry::cli::build_inputs(&reg)?;
             opts.tags = tags;
             opts.no_cache = no_cache;
@@ -159,9 +191,16 @@ fn run(cli: Cli) -> Result<()> {
                 let (id, src) = slipway::secrets::parse_ssh(s).map_err(anyhow::Error::msg)?;
                 opts.ssh.insert(id, src);
             }
+            let opts_outputs = opts.outputs.clone();
             let built = build::build(&store, &opts)?;
-            registry::cli::after_build(&store, &reg, &built.tags, &built.keys, &built.cache_mounts, quiet)?;
-            if quiet {
+            registry::cli::after_build(&store, &reg, &built.push, &built.keys, &built.cache_mounts, quiet)?;
+            if let Some(f) = metadata_file {
+                // as buildx writes it: the exporter response, indented
+                let mut text = serde_json::to_string_pretty(&built.metadata).unwrap_or_default();
+                text.push('\n');
+                std::fs::write(&f, text).with_context(|| format!("write --metadata-file {}", f.display()))?;
+            }
+            if quiet && !slipway::output::writes_stdout(&opts_outputs) {
                 println!("{}", built.id);
             }
             if let Some(f) = iidfile {

@@ -93,7 +93,9 @@ pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: 
     ));
     let f = File::create(&tmp_out).map_err(io_err("create", &tmp_out))?;
     let w = |e: io::Error| StoreError::Io { op: "write", path: out.to_path_buf(), err: e };
-    let done = write_archive(store, img, name, io::BufWriter::new(f), out, format).and_then(|inner| {
+    let names: Vec<String> = name.map(str::to_string).into_iter().collect();
+    let opts = Export { names: &names, descriptor_annotations: BTreeMap::new() };
+    let done = export(store, &Top::Image(img), &opts, io::BufWriter::new(f), out, format).and_then(|(inner, _)| {
         let f = inner.into_inner().map_err(|e| w(e.into_error()))?;
         f.sync_all().map_err(w)?;
         fs::rename(&tmp_out, out).map_err(io_err("rename", out))
@@ -107,43 +109,80 @@ pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: 
 /// Writes `img` to stdout (`save -o -`, or `save` into a pipe), as `docker save` does.
 pub fn save_to_stdout(store: &Store, img: &Image, name: Option<&str>, format: Format) -> Result<(), StoreError> {
     let out = io::BufWriter::new(io::stdout().lock());
-    write_archive(store, img, name, out, Path::new("stdout"), format).map(drop)
+    let names: Vec<String> = name.map(str::to_string).into_iter().collect();
+    let opts = Export { names: &names, descriptor_annotations: BTreeMap::new() };
+    export(store, &Top::Image(img), &opts, out, Path::new("stdout"), format).map(drop)
 }
 
-/// The archive written to `sink` (`out` names it in errors); returns the flushed sink.
-fn write_archive<W: Write>(
-    store: &Store,
-    img: &Image,
-    name: Option<&str>,
-    sink: W,
-    out: &Path,
-    format: Format,
-) -> Result<W, StoreError> {
+/// What an archive holds: one image, or an index of several (one per platform), whose blob
+/// and manifests are in the store.
+pub enum Top<'a> {
+    Image(&'a Image),
+    Index { index: Descriptor, images: Vec<Image> },
+}
+
+/// How an archive names what it holds.
+pub struct Export<'a> {
+    /// One index.json entry per name (containerd's `io.containerd.image.name` and the tag as
+    /// `org.opencontainers.image.ref.name`), and `RepoTags` of a docker-archive.
+    pub names: &'a [String],
+    /// Added to each index.json entry (BuildKit's `manifest-descriptor` / `index-descriptor`
+    /// annotations, its `org.opencontainers.image.created`).
+    pub descriptor_annotations: BTreeMap<String, String>,
+}
+
+/// An archive's content, ready to write as a tar or a directory.
+struct Content {
+    blobs: BTreeMap<String, BlobSrc>,
+    /// The top descriptor (the manifest or index), without names.
+    top: Descriptor,
+    index: Index,
+    /// A docker-archive's manifest.json and repositories.
+    docker: Option<(Vec<u8>, Option<Vec<u8>>)>,
+    /// Holds a docker-archive's uncompressed layers until written.
+    _tmp: crate::store::TempDir,
+}
+
+fn content(store: &Store, top: &Top, opts: &Export, format: Format) -> Result<Content, StoreError> {
     let tmpd = store.tempdir("save")?;
-    let mut t = TarOut { b: tar::Builder::new(sink) };
-    let w = |e: io::Error| StoreError::Io { op: "write", path: out.to_path_buf(), err: e };
-    t.add_dir("blobs").map_err(w)?;
-    t.add_dir("blobs/sha256").map_err(w)?;
-    let config_bytes = store.read_blob(&img.config_digest)?;
     let mut blobs: BTreeMap<String, BlobSrc> = BTreeMap::new();
-    blobs.insert(hexof(&img.config_digest).into(), BlobSrc::Bytes(config_bytes.clone()));
-    let (manifest, mdesc) = match format {
-        Format::Oci => {
-            for l in &img.manifest.layers {
-                blobs.insert(hexof(&l.digest).into(), BlobSrc::File(store.blob_path(&l.digest)));
-            }
-            let mb = store.read_blob(&img.manifest_digest)?;
-            let desc = Descriptor {
-                media_type: image::MT_MANIFEST.into(),
-                digest: img.manifest_digest.clone(),
-                size: mb.len() as u64,
-                annotations: Default::default(),
-                platform: None,
-            };
-            blobs.insert(hexof(&img.manifest_digest).into(), BlobSrc::Bytes(mb));
-            (img.manifest.clone(), desc)
+    let add_image = |blobs: &mut BTreeMap<String, BlobSrc>, img: &Image| -> Result<Descriptor, StoreError> {
+        blobs.insert(hexof(&img.config_digest).into(), BlobSrc::File(store.blob_path(&img.config_digest)));
+        for l in &img.manifest.layers {
+            blobs.insert(hexof(&l.digest).into(), BlobSrc::File(store.blob_path(&l.digest)));
         }
-        Format::Docker => {
+        let mb = store.read_blob(&img.manifest_digest)?;
+        let desc = Descriptor {
+            media_type: image::MT_MANIFEST.into(),
+            digest: img.manifest_digest.clone(),
+            size: mb.len() as u64,
+            annotations: Default::default(),
+            platform: None,
+        };
+        blobs.insert(hexof(&img.manifest_digest).into(), BlobSrc::Bytes(mb));
+        Ok(desc)
+    };
+    let (manifest_layers, config_digest, mdesc) = match (top, format) {
+        (Top::Index { .. }, Format::Docker) => {
+            return Err(StoreError::Io {
+                op: "export",
+                path: "docker-archive".into(),
+                err: io::Error::other("docker exporter does not currently support exporting manifest lists"),
+            })
+        }
+        (Top::Index { index, images }, Format::Oci) => {
+            for img in images {
+                add_image(&mut blobs, img)?;
+            }
+            blobs.insert(hexof(&index.digest).into(), BlobSrc::File(store.blob_path(&index.digest)));
+            (Vec::new(), None, index.clone())
+        }
+        (Top::Image(img), Format::Oci) => {
+            let d = add_image(&mut blobs, img)?;
+            (img.manifest.layers.clone(), Some(img.config_digest.clone()), d)
+        }
+        (Top::Image(img), Format::Docker) => {
+            blobs.insert(hexof(&img.config_digest).into(), BlobSrc::File(store.blob_path(&img.config_digest)));
             let mut layers = Vec::new();
             for (i, l) in img.manifest.layers.iter().enumerate() {
                 let diff = img.config.rootfs.diff_ids.get(i).cloned().unwrap_or_default();
@@ -167,6 +206,7 @@ fn write_archive<W: Write>(
                 media_type: image::MT_MANIFEST.into(),
                 config: img.manifest.config.clone(),
                 layers,
+                annotations: img.manifest.annotations.clone(),
             };
             let mb = image::to_json(&m);
             let d = image::digest_of(&mb);
@@ -178,44 +218,129 @@ fn write_archive<W: Write>(
                 platform: None,
             };
             blobs.insert(hexof(&d).into(), BlobSrc::Bytes(mb));
-            (m, desc)
+            (m.layers, Some(img.config_digest.clone()), desc)
         }
     };
-    for (hex, src) in &blobs {
+    let mut entries = Vec::new();
+    let mut entry = |names: Option<&str>| {
+        let mut desc = mdesc.clone();
+        desc.annotations.extend(opts.descriptor_annotations.clone());
+        if let Some(n) = names {
+            desc.annotations.insert(image::ANN_CONTAINERD_NAME.into(), docker_full_name(n));
+            let tag = n.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/')).unwrap_or("latest");
+            desc.annotations.insert(image::ANN_REF_NAME.into(), tag.into());
+        }
+        entries.push(desc);
+    };
+    if opts.names.is_empty() {
+        entry(None);
+    }
+    for n in opts.names {
+        entry(Some(n));
+    }
+    let index = Index {
+        schema_version: 2,
+        media_type: image::MT_INDEX.into(),
+        manifests: entries,
+        annotations: Default::default(),
+    };
+    let docker = match (format, config_digest) {
+        (Format::Docker, Some(cd)) => {
+            let entry = DockerManifestEntry {
+                config: format!("blobs/sha256/{}", hexof(&cd)),
+                repo_tags: (!opts.names.is_empty()).then(|| opts.names.to_vec()),
+                layers: manifest_layers.iter().map(|l| format!("blobs/sha256/{}", hexof(&l.digest))).collect(),
+            };
+            let mut repos: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+            for n in opts.names {
+                if let Some((repo, tag)) = n.rsplit_once(':') {
+                    let top = manifest_layers.last().map(|l| hexof(&l.digest).to_string()).unwrap_or_default();
+                    repos.entry(repo.to_string()).or_default().insert(tag.to_string(), top);
+                }
+            }
+            Some((image::to_json(&vec![entry]), (!repos.is_empty()).then(|| image::to_json(&repos))))
+        }
+        _ => None,
+    };
+    Ok(Content { blobs, top: mdesc, index, docker, _tmp: tmpd })
+}
+
+/// Writes the archive of `top` to `sink` (`out` names it in errors); returns the flushed sink
+/// and the top descriptor (the manifest, or the index).
+pub fn export<W: Write>(
+    store: &Store,
+    top: &Top,
+    opts: &Export,
+    sink: W,
+    out: &Path,
+    format: Format,
+) -> Result<(W, Descriptor), StoreError> {
+    let c = content(store, top, opts, format)?;
+    let mut t = TarOut { b: tar::Builder::new(sink) };
+    let w = |e: io::Error| StoreError::Io { op: "write", path: out.to_path_buf(), err: e };
+    t.add_dir("blobs").map_err(w)?;
+    t.add_dir("blobs/sha256").map_err(w)?;
+    for (hex, src) in &c.blobs {
         let p = format!("blobs/sha256/{hex}");
         match src {
             BlobSrc::Bytes(b) => t.add_bytes(&p, b).map_err(w)?,
             BlobSrc::File(f) => t.add_file(&p, f).map_err(w)?,
         }
     }
-    let mut desc = mdesc;
-    if let Some(n) = name {
-        desc.annotations.insert(image::ANN_CONTAINERD_NAME.into(), docker_full_name(n));
-        let tag = n.rsplit_once(':').map(|(_, t)| t).filter(|t| !t.contains('/')).unwrap_or("latest");
-        desc.annotations.insert(image::ANN_REF_NAME.into(), tag.into());
-    }
-    let idx = Index { schema_version: 2, media_type: image::MT_INDEX.into(), manifests: vec![desc] };
-    t.add_bytes("index.json", &image::to_json(&idx)).map_err(w)?;
-    if format == Format::Docker {
-        let entry = DockerManifestEntry {
-            config: format!("blobs/sha256/{}", hexof(&img.config_digest)),
-            repo_tags: name.map(|n| vec![n.to_string()]),
-            layers: manifest.layers.iter().map(|l| format!("blobs/sha256/{}", hexof(&l.digest))).collect(),
-        };
-        t.add_bytes("manifest.json", &image::to_json(&vec![entry])).map_err(w)?;
-        if let Some(n) = name {
-            if let Some((repo, tag)) = n.rsplit_once(':') {
-                let top = manifest.layers.last().map(|l| hexof(&l.digest).to_string()).unwrap_or_default();
-                let mut m: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-                m.entry(repo.to_string()).or_default().insert(tag.to_string(), top);
-                t.add_bytes("repositories", &image::to_json(&m)).map_err(w)?;
-            }
+    t.add_bytes("index.json", &image::to_json(&c.index)).map_err(w)?;
+    if let Some((manifest, repositories)) = &c.docker {
+        t.add_bytes("manifest.json", manifest).map_err(w)?;
+        if let Some(r) = repositories {
+            t.add_bytes("repositories", r).map_err(w)?;
         }
     }
     t.add_bytes("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#).map_err(w)?;
     let mut inner = t.b.into_inner().map_err(w)?;
     inner.flush().map_err(w)?;
-    Ok(inner)
+    Ok((inner, c.top))
+}
+
+/// An OCI image layout directory at `dir` (BuildKit's `type=oci,tar=false`): blobs are added
+/// (those there are kept), index.json keeps its other entries and replaces those of the same
+/// names. Returns the top descriptor.
+pub fn export_dir(store: &Store, top: &Top, opts: &Export, dir: &Path) -> Result<Descriptor, StoreError> {
+    let c = content(store, top, opts, Format::Oci)?;
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
+    for (hex, src) in &c.blobs {
+        let p = blobs.join(hex);
+        if p.exists() {
+            continue;
+        }
+        let tmp = blobs.join(format!(".{hex}.tmp-{}", std::process::id()));
+        let res = match src {
+            BlobSrc::Bytes(b) => fs::write(&tmp, b),
+            BlobSrc::File(f) => fs::copy(f, &tmp).map(drop),
+        };
+        res.and_then(|_| fs::rename(&tmp, &p)).map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            StoreError::Io { op: "write", path: p.clone(), err: e }
+        })?;
+    }
+    let layout = dir.join("oci-layout");
+    if !layout.exists() {
+        store.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    }
+    let ip = dir.join("index.json");
+    let mut idx: Index = match fs::read(&ip) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|err| StoreError::Json { path: ip.clone(), err })?,
+        Err(_) => Index { schema_version: 2, media_type: image::MT_INDEX.into(), ..Default::default() },
+    };
+    let name_of = |d: &Descriptor| d.annotations.get(image::ANN_CONTAINERD_NAME).cloned();
+    let new_names: Vec<String> = c.index.manifests.iter().filter_map(name_of).collect();
+    idx.manifests.retain(|d| !name_of(d).is_some_and(|n| new_names.contains(&n)));
+    for d in c.index.manifests {
+        if !idx.manifests.contains(&d) {
+            idx.manifests.push(d);
+        }
+    }
+    store.write_atomic(&ip, &image::to_json(&idx))?;
+    Ok(c.top)
 }
 
 enum BlobSrc {

@@ -16,8 +16,8 @@ use crate::layer::{self, overlay, Layer};
 use crate::plan::{Action, Base, BuildError, Origin, Plan, StagePlan, Step};
 use crate::rootfs;
 use crate::runner::Runtime;
-use crate::store::image::{rfc3339, Descriptor, History, ImageConfig};
-use crate::store::Store;
+use crate::store::image::{rfc3339, History, ImageConfig};
+use crate::store::{Image, Store};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
@@ -62,12 +62,16 @@ pub struct State {
 #[derive(Debug, Clone)]
 pub struct Built {
     pub id: String,
-    pub manifest: Descriptor,
+    /// The names set in the store.
     pub tags: Vec<String>,
+    /// The store names to push (`--push`, `type=image,push=true`).
+    pub push: Vec<String>,
     /// The cache key of every step the build went through (what `--cache-to` exports).
     pub keys: Vec<String>,
     /// The cache mounts the build's RUN steps used (`--cache-to ...,cache-mounts=true`).
     pub cache_mounts: Vec<crate::store::mounts::Meta>,
+    /// BuildKit's exporter response (`--metadata-file`).
+    pub metadata: std::collections::BTreeMap<String, serde_json::Value>,
 }
 
 pub struct Executor<'a> {
@@ -405,43 +409,42 @@ impl<'a> Executor<'a> {
         self.diff_layer(st, &mut rfs, created_by)
     }
 
-    /// Writes the image of the final state unchanged, so its ID is the last step's ` ---> ID`,
-    /// and names it `tags`.
-    pub fn commit(&mut self, st: State, tags: Vec<String>) -> Result<Built, BuildError> {
+    /// Writes the image of the final state unchanged, so its ID is the last step's ` ---> ID`
+    /// (the outputs name it, or write it elsewhere).
+    pub fn image(&mut self, st: &State) -> Result<Image, BuildError> {
         let descs: Vec<_> = st.layers.iter().map(Layer::descriptor).collect();
         let (manifest, id) = self.store.put_image(&st.config, &descs)?;
-        // which cache entries built this image (with those of earlier builds of the same image)
-        let rel = format!("cache/images/{}.json", manifest.digest.trim_start_matches("sha256:"));
-        {
-            let _g = self.store.lock()?;
-            let before: Vec<String> = self.store.read_record(&rel).unwrap_or_default();
-            let mut keys = before.clone();
-            keys.extend(self.keys.iter().cloned());
-            keys.sort();
-            keys.dedup();
-            if keys != before {
-                self.store.write_record(&rel, &keys)?; // a no-op rebuild writes nothing
-            }
-        }
-        for t in &tags {
-            self.store.set_ref(t, manifest.clone())?;
-        }
         // what `inspect` shows as CreatedFrom (the config has the time, not where it came from)
         let rel = format!("cache/created/{}.json", id.trim_start_matches("sha256:"));
         if self.store.read_record::<String>(&rel).as_deref() != Some(&self.opts.created_from) {
             self.store.write_record(&rel, &self.opts.created_from)?;
         }
-        if tags.is_empty() {
-            // docker keeps an untagged build as a dangling image: its ID works until rmi/prune
-            self.store.add_unnamed(manifest.clone())?;
+        Ok(self.store.image_by_manifest(&manifest.digest)?)
+    }
+
+    /// Records which cache entries built the image (or index) `manifest`, with those of earlier
+    /// builds of it, so that `prune` keeps the cache of named images.
+    pub fn record_keys(&self, manifest: &str) -> Result<(), BuildError> {
+        let rel = format!("cache/images/{}.json", manifest.trim_start_matches("sha256:"));
+        let _g = self.store.lock()?;
+        let before: Vec<String> = self.store.read_record(&rel).unwrap_or_default();
+        let mut keys = before.clone();
+        keys.extend(self.keys.iter().cloned());
+        keys.sort();
+        keys.dedup();
+        if keys != before {
+            self.store.write_record(&rel, &keys)?; // a no-op rebuild writes nothing
         }
-        self.progress.finish(&id, &tags);
-        Ok(Built {
-            id,
-            manifest,
-            tags,
-            keys: std::mem::take(&mut self.keys),
-            cache_mounts: std::mem::take(&mut self.cache_mounts),
-        })
+        Ok(())
+    }
+
+    /// The cache key of every step the build went through.
+    pub fn take_keys(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.keys)
+    }
+
+    /// The cache mounts the build's RUN steps used.
+    pub fn take_cache_mounts(&mut self) -> Vec<crate::store::mounts::Meta> {
+        std::mem::take(&mut self.cache_mounts)
     }
 }

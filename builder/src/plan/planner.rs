@@ -387,7 +387,13 @@ mod tests {
         };
         Image {
             manifest_digest: "sha256:m".into(),
-            manifest: Manifest { schema_version: 2, media_type: String::new(), config: d("sha256:c"), layers: vec![] },
+            manifest: Manifest {
+                schema_version: 2,
+                media_type: String::new(),
+                config: d("sha256:c"),
+                layers: vec![],
+                annotations: Default::default(),
+            },
             config_digest: "sha256:c".into(),
             config,
         }

@@ -222,11 +222,12 @@ pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Option<Platfo
     Ok((super::base::Remote { options: a.remote.options(), always: a.pull }, platform, from))
 }
 
-/// After a build: `--cache-to` exports, then `--push` of every tag.
+/// After a build: `--cache-to` exports, then the push of `push` (the names of image outputs
+/// that push: every -t name with `--push`).
 pub fn after_build(
     store: &Store,
     a: &BuildArgs,
-    tags: &[String],
+    push: &[String],
     keys: &[String],
     mounts: &[crate::store::mounts::Meta],
     quiet: bool,
@@ -244,14 +245,9 @@ pub fn after_build(
             super::cache::export(store, &opts, keys, mounts, &spec, &log).with_context(|| format!("--cache-to {s}"))?;
         log(&format!("exported cache ({n} steps) to {spec}: {digest}"));
     }
-    if a.push {
-        if tags.is_empty() {
-            bail!("--push: no -t name to push");
-        }
-        for t in tags {
-            let r = Reference::parse(t).with_context(|| format!("--push {t}"))?;
-            super::push::push(store, &opts, t, &r, &log).with_context(|| format!("--push {t}"))?;
-        }
+    for t in push {
+        let r = Reference::parse(t).with_context(|| format!("--push {t}"))?;
+        super::push::push(store, &opts, t, &r, &log).with_context(|| format!("--push {t}"))?;
     }
     Ok(())
 }

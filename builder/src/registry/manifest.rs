@@ -175,6 +175,7 @@ mod tests {
                     }),
                 })
                 .collect(),
+            annotations: Default::default(),
         }
     }
 

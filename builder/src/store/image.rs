@@ -36,6 +36,9 @@ pub struct Manifest {
     pub media_type: String,
     pub config: Descriptor,
     pub layers: Vec<Descriptor>,
+    /// `--annotation`s (BuildKit's manifest annotations).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -46,6 +49,8 @@ pub struct Index {
     pub media_type: String,
     #[serde(default)]
     pub manifests: Vec<Descriptor>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
 }
 
 /// Docker's `Healthcheck` (durations in nanoseconds).

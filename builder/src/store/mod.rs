@@ -145,7 +145,7 @@ impl Store {
         }
         let index = root.join("index.json");
         if !index.exists() {
-            let idx = Index { schema_version: 2, media_type: image::MT_INDEX.into(), manifests: Vec::new() };
+            let idx = Index { schema_version: 2, media_type: image::MT_INDEX.into(), ..Default::default() };
             s.write_atomic(&index, &image::to_json(&idx))?;
         }
         Ok(s)
@@ -314,14 +314,14 @@ impl Store {
         self.write_atomic(&self.root.join("index.json"), &image::to_json(idx))
     }
 
-    /// Names (or renames) `name` to the manifest `desc`. Caller holds no lock; this takes it.
+    /// Names (or renames) `name` to the manifest `desc` (its annotations kept: BuildKit's
+    /// descriptor annotations). Caller holds no lock; this takes it.
     pub fn set_ref(&self, name: &str, mut desc: Descriptor) -> Result<()> {
         let _g = self.lock()?;
         let mut idx = self.index()?;
-        desc.annotations.clear();
         desc.annotations.insert(image::ANN_REF_NAME.into(), name.to_string());
         let named = |m: &Descriptor| m.annotations.get(image::ANN_REF_NAME).map(String::as_str) == Some(name);
-        if idx.manifests.iter().any(|m| named(m) && m.digest == desc.digest && m.size == desc.size) {
+        if idx.manifests.iter().any(|m| named(m) && *m == desc) {
             return Ok(()); // already so: a no-op rebuild writes (and fsyncs) nothing
         }
         idx.manifests.retain(|m| !named(m));
@@ -440,7 +440,7 @@ impl Store {
             return Ok(());
         }
         let mut desc = desc;
-        desc.annotations.clear();
+        desc.annotations.remove(image::ANN_REF_NAME);
         idx.manifests.push(desc);
         self.write_index(&idx)
     }
@@ -512,6 +512,7 @@ impl Store {
                 platform: None,
             },
             layers: layers.to_vec(),
+            annotations: Default::default(),
         };
         let (md, msize) = self.put_json(&m)?;
         Ok((

@@ -1,0 +1,1013 @@
+//! `build --output` (`-o`) and `--annotation`: where a build's result goes, in BuildKit's
+//! exporter terms, parsed from buildx's CSV syntax (`type=local,dest=out`), and the writers:
+//! the store (`image`, the default, with `name=` and `push=true`; `registry` is `image` with
+//! `push=true`), a directory (`local`), a tar of the filesystem (`tar`), an OCI layout or a
+//! docker-archive (`oci`, `docker`). Every option is applied or refused naming it. It runs no
+//! step: it writes what the build made.
+
+use crate::archive;
+use crate::layer::{self, Whiteouts};
+use crate::registry::Platform;
+use crate::store::image::{self, Descriptor, Index};
+use crate::store::{io_err, Image, Store, StoreError};
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Where a file output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Dest {
+    Path(PathBuf),
+    Stdout,
+}
+
+impl std::fmt::Display for Dest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dest::Path(p) => write!(f, "{}", p.display()),
+            Dest::Stdout => write!(f, "stdout"),
+        }
+    }
+}
+
+/// What an output writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    /// The store (BuildKit's `image` exporter); `push` sends every name to its registry.
+    Image { push: bool },
+    /// The image's filesystem into a directory.
+    Local { dest: PathBuf },
+    /// The image's filesystem as a tar.
+    Tar { dest: Dest },
+    /// An OCI image layout, as a tar (or, with `tar=false`, a directory).
+    Oci { dest: Dest, tar: bool },
+    /// A docker-archive (`docker load` reads it).
+    Docker { dest: Dest },
+    /// Nothing but the build cache.
+    CacheOnly,
+}
+
+/// One `--output`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Output {
+    pub kind: Kind,
+    /// `name=` (image, oci, docker): comma-separated in BuildKit; `-t` names when not given.
+    pub names: Vec<String>,
+    /// `annotation*.KEY=VALUE` options, with `--annotation`s added.
+    pub annotations: Annotations,
+    /// `platform-split=` (local, tar): one directory per platform; default when several.
+    pub platform_split: Option<bool>,
+}
+
+/// Where an annotation goes, as BuildKit names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AnnotationKind {
+    Manifest,
+    ManifestDescriptor,
+    Index,
+    IndexDescriptor,
+}
+
+impl AnnotationKind {
+    fn parse(s: &str) -> Result<AnnotationKind, String> {
+        Ok(match s {
+            "" | "manifest" => AnnotationKind::Manifest,
+            "manifest-descriptor" => AnnotationKind::ManifestDescriptor,
+            "index" => AnnotationKind::Index,
+            "index-descriptor" => AnnotationKind::IndexDescriptor,
+            t => {
+                return Err(format!(
+                    "unknown annotation type {t:?} (expected manifest, manifest-descriptor, index or index-descriptor)"
+                ))
+            }
+        })
+    }
+}
+
+/// One annotation: where it goes, for which platform (all when `None`), the key and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Annotation {
+    pub kind: AnnotationKind,
+    pub platform: Option<Platform>,
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Annotations(pub Vec<Annotation>);
+
+impl Annotations {
+    /// `--annotation [TYPE[,TYPE...]][\[PLATFORM\]]:KEY=VALUE` as buildx takes it (no type:
+    /// the manifest).
+    pub fn parse_flag(s: &str) -> Result<Vec<Annotation>, String> {
+        let bad = |why: String| format!("--annotation {s:?}: {why}");
+        let (k, value) = s.split_once('=').ok_or_else(|| bad("expected KEY=VALUE".into()))?;
+        // an optional `types[platform]:` prefix (types are lowercase words and dashes)
+        let (kinds, platform, key) = match k.split_once(':') {
+            Some((prefix, key))
+                if prefix.split('[').next().is_some_and(|t| {
+                    !t.is_empty() && t.chars().all(|c| c.is_ascii_lowercase() || c == '-' || c == ',')
+                }) =>
+            {
+                let (types, platform) = split_platform(prefix).map_err(bad)?;
+                (types.split(',').map(|t| t.to_string()).collect::<Vec<_>>(), platform, key)
+            }
+            _ => (vec![String::new()], None, k),
+        };
+        if key.is_empty() || key.chars().any(char::is_whitespace) {
+            return Err(bad(format!("invalid annotation key {key:?}")));
+        }
+        kinds
+            .iter()
+            .map(|t| {
+                Ok(Annotation {
+                    kind: AnnotationKind::parse(t).map_err(bad)?,
+                    platform: platform.clone(),
+                    key: key.to_string(),
+                    value: value.to_string(),
+                })
+            })
+            .collect()
+    }
+
+    /// An exporter option `annotation[-TYPE][\[PLATFORM\]].KEY` (BuildKit's attribute form);
+    /// `None` when `k` is no annotation key.
+    fn parse_option(k: &str, v: &str) -> Option<Result<Annotation, String>> {
+        let rest = k.strip_prefix("annotation")?;
+        if !(rest.starts_with('.') || rest.starts_with('-') || rest.starts_with('[')) {
+            return None;
+        }
+        let parse = || -> Result<Annotation, String> {
+            let (head, key) = match rest.find(']') {
+                Some(close) => {
+                    let dot = rest[close..].find('.').map(|d| close + d).ok_or("no key after the platform")?;
+                    (&rest[..dot], &rest[dot + 1..])
+                }
+                None => rest.split_once('.').ok_or("no key")?,
+            };
+            let (kind, platform) = split_platform(head)?;
+            if key.is_empty() {
+                return Err("no key".into());
+            }
+            Ok(Annotation {
+                kind: AnnotationKind::parse(kind.trim_start_matches('-'))?,
+                platform,
+                key: key.to_string(),
+                value: v.to_string(),
+            })
+        };
+        Some(parse().map_err(|e| format!("option {k:?}: {e}")))
+    }
+
+    fn of(&self, kind: AnnotationKind, platform: Option<&Platform>) -> BTreeMap<String, String> {
+        self.0
+            .iter()
+            .filter(|a| a.kind == kind)
+            .filter(|a| match (&a.platform, platform) {
+                (None, _) => true,
+                (Some(want), Some(p)) => want == p,
+                (Some(_), None) => false,
+            })
+            .map(|a| (a.key.clone(), a.value.clone()))
+            .collect()
+    }
+
+    pub fn manifest(&self, platform: Option<&Platform>) -> BTreeMap<String, String> {
+        self.of(AnnotationKind::Manifest, platform)
+    }
+
+    pub fn manifest_descriptor(&self, platform: Option<&Platform>) -> BTreeMap<String, String> {
+        self.of(AnnotationKind::ManifestDescriptor, platform)
+    }
+
+    pub fn index(&self) -> BTreeMap<String, String> {
+        self.of(AnnotationKind::Index, None)
+    }
+
+    pub fn index_descriptor(&self) -> BTreeMap<String, String> {
+        self.of(AnnotationKind::IndexDescriptor, None)
+    }
+
+    /// BuildKit's check for an image of one platform: there is no index to annotate.
+    pub fn check_single(&self) -> Result<(), String> {
+        match self.0.iter().find(|a| matches!(a.kind, AnnotationKind::Index | AnnotationKind::IndexDescriptor)) {
+            Some(a) => Err(format!(
+                "annotation {:?}: index annotations not supported for single platform export (build with several --platform values)",
+                a.key
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// `types[platform]` -> (types, platform).
+fn split_platform(s: &str) -> Result<(&str, Option<Platform>), String> {
+    match s.split_once('[') {
+        None => Ok((s, None)),
+        Some((t, p)) => {
+            let p = p.strip_suffix(']').ok_or_else(|| format!("{s:?}: unclosed ["))?;
+            Ok((t, Some(Platform::parse(p)?)))
+        }
+    }
+}
+
+/// buildx's CSV: fields split at commas, a field in double quotes may hold commas (`""` is a
+/// quote), as Go's encoding/csv reads one line.
+pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars().peekable();
+    let mut quoted = false;
+    let mut at_start = true;
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', false) if at_start => {
+                quoted = true;
+                at_start = false;
+            }
+            ('"', true) => {
+                if chars.peek() == Some(&'"') {
+                    chars.next();
+                    cur.push('"');
+                } else {
+                    quoted = false;
+                    if chars.peek().is_some_and(|&n| n != ',') {
+                        return Err(format!("{s:?}: extraneous text after a closing quote"));
+                    }
+                }
+            }
+            (',', false) => {
+                out.push(std::mem::take(&mut cur));
+                at_start = true;
+            }
+            (c, _) => {
+                cur.push(c);
+                at_start = false;
+            }
+        }
+    }
+    if quoted {
+        return Err(format!("{s:?}: unclosed quote"));
+    }
+    out.push(cur);
+    Ok(out)
+}
+
+fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
+    match v {
+        "true" | "1" | "" => Ok(true),
+        "false" | "0" => Ok(false),
+        _ => Err(format!("option {k}={v:?}: expected true or false")),
+    }
+}
+
+fn dest_of(kind: &str, v: Option<String>, stdout_ok: bool) -> Result<Dest, String> {
+    match v.as_deref() {
+        Some("-") if stdout_ok => Ok(Dest::Stdout),
+        Some("-") => Err(format!("type={kind}: dest=- (stdout) is for tar, oci and docker outputs")),
+        Some("") | None => {
+            // buildx: a tar-like output with no dest goes to stdout unless that is a terminal
+            if stdout_ok && !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                Ok(Dest::Stdout)
+            } else if stdout_ok {
+                Err(format!("type={kind}: dest= is needed (refusing to write a tar to a terminal)"))
+            } else {
+                Err(format!("type={kind}: dest= is needed"))
+            }
+        }
+        Some(p) => Ok(Dest::Path(PathBuf::from(p))),
+    }
+}
+
+/// One `--output` value: `type=TYPE,KEY=VALUE,...`, or buildx's shorthands: a bare path is
+/// `type=local,dest=PATH`, `-` is `type=tar,dest=-`.
+pub fn parse(spec: &str) -> Result<Output, String> {
+    let err = |e: String| format!("--output {spec:?}: {e}");
+    if !spec.contains('=') {
+        return match spec {
+            "" => Err(err("empty".into())),
+            "-" => Ok(Output {
+                kind: Kind::Tar { dest: Dest::Stdout },
+                names: vec![],
+                annotations: Annotations::default(),
+                platform_split: None,
+            }),
+            p => Ok(Output {
+                kind: Kind::Local { dest: PathBuf::from(p) },
+                names: vec![],
+                annotations: Annotations::default(),
+                platform_split: None,
+            }),
+        };
+    }
+    let mut opts: Vec<(String, String)> = Vec::new();
+    for f in csv_fields(spec).map_err(err)? {
+        let (k, v) = f.split_once('=').ok_or_else(|| err(format!("{f:?}: expected KEY=VALUE")))?;
+        opts.push((k.trim().to_ascii_lowercase(), v.to_string()));
+    }
+    let typ = opts.iter().find(|(k, _)| k == "type").map(|(_, v)| v.clone()).ok_or_else(|| err("no type=".into()))?;
+    let mut names = Vec::new();
+    let mut anns = Vec::new();
+    let mut dest = None;
+    let mut push = typ == "registry";
+    let mut tar = true;
+    let mut split = None;
+    for (k, v) in &opts {
+        let allowed: &[&str] = match typ.as_str() {
+            "image" | "registry" => &["name", "push", "oci-mediatypes", "compression", "store"],
+            "local" | "tar" => &["dest", "platform-split"],
+            "oci" => &["dest", "name", "tar", "oci-mediatypes", "compression"],
+            "docker" => &["dest", "name", "compression"],
+            "cacheonly" => &[],
+            t => return Err(err(format!("unknown type {t:?} (image, registry, local, tar, oci, docker, cacheonly)"))),
+        };
+        if k == "type" {
+            continue;
+        }
+        if let Some(a) = Annotations::parse_option(k, v) {
+            if !matches!(typ.as_str(), "image" | "registry" | "oci" | "docker") {
+                return Err(err(format!("option {k:?}: annotations are for image, registry, oci and docker outputs")));
+            }
+            anns.push(a.map_err(err)?);
+            continue;
+        }
+        if !allowed.contains(&k.as_str()) {
+            return Err(err(format!("option {k:?} is not supported for type={typ} (slipway takes {allowed:?})")));
+        }
+        match k.as_str() {
+            "name" => names.extend(v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string)),
+            "push" => push = parse_bool(k, v).map_err(err)?,
+            "dest" => dest = Some(v.clone()),
+            "tar" => tar = parse_bool(k, v).map_err(err)?,
+            "platform-split" => split = Some(parse_bool(k, v).map_err(err)?),
+            // what slipway always writes: refused only when asked otherwise
+            "oci-mediatypes" | "store" if parse_bool(k, v).map_err(err)? => {}
+            "oci-mediatypes" => return Err(err("oci-mediatypes=false: slipway writes OCI media types only".into())),
+            "store" => return Err(err("store=false: an image output always writes the store".into())),
+            "compression" if v == "gzip" => {}
+            "compression" => return Err(err(format!("compression={v}: slipway writes gzip layers only"))),
+            _ => unreachable!("allowed above"),
+        }
+    }
+    if typ == "docker" && !tar {
+        return Err(err("tar=false is for type=oci".into()));
+    }
+    let kind = match typ.as_str() {
+        "image" | "registry" => Kind::Image { push },
+        "local" => Kind::Local {
+            dest: match dest_of("local", dest, false).map_err(err)? {
+                Dest::Path(p) => p,
+                Dest::Stdout => unreachable!("refused for local"),
+            },
+        },
+        "tar" => Kind::Tar { dest: dest_of("tar", dest, true).map_err(err)? },
+        "oci" => {
+            let d = dest_of("oci", dest, tar).map_err(err)?;
+            Kind::Oci { dest: d, tar }
+        }
+        "docker" => Kind::Docker { dest: dest_of("docker", dest, true).map_err(err)? },
+        _ => Kind::CacheOnly,
+    };
+    Ok(Output { kind, names, annotations: Annotations(anns), platform_split: split })
+}
+
+/// One platform's image of a build.
+#[derive(Debug, Clone)]
+pub struct PlatformImage {
+    pub platform: Platform,
+    pub image: Image,
+}
+
+/// What an output wrote, as BuildKit's exporter response: the manifest (or index) and its
+/// config, for `--metadata-file`.
+#[derive(Debug, Clone)]
+pub struct Written {
+    pub descriptor: Descriptor,
+    pub config_digest: Option<String>,
+    pub names: Vec<String>,
+}
+
+/// The manifest of `img`'s config and layers with `annotations` (the same image ID; another
+/// manifest digest when there are annotations).
+pub fn annotated(store: &Store, img: &Image, annotations: BTreeMap<String, String>) -> Result<Image, StoreError> {
+    if annotations.is_empty() || annotations == img.manifest.annotations {
+        return Ok(img.clone());
+    }
+    let mut m = img.manifest.clone();
+    m.annotations = annotations;
+    let (d, _) = store.put_json(&m)?;
+    store.image_by_manifest(&d)
+}
+
+/// An OCI index over `images` (each descriptor with its platform), with `annotations`; written
+/// to the store. Returns its descriptor.
+pub fn put_index(
+    store: &Store,
+    images: &[PlatformImage],
+    descriptor_annotations: &dyn Fn(&Platform) -> BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+) -> Result<Descriptor, StoreError> {
+    let mut manifests = Vec::new();
+    for pi in images {
+        let mut d = store.manifest_descriptor(&pi.image)?;
+        d.annotations = descriptor_annotations(&pi.platform);
+        d.platform = Some(platform_json(&pi.platform));
+        manifests.push(d);
+    }
+    let idx = Index { schema_version: 2, media_type: image::MT_INDEX.into(), manifests, annotations };
+    let (digest, size) = store.put_json(&idx)?;
+    Ok(Descriptor { media_type: image::MT_INDEX.into(), digest, size, annotations: Default::default(), platform: None })
+}
+
+/// The `platform` object of an index entry.
+pub fn platform_json(p: &Platform) -> serde_json::Value {
+    let mut v = serde_json::json!({"architecture": p.architecture, "os": p.os});
+    if let Some(var) = &p.variant {
+        v["variant"] = serde_json::json!(var);
+    }
+    v
+}
+
+/// `os_arch[_variant]`: the directory (or tar prefix) of a platform when outputs split them,
+/// as BuildKit names it.
+pub fn platform_dir(p: &Platform) -> String {
+    p.to_string().replace('/', "_")
+}
+
+/// Writes the flattened filesystem of `img` (its layers applied in order, whiteouts deleting)
+/// into the new directory `dir`.
+fn flatten(store: &Store, img: &Image, dir: &Path) -> Result<(), StoreError> {
+    fs::create_dir_all(dir).map_err(io_err("create", dir))?;
+    for l in &img.manifest.layers {
+        let p = store.blob_path(&l.digest);
+        let r = layer::open_decompressed(&p).map_err(io_err("open", &p))?;
+        layer::extract(r, dir, Whiteouts::Apply).map_err(io_err("extract layer", &p))?;
+    }
+    Ok(())
+}
+
+/// Sets the mtime of everything under `dir` (itself included) to `t`, symlinks themselves.
+fn set_mtimes(dir: &Path, t: u64) -> Result<(), StoreError> {
+    let ts = nix::sys::time::TimeSpec::new(t as i64, 0);
+    // children first: setting a directory's time before its children would be undone by nothing,
+    // but the walk order keeps it simple to reason about
+    for e in walkdir::WalkDir::new(dir).contents_first(true) {
+        let e = e.map_err(|e| StoreError::Io { op: "walk", path: dir.to_path_buf(), err: io::Error::other(e) })?;
+        nix::sys::stat::utimensat(None, e.path(), &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+            .map_err(|err| StoreError::Io { op: "set times of", path: e.path().to_path_buf(), err: err.into() })?;
+    }
+    Ok(())
+}
+
+/// Moves the entries of `from` into `to`, BuildKit's local exporter merge: what the image
+/// has replaces what is there, directories merge, other files in `to` stay.
+fn merge_into(from: &Path, to: &Path) -> Result<(), StoreError> {
+    for e in fs::read_dir(from).map_err(io_err("read dir", from))? {
+        let e = e.map_err(io_err("read dir", from))?;
+        let src = e.path();
+        let dst = to.join(e.file_name());
+        let src_dir = e.file_type().map_err(io_err("stat", &src))?.is_dir();
+        match fs::symlink_metadata(&dst) {
+            Ok(md) if md.is_dir() && src_dir => {
+                merge_into(&src, &dst)?;
+                // the directory's own metadata is the image's
+                let smd = fs::symlink_metadata(&src).map_err(io_err("stat", &src))?;
+                fs::set_permissions(&dst, smd.permissions()).map_err(io_err("chmod", &dst))?;
+                let _ = nix::unistd::chown(&dst, Some(smd.uid().into()), Some(smd.gid().into()));
+                let at = nix::sys::time::TimeSpec::new(smd.atime(), smd.atime_nsec());
+                let mt = nix::sys::time::TimeSpec::new(smd.mtime(), smd.mtime_nsec());
+                let _ =
+                    nix::sys::stat::utimensat(None, &dst, &at, &mt, nix::sys::stat::UtimensatFlags::NoFollowSymlink);
+                continue;
+            }
+            Ok(md) if md.is_dir() => fs::remove_dir_all(&dst).map_err(io_err("remove", &dst))?,
+            Ok(_) => fs::remove_file(&dst).map_err(io_err("remove", &dst))?,
+            Err(_) => {}
+        }
+        fs::rename(&src, &dst).map_err(io_err("rename into place", &dst))?;
+    }
+    Ok(())
+}
+
+/// `type=local`: the filesystem of each image into `dest` (a directory per platform when
+/// `split`). `epoch`: SOURCE_DATE_EPOCH, which BuildKit sets as every file's mtime.
+pub fn write_local(
+    images: &[PlatformImage],
+    store: &Store,
+    dest: &Path,
+    split: bool,
+    epoch: Option<u64>,
+) -> Result<(), StoreError> {
+    let dest = std::path::absolute(dest).map_err(io_err("resolve", dest))?;
+    fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
+    // unpacked beside the destination (same filesystem, so entries move by rename), removed on
+    // success and on failure
+    let name = dest.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dest.with_file_name(format!(".{name}.slipway-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&tmp);
+    let res = (|| {
+        for pi in images {
+            let root = if split { tmp.join(platform_dir(&pi.platform)) } else { tmp.clone() };
+            flatten(store, &pi.image, &root)?;
+            if let Some(t) = epoch {
+                set_mtimes(&root, t)?;
+            }
+        }
+        merge_into(&tmp, &dest)
+    })();
+    let _ = fs::remove_dir_all(&tmp);
+    res
+}
+
+/// `type=tar`: the filesystem of each image as one tar (a directory per platform when
+/// `split`), entries in path order.
+pub fn write_tar(
+    images: &[PlatformImage],
+    store: &Store,
+    dest: &Dest,
+    split: bool,
+    epoch: Option<u64>,
+) -> Result<(), StoreError> {
+    let t = store.tempdir("export")?;
+    for pi in images {
+        let root = if split { t.path.join("fs").join(platform_dir(&pi.platform)) } else { t.path.join("fs") };
+        flatten(store, &pi.image, &root)?;
+    }
+    let fsroot = t.path.join("fs");
+    let shown = PathBuf::from(dest.to_string());
+    let w = |err: io::Error| StoreError::Io { op: "write", path: shown.clone(), err };
+    match dest {
+        Dest::Stdout => {
+            let out = io::BufWriter::new(io::stdout().lock());
+            let mut out = tar_tree(&fsroot, epoch, out).map_err(w)?;
+            out.flush().map_err(w)
+        }
+        Dest::Path(p) => write_file_atomic(p, |f| tar_tree(&fsroot, epoch, f).map(drop)),
+    }
+}
+
+/// Writes `p` through a temp file beside it, renamed into place once complete.
+fn write_file_atomic(
+    p: &Path,
+    body: impl FnOnce(&mut io::BufWriter<fs::File>) -> io::Result<()>,
+) -> Result<(), StoreError> {
+    let name = p.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = p.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    let res = (|| {
+        let f = fs::File::create(&tmp)?;
+        let mut b = io::BufWriter::new(f);
+        body(&mut b)?;
+        let f = b.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all()?;
+        fs::rename(&tmp, p)
+    })();
+    if res.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    res.map_err(io_err("write", p))
+}
+
+/// A tar of the tree at `root` (its contents, not itself), in path order, with owners, modes
+/// and mtimes (or `epoch`) as they are; hard links kept as links.
+fn tar_tree<W: Write>(root: &Path, epoch: Option<u64>, w: W) -> io::Result<W> {
+    let mut b = tar::Builder::new(w);
+    b.mode(tar::HeaderMode::Complete);
+    b.follow_symlinks(false);
+    let mut links: BTreeMap<(u64, u64), PathBuf> = BTreeMap::new();
+    let walker = walkdir::WalkDir::new(root).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name()));
+    for e in walker {
+        let e = e.map_err(io::Error::other)?;
+        let rel = e.path().strip_prefix(root).map_err(io::Error::other)?.to_path_buf();
+        let md = fs::symlink_metadata(e.path())?;
+        let mut h = tar::Header::new_gnu();
+        h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
+        if let Some(t) = epoch {
+            h.set_mtime(t);
+        }
+        let ft = md.file_type();
+        if ft.is_file() && md.nlink() > 1 {
+            if let Some(first) = links.get(&(md.dev(), md.ino())) {
+                h.set_entry_type(tar::EntryType::Link);
+                h.set_size(0);
+                b.append_link(&mut h, &rel, first)?;
+                continue;
+            }
+            links.insert((md.dev(), md.ino()), rel.clone());
+        }
+        if ft.is_symlink() {
+            let target = fs::read_link(e.path())?;
+            b.append_link(&mut h, &rel, target)?;
+        } else if ft.is_file() {
+            let f = fs::File::open(e.path())?;
+            b.append_data(&mut h, &rel, f)?;
+        } else {
+            // directories, devices and fifos: the header says it all
+            h.set_size(0);
+            b.append_data(&mut h, &rel, io::empty())?;
+        }
+    }
+    b.into_inner()
+}
+
+/// `type=oci` / `type=docker`: an archive (or, for oci with `tar=false`, a layout directory)
+/// of the image, or of the index over several platforms, named `names`. Returns the top
+/// descriptor written in the archive's index.json.
+#[allow(clippy::too_many_arguments)]
+pub fn write_archive(
+    store: &Store,
+    top: &archive::Top,
+    names: &[String],
+    descriptor_annotations: BTreeMap<String, String>,
+    dest: &Dest,
+    tar: bool,
+    format: archive::Format,
+) -> Result<Descriptor, StoreError> {
+    let opts = archive::Export { names, descriptor_annotations };
+    match (dest, tar) {
+        (Dest::Stdout, _) => {
+            let out = io::BufWriter::new(io::stdout().lock());
+            let (mut out, d) = archive::export(store, top, &opts, out, Path::new("stdout"), format)?;
+            out.flush().map_err(io_err("write", Path::new("stdout")))?;
+            Ok(d)
+        }
+        (Dest::Path(p), true) => {
+            let mut desc = None;
+            let mut failed = None;
+            write_file_atomic(p, |f| match archive::export(store, top, &opts, f, p, format) {
+                Ok((_, d)) => {
+                    desc = Some(d);
+                    Ok(())
+                }
+                Err(e) => {
+                    let m = e.to_string();
+                    failed = Some(e);
+                    Err(io::Error::other(m))
+                }
+            })
+            .map_err(|e| failed.take().unwrap_or(e))?;
+            desc.ok_or_else(|| StoreError::Io {
+                op: "write",
+                path: p.clone(),
+                err: io::Error::other("no index written"),
+            })
+        }
+        (Dest::Path(p), false) => archive::export_dir(store, top, &opts, p),
+    }
+}
+
+/// What `export` needs besides the images.
+#[derive(Debug, Clone, Default)]
+pub struct Request<'a> {
+    pub outputs: &'a [Output],
+    /// `-t`: the names of image, oci and docker outputs that give no `name=`.
+    pub tags: &'a [String],
+    /// `--annotation`s (every output gets them).
+    pub annotations: &'a [Annotation],
+    /// `--push`: image outputs push (and without one, an image output is added).
+    pub push: bool,
+    /// SOURCE_DATE_EPOCH when given: local and tar outputs set every mtime to it.
+    pub epoch: Option<u64>,
+    /// The image's `created`, BuildKit's `org.opencontainers.image.created` of archive entries.
+    pub created: String,
+}
+
+/// What `export` did.
+#[derive(Debug, Clone, Default)]
+pub struct Exported {
+    /// The names set in the store.
+    pub names: Vec<String>,
+    /// The store names to push.
+    pub push: Vec<String>,
+    /// Manifests (or indexes) written to the store, for the record of the cache keys that
+    /// built them (`prune` keeps their cache).
+    pub manifests: Vec<Descriptor>,
+    /// BuildKit's exporter response keys (`--metadata-file`).
+    pub metadata: BTreeMap<String, serde_json::Value>,
+}
+
+/// The outputs a build writes: `--output`s, or the store under the `-t` names when none.
+pub fn outputs(req: &Request) -> Vec<Output> {
+    let mut outs: Vec<Output> = req.outputs.to_vec();
+    if outs.is_empty() || (req.push && !outs.iter().any(|o| matches!(o.kind, Kind::Image { .. }))) {
+        outs.push(Output {
+            kind: Kind::Image { push: false },
+            names: vec![],
+            annotations: Annotations::default(),
+            platform_split: None,
+        });
+    }
+    for o in &mut outs {
+        if let Kind::Image { push } = &mut o.kind {
+            *push |= req.push;
+        }
+        if o.names.is_empty() && matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. }) {
+            o.names = req.tags.to_vec();
+        }
+        o.annotations.0.extend(req.annotations.iter().cloned());
+    }
+    outs
+}
+
+/// Whether an output writes to stdout (the log then goes to stderr).
+pub fn writes_stdout(outs: &[Output]) -> bool {
+    outs.iter().any(|o| {
+        matches!(
+            &o.kind,
+            Kind::Tar { dest: Dest::Stdout }
+                | Kind::Oci { dest: Dest::Stdout, .. }
+                | Kind::Docker { dest: Dest::Stdout }
+        )
+    })
+}
+
+/// Checks the outputs before a build runs: names are image references, annotations fit the
+/// number of platforms, at most one output writes stdout.
+pub fn check(outs: &[Output], platforms: usize) -> Result<(), String> {
+    let mut stdout = 0;
+    for o in outs {
+        if matches!(o.kind, Kind::Image { push: true }) && o.names.is_empty() {
+            return Err("--push: no name to push (give -t NAME, or name= in the --output)".into());
+        }
+        if matches!(o.kind, Kind::Image { .. }) {
+            for n in &o.names {
+                crate::store::normalize_ref(n).map_err(|e| format!("output name {n:?}: {e}"))?;
+            }
+        }
+        if platforms < 2 {
+            o.annotations.check_single()?;
+        }
+        if platforms > 1 && matches!(o.kind, Kind::Docker { .. }) {
+            return Err("type=docker: docker exporter does not currently support exporting manifest lists".into());
+        }
+        if matches!(
+            &o.kind,
+            Kind::Tar { dest: Dest::Stdout }
+                | Kind::Oci { dest: Dest::Stdout, .. }
+                | Kind::Docker { dest: Dest::Stdout }
+        ) {
+            stdout += 1;
+        }
+    }
+    if stdout > 1 {
+        return Err("more than one output writes to stdout".into());
+    }
+    Ok(())
+}
+
+fn descriptor_json(d: &Descriptor) -> serde_json::Value {
+    let mut v = serde_json::json!({"mediaType": d.media_type, "digest": d.digest, "size": d.size});
+    if !d.annotations.is_empty() {
+        v["annotations"] = serde_json::json!(d.annotations);
+    }
+    v
+}
+
+/// Writes the build's result to each output. `images` holds one image per platform built
+/// (`multi`: several were asked for, so image and oci outputs get an index).
+pub fn export(
+    store: &Store,
+    images: &[PlatformImage],
+    multi: bool,
+    outs: &[Output],
+    req: &Request,
+    log: &mut dyn FnMut(&str),
+) -> Result<Exported, StoreError> {
+    let mut done = Exported::default();
+    for o in outs {
+        let split = o.platform_split.unwrap_or(multi);
+        match &o.kind {
+            Kind::CacheOnly => {}
+            Kind::Local { dest } => {
+                log(&format!("exporting to directory {}", dest.display()));
+                write_local(images, store, dest, split, req.epoch)?;
+            }
+            Kind::Tar { dest } => {
+                log(&format!("exporting to tar {dest}"));
+                write_tar(images, store, dest, split, req.epoch)?;
+            }
+            Kind::Image { push } => {
+                let imgs = annotate_all(store, images, o)?;
+                let (mut desc, config) = if multi {
+                    let d = put_index(
+                        store,
+                        &imgs,
+                        &|p| o.annotations.manifest_descriptor(Some(p)),
+                        o.annotations.index(),
+                    )?;
+                    (d, None)
+                } else {
+                    let img = &imgs[0].image;
+                    (store.manifest_descriptor(img)?, Some(img.config_digest.clone()))
+                };
+                desc.annotations = if multi {
+                    o.annotations.index_descriptor()
+                } else {
+                    o.annotations.manifest_descriptor(Some(&imgs[0].platform))
+                };
+                let mut full = Vec::new();
+                for n in &o.names {
+                    let n = crate::store::normalize_ref(n)?;
+                    store.set_ref(&n, desc.clone())?;
+                    full.push(archive::docker_full_name(&n));
+                    if *push {
+                        done.push.push(n.clone());
+                    }
+                    done.names.push(n);
+                }
+                if o.names.is_empty() {
+                    // docker keeps an untagged build as a dangling image: its ID works until rmi/prune
+                    store.add_unnamed(desc.clone())?;
+                }
+                done.manifests.push(desc.clone());
+                if let Some(c) = config {
+                    done.metadata.insert("containerimage.config.digest".into(), c.into());
+                }
+                done.metadata.insert("containerimage.digest".into(), desc.digest.clone().into());
+                done.metadata.insert("containerimage.descriptor".into(), descriptor_json(&desc));
+                if !full.is_empty() {
+                    done.metadata.insert("image.name".into(), full.join(",").into());
+                }
+            }
+            Kind::Oci { dest, tar } => {
+                log(&format!("exporting to OCI image format {dest}"));
+                archive_output(store, images, multi, o, req, dest, *tar, archive::Format::Oci, &mut done)?
+            }
+            Kind::Docker { dest } => {
+                log(&format!("exporting to docker image format {dest}"));
+                archive_output(store, images, multi, o, req, dest, true, archive::Format::Docker, &mut done)?
+            }
+        }
+    }
+    Ok(done)
+}
+
+/// The images with `o`'s manifest annotations.
+fn annotate_all(store: &Store, images: &[PlatformImage], o: &Output) -> Result<Vec<PlatformImage>, StoreError> {
+    images
+        .iter()
+        .map(|pi| {
+            Ok(PlatformImage {
+                platform: pi.platform.clone(),
+                image: annotated(store, &pi.image, o.annotations.manifest(Some(&pi.platform)))?,
+            })
+        })
+        .collect()
+}
+
+/// An oci or docker output.
+#[allow(clippy::too_many_arguments)]
+fn archive_output(
+    store: &Store,
+    images: &[PlatformImage],
+    multi: bool,
+    o: &Output,
+    req: &Request,
+    dest: &Dest,
+    tar: bool,
+    format: archive::Format,
+    done: &mut Exported,
+) -> Result<(), StoreError> {
+    let imgs = annotate_all(store, images, o)?;
+    let mut dann = if multi {
+        o.annotations.index_descriptor()
+    } else {
+        o.annotations.manifest_descriptor(Some(&imgs[0].platform))
+    };
+    dann.insert("org.opencontainers.image.created".into(), req.created.clone());
+    let top = if multi {
+        let index = put_index(store, &imgs, &|p| o.annotations.manifest_descriptor(Some(p)), o.annotations.index())?;
+        archive::Top::Index { index, images: imgs.iter().map(|p| p.image.clone()).collect() }
+    } else {
+        archive::Top::Image(&imgs[0].image)
+    };
+    let names: Vec<String> = o.names.iter().map(|n| crate::store::normalize_ref(n)).collect::<Result<_, _>>()?;
+    let desc = write_archive(store, &top, &names, dann, dest, tar, format)?;
+    if !multi {
+        done.metadata.insert("containerimage.config.digest".into(), imgs[0].image.config_digest.clone().into());
+    }
+    done.metadata.insert("containerimage.digest".into(), desc.digest.clone().into());
+    done.metadata.insert("containerimage.descriptor".into(), descriptor_json(&desc));
+    if !names.is_empty() {
+        let full: Vec<String> = names.iter().map(|n| archive::docker_full_name(n)).collect();
+        done.metadata.insert("image.name".into(), full.join(",").into());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Platform {
+        Platform::parse(s).unwrap()
+    }
+
+    #[test]
+    fn outputs_parse_as_buildx_reads_them() {
+        // (spec, the kind, names) — buildx's shorthands and each type's keys
+        let o = parse("out").unwrap();
+        assert_eq!(o.kind, Kind::Local { dest: "out".into() });
+        assert_eq!(parse("-").unwrap().kind, Kind::Tar { dest: Dest::Stdout });
+        assert_eq!(parse("type=local,dest=a/b").unwrap().kind, Kind::Local { dest: "a/b".into() });
+        assert_eq!(parse("type=tar,dest=x.tar").unwrap().kind, Kind::Tar { dest: Dest::Path("x.tar".into()) });
+        assert_eq!(parse("type=oci,dest=-").unwrap().kind, Kind::Oci { dest: Dest::Stdout, tar: true });
+        assert_eq!(
+            parse("type=oci,dest=lay,tar=false").unwrap().kind,
+            Kind::Oci { dest: Dest::Path("lay".into()), tar: false }
+        );
+        let o = parse("type=image,\"name=a:1,b:2\",push=true").unwrap();
+        assert_eq!((o.kind, o.names), (Kind::Image { push: true }, vec!["a:1".to_string(), "b:2".to_string()]));
+        assert_eq!(parse("type=registry,name=r/x").unwrap().kind, Kind::Image { push: true });
+        assert_eq!(parse("type=cacheonly").unwrap().kind, Kind::CacheOnly);
+        let o = parse("type=oci,dest=x,annotation.org.a=1,annotation-index.b=2,annotation-manifest[linux/arm64].c=3")
+            .unwrap();
+        assert_eq!(o.annotations.0.len(), 3);
+        assert_eq!(o.annotations.0[1].kind, AnnotationKind::Index);
+        assert_eq!(o.annotations.0[2].platform, Some(p("linux/arm64")));
+        assert_eq!(o.annotations.0[2].key, "c");
+        // refused, naming what
+        for (bad, says) in [
+            ("type=local", "dest= is needed"),
+            ("type=local,dest=-", "stdout"),
+            ("type=image,unpack=true", "\"unpack\" is not supported"),
+            ("type=image,compression=zstd", "gzip"),
+            ("type=image,oci-mediatypes=false", "OCI media types"),
+            ("type=docker,dest=x,tar=false", "tar=false"),
+            ("type=nope", "unknown type"),
+            ("dest=x", "no type="),
+            ("type=local,dest=x,annotation.a=1", "annotations are for"),
+            ("type=oci,dest=x,\"name=a", "unclosed quote"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn annotation_flags_as_buildx() {
+        let a = Annotations::parse_flag("org.opencontainers.image.title=hello").unwrap();
+        assert_eq!(
+            (a[0].kind, a[0].key.as_str(), a[0].value.as_str()),
+            (AnnotationKind::Manifest, "org.opencontainers.image.title", "hello")
+        );
+        let a = Annotations::parse_flag("index,manifest-descriptor:k=v=w").unwrap();
+        assert_eq!(
+            a.iter().map(|a| a.kind).collect::<Vec<_>>(),
+            [AnnotationKind::Index, AnnotationKind::ManifestDescriptor]
+        );
+        assert_eq!(a[0].value, "v=w");
+        let a = Annotations::parse_flag("manifest[linux/amd64]:k=v").unwrap();
+        assert_eq!(a[0].platform, Some(p("linux/amd64")));
+        // a key with a colon and no type prefix stays whole; a word before a colon is a type
+        let a = Annotations::parse_flag("com.example:x=1").unwrap();
+        assert_eq!((a[0].kind, a[0].key.as_str()), (AnnotationKind::Manifest, "com.example:x"));
+        let e = Annotations::parse_flag("weird:x=1").unwrap_err();
+        assert!(e.contains("unknown annotation type"), "{e}");
+        assert!(Annotations::parse_flag("novalue").is_err());
+        let all = Annotations(
+            [Annotations::parse_flag("a=1").unwrap(), Annotations::parse_flag("manifest[linux/arm64]:b=2").unwrap()]
+                .concat(),
+        );
+        assert_eq!(all.manifest(Some(&p("linux/amd64"))).len(), 1);
+        assert_eq!(all.manifest(Some(&p("linux/arm64"))).len(), 2);
+        assert!(all.check_single().is_ok());
+        let idx = Annotations(Annotations::parse_flag("index:x=1").unwrap());
+        assert!(idx.check_single().unwrap_err().contains("single platform"));
+    }
+
+    #[test]
+    fn csv_as_go_reads_it() {
+        assert_eq!(csv_fields("a=1,b=2").unwrap(), ["a=1", "b=2"]);
+        assert_eq!(csv_fields("\"name=a,b\",c").unwrap(), ["name=a,b", "c"]);
+        assert_eq!(csv_fields("\"x=\"\"q\"\"\"").unwrap(), ["x=\"q\""]);
+        assert!(csv_fields("\"a\"b").is_err());
+    }
+
+    #[test]
+    fn tar_trees_are_ordered_and_keep_links() {
+        let t = tempfile::tempdir().unwrap();
+        let r = t.path();
+        fs::create_dir_all(r.join("b/c")).unwrap();
+        fs::write(r.join("b/c/f"), "x").unwrap();
+        fs::write(r.join("a"), "y").unwrap();
+        fs::hard_link(r.join("a"), r.join("z")).unwrap();
+        std::os::unix::fs::symlink("a", r.join("s")).unwrap();
+        let out = tar_tree(r, Some(7), Vec::new()).unwrap();
+        let mut ar = tar::Archive::new(&out[..]);
+        let got: Vec<(String, tar::EntryType, u64)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                (e.path().unwrap().to_string_lossy().into_owned(), e.header().entry_type(), e.header().mtime().unwrap())
+            })
+            .collect();
+        let names: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+        assert_eq!(names, ["a", "b", "b/c", "b/c/f", "s", "z"]);
+        assert_eq!(got[5].1, tar::EntryType::Link);
+        assert_eq!(got[4].1, tar::EntryType::Symlink);
+        assert!(got.iter().all(|g| g.2 == 7));
+    }
+}

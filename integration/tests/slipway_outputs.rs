@@ -1,0 +1,371 @@
+//! `slipway build --output` (local, tar, oci, docker, image), `--metadata-file`,
+//! `--annotation` and SOURCE_DATE_EPOCH, checked in what the outputs wrote: the directory, the
+//! tar, the OCI layout as skopeo reads it, the docker-archive as `slipway load` reads it, and
+//! docker 20.10's BuildKit writing the same Dockerfile where it can.
+
+use integration::engines::{have, Engine, Kind};
+use integration::slipway::{read_saved, store_listing, tar_files, Slipway};
+use std::collections::BTreeMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+fn json(p: &Path) -> serde_json::Value {
+    serde_json::from_slice(&fs::read(p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())))
+        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// The JSON of one blob of an OCI layout tar's files.
+fn blob(files: &BTreeMap<String, Vec<u8>>, digest: &str) -> serde_json::Value {
+    let p = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+    serde_json::from_slice(files.get(&p).unwrap_or_else(|| panic!("{p} in the layout"))).expect("blob json")
+}
+
+const APP: &str = "FROM base:1\nRUN echo hi > /hello && mkdir -p /d && ln -s ../hello /d/link\nCOPY f.txt /f.txt\n";
+
+#[test]
+fn local_tar_oci_and_docker_outputs_hold_the_image() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let ctx = s.context("app", &[("Dockerfile", APP), ("f.txt", "from the context\n")]);
+    let d = s.dir.path();
+    let (local, tar, oci, docker) = (d.join("local"), d.join("fs.tar"), d.join("oci.tar"), d.join("docker.tar"));
+    let iid = d.join("iid");
+    s.build(
+        &ctx,
+        "out:1",
+        &[
+            "--output",
+            &format!("type=local,dest={}", local.display()),
+            "-o",
+            &format!("type=tar,dest={}", tar.display()),
+            "-o",
+            &format!("type=oci,dest={}", oci.display()),
+            "-o",
+            &format!("type=docker,dest={}", docker.display()),
+            "--iidfile",
+            &iid.to_string_lossy(),
+        ],
+    )
+    .ok();
+    let id = fs::read_to_string(&iid).unwrap();
+
+    // local: the image's filesystem, base layers and all, owners and links as in the image
+    assert_eq!(fs::read_to_string(local.join("hello")).unwrap(), "hi\n");
+    assert_eq!(fs::read_to_string(local.join("f.txt")).unwrap(), "from the context\n");
+    assert!(local.join("bin/busybox").is_file());
+    assert_eq!(fs::read_link(local.join("d/link")).unwrap().to_string_lossy(), "../hello");
+    assert!(fs::read_to_string(local.join("etc/passwd")).unwrap().contains("bob:x:1000"));
+
+    // tar: the same files
+    let files = tar_files(&tar);
+    assert_eq!(files.get("hello").map(Vec::as_slice), Some(&b"hi\n"[..]));
+    assert_eq!(files.get("f.txt").map(Vec::as_slice), Some(&b"from the context\n"[..]));
+    assert!(files.contains_key("bin/busybox"));
+
+    // oci: a layout skopeo reads, named as BuildKit names it, the image's config
+    let files = tar_files(&oci);
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    let entry = &index["manifests"][0];
+    assert_eq!(entry["annotations"]["io.containerd.image.name"], "docker.io/library/out:1");
+    assert_eq!(entry["annotations"]["org.opencontainers.image.ref.name"], "1");
+    assert_eq!(entry["annotations"]["org.opencontainers.image.created"], "1970-01-01T00:00:00Z");
+    let manifest = blob(&files, entry["digest"].as_str().unwrap());
+    assert_eq!(manifest["config"]["digest"], id.as_str());
+    if have("skopeo") {
+        let out = std::process::Command::new("skopeo")
+            .args(["inspect", "--config", &format!("oci-archive:{}", oci.display())])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "skopeo: {}", String::from_utf8_lossy(&out.stderr));
+        let cfg: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(cfg["architecture"], "amd64");
+        assert_eq!(cfg["rootfs"]["diff_ids"].as_array().unwrap().len(), 5);
+    } else {
+        integration::skip("skopeo not installed: the OCI layout output is not read by skopeo");
+    }
+
+    // docker: a docker-archive another store loads under the name, with the same image ID
+    let saved = read_saved(&docker);
+    assert_eq!(saved.repo_tags, ["out:1"]);
+    assert_eq!(saved.id(), id);
+    let other = Slipway::new();
+    let loaded = other.run(&["load", "-i", &docker.to_string_lossy()]).ok();
+    assert!(loaded.stdout.contains("Loaded image: out:1"), "{}", loaded.stdout);
+
+    // with outputs and no type=image, the store names nothing
+    let r = s.run(&["inspect", "out:1"]);
+    assert_ne!(r.code, 0, "out:1 must not be in the store: {}", r.stdout);
+}
+
+#[test]
+fn image_output_names_and_the_metadata_file() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let ctx = s.context("app", &[("Dockerfile", APP), ("f.txt", "x\n")]);
+    let meta = s.dir.path().join("meta.json");
+    let iid = s.dir.path().join("iid");
+    // name= wins over -t, as BuildKit's image exporter takes it
+    s.build(
+        &ctx,
+        "ignored:1",
+        &[
+            "--output",
+            "type=image,\"name=a:1,b/c:2\"",
+            "--metadata-file",
+            &meta.to_string_lossy(),
+            "--iidfile",
+            &iid.to_string_lossy(),
+        ],
+    )
+    .ok();
+    let id = fs::read_to_string(&iid).unwrap();
+    let index = json(&s.root().join("index.json"));
+    let named = |n: &str| {
+        index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == n)
+            .cloned()
+    };
+    let a = named("a:1").expect("a:1 in the store");
+    assert_eq!(named("b/c:2").expect("b/c:2 in the store")["digest"], a["digest"]);
+    assert!(named("ignored:1").is_none(), "-t is not used when name= is given");
+    // BuildKit's keys, as buildx writes them
+    let m = json(&meta);
+    assert_eq!(m["containerimage.config.digest"], id.as_str());
+    assert_eq!(m["containerimage.digest"], a["digest"]);
+    assert_eq!(m["containerimage.descriptor"]["digest"], a["digest"]);
+    assert_eq!(m["containerimage.descriptor"]["size"], a["size"]);
+    assert_eq!(m["containerimage.descriptor"]["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert_eq!(m["image.name"], "docker.io/library/a:1,docker.io/b/c:2");
+
+    // the default output is the store under -t; local outputs give no image keys
+    s.build(&ctx, "def:1", &["--metadata-file", &meta.to_string_lossy()]).ok();
+    assert_eq!(json(&meta)["image.name"], "docker.io/library/def:1");
+    let local = s.dir.path().join("l");
+    s.build(&ctx, "def:1", &["-o", &local.to_string_lossy(), "--metadata-file", &meta.to_string_lossy()]).ok();
+    assert_eq!(json(&meta), serde_json::json!({}));
+}
+
+#[test]
+fn local_output_merges_and_tar_goes_to_stdout() {
+    let s = Slipway::new();
+    let ctx = s.context(
+        "scratch",
+        &[("Dockerfile", "FROM scratch\nCOPY a /a\nCOPY sub /sub\n"), ("a", "new"), ("sub/x", "x")],
+    );
+    let out = s.dir.path().join("out");
+    fs::create_dir_all(out.join("sub")).unwrap();
+    fs::write(out.join("a"), "old").unwrap();
+    fs::write(out.join("keep"), "mine").unwrap();
+    fs::write(out.join("sub/y"), "mine too").unwrap();
+    // `-o DIR` is type=local: what the image has replaces what is there, the rest stays
+    s.build(&ctx, "m:1", &["-o", &out.to_string_lossy()]).ok();
+    assert_eq!(fs::read_to_string(out.join("a")).unwrap(), "new");
+    assert_eq!(fs::read_to_string(out.join("sub/x")).unwrap(), "x");
+    assert_eq!(fs::read_to_string(out.join("keep")).unwrap(), "mine");
+    assert_eq!(fs::read_to_string(out.join("sub/y")).unwrap(), "mine too");
+    let leftovers: Vec<_> = fs::read_dir(s.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".slipway-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    // `-o -`: a tar on stdout, the log on stderr
+    let r = s.run(&["build", "--progress", "plain", "-o", "-", &ctx.to_string_lossy()]).ok();
+    assert!(r.stderr.contains("Step 2/3 : COPY a /a"), "{}", r.stderr);
+    let mut ar = tar::Archive::new(r.stdout.as_bytes());
+    let names: Vec<String> =
+        ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["a", "sub", "sub/x"]);
+}
+
+#[test]
+fn annotations_go_where_buildkit_puts_them() {
+    let s = Slipway::new();
+    let ctx = s.context("ann", &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "1")]);
+    let d = s.dir.path();
+    let (plain, annotated) = (d.join("plain.tar"), d.join("annotated.tar"));
+    s.build(&ctx, "p:1", &["-o", &format!("type=oci,dest={}", plain.display())]).ok();
+    s.build(
+        &ctx,
+        "p:1",
+        &[
+            "-o",
+            &format!("type=oci,dest={},annotation.from-output=yes", annotated.display()),
+            "--annotation",
+            "org.opencontainers.image.title=hello",
+            "--annotation",
+            "manifest-descriptor:com.example.d=1",
+        ],
+    )
+    .ok();
+    let (p, a) = (tar_files(&plain), tar_files(&annotated));
+    let pi: serde_json::Value = serde_json::from_slice(&p["index.json"]).unwrap();
+    let ai: serde_json::Value = serde_json::from_slice(&a["index.json"]).unwrap();
+    let pm = blob(&p, pi["manifests"][0]["digest"].as_str().unwrap());
+    let am = blob(&a, ai["manifests"][0]["digest"].as_str().unwrap());
+    // the manifest carries them (another manifest digest), the image ID stays
+    assert_eq!(am["annotations"]["org.opencontainers.image.title"], "hello");
+    assert_eq!(am["annotations"]["from-output"], "yes");
+    assert!(pm.get("annotations").is_none(), "{pm}");
+    assert_eq!(am["config"], pm["config"]);
+    assert_ne!(ai["manifests"][0]["digest"], pi["manifests"][0]["digest"]);
+    // manifest-descriptor: the index.json entry
+    assert_eq!(ai["manifests"][0]["annotations"]["com.example.d"], "1");
+
+    // into the store too: `save --format oci` hands out the annotated manifest
+    s.build(&ctx, "st:1", &["--annotation", "org.opencontainers.image.title=stored"]).ok();
+    let saved = d.join("saved.tar");
+    s.run(&["save", "--format", "oci", "st:1", "-o", &saved.to_string_lossy()]).ok();
+    let f = tar_files(&saved);
+    let si: serde_json::Value = serde_json::from_slice(&f["index.json"]).unwrap();
+    assert_eq!(
+        blob(&f, si["manifests"][0]["digest"].as_str().unwrap())["annotations"]["org.opencontainers.image.title"],
+        "stored"
+    );
+
+    // index annotations need an index: refused for one platform, before anything is built
+    let before = store_listing(&s.root());
+    let r = s.build(&ctx, "st:2", &["--annotation", "index:k=v"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("index annotations not supported for single platform export"), "{}", r.stderr);
+    assert_eq!(store_listing(&s.root()), before);
+}
+
+#[test]
+fn bad_outputs_are_refused_before_the_build() {
+    let s = Slipway::new();
+    let ctx = s.context("bad", &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "1")]);
+    s.run(&["images"]).ok();
+    let before = store_listing(&s.root());
+    for (args, says) in [
+        (vec!["-o", "type=nope"], "unknown type \"nope\""),
+        (vec!["-o", "type=local"], "dest= is needed"),
+        (vec!["-o", "type=image,unpack=true"], "option \"unpack\" is not supported for type=image"),
+        (vec!["-o", "type=image,compression=zstd"], "gzip"),
+        (vec!["--annotation", "nokey"], "expected KEY=VALUE"),
+        (vec!["--annotation", "weird:k=v"], "unknown annotation type"),
+        (vec!["-o", "type=tar,dest=-", "-o", "type=oci,dest=-"], "more than one output writes to stdout"),
+    ] {
+        let r = s.build(&ctx, "bad:1", &args);
+        assert_ne!(r.code, 0, "{args:?} must fail");
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+        assert_eq!(store_listing(&s.root()), before, "{args:?} left something in the store");
+    }
+    // push needs a name (no -t here)
+    let r = s.run(&["build", "-o", "type=image,push=true", &ctx.to_string_lossy()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no name to push"), "{}", r.stderr);
+    assert_eq!(store_listing(&s.root()), before);
+}
+
+#[test]
+fn source_date_epoch_as_a_build_arg() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let df = "FROM base:1\nARG SOURCE_DATE_EPOCH\nRUN echo $SOURCE_DATE_EPOCH > /sde && touch /new\n";
+    let ctx = s.context("sde", &[("Dockerfile", df)]);
+    let out = s.dir.path().join("out");
+    s.build(
+        &ctx,
+        "sde:1",
+        &["--build-arg", "SOURCE_DATE_EPOCH=1700000000", "-o", "type=image", "-o", &out.to_string_lossy()],
+    )
+    .ok();
+    let img = s.save("sde:1");
+    // the image's and its history's created time, the layer's mtimes
+    assert_eq!(img.config["created"], "2023-11-14T22:13:20Z");
+    let h = img.config["history"].as_array().unwrap();
+    assert_eq!(h.last().unwrap()["created"], "2023-11-14T22:13:20Z");
+    let new = img.find("new").expect("/new in the last layer");
+    assert_eq!(new.mtime, 1_700_000_000);
+    // ARG SOURCE_DATE_EPOCH sees it
+    assert_eq!(img.find("sde").unwrap().data, b"1700000000\n");
+    // a local output sets every file's mtime to it, base image files too (BuildKit's exporter)
+    for f in ["sde", "bin/busybox", "etc/passwd"] {
+        assert_eq!(fs::symlink_metadata(out.join(f)).unwrap().mtime(), 1_700_000_000, "{f}");
+    }
+    // the environment's value is the build arg's when none is given (as buildx passes it)
+    let o = std::process::Command::new(integration::slipway::bin())
+        .env("SOURCE_DATE_EPOCH", "1600000000")
+        .args(["--root", &s.root().to_string_lossy(), "build", "-t", "sde:2", "--runtime"])
+        .arg(integration::slipway::runtime())
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let img = s.save("sde:2");
+    assert_eq!(img.config["created"], "2020-09-13T12:26:40Z");
+    assert_eq!(img.find("sde").unwrap().data, b"1600000000\n");
+    let r = s.build(&ctx, "sde:3", &["--build-arg", "SOURCE_DATE_EPOCH=yesterday"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("SOURCE_DATE_EPOCH=\"yesterday\": expected seconds"), "{}", r.stderr);
+}
+
+/// docker.io's own CLI (20.10): its `docker build` speaks to dockerd's BuildKit without buildx
+/// (a newer CLI on PATH wants the buildx plugin for that).
+const DOCKER_CLI: &str = "/usr/bin/docker";
+
+/// A private dockerd for BuildKit builds, or None (the test skips) without docker.io.
+fn docker_buildkit() -> Option<Engine> {
+    if !Path::new(DOCKER_CLI).is_file() {
+        integration::skip(format!("{DOCKER_CLI} (docker.io) not installed: no comparison with docker's BuildKit"));
+        return None;
+    }
+    Engine::bare(Kind::Docker)
+}
+
+/// `docker build` through BuildKit with `args` and the context `ctx`.
+fn buildkit_build(e: &Engine, args: &[&str], ctx: &Path) -> std::process::Output {
+    let out = std::process::Command::new(DOCKER_CLI)
+        .arg("-H")
+        .arg(format!("unix://{}/sock", e.dir().display()))
+        .arg("build")
+        .args(args)
+        .arg(ctx)
+        .env("DOCKER_BUILDKIT", "1")
+        .output()
+        .unwrap_or_else(|err| panic!("run {DOCKER_CLI}: {err}"));
+    out
+}
+
+/// docker 20.10's BuildKit writes `-o type=tar` of the same Dockerfile: the same paths, kinds,
+/// modes and contents as slipway's (its `docker build` has no other output of interest here:
+/// oci and docker outputs need buildx).
+#[test]
+fn tar_output_matches_docker_buildkit() {
+    let s = Slipway::new();
+    let df = "FROM scratch\nCOPY --chmod=0750 a /bin/a\nCOPY sub /opt/sub/\nCOPY link /l\n";
+    let ctx = s.context("cmp", &[("Dockerfile", df), ("a", "#!/bin/sh\n"), ("sub/x", "x"), ("sub/deep/y", "y")]);
+    std::os::unix::fs::symlink("a", ctx.join("link")).unwrap();
+    let ours = s.dir.path().join("ours.tar");
+    s.build(&ctx, "cmp:1", &["-o", &format!("type=tar,dest={}", ours.display())]).ok();
+    let Some(engine) = docker_buildkit() else { return };
+    let theirs = s.dir.path().join("theirs.tar");
+    let out =
+        buildkit_build(&engine, &["--network", "none", "-o", &format!("type=tar,dest={}", theirs.display())], &ctx);
+    assert!(out.status.success(), "docker build: {}", String::from_utf8_lossy(&out.stderr));
+    let list = |p: &Path| -> Vec<(String, String, u32, Vec<u8>)> {
+        let f = fs::File::open(p).unwrap();
+        let mut ar = tar::Archive::new(f);
+        let mut v: Vec<(String, String, u32, Vec<u8>)> = ar
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let path = e.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+                let kind = format!("{:?}", e.header().entry_type());
+                let mode = e.header().mode().unwrap() & 0o7777;
+                let mut data = Vec::new();
+                std::io::Read::read_to_end(&mut e, &mut data).unwrap();
+                (path, kind, mode, data)
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(list(&ours), list(&theirs));
+}
