@@ -173,16 +173,13 @@ pub fn pids(leaves: &[PathBuf]) -> Vec<i32> {
     Vec::new()
 }
 
+/// The container's freezer file: the v1 freezer's where there is one, as runc on a hybrid host
+/// (whatever the order of the mounts: a hybrid host's cgroup2 tree at /sys/fs/cgroup/unified has
+/// cgroup.freeze too, and systemd mounts it first), else cgroup v2's.
 fn freezer(leaves: &[PathBuf]) -> Option<(PathBuf, bool)> {
-    leaves.iter().find_map(|l| {
-        if l.join("freezer.state").exists() {
-            Some((l.join("freezer.state"), true))
-        } else if l.join("cgroup.freeze").exists() {
-            Some((l.join("cgroup.freeze"), false))
-        } else {
-            None
-        }
-    })
+    let v1 = leaves.iter().map(|l| l.join("freezer.state")).find(|f| f.exists());
+    v1.map(|f| (f, true))
+        .or_else(|| leaves.iter().map(|l| l.join("cgroup.freeze")).find(|f| f.exists()).map(|f| (f, false)))
 }
 
 pub fn is_frozen(leaves: &[PathBuf]) -> bool {
