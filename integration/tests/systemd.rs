@@ -246,6 +246,39 @@ fn a_killed_create_leaves_nothing_delete_force_cannot_remove() {
 }
 
 #[test]
+fn systemd_property_annotations_are_unit_properties() {
+    if !have_systemd() {
+        return;
+    }
+    // runc's org.systemd.property.NAME: a GVariant value; NAME...Sec is sent as ...USec.
+    let mut s = Scoped::new(json!({}));
+    s.b.edit(|c| {
+        c["annotations"] = json!({
+            "org.systemd.property.CollectMode": "'inactive-or-failed'",
+            "org.systemd.property.TimeoutStopSec": "uint64 7",
+            "org.systemd.property.RuntimeMaxUSec": "@t 3600000000",
+        })
+    });
+    s.sd(&["run", "--detach", "--bundle", s.b.path_str(), &s.id]).assert_success();
+    assert_eq!(s.prop("ActiveState"), "active");
+    assert_eq!(s.prop("CollectMode"), "inactive-or-failed");
+    assert_eq!(s.prop("TimeoutStopUSec"), "7s");
+    assert_eq!(s.prop("RuntimeMaxUSec"), "1h");
+    s.sd(&["delete", "--force", &s.id]).assert_success();
+    s.assert_gone();
+    // A value that is not GVariant text is refused, naming the annotation; nothing is left.
+    let mut s = Scoped::new(json!({}));
+    s.b.edit(|c| c["annotations"] = json!({"org.systemd.property.CollectMode": "inactive"}));
+    let out = s.sd(&["create", "--bundle", s.b.path_str(), &s.id]);
+    out.assert_failure();
+    if !integration::runtime_is_runc() {
+        out.assert_stderr_contains("annotations[\"org.systemd.property.CollectMode\"]");
+    }
+    assert!(!s.rt.list_ids().contains(&s.id), "the container is left behind");
+    assert_eq!(s.prop("LoadState"), "not-found", "the unit was started");
+}
+
+#[test]
 fn a_bad_cgroups_path_is_refused_and_leaves_nothing() {
     if !have_systemd() {
         return;

@@ -90,6 +90,17 @@ impl Cgroup {
         Cgroup { driver, paths: paths.to_vec(), created: created.to_vec(), dirs: OnceCell::new() }
     }
 
+    /// Under the systemd driver, the unit of a container being created gets the properties of
+    /// the config's `org.systemd.property.*` annotations (runc's reading; refused by key when one
+    /// cannot be read). The cgroupfs driver has no unit: the annotations are left to whoever
+    /// reads them, as runc leaves them.
+    pub fn annotate(&self, annotations: &std::collections::HashMap<String, String>) -> Result<()> {
+        match &self.driver {
+            Driver::Cgroupfs => Ok(()),
+            Driver::Systemd(s) => s.annotate(annotations),
+        }
+    }
+
     /// The systemd unit the container is in, if systemd made its cgroups.
     pub fn unit(&self) -> Option<&str> {
         match &self.driver {

@@ -107,6 +107,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         ));
     }
     let mut cgroup = Cgroup::plan(cgroups_path, &opts.id, opts.systemd_cgroup)?;
+    cgroup.annotate(&spec.annotations().clone().unwrap_or_default())?;
     let mut resources = linux.and_then(|l| l.resources().clone());
     if opts.cgroups_may_be_missing {
         resources = rootless_cgroups(&mut cgroup, cgroups_path, resources)?;

@@ -112,6 +112,14 @@ fn to_zvalue(v: &Value) -> ZValue<'_> {
         Value::Bits(b) => ZValue::from(b.clone()),
         Value::DeviceLimits(l) => ZValue::from(l.clone()),
         Value::Pids(p) => ZValue::from(p.clone()),
+        Value::U8(n) => ZValue::from(*n),
+        Value::I16(n) => ZValue::from(*n),
+        Value::U16(n) => ZValue::from(*n),
+        Value::I32(n) => ZValue::from(*n),
+        Value::U32(n) => ZValue::from(*n),
+        Value::I64(n) => ZValue::from(*n),
+        Value::Double(bits) => ZValue::from(f64::from_bits(*bits)),
+        Value::StrList(l) => ZValue::from(l.clone()),
     }
 }
 
@@ -151,7 +159,7 @@ impl Systemd {
     /// A unit of that name left failed by an earlier run is reset and the start tried once more,
     /// as runc does.
     pub fn start(&self, name: &str, props: &[Property]) -> std::result::Result<(), String> {
-        let all: Vec<(&str, ZValue)> = props.iter().map(|p| (p.name, to_zvalue(&p.value))).collect();
+        let all: Vec<(&str, ZValue)> = props.iter().map(|p| (p.name.as_ref(), to_zvalue(&p.value))).collect();
         let aux: Vec<(&str, Vec<(&str, ZValue)>)> = Vec::new();
         let jobs = self.job_signals()?;
         let mut retried = false;
@@ -176,7 +184,7 @@ impl Systemd {
         if props.is_empty() {
             return Ok(());
         }
-        let all: Vec<(&str, ZValue)> = props.iter().map(|p| (p.name, to_zvalue(&p.value))).collect();
+        let all: Vec<(&str, ZValue)> = props.iter().map(|p| (p.name.as_ref(), to_zvalue(&p.value))).collect();
         self.call::<_, ()>("SetUnitProperties", &(name, true, &all))
             .map_err(|e| format!("set the properties of unit {name}: {e}"))
     }

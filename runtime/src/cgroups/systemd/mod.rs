@@ -8,6 +8,7 @@
 //!
 //! All D-Bus traffic goes through [`dbus::run`]'s helper process: skiff stays single-threaded.
 
+pub mod annotations;
 pub mod dbus;
 pub mod properties;
 
@@ -122,18 +123,30 @@ struct Start {
     description: String,
     /// `linux.resources` and the device-node rules, given by `apply` before the unit exists.
     resources: Option<(LinuxResources, Vec<Rule>)>,
+    /// The `org.systemd.property.*` annotations' properties (see annotations.rs).
+    annotated: Vec<Property>,
 }
 
 impl Scope {
     /// The scope of a container about to be created.
     pub fn new(unit: Unit, id: &str) -> Scope {
-        let start = Start { description: format!("skiff container {id}"), resources: None };
+        let start = Start { description: format!("skiff container {id}"), resources: None, annotated: Vec::new() };
         Scope { unit, start: RefCell::new(Some(start)) }
     }
 
     /// The scope of an existing container, from the unit name its state recorded.
     pub fn recorded(name: &str) -> Scope {
         Scope { unit: Unit { slice: String::new(), name: name.to_string() }, start: RefCell::new(None) }
+    }
+
+    /// The unit starts with the properties of the config's `org.systemd.property.*` annotations,
+    /// as runc's; refused by key when one cannot be read. Only for a container being created.
+    pub fn annotate(&self, annotations: &std::collections::HashMap<String, String>) -> Result<()> {
+        let props = annotations::plan(annotations)?;
+        if let Some(start) = self.start.borrow_mut().as_mut() {
+            start.annotated = props;
+        }
+        Ok(())
     }
 
     /// Puts `pid` in the container's cgroups: the first time, by starting the unit with it (and
@@ -169,6 +182,9 @@ impl Scope {
             let bus = dbus::Systemd::connect()?;
             let version = bus.version();
             let mut props = base;
+            // After skiff's own, which they may replace; before the resources, which win (runc
+            // sets those after the start).
+            props.extend(start.annotated.iter().cloned());
             if let Some(r) = res {
                 props.extend(properties::plan(r, unified, version, &whole_disk).map_err(|e| e.to_string())?);
                 props.extend(oom_policy(r, version));

@@ -32,19 +32,31 @@ pub enum Value {
     DeviceLimits(Vec<(String, u64)>),
     /// `au`: process ids (PIDs).
     Pids(Vec<u32>),
+    /// The other scalar types an `org.systemd.property.*` annotation may give (see
+    /// annotations.rs): `y`, `n`, `q`, `i`, `u`, `x`, and `d` (kept as its bits, so Value is Eq).
+    U8(u8),
+    I16(i16),
+    U16(u16),
+    I32(i32),
+    U32(u32),
+    I64(i64),
+    Double(u64),
+    /// `as`
+    StrList(Vec<String>),
 }
 
 /// One unit property.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Property {
-    pub name: &'static str,
+    /// skiff's names are static; an annotation's comes from config.json.
+    pub name: std::borrow::Cow<'static, str>,
     pub value: Value,
     /// Where in config.json it came from.
     pub source: String,
 }
 
 pub fn prop(name: &'static str, value: Value, source: &str) -> Property {
-    Property { name, value, source: format!("linux.resources.{source}") }
+    Property { name: name.into(), value, source: format!("linux.resources.{source}") }
 }
 
 /// A byte count or -1 ("unlimited"), as the spec's memory fields hold them.
