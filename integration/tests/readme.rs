@@ -1,5 +1,5 @@
 //! The README's engine set-up works as written: its containerd snippet is read by the installed
-//! containerd as a runtime of the CRI plugin with skiff's binary, its podman containers.conf makes
+//! containerd as a runtime of the CRI plugin with skiff's binary (and the plugin still loads), its podman containers.conf makes
 //! podman run skiff with cgroupfs, and its docker daemon.json is valid JSON naming skiff.
 
 use std::path::Path;
@@ -55,7 +55,51 @@ fn the_containerd_snippet_for_the_installed_major_version_is_read_as_a_runtime()
         // the README tells Kubernetes nodes to use the systemd driver (kubeadm's default), which skiff has
         assert!(toml.contains("SystemdCgroup = true"), "{marker}: the snippet should set SystemdCgroup: {toml}");
         assert!(section.contains("SystemdCgroup = true"), "{marker}: SystemdCgroup not read: {section}");
+        // and with it the CRI plugin loads: a config's `runtimes` table replaces the default one, so a
+        // snippet without the runc runtime that default_runtime_name names stops the plugin.
+        cri_plugin_loads_with(&toml, dir.path(), marker);
     }
+}
+
+/// containerd 1.x started with `toml` (and private root, state and sockets under `dir`) has its CRI
+/// plugin loaded, as `ctr plugins ls` says.
+fn cri_plugin_loads_with(toml: &str, dir: &Path, marker: &str) {
+    let d = dir.display();
+    let (version, tables) = toml.split_once('\n').expect("a version line");
+    let conf = format!(
+        "{version}\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n{tables}\n[grpc]\n  address = \"{d}/sock\"\n\
+         [ttrpc]\n  address = \"{d}/sock.ttrpc\"\n[debug]\n  address = \"{d}/debug.sock\"\n\
+         [plugins.\"io.containerd.grpc.v1.cri\"]\n  stream_server_port = \"0\"\n"
+    );
+    let path = dir.join("started.toml");
+    std::fs::write(&path, conf).expect("write started.toml");
+    let log = std::fs::File::create(dir.join("containerd.log")).expect("create log");
+    let child = Command::new("containerd")
+        .arg("--config")
+        .arg(&path)
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("dup log"))
+        .stderr(log)
+        .spawn()
+        .expect("spawn containerd");
+    struct Daemon(std::process::Child);
+    impl Drop for Daemon {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _daemon = Daemon(child);
+    let sock = dir.join("sock");
+    let plugins = integration::host::wait_until("containerd to answer", || {
+        let out = Command::new("ctr").arg("-a").arg(&sock).args(["plugins", "ls"]).output().ok()?;
+        out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+    });
+    // TYPE ID PLATFORMS STATUS
+    let cri = plugins.lines().find(|l| l.split_whitespace().take(2).eq(["io.containerd.grpc.v1", "cri"]));
+    let log = std::fs::read_to_string(dir.join("containerd.log")).unwrap_or_default();
+    let why = log.lines().filter(|l| l.contains("grpc.v1.cri")).collect::<Vec<_>>().join("\n");
+    assert!(cri.is_some_and(|l| l.split_whitespace().last() == Some("ok")), "{marker}: the CRI plugin: {cri:?}\n{why}");
 }
 
 #[test]
