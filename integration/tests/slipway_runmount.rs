@@ -204,6 +204,14 @@ fn secrets_never_reach_layers_config_history_cache_or_log() {
     absent(&img, "run/secrets");
     absent(&img, "etc/tok.conf");
     assert!(!img.config.to_string().contains(SECRET));
+    // the history records the steps (their mount flags), never the value
+    let history = img.config["history"].to_string();
+    assert!(history.contains("sha256sum /run/secrets/tok"), "{history}");
+    assert!(!history.contains(SECRET) && !history.contains("SLIPWAY_T"), "{history}");
+    // nor any file of the saved archive (manifest, config, layer tars)
+    for (name, data) in &img.files {
+        assert!(!String::from_utf8_lossy(data).contains(SECRET), "{name} of the archive holds the secret");
+    }
     // nothing in the store holds it (blobs, cache entries, stat caches)
     fn files(d: &Path, out: &mut Vec<PathBuf>) {
         for e in fs::read_dir(d).into_iter().flatten().flatten() {
@@ -276,7 +284,7 @@ fn ssh_agent_forwarded_from_a_key() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let df = format!(
         "FROM bb\n{copies}RUN --mount=type=ssh ssh-add -l > /keys; echo \"$SSH_AUTH_SOCK\" > /sock\n\
-         RUN --mount=type=ssh,id=other,target=/agent.sock,uid=1000,mode=0660 stat -c '%F %u %a' /agent.sock > /other\n\
+         RUN --mount=type=ssh,id=other,target=/agent.sock,uid=1000,gid=50,mode=0660 stat -c '%F %u %g %a' /agent.sock > /other\n\
          RUN --mount=type=ssh,id=missing sh -c 'test -e /run/buildkit/ssh_agent.0 && echo yes || echo no' > /optional\n"
     );
     fs::write(ctx.join("Dockerfile"), df).unwrap();
@@ -286,13 +294,45 @@ fn ssh_agent_forwarded_from_a_key() {
     let img = s.save("ssh:1");
     assert!(text(&img, "keys").contains("slipway-test-key"), "{}", text(&img, "keys"));
     assert_eq!(text(&img, "sock"), "/run/buildkit/ssh_agent.0\n");
-    assert_eq!(text(&img, "other"), "socket 1000 660\n");
+    assert_eq!(text(&img, "other"), "socket 1000 50 660\n");
     assert_eq!(text(&img, "optional"), "no\n");
     absent(&img, "run/buildkit");
     absent(&img, "agent.sock");
     // no agent of ours outlives the build
     let agents = Command::new("pgrep").args(["-f", &s.root().to_string_lossy()]).output().unwrap();
     assert!(agents.stdout.is_empty(), "left running: {}", String::from_utf8_lossy(&agents.stdout));
+    // --ssh default: the agent $SSH_AUTH_SOCK names (one of the test's own, ended by pid)
+    let sock = s.dir.path().join("user-agent.sock");
+    let agent = Bg(Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap());
+    let deadline = Instant::now() + integration::host::PATIENCE;
+    while !sock.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent did not listen");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let o = Command::new("ssh-add").arg(&key).env("SSH_AUTH_SOCK", &sock).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let ctx2 = s.context("ssh-default", &[]);
+    ssh_add_files(&ctx2).unwrap();
+    fs::write(ctx2.join("Dockerfile"), format!("FROM bb\n{copies}RUN --mount=type=ssh ssh-add -l > /keys\n")).unwrap();
+    let rt = integration::slipway::runtime();
+    let o = Command::new(integration::slipway::bin())
+        .arg("--root")
+        .arg(s.root())
+        .args(["build", "-t", "ssh:2", "--runtime", &rt, "--ssh", "default"])
+        .arg(&ctx2)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text(&s.save("ssh:2"), "keys").contains("slipway-test-key"));
+    drop(agent);
     // required and not given: an error naming the id
     let req = s.context("ssh-req", &[("Dockerfile", "FROM bb\nRUN --mount=type=ssh,id=gh,required=true true\n")]);
     let r = s.build(&req, "req", &[]);
@@ -317,6 +357,31 @@ fn network_and_security_flags() {
         assert!(seen > 1, "--network=host saw {seen} links, the host has {host}");
     }
     assert!(text(&img, "caps-sandbox").contains("00000000a80425fb"), "{}", text(&img, "caps-sandbox"));
+    // --network=default, and a step without the flag, get what build --network says (none when
+    // not given); the step's key follows, so a host build reruns them
+    let links = "sh -c 'cat /proc/net/dev | tail -n +3 | wc -l'";
+    let def = s.context(
+        "net-default",
+        &[("Dockerfile", &format!("FROM bb\nRUN --network=default {links} > /default\nRUN {links} > /unflagged\n"))],
+    );
+    s.build(&def, "d:none", &[]).ok();
+    let img = s.save("d:none");
+    assert_eq!(text(&img, "default").trim(), "1", "only lo");
+    assert_eq!(text(&img, "unflagged").trim(), "1", "only lo");
+    let r = s.build(&def, "d:host", &["--network", "host"]).ok();
+    assert_eq!(ran(&r.stdout).len(), 2, "{}", r.stdout);
+    if host > 1 {
+        let img = s.save("d:host");
+        for f in ["default", "unflagged"] {
+            let seen: usize = text(&img, f).trim().parse().unwrap();
+            assert!(seen > 1, "/{f}: build --network host: the step saw {seen} links, the host has {host}");
+        }
+    }
+    // --network=none in a host build still gets an empty namespace
+    let none =
+        s.context("net-none-in-host", &[("Dockerfile", &format!("FROM bb\nRUN --network=none {links} > /none\n"))]);
+    s.build(&none, "d:none-in-host", &["--network", "host"]).ok();
+    assert_eq!(text(&s.save("d:none-in-host"), "none").trim(), "1", "only lo");
     // insecure: refused unless allowed; then every capability of ours, and mount works
     let ins = s.context(
         "insecure",
