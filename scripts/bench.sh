@@ -13,7 +13,10 @@
 # Part 2 (with SLIPWAY_PATH), slipway against `buildah bud --layers` on the same Dockerfiles:
 # cold build and no-op rebuild of spec-fixtures cases (FROM scratch, or FROM a busybox base
 # that slipway builds and buildah imports from slipway's docker-archive), then a generated
-# 10,000-file context: no-op rebuild and a one-file change. buildah gets a private --root,
+# 10,000-file context: no-op rebuild and a one-file change; a RUN that fills a cache mount with
+# 2,000 files, cold (empty caches) and warm (a context change reruns it on full caches); two
+# independent stages that each sleep 2 s (cold). The last three rows run the tools interleaved,
+# round by round (ipair), so the machine's load weighs on both alike. buildah gets a private --root,
 # --runroot and storage.conf (overlay driver), so the machine's stores are never touched.
 # Prints the medians and slipway/buildah ratios of the same run.
 #
@@ -24,7 +27,8 @@
 # Everything it makes is removed on exit.
 # Env: BENCH_RUNS (default 30), BENCH_WARMUP (default 3), BENCH_PHASE_RUNS (default 50: runs of
 #      each runtime for the breakdown), RUNC (default: runc on PATH),
-#      BENCH_ONLY (skiff, slipway or registry: run one part), BENCH_BUILD_RUNS (default 10: timed runs of
+#      BENCH_ONLY (skiff, slipway or registry: run one part), BENCH_ROWS (an extended regex:
+#      only the slipway rows whose name matches, e.g. 'cachemount|twostage'), BENCH_BUILD_RUNS (default 5: timed runs of
 #      each build benchmark), BENCH_SLIPWAY_RUNTIME (the runtime of slipway's RUN steps;
 #      default SKIFF_PATH, what slipway users get; buildah runs its RUN steps with runc, so set
 #      BENCH_SLIPWAY_RUNTIME=$(command -v runc) to compare the builders alone).
@@ -35,6 +39,7 @@ usage() { echo "usage: $0 SKIFF_PATH [SLIPWAY_PATH]" >&2; exit 2; }
 SKIFF=$1
 SLIPWAY=${2:-}
 ONLY=${BENCH_ONLY:-}
+ROWS=${BENCH_ROWS:-}
 RUNC=${RUNC:-$(command -v runc || true)}
 RUNS=${BENCH_RUNS:-30}
 PHASE_RUNS=${BENCH_PHASE_RUNS:-50}
@@ -131,6 +136,7 @@ bench_slipway() {
   # one hyperfine run of both tools: NAME RUNS WARMUP SW_PREPARE BH_PREPARE SW_CMD BH_CMD
   pair() {
     local name=$1 runs=$2 warm=$3 swp=$4 bhp=$5 swcmd=$6 bhcmd=$7 prep=()
+    want "$name" || return 0
     # with a prepare step both go through a shell (hyperfine subtracts its start-up); without,
     # no shell at all: a no-op rebuild of slipway takes about as long as starting one
     if [ -n "$swp" ]; then prep=(--prepare "$swp" --prepare "$bhp"); else prep=(-N); fi
@@ -146,8 +152,41 @@ bench_slipway() {
     fi
   }
 
+  # Both tools one after the other in each round (who goes first alternates), so a change of
+  # the machine's load hits both alike: NAME RUNS SW_PREPARE BH_PREPARE SW_CMD BH_CMD. Wall
+  # seconds of each command alone (prepare steps untimed); medians kept as pair() keeps them.
+  ipair() {
+    local name=$1 runs=$2 swp=$3 bhp=$4 swcmd=$5 bhcmd=$6 i t0 t1 sw=() bh=() order
+    want "$name" || return 0
+    echo
+    echo "-- $name (interleaved, $runs rounds, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    for ((i = 0; i < runs; i++)); do
+      if ((i % 2 == 0)); then order="sw bh"; else order="bh sw"; fi
+      for tool in $order; do
+        if [ "$tool" = sw ]; then eval "$swp" >/dev/null; else eval "$bhp" >/dev/null; fi
+        t0=$(date +%s%N)
+        if [ "$tool" = sw ]; then
+          eval "$swcmd" >"$SW/ipair.log" 2>&1 || { echo "bench: $name: slipway failed: $(tail -n 3 "$SW/ipair.log")"; return 0; }
+        else
+          eval "$bhcmd" >"$SW/ipair.log" 2>&1 || { echo "bench: $name: buildah failed: $(tail -n 3 "$SW/ipair.log")"; return 0; }
+        fi
+        t1=$(date +%s%N)
+        if [ "$tool" = sw ]; then sw+=("$(((t1 - t0) / 1000000))"); else bh+=("$(((t1 - t0) / 1000000))"); fi
+      done
+    done
+    echo "   slipway ms: ${sw[*]}"
+    echo "   buildah ms: ${bh[*]}"
+    SWM[$name]=$(printf '%s\n' "${sw[@]}" | jq -s 'sort | (if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end) / 1000')
+    BHM[$name]=$(printf '%s\n' "${bh[@]}" | jq -s 'sort | (if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end) / 1000')
+    names+=("$name")
+  }
+
+  # whether a row is wanted (BENCH_ROWS)
+  want() { [ -z "$ROWS" ] || grep -Eq -- "$ROWS" <<<"$1"; }
+
   local cases=(base)
   for c in $SW_CASES; do
+    want "cold:$c" || want "noop:$c" || continue
     cp -a "$HERE/spec-fixtures/dockerfiles/$c" "$SW/ctx/$c"
     # which tool cannot build it (buildah 1.28 lacks heredocs, for one)
     if ! out=$($sw_build -t probe "$SW/ctx/$c" 2>&1); then
@@ -166,16 +205,57 @@ bench_slipway() {
 
   # a generated context of 10,000 files (100 dirs of 100)
   ctx=$SW/ctx/big
-  for d in $(seq 0 99); do
-    mkdir -p "$ctx/src/d$d"
-    for f in $(seq 0 99); do echo "file $d/$f" >"$ctx/src/d$d/f$f.txt"; done
-  done
-  printf 'FROM sw-base\nCOPY . /app/\nCMD ["ls", "/app"]\n' >"$ctx/Dockerfile"
-  $sw_build -q -t big "$ctx" >/dev/null
-  $bh_build -q -t big "$ctx" >/dev/null
+  if want 10k:noop || want 10k:one-file; then
+    for d in $(seq 0 99); do
+      mkdir -p "$ctx/src/d$d"
+      for f in $(seq 0 99); do echo "file $d/$f" >"$ctx/src/d$d/f$f.txt"; done
+    done
+    printf 'FROM sw-base\nCOPY . /app/\nCMD ["ls", "/app"]\n' >"$ctx/Dockerfile"
+    $sw_build -q -t big "$ctx" >/dev/null
+    $bh_build -q -t big "$ctx" >/dev/null
+  fi
   pair "10k:noop" $((BUILD_RUNS * 2)) 2 "" "" "$sw_build -t big $ctx" "$bh_build -t big $ctx"
   local touch1="date +%s%N > $ctx/src/d42/f42.txt"
   pair "10k:one-file" "$BUILD_RUNS" 1 "$touch1" "$touch1" "$sw_build -t big $ctx" "$bh_build -t big $ctx"
+
+  # a package-manager-like step with a cache mount: the first build fills the cache with 2,000
+  # files ("downloads"); after a one-file context change the step runs again and finds them.
+  # buildah 1.28 keeps cache mounts in $TMPDIR/buildah-cache/: ours, emptied for cold runs.
+  ctx=$SW/ctx/cachemount
+  mkdir -p "$ctx" "$SW/bh-tmp"
+  echo 1 >"$ctx/app.txt"
+  cat >"$ctx/Dockerfile" <<'DF'
+FROM sw-base
+COPY app.txt /app.txt
+RUN --mount=type=cache,target=/root/.cache/pkgs sh -c 'cd /root/.cache/pkgs && if [ ! -e index ]; then i=0; while [ $i -lt 2000 ]; do echo "package $i" > p$i.tar; i=$((i+1)); done; ls > index; fi; wc -l < index > /installed'
+DF
+  local bh_tmp="env TMPDIR=$SW/bh-tmp"
+  # (a fresh slipway store has no cache mounts)
+  local cm_bh_fresh="$bh_fresh; rm -rf $SW/bh-tmp/buildah-cache"
+  ipair "cachemount:cold" "$BUILD_RUNS" "$sw_fresh" "$cm_bh_fresh" \
+    "$sw_build -t cm $ctx" "$bh_tmp $bh_build -t cm $ctx"
+  # (the cold row left both caches full; without it, one untimed build of each fills them)
+  if want cachemount:warm && ! want cachemount:cold; then
+    $sw_build -q -t cm "$ctx" >/dev/null
+    $bh_tmp $bh_build -q -t cm "$ctx" >/dev/null
+  fi
+  local touch2="date +%s%N > $ctx/app.txt"
+  ipair "cachemount:warm" "$BUILD_RUNS" "$touch2" "$touch2" \
+    "$sw_build -t cm $ctx" "$bh_tmp $bh_build -t cm $ctx"
+  if want cachemount:cold || want cachemount:warm; then
+    echo "   files in the cache mounts now: slipway $(find "$SW/sw-root/cache/mounts" -type f -name 'p*.tar' | wc -l)," \
+      "buildah $(find "$SW/bh-tmp/buildah-cache" -type f -name 'p*.tar' | wc -l)"
+  fi
+
+  # two independent stages that each sleep 2 s, then a stage that copies from both: run at
+  # once, the build takes a little over 2 s. Cold each time. buildah runs one stage at a time
+  # unless --jobs says more; it gets --jobs $(nproc), slipway's default.
+  ctx=$SW/ctx/twostage
+  mkdir -p "$ctx"
+  printf '%s\n' 'FROM sw-base AS a' 'RUN sleep 2 && echo a > /a' 'FROM sw-base AS b' 'RUN sleep 2 && echo b > /b' \
+    'FROM sw-base' 'COPY --from=a /a /a' 'COPY --from=b /b /b' >"$ctx/Dockerfile"
+  ipair "twostage:cold" "$BUILD_RUNS" "$sw_fresh" "$bh_fresh" \
+    "$sw_build -t ts $ctx" "$bh_build --jobs $(nproc) -t ts $ctx"
 
   echo
   echo "== slipway vs buildah: median seconds and ratios of this run (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
