@@ -6,13 +6,16 @@ use crate::context::Context;
 use crate::dockerfile::parser;
 use crate::exec::{self, progress, Executor};
 use crate::instructions::{self, Stages};
+use crate::named_context::{self, NamedContexts, Value};
 use crate::output;
 use crate::plan::{self, Plan};
 use crate::registry::{self, base::Remote, Platform};
 use crate::runner::Runtime;
 use crate::spec::Network;
 use crate::store::{Image, Store};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Mutex;
 
 pub use crate::exec::Built;
 pub use crate::plan::BuildError;
@@ -65,16 +68,55 @@ pub struct BuildOptions {
     /// SOURCE_DATE_EPOCH when given (`--build-arg` or the environment): local and tar outputs
     /// set every file's mtime to it, as BuildKit's do.
     pub source_date_epoch: Option<u64>,
+    /// `--build-context`s.
+    pub named_contexts: NamedContexts,
 }
 
-/// Base images for the planner: the store's, else pulled into it.
+/// Base images for the planner: a `--build-context` of that name, else the store's, else
+/// pulled into it.
 struct Bases<'a> {
     store: &'a Store,
     remote: &'a Remote,
+    named: &'a NamedContexts,
+    /// The mtime of a directory context's files.
+    epoch: u64,
+    /// Directory and OCI layout contexts made into images, by key: once per build.
+    made: Mutex<BTreeMap<String, Image>>,
+}
+
+impl Bases<'_> {
+    fn named(&self, key: &str, v: &Value, platform: Option<&Platform>, log: &mut Vec<String>) -> Result<Image, String> {
+        if let Some(img) = self.made.lock().ok().and_then(|m| m.get(key).cloned()) {
+            return Ok(img);
+        }
+        let img = match v {
+            Value::Image(r) => {
+                log.push(format!("build context {key}: docker-image://{r}"));
+                return registry::base::resolve(self.store, r, self.remote, platform, log)
+                    .map_err(|e| format!("--build-context {key}=docker-image://{r}: {e}"));
+            }
+            Value::Dir(d) => {
+                log.push(format!("build context {key}: directory {}", d.display()));
+                named_context::dir_image(self.store, key, d, self.epoch)?
+            }
+            Value::OciLayout { dir, tag, digest } => {
+                log.push(format!("build context {key}: oci-layout://{}", dir.display()));
+                crate::archive::layout_image(self.store, dir, tag.as_deref(), digest.as_deref())
+                    .map_err(|e| format!("--build-context {key}=oci-layout://{}: {e}", dir.display()))?
+            }
+        };
+        if let Ok(mut m) = self.made.lock() {
+            m.insert(key.to_string(), img.clone());
+        }
+        Ok(img)
+    }
 }
 
 impl plan::Images for Bases<'_> {
     fn resolve(&self, name: &str, platform: Option<&Platform>, log: &mut Vec<String>) -> Result<Image, String> {
+        if let Some((key, v)) = self.named.get(name) {
+            return self.named(key, v, platform, log);
+        }
         registry::base::resolve(self.store, name, self.remote, platform, log).map_err(|e| e.to_string())
     }
 }
@@ -181,7 +223,9 @@ fn read(opts: &BuildOptions) -> Result<Source, BuildError> {
     let df = parser::parse(&src).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &[]))?;
     // each instruction's lines, so that an error marks all of a continued one
     let spans: Vec<(usize, usize)> = df.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
-    let stages = instructions::stages(&df).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &spans))?;
+    let mut stages = instructions::stages(&df).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &spans))?;
+    // a stage a --build-context is named after is that context, as in BuildKit
+    opts.named_contexts.replace_stages(&mut stages);
     Ok(Source { path, file, escape: df.escape, stages, text: src, spans })
 }
 
@@ -195,7 +239,9 @@ fn make_plan(store: &Store, opts: &BuildOptions, src: &Source, ctx: &mut Context
         labels: &opts.labels,
         allow_insecure: opts.allow_insecure,
     };
-    plan::plan(&src.stages, src.escape, ctx, &Bases { store, remote: &opts.remote }, &popts)
+    let bases =
+        Bases { store, remote: &opts.remote, named: &opts.named_contexts, epoch: opts.epoch, made: Default::default() };
+    plan::plan(&src.stages, src.escape, ctx, &bases, &popts)
 }
 
 /// The plan of a build, without running it (`slipway plan`).

@@ -61,6 +61,11 @@ pub struct PlanArgs {
     /// `RUN --security=insecure` run with every capability and nothing masked.
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure"])]
     pub allow: Vec<String>,
+    /// A named context (repeatable) that `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount from=NAME` use instead of the image or stage of that name: a directory
+    /// (its .dockerignore applied), docker-image://REF or oci-layout://DIR[:TAG|@DIGEST].
+    #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF|oci-layout://DIR")]
+    pub build_contexts: Vec<String>,
     /// The build context: the directory COPY and ADD read from (with .dockerignore applied).
     #[arg(value_name = "CONTEXT")]
     pub context: PathBuf,

@@ -15,6 +15,7 @@ pub mod glob;
 pub mod images;
 pub mod instructions;
 pub mod layer;
+pub mod named_context;
 pub mod output;
 pub mod plan;
 pub mod registry;

@@ -47,6 +47,11 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
             }
         }
     }
+    let mut named_contexts = slipway::named_context::NamedContexts::default();
+    for c in &a.build_contexts {
+        let (k, v) = slipway::named_context::parse(c).map_err(anyhow::Error::msg)?;
+        named_contexts.by_key.insert(k, v);
+    }
     let context = a.context;
     let dockerfile = a.file.map(|f| if f.is_relative() && !f.exists() { context.join(f) } else { f });
     Ok(BuildOptions {
@@ -77,6 +82,7 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         annotations: Vec::new(),
         push: false,
         source_date_epoch: None,
+        named_contexts,
     })
 }
 

@@ -432,29 +432,7 @@ pub fn load_as(store: &Store, input: &Path, shown: &Path) -> Result<Vec<String>,
         let idx: Index = serde_json::from_slice(&fs::read(&p).map_err(io_err("read", &p))?)
             .map_err(|err| StoreError::Json { path: p.clone(), err })?;
         for d in idx.manifests {
-            let (mp, mb) = pick_manifest(&root, &d, 0)?;
-            let m: Manifest = serde_json::from_slice(&mb).map_err(|err| StoreError::Json { path: mp.clone(), err })?;
-            let cp = safe_join(&root, &format!("blobs/sha256/{}", hexof(&m.config.digest)))?;
-            let cbytes = fs::read(&cp).map_err(io_err("read", &cp))?;
-            if image::digest_of(&cbytes) != m.config.digest {
-                return Err(StoreError::Digest(m.config.digest.clone()));
-            }
-            let config: ImageConfig =
-                serde_json::from_slice(&cbytes).map_err(|err| StoreError::Json { path: cp.clone(), err })?;
-            let mut layers = Vec::new();
-            for (i, l) in m.layers.iter().enumerate() {
-                let lp = safe_join(&root, &format!("blobs/sha256/{}", hexof(&l.digest)))?;
-                if crate::store::hash_file(&lp)? != l.digest {
-                    return Err(StoreError::Digest(l.digest.clone()));
-                }
-                let layer = layer::import(store, &lp)?;
-                if config.rootfs.diff_ids.get(i) != Some(&layer.diff_id) {
-                    return Err(bad(&format!("layer {}: content does not match the config's diff_id", l.digest)));
-                }
-                layers.push(layer);
-            }
-            let (desc, id) =
-                store.put_image_bytes(&cbytes, &layers.iter().map(Layer::descriptor).collect::<Vec<_>>())?;
+            let (desc, id) = import_oci(store, &root, shown, &d)?;
             let name = d.annotations.get(image::ANN_CONTAINERD_NAME).map(|n| short_name(n)).or_else(|| {
                 d.annotations.get(image::ANN_REF_NAME).cloned().filter(|n| n.contains(':') || n.contains('/'))
             });
@@ -476,6 +454,61 @@ pub fn load_as(store: &Store, input: &Path, shown: &Path) -> Result<Vec<String>,
         results.push(n);
     }
     Ok(results)
+}
+
+/// Brings the image an OCI layout's index entry `d` names into the store (a nested index: this
+/// machine's entry), every blob checked against its digest; returns its manifest descriptor
+/// and ID (`shown`: the archive's name in messages).
+fn import_oci(store: &Store, root: &Path, shown: &Path, d: &Descriptor) -> Result<(Descriptor, String), StoreError> {
+    let bad = |m: &str| StoreError::Io { op: "load", path: shown.to_path_buf(), err: io::Error::other(m.to_string()) };
+    let (mp, mb) = pick_manifest(root, d, 0)?;
+    let m: Manifest = serde_json::from_slice(&mb).map_err(|err| StoreError::Json { path: mp.clone(), err })?;
+    let cp = safe_join(root, &format!("blobs/sha256/{}", hexof(&m.config.digest)))?;
+    let cbytes = fs::read(&cp).map_err(io_err("read", &cp))?;
+    if image::digest_of(&cbytes) != m.config.digest {
+        return Err(StoreError::Digest(m.config.digest.clone()));
+    }
+    let config: ImageConfig =
+        serde_json::from_slice(&cbytes).map_err(|err| StoreError::Json { path: cp.clone(), err })?;
+    let mut layers = Vec::new();
+    for (i, l) in m.layers.iter().enumerate() {
+        let lp = safe_join(root, &format!("blobs/sha256/{}", hexof(&l.digest)))?;
+        if crate::store::hash_file(&lp)? != l.digest {
+            return Err(StoreError::Digest(l.digest.clone()));
+        }
+        let layer = layer::import(store, &lp)?;
+        if config.rootfs.diff_ids.get(i) != Some(&layer.diff_id) {
+            return Err(bad(&format!("layer {}: content does not match the config's diff_id", l.digest)));
+        }
+        layers.push(layer);
+    }
+    store.put_image_bytes(&cbytes, &layers.iter().map(Layer::descriptor).collect::<Vec<_>>())
+}
+
+/// The image of an OCI layout directory (`build --build-context NAME=oci-layout://DIR`): the
+/// index entry of `digest`, else the one whose `org.opencontainers.image.ref.name` is `tag`
+/// (default `latest`), else the only one; brought into the store unnamed.
+pub fn layout_image(store: &Store, dir: &Path, tag: Option<&str>, digest: Option<&str>) -> Result<Image, StoreError> {
+    let p = dir.join("index.json");
+    let idx: Index = serde_json::from_slice(&fs::read(&p).map_err(io_err("read", &p))?)
+        .map_err(|err| StoreError::Json { path: p.clone(), err })?;
+    let want = tag.unwrap_or("latest");
+    let named = |d: &&Descriptor| {
+        d.annotations.get(image::ANN_REF_NAME).is_some_and(|n| n == want || n.ends_with(&format!(":{want}")))
+    };
+    let d = match digest {
+        Some(dg) => idx.manifests.iter().find(|d| d.digest == dg),
+        None => idx.manifests.iter().find(named).or_else(|| match (tag, idx.manifests.len()) {
+            (None, 1) => idx.manifests.first(),
+            _ => None,
+        }),
+    };
+    let Some(d) = d else {
+        let what = digest.map_or_else(|| format!("tag {want}"), |d| d.to_string());
+        return Err(StoreError::NoImage(format!("{what} in the OCI layout {}", dir.display())));
+    };
+    let (desc, _) = import_oci(store, dir, dir, d)?;
+    store.image_by_manifest(&desc.digest)
 }
 
 /// Reads until `buf` is full or the input ends; returns how much was read.

@@ -1,0 +1,215 @@
+//! `build --build-context NAME=VALUE`: named contexts that `FROM NAME`, `COPY --from=NAME` and
+//! `RUN --mount from=NAME` use instead of the image, or the stage, of that name, as BuildKit's
+//! frontend does (a stage of that name is replaced, its instructions not run). VALUE is a
+//! directory, `docker-image://REF` or `oci-layout://DIR[:TAG|@DIGEST]`. A directory becomes a
+//! one-layer image of its files (its own `.dockerignore` applied, owned by root as buildx sends
+//! them, mtimes at SOURCE_DATE_EPOCH as every file a build writes), so all three users of a name
+//! go through the one image path and its cache key is its content. Runs nothing.
+
+use crate::context::Context;
+use crate::instructions::Stages;
+use crate::layer::{self, Entry, Kind};
+use crate::registry::Reference;
+use crate::store::image::{self, History, ImageConfig};
+use crate::store::{Image, Store, StoreError};
+use std::collections::BTreeMap;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
+
+/// What a name stands for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// A local directory.
+    Dir(PathBuf),
+    /// `docker-image://REF`: an image of the store, or pulled.
+    Image(String),
+    /// `oci-layout://DIR[:TAG|@DIGEST]`: an image of an OCI layout directory (`latest` unless
+    /// a tag or digest says which).
+    OciLayout { dir: PathBuf, tag: Option<String>, digest: Option<String> },
+}
+
+/// The names of a build, by BuildKit's key (see [`key`]).
+#[derive(Debug, Clone, Default)]
+pub struct NamedContexts {
+    pub by_key: BTreeMap<String, Value>,
+}
+
+/// BuildKit's key of a name: the reference normalized, then familiar, without `:latest`
+/// (`docker.io/library/alpine:latest` and `alpine` are one name).
+pub fn key(name: &str) -> Result<String, String> {
+    let r = Reference::parse(name).map_err(|e| e.to_string())?;
+    let s = r.store_name();
+    Ok(s.strip_suffix(":latest").unwrap_or(&s).to_string())
+}
+
+/// One `--build-context NAME=VALUE`, as buildx reads it.
+pub fn parse(s: &str) -> Result<(String, Value), String> {
+    let flag = format!("--build-context {s}");
+    let Some((name, v)) = s.split_once('=') else {
+        return Err(format!("{flag}: expected NAME=VALUE"));
+    };
+    let k = key(name).map_err(|e| format!("{flag}: invalid context name {name:?}: {e}"))?;
+    let value = if let Some(r) = v.strip_prefix("docker-image://") {
+        Reference::parse(r).map_err(|e| format!("{flag}: {e}"))?;
+        Value::Image(r.to_string())
+    } else if let Some(rest) = v.strip_prefix("oci-layout://") {
+        let (rest, digest) = match rest.rsplit_once('@') {
+            Some((p, d)) => (p, Some(d.to_string())),
+            None => (rest, None),
+        };
+        if let Some(d) = &digest {
+            if !crate::registry::reference::valid_digest(d) {
+                return Err(format!("{flag}: {d:?} is not a sha256 digest"));
+            }
+        }
+        // a tag follows the last ':' after the last '/'
+        let (dir, tag) = match rest.rsplit_once(':') {
+            Some((p, t)) if !t.contains('/') && digest.is_none() => (p, Some(t.to_string())),
+            _ => (rest, None),
+        };
+        let dir = PathBuf::from(dir);
+        if !dir.join("index.json").is_file() {
+            return Err(format!("{flag}: {} is not an OCI layout (no index.json)", dir.display()));
+        }
+        Value::OciLayout { dir, tag, digest }
+    } else if v.starts_with("http://") || v.starts_with("https://") || v.starts_with("git@") {
+        return Err(format!(
+            "{flag}: remote contexts (git, http) are not supported; give a directory, docker-image:// or oci-layout://"
+        ));
+    } else if v.starts_with("target:") {
+        return Err(format!("{flag}: target: contexts are bake's (docker buildx bake), not build's"));
+    } else if let Some((scheme, _)) = v.split_once("://") {
+        return Err(format!(
+            "{flag}: unknown context type {scheme}://; give a directory, docker-image:// or oci-layout://"
+        ));
+    } else {
+        let p = PathBuf::from(v);
+        match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => Value::Dir(p),
+            Ok(_) => return Err(format!("{flag}: {v} is not a directory")),
+            Err(e) => return Err(format!("{flag}: {v}: {e}")),
+        }
+    };
+    Ok((k, value))
+}
+
+impl NamedContexts {
+    pub fn is_empty(&self) -> bool {
+        self.by_key.is_empty()
+    }
+
+    /// What `name` (a FROM base, a `--from`) stands for, if a context has it.
+    pub fn get(&self, name: &str) -> Option<(&str, &Value)> {
+        let k = key(name).ok()?;
+        self.by_key.get_key_value(&k).map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Replaces each stage a context is named after: it becomes `FROM <the context>` with no
+    /// instructions, as BuildKit replaces it (the FROM line stays, for the log).
+    pub fn replace_stages(&self, stages: &mut Stages) {
+        for s in &mut stages.stages {
+            let Some(name) = s.name.clone() else { continue };
+            if self.get(&name).is_some() {
+                s.base = name;
+                s.platform = None;
+                s.commands.clear();
+            }
+        }
+    }
+}
+
+/// The image of directory `dir` (context `name`): one layer of its files, the config of
+/// `FROM scratch`. Reused while the files are the same (`cache/named/`, keyed by the files'
+/// fingerprints, the name and `epoch`).
+pub fn dir_image(store: &Store, name: &str, dir: &std::path::Path, epoch: u64) -> Result<Image, String> {
+    let err = |e: &dyn std::fmt::Display| format!("--build-context {name}={}: {e}", dir.display());
+    let mut ctx = Context::open(dir, Some(store)).map_err(|e| err(&e))?;
+    let fp = ctx.fingerprints("").map_err(|e| err(&e))?;
+    let rec = format!(
+        "cache/named/{}",
+        crate::context::digest_fingerprints(
+            &fp.into_iter().chain([(" name".into(), format!("{name} {epoch}"))]).collect()
+        )
+    );
+    if let Some(m) = store.read_record::<String>(&rec) {
+        if let Ok(img) = store.image_by_manifest(&m) {
+            if img.layers().iter().all(|l| store.has_blob(&l.digest)) {
+                ctx.save(store);
+                return Ok(img);
+            }
+        }
+    }
+    let mut entries = Vec::new();
+    for e in ctx.subtree("").map_err(|e| err(&e))? {
+        if e.rel.is_empty() {
+            continue;
+        }
+        let ft = e.md.file_type();
+        let path = ctx.path(&e.rel);
+        let kind = if ft.is_dir() {
+            Kind::Dir
+        } else if ft.is_symlink() {
+            Kind::Symlink(std::fs::read_link(&path).map_err(|e| err(&e))?)
+        } else if ft.is_file() {
+            Kind::File
+        } else if ft.is_fifo() {
+            Kind::Fifo
+        } else {
+            continue; // sockets and devices: not sent, as buildx's file sync skips them
+        };
+        let size = if kind == Kind::File { e.md.len() } else { 0 };
+        let source = (kind == Kind::File).then_some(path);
+        entries.push(Entry {
+            path: e.rel.clone(),
+            kind,
+            mode: e.md.mode() & 0o7777,
+            uid: 0,
+            gid: 0,
+            size,
+            source,
+            xattrs: Vec::new(),
+        });
+    }
+    let l = layer::commit_layer(store, &entries, epoch).map_err(|e| err(&e))?;
+    let mut config = ImageConfig::scratch();
+    config.rootfs.diff_ids.push(l.diff_id.clone());
+    config.history.push(History {
+        created: image::rfc3339(epoch),
+        created_by: format!("build context {name}"),
+        comment: "slipway --build-context".into(),
+        empty_layer: false,
+    });
+    let (desc, _) = store.put_image(&config, &[l.descriptor()]).map_err(|e: StoreError| err(&e))?;
+    let img = store.image_by_manifest(&desc.digest).map_err(|e| err(&e))?;
+    // unnamed, so that prune may drop it once no build cache entry needs it
+    let _ = store.write_record(&rec, &desc.digest);
+    ctx.save(store);
+    Ok(img)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_and_values_as_buildx_reads_them() {
+        // dockerui's NamedContext: normalized, familiar, ":latest" dropped
+        assert_eq!(key("alpine").unwrap(), "alpine");
+        assert_eq!(key("docker.io/library/alpine:latest").unwrap(), "alpine");
+        assert_eq!(key("alpine:3.19").unwrap(), "alpine:3.19");
+        assert_eq!(key("localhost:5000/app").unwrap(), "localhost:5000/app");
+        assert!(key("Upper").is_err());
+        let d = std::env::temp_dir();
+        assert_eq!(parse(&format!("src={}", d.display())).unwrap(), ("src".into(), Value::Dir(d.clone())));
+        assert_eq!(
+            parse("base=docker-image://busybox:1.36").unwrap(),
+            ("base".into(), Value::Image("busybox:1.36".into()))
+        );
+        assert!(parse("nameonly").unwrap_err().contains("expected NAME=VALUE"));
+        assert!(parse("x=https://example.com/repo.git").unwrap_err().contains("remote contexts"));
+        assert!(parse("x=target:foo").unwrap_err().contains("bake"));
+        assert!(parse("x=s3://b/k").unwrap_err().contains("unknown context type s3://"));
+        assert!(parse("x=/nonexistent/dir/of/slipway").unwrap_err().contains("/nonexistent/dir/of/slipway"));
+        assert!(parse("x=oci-layout:///nonexistent").unwrap_err().contains("not an OCI layout"));
+    }
+}

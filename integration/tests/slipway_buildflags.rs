@@ -1,0 +1,126 @@
+//! `slipway build` flags that change what a build reads or how its RUN steps run:
+//! `--build-context` (a directory, docker-image://, oci-layout:// used by FROM, COPY --from and
+//! RUN --mount from=, a stage of that name replaced), checked in the image's files and the log.
+//! docker 20.10's client has no `--build-context` (buildx's), so the expectations are
+//! BuildKit's documented rules, written down here.
+
+use integration::slipway::Slipway;
+use std::fs;
+
+#[test]
+fn a_directory_context_serves_from_copy_from_and_mounts() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let extra = s.context(
+        "extra",
+        &[("a.txt", "from a\n"), ("sub/b.txt", "from b\n"), ("secret.key", "no\n"), (".dockerignore", "*.key\n")],
+    );
+    let df = "FROM base:1\n\
+              COPY --from=extra /a.txt /got/a.txt\n\
+              COPY --from=extra / /all/\n\
+              RUN --mount=from=extra,target=/m cat /m/sub/b.txt > /mounted\n";
+    let ctx = s.context("app", &[("Dockerfile", df)]);
+    let flag = format!("extra={}", extra.display());
+    s.build(&ctx, "app:1", &["--build-context", &flag]).ok();
+    let img = s.save("app:1");
+    let f = |p: &str| img.find(p).map(|e| String::from_utf8_lossy(&e.data).into_owned());
+    assert_eq!(f("got/a.txt").as_deref(), Some("from a\n"));
+    assert_eq!(f("all/sub/b.txt").as_deref(), Some("from b\n"));
+    assert_eq!(f("mounted").as_deref(), Some("from b\n"));
+    // the context's own .dockerignore applies, as BuildKit reads it for a named local context
+    assert!(img.find("all/secret.key").is_none(), "ignored file copied");
+    // sent as buildx sends files: owned by root
+    let e = img.find("all/a.txt").unwrap();
+    assert_eq!((e.uid, e.gid), (0, 0));
+
+    // unchanged: every step cached; a changed file: the steps reading it run again
+    let r = s.build(&ctx, "app:1", &["--build-context", &flag]).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 3, "{}", r.stdout);
+    fs::write(extra.join("sub/b.txt"), "changed\n").unwrap();
+    let r = s.build(&ctx, "app:1", &["--build-context", &flag]).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 0, "{}", r.stdout);
+    let img = s.save("app:1");
+    assert_eq!(img.find("mounted").map(|e| e.data.clone()), Some(b"changed\n".to_vec()));
+    // a file the .dockerignore drops changes nothing
+    fs::write(extra.join("secret.key"), "still no\n").unwrap();
+    let r = s.build(&ctx, "app:1", &["--build-context", &flag]).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 3, "{}", r.stdout);
+}
+
+#[test]
+fn from_a_directory_and_from_an_image_context() {
+    let s = Slipway::new();
+    s.base("base:1");
+    // FROM a directory: its files as the root filesystem, FROM scratch's config
+    let tree = s.context("tree", &[("etc/motd", "hello\n"), ("bin/tool", "#!/bin/sh\n")]);
+    let ctx = s.context("a", &[("Dockerfile", "FROM tree\nLABEL x=1\n")]);
+    let r = s.build(&ctx, "fromdir:1", &["--build-context", &format!("tree={}", tree.display())]).ok();
+    assert!(r.stdout.contains("build context tree: directory"), "{}", r.stdout);
+    let img = s.save("fromdir:1");
+    assert_eq!(img.find("etc/motd").map(|e| e.data.clone()), Some(b"hello\n".to_vec()));
+    assert_eq!(img.cfg("Env")[0], "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+
+    // docker-image://: `FROM alpine` gets the image the context names (here from the store,
+    // so offline), and so does the normalized `docker.io/library/alpine:latest`
+    let df = "FROM alpine\nRUN echo ran > /r\nFROM docker.io/library/alpine:latest\nCOPY --from=0 /r /r\n";
+    let ctx = s.context("b", &[("Dockerfile", df)]);
+    s.build(&ctx, "fromimg:1", &["--build-context", "alpine=docker-image://base:1"]).ok();
+    let img = s.save("fromimg:1");
+    assert_eq!(img.find("r").map(|e| e.data.clone()), Some(b"ran\n".to_vec()));
+    assert!(img.find("bin/busybox").is_some());
+}
+
+#[test]
+fn a_context_named_after_a_stage_replaces_it() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let other = s.context("other", &[("Dockerfile", "FROM base:1\nRUN echo from-image > /dep\n")]);
+    s.build(&other, "other:1", &[]).ok();
+    let df = "FROM base:1 AS deps\n\
+              RUN echo from-stage > /dep && touch /stage-ran\n\
+              FROM base:1\n\
+              COPY --from=deps /dep /dep\n";
+    let ctx = s.context("app", &[("Dockerfile", df)]);
+    let r = s.build(&ctx, "app:1", &["--build-context", "deps=docker-image://other:1"]).ok();
+    // BuildKit: "When Dockerfile defines a stage with the same name it is overwritten"
+    assert!(!r.stdout.contains("from-stage"), "the replaced stage ran:\n{}", r.stdout);
+    let img = s.save("app:1");
+    assert_eq!(img.find("dep").map(|e| e.data.clone()), Some(b"from-image\n".to_vec()));
+    // without it, the stage builds
+    s.build(&ctx, "app:2", &[]).ok();
+    assert_eq!(s.save("app:2").find("dep").map(|e| e.data.clone()), Some(b"from-stage\n".to_vec()));
+}
+
+#[test]
+fn an_oci_layout_context() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let lay = s.dir.path().join("layout");
+    let src = s.context("src", &[("Dockerfile", "FROM base:1\nRUN echo in-layout > /l\n")]);
+    s.build(&src, "lay:1", &["-o", &format!("type=oci,dest={},tar=false", lay.display())]).ok();
+    let ctx = s.context("app", &[("Dockerfile", "FROM l\nRUN cat /l > /copy\n")]);
+    s.build(&ctx, "app:1", &["--build-context", &format!("l=oci-layout://{}:1", lay.display())]).ok();
+    let img = s.save("app:1");
+    assert_eq!(img.find("copy").map(|e| e.data.clone()), Some(b"in-layout\n".to_vec()));
+    // a tag the layout does not have is named
+    let r = s.build(&ctx, "app:2", &["--build-context", &format!("l=oci-layout://{}:nope", lay.display())]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("tag nope"), "{}", r.stderr);
+}
+
+#[test]
+fn bad_build_contexts_are_refused_naming_them() {
+    let s = Slipway::new();
+    let ctx = s.context("app", &[("Dockerfile", "FROM scratch\n")]);
+    for (arg, want) in [
+        ("justaname", "expected NAME=VALUE"),
+        ("x=/nonexistent/slipway-ctx", "/nonexistent/slipway-ctx"),
+        ("x=https://example.com/r.git", "remote contexts"),
+        ("Bad=/tmp", "invalid context name"),
+        ("x=foo://bar", "unknown context type foo://"),
+    ] {
+        let r = s.build(&ctx, "x:1", &["--build-context", arg]);
+        assert_ne!(r.code, 0, "{arg}");
+        assert!(r.stderr.contains(want) && r.stderr.contains("--build-context"), "{arg}: {}", r.stderr);
+    }
+}
