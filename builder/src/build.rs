@@ -70,6 +70,8 @@ pub struct BuildOptions {
     pub source_date_epoch: Option<u64>,
     /// `--build-context`s.
     pub named_contexts: NamedContexts,
+    /// `--jobs`: how many stages may run at once.
+    pub jobs: usize,
 }
 
 /// Base images for the planner: a `--build-context` of that name, else the store's, else
@@ -288,17 +290,19 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         debug: opts.debug,
         secrets: opts.secrets.clone(),
         ssh: opts.ssh.clone(),
+        jobs: opts.jobs,
     };
     // an output on stdout (`-o -`) sends the log to stderr
-    let out: Box<dyn std::io::Write> = if opts.quiet {
+    let out: Box<dyn std::io::Write + Send> = if opts.quiet {
         Box::new(std::io::sink())
     } else if output::writes_stdout(&outs) {
         Box::new(std::io::stderr())
     } else {
         Box::new(std::io::stdout())
     };
-    let runtime = Runtime { bin: opts.runtime.clone(), state_root: store.root.join("tmp/runtime") };
-    let mut x = Executor::new(store, &eopts, &mut ctx, runtime, progress::Progress::new(opts.progress, out));
+    let runtime = Runtime::new(opts.runtime.clone(), store.root.join("tmp/runtime"));
+    let ctx = exec::SharedContext::new(ctx);
+    let mut x = Executor::new(store, &eopts, &ctx, runtime, progress::Progress::new(opts.progress, out));
     for from in &opts.cache_from {
         match registry::cache::import(&opts.remote.options, from) {
             Ok(i) => {
@@ -308,7 +312,7 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
                 });
                 let mounts = if n > 0 { format!(", {n} cache mounts") } else { String::new() };
                 x.progress.note(&format!("importing cache from {from}: {} steps{mounts}", i.len()));
-                x.imported.push(i);
+                x.imported.push(std::sync::Arc::new(i));
             }
             // as BuildKit does: an unreadable cache is a warning, the build goes on without it
             Err(e) => x.progress.note(&format!("WARNING: cache from {from} not imported: {e}")),

@@ -155,6 +155,11 @@ pub enum Cmd {
         ssh: Vec<String>,
         #[command(flatten)]
         out: Box<OutputArgs>,
+        /// How many stages may build at once (default: the number of cores). A stage starts when
+        /// the stages it needs (FROM, COPY --from, RUN --mount from=) are built; images and
+        /// cache keys are the same for any N.
+        #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+        jobs: Option<u16>,
     },
     /// Print the plan of a build (stages, steps, cache key inputs) without running it
     #[command(hide = true)]

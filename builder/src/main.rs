@@ -83,6 +83,7 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         push: false,
         source_date_epoch: None,
         named_contexts,
+        jobs: 1,
     })
 }
 
@@ -130,6 +131,7 @@ fn run(cli: Cli) -> Result<()> {
             secrets,
             ssh,
             out,
+            jobs,
         } => {
             let OutputArgs { outputs, annotations, metadata_file } = *out;
             use std::io::IsTerminal;
@@ -189,6 +191,10 @@ fn run(cli: Cli) -> Result<()> {
             opts.remote = remote;
             opts.platform = platform;
             opts.cache_from = cache_from;
+            opts.jobs = match jobs {
+                Some(n) => n.into(),
+                None => std::thread::available_parallelism().map(usize::from).unwrap_or(1),
+            };
             for s in &secrets {
                 let (id, src) = slipway::secrets::parse_secret(s).map_err(anyhow::Error::msg)?;
                 opts.secrets.add(id, src);

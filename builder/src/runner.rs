@@ -3,9 +3,11 @@
 //! container's cgroup under our private `/slipway/<id>` parent. Knows nothing of Dockerfiles.
 
 use std::fs;
-use std::io::{self, Write};
+use std::io::{self, BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -20,6 +22,30 @@ pub enum RunError {
 pub struct Runtime {
     pub bin: PathBuf,
     pub state_root: PathBuf,
+    /// Set when the build stops for another reason than a signal (a step of a stage that runs
+    /// at the same time failed): a running container is deleted as on an interrupt.
+    pub cancel: Arc<AtomicBool>,
+}
+
+impl Runtime {
+    pub fn new(bin: PathBuf, state_root: PathBuf) -> Runtime {
+        Runtime { bin, state_root, cancel: Arc::default() }
+    }
+
+    fn stopping(&self) -> bool {
+        crate::sys::interrupted() || self.cancel.load(Ordering::SeqCst)
+    }
+}
+
+/// Where a container's output goes.
+pub enum Output<'s> {
+    /// To our stdout and stderr, as it comes.
+    Stream,
+    /// To a file of the bundle; it comes back in the outcome.
+    Capture,
+    /// Line by line (stdout and stderr together) to a function, as it comes: stages that run
+    /// at once label each line with their step.
+    Lines(&'s (dyn Fn(&str) + Sync)),
 }
 
 /// The default runtime: `skiff` next to the slipway binary, else `runc` from PATH.
@@ -50,21 +76,71 @@ pub fn cgroups_path(id: &str) -> String {
 }
 
 impl Runtime {
-    /// Runs the bundle to completion. Output streams to ours unless `capture` (then it goes
-    /// to a file of the bundle and comes back in the outcome). An interrupt
-    /// ([`crate::sys::interrupted`]) deletes the container and ends the run with `Interrupted`.
-    pub fn run(&self, bundle: &Path, id: &str, capture: bool) -> Result<Outcome, RunError> {
+    /// Runs the bundle to completion, its output going where `out` says. An interrupt
+    /// ([`crate::sys::interrupted`]) or `cancel` deletes the container and ends the run with
+    /// `Interrupted`.
+    pub fn run(&self, bundle: &Path, id: &str, out: Output) -> Result<Outcome, RunError> {
         let _ = fs::create_dir_all(&self.state_root);
         let mut cmd = Command::new(&self.bin);
         cmd.arg("--root").arg(&self.state_root).arg("run").arg("--bundle").arg(bundle).arg(id).stdin(Stdio::null());
         let out_file = bundle.join("output");
-        if capture {
-            let f = fs::File::create(&out_file).map_err(|err| RunError::Spawn { bin: self.bin.clone(), err })?;
-            let f2 = f.try_clone().map_err(|err| RunError::Spawn { bin: self.bin.clone(), err })?;
-            cmd.stdout(f).stderr(f2);
-        } else {
-            let _ = io::stdout().flush();
+        let spawn_err = |err| RunError::Spawn { bin: self.bin.clone(), err };
+        let mut reader = None;
+        match out {
+            Output::Capture => {
+                let f = fs::File::create(&out_file).map_err(spawn_err)?;
+                let f2 = f.try_clone().map_err(spawn_err)?;
+                cmd.stdout(f).stderr(f2);
+            }
+            Output::Stream => {
+                let _ = io::stdout().flush();
+            }
+            Output::Lines(_) => {
+                let (r, w) = io::pipe().map_err(spawn_err)?;
+                let w2 = w.try_clone().map_err(spawn_err)?;
+                cmd.stdout(w).stderr(w2);
+                reader = Some(r);
+            }
         }
+        std::thread::scope(|s| {
+            // the pipe's write ends live in `cmd`: it goes once the child has them, so the
+            // reader sees the end of the output when the container's processes are gone
+            let lines = match (reader, &out) {
+                (Some(r), Output::Lines(f)) => {
+                    let f = *f;
+                    Some(s.spawn(move || {
+                        let mut r = io::BufReader::new(r);
+                        let mut buf = Vec::new();
+                        while let Ok(n) = r.read_until(b'\n', &mut buf) {
+                            if n == 0 {
+                                break;
+                            }
+                            let l = String::from_utf8_lossy(&buf);
+                            f(l.strip_suffix('\n').unwrap_or(&l));
+                            buf.clear();
+                        }
+                    }))
+                }
+                _ => None,
+            };
+            let res = self.wait(cmd, id);
+            if let Some(t) = lines {
+                let _ = t.join();
+            }
+            res
+        })
+        .map(|status| {
+            let output =
+                if matches!(out, Output::Capture) { fs::read(&out_file).unwrap_or_default() } else { Vec::new() };
+            use std::os::unix::process::ExitStatusExt;
+            let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
+            Outcome { code, output }
+        })
+    }
+
+    /// Starts `cmd` (the runtime's `run` of container `id`) and waits for it; deletes the
+    /// container when it ends, or at once on an interrupt or cancel.
+    fn wait(&self, mut cmd: Command, id: &str) -> Result<std::process::ExitStatus, RunError> {
         let delete = || {
             let _ = Command::new(&self.bin)
                 .arg("--root")
@@ -75,7 +151,9 @@ impl Runtime {
                 .stderr(Stdio::null())
                 .status();
         };
-        let mut child = match cmd.spawn() {
+        let spawned = cmd.spawn();
+        drop(cmd);
+        let mut child = match spawned {
             Ok(c) => c,
             Err(err) => {
                 delete();
@@ -90,7 +168,7 @@ impl Runtime {
                 Ok(None) => {}
                 Err(e) => break Err(e),
             }
-            if crate::sys::interrupted() && !killed {
+            if self.stopping() && !killed {
                 delete();
                 killed = true;
             }
@@ -99,13 +177,10 @@ impl Runtime {
         delete();
         remove_cgroups(id);
         let status = status.map_err(|err| RunError::Spawn { bin: self.bin.clone(), err })?;
-        if killed || crate::sys::interrupted() {
+        if killed || self.stopping() {
             return Err(RunError::Interrupted);
         }
-        let output = if capture { fs::read(&out_file).unwrap_or_default() } else { Vec::new() };
-        use std::os::unix::process::ExitStatusExt;
-        let code = status.code().or_else(|| status.signal().map(|s| 128 + s)).unwrap_or(1);
-        Ok(Outcome { code, output })
+        Ok(status)
     }
 }
 

@@ -3,7 +3,11 @@
 //! the cached state, a miss runs the step's action (a config change or WORKDIR here, RUN in
 //! `run.rs`, COPY/ADD in `copy.rs`) and records the result. It decides nothing the plan did not
 //! say; `progress` prints the log. Images reach the store only in `commit`, names last, so a
-//! failed build leaves no new name behind.
+//! failed build leaves no new name behind. Stages the plan does not order (neither needs the
+//! other) run at once, up to `--jobs` (`run_parallel`): each in a worker of its own that shares
+//! the store, the context, the log and the runtime's cancel flag, and sees the states of the
+//! stages it depends on. A step's key depends only on its inputs and the state it starts from,
+//! so a build run at once makes the same images as one run in order.
 
 mod copy;
 mod mounts;
@@ -11,7 +15,7 @@ pub mod progress;
 mod run;
 
 use crate::cache::{self, Inputs};
-use crate::context::Context;
+use crate::context::{Context, ContextError, CtxEntry};
 use crate::layer::{self, overlay, Layer};
 use crate::plan::{Action, Base, BuildError, Origin, Plan, StagePlan, Step};
 use crate::rootfs;
@@ -20,6 +24,8 @@ use crate::store::image::{rfc3339, History, ImageConfig};
 use crate::store::{Image, Store};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 /// What the executor takes from the command line.
 #[derive(Debug, Clone)]
@@ -45,6 +51,45 @@ pub struct Options {
     pub secrets: crate::secrets::Secrets,
     /// `build --ssh`: the agents `RUN --mount=type=ssh` forwards, by id.
     pub ssh: std::collections::BTreeMap<String, crate::secrets::SshSource>,
+    /// `build --jobs`: how many stages may run at once.
+    pub jobs: usize,
+}
+
+/// The build context, shared by the stages that run at once (its walk and hashes are cached,
+/// so reading it changes it).
+pub struct SharedContext(Mutex<Context>);
+
+impl SharedContext {
+    pub fn new(ctx: Context) -> SharedContext {
+        SharedContext(Mutex::new(ctx))
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Context) -> R) -> R {
+        match self.0.lock() {
+            Ok(mut g) => f(&mut g),
+            Err(p) => f(&mut p.into_inner()),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.with(|c| c.path(rel))
+    }
+
+    pub fn subtree(&self, rel: &str) -> Result<Vec<CtxEntry>, ContextError> {
+        self.with(|c| c.subtree(rel))
+    }
+
+    /// Saves the context's stat cache to the store.
+    pub fn save(&self, store: &Store) {
+        self.with(|c| c.save(store))
+    }
+}
+
+/// ssh-agents of our own (`--ssh ID=KEY`), started on first use, ended with the build.
+#[derive(Default)]
+struct Agents {
+    running: BTreeMap<String, crate::secrets::Agent>,
+    dir: Option<crate::store::TempDir>,
 }
 
 /// A stage's state between steps.
@@ -78,7 +123,7 @@ pub struct Executor<'a> {
     pub store: &'a Store,
     pub opts: &'a Options,
     /// The build context (COPY reads its files; the plan resolved which).
-    pub ctx: &'a mut Context,
+    pub ctx: &'a SharedContext,
     pub runtime: Runtime,
     pub progress: progress::Progress<'a>,
     /// The final state of each built stage, by Dockerfile index.
@@ -89,19 +134,17 @@ pub struct Executor<'a> {
     /// image, so that `prune` keeps the cache of named images.
     keys: Vec<String>,
     /// `--cache-from` caches: a step missing from the store's cache is looked up there.
-    pub imported: Vec<crate::registry::cache::Imported>,
+    pub imported: Vec<Arc<crate::registry::cache::Imported>>,
     /// The cache mounts RUN steps used (each once).
     cache_mounts: Vec<crate::store::mounts::Meta>,
-    /// ssh-agents of our own (`--ssh ID=KEY`), started on first use, ended with the build.
-    agents: BTreeMap<String, crate::secrets::Agent>,
-    agents_dir: Option<crate::store::TempDir>,
+    agents: Arc<Mutex<Agents>>,
 }
 
 impl<'a> Executor<'a> {
     pub fn new(
         store: &'a Store,
         opts: &'a Options,
-        ctx: &'a mut Context,
+        ctx: &'a SharedContext,
         runtime: Runtime,
         progress: progress::Progress<'a>,
     ) -> Executor<'a> {
@@ -116,8 +159,26 @@ impl<'a> Executor<'a> {
             keys: Vec::new(),
             imported: Vec::new(),
             cache_mounts: Vec::new(),
-            agents: BTreeMap::new(),
-            agents_dir: None,
+            agents: Arc::default(),
+        }
+    }
+
+    /// An executor for one stage that runs beside others: it shares the store, the context,
+    /// the log (through a handle labelled `name`), the runtime and the agents; it sees the
+    /// states of `done` (the stages it depends on); its step numbers start after `step`.
+    fn worker(&self, name: &str, done: BTreeMap<usize, State>, step: usize) -> Executor<'a> {
+        Executor {
+            store: self.store,
+            opts: self.opts,
+            ctx: self.ctx,
+            runtime: self.runtime.clone(),
+            progress: self.progress.stage(name),
+            done,
+            step,
+            keys: Vec::new(),
+            imported: self.imported.clone(),
+            cache_mounts: Vec::new(),
+            agents: self.agents.clone(),
         }
     }
 
@@ -127,16 +188,20 @@ impl<'a> Executor<'a> {
         match src {
             crate::secrets::SshSource::Socket(p) => Ok(Some(p.clone())),
             crate::secrets::SshSource::Keys(keys) => {
-                if let Some(a) = self.agents.get(id) {
+                let mut agents = match self.agents.lock() {
+                    Ok(g) => g,
+                    Err(p) => p.into_inner(),
+                };
+                if let Some(a) = agents.running.get(id) {
                     return Ok(Some(a.socket.clone()));
                 }
-                if self.agents_dir.is_none() {
-                    self.agents_dir = Some(self.store.tempdir("ssh").map_err(|e| e.to_string())?);
+                if agents.dir.is_none() {
+                    agents.dir = Some(self.store.tempdir("ssh").map_err(|e| e.to_string())?);
                 }
-                let dir = self.agents_dir.as_ref().map(|d| d.path.clone()).unwrap_or_default();
-                let sock = dir.join(format!("agent-{}.sock", self.agents.len()));
+                let dir = agents.dir.as_ref().map(|d| d.path.clone()).unwrap_or_default();
+                let sock = dir.join(format!("agent-{}.sock", agents.running.len()));
                 let a = crate::secrets::start_agent(&sock, keys)?;
-                self.agents.insert(id.to_string(), a);
+                agents.running.insert(id.to_string(), a);
                 Ok(Some(sock))
             }
         }
@@ -149,10 +214,14 @@ impl<'a> Executor<'a> {
     /// Runs the plan; returns the target stage's final state.
     pub fn run(&mut self, plan: Plan) -> Result<State, BuildError> {
         let total = plan.total;
-        for stage in plan.stages {
-            let index = stage.index;
-            let st = self.stage(stage, total)?;
-            self.done.insert(index, st);
+        if self.opts.jobs > 1 && has_independent_stages(&plan.stages) {
+            self.run_parallel(plan.stages, total)?;
+        } else {
+            for stage in plan.stages {
+                let index = stage.index;
+                let st = self.stage(stage, total)?;
+                self.done.insert(index, st);
+            }
         }
         if let Some(stop) = plan.stop {
             if let Some(text) = stop.shown {
@@ -165,6 +234,93 @@ impl<'a> Executor<'a> {
             return Err(stop.error);
         }
         self.done.get(&plan.target).cloned().ok_or_else(|| BuildError::Other("target stage was not built".into()))
+    }
+
+    /// Runs the stages, each as soon as the stages it depends on are built, up to `--jobs` at
+    /// once. The first step that fails stops the build: the others are cancelled (their
+    /// containers deleted), and its error names its stage. Step numbers, keys and the cache
+    /// mounts used are those of a build in plan order.
+    fn run_parallel(&mut self, stages: Vec<StagePlan>, total: usize) -> Result<(), BuildError> {
+        self.progress.set_parallel();
+        let n = stages.len();
+        // each stage's first step number: the numbers of a build in plan order
+        let mut first = Vec::with_capacity(n);
+        for s in &stages {
+            first.push(self.step);
+            self.step += 1 + s.steps.iter().filter(|s| s.counted).count();
+        }
+        let names: Vec<String> =
+            stages.iter().map(|s| s.name.clone().unwrap_or_else(|| format!("stage-{}", s.index))).collect();
+        let deps: Vec<Vec<usize>> = stages.iter().map(|s| s.deps.clone()).collect();
+        let index: Vec<usize> = stages.iter().map(|s| s.index).collect();
+        let mut pending: Vec<Option<StagePlan>> = stages.into_iter().map(Some).collect();
+        let mut keys: Vec<Vec<String>> = vec![Vec::new(); n];
+        let mut mounts: Vec<Vec<crate::store::mounts::Meta>> = vec![Vec::new(); n];
+        let mut failed: Option<BuildError> = None;
+        let cancel = self.runtime.cancel.clone();
+        type Done = (State, Vec<String>, Vec<crate::store::mounts::Meta>);
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Result<Done, BuildError>)>();
+        std::thread::scope(|scope| {
+            let mut running = 0;
+            loop {
+                if failed.is_none() && !crate::sys::interrupted() {
+                    for k in 0..n {
+                        if running >= self.opts.jobs {
+                            break;
+                        }
+                        let ready = pending[k].is_some() && deps[k].iter().all(|d| self.done.contains_key(d));
+                        let Some(sp) = pending[k].take_if(|_| ready) else { continue };
+                        let seen = deps[k].iter().filter_map(|d| self.done.get(d).map(|s| (*d, s.clone()))).collect();
+                        let mut w = self.worker(&names[k], seen, first[k]);
+                        let tx = tx.clone();
+                        let cancel = cancel.clone();
+                        scope.spawn(move || {
+                            let r = w.stage(sp, total);
+                            if r.is_err() {
+                                if cancel.load(Ordering::SeqCst) {
+                                    w.progress.canceled();
+                                } else {
+                                    w.progress.fail();
+                                }
+                            }
+                            let _ = tx.send((k, r.map(|st| (st, w.keys, w.cache_mounts))));
+                        });
+                        running += 1;
+                    }
+                }
+                if running == 0 {
+                    break;
+                }
+                let Ok((k, r)) = rx.recv() else { break };
+                running -= 1;
+                match r {
+                    Ok((st, k_keys, k_mounts)) => {
+                        self.done.insert(index[k], st);
+                        keys[k] = k_keys;
+                        mounts[k] = k_mounts;
+                    }
+                    // the first failure is the build's; what fails after it was cancelled
+                    Err(e) if failed.is_none() => {
+                        cancel.store(true, Ordering::SeqCst);
+                        failed = Some(in_stage(e, &names[k]));
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        if crate::sys::interrupted() || pending.iter().any(Option::is_some) {
+            return Err(BuildError::Other("interrupted".into()));
+        }
+        self.keys.extend(keys.into_iter().flatten());
+        for m in mounts.into_iter().flatten() {
+            if !self.cache_mounts.iter().any(|c| c.id == m.id && c.base == m.base) {
+                self.cache_mounts.push(m);
+            }
+        }
+        Ok(())
     }
 
     fn stage(&mut self, stage: StagePlan, total: usize) -> Result<State, BuildError> {
@@ -213,7 +369,7 @@ impl<'a> Executor<'a> {
 
     /// One step through the cache.
     fn step(&mut self, st: &mut State, s: Step, total: usize) -> Result<(), BuildError> {
-        if crate::sys::interrupted() {
+        if crate::sys::interrupted() || self.runtime.cancel.load(Ordering::SeqCst) {
             return Err(BuildError::Other("interrupted".into()));
         }
         if s.counted {
@@ -446,5 +602,34 @@ impl<'a> Executor<'a> {
     /// The cache mounts the build's RUN steps used.
     pub fn take_cache_mounts(&mut self) -> Vec<crate::store::mounts::Meta> {
         std::mem::take(&mut self.cache_mounts)
+    }
+}
+
+/// Two of the stages could run at once: neither needs the other, directly or not.
+fn has_independent_stages(stages: &[StagePlan]) -> bool {
+    // the stages each needs (itself included); the plan lists a stage after those it needs
+    let mut needs: BTreeMap<usize, std::collections::BTreeSet<usize>> = BTreeMap::new();
+    for s in stages {
+        let mut set: std::collections::BTreeSet<usize> = [s.index].into();
+        for d in &s.deps {
+            if let Some(n) = needs.get(d) {
+                set.extend(n.iter().copied());
+            }
+        }
+        needs.insert(s.index, set);
+    }
+    stages.iter().enumerate().any(|(i, a)| {
+        stages[i + 1..].iter().any(|b| !needs[&b.index].contains(&a.index) && !needs[&a.index].contains(&b.index))
+    })
+}
+
+/// An error of a stage that ran beside others: it names the stage.
+fn in_stage(e: BuildError, name: &str) -> BuildError {
+    match e {
+        BuildError::At { file, line, msg, excerpt } => {
+            BuildError::At { file, line, msg: format!("stage {name}: {msg}"), excerpt }
+        }
+        BuildError::Other(m) => BuildError::Other(format!("stage {name}: {m}")),
+        e => e,
     }
 }

@@ -6,6 +6,7 @@
 
 use crate::store::image::short_id;
 use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 /// What `--progress` resolved to.
@@ -31,134 +32,251 @@ impl Mode {
 /// Erase the current terminal line and go to its start.
 const CLEAR_LINE: &str = "\r\x1b[K";
 
-pub struct Progress<'a> {
+/// The log of one build, which all its handles write.
+struct Shared<'a> {
     mode: Mode,
-    out: Box<dyn Write + 'a>,
-    /// The step being drawn (tty): its label and when it started.
-    open: Option<(String, Instant)>,
-    /// The open step's line is on screen and not ended by a newline (tty).
+    out: Box<dyn Write + Send + 'a>,
+    /// The steps being drawn (tty): the handle, its label and when it started.
+    open: Vec<(usize, String, Instant)>,
+    /// The open steps' line is on screen and not ended by a newline (tty).
     drawn: bool,
+    /// Stages run at once: every line says its stage and step, RUN output comes through
+    /// [`Progress::line`], and the tty line shows every step that runs.
+    parallel: bool,
+    handles: usize,
 }
 
-impl<'a> Progress<'a> {
-    pub fn new(mode: Mode, out: Box<dyn Write + 'a>) -> Progress<'a> {
-        Progress { mode, out, open: None, drawn: false }
-    }
-
+impl Shared<'_> {
     fn write(&mut self, s: &str) {
         let _ = self.out.write_all(s.as_bytes());
         let _ = self.out.flush();
     }
 
+    /// Draws the open steps on the last line (tty).
+    fn redraw(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let labels: Vec<&str> = self.open.iter().map(|(_, l, _)| l.as_str()).collect();
+        let line = format!("{CLEAR_LINE} => {}", labels.join("  |  "));
+        self.write(&line);
+        self.drawn = true;
+    }
+
+    /// Takes the open step of handle `me` off the drawn line.
+    fn close(&mut self, me: usize) -> Option<(String, Instant)> {
+        let i = self.open.iter().position(|(h, _, _)| *h == me)?;
+        let (_, l, t) = self.open.remove(i);
+        Some((l, t))
+    }
+
+    /// Ends a drawn step line so that other output starts on a line of its own (tty): in
+    /// parallel the drawn line is erased (it is drawn again below), else it stays.
+    fn end_line(&mut self) {
+        if self.drawn {
+            self.write(if self.parallel { CLEAR_LINE } else { "\n" });
+            self.drawn = false;
+        }
+    }
+}
+
+/// A handle on the build's log. Stages that run at once each write through a handle of their
+/// own ([`Progress::stage`]), which labels their lines.
+pub struct Progress<'a> {
+    shared: Arc<Mutex<Shared<'a>>>,
+    me: usize,
+    /// The stage's name, shown in parallel.
+    stage: String,
+    /// `[stage N/M] ` in parallel (the open step's), else "".
+    prefix: String,
+}
+
+impl<'a> Progress<'a> {
+    pub fn new(mode: Mode, out: Box<dyn Write + Send + 'a>) -> Progress<'a> {
+        let shared = Shared { mode, out, open: Vec::new(), drawn: false, parallel: false, handles: 1 };
+        Progress { shared: Arc::new(Mutex::new(shared)), me: 0, stage: String::new(), prefix: String::new() }
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Shared<'a>) -> R) -> R {
+        let mut g = match self.shared.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut g)
+    }
+
+    /// From now on stages run at once: lines are labelled with their stage and step.
+    pub fn set_parallel(&self) {
+        self.with(|s| s.parallel = true);
+    }
+
+    /// A handle for stage `name` of the same log.
+    pub fn stage(&self, name: &str) -> Progress<'a> {
+        let me = self.with(|s| {
+            s.handles += 1;
+            s.handles
+        });
+        Progress { shared: self.shared.clone(), me, stage: name.to_string(), prefix: String::new() }
+    }
+
     /// A step starts: `n` of `total`, as written in the Dockerfile.
     pub fn step(&mut self, n: usize, total: usize, text: &str) {
-        match self.mode {
-            Mode::Plain => self.write(&format!("Step {n}/{total} : {text}\n")),
-            Mode::Tty => {
-                let label = format!("[{n:>w$}/{total}] {text}", w = total.to_string().len());
-                self.write(&format!("{CLEAR_LINE} => {label}"));
-                self.open = Some((label, Instant::now()));
-                self.drawn = true;
-            }
+        let w = total.to_string().len();
+        let (mode, parallel) = self.with(|s| (s.mode, s.parallel));
+        if parallel {
+            self.prefix = format!("[{} {n}/{total}] ", self.stage);
         }
+        let prefix = &self.prefix;
+        let me = self.me;
+        self.with(|s| match mode {
+            Mode::Plain => s.write(&format!("{prefix}Step {n}/{total} : {text}\n")),
+            Mode::Tty => {
+                let label = if parallel {
+                    format!("[{} {n:>w$}/{total}] {text}", self.stage)
+                } else {
+                    format!("[{n:>w$}/{total}] {text}")
+                };
+                s.close(me);
+                s.open.push((me, label, Instant::now()));
+                s.redraw();
+            }
+        })
     }
 
     /// The step was found in the cache; `id` is the resulting image config.
     pub fn cached(&mut self, id: &str) {
-        match self.mode {
-            Mode::Plain => self.write(&format!(" ---> Using cache\n ---> {}\n", short_id(id))),
+        let (prefix, me) = (&self.prefix, self.me);
+        self.with(|s| match s.mode {
+            Mode::Plain => s.write(&format!("{prefix} ---> Using cache\n{prefix} ---> {}\n", short_id(id))),
             Mode::Tty => {
-                if let Some((label, _)) = self.open.take() {
-                    self.write(&format!("{CLEAR_LINE} => CACHED {label}\n"));
+                if let Some((label, _)) = s.close(me) {
+                    s.write(&format!("{CLEAR_LINE} => CACHED {label}\n"));
                 }
-                self.drawn = false;
+                s.drawn = false;
+                s.redraw();
             }
-        }
+        })
     }
 
     /// The step ran; `id` is the resulting image (None where there is none: `FROM scratch`).
     pub fn done(&mut self, id: Option<&str>) {
-        match self.mode {
+        self.end_step(id, "");
+    }
+
+    fn end_step(&mut self, id: Option<&str>, word: &str) {
+        let (prefix, me) = (&self.prefix, self.me);
+        self.with(|s| match s.mode {
             Mode::Plain => {
                 if let Some(id) = id {
-                    self.write(&format!(" ---> {}\n", short_id(id)))
+                    s.write(&format!("{prefix} ---> {}\n", short_id(id)))
                 }
             }
             Mode::Tty => {
-                if let Some((label, t)) = self.open.take() {
+                if let Some((label, t)) = s.close(me) {
                     let secs = t.elapsed().as_secs_f64();
-                    let start = if self.drawn { CLEAR_LINE } else { "" };
-                    self.write(&format!("{start} => {label}  {secs:.1}s\n"));
+                    let start = if s.drawn { CLEAR_LINE } else { "" };
+                    s.write(&format!("{start} => {word}{label}  {secs:.1}s\n"));
+                    s.drawn = false;
                 }
-                self.drawn = false;
+                s.redraw();
             }
-        }
+        })
     }
 
-    /// The build failed in the open step: tty marks its line `ERROR` (a line of its own, so the
-    /// error message that follows is not glued to it); the plain log already says where it was.
+    /// The build failed in the open steps: tty marks their lines `ERROR` (lines of their own,
+    /// so the error message that follows is not glued to them); the plain log already says
+    /// where it was.
     pub fn fail(&mut self) {
-        if self.mode != Mode::Tty {
-            return;
+        let open: Vec<usize> = self.with(|s| s.open.iter().map(|(h, _, _)| *h).collect());
+        for h in open {
+            let mut p = Progress { shared: self.shared.clone(), me: h, stage: String::new(), prefix: String::new() };
+            p.end_step(None, "ERROR ");
         }
-        if let Some((label, t)) = self.open.take() {
-            let secs = t.elapsed().as_secs_f64();
-            let start = if self.drawn { CLEAR_LINE } else { "" };
-            self.write(&format!("{start} => ERROR {label}  {secs:.1}s\n"));
+        self.with(|s| s.end_line());
+    }
+
+    /// The open step of this handle stopped because another failed (tty: `CANCELED`).
+    pub fn canceled(&mut self) {
+        let prefix = &self.prefix;
+        if self.with(|s| s.mode == Mode::Plain) {
+            self.with(|s| s.write(&format!("{prefix}CANCELED\n")));
+        } else {
+            self.end_step(None, "CANCELED ");
         }
-        self.drawn = false;
     }
 
     /// A remark about the open step (cache explanations, build triggers).
-    pub fn note(&mut self, s: &str) {
-        match self.mode {
-            Mode::Plain => self.write(&format!("{s}\n")),
+    pub fn note(&mut self, text: &str) {
+        let prefix = &self.prefix;
+        self.with(|s| match s.mode {
+            Mode::Plain => s.write(&format!("{prefix}{text}\n")),
             Mode::Tty => {
-                self.end_line();
-                self.write(&format!(" => => {}\n", s.trim_start_matches(" ---> ")));
+                s.end_line();
+                s.write(&format!(" => => {prefix}{}\n", text.trim_start_matches(" ---> ")));
+                if s.parallel {
+                    s.redraw();
+                }
             }
-        }
+        })
+    }
+
+    /// A line of RUN output (stages that run at once: labelled with the step).
+    pub fn line(&self, text: &str) {
+        let prefix = &self.prefix;
+        self.with(|s| {
+            s.end_line();
+            s.write(&format!("{prefix}{text}\n"));
+            if s.mode == Mode::Tty {
+                s.redraw();
+            }
+        })
+    }
+
+    /// RUN output goes through [`Progress::line`] (stages run at once).
+    pub fn labels_output(&self) -> bool {
+        self.with(|s| s.parallel)
     }
 
     /// A RUN container starts: its output follows on lines of its own.
     pub fn run_start(&mut self, container: &str) {
-        match self.mode {
-            Mode::Plain => self.write(&format!(" ---> Running in {container}\n")),
-            Mode::Tty => self.end_line(),
-        }
+        let prefix = &self.prefix;
+        self.with(|s| match s.mode {
+            Mode::Plain => s.write(&format!("{prefix} ---> Running in {container}\n")),
+            Mode::Tty => {
+                if !s.parallel {
+                    s.end_line()
+                }
+            }
+        })
     }
 
     /// The RUN container is gone.
     pub fn run_end(&mut self, container: &str) {
-        if self.mode == Mode::Plain {
-            self.write(&format!("Removing intermediate container {container}\n"));
-        }
+        let prefix = &self.prefix;
+        self.with(|s| {
+            if s.mode == Mode::Plain {
+                s.write(&format!("{prefix}Removing intermediate container {container}\n"));
+            }
+        })
     }
 
     /// The image is written and named.
     pub fn finish(&mut self, id: &str, tags: &[String]) {
-        match self.mode {
+        self.with(|s| match s.mode {
             Mode::Plain => {
-                self.write(&format!("Successfully built {}\n", short_id(id)));
+                s.write(&format!("Successfully built {}\n", short_id(id)));
                 for t in tags {
-                    self.write(&format!("Successfully tagged {t}\n"));
+                    s.write(&format!("Successfully tagged {t}\n"));
                 }
             }
             Mode::Tty => {
-                self.write(&format!(" => writing image {id} done\n"));
+                s.end_line();
+                s.write(&format!(" => writing image {id} done\n"));
                 for t in tags {
-                    self.write(&format!(" => naming to {t} done\n"));
+                    s.write(&format!(" => naming to {t} done\n"));
                 }
             }
-        }
-    }
-
-    /// Ends a drawn step line so that other output starts on a line of its own (tty).
-    fn end_line(&mut self) {
-        if self.drawn {
-            self.write("\n");
-            self.drawn = false;
-        }
+        })
     }
 }
 
@@ -232,5 +350,42 @@ mod tests {
         assert_eq!(lines[4], " => writing image sha256:bbbbbbbbbbbbbbbb done");
         assert_eq!(lines[5], " => naming to x:latest done");
         assert!(!t.contains("Step "));
+    }
+
+    #[test]
+    fn stages_at_once_label_their_lines() {
+        // plain: every line of a stage says its stage and step, RUN output included
+        let b = Buf::default();
+        let main = Progress::new(Mode::Plain, Box::new(b.clone()));
+        main.set_parallel();
+        let (mut a, mut c) = (main.stage("a"), main.stage("stage-1"));
+        a.step(1, 4, "RUN x");
+        c.step(3, 4, "RUN y");
+        a.run_start("c1");
+        a.line("out of a");
+        c.note("a note");
+        c.cached("sha256:cccccccccccccccc");
+        a.done(Some("sha256:aaaaaaaaaaaaaaaa"));
+        assert_eq!(
+            b.text(),
+            "[a 1/4] Step 1/4 : RUN x\n[stage-1 3/4] Step 3/4 : RUN y\n[a 1/4]  ---> Running in c1\n[a 1/4] out of a\n\
+             [stage-1 3/4] a note\n[stage-1 3/4]  ---> Using cache\n[stage-1 3/4]  ---> cccccccccccc\n[a 1/4]  ---> aaaaaaaaaaaa\n"
+        );
+        // tty: the last line shows every step that runs; output goes above it
+        let b = Buf::default();
+        let main = Progress::new(Mode::Tty, Box::new(b.clone()));
+        main.set_parallel();
+        let (mut a, mut c) = (main.stage("a"), main.stage("b"));
+        a.step(1, 4, "RUN x");
+        c.step(3, 4, "RUN y");
+        a.line("out");
+        a.done(None);
+        let t = b.text();
+        assert!(t.ends_with("\r\x1b[K => [b 3/4] RUN y"), "{t:?}");
+        assert!(t.contains("\r\x1b[K => [a 1/4] RUN x  |  [b 3/4] RUN y\r\x1b[K[a 1/4] out\n"), "{t:?}");
+        assert!(t.contains(" => [a 1/4] RUN x  0.0s\n"), "{t:?}");
+        // a failure marks the open steps
+        c.fail();
+        assert!(b.text().ends_with(" => ERROR [b 3/4] RUN y  0.0s\n"), "{:?}", b.text());
     }
 }

@@ -9,6 +9,7 @@ use super::{Executor, State};
 use crate::layer::overlay;
 use crate::plan::{BuildError, Mount, Run, Security};
 use crate::rootfs;
+use crate::runner::Output;
 use crate::spec;
 use std::fs;
 use std::path::PathBuf;
@@ -113,7 +114,18 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         .record(&bundle.path, &id)
         .map_err(|e| x.err(line, format!("RUN: write {}: {e}", bundle.path.display())))?;
     x.progress.run_start(&id["slipway-".len()..]);
-    let outcome = x.runtime.run(&bundle.path, &id, x.opts.quiet);
+    let outcome = {
+        let progress = &x.progress;
+        let line = |l: &str| progress.line(l);
+        let out = if x.opts.quiet {
+            Output::Capture
+        } else if progress.labels_output() {
+            Output::Lines(&line)
+        } else {
+            Output::Stream
+        };
+        x.runtime.run(&bundle.path, &id, out)
+    };
     x.progress.run_end(&id["slipway-".len()..]);
     mounts::remove_stubs(&stubs);
     drop(prepared);

@@ -237,10 +237,14 @@ impl Store {
 
     /// Writes a file atomically: temp in the same dir, fsync, rename, fsync dir.
     pub fn write_atomic(&self, path: &Path, data: &[u8]) -> Result<()> {
+        use std::sync::atomic::{AtomicU64, Ordering};
+        // per write, not only per process: stages built at once may write the same blob
+        static N: AtomicU64 = AtomicU64::new(0);
         let dir = path.parent().unwrap_or(Path::new("."));
         let tmp = dir.join(format!(
-            ".tmp-{}-{}",
+            ".tmp-{}-{}-{}",
             std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst),
             path.file_name().map(|n| n.to_string_lossy()).unwrap_or_default()
         ));
         let mut f = File::create(&tmp).map_err(io_err("create", &tmp))?;

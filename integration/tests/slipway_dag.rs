@@ -1,0 +1,146 @@
+//! Stages built at once (`build --jobs`), checked from the outside: two stages that can only
+//! both finish if they run at the same time (each waits for a file the other makes in a shared
+//! cache mount), the labelled log, the same image for `--jobs 1` and `--jobs 2`, and a failing
+//! step that stops the other stages (their containers deleted, nothing left behind) with an
+//! error naming its stage and line. How much faster that is lives in `make bench`, not here.
+
+use integration::slipway::Slipway;
+use std::fs;
+use std::path::PathBuf;
+
+/// A fresh store with the busybox base `bb` and a context holding `df`.
+fn setup(name: &str, df: &str) -> (Slipway, PathBuf) {
+    let s = Slipway::new();
+    s.base("bb");
+    let ctx = s.context(name, &[("Dockerfile", df)]);
+    (s, ctx)
+}
+
+/// Stage `me` marks itself in the shared cache mount `/rv`, then waits (up to WAIT tenths of a
+/// second) for stage `other`'s mark: it can only end well while `other` runs too.
+fn rendezvous(me: &str, other: &str) -> String {
+    format!(
+        "FROM bb AS {me}\nARG WAIT\n\
+         RUN --mount=type=cache,id=rv,target=/rv,sharing=shared sh -c 'touch /rv/{me}; i=0; \
+         while [ ! -e /rv/{other} ]; do i=$((i+1)); [ $i -gt $WAIT ] && {{ echo {me} gave up; exit 7; }}; sleep 0.1; done; \
+         echo {me} met {other}; echo {me} > /{me}'\n"
+    )
+}
+
+fn two_stages_that_meet() -> String {
+    format!("{}{}FROM bb\nCOPY --from=a /a /a\nCOPY --from=b /b /b\n", rendezvous("a", "b"), rendezvous("b", "a"))
+}
+
+#[test]
+fn independent_stages_run_at_once_and_say_so_in_the_log() {
+    let (s, ctx) = setup("meet", &two_stages_that_meet());
+    let r = s.run_bounded(&[
+        "build",
+        "-t",
+        "met",
+        "--runtime",
+        &integration::slipway::runtime(),
+        "--jobs",
+        "2",
+        "--progress",
+        "plain",
+        "--build-arg",
+        "WAIT=250",
+        &ctx.to_string_lossy(),
+    ]);
+    let r = r.ok();
+    let img = s.save("met");
+    assert_eq!(img.find("a").map(|e| e.data.clone()), Some(b"a\n".to_vec()));
+    assert_eq!(img.find("b").map(|e| e.data.clone()), Some(b"b\n".to_vec()));
+    // every line of a stage that ran beside another says its stage and step; the numbers are
+    // those of a build in order (a: 1-3, b: 4-6, the last stage 7-9)
+    for want in [
+        "[a 2/9] Step 2/9 : ARG WAIT",
+        "[b 6/9] Step 6/9 : RUN --mount=type=cache",
+        "[a 3/9] a met b",
+        "[b 6/9] b met a",
+        "[stage-2 9/9] Step 9/9 : COPY --from=b /b /b",
+    ] {
+        assert!(r.stdout.lines().any(|l| l.starts_with(want)), "no line starting {want:?} in:\n{}", r.stdout);
+    }
+    assert!(r.stdout.contains("Successfully tagged met:latest"), "{}", r.stdout);
+}
+
+#[test]
+fn jobs_1_builds_one_stage_at_a_time() {
+    // the same stages in order: the first gives up waiting for the second, which never started
+    let (s, ctx) = setup("alone", &two_stages_that_meet());
+    let r = s.run_bounded(&[
+        "build",
+        "--runtime",
+        &integration::slipway::runtime(),
+        "--jobs",
+        "1",
+        "--build-arg",
+        "WAIT=10",
+        &ctx.to_string_lossy(),
+    ]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains("a gave up"), "{}", r.stdout);
+    assert!(!r.stdout.contains("Step 4/9"), "stage b started:\n{}", r.stdout);
+    assert!(r.stderr.contains("Dockerfile:3: RUN: process"), "{}", r.stderr);
+}
+
+#[test]
+fn jobs_1_and_jobs_2_make_the_same_image() {
+    let df = "FROM bb AS one\nRUN echo one > /one && mkdir -p /d/x && echo deep > /d/x/f\n\
+              FROM bb AS two\nENV T=2\nRUN echo two $T > /two\n\
+              FROM scratch AS three\nCOPY Dockerfile /df\n\
+              FROM bb\nCOPY --from=one /one /d /got/\nCOPY --from=two /two /got/two\nCOPY --from=three /df /got/df\nRUN ls -R /got > /listing\n";
+    let mut ids = Vec::new();
+    for jobs in ["1", "2", "3"] {
+        let (s, ctx) = setup("same", df);
+        let iid = s.dir.path().join("iid");
+        s.build(&ctx, "same", &["--jobs", jobs, "--iidfile", &iid.to_string_lossy()]).ok();
+        ids.push(fs::read_to_string(&iid).expect("iidfile"));
+        let img = s.save("same");
+        assert_eq!(img.find("got/two").map(|e| e.data.clone()), Some(b"two 2\n".to_vec()));
+    }
+    assert_eq!(ids[0], ids[1], "--jobs 1 and --jobs 2 gave different images");
+    assert_eq!(ids[0], ids[2], "--jobs 1 and --jobs 3 gave different images");
+}
+
+#[test]
+fn a_failing_step_cancels_the_stages_running_beside_it() {
+    // `slow` is in its RUN when `bad` fails (bad waits for slow's mark): the build ends at once,
+    // slow's container is deleted, and the error names bad's stage and line
+    let df = "FROM bb AS slow\n\
+              RUN --mount=type=cache,id=rv,target=/rv,sharing=shared sh -c 'touch /rv/slow; sleep 600'\n\
+              FROM bb AS bad\n\
+              RUN --mount=type=cache,id=rv,target=/rv,sharing=shared sh -c 'while [ ! -e /rv/slow ]; do sleep 0.1; done; exit 3'\n\
+              FROM bb\nCOPY --from=slow /etc/passwd /a\nCOPY --from=bad /etc/passwd /b\n";
+    let (s, ctx) = setup("cancel", df);
+    let r = s.run_bounded(&[
+        "build",
+        "-t",
+        "never",
+        "--runtime",
+        &integration::slipway::runtime(),
+        "--jobs",
+        "2",
+        &ctx.to_string_lossy(),
+    ]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(
+        r.stderr.contains("Dockerfile:4: stage bad: RUN: process") && r.stderr.contains("exit code: 3"),
+        "{}",
+        r.stderr
+    );
+    // no name, no container of ours in the runtime's state, no bundle or mount left behind
+    assert_ne!(s.run(&["inspect", "never"]).code, 0);
+    let state = s.root().join("tmp/runtime");
+    let left: Vec<_> = fs::read_dir(&state).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "containers left in {}: {left:?}", state.display());
+    let tmp: Vec<_> = fs::read_dir(s.root().join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(tmp.iter().all(|n| n == "runtime"), "left in the store's tmp: {tmp:?}");
+    let root = s.root().to_string_lossy().into_owned();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    assert!(!mounts.contains(&root), "mounts left under {root}");
+}
