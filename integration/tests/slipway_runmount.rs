@@ -60,7 +60,8 @@ fn cache_mounts_persist_by_id_and_stay_out_of_layers_and_keys() {
         RUN --mount=type=cache,id=pkg,target=other cat /other/log > /seen-by-id\n\
         RUN --mount=type=cache,target=/c2,uid=1000,gid=1000,mode=0700 stat -c '%u %g %a' /c2 > /c2stat\n\
         RUN --mount=type=cache,id=pkg,target=/ro,ro sh -c 'touch /ro/x 2>/dev/null && echo writable || echo readonly' > /rostat\n\
-        RUN --mount=type=cache,target=/s,from=seed,source=/seed cat /s/f > /seeded\n";
+        RUN --mount=type=cache,target=/s,from=seed,source=/seed cat /s/f > /seeded\n\
+        RUN --mount=type=cache,target=/ie,from=bb,source=/etc cat /ie/group > /seeded-from-image\n";
     let (s, ctx) = setup("cache", df, &[("v.txt", "1\n")]);
     s.build(&ctx, "c:1", &[]).ok();
     let img = s.save("c:1");
@@ -70,7 +71,9 @@ fn cache_mounts_persist_by_id_and_stay_out_of_layers_and_keys() {
     assert_eq!(text(&img, "c2stat"), "1000 1000 700\n");
     assert_eq!(text(&img, "rostat"), "readonly\n");
     assert_eq!(text(&img, "seeded"), "seeded\n");
-    for p in ["var/cache/pkg", "other", "c2", "ro", "s"] {
+    // from= an image (not a stage): its files at source seed the cache
+    assert_eq!(text(&img, "seeded-from-image"), "root:x:0:\nbob:x:1000:\nstaff:x:50:bob\n");
+    for p in ["var/cache/pkg", "other", "c2", "ro", "s", "ie"] {
         absent(&img, p);
     }
     // var/cache did not exist in the base: the runtime's stubs are removed, parents and all
@@ -86,9 +89,9 @@ fn cache_mounts_persist_by_id_and_stay_out_of_layers_and_keys() {
     let r = s.build(&ctx, "c:3", &[]).ok();
     assert_eq!(ran(&r.stdout), Vec::<String>::new(), "{}", r.stdout);
     assert_eq!(s.save("c:3").id(), img.id());
-    // the store holds the caches (pkg, the uid/mode one, the one seeded from a stage)
+    // the store holds the caches (pkg, the uid/mode one, those seeded from a stage and an image)
     let dirs = fs::read_dir(s.root().join("cache/mounts")).unwrap().count();
-    assert_eq!(dirs, 3);
+    assert_eq!(dirs, 4);
 }
 
 #[test]
@@ -98,6 +101,7 @@ fn bind_mounts_from_the_context_and_a_stage() {
         RUN --mount=type=bind,source=src,target=/src cat /src/main.txt > /main\n\
         RUN --mount=type=bind,target=/ctx ls -a /ctx > /ls\n\
         RUN --mount=type=bind,from=build,source=/out,target=/art cat /art/artifact > /art.txt\n\
+        RUN --mount=type=bind,from=bb,source=/etc,target=/ie cat /ie/group > /img-group\n\
         RUN --mount=type=bind,target=/w,rw sh -c 'echo scribble > /w/new && rm /w/src/main.txt && echo ok' > /rw.txt\n\
         RUN --mount=type=bind,target=/w2 sh -c 'echo x > /w2/new 2>/dev/null && echo writable || echo readonly' > /ro.txt\n";
     let (s, ctx) = setup(
@@ -112,12 +116,13 @@ fn bind_mounts_from_the_context_and_a_stage() {
     assert!(ls.contains("Dockerfile") && ls.contains("src"), "{ls}");
     assert!(!ls.contains("ignored.env"), ".dockerignore'd files are not in the mount: {ls}");
     assert_eq!(text(&img, "art.txt"), "built\n");
+    assert_eq!(text(&img, "img-group"), "root:x:0:\nbob:x:1000:\nstaff:x:50:bob\n");
     assert_eq!(text(&img, "rw.txt"), "ok\n");
     assert_eq!(text(&img, "ro.txt"), "readonly\n");
     // rw writes are thrown away: the context is untouched, nothing reached a layer
     assert_eq!(fs::read_to_string(ctx.join("src/main.txt")).unwrap(), "main v1\n");
     assert!(!ctx.join("new").exists());
-    for p in ["src", "ctx", "art", "w", "w2"] {
+    for p in ["src", "ctx", "art", "ie", "w", "w2"] {
         absent(&img, p);
     }
     // the bound files are part of the key: a change reruns the steps that bind them
@@ -233,6 +238,29 @@ fn secrets_never_reach_layers_config_history_cache_or_log() {
     fs::write(&sf, "another value").unwrap();
     let (out, _) = run("sec:2", false);
     assert_eq!(ran(&out), Vec::<String>::new(), "{out}");
+    // `--secret id=ID` alone: the environment variable ID, when it is set
+    let id_only = s.context(
+        "secret-id-only",
+        &[("Dockerfile", "FROM bb\nRUN --mount=type=secret,id=SLIPWAY_ID_ONLY sha256sum /run/secrets/SLIPWAY_ID_ONLY | cut -c1-64 > /sum\n")],
+    );
+    let o = Command::new(integration::slipway::bin())
+        .arg("--root")
+        .arg(s.root())
+        .args([
+            "build",
+            "-t",
+            "id-only",
+            "--runtime",
+            &integration::slipway::runtime(),
+            "--secret",
+            "id=SLIPWAY_ID_ONLY",
+        ])
+        .arg(&id_only)
+        .env("SLIPWAY_ID_ONLY", SECRET)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(text(&s.save("id-only"), "sum").trim(), want);
     // a required secret that was not given fails the step, naming it
     let req = s.context("secret-req", &[("Dockerfile", "FROM bb\nRUN --mount=type=secret,id=must,required true\n")]);
     let r = s.build(&req, "req", &[]);
@@ -332,6 +360,18 @@ fn ssh_agent_forwarded_from_a_key() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(text(&s.save("ssh:2"), "keys").contains("slipway-test-key"));
+    // --ssh ID=SOCKET: that agent, whatever $SSH_AUTH_SOCK says (a rebuild: the agent is no part of the key)
+    let o = Command::new(integration::slipway::bin())
+        .arg("--root")
+        .arg(s.root())
+        .args(["build", "-t", "ssh:3", "--runtime", &rt, "--no-cache", "--ssh"])
+        .arg(format!("default={}", sock.display()))
+        .arg(&ctx2)
+        .env("SSH_AUTH_SOCK", "/nonexistent/agent.sock")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text(&s.save("ssh:3"), "keys").contains("slipway-test-key"));
     drop(agent);
     // required and not given: an error naming the id
     let req = s.context("ssh-req", &[("Dockerfile", "FROM bb\nRUN --mount=type=ssh,id=gh,required=true true\n")]);
@@ -680,6 +720,8 @@ fn mount_flags_are_refused_by_name() {
 
 /// A Dockerfile with the mounts docker 20.10's BuildKit (v0.8, Dockerfile frontend 1.2) has:
 /// everything but tmpfs `size`, secret `env=` and the ssh agent, which need newer frontends.
+/// `RUN --network` and `--security` are labs flags there ("dockerfile parse error line 19:
+/// Unknown flag: network"), so `network_and_security_flags` checks them against the kernel's view.
 const BUILDKIT_DF: &str = "ARG BASE\nFROM $BASE AS seed\nRUN mkdir /seed && echo seeded > /seed/f\n\
     FROM $BASE\nCOPY v.txt /v.txt\n\
     RUN --mount=type=cache,target=/var/cache/pkg,id=pkg sh -c 'cat /v.txt >> /var/cache/pkg/log; cp /var/cache/pkg/log /log'\n\
