@@ -135,9 +135,29 @@ fn notify_without_a_listener_or_on_write_is_refused_naming_the_field() {
 
 // ---- escape defences ----
 
+/// What skiff's processes inside a container run from (see runtime/src/security/selfexe.rs).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ExeCopy {
+    /// The binary through a detached read-only overlayfs (runc 1.2's way).
+    Overlay,
+    /// A sealed memfd copy (the fallback), with or without F_SEAL_WRITE.
+    Memfd { write_seal: bool },
+}
+
 #[test]
 fn the_runtime_binary_cannot_be_rewritten_through_proc_pid_exe() {
-    assert_exe_cannot_be_rewritten(integration::runtime_path(), None);
+    // skiff runs from a read-only overlay of its directory where the kernel has overlayfs.
+    let overlay = std::fs::read_to_string("/proc/filesystems").is_ok_and(|f| f.contains("\toverlay\n"));
+    let expect = if overlay { ExeCopy::Overlay } else { ExeCopy::Memfd { write_seal: true } };
+    assert_exe_cannot_be_rewritten(integration::runtime_path(), None, expect);
+}
+
+#[test]
+fn the_runtime_copy_is_sealed_where_the_overlay_is_refused() {
+    // Rootless skiff (or a kernel without overlayfs) cannot mount the overlay: a sealed memfd
+    // copy then. The failpoints build makes the mount fail always.
+    let Some(bin) = integration::failpoint_skiff() else { return };
+    assert_exe_cannot_be_rewritten(bin, Some("exe-overlay-refused"), ExeCopy::Memfd { write_seal: true });
 }
 
 #[test]
@@ -145,13 +165,17 @@ fn the_runtime_copy_stays_unwritable_when_the_kernel_keeps_its_pages_busy() {
     // F_SEAL_WRITE sometimes fails with EBUSY under load (once in a thousand creates in CI);
     // skiff then keeps F_SEAL_FUTURE_WRITE. The failpoints build makes F_SEAL_WRITE fail always.
     let Some(bin) = integration::failpoint_skiff() else { return };
-    assert_exe_cannot_be_rewritten(bin, Some("seal-write-busy"));
+    assert_exe_cannot_be_rewritten(
+        bin,
+        Some("exe-overlay-refused,seal-write-busy"),
+        ExeCopy::Memfd { write_seal: false },
+    );
 }
 
 /// CVE-2019-5736: a container process opens /proc/PID/exe of the runtime code running in the
 /// container (here the init, blocked before its execve) and, once the runtime is gone, writes
 /// through that handle. The test runs a copy of `binary` so a failure cannot harm the real one.
-fn assert_exe_cannot_be_rewritten(binary: std::path::PathBuf, fault: Option<&str>) {
+fn assert_exe_cannot_be_rewritten(binary: std::path::PathBuf, fault: Option<&str>, expect: ExeCopy) {
     let keep = tempfile::tempdir_in("/tmp").expect("tempdir");
     let copy = keep.path().join("runtime-copy");
     std::fs::copy(binary, &copy).expect("copy the runtime");
@@ -177,18 +201,32 @@ fn assert_exe_cannot_be_rewritten(binary: std::path::PathBuf, fault: Option<&str
         .and_then(|mut w| std::io::Write::write_all(&mut w, b"\x7fELF overwritten from a container"));
     assert!(wrote.is_err(), "a write through {exe} went through");
     assert!(std::fs::read(&copy).expect("read the copy") == original, "the runtime binary was rewritten through {exe}");
-    // And what the container saw was not the binary on disk at all, but a sealed copy.
     let mut head = [0u8; 4];
     let mut h = handle;
     h.read_exact(&mut head).expect("read the exe handle");
     assert_eq!(&head, b"\x7fELF");
-    if !integration::runtime_is_runc() {
-        let seals = nix::fcntl::fcntl(h.as_raw_fd(), nix::fcntl::FcntlArg::F_GET_SEALS).expect("F_GET_SEALS");
-        let seals = nix::fcntl::SealFlag::from_bits_truncate(seals);
-        use nix::fcntl::SealFlag as S;
-        let want = S::F_SEAL_SEAL | S::F_SEAL_SHRINK | S::F_SEAL_GROW | S::F_SEAL_FUTURE_WRITE;
-        assert!(seals.contains(want), "seals of the copy: {seals:?}");
-        assert_eq!(seals.contains(S::F_SEAL_WRITE), fault.is_none(), "seals of the copy: {seals:?}");
+    if integration::runtime_is_runc() {
+        return;
+    }
+    // And what the container saw was not the binary on disk at all, but an unwritable copy.
+    let fs = nix::sys::statfs::fstatfs(&h).expect("fstatfs the exe handle");
+    let on_ro_overlay = fs.filesystem_type() == nix::sys::statfs::OVERLAYFS_SUPER_MAGIC
+        && fs.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY);
+    let seals = nix::fcntl::fcntl(h.as_raw_fd(), nix::fcntl::FcntlArg::F_GET_SEALS)
+        .map(nix::fcntl::SealFlag::from_bits_truncate);
+    match expect {
+        ExeCopy::Overlay => {
+            assert!(on_ro_overlay, "{exe} is not on a read-only overlayfs: {:?}", fs.filesystem_type());
+            // The overlay shows the binary on disk (same bytes), through a mount nobody can write.
+            assert!(seals.is_err(), "{exe} is a memfd: {seals:?}");
+        }
+        ExeCopy::Memfd { write_seal } => {
+            use nix::fcntl::SealFlag as S;
+            let seals = seals.expect("F_GET_SEALS of the exe handle (a memfd)");
+            let want = S::F_SEAL_SEAL | S::F_SEAL_SHRINK | S::F_SEAL_GROW | S::F_SEAL_FUTURE_WRITE;
+            assert!(seals.contains(want), "seals of the copy: {seals:?}");
+            assert_eq!(seals.contains(S::F_SEAL_WRITE), write_seal, "seals of the copy: {seals:?}");
+        }
     }
 }
 

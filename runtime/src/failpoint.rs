@@ -34,12 +34,14 @@ pub fn hit(name: &str) {
 #[inline(always)]
 pub fn hit(_name: &str) {}
 
-/// With the feature, `SKIFF_FAULT=NAME` makes one kernel call act as if it failed the way the
-/// kernel sometimes makes it fail, so the path that copes with it is tested. The only one:
-/// `seal-write-busy`, F_SEAL_WRITE refused with EBUSY (see security::selfexe::seal).
+/// With the feature, `SKIFF_FAULT=NAME[,NAME...]` makes kernel calls act as if they failed the
+/// way the kernel sometimes makes them fail, so the path that copes with it is tested:
+/// `exe-overlay-refused`, the overlayfs mount of skiff's directory refused (EPERM, as for a
+/// rootless skiff), and `seal-write-busy`, F_SEAL_WRITE of the memfd copy refused with EBUSY
+/// (see security::selfexe).
 #[cfg(feature = "failpoints")]
 pub fn fault(name: &str) -> bool {
-    std::env::var("SKIFF_FAULT").is_ok_and(|v| v == name)
+    std::env::var("SKIFF_FAULT").is_ok_and(|v| v.split(',').any(|f| f == name))
 }
 
 #[cfg(not(feature = "failpoints"))]

@@ -108,17 +108,18 @@ pub fn run(cli: Cli) -> Result<i32> {
     if cli.log_format != "text" && cli.log_format != "json" {
         return Err(Error::msg(format!("--log-format: unknown format {:?} (text or json)", cli.log_format)));
     }
-    if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
-        // These put skiff processes inside a container: run them from a sealed copy.
-        crate::security::selfexe::ensure_sealed()?;
-        crate::trace::point("sealed");
-    }
     // refused for every command when it is no boolean (only create and run act on it)
     crate::rootless::parse_flag(cli.rootless.as_deref())?;
     let root = || match &cli.root {
         Some(dir) => Root::open(dir),
         None => Root::open_default(),
     };
+    if matches!(cli.command, Command::Create(_) | Command::Run(_) | Command::Exec(_)) {
+        // These put skiff processes inside a container: run them from an unwritable copy (the
+        // state root is the overlay's second layer).
+        crate::security::selfexe::ensure_sealed(&root()?.dir)?;
+        crate::trace::point("sealed");
+    }
     let cgroups_may_be_missing = || crate::rootless::cgroups_may_be_missing(cli.rootless.as_deref());
     match &cli.command {
         Command::Create(a) => create::run(&root()?, a, cgroups_may_be_missing()?, cli.systemd_cgroup)?,

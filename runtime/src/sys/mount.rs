@@ -1,7 +1,9 @@
 //! The new mount API (Linux 5.2+, mount_setattr 5.12+), which nix does not wrap: per-mount
-//! attributes for a whole subtree (`rro`, `rnosuid`...), and detached copies of a tree that can
-//! be id-mapped before they are attached. No `mount_attr` is ever read back from the kernel.
+//! attributes for a whole subtree (`rro`, `rnosuid`...), detached copies of a tree that can
+//! be id-mapped before they are attached, and detached mounts of a new filesystem (the overlay
+//! skiff re-executes itself from, security/selfexe.rs). No `mount_attr` is ever read back from the kernel.
 
+use std::ffi::CStr;
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::errno::Errno;
@@ -67,4 +69,54 @@ pub fn move_mount(from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Errno>
         libc::syscall(libc::SYS_move_mount, from.as_raw_fd(), c"".as_ptr(), to.as_raw_fd(), c"".as_ptr(), flags)
     };
     Errno::result(ret).map(drop)
+}
+
+/// MOUNT_ATTR_* bits of fsmount(2) and mount_setattr(2) (linux/mount.h).
+pub const MOUNT_ATTR_RDONLY: u64 = 0x1;
+pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
+pub const MOUNT_ATTR_NODEV: u64 = 0x4;
+
+/// fsopen(fstype, FSOPEN_CLOEXEC): a filesystem context to configure with [`fsconfig_string`].
+pub fn fsopen(fstype: &CStr) -> Result<OwnedFd, Errno> {
+    const FSOPEN_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: `fstype` is a NUL-terminated string that outlives the call; nothing is written.
+    let ret = unsafe { libc::syscall(libc::SYS_fsopen, fstype.as_ptr(), FSOPEN_CLOEXEC) };
+    Errno::result(ret).map(|fd| super::owned_fd(fd as std::os::fd::RawFd))
+}
+
+/// fsconfig(ctx, FSCONFIG_SET_STRING, key, value, 0).
+pub fn fsconfig_string(ctx: BorrowedFd<'_>, key: &CStr, value: &str) -> Result<(), Errno> {
+    const FSCONFIG_SET_STRING: libc::c_uint = 1;
+    let value = std::ffi::CString::new(value).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: key and value are NUL-terminated strings that outlive the call; nothing is written.
+    let ret = unsafe {
+        libc::syscall(libc::SYS_fsconfig, ctx.as_raw_fd(), FSCONFIG_SET_STRING, key.as_ptr(), value.as_ptr(), 0)
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// fsconfig(ctx, FSCONFIG_CMD_CREATE): makes the superblock the context describes.
+pub fn fsconfig_create(ctx: BorrowedFd<'_>) -> Result<(), Errno> {
+    const FSCONFIG_CMD_CREATE: libc::c_uint = 6;
+    // SAFETY: no pointer is passed (null key and value, as the command takes none).
+    let ret = unsafe {
+        libc::syscall(
+            libc::SYS_fsconfig,
+            ctx.as_raw_fd(),
+            FSCONFIG_CMD_CREATE,
+            std::ptr::null::<libc::c_char>(),
+            std::ptr::null::<libc::c_void>(),
+            0,
+        )
+    };
+    Errno::result(ret).map(drop)
+}
+
+/// fsmount(ctx, FSMOUNT_CLOEXEC, attrs): a detached mount of the context's superblock, attached
+/// nowhere; it lives as long as an fd or a file opened through it.
+pub fn fsmount(ctx: BorrowedFd<'_>, attrs: u64) -> Result<OwnedFd, Errno> {
+    const FSMOUNT_CLOEXEC: libc::c_uint = 1;
+    // SAFETY: integer arguments only.
+    let ret = unsafe { libc::syscall(libc::SYS_fsmount, ctx.as_raw_fd(), FSMOUNT_CLOEXEC, attrs as libc::c_uint) };
+    Errno::result(ret).map(|fd| super::owned_fd(fd as std::os::fd::RawFd))
 }
