@@ -144,6 +144,26 @@ impl Cgroup {
         }
     }
 
+    /// True when the container's first process moves itself into the cgroups
+    /// ([`Cgroup::join_self`]); false when skiff must move it by pid ([`Cgroup::join`]): systemd
+    /// is given the pid the scope starts with.
+    pub fn joined_from_inside(&self) -> bool {
+        matches!(self.driver, Driver::Cgroupfs)
+    }
+
+    /// The v2 directory, opened for a fork straight into it (CLONE_INTO_CGROUP), when the
+    /// process joins from inside and the host has a unified hierarchy.
+    pub fn open_unified(&self) -> Option<std::fs::File> {
+        let (_, dir) = self.dirs().unified().filter(|_| self.joined_from_inside())?;
+        std::fs::File::open(dir).ok()
+    }
+
+    /// Moves the calling, single-threaded process into the container's cgroups (cgroupfs only;
+    /// see [`fs::join_self`]); `in_v2`: it was forked into the v2 one already.
+    pub fn join_self(&self, in_v2: bool) -> Result<()> {
+        fs::join_self(self.dirs(), in_v2)
+    }
+
     /// Applies `linux.resources`; `nodes` are the rules that let the container use its device
     /// nodes, allowed after the config's device rules. Checked before anything is written.
     pub fn apply(&self, res: &LinuxResources, nodes: &[devices::Rule]) -> Result<()> {

@@ -1,5 +1,6 @@
 //! Making the container's processes. The parent (`skiff create`/`run`) forks a short-lived setup
-//! process, puts it in the container's cgroups, and drives it over the sync channel: the setup
+//! process, which enters the container's cgroups (forked into the v2 one, moving itself into the
+//! v1 ones; under systemd the parent moves it), and drives it over the sync channel: the setup
 //! process joins namespaces given by path (user first), makes a new user namespace (the parent
 //! writes its id maps, see `usermap.rs`), unshares the rest, then forks the container init as the parent's child
 //! (CLONE_PARENT) and exits. The init sets up the rootfs and the process and blocks on the exec
@@ -91,18 +92,30 @@ pub trait Driver {
 /// `cgroup_lock` is released once the setup process is in its cgroups.
 pub fn spawn(cfg: &InitConfig, ns: &NsPlan, cgroup_lock: crate::cgroups::Lock, driver: &mut dyn Driver) -> Result<i32> {
     let (parent, child) = Channel::pair()?;
-    match sys::fork().ctx(|| "fork the setup process".into())? {
-        Forked::Child => {
+    // The setup process starts in the v2 cgroup where it can (no migration to wait for) and
+    // moves itself into the v1 ones; a host or cgroup that refuses CLONE_INTO_CGROUP (a kernel
+    // before 5.7, a v2 directory with controllers in its subtree_control) gets a plain fork.
+    let unified = cfg.cgroup.open_unified();
+    let forked = match &unified {
+        Some(dir) => sys::fork_into_cgroup(std::os::fd::AsFd::as_fd(dir)).map(|f| (f, true)).or_else(|e| {
+            crate::log::debug(&format!("clone3 into cgroup: {e}: a plain fork"));
+            sys::fork().map(|f| (f, false))
+        }),
+        None => sys::fork().map(|f| (f, false)),
+    };
+    drop(unified);
+    match forked.ctx(|| "fork the setup process".into())? {
+        (Forked::Child, in_v2) => {
             crate::trace::point("setup-forked");
             drop(parent);
-            if let Some(fd) = cgroup_lock.raw_fd() {
-                let _ = nix::unistd::close(fd);
+            let joined = join_cgroups(&child, cfg, in_v2, cgroup_lock);
+            if let Err(e) = joined {
+                let _ = child.send(&Msg::Error(e.to_string()));
+                std::process::exit(1);
             }
-            // Not dropped: its Drop would release the parent's flock.
-            std::mem::forget(cgroup_lock);
             setup_process(child, cfg, ns)
         }
-        Forked::Parent(setup) => {
+        (Forked::Parent(setup), _) => {
             drop(child);
             let result = drive(&parent, setup, cfg, cgroup_lock, driver);
             if result.is_err() {
@@ -121,11 +134,15 @@ fn drive(
     cgroup_lock: crate::cgroups::Lock,
     driver: &mut dyn Driver,
 ) -> Result<i32> {
-    cfg.cgroup.join(setup.as_raw())?;
-    drop(cgroup_lock);
-    crate::trace::point("cgroups-joined");
-    crate::log::debug("setup process joined its cgroups");
-    chan.send(&Msg::Go)?;
+    if !cfg.cgroup.joined_from_inside() {
+        cfg.cgroup.join(setup.as_raw())?;
+        drop(cgroup_lock);
+        crate::trace::point("cgroups-joined");
+        crate::log::debug("setup process joined its cgroups");
+        chan.send(&Msg::Go)?;
+    }
+    // Otherwise the setup process joins them itself and lets go of the lock we share (dropped
+    // here once this returns, when it has).
     let mut init_pid = None;
     // The init and the setup process write to the same socket: the init's first message can
     // overtake the setup process's InitPid. Hooks wait until the pid is known.
@@ -172,13 +189,31 @@ fn drive(
     }
 }
 
+/// In the setup process, before any namespace: into the container's cgroups. With cgroupfs it
+/// moves itself (see [`crate::cgroups::Cgroup::join_self`]; `in_v2`: forked into the v2 one),
+/// then releases the host-wide cgroup lock, whose open file it shares with the parent; otherwise
+/// the parent moves it, releases the lock and says Go.
+fn join_cgroups(chan: &Channel, cfg: &InitConfig, in_v2: bool, lock: crate::cgroups::Lock) -> Result<()> {
+    if !cfg.cgroup.joined_from_inside() {
+        if let Some(fd) = lock.raw_fd() {
+            let _ = nix::unistd::close(fd);
+        }
+        // Not dropped: its Drop would release the parent's flock before the join.
+        std::mem::forget(lock);
+        return chan.expect(Msg::Go);
+    }
+    cfg.cgroup.join_self(in_v2)?;
+    drop(lock);
+    crate::trace::point("cgroups-joined");
+    Ok(())
+}
+
 /// The setup process: namespaces, then the init. Never returns.
 fn setup_process(chan: Channel, cfg: &InitConfig, ns: &NsPlan) -> ! {
     // Drop our copy of the parent's flock, or the init would hold the container's lock.
     let _ = nix::unistd::close(cfg.lock_fd);
     let result = (|| -> Result<()> {
         let chan = &chan;
-        chan.expect(Msg::Go)?;
         for (flag, path) in &ns.joins {
             let f = std::fs::File::open(path).ctx(|| format!("open namespace {}", path.display()))?;
             nix::sched::setns(f, *flag).ctx(|| format!("join namespace {}", path.display()))?;
