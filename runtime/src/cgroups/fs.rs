@@ -11,7 +11,7 @@ use crate::error::{Error, Result, SysContext};
 
 /// The host-wide cgroup lock: a flock on the first hierarchy's mount point (a directory every
 /// skiff on the host sees, so no lock file is needed). `create` holds it from planning its
-/// directories until its setup process has joined them, and `delete` around each rmdir. So a
+/// directories until its setup process has joined them, and `delete` around its rmdirs. So a
 /// `delete` never removes a directory that a concurrent `create` planned to use but has not
 /// joined yet (a shared parent, or a `cgroupsPath` shared by several containers), and a
 /// directory it keeps because a process is in it is removed by the last container out.
@@ -259,8 +259,10 @@ pub fn remove(leaves: &[PathBuf], created: &[PathBuf]) -> Result<()> {
         // Someone else's processes: the whole container cgroup stays (every hierarchy alike).
         return Err(Error::msg(format!("cgroup {} still has processes: left for them", busy.display())));
     }
+    // One lock for every rmdir, let go only to wait for a busy directory.
+    let mut lock = None;
     for leaf in leaves {
-        if let Err(e) = remove_tree(leaf) {
+        if let Err(e) = remove_tree(leaf, &mut lock) {
             first_err.get_or_insert(e);
         }
     }
@@ -269,27 +271,29 @@ pub fn remove(leaves: &[PathBuf], created: &[PathBuf]) -> Result<()> {
             continue;
         }
         // A parent shared with another container stays: ENOTEMPTY/EBUSY is fine here.
-        let _lock = Lock::take();
+        lock.get_or_insert_with(Lock::take);
         let _ = std::fs::remove_dir(dir);
     }
     first_err.map_or(Ok(()), Err)
 }
 
-fn remove_tree(dir: &Path) -> Result<()> {
+/// Removes `dir` and the directories under it, under `lock` (taken if None; let go while it
+/// waits for a busy directory).
+fn remove_tree(dir: &Path, lock: &mut Option<Lock>) -> Result<()> {
     if !dir.exists() {
         return Ok(());
     }
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
             if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path())?;
+                remove_tree(&e.path(), lock)?;
             }
         }
     }
     let mut delay = Duration::from_millis(1);
     // About 1 s in all: long enough for exiting processes to leave the cgroup.
     for _ in 0..16 {
-        let lock = Lock::take();
+        lock.get_or_insert_with(Lock::take);
         if !pids(&[dir.to_path_buf()]).is_empty() {
             // A process joined since the check in `remove` (a create sharing the path).
             return Ok(());
@@ -298,7 +302,7 @@ fn remove_tree(dir: &Path) -> Result<()> {
             Ok(()) => return Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
             Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                drop(lock);
+                *lock = None;
                 std::thread::sleep(delay);
                 delay = (delay * 2).min(Duration::from_millis(100));
             }

@@ -21,10 +21,19 @@ impl Hierarchy {
     }
 }
 
-/// The cgroup hierarchies mounted in this mount namespace, from /proc/self/mountinfo.
+/// The cgroup hierarchies mounted in this mount namespace, from /proc/self/mountinfo, read once
+/// per process: a command asks several times (the lock, the plan, each removal), and reading
+/// mountinfo costs a millisecond on a host with many mounts. Only the host's skiff process asks
+/// (a container's init never does), and the hierarchies a host mounts do not change under a
+/// running command.
 pub fn hierarchies() -> Vec<Hierarchy> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    parse_mountinfo(&text)
+    static CACHE: std::sync::OnceLock<Vec<Hierarchy>> = std::sync::OnceLock::new();
+    CACHE
+        .get_or_init(|| {
+            let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            parse_mountinfo(&text)
+        })
+        .clone()
 }
 
 pub fn parse_mountinfo(text: &str) -> Vec<Hierarchy> {
