@@ -139,16 +139,22 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
             std::fs::create_dir_all(&cwd).ctx(|| format!("create process.cwd {}", process.cwd().display()))?;
         }
     }
-    chan.send(&Msg::RunRuntimeHooks)?;
-    let hook_state: serde_json::Value = match chan.recv()? {
-        Some(Msg::HooksDone(state)) => {
-            serde_json::from_str(&state).map_err(|e| Error::msg(format!("sync: bad state: {e}")))?
-        }
-        Some(Msg::Error(e)) => return Err(Error::Msg(e)),
-        other => return Err(Error::msg(format!("sync: expected HooksDone, got {other:?}"))),
+    let hook_state = if super::hooks_need_sync(spec) {
+        chan.send(&Msg::RunRuntimeHooks)?;
+        let state: serde_json::Value = match chan.recv()? {
+            Some(Msg::HooksDone(state)) => {
+                serde_json::from_str(&state).map_err(|e| Error::msg(format!("sync: bad state: {e}")))?
+            }
+            Some(Msg::Error(e)) => return Err(Error::Msg(e)),
+            other => return Err(Error::msg(format!("sync: expected HooksDone, got {other:?}"))),
+        };
+        let hooks = spec.hooks().as_ref();
+        hooks::run_all("createContainer", hooks.and_then(|h| h.create_container().as_ref()), &state)?;
+        state
+    } else {
+        // No hook to give it to.
+        serde_json::Value::Null
     };
-    let hooks = spec.hooks().as_ref();
-    hooks::run_all("createContainer", hooks.and_then(|h| h.create_container().as_ref()), &hook_state)?;
     crate::trace::point("hooks");
     if mount_ns {
         rootfs::enter(cfg.rootfs, cfg.no_pivot)?;

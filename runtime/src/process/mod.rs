@@ -145,8 +145,10 @@ fn drive(
     // here once this returns, when it has).
     let mut init_pid = None;
     // The init and the setup process write to the same socket: the init's first message can
-    // overtake the setup process's InitPid. Hooks wait until the pid is known.
+    // overtake the setup process's InitPid. Hooks, and the return, wait until the pid is known.
     let mut hooks_pending = false;
+    let mut ready = false;
+    let sync = hooks_need_sync(cfg.spec);
     loop {
         let (msg, fd) = match chan.recv_fd()? {
             Some((m, fd)) => (Some(m), fd),
@@ -167,9 +169,15 @@ fn drive(
             Some(Msg::InitPid(pid)) => {
                 init_pid = Some(pid);
                 driver.init_started(pid)?;
-                if hooks_pending {
+                if !sync {
+                    // None to run: the init goes on without waiting for us.
+                    driver.runtime_hooks(pid)?;
+                } else if hooks_pending {
                     let state = driver.runtime_hooks(pid)?;
                     chan.send(&Msg::HooksDone(state.to_string()))?;
+                }
+                if ready {
+                    return Ok(pid);
                 }
             }
             Some(Msg::RunRuntimeHooks) => match init_pid {
@@ -179,14 +187,25 @@ fn drive(
                 }
                 None => hooks_pending = true,
             },
-            Some(Msg::Ready) => {
-                return init_pid.ok_or_else(|| Error::msg("sync: ready before the init pid"));
-            }
+            Some(Msg::Ready) => match init_pid {
+                Some(pid) => return Ok(pid),
+                None => ready = true,
+            },
             Some(Msg::Error(e)) => return Err(Error::Msg(e)),
             Some(other) => return Err(Error::msg(format!("sync: unexpected {other:?}"))),
             None => return Err(Error::msg("container init exited during setup")),
         }
     }
+}
+
+/// True when the init must stop, once its mounts are made, for the runtime's prestart and
+/// createRuntime hooks and the state its own createContainer and startContainer hooks are given.
+/// Without any of them it goes straight on: one round trip less.
+pub fn hooks_need_sync(spec: &Spec) -> bool {
+    spec.hooks().as_ref().is_some_and(|h| {
+        let some = |v: &Option<Vec<oci_spec::runtime::Hook>>| v.as_ref().is_some_and(|v| !v.is_empty());
+        some(h.prestart()) || some(h.create_runtime()) || some(h.create_container()) || some(h.start_container())
+    })
 }
 
 /// In the setup process, before any namespace: into the container's cgroups. With cgroupfs it
