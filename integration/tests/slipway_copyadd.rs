@@ -117,3 +117,60 @@ fn a_wildcard_matching_nothing_adds_nothing() {
     bk.build(&ctx, "ew", &[]).ok();
     assert_eq!(paths(&bk.save("ew")), want, "BuildKit");
 }
+
+/// The text a step printed after its `Step N/M : TEXT` line, up to the next step.
+fn step_log<'a>(out: &'a str, text: &str) -> &'a str {
+    let start = out.find(&format!(": {text}\n")).unwrap_or_else(|| panic!("no step {text:?} in:\n{out}"));
+    let rest = &out[start..];
+    let end = rest[1..].find("Step ").map_or(rest.len(), |i| i + 1);
+    &rest[..end]
+}
+
+/// `COPY --link`: the step's layer is made from its sources alone (no parent directory or
+/// file of the image below is read), and its cache key leaves out the state below, so a
+/// change in an earlier step rebuilds that step but still hits the --link step, whose layer
+/// (same digest) is put on the new state. `--link --chown` takes numeric ids only (there is
+/// no /etc/passwd below a linked layer; BuildKit fails such a step, "invalid user index",
+/// as its frontend makes the copy on `llb.Scratch()`).
+#[test]
+fn copy_link_layer_does_not_depend_on_what_is_below() {
+    let s = Slipway::new();
+    let df = "FROM scratch\nCOPY a.txt /a.txt\nCOPY --link app/ /app/\nCOPY --link --chown=5:6 b.txt /deep/b/\n";
+    let ctx = s.context("link", &[("Dockerfile", df), ("a.txt", "a1\n"), ("app/x", "x\n"), ("b.txt", "b\n")]);
+    s.build(&ctx, "link:1", &[]).ok();
+    let one = s.save("link:1");
+    let paths = |img: &Saved, i: usize| {
+        entries(img).into_iter().filter(|e| e.0 == i).map(|e| (e.1, e.3, e.4, e.5)).collect::<Vec<_>>()
+    };
+    let l = |p: &str, m: u32, u: u64, g: u64| (p.to_string(), m, u, g);
+    assert_eq!(paths(&one, 1), [l("app", 0o755, 0, 0), l("app/x", 0o644, 0, 0)]);
+    assert_eq!(paths(&one, 2), [l("deep", 0o755, 5, 6), l("deep/b", 0o755, 5, 6), l("deep/b/b.txt", 0o644, 5, 6)]);
+
+    std::fs::write(ctx.join("a.txt"), "a2\n").unwrap();
+    let r = s.build(&ctx, "link:2", &["--explain-cache"]).ok();
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(step_log(&out, "COPY a.txt /a.txt").contains("Cache miss: file changed: a.txt"), "{out}");
+    assert!(step_log(&out, "COPY --link app/ /app/").contains("Using cache"), "{out}");
+    assert!(step_log(&out, "COPY --link --chown=5:6 b.txt /deep/b/").contains("Using cache"), "{out}");
+    let two = s.save("link:2");
+    assert_eq!(find(&two, "a.txt").data, b"a2\n");
+    assert_eq!(find(&two, "app/x").data, b"x\n");
+    let diff_ids = |img: &Saved| img.config["rootfs"]["diff_ids"].as_array().cloned().unwrap_or_default();
+    assert_ne!(diff_ids(&one)[0], diff_ids(&two)[0]);
+    assert_eq!(diff_ids(&one)[1..], diff_ids(&two)[1..], "the --link layers are the same blobs");
+    assert_eq!(two.history().len(), 3);
+
+    // a change of the --link step's own source misses it
+    std::fs::write(ctx.join("app/x"), "x2\n").unwrap();
+    let r = s.build(&ctx, "link:3", &["--explain-cache"]).ok();
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert!(step_log(&out, "COPY --link app/ /app/").contains("Cache miss: file changed: app/x"), "{out}");
+    assert_eq!(find(&s.save("link:3"), "app/x").data, b"x2\n");
+
+    let ctx = s.context("linkname", &[("Dockerfile", "FROM scratch\nCOPY --link --chown=bob b /b\n"), ("b", "")]);
+    let r = s.build(&ctx, "ln", &[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Dockerfile:2: COPY --link --chown=bob"), "{}", r.stderr);
+    // docker 20.10's frontend predates --link ("dockerfile parse error line 2: Unknown flag:
+    // link"); BuildKit's testCopyLink... cases are the reference
+}

@@ -262,7 +262,8 @@ pub(super) fn copy(
     created_by: String,
 ) -> Result<(), BuildError> {
     let kw = plan.kw;
-    let lowers = x.lowers(&st.layers)?;
+    // `--link`: the layer is made on an empty filesystem, so nothing below it shapes it
+    let lowers = if plan.link { Vec::new() } else { x.lowers(&st.layers)? };
     if let Some(entries) = direct_layer(x, line, &plan, &lowers)? {
         return x.push_layer(st, &entries, created_by);
     }

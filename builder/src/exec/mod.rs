@@ -92,6 +92,13 @@ struct Agents {
     dir: Option<crate::store::TempDir>,
 }
 
+/// The parent a `COPY --link` step is cached under instead of the state below it: its own
+/// instruction text (so `explain` compares it with earlier builds of the same step).
+fn link_parent(inputs: &Inputs) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(format!("link\0{}", inputs.text).as_bytes())))
+}
+
 /// A stage's state between steps.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -410,28 +417,44 @@ impl<'a> Executor<'a> {
         // The times the step writes are inputs too: a build with another SOURCE_DATE_EPOCH must
         // not reuse layers and configs stamped with the old one.
         let created = if self.opts.created_now { "now".to_string() } else { self.opts.created.to_string() };
-        let key = cache::key(&format!("{}\0mtime={}\0created={created}", st.id, self.opts.epoch), &inputs);
+        // `COPY --link`: the layer does not depend on the state below, so neither does the key
+        // (its parent is the step's own text); a hit puts the cached layer on any state
+        let link = matches!(&s.action, Action::Copy(c) if c.link);
+        let parent = if link { link_parent(&inputs) } else { st.id.clone() };
+        let key = cache::key(&format!("{parent}\0mtime={}\0created={created}", self.opts.epoch), &inputs);
         self.keys.push(key.clone());
-        if !self.opts.no_cache && st.cache_ok {
+        if !self.opts.no_cache && (st.cache_ok || link) {
             let hit = match self.cache_get(&key) {
                 Some(e) => Some(e),
                 None => self.cache_import(&key)?,
             };
             if let Some(e) = hit {
-                st.config = self.store.read_json(&e.config)?;
-                st.layers = e.layers;
-                st.id = e.config;
+                if link {
+                    let l = e.layers.last().cloned().ok_or_else(|| {
+                        BuildError::Other(format!("cache entry {key}: a --link step without its layer"))
+                    })?;
+                    st.config.rootfs.diff_ids.push(l.diff_id.clone());
+                    st.layers.push(l);
+                    self.history(st, s.created_by, false);
+                    let (id, _) = self.store.put_json(&st.config)?;
+                    st.id = id;
+                } else {
+                    st.config = self.store.read_json(&e.config)?;
+                    st.layers = e.layers;
+                    st.id = e.config;
+                }
                 self.progress.cached(&st.id);
                 return Ok(());
             }
         }
         if self.opts.explain_cache && !self.opts.no_cache {
-            for w in self.explain(&st.id, &inputs, st.cache_ok) {
+            for w in self.explain(&parent, &inputs, st.cache_ok || link) {
                 self.progress.note(&format!(" ---> Cache miss: {w}"));
             }
         }
-        st.cache_ok = false;
-        let parent = st.id.clone();
+        if !link {
+            st.cache_ok = false;
+        }
         match s.action {
             Action::Config(change) => {
                 change.apply(&mut st.config);

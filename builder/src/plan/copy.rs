@@ -1,7 +1,7 @@
 //! COPY and ADD as a plan: flags checked and expanded, sources typed once (context paths
 //! resolved against `.dockerignore` and `--exclude`, `--from` patterns kept for when that
-//! filesystem is mounted, heredoc bodies expanded), the destination joined onto WORKDIR, and the
-//! cache key's file fingerprints.
+//! filesystem is mounted, heredoc bodies expanded), the destination joined onto WORKDIR, and
+//! the cache key's file fingerprints.
 
 use super::state::{At, State};
 use super::{BuildError, Copy, Dest, Origin, Source};
@@ -29,7 +29,8 @@ pub(super) fn plan_copy(
     let kw: &'static str = if is_add { "ADD" } else { "COPY" };
     let env = st.env();
     let dest_raw = at.expand(&a.dest, &env)?;
-    let dest_dir = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == ".";
+    // BuildKit's pathRelativeToWorkingDir: "" and "." are the working directory, as a directory
+    let dest_dir = dest_raw.ends_with('/') || dest_raw.ends_with("/.") || dest_raw == "." || dest_raw.is_empty();
     let dest = rootfs::join_container_path(&st.config.config.working_dir, &dest_raw);
     if a.sources.len() > 1 && !dest_dir {
         return Err(at.err(format!(
@@ -51,6 +52,12 @@ pub(super) fn plan_copy(
             )
         }
         None => None,
+    };
+    // BuildKit's frontend makes `--link --chmod` a plain copy
+    let link = a.link && chmod.is_none();
+    let chown = match chown {
+        Some(c) if link => Some(link_chown(at, kw, &c)?),
+        c => c,
     };
     let mut excl = Vec::new();
     for (i, p) in a.exclude.iter().enumerate() {
@@ -126,7 +133,29 @@ pub(super) fn plan_copy(
         flags.push_str(&format!("--exclude={p} "));
     }
     let created_by = format!("{kw} {from_text}{flags}{} {dest_raw} # buildkit", shown.join(" "));
-    inputs.text = format!("{created_by} dest={dest}");
-    let copy = Copy { kw, from, sources, dest: Dest { path: dest, dir: dest_dir }, chown, chmod, exclude };
+    inputs.text = format!("{created_by} dest={dest}{}", if link { " link" } else { "" });
+    let copy = Copy { kw, from, sources, dest: Dest { path: dest, dir: dest_dir }, chown, chmod, exclude, link };
     Ok((copy, inputs, created_by))
+}
+
+/// `--chown` of a `--link` step: a linked layer is made without the image below it, so there
+/// is no /etc/passwd or /etc/group to look names up in. BuildKit fails such a step ("invalid
+/// user index"); this says why. `root` is 0 whatever the files say.
+fn link_chown(at: &At, kw: &str, c: &str) -> Result<String, BuildError> {
+    let part = |p: &str| -> Result<String, BuildError> {
+        if p == "root" {
+            return Ok("0".into());
+        }
+        if p.parse::<u32>().is_ok() {
+            return Ok(p.to_string());
+        }
+        Err(at.err(format!(
+            "{kw} --link --chown={c}: a linked layer is made without the image below it, so {p:?} cannot be \
+             looked up in its /etc/passwd or /etc/group; use numeric ids"
+        )))
+    };
+    Ok(match c.split_once(':') {
+        Some((u, g)) => format!("{}:{}", part(u)?, part(g)?),
+        None => part(c)?,
+    })
 }

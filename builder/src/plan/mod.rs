@@ -354,6 +354,11 @@ pub struct Copy {
     /// `--exclude` patterns, matched against source paths (context-relative, or relative to
     /// `/` of a `--from` filesystem).
     pub exclude: Matcher,
+    /// `--link`: the layer is made on an empty filesystem (the destination's parents are new
+    /// directories, nothing below is read or followed) and cached without the state below it,
+    /// so a change there neither re-runs the step nor changes its layer. As BuildKit, not with
+    /// `--chmod` (BuildKit's frontend makes such a step a plain copy).
+    pub link: bool,
 }
 
 /// Where a COPY's path sources (or a RUN bind mount's files) are.
@@ -536,6 +541,9 @@ impl fmt::Display for Step {
                             writeln!(f, "    source: heredoc {name} ({} bytes)", content.len())?
                         }
                     }
+                }
+                if c.link {
+                    writeln!(f, "    link: the layer is made on an empty filesystem")?;
                 }
                 if let Some(c) = &c.chown {
                     writeln!(f, "    chown: {c}")?;
