@@ -295,11 +295,41 @@ impl Context {
         Ok(d)
     }
 
+    /// `COPY --parents`: the entries below the directory `root` that `include` selects (a path
+    /// it matches, or below one it matches, as patternmatcher's `MatchesOrParentMatches`;
+    /// everything when it is empty), with the directories between `root` and them, in walk
+    /// order. Paths `include` sees are relative to `root`.
+    pub fn parents_tree(&mut self, root: &str, include: &Matcher) -> Result<Vec<CtxEntry>, ContextError> {
+        let sub = self.subtree(root)?;
+        let below =
+            |e: &CtxEntry| -> String { e.rel.strip_prefix(root).unwrap_or(&e.rel).trim_start_matches('/').to_string() };
+        let mut keep: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for e in &sub {
+            let q = below(e);
+            if q.is_empty() || !(include.is_empty() || include.excluded(&q)) {
+                continue;
+            }
+            let mut cur = q.as_str();
+            keep.insert(q.clone());
+            while let Some((parent, _)) = cur.rsplit_once('/') {
+                keep.insert(parent.to_string());
+                cur = parent;
+            }
+        }
+        Ok(sub.into_iter().filter(|e| keep.contains(&below(e))).collect())
+    }
+
     /// Per-file fingerprints (context path -> type, mode, owner, target, content;
     /// never mtime) of what copying `rel` selects.
     pub fn fingerprints(&mut self, rel: &str) -> Result<BTreeMap<String, String>, ContextError> {
+        let sub = self.subtree(rel)?;
+        self.fingerprints_of(&sub)
+    }
+
+    /// The fingerprints of these entries (see `fingerprints`).
+    pub fn fingerprints_of(&mut self, entries: &[CtxEntry]) -> Result<BTreeMap<String, String>, ContextError> {
         let mut out = BTreeMap::new();
-        for e in self.subtree(rel)? {
+        for e in entries {
             let name = if e.rel.is_empty() { ".".to_string() } else { e.rel.clone() };
             let ft = e.md.file_type();
             let what = if ft.is_symlink() {

@@ -51,6 +51,8 @@ pub struct CopyArgs {
     pub link: bool,
     /// `--exclude` patterns (docker's .dockerignore syntax).
     pub exclude: Vec<String>,
+    /// COPY `--parents`: each source keeps its path (below a `/./` pivot, if any).
+    pub parents: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,12 +189,16 @@ impl<'a> Flags<'a> {
             .collect()
     }
     fn boolean(&self, name: &str) -> Result<bool, String> {
+        Ok(self.opt_boolean(name)?.unwrap_or(false))
+    }
+    /// A boolean flag, None when it is not given.
+    fn opt_boolean(&self, name: &str) -> Result<Option<bool>, String> {
         match self.values.iter().rev().find(|(k, _)| k == name) {
-            None => Ok(false),
-            Some((_, None)) => Ok(true),
+            None => Ok(None),
+            Some((_, None)) => Ok(Some(true)),
             Some((_, Some(v))) => match v.to_ascii_lowercase().as_str() {
-                "true" | "1" => Ok(true),
-                "false" | "0" => Ok(false),
+                "true" | "1" => Ok(Some(true)),
+                "false" | "0" => Ok(Some(false)),
                 _ => Err(format!("expecting boolean value for flag {name}, not: {v} ({})", self.node.cmd)),
             },
         }
@@ -348,7 +354,7 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 &["chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"]
             };
             let f = Flags::new(node, allowed)?;
-            for unsupported in ["parents", "checksum", "keep-git-dir"] {
+            for unsupported in ["checksum", "keep-git-dir"] {
                 if f.values.iter().any(|(k, _)| k == unsupported) {
                     return Err(format!("{} --{unsupported} is not supported", node.cmd.to_ascii_uppercase()));
                 }
@@ -366,6 +372,7 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 chmod: f.string("chmod")?,
                 link: f.boolean("link")?,
                 exclude: f.strings("exclude")?,
+                parents: f.boolean("parents")?,
             };
             if node.cmd == "copy" {
                 Instruction::Copy(args)
@@ -583,6 +590,7 @@ mod tests {
                     chmod: Some("644".into()),
                     link: false,
                     exclude: vec![],
+                    parents: false,
                 }),
             ),
             (
@@ -659,7 +667,9 @@ mod tests {
             ("ONBUILD FROM x", "FROM isn't allowed as an ONBUILD trigger"),
             ("ADD --from=x a b", "unknown flag: from"),
             ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
-            ("COPY --parents a /", "COPY --parents is not supported"),
+            ("COPY --checksum=sha256:0 a /", "unknown flag: checksum"),
+            ("ADD --parents a /", "unknown flag: parents"),
+            ("ADD --checksum=sha256:0 a /", "ADD --checksum is not supported"),
         ];
         for (src, want) in rows {
             assert_eq!(one(src), Err(want.to_string()), "{src}");

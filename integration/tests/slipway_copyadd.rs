@@ -174,3 +174,50 @@ fn copy_link_layer_does_not_depend_on_what_is_below() {
     // docker 20.10's frontend predates --link ("dockerfile parse error line 2: Unknown flag:
     // link"); BuildKit's testCopyLink... cases are the reference
 }
+
+/// `COPY --parents` keeps each source's path (below a `/./` pivot, if any), `**` included,
+/// with the directories on the way; a path without wildcards must exist. The cases of
+/// BuildKit's testCopyParents and testCopyRelativeParents (docker 20.10's frontend predates
+/// --parents).
+#[test]
+fn copy_parents_keeps_source_paths() {
+    let s = Slipway::new();
+    let df = "FROM scratch AS base\nCOPY tree /test/\n\
+              FROM scratch\nCOPY --parents foo1/foo2/bar /\nWORKDIR /test\nCOPY --parents foo1/foo2/ba* .\n\
+              COPY --parents src/./pkg/**/*.go /go/\n\
+              COPY --from=base --parents /test/a/b/./c/d /middle/\n\
+              COPY --from=base --parents /test/a/./*/c /wild/\n\
+              COPY --from=base --parents /test/a/b*/./c/**/e /dw/\n";
+    let ctx = s.context(
+        "parents",
+        &[
+            ("Dockerfile", df),
+            ("foo1/foo2/bar", "testing"),
+            ("foo1/foo2/baz", "testing2"),
+            ("src/pkg/one/a.go", "a"),
+            ("src/pkg/one/a.txt", "t"),
+            ("src/pkg/two/deep/b.go", "b"),
+            ("tree/a/b/c/d/foo", ""),
+            ("tree/a/b/c/d/e/bay", ""),
+            ("tree/a/b2/c/d/e/bar", ""),
+            ("tree/a/b/c2/d/e/baz", ""),
+        ],
+    );
+    s.build(&ctx, "parents", &[]).ok();
+    let img = s.save("parents");
+    assert_eq!(find(&img, "foo1/foo2/bar").data, b"testing");
+    assert_eq!(find(&img, "test/foo1/foo2/bar").data, b"testing");
+    assert_eq!(find(&img, "test/foo1/foo2/baz").data, b"testing2");
+    for p in ["go/pkg/one/a.go", "go/pkg/two/deep/b.go", "middle/c/d/foo", "middle/c/d/e/bay"] {
+        find(&img, p);
+    }
+    assert!(img.find("go/pkg/one/a.txt").is_none() && img.find("go/src").is_none());
+    assert!(img.find("middle/a").is_none() && img.find("middle/test").is_none());
+    for p in ["wild/b/c/d/e", "wild/b2/c/d/e/bar", "dw/c/d/e/bay", "dw/c/d/e/bar"] {
+        find(&img, p);
+    }
+    let missing = s.context("nop", &[("Dockerfile", "FROM scratch\nCOPY --parents a/nope /\n"), ("a/x", "")]);
+    let r = s.build(&missing, "nop", &[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("Dockerfile:2") && r.stderr.contains("a/nope"), "{}", r.stderr);
+}

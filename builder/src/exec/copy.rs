@@ -296,9 +296,42 @@ pub(super) fn copy(
     }
     let mut srcs: Vec<Src> = Vec::new();
     let mut inline: Vec<(String, String)> = Vec::new();
+    // `--parents` sources: (host path, path below the pivot) of each object, parents first
+    let mut parents: Vec<(PathBuf, String)> = Vec::new();
     for it in &plan.sources {
         match it {
             Source::Heredoc { name, content } => inline.push((name.clone(), content.clone())),
+            Source::Parents { root, include, required } => {
+                let matcher = crate::dockerignore::Matcher::new(&[(1, include.clone())])
+                    .map_err(|e| x.err(line, format!("{kw} --parents {include:?}: {e}")))?;
+                let before = parents.len();
+                match &src_rootfs {
+                    None => {
+                        let tree = x.ctx.parents_tree(root, &matcher).map_err(|e| x.err(line, format!("{kw}: {e}")))?;
+                        for e in tree.into_iter().filter(|e| !plan.exclude.excluded(&e.rel)) {
+                            let below = e.rel.strip_prefix(root.as_str()).unwrap_or(&e.rel).trim_start_matches('/');
+                            parents.push((x.ctx.path(&e.rel), below.to_string()));
+                        }
+                    }
+                    Some(sr) => {
+                        for r in rootfs::find_in_root(&sr.merged, root) {
+                            let host = rootfs::resolve_in_root(&sr.merged, &r, true);
+                            if !host.is_dir() {
+                                continue;
+                            }
+                            let found = parents_in(&host, &matcher, |below| {
+                                let full = glob::clean(&format!("{r}/{below}"));
+                                plan.exclude.excluded(full.trim_start_matches('/'))
+                            })
+                            .map_err(|e| x.err(line, format!("{kw} --parents: walk {r}: {e}")))?;
+                            parents.extend(found);
+                        }
+                    }
+                }
+                if *required && parents.len() == before {
+                    return Err(x.err(line, format!("{kw} --parents: {root}/{include}: no such file or directory")));
+                }
+            }
             Source::Path { path: rel, extract } if matches!(plan.from, Origin::Context) => {
                 let host = x.ctx.path(rel);
                 let tree = x
@@ -348,6 +381,15 @@ pub(super) fn copy(
     let dest = &plan.dest.path;
     let dest_is_dir = rootfs::resolve_in_root(&merged, dest, true).is_dir();
     let ioerr = |e: io::Error, what: &str| x.err(line, format!("{kw}: {what}: {e}"));
+    if !parents.is_empty() {
+        rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
+        for (h, r) in &parents {
+            let cpath = format!("{}/{r}", dest.trim_end_matches('/'));
+            let emd = fs::symlink_metadata(h).map_err(|e| ioerr(e, r))?;
+            let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
+            placer.place(h, &emd, &target).map_err(|e| ioerr(e, &cpath))?;
+        }
+    }
     for s in &srcs {
         let md = fs::metadata(&s.host).map_err(|e| ioerr(e, &s.name))?;
         if s.extract {
@@ -386,6 +428,35 @@ pub(super) fn copy(
     }
     drop(src_rootfs);
     x.diff_layer(st, &mut rfs, created_by)
+}
+
+/// `COPY --parents` in a `--from` filesystem: what `include` selects below `root` (a path
+/// it matches or one below such a path), with the directories between, parents first; `skip`
+/// is `--exclude` on a path below `root`.
+fn parents_in(
+    root: &Path,
+    include: &crate::dockerignore::Matcher,
+    skip: impl Fn(&str) -> bool,
+) -> Result<Vec<(PathBuf, String)>, walkdir::Error> {
+    let mut all = Vec::new();
+    for e in walkdir::WalkDir::new(root).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name())) {
+        let e = e?;
+        let below = e.path().strip_prefix(root).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        all.push((e.path().to_path_buf(), below));
+    }
+    let mut keep = std::collections::HashSet::new();
+    for (_, below) in &all {
+        if !include.excluded(below) || skip(below) {
+            continue;
+        }
+        keep.insert(below.clone());
+        let mut cur = below.as_str();
+        while let Some((parent, _)) = cur.rsplit_once('/') {
+            keep.insert(parent.to_string());
+            cur = parent;
+        }
+    }
+    Ok(all.into_iter().filter(|(_, b)| keep.contains(b)).collect())
 }
 
 /// A COPY/ADD of plain context sources, planned as the layer it makes without writing a

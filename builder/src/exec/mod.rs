@@ -79,6 +79,15 @@ impl SharedContext {
         self.with(|c| c.subtree(rel))
     }
 
+    /// `Context::parents_tree` (`COPY --parents`).
+    pub fn parents_tree(
+        &self,
+        root: &str,
+        include: &crate::dockerignore::Matcher,
+    ) -> Result<Vec<CtxEntry>, ContextError> {
+        self.with(|c| c.parents_tree(root, include))
+    }
+
     /// Saves the context's stat cache to the store.
     pub fn save(&self, store: &Store) {
         self.with(|c| c.save(store))

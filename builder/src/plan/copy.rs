@@ -1,7 +1,7 @@
 //! COPY and ADD as a plan: flags checked and expanded, sources typed once (context paths
 //! resolved against `.dockerignore` and `--exclude`, `--from` patterns kept for when that
-//! filesystem is mounted, heredoc bodies expanded), the destination joined onto WORKDIR, and
-//! the cache key's file fingerprints.
+//! filesystem is mounted, heredoc bodies expanded, `--parents` split at their pivot), the
+//! destination joined onto WORKDIR, and the cache key's file fingerprints.
 
 use super::state::{At, State};
 use super::{BuildError, Copy, Dest, Origin, Source};
@@ -94,6 +94,10 @@ pub(super) fn plan_copy(
                 "ADD {src}: remote URL sources are not supported (slipway builds without network access)"
             )));
         }
+        if a.parents {
+            parents_source(at, kw, &src, &from, ctx, &exclude, &mut sources, &mut inputs)?;
+            continue;
+        }
         if !matches!(from, Origin::Context) {
             sources.push(Source::Path { path: src, extract: false });
             continue;
@@ -123,6 +127,9 @@ pub(super) fn plan_copy(
         }
     }
     let mut flags = String::new();
+    if a.parents {
+        flags.push_str("--parents ");
+    }
     if let Some(c) = &chown {
         flags.push_str(&format!("--chown={c} "));
     }
@@ -158,4 +165,52 @@ fn link_chown(at: &At, kw: &str, c: &str) -> Result<String, BuildError> {
         Some((u, g)) => format!("{}:{}", part(u)?, part(g)?),
         None => part(c)?,
     })
+}
+
+/// One `COPY --parents` source: split at its `/./` pivot (none: the root), the part before it
+/// resolved in the context (a `--from` filesystem keeps it as written), and the key's
+/// fingerprints of what it selects. BuildKit requires the path to exist only when neither
+/// part has a wildcard.
+#[allow(clippy::too_many_arguments)]
+fn parents_source(
+    at: &At,
+    kw: &str,
+    src: &str,
+    from: &Origin,
+    ctx: &mut Context,
+    exclude: &Matcher,
+    sources: &mut Vec<Source>,
+    inputs: &mut Inputs,
+) -> Result<(), BuildError> {
+    let (root, pattern) = match src.split_once("/./") {
+        Some((r, p)) => (r.to_string(), p),
+        None => ("/".to_string(), src),
+    };
+    let include = glob::clean(&format!("/{pattern}")).trim_start_matches('/').to_string();
+    let required = !glob::has_wildcards(&root) && !glob::has_wildcards(&include);
+    if !matches!(from, Origin::Context) {
+        sources.push(Source::Parents { root, include, required });
+        return Ok(());
+    }
+    if required {
+        let whole = format!("{}/{include}", root.trim_end_matches('/'));
+        if ctx.resolve(&whole).map_err(|e| at.err(format!("{kw}: {e}")))?.is_empty() {
+            return Err(at.err(format!(
+                "{kw} --parents: source {src:?} not found in build context or excluded by .dockerignore"
+            )));
+        }
+    }
+    let matcher = Matcher::new(&[(1, include.clone())]).map_err(|e| at.err(format!("{kw} --parents {src:?}: {e}")))?;
+    for r in ctx.resolve(&root).map_err(|e| at.err(format!("{kw}: {e}")))? {
+        if !ctx.path(&r).is_dir() {
+            continue;
+        }
+        let tree: Vec<_> = ctx.parents_tree(&r, &matcher)?.into_iter().filter(|e| !exclude.excluded(&e.rel)).collect();
+        let f = ctx.fingerprints_of(&tree).map_err(|e| at.err(format!("{kw}: {e}")))?;
+        inputs.files.extend(f);
+        // the pivot's own place in the key: the same files under another root are another copy
+        inputs.files.insert(format!("--parents {src}"), format!("root={r:?}"));
+        sources.push(Source::Parents { root: r, include: include.clone(), required });
+    }
+    Ok(())
 }

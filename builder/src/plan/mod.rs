@@ -393,6 +393,13 @@ pub enum Source {
     Path { path: String, extract: bool },
     /// A file with a heredoc's body (expanded unless its delimiter was quoted).
     Heredoc { name: String, content: String },
+    /// `COPY --parents`: what `include` selects below the directory `root` (a pattern with
+    /// .dockerignore's syntax, `**` included), copied with its path below `root`, the
+    /// directories on the way included. `root` is the part before a `/./` pivot (the root
+    /// when there is none): context-relative and resolved for a context copy, as written (a
+    /// possible wildcard) in a `--from` filesystem. `required`: nothing in it is a wildcard,
+    /// so the path must be there.
+    Parents { root: String, include: String, required: bool },
 }
 
 /// Where a COPY puts its sources.
@@ -539,6 +546,9 @@ impl fmt::Display for Step {
                         }
                         Source::Heredoc { name, content } => {
                             writeln!(f, "    source: heredoc {name} ({} bytes)", content.len())?
+                        }
+                        Source::Parents { root, include, .. } => {
+                            writeln!(f, "    source: {include:?} below {root:?} (parents)")?
                         }
                     }
                 }
