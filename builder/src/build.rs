@@ -327,7 +327,8 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     let st = res?;
     let img = x.image(&st)?;
     let c = &img.config;
-    let platform = Platform { os: c.os.clone(), architecture: c.architecture.clone(), variant: None };
+    let variant = Some(c.variant.clone()).filter(|v| !v.is_empty());
+    let platform = Platform { os: c.os.clone(), architecture: c.architecture.clone(), variant };
     let images = [output::PlatformImage { platform, image: img.clone() }];
     let progress = &mut x.progress;
     let done = output::export(store, &images, false, &outs, &req, &mut |s| progress.note(s))?;

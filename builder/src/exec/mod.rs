@@ -347,7 +347,10 @@ impl<'a> Executor<'a> {
         }
         let mut st = match &stage.base {
             Base::Scratch => {
-                let config = ImageConfig::scratch();
+                let mut config = ImageConfig::scratch();
+                config.os = stage.platform.os.clone();
+                config.architecture = stage.platform.architecture.clone();
+                config.variant = stage.platform.variant.clone().unwrap_or_default();
                 let (id, _) = self.store.put_json(&config)?;
                 State { config, layers: Vec::new(), id, cache_ok: true }
             }

@@ -14,6 +14,24 @@ use crate::spec;
 use std::fs;
 use std::path::PathBuf;
 
+/// Whether this machine runs the executables of `p`, a platform not its own; why not if not.
+fn foreign(p: &crate::registry::Platform) -> Result<(), String> {
+    let host = crate::registry::Platform::host();
+    if p.os != host.os {
+        return Err(format!("this machine runs {} executables only", host.os));
+    }
+    if p.architecture == host.architecture {
+        return Ok(());
+    }
+    crate::binfmt::handler(&p.architecture).map(drop).map_err(|why| {
+        format!(
+            "this machine is {host} and {why}, so RUN cannot run the stage's executables (slipway never registers \
+             a handler: that is kernel-wide; install one such as qemu-user-static's, or build the stage for \
+             $BUILDPLATFORM)"
+        )
+    })
+}
+
 fn random_hex() -> String {
     let mut b = [0u8; 8];
     if let Ok(mut f) = fs::File::open("/dev/urandom") {
@@ -24,6 +42,9 @@ fn random_hex() -> String {
 }
 
 pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created_by: String) -> Result<(), BuildError> {
+    if let Some(p) = &r.platform {
+        foreign(p).map_err(|why| x.err(line, format!("RUN: the stage is built for {p}: {why}")))?;
+    }
     let lowers = x.lowers(&st.layers)?;
     let mut rfs = overlay::mount_rootfs(x.store, &lowers, true)?;
     let merged = rfs.merged.clone();

@@ -5,6 +5,7 @@
 use super::state::{At, State};
 use super::{BuildError, ConfigChange};
 use crate::instructions::{CmdForm, Health, Instruction};
+use crate::registry::Platform;
 use crate::store::image::Healthcheck;
 
 /// Go's `%q` of a string slice: `["a" "b"]`.
@@ -82,16 +83,18 @@ fn valid_signal(s: &str) -> bool {
     SIGNALS.contains(&n) || n.starts_with("RTMIN") || n.starts_with("RTMAX")
 }
 
-/// BuildKit's automatic platform ARGs, set when declared without a value.
-pub fn automatic_arg(name: &str) -> Option<String> {
-    let arch = crate::store::image::go_arch();
-    Some(match name {
-        "TARGETPLATFORM" | "BUILDPLATFORM" => format!("linux/{arch}"),
-        "TARGETOS" | "BUILDOS" => "linux".into(),
-        "TARGETARCH" | "BUILDARCH" => arch.into(),
-        "TARGETVARIANT" | "BUILDVARIANT" => String::new(),
-        _ => return None,
-    })
+/// BuildKit's automatic platform ARGs: the build's target platform (`--platform`, else this
+/// machine's) and this machine's. They are in the global scope: FROM lines see them, a stage
+/// sees one only once it declares it with ARG (without a value, or with `--build-arg`).
+pub fn platform_args(target: &Platform, build: &Platform) -> Vec<(String, Option<String>)> {
+    let mut v = Vec::new();
+    for (pre, p) in [("TARGET", target), ("BUILD", build)] {
+        v.push((format!("{pre}PLATFORM"), Some(p.to_string())));
+        v.push((format!("{pre}OS"), Some(p.os.clone())));
+        v.push((format!("{pre}ARCH"), Some(p.architecture.clone())));
+        v.push((format!("{pre}VARIANT"), Some(p.variant.clone().unwrap_or_default())));
+    }
+    v
 }
 
 /// The shell that shell forms run through (`SHELL`, default `/bin/sh -c`), with `cmd` added.
@@ -143,7 +146,7 @@ pub(super) fn plan_config(
                     None => None,
                 };
                 let g = global.iter().rev().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
-                let v = build_arg(k).or(d).or(g).or_else(|| automatic_arg(k));
+                let v = build_arg(k).or(d).or(g);
                 texts.push(match &v {
                     Some(v) => format!("{k}={v}"),
                     None => k.clone(),

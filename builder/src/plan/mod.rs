@@ -82,6 +82,9 @@ pub struct StagePlan {
     pub base: Base,
     /// The stages that must be built first: the base stage and the `COPY --from` stages.
     pub deps: Vec<usize>,
+    /// What the stage is built for: `FROM --platform`, else its base stage's, else the build's
+    /// (`--platform`, else this machine's). A `FROM scratch` config says it.
+    pub platform: crate::registry::Platform,
     /// What resolving the base image said (pull progress), shown after the FROM line.
     pub notes: Vec<String>,
     /// The base's ONBUILD triggers as written. They are the first steps (not counted).
@@ -206,6 +209,9 @@ pub struct Run {
     pub security: Security,
     /// In the order the runtime mounts them (a mount inside another's target comes after it).
     pub mounts: Vec<Mount>,
+    /// The stage's platform where it is not this machine's: the step runs only through a
+    /// binfmt_misc handler for its executables.
+    pub platform: Option<crate::registry::Platform>,
 }
 
 /// `RUN --security`.
@@ -484,6 +490,7 @@ impl fmt::Display for StagePlan {
         };
         writeln!(f, "  base: {base}")?;
         writeln!(f, "  deps: {:?}", self.deps)?;
+        writeln!(f, "  platform: {}", self.platform)?;
         for n in &self.notes {
             writeln!(f, "  note: {n}")?;
         }
@@ -522,6 +529,9 @@ impl fmt::Display for Step {
                     "    run: {:?} user={:?} cwd={:?} network={:?} security={:?}",
                     r.args, r.user, r.cwd, r.network, r.security
                 )?;
+                if let Some(p) = &r.platform {
+                    writeln!(f, "    platform: {p} (not this machine's)")?;
+                }
                 writeln!(f, "    env: {:?}", r.env)?;
                 for m in &r.mounts {
                     match m {

@@ -5,7 +5,7 @@
 
 use super::copy::plan_copy;
 use super::graph::{self, Graph};
-use super::meta::{automatic_arg, plan_config};
+use super::meta::{plan_config, platform_args};
 use super::run::{plan_run, RunFlags, RunOptions};
 use super::state::{At, State};
 use super::{Action, Base, BuildError, ConfigChange, Origin, Plan, StagePlan, Step, Stop};
@@ -57,6 +57,13 @@ struct Planner<'a> {
     done: Vec<Option<ImageConfig>>,
     /// `--label` as a last step of the target stage: (target, the LABEL instruction).
     label: Option<(usize, Command)>,
+    /// The platform the build is for (`--platform`, else this machine's) and this machine's.
+    target_platform: Platform,
+    build_platform: Platform,
+    /// Each planned stage's platform (`FROM --platform`, its base stage's, else the target's).
+    platforms: Vec<Option<Platform>>,
+    /// The stage being planned.
+    cur: usize,
 }
 
 /// Plans a build of `stages` (escape character `escape`). Never fails: where planning stops,
@@ -71,6 +78,10 @@ pub fn plan(stages: &Stages, escape: char, ctx: &mut Context, images: &dyn Image
         meta: Vec::new(),
         done: vec![None; stages.stages.len()],
         label: None,
+        target_platform: opts.platform.clone().unwrap_or_else(Platform::host),
+        build_platform: Platform::host(),
+        platforms: vec![None; stages.stages.len()],
+        cur: 0,
     };
     let mut out = Plan { stages: Vec::new(), target: 0, total: 0, declared_args: Default::default(), stop: None };
     if let Err(stop) = p.run(&mut out) {
@@ -98,6 +109,8 @@ impl<'a> Planner<'a> {
     }
 
     fn run(&mut self, out: &mut Plan) -> Result<(), Stop> {
+        // the global scope starts with the automatic platform ARGs, as BuildKit's
+        self.meta = platform_args(&self.target_platform, &self.build_platform);
         for cmd in &self.stages.meta_args {
             if let Instruction::Arg(list) = &cmd.inst {
                 for (k, d) in list {
@@ -107,7 +120,8 @@ impl<'a> Planner<'a> {
                         Some(d) => Some(self.at(cmd.line).expand(d, &env).map_err(stop)?),
                         None => None,
                     };
-                    let v = self.build_arg(k).or(d).or_else(|| automatic_arg(k));
+                    let auto = self.meta.iter().rev().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
+                    let v = self.build_arg(k).or(d).or(auto);
                     self.meta.push((k.clone(), v));
                 }
             }
@@ -144,26 +158,44 @@ impl<'a> Planner<'a> {
 
     /// Plans stage `i` onto `out` (as far as it can be planned).
     fn stage(&mut self, i: usize, g: &Graph, out: &mut Plan) -> Result<(), Stop> {
+        self.cur = i;
         let stage = &self.stages.stages[i];
         let at = self.at(stage.line);
         let at_from = |e: BuildError, notes: Vec<String>| Stop { shown: Some(stage.original.clone()), notes, error: e };
         let mut notes = Vec::new();
+        // FROM --platform: what the stage is built for (its base pulled for, its config says)
+        let from_platform = match &stage.platform {
+            Some(p) => {
+                let p = at.expand(p, &self.meta_env()).map_err(|e| at_from(e, vec![]))?;
+                let p = Platform::parse(&p).map_err(|e| at_from(at.err(format!("FROM --platform: {e}")), vec![]))?;
+                Some(p)
+            }
+            None => None,
+        };
+        let platform_of_stage;
         let (config, base, deps) = match &g.bases[i] {
-            graph::Base::Scratch => (ImageConfig::scratch(), Base::Scratch, vec![]),
+            graph::Base::Scratch => {
+                let p = from_platform.clone().unwrap_or_else(|| self.target_platform.clone());
+                let mut c = ImageConfig::scratch();
+                c.os = p.os.clone();
+                c.architecture = p.architecture.clone();
+                c.variant = p.variant.clone().unwrap_or_default();
+                platform_of_stage = p;
+                (c, Base::Scratch, vec![])
+            }
             graph::Base::Stage(j) => {
                 let c = self.done[*j].clone().ok_or_else(|| at_from(at.err("FROM: stage was not built"), vec![]))?;
+                let theirs = self.platforms[*j].clone().unwrap_or_else(|| self.target_platform.clone());
+                if let Some(p) = from_platform.as_ref().filter(|p| **p != theirs) {
+                    let msg = format!("FROM --platform={p}: the stage it starts from is built for {theirs}");
+                    return Err(at_from(at.err(msg), vec![]));
+                }
+                platform_of_stage = theirs;
                 (c, Base::Stage(*j), vec![*j])
             }
             graph::Base::Image(name) => {
-                let platform = match &stage.platform {
-                    Some(p) => {
-                        let p = at.expand(p, &self.meta_env()).map_err(|e| at_from(e, vec![]))?;
-                        let p = Platform::parse(&p)
-                            .map_err(|e| at_from(at.err(format!("FROM --platform: {e}")), vec![]))?;
-                        Some(p)
-                    }
-                    None => self.opts.platform.clone(),
-                };
+                let platform = from_platform.clone().or_else(|| self.opts.platform.clone());
+                platform_of_stage = platform.clone().unwrap_or_else(|| self.target_platform.clone());
                 let img = self.images.resolve(name, platform.as_ref(), &mut notes).map_err(|e| {
                     let msg = format!("FROM {name}: not in the store, and the pull failed: {e}");
                     at_from(at.err(msg), std::mem::take(&mut notes))
@@ -171,6 +203,8 @@ impl<'a> Planner<'a> {
                 (img.config.clone(), Base::Image { name: name.clone(), image: Box::new(img) }, vec![])
             }
         };
+        let platform: Platform = platform_of_stage;
+        self.platforms[i] = Some(platform.clone());
         let mut st = State::new(config);
         // ONBUILD triggers of the base run first, then are dropped from the child
         let onbuild = std::mem::take(&mut st.config.config.on_build);
@@ -181,6 +215,7 @@ impl<'a> Planner<'a> {
             text: stage.original.clone(),
             base,
             deps,
+            platform,
             notes,
             onbuild: onbuild.clone(),
             steps: Vec::new(),
@@ -285,7 +320,9 @@ impl<'a> Planner<'a> {
                     allow_insecure: self.opts.allow_insecure,
                     cache_ns: ns.as_deref(),
                 };
-                let p = plan_run(&at, st, run, &flags, &ropts, self.ctx, &resolve)?;
+                let mut p = plan_run(&at, st, run, &flags, &ropts, self.ctx, &resolve)?;
+                let platform = self.platforms[self.cur].clone().unwrap_or_else(|| self.target_platform.clone());
+                p.run.platform = (platform != self.build_platform).then_some(platform);
                 let inputs = Inputs {
                     keyword: "RUN".into(),
                     text: format!(
@@ -401,6 +438,17 @@ mod tests {
 
     /// Plans `dockerfile` over a context of `files` (path, content).
     fn plan_of(dockerfile: &str, files: &[(&str, &str)], images: &Fake, args: &[(&str, &str)]) -> Plan {
+        plan_for(dockerfile, files, images, args, None)
+    }
+
+    /// [`plan_of`] for `build --platform`.
+    fn plan_for(
+        dockerfile: &str,
+        files: &[(&str, &str)],
+        images: &Fake,
+        args: &[(&str, &str)],
+        platform: Option<&str>,
+    ) -> Plan {
         let t = tempfile::tempdir().unwrap();
         for (p, c) in files {
             let f = t.path().join(p);
@@ -416,7 +464,7 @@ mod tests {
             build_args: &args,
             target: None,
             network: Network::None,
-            platform: None,
+            platform: platform.map(|p| Platform::parse(p).unwrap()),
             labels: &[],
             allow_insecure: false,
         };
@@ -663,5 +711,52 @@ mod tests {
         ] {
             assert!(text.contains(want), "{want:?} in:\n{text}");
         }
+    }
+
+    #[test]
+    fn platform_args_follow_buildkits_scopes() {
+        let host = Platform::host();
+        // FROM lines see the automatic ARGs undeclared; a stage only once it declares them (a
+        // --build-arg or a default wins); a global ARG's default may use them
+        let df = "ARG G=$TARGETARCH\nFROM --platform=$BUILDPLATFORM scratch AS b\nENV U=x${TARGETARCH}\n\
+                  ARG TARGETPLATFORM TARGETOS TARGETARCH TARGETVARIANT BUILDPLATFORM BUILDARCH G\n\
+                  ENV T=$TARGETPLATFORM/$TARGETOS/$TARGETARCH/$TARGETVARIANT B=$BUILDPLATFORM/$BUILDARCH G=$G\n\
+                  FROM scratch\nARG TARGETARCH=mine\nENV A=$TARGETARCH\nCOPY --from=b /x /x\n";
+        let p = plan_for(df, &[], &Fake::default(), &[], Some("linux/arm/v7"));
+        assert!(p.stop.is_none(), "{p}");
+        assert_eq!(p.stages[0].steps[0].created_by, "ENV U=x");
+        let want = format!("ENV T=linux/arm/v7/linux/arm/v7 B={host}/{} G=arm", host.architecture);
+        assert_eq!(p.stages[0].steps[2].created_by, want);
+        assert_eq!(p.stages[1].steps[1].created_by, "ENV A=mine");
+        // the stage's platform: FROM --platform's, else the build's; RUN is marked foreign only
+        // where it is not this machine's
+        assert_eq!(p.stages[0].platform, host);
+        assert_eq!(p.stages[1].platform.to_string(), "linux/arm/v7");
+        let p = plan_for(
+            "FROM --platform=$BUILDPLATFORM scratch AS b\nRUN true\nFROM scratch\nRUN true\nCOPY --from=b /x /x\n",
+            &[],
+            &Fake::default(),
+            &[],
+            Some("linux/s390x"),
+        );
+        let Action::Run(native) = &p.stages[0].steps[0].action else { panic!("{p}") };
+        let Action::Run(foreign) = &p.stages[1].steps[0].action else { panic!("{p}") };
+        assert_eq!(native.platform, None);
+        assert_eq!(foreign.platform.as_ref().map(|p| p.to_string()).as_deref(), Some("linux/s390x"));
+        // a stage starts from a stage of its own platform; FROM --platform may not say another
+        let p = plan_for(
+            "FROM scratch AS a\nFROM --platform=linux/s390x a\n",
+            &[],
+            &Fake::default(),
+            &[],
+            Some("linux/arm64"),
+        );
+        let e = p.error().unwrap().to_string();
+        assert!(
+            e.contains("Dockerfile:2: FROM --platform=linux/s390x: the stage it starts from is built for linux/arm64"),
+            "{e}"
+        );
+        let p = plan_of("FROM --platform=linux scratch\n", &[], &Fake::default(), &[]);
+        assert!(p.error().unwrap().to_string().contains("FROM --platform: platform \"linux\""), "{p}");
     }
 }

@@ -128,7 +128,7 @@ pub(super) fn plan_run(
             key_text.push_str(&format!(" mount=[{}]", m.key()));
         }
     }
-    let run = Run { args, env, user: st.config.config.user.clone(), cwd, network, security, mounts };
+    let run = Run { args, env, user: st.config.config.user.clone(), cwd, network, security, mounts, platform: None };
     Ok(Planned { run, created_by, key_text, files })
 }
 

@@ -15,8 +15,9 @@ pub struct Remote {
     pub always: bool,
 }
 
-/// The image `name` for a build: from the store, or pulled (for `platform`, else this
-/// machine's). A `name@sha256:` is verified against its digest when pulled.
+/// The image `name` for a build: from the store (unless the store's is of another platform
+/// than `platform`), or pulled (for `platform`, else this machine's). A `name@sha256:` is
+/// verified against its digest when pulled.
 pub fn resolve(
     store: &Store,
     name: &str,
@@ -26,12 +27,28 @@ pub fn resolve(
 ) -> Result<Image, RegistryError> {
     let parsed = Reference::parse(name);
     if !remote.always {
-        if let Some(img) = store.find_image(name)? {
-            return Ok(img);
+        let mut found = store.find_image(name)?;
+        if found.is_none() {
+            if let Ok(r) = &parsed {
+                found = store.find_image(&r.store_name())?;
+            }
         }
-        if let Ok(r) = &parsed {
-            if let Some(img) = store.find_image(&r.store_name())? {
-                return Ok(img);
+        if let Some(img) = found {
+            // an image of another platform than the one asked for is not that one: pull it
+            let c = &img.config;
+            let its = serde_json::json!({"os": c.os, "architecture": c.architecture, "variant": c.variant});
+            match platform {
+                Some(p) if !p.matches(&its) => log.push(format!(
+                    "the store's {name} is {}/{}, not {p}: pulling {p}",
+                    c.os,
+                    [c.architecture.as_str(), c.variant.as_str()]
+                        .iter()
+                        .filter(|s| !s.is_empty())
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join("/")
+                )),
+                _ => return Ok(img),
             }
         }
     }

@@ -135,6 +135,9 @@ pub struct ImageConfig {
     pub author: String,
     pub architecture: String,
     pub os: String,
+    /// The CPU variant (`v7` of linux/arm/v7), where the platform has one.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub variant: String,
     #[serde(default)]
     pub config: ContainerConfig,
     pub rootfs: RootFs,
