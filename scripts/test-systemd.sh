@@ -23,8 +23,11 @@
 # SD_FILTER (a test name filter given to every binary), SD_RUNTIME (the runtime under test in the
 # guest, default SKIFF_BINARY; /usr/sbin/runc is Debian's runc 1.1.5 there), SD_ENV (extra VAR=VALUE words exported
 # to the tests), SD_TIMEOUT (seconds for the whole VM run, default 3600), SD_SMP (default 2),
-# SD_MEM (MiB, default 3072).
+# SD_MEM (MiB, default 3072), SD_CGROUP (the guest's cgroup layout: unified, the default, cgroup v2
+# alone; hybrid, systemd.unified_cgroup_hierarchy=0: the v1 controllers with systemd's own tree on
+# cgroup2 at /sys/fs/cgroup/unified, as on this host; legacy: v1 alone, name=systemd included).
 set -euo pipefail
+log() { echo "test-systemd: $*" >&2; }
 
 SKIFF=$(realpath "${1:?usage: test-systemd.sh SKIFF_BINARY}")
 WS=$(cd "$(dirname "$0")/.." && pwd)
@@ -35,11 +38,16 @@ case ${SD_DRIVER:-systemd} in
   cgroupfs) DRIVER_ENV= ;;
   *) log "SD_DRIVER must be systemd or cgroupfs"; exit 2 ;;
 esac
+case ${SD_CGROUP:-unified} in
+  unified) CGROUP_ARGS="systemd.unified_cgroup_hierarchy=1" ;;
+  hybrid) CGROUP_ARGS="systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=0" ;;
+  legacy) CGROUP_ARGS="systemd.unified_cgroup_hierarchy=0 systemd.legacy_systemd_cgroup_controller=1" ;;
+  *) log "SD_CGROUP must be unified, hybrid or legacy"; exit 2 ;;
+esac
 SLIPWAY=$WS/target/release/slipway
 TIMEOUT=${SD_TIMEOUT:-3600}
 mkdir -p "$WORK"
 
-log() { echo "test-systemd: $*" >&2; }
 MARK=SKIFF-SD
 # shellcheck source=scripts/vm-lib.sh
 source "$WS/scripts/vm-lib.sh"
@@ -69,14 +77,17 @@ if [ -x "$SLIPWAY" ]; then
   mkdir -p "$ROOT$(dirname "$SLIPWAY")" && cp "$SLIPWAY" "$ROOT$SLIPWAY"
 fi
 mkdir -p "$ROOT/newroot"
-# overlayfs is a module in Debian's kernel: containerd's snapshotter and slipway need it.
-cp "$(find "$KDIR/lib/modules" -name overlay.ko | head -n1)" "$ROOT/overlay.ko"
+# Modules of Debian's kernel the tests need: overlayfs (containerd's snapshotter, slipway), loop
+# and BFQ (the v1 blkio weight tests on a loop device).
+for m in overlay loop bfq; do
+  cp "$(find "$KDIR/lib/modules" -name "$m.ko" | head -n1)" "$ROOT/$m.ko"
+done
 
 # Stage 1: copy the root onto a tmpfs and hand over to systemd there.
 cat >"$ROOT/init" <<'EOF'
 #!/bin/busybox sh
 B=/bin/busybox
-$B insmod /overlay.ko
+for m in overlay loop bfq; do $B insmod /$m.ko; done
 $B mount -t tmpfs -o size=90% tmpfs /newroot
 for d in /*; do
   case "$d" in /newroot|/proc|/sys|/dev|/run|/tmp) $B mkdir -p "/newroot$d" ;; *) $B cp -a "$d" /newroot/ ;; esac
@@ -96,7 +107,7 @@ export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/r
 t0=$(cut -d. -f1 /proc/uptime)
 echo "SKIFF-SD boot-seconds $t0"
 echo "SKIFF-SD kernel $(uname -r); pid 1 $(cat /proc/1/comm); $(systemctl is-system-running)"
-echo "SKIFF-SD controllers: $(cat /sys/fs/cgroup/cgroup.controllers); $(systemctl --version | head -n1)"
+echo "SKIFF-SD cgroups: $(stat -fc %T /sys/fs/cgroup) $(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null || ls /sys/fs/cgroup | tr '\n' ' '); $(systemctl --version | head -n1)"
 echo "SKIFF-SD runtime $OCI_RUNTIME, SKIFF_IT_SYSTEMD_CGROUP=${SKIFF_IT_SYSTEMD_CGROUP:-0}"
 for t in $TESTS; do
   echo "SKIFF-SD START $t"
@@ -129,6 +140,6 @@ ln -sf /etc/systemd/system/skiff-tests.service "$ROOT/etc/systemd/system/multi-u
 # No login prompt on the console the tests print to.
 ln -sf /dev/null "$ROOT/etc/systemd/system/serial-getty@ttyS0.service"
 
-vm_boot "$ROOT" "rdinit=/init systemd.unified_cgroup_hierarchy=1 systemd.show_status=false" \
+vm_boot "$ROOT" "rdinit=/init $CGROUP_ARGS systemd.show_status=false" \
   "$TIMEOUT" "${SD_MEM:-3072}" "${SD_SMP:-2}"
 vm_report

@@ -2,7 +2,9 @@
 //! unit in its slice (nested slices made when missing) with Delegate=yes and the limits systemd
 //! knows as unit properties, in the cgroup files too; update changes both; delete (also after a
 //! killed create) leaves no unit and no cgroup. Only where pid 1 is systemd (`make
-//! test-systemd`, which sets SKIFF_IT_SYSTEMD=1); against runc too.
+//! test-systemd`, which sets SKIFF_IT_SYSTEMD=1); against runc too. On a cgroup v2 host (the
+//! default) and a hybrid or legacy one (`SD_CGROUP=hybrid|legacy make test-systemd`), where the
+//! properties are the v1 ones (MemoryLimit, CPUShares) and each controller has its hierarchy.
 
 use integration::host::{systemctl, unit_property, wait_until};
 use integration::{Bundle, Runtime};
@@ -16,6 +18,52 @@ fn have_systemd() -> bool {
     }
     integration::skip("pid 1 is not systemd here (make test-systemd runs these in a VM)");
     false
+}
+
+/// True where /sys/fs/cgroup is the cgroup v2 hierarchy.
+fn unified() -> bool {
+    nix::sys::statfs::statfs("/sys/fs/cgroup")
+        .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+}
+
+/// The property systemd has for the memory limit: MemoryMax on v2, MemoryLimit on v1.
+fn memory_limit_property() -> &'static str {
+    if unified() {
+        "MemoryMax"
+    } else {
+        "MemoryLimit"
+    }
+}
+
+/// The file `name` of the cgroup `cg` (a ControlGroup property's value): in the v2 hierarchy,
+/// or on v1 in the hierarchy of the controller the name starts with (cgroup.procs in systemd's
+/// own, name=systemd).
+fn cg_file(cg: &str, name: &str) -> PathBuf {
+    let root = Path::new("/sys/fs/cgroup");
+    let rel = cg.trim_start_matches('/');
+    if unified() {
+        return root.join(rel).join(name);
+    }
+    let controller = match name.split('.').next() {
+        Some("cgroup") | None => "systemd",
+        Some(c) => c,
+    };
+    root.join(controller).join(rel).join(name)
+}
+
+/// `cg_file`'s content, trimmed ("" when it cannot be read).
+fn read_cg(cg: &str, name: &str) -> String {
+    std::fs::read_to_string(cg_file(cg, name)).unwrap_or_default().trim().to_string()
+}
+
+/// The directories of the cgroup `cg` that exist, in every hierarchy.
+fn cg_dirs_left(cg: &str) -> Vec<PathBuf> {
+    let rel = cg.trim_start_matches('/');
+    let mut roots = vec![PathBuf::from("/sys/fs/cgroup")];
+    if !unified() {
+        roots = std::fs::read_dir("/sys/fs/cgroup").into_iter().flatten().flatten().map(|e| e.path()).collect();
+    }
+    roots.into_iter().map(|r| r.join(rel)).filter(|d| d.is_dir()).collect()
 }
 
 /// A container of its own slice three levels deep (`skiffsd-n-UNIQUE.slice`, so systemd has to
@@ -48,15 +96,16 @@ impl Scoped {
         self.rt.exec(&all)
     }
 
-    /// The scope's directory, from systemd's ControlGroup property.
-    fn dir(&self) -> PathBuf {
+    /// The scope's cgroup, from systemd's ControlGroup property.
+    fn cgroup(&self) -> String {
         let cg = unit_property(&self.unit, "ControlGroup");
         assert!(!cg.is_empty(), "{} has no ControlGroup", self.unit);
-        Path::new("/sys/fs/cgroup").join(cg.trim_start_matches('/'))
+        cg
     }
 
+    /// The scope's file `name` (in its controller's hierarchy on v1).
     fn file(&self, name: &str) -> String {
-        let p = self.dir().join(name);
+        let p = cg_file(&self.cgroup(), name);
         std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display())).trim().to_string()
     }
 
@@ -68,8 +117,9 @@ impl Scoped {
     #[track_caller]
     fn assert_gone(&self) {
         wait_until(&format!("{} to be gone", self.unit), || (self.prop("LoadState") == "not-found").then_some(()));
-        let expected = format!("/sys/fs/cgroup/skiffsd.slice/skiffsd-n.slice/{}/{}", self.slice, self.unit);
-        assert!(!Path::new(&expected).exists(), "{expected} is left behind");
+        let cg = format!("/skiffsd.slice/skiffsd-n.slice/{}/{}", self.slice, self.unit);
+        let left = cg_dirs_left(&cg);
+        assert!(left.is_empty(), "left behind: {left:?}");
     }
 }
 
@@ -103,18 +153,28 @@ fn a_container_is_a_scope_in_its_slices_with_its_limits() {
     assert_eq!(s.prop("ControlGroup"), want);
     assert_eq!(unit_property(&s.slice, "ActiveState"), "active", "the slice was made");
     // The limits, as unit properties and in the files.
-    assert_eq!(s.prop("MemoryMax"), "67108864");
+    assert_eq!(s.prop(memory_limit_property()), "67108864");
     assert_eq!(s.prop("TasksMax"), "50");
     assert_eq!(s.prop("CPUQuotaPerSecUSec"), "500ms");
-    if !integration::runtime_is_runc() {
+    if !unified() {
+        assert_eq!(s.prop("CPUShares"), "1024");
+    } else if !integration::runtime_is_runc() {
         // runc 1.1 sets CPUWeight on v2 only from unified cpu.weight; AllowedCPUs too.
         assert_eq!(s.prop("CPUWeight"), "39");
         assert_eq!(s.prop("AllowedCPUs"), "0");
     }
-    assert_eq!(s.file("memory.max"), "67108864");
+    if unified() {
+        assert_eq!(s.file("memory.max"), "67108864");
+        assert_eq!(s.file("cpu.max"), "50000 100000");
+        assert_eq!(s.file("cpu.weight"), "39");
+    } else {
+        assert_eq!(s.file("memory.limit_in_bytes"), "67108864");
+        assert_eq!(s.file("cpu.cfs_quota_us"), "50000");
+        assert_eq!(s.file("cpu.cfs_period_us"), "100000");
+        assert_eq!(s.file("cpu.shares"), "1024");
+    }
     assert_eq!(s.file("pids.max"), "50");
-    assert_eq!(s.file("cpu.max"), "50000 100000");
-    assert_eq!(s.file("cpu.weight"), "39");
+    // On v1 systemd has no cpuset hierarchy of its own: the runtime made the scope's there.
     assert_eq!(s.file("cpuset.cpus"), "0");
     // The container's processes are in the scope: its cgroup.procs, ps, /proc/PID/cgroup.
     assert!(
@@ -177,15 +237,20 @@ fn update_changes_the_units_properties_and_files() {
         &s.id,
     ]);
     up.assert_success();
-    assert_eq!(s.prop("MemoryMax"), "134217728");
+    assert_eq!(s.prop(memory_limit_property()), "134217728");
     assert_eq!(s.prop("TasksMax"), "20");
     assert_eq!(s.prop("CPUQuotaPerSecUSec"), "200ms");
-    assert_eq!(s.file("memory.max"), "134217728");
+    let memory_file = if unified() { "memory.max" } else { "memory.limit_in_bytes" };
+    assert_eq!(s.file(memory_file), "134217728");
     assert_eq!(s.file("pids.max"), "20");
-    assert_eq!(s.file("cpu.max"), "20000 100000");
+    if unified() {
+        assert_eq!(s.file("cpu.max"), "20000 100000");
+    } else {
+        assert_eq!(s.file("cpu.cfs_quota_us"), "20000");
+    }
     // A daemon-reload makes systemd apply its properties to the cgroup again: the limits hold.
     systemctl(&["daemon-reload"]).expect("systemctl daemon-reload");
-    assert_eq!(s.file("memory.max"), "134217728");
+    assert_eq!(s.file(memory_file), "134217728");
     assert_eq!(s.file("pids.max"), "20");
     s.sd(&["delete", "--force", &s.id]).assert_success();
     s.assert_gone();
@@ -198,11 +263,18 @@ fn pause_and_resume_freeze_the_scope() {
     }
     let s = Scoped::new(json!({}));
     s.sd(&["run", "--detach", "--bundle", s.b.path_str(), &s.id]).assert_success();
+    let frozen = |yes: bool| {
+        if unified() {
+            s.file("cgroup.events").lines().any(|l| l == if yes { "frozen 1" } else { "frozen 0" })
+        } else {
+            s.file("freezer.state") == if yes { "FROZEN" } else { "THAWED" }
+        }
+    };
     s.sd(&["pause", &s.id]).assert_success();
-    assert!(s.file("cgroup.events").lines().any(|l| l == "frozen 1"), "{}", s.file("cgroup.events"));
+    assert!(frozen(true), "not frozen");
     assert_eq!(s.rt.status(&s.id), "paused");
     s.sd(&["resume", &s.id]).assert_success();
-    assert!(s.file("cgroup.events").lines().any(|l| l == "frozen 0"));
+    assert!(frozen(false), "still frozen");
     // A paused container is deleted with --force too: thawed, killed, the unit stopped.
     s.sd(&["pause", &s.id]).assert_success();
     s.sd(&["delete", "--force", &s.id]).assert_success();
@@ -329,9 +401,10 @@ fn containerd_runs_the_runtime_with_systemd_cgroups() {
     assert!(c.runtime_state(&u).is_some(), "the runtime under test does not know {u}: not run through it");
     assert_eq!(unit_property(&unit, "ActiveState"), "active");
     assert_eq!(unit_property(&unit, "Slice"), slice);
-    assert_eq!(unit_property(&unit, "MemoryMax"), "67108864");
-    let dir = Path::new("/sys/fs/cgroup").join(format!("skiffsd.slice/{slice}/{unit}"));
-    assert_eq!(std::fs::read_to_string(dir.join("memory.max")).unwrap_or_default().trim(), "67108864");
+    assert_eq!(unit_property(&unit, memory_limit_property()), "67108864");
+    let cg = format!("/skiffsd.slice/{slice}/{unit}");
+    let memory_file = if unified() { "memory.max" } else { "memory.limit_in_bytes" };
+    assert_eq!(read_cg(&cg, memory_file), "67108864");
     let own = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(own.contains(&unit), "the container's /proc/self/cgroup: {own}");
     c.run(&["task", "kill", "-s", "SIGKILL", &u]).ok();
@@ -339,6 +412,7 @@ fn containerd_runs_the_runtime_with_systemd_cgroups() {
     c.run(&["task", "rm", &u]).ok();
     c.run(&["containers", "rm", &u]).ok();
     wait_until("the scope to be gone", || (unit_property(&unit, "LoadState") == "not-found").then_some(()));
-    assert!(!dir.exists(), "{} is left behind", dir.display());
+    let left = cg_dirs_left(&cg);
+    assert!(left.is_empty(), "left behind: {left:?}");
     systemctl(&["stop", &slice]);
 }
