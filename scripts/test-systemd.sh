@@ -58,7 +58,7 @@ for opt in CONFIG_CGROUP_BPF=y CONFIG_MEMCG=y CONFIG_BLK_DEV_INITRD=y CONFIG_SER
 done
 
 # --- the guest's root: Debian's packages, made once per package list ---------------------------
-PKGS=systemd,systemd-sysv,dbus,libseccomp2,iproute2,procps,util-linux,busybox-static,runc,containerd
+PKGS=systemd,systemd-sysv,dbus,libseccomp2,iproute2,procps,util-linux,busybox-static,runc,containerd,python3-grpcio
 ROOTFS_TAR=$WORK/rootfs-$(echo "$PKGS" | sha256sum | cut -c1-12).tar
 if [ ! -s "$ROOTFS_TAR" ]; then
   log "making the guest's root with mmdebstrap ($PKGS); about a minute on a quiet machine"
@@ -77,6 +77,9 @@ if [ -x "$SLIPWAY" ]; then
   mkdir -p "$ROOT$(dirname "$SLIPWAY")" && cp "$SLIPWAY" "$ROOT$SLIPWAY"
 fi
 mkdir -p "$ROOT/newroot"
+# What a Debian host has and mmdebstrap leaves out: containerd's CRI copies them into host-network pods.
+[ -e "$ROOT/etc/hosts" ] || [ -L "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
+[ -e "$ROOT/etc/resolv.conf" ] || [ -L "$ROOT/etc/resolv.conf" ] || echo 'nameserver 127.0.0.1' >"$ROOT/etc/resolv.conf"
 # Modules of Debian's kernel the tests need: overlayfs (containerd's snapshotter, slipway), loop
 # and BFQ (the v1 blkio weight tests on a loop device).
 for m in overlay loop bfq; do

@@ -20,6 +20,19 @@ use std::time::{Duration, Instant};
 /// bob 1000:1000 in /etc/passwd).
 pub const IMAGE: &str = "docker.io/library/skiffbox:1";
 
+/// The sandbox image of [`Engine::containerd_cri`]: [`IMAGE`] sleeping.
+pub const PAUSE_IMAGE: &str = "docker.io/library/skiffpause:1";
+
+/// The CRI runtime handler (RuntimeClass) of [`Engine::containerd_cri`] that runs the runtime under
+/// test, named as in the README's containerd snippet.
+pub const CRI_HANDLER: &str = "skiff";
+
+/// The CRI client [`Engine::cri`] runs (python3-grpcio; Debian has no crictl).
+const CRI_CLIENT: &str = include_str!("cri.py");
+
+/// Debian's python3, which has python3-grpcio (not a python of its own on $PATH).
+const CRI_PYTHON: &str = "/usr/bin/python3";
+
 /// The name dockerd knows the runtime under test by (`--add-runtime skiff=PATH`).
 pub const DOCKER_RUNTIME: &str = "skiff";
 
@@ -142,6 +155,8 @@ pub struct Engine {
     dir: PathBuf,
     daemon: Option<Child>,
     cgroup_parent: String,
+    /// containerd's namespace for `ctr` (the cgroup parent's name; k8s.io, kubelet's, under CRI).
+    namespace: String,
     counter: AtomicU32,
 }
 
@@ -150,7 +165,7 @@ impl Engine {
     /// engine is not installed on this host.
     pub fn start(kind: Kind) -> Option<Engine> {
         let e = Engine::bare(kind)?;
-        e.load_image();
+        e.load_images(&[IMAGE]);
         Some(e)
     }
 
@@ -166,13 +181,74 @@ impl Engine {
         let dir = PathBuf::from("/tmp").join(&name);
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
-        let mut e = Engine { kind, dir, daemon: None, cgroup_parent: name, counter: AtomicU32::new(0) };
+        let mut e = Engine::new(kind, dir, name.clone(), name);
         match kind {
-            Kind::Containerd => e.start_containerd(),
+            Kind::Containerd => e.start_containerd(None),
             Kind::Docker => e.start_dockerd(),
             Kind::Podman => e.write_podman_config(),
         }
         Some(e)
+    }
+
+    fn new(kind: Kind, dir: PathBuf, cgroup_parent: String, namespace: String) -> Engine {
+        Engine { kind, dir, daemon: None, cgroup_parent, namespace, counter: AtomicU32::new(0) }
+    }
+
+    /// A private containerd serving the Kubernetes CRI as kubelet uses it (its CRI plugin on, in
+    /// namespace k8s.io) with the README's runtime `skiff` (RuntimeClass handler [`CRI_HANDLER`]):
+    /// the runtime under test as its BinaryName, `SystemdCgroup = systemd_cgroup` in its options,
+    /// the set-up of a Kubernetes node. [`IMAGE`] and [`PAUSE_IMAGE`] (the sandbox image) are loaded. Drive it with
+    /// [`Engine::cri`]. None (after printing why) without containerd or python3-grpcio.
+    pub fn containerd_cri(systemd_cgroup: bool) -> Option<Engine> {
+        if let Some(missing) = Kind::Containerd.binaries().iter().find(|b| !have(b)) {
+            crate::skip(format!("{missing} not installed: no containerd CRI test (make deps installs it)"));
+            return None;
+        }
+        let grpc = Command::new(CRI_PYTHON).args(["-c", "import grpc"]).stderr(Stdio::null()).status();
+        if !grpc.is_ok_and(|s| s.success()) {
+            crate::skip("python3-grpcio not installed: no containerd CRI test (Debian has no crictl)");
+            return None;
+        }
+        let name = crate::unique_name("sk-cri");
+        let dir = PathBuf::from("/tmp").join(&name);
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("logs")).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));
+        std::fs::write(dir.join("cri.py"), CRI_CLIENT).expect("write cri.py");
+        let mut e = Engine::new(Kind::Containerd, dir, name, "k8s.io".to_string());
+        let d = e.dir.display();
+        // As in the README: a config's `runtimes` table replaces containerd's default one, so the
+        // runc runtime that default_runtime_name names is listed too (without it the CRI plugin
+        // does not load).
+        let cri = format!(
+            "[plugins.\"io.containerd.grpc.v1.cri\"]\n  sandbox_image = \"{PAUSE_IMAGE}\"\n  stream_server_port = \"0\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".cni]\n  bin_dir = \"{d}/cni/bin\"\n  conf_dir = \"{d}/cni/conf\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc]\n  runtime_type = \"io.containerd.runc.v2\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.runc.options]\n  SystemdCgroup = {systemd_cgroup}\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.skiff]\n  runtime_type = \"io.containerd.runc.v2\"\n\
+             [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.skiff.options]\n  BinaryName = \"{}\"\n  \
+             Root = \"{d}/runc\"\n  SystemdCgroup = {systemd_cgroup}\n",
+            crate::runtime_path().display()
+        );
+        e.start_containerd(Some(&cri));
+        e.load_images(&[IMAGE, PAUSE_IMAGE]);
+        Some(e)
+    }
+
+    /// One CRI call (`method` of runtime.v1.RuntimeService, the request as JSON with the proto's
+    /// field names) to a [`Engine::containerd_cri`] engine: the response, or the gRPC error.
+    pub fn cri(&self, method: &str, request: serde_json::Value) -> Result<serde_json::Value, String> {
+        let out = Command::new(CRI_PYTHON)
+            .arg(self.dir.join("cri.py"))
+            .arg(self.dir.join("sock"))
+            .arg(method)
+            .arg(request.to_string())
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("run {CRI_PYTHON}: {e}"));
+        if !out.status.success() {
+            return Err(format!("CRI {method}: {}", String::from_utf8_lossy(&out.stderr).trim()));
+        }
+        serde_json::from_slice(&out.stdout).map_err(|e| format!("CRI {method}: response: {e}"))
     }
 
     /// One engine of `kind` shared by the tests of a test binary that run at the same time; it
@@ -216,7 +292,7 @@ impl Engine {
     /// of this engine (None if it does not know it), proof the engine runs it through that runtime.
     pub fn runtime_state(&self, id: &str) -> Option<serde_json::Value> {
         let root = match self.kind {
-            Kind::Containerd => self.runtime_root().join(&self.cgroup_parent),
+            Kind::Containerd => self.runtime_root().join(&self.namespace),
             Kind::Docker => self.runtime_root().join("moby"),
             Kind::Podman => self.runtime_root(),
         };
@@ -224,12 +300,17 @@ impl Engine {
         serde_json::from_slice(&o.stdout).ok().filter(|_| o.status.success())
     }
 
-    fn start_containerd(&mut self) {
+    /// containerd with its CRI plugin configured by `cri` (TOML), or off.
+    fn start_containerd(&mut self, cri: Option<&str>) {
         let d = self.dir.display();
-        let cfg = format!(
-            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n\
+        let mut cfg = format!(
+            "version = 2\nroot = \"{d}/root\"\nstate = \"{d}/state\"\n\
              [grpc]\n  address = \"{d}/sock\"\n[ttrpc]\n  address = \"{d}/sock.ttrpc\"\n[debug]\n  address = \"{d}/debug.sock\"\n"
         );
+        match cri {
+            Some(cri) => cfg.push_str(cri),
+            None => cfg = cfg.replacen("\n[grpc]", "\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]", 1),
+        }
         std::fs::write(self.dir.join("config.toml"), cfg).expect("write containerd config");
         let mut cmd = Command::new("containerd");
         cmd.arg("--config").arg(self.dir.join("config.toml"));
@@ -307,17 +388,26 @@ impl Engine {
         std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
     }
 
-    fn load_image(&self) {
+    /// Builds `images` ([`IMAGE`], [`PAUSE_IMAGE`]) with slipway and loads them.
+    fn load_images(&self, images: &[&str]) {
         let s = Slipway::new();
         s.base("skiffbox:1");
-        let tar = s.dir.path().join("skiffbox.tar");
-        s.run(&["save", "skiffbox:1", "-o", &tar.to_string_lossy()]).ok();
-        let tar = tar.to_string_lossy().into_owned();
-        match self.kind {
-            Kind::Containerd => self.run(&["images", "import", &tar]),
-            Kind::Docker | Kind::Podman => self.run(&["load", "-i", &tar]),
+        if images.contains(&PAUSE_IMAGE) {
+            // The sandbox ("pause") container must outlive the pod's containers: busybox sleeping.
+            let ctx = s.context("pause", &[("Dockerfile", "FROM skiffbox:1\nCMD [\"sleep\", \"1000000\"]\n")]);
+            s.build(&ctx, "skiffpause:1", &[]).ok();
         }
-        .ok();
+        for image in images {
+            let short = image.trim_start_matches("docker.io/library/");
+            let tar = s.dir.path().join(format!("{}.tar", short.replace(':', "_")));
+            s.run(&["save", short, "-o", &tar.to_string_lossy()]).ok();
+            let tar = tar.to_string_lossy().into_owned();
+            match self.kind {
+                Kind::Containerd => self.run(&["images", "import", &tar]),
+                Kind::Docker | Kind::Podman => self.run(&["load", "-i", &tar]),
+            }
+            .ok();
+        }
     }
 
     /// The client command for `args`, with this engine's private addresses and roots, and on
@@ -332,7 +422,7 @@ impl Engine {
         match self.kind {
             Kind::Containerd => {
                 cmd = Command::new("ctr");
-                cmd.arg("-a").arg(d.join("sock")).arg("-n").arg(&self.cgroup_parent);
+                cmd.arg("-a").arg(d.join("sock")).arg("-n").arg(&self.namespace);
                 let fifo = ["--fifo-dir".into(), d.join("fifo").into()];
                 match args {
                     ["run", ..] => {

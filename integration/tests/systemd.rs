@@ -416,3 +416,105 @@ fn containerd_runs_the_runtime_with_systemd_cgroups() {
     assert!(left.is_empty(), "left behind: {left:?}");
     systemctl(&["stop", &slice]);
 }
+
+/// Stops a slice the test's units were in (systemd keeps a slice it made until told).
+struct SliceGuard(String);
+
+impl Drop for SliceGuard {
+    fn drop(&mut self) {
+        systemctl(&["stop", &self.0]);
+    }
+}
+
+#[test]
+fn containerd_cri_with_systemd_cgroup_true_runs_pods_in_scopes() {
+    use integration::engines::{eventually, Engine, CRI_HANDLER, IMAGE};
+    if !have_systemd() {
+        return;
+    }
+    // containerd's CRI plugin as kubelet drives it, the runtime under test as the runtime of the
+    // README's snippet with SystemdCgroup = true: the shim gives it --systemd-cgroup and the CRI
+    // plugin gives each container the cgroupsPath SLICE:cri-containerd:ID of its pod's
+    // cgroup_parent (a .slice, as the kubelet's systemd cgroup driver sends).
+    let Some(c) = Engine::containerd_cri(true) else { return };
+    let u = integration::unique_name("cri").replace('-', "_");
+    let slice = format!("skiffsd-cri_{u}.slice");
+    let _slice = SliceGuard(slice.clone());
+    let cri = |method: &str, req: serde_json::Value| {
+        c.cri(method, req).unwrap_or_else(|e| panic!("{e}\ncontainerd's log:\n{}", c.daemon_log()))
+    };
+    let logs = c.dir().join("logs");
+    let sandbox = json!({
+        "metadata": {"name": format!("pod-{u}"), "uid": u, "namespace": "default"},
+        "log_directory": logs.to_string_lossy(),
+        "linux": {
+            "cgroup_parent": slice,
+            // host network: no CNI plugin needed
+            "security_context": {"namespace_options": {"network": 2, "pid": 0, "ipc": 0}}
+        }
+    });
+    let pod = cri("RunPodSandbox", json!({"config": sandbox, "runtime_handler": CRI_HANDLER}));
+    let pod = pod["pod_sandbox_id"].as_str().expect("pod_sandbox_id").to_string();
+    let pod_unit = format!("cri-containerd-{pod}.scope");
+    assert_eq!(unit_property(&pod_unit, "ActiveState"), "active", "the sandbox's scope");
+    assert_eq!(unit_property(&pod_unit, "Slice"), slice);
+    let created = cri(
+        "CreateContainer",
+        json!({
+            "pod_sandbox_id": pod,
+            "config": {
+                "metadata": {"name": "limited"},
+                "image": {"image": IMAGE},
+                "command": ["sh", "-c", "echo started; exec sleep 1000"],
+                "log_path": "limited.log",
+                "linux": {"resources": {
+                    "memory_limit_in_bytes": 67108864, "cpu_quota": 50000, "cpu_period": 100000, "cpu_shares": 512
+                }}
+            },
+            "sandbox_config": sandbox
+        }),
+    );
+    let id = created["container_id"].as_str().expect("container_id").to_string();
+    cri("StartContainer", json!({"container_id": id}));
+    let log = logs.join("limited.log");
+    eventually("the container to print", || std::fs::read_to_string(&log).unwrap_or_default().contains("started"));
+    let status = cri("ContainerStatus", json!({"container_id": id}));
+    assert_eq!(status["status"]["state"], json!(1), "CONTAINER_RUNNING: {status}");
+    assert!(c.runtime_state(&id).is_some(), "the runtime under test does not know {id}: not run through it");
+    // The container's scope, in the pod's slice, with the pod's limits as properties and files.
+    let unit = format!("cri-containerd-{id}.scope");
+    assert_eq!(unit_property(&unit, "ActiveState"), "active");
+    assert_eq!(unit_property(&unit, "Slice"), slice);
+    assert_eq!(unit_property(&unit, memory_limit_property()), "67108864");
+    assert_eq!(unit_property(&unit, "CPUQuotaPerSecUSec"), "500ms");
+    let cg = unit_property(&unit, "ControlGroup");
+    assert_eq!(cg, format!("/skiffsd.slice/{slice}/{unit}"));
+    if unified() {
+        assert_eq!(read_cg(&cg, "memory.max"), "67108864");
+        assert_eq!(read_cg(&cg, "cpu.max"), "50000 100000");
+    } else {
+        assert_eq!(read_cg(&cg, "memory.limit_in_bytes"), "67108864");
+        assert_eq!(read_cg(&cg, "cpu.cfs_quota_us"), "50000");
+        assert_eq!(read_cg(&cg, "cpu.shares"), "512");
+    }
+    // Its process is in the scope (seen from the host: on v2 the CRI gives it a cgroup namespace).
+    let state = c.runtime_state(&id).unwrap_or_default();
+    let pid = state["pid"].as_i64().unwrap_or_else(|| panic!("no pid in the runtime's state: {state}"));
+    let own = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+    assert!(own.contains(&format!("/{slice}/{unit}")), "the container's init {pid} is in {own}");
+    // Stop (SIGTERM ends the sleep) and remove: the scope goes with the container.
+    cri("StopContainer", json!({"container_id": id, "timeout": 30}));
+    let status = cri("ContainerStatus", json!({"container_id": id}));
+    assert_eq!(status["status"]["state"], json!(2), "CONTAINER_EXITED: {status}");
+    cri("RemoveContainer", json!({"container_id": id}));
+    wait_until("the container's scope to be gone", || (unit_property(&unit, "LoadState") == "not-found").then_some(()));
+    let left = cg_dirs_left(&cg);
+    assert!(left.is_empty(), "left behind: {left:?}");
+    assert!(c.runtime_state(&id).is_none(), "the runtime still has {id}");
+    cri("StopPodSandbox", json!({"pod_sandbox_id": pod}));
+    cri("RemovePodSandbox", json!({"pod_sandbox_id": pod}));
+    wait_until("the sandbox's scope to be gone", || {
+        (unit_property(&pod_unit, "LoadState") == "not-found").then_some(())
+    });
+    assert!(c.runtime_state(&pod).is_none(), "the runtime still has the sandbox {pod}");
+}
