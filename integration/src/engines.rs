@@ -122,8 +122,14 @@ impl Running {
 
     /// Waits for the command (killing it after [`PATIENCE`]).
     #[track_caller]
-    pub fn wait(mut self) -> Out {
-        let deadline = Instant::now() + PATIENCE;
+    pub fn wait(self) -> Out {
+        self.wait_up_to(PATIENCE)
+    }
+
+    /// Waits for the command, killing it after `limit`.
+    #[track_caller]
+    pub fn wait_up_to(mut self, limit: Duration) -> Out {
+        let deadline = Instant::now() + limit;
         let status = loop {
             match self.child.try_wait() {
                 Ok(Some(s)) => break Some(s),
@@ -135,7 +141,7 @@ impl Running {
         let Some(status) = status else {
             let _ = self.child.kill();
             let _ = self.child.wait();
-            panic!("{} still running after {PATIENCE:?}; killed it\nstdout: {}", self.command, self.stdout_now());
+            panic!("{} still running after {limit:?}; killed it\nstdout: {}", self.command, self.stdout_now());
         };
         if let Some(f) = self.feeder.take() {
             let _ = f.join();
@@ -402,11 +408,13 @@ impl Engine {
             let tar = s.dir.path().join(format!("{}.tar", short.replace(':', "_")));
             s.run(&["save", short, "-o", &tar.to_string_lossy()]).ok();
             let tar = tar.to_string_lossy().into_owned();
-            match self.kind {
-                Kind::Containerd => self.run(&["images", "import", &tar]),
-                Kind::Docker | Kind::Podman => self.run(&["load", "-i", &tar]),
-            }
-            .ok();
+            let args = match self.kind {
+                Kind::Containerd => ["images", "import", &tar],
+                Kind::Docker | Kind::Podman => ["load", "-i", &tar],
+            };
+            // Unpacking into the snapshotter is disk work: in the TCG VMs, next to another test's
+            // engine doing the same, it has taken over PATIENCE.
+            self.spawn(&args, None).wait_up_to(PATIENCE * 4).ok();
         }
     }
 
