@@ -72,6 +72,10 @@ pub struct BuildOptions {
     pub named_contexts: NamedContexts,
     /// `--jobs`: how many stages may run at once.
     pub jobs: usize,
+    /// `--add-host`, `--ulimit`, `--shm-size`.
+    pub run_extras: crate::spec::RunExtras,
+    /// `--no-cache-filter`: stage names.
+    pub no_cache_filter: Vec<String>,
 }
 
 /// Base images for the planner: a `--build-context` of that name, else the store's, else
@@ -253,6 +257,20 @@ pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError>
     Ok(make_plan(store, opts, &src, &mut ctx))
 }
 
+/// `--no-cache-filter` names as the stages' indices (each with the name as given); a name no
+/// stage has is an error rather than a filter that filters nothing.
+fn no_cache_stages(stages: &Stages, names: &[String]) -> Result<BTreeMap<usize, String>, BuildError> {
+    let mut out = BTreeMap::new();
+    for n in names.iter().flat_map(|n| n.split(',')).map(str::trim).filter(|n| !n.is_empty()) {
+        let Some(i) = stages.stages.iter().position(|s| s.name.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(n)))
+        else {
+            return Err(BuildError::Other(format!("--no-cache-filter {n}: no stage named {n:?} in the Dockerfile")));
+        };
+        out.insert(i, n.to_string());
+    }
+    Ok(out)
+}
+
 /// Runs a build.
 pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     let src = read(opts)?;
@@ -291,6 +309,8 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         secrets: opts.secrets.clone(),
         ssh: opts.ssh.clone(),
         jobs: opts.jobs,
+        run_extras: opts.run_extras.clone(),
+        no_cache_stages: no_cache_stages(&src.stages, &opts.no_cache_filter)?,
     };
     // an output on stdout (`-o -`) sends the log to stderr
     let out: Box<dyn std::io::Write + Send> = if opts.quiet {

@@ -91,6 +91,26 @@ pub struct OutputArgs {
     pub metadata_file: Option<PathBuf>,
 }
 
+/// How RUN steps run and which steps the cache may answer.
+#[derive(Args, Debug)]
+pub struct StepArgs {
+    /// Add a line to the /etc/hosts of RUN steps (repeatable): HOST:IP (or HOST=IP).
+    #[arg(long = "add-host", value_name = "HOST:IP")]
+    pub add_hosts: Vec<String>,
+    /// Set an rlimit of RUN steps (repeatable): NAME=SOFT[:HARD], NAME one of nofile, nproc,
+    /// core, cpu, data, fsize, locks, memlock, msgqueue, nice, rss, rtprio, rttime,
+    /// sigpending, stack; -1 is unlimited.
+    #[arg(long = "ulimit", value_name = "NAME=SOFT[:HARD]")]
+    pub ulimits: Vec<String>,
+    /// The size of RUN steps' /dev/shm (128m, 1g; default 64m).
+    #[arg(long = "shm-size", value_name = "SIZE")]
+    pub shm_size: Option<String>,
+    /// Run every step of these stages, using no cached result (repeatable, or comma-separated
+    /// stage names); the log says so at each step.
+    #[arg(long = "no-cache-filter", value_name = "STAGE[,STAGE]")]
+    pub no_cache_filter: Vec<String>,
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// Build an image from a Dockerfile
@@ -160,6 +180,8 @@ pub enum Cmd {
         /// cache keys are the same for any N.
         #[arg(long, short = 'j', value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
         jobs: Option<u16>,
+        #[command(flatten)]
+        steps: Box<StepArgs>,
     },
     /// Print the plan of a build (stages, steps, cache key inputs) without running it
     #[command(hide = true)]

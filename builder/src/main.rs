@@ -6,7 +6,7 @@ use anyhow::{bail, Context as _, Result};
 use clap::Parser;
 use slipway::archive::{self, Format};
 use slipway::build::{self, BuildOptions};
-use slipway::cli::{Cli, Cmd, OutputArgs, PlanArgs};
+use slipway::cli::{Cli, Cmd, OutputArgs, PlanArgs, StepArgs};
 use slipway::images;
 use slipway::registry;
 use slipway::spec::Network;
@@ -84,6 +84,8 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         source_date_epoch: None,
         named_contexts,
         jobs: 1,
+        run_extras: Default::default(),
+        no_cache_filter: Vec::new(),
     })
 }
 
@@ -132,8 +134,10 @@ fn run(cli: Cli) -> Result<()> {
             ssh,
             out,
             jobs,
+            steps,
         } => {
             let OutputArgs { outputs, annotations, metadata_file } = *out;
+            let StepArgs { add_hosts, ulimits, shm_size, no_cache_filter } = *steps;
             use std::io::IsTerminal;
             let Some(progress) = slipway::exec::progress::Mode::choose(&progress, std::io::stdout().is_terminal())
             else {
@@ -176,6 +180,21 @@ fn run(cli: Cli) -> Result<()> {
                 opts.annotations.extend(slipway::output::Annotations::parse_flag(a).map_err(anyhow::Error::msg)?);
             }
             opts.push = reg.push;
+            for h in &add_hosts {
+                opts.run_extras.hosts.push(slipway::spec::parse_add_host(h).map_err(anyhow::Error::msg)?);
+            }
+            for u in &ulimits {
+                let u = slipway::spec::parse_ulimit(u).map_err(anyhow::Error::msg)?;
+                // the last one of a name wins, as docker's flag map keeps it
+                opts.run_extras.ulimits.retain(|o| o.kind != u.kind);
+                opts.run_extras.ulimits.push(u);
+            }
+            if let Some(s) = &shm_size {
+                let n = slipway::spec::parse_size("--shm-size", s).map_err(anyhow::Error::msg)?;
+                // 0 is docker's "the default"
+                opts.run_extras.shm_size = (n > 0).then_some(n);
+            }
+            opts.no_cache_filter = no_cache_filter;
             let (remote, platform, cache_from) = registry::cli::build_inputs(&reg)?;
             opts.tags = tags;
             opts.no_cache = no_cache;

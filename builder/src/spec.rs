@@ -211,9 +211,225 @@ pub fn insecure(config: &mut Value) {
     }
 }
 
+/// What `build --add-host`, `--ulimit` and `--shm-size` give every RUN step, as data: parsed
+/// once from the command line, part of each RUN's cache key (as in BuildKit, whose exec op
+/// carries them), applied to each config.json by [`RunExtras::apply`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunExtras {
+    /// `--add-host HOST:IP`, in the order given.
+    pub hosts: Vec<(String, std::net::IpAddr)>,
+    /// `--ulimit NAME=SOFT[:HARD]`: the process's rlimits.
+    pub ulimits: Vec<Ulimit>,
+    /// `--shm-size`: the size of /dev/shm in bytes (docker's default 64 MiB when unset).
+    pub shm_size: Option<u64>,
+}
+
+/// One `--ulimit`, as docker's go-units parses it (-1: unlimited).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ulimit {
+    /// The OCI name, `RLIMIT_NOFILE`.
+    pub kind: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// The names `--ulimit` takes (go-units' ulimitNameMapping).
+const ULIMIT_NAMES: &[&str] = &[
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+];
+
+/// `--add-host HOST:IP` (or `HOST=IP`, and `[IPv6]`), as docker's ValidateExtraHost.
+pub fn parse_add_host(s: &str) -> Result<(String, std::net::IpAddr), String> {
+    let flag = format!("--add-host {s}");
+    let (host, ip) = match s.split_once('=') {
+        Some(hi) => hi,
+        None => s.split_once(':').ok_or_else(|| format!("{flag}: expected HOST:IP"))?,
+    };
+    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c == '#') {
+        return Err(format!("{flag}: invalid host name {host:?}"));
+    }
+    if ip == "host-gateway" {
+        return Err(format!(
+            "{flag}: host-gateway names dockerd's bridge gateway; slipway has no bridge (RUN steps get no network, or the host's): give an IP"
+        ));
+    }
+    let ip = ip.trim_start_matches('[').trim_end_matches(']');
+    let ip = ip.parse().map_err(|_| format!("{flag}: invalid IP address {ip:?}"))?;
+    Ok((host.to_string(), ip))
+}
+
+/// `--ulimit NAME=SOFT[:HARD]`, as go-units' ParseUlimit.
+pub fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
+    let flag = format!("--ulimit {s}");
+    let (name, vals) = s.split_once('=').ok_or_else(|| format!("{flag}: expected NAME=SOFT[:HARD]"))?;
+    if !ULIMIT_NAMES.contains(&name) {
+        return Err(format!("{flag}: invalid ulimit type {name:?} (one of {})", ULIMIT_NAMES.join(", ")));
+    }
+    let num = |v: &str| -> Result<u64, String> {
+        match v.parse::<i64>() {
+            Ok(-1) => Ok(u64::MAX),
+            Ok(n) if n >= 0 => Ok(n as u64),
+            _ => Err(format!("{flag}: invalid ulimit value {v:?}")),
+        }
+    };
+    let (soft, hard) = match vals.split_once(':') {
+        Some((a, b)) => (num(a)?, num(b)?),
+        None => (num(vals)?, num(vals)?),
+    };
+    if soft > hard {
+        return Err(format!("{flag}: ulimit soft limit must be less than or equal to hard limit"));
+    }
+    Ok(Ulimit { kind: format!("RLIMIT_{}", name.to_ascii_uppercase()), soft, hard })
+}
+
+/// A size as docker's RAMInBytes reads it: `128m`, `1g`, `64MiB`, `1048576` (binary units).
+pub fn parse_size(flag: &str, s: &str) -> Result<u64, String> {
+    let bad = || format!("{flag} {s}: invalid size (a number with an optional unit b, k, m, g, t or p)");
+    let t = s.trim();
+    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num.parse().map_err(|_| bad())?;
+    let unit = unit.trim_start().to_ascii_lowercase();
+    let unit = unit.strip_suffix('b').unwrap_or(&unit);
+    let unit = unit.strip_suffix('i').unwrap_or(unit);
+    let mul: u64 = match unit {
+        "" => 1,
+        "k" => 1 << 10,
+        "m" => 1 << 20,
+        "g" => 1 << 30,
+        "t" => 1 << 40,
+        "p" => 1 << 50,
+        _ => return Err(bad()),
+    };
+    Ok((n * mul as f64) as u64)
+}
+
+impl RunExtras {
+    pub fn is_empty(&self) -> bool {
+        *self == RunExtras::default()
+    }
+
+    /// What RUN cache keys add (empty without the flags, so keys stay as they were).
+    pub fn key_text(&self) -> String {
+        if self.is_empty() {
+            return String::new();
+        }
+        let hosts: Vec<String> = self.hosts.iter().map(|(h, ip)| format!("{h}={ip}")).collect();
+        let ul: Vec<String> = self.ulimits.iter().map(|u| format!("{}={}:{}", u.kind, u.soft, u.hard)).collect();
+        format!(" add-host={hosts:?} ulimit={ul:?} shm-size={:?}", self.shm_size)
+    }
+
+    /// The /etc/hosts of RUN steps with `--add-host`: `base` (the host's file with the host's
+    /// network; else BuildKit's, naming `hostname`), then one `IP\tHOST` line per flag, as
+    /// BuildKit writes it. None without `--add-host`: the steps keep what they had.
+    pub fn hosts_file(&self, base: Option<&str>, hostname: &str) -> Option<String> {
+        if self.hosts.is_empty() {
+            return None;
+        }
+        let mut out = match base {
+            Some(b) if b.ends_with('\n') || b.is_empty() => b.to_string(),
+            Some(b) => format!("{b}\n"),
+            None => format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
+        };
+        for (h, ip) in &self.hosts {
+            out.push_str(&format!("{ip}\t{h}\n"));
+        }
+        Some(out)
+    }
+
+    /// Applies the flags to a RUN's config.json: `hosts` (the written hosts file, if any)
+    /// bound read-only on /etc/hosts in place of any other, the rlimits, /dev/shm's size.
+    pub fn apply(&self, config: &mut Value, hosts: Option<&str>) {
+        if let Some(mounts) = config["mounts"].as_array_mut() {
+            if let Some(h) = hosts {
+                mounts.retain(|m| m["destination"] != "/etc/hosts");
+                mounts.push(
+                    json!({"destination": "/etc/hosts", "type": "bind", "source": h, "options": ["rbind", "ro"]}),
+                );
+            }
+            if let Some(size) = self.shm_size {
+                for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/shm") {
+                    m["options"] =
+                        json!(["nosuid", "noexec", "nodev", "mode=1777", format!("size={}k", size.div_ceil(1024))]);
+                }
+            }
+        }
+        if !self.ulimits.is_empty() {
+            config["process"]["rlimits"] = json!(self
+                .ulimits
+                .iter()
+                .map(|u| json!({"type": u.kind, "soft": u.soft, "hard": u.hard}))
+                .collect::<Vec<_>>());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn run_extras_parse_as_docker_and_apply_as_buildkit() {
+        // docker's ValidateExtraHost: HOST:IP, the IP may be IPv6; 25's HOST=IP and [IPv6]
+        assert_eq!(parse_add_host("db:10.0.0.2").unwrap(), ("db".into(), "10.0.0.2".parse().unwrap()));
+        assert_eq!(parse_add_host("v6:::1").unwrap().1, "::1".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(parse_add_host("v6=[fe80::1]").unwrap().1, "fe80::1".parse::<std::net::IpAddr>().unwrap());
+        assert!(parse_add_host("db").unwrap_err().contains("expected HOST:IP"));
+        assert!(parse_add_host("db:300.1.1.1").unwrap_err().contains("invalid IP"));
+        assert!(parse_add_host("gw:host-gateway").unwrap_err().contains("host-gateway"));
+        // go-units' ParseUlimit: soft defaults to hard, -1 unlimited, soft <= hard
+        assert_eq!(
+            parse_ulimit("nofile=512:1024").unwrap(),
+            Ulimit { kind: "RLIMIT_NOFILE".into(), soft: 512, hard: 1024 }
+        );
+        assert_eq!(parse_ulimit("core=-1").unwrap().hard, u64::MAX);
+        assert!(parse_ulimit("nofile=2:1").unwrap_err().contains("soft limit"));
+        assert!(parse_ulimit("files=1").unwrap_err().contains("invalid ulimit type"));
+        assert!(parse_ulimit("nofile").unwrap_err().contains("NAME=SOFT"));
+        // docker's RAMInBytes
+        assert_eq!(parse_size("--shm-size", "128m").unwrap(), 128 << 20);
+        assert_eq!(parse_size("--shm-size", "1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("--shm-size", "4096").unwrap(), 4096);
+        assert!(parse_size("--shm-size", "12x").is_err());
+
+        let x = RunExtras {
+            hosts: vec![("db".into(), "10.0.0.2".parse().unwrap())],
+            ulimits: vec![parse_ulimit("nofile=512:1024").unwrap()],
+            shm_size: Some(128 << 20),
+        };
+        // BuildKit's hosts file for a sandbox, then the extra hosts
+        assert_eq!(
+            x.hosts_file(None, "buildkitsandbox").unwrap(),
+            "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.2\tdb\n"
+        );
+        assert_eq!(x.hosts_file(Some("1.2.3.4 h"), "s").unwrap(), "1.2.3.4 h\n10.0.0.2\tdb\n");
+        assert!(RunExtras::default().hosts_file(None, "s").is_none());
+        assert_eq!(RunExtras::default().key_text(), "");
+        let p = Process { args: vec![], env: vec![], cwd: "/".into(), uid: 0, gid: 0, additional_gids: vec![] };
+        let mut c = config("/r", &p, "h", Network::Host, None);
+        x.apply(&mut c, Some("/b/hosts"));
+        let m = c["mounts"].as_array().unwrap();
+        let hosts: Vec<_> = m.iter().filter(|m| m["destination"] == "/etc/hosts").collect();
+        assert_eq!(hosts.len(), 1);
+        assert_eq!(hosts[0]["source"], "/b/hosts");
+        let shm = m.iter().find(|m| m["destination"] == "/dev/shm").unwrap();
+        assert!(shm["options"].as_array().unwrap().contains(&json!("size=131072k")));
+        assert_eq!(c["process"]["rlimits"][0], json!({"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024}));
+    }
 
     #[test]
     fn network_none_gets_a_netns() {

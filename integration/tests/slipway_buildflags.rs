@@ -4,6 +4,7 @@
 //! docker 20.10's client has no `--build-context` (buildx's), so the expectations are
 //! BuildKit's documented rules, written down here.
 
+use integration::buildkit::BuildKit;
 use integration::slipway::Slipway;
 use std::fs;
 
@@ -123,4 +124,89 @@ fn bad_build_contexts_are_refused_naming_them() {
         assert_ne!(r.code, 0, "{arg}");
         assert!(r.stderr.contains(want) && r.stderr.contains("--build-context"), "{arg}: {}", r.stderr);
     }
+}
+
+/// `--add-host`, `--ulimit` and `--shm-size` reach every RUN step: the hosts file BuildKit
+/// writes, the rlimits through the spec, the /dev/shm tmpfs's size; they are part of the
+/// steps' cache keys (BuildKit's exec op carries them), and nothing of them stays in a layer.
+#[test]
+fn add_host_ulimit_and_shm_size_reach_run_steps() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let df = "FROM base:1\n\
+              RUN cat /etc/hosts > /hosts && grep 'Max open files' /proc/self/limits > /limits && grep ' /dev/shm ' /proc/mounts > /shm\n";
+    let ctx = s.context("app", &[("Dockerfile", df)]);
+    let flags =
+        ["--add-host", "db:10.0.0.2", "--add-host", "v6:fe80::1", "--ulimit", "nofile=512:1024", "--shm-size", "128m"];
+    s.build(&ctx, "app:1", &flags).ok();
+    let img = s.save("app:1");
+    let f = |p: &str| img.find(p).map(|e| String::from_utf8_lossy(&e.data).into_owned()).unwrap_or_default();
+    let hosts = "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+                 10.0.0.2\tdb\nfe80::1\tv6\n";
+    assert_eq!(f("hosts"), hosts);
+    let limits: Vec<String> = f("limits").split_whitespace().map(str::to_string).collect();
+    assert_eq!(limits, ["Max", "open", "files", "512", "1024", "files"]);
+    assert!(f("shm").contains("size=131072k"), "{}", f("shm"));
+    assert!(img.find("etc/hosts").is_none(), "the hosts file's mount point stayed in the layer");
+
+    // the same flags: cached; another host: the RUN runs again
+    let r = s.build(&ctx, "app:1", &flags).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 1, "{}", r.stdout);
+    let r = s.build(&ctx, "app:2", &["--add-host", "db:10.0.0.3"]).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 0, "{}", r.stdout);
+    assert!(String::from_utf8_lossy(&s.save("app:2").find("hosts").unwrap().data).contains("10.0.0.3\tdb\n"));
+
+    for (arg, val, want) in [
+        ("--add-host", "db", "expected HOST:IP"),
+        ("--add-host", "db:1.2.3", "invalid IP address"),
+        ("--add-host", "gw:host-gateway", "host-gateway"),
+        ("--ulimit", "files=1", "invalid ulimit type"),
+        ("--ulimit", "nofile=9:8", "soft limit"),
+        ("--shm-size", "lots", "invalid size"),
+    ] {
+        let r = s.build(&ctx, "bad:1", &[arg, val]);
+        assert_ne!(r.code, 0, "{arg} {val}");
+        assert!(r.stderr.contains(want) && r.stderr.contains(arg), "{arg} {val}: {}", r.stderr);
+    }
+
+    // docker 20.10's BuildKit writes the same /etc/hosts
+    let Some(bk) = BuildKit::shared() else { return };
+    let tar = s.dir.path().join("base.tar");
+    s.run(&["save", "base:1", "-o", &tar.to_string_lossy()]).ok();
+    bk.run(&["load", "-i", &tar.to_string_lossy()]).ok();
+    let o = bk.build(&ctx, "app:1", &["--add-host", "db:10.0.0.2", "--add-host", "v6:fe80::1"]);
+    o.ok();
+    let theirs = bk.save("app:1");
+    assert_eq!(String::from_utf8_lossy(&theirs.find("hosts").expect("BuildKit's /hosts").data), hosts, "{o:?}");
+    // --ulimit and --shm-size: docker 20.10's BuildKit (0.8) takes them and applies neither (its
+    // RUN saw dockerd's "Max open files 20000 20000" and "size=65536k" when this test was
+    // written); BuildKit 0.10 and later apply them as slipway does, so there is nothing to
+    // compare with here.
+}
+
+/// `--no-cache-filter STAGE`: that stage's steps run again and the log says why at each; the
+/// other stages' steps stay cached (a rebuilt stage with the same result keeps what reads it
+/// cached, as in BuildKit, whose later steps are keyed by content).
+#[test]
+fn no_cache_filter_reruns_the_named_stages() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let df = "FROM base:1 AS deps
+RUN echo one > /one
+              FROM base:1
+RUN echo two > /two
+COPY --from=deps /one /one
+";
+    let ctx = s.context("app", &[("Dockerfile", df)]);
+    s.build(&ctx, "app:1", &[]).ok();
+    let r = s.build(&ctx, "app:1", &["--no-cache-filter", "deps"]).ok();
+    assert_eq!(r.stdout.matches("Cache skipped: --no-cache-filter deps").count(), 1, "{}", r.stdout);
+    assert_eq!(r.stdout.matches("Using cache").count(), 2, "{}", r.stdout);
+    assert!(r.stdout.contains("Running in"), "the deps RUN did not run:\n{}", r.stdout);
+    // names are matched as stage names are (case-insensitive), comma lists as buildx joins them
+    let r = s.build(&ctx, "app:1", &["--no-cache-filter", "DEPS,deps"]).ok();
+    assert_eq!(r.stdout.matches("Cache skipped").count(), 1, "{}", r.stdout);
+    let r = s.build(&ctx, "app:1", &["--no-cache-filter", "nosuch"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--no-cache-filter nosuch: no stage named"), "{}", r.stderr);
 }

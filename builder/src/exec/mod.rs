@@ -53,6 +53,12 @@ pub struct Options {
     pub ssh: std::collections::BTreeMap<String, crate::secrets::SshSource>,
     /// `build --jobs`: how many stages may run at once.
     pub jobs: usize,
+    /// `build --add-host`, `--ulimit`, `--shm-size`: every RUN step gets them (and its cache
+    /// key names them).
+    pub run_extras: crate::spec::RunExtras,
+    /// `build --no-cache-filter`: the stages (Dockerfile index -> the name given) whose steps
+    /// run without the cache.
+    pub no_cache_stages: BTreeMap<usize, String>,
 }
 
 /// The build context, shared by the stages that run at once (its walk and hashes are cached,
@@ -380,14 +386,16 @@ impl<'a> Executor<'a> {
             let n = stage.onbuild.len();
             self.progress.note(&format!("# Executing {n} build trigger{}", if n == 1 { "" } else { "s" }));
         }
+        let filtered = self.opts.no_cache_stages.get(&stage.index).cloned();
         for s in stage.steps {
-            self.step(&mut st, s, total)?;
+            self.step(&mut st, s, total, filtered.as_deref())?;
         }
         Ok(st)
     }
 
-    /// One step through the cache.
-    fn step(&mut self, st: &mut State, s: Step, total: usize) -> Result<(), BuildError> {
+    /// One step through the cache (not looked up in it when `--no-cache-filter` named the
+    /// stage: `filtered`).
+    fn step(&mut self, st: &mut State, s: Step, total: usize, filtered: Option<&str>) -> Result<(), BuildError> {
         if crate::sys::interrupted() || self.runtime.cancel.load(Ordering::SeqCst) {
             return Err(BuildError::Other("interrupted".into()));
         }
@@ -425,6 +433,7 @@ impl<'a> Executor<'a> {
                 extra.push(format!("{target}={}", from.id));
             }
             inputs.extra = extra.join(",");
+            inputs.text.push_str(&self.opts.run_extras.key_text());
         }
         // The times the step writes are inputs too: a build with another SOURCE_DATE_EPOCH must
         // not reuse layers and configs stamped with the old one.
@@ -435,7 +444,10 @@ impl<'a> Executor<'a> {
         let parent = if link { link_parent(&inputs) } else { st.id.clone() };
         let key = cache::key(&format!("{parent}\0mtime={}\0created={created}", self.opts.epoch), &inputs);
         self.keys.push(key.clone());
-        if !self.opts.no_cache && (st.cache_ok || link) {
+        if let (Some(name), false) = (filtered, self.opts.no_cache) {
+            self.progress.note(&format!(" ---> Cache skipped: --no-cache-filter {name}"));
+        }
+        if !self.opts.no_cache && filtered.is_none() && (st.cache_ok || link) {
             let hit = match self.cache_get(&key) {
                 Some(e) => Some(e),
                 None => self.cache_import(&key)?,
@@ -459,7 +471,7 @@ impl<'a> Executor<'a> {
                 return Ok(());
             }
         }
-        if self.opts.explain_cache && !self.opts.no_cache {
+        if self.opts.explain_cache && !self.opts.no_cache && filtered.is_none() {
             for w in self.explain(&parent, &inputs, st.cache_ok || link) {
                 self.progress.note(&format!(" ---> Cache miss: {w}"));
             }

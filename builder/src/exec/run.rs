@@ -78,6 +78,10 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     }
     // mount points the runtime will create: removed again afterwards if still empty
     let mut targets = spec::mount_targets(r.network);
+    let extras = &x.opts.run_extras;
+    if !extras.hosts.is_empty() {
+        targets.push("/etc/hosts");
+    }
     targets.extend(prepared.targets.iter().map(String::as_str));
     let stubs = mounts::stubs(&merged, &targets);
     let id = format!("slipway-{}", random_hex());
@@ -95,10 +99,11 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         gid: ident.gid,
         additional_gids: ident.additional_gids.clone(),
     };
+    let hostname = "buildkitsandbox";
     let mut config = spec::config(
         &merged.to_string_lossy(),
         &p,
-        "buildkitsandbox",
+        hostname,
         r.network,
         // rootless, the runtime leaves out the cgroups slipway's user may not write; a path
         // it was given there would be an error
@@ -107,6 +112,17 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     if r.security == Security::Insecure {
         spec::insecure(&mut config);
     }
+    // --add-host: the host's /etc/hosts with the host's network, else BuildKit's, then the hosts
+    let base = (r.network == spec::Network::Host).then(|| fs::read_to_string("/etc/hosts").ok()).flatten();
+    let hosts = match x.opts.run_extras.hosts_file(base.as_deref(), hostname) {
+        Some(text) => {
+            let p = bundle.path.join("hosts");
+            fs::write(&p, text).map_err(|e| x.err(line, format!("RUN: write {}: {e}", p.display())))?;
+            Some(p.to_string_lossy().into_owned())
+        }
+        None => None,
+    };
+    x.opts.run_extras.apply(&mut config, hosts.as_deref());
     if let Some(m) = config["mounts"].as_array_mut() {
         m.extend(prepared.oci.iter().cloned());
     }
