@@ -564,6 +564,29 @@ fn two_builds_at_once_share_a_cache_as_sharing_says() {
 }
 
 #[test]
+fn stages_of_one_build_take_a_locked_cache_in_turn() {
+    // Independent stages run at once (build --jobs); two steps holding one sharing=locked cache
+    // must still never be inside it together: each marks its presence with a directory that
+    // only one can create, and fails if the other's is there.
+    let step = |me: &str| {
+        format!(
+            "RUN --mount=type=cache,id=turns,target=/c,sharing=locked sh -c 'mkdir /c/inside || exit 7; echo {me} >> /c/order; sleep 1; rmdir /c/inside; cp /c/order /order'\n"
+        )
+    };
+    let df = format!(
+        "FROM bb AS a\n{}FROM bb AS b\n{}FROM bb\nCOPY --from=a /order /a\nCOPY --from=b /order /b\n",
+        step("a"),
+        step("b")
+    );
+    let (s, ctx) = setup("locked-stages", &df, &[]);
+    s.build(&ctx, "turns", &["--jobs", "2"]).ok();
+    let img = s.save("turns");
+    // whoever went second saw the first's line
+    let (a, b) = (text(&img, "a"), text(&img, "b"));
+    assert!(a == "a\n" && b == "a\nb\n" || b == "b\n" && a == "b\na\n", "a: {a:?}, b: {b:?}");
+}
+
+#[test]
 fn prune_drops_cache_mounts_within_limits_and_pull_leftovers() {
     let df = "FROM bb\nRUN --mount=type=cache,id=a,target=/a sh -c 'head -c 300000 /dev/zero > /a/big; true'\n\
         RUN --mount=type=cache,id=b,target=/b sh -c 'echo small > /b/f'\n";
