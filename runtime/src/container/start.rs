@@ -11,7 +11,7 @@ use crate::state::{self, Root, Status};
 use crate::{hooks, log};
 
 pub fn start(root: &Root, id: &str) -> Result<()> {
-    let mut c = root.load(id)?;
+    let c = root.load(id)?;
     match c.status() {
         Status::Created => {}
         Status::Stopped => return Err(Error::msg("cannot start a container that has stopped")),
@@ -19,7 +19,7 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         Status::Paused => return Err(Error::msg("cannot start a paused container")),
         Status::Creating => return Err(Error::msg("cannot start a container that is still being created")),
     }
-    let mut st = c.state()?.clone();
+    let st = c.state()?.clone();
     // Bound before the container runs, so no message of it is lost.
     let notify = match super::notify::caller_socket() {
         Some(caller) => super::notify::bind(&c.dir)?.map(|sock| (sock, caller)),
@@ -54,8 +54,10 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
     }
     drop(fifo);
     std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
-    st.status = Status::Running;
-    c.save(st.clone())?;
+    // state.json keeps `created`: the status is read live (the init alive, the fifo gone, the
+    // freezer; see state::Container::status), and of the recorded one only `creating` counts.
+    // Not rewriting it spares a rename over the old file, which on ext4 writes the new one out
+    // first (auto_da_alloc): milliseconds on a busy disk.
     crate::failpoint::hit("start:state-running");
     // Poststart failures are warnings: the container is running (runtime-spec, poststart).
     let hooks = st.config.hooks().as_ref();
