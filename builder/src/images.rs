@@ -284,7 +284,8 @@ fn prune_cache_mounts(store: &Store, limits: &PruneLimits) -> Result<(usize, u64
 }
 
 /// What interrupted pulls left in `ingest/` (each partial file whose lock no one holds) and
-/// the registry locations of blobs the store no longer has; returns (files, bytes).
+/// the registry locations of blobs the store no longer has, and the records of directory build
+/// contexts' images that are gone; returns (files, bytes).
 fn prune_ingest_and_remote(store: &Store) -> (usize, u64) {
     use nix::fcntl::{Flock, FlockArg};
     let (mut n, mut bytes) = (0, 0);
@@ -323,6 +324,15 @@ fn prune_ingest_and_remote(store: &Store) -> (usize, u64) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
             if !store.has_blob(&format!("sha256:{name}")) {
+                let _ = fs::remove_file(e.path());
+            }
+        }
+    }
+    // `--build-context DIR` images whose manifest is gone (the next build makes it again)
+    if let Ok(rd) = fs::read_dir(store.root.join("cache/named")) {
+        for e in rd.flatten() {
+            let rel = format!("cache/named/{}", e.file_name().to_string_lossy());
+            if store.read_record::<String>(&rel).is_none_or(|m| !store.has_blob(&m)) {
                 let _ = fs::remove_file(e.path());
             }
         }

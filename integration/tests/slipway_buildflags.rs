@@ -46,6 +46,15 @@ fn a_directory_context_serves_from_copy_from_and_mounts() {
     fs::write(extra.join("secret.key"), "still no\n").unwrap();
     let r = s.build(&ctx, "app:1", &["--build-context", &flag]).ok();
     assert_eq!(r.stdout.matches("Using cache").count(), 3, "{}", r.stdout);
+
+    // prune drops what the directory's image was once no name needs it, and its record; the
+    // next build makes it again
+    s.run(&["rmi", "app:1"]).ok();
+    s.run(&["prune"]).ok();
+    let named = s.root().join("cache/named");
+    assert_eq!(fs::read_dir(&named).map(|d| d.count()).unwrap_or(0), 0, "records left in {}", named.display());
+    s.build(&ctx, "app:1", &["--build-context", &flag]).ok();
+    assert_eq!(s.save("app:1").find("got/a.txt").map(|e| e.data.clone()), Some(b"from a\n".to_vec()));
 }
 
 #[test]
