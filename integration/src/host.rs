@@ -9,6 +9,23 @@ use std::time::{Duration, Instant};
 /// only turns a hang into a failure, it asserts nothing about speed.
 pub const PATIENCE: Duration = Duration::from_secs(30);
 
+/// True when /sys/fs/cgroup is cgroup2 alone (runc's `IsCgroup2UnifiedMode`).
+pub fn cgroup2_unified() -> bool {
+    Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// runc's `spec` template as this host gets it: a cgroup v2 host adds a cgroup namespace after
+/// mount (before the user namespace of the rootless variant).
+pub fn spec_template_for_this_host(template: &mut serde_json::Value) {
+    if !cgroup2_unified() {
+        return;
+    }
+    if let Some(list) = template["linux"]["namespaces"].as_array_mut() {
+        let at = list.iter().position(|n| n["type"] == "user").unwrap_or(list.len());
+        list.insert(at, serde_json::json!({"type": "cgroup"}));
+    }
+}
+
 /// Polls `probe` until it returns `Some`, panicking with `what` after [`PATIENCE`].
 #[track_caller]
 pub fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {

@@ -10,6 +10,18 @@ use serde_json::{json, Value};
 use crate::error::{Error, Result};
 
 pub fn default_spec(rootless: bool) -> Value {
+    template(rootless, cgroup2_unified())
+}
+
+/// True when /sys/fs/cgroup is a cgroup2 mount (runc's `IsCgroup2UnifiedMode`): then runc's
+/// template gives the container a cgroup namespace of its own.
+fn cgroup2_unified() -> bool {
+    use nix::sys::statfs::{statfs, CGROUP2_SUPER_MAGIC};
+    statfs("/sys/fs/cgroup").is_ok_and(|s| s.filesystem_type() == CGROUP2_SUPER_MAGIC)
+}
+
+/// runc 1.1's template, for a host where /sys/fs/cgroup is cgroup2 alone (`unified`) or not.
+fn template(rootless: bool, unified: bool) -> Value {
     let caps = json!(["CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"]);
     let mut devpts = json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"]);
     let mut sys = json!({"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "noexec", "nodev", "ro"]});
@@ -19,6 +31,12 @@ pub fn default_spec(rootless: bool) -> Value {
         devpts = json!(["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"]);
         sys = json!({"destination": "/sys", "type": "none", "source": "/sys", "options": ["rbind", "nosuid", "noexec", "nodev", "ro"]});
         namespaces = json!([{"type": "pid"}, {"type": "ipc"}, {"type": "uts"}, {"type": "mount"}, {"type": "user"}]);
+    }
+    if unified {
+        // after mount, before the user namespace the rootless variant appends (runc's order)
+        let list = namespaces.as_array_mut().expect("literal array");
+        let at = list.iter().position(|n| n["type"] == "user").unwrap_or(list.len());
+        list.insert(at, json!({"type": "cgroup"}));
     }
     let mut linux = json!({
         "resources": {"devices": [{"allow": false, "access": "rwm"}]},
@@ -65,8 +83,8 @@ pub fn default_spec(rootless: bool) -> Value {
 #[command(
     about = "Write a default config.json for a new bundle, as runc's does",
     long_about = "Write runc's default config.json into a bundle directory: `sh` on a terminal as root in \
-        new pid, network, ipc, uts and mount namespaces, with the rootfs at ./rootfs, read-only. An existing \
-        config.json is not overwritten.",
+        new pid, network, ipc, uts and mount namespaces (and cgroup on a cgroup v2 host), with the rootfs \
+        at ./rootfs, read-only. An existing config.json is not overwritten.",
     after_help = "Examples:\n  mkdir -p demo/rootfs && skiff spec --bundle demo\n  \
         skiff spec --rootless        for a user without root: a user namespace mapping you to root"
 )]
@@ -98,10 +116,28 @@ mod tests {
 
     #[test]
     fn default_specs_pass_our_own_validation() {
-        for rootless in [false, true] {
-            let text = default_spec(rootless).to_string();
+        for (rootless, unified) in [(false, false), (true, false), (false, true), (true, true)] {
+            let text = template(rootless, unified).to_string();
             let spec = crate::bundle::parse_config(text.as_bytes()).unwrap();
             crate::bundle::validate(&spec).unwrap();
         }
+    }
+
+    #[test]
+    fn a_cgroup2_host_gets_a_cgroup_namespace_as_runc_gives_it() {
+        let types = |v: Value| -> Vec<String> {
+            v["linux"]["namespaces"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|n| n["type"].as_str().unwrap().to_string())
+                .collect()
+        };
+        // runc 1.1.5 `spec` on a cgroup v2 host, and on a v1 or hybrid one
+        assert_eq!(types(template(false, true)), ["pid", "network", "ipc", "uts", "mount", "cgroup"]);
+        assert_eq!(types(template(false, false)), ["pid", "network", "ipc", "uts", "mount"]);
+        // `spec --rootless` there (seen in make test-systemd's VM)
+        assert_eq!(types(template(true, true)), ["pid", "ipc", "uts", "mount", "cgroup", "user"]);
+        assert_eq!(types(template(true, false)), ["pid", "ipc", "uts", "mount", "user"]);
     }
 }
