@@ -15,10 +15,13 @@
 # resources, update, pause_ps and events tests run on the systemd cgroup driver (systemd.rs checks
 # the units from outside, and containerd with SystemdCgroup). SD_DRIVER=cgroupfs runs them on the
 # cgroupfs driver of the same host. slipway goes into the guest too (containerd's image is
-# built with it).
+# built with it). The rootless tests run there too, as users they make (uidmap is in the guest):
+# rootless.rs's delegated_cgroup_v2_subtree_gets_limits starts the user's user@UID.service
+# (Delegate=yes) and runs skiff in a scope of it (`systemd-run --user --scope`), as a login would.
 #
 # Usage: scripts/test-systemd.sh SKIFF_BINARY
-# Environment: SD_TESTS (test targets, default "lifecycle resources update pause_ps events systemd"),
+# Environment: SD_TESTS (test targets, default "lifecycle resources update pause_ps events systemd
+# rootless"),
 # SD_DRIVER (systemd or cgroupfs, default systemd),
 # SD_FILTER (a test name filter given to every binary), SD_RUNTIME (the runtime under test in the
 # guest, default SKIFF_BINARY; /usr/sbin/runc is Debian's runc 1.1.5 there), SD_ENV (extra VAR=VALUE words exported
@@ -32,7 +35,7 @@ log() { echo "test-systemd: $*" >&2; }
 SKIFF=$(realpath "${1:?usage: test-systemd.sh SKIFF_BINARY}")
 WS=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$WS/target/systemd-vm
-TESTS=${SD_TESTS:-lifecycle resources update pause_ps events systemd}
+TESTS=${SD_TESTS:-lifecycle resources update pause_ps events systemd rootless}
 case ${SD_DRIVER:-systemd} in
   systemd) DRIVER_ENV=SKIFF_IT_SYSTEMD_CGROUP=1 ;;
   cgroupfs) DRIVER_ENV= ;;
@@ -58,7 +61,9 @@ for opt in CONFIG_CGROUP_BPF=y CONFIG_MEMCG=y CONFIG_BLK_DEV_INITRD=y CONFIG_SER
 done
 
 # --- the guest's root: Debian's packages, made once per package list ---------------------------
-PKGS=systemd,systemd-sysv,dbus,libseccomp2,iproute2,procps,util-linux,busybox-static,runc,containerd,python3-grpcio
+# uidmap: newuidmap/newgidmap for the rootless tests (useradd and login.defs are in minbase);
+# libpam-systemd: user@UID.service's PAM session sets its XDG_RUNTIME_DIR through pam_systemd.
+PKGS=systemd,systemd-sysv,dbus,libseccomp2,iproute2,procps,util-linux,busybox-static,runc,containerd,python3-grpcio,uidmap,libpam-systemd
 ROOTFS_TAR=$WORK/rootfs-$(echo "$PKGS" | sha256sum | cut -c1-12).tar
 if [ ! -s "$ROOTFS_TAR" ]; then
   log "making the guest's root with mmdebstrap ($PKGS); about a minute on a quiet machine"

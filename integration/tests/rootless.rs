@@ -333,3 +333,141 @@ fn sysfs_without_a_network_namespace_is_the_hosts_bound() {
     }
     assert_eq!(r.rt(&["run", "--bundle", b.path_str(), &id()]).assert_success().stdout.trim(), "read-only");
 }
+
+/// The cgroup v2 subtree systemd delegates to a user: `user@UID.service` (Delegate=yes, as
+/// logind starts it at a user's first login) started by the test for its user, and stopped when
+/// this drops (before the user goes), with the directories the test's containers left in it.
+struct UserManager {
+    uid: u32,
+    /// /sys/fs/cgroup/user.slice/user-UID.slice/user@UID.service
+    subtree: PathBuf,
+}
+
+impl UserManager {
+    /// True where systemd, pid 1 on a pure cgroup v2 host, can delegate one; else a skip.
+    fn possible() -> bool {
+        let pid1 = std::fs::read_to_string("/proc/1/comm").unwrap_or_default();
+        if pid1.trim() != "systemd"
+            || !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+            || !integration::engines::have("systemd-run")
+        {
+            integration::skip(
+                "a delegated cgroup v2 subtree needs systemd as pid 1 on cgroup v2 (make test-systemd runs this)",
+            );
+            return false;
+        }
+        true
+    }
+
+    fn start(user: &User) -> UserManager {
+        let uid = user.uid;
+        let mgr = UserManager {
+            uid,
+            subtree: PathBuf::from(format!("/sys/fs/cgroup/user.slice/user-{uid}.slice/user@{uid}.service")),
+        };
+        let out = std::process::Command::new("systemctl")
+            .args(["start", &format!("user@{uid}.service")])
+            .output()
+            .expect("run systemctl");
+        if !out.status.success() {
+            let journal = std::process::Command::new("journalctl")
+                .args(["-b", "--no-pager", "-n", "40", "-u", &format!("user@{uid}.service")])
+                .output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                .unwrap_or_default();
+            panic!("systemctl start user@{uid}.service: {}\n{journal}", String::from_utf8_lossy(&out.stderr));
+        }
+        mgr
+    }
+}
+
+impl Drop for UserManager {
+    fn drop(&mut self) {
+        // stopping the unit kills what runs in its cgroup, a failed test's containers included
+        let _ = std::process::Command::new("systemctl")
+            .args(["stop", &format!("user@{}.service", self.uid), &format!("user-runtime-dir@{}.service", self.uid)])
+            .output();
+        // and systemd removes its directories; what it left of the test's, deepest first
+        if let Ok(entries) = std::fs::read_dir(&self.subtree) {
+            for e in entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("skiff-it")) {
+                let mut dirs: Vec<PathBuf> = walkdir_dirs(&e.path());
+                dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+                for d in dirs {
+                    let _ = std::fs::remove_dir(d);
+                }
+            }
+        }
+    }
+}
+
+/// `dir` and every directory below it.
+fn walkdir_dirs(dir: &std::path::Path) -> Vec<PathBuf> {
+    let mut out = vec![dir.to_path_buf()];
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                out.extend(walkdir_dirs(&e.path()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn delegated_cgroup_v2_subtree_gets_limits() {
+    if !UserManager::possible() {
+        return;
+    }
+    let Some(r) = Rootless::new(true) else { return };
+    let mgr = UserManager::start(&r.user);
+    // systemd's delegation: the user's service subtree is the user's, with memory and pids on
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(mgr.subtree.join("cgroup.procs")).expect("the user manager's cgroup").uid();
+    assert_eq!(owner, r.user.uid, "{} is not delegated to the user", mgr.subtree.display());
+    let enabled = std::fs::read_to_string(mgr.subtree.join("cgroup.subtree_control")).expect("subtree_control");
+    for c in ["memory", "pids"] {
+        assert!(enabled.split_whitespace().any(|e| e == c), "user@.service delegates no {c}: {enabled}");
+    }
+    // the container's cgroup below it, as a rootless engine with the cgroupfs driver asks for it
+    let id = id();
+    let rel = format!("/user.slice/user-{0}.slice/user@{0}.service/skiff-it/{id}", r.user.uid);
+    let leaf = PathBuf::from(format!("/sys/fs/cgroup{rel}"));
+    let mut b = r.bundle_with_ranges();
+    b.edit(|c| {
+        c["linux"]["cgroupsPath"] = json!(rel);
+        c["linux"]["resources"] = json!({"memory": {"limit": 67108864}, "pids": {"limit": 20}});
+    });
+    b.args(&["sleep", "1000"]);
+    // The runtime runs in a scope of the user's own manager (`systemd-run --user --scope`, as
+    // podman runs its conmon): moving the container from there into the leaf needs write access
+    // to the cgroup.procs above both, user@UID.service's, which the delegation gives.
+    let mut create = r.user.command("systemd-run");
+    create.args(["--user", "--scope", "--quiet", "--"]).arg(&r.bin);
+    create.args(["create", "--bundle", b.path_str(), &id]);
+    let created = r.io.exec_cmd(create, None);
+    created.assert_success();
+    // applied, not skipped: nothing to warn about
+    assert!(!created.stderr.contains("no cgroup"), "{created}");
+    r.rt(&["start", &id]).assert_success();
+    let state: Value = serde_json::from_str(&r.rt(&["state", &id]).assert_success().stdout).expect("state JSON");
+    let pid = state["pid"].as_i64().expect("pid") as i32;
+    let read = |f: &str| {
+        std::fs::read_to_string(leaf.join(f)).unwrap_or_else(|e| panic!("read {}: {e}", leaf.join(f).display()))
+    };
+    let theirs = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).expect("read the init's cgroup");
+    assert_eq!(theirs.trim(), format!("0::{rel}"), "the container's cgroup");
+    assert_eq!(read("memory.max").trim(), "67108864");
+    assert_eq!(read("pids.max").trim(), "20");
+    assert_eq!(std::fs::metadata(&leaf).expect("leaf").uid(), r.user.uid, "the leaf is the user's");
+    // update and pause write there too
+    r.rt(&["update", "--pids-limit", "30", &id]).assert_success();
+    assert_eq!(read("pids.max").trim(), "30");
+    r.rt(&["pause", &id]).assert_success();
+    assert_eq!(read("cgroup.freeze").trim(), "1");
+    assert!(r.rt(&["state", &id]).stdout.contains("\"paused\""));
+    r.rt(&["resume", &id]).assert_success();
+    assert_eq!(read("cgroup.freeze").trim(), "0");
+    r.rt(&["delete", "--force", &id]).assert_success();
+    assert!(!integration::host::pid_alive(pid), "delete --force left the init running");
+    assert!(!leaf.exists(), "delete left the cgroup {}", leaf.display());
+}
