@@ -274,6 +274,7 @@ fn no_cache_stages(stages: &Stages, names: &[String]) -> Result<BTreeMap<usize, 
 /// Runs a build.
 pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     let src = read(opts)?;
+    crate::trace::point("dockerfile");
     build_read(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))
 }
 
@@ -291,7 +292,9 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     output::check(&outs, 1).map_err(BuildError::Other)?;
     let _in_use = store.use_lock()?;
     let mut ctx = Context::open_for(&opts.context, Some(store), Some(&src.path))?;
+    crate::trace::point("context");
     let plan = make_plan(store, opts, src, &mut ctx);
+    crate::trace::point("plan");
     let declared_args = plan.declared_args.clone();
     if opts.debug {
         eprint!("debug: {plan}");
@@ -339,11 +342,13 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         }
     }
     let res = x.run(plan);
+    crate::trace::point("steps");
     match &res {
         Err(_) => x.progress.fail(),
         Ok(_) => warn_unused_build_args(opts, &declared_args),
     }
     x.ctx.save(store);
+    crate::trace::point("stat-save");
     let st = res?;
     let img = x.image(&st)?;
     let c = &img.config;
@@ -356,6 +361,7 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         x.record_keys(&m.digest)?;
     }
     x.progress.finish(&img.config_digest, &done.names);
+    crate::trace::point("commit");
     Ok(Built {
         id: img.config_digest.clone(),
         tags: done.names,

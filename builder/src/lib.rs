@@ -28,5 +28,6 @@ pub mod spec;
 pub mod store;
 #[allow(unsafe_code)]
 pub mod sys;
+pub mod trace;
 pub mod userns;
 pub mod wildcard;

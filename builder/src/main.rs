@@ -117,6 +117,7 @@ fn run(cli: Cli) -> Result<()> {
     // a killed earlier command may have left a container, mounts and temp files
     slipway::runner::reap(&store.stale_tmp());
     store.recover();
+    slipway::trace::point("store");
     match cli.cmd {
         Cmd::Build {
             plan,
@@ -307,6 +308,8 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 fn main() {
+    slipway::trace::init();
+    slipway::trace::point("start");
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         // --help and --version print to stdout and exit 0
@@ -325,7 +328,9 @@ fn main() {
     if let Ok(slipway::userns::Entered::Exited(code)) = entered {
         std::process::exit(code);
     }
-    if let Err(e) = entered.and_then(|_| run(cli)) {
+    let res = entered.and_then(|_| run(cli));
+    slipway::trace::point("exit");
+    if let Err(e) = res {
         // As BuildKit: the Dockerfile around a failing instruction, then the error. Both
         // binaries prefix errors with their name (`skiff: ...`, `slipway: ...`).
         if let Some(build::BuildError::At { excerpt, .. }) = e.downcast_ref::<build::BuildError>() {
