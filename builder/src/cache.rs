@@ -52,8 +52,12 @@ pub fn key(parent: &str, i: &Inputs) -> String {
         h.update(format!("{k}={v}\0").as_bytes());
     }
     h.update([1]);
+    // no string made per file: a COPY of a large context has one entry per file
     for (k, v) in &i.files {
-        h.update(format!("{k}\0{v}\0").as_bytes());
+        h.update(k.as_bytes());
+        h.update([0]);
+        h.update(v.as_bytes());
+        h.update([0]);
     }
     h.update([1]);
     h.update(i.extra.as_bytes());

@@ -3,10 +3,14 @@
 //! File contents are hashed through a stat cache (path, size, mtime, ctime, inode) kept in the
 //! store, so unchanged files are not re-read. It never writes into the context.
 
+mod stat;
+mod walk;
+
 use crate::dockerignore::{IgnoreError, Matcher};
 use crate::glob;
 use crate::store::Store;
 use sha2::{Digest, Sha256};
+use stat::{StatCache, StatEntry};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, Metadata};
 use std::io;
@@ -31,67 +35,18 @@ fn ioe<'a>(op: &'static str, p: &'a Path) -> impl FnOnce(io::Error) -> ContextEr
     move |err| ContextError::Io { op, path: p.to_path_buf(), err }
 }
 
-/// What the stat cache remembers of one file: the stat fields that change when its content
-/// may have changed, and the content digest they vouch for.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct StatEntry {
-    size: u64,
-    mtime: (i64, i64),
-    ctime: (i64, i64),
-    ino: u64,
-    digest: String,
-}
-
-/// The stat cache on disk: a `# CONTEXT-DIR` line (so `prune` can drop the caches of contexts
-/// that are gone), then one line per file, `ino size mtime mtime_ns ctime ctime_ns digest
-/// path` (the path last, so it may hold spaces; paths with a newline are never cached). A plain
-/// line format because a no-op rebuild of a large context reads it whole: parsing 10,000 lines
-/// costs far less than deserialising the same as JSON.
-fn parse_stat_cache(text: &str) -> HashMap<String, StatEntry> {
-    let mut out = HashMap::new();
-    for line in text.lines().filter(|l| !l.starts_with('#')) {
-        let mut f = line.splitn(8, ' ');
-        let mut num = || f.next().and_then(|v| v.parse::<i64>().ok());
-        let (Some(ino), Some(size), Some(ms), Some(mns), Some(cs), Some(cns)) =
-            (num(), num(), num(), num(), num(), num())
-        else {
-            continue;
-        };
-        let (Some(digest), Some(path)) = (f.next(), f.next()) else { continue };
-        let e = StatEntry {
-            size: size as u64,
-            mtime: (ms, mns),
-            ctime: (cs, cns),
-            ino: ino as u64,
-            digest: digest.to_string(),
-        };
-        out.insert(path.to_string(), e);
-    }
-    out
-}
-
-fn format_stat_cache(root: &Path, m: &HashMap<String, StatEntry>) -> String {
-    let mut paths: Vec<&String> = m.keys().filter(|p| !p.contains('\n')).collect();
-    paths.sort();
-    let mut out = String::with_capacity(m.len() * 120);
-    out.push_str(&format!("# {}\n", root.display()));
-    for p in paths {
-        let e = &m[p];
-        out.push_str(&format!(
-            "{} {} {} {} {} {} {} {p}\n",
-            e.ino, e.size, e.mtime.0, e.mtime.1, e.ctime.0, e.ctime.1, e.digest
-        ));
-    }
-    out
-}
-
 /// Whether a stat cache file belongs to a context directory that still exists (`prune`).
 pub fn stat_cache_is_live(file: &Path) -> bool {
-    if file.extension().is_none_or(|e| e != "v2") {
+    use std::io::BufRead;
+    if file.extension().is_none_or(|e| e != "v3") {
         return false;
     }
-    let Ok(text) = fs::read_to_string(file) else { return false };
-    let dir = text.lines().next().and_then(|l| l.strip_prefix("# ")).unwrap_or("");
+    let Ok(f) = fs::File::open(file) else { return false };
+    let mut line = String::new();
+    if io::BufReader::new(f).read_line(&mut line).is_err() {
+        return false;
+    }
+    let dir = line.strip_prefix("# ").and_then(|l| l.strip_suffix('\n')).unwrap_or("");
     !dir.is_empty() && Path::new(dir).is_dir()
 }
 
@@ -107,12 +62,20 @@ pub struct Context {
     pub root: PathBuf,
     ignore: Matcher,
     entries: Option<Vec<CtxEntry>>,
-    stat: HashMap<String, StatEntry>,
+    /// The fingerprint of each of `entries`, where the walk could make it without reading a
+    /// file (a file whose stat the stat cache knows unchanged, a directory...).
+    fingerprints: Vec<Option<String>>,
+    stat: StatCache,
     stat_key: String,
-    dirty: bool,
+    /// Seconds since the epoch when the context was opened: a file changed within a second of
+    /// it is not cached (see `file_digest`).
+    opened: i64,
     /// How many files were actually read for hashing (tests and `--debug`).
     pub hashed_files: usize,
 }
+
+/// The entries of a walk and their fingerprints, as they are put together.
+type Assembled = (Vec<CtxEntry>, Vec<Option<String>>);
 
 fn join_rel(a: &str, b: &str) -> String {
     if a.is_empty() {
@@ -148,71 +111,85 @@ impl Context {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Matcher::default(),
             Err(e) => return Err(ContextError::Io { op: "read", path: ig, err: e }),
         };
-        let stat_key = format!("cache/stat/{}.v2", hex::encode(Sha256::digest(root.to_string_lossy().as_bytes())));
-        let stat = store
-            .and_then(|s| fs::read_to_string(s.root.join(&stat_key)).ok())
-            .map(|t| parse_stat_cache(&t))
-            .unwrap_or_default();
-        Ok(Context { root, ignore, entries: None, stat, stat_key, dirty: false, hashed_files: 0 })
+        let stat_key = format!("cache/stat/{}.v3", hex::encode(Sha256::digest(root.to_string_lossy().as_bytes())));
+        let stat = store.and_then(|s| fs::read(s.root.join(&stat_key)).ok()).map(StatCache::parse).unwrap_or_default();
+        let opened =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+        Ok(Context { root, ignore, entries: None, fingerprints: Vec::new(), stat, stat_key, opened, hashed_files: 0 })
     }
 
-    /// Saves the stat cache.
+    /// Saves the stat cache (when this build hashed something it did not know).
     pub fn save(&self, store: &Store) {
-        if self.dirty {
-            let _ = store
-                .write_atomic(&store.root.join(&self.stat_key), format_stat_cache(&self.root, &self.stat).as_bytes());
+        if self.stat.dirty() && !self.root.as_os_str().as_encoded_bytes().contains(&b'\n') {
+            let _ = store.write_atomic(&store.root.join(&self.stat_key), &self.stat.to_bytes(&self.root));
         }
     }
 
-    /// All included entries in walk order (parents before children, names sorted).
+    /// All included entries in walk order (parents before children, names sorted: see
+    /// [`stat::walk_cmp`]).
     pub fn entries(&mut self) -> Result<&[CtxEntry], ContextError> {
         if self.entries.is_none() {
-            let mut out = Vec::new();
             let md = fs::symlink_metadata(&self.root).map_err(ioe("stat", &self.root))?;
-            out.push(CtxEntry { rel: String::new(), md });
-            self.walk_dir("", &mut out)?;
-            self.entries = Some(out);
+            // both cores of a small machine; more threads than 4 only contend on the one disk
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+            let mut listings = walk::read_all(&self.root, &self.ignore, &self.stat, threads)?;
+            let n = 1 + listings.values().map(Vec::len).sum::<usize>();
+            let mut out = (Vec::with_capacity(n), Vec::with_capacity(n));
+            out.0.push(CtxEntry { rel: String::new(), md: md.clone() });
+            out.1.push(Some(fingerprint(&md, What::Other)));
+            self.assemble("", &mut listings, &mut out);
+            self.entries = Some(out.0);
+            self.fingerprints = out.1;
+            crate::trace::point("walk");
         }
         Ok(self.entries.as_deref().unwrap_or(&[]))
     }
 
-    fn walk_dir(&self, rel: &str, out: &mut Vec<CtxEntry>) -> Result<bool, ContextError> {
-        let dir = self.root.join(rel);
-        // DirEntry::metadata is an fstatat relative to the open directory (no symlinks
-        // followed): no walk of the whole path per file
-        let mut names: Vec<(String, Metadata)> = Vec::new();
-        for e in fs::read_dir(&dir).map_err(ioe("read dir", &dir))? {
-            let e = e.map_err(ioe("read dir", &dir))?;
-            let md = e.metadata().map_err(ioe("stat", &e.path()))?;
-            names.push((e.file_name().to_string_lossy().to_string(), md));
-        }
-        names.sort_by(|a, b| a.0.cmp(&b.0));
+    /// Appends the entries below `rel` in walk order; whether any was included. An excluded
+    /// directory stays when something below it is re-included (`!pattern`).
+    fn assemble(&self, rel: &str, listings: &mut HashMap<String, Vec<walk::Listed>>, out: &mut Assembled) -> bool {
+        let Some(list) = listings.remove(rel) else { return false };
         let mut any = false;
-        for (n, md) in names {
-            let r = join_rel(rel, &n);
-            let excluded = self.ignore.excluded(&r);
+        for walk::Listed { rel: r, md, excluded, fingerprint } in list {
             if md.is_dir() {
-                if excluded && self.ignore.can_prune(&r) {
+                if walk::pruned(&self.ignore, &r, excluded) {
                     continue;
                 }
-                let pos = out.len();
-                out.push(CtxEntry { rel: r.clone(), md });
-                let inner = self.walk_dir(&r, out)?;
+                let pos = out.0.len();
+                out.0.push(CtxEntry { rel: r, md });
+                out.1.push(fingerprint);
+                let inner = self.assemble(&out.0[pos].rel.clone(), listings, out);
                 if excluded && !inner {
-                    out.truncate(pos);
+                    out.0.truncate(pos);
+                    out.1.truncate(pos);
                 } else {
                     any = true;
                 }
             } else if !excluded {
-                out.push(CtxEntry { rel: r, md });
+                out.0.push(CtxEntry { rel: r, md });
+                out.1.push(fingerprint);
                 any = true;
             }
         }
-        Ok(any)
+        any
+    }
+
+    /// Where `rel`'s entries are in `entries`: itself and all below it, contiguous in walk order.
+    fn range(&mut self, rel: &str) -> Result<std::ops::Range<usize>, ContextError> {
+        let all = self.entries()?;
+        let Ok(at) = all.binary_search_by(|e| stat::walk_cmp(e.rel.as_bytes(), rel.as_bytes())) else {
+            return Ok(0..0);
+        };
+        let below = |e: &CtxEntry| {
+            rel.is_empty() || (e.rel.len() > rel.len() && e.rel.starts_with(rel) && e.rel.as_bytes()[rel.len()] == b'/')
+        };
+        let end = at + 1 + all[at + 1..].iter().take_while(|e| below(e)).count();
+        Ok(at..end)
     }
 
     fn find(&mut self, rel: &str) -> Result<Option<CtxEntry>, ContextError> {
-        Ok(self.entries()?.iter().find(|e| e.rel == rel).cloned())
+        let r = self.range(rel)?;
+        Ok(self.entries()?.get(r.start).filter(|_| !r.is_empty()).cloned())
     }
 
     /// Expands one COPY/ADD source into context-relative paths. Empty when nothing matches
@@ -248,13 +225,8 @@ impl Context {
 
     /// The entries at and below `rel`.
     pub fn subtree(&mut self, rel: &str) -> Result<Vec<CtxEntry>, ContextError> {
-        let prefix = format!("{rel}/");
-        Ok(self
-            .entries()?
-            .iter()
-            .filter(|e| rel.is_empty() || e.rel == rel || e.rel.starts_with(&prefix))
-            .cloned()
-            .collect())
+        let r = self.range(rel)?;
+        Ok(self.entries()?[r].to_vec())
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -263,36 +235,8 @@ impl Context {
 
     /// Content digest of a regular file, through the stat cache.
     pub fn file_digest(&mut self, rel: &str, md: &Metadata) -> Result<String, ContextError> {
-        let probe = StatEntry {
-            size: md.len(),
-            mtime: (md.mtime(), md.mtime_nsec()),
-            ctime: (md.ctime(), md.ctime_nsec()),
-            ino: md.ino(),
-            digest: String::new(),
-        };
-        if let Some(s) = self.stat.get(rel) {
-            let same = StatEntry { digest: String::new(), ..s.clone() } == probe;
-            if same {
-                return Ok(s.digest.clone());
-            }
-        }
-        let p = self.root.join(rel);
-        let d = crate::store::hash_file(&p).map_err(|e| ContextError::Io {
-            op: "hash",
-            path: p.clone(),
-            err: io::Error::other(e.to_string()),
-        })?;
-        self.hashed_files += 1;
-        // a file changed within the clock's granularity of now could change again without its
-        // stat changing ("racy git"): hash it again next time
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
-        if md.ctime() + 1 >= now {
-            return Ok(d);
-        }
-        self.stat.insert(rel.to_string(), StatEntry { digest: d.clone(), ..probe });
-        self.dirty = true;
-        Ok(d)
+        let d = file_digest(&self.root, &mut self.stat, self.opened, rel, md, &mut self.hashed_files)?;
+        Ok(format!("sha256:{}", hex::encode(d)))
     }
 
     /// `COPY --parents`: the entries below the directory `root` that `include` selects (a path
@@ -322,30 +266,113 @@ impl Context {
     /// Per-file fingerprints (context path -> type, mode, owner, target, content;
     /// never mtime) of what copying `rel` selects.
     pub fn fingerprints(&mut self, rel: &str) -> Result<BTreeMap<String, String>, ContextError> {
-        let sub = self.subtree(rel)?;
-        self.fingerprints_of(&sub)
+        let range = self.range(rel)?;
+        let entries = self.entries.take().unwrap_or_default();
+        let got = self.fingerprints_at(&entries[range.clone()], Some(range.start));
+        self.entries = Some(entries);
+        got
     }
 
     /// The fingerprints of these entries (see `fingerprints`).
     pub fn fingerprints_of(&mut self, entries: &[CtxEntry]) -> Result<BTreeMap<String, String>, ContextError> {
-        let mut out = BTreeMap::new();
-        for e in entries {
-            let name = if e.rel.is_empty() { ".".to_string() } else { e.rel.clone() };
-            let ft = e.md.file_type();
-            let what = if ft.is_symlink() {
-                let t = fs::read_link(self.root.join(&e.rel)).map_err(ioe("readlink", &self.root))?;
-                format!("link:{}", t.display())
-            } else if ft.is_file() {
-                format!("file:{}", self.file_digest(&e.rel, &e.md)?)
-            } else if ft.is_dir() {
-                "dir".to_string()
-            } else {
-                "special".to_string()
-            };
-            out.insert(name, format!("{what} mode={:o} uid={} gid={}", e.md.mode() & 0o7777, e.md.uid(), e.md.gid()));
-        }
-        Ok(out)
+        self.fingerprints_at(entries, None)
     }
+
+    /// The fingerprints of `entries`; `first`: where they start in the walk's entries.
+    fn fingerprints_at(
+        &mut self,
+        entries: &[CtxEntry],
+        first: Option<usize>,
+    ) -> Result<BTreeMap<String, String>, ContextError> {
+        let mut out = Vec::with_capacity(entries.len());
+        for (n, e) in entries.iter().enumerate() {
+            let name = if e.rel.is_empty() { ".".to_string() } else { e.rel.clone() };
+            // the walk made those it could without reading a file (each is used once: a second
+            // COPY of the same files makes them again)
+            let made = first.and_then(|f| self.fingerprints.get_mut(f + n)).and_then(Option::take);
+            let fp = match made {
+                Some(fp) => fp,
+                None => {
+                    let ft = e.md.file_type();
+                    let what = if ft.is_symlink() {
+                        let p = self.root.join(&e.rel);
+                        What::Link(fs::read_link(&p).map_err(ioe("readlink", &p))?)
+                    } else if ft.is_file() {
+                        let h = &mut self.hashed_files;
+                        What::File(file_digest(&self.root, &mut self.stat, self.opened, &e.rel, &e.md, h)?)
+                    } else {
+                        What::Other
+                    };
+                    fingerprint(&e.md, what)
+                }
+            };
+            out.push((name, fp));
+        }
+        // built whole from a list that is nearly in order: far cheaper than one insert per file
+        Ok(out.into_iter().collect())
+    }
+}
+
+/// What a fingerprint says of an entry's content.
+enum What {
+    File([u8; 32]),
+    Link(PathBuf),
+    /// A directory or a special file: its type.
+    Other,
+}
+
+/// One entry's fingerprint: `file:sha256:HEX`, `link:TARGET`, `dir` or `special`, then its mode
+/// and owner.
+fn fingerprint(md: &Metadata, what: What) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(112);
+    match what {
+        What::File(d) => {
+            let mut hex = [0u8; 64];
+            let _ = hex::encode_to_slice(d, &mut hex);
+            out.push_str("file:sha256:");
+            out.push_str(std::str::from_utf8(&hex).unwrap_or_default());
+        }
+        What::Link(t) => {
+            let _ = write!(out, "link:{}", t.display());
+        }
+        What::Other if md.is_dir() => out.push_str("dir"),
+        What::Other => out.push_str("special"),
+    }
+    let _ = write!(out, " mode={:o} uid={} gid={}", md.mode() & 0o7777, md.uid(), md.gid());
+    out
+}
+
+/// The raw sha256 of the regular file `rel`: the stat cache's when every field it keeps still
+/// matches `md`, else read and hashed (and remembered, unless changed too recently to trust).
+fn file_digest(
+    root: &Path,
+    stat: &mut StatCache,
+    opened: i64,
+    rel: &str,
+    md: &Metadata,
+    hashed: &mut usize,
+) -> Result<[u8; 32], ContextError> {
+    let probe = StatEntry::of(md);
+    if let Some(s) = stat.get(rel) {
+        if s.same_stat(&probe) {
+            return Ok(s.digest);
+        }
+    }
+    let p = root.join(rel);
+    let d = crate::store::hash_file_raw(&p).map_err(|e| ContextError::Io {
+        op: "hash",
+        path: p.clone(),
+        err: io::Error::other(e.to_string()),
+    })?;
+    *hashed += 1;
+    // a file changed within the clock's granularity of now could change again without its
+    // stat changing ("racy git"): hash it again next time
+    if md.ctime() + 1 >= opened {
+        return Ok(d);
+    }
+    stat.insert(rel.to_string(), StatEntry { digest: d, ..probe });
+    Ok(d)
 }
 
 /// A digest over fingerprints.
@@ -406,20 +433,6 @@ mod tests {
     }
 
     #[test]
-    fn stat_cache_lines_round_trip() {
-        // paths may hold spaces (the path is the last field); a path with a newline is not cached
-        let mut m = HashMap::new();
-        let e = StatEntry { size: 3, mtime: (10, 20), ctime: (30, 40), ino: 7, digest: "sha256:ab".into() };
-        m.insert("a dir/b c.txt".to_string(), e.clone());
-        m.insert("bad\nname".to_string(), e.clone());
-        let text = format_stat_cache(Path::new("/ctx"), &m);
-        assert!(text.starts_with("# /ctx\n"), "{text}");
-        let back = parse_stat_cache(&text);
-        assert_eq!(back.len(), 1);
-        assert_eq!(back.get("a dir/b c.txt"), Some(&e));
-    }
-
-    #[test]
     fn stat_cache_avoids_rehash() {
         let t = tempfile::tempdir().unwrap();
         let store_dir = tempfile::tempdir().unwrap();
@@ -437,5 +450,87 @@ mod tests {
         let mut c = Context::open(t.path(), Some(&store)).unwrap();
         assert_ne!(c.fingerprints("f").unwrap(), f1);
         assert_eq!(c.hashed_files, 1);
+    }
+
+    #[test]
+    fn entries_come_in_walk_order_from_all_threads() {
+        // many directories, so several threads read them; "a-b" sorts between "a" and "a/..."
+        // in plain byte order, but the walk puts a directory's contents right after it
+        let mut files = vec!["a-b".to_string(), "a/x".into(), "a/y/z".into(), "ab".into(), "b/c".into()];
+        for d in 0..40 {
+            files.push(format!("many/d{d:02}/f"));
+        }
+        let names: Vec<&str> = files.iter().map(|f| f.as_str()).collect();
+        let (_t, mut c) = ctx_with(&names, "many/d07\n");
+        let got: Vec<String> = c.entries().unwrap().iter().map(|e| e.rel.clone()).collect();
+        let mut want: Vec<String> = vec!["".into(), ".dockerignore".into(), "a".into(), "a/x".into(), "a/y".into()];
+        want.extend(["a/y/z", "a-b", "ab", "b", "b/c", "many"].map(String::from));
+        for d in (0..40).filter(|d| *d != 7) {
+            want.extend([format!("many/d{d:02}"), format!("many/d{d:02}/f")]);
+        }
+        assert_eq!(got, want);
+        // a directory's subtree is itself and what follows it; a file's is itself
+        let sub: Vec<String> = c.subtree("a").unwrap().into_iter().map(|e| e.rel).collect();
+        assert_eq!(sub, ["a", "a/x", "a/y", "a/y/z"]);
+        assert_eq!(c.subtree("a-b").unwrap().len(), 1);
+        assert!(c.subtree("many/d07").unwrap().is_empty());
+        assert_eq!(c.fingerprints("").unwrap().len(), want.len());
+    }
+
+    fn owner(p: &Path) -> String {
+        let md = fs::symlink_metadata(p).unwrap();
+        format!("uid={} gid={}", md.uid(), md.gid())
+    }
+
+    #[test]
+    fn stat_cache_sees_content_changes_that_keep_size_and_mtime() {
+        // BuildKit's local source re-sends a file when its size, mtime, mode or owner changed;
+        // slipway also compares ctime and the inode, which any write or replacement changes,
+        // even one that puts back the old size and mtime (cp -p, tar x, a restored mtime)
+        let t = tempfile::tempdir().unwrap();
+        let store_dir = tempfile::tempdir().unwrap();
+        let store = Store::open(store_dir.path()).unwrap();
+        for (f, text) in [("a/1", "one"), ("a/2", "two"), ("b", "bbb"), ("c", "ccc")] {
+            fs::create_dir_all(t.path().join(f).parent().unwrap()).unwrap();
+            fs::write(t.path().join(f), text).unwrap();
+        }
+        std::os::unix::fs::symlink("a/1", t.path().join("l")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(2100));
+        let mut c = Context::open(t.path(), Some(&store)).unwrap();
+        let before = c.fingerprints("").unwrap();
+        assert_eq!(c.hashed_files, 4);
+        assert_eq!(before["l"], "link:a/1 mode=777 uid=0 gid=0".replace("uid=0 gid=0", &owner(&t.path().join("l"))));
+        c.save(&store);
+        // the walk makes the fingerprints of what the stat cache knows; asked again, the same
+        let mut c = Context::open(t.path(), Some(&store)).unwrap();
+        assert_eq!(c.fingerprints("").unwrap(), before);
+        assert_eq!(c.fingerprints("").unwrap(), before);
+        assert_eq!(c.fingerprints("a").unwrap().len(), 3);
+        assert_eq!(c.hashed_files, 0, "unchanged files are not re-read");
+
+        let mtime = |p: &Path| fs::metadata(p).unwrap().modified().unwrap();
+        // a/2 rewritten in place with as many bytes, its mtime put back
+        let p = t.path().join("a/2");
+        let old = mtime(&p);
+        fs::write(&p, "TWO").unwrap();
+        fs::File::options().write(true).open(&p).unwrap().set_modified(old).unwrap();
+        // b replaced by another file of the same size and mtime (a new inode)
+        let p = t.path().join("b");
+        let old = mtime(&p);
+        let new = t.path().join("b.new");
+        fs::write(&new, "BBB").unwrap();
+        fs::File::options().write(true).open(&new).unwrap().set_modified(old).unwrap();
+        fs::rename(&new, &p).unwrap();
+        let mut c = Context::open(t.path(), Some(&store)).unwrap();
+        let after = c.fingerprints("").unwrap();
+        assert_eq!(c.hashed_files, 2);
+        for (k, v) in &before {
+            assert_eq!(after[k] != *v, k == "a/2" || k == "b", "{k}");
+        }
+        // changed within the last second: not trusted yet, read again next time
+        c.save(&store);
+        let mut c = Context::open(t.path(), Some(&store)).unwrap();
+        assert_eq!(c.fingerprints("").unwrap(), after);
+        assert_eq!(c.hashed_files, 2);
     }
 }

@@ -209,6 +209,9 @@ impl Matcher {
 
     /// patternmatcher's `MatchesOrParentMatches`: is this context-relative path excluded?
     pub fn excluded(&self, path: &str) -> bool {
+        if self.patterns.is_empty() {
+            return false;
+        }
         let parent = match path.rfind('/') {
             Some(i) => &path[..i],
             None => ".",

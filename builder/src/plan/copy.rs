@@ -119,8 +119,14 @@ pub(super) fn plan_copy(
         }
         for rel in rels {
             let mut f = ctx.fingerprints(&rel).map_err(|e| at.err(format!("{kw}: {e}")))?;
-            f.retain(|k, _| k == "." || !exclude.excluded(k));
-            inputs.files.extend(f);
+            if !exclude.is_empty() {
+                f.retain(|k, _| k == "." || !exclude.excluded(k));
+            }
+            if inputs.files.is_empty() {
+                inputs.files = f; // a COPY of the whole context: 10,000 entries not inserted again
+            } else {
+                inputs.files.extend(f);
+            }
             let path = ctx.path(&rel);
             let extract = is_add && path.is_file() && crate::layer::is_archive(&path);
             sources.push(Source::Path { path: rel, extract });

@@ -604,6 +604,11 @@ impl<W: Write> Write for HashWriter<W> {
 
 /// sha256 of a file's bytes.
 pub fn hash_file(p: &Path) -> Result<String> {
+    Ok(format!("sha256:{}", hex::encode(hash_file_raw(p)?)))
+}
+
+/// The raw sha256 of a file's bytes.
+pub fn hash_file_raw(p: &Path) -> Result<[u8; 32]> {
     let mut f = File::open(p).map_err(io_err("open", p))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
@@ -614,7 +619,7 @@ pub fn hash_file(p: &Path) -> Result<String> {
         }
         h.update(&buf[..n]);
     }
-    Ok(format!("sha256:{}", hex::encode(h.finalize())))
+    Ok(h.finalize().into())
 }
 
 /// Lazily unmounts every mount point at or below `dir` (deepest first).
