@@ -92,6 +92,7 @@ SW_CASES="metadata multistage scope escape dockerignore run heredoc"
 
 slipway_cleanup() {
   [ -d "$SW" ] || return 0
+  bk_stop
   if [ -d "$SW/bh-root" ]; then
     buildah --root "$SW/bh-root" --runroot "$SW/bh-run" --storage-driver overlay rm -a >/dev/null 2>&1 || true
     buildah --root "$SW/bh-root" --runroot "$SW/bh-run" --storage-driver overlay rmi -a -f >/dev/null 2>&1 || true
@@ -100,6 +101,47 @@ slipway_cleanup() {
   # home), deepest first
   awk -v r="$SW/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
     umount -l "$m" 2>/dev/null || true
+  done
+}
+
+# docker 20.10's BuildKit: a private dockerd (its own data root, exec root and socket, no
+# bridge, no iptables rules, overlay2 as BuildKit's snapshotter) driven by the 20.10 client, whose
+# BuildKit is built in (DOCKER_BUILDKIT=1). Started and stopped by pid. BK_CLIENT is empty when
+# it cannot run; the rows then have no BuildKit column.
+BK_PID=
+BK_CLIENT=
+bk_start() {
+  local bk=$SW/bk i
+  if ! command -v dockerd >/dev/null || ! /usr/bin/docker --version 2>/dev/null | grep -q '^Docker version 20\.'; then
+    echo "bench: dockerd or a docker 20.10 client is missing (make deps): no BuildKit column"
+    return 0
+  fi
+  mkdir -p "$bk"
+  echo '{}' >"$bk/daemon.json"
+  dockerd --config-file "$bk/daemon.json" --data-root "$bk/data" --exec-root "$bk/exec" --pidfile "$bk/pid" \
+    -H "unix://$bk/sock" --iptables=false --ip-masq=false --bridge=none --storage-driver overlay2 \
+    --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/slipway-bench-$$" >"$bk/log" 2>&1 &
+  BK_PID=$!
+  for ((i = 0; i < 300; i++)); do
+    if /usr/bin/docker -H "unix://$bk/sock" version >/dev/null 2>&1; then
+      BK_CLIENT="env DOCKER_BUILDKIT=1 /usr/bin/docker -H unix://$bk/sock"
+      return 0
+    fi
+    kill -0 "$BK_PID" 2>/dev/null || break
+    sleep 0.2
+  done
+  echo "bench: dockerd did not start, no BuildKit column: $(tail -n 3 "$bk/log")"
+  bk_stop
+}
+bk_stop() {
+  [ -n "$BK_PID" ] || return 0
+  kill "$BK_PID" 2>/dev/null || true
+  wait "$BK_PID" 2>/dev/null || true
+  BK_PID=
+  BK_CLIENT=
+  local d
+  for d in /sys/fs/cgroup/*/slipway-bench-$$ /sys/fs/cgroup/slipway-bench-$$; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
   done
 }
 
@@ -129,23 +171,39 @@ bench_slipway() {
   $swc save sw-base -o "$SW/base.tar"
   eval "$sw_fresh"
   eval "$bh_fresh"
+  bk_start
+  local bk_build="$BK_CLIENT build --network none" bk_fresh=
+  if [ -n "$BK_CLIENT" ]; then
+    # no build cache, no images but the base (loaded from slipway's docker-archive)
+    bk_fresh="$BK_CLIENT builder prune -af >/dev/null 2>&1; $BK_CLIENT image prune -af >/dev/null 2>&1; $BK_CLIENT load -q -i $SW/base.tar >/dev/null"
+    eval "$bk_fresh"
+    echo "   BuildKit: docker $($BK_CLIENT version --format '{{.Server.Version}}') (private dockerd, overlay2, RUN steps with its runc)"
+  fi
 
-  declare -A SWM=() BHM=()
+  declare -A SWM=() BHM=() BKM=()
   local names=() c ctx out
   med() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
-  # one hyperfine run of both tools: NAME RUNS WARMUP SW_PREPARE BH_PREPARE SW_CMD BH_CMD
+  # one hyperfine run of the tools: NAME RUNS WARMUP SW_PREPARE BH_PREPARE SW_CMD BH_CMD
+  # [BK_PREPARE BK_CMD] (BuildKit's when it runs)
   pair() {
-    local name=$1 runs=$2 warm=$3 swp=$4 bhp=$5 swcmd=$6 bhcmd=$7 prep=()
+    local name=$1 runs=$2 warm=$3 swp=$4 bhp=$5 swcmd=$6 bhcmd=$7 bkp=${8:-} bkcmd=${9:-} prep=() bk=()
     want "$name" || return 0
-    # with a prepare step both go through a shell (hyperfine subtracts its start-up); without,
+    [ -n "$BK_CLIENT" ] && [ -n "$bkcmd" ] && bk=(--command-name buildkit "$bkcmd")
+    # with a prepare step all go through a shell (hyperfine subtracts its start-up); without,
     # no shell at all: a no-op rebuild of slipway takes about as long as starting one
-    if [ -n "$swp" ]; then prep=(--prepare "$swp" --prepare "$bhp"); else prep=(-N); fi
+    if [ -n "$swp" ]; then
+      prep=(--prepare "$swp" --prepare "$bhp")
+      [ ${#bk[@]} -eq 0 ] || prep+=(--prepare "$bkp")
+    else
+      prep=(-N)
+    fi
     echo
-    echo "-- $name"
+    echo "-- $name (load average $(cut -d' ' -f1-3 /proc/loadavg))"
     if hyperfine --style basic --runs "$runs" --warmup "$warm" "${prep[@]}" --export-json "$SW/json/$name.json" \
-      --command-name slipway "$swcmd" --command-name buildah "$bhcmd"; then
+      --command-name slipway "$swcmd" --command-name buildah "$bhcmd" "${bk[@]}"; then
       SWM[$name]=$(med "$SW/json/$name.json" slipway)
       BHM[$name]=$(med "$SW/json/$name.json" buildah)
+      [ ${#bk[@]} -eq 0 ] || BKM[$name]=$(med "$SW/json/$name.json" buildkit)
       names+=("$name")
     else
       echo "bench: $name failed"
@@ -188,19 +246,28 @@ bench_slipway() {
   for c in $SW_CASES; do
     want "cold:$c" || want "noop:$c" || continue
     cp -a "$HERE/spec-fixtures/dockerfiles/$c" "$SW/ctx/$c"
+    # BuildKit's own copy without `# syntax=` (docker's built-in frontend would pull the one it
+    # names from Docker Hub)
+    mkdir -p "$SW/ctx-bk"
+    cp -a "$SW/ctx/$c" "$SW/ctx-bk/$c"
+    sed -i '/^#[[:space:]]*syntax[[:space:]]*=/Id' "$SW/ctx-bk/$c/Dockerfile"
     # which tool cannot build it (buildah 1.28 lacks heredocs, for one)
     if ! out=$($sw_build -t probe "$SW/ctx/$c" 2>&1); then
       echo "bench: $c: slipway cannot build it, skipped: $(echo "$out" | tail -n 1 | cut -c1-120)"
     elif ! out=$($bh_build -t probe "$SW/ctx/$c" 2>&1); then
       echo "bench: $c: buildah cannot build it, skipped: $(echo "$out" | tail -n 1 | cut -c1-120)"
+    elif [ -n "$BK_CLIENT" ] && ! out=$($bk_build -t probe "$SW/ctx-bk/$c" 2>&1); then
+      echo "bench: $c: BuildKit cannot build it, skipped: $(echo "$out" | tail -n 1 | cut -c1-120)"
     else
       cases+=("$c")
     fi
   done
   for c in "${cases[@]}"; do
     ctx=$SW/ctx/$c
-    pair "cold:$c" "$BUILD_RUNS" 0 "$sw_fresh" "$bh_fresh" "$sw_build -t b-$c $ctx" "$bh_build -t b-$c $ctx"
-    pair "noop:$c" $((BUILD_RUNS * 2)) 1 "" "" "$sw_build -t b-$c $ctx" "$bh_build -t b-$c $ctx"
+    pair "cold:$c" "$BUILD_RUNS" 0 "$sw_fresh" "$bh_fresh" "$sw_build -t b-$c $ctx" "$bh_build -t b-$c $ctx" \
+      "$bk_fresh" "$bk_build -t b-$c $SW/ctx-bk/$c"
+    pair "noop:$c" $((BUILD_RUNS * 2)) 1 "" "" "$sw_build -t b-$c $ctx" "$bh_build -t b-$c $ctx" \
+      "" "$bk_build -t b-$c $SW/ctx-bk/$c"
   done
 
   # a generated context of 10,000 files (100 dirs of 100)
@@ -213,10 +280,15 @@ bench_slipway() {
     printf 'FROM sw-base\nCOPY . /app/\nCMD ["ls", "/app"]\n' >"$ctx/Dockerfile"
     $sw_build -q -t big "$ctx" >/dev/null
     $bh_build -q -t big "$ctx" >/dev/null
+    [ -z "$BK_CLIENT" ] || $bk_build -q -t big "$ctx" >/dev/null
   fi
-  pair "10k:noop" $((BUILD_RUNS * 2)) 2 "" "" "$sw_build -t big $ctx" "$bh_build -t big $ctx"
+  pair "10k:noop" $((BUILD_RUNS * 2)) 2 "" "" "$sw_build -t big $ctx" "$bh_build -t big $ctx" "" "$bk_build -t big $ctx"
   local touch1="date +%s%N > $ctx/src/d42/f42.txt"
-  pair "10k:one-file" "$BUILD_RUNS" 1 "$touch1" "$touch1" "$sw_build -t big $ctx" "$bh_build -t big $ctx"
+  pair "10k:one-file" "$BUILD_RUNS" 1 "$touch1" "$touch1" "$sw_build -t big $ctx" "$bh_build -t big $ctx" \
+    "$touch1" "$bk_build -t big $ctx"
+  if want 10k:noop; then
+    bench_noop_floor "$sw_build -t big $ctx" "$ctx"
+  fi
 
   # a package-manager-like step with a cache mount: the first build fills the cache with 2,000
   # files ("downloads"); after a one-file context change the step runs again and finds them.
@@ -257,17 +329,89 @@ DF
   ipair "twostage:cold" "$BUILD_RUNS" "$sw_fresh" "$bh_fresh" \
     "$sw_build -t ts $ctx" "$bh_build --jobs $(nproc) -t ts $ctx"
 
+  bk_stop
   echo
-  echo "== slipway vs buildah: median seconds and ratios of this run (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
-  printf '%-22s %10s %10s %15s\n' case slipway buildah slipway/buildah
+  echo "== slipway vs buildah and BuildKit: median seconds and ratios of this run (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
+  printf '%-22s %9s %9s %9s %9s %9s  %s\n' case slipway buildah buildkit sw/bh sw/bk "target (sw/bk)"
+  local bk ratio target missed=0
   for c in "${names[@]}"; do
-    printf '%-22s %10.3f %10.3f %15.3f\n' "$c" "${SWM[$c]}" "${BHM[$c]}" "$(jq -n "${SWM[$c]} / ${BHM[$c]}")"
+    bk=${BKM[$c]:-} ratio=- target=
+    if [ -n "$bk" ]; then
+      ratio=$(jq -n "${SWM[$c]} / $bk * 1000 | round / 1000")
+      bk=$(printf '%.3f' "$bk")
+      case $c in
+        cold:*) target=$(jq -n "$ratio <= 0.7 | if . then \"<= 0.7 met\" else \"<= 0.7 MISSED\" end") ;;
+        noop:* | 10k:noop) target=$(jq -n "$ratio <= 0.1 | if . then \"<= 0.1 met\" else \"<= 0.1 MISSED\" end") ;;
+      esac
+      target=${target//\"/}
+      [[ $target != *MISSED* ]] || missed=$((missed + 1))
+    fi
+    printf '%-22s %9.3f %9.3f %9s %9.3f %9s  %s\n' "$c" "${SWM[$c]}" "${BHM[$c]}" "${bk:--}" \
+      "$(jq -n "${SWM[$c]} / ${BHM[$c]}")" "$ratio" "$target"
   done
-  if [ -n "${SWM[10k:noop]:-}" ]; then
-    local ok
-    ok=$(jq -n "${SWM[10k:noop]} <= 0.2 and ${SWM[10k:noop]} <= 0.5 * ${BHM[10k:noop]}")
-    echo "target (10k-file no-op rebuild <= 200 ms and <= 0.5x buildah): $([ "$ok" = true ] && echo met || echo MISSED)"
+  [ -z "$FLOOR_ROW" ] || echo "$FLOOR_ROW"
+  if [ -n "${SWM[10k:one-file]:-}" ] && [ -n "${SWM[10k:noop]:-}" ]; then
+    printf '10k one-file change / no-op rebuild (slipway): %.2f (target <= 2 plus the changed layer)\n' \
+      "$(jq -n "${SWM[10k:one-file]} / ${SWM[10k:noop]}")"
   fi
+  if [ ${#BKM[@]} -gt 0 ]; then
+    echo "targets against BuildKit (cold <= 0.7x, no-op <= 0.1x): $([ $missed -eq 0 ] && echo "all met" || echo "$missed MISSED")"
+  fi
+}
+
+# The 10k-file no-op rebuild against its floor, `find CTX -printf '%s %T@\n'` (the size and mtime
+# of every file: what a stat cache must at least look at), alternating in rounds (hyperfine runs
+# each command N times in a row; here each round runs both, who goes first alternating, so the
+# load hits both alike); then where slipway's time goes, from its trace points (SLIPWAY_TRACE).
+FLOOR_ROW=
+bench_noop_floor() {
+  local swcmd=$1 ctx=$2 rounds=${BENCH_FLOOR_ROUNDS:-8} i sw=() fd=()
+  local findcmd="find $ctx -printf '%s %T@\n'"
+  echo
+  echo "-- 10k:noop against find (interleaved, $rounds rounds of 5 runs each, load average $(cut -d' ' -f1-3 /proc/loadavg))"
+  for ((i = 0; i < rounds; i++)); do
+    if ((i % 2 == 0)); then
+      hyperfine -N --style none --runs 5 --export-json "$SW/json/floor-$i.json" --command-name slipway "$swcmd" \
+        --command-name find "$findcmd" >/dev/null
+    else
+      hyperfine -N --style none --runs 5 --export-json "$SW/json/floor-$i.json" --command-name find "$findcmd" \
+        --command-name slipway "$swcmd" >/dev/null
+    fi
+  done
+  local all="$SW/json/floor-*.json"
+  local sw_med fd_med
+  sw_med=$(jq -s '[.[].results[] | select(.command == "slipway") | .times[]] | sort | .[length / 2 | floor]' $all)
+  fd_med=$(jq -s '[.[].results[] | select(.command == "find") | .times[]] | sort | .[length / 2 | floor]' $all)
+  FLOOR_ROW=$(printf '%-22s %9.3f %9s  (find, the stat floor: slipway/find %.2f, target <= 1: %s)' "10k:noop floor" \
+    "$fd_med" "" "$(jq -n "$sw_med / $fd_med")" "$(jq -n "$sw_med <= $fd_med" | sed 's/true/met/; s/false/MISSED/')")
+  printf '   median ms: slipway %.1f, find %.1f\n' "$(jq -n "$sw_med * 1000")" "$(jq -n "$fd_med * 1000")"
+  # where the time goes: median per phase of 20 traced runs (wall: since the phase before;
+  # cpu: the process's CPU time in it, all threads; before main: CPU time from exec to main)
+  local trace=$SW/trace i
+  rm -f "$trace"
+  for ((i = 0; i < 20; i++)); do
+    SLIPWAY_TRACE=$trace $swcmd >/dev/null
+  done
+  echo "   where slipway's no-op goes (median ms over 20 runs; wall since the point before, process CPU in it):"
+  awk '
+    function med(s,   a, m, i, j, t) {
+      m = split(s, a, " ")
+      for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+      return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+    }
+    {
+      ev = $1; w = $2; c = $3; p = $4
+      if (ev == "start") { W[ev] = W[ev] " " 0; C[ev] = C[ev] " " c / 1e6; first[p] = w }
+      else { W[ev] = W[ev] " " (w - lw[p]) / 1e6; C[ev] = C[ev] " " (c - lc[p]) / 1e6 }
+      lw[p] = w; lc[p] = c
+      if (!(ev in seen)) { seen[ev] = 1; order[++n] = ev }
+      if (ev == "exit") T = T " " (w - first[p]) / 1e6
+    }
+    END {
+      printf "     %-12s %8s %8s\n", "phase", "wall", "cpu"
+      for (i = 1; i <= n; i++) printf "     %-12s %8.2f %8.2f\n", (order[i] == "start" ? "before main" : order[i]), med(W[order[i]]), med(C[order[i]])
+      printf "     %-12s %8.2f\n", "main..exit", med(T)
+    }' "$trace"
 }
 
 bench_skiff() {
