@@ -18,7 +18,10 @@
 # independent stages that each sleep 2 s (cold). The last three rows run the tools interleaved,
 # round by round (ipair), so the machine's load weighs on both alike. buildah gets a private --root,
 # --runroot and storage.conf (overlay driver), so the machine's stores are never touched.
-# Prints the medians and slipway/buildah ratios of the same run.
+# docker 20.10's BuildKit (a private dockerd started and stopped here) runs the same cases when
+# dockerd and the 20.10 client are installed. Prints the medians, the slipway/buildah and
+# slipway/BuildKit ratios of the same run and the targets against BuildKit, the 10k no-op
+# against `find` (its stat floor, alternating rounds) and where its time goes (SLIPWAY_TRACE).
 #
 # Part 3 (with SLIPWAY_PATH), scripts/bench-registry.sh: push and pull of a 200 MB random layer
 # through a loopback docker-registry, slipway against `skopeo copy` and buildah push/pull, and
@@ -31,7 +34,8 @@
 #      only the slipway rows whose name matches, e.g. 'cachemount|twostage'), BENCH_BUILD_RUNS (default 5: timed runs of
 #      each build benchmark), BENCH_SLIPWAY_RUNTIME (the runtime of slipway's RUN steps;
 #      default SKIFF_PATH, what slipway users get; buildah runs its RUN steps with runc, so set
-#      BENCH_SLIPWAY_RUNTIME=$(command -v runc) to compare the builders alone).
+#      BENCH_SLIPWAY_RUNTIME=$(command -v runc) to compare the builders alone),
+#      BENCH_FLOOR_ROUNDS (default 8: rounds of 5 runs each of the 10k no-op and find).
 set -euo pipefail
 
 usage() { echo "usage: $0 SKIFF_PATH [SLIPWAY_PATH]" >&2; exit 2; }
@@ -365,7 +369,7 @@ DF
 # load hits both alike); then where slipway's time goes, from its trace points (SLIPWAY_TRACE).
 FLOOR_ROW=
 bench_noop_floor() {
-  local swcmd=$1 ctx=$2 rounds=${BENCH_FLOOR_ROUNDS:-8} i sw=() fd=()
+  local swcmd=$1 ctx=$2 rounds=${BENCH_FLOOR_ROUNDS:-8} i
   local findcmd="find $ctx -printf '%s %T@\n'"
   echo
   echo "-- 10k:noop against find (interleaved, $rounds rounds of 5 runs each, load average $(cut -d' ' -f1-3 /proc/loadavg))"
