@@ -127,6 +127,17 @@ impl plan::Images for Bases<'_> {
     }
 }
 
+/// ADD's remote sources for the planner: fetched through `fetch`, kept in the store.
+impl plan::Remotes for Bases<'_> {
+    fn http(&self, url: &str) -> Result<(String, Option<i64>), String> {
+        let r = crate::fetch::http::resolve(self.store, url).map_err(|e| e.to_string())?;
+        Ok((r.digest, r.last_modified))
+    }
+    fn git(&self, g: &crate::fetch::git::GitRef) -> Result<(String, String), String> {
+        crate::fetch::git::resolve(g).map_err(|e| e.to_string())
+    }
+}
+
 /// The Dockerfile read and typed.
 struct Source {
     path: PathBuf,
@@ -247,7 +258,7 @@ fn make_plan(store: &Store, opts: &BuildOptions, src: &Source, ctx: &mut Context
     };
     let bases =
         Bases { store, remote: &opts.remote, named: &opts.named_contexts, epoch: opts.epoch, made: Default::default() };
-    plan::plan(&src.stages, src.escape, ctx, &bases, &popts)
+    plan::plan(&src.stages, src.escape, ctx, &bases, &bases, &popts)
 }
 
 /// The plan of a build, without running it (`slipway plan`).

@@ -53,6 +53,12 @@ pub struct CopyArgs {
     pub exclude: Vec<String>,
     /// COPY `--parents`: each source keeps its path (below a `/./` pivot, if any).
     pub parents: bool,
+    /// ADD `--checksum` (not expanded yet).
+    pub checksum: Option<String>,
+    /// ADD `--keep-git-dir`, when given.
+    pub keep_git_dir: Option<bool>,
+    /// ADD `--unpack`, when given (by default local archives are unpacked, remote files not).
+    pub unpack: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -351,14 +357,9 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
             let allowed: &[&str] = if node.cmd == "copy" {
                 &["from", "chown", "chmod", "link", "parents", "exclude"]
             } else {
-                &["chown", "chmod", "link", "checksum", "keep-git-dir", "exclude"]
+                &["chown", "chmod", "link", "checksum", "keep-git-dir", "unpack", "exclude"]
             };
             let f = Flags::new(node, allowed)?;
-            for unsupported in ["checksum", "keep-git-dir"] {
-                if f.values.iter().any(|(k, _)| k == unsupported) {
-                    return Err(format!("{} --{unsupported} is not supported", node.cmd.to_ascii_uppercase()));
-                }
-            }
             let mut a = list(node);
             if a.len() < 2 {
                 return Err(format!("{up} requires at least two arguments, but got {}", a.len()));
@@ -373,6 +374,9 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 link: f.boolean("link")?,
                 exclude: f.strings("exclude")?,
                 parents: f.boolean("parents")?,
+                checksum: f.string("checksum")?,
+                keep_git_dir: f.opt_boolean("keep-git-dir")?,
+                unpack: f.opt_boolean("unpack")?,
             };
             if node.cmd == "copy" {
                 Instruction::Copy(args)
@@ -591,6 +595,9 @@ mod tests {
                     link: false,
                     exclude: vec![],
                     parents: false,
+                    checksum: None,
+                    keep_git_dir: None,
+                    unpack: None,
                 }),
             ),
             (
@@ -669,7 +676,7 @@ mod tests {
             ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
             ("COPY --checksum=sha256:0 a /", "unknown flag: checksum"),
             ("ADD --parents a /", "unknown flag: parents"),
-            ("ADD --checksum=sha256:0 a /", "ADD --checksum is not supported"),
+            ("ADD --unpack=maybe a /", "expecting boolean value for flag unpack, not: maybe (add)"),
         ];
         for (src, want) in rows {
             assert_eq!(one(src), Err(want.to_string()), "{src}");

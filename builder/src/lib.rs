@@ -12,6 +12,7 @@ pub mod context;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod exec;
+pub mod fetch;
 pub mod glob;
 pub mod images;
 pub mod instructions;

@@ -168,6 +168,7 @@ pub fn dir_image(store: &Store, name: &str, dir: &std::path::Path, epoch: u64) -
             size,
             source,
             xattrs: Vec::new(),
+            mtime: None,
         });
     }
     let l = layer::commit_layer(store, &entries, epoch).map_err(|e| err(&e))?;

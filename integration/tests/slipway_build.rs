@@ -271,7 +271,7 @@ fn bad_input_fails_with_file_line_and_leaves_the_store_alone() {
         ("failing-run", ":3:", "exit code: 3"),
         ("unknown-stage", ":2:", "nosuchstage"),
         ("unknown-image", ":1:", "no-such-image:1.0"),
-        ("add-url", ":2:", "not supported"),
+        ("add-url", ":2:", "ADD http://127.0.0.1:1/x.tar.gz: GET http://127.0.0.1:1/x.tar.gz"),
         ("unknown-user", ":4:", "unable to find user nobody-here"),
     ];
     for (case, line, msg) in rows {

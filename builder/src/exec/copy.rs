@@ -182,6 +182,7 @@ impl DirectLayer {
                 size: 0,
                 source: None,
                 xattrs: Vec::new(),
+                mtime: None,
             };
             match &p.source {
                 Some((src, md)) if md.file_type().is_symlink() => e.kind = layer::Kind::Symlink(fs::read_link(src)?),
@@ -267,6 +268,8 @@ pub(super) fn copy(
     if let Some(entries) = direct_layer(x, line, &plan, &lowers)? {
         return x.push_layer(st, &entries, created_by);
     }
+    // remote sources are fetched before anything is mounted
+    let remote = Remote::fetch(x, line, &plan)?;
     let mut rfs = overlay::mount_rootfs(x.store, &lowers, true)?;
     let merged = rfs.merged.clone();
     let chown = chown_ids(x, line, kw, &plan.chown, &merged)?;
@@ -301,6 +304,7 @@ pub(super) fn copy(
     for it in &plan.sources {
         match it {
             Source::Heredoc { name, content } => inline.push((name.clone(), content.clone())),
+            Source::Url(_) | Source::Git(_) => {}
             Source::Parents { root, include, required } => {
                 let matcher = crate::dockerignore::Matcher::new(&[(1, include.clone())])
                     .map_err(|e| x.err(line, format!("{kw} --parents {include:?}: {e}")))?;
@@ -377,10 +381,49 @@ pub(super) fn copy(
             }
         }
     }
-    let n_items = srcs.len() + inline.len();
+    let n_items = srcs.len() + inline.len() + remote.files.len() + remote.trees.len();
     let dest = &plan.dest.path;
     let dest_is_dir = rootfs::resolve_in_root(&merged, dest, true).is_dir();
     let ioerr = |e: io::Error, what: &str| x.err(line, format!("{kw}: {what}: {e}"));
+    // container paths (as in the layer) -> an mtime of their own
+    let mut mtimes: HashMap<String, u64> = HashMap::new();
+    let in_layer = |target: &Path| target.strip_prefix(&merged).map(|p| p.to_string_lossy().into_owned()).ok();
+    for f in &remote.files {
+        if f.unpack && layer::is_archive(&f.blob) {
+            let d = rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
+            let r = layer::open_decompressed(&f.blob).map_err(|e| ioerr(e, &f.url))?;
+            layer::extract(r, &d, layer::Whiteouts::Keep).map_err(|e| ioerr(e, &format!("extract {}", f.url)))?;
+            continue;
+        }
+        let cpath = plan.dest.target(&f.name, n_items, dest_is_dir);
+        let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
+        rootfs::mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
+        let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
+        rootfs::remove_existing(&target, false).map_err(|e| ioerr(e, &cpath))?;
+        fs::copy(&f.blob, &target).map_err(|e| ioerr(e, &cpath))?;
+        let (u, g) = chown.unwrap_or((0, 0));
+        rootfs::lchown(&target, u, g).map_err(|e| ioerr(e, &cpath))?;
+        // BuildKit's http source writes the file 0600
+        fs::set_permissions(&target, fs::Permissions::from_mode(plan.chmod.unwrap_or(0o600)))
+            .map_err(|e| ioerr(e, &cpath))?;
+        if let (Some(t), Some(rel)) = (f.mtime, in_layer(&target)) {
+            mtimes.insert(rel, t);
+        }
+    }
+    for t in &remote.trees {
+        rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
+        for e in walkdir::WalkDir::new(&t.dir).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name())) {
+            let e = e.map_err(|e| x.err(line, format!("{kw} {}: walk checkout: {e}", t.remote)))?;
+            let r = e.path().strip_prefix(&t.dir).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+            let cpath = format!("{}/{r}", dest.trim_end_matches('/'));
+            let emd = fs::symlink_metadata(e.path()).map_err(|e| ioerr(e, &r))?;
+            let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
+            placer.place(e.path(), &emd, &target).map_err(|e| ioerr(e, &cpath))?;
+            if let (Some(m), Some(rel)) = (t.mtime, in_layer(&target)) {
+                mtimes.insert(rel, m);
+            }
+        }
+    }
     if !parents.is_empty() {
         rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
         for (h, r) in &parents {
@@ -426,8 +469,8 @@ pub(super) fn copy(
         fs::set_permissions(&target, fs::Permissions::from_mode(plan.chmod.unwrap_or(0o644)))
             .map_err(|e| ioerr(e, &cpath))?;
     }
-    drop(src_rootfs);
-    x.diff_layer(st, &mut rfs, created_by)
+    drop((src_rootfs, remote));
+    x.diff_layer_with(st, &mut rfs, created_by, &mtimes)
 }
 
 /// `COPY --parents` in a `--from` filesystem: what `include` selects below `root` (a path
@@ -457,6 +500,89 @@ fn parents_in(
         }
     }
     Ok(all.into_iter().filter(|(_, b)| keep.contains(b)).collect())
+}
+
+/// A file an http(s) URL served, as ADD places it.
+struct UrlFile {
+    url: String,
+    name: String,
+    /// The content, a blob of the store.
+    blob: PathBuf,
+    /// Last-Modified, when the server sent one.
+    mtime: Option<u64>,
+    unpack: bool,
+}
+
+/// A git checkout, as ADD places it (its contents go into the destination).
+struct GitTree {
+    remote: String,
+    dir: PathBuf,
+    /// `?mtime=commit`: the commit's time on everything.
+    mtime: Option<u64>,
+}
+
+/// The remote sources of a step, fetched (nothing is mounted while the network is used).
+struct Remote {
+    files: Vec<UrlFile>,
+    trees: Vec<GitTree>,
+    /// The checkouts' temp dirs, removed when dropped.
+    dirs: Vec<crate::store::TempDir>,
+}
+
+impl Remote {
+    fn fetch(x: &Executor, line: usize, plan: &Copy) -> Result<Remote, BuildError> {
+        let kw = plan.kw;
+        let mut r = Remote { files: Vec::new(), trees: Vec::new(), dirs: Vec::new() };
+        for s in &plan.sources {
+            match s {
+                Source::Url(u) => {
+                    // `--checksum`, or the digest planning found (its blob may be gone since)
+                    let want = u.checksum.clone().or_else(|| u.fetched.as_ref().map(|(d, _)| d.clone()));
+                    let rec = match &want {
+                        Some(c) => crate::fetch::http::fetch(x.store, &u.url, c),
+                        None => crate::fetch::http::resolve(x.store, &u.url),
+                    }
+                    .map_err(|e| x.err(line, format!("{kw} {}: {e}", u.url)))?;
+                    let lm = match &u.fetched {
+                        Some((_, lm)) if u.checksum.is_none() => *lm,
+                        _ => rec.last_modified,
+                    };
+                    r.files.push(UrlFile {
+                        url: u.url.clone(),
+                        name: u.name.clone(),
+                        blob: x.store.blob_path(&rec.digest),
+                        mtime: lm.map(|t| t.max(0) as u64),
+                        unpack: u.unpack,
+                    });
+                }
+                Source::Git(g) => {
+                    let t = x.store.tempdir("git")?;
+                    let dir = t.path.join("tree");
+                    let bare = x
+                        .store
+                        .root
+                        .join("cache/git")
+                        .join(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(g.remote.as_bytes())));
+                    let time = crate::fetch::git::checkout(
+                        &bare,
+                        &g.remote,
+                        &g.ref_name,
+                        &g.commit,
+                        &g.subdir,
+                        g.keep_git_dir,
+                        g.submodules,
+                        &dir,
+                    )
+                    .map_err(|e| x.err(line, format!("{kw} {}: {e}", g.remote)))?;
+                    let mtime = g.mtime_commit.then_some(time.max(0) as u64);
+                    r.trees.push(GitTree { remote: g.remote.clone(), dir, mtime });
+                    r.dirs.push(t);
+                }
+                _ => {}
+            }
+        }
+        Ok(r)
+    }
 }
 
 /// A COPY/ADD of plain context sources, planned as the layer it makes without writing a

@@ -581,8 +581,22 @@ impl<'a> Executor<'a> {
 
     /// Diffs the upper dir of `rootfs` into a new layer on `st`.
     fn diff_layer(&self, st: &mut State, rootfs: &mut overlay::Rootfs, created_by: String) -> Result<(), BuildError> {
+        self.diff_layer_with(st, rootfs, created_by, &std::collections::HashMap::new())
+    }
+
+    /// `diff_layer`, the entries named in `mtimes` (layer paths) with those mtimes.
+    fn diff_layer_with(
+        &self,
+        st: &mut State,
+        rootfs: &mut overlay::Rootfs,
+        created_by: String,
+        mtimes: &std::collections::HashMap<String, u64>,
+    ) -> Result<(), BuildError> {
         rootfs.unmount()?;
-        let entries = layer::plan_diff(&rootfs.upper)?;
+        let mut entries = layer::plan_diff(&rootfs.upper)?;
+        for e in &mut entries {
+            e.mtime = mtimes.get(&e.path).copied();
+        }
         self.push_layer(st, &entries, created_by)
     }
 

@@ -49,6 +49,9 @@ pub struct Entry {
     pub source: Option<PathBuf>,
     /// Extended attributes carried into the tar (file capabilities).
     pub xattrs: Vec<(String, Vec<u8>)>,
+    /// The entry's own mtime (an `ADD` URL's Last-Modified, a git commit's time); `None`:
+    /// the build's epoch, as every other entry.
+    pub mtime: Option<u64>,
 }
 
 /// The xattrs a layer keeps: what `RUN setcap` or a copied file carries. Overlay's own
@@ -91,6 +94,7 @@ pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
             size: 0,
             source: None,
             xattrs: Vec::new(),
+            mtime: None,
         };
         if ft.is_char_device() && md.rdev() == 0 {
             let (dir, name) = match rel.rsplit_once('/') {
@@ -121,6 +125,7 @@ pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
                     size: 0,
                     source: None,
                     xattrs: Vec::new(),
+                    mtime: None,
                 });
             }
             continue;
@@ -171,7 +176,7 @@ impl<R: Read> Read for HashReader<R> {
     }
 }
 
-/// Writes planned entries as a tar to `w` with every mtime set to `epoch`.
+/// Writes planned entries as a tar to `w`, each mtime `epoch` unless the entry has its own.
 pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W> {
     let mut b = tar::Builder::new(w);
     b.mode(tar::HeaderMode::Complete);
@@ -184,7 +189,7 @@ pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W>
             let mut x = tar::Header::new_ustar();
             x.set_entry_type(tar::EntryType::XHeader);
             x.set_mode(0o644);
-            x.set_mtime(epoch);
+            x.set_mtime(e.mtime.unwrap_or(epoch));
             x.set_size(data.len() as u64);
             b.append_data(&mut x, "././@PaxHeader", &data[..])?;
         }
@@ -192,7 +197,7 @@ pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W>
         h.set_mode(e.mode);
         h.set_uid(e.uid);
         h.set_gid(e.gid);
-        h.set_mtime(epoch);
+        h.set_mtime(e.mtime.unwrap_or(epoch));
         h.set_size(0);
         match &e.kind {
             Kind::Dir => {

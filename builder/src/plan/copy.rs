@@ -1,13 +1,17 @@
 //! COPY and ADD as a plan: flags checked and expanded, sources typed once (context paths
 //! resolved against `.dockerignore` and `--exclude`, `--from` patterns kept for when that
-//! filesystem is mounted, heredoc bodies expanded, `--parents` split at their pivot), the
-//! destination joined onto WORKDIR, and the cache key's file fingerprints.
+//! filesystem is mounted, heredoc bodies expanded, `--parents` split at their pivot, URLs and
+//! git references told apart and asked what they hold now), the destination joined onto
+//! WORKDIR, and the cache key's parts: file fingerprints, a URL's content digest, a git
+//! commit.
 
+use super::planner::Remotes;
 use super::state::{At, State};
-use super::{BuildError, Copy, Dest, Origin, Source};
+use super::{BuildError, Copy, Dest, GitSource, Origin, Source, UrlSource};
 use crate::cache::Inputs;
 use crate::context::Context;
 use crate::dockerignore::Matcher;
+use crate::fetch;
 use crate::glob;
 use crate::instructions::{CopyArgs, CopySource};
 use crate::rootfs;
@@ -24,6 +28,7 @@ pub(super) fn plan_copy(
     a: &CopyArgs,
     is_add: bool,
     ctx: &mut Context,
+    remotes: &dyn Remotes,
     resolve_from: &ResolveFrom,
 ) -> Result<(Copy, Inputs, String), BuildError> {
     let kw: &'static str = if is_add { "ADD" } else { "COPY" };
@@ -53,6 +58,13 @@ pub(super) fn plan_copy(
         }
         None => None,
     };
+    let checksum = match &a.checksum {
+        Some(c) => Some(at.expand(c, &env)?),
+        None => None,
+    };
+    if checksum.is_some() && a.sources.len() != 1 {
+        return Err(at.err("ADD --checksum can't be specified for multiple sources"));
+    }
     // BuildKit's frontend makes `--link --chmod` a plain copy
     let link = a.link && chmod.is_none();
     let chown = match chown {
@@ -89,10 +101,54 @@ pub(super) fn plan_copy(
         };
         let src = at.expand(s, &env)?;
         shown.push(src.clone());
-        if is_add && (src.starts_with("http://") || src.starts_with("https://") || src.starts_with("git@")) {
-            return Err(at.err(format!(
-                "ADD {src}: remote URL sources are not supported (slipway builds without network access)"
-            )));
+        let git = fetch::git::parse(&src).map_err(|e| at.err(format!("{kw} {src}: {e}")))?;
+        if checksum.is_some() && git.is_none() && !fetch::is_http(&src) {
+            return Err(at.err("ADD --checksum requires HTTP(S) or Git sources"));
+        }
+        if let Some(g) = git {
+            if !is_add {
+                return Err(at.err(format!("{kw} {src}: source can't be a git ref for COPY")));
+            }
+            let g = git_ref(at, a, g, checksum.as_deref())?;
+            let (commit, full_ref) = remotes.git(&g).map_err(|e| at.err(format!("{kw} {src}: {e}")))?;
+            let keep = g.keep_git_dir.unwrap_or(false);
+            let mtime = if g.mtime_commit { "commit" } else { "checkout" };
+            let key = format!(
+                "git:{commit} ref={full_ref} subdir={} keep-git-dir={keep} submodules={} mtime={mtime}",
+                g.subdir, g.submodules
+            );
+            inputs.files.insert(src.clone(), key);
+            sources.push(Source::Git(GitSource {
+                remote: g.remote,
+                ref_name: full_ref,
+                commit,
+                subdir: g.subdir,
+                keep_git_dir: keep,
+                submodules: g.submodules,
+                mtime_commit: g.mtime_commit,
+            }));
+            continue;
+        }
+        if fetch::is_http(&src) {
+            if !is_add {
+                return Err(at.err(format!("{kw} {src}: source can't be a URL for COPY")));
+            }
+            let name = fetch::url_file_name(&src);
+            let (fetched, key) = match &checksum {
+                Some(c) => {
+                    fetch::http::parse_checksum(c).map_err(|e| at.err(format!("ADD --checksum: {e}")))?;
+                    (None, format!("url:{c} name={name}"))
+                }
+                None => {
+                    let (d, lm) = remotes.http(&src).map_err(|e| at.err(format!("{kw} {src}: {e}")))?;
+                    let key = format!("url:{d} name={name} mtime={}", lm.map(|t| t.to_string()).unwrap_or_default());
+                    (Some((d, lm)), key)
+                }
+            };
+            inputs.files.insert(src.clone(), key);
+            let unpack = a.unpack.unwrap_or(false);
+            sources.push(Source::Url(UrlSource { url: src, name, checksum: checksum.clone(), fetched, unpack }));
+            continue;
         }
         if a.parents {
             parents_source(at, kw, &src, &from, ctx, &exclude, &mut sources, &mut inputs)?;
@@ -128,7 +184,8 @@ pub(super) fn plan_copy(
                 inputs.files.extend(f);
             }
             let path = ctx.path(&rel);
-            let extract = is_add && path.is_file() && crate::layer::is_archive(&path);
+            // ADD unpacks local archives unless `--unpack=false`
+            let extract = is_add && a.unpack.unwrap_or(true) && path.is_file() && crate::layer::is_archive(&path);
             sources.push(Source::Path { path: rel, extract });
         }
     }
@@ -147,6 +204,9 @@ pub(super) fn plan_copy(
     }
     let created_by = format!("{kw} {from_text}{flags}{} {dest_raw} # buildkit", shown.join(" "));
     inputs.text = format!("{created_by} dest={dest}{}", if link { " link" } else { "" });
+    if let Some(u) = a.unpack {
+        inputs.text.push_str(&format!(" unpack={u}"));
+    }
     let copy = Copy { kw, from, sources, dest: Dest { path: dest, dir: dest_dir }, chown, chmod, exclude, link };
     Ok((copy, inputs, created_by))
 }
@@ -171,6 +231,30 @@ fn link_chown(at: &At, kw: &str, c: &str) -> Result<String, BuildError> {
         Some((u, g)) => format!("{}:{}", part(u)?, part(g)?),
         None => part(c)?,
     })
+}
+
+/// A git reference with the step's own flags joined in, as BuildKit's frontend does.
+fn git_ref(
+    at: &At,
+    a: &CopyArgs,
+    mut g: fetch::git::GitRef,
+    checksum: Option<&str>,
+) -> Result<fetch::git::GitRef, BuildError> {
+    if let (Some(flag), Some(url)) = (a.keep_git_dir, g.keep_git_dir) {
+        if flag != url {
+            return Err(at.err("ADD: inconsistent keep-git-dir configuration"));
+        }
+    }
+    g.keep_git_dir = g.keep_git_dir.or(a.keep_git_dir);
+    if let (Some(flag), Some(url)) = (checksum, g.checksum.as_deref()) {
+        if flag != url {
+            return Err(at.err(format!("ADD: checksum mismatch {flag:?} != {url:?}")));
+        }
+    }
+    if g.checksum.is_none() {
+        g.checksum = checksum.map(str::to_string);
+    }
+    Ok(g)
 }
 
 /// One `COPY --parents` source: split at its `/./` pivot (none: the root), the part before it

@@ -14,7 +14,7 @@ mod run;
 mod state;
 
 pub use meta::{go_quote_list, parse_duration};
-pub use planner::{plan, Images, Options};
+pub use planner::{plan, Images, Options, Remotes};
 
 use crate::cache::Inputs;
 use crate::context::ContextError;
@@ -406,6 +406,44 @@ pub enum Source {
     /// possible wildcard) in a `--from` filesystem. `required`: nothing in it is a wildcard,
     /// so the path must be there.
     Parents { root: String, include: String, required: bool },
+    /// ADD of an http(s) URL: the file `name` (the URL path's last element, `__unnamed__`
+    /// without one), not unpacked unless `--unpack`.
+    Url(UrlSource),
+    /// ADD of a git repository: the tree of `commit` (below `subdir`) copied into the
+    /// destination.
+    Git(GitSource),
+}
+
+/// An http(s) source of ADD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlSource {
+    pub url: String,
+    pub name: String,
+    /// `--checksum` (`sha256:...`, `sha384:...` or `sha512:...`): the content must have it,
+    /// and it alone is the key (no request is made to plan the step).
+    pub checksum: Option<String>,
+    /// The content's sha256 digest and Last-Modified time (seconds), when planning fetched
+    /// it (without `--checksum`); the digest names a blob of the store.
+    pub fetched: Option<(String, Option<i64>)>,
+    pub unpack: bool,
+}
+
+/// A git source of ADD (`https://host/repo.git#ref:subdir`, `git@host:repo.git`, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GitSource {
+    /// The repository as git takes it (fragment and query removed).
+    pub remote: String,
+    /// The ref asked for (a branch, tag or commit; the remote's HEAD when empty).
+    pub ref_name: String,
+    /// What planning resolved it to with `git ls-remote` (the key).
+    pub commit: String,
+    /// The directory of the repository to copy (relative, "" for the top).
+    pub subdir: String,
+    pub keep_git_dir: bool,
+    /// Submodules are checked out (the default, as BuildKit's).
+    pub submodules: bool,
+    /// `?mtime=commit`: files get the commit's time; else the build's epoch.
+    pub mtime_commit: bool,
 }
 
 /// Where a COPY puts its sources.
@@ -560,6 +598,23 @@ impl fmt::Display for Step {
                         Source::Parents { root, include, .. } => {
                             writeln!(f, "    source: {include:?} below {root:?} (parents)")?
                         }
+                        Source::Url(u) => {
+                            let what = match (&u.checksum, &u.fetched) {
+                                (Some(c), _) => format!("checksum {c}"),
+                                (None, Some((d, _))) => format!("fetched {d}"),
+                                (None, None) => "not fetched".into(),
+                            };
+                            writeln!(f, "    source: url {} as {:?} ({what})", u.url, u.name)?
+                        }
+                        Source::Git(g) => writeln!(
+                            f,
+                            "    source: git {} {:?} at {} subdir {:?}{}",
+                            g.remote,
+                            g.ref_name,
+                            g.commit,
+                            g.subdir,
+                            if g.keep_git_dir { " (keep .git)" } else { "" }
+                        )?,
                     }
                 }
                 if c.link {

@@ -28,6 +28,16 @@ pub trait Images {
     fn resolve(&self, name: &str, platform: Option<&Platform>, log: &mut Vec<String>) -> Result<Image, String>;
 }
 
+/// Where ADD's remote sources are looked at while planning (`build.rs` joins them to `fetch`
+/// and the store): what they hold now is the step's key, as in BuildKit.
+pub trait Remotes {
+    /// What an http(s) URL serves now: its content's sha256 digest (a blob of the store once
+    /// this returns) and Last-Modified time.
+    fn http(&self, url: &str) -> Result<(String, Option<i64>), String>;
+    /// The commit a git reference names now, and the full ref it was found under.
+    fn git(&self, g: &crate::fetch::git::GitRef) -> Result<(String, String), String>;
+}
+
 /// What the planner takes from the command line.
 #[derive(Debug, Clone)]
 pub struct Options<'a> {
@@ -50,6 +60,7 @@ struct Planner<'a> {
     lexer: Lexer,
     ctx: &'a mut Context,
     images: &'a dyn Images,
+    remotes: &'a dyn Remotes,
     opts: &'a Options<'a>,
     /// Global ARGs with values.
     meta: Vec<(String, Option<String>)>,
@@ -68,12 +79,20 @@ struct Planner<'a> {
 
 /// Plans a build of `stages` (escape character `escape`). Never fails: where planning stops,
 /// `Plan::stop` says why, after what could be planned.
-pub fn plan(stages: &Stages, escape: char, ctx: &mut Context, images: &dyn Images, opts: &Options) -> Plan {
+pub fn plan(
+    stages: &Stages,
+    escape: char,
+    ctx: &mut Context,
+    images: &dyn Images,
+    remotes: &dyn Remotes,
+    opts: &Options,
+) -> Plan {
     let mut p = Planner {
         stages,
         lexer: Lexer::new(escape),
         ctx,
         images,
+        remotes,
         opts,
         meta: Vec::new(),
         done: vec![None; stages.stages.len()],
@@ -342,7 +361,7 @@ impl<'a> Planner<'a> {
                 let platform = self.opts.platform.as_ref();
                 let kw = if is_add { "ADD --from" } else { "COPY --from" };
                 let resolve = |f: &str| resolve_from(&at, stages, done, images, platform, kw, f);
-                let (copy, inputs, created_by) = plan_copy(&at, st, a, is_add, self.ctx, &resolve)?;
+                let (copy, inputs, created_by) = plan_copy(&at, st, a, is_add, self.ctx, self.remotes, &resolve)?;
                 (inputs, created_by, Action::Copy(copy))
             }
             inst => {
@@ -411,6 +430,21 @@ mod tests {
         }
     }
 
+    /// Remote sources as a web server and a git remote would answer: a URL serves content
+    /// named by the URL (`missing` in it: a 404), every ref is one commit.
+    impl Remotes for Fake {
+        fn http(&self, url: &str) -> Result<(String, Option<i64>), String> {
+            if url.contains("missing") {
+                return Err(format!("GET {url}: invalid response status 404"));
+            }
+            Ok((crate::store::image::digest_of(url.as_bytes()), Some(1_600_000_000)))
+        }
+        fn git(&self, g: &crate::fetch::git::GitRef) -> Result<(String, String), String> {
+            let r = if g.ref_name.is_empty() { "refs/heads/main".to_string() } else { g.ref_name.clone() };
+            Ok(("c".repeat(40), r))
+        }
+    }
+
     fn image(env: &[&str], onbuild: &[&str]) -> Image {
         let mut config = ImageConfig::scratch();
         config.config.env = env.iter().map(|e| e.to_string()).collect();
@@ -468,7 +502,7 @@ mod tests {
             labels: &[],
             allow_insecure: false,
         };
-        plan(&stages, df.escape, &mut ctx, images, &opts)
+        plan(&stages, df.escape, &mut ctx, images, images, &opts)
     }
 
     /// The plan of `dockerfile` alone, which must plan through.

@@ -1,2 +1,2 @@
 FROM scratch
-ADD https://example.com/x.tar.gz /
+ADD http://127.0.0.1:1/x.tar.gz /

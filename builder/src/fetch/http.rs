@@ -1,0 +1,260 @@
+//! Files at http(s) URLs for ADD, fetched and cached as BuildKit's http source does. The
+//! content is kept as a blob of the store (named by its sha256) and each URL has a record,
+//! `cache/http/<sha256 of the URL>.json`, of what it served: ETag, digest, Last-Modified.
+//! Planning a step asks the server again every build (`resolve`): with a remembered ETag a
+//! `HEAD` with `If-None-Match` whose answer names a remembered ETag (or is a 304) reuses that
+//! content without downloading it; otherwise a `GET` (a 304 reuses as well) downloads it and
+//! the content's digest is the step's key, so an unchanged file served anew still hits the
+//! cache. With `ADD --checksum` nothing is asked to plan (`fetch` downloads on a miss, or takes
+//! a blob the store has, and checks the checksum). Client: ureq with rustls over the system
+//! roots, as the registry code (`registry::tls`), proxies from the environment.
+
+use super::FetchError;
+use crate::store::{HashWriter, Store};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256, Sha384, Sha512};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// What a URL served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// The ETag header as sent (quotes and `W/` included), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// sha256 of the content: the blob's name.
+    pub digest: String,
+    /// Last-Modified, in seconds since the epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_modified: Option<i64>,
+    /// sha384/sha512 digests of the content that `--checksum` asked for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub checksums: Vec<String>,
+}
+
+/// How many contents of one URL are remembered.
+const KEEP: usize = 8;
+
+fn record_path(url: &str) -> String {
+    format!("cache/http/{}.json", hex::encode(Sha256::digest(url.as_bytes())))
+}
+
+fn records(store: &Store, url: &str) -> Vec<Record> {
+    store.read_record::<Vec<Record>>(&record_path(url)).unwrap_or_default()
+}
+
+fn remember(store: &Store, url: &str, r: Record) -> Result<(), FetchError> {
+    let mut all = records(store, url);
+    all.retain(|o| o.digest != r.digest || o.etag != r.etag);
+    all.insert(0, r);
+    all.truncate(KEEP);
+    store.write_record(&record_path(url), &all).map_err(|e| FetchError(format!("record {url}: {e}")))
+}
+
+/// ETags compared as BuildKit compares them (a weak one as its strong form).
+fn etag_value(v: &str) -> &str {
+    v.strip_prefix("W/").unwrap_or(v)
+}
+
+fn agent(url: &str) -> Result<ureq::Agent, FetchError> {
+    let host = url.split_once("://").map_or(url, |(_, r)| r).split(['/', '?', '#']).next().unwrap_or("");
+    let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
+    let (tls, _) = crate::registry::tls::config(host, None, true).map_err(|e| FetchError(format!("{url}: {e}")))?;
+    Ok(ureq::Agent::config_builder()
+        .tls_config(tls)
+        .http_status_as_error(false)
+        .max_redirects(10)
+        .user_agent(concat!("slipway/", env!("CARGO_PKG_VERSION")))
+        .timeout_connect(Some(Duration::from_secs(30)))
+        .timeout_recv_response(Some(Duration::from_secs(300)))
+        .build()
+        .new_agent())
+}
+
+type Resp = ureq::http::Response<ureq::Body>;
+
+fn header(r: &Resp, name: &str) -> Option<String> {
+    r.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string)
+}
+
+fn last_modified(r: &Resp) -> Option<i64> {
+    let v = header(r, "last-modified")?;
+    let t = httpdate::parse_http_date(&v).ok()?;
+    Some(match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    })
+}
+
+fn describe(e: &ureq::Error) -> String {
+    match e {
+        ureq::Error::Io(io) => io.to_string(),
+        e => e.to_string(),
+    }
+}
+
+/// The request, with `If-None-Match` for the ETags in `known`.
+fn send(agent: &ureq::Agent, method: &str, url: &str, known: &[&Record]) -> Result<Resp, FetchError> {
+    let etags: Vec<&str> = known.iter().filter_map(|r| r.etag.as_deref()).collect();
+    let res = if method == "HEAD" {
+        let mut req = agent.head(url);
+        if !etags.is_empty() {
+            req = req.header("If-None-Match", etags.join(", "));
+        }
+        req.call()
+    } else {
+        let mut req = agent.get(url);
+        if !etags.is_empty() {
+            req = req.header("If-None-Match", etags.join(", "));
+        }
+        req.call()
+    };
+    res.map_err(|e| FetchError(format!("{method} {url}: {}", describe(&e))))
+}
+
+/// The remembered content an answer (200 or 304) names by its ETag; a 304 without one names
+/// the only ETag asked for.
+fn matched<'a>(r: &Resp, known: &[&'a Record]) -> Option<&'a Record> {
+    let status = r.status().as_u16();
+    if status != 200 && status != 304 {
+        return None;
+    }
+    let with_etag: Vec<&&Record> = known.iter().filter(|k| k.etag.is_some()).collect();
+    match header(r, "etag") {
+        Some(t) => with_etag.into_iter().find(|k| k.etag.as_deref().map(etag_value) == Some(etag_value(&t))).copied(),
+        None if status == 304 && with_etag.len() == 1 => Some(with_etag[0]),
+        None => None,
+    }
+}
+
+/// A checksum as `--checksum` takes it (`sha256:`, `sha384:` or `sha512:` and hex).
+pub fn parse_checksum(c: &str) -> Result<(String, String), String> {
+    let (algo, hex) = c.split_once(':').ok_or_else(|| format!("invalid checksum digest format: {c:?}"))?;
+    let len = match algo {
+        "sha256" => 64,
+        "sha384" => 96,
+        "sha512" => 128,
+        _ => return Err(format!("unsupported digest algorithm {algo:?} (sha256, sha384 or sha512)")),
+    };
+    if hex.len() != len || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        return Err(format!("invalid checksum digest format: {c:?}"));
+    }
+    Ok((algo.to_string(), hex.to_string()))
+}
+
+/// Streams a 2xx answer into the store: its sha256 digest names the blob; `extra` is another
+/// algorithm (`sha384`, `sha512`) to hash it with too.
+fn download(store: &Store, url: &str, r: Resp, extra: Option<&str>) -> Result<Record, FetchError> {
+    let lm = last_modified(&r);
+    let etag = header(&r, "etag");
+    let tmpd = store.tempdir("fetch").map_err(|e| FetchError(e.to_string()))?;
+    let tmp = tmpd.path.join("content");
+    let f = std::fs::File::create(&tmp).map_err(|e| FetchError(format!("create {}: {e}", tmp.display())))?;
+    let mut w = HashWriter::new(std::io::BufWriter::new(f));
+    let (mut h384, mut h512) = (Sha384::new(), Sha512::new());
+    let mut body = r.into_body().into_reader();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = body.read(&mut buf).map_err(|e| FetchError(format!("GET {url}: read the body: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        w.write_all(&buf[..n]).map_err(|e| FetchError(format!("write {}: {e}", tmp.display())))?;
+        match extra {
+            Some("sha384") => h384.update(&buf[..n]),
+            Some("sha512") => h512.update(&buf[..n]),
+            _ => {}
+        }
+    }
+    w.flush().map_err(|e| FetchError(format!("write {}: {e}", tmp.display())))?;
+    let digest = w.digest();
+    drop(w);
+    let checksums = match extra {
+        Some("sha384") => vec![format!("sha384:{}", hex::encode(h384.finalize()))],
+        Some("sha512") => vec![format!("sha512:{}", hex::encode(h512.finalize()))],
+        _ => Vec::new(),
+    };
+    if !store.has_blob(&digest) {
+        store.commit_blob_file(&tmp, &digest).map_err(|e| FetchError(format!("store {url}: {e}")))?;
+    }
+    Ok(Record { etag, digest, last_modified: lm, checksums })
+}
+
+fn status_error(method: &str, url: &str, r: &Resp) -> FetchError {
+    FetchError(format!("{method} {url}: invalid response status {}", r.status().as_u16()))
+}
+
+/// What `url` serves now, as planning a step without `--checksum` needs it: the content's
+/// digest (a blob of the store afterwards) and Last-Modified. Remembered contents are
+/// revalidated by ETag (`HEAD`, then a conditional `GET`), anything else is downloaded.
+pub fn resolve(store: &Store, url: &str) -> Result<Record, FetchError> {
+    let all = records(store, url);
+    let known: Vec<&Record> = all.iter().filter(|r| r.etag.is_some() && store.has_blob(&r.digest)).collect();
+    let agent = agent(url)?;
+    if !known.is_empty() {
+        // a failed HEAD is no answer: the GET below decides
+        if let Ok(r) = send(&agent, "HEAD", url, &known) {
+            if let Some(k) = matched(&r, &known) {
+                return Ok(k.clone());
+            }
+        }
+    }
+    let r = send(&agent, "GET", url, &known)?;
+    let status = r.status().as_u16();
+    if status == 304 {
+        return matched(&r, &known).cloned().ok_or_else(|| {
+            FetchError(format!("GET {url}: 304 Not Modified names no ETag this store has ({:?})", header(&r, "etag")))
+        });
+    }
+    if !(200..300).contains(&status) {
+        return Err(status_error("GET", url, &r));
+    }
+    let rec = download(store, url, r, None)?;
+    remember(store, url, rec.clone())?;
+    Ok(rec)
+}
+
+/// The content of `url` that has `checksum` (`ADD --checksum`, or the sha256 digest planning
+/// found when its blob has gone since): a blob the store has, else downloaded and checked.
+pub fn fetch(store: &Store, url: &str, checksum: &str) -> Result<Record, FetchError> {
+    let (algo, _) = parse_checksum(checksum).map_err(FetchError)?;
+    let has = |r: &Record| r.digest == checksum || r.checksums.iter().any(|c| c == checksum);
+    if let Some(r) = records(store, url).into_iter().find(|r| has(r) && store.has_blob(&r.digest)) {
+        return Ok(r);
+    }
+    let agent = agent(url)?;
+    let r = send(&agent, "GET", url, &[])?;
+    if !(200..300).contains(&r.status().as_u16()) {
+        return Err(status_error("GET", url, &r));
+    }
+    let rec = download(store, url, r, (algo != "sha256").then_some(algo.as_str()))?;
+    if !has(&rec) {
+        let got = rec.checksums.first().unwrap_or(&rec.digest);
+        return Err(FetchError(format!("digest mismatch for {url}: {got} (expected: {checksum})")));
+    }
+    remember(store, url, rec.clone())?;
+    Ok(rec)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_as_add_takes_them() {
+        let h = "a".repeat(64);
+        assert_eq!(parse_checksum(&format!("sha256:{h}")), Ok(("sha256".into(), h.clone())));
+        assert!(parse_checksum(&format!("sha384:{}", "0".repeat(96))).is_ok());
+        assert!(parse_checksum(&format!("sha512:{}", "0".repeat(128))).is_ok());
+        assert!(parse_checksum("sha256:abc").unwrap_err().contains("invalid checksum digest format"));
+        assert!(parse_checksum(&format!("md5:{}", "0".repeat(32))).unwrap_err().contains("unsupported"));
+        assert!(parse_checksum(&h).is_err());
+        assert!(parse_checksum(&format!("sha256:{}", "A".repeat(64))).is_err());
+    }
+
+    #[test]
+    fn etags_compare_weak_as_strong() {
+        assert_eq!(etag_value("W/\"x\""), "\"x\"");
+        assert_eq!(etag_value("\"x\""), "\"x\"");
+    }
+}
