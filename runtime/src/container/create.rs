@@ -34,16 +34,26 @@ pub struct CreateOpts {
 
 /// Creates the container; returns the init's pid. On error nothing is left behind.
 pub fn create(root: &Root, opts: &CreateOpts) -> Result<i32> {
-    create_with(root, opts, false).map(|(pid, _)| pid)
+    create_with(root, opts, false).map(|(pid, _, _)| pid)
 }
 
 /// As [`create`] for a foreground `run`: with `process.terminal` and no `--console-socket`, skiff
-/// keeps the pty master itself (runc's foreground terminal) and returns it.
-pub fn create_keeping_pty(root: &Root, opts: &CreateOpts) -> Result<(i32, Option<OwnedFd>)> {
+/// keeps the pty master itself (runc's foreground terminal) and returns it. The third value is
+/// true when the init did not wait for `start` (see [`start_at_once`]): then
+/// [`super::start::started_at_once`] finishes the start.
+pub fn create_keeping_pty(root: &Root, opts: &CreateOpts) -> Result<(i32, Option<OwnedFd>, bool)> {
     create_with(root, opts, true)
 }
 
-fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32, Option<OwnedFd>)> {
+/// True when a foreground `run`'s init may exec its program as soon as it is ready, without
+/// blocking on the exec fifo for `start`: with no hook to run in between (startContainer runs
+/// in the init after the fifo) and no sd_notify socket to bind before the program runs. One
+/// hand-over between processes less, which under load is a scheduler slice.
+fn start_at_once(spec: &oci_spec::runtime::Spec) -> bool {
+    !process::hooks_need_sync(spec) && super::notify::caller_socket().is_none()
+}
+
+fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32, Option<OwnedFd>, bool)> {
     state::validate_id(&opts.id)?;
     let mut bundle = Bundle::load(&opts.bundle)?;
     crate::trace::point("config");
@@ -68,9 +78,10 @@ fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32,
         Some(_) => super::notify::setup_spec(&mut bundle.spec, &c.dir),
         None => Ok(()),
     };
-    let made = notify.and_then(|()| create_in(&mut c, &bundle, opts, console.as_ref())).and_then(|pid| {
+    let at_once = foreground && start_at_once(&bundle.spec);
+    let made = notify.and_then(|()| create_in(&mut c, &bundle, opts, console.as_ref(), at_once)).and_then(|pid| {
         let pty = ours.as_ref().map(super::tty::receive_master).transpose()?;
-        Ok((pid, pty))
+        Ok((pid, pty, at_once))
     });
     match made {
         Ok(made) => Ok(made),
@@ -83,7 +94,13 @@ fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32,
     }
 }
 
-fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Option<&UnixStream>) -> Result<i32> {
+fn create_in(
+    c: &mut Container,
+    bundle: &Bundle,
+    opts: &CreateOpts,
+    console: Option<&UnixStream>,
+    start_at_once: bool,
+) -> Result<i32> {
     let spec = &bundle.spec;
     let linux = spec.linux().as_ref();
     // What needs the host is checked before anything is made.
@@ -166,6 +183,7 @@ fn create_in(c: &mut Container, bundle: &Bundle, opts: &CreateOpts, console: Opt
         cgroup: &cgroup,
         idmapped: &idmapped,
         lock_fd: c.lock_fd(),
+        start_at_once,
     };
     let ns = NsPlan::from_spec(spec);
     let mut driver = Driver { c, st: &mut st, net_devices: &net_devices, rdt: rdt.as_ref() };

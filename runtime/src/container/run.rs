@@ -23,9 +23,13 @@ pub fn run(root: &Root, opts: &CreateOpts, detach: bool, keep: bool) -> Result<i
         return Ok(0);
     }
     let sfd = block_signals()?;
-    let (pid, pty) = super::create::create_keeping_pty(root, opts)?;
+    let (pid, pty, started) = super::create::create_keeping_pty(root, opts)?;
     let code = tty::Relay::new_opt(pty).and_then(|relay| {
-        start(root, &opts.id)?;
+        if started {
+            super::start::started_at_once(root, &opts.id)?;
+        } else {
+            start(root, &opts.id)?;
+        }
         crate::trace::point("started");
         match relay {
             Some(relay) => relay.run(&sfd, Pid::from_raw(pid)),

@@ -53,6 +53,24 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         }
     }
     drop(fifo);
+    after_start(c, st, notify)
+}
+
+/// The rest of a foreground `run`'s start when its init went on without waiting for it (see
+/// container::create::start_at_once): the fifo nobody will open goes, then poststart.
+pub fn started_at_once(root: &Root, id: &str) -> Result<()> {
+    let c = root.load(id)?;
+    let st = c.state()?.clone();
+    after_start(c, st, None)
+}
+
+/// Once the init went on to exec: the exec fifo removed, poststart hooks, sd_notify forwarded.
+fn after_start(
+    c: state::Container,
+    st: state::State,
+    notify: Option<(std::os::unix::net::UnixDatagram, String)>,
+) -> Result<()> {
+    let fifo_path = c.fifo_path();
     std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
     // state.json keeps `created`: the status is read live (the init alive, the fifo gone, the
     // freezer; see state::Container::status), and of the recorded one only `creating` counts.

@@ -40,6 +40,9 @@ pub struct InitConfig<'a> {
     /// The parent's lock on the state directory: closed at once in the children, or the init
     /// would hold the container's lock until it execs.
     pub lock_fd: RawFd,
+    /// A foreground `run` with nothing to do between create and start: the init execs once it
+    /// said Ready instead of waiting on the exec fifo (see container::create::start_at_once).
+    pub start_at_once: bool,
 }
 
 /// Entry point of the forked init. Never returns: it execs or exits.
@@ -313,6 +316,9 @@ pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds:
 impl Exec {
     /// Blocks until `skiff start` opens the fifo, then hands over to the container's program.
     fn wait_and_exec(self, cfg: &InitConfig) -> Result<std::convert::Infallible> {
+        if cfg.start_at_once {
+            return Err(self.program.exec());
+        }
         // openat through the state directory fd taken before the pivot: no /proc needed, and the
         // directory (0711) and fifo (0622) let a non-root container user through.
         let fd = nix::fcntl::openat(
