@@ -49,8 +49,12 @@ pub struct BuildOptions {
     pub debug: bool,
     /// How base images not in the store (all of them, with `--pull`) come from registries.
     pub remote: Remote,
-    /// `--platform`: the platform base images are pulled for (`FROM --platform` wins).
+    /// The platform of this build (`--platform`; `FROM --platform` wins for its stage): bases
+    /// are pulled for it, the TARGET* ARGs say it. None: this machine's.
     pub platform: Option<Platform>,
+    /// `--platform a,b,...`: several build one image each (`platform` set to each in turn) and
+    /// an OCI index over them.
+    pub platforms: Vec<Platform>,
     /// `--cache-from`: caches whose steps count as hits in this build.
     pub cache_from: Vec<registry::cache::Spec>,
     /// `--allow security.insecure`: `RUN --security=insecure` may run.
@@ -300,16 +304,24 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         created: crate::store::image::rfc3339(opts.created),
     };
     let outs = output::outputs(&req);
-    output::check(&outs, 1).map_err(BuildError::Other)?;
-    let _in_use = store.use_lock()?;
-    let mut ctx = Context::open_for(&opts.context, Some(store), Some(&src.path))?;
-    crate::trace::point("context");
-    let plan = make_plan(store, opts, src, &mut ctx);
-    crate::trace::point("plan");
-    let declared_args = plan.declared_args.clone();
-    if opts.debug {
-        eprint!("debug: {plan}");
+    let runs: Vec<Option<Platform>> = if opts.platforms.len() > 1 {
+        opts.platforms.iter().cloned().map(Some).collect()
+    } else {
+        vec![opts.platform.clone()]
+    };
+    let multi = runs.len() > 1;
+    output::check(&outs, runs.len()).map_err(BuildError::Other)?;
+    // the registry client pushes images, not indexes yet: refused rather than one platform pushed
+    if multi && outs.iter().any(|o| matches!(o.kind, output::Kind::Image { push: true })) {
+        return Err(BuildError::Other(
+            "--push (push=true, type=registry) of several platforms: pushing an index is not implemented; \
+             write it with -o type=oci,dest=FILE, or build and push one platform at a time"
+                .into(),
+        ));
     }
+    let _in_use = store.use_lock()?;
+    let ctx = exec::SharedContext::new(Context::open_for(&opts.context, Some(store), Some(&src.path))?);
+    crate::trace::point("context");
     let eopts = exec::Options {
         file: src.file.clone(),
         no_cache: opts.no_cache,
@@ -327,16 +339,90 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         no_cache_stages: no_cache_stages(&src.stages, &opts.no_cache_filter)?,
     };
     // an output on stdout (`-o -`) sends the log to stderr
-    let out: Box<dyn std::io::Write + Send> = if opts.quiet {
-        Box::new(std::io::sink())
-    } else if output::writes_stdout(&outs) {
-        Box::new(std::io::stderr())
-    } else {
-        Box::new(std::io::stdout())
+    let out = || -> Box<dyn std::io::Write + Send> {
+        if opts.quiet {
+            Box::new(std::io::sink())
+        } else if output::writes_stdout(&outs) {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        }
     };
-    let runtime = Runtime::new(opts.runtime.clone(), store.root.join("tmp/runtime"));
-    let ctx = exec::SharedContext::new(ctx);
-    let mut x = Executor::new(store, &eopts, &ctx, runtime, progress::Progress::new(opts.progress, out));
+    let mut imported = Vec::new();
+    let mut images = Vec::new();
+    let (mut keys, mut mounts) = (Vec::new(), Vec::new());
+    let mut last = None;
+    for platform in runs {
+        let runtime = Runtime::new(opts.runtime.clone(), store.root.join("tmp/runtime"));
+        let mut x = Executor::new(store, &eopts, &ctx, runtime, progress::Progress::new(opts.progress, out()));
+        if let Some(p) = platform.as_ref().filter(|_| multi) {
+            x.progress.note(&format!("# building for {p}"));
+        }
+        if last.is_none() {
+            imported = import_caches(opts, store, &mut x);
+        }
+        x.imported = imported.clone();
+        let one = BuildOptions { platform: platform.clone(), ..opts.clone() };
+        let plan = ctx.with(|c| make_plan(store, &one, src, c));
+        crate::trace::point("plan");
+        let declared_args = plan.declared_args.clone();
+        if opts.debug {
+            eprint!("debug: {plan}");
+        }
+        let res = x.run(plan);
+        crate::trace::point("steps");
+        match &res {
+            Err(_) => x.progress.fail(),
+            Ok(_) => warn_unused_build_args(opts, &declared_args),
+        }
+        ctx.save(store);
+        crate::trace::point("stat-save");
+        let st = res?;
+        let img = x.image(&st)?;
+        let c = &img.config;
+        let variant = Some(c.variant.clone()).filter(|v| !v.is_empty());
+        // the index entry says the platform asked for; the config what the stage was built for
+        let platform = platform.filter(|_| multi).unwrap_or(Platform {
+            os: c.os.clone(),
+            architecture: c.architecture.clone(),
+            variant,
+        });
+        images.push(output::PlatformImage { platform, image: img });
+        keys.extend(x.take_keys());
+        mounts.extend(x.take_cache_mounts());
+        last = Some(x);
+    }
+    let Some(mut x) = last else { return Err(BuildError::Other("no platform to build for".into())) };
+    x.add_keys(keys, mounts);
+    let progress = &mut x.progress;
+    let done = output::export(store, &images, multi, &outs, &req, &mut |s| progress.note(s))?;
+    for m in &done.manifests {
+        x.record_keys(&m.digest)?;
+    }
+    let id = match (multi, done.manifests.first()) {
+        (true, Some(d)) => d.digest.clone(),
+        _ => images[0].image.config_digest.clone(),
+    };
+    x.progress.finish(&id, &done.names);
+    crate::trace::point("commit");
+    Ok(Built {
+        id,
+        tags: done.names,
+        push: done.push,
+        keys: x.take_keys(),
+        cache_mounts: x.take_cache_mounts(),
+        metadata: done.metadata,
+    })
+}
+
+/// `--cache-from`: the caches whose steps count as hits (an unreadable one is a warning, as in
+/// BuildKit: the build goes on without it).
+fn import_caches(
+    opts: &BuildOptions,
+    store: &Store,
+    x: &mut Executor,
+) -> Vec<std::sync::Arc<registry::cache::Imported>> {
+    let mut out = Vec::new();
     for from in &opts.cache_from {
         match registry::cache::import(&opts.remote.options, from) {
             Ok(i) => {
@@ -346,41 +432,12 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
                 });
                 let mounts = if n > 0 { format!(", {n} cache mounts") } else { String::new() };
                 x.progress.note(&format!("importing cache from {from}: {} steps{mounts}", i.len()));
-                x.imported.push(std::sync::Arc::new(i));
+                out.push(std::sync::Arc::new(i));
             }
-            // as BuildKit does: an unreadable cache is a warning, the build goes on without it
             Err(e) => x.progress.note(&format!("WARNING: cache from {from} not imported: {e}")),
         }
     }
-    let res = x.run(plan);
-    crate::trace::point("steps");
-    match &res {
-        Err(_) => x.progress.fail(),
-        Ok(_) => warn_unused_build_args(opts, &declared_args),
-    }
-    x.ctx.save(store);
-    crate::trace::point("stat-save");
-    let st = res?;
-    let img = x.image(&st)?;
-    let c = &img.config;
-    let variant = Some(c.variant.clone()).filter(|v| !v.is_empty());
-    let platform = Platform { os: c.os.clone(), architecture: c.architecture.clone(), variant };
-    let images = [output::PlatformImage { platform, image: img.clone() }];
-    let progress = &mut x.progress;
-    let done = output::export(store, &images, false, &outs, &req, &mut |s| progress.note(s))?;
-    for m in &done.manifests {
-        x.record_keys(&m.digest)?;
-    }
-    x.progress.finish(&img.config_digest, &done.names);
-    crate::trace::point("commit");
-    Ok(Built {
-        id: img.config_digest.clone(),
-        tags: done.names,
-        push: done.push,
-        keys: x.take_keys(),
-        cache_mounts: x.take_cache_mounts(),
-        metadata: done.metadata,
-    })
+    out
 }
 
 #[cfg(test)]

@@ -74,6 +74,7 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         debug,
         remote: Default::default(),
         platform: None,
+        platforms: Vec::new(),
         cache_from: Vec::new(),
         allow_insecure,
         secrets: Default::default(),
@@ -209,7 +210,8 @@ fn run(cli: Cli) -> Result<()> {
             opts.created_now = timestamp.as_deref() == Some("now");
             opts.created_from = created_from;
             opts.remote = remote;
-            opts.platform = platform;
+            opts.platform = platform.first().cloned();
+            opts.platforms = platform;
             opts.cache_from = cache_from;
             opts.jobs = match jobs {
                 Some(n) => n.into(),

@@ -107,3 +107,73 @@ fn a_run_of_a_foreign_platform_needs_a_binfmt_handler() {
     s.build(&ctx, "foreign-copy", &[]).ok();
     assert_eq!(s.save("foreign-copy").config["architecture"], arch);
 }
+
+/// The blob `digest` of an OCI layout directory, as JSON.
+fn blob(dir: &std::path::Path, digest: &str) -> serde_json::Value {
+    let p = dir.join("blobs/sha256").join(digest.trim_start_matches("sha256:"));
+    serde_json::from_slice(&fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).expect("JSON blob")
+}
+
+/// The content of `path` in the gzipped layer tar `layer`.
+fn layer_file(layer: &std::path::Path, path: &str) -> String {
+    use std::io::Read;
+    let f = fs::File::open(layer).expect("layer");
+    let mut ar = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    for e in ar.entries().expect("layer tar") {
+        let mut e = e.expect("entry");
+        if e.path().expect("path").to_string_lossy().trim_start_matches("./") == path {
+            let mut s = String::new();
+            e.read_to_string(&mut s).expect("read");
+            return s;
+        }
+    }
+    panic!("{path} not in {}", layer.display())
+}
+
+#[test]
+fn several_platforms_make_an_index() {
+    // the RUN is on $BUILDPLATFORM, so no binfmt_misc handler is needed for the foreign one
+    let (host, foreign) = host_and_foreign();
+    let s = Slipway::new();
+    s.base("bb");
+    let df = "FROM --platform=$BUILDPLATFORM bb AS tools\nARG TARGETPLATFORM\n\
+              RUN echo \"for $TARGETPLATFORM\" > /for\nFROM scratch\nCOPY --from=tools /for /for\n";
+    let ctx = s.context("multi", &[("Dockerfile", df)]);
+    let layout = s.dir.path().join("layout.tar");
+    let platforms = format!("linux/{host},{foreign}");
+    let out = format!("type=oci,dest={}", layout.display());
+    s.build(&ctx, "multi:1", &["--platform", &platforms, "-o", "type=image", "-o", &out]).ok();
+    let dir = s.dir.path().join("layout");
+    fs::create_dir_all(&dir).expect("mkdir");
+    let st = std::process::Command::new("tar").arg("-xf").arg(&layout).arg("-C").arg(&dir).status().expect("tar");
+    assert!(st.success());
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).expect("index.json")).unwrap();
+    let inner = blob(&dir, index["manifests"][0]["digest"].as_str().expect("digest"));
+    assert_eq!(inner["mediaType"], "application/vnd.oci.image.index.v1+json", "{inner}");
+    let entries = inner["manifests"].as_array().expect("manifests");
+    assert_eq!(entries.len(), 2, "{inner}");
+    for (e, p) in entries.iter().zip([format!("linux/{host}"), foreign.to_string()]) {
+        let arch = p.rsplit('/').next().unwrap_or_default();
+        assert_eq!(e["platform"]["os"], "linux");
+        assert_eq!(e["platform"]["architecture"], arch, "{inner}");
+        let m = blob(&dir, e["digest"].as_str().expect("digest"));
+        let c = blob(&dir, m["config"]["digest"].as_str().expect("config"));
+        assert_eq!(c["architecture"], arch, "config of {p}");
+        // the layer holds what the build-platform stage wrote for this target
+        let layer =
+            dir.join("blobs/sha256").join(m["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+        assert_eq!(layer_file(&layer, "for"), format!("for {p}\n"), "{p}");
+    }
+    // the store keeps the index under the name; single-image commands see this machine's image
+    let r = s.run(&["inspect", "multi:1"]).ok();
+    assert!(r.stdout.contains(&format!("\"Architecture\": \"{host}\"")), "{}", r.stdout);
+    // an index is not pushed (the registry client pushes images): refused, nothing half pushed
+    let r = s.build(&ctx, "localhost:1/multi:1", &["--platform", &platforms, "--push"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("pushing an index is not implemented"), "{}", r.stderr);
+    // one platform given twice is refused
+    let r = s.build(&ctx, "twice", &["--platform", &format!("{foreign},{foreign}")]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains(&format!("--platform: {foreign} is given twice")), "{}", r.stderr);
+}

@@ -70,7 +70,8 @@ impl SharedContext {
         SharedContext(Mutex::new(ctx))
     }
 
-    fn with<R>(&self, f: impl FnOnce(&mut Context) -> R) -> R {
+    /// Runs `f` on the context (planning reads and caches through it).
+    pub fn with<R>(&self, f: impl FnOnce(&mut Context) -> R) -> R {
         match self.0.lock() {
             Ok(mut g) => f(&mut g),
             Err(p) => f(&mut p.into_inner()),
@@ -656,6 +657,17 @@ impl<'a> Executor<'a> {
     }
 
     /// The cache key of every step the build went through.
+    /// Keys and cache mounts of other runs of the same build (the other platforms), recorded
+    /// with this one's.
+    pub fn add_keys(&mut self, keys: Vec<String>, mounts: Vec<crate::store::mounts::Meta>) {
+        self.keys.extend(keys);
+        for m in mounts {
+            if !self.cache_mounts.iter().any(|c| c.id == m.id && c.base == m.base) {
+                self.cache_mounts.push(m);
+            }
+        }
+    }
+
     pub fn take_keys(&mut self) -> Vec<String> {
         std::mem::take(&mut self.keys)
     }

@@ -189,8 +189,10 @@ pub struct BuildArgs {
     /// Push every -t name to its registry after the build
     #[arg(long)]
     pub push: bool,
-    /// OS/ARCH[/VARIANT] to pull base images for (FROM --platform wins)
-    #[arg(long)]
+    /// The platform to build for, OS/ARCH[/VARIANT] (default: this machine's); several,
+    /// comma-separated, build an image each under one OCI index. Bases are pulled for it, the
+    /// TARGET* ARGs say it (FROM --platform wins for its stage).
+    #[arg(long, value_name = "OS/ARCH[/VARIANT][,...]")]
     pub platform: Option<String>,
     /// Export the build cache: type=registry,ref=REF or type=local,dest=DIR
     /// (`,cache-mounts=true`: with the content of the RUN cache mounts the build used)
@@ -205,11 +207,15 @@ pub struct BuildArgs {
 
 /// What the build itself needs of those flags: how to reach registries, the platform, the
 /// caches to import. The rest (`--push`, `--cache-to`) is [`after_build`]'s.
-pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Option<Platform>, Vec<super::cache::Spec>)> {
-    let platform = match &a.platform {
-        Some(p) => Some(Platform::parse(p).map_err(anyhow::Error::msg).context("--platform")?),
-        None => None,
-    };
+pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Vec<Platform>, Vec<super::cache::Spec>)> {
+    let mut platform: Vec<Platform> = Vec::new();
+    for p in a.platform.iter().flat_map(|p| p.split(',')) {
+        let p = Platform::parse(p.trim()).map_err(anyhow::Error::msg).context("--platform")?;
+        if platform.contains(&p) {
+            bail!("--platform: {p} is given twice");
+        }
+        platform.push(p);
+    }
     let from = a
         .cache_from
         .iter()

@@ -361,9 +361,35 @@ impl Store {
             .collect())
     }
 
-    /// Loads an image by manifest digest.
+    /// Loads an image by manifest digest. An index (a multi-platform build's name) gives its
+    /// image for this machine (linux/GOARCH), else its first: what `images`, `inspect`, `FROM`
+    /// and the other single-image commands see of it.
     pub fn image_by_manifest(&self, manifest_digest: &str) -> Result<Image> {
-        let manifest: Manifest = self.read_json(manifest_digest)?;
+        let v: serde_json::Value = self.read_json(manifest_digest)?;
+        let json_err = |err| StoreError::Json { path: self.blob_path(manifest_digest), err };
+        if v.get("manifests").is_some() {
+            let idx: Index = serde_json::from_value(v).map_err(json_err)?;
+            let host = |d: &&Descriptor| {
+                d.platform.as_ref().is_some_and(|p| p["os"] == "linux" && p["architecture"] == image::go_arch())
+            };
+            let d = idx.manifests.iter().find(host).or(idx.manifests.first()).ok_or_else(|| StoreError::Io {
+                op: "read index",
+                path: self.blob_path(manifest_digest),
+                err: io::Error::other("it lists no manifest"),
+            })?;
+            if d.media_type != image::MT_MANIFEST && d.media_type != image::MT_DOCKER_MANIFEST {
+                return Err(StoreError::Io {
+                    op: "read index",
+                    path: self.blob_path(manifest_digest),
+                    err: io::Error::other(format!(
+                        "its entry {} is a {}, not an image manifest",
+                        d.digest, d.media_type
+                    )),
+                });
+            }
+            return self.image_by_manifest(&d.digest.clone());
+        }
+        let manifest: Manifest = serde_json::from_value(v).map_err(json_err)?;
         let config: ImageConfig = self.read_json(&manifest.config.digest)?;
         Ok(Image {
             manifest_digest: manifest_digest.to_string(),
