@@ -463,7 +463,8 @@ pub fn prune(store: &Store, limits: &PruneLimits) -> Result<String, StoreError> 
     }
     let (mounts, mount_bytes) = prune_cache_mounts(store, limits)?;
     let (partials, partial_bytes) = prune_ingest_and_remote(store);
-    let freed = freed + mount_bytes + partial_bytes;
+    let fetched_bytes = crate::fetch::prune(store);
+    let freed = freed + mount_bytes + partial_bytes + fetched_bytes;
     Ok(format!(
         "Deleted {untagged} untagged images\nDeleted {dropped} build cache entries\nDeleted {mounts} cache mounts\nDeleted {removed} blobs\nDeleted {partials} partial downloads\nTotal reclaimed space: {}\n",
         human(freed)

@@ -657,6 +657,12 @@ fn add_git_checks_out_the_ref_and_is_cached_by_commit() {
         "{out}"
     );
     assert_eq!(find(&s.save("git:3"), "sub/b.txt").data, b"b v3\n");
+    // prune drops the bare repositories; the named image's steps stay hits (keyed by commit)
+    assert!(s.root().join("cache/git").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false));
+    s.run(&["prune"]).ok();
+    assert!(!s.root().join("cache/git").read_dir().map(|mut d| d.next().is_some()).unwrap_or(false));
+    let r = s.build(&ctx, "git:3", &[]).ok();
+    assert_eq!(format!("{}{}", r.stdout, r.stderr).matches("Using cache").count(), 4, "{}", r.stdout);
 
     for (df, want) in [
         (format!("ADD {u}#nosuch /x/"), "does not contain ref nosuch".to_string()),
