@@ -101,6 +101,12 @@ fn a_run_of_a_foreign_platform_needs_a_binfmt_handler() {
     let want = format!("Dockerfile:5: RUN: the stage is built for {foreign}: this machine is linux/{host} and ");
     assert!(r.stderr.contains(&want), "{want:?} in:\n{}", r.stderr);
     assert!(r.stderr.contains("binfmt_misc") && r.stderr.contains("never registers"), "{}", r.stderr);
+    // the store's bb is this machine's: not taken for another platform (it is pulled, which fails)
+    let ctx = s.context("foreign-base", &[("Dockerfile", &format!("FROM --platform={foreign} bb\n"))]);
+    let r = s.build(&ctx, "foreign-base", &[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stdout.contains(&format!("the store's bb is linux/{host}, not {foreign}")), "{}", r.stdout);
+    assert!(r.stderr.contains(&format!("FROM bb: not in the store for {foreign}")), "{}", r.stderr);
     // a stage of the foreign platform with no RUN builds
     let df = format!("FROM --platform={foreign} scratch\nCOPY Dockerfile /df\n");
     let ctx = s.context("foreign-copy", &[("Dockerfile", &df)]);

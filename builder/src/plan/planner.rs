@@ -216,7 +216,8 @@ impl<'a> Planner<'a> {
                 let platform = from_platform.clone().or_else(|| self.opts.platform.clone());
                 platform_of_stage = platform.clone().unwrap_or_else(|| self.target_platform.clone());
                 let img = self.images.resolve(name, platform.as_ref(), &mut notes).map_err(|e| {
-                    let msg = format!("FROM {name}: not in the store, and the pull failed: {e}");
+                    let wanted = platform.as_ref().map(|p| format!(" for {p}")).unwrap_or_default();
+                    let msg = format!("FROM {name}: not in the store{wanted}, and the pull failed: {e}");
                     at_from(at.err(msg), std::mem::take(&mut notes))
                 })?;
                 (img.config.clone(), Base::Image { name: name.clone(), image: Box::new(img) }, vec![])
