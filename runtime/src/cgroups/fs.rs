@@ -278,36 +278,41 @@ pub fn remove(leaves: &[PathBuf], created: &[PathBuf]) -> Result<()> {
 }
 
 /// Removes `dir` and the directories under it, under `lock` (taken if None; let go while it
-/// waits for a busy directory).
+/// waits for a busy directory). rmdir first: the kernel refuses (EBUSY) a cgroup with a process
+/// or a child cgroup in it, so only then are its children removed and its processes looked at.
+/// One syscall per directory where nothing is in the way, instead of four (stat, list, read
+/// cgroup.procs, rmdir), each waiting on locks other tenants' cgroup writes hold.
 fn remove_tree(dir: &Path, lock: &mut Option<Lock>) -> Result<()> {
-    if !dir.exists() {
-        return Ok(());
-    }
-    if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
-            if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
-                remove_tree(&e.path(), lock)?;
-            }
-        }
-    }
     let mut delay = Duration::from_millis(1);
     // About 1 s in all: long enough for exiting processes to leave the cgroup.
     for _ in 0..16 {
         lock.get_or_insert_with(Lock::take);
+        let busy = match std::fs::remove_dir(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => e,
+        };
+        if !matches!(busy.raw_os_error(), Some(libc::EBUSY) | Some(libc::ENOTEMPTY)) {
+            return Err(Error::io(format!("remove cgroup {}", dir.display()), busy));
+        }
+        let children: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries.flatten().filter(|e| e.file_type().is_ok_and(|t| t.is_dir())).map(|e| e.path()).collect()
+            })
+            .unwrap_or_default();
+        if !children.is_empty() {
+            for child in &children {
+                remove_tree(child, lock)?;
+            }
+            continue;
+        }
         if !pids(&[dir.to_path_buf()]).is_empty() {
             // A process joined since the check in `remove` (a create sharing the path).
             return Ok(());
         }
-        match std::fs::remove_dir(dir) {
-            Ok(()) => return Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
-                *lock = None;
-                std::thread::sleep(delay);
-                delay = (delay * 2).min(Duration::from_millis(100));
-            }
-            Err(e) => return Err(Error::io(format!("remove cgroup {}", dir.display()), e)),
-        }
+        *lock = None;
+        std::thread::sleep(delay);
+        delay = (delay * 2).min(Duration::from_millis(100));
     }
     Err(Error::msg(format!("remove cgroup {}: still busy", dir.display())))
 }
