@@ -92,6 +92,8 @@ struct Bases<'a> {
     epoch: u64,
     /// Directory and OCI layout contexts made into images, by key: once per build.
     made: Mutex<BTreeMap<String, Image>>,
+    /// The contexts the plan used, by key.
+    used: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Bases<'_> {
@@ -125,6 +127,9 @@ impl Bases<'_> {
 impl plan::Images for Bases<'_> {
     fn resolve(&self, name: &str, platform: Option<&Platform>, log: &mut Vec<String>) -> Result<Image, String> {
         if let Some((key, v)) = self.named.get(name) {
+            if let Ok(mut u) = self.used.lock() {
+                u.insert(key.to_string());
+            }
             return self.named(key, v, platform, log);
         }
         registry::base::resolve(self.store, name, self.remote, platform, log).map_err(|e| e.to_string())
@@ -250,7 +255,13 @@ fn read(opts: &BuildOptions) -> Result<Source, BuildError> {
     Ok(Source { path, file, escape: df.escape, stages, text: src, spans })
 }
 
-fn make_plan(store: &Store, opts: &BuildOptions, src: &Source, ctx: &mut Context) -> Plan {
+/// The plan, and the `--build-context` names it used.
+fn make_plan(
+    store: &Store,
+    opts: &BuildOptions,
+    src: &Source,
+    ctx: &mut Context,
+) -> (Plan, std::collections::BTreeSet<String>) {
     let popts = plan::Options {
         file: &src.file,
         build_args: &opts.build_args,
@@ -260,16 +271,23 @@ fn make_plan(store: &Store, opts: &BuildOptions, src: &Source, ctx: &mut Context
         labels: &opts.labels,
         allow_insecure: opts.allow_insecure,
     };
-    let bases =
-        Bases { store, remote: &opts.remote, named: &opts.named_contexts, epoch: opts.epoch, made: Default::default() };
-    plan::plan(&src.stages, src.escape, ctx, &bases, &bases, &popts)
+    let bases = Bases {
+        store,
+        remote: &opts.remote,
+        named: &opts.named_contexts,
+        epoch: opts.epoch,
+        made: Default::default(),
+        used: Default::default(),
+    };
+    let plan = plan::plan(&src.stages, src.escape, ctx, &bases, &bases, &popts);
+    (plan, bases.used.into_inner().unwrap_or_default())
 }
 
 /// The plan of a build, without running it (`slipway plan`).
 pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError> {
     let src = read(opts)?;
     let mut ctx = Context::open_for(&opts.context, Some(store), Some(&src.path))?;
-    Ok(make_plan(store, opts, &src, &mut ctx))
+    Ok(make_plan(store, opts, &src, &mut ctx).0)
 }
 
 /// `--no-cache-filter` names as the stages' indices (each with the name as given); a name no
@@ -363,7 +381,7 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         }
         x.imported = imported.clone();
         let one = BuildOptions { platform: platform.clone(), ..opts.clone() };
-        let plan = ctx.with(|c| make_plan(store, &one, src, c));
+        let (plan, used_contexts) = ctx.with(|c| make_plan(store, &one, src, c));
         crate::trace::point("plan");
         let declared_args = plan.declared_args.clone();
         if opts.debug {
@@ -373,7 +391,15 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         crate::trace::point("steps");
         match &res {
             Err(_) => x.progress.fail(),
-            Ok(_) => warn_unused_build_args(opts, &declared_args),
+            Ok(_) => {
+                warn_unused_build_args(opts, &declared_args);
+                // a name nothing the target needs uses: said, not silently dropped
+                for k in opts.named_contexts.by_key.keys().filter(|k| !used_contexts.contains(*k)) {
+                    eprintln!(
+                        "slipway: warning: --build-context {k}: no FROM, COPY --from or RUN --mount from= of the built stages uses it"
+                    );
+                }
+            }
         }
         ctx.save(store);
         crate::trace::point("stat-save");

@@ -112,6 +112,17 @@ fn an_oci_layout_context() {
     s.build(&ctx, "app:1", &["--build-context", &format!("l=oci-layout://{}:1", lay.display())]).ok();
     let img = s.save("app:1");
     assert_eq!(img.find("copy").map(|e| e.data.clone()), Some(b"in-layout\n".to_vec()));
+    // a context nothing uses is said to be unused
+    let extra = format!("spare={}", s.dir.path().display());
+    let r = s
+        .build(
+            &ctx,
+            "app:1",
+            &["--build-context", &format!("l=oci-layout://{}:1", lay.display()), "--build-context", &extra],
+        )
+        .ok();
+    assert!(r.stderr.contains("warning: --build-context spare: no FROM"), "{}", r.stderr);
+    assert!(!r.stderr.contains("--build-context l:"), "{}", r.stderr);
     // a tag the layout does not have is named
     let r = s.build(&ctx, "app:2", &["--build-context", &format!("l=oci-layout://{}:nope", lay.display())]);
     assert_ne!(r.code, 0);
