@@ -14,7 +14,6 @@ use crate::store::{HashWriter, Store};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use std::io::{Read, Write};
-use std::time::Duration;
 
 /// What a URL served.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,15 +59,7 @@ fn agent(url: &str) -> Result<ureq::Agent, FetchError> {
     let host = url.split_once("://").map_or(url, |(_, r)| r).split(['/', '?', '#']).next().unwrap_or("");
     let host = host.rsplit_once('@').map_or(host, |(_, h)| h);
     let (tls, _) = crate::registry::tls::config(host, None, true).map_err(|e| FetchError(format!("{url}: {e}")))?;
-    Ok(ureq::Agent::config_builder()
-        .tls_config(tls)
-        .http_status_as_error(false)
-        .max_redirects(10)
-        .user_agent(concat!("slipway/", env!("CARGO_PKG_VERSION")))
-        .timeout_connect(Some(Duration::from_secs(30)))
-        .timeout_recv_response(Some(Duration::from_secs(300)))
-        .build()
-        .new_agent())
+    Ok(crate::registry::client::agent(tls))
 }
 
 type Resp = ureq::http::Response<ureq::Body>;

@@ -57,7 +57,9 @@ pub struct Client {
     tokens: Mutex<HashMap<String, String>>,
 }
 
-fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
+/// The HTTP agent of every request slipway makes (registries and ADD's URLs): one TLS set-up,
+/// redirects, timeouts and user agent.
+pub(crate) fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
     ureq::Agent::config_builder()
         .tls_config(tls)
         .http_status_as_error(false)
