@@ -78,7 +78,10 @@ fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32,
         Some(_) => super::notify::setup_spec(&mut bundle.spec, &c.dir),
         None => Ok(()),
     };
-    let at_once = foreground && start_at_once(&bundle.spec);
+    // A pty skiff relays is set up (ONLCR cleared, the caller's size) by `run` after create: the
+    // program must not start before that, or a shell reads the pty's settings too early (and
+    // busybox's line editing puts them back after every line).
+    let at_once = foreground && ours.is_none() && start_at_once(&bundle.spec);
     let made = notify.and_then(|()| create_in(&mut c, &bundle, opts, console.as_ref(), at_once)).and_then(|pid| {
         let pty = ours.as_ref().map(super::tty::receive_master).transpose()?;
         Ok((pid, pty, at_once))
