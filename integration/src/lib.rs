@@ -67,6 +67,17 @@ pub fn sha256_hex(data: &[u8]) -> String {
     sha2::Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// How many processes of the host have `root` as their root directory (/proc/PID/root): the
+/// processes of a container whose rootfs that is.
+pub fn processes_rooted_at(root: &std::path::Path) -> usize {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == root))
+        .count()
+}
+
 /// A name no other test in any concurrently running test process uses: `<prefix>-<pid>-<n>`.
 /// Valid as a container id and as a cgroup directory name.
 pub fn unique_name(prefix: &str) -> String {

@@ -42,12 +42,7 @@ fn systemd_cgroup_without_systemd_fails_create_and_leaves_nothing() {
     out.assert_failure();
     assert_eq!(rt.list_ids(), Vec::<String>::new());
     let rootfs = b.rootfs();
-    let left = std::fs::read_dir("/proc")
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == rootfs))
-        .count();
+    let left = integration::processes_rooted_at(&rootfs);
     assert_eq!(left, 0, "processes of the container left behind");
     // A cgroupsPath not in systemd's form is refused before anything is made.
     b.edit(|c| c["linux"]["cgroupsPath"] = json!("/skiff-it/not-systemd"));

@@ -306,12 +306,7 @@ fn a_killed_create_leaves_nothing_delete_force_cannot_remove() {
         // Nothing of it left running: no process of the bundle's rootfs.
         let rootfs = s.b.rootfs();
         wait_until(&format!("{delay_ms} ms: the container's processes to exit"), || {
-            let left = std::fs::read_dir("/proc")
-                .into_iter()
-                .flatten()
-                .flatten()
-                .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == rootfs))
-                .count();
+            let left = integration::processes_rooted_at(&rootfs);
             (left == 0).then_some(())
         });
     }
