@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # bench.sh SKIFF_PATH [SLIPWAY_PATH]
 #
-# Part 1, skiff against runc on one busybox bundle running /bin/true:
+# Part 1, skiff against runc (and crun, where it is installed: make bench-cgroup2 runs this part in
+# a cgroup v2 VM with Debian's crun) on one busybox bundle running /bin/true:
 #   1. `run` (foreground, the container is deleted on exit)
 #   2. `create` + `start` + `delete --force`
-# prints hyperfine's median for each, the skiff/runc ratio, and the peak RSS of one `run` of each
-# (GNU time's "Maximum resident set size"). A runtime that cannot run the bundle is reported and
-# left out, so this works against runc alone. Then where the time of `run` goes, phase by phase,
+#   3. `--version` (start-up alone)
+# interleaved: BENCH_ROUNDS rounds, each one hyperfine of every runtime (who goes first rotates), so
+# a change of the machine's load hits all alike; prints the median of all runs of each, the
+# skiff/runc and skiff/crun ratios, and the peak RSS of one `run` of each (GNU time's "Maximum
+# resident set size"). A runtime that cannot run the bundle is reported and left out, so this works
+# against runc alone. Then where the time of `run` goes, phase by phase,
 # for skiff, runc and the floor (scripts/bench/floor.c: the system calls this bundle needs and
 # nothing else), from skiff's trace points (see bench_phases).
 #
@@ -28,8 +32,9 @@
 # a re-push of an unchanged image.
 #
 # Everything it makes is removed on exit.
-# Env: BENCH_RUNS (default 30), BENCH_WARMUP (default 3), BENCH_PHASE_RUNS (default 50: runs of
-#      each runtime for the breakdown), RUNC (default: runc on PATH),
+# Env: BENCH_RUNS (default 30: runs of each runtime, over all rounds), BENCH_ROUNDS (default 5),
+#      BENCH_WARMUP (default 3), BENCH_PHASE_RUNS (default 50: runs of each runtime for the
+#      breakdown; 0: no breakdown), RUNC (default: runc on PATH), CRUN (default: crun on PATH),
 #      BENCH_ONLY (skiff, slipway or registry: run one part), BENCH_ROWS (an extended regex:
 #      only the slipway rows whose name matches, e.g. 'cachemount|twostage'), BENCH_BUILD_RUNS (default 5: timed runs of
 #      each build benchmark), BENCH_SLIPWAY_RUNTIME (the runtime of slipway's RUN steps;
@@ -45,7 +50,9 @@ SLIPWAY=${2:-}
 ONLY=${BENCH_ONLY:-}
 ROWS=${BENCH_ROWS:-}
 RUNC=${RUNC:-$(command -v runc || true)}
+CRUN=${CRUN:-$(command -v crun || true)}
 RUNS=${BENCH_RUNS:-30}
+ROUNDS=${BENCH_ROUNDS:-5}
 PHASE_RUNS=${BENCH_PHASE_RUNS:-50}
 WARMUP=${BENCH_WARMUP:-3}
 HERE=$(cd "$(dirname "$0")/.." && pwd)
@@ -60,12 +67,17 @@ WORK=$(mktemp -d /tmp/skiff-bench-XXXXXX)
 CGROUP=/skiff-it/bench-$$
 BUNDLE=$WORK/bundle
 
+# the executable of runtime NAME (skiff, runc, crun), empty if there is none
+rt_bin() {
+  case $1 in skiff) echo "$SKIFF" ;; runc) echo "$RUNC" ;; crun) echo "$CRUN" ;; esac
+}
+
 cleanup() {
   slipway_cleanup
   local rt root id
-  for rt in skiff runc; do
+  for rt in skiff runc crun; do
     root=$WORK/root-$rt
-    bin=$([ "$rt" = skiff ] && echo "$SKIFF" || echo "$RUNC")
+    bin=$(rt_bin "$rt")
     if [ -d "$root" ] && [ -x "$bin" ]; then
       for id in $("$bin" --root "$root" list -q 2>/dev/null || true); do
         "$bin" --root "$root" delete --force "$id" >/dev/null 2>&1 || true
@@ -418,8 +430,9 @@ bench_noop_floor() {
     }' "$trace"
 }
 
-bench_skiff() {
-  # --- the bundle: busybox rootfs + runc's template running /bin/true in a private cgroup ---
+# The bundle: a busybox rootfs and runc's template running /bin/true in a private cgroup.
+make_bundle() {
+  [ -e "$BUNDLE/config.json" ] && return 0
   mkdir -p "$BUNDLE"/rootfs/{bin,etc,proc,sys,dev,tmp}
   cp /bin/busybox "$BUNDLE/rootfs/bin/busybox"
   for applet in $(/bin/busybox --list); do
@@ -428,14 +441,63 @@ bench_skiff() {
   echo 'root:x:0:0:root:/root:/bin/sh' >"$BUNDLE/rootfs/etc/passwd"
   echo 'root:x:0:' >"$BUNDLE/rootfs/etc/group"
   jq --arg cg "$CGROUP" '.process.args = ["/bin/true"] | .linux.cgroupsPath = $cg' "$FIXTURE" >"$BUNDLE/config.json"
+}
+
+# Interleaved hyperfine: ROUNDS rounds, each one hyperfine of every command with RUNS/ROUNDS runs
+# (rounded up), who goes first rotating by one each round, so a change of the machine's load hits
+# all alike. Usage: interleave LABEL RUNS ROUNDS WARMUP NAME COMMAND [NAME COMMAND...]; prints one
+# line per round and sets IMED[NAME] to the median seconds over the runs of all rounds.
+declare -A IMED=() MEDIAN=()
+interleave() {
+  local label=$1 runs=$2 rounds=$3 warm=$4 round i n rt
+  shift 4
+  local names=() cmds=()
+  while [ $# -gt 0 ]; do names+=("$1"); cmds+=("$2"); shift 2; done
+  n=${#names[@]}
+  local per=$(((runs + rounds - 1) / rounds)) out
+  # one untimed run of each first, to report a command that fails with its output
+  for ((i = 0; i < n; i++)); do
+    if ! out=$(sh -c "${cmds[$i]}" 2>&1 </dev/null); then
+      echo "bench: $label: ${names[$i]} failed: ${cmds[$i]}: $(echo "$out" | tail -n 3)"
+      return 1
+    fi
+  done
+  echo "   $rounds interleaved rounds of $per runs each (load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores)"
+  rm -f "$WORK/$label"-*.json
+  for ((round = 0; round < rounds; round++)); do
+    local args=() order=()
+    for ((i = 0; i < n; i++)); do
+      local k=$(((i + round) % n))
+      order+=("${names[$k]}")
+      args+=(--command-name "${names[$k]}" "${cmds[$k]}")
+    done
+    if ! hyperfine --style none --warmup "$([ "$round" -eq 0 ] && echo "$warm" || echo 1)" --runs "$per" \
+      --export-json "$WORK/$label-$round.json" "${args[@]}" >"$WORK/$label.log" 2>&1; then
+      echo "bench: $label: a command failed: $(tail -n 5 "$WORK/$label.log")"
+      return 1
+    fi
+    echo "   round $((round + 1)) (${order[*]}): $(jq -r '[.results[] | "\(.command) \(.median * 10000 | round / 10) ms"] | join(", ")' "$WORK/$label-$round.json")"
+  done
+  for rt in "${names[@]}"; do
+    IMED[$rt]=$(jq -s --arg n "$rt" '[.[].results[] | select(.command == $n) | .times[]] | sort |
+      if length % 2 == 1 then .[length / 2 | floor] else (.[length / 2 - 1] + .[length / 2]) / 2 end' "$WORK/$label"-*.json)
+  done
+}
+
+bench_skiff() {
+  make_bundle
 
   # --- which runtimes work ---
   declare -a NAMES=()
   declare -A BIN=()
-  for rt in skiff runc; do
-    bin=$([ "$rt" = skiff ] && echo "$SKIFF" || echo "$RUNC")
+  for rt in skiff runc crun; do
+    bin=$(rt_bin "$rt")
     root=$WORK/root-$rt
     mkdir -p "$root"
+    if [ "$rt" = crun ] && [ -z "$bin" ]; then
+      echo "bench: crun is not installed here, skipped (make bench-cgroup2 runs it in a cgroup v2 VM)"
+      continue
+    fi
     if [ -z "$bin" ] || [ ! -x "$bin" ]; then
       echo "bench: $rt: no executable at '${bin}', skipped"
       continue
@@ -459,19 +521,24 @@ bench_skiff() {
     echo "$r create --bundle $BUNDLE cs-\$\$ && $r start cs-\$\$ && $r delete --force cs-\$\$"
   }
 
-  median() { jq -r --arg n "$2" '.results[] | select(.command == $n) | .median' "$1"; }
-
-  declare -A MEDIAN=()
-  for bench in run lifecycle; do
+  # the runtime's own start-up, no container: what exec, dynamic linking and the language's
+  # runtime cost before any work (in a TCG VM this is much of a run)
+  version_cmd() { echo "${BIN[$1]} --version"; }
+  MEDIAN=()
+  for bench in run lifecycle version; do
+    echo
+    case $bench in
+      run) echo "== run: run /bin/true" ;;
+      lifecycle) echo "== lifecycle: create + start + delete of /bin/true" ;;
+      version) echo "== start-up: --version" ;;
+    esac
     args=()
     for rt in "${NAMES[@]}"; do
-      args+=(--command-name "$rt" "$("${bench}_cmd" "$rt")")
+      args+=("$rt" "$("${bench}_cmd" "$rt")")
     done
-    echo
-    echo "== $bench: $([ $bench = run ] && echo 'run /bin/true' || echo 'create + start + delete of /bin/true')"
-    hyperfine --style basic --warmup "$WARMUP" --runs "$RUNS" --export-json "$WORK/$bench.json" "${args[@]}"
+    interleave "$bench" "$RUNS" "$ROUNDS" "$WARMUP" "${args[@]}" || return 1
     for rt in "${NAMES[@]}"; do
-      MEDIAN[$bench,$rt]=$(median "$WORK/$bench.json" "$rt")
+      MEDIAN[$bench,$rt]=${IMED[$rt]}
     done
   done
 
@@ -482,17 +549,21 @@ bench_skiff() {
 
   echo
   echo "== summary (median seconds; peak RSS of one run, kB)"
-  printf '%-10s %12s %12s %12s\n' runtime run lifecycle peak-rss
+  printf '%-10s %12s %12s %12s %12s\n' runtime run lifecycle start-up peak-rss
   for rt in "${NAMES[@]}"; do
-    printf '%-10s %12.4f %12.4f %12s\n' "$rt" "${MEDIAN[run,$rt]}" "${MEDIAN[lifecycle,$rt]}" "$(peak_rss_kb "$rt")"
+    printf '%-10s %12.4f %12.4f %12.4f %12s\n' "$rt" "${MEDIAN[run,$rt]}" "${MEDIAN[lifecycle,$rt]}" \
+      "${MEDIAN[version,$rt]}" "$(peak_rss_kb "$rt")"
   done
-  if [ -n "${MEDIAN[run,skiff]:-}" ] && [ -n "${MEDIAN[run,runc]:-}" ]; then
-    for bench in run lifecycle; do
-      printf 'skiff/runc %-10s %.2f\n' "$bench" "$(jq -n "${MEDIAN[$bench,skiff]} / ${MEDIAN[$bench,runc]}")"
-    done
-  else
-    echo "skiff/runc: no ratio (only ${NAMES[*]} could run)"
-  fi
+  for rt in runc crun; do
+    if [ -n "${MEDIAN[run,skiff]:-}" ] && [ -n "${MEDIAN[run,$rt]:-}" ]; then
+      for bench in run lifecycle version; do
+        printf 'skiff/%s %-10s %.2f\n' "$rt" "$bench" "$(jq -n "${MEDIAN[$bench,skiff]} / ${MEDIAN[$bench,$rt]}")"
+      done
+    elif [ "$rt" = runc ] || [ -n "$CRUN" ]; then
+      echo "skiff/$rt: no ratio (only ${NAMES[*]} could run)"
+    fi
+  done
+  echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
   bench_phases
 }
 
@@ -502,6 +573,7 @@ bench_skiff() {
 # interleaved and prints, per phase, the median wall time and the median CPU time of the process
 # that did it.
 bench_phases() {
+  [ "$PHASE_RUNS" -gt 0 ] || return 0
   if ! command -v gcc >/dev/null; then
     echo "bench: gcc is missing (make deps): no breakdown against the floor"
     return 0

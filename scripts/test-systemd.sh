@@ -19,8 +19,15 @@
 # rootless.rs's delegated_cgroup_v2_subtree_gets_limits starts the user's user@UID.service
 # (Delegate=yes) and runs skiff in a scope of it (`systemd-run --user --scope`), as a login would.
 #
+# With SD_BENCH=1 (`make bench-cgroup2`) the guest runs no tests but make bench's runtime part
+# (scripts/bench.sh, BENCH_ONLY=skiff): skiff against Debian's runc 1.1.5 and crun 1.8.1 (both in the
+# guest's root, with their libraries) on one bundle, interleaved, on cgroup v2 with the cgroupfs
+# driver (the bundle's cgroupsPath); the phase breakdown is left out (no gcc in the guest). qemu runs
+# in TCG here, so only the ratios of that run mean something, not the milliseconds.
+#
 # Usage: scripts/test-systemd.sh SKIFF_BINARY
-# Environment: SD_TESTS (test targets, default "lifecycle resources update pause_ps events systemd
+# Environment: SD_BENCH (1: the bench above; BENCH_RUNS, BENCH_ROUNDS and BENCH_WARMUP pass
+# through), SD_TESTS (test targets, default "lifecycle resources update pause_ps events systemd
 # rootless"),
 # SD_DRIVER (systemd or cgroupfs, default systemd),
 # SD_FILTER (a test name filter given to every binary), SD_RUNTIME (the runtime under test in the
@@ -63,7 +70,8 @@ done
 # --- the guest's root: Debian's packages, made once per package list ---------------------------
 # uidmap: newuidmap/newgidmap for the rootless tests (useradd and login.defs are in minbase);
 # libpam-systemd: user@UID.service's PAM session sets its XDG_RUNTIME_DIR through pam_systemd.
-PKGS=systemd,systemd-sysv,dbus,libseccomp2,iproute2,procps,util-linux,busybox-static,runc,containerd,python3-grpcio,uidmap,libpam-systemd
+# crun, hyperfine, jq, time: make bench-cgroup2 (SD_BENCH=1).
+PKGS=systemd,systemd-sysv,dbus,libseccomp2,iproute2,procps,util-linux,busybox-static,runc,containerd,python3-grpcio,uidmap,libpam-systemd,crun,hyperfine,jq,time
 ROOTFS_TAR=$WORK/rootfs-$(echo "$PKGS" | sha256sum | cut -c1-12).tar
 if [ ! -s "$ROOTFS_TAR" ]; then
   log "making the guest's root with mmdebstrap ($PKGS); about a minute on a quiet machine"
@@ -71,8 +79,13 @@ if [ ! -s "$ROOTFS_TAR" ]; then
   mv "$ROOTFS_TAR.tmp" "$ROOTFS_TAR"
 fi
 
-# shellcheck disable=SC2086
-vm_test_binaries $TESTS
+BENCH=${SD_BENCH:-}
+if [ -n "$BENCH" ]; then
+  BINS=()
+else
+  # shellcheck disable=SC2086
+  vm_test_binaries $TESTS
+fi
 
 ROOT=$WORK/initramfs
 rm -rf "$ROOT" && mkdir -p "$ROOT"
@@ -82,6 +95,7 @@ if [ -x "$SLIPWAY" ]; then
   mkdir -p "$ROOT$(dirname "$SLIPWAY")" && cp "$SLIPWAY" "$ROOT$SLIPWAY"
 fi
 mkdir -p "$ROOT/newroot"
+[ -z "$BENCH" ] || cp -r "$WS/scripts" "$ROOT$WS/"
 # What a Debian host has and mmdebstrap leaves out: containerd's CRI copies them into host-network pods.
 [ -e "$ROOT/etc/hosts" ] || [ -L "$ROOT/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n' >"$ROOT/etc/hosts"
 [ -e "$ROOT/etc/resolv.conf" ] || [ -L "$ROOT/etc/resolv.conf" ] || echo 'nameserver 127.0.0.1' >"$ROOT/etc/resolv.conf"
@@ -104,7 +118,22 @@ exec $B switch_root /newroot /lib/systemd/systemd
 EOF
 chmod +x "$ROOT/init"
 
-# Stage 2: the tests, as a unit of the booted system.
+# Stage 2: the tests (or the bench), as a unit of the booted system.
+if [ -n "$BENCH" ]; then
+  NAMES=(bench)
+  cat >"$ROOT/tests/run.sh" <<EOF
+#!/bin/sh
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+echo "$MARK boot-seconds \$(cut -d. -f1 /proc/uptime)"
+echo "$MARK kernel \$(uname -r); pid 1 \$(cat /proc/1/comm); cgroups: \$(stat -fc %T /sys/fs/cgroup) \$(cat /sys/fs/cgroup/cgroup.controllers 2>/dev/null)"
+echo "$MARK runc: \$(runc --version | head -n1); crun: \$(crun --version | head -n1); \$(hyperfine --version)"
+echo "$MARK START bench"
+BENCH_ONLY=skiff BENCH_PHASE_RUNS=0 RUNC=/usr/sbin/runc CRUN=/usr/bin/crun BENCH_RUNS=${BENCH_RUNS:-30} \\
+  BENCH_ROUNDS=${BENCH_ROUNDS:-10} BENCH_WARMUP=${BENCH_WARMUP:-2} bash $WS/scripts/bench.sh $SKIFF 2>&1
+echo "$MARK RESULT bench rc=\$?"
+echo "$MARK DONE"
+EOF
+else
 {
   echo '#!/bin/sh'
   echo "TESTS='${NAMES[*]}'"
@@ -129,6 +158,7 @@ echo "SKIFF-SD run-seconds $(( $(cut -d. -f1 /proc/uptime) - t0 ))"
 echo "SKIFF-SD DONE"
 EOF
 } >"$ROOT/tests/run.sh"
+fi
 chmod +x "$ROOT/tests/run.sh"
 cat >"$ROOT/etc/systemd/system/skiff-tests.service" <<'EOF'
 [Unit]
@@ -148,6 +178,15 @@ ln -sf /etc/systemd/system/skiff-tests.service "$ROOT/etc/systemd/system/multi-u
 # No login prompt on the console the tests print to.
 ln -sf /dev/null "$ROOT/etc/systemd/system/serial-getty@ttyS0.service"
 
+log "host load average before boot: $(cut -d' ' -f1-3 /proc/loadavg)"
 vm_boot "$ROOT" "rdinit=/init $CGROUP_ARGS systemd.show_status=false" \
   "$TIMEOUT" "${SD_MEM:-3072}" "${SD_SMP:-2}"
-vm_report
+log "host load average after the run: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "$BENCH" ]; then
+  # the bench's own lines, from its start marker on
+  sed -n "/^$MARK START bench/,\$p" "$CONSOLE.txt" | grep -v "^\[" || true
+  log "qemu exit $QRC after ${ELAPSED}s; qemu is TCG here: compare the ratios, not the milliseconds"
+  grep -q "^$MARK RESULT bench rc=0" "$CONSOLE.txt" && grep -q "^$MARK DONE" "$CONSOLE.txt"
+else
+  vm_report
+fi
