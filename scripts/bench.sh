@@ -14,6 +14,11 @@
 # for skiff, runc and the floor (scripts/bench/floor.c: the system calls this bundle needs and
 # nothing else), from skiff's trace points (see bench_phases).
 #
+# End to end (after part 1): `ctr run --rm` and `docker run --rm` of /bin/true in an image of the
+# same busybox rootfs, through skiff and through runc, on a private containerd and a private dockerd
+# started and stopped here by pid, interleaved; with part 1's create + start + delete, the share of
+# the user's container start that is the runtime's.
+#
 # Part 2 (with SLIPWAY_PATH), slipway against `buildah bud --layers` on the same Dockerfiles:
 # cold build and no-op rebuild of spec-fixtures cases (FROM scratch, or FROM a busybox base
 # that slipway builds and buildah imports from slipway's docker-archive), then a generated
@@ -35,7 +40,8 @@
 # Env: BENCH_RUNS (default 30: runs of each runtime, over all rounds), BENCH_ROUNDS (default 5),
 #      BENCH_WARMUP (default 3), BENCH_PHASE_RUNS (default 50: runs of each runtime for the
 #      breakdown; 0: no breakdown), RUNC (default: runc on PATH), CRUN (default: crun on PATH),
-#      BENCH_ONLY (skiff, slipway or registry: run one part), BENCH_ROWS (an extended regex:
+#      BENCH_E2E_RUNS (default 12), BENCH_E2E_ROUNDS (default 4): the end-to-end rows,
+#      BENCH_ONLY (skiff, e2e, slipway or registry: run one part), BENCH_ROWS (an extended regex:
 #      only the slipway rows whose name matches, e.g. 'cachemount|twostage'), BENCH_BUILD_RUNS (default 5: timed runs of
 #      each build benchmark), BENCH_SLIPWAY_RUNTIME (the runtime of slipway's RUN steps;
 #      default SKIFF_PATH, what slipway users get; buildah runs its RUN steps with runc, so set
@@ -45,7 +51,8 @@ set -euo pipefail
 
 usage() { echo "usage: $0 SKIFF_PATH [SLIPWAY_PATH]" >&2; exit 2; }
 [ $# -eq 1 ] || [ $# -eq 2 ] || usage
-SKIFF=$1
+# absolute: the engines of the end-to-end rows exec it from their own directories
+SKIFF=$(realpath -e "$1" 2>/dev/null || echo "$1")
 SLIPWAY=${2:-}
 ONLY=${BENCH_ONLY:-}
 ROWS=${BENCH_ROWS:-}
@@ -74,6 +81,7 @@ rt_bin() {
 
 cleanup() {
   slipway_cleanup
+  e2e_stop
   local rt root id
   for rt in skiff runc crun; do
     root=$WORK/root-$rt
@@ -91,6 +99,8 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# an interrupted bench cleans up too (the EXIT trap runs on exit)
+trap "exit 130" INT TERM HUP
 
 # --- part 2: slipway against buildah ---
 SW=$WORK/slipway
@@ -593,6 +603,158 @@ bench_phases() {
   echo "   load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
+# --- end to end: `ctr run --rm` and `docker run --rm` of /bin/true through skiff and through runc ---
+# A private containerd 1.6 (its own root, state, sockets; CRI plugin off) driven by ctr with
+# --runc-binary, and a private dockerd (its own data root, exec root, socket; --iptables=false
+# --bridge=none, overlay2; skiff and runc each added with --add-runtime), both started here and
+# stopped by pid, with the bundle's busybox rootfs loaded as an image. Interleaved like part 1, so
+# the rows show how much of a user's container start is the runtime's. A daemon that cannot start
+# is reported and its rows left out.
+E2E=$WORK/e2e
+E2E_IMAGE=docker.io/skiffbench/box:1
+E2E_NS=skiff-bench-$$
+CTRD_PID=
+DOCKERD_PID=
+
+# a docker-archive of the bundle's rootfs (one layer), which both ctr and docker load
+e2e_image() {
+  local img=$E2E/img layer diff cfg
+  mkdir -p "$img"
+  tar -C "$BUNDLE/rootfs" --numeric-owner --owner=0 --group=0 -cf "$img/layer.tar" .
+  diff=$(sha256sum "$img/layer.tar" | cut -d' ' -f1)
+  jq -n --arg d "sha256:$diff" '{architecture: "amd64", os: "linux", config: {Cmd: ["/bin/true"]},
+    rootfs: {type: "layers", diff_ids: [$d]}}' >"$img/config.json"
+  cfg=$(sha256sum "$img/config.json" | cut -d' ' -f1)
+  mv "$img/config.json" "$img/$cfg.json"
+  jq -n --arg c "$cfg.json" --arg t "${E2E_IMAGE#docker.io/}" \
+    '[{Config: $c, RepoTags: [$t], Layers: ["layer.tar"]}]' >"$img/manifest.json"
+  tar -C "$img" -cf "$E2E/image.tar" manifest.json "$cfg.json" layer.tar
+}
+
+# waits up to 60 s for CMD to succeed while PID lives
+e2e_wait() {
+  local pid=$1 i
+  shift
+  for ((i = 0; i < 300; i++)); do
+    "$@" >/dev/null 2>&1 && return 0
+    kill -0 "$pid" 2>/dev/null || return 1
+    sleep 0.2
+  done
+  return 1
+}
+
+e2e_stop() {
+  local pid i
+  for pid in $CTRD_PID $DOCKERD_PID; do
+    kill "$pid" 2>/dev/null || true
+    # dockerd stops its own containerd first; 30 s, then by force
+    for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  CTRD_PID= DOCKERD_PID=
+  [ -d "$E2E" ] || return 0
+  # a shim outlives its containerd when the bench was interrupted mid-run: ours name our
+  # directory in their command line
+  for pid in $(grep -lF -- "$E2E/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
+    [ "$pid" = $$ ] || kill -9 "$pid" 2>/dev/null || true
+  done
+  # what the daemons left mounted under our directory (overlay2, shm, netns), deepest first
+  awk -v r="$E2E/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  local d
+  for d in /sys/fs/cgroup/*/"$E2E_NS" /sys/fs/cgroup/"$E2E_NS"; do
+    [ -d "$d" ] && find "$d" -depth -type d -exec rmdir {} + 2>/dev/null || true
+  done
+}
+
+bench_e2e() {
+  make_bundle
+  local runs=${BENCH_E2E_RUNS:-12} rounds=${BENCH_E2E_ROUNDS:-4} c d args rows=()
+  [ -x "$RUNC" ] || { echo "bench: no runc: no end-to-end rows"; return 0; }
+  mkdir -p "$E2E"
+  e2e_image
+  declare -A E2EMED=()
+
+  # containerd, as integration/src/engines.rs starts it
+  c=$E2E/ctrd
+  if ! command -v containerd >/dev/null || ! command -v ctr >/dev/null; then
+    echo "bench: containerd or ctr is missing (make deps): no ctr rows"
+  else
+    mkdir -p "$c"
+    printf 'version = 2\nroot = "%s/root"\nstate = "%s/state"\ndisabled_plugins = ["io.containerd.grpc.v1.cri"]\n[grpc]\n  address = "%s/sock"\n[ttrpc]\n  address = "%s/sock.ttrpc"\n[debug]\n  address = "%s/debug.sock"\n' \
+      "$c" "$c" "$c" "$c" "$c" >"$c/config.toml"
+    containerd --config "$c/config.toml" >"$c/log" 2>&1 &
+    CTRD_PID=$!
+    local ctr="ctr -a $c/sock -n $E2E_NS"
+    if ! e2e_wait "$CTRD_PID" $ctr version; then
+      echo "bench: containerd did not start, no ctr rows: $(tail -n 3 "$c/log")"
+    elif ! out=$($ctr images import "$E2E/image.tar" 2>&1); then
+      echo "bench: ctr images import failed, no ctr rows: $(echo "$out" | tail -n 3)"
+    else
+      # a fresh container id per run ($$ of hyperfine's shell); the cgroup is /NAMESPACE/ID
+      args=()
+      for rt in skiff runc; do
+        args+=("$rt" "$ctr run --rm --runc-binary $(rt_bin $rt) --runc-root $c/runc-$rt --fifo-dir $c/fifo $E2E_IMAGE ctr-$rt-\$\$ /bin/true")
+      done
+      echo
+      echo "== ctr run --rm of /bin/true: containerd $(containerd --version | awk '{print $3}'), skiff against runc"
+      if interleave ctr "$runs" "$rounds" 1 "${args[@]}"; then
+        E2EMED[ctr,skiff]=${IMED[skiff]} E2EMED[ctr,runc]=${IMED[runc]}
+        rows+=(ctr)
+      fi
+    fi
+  fi
+
+  # dockerd, as the slipway part's BuildKit column starts one
+  d=$E2E/dock
+  if ! command -v dockerd >/dev/null || ! command -v docker >/dev/null; then
+    echo "bench: dockerd or docker is missing (make deps): no docker rows"
+  else
+    mkdir -p "$d"
+    echo '{}' >"$d/daemon.json"
+    dockerd --config-file "$d/daemon.json" --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/pid" \
+      -H "unix://$d/sock" --iptables=false --ip-masq=false --bridge=none --storage-driver overlay2 \
+      --exec-opt native.cgroupdriver=cgroupfs --cgroup-parent "/$E2E_NS" \
+      --add-runtime "skiff=$SKIFF" --add-runtime "bench-runc=$RUNC" >"$d/log" 2>&1 &
+    DOCKERD_PID=$!
+    local docker="docker -H unix://$d/sock"
+    if ! e2e_wait "$DOCKERD_PID" $docker version; then
+      echo "bench: dockerd did not start, no docker rows: $(tail -n 3 "$d/log")"
+    elif ! out=$($docker load -q -i "$E2E/image.tar" 2>&1); then
+      echo "bench: docker load failed, no docker rows: $(echo "$out" | tail -n 3)"
+    else
+      args=(skiff "$docker run --rm --network none --runtime skiff ${E2E_IMAGE#docker.io/} /bin/true"
+        runc "$docker run --rm --network none --runtime bench-runc ${E2E_IMAGE#docker.io/} /bin/true")
+      echo
+      echo "== docker run --rm of /bin/true: docker $($docker version --format '{{.Server.Version}}'), skiff against runc"
+      if interleave docker "$runs" "$rounds" 1 "${args[@]}"; then
+        E2EMED[docker,skiff]=${IMED[skiff]} E2EMED[docker,runc]=${IMED[runc]}
+        rows+=(docker)
+      fi
+    fi
+  fi
+  e2e_stop
+
+  [ ${#rows[@]} -gt 0 ] || return 0
+  echo
+  echo "== end to end: median seconds of this run (load average now $(cut -d' ' -f1-3 /proc/loadavg))"
+  printf '%-18s %9s %9s %11s %9s\n' client skiff runc skiff/runc saved
+  for r in "${rows[@]}"; do
+    printf '%-18s %9.4f %9.4f %11.2f %8.1f%%\n' "$r run --rm" "${E2EMED[$r,skiff]}" "${E2EMED[$r,runc]}" \
+      "$(jq -n "${E2EMED[$r,skiff]} / ${E2EMED[$r,runc]}")" \
+      "$(jq -n "(${E2EMED[$r,runc]} - ${E2EMED[$r,skiff]}) / ${E2EMED[$r,runc]} * 100")"
+  done
+  if [ -n "${MEDIAN[lifecycle,runc]:-}" ]; then
+    # what the engine adds to the runtime's create + start + delete (part 1, same bundle)
+    for r in "${rows[@]}"; do
+      printf 'runtime share of %s run --rm (create+start+delete of part 1 / end to end): skiff %.0f%%, runc %.0f%%\n' "$r" \
+        "$(jq -n "${MEDIAN[lifecycle,skiff]} / ${E2EMED[$r,skiff]} * 100")" "$(jq -n "${MEDIAN[lifecycle,runc]} / ${E2EMED[$r,runc]} * 100")"
+    done
+  fi
+}
+
 # --- part 3: slipway against skopeo and buildah through a loopback registry ---
 bench_registry() {
   bash "$HERE/scripts/bench-registry.sh" "$SLIPWAY"
@@ -600,8 +762,9 @@ bench_registry() {
 
 case "$ONLY" in
   skiff) bench_skiff ;;
+  e2e) bench_e2e ;;
   slipway) [ -n "$SLIPWAY" ] || usage; bench_slipway ;;
   registry) [ -n "$SLIPWAY" ] || usage; bench_registry ;;
-  "") bench_skiff; [ -z "$SLIPWAY" ] || { bench_slipway; bench_registry; } ;;
-  *) echo "bench: BENCH_ONLY=$ONLY: expected skiff, slipway or registry" >&2; exit 2 ;;
+  "") bench_skiff; bench_e2e; [ -z "$SLIPWAY" ] || { bench_slipway; bench_registry; } ;;
+  *) echo "bench: BENCH_ONLY=$ONLY: expected skiff, e2e, slipway or registry" >&2; exit 2 ;;
 esac
