@@ -52,8 +52,8 @@ pub struct BuildOptions {
     /// The platform of this build (`--platform`; `FROM --platform` wins for its stage): bases
     /// are pulled for it, the TARGET* ARGs say it. None: this machine's.
     pub platform: Option<Platform>,
-    /// `--platform a,b,...`: several build one image each (`platform` set to each in turn) and
-    /// an OCI index over them.
+    /// `--platform a,b,...`: several build one image each (`platform` set to each) and an OCI
+    /// index over them; with `jobs` above 1 their stages run in one scheduler.
     pub platforms: Vec<Platform>,
     /// `--cache-from`: caches whose steps count as hits in this build.
     pub cache_from: Vec<registry::cache::Spec>,
@@ -366,59 +366,99 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
             Box::new(std::io::stdout())
         }
     };
-    let mut imported = Vec::new();
-    let mut images = Vec::new();
-    let (mut keys, mut mounts) = (Vec::new(), Vec::new());
-    let mut last = None;
-    for platform in runs {
+    let new_executor = || {
         let runtime = Runtime::new(opts.runtime.clone(), store.root.join("tmp/runtime"));
-        let mut x = Executor::new(store, &eopts, &ctx, runtime, progress::Progress::new(opts.progress, out()));
-        if let Some(p) = platform.as_ref().filter(|_| multi) {
-            x.progress.note(&format!("# building for {p}"));
-        }
-        if last.is_none() {
-            imported = import_caches(opts, store, &mut x);
-        }
-        x.imported = imported.clone();
+        Executor::new(store, &eopts, &ctx, runtime, progress::Progress::new(opts.progress, out()))
+    };
+    let mut x = new_executor();
+    let imported = import_caches(opts, store, &mut x);
+    x.imported = imported.clone();
+    // every platform planned first: a plan reads no state of another platform's build
+    let mut plans = Vec::new();
+    for platform in &runs {
         let one = BuildOptions { platform: platform.clone(), ..opts.clone() };
         let (plan, used_contexts) = ctx.with(|c| make_plan(store, &one, src, c));
-        crate::trace::point("plan");
-        let declared_args = plan.declared_args.clone();
         if opts.debug {
             eprint!("debug: {plan}");
         }
-        let res = x.run(plan);
-        crate::trace::point("steps");
-        match &res {
-            Err(_) => x.progress.fail(),
-            Ok(_) => {
-                warn_unused_build_args(opts, &declared_args);
-                // a name nothing the target needs uses: said, not silently dropped
-                for k in opts.named_contexts.by_key.keys().filter(|k| !used_contexts.contains(*k)) {
-                    eprintln!(
-                        "slipway: warning: --build-context {k}: no FROM, COPY --from or RUN --mount from= of the built stages uses it"
-                    );
-                }
-            }
+        plans.push((platform.clone(), plan, used_contexts));
+    }
+    crate::trace::point("plan");
+    // the declared ARGs and used contexts of all platforms, for the warnings
+    let declared_args: std::collections::BTreeSet<String> =
+        plans.iter().flat_map(|(_, p, _)| p.declared_args.iter().cloned()).collect();
+    let used_contexts: std::collections::BTreeSet<String> =
+        plans.iter().flat_map(|(_, _, u)| u.iter().cloned()).collect();
+    let warn = || {
+        warn_unused_build_args(opts, &declared_args);
+        // a name nothing the target needs uses: said, not silently dropped
+        for k in opts.named_contexts.by_key.keys().filter(|k| !used_contexts.contains(*k)) {
+            eprintln!("slipway: warning: --build-context {k}: no FROM, COPY --from or RUN --mount from= of the built stages uses it");
         }
-        ctx.save(store);
-        crate::trace::point("stat-save");
-        let st = res?;
-        let img = x.image(&st)?;
+    };
+    // the index entry says the platform asked for; the config what the stage was built for
+    let entry = |platform: Option<Platform>, img: Image| {
         let c = &img.config;
-        let variant = Some(c.variant.clone()).filter(|v| !v.is_empty());
-        // the index entry says the platform asked for; the config what the stage was built for
         let platform = platform.filter(|_| multi).unwrap_or(Platform {
             os: c.os.clone(),
             architecture: c.architecture.clone(),
-            variant,
+            variant: Some(c.variant.clone()).filter(|v| !v.is_empty()),
         });
-        images.push(output::PlatformImage { platform, image: img });
-        keys.extend(x.take_keys());
-        mounts.extend(x.take_cache_mounts());
-        last = Some(x);
-    }
-    let Some(mut x) = last else { return Err(BuildError::Other("no platform to build for".into())) };
+        output::PlatformImage { platform, image: img }
+    };
+    let mut images = Vec::new();
+    let (mut keys, mut mounts) = (Vec::new(), Vec::new());
+    let together = multi && opts.jobs > 1 && plans.iter().all(|(_, p, _)| p.stop.is_none());
+    let last = if together {
+        // the platforms' stages in one scheduler, as BuildKit solves them
+        let labelled =
+            plans.into_iter().map(|(p, plan, _)| (p.map(|p| p.to_string()).unwrap_or_default(), plan)).collect();
+        let res = x.run_platforms(labelled);
+        crate::trace::point("steps");
+        match &res {
+            Err(_) => x.progress.fail(),
+            Ok(_) => warn(),
+        }
+        ctx.save(store);
+        crate::trace::point("stat-save");
+        for (st, platform) in res?.iter().zip(runs) {
+            let img = x.image(st)?;
+            images.push(entry(platform, img));
+        }
+        x
+    } else {
+        let mut first = Some(x);
+        let mut last = None;
+        for (platform, plan, _) in plans {
+            let mut x = first.take().unwrap_or_else(|| {
+                let mut n = new_executor();
+                n.imported = imported.clone();
+                n
+            });
+            if let Some(p) = platform.as_ref().filter(|_| multi) {
+                x.progress.note(&format!("# building for {p}"));
+            }
+            let res = x.run(plan);
+            crate::trace::point("steps");
+            if res.is_err() {
+                x.progress.fail();
+            }
+            ctx.save(store);
+            crate::trace::point("stat-save");
+            let st = res?;
+            let img = x.image(&st)?;
+            images.push(entry(platform, img));
+            keys.extend(x.take_keys());
+            mounts.extend(x.take_cache_mounts());
+            last = Some(x);
+        }
+        warn();
+        match last {
+            Some(x) => x,
+            None => return Err(BuildError::Other("no platform to build for".into())),
+        }
+    };
+    let mut x = last;
     x.add_keys(keys, mounts);
     let progress = &mut x.progress;
     let done = output::export(store, &images, multi, &outs, &req, &mut |s| progress.note(s))?;

@@ -2,7 +2,8 @@
 //! both finish if they run at the same time (each waits for a file the other makes in a shared
 //! cache mount), the labelled log, the same image for `--jobs 1` and `--jobs 2`, and a failing
 //! step that stops the other stages (their containers deleted, nothing left behind) with an
-//! error naming its stage and line. How much faster that is lives in `make bench`, not here.
+//! error naming its stage and line; the same for the platforms of `--platform a,b`. How much
+//! faster that is lives in `make bench`, not here.
 
 use integration::slipway::Slipway;
 use std::fs;
@@ -132,6 +133,152 @@ fn a_failing_step_cancels_the_stages_running_beside_it() {
         r.stderr
     );
     // no name, no container of ours in the runtime's state, no bundle or mount left behind
+    assert_ne!(s.run(&["inspect", "never"]).code, 0);
+    let state = s.root().join("tmp/runtime");
+    let left: Vec<_> = fs::read_dir(&state).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();
+    assert!(left.is_empty(), "containers left in {}: {left:?}", state.display());
+    let tmp: Vec<_> = fs::read_dir(s.root().join("tmp"))
+        .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(tmp.iter().all(|n| n == "runtime"), "left in the store's tmp: {tmp:?}");
+    let root = s.root().to_string_lossy().into_owned();
+    let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    assert!(!mounts.contains(&root), "mounts left under {root}");
+}
+
+/// This machine's platform and a foreign one (RUN steps of the Dockerfiles below are all on
+/// `$BUILDPLATFORM`, so the foreign platform needs no binfmt_misc handler).
+fn platforms() -> String {
+    match std::env::consts::ARCH {
+        "x86_64" => "linux/amd64,linux/arm64".into(),
+        "aarch64" => "linux/arm64,linux/amd64".into(),
+        a => panic!("no foreign platform chosen for {a}"),
+    }
+}
+
+/// Each platform's build-platform stage marks itself with its TARGETARCH in the shared cache
+/// mount and waits (up to WAIT tenths of a second) until both marks are there: only platforms
+/// built at the same time both finish.
+const PLATFORMS_MEET: &str = "FROM --platform=$BUILDPLATFORM bb AS tools\nARG TARGETARCH WAIT\n\
+    RUN --mount=type=cache,id=rv,target=/rv,sharing=shared sh -c 'touch /rv/$TARGETARCH; i=0; \
+    while [ $(ls /rv | wc -l) -lt 2 ]; do i=$((i+1)); [ $i -gt $WAIT ] && { echo $TARGETARCH gave up; exit 7; }; sleep 0.1; done; \
+    echo $TARGETARCH met; echo $TARGETARCH > /for'\n\
+    FROM scratch\nCOPY --from=tools /for /for\n";
+
+#[test]
+fn the_platforms_of_a_build_run_at_once() {
+    let (s, ctx) = setup("platforms", PLATFORMS_MEET);
+    let platforms = platforms();
+    let (host, foreign) = platforms.split_once(',').unwrap_or_default();
+    let layout = s.dir.path().join("both.tar");
+    let out = format!("type=oci,dest={},tar=false", layout.display());
+    let r = s.run_bounded(&[
+        "build",
+        "-t",
+        "both",
+        "--runtime",
+        &integration::slipway::runtime(),
+        "--platform",
+        &platforms,
+        "--jobs",
+        "2",
+        "--progress",
+        "plain",
+        "--build-arg",
+        "WAIT=300",
+        "-o",
+        "type=image",
+        "-o",
+        &out,
+        &ctx.to_string_lossy(),
+    ]);
+    let r = r.ok();
+    // each line says its platform, stage and step (each platform numbered as built alone)
+    let (ha, fa) = (host.rsplit('/').next().unwrap_or_default(), foreign.rsplit('/').next().unwrap_or_default());
+    for want in [
+        format!("[{host} tools 3/5] {ha} met"),
+        format!("[{foreign} tools 3/5] {fa} met"),
+        format!("[{foreign} stage-1 5/5] Step 5/5 : COPY --from=tools /for /for"),
+    ] {
+        assert!(r.stdout.lines().any(|l| l.starts_with(&want)), "no line starting {want:?} in:\n{}", r.stdout);
+    }
+    // the index holds both images, each with its platform's file
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(layout.join("index.json")).expect("index.json")).expect("JSON");
+    assert_eq!(index["manifests"].as_array().map(Vec::len), Some(1), "{index}");
+    let r = s.run(&["inspect", "both"]).ok();
+    assert!(r.stdout.contains(&format!("\"Architecture\": \"{ha}\"")), "{}", r.stdout);
+
+    // one platform at a time (--jobs 1), the first gives up waiting for the second
+    let (s, ctx) = setup("platforms-alone", PLATFORMS_MEET);
+    let r = s.run_bounded(&[
+        "build",
+        "--runtime",
+        &integration::slipway::runtime(),
+        "--platform",
+        &platforms,
+        "--jobs",
+        "1",
+        "--build-arg",
+        "WAIT=10",
+        &ctx.to_string_lossy(),
+    ]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stdout.contains(&format!("{ha} gave up")), "{}", r.stdout);
+    assert!(!r.stdout.contains(&format!("# building for {foreign}")), "the second platform started:\n{}", r.stdout);
+}
+
+#[test]
+fn several_platforms_make_the_same_index_with_any_jobs() {
+    let df = "FROM --platform=$BUILDPLATFORM bb AS tools\nARG TARGETPLATFORM\n\
+              RUN echo \"for $TARGETPLATFORM\" > /for && mkdir -p /d && echo x > /d/x\n\
+              FROM scratch AS other\nCOPY Dockerfile /df\n\
+              FROM scratch\nCOPY --from=tools /for /d /out/\nCOPY --from=other /df /out/df\n";
+    let mut ids = Vec::new();
+    for jobs in ["1", "2", "4"] {
+        let (s, ctx) = setup("index", df);
+        let iid = s.dir.path().join("iid");
+        s.build(&ctx, "idx", &["--platform", &platforms(), "--jobs", jobs, "--iidfile", &iid.to_string_lossy()]).ok();
+        ids.push(fs::read_to_string(&iid).expect("iidfile"));
+        let img = s.save("idx");
+        assert!(img.find("out/for").is_some() && img.find("out/df").is_some(), "--jobs {jobs}");
+    }
+    assert_eq!(ids[0], ids[1], "--jobs 1 and --jobs 2 gave different indexes");
+    assert_eq!(ids[0], ids[2], "--jobs 1 and --jobs 4 gave different indexes");
+}
+
+#[test]
+fn a_failing_platform_cancels_the_others() {
+    // the foreign platform's step fails once the host's is in its RUN (sleeping): the build ends
+    // at once, the sleeping container is deleted, nothing is named, nothing left behind
+    let platforms = platforms();
+    let (_, foreign) = platforms.split_once(',').unwrap_or_default();
+    let fa = foreign.rsplit('/').next().unwrap_or_default();
+    let df = format!(
+        "FROM --platform=$BUILDPLATFORM bb AS tools\nARG TARGETARCH\n\
+         RUN --mount=type=cache,id=rv,target=/rv,sharing=shared sh -c 'if [ $TARGETARCH = {fa} ]; then \
+         while [ ! -e /rv/sleeping ]; do sleep 0.1; done; exit 3; fi; touch /rv/sleeping; sleep 600'\n\
+         FROM scratch\nCOPY --from=tools /etc/passwd /p\n"
+    );
+    let (s, ctx) = setup("platform-fails", &df);
+    let r = s.run_bounded(&[
+        "build",
+        "-t",
+        "never",
+        "--runtime",
+        &integration::slipway::runtime(),
+        "--platform",
+        &platforms,
+        "--jobs",
+        "2",
+        "--progress",
+        "plain",
+        &ctx.to_string_lossy(),
+    ]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    let want = format!("Dockerfile:3: stage {foreign} tools: RUN: process");
+    assert!(r.stderr.contains(&want) && r.stderr.contains("exit code: 3"), "{want:?} in:\n{}", r.stderr);
+    assert!(r.stdout.lines().any(|l| l.ends_with("CANCELED")), "{}", r.stdout);
     assert_ne!(s.run(&["inspect", "never"]).code, 0);
     let state = s.root().join("tmp/runtime");
     let left: Vec<_> = fs::read_dir(&state).map(|d| d.flatten().map(|e| e.file_name()).collect()).unwrap_or_default();

@@ -260,23 +260,58 @@ impl<'a> Executor<'a> {
     }
 
     /// Runs the stages, each as soon as the stages it depends on are built, up to `--jobs` at
-    /// once. The first step that fails stops the build: the others are cancelled (their
-    /// containers deleted), and its error names its stage. Step numbers, keys and the cache
-    /// mounts used are those of a build in plan order.
+    /// once (`schedule`); step numbers are those of a build in plan order.
     fn run_parallel(&mut self, stages: Vec<StagePlan>, total: usize) -> Result<(), BuildError> {
-        self.progress.set_parallel();
-        let n = stages.len();
-        // each stage's first step number: the numbers of a build in plan order
-        let mut first = Vec::with_capacity(n);
-        for s in &stages {
-            first.push(self.step);
-            self.step += 1 + s.steps.iter().filter(|s| s.counted).count();
+        let mut units = units(0, None, stages, total);
+        // after the steps logged before (none in a fresh executor); a stop's step comes after
+        for u in &mut units {
+            u.first += self.step;
         }
-        let names: Vec<String> =
-            stages.iter().map(|s| s.name.clone().unwrap_or_else(|| format!("stage-{}", s.index))).collect();
-        let deps: Vec<Vec<usize>> = stages.iter().map(|s| s.deps.clone()).collect();
-        let index: Vec<usize> = stages.iter().map(|s| s.index).collect();
-        let mut pending: Vec<Option<StagePlan>> = stages.into_iter().map(Some).collect();
+        self.step += units.iter().map(|u| 1 + u.plan.steps.iter().filter(|s| s.counted).count()).sum::<usize>();
+        for ((_, i), st) in self.schedule(units)? {
+            self.done.insert(i, st);
+        }
+        Ok(())
+    }
+
+    /// `--platform a,b,...` with `--jobs` above 1: the plans of all the platforms (label, plan)
+    /// run in one scheduler, so that the stages of one platform run beside those of another,
+    /// as BuildKit solves them. Each platform keeps its own step numbers (those of its build
+    /// alone) and its lines say the platform (`[linux/arm64 stage-0 2/3]`). The first step
+    /// that fails stops all platforms. Returns each platform's target state, in order. Plans
+    /// that stopped early are for [`Executor::run`], one at a time.
+    pub fn run_platforms(&mut self, plans: Vec<(String, Plan)>) -> Result<Vec<State>, BuildError> {
+        let mut all = Vec::new();
+        let mut targets = Vec::new();
+        for (g, (label, plan)) in plans.into_iter().enumerate() {
+            if plan.stop.is_some() {
+                return Err(BuildError::Other(format!("{label}: the plan stopped early: build it alone")));
+            }
+            targets.push(plan.target);
+            all.extend(units(g, Some(&label), plan.stages, plan.total));
+        }
+        let mut done = self.schedule(all)?;
+        let mut out = Vec::new();
+        for (g, t) in targets.into_iter().enumerate() {
+            out.push(done.remove(&(g, t)).ok_or_else(|| BuildError::Other("target stage was not built".into()))?);
+        }
+        Ok(out)
+    }
+
+    /// Runs `units` (stages of one or more plans), each as soon as the stages of its plan it
+    /// depends on are built, up to `--jobs` at once. The first step that fails stops the build:
+    /// the others are cancelled (their containers deleted), and its error names its stage.
+    /// The keys and cache mounts used are recorded in unit order (a build in plan order's).
+    /// Returns the states by (plan, Dockerfile index).
+    fn schedule(&mut self, units: Vec<Unit>) -> Result<BTreeMap<(usize, usize), State>, BuildError> {
+        self.progress.set_parallel();
+        let n = units.len();
+        let meta: Vec<(usize, usize, Vec<usize>, String, usize, usize)> = units
+            .iter()
+            .map(|u| (u.group, u.plan.index, u.plan.deps.clone(), u.name.clone(), u.first, u.total))
+            .collect();
+        let mut pending: Vec<Option<StagePlan>> = units.into_iter().map(|u| Some(u.plan)).collect();
+        let mut done: BTreeMap<(usize, usize), State> = BTreeMap::new();
         let mut keys: Vec<Vec<String>> = vec![Vec::new(); n];
         let mut mounts: Vec<Vec<crate::store::mounts::Meta>> = vec![Vec::new(); n];
         let mut failed: Option<BuildError> = None;
@@ -291,12 +326,12 @@ impl<'a> Executor<'a> {
                         if running >= self.opts.jobs {
                             break;
                         }
-                        let ready = pending[k].is_some() && deps[k].iter().all(|d| self.done.contains_key(d));
+                        let (g, _, deps, name, first, total) = &meta[k];
+                        let ready = pending[k].is_some() && deps.iter().all(|d| done.contains_key(&(*g, *d)));
                         let Some(sp) = pending[k].take_if(|_| ready) else { continue };
-                        let seen = deps[k].iter().filter_map(|d| self.done.get(d).map(|s| (*d, s.clone()))).collect();
-                        let mut w = self.worker(&names[k], seen, first[k]);
-                        let tx = tx.clone();
-                        let cancel = cancel.clone();
+                        let seen = deps.iter().filter_map(|d| done.get(&(*g, *d)).map(|s| (*d, s.clone()))).collect();
+                        let mut w = self.worker(name, seen, *first);
+                        let (tx, cancel, total) = (tx.clone(), cancel.clone(), *total);
                         scope.spawn(move || {
                             let r = w.stage(sp, total);
                             if r.is_err() {
@@ -318,14 +353,14 @@ impl<'a> Executor<'a> {
                 running -= 1;
                 match r {
                     Ok((st, k_keys, k_mounts)) => {
-                        self.done.insert(index[k], st);
+                        done.insert((meta[k].0, meta[k].1), st);
                         keys[k] = k_keys;
                         mounts[k] = k_mounts;
                     }
                     // the first failure is the build's; what fails after it was cancelled
                     Err(e) if failed.is_none() => {
                         cancel.store(true, Ordering::SeqCst);
-                        failed = Some(in_stage(e, &names[k]));
+                        failed = Some(in_stage(e, &meta[k].3));
                     }
                     Err(_) => {}
                 }
@@ -343,7 +378,7 @@ impl<'a> Executor<'a> {
                 self.cache_mounts.push(m);
             }
         }
-        Ok(())
+        Ok(done)
     }
 
     fn stage(&mut self, stage: StagePlan, total: usize) -> Result<State, BuildError> {
@@ -676,6 +711,37 @@ impl<'a> Executor<'a> {
     pub fn take_cache_mounts(&mut self) -> Vec<crate::store::mounts::Meta> {
         std::mem::take(&mut self.cache_mounts)
     }
+}
+
+/// A stage of one of the plans a scheduler runs.
+struct Unit {
+    /// Which plan (platform) it is of.
+    group: usize,
+    plan: StagePlan,
+    /// Its name in the log: the stage's, after the platform's when there are several.
+    name: String,
+    /// The step number before its first step (a build of its plan in order).
+    first: usize,
+    /// Its plan's step count.
+    total: usize,
+}
+
+/// The stages of plan `group` as units: step numbers as the plan's build in order, names
+/// after `label` (the platform) when given.
+fn units(group: usize, label: Option<&str>, stages: Vec<StagePlan>, total: usize) -> Vec<Unit> {
+    let mut step = 0;
+    let mut out = Vec::with_capacity(stages.len());
+    for s in stages {
+        let stage = s.name.clone().unwrap_or_else(|| format!("stage-{}", s.index));
+        let name = match label {
+            Some(l) => format!("{l} {stage}"),
+            None => stage,
+        };
+        let first = step;
+        step += 1 + s.steps.iter().filter(|s| s.counted).count();
+        out.push(Unit { group, plan: s, name, first, total });
+    }
+    out
 }
 
 /// Two of the stages could run at once: neither needs the other, directly or not.
