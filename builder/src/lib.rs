@@ -9,6 +9,7 @@ pub mod build;
 pub mod cache;
 pub mod cli;
 pub mod context;
+pub mod convert;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod exec;

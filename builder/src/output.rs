@@ -6,6 +6,7 @@
 //! step: it writes what the build made.
 
 use crate::archive;
+use crate::convert;
 use crate::layer::{self, Whiteouts};
 use crate::registry::Platform;
 use crate::store::image::{self, Descriptor, Index};
@@ -15,6 +16,9 @@ use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// The options of [`convert::Options`]: layer compression and media types.
+const LAYER_OPTS: [&str; 4] = ["compression", "compression-level", "force-compression", "oci-mediatypes"];
 
 /// Where a file output goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +63,9 @@ pub struct Output {
     pub annotations: Annotations,
     /// `platform-split=` (local, tar): one directory per platform; default when several.
     pub platform_split: Option<bool>,
+    /// `compression=`, `compression-level=`, `force-compression=`, `oci-mediatypes=` (image,
+    /// registry, oci, docker).
+    pub layers: convert::Options,
 }
 
 /// Where an annotation goes, as BuildKit names them.
@@ -293,12 +300,14 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 names: vec![],
                 annotations: Annotations::default(),
                 platform_split: None,
+                layers: convert::Options::default(),
             }),
             p => Ok(Output {
                 kind: Kind::Local { dest: PathBuf::from(p) },
                 names: vec![],
                 annotations: Annotations::default(),
                 platform_split: None,
+                layers: convert::Options::default(),
             }),
         };
     }
@@ -314,12 +323,15 @@ pub fn parse(spec: &str) -> Result<Output, String> {
     let mut push = typ == "registry";
     let mut tar = true;
     let mut split = None;
+    let mut layers = convert::Options::default();
     for (k, v) in &opts {
         let allowed: &[&str] = match typ.as_str() {
-            "image" | "registry" => &["name", "push", "oci-mediatypes", "compression", "store"],
+            "image" | "registry" => {
+                &["name", "push", "store", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]]
+            }
             "local" | "tar" => &["dest", "platform-split"],
-            "oci" => &["dest", "name", "tar", "oci-mediatypes", "compression"],
-            "docker" => &["dest", "name", "compression"],
+            "oci" => &["dest", "name", "tar", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]],
+            "docker" => &["dest", "name", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]],
             "cacheonly" => &[],
             t => return Err(err(format!("unknown type {t:?} (image, registry, local, tar, oci, docker, cacheonly)"))),
         };
@@ -343,11 +355,9 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             "tar" => tar = parse_bool(k, v).map_err(err)?,
             "platform-split" => split = Some(parse_bool(k, v).map_err(err)?),
             // what slipway always writes: refused only when asked otherwise
-            "oci-mediatypes" | "store" if parse_bool(k, v).map_err(err)? => {}
-            "oci-mediatypes" => return Err(err("oci-mediatypes=false: slipway writes OCI media types only".into())),
+            "store" if parse_bool(k, v).map_err(err)? => {}
             "store" => return Err(err("store=false: an image output always writes the store".into())),
-            "compression" if v == "gzip" => {}
-            "compression" => return Err(err(format!("compression={v}: slipway writes gzip layers only"))),
+            _ if layers.take(k, v).map_err(err)? => {}
             _ => unreachable!("allowed above"),
         }
     }
@@ -370,7 +380,8 @@ pub fn parse(spec: &str) -> Result<Output, String> {
         "docker" => Kind::Docker { dest: dest_of("docker", dest, true).map_err(err)? },
         _ => Kind::CacheOnly,
     };
-    Ok(Output { kind, names, annotations: Annotations(anns), platform_split: split })
+    layers.check().map_err(err)?;
+    Ok(Output { kind, names, annotations: Annotations(anns), platform_split: split, layers })
 }
 
 /// One platform's image of a build.
@@ -416,9 +427,12 @@ pub fn put_index(
         d.platform = Some(platform_json(&pi.platform));
         manifests.push(d);
     }
-    let idx = Index { schema_version: 2, media_type: image::MT_INDEX.into(), manifests, annotations };
+    // docker media types (`oci-mediatypes=false`) list their manifests in a manifest list
+    let docker = images.iter().all(|pi| pi.image.manifest.media_type == image::MT_DOCKER_MANIFEST);
+    let media_type = if docker { crate::registry::manifest::MT_DOCKER_LIST } else { image::MT_INDEX };
+    let idx = Index { schema_version: 2, media_type: media_type.into(), manifests, annotations };
     let (digest, size) = store.put_json(&idx)?;
-    Ok(Descriptor { media_type: image::MT_INDEX.into(), digest, size, annotations: Default::default(), platform: None })
+    Ok(Descriptor { media_type: media_type.into(), digest, size, annotations: Default::default(), platform: None })
 }
 
 /// The `platform` object of an index entry.
@@ -623,8 +637,9 @@ pub fn write_archive(
     dest: &Dest,
     tar: bool,
     format: archive::Format,
+    docker_keeps_blobs: bool,
 ) -> Result<Descriptor, StoreError> {
-    let opts = archive::Export { names, descriptor_annotations };
+    let opts = archive::Export { names, descriptor_annotations, docker_keeps_blobs };
     match (dest, tar) {
         (Dest::Stdout, _) => {
             let out = io::BufWriter::new(io::stdout().lock());
@@ -696,6 +711,7 @@ pub fn outputs(req: &Request) -> Vec<Output> {
             names: vec![],
             annotations: Annotations::default(),
             platform_split: None,
+            layers: convert::Options::default(),
         });
     }
     for o in &mut outs {
@@ -843,14 +859,15 @@ pub fn export(
     Ok(done)
 }
 
-/// The images with `o`'s manifest annotations.
+/// The images in `o`'s layer compression and media types, with its manifest annotations.
 fn annotate_all(store: &Store, images: &[PlatformImage], o: &Output) -> Result<Vec<PlatformImage>, StoreError> {
     images
         .iter()
         .map(|pi| {
+            let img = convert::convert(store, &pi.image, &o.layers)?;
             Ok(PlatformImage {
                 platform: pi.platform.clone(),
-                image: annotated(store, &pi.image, o.annotations.manifest(Some(&pi.platform)))?,
+                image: annotated(store, &img, o.annotations.manifest(Some(&pi.platform)))?,
             })
         })
         .collect()
@@ -883,7 +900,8 @@ fn archive_output(
         archive::Top::Image(&imgs[0].image)
     };
     let names: Vec<String> = o.names.iter().map(|n| crate::store::normalize_ref(n)).collect::<Result<_, _>>()?;
-    let desc = write_archive(store, &top, &names, dann, dest, tar, format)?;
+    let keeps = o.layers != convert::Options::default();
+    let desc = write_archive(store, &top, &names, dann, dest, tar, format, keeps)?;
     if !multi {
         done.metadata.insert("containerimage.config.digest".into(), imgs[0].image.config_digest.clone().into());
     }
@@ -932,8 +950,10 @@ mod tests {
             ("type=local", "dest= is needed"),
             ("type=local,dest=-", "stdout"),
             ("type=image,unpack=true", "\"unpack\" is not supported"),
-            ("type=image,compression=zstd", "gzip"),
-            ("type=image,oci-mediatypes=false", "OCI media types"),
+            ("type=image,compression=estargz", "eStargz"),
+            ("type=oci,dest=x,compression=zstd,oci-mediatypes=false", "conflicts with \"oci-mediatypes=false\""),
+            ("type=image,compression-level=12", "gzip takes 0 to 9"),
+            ("type=local,dest=x,compression=zstd", "\"compression\" is not supported for type=local"),
             ("type=docker,dest=x,tar=false", "tar=false"),
             ("type=nope", "unknown type"),
             ("dest=x", "no type="),

@@ -245,7 +245,8 @@ fn bad_outputs_are_refused_before_the_build() {
         (vec!["-o", "type=nope"], "unknown type \"nope\""),
         (vec!["-o", "type=local"], "dest= is needed"),
         (vec!["-o", "type=image,unpack=true"], "option \"unpack\" is not supported for type=image"),
-        (vec!["-o", "type=image,compression=zstd"], "gzip"),
+        (vec!["-o", "type=image,compression=zstd,oci-mediatypes=false"], "conflicts with \"oci-mediatypes=false\""),
+        (vec!["-o", "type=image,compression=estargz"], "eStargz"),
         (vec!["--annotation", "nokey"], "expected KEY=VALUE"),
         (vec!["--annotation", "weird:k=v"], "unknown annotation type"),
         (vec!["-o", "type=tar,dest=-", "-o", "type=oci,dest=-"], "more than one output writes to stdout"),
@@ -368,4 +369,139 @@ fn tar_output_matches_docker_buildkit() {
         v
     };
     assert_eq!(list(&ours), list(&theirs));
+}
+
+/// A layer of a layout: its media type and blob.
+type LayerBlob = (String, Vec<u8>);
+
+/// An OCI layout tar's manifest, each of its layers, and its config's diff IDs.
+fn layout_layers(files: &BTreeMap<String, Vec<u8>>) -> (serde_json::Value, Vec<LayerBlob>, Vec<String>) {
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    let manifest = blob(files, index["manifests"][0]["digest"].as_str().unwrap());
+    let config = blob(files, manifest["config"]["digest"].as_str().unwrap());
+    let diff_ids =
+        config["rootfs"]["diff_ids"].as_array().unwrap().iter().map(|d| d.as_str().unwrap().to_string()).collect();
+    let layers = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            let p = format!("blobs/sha256/{}", l["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+            (l["mediaType"].as_str().unwrap().to_string(), files.get(&p).unwrap_or_else(|| panic!("{p}")).clone())
+        })
+        .collect();
+    (manifest, layers, diff_ids)
+}
+
+/// The sha256 of a layer blob decompressed as its media type says.
+fn diff_id_of(media_type: &str, blob: &[u8]) -> String {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut raw = Vec::new();
+    if media_type.ends_with("zstd") {
+        assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd], "{media_type}: a zstd frame");
+        raw = zstd::decode_all(blob).unwrap();
+    } else if media_type.ends_with("gzip") {
+        assert_eq!(&blob[..2], &[0x1f, 0x8b], "{media_type}: a gzip stream");
+        flate2::read::MultiGzDecoder::new(blob).read_to_end(&mut raw).unwrap();
+    } else {
+        assert!(media_type.ends_with(".tar"), "{media_type}");
+        raw = blob.to_vec();
+    }
+    format!("sha256:{:x}", sha2::Sha256::digest(&raw))
+}
+
+#[test]
+fn layer_compression_and_media_types_as_buildkit_exports_them() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let ctx = s.context("comp", &[("Dockerfile", APP), ("f.txt", "from the context\n")]);
+    let d = s.dir.path();
+    let iid = d.join("iid");
+    let out = |n: &str| d.join(n).to_string_lossy().into_owned();
+    s.build(
+        &ctx,
+        "comp:1",
+        &[
+            "-o",
+            &format!("type=oci,dest={},compression=zstd,compression-level=19", out("zstd.tar")),
+            "-o",
+            &format!("type=oci,dest={},compression=uncompressed", out("raw.tar")),
+            "-o",
+            &format!("type=oci,dest={},oci-mediatypes=false", out("docker-types.tar")),
+            "-o",
+            "type=image,name=comp:zstd,compression=zstd",
+            "--iidfile",
+            &iid.to_string_lossy(),
+        ],
+    )
+    .ok();
+    let id = fs::read_to_string(&iid).unwrap();
+    for (file, manifest_type, config_type, layer_type) in [
+        (
+            "zstd.tar",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+        ),
+        (
+            "raw.tar",
+            "application/vnd.oci.image.manifest.v1+json",
+            "application/vnd.oci.image.config.v1+json",
+            "application/vnd.oci.image.layer.v1.tar",
+        ),
+        (
+            "docker-types.tar",
+            "application/vnd.docker.distribution.manifest.v2+json",
+            "application/vnd.docker.container.image.v1+json",
+            "application/vnd.docker.image.rootfs.diff.tar.gzip",
+        ),
+    ] {
+        let files = tar_files(&d.join(file));
+        let (manifest, layers, diff_ids) = layout_layers(&files);
+        // the config is untouched: the image ID stays, whatever the layers' compression
+        assert_eq!(manifest["config"]["digest"], id.as_str(), "{file}");
+        assert_eq!(manifest["mediaType"], manifest_type, "{file}");
+        assert_eq!(manifest["config"]["mediaType"], config_type, "{file}");
+        assert_eq!(layers.len(), diff_ids.len(), "{file}");
+        for ((mt, blob), diff) in layers.iter().zip(&diff_ids) {
+            assert_eq!(mt, layer_type, "{file}");
+            assert_eq!(&diff_id_of(mt, blob), diff, "{file}: a layer's content is its diff ID");
+        }
+        if have("skopeo") {
+            // a third party reads it and checks every blob's digest
+            let dest = d.join(format!("copy-{file}"));
+            let o = std::process::Command::new("skopeo")
+                .args(["copy", &format!("oci-archive:{}", d.join(file).display()), &format!("oci:{}", dest.display())])
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "skopeo copy {file}: {}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    if !have("skopeo") {
+        integration::skip("skopeo not installed: the converted layouts are not read by skopeo");
+    }
+
+    // the store keeps the zstd image under its name; a build on top of it unpacks those layers
+    let r = s.run(&["inspect", "comp:zstd"]).ok();
+    assert!(r.stdout.contains(id.trim()), "{}", r.stdout);
+    let on_top = s.context("ontop", &[("Dockerfile", "FROM comp:zstd\nRUN cat /hello /f.txt > /both\n"), ("x", "")]);
+    let both = d.join("both.tar");
+    s.build(&on_top, "ontop:1", &["-o", &format!("type=oci,dest={}", both.display())]).ok();
+    let files = tar_files(&both);
+    let (_, layers, diff_ids) = layout_layers(&files);
+    let types: Vec<&str> = layers.iter().map(|(mt, _)| mt.as_str()).collect();
+    // BuildKit's rule: the new layer takes the compression asked for (gzip, the default), the
+    // base image's zstd blobs stay as they are unless force-compression is given
+    let n = types.len();
+    assert!(types[..n - 1].iter().all(|t| t.ends_with("+zstd")), "{types:?}");
+    assert!(types[n - 1].ends_with("+gzip"), "{types:?}");
+    s.build(&on_top, "ontop:1", &["-o", &format!("type=oci,dest={},force-compression=true", both.display())]).ok();
+    let files = tar_files(&both);
+    let (_, layers, forced_diffs) = layout_layers(&files);
+    assert_eq!(forced_diffs, diff_ids);
+    for ((mt, blob), diff) in layers.iter().zip(&forced_diffs) {
+        assert!(mt.ends_with("+gzip"), "force-compression: {mt}");
+        assert_eq!(&diff_id_of(mt, blob), diff);
+    }
 }

@@ -94,7 +94,7 @@ pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: 
     let f = File::create(&tmp_out).map_err(io_err("create", &tmp_out))?;
     let w = |e: io::Error| StoreError::Io { op: "write", path: out.to_path_buf(), err: e };
     let names: Vec<String> = name.map(str::to_string).into_iter().collect();
-    let opts = Export { names: &names, descriptor_annotations: BTreeMap::new() };
+    let opts = Export { names: &names, descriptor_annotations: BTreeMap::new(), docker_keeps_blobs: false };
     let done = export(store, &Top::Image(img), &opts, io::BufWriter::new(f), out, format).and_then(|(inner, _)| {
         let f = inner.into_inner().map_err(|e| w(e.into_error()))?;
         f.sync_all().map_err(w)?;
@@ -110,7 +110,7 @@ pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: 
 pub fn save_to_stdout(store: &Store, img: &Image, name: Option<&str>, format: Format) -> Result<(), StoreError> {
     let out = io::BufWriter::new(io::stdout().lock());
     let names: Vec<String> = name.map(str::to_string).into_iter().collect();
-    let opts = Export { names: &names, descriptor_annotations: BTreeMap::new() };
+    let opts = Export { names: &names, descriptor_annotations: BTreeMap::new(), docker_keeps_blobs: false };
     export(store, &Top::Image(img), &opts, out, Path::new("stdout"), format).map(drop)
 }
 
@@ -129,6 +129,10 @@ pub struct Export<'a> {
     /// Added to each index.json entry (BuildKit's `manifest-descriptor` / `index-descriptor`
     /// annotations, its `org.opencontainers.image.created`).
     pub descriptor_annotations: BTreeMap<String, String>,
+    /// A docker-archive keeps the layer blobs as the image's manifest names them (an output
+    /// that asked for a compression or media types) instead of the uncompressed tars
+    /// `docker save` writes.
+    pub docker_keeps_blobs: bool,
 }
 
 /// An archive's content, ready to write as a tar or a directory.
@@ -153,7 +157,7 @@ fn content(store: &Store, top: &Top, opts: &Export, format: Format) -> Result<Co
         }
         let mb = store.read_blob(&img.manifest_digest)?;
         let desc = Descriptor {
-            media_type: image::MT_MANIFEST.into(),
+            media_type: store.manifest_descriptor(img)?.media_type,
             digest: img.manifest_digest.clone(),
             size: mb.len() as u64,
             annotations: Default::default(),
@@ -177,11 +181,11 @@ fn content(store: &Store, top: &Top, opts: &Export, format: Format) -> Result<Co
             blobs.insert(hexof(&index.digest).into(), BlobSrc::File(store.blob_path(&index.digest)));
             (Vec::new(), None, index.clone())
         }
-        (Top::Image(img), Format::Oci) => {
+        (Top::Image(img), _) if format == Format::Oci || opts.docker_keeps_blobs => {
             let d = add_image(&mut blobs, img)?;
             (img.manifest.layers.clone(), Some(img.config_digest.clone()), d)
         }
-        (Top::Image(img), Format::Docker) => {
+        (Top::Image(img), _) => {
             blobs.insert(hexof(&img.config_digest).into(), BlobSrc::File(store.blob_path(&img.config_digest)));
             let mut layers = Vec::new();
             for (i, l) in img.manifest.layers.iter().enumerate() {
