@@ -74,8 +74,7 @@ fn after_start(
     std::fs::remove_file(&fifo_path).ctx(|| format!("remove {}", fifo_path.display()))?;
     // state.json keeps `created`: the status is read live (the init alive, the fifo gone, the
     // freezer; see state::Container::status), and of the recorded one only `creating` counts.
-    // Not rewriting it spares a rename over the old file, which on ext4 writes the new one out
-    // first (auto_da_alloc): milliseconds on a busy disk.
+    // Not rewriting it spares a write and an exchange (see state::write_atomic).
     crate::failpoint::hit("start:state-running");
     // Poststart failures are warnings: the container is running (runtime-spec, poststart).
     let hooks = st.config.hooks().as_ref();
