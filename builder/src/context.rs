@@ -11,7 +11,7 @@ use crate::glob;
 use crate::store::Store;
 use sha2::{Digest, Sha256};
 use stat::{StatCache, StatEntry};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fs::{self, Metadata};
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -77,6 +77,9 @@ pub struct Context {
 /// The entries of a walk and their fingerprints, as they are put together.
 type Assembled = (Vec<CtxEntry>, Vec<Option<String>>);
 
+/// Where the walk gets the listing of a directory (None: it was not read).
+type Listing<'a> = dyn FnMut(&str) -> Result<Option<Vec<walk::Listed>>, ContextError> + 'a;
+
 fn join_rel(a: &str, b: &str) -> String {
     if a.is_empty() {
         b.to_string()
@@ -129,26 +132,47 @@ impl Context {
     /// [`stat::walk_cmp`]).
     pub fn entries(&mut self) -> Result<&[CtxEntry], ContextError> {
         if self.entries.is_none() {
-            let md = fs::symlink_metadata(&self.root).map_err(ioe("stat", &self.root))?;
-            // both cores of a small machine; more threads than 4 only contend on the one disk
-            let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
-            let mut listings = walk::read_all(&self.root, &self.ignore, &self.stat, threads)?;
-            let n = 1 + listings.values().map(Vec::len).sum::<usize>();
-            let mut out = (Vec::with_capacity(n), Vec::with_capacity(n));
-            out.0.push(CtxEntry { rel: String::new(), md: md.clone() });
-            out.1.push(Some(fingerprint(&md, What::Other)));
-            self.assemble("", &mut listings, &mut out);
-            self.entries = Some(out.0);
-            self.fingerprints = out.1;
-            crate::trace::point("walk");
+            self.walk(walk::threads())?;
         }
         Ok(self.entries.as_deref().unwrap_or(&[]))
     }
 
-    /// Appends the entries below `rel` in walk order; whether any was included. An excluded
-    /// directory stays when something below it is re-included (`!pattern`).
-    fn assemble(&self, rel: &str, listings: &mut HashMap<String, Vec<walk::Listed>>, out: &mut Assembled) -> bool {
-        let Some(list) = listings.remove(rel) else { return false };
+    /// Walks the context on `threads` threads. One thread reads the directories in walk order
+    /// and appends each listing as it comes; several read them in any order and the listings
+    /// are put together afterwards (more CPU time, less wall time when cores are free).
+    fn walk(&mut self, threads: usize) -> Result<(), ContextError> {
+        let md = fs::symlink_metadata(&self.root).map_err(ioe("stat", &self.root))?;
+        let mut out = (Vec::new(), Vec::new());
+        let root = (CtxEntry { rel: String::new(), md: md.clone() }, Some(fingerprint(&md, What::Other)));
+        if threads > 1 {
+            let mut listings = walk::read_all(&self.root, &self.ignore, &self.stat, threads)?;
+            let n = 1 + listings.values().map(Vec::len).sum::<usize>();
+            out = (Vec::with_capacity(n), Vec::with_capacity(n));
+            out.0.push(root.0);
+            out.1.push(root.1);
+            self.assemble("", &mut |rel| Ok(listings.remove(rel)), &mut out)?;
+        } else {
+            out.0.push(root.0);
+            out.1.push(root.1);
+            let (dir, ignore, stat) = (&self.root, &self.ignore, &self.stat);
+            self.assemble("", &mut |rel| walk::list(dir, ignore, stat, rel).map(Some), &mut out)?;
+        }
+        self.entries = Some(out.0);
+        self.fingerprints = out.1;
+        crate::trace::point("walk");
+        Ok(())
+    }
+
+    /// Appends the entries below `rel` in walk order, taking each directory's listing from
+    /// `listing` (None: not read, as pruned); whether any was included. An excluded directory
+    /// stays when something below it is re-included (`!pattern`).
+    fn assemble(
+        &self,
+        rel: &str,
+        listing: &mut Listing,
+        out: &mut Assembled,
+    ) -> Result<bool, ContextError> {
+        let Some(list) = listing(rel)? else { return Ok(false) };
         let mut any = false;
         for walk::Listed { rel: r, md, excluded, fingerprint } in list {
             if md.is_dir() {
@@ -158,7 +182,7 @@ impl Context {
                 let pos = out.0.len();
                 out.0.push(CtxEntry { rel: r, md });
                 out.1.push(fingerprint);
-                let inner = self.assemble(&out.0[pos].rel.clone(), listings, out);
+                let inner = self.assemble(&out.0[pos].rel.clone(), listing, out)?;
                 if excluded && !inner {
                     out.0.truncate(pos);
                     out.1.truncate(pos);
@@ -171,7 +195,7 @@ impl Context {
                 any = true;
             }
         }
-        any
+        Ok(any)
     }
 
     /// Where `rel`'s entries are in `entries`: itself and all below it, contiguous in walk order.
@@ -462,7 +486,12 @@ mod tests {
         }
         let names: Vec<&str> = files.iter().map(|f| f.as_str()).collect();
         let (_t, mut c) = ctx_with(&names, "many/d07\n");
+        // one thread reading in walk order, or several whose listings are put together
+        c.walk(1).unwrap();
+        let one: Vec<String> = c.entries().unwrap().iter().map(|e| e.rel.clone()).collect();
+        c.walk(4).unwrap();
         let got: Vec<String> = c.entries().unwrap().iter().map(|e| e.rel.clone()).collect();
+        assert_eq!(one, got);
         let mut want: Vec<String> = vec!["".into(), ".dockerignore".into(), "a".into(), "a/x".into(), "a/y".into()];
         want.extend(["a/y/z", "a-b", "ab", "b", "b/c", "many"].map(String::from));
         for d in (0..40).filter(|d| *d != 7) {
