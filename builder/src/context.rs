@@ -115,7 +115,7 @@ impl Context {
             Err(e) => return Err(ContextError::Io { op: "read", path: ig, err: e }),
         };
         let stat_key = format!("cache/stat/{}.v3", hex::encode(Sha256::digest(root.to_string_lossy().as_bytes())));
-        let stat = store.and_then(|s| fs::read(s.root.join(&stat_key)).ok()).map(StatCache::parse).unwrap_or_default();
+        let stat = store.map(|s| StatCache::load(&s.root.join(&stat_key))).unwrap_or_default();
         let opened =
             std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         Ok(Context { root, ignore, entries: None, fingerprints: Vec::new(), stat, stat_key, opened, hashed_files: 0 })
@@ -142,7 +142,9 @@ impl Context {
     /// are put together afterwards (more CPU time, less wall time when cores are free).
     fn walk(&mut self, threads: usize) -> Result<(), ContextError> {
         let md = fs::symlink_metadata(&self.root).map_err(ioe("stat", &self.root))?;
-        let mut out = (Vec::new(), Vec::new());
+        // as many entries as files the last build saw, most often: few moves as it grows
+        let n = self.stat.records() + 1;
+        let mut out = (Vec::with_capacity(n), Vec::with_capacity(n));
         let root = (CtxEntry { rel: String::new(), md: md.clone() }, Some(fingerprint(&md, What::Other)));
         if threads > 1 {
             let mut listings = walk::read_all(&self.root, &self.ignore, &self.stat, threads)?;
@@ -166,12 +168,7 @@ impl Context {
     /// Appends the entries below `rel` in walk order, taking each directory's listing from
     /// `listing` (None: not read, as pruned); whether any was included. An excluded directory
     /// stays when something below it is re-included (`!pattern`).
-    fn assemble(
-        &self,
-        rel: &str,
-        listing: &mut Listing,
-        out: &mut Assembled,
-    ) -> Result<bool, ContextError> {
+    fn assemble(&self, rel: &str, listing: &mut Listing, out: &mut Assembled) -> Result<bool, ContextError> {
         let Some(list) = listing(rel)? else { return Ok(false) };
         let mut any = false;
         for walk::Listed { rel: r, md, excluded, fingerprint } in list {

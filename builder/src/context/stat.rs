@@ -7,7 +7,7 @@
 //! records in walk order (see [`walk_cmp`]), each
 //! `path_len:u16 ino:u64 size:u64 mtime:i64 mtime_ns:u32 ctime:i64 ctime_ns:u32 digest:[u8;32]
 //! path`, little-endian. A no-op rebuild of a large context looks up every file: loading is one
-//! read and one pass over the record lengths, and since lookups come in walk order, each one is
+//! mapping of the file (no copy into fresh memory) and one pass over the record lengths, and since lookups come in walk order, each one is
 //! almost always the record after the last hit (a text or JSON cache had to be parsed whole into
 //! a map first: 6 ms of a 10,000-file no-op).
 
@@ -55,11 +55,34 @@ pub fn walk_cmp(a: &[u8], b: &[u8]) -> Ordering {
 
 const FIXED: usize = 2 + 8 + 8 + 8 + 4 + 8 + 4 + 32;
 
+/// The cache file's bytes: mapped from the store, or owned (made here, tests).
+#[derive(Debug)]
+enum Bytes {
+    Owned(Vec<u8>),
+    Mapped(crate::sys::Mapped),
+}
+
+impl Default for Bytes {
+    fn default() -> Bytes {
+        Bytes::Owned(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Bytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Owned(v) => v,
+            Bytes::Mapped(m) => m,
+        }
+    }
+}
+
 /// The stat cache of one context: the records as read, and what this build hashed.
 #[derive(Debug, Default)]
 pub struct StatCache {
     /// The file as read.
-    data: Vec<u8>,
+    data: Bytes,
     /// Where each record of `data` starts, in walk order.
     index: Vec<u32>,
     /// Files hashed by this build (they win over `data`'s records).
@@ -75,9 +98,20 @@ fn le<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
 }
 
 impl StatCache {
+    /// Reads the cache file at `path` (the store replaces it by rename, never in place, so it
+    /// is mapped rather than copied); a missing or unreadable file is an empty cache.
+    pub fn load(path: &Path) -> StatCache {
+        crate::sys::Mapped::open(path).map(|m| StatCache::from_bytes(Bytes::Mapped(m))).unwrap_or_default()
+    }
+
     /// Reads the cache file's bytes; anything malformed gives an empty cache (every file is
     /// hashed again, never trusted on a broken record).
+    #[cfg(test)]
     pub fn parse(bytes: Vec<u8>) -> StatCache {
+        StatCache::from_bytes(Bytes::Owned(bytes))
+    }
+
+    fn from_bytes(bytes: Bytes) -> StatCache {
         let Some(nl) = bytes.iter().position(|&c| c == b'\n') else { return StatCache::default() };
         if !bytes.starts_with(b"# ") {
             return StatCache::default();
@@ -145,6 +179,11 @@ impl StatCache {
         let i = self.index.binary_search_by(|&at| walk_cmp(self.path_at(at as usize), want)).ok()?;
         *hint = i;
         Some(self.entry_of(i))
+    }
+
+    /// How many records were read (a hint of how large the context is).
+    pub fn records(&self) -> usize {
+        self.index.len()
     }
 
     /// Records what this build hashed.
@@ -225,6 +264,23 @@ mod tests {
         assert_eq!(again.index.len(), 5);
         assert_eq!(again.get("a-z"), Some(entry(9)));
         assert_eq!(again.get("zz"), Some(entry(4)));
+    }
+
+    #[test]
+    fn a_mapped_file_reads_as_its_bytes() {
+        let mut c = StatCache::default();
+        c.insert("d/f".into(), entry(1));
+        c.insert("d".into(), entry(2));
+        let t = tempfile::tempdir().unwrap();
+        let p = t.path().join("c.v3");
+        std::fs::write(&p, c.to_bytes(Path::new("/ctx"))).unwrap();
+        let mut back = StatCache::load(&p);
+        assert_eq!(back.records(), 2);
+        assert_eq!((back.get("d"), back.get("d/f")), (Some(entry(2)), Some(entry(1))));
+        // missing or empty: nothing cached
+        assert_eq!(StatCache::load(&t.path().join("nope")).records(), 0);
+        std::fs::write(&p, b"").unwrap();
+        assert_eq!(StatCache::load(&p).get("d"), None);
     }
 
     #[test]

@@ -75,3 +75,73 @@ pub fn catch_interrupts() -> io::Result<()> {
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
 }
+
+/// A file's bytes mapped read-only (private, all pages mapped at once), unmapped on drop: a
+/// large file read whole without copying it into fresh memory. Only for files replaced by
+/// rename and never rewritten in place (the store's write_atomic): a file truncated while
+/// mapped would fault on the pages it lost.
+pub struct Mapped {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+// SAFETY: the mapping is read-only and owned by this value alone; sharing or moving its
+// address between threads is as safe as a &[u8]'s.
+unsafe impl Send for Mapped {}
+// SAFETY: as above: nothing ever writes through it.
+unsafe impl Sync for Mapped {}
+
+impl Mapped {
+    /// Maps the file at `path`.
+    pub fn open(path: &Path) -> io::Result<Mapped> {
+        use std::os::fd::AsRawFd;
+        let f = std::fs::File::open(path)?;
+        let len = usize::try_from(f.metadata()?.len()).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+        if len == 0 {
+            return Ok(Mapped { ptr: std::ptr::null_mut(), len: 0 });
+        }
+        // SAFETY: a new private read-only mapping of an open file descriptor, at an address the
+        // kernel chooses; nothing else refers to that memory. The descriptor may be closed
+        // afterwards: the mapping keeps the file.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE | libc::MAP_POPULATE,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Mapped { ptr, len })
+    }
+}
+
+impl std::ops::Deref for Mapped {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: ptr is a live mapping of len readable bytes until drop, never written.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for Mapped {
+    fn drop(&mut self) {
+        if self.len > 0 {
+            // SAFETY: ptr and len are the mapping made in open, unmapped once, here.
+            unsafe { libc::munmap(self.ptr, self.len) };
+        }
+    }
+}
+
+impl std::fmt::Debug for Mapped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Mapped({} bytes)", self.len)
+    }
+}
