@@ -40,13 +40,10 @@ pub enum Network {
     Host,
 }
 
-/// Mount targets the runtime creates in the rootfs if missing.
-pub fn mount_targets(network: Network) -> Vec<&'static str> {
-    let mut v = vec!["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys"];
-    if network == Network::Host {
-        v.extend(["/etc/resolv.conf", "/etc/hosts"]);
-    }
-    v
+/// Mount targets the runtime creates in a RUN step's rootfs if missing (the hosts and
+/// resolv.conf files [`RunExtras::apply`] binds included).
+pub fn mount_targets() -> Vec<&'static str> {
+    vec!["/proc", "/dev", "/dev/pts", "/dev/shm", "/dev/mqueue", "/sys", "/etc/resolv.conf", "/etc/hosts"]
 }
 
 /// The tty group (5) owns the ptys, as docker's; a rootless slipway whose user namespace has no
@@ -62,7 +59,7 @@ fn devpts_options() -> Vec<&'static str> {
 /// A config.json for `root` (absolute or bundle-relative) running `p`.
 pub fn config(root: &str, p: &Process, hostname: &str, network: Network, cgroups_path: Option<&str>) -> Value {
     let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
-    let mut mounts = vec![
+    let mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": devpts_options()}),
@@ -72,15 +69,10 @@ pub fn config(root: &str, p: &Process, hostname: &str, network: Network, cgroups
     ];
     let mut namespaces =
         vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
-    match network {
-        Network::None => namespaces.push(json!({"type": "network"})),
-        Network::Host => {
-            for f in ["/etc/resolv.conf", "/etc/hosts"] {
-                if std::path::Path::new(f).exists() {
-                    mounts.push(json!({"destination": f, "type": "bind", "source": f, "options": ["rbind", "ro"]}));
-                }
-            }
-        }
+    // the host's network: its namespace (RUN steps get their /etc/hosts and resolv.conf from
+    // RunExtras::apply, as BuildKit writes them for every network mode)
+    if network == Network::None {
+        namespaces.push(json!({"type": "network"}));
     }
     let mut linux = json!({
         "namespaces": namespaces,
@@ -272,6 +264,29 @@ pub fn parse_add_host(s: &str) -> Result<(String, std::net::IpAddr), String> {
     Ok((host.to_string(), ip))
 }
 
+/// The /etc/resolv.conf of a RUN step from the host's (`host`), as BuildKit's GetResolvConf
+/// makes it: with the host's network the host's file as it is; else without the nameservers
+/// on loopback (they are the host's, unreachable from another network namespace), and
+/// libnetwork's default servers (Google's, IPv4 and IPv6) when none is left.
+pub fn resolv_conf(host: &str, network: Network) -> String {
+    if network == Network::Host {
+        return host.to_string();
+    }
+    let loopback = |l: &str| {
+        let mut w = l.split_whitespace();
+        w.next() == Some("nameserver")
+            && w.next().and_then(|a| a.parse::<std::net::IpAddr>().ok()).is_some_and(|a| a.is_loopback())
+    };
+    let kept: Vec<&str> = host.split_inclusive('\n').filter(|l| !loopback(l)).collect();
+    let mut out = kept.concat();
+    if !kept.iter().any(|l| l.split_whitespace().next() == Some("nameserver")) {
+        out.push_str(
+            "\nnameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844",
+        );
+    }
+    out
+}
+
 /// `--ulimit NAME=SOFT[:HARD]`, as go-units' ParseUlimit.
 pub fn parse_ulimit(s: &str) -> Result<Ulimit, String> {
     let flag = format!("--ulimit {s}");
@@ -333,33 +348,24 @@ impl RunExtras {
         format!(" add-host={hosts:?} ulimit={ul:?} shm-size={:?}", self.shm_size)
     }
 
-    /// The /etc/hosts of RUN steps with `--add-host`: `base` (the host's file with the host's
-    /// network; else BuildKit's, naming `hostname`), then one `IP\tHOST` line per flag, as
-    /// BuildKit writes it. None without `--add-host`: the steps keep what they had.
-    pub fn hosts_file(&self, base: Option<&str>, hostname: &str) -> Option<String> {
-        if self.hosts.is_empty() {
-            return None;
-        }
-        let mut out = match base {
-            Some(b) if b.ends_with('\n') || b.is_empty() => b.to_string(),
-            Some(b) => format!("{b}\n"),
-            None => format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n"),
-        };
+    /// The /etc/hosts of every RUN step, as BuildKit writes it for any network mode: localhost
+    /// and the sandbox's `hostname`, then one `IP\tHOST` line per `--add-host`.
+    pub fn hosts_file(&self, hostname: &str) -> String {
+        let mut out = format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
         for (h, ip) in &self.hosts {
             out.push_str(&format!("{ip}\t{h}\n"));
         }
-        Some(out)
+        out
     }
 
-    /// Applies the flags to a RUN's config.json: `hosts` (the written hosts file, if any)
-    /// bound read-only on /etc/hosts in place of any other, the rlimits, /dev/shm's size.
-    pub fn apply(&self, config: &mut Value, hosts: Option<&str>) {
+    /// Applies the flags to a RUN's config.json: the written `hosts` and `resolv` files bound
+    /// read-only on /etc/hosts and /etc/resolv.conf in place of any other, the rlimits,
+    /// /dev/shm's size.
+    pub fn apply(&self, config: &mut Value, hosts: &str, resolv: &str) {
         if let Some(mounts) = config["mounts"].as_array_mut() {
-            if let Some(h) = hosts {
-                mounts.retain(|m| m["destination"] != "/etc/hosts");
-                mounts.push(
-                    json!({"destination": "/etc/hosts", "type": "bind", "source": h, "options": ["rbind", "ro"]}),
-                );
+            for (dest, src) in [("/etc/resolv.conf", resolv), ("/etc/hosts", hosts)] {
+                mounts.retain(|m| m["destination"] != dest);
+                mounts.push(json!({"destination": dest, "type": "bind", "source": src, "options": ["rbind", "ro"]}));
             }
             if let Some(size) = self.shm_size {
                 for m in mounts.iter_mut().filter(|m| m["destination"] == "/dev/shm") {
@@ -413,22 +419,39 @@ mod tests {
         };
         // BuildKit's hosts file for a sandbox, then the extra hosts
         assert_eq!(
-            x.hosts_file(None, "buildkitsandbox").unwrap(),
+            x.hosts_file("buildkitsandbox"),
             "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n10.0.0.2\tdb\n"
         );
-        assert_eq!(x.hosts_file(Some("1.2.3.4 h"), "s").unwrap(), "1.2.3.4 h\n10.0.0.2\tdb\n");
-        assert!(RunExtras::default().hosts_file(None, "s").is_none());
+        assert_eq!(
+            RunExtras::default().hosts_file("s"),
+            "127.0.0.1\tlocalhost s\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+        );
         assert_eq!(RunExtras::default().key_text(), "");
         let p = Process { args: vec![], env: vec![], cwd: "/".into(), uid: 0, gid: 0, additional_gids: vec![] };
         let mut c = config("/r", &p, "h", Network::Host, None);
-        x.apply(&mut c, Some("/b/hosts"));
+        x.apply(&mut c, "/b/hosts", "/b/resolv.conf");
         let m = c["mounts"].as_array().unwrap();
-        let hosts: Vec<_> = m.iter().filter(|m| m["destination"] == "/etc/hosts").collect();
-        assert_eq!(hosts.len(), 1);
-        assert_eq!(hosts[0]["source"], "/b/hosts");
+        for (dest, src) in [("/etc/hosts", "/b/hosts"), ("/etc/resolv.conf", "/b/resolv.conf")] {
+            let found: Vec<_> = m.iter().filter(|m| m["destination"] == dest).collect();
+            assert_eq!(found.len(), 1, "{dest}");
+            assert_eq!(found[0]["source"], src);
+        }
         let shm = m.iter().find(|m| m["destination"] == "/dev/shm").unwrap();
         assert!(shm["options"].as_array().unwrap().contains(&json!("size=131072k")));
         assert_eq!(c["process"]["rlimits"][0], json!({"type": "RLIMIT_NOFILE", "soft": 512, "hard": 1024}));
+    }
+
+    #[test]
+    fn resolv_conf_is_buildkits() {
+        let host = "search lan\nnameserver 127.0.0.53\nnameserver 10.0.0.1\noptions edns0\n";
+        assert_eq!(resolv_conf(host, Network::Host), host);
+        assert_eq!(resolv_conf(host, Network::None), "search lan\nnameserver 10.0.0.1\noptions edns0\n");
+        // only loopback servers (systemd-resolved's stub, dnsmasq): libnetwork's defaults
+        assert_eq!(
+            resolv_conf("nameserver 127.0.0.53\nnameserver ::1\n", Network::None),
+            "\nnameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844"
+        );
+        assert!(resolv_conf("", Network::None).contains("nameserver 8.8.8.8"));
     }
 
     #[test]

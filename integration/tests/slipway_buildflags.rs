@@ -2,7 +2,8 @@
 //! `--build-context` (a directory, docker-image://, oci-layout:// used by FROM, COPY --from and
 //! RUN --mount from=, a stage of that name replaced), checked in the image's files and the log.
 //! docker 20.10's client has no `--build-context` (buildx's), so the expectations are
-//! BuildKit's documented rules, written down here.
+//! BuildKit's documented rules, written down here. RUN steps' /etc/hosts and resolv.conf are
+//! compared with docker 20.10's BuildKit's.
 
 use integration::buildkit::BuildKit;
 use integration::slipway::Slipway;
@@ -229,4 +230,63 @@ COPY --from=deps /one /one
     let r = s.build(&ctx, "app:1", &["--no-cache-filter", "nosuch"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("--no-cache-filter nosuch: no stage named"), "{}", r.stderr);
+}
+
+/// What a RUN step sees of its own name and of name resolution: /etc/hosts, /etc/hostname,
+/// the UTS name, /etc/resolv.conf, and which of them are mounts.
+const ETC_DF: &str = "FROM base:1\n\
+    RUN cat /etc/hosts > /hosts; (cat /etc/hostname || echo none) > /hostname; hostname > /uts; \
+    (cat /etc/resolv.conf || echo none) > /resolv; \
+    grep -E ' /etc/' /proc/self/mountinfo | cut -d' ' -f5,6 | sed 's/,.*//' | sort > /mnts\n";
+
+/// The files ETC_DF wrote, by name.
+fn etc_files(img: &integration::slipway::Saved) -> Vec<(&'static str, String)> {
+    ["hosts", "hostname", "uts", "resolv", "mnts"]
+        .into_iter()
+        .map(|f| (f, img.find(f).map(|e| String::from_utf8_lossy(&e.data).into_owned()).unwrap_or_default()))
+        .collect()
+}
+
+/// Every RUN step gets BuildKit's /etc/hosts (localhost and the sandbox's name, then the
+/// --add-host lines) and its resolv.conf (the host's, loopback servers dropped), read-only
+/// binds whatever the network, and no /etc/hostname: the same as docker 20.10's BuildKit.
+#[test]
+fn run_steps_get_buildkits_hosts_and_resolv_conf() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let ctx = s.context("etc", &[("Dockerfile", ETC_DF)]);
+    let runs: [(&str, &[&str]); 2] = [("plain:1", &[]), ("added:1", &["--add-host", "db:10.0.0.2"])];
+    let mut ours = Vec::new();
+    for (tag, flags) in runs {
+        s.build(&ctx, tag, flags).ok();
+        ours.push(etc_files(&s.save(tag)));
+    }
+    let base = "127.0.0.1\tlocalhost buildkitsandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+    let get = |files: &[(&str, String)], f: &str| files.iter().find(|(n, _)| *n == f).map(|(_, t)| t.clone());
+    assert_eq!(get(&ours[0], "hosts").as_deref(), Some(base));
+    assert_eq!(get(&ours[1], "hosts"), Some(format!("{base}10.0.0.2\tdb\n")));
+    assert_eq!(get(&ours[0], "hostname").as_deref(), Some("none\n"));
+    assert_eq!(get(&ours[0], "uts").as_deref(), Some("buildkitsandbox\n"));
+    assert_eq!(get(&ours[0], "mnts").as_deref(), Some("/etc/hosts ro\n/etc/resolv.conf ro\n"));
+    let resolv = get(&ours[0], "resolv").unwrap_or_default();
+    assert!(resolv.contains("nameserver "), "{resolv}");
+    assert!(!resolv.contains("nameserver 127."), "a loopback server is the host's, unreachable: {resolv}");
+    // the host's network: the same hosts file (BuildKit's, not the host's), the host's resolv.conf
+    s.build(&ctx, "hostnet:1", &["--network", "host"]).ok();
+    let host = etc_files(&s.save("hostnet:1"));
+    assert_eq!(get(&host, "hosts").as_deref(), Some(base));
+    let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if !host_resolv.contains("127.0.0.53") {
+        assert_eq!(get(&host, "resolv"), Some(host_resolv));
+    }
+
+    // docker 20.10's BuildKit gives its RUN steps the same
+    let Some(bk) = BuildKit::shared() else { return };
+    let tar = s.dir.path().join("base.tar");
+    s.run(&["save", "base:1", "-o", &tar.to_string_lossy()]).ok();
+    bk.run(&["load", "-i", &tar.to_string_lossy()]).ok();
+    for ((tag, flags), mine) in runs.iter().zip(&ours) {
+        bk.build(&ctx, tag, flags).ok();
+        assert_eq!(etc_files(&bk.save(tag)), *mine, "BuildKit's (left) and slipway's files for {flags:?}");
+    }
 }

@@ -77,11 +77,7 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         }
     }
     // mount points the runtime will create: removed again afterwards if still empty
-    let mut targets = spec::mount_targets(r.network);
-    let extras = &x.opts.run_extras;
-    if !extras.hosts.is_empty() {
-        targets.push("/etc/hosts");
-    }
+    let mut targets = spec::mount_targets();
     targets.extend(prepared.targets.iter().map(String::as_str));
     let stubs = mounts::stubs(&merged, &targets);
     let id = format!("slipway-{}", random_hex());
@@ -112,17 +108,15 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     if r.security == Security::Insecure {
         spec::insecure(&mut config);
     }
-    // --add-host: the host's /etc/hosts with the host's network, else BuildKit's, then the hosts
-    let base = (r.network == spec::Network::Host).then(|| fs::read_to_string("/etc/hosts").ok()).flatten();
-    let hosts = match x.opts.run_extras.hosts_file(base.as_deref(), hostname) {
-        Some(text) => {
-            let p = bundle.path.join("hosts");
-            fs::write(&p, text).map_err(|e| x.err(line, format!("RUN: write {}: {e}", p.display())))?;
-            Some(p.to_string_lossy().into_owned())
-        }
-        None => None,
+    // BuildKit's /etc/hosts (with the --add-host lines) and resolv.conf, for every network mode
+    let write = |name: &str, text: &str| {
+        let p = bundle.path.join(name);
+        fs::write(&p, text).map_err(|e| x.err(line, format!("RUN: write {}: {e}", p.display())))?;
+        Ok::<_, BuildError>(p.to_string_lossy().into_owned())
     };
-    x.opts.run_extras.apply(&mut config, hosts.as_deref());
+    let hosts = write("hosts", &x.opts.run_extras.hosts_file(hostname))?;
+    let resolv = write("resolv.conf", &spec::resolv_conf(&host_resolv_conf(), r.network))?;
+    x.opts.run_extras.apply(&mut config, &hosts, &resolv);
     if let Some(m) = config["mounts"].as_array_mut() {
         m.extend(prepared.oci.iter().cloned());
     }
@@ -181,4 +175,17 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     let upper: PathBuf = rfs.upper.clone();
     mounts::drop_copied_up(&upper, &merged, &stubs, &lowers);
     x.diff_layer(st, &mut rfs, created_by)
+}
+
+/// The host's resolver configuration as BuildKit reads it: /etc/resolv.conf, or where that is
+/// systemd-resolved's stub (127.0.0.53), the servers behind it
+/// (/run/systemd/resolve/resolv.conf). Empty when there is none.
+fn host_resolv_conf() -> String {
+    let etc = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    if etc.lines().any(|l| l.split_whitespace().eq(["nameserver", "127.0.0.53"])) {
+        if let Ok(s) = fs::read_to_string("/run/systemd/resolve/resolv.conf") {
+            return s;
+        }
+    }
+    etc
 }
