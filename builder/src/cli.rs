@@ -94,9 +94,14 @@ pub struct OutputArgs {
 /// How RUN steps run and which steps the cache may answer.
 #[derive(Args, Debug)]
 pub struct StepArgs {
-    /// Add a line to the /etc/hosts of RUN steps (repeatable): HOST:IP (or HOST=IP).
+    /// Add a line to the /etc/hosts of RUN steps (repeatable): HOST:IP (or HOST=IP); the IP
+    /// host-gateway is the host as RUN steps reach it (--host-gateway-ip, else 127.0.0.1).
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,
+    /// The address --add-host NAME:host-gateway stands for (dockerd's --host-gateway-ip;
+    /// default 127.0.0.1: with the host's network, the host itself).
+    #[arg(long = "host-gateway-ip", value_name = "IP")]
+    pub host_gateway_ip: Option<std::net::IpAddr>,
     /// Set an rlimit of RUN steps (repeatable): NAME=SOFT[:HARD], NAME one of nofile, nproc,
     /// core, cpu, data, fsize, locks, memlock, msgqueue, nice, rss, rtprio, rttime,
     /// sigpending, stack; -1 is unlimited.

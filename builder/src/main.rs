@@ -139,7 +139,7 @@ fn run(cli: Cli) -> Result<()> {
             steps,
         } => {
             let OutputArgs { outputs, annotations, metadata_file } = *out;
-            let StepArgs { add_hosts, ulimits, shm_size, no_cache_filter } = *steps;
+            let StepArgs { add_hosts, host_gateway_ip, ulimits, shm_size, no_cache_filter } = *steps;
             use std::io::IsTerminal;
             let Some(progress) = slipway::exec::progress::Mode::choose(&progress, std::io::stdout().is_terminal())
             else {
@@ -182,8 +182,9 @@ fn run(cli: Cli) -> Result<()> {
                 opts.annotations.extend(slipway::output::Annotations::parse_flag(a).map_err(anyhow::Error::msg)?);
             }
             opts.push = reg.push;
+            let gateway = host_gateway_ip.unwrap_or(slipway::spec::HOST_GATEWAY);
             for h in &add_hosts {
-                opts.run_extras.hosts.push(slipway::spec::parse_add_host(h).map_err(anyhow::Error::msg)?);
+                opts.run_extras.hosts.push(slipway::spec::parse_add_host(h, gateway).map_err(anyhow::Error::msg)?);
             }
             for u in &ulimits {
                 let u = slipway::spec::parse_ulimit(u).map_err(anyhow::Error::msg)?;

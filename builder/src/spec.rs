@@ -244,8 +244,16 @@ const ULIMIT_NAMES: &[&str] = &[
     "stack",
 ];
 
-/// `--add-host HOST:IP` (or `HOST=IP`, and `[IPv6]`), as docker's ValidateExtraHost.
-pub fn parse_add_host(s: &str) -> Result<(String, std::net::IpAddr), String> {
+/// What `--add-host NAME:host-gateway` stands for unless `--host-gateway-ip` says otherwise:
+/// the address at which a RUN step reaches the host. slipway's steps have no bridge (dockerd's
+/// host-gateway is its bridge's gateway): with the host's network the host is the step's own
+/// loopback, and without a network no address reaches it.
+pub const HOST_GATEWAY: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
+/// `--add-host HOST:IP` (or `HOST=IP`, and `[IPv6]`), as docker's ValidateExtraHost; the IP
+/// `host-gateway` is `gateway` (`--host-gateway-ip`, else [`HOST_GATEWAY`]), as buildx and
+/// dockerd replace it.
+pub fn parse_add_host(s: &str, gateway: std::net::IpAddr) -> Result<(String, std::net::IpAddr), String> {
     let flag = format!("--add-host {s}");
     let (host, ip) = match s.split_once('=') {
         Some(hi) => hi,
@@ -255,9 +263,7 @@ pub fn parse_add_host(s: &str) -> Result<(String, std::net::IpAddr), String> {
         return Err(format!("{flag}: invalid host name {host:?}"));
     }
     if ip == "host-gateway" {
-        return Err(format!(
-            "{flag}: host-gateway names dockerd's bridge gateway; slipway has no bridge (RUN steps get no network, or the host's): give an IP"
-        ));
+        return Ok((host.to_string(), gateway));
     }
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     let ip = ip.parse().map_err(|_| format!("{flag}: invalid IP address {ip:?}"))?;
@@ -391,12 +397,16 @@ mod tests {
     #[test]
     fn run_extras_parse_as_docker_and_apply_as_buildkit() {
         // docker's ValidateExtraHost: HOST:IP, the IP may be IPv6; 25's HOST=IP and [IPv6]
-        assert_eq!(parse_add_host("db:10.0.0.2").unwrap(), ("db".into(), "10.0.0.2".parse().unwrap()));
-        assert_eq!(parse_add_host("v6:::1").unwrap().1, "::1".parse::<std::net::IpAddr>().unwrap());
-        assert_eq!(parse_add_host("v6=[fe80::1]").unwrap().1, "fe80::1".parse::<std::net::IpAddr>().unwrap());
-        assert!(parse_add_host("db").unwrap_err().contains("expected HOST:IP"));
-        assert!(parse_add_host("db:300.1.1.1").unwrap_err().contains("invalid IP"));
-        assert!(parse_add_host("gw:host-gateway").unwrap_err().contains("host-gateway"));
+        let gw = HOST_GATEWAY;
+        assert_eq!(parse_add_host("db:10.0.0.2", gw).unwrap(), ("db".into(), "10.0.0.2".parse().unwrap()));
+        assert_eq!(parse_add_host("v6:::1", gw).unwrap().1, "::1".parse::<std::net::IpAddr>().unwrap());
+        assert_eq!(parse_add_host("v6=[fe80::1]", gw).unwrap().1, "fe80::1".parse::<std::net::IpAddr>().unwrap());
+        assert!(parse_add_host("db", gw).unwrap_err().contains("expected HOST:IP"));
+        assert!(parse_add_host("db:300.1.1.1", gw).unwrap_err().contains("invalid IP"));
+        // host-gateway: --host-gateway-ip's address, else the host's loopback
+        assert_eq!(parse_add_host("gw:host-gateway", gw).unwrap(), ("gw".into(), "127.0.0.1".parse().unwrap()));
+        let other = "192.168.1.9".parse().unwrap();
+        assert_eq!(parse_add_host("gw=host-gateway", other).unwrap().1, other);
         // go-units' ParseUlimit: soft defaults to hard, -1 unlimited, soft <= hard
         assert_eq!(
             parse_ulimit("nofile=512:1024").unwrap(),

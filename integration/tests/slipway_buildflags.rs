@@ -2,8 +2,8 @@
 //! `--build-context` (a directory, docker-image://, oci-layout:// used by FROM, COPY --from and
 //! RUN --mount from=, a stage of that name replaced), checked in the image's files and the log.
 //! docker 20.10's client has no `--build-context` (buildx's), so the expectations are
-//! BuildKit's documented rules, written down here. RUN steps' /etc/hosts and resolv.conf are
-//! compared with docker 20.10's BuildKit's.
+//! BuildKit's documented rules, written down here. RUN steps' /etc/hosts and resolv.conf, and
+//! `--add-host NAME:host-gateway`, are compared with docker 20.10's BuildKit or reach the host.
 
 use integration::buildkit::BuildKit;
 use integration::slipway::Slipway;
@@ -180,7 +180,6 @@ fn add_host_ulimit_and_shm_size_reach_run_steps() {
     for (arg, val, want) in [
         ("--add-host", "db", "expected HOST:IP"),
         ("--add-host", "db:1.2.3", "invalid IP address"),
-        ("--add-host", "gw:host-gateway", "host-gateway"),
         ("--ulimit", "files=1", "invalid ulimit type"),
         ("--ulimit", "nofile=9:8", "soft limit"),
         ("--shm-size", "lots", "invalid size"),
@@ -289,4 +288,38 @@ fn run_steps_get_buildkits_hosts_and_resolv_conf() {
         bk.build(&ctx, tag, flags).ok();
         assert_eq!(etc_files(&bk.save(tag)), *mine, "BuildKit's (left) and slipway's files for {flags:?}");
     }
+}
+
+/// `--add-host NAME:host-gateway` names the host as RUN steps reach it: with the host's
+/// network, its loopback (a server the test listens with on 127.0.0.1 answers under that
+/// name); `--host-gateway-ip` sets another address, as dockerd's flag does.
+#[test]
+fn host_gateway_reaches_the_host() {
+    use std::io::Write;
+    let s = Slipway::new();
+    s.base("base:1");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("listen on loopback");
+    let port = listener.local_addr().expect("port").port();
+    let server = std::thread::spawn(move || {
+        if let Ok((mut c, _)) = listener.accept() {
+            let _ = c.write_all(b"hello from the host\n");
+        }
+    });
+    let df = "FROM base:1\nARG PORT\nRUN grep gw /etc/hosts > /line && nc gw $PORT > /got\n";
+    let ctx = s.context("gw", &[("Dockerfile", df)]);
+    let port_arg = format!("PORT={port}");
+    let flags = ["--network", "host", "--add-host", "gw:host-gateway", "--build-arg", &port_arg];
+    s.build(&ctx, "gw:1", &flags).ok();
+    server.join().expect("server thread");
+    let img = s.save("gw:1");
+    let f = |p: &str| img.find(p).map(|e| String::from_utf8_lossy(&e.data).into_owned()).unwrap_or_default();
+    assert_eq!(f("line"), "127.0.0.1\tgw\n");
+    assert_eq!(f("got"), "hello from the host\n");
+    // another gateway address: written as given (and the step runs again: it is in the key)
+    let df = "FROM base:1\nRUN grep gw /etc/hosts > /line\n";
+    let ctx = s.context("gw-ip", &[("Dockerfile", df)]);
+    s.build(&ctx, "gw:2", &["--add-host", "gw:host-gateway", "--host-gateway-ip", "10.9.8.7"]).ok();
+    assert_eq!(String::from_utf8_lossy(&s.save("gw:2").find("line").expect("/line").data), "10.9.8.7\tgw\n");
+    let r = s.build(&ctx, "gw:3", &["--add-host", "gw:host-gateway", "--host-gateway-ip", "10.9.8.6"]).ok();
+    assert!(!r.stdout.contains("Using cache"), "{}", r.stdout);
 }
