@@ -329,14 +329,6 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     };
     let multi = runs.len() > 1;
     output::check(&outs, runs.len()).map_err(BuildError::Other)?;
-    // the registry client pushes images, not indexes yet: refused rather than one platform pushed
-    if multi && outs.iter().any(|o| matches!(o.kind, output::Kind::Image { push: true })) {
-        return Err(BuildError::Other(
-            "--push (push=true, type=registry) of several platforms: pushing an index is not implemented; \
-             write it with -o type=oci,dest=FILE, or build and push one platform at a time"
-                .into(),
-        ));
-    }
     let _in_use = store.use_lock()?;
     let ctx = exec::SharedContext::new(Context::open_for(&opts.context, Some(store), Some(&src.path))?);
     crate::trace::point("context");

@@ -125,7 +125,7 @@ pub fn push(store: &Store, a: &PushArgs) -> Result<()> {
         }
     };
     let _use = store.use_lock()?;
-    let p = super::push::push(store, &a.remote.options(), &local, &r, &log)?;
+    let p = super::push::push(store, &a.remote.options(), &local, &r, false, &log)?;
     if quiet {
         println!("{}", p.digest);
     }
@@ -253,7 +253,7 @@ pub fn after_build(
     }
     for t in push {
         let r = Reference::parse(t).with_context(|| format!("--push {t}"))?;
-        super::push::push(store, &opts, t, &r, &log).with_context(|| format!("--push {t}"))?;
+        super::push::push(store, &opts, t, &r, false, &log).with_context(|| format!("--push {t}"))?;
     }
     Ok(())
 }

@@ -21,6 +21,12 @@ pub enum RegistryError {
     /// A manifest or token we cannot use.
     #[error("{what} from registry {registry}: {why}")]
     Invalid { registry: String, what: String, why: String },
+    /// A blob a push needs that the store does not have (nothing was sent).
+    #[error("{op}: blob {digest} ({what}) is not in the store; nothing was pushed")]
+    Missing { op: String, what: String, digest: String },
+    /// Something local that cannot be pushed as it is.
+    #[error("{op}: {why}")]
+    Local { op: String, why: String },
     #[error("read {path}: {err}")]
     Io { path: PathBuf, err: std::io::Error },
     #[error(transparent)]

@@ -1,0 +1,232 @@
+//! Pushing what a build exports, checked from outside against Debian's docker-registry on
+//! loopback (skopeo, the registry API, its storage and access log): a multi-platform build's
+//! OCI index with every platform's manifest and blobs (`build --push`, `type=image,push=true`,
+//! `slipway push` of a store index), and the errors of a push that cannot happen (nothing
+//! sent nor left behind). The Dockerfiles have no RUN: each platform's image is a COPY of a file
+//! chosen by `$TARGETARCH`, so no runtime and no binfmt_misc handler is needed.
+
+use integration::registry::{self, Registry};
+use integration::slipway::{bin, store_listing, Run, Slipway};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const PLATFORMS: &str = "linux/amd64,linux/arm64";
+const DF: &str = "FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /arch.txt\n";
+
+struct T {
+    s: Slipway,
+    ctx: PathBuf,
+}
+
+impl T {
+    fn new() -> T {
+        let s = Slipway::new();
+        let ctx = s.context(
+            "multi",
+            &[("Dockerfile", DF), ("amd64.txt", "built for amd64\n"), ("arm64.txt", "built for arm64\n")],
+        );
+        T { s, ctx }
+    }
+    fn docker_config(&self) -> PathBuf {
+        self.s.dir.path().join("docker-config")
+    }
+    /// `slipway --root ROOT ARGS` with a DOCKER_CONFIG of the test's own (no credentials).
+    fn run_in(&self, root: &Path, args: &[&str]) -> Run {
+        let o = Command::new(bin())
+            .arg("--root")
+            .arg(root)
+            .args(args)
+            .env("DOCKER_CONFIG", self.docker_config())
+            .output()
+            .expect("run slipway");
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_in(&self.s.root(), args)
+    }
+    /// `build --progress plain ARGS CTX` (the context of both platforms' files).
+    fn build(&self, args: &[&str]) -> Run {
+        let mut a = vec!["build", "--progress", "plain"];
+        a.extend_from_slice(args);
+        let c = self.ctx.to_string_lossy().into_owned();
+        a.push(&c);
+        self.run(&a)
+    }
+    /// The descriptor index.json gives `name` in store `root`.
+    fn named(&self, root: &Path, name: &str) -> Option<serde_json::Value> {
+        let idx: serde_json::Value = serde_json::from_slice(&fs::read(root.join("index.json")).unwrap()).unwrap();
+        idx["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+            .cloned()
+    }
+    fn digest_of(&self, root: &Path, name: &str) -> String {
+        let d = self.named(root, name).unwrap_or_else(|| panic!("{name} not in the store"));
+        d["digest"].as_str().unwrap().to_string()
+    }
+    fn blob(&self, root: &Path, digest: &str) -> PathBuf {
+        root.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    }
+    /// `/arch.txt` of `name` in store `root` (through `slipway unpack`).
+    fn arch_txt(&self, root: &Path, name: &str) -> String {
+        let out = self.s.dir.path().join(integration::unique_name("unpack"));
+        self.run_in(root, &["unpack", name, &out.to_string_lossy()]).ok();
+        let t = fs::read_to_string(out.join("rootfs/arch.txt")).expect("arch.txt");
+        let _ = fs::remove_dir_all(&out);
+        t
+    }
+}
+
+/// `skopeo inspect --raw` of `reference`: the manifest bytes as the registry serves them.
+fn raw(r: &Registry, reference: &str) -> (Vec<u8>, serde_json::Value) {
+    let o = r.skopeo(&["inspect", "--raw", &format!("docker://{reference}")]);
+    assert_eq!(o.code, 0, "skopeo inspect --raw {reference}: {}", o.stderr);
+    let v = serde_json::from_str(&o.stdout).unwrap_or_else(|e| panic!("{reference}: {e}: {}", o.stdout));
+    (o.stdout.into_bytes(), v)
+}
+
+fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{:x}", sha2::Sha256::digest(b))
+}
+
+/// The registry holds index `top` of `repo` whole: the index (by digest), each platform's
+/// manifest by digest with the config and layers it names, each image of its platform.
+fn check_index_in_registry(r: &Registry, repo: &str, top: &str) {
+    let (bytes, idx) = raw(r, &format!("{}/{repo}@{top}", r.host));
+    assert_eq!(sha256(&bytes), top, "the registry's index is not byte for byte the local one");
+    assert_eq!(idx["mediaType"], "application/vnd.oci.image.index.v1+json", "{idx}");
+    let entries = idx["manifests"].as_array().expect("manifests");
+    let arches: Vec<&str> = entries.iter().map(|e| e["platform"]["architecture"].as_str().unwrap()).collect();
+    assert_eq!(arches, ["amd64", "arm64"], "{idx}");
+    for e in entries {
+        let d = e["digest"].as_str().unwrap();
+        let (mb, m) = raw(r, &format!("{}/{repo}@{d}", r.host));
+        assert_eq!(sha256(&mb), d);
+        assert_eq!(e["mediaType"], m["mediaType"], "{m}");
+        for b in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap().iter()) {
+            let bd = b["digest"].as_str().unwrap();
+            assert!(r.blob_data(bd).is_file(), "blob {bd} of {d} is not in the registry's storage");
+            assert!(r.repo_has_layer(repo, bd), "blob {bd} of {d} is not linked into {repo}");
+        }
+        // the image of each platform, as a client that picks a platform sees it
+        let arch = e["platform"]["architecture"].as_str().unwrap();
+        let o =
+            r.skopeo(&["inspect", "--no-tags", "--override-arch", arch, &format!("docker://{}/{repo}@{top}", r.host)]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        let v: serde_json::Value = serde_json::from_str(&o.stdout).unwrap();
+        assert_eq!(v["Architecture"], arch, "{v}");
+    }
+}
+
+#[test]
+fn a_multi_platform_build_pushes_its_index_and_each_platform_round_trips() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    let dest = format!("{}/multi/app:1", r.host);
+    let o = t.build(&["--platform", PLATFORMS, "-t", &dest, "--push"]).ok();
+    let top = t.digest_of(&t.s.root(), &dest);
+    assert!(o.stdout.contains(&format!("1: digest: {top}")), "{}", o.stdout);
+    // by tag: the index, byte for byte; every platform by digest, with its blobs
+    let (bytes, _) = raw(&r, &dest);
+    assert_eq!(sha256(&bytes), top);
+    check_index_in_registry(&r, "multi/app", &top);
+    // manifests went up by digest, the index by tag, after the blobs
+    let reqs = r.requests_since(0);
+    let puts: Vec<&String> = reqs.iter().filter(|q| q.starts_with("PUT /v2/multi/app/manifests/")).collect();
+    assert_eq!(puts.len(), 3, "{puts:?}");
+    assert!(puts[..2].iter().all(|q| q.contains("/manifests/sha256:") && q.contains(" 201")), "{puts:?}");
+    assert!(puts[2].starts_with("PUT /v2/multi/app/manifests/1 ") && puts[2].contains(" 201"), "{puts:?}");
+    // skopeo copies every platform out of the registry
+    let all = t.s.dir.path().join("copied");
+    let o = r.skopeo(&["copy", "--all", &format!("docker://{dest}"), &format!("oci:{}", all.display())]);
+    assert_eq!(o.code, 0, "skopeo copy --all: {}", o.stderr);
+    let copied: serde_json::Value = serde_json::from_slice(&fs::read(all.join("index.json")).unwrap()).unwrap();
+    assert_eq!(copied["manifests"][0]["digest"], top.as_str(), "{copied}");
+    // a pull of each platform into a fresh store gets that platform's manifest and files
+    let (_, idx) = raw(&r, &dest);
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let fresh = t.s.dir.path().join(format!("fresh-{arch}"));
+        t.run_in(&fresh, &["pull", "--platform", &format!("linux/{arch}"), &dest]).ok();
+        assert_eq!(t.digest_of(&fresh, &dest), idx["manifests"][i]["digest"].as_str().unwrap());
+        assert_eq!(t.arch_txt(&fresh, &dest), format!("built for {arch}\n"));
+    }
+    // `slipway push` of the store's index: nothing new to send (HEADs only)
+    let mark = r.log_len();
+    let o = t.run(&["push", &dest]).ok();
+    assert!(o.stdout.contains("Layer already exists"), "{}", o.stdout);
+    let writes: Vec<String> =
+        r.requests_since(mark).into_iter().filter(|q| !q.starts_with("HEAD ") && !q.starts_with("GET /v2/ ")).collect();
+    assert!(writes.is_empty(), "a repeated push wrote: {writes:?}");
+    // to another repository: the blobs are mounted, the manifests and the index PUT there
+    let other = format!("{}/elsewhere/app:2", r.host);
+    let mark = r.log_len();
+    let o = t.run(&["push", &dest, &other]).ok();
+    assert!(o.stdout.contains("Mounted from multi/app"), "{}", o.stdout);
+    let reqs = r.requests_since(mark);
+    assert!(!reqs.iter().any(|q| q.starts_with("PATCH ")), "{reqs:?}");
+    check_index_in_registry(&r, "elsewhere/app", &top);
+    assert_eq!(sha256(&raw(&r, &other).0), top);
+    // -o type=image,name=...,push=true is the same push
+    let out = format!("{}/out/app:3", r.host);
+    t.build(&["--platform", PLATFORMS, "-o", &format!("type=image,name={out},push=true")]).ok();
+    check_index_in_registry(&r, "out/app", &top);
+    assert_eq!(sha256(&raw(&r, &out).0), top);
+}
+
+#[test]
+fn a_push_that_cannot_happen_names_why_and_leaves_nothing() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    t.build(&["--platform", PLATFORMS, "-t", "multi:1"]).ok();
+    let store = t.s.root();
+    let before = store_listing(&store);
+    // nothing listens there: the error names the ref and the registry
+    let dead = format!("127.0.0.1:{}/x/app:1", r.port + 1);
+    let o = t.run(&["push", "multi:1", &dead]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains(&dead) && !o.stderr.contains("panicked"), "{}", o.stderr);
+    assert_eq!(store_listing(&store), before);
+    // a registry that wants credentials we do not have: its 401 and UNAUTHORIZED, named
+    let auth = Registry::tls_basic();
+    let dest = format!("{}/x/app:1", auth.host);
+    let ca = auth.ca_dir.as_ref().unwrap().to_string_lossy().into_owned();
+    let o = t.run(&["push", "--cert-dir", &ca, "multi:1", &dest]);
+    assert_ne!(o.code, 0);
+    for want in [dest.as_str(), "401", "UNAUTHORIZED"] {
+        assert!(o.stderr.contains(want), "{want:?} missing from: {}", o.stderr);
+    }
+    assert_eq!(store_listing(&store), before);
+    // an index whose arm64 layer the store lost: refused before any request, naming the blob
+    let top = t.digest_of(&store, "multi:1");
+    let idx: serde_json::Value = serde_json::from_slice(&fs::read(t.blob(&store, &top)).unwrap()).unwrap();
+    let arm = idx["manifests"][1]["digest"].as_str().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(t.blob(&store, arm)).unwrap()).unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    fs::remove_file(t.blob(&store, layer)).unwrap();
+    let before = store_listing(&store);
+    let mark = r.log_len();
+    let dest = format!("{}/broken/app:1", r.host);
+    let o = t.run(&["push", "multi:1", &dest]);
+    assert_ne!(o.code, 0);
+    for want in [dest.as_str(), layer, "linux/arm64", "is not in the store"] {
+        assert!(o.stderr.contains(want), "{want:?} missing from: {}", o.stderr);
+    }
+    assert!(r.requests_since(mark).is_empty(), "{:?}", r.requests_since(mark));
+    assert_eq!(store_listing(&store), before);
+    let o = r.skopeo(&["inspect", "--raw", &format!("docker://{dest}")]);
+    assert_ne!(o.code, 0, "the registry has {dest}: {}", o.stdout);
+}
