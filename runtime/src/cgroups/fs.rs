@@ -252,10 +252,12 @@ pub fn set_frozen(leaves: &[PathBuf], frozen: bool) -> Result<()> {
 /// first, where empty. A leaf that still has processes (a `cgroupsPath` shared with a container
 /// that still runs) stays for the last container out to remove; like runc, a leaf is removed
 /// whether or not skiff made it. EBUSY while processes die is retried for a while. Each rmdir
-/// runs under the host-wide [`Lock`].
-pub fn remove(leaves: &[PathBuf], created: &[PathBuf]) -> Result<()> {
+/// runs under the host-wide [`Lock`]. `seen_empty`: the caller has just read every leaf's
+/// cgroup.procs empty ([`pids`] returned none), so they are not read again.
+pub fn remove(leaves: &[PathBuf], created: &[PathBuf], seen_empty: bool) -> Result<()> {
     let mut first_err = None;
-    if let Some(busy) = leaves.iter().find(|l| !pids(std::slice::from_ref(l)).is_empty()) {
+    let busy = || leaves.iter().find(|l| !pids(std::slice::from_ref(l)).is_empty());
+    if let Some(busy) = (!seen_empty).then(busy).flatten() {
         // Someone else's processes: the whole container cgroup stays (every hierarchy alike).
         return Err(Error::msg(format!("cgroup {} still has processes: left for them", busy.display())));
     }

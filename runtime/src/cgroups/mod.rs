@@ -211,10 +211,11 @@ impl Cgroup {
     }
 
     /// Removes the container's cgroups (see [`fs::remove`]: a directory someone else's process
-    /// is still in stays, and says so).
-    pub fn remove(&self) -> Result<()> {
+    /// is still in stays, and says so). `seen_empty`: [`Cgroup::pids`] has just found no process
+    /// in them (systemd's stop comes in between, so its driver looks again).
+    pub fn remove(&self, seen_empty: bool) -> Result<()> {
         match &self.driver {
-            Driver::Cgroupfs => fs::remove(&self.paths, &self.created),
+            Driver::Cgroupfs => fs::remove(&self.paths, &self.created, seen_empty),
             Driver::Systemd(s) => s.remove(&self.paths, &self.created),
         }
     }

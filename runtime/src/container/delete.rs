@@ -43,11 +43,11 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
 /// Kills every process of the container, removes its cgroups and its state directory.
 pub fn destroy(c: &Container) -> Result<()> {
     if let Some(st) = &c.state {
-        kill_all(st);
+        let seen_empty = kill_all(st);
         crate::failpoint::hit("delete:processes-killed");
         // A cgroup still busy with processes that are not the container's (a shared
         // cgroupsPath) stays, with a warning, as in runc; the container itself is gone.
-        if let Err(e) = st.cgroup().remove() {
+        if let Err(e) = st.cgroup().remove(seen_empty) {
             log::warn(&format!("delete {}: {e}", st.id));
         }
         crate::failpoint::hit("delete:cgroups-removed");
@@ -65,8 +65,10 @@ pub fn destroy(c: &Container) -> Result<()> {
 /// until they are gone. With its own pid namespace the init's death ends every process in it;
 /// without one (or when the init's pid was never recorded) the cgroup is frozen, every member
 /// killed and thawed, so nothing can fork away (runc's rule). A cgroup the container did not
-/// make (a cgroupsPath shared with others) is never emptied by force.
-fn kill_all(st: &state::State) {
+/// make (a cgroupsPath shared with others) is never emptied by force. Returns true when that
+/// was already so at the first look, with the cgroup's every process list read empty (the
+/// common case of a stopped container): its removal need not read them again.
+fn kill_all(st: &state::State) -> bool {
     let own_pidns = st
         .config
         .linux()
@@ -98,7 +100,8 @@ fn kill_all(st: &state::State) {
     if done() {
         // Reap a zombie init that is our child (foreground run); nothing else to stop.
         reap();
-        return;
+        // done() read every cgroup.procs when the cgroup is ours and no pid namespace is alive.
+        return cgroup_ours && pidns.is_none();
     }
     if st.pid > 0 && state::process_alive(st.pid, st.start_time) {
         let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
@@ -124,6 +127,7 @@ fn kill_all(st: &state::State) {
         init_dead()
     });
     wait_until(Duration::from_secs(2), cgroup_empty);
+    false
 }
 
 fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {

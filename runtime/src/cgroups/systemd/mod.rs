@@ -227,7 +227,7 @@ impl Scope {
     pub fn remove(&self, paths: &[PathBuf], created: &[PathBuf]) -> Result<()> {
         let name = self.unit.name.clone();
         dbus::run(&format!("stop unit {name}"), || dbus::Systemd::connect()?.stop(&name))?;
-        fs::remove(paths, created)
+        fs::remove(paths, created, false)
     }
 }
 
