@@ -82,10 +82,13 @@ type Listing<'a> = dyn FnMut(&str) -> Result<Option<Vec<walk::Listed>>, ContextE
 
 fn join_rel(a: &str, b: &str) -> String {
     if a.is_empty() {
-        b.to_string()
-    } else {
-        format!("{a}/{b}")
+        return b.to_string();
     }
+    let mut out = String::with_capacity(a.len() + 1 + b.len());
+    out.push_str(a);
+    out.push('/');
+    out.push_str(b);
+    out
 }
 
 impl Context {
@@ -360,8 +363,29 @@ fn fingerprint(md: &Metadata, what: What) -> String {
         What::Other if md.is_dir() => out.push_str("dir"),
         What::Other => out.push_str("special"),
     }
-    let _ = write!(out, " mode={:o} uid={} gid={}", md.mode() & 0o7777, md.uid(), md.gid());
+    out.push_str(" mode=");
+    push_num(&mut out, md.mode() & 0o7777, 8);
+    out.push_str(" uid=");
+    push_num(&mut out, md.uid(), 10);
+    out.push_str(" gid=");
+    push_num(&mut out, md.gid(), 10);
     out
+}
+
+/// Appends `n` in base `radix` (8 or 10), as `{:o}` and `{}` print it: made for every file of
+/// the context on each build, where core::fmt's machinery costs more than the digits.
+fn push_num(out: &mut String, mut n: u32, radix: u32) {
+    let mut buf = [0u8; 11]; // u32::MAX has 11 octal digits
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % radix) as u8;
+        n /= radix;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend(buf[at..].iter().map(|&c| c as char));
 }
 
 /// The raw sha256 of the regular file `rel`: the stat cache's when every field it keeps still
@@ -422,6 +446,18 @@ mod tests {
         fs::write(t.path().join(".dockerignore"), ignore).unwrap();
         let c = Context::open(t.path(), None).unwrap();
         (t, c)
+    }
+
+    #[test]
+    fn numbers_print_as_format_prints_them() {
+        // the fingerprint is a cache key input: one digit different and every cache misses
+        for n in [0, 1, 7, 8, 9, 10, 0o644, 0o755, 0o7777, 1000, 65534, 65535, 100_000, u32::MAX - 1, u32::MAX] {
+            for (radix, want) in [(8, format!("{n:o}")), (10, format!("{n}"))] {
+                let mut got = String::from("x");
+                push_num(&mut got, n, radix);
+                assert_eq!(got, format!("x{want}"), "{n} in base {radix}");
+            }
+        }
     }
 
     #[test]
