@@ -532,7 +532,7 @@ impl<'a> Executor<'a> {
     }
 
     fn cache_get(&self, key: &str) -> Option<cache::Hit> {
-        let e: cache::Hit = self.store.read_record(&format!("cache/steps/{key}.json"))?;
+        let e: cache::Hit = self.store.read_large_record(&format!("cache/steps/{key}.json"))?;
         let ok = self.store.has_blob(&e.config) && e.layers.iter().all(|l| self.store.has_blob(&l.digest));
         ok.then_some(e)
     }

@@ -587,6 +587,14 @@ impl Store {
         serde_json::from_slice(&data).ok()
     }
 
+    /// `read_record` of a record that may be large (a COPY's cache entry holds a fingerprint
+    /// per file: 1 MB for 10,000 files, read on every hit), mapped rather than read into fresh
+    /// memory: records are replaced by rename (write_atomic), never rewritten in place.
+    pub fn read_large_record<T: DeserializeOwned>(&self, rel: &str) -> Option<T> {
+        let data = crate::sys::Mapped::open(&self.root.join(rel)).ok()?;
+        serde_json::from_slice(&data).ok()
+    }
+
     pub fn write_record<T: Serialize>(&self, rel: &str, v: &T) -> Result<()> {
         let p = self.root.join(rel);
         if let Some(d) = p.parent() {
