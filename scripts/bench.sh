@@ -456,7 +456,9 @@ make_bundle() {
 # Interleaved hyperfine: ROUNDS rounds, each one hyperfine of every command with RUNS/ROUNDS runs
 # (rounded up), who goes first rotating by one each round, so a change of the machine's load hits
 # all alike. Usage: interleave LABEL RUNS ROUNDS WARMUP NAME COMMAND [NAME COMMAND...]; prints one
-# line per round and sets IMED[NAME] to the median seconds over the runs of all rounds.
+# line per round and sets IMED[NAME] to the median seconds over the runs of all rounds. Commands
+# run through a shell (hyperfine subtracts its start-up) unless IL_NOSHELL is set: a command much
+# shorter than a shell's start-up is timed without one.
 declare -A IMED=() MEDIAN=()
 interleave() {
   local label=$1 runs=$2 rounds=$3 warm=$4 round i n rt
@@ -479,11 +481,19 @@ interleave() {
     for ((i = 0; i < n; i++)); do
       local k=$(((i + round) % n))
       order+=("${names[$k]}")
-      args+=(--command-name "${names[$k]}" "${cmds[$k]}")
+      # (stderr kept: hyperfine says only that a command failed)
+      if [ -n "${IL_NOSHELL:-}" ]; then
+        args+=(--command-name "${names[$k]}" "${cmds[$k]}")
+      else
+        args+=(--command-name "${names[$k]}" "${cmds[$k]} 2>>$WORK/$label-${names[$k]}.err")
+      fi
     done
-    if ! hyperfine --style none --warmup "$([ "$round" -eq 0 ] && echo "$warm" || echo 1)" --runs "$per" \
+    if ! hyperfine ${IL_NOSHELL:+-N} --style none --warmup "$([ "$round" -eq 0 ] && echo "$warm" || echo 1)" --runs "$per" \
       --export-json "$WORK/$label-$round.json" "${args[@]}" >"$WORK/$label.log" 2>&1; then
-      echo "bench: $label: a command failed: $(tail -n 5 "$WORK/$label.log")"
+      echo "bench: $label: a command failed: $(tail -n 2 "$WORK/$label.log")"
+      for rt in "${names[@]}"; do
+        [ ! -s "$WORK/$label-$rt.err" ] || echo "   $rt's stderr: $(tail -n 3 "$WORK/$label-$rt.err")"
+      done
       return 1
     fi
     echo "   round $((round + 1)) (${order[*]}): $(jq -r '[.results[] | "\(.command) \(.median * 10000 | round / 10) ms"] | join(", ")' "$WORK/$label-$round.json")"
@@ -546,7 +556,7 @@ bench_skiff() {
     for rt in "${NAMES[@]}"; do
       args+=("$rt" "$("${bench}_cmd" "$rt")")
     done
-    interleave "$bench" "$RUNS" "$ROUNDS" "$WARMUP" "${args[@]}" || return 1
+    IL_NOSHELL=$([ $bench = version ] && echo 1 || true) interleave "$bench" "$RUNS" "$ROUNDS" "$WARMUP" "${args[@]}" || return 1
     for rt in "${NAMES[@]}"; do
       MEDIAN[$bench,$rt]=${IMED[$rt]}
     done
