@@ -77,9 +77,6 @@ pub struct Context {
 /// The entries of a walk and their fingerprints, as they are put together.
 type Assembled = (Vec<CtxEntry>, Vec<Option<String>>);
 
-/// Where the walk gets the listing of a directory (None: it was not read).
-type Listing<'a> = dyn FnMut(&str) -> Result<Option<Vec<walk::Listed>>, ContextError> + 'a;
-
 fn join_rel(a: &str, b: &str) -> String {
     if a.is_empty() {
         return b.to_string();
@@ -140,28 +137,18 @@ impl Context {
         Ok(self.entries.as_deref().unwrap_or(&[]))
     }
 
-    /// Walks the context on `threads` threads. One thread reads the directories in walk order
-    /// and appends each listing as it comes; several read them in any order and the listings
-    /// are put together afterwards (more CPU time, less wall time when cores are free).
+    /// Walks the context on `threads` threads: helpers read directories ahead while this one
+    /// puts the listings together in walk order as they come (and reads too when it would wait).
     fn walk(&mut self, threads: usize) -> Result<(), ContextError> {
         let md = fs::symlink_metadata(&self.root).map_err(ioe("stat", &self.root))?;
         // as many entries as files the last build saw, most often: few moves as it grows
         let n = self.stat.records() + 1;
         let mut out = (Vec::with_capacity(n), Vec::with_capacity(n));
         let root = (CtxEntry { rel: String::new(), md: md.clone() }, Some(fingerprint(&md, What::Other)));
-        if threads > 1 {
-            let mut listings = walk::read_all(&self.root, &self.ignore, &self.stat, threads)?;
-            let n = 1 + listings.values().map(Vec::len).sum::<usize>();
-            out = (Vec::with_capacity(n), Vec::with_capacity(n));
-            out.0.push(root.0);
-            out.1.push(root.1);
-            self.assemble("", &mut |rel| Ok(listings.remove(rel)), &mut out)?;
-        } else {
-            out.0.push(root.0);
-            out.1.push(root.1);
-            let (dir, ignore, stat) = (&self.root, &self.ignore, &self.stat);
-            self.assemble("", &mut |rel| walk::list(dir, ignore, stat, rel).map(Some), &mut out)?;
-        }
+        out.0.push(root.0);
+        out.1.push(root.1);
+        let (dir, ignore, stat) = (&self.root, &self.ignore, &self.stat);
+        walk::read_shared(dir, ignore, stat, threads, |listing| self.assemble("", listing, &mut out))?;
         self.entries = Some(out.0);
         self.fingerprints = out.1;
         crate::trace::point("walk");
@@ -171,7 +158,7 @@ impl Context {
     /// Appends the entries below `rel` in walk order, taking each directory's listing from
     /// `listing` (None: not read, as pruned); whether any was included. An excluded directory
     /// stays when something below it is re-included (`!pattern`).
-    fn assemble(&self, rel: &str, listing: &mut Listing, out: &mut Assembled) -> Result<bool, ContextError> {
+    fn assemble(&self, rel: &str, listing: &mut walk::Listing, out: &mut Assembled) -> Result<bool, ContextError> {
         let Some(list) = listing(rel)? else { return Ok(false) };
         let mut any = false;
         for walk::Listed { rel: r, md, excluded, fingerprint } in list {

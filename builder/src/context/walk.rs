@@ -1,7 +1,7 @@
 //! Reading the context's directories on every core: each directory is listed and each of its
 //! entries lstat'ed relative to it (fstatat on the open directory, no walk of the whole path per
 //! file) by whichever thread is free, and subdirectories `.dockerignore` prunes are never read.
-//! The caller puts the listings together in walk order. It only reads.
+//! The caller puts the listings together in walk order as they are read. It only reads.
 //!
 //! Written here rather than with `ignore`'s WalkParallel: that walker lstat's each entry by its
 //! full path (a lookup of every component per file, where a no-op rebuild's floor is one stat per
@@ -78,42 +78,55 @@ pub fn list(root: &Path, ignore: &Matcher, stat: &StatCache, rel: &str) -> Resul
     Ok(out)
 }
 
-/// What the threads share: directories still to read, how many are being read, the listings
-/// read, the first error.
+/// Where the walk gets the listing of a directory (None: it was not read).
+pub type Listing<'a> = dyn FnMut(&str) -> Result<Option<Vec<Listed>>, ContextError> + 'a;
+
+/// What the threads share: directories still to read (the next in walk order on top), how
+/// many helpers are reading one, listings read ahead, the first error, whether the walk is
+/// over.
 struct Shared {
     queue: Vec<String>,
     busy: usize,
     done: HashMap<String, Vec<Listed>>,
     err: Option<ContextError>,
+    finished: bool,
 }
 
 fn lock(m: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Lists every directory of the context that the walk enters, by context-relative path ("" is
-/// the root), on up to `threads` threads.
-pub fn read_all(
+/// Reads the context on `threads` threads while `take` puts it together in walk order:
+/// `take` gets a [`Listing`] that hands out each directory's listing, read by a helper
+/// ahead of time or by the caller's thread itself (the directory it wants when no helper
+/// took it yet, else another one while it waits). Listings are handed out as they are
+/// read, not all kept until the end.
+pub fn read_shared<T>(
     root: &Path,
     ignore: &Matcher,
     stat: &StatCache,
     threads: usize,
-) -> Result<HashMap<String, Vec<Listed>>, ContextError> {
-    let shared = Mutex::new(Shared { queue: vec![String::new()], busy: 0, done: HashMap::new(), err: None });
+    take: impl FnOnce(&mut Listing) -> Result<T, ContextError>,
+) -> Result<T, ContextError> {
+    let shared =
+        Mutex::new(Shared { queue: vec![String::new()], busy: 0, done: HashMap::new(), err: None, finished: false });
     let wake = Condvar::new();
-    let work = || loop {
+    // a directory's subdirectories, last first: its first one is read next
+    let queue_below = |s: &mut Shared, list: &[Listed]| {
+        for e in list.iter().rev().filter(|e| e.md.is_dir() && !pruned(ignore, &e.rel, e.excluded)) {
+            s.queue.push(e.rel.clone());
+        }
+    };
+    let helper = || loop {
         let rel = {
             let mut s = lock(&shared);
             loop {
-                if s.err.is_some() {
+                if s.finished || s.err.is_some() {
                     return;
                 }
                 if let Some(r) = s.queue.pop() {
                     s.busy += 1;
                     break r;
-                }
-                if s.busy == 0 {
-                    return;
                 }
                 s = wake.wait(s).unwrap_or_else(|p| p.into_inner());
             }
@@ -122,13 +135,9 @@ pub fn read_all(
         let mut s = lock(&shared);
         s.busy -= 1;
         match got {
-            Ok(entries) => {
-                for e in entries.iter().filter(|e| e.md.is_dir()) {
-                    if !pruned(ignore, &e.rel, e.excluded) {
-                        s.queue.push(e.rel.clone());
-                    }
-                }
-                s.done.insert(rel, entries);
+            Ok(l) => {
+                queue_below(&mut s, &l);
+                s.done.insert(rel, l);
             }
             Err(e) => {
                 s.err.get_or_insert(e);
@@ -136,19 +145,44 @@ pub fn read_all(
         }
         wake.notify_all();
     };
-    if threads <= 1 {
-        work();
-    } else {
-        std::thread::scope(|sc| {
-            for _ in 1..threads {
-                sc.spawn(work);
+    let mut next = |rel: &str| -> Result<Option<Vec<Listed>>, ContextError> {
+        let mut s = lock(&shared);
+        loop {
+            if let Some(l) = s.done.remove(rel) {
+                return Ok(Some(l));
             }
-            work();
-        });
+            if let Some(e) = s.err.take() {
+                return Err(e);
+            }
+            let Some(i) = s.queue.iter().rposition(|q| q == rel).or(s.queue.len().checked_sub(1)) else {
+                if s.busy == 0 {
+                    return Ok(None); // never queued: not read
+                }
+                s = wake.wait(s).unwrap_or_else(|p| p.into_inner());
+                continue;
+            };
+            let r = s.queue.remove(i);
+            drop(s);
+            let l = list(root, ignore, stat, &r)?;
+            s = lock(&shared);
+            queue_below(&mut s, &l);
+            wake.notify_all();
+            if r == rel {
+                return Ok(Some(l));
+            }
+            s.done.insert(r, l);
+        }
+    };
+    if threads <= 1 {
+        return take(&mut next);
     }
-    let s = shared.into_inner().unwrap_or_else(|p| p.into_inner());
-    match s.err {
-        Some(e) => Err(e),
-        None => Ok(s.done),
-    }
+    std::thread::scope(|sc| {
+        for _ in 1..threads {
+            sc.spawn(helper);
+        }
+        let res = take(&mut next);
+        lock(&shared).finished = true;
+        wake.notify_all();
+        res
+    })
 }
