@@ -655,7 +655,8 @@ e2e_wait() {
 
 e2e_stop() {
   local pid i
-  for pid in $CTRD_PID $DOCKERD_PID; do
+  # (${...:-}: the EXIT trap may run before these are set)
+  for pid in ${CTRD_PID:-} ${DOCKERD_PID:-}; do
     kill "$pid" 2>/dev/null || true
     # dockerd stops its own containerd first; 30 s, then by force
     for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
@@ -663,7 +664,7 @@ e2e_stop() {
     wait "$pid" 2>/dev/null || true
   done
   CTRD_PID= DOCKERD_PID=
-  [ -d "$E2E" ] || return 0
+  [ -n "${E2E:-}" ] && [ -d "$E2E" ] || return 0
   # a shim outlives its containerd when the bench was interrupted mid-run: ours name our
   # directory in their command line
   for pid in $(grep -lF -- "$E2E/" /proc/[0-9]*/cmdline 2>/dev/null | cut -d/ -f3); do
