@@ -74,7 +74,7 @@ test-systemd: build systemd-deps
 # `make bench-cgroup2`: make bench's runtime part (run, create+start+delete of /bin/true) in the
 # systemd VM on cgroup v2 alone, skiff against Debian's runc 1.1.5 and crun 1.8.1 there (crun does
 # not run on CI's hybrid host), interleaved (scripts/test-systemd.sh with SD_BENCH=1). qemu is TCG
-# here: the ratios count, not the milliseconds. About 10 minutes; outside `make test` and `make bench`.
+# here: the ratios count, not the milliseconds. 11-18 minutes here; outside `make test` and `make bench`.
 bench-cgroup2: build systemd-deps
 	SD_BENCH=1 bash scripts/test-systemd.sh "$(SKIFF)"
 
