@@ -103,7 +103,10 @@ fn kill_all(st: &state::State) -> bool {
         // done() read every cgroup.procs when the cgroup is ours and no pid namespace is alive.
         return cgroup_ours && pidns.is_none();
     }
-    if st.pid > 0 && state::process_alive(st.pid, st.start_time) {
+    // Opened before the check, so that it is the init's and not a reused pid's.
+    let pidfd = (st.pid > 0).then(|| crate::sys::pidfd_open(st.pid).ok()).flatten();
+    let killed = st.pid > 0 && state::process_alive(st.pid, st.start_time);
+    if killed {
         let _ = kill(Pid::from_raw(st.pid), Signal::SIGKILL);
     }
     // A paused container only dies once thawed.
@@ -122,12 +125,33 @@ fn kill_all(st: &state::State) -> bool {
     // The init first (SIGKILL cannot be ignored; 10 s is for a loaded machine), then a short
     // wait for the rest of the cgroup: members of the pid namespace die with the init. Whatever
     // is still there after that belongs to someone sharing the cgroupsPath.
+    if let Some(fd) = pidfd.as_ref().filter(|_| killed) {
+        wait_exit(fd, Duration::from_secs(10));
+    }
     wait_until(Duration::from_secs(10), || {
         reap();
         init_dead()
     });
     wait_until(Duration::from_secs(2), cgroup_empty);
     false
+}
+
+/// Waits until the process of `pidfd` has exited (or `limit` passed): woken by its exit itself,
+/// where polling /proc would sleep past it (the SIGKILLed init needs a CPU to die, which under
+/// load takes milliseconds). Whatever the outcome, the caller checks again.
+fn wait_exit(pidfd: &std::os::fd::OwnedFd, limit: Duration) {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(pidfd.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(ms)) {
+            Err(nix::errno::Errno::EINTR) if !left.is_zero() => continue,
+            _ => return,
+        }
+    }
 }
 
 fn wait_until(limit: Duration, mut cond: impl FnMut() -> bool) {

@@ -224,6 +224,14 @@ pub fn kill_raw(pid: i32, sig: i32) -> Result<(), Errno> {
     Errno::result(unsafe { libc::kill(pid, sig) }).map(drop)
 }
 
+/// pidfd_open(2) (Linux 5.3): an fd that polls readable once `pid` has exited. Neither nix nor
+/// the libc crate bind it.
+pub fn pidfd_open(pid: i32) -> Result<std::os::fd::OwnedFd, Errno> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+    Ok(owned_fd(fd as RawFd))
+}
+
 /// ioprio_set(IOPRIO_WHO_PROCESS, 0, ioprio) for the calling process; glibc has no wrapper.
 pub fn set_io_priority(class: u32, level: u32) -> Result<(), Errno> {
     const IOPRIO_WHO_PROCESS: libc::c_int = 1;
