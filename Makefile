@@ -25,9 +25,10 @@ deps:
 build: deps
 	$(CARGO) build --release --workspace --bins
 
-# skiff with crash points (src/failpoint.rs) at target/failpoints/skiff, for the crash tests.
+# skiff and slipway with crash points (runtime/src/failpoint.rs, builder/src/failpoint.rs) at
+# target/failpoints/, for the crash tests.
 failpoints: deps
-	$(CARGO) build --profile failpoints -p skiff --features failpoints
+	$(CARGO) build --profile failpoints -p skiff -p slipway --features skiff/failpoints,slipway/failpoints
 
 lint: deps
 	$(CARGO) fmt --all -- --check

@@ -124,7 +124,7 @@ impl Context {
     /// Saves the stat cache (when this build hashed something it did not know).
     pub fn save(&self, store: &Store) {
         if self.stat.dirty() && !self.root.as_os_str().as_encoded_bytes().contains(&b'\n') {
-            let _ = store.write_atomic(&store.root.join(&self.stat_key), &self.stat.to_bytes(&self.root));
+            let _ = store.write_file(&store.root.join(&self.stat_key), &self.stat.to_bytes(&self.root));
         }
     }
 

@@ -13,6 +13,7 @@ pub mod convert;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod exec;
+pub mod failpoint;
 pub mod fetch;
 pub mod glob;
 pub mod images;

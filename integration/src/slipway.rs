@@ -15,6 +15,14 @@ pub fn bin() -> PathBuf {
     }
 }
 
+/// slipway built with `--features failpoints` (`make failpoints`, which `make test` runs), for
+/// the tests that kill it at a named point of its store's commit (builder/src/failpoint.rs).
+pub fn failpoint_bin() -> PathBuf {
+    let bin = crate::workspace_dir().join("target/failpoints/slipway");
+    assert!(bin.exists(), "{} is missing: run `make failpoints` (make test does)", bin.display());
+    bin
+}
+
 /// The runtime RUN steps use: `$SLIPWAY_RUNTIME`, else the runtime under test (`$OCI_RUNTIME`,
 /// else the workspace's skiff: what users get, since slipway picks the skiff next to it). So
 /// `make test` builds through skiff and `OCI_RUNTIME=$(which runc) cargo test` through runc.

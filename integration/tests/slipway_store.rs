@@ -1,7 +1,7 @@
 //! The store under stress: SIGKILL at any moment leaves a store the next command can read and
 //! clean, and two builds can share one store.
 
-use integration::slipway::{bin, runtime, Slipway};
+use integration::slipway::{bin, failpoint_bin, runtime, Slipway};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -306,4 +306,76 @@ fn sigkill_during_save_load_rmi_and_prune_leaves_a_readable_store() {
     // And the next build still reuses what is intact.
     let again = s.build(&ctx, "big", &[]).ok();
     assert!(again.stdout.contains("Using cache"), "{}", again.stdout);
+}
+
+/// The blob names under blobs/sha256.
+fn blob_names(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(root.join("blobs/sha256"))
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    v.sort();
+    v
+}
+
+/// A build killed at each point of the store's commit (builder/src/failpoint.rs): with its new
+/// blobs written but none synced or in blobs/ yet, and with all of them synced and in blobs/
+/// but index.json not rewritten. Either way index.json does not name the image, every file in
+/// blobs/ is whole, the next command removes the staging directory, and a rebuild works: after
+/// the first kill it builds every step again (the cache entries name blobs that never reached
+/// blobs/), after the second it takes them from the cache. Both give the image a fresh store
+/// builds.
+#[test]
+fn a_build_killed_between_its_blobs_and_index_json_leaves_a_whole_store() {
+    use std::os::unix::process::ExitStatusExt;
+    let s = Slipway::new();
+    let mut files = Vec::new();
+    let mut df = String::from("FROM scratch\n");
+    for i in 0..4 {
+        df.push_str(&format!("COPY f{i} /d{i}/\nENV V{i}={i}\n"));
+        files.push((
+            format!("f{i}"),
+            noise(100_000, i as u64).iter().map(|b| (b'a' + b % 26) as char).collect::<String>(),
+        ));
+    }
+    let mut all: Vec<(&str, &str)> = files.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    all.push(("Dockerfile", &df));
+    let ctx = s.context("crash", &all);
+    let killed_at = |point: &str| {
+        let st = Command::new(failpoint_bin())
+            .arg("--root")
+            .arg(s.root())
+            .args(["build", "-t", "crash", "--runtime", &runtime()])
+            .arg(&ctx)
+            .env("SLIPWAY_FAILPOINT", point)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("spawn slipway");
+        assert_eq!(st.signal(), Some(9), "{point}: the build was not killed there: {st}");
+        let index = std::fs::read_to_string(s.root().join("index.json")).unwrap();
+        assert!(!index.contains("crash"), "{point}: index.json names the image: {index}");
+        assert!(!leftovers(&s.root()).is_empty(), "{point}: no staging directory left in tmp/");
+    };
+
+    killed_at("store:blobs-staged");
+    assert_eq!(blob_names(&s.root()), Vec::<String>::new(), "a blob reached blobs/ before the commit");
+    s.run(&["images"]).ok();
+    assert!(leftovers(&s.root()).is_empty(), "{:?}", leftovers(&s.root()));
+
+    killed_at("store:blobs-committed");
+    let committed = blob_names(&s.root());
+    assert!(committed.len() >= 5, "the commit put the layers and configs in blobs/: {committed:?}");
+    assert_blobs_intact(&s.root(), "killed after the commit");
+    assert_ne!(s.run(&["inspect", "crash"]).code, 0, "the image is named");
+    assert!(leftovers(&s.root()).is_empty(), "{:?}", leftovers(&s.root()));
+
+    let again = s.build(&ctx, "crash", &[]).ok();
+    assert_eq!(again.stdout.matches("Using cache").count(), 8, "{}", again.stdout);
+    for b in image_blobs(&s, "crash") {
+        assert!(committed.contains(&b), "blob {b} of the rebuilt image was not among the committed ones");
+    }
+    let fresh = Slipway::new();
+    let ctx2 = fresh.context("crash", &all);
+    fresh.build(&ctx2, "crash", &[]).ok();
+    assert_eq!(s.save("crash").id(), fresh.save("crash").id());
 }

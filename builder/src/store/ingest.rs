@@ -3,7 +3,7 @@
 //! outlives an interrupted pull so the next one resumes from it; nothing under `ingest/` is a
 //! blob any image or build can see. One writer per digest (a lock file beside it).
 
-use super::{fsync_dir, io_err, HashWriter, Result, Store, StoreError};
+use super::{io_err, HashWriter, Result, Store, StoreError};
 use nix::fcntl::{Flock, FlockArg};
 use sha2::{Digest, Sha256};
 use std::fs::{self, File, OpenOptions};
@@ -11,6 +11,7 @@ use std::io::{self, Read, Write};
 use std::path::PathBuf;
 
 pub struct Ingest {
+    store: Store,
     digest: String,
     path: PathBuf,
     lock_path: PathBuf,
@@ -72,6 +73,7 @@ impl Store {
             written += n as u64;
         }
         Ok(Opened::Writing(Box::new(Ingest {
+            store: self.clone(),
             digest: digest.into(),
             path,
             lock_path,
@@ -105,7 +107,8 @@ impl Ingest {
         let _ = fs::remove_file(&self.lock_path);
     }
 
-    /// Checks size and digest and moves the blob into the store. A short blob stays for a
+    /// Checks size and digest and moves the blob into the store (staged until the store's
+    /// commit, see the store's module doc). A short blob stays for a
     /// resumed run; a wrong one is removed; the error says what came instead.
     pub fn commit(mut self, size: u64) -> std::result::Result<(), String> {
         if self.file.n != size {
@@ -123,25 +126,15 @@ impl Ingest {
             self.discard();
             return Err(why);
         }
-        let res = (|| -> Result<()> {
-            self.file.flush().map_err(io_err("write", &self.path))?;
-            self.file.inner.get_ref().sync_all().map_err(io_err("fsync", &self.path))?;
-            let dst = self_blob_path(&self.path, &self.digest);
-            fs::rename(&self.path, &dst).map_err(io_err("rename", &dst))?;
-            if let Some(d) = dst.parent() {
-                fsync_dir(d);
-            }
-            Ok(())
-        })();
+        // staged as every new blob is: synced and named in blobs/ by the store's commit
+        let res = self
+            .file
+            .flush()
+            .map_err(io_err("write", &self.path))
+            .and_then(|_| self.store.stage(&self.path, &self.digest));
         let _ = fs::remove_file(&self.lock_path);
         res.map_err(|e| e.to_string())
     }
-}
-
-/// `<root>/blobs/sha256/<hex>` from `<root>/ingest/<hex>.partial`.
-fn self_blob_path(partial: &std::path::Path, digest: &str) -> PathBuf {
-    let root = partial.parent().and_then(|p| p.parent()).unwrap_or(std::path::Path::new("."));
-    root.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap_or(digest))
 }
 
 impl Write for Ingest {

@@ -135,7 +135,7 @@ impl Store {
             }
         }
         let m = Meta { used: now(), ..meta.clone() };
-        self.write_atomic(&dir.join("meta.json"), &serde_json::to_vec(&m).unwrap_or_default())?;
+        self.write_file(&dir.join("meta.json"), &serde_json::to_vec(&m).unwrap_or_default())?;
         Ok(Taken { data: data_parent.join("data"), instance, key, _lock: l })
     }
 
