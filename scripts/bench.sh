@@ -306,12 +306,21 @@ bench_slipway() {
     printf 'FROM sw-base\nCOPY . /app/\nCMD ["ls", "/app"]\n' >"$ctx/Dockerfile"
     $sw_build -q -t big "$ctx" >/dev/null
     $bh_build -q -t big "$ctx" >/dev/null
-    [ -z "$BK_CLIENT" ] || $bk_build -q -t big "$ctx" >/dev/null
   fi
-  pair "10k:noop" $((BUILD_RUNS * 2)) 2 "" "" "$sw_build -t big $ctx" "$bh_build -t big $ctx" "" "$bk_build -t big $ctx"
+  # BuildKit 20.10's COPY of the 10,000 files now and then fails under load ("failed to copy file
+  # info: ... lchown ...: no such file or directory" in its overlay mount): tried twice, then
+  # the 10k rows go on without it rather than the whole part stopping
+  local bk10k="$bk_build -t big $ctx"
+  if [ -n "$BK_CLIENT" ] && (want 10k:noop || want 10k:one-file); then
+    if ! out=$($bk_build -q -t big "$ctx" 2>&1) && ! out=$($bk_build -q -t big "$ctx" 2>&1); then
+      echo "bench: BuildKit failed the 10k build twice, 10k rows without it: $(echo "$out" | tail -n 1 | cut -c1-160)"
+      bk10k=
+    fi
+  fi
+  pair "10k:noop" $((BUILD_RUNS * 2)) 2 "" "" "$sw_build -t big $ctx" "$bh_build -t big $ctx" "" "$bk10k"
   local touch1="date +%s%N > $ctx/src/d42/f42.txt"
   pair "10k:one-file" "$BUILD_RUNS" 1 "$touch1" "$touch1" "$sw_build -t big $ctx" "$bh_build -t big $ctx" \
-    "$touch1" "$bk_build -t big $ctx"
+    "$touch1" "$bk10k"
   if want 10k:noop; then
     bench_noop_floor "$sw_build -t big $ctx" "$ctx"
   fi
