@@ -14,6 +14,7 @@ pub mod rootless;
 pub mod runtime;
 pub mod skip;
 pub mod slipway;
+pub mod sources;
 
 pub use bundle::Bundle;
 pub use runtime::{Output, Runtime};
