@@ -460,3 +460,69 @@ fn add_git_checks_out_the_ref_and_is_cached_by_commit() {
         assert!(r.stderr.contains("Dockerfile:2") && r.stderr.contains(&want), "{df}: {}", r.stderr);
     }
 }
+
+/// A tar made header by header whose uid and gid fields are left blank (NULs in one entry,
+/// spaces in another), as some archivers write them, next to one with numbers.
+fn blank_owner_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (path, kind, mode, ids, fill) in [
+        ("d", tar::EntryType::Directory, 0o750, None, 0u8),
+        ("d/nul", tar::EntryType::Regular, 0o640, None, 0u8),
+        ("d/space", tar::EntryType::Regular, 0o755, None, b' '),
+        ("owned", tar::EntryType::Regular, 0o600, Some((7, 8)), 0u8),
+    ] {
+        let mut h = tar::Header::new_ustar();
+        h.set_path(path).unwrap();
+        h.set_entry_type(kind);
+        h.set_mode(mode);
+        h.set_mtime(1_600_000_000);
+        let body: &[u8] = if kind == tar::EntryType::Regular { b"data\n" } else { b"" };
+        h.set_size(body.len() as u64);
+        match ids {
+            Some((u, g)) => {
+                h.set_uid(u);
+                h.set_gid(g);
+            }
+            None => {
+                let o = h.as_old_mut();
+                o.uid = [fill; 8];
+                o.gid = [fill; 8];
+            }
+        }
+        h.set_cksum();
+        b.append(&h, body).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
+/// ADD of a local archive whose entries have blank uid/gid fields: they are root's, as Go's
+/// archive/tar reads them (slipway refused the archive before: "numeric field was not a
+/// number"). docker 20.10's BuildKit makes the same files, owners and modes.
+#[test]
+fn add_archive_with_blank_owner_fields() {
+    let s = Slipway::new();
+    let ctx = s.context("blankids", &[("Dockerfile", "FROM scratch\nADD arch.tar /x/\n")]);
+    std::fs::write(ctx.join("arch.tar"), blank_owner_tar()).unwrap();
+    s.build(&ctx, "blankids", &[]).ok();
+    let img = s.save("blankids");
+    let got = |img: &Saved| -> Vec<(String, u32, u64, u64, Vec<u8>)> {
+        ["x/d", "x/d/nul", "x/d/space", "x/owned"]
+            .iter()
+            .map(|p| {
+                let e = find(img, p);
+                (p.to_string(), e.mode & 0o7777, e.uid, e.gid, e.data.clone())
+            })
+            .collect()
+    };
+    let ours = got(&img);
+    let want: Vec<(String, u32, u64, u64, Vec<u8>)> = vec![
+        ("x/d".into(), 0o750, 0, 0, vec![]),
+        ("x/d/nul".into(), 0o640, 0, 0, b"data\n".to_vec()),
+        ("x/d/space".into(), 0o755, 0, 0, b"data\n".to_vec()),
+        ("x/owned".into(), 0o600, 7, 8, b"data\n".to_vec()),
+    ];
+    assert_eq!(ours, want);
+    let Some(bk) = BuildKit::shared() else { return };
+    bk.build(&ctx, "blankids", &[]).ok();
+    assert_eq!(got(&bk.save("blankids")), want, "docker 20.10's BuildKit");
+}

@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub const WH_PREFIX: &str = ".wh.";
@@ -406,7 +406,9 @@ pub enum Whiteouts {
 pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
     let mut ar = tar::Archive::new(r);
     ar.set_preserve_permissions(true);
-    ar.set_preserve_ownerships(true);
+    // owners are set below, read as Go's archive/tar reads them (the tar crate refuses a blank
+    // uid or gid field, which some writers leave)
+    ar.set_preserve_ownerships(false);
     ar.set_preserve_mtime(true);
     ar.set_unpack_xattrs(true);
     ar.set_overwrite(true);
@@ -488,18 +490,65 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
                 Err(nix::errno::Errno::EPERM) if !et.is_fifo() && crate::userns::in_userns() => continue,
                 Err(e) => return Err(io::Error::from(e)),
             }
+            let (uid, gid) = owner(h)?;
             let _ = nix::unistd::fchownat(
                 None,
                 &target,
-                Some(nix::unistd::Uid::from_raw(h.uid()? as u32)),
-                Some(nix::unistd::Gid::from_raw(h.gid()? as u32)),
+                Some(nix::unistd::Uid::from_raw(uid)),
+                Some(nix::unistd::Gid::from_raw(gid)),
                 nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
             );
             continue;
         }
-        e.unpack_in(dst)?;
+        if !e.unpack_in(dst)? {
+            continue;
+        }
+        let (uid, gid) = owner(e.header())?;
+        let mode = e.header().mode();
+        let md = fs::symlink_metadata(&target)?;
+        let chown = (md.uid(), md.gid()) != (uid, gid);
+        if chown {
+            std::os::unix::fs::lchown(&target, Some(uid), Some(gid))
+                .map_err(|err| io::Error::new(err.kind(), format!("chown {}: {err}", rel.display())))?;
+            // chown drops a file capability the tar crate set: put back the entry's
+            if !et.is_symlink() {
+                if let Some(exts) = e.pax_extensions()? {
+                    for x in exts.flatten() {
+                        if x.key() == Ok("SCHILY.xattr.security.capability") {
+                            crate::sys::lsetxattr(&target, "security.capability", x.value_bytes())?;
+                        }
+                    }
+                }
+            }
+        }
+        // chown clears set-id bits, so such a mode is applied again; a blank mode (which the
+        // tar crate skips) is 0, as in Go
+        let setid = chown && mode.as_ref().is_ok_and(|m| m & 0o6000 != 0);
+        if !et.is_symlink() && (setid || mode.is_err()) {
+            let mode = numeric(&e.header().as_old().mode, mode.map(u64::from))? as u32 & 0o7777;
+            fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
+        }
     }
     Ok(())
+}
+
+/// A numeric header field as Go's archive/tar (and so BuildKit and docker) reads it: one left
+/// blank (spaces and NULs only, as some writers leave uid, gid or mode) is 0; anything else
+/// is what the tar crate parsed, or its error.
+fn numeric(field: &[u8], parsed: io::Result<u64>) -> io::Result<u64> {
+    match parsed {
+        Err(_) if field.iter().all(|&b| b == 0 || b == b' ') => Ok(0),
+        r => r,
+    }
+}
+
+/// An entry's owner (pax `uid`/`gid` records already applied by the tar crate).
+fn owner(h: &tar::Header) -> io::Result<(u32, u32)> {
+    let o = h.as_old();
+    let id = |n: u64, what: &str| {
+        u32::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("{what} {n} is too large")))
+    };
+    Ok((id(numeric(&o.uid, h.uid())?, "uid")?, id(numeric(&o.gid, h.gid())?, "gid")?))
 }
 
 /// Where a hard link entry's target is, as docker's archive package finds it: the link name is
@@ -645,6 +694,52 @@ mod tests {
         h.set_cksum();
         b.append(&h, &[][..]).unwrap();
         b.into_inner().unwrap()
+    }
+
+    /// Go's archive/tar reads a blank numeric field as 0 (`parseOctal` trims spaces and NULs):
+    /// uid and gid left blank (NULs, spaces) are root's, a blank mode is 0000; the tar crate's
+    /// own readers refuse them. Set-id bits survive the chown.
+    #[test]
+    fn blank_numeric_fields_read_as_zero() {
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, mode, blank_mode, fill) in
+            [("nul", 0o640, false, 0u8), ("space", 0o4755, false, b' '), ("nomode", 0, true, 0u8)]
+        {
+            let mut h = tar::Header::new_ustar();
+            h.set_path(path).unwrap();
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(2);
+            h.set_mtime(1);
+            h.set_mode(mode);
+            let o = h.as_old_mut();
+            o.uid = [fill; 8];
+            o.gid = [fill; 8];
+            if blank_mode {
+                o.mode = [0; 8];
+            }
+            h.set_cksum();
+            b.append(&h, &b"x\n"[..]).unwrap();
+        }
+        // a set-id file of another owner keeps its bits through the chown
+        let mut h = tar::Header::new_ustar();
+        h.set_path("owned").unwrap();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(2);
+        h.set_mode(0o6750);
+        h.set_uid(1000);
+        h.set_gid(50);
+        h.set_cksum();
+        b.append(&h, &b"x\n"[..]).unwrap();
+        let data = b.into_inner().unwrap();
+        assert!(tar::Header::from_byte_slice(&data[..512]).uid().is_err(), "the tar crate refuses it");
+        let dst = tempfile::tempdir().unwrap();
+        extract(&data[..], dst.path(), Whiteouts::Keep).unwrap();
+        for (path, mode, uid, gid) in
+            [("nul", 0o640, 0, 0), ("space", 0o4755, 0, 0), ("nomode", 0, 0, 0), ("owned", 0o6750, 1000, 50)]
+        {
+            let md = fs::symlink_metadata(dst.path().join(path)).unwrap();
+            assert_eq!((md.uid(), md.gid(), md.mode() & 0o7777), (uid, gid, mode), "{path}");
+        }
     }
 
     #[test]
