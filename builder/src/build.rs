@@ -109,7 +109,14 @@ impl Bases<'_> {
             }
             Value::Dir(d) => {
                 log.push(format!("build context {key}: directory {}", d.display()));
-                named_context::dir_image(self.store, key, d, self.epoch)?
+                named_context::dir_image(self.store, key, d, true, self.epoch)?
+            }
+            Value::Remote(url, r) => {
+                let err = |e: &dyn std::fmt::Display| format!("--build-context {key}={url}: {e}");
+                let f = crate::fetch::context::fetch(self.store, url, r, crate::fetch::context::Use::Named, false)
+                    .map_err(|e| err(&e))?;
+                log.push(format!("build context {key}: {}", f.note));
+                named_context::dir_image(self.store, key, &f.dir, false, self.epoch).map_err(|e| err(&e))?
             }
             Value::OciLayout { dir, tag, digest } => {
                 log.push(format!("build context {key}: oci-layout://{}", dir.display()));
@@ -149,6 +156,10 @@ impl plan::Remotes for Bases<'_> {
 
 /// The Dockerfile read and typed.
 struct Source {
+    /// The context directory (a remote one fetched into the store).
+    context: PathBuf,
+    /// What a remote context was, for the log.
+    note: Option<String>,
     path: PathBuf,
     /// Its name in messages.
     file: String,
@@ -231,20 +242,64 @@ fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTre
     }
 }
 
-fn read(opts: &BuildOptions) -> Result<Source, BuildError> {
-    // before the Dockerfile is looked for in it (docker: "context must be a directory")
-    match std::fs::metadata(&opts.context) {
-        Ok(m) if m.is_dir() => {}
-        Ok(_) => return Err(crate::context::ContextError::NotDir(opts.context.clone()).into()),
-        Err(e) => return Err(BuildError::Other(format!("open build context {}: {e}", opts.context.display()))),
-    }
-    let path = match &opts.dockerfile {
-        Some(p) => p.clone(),
-        None => opts.context.join("Dockerfile"),
+/// BuildKit's reading of `BUILDKIT_CONTEXT_KEEP_GIT_DIR` (Go's strconv.ParseBool; anything
+/// else is unset).
+fn keep_git_dir_arg(opts: &BuildOptions) -> bool {
+    let v = opts.build_args.iter().rev().find(|(k, _)| k == "BUILDKIT_CONTEXT_KEEP_GIT_DIR");
+    matches!(v.map(|(_, v)| v.as_str()), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
+}
+
+/// The context directory and the Dockerfile (its path, its name in messages), and for a remote
+/// context what was fetched. A local directory wins over a URL of the same spelling (buildx's
+/// order); a remote context is fetched into the store (`fetch::context`), where `-f` names a
+/// file of it when relative and a local file when absolute, as buildx sends them.
+fn input(store: &Store, opts: &BuildOptions) -> Result<(PathBuf, PathBuf, String, Option<String>), BuildError> {
+    let arg = opts.context.to_string_lossy().into_owned();
+    let remote = if opts.context.is_dir() {
+        None
+    } else {
+        crate::fetch::context::parse(&arg).map_err(|e| BuildError::Other(format!("build context {arg}: {e}")))?
     };
-    let file = opts.dockerfile.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "Dockerfile".into());
-    let src = std::fs::read_to_string(&path)
-        .map_err(|e| BuildError::Other(format!("read Dockerfile {}: {e}", path.display())))?;
+    let Some(remote) = remote else {
+        // before the Dockerfile is looked for in it (docker: "context must be a directory")
+        match std::fs::metadata(&opts.context) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(crate::context::ContextError::NotDir(opts.context.clone()).into()),
+            Err(e) => return Err(BuildError::Other(format!("open build context {}: {e}", opts.context.display()))),
+        }
+        let path = match &opts.dockerfile {
+            Some(p) => p.clone(),
+            None => opts.context.join("Dockerfile"),
+        };
+        let file = opts.dockerfile.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "Dockerfile".into());
+        return Ok((opts.context.clone(), path, file, None));
+    };
+    let f =
+        crate::fetch::context::fetch(store, &arg, &remote, crate::fetch::context::Use::Main, keep_git_dir_arg(opts))
+            .map_err(|e| BuildError::Other(format!("build context {arg}: {e}")))?;
+    let (path, file) = match (&opts.dockerfile, &f.dockerfile) {
+        (Some(p), _) if p.is_absolute() => (p.clone(), p.display().to_string()),
+        (Some(p), Some(_)) => {
+            return Err(BuildError::Other(format!(
+                "-f {}: the context {arg} is a Dockerfile, not an archive: there is no other file in it",
+                p.display()
+            )))
+        }
+        (Some(p), None) => {
+            (crate::rootfs::resolve_in_root(&f.dir, &p.to_string_lossy(), true), p.display().to_string())
+        }
+        (None, Some(d)) => (d.clone(), arg.clone()),
+        (None, None) => (f.dir.join("Dockerfile"), "Dockerfile".to_string()),
+    };
+    Ok((f.dir, path, file, Some(format!("# build context {}", f.note))))
+}
+
+fn read(store: &Store, opts: &BuildOptions) -> Result<Source, BuildError> {
+    let (context, path, file, note) = input(store, opts)?;
+    let src = std::fs::read_to_string(&path).map_err(|e| {
+        let shown = if note.is_some() && !path.is_absolute() { file.clone() } else { path.display().to_string() };
+        BuildError::Other(format!("read Dockerfile {shown}: {e}"))
+    })?;
     let at = |line, msg| BuildError::At { file: file.clone(), line, msg, excerpt: Box::default() };
     let df = parser::parse(&src).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &[]))?;
     // each instruction's lines, so that an error marks all of a continued one
@@ -252,7 +307,13 @@ fn read(opts: &BuildOptions) -> Result<Source, BuildError> {
     let mut stages = instructions::stages(&df).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &spans))?;
     // a stage a --build-context is named after is that context, as in BuildKit
     opts.named_contexts.replace_stages(&mut stages);
-    Ok(Source { path, file, escape: df.escape, stages, text: src, spans })
+    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, note })
+}
+
+/// The build's context: a local directory with its `.dockerignore` applied, a remote one whole.
+fn open_context(store: &Store, src: &Source) -> Result<Context, BuildError> {
+    let ctx = Context::open_for(&src.context, Some(store), Some(&src.path))?;
+    Ok(if src.note.is_some() { ctx.unfiltered() } else { ctx })
 }
 
 /// The plan, and the `--build-context` names it used.
@@ -285,8 +346,9 @@ fn make_plan(
 
 /// The plan of a build, without running it (`slipway plan`).
 pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError> {
-    let src = read(opts)?;
-    let mut ctx = Context::open_for(&opts.context, Some(store), Some(&src.path))?;
+    let _in_use = store.use_lock()?;
+    let src = read(store, opts)?;
+    let mut ctx = open_context(store, &src)?;
     Ok(make_plan(store, opts, &src, &mut ctx).0)
 }
 
@@ -306,7 +368,9 @@ fn no_cache_stages(stages: &Stages, names: &[String]) -> Result<BTreeMap<usize, 
 
 /// Runs a build.
 pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
-    let src = read(opts)?;
+    // held from the fetch of a remote context on: prune waits
+    let _in_use = store.use_lock()?;
+    let src = read(store, opts)?;
     crate::trace::point("dockerfile");
     build_read(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))
 }
@@ -329,8 +393,7 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     };
     let multi = runs.len() > 1;
     output::check(&outs, runs.len()).map_err(BuildError::Other)?;
-    let _in_use = store.use_lock()?;
-    let ctx = exec::SharedContext::new(Context::open_for(&opts.context, Some(store), Some(&src.path))?);
+    let ctx = exec::SharedContext::new(open_context(store, src)?);
     crate::trace::point("context");
     let eopts = exec::Options {
         file: src.file.clone(),
@@ -363,6 +426,9 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         Executor::new(store, &eopts, &ctx, runtime, progress::Progress::new(opts.progress, out()))
     };
     let mut x = new_executor();
+    if let Some(n) = &src.note {
+        x.progress.note(n);
+    }
     let imported = import_caches(opts, store, &mut x);
     x.imported = imported.clone();
     // every platform planned first: a plan reads no state of another platform's build
@@ -377,8 +443,12 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     }
     crate::trace::point("plan");
     // the declared ARGs and used contexts of all platforms, for the warnings
-    let declared_args: std::collections::BTreeSet<String> =
+    let mut declared_args: std::collections::BTreeSet<String> =
         plans.iter().flat_map(|(_, p, _)| p.declared_args.iter().cloned()).collect();
+    if src.note.is_some() {
+        // a remote context read it
+        declared_args.insert("BUILDKIT_CONTEXT_KEEP_GIT_DIR".to_string());
+    }
     let used_contexts: std::collections::BTreeSet<String> =
         plans.iter().flat_map(|(_, _, u)| u.iter().cloned()).collect();
     let warn = || {

@@ -43,7 +43,8 @@ pub struct Cli {
 #[derive(Args, Debug)]
 pub struct PlanArgs {
     /// The Dockerfile (default: CONTEXT/Dockerfile); a relative path that does not exist is
-    /// taken in the context. A FILE.dockerignore beside it wins over the context's .dockerignore.
+    /// taken in the context (always, for a URL context). A FILE.dockerignore beside it wins over
+    /// the context's .dockerignore.
     #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub file: Option<PathBuf>,
     /// Set a build argument an ARG declares (repeatable); NAME alone takes $NAME from the
@@ -63,11 +64,14 @@ pub struct PlanArgs {
     pub allow: Vec<String>,
     /// A named context (repeatable) that `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount from=NAME` use instead of the image or stage of that name: a directory
-    /// (its .dockerignore applied), docker-image://REF or oci-layout://DIR[:TAG|@DIGEST].
-    #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF|oci-layout://DIR")]
+    /// (its .dockerignore applied), docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], a git
+    /// URL (REPO#REF:SUBDIR) or an http(s) URL (one file, `context`).
+    #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF|oci-layout://DIR|URL")]
     pub build_contexts: Vec<String>,
-    /// The build context: the directory COPY and ADD read from (with .dockerignore applied).
-    #[arg(value_name = "CONTEXT")]
+    /// The build context: the directory COPY and ADD read from (with .dockerignore applied), or
+    /// a git URL (https://host/repo.git#REF:SUBDIR, git://, ssh://, git@host:repo) or an http(s)
+    /// URL of a tar archive or of a Dockerfile, fetched by the builder.
+    #[arg(value_name = "CONTEXT|URL")]
     pub context: PathBuf,
 }
 

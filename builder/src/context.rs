@@ -122,6 +122,15 @@ impl Context {
     }
 
     /// Saves the stat cache (when this build hashed something it did not know).
+    /// The context with no `.dockerignore` applied: a remote context is used whole, as
+    /// BuildKit uses one (`.dockerignore` filters what a client sends of a local directory).
+    pub fn unfiltered(mut self) -> Context {
+        self.ignore = Matcher::default();
+        self.entries = None;
+        self.fingerprints.clear();
+        self
+    }
+
     pub fn save(&self, store: &Store) {
         if self.stat.dirty() && !self.root.as_os_str().as_encoded_bytes().contains(&b'\n') {
             let _ = store.write_file(&store.root.join(&self.stat_key), &self.stat.to_bytes(&self.root));

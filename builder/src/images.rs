@@ -417,6 +417,8 @@ pub fn prune(store: &Store, limits: &PruneLimits) -> Result<String, StoreError> 
             let _ = fs::remove_file(e.path());
         }
     }
+    // remote build contexts first, so that their stat caches go with them below
+    let context_bytes = crate::fetch::context::prune(store);
     let stat = store.root.join("cache/stat");
     for e in fs::read_dir(&stat).map_err(io_err("read dir", &stat))?.flatten() {
         if !crate::context::stat_cache_is_live(&e.path()) {
@@ -464,7 +466,7 @@ pub fn prune(store: &Store, limits: &PruneLimits) -> Result<String, StoreError> 
     let (mounts, mount_bytes) = prune_cache_mounts(store, limits)?;
     let (partials, partial_bytes) = prune_ingest_and_remote(store);
     let fetched_bytes = crate::fetch::prune(store);
-    let freed = freed + mount_bytes + partial_bytes + fetched_bytes;
+    let freed = freed + mount_bytes + partial_bytes + fetched_bytes + context_bytes;
     Ok(format!(
         "Deleted {untagged} untagged images\nDeleted {dropped} build cache entries\nDeleted {mounts} cache mounts\nDeleted {removed} blobs\nDeleted {partials} partial downloads\nTotal reclaimed space: {}\n",
         human(freed)

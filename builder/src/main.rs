@@ -53,7 +53,9 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         named_contexts.by_key.insert(k, v);
     }
     let context = a.context;
-    let dockerfile = a.file.map(|f| if f.is_relative() && !f.exists() { context.join(f) } else { f });
+    // (a remote context takes a relative -f as a file of its own: left as given)
+    let dockerfile =
+        a.file.map(|f| if f.is_relative() && !f.exists() && context.is_dir() { context.join(f) } else { f });
     Ok(BuildOptions {
         context,
         dockerfile,

@@ -26,6 +26,9 @@ pub enum Value {
     /// `oci-layout://DIR[:TAG|@DIGEST]`: an image of an OCI layout directory (`latest` unless
     /// a tag or digest says which).
     OciLayout { dir: PathBuf, tag: Option<String>, digest: Option<String> },
+    /// A git repository or an http(s) URL (as written), fetched into the store
+    /// (`fetch::context`) and then made an image as a directory is.
+    Remote(String, crate::fetch::context::Remote),
 }
 
 /// The names of a build, by BuildKit's key (see [`key`]).
@@ -72,10 +75,9 @@ pub fn parse(s: &str) -> Result<(String, Value), String> {
             return Err(format!("{flag}: {} is not an OCI layout (no index.json)", dir.display()));
         }
         Value::OciLayout { dir, tag, digest }
-    } else if v.starts_with("http://") || v.starts_with("https://") || v.starts_with("git@") {
-        return Err(format!(
-            "{flag}: remote contexts (git, http) are not supported; give a directory, docker-image:// or oci-layout://"
-        ));
+    } else if let Some(r) = crate::fetch::context::parse(v).map_err(|e| format!("{flag}: {e}"))? {
+        // before a directory, as buildx tells them apart
+        Value::Remote(v.to_string(), r)
     } else if v.starts_with("target:") {
         return Err(format!("{flag}: target: contexts are bake's (docker buildx bake), not build's"));
     } else if let Some((scheme, _)) = v.split_once("://") {
@@ -118,12 +120,20 @@ impl NamedContexts {
     }
 }
 
-/// The image of directory `dir` (context `name`): one layer of its files, the config of
+/// The image of directory `dir` (context `name`): one layer of its files (those its
+/// `.dockerignore` leaves, when `dockerignore`: a local directory's), the config of
 /// `FROM scratch`. Reused while the files are the same (`cache/named/`, keyed by the files'
 /// fingerprints, the name and `epoch`).
-pub fn dir_image(store: &Store, name: &str, dir: &std::path::Path, epoch: u64) -> Result<Image, String> {
+pub fn dir_image(
+    store: &Store,
+    name: &str,
+    dir: &std::path::Path,
+    dockerignore: bool,
+    epoch: u64,
+) -> Result<Image, String> {
     let err = |e: &dyn std::fmt::Display| format!("--build-context {name}={}: {e}", dir.display());
-    let mut ctx = Context::open(dir, Some(store)).map_err(|e| err(&e))?;
+    let ctx = Context::open(dir, Some(store)).map_err(|e| err(&e))?;
+    let mut ctx = if dockerignore { ctx } else { ctx.unfiltered() };
     let fp = ctx.fingerprints("").map_err(|e| err(&e))?;
     let rec = format!(
         "cache/named/{}",
@@ -207,7 +217,22 @@ mod tests {
             ("base".into(), Value::Image("busybox:1.36".into()))
         );
         assert!(parse("nameonly").unwrap_err().contains("expected NAME=VALUE"));
-        assert!(parse("x=https://example.com/repo.git").unwrap_err().contains("remote contexts"));
+        // remote contexts: a git reference (its query checked), any other http(s) URL
+        match parse("x=https://example.com/repo.git#v1:sub") {
+            Ok((k, Value::Remote(u, crate::fetch::context::Remote::Git(g)))) => {
+                assert_eq!(
+                    (k.as_str(), u.as_str(), g.ref_name.as_str(), g.subdir.as_str()),
+                    ("x", "https://example.com/repo.git#v1:sub", "v1", "sub")
+                )
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse("x=https://example.com/ctx.tar.gz"),
+            Ok((_, Value::Remote(_, crate::fetch::context::Remote::Http(_))))
+        ));
+        assert!(matches!(parse("x=git@github.com:a/b.git"), Ok((_, Value::Remote(..)))));
+        assert!(parse("x=https://example.com/repo.git?bad=1").unwrap_err().contains("unexpected query"));
         assert!(parse("x=target:foo").unwrap_err().contains("bake"));
         assert!(parse("x=s3://b/k").unwrap_err().contains("unknown context type s3://"));
         assert!(parse("x=/nonexistent/dir/of/slipway").unwrap_err().contains("/nonexistent/dir/of/slipway"));

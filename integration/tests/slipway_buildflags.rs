@@ -137,7 +137,7 @@ fn bad_build_contexts_are_refused_naming_them() {
     for (arg, want) in [
         ("justaname", "expected NAME=VALUE"),
         ("x=/nonexistent/slipway-ctx", "/nonexistent/slipway-ctx"),
-        ("x=https://example.com/r.git", "remote contexts"),
+        ("x=https://example.com/r.git?nope=1", "unexpected query \"nope\""),
         ("Bad=/tmp", "invalid context name"),
         ("x=foo://bar", "unknown context type foo://"),
     ] {

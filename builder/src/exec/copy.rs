@@ -558,11 +558,7 @@ impl Remote {
                 Source::Git(g) => {
                     let t = x.store.tempdir("git")?;
                     let dir = t.path.join("tree");
-                    let bare = x
-                        .store
-                        .root
-                        .join("cache/git")
-                        .join(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(g.remote.as_bytes())));
+                    let bare = crate::fetch::git::bare_repo(x.store, &g.remote);
                     let time = crate::fetch::git::checkout(
                         &bare,
                         &g.remote,

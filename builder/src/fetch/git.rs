@@ -292,6 +292,12 @@ pub fn resolve(g: &GitRef) -> Result<(String, String), FetchError> {
     Ok((commit, used))
 }
 
+/// The bare repository the store keeps for `remote` (`cache/git/<sha256 of the remote>`),
+/// shared by ADD and build contexts.
+pub fn bare_repo(store: &crate::store::Store, remote: &str) -> std::path::PathBuf {
+    store.root.join("cache/git").join(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(remote.as_bytes())))
+}
+
 /// Fetches `commit` of `remote` (named `full_ref` there) into the bare repository `bare`
 /// (made on first use) and checks its tree out into the empty directory `dir`: `subdir`'s
 /// contents only, `.git` kept when `keep_git_dir` (a shallow clone of that commit, `origin`

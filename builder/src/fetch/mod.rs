@@ -1,10 +1,11 @@
 //! ADD's remote sources: files at http(s) URLs and git repositories, fetched by the builder
-//! itself so RUN steps stay offline. Which source words are URLs and which are git remotes is
+//! itself so RUN steps stay offline; and remote build contexts (`context`), made of the same. Which source words are URLs and which are git remotes is
 //! decided here, by BuildKit's rules (pure functions, unit-tested); `http` talks to web servers
 //! (revalidating by ETag, keeping the content as a blob of the store), `git` runs the system's
 //! `git` (ls-remote to plan a step, fetch and checkout on a miss). Nothing here knows about
 //! layers or Dockerfiles.
 
+pub mod context;
 pub mod git;
 pub mod http;
 
