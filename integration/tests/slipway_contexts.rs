@@ -291,6 +291,55 @@ fn named_contexts_from_git_and_http() {
     assert!(r.stderr.contains(&format!("--build-context {bad}")) && r.stderr.contains("nosuch"), "{}", r.stderr);
 }
 
+/// Three builds at once, each with two stages that ADD the same new remote (`--jobs 2`), and a
+/// fourth whose context is that remote: the bare repository is locked per remote while one
+/// fetches, checkouts are renamed into place whole, so all succeed with the right files.
+#[test]
+fn concurrent_fetches_of_one_remote() {
+    let Some(g) = GitServer::start() else { return };
+    app_repo(&g);
+    // two rounds with a fresh store each: the race is on a repository's first fetch
+    for round in 0..2 {
+        concurrent_round(&g, round);
+    }
+}
+
+fn concurrent_round(g: &GitServer, round: usize) {
+    let s = Slipway::new();
+    let u = g.url();
+    let df = format!(
+        "FROM scratch AS a\nADD {u}#v1 /a/\nFROM scratch AS b\nADD {u}#main:app /b/\n\
+         FROM scratch\nCOPY --from=a /a/foo /foo\nCOPY --from=b /b/hello /hello\n"
+    );
+    let ctx = s.context("conc", &[("Dockerfile", &df)]);
+    let ctx_s = ctx.to_string_lossy().into_owned();
+    let app = format!("{u}#main:app");
+    let bin = integration::slipway::bin();
+    let rt = integration::slipway::runtime();
+    let spawn = |tag: &str, what: &str| {
+        std::process::Command::new(&bin)
+            .arg("--root")
+            .arg(s.root())
+            .args(["build", "--jobs", "2", "--runtime", &rt, "-t", tag, what])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start slipway")
+    };
+    let kids = [spawn("c:1", &ctx_s), spawn("c:2", &ctx_s), spawn("c:3", &ctx_s), spawn("c:ctx", &app)];
+    for k in kids {
+        let o = k.wait_with_output().expect("wait for slipway");
+        let (out, err) = (String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+        assert!(o.status.success(), "round {round}:\n{out}\n{err}");
+    }
+    for t in ["c:1", "c:2", "c:3"] {
+        let img = s.save(t);
+        assert_eq!(find(&img, "foo").data, b"foo v1\n", "{t}");
+        assert_eq!(find(&img, "hello").data, b"hi v1\n", "{t}");
+    }
+    assert_eq!(find(&s.save("c:ctx"), "ctx/hello").data, b"hi v1\n");
+}
+
 /// A git context over http (git's "dumb" protocol: the repository's files served as they are,
 /// after `git update-server-info`), the form `https://host/repo.git#ref:subdir` takes.
 #[test]

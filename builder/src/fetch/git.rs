@@ -302,7 +302,8 @@ pub fn bare_repo(store: &crate::store::Store, remote: &str) -> std::path::PathBu
 /// (made on first use) and checks its tree out into the empty directory `dir`: `subdir`'s
 /// contents only, `.git` kept when `keep_git_dir` (a shallow clone of that commit, `origin`
 /// the remote), submodules updated unless `!submodules`. Files get 0644 or 0755, directories
-/// 0755, whatever the umask (BuildKit's modes). Returns the commit's time.
+/// 0755, whatever the umask (BuildKit's modes). Returns the commit's time. The bare repository
+/// is locked meanwhile: another process or stage fetching the same remote waits.
 #[allow(clippy::too_many_arguments)]
 pub fn checkout(
     bare: &Path,
@@ -319,8 +320,15 @@ pub fn checkout(
         let what = what.to_string();
         move |e: std::io::Error| FetchError(format!("{what} {}: {e}", p.display()))
     };
+    // One build, or one stage, at a time per repository (as a cache mount's sharing=locked):
+    // two `git init`s or `remote add`s of a new one, or two fetches into it, would fail each
+    // other. flock(2): released when the process dies, nothing to clean up after a crash.
+    fs::create_dir_all(bare).map_err(io("create", bare))?;
+    let lock = bare.join("slipway.lock");
+    let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(io("open", &lock))?;
+    let _held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| FetchError(format!("lock {}: {e}", lock.display())))?;
     if !bare.join("HEAD").is_file() {
-        fs::create_dir_all(bare).map_err(io("create", bare))?;
         git(Some(bare), &["init", "--bare", "--quiet"], &[])?;
         git(Some(bare), &["remote", "add", "origin", remote], &[])?;
     }
