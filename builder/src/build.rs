@@ -376,7 +376,11 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
 }
 
 fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built, BuildError> {
-    let tags = opts.tags.iter().map(|t| crate::store::normalize_ref(t)).collect::<Result<Vec<_>, _>>()?;
+    // checked here; outputs take them as given (name-canonical and push-by-digest look at the tag)
+    for t in &opts.tags {
+        crate::store::normalize_ref(t)?;
+    }
+    let tags = opts.tags.clone();
     let req = output::Request {
         outputs: &opts.outputs,
         tags: &tags,

@@ -40,7 +40,7 @@ impl std::fmt::Display for Dest {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     /// The store (BuildKit's `image` exporter); `push` sends every name to its registry.
-    Image { push: bool },
+    Image { push: bool, opts: ImageOpts },
     /// The image's filesystem into a directory.
     Local { dest: PathBuf },
     /// The image's filesystem as a tar.
@@ -51,6 +51,25 @@ pub enum Kind {
     Docker { dest: Dest },
     /// Nothing but the build cache.
     CacheOnly,
+}
+
+/// The image exporter's options beyond `name` and `push`, as BuildKit takes them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageOpts {
+    /// `push-by-digest`: the push writes the manifest (or index) by digest, no tag.
+    pub push_by_digest: bool,
+    /// `name-canonical`: each name without a digest is also given as `NAME@DIGEST`.
+    pub name_canonical: bool,
+    /// `unpack`: the store's layer snapshots (what a RUN step's rootfs is made of) of this
+    /// machine's image are prepared now, as BuildKit unpacks into containerd's snapshotter.
+    pub unpack: bool,
+}
+
+/// One push of a build's result: a store name and how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushTarget {
+    pub name: String,
+    pub by_digest: bool,
 }
 
 /// One `--output`.
@@ -324,11 +343,21 @@ pub fn parse(spec: &str) -> Result<Output, String> {
     let mut tar = true;
     let mut split = None;
     let mut layers = convert::Options::default();
+    let mut iopts = ImageOpts::default();
     for (k, v) in &opts {
         let allowed: &[&str] = match typ.as_str() {
-            "image" | "registry" => {
-                &["name", "push", "store", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]]
-            }
+            "image" | "registry" => &[
+                "name",
+                "push",
+                "push-by-digest",
+                "name-canonical",
+                "unpack",
+                "store",
+                LAYER_OPTS[0],
+                LAYER_OPTS[1],
+                LAYER_OPTS[2],
+                LAYER_OPTS[3],
+            ],
             "local" | "tar" => &["dest", "platform-split"],
             "oci" => &["dest", "name", "tar", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]],
             "docker" => &["dest", "name", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]],
@@ -351,6 +380,9 @@ pub fn parse(spec: &str) -> Result<Output, String> {
         match k.as_str() {
             "name" => names.extend(v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string)),
             "push" => push = parse_bool(k, v).map_err(err)?,
+            "push-by-digest" => iopts.push_by_digest = parse_bool(k, v).map_err(err)?,
+            "name-canonical" => iopts.name_canonical = parse_bool(k, v).map_err(err)?,
+            "unpack" => iopts.unpack = parse_bool(k, v).map_err(err)?,
             "dest" => dest = Some(v.clone()),
             "tar" => tar = parse_bool(k, v).map_err(err)?,
             "platform-split" => split = Some(parse_bool(k, v).map_err(err)?),
@@ -365,7 +397,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
         return Err(err("tar=false is for type=oci".into()));
     }
     let kind = match typ.as_str() {
-        "image" | "registry" => Kind::Image { push },
+        "image" | "registry" => Kind::Image { push, opts: iopts },
         "local" => Kind::Local {
             dest: match dest_of("local", dest, false).map_err(err)? {
                 Dest::Path(p) => p,
@@ -677,6 +709,8 @@ pub fn write_archive(
 pub struct Request<'a> {
     pub outputs: &'a [Output],
     /// `-t`: the names of image, oci and docker outputs that give no `name=`.
+    /// As given (each a valid name): `name-canonical` and `push-by-digest` need to know
+    /// whether a tag was.
     pub tags: &'a [String],
     /// `--annotation`s (every output gets them).
     pub annotations: &'a [Annotation],
@@ -694,7 +728,7 @@ pub struct Exported {
     /// The names set in the store.
     pub names: Vec<String>,
     /// The store names to push.
-    pub push: Vec<String>,
+    pub push: Vec<PushTarget>,
     /// Manifests (or indexes) written to the store, for the record of the cache keys that
     /// built them (`prune` keeps their cache).
     pub manifests: Vec<Descriptor>,
@@ -707,7 +741,7 @@ pub fn outputs(req: &Request) -> Vec<Output> {
     let mut outs: Vec<Output> = req.outputs.to_vec();
     if outs.is_empty() || (req.push && !outs.iter().any(|o| matches!(o.kind, Kind::Image { .. }))) {
         outs.push(Output {
-            kind: Kind::Image { push: false },
+            kind: Kind::Image { push: false, opts: ImageOpts::default() },
             names: vec![],
             annotations: Annotations::default(),
             platform_split: None,
@@ -715,7 +749,7 @@ pub fn outputs(req: &Request) -> Vec<Output> {
         });
     }
     for o in &mut outs {
-        if let Kind::Image { push } = &mut o.kind {
+        if let Kind::Image { push, .. } = &mut o.kind {
             *push |= req.push;
         }
         if o.names.is_empty() && matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. }) {
@@ -743,8 +777,21 @@ pub fn writes_stdout(outs: &[Output]) -> bool {
 pub fn check(outs: &[Output], platforms: usize) -> Result<(), String> {
     let mut stdout = 0;
     for o in outs {
-        if matches!(o.kind, Kind::Image { push: true }) && o.names.is_empty() {
+        if matches!(o.kind, Kind::Image { push: true, .. }) && o.names.is_empty() {
             return Err("--push: no name to push (give -t NAME, or name= in the --output)".into());
+        }
+        if let Kind::Image { push, opts } = &o.kind {
+            if opts.push_by_digest && !push {
+                return Err("push-by-digest=true: the output does not push (add push=true, or --push)".into());
+            }
+            if opts.push_by_digest {
+                // BuildKit's check: a tag would not be written, so naming one is a mistake
+                if let Some(n) = o.names.iter().find(|n| has_tag_or_digest(n)) {
+                    return Err(format!(
+                        "push-by-digest=true: can't push tagged ref {n} by digest (name the repository without a tag)"
+                    ));
+                }
+            }
         }
         if matches!(o.kind, Kind::Image { .. }) {
             for n in &o.names {
@@ -803,7 +850,7 @@ pub fn export(
                 log(&format!("exporting to tar {dest}"));
                 write_tar(images, store, dest, split, req.epoch)?;
             }
-            Kind::Image { push } => {
+            Kind::Image { push, opts } => {
                 let imgs = annotate_all(store, images, o)?;
                 let (mut desc, config) = if multi {
                     let d = put_index(
@@ -823,14 +870,24 @@ pub fn export(
                     o.annotations.manifest_descriptor(Some(&imgs[0].platform))
                 };
                 let mut full = Vec::new();
-                for n in &o.names {
-                    let n = crate::store::normalize_ref(n)?;
+                for given in &o.names {
+                    let n = crate::store::normalize_ref(given)?;
                     store.set_ref(&n, desc.clone())?;
                     full.push(archive::docker_full_name(&n));
                     if *push {
-                        done.push.push(n.clone());
+                        done.push.push(PushTarget { name: n.clone(), by_digest: opts.push_by_digest });
                     }
                     done.names.push(n);
+                    // BuildKit's name-canonical: the name as given, `@DIGEST` added
+                    if opts.name_canonical && !given.contains('@') {
+                        let c = crate::store::normalize_ref(&format!("{given}@{}", desc.digest))?;
+                        store.set_ref(&c, desc.clone())?;
+                        log(&format!("naming to {c}"));
+                        done.names.push(c);
+                    }
+                }
+                if opts.unpack {
+                    unpack(store, &imgs, log)?;
                 }
                 if o.names.is_empty() {
                     // docker keeps an untagged build as a dangling image: its ID works until rmi/prune
@@ -857,6 +914,29 @@ pub fn export(
         }
     }
     Ok(done)
+}
+
+/// Whether a name as given has a tag or a digest (`:` after the last `/`, or `@`).
+fn has_tag_or_digest(n: &str) -> bool {
+    n.contains('@') || n.rsplit('/').next().is_some_and(|last| last.contains(':'))
+}
+
+/// `unpack=true`: the snapshot of every layer of this machine's image (the overlay lower dirs
+/// a RUN step or `FROM` of it mounts) extracted now rather than on first use, as BuildKit
+/// unpacks the default platform's image into containerd's snapshotter. A build with no image
+/// for this machine unpacks nothing (BuildKit skips it too), and says so.
+fn unpack(store: &Store, imgs: &[PlatformImage], log: &mut dyn FnMut(&str)) -> Result<(), StoreError> {
+    let host = Platform::host();
+    let Some(pi) = imgs.iter().find(|pi| pi.platform.os == host.os && pi.platform.architecture == host.architecture)
+    else {
+        log(&format!("unpack: no image for this machine's platform {host}: nothing unpacked"));
+        return Ok(());
+    };
+    log(&format!("unpacking {} layers of the {} image", pi.image.manifest.layers.len(), pi.platform));
+    for l in pi.image.layers() {
+        crate::layer::snapshot(store, &l)?;
+    }
+    Ok(())
 }
 
 /// The images in `o`'s layer compression and media types, with its manifest annotations.
@@ -936,8 +1016,17 @@ mod tests {
             Kind::Oci { dest: Dest::Path("lay".into()), tar: false }
         );
         let o = parse("type=image,\"name=a:1,b:2\",push=true").unwrap();
-        assert_eq!((o.kind, o.names), (Kind::Image { push: true }, vec!["a:1".to_string(), "b:2".to_string()]));
-        assert_eq!(parse("type=registry,name=r/x").unwrap().kind, Kind::Image { push: true });
+        let plain = ImageOpts::default();
+        assert_eq!(
+            (o.kind, o.names),
+            (Kind::Image { push: true, opts: plain }, vec!["a:1".to_string(), "b:2".to_string()])
+        );
+        assert_eq!(parse("type=registry,name=r/x").unwrap().kind, Kind::Image { push: true, opts: plain });
+        let all = ImageOpts { push_by_digest: true, name_canonical: true, unpack: true };
+        assert_eq!(
+            parse("type=registry,name=r/x,push-by-digest=true,name-canonical=true,unpack=true").unwrap().kind,
+            Kind::Image { push: true, opts: all }
+        );
         assert_eq!(parse("type=cacheonly").unwrap().kind, Kind::CacheOnly);
         let o = parse("type=oci,dest=x,annotation.org.a=1,annotation-index.b=2,annotation-manifest[linux/arm64].c=3")
             .unwrap();
@@ -949,7 +1038,9 @@ mod tests {
         for (bad, says) in [
             ("type=local", "dest= is needed"),
             ("type=local,dest=-", "stdout"),
-            ("type=image,unpack=true", "\"unpack\" is not supported"),
+            ("type=oci,dest=x,unpack=true", "\"unpack\" is not supported for type=oci"),
+            ("type=docker,dest=x,push-by-digest=true", "\"push-by-digest\" is not supported"),
+            ("type=image,unpack=maybe", "expected true or false"),
             ("type=image,compression=estargz", "eStargz"),
             ("type=oci,dest=x,compression=zstd,oci-mediatypes=false", "conflicts with \"oci-mediatypes=false\""),
             ("type=image,compression-level=12", "gzip takes 0 to 9"),
@@ -963,6 +1054,22 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn push_by_digest_needs_a_push_and_an_untagged_name() {
+        let with = |spec: &str, names: &[&str]| {
+            let mut o = parse(spec).unwrap();
+            o.names = names.iter().map(|n| n.to_string()).collect();
+            check(&[o], 1)
+        };
+        assert!(with("type=registry,push-by-digest=true", &["r:5000/app", "r:5000/b/c"]).is_ok());
+        let e = with("type=registry,push-by-digest=true", &["r:5000/app:1"]).unwrap_err();
+        assert!(e.contains("can't push tagged ref r:5000/app:1 by digest"), "{e}");
+        assert!(with("type=registry,push-by-digest=true", &["app@sha256:00"]).is_err());
+        let e = with("type=image,push-by-digest=true", &["app"]).unwrap_err();
+        assert!(e.contains("does not push"), "{e}");
+        assert!(!has_tag_or_digest("localhost:5000/app") && has_tag_or_digest("localhost:5000/app:1"));
     }
 
     #[test]

@@ -244,7 +244,11 @@ fn bad_outputs_are_refused_before_the_build() {
     for (args, says) in [
         (vec!["-o", "type=nope"], "unknown type \"nope\""),
         (vec!["-o", "type=local"], "dest= is needed"),
-        (vec!["-o", "type=image,unpack=true"], "option \"unpack\" is not supported for type=image"),
+        (vec!["-o", "type=tar,dest=x.tar,unpack=true"], "option \"unpack\" is not supported for type=tar"),
+        (
+            vec!["-o", "type=image,name=r/app:1,push=true,push-by-digest=true"],
+            "can't push tagged ref r/app:1 by digest",
+        ),
         (vec!["-o", "type=image,compression=zstd,oci-mediatypes=false"], "conflicts with \"oci-mediatypes=false\""),
         (vec!["-o", "type=image,compression=estargz"], "eStargz"),
         (vec!["--annotation", "nokey"], "expected KEY=VALUE"),

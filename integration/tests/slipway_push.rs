@@ -1,8 +1,9 @@
 //! Pushing what a build exports, checked from outside against Debian's docker-registry on
 //! loopback (skopeo, the registry API, its storage and access log): a multi-platform build's
 //! OCI index with every platform's manifest and blobs (`build --push`, `type=image,push=true`,
-//! `slipway push` of a store index), and the errors of a push that cannot happen (nothing
-//! sent nor left behind). The Dockerfiles have no RUN: each platform's image is a COPY of a file
+//! `slipway push` of a store index), BuildKit's image exporter options `push-by-digest`,
+//! `name-canonical` and `unpack`, and the errors of a push that cannot happen (nothing sent
+//! nor left behind). The Dockerfiles have no RUN: each platform's image is a COPY of a file
 //! chosen by `$TARGETARCH`, so no runtime and no binfmt_misc handler is needed.
 
 use integration::registry::{self, Registry};
@@ -182,6 +183,117 @@ fn a_multi_platform_build_pushes_its_index_and_each_platform_round_trips() {
     t.build(&["--platform", PLATFORMS, "-o", &format!("type=image,name={out},push=true")]).ok();
     check_index_in_registry(&r, "out/app", &top);
     assert_eq!(sha256(&raw(&r, &out).0), top);
+}
+
+#[test]
+fn push_by_digest_and_name_canonical_as_buildkits_image_exporter() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    let repo = format!("{}/bydigest/app", r.host);
+    let meta = t.s.dir.path().join("meta.json");
+    let o = t
+        .build(&[
+            "--platform",
+            PLATFORMS,
+            "--metadata-file",
+            &meta.to_string_lossy(),
+            "-o",
+            &format!("type=image,name={repo},push=true,push-by-digest=true,name-canonical=true"),
+        ])
+        .ok();
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let top = m["containerimage.digest"].as_str().expect("containerimage.digest").to_string();
+    assert!(o.stdout.contains(&format!("pushed {repo}@{top}")), "{}", o.stdout);
+    // the registry has the index and its platforms by digest, and no tag at all
+    check_index_in_registry(&r, "bydigest/app", &top);
+    let tags = r.dir.path().join("data/docker/registry/v2/repositories/bydigest/app/_manifests/tags");
+    assert!(!tags.exists() || fs::read_dir(&tags).unwrap().next().is_none(), "the push wrote a tag");
+    let o = r.skopeo(&["list-tags", &format!("docker://{repo}")]);
+    assert!(o.code != 0 || o.stdout.contains("\"Tags\": []"), "{}{}", o.stdout, o.stderr);
+    let reqs = r.requests_since(0);
+    assert!(
+        reqs.iter().filter(|q| q.starts_with("PUT /v2/bydigest/app/manifests/")).all(|q| q.contains("sha256:")),
+        "{reqs:?}"
+    );
+    // the store: the name, and (name-canonical) the name @ the digest, both the index
+    let store = t.s.root();
+    assert_eq!(t.digest_of(&store, &format!("{repo}:latest")), top);
+    assert_eq!(t.digest_of(&store, &format!("{repo}@{top}")), top);
+    // a canonical name is a name like any: pushed, it goes up by that digest
+    let again = t.run(&["push", &format!("{repo}@{top}")]).ok();
+    assert!(again.stdout.contains(&format!("digest: {top}")), "{}", again.stdout);
+    // one platform: the same, the manifest by digest
+    let one = format!("{}/single/app", r.host);
+    t.build(&[
+        "--metadata-file",
+        &meta.to_string_lossy(),
+        "-o",
+        &format!("type=registry,name={one},push-by-digest=true"),
+    ])
+    .ok();
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let d = m["containerimage.digest"].as_str().unwrap();
+    let (mb, manifest) = raw(&r, &format!("{one}@{d}"));
+    assert_eq!(sha256(&mb), d);
+    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    assert!(t.named(&store, &format!("{one}@{d}")).is_none(), "no name-canonical, no canonical name");
+    // BuildKit's refusals: a tag cannot be pushed by digest; by digest without a push
+    let o = t.build(&["-o", &format!("type=registry,name={one}:v1,push-by-digest=true")]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains(&format!("can't push tagged ref {one}:v1 by digest")), "{}", o.stderr);
+    let o = t.build(&["-o", &format!("type=image,name={one},push-by-digest=true")]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("push-by-digest=true: the output does not push"), "{}", o.stderr);
+}
+
+#[test]
+fn unpack_prepares_the_layer_snapshots_of_this_machines_image() {
+    let t = T::new();
+    let store = t.s.root();
+    let snapshots = |name: &str| -> Vec<bool> {
+        let d = t.digest_of(&store, name);
+        let v: serde_json::Value = serde_json::from_slice(&fs::read(t.blob(&store, &d)).unwrap()).unwrap();
+        let m: serde_json::Value = if v["manifests"].is_array() {
+            // this machine's entry of the index
+            let host = match std::env::consts::ARCH {
+                "aarch64" => "arm64",
+                _ => "amd64",
+            };
+            let e = v["manifests"].as_array().unwrap().iter().find(|e| e["platform"]["architecture"] == host).unwrap();
+            serde_json::from_slice(&fs::read(t.blob(&store, e["digest"].as_str().unwrap())).unwrap()).unwrap()
+        } else {
+            v
+        };
+        let c: serde_json::Value =
+            serde_json::from_slice(&fs::read(t.blob(&store, m["config"]["digest"].as_str().unwrap())).unwrap())
+                .unwrap();
+        c["rootfs"]["diff_ids"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| store.join("snapshots").join(d.as_str().unwrap().trim_start_matches("sha256:")).is_dir())
+            .collect()
+    };
+    // without unpack a COPY-only build extracts nothing; with it, every layer is a snapshot
+    t.build(&["-t", "plain:1"]).ok();
+    assert_eq!(snapshots("plain:1"), [false]);
+    let o = t.build(&["-o", "type=image,name=unpacked:1,unpack=true"]).ok();
+    assert!(o.stdout.contains("unpacking 1 layers"), "{}", o.stdout);
+    assert_eq!(snapshots("unpacked:1"), [true]);
+    // several platforms: this machine's image is unpacked
+    fs::write(t.ctx.join("amd64.txt"), "changed amd64\n").unwrap();
+    fs::write(t.ctx.join("arm64.txt"), "changed arm64\n").unwrap();
+    t.build(&["--platform", PLATFORMS, "-o", "type=image,name=multi:1,unpack=true"]).ok();
+    assert_eq!(snapshots("multi:1"), [true]);
+    // a destination with no snapshots to prepare refuses it, naming it
+    for out in [format!("type=oci,dest={}", t.s.dir.path().join("o.tar").display()), "type=local,dest=x".into()] {
+        let o = t.build(&["-o", &format!("{out},unpack=true")]);
+        assert_ne!(o.code, 0);
+        assert!(o.stderr.contains("option \"unpack\" is not supported for type="), "{}", o.stderr);
+    }
 }
 
 #[test]

@@ -133,7 +133,7 @@ pub struct Built {
     /// The names set in the store.
     pub tags: Vec<String>,
     /// The store names to push (`--push`, `type=image,push=true`).
-    pub push: Vec<String>,
+    pub push: Vec<crate::output::PushTarget>,
     /// The cache key of every step the build went through (what `--cache-to` exports).
     pub keys: Vec<String>,
     /// The cache mounts the build's RUN steps used (`--cache-to ...,cache-mounts=true`).

@@ -233,7 +233,7 @@ pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Vec<Platform>
 pub fn after_build(
     store: &Store,
     a: &BuildArgs,
-    push: &[String],
+    push: &[crate::output::PushTarget],
     keys: &[String],
     mounts: &[crate::store::mounts::Meta],
     quiet: bool,
@@ -252,8 +252,12 @@ pub fn after_build(
         log(&format!("exported cache ({n} steps) to {spec}: {digest}"));
     }
     for t in push {
-        let r = Reference::parse(t).with_context(|| format!("--push {t}"))?;
-        super::push::push(store, &opts, t, &r, false, &log).with_context(|| format!("--push {t}"))?;
+        let n = &t.name;
+        let r = Reference::parse(n).with_context(|| format!("--push {n}"))?;
+        let p = super::push::push(store, &opts, n, &r, t.by_digest, &log).with_context(|| format!("--push {n}"))?;
+        if t.by_digest {
+            log(&format!("pushed {}", r.with_digest(&p.digest)));
+        }
     }
     Ok(())
 }
