@@ -333,6 +333,9 @@ impl<'a> Executor<'a> {
                         let mut w = self.worker(name, seen, *first);
                         let (tx, cancel, total) = (tx.clone(), cancel.clone(), *total);
                         scope.spawn(move || {
+                            // a working directory of its own: mounting an overlay changes it
+                            // for a moment (layer::overlay), which must not move the others'
+                            let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_FS);
                             let r = w.stage(sp, total);
                             if r.is_err() {
                                 if cancel.load(Ordering::SeqCst) {

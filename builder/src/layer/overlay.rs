@@ -1,6 +1,7 @@
 //! The rootfs a step works on: an overlay mount of layer snapshots plus a fresh upper dir.
 //! The mount options are computed as data (`options`) and applied in one `mount` call.
-//! Mounting changes the process's working directory for the call: slipway is single-threaded.
+//! Mounting changes the working directory for the call: stages that run at once each have
+//! their own (their threads unshare CLONE_FS) and take turns here too (`CWD`).
 
 use crate::store::{io_err, Store, StoreError, TempDir};
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
@@ -22,6 +23,9 @@ impl Drop for Rootfs {
         }
     }
 }
+
+/// The working directory is the process's: held while it is not slipway's own.
+static CWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Overlay mount options. `lowers` is bottom-first (image order); overlay wants top-first.
 /// `userns`: mounted in a user namespace (rootless), where overlay keeps its bookkeeping in
@@ -70,20 +74,24 @@ pub fn mount_rootfs(store: &Store, lowers: &[PathBuf], writable: bool) -> Result
         short.push(PathBuf::from(name));
     }
     let lowers = short;
-    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
-    std::env::set_current_dir(&tmp.path).map_err(io_err("chdir", &tmp.path))?;
     let up = writable.then_some((upper.as_path(), work.as_path()));
     let flags = if writable { MsFlags::empty() } else { MsFlags::MS_RDONLY };
     let userns = crate::userns::in_userns();
-    let mut res =
-        mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, true, userns).as_str()));
-    if res.is_err() {
-        res =
-            mount(Some("overlay"), &merged, Some("overlay"), flags, Some(options(&lowers, up, false, userns).as_str()));
+    let guard = CWD.lock().unwrap_or_else(|p| p.into_inner());
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
+    std::env::set_current_dir(&tmp.path).map_err(io_err("chdir", &tmp.path))?;
+    let mut res = Err(nix::errno::Errno::EINVAL);
+    for extra in [true, false] {
+        let o = options(&lowers, up, extra, userns);
+        res = mount(Some("overlay"), &merged, Some("overlay"), flags, Some(o.as_str()));
+        if res.is_ok() {
+            break;
+        }
     }
     if std::env::set_current_dir(&cwd).is_err() {
         let _ = std::env::set_current_dir("/");
     }
+    drop(guard);
     res.map_err(|e| StoreError::Io { op: "mount overlay on", path: merged.clone(), err: e.into() })?;
     Ok(Rootfs { merged, upper, mounted: true, _tmp: tmp })
 }
