@@ -30,11 +30,18 @@ static CWD: std::sync::Mutex<()> = std::sync::Mutex::new(());
 /// Overlay mount options. `lowers` is bottom-first (image order); overlay wants top-first.
 /// `userns`: mounted in a user namespace (rootless), where overlay keeps its bookkeeping in
 /// `user.overlay.*` (`userxattr`; `trusted.*` is the host root's) and refuses `redirect_dir=off`.
-pub fn options(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, extra: bool, userns: bool) -> String {
+/// `volatile` (with an upper dir): overlay does not sync the upper dir's filesystem, which it
+/// otherwise does at unmount — a syncfs of the whole host filesystem, waiting for every other
+/// writer's dirty data (a second under load). The upper dir is a temp dir read once by the
+/// diff; the layer made from it is fsynced on its own.
+pub fn options(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, extra: bool, volatile: bool, userns: bool) -> String {
     let l: Vec<String> = lowers.iter().rev().map(|p| p.to_string_lossy().to_string()).collect();
     let mut o = format!("lowerdir={}", l.join(":"));
     if let Some((u, w)) = upper {
         o.push_str(&format!(",upperdir={},workdir={}", u.display(), w.display()));
+        if volatile {
+            o.push_str(",volatile");
+        }
     }
     if userns {
         o.push_str(",userxattr");
@@ -77,12 +84,14 @@ pub fn mount_rootfs(store: &Store, lowers: &[PathBuf], writable: bool) -> Result
     let up = writable.then_some((upper.as_path(), work.as_path()));
     let flags = if writable { MsFlags::empty() } else { MsFlags::MS_RDONLY };
     let userns = crate::userns::in_userns();
+    // what older kernels lack is left out in turn: volatile (5.10), then the diff-keeping options
+    let tries = [(true, true), (true, false), (false, false)];
     let guard = CWD.lock().unwrap_or_else(|p| p.into_inner());
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     std::env::set_current_dir(&tmp.path).map_err(io_err("chdir", &tmp.path))?;
     let mut res = Err(nix::errno::Errno::EINVAL);
-    for extra in [true, false] {
-        let o = options(&lowers, up, extra, userns);
+    for (extra, volatile) in tries {
+        let o = options(&lowers, up, extra, volatile, userns);
         res = mount(Some("overlay"), &merged, Some("overlay"), flags, Some(o.as_str()));
         if res.is_ok() {
             break;
@@ -117,12 +126,16 @@ mod tests {
     fn option_order_is_top_first() {
         let l = vec![PathBuf::from("/s/1"), PathBuf::from("/s/2")];
         assert_eq!(
-            options(&l, Some((Path::new("/u"), Path::new("/w"))), false, false),
+            options(&l, Some((Path::new("/u"), Path::new("/w"))), false, false, false),
             "lowerdir=/s/2:/s/1,upperdir=/u,workdir=/w"
+        );
+        assert_eq!(
+            options(&l, Some((Path::new("/u"), Path::new("/w"))), true, true, false),
+            "lowerdir=/s/2:/s/1,upperdir=/u,workdir=/w,volatile,index=off,redirect_dir=off,metacopy=off"
         );
         // rootless: overlay's xattrs in user.*, and it refuses redirect_dir=off there
         assert_eq!(
-            options(&l, None, true, true),
+            options(&l, None, true, true, true),
             "lowerdir=/s/2:/s/1,userxattr,index=off,redirect_dir=nofollow,metacopy=off"
         );
     }
