@@ -636,6 +636,18 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, StoreError> {
     if dir.exists() {
         return Ok(dir);
     }
+    // stages that run at once often start from the same base: one extracts a layer while the
+    // others wait for it (each extracting it too doubled the work on the cores they share)
+    let lock = {
+        static BUSY: std::sync::Mutex<BTreeMap<String, std::sync::Arc<std::sync::Mutex<()>>>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        let mut busy = BUSY.lock().unwrap_or_else(|p| p.into_inner());
+        busy.entry(hex.to_string()).or_default().clone()
+    };
+    let _one = lock.lock().unwrap_or_else(|p| p.into_inner());
+    if dir.exists() {
+        return Ok(dir);
+    }
     let tmp = store.tempdir("snap")?;
     let root = tmp.path.join("fs");
     fs::create_dir_all(&root).map_err(io_err("create", &root))?;
