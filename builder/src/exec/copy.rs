@@ -263,8 +263,10 @@ pub(super) fn copy(
     created_by: String,
 ) -> Result<(), BuildError> {
     let kw = plan.kw;
+    crate::trace::point(&format!("copy:{line}:start"));
     // `--link`: the layer is made on an empty filesystem, so nothing below it shapes it
     let lowers = if plan.link { Vec::new() } else { x.lowers(&st.layers)? };
+    crate::trace::point(&format!("copy:{line}:snapshots"));
     if let Some(entries) = direct_layer(x, line, &plan, &lowers)? {
         return x.push_layer(st, &entries, created_by);
     }
@@ -287,6 +289,7 @@ pub(super) fn copy(
         Some(layers) => Some(overlay::mount_rootfs(x.store, &x.lowers(layers)?, false)?),
         None => None,
     };
+    crate::trace::point(&format!("copy:{line}:mounted"));
     let parent_owner = chown;
     let mut placer = Placer { chown, chmod: plan.chmod, keep_owner: src_rootfs.is_some(), links: HashMap::new() };
     // expand --from wildcards now that the source filesystem is mounted

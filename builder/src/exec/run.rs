@@ -45,8 +45,12 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     if let Some(p) = &r.platform {
         foreign(p).map_err(|why| x.err(line, format!("RUN: the stage is built for {p}: {why}")))?;
     }
+    let at = |what: &str| crate::trace::point(&format!("run:{line}:{what}"));
+    at("start");
     let lowers = x.lowers(&st.layers)?;
+    at("snapshots");
     let mut rfs = overlay::mount_rootfs(x.store, &lowers, true)?;
+    at("mounted");
     let merged = rfs.merged.clone();
     let ident = if r.user.is_empty() {
         rootfs::Ident { uid: 0, gid: 0, additional_gids: vec![] }
@@ -144,6 +148,7 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     x.runtime
         .record(&bundle.path, &id)
         .map_err(|e| x.err(line, format!("RUN: write {}: {e}", bundle.path.display())))?;
+    at("runtime");
     x.progress.run_start(&id["slipway-".len()..]);
     let outcome = {
         let progress = &x.progress;
@@ -157,6 +162,7 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         };
         x.runtime.run(&bundle.path, &id, out)
     };
+    at("exited");
     x.progress.run_end(&id["slipway-".len()..]);
     mounts::remove_stubs(&stubs);
     drop(prepared);
@@ -172,9 +178,12 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         ));
     }
     rfs.unmount()?;
+    at("unmounted");
     let upper: PathBuf = rfs.upper.clone();
     mounts::drop_copied_up(&upper, &merged, &stubs, &lowers);
-    x.diff_layer(st, &mut rfs, created_by)
+    let r = x.diff_layer(st, &mut rfs, created_by);
+    at("layer");
+    r
 }
 
 /// The host's resolver configuration as BuildKit reads it: /etc/resolv.conf, or where that is
