@@ -101,9 +101,14 @@ fn sha256(b: &[u8]) -> String {
 /// The registry holds index `top` of `repo` whole: the index (by digest), each platform's
 /// manifest by digest with the config and layers it names, each image of its platform.
 fn check_index_in_registry(r: &Registry, repo: &str, top: &str) {
+    check_list_in_registry(r, repo, top, "application/vnd.oci.image.index.v1+json");
+}
+
+/// [`check_index_in_registry`] for an index of media type `media_type`.
+fn check_list_in_registry(r: &Registry, repo: &str, top: &str, media_type: &str) {
     let (bytes, idx) = raw(r, &format!("{}/{repo}@{top}", r.host));
     assert_eq!(sha256(&bytes), top, "the registry's index is not byte for byte the local one");
-    assert_eq!(idx["mediaType"], "application/vnd.oci.image.index.v1+json", "{idx}");
+    assert_eq!(idx["mediaType"], media_type, "{idx}");
     let entries = idx["manifests"].as_array().expect("manifests");
     let arches: Vec<&str> = entries.iter().map(|e| e["platform"]["architecture"].as_str().unwrap()).collect();
     assert_eq!(arches, ["amd64", "arm64"], "{idx}");
@@ -183,6 +188,29 @@ fn a_multi_platform_build_pushes_its_index_and_each_platform_round_trips() {
     t.build(&["--platform", PLATFORMS, "-o", &format!("type=image,name={out},push=true")]).ok();
     check_index_in_registry(&r, "out/app", &top);
     assert_eq!(sha256(&raw(&r, &out).0), top);
+}
+
+#[test]
+fn a_docker_manifest_list_is_pushed_as_it_is() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    // oci-mediatypes=false: the store names a Docker manifest list of Docker manifests
+    let dest = format!("{}/dockerlist/app:1", r.host);
+    t.build(&["--platform", PLATFORMS, "-o", &format!("type=image,name={dest},push=true,oci-mediatypes=false")]).ok();
+    let top = t.digest_of(&t.s.root(), &dest);
+    check_list_in_registry(&r, "dockerlist/app", &top, "application/vnd.docker.distribution.manifest.list.v2+json");
+    let (_, list) = raw(&r, &dest);
+    for (i, arch) in ["amd64", "arm64"].iter().enumerate() {
+        let e = &list["manifests"][i];
+        assert_eq!(e["mediaType"], "application/vnd.docker.distribution.manifest.v2+json", "{list}");
+        let fresh = t.s.dir.path().join(format!("fresh-{arch}"));
+        t.run_in(&fresh, &["pull", "--platform", &format!("linux/{arch}"), &dest]).ok();
+        assert_eq!(t.digest_of(&fresh, &dest), e["digest"].as_str().unwrap());
+        assert_eq!(t.arch_txt(&fresh, &dest), format!("built for {arch}\n"));
+    }
 }
 
 #[test]
