@@ -413,6 +413,8 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
     ar.set_unpack_xattrs(true);
     ar.set_overwrite(true);
     let mut this_layer: HashSet<PathBuf> = HashSet::new();
+    // resolved once: no entry can replace `dst` itself (entry paths are cleaned to names in it)
+    let root = dst.canonicalize()?;
     for e in ar.entries()? {
         let mut e = e?;
         let Some(rel) = clean_entry_path(&e.path()?) else {
@@ -421,7 +423,7 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
         let name = rel.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
         let parent = rel.parent().map(Path::to_path_buf).unwrap_or_default();
         // Everything below acts on `pdir`, never on a path that a symlink could lead out of dst.
-        let pdir = parent_inside(dst, &parent, &rel)?;
+        let pdir = parent_inside(&root, &parent, &rel)?;
         if wh != Whiteouts::Keep && name.starts_with(WH_PREFIX) {
             if name == WH_OPAQUE {
                 if wh == Whiteouts::Overlay {
@@ -456,7 +458,7 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
         this_layer.insert(rel.clone());
         if et.is_hard_link() {
             let link = e.link_name()?.map(|l| l.into_owned()).unwrap_or_default();
-            let src = hardlink_source(dst, &link, &rel)?;
+            let src = hardlink_source(&root, &link, &rel)?;
             if fs::symlink_metadata(&target).is_ok_and(|m| !m.is_dir()) {
                 fs::remove_file(&target)?;
             }
@@ -555,8 +557,8 @@ fn owner(h: &tar::Header) -> io::Result<(u32, u32)> {
 /// relative to `dst` even when absolute (`/etc/shadow` is `dst/etc/shadow`, as kaniko writes
 /// them), a name whose `..` climbs above `dst` is refused, and the directories on the way are
 /// resolved as `parent_inside` does but never made. The last component is not followed: a link
-/// to a symlink links the symlink, as link(2) does.
-fn hardlink_source(dst: &Path, link: &Path, entry: &Path) -> io::Result<PathBuf> {
+/// to a symlink links the symlink, as link(2) does. `root` is `dst`, canonical.
+fn hardlink_source(root: &Path, link: &Path, entry: &Path) -> io::Result<PathBuf> {
     let refuse = |why: &str| {
         io::Error::new(
             io::ErrorKind::InvalidData,
@@ -577,33 +579,44 @@ fn hardlink_source(dst: &Path, link: &Path, entry: &Path) -> io::Result<PathBuf>
     };
     let parent = clean.parent().map(Path::to_path_buf).unwrap_or_default();
     let what = format!("archive entry {}: hard link target {}", entry.display(), link.display());
-    Ok(resolve_parent(dst, &parent, &what, false)?.join(name))
+    Ok(resolve_parent(root, &parent, &what, false)?.join(name))
 }
 
 /// The real directory an entry's parent names, made if missing. Each component is checked once
 /// it exists: one that resolves (through a symlink from this archive or already on disk) outside
 /// `dst` is refused, as the tar crate's `unpack_in` refuses it for the entries it writes.
-fn parent_inside(dst: &Path, parent: &Path, entry: &Path) -> io::Result<PathBuf> {
-    resolve_parent(dst, parent, &format!("archive entry {}", entry.display()), true)
+/// `root` is `dst`, canonical.
+fn parent_inside(root: &Path, parent: &Path, entry: &Path) -> io::Result<PathBuf> {
+    resolve_parent(root, parent, &format!("archive entry {}", entry.display()), true)
 }
 
 /// `parent_inside`'s walk; `what` starts each error message, `create` makes missing directories.
-fn resolve_parent(dst: &Path, parent: &Path, what: &str, create: bool) -> io::Result<PathBuf> {
-    let root = dst.canonicalize()?;
-    let mut cur = root.clone();
+/// `root` is the destination, canonical (resolved once per archive: `canonicalize` costs a
+/// readlink per component of the path, and a base layer has thousands of entries).
+fn resolve_parent(root: &Path, parent: &Path, what: &str, create: bool) -> io::Result<PathBuf> {
+    let mut cur = root.to_path_buf();
     for c in parent.components() {
         let next = cur.join(c);
-        match fs::symlink_metadata(&next) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound && create => fs::create_dir(&next)?,
+        let real_dir = match fs::symlink_metadata(&next) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
+                fs::create_dir(&next)?;
+                true
+            }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let msg = format!("{what}: {}: {e}", c.as_os_str().to_string_lossy());
                 return Err(io::Error::new(e.kind(), msg));
             }
             Err(e) => return Err(e),
-            Ok(_) => {}
+            Ok(md) => md.is_dir(),
+        };
+        // A directory (not a symlink) named by one plain component of a canonical directory is
+        // canonical itself, and inside `root`: only a symlink needs resolving and checking.
+        if real_dir {
+            cur = next;
+            continue;
         }
         let real = next.canonicalize()?;
-        if !real.starts_with(&root) {
+        if !real.starts_with(root) {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
                 format!("{what}: {} leads outside the destination", c.as_os_str().to_string_lossy()),
