@@ -54,10 +54,12 @@ pub struct PlanArgs {
     /// Build this stage (FROM ... AS NAME) and the stages it needs, not the last one.
     #[arg(long, value_name = "STAGE")]
     pub target: Option<String>,
-    /// The network of RUN steps: none (an empty network namespace; `default` is the same) or
-    /// host (the host's).
-    #[arg(long, value_name = "MODE", default_value = "none", value_parser = ["none", "default", "host"])]
-    pub network: String,
+    /// The network of RUN steps: default (BuildKit's sandbox: a namespace of the step's own
+    /// reaching out through slirp4netns; not the host's loopback), none (an empty namespace)
+    /// or host (the host's). Not given, and slirp4netns cannot run here (not installed, or
+    /// /dev/net/tun closed to this user): none, with a warning.
+    #[arg(long, value_name = "MODE", value_parser = ["default", "none", "host"])]
+    pub network: Option<String>,
     /// Grant an extra privilege to RUN steps (repeatable): security.insecure lets
     /// `RUN --security=insecure` run with every capability and nothing masked.
     #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure"])]
@@ -99,11 +101,12 @@ pub struct OutputArgs {
 #[derive(Args, Debug)]
 pub struct StepArgs {
     /// Add a line to the /etc/hosts of RUN steps (repeatable): HOST:IP (or HOST=IP); the IP
-    /// host-gateway is the host as RUN steps reach it (--host-gateway-ip, else 127.0.0.1).
+    /// host-gateway is the host as RUN steps reach it (--host-gateway-ip, else the host's
+    /// outward address with the sandbox network, 127.0.0.1 with the host's).
     #[arg(long = "add-host", value_name = "HOST:IP")]
     pub add_hosts: Vec<String>,
     /// The address --add-host NAME:host-gateway stands for (dockerd's --host-gateway-ip;
-    /// default 127.0.0.1: with the host's network, the host itself).
+    /// default: the host's outward address with the sandbox network, else 127.0.0.1).
     #[arg(long = "host-gateway-ip", value_name = "IP")]
     pub host_gateway_ip: Option<std::net::IpAddr>,
     /// Set an rlimit of RUN steps (repeatable): NAME=SOFT[:HARD], NAME one of nofile, nproc,

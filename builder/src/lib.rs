@@ -20,6 +20,7 @@ pub mod images;
 pub mod instructions;
 pub mod layer;
 pub mod named_context;
+pub mod netns;
 pub mod output;
 pub mod plan;
 pub mod registry;

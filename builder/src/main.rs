@@ -22,10 +22,18 @@ fn kv(s: &str, what: &str) -> Result<(String, String)> {
 
 /// Build options from the arguments that decide the plan; the rest at their defaults.
 fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
-    let network = match a.network.as_str() {
-        "none" | "default" => Network::None,
-        "host" => Network::Host,
-        n => bail!("--network {n:?}: expected none or host"),
+    let network = match a.network.as_deref() {
+        // BuildKit's default, where this host can give it
+        None => {
+            match slipway::netns::available() {
+                Ok(()) => Network::Sandbox,
+                Err(why) => {
+                    eprintln!("slipway: warning: RUN steps get no network: {why} (--network none says so without this warning)");
+                    Network::None
+                }
+            }
+        }
+        Some(n) => Network::parse(n).with_context(|| format!("--network {n:?}: expected default, none or host"))?,
     };
     let mut args = Vec::new();
     for b in &a.build_args {
@@ -184,7 +192,15 @@ fn run(cli: Cli) -> Result<()> {
                 opts.annotations.extend(slipway::output::Annotations::parse_flag(a).map_err(anyhow::Error::msg)?);
             }
             opts.push = reg.push;
-            let gateway = host_gateway_ip.unwrap_or(slipway::spec::HOST_GATEWAY);
+            // with the sandbox network the host's loopback is closed: its outward address
+            let gateway = match host_gateway_ip {
+                Some(ip) => ip,
+                None if opts.network == Network::Sandbox && add_hosts.iter().any(|h| h.ends_with("host-gateway")) => {
+                    slipway::netns::host_address()
+                        .map_err(|e| anyhow::anyhow!("--add-host ...:host-gateway: {e}; give --host-gateway-ip"))?
+                }
+                None => slipway::spec::HOST_GATEWAY,
+            };
             for h in &add_hosts {
                 opts.run_extras.hosts.push(slipway::spec::parse_add_host(h, gateway).map_err(anyhow::Error::msg)?);
             }

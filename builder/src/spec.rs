@@ -34,10 +34,33 @@ pub struct Process {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
+    /// BuildKit's default (sandbox): a namespace of the step's own with outbound access
+    /// (`netns.rs`); the caller sets the namespace's path and /etc/resolv.conf.
+    Sandbox,
     /// A new, empty network namespace.
     None,
     /// The host's network namespace.
     Host,
+}
+
+impl Network {
+    /// `none`, `host` or `default` (the sandbox), as `--network` and `RUN --network` name them.
+    pub fn parse(s: &str) -> Option<Network> {
+        match s {
+            "default" | "sandbox" => Some(Network::Sandbox),
+            "none" => Some(Network::None),
+            "host" => Some(Network::Host),
+            _ => None,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Network::Sandbox => "default",
+            Network::None => "none",
+            Network::Host => "host",
+        }
+    }
 }
 
 /// Mount targets the runtime creates in a RUN step's rootfs if missing (the hosts and
@@ -71,7 +94,7 @@ pub fn config(root: &str, p: &Process, hostname: &str, network: Network, cgroups
         vec![json!({"type": "pid"}), json!({"type": "ipc"}), json!({"type": "uts"}), json!({"type": "mount"})];
     // the host's network: its namespace (RUN steps get their /etc/hosts and resolv.conf from
     // RunExtras::apply, as BuildKit writes them for every network mode)
-    if network == Network::None {
+    if network != Network::Host {
         namespaces.push(json!({"type": "network"}));
     }
     let mut linux = json!({
@@ -247,7 +270,8 @@ const ULIMIT_NAMES: &[&str] = &[
 /// What `--add-host NAME:host-gateway` stands for unless `--host-gateway-ip` says otherwise:
 /// the address at which a RUN step reaches the host. slipway's steps have no bridge (dockerd's
 /// host-gateway is its bridge's gateway): with the host's network the host is the step's own
-/// loopback, and without a network no address reaches it.
+/// loopback, and without a network no address reaches it. (A build with the sandbox network
+/// takes the host's outward address instead: `netns::host_address`.)
 pub const HOST_GATEWAY: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 /// `--add-host HOST:IP` (or `HOST=IP`, and `[IPv6]`), as docker's ValidateExtraHost; the IP
@@ -285,7 +309,10 @@ pub fn resolv_conf(host: &str, network: Network) -> String {
     };
     let kept: Vec<&str> = host.split_inclusive('\n').filter(|l| !loopback(l)).collect();
     let mut out = kept.concat();
-    if !kept.iter().any(|l| l.split_whitespace().next() == Some("nameserver")) {
+    if !kept.iter().any(|l| l.split_whitespace().next() == Some("nameserver")) && network == Network::Sandbox {
+        // slirp4netns's forwarder asks the host's resolvers, loopback ones too
+        out.push_str(&format!("\nnameserver {}\n", crate::netns::DNS));
+    } else if !kept.iter().any(|l| l.split_whitespace().next() == Some("nameserver")) {
         out.push_str(
             "\nnameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844",
         );
@@ -462,6 +489,9 @@ mod tests {
             "\nnameserver 8.8.8.8\nnameserver 8.8.4.4\nnameserver 2001:4860:4860::8888\nnameserver 2001:4860:4860::8844"
         );
         assert!(resolv_conf("", Network::None).contains("nameserver 8.8.8.8"));
+        // the sandbox reaches the host's loopback resolver through slirp4netns's forwarder
+        assert_eq!(resolv_conf("nameserver 127.0.0.53\n", Network::Sandbox), "\nnameserver 10.0.2.3\n");
+        assert_eq!(resolv_conf("nameserver 10.0.0.1\n", Network::Sandbox), "nameserver 10.0.0.1\n");
     }
 
     #[test]

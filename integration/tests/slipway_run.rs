@@ -154,8 +154,13 @@ fn network_none_and_host() {
     let s = Slipway::new();
     s.base("sw-base");
     let ctx = s.context("net", &[("Dockerfile", "FROM sw-base\nRUN ls /sys/class/net > /ifaces\n")]);
-    s.build(&ctx, "net-none", &[]).ok();
+    s.build(&ctx, "net-none", &["--network", "none"]).ok();
     assert_eq!(text(&s.save("net-none"), "ifaces"), "lo\n", "a fresh netns has only lo");
+    if integration::engines::have("slirp4netns") {
+        // the default, BuildKit's sandbox: the step's own namespace with slirp4netns's tap0
+        s.build(&ctx, "net-default", &[]).ok();
+        assert_eq!(text(&s.save("net-default"), "ifaces"), "lo\ntap0\n");
+    }
     s.build(&ctx, "net-host", &["--network", "host", "--no-cache"]).ok();
     let host = text(&s.save("net-host"), "ifaces");
     let mut want: Vec<String> = std::fs::read_dir("/sys/class/net")

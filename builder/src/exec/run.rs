@@ -121,6 +121,18 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     let hosts = write("hosts", &x.opts.run_extras.hosts_file(hostname))?;
     let resolv = write("resolv.conf", &spec::resolv_conf(&host_resolv_conf(), r.network))?;
     x.opts.run_extras.apply(&mut config, &hosts, &resolv);
+    // the sandbox network: the step's own namespace, reaching out through slirp4netns
+    let _net = if r.network == spec::Network::Sandbox {
+        let net = crate::netns::Sandbox::start().map_err(|e| x.err(line, format!("RUN: {e}")))?;
+        for n in config["linux"]["namespaces"].as_array_mut().into_iter().flatten() {
+            if n["type"] == "network" {
+                n["path"] = serde_json::json!(net.path());
+            }
+        }
+        Some(net)
+    } else {
+        None
+    };
     if let Some(m) = config["mounts"].as_array_mut() {
         m.extend(prepared.oci.iter().cloned());
     }

@@ -54,14 +54,11 @@ pub(super) fn plan_run(
     resolve_from: &ResolveFrom,
 ) -> Result<Planned, BuildError> {
     let default = opts.network;
-    let network = match flags.network.unwrap_or(match default {
-        Network::None => "none",
-        Network::Host => "host",
-    }) {
-        "none" => Network::None,
-        "host" => Network::Host,
-        "default" => default,
-        other => return Err(at.err(format!("RUN --network={other}: unsupported (none, host or default)"))),
+    // `default` is what `build --network` says (BuildKit's sandbox unless it says otherwise)
+    let network = match flags.network {
+        None | Some("default") => default,
+        Some(n) => Network::parse(n)
+            .ok_or_else(|| at.err(format!("RUN --network={n}: unsupported (none, host or default)")))?,
     };
     let security = match flags.security {
         None | Some("sandbox") => Security::Sandbox,
@@ -117,8 +114,10 @@ pub(super) fn plan_run(
     let cwd =
         if st.config.config.working_dir.is_empty() { "/".to_string() } else { st.config.config.working_dir.clone() };
     let mut key_text = String::new();
-    if network == Network::Host {
-        key_text.push_str(" network=host");
+    // BuildKit's exec op carries its network mode; the sandbox (its default) adds nothing, so
+    // steps cached before the sandbox network existed are found again
+    if network != Network::Sandbox {
+        key_text.push_str(&format!(" network={}", network.name()));
     }
     if security == Security::Insecure {
         key_text.push_str(" security=insecure");

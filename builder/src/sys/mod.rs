@@ -145,3 +145,30 @@ impl std::fmt::Debug for Mapped {
         write!(f, "Mapped({} bytes)", self.len)
     }
 }
+
+/// Makes `cmd`'s child die with the thread that spawns it (PR_SET_PDEATHSIG: a crashed or
+/// killed build leaves no helper behind), start in a network namespace of its own when
+/// `new_netns`, and inherit `keep` (descriptors opened close-on-exec, so that no other child
+/// gets them).
+pub fn child_setup(cmd: &mut std::process::Command, new_netns: bool, keep: Vec<std::os::fd::RawFd>) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: the closure runs in the child between fork and exec and makes only
+    // async-signal-safe system calls (prctl, unshare, fcntl) on values it owns; it allocates
+    // nothing (`keep` was moved in before the fork).
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if new_netns && libc::unshare(libc::CLONE_NEWNET) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            for &fd in &keep {
+                if libc::fcntl(fd, libc::F_SETFD, 0) != 0 {
+                    return Err(io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
