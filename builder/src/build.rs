@@ -158,8 +158,8 @@ impl plan::Remotes for Bases<'_> {
 struct Source {
     /// The context directory (a remote one fetched into the store).
     context: PathBuf,
-    /// What a remote context was, for the log.
-    note: Option<String>,
+    /// What a remote context was (the log's line); None for a local directory.
+    remote: Option<String>,
     path: PathBuf,
     /// Its name in messages.
     file: String,
@@ -249,11 +249,22 @@ fn keep_git_dir_arg(opts: &BuildOptions) -> bool {
     matches!(v.map(|(_, v)| v.as_str()), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
 }
 
-/// The context directory and the Dockerfile (its path, its name in messages), and for a remote
-/// context what was fetched. A local directory wins over a URL of the same spelling (buildx's
-/// order); a remote context is fetched into the store (`fetch::context`), where `-f` names a
-/// file of it when relative and a local file when absolute, as buildx sends them.
-fn input(store: &Store, opts: &BuildOptions) -> Result<(PathBuf, PathBuf, String, Option<String>), BuildError> {
+/// Where a build reads its context and its Dockerfile.
+struct Input {
+    /// The context directory (a remote context's in the store).
+    context: PathBuf,
+    /// The Dockerfile, and its name in messages.
+    dockerfile: PathBuf,
+    file: String,
+    /// What a remote context was, for the log; None for a local directory.
+    remote: Option<String>,
+}
+
+/// The context directory and the Dockerfile, and for a remote context what was fetched. A
+/// local directory wins over a URL of the same spelling (buildx's order); a remote context is
+/// fetched into the store (`fetch::context`), where `-f` names a file of it when relative and a
+/// local file when absolute, as buildx sends them.
+fn input(store: &Store, opts: &BuildOptions) -> Result<Input, BuildError> {
     let arg = opts.context.to_string_lossy().into_owned();
     let remote = if opts.context.is_dir() {
         None
@@ -272,7 +283,7 @@ fn input(store: &Store, opts: &BuildOptions) -> Result<(PathBuf, PathBuf, String
             None => opts.context.join("Dockerfile"),
         };
         let file = opts.dockerfile.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "Dockerfile".into());
-        return Ok((opts.context.clone(), path, file, None));
+        return Ok(Input { context: opts.context.clone(), dockerfile: path, file, remote: None });
     };
     let f =
         crate::fetch::context::fetch(store, &arg, &remote, crate::fetch::context::Use::Main, keep_git_dir_arg(opts))
@@ -291,13 +302,13 @@ fn input(store: &Store, opts: &BuildOptions) -> Result<(PathBuf, PathBuf, String
         (None, Some(d)) => (d.clone(), arg.clone()),
         (None, None) => (f.dir.join("Dockerfile"), "Dockerfile".to_string()),
     };
-    Ok((f.dir, path, file, Some(format!("# build context {}", f.note))))
+    Ok(Input { context: f.dir, dockerfile: path, file, remote: Some(format!("# build context {}", f.note)) })
 }
 
 fn read(store: &Store, opts: &BuildOptions) -> Result<Source, BuildError> {
-    let (context, path, file, note) = input(store, opts)?;
+    let Input { context, dockerfile: path, file, remote } = input(store, opts)?;
     let src = std::fs::read_to_string(&path).map_err(|e| {
-        let shown = if note.is_some() && !path.is_absolute() { file.clone() } else { path.display().to_string() };
+        let shown = if remote.is_some() && !path.is_absolute() { file.clone() } else { path.display().to_string() };
         BuildError::Other(format!("read Dockerfile {shown}: {e}"))
     })?;
     let at = |line, msg| BuildError::At { file: file.clone(), line, msg, excerpt: Box::default() };
@@ -307,13 +318,13 @@ fn read(store: &Store, opts: &BuildOptions) -> Result<Source, BuildError> {
     let mut stages = instructions::stages(&df).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &spans))?;
     // a stage a --build-context is named after is that context, as in BuildKit
     opts.named_contexts.replace_stages(&mut stages);
-    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, note })
+    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote })
 }
 
 /// The build's context: a local directory with its `.dockerignore` applied, a remote one whole.
 fn open_context(store: &Store, src: &Source) -> Result<Context, BuildError> {
     let ctx = Context::open_for(&src.context, Some(store), Some(&src.path))?;
-    Ok(if src.note.is_some() { ctx.unfiltered() } else { ctx })
+    Ok(if src.remote.is_some() { ctx.unfiltered() } else { ctx })
 }
 
 /// The plan, and the `--build-context` names it used.
@@ -430,7 +441,7 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         Executor::new(store, &eopts, &ctx, runtime, progress::Progress::new(opts.progress, out()))
     };
     let mut x = new_executor();
-    if let Some(n) = &src.note {
+    if let Some(n) = &src.remote {
         x.progress.note(n);
     }
     let imported = import_caches(opts, store, &mut x);
@@ -449,7 +460,7 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     // the declared ARGs and used contexts of all platforms, for the warnings
     let mut declared_args: std::collections::BTreeSet<String> =
         plans.iter().flat_map(|(_, p, _)| p.declared_args.iter().cloned()).collect();
-    if src.note.is_some() {
+    if src.remote.is_some() {
         // a remote context read it
         declared_args.insert("BUILDKIT_CONTEXT_KEEP_GIT_DIR".to_string());
     }
