@@ -81,7 +81,7 @@ pub struct PlanArgs {
 #[derive(Args, Debug)]
 pub struct OutputArgs {
     /// Where the result goes (repeatable): type=image (the store, the default; name=NAME[,NAME],
-    /// push=true), registry (image with push=true), local (dest=DIR: the filesystem), tar
+    /// push=true, push-by-digest=true, name-canonical=true, unpack=true), registry (image with push=true), local (dest=DIR: the filesystem), tar
     /// (dest=FILE|-: the filesystem as a tar), oci (dest=FILE|-[,tar=false]: an OCI layout),
     /// docker (dest=FILE|-: a docker-archive) or cacheonly. DIR alone is type=local, - a tar on
     /// stdout. With outputs and no type=image, the store names nothing.

@@ -45,7 +45,7 @@ pub struct PullArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct PushArgs {
-    /// Print only the pushed manifest's digest.
+    /// Print only the pushed manifest's (or index's) digest.
     #[arg(short, long)]
     pub quiet: bool,
     /// Write the pushed manifest's digest to this file
@@ -53,7 +53,7 @@ pub struct PushArgs {
     pub digestfile: Option<PathBuf>,
     #[command(flatten)]
     pub remote: RemoteArgs,
-    /// The local image (default: REF itself)
+    /// The local image, or multi-platform index with every platform's image (default: REF itself)
     #[arg(value_name = "LOCAL")]
     pub first: String,
     /// Where to push it: [HOST[:PORT]/]repo[:tag]
