@@ -54,7 +54,7 @@ pub enum Kind {
 }
 
 /// The image exporter's options beyond `name` and `push`, as BuildKit takes them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageOpts {
     /// `push-by-digest`: the push writes the manifest (or index) by digest, no tag.
     pub push_by_digest: bool,
@@ -63,6 +63,14 @@ pub struct ImageOpts {
     /// `unpack`: the store's layer snapshots (what a RUN step's rootfs is made of) of this
     /// machine's image are prepared now, as BuildKit unpacks into containerd's snapshotter.
     pub unpack: bool,
+    /// `store=false`: the store keeps no name for the image (a pushed name is removed again
+    /// once pushed); its blobs stay until `prune`, as BuildKit's content store keeps them.
+    pub no_store: bool,
+    /// `dangling-name-prefix`: the image is also named `PREFIX@DIGEST` (alone when it has no
+    /// other name), BuildKit's name for an anonymous image.
+    pub dangling_prefix: Option<String>,
+    /// `dangling-name-empty-only`: the prefix only names an image that has no other name.
+    pub dangling_empty_only: bool,
 }
 
 /// One push of a build's result: a store name and how.
@@ -70,6 +78,8 @@ pub struct ImageOpts {
 pub struct PushTarget {
     pub name: String,
     pub by_digest: bool,
+    /// `store=false`: the store name is removed once the push is over.
+    pub unname: bool,
 }
 
 /// One `--output`.
@@ -353,14 +363,28 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 "name-canonical",
                 "unpack",
                 "store",
+                "dangling-name-prefix",
+                "dangling-name-empty-only",
+                "rewrite-timestamp",
                 LAYER_OPTS[0],
                 LAYER_OPTS[1],
                 LAYER_OPTS[2],
                 LAYER_OPTS[3],
             ],
             "local" | "tar" => &["dest", "platform-split"],
-            "oci" => &["dest", "name", "tar", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]],
-            "docker" => &["dest", "name", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]],
+            "oci" => &[
+                "dest",
+                "name",
+                "tar",
+                "rewrite-timestamp",
+                LAYER_OPTS[0],
+                LAYER_OPTS[1],
+                LAYER_OPTS[2],
+                LAYER_OPTS[3],
+            ],
+            "docker" => {
+                &["dest", "name", "rewrite-timestamp", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]]
+            }
             "cacheonly" => &[],
             t => return Err(err(format!("unknown type {t:?} (image, registry, local, tar, oci, docker, cacheonly)"))),
         };
@@ -386,9 +410,21 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             "dest" => dest = Some(v.clone()),
             "tar" => tar = parse_bool(k, v).map_err(err)?,
             "platform-split" => split = Some(parse_bool(k, v).map_err(err)?),
-            // what slipway always writes: refused only when asked otherwise
-            "store" if parse_bool(k, v).map_err(err)? => {}
-            "store" => return Err(err("store=false: an image output always writes the store".into())),
+            "store" => iopts.no_store = !parse_bool(k, v).map_err(err)?,
+            "dangling-name-prefix" if v.is_empty() => {}
+            "dangling-name-prefix" => {
+                crate::store::normalize_ref(&format!("{v}@sha256:{}", "0".repeat(64)))
+                    .map_err(|_| err(format!("dangling-name-prefix={v:?}: not a repository name")))?;
+                iopts.dangling_prefix = Some(v.clone());
+            }
+            "dangling-name-empty-only" => iopts.dangling_empty_only = parse_bool(k, v).map_err(err)?,
+            // what slipway always does with SOURCE_DATE_EPOCH: no file a build writes is newer
+            "rewrite-timestamp" if parse_bool(k, v).map_err(err)? => {}
+            "rewrite-timestamp" => {
+                return Err(err("rewrite-timestamp=false: with SOURCE_DATE_EPOCH slipway always sets the times of \
+                     the files a build writes to it, so that layers are reproducible"
+                    .into()))
+            }
             _ if layers.take(k, v).map_err(err)? => {}
             _ => unreachable!("allowed above"),
         }
@@ -870,26 +906,44 @@ pub fn export(
                     o.annotations.manifest_descriptor(Some(&imgs[0].platform))
                 };
                 let mut full = Vec::new();
-                for given in &o.names {
+                // BuildKit's dangling-name-prefix: PREFIX@DIGEST, the only name of an anonymous
+                // image (then without name-canonical)
+                let mut names = o.names.clone();
+                let mut canonical = opts.name_canonical;
+                if let Some(p) = opts.dangling_prefix.as_ref().filter(|_| !opts.dangling_empty_only || names.is_empty())
+                {
+                    canonical &= !names.is_empty();
+                    names.push(format!("{p}@{}", desc.digest));
+                }
+                // store=false: a name is only set to be pushed, and removed once pushed
+                let keep = !opts.no_store;
+                for given in &names {
                     let n = crate::store::normalize_ref(given)?;
-                    store.set_ref(&n, desc.clone())?;
+                    if keep || *push {
+                        store.set_ref(&n, desc.clone())?;
+                    }
                     full.push(archive::docker_full_name(&n));
                     if *push {
-                        done.push.push(PushTarget { name: n.clone(), by_digest: opts.push_by_digest });
+                        done.push.push(PushTarget { name: n.clone(), by_digest: opts.push_by_digest, unname: !keep });
                     }
-                    done.names.push(n);
+                    if keep {
+                        done.names.push(n);
+                    }
                     // BuildKit's name-canonical: the name as given, `@DIGEST` added
-                    if opts.name_canonical && !given.contains('@') {
+                    if canonical && keep && !given.contains('@') {
                         let c = crate::store::normalize_ref(&format!("{given}@{}", desc.digest))?;
                         store.set_ref(&c, desc.clone())?;
                         log(&format!("naming to {c}"));
                         done.names.push(c);
                     }
                 }
+                if !keep {
+                    log("store=false: the image is not named in the store");
+                }
                 if opts.unpack {
                     unpack(store, &imgs, log)?;
                 }
-                if o.names.is_empty() {
+                if names.is_empty() && keep {
                     // docker keeps an untagged build as a dangling image: its ID works until rmi/prune
                     store.add_unnamed(desc.clone())?;
                 }
@@ -1019,12 +1073,24 @@ mod tests {
         let plain = ImageOpts::default();
         assert_eq!(
             (o.kind, o.names),
-            (Kind::Image { push: true, opts: plain }, vec!["a:1".to_string(), "b:2".to_string()])
+            (Kind::Image { push: true, opts: plain.clone() }, vec!["a:1".to_string(), "b:2".to_string()])
         );
         assert_eq!(parse("type=registry,name=r/x").unwrap().kind, Kind::Image { push: true, opts: plain });
-        let all = ImageOpts { push_by_digest: true, name_canonical: true, unpack: true };
+        let all = ImageOpts {
+            push_by_digest: true,
+            name_canonical: true,
+            unpack: true,
+            no_store: true,
+            dangling_prefix: Some("anon".into()),
+            dangling_empty_only: true,
+        };
         assert_eq!(
-            parse("type=registry,name=r/x,push-by-digest=true,name-canonical=true,unpack=true").unwrap().kind,
+            parse(
+                "type=registry,name=r/x,push-by-digest=true,name-canonical=true,unpack=true,store=false,\
+                 dangling-name-prefix=anon,dangling-name-empty-only=true,rewrite-timestamp=true"
+            )
+            .unwrap()
+            .kind,
             Kind::Image { push: true, opts: all }
         );
         assert_eq!(parse("type=cacheonly").unwrap().kind, Kind::CacheOnly);
@@ -1042,6 +1108,9 @@ mod tests {
             ("type=docker,dest=x,push-by-digest=true", "\"push-by-digest\" is not supported"),
             ("type=image,unpack=maybe", "expected true or false"),
             ("type=image,compression=estargz", "eStargz"),
+            ("type=image,rewrite-timestamp=false", "always sets the times"),
+            ("type=image,dangling-name-prefix=UP", "not a repository name"),
+            ("type=local,dest=x,store=false", "\"store\" is not supported for type=local"),
             ("type=oci,dest=x,compression=zstd,oci-mediatypes=false", "conflicts with \"oci-mediatypes=false\""),
             ("type=image,compression-level=12", "gzip takes 0 to 9"),
             ("type=local,dest=x,compression=zstd", "\"compression\" is not supported for type=local"),

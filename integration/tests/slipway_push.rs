@@ -370,3 +370,47 @@ fn a_push_that_cannot_happen_names_why_and_leaves_nothing() {
     let o = r.skopeo(&["inspect", "--raw", &format!("docker://{dest}")]);
     assert_ne!(o.code, 0, "the registry has {dest}: {}", o.stdout);
 }
+
+/// BuildKit's `store=false` (pushed, not named in the store) and `dangling-name-prefix`
+/// (`PREFIX@DIGEST`, the name of an anonymous image).
+#[test]
+fn store_false_and_dangling_name_prefix_as_buildkits_image_exporter() {
+    let t = T::new();
+    let store = t.s.root();
+    let meta = t.s.dir.path().join("meta.json");
+    // an anonymous build named by the prefix alone
+    t.build(&["--metadata-file", &meta.to_string_lossy(), "-o", "type=image,dangling-name-prefix=anon/app"]).ok();
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let d = m["containerimage.digest"].as_str().unwrap().to_string();
+    assert_eq!(t.digest_of(&store, &format!("anon/app@{d}")), d);
+    t.run(&["inspect", &format!("anon/app@{d}")]).ok();
+    // with a name: the prefix is added, unless dangling-name-empty-only
+    t.build(&["-o", "type=image,name=named:1,dangling-name-prefix=anon/app"]).ok();
+    assert!(t.named(&store, "named:1").is_some());
+    t.build(&["-o", "type=image,name=only:1,dangling-name-prefix=other,dangling-name-empty-only=true"]).ok();
+    assert!(t.named(&store, "only:1").is_some());
+    let idx = fs::read_to_string(store.join("index.json")).unwrap();
+    assert!(!idx.contains("other@"), "dangling-name-empty-only named a named image: {idx}");
+    // store=false without a push: nothing is named, not even as an untagged image
+    let before = fs::read_to_string(store.join("index.json")).unwrap();
+    let o = t.build(&["-o", "type=image,name=gone:1,store=false"]).ok();
+    assert!(o.stdout.contains("store=false"), "{}", o.stdout);
+    assert_eq!(fs::read_to_string(store.join("index.json")).unwrap(), before);
+    let bad = t.build(&["-o", "type=image,dangling-name-prefix=Bad Name"]);
+    assert_ne!(bad.code, 0);
+    assert!(bad.stderr.contains("dangling-name-prefix=\"Bad Name\""), "{}", bad.stderr);
+    if !registry::available() {
+        return;
+    }
+    // store=false with a push: the registry has it, the store names nothing
+    let r = Registry::plain();
+    let repo = format!("{}/nostore/app", r.host);
+    t.build(&["--metadata-file", &meta.to_string_lossy(), "-o", &format!("type=registry,name={repo}:1,store=false")])
+        .ok();
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let d = m["containerimage.digest"].as_str().unwrap();
+    let (mb, _) = raw(&r, &format!("{repo}:1"));
+    assert_eq!(sha256(&mb), d);
+    assert!(t.named(&store, &format!("{repo}:1")).is_none(), "store=false left a name");
+    assert_eq!(fs::read_to_string(store.join("index.json")).unwrap(), before);
+}

@@ -230,6 +230,15 @@ pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Vec<Platform>
 
 /// After a build: `--cache-to` exports, then the push of `push` (the names of image outputs
 /// that push: every -t name with `--push`).
+/// Removes a store name when dropped.
+struct Unname<'a>(&'a Store, &'a str);
+
+impl Drop for Unname<'_> {
+    fn drop(&mut self) {
+        let _ = self.0.remove_ref(self.1);
+    }
+}
+
 pub fn after_build(
     store: &Store,
     a: &BuildArgs,
@@ -253,6 +262,8 @@ pub fn after_build(
     }
     for t in push {
         let n = &t.name;
+        // store=false: the name was set only for this push, and goes whatever its outcome
+        let _unname = t.unname.then(|| Unname(store, n));
         let r = Reference::parse(n).with_context(|| format!("--push {n}"))?;
         let p = super::push::push(store, &opts, n, &r, t.by_digest, &log).with_context(|| format!("--push {n}"))?;
         if t.by_digest {
