@@ -22,8 +22,15 @@ deps:
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	else echo "deps: all present"; fi
 
+# skiff is linked as a static PIE (glibc's libc.a, libseccomp.a; still position-independent, so
+# ASLR stays): no dynamic loader at each of its starts (create and run start it twice, start and
+# delete once) and no libc.so, ld.so, libgcc_s mappings. At load 3: --version 0.63 against 0.94
+# ms of CPU, run 15.7 against 19.8 ms, peak RSS 5.0 against 5.7 MiB. crt-static cannot go in
+# RUSTFLAGS (it breaks proc-macro crates), so only the binary's own crate gets it, through
+# `cargo rustc`; a plain `cargo build` still gives a dynamically linked skiff.
 build: deps
-	$(CARGO) build --release --workspace --bins
+	$(CARGO) build --release --workspace --bins --exclude skiff
+	$(CARGO) rustc --release -p skiff --bin skiff -- -C target-feature=+crt-static
 
 # skiff and slipway with crash points (runtime/src/failpoint.rs, builder/src/failpoint.rs) at
 # target/failpoints/, for the crash tests.
