@@ -168,22 +168,7 @@ fn place(tree: &Path, dir: &Path) -> Result<(), FetchError> {
 /// What `prune` drops: every context directory (a later build fetches or unpacks again).
 /// Returns the bytes freed. The caller holds the store's gc lock.
 pub fn prune(store: &Store) -> u64 {
-    let mut freed = 0;
-    if let Ok(rd) = fs::read_dir(store.root.join("cache/context")) {
-        for e in rd.flatten() {
-            let size: u64 = walkdir::WalkDir::new(e.path())
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum();
-            if fs::remove_dir_all(e.path()).is_ok() {
-                freed += size;
-            }
-        }
-    }
-    freed
+    super::remove_entries(&store.root.join("cache/context"))
 }
 
 #[cfg(test)]

@@ -40,26 +40,31 @@ pub fn url_file_name(url: &str) -> String {
     }
 }
 
+/// Removes every directory in `dir` (prune's caches of fetched sources); returns the bytes of
+/// the files that went.
+pub(crate) fn remove_entries(dir: &std::path::Path) -> u64 {
+    let mut freed = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let size: u64 = walkdir::WalkDir::new(e.path())
+            .into_iter()
+            .flatten()
+            .filter_map(|f| f.metadata().ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum();
+        if std::fs::remove_dir_all(e.path()).is_ok() {
+            freed += size;
+        }
+    }
+    freed
+}
+
 /// What `prune` drops of ADD's remote sources: the bare git repositories (`cache/git/`: a
 /// later miss fetches its commit again; cached steps are keyed by commit and stay hits) and the
 /// records of URLs none of whose contents is still a blob (`cache/http/`). Returns the bytes
 /// freed. The caller holds the store's gc lock, so no build fetches meanwhile.
 pub fn prune(store: &crate::store::Store) -> u64 {
-    let mut freed = 0;
-    if let Ok(rd) = std::fs::read_dir(store.root.join("cache/git")) {
-        for e in rd.flatten() {
-            let size: u64 = walkdir::WalkDir::new(e.path())
-                .into_iter()
-                .flatten()
-                .filter_map(|f| f.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum();
-            if std::fs::remove_dir_all(e.path()).is_ok() {
-                freed += size;
-            }
-        }
-    }
+    let freed = remove_entries(&store.root.join("cache/git"));
     if let Ok(rd) = std::fs::read_dir(store.root.join("cache/http")) {
         for e in rd.flatten() {
             let name = e.file_name().to_string_lossy().into_owned();
