@@ -425,8 +425,15 @@ pub fn apply(res: &LinuxResources, nodes: &[Rule], dirs: &Dirs) -> Result<()> {
     } else {
         None
     };
+    // A shared v1 devices cgroup that already holds exactly these rules is left as it is: the
+    // deny-all that starts them would otherwise, for a moment, refuse another container of the
+    // same cgroup the mknod of its device nodes (runc's devices emulator skips it likewise)
+    let devices_in_place = dirs.v1("devices").is_some_and(|d| devices_in_place(d, &v1));
     // Controllers handled by a v1 hierarchy take the v1 plan; the rest go to the unified one.
     for set in v1.iter() {
+        if set.controller == "devices" && devices_in_place {
+            continue;
+        }
         if let Some(dir) = dirs.v1(set.controller) {
             write_one(dir, set)?;
         }
@@ -464,6 +471,21 @@ pub fn apply(res: &LinuxResources, nodes: &[Rule], dirs: &Dirs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether the v1 devices cgroup at `dir` lists exactly what the plan's device rules would
+/// leave: they start with a deny of everything, and the rest are allows, so the kernel's list
+/// after them is those allows.
+fn devices_in_place(dir: &Path, plan: &[Setting]) -> bool {
+    let rules: Vec<&Setting> = plan.iter().filter(|s| s.controller == "devices").collect();
+    let Some((first, allows)) = rules.split_first() else { return false };
+    if first.file != "devices.deny" || first.value != "a *:* rwm" || allows.iter().any(|s| s.file != "devices.allow") {
+        return false;
+    }
+    let Ok(list) = std::fs::read_to_string(dir.join("devices.list")) else { return false };
+    let have: std::collections::BTreeSet<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let want: std::collections::BTreeSet<&str> = allows.iter().map(|s| s.value.as_str()).collect();
+    have == want
 }
 
 fn write_one(dir: &Path, set: &Setting) -> Result<()> {
