@@ -66,7 +66,7 @@ impl Sandbox {
         let (ready_r, ready_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let (exit_r, exit_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("pipe: {e}"))?;
         let mut s = Command::new(SLIRP4NETNS);
-        s.args(["--configure", "--mtu=65520", "--disable-host-loopback", "--enable-sandbox", "--enable-seccomp"])
+        s.args(["--configure", "--mtu=65520", "--disable-host-loopback", "--enable-seccomp"])
             .arg(format!("--ready-fd={}", ready_w.as_raw_fd()))
             .arg(format!("--exit-fd={}", exit_r.as_raw_fd()))
             .arg(pid.to_string())
