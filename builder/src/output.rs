@@ -71,6 +71,9 @@ pub struct ImageOpts {
     pub dangling_prefix: Option<String>,
     /// `dangling-name-empty-only`: the prefix only names an image that has no other name.
     pub dangling_empty_only: bool,
+    /// `registry.insecure`: this output's pushes accept any certificate and plain HTTP, as
+    /// `--tls-verify=false` does for every registry.
+    pub insecure: bool,
 }
 
 /// One push of a build's result: a store name and how.
@@ -80,6 +83,8 @@ pub struct PushTarget {
     pub by_digest: bool,
     /// `store=false`: the store name is removed once the push is over.
     pub unname: bool,
+    /// `registry.insecure=true`: any certificate and plain HTTP for this push.
+    pub insecure: bool,
 }
 
 /// One `--output`.
@@ -365,6 +370,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 "store",
                 "dangling-name-prefix",
                 "dangling-name-empty-only",
+                "registry.insecure",
                 "rewrite-timestamp",
                 LAYER_OPTS[0],
                 LAYER_OPTS[1],
@@ -405,6 +411,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             "name" => names.extend(v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string)),
             "push" => push = parse_bool(k, v).map_err(err)?,
             "push-by-digest" => iopts.push_by_digest = parse_bool(k, v).map_err(err)?,
+            "registry.insecure" => iopts.insecure = parse_bool(k, v).map_err(err)?,
             "name-canonical" => iopts.name_canonical = parse_bool(k, v).map_err(err)?,
             "unpack" => iopts.unpack = parse_bool(k, v).map_err(err)?,
             "dest" => dest = Some(v.clone()),
@@ -817,6 +824,9 @@ pub fn check(outs: &[Output], platforms: usize) -> Result<(), String> {
             return Err("--push: no name to push (give -t NAME, or name= in the --output)".into());
         }
         if let Kind::Image { push, opts } = &o.kind {
+            if opts.insecure && !push {
+                return Err("registry.insecure=true: the output does not push (add push=true, or --push)".into());
+            }
             if opts.push_by_digest && !push {
                 return Err("push-by-digest=true: the output does not push (add push=true, or --push)".into());
             }
@@ -924,7 +934,12 @@ pub fn export(
                     }
                     full.push(archive::docker_full_name(&n));
                     if *push {
-                        done.push.push(PushTarget { name: n.clone(), by_digest: opts.push_by_digest, unname: !keep });
+                        done.push.push(PushTarget {
+                            name: n.clone(),
+                            by_digest: opts.push_by_digest,
+                            unname: !keep,
+                            insecure: opts.insecure,
+                        });
                     }
                     if keep {
                         done.names.push(n);
@@ -1083,11 +1098,13 @@ mod tests {
             no_store: true,
             dangling_prefix: Some("anon".into()),
             dangling_empty_only: true,
+            insecure: true,
         };
         assert_eq!(
             parse(
                 "type=registry,name=r/x,push-by-digest=true,name-canonical=true,unpack=true,store=false,\
-                 dangling-name-prefix=anon,dangling-name-empty-only=true,rewrite-timestamp=true"
+                 dangling-name-prefix=anon,dangling-name-empty-only=true,rewrite-timestamp=true,\
+                 registry.insecure=true"
             )
             .unwrap()
             .kind,

@@ -364,6 +364,41 @@ fn tls_with_basic_auth_login_logout_and_untrusted_certificates() {
     assert!(o.stderr.contains("UNAUTHORIZED"), "{}", o.stderr);
 }
 
+/// BuildKit's image exporter option `registry.insecure=true`: that output's push accepts a
+/// certificate nobody trusts (and plain HTTP), as `--tls-verify=false` does for every registry.
+#[test]
+fn registry_insecure_output_option_pushes_past_an_untrusted_certificate() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::tls_basic();
+    let t = T::new();
+    let login = ["login", "--tls-verify=false", "-u", USER, "--password-stdin", r.host.as_str()];
+    t.run_in(&t.s.root(), &login, Some(&format!("{PASSWORD}\n"))).ok();
+    let ctx =
+        t.s.context("insecure", &[("a.txt", "insecure push\n"), ("Dockerfile", "FROM scratch\nCOPY a.txt /a.txt\n")]);
+    let ctx = ctx.to_string_lossy().into_owned();
+    let dest = format!("{}/ins:1", r.host);
+    // without it: refused naming the registry, nothing pushed
+    let out = format!("type=image,name={dest},push=true");
+    let o = t.run(&["build", "--output", &out, &ctx]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not trusted") && o.stderr.contains(&r.host), "{}", o.stderr);
+    assert_ne!(r.skopeo(&["inspect", &format!("docker://{dest}")]).code, 0, "pushed without registry.insecure");
+    // with it: the image is in the registry, byte for byte the store's
+    let out = format!("type=image,name={dest},push=true,registry.insecure=true");
+    t.run(&["build", "--output", &out, &ctx]).ok();
+    assert_eq!(skopeo_digest(&r, &dest), t.manifest_digest(&t.s.root(), &dest));
+    // only for that output: a plain `push` still checks the certificate
+    let o = t.run(&["push", &dest, &format!("{}/again:1", r.host)]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not trusted"), "{}", o.stderr);
+    // an output that does not push is refused rather than the option ignored
+    let o = t.run(&["build", "--output", "type=image,name=x:1,registry.insecure=true", &ctx]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("registry.insecure=true: the output does not push"), "{}", o.stderr);
+}
+
 #[test]
 fn a_credential_helper_supplies_the_password() {
     if !registry::available() {

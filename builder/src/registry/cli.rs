@@ -265,7 +265,15 @@ pub fn after_build(
         // store=false: the name was set only for this push, and goes whatever its outcome
         let _unname = t.unname.then(|| Unname(store, n));
         let r = Reference::parse(n).with_context(|| format!("--push {n}"))?;
-        let p = super::push::push(store, &opts, n, &r, t.by_digest, &log).with_context(|| format!("--push {n}"))?;
+        // registry.insecure=true: as --tls-verify=false, for this output's pushes only
+        let insecure;
+        let o = if t.insecure {
+            insecure = super::client::Options { tls_verify: false, ..opts.clone() };
+            &insecure
+        } else {
+            &opts
+        };
+        let p = super::push::push(store, o, n, &r, t.by_digest, &log).with_context(|| format!("--push {n}"))?;
         if t.by_digest {
             log(&format!("pushed {}", r.with_digest(&p.digest)));
         }
