@@ -215,6 +215,51 @@ pub fn dockerfile_excerpt(file: &str, src: &str, start: usize, end: usize) -> St
 
 /// docker's warning for `--build-arg`s no ARG declared (the proxy variables, which RUN gets
 /// without an ARG, excepted).
+/// The build args BuildKit's Dockerfile frontend reads itself (dockerui's config): consumed
+/// whether or not a stage declares them.
+const FRONTEND_ARGS: [&str; 3] = ["BUILDKIT_CACHE_MOUNT_NS", "BUILDKIT_MULTI_PLATFORM", "BUILDKIT_SANDBOX_HOSTNAME"];
+
+/// The last value given for build arg `name`.
+fn build_arg<'a>(opts: &'a BuildOptions, name: &str) -> Option<&'a str> {
+    opts.build_args.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// Whether the result is an index (several platforms) or one image: `BUILDKIT_MULTI_PLATFORM`
+/// asks for an index even for one platform (BuildKit's `multi-platform` frontend option, read
+/// with Go's ParseBool); false with several platforms is BuildKit's conflict error.
+fn multi_platform(opts: &BuildOptions, platforms: usize) -> Result<bool, String> {
+    let Some(v) = build_arg(opts, "BUILDKIT_MULTI_PLATFORM").filter(|v| !v.is_empty()) else {
+        return Ok(platforms > 1);
+    };
+    let asked = match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
+        _ => return Err(format!("BUILDKIT_MULTI_PLATFORM={v:?}: invalid boolean value for multi-platform")),
+    };
+    if !asked && platforms > 1 {
+        return Err(
+            "BUILDKIT_MULTI_PLATFORM=false: conflicting config: returning multiple target platforms is not allowed"
+                .into(),
+        );
+    }
+    Ok(asked || platforms > 1)
+}
+
+/// The RUN steps' extras, with `BUILDKIT_SANDBOX_HOSTNAME` (empty: BuildKit's default name).
+fn run_extras(opts: &BuildOptions) -> Result<crate::spec::RunExtras, String> {
+    let mut x = opts.run_extras.clone();
+    if let Some(h) = build_arg(opts, "BUILDKIT_SANDBOX_HOSTNAME").filter(|h| !h.is_empty()) {
+        // the kernel takes at most 64 bytes; a blank or a slash would break /etc/hosts' line
+        if h.len() > 64 || h.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+            return Err(format!(
+                "BUILDKIT_SANDBOX_HOSTNAME={h:?}: not a hostname (at most 64 bytes, no blanks, control characters or '/')"
+            ));
+        }
+        x.hostname = Some(h.to_string());
+    }
+    Ok(x)
+}
+
 fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTreeSet<String>) {
     const PREDEFINED: [&str; 11] = [
         "SOURCE_DATE_EPOCH",
@@ -233,7 +278,7 @@ fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTre
         .build_args
         .iter()
         .map(|(k, _)| k.as_str())
-        .filter(|k| !declared.contains(*k) && !PREDEFINED.contains(k))
+        .filter(|k| !declared.contains(*k) && !PREDEFINED.contains(k) && !FRONTEND_ARGS.contains(k))
         .collect();
     unused.sort_unstable();
     unused.dedup();
@@ -406,8 +451,8 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     } else {
         vec![opts.platform.clone()]
     };
-    let multi = runs.len() > 1;
-    output::check(&outs, runs.len()).map_err(BuildError::Other)?;
+    let multi = multi_platform(opts, runs.len()).map_err(BuildError::Other)?;
+    output::check(&outs, multi).map_err(BuildError::Other)?;
     let ctx = exec::SharedContext::new(open_context(store, src)?);
     crate::trace::point("context");
     let eopts = exec::Options {
@@ -423,7 +468,7 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         secrets: opts.secrets.clone(),
         ssh: opts.ssh.clone(),
         jobs: opts.jobs,
-        run_extras: opts.run_extras.clone(),
+        run_extras: run_extras(opts).map_err(BuildError::Other)?,
         no_cache_stages: no_cache_stages(&src.stages, &opts.no_cache_filter)?,
     };
     // an output on stdout (`-o -`) sends the log to stderr
@@ -485,7 +530,7 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     };
     let mut images = Vec::new();
     let (mut keys, mut mounts) = (Vec::new(), Vec::new());
-    let together = multi && opts.jobs > 1 && plans.iter().all(|(_, p, _)| p.stop.is_none());
+    let together = runs.len() > 1 && opts.jobs > 1 && plans.iter().all(|(_, p, _)| p.stop.is_none());
     let last = if together {
         // the platforms' stages in one scheduler, as BuildKit solves them
         let labelled =

@@ -235,7 +235,7 @@ impl Annotations {
     pub fn check_single(&self) -> Result<(), String> {
         match self.0.iter().find(|a| matches!(a.kind, AnnotationKind::Index | AnnotationKind::IndexDescriptor)) {
             Some(a) => Err(format!(
-                "annotation {:?}: index annotations not supported for single platform export (build with several --platform values)",
+                "annotation {:?}: index annotations not supported for single platform export (build with several --platform values, or --build-arg BUILDKIT_MULTI_PLATFORM=1)",
                 a.key
             )),
             None => Ok(()),
@@ -816,8 +816,8 @@ pub fn writes_stdout(outs: &[Output]) -> bool {
 }
 
 /// Checks the outputs before a build runs: names are image references, annotations fit the
-/// number of platforms, at most one output writes stdout.
-pub fn check(outs: &[Output], platforms: usize) -> Result<(), String> {
+/// result (`multi`: an index of platforms), at most one output writes stdout.
+pub fn check(outs: &[Output], multi: bool) -> Result<(), String> {
     let mut stdout = 0;
     for o in outs {
         if matches!(o.kind, Kind::Image { push: true, .. }) && o.names.is_empty() {
@@ -844,10 +844,10 @@ pub fn check(outs: &[Output], platforms: usize) -> Result<(), String> {
                 crate::store::normalize_ref(n).map_err(|e| format!("output name {n:?}: {e}"))?;
             }
         }
-        if platforms < 2 {
+        if !multi {
             o.annotations.check_single()?;
         }
-        if platforms > 1 && matches!(o.kind, Kind::Docker { .. }) {
+        if multi && matches!(o.kind, Kind::Docker { .. }) {
             return Err("type=docker: docker exporter does not currently support exporting manifest lists".into());
         }
         if matches!(
@@ -1147,7 +1147,7 @@ mod tests {
         let with = |spec: &str, names: &[&str]| {
             let mut o = parse(spec).unwrap();
             o.names = names.iter().map(|n| n.to_string()).collect();
-            check(&[o], 1)
+            check(&[o], false)
         };
         assert!(with("type=registry,push-by-digest=true", &["r:5000/app", "r:5000/b/c"]).is_ok());
         let e = with("type=registry,push-by-digest=true", &["r:5000/app:1"]).unwrap_err();

@@ -237,6 +237,9 @@ pub struct RunExtras {
     pub ulimits: Vec<Ulimit>,
     /// `--shm-size`: the size of /dev/shm in bytes (docker's default 64 MiB when unset).
     pub shm_size: Option<u64>,
+    /// `--build-arg BUILDKIT_SANDBOX_HOSTNAME=NAME`: the steps' hostname (BuildKit's frontend
+    /// option; `buildkitsandbox` when unset).
+    pub hostname: Option<String>,
 }
 
 /// One `--ulimit`, as docker's go-units parses it (-1: unlimited).
@@ -378,7 +381,18 @@ impl RunExtras {
         }
         let hosts: Vec<String> = self.hosts.iter().map(|(h, ip)| format!("{h}={ip}")).collect();
         let ul: Vec<String> = self.ulimits.iter().map(|u| format!("{}={}:{}", u.kind, u.soft, u.hard)).collect();
-        format!(" add-host={hosts:?} ulimit={ul:?} shm-size={:?}", self.shm_size)
+        let mut t = format!(" add-host={hosts:?} ulimit={ul:?} shm-size={:?}", self.shm_size);
+        // BuildKit's hostname is part of the exec op, so of its cache key (added only when set:
+        // the keys of builds without it stay as they were)
+        if let Some(h) = &self.hostname {
+            t.push_str(&format!(" hostname={h:?}"));
+        }
+        t
+    }
+
+    /// The steps' hostname: `BUILDKIT_SANDBOX_HOSTNAME`, else BuildKit's `buildkitsandbox`.
+    pub fn hostname(&self) -> &str {
+        self.hostname.as_deref().unwrap_or("buildkitsandbox")
     }
 
     /// The /etc/hosts of every RUN step, as BuildKit writes it for any network mode: localhost
@@ -453,6 +467,7 @@ mod tests {
             hosts: vec![("db".into(), "10.0.0.2".parse().unwrap())],
             ulimits: vec![parse_ulimit("nofile=512:1024").unwrap()],
             shm_size: Some(128 << 20),
+            hostname: None,
         };
         // BuildKit's hosts file for a sandbox, then the extra hosts
         assert_eq!(
@@ -464,6 +479,9 @@ mod tests {
             "127.0.0.1\tlocalhost s\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         );
         assert_eq!(RunExtras::default().key_text(), "");
+        assert_eq!(RunExtras::default().hostname(), "buildkitsandbox");
+        let named = RunExtras { hostname: Some("box".into()), ..RunExtras::default() };
+        assert!(named.key_text().contains("hostname=\"box\""), "{}", named.key_text());
         let p = Process { args: vec![], env: vec![], cwd: "/".into(), uid: 0, gid: 0, additional_gids: vec![] };
         let mut c = config("/r", &p, "h", Network::Host, None);
         x.apply(&mut c, "/b/hosts", "/b/resolv.conf");

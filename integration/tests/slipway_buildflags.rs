@@ -204,6 +204,40 @@ fn add_host_ulimit_and_shm_size_reach_run_steps() {
     // compare with here.
 }
 
+/// `--build-arg BUILDKIT_SANDBOX_HOSTNAME=NAME`: BuildKit's frontend option for the RUN steps'
+/// hostname (its `buildkitsandbox` otherwise), in uname and /etc/hosts; part of the steps' cache
+/// keys (BuildKit's exec op carries it) and consumed by the frontend, so never "not consumed".
+#[test]
+fn buildkit_sandbox_hostname_names_the_run_steps() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let df = "FROM base:1\nRUN hostname > /name && cat /etc/hosts > /hosts\n";
+    let ctx = s.context("app", &[("Dockerfile", df)]);
+    let flag = ["--build-arg", "BUILDKIT_SANDBOX_HOSTNAME=box"];
+    let r = s.build(&ctx, "app:1", &flag).ok();
+    assert!(!r.stderr.contains("not consumed"), "{}", r.stderr);
+    let img = s.save("app:1");
+    let f = |img: &integration::slipway::Saved, p: &str| {
+        img.find(p).map(|e| String::from_utf8_lossy(&e.data).into_owned()).unwrap_or_default()
+    };
+    assert_eq!(f(&img, "name"), "box\n");
+    let hosts = "127.0.0.1\tlocalhost box\n::1\tlocalhost ip6-localhost ip6-loopback\n";
+    assert_eq!(f(&img, "hosts"), hosts);
+    // the same name: cached; another, or none: the step runs again
+    let r = s.build(&ctx, "app:1", &flag).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 1, "{}", r.stdout);
+    let r = s.build(&ctx, "app:2", &[]).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 0, "{}", r.stdout);
+    assert_eq!(f(&s.save("app:2"), "name"), "buildkitsandbox\n");
+    let r = s.build(&ctx, "bad:1", &["--build-arg", "BUILDKIT_SANDBOX_HOSTNAME=a b"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("BUILDKIT_SANDBOX_HOSTNAME") && r.stderr.contains("not a hostname"), "{}", r.stderr);
+
+    // (docker 20.10's BuildKit, v0.8, predates the option: its steps were still named
+    // buildkitsandbox when this test was written. The expectation is BuildKit's
+    // frontend/dockerui/config.go, keyHostnameArg, and dockerfile2llb's state.Hostname.)
+}
+
 /// `--no-cache-filter STAGE`: that stage's steps run again and the log says why at each; the
 /// other stages' steps stay cached (a rebuilt stage with the same result keeps what reads it
 /// cached, as in BuildKit, whose later steps are keyed by content).

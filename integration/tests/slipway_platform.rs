@@ -180,3 +180,51 @@ fn several_platforms_make_an_index() {
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains(&format!("--platform: {foreign} is given twice")), "{}", r.stderr);
 }
+
+/// `--build-arg BUILDKIT_MULTI_PLATFORM=1`: BuildKit's frontend returns its result as a map of
+/// platforms even for one (dockerui's `multi-platform` option), so the image and oci outputs
+/// get an index of one manifest and a local output a directory per platform. `false` with
+/// several platforms is BuildKit's conflict error; a value Go's ParseBool refuses is refused.
+#[test]
+fn buildkit_multi_platform_gives_an_index_for_one_platform() {
+    let (host, foreign) = host_and_foreign();
+    let s = Slipway::new();
+    s.base("bb");
+    let ctx = s.context("one", &[("a.txt", "a\n"), ("Dockerfile", "FROM scratch\nCOPY a.txt /a.txt\n")]);
+    let dir = s.dir.path().join("layout");
+    let out = format!("type=oci,dest={},tar=false", dir.display());
+    let local = s.dir.path().join("local");
+    let lout = format!("type=local,dest={}", local.display());
+    let flag = ["--build-arg", "BUILDKIT_MULTI_PLATFORM=1"];
+    let r = s.build(&ctx, "one:1", &[&flag[..], &["-o", &out, "-o", &lout]].concat()).ok();
+    assert!(!r.stderr.contains("not consumed"), "{}", r.stderr);
+    let index: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.join("index.json")).expect("index.json")).unwrap();
+    let inner = blob(&dir, index["manifests"][0]["digest"].as_str().expect("digest"));
+    assert_eq!(inner["mediaType"], "application/vnd.oci.image.index.v1+json", "{inner}");
+    let entries = inner["manifests"].as_array().expect("manifests");
+    assert_eq!(entries.len(), 1, "{inner}");
+    assert_eq!(entries[0]["platform"]["architecture"], host, "{inner}");
+    assert_eq!(fs::read_to_string(local.join(format!("linux_{host}/a.txt"))).expect("split local output"), "a\n");
+    // without it: one manifest, and the local output unsplit
+    let dir2 = s.dir.path().join("layout2");
+    let out2 = format!("type=oci,dest={},tar=false", dir2.display());
+    s.build(&ctx, "one:2", &["-o", &out2]).ok();
+    let index: serde_json::Value = serde_json::from_slice(&fs::read(dir2.join("index.json")).unwrap()).unwrap();
+    let top = blob(&dir2, index["manifests"][0]["digest"].as_str().expect("digest"));
+    assert_eq!(top["mediaType"], "application/vnd.oci.image.manifest.v1+json", "{top}");
+    // index annotations need an index: refused for one image, taken with the flag
+    let ann = ["--annotation", "index:org.opencontainers.image.title=t"];
+    let r = s.build(&ctx, "one:3", &ann);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("index annotations not supported for single platform export"), "{}", r.stderr);
+    s.build(&ctx, "one:3", &[&flag[..], &ann[..]].concat()).ok();
+    for (v, want) in [
+        ("BUILDKIT_MULTI_PLATFORM=yes", "invalid boolean value for multi-platform"),
+        ("BUILDKIT_MULTI_PLATFORM=0", "returning multiple target platforms is not allowed"),
+    ] {
+        let r = s.build(&ctx, "bad:1", &["--build-arg", v, "--platform", &format!("linux/{host},{foreign}")]);
+        assert_ne!(r.code, 0, "{v}");
+        assert!(r.stderr.contains(want) && r.stderr.contains("BUILDKIT_MULTI_PLATFORM"), "{v}: {}", r.stderr);
+    }
+}

@@ -99,7 +99,7 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         gid: ident.gid,
         additional_gids: ident.additional_gids.clone(),
     };
-    let hostname = "buildkitsandbox";
+    let hostname = x.opts.run_extras.hostname();
     let mut config = spec::config(
         &merged.to_string_lossy(),
         &p,
