@@ -210,6 +210,44 @@ fn a_failing_poststop_hook_does_not_fail_delete() {
 }
 
 #[test]
+fn a_failing_poststart_hook_fails_start_and_stops_the_container() {
+    // runtime-spec 1.3.0, lifecycle step 9: a failing poststart hook is an error and stops the
+    // container; the hooks after it do not run. (runtime-tools' poststart_fail still checks the
+    // older text, a warning and the lifecycle going on.)
+    let rt = Runtime::new();
+    let log = tempfile::tempdir_in("/tmp").expect("hook log dir");
+    let second = log.path().join("second-ran");
+    let mut b = Bundle::new();
+    b.args(&["sleep", "1000"]).edit(|c| {
+        c["hooks"] = json!({"poststart": [
+            {"path": "/bin/sh", "args": ["sh", "-c", "echo poststart-said-no >&2; exit 7"]},
+            {"path": "/bin/sh", "args": ["sh", "-c", format!("touch {}", second.display())]},
+        ]})
+    });
+    let id = rt.new_id();
+    let created = rt.create(&id, &b);
+    if integration::runtime_is_runc() {
+        // runc 1.1.5 runs poststart during create: create fails there, and nothing is left.
+        created.assert_failure().assert_stderr_contains("hook");
+        assert_eq!(rt.list_ids(), Vec::<String>::new());
+        assert!(!second.exists(), "the hook after the failing one ran");
+        return;
+    }
+    created.assert_success();
+    let pid = rt.pid(&id);
+    let started = rt.start(&id);
+    started.assert_failure().assert_stderr_contains("poststart hook #0");
+    assert!(started.stderr.contains("poststart-said-no"), "{started}");
+    // Stopped by the time start returns: the init is gone, the state says so.
+    assert!(!pid_alive(pid), "the container's init {pid} still runs after its poststart hook failed");
+    assert_eq!(rt.status(&id), "stopped");
+    assert!(!second.exists(), "the hook after the failing one ran");
+    // Left for delete, which needs no --force for a stopped container.
+    rt.delete(&id).assert_success();
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+}
+
+#[test]
 fn start_container_hooks_without_env_get_the_container_process_environment() {
     // runc: a startContainer hook with no `env` runs with the environment of the container's
     // process; one with `env` gets exactly that, an empty list included.

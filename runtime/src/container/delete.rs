@@ -68,7 +68,7 @@ pub fn destroy(c: &Container) -> Result<()> {
 /// make (a cgroupsPath shared with others) is never emptied by force. Returns true when that
 /// was already so at the first look, with the cgroup's every process list read empty (the
 /// common case of a stopped container): its removal need not read them again.
-fn kill_all(st: &state::State) -> bool {
+pub(super) fn kill_all(st: &state::State) -> bool {
     let own_pidns = st
         .config
         .linux()
