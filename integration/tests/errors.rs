@@ -85,6 +85,29 @@ fn malformed_json_fails_create() {
 }
 
 #[test]
+fn an_oci_version_that_is_not_semver_or_not_1_x_fails_create() {
+    // config.md: ociVersion MUST be SemVer 2.0.0; an invalid or unsupported value MUST be an
+    // error (runtime-tools misc_props, which passed only because its create failed for another
+    // reason). What engines write (docker 20.10, podman 4, containerd 1.6: 1.0.2-dev) still runs.
+    let rt = Runtime::new();
+    for v in ["1.0.2-dev", "1.2.0"] {
+        let mut b = Bundle::new();
+        b.edit(|c| c["ociVersion"] = v.into()).sh("echo ran");
+        assert_eq!(rt.run_ok(&b), "ran\n", "{v}");
+    }
+    if integration::runtime_is_runc() {
+        integration::skip("runc 1.1.5 does not check ociVersion");
+        return;
+    }
+    for v in ["invalid", "1.2", "", "2.0.0"] {
+        let mut b = Bundle::new();
+        b.args(&["true"]).edit(|c| c["ociVersion"] = v.into());
+        let (_, out) = create_fails(&rt, &b);
+        out.assert_stderr_contains("ociVersion").assert_stderr_contains(&format!("{v:?}"));
+    }
+}
+
+#[test]
 fn a_missing_config_json_fails_create() {
     let rt = Runtime::new();
     let b = Bundle::new();

@@ -10,6 +10,9 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::log;
 
+/// The newest runtime-spec version skiff implements (`features`' ociVersionMax).
+pub const OCI_VERSION_MAX: &str = "1.3.0";
+
 /// A validated bundle: its absolute directory, the parsed config and the absolute rootfs path.
 #[derive(Debug, Clone)]
 pub struct Bundle {
@@ -94,8 +97,10 @@ fn drop_unknown_capabilities(value: &mut Value) {
     }
 }
 
-/// The checks runc makes before it creates anything (libcontainer/configs/validate and specconv).
+/// The checks runc makes before it creates anything (libcontainer/configs/validate and specconv),
+/// and ociVersion's, which runc does not check.
 pub fn validate(spec: &Spec) -> Result<()> {
+    check_oci_version(spec.version())?;
     let process = spec.process().as_ref().ok_or_else(|| Error::config("process", "is required"))?;
     let args = process.args().as_deref().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
@@ -206,6 +211,25 @@ pub fn validate(spec: &Spec) -> Result<()> {
         crate::process::attrs::plan_mempolicy(p)?;
     }
     crate::netdev::plan(spec)?;
+    Ok(())
+}
+
+/// config.md: ociVersion MUST be SemVer 2.0.0, and an invalid or unsupported value MUST be an
+/// error; another major than 1 is not the spec skiff implements. Every 1.x is taken, also a minor
+/// newer than [`OCI_VERSION_MAX`]: engines write whatever runtime-spec they vendor (1.0.2-dev for
+/// docker 20.10, podman 4 and containerd 1.6; 1.1.0, 1.2.0... for newer ones), refusing a newer
+/// minor would break them the day they update, and an engine that cares reads `features`'
+/// ociVersionMax. Fields such a config adds are unknown properties to skiff, ignored as
+/// config.md's Extensibility requires. runc does not check ociVersion at all.
+fn check_oci_version(v: &str) -> Result<()> {
+    let parsed = semver::Version::parse(v)
+        .map_err(|e| Error::config("ociVersion", format!("{v:?} is not a SemVer 2.0.0 version: {e}")))?;
+    if parsed.major != 1 {
+        return Err(Error::config(
+            "ociVersion",
+            format!("{v:?}: skiff implements runtime-spec 1.x (1.0.0 to {})", OCI_VERSION_MAX),
+        ));
+    }
     Ok(())
 }
 
@@ -323,6 +347,12 @@ mod tests {
                 "linux.namespaces[1].type: duplicate namespace \"pid\"",
             ),
             (|v| v["process"]["args"] = serde_json::json!([]), "process.args: must not be empty"),
+            // runtime-tools misc_props: an ociVersion that is not SemVer is an invalid value.
+            (|v| v["ociVersion"] = "invalid".into(), "ociVersion: \"invalid\" is not a SemVer 2.0.0 version"),
+            (|v| v["ociVersion"] = "1.2".into(), "ociVersion: \"1.2\" is not a SemVer"),
+            (|v| v["ociVersion"] = "".into(), "ociVersion: \"\" is not a SemVer"),
+            (|v| v["ociVersion"] = "2.0.0".into(), "ociVersion: \"2.0.0\": skiff implements runtime-spec 1.x"),
+            (|v| v["ociVersion"] = "0.6.0".into(), "ociVersion: \"0.6.0\": skiff implements runtime-spec 1.x"),
             (|v| v["process"]["cwd"] = "rel".into(), "process.cwd"),
             (|v| v["mounts"] = serde_json::json!([{"destination": "tmp", "type": "tmpfs"}]), "mounts[0].destination"),
             (|v| v["hostname"] = "h".into(), "hostname: cannot set a hostname"),
@@ -360,6 +390,17 @@ mod tests {
             mutate(&mut v);
             let err = check(v).expect_err(want);
             assert!(err.contains(want), "{err:?} should contain {want:?}");
+        }
+    }
+
+    #[test]
+    fn oci_versions_engines_write_are_accepted() {
+        // docker 20.10, podman 4, containerd 1.6 and buildah write 1.0.2-dev; newer ones 1.1.0,
+        // 1.2.0; a newer minor than skiff knows is compatible by SemVer.
+        for v in ["1.0.0", "1.0.2-dev", "1.0.0-rc5-dev", "1.1.0+dev", "1.2.1", "1.3.0", "1.4.0"] {
+            let mut c = base();
+            c["ociVersion"] = v.into();
+            check(c).unwrap_or_else(|e| panic!("{v}: {e}"));
         }
     }
 

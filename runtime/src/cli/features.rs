@@ -61,7 +61,7 @@ pub fn document() -> serde_json::Value {
         libseccomp::ScmpVersion::current().map(|v| format!("{}.{}.{}", v.major, v.minor, v.micro)).unwrap_or_default();
     json!({
         "ociVersionMin": "1.0.0",
-        "ociVersionMax": "1.3.0",
+        "ociVersionMax": crate::bundle::OCI_VERSION_MAX,
         "hooks": ["prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"],
         "mountOptions": crate::rootfs::options::known(),
         "linux": {
