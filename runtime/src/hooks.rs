@@ -16,6 +16,18 @@ pub fn run_all(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value)
     run_all_with_default_env(kind, hooks, state, &[])
 }
 
+/// Runs every hook of one kind in order, each failure a warning: runtime-spec's rule for poststop
+/// ("log a warning, but the remaining hooks and lifecycle continue as if the hook had succeeded").
+/// runc 1.1 logs the first failure and skips the hooks after it.
+pub fn run_each_warning(kind: &str, hooks: Option<&Vec<Hook>>, state: &serde_json::Value) {
+    let state = state.to_string();
+    for (i, h) in hooks.into_iter().flatten().enumerate() {
+        if let Err(e) = run_one(h, h.env().as_deref().unwrap_or_default(), &state) {
+            crate::log::warn(&format!("{kind} hook #{i} ({}): {e}", h.path().display()));
+        }
+    }
+}
+
 /// [`run_all`] where a hook without `env` gets `default_env`. runc runs startContainer hooks
 /// so, with the container process's environment: not in the runtime spec, but what hooks written
 /// for runc expect. An explicit `"env": []` stays an empty environment, as in runc 1.1.

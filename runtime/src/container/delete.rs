@@ -31,11 +31,7 @@ pub fn delete(root: &Root, id: &str, force: bool) -> Result<()> {
     destroy(&c)?;
     if let Some(st) = &c.state {
         let hooks = st.config.hooks().as_ref();
-        if let Err(e) =
-            hooks::run_all("poststop", hooks.and_then(|h| h.poststop().as_ref()), &st.oci_json(Status::Stopped))
-        {
-            log::warn(&e.to_string());
-        }
+        hooks::run_each_warning("poststop", hooks.and_then(|h| h.poststop().as_ref()), &st.oci_json(Status::Stopped));
     }
     Ok(())
 }
