@@ -7,6 +7,7 @@ pub mod archive;
 pub mod binfmt;
 pub mod build;
 pub mod cache;
+pub mod chmod;
 pub mod cli;
 pub mod context;
 pub mod convert;

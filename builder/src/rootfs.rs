@@ -133,6 +133,11 @@ pub fn resolve_user(root: &Path, spec: &str) -> Result<Ident, String> {
 /// Creates `path` and missing parents inside `root` (symlinks resolved in-root); new dirs get
 /// mode 0755 and `owner`. Returns the host path.
 pub fn mkdir_all(root: &Path, path: &str, owner: Option<(u32, u32)>) -> io::Result<PathBuf> {
+    mkdir_all_mode(root, path, owner, 0o755)
+}
+
+/// `mkdir_all` making new dirs with `mode`.
+pub fn mkdir_all_mode(root: &Path, path: &str, owner: Option<(u32, u32)>, mode: u32) -> io::Result<PathBuf> {
     let mut cur = String::new();
     let mut host = root.to_path_buf();
     for comp in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
@@ -154,7 +159,7 @@ pub fn mkdir_all(root: &Path, path: &str, owner: Option<(u32, u32)>) -> io::Resu
                     dir.push(c);
                     if fs::symlink_metadata(&dir).is_err() {
                         fs::create_dir(&dir)?;
-                        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))?;
+                        fs::set_permissions(&dir, fs::Permissions::from_mode(mode))?;
                         if let Some((u, g)) = owner {
                             lchown(&dir, u, g)?;
                         }

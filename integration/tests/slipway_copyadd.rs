@@ -526,3 +526,106 @@ fn add_archive_with_blank_owner_fields() {
     bk.build(&ctx, "blankids", &[]).ok();
     assert_eq!(got(&bk.save("blankids")), want, "docker 20.10's BuildKit");
 }
+
+/// `--chmod` in chmod's symbolic form (BuildKit's frontend, docker/dockerfile 1.14+): applied to
+/// each copied entry's own mode. As in BuildKit's testChmodNonOctal, the expectation is what
+/// `chmod MODE` (busybox's, in a RUN) makes of the same entries, a file 0666 and a directory
+/// 0124 copied from another stage; then a context tree with executable and plain files under
+/// `u=rwX,go=rX`, a mode from an ARG, and a malformed mode refused naming the line. An octal
+/// mode also makes the missing parents of the destination with its bits, a symbolic one 0755
+/// (BuildKit's testCopyChmod: `COPY --chmod=777 foo /parent/foo` gives /parent 0777). docker
+/// 20.10's BuildKit predates symbolic modes (it refuses them), so BuildKit's tests are the
+/// reference here.
+#[test]
+fn chmod_takes_symbolic_modes_as_chmod_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Slipway::new();
+    s.base("chmod-base");
+    let modes = ["go-w", "u=rw,g=r,o=r", "a+X", "u+rw,g+r,o-x,o+w", "u=rwX,go=rX", "+x", "g=u", "o-r+w,u-w"];
+    let mut expected = String::new();
+    let mut copies = String::new();
+    for (i, m) in modes.iter().enumerate() {
+        expected.push_str(&format!(
+            "RUN cp -a /input/file /expected/f{i} && chmod {m} /expected/f{i} && \
+             mkdir -p /input/dirs/d{i} && cp -a /input/dir /input/dirs/d{i}/d{i} && \
+             cp -a /input/dirs/d{i}/. /expected/ && chmod {m} /expected/d{i}\n"
+        ));
+        copies.push_str(&format!(
+            "COPY --from=base --chmod={m} /input/file /f{i}\nCOPY --from=base --chmod={m} /input/dirs/d{i} /\n"
+        ));
+    }
+    let df = format!(
+        "FROM chmod-base AS base\n\
+         RUN mkdir /input /expected && touch /input/file && chmod 666 /input/file && \
+         mkdir /input/dir && chmod 124 /input/dir\n\
+         {expected}\
+         FROM scratch AS expected\nCOPY --from=base /expected/ /\n\
+         FROM scratch AS result\n{copies}\
+         COPY --chmod=u=rwX,go=rX tree /tree/\n\
+         ARG MODE=u+x,g=u\n\
+         COPY --chmod=$MODE tree/plain /argmode\n\
+         COPY --chmod=777 tree/plain /parent/plain\n\
+         COPY --chmod=770 tree/plain /parent/sub/plain\n\
+         COPY --chmod=+x tree/plain /sym/parent/plain\n\
+         COPY --chmod=g+t tree/plain /sticky\n"
+    );
+    let ctx = s.context(
+        "chmod-sym",
+        &[("Dockerfile", &df), ("tree/exe", "#!/bin/sh\n"), ("tree/plain", "p\n"), ("tree/sub/f", "f\n")],
+    );
+    let set = |p: &str, m: u32| std::fs::set_permissions(ctx.join(p), std::fs::Permissions::from_mode(m)).unwrap();
+    set("tree/exe", 0o700);
+    set("tree/plain", 0o600);
+    set("tree/sub/f", 0o640);
+    set("tree/sub", 0o700);
+    s.build(&ctx, "chmod-exp", &["--target", "expected"]).ok();
+    let r = s.build(&ctx, "chmod-res", &["--target", "result"]).ok();
+    let (exp, res) = (s.save("chmod-exp"), s.save("chmod-res"));
+    let mode = |img: &Saved, p: &str| find(img, p).mode & 0o7777;
+    for (i, m) in modes.iter().enumerate() {
+        for p in [format!("f{i}"), format!("d{i}")] {
+            assert_eq!(
+                mode(&res, &p),
+                mode(&exp, &p),
+                "--chmod={m} on {p}: slipway {:o} vs chmod {:o}",
+                mode(&res, &p),
+                mode(&exp, &p)
+            );
+        }
+    }
+    // the expectations are real modes, not both sides unchanged
+    assert_eq!((mode(&exp, "f0"), mode(&exp, "d2")), (0o644, 0o135));
+    for (p, m) in [("tree/exe", 0o755), ("tree/plain", 0o644), ("tree/sub", 0o755), ("tree/sub/f", 0o644)] {
+        assert_eq!(mode(&res, p), m, "u=rwX,go=rX on {p}");
+    }
+    assert_eq!(mode(&res, "argmode"), 0o770, "ARG MODE=u+x,g=u on 0600");
+    assert_eq!((mode(&res, "parent"), mode(&res, "parent/sub")), (0o777, 0o770), "octal: parents get the mode");
+    assert_eq!((mode(&res, "sym"), mode(&res, "sym/parent"), mode(&res, "sym/parent/plain")), (0o755, 0o755, 0o711));
+    // BuildKit's mode package follows BSD setmode: `t` with a class other than `o` alone sets
+    // the sticky bit (busybox's chmod, hence no comparison above, leaves it)
+    assert_eq!(mode(&res, "sticky"), 0o1600, "g+t");
+    assert!(r.stdout.contains("COPY --chmod=u=rwX,go=rX tree /tree/"), "{}", r.stdout);
+    assert!(res.history().iter().any(|h| h.contains("--chmod=u=rwX,go=rX")), "{:?}", res.history());
+
+    // another mode from the ARG is another cache key: that step misses, the one before hits
+    let again = s.build(&ctx, "chmod-res2", &["--target", "result", "--build-arg", "MODE=a+r"]).ok();
+    let step = step_log(&again.stdout, "COPY --chmod=$MODE tree/plain /argmode");
+    assert!(!step.contains("Using cache"), "{step}");
+    assert!(
+        step_log(&again.stdout, "COPY --chmod=u=rwX,go=rX tree /tree/").contains("Using cache"),
+        "{}",
+        again.stdout
+    );
+    assert_eq!(mode(&s.save("chmod-res2"), "argmode"), 0o644);
+
+    // malformed: named with the Dockerfile's line, nothing built
+    for (bad, want) in
+        [("u+q", "invalid chmod parameter: 'u+q'"), ("64a", "it should be octal string and between 0 and 07777")]
+    {
+        let df = format!("FROM scratch\nCOPY --chmod={bad} tree/plain /p\n");
+        let c = s.context("chmod-bad", &[("Dockerfile", &df), ("tree/plain", "p\n")]);
+        let r = s.build(&c, "chmod-bad", &[]);
+        assert_ne!(r.code, 0);
+        assert!(r.stderr.contains("Dockerfile:2: COPY: ") && r.stderr.contains(want), "{bad}: {}", r.stderr);
+    }
+}

@@ -6,6 +6,7 @@
 //! layer.
 
 use super::{Executor, State};
+use crate::chmod::Chmod;
 use crate::glob;
 use crate::layer::{self, overlay};
 use crate::plan::{BuildError, Copy, Origin, Source};
@@ -16,10 +17,15 @@ use std::io;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
+/// The permission bits of an entry whose `st_mode` is `mode`: `--chmod`'s, else its own.
+fn mode_of(chmod: Option<&Chmod>, mode: u32) -> u32 {
+    chmod.map_or(mode & 0o7777, |c| c.apply(mode))
+}
+
 /// Places one filesystem object at `target` (a host path inside the rootfs).
 struct Placer {
     chown: Option<(u32, u32)>,
-    chmod: Option<u32>,
+    chmod: Option<Chmod>,
     /// Keep the source's owner when there is no --chown (`--from` copies); else 0:0.
     keep_owner: bool,
     links: HashMap<(u64, u64), PathBuf>,
@@ -42,7 +48,7 @@ impl Placer {
             if !target.is_dir() {
                 fs::create_dir(target)?;
             }
-            let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
+            let mode = mode_of(self.chmod.as_ref(), md.mode());
             rootfs::lchown(target, uid, gid)?;
             fs::set_permissions(target, fs::Permissions::from_mode(mode))?;
         } else if ft.is_symlink() {
@@ -59,7 +65,7 @@ impl Placer {
             }
             fs::copy(src, target)?;
             rootfs::lchown(target, uid, gid)?;
-            let mode = self.chmod.unwrap_or(md.mode() & 0o7777);
+            let mode = mode_of(self.chmod.as_ref(), md.mode());
             fs::set_permissions(target, fs::Permissions::from_mode(mode))?;
             // after chown, which clears file capabilities
             for x in crate::layer::KEPT_XATTRS {
@@ -123,9 +129,10 @@ impl DirectLayer {
         }
     }
 
-    /// `mkdir_all` of `dir`: missing dirs are made 0755 with `owner` (else root); existing
-    /// ones will be copied up with their attributes. False when it needs the general path.
-    fn dirs(&mut self, dir: &str, owner: Option<(u32, u32)>) -> bool {
+    /// `mkdir_all` of `dir`: missing dirs are made `new_mode` with `owner` (else root);
+    /// existing ones will be copied up with their attributes. False when it needs the general
+    /// path.
+    fn dirs(&mut self, dir: &str, owner: Option<(u32, u32)>, new_mode: u32) -> bool {
         let mut cur = String::new();
         for comp in dir.split('/').filter(|c| !c.is_empty() && *c != ".") {
             cur = format!("{cur}/{comp}");
@@ -134,7 +141,7 @@ impl DirectLayer {
             }
             let (mode, (uid, gid)) = match self.lookup(&cur) {
                 Look::Dir(mode, uid, gid) => (mode, (uid, gid)),
-                Look::Missing => (0o755, owner.unwrap_or((0, 0))),
+                Look::Missing => (new_mode, owner.unwrap_or((0, 0))),
                 Look::Other | Look::Fallback => return false,
             };
             self.planned.insert(cur.clone(), Planned { source: None, dir: true, mode, uid, gid });
@@ -143,7 +150,7 @@ impl DirectLayer {
     }
 
     /// `Placer::place` of one context object at `cpath` (its parent planned already).
-    fn place(&mut self, cpath: &str, src: &Path, md: &Metadata, chmod: Option<u32>) -> bool {
+    fn place(&mut self, cpath: &str, src: &Path, md: &Metadata, chmod: Option<&Chmod>) -> bool {
         let ft = md.file_type();
         if !(ft.is_dir() || ft.is_file() || ft.is_symlink()) {
             return true; // the general path does not copy sockets, fifos or devices either
@@ -158,7 +165,7 @@ impl DirectLayer {
             _ => return false,
         }
         let (uid, gid) = self.chown.unwrap_or((0, 0));
-        let mode = if ft.is_symlink() { 0o777 } else { chmod.unwrap_or(md.mode() & 0o7777) };
+        let mode = if ft.is_symlink() { 0o777 } else { mode_of(chmod, md.mode()) };
         let p = Planned { source: Some((src.to_path_buf(), md.clone())), dir: ft.is_dir(), mode, uid, gid };
         self.planned.insert(cpath.to_string(), p);
         true
@@ -291,7 +298,9 @@ pub(super) fn copy(
     };
     crate::trace::point(&format!("copy:{line}:mounted"));
     let parent_owner = chown;
-    let mut placer = Placer { chown, chmod: plan.chmod, keep_owner: src_rootfs.is_some(), links: HashMap::new() };
+    let dir_mode = Chmod::parent_dir_mode(plan.chmod.as_ref());
+    let mut placer =
+        Placer { chown, chmod: plan.chmod.clone(), keep_owner: src_rootfs.is_some(), links: HashMap::new() };
     // expand --from wildcards now that the source filesystem is mounted
     struct Src {
         host: PathBuf,
@@ -393,6 +402,7 @@ pub(super) fn copy(
     let in_layer = |target: &Path| target.strip_prefix(&merged).map(|p| p.to_string_lossy().into_owned()).ok();
     for f in &remote.files {
         if f.unpack && layer::is_archive(&f.blob) {
+            // BuildKit's unpack makes the destination 0755 whatever --chmod says
             let d = rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
             let r = layer::open_decompressed(&f.blob).map_err(|e| ioerr(e, &f.url))?;
             layer::extract(r, &d, layer::Whiteouts::Keep).map_err(|e| ioerr(e, &format!("extract {}", f.url)))?;
@@ -400,21 +410,21 @@ pub(super) fn copy(
         }
         let cpath = plan.dest.target(&f.name, n_items, dest_is_dir);
         let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
-        rootfs::mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
+        rootfs::mkdir_all_mode(&merged, &parent, parent_owner, dir_mode).map_err(|e| ioerr(e, &parent))?;
         let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
         rootfs::remove_existing(&target, false).map_err(|e| ioerr(e, &cpath))?;
         fs::copy(&f.blob, &target).map_err(|e| ioerr(e, &cpath))?;
         let (u, g) = chown.unwrap_or((0, 0));
         rootfs::lchown(&target, u, g).map_err(|e| ioerr(e, &cpath))?;
         // BuildKit's http source writes the file 0600
-        fs::set_permissions(&target, fs::Permissions::from_mode(plan.chmod.unwrap_or(0o600)))
+        fs::set_permissions(&target, fs::Permissions::from_mode(mode_of(plan.chmod.as_ref(), 0o100600)))
             .map_err(|e| ioerr(e, &cpath))?;
         if let (Some(t), Some(rel)) = (f.mtime, in_layer(&target)) {
             mtimes.insert(rel, t);
         }
     }
     for t in &remote.trees {
-        rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
+        rootfs::mkdir_all_mode(&merged, dest, parent_owner, dir_mode).map_err(|e| ioerr(e, dest))?;
         for e in walkdir::WalkDir::new(&t.dir).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name())) {
             let e = e.map_err(|e| x.err(line, format!("{kw} {}: walk checkout: {e}", t.remote)))?;
             let r = e.path().strip_prefix(&t.dir).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
@@ -428,7 +438,7 @@ pub(super) fn copy(
         }
     }
     if !parents.is_empty() {
-        rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
+        rootfs::mkdir_all_mode(&merged, dest, parent_owner, dir_mode).map_err(|e| ioerr(e, dest))?;
         for (h, r) in &parents {
             let cpath = format!("{}/{r}", dest.trim_end_matches('/'));
             let emd = fs::symlink_metadata(h).map_err(|e| ioerr(e, r))?;
@@ -439,13 +449,14 @@ pub(super) fn copy(
     for s in &srcs {
         let md = fs::metadata(&s.host).map_err(|e| ioerr(e, &s.name))?;
         if s.extract {
+            // BuildKit's unpack makes the destination 0755 whatever --chmod says
             let d = rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
             let r = layer::open_decompressed(&s.host).map_err(|e| ioerr(e, &s.name))?;
             layer::extract(r, &d, layer::Whiteouts::Keep).map_err(|e| ioerr(e, &format!("extract {}", s.name)))?;
             continue;
         }
         if md.is_dir() {
-            rootfs::mkdir_all(&merged, dest, parent_owner).map_err(|e| ioerr(e, dest))?;
+            rootfs::mkdir_all_mode(&merged, dest, parent_owner, dir_mode).map_err(|e| ioerr(e, dest))?;
             for (h, r) in &s.tree {
                 let cpath = if r.is_empty() { dest.clone() } else { format!("{dest}/{r}") };
                 let emd = if r.is_empty() { md.clone() } else { fs::symlink_metadata(h).map_err(|e| ioerr(e, r))? };
@@ -455,7 +466,7 @@ pub(super) fn copy(
         } else {
             let cpath = plan.dest.target(&s.name, n_items, dest_is_dir);
             let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
-            rootfs::mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
+            rootfs::mkdir_all_mode(&merged, &parent, parent_owner, dir_mode).map_err(|e| ioerr(e, &parent))?;
             let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
             placer.place(&s.host, &md, &target).map_err(|e| ioerr(e, &cpath))?;
         }
@@ -463,13 +474,13 @@ pub(super) fn copy(
     for (name, content) in inline {
         let cpath = plan.dest.target(&name, n_items, dest_is_dir);
         let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("/").to_string();
-        rootfs::mkdir_all(&merged, &parent, parent_owner).map_err(|e| ioerr(e, &parent))?;
+        rootfs::mkdir_all_mode(&merged, &parent, parent_owner, dir_mode).map_err(|e| ioerr(e, &parent))?;
         let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
         rootfs::remove_existing(&target, false).map_err(|e| ioerr(e, &cpath))?;
         fs::write(&target, content).map_err(|e| ioerr(e, &cpath))?;
         let (u, g) = chown.unwrap_or((0, 0));
         rootfs::lchown(&target, u, g).map_err(|e| ioerr(e, &cpath))?;
-        fs::set_permissions(&target, fs::Permissions::from_mode(plan.chmod.unwrap_or(0o644)))
+        fs::set_permissions(&target, fs::Permissions::from_mode(mode_of(plan.chmod.as_ref(), 0o100644)))
             .map_err(|e| ioerr(e, &cpath))?;
     }
     drop((src_rootfs, remote));
@@ -586,7 +597,7 @@ impl Remote {
 
 /// A COPY/ADD of plain context sources, planned as the layer it makes without writing a
 /// file: the entries the overlay upper dir of `copy`'s general path would hold (each
-/// placed object; its parent dirs, new ones 0755 and owned as `mkdir_all` makes them,
+/// placed object; its parent dirs, new ones made and owned as `mkdir_all_mode` makes them,
 /// existing ones with the image's attributes as overlay copies them up), looked up on a
 /// read-only mount of the image. Copying 10,000 files through overlay costs seconds in
 /// inode allocation and removal alone; this costs a read of each. `None` when the copy
@@ -616,6 +627,7 @@ fn direct_layer(
     };
     let chown = chown_ids(x, line, kw, &plan.chown, &root)?;
     let mut p = DirectLayer { image: root, chown, planned: BTreeMap::new() };
+    let dir_mode = Chmod::parent_dir_mode(plan.chmod.as_ref());
     let dest = glob::clean(&plan.dest.path);
     let dest_is_dir = match p.lookup(&dest) {
         Look::Dir(..) => true,
@@ -629,17 +641,17 @@ fn direct_layer(
         let md = fs::metadata(&host).map_err(|e| x.err(line, format!("{kw}: {name}: {e}")))?;
         let ok = if md.is_dir() {
             let tree = x.ctx.subtree(rel).map_err(|e| x.err(line, format!("{kw}: {e}")))?;
-            p.dirs(&dest, chown)
+            p.dirs(&dest, chown, dir_mode)
                 && tree.iter().filter(|e| e.rel == *rel || !plan.exclude.excluded(&e.rel)).all(|e| {
                     let r = e.rel.strip_prefix(rel.as_str()).unwrap_or(&e.rel).trim_start_matches('/');
                     let cpath = if r.is_empty() { dest.clone() } else { glob::clean(&format!("{dest}/{r}")) };
                     let emd = if r.is_empty() { &md } else { &e.md };
-                    p.place(&cpath, &x.ctx.path(&e.rel), emd, plan.chmod)
+                    p.place(&cpath, &x.ctx.path(&e.rel), emd, plan.chmod.as_ref())
                 })
         } else {
             let cpath = glob::clean(&plan.dest.target(&name, plan.sources.len(), dest_is_dir));
             let parent = cpath.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
-            p.dirs(parent, chown) && p.place(&cpath, &host, &md, plan.chmod)
+            p.dirs(parent, chown, dir_mode) && p.place(&cpath, &host, &md, plan.chmod.as_ref())
         };
         if !ok {
             return Ok(None);

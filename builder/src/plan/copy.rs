@@ -46,15 +46,15 @@ pub(super) fn plan_copy(
         Some(c) => Some(at.expand(c, &env)?),
         None => None,
     };
+    // octal, or chmod's symbolic form; empty (an ARG that expands to nothing) is no --chmod,
+    // as in BuildKit
     let chmod = match &a.chmod {
         Some(c) => {
             let c = at.expand(c, &env)?;
-            Some(
-                u32::from_str_radix(&c, 8)
-                    .ok()
-                    .filter(|m| *m <= 0o7777)
-                    .ok_or_else(|| at.err(format!("{kw}: invalid chmod parameter: {c:?} (octal modes only)")))?,
-            )
+            match c.is_empty() {
+                true => None,
+                false => Some(crate::chmod::Chmod::parse(&c).map_err(|e| at.err(format!("{kw}: {e}")))?),
+            }
         }
         None => None,
     };
@@ -196,8 +196,8 @@ pub(super) fn plan_copy(
     if let Some(c) = &chown {
         flags.push_str(&format!("--chown={c} "));
     }
-    if let Some(m) = chmod {
-        flags.push_str(&format!("--chmod={m:o} "));
+    if let Some(m) = &chmod {
+        flags.push_str(&format!("--chmod={m} "));
     }
     for (_, p) in &excl {
         flags.push_str(&format!("--exclude={p} "));

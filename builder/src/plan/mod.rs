@@ -356,7 +356,8 @@ pub struct Copy {
     pub dest: Dest,
     /// `--chown` as written (expanded); names are looked up in the image when the step runs.
     pub chown: Option<String>,
-    pub chmod: Option<u32>,
+    /// `--chmod`: an octal mode, or a symbolic one applied to each entry's own mode.
+    pub chmod: Option<crate::chmod::Chmod>,
     /// `--exclude` patterns, matched against source paths (context-relative, or relative to
     /// `/` of a `--from` filesystem).
     pub exclude: Matcher,
@@ -623,8 +624,8 @@ impl fmt::Display for Step {
                 if let Some(c) = &c.chown {
                     writeln!(f, "    chown: {c}")?;
                 }
-                if let Some(m) = c.chmod {
-                    writeln!(f, "    chmod: {m:o}")?;
+                if let Some(m) = &c.chmod {
+                    writeln!(f, "    chmod: {m}")?;
                 }
             }
         }
