@@ -1,12 +1,16 @@
-//! Records the git commit for `skiff --version`.
+//! Records the git commit for `skiff --version`, and runs again whenever HEAD may name
+//! another commit (see build/git_head.rs).
+#[path = "build/git_head.rs"]
+mod git_head;
+
 fn main() {
-    let commit = std::process::Command::new("git")
-        .args(["rev-parse", "--short=12", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_else(|| "unknown".into());
+    let dir = std::path::PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").unwrap_or_else(|| ".".into()));
+    let (commit, watch) = git_head::head(&dir);
     println!("cargo:rustc-env=SKIFF_COMMIT={commit}");
-    println!("cargo:rerun-if-changed=../.git/HEAD");
+    // with no line of its own cargo would run this again on any change in the package
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-changed=build/git_head.rs");
+    for p in watch {
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
 }

@@ -22,3 +22,8 @@ pub mod state;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod trace;
+
+/// build.rs's commit for `skiff --version` and the git files it watches, tested here.
+#[cfg(test)]
+#[path = "../build/git_head.rs"]
+mod git_head;
