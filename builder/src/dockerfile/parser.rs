@@ -53,12 +53,20 @@ pub struct Node {
     pub heredocs: Vec<Heredoc>,
     pub start_line: usize,
     pub end_line: usize,
+    /// The comments right above the instruction (each without its `#`; an empty `#` line
+    /// clears them, as in BuildKit's `PrevComment`): build checks read them.
+    pub comments: Vec<String>,
+    /// A continuation of this instruction went over an empty line (BuildKit warns:
+    /// NoEmptyContinuation).
+    pub empty_continuation: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Dockerfile {
     pub escape: char,
     pub syntax: Option<String>,
+    /// The `# check=` directive's value (build checks' configuration).
+    pub check: Option<String>,
     pub nodes: Vec<Node>,
 }
 
@@ -66,18 +74,20 @@ struct Directives {
     escape: char,
     seen: Vec<String>,
     syntax: Option<String>,
+    check: Option<String>,
     done: bool,
 }
 
 impl Directives {
-    fn parse_line(&mut self, line: &str) -> Result<(), String> {
+    /// Reads a line of the directive block; true when it was a directive.
+    fn parse_line(&mut self, line: &str) -> Result<bool, String> {
         if self.done {
-            return Ok(());
+            return Ok(false);
         }
         // ^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$
         let Some(rest) = line.strip_prefix('#') else {
             self.done = true;
-            return Ok(());
+            return Ok(false);
         };
         let rest = rest.trim_start();
         let key_len = rest
@@ -90,12 +100,12 @@ impl Directives {
         let value = after.strip_prefix('=').map(|v| v.trim());
         let (true, Some(value)) = (!key.is_empty(), value.filter(|v| !v.is_empty())) else {
             self.done = true;
-            return Ok(());
+            return Ok(false);
         };
         let key = key.to_ascii_lowercase();
         if key != "escape" && key != "syntax" && key != "check" {
             self.done = true;
-            return Ok(());
+            return Ok(false);
         }
         if self.seen.contains(&key) {
             return Err(format!("only one {key} parser directive can be used"));
@@ -109,9 +119,9 @@ impl Directives {
                 self.escape = value.chars().next().unwrap_or('\\');
             }
             "syntax" => self.syntax = Some(value.to_string()),
-            _ => {}
+            _ => self.check = Some(value.to_string()),
         }
-        Ok(())
+        Ok(true)
     }
 }
 
@@ -141,27 +151,40 @@ fn trim_newline(s: &str) -> &str {
 pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
     let src = src.strip_prefix('\u{feff}').unwrap_or(src);
     let lines = split_lines(src);
-    let mut d = Directives { escape: '\\', seen: Vec::new(), syntax: None, done: false };
+    let mut d = Directives { escape: '\\', seen: Vec::new(), syntax: None, check: None, done: false };
     let mut nodes = Vec::new();
+    let mut comments = Vec::new();
     let mut i = 0;
     while i < lines.len() {
         let raw = trim_newline(&lines[i]);
         let start_line = i + 1;
         i += 1;
-        d.parse_line(raw.trim_start()).map_err(|msg| ParseError { line: start_line, msg })?;
+        let directive = d.parse_line(raw.trim_start()).map_err(|msg| ParseError { line: start_line, msg })?;
         let first = raw.trim_start();
         if is_comment(first) {
+            // BuildKit's PrevComment: directives are not comments; a bare `#` ends a run
+            let text = first[1..].trim();
+            if text.is_empty() {
+                comments.clear();
+            } else if !directive {
+                comments.push(text.to_string());
+            }
             continue;
         }
         let (mut line, mut eol) = trim_continuation(first, d.escape);
         if eol && line.trim().is_empty() {
             continue;
         }
+        let mut empty_continuation = false;
         while !eol && i < lines.len() {
             let next = trim_newline(&lines[i]);
             i += 1;
             d.parse_line(next).map_err(|msg| ParseError { line: i, msg })?;
-            if is_comment(next) || next.trim().is_empty() {
+            if is_comment(next) {
+                continue;
+            }
+            if next.trim().is_empty() {
+                empty_continuation = true;
                 continue;
             }
             let (cont, e) = trim_continuation(next, d.escape);
@@ -169,6 +192,8 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
             eol = e;
         }
         let mut node = node_from_line(&line, d.escape).map_err(|msg| ParseError { line: start_line, msg })?;
+        node.comments = std::mem::take(&mut comments);
+        node.empty_continuation = empty_continuation;
         if can_contain_heredoc(&node) && line.contains("<<") {
             let mut docs = heredocs_from_line(&line);
             for doc in &mut docs {
@@ -199,7 +224,7 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
         node.end_line = i;
         nodes.push(node);
     }
-    Ok(Dockerfile { escape: d.escape, syntax: d.syntax, nodes })
+    Ok(Dockerfile { escape: d.escape, syntax: d.syntax, check: d.check, nodes })
 }
 
 /// Strips the leading tabs of every line (`<<-`).
@@ -311,6 +336,8 @@ fn node_from_line(line: &str, escape: char) -> Result<Node, String> {
         heredocs: Vec::new(),
         start_line: 0,
         end_line: 0,
+        comments: Vec::new(),
+        empty_continuation: false,
     })
 }
 
@@ -517,6 +544,20 @@ mod tests {
         assert_eq!(d.nodes[1].args, Args::Text("echo a   b".into()));
         assert_eq!((d.nodes[1].start_line, d.nodes[1].end_line), (3, 6));
         assert_eq!(d.nodes[2].start_line, 7);
+    }
+
+    #[test]
+    fn comments_above_and_empty_continuations() {
+        // BuildKit's PrevComment: the comments right above a node, a bare `#` clearing them,
+        // directives not among them; an empty line does not clear them
+        let d = p("# check=skip=all\n# one\n#\n# two\n\n#  three  \nFROM x AS y\nRUN a\n");
+        assert_eq!(d.check.as_deref(), Some("skip=all"));
+        assert_eq!(d.nodes[0].comments, ["two", "three"]);
+        assert!(d.nodes[1].comments.is_empty());
+        // an empty line inside a continuation: NoEmptyContinuation (a comment line is not one)
+        let d = p("FROM x\nRUN a \\\n\n b\nRUN c \\\n# c\n d\n");
+        assert!(d.nodes[1].empty_continuation);
+        assert!(!d.nodes[2].empty_continuation);
     }
 
     #[test]
