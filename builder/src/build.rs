@@ -4,8 +4,10 @@
 
 use crate::context::Context;
 use crate::dockerfile::parser;
+use crate::dockerignore::Matcher;
 use crate::exec::{self, progress, Executor};
 use crate::instructions::{self, Stages};
+use crate::lint;
 use crate::named_context::{self, NamedContexts, Value};
 use crate::output;
 use crate::plan::{self, Plan};
@@ -169,6 +171,8 @@ struct Source {
     text: String,
     /// Each instruction's (first, last) line.
     spans: Vec<(usize, usize)>,
+    /// The parsed Dockerfile, for the build checks.
+    df: parser::Dockerfile,
 }
 
 /// Fills in the excerpt of a Dockerfile error from the file's text; `spans` are the
@@ -261,8 +265,10 @@ fn run_extras(opts: &BuildOptions) -> Result<crate::spec::RunExtras, String> {
 }
 
 fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTreeSet<String>) {
-    const PREDEFINED: [&str; 11] = [
+    const PREDEFINED: [&str; 12] = [
         "SOURCE_DATE_EPOCH",
+        // the build checks' configuration (lint::BUILD_ARG)
+        "BUILDKIT_DOCKERFILE_CHECK",
         "HTTP_PROXY",
         "http_proxy",
         "HTTPS_PROXY",
@@ -363,7 +369,7 @@ fn read(store: &Store, opts: &BuildOptions) -> Result<Source, BuildError> {
     let mut stages = instructions::stages(&df).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &spans))?;
     // a stage a --build-context is named after is that context, as in BuildKit
     opts.named_contexts.replace_stages(&mut stages);
-    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote })
+    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote, df })
 }
 
 /// The build's context: a local directory with its `.dockerignore` applied, a remote one whole.
@@ -378,6 +384,7 @@ fn make_plan(
     opts: &BuildOptions,
     src: &Source,
     ctx: &mut Context,
+    all_stages: bool,
 ) -> (Plan, std::collections::BTreeSet<String>) {
     let popts = plan::Options {
         file: &src.file,
@@ -387,6 +394,7 @@ fn make_plan(
         platform: opts.platform.clone(),
         labels: &opts.labels,
         allow_insecure: opts.allow_insecure,
+        all_stages,
     };
     let bases = Bases {
         store,
@@ -405,7 +413,78 @@ pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError>
     let _in_use = store.use_lock()?;
     let src = read(store, opts)?;
     let mut ctx = open_context(store, &src)?;
-    Ok(make_plan(store, opts, &src, &mut ctx).0)
+    Ok(make_plan(store, opts, &src, &mut ctx, false).0)
+}
+
+/// The build checks of a planned build: the stages the plan dispatches, their base images as
+/// the plan resolved them, the context's `.dockerignore`.
+fn lint(opts: &BuildOptions, src: &Source, plan: &Plan, ignore: Option<&Matcher>) -> Result<lint::Report, BuildError> {
+    let config = lint::Config::for_build(src.df.check.as_deref(), &opts.build_args).map_err(BuildError::Other)?;
+    let dispatched = plan.stages.iter().map(|s| s.index).collect();
+    let base = |i: usize| {
+        let sp = plan.stages.iter().find(|s| s.index == i)?;
+        match &sp.base {
+            crate::plan::Base::Image { image, .. } => Some(lint::rules::BaseImage {
+                env: image.config.config.env.iter().map(|e| e.split('=').next().unwrap_or("").to_string()).collect(),
+                shell: !image.config.config.shell.is_empty(),
+            }),
+            crate::plan::Base::Scratch => Some(lint::rules::BaseImage::default()),
+            crate::plan::Base::Stage(_) => None,
+        }
+    };
+    // InvalidBaseImagePlatform: the image's config says another OS or architecture
+    let platform_mismatches = plan
+        .stages
+        .iter()
+        .filter_map(|sp| match &sp.base {
+            crate::plan::Base::Image { name, image } => {
+                let c = &image.config;
+                (c.os != sp.platform.os || c.architecture != sp.platform.architecture).then(|| {
+                    let actual = Platform {
+                        os: c.os.clone(),
+                        architecture: c.architecture.clone(),
+                        variant: Some(c.variant.clone()).filter(|v| !v.is_empty()),
+                    };
+                    (sp.index, name.clone(), sp.platform.to_string(), actual.to_string())
+                })
+            }
+            _ => None,
+        })
+        .collect();
+    let target = opts.platform.clone().unwrap_or_else(Platform::host);
+    let platform_args = crate::plan::platform_args(&target, &Platform::host())
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
+    let input = lint::rules::Input {
+        df: &src.df,
+        config: &config,
+        build_args: &opts.build_args,
+        platform_args,
+        dispatched: &dispatched,
+        base: &base,
+        ignore,
+        platform_mismatches,
+    };
+    Ok(lint::rules::check(&input))
+}
+
+/// `build --check` (buildx's `--call=check`): the checks of every stage, nothing built. The
+/// output and whether any warning was found.
+pub fn check(store: &Store, opts: &BuildOptions) -> Result<(String, bool), BuildError> {
+    let _in_use = store.use_lock()?;
+    let src = read(store, opts)?;
+    let mut ctx = open_context(store, &src)?;
+    let (plan, _) = make_plan(store, opts, &src, &mut ctx, true);
+    let ignore = src.remote.is_none().then(|| ctx.ignore().clone());
+    let report = lint(opts, &src, &plan, ignore.as_ref())?;
+    Ok((report.check_output(&src.file, &src.text), !report.warnings.is_empty()))
+}
+
+/// Go's `strconv.ParseBool` of `BUILDX_METADATA_WARNINGS`: buildx writes the warnings into
+/// `--metadata-file` only when it is true.
+fn metadata_warnings_enabled() -> bool {
+    matches!(std::env::var("BUILDX_METADATA_WARNINGS").as_deref(), Ok("1" | "t" | "T" | "TRUE" | "true" | "True"))
 }
 
 /// `--no-cache-filter` names as the stages' indices (each with the name as given); a name no
@@ -420,6 +499,19 @@ fn no_cache_stages(stages: &Stages, names: &[String]) -> Result<BTreeMap<usize, 
         out.insert(i, n.to_string());
     }
     Ok(out)
+}
+
+/// The build checks' count at the end of the log, written when the build ends (also by an
+/// error's early return).
+struct Summary(String, Box<dyn std::io::Write + Send>);
+
+impl Drop for Summary {
+    fn drop(&mut self) {
+        if !self.0.is_empty() {
+            // the log's own stream: a failed write has nowhere better to be reported
+            let _ = self.1.write_all(self.0.as_bytes()).and_then(|_| self.1.flush());
+        }
+    }
 }
 
 /// Runs a build.
@@ -495,13 +587,32 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     let mut plans = Vec::new();
     for platform in &runs {
         let one = BuildOptions { platform: platform.clone(), ..opts.clone() };
-        let (plan, used_contexts) = ctx.with(|c| make_plan(store, &one, src, c));
+        let (plan, used_contexts) = ctx.with(|c| make_plan(store, &one, src, c, false));
         if opts.debug {
             eprint!("debug: {plan}");
         }
         plans.push((platform.clone(), plan, used_contexts));
     }
     crate::trace::point("plan");
+    // the build checks, on the first platform's plan (BuildKit checks once per solve); shown
+    // before any step runs, and with error=true the build stops here
+    let report = match plans.first() {
+        Some((_, plan, _)) => {
+            let ignore = src.remote.is_none().then(|| ctx.with(|c| c.ignore().clone()));
+            lint(opts, src, plan, ignore.as_ref())?
+        }
+        None => lint::Report::default(),
+    };
+    for line in report.log_lines() {
+        x.progress.note(&line);
+    }
+    // buildx counts them when its progress closes, whether the build failed or not
+    let _summary = Summary(report.summary(&src.file, &src.text, opts.debug), out());
+    if let Some(msg) = report.failure() {
+        x.progress.fail();
+        let w = &report.warnings[0];
+        return Err(BuildError::At { file: src.file.clone(), line: w.start, msg, excerpt: Box::default() });
+    }
     // the declared ARGs and used contexts of all platforms, for the warnings
     let mut declared_args: std::collections::BTreeSet<String> =
         plans.iter().flat_map(|(_, p, _)| p.declared_args.iter().cloned()).collect();
@@ -599,7 +710,14 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
         push: done.push,
         keys: x.take_keys(),
         cache_mounts: x.take_cache_mounts(),
-        metadata: done.metadata,
+        metadata: {
+            let mut m = done.metadata;
+            if metadata_warnings_enabled() && !report.warnings.is_empty() {
+                let w = report.warnings.iter().map(|w| w.metadata(&src.file, &src.text)).collect();
+                m.insert("buildx.build.warnings".into(), serde_json::Value::Array(w));
+            }
+            m
+        },
     })
 }
 

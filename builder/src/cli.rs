@@ -194,6 +194,14 @@ pub enum Cmd {
         jobs: Option<u16>,
         #[command(flatten)]
         steps: Box<StepArgs>,
+        /// Run only the build checks (BuildKit's Dockerfile linter) on every stage and print
+        /// their warnings; build nothing. Exits 1 when there is a warning (buildx's
+        /// --call=check).
+        #[arg(long)]
+        check: bool,
+        /// What the build does, as buildx's --call: build (the default) or check (as --check).
+        #[arg(long, value_name = "build|check", value_parser = ["build", "check"])]
+        call: Option<String>,
     },
     /// Print the plan of a build (stages, steps, cache key inputs) without running it
     #[command(hide = true)]

@@ -122,6 +122,11 @@ impl Context {
     }
 
     /// Saves the stat cache (when this build hashed something it did not know).
+    /// The `.dockerignore` applied (empty for a remote context).
+    pub fn ignore(&self) -> &Matcher {
+        &self.ignore
+    }
+
     /// The context with no `.dockerignore` applied: a remote context is used whole, as
     /// BuildKit uses one (`.dockerignore` filters what a client sends of a local directory).
     pub fn unfiltered(mut self) -> Context {

@@ -207,6 +207,12 @@ impl Matcher {
         self.exclusions
     }
 
+    /// Whether a pattern excludes every entry of the root (`*`, `**` or `**/*`; BuildKit's
+    /// `copySourceRootIgnored`).
+    pub fn excludes_all(&self) -> bool {
+        self.patterns.iter().any(|p| !p.exclusion && matches!(p.cleaned.as_str(), "*" | "**" | "**/*"))
+    }
+
     /// patternmatcher's `MatchesOrParentMatches`: is this context-relative path excluded?
     pub fn excluded(&self, path: &str) -> bool {
         if self.patterns.is_empty() {

@@ -20,6 +20,7 @@ pub mod glob;
 pub mod images;
 pub mod instructions;
 pub mod layer;
+pub mod lint;
 pub mod named_context;
 pub mod netns;
 pub mod output;

@@ -147,6 +147,8 @@ fn run(cli: Cli) -> Result<()> {
             out,
             jobs,
             steps,
+            check,
+            call,
         } => {
             let OutputArgs { outputs, annotations, metadata_file } = *out;
             let StepArgs { add_hosts, host_gateway_ip, ulimits, shm_size, no_cache_filter } = *steps;
@@ -243,6 +245,16 @@ fn run(cli: Cli) -> Result<()> {
             for s in &ssh {
                 let (id, src) = slipway::secrets::parse_ssh(s).map_err(anyhow::Error::msg)?;
                 opts.ssh.insert(id, src);
+            }
+            if check || call.as_deref() == Some("check") {
+                let (text, found) = build::check(&store, &opts)?;
+                print!("{text}");
+                if found {
+                    use std::io::Write;
+                    std::io::stdout().flush().ok();
+                    std::process::exit(1);
+                }
+                return Ok(());
             }
             let opts_outputs = opts.outputs.clone();
             let built = build::build(&store, &opts)?;

@@ -13,7 +13,7 @@ mod planner;
 mod run;
 mod state;
 
-pub use meta::{go_quote_list, parse_duration};
+pub use meta::{go_quote_list, parse_duration, platform_args};
 pub use planner::{plan, Images, Options, Remotes};
 
 use crate::cache::Inputs;

@@ -53,6 +53,9 @@ pub struct Options<'a> {
     pub labels: &'a [(String, String)],
     /// `build --allow security.insecure`: `RUN --security=insecure` may run.
     pub allow_insecure: bool,
+    /// Plan every stage, not only those the target needs (`build --check`, as BuildKit's lint
+    /// request dispatches all stages).
+    pub all_stages: bool,
 }
 
 struct Planner<'a> {
@@ -154,7 +157,7 @@ impl<'a> Planner<'a> {
             None => self.stages.stages.len() - 1,
         };
         self.label = self.label_step(&self.stages.stages[target]).map(|c| (target, c));
-        let order = g.needed(target);
+        let order = if self.opts.all_stages { (0..self.stages.stages.len()).collect() } else { g.needed(target) };
         out.declared_args = self
             .stages
             .meta_args
@@ -502,6 +505,7 @@ mod tests {
             platform: platform.map(|p| Platform::parse(p).unwrap()),
             labels: &[],
             allow_insecure: false,
+            all_stages: false,
         };
         plan(&stages, df.escape, &mut ctx, images, images, &opts)
     }

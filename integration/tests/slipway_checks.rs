@@ -1,0 +1,201 @@
+//! `slipway build`'s build checks (BuildKit's Dockerfile linter): the warnings in the build log,
+//! `# check=error=true` stopping a build before any step, `BUILDKIT_DOCKERFILE_CHECK`
+//! overriding the directive, `build --check` / `--call check`, and buildx's
+//! `buildx.build.warnings` in `--metadata-file`. docker 20.10's BuildKit predates the checks
+//! (frontend 1.8), so each expectation cites the case of BuildKit's
+//! frontend/dockerfile/dockerfile_check_test.go (or buildx's tests) it comes from.
+
+use integration::slipway::{bin, Slipway};
+use std::process::Command;
+
+const FROM_AS: &str = "FromAsCasing: 'as' and 'FROM' keywords' casing do not match";
+
+/// The image names of the store.
+fn images(s: &Slipway) -> String {
+    s.run(&["images"]).ok().stdout
+}
+
+#[test]
+fn warnings_are_in_the_build_log_and_change_nothing() {
+    let s = Slipway::new();
+    // testRuleCheckOption's Dockerfile: FromAsCasing (line 2) and ConsistentInstructionCasing (3)
+    let warned = s.context("warned", &[("Dockerfile", "FROM scratch as base\ncopy Dockerfile .\n")]);
+    let r = s.build(&warned, "warned:1", &["--progress", "plain"]).ok();
+    // while the Dockerfile is read, as BuildKit's progress prints a vertex's warnings
+    let from_as = format!("WARN: {FROM_AS} (line 1)\n");
+    let casing = "WARN: ConsistentInstructionCasing: Command 'copy' should match the case of the command majority (uppercase) (line 2)\n";
+    let (at_from, at_casing) = (r.stdout.find(&from_as), r.stdout.find(casing));
+    let step1 = r.stdout.find("Step 1/2");
+    assert!(at_from.is_some() && at_casing.is_some() && at_from < step1 && at_casing < step1, "{}", r.stdout);
+    // counted at the end, as buildx's printWarnings
+    let end = format!(
+        "Successfully tagged warned:1\n\n 2 warnings found (use --debug to expand):\n - {FROM_AS} (line 1)\n - {}",
+        casing.trim_start_matches("WARN: ")
+    );
+    assert!(r.stdout.ends_with(&end), "{}", r.stdout);
+    // --debug expands each as buildx --debug does: description, URL, the Dockerfile's lines
+    let r = s.run(&["--debug", "build", "-t", "warned:1", "--progress", "plain", &warned.to_string_lossy()]).ok();
+    assert!(r.stdout.contains(" 2 warnings found:\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("The 'as' keyword should match the case of the 'from' keyword\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("More info: https://docs.docker.com/go/dockerfile/rule/from-as-casing/\n"),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stdout.contains("Dockerfile:1\n--------------------\n   1 | >>> FROM scratch as base\n"), "{}", r.stdout);
+    // the build itself is what it would be without checks
+    let clean = s.context("clean", &[("Dockerfile", "FROM scratch AS base\nCOPY Dockerfile .\n")]);
+    let r2 = s.build(&clean, "clean:1", &["--progress", "plain"]).ok();
+    assert!(!r2.stdout.contains("warning"), "{}", r2.stdout);
+    let img = s.save("warned:1");
+    assert_eq!(
+        img.find("Dockerfile").map(|e| e.data.clone()),
+        Some(b"FROM scratch as base\ncopy Dockerfile .\n".to_vec())
+    );
+}
+
+#[test]
+fn error_true_fails_before_any_step_runs() {
+    let s = Slipway::new();
+    s.base("base:1");
+    // testRuleCheckOption: `#check=skip=ConsistentInstructionCasing;error=true` fails with
+    // "lint violation found for rules: FromAsCasing"
+    let df = "#check=skip=ConsistentInstructionCasing;error=true\nFROM base:1 as base\nRUN echo ran > /ran\ncopy Dockerfile .\n";
+    let ctx = s.context("err", &[("Dockerfile", df)]);
+    let r = s.build(&ctx, "err:1", &["--progress", "plain"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("lint violation found for rules: FromAsCasing"), "{}", r.stderr);
+    assert!(r.stdout.contains(&format!("WARN: {FROM_AS} (line 2)\n")), "{}", r.stdout);
+    // counted at the end after a failed build too (buildx prints them when its progress closes)
+    assert!(
+        r.stdout.ends_with(&format!("\n 1 warning found (use --debug to expand):\n - {FROM_AS} (line 2)\n")),
+        "{}",
+        r.stdout
+    );
+    // nothing ran, nothing was named
+    assert!(!r.stdout.contains("Step 1/"), "{}", r.stdout);
+    assert!(!images(&s).contains("err"), "{}", images(&s));
+
+    // testRuleCheckOption: `#check=skip=all;error=true` finds nothing, so builds
+    let ok = s.context("ok", &[("Dockerfile", &df.replace("ConsistentInstructionCasing", "all"))]);
+    let r = s.build(&ok, "ok:1", &["--progress", "plain"]).ok();
+    assert!(!r.stdout.contains("warning"), "{}", r.stdout);
+    assert_eq!(s.save("ok:1").find("ran").map(|e| e.data.clone()), Some(b"ran\n".to_vec()));
+}
+
+#[test]
+fn the_build_arg_replaces_the_directive() {
+    let s = Slipway::new();
+    // testRuleCheckOption: the directive says skip=all, the build arg
+    // skip=ConsistentInstructionCasing;error=true: FromAsCasing fails the build
+    let ctx = s.context("a", &[("Dockerfile", "#check=skip=all\nFROM scratch as base\ncopy Dockerfile .\n")]);
+    let arg = "BUILDKIT_DOCKERFILE_CHECK=skip=ConsistentInstructionCasing;error=true";
+    let r = s.build(&ctx, "a:1", &["--build-arg", arg]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("lint violation found for rules: FromAsCasing"), "{}", r.stderr);
+    assert!(!images(&s).contains("a "), "{}", images(&s));
+    // ...and `#check=error=true` with the build arg skip=all builds, without warnings; the
+    // arg is BuildKit's, so not reported unconsumed
+    let ctx = s.context("b", &[("Dockerfile", "#check=error=true\nFROM scratch as base\ncopy Dockerfile .\n")]);
+    let r = s.build(&ctx, "b:1", &["--progress", "plain", "--build-arg", "BUILDKIT_DOCKERFILE_CHECK=skip=all"]).ok();
+    assert!(!r.stdout.contains("warning"), "{}", r.stdout);
+    assert!(!r.stderr.contains("not consumed"), "{}", r.stderr);
+    // a bad value is an error naming the arg (dockerui: "failed to parse build-arg:...")
+    let r = s.build(&ctx, "b:2", &["--build-arg", "BUILDKIT_DOCKERFILE_CHECK=bogus"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("failed to parse build-arg:BUILDKIT_DOCKERFILE_CHECK: invalid check option \"bogus\""),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn check_runs_only_the_checks() {
+    let s = Slipway::new();
+    s.base("base:1");
+    // every stage is checked (testAllTargetUnmarshal: the check request sees `first` too);
+    // ENV PATH=$PAHT gets the base image's PATH as a suggestion (testUnmatchedVars);
+    // .dockerignore'd COPY source (testCopyIgnoredFiles)
+    let df = "FROM base:1 AS first\nCOPY $foo .\n\nFROM base:1 AS second\nENV PATH=$PAHT:/x\nCOPY secret.txt /\nRUN echo ran > /ran\n";
+    let ctx = s.context("c", &[("Dockerfile", df), (".dockerignore", "secret.txt\n"), ("secret.txt", "s")]);
+    let c = ctx.to_string_lossy().into_owned();
+    for flags in [&["--check"][..], &["--call", "check"][..]] {
+        let mut args = vec!["build", "-t", "c:1"];
+        args.extend_from_slice(flags);
+        args.push(&c);
+        let r = s.run(&args);
+        assert_eq!(r.code, 1, "{flags:?}: {r:?}");
+        assert!(r.stdout.starts_with("Check complete, 3 warnings have been found!\n"), "{}", r.stdout);
+        // lint.Warning.PrintTo: the rule and URL, the message, the lines
+        assert!(
+            r.stdout.contains(
+                "\nWARNING: UndefinedVar - https://docs.docker.com/go/dockerfile/rule/undefined-var/\nUsage of undefined variable '$foo'\nDockerfile:2\n"
+            ),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.stdout.contains("Usage of undefined variable '$PAHT' (did you mean $PATH?)\nDockerfile:5\n"),
+            "{}",
+            r.stdout
+        );
+        assert!(
+            r.stdout
+                .contains("Attempting to Copy file \"secret.txt\" that is excluded by .dockerignore\nDockerfile:6\n"),
+            "{}",
+            r.stdout
+        );
+        assert!(r.stdout.contains("   5 | >>> ENV PATH=$PAHT:/x\n"), "{}", r.stdout);
+        // nothing built
+        assert!(!r.stdout.contains("Step "), "{}", r.stdout);
+        assert!(!images(&s).contains("c "), "{}", images(&s));
+    }
+    // no warnings: buildx's words, exit 0
+    let clean = s.context("clean", &[("Dockerfile", "FROM base:1\nRUN true\n")]);
+    let r = s.run(&["build", "--check", &clean.to_string_lossy()]).ok();
+    assert_eq!(r.stdout, "Check complete, no warnings found.\n");
+    // --call build is the default: builds, the warnings in the log; a build checks only the
+    // stages its target needs where BuildKit checks while dispatching (testAllTargetUnmarshal:
+    // `first`'s $foo is not reported)
+    let built = s.context("built", &[("Dockerfile", df), ("secret.txt", "s")]);
+    let r = s.build(&built, "c:2", &["--call", "build", "--progress", "plain"]).ok();
+    assert!(r.stdout.contains(" 1 warning found (use --debug to expand):\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("$PAHT"), "{}", r.stdout);
+    assert_eq!(s.save("c:2").find("ran").map(|e| e.data.clone()), Some(b"ran\n".to_vec()));
+}
+
+#[test]
+fn metadata_file_gets_buildx_warnings_when_asked() {
+    let s = Slipway::new();
+    let ctx = s.context("m", &[("Dockerfile", "FROM scratch as base\nCOPY Dockerfile .\n")]);
+    let md = s.dir.path().join("md.json");
+    let run = |env: Option<&str>| {
+        let mut c = Command::new(bin());
+        c.arg("--root").arg(s.root()).args(["build", "-t", "m:1", "--metadata-file"]).arg(&md).arg(&ctx);
+        if let Some(v) = env {
+            c.env("BUILDX_METADATA_WARNINGS", v);
+        } else {
+            c.env_remove("BUILDX_METADATA_WARNINGS");
+        }
+        let o = c.output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&md).unwrap()).unwrap();
+        v
+    };
+    // buildx's testBuildMetadataWarnings: only with BUILDX_METADATA_WARNINGS=true
+    let v = run(None);
+    assert!(v.get("buildx.build.warnings").is_none(), "{v}");
+    assert!(v.get("containerimage.config.digest").is_some(), "{v}");
+    let v = run(Some("true"));
+    let w = v["buildx.build.warnings"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(w.len(), 1, "{v}");
+    // client.VertexWarning: short and detail are Go byte slices, so base64
+    use base64::Engine;
+    let short = base64::engine::general_purpose::STANDARD.decode(w[0]["short"].as_str().unwrap()).unwrap();
+    assert_eq!(String::from_utf8(short).unwrap(), format!("{FROM_AS} (line 1)"));
+    assert_eq!(w[0]["url"], "https://docs.docker.com/go/dockerfile/rule/from-as-casing/");
+    assert_eq!(w[0]["level"], 1);
+    assert_eq!(w[0]["range"][0]["start"]["line"], 1);
+    assert_eq!(w[0]["sourceInfo"]["filename"], "Dockerfile");
+}
