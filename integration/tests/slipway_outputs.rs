@@ -372,7 +372,16 @@ fn tar_output_matches_docker_buildkit() {
         v.sort();
         v
     };
-    assert_eq!(list(&ours), list(&theirs));
+    // `COPY --chmod=0750 a /bin/a` makes the missing /bin with the mode in today's BuildKit
+    // (its testCopyChmod: `COPY --chmod=777 foo /parent/foo` gives /parent 0777), and 0755 in
+    // docker 20.10's (BuildKit v0.8): slipway does what today's does
+    let (mut ours, mut theirs) = (list(&ours), list(&theirs));
+    for (v, want) in [(&mut ours, 0o750), (&mut theirs, 0o755)] {
+        let bin = v.iter_mut().find(|e| e.0 == "bin").expect("bin in the tar");
+        assert_eq!(bin.2, want, "{bin:?}");
+        bin.2 = 0;
+    }
+    assert_eq!(ours, theirs);
 }
 
 /// A layer of a layout: its media type and blob.
