@@ -195,6 +195,39 @@ fn start_fails_on_a_running_or_stopped_container() {
     rt.delete(&id).assert_success();
 }
 
+#[test]
+fn a_container_without_a_process_is_created_and_start_refuses_it() {
+    // config.md: `process` is OPTIONAL, REQUIRED only when start is called; runtime.md: start
+    // MUST generate an error if it was not set (runtime-tools' start test has that check the wrong
+    // way round).
+    let rt = Runtime::new();
+    let mut b = Bundle::new();
+    b.edit(|c| {
+        c.as_object_mut().expect("config.json is an object").remove("process");
+    });
+    let id = rt.new_id();
+    let created = rt.create(&id, &b);
+    if integration::runtime_is_runc() {
+        created.assert_failure();
+        assert_eq!(rt.list_ids(), Vec::<String>::new());
+        integration::skip("runc 1.1.5 refuses a config without process at create");
+        return;
+    }
+    created.assert_success();
+    assert_eq!(rt.status(&id), "created");
+    let pid = rt.pid(&id);
+    assert!(pid_alive(pid), "the init {pid} of the created container is gone");
+    rt.start(&id).assert_failure().assert_stderr_contains("process: not set");
+    // Nothing can ever run in it: start stopped it, delete needs no --force.
+    assert_eq!(rt.status(&id), "stopped");
+    assert!(!pid_alive(pid), "the init {pid} still runs after start refused");
+    rt.delete(&id).assert_success();
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+    // run starts the container, so it needs a process, and leaves nothing behind.
+    rt.run(&b).assert_failure().assert_stderr_contains("process: is required by run");
+    assert_eq!(rt.list_ids(), Vec::<String>::new());
+}
+
 // ---- kill ----
 
 #[test]

@@ -98,10 +98,17 @@ fn drop_unknown_capabilities(value: &mut Value) {
 }
 
 /// The checks runc makes before it creates anything (libcontainer/configs/validate and specconv),
-/// and ociVersion's, which runc does not check.
+/// and ociVersion's, which runc does not check. Unlike runc, a config without `process` is valid:
+/// config.md makes it OPTIONAL, REQUIRED only when `start` is called (start refuses it then).
 pub fn validate(spec: &Spec) -> Result<()> {
     check_oci_version(spec.version())?;
-    let process = spec.process().as_ref().ok_or_else(|| Error::config("process", "is required"))?;
+    if let Some(process) = spec.process() {
+        validate_process(process)?;
+    }
+    validate_rest(spec)
+}
+
+fn validate_process(process: &oci_spec::runtime::Process) -> Result<()> {
     let args = process.args().as_deref().unwrap_or_default();
     if args.is_empty() || args[0].is_empty() {
         return Err(Error::config("process.args", "must not be empty"));
@@ -120,6 +127,10 @@ pub fn validate(spec: &Spec) -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+fn validate_rest(spec: &Spec) -> Result<()> {
     let in_userns = spec
         .linux()
         .as_ref()
@@ -391,6 +402,14 @@ mod tests {
             let err = check(v).expect_err(want);
             assert!(err.contains(want), "{err:?} should contain {want:?}");
         }
+    }
+
+    #[test]
+    fn a_config_without_process_is_valid() {
+        // config.md: process is OPTIONAL; only `start` needs it.
+        let mut c = base();
+        c.as_object_mut().expect("object").remove("process");
+        check(c).unwrap_or_else(|e| panic!("{e}"));
     }
 
     #[test]

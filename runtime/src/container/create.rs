@@ -57,6 +57,10 @@ fn create_with(root: &Root, opts: &CreateOpts, foreground: bool) -> Result<(i32,
     state::validate_id(&opts.id)?;
     let mut bundle = Bundle::load(&opts.bundle)?;
     crate::trace::point("config");
+    if foreground && bundle.spec.process().is_none() {
+        // A container without a process can be created (config.md), not run.
+        return Err(Error::config("process", "is required by run, which starts the container"));
+    }
     let terminal = bundle.spec.process().as_ref().and_then(|p| p.terminal()).unwrap_or(false);
     // (what the container's process sends the pty master on, our end of a socketpair if we keep it)
     let (console, ours) = match (&opts.console_socket, terminal) {

@@ -21,6 +21,13 @@ pub fn start(root: &Root, id: &str) -> Result<()> {
         Status::Creating => return Err(Error::msg("cannot start a container that is still being created")),
     }
     let st = c.state()?.clone();
+    if st.config.process().is_none() {
+        // runtime-spec: start MUST fail when `process` was not set (config.md: it is OPTIONAL
+        // until start). A container that can never run is stopped, as after a failing poststart
+        // hook, and left to `delete`.
+        super::delete::kill_all(&st);
+        return Err(Error::config("process", "not set: start has nothing to run; the container was stopped"));
+    }
     // Bound before the container runs, so no message of it is lost.
     let notify = match super::notify::caller_socket() {
         Some(caller) => super::notify::bind(&c.dir)?.map(|sock| (sock, caller)),

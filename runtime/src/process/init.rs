@@ -66,7 +66,8 @@ pub fn run(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> ! {
 
 /// What is left to do after `Ready`.
 struct Exec {
-    program: Program,
+    /// None without `process`: nothing will ever run.
+    program: Option<Program>,
     hook_state: serde_json::Value,
 }
 
@@ -110,9 +111,10 @@ impl Program {
 
 fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
     let spec = cfg.spec;
-    let process = spec.process().as_ref().ok_or_else(|| Error::config("process", "is required"))?;
+    // None: a container created without a process (runtime-spec: OPTIONAL until `start`).
+    let process = spec.process().as_ref();
     nix::unistd::setsid().ctx(|| "setsid".into())?;
-    if let Some(adj) = process.oom_score_adj() {
+    if let Some(adj) = process.and_then(|p| p.oom_score_adj()) {
         std::fs::write("/proc/self/oom_score_adj", adj.to_string()).ctx(|| "write /proc/self/oom_score_adj".into())?;
     }
     if !cfg.no_new_keyring {
@@ -137,9 +139,11 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
         rootfs::prepare(spec, &ctx)?;
         crate::trace::point("mounts");
         // The working directory is created inside the rootfs as runc does.
-        let cwd = rootfs::path::resolve_in_root(cfg.rootfs, process.cwd())?;
-        if !cwd.exists() {
-            std::fs::create_dir_all(&cwd).ctx(|| format!("create process.cwd {}", process.cwd().display()))?;
+        if let Some(process) = process {
+            let cwd = rootfs::path::resolve_in_root(cfg.rootfs, process.cwd())?;
+            if !cwd.exists() {
+                std::fs::create_dir_all(&cwd).ctx(|| format!("create process.cwd {}", process.cwd().display()))?;
+            }
         }
     }
     let hook_state = if super::hooks_need_sync(spec) {
@@ -190,12 +194,15 @@ fn prepare(chan: &Channel, cfg: &InitConfig, ns: &NsPlan) -> Result<Exec> {
             crate::log::debug(&format!("bring lo up: {e}"));
         }
     }
-    if process.terminal().unwrap_or(false) {
+    if let Some(process) = process.filter(|p| p.terminal().unwrap_or(false)) {
         setup_terminal(cfg.console, process)?;
     }
     let seccomp = spec.linux().as_ref().and_then(|l| l.seccomp().as_ref());
-    let mut exec = Exec { program: finalize(process, seccomp, cfg.preserve_fds)?, hook_state };
-    exec.program.send_notify_fd(chan)?;
+    let program = process.map(|p| finalize(p, seccomp, cfg.preserve_fds)).transpose()?;
+    let mut exec = Exec { program, hook_state };
+    if let Some(program) = exec.program.as_mut() {
+        program.send_notify_fd(chan)?;
+    }
     crate::trace::point("ready");
     chan.send(&Msg::Ready)?;
     Ok(exec)
@@ -316,8 +323,15 @@ pub fn finalize(process: &Process, seccomp: Option<&LinuxSeccomp>, preserve_fds:
 impl Exec {
     /// Blocks until `skiff start` opens the fifo, then hands over to the container's program.
     fn wait_and_exec(self, cfg: &InitConfig) -> Result<std::convert::Infallible> {
+        let Some(program) = self.program else {
+            // No process: `start` refuses and stops the container, `delete` kills it. Until then
+            // this init only holds the namespaces; it never opens the exec fifo.
+            loop {
+                nix::unistd::pause();
+            }
+        };
         if cfg.start_at_once {
-            return Err(self.program.exec());
+            return Err(program.exec());
         }
         // openat through the state directory fd taken before the pivot: no /proc needed, and the
         // directory (0711) and fifo (0622) let a non-root container user through.
@@ -338,9 +352,9 @@ impl Exec {
             "startContainer",
             hooks.and_then(|h| h.start_container().as_ref()),
             &state,
-            &self.program.env_strings(),
+            &program.env_strings(),
         )?;
-        Err(self.program.exec())
+        Err(program.exec())
     }
 }
 
