@@ -53,6 +53,31 @@ pub struct Fetched {
     /// What was fetched, for the log (the commit, the content's digest, whether it was made
     /// before).
     pub note: String,
+    /// Where it came from, for its SOURCE_DATE_EPOCH ([`Fetched::time`]).
+    pub origin: Origin,
+}
+
+/// The source a remote context was made of.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    Git { remote: String, full_ref: String, commit: String },
+    Http(http::Record),
+}
+
+impl Fetched {
+    /// The time BuildKit's frontend reads from this context when SOURCE_DATE_EPOCH names it
+    /// (dockerfile2llb/epoch.go resolveSourceDateEpochFromState): a git context's commit's
+    /// committer time; an http one's Last-Modified, else the mtime of the newest regular file
+    /// when the download is a tar archive, else none. With it, what it is, for the log.
+    pub fn time(&self, store: &Store) -> Result<(Option<i64>, String), FetchError> {
+        match &self.origin {
+            Origin::Git { remote, full_ref, commit } => {
+                let t = git::commit_time(&git::bare_repo(store, remote), remote, full_ref, commit)?;
+                Ok((Some(t), format!("the committer time of commit {commit} of {remote}")))
+            }
+            Origin::Http(rec) => Ok(http::time(store, rec)),
+        }
+    }
 }
 
 fn key(parts: &[&str]) -> String {
@@ -88,7 +113,8 @@ pub fn fetch(store: &Store, url: &str, r: &Remote, used: Use, keep_git_dir: bool
                 )?;
                 place(&tree, &dir)?;
             }
-            Ok(Fetched { dir, dockerfile: None, note })
+            let origin = Origin::Git { remote: g.remote.clone(), full_ref, commit };
+            Ok(Fetched { dir, dockerfile: None, note, origin })
         }
         Remote::Http(u) => {
             let rec = http::resolve(store, u)?;
@@ -128,7 +154,7 @@ pub fn fetch(store: &Store, url: &str, r: &Remote, used: Use, keep_git_dir: bool
                 place(&tree, &dir)?;
             }
             let dockerfile = (used == Use::Main && !archive).then(|| dir.join("context"));
-            Ok(Fetched { dir, dockerfile, note })
+            Ok(Fetched { dir, dockerfile, note, origin: Origin::Http(rec) })
         }
     }
 }

@@ -298,23 +298,15 @@ pub fn bare_repo(store: &crate::store::Store, remote: &str) -> std::path::PathBu
     store.root.join("cache/git").join(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(remote.as_bytes())))
 }
 
-/// Fetches `commit` of `remote` (named `full_ref` there) into the bare repository `bare`
-/// (made on first use) and checks its tree out into the empty directory `dir`: `subdir`'s
-/// contents only, `.git` kept when `keep_git_dir` (a shallow clone of that commit, `origin`
-/// the remote), submodules updated unless `!submodules`. Files get 0644 or 0755, directories
-/// 0755, whatever the umask (BuildKit's modes). Returns the commit's time. The bare repository
-/// is locked meanwhile: another process or stage fetching the same remote waits.
-#[allow(clippy::too_many_arguments)]
-pub fn checkout(
+/// Locks the bare repository `bare` (made on first use) and fetches `commit` of `remote`
+/// (named `full_ref` there) into it unless it has it; the lock is held while the returned
+/// guard lives.
+fn lock_and_fetch(
     bare: &Path,
     remote: &str,
     full_ref: &str,
     commit: &str,
-    subdir: &str,
-    keep_git_dir: bool,
-    submodules: bool,
-    dir: &Path,
-) -> Result<i64, FetchError> {
+) -> Result<nix::fcntl::Flock<fs::File>, FetchError> {
     let io = |what: &str, p: &Path| {
         let p = p.to_path_buf();
         let what = what.to_string();
@@ -326,7 +318,7 @@ pub fn checkout(
     fs::create_dir_all(bare).map_err(io("create", bare))?;
     let lock = bare.join("slipway.lock");
     let f = fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock).map_err(io("open", &lock))?;
-    let _held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
+    let held = nix::fcntl::Flock::lock(f, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| FetchError(format!("lock {}: {e}", lock.display())))?;
     if !bare.join("HEAD").is_file() {
         git(Some(bare), &["init", "--bare", "--quiet"], &[])?;
@@ -367,6 +359,43 @@ pub fn checkout(
             )));
         }
     }
+    Ok(held)
+}
+
+/// The committer time of `commit` of `remote` (named `full_ref` there), in seconds since
+/// 1970, as BuildKit reads it from the commit object (SOURCE_DATE_EPOCH of a git source):
+/// fetched into the bare repository `bare` first when it is not there yet.
+pub fn commit_time(bare: &Path, remote: &str, full_ref: &str, commit: &str) -> Result<i64, FetchError> {
+    let _held = lock_and_fetch(bare, remote, full_ref, commit)?;
+    let out = git(Some(bare), &["log", "-1", "--format=%ct", &format!("{commit}^{{commit}}")], &[])?;
+    out.trim()
+        .parse::<i64>()
+        .map_err(|_| FetchError(format!("{remote}: commit {commit} has no committer time ({:?})", out.trim())))
+}
+
+/// Fetches `commit` of `remote` (named `full_ref` there) into the bare repository `bare`
+/// (made on first use) and checks its tree out into the empty directory `dir`: `subdir`'s
+/// contents only, `.git` kept when `keep_git_dir` (a shallow clone of that commit, `origin`
+/// the remote), submodules updated unless `!submodules`. Files get 0644 or 0755, directories
+/// 0755, whatever the umask (BuildKit's modes). Returns the commit's time. The bare repository
+/// is locked meanwhile: another process or stage fetching the same remote waits.
+#[allow(clippy::too_many_arguments)]
+pub fn checkout(
+    bare: &Path,
+    remote: &str,
+    full_ref: &str,
+    commit: &str,
+    subdir: &str,
+    keep_git_dir: bool,
+    submodules: bool,
+    dir: &Path,
+) -> Result<i64, FetchError> {
+    let io = |what: &str, p: &Path| {
+        let p = p.to_path_buf();
+        let what = what.to_string();
+        move |e: std::io::Error| FetchError(format!("{what} {}: {e}", p.display()))
+    };
+    let _held = lock_and_fetch(bare, remote, full_ref, commit)?;
     let pin = format!("refs/slipway/{commit}");
     git(Some(bare), &["update-ref", &pin, commit], &[])?;
     let work = if subdir.is_empty() { dir.to_path_buf() } else { dir.join(".slipway-checkout") };

@@ -227,6 +227,76 @@ pub fn fetch(store: &Store, url: &str, checksum: &str) -> Result<Record, FetchEr
     Ok(rec)
 }
 
+/// The SOURCE_DATE_EPOCH of a downloaded URL, as BuildKit's frontend reads it: the
+/// Last-Modified it was served with, else the newest regular file's mtime when it is a tar
+/// archive, else none; with what it is, for the log.
+pub fn time(store: &Store, rec: &Record) -> (Option<i64>, String) {
+    if let Some(t) = rec.last_modified {
+        return (Some(t), "its Last-Modified".to_string());
+    }
+    let newest = crate::layer::open_decompressed(&store.blob_path(&rec.digest)).ok().and_then(newest_file_time);
+    match newest {
+        Some(t) => (Some(t), "the mtime of the newest file of the archive (no Last-Modified)".to_string()),
+        None => (None, "no Last-Modified, and not a tar archive with a file in it".to_string()),
+    }
+}
+
+/// The mtime of the newest regular file of a tar archive (gzip, bzip2, xz, zstd or none),
+/// as BuildKit's frontend reads SOURCE_DATE_EPOCH from a downloaded archive that came with
+/// no Last-Modified (dockerfile2llb/epoch.go, archiveMaxTimeFromRef with allowNonArchive):
+/// None when the file is no archive, cannot be read to its end, or holds no regular file.
+/// "Regular" is Go's `FileInfo.Mode().IsRegular()` of a header: neither the type flag nor the
+/// mode's type bits say directory, link, device, fifo or socket (a hard link counts).
+pub fn newest_file_time(r: impl Read) -> Option<i64> {
+    let mut a = tar::Archive::new(r);
+    let mut newest: Option<i64> = None;
+    for e in a.entries().ok()? {
+        let mut e = e.ok()?;
+        let pax = pax_mtime(&mut e.pax_extensions().ok().flatten());
+        let h = e.header();
+        let t = h.entry_type();
+        let name_dir = e.path_bytes().ends_with(b"/");
+        let special = t.is_dir()
+            || t.is_symlink()
+            || t.is_character_special()
+            || t.is_block_special()
+            || t.is_fifo()
+            // Go's reader takes an old-style regular file ('\0') whose name ends in / as a directory
+            || (t.as_byte() == 0 && name_dir);
+        let type_bits = h.mode().ok().map_or(0, |m| m & 0o170000);
+        // c_ISDIR, c_ISFIFO, c_ISLNK, c_ISBLK, c_ISCHR, c_ISSOCK
+        let special_bits = matches!(type_bits, 0o040000 | 0o010000 | 0o120000 | 0o060000 | 0o020000 | 0o140000);
+        if special || special_bits {
+            continue;
+        }
+        let t = pax.or_else(|| h.mtime().ok().map(|m| m as i64))?;
+        newest = Some(newest.map_or(t, |n| n.max(t)));
+    }
+    newest
+}
+
+/// A PAX `mtime` record (seconds, maybe with a fraction), floored to whole seconds.
+fn pax_mtime(exts: &mut Option<tar::PaxExtensions<'_>>) -> Option<i64> {
+    for x in exts.as_mut()?.flatten() {
+        if x.key() == Ok("mtime") {
+            let v = x.value().ok()?;
+            let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
+            let s: i64 = whole.parse().ok()?;
+            let has_frac = frac.bytes().any(|b| b != b'0');
+            return Some(if s < 0 || whole.starts_with('-') {
+                if has_frac {
+                    s - 1
+                } else {
+                    s
+                }
+            } else {
+                s
+            });
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,6 +311,56 @@ mod tests {
         assert!(parse_checksum(&format!("md5:{}", "0".repeat(32))).unwrap_err().contains("unsupported"));
         assert!(parse_checksum(&h).is_err());
         assert!(parse_checksum(&format!("sha256:{}", "A".repeat(64))).is_err());
+    }
+
+    /// A tar of (path, type, mode, mtime) entries.
+    fn tar_of(entries: &[(&str, tar::EntryType, u32, u64)]) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        for (p, t, mode, mtime) in entries {
+            let mut h = tar::Header::new_ustar();
+            h.set_entry_type(*t);
+            h.set_mode(*mode);
+            h.set_mtime(*mtime);
+            h.set_size(0);
+            if t.is_symlink() || t.is_hard_link() {
+                b.append_link(&mut h, p, "a").unwrap();
+            } else {
+                b.append_data(&mut h, p, std::io::empty()).unwrap();
+            }
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn newest_regular_file_of_an_archive() {
+        // epoch.go archiveMaxTimeFromRef: the newest mtime among the entries whose
+        // FileInfo().Mode().IsRegular(); none for no archive or no regular file
+        use tar::EntryType as T;
+        type Entries<'a> = &'a [(&'a str, T, u32, u64)];
+        let rows: &[(Entries, Option<i64>)] = &[
+            (&[("a", T::Regular, 0o644, 10), ("b", T::Regular, 0o600, 30), ("c", T::Regular, 0o644, 20)], Some(30)),
+            // a directory, a symlink, a fifo, a device: newer, not counted
+            (
+                &[
+                    ("a", T::Regular, 0o644, 10),
+                    ("d/", T::Directory, 0o755, 99),
+                    ("l", T::Symlink, 0o777, 98),
+                    ("f", T::Fifo, 0o644, 97),
+                    ("c", T::Char, 0o644, 96),
+                ],
+                Some(10),
+            ),
+            // a hard link is regular to Go's reader
+            (&[("a", T::Regular, 0o644, 10), ("h", T::Link, 0o644, 50)], Some(50)),
+            // the mode's type bits alone make a directory
+            (&[("a", T::Regular, 0o644, 10), ("x", T::Regular, 0o040755, 70)], Some(10)),
+            (&[("d/", T::Directory, 0o755, 5)], None),
+            (&[], None),
+        ];
+        for (entries, want) in rows {
+            assert_eq!(newest_file_time(&tar_of(entries)[..]), *want, "{entries:?}");
+        }
+        assert_eq!(newest_file_time(&b"just text, no archive\n"[..]), None);
     }
 
     #[test]
