@@ -37,6 +37,10 @@ pub struct BuildOptions {
     /// `--progress`, resolved against the terminal.
     pub progress: progress::Mode,
     pub explain_cache: bool,
+    /// `--timestamp`: how `created` (and `epoch`, `created_now`, `created_from`,
+    /// `source_date_epoch`) are chosen once SOURCE_DATE_EPOCH is resolved; those fields are
+    /// set by the build from it and the build args (what a caller puts there is replaced).
+    pub timestamp: Timestamp,
     /// SOURCE_DATE_EPOCH, or 0: the mtime of every file the build writes in a layer.
     pub epoch: u64,
     /// The time written in `created` (the image's and its history's); `epoch` unless
@@ -82,6 +86,21 @@ pub struct BuildOptions {
     pub run_extras: crate::spec::RunExtras,
     /// `--no-cache-filter`: stage names.
     pub no_cache_filter: Vec<String>,
+    /// Global ARGs given a value after evaluation (SOURCE_DATE_EPOCH resolved to seconds, or
+    /// to none); set by the build.
+    pub set_global_args: Vec<(String, Option<String>)>,
+}
+
+/// `--timestamp`: what the image's `created` is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Timestamp {
+    /// SOURCE_DATE_EPOCH, else 0 (equal inputs give equal digests).
+    #[default]
+    Epoch,
+    /// `now`: the build's time (file mtimes stay SOURCE_DATE_EPOCH, else 0).
+    Now,
+    /// Seconds since 1970: `created` and every file mtime.
+    At(u64),
 }
 
 /// Base images for the planner: a `--build-context` of that name, else the store's, else
@@ -162,6 +181,8 @@ struct Source {
     context: PathBuf,
     /// What a remote context was (the log's line); None for a local directory.
     remote: Option<String>,
+    /// A remote context as fetched (its time, when SOURCE_DATE_EPOCH names it).
+    fetched: Option<crate::fetch::context::Fetched>,
     path: PathBuf,
     /// Its name in messages.
     file: String,
@@ -309,6 +330,7 @@ struct Input {
     file: String,
     /// What a remote context was, for the log; None for a local directory.
     remote: Option<String>,
+    fetched: Option<crate::fetch::context::Fetched>,
 }
 
 /// The context directory and the Dockerfile, and for a remote context what was fetched. A
@@ -334,7 +356,7 @@ fn input(store: &Store, opts: &BuildOptions) -> Result<Input, BuildError> {
             None => opts.context.join("Dockerfile"),
         };
         let file = opts.dockerfile.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "Dockerfile".into());
-        return Ok(Input { context: opts.context.clone(), dockerfile: path, file, remote: None });
+        return Ok(Input { context: opts.context.clone(), dockerfile: path, file, remote: None, fetched: None });
     };
     let f =
         crate::fetch::context::fetch(store, &arg, &remote, crate::fetch::context::Use::Main, keep_git_dir_arg(opts))
@@ -353,11 +375,12 @@ fn input(store: &Store, opts: &BuildOptions) -> Result<Input, BuildError> {
         (None, Some(d)) => (d.clone(), arg.clone()),
         (None, None) => (f.dir.join("Dockerfile"), "Dockerfile".to_string()),
     };
-    Ok(Input { context: f.dir, dockerfile: path, file, remote: Some(format!("# build context {}", f.note)) })
+    let remote = Some(format!("# build context {}", f.note));
+    Ok(Input { context: f.dir.clone(), dockerfile: path, file, remote, fetched: Some(f) })
 }
 
 fn read(store: &Store, opts: &BuildOptions) -> Result<Source, BuildError> {
-    let Input { context, dockerfile: path, file, remote } = input(store, opts)?;
+    let Input { context, dockerfile: path, file, remote, fetched } = input(store, opts)?;
     let src = std::fs::read_to_string(&path).map_err(|e| {
         let shown = if remote.is_some() && !path.is_absolute() { file.clone() } else { path.display().to_string() };
         BuildError::Other(format!("read Dockerfile {shown}: {e}"))
@@ -369,7 +392,7 @@ fn read(store: &Store, opts: &BuildOptions) -> Result<Source, BuildError> {
     let mut stages = instructions::stages(&df).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &spans))?;
     // a stage a --build-context is named after is that context, as in BuildKit
     opts.named_contexts.replace_stages(&mut stages);
-    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote, df })
+    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote, fetched, df })
 }
 
 /// The build's context: a local directory with its `.dockerignore` applied, a remote one whole.
@@ -395,6 +418,7 @@ fn make_plan(
         labels: &opts.labels,
         allow_insecure: opts.allow_insecure,
         all_stages,
+        set_global_args: &opts.set_global_args,
     };
     let bases = Bases {
         store,
@@ -412,8 +436,9 @@ fn make_plan(
 pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError> {
     let _in_use = store.use_lock()?;
     let src = read(store, opts)?;
+    let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
-    Ok(make_plan(store, opts, &src, &mut ctx, false).0)
+    Ok(make_plan(store, &opts, &src, &mut ctx, false).0)
 }
 
 /// The build checks of a planned build: the stages the plan dispatches, their base images as
@@ -474,10 +499,12 @@ fn lint(opts: &BuildOptions, src: &Source, plan: &Plan, ignore: Option<&Matcher>
 pub fn check(store: &Store, opts: &BuildOptions) -> Result<(String, bool), BuildError> {
     let _in_use = store.use_lock()?;
     let src = read(store, opts)?;
+    // SOURCE_DATE_EPOCH resolved first, as BuildKit's lint request converts the Dockerfile
+    let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
-    let (plan, _) = make_plan(store, opts, &src, &mut ctx, true);
+    let (plan, _) = make_plan(store, &opts, &src, &mut ctx, true);
     let ignore = src.remote.is_none().then(|| ctx.ignore().clone());
-    let report = lint(opts, &src, &plan, ignore.as_ref())?;
+    let report = lint(&opts, &src, &plan, ignore.as_ref())?;
     Ok((report.check_output(&src.file, &src.text), !report.warnings.is_empty()))
 }
 
@@ -520,10 +547,107 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     let _in_use = store.use_lock()?;
     let src = read(store, opts)?;
     crate::trace::point("dockerfile");
-    build_read(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))
+    let (opts, note) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
+    build_read(store, &opts, &src, note.as_deref()).map_err(|e| with_excerpt(e, &src.text, &src.spans))
 }
 
-fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built, BuildError> {
+/// The options with SOURCE_DATE_EPOCH resolved (`epoch`: seconds, or a name of what to read
+/// them from) and put where the build reads it: the build arg and the global ARG become the
+/// seconds (or go, when the name gives none, as BuildKit's setBuildArgValue does), and the
+/// times follow (`epoch`, `created`, `created_from`, `source_date_epoch`, after
+/// `--timestamp`). With the log's line saying what a name gave.
+fn with_epoch(store: &Store, opts: &BuildOptions, src: &Source) -> Result<(BuildOptions, Option<String>), BuildError> {
+    use crate::epoch::{self, Meaning};
+    let lexer = crate::dockerfile::shell::Lexer::new(src.escape);
+    let host = Platform::host();
+    let target = opts.platform.clone().unwrap_or_else(|| host.clone());
+    let global = plan::global_args(&src.stages, &lexer, &src.file, &opts.build_args, &target, &host)?;
+    let mut o = opts.clone();
+    let (mut sde, mut note, mut from) = (None, None, None);
+    if let Some((v, from_build_arg)) = epoch::given(&opts.build_args, &global) {
+        let time = match epoch::meaning(&v, &opts.named_contexts, &src.stages).map_err(BuildError::Other)? {
+            Meaning::Unset => None,
+            Meaning::Seconds(n) => {
+                sde = Some(n);
+                None
+            }
+            Meaning::Context => Some(match &src.fetched {
+                None => (None, "the build context is a local directory, which has no time".to_string()),
+                Some(f) => f.time(store).map_err(|e| BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {e}")))?,
+            }),
+            Meaning::Named(key) => {
+                let value = &opts.named_contexts.by_key[&key];
+                Some(
+                    epoch::named_time(store, &key, value)
+                        .map_err(|e| BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {e}")))?,
+                )
+            }
+            Meaning::Stage(i) => {
+                let stage = &src.stages.stages[i];
+                let at = |msg: String| BuildError::At {
+                    file: src.file.clone(),
+                    line: stage.line,
+                    msg,
+                    excerpt: Box::default(),
+                };
+                let env: Vec<(String, String)> =
+                    global.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+                let s = epoch::stage_source(stage, &env, &opts.build_args, &lexer).map_err(at)?;
+                Some(epoch::stage_source_time(store, &s).map_err(|e| at(format!("SOURCE_DATE_EPOCH={v}: {e}")))?)
+            }
+        };
+        if let Some((t, what)) = time {
+            sde = match t {
+                Some(t) => Some(u64::try_from(t).map_err(|_| {
+                    BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {what} is {t}, before 1970-01-01, which slipway's timestamps cannot hold"))
+                })?),
+                None => None,
+            };
+            note = Some(match sde {
+                Some(n) => format!("# SOURCE_DATE_EPOCH={v}: {n}, {what}"),
+                None => format!("# SOURCE_DATE_EPOCH={v}: none ({what}): the build is one without SOURCE_DATE_EPOCH"),
+            });
+            from = Some(match sde {
+                Some(n) => format!("SOURCE_DATE_EPOCH={v}: {n}, {what}"),
+                None => format!("SOURCE_DATE_EPOCH={v} gave none ({what}): 0, slipway's reproducible default"),
+            });
+        }
+        // BuildKit's setBuildArgValue: the seconds where the value was, or nothing
+        let secs = sde.map(|n| n.to_string());
+        if from_build_arg {
+            o.build_args.retain(|(k, _)| k != epoch::ARG);
+            if let Some(s) = &secs {
+                o.build_args.push((epoch::ARG.to_string(), s.clone()));
+            }
+        }
+        o.set_global_args = vec![(epoch::ARG.to_string(), secs)];
+    }
+    let (created, created_from) = match opts.timestamp {
+        Timestamp::Now => {
+            let now =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            (now, "--timestamp now: the build's time".to_string())
+        }
+        Timestamp::At(n) => (n, format!("--timestamp {n}")),
+        Timestamp::Epoch => match (sde, from) {
+            (Some(e), Some(f)) => (e, f),
+            (Some(e), None) => (e, format!("SOURCE_DATE_EPOCH={e}")),
+            (None, Some(f)) => (0, f),
+            (None, None) => (0, "SOURCE_DATE_EPOCH unset: 0, slipway's reproducible default".to_string()),
+        },
+    };
+    o.created = created;
+    o.created_from = created_from;
+    o.created_now = opts.timestamp == Timestamp::Now;
+    o.epoch = match opts.timestamp {
+        Timestamp::At(n) => n,
+        _ => sde.unwrap_or(0),
+    };
+    o.source_date_epoch = sde;
+    Ok((o, note))
+}
+
+fn build_read(store: &Store, opts: &BuildOptions, src: &Source, epoch_note: Option<&str>) -> Result<Built, BuildError> {
     // checked here; outputs take them as given (name-canonical and push-by-digest look at the tag)
     for t in &opts.tags {
         crate::store::normalize_ref(t)?;
@@ -579,6 +703,9 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source) -> Result<Built,
     };
     let mut x = new_executor();
     if let Some(n) = &src.remote {
+        x.progress.note(n);
+    }
+    if let Some(n) = epoch_note {
         x.progress.note(n);
     }
     let imported = import_caches(opts, store, &mut x);

@@ -13,6 +13,7 @@ pub mod context;
 pub mod convert;
 pub mod dockerfile;
 pub mod dockerignore;
+pub mod epoch;
 pub mod exec;
 pub mod failpoint;
 pub mod fetch;

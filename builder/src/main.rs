@@ -77,6 +77,7 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         quiet: false,
         progress: slipway::exec::progress::Mode::Plain,
         explain_cache: false,
+        timestamp: Default::default(),
         epoch: 0,
         created: 0,
         created_now: false,
@@ -97,21 +98,8 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         jobs: 1,
         run_extras: Default::default(),
         no_cache_filter: Vec::new(),
+        set_global_args: Vec::new(),
     })
-}
-
-/// SOURCE_DATE_EPOCH as BuildKit takes it: the build arg (which the environment's value
-/// becomes, as buildx passes it), seconds since 1970; empty is unset.
-fn source_date_epoch(build_args: &[(String, String)]) -> Result<Option<u64>> {
-    match build_args.iter().rev().find(|(k, _)| k == "SOURCE_DATE_EPOCH") {
-        None => Ok(None),
-        Some((_, v)) if v.is_empty() => Ok(None),
-        Some((_, v)) => v.parse::<u64>().map(Some).map_err(|_| {
-            anyhow::anyhow!(
-                "SOURCE_DATE_EPOCH={v:?}: expected seconds since 1970-01-01 (BuildKit's stage and context names are not supported)"
-            )
-        }),
-    }
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -161,30 +149,16 @@ fn run(cli: Cli) -> Result<()> {
             let labels = labels.iter().map(|l| kv(l, "--label")).collect::<Result<Vec<_>>>()?;
             // Reproducible by default: every time the build writes (file mtimes, the image's
             // and its history's `created`) is SOURCE_DATE_EPOCH, else 0, so equal inputs give
-            // equal digests. `--timestamp now` gives docker's creation time (file mtimes stay).
-            let epoch = source_date_epoch(&opts.build_args)?;
-            let (created, created_from) = match (timestamp.as_deref(), epoch) {
-                (Some("now"), _) => {
-                    let now = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .map(|d| d.as_secs())
-                        .unwrap_or(0);
-                    (now, "--timestamp now: the build's time".to_string())
-                }
-                (Some(t), _) => {
-                    let n = t.parse::<u64>().map_err(|_| {
+            // equal digests (the build resolves SOURCE_DATE_EPOCH: it may name a source).
+            // `--timestamp now` gives docker's creation time (file mtimes stay).
+            opts.timestamp =
+                match timestamp.as_deref() {
+                    None => build::Timestamp::Epoch,
+                    Some("now") => build::Timestamp::Now,
+                    Some(t) => build::Timestamp::At(t.parse::<u64>().map_err(|_| {
                         anyhow::anyhow!("--timestamp {t:?}: expected `now` or seconds since 1970-01-01")
-                    })?;
-                    (n, format!("--timestamp {n}"))
-                }
-                (None, Some(e)) => (e, format!("SOURCE_DATE_EPOCH={e}")),
-                (None, None) => (0, "SOURCE_DATE_EPOCH unset: 0, slipway's reproducible default".to_string()),
-            };
-            opts.source_date_epoch = epoch;
-            let epoch = match timestamp.as_deref() {
-                Some("now") | None => epoch.unwrap_or(0),
-                Some(_) => created,
-            };
+                    })?),
+                };
             opts.outputs = outputs
                 .iter()
                 .map(|o| slipway::output::parse(o))
@@ -226,10 +200,6 @@ fn run(cli: Cli) -> Result<()> {
             opts.quiet = quiet;
             opts.progress = progress;
             opts.explain_cache = explain_cache;
-            opts.epoch = epoch;
-            opts.created = created;
-            opts.created_now = timestamp.as_deref() == Some("now");
-            opts.created_from = created_from;
             opts.remote = remote;
             opts.platform = platform.first().cloned();
             opts.platforms = platform;

@@ -56,6 +56,9 @@ pub struct Options<'a> {
     /// Plan every stage, not only those the target needs (`build --check`, as BuildKit's lint
     /// request dispatches all stages).
     pub all_stages: bool,
+    /// Global ARGs whose value is replaced once all are evaluated, where one of that name is
+    /// declared (None: it has none): SOURCE_DATE_EPOCH, resolved to seconds (`epoch`).
+    pub set_global_args: &'a [(String, Option<String>)],
 }
 
 struct Planner<'a> {
@@ -112,6 +115,37 @@ pub fn plan(
     out
 }
 
+/// The global ARGs (before the first FROM) with their values, as BuildKit's buildMetaArgs
+/// evaluates them: after the automatic platform ARGs, each takes the build arg of its name,
+/// else its default (expanded with those before it), else an automatic ARG's value.
+pub fn global_args(
+    stages: &Stages,
+    lexer: &Lexer,
+    file: &str,
+    build_args: &[(String, String)],
+    target: &Platform,
+    build: &Platform,
+) -> Result<Vec<(String, Option<String>)>, BuildError> {
+    let mut meta = platform_args(target, build);
+    for cmd in &stages.meta_args {
+        if let Instruction::Arg(list) = &cmd.inst {
+            for (k, d) in list {
+                let env: Vec<(String, String)> =
+                    meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+                let d = match d {
+                    Some(d) => Some(At { lexer, file, line: cmd.line }.expand(d, &env)?),
+                    None => None,
+                };
+                let auto = meta.iter().rev().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
+                let given = build_args.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+                let v = given.or(d).or(auto);
+                meta.push((k.clone(), v));
+            }
+        }
+    }
+    Ok(meta)
+}
+
 fn stop(error: BuildError) -> Stop {
     Stop { shown: None, notes: Vec::new(), error }
 }
@@ -131,21 +165,19 @@ impl<'a> Planner<'a> {
     }
 
     fn run(&mut self, out: &mut Plan) -> Result<(), Stop> {
-        // the global scope starts with the automatic platform ARGs, as BuildKit's
-        self.meta = platform_args(&self.target_platform, &self.build_platform);
-        for cmd in &self.stages.meta_args {
-            if let Instruction::Arg(list) = &cmd.inst {
-                for (k, d) in list {
-                    let env: Vec<(String, String)> =
-                        self.meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
-                    let d = match d {
-                        Some(d) => Some(self.at(cmd.line).expand(d, &env).map_err(stop)?),
-                        None => None,
-                    };
-                    let auto = self.meta.iter().rev().find(|(n, _)| n == k).and_then(|(_, v)| v.clone());
-                    let v = self.build_arg(k).or(d).or(auto);
-                    self.meta.push((k.clone(), v));
-                }
+        self.meta = global_args(
+            self.stages,
+            &self.lexer,
+            self.opts.file,
+            self.opts.build_args,
+            &self.target_platform,
+            &self.build_platform,
+        )
+        .map_err(stop)?;
+        // a value the build decided after evaluating them (SOURCE_DATE_EPOCH resolved)
+        for (k, v) in self.opts.set_global_args {
+            for (_, value) in self.meta.iter_mut().filter(|(n, _)| n == k) {
+                *value = v.clone();
             }
         }
         let meta_env = self.meta_env();
@@ -506,6 +538,7 @@ mod tests {
             labels: &[],
             allow_insecure: false,
             all_stages: false,
+            set_global_args: &[],
         };
         plan(&stages, df.escape, &mut ctx, images, images, &opts)
     }

@@ -1,0 +1,282 @@
+//! SOURCE_DATE_EPOCH given as a name instead of seconds, as BuildKit's newest Dockerfile
+//! frontend takes it (dockerfile2llb/epoch.go; its tests are
+//! frontend/dockerfile/dockerfile_source_date_epoch_test.go, whose cases these follow):
+//! `context` (the build context: a git one's commit time, an http one's Last-Modified or else
+//! the newest file of the archive, a local one none), a `--build-context` name, or a stage that
+//! is one remote ADD (`FROM scratch`, ARGs, `ADD URL`). The time derived is the image's and its
+//! history's `created`, every mtime the build writes and what `ARG SOURCE_DATE_EPOCH` reads;
+//! the same input gives the same digest. docker 20.10's BuildKit (0.8) takes only seconds, so
+//! there is nothing to compare with here: BuildKit's code and tests are the reference.
+//! Sources are served on loopback by the test (`integration::sources`).
+
+use integration::slipway::{store_listing, Saved, Slipway};
+use integration::sources::{web, GitServer};
+use std::path::Path;
+
+fn log(r: &integration::slipway::Run) -> String {
+    format!("{}{}", r.stdout, r.stderr)
+}
+
+/// An uncompressed tar of regular files (path, content, mtime), 0644 root.
+fn tar_of(files: &[(&str, &str, u64)]) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (p, c, mtime) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(c.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(*mtime);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, p, c.as_bytes()).expect("tar");
+    }
+    b.into_inner().expect("tar")
+}
+
+/// The Dockerfile's own steps (the last `n` history entries) were all made at `created`, as
+/// were the image, and the file `new` (written by a RUN) has that mtime; `epoch` (what
+/// `ARG SOURCE_DATE_EPOCH` read) holds `seconds`.
+#[track_caller]
+fn made_at(img: &Saved, n: usize, created: &str, seconds: u64) {
+    assert_eq!(img.config["created"], created, "the image's created");
+    let h = img.config["history"].as_array().expect("history");
+    assert!(h.len() >= n, "{h:?}");
+    for e in &h[h.len() - n..] {
+        assert_eq!(e["created"], created, "history {e}");
+    }
+    let new = img.find("new").expect("/new in the image");
+    assert_eq!(new.mtime, seconds, "the mtime of /new");
+    assert_eq!(img.find("epoch").expect("/epoch").data, seconds.to_string().as_bytes(), "ARG SOURCE_DATE_EPOCH");
+}
+
+/// The steps that write what [`made_at`] checks (2 history entries: ARG, RUN).
+const STAMP: &str = "FROM base:1\nARG SOURCE_DATE_EPOCH\nRUN echo -n \"$SOURCE_DATE_EPOCH\" > /epoch && touch /new\n";
+
+/// `ARG SOURCE_DATE_EPOCH=mysource` and a stage `mysource` that ADDs an http archive served
+/// without Last-Modified: the newest regular file's mtime of the archive (epoch.go
+/// archiveMaxTimeFromRef; testSourceDateEpochStageHTTPArchive); with a Last-Modified, that
+/// (sourceDateEpochFromMetadata). The stage's ARG expands in its URL, the stage name matches in
+/// any case. A build arg of seconds wins over the Dockerfile's default
+/// (testSourceDateEpochStageOverride). The same build in another store gives the same image.
+#[test]
+fn a_stage_that_adds_an_http_archive() {
+    let webs = web::Server::start();
+    // the newest regular file is b (1700000402); a directory and a symlink are newer still
+    // and do not count
+    let tar = {
+        let mut b = tar::Builder::new(Vec::new());
+        for (p, t, mtime) in [
+            ("a", tar::EntryType::Regular, 1_700_000_000),
+            ("d/", tar::EntryType::Directory, 1_800_000_000),
+            ("d/b", tar::EntryType::Regular, 1_700_000_402),
+            ("l", tar::EntryType::Symlink, 1_800_000_000),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(t);
+            h.set_mode(0o644);
+            h.set_mtime(mtime);
+            h.set_size(0);
+            if t == tar::EntryType::Symlink {
+                b.append_link(&mut h, p, "a").expect("tar");
+            } else {
+                b.append_data(&mut h, p, std::io::empty()).expect("tar");
+            }
+        }
+        b.into_inner().expect("tar")
+    };
+    webs.put("/src.tar", &tar, Some("\"s1\""), None);
+    webs.put("/lm.tar", &tar, Some("\"l1\""), Some("Tue, 14 Nov 2023 22:16:41 GMT"));
+    let host = webs.addr.to_string();
+    let df = format!(
+        "ARG SOURCE_DATE_EPOCH=mysource\n\
+         ARG HOST={host}\n\
+         FROM scratch AS MySource\n\
+         ARG F=src.tar\n\
+         ADD http://${{HOST}}/$F /\n\
+         FROM scratch AS lm\n\
+         ADD http://{host}/lm.tar /\n\
+         {STAMP}"
+    );
+    let s = Slipway::new();
+    s.base("base:1");
+    let ctx = s.context("stage", &[("Dockerfile", &df)]);
+    let r = s.build(&ctx, "st:1", &[]).ok();
+    assert!(
+        log(&r).contains("# SOURCE_DATE_EPOCH=mysource: 1700000402, the mtime of the newest file of the archive"),
+        "{}",
+        log(&r)
+    );
+    let img = s.save("st:1");
+    made_at(&img, 2, "2023-11-14T22:20:02Z", 1_700_000_402);
+    // inspect says where `created` came from
+    let v: serde_json::Value = serde_json::from_str(&s.run(&["inspect", "st:1"]).ok().stdout).unwrap();
+    assert!(v[0]["CreatedFrom"].as_str().is_some_and(|f| f.contains("SOURCE_DATE_EPOCH=mysource: 1700000402")), "{v}");
+
+    // the same build again, and in a fresh store: the same image
+    assert_eq!(s.build(&ctx, "st:again", &[]).ok().code, 0);
+    assert_eq!(s.save("st:again").id(), img.id());
+    let s2 = Slipway::new();
+    s2.base("base:1");
+    let ctx2 = s2.context("stage", &[("Dockerfile", &df)]);
+    s2.build(&ctx2, "st:1", &[]).ok();
+    assert_eq!(s2.save("st:1").id(), img.id(), "another store, the same input: the same image");
+
+    // the stage's ARG given as a build arg: another URL, another time (the served
+    // Last-Modified, whatever the files' mtimes)
+    let r = s.build(&ctx, "st:lm", &["--build-arg", "SOURCE_DATE_EPOCH=lm"]).ok();
+    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=lm: 1700000201, its Last-Modified"), "{}", log(&r));
+    let lm = s.save("st:lm");
+    made_at(&lm, 2, "2023-11-14T22:16:41Z", 1_700_000_201);
+    assert_ne!(lm.id(), img.id());
+
+    // seconds given as a build arg win over the Dockerfile's stage name; nothing is fetched
+    webs.take_log();
+    s.build(&ctx, "st:secs", &["--build-arg", "SOURCE_DATE_EPOCH=1700000502"]).ok();
+    made_at(&s.save("st:secs"), 2, "2023-11-14T22:21:42Z", 1_700_000_502);
+    assert_eq!(webs.take_log(), Vec::<String>::new(), "a source fetched for seconds given");
+}
+
+/// A stage whose ADD is a git repository: its commit's committer time (epoch.go
+/// sourceDateEpochFromMetadata: the commit object's Committer.When), the ref an annotated tag.
+#[test]
+fn a_stage_that_adds_a_git_repository() {
+    let Some(g) = GitServer::start() else { return };
+    let s = Slipway::new();
+    s.base("base:1");
+    // v1 is an annotated tag of the first commit (committed at 1600000000); main is a later one
+    let df = format!("FROM scratch AS src\nADD {}#v1 /\n{STAMP}", g.url());
+    let ctx = s.context("git", &[("Dockerfile", &df)]);
+    let r = s.build(&ctx, "g:1", &["--build-arg", "SOURCE_DATE_EPOCH=src"]).ok();
+    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=src: 1600000000, the committer time of commit"), "{}", log(&r));
+    made_at(&s.save("g:1"), 2, "2020-09-13T12:26:40Z", 1_600_000_000);
+    let df = format!("FROM scratch AS src\nADD {}#main /\n{STAMP}", g.url());
+    let ctx = s.context("git2", &[("Dockerfile", &df)]);
+    s.build(&ctx, "g:2", &["--build-arg", "SOURCE_DATE_EPOCH=src"]).ok();
+    made_at(&s.save("g:2"), 2, "2020-09-13T12:28:20Z", 1_600_000_100);
+}
+
+/// `SOURCE_DATE_EPOCH=context`: a git build context gives its commit's time
+/// (testSourceDateEpochContextGit), an http tarball its Last-Modified
+/// (testSourceDateEpochContextHTTPLastModified) or else its newest file's mtime
+/// (testSourceDateEpochContextHTTPArchive); a local directory none, and the build is one
+/// without SOURCE_DATE_EPOCH (testSourceDateEpochContextLocalUnset): `ARG SOURCE_DATE_EPOCH`
+/// reads nothing and the times are slipway's default, 0.
+#[test]
+fn context_names_the_build_context() {
+    let Some(g) = GitServer::start() else { return };
+    let s = Slipway::new();
+    s.base("base:1");
+    g.commit_files(&[("app/Dockerfile", STAMP)], "@1600000300 +0000");
+    let url = format!("{}#main:app", g.url());
+    let r = s.build(Path::new(&url), "c:git", &["--build-arg", "SOURCE_DATE_EPOCH=context"]).ok();
+    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=context: 1600000300, the committer time of commit"), "{}", log(&r));
+    made_at(&s.save("c:git"), 2, "2020-09-13T12:31:40Z", 1_600_000_300);
+
+    let webs = web::Server::start();
+    let tar = tar_of(&[("Dockerfile", STAMP, 1_700_000_000), ("foo", "bar", 1_700_000_302)]);
+    webs.put("/ctx.tar", &tar, Some("\"c1\""), None);
+    webs.put("/lm/ctx.tar", &tar, Some("\"c2\""), Some("Tue, 14 Nov 2023 22:23:21 GMT"));
+    let u = webs.url("/ctx.tar");
+    s.build(Path::new(&u), "c:tar", &["--build-arg", "SOURCE_DATE_EPOCH=context"]).ok();
+    made_at(&s.save("c:tar"), 2, "2023-11-14T22:18:22Z", 1_700_000_302);
+    let u = webs.url("/lm/ctx.tar");
+    s.build(Path::new(&u), "c:lm", &["--build-arg", "SOURCE_DATE_EPOCH=context"]).ok();
+    made_at(&s.save("c:lm"), 2, "2023-11-14T22:23:21Z", 1_700_000_601);
+
+    // a local context: none; the build is the one without SOURCE_DATE_EPOCH
+    let ctx = s.context("local", &[("Dockerfile", STAMP)]);
+    let r = s.build(&ctx, "c:local", &["--build-arg", "SOURCE_DATE_EPOCH=context"]).ok();
+    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=context: none"), "{}", log(&r));
+    let img = s.save("c:local");
+    assert_eq!(img.config["created"], "1970-01-01T00:00:00Z");
+    assert_eq!(img.find("epoch").expect("/epoch").data, b"");
+    assert_eq!(img.find("new").expect("/new").mtime, 0);
+    s.build(&ctx, "c:unset", &[]).ok();
+    assert_eq!(s.save("c:unset").id(), img.id(), "none is the same as unset");
+}
+
+/// A `--build-context` name: an http one gives its Last-Modified
+/// (testSourceDateEpochNamedContextHTTPLastModified) or else the newest file of the archive
+/// (testSourceDateEpochNamedContextHTTPArchive); a directory none. A --build-context of a
+/// stage's name is taken before the stage, as in epoch.go.
+#[test]
+fn a_named_context() {
+    let webs = web::Server::start();
+    webs.put("/src.tar", &tar_of(&[("foo", "bar", 1_700_000_402)]), Some("\"n1\""), None);
+    webs.put(
+        "/lm.tar",
+        &tar_of(&[("foo", "bar", 1_800_000_000)]),
+        Some("\"n2\""),
+        Some("Tue, 14 Nov 2023 22:23:21 GMT"),
+    );
+    let s = Slipway::new();
+    s.base("base:1");
+    // a stage named like the context, which would fail as a SOURCE_DATE_EPOCH stage
+    let df = format!("ARG SOURCE_DATE_EPOCH=mysource\nFROM scratch AS mysource\nCOPY Dockerfile /\n{STAMP}");
+    let ctx = s.context("named", &[("Dockerfile", &df)]);
+    let named = format!("mysource={}", webs.url("/src.tar"));
+    let r = s.build(&ctx, "n:1", &["--build-context", &named]).ok();
+    assert!(log(&r).contains("(--build-context mysource)"), "{}", log(&r));
+    made_at(&s.save("n:1"), 2, "2023-11-14T22:20:02Z", 1_700_000_402);
+    let named = format!("mysource={}", webs.url("/lm.tar"));
+    s.build(&ctx, "n:2", &["--build-context", &named]).ok();
+    made_at(&s.save("n:2"), 2, "2023-11-14T22:23:21Z", 1_700_000_601);
+    // a directory: none
+    let dir = s.context("dir", &[("x", "y")]);
+    let named = format!("mysource={}", dir.display());
+    s.build(&ctx, "n:3", &["--build-context", &named]).ok();
+    assert_eq!(s.save("n:3").config["created"], "1970-01-01T00:00:00Z");
+}
+
+/// What BuildKit refuses, refused with its words, the stage's line for a stage's fault, a
+/// non-zero exit and nothing new in the store: a name that is no stage and no context
+/// (testSourceDateEpochDockerfileDefaultInvalid), a name that is no valid context name
+/// (NamedContext's reference check), a stage that is not one remote ADD
+/// (testSourceDateEpochStageInvalid), not FROM scratch, a local ADD; a source that cannot be
+/// fetched names its URL; a time before 1970 slipway cannot write.
+#[test]
+fn bad_values_are_refused() {
+    let webs = web::Server::start();
+    let s = Slipway::new();
+    let good = "FROM scratch\nCOPY Dockerfile /\n";
+    let cases: Vec<(String, Vec<String>, String)> = vec![
+        (good.into(), vec!["SOURCE_DATE_EPOCH=yesterday".into()], "invalid SOURCE_DATE_EPOCH: yesterday".into()),
+        (format!("ARG SOURCE_DATE_EPOCH=not-a-timestamp\n{good}"), vec![], "invalid SOURCE_DATE_EPOCH: not-a-timestamp".into()),
+        (good.into(), vec!["SOURCE_DATE_EPOCH=1.5".into()], "invalid SOURCE_DATE_EPOCH: 1.5".into()),
+        (good.into(), vec!["SOURCE_DATE_EPOCH=Src".into()], "invalid context name Src".into()),
+        (good.into(), vec!["SOURCE_DATE_EPOCH=-1".into()], "before 1970-01-01".into()),
+        (
+            format!("ARG SOURCE_DATE_EPOCH=mysource\nFROM scratch AS mysource\nCOPY Dockerfile /Dockerfile\n{good}"),
+            vec![],
+            "Dockerfile:2: SOURCE_DATE_EPOCH stage does not meet source-only requirements: unsupported copy instruction".into(),
+        ),
+        (
+            format!("FROM busybox AS src\nADD {} /\n{good}", webs.url("/x.tar")),
+            vec!["SOURCE_DATE_EPOCH=src".into()],
+            "Dockerfile:1: SOURCE_DATE_EPOCH stage must use FROM scratch".into(),
+        ),
+        (
+            format!("FROM scratch AS src\nADD local.tar /\n{good}"),
+            vec!["SOURCE_DATE_EPOCH=src".into()],
+            "SOURCE_DATE_EPOCH stage source must be a single HTTP(S) or Git ADD".into(),
+        ),
+        (
+            format!("FROM scratch AS src\nADD {} /\n{good}", webs.url("/missing.tar")),
+            vec!["SOURCE_DATE_EPOCH=src".into()],
+            webs.url("/missing.tar"),
+        ),
+    ];
+    // the store made first (a failed build may leave the empty store it opened)
+    s.run(&["images"]).ok();
+    let before = store_listing(&s.root());
+    for (df, args, want) in cases {
+        let ctx = s.context("bad", &[("Dockerfile", &df)]);
+        let mut extra = Vec::new();
+        for a in &args {
+            extra.extend(["--build-arg", a.as_str()]);
+        }
+        let r = s.build(&ctx, "bad:1", &extra);
+        assert_ne!(r.code, 0, "{df} {args:?} must fail");
+        assert!(r.stderr.contains(&want), "{df} {args:?}: want {want:?}: {}", r.stderr);
+        assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+        assert_eq!(store_listing(&s.root()), before, "{df} {args:?} left something in the store");
+    }
+}
