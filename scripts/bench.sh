@@ -23,9 +23,10 @@
 # cold build and no-op rebuild of spec-fixtures cases (FROM scratch, or FROM a busybox base
 # that slipway builds and buildah imports from slipway's docker-archive), then a generated
 # 10,000-file context: no-op rebuild and a one-file change; a RUN that fills a cache mount with
-# 2,000 files, cold (empty caches) and warm (a context change reruns it on full caches); two
-# independent stages that each sleep 2 s (cold). The last three rows run the tools interleaved,
-# round by round (ipair), so the machine's load weighs on both alike. buildah gets a private --root,
+# 2,000 files, cold (empty caches, the base unpacked as buildah's pull leaves it) and warm (a
+# context change reruns it on full caches); two independent stages that each sleep 2 s (cold).
+# The last three rows run the tools interleaved, round by round (ipair), so the machine's load
+# weighs on both alike. buildah gets a private --root,
 # --runroot and storage.conf (overlay driver), so the machine's stores are never touched.
 # docker 20.10's BuildKit (a private dockerd started and stopped here) runs the same cases when
 # dockerd and the 20.10 client are installed. Prints the medians, the slipway/buildah and
@@ -183,9 +184,25 @@ bench_slipway() {
   local bhc="buildah --root $SW/bh-root --runroot $SW/bh-run --storage-driver overlay"
   local sw_build="$swc build --runtime $SW_RUNTIME --network none"
   local bh_build="$bhc bud --layers --network none --pull=never --runtime $RUNC"
-  # an empty store holding only the base image (buildah imports slipway's docker-archive)
-  local sw_fresh="rm -rf $SW/sw-root && $swc load -i $SW/base.tar >/dev/null"
-  local bh_fresh="$bhc rm -a >/dev/null 2>&1; $bhc rmi -a -f >/dev/null 2>&1; $bhc pull -q docker-archive:$SW/base.tar >/dev/null"
+  # A fresh store holds only the base image (buildah imports slipway's docker-archive). Cold
+  # means the same for each tool: no build cache, no cache mount, the base image in the store
+  # ready to use. buildah's pull (containers-storage) and dockerd's load unpack the base's
+  # layers, untimed; slipway's load keeps the blobs and unpacks on first use, so its fresh store
+  # is unpacked here too (the image exporter's unpack=true on a FROM-only build of the base).
+  # The last store is moved aside, not deleted, and the moved ones go when this part ends: on
+  # ext4 without a journal (this host's root) every inode allocation skips the inodes of its
+  # block group freed in the last 30-35 s, one inode-table lookup each (recently_deleted() in
+  # fs/ext4/ialloc.c), so 2,000 files created right after an `rm -rf` of the last round's
+  # store pay for every file it freed (perf of a cold cache-mount build here, with only other
+  # tenants' deletions, found 89% of all its CPU in that scan, inside the RUN step's shell).
+  # The rows measured the harness's own deletions, landing on whichever tool's directories
+  # shared their group.
+  mkdir -p "$SW/ctx/unpack" "$SW/retired"
+  printf 'FROM sw-base\n' >"$SW/ctx/unpack/Dockerfile"
+  # a shell command (hyperfine runs prepare steps with sh) moving its arguments aside
+  retire() { echo "d=\$(mktemp -d $SW/retired/XXXXXX) && for p in $*; do [ ! -e \$p ] || mv \$p \$d/; done"; }
+  local sw_fresh="$(retire "$SW/sw-root") && $swc load -i $SW/base.tar >/dev/null && $sw_build -q -o type=image,name=sw-base,unpack=true $SW/ctx/unpack >/dev/null"
+  local bh_fresh="$bhc rm -a >/dev/null 2>&1; $(retire "$SW/bh-root" "$SW/bh-run") && $bhc pull -q docker-archive:$SW/base.tar >/dev/null"
   echo
   echo "== slipway vs buildah $(buildah --version | awk '{print $3}') (slipway RUN steps use $SW_RUNTIME, buildah's $RUNC; buildah: overlay, --layers)"
   echo "   load average at start: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
@@ -338,7 +355,7 @@ RUN --mount=type=cache,target=/root/.cache/pkgs sh -c 'cd /root/.cache/pkgs && i
 DF
   local bh_tmp="env TMPDIR=$SW/bh-tmp"
   # (a fresh slipway store has no cache mounts)
-  local cm_bh_fresh="$bh_fresh; rm -rf $SW/bh-tmp/buildah-cache"
+  local cm_bh_fresh="$bh_fresh && $(retire "$SW/bh-tmp/buildah-cache")"
   ipair "cachemount:cold" "$BUILD_RUNS" "$sw_fresh" "$cm_bh_fresh" \
     "$sw_build -t cm $ctx" "$bh_tmp $bh_build -t cm $ctx"
   # (the cold row left both caches full; without it, one untimed build of each fills them)
@@ -365,6 +382,12 @@ DF
     "$sw_build -t ts $ctx" "$bh_build --jobs $(nproc) -t ts $ctx"
 
   bk_stop
+  # the stores moved aside, after the last timed build (nothing is mounted there, but should a
+  # tool have left a mount, it goes first)
+  awk -v r="$SW/retired/" 'index($5, r) == 1 { print $5 }' /proc/self/mountinfo | sort -r | while read -r m; do
+    umount -l "$m" 2>/dev/null || true
+  done
+  rm -rf "$SW/retired" || echo "bench: could not remove $SW/retired (the exit cleanup tries again)"
   echo
   echo "== slipway vs buildah and BuildKit: median seconds and ratios of this run (load average now: $(cut -d' ' -f1-3 /proc/loadavg))"
   printf '%-22s %9s %9s %9s %9s %9s  %s\n' case slipway buildah buildkit sw/bh sw/bk "target (sw/bk)"
