@@ -71,6 +71,23 @@ pub fn catch_interrupts() -> io::Result<()> {
     Ok(())
 }
 
+/// `pidfd_open(2)`: a descriptor that turns readable when process `pid` exits (Linux 5.3+;
+/// nix 0.29 has no wrapper). The caller must hold `pid` unreaped (its child) so that the number
+/// cannot name another process.
+pub fn pidfd_open(pid: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    // SAFETY: pidfd_open takes a pid and flags (0) and returns a new descriptor or -1; no
+    // memory is passed.
+    let r = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if r < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = std::os::fd::RawFd::try_from(r).map_err(|_| io::Error::from(io::ErrorKind::InvalidData))?;
+    // SAFETY: fd is a descriptor the kernel just returned to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) })
+}
+
 /// True once a signal [`catch_interrupts`] caught has arrived.
 pub fn interrupted() -> bool {
     INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst)
