@@ -593,6 +593,20 @@ fn with_epoch(store: &Store, opts: &BuildOptions, src: &Source) -> Result<(Build
                 let env: Vec<(String, String)> =
                     global.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
                 let s = epoch::stage_source(stage, &env, &opts.build_args, &lexer).map_err(at)?;
+                // BuildKit resolves it once per platform, so a source naming $TARGETARCH could
+                // give each platform its own time; slipway has one time per build: refused
+                // when another platform's source differs
+                for p in opts.platforms.iter().skip(1) {
+                    let g = plan::global_args(&src.stages, &lexer, &src.file, &opts.build_args, p, &host)?;
+                    let env: Vec<(String, String)> =
+                        g.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+                    if epoch::stage_source(stage, &env, &opts.build_args, &lexer).map_err(at)? != s {
+                        return Err(at(format!(
+                            "SOURCE_DATE_EPOCH={v}: the stage's source differs for platform {p}: one time per build only \
+                             (BuildKit derives one per platform)"
+                        )));
+                    }
+                }
                 Some(epoch::stage_source_time(store, &s).map_err(|e| at(format!("SOURCE_DATE_EPOCH={v}: {e}")))?)
             }
         };

@@ -135,7 +135,8 @@ fn a_stage_that_adds_an_http_archive() {
 }
 
 /// A stage whose ADD is a git repository: its commit's committer time (epoch.go
-/// sourceDateEpochFromMetadata: the commit object's Committer.When), the ref an annotated tag.
+/// sourceDateEpochFromMetadata: the commit object's Committer.When), the ref an annotated tag;
+/// a `--build-context` of a git repository likewise.
 #[test]
 fn a_stage_that_adds_a_git_repository() {
     let Some(g) = GitServer::start() else { return };
@@ -151,6 +152,21 @@ fn a_stage_that_adds_a_git_repository() {
     let ctx = s.context("git2", &[("Dockerfile", &df)]);
     s.build(&ctx, "g:2", &["--build-arg", "SOURCE_DATE_EPOCH=src"]).ok();
     made_at(&s.save("g:2"), 2, "2020-09-13T12:28:20Z", 1_600_000_100);
+    // a --build-context of the same repository at v1: its commit's time, taken before the stage
+    let named = format!("src={}#v1", g.url());
+    let r = s.build(&ctx, "g:3", &["--build-arg", "SOURCE_DATE_EPOCH=src", "--build-context", &named]).ok();
+    assert!(log(&r).contains("(--build-context src)"), "{}", log(&r));
+    made_at(&s.save("g:3"), 2, "2020-09-13T12:26:40Z", 1_600_000_000);
+    // ADD --checksum that the commit does not have: the stage's line, ADD's words
+    let df = format!("FROM scratch AS src\nADD --checksum=0123abcd {}#v1 /\n{STAMP}", g.url());
+    let ctx = s.context("git3", &[("Dockerfile", &df)]);
+    let r = s.build(&ctx, "g:bad", &["--build-arg", "SOURCE_DATE_EPOCH=src"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("Dockerfile:1: SOURCE_DATE_EPOCH=src: expected checksum to match 0123abcd"),
+        "{}",
+        r.stderr
+    );
 }
 
 /// `SOURCE_DATE_EPOCH=context`: a git build context gives its commit's time
@@ -279,4 +295,38 @@ fn bad_values_are_refused() {
         assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
         assert_eq!(store_listing(&s.root()), before, "{df} {args:?} left something in the store");
     }
+}
+
+/// `--platform a,b`: BuildKit derives SOURCE_DATE_EPOCH once per platform; slipway has one
+/// time per build, so a stage whose source is the same for every platform gives it to all,
+/// and one whose source differs (`$TARGETARCH` in its URL) is refused naming the platform
+/// rather than given the first platform's time.
+#[test]
+fn several_platforms_share_one_source() {
+    let webs = web::Server::start();
+    webs.put("/src.tar", &tar_of(&[("foo", "bar", 1_700_000_402)]), Some("\"p1\""), None);
+    let s = Slipway::new();
+    let same = format!(
+        "ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD {} /\nFROM scratch\nCOPY Dockerfile /\n",
+        webs.url("/src.tar")
+    );
+    let ctx = s.context("same", &[("Dockerfile", &same)]);
+    let r = s.build(&ctx, "p:1", &["--platform", "linux/amd64,linux/arm64"]).ok();
+    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=src: 1700000402"), "{}", log(&r));
+    let per = format!(
+        "ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD {}-$TARGETARCH.tar /\nFROM scratch\nCOPY Dockerfile /\n",
+        webs.url("/src")
+    );
+    let ctx = s.context("per", &[("Dockerfile", &per)]);
+    let r = s.build(&ctx, "p:2", &["--platform", "linux/amd64,linux/arm64"]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("Dockerfile:2: SOURCE_DATE_EPOCH=src: the stage's source differs for platform linux/arm64"),
+        "{}",
+        r.stderr
+    );
+    // one platform: its own source
+    webs.put("/src-arm64.tar", &tar_of(&[("foo", "bar", 1_700_000_000)]), Some("\"p2\""), None);
+    let r = s.build(&ctx, "p:3", &["--platform", "linux/arm64"]).ok();
+    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=src: 1700000000"), "{}", log(&r));
 }
