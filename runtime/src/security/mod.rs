@@ -44,7 +44,8 @@ pub fn drop_bounding(spec_caps: Option<&LinuxCapabilities>) -> Result<()> {
 pub fn apply_sets(spec_caps: Option<&LinuxCapabilities>) -> Result<()> {
     let Some(c) = spec_caps else { return Ok(()) };
     let set = |which: CapSet, name: &str, list: Option<&oci_spec::runtime::Capabilities>| {
-        caps::set(None, which, &to_set(list)).map_err(|e| Error::msg(format!("process.capabilities.{name}: {e}")))
+        let want = to_set(list);
+        caps::set(None, which, &want).map_err(|e| set_refused(which, name, &want, e))
     };
     set(CapSet::Inheritable, "inheritable", c.inheritable().as_ref())?;
     set(CapSet::Effective, "effective", c.effective().as_ref())?;
@@ -59,6 +60,27 @@ pub fn apply_sets(spec_caps: Option<&LinuxCapabilities>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The error for a capability set the kernel refused, naming the capabilities it cannot grant by
+/// capset(2)'s rules: inheritable within the inheritable and bounding sets, effective and
+/// permitted within the permitted set. A host that withholds one from skiff itself (this VM's
+/// CAP_SYS_RESOURCE) otherwise gave a bare "Operation not permitted".
+fn set_refused(which: CapSet, name: &str, want: &CapsHashSet, e: caps::errors::CapsError) -> Error {
+    let have = |s: CapSet| caps::read(None, s).unwrap_or_default();
+    let (allowed, from) = match which {
+        CapSet::Inheritable => (
+            &have(CapSet::Inheritable) | &have(CapSet::Bounding),
+            "the bounding set (the config's, within what skiff itself was given)",
+        ),
+        _ => (have(CapSet::Permitted), "skiff's own permitted set (what the host gave it)"),
+    };
+    let mut missing: Vec<String> = want.difference(&allowed).map(|c| c.to_string()).collect();
+    missing.sort();
+    if missing.is_empty() {
+        return Error::msg(format!("process.capabilities.{name}: {e}"));
+    }
+    Error::msg(format!("process.capabilities.{name}: {} cannot be granted: not in {from}: {e}", missing.join(", ")))
 }
 
 pub fn set_no_new_privs() -> Result<()> {
