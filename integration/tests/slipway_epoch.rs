@@ -229,9 +229,16 @@ fn a_named_context() {
     let df = format!("ARG SOURCE_DATE_EPOCH=mysource\nFROM scratch AS mysource\nCOPY Dockerfile /\n{STAMP}");
     let ctx = s.context("named", &[("Dockerfile", &df)]);
     let named = format!("mysource={}", webs.url("/src.tar"));
-    let r = s.build(&ctx, "n:1", &["--build-context", &named]).ok();
+    let out = s.dir.path().join("out");
+    let local = format!("type=local,dest={}", out.display());
+    let r = s.build(&ctx, "n:1", &["--build-context", &named, "-o", "type=image", "-o", &local]).ok();
     assert!(log(&r).contains("(--build-context mysource)"), "{}", log(&r));
     made_at(&s.save("n:1"), 2, "2023-11-14T22:20:02Z", 1_700_000_402);
+    // a local output sets every file's mtime to it, as BuildKit's exporter does
+    for f in ["epoch", "new", "bin/busybox"] {
+        let m = std::os::unix::fs::MetadataExt::mtime(&std::fs::symlink_metadata(out.join(f)).unwrap());
+        assert_eq!(m, 1_700_000_402, "{f}");
+    }
     let named = format!("mysource={}", webs.url("/lm.tar"));
     s.build(&ctx, "n:2", &["--build-context", &named]).ok();
     made_at(&s.save("n:2"), 2, "2023-11-14T22:23:21Z", 1_700_000_601);
