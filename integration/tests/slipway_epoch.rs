@@ -211,7 +211,7 @@ fn context_names_the_build_context() {
 
 /// A `--build-context` name: an http one gives its Last-Modified
 /// (testSourceDateEpochNamedContextHTTPLastModified) or else the newest file of the archive
-/// (testSourceDateEpochNamedContextHTTPArchive); a directory none. A --build-context of a
+/// (testSourceDateEpochNamedContextHTTPArchive); a directory or an image none. A --build-context of a
 /// stage's name is taken before the stage, as in epoch.go.
 #[test]
 fn a_named_context() {
@@ -245,8 +245,23 @@ fn a_named_context() {
     // a directory: none
     let dir = s.context("dir", &[("x", "y")]);
     let named = format!("mysource={}", dir.display());
-    s.build(&ctx, "n:3", &["--build-context", &named]).ok();
+    let r = s.build(&ctx, "n:3", &["--build-context", &named]).ok();
+    assert!(
+        log(&r).contains("# SOURCE_DATE_EPOCH=mysource: none (--build-context mysource is a local directory"),
+        "{}",
+        log(&r)
+    );
     assert_eq!(s.save("n:3").config["created"], "1970-01-01T00:00:00Z");
+    // an image: none either (BuildKit reads no time from an image source)
+    let r = s.build(&ctx, "n:4", &["--build-context", "mysource=docker-image://base:1"]).ok();
+    assert!(
+        log(&r).contains("# SOURCE_DATE_EPOCH=mysource: none (--build-context mysource is an image"),
+        "{}",
+        log(&r)
+    );
+    let img = s.save("n:4");
+    assert_eq!(img.config["created"], "1970-01-01T00:00:00Z");
+    assert_eq!(img.find("epoch").expect("/epoch").data, b"");
 }
 
 /// What BuildKit refuses, refused with its words, the stage's line for a stage's fault, a
