@@ -1,17 +1,21 @@
 //! An output's layer compression and media types: BuildKit's `compression`,
 //! `compression-level`, `force-compression` and `oci-mediatypes` exporter options. Gives the
-//! image an output writes: layers recompressed where asked, the manifest in OCI or docker media
-//! types. The config is never touched (the image ID stays the same), and neither is what the build
-//! cache records. Converted blobs are remembered by diff ID (`cache/converted/`), so exporting
-//! the same layers again compresses nothing. Which outputs take these options is output.rs's
-//! business, not this file's.
+//! image an output writes: layers recompressed where asked and its manifest in OCI or docker
+//! media types. The config is touched only by eStargz, whose blobs decompress to more than the
+//! layer's tar (the TOC follows it), so their diff IDs, and with them the image ID, change, as
+//! in BuildKit; what the build cache records is never touched. Converted blobs are remembered
+//! by diff ID (`cache/converted/`), so exporting the same layers again compresses nothing.
+//! Which outputs take these options is output.rs's business; the eStargz format is estargz.rs's.
 
+use crate::estargz;
 use crate::layer;
 use crate::registry::manifest::{MT_DOCKER_LAYER_TAR, MT_LAYER_ZSTD};
-use crate::store::image::{self, Descriptor, Layer, Manifest};
+use crate::store::image::{self, Descriptor, ImageConfig, Layer, Manifest};
 use crate::store::{io_err, HashWriter, Image, Store, StoreError};
-use std::fs::File;
-use std::io::{self, Write};
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
 
 /// The gzip level slipway writes its layers with (flate2's default, Go's too).
 pub const GZIP_LEVEL: i32 = 6;
@@ -21,6 +25,9 @@ pub const GZIP_LEVEL: i32 = 6;
 pub enum Compression {
     Uncompressed,
     Gzip,
+    /// gzip members with a table of contents (estargz.rs): a gzip media type, told from plain
+    /// gzip by the blob's footer.
+    EStargz,
     Zstd,
 }
 
@@ -30,14 +37,13 @@ impl Compression {
             "uncompressed" => Ok(Compression::Uncompressed),
             "gzip" => Ok(Compression::Gzip),
             "zstd" => Ok(Compression::Zstd),
-            "estargz" => {
-                Err("compression=estargz: slipway writes no eStargz layers (uncompressed, gzip or zstd)".into())
-            }
+            "estargz" => Ok(Compression::EStargz),
             _ => Err(format!("compression={v:?}: expected uncompressed, gzip, estargz or zstd")),
         }
     }
 
-    /// What a layer's media type says of its blob; None for a media type this does not know
+    /// What a layer's media type says of its blob (never eStargz, which only the blob tells);
+    /// None for a media type this does not know
     /// (a foreign or non-distributable layer), which is then kept as it is.
     pub fn of_media_type(mt: &str) -> Option<Compression> {
         let layer = mt.starts_with("application/vnd.oci.image.layer.")
@@ -61,9 +67,11 @@ impl Compression {
         Ok(match (self, oci) {
             (Compression::Uncompressed, true) => image::MT_LAYER_TAR,
             (Compression::Gzip, true) => image::MT_LAYER_GZIP,
+            (Compression::EStargz, true) => image::MT_LAYER_GZIP,
             (Compression::Zstd, true) => MT_LAYER_ZSTD,
             (Compression::Uncompressed, false) => MT_DOCKER_LAYER_TAR,
-            (Compression::Gzip, false) => image::MT_DOCKER_LAYER_GZIP,
+            // an eStargz layer kept as it is (a base's): BuildKit names it gzip, annotations gone
+            (Compression::Gzip | Compression::EStargz, false) => image::MT_DOCKER_LAYER_GZIP,
             (Compression::Zstd, false) => return Err("docker media types have no zstd layer".into()),
         })
     }
@@ -72,6 +80,7 @@ impl Compression {
         match self {
             Compression::Uncompressed => "uncompressed",
             Compression::Gzip => "gzip",
+            Compression::EStargz => "estargz",
             Compression::Zstd => "zstd",
         }
     }
@@ -82,11 +91,11 @@ impl Compression {
 pub struct Options {
     /// `compression=` (BuildKit's default: gzip).
     pub compression: Option<Compression>,
-    /// `compression-level=`: gzip 0-9, zstd 0-22 (0: zstd's default, 3).
+    /// `compression-level=`: gzip and estargz 0-9, zstd 0-22 (0: zstd's default, 3).
     pub level: Option<i32>,
-    /// `force-compression=`: also recompress the layers that are not gzip (pulled or loaded
-    /// zstd or uncompressed ones); without it they keep their blobs, as BuildKit keeps a base
-    /// image's blobs.
+    /// `force-compression=`: also recompress the layers that are not plain gzip (pulled or
+    /// loaded zstd, uncompressed or eStargz ones); without it they keep their blobs, as
+    /// BuildKit keeps a base image's blobs.
     pub force: bool,
     /// `oci-mediatypes=` (None: the output's default, OCI).
     pub oci_types: Option<bool>,
@@ -113,7 +122,7 @@ impl Options {
         let c = self.compression.unwrap_or(Compression::Gzip);
         if let Some(l) = self.level {
             let max = match c {
-                Compression::Gzip => 9,
+                Compression::Gzip | Compression::EStargz => 9,
                 Compression::Zstd => 22,
                 Compression::Uncompressed => {
                     return Err(format!("compression-level={l}: uncompressed layers have no level"))
@@ -123,9 +132,12 @@ impl Options {
                 return Err(format!("compression-level={l}: {} takes 0 to {max}", c.name()));
             }
         }
-        if c == Compression::Zstd && self.oci_types == Some(false) {
-            // BuildKit's words
-            return Err("exporter option \"compression=zstd\" conflicts with \"oci-mediatypes=false\"".into());
+        if matches!(c, Compression::Zstd | Compression::EStargz) && self.oci_types == Some(false) {
+            // BuildKit's words (its OnlySupportOCITypes)
+            return Err(format!(
+                "exporter option \"compression={}\" conflicts with \"oci-mediatypes=false\"",
+                c.name()
+            ));
         }
         Ok(())
     }
@@ -137,8 +149,9 @@ impl Options {
     /// Whether a layer stored with compression `have` gets a new blob.
     fn converts(&self, have: Compression) -> bool {
         let want = self.compression.unwrap_or(Compression::Gzip);
-        // a gzip blob is what slipway writes for every layer it makes: BuildKit compresses the
-        // layers a build makes as asked; what came in another compression stays unless forced
+        // a plain gzip blob is what slipway writes for every layer it makes: BuildKit compresses
+        // the layers a build makes as asked; what came in another compression (eStargz too)
+        // stays unless forced, and an eStargz blob is never made eStargz again
         let ours = have == Compression::Gzip;
         let relevel = want == Compression::Gzip && ours && self.level.is_some_and(|l| l != GZIP_LEVEL);
         (have != want && (self.force || ours)) || relevel
@@ -153,35 +166,64 @@ fn bool_of(k: &str, v: &str) -> Result<bool, String> {
     }
 }
 
-/// `img` as `opts` asks: its layers recompressed where they must be and its manifest in the
-/// media types asked for; `img` itself when nothing changes.
+/// `img` as `opts` asks: its layers recompressed where they must be, its manifest in the media
+/// types asked for and, where eStargz changed diff IDs, a config that names the new ones; `img`
+/// itself when nothing changes.
 pub fn convert(store: &Store, img: &Image, opts: &Options) -> Result<Image, StoreError> {
     if *opts == Options::default() {
-        return Ok(img.clone());
+        return with_estargz_annotations(store, img);
     }
     let oci = opts.oci();
     let want = opts.compression.unwrap_or(Compression::Gzip);
     let fail =
         |e: String| StoreError::Io { op: "export", path: img.manifest_digest.clone().into(), err: io::Error::other(e) };
     let mut layers = Vec::new();
+    let mut diff_ids = img.config.rootfs.diff_ids.clone();
     for (i, l) in img.layers().into_iter().enumerate() {
-        let Some(have) = Compression::of_media_type(&l.media_type) else {
-            layers.push(l.descriptor());
+        let mut kept = img.manifest.layers[i].clone();
+        let Some(mut have) = Compression::of_media_type(&l.media_type) else {
+            layers.push(kept);
             continue;
         };
-        let (d, c) =
-            if opts.converts(have) { (recompress(store, &l, want, opts.level)?, want) } else { (l.descriptor(), have) };
-        let media_type = c
+        let src = store.blob_path(&l.digest);
+        let mut toc_off = None;
+        if have == Compression::Gzip {
+            toc_off = estargz::toc_offset(&src).map_err(io_err("read", &src))?;
+            if toc_off.is_some() {
+                have = Compression::EStargz;
+            }
+        }
+        let (mut d, c) = if opts.converts(have) {
+            let conv = recompress(store, &l, toc_off, want, opts.level)?;
+            diff_ids[i] = conv.diff_id.clone();
+            (conv.descriptor(), want)
+        } else {
+            if let (Some(off), true) = (toc_off, oci) {
+                kept.annotations.extend(estargz_annotations(store, &l, off)?);
+            }
+            (kept, have)
+        };
+        d.media_type = c
             .media_type(oci)
-            .map_err(|e| fail(format!("layer {i} ({}): {e}; force-compression=true recompresses it", l.digest)))?;
-        layers.push(Descriptor { media_type: media_type.into(), ..d });
+            .map_err(|e| fail(format!("layer {i} ({}): {e}; force-compression=true recompresses it", l.digest)))?
+            .into();
+        if !oci {
+            // docker media types carry no layer annotations (BuildKit drops them too)
+            d.annotations.clear();
+        }
+        layers.push(d);
     }
     let (manifest_type, config_type) =
         if oci { (image::MT_MANIFEST, image::MT_CONFIG) } else { (image::MT_DOCKER_MANIFEST, image::MT_DOCKER_CONFIG) };
+    let config = if diff_ids != img.config.rootfs.diff_ids {
+        with_diff_ids(store, img, &diff_ids)?
+    } else {
+        img.manifest.config.clone()
+    };
     let m = Manifest {
         schema_version: 2,
         media_type: manifest_type.into(),
-        config: Descriptor { media_type: config_type.into(), ..img.manifest.config.clone() },
+        config: Descriptor { media_type: config_type.into(), ..config },
         layers,
         annotations: img.manifest.annotations.clone(),
     };
@@ -192,25 +234,161 @@ pub fn convert(store: &Store, img: &Image, opts: &Options) -> Result<Image, Stor
     store.image_by_manifest(&d)
 }
 
+/// `img` with BuildKit's annotations on each eStargz layer that lacks them (a build keeps its
+/// base's blobs, not their descriptors' annotations; BuildKit keeps both); `img` itself when no
+/// layer lacks them or its manifest has docker media types (which carry no layer annotations).
+fn with_estargz_annotations(store: &Store, img: &Image) -> Result<Image, StoreError> {
+    if img.manifest.media_type != image::MT_MANIFEST {
+        return Ok(img.clone());
+    }
+    let mut m = img.manifest.clone();
+    let mut changed = false;
+    for (i, l) in img.layers().into_iter().enumerate() {
+        if Compression::of_media_type(&l.media_type) != Some(Compression::Gzip)
+            || m.layers[i].annotations.contains_key(estargz::TOC_DIGEST_ANNOTATION)
+        {
+            continue;
+        }
+        let src = store.blob_path(&l.digest);
+        if let Some(off) = estargz::toc_offset(&src).map_err(io_err("read", &src))? {
+            m.layers[i].annotations.extend(estargz_annotations(store, &l, off)?);
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(img.clone());
+    }
+    let (d, _) = store.put_json(&m)?;
+    store.image_by_manifest(&d)
+}
+
+/// `img`'s config with `rootfs.diff_ids` replaced, stored; its descriptor. A config slipway
+/// wrote keeps its field order; any other (a pulled base's) is rewritten with its keys sorted,
+/// so that the bytes do not depend on serde_json's features.
+fn with_diff_ids(store: &Store, img: &Image, diff_ids: &[String]) -> Result<Descriptor, StoreError> {
+    let p = store.blob_path(&img.config_digest);
+    let raw = fs::read(&p).map_err(io_err("read", &p))?;
+    let ours = serde_json::from_slice::<ImageConfig>(&raw).ok().filter(|c| image::to_json(c) == raw);
+    let (digest, size) = match ours {
+        Some(mut c) => {
+            c.rootfs.diff_ids = diff_ids.to_vec();
+            store.put_json(&c)?
+        }
+        None => {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&raw).map_err(|err| StoreError::Json { path: p.clone(), err })?;
+            let Some(rootfs) = v.get_mut("rootfs").and_then(|r| r.as_object_mut()) else {
+                return Err(StoreError::Io {
+                    op: "export",
+                    path: p,
+                    err: io::Error::other("the image config has no rootfs object"),
+                });
+            };
+            rootfs.insert("diff_ids".into(), diff_ids.into());
+            store.put_json(&sorted(v))?
+        }
+    };
+    Ok(Descriptor { digest, size, ..img.manifest.config.clone() })
+}
+
+/// A JSON value with every object's keys in order, whatever serde_json's map keeps.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Object(m) => {
+            let mut kv: Vec<(String, Value)> = m.into_iter().collect();
+            kv.sort_by(|a, b| a.0.cmp(&b.0));
+            Value::Object(kv.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        Value::Array(a) => Value::Array(a.into_iter().map(sorted).collect()),
+        v => v,
+    }
+}
+
+/// The annotations an eStargz layer's descriptor carries (BuildKit's, from its writer):
+/// read from the blob for one that came without them, then remembered by blob digest.
+fn estargz_annotations(store: &Store, l: &Layer, off: u64) -> Result<BTreeMap<String, String>, StoreError> {
+    let rec = format!("cache/converted/estargz-info-{}", l.digest.trim_start_matches("sha256:"));
+    let (toc, size) = match store.read_record::<(String, u64)>(&rec) {
+        Some(r) => r,
+        None => {
+            let src = store.blob_path(&l.digest);
+            let toc = estargz::toc_digest(&src, off).map_err(io_err("read the eStargz TOC of", &src))?;
+            let mut r = layer::open_decompressed(&src).map_err(io_err("open", &src))?;
+            let size = io::copy(&mut r, &mut io::sink()).map_err(io_err("read", &src))?;
+            store.write_record(&rec, &(toc.clone(), size))?;
+            (toc, size)
+        }
+    };
+    Ok(BTreeMap::from([
+        (estargz::TOC_DIGEST_ANNOTATION.to_string(), toc),
+        (estargz::UNCOMPRESSED_SIZE_ANNOTATION.to_string(), size.to_string()),
+    ]))
+}
+
+/// A converted blob, as `cache/converted/` remembers it.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Converted {
+    digest: String,
+    size: u64,
+    /// Its diff ID: the layer's own but for eStargz (records written before eStargz existed
+    /// have none: theirs is the layer's).
+    #[serde(default)]
+    diff_id: String,
+    #[serde(default)]
+    annotations: BTreeMap<String, String>,
+}
+
+impl Converted {
+    fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: String::new(),
+            digest: self.digest.clone(),
+            size: self.size,
+            annotations: self.annotations.clone(),
+            platform: None,
+        }
+    }
+}
+
+/// A reader that hashes what passes.
+struct HashReader<R> {
+    inner: R,
+    hash: Sha256,
+}
+
+impl<R: Read> Read for HashReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hash.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
 /// The blob of layer `l` in compression `want`: made once, then found by its diff ID. The
-/// uncompressed stream is checked against the diff ID as it is read, so a damaged blob is not
-/// passed on under a fresh digest.
-fn recompress(store: &Store, l: &Layer, want: Compression, level: Option<i32>) -> Result<Descriptor, StoreError> {
+/// layer's content is checked against its diff ID as it is read, so a damaged blob is not
+/// passed on under a fresh digest. An eStargz layer (`toc_off`: its TOC's offset) gives the
+/// tar it was made of, without the TOC (BuildKit's `estargz.Unpack`).
+fn recompress(
+    store: &Store,
+    l: &Layer,
+    toc_off: Option<u64>,
+    want: Compression,
+    level: Option<i32>,
+) -> Result<Converted, StoreError> {
     let tag = match (want, level) {
         (Compression::Uncompressed, _) => "tar".to_string(),
         (Compression::Gzip, l) => format!("gzip-{}", l.unwrap_or(GZIP_LEVEL)),
+        (Compression::EStargz, l) => format!("estargz-{}", l.unwrap_or(GZIP_LEVEL)),
         (Compression::Zstd, l) => format!("zstd-{}", l.unwrap_or(0)),
     };
     let rec = format!("cache/converted/{}-{tag}", l.diff_id.trim_start_matches("sha256:"));
-    if let Some((digest, size)) = store.read_record::<(String, u64)>(&rec) {
-        if store.has_blob(&digest) {
-            return Ok(Descriptor {
-                media_type: String::new(),
-                digest,
-                size,
-                annotations: Default::default(),
-                platform: None,
-            });
+    if let Some(mut c) = store.read_record::<Converted>(&rec) {
+        if store.has_blob(&c.digest) {
+            if c.diff_id.is_empty() {
+                c.diff_id = l.diff_id.clone();
+            }
+            return Ok(c);
         }
     }
     let src = store.blob_path(&l.digest);
@@ -218,35 +396,54 @@ fn recompress(store: &Store, l: &Layer, want: Compression, level: Option<i32>) -
     let tmp = tmpd.path.join("blob");
     let f = File::create(&tmp).map_err(io_err("create", &tmp))?;
     let outer = HashWriter::new(io::BufWriter::new(f));
-    let mut r = layer::open_decompressed(&src).map_err(io_err("open", &src))?;
-    let copy = |r: &mut dyn io::Read, w: &mut dyn Write| io::copy(r, w).map_err(io_err("recompress", &src));
-    let (diff_id, mut outer) = match want {
+    let input: Box<dyn Read> = match toc_off {
+        Some(off) => Box::new(estargz::open_payload(&src, off).map_err(io_err("open", &src))?),
+        None => layer::open_decompressed(&src).map_err(io_err("open", &src))?,
+    };
+    let mut r = HashReader { inner: input, hash: Sha256::new() };
+    let copy = |r: &mut dyn Read, w: &mut dyn Write| io::copy(r, w).map_err(io_err("recompress", &src));
+    let level_of = |d: i32| level.unwrap_or(d);
+    let mut annotations = BTreeMap::new();
+    let (new_diff_id, mut outer) = match want {
         Compression::Uncompressed => {
-            let mut w = HashWriter::new(outer);
+            let mut w = outer;
             copy(&mut r, &mut w)?;
-            (w.digest(), w.inner)
+            (None, w)
         }
         Compression::Gzip => {
-            let lv = flate2::Compression::new(level.unwrap_or(GZIP_LEVEL) as u32);
-            let mut w = HashWriter::new(flate2::write::GzEncoder::new(outer, lv));
+            let lv = flate2::Compression::new(level_of(GZIP_LEVEL) as u32);
+            let mut w = flate2::write::GzEncoder::new(outer, lv);
             copy(&mut r, &mut w)?;
-            let d = w.digest();
-            (d, w.inner.finish().map_err(io_err("write", &tmp))?)
+            (None, w.finish().map_err(io_err("write", &tmp))?)
+        }
+        Compression::EStargz => {
+            let (w, outer) = estargz::write(&mut r, outer, level_of(GZIP_LEVEL) as u32, estargz::CHUNK_SIZE)
+                .map_err(io_err("make eStargz of", &src))?;
+            annotations.insert(estargz::TOC_DIGEST_ANNOTATION.to_string(), w.toc_digest);
+            annotations.insert(estargz::UNCOMPRESSED_SIZE_ANNOTATION.to_string(), w.uncompressed_size.to_string());
+            (Some(w.diff_id), outer)
         }
         Compression::Zstd => {
-            let enc = zstd::stream::write::Encoder::new(outer, level.unwrap_or(0)).map_err(io_err("zstd", &tmp))?;
-            let mut w = HashWriter::new(enc);
+            let mut w = zstd::stream::write::Encoder::new(outer, level_of(0)).map_err(io_err("zstd", &tmp))?;
             copy(&mut r, &mut w)?;
-            let d = w.digest();
-            (d, w.inner.finish().map_err(io_err("write", &tmp))?)
+            (None, w.finish().map_err(io_err("write", &tmp))?)
         }
     };
     outer.flush().map_err(io_err("write", &tmp))?;
-    if diff_id != l.diff_id {
+    // an eStargz input's diff ID covers its TOC too: the rest of the blob goes into the check
+    let tar_digest = format!("sha256:{}", hex::encode(r.hash.clone().finalize()));
+    if let Some(off) = toc_off {
+        let mut rest = File::open(&src).map_err(io_err("open", &src))?;
+        io::Seek::seek(&mut rest, io::SeekFrom::Start(off)).map_err(io_err("read", &src))?;
+        let mut rest = flate2::read::MultiGzDecoder::new(io::BufReader::new(rest));
+        io::copy(&mut rest, &mut r.hash).map_err(io_err("read", &src))?;
+    }
+    let content = format!("sha256:{}", hex::encode(r.hash.finalize()));
+    if content != l.diff_id {
         return Err(StoreError::Io {
             op: "recompress",
             path: src,
-            err: io::Error::other(format!("its content is {diff_id}, not the diff ID {} its image records", l.diff_id)),
+            err: io::Error::other(format!("its content is {content}, not the diff ID {} its image records", l.diff_id)),
         });
     }
     let (digest, size) = (outer.digest(), outer.n);
@@ -254,8 +451,9 @@ fn recompress(store: &Store, l: &Layer, want: Compression, level: Option<i32>) -
     if !store.has_blob(&digest) {
         store.commit_blob_file(&tmp, &digest)?;
     }
-    store.write_record(&rec, &(digest.clone(), size))?;
-    Ok(Descriptor { media_type: String::new(), digest, size, annotations: Default::default(), platform: None })
+    let c = Converted { digest, size, diff_id: new_diff_id.unwrap_or(tar_digest), annotations };
+    store.write_record(&rec, &c)?;
+    Ok(c)
 }
 
 #[cfg(test)]
@@ -278,7 +476,8 @@ mod tests {
         assert_eq!(opts(&[("compression", "zstd"), ("compression-level", "19")]).unwrap().level, Some(19));
         for (o, says) in [
             (vec![("compression", "lz4")], "expected uncompressed, gzip, estargz or zstd"),
-            (vec![("compression", "estargz")], "eStargz"),
+            (vec![("compression", "estargz"), ("compression-level", "10")], "estargz takes 0 to 9"),
+            (vec![("compression", "estargz"), ("oci-mediatypes", "false")], "\"compression=estargz\" conflicts with"),
             (vec![("compression-level", "x")], "whole number"),
             (vec![("compression", "gzip"), ("compression-level", "10")], "gzip takes 0 to 9"),
             (vec![("compression", "zstd"), ("compression-level", "23")], "zstd takes 0 to 22"),
@@ -310,6 +509,23 @@ mod tests {
         assert!(!o(Gzip, false, None).converts(Uncompressed));
         assert!(o(Gzip, true, None).converts(Zstd));
         assert!(!o(Zstd, true, None).converts(Zstd));
+        // BuildKit: an eStargz blob is never made again; made plain gzip only when forced
+        assert!(o(EStargz, false, None).converts(Gzip));
+        assert!(o(EStargz, false, Some(9)).converts(Gzip));
+        assert!(!o(EStargz, true, Some(9)).converts(EStargz));
+        assert!(!o(EStargz, false, None).converts(Zstd));
+        assert!(o(EStargz, true, None).converts(Zstd));
+        assert!(!o(Gzip, false, None).converts(EStargz));
+        assert!(!o(Gzip, false, Some(9)).converts(EStargz));
+        assert!(o(Gzip, true, None).converts(EStargz));
+        assert!(!o(EStargz, false, None).converts(Uncompressed) && o(EStargz, true, None).converts(Uncompressed));
+    }
+
+    #[test]
+    fn records_of_before_estargz_still_read() {
+        // `cache/converted/` records were (digest, size) pairs: their diff ID is the layer's
+        let c: Converted = serde_json::from_str("[\"sha256:ab\", 12]").unwrap();
+        assert_eq!((c.digest.as_str(), c.size, c.diff_id.as_str()), ("sha256:ab", 12, ""));
     }
 
     #[test]
@@ -323,5 +539,8 @@ mod tests {
         );
         assert_eq!(Compression::of_media_type("application/x-foo"), None);
         assert!(Compression::Zstd.media_type(false).is_err());
+        // eStargz is gzip to every reader
+        assert_eq!(Compression::EStargz.media_type(true), Ok(image::MT_LAYER_GZIP));
+        assert_eq!(Compression::EStargz.media_type(false), Ok(image::MT_DOCKER_LAYER_GZIP));
     }
 }

@@ -14,6 +14,7 @@ pub mod convert;
 pub mod dockerfile;
 pub mod dockerignore;
 pub mod epoch;
+pub mod estargz;
 pub mod exec;
 pub mod failpoint;
 pub mod fetch;

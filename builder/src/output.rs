@@ -1124,7 +1124,7 @@ mod tests {
             ("type=oci,dest=x,unpack=true", "\"unpack\" is not supported for type=oci"),
             ("type=docker,dest=x,push-by-digest=true", "\"push-by-digest\" is not supported"),
             ("type=image,unpack=maybe", "expected true or false"),
-            ("type=image,compression=estargz", "eStargz"),
+            ("type=docker,dest=x,compression=estargz,oci-mediatypes=false", "\"compression=estargz\" conflicts with"),
             ("type=image,rewrite-timestamp=false", "always sets the times"),
             ("type=image,dangling-name-prefix=UP", "not a repository name"),
             ("type=local,dest=x,store=false", "\"store\" is not supported for type=local"),

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod console;
 pub mod docker_cli;
 pub mod engines;
+pub mod estargz;
 pub mod host;
 pub mod registry;
 pub mod rootless;

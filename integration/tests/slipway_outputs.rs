@@ -250,7 +250,7 @@ fn bad_outputs_are_refused_before_the_build() {
             "can't push tagged ref r/app:1 by digest",
         ),
         (vec!["-o", "type=image,compression=zstd,oci-mediatypes=false"], "conflicts with \"oci-mediatypes=false\""),
-        (vec!["-o", "type=image,compression=estargz"], "eStargz"),
+        (vec!["-o", "type=image,compression=estargz,oci-mediatypes=false"], "\"compression=estargz\" conflicts with"),
         (vec!["--annotation", "nokey"], "expected KEY=VALUE"),
         (vec!["--annotation", "weird:k=v"], "unknown annotation type"),
         (vec!["-o", "type=tar,dest=-", "-o", "type=oci,dest=-"], "more than one output writes to stdout"),
@@ -519,4 +519,145 @@ fn layer_compression_and_media_types_as_buildkit_exports_them() {
         assert!(mt.ends_with("+gzip"), "force-compression: {mt}");
         assert_eq!(&diff_id_of(mt, blob), diff);
     }
+}
+
+/// The annotations of each layer descriptor of an OCI layout tar's (first) manifest.
+fn layer_annotations(manifest: &serde_json::Value) -> Vec<serde_json::Value> {
+    manifest["layers"].as_array().unwrap().iter().map(|l| l["annotations"].clone()).collect()
+}
+
+#[test]
+fn estargz_layers_as_buildkit_writes_them() {
+    use integration::estargz;
+    let s = Slipway::new();
+    s.base("base:1");
+    let df = "FROM base:1\nRUN echo hi > /hello && mkdir -p /d && ln -s ../hello /d/link && ln /hello /d/hard\n\
+              COPY f.txt big.bin /\n";
+    let ctx = s.context("esgz", &[("Dockerfile", df), ("f.txt", "from the context\n")]);
+    // 9 MiB and a bit: three chunks of stargz-snapshotter's 4 MiB
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let big: Vec<u8> = (0..(9 << 20) + 77)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 56) as u8
+        })
+        .collect();
+    fs::write(ctx.join("big.bin"), &big).unwrap();
+    let d = s.dir.path();
+    let iid = d.join("iid");
+    let out = |n: &str| d.join(n).to_string_lossy().into_owned();
+    s.build(
+        &ctx,
+        "esgz:plain",
+        &[
+            "-o",
+            &format!("type=oci,dest={},compression=estargz", out("esgz.tar")),
+            "-o",
+            &format!("type=oci,dest={}", out("gz.tar")),
+            "-o",
+            "type=image,name=esgz:1,compression=estargz,compression-level=9",
+            "--iidfile",
+            &iid.to_string_lossy(),
+        ],
+    )
+    .ok();
+    let id = fs::read_to_string(&iid).unwrap();
+    let files = tar_files(&d.join("esgz.tar"));
+    let (manifest, layers, diff_ids) = layout_layers(&files);
+    let (_, plain_layers, plain_diff_ids) = layout_layers(&tar_files(&d.join("gz.tar")));
+    assert_eq!(layers.len(), plain_layers.len());
+    let annotations = layer_annotations(&manifest);
+    let mut chunked = Vec::new();
+    for (i, ((mt, blob), diff)) in layers.iter().zip(&diff_ids).enumerate() {
+        // eStargz is gzip to every reader
+        assert_eq!(mt, "application/vnd.oci.image.layer.v1.tar+gzip");
+        let c = estargz::check(blob, diff, &annotations[i]);
+        chunked.extend(c.chunked);
+        // the layer tar it holds is the plain export's: the same files, the same bytes
+        let mut plain = Vec::new();
+        use std::io::Read;
+        flate2::read::GzDecoder::new(&plain_layers[i].1[..]).read_to_end(&mut plain).unwrap();
+        let mut raw = Vec::new();
+        flate2::read::MultiGzDecoder::new(&blob[..]).read_to_end(&mut raw).unwrap();
+        assert!(raw.starts_with(&plain), "layer {i}: the eStargz blob starts with the layer's tar, unchanged");
+        if i == layers.len() - 1 {
+            assert_eq!(c.files.get("big.bin"), Some(&big));
+            assert_eq!(c.files.get("f.txt").map(Vec::as_slice), Some(&b"from the context\n"[..]));
+        }
+    }
+    assert_eq!(chunked, ["big.bin"], "the file over 4 MiB, and only it, is cut into chunks");
+    // as in BuildKit: the TOC's tar is part of what the blob decompresses to, so the diff IDs
+    // and with them the image ID are not the plain export's; the rest of the config is
+    assert!(diff_ids.iter().zip(&plain_diff_ids).all(|(a, b)| a != b), "{diff_ids:?}");
+    assert_ne!(manifest["config"]["digest"], id.as_str());
+    let mut config = blob(&files, manifest["config"]["digest"].as_str().unwrap());
+    let mut plain_config = blob(&tar_files(&d.join("gz.tar")), id.trim());
+    config["rootfs"] = serde_json::Value::Null;
+    plain_config["rootfs"] = serde_json::Value::Null;
+    assert_eq!(config, plain_config);
+    if have("skopeo") {
+        let o = std::process::Command::new("skopeo")
+            .args(["copy", &format!("oci-archive:{}", out("esgz.tar")), &format!("oci:{}", out("esgz-copy"))])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&o.stderr));
+    } else {
+        integration::skip("skopeo not installed: the eStargz layout is not read by skopeo");
+    }
+
+    // the store keeps the eStargz image; a build on top of it unpacks its layers; its eStargz
+    // blobs stay as they are (annotations and all) in a gzip export, as BuildKit keeps a base
+    // image's blobs, and are not made again by compression=estargz
+    let on_top = s.context(
+        "esgz-top",
+        &[("Dockerfile", "FROM esgz:1\nRUN cat /hello /f.txt /d/hard > /both && test $(wc -c < /big.bin) = 9437261\n")],
+    );
+    s.build(&on_top, "esgz:top", &["-o", &format!("type=oci,dest={}", out("top.tar"))]).ok();
+    let files = tar_files(&d.join("top.tar"));
+    let (top_manifest, top_layers, top_diff_ids) = layout_layers(&files);
+    let n = top_layers.len();
+    assert_eq!(n, layers.len() + 1);
+    let top_annotations = layer_annotations(&top_manifest);
+    for i in 0..n - 1 {
+        assert!(estargz::has_footer(&top_layers[i].1), "base layer {i} keeps its eStargz blob");
+        estargz::check(&top_layers[i].1, &top_diff_ids[i], &top_annotations[i]);
+    }
+    assert!(!estargz::has_footer(&top_layers[n - 1].1), "the new layer is plain gzip");
+    let mut top = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&top_layers[n - 1].1[..]), &mut top).unwrap();
+    let both =
+        tar::Archive::new(&top[..]).entries().unwrap().map(|e| e.unwrap()).find(|e| &*e.path_bytes() == b"both").map(
+            |mut e| {
+                let mut v = String::new();
+                std::io::Read::read_to_string(&mut e, &mut v).unwrap();
+                v
+            },
+        );
+    assert_eq!(both.as_deref(), Some("hi\nfrom the context\nhi\n"), "the RUN step read the eStargz layers' files");
+    assert!(top_annotations[n - 1].get(estargz::TOC_DIGEST).is_none());
+    s.build(&on_top, "esgz:top", &["-o", &format!("type=oci,dest={},compression=estargz", out("top2.tar"))]).ok();
+    let (m2, l2, d2) = layout_layers(&tar_files(&d.join("top2.tar")));
+    assert_eq!(d2[..n - 1], top_diff_ids[..n - 1], "eStargz base layers are not made again");
+    estargz::check(&l2[n - 1].1, &d2[n - 1], &layer_annotations(&m2)[n - 1]);
+    // force-compression=true makes them plain gzip of the tar they were made of: the plain
+    // export's diff IDs again
+    s.build(&on_top, "esgz:top", &["-o", &format!("type=oci,dest={},force-compression=true", out("forced.tar"))]).ok();
+    let (_, forced, forced_diffs) = layout_layers(&tar_files(&d.join("forced.tar")));
+    assert_eq!(forced_diffs[..n - 1], plain_diff_ids[..]);
+    for ((mt, b), diff) in forced.iter().zip(&forced_diffs) {
+        assert!(!estargz::has_footer(b));
+        assert_eq!(&diff_id_of(mt, b), diff);
+    }
+
+    // docker media types have no eStargz (BuildKit's OnlySupportOCITypes)
+    let o = s.build(
+        &ctx,
+        "esgz:plain",
+        &["-o", &format!("type=docker,dest={},compression=estargz,oci-mediatypes=false", out("d.tar"))],
+    );
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("\"compression=estargz\" conflicts with \"oci-mediatypes=false\""), "{}", o.stderr);
+    assert!(!d.join("d.tar").exists());
 }
