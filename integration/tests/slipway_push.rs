@@ -414,3 +414,73 @@ fn store_false_and_dangling_name_prefix_as_buildkits_image_exporter() {
     assert!(t.named(&store, &format!("{repo}:1")).is_none(), "store=false left a name");
     assert_eq!(fs::read_to_string(store.join("index.json")).unwrap(), before);
 }
+
+#[test]
+fn an_estargz_image_pushed_reads_from_the_registry_and_pulls_back() {
+    use integration::estargz;
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    let repo = format!("{}/esgz/app", r.host);
+    let meta = t.s.dir.path().join("meta.json");
+    t.build(&[
+        "--platform",
+        "linux/amd64",
+        "--metadata-file",
+        &meta.to_string_lossy(),
+        "-o",
+        &format!("type=registry,name={repo}:v1,compression=estargz"),
+    ])
+    .ok();
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let top = m["containerimage.digest"].as_str().expect("containerimage.digest").to_string();
+    // what the registry holds: the manifest with BuildKit's annotations on its layer, the layer
+    // an eStargz blob whose decompression is the config's diff ID, its file read through the TOC
+    let (mb, manifest) = raw(&r, &format!("{repo}@{top}"));
+    assert_eq!(sha256(&mb), top);
+    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    let config: serde_json::Value =
+        serde_json::from_slice(&fs::read(r.blob_data(manifest["config"]["digest"].as_str().unwrap())).unwrap())
+            .unwrap();
+    let layers = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 1, "{manifest}");
+    let l = &layers[0];
+    assert_eq!(l["mediaType"], "application/vnd.oci.image.layer.v1.tar+gzip");
+    let blob = fs::read(r.blob_data(l["digest"].as_str().unwrap())).unwrap();
+    let c = estargz::check(&blob, config["rootfs"]["diff_ids"][0].as_str().unwrap(), &l["annotations"]);
+    assert_eq!(c.files.get("arch.txt").map(Vec::as_slice), Some(&b"built for amd64\n"[..]));
+    // a third party copies it (and checks every digest on the way)
+    let o =
+        r.skopeo(&["copy", &format!("docker://{repo}:v1"), &format!("oci:{}", t.s.dir.path().join("copy").display())]);
+    assert_eq!(o.code, 0, "skopeo copy: {}", o.stderr);
+
+    // pulled into a fresh store it unpacks; a build on it keeps the eStargz blob and its
+    // annotations for the base layer (BuildKit keeps a base's blobs) and adds a plain gzip one
+    let fresh = t.s.dir.path().join("fresh");
+    t.run_in(&fresh, &["pull", &format!("{repo}:v1")]).ok();
+    assert_eq!(t.arch_txt(&fresh, &format!("{repo}:v1")), "built for amd64\n");
+    let ctx = t.s.context("esgz-top", &[("Dockerfile", &format!("FROM {repo}:v1\nCOPY x /x\n")), ("x", "on top\n")]);
+    t.run_in(
+        &fresh,
+        &[
+            "build",
+            "--progress",
+            "plain",
+            "--metadata-file",
+            &meta.to_string_lossy(),
+            "-o",
+            &format!("type=registry,name={repo}:top"),
+            &ctx.to_string_lossy(),
+        ],
+    )
+    .ok();
+    let m: serde_json::Value = serde_json::from_slice(&fs::read(&meta).unwrap()).unwrap();
+    let (_, on_top) = raw(&r, &format!("{repo}@{}", m["containerimage.digest"].as_str().unwrap()));
+    let top_layers = on_top["layers"].as_array().unwrap();
+    assert_eq!(top_layers.len(), 2, "{on_top}");
+    assert_eq!(top_layers[0], *l, "the base layer's descriptor, annotations and all");
+    assert!(top_layers[1]["annotations"].get(estargz::TOC_DIGEST).is_none(), "{on_top}");
+    assert!(!estargz::has_footer(&fs::read(r.blob_data(top_layers[1]["digest"].as_str().unwrap())).unwrap()));
+}
