@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz.sh [TARGET...] — coverage-guided fuzzing (libFuzzer through libfuzzer-sys) of every reader
 # of hostile input, FUZZ_RUNS inputs per target (default 1,000,000), each input limited to 1 s.
-# Targets: config dockerfile shell_word dockerignore tar_extract tar_load (default: all).
+# Targets: config dockerfile shell_word dockerignore tar_extract tar_load estargz (default: all).
 # The fuzzers run in a private mount namespace where / and /dev are read-only and TMPDIR is a
 # tmpfs, so an archive that escapes its directory cannot touch the machine. The corpus grows in
 # target/fuzz/corpus/<target>; crashes land in target/fuzz/artifacts/<target> and make this fail.

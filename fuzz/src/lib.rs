@@ -6,7 +6,8 @@
 pub mod seeds;
 
 /// Every target, by the name of its function and fuzz_targets/ file.
-pub const TARGETS: &[&str] = &["config", "dockerfile", "shell_word", "dockerignore", "tar_extract", "tar_load"];
+pub const TARGETS: &[&str] =
+    &["config", "dockerfile", "shell_word", "dockerignore", "tar_extract", "tar_load", "estargz"];
 
 use std::path::Path;
 
@@ -21,6 +22,7 @@ pub fn target(name: &str) -> Option<fn(&[u8])> {
         "dockerignore" => dockerignore,
         "tar_extract" => tar_extract,
         "tar_load" => tar_load,
+        "estargz" => estargz,
         _ => return None,
     })
 }
@@ -87,6 +89,23 @@ pub fn tar_load(data: &[u8]) {
         let _ = slipway::archive::load(&store, &input);
     }
     remove_tree(dir.path());
+}
+
+/// eStargz: the bytes as a layer tar made eStargz (`compression=estargz`, forced on a layer
+/// that came from elsewhere; small chunks, so that chunking runs), then as a blob read as
+/// eStargz (a pulled base's: its footer, its TOC, the tar it was made of).
+pub fn estargz(data: &[u8]) {
+    use slipway::estargz;
+    let _ = estargz::write(&mut &data[..], std::io::sink(), 1, 1024);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let blob = dir.path().join("blob");
+    std::fs::write(&blob, data).expect("write input");
+    if let Ok(Some(off)) = estargz::toc_offset(&blob) {
+        let _ = estargz::toc_digest(&blob, off);
+        if let Ok(mut r) = estargz::open_payload(&blob, off) {
+            let _ = std::io::copy(&mut r, &mut std::io::sink());
+        }
+    }
 }
 
 /// Removes what a target extracted, including read-only directories it made.

@@ -44,6 +44,11 @@ pub fn for_target(target: &str) -> Vec<Vec<u8>> {
         .collect(),
         "tar_extract" => vec![layer_tar(), Vec::new()],
         "tar_load" => vec![docker_archive(), oci_archive()],
+        "estargz" => {
+            let t = layer_tar();
+            let (_, blob) = slipway::estargz::write(&mut &t[..], Vec::new(), 1, 1024).unwrap();
+            vec![t, blob]
+        }
         _ => panic!("unknown target {target}"),
     }
 }

@@ -117,6 +117,11 @@ fn tar_load() {
     smoke("tar_load", fuzz::tar_load, 400);
 }
 
+#[test]
+fn estargz() {
+    smoke("estargz", fuzz::estargz, 1500);
+}
+
 /// Every input `make fuzz` ever found (fuzz/regressions/<target>/), run again. A timeout found
 /// there (exponential matching) would hang this test, which CI's time limit then reports.
 #[test]
