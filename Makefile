@@ -9,7 +9,7 @@ OCI_RUNTIME ?= $(SKIFF)
 export OCI_RUNTIME
 
 # Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
-DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux xz-utils bzip2 libcap2-bin containerd podman docker.io buildah docker-registry skopeo apache2-utils openssl systemd uidmap passwd openssh-client gcc libc6-dev git slirp4netns
+DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux e2fsprogs xz-utils bzip2 libcap2-bin containerd podman docker.io buildah docker-registry skopeo apache2-utils openssl systemd uidmap passwd openssh-client gcc libc6-dev git slirp4netns
 
 .PHONY: deps build failpoints test lint unit integration demo bench install install-files clean cgroup2-deps test-cgroup2 systemd-deps test-systemd bench-cgroup2 fuzz test-crash-long bench-reliability
 

@@ -7,6 +7,11 @@
 
 /// The points, in the order a build that names its image reaches them.
 pub const POINTS: &[&str] = &[
+    // a layer snapshot (or a fetched context) whole and synced in the temp space, not yet
+    // renamed into its place in the store (store/tree.rs)
+    "tree:synced",
+    // the tree renamed into its place, its parent directory not yet synced
+    "tree:published",
     // blobs written into the staging directory, none synced or linked into blobs/ yet
     "store:blobs-staged",
     // every staged blob synced and linked into blobs/, index.json not yet rewritten

@@ -3,6 +3,7 @@
 //! (`TmpfsMount`), always undone by its Drop. Nothing here talks to the runtime.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// How long any wait for the runtime or a container may take before the test fails. Generous: this
@@ -280,6 +281,75 @@ pub fn get_xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
     }
     buf.truncate(ret as usize);
     Some(buf)
+}
+
+/// A file system of its own for a crash test: an ext4 image on a loop device, mounted at
+/// `mnt` with a journal commit every second, so that metadata reaches the disk within a second
+/// while file data (delayed allocation) waits for writeback (30 s). [`ScratchFs::power_cut`]
+/// then makes the disk what a power loss would have left. Unmounted when dropped.
+pub struct ScratchFs {
+    pub image: PathBuf,
+    pub mnt: PathBuf,
+}
+
+impl ScratchFs {
+    /// Makes and mounts the file system; the reason where the host cannot.
+    pub fn new(image: &Path, mnt: &Path, mib: u64) -> Result<ScratchFs, String> {
+        if !nix::unistd::geteuid().is_root() {
+            return Err("a loop device and mount need root".into());
+        }
+        std::fs::File::create(image)
+            .and_then(|f| f.set_len(mib << 20))
+            .map_err(|e| format!("make {}: {e}", image.display()))?;
+        let out =
+            Command::new("mkfs.ext4").args(["-q", "-F"]).arg(image).output().map_err(|e| format!("mkfs.ext4: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mkfs.ext4: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+        std::fs::create_dir_all(mnt).map_err(|e| format!("mkdir {}: {e}", mnt.display()))?;
+        let fs = ScratchFs { image: image.to_path_buf(), mnt: mnt.to_path_buf() };
+        fs.mount()?;
+        Ok(fs)
+    }
+
+    fn mount(&self) -> Result<(), String> {
+        let out = Command::new("mount")
+            .args(["-t", "ext4", "-o", "loop,commit=1"])
+            .arg(&self.image)
+            .arg(&self.mnt)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount -o loop {}: {}", self.image.display(), String::from_utf8_lossy(&out.stderr)));
+        }
+        Ok(())
+    }
+
+    /// A power cut: the file system is shut down without writing anything more (ext4's
+    /// FS_IOC_SHUTDOWN with NOLOGFLUSH, as xfstests' godown does), so what was not on the disk
+    /// is lost (file data still in the page cache, the journal's open transaction); then it is
+    /// unmounted and mounted again, replaying the journal as a boot would.
+    #[track_caller]
+    pub fn power_cut(&self) {
+        use std::os::fd::AsRawFd;
+        // _IOR('X', 125, __u32) and EXT4_GOING_FLAGS_NOLOGFLUSH
+        const FS_IOC_SHUTDOWN: libc::c_ulong = 0x8004_587d;
+        let flags: u32 = 0x2;
+        let d = std::fs::File::open(&self.mnt).expect("open the mount point");
+        // SAFETY: a valid fd of the open directory; the kernel reads one u32 from a live local.
+        let ret = unsafe { libc::ioctl(d.as_raw_fd(), FS_IOC_SHUTDOWN as _, &flags as *const u32) };
+        assert!(ret == 0, "shut down {}: {}", self.mnt.display(), std::io::Error::last_os_error());
+        drop(d);
+        let st = Command::new("umount").arg(&self.mnt).status().expect("run umount");
+        assert!(st.success(), "umount {} after the shutdown", self.mnt.display());
+        self.mount().expect("mount the file system again");
+    }
+}
+
+impl Drop for ScratchFs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.mnt).status();
+    }
 }
 
 #[cfg(test)]

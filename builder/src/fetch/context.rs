@@ -111,7 +111,7 @@ pub fn fetch(store: &Store, url: &str, r: &Remote, used: Use, keep_git_dir: bool
                     g.submodules,
                     &tree,
                 )?;
-                place(&tree, &dir)?;
+                place(store, &tree, &dir)?;
             }
             let origin = Origin::Git { remote: g.remote.clone(), full_ref, commit };
             Ok(Fetched { dir, dockerfile: None, note, origin })
@@ -151,7 +151,7 @@ pub fn fetch(store: &Store, url: &str, r: &Remote, used: Use, keep_git_dir: bool
                     fs::set_permissions(&f, fs::Permissions::from_mode(0o600))
                         .map_err(|e| FetchError(format!("chmod {}: {e}", f.display())))?;
                 }
-                place(&tree, &dir)?;
+                place(store, &tree, &dir)?;
             }
             let dockerfile = (used == Use::Main && !archive).then(|| dir.join("context"));
             Ok(Fetched { dir, dockerfile, note, origin: Origin::Http(rec) })
@@ -178,17 +178,17 @@ fn compressed(p: &Path) -> Option<&'static str> {
     }
 }
 
-/// Moves a finished tree to `dir`; when another build put one there first (the same content,
-/// by its name), that one is kept and this one dropped with its temp dir.
-fn place(tree: &Path, dir: &Path) -> Result<(), FetchError> {
+/// Moves a finished tree to `dir`, durable first (store/tree.rs);
+/// when another build put one there first (the same content, by its name), that one is kept
+/// and this one dropped with its temp dir.
+fn place(store: &Store, tree: &Path, dir: &Path) -> Result<(), FetchError> {
     if let Some(parent) = dir.parent() {
         fs::create_dir_all(parent).map_err(|e| FetchError(format!("create {}: {e}", parent.display())))?;
     }
-    match fs::rename(tree, dir) {
-        Ok(()) => Ok(()),
-        Err(_) if dir.is_dir() => Ok(()),
-        Err(e) => Err(FetchError(format!("move the context to {}: {e}", dir.display()))),
-    }
+    store
+        .publish_tree(tree, dir)
+        .map(drop)
+        .map_err(|e| FetchError(format!("move the context to {}: {e}", dir.display())))
 }
 
 /// What `prune` drops: every context directory (a later build fetches or unpacks again).

@@ -643,6 +643,8 @@ fn remove_any(p: &Path) -> io::Result<()> {
 }
 
 /// The extracted snapshot dir of a layer (an overlay lowerdir), extracting it on first use.
+/// The snapshot is synced before it is renamed into `snapshots/` (store/tree.rs), so one found
+/// there is whole.
 pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, StoreError> {
     let hex = layer.diff_id.trim_start_matches("sha256:");
     let dir = store.root.join("snapshots").join(hex);
@@ -682,11 +684,9 @@ pub fn snapshot(store: &Store, layer: &Layer) -> Result<PathBuf, StoreError> {
             )),
         });
     }
-    match fs::rename(&root, &dir) {
-        Ok(()) => Ok(dir),
-        Err(_) if dir.exists() => Ok(dir), // another build won the race
-        Err(e) => Err(StoreError::Io { op: "rename", path: dir, err: e }),
-    }
+    // another build may win the race: its tree is the same content
+    store.publish_tree(&root, &dir)?;
+    Ok(dir)
 }
 
 #[cfg(test)]
