@@ -25,7 +25,12 @@ pub struct Inputs {
 /// What a cache hit restores.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
+    /// The key's parent: the state below as far as a step can read it (`exec::fs_id`).
     pub parent: String,
+    /// The config digest of the state the step ran on: a hit on exactly that state restores
+    /// `config` as it was; on another one with the same layers, the step's change is made again.
+    #[serde(default)]
+    pub config_parent: String,
     pub inputs: Inputs,
     /// Config digest of the resulting state.
     pub config: String,
@@ -36,6 +41,8 @@ pub struct Entry {
 /// `inputs` (a COPY of a large context records a fingerprint per file; only explanations use them).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Hit {
+    #[serde(default)]
+    pub config_parent: String,
     pub config: String,
     pub layers: Vec<Layer>,
 }

@@ -95,6 +95,43 @@ fn an_arg_after_an_env_of_the_same_name_wins_as_in_buildkit() {
     assert_eq!(find(&bk.save("argenv-run"), "a").data, b"arg\n", "BuildKit's RUN");
 }
 
+/// A changed ARG, LABEL or ENV leaves the COPY steps below it cached (BuildKit's metadata
+/// instructions make no LLB op, so the file ops below keep their keys); a RUN below an ENV it
+/// sees misses, in both. docker 20.10's BuildKit says CACHED for the same steps.
+#[test]
+fn metadata_changes_above_a_copy_leave_it_cached_as_in_buildkit() {
+    let s = Slipway::new();
+    s.base("meta-base");
+    let df = "FROM meta-base\nARG V=1\nLABEL v=$V\nCOPY foo /foo\nENV E=$V\nCOPY bar /bar\nRUN echo \"$E\" > /e\n";
+    let ctx = s.context("meta-cache", &[("Dockerfile", df), ("foo", "foo\n"), ("bar", "bar\n")]);
+    s.build(&ctx, "meta", &[]).ok();
+    let r = s.build(&ctx, "meta", &["--build-arg", "V=2"]).ok();
+    let hit = |text: &str| step_log(&r.stdout, text).contains("Using cache");
+    assert!(hit("COPY foo /foo") && hit("COPY bar /bar"), "{}", r.stdout);
+    assert!(!hit("LABEL v=$V") && !hit("ENV E=$V") && !hit("RUN echo \"$E\" > /e"), "{}", r.stdout);
+    let img = s.save("meta");
+    assert_eq!(find(&img, "e").data, b"2\n");
+    assert_eq!(img.cfg("Labels")["v"], "2");
+    assert!(env(&img).contains(&"E=2".to_string()), "{:?}", env(&img));
+
+    let Some(bk) = BuildKit::shared() else { return };
+    let tar = s.dir.path().join("base.tar");
+    s.run(&["save", "meta-base", "-o", &tar.to_string_lossy()]).ok();
+    bk.run(&["load", "-i", &tar.to_string_lossy()]).ok();
+    bk.build(&ctx, "meta", &[]).ok();
+    let theirs = bk.build(&ctx, "meta", &["--build-arg", "V=2"]);
+    let log = theirs.ok().stderr.clone();
+    // plain progress: `#N [i/n] COPY foo /foo` then `#N CACHED` for a hit
+    let cached = |text: &str| {
+        let Some(at) = log.find(&format!("] {text}\n")) else { panic!("no {text:?} in BuildKit's log:\n{log}") };
+        let id = log[..at].rsplit('\n').next().and_then(|l| l.split(' ').next()).unwrap_or_default().to_string();
+        log.contains(&format!("{id} CACHED\n"))
+    };
+    assert!(cached("COPY foo /foo") && cached("COPY bar /bar"), "BuildKit:\n{log}");
+    assert!(!cached("RUN echo \"2\" > /e"), "BuildKit:\n{log}");
+    assert_eq!(find(&bk.save("meta"), "e").data, b"2\n");
+}
+
 /// A wildcard that matches nothing adds nothing (BuildKit copies with AllowEmptyWildcard):
 /// next to a source that matches, that one is copied; alone, the step makes an empty layer and
 /// no destination directory. A path that is not there stays an error.

@@ -115,6 +115,22 @@ fn link_parent(inputs: &Inputs) -> String {
     format!("sha256:{}", hex::encode(sha2::Sha256::digest(format!("link\0{}", inputs.text).as_bytes())))
 }
 
+/// What a step's result can depend on in the state below it, as its cache key's parent: the
+/// layers and the platform. Every config field a step reads (RUN's env, user, working dir and
+/// shell; WORKDIR's user; COPY's working dir, in its resolved destination) is in the step's own
+/// key text, so a changed LABEL, ENV or ARG above a COPY does not invalidate it; BuildKit's
+/// metadata instructions make no LLB op and leave the file ops below them cached the same way.
+pub(crate) fn fs_id(config: &ImageConfig) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("slipway-fs-v1\0{}\0{}\0{}\0", config.os, config.architecture, config.variant).as_bytes());
+    for d in &config.rootfs.diff_ids {
+        h.update(d.as_bytes());
+        h.update([0]);
+    }
+    format!("sha256:{}", hex::encode(h.finalize()))
+}
+
 /// A stage's state between steps.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -448,7 +464,7 @@ impl<'a> Executor<'a> {
                 let from = self.done.get(&j).ok_or_else(|| {
                     self.err(s.line, format!("{} --from={j}: stage is not built before this one", c.kw))
                 })?;
-                inputs.extra = from.id.clone();
+                inputs.extra = fs_id(&from.config);
             }
         }
         if let Action::Run(r) = &s.action {
@@ -469,7 +485,7 @@ impl<'a> Executor<'a> {
                 let from = self.done.get(&j).ok_or_else(|| {
                     self.err(s.line, format!("RUN --mount from={j}: stage is not built before this one"))
                 })?;
-                extra.push(format!("{target}={}", from.id));
+                extra.push(format!("{target}={}", fs_id(&from.config)));
             }
             inputs.extra = extra.join(",");
             inputs.text.push_str(&self.opts.run_extras.key_text());
@@ -480,7 +496,8 @@ impl<'a> Executor<'a> {
         // `COPY --link`: the layer does not depend on the state below, so neither does the key
         // (its parent is the step's own text); a hit puts the cached layer on any state
         let link = matches!(&s.action, Action::Copy(c) if c.link);
-        let parent = if link { link_parent(&inputs) } else { st.id.clone() };
+        let parent = if link { link_parent(&inputs) } else { fs_id(&st.config) };
+        let config_parent = st.id.clone();
         let key = cache::key(&format!("{parent}\0mtime={}\0created={created}", self.opts.epoch), &inputs);
         self.keys.push(key.clone());
         if let (Some(name), false) = (filtered, self.opts.no_cache) {
@@ -501,13 +518,18 @@ impl<'a> Executor<'a> {
                     self.history(st, s.created_by, false);
                     let (id, _) = self.store.put_json(&st.config)?;
                     st.id = id;
-                } else {
+                    self.progress.cached(&st.id);
+                    return Ok(());
+                } else if e.config_parent == st.id {
                     st.config = self.store.read_json(&e.config)?;
                     st.layers = e.layers;
                     st.id = e.config;
+                    self.progress.cached(&st.id);
+                    return Ok(());
+                } else if self.replay(st, &e, &s.action, s.created_by.clone())? {
+                    self.progress.cached(&st.id);
+                    return Ok(());
                 }
-                self.progress.cached(&st.id);
-                return Ok(());
             }
         }
         if self.opts.explain_cache && !self.opts.no_cache && filtered.is_none() {
@@ -515,7 +537,8 @@ impl<'a> Executor<'a> {
                 self.progress.note(&format!(" ---> Cache miss: {w}"));
             }
         }
-        if !link {
+        // a config change alters nothing a later step's key reads from the state below
+        if !link && !matches!(s.action, Action::Config(_)) {
             st.cache_ok = false;
         }
         match s.action {
@@ -529,9 +552,38 @@ impl<'a> Executor<'a> {
         }
         let (id, _) = self.store.put_json(&st.config)?;
         st.id = id;
-        self.cache_put(&key, &parent, inputs, st)?;
+        self.cache_put(&key, &parent, &config_parent, inputs, st)?;
         self.progress.done(Some(&st.id));
         Ok(())
+    }
+
+    /// A hit on a state that has the cached step's layers below it but another config (a
+    /// LABEL or ENV changed above): the step's layers (none for a config change, or a WORKDIR
+    /// whose directory was there) go on this state and its config change is made again, with a
+    /// history entry of this build. False when the entry's layers do not start with this
+    /// state's (then the step runs).
+    fn replay(&self, st: &mut State, e: &cache::Hit, action: &Action, created_by: String) -> Result<bool, BuildError> {
+        let n = st.layers.len();
+        let same_below = e.layers.len() >= n
+            && e.layers[..n].iter().zip(&st.layers).all(|(a, b)| a.diff_id == b.diff_id)
+            && (n == e.layers.len() || !matches!(action, Action::Config(_)));
+        if !same_below {
+            return Ok(false);
+        }
+        match action {
+            Action::Config(change) => change.apply(&mut st.config),
+            Action::Workdir(path) => st.config.config.working_dir = path.clone(),
+            Action::Run(_) | Action::Copy(_) => {}
+        }
+        let added = &e.layers[n..];
+        for l in added {
+            st.config.rootfs.diff_ids.push(l.diff_id.clone());
+            st.layers.push(l.clone());
+        }
+        self.history(st, created_by, added.is_empty());
+        let (id, _) = self.store.put_json(&st.config)?;
+        st.id = id;
+        Ok(true)
     }
 
     fn cache_get(&self, key: &str) -> Option<cache::Hit> {
@@ -550,7 +602,7 @@ impl<'a> Executor<'a> {
                 Ok(Some(e)) => {
                     self.store.write_record(&format!("cache/steps/{key}.json"), &e)?;
                     self.progress.note(&format!(" ---> Using cache from {from}"));
-                    return Ok(Some(cache::Hit { config: e.config, layers: e.layers }));
+                    return Ok(Some(cache::Hit { config_parent: e.config_parent, config: e.config, layers: e.layers }));
                 }
                 Ok(None) => {}
                 Err(e) => self.progress.note(&format!("WARNING: cache from {from}: {e}")),
@@ -559,8 +611,21 @@ impl<'a> Executor<'a> {
         Ok(None)
     }
 
-    fn cache_put(&self, key: &str, parent: &str, inputs: Inputs, st: &State) -> Result<(), BuildError> {
-        let e = cache::Entry { parent: parent.to_string(), inputs, config: st.id.clone(), layers: st.layers.clone() };
+    fn cache_put(
+        &self,
+        key: &str,
+        parent: &str,
+        config_parent: &str,
+        inputs: Inputs,
+        st: &State,
+    ) -> Result<(), BuildError> {
+        let e = cache::Entry {
+            parent: parent.to_string(),
+            config_parent: config_parent.to_string(),
+            inputs,
+            config: st.id.clone(),
+            layers: st.layers.clone(),
+        };
         self.store.write_record(&format!("cache/steps/{key}.json"), &e)?;
         let _g = self.store.lock()?;
         let rel = format!("cache/parents/{}.json", parent.trim_start_matches("sha256:"));
