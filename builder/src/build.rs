@@ -449,11 +449,11 @@ fn lint(opts: &BuildOptions, src: &Source, plan: &Plan, ignore: Option<&Matcher>
     let base = |i: usize| {
         let sp = plan.stages.iter().find(|s| s.index == i)?;
         match &sp.base {
-            crate::plan::Base::Image { image, .. } => Some(lint::rules::BaseImage {
+            crate::plan::Base::Image { image, .. } => Some(lint::check::BaseImage {
                 env: image.config.config.env.iter().map(|e| e.split('=').next().unwrap_or("").to_string()).collect(),
                 shell: !image.config.config.shell.is_empty(),
             }),
-            crate::plan::Base::Scratch => Some(lint::rules::BaseImage::default()),
+            crate::plan::Base::Scratch => Some(lint::check::BaseImage::default()),
             crate::plan::Base::Stage(_) => None,
         }
     };
@@ -481,7 +481,7 @@ fn lint(opts: &BuildOptions, src: &Source, plan: &Plan, ignore: Option<&Matcher>
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k, v)))
         .collect();
-    let input = lint::rules::Input {
+    let input = lint::check::Input {
         df: &src.df,
         config: &config,
         build_args: &opts.build_args,
@@ -491,7 +491,7 @@ fn lint(opts: &BuildOptions, src: &Source, plan: &Plan, ignore: Option<&Matcher>
         ignore,
         platform_mismatches,
     };
-    Ok(lint::rules::check(&input))
+    Ok(lint::check::check(&input))
 }
 
 /// `build --check` (buildx's `--call=check`): the checks of every stage, nothing built. The

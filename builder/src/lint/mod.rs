@@ -4,7 +4,14 @@
 //! only reads: it never changes what a build does (only `error=true` stops one, before any
 //! step runs, as BuildKit does).
 
-pub mod rules;
+pub mod check;
+mod copy;
+mod descriptions;
+mod expose;
+mod forms;
+mod from_args;
+mod naming;
+mod vars;
 
 use std::collections::BTreeSet;
 
