@@ -514,16 +514,20 @@ fn metadata_warnings_enabled() -> bool {
     matches!(std::env::var("BUILDX_METADATA_WARNINGS").as_deref(), Ok("1" | "t" | "T" | "TRUE" | "true" | "True"))
 }
 
-/// `--no-cache-filter` names as the stages' indices (each with the name as given); a name no
-/// stage has is an error rather than a filter that filters nothing.
+/// `--no-cache-filter` names as the stages' indices (each with the name as given; every stage
+/// of a name two have, as BuildKit's `IsNoCache` asks by name); a name no stage has is an
+/// error rather than a filter that filters nothing.
 fn no_cache_stages(stages: &Stages, names: &[String]) -> Result<BTreeMap<usize, String>, BuildError> {
     let mut out = BTreeMap::new();
     for n in names.iter().flat_map(|n| n.split(',')).map(str::trim).filter(|n| !n.is_empty()) {
-        let Some(i) = stages.stages.iter().position(|s| s.name.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(n)))
-        else {
+        let named = |s: &&crate::instructions::Stage| s.name.as_deref().is_some_and(|s| s.eq_ignore_ascii_case(n));
+        let found: Vec<usize> = stages.stages.iter().enumerate().filter(|(_, s)| named(s)).map(|(i, _)| i).collect();
+        if found.is_empty() {
             return Err(BuildError::Other(format!("--no-cache-filter {n}: no stage named {n:?} in the Dockerfile")));
-        };
-        out.insert(i, n.to_string());
+        }
+        for i in found {
+            out.insert(i, n.to_string());
+        }
     }
     Ok(out)
 }

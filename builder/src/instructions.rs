@@ -515,12 +515,10 @@ pub fn stages(df: &Dockerfile) -> Result<Stages, InstructionError> {
         let inst = parse_node(node).map_err(e)?;
         let cmd = Command { inst, line: node.start_line, original: node.original.clone() };
         match (&cmd.inst, stages.last_mut()) {
+            // two stages of one name are built, as BuildKit builds them (with the build check
+            // DuplicateStageName): a name means the last stage of it (before a FROM: the last
+            // before it)
             (Instruction::From { image, alias, platform }, _) => {
-                if let Some(a) = alias {
-                    if stages.iter().any(|s| s.name.as_deref() == Some(a)) {
-                        return Err(e(format!("duplicate stage name \"{a}\"")));
-                    }
-                }
                 stages.push(Stage {
                     base: image.clone(),
                     name: alias.clone(),

@@ -199,3 +199,24 @@ fn metadata_file_gets_buildx_warnings_when_asked() {
     assert_eq!(w[0]["range"][0]["start"]["line"], 1);
     assert_eq!(w[0]["sourceInfo"]["filename"], "Dockerfile");
 }
+
+#[test]
+fn two_stages_of_one_name_build_with_a_warning() {
+    let s = Slipway::new();
+    s.base("base:1");
+    // testDuplicateStageName: BuildKit builds it and warns; the name means the last stage of it
+    // (for FROM: the last before it), as BuildKit's dispatch states look names up
+    let df = "FROM base:1 AS b\nRUN echo first > /which\nFROM base:1 AS b\nRUN echo second > /which\nFROM b AS c\nRUN cp /which /c\nFROM scratch\nCOPY --from=b /which /which\nCOPY --from=c /c /c\n";
+    let ctx = s.context("dup", &[("Dockerfile", df)]);
+    let r = s.build(&ctx, "dup:1", &["--progress", "plain"]).ok();
+    let warn = "DuplicateStageName: Duplicate stage name \"b\", stage names should be unique (line 3)";
+    assert!(r.stdout.contains(&format!("WARN: {warn}\n")), "{}", r.stdout);
+    assert!(r.stdout.ends_with(&format!(" 1 warning found (use --debug to expand):\n - {warn}\n")), "{}", r.stdout);
+    let img = s.save("dup:1");
+    assert_eq!(img.find("which").map(|e| e.data.clone()), Some(b"second\n".to_vec()));
+    assert_eq!(img.find("c").map(|e| e.data.clone()), Some(b"second\n".to_vec()));
+    // --target names the last one too
+    let r = s.build(&ctx, "dup:2", &["--target", "b"]).ok();
+    assert!(!r.stdout.contains("echo first"), "{}", r.stdout);
+    assert_eq!(s.save("dup:2").find("which").map(|e| e.data.clone()), Some(b"second\n".to_vec()));
+}

@@ -18,10 +18,18 @@ pub struct Graph {
     pub deps: Vec<Vec<usize>>,
 }
 
-/// Resolves a `--from` / `FROM` reference seen in stage `cur` to an earlier stage.
+/// Resolves a `FROM` reference seen in stage `cur` to an earlier stage: the last one of that
+/// name before it (BuildKit's `addState` looks the name up as each stage is added).
 pub fn stage_ref(names: &[Option<String>], cur: usize, r: &str) -> Option<usize> {
     let l = r.to_ascii_lowercase();
-    names[..cur.min(names.len())].iter().position(|n| n.as_deref() == Some(l.as_str()))
+    names[..cur.min(names.len())].iter().rposition(|n| n.as_deref() == Some(l.as_str()))
+}
+
+/// The stage a name means once all are read (`COPY --from`, `--target`): the last one of that
+/// name (BuildKit's `findStateByName`).
+pub fn last_named(names: &[Option<String>], r: &str) -> Option<usize> {
+    let l = r.to_ascii_lowercase();
+    names.iter().rposition(|n| n.as_deref() == Some(l.as_str()))
 }
 
 impl Graph {
@@ -60,10 +68,11 @@ impl Graph {
                             return Err((c.line, format!("{kw}={n}: refers to a stage that is not before this one")));
                         }
                         d.push(n);
-                    } else if let Some(j) = stage_ref(&names, i, &f) {
+                    } else if let Some(j) = last_named(&names, &f) {
+                        if j >= i {
+                            return Err((c.line, format!("{kw}={f}: stage is defined after this one")));
+                        }
                         d.push(j);
-                    } else if names.iter().any(|n| n.as_deref() == Some(f.to_ascii_lowercase().as_str())) {
-                        return Err((c.line, format!("{kw}={f}: stage is defined after this one")));
                     }
                 }
             }
@@ -75,11 +84,7 @@ impl Graph {
 
     /// A stage by name or index.
     pub fn stage_index(&self, t: &str) -> Option<usize> {
-        let l = t.to_ascii_lowercase();
-        self.names
-            .iter()
-            .position(|n| n.as_deref() == Some(l.as_str()))
-            .or_else(|| t.parse::<usize>().ok().filter(|&i| i < self.names.len()))
+        last_named(&self.names, t).or_else(|| t.parse::<usize>().ok().filter(|&i| i < self.names.len()))
     }
 
     /// The stages `target` needs, itself included, in build order.
@@ -123,6 +128,24 @@ mod tests {
             parse("FROM scratch AS a\nFROM scratch AS b\nFROM busybox\nRUN --mount=from=b,target=/b true\n").unwrap();
         let g = Graph::new(&stages(&df).unwrap(), &Lexer::new('\\'), &NoEnv).unwrap();
         assert_eq!(g.needed(2), [1, 2]);
+    }
+
+    #[test]
+    fn a_name_two_stages_have_means_the_last() {
+        // BuildKit (testDuplicateStageName builds): FROM takes the last stage of the name before
+        // it; COPY --from and --target the last of all
+        let df = parse(
+            "FROM scratch AS a\nFROM scratch AS a\nFROM a AS b\nFROM busybox AS a\nFROM scratch\nCOPY --from=a x y\n",
+        )
+        .unwrap();
+        let g = Graph::new(&stages(&df).unwrap(), &Lexer::new('\\'), &NoEnv).unwrap();
+        assert_eq!(g.bases[2], Base::Stage(1));
+        assert_eq!(g.stage_index("a"), Some(3));
+        assert_eq!(g.needed(4), [3, 4]);
+        // a later stage of the name than the one copying from it: refused as any later stage
+        let df = parse("FROM scratch AS a\nFROM scratch\nCOPY --from=a x y\nFROM scratch AS a\n").unwrap();
+        let e = Graph::new(&stages(&df).unwrap(), &Lexer::new('\\'), &NoEnv).unwrap_err();
+        assert_eq!(e, (3, "COPY --from=a: stage is defined after this one".to_string()));
     }
 
     #[test]

@@ -433,7 +433,7 @@ fn resolve_from(
     let idx = f
         .parse::<usize>()
         .ok()
-        .or_else(|| stages.stages.iter().position(|s| s.name.as_deref() == Some(f.to_ascii_lowercase().as_str())));
+        .or_else(|| stages.stages.iter().rposition(|s| s.name.as_deref() == Some(f.to_ascii_lowercase().as_str())));
     if let Some(i) = idx {
         if !matches!(done.get(i), Some(Some(_))) {
             return Err(at.err(format!("{kw}={f}: stage is not built before this one")));
