@@ -379,7 +379,14 @@ fn input(store: &Store, opts: &BuildOptions) -> Result<Input, BuildError> {
     Ok(Input { context: f.dir.clone(), dockerfile: path, file, remote, fetched: Some(f) })
 }
 
-fn read(store: &Store, opts: &BuildOptions) -> Result<Source, BuildError> {
+/// `early` gets the build checks' warnings of a Dockerfile that fails to type (an unknown
+/// instruction...): those found before the failing instruction, which BuildKit reports before
+/// its error (testWarningsBeforeError).
+fn read(
+    store: &Store,
+    opts: &BuildOptions,
+    early: &mut dyn FnMut(&lint::Report, &str, &str),
+) -> Result<Source, BuildError> {
     let Input { context, dockerfile: path, file, remote, fetched } = input(store, opts)?;
     let src = std::fs::read_to_string(&path).map_err(|e| {
         let shown = if remote.is_some() && !path.is_absolute() { file.clone() } else { path.display().to_string() };
@@ -389,7 +396,26 @@ fn read(store: &Store, opts: &BuildOptions) -> Result<Source, BuildError> {
     let df = parser::parse(&src).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &[]))?;
     // each instruction's lines, so that an error marks all of a continued one
     let spans: Vec<(usize, usize)> = df.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
-    let mut stages = instructions::stages(&df).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &spans))?;
+    let mut stages = match instructions::stages(&df) {
+        Ok(s) => s,
+        Err(e) => {
+            if let Ok(config) = lint::Config::for_build(df.check.as_deref(), &opts.build_args) {
+                let (dispatched, base) = (Default::default(), |_| None);
+                let input = lint::check::Input {
+                    df: &df,
+                    config: &config,
+                    build_args: &opts.build_args,
+                    platform_args: platform_args(opts),
+                    dispatched: &dispatched,
+                    base: &base,
+                    ignore: None,
+                    platform_mismatches: Vec::new(),
+                };
+                early(&lint::check::check(&input), &file, &src);
+            }
+            return Err(with_excerpt(at(e.line, e.msg), &src, &spans));
+        }
+    };
     // a stage a --build-context is named after is that context, as in BuildKit
     opts.named_contexts.replace_stages(&mut stages);
     Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote, fetched, df })
@@ -435,7 +461,7 @@ fn make_plan(
 /// The plan of a build, without running it (`slipway plan`).
 pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError> {
     let _in_use = store.use_lock()?;
-    let src = read(store, opts)?;
+    let src = read(store, opts, &mut |_, _, _| {})?;
     let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
     Ok(make_plan(store, &opts, &src, &mut ctx, false).0)
@@ -476,11 +502,7 @@ fn lint(opts: &BuildOptions, src: &Source, plan: &Plan, ignore: Option<&Matcher>
             _ => None,
         })
         .collect();
-    let target = opts.platform.clone().unwrap_or_else(Platform::host);
-    let platform_args = crate::plan::platform_args(&target, &Platform::host())
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k, v)))
-        .collect();
+    let platform_args = platform_args(opts);
     let input = lint::check::Input {
         df: &src.df,
         config: &config,
@@ -494,11 +516,22 @@ fn lint(opts: &BuildOptions, src: &Source, plan: &Plan, ignore: Option<&Matcher>
     Ok(lint::check::check(&input))
 }
 
+/// The automatic platform ARGs (TARGETPLATFORM...) with their values, for the checks.
+fn platform_args(opts: &BuildOptions) -> Vec<(String, String)> {
+    let target = opts.platform.clone().unwrap_or_else(Platform::host);
+    crate::plan::platform_args(&target, &Platform::host()).into_iter().filter_map(|(k, v)| v.map(|v| (k, v))).collect()
+}
+
 /// `build --check` (buildx's `--call=check`): the checks of every stage, nothing built. The
 /// output and whether any warning was found.
 pub fn check(store: &Store, opts: &BuildOptions) -> Result<(String, bool), BuildError> {
     let _in_use = store.use_lock()?;
-    let src = read(store, opts)?;
+    // buildx prints the warnings found before a build error, then the error
+    let src = read(store, opts, &mut |r, file, text| {
+        if !r.warnings.is_empty() {
+            println!("{}", r.check_output(file, text));
+        }
+    })?;
     // SOURCE_DATE_EPOCH resolved first, as BuildKit's lint request converts the Dockerfile
     let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
@@ -549,7 +582,19 @@ impl Drop for Summary {
 pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     // held from the fetch of a remote context on: prune waits
     let _in_use = store.use_lock()?;
-    let src = read(store, opts)?;
+    let src = read(store, opts, &mut |r, file, text| {
+        // the log's stream (build_read's), as a build that got further shows them
+        let mut out: Box<dyn std::io::Write> = if opts.quiet {
+            Box::new(std::io::sink())
+        } else if output::writes_stdout(&opts.outputs) {
+            Box::new(std::io::stderr())
+        } else {
+            Box::new(std::io::stdout())
+        };
+        let lines: String = r.log_lines().iter().map(|l| format!("{l}\n")).collect();
+        // the log's own stream: a failed write has nowhere better to be reported
+        let _ = std::io::Write::write_all(&mut out, format!("{lines}{}", r.summary(file, text, opts.debug)).as_bytes());
+    })?;
     crate::trace::point("dockerfile");
     let (opts, note) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     build_read(store, &opts, &src, note.as_deref()).map_err(|e| with_excerpt(e, &src.text, &src.spans))

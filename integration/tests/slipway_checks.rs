@@ -220,3 +220,34 @@ fn two_stages_of_one_name_build_with_a_warning() {
     assert!(!r.stdout.contains("echo first"), "{}", r.stdout);
     assert_eq!(s.save("dup:2").find("which").map(|e| e.data.clone()), Some(b"second\n".to_vec()));
 }
+
+#[test]
+fn warnings_found_before_a_dockerfile_error_are_shown() {
+    let s = Slipway::new();
+    // testWarningsBeforeError: StageNameCasing and MaintainerDeprecated, then the unknown
+    // instruction fails the build (and the check)
+    let ctx =
+        s.context("bad", &[("Dockerfile", "\nFROM scratch AS BadStageName\nMAINTAINER me@example.org\nBADCMD\n")]);
+    let casing = "StageNameCasing: Stage name 'BadStageName' should be lowercase (line 2)";
+    let maint = "MaintainerDeprecated: Maintainer instruction is deprecated in favor of using label (line 3)";
+    let r = s.build(&ctx, "bad:1", &["--progress", "plain"]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("Dockerfile:4") && r.stderr.contains("BADCMD"), "{}", r.stderr);
+    assert!(r.stdout.starts_with(&format!("WARN: {casing}\nWARN: {maint}\n")), "{}", r.stdout);
+    assert!(
+        r.stdout.ends_with(&format!(" 2 warnings found (use --debug to expand):\n - {casing}\n - {maint}\n")),
+        "{}",
+        r.stdout
+    );
+    let r = s.run(&["build", "--check", &ctx.to_string_lossy()]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stdout.starts_with("Check complete, 2 warnings have been found!\n"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "\nWARNING: MaintainerDeprecated - https://docs.docker.com/go/dockerfile/rule/maintainer-deprecated/\n"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(r.stderr.contains("BADCMD"), "{}", r.stderr);
+}
