@@ -523,8 +523,8 @@ fn platform_args(opts: &BuildOptions) -> Vec<(String, String)> {
 }
 
 /// `build --check` (buildx's `--call=check`): the checks of every stage, nothing built. The
-/// output and whether any warning was found.
-pub fn check(store: &Store, opts: &BuildOptions) -> Result<(String, bool), BuildError> {
+/// output (buildx's report, or with `json` BuildKit's JSON) and whether any warning was found.
+pub fn check(store: &Store, opts: &BuildOptions, json: bool) -> Result<(String, bool), BuildError> {
     let _in_use = store.use_lock()?;
     // buildx prints the warnings found before a build error, then the error
     let src = read(store, opts, &mut |r, file, text| {
@@ -538,7 +538,15 @@ pub fn check(store: &Store, opts: &BuildOptions) -> Result<(String, bool), Build
     let (plan, _) = make_plan(store, &opts, &src, &mut ctx, true);
     let ignore = src.remote.is_none().then(|| ctx.ignore().clone());
     let report = lint(&opts, &src, &plan, ignore.as_ref())?;
-    Ok((report.check_output(&src.file, &src.text), !report.warnings.is_empty()))
+    let text = if json { report.check_json(&src.file, &src.text) } else { report.check_output(&src.file, &src.text) };
+    Ok((text, !report.warnings.is_empty()))
+}
+
+/// `build --call=targets`: the Dockerfile's stages as BuildKit lists them; nothing built.
+pub fn targets(store: &Store, opts: &BuildOptions, json: bool) -> Result<String, BuildError> {
+    let _in_use = store.use_lock()?;
+    let src = read(store, opts, &mut |_, _, _| {})?;
+    Ok(crate::subrequest::print_targets(&src.df, &src.text, json))
 }
 
 /// Go's `strconv.ParseBool` of `BUILDX_METADATA_WARNINGS`: buildx writes the warnings into

@@ -199,8 +199,10 @@ pub enum Cmd {
         /// --call=check).
         #[arg(long)]
         check: bool,
-        /// What the build does, as buildx's --call: build (the default) or check (as --check).
-        #[arg(long, value_name = "build|check", value_parser = ["build", "check"])]
+        /// What the build does, as buildx's --call: build (the default), check (as --check) or
+        /// targets (list the stages and their descriptions); `,format=json` prints check's and
+        /// targets' result as BuildKit's JSON, `,ignorestatus=true` exits 0 despite warnings.
+        #[arg(long, value_name = "build|check|targets[,format=json][,ignorestatus=true]")]
         call: Option<String>,
     },
     /// Print the plan of a build (stages, steps, cache key inputs) without running it

@@ -34,6 +34,7 @@ pub mod runner;
 pub mod secrets;
 pub mod spec;
 pub mod store;
+pub mod subrequest;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod trace;

@@ -216,10 +216,22 @@ fn run(cli: Cli) -> Result<()> {
                 let (id, src) = slipway::secrets::parse_ssh(s).map_err(anyhow::Error::msg)?;
                 opts.ssh.insert(id, src);
             }
-            if check || call.as_deref() == Some("check") {
-                let (text, found) = build::check(&store, &opts)?;
+            let call = match call.as_deref() {
+                Some(c) => slipway::subrequest::Call::parse(c).map_err(anyhow::Error::msg)?,
+                None => slipway::subrequest::Call::parse(if check { "check" } else { "build" })
+                    .map_err(anyhow::Error::msg)?,
+            };
+            if check && call.name != "check" {
+                anyhow::bail!("--check and --call {}: give one of them", call.name);
+            }
+            if call.name == "targets" {
+                print!("{}", build::targets(&store, &opts, call.json)?);
+                return Ok(());
+            }
+            if call.name == "check" {
+                let (text, found) = build::check(&store, &opts, call.json)?;
                 print!("{text}");
-                if found {
+                if found && !call.ignore_status {
                     use std::io::Write;
                     std::io::stdout().flush().ok();
                     std::process::exit(1);

@@ -251,3 +251,66 @@ fn warnings_found_before_a_dockerfile_error_are_shown() {
     );
     assert!(r.stderr.contains("BADCMD"), "{}", r.stderr);
 }
+
+#[test]
+fn call_targets_lists_the_stages() {
+    let s = Slipway::new();
+    // buildx's tests/build.go "targets": names, descriptions from the comment above, the last
+    // stage the default; nothing is built, no base image is needed
+    let df = "\n# build defines stage for compiling the binary\nFROM alpine AS build\nRUN true\n\nFROM busybox as second\nRUN false\n\nFROM alpine\nRUN false\n\n# binary returns the compiled binary\nFROM second AS binary\n\t";
+    let ctx = s.context("t", &[("Dockerfile", df)]);
+    let c = ctx.to_string_lossy().into_owned();
+    let r = s.run(&["build", "--call", "targets", &c]).ok();
+    assert_eq!(
+        r.stdout,
+        "TARGET           DESCRIPTION\nbuild            defines stage for compiling the binary\nsecond           \n                 \nbinary (default) returns the compiled binary\n"
+    );
+    let r = s.run(&["build", "--call=targets,format=json", &c]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    let t = v["targets"].as_array().unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(t.len(), 4, "{v}");
+    assert_eq!(
+        (&t[0]["name"], &t[0]["description"], &t[0]["base"]),
+        (&"build".into(), &"defines stage for compiling the binary".into(), &"alpine".into())
+    );
+    assert_eq!((&t[1]["name"], t[1].get("description"), &t[1]["base"]), (&"second".into(), None, &"busybox".into()));
+    assert_eq!((t[2].get("name"), &t[2]["base"]), (None, &"alpine".into()));
+    assert_eq!((&t[3]["name"], &t[3]["default"], &t[3]["base"]), (&"binary".into(), &true.into(), &"second".into()));
+    assert_eq!(v["sources"].as_array().map(|a| a.len()), Some(1));
+    assert!(!images(&s).contains("alpine"), "{}", images(&s));
+    // an unknown call is refused, naming it
+    let r = s.run(&["build", "--call", "bogus", &c]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--call bogus: unknown call"), "{}", r.stderr);
+}
+
+#[test]
+fn call_check_json_and_ignorestatus() {
+    let s = Slipway::new();
+    // buildx's "check metadata" Dockerfile: three ConsistentInstructionCasing (no FromAsCasing:
+    // a FROM of mixed case leaves `as` to that rule)
+    let df = "\nfrOM busybox as base\ncOpy Dockerfile .\nfrom scratch\nCOPy --from=base \\\n  /Dockerfile \\\n  /\n\t";
+    let ctx = s.context("j", &[("Dockerfile", df)]);
+    let c = ctx.to_string_lossy().into_owned();
+    s.base("busybox");
+    let r = s.run(&["build", "--call=check,format=json", &c]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    let rules: Vec<&str> = v["warnings"].as_array().unwrap().iter().map(|w| w["ruleName"].as_str().unwrap()).collect();
+    assert_eq!(rules, ["ConsistentInstructionCasing"; 3], "{v}");
+    // Go's field order
+    let first = r.stdout.find("\"ruleName\"").zip(r.stdout.find("\"detail\""));
+    assert!(
+        first.is_some_and(|(a, b)| a < b) && r.stdout.find("\"warnings\"") < r.stdout.find("\"sources\""),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(v["sources"][0]["filename"], "Dockerfile", "{v}");
+    // ignorestatus: the same report, exit 0
+    let r = s.run(&["build", "--call=check,ignorestatus=true", &c]).ok();
+    assert!(r.stdout.starts_with("Check complete, "), "{}", r.stdout);
+    // nothing found: null lists, as Go writes a nil slice
+    let clean = s.context("clean", &[("Dockerfile", "FROM busybox\n")]);
+    let r = s.run(&["build", "--call=check,format=json", &clean.to_string_lossy()]).ok();
+    assert_eq!(r.stdout, "{\n  \"warnings\": null,\n  \"sources\": null\n}\n");
+}

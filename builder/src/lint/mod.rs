@@ -328,6 +328,47 @@ impl Warning {
     }
 }
 
+/// BuildKit's `lint.LintResults` (subrequests/lint), for `--call=check,format=json`.
+#[derive(serde::Serialize)]
+struct JsonResults<'a> {
+    warnings: Option<Vec<JsonWarning<'a>>>,
+    sources: Option<Vec<JsonSource<'a>>>,
+}
+
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonWarning<'a> {
+    rule_name: &'a str,
+    description: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    url: Option<&'a str>,
+    detail: &'a str,
+    location: JsonLocation,
+}
+
+#[derive(serde::Serialize)]
+struct JsonLocation {
+    ranges: Vec<JsonRange>,
+}
+
+#[derive(serde::Serialize)]
+struct JsonRange {
+    start: JsonLine,
+    end: JsonLine,
+}
+
+#[derive(serde::Serialize)]
+struct JsonLine {
+    line: usize,
+}
+
+#[derive(serde::Serialize)]
+struct JsonSource<'a> {
+    filename: &'a str,
+    language: &'a str,
+    data: String,
+}
+
 /// The build's checks: what they found and whether that fails the build.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
@@ -384,6 +425,37 @@ impl Report {
             out.push('\n');
         }
         out
+    }
+
+    /// `build --call=check,format=json`: BuildKit's `LintResults` as buildx prints it (Go's
+    /// indented JSON in its field order; `null` lists when there is nothing, a source index of 0
+    /// omitted).
+    pub fn check_json(&self, file: &str, src: &str) -> String {
+        use base64::Engine;
+        let warnings: Vec<JsonWarning> = self
+            .warnings
+            .iter()
+            .map(|w| JsonWarning {
+                rule_name: w.rule.name,
+                description: w.rule.description,
+                url: w.rule.url,
+                detail: &w.detail,
+                location: JsonLocation {
+                    ranges: vec![JsonRange { start: JsonLine { line: w.start }, end: JsonLine { line: w.end } }],
+                },
+            })
+            .collect();
+        let results = if warnings.is_empty() {
+            JsonResults { warnings: None, sources: None }
+        } else {
+            let data = base64::engine::general_purpose::STANDARD.encode(src.as_bytes());
+            JsonResults {
+                warnings: Some(warnings),
+                sources: Some(vec![JsonSource { filename: file, language: "Dockerfile", data }]),
+            }
+        };
+        let s = serde_json::to_string_pretty(&results).unwrap_or_default();
+        s.replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026") + "\n"
     }
 
     /// `build --check` output, as buildx's `--call=check`: the count, then each warning.
