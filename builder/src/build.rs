@@ -538,6 +538,14 @@ pub fn check(store: &Store, opts: &BuildOptions, json: bool) -> Result<(String, 
     let (plan, _) = make_plan(store, &opts, &src, &mut ctx, true);
     let ignore = src.remote.is_none().then(|| ctx.ignore().clone());
     let report = lint(&opts, &src, &plan, ignore.as_ref())?;
+    // planning stopped (a base image that does not resolve...): BuildKit's lint request fails
+    // with that error, buildx printing the warnings found before it
+    if let Some(stop) = plan.stop {
+        if !report.warnings.is_empty() {
+            println!("{}", report.check_output(&src.file, &src.text));
+        }
+        return Err(stop.error);
+    }
     let text = if json { report.check_json(&src.file, &src.text) } else { report.check_output(&src.file, &src.text) };
     Ok((text, !report.warnings.is_empty()))
 }

@@ -314,3 +314,16 @@ fn call_check_json_and_ignorestatus() {
     let r = s.run(&["build", "--call=check,format=json", &clean.to_string_lossy()]).ok();
     assert_eq!(r.stdout, "{\n  \"warnings\": null,\n  \"sources\": null\n}\n");
 }
+
+#[test]
+fn check_fails_when_a_base_image_does_not_resolve() {
+    let s = Slipway::new();
+    // BuildKit's lint request resolves base images as a build does, and fails with the error
+    // (buildx prints the warnings found first): nothing listens on port 1 of loopback
+    let ctx = s.context("nobase", &[("Dockerfile", "FROM 127.0.0.1:1/none:1 as x\nCOPY $foo .\n")]);
+    let r = s.run(&["build", "--check", &ctx.to_string_lossy()]);
+    assert_ne!(r.code, 0, "{r:?}");
+    assert!(r.stderr.contains("127.0.0.1:1/none:1"), "{}", r.stderr);
+    assert!(r.stdout.starts_with("Check complete, 1 warning has been found!\n"), "{}", r.stdout);
+    assert!(r.stdout.contains("WARNING: FromAsCasing"), "{}", r.stdout);
+}
