@@ -628,16 +628,8 @@ pub fn write<W: Write>(tar: &mut dyn Read, out: W, level: u32, chunk: u64) -> io
     let toc_off = m.close()?;
     let json = toc_json(&toc)?;
     let toc_digest = sha(Sha256::new_with_prefix(&json));
-    let mut th = tar::Header::new_ustar();
-    th.set_path(TOC_NAME)?;
-    th.set_entry_type(tar::EntryType::Regular);
-    th.set_size(json.len() as u64);
-    th.set_mode(0);
-    th.set_uid(0);
-    th.set_gid(0);
-    th.set_mtime(0);
-    th.set_cksum();
-    m.write(th.as_bytes())?;
+    let th = toc_header(json.len() as u64)?;
+    m.write(&th)?;
     m.write(&json)?;
     let pad = (json.len() as u64).div_ceil(BLOCK as u64) * BLOCK as u64 - json.len() as u64;
     m.write(&vec![0u8; pad as usize + 2 * BLOCK])?;
@@ -646,6 +638,37 @@ pub fn write<W: Write>(tar: &mut dyn Read, out: W, level: u32, chunk: u64) -> io
     c.write_all(&footer(toc_off))?;
     c.flush()?;
     Ok((written, c.inner))
+}
+
+/// The TOC's tar header as Go's `archive/tar` writes stargz-snapshotter's
+/// `{Typeflag: TypeReg, Name: TOCTarName, Size: n}`: USTAR, every numeric field zero-padded
+/// octal ending in a NUL (devmajor and devminor too), the checksum six digits, a NUL and a
+/// space. The tar crate writes those two differently, so the header is laid out here.
+fn toc_header(size: u64) -> io::Result<[u8; BLOCK]> {
+    fn octal(f: &mut [u8], v: u64) -> io::Result<()> {
+        let n = f.len() - 1;
+        let s = format!("{v:0n$o}");
+        if s.len() > n {
+            return Err(bad(format!("{v} does not fit a tar header field of {n} octal digits")));
+        }
+        f[..n].copy_from_slice(s.as_bytes());
+        f[n] = 0;
+        Ok(())
+    }
+    let mut b = [0u8; BLOCK];
+    b[..TOC_NAME.len()].copy_from_slice(TOC_NAME.as_bytes());
+    for (at, len) in [(100, 8), (108, 8), (116, 8), (136, 12), (329, 8), (337, 8)] {
+        octal(&mut b[at..at + len], 0)?;
+    }
+    octal(&mut b[124..136], size).map_err(|e| bad(format!("{TOC_NAME}: {e}")))?;
+    b[156] = b'0';
+    b[257..263].copy_from_slice(b"ustar\0");
+    b[263..265].copy_from_slice(b"00");
+    b[148..156].fill(b' ');
+    let sum: u64 = b.iter().map(|&c| u64::from(c)).sum();
+    octal(&mut b[148..155], sum)?;
+    b[155] = b' ';
+    Ok(b)
 }
 
 /// stargz-snapshotter's `cleanEntryName`: Go's `path.Clean("/" + name)` without the leading `/`.
@@ -859,6 +882,24 @@ mod tests {
         std::fs::write(&p, footer(0)).unwrap();
         assert_eq!(toc_offset(&p).unwrap(), None);
         assert!(toc_digest(&p, 0).is_err());
+    }
+
+    #[test]
+    fn the_toc_header_is_gos() {
+        let h = toc_header(1234).unwrap();
+        assert!(toc_header(1 << 33).is_err());
+        // what the tar crate reads back
+        let t = tar::Header::from_byte_slice(&h);
+        assert_eq!(&*t.path_bytes(), TOC_NAME.as_bytes());
+        assert_eq!((t.size().unwrap(), t.mode().unwrap(), t.mtime().unwrap()), (1234, 0, 0));
+        assert_eq!(t.entry_type(), tar::EntryType::Regular);
+        assert!(checksum_ok(&h));
+        // Go's layout: octal fields zero-padded with a NUL, the checksum `dddddd\0 `
+        assert_eq!(&h[100..108], b"0000000\0");
+        assert_eq!(&h[124..136], b"00000002322\0");
+        assert_eq!(&h[329..345], b"0000000\x000000000\x00");
+        assert_eq!((h[154], h[155]), (0, b' '));
+        assert_eq!(&h[257..265], b"ustar\x0000");
     }
 
     #[test]
