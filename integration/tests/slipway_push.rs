@@ -6,6 +6,7 @@
 //! nor left behind). The Dockerfiles have no RUN: each platform's image is a COPY of a file
 //! chosen by `$TARGETARCH`, so no runtime and no binfmt_misc handler is needed.
 
+use integration::engines::{Engine, Kind};
 use integration::registry::{self, Registry};
 use integration::slipway::{bin, store_listing, Run, Slipway};
 use std::fs;
@@ -483,4 +484,12 @@ fn an_estargz_image_pushed_reads_from_the_registry_and_pulls_back() {
     assert_eq!(top_layers[0], *l, "the base layer's descriptor, annotations and all");
     assert!(top_layers[1]["annotations"].get(estargz::TOC_DIGEST).is_none(), "{on_top}");
     assert!(!estargz::has_footer(&fs::read(r.blob_data(top_layers[1]["digest"].as_str().unwrap())).unwrap()));
+
+    // podman (containers/image, containers/storage) pulls it and applies its layer: a third
+    // party reading the blob as a layer, under the image ID the config names
+    let Some(podman) = Engine::bare(Kind::Podman) else { return };
+    let o = podman.run(&["pull", "--tls-verify=false", &format!("{repo}:v1")]);
+    assert_eq!(o.code, Some(0), "podman pull: {o}");
+    let o = podman.run(&["image", "inspect", "--format", "{{.Id}}", &format!("{repo}:v1")]);
+    assert_eq!(o.text(), manifest["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:"), "{o}");
 }
