@@ -487,9 +487,23 @@ fn an_estargz_image_pushed_reads_from_the_registry_and_pulls_back() {
 
     // podman (containers/image, containers/storage) pulls it and applies its layer: a third
     // party reading the blob as a layer, under the image ID the config names
-    let Some(podman) = Engine::bare(Kind::Podman) else { return };
-    let o = podman.run(&["pull", "--tls-verify=false", &format!("{repo}:v1")]);
-    assert_eq!(o.code, Some(0), "podman pull: {o}");
-    let o = podman.run(&["image", "inspect", "--format", "{{.Id}}", &format!("{repo}:v1")]);
-    assert_eq!(o.text(), manifest["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:"), "{o}");
+    if let Some(podman) = Engine::bare(Kind::Podman) {
+        let o = podman.run(&["pull", "--tls-verify=false", &format!("{repo}:v1")]);
+        assert_eq!(o.code, Some(0), "podman pull: {o}");
+        let o = podman.run(&["image", "inspect", "--format", "{{.Id}}", &format!("{repo}:v1")]);
+        assert_eq!(o.text(), manifest["config"]["digest"].as_str().unwrap().trim_start_matches("sha256:"), "{o}");
+    }
+    // containerd pulls and unpacks it, and its unpacker refuses a layer whose decompressed
+    // digest is not the config's diff ID
+    if let Some(ctr) = Engine::bare(Kind::Containerd) {
+        let o = ctr.run(&["images", "pull", "--plain-http", &format!("{repo}:v1")]);
+        assert_eq!(o.code, Some(0), "ctr pull: {o}");
+        let o = ctr.run(&["images", "check"]);
+        assert!(
+            o.stdout.lines().any(|l| l.starts_with(&format!("{repo}:v1"))
+                && l.contains("complete")
+                && l.trim_end().ends_with("true")),
+            "not complete and unpacked: {o}"
+        );
+    }
 }
