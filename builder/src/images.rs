@@ -533,6 +533,8 @@ fn unpack_into(store: &Store, img: &crate::store::Image, dir: &Path, tmp: &Path)
     };
     let cfg = spec::config("rootfs", &p, "slipway", spec::Network::None, None);
     let rootfs_dir = dir.join("rootfs");
+    // the files before their name (store/tree.rs); config.json's write syncs `dir` after
+    crate::store::syncfs(tmp)?;
     fs::rename(tmp, &rootfs_dir).map_err(io_err("rename into place", &rootfs_dir))?;
     let cp = dir.join("config.json");
     if let Err(e) = store.write_atomic(&cp, &serde_json::to_vec_pretty(&cfg).unwrap_or_default()) {

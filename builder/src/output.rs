@@ -604,7 +604,11 @@ pub fn write_local(
                 set_mtimes(&root, t)?;
             }
         }
-        merge_into(&tmp, &dest)
+        // the files durable before their names appear in `dest`, then the names (two syncfs
+        // of the file system, as store/tree.rs publishes a snapshot)
+        crate::store::syncfs(&tmp)?;
+        merge_into(&tmp, &dest)?;
+        crate::store::syncfs(&dest)
     })();
     let _ = fs::remove_dir_all(&tmp);
     res
@@ -650,7 +654,10 @@ fn write_file_atomic(
         body(&mut b)?;
         let f = b.into_inner().map_err(|e| e.into_error())?;
         f.sync_all()?;
-        fs::rename(&tmp, p)
+        fs::rename(&tmp, p)?;
+        // the name too (temp synced, renamed, directory synced: the archive is whole or absent)
+        let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        fs::File::open(dir)?.sync_all()
     })();
     if res.is_err() {
         let _ = fs::remove_file(&tmp);

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -98,7 +98,9 @@ pub fn save(store: &Store, img: &Image, name: Option<&str>, out: &Path, format: 
     let done = export(store, &Top::Image(img), &opts, io::BufWriter::new(f), out, format).and_then(|(inner, _)| {
         let f = inner.into_inner().map_err(|e| w(e.into_error()))?;
         f.sync_all().map_err(w)?;
-        fs::rename(&tmp_out, out).map_err(io_err("rename", out))
+        fs::rename(&tmp_out, out).map_err(io_err("rename", out))?;
+        // the name too: synced data under a name a power loss takes back is no archive
+        crate::store::fsync_dir(out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
     });
     if done.is_err() {
         let _ = fs::remove_file(&tmp_out);
@@ -311,21 +313,41 @@ pub fn export_dir(store: &Store, top: &Top, opts: &Export, dir: &Path) -> Result
     let c = content(store, top, opts, Format::Oci)?;
     let blobs = dir.join("blobs/sha256");
     fs::create_dir_all(&blobs).map_err(io_err("create", &blobs))?;
-    for (hex, src) in &c.blobs {
-        let p = blobs.join(hex);
-        if p.exists() {
-            continue;
+    // As the store's own blobs (store/mod.rs): the new blobs are written under temp names,
+    // synced together, then named, then the directory synced, and index.json last, so that a
+    // power loss never leaves a blob name with torn bytes (which a later export would keep:
+    // it skips the blobs that are there) nor an index.json naming a missing blob.
+    let mut written: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let res = (|| {
+        for (hex, src) in &c.blobs {
+            let p = blobs.join(hex);
+            if p.exists() {
+                continue;
+            }
+            let tmp = blobs.join(format!(".{hex}.tmp-{}", std::process::id()));
+            let res = match src {
+                BlobSrc::Bytes(b) => fs::write(&tmp, b),
+                BlobSrc::File(f) => fs::copy(f, &tmp).map(drop),
+            };
+            written.push((tmp.clone(), p.clone()));
+            res.map_err(|e| StoreError::Io { op: "write", path: p.clone(), err: e })?;
         }
-        let tmp = blobs.join(format!(".{hex}.tmp-{}", std::process::id()));
-        let res = match src {
-            BlobSrc::Bytes(b) => fs::write(&tmp, b),
-            BlobSrc::File(f) => fs::copy(f, &tmp).map(drop),
-        };
-        res.and_then(|_| fs::rename(&tmp, &p)).map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            StoreError::Io { op: "write", path: p.clone(), err: e }
-        })?;
+        let tmps: Vec<&Path> = written.iter().map(|(t, _)| t.as_path()).collect();
+        crate::store::fsync_files(&tmps)?;
+        for (tmp, p) in &written {
+            fs::rename(tmp, p).map_err(io_err("rename", p))?;
+        }
+        if !written.is_empty() {
+            crate::store::fsync_dir(&blobs)?;
+        }
+        Ok(())
+    })();
+    if res.is_err() {
+        for (tmp, _) in &written {
+            let _ = fs::remove_file(tmp);
+        }
     }
+    res?;
     let layout = dir.join("oci-layout");
     if !layout.exists() {
         store.write_atomic(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;

@@ -274,21 +274,61 @@ pub fn export(
         Spec::Local(dir) => {
             let bd = dir.join("blobs/sha256");
             std::fs::create_dir_all(&bd).map_err(|err| RegistryError::Io { path: bd.clone(), err })?;
-            for b in &blobs {
-                let dst = bd.join(b.digest.trim_start_matches("sha256:"));
-                if dst.exists() {
-                    continue;
+            // As the store's blobs (store/mod.rs): written under temp names, synced together,
+            // named, the directory synced, index.json last; so a power loss leaves no blob name
+            // with torn bytes (an export keeps the blobs that are there) nor an index.json that
+            // names a blob not written. A blob of the wrong size (left by a crash of an older
+            // slipway) is written again.
+            let mut fresh: Vec<(PathBuf, PathBuf)> = Vec::new();
+            let manifest_digest = image::digest_of(&manifest);
+            let mdesc = Descriptor {
+                media_type: image::MT_MANIFEST.into(),
+                digest: manifest_digest.clone(),
+                size: manifest.len() as u64,
+                annotations: Default::default(),
+                platform: None,
+            };
+            let res = (|| -> Result<(), RegistryError> {
+                for (i, b) in blobs.iter().chain(std::iter::once(&mdesc)).enumerate() {
+                    let dst = bd.join(b.digest.trim_start_matches("sha256:"));
+                    match std::fs::metadata(&dst) {
+                        Ok(md) if md.len() == b.size => continue,
+                        Ok(_) => {
+                            std::fs::remove_file(&dst).map_err(|err| RegistryError::Io { path: dst.clone(), err })?
+                        }
+                        Err(_) => {}
+                    }
+                    let tmp = bd.join(format!(".tmp-{}-{i}", std::process::id()));
+                    fresh.push((tmp.clone(), dst));
+                    if b.digest == manifest_digest {
+                        std::fs::write(&tmp, &manifest).map_err(|err| RegistryError::Io { path: tmp.clone(), err })?;
+                        continue;
+                    }
+                    // a hard link where the directory shares the store's filesystem, else a copy;
+                    // under the temp name too: the store's blob may be one this process staged,
+                    // not synced yet
+                    let src = store.blob_path(&b.digest);
+                    if std::fs::hard_link(&src, &tmp).is_err() {
+                        std::fs::copy(&src, &tmp).map_err(|err| RegistryError::Io { path: src.clone(), err })?;
+                    }
                 }
-                let tmp = bd.join(format!(".tmp-{}", std::process::id()));
-                let src = store.blob_path(&b.digest);
-                // a hard link where the directory shares the store's filesystem, else a copy
-                if std::fs::hard_link(&src, &dst).is_err() {
-                    std::fs::copy(&src, &tmp).map_err(|err| RegistryError::Io { path: src.clone(), err })?;
-                    std::fs::rename(&tmp, &dst).map_err(|err| RegistryError::Io { path: dst.clone(), err })?;
+                let files: Vec<&Path> = fresh.iter().map(|(f, _)| f.as_path()).collect();
+                crate::store::fsync_files(&files)?;
+                for (tmp, dst) in &fresh {
+                    std::fs::rename(tmp, dst).map_err(|err| RegistryError::Io { path: dst.clone(), err })?;
+                }
+                if !fresh.is_empty() {
+                    crate::store::fsync_dir(&bd)?;
+                }
+                Ok(())
+            })();
+            if res.is_err() {
+                for (tmp, _) in &fresh {
+                    let _ = std::fs::remove_file(tmp);
                 }
             }
-            let digest = image::digest_of(&manifest);
-            write_file(&bd.join(digest.trim_start_matches("sha256:")), &manifest)?;
+            res?;
+            let digest = manifest_digest;
             let mut ann = std::collections::BTreeMap::new();
             ann.insert(image::ANN_REF_NAME.to_string(), "cache".to_string());
             let idx = serde_json::json!({
@@ -305,9 +345,17 @@ pub fn export(
     }
 }
 
+/// Writes `p` durably: a synced temp file renamed over it, then its directory synced.
 fn write_file(p: &Path, data: &[u8]) -> Result<(), RegistryError> {
     let tmp = p.with_file_name(format!(".tmp-{}", std::process::id()));
-    let res = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(data)).and_then(|_| std::fs::rename(&tmp, p));
+    let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let res = std::fs::File::create(&tmp)
+        .and_then(|mut f| f.write_all(data).and_then(|_| f.sync_all()))
+        .and_then(|_| std::fs::rename(&tmp, p))
+        .and_then(|_| std::fs::File::open(dir)?.sync_all());
+    if res.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
     res.map_err(|err| RegistryError::Io { path: p.to_path_buf(), err })
 }
 

@@ -165,7 +165,7 @@ impl Drop for Staged {
 /// fsyncs the files, from up to 16 threads: fsync waits on the disk, not the CPU, and
 /// concurrent fsyncs share the journal commits of ext4 (jbd2) and xfs, where one after another
 /// each waits for its own.
-fn fsync_files(paths: &[&Path]) -> Result<()> {
+pub(crate) fn fsync_files(paths: &[&Path]) -> Result<()> {
     let one = |p: &Path| -> Result<()> {
         let f = File::open(p).map_err(io_err("open", p))?;
         f.sync_all().map_err(io_err("fsync", p))
@@ -228,7 +228,7 @@ impl Drop for TempDir {
     }
 }
 
-fn fsync_dir(dir: &Path) -> Result<()> {
+pub(crate) fn fsync_dir(dir: &Path) -> Result<()> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err("fsync", dir))
 }
 
