@@ -242,7 +242,49 @@ pub fn dockerfile_excerpt(file: &str, src: &str, start: usize, end: usize) -> St
 /// without an ARG, excepted).
 /// The build args BuildKit's Dockerfile frontend reads itself (dockerui's config): consumed
 /// whether or not a stage declares them.
-const FRONTEND_ARGS: [&str; 3] = ["BUILDKIT_CACHE_MOUNT_NS", "BUILDKIT_MULTI_PLATFORM", "BUILDKIT_SANDBOX_HOSTNAME"];
+const FRONTEND_ARGS: [&str; 4] =
+    ["BUILDKIT_CACHE_MOUNT_NS", "BUILDKIT_MULTI_PLATFORM", "BUILDKIT_SANDBOX_HOSTNAME", "BUILDKIT_SYNTAX"];
+
+/// The Dockerfile frontend's own images: a `# syntax=` naming one of them (any tag or digest)
+/// gets slipway's built-in frontend, which follows the newest one.
+const DOCKERFILE_FRONTENDS: [&str; 2] = ["docker/dockerfile", "docker/dockerfile-upstream"];
+
+/// The frontend a `# syntax=` directive or the `BUILDKIT_SYNTAX` build arg (which wins, as in
+/// BuildKit) names. BuildKit runs that image as a gateway frontend; slipway has no gateway, so
+/// it takes the Dockerfile frontend's images and refuses any other, rather than build the file
+/// with semantics other than those it asks for. Only the image (the first word) is read, as
+/// BuildKit reads it; `Err` has the message and, for the directive, its line.
+fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Result<(), (Option<usize>, String)> {
+    let (value, line) = match build_arg(opts, "BUILDKIT_SYNTAX").filter(|v| !v.trim().is_empty()) {
+        Some(v) => (v, None),
+        None => match directive {
+            Some(v) => {
+                let line = src
+                    .lines()
+                    .position(|l| l.trim_start().starts_with('#') && l.to_ascii_lowercase().contains("syntax"));
+                (v, Some(line.map_or(1, |i| i + 1)))
+            }
+            None => return Ok(()),
+        },
+    };
+    let image = value.split_whitespace().next().unwrap_or_default();
+    let what = match line {
+        Some(_) => format!("syntax={value}"),
+        None => format!("build arg BUILDKIT_SYNTAX={value}"),
+    };
+    let r = crate::registry::reference::Reference::parse(image).map_err(|e| (line, format!("{what}: {e}")))?;
+    if r.registry == "docker.io" && DOCKERFILE_FRONTENDS.contains(&r.repository.as_str()) {
+        return Ok(());
+    }
+    Err((
+        line,
+        format!(
+            "{what}: slipway builds with its built-in Dockerfile frontend (docker/dockerfile, the newest) and \
+             cannot run another frontend image ({}/{})",
+            r.registry, r.repository
+        ),
+    ))
+}
 
 /// The last value given for build arg `name`.
 fn build_arg<'a>(opts: &'a BuildOptions, name: &str) -> Option<&'a str> {
@@ -394,6 +436,10 @@ fn read(
     })?;
     let at = |line, msg| BuildError::At { file: file.clone(), line, msg, excerpt: Box::default() };
     let df = parser::parse(&src).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &[]))?;
+    check_syntax(opts, df.syntax.as_deref(), &src).map_err(|(line, msg)| match line {
+        Some(l) => with_excerpt(at(l, msg), &src, &[]),
+        None => BuildError::Other(msg),
+    })?;
     // each instruction's lines, so that an error marks all of a continued one
     let spans: Vec<(usize, usize)> = df.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
     let mut stages = match instructions::stages(&df) {

@@ -238,6 +238,48 @@ fn buildkit_sandbox_hostname_names_the_run_steps() {
     // frontend/dockerui/config.go, keyHostnameArg, and dockerfile2llb's state.Hostname.)
 }
 
+/// `# syntax=IMAGE` and `--build-arg BUILDKIT_SYNTAX=IMAGE` (which wins, as in BuildKit's
+/// frontend/dockerfile/builder/build.go): BuildKit runs that image as the frontend. slipway has
+/// no gateway: the Dockerfile frontend's own images (docker/dockerfile, -upstream, any tag or
+/// digest) get its built-in one; any other image fails naming the directive's line or the
+/// build arg, builds nothing and names nothing, rather than build the file with other semantics.
+#[test]
+fn syntax_directive_takes_the_dockerfile_frontend_and_refuses_others() {
+    let s = Slipway::new();
+    let digest = "a".repeat(64);
+    for syntax in [
+        "docker/dockerfile:1",
+        "docker.io/docker/dockerfile:1.7-labs",
+        &format!("docker/dockerfile-upstream:master@sha256:{digest}"),
+    ] {
+        let df = format!("# syntax={syntax}\nFROM scratch\nCOPY a /a\n");
+        let ctx = s.context("syn-ok", &[("Dockerfile", &df), ("a", "a\n")]);
+        s.build(&ctx, "syn:ok", &[]).ok();
+        assert_eq!(s.save("syn:ok").find("a").map(|e| e.data.clone()), Some(b"a\n".to_vec()), "{syntax}");
+    }
+    let foreign = "# escape=`\n# syntax = example.com/my/frontend:2\nFROM scratch\nCOPY a /a\n";
+    let ctx = s.context("syn-foreign", &[("Dockerfile", foreign), ("a", "a\n")]);
+    let r = s.build(&ctx, "syn:bad", &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("Dockerfile:2: syntax=example.com/my/frontend:2: slipway builds with its built-in"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("example.com/my/frontend"), "{}", r.stderr);
+    assert_ne!(s.run(&["inspect", "syn:bad"]).code, 0, "nothing named");
+    // the build arg wins over the directive, either way, and is never "not consumed"
+    let r = s.build(&ctx, "syn:arg", &["--build-arg", "BUILDKIT_SYNTAX=docker/dockerfile:1"]).ok();
+    assert!(!r.stderr.contains("not consumed"), "{}", r.stderr);
+    let plain = s.context("syn-plain", &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "a\n")]);
+    let r = s.build(&plain, "syn:bad2", &["--build-arg", "BUILDKIT_SYNTAX=ghcr.io/x/frontend:1 --flag"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("build arg BUILDKIT_SYNTAX=ghcr.io/x/frontend:1 --flag: slipway builds"), "{}", r.stderr);
+    let r = s.build(&plain, "syn:bad3", &["--build-arg", "BUILDKIT_SYNTAX=Not A Ref"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("BUILDKIT_SYNTAX=Not A Ref: invalid reference format"), "{}", r.stderr);
+}
+
 /// `--no-cache-filter STAGE`: that stage's steps run again and the log says why at each; the
 /// other stages' steps stay cached (a rebuilt stage with the same result keeps what reads it
 /// cached, as in BuildKit, whose later steps are keyed by content).
