@@ -234,6 +234,7 @@ fn run(cli: Cli) -> Result<()> {
                 if found && !call.ignore_status {
                     use std::io::Write;
                     std::io::stdout().flush().ok();
+                    slipway::store::finish_removals();
                     std::process::exit(1);
                 }
                 return Ok(());
@@ -344,6 +345,8 @@ fn main() {
         std::process::exit(code);
     }
     let res = entered.and_then(|_| run(cli));
+    // the temp dirs whose removal went to the background (nothing is left behind)
+    slipway::store::finish_removals();
     slipway::trace::point("exit");
     if let Err(e) = res {
         // As BuildKit: the Dockerfile around a failing instruction, then the error. Both
