@@ -413,6 +413,9 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
     ar.set_unpack_xattrs(true);
     ar.set_overwrite(true);
     let mut this_layer: HashSet<PathBuf> = HashSet::new();
+    // directories and their mtimes, set once the layer is in: what is written into a directory
+    // after its entry changes its mtime (moby's archive package defers them likewise)
+    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
     // resolved once: no entry can replace `dst` itself (entry paths are cleaned to names in it)
     let root = dst.canonicalize()?;
     for e in ar.entries()? {
@@ -505,6 +508,9 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
         if !e.unpack_in(dst)? {
             continue;
         }
+        if et.is_dir() {
+            dir_times.push((target.clone(), e.header().mtime()?));
+        }
         let (uid, gid) = owner(e.header())?;
         let mode = e.header().mode();
         let md = fs::symlink_metadata(&target)?;
@@ -529,6 +535,13 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
         if !et.is_symlink() && (setid || mode.is_err()) {
             let mode = numeric(&e.header().as_old().mode, mode.map(u64::from))? as u32 & 0o7777;
             fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
+        }
+    }
+    for (dir, t) in dir_times.iter().rev() {
+        if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
+            let ts = nix::sys::time::TimeSpec::new(*t as i64, 0);
+            nix::sys::stat::utimensat(None, dir, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+                .map_err(|err| io::Error::other(format!("set times of {}: {err}", dir.display())))?;
         }
     }
     Ok(())
@@ -825,6 +838,28 @@ mod tests {
         let long = pax_record("k", &[0u8; 95]);
         assert_eq!(long.len(), 102);
         assert!(long.starts_with(b"102 "));
+    }
+
+    #[test]
+    fn extract_keeps_the_times_of_directories_written_into() {
+        // a directory's entry comes before its children: their writes must not leave the
+        // directory the extraction's time (moby's archive package sets them last too)
+        let mut b = tar::Builder::new(Vec::new());
+        for (path, dir, t) in [("d", true, 1_000u64), ("d/e", true, 2_000), ("d/e/f", false, 3_000)] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(if dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+            h.set_mode(0o755);
+            h.set_mtime(t);
+            h.set_size(0);
+            b.append_data(&mut h, path, io::empty()).unwrap();
+        }
+        let data = b.into_inner().unwrap();
+        for wh in [Whiteouts::Apply, Whiteouts::Overlay] {
+            let t = tempfile::tempdir().unwrap();
+            extract(&data[..], t.path(), wh).unwrap();
+            let m = |p: &str| fs::symlink_metadata(t.path().join(p)).unwrap().mtime();
+            assert_eq!((m("d"), m("d/e"), m("d/e/f")), (1_000, 2_000, 3_000), "{wh:?}");
+        }
     }
 
     #[test]
