@@ -7,6 +7,7 @@ use crate::dockerfile::parser;
 use crate::dockerignore::Matcher;
 use crate::exec::{self, progress, Executor};
 use crate::instructions::{self, Stages};
+use crate::layer;
 use crate::lint;
 use crate::named_context::{self, NamedContexts, Value};
 use crate::output;
@@ -41,7 +42,8 @@ pub struct BuildOptions {
     /// `source_date_epoch`) are chosen once SOURCE_DATE_EPOCH is resolved; those fields are
     /// set by the build from it and the build args (what a caller puts there is replaced).
     pub timestamp: Timestamp,
-    /// SOURCE_DATE_EPOCH, or 0: the mtime of every file the build writes in a layer.
+    /// SOURCE_DATE_EPOCH (or `--timestamp N`), or 0: the limit of the mtimes the build writes in
+    /// its layers (`mtimes`: the files' own with an output's `rewrite-timestamp=false`).
     pub epoch: u64,
     /// The time written in `created` (the image's and its history's); `epoch` unless
     /// `--timestamp` says otherwise.
@@ -109,8 +111,10 @@ struct Bases<'a> {
     store: &'a Store,
     remote: &'a Remote,
     named: &'a NamedContexts,
-    /// The mtime of a directory context's files.
+    /// The `created` of a directory context's image.
     epoch: u64,
+    /// The mtimes of its files.
+    mtimes: layer::Mtimes,
     /// Directory and OCI layout contexts made into images, by key: once per build.
     made: Mutex<BTreeMap<String, Image>>,
     /// The contexts the plan used, by key.
@@ -130,14 +134,15 @@ impl Bases<'_> {
             }
             Value::Dir(d) => {
                 log.push(format!("build context {key}: directory {}", d.display()));
-                named_context::dir_image(self.store, key, d, true, self.epoch)?
+                named_context::dir_image(self.store, key, d, true, self.epoch, self.mtimes)?
             }
             Value::Remote(url, r) => {
                 let err = |e: &dyn std::fmt::Display| format!("--build-context {key}={url}: {e}");
                 let f = crate::fetch::context::fetch(self.store, url, r, crate::fetch::context::Use::Named, false)
                     .map_err(|e| err(&e))?;
                 log.push(format!("build context {key}: {}", f.note));
-                named_context::dir_image(self.store, key, &f.dir, false, self.epoch).map_err(|e| err(&e))?
+                named_context::dir_image(self.store, key, &f.dir, false, self.epoch, self.mtimes)
+                    .map_err(|e| err(&e))?
             }
             Value::OciLayout { dir, tag, digest } => {
                 log.push(format!("build context {key}: oci-layout://{}", dir.display()));
@@ -473,10 +478,23 @@ fn open_context(store: &Store, src: &Source) -> Result<Context, BuildError> {
     Ok(if src.remote.is_some() { ctx.unfiltered() } else { ctx })
 }
 
+/// The mtimes the build writes in its layers: SOURCE_DATE_EPOCH's (or 0), or the files' own
+/// when its outputs say `rewrite-timestamp=false` (refused when they disagree).
+fn mtimes(opts: &BuildOptions) -> Result<layer::Mtimes, BuildError> {
+    let req = output::Request { outputs: &opts.outputs, tags: &opts.tags, push: opts.push, ..Default::default() };
+    let rewrite = output::rewrite_timestamp(&output::outputs(&req), opts.outputs.len()).map_err(BuildError::Other)?;
+    Ok(match (rewrite, opts.source_date_epoch, opts.epoch) {
+        (false, sde, _) => layer::Mtimes::Kept(sde),
+        (true, None, 0) => layer::Mtimes::Zero,
+        (true, _, t) => layer::Mtimes::Clamp(t),
+    })
+}
+
 /// The plan, and the `--build-context` names it used.
 fn make_plan(
     store: &Store,
     opts: &BuildOptions,
+    mtimes: layer::Mtimes,
     src: &Source,
     ctx: &mut Context,
     all_stages: bool,
@@ -497,6 +515,7 @@ fn make_plan(
         remote: &opts.remote,
         named: &opts.named_contexts,
         epoch: opts.epoch,
+        mtimes,
         made: Default::default(),
         used: Default::default(),
     };
@@ -510,7 +529,8 @@ pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError>
     let src = read(store, opts, &mut |_, _, _| {})?;
     let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
-    Ok(make_plan(store, &opts, &src, &mut ctx, false).0)
+    let mtimes = mtimes(&opts)?;
+    Ok(make_plan(store, &opts, mtimes, &src, &mut ctx, false).0)
 }
 
 /// The build checks of a planned build: the stages the plan dispatches, their base images as
@@ -581,7 +601,8 @@ pub fn check(store: &Store, opts: &BuildOptions, json: bool) -> Result<(String, 
     // SOURCE_DATE_EPOCH resolved first, as BuildKit's lint request converts the Dockerfile
     let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
-    let (plan, _) = make_plan(store, &opts, &src, &mut ctx, true);
+    let mtimes = mtimes(&opts)?;
+    let (plan, _) = make_plan(store, &opts, mtimes, &src, &mut ctx, true);
     let ignore = src.remote.is_none().then(|| ctx.ignore().clone());
     let report = lint(&opts, &src, &plan, ignore.as_ref())?;
     // planning stopped (a base image that does not resolve...): BuildKit's lint request fails
@@ -794,13 +815,14 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source, epoch_note: Opti
     };
     let multi = multi_platform(opts, runs.len()).map_err(BuildError::Other)?;
     output::check(&outs, multi).map_err(BuildError::Other)?;
+    let mtimes = mtimes(opts)?;
     let ctx = exec::SharedContext::new(open_context(store, src)?);
     crate::trace::point("context");
     let eopts = exec::Options {
         file: src.file.clone(),
         no_cache: opts.no_cache,
         explain_cache: opts.explain_cache,
-        epoch: opts.epoch,
+        mtimes,
         created: opts.created,
         created_now: opts.created_now,
         created_from: opts.created_from.clone(),
@@ -839,7 +861,7 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source, epoch_note: Opti
     let mut plans = Vec::new();
     for platform in &runs {
         let one = BuildOptions { platform: platform.clone(), ..opts.clone() };
-        let (plan, used_contexts) = ctx.with(|c| make_plan(store, &one, src, c, false));
+        let (plan, used_contexts) = ctx.with(|c| make_plan(store, &one, mtimes, src, c, false));
         if opts.debug {
             eprint!("debug: {plan}");
         }

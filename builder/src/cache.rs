@@ -1,6 +1,7 @@
 //! Build cache keys and entries. A step's key hashes the parent state, the expanded
 //! instruction text, the build args it sees and, for COPY/ADD, the fingerprints of its
-//! sources. Entries record enough of those inputs to explain a later miss. Never mtime.
+//! sources. Entries record enough of those inputs to explain a later miss. Never a file's mtime
+//! (whether layers keep them, `rewrite-timestamp`, is an input).
 
 use crate::store::image::Layer;
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,10 @@ pub struct Inputs {
     pub files: BTreeMap<String, String>,
     /// Identity of other inputs (a `--from` stage's state).
     pub extra: String,
+    /// The times the step writes (`rewrite-timestamp`, the mtimes, `created`), as a miss names
+    /// them. Keyed through the parent (see `exec`); empty in entries made before it was recorded.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub times: String,
 }
 
 /// What a cache hit restores.
@@ -101,6 +106,9 @@ pub fn explain(before: &Inputs, now: &Inputs) -> Vec<String> {
             out.push(format!("file removed: {k}"));
         }
     }
+    if !before.times.is_empty() && before.times != now.times {
+        out.push(format!("timestamps changed: {} -> {}", before.times, now.times));
+    }
     if before.extra != now.extra && out.is_empty() {
         out.push("the --from source changed".into());
     }
@@ -118,6 +126,7 @@ mod tests {
             args: args.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
             files: files.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
             extra: String::new(),
+            times: String::new(),
         }
     }
 
@@ -152,5 +161,11 @@ mod tests {
         assert!(e.contains(&"file changed: a".to_string()));
         assert!(e.contains(&"file added: c".to_string()));
         assert!(e.contains(&"file removed: b".to_string()));
+        // the times the step writes (`rewrite-timestamp`) are named; an entry from before they
+        // were recorded says nothing of them
+        let t = |times: &str| Inputs { times: times.into(), ..before.clone() };
+        let e = explain(&t("rewrite-timestamp=true (file mtimes 0)"), &t("rewrite-timestamp=false"));
+        assert_eq!(e, ["timestamps changed: rewrite-timestamp=true (file mtimes 0) -> rewrite-timestamp=false"]);
+        assert!(explain(&before, &t("rewrite-timestamp=false")).is_empty());
     }
 }

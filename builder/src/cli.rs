@@ -172,8 +172,9 @@ pub enum Cmd {
         #[command(flatten)]
         registry: Box<registry::cli::BuildArgs>,
         /// The image's creation time: `now` (the build's time, as docker; file mtimes stay at
-        /// SOURCE_DATE_EPOCH or 0), or seconds since 1970 (file mtimes too). Default:
-        /// SOURCE_DATE_EPOCH, else 0, so equal inputs give equal digests.
+        /// most SOURCE_DATE_EPOCH, or 0), or seconds since 1970 (file mtimes at most that too).
+        /// Default: SOURCE_DATE_EPOCH, else 0, so equal inputs give equal digests (an output's
+        /// `rewrite-timestamp=false` keeps the files' own mtimes, as BuildKit).
         #[arg(long, value_name = "now|SECONDS")]
         timestamp: Option<String>,
         /// A secret for `RUN --mount=type=secret` (repeatable): id=ID,src=PATH (a file) or

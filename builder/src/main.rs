@@ -147,10 +147,11 @@ fn run(cli: Cli) -> Result<()> {
             };
             let mut opts = plan_options(*plan, cli.debug)?;
             let labels = labels.iter().map(|l| kv(l, "--label")).collect::<Result<Vec<_>>>()?;
-            // Reproducible by default: every time the build writes (file mtimes, the image's
-            // and its history's `created`) is SOURCE_DATE_EPOCH, else 0, so equal inputs give
-            // equal digests (the build resolves SOURCE_DATE_EPOCH: it may name a source).
-            // `--timestamp now` gives docker's creation time (file mtimes stay).
+            // Reproducible by default: every time the build writes (file mtimes: at most, the
+            // image's and its history's `created`) is SOURCE_DATE_EPOCH, else 0, so equal inputs
+            // give equal digests (the build resolves SOURCE_DATE_EPOCH: it may name a source;
+            // `rewrite-timestamp=false`: the files' own mtimes, see `build::mtimes`).
+            // `--timestamp now` gives docker's creation time (mtimes stay).
             opts.timestamp =
                 match timestamp.as_deref() {
                     None => build::Timestamp::Epoch,

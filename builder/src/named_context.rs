@@ -3,8 +3,8 @@
 //! frontend does (a stage of that name is replaced, its instructions not run). VALUE is a
 //! directory, `docker-image://REF` or `oci-layout://DIR[:TAG|@DIGEST]`. A directory becomes a
 //! one-layer image of its files (its own `.dockerignore` applied, owned by root as buildx sends
-//! them, mtimes at SOURCE_DATE_EPOCH as every file a build writes), so all three users of a name
-//! go through the one image path and its cache key is its content. Runs nothing.
+//! them, mtimes as in every layer the build writes: `layer::Mtimes`), so all three users of a
+//! name go through the one image path and its cache key is its content. Runs nothing.
 
 use crate::context::Context;
 use crate::instructions::Stages;
@@ -123,13 +123,14 @@ impl NamedContexts {
 /// The image of directory `dir` (context `name`): one layer of its files (those its
 /// `.dockerignore` leaves, when `dockerignore`: a local directory's), the config of
 /// `FROM scratch`. Reused while the files are the same (`cache/named/`, keyed by the files'
-/// fingerprints, the name and `epoch`).
+/// fingerprints, the name and the times). `epoch` is its `created`; `mtimes` its files' times.
 pub fn dir_image(
     store: &Store,
     name: &str,
     dir: &std::path::Path,
     dockerignore: bool,
     epoch: u64,
+    mtimes: layer::Mtimes,
 ) -> Result<Image, String> {
     let err = |e: &dyn std::fmt::Display| format!("--build-context {name}={}: {e}", dir.display());
     let ctx = Context::open(dir, Some(store)).map_err(|e| err(&e))?;
@@ -138,7 +139,16 @@ pub fn dir_image(
     let rec = format!(
         "cache/named/{}",
         crate::context::digest_fingerprints(
-            &fp.into_iter().chain([(" name".into(), format!("{name} {epoch}"))]).collect()
+            &fp.into_iter()
+                .chain([(
+                    " name".into(),
+                    match mtimes {
+                        // as before the files' own times could be asked for, so the records stay valid
+                        layer::Mtimes::Zero if epoch == 0 => format!("{name} {epoch}"),
+                        m => format!("{name} {epoch} {}", m.key()),
+                    }
+                )])
+                .collect()
         )
     );
     if let Some(m) = store.read_record::<String>(&rec) {
@@ -178,10 +188,11 @@ pub fn dir_image(
             size,
             source,
             xattrs: Vec::new(),
-            mtime: None,
+            mtime: Some(layer::mtime_of(&e.md)),
+            own_mtime: false,
         });
     }
-    let l = layer::commit_layer(store, &entries, epoch).map_err(|e| err(&e))?;
+    let l = layer::commit_layer(store, &entries, mtimes).map_err(|e| err(&e))?;
     let mut config = ImageConfig::scratch();
     config.rootfs.diff_ids.push(l.diff_id.clone());
     config.history.push(History {

@@ -100,6 +100,8 @@ pub struct Output {
     /// `compression=`, `compression-level=`, `force-compression=`, `oci-mediatypes=` (image,
     /// registry, oci, docker).
     pub layers: convert::Options,
+    /// `rewrite-timestamp=` (image, registry, oci, docker) when given; see [`rewrite_timestamp`].
+    pub rewrite_timestamp: Option<bool>,
 }
 
 /// Where an annotation goes, as BuildKit names them.
@@ -335,6 +337,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 annotations: Annotations::default(),
                 platform_split: None,
                 layers: convert::Options::default(),
+                rewrite_timestamp: None,
             }),
             p => Ok(Output {
                 kind: Kind::Local { dest: PathBuf::from(p) },
@@ -342,6 +345,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 annotations: Annotations::default(),
                 platform_split: None,
                 layers: convert::Options::default(),
+                rewrite_timestamp: None,
             }),
         };
     }
@@ -359,6 +363,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
     let mut split = None;
     let mut layers = convert::Options::default();
     let mut iopts = ImageOpts::default();
+    let mut rewrite_timestamp = None;
     for (k, v) in &opts {
         let allowed: &[&str] = match typ.as_str() {
             "image" | "registry" => &[
@@ -425,13 +430,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 iopts.dangling_prefix = Some(v.clone());
             }
             "dangling-name-empty-only" => iopts.dangling_empty_only = parse_bool(k, v).map_err(err)?,
-            // what slipway always does with SOURCE_DATE_EPOCH: no file a build writes is newer
-            "rewrite-timestamp" if parse_bool(k, v).map_err(err)? => {}
-            "rewrite-timestamp" => {
-                return Err(err("rewrite-timestamp=false: with SOURCE_DATE_EPOCH slipway always sets the times of \
-                     the files a build writes to it, so that layers are reproducible"
-                    .into()))
-            }
+            "rewrite-timestamp" => rewrite_timestamp = Some(parse_bool(k, v).map_err(err)?),
             _ if layers.take(k, v).map_err(err)? => {}
             _ => unreachable!("allowed above"),
         }
@@ -456,7 +455,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
         _ => Kind::CacheOnly,
     };
     layers.check().map_err(err)?;
-    Ok(Output { kind, names, annotations: Annotations(anns), platform_split: split, layers })
+    Ok(Output { kind, names, annotations: Annotations(anns), platform_split: split, layers, rewrite_timestamp })
 }
 
 /// One platform's image of a build.
@@ -796,6 +795,7 @@ pub fn outputs(req: &Request) -> Vec<Output> {
             annotations: Annotations::default(),
             platform_split: None,
             layers: convert::Options::default(),
+            rewrite_timestamp: None,
         });
     }
     for o in &mut outs {
@@ -808,6 +808,50 @@ pub fn outputs(req: &Request) -> Vec<Output> {
         o.annotations.0.extend(req.annotations.iter().cloned());
     }
     outs
+}
+
+/// `rewrite-timestamp` of a build's outputs (`outs` as [`outputs`] makes them, the first
+/// `given` from `--output`): true, slipway's default, makes no mtime in the build's layers newer
+/// than SOURCE_DATE_EPOCH (every one 0 without it: see [`crate::layer::Mtimes`]); false keeps
+/// the times the build gave the files, BuildKit's default.
+/// The layers are made as the build runs, once for all outputs, so its image, registry, oci and
+/// docker outputs must agree (one that does not say asks for the default); local, tar and
+/// cacheonly outputs have no such option, in BuildKit neither.
+pub fn rewrite_timestamp(outs: &[Output], given: usize) -> Result<bool, String> {
+    let has = |o: &Output| matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. });
+    let name = |i: usize, o: &Output| {
+        let t = match &o.kind {
+            Kind::Image { push: true, .. } => "image,push=true",
+            Kind::Image { .. } => "image",
+            Kind::Oci { .. } => "oci",
+            _ => "docker",
+        };
+        let v = match o.rewrite_timestamp {
+            Some(v) => format!("rewrite-timestamp={v}"),
+            None => "no rewrite-timestamp (slipway's default: true)".into(),
+        };
+        if i < given {
+            format!("--output {} (type={t}) has {v}", i + 1)
+        } else {
+            format!("the store output --push adds has {v}")
+        }
+    };
+    let mut first: Option<(usize, &Output)> = None;
+    for (i, o) in outs.iter().enumerate().filter(|(_, o)| has(o)) {
+        match first {
+            None => first = Some((i, o)),
+            Some((j, f)) if f.rewrite_timestamp.unwrap_or(true) != o.rewrite_timestamp.unwrap_or(true) => {
+                return Err(format!(
+                    "rewrite-timestamp: {} but {}: one build writes one set of layers for all its outputs \
+                     (give every image, registry, oci and docker output the same rewrite-timestamp)",
+                    name(j, f),
+                    name(i, o)
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    Ok(first.is_none_or(|(_, o)| o.rewrite_timestamp.unwrap_or(true)))
 }
 
 /// Whether an output writes to stdout (the log then goes to stderr).
@@ -1132,7 +1176,7 @@ mod tests {
             ("type=docker,dest=x,push-by-digest=true", "\"push-by-digest\" is not supported"),
             ("type=image,unpack=maybe", "expected true or false"),
             ("type=docker,dest=x,compression=estargz,oci-mediatypes=false", "\"compression=estargz\" conflicts with"),
-            ("type=image,rewrite-timestamp=false", "always sets the times"),
+            ("type=tar,dest=x,rewrite-timestamp=false", "\"rewrite-timestamp\" is not supported for type=tar"),
             ("type=image,dangling-name-prefix=UP", "not a repository name"),
             ("type=local,dest=x,store=false", "\"store\" is not supported for type=local"),
             ("type=oci,dest=x,compression=zstd,oci-mediatypes=false", "conflicts with \"oci-mediatypes=false\""),
@@ -1147,6 +1191,32 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn rewrite_timestamp_is_one_for_the_build() {
+        let outs = |specs: &[&str]| -> Vec<Output> { specs.iter().map(|s| parse(s).unwrap()).collect() };
+        // (outputs, what the build does): slipway's default is true; local and tar have no say
+        for (specs, want) in [
+            (vec![], true),
+            (vec!["type=image"], true),
+            (vec!["type=image,rewrite-timestamp=false"], false),
+            (vec!["type=oci,dest=x,rewrite-timestamp=0", "type=docker,dest=y,rewrite-timestamp=false"], false),
+            (vec!["type=image,rewrite-timestamp=false", "type=local,dest=d", "type=tar,dest=t"], false),
+            (vec!["type=local,dest=d"], true),
+        ] {
+            let o = outs(&specs);
+            assert_eq!(rewrite_timestamp(&o, o.len()), Ok(want), "{specs:?}");
+        }
+        let o = outs(&["type=image,rewrite-timestamp=false", "type=docker,dest=y"]);
+        let e = rewrite_timestamp(&o, 2).unwrap_err();
+        assert!(e.contains("--output 1 (type=image) has rewrite-timestamp=false"), "{e}");
+        assert!(e.contains("--output 2 (type=docker) has no rewrite-timestamp (slipway's default: true)"), "{e}");
+        // the store output `--push` adds asks for the default
+        let req =
+            Request { outputs: &outs(&["type=oci,dest=x,rewrite-timestamp=false"]), push: true, ..Default::default() };
+        let e = rewrite_timestamp(&outputs(&req), 1).unwrap_err();
+        assert!(e.contains("the store output --push adds"), "{e}");
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! tar, the OCI layout as skopeo reads it, the docker-archive as `slipway load` reads it, and
 //! docker 20.10's BuildKit writing the same Dockerfile where it can.
 
+use integration::buildkit::BuildKit;
 use integration::engines::{have, Engine, Kind};
-use integration::slipway::{read_saved, store_listing, tar_files, Slipway};
+use integration::slipway::{read_saved, store_listing, tar_files, Saved, Slipway};
 use std::collections::BTreeMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -310,6 +311,240 @@ fn source_date_epoch_as_a_build_arg() {
     // not seconds, and no stage or context of that name: BuildKit's words (slipway_epoch.rs
     // covers the names)
     assert!(r.stderr.contains("invalid SOURCE_DATE_EPOCH: yesterday"), "{}", r.stderr);
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
+}
+
+/// Sets the mtime of a file or directory (seconds since 1970).
+fn set_mtime(p: &Path, secs: u64) {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    fs::File::open(p).and_then(|f| f.set_modified(t)).unwrap_or_else(|e| panic!("set mtime of {}: {e}", p.display()));
+}
+
+const OLD: u64 = 1_500_000_000; // before SOURCE_DATE_EPOCH
+const SDE: u64 = 1_700_000_000;
+const NEW: u64 = 1_750_000_000; // after it, as a fresh checkout's files are
+const SDE_RFC: &str = "2023-11-14T22:13:20Z";
+/// COPY'd files and directories, what RUN writes, the directories COPY and WORKDIR make.
+const RT_DF: &str = "FROM top:1\nCOPY old.txt new.txt /c/\nCOPY sub /sub/\nRUN echo ran > /ran\nWORKDIR /w/x\n";
+
+/// The context of `RT_DF`, its files' mtimes set old and new.
+fn rt_context(s: &Slipway) -> std::path::PathBuf {
+    let ctx = s.context(
+        "rt",
+        &[("Dockerfile", RT_DF), ("old.txt", "o\n"), ("new.txt", "n\n"), ("sub/g.txt", "g\n"), ("sub/deep/h", "h\n")],
+    );
+    for (f, t) in [("old.txt", OLD), ("new.txt", NEW), ("sub/g.txt", OLD), ("sub/deep/h", NEW), ("sub/deep", NEW)] {
+        set_mtime(&ctx.join(f), t);
+    }
+    set_mtime(&ctx.join("sub"), OLD);
+    ctx
+}
+
+fn mtime(img: &Saved, p: &str) -> u64 {
+    img.find(p).unwrap_or_else(|| panic!("/{p} in the image")).mtime
+}
+
+/// Asserts `t` is a time during the build that started at `start`.
+#[track_caller]
+fn written_since(what: &str, t: u64, start: u64) {
+    assert!(t >= start && t <= now(), "{what}: mtime {t}, the build ran from {start}");
+}
+
+/// The log of a build (stdout and stderr).
+fn log(r: &integration::slipway::Run) -> String {
+    format!("{}{}", r.stdout, r.stderr)
+}
+
+/// With SOURCE_DATE_EPOCH, BuildKit's `rewrite-timestamp` on image, oci and docker outputs.
+/// `false` (BuildKit's default, and docker 20.10's BuildKit's only way): the layers keep the
+/// times the build gave the files (a COPY'd file its context file's, what RUN writes the time
+/// it was written), only `created` (image and history) is SOURCE_DATE_EPOCH, and a local output
+/// sets every file to it. `true` (slipway's default, and what no option asks for): no mtime in
+/// the build's layers is newer than SOURCE_DATE_EPOCH, older ones stay (BuildKit clamps), a
+/// base image's layers are not touched, and a build without the cache gives the same image. The
+/// mode is part of each step's cache key: switching it is a miss whose explanation names it,
+/// switching back a hit. Outputs of one build asking different modes are refused before
+/// anything is built, naming them.
+#[test]
+fn rewrite_timestamp_with_source_date_epoch() {
+    let s = Slipway::new();
+    s.base("base:1");
+    // a base whose layer keeps a file's real time: slipway's rewrite leaves base layers alone
+    let top = s.context("top", &[("Dockerfile", "FROM base:1\nRUN touch /basefile\n")]);
+    let start = now();
+    s.build(&top, "top:1", &["-o", "type=image,rewrite-timestamp=false"]).ok();
+    let top_img = s.save("top:1");
+    written_since("/basefile of the base", mtime(&top_img, "basefile"), start);
+    let ctx = rt_context(&s);
+    let sde = format!("SOURCE_DATE_EPOCH={SDE}");
+    let out = |n: &str| s.dir.path().join(n);
+    let kept = |tag: &str| {
+        let o = format!("type=oci,dest={},rewrite-timestamp=false", out(&format!("{tag}.oci.tar")).display());
+        let d = format!("type=docker,dest={},rewrite-timestamp=false", out(&format!("{tag}.docker.tar")).display());
+        let l = format!("type=local,dest={}", out(&format!("{tag}.local")).display());
+        let args = ["--build-arg", &sde, "-o", "type=image,rewrite-timestamp=false", "-o", &o, "-o", &d, "-o", &l];
+        log(&s.build(&ctx, tag, &[&args[..], &["--explain-cache"]].concat()).ok())
+    };
+
+    // rewrite-timestamp=false
+    let start = now();
+    kept("rt:kept");
+    let img = s.save("rt:kept");
+    assert_eq!(img.config["created"], SDE_RFC);
+    assert_eq!(img.config["history"].as_array().unwrap().last().unwrap()["created"], SDE_RFC);
+    // copied directories keep theirs too (today's BuildKit: fsutil's copy sets a directory's
+    // times after its contents; docker 20.10's BuildKit v0.8 leaves them the copy's time)
+    for (p, t) in [("c/old.txt", OLD), ("c/new.txt", NEW), ("sub/g.txt", OLD), ("sub/deep", NEW), ("sub", OLD)] {
+        assert_eq!(mtime(&img, p), t, "{p}");
+    }
+    // the directories WORKDIR makes get SOURCE_DATE_EPOCH, as BuildKit's frontend makes them
+    assert_eq!((mtime(&img, "w"), mtime(&img, "w/x")), (SDE, SDE));
+    // what the build wrote has the time it was written: RUN's file, the directory COPY made
+    for p in ["ran", "c"] {
+        written_since(&format!("/{p}"), mtime(&img, p), start);
+    }
+    // the oci and docker outputs hold the same image (one set of layers for the build)
+    let docker = read_saved(&out("rt:kept.docker.tar"));
+    assert_eq!(docker.id(), img.id());
+    assert_eq!(mtime(&docker, "c/new.txt"), NEW);
+    let oci = tar_files(&out("rt:kept.oci.tar"));
+    assert!(oci.contains_key(&format!("blobs/sha256/{}", img.id().trim_start_matches("sha256:"))));
+    // a local output sets every file's mtime to SOURCE_DATE_EPOCH whatever the layers hold,
+    // as BuildKit's local exporter does
+    for f in ["c/old.txt", "c/new.txt", "ran", "basefile", "bin/busybox"] {
+        assert_eq!(fs::symlink_metadata(out("rt:kept.local").join(f)).unwrap().mtime() as u64, SDE, "{f}");
+    }
+
+    // no rewrite-timestamp: true, the mode switch is a miss naming it
+    let r = s.build(&ctx, "rt:1", &["--build-arg", &sde, "--explain-cache"]).ok();
+    let want = format!(
+        "Cache miss: timestamps changed: rewrite-timestamp=false (file mtimes as written), created {SDE} -> \
+         rewrite-timestamp=true (file mtimes at most {SDE}), created {SDE}"
+    );
+    assert!(log(&r).contains(&want), "{}", log(&r));
+    let def = s.save("rt:1");
+    assert_eq!(def.config["created"], SDE_RFC);
+    // clamped: older times stay, newer ones and what the build wrote are SOURCE_DATE_EPOCH
+    for (p, t) in [
+        ("c/old.txt", OLD),
+        ("sub/g.txt", OLD),
+        ("sub", OLD),
+        ("c/new.txt", SDE),
+        ("sub/deep", SDE),
+        ("sub/deep/h", SDE),
+        ("c", SDE),
+        ("ran", SDE),
+        ("w/x", SDE),
+    ] {
+        assert_eq!(mtime(&def, p), t, "{p}");
+    }
+    // the base image's layers are the base's, its file newer than SOURCE_DATE_EPOCH too
+    assert_eq!(def.layers[..top_img.layers.len()], top_img.layers[..]);
+    assert_eq!(mtime(&def, "basefile"), mtime(&top_img, "basefile"));
+    // reproducible: again without the cache, the same image; rewrite-timestamp=true is the same
+    // build (every step a hit)
+    s.build(&ctx, "rt:2", &["--build-arg", &sde, "--no-cache"]).ok();
+    assert_eq!(s.save("rt:2").id(), def.id());
+    let r = s.build(&ctx, "rt:3", &["--build-arg", &sde, "-o", "type=image,rewrite-timestamp=true", "--explain-cache"]);
+    let r = r.ok();
+    assert!(!log(&r).contains("Cache miss"), "{}", log(&r));
+    assert_eq!(s.save("rt:3").id(), def.id());
+    // switching back is a hit, every step, and the same image
+    let l = kept("rt:kept2");
+    assert!(!l.contains("Cache miss"), "{l}");
+    assert_eq!(s.save("rt:kept2").id(), img.id());
+
+    // outputs asking both ways: refused before anything is built, naming them
+    let before = store_listing(&s.root());
+    let x = out("x.tar");
+    let oci = format!("type=oci,dest={}", x.display());
+    let r = s.build(&ctx, "rt:4", &["-o", "type=image,rewrite-timestamp=false", "-o", &oci]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains(
+            "rewrite-timestamp: --output 1 (type=image) has rewrite-timestamp=false but --output 2 (type=oci) has \
+             no rewrite-timestamp (slipway's default: true)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(store_listing(&s.root()), before);
+    assert!(!x.exists());
+    let r = s.build(&ctx, "rt:4", &["-o", "type=image,rewrite-timestamp=maybe"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("rewrite-timestamp"), "{}", r.stderr);
+
+    // docker 20.10's BuildKit (no rewrite-timestamp: its layers always keep the times) on the
+    // same base gives the COPY'd files the same mtimes, RUN's a recent one (its v0.8 predates
+    // SOURCE_DATE_EPOCH, so its WORKDIR's are the build's time)
+    let Some(bk) = BuildKit::shared() else { return };
+    let tar = out("top.tar");
+    s.run(&["save", "top:1", "-o", &tar.to_string_lossy()]).ok();
+    bk.run(&["load", "-i", &tar.to_string_lossy()]).ok();
+    let start = now();
+    bk.build(&ctx, "rt", &["--build-arg", &sde]).ok();
+    let theirs = bk.save("rt");
+    for p in ["c/old.txt", "c/new.txt", "sub/g.txt", "sub/deep/h"] {
+        assert_eq!(mtime(&theirs, p), mtime(&img, p), "{p}: BuildKit vs slipway");
+    }
+    for p in ["ran", "c"] {
+        written_since(&format!("BuildKit's /{p}"), mtime(&theirs, p), start);
+    }
+}
+
+/// Without SOURCE_DATE_EPOCH: slipway's default (rewrite-timestamp=true) writes every mtime in
+/// the build's layers as 0 and `created` as 1970, so equal inputs give equal images;
+/// `rewrite-timestamp=false` keeps the files' times as BuildKit does (BuildKit's `true` does
+/// nothing without SOURCE_DATE_EPOCH), and a local output then has them too. `created` stays
+/// slipway's reproducible 0 in both (`--timestamp` is what changes it). Each mode has its own
+/// cache entries.
+#[test]
+fn rewrite_timestamp_without_source_date_epoch() {
+    let s = Slipway::new();
+    s.base("base:1");
+    s.run(&["tag", "base:1", "top:1"]).ok();
+    let ctx = rt_context(&s);
+    let local = s.dir.path().join("local");
+    let l = format!("type=local,dest={}", local.display());
+
+    let start = now();
+    let r = s.build(&ctx, "rt:kept", &["-o", "type=image,rewrite-timestamp=false", "-o", &l]).ok();
+    let img = s.save("rt:kept");
+    assert_eq!(img.config["created"], "1970-01-01T00:00:00Z");
+    for (p, t) in [("c/old.txt", OLD), ("c/new.txt", NEW), ("sub/g.txt", OLD), ("sub", OLD), ("sub/deep", NEW)] {
+        assert_eq!(mtime(&img, p), t, "{p}");
+        assert_eq!(fs::symlink_metadata(local.join(p)).unwrap().mtime() as u64, t, "local output: {p}");
+    }
+    // what the build wrote, WORKDIR's directories too: the time it was written
+    for p in ["ran", "c", "w", "w/x"] {
+        written_since(&format!("/{p}"), mtime(&img, p), start);
+        written_since(
+            &format!("local output /{p}"),
+            fs::symlink_metadata(local.join(p)).unwrap().mtime() as u64,
+            start,
+        );
+    }
+    assert!(!log(&r).contains("Cache hit"), "{}", log(&r));
+
+    // the default: every mtime 0; the base's layers as they were
+    let r = s.build(&ctx, "rt:1", &["--explain-cache"]).ok();
+    assert!(log(&r).contains("rewrite-timestamp=true (file mtimes 0)"), "{}", log(&r));
+    let def = s.save("rt:1");
+    assert_eq!(def.config["created"], "1970-01-01T00:00:00Z");
+    let base = s.save("base:1");
+    assert_eq!(def.layers[..base.layers.len()], base.layers[..]);
+    assert!(def.layers[base.layers.len()..].iter().flatten().all(|e| e.mtime == 0), "{:?}", def.layers);
+    // explicitly true: the same build, every step a hit
+    let r = s.build(&ctx, "rt:2", &["-o", "type=image,rewrite-timestamp=true", "--explain-cache"]).ok();
+    assert!(!log(&r).contains("Cache miss"), "{}", log(&r));
+    assert_eq!(s.save("rt:2").id(), def.id());
+    // false again: its own cache entries, the first image again
+    let r = s.build(&ctx, "rt:kept2", &["-o", "type=image,rewrite-timestamp=false", "--explain-cache"]).ok();
+    assert!(!log(&r).contains("Cache miss"), "{}", log(&r));
+    assert_eq!(s.save("rt:kept2").id(), img.id());
 }
 
 /// docker.io's own CLI (20.10): its `docker build` speaks to dockerd's BuildKit without buildx

@@ -29,6 +29,10 @@ struct Placer {
     /// Keep the source's owner when there is no --chown (`--from` copies); else 0:0.
     keep_owner: bool,
     links: HashMap<(u64, u64), PathBuf>,
+    /// `Some` when the layer depends on the files' mtimes ([`layer::Mtimes::reads_files`]):
+    /// each placed target with its source's mtime, in the order placed (the copy's own writes,
+    /// and a directory's children, change what the upper dir says).
+    times: Option<Vec<(PathBuf, u64)>>,
 }
 
 impl Placer {
@@ -41,6 +45,9 @@ impl Placer {
     }
 
     fn place(&mut self, src: &Path, md: &Metadata, target: &Path) -> io::Result<()> {
+        if let Some(t) = &mut self.times {
+            t.push((target.to_path_buf(), layer::mtime_of(md)));
+        }
         let (uid, gid) = self.owner(md);
         let ft = md.file_type();
         if ft.is_dir() {
@@ -189,7 +196,10 @@ impl DirectLayer {
                 size: 0,
                 source: None,
                 xattrs: Vec::new(),
-                mtime: None,
+                // the source's; a directory made on the way has none: the time it is written,
+                // as in the general path's upper dir
+                mtime: p.source.as_ref().map(|(_, md)| layer::mtime_of(md)),
+                own_mtime: false,
             };
             match &p.source {
                 Some((src, md)) if md.file_type().is_symlink() => e.kind = layer::Kind::Symlink(fs::read_link(src)?),
@@ -299,8 +309,9 @@ pub(super) fn copy(
     crate::trace::point(&format!("copy:{line}:mounted"));
     let parent_owner = chown;
     let dir_mode = Chmod::parent_dir_mode(plan.chmod.as_ref());
+    let times = x.opts.mtimes.reads_files().then(Vec::new);
     let mut placer =
-        Placer { chown, chmod: plan.chmod.clone(), keep_owner: src_rootfs.is_some(), links: HashMap::new() };
+        Placer { chown, chmod: plan.chmod.clone(), keep_owner: src_rootfs.is_some(), links: HashMap::new(), times };
     // expand --from wildcards now that the source filesystem is mounted
     struct Src {
         host: PathBuf,
@@ -398,7 +409,7 @@ pub(super) fn copy(
     let dest_is_dir = rootfs::resolve_in_root(&merged, dest, true).is_dir();
     let ioerr = |e: io::Error, what: &str| x.err(line, format!("{kw}: {what}: {e}"));
     // container paths (as in the layer) -> an mtime of their own
-    let mut mtimes: HashMap<String, u64> = HashMap::new();
+    let mut mtimes: HashMap<String, (u64, bool)> = HashMap::new();
     let in_layer = |target: &Path| target.strip_prefix(&merged).map(|p| p.to_string_lossy().into_owned()).ok();
     for f in &remote.files {
         if f.unpack && layer::is_archive(&f.blob) {
@@ -420,7 +431,7 @@ pub(super) fn copy(
         fs::set_permissions(&target, fs::Permissions::from_mode(mode_of(plan.chmod.as_ref(), 0o100600)))
             .map_err(|e| ioerr(e, &cpath))?;
         if let (Some(t), Some(rel)) = (f.mtime, in_layer(&target)) {
-            mtimes.insert(rel, t);
+            mtimes.insert(rel, (t, true));
         }
     }
     for t in &remote.trees {
@@ -433,7 +444,7 @@ pub(super) fn copy(
             let target = rootfs::target_path(&merged, &cpath).map_err(|e| ioerr(e, &cpath))?;
             placer.place(e.path(), &emd, &target).map_err(|e| ioerr(e, &cpath))?;
             if let (Some(m), Some(rel)) = (t.mtime, in_layer(&target)) {
-                mtimes.insert(rel, m);
+                mtimes.insert(rel, (m, true));
             }
         }
     }
@@ -482,6 +493,17 @@ pub(super) fn copy(
         rootfs::lchown(&target, u, g).map_err(|e| ioerr(e, &cpath))?;
         fs::set_permissions(&target, fs::Permissions::from_mode(mode_of(plan.chmod.as_ref(), 0o100644)))
             .map_err(|e| ioerr(e, &cpath))?;
+    }
+    // the sources' mtimes, where the layer depends on them; an own time (ADD's Last-Modified,
+    // a commit's) wins
+    let mut placed: HashMap<String, u64> = HashMap::new();
+    for (target, t) in placer.times.take().unwrap_or_default() {
+        if let Some(rel) = in_layer(&target) {
+            placed.insert(rel, t);
+        }
+    }
+    for (rel, t) in placed {
+        mtimes.entry(rel).or_insert((t, false));
     }
     drop((src_rootfs, remote));
     x.diff_layer_with(st, &mut rfs, created_by, &mtimes)

@@ -34,8 +34,9 @@ pub struct Options {
     pub file: String,
     pub no_cache: bool,
     pub explain_cache: bool,
-    /// SOURCE_DATE_EPOCH, or 0: the mtime of every file the build writes in a layer.
-    pub epoch: u64,
+    /// The mtimes of what the build writes in its layers: SOURCE_DATE_EPOCH (or 0), or, with
+    /// the outputs' `rewrite-timestamp=false`, the files' own.
+    pub mtimes: layer::Mtimes,
     /// The time written in `created` (the image's and its history's).
     pub created: u64,
     /// `--timestamp now`: `created` is the build's time, so it stays out of cache keys (a cached
@@ -490,15 +491,16 @@ impl<'a> Executor<'a> {
             inputs.extra = extra.join(",");
             inputs.text.push_str(&self.opts.run_extras.key_text());
         }
-        // The times the step writes are inputs too: a build with another SOURCE_DATE_EPOCH must
-        // not reuse layers and configs stamped with the old one.
+        // The times the step writes are inputs too: a build with another SOURCE_DATE_EPOCH, or
+        // asking for the files' own mtimes, must not reuse layers and configs stamped otherwise.
         let created = if self.opts.created_now { "now".to_string() } else { self.opts.created.to_string() };
+        inputs.times = format!("{}, created {created}", self.opts.mtimes.describe());
         // `COPY --link`: the layer does not depend on the state below, so neither does the key
         // (its parent is the step's own text); a hit puts the cached layer on any state
         let link = matches!(&s.action, Action::Copy(c) if c.link);
         let parent = if link { link_parent(&inputs) } else { fs_id(&st.config) };
         let config_parent = st.id.clone();
-        let key = cache::key(&format!("{parent}\0mtime={}\0created={created}", self.opts.epoch), &inputs);
+        let key = cache::key(&format!("{parent}\0{}\0created={created}", self.opts.mtimes.key()), &inputs);
         self.keys.push(key.clone());
         if let (Some(name), false) = (filtered, self.opts.no_cache) {
             self.progress.note(&format!(" ---> Cache skipped: --no-cache-filter {name}"));
@@ -676,7 +678,7 @@ impl<'a> Executor<'a> {
 
     /// Writes `entries` as a new layer on `st`.
     fn push_layer(&self, st: &mut State, entries: &[layer::Entry], created_by: String) -> Result<(), BuildError> {
-        let l = layer::commit_layer(self.store, entries, self.opts.epoch)?;
+        let l = layer::commit_layer(self.store, entries, self.opts.mtimes)?;
         st.config.rootfs.diff_ids.push(l.diff_id.clone());
         st.layers.push(l);
         self.history(st, created_by, false);
@@ -688,18 +690,21 @@ impl<'a> Executor<'a> {
         self.diff_layer_with(st, rootfs, created_by, &std::collections::HashMap::new())
     }
 
-    /// `diff_layer`, the entries named in `mtimes` (layer paths) with those mtimes.
+    /// `diff_layer`, the entries named in `times` (layer paths) with those mtimes (`true`: a
+    /// time of the source's own, see [`layer::Entry::own_mtime`]) rather than their files'.
     fn diff_layer_with(
         &self,
         st: &mut State,
         rootfs: &mut overlay::Rootfs,
         created_by: String,
-        mtimes: &std::collections::HashMap<String, u64>,
+        times: &std::collections::HashMap<String, (u64, bool)>,
     ) -> Result<(), BuildError> {
         rootfs.unmount()?;
         let mut entries = layer::plan_diff(&rootfs.upper)?;
         for e in &mut entries {
-            e.mtime = mtimes.get(&e.path).copied();
+            if let Some(&(t, own)) = times.get(&e.path) {
+                (e.mtime, e.own_mtime) = (Some(t), own);
+            }
         }
         self.push_layer(st, &entries, created_by)
     }
@@ -726,8 +731,19 @@ impl<'a> Executor<'a> {
                 .map_err(|e| self.err(line, format!("WORKDIR: {e}")))?;
             Some((id.uid, id.gid))
         };
+        // the directories made: SOURCE_DATE_EPOCH's time where the layer keeps the files' own
+        let mut made = std::collections::HashMap::new();
+        if let layer::Mtimes::Kept(Some(t)) = self.opts.mtimes {
+            let mut prefix = String::new();
+            for c in path.split('/').filter(|c| !c.is_empty() && *c != ".") {
+                prefix = format!("{prefix}/{c}");
+                if !rootfs::resolve_in_root(&rfs.merged, &prefix, true).exists() {
+                    made.insert(prefix.trim_start_matches('/').to_string(), (t, false));
+                }
+            }
+        }
         rootfs::mkdir_all(&rfs.merged, &path, owner).map_err(|e| self.err(line, format!("WORKDIR {path}: {e}")))?;
-        self.diff_layer(st, &mut rfs, created_by)
+        self.diff_layer_with(st, &mut rfs, created_by, &made)
     }
 
     /// Writes the image of the final state unchanged, so its ID is the last step's ` ---> ID`

@@ -1,4 +1,4 @@
-//! Layers: an overlay upper dir -> a deterministic gzip tar (sorted entries, fixed mtimes,
+//! Layers: an overlay upper dir -> a deterministic gzip tar (sorted entries, mtimes as [`Mtimes`] says,
 //! owners/modes kept, hardlinks as links, overlay whiteouts -> `.wh.` entries), and the way
 //! back: a layer tar -> an overlay lower dir (snapshot) or a flat rootfs. The one place layer
 //! blobs are written (`write_layer`: a build's diffs, `load`'s imports) and read for sizes.
@@ -49,9 +49,79 @@ pub struct Entry {
     pub source: Option<PathBuf>,
     /// Extended attributes carried into the tar (file capabilities).
     pub xattrs: Vec<(String, Vec<u8>)>,
-    /// The entry's own mtime (an `ADD` URL's Last-Modified, a git commit's time); `None`:
-    /// the build's epoch, as every other entry.
+    /// The time the file has where the build wrote it (a copied file its source's, what RUN
+    /// wrote the time it was written), or one of its own (`own_mtime`); `None`: none (a
+    /// directory made on the way). The layer holds what [`Mtimes`] makes of it.
     pub mtime: Option<u64>,
+    /// `mtime` is the source's own time (an `ADD` URL's Last-Modified, a git commit's time).
+    pub own_mtime: bool,
+}
+
+/// The mtimes a build writes in its layers: the image exporter's `rewrite-timestamp`. Only the
+/// layers the build makes; a base image's stay as they are (BuildKit rewrites none of them
+/// either).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mtimes {
+    /// `rewrite-timestamp=true` (slipway's default) with neither SOURCE_DATE_EPOCH nor
+    /// `--timestamp N`: every entry 0, so equal inputs give equal layers, but for a time of its
+    /// own (ADD's Last-Modified, a git commit's: the same on every build anyway).
+    Zero,
+    /// `rewrite-timestamp=true` with SOURCE_DATE_EPOCH (or `--timestamp N`): no time newer than
+    /// it, older ones kept (a context file's), as BuildKit clamps a layer's tar headers.
+    Clamp(u64),
+    /// `rewrite-timestamp=false`, BuildKit's default: the times the files have where the build
+    /// wrote them (a copied file keeps its source's, what RUN writes has the time it was
+    /// written). The directories WORKDIR makes get SOURCE_DATE_EPOCH when it is given (as
+    /// BuildKit's frontend makes them), else, as any entry with no time, the time they are
+    /// written.
+    Kept(Option<u64>),
+}
+
+impl Mtimes {
+    /// Whether the layer depends on the files' own mtimes (else they need not be read).
+    pub fn reads_files(self) -> bool {
+        self != Mtimes::Zero
+    }
+
+    /// The time in the layer of entry `e`; `now` for one without a time in `Kept`.
+    pub fn of(self, e: &Entry, now: u64) -> u64 {
+        match self {
+            Mtimes::Zero if e.own_mtime => e.mtime.unwrap_or(0),
+            Mtimes::Zero => 0,
+            Mtimes::Clamp(t) => e.mtime.map_or(t, |m| m.min(t)),
+            Mtimes::Kept(_) => e.mtime.unwrap_or(now),
+        }
+    }
+
+    /// Its part of a cache key (`mtime=0` as before the option existed, so those caches stay
+    /// valid; `Clamp` keeps older times, so it is not the `mtime=N` that set every one).
+    pub fn key(self) -> String {
+        match self {
+            Mtimes::Zero => "mtime=0".into(),
+            Mtimes::Clamp(t) => format!("mtime<={t}"),
+            Mtimes::Kept(None) => "mtime=kept".into(),
+            Mtimes::Kept(Some(t)) => format!("mtime=kept,workdir={t}"),
+        }
+    }
+
+    /// As a cache miss names it.
+    pub fn describe(self) -> String {
+        match self {
+            Mtimes::Zero => "rewrite-timestamp=true (file mtimes 0)".into(),
+            Mtimes::Clamp(t) => format!("rewrite-timestamp=true (file mtimes at most {t})"),
+            Mtimes::Kept(_) => "rewrite-timestamp=false (file mtimes as written)".into(),
+        }
+    }
+}
+
+/// Seconds since 1970 now.
+pub fn now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// An mtime from a stat (times before 1970 are 0 in a tar).
+pub fn mtime_of(md: &fs::Metadata) -> u64 {
+    md.mtime().max(0) as u64
 }
 
 /// The xattrs a layer keeps: what `RUN setcap` or a copied file carries. Overlay's own
@@ -71,7 +141,7 @@ fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     r
 }
 
-/// Plans the tar entries of an upper dir, in filepath.Walk order.
+/// Plans the tar entries of an upper dir, in filepath.Walk order, each with its file's mtime.
 pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
     let mut out = Vec::new();
     let mut links: BTreeMap<(u64, u64), String> = BTreeMap::new();
@@ -94,7 +164,8 @@ pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
             size: 0,
             source: None,
             xattrs: Vec::new(),
-            mtime: None,
+            mtime: Some(mtime_of(&md)),
+            own_mtime: false,
         };
         if ft.is_char_device() && md.rdev() == 0 {
             let (dir, name) = match rel.rsplit_once('/') {
@@ -126,6 +197,7 @@ pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
                     source: None,
                     xattrs: Vec::new(),
                     mtime: None,
+                    own_mtime: false,
                 });
             }
             continue;
@@ -176,11 +248,13 @@ impl<R: Read> Read for HashReader<R> {
     }
 }
 
-/// Writes planned entries as a tar to `w`, each mtime `epoch` unless the entry has its own.
-pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W> {
+/// Writes planned entries as a tar to `w`, their mtimes as `mtimes` says.
+pub fn write_tar<W: Write>(entries: &[Entry], mtimes: Mtimes, w: W) -> io::Result<W> {
+    let now = now();
     let mut b = tar::Builder::new(w);
     b.mode(tar::HeaderMode::Complete);
     for e in entries {
+        let mtime = mtimes.of(e, now);
         if !e.xattrs.is_empty() {
             let mut data = Vec::new();
             for (k, v) in &e.xattrs {
@@ -189,7 +263,7 @@ pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W>
             let mut x = tar::Header::new_ustar();
             x.set_entry_type(tar::EntryType::XHeader);
             x.set_mode(0o644);
-            x.set_mtime(e.mtime.unwrap_or(epoch));
+            x.set_mtime(mtime);
             x.set_size(data.len() as u64);
             b.append_data(&mut x, "././@PaxHeader", &data[..])?;
         }
@@ -197,7 +271,7 @@ pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W>
         h.set_mode(e.mode);
         h.set_uid(e.uid);
         h.set_gid(e.gid);
-        h.set_mtime(e.mtime.unwrap_or(epoch));
+        h.set_mtime(mtime);
         h.set_size(0);
         match &e.kind {
             Kind::Dir => {
@@ -244,8 +318,8 @@ pub fn write_tar<W: Write>(entries: &[Entry], epoch: u64, w: W) -> io::Result<W>
 }
 
 /// Writes a gzip layer blob from planned entries; returns the layer.
-pub fn commit_layer(store: &Store, entries: &[Entry], epoch: u64) -> Result<Layer, StoreError> {
-    write_layer(store, |w, tmp| write_tar(entries, epoch, w).map(drop).map_err(io_err("write", tmp)))
+pub fn commit_layer(store: &Store, entries: &[Entry], mtimes: Mtimes) -> Result<Layer, StoreError> {
+    write_layer(store, |w, tmp| write_tar(entries, mtimes, w).map(drop).map_err(io_err("write", tmp)))
 }
 
 /// Brings a layer file of any compression into the store as a gzip blob (`load`). A gzip file
@@ -863,6 +937,49 @@ mod tests {
     }
 
     #[test]
+    fn mtimes_as_rewrite_timestamp_says() {
+        let e = |mtime: Option<u64>, own_mtime: bool| Entry {
+            path: "f".into(),
+            kind: Kind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            source: None,
+            xattrs: Vec::new(),
+            mtime,
+            own_mtime,
+        };
+        const NOW: u64 = 1_800_000_000;
+        // (mode, the entry's time, a time of its own, the layer's)
+        for (m, t, own, want) in [
+            // slipway's default without SOURCE_DATE_EPOCH: 0, but Last-Modified / a commit's time stays
+            (Mtimes::Zero, Some(1_750_000_000), false, 0),
+            (Mtimes::Zero, None, false, 0),
+            (Mtimes::Zero, Some(1_600_000_000), true, 1_600_000_000),
+            // rewrite-timestamp=true: BuildKit clamps every header, own times too (converter.go)
+            (Mtimes::Clamp(1_700_000_000), Some(1_750_000_000), false, 1_700_000_000),
+            (Mtimes::Clamp(1_700_000_000), Some(1_500_000_000), false, 1_500_000_000),
+            (Mtimes::Clamp(1_700_000_000), Some(1_750_000_000), true, 1_700_000_000),
+            (Mtimes::Clamp(1_700_000_000), None, false, 1_700_000_000),
+            // rewrite-timestamp=false: the file's time; one with none is written now
+            (Mtimes::Kept(Some(1_700_000_000)), Some(1_750_000_000), false, 1_750_000_000),
+            (Mtimes::Kept(None), Some(1_500_000_000), true, 1_500_000_000),
+            (Mtimes::Kept(None), None, false, NOW),
+        ] {
+            assert_eq!(m.of(&e(t, own), NOW), want, "{m:?} {t:?} own={own}");
+        }
+        // the three modes (and each clamp time) key apart; the default keeps its old key
+        let keys: std::collections::BTreeSet<String> =
+            [Mtimes::Zero, Mtimes::Clamp(1), Mtimes::Clamp(2), Mtimes::Kept(None), Mtimes::Kept(Some(1))]
+                .iter()
+                .map(|m| m.key())
+                .collect();
+        assert_eq!(keys.len(), 5);
+        assert_eq!(Mtimes::Zero.key(), "mtime=0");
+    }
+
+    #[test]
     fn diff_is_sorted_and_converts_whiteouts() {
         let t = tempfile::tempdir().unwrap();
         let u = t.path();
@@ -879,8 +996,8 @@ mod tests {
         let paths: Vec<&str> = plan.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(paths, ["a.txt", "b", "b/c", "b/c/.wh..wh..opq", "b/c/f", "b/g", "b/.wh.gone", "b/l"]);
         assert_eq!(plan[5].kind, Kind::Hardlink("b/c/f".into()));
-        let data = write_tar(&plan, 0, Vec::new()).unwrap();
-        let again = write_tar(&plan_diff(u).unwrap(), 0, Vec::new()).unwrap();
+        let data = write_tar(&plan, Mtimes::Zero, Vec::new()).unwrap();
+        let again = write_tar(&plan_diff(u).unwrap(), Mtimes::Zero, Vec::new()).unwrap();
         assert_eq!(data, again, "deterministic");
         let names = tar_names(&data);
         assert_eq!(names[0].2, 0o4755);
