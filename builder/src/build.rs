@@ -624,6 +624,23 @@ pub fn targets(store: &Store, opts: &BuildOptions, json: bool) -> Result<String,
     Ok(crate::subrequest::print_targets(&src.df, &src.text, json))
 }
 
+/// `build --call=outline`: what the target's build takes, as BuildKit outlines it; nothing
+/// built.
+pub fn outline(store: &Store, opts: &BuildOptions, json: bool) -> Result<String, BuildError> {
+    let _in_use = store.use_lock()?;
+    let src = read(store, opts, &mut |_, _, _| {})?;
+    let platform_args = platform_args(opts);
+    let input = crate::subrequest::OutlineInput {
+        df: &src.df,
+        stages: &src.stages,
+        build_args: &opts.build_args,
+        platform_args: &platform_args,
+        target: opts.target.as_deref(),
+    };
+    crate::subrequest::print_outline(&input, &src.text, json)
+        .map_err(|e| BuildError::Other(format!("{}: {e}", src.file)))
+}
+
 /// Go's `strconv.ParseBool` of `BUILDX_METADATA_WARNINGS`: buildx writes the warnings into
 /// `--metadata-file` only when it is true.
 fn metadata_warnings_enabled() -> bool {

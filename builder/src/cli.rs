@@ -200,10 +200,11 @@ pub enum Cmd {
         /// --call=check).
         #[arg(long)]
         check: bool,
-        /// What the build does, as buildx's --call: build (the default), check (as --check) or
-        /// targets (list the stages and their descriptions); `,format=json` prints check's and
-        /// targets' result as BuildKit's JSON, `,ignorestatus=true` exits 0 despite warnings.
-        #[arg(long, value_name = "build|check|targets[,format=json][,ignorestatus=true]")]
+        /// What the build does, as buildx's --call: build (the default), check (as --check),
+        /// targets (list the stages and their descriptions) or outline (the build args, secrets
+        /// and ssh agents the target takes); `,format=json` prints the result as BuildKit's
+        /// JSON, `,ignorestatus=true` exits 0 despite check's warnings.
+        #[arg(long, value_name = "build|check|outline|targets[,format=json][,ignorestatus=true]")]
         call: Option<String>,
     },
     /// Print the plan of a build (stages, steps, cache key inputs) without running it

@@ -229,6 +229,10 @@ fn run(cli: Cli) -> Result<()> {
                 print!("{}", build::targets(&store, &opts, call.json)?);
                 return Ok(());
             }
+            if call.name == "outline" {
+                print!("{}", build::outline(&store, &opts, call.json)?);
+                return Ok(());
+            }
             if call.name == "check" {
                 let (text, found) = build::check(&store, &opts, call.json)?;
                 print!("{text}");

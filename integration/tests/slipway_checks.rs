@@ -327,3 +327,32 @@ fn check_fails_when_a_base_image_does_not_resolve() {
     assert!(r.stdout.starts_with("Check complete, 1 warning has been found!\n"), "{}", r.stdout);
     assert!(r.stdout.contains("WARNING: FromAsCasing"), "{}", r.stdout);
 }
+
+#[test]
+fn call_outline_shows_what_a_target_takes() {
+    let s = Slipway::new();
+    // buildx's tests/build.go "outline" (--build-arg=BAR=678 --target=target): only the stages
+    // the target needs count; a secret's id defaults to its target's base name, ssh's to
+    // "default"; nothing is built or pulled
+    let df = "\nFROM busybox AS first\nRUN --mount=type=secret,target=/etc/passwd,required=true --mount=type=ssh true\n\nFROM alpine AS second\nRUN --mount=type=secret,id=unused --mount=type=ssh,id=ssh2 true\n\nFROM scratch AS third\nARG BAR\nRUN --mount=type=secret,id=second${BAR} true\n\nFROM third AS target\nCOPY --from=first /foo /\nRUN --mount=type=ssh,id=ssh3,required true\n\nFROM second\n\t";
+    let ctx = s.context("o", &[("Dockerfile", df)]);
+    let c = ctx.to_string_lossy().into_owned();
+    let r = s.run(&["build", "--build-arg=BAR=678", "--target=target", "--call=outline", &c]).ok();
+    assert_eq!(
+        r.stdout,
+        "TARGET: target\n\nBUILD ARG   VALUE   DESCRIPTION\nBAR         678     \n\nSECRET      REQUIRED\npasswd      true\nsecond678   \n\nSSH       REQUIRED\ndefault   \nssh3      true\n\n"
+    );
+    let r = s.run(&["build", "--build-arg=BAR=678", "--target=target", "--call=outline,format=json", &c]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(v["name"], "target");
+    assert_eq!(v["args"][0]["name"], "BAR");
+    assert_eq!(v["args"][0]["value"], "678");
+    assert_eq!(v["secrets"][0]["name"], "passwd");
+    assert_eq!(v["secrets"][0]["required"], true);
+    assert_eq!(v["ssh"][1]["name"], "ssh3");
+    assert!(!images(&s).contains("busybox"), "{}", images(&s));
+    // buildx's outline-quiet-output: -q prints the same outline, without a leading newline
+    let small = s.context("q", &[("Dockerfile", "\nFROM busybox\nARG FOO=bar\n")]);
+    let q = s.run(&["build", "-q", "--call=outline", &small.to_string_lossy()]).ok();
+    assert_eq!(q.stdout, "BUILD ARG   VALUE   DESCRIPTION\nFOO         bar     \n\n");
+}
