@@ -356,3 +356,29 @@ fn call_outline_shows_what_a_target_takes() {
     let q = s.run(&["build", "-q", "--call=outline", &small.to_string_lossy()]).ok();
     assert_eq!(q.stdout, "BUILD ARG   VALUE   DESCRIPTION\nFOO         bar     \n\n");
 }
+
+#[test]
+fn base_image_of_another_platform_is_warned_about() {
+    let s = Slipway::new();
+    // testBaseImagePlatformMismatch: an image made for another platform than the build's (no
+    // RUN, so no emulator is needed), then a FROM of it for the host's platform
+    let (other, host) = if std::env::consts::ARCH == "aarch64" {
+        ("linux/amd64", "linux/arm64")
+    } else {
+        ("linux/arm64", "linux/amd64")
+    };
+    let a = s.context("a", &[("Dockerfile", "FROM scratch\nCOPY foo /foo\n"), ("foo", "test")]);
+    s.build(&a, "other:1", &["--platform", other]).ok();
+    let b = s.context("b", &[("Dockerfile", "\nFROM other:1\nENV foo=bar\n")]);
+    let want = format!(
+        "InvalidBaseImagePlatform: Base image other:1 was pulled with platform \"{other}\", expected \"{host}\" for current build (line 2)"
+    );
+    // no --platform: the store's image is taken as it is (with one, slipway would pull that
+    // platform's image instead)
+    let r = s.build(&b, "mine:1", &["--progress", "plain"]).ok();
+    assert!(r.stdout.contains(&format!("WARN: {want}\n")), "{}", r.stdout);
+    // it has no docs page in BuildKit: the report names the rule alone
+    let r = s.run(&["build", "--check", &b.to_string_lossy()]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(r.stdout.contains("\nWARNING: InvalidBaseImagePlatform\nBase image other:1 was pulled"), "{}", r.stdout);
+}

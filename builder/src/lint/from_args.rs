@@ -66,15 +66,15 @@ pub(super) fn from_args(c: &mut Checker, stages: &Stages, meta: &[(&Node, Instru
 }
 
 /// InvalidBaseImagePlatform: the base images whose config says another platform than the
-/// stage's (the caller compares them; `Input::platform_mismatches`).
+/// stage's (the caller compares them; `Input::platform_mismatches`), named as the FROM gives
+/// the name once its ARGs are expanded (BuildKit's `stage.BaseName`).
 pub(super) fn base_platform(c: &mut Checker, stages: &Stages) {
-    let cfg = c.input.config;
-    for (i, _, expected, actual) in &c.input.platform_mismatches {
+    for (i, name, expected, actual) in &c.input.platform_mismatches {
         let Some((from, _)) = stages.get(*i) else { continue };
-        let Some(Instruction::From { image, .. }) = parse_node(from).ok() else { continue };
+        let cfg = c.input.config.with_comments(&from.comments);
         let msg =
-            format!("Base image {image} was pulled with platform {actual:?}, expected {expected:?} for current build");
-        c.warn(cfg, &INVALID_BASE_IMAGE_PLATFORM, msg, (from.start_line, from.end_line));
+            format!("Base image {name} was pulled with platform {actual:?}, expected {expected:?} for current build");
+        c.warn(&cfg, &INVALID_BASE_IMAGE_PLATFORM, msg, (from.start_line, from.end_line));
     }
 }
 
