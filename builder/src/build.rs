@@ -590,7 +590,7 @@ fn platform_args(opts: &BuildOptions) -> Vec<(String, String)> {
 
 /// `build --check` (buildx's `--call=check`): the checks of every stage, nothing built. The
 /// output (buildx's report, or with `json` BuildKit's JSON) and whether any warning was found.
-pub fn check(store: &Store, opts: &BuildOptions, json: bool) -> Result<(String, bool), BuildError> {
+pub fn check(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::CallResult, BuildError> {
     let _in_use = store.use_lock()?;
     // buildx prints the warnings found before a build error, then the error
     let src = read(store, opts, &mut |r, file, text| {
@@ -613,20 +613,27 @@ pub fn check(store: &Store, opts: &BuildOptions, json: bool) -> Result<(String, 
         }
         return Err(stop.error);
     }
-    let text = if json { report.check_json(&src.file, &src.text) } else { report.check_output(&src.file, &src.text) };
-    Ok((text, !report.warnings.is_empty()))
+    Ok(crate::subrequest::CallResult {
+        text: report.check_output(&src.file, &src.text),
+        json: report.check_json(&src.file, &src.text),
+        status: i32::from(!report.warnings.is_empty()),
+    })
 }
 
 /// `build --call=targets`: the Dockerfile's stages as BuildKit lists them; nothing built.
-pub fn targets(store: &Store, opts: &BuildOptions, json: bool) -> Result<String, BuildError> {
+pub fn targets(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::CallResult, BuildError> {
     let _in_use = store.use_lock()?;
     let src = read(store, opts, &mut |_, _, _| {})?;
-    Ok(crate::subrequest::print_targets(&src.df, &src.text, json))
+    Ok(crate::subrequest::CallResult {
+        text: crate::subrequest::print_targets(&src.df, &src.text, false),
+        json: crate::subrequest::print_targets(&src.df, &src.text, true),
+        status: 0,
+    })
 }
 
 /// `build --call=outline`: what the target's build takes, as BuildKit outlines it; nothing
 /// built.
-pub fn outline(store: &Store, opts: &BuildOptions, json: bool) -> Result<String, BuildError> {
+pub fn outline(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::CallResult, BuildError> {
     let _in_use = store.use_lock()?;
     let src = read(store, opts, &mut |_, _, _| {})?;
     let platform_args = platform_args(opts);
@@ -637,8 +644,12 @@ pub fn outline(store: &Store, opts: &BuildOptions, json: bool) -> Result<String,
         platform_args: &platform_args,
         target: opts.target.as_deref(),
     };
-    crate::subrequest::print_outline(&input, &src.text, json)
-        .map_err(|e| BuildError::Other(format!("{}: {e}", src.file)))
+    let err = |e| BuildError::Other(format!("{}: {e}", src.file));
+    Ok(crate::subrequest::CallResult {
+        text: crate::subrequest::print_outline(&input, &src.text, false).map_err(err)?,
+        json: crate::subrequest::print_outline(&input, &src.text, true).map_err(err)?,
+        status: 0,
+    })
 }
 
 /// Go's `strconv.ParseBool` of `BUILDX_METADATA_WARNINGS`: buildx writes the warnings into

@@ -225,22 +225,26 @@ fn run(cli: Cli) -> Result<()> {
             if check && call.name != "check" {
                 anyhow::bail!("--check and --call {}: give one of them", call.name);
             }
-            if call.name == "targets" {
-                print!("{}", build::targets(&store, &opts, call.json)?);
-                return Ok(());
-            }
-            if call.name == "outline" {
-                print!("{}", build::outline(&store, &opts, call.json)?);
-                return Ok(());
-            }
-            if call.name == "check" {
-                let (text, found) = build::check(&store, &opts, call.json)?;
-                print!("{text}");
-                if found && !call.ignore_status {
+            if call.name != "build" {
+                let r = match call.name.as_str() {
+                    "targets" => build::targets(&store, &opts)?,
+                    "outline" => build::outline(&store, &opts)?,
+                    _ => build::check(&store, &opts)?,
+                };
+                print!("{}", if call.json { &r.json } else { &r.text });
+                // as buildx: the call's result in --metadata-file, an empty --iidfile (no image)
+                if let Some(f) = metadata_file {
+                    std::fs::write(&f, r.metadata())
+                        .with_context(|| format!("write --metadata-file {}", f.display()))?;
+                }
+                if let Some(f) = iidfile {
+                    std::fs::write(&f, "").with_context(|| format!("write {}", f.display()))?;
+                }
+                if r.status != 0 && !call.ignore_status {
                     use std::io::Write;
                     std::io::stdout().flush().ok();
                     slipway::store::finish_removals();
-                    std::process::exit(1);
+                    std::process::exit(r.status);
                 }
                 return Ok(());
             }

@@ -55,6 +55,26 @@ impl Call {
     }
 }
 
+/// What a `--call` other than build gives: buildx's printed form, BuildKit's JSON (printed with
+/// `format=json`, and `result.json` of `--metadata-file`), and the exit status it asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallResult {
+    pub text: String,
+    pub json: String,
+    pub status: i32,
+}
+
+impl CallResult {
+    /// buildx's `--metadata-file` of a call: its exporter response decoded, whose JSON result
+    /// is `result.json` (no image, so no digest or build ref).
+    pub fn metadata(&self) -> String {
+        let v: serde_json::Value = serde_json::from_str(&self.json).unwrap_or(serde_json::Value::Null);
+        let mut text = serde_json::to_string_pretty(&serde_json::json!({ "result.json": v })).unwrap_or_default();
+        text.push('\n');
+        text
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct Position {
     line: usize,

@@ -306,6 +306,13 @@ fn call_check_json_and_ignorestatus() {
         r.stdout
     );
     assert_eq!(v["sources"][0]["filename"], "Dockerfile", "{v}");
+    // buildx's "check metadata": --metadata-file gets the result as result.json, no image
+    let md = s.dir.path().join("check-md.json");
+    let r = s.run(&["build", "--call=check,format=json", "--metadata-file", &md.to_string_lossy(), &c]);
+    assert_eq!(r.code, 1, "{r:?}");
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(&md).unwrap()).unwrap();
+    assert_eq!(m["result.json"]["warnings"].as_array().map(|a| a.len()), Some(3), "{m}");
+    assert!(m.get("containerimage.digest").is_none() && m.get("buildx.build.ref").is_none(), "{m}");
     // ignorestatus: the same report, exit 0
     let r = s.run(&["build", "--call=check,ignorestatus=true", &c]).ok();
     assert!(r.stdout.starts_with("Check complete, "), "{}", r.stdout);
