@@ -150,9 +150,8 @@ pub fn check(input: &Input) -> Report {
     from_args::from_args(&mut c, &stages, &meta);
     from_args::base_platform(&mut c, &stages);
     dispatch(&mut c, &stages, &meta);
-    let mut warnings = c.out;
-    warnings.sort_by(|a, b| (a.start, &a.detail).cmp(&(b.start, &b.detail)));
-    Report { warnings, error: cfg.error }
+    // in the order found, as BuildKit's passes report them to the build's progress
+    Report { warnings: c.out, error: cfg.error }
 }
 
 pub(super) type Stages<'a> = [(&'a Node, Vec<(&'a Node, Instruction)>)];
@@ -369,7 +368,11 @@ pub(super) mod tests {
             ignore: matcher.as_ref(),
             platform_mismatches: vec![],
         };
-        check(&input).warnings.into_iter().map(|w| (w.rule.name, w.start, w.detail)).collect()
+        let mut found: Vec<Found> =
+            check(&input).warnings.into_iter().map(|w| (w.rule.name, w.start, w.detail)).collect();
+        // the rows list them by line (buildx's check report order)
+        found.sort_by(|a, b| (a.1, &a.2).cmp(&(b.1, &b.2)));
+        found
     }
 
     pub(in crate::lint) fn lint(src: &str) -> Vec<(&'static str, usize, String)> {
@@ -427,5 +430,32 @@ pub(super) mod tests {
         };
         assert_eq!(check(&input).warnings, vec![]);
         assert_eq!(lint(src).len(), 2);
+    }
+
+    #[test]
+    fn found_in_buildkits_pass_order_reported_by_line() {
+        // the build log: parse-time rules per instruction (FromAsCasing, MaintainerDeprecated),
+        // then the casing pass (ConsistentInstructionCasing); buildx's check report by line
+        let src = "FROM scratch as base\ncopy Dockerfile .\nMAINTAINER me\n";
+        let df = parse(src).unwrap();
+        let (config, dispatched) = (Config::default(), (0..1).collect());
+        let base = |_| Some(BaseImage::default());
+        let input = Input {
+            df: &df,
+            config: &config,
+            build_args: &[],
+            platform_args: vec![],
+            dispatched: &dispatched,
+            base: &base,
+            ignore: None,
+            platform_mismatches: vec![],
+        };
+        let r = check(&input);
+        let lines: Vec<usize> = r.warnings.iter().map(|w| w.start).collect();
+        assert_eq!(lines, [1, 3, 2]);
+        let out = r.check_output("Dockerfile", src);
+        let at = |rule: &str| out.find(&format!("WARNING: {rule}")).unwrap();
+        assert!(at("FromAsCasing") < at("ConsistentInstructionCasing"));
+        assert!(at("ConsistentInstructionCasing") < at("MaintainerDeprecated"));
     }
 }

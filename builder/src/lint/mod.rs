@@ -377,6 +377,14 @@ pub struct Report {
 }
 
 impl Report {
+    /// The warnings by line, as buildx's `LintResults.PrintTo` sorts them (stable: the order
+    /// found within a line).
+    fn by_line(&self) -> Vec<&Warning> {
+        let mut w: Vec<&Warning> = self.warnings.iter().collect();
+        w.sort_by_key(|w| w.start);
+        w
+    }
+
     /// `error=true` with warnings: BuildKit's `lint violation found for rules: A, B` (rules in
     /// the order first found; BuildKit's order is a Go map's).
     pub fn failure(&self) -> Option<String> {
@@ -428,8 +436,8 @@ impl Report {
     }
 
     /// `build --call=check,format=json`: BuildKit's `LintResults` as buildx prints it (Go's
-    /// indented JSON in its field order; `null` lists when there is nothing, a source index of 0
-    /// omitted).
+    /// indented JSON in its field order, the warnings in the order found; `null` lists when
+    /// there is nothing, a source index of 0 omitted).
     pub fn check_json(&self, file: &str, src: &str) -> String {
         use base64::Engine;
         let warnings: Vec<JsonWarning> = self
@@ -468,7 +476,7 @@ impl Report {
                 } else {
                     format!("Check complete, {n} warnings have been found!\n")
                 };
-                for w in &self.warnings {
+                for w in self.by_line() {
                     out.push('\n');
                     out.push_str(&w.expanded(file, src));
                 }
