@@ -428,11 +428,11 @@ fn input(store: &Store, opts: &BuildOptions) -> Result<Input, BuildError> {
 
 /// `early` gets the build checks' warnings of a Dockerfile that fails to type (an unknown
 /// instruction...): those found before the failing instruction, which BuildKit reports before
-/// its error (testWarningsBeforeError).
+/// its error (testWarningsBeforeError), with the file, its text and the error's line and message.
 fn read(
     store: &Store,
     opts: &BuildOptions,
-    early: &mut dyn FnMut(&lint::Report, &str, &str),
+    early: &mut dyn FnMut(&lint::Report, &str, &str, usize, &str),
 ) -> Result<Source, BuildError> {
     let Input { context, dockerfile: path, file, remote, fetched } = input(store, opts)?;
     let src = std::fs::read_to_string(&path).map_err(|e| {
@@ -462,7 +462,7 @@ fn read(
                     ignore: None,
                     platform_mismatches: Vec::new(),
                 };
-                early(&lint::check::check(&input), &file, &src);
+                early(&lint::check::check(&input), &file, &src, e.line, &e.msg);
             }
             return Err(with_excerpt(at(e.line, e.msg), &src, &spans));
         }
@@ -526,7 +526,7 @@ fn make_plan(
 /// The plan of a build, without running it (`slipway plan`).
 pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError> {
     let _in_use = store.use_lock()?;
-    let src = read(store, opts, &mut |_, _, _| {})?;
+    let src = read(store, opts, &mut |_, _, _, _, _| {})?;
     let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
     let mtimes = mtimes(&opts)?;
@@ -590,11 +590,15 @@ fn platform_args(opts: &BuildOptions) -> Vec<(String, String)> {
 
 /// `build --check` (buildx's `--call=check`): the checks of every stage, nothing built. The
 /// output (buildx's report, or with `json` BuildKit's JSON) and whether any warning was found.
-pub fn check(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::CallResult, BuildError> {
+/// `json`: a Dockerfile that fails to type prints BuildKit's JSON, with the error as its
+/// `buildError`, before the error.
+pub fn check(store: &Store, opts: &BuildOptions, json: bool) -> Result<crate::subrequest::CallResult, BuildError> {
     let _in_use = store.use_lock()?;
     // buildx prints the warnings found before a build error, then the error
-    let src = read(store, opts, &mut |r, file, text| {
-        if !r.warnings.is_empty() {
+    let src = read(store, opts, &mut |r, file, text, line, msg| {
+        if json {
+            print!("{}", r.check_json_with_error(file, text, Some((line, msg))));
+        } else if !r.warnings.is_empty() {
             println!("{}", r.check_output(file, text));
         }
     })?;
@@ -623,7 +627,7 @@ pub fn check(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::Ca
 /// `build --call=targets`: the Dockerfile's stages as BuildKit lists them; nothing built.
 pub fn targets(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::CallResult, BuildError> {
     let _in_use = store.use_lock()?;
-    let src = read(store, opts, &mut |_, _, _| {})?;
+    let src = read(store, opts, &mut |_, _, _, _, _| {})?;
     Ok(crate::subrequest::CallResult {
         text: crate::subrequest::print_targets(&src.df, &src.text, false),
         json: crate::subrequest::print_targets(&src.df, &src.text, true),
@@ -635,7 +639,7 @@ pub fn targets(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::
 /// built.
 pub fn outline(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::CallResult, BuildError> {
     let _in_use = store.use_lock()?;
-    let src = read(store, opts, &mut |_, _, _| {})?;
+    let src = read(store, opts, &mut |_, _, _, _, _| {})?;
     let platform_args = platform_args(opts);
     let input = crate::subrequest::OutlineInput {
         df: &src.df,
@@ -693,7 +697,7 @@ impl Drop for Summary {
 pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
     // held from the fetch of a remote context on: prune waits
     let _in_use = store.use_lock()?;
-    let src = read(store, opts, &mut |r, file, text| {
+    let src = read(store, opts, &mut |r, file, text, _, _| {
         // the log's stream (build_read's), as a build that got further shows them
         let mut out: Box<dyn std::io::Write> = if opts.quiet {
             Box::new(std::io::sink())

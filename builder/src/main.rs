@@ -229,7 +229,7 @@ fn run(cli: Cli) -> Result<()> {
                 let r = match call.name.as_str() {
                     "targets" => build::targets(&store, &opts)?,
                     "outline" => build::outline(&store, &opts)?,
-                    _ => build::check(&store, &opts)?,
+                    _ => build::check(&store, &opts, call.json)?,
                 };
                 print!("{}", if call.json { &r.json } else { &r.text });
                 // as buildx: the call's result in --metadata-file, an empty --iidfile (no image)

@@ -250,6 +250,14 @@ fn warnings_found_before_a_dockerfile_error_are_shown() {
         r.stdout
     );
     assert!(r.stderr.contains("BADCMD"), "{}", r.stderr);
+    // format=json: BuildKit's LintResults with the error as buildError, then the error
+    let r = s.run(&["build", "--call=check,format=json", &ctx.to_string_lossy()]);
+    assert_ne!(r.code, 0, "{r:?}");
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap_or_else(|e| panic!("{e}: {}", r.stdout));
+    assert_eq!(v["warnings"].as_array().map(|a| a.len()), Some(2), "{v}");
+    assert_eq!(v["buildError"]["location"]["ranges"][0]["start"]["line"], 4, "{v}");
+    assert!(v["buildError"]["message"].as_str().is_some_and(|m| m.contains("BADCMD")), "{v}");
+    assert!(r.stderr.contains("BADCMD"), "{}", r.stderr);
 }
 
 #[test]

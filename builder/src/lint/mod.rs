@@ -333,6 +333,15 @@ impl Warning {
 struct JsonResults<'a> {
     warnings: Option<Vec<JsonWarning<'a>>>,
     sources: Option<Vec<JsonSource<'a>>>,
+    #[serde(rename = "buildError", skip_serializing_if = "Option::is_none")]
+    build_error: Option<JsonBuildError<'a>>,
+}
+
+/// BuildKit's `lint.BuildError`.
+#[derive(serde::Serialize)]
+struct JsonBuildError<'a> {
+    message: &'a str,
+    location: JsonLocation,
 }
 
 #[derive(serde::Serialize)]
@@ -439,6 +448,12 @@ impl Report {
     /// indented JSON in its field order, the warnings in the order found; `null` lists when
     /// there is nothing, a source index of 0 omitted).
     pub fn check_json(&self, file: &str, src: &str) -> String {
+        self.check_json_with_error(file, src, None)
+    }
+
+    /// [`Report::check_json`] of a Dockerfile that failed: BuildKit's `buildError` (message and
+    /// line) next to the warnings found before it.
+    pub fn check_json_with_error(&self, file: &str, src: &str, error: Option<(usize, &str)>) -> String {
         use base64::Engine;
         let warnings: Vec<JsonWarning> = self
             .warnings
@@ -453,13 +468,18 @@ impl Report {
                 },
             })
             .collect();
-        let results = if warnings.is_empty() {
-            JsonResults { warnings: None, sources: None }
+        let build_error = error.map(|(line, message)| JsonBuildError {
+            message,
+            location: JsonLocation { ranges: vec![JsonRange { start: JsonLine { line }, end: JsonLine { line } }] },
+        });
+        let results = if warnings.is_empty() && build_error.is_none() {
+            JsonResults { warnings: None, sources: None, build_error: None }
         } else {
             let data = base64::engine::general_purpose::STANDARD.encode(src.as_bytes());
             JsonResults {
-                warnings: Some(warnings),
+                warnings: (!warnings.is_empty()).then_some(warnings),
                 sources: Some(vec![JsonSource { filename: file, language: "Dockerfile", data }]),
+                build_error,
             }
         };
         let s = serde_json::to_string_pretty(&results).unwrap_or_default();
