@@ -99,6 +99,10 @@ pub struct Options {
     pub force: bool,
     /// `oci-mediatypes=` (None: the output's default, OCI).
     pub oci_types: Option<bool>,
+    /// `oci-artifact=`: in BuildKit, attestation manifests as OCI artifacts (artifactType,
+    /// subject). slipway writes no attestations, so it only checks the value and the conflict
+    /// with docker media types, as BuildKit's exporter does.
+    pub oci_artifact: bool,
 }
 
 impl Options {
@@ -112,6 +116,7 @@ impl Options {
             }
             "force-compression" => self.force = bool_of(k, v)?,
             "oci-mediatypes" => self.oci_types = Some(bool_of(k, v)?),
+            "oci-artifact" => self.oci_artifact = bool_of(k, v)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -138,6 +143,9 @@ impl Options {
                 "exporter option \"compression={}\" conflicts with \"oci-mediatypes=false\"",
                 c.name()
             ));
+        }
+        if self.oci_artifact && self.oci_types == Some(false) {
+            return Err("exporter option \"oci-artifact=true\" conflicts with \"oci-mediatypes=false\"".into());
         }
         Ok(())
     }
@@ -498,7 +506,7 @@ mod tests {
     #[test]
     fn which_layers_get_a_new_blob() {
         use Compression::*;
-        let o = |c, force, level| Options { compression: Some(c), force, level, oci_types: None };
+        let o = |c, force, level| Options { compression: Some(c), force, level, oci_types: None, oci_artifact: false };
         // slipway's own layers (gzip) take the compression asked for
         assert!(o(Zstd, false, None).converts(Gzip));
         assert!(o(Uncompressed, false, None).converts(Gzip));

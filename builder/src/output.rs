@@ -18,7 +18,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The options of [`convert::Options`]: layer compression and media types.
-const LAYER_OPTS: [&str; 4] = ["compression", "compression-level", "force-compression", "oci-mediatypes"];
+const LAYER_OPTS: [&str; 5] =
+    ["compression", "compression-level", "force-compression", "oci-mediatypes", "oci-artifact"];
 
 /// Where a file output goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -375,12 +376,15 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 "store",
                 "dangling-name-prefix",
                 "dangling-name-empty-only",
+                // BuildKit's key, misspelt (exptypes.OptKeyDanglingEmptyOnly)
+                "danging-name-empty-only",
                 "registry.insecure",
                 "rewrite-timestamp",
                 LAYER_OPTS[0],
                 LAYER_OPTS[1],
                 LAYER_OPTS[2],
                 LAYER_OPTS[3],
+                LAYER_OPTS[4],
             ],
             "local" | "tar" => &["dest", "platform-split"],
             "oci" => &[
@@ -392,10 +396,18 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 LAYER_OPTS[1],
                 LAYER_OPTS[2],
                 LAYER_OPTS[3],
+                LAYER_OPTS[4],
             ],
-            "docker" => {
-                &["dest", "name", "rewrite-timestamp", LAYER_OPTS[0], LAYER_OPTS[1], LAYER_OPTS[2], LAYER_OPTS[3]]
-            }
+            "docker" => &[
+                "dest",
+                "name",
+                "rewrite-timestamp",
+                LAYER_OPTS[0],
+                LAYER_OPTS[1],
+                LAYER_OPTS[2],
+                LAYER_OPTS[3],
+                LAYER_OPTS[4],
+            ],
             "cacheonly" => &[],
             t => return Err(err(format!("unknown type {t:?} (image, registry, local, tar, oci, docker, cacheonly)"))),
         };
@@ -429,7 +441,9 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                     .map_err(|_| err(format!("dangling-name-prefix={v:?}: not a repository name")))?;
                 iopts.dangling_prefix = Some(v.clone());
             }
-            "dangling-name-empty-only" => iopts.dangling_empty_only = parse_bool(k, v).map_err(err)?,
+            "dangling-name-empty-only" | "danging-name-empty-only" => {
+                iopts.dangling_empty_only = parse_bool(k, v).map_err(err)?
+            }
             "rewrite-timestamp" => rewrite_timestamp = Some(parse_bool(k, v).map_err(err)?),
             _ if layers.take(k, v).map_err(err)? => {}
             _ => unreachable!("allowed above"),
@@ -1168,6 +1182,11 @@ mod tests {
         assert_eq!(o.annotations.0[1].kind, AnnotationKind::Index);
         assert_eq!(o.annotations.0[2].platform, Some(p("linux/arm64")));
         assert_eq!(o.annotations.0[2].key, "c");
+        // BuildKit's misspelt key is its dangling-name-empty-only; oci-artifact is checked and
+        // changes nothing without attestations
+        let o = parse("type=image,dangling-name-prefix=p,danging-name-empty-only=true").unwrap();
+        assert!(matches!(&o.kind, Kind::Image { opts, .. } if opts.dangling_empty_only));
+        assert!(parse("type=oci,dest=x,oci-artifact=true").unwrap().layers.oci_artifact);
         // refused, naming what
         for (bad, says) in [
             ("type=local", "dest= is needed"),
@@ -1187,6 +1206,9 @@ mod tests {
             ("dest=x", "no type="),
             ("type=local,dest=x,annotation.a=1", "annotations are for"),
             ("type=oci,dest=x,\"name=a", "unclosed quote"),
+            ("type=image,oci-artifact=true,oci-mediatypes=false", "\"oci-artifact=true\" conflicts with"),
+            ("type=oci,dest=x,oci-artifact=yes", "oci-artifact"),
+            ("type=local,dest=x,oci-artifact=true", "\"oci-artifact\" is not supported for type=local"),
         ] {
             let e = parse(bad).unwrap_err();
             assert!(e.contains(says), "{bad}: {e}");

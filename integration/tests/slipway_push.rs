@@ -392,6 +392,13 @@ fn store_false_and_dangling_name_prefix_as_buildkits_image_exporter() {
     assert!(t.named(&store, "only:1").is_some());
     let idx = fs::read_to_string(store.join("index.json")).unwrap();
     assert!(!idx.contains("other@"), "dangling-name-empty-only named a named image: {idx}");
+    // BuildKit spells the key `danging-name-empty-only` (exptypes.OptKeyDanglingEmptyOnly): the
+    // same option
+    t.build(&["-o", "type=image,name=only:2,dangling-name-prefix=third,danging-name-empty-only=true"]).ok();
+    assert!(t.named(&store, "only:2").is_some());
+    t.build(&["-o", "type=image,name=only:3,dangling-name-prefix=third,danging-name-empty-only=false"]).ok();
+    let idx = fs::read_to_string(store.join("index.json")).unwrap();
+    assert_eq!(idx.matches("third@").count(), 1, "only the build with false is named by the prefix: {idx}");
     // store=false without a push: nothing is named, not even as an untagged image
     let before = fs::read_to_string(store.join("index.json")).unwrap();
     let o = t.build(&["-o", "type=image,name=gone:1,store=false"]).ok();
