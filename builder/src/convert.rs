@@ -361,20 +361,6 @@ impl Converted {
     }
 }
 
-/// A reader that hashes what passes.
-struct HashReader<R> {
-    inner: R,
-    hash: Sha256,
-}
-
-impl<R: Read> Read for HashReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hash.update(&buf[..n]);
-        Ok(n)
-    }
-}
-
 /// The blob of layer `l` in compression `want`: made once, then found by its diff ID. The
 /// layer's content is checked against its diff ID as it is read, so a damaged blob is not
 /// passed on under a fresh digest. An eStargz layer (`toc_off`: its TOC's offset) gives the
@@ -410,7 +396,7 @@ fn recompress(
         Some(off) => Box::new(estargz::open_payload(&src, off).map_err(io_err("open", &src))?),
         None => layer::open_decompressed(&src).map_err(io_err("open", &src))?,
     };
-    let mut r = HashReader { inner: input, hash: Sha256::new() };
+    let mut r = layer::HashReader { inner: input, hash: Sha256::new() };
     let copy = |r: &mut dyn Read, w: &mut dyn Write| io::copy(r, w).map_err(io_err("recompress", &src));
     let level_of = |d: i32| level.unwrap_or(d);
     let mut annotations = BTreeMap::new();

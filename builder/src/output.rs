@@ -380,34 +380,10 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 "danging-name-empty-only",
                 "registry.insecure",
                 "rewrite-timestamp",
-                LAYER_OPTS[0],
-                LAYER_OPTS[1],
-                LAYER_OPTS[2],
-                LAYER_OPTS[3],
-                LAYER_OPTS[4],
             ],
             "local" | "tar" => &["dest", "platform-split"],
-            "oci" => &[
-                "dest",
-                "name",
-                "tar",
-                "rewrite-timestamp",
-                LAYER_OPTS[0],
-                LAYER_OPTS[1],
-                LAYER_OPTS[2],
-                LAYER_OPTS[3],
-                LAYER_OPTS[4],
-            ],
-            "docker" => &[
-                "dest",
-                "name",
-                "rewrite-timestamp",
-                LAYER_OPTS[0],
-                LAYER_OPTS[1],
-                LAYER_OPTS[2],
-                LAYER_OPTS[3],
-                LAYER_OPTS[4],
-            ],
+            "oci" => &["dest", "name", "tar", "rewrite-timestamp"],
+            "docker" => &["dest", "name", "rewrite-timestamp"],
             "cacheonly" => &[],
             t => return Err(err(format!("unknown type {t:?} (image, registry, local, tar, oci, docker, cacheonly)"))),
         };
@@ -421,8 +397,15 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             anns.push(a.map_err(err)?);
             continue;
         }
-        if !allowed.contains(&k.as_str()) {
-            return Err(err(format!("option {k:?} is not supported for type={typ} (slipway takes {allowed:?})")));
+        // the image outputs also take the layer options
+        let layered = matches!(typ.as_str(), "image" | "registry" | "oci" | "docker");
+        let takes_it = allowed.contains(&k.as_str()) || (layered && LAYER_OPTS.contains(&k.as_str()));
+        if !takes_it {
+            let mut takes = allowed.to_vec();
+            if layered {
+                takes.extend(LAYER_OPTS);
+            }
+            return Err(err(format!("option {k:?} is not supported for type={typ} (slipway takes {takes:?})")));
         }
         match k.as_str() {
             "name" => names.extend(v.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_string)),

@@ -234,10 +234,10 @@ pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
     Ok(out)
 }
 
-/// Hashes what is read through it.
-struct HashReader<R: Read> {
-    inner: R,
-    hash: Sha256,
+/// Hashes what is read through it (a layer's diff ID as it is extracted or recompressed).
+pub(crate) struct HashReader<R: Read> {
+    pub(crate) inner: R,
+    pub(crate) hash: Sha256,
 }
 
 impl<R: Read> Read for HashReader<R> {
