@@ -310,6 +310,24 @@ fn sigkill_during_save_load_rmi_and_prune_leaves_a_readable_store() {
 }
 
 /// The blob names under blobs/sha256.
+/// `build ARGS CTX` through the failpoints binary, killed at `point` (asserted).
+fn build_killed_at(s: &Slipway, ctx: &Path, args: &[&str], point: &str) {
+    use std::os::unix::process::ExitStatusExt;
+    let st = Command::new(failpoint_bin())
+        .arg("--root")
+        .arg(s.root())
+        .arg("build")
+        .args(args)
+        .args(["--runtime", &runtime()])
+        .arg(ctx)
+        .env("SLIPWAY_FAILPOINT", point)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("spawn slipway");
+    assert_eq!(st.signal(), Some(9), "{point}: the build was not killed there: {st}");
+}
+
 fn blob_names(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(root.join("blobs/sha256"))
         .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
@@ -327,7 +345,6 @@ fn blob_names(root: &Path) -> Vec<String> {
 /// builds.
 #[test]
 fn a_build_killed_between_its_blobs_and_index_json_leaves_a_whole_store() {
-    use std::os::unix::process::ExitStatusExt;
     let s = Slipway::new();
     let mut files = Vec::new();
     let mut df = String::from("FROM scratch\n");
@@ -342,17 +359,7 @@ fn a_build_killed_between_its_blobs_and_index_json_leaves_a_whole_store() {
     all.push(("Dockerfile", &df));
     let ctx = s.context("crash", &all);
     let killed_at = |point: &str| {
-        let st = Command::new(failpoint_bin())
-            .arg("--root")
-            .arg(s.root())
-            .args(["build", "-t", "crash", "--runtime", &runtime()])
-            .arg(&ctx)
-            .env("SLIPWAY_FAILPOINT", point)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("spawn slipway");
-        assert_eq!(st.signal(), Some(9), "{point}: the build was not killed there: {st}");
+        build_killed_at(&s, &ctx, &["-t", "crash"], point);
         let index = std::fs::read_to_string(s.root().join("index.json")).unwrap();
         assert!(!index.contains("crash"), "{point}: index.json names the image: {index}");
         assert!(!leftovers(&s.root()).is_empty(), "{point}: no staging directory left in tmp/");
@@ -416,23 +423,12 @@ fn assert_snapshot_build(s: &Slipway, tag: &str, when: &str) {
 /// published one and makes the rest, and its step runs on a whole busybox.
 #[test]
 fn a_build_killed_while_it_makes_a_snapshot_leaves_none_half_made() {
-    use std::os::unix::process::ExitStatusExt;
     let s = Slipway::new();
     s.base("sw-base");
     let ctx = s.context("snap", &[("Dockerfile", SNAP_DOCKERFILE)]);
     for point in ["tree:synced", "tree:published"] {
         drop_snapshots(&s.root());
-        let st = Command::new(failpoint_bin())
-            .arg("--root")
-            .arg(s.root())
-            .args(["build", "--no-cache", "-t", "snap", "--runtime", &runtime()])
-            .arg(&ctx)
-            .env("SLIPWAY_FAILPOINT", point)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("spawn slipway");
-        assert_eq!(st.signal(), Some(9), "{point}: the build was not killed there: {st}");
+        build_killed_at(&s, &ctx, &["--no-cache", "-t", "snap"], point);
         let snaps = snapshot_names(&s.root());
         assert_eq!(snaps.len(), usize::from(point == "tree:published"), "{point}: {snaps:?}");
         assert!(!leftovers(&s.root()).is_empty(), "{point}: the extraction's temp dir is not in tmp/");

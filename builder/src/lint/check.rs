@@ -375,6 +375,30 @@ pub(super) mod tests {
         found
     }
 
+    /// `check` of `src` with only the `dispatched` stages, no config, build args or ignore file,
+    /// bases that set nothing, and the base platform `mismatches`.
+    pub(in crate::lint) fn check_plain(
+        src: &str,
+        dispatched: &[usize],
+        mismatches: Vec<(usize, String, String, String)>,
+    ) -> Report {
+        let df = parse(src).unwrap_or_else(|e| panic!("{src:?}: {e}"));
+        let config = Config::default();
+        let dispatched = dispatched.iter().copied().collect();
+        let base = |_| Some(BaseImage::default());
+        let input = Input {
+            df: &df,
+            config: &config,
+            build_args: &[],
+            platform_args: vec![],
+            dispatched: &dispatched,
+            base: &base,
+            ignore: None,
+            platform_mismatches: mismatches,
+        };
+        check(&input)
+    }
+
     pub(in crate::lint) fn lint(src: &str) -> Vec<(&'static str, usize, String)> {
         lint_with(src, None, &[])
     }
@@ -414,21 +438,7 @@ pub(super) mod tests {
         // testLegacyKeyValueFormat: a stage the target does not need is checked only by the
         // check request (here: dispatched = {0, 2})
         let src = "\nFROM scratch AS a\n\nFROM a AS b\nENV testkey value\nLABEL key value\n\nFROM a AS c\n";
-        let df = parse(src).unwrap();
-        let config = Config::default();
-        let dispatched = [0, 2].into_iter().collect();
-        let base = |_| Some(BaseImage::default());
-        let input = Input {
-            df: &df,
-            config: &config,
-            build_args: &[],
-            platform_args: vec![],
-            dispatched: &dispatched,
-            base: &base,
-            ignore: None,
-            platform_mismatches: vec![],
-        };
-        assert_eq!(check(&input).warnings, vec![]);
+        assert_eq!(check_plain(src, &[0, 2], vec![]).warnings, vec![]);
         assert_eq!(lint(src).len(), 2);
     }
 
@@ -437,20 +447,7 @@ pub(super) mod tests {
         // the build log: parse-time rules per instruction (FromAsCasing, MaintainerDeprecated),
         // then the casing pass (ConsistentInstructionCasing); buildx's check report by line
         let src = "FROM scratch as base\ncopy Dockerfile .\nMAINTAINER me\n";
-        let df = parse(src).unwrap();
-        let (config, dispatched) = (Config::default(), (0..1).collect());
-        let base = |_| Some(BaseImage::default());
-        let input = Input {
-            df: &df,
-            config: &config,
-            build_args: &[],
-            platform_args: vec![],
-            dispatched: &dispatched,
-            base: &base,
-            ignore: None,
-            platform_mismatches: vec![],
-        };
-        let r = check(&input);
+        let r = check_plain(src, &[0], vec![]);
         let lines: Vec<usize> = r.warnings.iter().map(|w| w.start).collect();
         assert_eq!(lines, [1, 3, 2]);
         let out = r.check_output("Dockerfile", src);

@@ -80,9 +80,7 @@ pub(super) fn base_platform(c: &mut Checker, stages: &Stages) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::check::tests::{lint, lint_with, w, Found};
-    use super::super::check::{check, BaseImage, Input};
-    use super::super::*;
+    use super::super::check::tests::{check_plain, lint, lint_with, w, Found};
 
     #[test]
     fn rows_from_buildkits_check_tests() {
@@ -181,21 +179,9 @@ mod tests {
     #[test]
     fn invalid_base_image_platform() {
         // testBaseImagePlatformMismatch: the image's platform, then the one asked for
-        let df = crate::dockerfile::parser::parse("\nFROM example.test/img\nENV foo=bar\n").unwrap();
-        let config = Config::default();
-        let dispatched = [0].into_iter().collect();
-        let base = |_| Some(BaseImage::default());
-        let input = Input {
-            df: &df,
-            config: &config,
-            build_args: &[],
-            platform_args: vec![],
-            dispatched: &dispatched,
-            base: &base,
-            ignore: None,
-            platform_mismatches: vec![(0, "example.test/img".into(), "linux/amd64".into(), "linux/arm64".into())],
-        };
-        let got: Vec<Found> = check(&input).warnings.into_iter().map(|w| (w.rule.name, w.start, w.detail)).collect();
+        let mismatch = vec![(0, "example.test/img".into(), "linux/amd64".into(), "linux/arm64".into())];
+        let r = check_plain("\nFROM example.test/img\nENV foo=bar\n", &[0], mismatch);
+        let got: Vec<Found> = r.warnings.into_iter().map(|w| (w.rule.name, w.start, w.detail)).collect();
         assert_eq!(
             got,
             vec![w(
