@@ -128,6 +128,17 @@ pub fn raw_from(raw: &str) -> Result<Option<String>, String> {
     Ok(from)
 }
 
+/// The `target=` (`dst=`, `destination=`) of a raw `--mount` value, as written (for messages).
+pub fn raw_target(raw: &str) -> String {
+    let fields = csv_fields(raw).unwrap_or_default();
+    let t = fields
+        .iter()
+        .filter_map(|f| f.split_once('='))
+        .rev()
+        .find(|(k, _)| ["target", "dst", "destination"].iter().any(|n| k.eq_ignore_ascii_case(n)));
+    t.map(|(_, v)| v.to_string()).unwrap_or_default()
+}
+
 fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
     // Go's strconv.ParseBool
     match v {
@@ -377,6 +388,7 @@ mod tests {
         assert_eq!(raw_from("type=bind,from=build,target=/b").unwrap().as_deref(), Some("build"));
         assert_eq!(raw_from("type=cache,target=/c").unwrap(), None);
         assert!(raw_from("from=$STAGE,target=/b").is_err());
+        assert_eq!(raw_target("type=bind,from=build,dst=/b"), "/b");
     }
 
     #[test]

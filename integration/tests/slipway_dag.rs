@@ -291,3 +291,36 @@ fn a_failing_platform_cancels_the_others() {
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     assert!(!mounts.contains(&root), "mounts left under {root}");
 }
+
+/// A stage read before it is defined (`COPY --from`, `RUN --mount from=`, by name or index) is
+/// refused before anything runs, with BuildKit's words: it dispatches stages in file order and
+/// refuses a source not yet dispatched since 0.13 (moby/buildkit 0615bb4b9,
+/// testCopyFromLaterStage... in dockerfile_multistage_test.go: "cannot copy from stage",
+/// "needs to be defined before current stage"; convert_runmount.go for mounts). docker
+/// 20.10's BuildKit predates that check: it copies from the later stage's base and fails with
+/// `lstat`, which is the bug the check closed.
+#[test]
+fn a_stage_read_before_it_is_defined_is_refused() {
+    let cases = [
+        (
+            "FROM bb AS app\nCOPY --from=tools /t /t\nFROM bb AS tools\nRUN touch /t\n",
+            "Dockerfile:2: cannot copy from stage \"tools\", it needs to be defined before current stage \"app\"",
+        ),
+        (
+            "FROM bb\nCOPY --from=1 /t /t\nFROM bb\nRUN touch /t\n",
+            "Dockerfile:2: cannot copy from stage \"1\", it needs to be defined before current stage \"stage-0\"",
+        ),
+        (
+            "FROM bb AS app\nRUN --mount=from=tools,target=/m cat /m/t\nFROM bb AS tools\nRUN touch /t\n",
+            "Dockerfile:2: cannot mount from stage \"tools\" to \"/m\", stage needs to be defined before current command",
+        ),
+    ];
+    for (df, want) in cases {
+        let (s, ctx) = setup("later", df);
+        let r = s.run(&["build", "-t", "never", "--runtime", &integration::slipway::runtime(), &ctx.to_string_lossy()]);
+        assert_ne!(r.code, 0, "{df}: {}", r.stdout);
+        assert!(r.stderr.contains(want), "{df}: want {want:?}: {}", r.stderr);
+        // refused before any step ran
+        assert!(!r.stdout.contains("RUN touch"), "{df}: {}", r.stdout);
+    }
+}

@@ -51,29 +51,44 @@ impl Graph {
             } else {
                 Base::Image(b)
             };
+            // BuildKit's name for the stage in messages
+            let me = s.name.clone().unwrap_or_else(|| format!("stage-{i}"));
             for c in &s.commands {
                 // COPY --from and RUN --mount from= name the stages a stage reads
-                let (kw, froms): (&str, Vec<String>) = match &c.inst {
-                    Instruction::Copy(a) => ("COPY --from", a.from.iter().cloned().collect()),
-                    Instruction::Run { mounts, .. } => (
-                        "RUN --mount from",
-                        mounts.iter().filter_map(|m| crate::runmount::raw_from(m).ok().flatten()).collect(),
-                    ),
+                let froms: Vec<(String, Option<String>)> = match &c.inst {
+                    Instruction::Copy(a) => a.from.iter().map(|f| (f.clone(), None)).collect(),
+                    Instruction::Run { mounts, .. } => mounts
+                        .iter()
+                        .filter_map(|m| {
+                            let f = crate::runmount::raw_from(m).ok().flatten()?;
+                            Some((f, Some(crate::runmount::raw_target(m))))
+                        })
+                        .collect(),
                     _ => continue,
                 };
-                for f in froms {
+                for (f, target) in froms {
                     let f = lex.process_word(&f, meta).map_err(|e| (c.line, e.0))?;
-                    if let Ok(n) = f.parse::<usize>() {
-                        if n >= i {
-                            return Err((c.line, format!("{kw}={n}: refers to a stage that is not before this one")));
-                        }
-                        d.push(n);
-                    } else if let Some(j) = last_named(&names, &f) {
-                        if j >= i {
-                            return Err((c.line, format!("{kw}={f}: stage is defined after this one")));
-                        }
-                        d.push(j);
+                    let j = match f.parse::<usize>() {
+                        Ok(n) => Some(n),
+                        Err(_) => last_named(&names, &f),
+                    };
+                    let Some(j) = j else { continue };
+                    // BuildKit dispatches stages in file order and refuses a source not yet
+                    // dispatched (0615bb4b9, "dockerfile: validate order when linking stages")
+                    if j >= i {
+                        return Err((
+                            c.line,
+                            match target {
+                                None => format!(
+                                    "cannot copy from stage {f:?}, it needs to be defined before current stage {me:?}"
+                                ),
+                                Some(t) => format!(
+                                    "cannot mount from stage {f:?} to {t:?}, stage needs to be defined before current command"
+                                ),
+                            },
+                        ));
                     }
+                    d.push(j);
                 }
             }
             bases.push(base);
@@ -145,7 +160,10 @@ mod tests {
         // a later stage of the name than the one copying from it: refused as any later stage
         let df = parse("FROM scratch AS a\nFROM scratch\nCOPY --from=a x y\nFROM scratch AS a\n").unwrap();
         let e = Graph::new(&stages(&df).unwrap(), &Lexer::new('\\'), &NoEnv).unwrap_err();
-        assert_eq!(e, (3, "COPY --from=a: stage is defined after this one".to_string()));
+        assert_eq!(
+            e,
+            (3, "cannot copy from stage \"a\", it needs to be defined before current stage \"stage-1\"".to_string())
+        );
     }
 
     #[test]
