@@ -711,85 +711,129 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         let _ = std::io::Write::write_all(&mut out, format!("{lines}{}", r.summary(file, text, opts.debug)).as_bytes());
     })?;
     crate::trace::point("dockerfile");
-    let (opts, note) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
-    build_read(store, &opts, &src, note.as_deref()).map_err(|e| with_excerpt(e, &src.text, &src.spans))
+    // each platform built, with its own SOURCE_DATE_EPOCH
+    let runs: Vec<Option<Platform>> = if opts.platforms.len() > 1 {
+        opts.platforms.iter().cloned().map(Some).collect()
+    } else {
+        vec![opts.platform.clone()]
+    };
+    let runs = with_epochs(store, opts, &src, &runs)
+        .map_err(|e| with_excerpt(e, &src.text, &src.spans))?
+        .into_iter()
+        .zip(runs)
+        .map(|((o, note), platform)| (BuildOptions { platform, ..o }, note))
+        .collect();
+    build_read(store, runs, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))
 }
 
-/// The options with SOURCE_DATE_EPOCH resolved (`epoch`: seconds, or a name of what to read
-/// them from) and put where the build reads it: the build arg and the global ARG become the
-/// seconds (or go, when the name gives none, as BuildKit's setBuildArgValue does), and the
-/// times follow (`epoch`, `created`, `created_from`, `source_date_epoch`, after
-/// `--timestamp`). With the log's line saying what a name gave.
+/// The options with SOURCE_DATE_EPOCH resolved (`with_epochs`) for a build of one platform
+/// (`opts.platform`).
 fn with_epoch(store: &Store, opts: &BuildOptions, src: &Source) -> Result<(BuildOptions, Option<String>), BuildError> {
+    let one = with_epochs(store, opts, src, std::slice::from_ref(&opts.platform))?;
+    one.into_iter().next().ok_or_else(|| BuildError::Other("SOURCE_DATE_EPOCH: no platform".into()))
+}
+
+/// The options of each platform of `runs` with SOURCE_DATE_EPOCH resolved (`epoch`: seconds,
+/// or a name of what to read them from) and put where the build reads it: the build arg and
+/// the global ARG become the seconds (or go, when the name gives none, as BuildKit's
+/// setBuildArgValue does), and the times follow (`epoch`, `created`, `created_from`,
+/// `source_date_epoch`, after `--timestamp`). With the log's line saying what a name gave.
+/// A stage's source is expanded with each platform's ARGs (`$TARGETARCH` in its URL), so
+/// each platform may get its own time, as BuildKit's frontend derives one per platform
+/// (dockerui's `exporter.epoch/PLATFORM`); a source two platforms share is read once.
+fn with_epochs(
+    store: &Store,
+    opts: &BuildOptions,
+    src: &Source,
+    runs: &[Option<Platform>],
+) -> Result<Vec<(BuildOptions, Option<String>)>, BuildError> {
     use crate::epoch::{self, Meaning};
     let lexer = crate::dockerfile::shell::Lexer::new(src.escape);
     let host = Platform::host();
     let target = opts.platform.clone().unwrap_or_else(|| host.clone());
     let global = plan::global_args(&src.stages, &lexer, &src.file, &opts.build_args, &target, &host)?;
-    let mut o = opts.clone();
-    let (mut sde, mut note, mut from) = (None, None, None);
-    if let Some((v, from_build_arg)) = epoch::given(&opts.build_args, &global) {
-        let time = match epoch::meaning(&v, &opts.named_contexts, &src.stages).map_err(BuildError::Other)? {
-            Meaning::Unset => None,
-            Meaning::Seconds(n) => {
-                sde = Some(n);
-                None
-            }
-            Meaning::Context => Some(match &src.fetched {
-                None => (None, "the build context is a local directory, which has no time".to_string()),
-                Some(f) => f.time(store).map_err(|e| BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {e}")))?,
-            }),
-            Meaning::Named(key) => {
-                let value = &opts.named_contexts.by_key[&key];
-                Some(
-                    epoch::named_time(store, &key, value)
-                        .map_err(|e| BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {e}")))?,
-                )
-            }
+    let Some((v, from_build_arg)) = epoch::given(&opts.build_args, &global) else {
+        return Ok(runs.iter().map(|_| (with_times(opts, None, None), None)).collect());
+    };
+    let meaning = epoch::meaning(&v, &opts.named_contexts, &src.stages).map_err(BuildError::Other)?;
+    // what a name gives: (seconds, what they are), the same for every platform but a stage's
+    type Derived = (Option<i64>, String);
+    let shared: Option<Derived> = match &meaning {
+        Meaning::Unset | Meaning::Seconds(_) | Meaning::Stage(_) => None,
+        Meaning::Context => Some(match &src.fetched {
+            None => (None, "the build context is a local directory, which has no time".to_string()),
+            Some(f) => f.time(store).map_err(|e| BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {e}")))?,
+        }),
+        Meaning::Named(key) => {
+            let value = &opts.named_contexts.by_key[key];
+            Some(
+                epoch::named_time(store, key, value)
+                    .map_err(|e| BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {e}")))?,
+            )
+        }
+    };
+    let mut read: Vec<(epoch::StageSource, Derived)> = Vec::new();
+    let mut derived: Vec<Option<Derived>> = Vec::new();
+    for p in runs {
+        derived.push(match &meaning {
             Meaning::Stage(i) => {
-                let stage = &src.stages.stages[i];
+                let stage = &src.stages.stages[*i];
                 let at = |msg: String| BuildError::At {
                     file: src.file.clone(),
                     line: stage.line,
                     msg,
                     excerpt: Box::default(),
                 };
+                let p = p.clone().unwrap_or_else(|| host.clone());
+                let g = plan::global_args(&src.stages, &lexer, &src.file, &opts.build_args, &p, &host)?;
                 let env: Vec<(String, String)> =
-                    global.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
+                    g.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
                 let s = epoch::stage_source(stage, &env, &opts.build_args, &lexer).map_err(at)?;
-                // BuildKit resolves it once per platform, so a source naming $TARGETARCH could
-                // give each platform its own time; slipway has one time per build: refused
-                // when another platform's source differs
-                for p in opts.platforms.iter().skip(1) {
-                    let g = plan::global_args(&src.stages, &lexer, &src.file, &opts.build_args, p, &host)?;
-                    let env: Vec<(String, String)> =
-                        g.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
-                    if epoch::stage_source(stage, &env, &opts.build_args, &lexer).map_err(at)? != s {
-                        return Err(at(format!(
-                            "SOURCE_DATE_EPOCH={v}: the stage's source differs for platform {p}: one time per build only \
-                             (BuildKit derives one per platform)"
-                        )));
+                match read.iter().find(|(r, _)| *r == s) {
+                    Some((_, t)) => Some(t.clone()),
+                    None => {
+                        let t = epoch::stage_source_time(store, &s)
+                            .map_err(|e| at(format!("SOURCE_DATE_EPOCH={v}: {e}")))?;
+                        read.push((s, t.clone()));
+                        Some(t)
                     }
                 }
-                Some(epoch::stage_source_time(store, &s).map_err(|e| at(format!("SOURCE_DATE_EPOCH={v}: {e}")))?)
             }
+            _ => shared.clone(),
+        });
+    }
+    // the log names the platform when platforms got different times
+    let differ = derived.windows(2).any(|w| w[0] != w[1]);
+    let mut out = Vec::new();
+    for (p, d) in runs.iter().zip(derived) {
+        let mut sde = match meaning {
+            Meaning::Seconds(n) => Some(n),
+            _ => None,
         };
-        if let Some((t, what)) = time {
+        let (mut note, mut from) = (None, None);
+        if let Some((t, what)) = d {
             sde = match t {
                 Some(t) => Some(u64::try_from(t).map_err(|_| {
                     BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {what} is {t}, before 1970-01-01, which slipway's timestamps cannot hold"))
                 })?),
                 None => None,
             };
+            let named = match p.as_ref().filter(|_| differ) {
+                Some(p) => format!("{v} for {p}"),
+                None => v.clone(),
+            };
             note = Some(match sde {
-                Some(n) => format!("# SOURCE_DATE_EPOCH={v}: {n}, {what}"),
-                None => format!("# SOURCE_DATE_EPOCH={v}: none ({what}): the build is one without SOURCE_DATE_EPOCH"),
+                Some(n) => format!("# SOURCE_DATE_EPOCH={named}: {n}, {what}"),
+                None => {
+                    format!("# SOURCE_DATE_EPOCH={named}: none ({what}): the build is one without SOURCE_DATE_EPOCH")
+                }
             });
             from = Some(match sde {
                 Some(n) => format!("SOURCE_DATE_EPOCH={v}: {n}, {what}"),
                 None => format!("SOURCE_DATE_EPOCH={v} gave none ({what}): 0, slipway's reproducible default"),
             });
         }
+        let mut o = opts.clone();
         // BuildKit's setBuildArgValue: the seconds where the value was, or nothing
         let secs = sde.map(|n| n.to_string());
         if from_build_arg {
@@ -799,7 +843,16 @@ fn with_epoch(store: &Store, opts: &BuildOptions, src: &Source) -> Result<(Build
             }
         }
         o.set_global_args = vec![(epoch::ARG.to_string(), secs)];
+        out.push((with_times(&o, sde, from), note));
     }
+    Ok(out)
+}
+
+/// `opts` with its times (`created`, `created_from`, `created_now`, `epoch`,
+/// `source_date_epoch`) chosen after `--timestamp` from SOURCE_DATE_EPOCH `sde` (`from`: what
+/// gave it, when a name did).
+fn with_times(opts: &BuildOptions, sde: Option<u64>, from: Option<String>) -> BuildOptions {
+    let mut o = opts.clone();
     let (created, created_from) = match opts.timestamp {
         Timestamp::Now => {
             let now =
@@ -822,10 +875,16 @@ fn with_epoch(store: &Store, opts: &BuildOptions, src: &Source) -> Result<(Build
         _ => sde.unwrap_or(0),
     };
     o.source_date_epoch = sde;
-    Ok((o, note))
+    o
 }
 
-fn build_read(store: &Store, opts: &BuildOptions, src: &Source, epoch_note: Option<&str>) -> Result<Built, BuildError> {
+/// Builds each platform of `runs` (its options, with its platform and times, and the log's line
+/// on its SOURCE_DATE_EPOCH) and writes the outputs; what all platforms share is the first's.
+fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &Source) -> Result<Built, BuildError> {
+    let Some(opts) = runs.first().map(|(o, _)| o.clone()) else {
+        return Err(BuildError::Other("no platform to build for".into()));
+    };
+    let opts = &opts;
     // checked here; outputs take them as given (name-canonical and push-by-digest look at the tag)
     for t in &opts.tags {
         crate::store::normalize_ref(t)?;
@@ -836,36 +895,36 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source, epoch_note: Opti
         tags: &tags,
         annotations: &opts.annotations,
         push: opts.push,
-        epoch: opts.source_date_epoch,
-        created: crate::store::image::rfc3339(opts.created),
+        // an index of platforms with different times: the newest, a time that stays the same
+        // for the same sources (BuildKit's exporter writes the time of the export there)
+        created: crate::store::image::rfc3339(runs.iter().map(|(o, _)| o.created).max().unwrap_or(opts.created)),
     };
     let outs = output::outputs(&req);
-    let runs: Vec<Option<Platform>> = if opts.platforms.len() > 1 {
-        opts.platforms.iter().cloned().map(Some).collect()
-    } else {
-        vec![opts.platform.clone()]
-    };
     let multi = multi_platform(opts, runs.len()).map_err(BuildError::Other)?;
     output::check(&outs, multi).map_err(BuildError::Other)?;
-    let mtimes = mtimes(opts)?;
     let ctx = exec::SharedContext::new(open_context(store, src)?);
     crate::trace::point("context");
-    let eopts = exec::Options {
-        file: src.file.clone(),
-        no_cache: opts.no_cache,
-        explain_cache: opts.explain_cache,
-        mtimes,
-        created: opts.created,
-        created_now: opts.created_now,
-        created_from: opts.created_from.clone(),
-        quiet: opts.quiet,
-        debug: opts.debug,
-        secrets: opts.secrets.clone(),
-        ssh: opts.ssh.clone(),
-        jobs: opts.jobs,
-        run_extras: run_extras(opts).map_err(BuildError::Other)?,
-        no_cache_stages: no_cache_stages(&src.stages, &opts.no_cache_filter)?,
-    };
+    // each platform's executor options: its times are its own
+    let mut eopts = Vec::new();
+    for (o, _) in &runs {
+        eopts.push(exec::Options {
+            file: src.file.clone(),
+            no_cache: opts.no_cache,
+            explain_cache: opts.explain_cache,
+            mtimes: mtimes(o)?,
+            created: o.created,
+            created_now: o.created_now,
+            created_from: o.created_from.clone(),
+            quiet: opts.quiet,
+            debug: opts.debug,
+            secrets: opts.secrets.clone(),
+            ssh: opts.ssh.clone(),
+            jobs: opts.jobs,
+            run_extras: run_extras(opts).map_err(BuildError::Other)?,
+            no_cache_stages: no_cache_stages(&src.stages, &opts.no_cache_filter)?,
+        });
+    }
+    let eopts = eopts;
     // an output on stdout (`-o -`) sends the log to stderr
     let out = || -> Box<dyn std::io::Write + Send> {
         if opts.quiet {
@@ -876,28 +935,29 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source, epoch_note: Opti
             Box::new(std::io::stdout())
         }
     };
-    let new_executor = || {
+    let new_executor = |eopts| {
         let runtime = Runtime::new(opts.runtime.clone(), store.root.join("tmp/runtime"));
-        Executor::new(store, &eopts, &ctx, runtime, progress::Progress::new(opts.progress, out()))
+        Executor::new(store, eopts, &ctx, runtime, progress::Progress::new(opts.progress, out()))
     };
-    let mut x = new_executor();
+    let mut x = new_executor(&eopts[0]);
     if let Some(n) = &src.remote {
         x.progress.note(n);
     }
-    if let Some(n) = epoch_note {
+    let mut notes: Vec<&String> = runs.iter().filter_map(|(_, n)| n.as_ref()).collect();
+    notes.dedup();
+    for n in notes {
         x.progress.note(n);
     }
     let imported = import_caches(opts, store, &mut x);
     x.imported = imported.clone();
     // every platform planned first: a plan reads no state of another platform's build
     let mut plans = Vec::new();
-    for platform in &runs {
-        let one = BuildOptions { platform: platform.clone(), ..opts.clone() };
-        let (plan, used_contexts) = ctx.with(|c| make_plan(store, &one, mtimes, src, c, false));
+    for ((one, _), eo) in runs.iter().zip(&eopts) {
+        let (plan, used_contexts) = ctx.with(|c| make_plan(store, one, eo.mtimes, src, c, false));
         if opts.debug {
             eprint!("debug: {plan}");
         }
-        plans.push((platform.clone(), plan, used_contexts));
+        plans.push((one.platform.clone(), plan, used_contexts));
     }
     crate::trace::point("plan");
     // the build checks, on the first platform's plan (BuildKit checks once per solve); shown
@@ -936,22 +996,25 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source, epoch_note: Opti
         }
     };
     // the index entry says the platform asked for; the config what the stage was built for
-    let entry = |platform: Option<Platform>, img: Image| {
+    let entry = |platform: Option<Platform>, img: Image, epoch: Option<u64>| {
         let c = &img.config;
         let platform = platform.filter(|_| multi).unwrap_or(Platform {
             os: c.os.clone(),
             architecture: c.architecture.clone(),
             variant: Some(c.variant.clone()).filter(|v| !v.is_empty()),
         });
-        output::PlatformImage { platform, image: img }
+        output::PlatformImage { platform, image: img, epoch }
     };
     let mut images = Vec::new();
     let (mut keys, mut mounts) = (Vec::new(), Vec::new());
     let together = runs.len() > 1 && opts.jobs > 1 && plans.iter().all(|(_, p, _)| p.stop.is_none());
     let last = if together {
         // the platforms' stages in one scheduler, as BuildKit solves them
-        let labelled =
-            plans.into_iter().map(|(p, plan, _)| (p.map(|p| p.to_string()).unwrap_or_default(), plan)).collect();
+        let labelled = plans
+            .into_iter()
+            .zip(&eopts)
+            .map(|((p, plan, _), eo)| (p.map(|p| p.to_string()).unwrap_or_default(), plan, eo))
+            .collect();
         let res = x.run_platforms(labelled);
         crate::trace::point("steps");
         match &res {
@@ -960,17 +1023,17 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source, epoch_note: Opti
         }
         ctx.save(store);
         crate::trace::point("stat-save");
-        for (st, platform) in res?.iter().zip(runs) {
-            let img = x.image(st)?;
-            images.push(entry(platform, img));
+        for ((st, (one, _)), eo) in res?.iter().zip(&runs).zip(&eopts) {
+            let img = x.image(st, &eo.created_from)?;
+            images.push(entry(one.platform.clone(), img, one.source_date_epoch));
         }
         x
     } else {
         let mut first = Some(x);
         let mut last = None;
-        for (platform, plan, _) in plans {
+        for (((platform, plan, _), eo), (one, _)) in plans.into_iter().zip(&eopts).zip(&runs) {
             let mut x = first.take().unwrap_or_else(|| {
-                let mut n = new_executor();
+                let mut n = new_executor(eo);
                 n.imported = imported.clone();
                 n
             });
@@ -985,8 +1048,8 @@ fn build_read(store: &Store, opts: &BuildOptions, src: &Source, epoch_note: Opti
             ctx.save(store);
             crate::trace::point("stat-save");
             let st = res?;
-            let img = x.image(&st)?;
-            images.push(entry(platform, img));
+            let img = x.image(&st, &eo.created_from)?;
+            images.push(entry(platform, img, one.source_date_epoch));
             keys.extend(x.take_keys());
             mounts.extend(x.take_cache_mounts());
             last = Some(x);

@@ -460,6 +460,10 @@ pub fn parse(spec: &str) -> Result<Output, String> {
 pub struct PlatformImage {
     pub platform: Platform,
     pub image: Image,
+    /// SOURCE_DATE_EPOCH of its platform's build, when given: local and tar outputs set every
+    /// mtime of its files to it (each platform may have its own: BuildKit's
+    /// `exporter.epoch/PLATFORM`).
+    pub epoch: Option<u64>,
 }
 
 /// What an output wrote, as BuildKit's exporter response: the manifest (or index) and its
@@ -577,14 +581,8 @@ fn merge_into(from: &Path, to: &Path) -> Result<(), StoreError> {
 }
 
 /// `type=local`: the filesystem of each image into `dest` (a directory per platform when
-/// `split`). `epoch`: SOURCE_DATE_EPOCH, which BuildKit sets as every file's mtime.
-pub fn write_local(
-    images: &[PlatformImage],
-    store: &Store,
-    dest: &Path,
-    split: bool,
-    epoch: Option<u64>,
-) -> Result<(), StoreError> {
+/// `split`). Each image's `epoch` (SOURCE_DATE_EPOCH) is, as in BuildKit, every mtime of its files.
+pub fn write_local(images: &[PlatformImage], store: &Store, dest: &Path, split: bool) -> Result<(), StoreError> {
     let dest = std::path::absolute(dest).map_err(io_err("resolve", dest))?;
     fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
     // unpacked beside the destination (same filesystem, so entries move by rename), removed on
@@ -596,7 +594,7 @@ pub fn write_local(
         for pi in images {
             let root = if split { tmp.join(platform_dir(&pi.platform)) } else { tmp.clone() };
             flatten(store, &pi.image, &root)?;
-            if let Some(t) = epoch {
+            if let Some(t) = pi.epoch {
                 set_mtimes(&root, t)?;
             }
         }
@@ -611,18 +609,19 @@ pub fn write_local(
 }
 
 /// `type=tar`: the filesystem of each image as one tar (a directory per platform when
-/// `split`), entries in path order.
-pub fn write_tar(
-    images: &[PlatformImage],
-    store: &Store,
-    dest: &Dest,
-    split: bool,
-    epoch: Option<u64>,
-) -> Result<(), StoreError> {
+/// `split`), entries in path order; each image's `epoch` as in `write_local`.
+pub fn write_tar(images: &[PlatformImage], store: &Store, dest: &Dest, split: bool) -> Result<(), StoreError> {
     let t = store.tempdir("export")?;
+    // one epoch for all (the usual case) is set as the tar is written; platforms of different
+    // epochs have theirs set on their files first
+    let one = images.windows(2).all(|w| w[0].epoch == w[1].epoch);
+    let epoch = images.first().and_then(|pi| pi.epoch).filter(|_| one);
     for pi in images {
         let root = if split { t.path.join("fs").join(platform_dir(&pi.platform)) } else { t.path.join("fs") };
         flatten(store, &pi.image, &root)?;
+        if let (false, Some(t)) = (one, pi.epoch) {
+            set_mtimes(&root, t)?;
+        }
     }
     let fsroot = t.path.join("fs");
     let shown = PathBuf::from(dest.to_string());
@@ -762,8 +761,6 @@ pub struct Request<'a> {
     pub annotations: &'a [Annotation],
     /// `--push`: image outputs push (and without one, an image output is added).
     pub push: bool,
-    /// SOURCE_DATE_EPOCH when given: local and tar outputs set every mtime to it.
-    pub epoch: Option<u64>,
     /// The image's `created`, BuildKit's `org.opencontainers.image.created` of archive entries.
     pub created: String,
 }
@@ -938,11 +935,11 @@ pub fn export(
             Kind::CacheOnly => {}
             Kind::Local { dest } => {
                 log(&format!("exporting to directory {}", dest.display()));
-                write_local(images, store, dest, split, req.epoch)?;
+                write_local(images, store, dest, split)?;
             }
             Kind::Tar { dest } => {
                 log(&format!("exporting to tar {dest}"));
-                write_tar(images, store, dest, split, req.epoch)?;
+                write_tar(images, store, dest, split)?;
             }
             Kind::Image { push, opts } => {
                 let imgs = annotate_all(store, images, o)?;
@@ -1065,6 +1062,7 @@ fn annotate_all(store: &Store, images: &[PlatformImage], o: &Output) -> Result<V
             Ok(PlatformImage {
                 platform: pi.platform.clone(),
                 image: annotated(store, &img, o.annotations.manifest(Some(&pi.platform)))?,
+                epoch: pi.epoch,
             })
         })
         .collect()

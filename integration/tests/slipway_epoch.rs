@@ -319,12 +319,38 @@ fn bad_values_are_refused() {
     }
 }
 
-/// `--platform a,b`: BuildKit derives SOURCE_DATE_EPOCH once per platform; slipway has one
-/// time per build, so a stage whose source is the same for every platform gives it to all,
-/// and one whose source differs (`$TARGETARCH` in its URL) is refused naming the platform
-/// rather than given the first platform's time.
+/// The config of each platform of an oci archive's index, by `os/architecture`.
+fn configs_by_platform(archive: &Path) -> std::collections::BTreeMap<String, (String, serde_json::Value)> {
+    let files = integration::slipway::tar_files(archive);
+    let json = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(files.get(p).unwrap_or_else(|| panic!("{p} in the archive"))).expect("json")
+    };
+    let blob = |d: &serde_json::Value| {
+        json(&format!("blobs/sha256/{}", d.as_str().expect("digest").trim_start_matches("sha256:")))
+    };
+    let top = json("index.json");
+    let mut index = blob(&top["manifests"][0]["digest"]);
+    if index["manifests"].is_null() {
+        // one platform: the archive names its manifest
+        index = top;
+    }
+    let mut out = std::collections::BTreeMap::new();
+    for m in index["manifests"].as_array().expect("manifests") {
+        let manifest = blob(&m["digest"]);
+        let config = blob(&manifest["config"]["digest"]);
+        let p = format!("{}/{}", config["os"].as_str().unwrap_or(""), config["architecture"].as_str().unwrap_or(""));
+        out.insert(p, (manifest["config"]["digest"].as_str().unwrap_or("").to_string(), config));
+    }
+    out
+}
+
+/// `--platform a,b`: BuildKit's frontend derives SOURCE_DATE_EPOCH once per platform (dockerui
+/// passes `exporter.epoch/PLATFORM`), so a stage whose source names `$TARGETARCH` gives each
+/// platform the time of its own source: each config's `created` and each platform's files in a
+/// local output, and each platform's image is the one a build of that platform alone makes. A
+/// source the platforms share is read once and named once in the log.
 #[test]
-fn several_platforms_share_one_source() {
+fn each_platform_gets_the_time_of_its_own_source() {
     let webs = web::Server::start();
     webs.put("/src.tar", &tar_of(&[("foo", "bar", 1_700_000_402)]), Some("\"p1\""), None);
     let s = Slipway::new();
@@ -333,22 +359,62 @@ fn several_platforms_share_one_source() {
         webs.url("/src.tar")
     );
     let ctx = s.context("same", &[("Dockerfile", &same)]);
+    webs.take_log();
     let r = s.build(&ctx, "p:1", &["--platform", "linux/amd64,linux/arm64"]).ok();
-    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=src: 1700000402"), "{}", log(&r));
+    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=src: 1700000402, "), "{}", log(&r));
+    assert!(!log(&r).contains(" for linux/"), "{}", log(&r));
+    let gets = webs.take_log().iter().filter(|q| q.contains("/src.tar")).count();
+    assert_eq!(gets, 1, "the shared source is read once");
+
+    webs.put("/src-amd64.tar", &tar_of(&[("foo", "bar", 1_700_000_402)]), Some("\"a\""), None);
+    webs.put("/src-arm64.tar", &tar_of(&[("foo", "bar", 1_700_000_000)]), Some("\"b\""), None);
     let per = format!(
         "ARG SOURCE_DATE_EPOCH=src\nFROM scratch AS src\nADD {}-$TARGETARCH.tar /\nFROM scratch\nCOPY Dockerfile /\n",
         webs.url("/src")
     );
     let ctx = s.context("per", &[("Dockerfile", &per)]);
-    let r = s.build(&ctx, "p:2", &["--platform", "linux/amd64,linux/arm64"]);
-    assert_ne!(r.code, 0);
-    assert!(
-        r.stderr.contains("Dockerfile:2: SOURCE_DATE_EPOCH=src: the stage's source differs for platform linux/arm64"),
-        "{}",
-        r.stderr
-    );
-    // one platform: its own source
-    webs.put("/src-arm64.tar", &tar_of(&[("foo", "bar", 1_700_000_000)]), Some("\"p2\""), None);
-    let r = s.build(&ctx, "p:3", &["--platform", "linux/arm64"]).ok();
-    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=src: 1700000000"), "{}", log(&r));
+    let out = s.dir.path().join("out");
+    std::fs::create_dir(&out).expect("mkdir");
+    let oci = out.join("both.tar");
+    let local = out.join("both");
+    let r = s
+        .build(
+            &ctx,
+            "p:2",
+            &[
+                "--platform",
+                "linux/amd64,linux/arm64",
+                "-o",
+                &format!("type=oci,dest={}", oci.display()),
+                "-o",
+                &format!("type=local,dest={}", local.display()),
+            ],
+        )
+        .ok();
+    let l = log(&r);
+    assert!(l.contains("# SOURCE_DATE_EPOCH=src for linux/amd64: 1700000402, "), "{l}");
+    assert!(l.contains("# SOURCE_DATE_EPOCH=src for linux/arm64: 1700000000, "), "{l}");
+    let both = configs_by_platform(&oci);
+    assert_eq!(both.len(), 2, "{both:?}");
+    for (p, created, secs) in [
+        ("linux/amd64", "2023-11-14T22:20:02Z", 1_700_000_402i64),
+        ("linux/arm64", "2023-11-14T22:13:20Z", 1_700_000_000),
+    ] {
+        let (_, config) = &both[p];
+        assert_eq!(config["created"], created, "{p}: {config}");
+        for h in config["history"].as_array().expect("history") {
+            assert_eq!(h["created"], created, "{p}: {h}");
+        }
+        // the local output: every file of the platform at its time
+        let f = local.join(p.replace('/', "_")).join("Dockerfile");
+        let md = std::fs::symlink_metadata(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+        assert_eq!(std::os::unix::fs::MetadataExt::mtime(&md), secs, "{}", f.display());
+    }
+    // arm64 alone: its own source, and the image the two-platform build made for it
+    let alone = out.join("arm64.tar");
+    let r =
+        s.build(&ctx, "p:3", &["--platform", "linux/arm64", "-o", &format!("type=oci,dest={}", alone.display())]).ok();
+    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=src: 1700000000, "), "{}", log(&r));
+    let alone = configs_by_platform(&alone);
+    assert_eq!(alone["linux/arm64"].0, both["linux/arm64"].0, "the arm64 config of both builds");
 }

@@ -206,10 +206,11 @@ impl<'a> Executor<'a> {
     /// An executor for one stage that runs beside others: it shares the store, the context,
     /// the log (through a handle labelled `name`), the runtime and the agents; it sees the
     /// states of `done` (the stages it depends on); its step numbers start after `step`.
-    fn worker(&self, name: &str, done: BTreeMap<usize, State>, step: usize) -> Executor<'a> {
+    /// `opts`: its platform's (each platform has its own times: see `run_platforms`).
+    fn worker(&self, name: &str, done: BTreeMap<usize, State>, step: usize, opts: &'a Options) -> Executor<'a> {
         Executor {
             store: self.store,
-            opts: self.opts,
+            opts,
             ctx: self.ctx,
             runtime: self.runtime.clone(),
             progress: self.progress.stage(name),
@@ -285,7 +286,7 @@ impl<'a> Executor<'a> {
             u.first += self.step;
         }
         self.step += units.iter().map(|u| 1 + u.plan.steps.iter().filter(|s| s.counted).count()).sum::<usize>();
-        for ((_, i), st) in self.schedule(units)? {
+        for ((_, i), st) in self.schedule(units, &[self.opts])? {
             self.done.insert(i, st);
         }
         Ok(())
@@ -294,20 +295,23 @@ impl<'a> Executor<'a> {
     /// `--platform a,b,...` with `--jobs` above 1: the plans of all the platforms (label, plan)
     /// run in one scheduler, so that the stages of one platform run beside those of another,
     /// as BuildKit solves them. Each platform keeps its own step numbers (those of its build
-    /// alone) and its lines say the platform (`[linux/arm64 stage-0 2/3]`). The first step
+    /// alone) and its lines say the platform (`[linux/arm64 stage-0 2/3]`), and its own
+    /// options (its SOURCE_DATE_EPOCH, so its times, may differ from another's). The first step
     /// that fails stops all platforms. Returns each platform's target state, in order. Plans
     /// that stopped early are for [`Executor::run`], one at a time.
-    pub fn run_platforms(&mut self, plans: Vec<(String, Plan)>) -> Result<Vec<State>, BuildError> {
+    pub fn run_platforms(&mut self, plans: Vec<(String, Plan, &'a Options)>) -> Result<Vec<State>, BuildError> {
         let mut all = Vec::new();
         let mut targets = Vec::new();
-        for (g, (label, plan)) in plans.into_iter().enumerate() {
+        let mut opts = Vec::new();
+        for (g, (label, plan, o)) in plans.into_iter().enumerate() {
             if plan.stop.is_some() {
                 return Err(BuildError::Other(format!("{label}: the plan stopped early: build it alone")));
             }
             targets.push(plan.target);
+            opts.push(o);
             all.extend(units(g, Some(&label), plan.stages, plan.total));
         }
-        let mut done = self.schedule(all)?;
+        let mut done = self.schedule(all, &opts)?;
         let mut out = Vec::new();
         for (g, t) in targets.into_iter().enumerate() {
             out.push(done.remove(&(g, t)).ok_or_else(|| BuildError::Other("target stage was not built".into()))?);
@@ -319,8 +323,12 @@ impl<'a> Executor<'a> {
     /// depends on are built, up to `--jobs` at once. The first step that fails stops the build:
     /// the others are cancelled (their containers deleted), and its error names its stage.
     /// The keys and cache mounts used are recorded in unit order (a build in plan order's).
-    /// Returns the states by (plan, Dockerfile index).
-    fn schedule(&mut self, units: Vec<Unit>) -> Result<BTreeMap<(usize, usize), State>, BuildError> {
+    /// Returns the states by (plan, Dockerfile index). `opts`: each plan's options.
+    fn schedule(
+        &mut self,
+        units: Vec<Unit>,
+        opts: &[&'a Options],
+    ) -> Result<BTreeMap<(usize, usize), State>, BuildError> {
         self.progress.set_parallel();
         let n = units.len();
         let meta: Vec<(usize, usize, Vec<usize>, String, usize, usize)> = units
@@ -347,7 +355,8 @@ impl<'a> Executor<'a> {
                         let ready = pending[k].is_some() && deps.iter().all(|d| done.contains_key(&(*g, *d)));
                         let Some(sp) = pending[k].take_if(|_| ready) else { continue };
                         let seen = deps.iter().filter_map(|d| done.get(&(*g, *d)).map(|s| (*d, s.clone()))).collect();
-                        let mut w = self.worker(name, seen, *first);
+                        let o = opts.get(*g).copied().unwrap_or(self.opts);
+                        let mut w = self.worker(name, seen, *first, o);
                         let (tx, cancel, total) = (tx.clone(), cancel.clone(), *total);
                         scope.spawn(move || {
                             // a working directory of its own: mounting an overlay changes it
@@ -748,13 +757,15 @@ impl<'a> Executor<'a> {
 
     /// Writes the image of the final state unchanged, so its ID is the last step's ` ---> ID`
     /// (the outputs name it, or write it elsewhere).
-    pub fn image(&mut self, st: &State) -> Result<Image, BuildError> {
+    /// `created_from`: where the time in its config came from (its platform's options' when
+    /// several platforms were built by this executor).
+    pub fn image(&mut self, st: &State, created_from: &str) -> Result<Image, BuildError> {
         let descs: Vec<_> = st.layers.iter().map(Layer::descriptor).collect();
         let (manifest, id) = self.store.put_image(&st.config, &descs)?;
         // what `inspect` shows as CreatedFrom (the config has the time, not where it came from)
         let rel = format!("cache/created/{}.json", id.trim_start_matches("sha256:"));
-        if self.store.read_record::<String>(&rel).as_deref() != Some(&self.opts.created_from) {
-            self.store.write_record(&rel, &self.opts.created_from)?;
+        if self.store.read_record::<String>(&rel).as_deref() != Some(created_from) {
+            self.store.write_record(&rel, &created_from.to_string())?;
         }
         Ok(self.store.image_by_manifest(&manifest.digest)?)
     }
