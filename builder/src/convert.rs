@@ -114,9 +114,9 @@ impl Options {
                 let n: i32 = v.parse().map_err(|_| format!("compression-level={v:?}: expected a whole number"))?;
                 self.level = Some(n);
             }
-            "force-compression" => self.force = bool_of(k, v)?,
-            "oci-mediatypes" => self.oci_types = Some(bool_of(k, v)?),
-            "oci-artifact" => self.oci_artifact = bool_of(k, v)?,
+            "force-compression" => self.force = crate::output::parse_bool(k, v)?,
+            "oci-mediatypes" => self.oci_types = Some(crate::output::parse_bool(k, v)?),
+            "oci-artifact" => self.oci_artifact = crate::output::parse_bool(k, v)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -163,14 +163,6 @@ impl Options {
         let ours = have == Compression::Gzip;
         let relevel = want == Compression::Gzip && ours && self.level.is_some_and(|l| l != GZIP_LEVEL);
         (have != want && (self.force || ours)) || relevel
-    }
-}
-
-fn bool_of(k: &str, v: &str) -> Result<bool, String> {
-    match v {
-        "true" | "1" | "" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(format!("option {k}={v:?}: expected true or false")),
     }
 }
 
@@ -469,6 +461,10 @@ mod tests {
     fn options_parse_and_check_as_buildkit_does() {
         // BuildKit: `force-compression` alone means true; levels 0..22 for zstd, gzip's 0..9
         assert!(opts(&[("force-compression", "")]).unwrap().force);
+        // Go's strconv.ParseBool spellings, as BuildKit reads them
+        assert!(opts(&[("force-compression", "TRUE")]).unwrap().force);
+        assert_eq!(opts(&[("oci-mediatypes", "F")]).unwrap().oci_types, Some(false));
+        assert!(opts(&[("oci-artifact", "True")]).unwrap().oci_artifact);
         assert_eq!(opts(&[("compression", "zstd"), ("compression-level", "19")]).unwrap().level, Some(19));
         for (o, says) in [
             (vec![("compression", "lz4")], "expected uncompressed, gzip, estargz or zstd"),
@@ -480,7 +476,8 @@ mod tests {
             (vec![("compression", "uncompressed"), ("compression-level", "1")], "no level"),
             // BuildKit's opts.go: zstd needs OCI media types
             (vec![("compression", "zstd"), ("oci-mediatypes", "false")], "conflicts with \"oci-mediatypes=false\""),
-            (vec![("oci-mediatypes", "maybe")], "expected true or false"),
+            (vec![("oci-mediatypes", "maybe")], "option oci-mediatypes=\"maybe\": expected true or false"),
+            (vec![("force-compression", "yes")], "option force-compression=\"yes\": expected true or false"),
         ] {
             let e = opts(&o).unwrap_err();
             assert!(e.contains(says), "{o:?}: {e}");

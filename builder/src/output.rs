@@ -299,11 +299,15 @@ pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
     Ok(out)
 }
 
-fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
+/// A bool output option as BuildKit's exporters read one: empty is true (the key alone), else
+/// Go's `strconv.ParseBool` spellings (`1 t T TRUE true True`, `0 f F FALSE false False`).
+pub(crate) fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
     match v {
-        "true" | "1" | "" => Ok(true),
-        "false" | "0" => Ok(false),
-        _ => Err(format!("option {k}={v:?}: expected true or false")),
+        "" | "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(format!(
+            "option {k}={v:?}: expected true or false (or another of Go's spellings: 1, t, T, TRUE, True, 0, f, F, FALSE, False)"
+        )),
     }
 }
 
@@ -1168,6 +1172,27 @@ mod tests {
         let o = parse("type=image,dangling-name-prefix=p,danging-name-empty-only=true").unwrap();
         assert!(matches!(&o.kind, Kind::Image { opts, .. } if opts.dangling_empty_only));
         assert!(parse("type=oci,dest=x,oci-artifact=true").unwrap().layers.oci_artifact);
+        // every bool option takes Go's strconv.ParseBool spellings, as BuildKit's exporters do
+        for (v, want) in [("1", true), ("t", true), ("T", true), ("TRUE", true), ("True", true), ("", true)]
+            .into_iter()
+            .chain([("0", false), ("f", false), ("F", false), ("FALSE", false), ("False", false)])
+        {
+            assert_eq!(
+                parse(&format!("type=image,push={v}")).unwrap().kind,
+                Kind::Image { push: want, opts: ImageOpts::default() }
+            );
+            assert_eq!(
+                parse(&format!("type=image,store={v}")).unwrap().kind,
+                Kind::Image { push: false, opts: ImageOpts { no_store: !want, ..Default::default() } }
+            );
+            assert_eq!(parse(&format!("type=local,dest=d,platform-split={v}")).unwrap().platform_split, Some(want));
+            assert_eq!(parse(&format!("type=oci,dest=x,rewrite-timestamp={v}")).unwrap().rewrite_timestamp, Some(want));
+            assert_eq!(parse(&format!("type=oci,dest=x,oci-mediatypes={v}")).unwrap().layers.oci_types, Some(want));
+        }
+        for bad in ["yes", "tRUE", "on", "2"] {
+            let e = parse(&format!("type=image,unpack={bad}")).unwrap_err();
+            assert!(e.contains(&format!("option unpack={bad:?}: expected true or false")), "{e}");
+        }
         // refused, naming what
         for (bad, says) in [
             ("type=local", "dest= is needed"),

@@ -269,6 +269,37 @@ fn bad_outputs_are_refused_before_the_build() {
 }
 
 #[test]
+fn bool_options_take_gos_spellings() {
+    // BuildKit's exporters read bools with Go's strconv.ParseBool: True, FALSE, t, F, 1, 0...
+    let s = Slipway::new();
+    let ctx = s.context("bools", &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "1")]);
+    let lay = s.dir.path().join("lay");
+    let c = ctx.to_string_lossy();
+    s.run(&[
+        "build",
+        "-o",
+        "type=image,name=kept:1,store=True,unpack=F,name-canonical=FALSE",
+        "-o",
+        "type=image,name=gone:1,store=f",
+        "-o",
+        &format!("type=oci,dest={},tar=F,oci-mediatypes=TRUE,force-compression=t", lay.display()),
+        &c,
+    ])
+    .ok();
+    // store=True names it, store=f does not; tar=F writes a layout directory
+    assert_eq!(s.run(&["inspect", "kept:1"]).code, 0);
+    assert_ne!(s.run(&["inspect", "gone:1"]).code, 0, "store=f must not name gone:1");
+    let index = json(&lay.join("index.json"));
+    assert_eq!(index["manifests"][0]["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+    // a spelling Go does not take is refused, naming the option
+    let before = store_listing(&s.root());
+    let r = s.run(&["build", "-o", "type=image,name=x:1,push=yes", &c]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("option push=\"yes\": expected true or false"), "{}", r.stderr);
+    assert_eq!(store_listing(&s.root()), before);
+}
+
+#[test]
 fn source_date_epoch_as_a_build_arg() {
     let s = Slipway::new();
     s.base("base:1");
