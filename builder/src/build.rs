@@ -900,6 +900,9 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         created: crate::store::image::rfc3339(runs.iter().map(|(o, _)| o.created).max().unwrap_or(opts.created)),
     };
     let outs = output::outputs(&req);
+    for w in output::replaced_names(&req) {
+        eprintln!("slipway: warning: {w}");
+    }
     let multi = multi_platform(opts, runs.len()).map_err(BuildError::Other)?;
     output::check(&outs, multi).map_err(BuildError::Other)?;
     let ctx = exec::SharedContext::new(open_context(store, src)?);

@@ -757,8 +757,8 @@ pub fn write_archive(
 #[derive(Debug, Clone, Default)]
 pub struct Request<'a> {
     pub outputs: &'a [Output],
-    /// `-t`: the names of image, oci and docker outputs that give no `name=`.
-    /// As given (each a valid name): `name-canonical` and `push-by-digest` need to know
+    /// `-t`: the names of every image, oci and docker output, replacing their `name=` (buildx's
+    /// rule). As given (each a valid name): `name-canonical` and `push-by-digest` need to know
     /// whether a tag was.
     pub tags: &'a [String],
     /// `--annotation`s (every output gets them).
@@ -800,12 +800,34 @@ pub fn outputs(req: &Request) -> Vec<Output> {
         if let Kind::Image { push, .. } = &mut o.kind {
             *push |= req.push;
         }
-        if o.names.is_empty() && matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. }) {
+        // buildx (build/opt.go): `-t` names every image, oci and docker output, its `name=` or not
+        if !req.tags.is_empty() && matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. }) {
             o.names = req.tags.to_vec();
         }
         o.annotations.0.extend(req.annotations.iter().cloned());
     }
     outs
+}
+
+/// The warnings for `name=`s that `-t` replaces (buildx replaces them without a word; slipway
+/// says so, as it never drops an option silently).
+pub fn replaced_names(req: &Request) -> Vec<String> {
+    if req.tags.is_empty() {
+        return vec![];
+    }
+    req.outputs
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !o.names.is_empty() && matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. }))
+        .map(|(i, o)| {
+            format!(
+                "--output {}: name={} replaced by -t {} (buildx's rule: the tags name every image, oci and docker output)",
+                i + 1,
+                o.names.join(","),
+                req.tags.join(" -t ")
+            )
+        })
+        .collect()
 }
 
 /// `rewrite-timestamp` of a build's outputs (`outs` as [`outputs`] makes them, the first
@@ -1245,6 +1267,28 @@ mod tests {
             Request { outputs: &outs(&["type=oci,dest=x,rewrite-timestamp=false"]), push: true, ..Default::default() };
         let e = rewrite_timestamp(&outputs(&req), 1).unwrap_err();
         assert!(e.contains("the store output --push adds"), "{e}");
+    }
+
+    #[test]
+    fn tags_name_every_image_output_as_buildx() {
+        let given: Vec<Output> =
+            ["type=image,name=other:1", "type=oci,dest=x", "type=local,dest=d", "type=docker,dest=y"]
+                .iter()
+                .map(|s| parse(s).unwrap())
+                .collect();
+        let tags = vec!["a:1".to_string(), "b:2".to_string()];
+        let req = Request { outputs: &given, tags: &tags, ..Default::default() };
+        // buildx's build/opt.go: the tags replace name= of image, oci and docker outputs
+        let names: Vec<Vec<String>> = outputs(&req).into_iter().map(|o| o.names).collect();
+        assert_eq!(names, [tags.clone(), tags.clone(), vec![], tags.clone()]);
+        // said, never silently
+        let w = replaced_names(&req);
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("--output 1: name=other:1 replaced by -t a:1 -t b:2"), "{w:?}");
+        // without -t, name= stays, and nothing is said
+        let req = Request { outputs: &given, ..Default::default() };
+        assert_eq!(outputs(&req)[0].names, ["other:1"]);
+        assert!(replaced_names(&req).is_empty());
     }
 
     #[test]

@@ -106,19 +106,17 @@ fn image_output_names_and_the_metadata_file() {
     let ctx = s.context("app", &[("Dockerfile", APP), ("f.txt", "x\n")]);
     let meta = s.dir.path().join("meta.json");
     let iid = s.dir.path().join("iid");
-    // name= wins over -t, as BuildKit's image exporter takes it
-    s.build(
-        &ctx,
-        "ignored:1",
-        &[
-            "--output",
-            "type=image,\"name=a:1,b/c:2\"",
-            "--metadata-file",
-            &meta.to_string_lossy(),
-            "--iidfile",
-            &iid.to_string_lossy(),
-        ],
-    )
+    // name= names the image when no -t is given
+    s.run(&[
+        "build",
+        "--output",
+        "type=image,\"name=a:1,b/c:2\"",
+        "--metadata-file",
+        &meta.to_string_lossy(),
+        "--iidfile",
+        &iid.to_string_lossy(),
+        &ctx.to_string_lossy(),
+    ])
     .ok();
     let id = fs::read_to_string(&iid).unwrap();
     let index = json(&s.root().join("index.json"));
@@ -132,7 +130,6 @@ fn image_output_names_and_the_metadata_file() {
     };
     let a = named("a:1").expect("a:1 in the store");
     assert_eq!(named("b/c:2").expect("b/c:2 in the store")["digest"], a["digest"]);
-    assert!(named("ignored:1").is_none(), "-t is not used when name= is given");
     // BuildKit's keys, as buildx writes them
     let m = json(&meta);
     assert_eq!(m["containerimage.config.digest"], id.as_str());
@@ -141,6 +138,35 @@ fn image_output_names_and_the_metadata_file() {
     assert_eq!(m["containerimage.descriptor"]["size"], a["size"]);
     assert_eq!(m["containerimage.descriptor"]["mediaType"], "application/vnd.oci.image.manifest.v1+json");
     assert_eq!(m["image.name"], "docker.io/library/a:1,docker.io/b/c:2");
+
+    // -t replaces name= of every image, oci and docker output, as buildx does (build/opt.go),
+    // and the log says so
+    let oci = s.dir.path().join("oci.tar");
+    let r = s
+        .build(
+            &ctx,
+            "tagged:1",
+            &[
+                "-o",
+                "type=image,name=replaced:1",
+                "-o",
+                &format!("type=oci,dest={},name=alsoreplaced:1", oci.display()),
+            ],
+        )
+        .ok();
+    assert!(r.stderr.contains("--output 1: name=replaced:1 replaced by -t tagged:1"), "{}", r.stderr);
+    assert!(r.stderr.contains("--output 2: name=alsoreplaced:1 replaced by -t tagged:1"), "{}", r.stderr);
+    let index = json(&s.root().join("index.json"));
+    let refs: Vec<&str> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str())
+        .collect();
+    assert!(refs.contains(&"tagged:1") && !refs.contains(&"replaced:1"), "{refs:?}");
+    let files = tar_files(&oci);
+    let oindex: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    assert_eq!(oindex["manifests"][0]["annotations"]["io.containerd.image.name"], "docker.io/library/tagged:1");
 
     // the default output is the store under -t; local outputs give no image keys
     s.build(&ctx, "def:1", &["--metadata-file", &meta.to_string_lossy()]).ok();
