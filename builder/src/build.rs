@@ -385,7 +385,41 @@ struct Input {
 /// fetched into the store (`fetch::context`), where `-f` names a file of it when relative and a
 /// local file when absolute, as buildx sends them.
 fn input(store: &Store, opts: &BuildOptions) -> Result<Input, BuildError> {
+    use crate::fetch::context::{stdin, Use};
     let arg = opts.context.to_string_lossy().into_owned();
+    let stdin_file = opts.dockerfile.as_deref() == Some(std::path::Path::new("-"));
+    if arg == "-" {
+        // buildx: `build - < Dockerfile` or `build - < context.tar`
+        if stdin_file {
+            return Err(BuildError::Other(
+                "invalid argument: can't use stdin for both build context and dockerfile".into(),
+            ));
+        }
+        let f = stdin(store, Use::Main).map_err(|e| BuildError::Other(format!("build context -: {e}")))?;
+        let (path, file) = match (&opts.dockerfile, &f.dockerfile) {
+            (Some(p), Some(_)) => {
+                return Err(BuildError::Other(format!(
+                    "-f {}: stdin holds a Dockerfile, not an archive: there is no other file in the context",
+                    p.display()
+                )))
+            }
+            (Some(p), None) => {
+                (crate::rootfs::resolve_in_root(&f.dir, &p.to_string_lossy(), true), p.display().to_string())
+            }
+            (None, Some(d)) => (d.clone(), "Dockerfile".to_string()),
+            (None, None) => (f.dir.join("Dockerfile"), "Dockerfile".to_string()),
+        };
+        let remote = Some(format!("# build context {}", f.note));
+        return Ok(Input { context: f.dir.clone(), dockerfile: path, file, remote, fetched: Some(f) });
+    }
+    if stdin_file {
+        // buildx: `build -f - DIR < Dockerfile`: the Dockerfile from stdin, the context DIR
+        let mut i = input(store, &BuildOptions { dockerfile: None, ..opts.clone() })?;
+        let f = stdin(store, Use::Named).map_err(|e| BuildError::Other(format!("-f -: {e}")))?;
+        i.dockerfile = f.dir.join("context");
+        i.file = "Dockerfile".into();
+        return Ok(i);
+    }
     let remote = if opts.context.is_dir() {
         None
     } else {

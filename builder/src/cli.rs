@@ -150,8 +150,9 @@ pub enum Cmd {
         #[arg(long)]
         no_cache: bool,
         /// How to show progress: tty is a compact view redrawn in place (BuildKit's words), plain
-        /// the classic log (Step N/M, ---> ID); auto is tty on a terminal, plain otherwise.
-        #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = ["auto", "plain", "tty"])]
+        /// the classic log (Step N/M, ---> ID); auto is tty on a terminal, plain otherwise; quiet
+        /// is -q (the image ID printed at the end), none shows nothing, as in buildx.
+        #[arg(long, value_name = "TYPE", default_value = "auto", value_parser = ["auto", "plain", "tty", "quiet", "none"])]
         progress: String,
         /// The OCI runtime that runs RUN steps, through its runc-compatible command line (default:
         /// the skiff beside slipway, else runc from PATH).

@@ -61,9 +61,14 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         named_contexts.by_key.insert(k, v);
     }
     let context = a.context;
-    // (a remote context takes a relative -f as a file of its own: left as given)
-    let dockerfile =
-        a.file.map(|f| if f.is_relative() && !f.exists() && context.is_dir() { context.join(f) } else { f });
+    // (a remote context takes a relative -f as a file of its own: left as given; `-f -` is stdin)
+    let dockerfile = a.file.map(|f| {
+        if f.is_relative() && !f.exists() && context.is_dir() && f.as_os_str() != "-" {
+            context.join(f)
+        } else {
+            f
+        }
+    });
     Ok(BuildOptions {
         context,
         dockerfile,
@@ -141,8 +146,15 @@ fn run(cli: Cli) -> Result<()> {
             let OutputArgs { outputs, annotations, metadata_file } = *out;
             let StepArgs { add_hosts, host_gateway_ip, ulimits, shm_size, no_cache_filter } = *steps;
             use std::io::IsTerminal;
-            let Some(progress) = slipway::exec::progress::Mode::choose(&progress, std::io::stdout().is_terminal())
-            else {
+            // buildx's toDisplayMode: `quiet` is -q (the ID printed at the end), `none` shows
+            // nothing at all; -q with plain or tty is refused
+            let print_id = quiet || progress == "quiet";
+            if quiet && !["auto", "quiet"].contains(&progress.as_str()) {
+                bail!("progress={progress} and quiet cannot be used together");
+            }
+            let quiet = print_id || progress == "none";
+            let shown = if quiet { "auto" } else { progress.as_str() };
+            let Some(progress) = slipway::exec::progress::Mode::choose(shown, std::io::stdout().is_terminal()) else {
                 bail!("--progress {progress:?}: expected auto, plain or tty");
             };
             let mut opts = plan_options(*plan, cli.debug)?;
@@ -257,7 +269,7 @@ fn run(cli: Cli) -> Result<()> {
                 text.push('\n');
                 std::fs::write(&f, text).with_context(|| format!("write --metadata-file {}", f.display()))?;
             }
-            if quiet && !slipway::output::writes_stdout(&opts_outputs) {
+            if print_id && !slipway::output::writes_stdout(&opts_outputs) {
                 println!("{}", built.id);
             }
             if let Some(f) = iidfile {

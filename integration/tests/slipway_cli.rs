@@ -405,3 +405,97 @@ fn a_build_context_that_is_a_file_is_refused_as_such() {
         );
     }
 }
+
+/// `slipway build ARGS` with `stdin` as its standard input.
+fn build_with_stdin(s: &Slipway, args: &[&str], stdin: &[u8]) -> std::process::Output {
+    use std::io::Write;
+    let mut c = slipway_cmd(s);
+    c.arg("build").args(["--runtime", &integration::slipway::runtime()]).args(args);
+    let mut child = c
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// A gzip tar of `files` (path, content), as `tar czf` makes one.
+fn tgz(files: &[(&str, &str)]) -> Vec<u8> {
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    let mut b = tar::Builder::new(gz);
+    for (p, c) in files {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(c.len() as u64);
+        h.set_mode(0o644);
+        h.set_entry_type(tar::EntryType::Regular);
+        b.append_data(&mut h, p, c.as_bytes()).unwrap();
+    }
+    b.into_inner().unwrap().finish().unwrap()
+}
+
+/// buildx's stdin forms: `build - < Dockerfile` (no context: the Dockerfile alone),
+/// `build - < context.tar.gz` (the archive is the context), `build -f - DIR < Dockerfile`
+/// (the Dockerfile from stdin, the context DIR), and both at once refused with buildx's words.
+#[test]
+fn a_dockerfile_or_a_context_archive_on_stdin() {
+    let s = Slipway::new();
+    s.base("bb");
+    let out = build_with_stdin(&s, &["-t", "in:1", "-"], b"FROM bb\nRUN echo from-stdin > /f\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.save("in:1").find("f").expect("/f").data, b"from-stdin\n");
+    // a Dockerfile on stdin has no other file: a COPY fails naming the file
+    let out = build_with_stdin(&s, &["-t", "in:2", "-"], b"FROM bb\nCOPY a /a\n");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Dockerfile:2"), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let tar = tgz(&[("Dockerfile", "FROM bb\nCOPY a /a\n"), ("a", "from the archive\n")]);
+    let out = build_with_stdin(&s, &["-t", "in:3", "-"], &tar);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.save("in:3").find("a").expect("/a").data, b"from the archive\n");
+
+    let ctx = s.context("dir", &[("a", "from the directory\n"), ("Dockerfile", "FROM bb\nRUN false\n")]);
+    let c = ctx.to_string_lossy().into_owned();
+    let out = build_with_stdin(&s, &["-t", "in:4", "-f", "-", &c], b"FROM bb\nCOPY a /a\n");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.save("in:4").find("a").expect("/a").data, b"from the directory\n");
+    assert!(!ctx.join("-").exists());
+
+    let out = build_with_stdin(&s, &["-t", "in:5", "-f", "-", "-"], b"FROM bb\n");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("invalid argument: can't use stdin for both build context and dockerfile"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// buildx's --progress values: `quiet` is -q (only the image ID, printed at the end), `none`
+/// prints nothing, -q with plain is refused; `--platform` repeats, and `local` is this
+/// machine's platform.
+#[test]
+fn progress_quiet_and_none_and_platform_as_buildx_takes_them() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "p");
+    let c = ctx.to_string_lossy().into_owned();
+    let out = s.run(&["build", "--progress", "quiet", "-t", "pq:1", &c]).ok().stdout;
+    assert_eq!(out.trim(), inspect_id(&s, "pq:1"), "{out:?}");
+    let r = s.run(&["build", "--progress", "none", "-t", "pq:2", &c]).ok();
+    assert_eq!(r.stdout, "", "{r:?}");
+    assert_eq!(inspect_id(&s, "pq:2"), inspect_id(&s, "pq:1"));
+    let r = s.run(&["build", "-q", "--progress", "plain", &c]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("progress=plain and quiet cannot be used together"), "{r:?}");
+
+    let df = "FROM scratch\nCOPY a /a\n";
+    let ctx = s.context("plat", &[("Dockerfile", df), ("a", "x")]);
+    let c = ctx.to_string_lossy().into_owned();
+    s.run(&["build", "-t", "two:1", "--platform", "linux/amd64", "--platform", "linux/arm64", &c]).ok();
+    s.run(&["build", "-t", "two:2", "--platform", "linux/amd64,linux/arm64", &c]).ok();
+    assert_eq!(inspect_id(&s, "two:1"), inspect_id(&s, "two:2"), "repeated --platform is the comma list");
+    s.run(&["build", "-t", "local:1", "--platform", "local", &c]).ok();
+    s.run(&["build", "-t", "local:2", &c]).ok();
+    assert_eq!(inspect_id(&s, "local:1"), inspect_id(&s, "local:2"), "local is this machine's platform");
+}

@@ -60,8 +60,14 @@ pub struct Fetched {
 /// The source a remote context was made of.
 #[derive(Debug, Clone)]
 pub enum Origin {
-    Git { remote: String, full_ref: String, commit: String },
+    Git {
+        remote: String,
+        full_ref: String,
+        commit: String,
+    },
     Http(http::Record),
+    /// `build -`: what stdin held.
+    Stdin,
 }
 
 impl Fetched {
@@ -76,6 +82,7 @@ impl Fetched {
                 Ok((Some(t), format!("the committer time of commit {commit} of {remote}")))
             }
             Origin::Http(rec) => Ok(http::time(store, rec)),
+            Origin::Stdin => Ok((None, "the build context came from stdin, which has no time".to_string())),
         }
     }
 }
@@ -119,44 +126,78 @@ pub fn fetch(store: &Store, url: &str, r: &Remote, used: Use, keep_git_dir: bool
         Remote::Http(u) => {
             let rec = http::resolve(store, u)?;
             let blob = store.blob_path(&rec.digest);
-            let hexd = rec.digest.trim_start_matches("sha256:");
-            let archive = used == Use::Main && crate::layer::is_archive(&blob);
-            if used == Use::Main && !archive {
-                if let Some(kind) = compressed(&blob) {
-                    return Err(FetchError(format!(
-                        "{kind} data that holds no tar archive: a context URL serves a tar archive (gzip, bzip2, \
-                         xz, zstd or none) or a Dockerfile"
-                    )));
-                }
-            }
-            let what = if archive { "tar" } else { "file" };
-            let dir = base.join(key(&["http", what, hexd]));
-            let mut note = format!("{url}: {} ({})", rec.digest, if archive { "a tar archive" } else { "one file" });
-            if dir.is_dir() {
-                note.push_str(", unpacked by an earlier build");
-            } else {
-                let t = store.tempdir("context").map_err(|e| FetchError(e.to_string()))?;
-                let tree = t.path.join("tree");
-                fs::create_dir_all(&tree).map_err(|e| FetchError(format!("create {}: {e}", tree.display())))?;
-                if archive {
-                    let rd = crate::layer::open_decompressed(&blob)
-                        .map_err(|e| FetchError(format!("open {}: {e}", blob.display())))?;
-                    crate::layer::extract(rd, &tree, crate::layer::Whiteouts::Keep)
-                        .map_err(|e| FetchError(format!("unpack the context archive: {e}")))?;
-                } else {
-                    // BuildKit's http source names the file `context` and writes it 0600
-                    let f = tree.join("context");
-                    fs::copy(&blob, &f)
-                        .map_err(|e| FetchError(format!("copy the download to {}: {e}", f.display())))?;
-                    fs::set_permissions(&f, fs::Permissions::from_mode(0o600))
-                        .map_err(|e| FetchError(format!("chmod {}: {e}", f.display())))?;
-                }
-                place(store, &tree, &dir)?;
-            }
-            let dockerfile = (used == Use::Main && !archive).then(|| dir.join("context"));
+            let (dir, dockerfile, note) = unpacked(store, url, &blob, &rec.digest, used)?;
             Ok(Fetched { dir, dockerfile, note, origin: Origin::Http(rec) })
         }
     }
+}
+
+/// `build -` (`used`: Main) and `build -f -` (Named: the Dockerfile alone), as buildx reads
+/// stdin: a tar archive (gzip, bzip2, xz, zstd or none) is the context, anything else is a
+/// Dockerfile (the context then holds that one file, `context`, as an http one does). What was
+/// read is made a directory of the store by its digest, as a download is.
+pub fn stdin(store: &Store, used: Use) -> Result<Fetched, FetchError> {
+    use std::io::Write;
+    let err = |what: &str, e: std::io::Error| FetchError(format!("{what}: {e}"));
+    let t = store.tempdir("context").map_err(|e| FetchError(e.to_string()))?;
+    let file = t.path.join("stdin");
+    let mut w = crate::store::HashWriter::new(std::io::BufWriter::new(
+        fs::File::create(&file).map_err(|e| err("create a file for stdin", e))?,
+    ));
+    std::io::copy(&mut std::io::stdin().lock(), &mut w).map_err(|e| err("read stdin", e))?;
+    w.flush().map_err(|e| err("write stdin's copy", e))?;
+    let digest = w.digest();
+    drop(w);
+    let (dir, dockerfile, note) = unpacked(store, "stdin", &file, &digest, used)?;
+    Ok(Fetched { dir, dockerfile, note, origin: Origin::Stdin })
+}
+
+/// The context directory of downloaded (or read) content `file` of `digest`: unpacked when it is
+/// the main context's tar archive, else the one file `context`; made once per content. With
+/// the Dockerfile (the main context's file that is no archive) and the log's note.
+fn unpacked(
+    store: &Store,
+    url: &str,
+    file: &Path,
+    digest: &str,
+    used: Use,
+) -> Result<(PathBuf, Option<PathBuf>, String), FetchError> {
+    let base = store.root.join("cache/context");
+    let hexd = digest.trim_start_matches("sha256:");
+    let archive = used == Use::Main && crate::layer::is_archive(file);
+    if used == Use::Main && !archive {
+        if let Some(kind) = compressed(file) {
+            return Err(FetchError(format!(
+                "{kind} data that holds no tar archive: a context is a tar archive (gzip, bzip2, xz, zstd or none) \
+                 or a Dockerfile"
+            )));
+        }
+    }
+    let what = if archive { "tar" } else { "file" };
+    let dir = base.join(key(&["http", what, hexd]));
+    let mut note = format!("{url}: {digest} ({})", if archive { "a tar archive" } else { "one file" });
+    if dir.is_dir() {
+        note.push_str(", unpacked by an earlier build");
+    } else {
+        let t = store.tempdir("context").map_err(|e| FetchError(e.to_string()))?;
+        let tree = t.path.join("tree");
+        fs::create_dir_all(&tree).map_err(|e| FetchError(format!("create {}: {e}", tree.display())))?;
+        if archive {
+            let rd = crate::layer::open_decompressed(file)
+                .map_err(|e| FetchError(format!("open {}: {e}", file.display())))?;
+            crate::layer::extract(rd, &tree, crate::layer::Whiteouts::Keep)
+                .map_err(|e| FetchError(format!("unpack the context archive: {e}")))?;
+        } else {
+            // BuildKit's http source names the file `context` and writes it 0600
+            let f = tree.join("context");
+            fs::copy(file, &f).map_err(|e| FetchError(format!("copy the download to {}: {e}", f.display())))?;
+            fs::set_permissions(&f, fs::Permissions::from_mode(0o600))
+                .map_err(|e| FetchError(format!("chmod {}: {e}", f.display())))?;
+        }
+        place(store, &tree, &dir)?;
+    }
+    let dockerfile = (used == Use::Main && !archive).then(|| dir.join("context"));
+    Ok((dir, dockerfile, note))
 }
 
 /// The compression a file's first bytes name, when it is one (what `open_decompressed` reads).

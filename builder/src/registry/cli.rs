@@ -191,9 +191,10 @@ pub struct BuildArgs {
     pub push: bool,
     /// The platform to build for, OS/ARCH[/VARIANT] (default: this machine's); several,
     /// comma-separated, build an image each under one OCI index. Bases are pulled for it, the
-    /// TARGET* ARGs say it (FROM --platform wins for its stage).
+    /// TARGET* ARGs say it (FROM --platform wins for its stage). Repeatable, as in buildx;
+    /// `local` is this machine's.
     #[arg(long, value_name = "OS/ARCH[/VARIANT][,...]")]
-    pub platform: Option<String>,
+    pub platform: Vec<String>,
     /// Export the build cache: type=registry,ref=REF or type=local,dest=DIR
     /// (`,cache-mounts=true`: with the content of the RUN cache mounts the build used)
     #[arg(long = "cache-to")]
@@ -210,7 +211,11 @@ pub struct BuildArgs {
 pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Vec<Platform>, Vec<super::cache::Spec>)> {
     let mut platform: Vec<Platform> = Vec::new();
     for p in a.platform.iter().flat_map(|p| p.split(',')) {
-        let p = Platform::parse(p.trim()).map_err(anyhow::Error::msg).context("--platform")?;
+        // buildx's platformutil.parse: `local` (any case) is this machine's
+        let p = match p.trim() {
+            l if l.eq_ignore_ascii_case("local") => Platform::host(),
+            p => Platform::parse(p).map_err(anyhow::Error::msg).context("--platform")?,
+        };
         if platform.contains(&p) {
             bail!("--platform: {p} is given twice");
         }
