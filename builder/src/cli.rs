@@ -83,10 +83,15 @@ pub struct OutputArgs {
     /// Where the result goes (repeatable): type=image (the store, the default; name=NAME[,NAME],
     /// push=true, push-by-digest=true, name-canonical=true, unpack=true), registry (image with push=true), local (dest=DIR: the filesystem), tar
     /// (dest=FILE|-: the filesystem as a tar), oci (dest=FILE|-[,tar=false]: an OCI layout),
-    /// docker (dest=FILE|-: a docker-archive) or cacheonly. DIR alone is type=local, - a tar on
-    /// stdout. With outputs and no type=image, the store names nothing.
+    /// docker (dest=FILE|-: a docker-archive; without dest, loaded into docker) or cacheonly. DIR
+    /// alone is type=local, - a tar on stdout. With outputs and no type=image, the store names
+    /// nothing.
     #[arg(short = 'o', long = "output", value_name = "type=TYPE[,KEY=VALUE...]|DIR|-")]
     pub outputs: Vec<String>,
+    /// Load the image into docker (`docker load` through the docker CLI): `-o type=docker`, as in
+    /// buildx.
+    #[arg(long)]
+    pub load: bool,
     /// Annotate the image manifest (repeatable); TYPE manifest (default), manifest-descriptor,
     /// index or index-descriptor (the last two for several platforms), PLATFORM one of them.
     #[arg(long = "annotation", value_name = "[TYPE[,TYPE][[PLATFORM]]:]KEY=VALUE")]

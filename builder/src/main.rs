@@ -143,7 +143,11 @@ fn run(cli: Cli) -> Result<()> {
             check,
             call,
         } => {
-            let OutputArgs { outputs, annotations, metadata_file } = *out;
+            let OutputArgs { mut outputs, annotations, metadata_file, load } = *out;
+            if load {
+                // buildx: --load is --output=type=docker
+                outputs.push("type=docker".into());
+            }
             let StepArgs { add_hosts, host_gateway_ip, ulimits, shm_size, no_cache_filter } = *steps;
             use std::io::IsTerminal;
             // buildx's toDisplayMode: `quiet` is -q (the ID printed at the end), `none` shows

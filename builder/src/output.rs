@@ -26,6 +26,8 @@ const LAYER_OPTS: [&str; 5] =
 pub enum Dest {
     Path(PathBuf),
     Stdout,
+    /// Into docker, through `docker load` (a `type=docker` output without `dest`, `--load`).
+    Load,
 }
 
 impl std::fmt::Display for Dest {
@@ -33,6 +35,7 @@ impl std::fmt::Display for Dest {
         match self {
             Dest::Path(p) => write!(f, "{}", p.display()),
             Dest::Stdout => write!(f, "stdout"),
+            Dest::Load => write!(f, "docker load"),
         }
     }
 }
@@ -444,7 +447,8 @@ pub fn parse(spec: &str) -> Result<Output, String> {
         "local" => Kind::Local {
             dest: match dest_of("local", dest, false).map_err(err)? {
                 Dest::Path(p) => p,
-                Dest::Stdout => unreachable!("refused for local"),
+                // dest_of gives a path for local
+                d => return Err(err(format!("type=local: dest= is a directory, not {d}"))),
             },
         },
         "tar" => Kind::Tar { dest: dest_of("tar", dest, true).map_err(err)? },
@@ -452,7 +456,13 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             let d = dest_of("oci", dest, tar).map_err(err)?;
             Kind::Oci { dest: d, tar }
         }
-        "docker" => Kind::Docker { dest: dest_of("docker", dest, true).map_err(err)? },
+        // buildx: a docker output without dest loads the image into docker
+        "docker" => Kind::Docker {
+            dest: match dest.as_deref() {
+                None | Some("") => Dest::Load,
+                _ => dest_of("docker", dest, true).map_err(err)?,
+            },
+        },
         _ => Kind::CacheOnly,
     };
     layers.check().map_err(err)?;
@@ -637,6 +647,7 @@ pub fn write_tar(images: &[PlatformImage], store: &Store, dest: &Dest, split: bo
             out.flush().map_err(w)
         }
         Dest::Path(p) => write_file_atomic(p, |f| tar_tree(&fsroot, epoch, f).map(drop)),
+        Dest::Load => Err(w(io::Error::other("a tar output cannot be loaded into docker"))),
     }
 }
 
@@ -750,7 +761,46 @@ pub fn write_archive(
             })
         }
         (Dest::Path(p), false) => archive::export_dir(store, top, &opts, p),
+        (Dest::Load, _) => docker_load(|w| archive::export(store, top, &opts, w, Path::new("docker load"), format)),
     }
+}
+
+/// buildx's load of a docker output without `dest`: the archive `write` makes is streamed into
+/// `docker load` (the docker CLI on PATH, so DOCKER_HOST and the CLI's context say which
+/// daemon), whose failure is the output's.
+fn docker_load<W>(
+    write: impl FnOnce(io::BufWriter<std::process::ChildStdin>) -> Result<(W, Descriptor), StoreError>,
+) -> Result<Descriptor, StoreError>
+where
+    W: Write,
+{
+    use std::process::{Command, Stdio};
+    let shown = Path::new("docker load");
+    let err = |e: io::Error| StoreError::Io { op: "run", path: shown.to_path_buf(), err: e };
+    let mut child = Command::new("docker")
+        .args(["load", "-q"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            err(io::Error::new(
+                e.kind(),
+                format!("{e} (a docker output without dest= loads into docker through its CLI; give dest=FILE to write an archive)"),
+            ))
+        })?;
+    let stdin = child.stdin.take().ok_or_else(|| err(io::Error::other("no stdin")))?;
+    let written = write(io::BufWriter::new(stdin)).and_then(|(mut w, d)| {
+        w.flush().map_err(err)?;
+        Ok(d)
+    });
+    // its stdin closed (the writer dropped): docker load finishes
+    let out = child.wait_with_output().map_err(err)?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
+        return Err(err(io::Error::other(format!("{}: {msg}", out.status))));
+    }
+    written
 }
 
 /// What `export` needs besides the images.

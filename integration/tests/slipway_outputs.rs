@@ -951,3 +951,39 @@ fn estargz_layers_as_buildkit_writes_them() {
     assert!(o.stderr.contains("\"compression=estargz\" conflicts with \"oci-mediatypes=false\""), "{}", o.stderr);
     assert!(!d.join("d.tar").exists());
 }
+
+/// buildx's `--load`, and `-o type=docker` without `dest` (buildx loads such an output into
+/// docker): the docker-archive is streamed into `docker load` (the CLI on PATH, DOCKER_HOST
+/// saying which daemon), and docker then has the image under its name with slipway's image ID
+/// and runs it. A daemon that cannot be reached fails the build, naming `docker load`.
+#[test]
+fn load_puts_the_image_into_docker() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let ctx =
+        s.context("load", &[("Dockerfile", "FROM base:1\nCOPY a /a\nCMD [\"cat\", \"/a\"]\n"), ("a", "loaded\n")]);
+    s.build(&ctx, "ld:1", &[]).ok();
+    let id = s.save("ld:1").id();
+    let Some(engine) = docker_buildkit() else { return };
+    let build = |host: &str, extra: &[&str]| {
+        let mut c = std::process::Command::new(integration::slipway::bin());
+        c.arg("--root").arg(s.root()).args(["build", "--runtime", &integration::slipway::runtime()]);
+        c.args(extra).arg(&ctx).env("DOCKER_HOST", host);
+        c.output().expect("run slipway")
+    };
+    let host = format!("unix://{}/sock", engine.dir().display());
+    for (extra, name) in [(vec!["--load", "-t", "ld:1"], "ld:1"), (vec!["-o", "type=docker,name=ld:2"], "ld:2")] {
+        let out = build(&host, &extra);
+        assert!(out.status.success(), "{extra:?}: {}", String::from_utf8_lossy(&out.stderr));
+        let got = engine.run(&["image", "inspect", "--format", "{{.Id}}", name]);
+        assert_eq!(got.ok().stdout.trim(), id, "{extra:?}: docker's image ID");
+    }
+    let ran = engine.run(&["run", "--rm", "ld:2"]);
+    assert_eq!(ran.ok().stdout, "loaded\n");
+    // no daemon there: the output fails, and says where
+    let gone = format!("unix://{}/no-such.sock", engine.dir().display());
+    let out = build(&gone, &["--load", "-t", "ld:3"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("docker load"), "{err}");
+}
