@@ -282,24 +282,6 @@ fn civil(days: i64) -> (i64, i64, i64) {
     (y, m, d)
 }
 
-/// A PAX `mtime` (`SECONDS[.FRACTION]`) as seconds and nanoseconds.
-fn pax_time(v: &str) -> Option<(i64, i64)> {
-    let (s, f) = v.split_once('.').unwrap_or((v, ""));
-    let secs: i64 = s.parse().ok()?;
-    if !f.bytes().all(|c| c.is_ascii_digit()) {
-        return None;
-    }
-    let mut digits: String = f.chars().take(9).collect();
-    while digits.len() < 9 {
-        digits.push('0');
-    }
-    let mut nanos: i64 = digits.parse().ok()?;
-    if s.starts_with('-') {
-        nanos = -nanos;
-    }
-    Some((secs, nanos))
-}
-
 /// Go's `json.MarshalIndent(toc, "", "\t")`: serde_json's pretty printer with a tab, and the
 /// HTML escapes Go's encoder adds. `<`, `>`, `&`, U+2028 and U+2029 can only stand inside JSON
 /// strings, so replacing them in the whole text is exact.
@@ -516,7 +498,7 @@ pub fn write<W: Write>(tar: &mut dyn Read, out: W, level: u32, chunk: u64) -> io
         let (secs, nanos) = match pv("mtime") {
             Some(v) => std::str::from_utf8(v)
                 .ok()
-                .and_then(pax_time)
+                .and_then(crate::layer::pax_time)
                 .ok_or_else(|| bad(format!("PAX header of {name:?}: mtime is not a time")))?,
             None => (numeric(&blk[136..148], "mtime", &name)?, 0),
         };
@@ -907,7 +889,7 @@ mod tests {
         // Round(time.Second), empty for the epoch
         assert_eq!(modtime(0, 0), "");
         assert_eq!(modtime(1_700_000_000, 500_000_000), "2023-11-14T22:13:21Z");
-        assert_eq!(pax_time("1700000000.25"), Some((1_700_000_000, 250_000_000)));
+        assert_eq!(crate::layer::pax_time("1700000000.25"), Some((1_700_000_000, 250_000_000)));
         assert_eq!(numeric(b"0000644\0", "mode", "x").unwrap(), 0o644);
         assert_eq!(numeric(b"\0\0\0\0\0\0\0\0", "mode", "x").unwrap(), 0);
         assert_eq!(numeric(&[0x80, 0, 0, 0, 0, 0, 1, 0], "uid", "x").unwrap(), 256);

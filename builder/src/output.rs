@@ -689,9 +689,10 @@ fn tar_tree<W: Write>(root: &Path, epoch: Option<u64>, w: W) -> io::Result<W> {
         let md = fs::symlink_metadata(e.path())?;
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
-        if let Some(t) = epoch {
-            h.set_mtime(t);
-        }
+        // a time before 1970 as Go's writer puts it (the tar crate would wrap it around)
+        let (mtime, record) = layer::header_mtime(epoch.map_or(md.mtime(), |t| t as i64));
+        h.set_mtime(mtime);
+        layer::append_pax(&mut b, &record, mtime)?;
         let ft = md.file_type();
         if ft.is_file() && md.nlink() > 1 {
             if let Some(first) = links.get(&(md.dev(), md.ino())) {

@@ -279,19 +279,8 @@ pub fn newest_file_time(r: impl Read) -> Option<i64> {
 fn pax_mtime(exts: &mut Option<tar::PaxExtensions<'_>>) -> Option<i64> {
     for x in exts.as_mut()?.flatten() {
         if x.key() == Ok("mtime") {
-            let v = x.value().ok()?;
-            let (whole, frac) = v.split_once('.').unwrap_or((v, ""));
-            let s: i64 = whole.parse().ok()?;
-            let has_frac = frac.bytes().any(|b| b != b'0');
-            return Some(if s < 0 || whole.starts_with('-') {
-                if has_frac {
-                    s - 1
-                } else {
-                    s
-                }
-            } else {
-                s
-            });
+            let (s, n) = crate::layer::pax_time(x.value().ok()?)?;
+            return Some(if n < 0 { s - 1 } else { s });
         }
     }
     None

@@ -141,6 +141,82 @@ fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     r
 }
 
+/// An entry's mtime as Go's archive/tar writes it by default (`Writer.WriteHeader` picks
+/// USTAR when the time fits its octal field, else PAX): the header field's value, and for a
+/// time before 1970 (which the field cannot hold) 0 there and a PAX `mtime` record of the
+/// seconds, `mtime=-86400`. Times from 1970 on keep the header alone, so those layers are the
+/// bytes they always were.
+pub(crate) fn header_mtime(t: i64) -> (u64, Vec<u8>) {
+    match u64::try_from(t) {
+        Ok(t) => (t, Vec::new()),
+        Err(_) => (0, pax_record("mtime", t.to_string().as_bytes())),
+    }
+}
+
+/// Appends a PAX extended header of `records` (none: nothing) describing the next entry, with
+/// the header time `mtime` (the entry's, or 0 for one before 1970, as Go leaves it).
+pub(crate) fn append_pax<W: Write>(b: &mut tar::Builder<W>, records: &[u8], mtime: u64) -> io::Result<()> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let mut x = tar::Header::new_ustar();
+    x.set_entry_type(tar::EntryType::XHeader);
+    x.set_mode(0o644);
+    x.set_mtime(mtime);
+    x.set_size(records.len() as u64);
+    b.append_data(&mut x, "././@PaxHeader", records)
+}
+
+/// A PAX time (`SECONDS[.FRACTION]`, maybe negative) as Go's archive/tar parses it
+/// (`parsePAXTime`): seconds, and nanoseconds of the same sign (`-1.5` is -1 s and -500000000
+/// ns); None when it is no such number.
+pub fn pax_time(v: &str) -> Option<(i64, i64)> {
+    let (s, f) = v.split_once('.').unwrap_or((v, ""));
+    let secs: i64 = s.parse().ok()?;
+    if !f.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut digits: String = f.chars().take(9).collect();
+    while digits.len() < 9 {
+        digits.push('0');
+    }
+    let mut nanos: i64 = digits.parse().ok()?;
+    if s.starts_with('-') {
+        nanos = -nanos;
+    }
+    Some((secs, nanos))
+}
+
+/// The time of a tar entry as Go's reader gives it (and so BuildKit and docker): its PAX
+/// `mtime` record when it has one, else the header field; as whole seconds (floored) and
+/// nanoseconds 0..1e9. The tar crate applies a PAX `uid`, `gid`, `size` or `path` on its
+/// own, but not `mtime`: a time before 1970 (0 in the header) would be lost without this.
+pub fn entry_mtime<R: Read>(e: &mut tar::Entry<'_, R>) -> io::Result<(i64, i64)> {
+    if let Some(exts) = e.pax_extensions()? {
+        for x in exts.flatten() {
+            if x.key() == Ok("mtime") {
+                let v = x.value().unwrap_or_default();
+                let (s, n) = pax_time(v).ok_or_else(|| {
+                    io::Error::new(io::ErrorKind::InvalidData, format!("PAX record mtime={v:?} is not a time"))
+                })?;
+                let total = s as i128 * 1_000_000_000 + n as i128;
+                return Ok((total.div_euclid(1_000_000_000) as i64, total.rem_euclid(1_000_000_000) as i64));
+            }
+        }
+    }
+    let t = e.header().mtime()?;
+    let t = i64::try_from(t)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("mtime {t} is out of range")))?;
+    Ok((t, 0))
+}
+
+/// Sets the mtime (and atime) of `path`, not following a symlink.
+fn set_time(path: &Path, (s, n): (i64, i64)) -> io::Result<()> {
+    let ts = nix::sys::time::TimeSpec::new(s, n);
+    nix::sys::stat::utimensat(None, path, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+        .map_err(|err| io::Error::other(format!("set times of {}: {err}", path.display())))
+}
+
 /// Plans the tar entries of an upper dir, in filepath.Walk order, each with its file's mtime.
 pub fn plan_diff(upper: &Path) -> Result<Vec<Entry>, StoreError> {
     let mut out = Vec::new();
@@ -254,19 +330,14 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtimes: Mtimes, w: W) -> io::Resul
     let mut b = tar::Builder::new(w);
     b.mode(tar::HeaderMode::Complete);
     for e in entries {
-        let mtime = mtimes.of(e, now);
-        if !e.xattrs.is_empty() {
-            let mut data = Vec::new();
-            for (k, v) in &e.xattrs {
-                data.extend(pax_record(&format!("SCHILY.xattr.{k}"), v));
-            }
-            let mut x = tar::Header::new_ustar();
-            x.set_entry_type(tar::EntryType::XHeader);
-            x.set_mode(0o644);
-            x.set_mtime(mtime);
-            x.set_size(data.len() as u64);
-            b.append_data(&mut x, "././@PaxHeader", &data[..])?;
+        let (mtime, mtime_record) = header_mtime(mtimes.of(e, now) as i64);
+        let mut data = Vec::new();
+        // records in key order, as Go's writer sorts them ("SCHILY..." before "mtime")
+        for (k, v) in &e.xattrs {
+            data.extend(pax_record(&format!("SCHILY.xattr.{k}"), v));
         }
+        data.extend(mtime_record);
+        append_pax(&mut b, &data, mtime)?;
         let mut h = tar::Header::new_gnu();
         h.set_mode(e.mode);
         h.set_uid(e.uid);
@@ -483,13 +554,15 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
     // owners are set below, read as Go's archive/tar reads them (the tar crate refuses a blank
     // uid or gid field, which some writers leave)
     ar.set_preserve_ownerships(false);
-    ar.set_preserve_mtime(true);
+    // times are set below, from a PAX `mtime` record when there is one (the tar crate reads only
+    // the header field, and makes a 0 there 1)
+    ar.set_preserve_mtime(false);
     ar.set_unpack_xattrs(true);
     ar.set_overwrite(true);
     let mut this_layer: HashSet<PathBuf> = HashSet::new();
     // directories and their mtimes, set once the layer is in: what is written into a directory
     // after its entry changes its mtime (moby's archive package defers them likewise)
-    let mut dir_times: Vec<(PathBuf, u64)> = Vec::new();
+    let mut dir_times: Vec<(PathBuf, (i64, i64))> = Vec::new();
     // resolved once: no entry can replace `dst` itself (entry paths are cleaned to names in it)
     let root = dst.canonicalize()?;
     for e in ar.entries()? {
@@ -525,6 +598,7 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
         }
         let target = pdir.join(&name);
         let et = e.header().entry_type();
+        let mtime = entry_mtime(&mut e)?;
         if let Ok(md) = fs::symlink_metadata(&target) {
             if md.is_dir() && !et.is_dir() {
                 fs::remove_dir_all(&target)?;
@@ -577,13 +651,14 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
                 Some(nix::unistd::Gid::from_raw(gid)),
                 nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
             );
+            set_time(&target, mtime)?;
             continue;
         }
         if !e.unpack_in(dst)? {
             continue;
         }
         if et.is_dir() {
-            dir_times.push((target.clone(), e.header().mtime()?));
+            dir_times.push((target.clone(), mtime));
         }
         let (uid, gid) = owner(e.header())?;
         let mode = e.header().mode();
@@ -610,12 +685,13 @@ pub fn extract<R: Read>(r: R, dst: &Path, wh: Whiteouts) -> io::Result<()> {
             let mode = numeric(&e.header().as_old().mode, mode.map(u64::from))? as u32 & 0o7777;
             fs::set_permissions(&target, fs::Permissions::from_mode(mode))?;
         }
+        if !et.is_dir() {
+            set_time(&target, mtime)?;
+        }
     }
     for (dir, t) in dir_times.iter().rev() {
         if fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
-            let ts = nix::sys::time::TimeSpec::new(*t as i64, 0);
-            nix::sys::stat::utimensat(None, dir, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-                .map_err(|err| io::Error::other(format!("set times of {}: {err}", dir.display())))?;
+            set_time(dir, *t)?;
         }
     }
     Ok(())
@@ -912,6 +988,69 @@ mod tests {
         let long = pax_record("k", &[0u8; 95]);
         assert_eq!(long.len(), 102);
         assert!(long.starts_with(b"102 "));
+    }
+
+    #[test]
+    fn times_before_1970_go_in_a_pax_record_and_come_back() {
+        // Go's archive/tar (BuildKit's layers and tar outputs) writes a time the octal field
+        // cannot hold as a PAX `mtime` record and 0 in the field; its reader takes the record
+        assert_eq!(header_mtime(1_700_000_000), (1_700_000_000, Vec::new()));
+        assert_eq!(header_mtime(0), (0, Vec::new()));
+        assert_eq!(header_mtime(-86400), (0, b"16 mtime=-86400\n".to_vec()));
+        // parsePAXTime: a fraction takes the sign of the seconds
+        assert_eq!(pax_time("-86400"), Some((-86400, 0)));
+        assert_eq!(pax_time("-1.5"), Some((-1, -500_000_000)));
+        assert_eq!(pax_time("12.000000001999"), Some((12, 1)));
+        assert_eq!(pax_time("1e3"), None);
+        assert_eq!(pax_time("1.x"), None);
+
+        let mut b = tar::Builder::new(Vec::new());
+        // (path, is a dir, the PAX record's value or none, the header's time)
+        let rows: &[(&str, bool, Option<&str>, u64)] = &[
+            ("d", true, Some("-86400"), 0),
+            ("d/f", false, Some("-86400"), 0),
+            ("d/frac", false, Some("-1.5"), 0),
+            ("d/zero", false, None, 0),
+            ("d/new", false, None, 1_700_000_000),
+        ];
+        for (path, dir, rec, field) in rows {
+            if let Some(v) = rec {
+                append_pax(&mut b, &pax_record("mtime", v.as_bytes()), *field).unwrap();
+            }
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(if *dir { tar::EntryType::Directory } else { tar::EntryType::Regular });
+            h.set_mode(0o755);
+            h.set_mtime(*field);
+            h.set_size(0);
+            b.append_data(&mut h, path, io::empty()).unwrap();
+        }
+        let mut l = tar::Header::new_gnu();
+        l.set_entry_type(tar::EntryType::Symlink);
+        l.set_mode(0o777);
+        l.set_size(0);
+        append_pax(&mut b, &header_mtime(-7).1, 0).unwrap();
+        b.append_link(&mut l, "d/l", "f").unwrap();
+        let data = b.into_inner().unwrap();
+        // the tar crate reads the record as the entry's, and leaves the header at 0
+        let mut ar = tar::Archive::new(&data[..]);
+        let mut e = ar.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.header().mtime().unwrap(), 0);
+        assert_eq!(entry_mtime(&mut e).unwrap(), (-86400, 0));
+        for wh in [Whiteouts::Apply, Whiteouts::Overlay, Whiteouts::Keep] {
+            let t = tempfile::tempdir().unwrap();
+            extract(&data[..], t.path(), wh).unwrap();
+            let m = |p: &str| {
+                let md = fs::symlink_metadata(t.path().join(p)).unwrap();
+                (md.mtime(), md.mtime_nsec())
+            };
+            assert_eq!(m("d"), (-86400, 0), "{wh:?}");
+            assert_eq!(m("d/f"), (-86400, 0), "{wh:?}");
+            assert_eq!(m("d/frac"), (-2, 500_000_000), "{wh:?}");
+            // 0 stays 0 (the tar crate's own unpacking makes it 1)
+            assert_eq!(m("d/zero"), (0, 0), "{wh:?}");
+            assert_eq!(m("d/new"), (1_700_000_000, 0), "{wh:?}");
+            assert_eq!(m("d/l"), (-7, 0), "{wh:?}");
+        }
     }
 
     #[test]
