@@ -44,10 +44,11 @@ pub struct BuildOptions {
     pub timestamp: Timestamp,
     /// SOURCE_DATE_EPOCH (or `--timestamp N`), or 0: the limit of the mtimes the build writes in
     /// its layers (`mtimes`: the files' own with an output's `rewrite-timestamp=false`).
-    pub epoch: u64,
+    /// Seconds since 1970, negative before, as BuildKit's `time.Unix(sde, 0)`.
+    pub epoch: i64,
     /// The time written in `created` (the image's and its history's); `epoch` unless
     /// `--timestamp` says otherwise.
-    pub created: u64,
+    pub created: i64,
     /// `--timestamp now`: `created` is the build's time, so it stays out of cache keys (a cached
     /// step keeps the time it was built at, as in docker).
     pub created_now: bool,
@@ -79,7 +80,7 @@ pub struct BuildOptions {
     pub push: bool,
     /// SOURCE_DATE_EPOCH when given (`--build-arg` or the environment): local and tar outputs
     /// set every file's mtime to it, as BuildKit's do.
-    pub source_date_epoch: Option<u64>,
+    pub source_date_epoch: Option<i64>,
     /// `--build-context`s.
     pub named_contexts: NamedContexts,
     /// `--jobs`: how many stages may run at once.
@@ -101,8 +102,8 @@ pub enum Timestamp {
     Epoch,
     /// `now`: the build's time (file mtimes stay SOURCE_DATE_EPOCH, else 0).
     Now,
-    /// Seconds since 1970: `created` and every file mtime.
-    At(u64),
+    /// Seconds since 1970 (negative before): `created` and every file mtime.
+    At(i64),
 }
 
 /// Base images for the planner: a `--build-context` of that name, else the store's, else
@@ -112,7 +113,7 @@ struct Bases<'a> {
     remote: &'a Remote,
     named: &'a NamedContexts,
     /// The `created` of a directory context's image.
-    epoch: u64,
+    epoch: i64,
     /// The mtimes of its files.
     mtimes: layer::Mtimes,
     /// Directory and OCI layout contexts made into images, by key: once per build.
@@ -846,12 +847,11 @@ fn with_epochs(
         };
         let (mut note, mut from) = (None, None);
         if let Some((t, what)) = d {
-            sde = match t {
-                Some(t) => Some(u64::try_from(t).map_err(|_| {
-                    BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {what} is {t}, before 1970-01-01, which slipway's timestamps cannot hold"))
-                })?),
-                None => None,
-            };
+            if let Some(t) = t {
+                crate::epoch::check_time(t)
+                    .map_err(|e| BuildError::Other(format!("SOURCE_DATE_EPOCH={v}: {what} is {t}: {e}")))?;
+            }
+            sde = t;
             let named = match p.as_ref().filter(|_| differ) {
                 Some(p) => format!("{v} for {p}"),
                 None => v.clone(),
@@ -885,14 +885,10 @@ fn with_epochs(
 /// `opts` with its times (`created`, `created_from`, `created_now`, `epoch`,
 /// `source_date_epoch`) chosen after `--timestamp` from SOURCE_DATE_EPOCH `sde` (`from`: what
 /// gave it, when a name did).
-fn with_times(opts: &BuildOptions, sde: Option<u64>, from: Option<String>) -> BuildOptions {
+fn with_times(opts: &BuildOptions, sde: Option<i64>, from: Option<String>) -> BuildOptions {
     let mut o = opts.clone();
     let (created, created_from) = match opts.timestamp {
-        Timestamp::Now => {
-            let now =
-                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            (now, "--timestamp now: the build's time".to_string())
-        }
+        Timestamp::Now => (layer::now(), "--timestamp now: the build's time".to_string()),
         Timestamp::At(n) => (n, format!("--timestamp {n}")),
         Timestamp::Epoch => match (sde, from) {
             (Some(e), Some(f)) => (e, f),
@@ -1033,7 +1029,7 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         }
     };
     // the index entry says the platform asked for; the config what the stage was built for
-    let entry = |platform: Option<Platform>, img: Image, epoch: Option<u64>| {
+    let entry = |platform: Option<Platform>, img: Image, epoch: Option<i64>| {
         let c = &img.config;
         let platform = platform.filter(|_| multi).unwrap_or(Platform {
             os: c.os.clone(),

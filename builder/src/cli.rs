@@ -180,8 +180,10 @@ pub enum Cmd {
         /// The image's creation time: `now` (the build's time, as docker; file mtimes stay at
         /// most SOURCE_DATE_EPOCH, or 0), or seconds since 1970 (file mtimes at most that too).
         /// Default: SOURCE_DATE_EPOCH, else 0, so equal inputs give equal digests (an output's
-        /// `rewrite-timestamp=false` keeps the files' own mtimes, as BuildKit).
-        #[arg(long, value_name = "now|SECONDS")]
+        /// `rewrite-timestamp=false` keeps the files' own mtimes, as BuildKit). Seconds before
+        /// 1970 are negative (`--timestamp -86400`, the value taken whatever it starts with, as
+        /// buildah's flag parser takes it).
+        #[arg(long, value_name = "now|SECONDS", allow_hyphen_values = true)]
         timestamp: Option<String>,
         /// A secret for `RUN --mount=type=secret` (repeatable): id=ID,src=PATH (a file) or
         /// id=ID,env=VAR (an environment variable); id=ID alone is $ID if set, else the file ID.

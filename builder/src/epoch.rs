@@ -1,7 +1,7 @@
 //! SOURCE_DATE_EPOCH as BuildKit's newest Dockerfile frontend takes it
 //! (frontend/dockerfile/dockerfile2llb/epoch.go, and convert.go's toDispatchState): the value
 //! of the build arg (present, even empty, it wins), else of a global `ARG SOURCE_DATE_EPOCH`;
-//! an integer is seconds since 1970, anything else names where to read the time from, tried
+//! an integer is seconds since 1970 (negative before, as Go's `time.Unix` takes them), anything else names where to read the time from, tried
 //! in this order: `context` (the build's context), a `--build-context` name, a stage of the
 //! Dockerfile that is only one remote ADD (`FROM scratch`, ARGs, one `ADD URL`). A git source
 //! gives its commit's committer time; an http one its Last-Modified, else the mtime of the
@@ -37,7 +37,7 @@ pub fn given(build_args: &[(String, String)], global: &[(String, Option<String>)
 pub enum Meaning {
     /// Empty: unset.
     Unset,
-    Seconds(u64),
+    Seconds(i64),
     /// `context`: the build's context.
     Context,
     /// A `--build-context` (its key).
@@ -47,7 +47,8 @@ pub enum Meaning {
 }
 
 /// `resolveSourceDateEpochValue` and `resolveSourceDateEpochState`: an integer (Go's
-/// strconv.ParseInt: a sign allowed), `context`, a name a `--build-context` has (the name is
+/// strconv.ParseInt(v, 10, 64), which Rust's i64 parsing matches: a sign allowed, `-0` is 0,
+/// leading zeros are decimal, one beyond i64 is no number), `context`, a name a `--build-context` has (the name is
 /// a reference first, as BuildKit's NamedContext parses it: "invalid context name" when it is
 /// none), a stage's name (any case), else "invalid SOURCE_DATE_EPOCH: VALUE".
 pub fn meaning(v: &str, named: &NamedContexts, stages: &Stages) -> Result<Meaning, String> {
@@ -55,9 +56,8 @@ pub fn meaning(v: &str, named: &NamedContexts, stages: &Stages) -> Result<Meanin
         return Ok(Meaning::Unset);
     }
     if let Ok(n) = v.parse::<i64>() {
-        return u64::try_from(n).map(Meaning::Seconds).map_err(|_| {
-            format!("SOURCE_DATE_EPOCH={v}: a time before 1970-01-01, which slipway's timestamps cannot hold")
-        });
+        check_time(n).map_err(|e| format!("SOURCE_DATE_EPOCH={v}: {e}"))?;
+        return Ok(Meaning::Seconds(n));
     }
     if v == "context" {
         return Ok(Meaning::Context);
@@ -69,6 +69,25 @@ pub fn meaning(v: &str, named: &NamedContexts, stages: &Stages) -> Result<Meanin
     match stages.stages.iter().position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(v))) {
         Some(i) => Ok(Meaning::Stage(i)),
         None => Err(format!("invalid SOURCE_DATE_EPOCH: {v}")),
+    }
+}
+
+/// The first and last second RFC 3339 writes with its four-digit year: 0000-01-01T00:00:00Z
+/// and 9999-12-31T23:59:59Z.
+const FIRST: i64 = -62_167_219_200;
+const LAST: i64 = 253_402_300_799;
+
+/// Whether `t` (seconds since 1970) can be an image's `created`: its year in 0000-9999, as
+/// RFC 3339 writes it. BuildKit takes any int64, then fails writing the config (Go's
+/// `Time.MarshalJSON`: "year outside of range [0,9999]"); refused here before the build.
+pub fn check_time(t: i64) -> Result<(), String> {
+    if (FIRST..=LAST).contains(&t) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{t} seconds since 1970 is outside the years 0000-9999 (from {FIRST} to {LAST}), which an image's \
+             `created` (RFC 3339) cannot hold"
+        ))
     }
 }
 
@@ -233,7 +252,26 @@ mod tests {
             ("1700000501", Ok(Meaning::Seconds(1700000501))),
             ("+12", Ok(Meaning::Seconds(12))),
             ("0", Ok(Meaning::Seconds(0))),
-            ("-1", Err("before 1970")),
+            // a time before 1970: BuildKit's time.Unix(sde, 0) (1969-12-31T00:00:00Z)
+            ("-1", Ok(Meaning::Seconds(-1))),
+            ("-86400", Ok(Meaning::Seconds(-86400))),
+            // ParseInt(v, 10, 64): -0 is 0, leading zeros are decimal, either sign
+            ("-0", Ok(Meaning::Seconds(0))),
+            ("+0", Ok(Meaning::Seconds(0))),
+            ("007", Ok(Meaning::Seconds(7))),
+            ("-010", Ok(Meaning::Seconds(-10))),
+            ("-62167219200", Ok(Meaning::Seconds(-62_167_219_200))),
+            ("253402300799", Ok(Meaning::Seconds(253_402_300_799))),
+            // an int64 whose year RFC 3339 cannot write (BuildKit fails marshalling the config)
+            ("-62167219201", Err("SOURCE_DATE_EPOCH=-62167219201: -62167219201 seconds since 1970 is outside")),
+            ("253402300800", Err("outside the years 0000-9999")),
+            ("-9223372036854775808", Err("outside the years 0000-9999")),
+            // not ParseInt's: a name, then no name
+            ("0x10", Err("invalid SOURCE_DATE_EPOCH: 0x10")),
+            ("1_000", Err("invalid SOURCE_DATE_EPOCH: 1_000")),
+            ("--1", Err("invalid context name --1")),
+            ("- 1", Err("invalid")),
+            (" 1", Err("invalid")),
             // `context` first, even with a stage of that name
             ("context", Ok(Meaning::Context)),
             // a --build-context before a stage of the same name, matched as a reference

@@ -37,9 +37,9 @@ fn human(n: u64) -> String {
 }
 
 /// docker's CREATED column: how long ago (go-units HumanDuration), `N/A` without a time.
-fn ago(created: &str, now: u64) -> String {
+fn ago(created: &str, now: i64) -> String {
     let Some(t) = parse_rfc3339(created) else { return "N/A".into() };
-    let secs = now.saturating_sub(t);
+    let secs = now.saturating_sub(t).max(0) as u64;
     let (mins, hours) = (secs / 60, (secs as f64 / 3600.0).round() as u64);
     let d = if secs < 1 {
         "Less than a second".to_string()
@@ -69,7 +69,7 @@ fn ago(created: &str, now: u64) -> String {
 
 /// Seconds since the epoch of an RFC 3339 time (`2023-11-14T22:13:20.5+01:00`); None if it is
 /// not one.
-pub fn parse_rfc3339(t: &str) -> Option<u64> {
+pub fn parse_rfc3339(t: &str) -> Option<i64> {
     let num = |s: &str| -> Option<i64> { s.bytes().all(|b| b.is_ascii_digit()).then(|| s.parse().ok()).flatten() };
     let (date, rest) = t.split_once(['T', 't', ' '])?;
     let mut dp = date.splitn(3, '-');
@@ -103,11 +103,11 @@ pub fn parse_rfc3339(t: &str) -> Option<u64> {
     let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146097 + doe - 719468;
-    u64::try_from(days * 86400 + hh * 3600 + mm * 60 + ss - offset).ok()
+    Some(days * 86400 + hh * 3600 + mm * 60 + ss - offset)
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
 /// docker's `images`: named images, then untagged ones as `<none>`; SIZE is the unpacked size.
@@ -572,6 +572,8 @@ mod tests {
         assert_eq!(t("2023-11-14T22:13:20Z"), 1_700_000_000);
         assert_eq!(t("2023-11-14T23:13:20.123456789+01:00"), 1_700_000_000);
         assert_eq!(t("2000-02-29T00:00:00Z"), 951_782_400);
+        // SOURCE_DATE_EPOCH=-86400's image
+        assert_eq!(t("1969-12-31T00:00:00Z"), -86400);
         assert_eq!(parse_rfc3339("yesterday"), None);
         assert_eq!(parse_rfc3339(""), None);
         // go-units HumanDuration + " ago"
@@ -581,6 +583,9 @@ mod tests {
         assert_eq!(ago("2023-11-14T20:13:20Z", now), "2 hours ago");
         assert_eq!(ago("2023-11-04T22:13:20Z", now), "10 days ago");
         assert_eq!(ago("1970-01-01T00:00:00Z", now), "53 years ago");
+        assert_eq!(ago("1969-12-31T00:00:00Z", now), "53 years ago");
+        // a time after now reads as docker's HumanDuration of a negative duration
+        assert_eq!(ago("2023-11-15T22:13:20Z", now), "Less than a second ago");
         assert_eq!(ago("", now), "N/A");
     }
 }

@@ -168,14 +168,20 @@ fn run(cli: Cli) -> Result<()> {
             // give equal digests (the build resolves SOURCE_DATE_EPOCH: it may name a source;
             // `rewrite-timestamp=false`: the files' own mtimes, see `build::mtimes`).
             // `--timestamp now` gives docker's creation time (mtimes stay).
-            opts.timestamp =
-                match timestamp.as_deref() {
-                    None => build::Timestamp::Epoch,
-                    Some("now") => build::Timestamp::Now,
-                    Some(t) => build::Timestamp::At(t.parse::<u64>().map_err(|_| {
-                        anyhow::anyhow!("--timestamp {t:?}: expected `now` or seconds since 1970-01-01")
-                    })?),
-                };
+            opts.timestamp = match timestamp.as_deref() {
+                None => build::Timestamp::Epoch,
+                Some("now") => build::Timestamp::Now,
+                // an integer as SOURCE_DATE_EPOCH takes one (Go's ParseInt), negative before 1970
+                Some(t) => {
+                    let n = t.parse::<i64>().map_err(|_| {
+                            anyhow::anyhow!(
+                                "--timestamp {t:?}: expected `now` or seconds since 1970-01-01 (an integer, negative before)"
+                            )
+                        })?;
+                    slipway::epoch::check_time(n).map_err(|e| anyhow::anyhow!("--timestamp {t:?}: {e}"))?;
+                    build::Timestamp::At(n)
+                }
+            };
             opts.outputs = outputs
                 .iter()
                 .map(|o| slipway::output::parse(o))

@@ -129,7 +129,7 @@ pub fn dir_image(
     name: &str,
     dir: &std::path::Path,
     dockerignore: bool,
-    epoch: u64,
+    epoch: i64,
     mtimes: layer::Mtimes,
 ) -> Result<Image, String> {
     let err = |e: &dyn std::fmt::Display| format!("--build-context {name}={}: {e}", dir.display());

@@ -477,7 +477,7 @@ pub struct PlatformImage {
     /// SOURCE_DATE_EPOCH of its platform's build, when given: local and tar outputs set every
     /// mtime of its files to it (each platform may have its own: BuildKit's
     /// `exporter.epoch/PLATFORM`).
-    pub epoch: Option<u64>,
+    pub epoch: Option<i64>,
 }
 
 /// What an output wrote, as BuildKit's exporter response: the manifest (or index) and its
@@ -552,8 +552,8 @@ fn flatten(store: &Store, img: &Image, dir: &Path) -> Result<(), StoreError> {
 }
 
 /// Sets the mtime of everything under `dir` (itself included) to `t`, symlinks themselves.
-fn set_mtimes(dir: &Path, t: u64) -> Result<(), StoreError> {
-    let ts = nix::sys::time::TimeSpec::new(t as i64, 0);
+fn set_mtimes(dir: &Path, t: i64) -> Result<(), StoreError> {
+    let ts = nix::sys::time::TimeSpec::new(t, 0);
     // children first: setting a directory's time before its children would be undone by nothing,
     // but the walk order keeps it simple to reason about
     for e in walkdir::WalkDir::new(dir).contents_first(true) {
@@ -677,7 +677,7 @@ fn write_file_atomic(
 
 /// A tar of the tree at `root` (its contents, not itself), in path order, with owners, modes
 /// and mtimes (or `epoch`) as they are; hard links kept as links.
-fn tar_tree<W: Write>(root: &Path, epoch: Option<u64>, w: W) -> io::Result<W> {
+fn tar_tree<W: Write>(root: &Path, epoch: Option<i64>, w: W) -> io::Result<W> {
     let mut b = tar::Builder::new(w);
     b.mode(tar::HeaderMode::Complete);
     b.follow_symlinks(false);
@@ -690,7 +690,7 @@ fn tar_tree<W: Write>(root: &Path, epoch: Option<u64>, w: W) -> io::Result<W> {
         let mut h = tar::Header::new_gnu();
         h.set_metadata_in_mode(&md, tar::HeaderMode::Complete);
         // a time before 1970 as Go's writer puts it (the tar crate would wrap it around)
-        let (mtime, record) = layer::header_mtime(epoch.map_or(md.mtime(), |t| t as i64));
+        let (mtime, record) = layer::header_mtime(epoch.unwrap_or(md.mtime()));
         h.set_mtime(mtime);
         layer::append_pax(&mut b, &record, mtime)?;
         let ft = md.file_type();
@@ -1422,5 +1422,17 @@ mod tests {
         assert_eq!(got[5].1, tar::EntryType::Link);
         assert_eq!(got[4].1, tar::EntryType::Symlink);
         assert!(got.iter().all(|g| g.2 == 7));
+        // SOURCE_DATE_EPOCH before 1970, or a file of that time: a PAX record, as Go writes it
+        let ts = nix::sys::time::TimeSpec::new(-5, 0);
+        let flags = nix::sys::stat::UtimensatFlags::NoFollowSymlink;
+        nix::sys::stat::utimensat(None, &r.join("b/c/f"), &ts, &ts, flags).unwrap();
+        for (epoch, want) in [(Some(-86400), [-86400; 6]), (None, [0, 0, 0, -5, 0, 0])] {
+            let out = tar_tree(r, epoch, Vec::new()).unwrap();
+            let mut ar = tar::Archive::new(&out[..]);
+            let got: Vec<i64> = ar.entries().unwrap().map(|e| layer::entry_mtime(&mut e.unwrap()).unwrap().0).collect();
+            // (without an epoch the other entries have the time the test made them: 0 here)
+            let got: Vec<i64> = got.into_iter().map(|t| if t > 0 { 0 } else { t }).collect();
+            assert_eq!(got, want, "{epoch:?}");
+        }
     }
 }

@@ -74,7 +74,11 @@ pub struct Entry {
     pub mode: u32,
     pub uid: u64,
     pub gid: u64,
-    pub mtime: u64,
+    /// Seconds since 1970 (negative before): the PAX `mtime` record when there is one (the
+    /// header's field holds 0 for a time before 1970), else the header's.
+    pub mtime: i64,
+    /// The PAX `mtime` record as written, if any.
+    pub pax_mtime: Option<String>,
     pub link: Option<String>,
     pub data: Vec<u8>,
     /// `SCHILY.xattr.*` PAX keys (without the prefix).
@@ -129,16 +133,22 @@ fn read_entries(data: &[u8]) -> Vec<Entry> {
             _ => '?',
         };
         let link = e.link_name().ok().flatten().map(|l| l.to_string_lossy().into_owned());
-        let xattrs = e
+        let pax: Vec<(String, String)> = e
             .pax_extensions()
             .ok()
             .flatten()
             .map(|x| {
                 x.flatten()
-                    .filter_map(|p| p.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")).map(str::to_string))
+                    .filter_map(|p| {
+                        Some((p.key().ok()?.to_string(), String::from_utf8_lossy(p.value_bytes()).into_owned()))
+                    })
                     .collect()
             })
             .unwrap_or_default();
+        let xattrs = pax.iter().filter_map(|(k, _)| k.strip_prefix("SCHILY.xattr.")).map(str::to_string).collect();
+        let pax_mtime = pax.iter().find(|(k, _)| k == "mtime").map(|(_, v)| v.clone());
+        // whole seconds of the record (the writers under test write no fraction)
+        let pax_secs = pax_mtime.as_deref().and_then(|v| v.split('.').next()?.parse::<i64>().ok());
         let mut data = Vec::new();
         e.read_to_end(&mut data).unwrap_or_else(|err| panic!("read layer entry {:?}: {err}", e.path()));
         out.push(Entry {
@@ -147,7 +157,8 @@ fn read_entries(data: &[u8]) -> Vec<Entry> {
             mode: h.mode().unwrap_or(0),
             uid: h.uid().unwrap_or(0),
             gid: h.gid().unwrap_or(0),
-            mtime: h.mtime().unwrap_or(1),
+            mtime: pax_secs.unwrap_or_else(|| h.mtime().map_or(1, |t| t as i64)),
+            pax_mtime,
             link,
             data,
             xattrs,

@@ -281,7 +281,7 @@ fn tar_gz() -> Vec<u8> {
 
 /// 2015-10-21T07:28:00Z, as HTTP writes it.
 const LAST_MODIFIED: &str = "Wed, 21 Oct 2015 07:28:00 GMT";
-const LAST_MODIFIED_SECS: u64 = 1_445_412_480;
+const LAST_MODIFIED_SECS: i64 = 1_445_412_480;
 
 /// ADD of an http URL: the builder fetches it (RUN stays offline); the file is 0600 root
 /// (BuildKit's http source), or as `--chmod`/`--chown` say, with the server's Last-Modified as

@@ -35,7 +35,7 @@ fn tar_of(files: &[(&str, &str, u64)]) -> Vec<u8> {
 /// were the image, and the file `new` (written by a RUN) has that mtime; `epoch` (what
 /// `ARG SOURCE_DATE_EPOCH` read) holds `seconds`.
 #[track_caller]
-fn made_at(img: &Saved, n: usize, created: &str, seconds: u64) {
+fn made_at(img: &Saved, n: usize, created: &str, seconds: i64) {
     assert_eq!(img.config["created"], created, "the image's created");
     let h = img.config["history"].as_array().expect("history");
     assert!(h.len() >= n, "{h:?}");
@@ -280,7 +280,12 @@ fn bad_values_are_refused() {
         (format!("ARG SOURCE_DATE_EPOCH=not-a-timestamp\n{good}"), vec![], "invalid SOURCE_DATE_EPOCH: not-a-timestamp".into()),
         (good.into(), vec!["SOURCE_DATE_EPOCH=1.5".into()], "invalid SOURCE_DATE_EPOCH: 1.5".into()),
         (good.into(), vec!["SOURCE_DATE_EPOCH=Src".into()], "invalid context name Src".into()),
-        (good.into(), vec!["SOURCE_DATE_EPOCH=-1".into()], "before 1970-01-01".into()),
+        // an int64 whose year an image's `created` cannot write (BuildKit fails marshalling it)
+        (
+            good.into(),
+            vec!["SOURCE_DATE_EPOCH=-62167219201".into()],
+            "SOURCE_DATE_EPOCH=-62167219201: -62167219201 seconds since 1970 is outside the years 0000-9999".into(),
+        ),
         (
             format!("ARG SOURCE_DATE_EPOCH=mysource\nFROM scratch AS mysource\nCOPY Dockerfile /Dockerfile\n{good}"),
             vec![],
@@ -417,4 +422,77 @@ fn each_platform_gets_the_time_of_its_own_source() {
     assert!(log(&r).contains("# SOURCE_DATE_EPOCH=src: 1700000000, "), "{}", log(&r));
     let alone = configs_by_platform(&alone);
     assert_eq!(alone["linux/arm64"].0, both["linux/arm64"].0, "the arm64 config of both builds");
+}
+
+/// SOURCE_DATE_EPOCH before 1970, as BuildKit takes it (strconv.ParseInt, `time.Unix(sde, 0)`):
+/// `created` in the config and history is 1969-12-31T00:00:00Z, every entry of the new layers
+/// has the time as Go's archive/tar writes it (a PAX `mtime=-86400` record, 0 in the header,
+/// which GNU tar reads as BuildKit's layers), the same input gives the same image, a local
+/// output's files have it, and a build FROM the image finds it on the files it unpacks.
+#[test]
+fn a_time_before_1970() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let df = "FROM base:1\nARG SOURCE_DATE_EPOCH\nCOPY f.txt /c/\nRUN echo -n \"$SOURCE_DATE_EPOCH\" > /epoch && touch /new\n";
+    let ctx = s.context("neg", &[("Dockerfile", df), ("f.txt", "f\n")]);
+    let local = s.dir.path().join("local");
+    let args = ["--build-arg", "SOURCE_DATE_EPOCH=-86400", "-o", "type=image"];
+    let l = format!("type=local,dest={}", local.display());
+    s.build(&ctx, "neg:1", &[&args[..], &["-o", &l]].concat()).ok();
+    let img = s.save("neg:1");
+    // ARG, COPY, RUN
+    made_at(&img, 3, "1969-12-31T00:00:00Z", -86400);
+    let base = s.save("base:1").layers.len();
+    let new: Vec<_> = img.layers[base..].iter().flatten().collect();
+    assert!(new.iter().any(|e| e.path == "c/f.txt"), "{new:?}");
+    for e in &new {
+        assert_eq!((e.mtime, e.pax_mtime.as_deref()), (-86400, Some("-86400")), "{}", e.path);
+    }
+    // GNU tar reads the layer's PAX records as they are meant
+    let m: serde_json::Value = serde_json::from_slice(&img.files["manifest.json"]).unwrap();
+    for l in &m[0]["Layers"].as_array().unwrap()[base..] {
+        let blob = s.dir.path().join("layer.tar");
+        std::fs::write(&blob, &img.files[l.as_str().unwrap()]).unwrap();
+        let o = std::process::Command::new("tar").env("TZ", "UTC").arg("--full-time").arg("-tvf").arg(&blob).output();
+        let o = o.expect("run GNU tar");
+        let out = String::from_utf8_lossy(&o.stdout);
+        assert!(o.status.success() && !out.is_empty(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+        for line in out.lines() {
+            assert!(line.contains(" 1969-12-31 00:00:00 "), "GNU tar: {line}");
+        }
+    }
+    // the same build again, and in another store: the same image
+    s.build(&ctx, "neg:2", &args).ok();
+    assert_eq!(s.save("neg:2").id(), img.id());
+    let s2 = Slipway::new();
+    s2.base("base:1");
+    let ctx2 = s2.context("neg", &[("Dockerfile", df), ("f.txt", "f\n")]);
+    s2.build(&ctx2, "neg:1", &args).ok();
+    assert_eq!(s2.save("neg:1").id(), img.id(), "another store, the same input: the same image");
+    // a local output: every file at SOURCE_DATE_EPOCH, as BuildKit's exporter sets them
+    for f in ["c", "c/f.txt", "new", "epoch", "bin/busybox", "bin/sh"] {
+        let md = std::fs::symlink_metadata(local.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(std::os::unix::fs::MetadataExt::mtime(&md), -86400, "{f}");
+    }
+    // FROM the image: its layers unpacked with their times (busybox's stat prints them signed)
+    let df = "FROM neg:1\nRUN stat -c %Y /new /c/f.txt /c /epoch > /times\n";
+    let ctx = s.context("from", &[("Dockerfile", df)]);
+    s.build(&ctx, "neg:from", &[]).ok();
+    assert_eq!(s.save("neg:from").find("times").expect("/times").data, b"-86400\n-86400\n-86400\n-86400\n");
+    // `--timestamp` takes such a time too; -0 is 0, as ParseInt reads it
+    s.build(&ctx, "neg:ts", &["--timestamp", "-86400"]).ok();
+    assert_eq!(s.save("neg:ts").config["created"], "1969-12-31T00:00:00Z");
+    s.build(&ctx, "neg:zero", &["--build-arg", "SOURCE_DATE_EPOCH=-0"]).ok();
+    assert_eq!(s.save("neg:zero").config["created"], "1970-01-01T00:00:00Z");
+    for (t, says) in [
+        ("-1x", "--timestamp \"-1x\": expected `now` or seconds since 1970-01-01"),
+        (
+            "-99999999999",
+            "--timestamp \"-99999999999\": -99999999999 seconds since 1970 is outside the years 0000-9999",
+        ),
+    ] {
+        let r = s.build(&ctx, "neg:bad", &["--timestamp", t]);
+        assert_ne!(r.code, 0, "{t}");
+        assert!(r.stderr.contains(says), "{t}: {}", r.stderr);
+    }
 }

@@ -399,7 +399,8 @@ fn rt_context(s: &Slipway) -> std::path::PathBuf {
 }
 
 fn mtime(img: &Saved, p: &str) -> u64 {
-    img.find(p).unwrap_or_else(|| panic!("/{p} in the image")).mtime
+    let t = img.find(p).unwrap_or_else(|| panic!("/{p} in the image")).mtime;
+    u64::try_from(t).unwrap_or_else(|_| panic!("/{p}: mtime {t}, before 1970"))
 }
 
 /// Asserts `t` is a time during the build that started at `start`.

@@ -32,7 +32,7 @@ struct Placer {
     /// `Some` when the layer depends on the files' mtimes ([`layer::Mtimes::reads_files`]):
     /// each placed target with its source's mtime, in the order placed (the copy's own writes,
     /// and a directory's children, change what the upper dir says).
-    times: Option<Vec<(PathBuf, u64)>>,
+    times: Option<Vec<(PathBuf, i64)>>,
 }
 
 impl Placer {
@@ -409,7 +409,7 @@ pub(super) fn copy(
     let dest_is_dir = rootfs::resolve_in_root(&merged, dest, true).is_dir();
     let ioerr = |e: io::Error, what: &str| x.err(line, format!("{kw}: {what}: {e}"));
     // container paths (as in the layer) -> an mtime of their own
-    let mut mtimes: HashMap<String, (u64, bool)> = HashMap::new();
+    let mut mtimes: HashMap<String, (i64, bool)> = HashMap::new();
     let in_layer = |target: &Path| target.strip_prefix(&merged).map(|p| p.to_string_lossy().into_owned()).ok();
     for f in &remote.files {
         if f.unpack && layer::is_archive(&f.blob) {
@@ -496,7 +496,7 @@ pub(super) fn copy(
     }
     // the sources' mtimes, where the layer depends on them; an own time (ADD's Last-Modified,
     // a commit's) wins
-    let mut placed: HashMap<String, u64> = HashMap::new();
+    let mut placed: HashMap<String, i64> = HashMap::new();
     for (target, t) in placer.times.take().unwrap_or_default() {
         if let Some(rel) = in_layer(&target) {
             placed.insert(rel, t);
@@ -545,7 +545,7 @@ struct UrlFile {
     /// The content, a blob of the store.
     blob: PathBuf,
     /// Last-Modified, when the server sent one.
-    mtime: Option<u64>,
+    mtime: Option<i64>,
     unpack: bool,
 }
 
@@ -554,7 +554,7 @@ struct GitTree {
     remote: String,
     dir: PathBuf,
     /// `?mtime=commit`: the commit's time on everything.
-    mtime: Option<u64>,
+    mtime: Option<i64>,
 }
 
 /// The remote sources of a step, fetched (nothing is mounted while the network is used).
@@ -587,7 +587,7 @@ impl Remote {
                         url: u.url.clone(),
                         name: u.name.clone(),
                         blob: x.store.blob_path(&rec.digest),
-                        mtime: lm.map(|t| t.max(0) as u64),
+                        mtime: lm,
                         unpack: u.unpack,
                     });
                 }
@@ -606,7 +606,7 @@ impl Remote {
                         &dir,
                     )
                     .map_err(|e| x.err(line, format!("{kw} {}: {e}", g.remote)))?;
-                    let mtime = g.mtime_commit.then_some(time.max(0) as u64);
+                    let mtime = g.mtime_commit.then_some(time);
                     r.trees.push(GitTree { remote: g.remote.clone(), dir, mtime });
                     r.dirs.push(t);
                 }

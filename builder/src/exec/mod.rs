@@ -38,7 +38,7 @@ pub struct Options {
     /// the outputs' `rewrite-timestamp=false`, the files' own.
     pub mtimes: layer::Mtimes,
     /// The time written in `created` (the image's and its history's).
-    pub created: u64,
+    pub created: i64,
     /// `--timestamp now`: `created` is the build's time, so it stays out of cache keys (a cached
     /// step keeps the time it was built at, as in docker).
     pub created_now: bool,
@@ -706,7 +706,7 @@ impl<'a> Executor<'a> {
         st: &mut State,
         rootfs: &mut overlay::Rootfs,
         created_by: String,
-        times: &std::collections::HashMap<String, (u64, bool)>,
+        times: &std::collections::HashMap<String, (i64, bool)>,
     ) -> Result<(), BuildError> {
         rootfs.unmount()?;
         let mut entries = layer::plan_diff(&rootfs.upper)?;

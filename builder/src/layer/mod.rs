@@ -52,7 +52,7 @@ pub struct Entry {
     /// The time the file has where the build wrote it (a copied file its source's, what RUN
     /// wrote the time it was written), or one of its own (`own_mtime`); `None`: none (a
     /// directory made on the way). The layer holds what [`Mtimes`] makes of it.
-    pub mtime: Option<u64>,
+    pub mtime: Option<i64>,
     /// `mtime` is the source's own time (an `ADD` URL's Last-Modified, a git commit's time).
     pub own_mtime: bool,
 }
@@ -68,13 +68,13 @@ pub enum Mtimes {
     Zero,
     /// `rewrite-timestamp=true` with SOURCE_DATE_EPOCH (or `--timestamp N`): no time newer than
     /// it, older ones kept (a context file's), as BuildKit clamps a layer's tar headers.
-    Clamp(u64),
+    Clamp(i64),
     /// `rewrite-timestamp=false`, BuildKit's default: the times the files have where the build
     /// wrote them (a copied file keeps its source's, what RUN writes has the time it was
     /// written). The directories WORKDIR makes get SOURCE_DATE_EPOCH when it is given (as
     /// BuildKit's frontend makes them), else, as any entry with no time, the time they are
     /// written.
-    Kept(Option<u64>),
+    Kept(Option<i64>),
 }
 
 impl Mtimes {
@@ -84,7 +84,7 @@ impl Mtimes {
     }
 
     /// The time in the layer of entry `e`; `now` for one without a time in `Kept`.
-    pub fn of(self, e: &Entry, now: u64) -> u64 {
+    pub fn of(self, e: &Entry, now: i64) -> i64 {
         match self {
             Mtimes::Zero if e.own_mtime => e.mtime.unwrap_or(0),
             Mtimes::Zero => 0,
@@ -115,13 +115,13 @@ impl Mtimes {
 }
 
 /// Seconds since 1970 now.
-pub fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+pub fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }
 
-/// An mtime from a stat (times before 1970 are 0 in a tar).
-pub fn mtime_of(md: &fs::Metadata) -> u64 {
-    md.mtime().max(0) as u64
+/// An mtime from a stat, whole seconds (a time before 1970 is negative, as in the tar).
+pub fn mtime_of(md: &fs::Metadata) -> i64 {
+    md.mtime()
 }
 
 /// The xattrs a layer keeps: what `RUN setcap` or a copied file carries. Overlay's own
@@ -330,7 +330,7 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtimes: Mtimes, w: W) -> io::Resul
     let mut b = tar::Builder::new(w);
     b.mode(tar::HeaderMode::Complete);
     for e in entries {
-        let (mtime, mtime_record) = header_mtime(mtimes.of(e, now) as i64);
+        let (mtime, mtime_record) = header_mtime(mtimes.of(e, now));
         let mut data = Vec::new();
         // records in key order, as Go's writer sorts them ("SCHILY..." before "mtime")
         for (k, v) in &e.xattrs {
@@ -1054,6 +1054,67 @@ mod tests {
     }
 
     #[test]
+    fn a_layer_clamped_before_1970_is_reproducible_and_reads_back() {
+        // SOURCE_DATE_EPOCH=-86400 with rewrite-timestamp: every entry -86400, as a PAX record
+        // (a file with a capability keeps one header, its xattr record first, as Go sorts)
+        let t = tempfile::tempdir().unwrap();
+        let u = t.path();
+        fs::create_dir_all(u.join("d")).unwrap();
+        fs::write(u.join("d/f"), "x").unwrap();
+        std::os::unix::fs::symlink("f", u.join("d/l")).unwrap();
+        // a v2 capability: cap_net_bind_service permitted and effective
+        const CAP: [u8; 20] = [1, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let mut plan = plan_diff(u).unwrap();
+        plan[1].xattrs.push(("security.capability".into(), CAP.to_vec()));
+        let data = write_tar(&plan, Mtimes::Clamp(-86400), Vec::new()).unwrap();
+        assert_eq!(
+            data,
+            write_tar(
+                &plan_diff(u)
+                    .unwrap()
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, mut e)| {
+                        if i == 1 {
+                            e.xattrs.push(("security.capability".into(), CAP.to_vec()));
+                        }
+                        e
+                    })
+                    .collect::<Vec<_>>(),
+                Mtimes::Clamp(-86400),
+                Vec::new()
+            )
+            .unwrap(),
+            "deterministic"
+        );
+        let mut ar = tar::Archive::new(&data[..]);
+        let mut seen = Vec::new();
+        for e in ar.entries().unwrap() {
+            let mut e = e.unwrap();
+            let recs: Vec<(String, Vec<u8>)> = e
+                .pax_extensions()
+                .unwrap()
+                .unwrap()
+                .map(|x| x.unwrap())
+                .map(|x| (x.key().unwrap().to_string(), x.value_bytes().to_vec()))
+                .collect();
+            let keys: Vec<&str> = recs.iter().map(|(k, _)| k.as_str()).collect();
+            assert_eq!(keys.last(), Some(&"mtime"));
+            assert_eq!(recs.last().unwrap().1, b"-86400");
+            assert_eq!(e.header().mtime().unwrap(), 0);
+            seen.push((e.path().unwrap().to_string_lossy().into_owned(), keys.len()));
+        }
+        assert_eq!(seen, [("d".to_string(), 1), ("d/f".to_string(), 2), ("d/l".to_string(), 1)]);
+        let out = tempfile::tempdir().unwrap();
+        extract(&data[..], out.path(), Whiteouts::Apply).unwrap();
+        for p in ["d", "d/f", "d/l"] {
+            assert_eq!(fs::symlink_metadata(out.path().join(p)).unwrap().mtime(), -86400, "{p}");
+        }
+        // and a file of the disk with such a time is planned with it
+        assert!(plan_diff(out.path()).unwrap().iter().all(|e| e.mtime == Some(-86400)));
+    }
+
+    #[test]
     fn extract_keeps_the_times_of_directories_written_into() {
         // a directory's entry comes before its children: their writes must not leave the
         // directory the extraction's time (moby's archive package sets them last too)
@@ -1077,7 +1138,7 @@ mod tests {
 
     #[test]
     fn mtimes_as_rewrite_timestamp_says() {
-        let e = |mtime: Option<u64>, own_mtime: bool| Entry {
+        let e = |mtime: Option<i64>, own_mtime: bool| Entry {
             path: "f".into(),
             kind: Kind::File,
             mode: 0o644,
@@ -1089,7 +1150,7 @@ mod tests {
             mtime,
             own_mtime,
         };
-        const NOW: u64 = 1_800_000_000;
+        const NOW: i64 = 1_800_000_000;
         // (mode, the entry's time, a time of its own, the layer's)
         for (m, t, own, want) in [
             // slipway's default without SOURCE_DATE_EPOCH: 0, but Last-Modified / a commit's time stays
@@ -1101,6 +1162,12 @@ mod tests {
             (Mtimes::Clamp(1_700_000_000), Some(1_500_000_000), false, 1_500_000_000),
             (Mtimes::Clamp(1_700_000_000), Some(1_750_000_000), true, 1_700_000_000),
             (Mtimes::Clamp(1_700_000_000), None, false, 1_700_000_000),
+            // SOURCE_DATE_EPOCH before 1970: every time clamped to it, as BuildKit's
+            (Mtimes::Clamp(-86400), Some(1_750_000_000), false, -86400),
+            (Mtimes::Clamp(-86400), Some(-90000), false, -90000),
+            (Mtimes::Clamp(-86400), Some(-100), true, -86400),
+            (Mtimes::Clamp(-86400), None, false, -86400),
+            (Mtimes::Zero, Some(-100), true, -100),
             // rewrite-timestamp=false: the file's time; one with none is written now
             (Mtimes::Kept(Some(1_700_000_000)), Some(1_750_000_000), false, 1_750_000_000),
             (Mtimes::Kept(None), Some(1_500_000_000), true, 1_500_000_000),
@@ -1110,7 +1177,7 @@ mod tests {
         }
         // the three modes (and each clamp time) key apart; the default keeps its old key
         let keys: std::collections::BTreeSet<String> =
-            [Mtimes::Zero, Mtimes::Clamp(1), Mtimes::Clamp(2), Mtimes::Kept(None), Mtimes::Kept(Some(1))]
+            [Mtimes::Zero, Mtimes::Clamp(1), Mtimes::Clamp(-1), Mtimes::Kept(None), Mtimes::Kept(Some(-1))]
                 .iter()
                 .map(|m| m.key())
                 .collect();

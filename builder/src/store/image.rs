@@ -258,9 +258,9 @@ pub fn short_id(id: &str) -> String {
 }
 
 /// RFC 3339 UTC for a Unix time (what docker writes in `created`).
-pub fn rfc3339(t: u64) -> String {
-    let days = (t / 86400) as i64;
-    let secs = t % 86400;
+pub fn rfc3339(t: i64) -> String {
+    let days = t.div_euclid(86400);
+    let secs = t.rem_euclid(86400);
     // civil-from-days (Howard Hinnant)
     let z = days + 719468;
     let era = z.div_euclid(146097);
@@ -289,5 +289,11 @@ mod tests {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        // before 1970, as Go's time.Unix(sde, 0).UTC() formats it (SOURCE_DATE_EPOCH=-86400)
+        assert_eq!(rfc3339(-86400), "1969-12-31T00:00:00Z");
+        assert_eq!(rfc3339(-1), "1969-12-31T23:59:59Z");
+        assert_eq!(rfc3339(-86401), "1969-12-30T23:59:59Z");
+        assert_eq!(rfc3339(-62_167_219_200), "0000-01-01T00:00:00Z");
+        assert_eq!(rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
     }
 }
