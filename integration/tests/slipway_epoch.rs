@@ -496,3 +496,28 @@ fn a_time_before_1970() {
         assert!(r.stderr.contains(says), "{t}: {}", r.stderr);
     }
 }
+
+/// A source's time before 1970 is taken too: a stage ADDing a file served with a Last-Modified
+/// of 1969 (Go's http.ParseTime reads it; the httpdate crate stops at 1970) gives
+/// SOURCE_DATE_EPOCH=-86400, and ADD keeps a Last-Modified older still as the file's mtime.
+#[test]
+fn a_last_modified_before_1970() {
+    let webs = web::Server::start();
+    webs.put("/old.txt", b"old\n", Some("\"o1\""), Some("Wed, 31 Dec 1969 00:00:00 GMT"));
+    webs.put("/older.txt", b"older\n", Some("\"o2\""), Some("Tue, 30 Dec 1969 00:00:00 GMT"));
+    let s = Slipway::new();
+    s.base("base:1");
+    let df = format!(
+        "FROM scratch AS src\nADD {} /\n{STAMP}ADD {} /old.txt\n",
+        webs.url("/old.txt"),
+        webs.url("/older.txt")
+    );
+    let ctx = s.context("lm", &[("Dockerfile", &df)]);
+    let r = s.build(&ctx, "lm:1", &["--build-arg", "SOURCE_DATE_EPOCH=src"]).ok();
+    assert!(log(&r).contains("# SOURCE_DATE_EPOCH=src: -86400, its Last-Modified"), "{}", log(&r));
+    let img = s.save("lm:1");
+    // ARG, RUN, ADD
+    made_at(&img, 3, "1969-12-31T00:00:00Z", -86400);
+    let old = img.find("old.txt").expect("/old.txt");
+    assert_eq!((old.mtime, old.pax_mtime.as_deref()), (-172_800, Some("-172800")));
+}

@@ -69,12 +69,37 @@ fn header(r: &Resp, name: &str) -> Option<String> {
 }
 
 fn last_modified(r: &Resp) -> Option<i64> {
-    let v = header(r, "last-modified")?;
-    let t = httpdate::parse_http_date(&v).ok()?;
-    Some(match t.duration_since(std::time::UNIX_EPOCH) {
-        Ok(d) => d.as_secs() as i64,
-        Err(e) => -(e.duration().as_secs() as i64),
-    })
+    parse_last_modified(&header(r, "last-modified")?)
+}
+
+/// An HTTP date as Go's `http.ParseTime` (BuildKit's http source) reads it: httpdate's, whose
+/// years start at 1970, else one before 1970 read here in the same three forms: IMF-fixdate
+/// `Wed, 31 Dec 1969 00:00:00 GMT`, RFC 850 `Wednesday, 31-Dec-69 00:00:00 GMT` (a two-digit
+/// year 69-99 is 19xx, 00-68 20xx, as Go's time.Parse takes it) and asctime
+/// `Wed Dec 31 00:00:00 1969`.
+fn parse_last_modified(v: &str) -> Option<i64> {
+    if let Ok(t) = httpdate::parse_http_date(v) {
+        return t.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs() as i64);
+    }
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    let w: Vec<&str> = v.split_whitespace().collect();
+    let (day, month, year, hms) = match w.as_slice() {
+        [_, d, m, y, hms, "GMT"] => (*d, *m, y.parse::<i64>().ok()?, *hms),
+        [_, dmy, hms, "GMT"] => {
+            let mut p = dmy.splitn(3, '-');
+            let (d, m, yy) = (p.next()?, p.next()?, p.next()?);
+            let yy: i64 = (yy.len() == 2).then(|| yy.parse().ok()).flatten()?;
+            (d, m, if yy >= 69 { 1900 + yy } else { 2000 + yy }, *hms)
+        }
+        [_, m, d, hms, y] => (*d, *m, y.parse::<i64>().ok()?, *hms),
+        _ => return None,
+    };
+    let month = MONTHS.iter().position(|m| *m == month)? + 1;
+    let day: u32 = day.parse().ok()?;
+    if hms.len() != 8 || !(0..=9999).contains(&year) {
+        return None;
+    }
+    crate::images::parse_rfc3339(&format!("{year:04}-{month:02}-{day:02}T{hms}Z"))
 }
 
 fn describe(e: &ureq::Error) -> String {
@@ -289,6 +314,28 @@ fn pax_mtime(exts: &mut Option<tar::PaxExtensions<'_>>) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn last_modified_as_go_reads_it() {
+        // http.ParseTime: TimeFormat, RFC 850, ANSIC; before 1970 too (httpdate stops there)
+        let rows = [
+            ("Tue, 14 Nov 2023 22:13:20 GMT", Some(1_700_000_000)),
+            ("Wed, 31 Dec 1969 00:00:00 GMT", Some(-86400)),
+            ("Wednesday, 31-Dec-69 00:00:00 GMT", Some(-86400)),
+            ("Wed Dec 31 00:00:00 1969", Some(-86400)),
+            ("Wed Dec  3 00:00:00 1969", Some(-2_505_600)),
+            ("Thu, 01 Jan 1970 00:00:00 GMT", Some(0)),
+            ("Mon, 01 Jan 1900 00:00:01 GMT", Some(-2_208_988_799)),
+            ("Wed, 31 Dec 1969 00:00:00 UTC", None),
+            ("Wed, 31 Foo 1969 00:00:00 GMT", None),
+            ("Wed, 32 Dec 1969 00:00:00 GMT", None),
+            ("Wed, 31 Dec 1969 00:00 GMT", None),
+            ("yesterday", None),
+        ];
+        for (v, want) in rows {
+            assert_eq!(parse_last_modified(v), want, "{v}");
+        }
+    }
 
     #[test]
     fn checksums_as_add_takes_them() {
