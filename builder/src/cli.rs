@@ -196,6 +196,8 @@ pub enum Cmd {
         ssh: Vec<String>,
         #[command(flatten)]
         out: Box<OutputArgs>,
+        #[command(flatten)]
+        legacy: Box<LegacyArgs>,
         /// How many stages may build at once (default: the number of cores). A stage starts when
         /// the stages it needs (FROM, COPY --from, RUN --mount from=) are built; images and
         /// cache keys are the same for any N.
@@ -345,4 +347,58 @@ pub enum Cmd {
     /// Remove a registry's stored credentials
     #[command(after_help = "Examples:\n  slipway logout registry.example.com")]
     Logout(registry::cli::LogoutArgs),
+}
+
+/// docker build's flags that BuildKit made moot, hidden as buildx hides them; `legacy_notes`
+/// says what each does here.
+#[derive(Args, Debug)]
+pub struct LegacyArgs {
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
+    pub rm: Option<bool>,
+    #[arg(long = "force-rm", hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
+    pub force_rm: Option<bool>,
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
+    pub compress: Option<bool>,
+    #[arg(long, hide = true, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true", value_parser = go_bool)]
+    pub squash: Option<bool>,
+    #[arg(long, hide = true)]
+    pub isolation: Option<String>,
+    #[arg(long = "security-opt", hide = true)]
+    pub security_opt: Vec<String>,
+}
+
+/// A bool flag as Go's flag package reads one (strconv.ParseBool).
+fn go_bool(v: &str) -> Result<bool, String> {
+    crate::output::parse_bool("", v).map_err(|_| format!("{v:?}: expected true or false"))
+}
+
+/// What the legacy flags mean for a slipway build, as buildx takes them: the warnings to print,
+/// or the error for one whose meaning slipway cannot give. Steps' containers are always
+/// removed (`--rm`, `--force-rm`: what they ask is what happens; `--rm=false`, keeping them, is
+/// refused); the others buildx ignores with these warnings (its flag-warn annotations), and
+/// `--compress` (of the context sent to a daemon) has nothing to compress here.
+pub fn legacy_notes(a: &LegacyArgs) -> Result<Vec<String>, String> {
+    if a.rm == Some(false) {
+        return Err("--rm=false: a RUN step's container is always removed when the step ends (as in BuildKit)".into());
+    }
+    let mut w = Vec::new();
+    if a.compress == Some(true) {
+        w.push("--compress has no effect: slipway reads the build context where it is, nothing is sent".to_string());
+    }
+    if a.isolation.is_some() {
+        w.push("isolation flag is deprecated with BuildKit.".to_string());
+    }
+    if !a.security_opt.is_empty() {
+        w.push(
+            "security-opt flag is deprecated. \"RUN --security=insecure\" should be used with BuildKit.".to_string(),
+        );
+    }
+    if a.squash == Some(true) {
+        w.push(
+            "experimental flag squash is removed with BuildKit. You should squash inside build using a multi-stage \
+             Dockerfile for efficiency."
+                .to_string(),
+        );
+    }
+    Ok(w)
 }

@@ -138,11 +138,15 @@ fn run(cli: Cli) -> Result<()> {
             secrets,
             ssh,
             out,
+            legacy,
             jobs,
             steps,
             check,
             call,
         } => {
+            for w in slipway::cli::legacy_notes(&legacy).map_err(anyhow::Error::msg)? {
+                eprintln!("slipway: warning: {w}");
+            }
             let OutputArgs { mut outputs, annotations, metadata_file, load } = *out;
             if load {
                 // buildx: --load is --output=type=docker

@@ -304,7 +304,7 @@ pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
 
 /// A bool output option as BuildKit's exporters read one: empty is true (the key alone), else
 /// Go's `strconv.ParseBool` spellings (`1 t T TRUE true True`, `0 f F FALSE false False`).
-pub(crate) fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
+pub fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
     match v {
         "" | "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
         "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),

@@ -499,3 +499,44 @@ fn progress_quiet_and_none_and_platform_as_buildx_takes_them() {
     s.run(&["build", "-t", "local:2", &c]).ok();
     assert_eq!(inspect_id(&s, "local:1"), inspect_id(&s, "local:2"), "local is this machine's platform");
 }
+
+/// docker build's flags that BuildKit made moot, as buildx takes them: `--rm` and `--force-rm`
+/// ask for what always happens (a step's container is removed) and change nothing;
+/// `--rm=false` is refused; `--squash`, `--isolation`, `--security-opt` get buildx's warnings
+/// and `--compress` says it has no effect; the image is the one a plain build makes.
+#[test]
+fn docker_build_s_old_flags_as_buildx_takes_them() {
+    let s = Slipway::new();
+    let ctx = two_layer_context(&s, "old");
+    let c = ctx.to_string_lossy().into_owned();
+    s.run(&["build", "-t", "plain:1", &c]).ok();
+    let r = s.run(&["build", "--rm", "--force-rm", "-t", "old:1", &c]).ok();
+    assert!(!r.stderr.contains("warning"), "{r:?}");
+    assert_eq!(inspect_id(&s, "old:1"), inspect_id(&s, "plain:1"));
+    let r = s.run(&["build", "--rm=false", "-t", "old:2", &c]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("--rm=false: a RUN step's container is always removed"), "{r:?}");
+    let r = s
+        .run(&[
+            "build",
+            "--squash",
+            "--isolation",
+            "default",
+            "--security-opt",
+            "seccomp=unconfined",
+            "--compress",
+            "-t",
+            "old:3",
+            &c,
+        ])
+        .ok();
+    for w in [
+        "experimental flag squash is removed with BuildKit",
+        "isolation flag is deprecated with BuildKit.",
+        "security-opt flag is deprecated. \"RUN --security=insecure\" should be used with BuildKit.",
+        "--compress has no effect",
+    ] {
+        assert!(r.stderr.contains(w), "{w}: {r:?}");
+    }
+    assert_eq!(inspect_id(&s, "old:3"), inspect_id(&s, "plain:1"));
+}
