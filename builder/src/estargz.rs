@@ -259,10 +259,10 @@ fn modtime(secs: i64, nanos: i64) -> String {
     if secs == 0 {
         return String::new();
     }
-    // Go's Round(time.Second): half away from zero
+    // Go's Round(time.Second): halfway rounds up (Time.Round measures from year 1, so a time
+    // before 1970 rounds up too: -1.5 s is -1 s)
     let total = secs as i128 * 1_000_000_000 + nanos as i128;
-    let r = if total >= 0 { (total + 500_000_000) / 1_000_000_000 } else { (total - 500_000_000) / 1_000_000_000 };
-    let r = r as i64;
+    let r = (total + 500_000_000).div_euclid(1_000_000_000) as i64;
     let (days, s) = (r.div_euclid(86400), r.rem_euclid(86400));
     let (y, m, d) = civil(days);
     format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", s / 3600, (s / 60) % 60, s % 60)
@@ -889,6 +889,10 @@ mod tests {
         // Round(time.Second), empty for the epoch
         assert_eq!(modtime(0, 0), "");
         assert_eq!(modtime(1_700_000_000, 500_000_000), "2023-11-14T22:13:21Z");
+        // before 1970 (a PAX mtime=-86400 record; -1.5 s as parsePAXTime gives it)
+        assert_eq!(modtime(-86400, 0), "1969-12-31T00:00:00Z");
+        assert_eq!(modtime(-1, -500_000_000), "1969-12-31T23:59:59Z");
+        assert_eq!(modtime(-1, -700_000_000), "1969-12-31T23:59:58Z");
         assert_eq!(crate::layer::pax_time("1700000000.25"), Some((1_700_000_000, 250_000_000)));
         assert_eq!(numeric(b"0000644\0", "mode", "x").unwrap(), 0o644);
         assert_eq!(numeric(b"\0\0\0\0\0\0\0\0", "mode", "x").unwrap(), 0);
