@@ -204,10 +204,10 @@ pub fn entry_mtime<R: Read>(e: &mut tar::Entry<'_, R>) -> io::Result<(i64, i64)>
             }
         }
     }
-    let t = e.header().mtime()?;
-    let t = i64::try_from(t)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, format!("mtime {t} is out of range")))?;
-    Ok((t, 0))
+    // a value beyond i64 can only come from a base-256 field, whose two's complement is a time
+    // before 1970 (GNU tar's --format=gnu writes them so; Go reads them so): the tar crate
+    // hands back its low 64 bits
+    Ok((e.header().mtime()? as i64, 0))
 }
 
 /// Sets the mtime (and atime) of `path`, not following a symlink.
@@ -1030,6 +1030,13 @@ mod tests {
         l.set_size(0);
         append_pax(&mut b, &header_mtime(-7).1, 0).unwrap();
         b.append_link(&mut l, "d/l", "f").unwrap();
+        // GNU tar's own form of such a time: base-256 two's complement in the header field
+        let mut g = tar::Header::new_gnu();
+        g.set_entry_type(tar::EntryType::Regular);
+        g.set_mode(0o644);
+        g.set_size(0);
+        g.as_gnu_mut().unwrap().mtime = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe, 0xae, 0x80];
+        b.append_data(&mut g, "d/gnu", io::empty()).unwrap();
         let data = b.into_inner().unwrap();
         // the tar crate reads the record as the entry's, and leaves the header at 0
         let mut ar = tar::Archive::new(&data[..]);
@@ -1050,6 +1057,7 @@ mod tests {
             assert_eq!(m("d/zero"), (0, 0), "{wh:?}");
             assert_eq!(m("d/new"), (1_700_000_000, 0), "{wh:?}");
             assert_eq!(m("d/l"), (-7, 0), "{wh:?}");
+            assert_eq!(m("d/gnu"), (-86400, 0), "{wh:?}");
         }
     }
 
