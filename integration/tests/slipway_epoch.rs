@@ -521,3 +521,39 @@ fn a_last_modified_before_1970() {
     let old = img.find("old.txt").expect("/old.txt");
     assert_eq!((old.mtime, old.pax_mtime.as_deref()), (-172_800, Some("-172800")));
 }
+
+/// Sets the mtime of a file (seconds since 1970, negative before), not following a symlink.
+fn set_time(p: &Path, t: i64) {
+    let ts = nix::sys::time::TimeSpec::new(t, 0);
+    nix::sys::stat::utimensat(None, p, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+        .unwrap_or_else(|e| panic!("set times of {}: {e}", p.display()));
+}
+
+/// A file's own time before 1970 (ext4 and overlay hold them) is kept where the build keeps
+/// files' times (`rewrite-timestamp=false`, BuildKit's default): from the context, from a
+/// `--build-context` directory, through a stage's layer into `COPY --from`, and in a tar output.
+#[test]
+fn files_own_times_before_1970_are_kept() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let df = "FROM base:1 AS a\nCOPY f.txt /\nFROM base:1\nCOPY --from=a /f.txt /a.txt\nCOPY --from=named g.txt /\n";
+    let ctx = s.context("own", &[("Dockerfile", df), ("f.txt", "f\n")]);
+    set_time(&ctx.join("f.txt"), -5);
+    let named = s.context("named", &[("g.txt", "g\n")]);
+    set_time(&named.join("g.txt"), -7);
+    let tar = s.dir.path().join("out.tar");
+    let nc = format!("named={}", named.display());
+    let t = format!("type=tar,dest={}", tar.display());
+    s.build(&ctx, "own:1", &["--build-context", &nc, "-o", "type=image,rewrite-timestamp=false", "-o", &t]).ok();
+    let img = s.save("own:1");
+    for (p, want) in [("a.txt", -5), ("g.txt", -7)] {
+        let e = img.find(p).unwrap_or_else(|| panic!("/{p}"));
+        assert_eq!((e.mtime, e.pax_mtime.clone()), (want, Some(want.to_string())), "{p}");
+    }
+    let o = std::process::Command::new("tar").env("TZ", "UTC").arg("--full-time").arg("-tvf").arg(&tar).output();
+    let out = String::from_utf8_lossy(&o.expect("run GNU tar").stdout).into_owned();
+    for (p, want) in [("a.txt", "1969-12-31 23:59:55"), ("g.txt", "1969-12-31 23:59:53")] {
+        let line = out.lines().find(|l| l.ends_with(&format!(" {p}"))).unwrap_or_else(|| panic!("{p} in {out}"));
+        assert!(line.contains(want), "{line}");
+    }
+}
