@@ -68,6 +68,8 @@ pub struct BuildOptions {
     pub cache_from: Vec<registry::cache::Spec>,
     /// `--allow security.insecure`: `RUN --security=insecure` may run.
     pub allow_insecure: bool,
+    /// `--allow network.host` (or `--network host`): `RUN --network=host` may run.
+    pub allow_network_host: bool,
     /// `--secret`: what `RUN --mount=type=secret` mounts.
     pub secrets: crate::secrets::Secrets,
     /// `--ssh`: the agents `RUN --mount=type=ssh` forwards, by id.
@@ -541,7 +543,6 @@ fn make_plan(
         network: opts.network,
         platform: opts.platform.clone(),
         labels: &opts.labels,
-        allow_insecure: opts.allow_insecure,
         all_stages,
         set_global_args: &opts.set_global_args,
     };
@@ -1011,6 +1012,11 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         x.progress.fail();
         let w = &report.warnings[0];
         return Err(BuildError::At { file: src.file.clone(), line: w.start, msg, excerpt: Box::default() });
+    }
+    // BuildKit checks the entitlements of the whole definition when it loads it for a solve,
+    // before any step runs (`--check` solves nothing, so refuses none)
+    for (_, plan, _) in &plans {
+        plan.entitlements(&src.file, opts.allow_insecure, opts.allow_network_host)?;
     }
     // the declared ARGs and used contexts of all platforms, for the warnings
     let mut declared_args: std::collections::BTreeSet<String> =

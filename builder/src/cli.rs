@@ -60,9 +60,11 @@ pub struct PlanArgs {
     /// /dev/net/tun closed to this user): none, with a warning.
     #[arg(long, value_name = "MODE", value_parser = ["default", "none", "host"])]
     pub network: Option<String>,
-    /// Grant an extra privilege to RUN steps (repeatable): security.insecure lets
-    /// `RUN --security=insecure` run with every capability and nothing masked.
-    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure"])]
+    /// Grant an extra privilege to RUN steps (repeatable), BuildKit's entitlements:
+    /// security.insecure lets `RUN --security=insecure` run with every capability and nothing
+    /// masked; network.host lets `RUN --network=host` have the host's network (`--network host`
+    /// grants it, as buildx does).
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure", "network.host"])]
     pub allow: Vec<String>,
     /// A named context (repeatable) that `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount from=NAME` use instead of the image or stage of that name: a directory

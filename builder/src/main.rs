@@ -47,6 +47,9 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         }
     }
     let allow_insecure = a.allow.iter().any(|a| a == "security.insecure");
+    // as buildx (build/opt.go): `--network host` asks for the host's network, so it grants the
+    // network.host entitlement itself; `RUN --network=host` alone needs `--allow network.host`
+    let allow_network_host = a.allow.iter().any(|a| a == "network.host") || network == Network::Host;
     // as buildx: SOURCE_DATE_EPOCH from the environment is a build arg unless one is given
     if !args.iter().any(|(k, _)| k == "SOURCE_DATE_EPOCH") {
         if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
@@ -93,6 +96,7 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         platforms: Vec::new(),
         cache_from: Vec::new(),
         allow_insecure,
+        allow_network_host,
         secrets: Default::default(),
         ssh: Default::default(),
         outputs: Vec::new(),

@@ -387,7 +387,22 @@ fn network_and_security_flags() {
         RUN --network=host sh -c 'cat /proc/net/dev | tail -n +3 | wc -l' > /host\n\
         RUN grep CapEff /proc/self/status > /caps-sandbox\n";
     let (s, ctx) = setup("net", df, &[]);
-    s.build(&ctx, "n:1", &[]).ok();
+    // the host's network is BuildKit's network.host entitlement: without it the build fails
+    // before any step runs, with BuildKit's words (util/entitlements), and names nothing
+    let r = s.build(&ctx, "n:1", &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("Dockerfile:3: RUN --network=host: network.host is not allowed")
+            && r.stderr.contains("--allow network.host"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("Step 2/"), "a step ran: {}", r.stdout);
+    assert_ne!(s.run(&["inspect", "n:1"]).code, 0, "an image was named");
+    // BuildKit checks entitlements when it solves: `--check` solves nothing, refuses nothing
+    let r = s.build(&ctx, "n:check", &["--check"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    s.build(&ctx, "n:1", &["--allow", "network.host"]).ok();
     let img = s.save("n:1");
     assert_eq!(text(&img, "none").trim(), "1", "only lo");
     // the host's links (other tests may add some meanwhile: at least those that were there)

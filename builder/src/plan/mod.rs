@@ -494,6 +494,29 @@ impl Step {
 impl Plan {
     /// The error planning stopped at, if any (a scheduler that fails before running anything
     /// asks this first).
+    /// BuildKit's entitlement check (util/entitlements Set.Check, which llbsolver makes on the
+    /// whole definition before any step runs, in its words): the first RUN step that needs a
+    /// privilege the build was not granted (`build --allow`), as an error at its line.
+    pub fn entitlements(&self, file: &str, allow_insecure: bool, allow_network_host: bool) -> Result<(), BuildError> {
+        for step in self.stages.iter().flat_map(|s| &s.steps) {
+            let Action::Run(r) = &step.action else { continue };
+            let msg = if r.network == Network::Host && !allow_network_host {
+                "RUN --network=host: network.host is not allowed (grant it with build --allow network.host)"
+            } else if r.security == Security::Insecure && !allow_insecure {
+                "RUN --security=insecure: security.insecure is not allowed (grant it with build --allow security.insecure)"
+            } else {
+                continue;
+            };
+            return Err(BuildError::At {
+                file: file.into(),
+                line: step.line,
+                msg: msg.into(),
+                excerpt: Box::default(),
+            });
+        }
+        Ok(())
+    }
+
     pub fn error(&self) -> Option<&BuildError> {
         self.stop.as_ref().map(|s| &s.error)
     }

@@ -51,8 +51,6 @@ pub struct Options<'a> {
     pub platform: Option<Platform>,
     /// `build --label`: a LABEL step at the end of the target stage.
     pub labels: &'a [(String, String)],
-    /// `build --allow security.insecure`: `RUN --security=insecure` may run.
-    pub allow_insecure: bool,
     /// Plan every stage, not only those the target needs (`build --check`, as BuildKit's lint
     /// request dispatches all stages).
     pub all_stages: bool,
@@ -370,11 +368,7 @@ impl<'a> Planner<'a> {
                 let resolve = |f: &str| resolve_from(&at, stages, done, images, platform, "RUN --mount from", f);
                 let flags = RunFlags { network: network.as_deref(), security: security.as_deref(), mounts };
                 let ns = self.build_arg("BUILDKIT_CACHE_MOUNT_NS");
-                let ropts = RunOptions {
-                    network: self.opts.network,
-                    allow_insecure: self.opts.allow_insecure,
-                    cache_ns: ns.as_deref(),
-                };
+                let ropts = RunOptions { network: self.opts.network, cache_ns: ns.as_deref() };
                 let mut p = plan_run(&at, st, run, &flags, &ropts, self.ctx, &resolve)?;
                 let platform = self.platforms[self.cur].clone().unwrap_or_else(|| self.target_platform.clone());
                 p.run.platform = (platform != self.build_platform).then_some(platform);
@@ -536,7 +530,6 @@ mod tests {
             network: Network::None,
             platform: platform.map(|p| Platform::parse(p).unwrap()),
             labels: &[],
-            allow_insecure: false,
             all_stages: false,
             set_global_args: &[],
         };
@@ -615,12 +608,9 @@ mod tests {
 
     #[test]
     fn run_steps_get_env_args_shell_and_script_mounts() {
-        let p = plan_of(
-            "FROM base\nARG X=1\nSHELL [\"/bin/bash\", \"-c\"]\nRUN echo $X\nRUN <<EOF\n#!/bin/sh\necho hi\nEOF\nRUN --network=host [\"true\"]\n",
-            &[],
-            &Fake(vec![("base".into(), image(&["FROM_IMAGE=yes"], &[]))]),
-            &[],
-        );
+        let df = "FROM base\nARG X=1\nSHELL [\"/bin/bash\", \"-c\"]\nRUN echo $X\nRUN <<EOF\n#!/bin/sh\necho hi\nEOF\nRUN --network=host [\"true\"]\n";
+        let images = Fake(vec![("base".into(), image(&["FROM_IMAGE=yes"], &[]))]);
+        let p = plan_of(df, &[], &images, &[]);
         assert!(p.stop.is_none(), "{p}");
         assert!(matches!(&p.stages[0].base, Base::Image { name, .. } if name == "base"));
         let run = |i: usize| match &p.stages[0].steps[i].action {
@@ -643,6 +633,13 @@ mod tests {
             [Mount::Script { target: "/dev/pipes/EOF".into(), content: "#!/bin/sh\necho hi\n".into() }]
         );
         assert_eq!(run(4).network, Network::Host);
+        // the host's network is BuildKit's network.host entitlement, checked on the whole plan
+        let e = p.entitlements("Dockerfile", false, false).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "Dockerfile:9: RUN --network=host: network.host is not allowed (grant it with build --allow network.host)"
+        );
+        assert!(p.entitlements("Dockerfile", false, true).is_ok());
     }
 
     #[test]
@@ -673,8 +670,10 @@ mod tests {
         assert!(matches!(&r.mounts[0], Mount::Secret(s) if s.target.is_none() && s.env.as_deref() == Some("T")));
         assert!(matches!(&r.mounts[1], Mount::Tmpfs { size: Some(1024), .. }));
         // insecure needs --allow
-        let p = plan_of("FROM scratch\nRUN --security=insecure true\n", &[], &Fake::default(), &[]);
-        assert!(p.error().unwrap().to_string().contains("security.insecure is not granted"), "{p}");
+        let p = plan_of("FROM scratch\nRUN true\nRUN --security=insecure true\n", &[], &Fake::default(), &[]);
+        let e = p.entitlements("Dockerfile", false, true).unwrap_err().to_string();
+        assert!(e.starts_with("Dockerfile:3: RUN --security=insecure: security.insecure is not allowed"), "{e}");
+        assert!(p.entitlements("Dockerfile", true, false).is_ok());
     }
 
     #[test]

@@ -29,8 +29,6 @@ pub(super) struct RunFlags<'a> {
 pub(super) struct RunOptions<'a> {
     /// `build --network`.
     pub network: Network,
-    /// `build --allow security.insecure`.
-    pub allow_insecure: bool,
     /// `BUILDKIT_CACHE_MOUNT_NS`: a prefix of every cache id.
     pub cache_ns: Option<&'a str>,
 }
@@ -60,12 +58,10 @@ pub(super) fn plan_run(
         Some(n) => Network::parse(n)
             .ok_or_else(|| at.err(format!("RUN --network={n}: unsupported (none, host or default)")))?,
     };
+    // (the privileges host and insecure need are checked on the whole plan: Plan::entitlements)
     let security = match flags.security {
         None | Some("sandbox") => Security::Sandbox,
-        Some("insecure") if opts.allow_insecure => Security::Insecure,
-        Some("insecure") => return Err(at.err(
-            "RUN --security=insecure: not allowed: security.insecure is not granted (build --allow security.insecure)",
-        )),
+        Some("insecure") => Security::Insecure,
         Some(other) => return Err(at.err(format!("RUN --security={other}: unsupported (sandbox or insecure)"))),
     };
     let mut mounts = Vec::new();
