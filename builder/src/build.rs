@@ -747,6 +747,11 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         let _ = std::io::Write::write_all(&mut out, format!("{lines}{}", r.summary(file, text, opts.debug)).as_bytes());
     })?;
     crate::trace::point("dockerfile");
+    for node in &src.df.nodes {
+        if let Some(w) = instructions::unread_flags(node) {
+            eprintln!("slipway: warning: {}:{}: {w}", src.file, node.start_line);
+        }
+    }
     // each platform built, with its own SOURCE_DATE_EPOCH
     let runs: Vec<Option<Platform>> = if opts.platforms.len() > 1 {
         opts.platforms.iter().cloned().map(Some).collect()

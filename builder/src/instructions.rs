@@ -159,56 +159,121 @@ pub struct Stages {
     pub stages: Vec<Stage>,
 }
 
-struct Flags<'a> {
-    node: &'a Node,
-    values: Vec<(String, Option<String>)>,
+/// How a flag takes its value, as BuildKit's `BFlags` (instructions/bflag.go): a bool
+/// (`--link`, `--link=true|false`), a string given once, or strings that may repeat
+/// (`--mount`, `--exclude`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum FlagKind {
+    Bool,
+    Str,
+    Strs,
 }
 
-impl<'a> Flags<'a> {
-    fn new(node: &'a Node, allowed: &[&str]) -> Result<Flags<'a>, String> {
-        let mut values = Vec::new();
-        for f in &node.flags {
-            let f = f.strip_prefix("--").unwrap_or(f);
-            let (k, v) = match f.split_once('=') {
-                Some((k, v)) => (k, Some(v.to_string())),
-                None => (f, None),
+use FlagKind::{Bool, Str, Strs};
+
+/// An instruction's flags, checked as BuildKit's `BFlags.Parse` checks them: an unknown flag,
+/// a flag given twice (but for the repeatable ones), a string flag without `=value` and a bool
+/// flag with a value other than true/false are errors, with BuildKit's wording.
+struct Flags {
+    /// Each flag given, with its value (`true`/`false` for a bool flag).
+    values: Vec<(&'static str, String)>,
+}
+
+impl Flags {
+    fn new(node: &Node, allowed: &[(&'static str, FlagKind)]) -> Result<Flags, String> {
+        let mut values: Vec<(&'static str, String)> = Vec::new();
+        for a in &node.flags {
+            let (name, value) = match a.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (a.as_str(), None),
             };
-            if !allowed.contains(&k) {
-                return Err(format!("unknown flag: {k}"));
+            let arg = name.strip_prefix("--").unwrap_or(name);
+            let Some(&(key, kind)) = allowed.iter().find(|(k, _)| *k == arg) else {
+                let msg = format!("unknown flag: {name}");
+                return Err(match suggest_flag(arg, allowed) {
+                    Some(s) => format!("{msg} (did you mean {s}?)"),
+                    None => msg,
+                });
+            };
+            if kind != Strs && values.iter().any(|(k, _)| *k == key) {
+                return Err(format!("duplicate flag specified: {name}"));
             }
-            values.push((k.to_string(), v));
+            let v = match (kind, value) {
+                (Bool, Some("")) | (Str | Strs, None) => return Err(format!("missing a value on flag: {name}")),
+                (Bool, None) => "true".to_string(),
+                (Bool, Some(v)) => match v.to_ascii_lowercase().as_str() {
+                    "true" => "true".to_string(),
+                    "false" => "false".to_string(),
+                    _ => return Err(format!("expecting boolean value for flag {name}, not: {v}")),
+                },
+                (Str | Strs, Some(v)) => v.to_string(),
+            };
+            values.push((key, v));
         }
-        Ok(Flags { node, values })
+        Ok(Flags { values })
     }
-    fn string(&self, name: &str) -> Result<Option<String>, String> {
-        match self.values.iter().rev().find(|(k, _)| k == name) {
-            None => Ok(None),
-            Some((_, Some(v))) => Ok(Some(v.clone())),
-            Some((_, None)) => Err(format!("missing a value on flag: {name}")),
+    fn string(&self, name: &str) -> Option<String> {
+        self.values.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+    }
+    fn strings(&self, name: &str) -> Vec<String> {
+        self.values.iter().filter(|(k, _)| *k == name).map(|(_, v)| v.clone()).collect()
+    }
+    fn boolean(&self, name: &str) -> bool {
+        self.opt_boolean(name).unwrap_or(false)
+    }
+    /// A bool flag, None when it is not given.
+    fn opt_boolean(&self, name: &str) -> Option<bool> {
+        self.values.iter().find(|(k, _)| *k == name).map(|(_, v)| v == "true")
+    }
+}
+
+/// The flag an unknown one is most likely a typo of, as BuildKit's `suggest.Search` picks it
+/// (case-sensitive): the nearest by Levenshtein distance, if below 3.
+fn suggest_flag(arg: &str, allowed: &[(&'static str, FlagKind)]) -> Option<&'static str> {
+    let a: Vec<char> = arg.chars().collect();
+    let mut best: Option<(usize, &'static str)> = None;
+    for (k, _) in allowed {
+        let d = levenshtein(&a, &k.chars().collect::<Vec<_>>());
+        if d < best.map_or(3, |(b, _)| b) {
+            best = Some((d, k));
         }
     }
-    fn strings(&self, name: &str) -> Result<Vec<String>, String> {
-        self.values
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone().ok_or_else(|| format!("missing a value on flag: {name}")))
-            .collect()
-    }
-    fn boolean(&self, name: &str) -> Result<bool, String> {
-        Ok(self.opt_boolean(name)?.unwrap_or(false))
-    }
-    /// A boolean flag, None when it is not given.
-    fn opt_boolean(&self, name: &str) -> Result<Option<bool>, String> {
-        match self.values.iter().rev().find(|(k, _)| k == name) {
-            None => Ok(None),
-            Some((_, None)) => Ok(Some(true)),
-            Some((_, Some(v))) => match v.to_ascii_lowercase().as_str() {
-                "true" | "1" => Ok(Some(true)),
-                "false" | "0" => Ok(Some(false)),
-                _ => Err(format!("expecting boolean value for flag {name}, not: {v} ({})", self.node.cmd)),
-            },
+    best.map(|(_, k)| k)
+}
+
+/// Insertions, deletions and substitutions (agext/levenshtein's default, which BuildKit uses).
+fn levenshtein(a: &[char], b: &[char]) -> usize {
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
         }
+        prev = cur;
     }
+    prev[b.len()]
+}
+
+/// The instructions whose flags BuildKit never reads (instructions/parse.go: parseArg,
+/// parseStopSignal and parseHealthcheck's NONE branch do not call `flags.Parse`): a build with
+/// `STOPSIGNAL --foo 9` goes through there, so it goes through here too, but not silently: the
+/// caller warns with this text. None for every other instruction (their flags are checked by
+/// [`parse_node`]).
+pub fn unread_flags(node: &Node) -> Option<String> {
+    if let Args::Sub(trigger) = &node.args {
+        return unread_flags(trigger).map(|w| format!("ONBUILD {w}"));
+    }
+    if node.flags.is_empty() {
+        return None;
+    }
+    let what = match node.cmd.as_str() {
+        "arg" | "stopsignal" => node.cmd.to_ascii_uppercase(),
+        "healthcheck" if list(node).first().is_some_and(|t| t.eq_ignore_ascii_case("none")) => {
+            "HEALTHCHECK NONE".into()
+        }
+        _ => return None,
+    };
+    Some(format!("{what}: flags ignored, as BuildKit ignores them: {}", node.flags.join(" ")))
 }
 
 fn cmd_form(node: &Node, up: &str) -> Result<CmdForm, String> {
@@ -268,10 +333,10 @@ fn copy_source(node: &Node, word: String) -> CopySource {
 /// Turns one parser node into a typed instruction.
 pub fn parse_node(node: &Node) -> Result<Instruction, String> {
     let up = node.cmd.to_ascii_uppercase();
-    let none: &[&str] = &[];
+    let none: &[(&str, FlagKind)] = &[];
     Ok(match node.cmd.as_str() {
         "from" => {
-            let f = Flags::new(node, &["platform"])?;
+            let f = Flags::new(node, &[("platform", Str)])?;
             let a = list(node);
             let (image, alias) = match a.as_slice() {
                 [i] => (i.clone(), None),
@@ -288,16 +353,16 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 }
                 _ => return Err("FROM requires either one or three arguments".into()),
             };
-            Instruction::From { image, alias, platform: f.string("platform")? }
+            Instruction::From { image, alias, platform: f.string("platform") }
         }
         "run" => {
-            let f = Flags::new(node, &["network", "mount", "security"])?;
-            let mounts = f.strings("mount")?;
+            let f = Flags::new(node, &[("network", Str), ("mount", Strs), ("security", Str)])?;
+            let mounts = f.strings("mount");
             for m in &mounts {
                 // `from=` is read before expansion (the stage graph needs it), so check it now
                 crate::runmount::raw_from(m)?;
             }
-            let security = f.string("security")?;
+            let security = f.string("security");
             if let Some(s) = &security {
                 if s != "sandbox" && s != "insecure" {
                     return Err(format!("security mode \"{s}\" is not supported (sandbox or insecure)"));
@@ -305,7 +370,7 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
             }
             Instruction::Run {
                 cmd: run_cmd(node, cmd_form(node, &up)?),
-                network: f.string("network")?,
+                network: f.string("network"),
                 security,
                 mounts,
             }
@@ -329,19 +394,24 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 Instruction::Label(p.clone())
             }
         }
+        // flags on ARG are not read (BuildKit ignores them): see `unread_flags`
         "arg" => {
-            Flags::new(node, none)?;
             let Args::Names(n) = &node.args else {
                 return Err("ARG requires at least one argument".into());
             };
             Instruction::Arg(n.clone())
         }
-        "maintainer" => Instruction::Maintainer(text(node, &up)?),
+        "maintainer" => {
+            let m = text(node, &up)?;
+            Flags::new(node, none)?;
+            Instruction::Maintainer(m)
+        }
         "expose" => {
             let a = list(node);
             if a.is_empty() {
                 return Err("EXPOSE requires at least one argument".into());
             }
+            Flags::new(node, none)?;
             Instruction::Expose(a)
         }
         "volume" => {
@@ -349,15 +419,33 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
             if a.is_empty() || a.iter().any(|v| v.trim().is_empty()) {
                 return Err("VOLUME specified can not be an empty string".into());
             }
+            Flags::new(node, none)?;
             Instruction::Volume(a)
         }
-        "user" => Instruction::User(text(node, &up)?),
-        "workdir" => Instruction::Workdir(text(node, &up)?),
+        "user" => {
+            let u = text(node, &up)?;
+            Flags::new(node, none)?;
+            Instruction::User(u)
+        }
+        "workdir" => {
+            let w = text(node, &up)?;
+            Flags::new(node, none)?;
+            Instruction::Workdir(w)
+        }
         "copy" | "add" => {
-            let allowed: &[&str] = if node.cmd == "copy" {
-                &["from", "chown", "chmod", "link", "parents", "exclude"]
+            // instructions/parse.go: parseCopy, parseAdd
+            let allowed: &[(&str, FlagKind)] = if node.cmd == "copy" {
+                &[("chown", Str), ("from", Str), ("chmod", Str), ("link", Bool), ("exclude", Strs), ("parents", Bool)]
             } else {
-                &["chown", "chmod", "link", "checksum", "keep-git-dir", "unpack", "exclude"]
+                &[
+                    ("chown", Str),
+                    ("chmod", Str),
+                    ("link", Bool),
+                    ("keep-git-dir", Bool),
+                    ("checksum", Str),
+                    ("unpack", Bool),
+                    ("exclude", Strs),
+                ]
             };
             let f = Flags::new(node, allowed)?;
             let mut a = list(node);
@@ -368,15 +456,15 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
             let args = CopyArgs {
                 sources: a.into_iter().map(|w| copy_source(node, w)).collect(),
                 dest,
-                from: if node.cmd == "copy" { f.string("from")? } else { None },
-                chown: f.string("chown")?,
-                chmod: f.string("chmod")?,
-                link: f.boolean("link")?,
-                exclude: f.strings("exclude")?,
-                parents: f.boolean("parents")?,
-                checksum: f.string("checksum")?,
-                keep_git_dir: f.opt_boolean("keep-git-dir")?,
-                unpack: f.opt_boolean("unpack")?,
+                from: if node.cmd == "copy" { f.string("from") } else { None },
+                chown: f.string("chown"),
+                chmod: f.string("chmod"),
+                link: f.boolean("link"),
+                exclude: f.strings("exclude"),
+                parents: f.boolean("parents"),
+                checksum: f.string("checksum"),
+                keep_git_dir: f.opt_boolean("keep-git-dir"),
+                unpack: f.opt_boolean("unpack"),
             };
             if node.cmd == "copy" {
                 Instruction::Copy(args)
@@ -388,6 +476,7 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
             let Args::Sub(sub) = &node.args else {
                 return Err("ONBUILD requires at least one argument".into());
             };
+            Flags::new(node, none)?;
             match sub.cmd.as_str() {
                 "onbuild" => return Err("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed".into()),
                 "from" | "maintainer" => {
@@ -404,17 +493,29 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 .unwrap_or(trig);
             Instruction::Onbuild(trig.to_string())
         }
-        "shell" => match &node.args {
-            Args::List(v) if node.json && !v.is_empty() => Instruction::Shell(v.clone()),
-            _ => return Err("SHELL requires the arguments to be in JSON form".into()),
-        },
+        "shell" => {
+            Flags::new(node, none)?;
+            match &node.args {
+                Args::List(v) if node.json && !v.is_empty() => Instruction::Shell(v.clone()),
+                _ => return Err("SHELL requires the arguments to be in JSON form".into()),
+            }
+        }
+        // flags are not read (BuildKit ignores them): see `unread_flags`
         "stopsignal" => Instruction::StopSignal(text(node, &up)?),
         "healthcheck" => {
-            let f = Flags::new(node, &["interval", "timeout", "start-period", "start-interval", "retries"])?;
             let a = list(node);
-            match a.first().map(|s| s.to_ascii_uppercase()).as_deref() {
+            let typ = a.first().map(|s| s.to_ascii_uppercase());
+            let hc_flags =
+                [("interval", Str), ("timeout", Str), ("start-period", Str), ("start-interval", Str), ("retries", Str)];
+            // BuildKit reads the flags after NONE is ruled out (instructions/parse.go parseHealthcheck)
+            let f = match typ.as_deref() {
+                Some("NONE") | None => Flags { values: Vec::new() },
+                _ => Flags::new(node, &hc_flags)?,
+            };
+            match typ.as_deref() {
                 Some("NONE") => {
-                    if a.len() > 1 || !node.flags.is_empty() {
+                    // flags are not read here (BuildKit ignores them): see `unread_flags`
+                    if a.len() > 1 {
                         return Err("HEALTHCHECK NONE takes no arguments".into());
                     }
                     Instruction::Healthcheck(Health::None)
@@ -429,11 +530,11 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                     };
                     Instruction::Healthcheck(Health::Check {
                         test,
-                        interval: f.string("interval")?,
-                        timeout: f.string("timeout")?,
-                        start_period: f.string("start-period")?,
-                        start_interval: f.string("start-interval")?,
-                        retries: f.string("retries")?,
+                        interval: f.string("interval"),
+                        timeout: f.string("timeout"),
+                        start_period: f.string("start-period"),
+                        start_interval: f.string("start-interval"),
+                        retries: f.string("retries"),
                     })
                 }
                 Some("CMD") => return Err("Missing command after HEALTHCHECK CMD".into()),
@@ -666,18 +767,74 @@ mod tests {
             ("CDM x", "unknown instruction: CDM (did you mean CMD?)"),
             ("SHELL /bin/sh -c", "SHELL requires the arguments to be in JSON form"),
             ("COPY a", "COPY requires at least two arguments, but got 1"),
-            ("COPY --frm=x a b", "unknown flag: frm"),
+            ("COPY --frm=x a b", "unknown flag: --frm (did you mean from?)"),
             ("FROM a b", "FROM requires either one or three arguments"),
             ("ONBUILD ONBUILD RUN x", "Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed"),
             ("ONBUILD FROM x", "FROM isn't allowed as an ONBUILD trigger"),
-            ("ADD --from=x a b", "unknown flag: from"),
+            ("ADD --from=x a b", "unknown flag: --from"),
             ("HEALTHCHECK CMD", "Missing command after HEALTHCHECK CMD"),
-            ("COPY --checksum=sha256:0 a /", "unknown flag: checksum"),
-            ("ADD --parents a /", "unknown flag: parents"),
-            ("ADD --unpack=maybe a /", "expecting boolean value for flag unpack, not: maybe (add)"),
+            ("COPY --checksum=sha256:0 a /", "unknown flag: --checksum"),
+            ("ADD --parents a /", "unknown flag: --parents"),
+            ("ADD --unpack=maybe a /", "expecting boolean value for flag --unpack, not: maybe"),
+            // instructions/bflag.go Parse: only true/false (any case) or no value for a bool
+            ("COPY --link=1 a /", "expecting boolean value for flag --link, not: 1"),
+            ("COPY --link= a /", "missing a value on flag: --link"),
+            ("COPY --chmod a /", "missing a value on flag: --chmod"),
+            // a flag given twice, but for the repeatable (strings) ones
+            ("COPY --chmod=600 --chmod=644 a /", "duplicate flag specified: --chmod"),
+            ("COPY --link --link=false a /", "duplicate flag specified: --link"),
+            ("RUN --network=none --network=host true", "duplicate flag specified: --network"),
+            ("FROM --platform=a --platform=b x", "duplicate flag specified: --platform"),
+            ("HEALTHCHECK --retries=1 --retries=2 CMD x", "duplicate flag specified: --retries"),
+            // every instruction whose parse calls flags.Parse with no flag declared
+            ("WORKDIR --foo /x", "unknown flag: --foo"),
+            ("USER --foo u", "unknown flag: --foo"),
+            ("EXPOSE --foo 80", "unknown flag: --foo"),
+            ("VOLUME --foo /v", "unknown flag: --foo"),
+            ("MAINTAINER --foo me", "unknown flag: --foo"),
+            ("SHELL --foo [\"sh\"]", "unknown flag: --foo"),
+            ("ONBUILD --foo RUN x", "unknown flag: --foo"),
+            ("ENV --foo A=1", "unknown flag: --foo"),
+            ("LABEL --foo a=1", "unknown flag: --foo"),
+            ("CMD --foo x", "unknown flag: --foo"),
+            ("ENTRYPOINT --foo x", "unknown flag: --foo"),
+            ("HEALTHCHECK --foo CMD x", "unknown flag: --foo"),
+            ("FROM --foo x", "unknown flag: --foo"),
+            ("RUN --mout=type=cache,target=/c x", "unknown flag: --mout (did you mean mount?)"),
+            ("COPY --exclude a /", "missing a value on flag: --exclude"),
         ];
         for (src, want) in rows {
             assert_eq!(one(src), Err(want.to_string()), "{src}");
+        }
+    }
+
+    #[test]
+    fn repeatable_and_unread_flags() {
+        // strings flags repeat (bflag.go: stringsType is exempt from the duplicate check)
+        let Ok(Instruction::Copy(c)) = one("COPY --exclude=a --exclude=b --link=TRUE x /") else { panic!("COPY") };
+        assert_eq!((c.exclude, c.link), (vec!["a".to_string(), "b".to_string()], true));
+        let Ok(Instruction::Run { mounts, .. }) =
+            one("RUN --mount=type=tmpfs,target=/a --mount=type=tmpfs,target=/b x")
+        else {
+            panic!("RUN")
+        };
+        assert_eq!(mounts.len(), 2);
+        // ARG, STOPSIGNAL and HEALTHCHECK NONE: BuildKit never parses their flags, so they build
+        // (flags unread: the caller warns); every other instruction checks them
+        for (src, want) in [
+            ("ARG --foo A=1", Some("ARG: flags ignored, as BuildKit ignores them: --foo")),
+            ("STOPSIGNAL --foo=1 --bar 9", Some("STOPSIGNAL: flags ignored, as BuildKit ignores them: --foo=1 --bar")),
+            (
+                "HEALTHCHECK --interval=5s NONE",
+                Some("HEALTHCHECK NONE: flags ignored, as BuildKit ignores them: --interval=5s"),
+            ),
+            ("ONBUILD STOPSIGNAL --foo 9", Some("ONBUILD STOPSIGNAL: flags ignored, as BuildKit ignores them: --foo")),
+            ("STOPSIGNAL 9", None),
+            ("HEALTHCHECK --interval=5s CMD x", None),
+        ] {
+            let df = parse(src).unwrap();
+            assert!(parse_node(&df.nodes[0]).is_ok(), "{src}");
+            assert_eq!(unread_flags(&df.nodes[0]).as_deref(), want, "{src}");
         }
     }
 

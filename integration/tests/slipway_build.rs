@@ -1,6 +1,7 @@
 //! slipway builds without RUN: metadata instructions, COPY/ADD rules, .dockerignore,
 //! multi-stage graphs, determinism and the cache. Everything is checked in the saved archive.
 
+use integration::buildkit::BuildKit;
 use integration::slipway::{store_listing, Slipway};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -545,4 +546,90 @@ fn copy_from_the_context_makes_the_same_layer_as_copy_from_a_stage() {
     let hard = dl.iter().find(|e| e.path == "opt/x/y/sub/hard").unwrap();
     assert_eq!((hard.kind, hard.link.as_deref()), ('h', Some("opt/x/y/a.txt")));
     assert_eq!(dl.iter().find(|e| e.path == "opt/x/y/sub/deep/b.sh").unwrap().mode & 0o7777, 0o4755);
+}
+
+/// Instruction flags checked as BuildKit checks them (instructions/bflag.go `BFlags.Parse`, which
+/// every instruction's parse in instructions/parse.go calls): an unknown flag on any instruction
+/// (WORKDIR, USER, EXPOSE, VOLUME, MAINTAINER, SHELL and ONBUILD take none) is an error, as is a
+/// flag given twice (but `--mount` and `--exclude`, BuildKit's repeatable strings flags) and a
+/// bool flag given anything but true/false. ARG, STOPSIGNAL and HEALTHCHECK NONE: BuildKit never
+/// parses their flags (parseArg, parseStopSignal and parseHealthcheck's NONE branch do not call
+/// Parse, at HEAD 73ed682 as in 0.8), so the build goes through as there, and slipway warns that
+/// they are ignored rather than drop them silently. docker 20.10's BuildKit (0.8) refuses and
+/// accepts the same lines; its wording predates BuildKit's `unknown flag: --foo` (31a7c177e,
+/// 2024: the flag named with its dashes), so only the flag's name is compared with it.
+#[test]
+fn instruction_flags_are_checked_as_buildkit_checks_them() {
+    let s = Slipway::new();
+    let refused = [
+        ("WORKDIR --foo /x", "unknown flag: --foo"),
+        ("USER --foo u", "unknown flag: --foo"),
+        ("EXPOSE --foo 80", "unknown flag: --foo"),
+        ("VOLUME --foo /v", "unknown flag: --foo"),
+        ("MAINTAINER --foo me", "unknown flag: --foo"),
+        ("SHELL --foo [\"/bin/sh\", \"-c\"]", "unknown flag: --foo"),
+        ("ONBUILD --foo RUN true", "unknown flag: --foo"),
+        ("ENV --foo A=1", "unknown flag: --foo"),
+        ("LABEL --foo a=1", "unknown flag: --foo"),
+        ("CMD --foo true", "unknown flag: --foo"),
+        ("ENTRYPOINT --foo true", "unknown flag: --foo"),
+        ("HEALTHCHECK --foo CMD true", "unknown flag: --foo"),
+        ("COPY --chmod=600 --chmod=644 f /f", "duplicate flag specified: --chmod"),
+        ("COPY --chown=1 --chown=2 f /f", "duplicate flag specified: --chown"),
+        ("HEALTHCHECK --retries=1 --retries=2 CMD true", "duplicate flag specified: --retries"),
+        ("COPY --from f /f", "missing a value on flag: --from"),
+        ("COPY --link=1 f /f", "expecting boolean value for flag --link, not: 1"),
+        ("COPY --link --link f /f", "duplicate flag specified: --link"),
+        ("RUN --network=none --network=host true", "duplicate flag specified: --network"),
+        ("COPY --frm=x f /f", "unknown flag: --frm (did you mean from?)"),
+    ];
+    // a repeatable flag repeats
+    let ctx = s.context(
+        "exclude",
+        &[("Dockerfile", "FROM scratch\nCOPY --exclude=a --exclude=b . /d/\n"), ("a", "a"), ("b", "b"), ("c", "c")],
+    );
+    s.build(&ctx, "exclude:1", &[]).ok();
+    let img = s.save("exclude:1");
+    assert!(img.find("d/c").is_some() && img.find("d/a").is_none() && img.find("d/b").is_none());
+    let mut ctxs = Vec::new();
+    for (i, (line, want)) in refused.iter().enumerate() {
+        let ctx = s.context(&format!("refused{i}"), &[("Dockerfile", &format!("FROM scratch\n{line}\n")), ("f", "f")]);
+        let before = store_listing(&s.root());
+        let r = s.build(&ctx, "refused:1", &[]);
+        assert_ne!(r.code, 0, "{line}: must fail");
+        assert!(r.stderr.contains("Dockerfile:2") && r.stderr.contains(want), "{line}: want {want:?} in {}", r.stderr);
+        assert_eq!(before, store_listing(&s.root()), "{line}: nothing left behind");
+        assert_ne!(s.run(&["inspect", "refused:1"]).code, 0);
+        ctxs.push(ctx);
+    }
+
+    let accepted = "FROM scratch\nARG --foo A=1\nSTOPSIGNAL --foo SIGUSR1\nHEALTHCHECK --interval=5s NONE\n";
+    let ok_ctx = s.context("accepted", &[("Dockerfile", accepted)]);
+    let r = s.build(&ok_ctx, "accepted:1", &[]).ok();
+    for want in [
+        "Dockerfile:2: ARG: flags ignored, as BuildKit ignores them: --foo",
+        "Dockerfile:3: STOPSIGNAL: flags ignored, as BuildKit ignores them: --foo",
+        "Dockerfile:4: HEALTHCHECK NONE: flags ignored, as BuildKit ignores them: --interval=5s",
+    ] {
+        assert!(r.stderr.contains(want), "want {want:?} in {}", r.stderr);
+    }
+    let img = s.save("accepted:1");
+    assert_eq!(img.cfg("StopSignal"), "SIGUSR1");
+    assert_eq!(img.cfg("Healthcheck")["Test"], serde_json::json!(["NONE"]));
+
+    let Some(bk) = BuildKit::shared() else { return };
+    let o = bk.build(&ok_ctx, "accepted:1", &[]);
+    o.ok();
+    assert_eq!(bk.inspect("accepted:1", "{{.Config.StopSignal}}"), "SIGUSR1");
+    // docker 20.10's frontend has no COPY --link, --exclude, flag suggestions or (outside its
+    // labs build) RUN --network
+    for ((line, want), ctx) in refused.iter().zip(&ctxs) {
+        if line.contains("--link") || line.contains("--frm") || line.contains("--network") {
+            continue;
+        }
+        let o = bk.build(ctx, "refused:1", &[]);
+        assert_ne!(o.code, Some(0), "{line}: BuildKit must fail too\n{o}");
+        let theirs = want.replace("--", "").to_lowercase();
+        assert!(o.stderr.to_lowercase().contains(&theirs), "{line}: BuildKit: want {theirs:?} in\n{o}");
+    }
 }

@@ -407,7 +407,7 @@ fn add_checksum_is_verified() {
 
     for (df, want) in [
         (format!("ADD --checksum={good} ctxfile /c"), "checksum requires HTTP(S) or Git sources".to_string()),
-        (format!("COPY --checksum={good} {url} /c"), "unknown flag: checksum".to_string()),
+        (format!("COPY --checksum={good} {url} /c"), "unknown flag: --checksum".to_string()),
         (format!("ADD --checksum={good} {url} {url} /d/"), "checksum can't be specified for multiple sources".into()),
         (format!("ADD --checksum=md5:0 {url} /c"), "unsupported digest algorithm".into()),
         (format!("COPY {url} /c"), "source can't be a URL for COPY".into()),
