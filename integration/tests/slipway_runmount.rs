@@ -55,12 +55,15 @@ fn ran(log: &str) -> Vec<String> {
 #[test]
 fn cache_mounts_persist_by_id_and_stay_out_of_layers_and_keys() {
     let df = "FROM bb AS seed\nRUN mkdir /seed && echo seeded > /seed/f\n\
+        FROM bb AS withcache\nRUN mkdir /cache && echo kept > /cache/f && chown 7:8 /cache && chmod 0710 /cache\n\
         FROM bb\nCOPY v.txt /v.txt\n\
         RUN --mount=type=cache,target=/var/cache/pkg,id=pkg sh -c 'cat /v.txt >> /var/cache/pkg/log; cp /var/cache/pkg/log /log'\n\
         RUN --mount=type=cache,id=pkg,target=other cat /other/log > /seen-by-id\n\
         RUN --mount=type=cache,target=/c2,uid=1000,gid=1000,mode=0700 stat -c '%u %g %a' /c2 > /c2stat\n\
         RUN --mount=type=cache,id=pkg,target=/ro,ro sh -c 'touch /ro/x 2>/dev/null && echo writable || echo readonly' > /rostat\n\
         RUN --mount=type=cache,target=/s,from=seed,source=/seed cat /s/f > /seeded\n\
+        RUN --mount=type=cache,target=/cf,from=seed,uid=1000,gid=50,mode=0750 sh -c \"stat -c '%u %g %a' /cf; ls -A /cf\" > /cfstat\n\
+        RUN --mount=type=cache,target=/ck,from=withcache,uid=1000 sh -c \"stat -c '%u %g %a' /ck; cat /ck/f\" > /ckstat\n\
         RUN --mount=type=cache,target=/ie,from=bb,source=/etc cat /ie/group > /seeded-from-image\n";
     let (s, ctx) = setup("cache", df, &[("v.txt", "1\n")]);
     s.build(&ctx, "c:1", &[]).ok();
@@ -71,9 +74,14 @@ fn cache_mounts_persist_by_id_and_stay_out_of_layers_and_keys() {
     assert_eq!(text(&img, "c2stat"), "1000 1000 700\n");
     assert_eq!(text(&img, "rostat"), "readonly\n");
     assert_eq!(text(&img, "seeded"), "seeded\n");
+    // from= a stage with mode/uid/gid and no source: the mount is `/cache` made in the stage with
+    // them (empty), or the stage's own `/cache` kept as it is, BuildKit's setCacheUIDGID
+    // (dockerfile2llb/convert_runmount.go; compared in same_files_as_docker_buildkit)
+    assert_eq!(text(&img, "cfstat"), "1000 50 750\n");
+    assert_eq!(text(&img, "ckstat"), "7 8 710\nkept\n");
     // from= an image (not a stage): its files at source seed the cache
     assert_eq!(text(&img, "seeded-from-image"), "root:x:0:\nbob:x:1000:\nstaff:x:50:bob\n");
-    for p in ["var/cache/pkg", "other", "c2", "ro", "s", "ie"] {
+    for p in ["var/cache/pkg", "other", "c2", "ro", "s", "cf", "ck", "ie"] {
         absent(&img, p);
     }
     // var/cache did not exist in the base: the runtime's stubs are removed, parents and all
@@ -89,9 +97,10 @@ fn cache_mounts_persist_by_id_and_stay_out_of_layers_and_keys() {
     let r = s.build(&ctx, "c:3", &[]).ok();
     assert_eq!(ran(&r.stdout), Vec::<String>::new(), "{}", r.stdout);
     assert_eq!(s.save("c:3").id(), img.id());
-    // the store holds the caches (pkg, the uid/mode one, those seeded from a stage and an image)
+    // the store holds the caches (pkg, the uid/mode one, those seeded from a stage (three) and
+    // an image)
     let dirs = fs::read_dir(s.root().join("cache/mounts")).unwrap().count();
-    assert_eq!(dirs, 4);
+    assert_eq!(dirs, 6);
 }
 
 #[test]
@@ -769,12 +778,15 @@ fn mount_flags_are_refused_by_name() {
 /// `RUN --network` and `--security` are labs flags there ("dockerfile parse error line 19:
 /// Unknown flag: network"), so `network_and_security_flags` checks them against the kernel's view.
 const BUILDKIT_DF: &str = "ARG BASE\nFROM $BASE AS seed\nRUN mkdir /seed && echo seeded > /seed/f\n\
+    FROM $BASE AS withcache\nRUN mkdir /cache && echo kept > /cache/f && chown 7:8 /cache && chmod 0710 /cache\n\
     FROM $BASE\nCOPY v.txt /v.txt\n\
     RUN --mount=type=cache,target=/var/cache/pkg,id=pkg sh -c 'cat /v.txt >> /var/cache/pkg/log; cp /var/cache/pkg/log /log'\n\
     RUN --mount=type=cache,id=pkg,target=other cat /other/log > /seen-by-id\n\
     RUN --mount=type=cache,target=/c2,uid=1000,gid=1000,mode=0700 stat -c '%u %g %a' /c2 > /c2stat\n\
     RUN --mount=type=cache,id=pkg,target=/ro,ro sh -c 'touch /ro/x 2>/dev/null && echo writable || echo readonly' > /rostat\n\
     RUN --mount=type=cache,target=/s,from=seed,source=/seed cat /s/f > /seeded\n\
+    RUN --mount=type=cache,target=/cf,from=seed,uid=1000,gid=50,mode=0750 sh -c \"stat -c '%u %g %a' /cf; ls -A /cf\" > /cfstat\n\
+    RUN --mount=type=cache,target=/ck,from=withcache,uid=1000 sh -c \"stat -c '%u %g %a' /ck; cat /ck/f\" > /ckstat\n\
     RUN --mount=type=bind,source=src,target=/src cat /src/main.txt > /main\n\
     RUN --mount=type=bind,target=/ctx ls -a /ctx > /ls\n\
     RUN --mount=type=bind,from=seed,source=/seed,target=/art cat /art/f > /art.txt\n\
@@ -869,6 +881,8 @@ fn same_files_as_docker_buildkit() {
         "c2stat",
         "rostat",
         "seeded",
+        "cfstat",
+        "ckstat",
         "main",
         "ls",
         "art.txt",
@@ -895,6 +909,8 @@ fn same_files_as_docker_buildkit() {
     let stubs = [
         "art",
         "c2",
+        "cf",
+        "ck",
         "ctx",
         "other",
         "ro",

@@ -119,17 +119,24 @@ impl Executor<'_> {
     }
 
     fn cache_mount(&mut self, line: usize, c: &CacheMount, p: &mut Prepared) -> Result<(), BuildError> {
+        // `mode`, `uid` and `gid` apply where no `source` is given, as BuildKit applies them
+        // (dockerfile2llb/convert_runmount.go setCacheUIDGID): the cache starts as a directory
+        // `/cache` made (mode & 0777, default 0755, owner default 0:0) in what `from` names (an
+        // empty image without it) and the mount shows that directory. A `from` state that has a
+        // `/cache` already keeps it as it is (BuildKit's mkdir of an existing path does
+        // nothing), content, mode and owner. With a `source`, BuildKit reads none of the three.
+        let file_info = c.source.is_empty() && (c.mode.is_some() || c.uid.is_some() || c.gid.is_some());
+        let perms =
+            format!("mode={:o} uid={} gid={}", c.mode.unwrap_or(0o755) & 0o777, c.uid.unwrap_or(0), c.gid.unwrap_or(0));
         // what a new directory starts from is part of which cache it is (BuildKit keys a cache
         // mount by its id and its base)
         let (base, from) = match &c.from {
             Some(o) => {
                 let (layers, id) = self.origin_state(line, o)?;
-                (format!("from={id}"), Some(layers))
+                let base = if file_info { format!("from={id} /cache {perms}") } else { format!("from={id}") };
+                (base, Some(layers))
             }
-            None if c.mode.is_some() || c.uid.is_some() || c.gid.is_some() => (
-                format!("mode={:o} uid={} gid={}", c.mode.unwrap_or(0o755), c.uid.unwrap_or(0), c.gid.unwrap_or(0)),
-                None,
-            ),
+            None if c.mode.is_some() || c.uid.is_some() || c.gid.is_some() => (perms, None),
             None => (String::new(), None),
         };
         let meta = Meta { id: c.id.clone(), base, used: 0 };
@@ -138,22 +145,28 @@ impl Executor<'_> {
             Some(l) => Some(self.lowers(l)?),
             None => None,
         };
-        let (mode, uid, gid) = (c.mode, c.uid, c.gid);
+        let (mode, uid, gid) = (c.mode.unwrap_or(0o755) & 0o777, c.uid.unwrap_or(0), c.gid.unwrap_or(0));
         let source = c.source.clone();
         let mut init = |data: &Path| -> std::io::Result<()> {
-            if let Some(lowers) = &lowers {
-                // the stage's `source` is what the cache starts with (the mount shows `source`
-                // of the cache, as BuildKit's cache ref made from the stage's ref does)
-                let rfs = overlay::mount_rootfs(store, lowers, false).map_err(std::io::Error::other)?;
-                let src = rootfs::resolve_in_root(&rfs.merged, &source, true);
-                if src.exists() {
-                    let to = rootfs::mkdir_all(data, &source, None)?;
-                    rootfs::copy_tree(&src, &to, false)?;
-                }
-                return Ok(());
+            let set_perms = || {
+                std::os::unix::fs::chown(data, Some(uid), Some(gid))?;
+                fs::set_permissions(data, fs::Permissions::from_mode(mode))
+            };
+            let Some(lowers) = &lowers else { return set_perms() };
+            let rfs = overlay::mount_rootfs(store, lowers, false).map_err(std::io::Error::other)?;
+            if file_info {
+                // the state's `/cache` as it is, else a new one
+                let existing = rootfs::resolve_in_root(&rfs.merged, "cache", true);
+                return if existing.is_dir() { rootfs::copy_tree(&existing, data, false) } else { set_perms() };
             }
-            std::os::unix::fs::chown(data, Some(uid.unwrap_or(0)), Some(gid.unwrap_or(0)))?;
-            fs::set_permissions(data, fs::Permissions::from_mode(mode.unwrap_or(0o755)))
+            // the stage's `source` is what the cache starts with (the mount shows `source` of
+            // the cache, as BuildKit's cache ref made from the stage's ref does)
+            let src = rootfs::resolve_in_root(&rfs.merged, &source, true);
+            if src.exists() {
+                let to = rootfs::mkdir_all(data, &source, None)?;
+                rootfs::copy_tree(&src, &to, false)?;
+            }
+            Ok(())
         };
         let taken = self
             .store
