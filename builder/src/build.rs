@@ -463,6 +463,26 @@ fn input(store: &Store, opts: &BuildOptions) -> Result<Input, BuildError> {
     Ok(Input { context: f.dir.clone(), dockerfile: path, file, remote, fetched: Some(f) })
 }
 
+/// A Dockerfile named `Dockerfile` that is not there is read as `dockerfile` of the same
+/// directory when that one is (moby/moby#10858): BuildKit's frontend falls back to it for any
+/// file of that base name (dockerui/config.go, `DefaultDockerfileName`), and buildx names it
+/// (build/opt.go `handleLowercaseDockerfile`), `-f DIR/Dockerfile` included; messages then name
+/// `dockerfile`, and `dockerfile.dockerignore` is its own ignore file, as with buildx.
+fn lowercase_dockerfile(path: PathBuf, file: String) -> (PathBuf, String) {
+    let lower = path.with_file_name("dockerfile");
+    if path.file_name() != Some(std::ffi::OsStr::new("Dockerfile"))
+        || path.symlink_metadata().is_ok()
+        || lower.symlink_metadata().is_err()
+    {
+        return (path, file);
+    }
+    let file = match file.strip_suffix("Dockerfile") {
+        Some(dir) => format!("{dir}dockerfile"),
+        None => file,
+    };
+    (lower, file)
+}
+
 /// `early` gets the build checks' warnings of a Dockerfile that fails to type (an unknown
 /// instruction...): those found before the failing instruction, which BuildKit reports before
 /// its error (testWarningsBeforeError), with the file, its text and the error's line and message.
@@ -472,6 +492,7 @@ fn read(
     early: &mut dyn FnMut(&lint::Report, &str, &str, usize, &str),
 ) -> Result<Source, BuildError> {
     let Input { context, dockerfile: path, file, remote, fetched } = input(store, opts)?;
+    let (path, file) = lowercase_dockerfile(path, file);
     let src = std::fs::read_to_string(&path).map_err(|e| {
         let shown = if remote.is_some() && !path.is_absolute() { file.clone() } else { path.display().to_string() };
         BuildError::Other(format!("read Dockerfile {shown}: {e}"))

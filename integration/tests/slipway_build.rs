@@ -633,3 +633,47 @@ fn instruction_flags_are_checked_as_buildkit_checks_them() {
         assert!(o.stderr.to_lowercase().contains(&theirs), "{line}: BuildKit: want {theirs:?} in\n{o}");
     }
 }
+
+/// A context with `dockerfile` and no `Dockerfile` builds from `dockerfile` (moby/moby#10858):
+/// BuildKit's frontend falls back to it for any file named `Dockerfile` (dockerui/config.go,
+/// DefaultDockerfileName) and buildx names it (build/opt.go handleLowercaseDockerfile), so
+/// `-f sub/Dockerfile` falls back too (docker 20.10's own client does that only without `-f`,
+/// so that case is not compared with it). `Dockerfile` wins when both are there, and messages
+/// name the file read.
+#[test]
+fn lower_case_dockerfile_is_read_when_dockerfile_is_missing() {
+    let s = Slipway::new();
+    let ctx = s.context(
+        "lower",
+        &[
+            ("dockerfile", "FROM scratch\nCOPY f /lower\n"),
+            ("f", "f"),
+            ("sub/dockerfile", "FROM scratch\nCOPY f /sub\n"),
+        ],
+    );
+    s.build(&ctx, "lower:1", &[]).ok();
+    assert!(s.save("lower:1").find("lower").is_some());
+    let sub = ctx.join("sub/Dockerfile");
+    s.build(&ctx, "lower:2", &["-f", &sub.to_string_lossy()]).ok();
+    assert!(s.save("lower:2").find("sub").is_some());
+    // another name does not fall back
+    let r = s.build(&ctx, "lower:3", &["-f", &ctx.join("sub/Containerfile").to_string_lossy()]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("sub/Containerfile"), "{}", r.stderr);
+    // an error names the file read
+    fs::write(ctx.join("dockerfile"), "FROM scratch\nWORKDIR --foo /x\n").unwrap();
+    let r = s.build(&ctx, "lower:4", &[]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("dockerfile:2") && r.stderr.contains("unknown flag: --foo"), "{}", r.stderr);
+    // Dockerfile wins
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nCOPY f /upper\n").unwrap();
+    s.build(&ctx, "lower:5", &[]).ok();
+    let img = s.save("lower:5");
+    assert!(img.find("upper").is_some() && img.find("lower").is_none());
+
+    let Some(bk) = BuildKit::shared() else { return };
+    let ctx = s.context("lower-bk", &[("dockerfile", "FROM scratch\nCOPY f /lower\n"), ("f", "f")]);
+    let o = bk.build(&ctx, "lower:1", &[]);
+    o.ok();
+    assert!(bk.save("lower:1").find("lower").is_some(), "{o}");
+}
