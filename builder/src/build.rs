@@ -248,10 +248,41 @@ pub fn dockerfile_excerpt(file: &str, src: &str, start: usize, end: usize) -> St
 
 /// docker's warning for `--build-arg`s no ARG declared (the proxy variables, which RUN gets
 /// without an ARG, excepted).
-/// The build args BuildKit's Dockerfile frontend reads itself (dockerui's config): consumed
-/// whether or not a stage declares them.
-const FRONTEND_ARGS: [&str; 4] =
-    ["BUILDKIT_CACHE_MOUNT_NS", "BUILDKIT_MULTI_PLATFORM", "BUILDKIT_SANDBOX_HOSTNAME", "BUILDKIT_SYNTAX"];
+/// The build args BuildKit's Dockerfile frontend reads itself (dockerui/config.go's
+/// `build-arg:BUILDKIT_*` keys, and BUILDKIT_SYNTAX, read by the frontend's builder):
+/// consumed whether or not a stage declares them (BUILDKIT_DOCKERFILE_CHECK: `PREDEFINED`).
+const FRONTEND_ARGS: [&str; 5] = [
+    "BUILDKIT_CACHE_MOUNT_NS",
+    "BUILDKIT_MULTI_PLATFORM",
+    "BUILDKIT_SANDBOX_HOSTNAME",
+    "BUILDKIT_SYNTAX",
+    "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
+];
+
+/// Build args BuildKit or buildx act on and slipway does not implement (a trailing `*`: every
+/// arg of that prefix): each one given gets a warning naming it, rather than pass as "not
+/// consumed" or silently. One row each: take a row out when slipway implements it.
+const UNIMPLEMENTED_ARGS: [(&str, &str); 4] = [
+    // buildx build/opt.go: true asks for --cache-to type=inline
+    ("BUILDKIT_INLINE_CACHE", "inline cache metadata in the image config (--cache-to type=inline)"),
+    // frontend/attestations/parse.go: build-arg:BUILDKIT_ATTEST_<type>
+    ("BUILDKIT_ATTEST_*", "attestations (SBOM, provenance)"),
+    // buildx util/history/name.go
+    ("BUILDKIT_BUILD_NAME", "the build's name in buildx's build history"),
+    // buildx build/opt.go (deprecated build info)
+    ("BUILDKIT_INLINE_BUILDINFO_ATTRS", "build info attributes in the image config"),
+];
+
+/// The row of `UNIMPLEMENTED_ARGS` that names build arg `k`.
+fn unimplemented_arg(k: &str) -> Option<&'static str> {
+    UNIMPLEMENTED_ARGS
+        .iter()
+        .find(|(n, _)| match n.strip_suffix('*') {
+            Some(prefix) => k.starts_with(prefix),
+            None => k == *n,
+        })
+        .map(|(_, what)| *what)
+}
 
 /// The Dockerfile frontend's own images: a `# syntax=` naming one of them (any tag or digest)
 /// gets slipway's built-in frontend, which follows the newest one.
@@ -351,14 +382,21 @@ fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTre
         "ALL_PROXY",
         "all_proxy",
     ];
-    let mut unused: Vec<&str> = opts
-        .build_args
-        .iter()
-        .map(|(k, _)| k.as_str())
+    let mut given: Vec<&str> = opts.build_args.iter().map(|(k, _)| k.as_str()).collect();
+    given.sort_unstable();
+    given.dedup();
+    for k in &given {
+        if let Some(what) = unimplemented_arg(k) {
+            eprintln!(
+                "slipway: warning: --build-arg {k}: slipway does not implement {what}; the build goes on without it"
+            );
+        }
+    }
+    let unused: Vec<&str> = given
+        .into_iter()
         .filter(|k| !declared.contains(*k) && !PREDEFINED.contains(k) && !FRONTEND_ARGS.contains(k))
+        .filter(|k| unimplemented_arg(k).is_none())
         .collect();
-    unused.sort_unstable();
-    unused.dedup();
     if !unused.is_empty() {
         eprintln!("slipway: warning: one or more build-args were not consumed: {}", unused.join(", "));
     }
@@ -1045,12 +1083,8 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         plan.entitlements(&src.file, opts.allow_insecure, opts.allow_network_host)?;
     }
     // the declared ARGs and used contexts of all platforms, for the warnings
-    let mut declared_args: std::collections::BTreeSet<String> =
+    let declared_args: std::collections::BTreeSet<String> =
         plans.iter().flat_map(|(_, p, _)| p.declared_args.iter().cloned()).collect();
-    if src.remote.is_some() {
-        // a remote context read it
-        declared_args.insert("BUILDKIT_CONTEXT_KEEP_GIT_DIR".to_string());
-    }
     let used_contexts: std::collections::BTreeSet<String> =
         plans.iter().flat_map(|(_, _, u)| u.iter().cloned()).collect();
     let warn = || {

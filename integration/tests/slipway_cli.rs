@@ -266,6 +266,35 @@ fn dockerfile_mistakes_get_docker_s_hints() {
     assert!(r.stderr.contains("slipway: warning: one or more build-args were not consumed: UNUSED\n"), "{r:?}");
     let r = s.run(&["build", "--build-arg", "USED=1", &ctx.to_string_lossy()]).ok();
     assert!(!r.stderr.contains("warning"), "{r:?}");
+
+    // BuildKit's frontend args are consumed by the frontend (dockerui/config.go), a local context
+    // or not; those slipway does not implement get a warning naming them
+    let r = s
+        .run(&[
+            "build",
+            "--build-arg",
+            "BUILDKIT_CONTEXT_KEEP_GIT_DIR=1",
+            "--build-arg",
+            "BUILDKIT_INLINE_CACHE=1",
+            "--build-arg",
+            "BUILDKIT_ATTEST_PROVENANCE=mode=max",
+            "--build-arg",
+            "BUILDKIT_ATTEST_SBOM=true",
+            &ctx.to_string_lossy(),
+        ])
+        .ok();
+    assert!(!r.stderr.contains("not consumed"), "{r:?}");
+    for (arg, what) in [
+        ("BUILDKIT_ATTEST_PROVENANCE", "attestations (SBOM, provenance)"),
+        ("BUILDKIT_ATTEST_SBOM", "attestations (SBOM, provenance)"),
+        ("BUILDKIT_INLINE_CACHE", "inline cache metadata in the image config (--cache-to type=inline)"),
+    ] {
+        let want = format!(
+            "slipway: warning: --build-arg {arg}: slipway does not implement {what}; the build goes on without it\n"
+        );
+        assert!(r.stderr.contains(&want), "want {want:?} in {r:?}");
+    }
+    assert!(!r.stderr.contains("KEEP_GIT_DIR"), "{r:?}");
 }
 
 #[test]
