@@ -65,7 +65,7 @@ pub struct BuildOptions {
     /// index over them; with `jobs` above 1 their stages run in one scheduler.
     pub platforms: Vec<Platform>,
     /// `--cache-from`: caches whose steps count as hits in this build.
-    pub cache_from: Vec<registry::cache::Spec>,
+    pub cache_from: Vec<registry::cache::Import>,
     /// `--allow security.insecure`: `RUN --security=insecure` may run.
     pub allow_insecure: bool,
     /// `--allow network.host` (or `--network host`): `RUN --network=host` may run.
@@ -1106,6 +1106,8 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
     };
     let mut images = Vec::new();
     let (mut keys, mut mounts) = (Vec::new(), Vec::new());
+    // the config digest of each platform's result (`--cache-to ...,mode=min` exports its chain)
+    let mut results = Vec::new();
     let together = runs.len() > 1 && opts.jobs > 1 && plans.iter().all(|(_, p, _)| p.stop.is_none());
     let last = if together {
         // the platforms' stages in one scheduler, as BuildKit solves them
@@ -1123,6 +1125,7 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         ctx.save(store);
         crate::trace::point("stat-save");
         for ((st, (one, _)), eo) in res?.iter().zip(&runs).zip(&eopts) {
+            results.push(st.id.clone());
             let img = x.image(st, &eo.created_from)?;
             images.push(entry(one.platform.clone(), img, one.source_date_epoch));
         }
@@ -1147,6 +1150,7 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
             ctx.save(store);
             crate::trace::point("stat-save");
             let st = res?;
+            results.push(st.id.clone());
             let img = x.image(&st, &eo.created_from)?;
             images.push(entry(platform, img, one.source_date_epoch));
             keys.extend(x.take_keys());
@@ -1177,6 +1181,7 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         tags: done.names,
         push: done.push,
         keys: x.take_keys(),
+        results,
         cache_mounts: x.take_cache_mounts(),
         metadata: {
             let mut m = done.metadata;
@@ -1197,8 +1202,9 @@ fn import_caches(
     x: &mut Executor,
 ) -> Vec<std::sync::Arc<registry::cache::Imported>> {
     let mut out = Vec::new();
-    for from in &opts.cache_from {
-        match registry::cache::import(&opts.remote.options, from) {
+    for import in &opts.cache_from {
+        let from = &import.from;
+        match registry::cache::import(&opts.remote.options, import) {
             Ok(i) => {
                 let n = i.import_mounts(store).unwrap_or_else(|e| {
                     x.progress.note(&format!("WARNING: cache mounts from {from} not imported: {e}"));

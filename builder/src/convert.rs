@@ -235,6 +235,36 @@ pub fn convert(store: &Store, img: &Image, opts: &Options) -> Result<Image, Stor
     store.image_by_manifest(&d)
 }
 
+/// One layer as the build cache exports it (`--cache-to ...,compression=`): recompressed
+/// where `opts` asks, as [`convert`] does an image's; never to eStargz (the caller refuses it:
+/// its diff ID would change). The layer itself when nothing changes.
+pub fn convert_layer(store: &Store, l: &Layer, opts: &Options) -> Result<Layer, StoreError> {
+    let Some(mut have) = Compression::of_media_type(&l.media_type) else { return Ok(l.clone()) };
+    let src = store.blob_path(&l.digest);
+    let mut toc_off = None;
+    if have == Compression::Gzip && store.has_blob(&l.digest) {
+        toc_off = estargz::toc_offset(&src).map_err(io_err("read", &src))?;
+        if toc_off.is_some() {
+            have = Compression::EStargz;
+        }
+    }
+    let want = opts.compression.unwrap_or(Compression::Gzip);
+    if want == Compression::EStargz || !opts.converts(have) {
+        return Ok(l.clone());
+    }
+    let conv = recompress(store, l, toc_off, want, opts.level)?;
+    if !conv.diff_id.is_empty() && conv.diff_id != l.diff_id {
+        // (an eStargz base's blob holds its TOC in its diff ID: the step's config names that)
+        return Ok(l.clone());
+    }
+    let media_type = want.media_type(true).map_err(|e| StoreError::Io {
+        op: "convert",
+        path: l.digest.clone().into(),
+        err: io::Error::other(e),
+    })?;
+    Ok(Layer { digest: conv.digest, size: conv.size, diff_id: l.diff_id.clone(), media_type: media_type.into() })
+}
+
 /// `img` with BuildKit's annotations on each eStargz layer that lacks them (a build keeps its
 /// base's blobs, not their descriptors' annotations; BuildKit keeps both); `img` itself when no
 /// layer lacks them or its manifest has docker media types (which carry no layer annotations).

@@ -280,7 +280,15 @@ fn run(cli: Cli) -> Result<()> {
             }
             let opts_outputs = opts.outputs.clone();
             let built = build::build(&store, &opts)?;
-            registry::cli::after_build(&store, &reg, &built.push, &built.keys, &built.cache_mounts, quiet)?;
+            registry::cli::after_build(
+                &store,
+                &reg,
+                &built.push,
+                &built.keys,
+                &built.results,
+                &built.cache_mounts,
+                quiet,
+            )?;
             if let Some(f) = metadata_file {
                 // as buildx writes it: the exporter response, indented
                 let mut text = serde_json::to_string_pretty(&built.metadata).unwrap_or_default();

@@ -5,7 +5,7 @@
 use integration::registry::{self, Registry, PASSWORD, USER};
 use integration::slipway::{bin, store_listing, Run, Slipway};
 use std::fs;
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -646,4 +646,253 @@ fn a_client_certificate_from_the_cert_dir() {
     let o = t.run_in(&fresh, &["pull", "--cert-dir", &bad.to_string_lossy(), &dest], None);
     assert_eq!(o.code, 1, "{}", o.stderr);
     assert!(o.stderr.contains("client.cert") && o.stderr.contains("client certificate"), "{}", o.stderr);
+}
+
+/// A small context of COPY steps only (no RUN: no runtime), and how many `Using cache` lines
+/// a build of it in a fresh store with `--cache-from FROM` shows, and the content of its /a.
+fn hits_in_fresh_store(t: &T, name: &str, ctx: &Path, from: &str) -> (usize, String) {
+    let fresh = t.other_root(name);
+    let o = t.build_in(&fresh, ctx, &["-t", "c:1", "--cache-from", from]).ok();
+    (o.stdout.matches("Using cache from").count(), t.file_in(&fresh, "c:1", "a"))
+}
+
+fn copy_ctx(t: &T, name: &str, a: &str) -> PathBuf {
+    t.s.context(name, &[("a", a), ("b", "b\n"), ("Dockerfile", "FROM scratch\nCOPY a /a\nCOPY b /b\nENV E=1\n")])
+}
+
+/// buildx's shorthand (`--cache-to REF`, `--cache-from REF` are `type=registry,ref=REF`) and
+/// BuildKit's `image-manifest=false` / `oci-mediatypes=false` formats (an OCI index, docker's
+/// manifest list) and `compression=` of the cache's layer blobs: each read back in a fresh
+/// store, every step a hit.
+#[test]
+fn registry_cache_shorthand_formats_and_compression_as_buildkit_takes_them() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    let ctx = copy_ctx(&t, "fmt", "a-content\n");
+    let raw = |reference: &str| {
+        let o = r.skopeo(&["inspect", "--raw", &format!("docker://{reference}")]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    // the bare ref: the default format, an OCI image manifest
+    let plain = format!("{}/cache/plain:1", r.host);
+    t.build_in(&t.s.root(), &ctx, &["-t", "c:1", "--cache-to", &plain]).ok();
+    let m = raw(&plain);
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json", "{m}");
+    assert_eq!(m["config"]["mediaType"], "application/vnd.slipway.buildcache.config.v1+json", "{m}");
+    assert_eq!(hits_in_fresh_store(&t, "f-plain", &ctx, &plain), (3, "a-content\n".into()));
+    // image-manifest=false: an OCI index of the blobs, the cache config last
+    let idx = format!("{}/cache/index:1", r.host);
+    t.build_in(
+        &t.s.root(),
+        &ctx,
+        &["-t", "c:1", "--cache-to", &format!("type=registry,ref={idx},image-manifest=false")],
+    )
+    .ok();
+    let m = raw(&idx);
+    assert_eq!(m["mediaType"], "application/vnd.oci.image.index.v1+json", "{m}");
+    let list = m["manifests"].as_array().unwrap();
+    assert_eq!(list.last().unwrap()["mediaType"], "application/vnd.slipway.buildcache.config.v1+json", "{m}");
+    assert!(list.iter().any(|d| d["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"), "{m}");
+    assert_eq!(
+        hits_in_fresh_store(&t, "f-index", &ctx, &format!("type=registry,ref={idx}")),
+        (3, "a-content\n".into())
+    );
+    // oci-mediatypes=false: docker's manifest list and layer types (image-manifest off with it)
+    let docker = format!("{}/cache/docker:1", r.host);
+    t.build_in(
+        &t.s.root(),
+        &ctx,
+        &["-t", "c:1", "--cache-to", &format!("type=registry,ref={docker},oci-mediatypes=false")],
+    )
+    .ok();
+    let m = raw(&docker);
+    assert_eq!(m["mediaType"], "application/vnd.docker.distribution.manifest.list.v2+json", "{m}");
+    let list = m["manifests"].as_array().unwrap();
+    assert!(list.iter().any(|d| d["mediaType"] == "application/vnd.docker.image.rootfs.diff.tar.gzip"), "{m}");
+    assert!(!list.iter().any(|d| d["mediaType"].as_str().unwrap().starts_with("application/vnd.oci.")), "{m}");
+    assert_eq!(hits_in_fresh_store(&t, "f-docker", &ctx, &docker), (3, "a-content\n".into()));
+    // the combination BuildKit refuses, in its words, before the build runs
+    let o = t.build_in(
+        &t.s.root(),
+        &ctx,
+        &["--cache-to", &format!("type=registry,ref={docker},image-manifest=true,oci-mediatypes=false")],
+    );
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("OCI mediatypes are required for image-manifest cache format") && !o.stdout.contains("COPY"),
+        "{}{}",
+        o.stdout,
+        o.stderr
+    );
+    // compression=zstd: the cache's layer blobs are zstd ones, and they restore the same files
+    let z = format!("{}/cache/zstd:1", r.host);
+    t.build_in(&t.s.root(), &ctx, &["-t", "c:1", "--cache-to", &format!("type=registry,ref={z},compression=zstd")])
+        .ok();
+    let m = raw(&z);
+    let layers = m["layers"].as_array().unwrap();
+    assert!(layers.iter().any(|d| d["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"), "{m}");
+    assert!(!layers.iter().any(|d| d["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip"), "{m}");
+    let zl = layers.iter().find(|d| d["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd").unwrap();
+    let blob = fs::read(r.blob_data(zl["digest"].as_str().unwrap())).unwrap();
+    assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd], "not a zstd frame");
+    assert_eq!(hits_in_fresh_store(&t, "f-zstd", &ctx, &format!("type=registry,ref={z}")), (3, "a-content\n".into()));
+}
+
+/// `ignore-error=true` (BuildKit's control.go): a cache export that fails leaves the build
+/// successful, with a warning; without it the build fails naming the export.
+#[test]
+fn a_failed_cache_export_fails_the_build_unless_ignore_error() {
+    if !registry::available() {
+        return;
+    }
+    let t = T::new();
+    let ctx = copy_ctx(&t, "ign", "a\n");
+    // a port nothing listens on
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let to = format!("type=registry,ref=127.0.0.1:{port}/cache/x:1");
+    let o = t.build_in(&t.s.root(), &ctx, &["-t", "ign:1", "--cache-to", &to]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("--cache-to") && o.stderr.contains(&format!("127.0.0.1:{port}")), "{}", o.stderr);
+    let o = t.build_in(&t.s.root(), &ctx, &["-t", "ign:2", "--cache-to", &format!("{to},ignore-error=true")]).ok();
+    assert!(o.stderr.contains("WARNING: --cache-to") && o.stderr.contains("ignore-error=true"), "{}", o.stderr);
+    assert_eq!(t.file_in(&t.s.root(), "ign:2", "a"), "a\n");
+    // a local dest that cannot be made (a file is in the way): the same
+    let file = t.s.dir.path().join("a-file");
+    fs::write(&file, "x").unwrap();
+    let to = format!("type=local,dest={}/sub", file.display());
+    assert_ne!(t.build_in(&t.s.root(), &ctx, &["--cache-to", &to]).code, 0);
+    t.build_in(&t.s.root(), &ctx, &["--cache-to", &format!("{to},ignore-error=1")]).ok();
+    // not a boolean: refused before the build
+    let o = t.build_in(&t.s.root(), &ctx, &["--cache-to", &format!("{to},ignore-error=maybe")]);
+    assert!(o.code != 0 && o.stderr.contains("ignore-error=maybe"), "{}", o.stderr);
+}
+
+/// `registry.insecure=true` on a registry cache (BuildKit's registry.go): that cache's export
+/// and import accept a certificate nobody trusts, as the image output's option does.
+#[test]
+fn registry_insecure_on_a_registry_cache() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::tls_basic();
+    let t = T::new();
+    let login = ["login", "--tls-verify=false", "-u", USER, "--password-stdin", r.host.as_str()];
+    t.run_in(&t.s.root(), &login, Some(&format!("{PASSWORD}\n"))).ok();
+    let ctx = copy_ctx(&t, "insecure-cache", "secure?\n");
+    let cache = format!("{}/cache/ins:1", r.host);
+    let o = t.build_in(&t.s.root(), &ctx, &["--cache-to", &format!("type=registry,ref={cache}")]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("not trusted") && o.stderr.contains(&r.host), "{}", o.stderr);
+    t.build_in(&t.s.root(), &ctx, &["--cache-to", &format!("type=registry,ref={cache},registry.insecure=true")]).ok();
+    // the import: a warning without the option (the build goes on), hits with it
+    let fresh = t.other_root("no-insecure");
+    let o = t.build_in(&fresh, &ctx, &["--cache-from", &format!("type=registry,ref={cache}")]).ok();
+    assert!(o.stdout.contains("not imported") && !o.stdout.contains("Using cache from"), "{}", o.stdout);
+    let from = format!("type=registry,ref={cache},registry.insecure=true");
+    assert_eq!(hits_in_fresh_store(&t, "insecure", &ctx, &from), (3, "secure?\n".into()));
+}
+
+/// The local cache's `tag=` (several caches in one directory, index.json names each),
+/// `digest=` (import by manifest digest) and `reset=true` (the blobs no tag needs go), as
+/// BuildKit's client (client/solve.go) takes them.
+#[test]
+fn local_cache_tags_digest_and_reset() {
+    let t = T::new();
+    let dir = t.s.dir.path().join("local-cache");
+    let d = dir.display().to_string();
+    let one = copy_ctx(&t, "one", "first\n");
+    let two = copy_ctx(&t, "two", "second\n");
+    let run = |ctx: &Path, to: &str| t.build_in(&t.s.root(), ctx, &["--cache-to", to]).ok();
+    run(&one, &format!("type=local,dest={d}"));
+    run(&two, &format!("type=local,dest={d},tag=two"));
+    let idx: serde_json::Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let names: Vec<&str> = idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["latest", "two"], "{idx}");
+    // the default tag is latest: the first build's cache; tag=two: the second's
+    assert_eq!(hits_in_fresh_store(&t, "l-latest", &one, &format!("type=local,src={d}")), (3, "first\n".into()));
+    assert_eq!(hits_in_fresh_store(&t, "l-two", &two, &format!("type=local,src={d},tag=two")), (3, "second\n".into()));
+    assert_eq!(hits_in_fresh_store(&t, "l-miss", &two, &format!("type=local,src={d}")).0, 0);
+    // digest= whatever the tags say
+    let dg = idx["manifests"][1]["digest"].as_str().unwrap();
+    assert_eq!(
+        hits_in_fresh_store(&t, "l-dg", &two, &format!("type=local,src={d},digest={dg}")),
+        (3, "second\n".into())
+    );
+    // a tag index.json lacks: a warning, the build goes on (as BuildKit's client skips it)
+    let o = t.build_in(&t.other_root("l-none"), &one, &["--cache-from", &format!("type=local,src={d},tag=nope")]).ok();
+    assert!(o.stdout.contains("no digest found for tag nope"), "{}", o.stdout);
+    // reset=true: tag two replaced by the first build's cache; the blob of "second" goes
+    let blobs = |dir: &Path| fs::read_dir(dir.join("blobs/sha256")).unwrap().count();
+    let second_layer: Vec<String> = fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let mut s = String::new();
+            flate2::read::GzDecoder::new(fs::File::open(p).unwrap()).read_to_string(&mut s).is_ok()
+                && s.contains("second\n")
+        })
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(second_layer.len(), 1, "the layer with \"second\"");
+    let before = blobs(&dir);
+    run(&one, &format!("type=local,dest={d},tag=two,reset=true"));
+    assert!(!Path::new(&second_layer[0]).exists(), "reset kept a blob no tag needs");
+    assert!(blobs(&dir) < before);
+    assert_eq!(hits_in_fresh_store(&t, "l-after", &one, &format!("type=local,src={d},tag=two")), (3, "first\n".into()));
+    assert_eq!(hits_in_fresh_store(&t, "l-after2", &one, &format!("type=local,src={d}")), (3, "first\n".into()));
+}
+
+/// `mode=min` (BuildKit's control.go; its exporter keeps the results of the result's own
+/// chain): the steps that made the result's layers (the target stage and the stage it is FROM)
+/// are exported, a stage only copied from is not; `mode=max` (slipway's default, README)
+/// exports every step.
+#[test]
+fn cache_mode_min_exports_the_result_chain_and_max_every_stage() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    t.s.base("bb:1");
+    let base = format!("{}/base/busybox:1", r.host);
+    t.run(&["push", "bb:1", &base]).ok();
+    let df = format!(
+        "FROM {base} AS b\nRUN echo RAN-$((10+1)) && echo b > /b\nFROM {base} AS other\n\
+         RUN echo RAN-$((10+2)) && echo o > /o\nFROM b\nRUN echo RAN-$((10+3)) && echo f > /f\nCOPY --from=other /o /o\n"
+    );
+    let ctx = t.s.context("modes", &[("Dockerfile", &df)]);
+    let d = t.s.dir.path().join("modes-cache").display().to_string();
+    let o = t
+        .build_in(
+            &t.s.root(),
+            &ctx,
+            &[
+                "--cache-to",
+                &format!("type=local,dest={d},mode=min,tag=min"),
+                "--cache-to",
+                &format!("type=local,dest={d},tag=default"),
+                "--cache-to",
+                &format!("type=local,dest={d},mode=max,tag=max"),
+            ],
+        )
+        .ok();
+    // min: RUN 11, RUN 13, the COPY; max and the default: RUN 12 too
+    assert!(o.stdout.contains("exported cache (3 steps)"), "{}", o.stdout);
+    assert_eq!(o.stdout.matches("exported cache (4 steps)").count(), 2, "{}", o.stdout);
+    for (tag, ran) in [("min", vec!["RAN-12"]), ("max", vec![]), ("default", vec![])] {
+        let fresh = t.other_root(&format!("modes-{tag}"));
+        let o = t.build_in(&fresh, &ctx, &["--cache-from", &format!("type=local,src={d},tag={tag}")]).ok();
+        for m in ["RAN-11", "RAN-12", "RAN-13"] {
+            assert_eq!(o.stdout.contains(m), ran.contains(&m), "{tag}: {m}:\n{}", o.stdout);
+        }
+    }
 }

@@ -153,6 +153,9 @@ pub struct Built {
     pub push: Vec<crate::output::PushTarget>,
     /// The cache key of every step the build went through (what `--cache-to` exports).
     pub keys: Vec<String>,
+    /// The config digest of each platform's result: `--cache-to ...,mode=min` exports the
+    /// steps of their chains.
+    pub results: Vec<String>,
     /// The cache mounts the build's RUN steps used (`--cache-to ...,cache-mounts=true`).
     pub cache_mounts: Vec<crate::store::mounts::Meta>,
     /// BuildKit's exporter response (`--metadata-file`).

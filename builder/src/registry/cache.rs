@@ -20,8 +20,10 @@
 //! BuildKit's cache manifest (`application/vnd.buildkit.cacheconfig.v0`) is the same idea: an
 //! OCI index or manifest listing layer blobs, with a config describing a graph of cache records
 //! (LLB vertex digests -> layer chains). Its keys are BuildKit's LLB digests, ours slipway's
-//! step keys, so neither reads the other's; both export every step (`mode=max`, the only mode
-//! slipway has: a step's key chains to its parent, so the whole path is needed anyway).
+//! step keys, so neither reads the other's. `mode=max` (slipway's default) exports every step,
+//! `mode=min` the chain of the result (see builder/README.md for why the default differs).
+//! `image-manifest=false` writes BuildKit's older shape instead, an index (OCI's, or docker's
+//! manifest list with `oci-mediatypes=false`) whose entries are the blobs and the config.
 
 use super::blob;
 use super::client::{Client, Options};
@@ -58,55 +60,207 @@ impl std::fmt::Display for Spec {
     }
 }
 
-/// Parses `type=registry,ref=REF` or `type=local,dest=DIR` (`src=DIR` for `--cache-from`);
-/// `mode=max` is accepted (it is what slipway does); anything else is refused by name.
-pub fn parse_spec(s: &str, export: bool) -> Result<Spec, String> {
-    parse(s, export).map(|(spec, _)| spec)
+/// BuildKit's cache export `mode=`: `min` (its default) exports the steps that made the
+/// result's layers (the target stage and the stages it is `FROM`), `max` every step the build
+/// went through, intermediate stages too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Min,
+    Max,
 }
 
-/// `--cache-to`: the spec and whether the cache mounts' content goes too (`cache-mounts=true`).
-pub fn parse_export(s: &str) -> Result<(Spec, bool), String> {
-    parse(s, true)
+/// One `--cache-to`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Export {
+    pub to: Spec,
+    /// `cache-mounts=true`: the content of the RUN cache mounts the build used goes too.
+    pub mounts: bool,
+    pub mode: Mode,
+    /// `ignore-error=true`: a failed export is a warning, not a failed build.
+    pub ignore_error: bool,
+    /// `image-manifest=` (default true): the cache is an OCI image manifest; false: an index
+    /// (OCI's, or docker's manifest list with `oci-mediatypes=false`) listing the blobs.
+    pub image_manifest: bool,
+    /// `oci-mediatypes=` (default true): false gives docker's media types.
+    pub oci: bool,
+    /// `compression=`, `compression-level=`, `force-compression=`: the layer blobs' compression.
+    pub layers: crate::convert::Options,
+    /// `registry.insecure=true` (registry): any certificate and plain HTTP for this cache.
+    pub insecure: bool,
+    /// `tag=` (local, default `latest`): the cache's name in the directory's index.json.
+    pub tag: String,
+    /// `reset=true` (local): after the export, the blobs no manifest of index.json needs go.
+    pub reset: bool,
 }
 
-fn parse(s: &str, export: bool) -> Result<(Spec, bool), String> {
-    let flag = if export { "--cache-to" } else { "--cache-from" };
-    let mut kind = None;
-    let mut reference = None;
-    let mut dir = None;
-    let mut mounts = false;
+/// One `--cache-from`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Import {
+    pub from: Spec,
+    /// `registry.insecure=true` (registry).
+    pub insecure: bool,
+    /// `tag=` (local, default `latest`): which cache of index.json.
+    pub tag: String,
+    /// `digest=` (local): the cache manifest by digest, whatever index.json names.
+    pub digest: Option<String>,
+}
+
+/// Go's `strconv.ParseBool`, as BuildKit reads every boolean cache attribute.
+fn go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// A cache entry's attributes (key, value), in the order given.
+type Attrs = Vec<(String, String)>;
+
+/// One entry's type and attributes, as buildx reads a `--cache-to`/`--cache-from` value
+/// (util/buildflags/cache.go): keys lower-cased; a value without any `=` is a list of
+/// registry refs (`--cache-from REF` is `type=registry,ref=REF`).
+fn entries(s: &str, flag: &str) -> Result<Vec<(String, Attrs)>, String> {
+    if s.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !s.contains('=') {
+        return Ok(s.split(',').map(|r| ("registry".to_string(), vec![("ref".to_string(), r.to_string())])).collect());
+    }
+    let mut kind = String::new();
+    let mut attrs: Attrs = Vec::new();
     for kv in s.split(',') {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("{flag} {s:?}: {kv:?} is not KEY=VALUE"))?;
-        match k {
-            "type" => kind = Some(v.to_string()),
-            "ref" => reference = Some(v.to_string()),
-            "dest" if export => dir = Some(v.to_string()),
-            "src" if !export => dir = Some(v.to_string()),
-            "mode" if export && v == "max" => {}
-            "mode" if export => return Err(format!("{flag} {s:?}: mode={v}: only mode=max is supported")),
-            "cache-mounts" if export => {
-                mounts = match v {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(format!("{flag} {s:?}: cache-mounts={v}: expected true or false")),
-                }
-            }
-            _ => return Err(format!("{flag} {s:?}: unknown key {k:?}")),
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("{flag} {s:?}: invalid value {kv}"))?;
+        let k = k.to_ascii_lowercase();
+        if k == "type" {
+            kind = v.to_string();
+        } else {
+            attrs.retain(|(o, _)| *o != k); // a later one wins, as in buildx's map
+            attrs.push((k, v.to_string()));
         }
     }
-    let spec = match (kind.as_deref(), reference, dir) {
-        (Some("registry"), Some(r), None) => {
-            Spec::Registry(Reference::parse(&r).map_err(|e| format!("{flag} {s:?}: {e}"))?)
+    if kind.is_empty() {
+        return Err(format!("{flag}: type required for {s:?}"));
+    }
+    Ok(vec![(kind, attrs)])
+}
+
+/// Parses a `--cache-to` value: `type=registry,ref=REF`, `type=local,dest=DIR`, or a bare
+/// `REF` (several, comma-separated), with BuildKit's attributes; anything else is refused by
+/// name.
+pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
+    let flag = "--cache-to";
+    let mut out = Vec::new();
+    for (kind, attrs) in entries(s, flag)? {
+        let bad = |m: String| format!("{flag} {s:?}: {m}");
+        let boolean =
+            |k: &str, v: &str| go_bool(v).ok_or_else(|| bad(format!("{k}={v}: expected a boolean (true or false)")));
+        let mut e = Export {
+            to: Spec::Local(PathBuf::new()),
+            mounts: false,
+            mode: Mode::Max,
+            ignore_error: false,
+            image_manifest: true,
+            oci: true,
+            layers: crate::convert::Options::default(),
+            insecure: false,
+            tag: "latest".into(),
+            reset: false,
+        };
+        let (mut reference, mut dir, mut image_manifest) = (None, None, None);
+        for (k, v) in &attrs {
+            match (kind.as_str(), k.as_str()) {
+                ("registry", "ref") => reference = Some(v.clone()),
+                ("registry", "registry.insecure") => e.insecure = boolean(k, v)?,
+                ("local", "dest") => dir = Some(v.clone()),
+                ("local", "tag") => e.tag = v.clone(),
+                ("local", "reset") => e.reset = boolean(k, v)?,
+                (_, "mode") => {
+                    e.mode = match v.as_str() {
+                        "min" => Mode::Min,
+                        "max" => Mode::Max,
+                        // BuildKit logs an unknown mode and exports min: refused here
+                        _ => return Err(bad(format!("mode={v}: expected min or max"))),
+                    }
+                }
+                (_, "ignore-error") => e.ignore_error = boolean(k, v)?,
+                (_, "image-manifest") => image_manifest = Some(boolean(k, v)?),
+                (_, "oci-mediatypes") => e.oci = boolean(k, v)?,
+                // compression.ParseAttributes: an empty force-compression is true
+                (_, "force-compression") => e.layers.force = v.is_empty() || boolean(k, v)?,
+                (_, "compression" | "compression-level") => {
+                    e.layers.take(k, v).map_err(bad)?;
+                }
+                (_, "cache-mounts") => e.mounts = boolean(k, v)?,
+                _ => return Err(bad(format!("unknown key {k:?} for type={kind}"))),
+            }
         }
-        (Some("local"), None, Some(d)) if !d.is_empty() => Spec::Local(PathBuf::from(d)),
-        (Some("registry"), _, _) => return Err(format!("{flag} {s:?}: type=registry needs ref=REF")),
-        (Some("local"), _, _) => {
-            return Err(format!("{flag} {s:?}: type=local needs {}=DIR", if export { "dest" } else { "src" }))
+        // BuildKit: image-manifest defaults to true, to false with oci-mediatypes=false
+        e.image_manifest = image_manifest.unwrap_or(e.oci);
+        if e.image_manifest && !e.oci {
+            // BuildKit's words (remotecache.NewExportableCache)
+            return Err(bad(
+                "invalid configuration for remote cache, OCI mediatypes are required for image-manifest cache format"
+                    .into(),
+            ));
         }
-        (Some(t), _, _) => return Err(format!("{flag} {s:?}: type={t}: expected registry or local")),
-        (None, _, _) => return Err(format!("{flag} {s:?}: type= is missing")),
-    };
-    Ok((spec, mounts))
+        e.layers.oci_types = Some(e.oci);
+        e.layers.check().map_err(bad)?;
+        if e.layers.compression == Some(crate::convert::Compression::EStargz) {
+            // an eStargz blob decompresses to more than the layer (its TOC), so its diff ID
+            // and the step's image config would change: the cache would no longer be the store's
+            return Err(bad("compression=estargz: not for the build cache (its layers' diff IDs would change)".into()));
+        }
+        e.to = match (kind.as_str(), reference, dir) {
+            ("registry", Some(r), _) => Spec::Registry(Reference::parse(&r).map_err(|e| bad(e.to_string()))?),
+            ("local", _, Some(d)) if !d.is_empty() => Spec::Local(PathBuf::from(d)),
+            ("registry", _, _) => return Err(bad("type=registry needs ref=REF".into())),
+            ("local", _, _) => return Err(bad("type=local needs dest=DIR".into())),
+            (t, _, _) => return Err(bad(format!("type={t}: expected registry or local"))),
+        };
+        out.push(e);
+    }
+    Ok(out)
+}
+
+/// Parses a `--cache-from` value: `type=registry,ref=REF`, `type=local,src=DIR` (`tag=`,
+/// `digest=`), or a bare `REF` (several, comma-separated).
+pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
+    let flag = "--cache-from";
+    let mut out = Vec::new();
+    for (kind, attrs) in entries(s, flag)? {
+        let bad = |m: String| format!("{flag} {s:?}: {m}");
+        let mut i = Import { from: Spec::Local(PathBuf::new()), insecure: false, tag: "latest".into(), digest: None };
+        let (mut reference, mut dir) = (None, None);
+        for (k, v) in &attrs {
+            match (kind.as_str(), k.as_str()) {
+                ("registry", "ref") => reference = Some(v.clone()),
+                ("registry", "registry.insecure") => {
+                    i.insecure =
+                        go_bool(v).ok_or_else(|| bad(format!("{k}={v}: expected a boolean (true or false)")))?
+                }
+                ("local", "src") => dir = Some(v.clone()),
+                ("local", "tag") if v.is_empty() => {
+                    // BuildKit's words (client/solve.go)
+                    return Err(bad("local cache importer requires either explicit digest, \"latest\" tag or custom tag on index.json".into()));
+                }
+                ("local", "tag") => i.tag = v.clone(),
+                ("local", "digest") if v.is_empty() => {}
+                ("local", "digest") if super::reference::valid_digest(v) => i.digest = Some(v.clone()),
+                ("local", "digest") => return Err(bad(format!("digest={v}: not a sha256 digest"))),
+                _ => return Err(bad(format!("unknown key {k:?} for type={kind}"))),
+            }
+        }
+        i.from = match (kind.as_str(), reference, dir) {
+            ("registry", Some(r), _) => Spec::Registry(Reference::parse(&r).map_err(|e| bad(e.to_string()))?),
+            ("local", _, Some(d)) if !d.is_empty() => Spec::Local(PathBuf::from(d)),
+            ("registry", _, _) => return Err(bad("type=registry needs ref=REF".into())),
+            ("local", _, _) => return Err(bad("type=local needs src=DIR".into())),
+            (t, _, _) => return Err(bad(format!("type={t}: expected registry or local"))),
+        };
+        out.push(i);
+    }
+    Ok(out)
 }
 
 /// One exported cache mount: which cache, and the blob with its content.
@@ -182,16 +336,45 @@ fn mount_blobs(store: &Store, mounts: &[crate::store::mounts::Meta]) -> Result<V
     Ok(out)
 }
 
-/// A cache artifact: its config bytes, manifest bytes and blob list (config blob first).
+/// A cache artifact: its config bytes, top manifest (or index) bytes and media type, and blob
+/// list (config blob first).
 struct Artifact {
     config: Vec<u8>,
     manifest: Vec<u8>,
+    media_type: &'static str,
     blobs: Vec<Descriptor>,
 }
 
-/// The artifact for `keys` (and `mounts`' content). Steps without an entry in the store are
-/// left out.
-fn artifact(store: &Store, keys: &[String], mounts: Vec<MountBlob>) -> Result<Artifact, RegistryError> {
+/// `keys` as `mode=min` keeps them: the steps whose results make the chain of each of
+/// `results` (the config digests of the build's results). From a result back, each step is the
+/// one whose resulting config is the state the next one ran on, so the chain runs through the
+/// stages the target is `FROM` and ends at the base image; a stage only copied or mounted from
+/// is not in it.
+fn min_keys(store: &Store, keys: &[String], results: &[String]) -> Vec<String> {
+    let mut by_config: HashMap<String, (String, String)> = HashMap::new();
+    for k in keys {
+        if let Some(e) = store.read_record::<Entry>(&format!("cache/steps/{k}.json")) {
+            by_config.entry(e.config.clone()).or_insert((k.clone(), e.config_parent.clone()));
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for r in results {
+        let mut cur = r.clone();
+        while let Some((k, parent)) = by_config.get(&cur) {
+            if out.contains(k) {
+                break;
+            }
+            out.push(k.clone());
+            cur = parent.clone();
+        }
+    }
+    // in the build's order
+    keys.iter().filter(|k| out.contains(k)).cloned().collect()
+}
+
+/// The artifact for `keys` (and `mounts`' content) in the format `e` asks for. Steps without an
+/// entry in the store are left out.
+fn artifact(store: &Store, keys: &[String], mounts: Vec<MountBlob>, e: &Export) -> Result<Artifact, RegistryError> {
     let mut steps = Vec::new();
     let mut blobs: Vec<Descriptor> = Vec::new();
     let mut add = |d: Descriptor| {
@@ -199,22 +382,41 @@ fn artifact(store: &Store, keys: &[String], mounts: Vec<MountBlob>) -> Result<Ar
             blobs.push(d);
         }
     };
+    let convert = e.layers.compression.is_some() || e.layers.level.is_some() || e.layers.force;
+    let config_type = if e.oci { image::MT_CONFIG } else { image::MT_DOCKER_CONFIG };
     for k in keys {
         if steps.iter().any(|s: &Step| s.key == *k) {
             continue;
         }
-        let Some(entry) = store.read_record::<Entry>(&format!("cache/steps/{k}.json")) else { continue };
+        let Some(mut entry) = store.read_record::<Entry>(&format!("cache/steps/{k}.json")) else { continue };
         let cfg = store.blob_path(&entry.config);
         let size = std::fs::metadata(&cfg).map_err(|err| RegistryError::Io { path: cfg.clone(), err })?.len();
         add(Descriptor {
-            media_type: image::MT_CONFIG.into(),
+            media_type: config_type.into(),
             digest: entry.config.clone(),
             size,
             annotations: Default::default(),
             platform: None,
         });
+        if convert {
+            // the image output's conversion (remembered by diff ID: each layer once)
+            for l in entry.layers.iter_mut() {
+                *l = crate::convert::convert_layer(store, l, &e.layers)?;
+            }
+        }
         for l in &entry.layers {
-            add(l.descriptor());
+            let mut d = l.descriptor();
+            if let Some(c) = crate::convert::Compression::of_media_type(&d.media_type) {
+                d.media_type = c
+                    .media_type(e.oci)
+                    .map_err(|why| RegistryError::Invalid {
+                        registry: e.to.to_string(),
+                        what: format!("layer {}", l.digest),
+                        why: format!("oci-mediatypes=false: {why}"),
+                    })?
+                    .into();
+            }
+            add(d);
         }
         steps.push(Step { key: k.clone(), entry });
     }
@@ -235,40 +437,64 @@ fn artifact(store: &Store, keys: &[String], mounts: Vec<MountBlob>) -> Result<Ar
         annotations: Default::default(),
         platform: None,
     };
-    let manifest = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": image::MT_MANIFEST,
-        "artifactType": ARTIFACT_TYPE,
-        "config": cdesc,
-        "layers": blobs,
-    });
+    let (manifest, media_type) = if e.image_manifest {
+        let m = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": image::MT_MANIFEST,
+            "artifactType": ARTIFACT_TYPE,
+            "config": cdesc,
+            "layers": blobs,
+        });
+        (m, image::MT_MANIFEST)
+    } else {
+        // BuildKit's older format (image-manifest=false): an index whose entries are the blobs,
+        // the cache config last; docker's manifest list with oci-mediatypes=false
+        let mt = if e.oci { image::MT_INDEX } else { super::manifest::MT_DOCKER_LIST };
+        let mut all = blobs.clone();
+        all.push(cdesc.clone());
+        (serde_json::json!({"schemaVersion": 2, "mediaType": mt, "manifests": all}), mt)
+    };
     let mbytes = image::to_json(&manifest);
     let mut all = vec![cdesc];
     all.extend(blobs);
-    Ok(Artifact { config, manifest: mbytes, blobs: all })
+    Ok(Artifact { config, manifest: mbytes, media_type, blobs: all })
 }
 
-/// Exports the cache entries of `keys` and the content of the cache mounts `mounts`; returns
-/// the artifact's digest and its step count.
+/// Exports the cache entries of `keys` (with `mode=min`, those of the chains of `results`, the
+/// config digests of the build's results) and the content of the cache mounts `mounts`;
+/// returns the artifact's digest and its step count.
 pub fn export(
     store: &Store,
     opts: &Options,
     keys: &[String],
+    results: &[String],
     mounts: &[crate::store::mounts::Meta],
-    to: &Spec,
+    e: &Export,
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<(String, usize), RegistryError> {
-    let mounts = mount_blobs(store, mounts)?;
+    let mounts = mount_blobs(store, if e.mounts { mounts } else { &[] })?;
     if !mounts.is_empty() {
         log(&format!("exporting {} cache mount(s)", mounts.len()));
     }
-    let Artifact { config, manifest, blobs } = artifact(store, keys, mounts)?;
+    let keys = match e.mode {
+        Mode::Max => keys.to_vec(),
+        Mode::Min => min_keys(store, keys, results),
+    };
+    let Artifact { config, manifest, media_type, blobs } = artifact(store, &keys, mounts, e)?;
     let steps = serde_json::from_slice::<CacheConfig>(&config).map(|c| c.steps.len()).unwrap_or(0);
     store.put_blob(&config)?;
-    match to {
+    match &e.to {
         Spec::Registry(r) => {
+            let insecure;
+            let opts = if e.insecure {
+                // registry.insecure=true: as --tls-verify=false, for this cache only
+                insecure = Options { tls_verify: false, ..opts.clone() };
+                &insecure
+            } else {
+                opts
+            };
             let client = Client::connect(&r.registry, opts, None)?;
-            let p = push_manifest_and_blobs(store, &client, r, &blobs, &manifest, image::MT_MANIFEST, log)?;
+            let p = push_manifest_and_blobs(store, &client, r, &blobs, &manifest, media_type, log)?;
             Ok((p.digest, steps))
         }
         Spec::Local(dir) => {
@@ -282,7 +508,7 @@ pub fn export(
             let mut fresh: Vec<(PathBuf, PathBuf)> = Vec::new();
             let manifest_digest = image::digest_of(&manifest);
             let mdesc = Descriptor {
-                media_type: image::MT_MANIFEST.into(),
+                media_type: media_type.into(),
                 digest: manifest_digest.clone(),
                 size: manifest.len() as u64,
                 annotations: Default::default(),
@@ -328,21 +554,75 @@ pub fn export(
                 }
             }
             res?;
-            let digest = manifest_digest;
-            let mut ann = std::collections::BTreeMap::new();
-            ann.insert(image::ANN_REF_NAME.to_string(), "cache".to_string());
-            let idx = serde_json::json!({
-                "schemaVersion": 2,
-                "mediaType": image::MT_INDEX,
-                "manifests": [{"mediaType": image::MT_MANIFEST, "artifactType": ARTIFACT_TYPE,
-                    "digest": digest, "size": manifest.len(), "annotations": ann}],
-            });
+            // index.json as BuildKit's client updates it (ociindex.Put): the other names stay,
+            // one of the same tag is replaced
+            let mut idx = std::fs::read(dir.join("index.json"))
+                .ok()
+                .and_then(|b| serde_json::from_slice::<image::Index>(&b).ok())
+                .unwrap_or(image::Index {
+                    schema_version: 2,
+                    media_type: image::MT_INDEX.into(),
+                    manifests: Vec::new(),
+                    annotations: Default::default(),
+                });
+            idx.manifests.retain(|m| m.annotations.get(image::ANN_REF_NAME) != Some(&e.tag));
+            let mut top = mdesc.clone();
+            top.annotations.insert(image::ANN_REF_NAME.to_string(), e.tag.clone());
+            idx.manifests.push(top);
             write_file(&dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
             write_file(&dir.join("index.json"), &image::to_json(&idx))?;
+            if e.reset {
+                let n = reset(dir, &idx)?;
+                if n > 0 {
+                    log(&format!("reset: removed {n} blob(s) no cache of {} needs", dir.display()));
+                }
+            }
             log(&format!("exported {steps} cache steps to {}", dir.display()));
-            Ok((digest, steps))
+            Ok((manifest_digest, steps))
         }
     }
+}
+
+/// `reset=true` (BuildKit's client, resetCacheStore): removes the blobs of a local cache
+/// directory that no manifest of its index.json reaches; returns how many went.
+fn reset(dir: &Path, idx: &image::Index) -> Result<usize, RegistryError> {
+    let bd = dir.join("blobs/sha256");
+    let mut keep: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut todo: Vec<String> = idx.manifests.iter().map(|m| m.digest.clone()).collect();
+    while let Some(d) = todo.pop() {
+        if !keep.insert(d.clone()) {
+            continue;
+        }
+        // a manifest's children: its config and layers; an index's: its entries
+        let Ok(p) = local_blob(dir, &d) else { continue };
+        let Ok(bytes) = std::fs::read(&p) else { continue };
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&bytes) else { continue };
+        let mt = v["mediaType"].as_str().unwrap_or_default();
+        if ![image::MT_MANIFEST, image::MT_INDEX, image::MT_DOCKER_MANIFEST, super::manifest::MT_DOCKER_LIST]
+            .contains(&mt)
+        {
+            continue;
+        }
+        for c in std::iter::once(&v["config"])
+            .chain(v["layers"].as_array().into_iter().flatten())
+            .chain(v["manifests"].as_array().into_iter().flatten())
+        {
+            if let Some(d) = c["digest"].as_str() {
+                todo.push(d.to_string());
+            }
+        }
+    }
+    let rd = std::fs::read_dir(&bd).map_err(|err| RegistryError::Io { path: bd.clone(), err })?;
+    let mut n = 0;
+    for f in rd.flatten() {
+        let name = f.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || keep.contains(&format!("sha256:{name}")) {
+            continue;
+        }
+        std::fs::remove_file(f.path()).map_err(|err| RegistryError::Io { path: f.path(), err })?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// Writes `p` durably: a synced temp file renamed over it, then its directory synced.
@@ -367,59 +647,76 @@ pub struct Imported {
     client: Option<Client>,
 }
 
+/// The cache config's descriptor in a cache's top manifest: an image manifest's config, or
+/// the entry of that type in an index (BuildKit's `image-manifest=false` format).
+fn config_of(bytes: &[u8]) -> Result<Descriptor, String> {
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| format!("manifest: {e}"))?;
+    let found = match v["mediaType"].as_str().unwrap_or_default() {
+        image::MT_INDEX | super::manifest::MT_DOCKER_LIST => {
+            v["manifests"].as_array().into_iter().flatten().find(|d| d["mediaType"] == MT_CACHE_CONFIG).cloned()
+        }
+        _ => Some(v["config"].clone()).filter(|c| c["mediaType"] == MT_CACHE_CONFIG),
+    };
+    let Some(d) = found else {
+        let what = v["config"]["mediaType"].as_str().or(v["mediaType"].as_str()).unwrap_or("none").to_string();
+        return Err(format!("not a slipway cache ({what:?}, no {MT_CACHE_CONFIG})"));
+    };
+    serde_json::from_value(d).map_err(|e| format!("cache config descriptor: {e}"))
+}
+
 /// Reads the cache artifact at `from` (its manifest and config; blobs come when a step hits).
-pub fn import(opts: &Options, from: &Spec) -> Result<Imported, RegistryError> {
-    let (config, client) = match from {
+pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> {
+    let (config, client) = match &from.from {
         Spec::Registry(r) => {
+            let insecure;
+            let opts = if from.insecure {
+                insecure = Options { tls_verify: false, ..opts.clone() };
+                &insecure
+            } else {
+                opts
+            };
             let client = Client::connect(&r.registry, opts, None)?;
             let scopes = vec![super::auth::repo_scope(&r.repository, false)];
             let op = format!("cache import {r}: GET manifest");
-            let (_, _, fetched, _) = fetch_manifest(&client, &r.repository, r.api_reference(), &scopes, &op)?;
-            let super::manifest::Fetched::Image(m) = fetched else {
-                return Err(RegistryError::Invalid {
-                    registry: r.registry.clone(),
-                    what: format!("cache {r}"),
-                    why: "an index, not a slipway cache manifest".into(),
-                });
-            };
-            if m.config.media_type != MT_CACHE_CONFIG {
-                return Err(RegistryError::Invalid {
-                    registry: r.registry.clone(),
-                    what: format!("cache {r}"),
-                    why: format!("config type {:?}, not {MT_CACHE_CONFIG}", m.config.media_type),
-                });
-            }
+            let (bytes, _, _, _) = fetch_manifest(&client, &r.repository, r.api_reference(), &scopes, &op)?;
+            let bad =
+                |why: String| RegistryError::Invalid { registry: r.registry.clone(), what: format!("cache {r}"), why };
+            let c = config_of(&bytes).map_err(bad)?;
             let op = format!("cache import {r}: GET config");
-            (fetch_small(&client, &r.repository, &m.config, &scopes, &op)?, Some(client))
+            (fetch_small(&client, &r.repository, &c, &scopes, &op)?, Some(client))
         }
         Spec::Local(dir) => {
             let bad = |why: String| RegistryError::Io { path: dir.clone(), err: std::io::Error::other(why) };
             let read = |p: PathBuf| std::fs::read(&p).map_err(|err| RegistryError::Io { path: p, err });
-            let idx: image::Index =
-                serde_json::from_slice(&read(dir.join("index.json"))?).map_err(|e| bad(format!("index.json: {e}")))?;
-            let d = idx.manifests.first().ok_or_else(|| bad("index.json lists no cache".into()))?;
-            let mb = read(local_blob(dir, &d.digest)?)?;
-            if image::digest_of(&mb) != d.digest {
-                return Err(bad(format!("manifest {}: digest mismatch", d.digest)));
+            let digest = match &from.digest {
+                Some(d) => d.clone(),
+                None => {
+                    // client/solve.go: the manifest index.json names by the tag
+                    let idx: image::Index = serde_json::from_slice(&read(dir.join("index.json"))?)
+                        .map_err(|e| bad(format!("index.json: {e}")))?;
+                    let d = idx.manifests.iter().find(|m| m.annotations.get(image::ANN_REF_NAME) == Some(&from.tag));
+                    d.ok_or_else(|| bad(format!("no digest found for tag {}", from.tag)))?.digest.clone()
+                }
+            };
+            let mb = read(local_blob(dir, &digest)?)?;
+            if image::digest_of(&mb) != digest {
+                return Err(bad(format!("manifest {digest}: digest mismatch")));
             }
-            let m: image::Manifest = serde_json::from_slice(&mb).map_err(|e| bad(format!("manifest: {e}")))?;
-            if m.config.media_type != MT_CACHE_CONFIG {
-                return Err(bad(format!("config type {:?}, not {MT_CACHE_CONFIG}", m.config.media_type)));
-            }
-            let cb = read(local_blob(dir, &m.config.digest)?)?;
-            if image::digest_of(&cb) != m.config.digest {
-                return Err(bad(format!("cache config {}: digest mismatch", m.config.digest)));
+            let c = config_of(&mb).map_err(bad)?;
+            let cb = read(local_blob(dir, &c.digest)?)?;
+            if image::digest_of(&cb) != c.digest {
+                return Err(bad(format!("cache config {}: digest mismatch", c.digest)));
             }
             (cb, None)
         }
     };
     let c: CacheConfig = serde_json::from_slice(&config).map_err(|e| RegistryError::Invalid {
-        registry: from.to_string(),
+        registry: from.from.to_string(),
         what: "cache config".into(),
         why: e.to_string(),
     })?;
     Ok(Imported {
-        from: from.clone(),
+        from: from.from.clone(),
         steps: c.steps.into_iter().map(|s| (s.key, s.entry)).collect(),
         mounts: c.mounts,
         client,
@@ -577,29 +874,103 @@ fn copy_in(store: &Store, dir: &Path, digest: &str) -> Result<(), RegistryError>
 mod tests {
     use super::*;
 
+    fn one_export(s: &str) -> Export {
+        let mut v = parse_export(s).unwrap();
+        assert_eq!(v.len(), 1, "{s}");
+        v.remove(0)
+    }
+
     #[test]
-    fn specs() {
-        assert_eq!(parse_export("type=local,dest=/c,cache-mounts=true").unwrap(), (Spec::Local("/c".into()), true));
-        assert!(!parse_export("type=local,dest=/c").unwrap().1);
-        assert_eq!(parse_spec("type=local,dest=/tmp/c", true).unwrap(), Spec::Local("/tmp/c".into()));
-        assert_eq!(parse_spec("type=local,src=/tmp/c", false).unwrap(), Spec::Local("/tmp/c".into()));
-        match parse_spec("type=registry,ref=localhost:5000/cache:main,mode=max", true).unwrap() {
+    fn export_specs() {
+        let e = one_export("type=local,dest=/c,cache-mounts=true");
+        assert_eq!((e.to, e.mounts, e.tag.as_str()), (Spec::Local("/c".into()), true, "latest"));
+        // slipway's default mode is max (README: why not BuildKit's min); image manifest, OCI
+        let e = one_export("type=local,dest=/c");
+        assert!(!e.mounts && e.mode == Mode::Max && e.image_manifest && e.oci && !e.ignore_error);
+        match one_export("type=registry,ref=localhost:5000/cache:main,mode=max").to {
             Spec::Registry(r) => assert_eq!(r.to_string(), "localhost:5000/cache:main"),
             s => panic!("{s:?}"),
         }
-        for (bad, export, want) in [
-            ("type=local,src=/x", true, "unknown key \"src\""),
-            ("type=local", false, "src=DIR"),
-            ("type=registry", true, "ref=REF"),
-            ("type=gha", true, "expected registry or local"),
-            ("type=registry,ref=x,mode=min", true, "only mode=max"),
-            ("dest=/x", true, "type= is missing"),
-            ("type=local,dest=/x,cache-mounts=yes", true, "expected true or false"),
-            ("type=local,src=/x,cache-mounts=true", false, "unknown key \"cache-mounts\""),
-            ("type=registry,ref=Bad", false, "invalid reference"),
+        // buildx: a value without `=` is type=registry,ref=VALUE, each of a comma list
+        let v = parse_export("localhost:5000/a:1,localhost:5000/b:1").unwrap();
+        assert_eq!(v.len(), 2);
+        assert!(matches!(&v[1].to, Spec::Registry(r) if r.to_string() == "localhost:5000/b:1"));
+        assert!(parse_export("").unwrap().is_empty());
+        // keys are lower-cased (buildx); Go's ParseBool spellings
+        let e = one_export("type=registry,ref=r/c,Mode=min,ignore-error=T,registry.insecure=1");
+        assert!(e.mode == Mode::Min && e.ignore_error && e.insecure);
+        // BuildKit: oci-mediatypes=false alone turns image-manifest off (docker manifest list)
+        let e = one_export("type=registry,ref=r/c,oci-mediatypes=False");
+        assert!(!e.oci && !e.image_manifest);
+        let e = one_export("type=local,dest=/c,image-manifest=false,tag=v2,reset=true");
+        assert!(e.oci && !e.image_manifest && e.reset && e.tag == "v2");
+        let e = one_export("type=registry,ref=r/c,compression=zstd,compression-level=3,force-compression=");
+        assert_eq!(e.layers.compression, Some(crate::convert::Compression::Zstd));
+        assert!(e.layers.force && e.layers.level == Some(3));
+        for (bad, want) in [
+            ("type=local,src=/x", "unknown key \"src\""),
+            ("type=local,dest=/x,ref=r", "unknown key \"ref\""),
+            ("type=registry,ref=r,tag=t", "unknown key \"tag\""),
+            ("type=registry", "ref=REF"),
+            ("type=gha", "expected registry or local"),
+            ("type=registry,ref=x,mode=middle", "mode=middle: expected min or max"),
+            ("dest=/x", "type required for"),
+            ("type=local,dest=/x,cache-mounts=yes", "expected a boolean"),
+            ("type=local,dest=/x,ignore-error=yes", "expected a boolean"),
+            ("type=registry,ref=Bad", "invalid reference"),
+            // BuildKit's words
+            (
+                "type=registry,ref=r,image-manifest=true,oci-mediatypes=false",
+                "OCI mediatypes are required for image-manifest cache format",
+            ),
+            ("type=registry,ref=r,compression=zstd,oci-mediatypes=false", "conflicts with \"oci-mediatypes=false\""),
+            ("type=registry,ref=r,compression=brotli", "compression=\"brotli\""),
+            ("type=registry,ref=r,compression=estargz", "not for the build cache"),
+            ("type=registry,ref=r,compression=uncompressed,compression-level=3", "no level"),
         ] {
-            let e = parse_spec(bad, export).unwrap_err();
+            let e = parse_export(bad).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");
         }
+    }
+
+    #[test]
+    fn import_specs() {
+        let v = parse_import("type=local,src=/tmp/c").unwrap();
+        assert_eq!(
+            v,
+            vec![Import { from: Spec::Local("/tmp/c".into()), insecure: false, tag: "latest".into(), digest: None }]
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        let v = parse_import(&format!("type=local,src=/c,tag=v2,digest={d}")).unwrap();
+        assert_eq!((v[0].tag.as_str(), v[0].digest.as_deref()), ("v2", Some(d.as_str())));
+        let v = parse_import("localhost:5000/cache:main").unwrap();
+        assert!(matches!(&v[0].from, Spec::Registry(r) if r.to_string() == "localhost:5000/cache:main"));
+        assert!(parse_import("type=registry,ref=r/c,registry.insecure=true").unwrap()[0].insecure);
+        for (bad, want) in [
+            ("type=local", "src=DIR"),
+            ("type=local,src=/x,cache-mounts=true", "unknown key \"cache-mounts\""),
+            ("type=registry,ref=r,mode=max", "unknown key \"mode\""),
+            ("type=local,src=/x,tag=", "requires either explicit digest"),
+            ("type=local,src=/x,digest=abc", "not a sha256 digest"),
+            ("type=registry,ref=Bad", "invalid reference"),
+        ] {
+            let e = parse_import(bad).unwrap_err();
+            assert!(e.contains(want), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn cache_config_in_either_format() {
+        let c = format!(r#"{{"mediaType":"{MT_CACHE_CONFIG}","digest":"sha256:{}","size":3}}"#, "b".repeat(64));
+        let m = format!(r#"{{"schemaVersion":2,"mediaType":"{}","config":{c},"layers":[]}}"#, image::MT_MANIFEST);
+        assert_eq!(config_of(m.as_bytes()).unwrap().size, 3);
+        let l = format!(r#"{{"mediaType":"{}","digest":"sha256:{}","size":9}}"#, image::MT_LAYER_GZIP, "c".repeat(64));
+        let i = format!(
+            r#"{{"schemaVersion":2,"mediaType":"{}","manifests":[{l},{c}]}}"#,
+            super::super::manifest::MT_DOCKER_LIST
+        );
+        assert_eq!(config_of(i.as_bytes()).unwrap().size, 3);
+        let img = format!(r#"{{"schemaVersion":2,"mediaType":"{}","config":{l},"layers":[]}}"#, image::MT_MANIFEST);
+        assert!(config_of(img.as_bytes()).unwrap_err().contains("not a slipway cache"));
     }
 }

@@ -195,11 +195,12 @@ pub struct BuildArgs {
     /// `local` is this machine's.
     #[arg(long, value_name = "OS/ARCH[/VARIANT][,...]")]
     pub platform: Vec<String>,
-    /// Export the build cache: type=registry,ref=REF or type=local,dest=DIR
+    /// Export the build cache: type=registry,ref=REF, type=local,dest=DIR or REF, with
+    /// BuildKit's mode=min|max, ignore-error, image-manifest, oci-mediatypes, compression...
     /// (`,cache-mounts=true`: with the content of the RUN cache mounts the build used)
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
-    /// Use a cache another build exported: type=registry,ref=REF or type=local,src=DIR
+    /// Use a cache another build exported: type=registry,ref=REF, type=local,src=DIR or REF
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
     #[command(flatten)]
@@ -208,7 +209,7 @@ pub struct BuildArgs {
 
 /// What the build itself needs of those flags: how to reach registries, the platform, the
 /// caches to import. The rest (`--push`, `--cache-to`) is [`after_build`]'s.
-pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Vec<Platform>, Vec<super::cache::Spec>)> {
+pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Vec<Platform>, Vec<super::cache::Import>)> {
     let mut platform: Vec<Platform> = Vec::new();
     for p in a.platform.iter().flat_map(|p| p.split(',')) {
         // buildx's platformutil.parse: `local` (any case) is this machine's
@@ -221,14 +222,13 @@ pub fn build_inputs(a: &BuildArgs) -> Result<(super::base::Remote, Vec<Platform>
         }
         platform.push(p);
     }
-    let from = a
-        .cache_from
-        .iter()
-        .map(|s| super::cache::parse_spec(s, false).map_err(anyhow::Error::msg))
-        .collect::<Result<Vec<_>>>()?;
+    let mut from = Vec::new();
+    for s in &a.cache_from {
+        from.extend(super::cache::parse_import(s).map_err(anyhow::Error::msg)?);
+    }
     // checked before the build runs, so a typo does not cost a build
     for s in &a.cache_to {
-        super::cache::parse_spec(s, true).map_err(anyhow::Error::msg)?;
+        super::cache::parse_export(s).map_err(anyhow::Error::msg)?;
     }
     Ok((super::base::Remote { options: a.remote.options(), always: a.pull }, platform, from))
 }
@@ -249,6 +249,7 @@ pub fn after_build(
     a: &BuildArgs,
     push: &[crate::output::PushTarget],
     keys: &[String],
+    results: &[String],
     mounts: &[crate::store::mounts::Meta],
     quiet: bool,
 ) -> Result<()> {
@@ -259,11 +260,19 @@ pub fn after_build(
     };
     let opts = a.remote.options();
     for s in &a.cache_to {
-        let (spec, with_mounts) = super::cache::parse_export(s).map_err(anyhow::Error::msg)?;
-        let mounts = if with_mounts { mounts } else { &[] };
-        let (digest, n) =
-            super::cache::export(store, &opts, keys, mounts, &spec, &log).with_context(|| format!("--cache-to {s}"))?;
-        log(&format!("exported cache ({n} steps) to {spec}: {digest}"));
+        for e in super::cache::parse_export(s).map_err(anyhow::Error::msg)? {
+            match super::cache::export(store, &opts, keys, results, mounts, &e, &log) {
+                Ok((digest, n)) => log(&format!("exported cache ({n} steps) to {}: {digest}", e.to)),
+                // ignore-error=true: BuildKit drops the error; it is said here
+                Err(err) if e.ignore_error => {
+                    eprintln!(
+                        "WARNING: --cache-to {s}: {:#} (ignore-error=true: the build goes on)",
+                        anyhow::Error::from(err)
+                    )
+                }
+                Err(err) => return Err(anyhow::Error::from(err).context(format!("--cache-to {s}"))),
+            }
+        }
     }
     for t in push {
         let n = &t.name;
