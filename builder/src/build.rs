@@ -818,6 +818,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         vec![opts.platform.clone()]
     };
     let runs = with_epochs(store, opts, &src, &runs)
+        .and_then(with_output_epoch)
         .map_err(|e| with_excerpt(e, &src.text, &src.spans))?
         .into_iter()
         .zip(runs)
@@ -829,7 +830,7 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
 /// The options with SOURCE_DATE_EPOCH resolved (`with_epochs`) for a build of one platform
 /// (`opts.platform`).
 fn with_epoch(store: &Store, opts: &BuildOptions, src: &Source) -> Result<(BuildOptions, Option<String>), BuildError> {
-    let one = with_epochs(store, opts, src, std::slice::from_ref(&opts.platform))?;
+    let one = with_output_epoch(with_epochs(store, opts, src, std::slice::from_ref(&opts.platform))?)?;
     one.into_iter().next().ok_or_else(|| BuildError::Other("SOURCE_DATE_EPOCH: no platform".into()))
 }
 
@@ -945,6 +946,26 @@ fn with_epochs(
         out.push((with_times(&o, sde, from), note));
     }
     Ok(out)
+}
+
+/// The runs of `with_epochs` with an output's `source-date-epoch=` (output.rs) as their times
+/// (after `--timestamp`, as SOURCE_DATE_EPOCH is); the build args and the Dockerfile's ARG keep
+/// the build's SOURCE_DATE_EPOCH, as BuildKit's frontend never sees an exporter's option.
+fn with_output_epoch(
+    runs: Vec<(BuildOptions, Option<String>)>,
+) -> Result<Vec<(BuildOptions, Option<String>)>, BuildError> {
+    let Some((first, _)) = runs.first() else { return Ok(runs) };
+    let req = output::Request { outputs: &first.outputs, tags: &first.tags, push: first.push, ..Default::default() };
+    let build: Vec<Option<i64>> = runs.iter().map(|(o, _)| o.source_date_epoch).collect();
+    let Some(n) =
+        output::source_date_epoch(&output::outputs(&req), first.outputs.len(), &build).map_err(BuildError::Other)?
+    else {
+        return Ok(runs);
+    };
+    Ok(runs
+        .into_iter()
+        .map(|(o, note)| (with_times(&o, Some(n), Some(format!("source-date-epoch={n} of the output"))), note))
+        .collect())
 }
 
 /// `opts` with its times (`created`, `created_from`, `created_now`, `epoch`,

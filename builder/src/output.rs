@@ -106,6 +106,9 @@ pub struct Output {
     pub layers: convert::Options,
     /// `rewrite-timestamp=` (image, registry, oci, docker) when given; see [`rewrite_timestamp`].
     pub rewrite_timestamp: Option<bool>,
+    /// `source-date-epoch=N` (every type but cacheonly), BuildKit's exporter option: this
+    /// output's times; see [`source_date_epoch`].
+    pub source_date_epoch: Option<i64>,
 }
 
 /// Where an annotation goes, as BuildKit names them.
@@ -346,6 +349,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 platform_split: None,
                 layers: convert::Options::default(),
                 rewrite_timestamp: None,
+                source_date_epoch: None,
             }),
             p => Ok(Output {
                 kind: Kind::Local { dest: PathBuf::from(p) },
@@ -354,6 +358,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 platform_split: None,
                 layers: convert::Options::default(),
                 rewrite_timestamp: None,
+                source_date_epoch: None,
             }),
         };
     }
@@ -372,6 +377,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
     let mut layers = convert::Options::default();
     let mut iopts = ImageOpts::default();
     let mut rewrite_timestamp = None;
+    let mut source_date_epoch = None;
     for (k, v) in &opts {
         let allowed: &[&str] = match typ.as_str() {
             "image" | "registry" => &[
@@ -387,10 +393,11 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 "danging-name-empty-only",
                 "registry.insecure",
                 "rewrite-timestamp",
+                "source-date-epoch",
             ],
-            "local" | "tar" => &["dest", "platform-split"],
-            "oci" => &["dest", "name", "tar", "rewrite-timestamp"],
-            "docker" => &["dest", "name", "rewrite-timestamp"],
+            "local" | "tar" => &["dest", "platform-split", "source-date-epoch"],
+            "oci" => &["dest", "name", "tar", "rewrite-timestamp", "source-date-epoch"],
+            "docker" => &["dest", "name", "rewrite-timestamp", "source-date-epoch"],
             "cacheonly" => &[],
             t => return Err(err(format!("unknown type {t:?} (image, registry, local, tar, oci, docker, cacheonly)"))),
         };
@@ -435,6 +442,13 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 iopts.dangling_empty_only = parse_bool(k, v).map_err(err)?
             }
             "rewrite-timestamp" => rewrite_timestamp = Some(parse_bool(k, v).map_err(err)?),
+            // BuildKit's epoch.ParseExporterAttrs: seconds (Go's ParseInt), empty is none
+            "source-date-epoch" if v.is_empty() => source_date_epoch = None,
+            "source-date-epoch" => {
+                source_date_epoch = Some(v.parse::<i64>().map_err(|_| {
+                    err(format!("invalid source-date-epoch: {v:?} is not a number of seconds since 1970"))
+                })?)
+            }
             _ if layers.take(k, v).map_err(err)? => {}
             _ => unreachable!("allowed above"),
         }
@@ -466,7 +480,15 @@ pub fn parse(spec: &str) -> Result<Output, String> {
         _ => Kind::CacheOnly,
     };
     layers.check().map_err(err)?;
-    Ok(Output { kind, names, annotations: Annotations(anns), platform_split: split, layers, rewrite_timestamp })
+    Ok(Output {
+        kind,
+        names,
+        annotations: Annotations(anns),
+        platform_split: split,
+        layers,
+        rewrite_timestamp,
+        source_date_epoch,
+    })
 }
 
 /// One platform's image of a build.
@@ -845,6 +867,7 @@ pub fn outputs(req: &Request) -> Vec<Output> {
             platform_split: None,
             layers: convert::Options::default(),
             rewrite_timestamp: None,
+            source_date_epoch: None,
         });
     }
     for o in &mut outs {
@@ -891,21 +914,11 @@ pub fn replaced_names(req: &Request) -> Vec<String> {
 pub fn rewrite_timestamp(outs: &[Output], given: usize) -> Result<bool, String> {
     let has = |o: &Output| matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. });
     let name = |i: usize, o: &Output| {
-        let t = match &o.kind {
-            Kind::Image { push: true, .. } => "image,push=true",
-            Kind::Image { .. } => "image",
-            Kind::Oci { .. } => "oci",
-            _ => "docker",
-        };
         let v = match o.rewrite_timestamp {
             Some(v) => format!("rewrite-timestamp={v}"),
             None => "no rewrite-timestamp (slipway's default: true)".into(),
         };
-        if i < given {
-            format!("--output {} (type={t}) has {v}", i + 1)
-        } else {
-            format!("the store output --push adds has {v}")
-        }
+        format!("{} has {v}", which(i, o, given))
     };
     let mut first: Option<(usize, &Output)> = None;
     for (i, o) in outs.iter().enumerate().filter(|(_, o)| has(o)) {
@@ -923,6 +936,70 @@ pub fn rewrite_timestamp(outs: &[Output], given: usize) -> Result<bool, String> 
         }
     }
     Ok(first.is_none_or(|(_, o)| o.rewrite_timestamp.unwrap_or(true)))
+}
+
+/// Output `i` of `outs` as [`outputs`] makes them (the first `given` from `--output`), for an
+/// error: `--output 2 (type=oci)`, or the store output `--push` (or no `--output`) adds.
+fn which(i: usize, o: &Output, given: usize) -> String {
+    let t = match &o.kind {
+        Kind::Image { push: true, .. } => "image,push=true",
+        Kind::Image { .. } => "image",
+        Kind::Local { .. } => "local",
+        Kind::Tar { .. } => "tar",
+        Kind::Oci { .. } => "oci",
+        Kind::Docker { .. } => "docker",
+        Kind::CacheOnly => "cacheonly",
+    };
+    if i < given {
+        format!("--output {} (type={t})", i + 1)
+    } else if given == 0 {
+        "the store output (no --output)".to_string()
+    } else {
+        "the store output --push adds".to_string()
+    }
+}
+
+/// `source-date-epoch=` of a build's outputs (`outs` as [`outputs`] makes them, the first
+/// `given` from `--output`), BuildKit's exporter option: the time of that output's image
+/// (`created`, history, the layers' mtime limit) or files (local, tar), winning over
+/// SOURCE_DATE_EPOCH of the build (BuildKit's control.go gives the build arg only to exporters
+/// without the option; the Dockerfile's `ARG SOURCE_DATE_EPOCH` never sees the exporter's).
+/// slipway stamps times as the build runs, once for all outputs, so the outputs must agree:
+/// two that give different values are refused, and so is one without the option when the build
+/// has a SOURCE_DATE_EPOCH of its own (`build`: each platform's) other than theirs, since that
+/// output would take the build's in BuildKit. Without one, outputs that do not say take the
+/// value given. None when no output gives one.
+pub fn source_date_epoch(outs: &[Output], given: usize, build: &[Option<i64>]) -> Result<Option<i64>, String> {
+    let timed: Vec<(usize, &Output)> =
+        outs.iter().enumerate().filter(|(_, o)| !matches!(o.kind, Kind::CacheOnly)).collect();
+    let Some(&(j, first)) = timed.iter().find(|(_, o)| o.source_date_epoch.is_some()) else {
+        return Ok(None);
+    };
+    let n = first.source_date_epoch.unwrap_or_default();
+    let first = format!("{} has source-date-epoch={n}", which(j, first, given));
+    for &(i, o) in &timed {
+        match o.source_date_epoch {
+            Some(m) if m != n => {
+                return Err(format!(
+                    "source-date-epoch: {first} but {} has source-date-epoch={m}: one build stamps one set of \
+                     times for all its outputs (give every output the same source-date-epoch)",
+                    which(i, o, given)
+                ))
+            }
+            Some(_) => {}
+            None => {
+                if let Some(m) = build.iter().flatten().find(|&&m| m != n) {
+                    return Err(format!(
+                        "source-date-epoch: {first} but {} has none, so it takes the build's \
+                         SOURCE_DATE_EPOCH ({m}), as in BuildKit: one build stamps one set of times for all its \
+                         outputs (give every output source-date-epoch={n}, or SOURCE_DATE_EPOCH={n})",
+                        which(i, o, given)
+                    ));
+                }
+            }
+        }
+    }
+    Ok(Some(n))
 }
 
 /// Whether an output writes to stdout (the log then goes to stderr).
@@ -1340,6 +1417,62 @@ mod tests {
         let req = Request { outputs: &given, ..Default::default() };
         assert_eq!(outputs(&req)[0].names, ["other:1"]);
         assert!(replaced_names(&req).is_empty());
+    }
+
+    #[test]
+    fn source_date_epoch_is_one_for_the_build() {
+        let outs = |specs: &[&str]| -> Vec<Output> { specs.iter().map(|s| parse(s).unwrap()).collect() };
+        // every type but cacheonly takes it, as BuildKit's exporters do; empty is none
+        for t in [
+            "type=image",
+            "type=registry,name=r/x",
+            "type=local,dest=d",
+            "type=tar,dest=t",
+            "type=oci,dest=o",
+            "type=docker,dest=k",
+        ] {
+            assert_eq!(parse(&format!("{t},source-date-epoch=17")).unwrap().source_date_epoch, Some(17), "{t}");
+        }
+        assert_eq!(parse("type=image,source-date-epoch=").unwrap().source_date_epoch, None);
+        assert_eq!(parse("type=image,source-date-epoch=-5").unwrap().source_date_epoch, Some(-5));
+        assert!(parse("type=image,source-date-epoch=x").unwrap_err().contains("invalid source-date-epoch: \"x\""));
+        assert!(parse("type=cacheonly,source-date-epoch=1")
+            .unwrap_err()
+            .contains("\"source-date-epoch\" is not supported"));
+        // (outputs, the build's SOURCE_DATE_EPOCH, the times): agreeing outputs give it; one
+        // that does not say follows, unless the build has another (BuildKit gives it that one)
+        for (specs, build, want) in [
+            (vec![], vec![None], None),
+            (vec!["type=local,dest=d"], vec![Some(5)], None),
+            (vec!["type=image,source-date-epoch=9"], vec![Some(5)], Some(9)),
+            (vec!["type=oci,dest=o,source-date-epoch=9", "type=local,dest=d"], vec![None], Some(9)),
+            (
+                vec!["type=oci,dest=o,source-date-epoch=9", "type=tar,dest=t,source-date-epoch=9"],
+                vec![Some(5)],
+                Some(9),
+            ),
+            (vec!["type=oci,dest=o,source-date-epoch=9", "type=local,dest=d"], vec![Some(9), Some(9)], Some(9)),
+            (vec!["type=oci,dest=o,source-date-epoch=9", "type=cacheonly"], vec![Some(5)], Some(9)),
+        ] {
+            let o = outs(&specs);
+            assert_eq!(source_date_epoch(&o, o.len(), &build), Ok(want), "{specs:?} {build:?}");
+        }
+        let o = outs(&["type=image,source-date-epoch=1", "type=local,dest=d,source-date-epoch=2"]);
+        let e = source_date_epoch(&o, 2, &[None]).unwrap_err();
+        assert!(
+            e.contains(
+                "--output 1 (type=image) has source-date-epoch=1 but --output 2 (type=local) has source-date-epoch=2"
+            ),
+            "{e}"
+        );
+        let o = outs(&["type=tar,dest=t,source-date-epoch=1", "type=docker,dest=k"]);
+        let e = source_date_epoch(&o, 2, &[Some(1), Some(3)]).unwrap_err();
+        assert!(e.contains("--output 2 (type=docker) has none, so it takes the build's SOURCE_DATE_EPOCH (3)"), "{e}");
+        // the store output --push adds follows the same rule
+        let req =
+            Request { outputs: &outs(&["type=oci,dest=x,source-date-epoch=1"]), push: true, ..Default::default() };
+        let e = source_date_epoch(&outputs(&req), 1, &[Some(2)]).unwrap_err();
+        assert!(e.contains("the store output --push adds has none"), "{e}");
     }
 
     #[test]

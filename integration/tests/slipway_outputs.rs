@@ -368,6 +368,92 @@ fn source_date_epoch_as_a_build_arg() {
     assert!(r.stderr.contains("invalid SOURCE_DATE_EPOCH: yesterday"), "{}", r.stderr);
 }
 
+#[test]
+fn source_date_epoch_as_an_output_option() {
+    // BuildKit's exporter option source-date-epoch: the output's times, winning over the build
+    // arg; the Dockerfile's ARG never sees it
+    let s = Slipway::new();
+    s.base("base:1");
+    let df = "FROM base:1\nARG SOURCE_DATE_EPOCH\nRUN echo \"[$SOURCE_DATE_EPOCH]\" > /sde && touch /new\n";
+    let ctx = s.context("osde", &[("Dockerfile", df)]);
+    let d = s.dir.path();
+    let (oci, local) = (d.join("oci.tar"), d.join("local"));
+    s.build(
+        &ctx,
+        "osde:1",
+        &[
+            "-o",
+            &format!("type=oci,dest={},source-date-epoch=1700000000", oci.display()),
+            "-o",
+            &format!("type=local,dest={}", local.display()),
+        ],
+    )
+    .ok();
+    let files = tar_files(&oci);
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    assert_eq!(index["manifests"][0]["annotations"]["org.opencontainers.image.created"], "2023-11-14T22:13:20Z");
+    let manifest = blob(&files, index["manifests"][0]["digest"].as_str().unwrap());
+    let config = blob(&files, manifest["config"]["digest"].as_str().unwrap());
+    assert_eq!(config["created"], "2023-11-14T22:13:20Z");
+    assert_eq!(config["history"].as_array().unwrap().last().unwrap()["created"], "2023-11-14T22:13:20Z");
+    // the layers' mtimes are clamped to it (rewrite-timestamp, slipway's default), and the local
+    // output, which does not say, takes it: every file's mtime
+    for f in ["new", "sde", "bin/busybox"] {
+        assert_eq!(fs::symlink_metadata(local.join(f)).unwrap().mtime(), 1_700_000_000, "{f}");
+    }
+    assert_eq!(fs::read_to_string(local.join("sde")).unwrap(), "[]\n", "the ARG must not see the exporter's value");
+
+    // with the build arg too, the output's value wins for its times; the ARG keeps the build arg's
+    let out = d.join("img.tar");
+    s.build(
+        &ctx,
+        "osde:2",
+        &[
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1600000000",
+            "-o",
+            &format!("type=docker,dest={},source-date-epoch=1700000000", out.display()),
+        ],
+    )
+    .ok();
+    let img = read_saved(&out);
+    assert_eq!(img.config["created"], "2023-11-14T22:13:20Z");
+    assert_eq!(img.find("sde").unwrap().data, b"[1600000000]\n");
+    // a file RUN wrote now is clamped to the output's time, as BuildKit's rewrite-timestamp does
+    assert_eq!(img.find("new").unwrap().mtime, 1_700_000_000);
+    // before 1970 too (BuildKit's ParseInt)
+    let neg = d.join("neg.tar");
+    s.build(&ctx, "osde:neg", &["-o", &format!("type=docker,dest={},source-date-epoch=-86400", neg.display())]).ok();
+    assert_eq!(read_saved(&neg).config["created"], "1969-12-31T00:00:00Z");
+
+    // one set of times per build: outputs that would get different ones are refused before
+    // anything is built, naming both
+    let before = store_listing(&s.root());
+    for (args, says) in [
+        (
+            vec!["-o", "type=image,source-date-epoch=1", "-o", "type=tar,dest=t.tar,source-date-epoch=2"],
+            "--output 1 (type=image) has source-date-epoch=1 but --output 2 (type=tar) has source-date-epoch=2",
+        ),
+        (
+            vec![
+                "--build-arg",
+                "SOURCE_DATE_EPOCH=5",
+                "-o",
+                "type=image,source-date-epoch=1",
+                "-o",
+                "type=tar,dest=t.tar",
+            ],
+            "--output 2 (type=tar) has none, so it takes the build's SOURCE_DATE_EPOCH (5)",
+        ),
+        (vec!["-o", "type=image,source-date-epoch=soon"], "invalid source-date-epoch: \"soon\""),
+    ] {
+        let r = s.build(&ctx, "osde:3", &args);
+        assert_ne!(r.code, 0, "{args:?} must fail");
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+        assert_eq!(store_listing(&s.root()), before, "{args:?} left something in the store");
+    }
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs()
 }
