@@ -484,7 +484,7 @@ fn progress_plain_tty_and_auto() {
     assert_ne!(r.code, 0);
     // clap's message, with the values --progress allows
     assert!(r.stderr.contains("invalid value 'fancy' for '--progress"), "{}", r.stderr);
-    assert!(r.stderr.contains("[possible values: auto, plain, tty]"), "{}", r.stderr);
+    assert!(r.stderr.contains("[possible values: auto, plain, tty, quiet, none]"), "{}", r.stderr);
 }
 
 #[test]

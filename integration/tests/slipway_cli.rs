@@ -446,7 +446,8 @@ fn build_with_stdin(s: &Slipway, args: &[&str], stdin: &[u8]) -> std::process::O
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    // a build refused before it reads stdin closes it: the write then fails, which is fine
+    let _ = child.stdin.take().unwrap().write_all(stdin);
     child.wait_with_output().unwrap()
 }
 
