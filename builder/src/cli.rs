@@ -63,8 +63,13 @@ pub struct PlanArgs {
     /// Grant an extra privilege to RUN steps (repeatable), BuildKit's entitlements:
     /// security.insecure lets `RUN --security=insecure` run with every capability and nothing
     /// masked; network.host lets `RUN --network=host` have the host's network (`--network host`
-    /// grants it, as buildx does).
-    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = ["security.insecure", "network.host"])]
+    /// grants it, as buildx does); buildx.local.delete lets a `type=local,mode=delete` output
+    /// remove files outside the working directory.
+    #[arg(
+        long = "allow",
+        value_name = "ENTITLEMENT",
+        value_parser = ["security.insecure", "network.host", "buildx.local.delete"]
+    )]
     pub allow: Vec<String>,
     /// A named context (repeatable) that `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount from=NAME` use instead of the image or stage of that name: a directory

@@ -169,6 +169,7 @@ fn run(cli: Cli) -> Result<()> {
             let Some(progress) = slipway::exec::progress::Mode::choose(shown, std::io::stdout().is_terminal()) else {
                 bail!("--progress {progress:?}: expected auto, plain or tty");
             };
+            let allow_local_delete = plan.allow.iter().any(|a| a == "buildx.local.delete");
             let mut opts = plan_options(*plan, cli.debug)?;
             let labels = labels.iter().map(|l| kv(l, "--label")).collect::<Result<Vec<_>>>()?;
             // Reproducible by default: every time the build writes (file mtimes: at most, the
@@ -195,6 +196,8 @@ fn run(cli: Cli) -> Result<()> {
                 .map(|o| slipway::output::parse(o))
                 .collect::<Result<_, _>>()
                 .map_err(anyhow::Error::msg)?;
+            let cwd = std::env::current_dir().context("the working directory")?;
+            slipway::output::check_local_delete(&opts.outputs, allow_local_delete, &cwd).map_err(anyhow::Error::msg)?;
             for a in &annotations {
                 opts.annotations.extend(slipway::output::Annotations::parse_flag(a).map_err(anyhow::Error::msg)?);
             }

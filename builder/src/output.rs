@@ -45,8 +45,9 @@ impl std::fmt::Display for Dest {
 pub enum Kind {
     /// The store (BuildKit's `image` exporter); `push` sends every name to its registry.
     Image { push: bool, opts: ImageOpts },
-    /// The image's filesystem into a directory.
-    Local { dest: PathBuf },
+    /// The image's filesystem into a directory: merged into what is there, or with `delete`
+    /// (`mode=delete`) made to mirror it, what the image does not have removed.
+    Local { dest: PathBuf, delete: bool },
     /// The image's filesystem as a tar.
     Tar { dest: Dest },
     /// An OCI image layout, as a tar (or, with `tar=false`, a directory).
@@ -352,7 +353,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 source_date_epoch: None,
             }),
             p => Ok(Output {
-                kind: Kind::Local { dest: PathBuf::from(p) },
+                kind: Kind::Local { dest: PathBuf::from(p), delete: false },
                 names: vec![],
                 annotations: Annotations::default(),
                 platform_split: None,
@@ -378,6 +379,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
     let mut iopts = ImageOpts::default();
     let mut rewrite_timestamp = None;
     let mut source_date_epoch = None;
+    let mut delete = false;
     for (k, v) in &opts {
         let allowed: &[&str] = match typ.as_str() {
             "image" | "registry" => &[
@@ -395,7 +397,8 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 "rewrite-timestamp",
                 "source-date-epoch",
             ],
-            "local" | "tar" => &["dest", "platform-split", "source-date-epoch"],
+            "local" => &["dest", "platform-split", "source-date-epoch", "mode"],
+            "tar" => &["dest", "platform-split", "source-date-epoch"],
             "oci" => &["dest", "name", "tar", "rewrite-timestamp", "source-date-epoch"],
             "docker" => &["dest", "name", "rewrite-timestamp", "source-date-epoch"],
             "cacheonly" => &[],
@@ -443,6 +446,14 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             }
             "rewrite-timestamp" => rewrite_timestamp = Some(parse_bool(k, v).map_err(err)?),
             // BuildKit's epoch.ParseExporterAttrs: seconds (Go's ParseInt), empty is none
+            // BuildKit's client.ParseLocalExporterMode
+            "mode" => {
+                delete = match v.trim().to_ascii_lowercase().as_str() {
+                    "" | "copy" => false,
+                    "delete" => true,
+                    _ => return Err(err(format!("invalid local exporter mode {v:?} (expected copy or delete)"))),
+                }
+            }
             "source-date-epoch" if v.is_empty() => source_date_epoch = None,
             "source-date-epoch" => {
                 source_date_epoch = Some(v.parse::<i64>().map_err(|_| {
@@ -464,6 +475,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 // dest_of gives a path for local
                 d => return Err(err(format!("type=local: dest= is a directory, not {d}"))),
             },
+            delete,
         },
         "tar" => Kind::Tar { dest: dest_of("tar", dest, true).map_err(err)? },
         "oci" => {
@@ -587,16 +599,18 @@ fn set_mtimes(dir: &Path, t: i64) -> Result<(), StoreError> {
 }
 
 /// Moves the entries of `from` into `to`, BuildKit's local exporter merge: what the image
-/// has replaces what is there, directories merge, other files in `to` stay.
-fn merge_into(from: &Path, to: &Path) -> Result<(), StoreError> {
-    for e in fs::read_dir(from).map_err(io_err("read dir", from))? {
-        let e = e.map_err(io_err("read dir", from))?;
+/// has replaces what is there, directories merge, other files in `to` stay; with `delete`
+/// (`mode=delete`, fsutil's receive without merge) those are removed, once the image's are in.
+fn merge_into(from: &Path, to: &Path, delete: bool) -> Result<(), StoreError> {
+    let entries: Vec<fs::DirEntry> = fs::read_dir(from).and_then(|d| d.collect()).map_err(io_err("read dir", from))?;
+    let names: std::collections::BTreeSet<std::ffi::OsString> = entries.iter().map(|e| e.file_name()).collect();
+    for e in entries {
         let src = e.path();
         let dst = to.join(e.file_name());
         let src_dir = e.file_type().map_err(io_err("stat", &src))?.is_dir();
         match fs::symlink_metadata(&dst) {
             Ok(md) if md.is_dir() && src_dir => {
-                merge_into(&src, &dst)?;
+                merge_into(&src, &dst, delete)?;
                 // the directory's own metadata is the image's
                 let smd = fs::symlink_metadata(&src).map_err(io_err("stat", &src))?;
                 fs::set_permissions(&dst, smd.permissions()).map_err(io_err("chmod", &dst))?;
@@ -613,12 +627,32 @@ fn merge_into(from: &Path, to: &Path) -> Result<(), StoreError> {
         }
         fs::rename(&src, &dst).map_err(io_err("rename into place", &dst))?;
     }
+    if delete {
+        for e in fs::read_dir(to).map_err(io_err("read dir", to))? {
+            let e = e.map_err(io_err("read dir", to))?;
+            if names.contains(&e.file_name()) {
+                continue;
+            }
+            let p = e.path();
+            match e.file_type().map_err(io_err("stat", &p))?.is_dir() {
+                true => fs::remove_dir_all(&p).map_err(io_err("remove", &p))?,
+                false => fs::remove_file(&p).map_err(io_err("remove", &p))?,
+            }
+        }
+    }
     Ok(())
 }
 
 /// `type=local`: the filesystem of each image into `dest` (a directory per platform when
-/// `split`). Each image's `epoch` (SOURCE_DATE_EPOCH) is, as in BuildKit, every mtime of its files.
-pub fn write_local(images: &[PlatformImage], store: &Store, dest: &Path, split: bool) -> Result<(), StoreError> {
+/// `split`), merged into what is there, or (`delete`) replacing it. Each image's `epoch`
+/// (SOURCE_DATE_EPOCH) is, as in BuildKit, every mtime of its files.
+pub fn write_local(
+    images: &[PlatformImage],
+    store: &Store,
+    dest: &Path,
+    split: bool,
+    delete: bool,
+) -> Result<(), StoreError> {
     let dest = std::path::absolute(dest).map_err(io_err("resolve", dest))?;
     fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
     // unpacked beside the destination (same filesystem, so entries move by rename), removed on
@@ -637,7 +671,7 @@ pub fn write_local(images: &[PlatformImage], store: &Store, dest: &Path, split: 
         // the files durable before their names appear in `dest`, then the names (two syncfs
         // of the file system, as store/tree.rs publishes a snapshot)
         crate::store::syncfs(&tmp)?;
-        merge_into(&tmp, &dest)?;
+        merge_into(&tmp, &dest, delete)?;
         crate::store::syncfs(&dest)
     })();
     let _ = fs::remove_dir_all(&tmp);
@@ -1002,6 +1036,62 @@ pub fn source_date_epoch(outs: &[Output], given: usize, build: &[Option<i64>]) -
     Ok(Some(n))
 }
 
+/// buildx's `ValidateLocalExportDelete`: a `mode=delete` local output may remove files only
+/// below the working directory `cwd` unless `--allow buildx.local.delete` is given
+/// (`allowed`). Symlinks of the existing part of each path are resolved first.
+pub fn check_local_delete(outs: &[Output], allowed: bool, cwd: &Path) -> Result<(), String> {
+    if allowed {
+        return Ok(());
+    }
+    let wd = resolve_existing(cwd).map_err(|e| format!("resolve the working directory: {e}"))?;
+    for o in outs {
+        let Kind::Local { dest, delete: true } = &o.kind else { continue };
+        let d = resolve_existing(&cwd.join(dest))
+            .map_err(|e| format!("resolve local output destination {}: {e}", dest.display()))?;
+        if !(d.starts_with(&wd) && d != wd) {
+            return Err(format!(
+                "local output mode=delete for destination {:?} requires --allow=buildx.local.delete \
+                 (it is not below the working directory, and what the image does not have there is removed)",
+                dest.display().to_string()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `p` (absolute) with the symlinks of its longest existing prefix resolved and the rest
+/// joined, `..` taken lexically there (buildx's `osutil.EvaluateToExistingPath`, then
+/// `filepath.Clean`).
+fn resolve_existing(p: &Path) -> io::Result<PathBuf> {
+    let mut existing = p.to_path_buf();
+    let mut rest = Vec::new();
+    let base = loop {
+        match existing.canonicalize() {
+            Ok(b) => break b,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // the last component, `..` too (which file_name does not give)
+                let Some(last) = existing.components().next_back() else { return Err(e) };
+                rest.push(last.as_os_str().to_os_string());
+                if !existing.pop() {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let mut out = base;
+    for c in rest.iter().rev() {
+        match c.to_str() {
+            Some("..") => {
+                out.pop();
+            }
+            Some(".") => {}
+            _ => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
 /// Whether an output writes to stdout (the log then goes to stderr).
 pub fn writes_stdout(outs: &[Output]) -> bool {
     outs.iter().any(|o| {
@@ -1087,9 +1177,9 @@ pub fn export(
         let split = o.platform_split.unwrap_or(multi);
         match &o.kind {
             Kind::CacheOnly => {}
-            Kind::Local { dest } => {
+            Kind::Local { dest, delete } => {
                 log(&format!("exporting to directory {}", dest.display()));
-                write_local(images, store, dest, split)?;
+                write_local(images, store, dest, split, *delete)?;
             }
             Kind::Tar { dest } => {
                 log(&format!("exporting to tar {dest}"));
@@ -1275,9 +1365,14 @@ mod tests {
     fn outputs_parse_as_buildx_reads_them() {
         // (spec, the kind, names) — buildx's shorthands and each type's keys
         let o = parse("out").unwrap();
-        assert_eq!(o.kind, Kind::Local { dest: "out".into() });
+        assert_eq!(o.kind, Kind::Local { dest: "out".into(), delete: false });
         assert_eq!(parse("-").unwrap().kind, Kind::Tar { dest: Dest::Stdout });
-        assert_eq!(parse("type=local,dest=a/b").unwrap().kind, Kind::Local { dest: "a/b".into() });
+        assert_eq!(parse("type=local,dest=a/b").unwrap().kind, Kind::Local { dest: "a/b".into(), delete: false });
+        // mode=copy|delete (BuildKit's ParseLocalExporterMode: trimmed, any case)
+        for (m, delete) in [("copy", false), ("", false), ("delete", true), (" Delete ", true)] {
+            let o = parse(&format!("type=local,dest=d,mode={m}")).unwrap();
+            assert_eq!(o.kind, Kind::Local { dest: "d".into(), delete }, "{m:?}");
+        }
         assert_eq!(parse("type=tar,dest=x.tar").unwrap().kind, Kind::Tar { dest: Dest::Path("x.tar".into()) });
         assert_eq!(parse("type=oci,dest=-").unwrap().kind, Kind::Oci { dest: Dest::Stdout, tar: true });
         assert_eq!(
@@ -1354,6 +1449,8 @@ mod tests {
             ("type=tar,dest=x,rewrite-timestamp=false", "\"rewrite-timestamp\" is not supported for type=tar"),
             ("type=image,dangling-name-prefix=UP", "not a repository name"),
             ("type=local,dest=x,store=false", "\"store\" is not supported for type=local"),
+            ("type=local,dest=x,mode=sync", "invalid local exporter mode \"sync\""),
+            ("type=tar,dest=x,mode=delete", "\"mode\" is not supported for type=tar"),
             ("type=oci,dest=x,compression=zstd,oci-mediatypes=false", "conflicts with \"oci-mediatypes=false\""),
             ("type=image,compression-level=12", "gzip takes 0 to 9"),
             ("type=local,dest=x,compression=zstd", "\"compression\" is not supported for type=local"),
@@ -1473,6 +1570,51 @@ mod tests {
             Request { outputs: &outs(&["type=oci,dest=x,source-date-epoch=1"]), push: true, ..Default::default() };
         let e = source_date_epoch(&outputs(&req), 1, &[Some(2)]).unwrap_err();
         assert!(e.contains("the store output --push adds has none"), "{e}");
+    }
+
+    #[test]
+    fn mode_delete_outside_the_working_directory_needs_the_entitlement() {
+        // buildx's isSafeLocalDeleteDest: strictly below the working directory, symlinks resolved
+        let t = tempfile::tempdir().unwrap();
+        let wd = t.path().join("wd");
+        fs::create_dir_all(wd.join("out")).unwrap();
+        std::os::unix::fs::symlink(t.path(), wd.join("up")).unwrap();
+        let check = |dest: &str, allowed: bool| {
+            let o = parse(&format!("type=local,dest={dest},mode=delete")).unwrap();
+            check_local_delete(&[o], allowed, &wd)
+        };
+        for ok in ["out", "new/deeper", "out/../other", "./out"] {
+            assert!(check(ok, false).is_ok(), "{ok}");
+        }
+        for bad in [".", "..", "../wd", "up/elsewhere", "/tmp/x", "new/../.."] {
+            let e = check(bad, false).unwrap_err();
+            assert!(e.contains("requires --allow=buildx.local.delete"), "{bad}: {e}");
+            assert!(check(bad, true).is_ok(), "{bad}");
+        }
+        // mode=copy needs nothing
+        let o = parse("type=local,dest=/tmp/x").unwrap();
+        assert!(check_local_delete(&[o], false, &wd).is_ok());
+    }
+
+    #[test]
+    fn merge_keeps_or_deletes_what_the_image_lacks() {
+        let t = tempfile::tempdir().unwrap();
+        let (from, to) = (t.path().join("from"), t.path().join("to"));
+        for (d, files) in [(&from, &["a", "sub/x"][..]), (&to, &["a", "old", "sub/x", "sub/y", "gone/z"][..])] {
+            for f in files {
+                fs::create_dir_all(d.join(f).parent().unwrap()).unwrap();
+                fs::write(d.join(f), format!("{}", d.display())).unwrap();
+            }
+        }
+        merge_into(&from, &to, true).unwrap();
+        let mut left: Vec<String> = walkdir::WalkDir::new(&to)
+            .min_depth(1)
+            .into_iter()
+            .map(|e| e.unwrap().path().strip_prefix(&to).unwrap().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["a", "sub", "sub/x"]);
+        assert_eq!(fs::read_to_string(to.join("a")).unwrap(), from.display().to_string());
     }
 
     #[test]

@@ -210,6 +210,67 @@ fn local_output_merges_and_tar_goes_to_stdout() {
 }
 
 #[test]
+fn local_output_mode_delete_mirrors_the_image() {
+    let s = Slipway::new();
+    let ctx =
+        s.context("del", &[("Dockerfile", "FROM scratch\nCOPY a /a\nCOPY sub /sub\n"), ("a", "new"), ("sub/x", "x")]);
+    let fill = |out: &Path| {
+        fs::create_dir_all(out.join("sub")).unwrap();
+        fs::create_dir_all(out.join("stale/deep")).unwrap();
+        fs::write(out.join("a"), "old").unwrap();
+        fs::write(out.join("keep"), "mine").unwrap();
+        fs::write(out.join("sub/y"), "mine too").unwrap();
+        fs::write(out.join("stale/deep/z"), "z").unwrap();
+    };
+    fn walk(root: &Path, dir: &Path, into: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            into.push(e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned());
+            if e.file_type().unwrap().is_dir() {
+                walk(root, &e.path(), into);
+            }
+        }
+    }
+    let listing = |out: &Path| -> Vec<String> {
+        let mut l = Vec::new();
+        walk(out, out, &mut l);
+        l.sort();
+        l
+    };
+    // buildx's rule: outside the working directory, mode=delete needs --allow buildx.local.delete;
+    // refused before the build, the directory untouched
+    let out = s.dir.path().join("out");
+    fill(&out);
+    let spec = format!("type=local,dest={},mode=delete", out.display());
+    let before = listing(&out);
+    let r = s.build(&ctx, "d:1", &["-o", &spec]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("requires --allow=buildx.local.delete"), "{}", r.stderr);
+    assert_eq!(listing(&out), before);
+    // with it: the directory mirrors the image (BuildKit's fsutil receive without merge)
+    s.build(&ctx, "d:1", &["-o", &spec, "--allow", "buildx.local.delete"]).ok();
+    assert_eq!(listing(&out), ["a", "sub", "sub/x"]);
+    assert_eq!(fs::read_to_string(out.join("a")).unwrap(), "new");
+    // below the working directory it needs no entitlement (buildx's isSafeLocalDeleteDest)
+    let wd = s.dir.path().join("wd");
+    fill(&wd.join("out"));
+    let o = std::process::Command::new(integration::slipway::bin())
+        .current_dir(&wd)
+        .args(["--root", &s.root().to_string_lossy(), "build", "-o", "type=local,dest=out,mode=delete"])
+        .arg(&ctx)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(listing(&wd.join("out")), ["a", "sub", "sub/x"]);
+    // nothing of the temp tree is left beside it
+    let leftovers: Vec<_> = fs::read_dir(&wd)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".slipway-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
 fn annotations_go_where_buildkit_puts_them() {
     let s = Slipway::new();
     let ctx = s.context("ann", &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "1")]);
