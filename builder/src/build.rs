@@ -87,7 +87,7 @@ pub struct BuildOptions {
     pub named_contexts: NamedContexts,
     /// `--jobs`: how many stages may run at once.
     pub jobs: usize,
-    /// `--add-host`, `--ulimit`, `--shm-size`.
+    /// `--add-host`, `--ulimit`, `--shm-size`, `--cgroup-parent`, the resource limits.
     pub run_extras: crate::spec::RunExtras,
     /// `--no-cache-filter`: stage names.
     pub no_cache_filter: Vec<String>,
@@ -1055,7 +1055,10 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         }
     };
     let new_executor = |eopts| {
-        let runtime = Runtime::new(opts.runtime.clone(), store.root.join("tmp/runtime"));
+        let runtime = Runtime {
+            cgroup_parent: opts.run_extras.cgroup_parent.clone(),
+            ..Runtime::new(opts.runtime.clone(), store.root.join("tmp/runtime"))
+        };
         Executor::new(store, eopts, &ctx, runtime, progress::Progress::new(opts.progress, out()))
     };
     let mut x = new_executor(&eopts[0]);

@@ -129,6 +129,39 @@ pub struct StepArgs {
     /// The size of RUN steps' /dev/shm (128m, 1g; default 64m).
     #[arg(long = "shm-size", value_name = "SIZE")]
     pub shm_size: Option<String>,
+    /// The cgroup under which RUN steps' cgroups go (a cgroupfs path under each hierarchy's
+    /// root): PATH/<container> rather than /slipway/<container>. Part of the steps' cache keys.
+    #[arg(long = "cgroup-parent", value_name = "PATH")]
+    pub cgroup_parent: Option<String>,
+    /// Limit RUN steps' resources (repeatable, as buildx): memory=SIZE (512m, 1g),
+    /// memory-swap=SIZE|-1 (memory plus swap; -1 unlimited), cpu-shares=N,
+    /// cpu-period=MICROSECONDS, cpu-quota=MICROSECONDS, cpuset-cpus=LIST (0-3,5),
+    /// cpuset-mems=LIST. docker build's --memory/-m, --memory-swap, --cpu-shares/-c,
+    /// --cpu-period, --cpu-quota, --cpuset-cpus and --cpuset-mems are taken too (--resource
+    /// wins). Not part of the steps' cache keys, as in BuildKit.
+    #[arg(long = "resource", value_name = "KEY=VALUE")]
+    pub resources: Vec<String>,
+    /// --resource memory=SIZE.
+    #[arg(short = 'm', long = "memory", value_name = "SIZE", hide = true)]
+    pub memory: Option<String>,
+    /// --resource memory-swap=SIZE|-1.
+    #[arg(long = "memory-swap", value_name = "SIZE", hide = true, allow_hyphen_values = true)]
+    pub memory_swap: Option<String>,
+    /// --resource cpu-shares=N.
+    #[arg(short = 'c', long = "cpu-shares", value_name = "N", hide = true, allow_hyphen_values = true)]
+    pub cpu_shares: Option<String>,
+    /// --resource cpu-period=MICROSECONDS.
+    #[arg(long = "cpu-period", value_name = "MICROSECONDS", hide = true, allow_hyphen_values = true)]
+    pub cpu_period: Option<String>,
+    /// --resource cpu-quota=MICROSECONDS.
+    #[arg(long = "cpu-quota", value_name = "MICROSECONDS", hide = true, allow_hyphen_values = true)]
+    pub cpu_quota: Option<String>,
+    /// --resource cpuset-cpus=LIST.
+    #[arg(long = "cpuset-cpus", value_name = "LIST", hide = true)]
+    pub cpuset_cpus: Option<String>,
+    /// --resource cpuset-mems=LIST.
+    #[arg(long = "cpuset-mems", value_name = "LIST", hide = true)]
+    pub cpuset_mems: Option<String>,
     /// Run every step of these stages, using no cached result (repeatable, or comma-separated
     /// stage names); the log says so at each step.
     #[arg(long = "no-cache-filter", value_name = "STAGE[,STAGE]")]

@@ -28,6 +28,7 @@ pub mod netns;
 pub mod output;
 pub mod plan;
 pub mod registry;
+pub mod resources;
 pub mod rootfs;
 pub mod runmount;
 pub mod runner;

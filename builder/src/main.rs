@@ -156,7 +156,22 @@ fn run(cli: Cli) -> Result<()> {
                 // buildx: --load is --output=type=docker
                 outputs.push("type=docker".into());
             }
-            let StepArgs { add_hosts, host_gateway_ip, ulimits, shm_size, no_cache_filter } = *steps;
+            let StepArgs {
+                add_hosts,
+                host_gateway_ip,
+                ulimits,
+                shm_size,
+                no_cache_filter,
+                cgroup_parent,
+                resources,
+                memory,
+                memory_swap,
+                cpu_shares,
+                cpu_period,
+                cpu_quota,
+                cpuset_cpus,
+                cpuset_mems,
+            } = *steps;
             use std::io::IsTerminal;
             // buildx's toDisplayMode: `quiet` is -q (the ID printed at the end), `none` shows
             // nothing at all; -q with plain or tty is refused
@@ -224,6 +239,28 @@ fn run(cli: Cli) -> Result<()> {
                 let n = slipway::spec::parse_size("--shm-size", s).map_err(anyhow::Error::msg)?;
                 // 0 is docker's "the default"
                 opts.run_extras.shm_size = (n > 0).then_some(n);
+            }
+            if let Some(p) = &cgroup_parent {
+                opts.run_extras.cgroup_parent =
+                    slipway::resources::parse_cgroup_parent(p).map_err(anyhow::Error::msg)?;
+            }
+            let legacy = [
+                ("memory", memory.as_deref()),
+                ("memory-swap", memory_swap.as_deref()),
+                ("cpu-shares", cpu_shares.as_deref()),
+                ("cpu-period", cpu_period.as_deref()),
+                ("cpu-quota", cpu_quota.as_deref()),
+                ("cpuset-cpus", cpuset_cpus.as_deref()),
+                ("cpuset-mems", cpuset_mems.as_deref()),
+            ];
+            opts.run_extras.resources =
+                slipway::resources::Resources::from_flags(&legacy, &resources).map_err(anyhow::Error::msg)?;
+            // rootless, RUN steps get no cgroup (exec/run.rs): nothing to limit or place
+            if slipway::userns::rootless() && (cgroup_parent.is_some() || !opts.run_extras.resources.is_empty()) {
+                bail!(
+                    "--cgroup-parent and the resource limits need RUN steps in cgroups of their own, which a \
+                     rootless slipway does not give them (the runtime may not write cgroups)"
+                );
             }
             opts.no_cache_filter = no_cache_filter;
             let (remote, platform, cache_from) = registry::cli::build_inputs(&reg)?;

@@ -1,7 +1,7 @@
 //! The one place that invokes an OCI runtime binary (skiff, runc, ...) through its CLI:
 //! `run` a prepared bundle under a private `--root`, `delete -f` it when the run left it (the
-//! runtime died, or the step was stopped) and remove the container's cgroup under our private
-//! `/slipway/<id>` parent. Knows nothing of Dockerfiles.
+//! runtime died, or the step was stopped) and remove the container's cgroup, `/slipway/<id>`
+//! (or `<--cgroup-parent>/<id>`). Knows nothing of Dockerfiles.
 
 use std::fs;
 use std::io::{self, BufRead, Write};
@@ -26,11 +26,25 @@ pub struct Runtime {
     /// Set when the build stops for another reason than a signal (a step of a stage that runs
     /// at the same time failed): a running container is deleted as on an interrupt.
     pub cancel: Arc<AtomicBool>,
+    /// `build --cgroup-parent`, cleaned (`/a/b`): the containers' cgroups go under it rather
+    /// than under `/slipway`.
+    pub cgroup_parent: Option<String>,
 }
 
 impl Runtime {
     pub fn new(bin: PathBuf, state_root: PathBuf) -> Runtime {
-        Runtime { bin, state_root, cancel: Arc::default() }
+        Runtime { bin, state_root, cancel: Arc::default(), cgroup_parent: None }
+    }
+
+    /// The cgroupsPath given to container `id`: `/slipway/<id>`, or `<parent>/<id>` with
+    /// `--cgroup-parent` (as docker puts a container under `--cgroup-parent`; BuildKit adds a
+    /// `buildkit/` level between, which here would be left behind in a parent that is the
+    /// user's).
+    pub fn cgroups_path(&self, id: &str) -> String {
+        match self.cgroup_parent.as_deref() {
+            Some(p) => format!("{}/{id}", p.trim_end_matches('/')),
+            None => format!("/slipway/{id}"),
+        }
     }
 
     fn stopping(&self) -> bool {
@@ -69,11 +83,6 @@ pub struct Outcome {
     pub code: i32,
     /// Combined output when captured.
     pub output: Vec<u8>,
-}
-
-/// The cgroupsPath given to each container.
-pub fn cgroups_path(id: &str) -> String {
-    format!("/slipway/{id}")
 }
 
 impl Runtime {
@@ -158,7 +167,7 @@ impl Runtime {
             Ok(c) => c,
             Err(err) => {
                 delete();
-                remove_cgroups(id);
+                remove_cgroups(&self.cgroups_path(id));
                 return Err(RunError::Spawn { bin: self.bin.clone(), err });
             }
         };
@@ -195,7 +204,7 @@ impl Runtime {
         if killed || status.is_err() || self.state_root.join(id).exists() {
             delete();
         }
-        remove_cgroups(id);
+        remove_cgroups(&self.cgroups_path(id));
         let status = status.map_err(|err| RunError::Spawn { bin: self.bin.clone(), err })?;
         if killed || self.stopping() {
             return Err(RunError::Interrupted);
@@ -210,6 +219,9 @@ pub struct Owner {
     pub bin: PathBuf,
     pub state_root: PathBuf,
     pub id: String,
+    /// The container's cgroupsPath (recorded since `--cgroup-parent`; before, `/slipway/<id>`).
+    #[serde(default)]
+    pub cgroups_path: Option<String>,
 }
 
 pub const OWNER_FILE: &str = "slipway-runtime.json";
@@ -217,7 +229,12 @@ pub const OWNER_FILE: &str = "slipway-runtime.json";
 impl Runtime {
     /// Records in `bundle` which container will run from it.
     pub fn record(&self, bundle: &Path, id: &str) -> io::Result<()> {
-        let o = Owner { bin: self.bin.clone(), state_root: self.state_root.clone(), id: id.to_string() };
+        let o = Owner {
+            bin: self.bin.clone(),
+            state_root: self.state_root.clone(),
+            id: id.to_string(),
+            cgroups_path: Some(self.cgroups_path(id)),
+        };
         fs::write(bundle.join(OWNER_FILE), serde_json::to_vec(&o).unwrap_or_default())
     }
 }
@@ -240,12 +257,13 @@ pub fn reap(dirs: &[PathBuf]) {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        remove_cgroups(&o.id);
+        remove_cgroups(&o.cgroups_path.unwrap_or_else(|| format!("/slipway/{}", o.id)));
     }
 }
 
-/// Removes `/slipway/<id>` in every cgroup hierarchy (v1 controllers and the unified one).
-pub fn remove_cgroups(id: &str) {
+/// Removes a container's cgroup (its cgroupsPath, `/slipway/<id>`) in every cgroup hierarchy
+/// (v1 controllers and the unified one); the parents stay.
+pub fn remove_cgroups(path: &str) {
     let base = Path::new("/sys/fs/cgroup");
     let mut roots = vec![base.to_path_buf()];
     if let Ok(rd) = fs::read_dir(base) {
@@ -255,14 +273,17 @@ pub fn remove_cgroups(id: &str) {
             }
         }
     }
+    let rel = path.trim_start_matches('/');
+    if rel.is_empty() {
+        return;
+    }
     for r in roots {
-        let parent = r.join("slipway");
-        let dir = parent.join(id);
+        let dir = r.join(rel);
         if dir.exists() {
             rmdir_tree(&dir);
         }
-        // the shared `/slipway` parent stays: removing it would race with a concurrent
-        // build's runtime creating its own cgroup below it
+        // the shared `/slipway` parent (or the user's --cgroup-parent) stays: removing it
+        // would race with a concurrent build's runtime creating its own cgroup below it
     }
 }
 

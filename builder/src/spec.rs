@@ -82,7 +82,7 @@ fn devpts_options() -> Vec<&'static str> {
 /// A config.json for `root` (absolute or bundle-relative) running `p`.
 pub fn config(root: &str, p: &Process, hostname: &str, network: Network, cgroups_path: Option<&str>) -> Value {
     let caps: Vec<&str> = DEFAULT_CAPS.to_vec();
-    let mounts = vec![
+    let mut mounts = vec![
         json!({"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid", "noexec", "nodev"]}),
         json!({"destination": "/dev", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "strictatime", "mode=755", "size=65536k"]}),
         json!({"destination": "/dev/pts", "type": "devpts", "source": "devpts", "options": devpts_options()}),
@@ -106,6 +106,11 @@ pub fn config(root: &str, p: &Process, hostname: &str, network: Network, cgroups
     });
     if let Some(c) = cgroups_path {
         linux["cgroupsPath"] = json!(c);
+        // the step's own cgroups, read-only, as BuildKit mounts them (executor/oci withCGroup):
+        // what a step reads of its limits. (Without a cgroup of its own, a rootless step has
+        // none to show.)
+        mounts.push(json!({"destination": "/sys/fs/cgroup", "type": "cgroup", "source": "cgroup",
+            "options": ["ro", "nosuid", "noexec", "nodev"]}));
     }
     json!({
         "ociVersion": "1.0.2",
@@ -226,9 +231,10 @@ pub fn insecure(config: &mut Value) {
     }
 }
 
-/// What `build --add-host`, `--ulimit` and `--shm-size` give every RUN step, as data: parsed
-/// once from the command line, part of each RUN's cache key (as in BuildKit, whose exec op
-/// carries them), applied to each config.json by [`RunExtras::apply`].
+/// What `build --add-host`, `--ulimit`, `--shm-size`, `--cgroup-parent` and the resource limits
+/// give every RUN step, as data: parsed once from the command line, applied to each config.json
+/// by [`RunExtras::apply`]; all but the resource limits are part of each RUN's cache key (as in
+/// BuildKit, whose exec op carries them; its resource limits are in the op's metadata).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RunExtras {
     /// `--add-host HOST:IP`, in the order given.
@@ -240,6 +246,12 @@ pub struct RunExtras {
     /// `--build-arg BUILDKIT_SANDBOX_HOSTNAME=NAME`: the steps' hostname (BuildKit's frontend
     /// option; `buildkitsandbox` when unset).
     pub hostname: Option<String>,
+    /// `--cgroup-parent`, cleaned (`/a/b`): the steps' cgroups go under it (the runner names
+    /// them); in the key, as BuildKit's exec op carries `cgroupParent`.
+    pub cgroup_parent: Option<String>,
+    /// `--resource` and docker build's `--memory`, `--cpu-shares`...: `linux.resources`; not in
+    /// the key.
+    pub resources: crate::resources::Resources,
 }
 
 /// One `--ulimit`, as docker's go-units parses it (-1: unlimited).
@@ -374,9 +386,10 @@ impl RunExtras {
         *self == RunExtras::default()
     }
 
-    /// What RUN cache keys add (empty without the flags, so keys stay as they were).
+    /// What RUN cache keys add (empty without the flags, so keys stay as they were; the
+    /// resource limits never add anything).
     pub fn key_text(&self) -> String {
-        if self.is_empty() {
+        if (RunExtras { resources: Default::default(), ..self.clone() }).is_empty() {
             return String::new();
         }
         let hosts: Vec<String> = self.hosts.iter().map(|(h, ip)| format!("{h}={ip}")).collect();
@@ -386,6 +399,9 @@ impl RunExtras {
         // the keys of builds without it stay as they were)
         if let Some(h) = &self.hostname {
             t.push_str(&format!(" hostname={h:?}"));
+        }
+        if let Some(p) = &self.cgroup_parent {
+            t.push_str(&format!(" cgroup-parent={p:?}"));
         }
         t
     }
@@ -407,8 +423,9 @@ impl RunExtras {
 
     /// Applies the flags to a RUN's config.json: the written `hosts` and `resolv` files bound
     /// read-only on /etc/hosts and /etc/resolv.conf in place of any other, the rlimits,
-    /// /dev/shm's size.
+    /// /dev/shm's size, the resource limits.
     pub fn apply(&self, config: &mut Value, hosts: &str, resolv: &str) {
+        self.resources.apply(config);
         if let Some(mounts) = config["mounts"].as_array_mut() {
             for (dest, src) in [("/etc/resolv.conf", resolv), ("/etc/hosts", hosts)] {
                 mounts.retain(|m| m["destination"] != dest);
@@ -468,6 +485,8 @@ mod tests {
             ulimits: vec![parse_ulimit("nofile=512:1024").unwrap()],
             shm_size: Some(128 << 20),
             hostname: None,
+            cgroup_parent: None,
+            resources: Default::default(),
         };
         // BuildKit's hosts file for a sandbox, then the extra hosts
         assert_eq!(
@@ -482,6 +501,15 @@ mod tests {
         assert_eq!(RunExtras::default().hostname(), "buildkitsandbox");
         let named = RunExtras { hostname: Some("box".into()), ..RunExtras::default() };
         assert!(named.key_text().contains("hostname=\"box\""), "{}", named.key_text());
+        // the cgroup parent is in the key (BuildKit's exec op carries it); the resource limits
+        // are not (they are in the op's metadata there), so limits alone keep the keys
+        let parent = RunExtras { cgroup_parent: Some("/ci".into()), ..RunExtras::default() };
+        assert!(parent.key_text().contains("cgroup-parent=\"/ci\""), "{}", parent.key_text());
+        let mut limited = RunExtras::default();
+        limited.resources.memory = Some(64 << 20);
+        assert_eq!(limited.key_text(), "");
+        let both = RunExtras { resources: limited.resources.clone(), ..parent.clone() };
+        assert_eq!(both.key_text(), parent.key_text());
         let p = Process { args: vec![], env: vec![], cwd: "/".into(), uid: 0, gid: 0, additional_gids: vec![] };
         let mut c = config("/r", &p, "h", Network::Host, None);
         x.apply(&mut c, "/b/hosts", "/b/resolv.conf");
@@ -526,10 +554,14 @@ mod tests {
         let ns = c["linux"]["namespaces"].as_array().unwrap();
         assert!(ns.iter().any(|n| n["type"] == "network"));
         assert_eq!(c["linux"]["cgroupsPath"], "/slipway/x");
+        // BuildKit's read-only view of the step's own cgroups; none without a cgroup
+        let cg = |c: &Value| c["mounts"].as_array().unwrap().iter().find(|m| m["type"] == "cgroup").cloned();
+        assert_eq!(cg(&c).unwrap()["destination"], "/sys/fs/cgroup");
         assert_eq!(c["process"]["user"]["additionalGids"][0], 3);
         let c = config("/r", &p, "h", Network::Host, None);
         let ns = c["linux"]["namespaces"].as_array().unwrap();
         assert!(!ns.iter().any(|n| n["type"] == "network"));
+        assert!(cg(&c).is_none());
     }
 
     #[test]

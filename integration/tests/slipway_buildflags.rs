@@ -399,3 +399,120 @@ fn host_gateway_reaches_the_host() {
     let r = s.build(&ctx, "gw:3", &["--add-host", "gw:host-gateway", "--host-gateway-ip", "10.9.8.6"]).ok();
     assert!(!r.stdout.contains("Using cache"), "{}", r.stdout);
 }
+
+/// Removes a cgroup directory (and the empty ones below it) in every hierarchy on drop.
+struct CgroupParent(String);
+
+impl Drop for CgroupParent {
+    fn drop(&mut self) {
+        let mut dirs = integration::host::cgroup_dirs_of(&self.0);
+        let below: Vec<_> = dirs
+            .iter()
+            .flat_map(|d| fs::read_dir(d).into_iter().flatten().flatten())
+            .filter_map(|e| e.file_type().is_ok_and(|t| t.is_dir()).then(|| e.path()))
+            .collect();
+        dirs.extend(below);
+        dirs.sort_by_key(|d| std::cmp::Reverse(d.components().count()));
+        for d in dirs {
+            let _ = fs::remove_dir(d);
+        }
+    }
+}
+
+/// `--cgroup-parent` and the resource limits (`--resource`, docker build's `-m`, `--cpu-*`):
+/// each RUN step runs in a cgroup of its own under the parent (its /proc/self/cgroup, written
+/// while it runs), limited as asked (the limits it reads in its own /sys/fs/cgroup, which
+/// BuildKit mounts in RUN steps); the parent is in the steps' cache keys, the limits are not
+/// (BuildKit carries them outside the op); nothing of the step's cgroup is left after it.
+#[test]
+fn cgroup_parent_and_resource_limits_reach_run_steps() {
+    let s = Slipway::new();
+    s.base("base:1");
+    let parent = integration::unique_name("slipway-cgp");
+    let _cleanup = CgroupParent(parent.clone());
+    let v2 = integration::host::cgroup2_unified();
+    // what the step sees of its own cgroup: v1 has a directory per controller, v2 one
+    let read = if v2 {
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/cpu.max /sys/fs/cgroup/cpuset.cpus > /limits"
+    } else {
+        "cat /sys/fs/cgroup/memory/memory.limit_in_bytes /sys/fs/cgroup/cpu/cpu.cfs_quota_us \
+         /sys/fs/cgroup/cpu/cpu.cfs_period_us /sys/fs/cgroup/cpu/cpu.shares /sys/fs/cgroup/cpuset/cpuset.cpus > /limits"
+    };
+    let df = format!("FROM base:1\nRUN cat /proc/self/cgroup > /cgroup && {read}\n");
+    let ctx = s.context("cg", &[("Dockerfile", &df)]);
+    let flags = [
+        "--cgroup-parent",
+        &parent,
+        "-m",
+        "64m",
+        "--resource",
+        "cpu-quota=50000",
+        "--cpu-period",
+        "100000",
+        "--resource",
+        "cpu-shares=512",
+        "--cpuset-cpus",
+        "0",
+    ];
+    s.build(&ctx, "cg:1", &flags).ok();
+    let img = s.save("cg:1");
+    let f = |img: &integration::slipway::Saved, p: &str| {
+        img.find(p).map(|e| String::from_utf8_lossy(&e.data).into_owned()).unwrap_or_default()
+    };
+    // under the parent while it ran: `<parent>/slipway-<id>` in every hierarchy it is in
+    let cgroup = f(&img, "cgroup");
+    let mine: Vec<&str> = cgroup
+        .lines()
+        .filter(|l| if v2 { l.starts_with("0::") } else { l.contains(":memory:") || l.contains(":cpu:") })
+        .collect();
+    assert!(!mine.is_empty(), "{cgroup}");
+    for l in &mine {
+        let path = l.splitn(3, ':').nth(2).unwrap_or_default();
+        assert!(path.starts_with(&format!("/{parent}/slipway-")), "{l} (all: {cgroup})");
+    }
+    let limits: Vec<String> = f(&img, "limits").lines().map(str::to_string).collect();
+    if v2 {
+        assert_eq!(limits, ["67108864", "50000 100000", "0"]);
+    } else {
+        assert_eq!(limits, ["67108864", "50000", "100000", "512", "0"]);
+    }
+    // the step's cgroup went with it; the parent, the user's, stays
+    let left: Vec<_> = integration::host::cgroup_dirs_of(&parent)
+        .iter()
+        .flat_map(|d| fs::read_dir(d).into_iter().flatten().flatten())
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // other limits: the step is cached all the same (not in the key, as in BuildKit)
+    let r = s.build(&ctx, "cg:2", &["--cgroup-parent", &parent, "--memory", "128m"]).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 1, "{}", r.stdout);
+    // another parent, or none: it runs again, in the default /slipway/<id>
+    let r = s.build(&ctx, "cg:3", &["-m", "64m"]).ok();
+    assert_eq!(r.stdout.matches("Using cache").count(), 0, "{}", r.stdout);
+    let cgroup = f(&s.save("cg:3"), "cgroup");
+    assert!(cgroup.lines().any(|l| l.contains(":/slipway/slipway-")), "{cgroup}");
+
+    // values as docker parses them, refused naming the flag
+    let many = format!("0-{}", std::thread::available_parallelism().map(usize::from).unwrap_or(1) + 64);
+    for (args, want) in [
+        (vec!["-m", "lots"], "--memory lots: invalid size"),
+        (vec!["--resource", "memory=12x"], "--resource memory=12x: invalid size"),
+        (vec!["--resource", "blkio-weight=10"], "unknown resource \"blkio-weight\""),
+        (vec!["--resource", "memory"], "expected KEY=VALUE"),
+        (vec!["--cpu-quota", "10"], "can not be less than 1ms"),
+        (vec!["--cpu-shares", "-2"], "must be 0 (not set) or more"),
+        (vec!["--memory-swap", "1g"], "always set the memory limit"),
+        (vec!["-m", "1g", "--memory-swap", "512m"], "larger than memory limit"),
+        (vec!["--cpuset-cpus", "3-1"], "invalid cpuset range"),
+        (vec!["--cpuset-cpus", &many], "requested CPUs are not available"),
+        (vec!["--cgroup-parent", "a/../../b"], "invalid cgroup path element"),
+        (vec!["--cgroup-parent", "system.slice:docker:"], "systemd slice"),
+    ] {
+        let r = s.build(&ctx, "bad:1", &args);
+        assert_ne!(r.code, 0, "{args:?}");
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+    }
+    assert_ne!(s.run(&["inspect", "bad:1"]).code, 0, "a refused build named an image");
+}

@@ -54,8 +54,8 @@ pub struct Options {
     pub ssh: std::collections::BTreeMap<String, crate::secrets::SshSource>,
     /// `build --jobs`: how many stages may run at once.
     pub jobs: usize,
-    /// `build --add-host`, `--ulimit`, `--shm-size`: every RUN step gets them (and its cache
-    /// key names them).
+    /// `build --add-host`, `--ulimit`, `--shm-size`, `--cgroup-parent`, the resource limits:
+    /// every RUN step gets them (and its cache key names all but the limits).
     pub run_extras: crate::spec::RunExtras,
     /// `build --no-cache-filter`: the stages (Dockerfile index -> the name given) whose steps
     /// run without the cache.

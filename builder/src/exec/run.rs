@@ -107,7 +107,7 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
         r.network,
         // rootless, the runtime leaves out the cgroups slipway's user may not write; a path
         // it was given there would be an error
-        (!crate::userns::rootless()).then(|| crate::runner::cgroups_path(&id)).as_deref(),
+        (!crate::userns::rootless()).then(|| x.runtime.cgroups_path(&id)).as_deref(),
     );
     if r.security == Security::Insecure {
         spec::insecure(&mut config);
