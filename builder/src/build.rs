@@ -251,12 +251,14 @@ pub fn dockerfile_excerpt(file: &str, src: &str, start: usize, end: usize) -> St
 /// The build args BuildKit's Dockerfile frontend reads itself (dockerui/config.go's
 /// `build-arg:BUILDKIT_*` keys, and BUILDKIT_SYNTAX, read by the frontend's builder):
 /// consumed whether or not a stage declares them (BUILDKIT_DOCKERFILE_CHECK: `PREDEFINED`).
-const FRONTEND_ARGS: [&str; 5] = [
+const FRONTEND_ARGS: [&str; 6] = [
     "BUILDKIT_CACHE_MOUNT_NS",
     "BUILDKIT_MULTI_PLATFORM",
     "BUILDKIT_SANDBOX_HOSTNAME",
     "BUILDKIT_SYNTAX",
     "BUILDKIT_CONTEXT_KEEP_GIT_DIR",
+    // refused true (`read`), of no effect false, as in BuildKit
+    "BUILDKIT_DISABLE_FILEOP",
 ];
 
 /// Build args BuildKit or buildx act on and slipway does not implement (a trailing `*`: every
@@ -536,6 +538,12 @@ fn read(
         BuildError::Other(format!("read Dockerfile {shown}: {e}"))
     })?;
     let at = |line, msg| BuildError::At { file: file.clone(), line, msg, excerpt: Box::default() };
+    // dockerui/config.go validateMinCaps: BuildKit refuses it true (Go's ParseBool), takes it false
+    if matches!(build_arg(opts, "BUILDKIT_DISABLE_FILEOP"), Some("1" | "t" | "T" | "TRUE" | "true" | "True")) {
+        return Err(BuildError::Other(
+            "support for \"BUILDKIT_DISABLE_FILEOP\" build-arg was removed in BuildKit 0.11".into(),
+        ));
+    }
     let df = parser::parse(&src).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &[]))?;
     check_syntax(opts, df.syntax.as_deref(), &src).map_err(|(line, msg)| match line {
         Some(l) => with_excerpt(at(l, msg), &src, &[]),

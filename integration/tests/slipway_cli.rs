@@ -295,6 +295,14 @@ fn dockerfile_mistakes_get_docker_s_hints() {
         assert!(r.stderr.contains(&want), "want {want:?} in {r:?}");
     }
     assert!(!r.stderr.contains("KEEP_GIT_DIR"), "{r:?}");
+    // BuildKit's frontend refuses BUILDKIT_DISABLE_FILEOP true (dockerui/config.go validateMinCaps)
+    // and takes it false; docker 20.10's BuildKit still had the option, so no comparison
+    let r = s.run(&["build", "--build-arg", "BUILDKIT_DISABLE_FILEOP=TRUE", &ctx.to_string_lossy()]);
+    assert_ne!(r.code, 0);
+    let want = "support for \"BUILDKIT_DISABLE_FILEOP\" build-arg was removed in BuildKit 0.11";
+    assert!(r.stderr.contains(want), "{r:?}");
+    let r = s.run(&["build", "--build-arg", "BUILDKIT_DISABLE_FILEOP=false", &ctx.to_string_lossy()]).ok();
+    assert!(!r.stderr.contains("not consumed"), "{r:?}");
 }
 
 #[test]
