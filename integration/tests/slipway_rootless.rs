@@ -84,6 +84,17 @@ fn without_subordinate_ranges_only_the_users_own_id_is_there() {
     let (code, out, err) = slipway(&user, &bin, &["build", "-t", "single:1", "--runtime", &rt, &ctx]);
     assert_eq!(code, Some(0), "build failed\nstdout:\n{out}\nstderr:\n{err}");
     assert!(err.contains("no ranges"), "the single-id map is said: {err}");
+    // its RUN steps get no cgroup of their own: a cgroup parent or a limit is refused, not dropped
+    for flags in [["--cgroup-parent", "ci"], ["--memory", "64m"]] {
+        let mut args = vec!["build", "-t", "single:0", "--runtime", &rt];
+        args.extend_from_slice(&flags);
+        args.push(&ctx);
+        let (code, out, err) = slipway(&user, &bin, &args);
+        assert_ne!(code, Some(0), "{flags:?} accepted rootless
+{out}
+{err}");
+        assert!(err.contains("rootless slipway does not give them"), "{flags:?}: {err}");
+    }
     // a file of another owner cannot be made there: the RUN step fails and the build says so
     let ctx2 = user.home.join("ctx2");
     std::fs::create_dir_all(&ctx2).expect("mkdir");
