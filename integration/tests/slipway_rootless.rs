@@ -90,9 +90,7 @@ fn without_subordinate_ranges_only_the_users_own_id_is_there() {
         args.extend_from_slice(&flags);
         args.push(&ctx);
         let (code, out, err) = slipway(&user, &bin, &args);
-        assert_ne!(code, Some(0), "{flags:?} accepted rootless
-{out}
-{err}");
+        assert_ne!(code, Some(0), "{flags:?} accepted rootless\n{out}\n{err}");
         assert!(err.contains("rootless slipway does not give them"), "{flags:?}: {err}");
     }
     // a file of another owner cannot be made there: the RUN step fails and the build says so
