@@ -52,8 +52,9 @@ pub enum Kind {
     Tar { dest: Dest },
     /// An OCI image layout, as a tar (or, with `tar=false`, a directory).
     Oci { dest: Dest, tar: bool },
-    /// A docker-archive (`docker load` reads it).
-    Docker { dest: Dest },
+    /// A docker-archive (`docker load` reads it), or with `tar=false` an OCI image layout
+    /// directory, as BuildKit's docker exporter copies the image into the client's store.
+    Docker { dest: Dest, tar: bool },
     /// Nothing but the build cache.
     CacheOnly,
 }
@@ -321,7 +322,7 @@ pub fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
 fn dest_of(kind: &str, v: Option<String>, stdout_ok: bool) -> Result<Dest, String> {
     match v.as_deref() {
         Some("-") if stdout_ok => Ok(Dest::Stdout),
-        Some("-") => Err(format!("type={kind}: dest=- (stdout) is for tar, oci and docker outputs")),
+        Some("-") => Err(format!("type={kind}: dest=- (stdout) takes a file, and this output writes a directory")),
         Some("") | None => {
             // buildx: a tar-like output with no dest goes to stdout unless that is a terminal
             if stdout_ok && !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -400,7 +401,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             "local" => &["dest", "platform-split", "source-date-epoch", "mode"],
             "tar" => &["dest", "platform-split", "source-date-epoch"],
             "oci" => &["dest", "name", "tar", "rewrite-timestamp", "source-date-epoch"],
-            "docker" => &["dest", "name", "rewrite-timestamp", "source-date-epoch"],
+            "docker" => &["dest", "name", "tar", "rewrite-timestamp", "source-date-epoch"],
             "cacheonly" => &[],
             t => return Err(err(format!("unknown type {t:?} (image, registry, local, tar, oci, docker, cacheonly)"))),
         };
@@ -464,9 +465,6 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             _ => unreachable!("allowed above"),
         }
     }
-    if typ == "docker" && !tar {
-        return Err(err("tar=false is for type=oci".into()));
-    }
     let kind = match typ.as_str() {
         "image" | "registry" => Kind::Image { push, opts: iopts },
         "local" => Kind::Local {
@@ -483,11 +481,14 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             Kind::Oci { dest: d, tar }
         }
         // buildx: a docker output without dest loads the image into docker
+        // tar=false: a layout directory (buildx: dest needed, not stdout)
+        "docker" if !tar => Kind::Docker { dest: dest_of("docker", dest, false).map_err(err)?, tar },
         "docker" => Kind::Docker {
             dest: match dest.as_deref() {
                 None | Some("") => Dest::Load,
                 _ => dest_of("docker", dest, true).map_err(err)?,
             },
+            tar,
         },
         _ => Kind::CacheOnly,
     };
@@ -1099,7 +1100,7 @@ pub fn writes_stdout(outs: &[Output]) -> bool {
             &o.kind,
             Kind::Tar { dest: Dest::Stdout }
                 | Kind::Oci { dest: Dest::Stdout, .. }
-                | Kind::Docker { dest: Dest::Stdout }
+                | Kind::Docker { dest: Dest::Stdout, .. }
         )
     })
 }
@@ -1143,7 +1144,7 @@ pub fn check(outs: &[Output], multi: bool) -> Result<(), String> {
             &o.kind,
             Kind::Tar { dest: Dest::Stdout }
                 | Kind::Oci { dest: Dest::Stdout, .. }
-                | Kind::Docker { dest: Dest::Stdout }
+                | Kind::Docker { dest: Dest::Stdout, .. }
         ) {
             stdout += 1;
         }
@@ -1265,9 +1266,9 @@ pub fn export(
                 log(&format!("exporting to OCI image format {dest}"));
                 archive_output(store, images, multi, o, req, dest, *tar, archive::Format::Oci, &mut done)?
             }
-            Kind::Docker { dest } => {
+            Kind::Docker { dest, tar } => {
                 log(&format!("exporting to docker image format {dest}"));
-                archive_output(store, images, multi, o, req, dest, true, archive::Format::Docker, &mut done)?
+                archive_output(store, images, multi, o, req, dest, *tar, archive::Format::Docker, &mut done)?
             }
         }
     }
@@ -1375,6 +1376,11 @@ mod tests {
         }
         assert_eq!(parse("type=tar,dest=x.tar").unwrap().kind, Kind::Tar { dest: Dest::Path("x.tar".into()) });
         assert_eq!(parse("type=oci,dest=-").unwrap().kind, Kind::Oci { dest: Dest::Stdout, tar: true });
+        // BuildKit's docker exporter with tar=false: a layout directory
+        assert_eq!(
+            parse("type=docker,dest=lay,tar=false").unwrap().kind,
+            Kind::Docker { dest: Dest::Path("lay".into()), tar: false }
+        );
         assert_eq!(
             parse("type=oci,dest=lay,tar=false").unwrap().kind,
             Kind::Oci { dest: Dest::Path("lay".into()), tar: false }
@@ -1454,7 +1460,8 @@ mod tests {
             ("type=oci,dest=x,compression=zstd,oci-mediatypes=false", "conflicts with \"oci-mediatypes=false\""),
             ("type=image,compression-level=12", "gzip takes 0 to 9"),
             ("type=local,dest=x,compression=zstd", "\"compression\" is not supported for type=local"),
-            ("type=docker,dest=x,tar=false", "tar=false"),
+            ("type=docker,tar=false", "dest= is needed"),
+            ("type=docker,dest=-,tar=false", "stdout"),
             ("type=nope", "unknown type"),
             ("dest=x", "no type="),
             ("type=local,dest=x,annotation.a=1", "annotations are for"),

@@ -210,6 +210,38 @@ fn local_output_merges_and_tar_goes_to_stdout() {
 }
 
 #[test]
+fn docker_output_with_tar_false_is_a_layout_directory() {
+    // BuildKit's docker exporter with tar=false copies the image into an OCI layout directory
+    // (the client's content store), named in index.json; no manifest.json
+    let s = Slipway::new();
+    let ctx = s.context("dockerdir", &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "1")]);
+    let lay = s.dir.path().join("lay");
+    let iid = s.dir.path().join("iid");
+    s.build(
+        &ctx,
+        "dd:1",
+        &["-o", &format!("type=docker,dest={},tar=false", lay.display()), "--iidfile", &iid.to_string_lossy()],
+    )
+    .ok();
+    assert!(lay.join("oci-layout").is_file());
+    assert!(!lay.join("manifest.json").exists());
+    let index = json(&lay.join("index.json"));
+    let entry = &index["manifests"][0];
+    assert_eq!(entry["annotations"]["io.containerd.image.name"], "docker.io/library/dd:1");
+    let digest = entry["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let manifest = json(&lay.join("blobs/sha256").join(digest));
+    assert_eq!(manifest["config"]["digest"], fs::read_to_string(&iid).unwrap().as_str());
+    // the layout reads back as an image (a --build-context oci-layout:// of it)
+    let user = s.context("user", &[("Dockerfile", "FROM base\nCOPY --from=base /a /b\n")]);
+    s.build(&user, "dd:2", &["--build-context", &format!("base=oci-layout://{}:1", lay.display())]).ok();
+    assert_eq!(s.save("dd:2").find("b").unwrap().data, b"1");
+    // dest is needed and cannot be stdout, as buildx says
+    let r = s.build(&ctx, "dd:3", &["-o", "type=docker,dest=-,tar=false"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("dest=- (stdout) takes a file"), "{}", r.stderr);
+}
+
+#[test]
 fn local_output_mode_delete_mirrors_the_image() {
     let s = Slipway::new();
     let ctx =
