@@ -124,7 +124,7 @@ fn slipway_help_describes_every_argument_and_flag() {
     let bin = integration::slipway::bin();
     check_every_entry_is_described(&bin, &["--root", "--debug"]);
     let build = help(&bin, &["build"]);
-    for values in ["[possible values: auto, plain, tty]", "[possible values: default, none, host]"] {
+    for values in ["[possible values: auto, plain, tty, quiet, none]", "[possible values: default, none, host]"] {
         assert!(build.contains(values), "build --help lacks {values}");
     }
     assert!(help(&bin, &["save"]).contains("[possible values: docker, oci]"));
