@@ -424,6 +424,10 @@ impl Drop for CgroupParent {
 /// while it runs), limited as asked (the limits it reads in its own /sys/fs/cgroup, which
 /// BuildKit mounts in RUN steps); the parent is in the steps' cache keys, the limits are not
 /// (BuildKit carries them outside the op); nothing of the step's cgroup is left after it.
+/// (docker 20.10's BuildKit, v0.8, takes `docker build --memory 64m --cgroup-parent P` and
+/// applies neither: its step read a limit of 9223372036854771712 in `/<dockerd's parent>/buildkit/
+/// <id>` when this test was written, while it did see its cgroups at /sys/fs/cgroup. The
+/// expectations are BuildKit's executor/oci spec.go and spec_linux.go and buildx's --resource.)
 #[test]
 fn cgroup_parent_and_resource_limits_reach_run_steps() {
     let s = Slipway::new();
