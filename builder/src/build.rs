@@ -66,6 +66,8 @@ pub struct BuildOptions {
     pub platforms: Vec<Platform>,
     /// `--cache-from`: caches whose steps count as hits in this build.
     pub cache_from: Vec<registry::cache::Import>,
+    /// `--cache-to type=inline`: the result's cache in its image config.
+    pub inline_cache: bool,
     /// `--allow security.insecure`: `RUN --security=insecure` may run.
     pub allow_insecure: bool,
     /// `--allow network.host` (or `--network host`): `RUN --network=host` may run.
@@ -251,7 +253,9 @@ pub fn dockerfile_excerpt(file: &str, src: &str, start: usize, end: usize) -> St
 /// The build args BuildKit's Dockerfile frontend reads itself (dockerui/config.go's
 /// `build-arg:BUILDKIT_*` keys, and BUILDKIT_SYNTAX, read by the frontend's builder):
 /// consumed whether or not a stage declares them (BUILDKIT_DOCKERFILE_CHECK: `PREDEFINED`).
-const FRONTEND_ARGS: [&str; 6] = [
+const FRONTEND_ARGS: [&str; 7] = [
+    // buildx build/opt.go: true (Go's ParseBool) asks for --cache-to type=inline
+    "BUILDKIT_INLINE_CACHE",
     "BUILDKIT_CACHE_MOUNT_NS",
     "BUILDKIT_MULTI_PLATFORM",
     "BUILDKIT_SANDBOX_HOSTNAME",
@@ -264,9 +268,7 @@ const FRONTEND_ARGS: [&str; 6] = [
 /// Build args BuildKit or buildx act on and slipway does not implement (a trailing `*`: every
 /// arg of that prefix): each one given gets a warning naming it, rather than pass as "not
 /// consumed" or silently. One row each: take a row out when slipway implements it.
-const UNIMPLEMENTED_ARGS: [(&str, &str); 4] = [
-    // buildx build/opt.go: true asks for --cache-to type=inline
-    ("BUILDKIT_INLINE_CACHE", "inline cache metadata in the image config (--cache-to type=inline)"),
+const UNIMPLEMENTED_ARGS: [(&str, &str); 3] = [
     // frontend/attestations/parse.go: build-arg:BUILDKIT_ATTEST_<type>
     ("BUILDKIT_ATTEST_*", "attestations (SBOM, provenance)"),
     // buildx util/history/name.go
@@ -1158,7 +1160,7 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         crate::trace::point("stat-save");
         for ((st, (one, _)), eo) in res?.iter().zip(&runs).zip(&eopts) {
             results.push(st.id.clone());
-            let img = x.image(st, &eo.created_from)?;
+            let img = inline_cache(opts, store, x.image(st, &eo.created_from)?, x.keys(), &st.id)?;
             images.push(entry(one.platform.clone(), img, one.source_date_epoch));
         }
         x
@@ -1183,7 +1185,7 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
             crate::trace::point("stat-save");
             let st = res?;
             results.push(st.id.clone());
-            let img = x.image(&st, &eo.created_from)?;
+            let img = inline_cache(opts, store, x.image(&st, &eo.created_from)?, x.keys(), &st.id)?;
             images.push(entry(platform, img, one.source_date_epoch));
             keys.extend(x.take_keys());
             mounts.extend(x.take_cache_mounts());
@@ -1224,6 +1226,36 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
             m
         },
     })
+}
+
+/// `--cache-to type=inline` (or `--build-arg BUILDKIT_INLINE_CACHE=1`, as buildx reads it with
+/// Go's ParseBool): `img` with the cache of the chain of its state `result` among `keys` in its
+/// config, so that `--cache-from IMAGE` finds it; `img` as it is otherwise, or when no step of
+/// this build made it.
+fn inline_cache(
+    opts: &BuildOptions,
+    store: &Store,
+    img: crate::store::Image,
+    keys: &[String],
+    result: &str,
+) -> Result<crate::store::Image, BuildError> {
+    let asked = build_arg(opts, "BUILDKIT_INLINE_CACHE")
+        .is_some_and(|v| matches!(v, "1" | "t" | "T" | "TRUE" | "true" | "True"));
+    if !(opts.inline_cache || asked) {
+        return Ok(img);
+    }
+    let p = store.blob_path(&img.config_digest);
+    let raw = std::fs::read(&p).map_err(|e| BuildError::Other(format!("inline cache: read {}: {e}", p.display())))?;
+    let with = registry::cache::inline_config(store, &raw, keys, result)
+        .map_err(|e| BuildError::Other(format!("--cache-to type=inline: {e}")))?;
+    let Some(config) = with else { return Ok(img) };
+    let (manifest, id) = store.put_image_bytes(&config, &img.manifest.layers)?;
+    // what `inspect` shows as CreatedFrom, recorded by the image's ID (Executor::image)
+    let rel = |id: &str| format!("cache/created/{}.json", id.trim_start_matches("sha256:"));
+    if let Some(from) = store.read_record::<String>(&rel(&img.config_digest)) {
+        store.write_record(&rel(&id), &from)?;
+    }
+    Ok(store.image_by_manifest(&manifest.digest)?)
 }
 
 /// `--cache-from`: the caches whose steps count as hits (an unreadable one is a warning, as in

@@ -95,6 +95,7 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         platform: None,
         platforms: Vec::new(),
         cache_from: Vec::new(),
+        inline_cache: false,
         allow_insecure,
         allow_network_host,
         secrets: Default::default(),
@@ -275,6 +276,7 @@ fn run(cli: Cli) -> Result<()> {
             opts.platform = platform.first().cloned();
             opts.platforms = platform;
             opts.cache_from = cache_from;
+            opts.inline_cache = registry::cache::wants_inline(&reg.cache_to);
             opts.jobs = match jobs {
                 Some(n) => n.into(),
                 None => std::thread::available_parallelism().map(usize::from).unwrap_or(1),

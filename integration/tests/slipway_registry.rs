@@ -896,3 +896,41 @@ fn cache_mode_min_exports_the_result_chain_and_max_every_stage() {
         }
     }
 }
+
+/// `--cache-to type=inline` and buildx's `--build-arg BUILDKIT_INLINE_CACHE=1` (inline.go): the
+/// cache of the result's chain goes into its image config, and `--cache-from IMAGE` in a fresh
+/// store hits every step, its layers fetched from the image's repository. An image without one
+/// is a warning, and the build goes on.
+#[test]
+fn an_inline_cache_in_a_pushed_image_serves_cache_from_that_image() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    let ctx = copy_ctx(&t, "inline", "inline\n");
+    let config_of = |reference: &str| {
+        let o = r.skopeo(&["inspect", "--config", "--raw", &format!("docker://{reference}")]);
+        assert_eq!(o.code, 0, "{}", o.stderr);
+        serde_json::from_str::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    for (name, flag, value) in
+        [("flag", "--cache-to", "type=inline"), ("arg", "--build-arg", "BUILDKIT_INLINE_CACHE=true")]
+    {
+        let img = format!("{}/app/{name}:1", r.host);
+        let o = t.build_in(&t.s.root(), &ctx, &["-t", &img, "--push", flag, value]).ok();
+        assert!(!o.stderr.contains("BUILDKIT_INLINE_CACHE"), "{}", o.stderr);
+        let c = config_of(&img);
+        assert_eq!(c["slipway.buildcache.v1"]["steps"].as_array().map(Vec::len), Some(3), "{name}: {c}");
+        assert_eq!(hits_in_fresh_store(&t, &format!("inline-{name}"), &ctx, &img), (3, "inline\n".into()));
+    }
+    // without it: no cache in the config, and --cache-from of that image only warns
+    let plain = format!("{}/app/plain:1", r.host);
+    t.build_in(&t.s.root(), &ctx, &["-t", &plain, "--push"]).ok();
+    assert!(config_of(&plain).get("slipway.buildcache.v1").is_none());
+    let o = t.build_in(&t.other_root("inline-none"), &ctx, &["--cache-from", &plain]).ok();
+    assert!(o.stdout.contains("an image without an inline cache"), "{}", o.stdout);
+    // the inline exporter takes no attribute
+    let o = t.build_in(&t.s.root(), &ctx, &["--cache-to", "type=inline,mode=max"]);
+    assert!(o.code != 0 && o.stderr.contains("unknown key \"mode\" for type=inline"), "{}", o.stderr);
+}

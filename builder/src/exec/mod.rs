@@ -801,6 +801,11 @@ impl<'a> Executor<'a> {
         }
     }
 
+    /// The cache keys of the steps run so far.
+    pub fn keys(&self) -> &[String] {
+        &self.keys
+    }
+
     pub fn take_keys(&mut self) -> Vec<String> {
         std::mem::take(&mut self.keys)
     }

@@ -36,7 +36,7 @@ use crate::store::image::{self, Descriptor};
 use crate::store::ingest::Opened;
 use crate::store::Store;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -49,13 +49,21 @@ pub const MT_CACHE_MOUNT: &str = "application/vnd.slipway.buildcache.mount.v1.ta
 pub enum Spec {
     Registry(Reference),
     Local(PathBuf),
+    /// `--cache-to type=inline`: in the image config of the build's result (`INLINE_KEY`).
+    Inline,
 }
+
+/// The image config key of an inline cache: a [`CacheConfig`] of the result's chain (as
+/// `mode=min`) with the steps' configs inline, for `--cache-from IMAGE` to read. BuildKit's
+/// key is `moby.buildkit.cache.v0`; its records are BuildKit's own, so slipway's has its own key.
+pub const INLINE_KEY: &str = "slipway.buildcache.v1";
 
 impl std::fmt::Display for Spec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Spec::Registry(r) => write!(f, "registry {r}"),
             Spec::Local(p) => write!(f, "local {}", p.display()),
+            Spec::Inline => write!(f, "inline"),
         }
     }
 }
@@ -91,6 +99,23 @@ pub struct Export {
     pub tag: String,
     /// `reset=true` (local): after the export, the blobs no manifest of index.json needs go.
     pub reset: bool,
+}
+
+impl Export {
+    fn inline() -> Export {
+        Export {
+            to: Spec::Inline,
+            mounts: false,
+            mode: Mode::Min,
+            ignore_error: false,
+            image_manifest: true,
+            oci: true,
+            layers: crate::convert::Options::default(),
+            insecure: false,
+            tag: String::new(),
+            reset: false,
+        }
+    }
 }
 
 /// One `--cache-from`.
@@ -153,6 +178,14 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
     let mut out = Vec::new();
     for (kind, attrs) in entries(s, flag)? {
         let bad = |m: String| format!("{flag} {s:?}: {m}");
+        if kind == "inline" {
+            // BuildKit's inline exporter takes no attribute (inline.go)
+            if let Some((k, _)) = attrs.first() {
+                return Err(bad(format!("unknown key {k:?} for type=inline")));
+            }
+            out.push(Export::inline());
+            continue;
+        }
         let boolean =
             |k: &str, v: &str| go_bool(v).ok_or_else(|| bad(format!("{k}={v}: expected a boolean (true or false)")));
         let mut e = Export {
@@ -223,6 +256,11 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
     Ok(out)
 }
 
+/// Whether one of the `--cache-to` values asks for `type=inline` (values already checked).
+pub fn wants_inline(cache_to: &[String]) -> bool {
+    cache_to.iter().any(|s| parse_export(s).is_ok_and(|v| v.iter().any(|e| e.to == Spec::Inline)))
+}
+
 /// Parses a `--cache-from` value: `type=registry,ref=REF`, `type=local,src=DIR` (`tag=`,
 /// `digest=`), or a bare `REF` (several, comma-separated).
 pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
@@ -286,6 +324,10 @@ pub struct CacheConfig {
     /// Cache mounts' content (`cache-mounts=true`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<MountBlob>,
+    /// An inline cache's step configs, by digest (their bytes as text): the image's registry
+    /// has only the result's config.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub configs: BTreeMap<String, String>,
 }
 
 /// Writes the content of a cache mount's data dir into the store as a gzip tar blob: entries
@@ -429,7 +471,7 @@ fn artifact(store: &Store, keys: &[String], mounts: Vec<MountBlob>, e: &Export) 
             platform: None,
         });
     }
-    let config = image::to_json(&CacheConfig { steps, mounts });
+    let config = image::to_json(&CacheConfig { steps, mounts, configs: BTreeMap::new() });
     let cdesc = Descriptor {
         media_type: MT_CACHE_CONFIG.into(),
         digest: image::digest_of(&config),
@@ -497,6 +539,8 @@ pub fn export(
             let p = push_manifest_and_blobs(store, &client, r, &blobs, &manifest, media_type, log)?;
             Ok((p.digest, steps))
         }
+        // the build wrote it into the image config (`inline_config`)
+        Spec::Inline => Ok((String::new(), steps)),
         Spec::Local(dir) => {
             let bd = dir.join("blobs/sha256");
             std::fs::create_dir_all(&bd).map_err(|err| RegistryError::Io { path: bd.clone(), err })?;
@@ -583,6 +627,43 @@ pub fn export(
     }
 }
 
+/// `--cache-to type=inline`: the config bytes `config` with an inline cache of the chain of
+/// `result` (its config digest) among `keys` under [`INLINE_KEY`]; None when no step of the
+/// build made the result (a bare `FROM`).
+pub fn inline_config(
+    store: &Store,
+    config: &[u8],
+    keys: &[String],
+    result: &str,
+) -> Result<Option<Vec<u8>>, RegistryError> {
+    let mut steps = Vec::new();
+    let mut configs = BTreeMap::new();
+    for k in min_keys(store, keys, &[result.to_string()]) {
+        let Some(entry) = store.read_record::<Entry>(&format!("cache/steps/{k}.json")) else { continue };
+        let p = store.blob_path(&entry.config);
+        let b = std::fs::read(&p).map_err(|err| RegistryError::Io { path: p.clone(), err })?;
+        let text = String::from_utf8(b).map_err(|_| RegistryError::Io {
+            path: p,
+            err: std::io::Error::other("an image config that is not UTF-8"),
+        })?;
+        configs.insert(entry.config.clone(), text);
+        steps.push(Step { key: k, entry });
+    }
+    if steps.is_empty() {
+        return Ok(None);
+    }
+    let bad = |e: serde_json::Error| RegistryError::Invalid {
+        registry: "inline".into(),
+        what: "image config".into(),
+        why: e.to_string(),
+    };
+    let mut v: serde_json::Value = serde_json::from_slice(config).map_err(bad)?;
+    let cache = serde_json::to_value(CacheConfig { steps, mounts: Vec::new(), configs }).map_err(bad)?;
+    let Some(obj) = v.as_object_mut() else { return Ok(None) };
+    obj.insert(INLINE_KEY.into(), cache);
+    Ok(Some(image::to_json(&v)))
+}
+
 /// `reset=true` (BuildKit's client, resetCacheStore): removes the blobs of a local cache
 /// directory that no manifest of its index.json reaches; returns how many went.
 fn reset(dir: &Path, idx: &image::Index) -> Result<usize, RegistryError> {
@@ -644,6 +725,8 @@ pub struct Imported {
     pub from: Spec,
     steps: HashMap<String, Entry>,
     mounts: Vec<MountBlob>,
+    /// An inline cache's step configs (text by digest).
+    configs: BTreeMap<String, String>,
     client: Option<Client>,
 }
 
@@ -667,6 +750,13 @@ fn config_of(bytes: &[u8]) -> Result<Descriptor, String> {
 /// Reads the cache artifact at `from` (its manifest and config; blobs come when a step hits).
 pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> {
     let (config, client) = match &from.from {
+        Spec::Inline => {
+            return Err(RegistryError::Invalid {
+                registry: "inline".into(),
+                what: "--cache-from".into(),
+                why: "an inline cache is read from its image: type=registry,ref=IMAGE".into(),
+            })
+        }
         Spec::Registry(r) => {
             let insecure;
             let opts = if from.insecure {
@@ -678,12 +768,29 @@ pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> 
             let client = Client::connect(&r.registry, opts, None)?;
             let scopes = vec![super::auth::repo_scope(&r.repository, false)];
             let op = format!("cache import {r}: GET manifest");
-            let (bytes, _, _, _) = fetch_manifest(&client, &r.repository, r.api_reference(), &scopes, &op)?;
+            let (bytes, _, fetched, _) = fetch_manifest(&client, &r.repository, r.api_reference(), &scopes, &op)?;
             let bad =
                 |why: String| RegistryError::Invalid { registry: r.registry.clone(), what: format!("cache {r}"), why };
-            let c = config_of(&bytes).map_err(bad)?;
-            let op = format!("cache import {r}: GET config");
-            (fetch_small(&client, &r.repository, &c, &scopes, &op)?, Some(client))
+            let is_image = |m: &image::Manifest| {
+                m.config.media_type == image::MT_CONFIG || m.config.media_type == image::MT_DOCKER_CONFIG
+            };
+            match (config_of(&bytes), fetched) {
+                (Ok(c), _) => {
+                    let op = format!("cache import {r}: GET config");
+                    (fetch_small(&client, &r.repository, &c, &scopes, &op)?, Some(client))
+                }
+                // an image: its inline cache (`--cache-to type=inline`), if its config has one
+                (Err(_), super::manifest::Fetched::Image(m)) if is_image(&m) => {
+                    let op = format!("cache import {r}: GET image config");
+                    let cb = fetch_small(&client, &r.repository, &m.config, &scopes, &op)?;
+                    let v: serde_json::Value = serde_json::from_slice(&cb).map_err(|e| bad(e.to_string()))?;
+                    let Some(c) = v.get(INLINE_KEY) else {
+                        return Err(bad(format!("an image without an inline cache ({INLINE_KEY})")));
+                    };
+                    (serde_json::to_vec(c).map_err(|e| bad(e.to_string()))?, Some(client))
+                }
+                (Err(e), _) => return Err(bad(e)),
+            }
         }
         Spec::Local(dir) => {
             let bad = |why: String| RegistryError::Io { path: dir.clone(), err: std::io::Error::other(why) };
@@ -719,6 +826,7 @@ pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> 
         from: from.from.clone(),
         steps: c.steps.into_iter().map(|s| (s.key, s.entry)).collect(),
         mounts: c.mounts,
+        configs: c.configs,
         client,
     })
 }
@@ -764,6 +872,7 @@ impl Imported {
                     blob::fetch(client, &r.repository, &d, store, &scopes)?;
                 }
                 (Spec::Local(dir), _) => copy_in(store, dir, &m.digest)?,
+                (Spec::Inline, _) => continue,
                 (Spec::Registry(r), None) => {
                     return Err(RegistryError::Invalid {
                         registry: r.registry.clone(),
@@ -799,6 +908,17 @@ impl Imported {
         match (&self.from, &self.client) {
             (Spec::Registry(r), Some(client)) => {
                 let scopes = vec![super::auth::repo_scope(&r.repository, false)];
+                if let (false, Some(text)) = (store.has_blob(&e.config), self.configs.get(&e.config)) {
+                    // an inline cache's step config, checked against its digest
+                    if image::digest_of(text.as_bytes()) != e.config {
+                        return Err(RegistryError::Invalid {
+                            registry: r.registry.clone(),
+                            what: format!("inline cache {r}"),
+                            why: format!("step config {}: digest mismatch", e.config),
+                        });
+                    }
+                    store.put_blob(text.as_bytes())?;
+                }
                 // the config's size is not in the entry: fetch it whole
                 if !store.has_blob(&e.config) {
                     let op = format!("cache import {r}: GET config {}", e.config);
@@ -812,6 +932,7 @@ impl Imported {
                     blob::remember(store, &d.digest, &r.registry, &r.repository);
                 }
             }
+            (Spec::Inline, _) => return Ok(None),
             (Spec::Local(dir), _) => {
                 for d in &blobs {
                     copy_in(store, dir, &d.digest)?;
@@ -896,6 +1017,8 @@ mod tests {
         assert_eq!(v.len(), 2);
         assert!(matches!(&v[1].to, Spec::Registry(r) if r.to_string() == "localhost:5000/b:1"));
         assert!(parse_export("").unwrap().is_empty());
+        assert_eq!(one_export("type=inline").to, Spec::Inline);
+        assert!(wants_inline(&["type=local,dest=/c".into(), "type=inline".into()]));
         // keys are lower-cased (buildx); Go's ParseBool spellings
         let e = one_export("type=registry,ref=r/c,Mode=min,ignore-error=T,registry.insecure=1");
         assert!(e.mode == Mode::Min && e.ignore_error && e.insecure);
@@ -913,6 +1036,7 @@ mod tests {
             ("type=registry,ref=r,tag=t", "unknown key \"tag\""),
             ("type=registry", "ref=REF"),
             ("type=gha", "expected registry or local"),
+            ("type=inline,mode=max", "unknown key \"mode\" for type=inline"),
             ("type=registry,ref=x,mode=middle", "mode=middle: expected min or max"),
             ("dest=/x", "type required for"),
             ("type=local,dest=/x,cache-mounts=yes", "expected a boolean"),

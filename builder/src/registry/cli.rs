@@ -261,6 +261,9 @@ pub fn after_build(
     let opts = a.remote.options();
     for s in &a.cache_to {
         for e in super::cache::parse_export(s).map_err(anyhow::Error::msg)? {
+            if e.to == super::cache::Spec::Inline {
+                continue; // written into the image config by the build
+            }
             match super::cache::export(store, &opts, keys, results, mounts, &e, &log) {
                 Ok((digest, n)) => log(&format!("exported cache ({n} steps) to {}: {digest}", e.to)),
                 // ignore-error=true: BuildKit drops the error; it is said here
