@@ -103,6 +103,11 @@ pub struct Options {
     /// subject). slipway writes no attestations, so it only checks the value and the conflict
     /// with docker media types, as BuildKit's exporter does.
     pub oci_artifact: bool,
+    /// `prefer-nondist-layers=`: in BuildKit, a layer that came with URLs (a non-distributable
+    /// one: Windows base images) keeps its non-distributable media type and URLs instead of
+    /// becoming distributable. slipway keeps no layer URLs (a pulled descriptor's are dropped),
+    /// so it has no such layer: the value is checked and changes nothing.
+    pub prefer_nondist: bool,
 }
 
 impl Options {
@@ -117,6 +122,7 @@ impl Options {
             "force-compression" => self.force = crate::output::parse_bool(k, v)?,
             "oci-mediatypes" => self.oci_types = Some(crate::output::parse_bool(k, v)?),
             "oci-artifact" => self.oci_artifact = crate::output::parse_bool(k, v)?,
+            "prefer-nondist-layers" => self.prefer_nondist = crate::output::parse_bool(k, v)?,
             _ => return Ok(false),
         }
         Ok(true)
@@ -129,11 +135,10 @@ impl Options {
             let max = match c {
                 Compression::Gzip | Compression::EStargz => 9,
                 Compression::Zstd => 22,
-                Compression::Uncompressed => {
-                    return Err(format!("compression-level={l}: uncompressed layers have no level"))
-                }
+                // BuildKit's compression.ParseAttributes sets it and nothing reads it
+                Compression::Uncompressed => i32::MAX,
             };
-            if !(0..=max).contains(&l) {
+            if max != i32::MAX && !(0..=max).contains(&l) {
                 return Err(format!("compression-level={l}: {} takes 0 to {max}", c.name()));
             }
         }
@@ -148,6 +153,12 @@ impl Options {
             return Err("exporter option \"oci-artifact=true\" conflicts with \"oci-mediatypes=false\"".into());
         }
         Ok(())
+    }
+
+    /// Whether the options change nothing in the image (`oci-artifact` and
+    /// `prefer-nondist-layers` never do in slipway).
+    pub fn is_plain(&self) -> bool {
+        Options { oci_artifact: false, prefer_nondist: false, ..self.clone() } == Options::default()
     }
 
     pub fn oci(&self) -> bool {
@@ -170,7 +181,7 @@ impl Options {
 /// types asked for and, where eStargz changed diff IDs, a config that names the new ones; `img`
 /// itself when nothing changes.
 pub fn convert(store: &Store, img: &Image, opts: &Options) -> Result<Image, StoreError> {
-    if *opts == Options::default() {
+    if opts.is_plain() {
         return with_estargz_annotations(store, img);
     }
     let oci = opts.oci();
@@ -495,6 +506,10 @@ mod tests {
         assert!(opts(&[("force-compression", "TRUE")]).unwrap().force);
         assert_eq!(opts(&[("oci-mediatypes", "F")]).unwrap().oci_types, Some(false));
         assert!(opts(&[("oci-artifact", "True")]).unwrap().oci_artifact);
+        assert!(opts(&[("prefer-nondist-layers", "true")]).unwrap().prefer_nondist);
+        assert!(opts(&[("prefer-nondist-layers", "maybe")]).unwrap_err().contains("prefer-nondist-layers"));
+        // BuildKit takes a level with uncompressed layers, and nothing reads it
+        assert_eq!(opts(&[("compression", "uncompressed"), ("compression-level", "30")]).unwrap().level, Some(30));
         assert_eq!(opts(&[("compression", "zstd"), ("compression-level", "19")]).unwrap().level, Some(19));
         for (o, says) in [
             (vec![("compression", "lz4")], "expected uncompressed, gzip, estargz or zstd"),
@@ -503,7 +518,6 @@ mod tests {
             (vec![("compression-level", "x")], "whole number"),
             (vec![("compression", "gzip"), ("compression-level", "10")], "gzip takes 0 to 9"),
             (vec![("compression", "zstd"), ("compression-level", "23")], "zstd takes 0 to 22"),
-            (vec![("compression", "uncompressed"), ("compression-level", "1")], "no level"),
             // BuildKit's opts.go: zstd needs OCI media types
             (vec![("compression", "zstd"), ("oci-mediatypes", "false")], "conflicts with \"oci-mediatypes=false\""),
             (vec![("oci-mediatypes", "maybe")], "option oci-mediatypes=\"maybe\": expected true or false"),
@@ -519,7 +533,14 @@ mod tests {
     #[test]
     fn which_layers_get_a_new_blob() {
         use Compression::*;
-        let o = |c, force, level| Options { compression: Some(c), force, level, oci_types: None, oci_artifact: false };
+        let o = |c, force, level| Options {
+            compression: Some(c),
+            force,
+            level,
+            oci_types: None,
+            oci_artifact: false,
+            prefer_nondist: false,
+        };
         // slipway's own layers (gzip) take the compression asked for
         assert!(o(Zstd, false, None).converts(Gzip));
         assert!(o(Uncompressed, false, None).converts(Gzip));

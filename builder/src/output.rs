@@ -18,8 +18,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// The options of [`convert::Options`]: layer compression and media types.
-const LAYER_OPTS: [&str; 5] =
-    ["compression", "compression-level", "force-compression", "oci-mediatypes", "oci-artifact"];
+const LAYER_OPTS: [&str; 6] = [
+    "compression",
+    "compression-level",
+    "force-compression",
+    "oci-mediatypes",
+    "oci-artifact",
+    "prefer-nondist-layers",
+];
 
 /// Where a file output goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +117,11 @@ pub struct Output {
     /// `source-date-epoch=N` (every type but cacheonly), BuildKit's exporter option: this
     /// output's times; see [`source_date_epoch`].
     pub source_date_epoch: Option<i64>,
+    /// `attestation-inline=` (image, registry, oci, docker) and `attestation-prefix=` (local,
+    /// tar): BuildKit's options for attestations, checked as BuildKit checks them (a bool; any
+    /// string); slipway writes no attestations, so they change nothing.
+    pub attestation_inline: Option<bool>,
+    pub attestation_prefix: Option<String>,
 }
 
 /// Where an annotation goes, as BuildKit names them.
@@ -352,6 +363,8 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 layers: convert::Options::default(),
                 rewrite_timestamp: None,
                 source_date_epoch: None,
+                attestation_inline: None,
+                attestation_prefix: None,
             }),
             p => Ok(Output {
                 kind: Kind::Local { dest: PathBuf::from(p), delete: false },
@@ -361,6 +374,8 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 layers: convert::Options::default(),
                 rewrite_timestamp: None,
                 source_date_epoch: None,
+                attestation_inline: None,
+                attestation_prefix: None,
             }),
         };
     }
@@ -381,6 +396,7 @@ pub fn parse(spec: &str) -> Result<Output, String> {
     let mut rewrite_timestamp = None;
     let mut source_date_epoch = None;
     let mut delete = false;
+    let (mut attestation_inline, mut attestation_prefix) = (None, None);
     for (k, v) in &opts {
         let allowed: &[&str] = match typ.as_str() {
             "image" | "registry" => &[
@@ -397,11 +413,12 @@ pub fn parse(spec: &str) -> Result<Output, String> {
                 "registry.insecure",
                 "rewrite-timestamp",
                 "source-date-epoch",
+                "attestation-inline",
             ],
-            "local" => &["dest", "platform-split", "source-date-epoch", "mode"],
-            "tar" => &["dest", "platform-split", "source-date-epoch"],
-            "oci" => &["dest", "name", "tar", "rewrite-timestamp", "source-date-epoch"],
-            "docker" => &["dest", "name", "tar", "rewrite-timestamp", "source-date-epoch"],
+            "local" => &["dest", "platform-split", "source-date-epoch", "mode", "attestation-prefix"],
+            "tar" => &["dest", "platform-split", "source-date-epoch", "attestation-prefix"],
+            "oci" => &["dest", "name", "tar", "rewrite-timestamp", "source-date-epoch", "attestation-inline"],
+            "docker" => &["dest", "name", "tar", "rewrite-timestamp", "source-date-epoch", "attestation-inline"],
             "cacheonly" => &[],
             t => return Err(err(format!("unknown type {t:?} (image, registry, local, tar, oci, docker, cacheonly)"))),
         };
@@ -447,6 +464,8 @@ pub fn parse(spec: &str) -> Result<Output, String> {
             }
             "rewrite-timestamp" => rewrite_timestamp = Some(parse_bool(k, v).map_err(err)?),
             // BuildKit's epoch.ParseExporterAttrs: seconds (Go's ParseInt), empty is none
+            "attestation-inline" => attestation_inline = Some(parse_bool(k, v).map_err(err)?),
+            "attestation-prefix" => attestation_prefix = Some(v.clone()),
             // BuildKit's client.ParseLocalExporterMode
             "mode" => {
                 delete = match v.trim().to_ascii_lowercase().as_str() {
@@ -501,6 +520,8 @@ pub fn parse(spec: &str) -> Result<Output, String> {
         layers,
         rewrite_timestamp,
         source_date_epoch,
+        attestation_inline,
+        attestation_prefix,
     })
 }
 
@@ -903,6 +924,8 @@ pub fn outputs(req: &Request) -> Vec<Output> {
             layers: convert::Options::default(),
             rewrite_timestamp: None,
             source_date_epoch: None,
+            attestation_inline: None,
+            attestation_prefix: None,
         });
     }
     for o in &mut outs {
@@ -1340,7 +1363,7 @@ fn archive_output(
         archive::Top::Image(&imgs[0].image)
     };
     let names: Vec<String> = o.names.iter().map(|n| crate::store::normalize_ref(n)).collect::<Result<_, _>>()?;
-    let keeps = o.layers != convert::Options::default();
+    let keeps = !o.layers.is_plain();
     let desc = write_archive(store, &top, &names, dann, dest, tar, format, keeps)?;
     if !multi {
         done.metadata.insert("containerimage.config.digest".into(), imgs[0].image.config_digest.clone().into());
@@ -1423,6 +1446,23 @@ mod tests {
         let o = parse("type=image,dangling-name-prefix=p,danging-name-empty-only=true").unwrap();
         assert!(matches!(&o.kind, Kind::Image { opts, .. } if opts.dangling_empty_only));
         assert!(parse("type=oci,dest=x,oci-artifact=true").unwrap().layers.oci_artifact);
+        // attestation options and prefer-nondist-layers: checked, no effect without attestations
+        // or non-distributable layers
+        assert_eq!(parse("type=image,attestation-inline=false").unwrap().attestation_inline, Some(false));
+        assert_eq!(
+            parse("type=tar,dest=t,attestation-prefix=sbom-").unwrap().attestation_prefix.as_deref(),
+            Some("sbom-")
+        );
+        assert!(parse("type=docker,dest=d,prefer-nondist-layers=1").unwrap().layers.prefer_nondist);
+        for (bad, says) in [
+            ("type=oci,dest=x,attestation-inline=yes", "option attestation-inline=\"yes\""),
+            ("type=local,dest=x,attestation-inline=true", "\"attestation-inline\" is not supported for type=local"),
+            ("type=image,attestation-prefix=p", "\"attestation-prefix\" is not supported for type=image"),
+            ("type=local,dest=x,prefer-nondist-layers=true", "\"prefer-nondist-layers\" is not supported"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
         // every bool option takes Go's strconv.ParseBool spellings, as BuildKit's exporters do
         for (v, want) in [("1", true), ("t", true), ("T", true), ("TRUE", true), ("True", true), ("", true)]
             .into_iter()

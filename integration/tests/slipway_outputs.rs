@@ -242,6 +242,46 @@ fn docker_output_with_tar_false_is_a_layout_directory() {
 }
 
 #[test]
+fn attestation_and_nondist_options_are_checked_and_change_nothing() {
+    // BuildKit's attestation-inline, attestation-prefix and prefer-nondist-layers: slipway writes
+    // no attestations and keeps no non-distributable layers, so the outputs are byte for byte
+    // those without them; compression=uncompressed takes a level, as BuildKit's does (unused)
+    let s = Slipway::new();
+    let ctx = s.context("noop", &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "1")]);
+    let d = s.dir.path();
+    let o = |n: &str, opts: &str| format!("type={n}{opts}");
+    s.build(
+        &ctx,
+        "n:1",
+        &[
+            "-o",
+            &o("docker", &format!(",dest={}", d.join("plain.tar").display())),
+            "-o",
+            &o(
+                "docker",
+                &format!(",dest={},attestation-inline=False,prefer-nondist-layers=true", d.join("opts.tar").display()),
+            ),
+            "-o",
+            &o("tar", &format!(",dest={}", d.join("fs.tar").display())),
+            "-o",
+            &o("tar", &format!(",dest={},attestation-prefix=sbom-", d.join("fs-opts.tar").display())),
+            "-o",
+            &o("oci", &format!(",dest={},compression=uncompressed,compression-level=5", d.join("raw.tar").display())),
+        ],
+    )
+    .ok();
+    assert_eq!(fs::read(d.join("plain.tar")).unwrap(), fs::read(d.join("opts.tar")).unwrap());
+    assert_eq!(fs::read(d.join("fs.tar")).unwrap(), fs::read(d.join("fs-opts.tar")).unwrap());
+    let files = tar_files(&d.join("raw.tar"));
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    let manifest = blob(&files, index["manifests"][0]["digest"].as_str().unwrap());
+    assert_eq!(manifest["layers"][0]["mediaType"], "application/vnd.oci.image.layer.v1.tar");
+    let r = s.build(&ctx, "n:2", &["-o", "type=image,attestation-inline=maybe"]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("option attestation-inline=\"maybe\""), "{}", r.stderr);
+}
+
+#[test]
 fn local_output_mode_delete_mirrors_the_image() {
     let s = Slipway::new();
     let ctx =
