@@ -51,6 +51,14 @@ pub fn parse(s: &str) -> Result<(String, Value), String> {
     let Some((name, v)) = s.split_once('=') else {
         return Err(format!("{flag}: expected NAME=VALUE"));
     };
+    // BuildKit's dockerui takes NAME::PLATFORM as the context of NAME for that platform only;
+    // slipway's names are one per build, so it is refused rather than read as another name
+    if let Some((n, p)) = name.split_once("::") {
+        return Err(format!(
+            "{flag}: a context for one platform ({n:?} for {p}) is not supported by slipway: give {n}=VALUE \
+             for every platform"
+        ));
+    }
     let k = key(name).map_err(|e| format!("{flag}: invalid context name {name:?}: {e}"))?;
     let value = if let Some(r) = v.strip_prefix("docker-image://") {
         Reference::parse(r).map_err(|e| format!("{flag}: {e}"))?;
@@ -228,6 +236,9 @@ mod tests {
             ("base".into(), Value::Image("busybox:1.36".into()))
         );
         assert!(parse("nameonly").unwrap_err().contains("expected NAME=VALUE"));
+        // dockerui's per-platform NAME::PLATFORM: refused with a clear error
+        let e = parse(&format!("alpine::linux/arm64={}", d.display())).unwrap_err();
+        assert!(e.contains("a context for one platform (\"alpine\" for linux/arm64) is not supported"), "{e}");
         // remote contexts: a git reference (its query checked), any other http(s) URL
         match parse("x=https://example.com/repo.git#v1:sub") {
             Ok((k, Value::Remote(u, crate::fetch::context::Remote::Git(g)))) => {

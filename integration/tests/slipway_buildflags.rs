@@ -140,6 +140,8 @@ fn bad_build_contexts_are_refused_naming_them() {
         ("x=https://example.com/r.git?nope=1", "unexpected query \"nope\""),
         ("Bad=/tmp", "invalid context name"),
         ("x=foo://bar", "unknown context type foo://"),
+        // BuildKit's per-platform NAME::PLATFORM: not read as another name, refused
+        ("alpine::linux/amd64=/tmp", "a context for one platform (\"alpine\" for linux/amd64) is not supported"),
     ] {
         let r = s.build(&ctx, "x:1", &["--build-context", arg]);
         assert_ne!(r.code, 0, "{arg}");
