@@ -80,6 +80,9 @@ pub struct BuildOptions {
     pub outputs: Vec<output::Output>,
     /// `--annotation`s.
     pub annotations: Vec<output::Annotation>,
+    /// `--provenance`, `--sbom`, `--attest` as given (the `BUILDKIT_ATTEST_*` build args join
+    /// them in [`crate::attest::resolve`]).
+    pub attest: crate::attest::Flags,
     /// `--push`.
     pub push: bool,
     /// SOURCE_DATE_EPOCH when given (`--build-arg` or the environment): local and tar outputs
@@ -124,6 +127,46 @@ struct Bases<'a> {
     made: Mutex<BTreeMap<String, Image>>,
     /// The contexts the plan used, by key.
     used: Mutex<std::collections::BTreeSet<String>>,
+    /// What the plan resolved, for the provenance's materials.
+    materials: Mutex<Vec<crate::attest::Material>>,
+}
+
+impl Bases<'_> {
+    /// Records an image the plan resolved as a material: the reference normalized, the
+    /// platform asked for, and the digest the name stands for (the store's entry of that name,
+    /// an index for a multi-platform image, else the image's manifest).
+    fn record_image(&self, name: &str, platform: Option<&Platform>, img: &Image) {
+        let Ok(r) = registry::reference::Reference::parse(name) else { return };
+        let mut reference = format!("{}/{}", r.registry, r.repository);
+        if let Some(t) = &r.tag {
+            reference.push_str(&format!(":{t}"));
+        }
+        let digest = match &r.digest {
+            Some(d) => {
+                reference.push_str(&format!("@{d}"));
+                d.clone()
+            }
+            None => {
+                let names: Vec<String> = [name.to_string(), r.store_name()]
+                    .iter()
+                    .filter_map(|n| crate::store::normalize_ref(n).ok())
+                    .collect();
+                let named = self.store.index().ok().and_then(|idx| {
+                    idx.manifests.into_iter().find(|m| {
+                        m.annotations.get(crate::store::image::ANN_REF_NAME).is_some_and(|n| names.contains(n))
+                    })
+                });
+                named.map_or_else(|| img.manifest_digest.clone(), |m| m.digest)
+            }
+        };
+        if r.tag.is_none() && r.digest.is_none() {
+            reference.push_str(":latest");
+        }
+        let platform = Some(platform.cloned().unwrap_or_else(Platform::host));
+        if let Ok(mut m) = self.materials.lock() {
+            m.push(crate::attest::Material::Image { reference, platform, digest });
+        }
+    }
 }
 
 impl Bases<'_> {
@@ -134,8 +177,10 @@ impl Bases<'_> {
         let img = match v {
             Value::Image(r) => {
                 log.push(format!("build context {key}: docker-image://{r}"));
-                return registry::base::resolve(self.store, r, self.remote, platform, log)
-                    .map_err(|e| format!("--build-context {key}=docker-image://{r}: {e}"));
+                let img = registry::base::resolve(self.store, r, self.remote, platform, log)
+                    .map_err(|e| format!("--build-context {key}=docker-image://{r}: {e}"))?;
+                self.record_image(r, platform, &img);
+                return Ok(img);
             }
             Value::Dir(d) => {
                 log.push(format!("build context {key}: directory {}", d.display()));
@@ -170,7 +215,9 @@ impl plan::Images for Bases<'_> {
             }
             return self.named(key, v, platform, log);
         }
-        registry::base::resolve(self.store, name, self.remote, platform, log).map_err(|e| e.to_string())
+        let img = registry::base::resolve(self.store, name, self.remote, platform, log).map_err(|e| e.to_string())?;
+        self.record_image(name, platform, &img);
+        Ok(img)
     }
 }
 
@@ -178,10 +225,17 @@ impl plan::Images for Bases<'_> {
 impl plan::Remotes for Bases<'_> {
     fn http(&self, url: &str) -> Result<(String, Option<i64>), String> {
         let r = crate::fetch::http::resolve(self.store, url).map_err(|e| e.to_string())?;
+        if let Ok(mut m) = self.materials.lock() {
+            m.push(crate::attest::Material::Http { url: url.to_string(), digest: r.digest.clone() });
+        }
         Ok((r.digest, r.last_modified))
     }
     fn git(&self, g: &crate::fetch::git::GitRef) -> Result<(String, String), String> {
-        crate::fetch::git::resolve(g).map_err(|e| e.to_string())
+        let (commit, full_ref) = crate::fetch::git::resolve(g).map_err(|e| e.to_string())?;
+        if let Ok(mut m) = self.materials.lock() {
+            m.push(crate::attest::Material::Git { url: g.remote.clone(), commit: commit.clone() });
+        }
+        Ok((commit, full_ref))
     }
 }
 
@@ -400,6 +454,8 @@ fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTre
         .into_iter()
         .filter(|k| !declared.contains(*k) && !PREDEFINED.contains(k) && !FRONTEND_ARGS.contains(k))
         .filter(|k| unimplemented_arg(k).is_none())
+        // BuildKit reads the attestation requests itself (crate::attest)
+        .filter(|k| !k.starts_with(crate::attest::BUILD_ARG_PREFIX))
         .collect();
     if !unused.is_empty() {
         eprintln!("slipway: warning: one or more build-args were not consumed: {}", unused.join(", "));
@@ -596,6 +652,73 @@ fn mtimes(opts: &BuildOptions) -> Result<layer::Mtimes, BuildError> {
     })
 }
 
+/// What a platform's provenance says of the build: the frontend's arguments as buildx sends
+/// them (build args, labels, target, no-cache, named contexts), the Dockerfile's name, the
+/// local directories read, a remote context, and what the plan resolved and runs.
+fn attest_info(
+    opts: &BuildOptions,
+    src: &Source,
+    plan: &Plan,
+    mut materials: Vec<crate::attest::Material>,
+) -> crate::attest::BuildInfo {
+    use crate::attest::Material;
+    let mut info = crate::attest::BuildInfo::default();
+    for (k, v) in &opts.build_args {
+        info.args.insert(format!("build-arg:{k}"), v.clone());
+    }
+    for (k, v) in &opts.labels {
+        info.args.insert(format!("label:{k}"), v.clone());
+    }
+    if let Some(t) = &opts.target {
+        info.args.insert("target".into(), t.clone());
+    }
+    if opts.no_cache {
+        info.args.insert("no-cache".into(), String::new());
+    } else if !opts.no_cache_filter.is_empty() {
+        info.args.insert("no-cache".into(), opts.no_cache_filter.join(","));
+    }
+    for (k, v) in &opts.named_contexts.by_key {
+        let value = match v {
+            Value::Dir(_) => {
+                info.locals.push(k.clone());
+                format!("local:{k}")
+            }
+            Value::Image(r) => format!("docker-image://{r}"),
+            Value::OciLayout { dir, tag, digest } => {
+                let at = match (tag, digest) {
+                    (_, Some(d)) => format!("@{d}"),
+                    (Some(t), None) => format!(":{t}"),
+                    (None, None) => String::new(),
+                };
+                format!("oci-layout://{}{at}", dir.display())
+            }
+            Value::Remote(url, _) => url.clone(),
+        };
+        info.args.insert(format!("context:{k}"), value);
+    }
+    info.entry_point = src.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    use crate::fetch::context::Origin;
+    let url = opts.context.to_string_lossy().into_owned();
+    match src.fetched.as_ref().map(|f| &f.origin) {
+        // a directory, or stdin's tar (buildx sends both as the local `context`)
+        None | Some(Origin::Stdin) => info.locals.extend(["context".to_string(), "dockerfile".to_string()]),
+        Some(Origin::Git { commit, .. }) => {
+            materials.push(Material::Git { url: url.clone(), commit: commit.clone() });
+            info.context_uri = Some(url);
+        }
+        Some(Origin::Http(r)) => {
+            materials.push(Material::Http { url: url.clone(), digest: r.digest.clone() });
+            info.context_uri = Some(url);
+        }
+    }
+    info.materials = materials;
+    crate::attest::from_plan(plan, &mut info);
+    let (config, source) = crate::attest::max_config(plan, &src.file, &src.text);
+    info.build_config = Some(config);
+    info.source = Some(source);
+    info
+}
+
 /// The plan, and the `--build-context` names it used.
 fn make_plan(
     store: &Store,
@@ -604,7 +727,7 @@ fn make_plan(
     src: &Source,
     ctx: &mut Context,
     all_stages: bool,
-) -> (Plan, std::collections::BTreeSet<String>) {
+) -> (Plan, std::collections::BTreeSet<String>, Vec<crate::attest::Material>) {
     let popts = plan::Options {
         file: &src.file,
         build_args: &opts.build_args,
@@ -623,9 +746,10 @@ fn make_plan(
         mtimes,
         made: Default::default(),
         used: Default::default(),
+        materials: Default::default(),
     };
     let plan = plan::plan(&src.stages, src.escape, ctx, &bases, &bases, &popts);
-    (plan, bases.used.into_inner().unwrap_or_default())
+    (plan, bases.used.into_inner().unwrap_or_default(), bases.materials.into_inner().unwrap_or_default())
 }
 
 /// The plan of a build, without running it (`slipway plan`).
@@ -711,7 +835,7 @@ pub fn check(store: &Store, opts: &BuildOptions, json: bool) -> Result<crate::su
     let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
     let mtimes = mtimes(&opts)?;
-    let (plan, _) = make_plan(store, &opts, mtimes, &src, &mut ctx, true);
+    let (plan, _, _) = make_plan(store, &opts, mtimes, &src, &mut ctx, true);
     let ignore = src.remote.is_none().then(|| ctx.ignore().clone());
     let report = lint(&opts, &src, &plan, ignore.as_ref())?;
     // planning stopped (a base image that does not resolve...): BuildKit's lint request fails
@@ -1016,7 +1140,8 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         crate::store::normalize_ref(t)?;
     }
     let tags = opts.tags.clone();
-    let req = output::Request {
+    let started = std::time::SystemTime::now();
+    let mut req = output::Request {
         outputs: &opts.outputs,
         tags: &tags,
         annotations: &opts.annotations,
@@ -1024,13 +1149,15 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         // an index of platforms with different times: the newest, a time that stays the same
         // for the same sources (BuildKit's exporter writes the time of the export there)
         created: crate::store::image::rfc3339(runs.iter().map(|(o, _)| o.created).max().unwrap_or(opts.created)),
+        attestations: None,
     };
     let outs = output::outputs(&req);
     for w in output::replaced_names(&req) {
         eprintln!("slipway: warning: {w}");
     }
+    let provenance = crate::attest::resolve(&opts.attest, &opts.build_args).map_err(BuildError::Other)?;
     let multi = multi_platform(opts, runs.len()).map_err(BuildError::Other)?;
-    output::check(&outs, multi).map_err(BuildError::Other)?;
+    output::check(&outs, multi, provenance.is_some()).map_err(BuildError::Other)?;
     let ctx = exec::SharedContext::new(open_context(store, src)?);
     crate::trace::point("context");
     // each platform's executor options: its times are its own
@@ -1084,8 +1211,13 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
     x.imported = imported.clone();
     // every platform planned first: a plan reads no state of another platform's build
     let mut plans = Vec::new();
+    // what each platform's provenance says (when asked for)
+    let mut infos = Vec::new();
     for ((one, _), eo) in runs.iter().zip(&eopts) {
-        let (plan, used_contexts) = ctx.with(|c| make_plan(store, one, eo.mtimes, src, c, false));
+        let (plan, used_contexts, materials) = ctx.with(|c| make_plan(store, one, eo.mtimes, src, c, false));
+        if provenance.is_some() {
+            infos.push(attest_info(one, src, &plan, materials));
+        }
         if opts.debug {
             eprint!("debug: {plan}");
         }
@@ -1199,6 +1331,22 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
     };
     let mut x = last;
     x.add_keys(keys, mounts);
+    if let Some(p) = &provenance {
+        let at = |t: std::time::SystemTime| {
+            let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+            (d.as_secs() as i64, d.subsec_nanos())
+        };
+        let times = opts.created_now.then(|| (at(started), at(std::time::SystemTime::now())));
+        let predicates = infos
+            .iter_mut()
+            .map(|i| {
+                i.times = times;
+                crate::attest::predicate(p, i)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BuildError::Other)?;
+        req.attestations = Some(crate::attest::Attestations { provenance: p.clone(), predicates });
+    }
     let progress = &mut x.progress;
     let done = output::export(store, &images, multi, &outs, &req, &mut |s| progress.note(s))?;
     for m in &done.manifests {

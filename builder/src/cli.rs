@@ -107,6 +107,20 @@ pub struct OutputArgs {
     /// containerimage.config.digest, containerimage.descriptor, image.name), as buildx does.
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
+    /// Attach an attestation (repeatable): type=provenance[,mode=min|max,builder-id=ID,
+    /// filename=NAME,reproducible=true,inline-only=true,complete-materials=true] (SLSA v0.2, as
+    /// BuildKit writes it); type=sbom is refused (it needs BuildKit's scanner image). None by
+    /// default, so equal inputs give equal digests.
+    #[arg(long = "attest", value_name = "type=TYPE[,KEY=VALUE...]")]
+    pub attests: Vec<String>,
+    /// Shorthand for --attest type=provenance: true (mode=max), false, or its options
+    /// (mode=min). Off by default.
+    #[arg(long, value_name = "true|false|mode=min|max[,KEY=VALUE...]")]
+    pub provenance: Option<String>,
+    /// Shorthand for --attest type=sbom: only false is taken (an SBOM needs BuildKit's scanner
+    /// image, which slipway cannot run).
+    #[arg(long, value_name = "false")]
+    pub sbom: Option<String>,
 }
 
 /// How RUN steps run and which steps the cache may answer.

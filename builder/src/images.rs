@@ -376,6 +376,23 @@ pub fn prune(store: &Store, limits: &PruneLimits) -> Result<String, StoreError> 
         for d in &img.config.rootfs.diff_ids {
             keep_snaps.insert(hex(d));
         }
+        // an index keeps every manifest it lists (each platform's image, attestation
+        // manifests) with their configs and layers
+        if let Ok(idx) = store.read_json::<crate::store::image::Index>(&d.digest) {
+            for m in &idx.manifests {
+                keep.insert(hex(&m.digest));
+                let Ok(man) = store.read_json::<crate::store::image::Manifest>(&m.digest) else { continue };
+                keep.insert(hex(&man.config.digest));
+                for l in &man.layers {
+                    keep_layers.insert(hex(&l.digest));
+                }
+                if !crate::attest::is_attestation(m) {
+                    if let Ok(c) = store.read_json::<crate::store::image::ImageConfig>(&man.config.digest) {
+                        keep_snaps.extend(c.rootfs.diff_ids.iter().map(|d| hex(d)));
+                    }
+                }
+            }
+        }
     }
     keep.extend(keep_layers.iter().cloned());
 

@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod archive;
+pub mod attest;
 pub mod binfmt;
 pub mod build;
 pub mod cache;

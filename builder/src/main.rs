@@ -102,6 +102,7 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         ssh: Default::default(),
         outputs: Vec::new(),
         annotations: Vec::new(),
+        attest: Default::default(),
         push: false,
         source_date_epoch: None,
         named_contexts,
@@ -152,7 +153,7 @@ fn run(cli: Cli) -> Result<()> {
             for w in slipway::cli::legacy_notes(&legacy).map_err(anyhow::Error::msg)? {
                 eprintln!("slipway: warning: {w}");
             }
-            let OutputArgs { mut outputs, annotations, metadata_file, load } = *out;
+            let OutputArgs { mut outputs, annotations, metadata_file, load, attests, provenance, sbom } = *out;
             if load {
                 // buildx: --load is --output=type=docker
                 outputs.push("type=docker".into());
@@ -218,6 +219,7 @@ fn run(cli: Cli) -> Result<()> {
                 opts.annotations.extend(slipway::output::Annotations::parse_flag(a).map_err(anyhow::Error::msg)?);
             }
             opts.push = reg.push;
+            opts.attest = slipway::attest::Flags { provenance, sbom, attests };
             // with the sandbox network the host's loopback is closed: its outward address
             let gateway = match host_gateway_ip {
                 Some(ip) => ip,

@@ -557,13 +557,14 @@ pub fn annotated(store: &Store, img: &Image, annotations: BTreeMap<String, Strin
     store.image_by_manifest(&d)
 }
 
-/// An OCI index over `images` (each descriptor with its platform), with `annotations`; written
-/// to the store. Returns its descriptor.
+/// An OCI index over `images` (each descriptor with its platform), then `extra` (attestation
+/// manifests), with `annotations`; written to the store. Returns its descriptor.
 pub fn put_index(
     store: &Store,
     images: &[PlatformImage],
     descriptor_annotations: &dyn Fn(&Platform) -> BTreeMap<String, String>,
     annotations: BTreeMap<String, String>,
+    extra: Vec<Descriptor>,
 ) -> Result<Descriptor, StoreError> {
     let mut manifests = Vec::new();
     for pi in images {
@@ -572,6 +573,7 @@ pub fn put_index(
         d.platform = Some(platform_json(&pi.platform));
         manifests.push(d);
     }
+    manifests.extend(extra);
     // docker media types (`oci-mediatypes=false`) list their manifests in a manifest list
     let docker = images.iter().all(|pi| pi.image.manifest.media_type == image::MT_DOCKER_MANIFEST);
     let media_type = if docker { crate::registry::manifest::MT_DOCKER_LIST } else { image::MT_INDEX };
@@ -674,6 +676,7 @@ pub fn write_local(
     dest: &Path,
     split: bool,
     delete: bool,
+    att: Option<(&crate::attest::Attestations, &str)>,
 ) -> Result<(), StoreError> {
     let dest = std::path::absolute(dest).map_err(io_err("resolve", dest))?;
     fs::create_dir_all(&dest).map_err(io_err("create", &dest))?;
@@ -690,6 +693,7 @@ pub fn write_local(
                 set_mtimes(&root, t)?;
             }
         }
+        write_statements(images, &tmp, split, att)?;
         // the files durable before their names appear in `dest`, then the names (two syncfs
         // of the file system, as store/tree.rs publishes a snapshot)
         crate::store::syncfs(&tmp)?;
@@ -702,7 +706,13 @@ pub fn write_local(
 
 /// `type=tar`: the filesystem of each image as one tar (a directory per platform when
 /// `split`), entries in path order; each image's `epoch` as in `write_local`.
-pub fn write_tar(images: &[PlatformImage], store: &Store, dest: &Dest, split: bool) -> Result<(), StoreError> {
+pub fn write_tar(
+    images: &[PlatformImage],
+    store: &Store,
+    dest: &Dest,
+    split: bool,
+    att: Option<(&crate::attest::Attestations, &str)>,
+) -> Result<(), StoreError> {
     let t = store.tempdir("export")?;
     // one epoch for all (the usual case) is set as the tar is written; platforms of different
     // epochs have theirs set on their files first
@@ -716,6 +726,7 @@ pub fn write_tar(images: &[PlatformImage], store: &Store, dest: &Dest, split: bo
         }
     }
     let fsroot = t.path.join("fs");
+    write_statements(images, &fsroot, split, att)?;
     let shown = PathBuf::from(dest.to_string());
     let w = |err: io::Error| StoreError::Io { op: "write", path: shown.clone(), err };
     match dest {
@@ -727,6 +738,66 @@ pub fn write_tar(images: &[PlatformImage], store: &Store, dest: &Dest, split: bo
         Dest::Path(p) => write_file_atomic(p, |f| tar_tree(&fsroot, epoch, f).map(drop)),
         Dest::Load => Err(w(io::Error::other("a tar output cannot be loaded into docker"))),
     }
+}
+
+/// BuildKit's local exporter (exporter/local/fs.go): each platform's provenance statement as a
+/// file (`provenance.json`, or `filename=`) beside its files, whose every regular file is a
+/// subject (path and sha256); with several platforms in one directory the name carries the
+/// platform (`provenance.linux_amd64.json`). Mode 0600, mtime the image's SOURCE_DATE_EPOCH
+/// (else 0: BuildKit's is the export's time). Nothing with `inline-only=true`. `att` comes with
+/// the output's `attestation-prefix`, put before the file's name.
+fn write_statements(
+    images: &[PlatformImage],
+    root: &Path,
+    split: bool,
+    att: Option<(&crate::attest::Attestations, &str)>,
+) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Some((att, prefix)) = att.filter(|(a, _)| !a.provenance.inline_only) else { return Ok(()) };
+    let name = &format!("{prefix}{}", att.provenance.filename);
+    let mut written: Vec<PathBuf> = Vec::new();
+    for (pi, pred) in images.iter().zip(&att.predicates) {
+        let dir = if split { root.join(platform_dir(&pi.platform)) } else { root.to_path_buf() };
+        let file = if images.len() > 1 && !split {
+            let (stem, ext) = match name.rsplit_once('.') {
+                Some((s, e)) => (s.to_string(), format!(".{e}")),
+                None => (name.clone(), String::new()),
+            };
+            format!("{stem}.{}{ext}", platform_dir(&pi.platform))
+        } else {
+            name.clone()
+        };
+        let mut subjects = Vec::new();
+        let walker = walkdir::WalkDir::new(&dir).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name()));
+        for e in walker {
+            let e = e.map_err(|e| StoreError::Io { op: "walk", path: dir.clone(), err: io::Error::other(e) })?;
+            if !e.file_type().is_file() || written.iter().any(|w| w == e.path()) {
+                continue;
+            }
+            let rel = e.path().strip_prefix(&dir).map_err(|e| StoreError::Io {
+                op: "walk",
+                path: dir.clone(),
+                err: io::Error::other(e),
+            })?;
+            let digest = crate::store::hash_file(e.path())?;
+            subjects.push(crate::attest::Subject::new(rel.to_string_lossy().into_owned(), &digest));
+        }
+        let path = dir.join(&file);
+        if path.exists() {
+            return Err(StoreError::Io {
+                op: "write attestation",
+                path,
+                err: io::Error::other("the image has a file of that name (give the provenance another filename=)"),
+            });
+        }
+        fs::write(&path, crate::attest::statement_pretty(pred, subjects)).map_err(io_err("write", &path))?;
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_err("chmod", &path))?;
+        let ts = nix::sys::time::TimeSpec::new(pi.epoch.unwrap_or(0), 0);
+        nix::sys::stat::utimensat(None, &path, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+            .map_err(|err| StoreError::Io { op: "set times of", path: path.clone(), err: err.into() })?;
+        written.push(path);
+    }
+    Ok(())
 }
 
 /// Writes `p` through a temp file beside it, renamed into place once complete.
@@ -896,6 +967,9 @@ pub struct Request<'a> {
     pub push: bool,
     /// The image's `created`, BuildKit's `org.opencontainers.image.created` of archive entries.
     pub created: String,
+    /// `--provenance`/`--attest`: what image outputs attach (each then writes an index) and
+    /// local and tar outputs write as a file.
+    pub attestations: Option<crate::attest::Attestations>,
 }
 
 /// What `export` did.
@@ -1130,9 +1204,17 @@ pub fn writes_stdout(outs: &[Output]) -> bool {
 
 /// Checks the outputs before a build runs: names are image references, annotations fit the
 /// result (`multi`: an index of platforms), at most one output writes stdout.
-pub fn check(outs: &[Output], multi: bool) -> Result<(), String> {
+/// `attests`: the build attaches attestations (image outputs then write an index).
+pub fn check(outs: &[Output], multi: bool, attests: bool) -> Result<(), String> {
     let mut stdout = 0;
     for o in outs {
+        let imageish = matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. });
+        if attests && imageish && o.layers.oci_types == Some(false) {
+            // BuildKit's ImageWriter.Commit
+            return Err("cannot export attestations with \"oci-mediatypes=false\"".into());
+        }
+        // attestations make an index of one image, as in BuildKit
+        let index = multi || (attests && imageish);
         if matches!(o.kind, Kind::Image { push: true, .. }) && o.names.is_empty() {
             return Err("--push: no name to push (give -t NAME, or name= in the --output)".into());
         }
@@ -1157,7 +1239,7 @@ pub fn check(outs: &[Output], multi: bool) -> Result<(), String> {
                 crate::store::normalize_ref(n).map_err(|e| format!("output name {n:?}: {e}"))?;
             }
         }
-        if !multi {
+        if !index {
             o.annotations.check_single()?;
         }
         if multi && matches!(o.kind, Kind::Docker { .. }) {
@@ -1203,27 +1285,26 @@ pub fn export(
             Kind::CacheOnly => {}
             Kind::Local { dest, delete } => {
                 log(&format!("exporting to directory {}", dest.display()));
-                write_local(images, store, dest, split, *delete)?;
+                let att = req.attestations.as_ref().map(|a| (a, o.attestation_prefix.as_deref().unwrap_or_default()));
+                write_local(images, store, dest, split, *delete, att)?;
             }
             Kind::Tar { dest } => {
                 log(&format!("exporting to tar {dest}"));
-                write_tar(images, store, dest, split)?;
+                let att = req.attestations.as_ref().map(|a| (a, o.attestation_prefix.as_deref().unwrap_or_default()));
+                write_tar(images, store, dest, split, att)?;
             }
             Kind::Image { push, opts } => {
                 let imgs = annotate_all(store, images, o)?;
-                let (mut desc, config) = if multi {
-                    let d = put_index(
-                        store,
-                        &imgs,
-                        &|p| o.annotations.manifest_descriptor(Some(p)),
-                        o.annotations.index(),
-                    )?;
+                // attestations make an index of one image too, as in BuildKit
+                let index = multi || req.attestations.is_some();
+                let (mut desc, config) = if index {
+                    let (d, _) = image_index(store, &imgs, o, req)?;
                     (d, None)
                 } else {
                     let img = &imgs[0].image;
                     (store.manifest_descriptor(img)?, Some(img.config_digest.clone()))
                 };
-                desc.annotations = if multi {
+                desc.annotations = if index {
                     o.annotations.index_descriptor()
                 } else {
                     o.annotations.manifest_descriptor(Some(&imgs[0].platform))
@@ -1336,6 +1417,30 @@ fn annotate_all(store: &Store, images: &[PlatformImage], o: &Output) -> Result<V
         .collect()
 }
 
+/// The index an image, oci or docker output writes: its images, then (with attestations) an
+/// attestation manifest per image about it. Returns it and the attestations' blobs.
+fn image_index(
+    store: &Store,
+    imgs: &[PlatformImage],
+    o: &Output,
+    req: &Request,
+) -> Result<(Descriptor, Vec<String>), StoreError> {
+    let (extra, blobs) = match &req.attestations {
+        None => (Vec::new(), Vec::new()),
+        Some(a) => {
+            let targets = imgs
+                .iter()
+                .map(|pi| Ok((pi.platform.clone(), store.manifest_descriptor(&pi.image)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            let names: Vec<String> =
+                o.names.iter().map(|n| crate::store::normalize_ref(n)).collect::<Result<_, _>>()?;
+            a.manifests(store, &targets, &names, o.layers.oci_artifact)?
+        }
+    };
+    let d = put_index(store, imgs, &|p| o.annotations.manifest_descriptor(Some(p)), o.annotations.index(), extra)?;
+    Ok((d, blobs))
+}
+
 /// An oci or docker output.
 #[allow(clippy::too_many_arguments)]
 fn archive_output(
@@ -1350,6 +1455,7 @@ fn archive_output(
     done: &mut Exported,
 ) -> Result<(), StoreError> {
     let imgs = annotate_all(store, images, o)?;
+    let multi = multi || req.attestations.is_some();
     let mut dann = if multi {
         o.annotations.index_descriptor()
     } else {
@@ -1357,8 +1463,8 @@ fn archive_output(
     };
     dann.insert("org.opencontainers.image.created".into(), req.created.clone());
     let top = if multi {
-        let index = put_index(store, &imgs, &|p| o.annotations.manifest_descriptor(Some(p)), o.annotations.index())?;
-        archive::Top::Index { index, images: imgs.iter().map(|p| p.image.clone()).collect() }
+        let (index, blobs) = image_index(store, &imgs, o, req)?;
+        archive::Top::Index { index, images: imgs.iter().map(|p| p.image.clone()).collect(), blobs }
     } else {
         archive::Top::Image(&imgs[0].image)
     };
@@ -1669,7 +1775,7 @@ mod tests {
         let with = |spec: &str, names: &[&str]| {
             let mut o = parse(spec).unwrap();
             o.names = names.iter().map(|n| n.to_string()).collect();
-            check(&[o], false)
+            check(&[o], false, false)
         };
         assert!(with("type=registry,push-by-digest=true", &["r:5000/app", "r:5000/b/c"]).is_ok());
         let e = with("type=registry,push-by-digest=true", &["r:5000/app:1"]).unwrap_err();

@@ -120,7 +120,12 @@ pub fn save_to_stdout(store: &Store, img: &Image, name: Option<&str>, format: Fo
 /// and manifests are in the store.
 pub enum Top<'a> {
     Image(&'a Image),
-    Index { index: Descriptor, images: Vec<Image> },
+    /// `blobs`: what else the index names (attestation manifests, their configs and layers).
+    Index {
+        index: Descriptor,
+        images: Vec<Image>,
+        blobs: Vec<String>,
+    },
 }
 
 /// How an archive names what it holds.
@@ -169,6 +174,15 @@ fn content(store: &Store, top: &Top, opts: &Export, format: Format) -> Result<Co
         Ok(desc)
     };
     let (manifest_layers, config_digest, mdesc) = match (top, format) {
+        // one image and its attestations: BuildKit's docker exporter writes the index in
+        // index.json, manifest.json loads the image (its blobs as they are)
+        (Top::Index { index, images, blobs: extra }, Format::Docker) if images.len() == 1 => {
+            add_image(&mut blobs, &images[0])?;
+            for d in std::iter::once(&index.digest).chain(extra) {
+                blobs.insert(hexof(d).into(), BlobSrc::File(store.blob_path(d)));
+            }
+            (images[0].manifest.layers.clone(), Some(images[0].config_digest.clone()), index.clone())
+        }
         (Top::Index { .. }, Format::Docker) => {
             return Err(StoreError::Io {
                 op: "export",
@@ -176,11 +190,13 @@ fn content(store: &Store, top: &Top, opts: &Export, format: Format) -> Result<Co
                 err: io::Error::other("docker exporter does not currently support exporting manifest lists"),
             })
         }
-        (Top::Index { index, images }, Format::Oci) => {
+        (Top::Index { index, images, blobs: extra }, Format::Oci) => {
             for img in images {
                 add_image(&mut blobs, img)?;
             }
-            blobs.insert(hexof(&index.digest).into(), BlobSrc::File(store.blob_path(&index.digest)));
+            for d in std::iter::once(&index.digest).chain(extra) {
+                blobs.insert(hexof(d).into(), BlobSrc::File(store.blob_path(d)));
+            }
             (Vec::new(), None, index.clone())
         }
         (Top::Image(img), _) if format == Format::Oci || opts.docker_keeps_blobs => {

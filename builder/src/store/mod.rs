@@ -615,7 +615,9 @@ impl Store {
             let host = |d: &&Descriptor| {
                 d.platform.as_ref().is_some_and(|p| p["os"] == "linux" && p["architecture"] == image::go_arch())
             };
-            let d = idx.manifests.iter().find(host).or(idx.manifests.first()).ok_or_else(|| StoreError::Io {
+            // an attestation manifest (platform unknown/unknown) is no image
+            let runnable = || idx.manifests.iter().filter(|d| !crate::attest::is_attestation(d));
+            let d = runnable().find(host).or(runnable().next()).ok_or_else(|| StoreError::Io {
                 op: "read index",
                 path: self.blob_path(manifest_digest),
                 err: io::Error::other("it lists no manifest"),

@@ -1,0 +1,967 @@
+//! Build attestations as BuildKit makes and stores them: `--provenance`, `--attest` and the
+//! `BUILDKIT_ATTEST_*` build args read (buildx's util/buildflags/attests.go, BuildKit's
+//! frontend/attestations/parse.go), the SLSA v0.2 provenance predicate made from what the build
+//! used (solver/llbsolver/provenance), wrapped in an in-toto statement, and stored as an
+//! attestation manifest of the image index (docs/attestations/attestation-storage.md,
+//! exporter/containerimage/writer.go commitAttestationsManifest), or written as a file by the
+//! local and tar outputs (exporter/local/fs.go).
+//!
+//! Provenance is opt-in: a build without `--provenance`/`--attest` writes none (buildx adds
+//! `mode=min` by default, docker's own driver none), so equal inputs keep giving equal digests.
+//! SBOMs need BuildKit's scanner image run as a step; slipway refuses them. This module writes
+//! blobs and JSON only; it runs no step and decides no output's shape beyond the attestations.
+
+use crate::registry::Platform;
+use crate::store::image::{self, Descriptor};
+use crate::store::{Store, StoreError};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// The in-toto statement type BuildKit wrapped its SLSA v0.2 provenance in (in-toto-golang's
+/// StatementInTotoV01; BuildKit's newest, with compatibility version 0.31, writes v1).
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v0.1";
+/// SLSA provenance v0.2's predicate type.
+pub const PREDICATE_SLSA02: &str = "https://slsa.dev/provenance/v0.2";
+/// BuildKit's buildType for SLSA v0.2 (provenancetypes.BuildKitBuildType02).
+pub const BUILD_TYPE: &str = "https://mobyproject.org/buildkit@v1";
+/// The media type of an attestation layer (intoto.PayloadType).
+pub const MT_INTOTO: &str = "application/vnd.in-toto+json";
+/// The layer annotation naming the predicate type.
+pub const ANN_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+/// The index entry annotations of an attestation manifest.
+pub const ANN_REF_TYPE: &str = "vnd.docker.reference.type";
+pub const ANN_REF_DIGEST: &str = "vnd.docker.reference.digest";
+pub const REF_TYPE_ATTESTATION: &str = "attestation-manifest";
+/// `oci-artifact=true`: the attestation manifest's artifactType.
+pub const ARTIFACT_TYPE: &str = "application/vnd.docker.attestation.manifest.v1+json";
+/// The OCI empty JSON descriptor (`{}`), the config of an artifact manifest.
+const MT_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// The build arg prefix BuildKit reads attestations from (the frontend's way).
+pub const BUILD_ARG_PREFIX: &str = "BUILDKIT_ATTEST_";
+
+/// `mode=`: how much the provenance says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The frontend, materials, locals; no build args, labels, secrets, ssh or steps.
+    Min,
+    /// Everything: build args and labels, secrets' and ssh ids, the steps and the Dockerfile.
+    Max,
+}
+
+/// A provenance attestation asked for, with its parameters (BuildKit's slsa-provenance.md).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    pub mode: Mode,
+    /// `builder-id=`: the predicate's builder.id.
+    pub builder_id: String,
+    /// `filename=`: the file the local and tar outputs write (default provenance.json).
+    pub filename: String,
+    /// `reproducible=`: metadata.reproducible.
+    pub reproducible: bool,
+    /// `inline-only=true`: only image outputs (image, registry, oci, docker) carry it.
+    pub inline_only: bool,
+    /// `complete-materials=true`: fail when the materials cannot be complete.
+    pub complete_materials: bool,
+}
+
+/// The attestation flags of `build` as given: `--provenance`, `--sbom`, `--attest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Flags {
+    pub provenance: Option<String>,
+    pub sbom: Option<String>,
+    pub attests: Vec<String>,
+}
+
+/// The message for an SBOM asked for.
+const NO_SBOM: &str = "SBOM attestations need BuildKit's scanner image (docker/buildkit-syft-scanner) run as a \
+     build step, which slipway cannot run: not supported";
+
+/// One attestation request as buildx parses it: the type, disabled, the other attributes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attest {
+    typ: String,
+    disabled: bool,
+    attrs: Vec<(String, String)>,
+}
+
+/// buildx's CanonicalizeAttest: a boolean enables or disables, anything else is attributes.
+fn canonical(typ: &str, v: &str) -> String {
+    match parse_go_bool(v) {
+        Some(b) => format!("type={typ},disabled={}", !b),
+        None => format!("type={typ},{v}"),
+    }
+}
+
+/// Go's strconv.ParseBool.
+fn parse_go_bool(v: &str) -> Option<bool> {
+    match v {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// One `--attest` value (buildx's Attest.UnmarshalText).
+fn parse_attest(flag: &str, s: &str) -> Result<Attest, String> {
+    let mut a = Attest { typ: String::new(), disabled: false, attrs: Vec::new() };
+    for f in crate::output::csv_fields(s).map_err(|e| format!("{flag}: {e}"))? {
+        let (k, v) = f.split_once('=').ok_or_else(|| format!("{flag} {s:?}: invalid value {f}"))?;
+        match k.trim().to_ascii_lowercase().as_str() {
+            "type" => a.typ = v.to_string(),
+            "disabled" => {
+                a.disabled = parse_go_bool(v).ok_or_else(|| format!("{flag} {s:?}: invalid value {f}"))?;
+            }
+            _ => a.attrs.push((k.to_string(), v.to_string())),
+        }
+    }
+    if a.typ.is_empty() {
+        return Err(format!("{flag} {s:?}: attestation type not specified"));
+    }
+    Ok(a)
+}
+
+/// The attestations a build makes: the flags (buildx's order, `--attest`s then `--provenance`
+/// then `--sbom`, a later one of a type replacing an earlier), else the `BUILDKIT_ATTEST_*`
+/// build args (BuildKit's frontend reads them the same way). `None`: no provenance.
+pub fn resolve(flags: &Flags, build_args: &[(String, String)]) -> Result<Option<Provenance>, String> {
+    let mut given: Vec<(String, Attest)> = Vec::new();
+    let mut add = |flag: String, a: Attest| match given.iter_mut().find(|(_, g)| g.typ == a.typ) {
+        Some(slot) => *slot = (flag, a),
+        None => given.push((flag, a)),
+    };
+    for s in &flags.attests {
+        add(format!("--attest {s:?}"), parse_attest("--attest", s)?);
+    }
+    if let Some(v) = flags.provenance.as_deref().filter(|v| !v.is_empty()) {
+        add(format!("--provenance {v:?}"), parse_attest("--provenance", &canonical("provenance", v))?);
+    }
+    if let Some(v) = flags.sbom.as_deref().filter(|v| !v.is_empty()) {
+        add(format!("--sbom {v:?}"), parse_attest("--sbom", &canonical("sbom", v))?);
+    }
+    // the build args: BuildKit's `build-arg:BUILDKIT_ATTEST_<TYPE>=<attributes>` (the last of a
+    // name), for a type no flag set
+    let mut args: BTreeMap<String, &str> = BTreeMap::new();
+    for (k, v) in build_args {
+        if let Some(t) = k.strip_prefix(BUILD_ARG_PREFIX) {
+            args.insert(t.to_ascii_lowercase(), v);
+        }
+    }
+    for (t, v) in args {
+        if given.iter().any(|(_, g)| g.typ == t) {
+            continue;
+        }
+        let flag = format!("build arg {BUILD_ARG_PREFIX}{}={v:?}", t.to_ascii_uppercase());
+        let mut a = Attest { typ: t.clone(), disabled: false, attrs: Vec::new() };
+        if !v.is_empty() {
+            for f in crate::output::csv_fields(v).map_err(|e| format!("{flag}: {e}"))? {
+                let (k, v) = f.split_once('=').unwrap_or((&f, ""));
+                match k {
+                    "disabled" => a.disabled = parse_go_bool(v).ok_or_else(|| format!("{flag}: invalid value {f}"))?,
+                    _ => a.attrs.push((k.to_string(), v.to_string())),
+                }
+            }
+        }
+        given.push((flag, a));
+    }
+    let mut out = None;
+    for (flag, a) in given {
+        match a.typ.as_str() {
+            "provenance" if a.disabled => {}
+            "provenance" => out = Some(provenance(&flag, &a.attrs)?),
+            "sbom" if a.disabled => {}
+            "sbom" => return Err(format!("{flag}: {NO_SBOM}")),
+            t => return Err(format!("{flag}: unknown attestation type {t:?}")),
+        }
+    }
+    Ok(out)
+}
+
+/// The provenance attributes, as BuildKit's NewProvenanceCreator and control.go read them;
+/// one slipway does not know is refused (BuildKit ignores it).
+fn provenance(flag: &str, attrs: &[(String, String)]) -> Result<Provenance, String> {
+    let mut p = Provenance {
+        // BuildKit's default when a provenance is asked for (buildx's own default is
+        // mode=min,inline-only=true, which slipway does not add)
+        mode: Mode::Max,
+        builder_id: String::new(),
+        filename: "provenance.json".into(),
+        reproducible: false,
+        inline_only: false,
+        complete_materials: false,
+    };
+    let bool_of = |v: &str, what: &str| {
+        parse_go_bool(v).ok_or_else(|| format!("{flag}: failed to parse {what} {v:?} (expected true or false)"))
+    };
+    for (k, v) in attrs {
+        match k.as_str() {
+            "mode" => {
+                p.mode = match v.as_str() {
+                    "min" => Mode::Min,
+                    "max" | "full" => Mode::Max,
+                    _ => return Err(format!("{flag}: invalid mode {v:?} (expected min or max)")),
+                }
+            }
+            "builder-id" => p.builder_id = v.clone(),
+            "filename" if v.is_empty() || v.contains('/') => {
+                return Err(format!("{flag}: filename={v:?}: a file name, without '/'"))
+            }
+            "filename" => p.filename = v.clone(),
+            "reproducible" => p.reproducible = bool_of(v, "reproducible flag")?,
+            "inline-only" => p.inline_only = bool_of(v, "inline-only flag")?,
+            "complete-materials" => p.complete_materials = bool_of(v, "complete-materials flag")?,
+            "version" if v == "v0.2" => {}
+            "version" => {
+                return Err(format!(
+                    "{flag}: version={v:?}: slipway writes SLSA provenance v0.2 only (BuildKit also writes v1)"
+                ))
+            }
+            // buildx sends the type among the attributes
+            "type" => {}
+            _ => {
+                return Err(format!(
+                    "{flag}: unknown provenance attribute {k:?} (slipway takes mode, builder-id, filename, \
+                     reproducible, inline-only, complete-materials, version=v0.2)"
+                ))
+            }
+        }
+    }
+    Ok(p)
+}
+
+/// A build input the provenance lists as a material.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Material {
+    /// An image the build resolved: its reference as normalized (`docker.io/library/alpine:3`,
+    /// or with `@sha256:`), the platform asked for, and the digest the name resolved to.
+    Image { reference: String, platform: Option<Platform>, digest: String },
+    /// A git repository (ADD, or the context) at a commit.
+    Git { url: String, commit: String },
+    /// An http(s) source (ADD, or the context) and its content's digest.
+    Http { url: String, digest: String },
+}
+
+/// What a build did, for its provenance: one per platform.
+#[derive(Debug, Clone, Default)]
+pub struct BuildInfo {
+    /// The frontend's arguments as BuildKit receives them from buildx (`build-arg:K`,
+    /// `label:K`, `target`, `no-cache`, `context:NAME`); min mode drops build args and labels.
+    pub args: BTreeMap<String, String>,
+    /// The Dockerfile's name (the frontend's `filename`): configSource.entryPoint.
+    pub entry_point: String,
+    /// A remote context: configSource.uri (and digest, when a material says it).
+    pub context_uri: Option<String>,
+    /// The local directories the build read (`context`, `dockerfile`, named contexts).
+    pub locals: Vec<String>,
+    /// Secrets and ssh ids the steps mounted (max mode), with whether they were optional.
+    pub secrets: Vec<(String, bool)>,
+    pub ssh: Vec<(String, bool)>,
+    pub materials: Vec<Material>,
+    /// Whether a step had network access (then the build is not hermetic).
+    pub network: bool,
+    /// The build's start and end (seconds, nanoseconds), written only when the build gave up
+    /// reproducibility (`--timestamp now`); `None`: omitted.
+    pub times: Option<((i64, u32), (i64, u32))>,
+    /// max mode: buildConfig and the Dockerfile's source.
+    pub build_config: Option<serde_json::Value>,
+    pub source: Option<serde_json::Value>,
+}
+
+/// `pkg:docker/NAMESPACE/NAME@TAG?digest=...&platform=...` as BuildKit's purl.RefToPURL writes
+/// it: the familiar name (docker.io and library/ dropped), the tag as version unless the
+/// reference has a digest, then the digest and the platform qualifiers, in that order.
+pub fn purl(reference: &str, platform: Option<&Platform>) -> String {
+    let (full, tag, digest) = match crate::registry::reference::Reference::parse(reference) {
+        Ok(r) => (format!("{}/{}", r.registry, r.repository), r.tag, r.digest),
+        Err(_) => (reference.to_string(), None, None),
+    };
+    let name = full.as_str();
+    let familiar = name.strip_prefix("docker.io/").map(|n| n.strip_prefix("library/").unwrap_or(n)).unwrap_or(name);
+    let (ns, last) = match familiar.rsplit_once('/') {
+        Some((ns, last)) => (Some(ns), last),
+        None => (None, familiar),
+    };
+    let mut out = String::from("pkg:docker/");
+    if let Some(ns) = ns {
+        for seg in ns.split('/') {
+            out.push_str(&query_escape(seg));
+            out.push('/');
+        }
+    }
+    out.push_str(&query_escape(last));
+    // a reference with a digest has no version unless it also has a tag
+    let version = match (&digest, &tag) {
+        (_, Some(t)) => Some(t.as_str()),
+        (Some(_), None) => None,
+        (None, None) => Some("latest"),
+    };
+    if let Some(v) = version {
+        out.push('@');
+        out.push_str(&path_escape(v));
+    }
+    let mut q = Vec::new();
+    if let Some(d) = &digest {
+        q.push(format!("digest={}", path_escape(d)));
+    }
+    if let Some(p) = platform {
+        q.push(format!("platform={}", path_escape(&normalized(p))));
+    }
+    if !q.is_empty() {
+        out.push('?');
+        out.push_str(&q.join("&"));
+    }
+    out
+}
+
+/// containerd's platforms.Normalize then Format: arm64's v8 variant dropped, arm's default v7.
+fn normalized(p: &Platform) -> String {
+    let variant = match (p.architecture.as_str(), p.variant.as_deref()) {
+        ("arm64", Some("v8")) => None,
+        ("arm", None) => Some("v7"),
+        (_, v) => v,
+    };
+    match variant {
+        Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+        None => format!("{}/{}", p.os, p.architecture),
+    }
+}
+
+/// Go's url.QueryEscape for the characters a reference can hold.
+fn query_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Go's url.PathEscape (a path segment: `/` escaped; `:`, `@`, `&`, `=`, `+`, `$` kept).
+fn path_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b':' | b'@' | b'&' | b'=' | b'+' | b'$' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Go's time.Time JSON: RFC 3339 with the nanoseconds' significant digits.
+fn go_time(secs: i64, nanos: u32) -> String {
+    let base = image::rfc3339(secs);
+    if nanos == 0 {
+        return base;
+    }
+    let frac = format!("{nanos:09}");
+    format!("{}.{}Z", base.trim_end_matches('Z'), frac.trim_end_matches('0'))
+}
+
+#[derive(Serialize)]
+struct Statement<'a> {
+    #[serde(rename = "_type")]
+    typ: &'static str,
+    #[serde(rename = "predicateType")]
+    predicate_type: &'static str,
+    subject: Vec<Subject>,
+    predicate: &'a serde_json::Value,
+}
+
+#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+pub struct Subject {
+    pub name: String,
+    pub digest: BTreeMap<String, String>,
+}
+
+impl Subject {
+    pub fn new(name: String, digest: &str) -> Subject {
+        let (alg, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+        Subject { name, digest: BTreeMap::from([(alg.to_string(), hex.to_string())]) }
+    }
+}
+
+#[derive(Serialize)]
+struct MaterialJson {
+    #[serde(skip_serializing_if = "String::is_empty")]
+    uri: String,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    digest: BTreeMap<String, String>,
+}
+
+/// The SLSA v0.2 predicate of one platform's build, in BuildKit's field order
+/// (ProvenancePredicateSLSA02 as Go's encoding/json orders an embedded struct's fields).
+pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, String> {
+    use serde_json::json;
+    // BuildKit's Capture.Sort: images by reference, then git and http sources by URL
+    let mut mats = info.materials.clone();
+    let key = |m: &Material| match m {
+        Material::Image { reference, platform, digest } => {
+            (0, reference.clone(), platform.as_ref().map(normalized).unwrap_or_default(), digest.clone())
+        }
+        Material::Git { url, commit } => (1, url.clone(), String::new(), commit.clone()),
+        Material::Http { url, digest } => (2, url.clone(), String::new(), digest.clone()),
+    };
+    mats.sort_by_key(key);
+    mats.dedup();
+    let materials: Vec<MaterialJson> = mats
+        .iter()
+        .map(|m| match m {
+            Material::Image { reference, platform, digest } => MaterialJson {
+                uri: purl(reference, platform.as_ref()),
+                digest: Subject::new(String::new(), digest).digest,
+            },
+            Material::Git { url, commit } => {
+                let alg = if commit.len() == 64 { "sha256" } else { "sha1" };
+                MaterialJson { uri: url.clone(), digest: BTreeMap::from([(alg.to_string(), commit.clone())]) }
+            }
+            Material::Http { url, digest } => {
+                MaterialJson { uri: url.clone(), digest: Subject::new(String::new(), digest).digest }
+            }
+        })
+        .collect();
+    // a local directory is an untracked source: the materials are incomplete
+    let complete_materials = info.locals.is_empty();
+    if p.complete_materials && !complete_materials {
+        return Err(format!(
+            "provenance materials are incomplete: complete-materials=true, but the build read local sources ({}), which \
+             no digest pins",
+            info.locals.join(", ")
+        ));
+    }
+    let mut args = info.args.clone();
+    let mut complete_parameters = true;
+    if p.mode == Mode::Min {
+        // BuildKit's scrubMinRequest
+        let before = args.len();
+        args.retain(|k, _| !k.starts_with("build-arg:") && !k.starts_with("label:"));
+        complete_parameters = args.len() == before;
+    }
+    let mut parameters = json!({"frontend": "dockerfile.v0"});
+    if !args.is_empty() {
+        parameters["args"] = json!(args);
+    }
+    let ids = |v: &[(String, bool)]| -> Vec<serde_json::Value> {
+        let mut v = v.to_vec();
+        v.sort();
+        v.dedup();
+        v.iter()
+            .map(|(id, optional)| if *optional { json!({"id": id, "optional": true}) } else { json!({"id": id}) })
+            .collect()
+    };
+    if p.mode == Mode::Max && !info.secrets.is_empty() {
+        parameters["secrets"] = json!(ids(&info.secrets));
+    }
+    if p.mode == Mode::Max && !info.ssh.is_empty() {
+        parameters["ssh"] = json!(ids(&info.ssh));
+    }
+    if !info.locals.is_empty() {
+        let mut l = info.locals.clone();
+        l.sort();
+        l.dedup();
+        parameters["locals"] = json!(l.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
+    }
+    let mut config_source = serde_json::Map::new();
+    if let Some(uri) = &info.context_uri {
+        config_source.insert("uri".into(), json!(uri));
+        let found = mats.iter().find_map(|m| match m {
+            Material::Git { url, commit } if url == uri => {
+                let alg = if commit.len() == 64 { "sha256" } else { "sha1" };
+                Some(json!(BTreeMap::from([(alg, commit)])))
+            }
+            Material::Http { url, digest } if url == uri => Some(json!(Subject::new(String::new(), digest).digest)),
+            _ => None,
+        });
+        if let Some(d) = found {
+            config_source.insert("digest".into(), d);
+        }
+    }
+    if !info.entry_point.is_empty() {
+        config_source.insert("entryPoint".into(), json!(info.entry_point));
+    }
+    let mut metadata = serde_json::Map::new();
+    if let Some((start, end)) = info.times {
+        metadata.insert("buildStartedOn".into(), json!(go_time(start.0, start.1)));
+        metadata.insert("buildFinishedOn".into(), json!(go_time(end.0, end.1)));
+    }
+    metadata.insert(
+        "completeness".into(),
+        json!({"parameters": complete_parameters, "environment": true, "materials": complete_materials}),
+    );
+    metadata.insert("reproducible".into(), json!(p.reproducible));
+    let mut bk = serde_json::Map::new();
+    if p.mode == Mode::Max {
+        if let Some(s) = &info.source {
+            bk.insert("source".into(), s.clone());
+        }
+    }
+    metadata.insert("https://mobyproject.org/buildkit@v1#metadata".into(), serde_json::Value::Object(bk));
+    if complete_materials && !info.network {
+        metadata.insert("https://mobyproject.org/buildkit@v1#hermetic".into(), json!(true));
+    }
+    #[derive(Serialize)]
+    struct Predicate {
+        builder: serde_json::Value,
+        #[serde(rename = "buildType")]
+        build_type: &'static str,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        materials: Vec<MaterialJson>,
+        invocation: serde_json::Value,
+        #[serde(rename = "buildConfig", skip_serializing_if = "Option::is_none")]
+        build_config: Option<serde_json::Value>,
+        metadata: serde_json::Value,
+    }
+    let pred = Predicate {
+        builder: json!({"id": p.builder_id}),
+        build_type: BUILD_TYPE,
+        materials,
+        invocation: json!({
+            "configSource": config_source,
+            "parameters": parameters,
+            "environment": {"platform": normalized(&Platform::host())},
+        }),
+        build_config: if p.mode == Mode::Max { info.build_config.clone() } else { None },
+        metadata: serde_json::Value::Object(metadata),
+    };
+    serde_json::to_value(&pred).map_err(|e| format!("provenance: {e}"))
+}
+
+/// The in-toto statement of `predicate` about `subjects`, as BuildKit marshals it (compact).
+pub fn statement(predicate: &serde_json::Value, subjects: Vec<Subject>) -> Vec<u8> {
+    let s = Statement { typ: STATEMENT_TYPE, predicate_type: PREDICATE_SLSA02, subject: subjects, predicate };
+    image::to_json(&s)
+}
+
+/// The same statement indented, as the local exporter writes `provenance.json`.
+pub fn statement_pretty(predicate: &serde_json::Value, subjects: Vec<Subject>) -> Vec<u8> {
+    let s = Statement { typ: STATEMENT_TYPE, predicate_type: PREDICATE_SLSA02, subject: subjects, predicate };
+    serde_json::to_vec_pretty(&s).unwrap_or_default()
+}
+
+/// The subjects of an image's statement: one purl per name of the output (with the platform),
+/// each with the image manifest's digest; none for an unnamed output, as in BuildKit.
+pub fn image_subjects(names: &[String], platform: &Platform, manifest_digest: &str) -> Vec<Subject> {
+    names.iter().map(|n| Subject::new(purl(n, Some(platform)), manifest_digest)).collect()
+}
+
+/// The attestation config BuildKit writes when the manifest is no OCI artifact: an image
+/// config of platform unknown/unknown whose diff_ids are the statements' digests (Go's
+/// ocispecs.Image marshalled: the empty `config` object stays).
+#[derive(Serialize)]
+struct AttestationConfig<'a> {
+    architecture: &'static str,
+    os: &'static str,
+    config: serde_json::Map<String, serde_json::Value>,
+    rootfs: RootFs<'a>,
+}
+
+#[derive(Serialize)]
+struct RootFs<'a> {
+    #[serde(rename = "type")]
+    typ: &'static str,
+    diff_ids: Vec<&'a str>,
+}
+
+/// Writes the attestation manifest of `statements` about `target` to the store (BuildKit's
+/// commitAttestationsManifest) and returns its index entry: platform unknown/unknown, the
+/// reference annotations, with every blob it wrote (the manifest's first).
+/// `oci_artifact`: artifactType, subject and the empty config.
+pub fn put_manifest(
+    store: &Store,
+    target: &Descriptor,
+    statements: &[Vec<u8>],
+    oci_artifact: bool,
+) -> Result<(Descriptor, Vec<String>), StoreError> {
+    use serde_json::json;
+    let mut layers = Vec::new();
+    let mut blobs = Vec::new();
+    for s in statements {
+        let digest = store.put_blob(s)?;
+        blobs.push(digest.clone());
+        layers.push(Descriptor {
+            media_type: MT_INTOTO.into(),
+            digest,
+            size: s.len() as u64,
+            annotations: BTreeMap::from([(ANN_PREDICATE_TYPE.to_string(), PREDICATE_SLSA02.to_string())]),
+            platform: None,
+        });
+    }
+    let mut m = json!({"schemaVersion": 2, "mediaType": image::MT_MANIFEST});
+    if oci_artifact {
+        let empty = store.put_blob(b"{}")?;
+        blobs.push(empty.clone());
+        m["artifactType"] = json!(ARTIFACT_TYPE);
+        m["config"] = json!({"mediaType": MT_EMPTY, "digest": empty, "size": 2, "data": "e30="});
+    } else {
+        let cfg = AttestationConfig {
+            architecture: "unknown",
+            os: "unknown",
+            config: Default::default(),
+            rootfs: RootFs { typ: "layers", diff_ids: layers.iter().map(|l| l.digest.as_str()).collect() },
+        };
+        let (digest, size) = store.put_json(&cfg)?;
+        blobs.push(digest.clone());
+        m["config"] = json!({"mediaType": image::MT_CONFIG, "digest": digest, "size": size});
+    }
+    m["layers"] = json!(layers);
+    if oci_artifact {
+        m["subject"] = json!({"mediaType": target.media_type, "digest": target.digest, "size": target.size});
+    }
+    let (digest, size) = store.put_json(&m)?;
+    blobs.insert(0, digest.clone());
+    let d = Descriptor {
+        media_type: image::MT_MANIFEST.into(),
+        digest,
+        size,
+        annotations: BTreeMap::from([
+            (ANN_REF_DIGEST.to_string(), target.digest.clone()),
+            (ANN_REF_TYPE.to_string(), REF_TYPE_ATTESTATION.to_string()),
+        ]),
+        platform: Some(json!({"architecture": "unknown", "os": "unknown"})),
+    };
+    Ok((d, blobs))
+}
+
+/// What a build attests, for the outputs: the provenance asked for and each platform's
+/// predicate (in the order of the build's images).
+#[derive(Debug, Clone)]
+pub struct Attestations {
+    pub provenance: Provenance,
+    pub predicates: Vec<serde_json::Value>,
+}
+
+impl Attestations {
+    /// The attestation manifests of an image output's images (named `names`), one per image,
+    /// each about that image's manifest `targets[i]`; with every blob written.
+    pub fn manifests(
+        &self,
+        store: &Store,
+        targets: &[(Platform, Descriptor)],
+        names: &[String],
+        oci_artifact: bool,
+    ) -> Result<(Vec<Descriptor>, Vec<String>), StoreError> {
+        let mut descs = Vec::new();
+        let mut blobs = Vec::new();
+        for ((platform, target), pred) in targets.iter().zip(&self.predicates) {
+            let st = statement(pred, image_subjects(names, platform, &target.digest));
+            let (d, b) = put_manifest(store, target, &[st], oci_artifact)?;
+            descs.push(d);
+            blobs.extend(b);
+        }
+        Ok((descs, blobs))
+    }
+}
+
+/// What a platform's plan tells the provenance: the secrets and ssh ids its RUN steps mount
+/// (optional unless `required`), whether one has network access.
+pub fn from_plan(plan: &crate::plan::Plan, info: &mut BuildInfo) {
+    use crate::plan::{Action, Mount};
+    for stage in &plan.stages {
+        for step in &stage.steps {
+            let Action::Run(run) = &step.action else { continue };
+            if run.network != crate::spec::Network::None {
+                info.network = true;
+            }
+            for m in &run.mounts {
+                match m {
+                    Mount::Secret(s) => info.secrets.push((s.id.clone(), !s.required)),
+                    Mount::Ssh(s) => info.ssh.push((s.id.clone(), !s.required)),
+                    _ => {}
+                }
+            }
+        }
+    }
+}
+
+/// max mode: the build's steps as BuildKit's `buildConfig.llbDefinition` lists LLB ops, and
+/// the Dockerfile as `metadata.source` (its text, and each step's line). slipway has no LLB, so
+/// each step is mapped to the op BuildKit's frontend makes of it, in pb.Op's JSON shape: a base
+/// image a `source` op (`docker-image://REF@DIGEST`), the context a `local://context` source,
+/// RUN an `exec` op (args, env, cwd, user; the rootfs and each mount, with pb's mount types),
+/// COPY/ADD a `file` op of `copy` actions (an http source an `https://` source op, a git one
+/// `git://`), WORKDIR a `file` op `mkdir`; a step that only changes the config (ENV, LABEL,
+/// CMD...) is no op, as in BuildKit. `inputs` name the steps an op reads (`stepN:0`).
+pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_json::Value, serde_json::Value) {
+    use crate::plan::{Action, Base, Mount, Origin, Source};
+    use base64::Engine;
+    use serde_json::json;
+    let mut steps: Vec<serde_json::Value> = Vec::new();
+    let mut locations = serde_json::Map::new();
+    let mut push = |op: serde_json::Value, inputs: Vec<String>, line: Option<usize>| -> String {
+        let id = format!("step{}", steps.len());
+        let mut step = json!({"id": id, "op": op});
+        if !inputs.is_empty() {
+            step["inputs"] = json!(inputs);
+        }
+        steps.push(step);
+        if let Some(l) = line {
+            locations
+                .insert(id.clone(), json!({"locations": [{"ranges": [{"start": {"line": l}, "end": {"line": l}}]}]}));
+        }
+        format!("{id}:0")
+    };
+    let platform_of = |p: &Platform| {
+        let mut v = json!({"Architecture": p.architecture, "OS": p.os});
+        if let Some(var) = &p.variant {
+            v["Variant"] = json!(var);
+        }
+        v
+    };
+    let mut stage_out: BTreeMap<usize, Option<String>> = BTreeMap::new();
+    let mut context: Option<String> = None;
+    let image_src = |push: &mut dyn FnMut(serde_json::Value, Vec<String>, Option<usize>) -> String,
+                     name: Option<&str>,
+                     img: &crate::store::Image,
+                     platform: &serde_json::Value,
+                     line: Option<usize>| {
+        // an image named by `--from`/`from=` is known by its manifest alone
+        let r = match name.map(crate::registry::reference::Reference::parse) {
+            Some(Ok(r)) => format!("{}/{}:{}", r.registry, r.repository, r.tag.as_deref().unwrap_or("latest")),
+            Some(Err(_)) => name.unwrap_or_default().to_string(),
+            None => String::new(),
+        };
+        push(
+            json!({"Op": {"source": {"identifier": format!("docker-image://{r}@{}", img.manifest_digest)}}, "platform": platform}),
+            Vec::new(),
+            line,
+        )
+    };
+    for stage in &plan.stages {
+        let platform = platform_of(&stage.platform);
+        let mut cur = match &stage.base {
+            Base::Scratch => None,
+            Base::Stage(i) => stage_out.get(i).cloned().flatten(),
+            Base::Image { name, image } => Some(image_src(&mut push, Some(name), image, &platform, Some(stage.line))),
+        };
+        for step in &stage.steps {
+            let root_input: Vec<String> = cur.iter().cloned().collect();
+            let op = match &step.action {
+                Action::Config(_) => continue,
+                Action::Workdir(path) => json!({"Op": {"file": {"actions": [{
+                    "input": if cur.is_some() { 0 } else { -1 }, "secondaryInput": -1, "output": 0,
+                    "Action": {"mkdir": {"path": path, "mode": 0o755, "makeParents": true}}
+                }]}}, "platform": platform}),
+                Action::Run(r) => {
+                    let mut inputs = root_input.clone();
+                    let mut mounts =
+                        vec![json!({"input": if cur.is_some() { 0 } else { -1 }, "dest": "/", "output": 0})];
+                    for m in &r.mounts {
+                        mounts.push(match m {
+                            Mount::Script { target, .. } => json!({"dest": target, "output": -1, "readonly": true}),
+                            Mount::Cache(c) => json!({"dest": c.target, "output": -1, "mountType": 3,
+                                "cacheOpt": {"ID": c.id, "sharing": format!("{:?}", c.sharing).to_ascii_uppercase()}}),
+                            Mount::Bind(b) => {
+                                let src = match &b.from {
+                                    Origin::Context => context
+                                        .get_or_insert_with(|| {
+                                            push(
+                                                json!({"Op": {"source": {"identifier": "local://context"}}}),
+                                                Vec::new(),
+                                                None,
+                                            )
+                                        })
+                                        .clone(),
+                                    Origin::Stage(i) => stage_out.get(i).cloned().flatten().unwrap_or_default(),
+                                    Origin::Image(img) => image_src(&mut push, None, img, &platform, None),
+                                };
+                                inputs.push(src);
+                                json!({"input": inputs.len() - 1, "selector": b.source, "dest": b.target,
+                                    "output": -1, "readonly": b.readonly})
+                            }
+                            Mount::Tmpfs { target, .. } => json!({"dest": target, "output": -1, "mountType": 4}),
+                            Mount::Secret(sm) => json!({"dest": sm.target, "output": -1, "mountType": 1,
+                                "secretOpt": {"ID": sm.id, "optional": !sm.required}}),
+                            Mount::Ssh(sm) => json!({"dest": sm.target, "output": -1, "mountType": 2,
+                                "SSHOpt": {"ID": sm.id, "optional": !sm.required}}),
+                        });
+                    }
+                    let op = json!({"Op": {"exec": {
+                        "meta": {"args": r.args, "env": r.env, "cwd": r.cwd, "user": r.user},
+                        "mounts": mounts,
+                        "network": match r.network { crate::spec::Network::None => 2, crate::spec::Network::Host => 1, crate::spec::Network::Sandbox => 0 },
+                    }}, "platform": platform});
+                    cur = Some(push(op, inputs, Some(step.line)));
+                    continue;
+                }
+                Action::Copy(c) => {
+                    let mut inputs = root_input.clone();
+                    let mut actions = Vec::new();
+                    for src in &c.sources {
+                        let (from, path) = match src {
+                            Source::Url(u) => (
+                                push(json!({"Op": {"source": {"identifier": u.url}}}), Vec::new(), None),
+                                format!("/{}", u.name),
+                            ),
+                            Source::Git(g) => (
+                                push(
+                                    json!({"Op": {"source": {"identifier": format!("git://{}#{}", g.remote, g.commit)}}}),
+                                    Vec::new(),
+                                    None,
+                                ),
+                                format!("/{}", g.subdir),
+                            ),
+                            Source::Heredoc { name, .. } => (String::new(), format!("/{name}")),
+                            Source::Path { path, .. } | Source::Parents { root: path, .. } => {
+                                let from = match &c.from {
+                                    Origin::Context => context
+                                        .get_or_insert_with(|| {
+                                            push(
+                                                json!({"Op": {"source": {"identifier": "local://context"}}}),
+                                                Vec::new(),
+                                                None,
+                                            )
+                                        })
+                                        .clone(),
+                                    Origin::Stage(i) => stage_out.get(i).cloned().flatten().unwrap_or_default(),
+                                    Origin::Image(img) => image_src(&mut push, None, img, &platform, None),
+                                };
+                                (from, format!("/{}", path.trim_start_matches('/')))
+                            }
+                        };
+                        let secondary = if from.is_empty() {
+                            -1
+                        } else {
+                            inputs.push(from);
+                            inputs.len() as i64 - 1
+                        };
+                        actions.push(json!({"input": if cur.is_some() { 0 } else { -1 }, "secondaryInput": secondary,
+                            "output": 0, "Action": {"copy": {"src": path, "dest": c.dest.path}}}));
+                    }
+                    let op = json!({"Op": {"file": {"actions": actions}}, "platform": platform});
+                    cur = Some(push(op, inputs, Some(step.line)));
+                    continue;
+                }
+            };
+            cur = Some(push(op, root_input, Some(step.line)));
+        }
+        stage_out.insert(stage.index, cur);
+    }
+    let df_step = json!({"id": "step0", "op": {"Op": {"source": {"identifier": "local://dockerfile"}}}});
+    let source = json!({
+        "locations": locations,
+        "infos": [{
+            "filename": file,
+            "language": "Dockerfile",
+            "data": base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+            "llbDefinition": [df_step],
+        }],
+    });
+    (json!({"llbDefinition": steps}), source)
+}
+
+/// Whether an index entry is an attestation manifest (never an image to run or pull).
+pub fn is_attestation(d: &Descriptor) -> bool {
+    d.annotations.get(ANN_REF_TYPE).is_some_and(|t| t == REF_TYPE_ATTESTATION)
+        || d.platform.as_ref().is_some_and(|p| p["os"] == "unknown" && p["architecture"] == "unknown")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(p: Option<&str>, s: Option<&str>, a: &[&str]) -> Flags {
+        Flags {
+            provenance: p.map(str::to_string),
+            sbom: s.map(str::to_string),
+            attests: a.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn flags_read_as_buildx_and_buildkit_read_them() {
+        let none: &[(String, String)] = &[];
+        // no flag: none (slipway's default; buildx adds mode=min,inline-only=true)
+        assert_eq!(resolve(&Flags::default(), none).unwrap(), None);
+        // --provenance=true: BuildKit's default mode, max
+        assert_eq!(resolve(&flags(Some("true"), None, &[]), none).unwrap().unwrap().mode, Mode::Max);
+        assert_eq!(resolve(&flags(Some("false"), None, &[]), none).unwrap(), None);
+        assert_eq!(resolve(&flags(Some("mode=min"), None, &[]), none).unwrap().unwrap().mode, Mode::Min);
+        let p = resolve(&flags(None, None, &["type=provenance,mode=max,builder-id=https://ci/1"]), none).unwrap();
+        assert_eq!(p.as_ref().map(|p| p.builder_id.as_str()), Some("https://ci/1"));
+        // --provenance replaces an --attest of the same type (buildx's removeAttestDupes)
+        let p = resolve(&flags(Some("false"), None, &["type=provenance,mode=max"]), none).unwrap();
+        assert_eq!(p, None);
+        // the frontend's build arg, when no flag says
+        let args = vec![("BUILDKIT_ATTEST_PROVENANCE".to_string(), "mode=min".to_string())];
+        assert_eq!(resolve(&Flags::default(), &args).unwrap().unwrap().mode, Mode::Min);
+        let args = vec![("BUILDKIT_ATTEST_PROVENANCE".to_string(), String::new())];
+        assert_eq!(resolve(&Flags::default(), &args).unwrap().unwrap().mode, Mode::Max);
+        assert_eq!(resolve(&flags(Some("false"), None, &[]), &args).unwrap(), None);
+        // sbom: false is fine, anything else refused
+        assert_eq!(resolve(&flags(None, Some("false"), &[]), none).unwrap(), None);
+        for (f, want) in [
+            (flags(Some("mode=foo"), None, &[]), "invalid mode \"foo\""),
+            (flags(None, None, &["mode=max"]), "attestation type not specified"),
+            (flags(None, None, &["type=provenance,mode"]), "invalid value mode"),
+            (flags(None, None, &["type=foo"]), "unknown attestation type \"foo\""),
+            (flags(None, Some("true"), &[]), "buildkit-syft-scanner"),
+            (flags(None, None, &["type=sbom"]), "buildkit-syft-scanner"),
+            (flags(Some("mode=min,colour=red"), None, &[]), "unknown provenance attribute \"colour\""),
+            (flags(Some("version=v1"), None, &[]), "v0.2 only"),
+            (flags(Some("reproducible=maybe"), None, &[]), "reproducible flag \"maybe\""),
+        ] {
+            let e = resolve(&f, none).unwrap_err();
+            assert!(e.contains(want), "{f:?}: {e}");
+        }
+        let args = vec![("BUILDKIT_ATTEST_SBOM".to_string(), String::new())];
+        assert!(resolve(&Flags::default(), &args).unwrap_err().contains("BUILDKIT_ATTEST_SBOM"));
+        let args = vec![("BUILDKIT_ATTEST_FOO".to_string(), "x=1".to_string())];
+        assert!(resolve(&Flags::default(), &args).unwrap_err().contains("unknown attestation type \"foo\""));
+    }
+
+    #[test]
+    fn purls_are_buildkits() {
+        // (reference, platform, BuildKit's purl.RefToPURL)
+        let amd = Platform::parse("linux/amd64").unwrap();
+        let arm = Platform::parse("linux/arm64/v8").unwrap();
+        assert_eq!(purl("docker.io/library/alpine:3.17", Some(&amd)), "pkg:docker/alpine@3.17?platform=linux%2Famd64");
+        assert_eq!(purl("docker.io/me/app:1", Some(&arm)), "pkg:docker/me/app@1?platform=linux%2Farm64");
+        assert_eq!(
+            purl("localhost:5000/a/b:v2", None),
+            "pkg:docker/localhost%3A5000/a/b@v2",
+            "the registry is a namespace segment, query-escaped"
+        );
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert_eq!(
+            purl(&format!("docker.io/library/busybox@{d}"), Some(&amd)),
+            format!("pkg:docker/busybox?digest={d}&platform=linux%2Famd64")
+        );
+        assert_eq!(purl("ghcr.io/x/y", None), "pkg:docker/ghcr.io/x/y@latest");
+    }
+
+    #[test]
+    fn min_mode_drops_build_args_and_labels() {
+        let info = BuildInfo {
+            args: BTreeMap::from([
+                ("build-arg:A".to_string(), "1".to_string()),
+                ("label:L".to_string(), "x".to_string()),
+                ("target".to_string(), "t".to_string()),
+            ]),
+            entry_point: "Dockerfile".into(),
+            locals: vec!["dockerfile".into(), "context".into()],
+            secrets: vec![("s".into(), false)],
+            ..Default::default()
+        };
+        let mut p = resolve(&flags(Some("mode=min"), None, &[]), &[]).unwrap().unwrap();
+        let v = predicate(&p, &info).unwrap();
+        assert_eq!(v["invocation"]["parameters"]["args"], serde_json::json!({"target": "t"}));
+        assert_eq!(v["metadata"]["completeness"]["parameters"], false);
+        assert_eq!(v["metadata"]["completeness"]["materials"], false);
+        assert!(v["invocation"]["parameters"].get("secrets").is_none());
+        assert_eq!(v["invocation"]["parameters"]["locals"][0]["name"], "context");
+        assert!(v["metadata"].get("buildStartedOn").is_none(), "no time without --timestamp now");
+        p.mode = Mode::Max;
+        let v = predicate(&p, &info).unwrap();
+        assert_eq!(v["invocation"]["parameters"]["args"]["build-arg:A"], "1");
+        assert_eq!(v["invocation"]["parameters"]["secrets"][0]["id"], "s");
+        assert_eq!(v["metadata"]["completeness"]["parameters"], true);
+        p.complete_materials = true;
+        assert!(predicate(&p, &info).unwrap_err().contains("incomplete"));
+    }
+
+    #[test]
+    fn times_are_gos() {
+        assert_eq!(go_time(1_700_000_000, 0), "2023-11-14T22:13:20Z");
+        assert_eq!(go_time(1_700_000_000, 120_000_000), "2023-11-14T22:13:20.12Z");
+    }
+}

@@ -1,0 +1,458 @@
+//! Build attestations as BuildKit writes them (docs/attestations/attestation-storage.md,
+//! slsa-provenance.md), checked from outside: `--provenance` turns an image into an index
+//! whose attestation manifest (platform unknown/unknown, `vnd.docker.reference.*`
+//! annotations) holds an in-toto statement about the image manifest with a SLSA v0.2
+//! predicate; in an OCI archive, in the store, in a loopback registry (skopeo reads it, a pull
+//! still picks the real platform), one per platform of a multi-platform build, as a file of a
+//! local output; equal inputs give equal digests; bad values are refused naming them. The
+//! Dockerfiles have no RUN, so no runtime or binfmt_misc handler is needed.
+
+use integration::registry::{self, Registry};
+use integration::slipway::{tar_files, Run, Slipway};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const BASE_DF: &str = "FROM scratch\nCOPY base.txt /base.txt\n";
+const DF: &str = "FROM base:1\nARG FOO\nCOPY app.txt /app.txt\n";
+const MULTI_DF: &str = "FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /arch.txt\n";
+
+/// This machine's GOARCH.
+fn arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        a => a,
+    }
+}
+
+fn sha256(b: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{:x}", sha2::Sha256::digest(b))
+}
+
+struct T {
+    s: Slipway,
+    ctx: PathBuf,
+}
+
+impl T {
+    /// A store with `base:1` built, and the context of an image FROM it.
+    fn new() -> T {
+        let s = Slipway::new();
+        let base = s.context("base", &[("Dockerfile", BASE_DF), ("base.txt", "base\n")]);
+        s.run(&["build", "-t", "base:1", &base.to_string_lossy()]).ok();
+        let ctx = s.context("app", &[("Dockerfile", DF), ("app.txt", "app\n")]);
+        T { s, ctx }
+    }
+    fn build(&self, args: &[&str]) -> Run {
+        let mut a = vec!["build", "--progress", "plain"];
+        a.extend_from_slice(args);
+        let c = self.ctx.to_string_lossy().into_owned();
+        a.push(&c);
+        self.s.run(&a)
+    }
+    fn out(&self, name: &str) -> PathBuf {
+        self.s.dir.path().join(name)
+    }
+    /// The store's descriptor of `name`.
+    fn named(&self, name: &str) -> Value {
+        let idx: Value = serde_json::from_slice(&fs::read(self.s.root().join("index.json")).unwrap()).unwrap();
+        idx["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("{name} not in the store: {idx}"))
+    }
+    fn store_blob(&self, digest: &str) -> Vec<u8> {
+        fs::read(self.s.root().join("blobs/sha256").join(digest.trim_start_matches("sha256:"))).unwrap()
+    }
+}
+
+/// An OCI archive (or layout) read: index.json and the blobs.
+struct Archive {
+    files: BTreeMap<String, Vec<u8>>,
+}
+
+impl Archive {
+    fn read(p: &Path) -> Archive {
+        Archive { files: tar_files(p) }
+    }
+    fn blob(&self, digest: &str) -> &[u8] {
+        let p = format!("blobs/sha256/{}", digest.trim_start_matches("sha256:"));
+        self.files.get(&p).unwrap_or_else(|| panic!("{p} is not in the archive"))
+    }
+    fn json(&self, digest: &str) -> Value {
+        let b = self.blob(digest);
+        assert_eq!(sha256(b), digest, "blob {digest} does not hash to its name");
+        serde_json::from_slice(b).unwrap()
+    }
+    fn top(&self) -> Value {
+        let idx: Value = serde_json::from_slice(&self.files["index.json"]).unwrap();
+        idx["manifests"][0].clone()
+    }
+}
+
+/// Checks an index as attestation-storage.md says: the images first, then one attestation
+/// manifest per image about it; returns each (image entry, statement).
+fn check_index(blob: &dyn Fn(&str) -> Value, index: &Value, images: usize) -> Vec<(Value, Value)> {
+    assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json", "{index}");
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2 * images, "{index}");
+    let mut out = Vec::new();
+    for (i, img) in entries[..images].iter().enumerate() {
+        assert_ne!(img["platform"]["os"], "unknown", "{index}");
+        let att = &entries[images + i];
+        assert_eq!(att["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+        assert_eq!(att["platform"], serde_json::json!({"architecture": "unknown", "os": "unknown"}), "{att}");
+        assert_eq!(att["annotations"]["vnd.docker.reference.digest"], img["digest"], "{att}");
+        assert_eq!(att["annotations"]["vnd.docker.reference.type"], "attestation-manifest", "{att}");
+        let m = blob(att["digest"].as_str().unwrap());
+        assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json", "{m}");
+        assert!(m.get("artifactType").is_none() && m.get("subject").is_none(), "{m}");
+        assert_eq!(m["config"]["mediaType"], "application/vnd.oci.image.config.v1+json", "{m}");
+        let c = blob(m["config"]["digest"].as_str().unwrap());
+        assert_eq!((c["os"].as_str(), c["architecture"].as_str()), (Some("unknown"), Some("unknown")), "{c}");
+        let layers = m["layers"].as_array().unwrap();
+        assert_eq!(layers.len(), 1, "{m}");
+        assert_eq!(layers[0]["mediaType"], "application/vnd.in-toto+json");
+        assert_eq!(layers[0]["annotations"]["in-toto.io/predicate-type"], "https://slsa.dev/provenance/v0.2");
+        assert_eq!(c["rootfs"]["diff_ids"][0], layers[0]["digest"], "{c}");
+        let st = blob(layers[0]["digest"].as_str().unwrap());
+        assert_eq!(st["_type"], "https://in-toto.io/Statement/v0.1", "{st}");
+        assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v0.2");
+        let p = &st["predicate"];
+        assert_eq!(p["buildType"], "https://mobyproject.org/buildkit@v1", "{p}");
+        assert_eq!(p["invocation"]["configSource"]["entryPoint"], "Dockerfile", "{p}");
+        assert_eq!(p["invocation"]["parameters"]["frontend"], "dockerfile.v0", "{p}");
+        assert_eq!(p["invocation"]["environment"]["platform"], format!("linux/{}", arch()), "{p}");
+        // a local context: the materials are incomplete; no times (reproducible)
+        assert_eq!(p["metadata"]["completeness"]["materials"], false, "{p}");
+        assert!(p["metadata"].get("buildStartedOn").is_none(), "{p}");
+        out.push((img.clone(), st));
+    }
+    out
+}
+
+#[test]
+fn provenance_in_an_oci_archive_is_an_attestation_manifest_about_the_image() {
+    let t = T::new();
+    let base = t.named("base:1")["digest"].as_str().unwrap().to_string();
+    // off by default: the archive's top is the image manifest
+    let plain = t.out("plain.tar");
+    t.build(&["-o", &format!("type=oci,dest={},name=app:1", plain.display())]).ok();
+    let a = Archive::read(&plain);
+    assert_eq!(a.top()["mediaType"], "application/vnd.oci.image.manifest.v1+json", "{}", a.top());
+
+    let min = t.out("min.tar");
+    let dest = format!("type=oci,dest={},name=app:1", min.display());
+    t.build(&["--provenance=mode=min", "--build-arg", "FOO=secret-ish", "-o", &dest]).ok();
+    let a = Archive::read(&min);
+    let top = a.top();
+    let index = a.json(top["digest"].as_str().unwrap());
+    let checked = check_index(&|d| a.json(d), &index, 1);
+    let (img, st) = &checked[0];
+    assert_eq!(img["platform"]["architecture"], arch());
+    // the subject: the image manifest, named as BuildKit's purl of the output's name
+    let hex = img["digest"].as_str().unwrap().trim_start_matches("sha256:");
+    assert_eq!(
+        st["subject"],
+        serde_json::json!([{"name": format!("pkg:docker/app@1?platform=linux%2F{}", arch()), "digest": {"sha256": hex}}]),
+        "{st}"
+    );
+    let p = &st["predicate"];
+    // the base image: its purl and the digest its name stands for in the store
+    assert_eq!(
+        p["materials"],
+        serde_json::json!([{
+            "uri": format!("pkg:docker/base@1?platform=linux%2F{}", arch()),
+            "digest": {"sha256": base.trim_start_matches("sha256:")}
+        }]),
+        "{p}"
+    );
+    // min: no build args, so the parameters are incomplete; the local sources are listed
+    assert!(p["invocation"]["parameters"].get("args").is_none(), "{p}");
+    assert_eq!(p["metadata"]["completeness"]["parameters"], false, "{p}");
+    assert_eq!(
+        p["invocation"]["parameters"]["locals"],
+        serde_json::json!([{"name": "context"}, {"name": "dockerfile"}])
+    );
+    assert!(p.get("buildConfig").is_none(), "{p}");
+
+    // the same input gives the same index, byte for byte
+    let again = t.out("again.tar");
+    t.build(&[
+        "--provenance=mode=min",
+        "--build-arg",
+        "FOO=secret-ish",
+        "-o",
+        &format!("type=oci,dest={},name=app:1", again.display()),
+    ])
+    .ok();
+    assert_eq!(Archive::read(&again).top()["digest"], top["digest"]);
+
+    // max (what --provenance=true means, as in BuildKit): the build args are there
+    let max = t.out("max.tar");
+    t.build(&[
+        "--provenance=true",
+        "--build-arg",
+        "FOO=secret-ish",
+        "-o",
+        &format!("type=oci,dest={},name=app:1", max.display()),
+    ])
+    .ok();
+    let a = Archive::read(&max);
+    let index = a.json(a.top()["digest"].as_str().unwrap());
+    let (_, st) = &check_index(&|d| a.json(d), &index, 1)[0];
+    let p = &st["predicate"];
+    assert_eq!(p["invocation"]["parameters"]["args"]["build-arg:FOO"], "secret-ish", "{p}");
+    assert_eq!(p["metadata"]["completeness"]["parameters"], true, "{p}");
+
+    // oci-artifact=true: BuildKit's artifact manifest (artifactType, subject, the empty config)
+    let art = t.out("artifact.tar");
+    t.build(&["--provenance=mode=min", "-o", &format!("type=oci,dest={},name=app:1,oci-artifact=true", art.display())])
+        .ok();
+    let a = Archive::read(&art);
+    let index = a.json(a.top()["digest"].as_str().unwrap());
+    let m = a.json(index["manifests"][1]["digest"].as_str().unwrap());
+    assert_eq!(m["artifactType"], "application/vnd.docker.attestation.manifest.v1+json", "{m}");
+    assert_eq!(m["subject"]["digest"], index["manifests"][0]["digest"], "{m}");
+    assert_eq!(m["subject"]["size"], index["manifests"][0]["size"], "{m}");
+    assert_eq!(m["config"]["mediaType"], "application/vnd.oci.empty.v1+json", "{m}");
+    assert_eq!(a.blob(m["config"]["digest"].as_str().unwrap()), b"{}");
+
+    // --attest and the frontend's build arg say the same as --provenance
+    for args in
+        [vec!["--attest", "type=provenance,mode=min"], vec!["--build-arg", "BUILDKIT_ATTEST_PROVENANCE=mode=min"]]
+    {
+        let o = t.out("via.tar");
+        let mut a = args.clone();
+        let d = format!("type=oci,dest={},name=app:1", o.display());
+        a.extend(["--build-arg", "FOO=secret-ish", "-o", &d]);
+        let r = t.build(&a).ok();
+        assert!(!r.stderr.contains("not consumed"), "{}", r.stderr);
+        let got = Archive::read(&o);
+        let index = got.json(got.top()["digest"].as_str().unwrap());
+        if args[0] == "--attest" {
+            assert_eq!(got.top()["digest"], top["digest"], "{args:?}");
+        } else {
+            // the build arg is one of the frontend's args (dropped by min, but present in max)
+            check_index(&|d| got.json(d), &index, 1);
+        }
+    }
+}
+
+#[test]
+fn the_store_the_docker_archive_and_a_local_output_carry_the_provenance() {
+    let t = T::new();
+    t.build(&["--provenance=mode=min", "-t", "app:2"]).ok();
+    let top = t.named("app:2");
+    assert_eq!(top["mediaType"], "application/vnd.oci.image.index.v1+json", "{top}");
+    let index: Value = serde_json::from_slice(&t.store_blob(top["digest"].as_str().unwrap())).unwrap();
+    let blob = |d: &str| -> Value { serde_json::from_slice(&t.store_blob(d)).unwrap() };
+    let (img, st) = &check_index(&blob, &index, 1)[0];
+    assert_eq!(st["subject"][0]["name"], format!("pkg:docker/app@2?platform=linux%2F{}", arch()));
+    // the store's commands see the image, not the attestation
+    let o = t.s.run(&["inspect", "app:2"]).ok();
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    let v = if v.is_array() { v[0].clone() } else { v };
+    assert_eq!(v["Architecture"], arch(), "{v}");
+    let unpacked = t.out("unpacked");
+    t.s.run(&["unpack", "app:2", &unpacked.to_string_lossy()]).ok();
+    assert_eq!(fs::read_to_string(unpacked.join("rootfs/app.txt")).unwrap(), "app\n");
+    // prune keeps every blob the index names
+    t.s.run(&["prune"]).ok();
+    let att = index["manifests"][1]["digest"].as_str().unwrap();
+    let m = blob(att);
+    for d in [att, m["config"]["digest"].as_str().unwrap(), m["layers"][0]["digest"].as_str().unwrap()] {
+        assert!(t.s.root().join("blobs/sha256").join(d.trim_start_matches("sha256:")).is_file(), "{d} pruned");
+    }
+    let _ = img;
+
+    // a docker-archive: manifest.json loads the image, index.json names the index
+    let dk = t.out("docker.tar");
+    t.build(&["--provenance=mode=min", "-o", &format!("type=docker,dest={},name=app:3", dk.display())]).ok();
+    let a = Archive::read(&dk);
+    let manifest: Value = serde_json::from_slice(&a.files["manifest.json"]).unwrap();
+    assert_eq!(manifest[0]["RepoTags"][0], "app:3", "{manifest}");
+    for l in manifest[0]["Layers"].as_array().unwrap() {
+        assert!(a.files.contains_key(l.as_str().unwrap()), "{l}");
+    }
+    let index = a.json(a.top()["digest"].as_str().unwrap());
+    check_index(&|d| a.json(d), &index, 1);
+
+    // a local output: provenance.json beside the files, every file a subject
+    let dir = t.out("local");
+    t.build(&["--provenance=mode=min", "-o", &format!("type=local,dest={}", dir.display())]).ok();
+    let st: Value = serde_json::from_slice(&fs::read(dir.join("provenance.json")).unwrap()).unwrap();
+    assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v0.2");
+    let subjects: Vec<&str> = st["subject"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(subjects, ["app.txt", "base.txt"], "{st}");
+    assert_eq!(st["subject"][0]["digest"]["sha256"], sha256(b"app\n").trim_start_matches("sha256:"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(fs::metadata(dir.join("provenance.json")).unwrap().permissions().mode() & 0o777, 0o600);
+    // attestation-prefix: the file's name is prefixed, as BuildKit's local exporter does
+    let dir3 = t.out("local3");
+    t.build(&["--provenance=mode=min", "-o", &format!("type=local,dest={},attestation-prefix=att-", dir3.display())])
+        .ok();
+    assert!(dir3.join("att-provenance.json").is_file() && !dir3.join("provenance.json").exists());
+    // inline-only: only image outputs carry it
+    let dir2 = t.out("local2");
+    t.build(&["--provenance=mode=min,inline-only=true", "-o", &format!("type=local,dest={}", dir2.display())]).ok();
+    assert!(!dir2.join("provenance.json").exists());
+}
+
+#[test]
+fn a_multi_platform_build_has_one_attestation_per_platform() {
+    let s = Slipway::new();
+    let ctx = s.context(
+        "multi",
+        &[("Dockerfile", MULTI_DF), ("amd64.txt", "built for amd64\n"), ("arm64.txt", "built for arm64\n")],
+    );
+    let out = s.dir.path().join("multi.tar");
+    s.run(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--provenance=mode=min",
+        "-o",
+        &format!("type=oci,dest={},name=multi:1", out.display()),
+        &ctx.to_string_lossy(),
+    ])
+    .ok();
+    let a = Archive::read(&out);
+    let index = a.json(a.top()["digest"].as_str().unwrap());
+    let checked = check_index(&|d| a.json(d), &index, 2);
+    for ((img, st), arch) in checked.iter().zip(["amd64", "arm64"]) {
+        assert_eq!(img["platform"]["architecture"], arch);
+        assert_eq!(st["subject"][0]["name"], format!("pkg:docker/multi@1?platform=linux%2F{arch}"), "{st}");
+        assert_eq!(
+            st["subject"][0]["digest"]["sha256"],
+            img["digest"].as_str().unwrap().trim_start_matches("sha256:"),
+            "{st}"
+        );
+        // FROM scratch: nothing to list
+        assert!(st["predicate"].get("materials").is_none(), "{st}");
+    }
+    // in the store: prune keeps every platform's image and attestation the index names
+    s.run(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--provenance=mode=min",
+        "-t",
+        "multi:2",
+        &ctx.to_string_lossy(),
+    ])
+    .ok();
+    s.run(&["prune"]).ok();
+    let idx: Value = serde_json::from_slice(&fs::read(s.root().join("index.json")).unwrap()).unwrap();
+    let top = idx["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == "multi:2")
+        .unwrap();
+    let blob = |d: &str| -> Value {
+        let p = s.root().join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+        serde_json::from_slice(&fs::read(&p).unwrap_or_else(|e| panic!("{d} after prune: {e}"))).unwrap()
+    };
+    let index = blob(top["digest"].as_str().unwrap());
+    for e in index["manifests"].as_array().unwrap() {
+        let m = blob(e["digest"].as_str().unwrap());
+        for d in std::iter::once(&m["config"]).chain(m["layers"].as_array().unwrap()) {
+            let p = s.root().join("blobs/sha256").join(d["digest"].as_str().unwrap().trim_start_matches("sha256:"));
+            assert!(p.is_file(), "{} of {} pruned", d["digest"], e["digest"]);
+        }
+    }
+    // a local output of both platforms: one statement per platform directory
+    let dir = s.dir.path().join("split");
+    s.run(&[
+        "build",
+        "--platform",
+        "linux/amd64,linux/arm64",
+        "--provenance=mode=min",
+        "-o",
+        &format!("type=local,dest={}", dir.display()),
+        &ctx.to_string_lossy(),
+    ])
+    .ok();
+    for arch in ["amd64", "arm64"] {
+        let st: Value =
+            serde_json::from_slice(&fs::read(dir.join(format!("linux_{arch}/provenance.json"))).unwrap()).unwrap();
+        assert_eq!(st["subject"][0]["name"], "arch.txt", "{st}");
+    }
+}
+
+#[test]
+fn bad_attestation_values_are_refused_naming_them() {
+    let t = T::new();
+    for (args, want) in [
+        (vec!["--provenance=mode=foo"], "invalid mode \"foo\""),
+        (vec!["--provenance=colour=red"], "unknown provenance attribute \"colour\""),
+        (vec!["--attest", "mode=max"], "attestation type not specified"),
+        (vec!["--attest", "type=foo"], "unknown attestation type \"foo\""),
+        (vec!["--sbom=true"], "buildkit-syft-scanner"),
+        (vec!["--attest", "type=sbom"], "buildkit-syft-scanner"),
+        (vec!["--build-arg", "BUILDKIT_ATTEST_SBOM="], "buildkit-syft-scanner"),
+        (vec!["--provenance=true", "-o", "type=oci,dest=x.tar,oci-mediatypes=false"], "oci-mediatypes=false"),
+    ] {
+        let o = t.build(&args);
+        assert_ne!(o.code, 0, "{args:?} was taken");
+        assert!(o.stderr.contains(want), "{args:?}: {}", o.stderr);
+    }
+    // --sbom=false is no SBOM, and no error
+    t.build(&["--sbom=false", "-t", "nosbom:1"]).ok();
+    assert_eq!(t.named("nosbom:1")["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+}
+
+#[test]
+fn a_pushed_index_keeps_its_attestation_and_a_pull_picks_the_real_platform() {
+    if !registry::available() {
+        return;
+    }
+    let r = Registry::plain();
+    let t = T::new();
+    let dest = format!("{}/attest/app:1", r.host);
+    t.build(&["--provenance=mode=min", "-t", &dest, "--push"]).ok();
+    let top = t.named(&dest)["digest"].as_str().unwrap().to_string();
+    // skopeo reads the index by tag, byte for byte the store's
+    let o = r.skopeo(&["inspect", "--raw", &format!("docker://{dest}")]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert_eq!(sha256(o.stdout.as_bytes()), top);
+    let index: Value = serde_json::from_str(&o.stdout).unwrap();
+    let raw = |d: &str| -> Value {
+        let o = r.skopeo(&["inspect", "--raw", &format!("docker://{}/attest/app@{d}", r.host)]);
+        if o.code == 0 {
+            return serde_json::from_str(&o.stdout).unwrap();
+        }
+        // a config or a statement: a blob of the registry
+        serde_json::from_slice(&fs::read(r.blob_data(d)).unwrap()).unwrap()
+    };
+    let (img, st) = &check_index(&raw, &index, 1)[0];
+    assert_eq!(
+        st["subject"][0]["name"],
+        format!("pkg:docker/{}/attest/app@1?platform=linux%2F{}", r.host.replace(':', "%3A"), arch())
+    );
+    // a client picking this machine's platform gets the image
+    let o = r.skopeo(&["inspect", "--no-tags", &format!("docker://{dest}")]);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    let v: Value = serde_json::from_str(&o.stdout).unwrap();
+    assert_eq!(v["Architecture"], arch(), "{v}");
+    // slipway pulls it back into a fresh store, and builds FROM it there
+    let fresh = Slipway::new();
+    fresh.run(&["pull", &dest]).ok();
+    let unpacked = fresh.dir.path().join("u");
+    fresh.run(&["unpack", &dest, &unpacked.to_string_lossy()]).ok();
+    assert_eq!(fs::read_to_string(unpacked.join("rootfs/app.txt")).unwrap(), "app\n");
+    let ctx = fresh.context("from", &[("Dockerfile", &format!("FROM {dest}\nCOPY x /x\n")), ("x", "x\n")]);
+    let o = fresh.run(&["build", "-t", "from:1", &ctx.to_string_lossy()]).ok();
+    assert!(!o.stderr.contains("unknown"), "{}", o.stderr);
+    let v: Value = serde_json::from_str(&fresh.run(&["inspect", "from:1"]).ok().stdout).unwrap();
+    let v = if v.is_array() { v[0].clone() } else { v };
+    assert_eq!(v["Architecture"], arch(), "{v}");
+    let _ = img;
+}
