@@ -322,9 +322,7 @@ const FRONTEND_ARGS: [&str; 7] = [
 /// Build args BuildKit or buildx act on and slipway does not implement (a trailing `*`: every
 /// arg of that prefix): each one given gets a warning naming it, rather than pass as "not
 /// consumed" or silently. One row each: take a row out when slipway implements it.
-const UNIMPLEMENTED_ARGS: [(&str, &str); 3] = [
-    // frontend/attestations/parse.go: build-arg:BUILDKIT_ATTEST_<type>
-    ("BUILDKIT_ATTEST_*", "attestations (SBOM, provenance)"),
+const UNIMPLEMENTED_ARGS: [(&str, &str); 2] = [
     // buildx util/history/name.go
     ("BUILDKIT_BUILD_NAME", "the build's name in buildx's build history"),
     // buildx build/opt.go (deprecated build info)
