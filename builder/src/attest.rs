@@ -726,6 +726,23 @@ pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_js
             line,
         )
     };
+    // what a step reads (`--from`, `from=`, or the context, whose source op is made once)
+    let origin_src = |push: &mut dyn FnMut(serde_json::Value, Vec<String>, Option<usize>) -> String,
+                      context: &mut Option<String>,
+                      stage_out: &BTreeMap<usize, Option<String>>,
+                      o: &Origin,
+                      platform: &serde_json::Value|
+     -> String {
+        match o {
+            Origin::Context => context
+                .get_or_insert_with(|| {
+                    push(json!({"Op": {"source": {"identifier": "local://context"}}}), Vec::new(), None)
+                })
+                .clone(),
+            Origin::Stage(i) => stage_out.get(i).cloned().flatten().unwrap_or_default(),
+            Origin::Image(img) => image_src(push, None, img, platform, None),
+        }
+    };
     for stage in &plan.stages {
         let platform = platform_of(&stage.platform);
         let mut cur = match &stage.base {
@@ -751,19 +768,7 @@ pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_js
                             Mount::Cache(c) => json!({"dest": c.target, "output": -1, "mountType": 3,
                                 "cacheOpt": {"ID": c.id, "sharing": format!("{:?}", c.sharing).to_ascii_uppercase()}}),
                             Mount::Bind(b) => {
-                                let src = match &b.from {
-                                    Origin::Context => context
-                                        .get_or_insert_with(|| {
-                                            push(
-                                                json!({"Op": {"source": {"identifier": "local://context"}}}),
-                                                Vec::new(),
-                                                None,
-                                            )
-                                        })
-                                        .clone(),
-                                    Origin::Stage(i) => stage_out.get(i).cloned().flatten().unwrap_or_default(),
-                                    Origin::Image(img) => image_src(&mut push, None, img, &platform, None),
-                                };
+                                let src = origin_src(&mut push, &mut context, &stage_out, &b.from, &platform);
                                 inputs.push(src);
                                 json!({"input": inputs.len() - 1, "selector": b.source, "dest": b.target,
                                     "output": -1, "readonly": b.readonly})
@@ -802,19 +807,7 @@ pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_js
                             ),
                             Source::Heredoc { name, .. } => (String::new(), format!("/{name}")),
                             Source::Path { path, .. } | Source::Parents { root: path, .. } => {
-                                let from = match &c.from {
-                                    Origin::Context => context
-                                        .get_or_insert_with(|| {
-                                            push(
-                                                json!({"Op": {"source": {"identifier": "local://context"}}}),
-                                                Vec::new(),
-                                                None,
-                                            )
-                                        })
-                                        .clone(),
-                                    Origin::Stage(i) => stage_out.get(i).cloned().flatten().unwrap_or_default(),
-                                    Origin::Image(img) => image_src(&mut push, None, img, &platform, None),
-                                };
+                                let from = origin_src(&mut push, &mut context, &stage_out, &c.from, &platform);
                                 (from, format!("/{}", path.trim_start_matches('/')))
                             }
                         };

@@ -192,19 +192,10 @@ pub fn convert(store: &Store, img: &Image, opts: &Options) -> Result<Image, Stor
     let mut diff_ids = img.config.rootfs.diff_ids.clone();
     for (i, l) in img.layers().into_iter().enumerate() {
         let mut kept = img.manifest.layers[i].clone();
-        let Some(mut have) = Compression::of_media_type(&l.media_type) else {
+        let Some((have, toc_off)) = blob_compression(store, &l)? else {
             layers.push(kept);
             continue;
         };
-        let src = store.blob_path(&l.digest);
-        let mut toc_off = None;
-        // (a blob the store lacks is not read here: what needs it fails where it is needed)
-        if have == Compression::Gzip && store.has_blob(&l.digest) {
-            toc_off = estargz::toc_offset(&src).map_err(io_err("read", &src))?;
-            if toc_off.is_some() {
-                have = Compression::EStargz;
-            }
-        }
         let (mut d, c) = if opts.converts(have) {
             let conv = recompress(store, &l, toc_off, want, opts.level)?;
             diff_ids[i] = conv.diff_id.clone();
@@ -246,19 +237,25 @@ pub fn convert(store: &Store, img: &Image, opts: &Options) -> Result<Image, Stor
     store.image_by_manifest(&d)
 }
 
+/// A layer blob's compression (its media type's, or eStargz when a gzip blob has the footer),
+/// with the eStargz TOC's offset; None for a media type that is no layer's this knows (kept
+/// as it is). A blob the store lacks is not read here: what needs it fails where it is needed.
+fn blob_compression(store: &Store, l: &Layer) -> Result<Option<(Compression, Option<u64>)>, StoreError> {
+    let Some(have) = Compression::of_media_type(&l.media_type) else { return Ok(None) };
+    if have == Compression::Gzip && store.has_blob(&l.digest) {
+        let src = store.blob_path(&l.digest);
+        if let Some(off) = estargz::toc_offset(&src).map_err(io_err("read", &src))? {
+            return Ok(Some((Compression::EStargz, Some(off))));
+        }
+    }
+    Ok(Some((have, None)))
+}
+
 /// One layer as the build cache exports it (`--cache-to ...,compression=`): recompressed
 /// where `opts` asks, as [`convert`] does an image's; never to eStargz (the caller refuses it:
 /// its diff ID would change). The layer itself when nothing changes.
 pub fn convert_layer(store: &Store, l: &Layer, opts: &Options) -> Result<Layer, StoreError> {
-    let Some(mut have) = Compression::of_media_type(&l.media_type) else { return Ok(l.clone()) };
-    let src = store.blob_path(&l.digest);
-    let mut toc_off = None;
-    if have == Compression::Gzip && store.has_blob(&l.digest) {
-        toc_off = estargz::toc_offset(&src).map_err(io_err("read", &src))?;
-        if toc_off.is_some() {
-            have = Compression::EStargz;
-        }
-    }
+    let Some((have, toc_off)) = blob_compression(store, l)? else { return Ok(l.clone()) };
     let want = opts.compression.unwrap_or(Compression::Gzip);
     if want == Compression::EStargz || !opts.converts(have) {
         return Ok(l.clone());
