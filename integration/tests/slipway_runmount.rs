@@ -349,7 +349,8 @@ fn ssh_agent_forwarded_from_a_key() {
         .spawn()
         .unwrap());
     let deadline = Instant::now() + integration::host::PATIENCE;
-    while !sock.exists() {
+    // the socket's file appears at bind(), before listen(): wait until a connect succeeds
+    while std::os::unix::net::UnixStream::connect(&sock).is_err() {
         assert!(Instant::now() < deadline, "ssh-agent did not listen");
         std::thread::sleep(Duration::from_millis(10));
     }
