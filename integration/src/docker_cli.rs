@@ -177,7 +177,9 @@ pub fn signals_stop_timeout_and_oom(e: &Engine, f: &Flavor) {
     let id3 = detached(e, &["--memory", "16m", "--memory-swap", "16m"], "x=a; while true; do x=$x$x; done");
     assert_eq!(e.run(&["wait", &id3]).ok().text(), "137");
     if f.reports_oom_killed {
-        assert_eq!(inspect(e, &id3, "{{.State.OOMKilled}}"), "true");
+        // the shim's OOM event and its exit event reach the engine on their own paths: the
+        // flag may land just after `wait` returns (CI saw "false" once, right after the exit)
+        eventually("OOMKilled to be reported", || inspect(e, &id3, "{{.State.OOMKilled}}") == "true");
     }
     rm_force(e, f, &[&id, &id2, &id3]);
 }
