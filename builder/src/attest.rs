@@ -87,18 +87,9 @@ struct Attest {
 
 /// buildx's CanonicalizeAttest: a boolean enables or disables, anything else is attributes.
 fn canonical(typ: &str, v: &str) -> String {
-    match parse_go_bool(v) {
+    match crate::gobool::parse(v) {
         Some(b) => format!("type={typ},disabled={}", !b),
         None => format!("type={typ},{v}"),
-    }
-}
-
-/// Go's strconv.ParseBool.
-fn parse_go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
     }
 }
 
@@ -110,7 +101,7 @@ fn parse_attest(flag: &str, s: &str) -> Result<Attest, String> {
         match k.trim().to_ascii_lowercase().as_str() {
             "type" => a.typ = v.to_string(),
             "disabled" => {
-                a.disabled = parse_go_bool(v).ok_or_else(|| format!("{flag} {s:?}: invalid value {f}"))?;
+                a.disabled = crate::gobool::parse(v).ok_or_else(|| format!("{flag} {s:?}: invalid value {f}"))?;
             }
             _ => a.attrs.push((k.to_string(), v.to_string())),
         }
@@ -157,7 +148,9 @@ pub fn resolve(flags: &Flags, build_args: &[(String, String)]) -> Result<Option<
             for f in crate::output::csv_fields(v).map_err(|e| format!("{flag}: {e}"))? {
                 let (k, v) = f.split_once('=').unwrap_or((&f, ""));
                 match k {
-                    "disabled" => a.disabled = parse_go_bool(v).ok_or_else(|| format!("{flag}: invalid value {f}"))?,
+                    "disabled" => {
+                        a.disabled = crate::gobool::parse(v).ok_or_else(|| format!("{flag}: invalid value {f}"))?
+                    }
                     _ => a.attrs.push((k.to_string(), v.to_string())),
                 }
             }
@@ -191,7 +184,7 @@ fn provenance(flag: &str, attrs: &[(String, String)]) -> Result<Provenance, Stri
         complete_materials: false,
     };
     let bool_of = |v: &str, what: &str| {
-        parse_go_bool(v).ok_or_else(|| format!("{flag}: failed to parse {what} {v:?} (expected true or false)"))
+        crate::gobool::parse(v).ok_or_else(|| format!("{flag}: failed to parse {what} {v:?} (expected true or false)"))
     };
     for (k, v) in attrs {
         match k.as_str() {

@@ -393,10 +393,8 @@ fn multi_platform(opts: &BuildOptions, platforms: usize) -> Result<bool, String>
     let Some(v) = build_arg(opts, "BUILDKIT_MULTI_PLATFORM").filter(|v| !v.is_empty()) else {
         return Ok(platforms > 1);
     };
-    let asked = match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
-        _ => return Err(format!("BUILDKIT_MULTI_PLATFORM={v:?}: invalid boolean value for multi-platform")),
+    let Some(asked) = crate::gobool::parse(v) else {
+        return Err(format!("BUILDKIT_MULTI_PLATFORM={v:?}: invalid boolean value for multi-platform"));
     };
     if !asked && platforms > 1 {
         return Err(
@@ -464,7 +462,7 @@ fn warn_unused_build_args(opts: &BuildOptions, declared: &std::collections::BTre
 /// else is unset).
 fn keep_git_dir_arg(opts: &BuildOptions) -> bool {
     let v = opts.build_args.iter().rev().find(|(k, _)| k == "BUILDKIT_CONTEXT_KEEP_GIT_DIR");
-    matches!(v.map(|(_, v)| v.as_str()), Some("1" | "t" | "T" | "true" | "TRUE" | "True"))
+    v.is_some_and(|(_, v)| crate::gobool::is_true(v))
 }
 
 /// Where a build reads its context and its Dockerfile.
@@ -595,7 +593,7 @@ fn read(
     })?;
     let at = |line, msg| BuildError::At { file: file.clone(), line, msg, excerpt: Box::default() };
     // dockerui/config.go validateMinCaps: BuildKit refuses it true (Go's ParseBool), takes it false
-    if matches!(build_arg(opts, "BUILDKIT_DISABLE_FILEOP"), Some("1" | "t" | "T" | "TRUE" | "true" | "True")) {
+    if build_arg(opts, "BUILDKIT_DISABLE_FILEOP").is_some_and(crate::gobool::is_true) {
         return Err(BuildError::Other(
             "support for \"BUILDKIT_DISABLE_FILEOP\" build-arg was removed in BuildKit 0.11".into(),
         ));
@@ -886,7 +884,7 @@ pub fn outline(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::
 /// Go's `strconv.ParseBool` of `BUILDX_METADATA_WARNINGS`: buildx writes the warnings into
 /// `--metadata-file` only when it is true.
 fn metadata_warnings_enabled() -> bool {
-    matches!(std::env::var("BUILDX_METADATA_WARNINGS").as_deref(), Ok("1" | "t" | "T" | "TRUE" | "true" | "True"))
+    std::env::var("BUILDX_METADATA_WARNINGS").is_ok_and(|v| crate::gobool::is_true(&v))
 }
 
 /// `--no-cache-filter` names as the stages' indices (each with the name as given; every stage
@@ -1385,8 +1383,7 @@ fn inline_cache(
     keys: &[String],
     result: &str,
 ) -> Result<crate::store::Image, BuildError> {
-    let asked = build_arg(opts, "BUILDKIT_INLINE_CACHE")
-        .is_some_and(|v| matches!(v, "1" | "t" | "T" | "TRUE" | "true" | "True"));
+    let asked = build_arg(opts, "BUILDKIT_INLINE_CACHE").is_some_and(crate::gobool::is_true);
     if !(opts.inline_cache || asked) {
         return Ok(img);
     }

@@ -20,6 +20,7 @@ pub mod exec;
 pub mod failpoint;
 pub mod fetch;
 pub mod glob;
+pub mod gobool;
 pub mod images;
 pub mod instructions;
 pub mod layer;

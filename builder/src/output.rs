@@ -322,11 +322,12 @@ pub fn csv_fields(s: &str) -> Result<Vec<String>, String> {
 /// Go's `strconv.ParseBool` spellings (`1 t T TRUE true True`, `0 f F FALSE false False`).
 pub fn parse_bool(k: &str, v: &str) -> Result<bool, String> {
     match v {
-        "" | "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!(
-            "option {k}={v:?}: expected true or false (or another of Go's spellings: 1, t, T, TRUE, True, 0, f, F, FALSE, False)"
-        )),
+        "" => Ok(true),
+        _ => crate::gobool::parse(v).ok_or_else(|| {
+            format!(
+                "option {k}={v:?}: expected true or false (or another of Go's spellings: 1, t, T, TRUE, True, 0, f, F, FALSE, False)"
+            )
+        }),
     }
 }
 

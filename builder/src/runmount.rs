@@ -140,12 +140,7 @@ pub fn raw_target(raw: &str) -> String {
 }
 
 fn parse_bool(key: &str, v: &str) -> Result<bool, String> {
-    // Go's strconv.ParseBool
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
-        _ => Err(format!("invalid value for {key}: {v}")),
-    }
+    crate::gobool::parse(v).ok_or_else(|| format!("invalid value for {key}: {v}"))
 }
 
 /// docker's `units.RAMInBytes`: a number with an optional b/k/m/g/t/p unit (binary), an

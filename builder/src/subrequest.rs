@@ -39,11 +39,8 @@ impl Call {
                 Some(("format", "text" | "")) => c.json = false,
                 Some(("format", f)) => return Err(format!("--call {s}: unknown format {f:?} (json or text)")),
                 Some(("ignorestatus", v)) => {
-                    c.ignore_status = match v {
-                        "1" | "t" | "T" | "TRUE" | "true" | "True" => true,
-                        "0" | "f" | "F" | "FALSE" | "false" | "False" => false,
-                        _ => return Err(format!("--call {s}: ignorestatus={v}: not a boolean")),
-                    }
+                    c.ignore_status =
+                        crate::gobool::parse(v).ok_or_else(|| format!("--call {s}: ignorestatus={v}: not a boolean"))?
                 }
                 _ => return Err(format!("--call {s}: unknown option {p:?} (format, ignorestatus)")),
             }

@@ -121,9 +121,8 @@ pub fn parse(src: &str) -> Result<Option<GitRef>, String> {
         seen.push(k.clone());
         let flag = |what: &str| -> Result<bool, String> {
             match v.as_str() {
-                "" | "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
-                "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-                _ => Err(format!("invalid {what} value: {v:?}")),
+                "" => Ok(true),
+                v => crate::gobool::parse(v).ok_or_else(|| format!("invalid {what} value: {v:?}")),
             }
         };
         if v.is_empty() && !matches!(k.as_str(), "submodules" | "keep-git-dir" | "fetch-by-commit") {

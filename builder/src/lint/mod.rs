@@ -185,15 +185,6 @@ pub struct Config {
     pub error: bool,
 }
 
-/// Go's `strconv.ParseBool`.
-fn parse_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 impl Config {
     /// Parses `skip=A,B|all;error=BOOL;experimental=A|all` as BuildKit's `ParseLintOptions`
     /// (at most three `;` parts; the last keeps any further `;`).
@@ -215,7 +206,7 @@ impl Config {
                 "experimental" => c.experimental = list(v.trim()),
                 "error" => {
                     let t = v.trim();
-                    c.error = parse_bool(t).ok_or_else(|| {
+                    c.error = crate::gobool::parse(t).ok_or_else(|| {
                         format!(
                             "failed to parse check option {part:?}: strconv.ParseBool: parsing {t:?}: invalid syntax"
                         )

@@ -130,15 +130,6 @@ pub struct Import {
     pub digest: Option<String>,
 }
 
-/// Go's `strconv.ParseBool`, as BuildKit reads every boolean cache attribute.
-fn go_bool(v: &str) -> Option<bool> {
-    match v {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
-}
-
 /// A cache entry's attributes (key, value), in the order given.
 type Attrs = Vec<(String, String)>;
 
@@ -186,8 +177,9 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
             out.push(Export::inline());
             continue;
         }
-        let boolean =
-            |k: &str, v: &str| go_bool(v).ok_or_else(|| bad(format!("{k}={v}: expected a boolean (true or false)")));
+        let boolean = |k: &str, v: &str| {
+            crate::gobool::parse(v).ok_or_else(|| bad(format!("{k}={v}: expected a boolean (true or false)")))
+        };
         let mut e = Export {
             to: Spec::Local(PathBuf::new()),
             mounts: false,
@@ -274,8 +266,8 @@ pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
             match (kind.as_str(), k.as_str()) {
                 ("registry", "ref") => reference = Some(v.clone()),
                 ("registry", "registry.insecure") => {
-                    i.insecure =
-                        go_bool(v).ok_or_else(|| bad(format!("{k}={v}: expected a boolean (true or false)")))?
+                    i.insecure = crate::gobool::parse(v)
+                        .ok_or_else(|| bad(format!("{k}={v}: expected a boolean (true or false)")))?
                 }
                 ("local", "src") => dir = Some(v.clone()),
                 ("local", "tag") if v.is_empty() => {
