@@ -466,8 +466,8 @@ pub fn prune(store: &Store, limits: &PruneLimits) -> Result<String, StoreError> 
             }
         }
     }
-    let sizes = store.root.join("cache/sizes");
-    if let Ok(rd) = fs::read_dir(&sizes) {
+    for dir in ["cache/sizes", "cache/own-times"] {
+        let Ok(rd) = fs::read_dir(store.root.join(dir)) else { continue };
         for e in rd.flatten() {
             if !keep_snaps.contains(&e.file_name().to_string_lossy().to_string()) {
                 let _ = fs::remove_file(e.path());

@@ -104,6 +104,54 @@ impl Mtimes {
         }
     }
 
+    /// The time an entry gets in a layer written with `self`, given the time `t` it has in the
+    /// same layer written with `from` (`own`: a time of the source's own, see
+    /// [`Entry::own_mtime`]), when that layer holds what it takes ([`Mtimes::derives_from`]).
+    pub fn from_layer(self, from: Mtimes, t: i64, own: bool) -> i64 {
+        match self {
+            _ if self == from => t,
+            Mtimes::Clamp(c) => t.min(c),
+            Mtimes::Zero if own => t,
+            _ => 0,
+        }
+    }
+
+    /// Whether the layers written with `from` hold what a layer written with `self` needs, so
+    /// that [`Mtimes::from_layer`] gives each entry the time a build writing `self` gives it;
+    /// why not otherwise. A clamp only lowers times: `Clamp(c)` comes from a layer clamped no
+    /// lower, or from the files' own times (where WORKDIR's directories got SOURCE_DATE_EPOCH
+    /// `s`, `s >= c`; what RUN wrote has a time after `c` when `c` is not in the future);
+    /// `Zero` from the files' own times and the record of which were their source's own
+    /// ([`own_times`]); the files' own times from nothing else.
+    pub fn derives_from(self, from: Mtimes) -> Result<(), String> {
+        let ok = match (self, from) {
+            _ if self == from => true,
+            (Mtimes::Clamp(c), Mtimes::Clamp(t)) => c <= t,
+            (Mtimes::Clamp(c), Mtimes::Kept(s)) => s.is_none_or(|s| s >= c),
+            (Mtimes::Zero, Mtimes::Kept(_)) => true,
+            _ => false,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!(
+                "layers with {} cannot be made from layers with {}",
+                self.describe_times(),
+                from.describe_times()
+            ))
+        }
+    }
+
+    /// The times alone, for [`Mtimes::derives_from`]'s message.
+    pub fn describe_times(self) -> String {
+        match self {
+            Mtimes::Zero => "every mtime 0".into(),
+            Mtimes::Clamp(t) => format!("mtimes clamped to {t}"),
+            Mtimes::Kept(None) => "the files' own mtimes".into(),
+            Mtimes::Kept(Some(t)) => format!("the files' own mtimes (WORKDIR's directories {t})"),
+        }
+    }
+
     /// As a cache miss names it.
     pub fn describe(self) -> String {
         match self {
@@ -330,67 +378,220 @@ pub fn write_tar<W: Write>(entries: &[Entry], mtimes: Mtimes, w: W) -> io::Resul
     let mut b = tar::Builder::new(w);
     b.mode(tar::HeaderMode::Complete);
     for e in entries {
-        let (mtime, mtime_record) = header_mtime(mtimes.of(e, now));
-        let mut data = Vec::new();
-        // records in key order, as Go's writer sorts them ("SCHILY..." before "mtime")
-        for (k, v) in &e.xattrs {
-            data.extend(pax_record(&format!("SCHILY.xattr.{k}"), v));
-        }
-        data.extend(mtime_record);
-        append_pax(&mut b, &data, mtime)?;
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(e.mode);
-        h.set_uid(e.uid);
-        h.set_gid(e.gid);
-        h.set_mtime(mtime);
-        h.set_size(0);
-        match &e.kind {
-            Kind::Dir => {
-                h.set_entry_type(tar::EntryType::Directory);
-                b.append_data(&mut h, &e.path, io::empty())?;
-            }
-            Kind::File => {
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(e.size);
+        let mtime = mtimes.of(e, now);
+        match (&e.kind, e.size) {
+            (Kind::File, n) if n > 0 => {
                 let src = e.source.as_deref().unwrap_or(Path::new("/dev/null"));
-                let f = File::open(src)?;
                 // a file that changed size while we read it would corrupt the tar
-                b.append_data(&mut h, &e.path, f.take(e.size))?;
+                append_entry(&mut b, e, mtime, File::open(src)?.take(n))?
             }
-            Kind::Symlink(t) => {
-                h.set_entry_type(tar::EntryType::Symlink);
-                b.append_link(&mut h, &e.path, t)?;
-            }
-            Kind::Hardlink(t) => {
-                h.set_entry_type(tar::EntryType::Link);
-                b.append_link(&mut h, &e.path, t)?;
-            }
-            Kind::Char(ma, mi) | Kind::Block(ma, mi) => {
-                h.set_entry_type(if matches!(e.kind, Kind::Char(..)) {
-                    tar::EntryType::Char
-                } else {
-                    tar::EntryType::Block
-                });
-                h.set_device_major(*ma as u32)?;
-                h.set_device_minor(*mi as u32)?;
-                b.append_data(&mut h, &e.path, io::empty())?;
-            }
-            Kind::Fifo => {
-                h.set_entry_type(tar::EntryType::Fifo);
-                b.append_data(&mut h, &e.path, io::empty())?;
-            }
-            Kind::Whiteout | Kind::Opaque => {
-                h.set_entry_type(tar::EntryType::Regular);
-                b.append_data(&mut h, &e.path, io::empty())?;
-            }
+            _ => append_entry(&mut b, e, mtime, io::empty())?,
         }
     }
     b.into_inner()
 }
 
-/// Writes a gzip layer blob from planned entries; returns the layer.
+/// Appends entry `e` with time `mtime` (a regular file's `size` bytes read from `data`): the
+/// one encoding of an entry in the layers slipway writes, so that [`rewrite_layer`] gives the
+/// bytes a build with other times would have written.
+fn append_entry<W: Write>(b: &mut tar::Builder<W>, e: &Entry, mtime: i64, data: impl Read) -> io::Result<()> {
+    let (mtime, mtime_record) = header_mtime(mtime);
+    let mut records = Vec::new();
+    // records in key order, as Go's writer sorts them ("SCHILY..." before "mtime")
+    for (k, v) in &e.xattrs {
+        records.extend(pax_record(&format!("SCHILY.xattr.{k}"), v));
+    }
+    records.extend(mtime_record);
+    append_pax(b, &records, mtime)?;
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(e.mode);
+    h.set_uid(e.uid);
+    h.set_gid(e.gid);
+    h.set_mtime(mtime);
+    h.set_size(0);
+    match &e.kind {
+        Kind::Dir => {
+            h.set_entry_type(tar::EntryType::Directory);
+            b.append_data(&mut h, &e.path, io::empty())
+        }
+        Kind::File => {
+            h.set_entry_type(tar::EntryType::Regular);
+            h.set_size(e.size);
+            b.append_data(&mut h, &e.path, data)
+        }
+        Kind::Symlink(t) => {
+            h.set_entry_type(tar::EntryType::Symlink);
+            b.append_link(&mut h, &e.path, t)
+        }
+        Kind::Hardlink(t) => {
+            h.set_entry_type(tar::EntryType::Link);
+            b.append_link(&mut h, &e.path, t)
+        }
+        Kind::Char(ma, mi) | Kind::Block(ma, mi) => {
+            h.set_entry_type(if matches!(e.kind, Kind::Char(..)) {
+                tar::EntryType::Char
+            } else {
+                tar::EntryType::Block
+            });
+            h.set_device_major(*ma as u32)?;
+            h.set_device_minor(*mi as u32)?;
+            b.append_data(&mut h, &e.path, io::empty())
+        }
+        Kind::Fifo => {
+            h.set_entry_type(tar::EntryType::Fifo);
+            b.append_data(&mut h, &e.path, io::empty())
+        }
+        Kind::Whiteout | Kind::Opaque => {
+            h.set_entry_type(tar::EntryType::Regular);
+            b.append_data(&mut h, &e.path, io::empty())
+        }
+    }
+}
+
+/// A layer slipway wrote, written again with each entry's time `time(path, mtime)`, streamed
+/// (one entry's header at a time in memory) through [`write_layer`]. Checked first: the blob's
+/// digest and diff ID are the layer's, and the entries read back encode to exactly its tar
+/// (so the new blob is what [`write_tar`] gives for the new times); a layer slipway did not
+/// write (a base image's, another tool's) is refused, naming it.
+pub fn rewrite_layer(store: &Store, l: &Layer, time: &dyn Fn(&str, i64) -> i64) -> Result<Layer, StoreError> {
+    let src = store.blob_path(&l.digest);
+    let bad = |why: String| StoreError::Io {
+        op: "rewrite the times of layer",
+        path: src.clone(),
+        err: io::Error::other(why),
+    };
+    // first pass: the entries as read encode to the layer's own bytes
+    let mut sink = HashWriter::new(io::sink());
+    let digest = retime_tar(&src, &mut sink, &|_, t| t).map_err(io_err("read", &src))?;
+    if digest != l.digest {
+        return Err(bad(format!("the blob's digest is {digest}, not {}", l.digest)));
+    }
+    if sink.digest() != l.diff_id {
+        return Err(bad(format!(
+            "its entries do not encode back to its diff ID {} (not a layer slipway wrote)",
+            l.diff_id
+        )));
+    }
+    write_layer(store, |w, tmp| {
+        let d = retime_tar(&src, w, time).map_err(io_err("write", tmp))?;
+        // the blob changed between the passes
+        if d != l.digest {
+            return Err(bad(format!("the blob's digest changed to {d} while it was read")));
+        }
+        Ok(())
+    })
+}
+
+/// The tar in the layer blob `src` written to `w` with each entry's time `time(path, mtime)`;
+/// the blob's digest as read.
+fn retime_tar(src: &Path, w: &mut dyn Write, time: &dyn Fn(&str, i64) -> i64) -> io::Result<String> {
+    let mut blob = HashReader { inner: io::BufReader::new(File::open(src)?), hash: Sha256::new() };
+    let mut magic = [0u8; 4];
+    let n = read_full(&mut blob, &mut magic)?;
+    let head = io::Cursor::new(magic[..n].to_vec()).chain(&mut blob);
+    let plain: Box<dyn Read + '_> = if magic[..n].starts_with(&[0x1f, 0x8b]) {
+        Box::new(flate2::read::MultiGzDecoder::new(head))
+    } else if magic[..n].starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Box::new(zstd::stream::read::Decoder::new(head)?)
+    } else {
+        Box::new(head)
+    };
+    let mut ar = tar::Archive::new(plain);
+    let mut b = tar::Builder::new(w);
+    b.mode(tar::HeaderMode::Complete);
+    for ent in ar.entries()? {
+        let mut ent = ent?;
+        let e = entry_of(&mut ent)?;
+        let (t, _) = entry_mtime(&mut ent)?;
+        let t = time(&e.path, t);
+        append_entry(&mut b, &e, t, &mut ent)?;
+    }
+    b.finish()?;
+    drop(b);
+    drop(ar);
+    // what follows the tar's end (gzip's trailer) is part of the blob
+    io::copy(&mut blob, &mut io::sink())?;
+    Ok(format!("sha256:{:x}", blob.hash.finalize()))
+}
+
+/// Reads until `buf` is full or the end; how many bytes.
+fn read_full(r: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// A tar entry of a layer as [`append_entry`] writes it (its time aside).
+fn entry_of<R: Read>(ent: &mut tar::Entry<'_, R>) -> io::Result<Entry> {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = |b: &[u8]| std::ffi::OsStr::from_bytes(b).to_string_lossy().into_owned();
+    let h = ent.header();
+    let path = bytes(&ent.path_bytes());
+    let link = || -> io::Result<PathBuf> {
+        ent.link_name_bytes()
+            .map(|b| PathBuf::from(std::ffi::OsStr::from_bytes(&b)))
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, format!("{path}: a link without a target")))
+    };
+    let dev = |v: io::Result<Option<u32>>| v.map(|d| d.unwrap_or(0) as u64);
+    let kind = match h.entry_type() {
+        tar::EntryType::Directory => Kind::Dir,
+        tar::EntryType::Regular => Kind::File,
+        tar::EntryType::Symlink => Kind::Symlink(link()?),
+        tar::EntryType::Link => Kind::Hardlink(link()?.to_string_lossy().into_owned()),
+        tar::EntryType::Char => Kind::Char(dev(h.device_major())?, dev(h.device_minor())?),
+        tar::EntryType::Block => Kind::Block(dev(h.device_major())?, dev(h.device_minor())?),
+        tar::EntryType::Fifo => Kind::Fifo,
+        t => return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{path}: entry type {t:?}"))),
+    };
+    let mut xattrs = Vec::new();
+    if let Some(exts) = ent.pax_extensions()? {
+        for x in exts {
+            let x = x?;
+            if let Some(k) = x.key().ok().and_then(|k| k.strip_prefix("SCHILY.xattr.")) {
+                xattrs.push((k.to_string(), x.value_bytes().to_vec()));
+            }
+        }
+    }
+    let h = ent.header();
+    Ok(Entry {
+        path,
+        kind,
+        mode: h.mode()?,
+        uid: h.uid()?,
+        gid: h.gid()?,
+        size: h.size()?,
+        source: None,
+        xattrs,
+        mtime: None,
+        own_mtime: false,
+    })
+}
+
+/// Writes a gzip layer blob from planned entries; returns the layer. A layer of the files' own
+/// times records which of its entries have a time of their source's own ([`own_times`]).
 pub fn commit_layer(store: &Store, entries: &[Entry], mtimes: Mtimes) -> Result<Layer, StoreError> {
-    write_layer(store, |w, tmp| write_tar(entries, mtimes, w).map(drop).map_err(io_err("write", tmp)))
+    let l = write_layer(store, |w, tmp| write_tar(entries, mtimes, w).map(drop).map_err(io_err("write", tmp)))?;
+    if let Mtimes::Kept(_) = mtimes {
+        let own: Vec<&str> = entries.iter().filter(|e| e.own_mtime).map(|e| e.path.as_str()).collect();
+        store.write_record(&own_times_record(&l.diff_id), &own)?;
+    }
+    Ok(l)
+}
+
+fn own_times_record(diff_id: &str) -> String {
+    format!("cache/own-times/{}", diff_id.trim_start_matches("sha256:"))
+}
+
+/// The paths of a layer of the files' own times ([`Mtimes::Kept`]) whose time is their source's
+/// own (an `ADD` URL's Last-Modified, a git commit's): what `Zero` keeps of them. None when no
+/// record says (a layer written before the record existed, or brought by `--cache-from`).
+pub fn own_times(store: &Store, diff_id: &str) -> Option<HashSet<String>> {
+    store.read_record::<Vec<String>>(&own_times_record(diff_id)).map(|v| v.into_iter().collect())
 }
 
 /// Brings a layer file of any compression into the store as a gzip blob (`load`). A gzip file
@@ -1142,6 +1343,62 @@ mod tests {
             let m = |p: &str| fs::symlink_metadata(t.path().join(p)).unwrap().mtime();
             assert_eq!((m("d"), m("d/e"), m("d/e/f")), (1_000, 2_000, 3_000), "{wh:?}");
         }
+    }
+
+    #[test]
+    fn a_rewritten_layer_is_the_layer_a_build_of_those_times_writes() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::open(&t.path().join("store")).unwrap();
+        let u = t.path().join("upper");
+        let long = "d".repeat(60);
+        fs::create_dir_all(u.join(&long).join(&long)).unwrap();
+        fs::write(u.join(&long).join(&long).join("f"), "long name\n").unwrap();
+        fs::write(u.join("a"), "a\n").unwrap();
+        fs::hard_link(u.join("a"), u.join("b")).unwrap();
+        std::os::unix::fs::symlink("x".repeat(150), u.join("l")).unwrap();
+        nix::unistd::mkfifo(&u.join("p"), nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+        fs::write(u.join("w"), "").unwrap();
+        let mut plan = plan_diff(&u).unwrap();
+        // times before, between and after the clamps, one of the source's own, one with none,
+        // one before 1970 (a PAX record), a capability (a PAX record too), a whiteout
+        for (i, e) in plan.iter_mut().enumerate() {
+            e.mtime = [Some(1_800_000_000), Some(50), None, Some(-86400), Some(150)].get(i % 5).copied().flatten();
+        }
+        plan[1].own_mtime = true;
+        plan[2].xattrs.push(("security.capability".into(), vec![1, 0, 0, 2, 0x20, 0, 0, 0]));
+        plan.push(Entry {
+            path: ".wh.gone".into(),
+            kind: Kind::Whiteout,
+            mode: 0o600,
+            uid: 0,
+            gid: 0,
+            size: 0,
+            source: None,
+            xattrs: vec![],
+            mtime: Some(1_900_000_000),
+            own_mtime: false,
+        });
+        let kept = commit_layer(&store, &plan, Mtimes::Kept(None)).unwrap();
+        let own = own_times(&store, &kept.diff_id).unwrap();
+        assert_eq!(own.len(), 1);
+        // (the layer's times, what they become): every derivation a build uses
+        for (from, to) in [
+            (Mtimes::Kept(None), Mtimes::Clamp(100)),
+            (Mtimes::Kept(None), Mtimes::Clamp(-100_000)),
+            (Mtimes::Kept(None), Mtimes::Zero),
+            (Mtimes::Clamp(1_000), Mtimes::Clamp(100)),
+            (Mtimes::Clamp(100), Mtimes::Clamp(100)),
+        ] {
+            let l = if from == Mtimes::Kept(None) { kept.clone() } else { commit_layer(&store, &plan, from).unwrap() };
+            let again = rewrite_layer(&store, &l, &|p, t| to.from_layer(from, t, own.contains(p))).unwrap();
+            assert_eq!(again, commit_layer(&store, &plan, to).unwrap(), "{from:?} -> {to:?}");
+        }
+        // a layer another tool wrote is refused (here: one more zero block at its end)
+        let mut tar = write_tar(&plan, Mtimes::Zero, Vec::new()).unwrap();
+        tar.extend([0u8; 512]);
+        let other = write_layer(&store, |w, _| w.write_all(&tar).map_err(io_err("write", Path::new("x")))).unwrap();
+        let e = rewrite_layer(&store, &other, &|_, t| t).unwrap_err().to_string();
+        assert!(e.contains("do not encode back to its diff ID"), "{e}");
     }
 
     #[test]
