@@ -13,6 +13,7 @@ use crate::named_context::{self, NamedContexts, Value};
 use crate::output;
 use crate::plan::{self, Plan};
 use crate::registry::{self, base::Remote, Platform};
+use crate::retime;
 use crate::runner::Runtime;
 use crate::spec::Network;
 use crate::store::{Image, Store};
@@ -43,7 +44,7 @@ pub struct BuildOptions {
     /// set by the build from it and the build args (what a caller puts there is replaced).
     pub timestamp: Timestamp,
     /// SOURCE_DATE_EPOCH (or `--timestamp N`), or 0: the limit of the mtimes the build writes in
-    /// its layers (`mtimes`: the files' own with an output's `rewrite-timestamp=false`).
+    /// its layers (the files' own with an output's `rewrite-timestamp=false`: `with_output_times`).
     /// Seconds since 1970, negative before, as BuildKit's `time.Unix(sde, 0)`.
     pub epoch: i64,
     /// The time written in `created` (the image's and its history's); `epoch` unless
@@ -636,16 +637,14 @@ fn open_context(store: &Store, src: &Source) -> Result<Context, BuildError> {
     Ok(if src.remote.is_some() { ctx.unfiltered() } else { ctx })
 }
 
-/// The mtimes the build writes in its layers: SOURCE_DATE_EPOCH's (or 0), or the files' own
-/// when its outputs say `rewrite-timestamp=false` (refused when they disagree).
-fn mtimes(opts: &BuildOptions) -> Result<layer::Mtimes, BuildError> {
-    let req = output::Request { outputs: &opts.outputs, tags: &opts.tags, push: opts.push, ..Default::default() };
-    let rewrite = output::rewrite_timestamp(&output::outputs(&req), opts.outputs.len()).map_err(BuildError::Other)?;
-    Ok(match (rewrite, opts.source_date_epoch, opts.epoch) {
+/// The mtimes a build writes in its layers for an output of `rewrite-timestamp` `rewrite`:
+/// SOURCE_DATE_EPOCH's (`epoch`, or 0 when `sde` is none), or the files' own.
+fn mtimes_of(rewrite: bool, sde: Option<i64>, epoch: i64) -> layer::Mtimes {
+    match (rewrite, sde, epoch) {
         (false, sde, _) => layer::Mtimes::Kept(sde),
         (true, None, 0) => layer::Mtimes::Zero,
         (true, _, t) => layer::Mtimes::Clamp(t),
-    })
+    }
 }
 
 /// What a platform's provenance says of the build: the frontend's arguments as buildx sends
@@ -752,10 +751,9 @@ fn make_plan(
 pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError> {
     let _in_use = store.use_lock()?;
     let src = read(store, opts, &mut |_, _, _, _, _| {})?;
-    let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
+    let (opts, _, timing) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
-    let mtimes = mtimes(&opts)?;
-    Ok(make_plan(store, &opts, mtimes, &src, &mut ctx, false).0)
+    Ok(make_plan(store, &opts, timing.build.mtimes, &src, &mut ctx, false).0)
 }
 
 /// The build checks of a planned build: the stages the plan dispatches, their base images as
@@ -828,10 +826,9 @@ pub fn check(store: &Store, opts: &BuildOptions, json: bool) -> Result<crate::su
         }
     })?;
     // SOURCE_DATE_EPOCH resolved first, as BuildKit's lint request converts the Dockerfile
-    let (opts, _) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
+    let (opts, _, timing) = with_epoch(store, opts, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))?;
     let mut ctx = open_context(store, &src)?;
-    let mtimes = mtimes(&opts)?;
-    let (plan, _, _) = make_plan(store, &opts, mtimes, &src, &mut ctx, true);
+    let (plan, _, _) = make_plan(store, &opts, timing.build.mtimes, &src, &mut ctx, true);
     let ignore = src.remote.is_none().then(|| ctx.ignore().clone());
     let report = lint(&opts, &src, &plan, ignore.as_ref())?;
     // planning stopped (a base image that does not resolve...): BuildKit's lint request fails
@@ -948,19 +945,23 @@ pub fn build(store: &Store, opts: &BuildOptions) -> Result<Built, BuildError> {
         vec![opts.platform.clone()]
     };
     let runs = with_epochs(store, opts, &src, &runs)
-        .and_then(with_output_epoch)
+        .and_then(with_output_times)
         .map_err(|e| with_excerpt(e, &src.text, &src.spans))?
         .into_iter()
         .zip(runs)
-        .map(|((o, note), platform)| (BuildOptions { platform, ..o }, note))
+        .map(|((o, note, timing), platform)| (BuildOptions { platform, ..o }, note, timing))
         .collect();
     build_read(store, runs, &src).map_err(|e| with_excerpt(e, &src.text, &src.spans))
 }
 
 /// The options with SOURCE_DATE_EPOCH resolved (`with_epochs`) for a build of one platform
 /// (`opts.platform`).
-fn with_epoch(store: &Store, opts: &BuildOptions, src: &Source) -> Result<(BuildOptions, Option<String>), BuildError> {
-    let one = with_output_epoch(with_epochs(store, opts, src, std::slice::from_ref(&opts.platform))?)?;
+fn with_epoch(
+    store: &Store,
+    opts: &BuildOptions,
+    src: &Source,
+) -> Result<(BuildOptions, Option<String>, Timing), BuildError> {
+    let one = with_output_times(with_epochs(store, opts, src, std::slice::from_ref(&opts.platform))?)?;
     one.into_iter().next().ok_or_else(|| BuildError::Other("SOURCE_DATE_EPOCH: no platform".into()))
 }
 
@@ -1078,24 +1079,93 @@ fn with_epochs(
     Ok(out)
 }
 
-/// The runs of `with_epochs` with an output's `source-date-epoch=` (output.rs) as their times
-/// (after `--timestamp`, as SOURCE_DATE_EPOCH is); the build args and the Dockerfile's ARG keep
-/// the build's SOURCE_DATE_EPOCH, as BuildKit's frontend never sees an exporter's option.
-fn with_output_epoch(
+/// A platform's build and its outputs' times.
+#[derive(Debug, Clone)]
+struct Timing {
+    /// What the build writes: its steps, their cache entries, its image.
+    build: retime::Times,
+    /// What each output (of `output::outputs`) writes, in order: the build's, or its own.
+    outputs: Vec<retime::Times>,
+    /// Each output's SOURCE_DATE_EPOCH: the mtime a local or tar output gives every file.
+    epochs: Vec<Option<i64>>,
+}
+
+impl Timing {
+    /// Whether an output writes times other than the build's (an image of its own).
+    fn varies(&self) -> bool {
+        self.outputs.iter().any(|t| !t.same_image(&self.build))
+    }
+}
+
+/// The times of `o` (BuildOptions of one platform, after `with_times`) with `mtimes`.
+fn times_of(o: &BuildOptions, mtimes: layer::Mtimes) -> retime::Times {
+    retime::Times { mtimes, created: o.created, epoch: o.epoch, created_from: o.created_from.clone() }
+}
+
+/// Each run of `with_epochs` with its outputs' times, as BuildKit's exporters each take their
+/// own: an output's `source-date-epoch=` (output.rs) wins over SOURCE_DATE_EPOCH of the build,
+/// which an output without one takes (BuildKit's control.go gives the build arg only to
+/// exporters without the option; the Dockerfile's `ARG SOURCE_DATE_EPOCH` never sees an
+/// exporter's); its `rewrite-timestamp` says what its layers' mtimes are. When every output
+/// writes the same times, the build writes them (its steps' cache entries are those of a build
+/// with any one of them). Otherwise the build writes layers every output's can be made from by
+/// lowering times (its own SOURCE_DATE_EPOCH's when they can, else an output's, else the files'
+/// own), and each output whose times differ gets its own image (`retime`); outputs that cannot
+/// be served by one build are refused before anything is built, naming them.
+fn with_output_times(
     runs: Vec<(BuildOptions, Option<String>)>,
-) -> Result<Vec<(BuildOptions, Option<String>)>, BuildError> {
-    let Some((first, _)) = runs.first() else { return Ok(runs) };
-    let req = output::Request { outputs: &first.outputs, tags: &first.tags, push: first.push, ..Default::default() };
-    let build: Vec<Option<i64>> = runs.iter().map(|(o, _)| o.source_date_epoch).collect();
-    let Some(n) =
-        output::source_date_epoch(&output::outputs(&req), first.outputs.len(), &build).map_err(BuildError::Other)?
-    else {
-        return Ok(runs);
-    };
-    Ok(runs
-        .into_iter()
-        .map(|(o, note)| (with_times(&o, Some(n), Some(format!("source-date-epoch={n} of the output"))), note))
-        .collect())
+) -> Result<Vec<(BuildOptions, Option<String>, Timing)>, BuildError> {
+    let mut out = Vec::new();
+    for (run, note) in runs {
+        let req = output::Request { outputs: &run.outputs, tags: &run.tags, push: run.push, ..Default::default() };
+        let outs = output::outputs(&req);
+        // each output's options as a build with only it would have them, and the layers it needs
+        let mut own: Vec<(BuildOptions, Option<layer::Mtimes>)> = Vec::new();
+        for o in &outs {
+            let t = match o.source_date_epoch {
+                Some(n) => with_times(&run, Some(n), Some(format!("source-date-epoch={n} of the output"))),
+                None => run.clone(),
+            };
+            let needs = match (&o.kind, output::rewrites(o)) {
+                (_, Some(rewrite)) => Some(mtimes_of(rewrite, t.source_date_epoch, t.epoch)),
+                // every file of a local or tar output gets its SOURCE_DATE_EPOCH when it has one
+                (output::Kind::Local { .. } | output::Kind::Tar { .. }, None) => {
+                    t.source_date_epoch.is_none().then(|| mtimes_of(true, None, t.epoch))
+                }
+                _ => None,
+            };
+            own.push((t, needs));
+        }
+        let epochs = own.iter().map(|(t, _)| t.source_date_epoch).collect();
+        let timed = |i: usize| !matches!(outs[i].kind, output::Kind::CacheOnly);
+        // the candidates for what the build writes: the one every output writes, else the
+        // build's own, each output's, the files' own times
+        let wanted: Vec<(usize, retime::Times)> = own
+            .iter()
+            .enumerate()
+            .filter(|(i, (_, n))| n.is_some() || timed(*i))
+            .map(|(i, (t, n))| (i, times_of(t, n.unwrap_or_else(|| mtimes_of(true, t.source_date_epoch, t.epoch)))))
+            .collect();
+        let same = wanted.windows(2).all(|w| w[0].1.same_image(&w[1].1));
+        let build_own = mtimes_of(true, run.source_date_epoch, run.epoch);
+        let mut candidates: Vec<(BuildOptions, layer::Mtimes)> = Vec::new();
+        match wanted.first() {
+            Some((i, t)) if same => candidates.push((own[*i].0.clone(), t.mtimes)),
+            _ => {
+                candidates.push((run.clone(), build_own));
+                candidates.extend(own.iter().filter_map(|(t, n)| n.map(|n| (t.clone(), n))));
+                candidates.push((run.clone(), layer::Mtimes::Kept(run.source_date_epoch)));
+            }
+        }
+        let needs: Vec<Option<layer::Mtimes>> = own.iter().map(|(_, n)| *n).collect();
+        let mt: Vec<layer::Mtimes> = candidates.iter().map(|(_, m)| *m).collect();
+        let k = output::layer_times(&outs, run.outputs.len(), &needs, &mt).map_err(BuildError::Other)?;
+        let (base, mtimes) = candidates.swap_remove(k);
+        let build = times_of(&base, mtimes);
+        let outputs = own.iter().map(|(t, n)| n.map_or_else(|| build.clone(), |n| times_of(t, n))).collect();
+        out.push((base, note, Timing { build, outputs, epochs }));
+    }
+    Ok(out)
 }
 
 /// `opts` with its times (`created`, `created_from`, `created_now`, `epoch`,
@@ -1126,8 +1196,12 @@ fn with_times(opts: &BuildOptions, sde: Option<i64>, from: Option<String>) -> Bu
 
 /// Builds each platform of `runs` (its options, with its platform and times, and the log's line
 /// on its SOURCE_DATE_EPOCH) and writes the outputs; what all platforms share is the first's.
-fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &Source) -> Result<Built, BuildError> {
-    let Some(opts) = runs.first().map(|(o, _)| o.clone()) else {
+fn build_read(
+    store: &Store,
+    runs: Vec<(BuildOptions, Option<String>, Timing)>,
+    src: &Source,
+) -> Result<Built, BuildError> {
+    let Some(opts) = runs.first().map(|(o, _, _)| o.clone()) else {
         return Err(BuildError::Other("no platform to build for".into()));
     };
     let opts = &opts;
@@ -1142,9 +1216,6 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         tags: &tags,
         annotations: &opts.annotations,
         push: opts.push,
-        // an index of platforms with different times: the newest, a time that stays the same
-        // for the same sources (BuildKit's exporter writes the time of the export there)
-        created: crate::store::image::rfc3339(runs.iter().map(|(o, _)| o.created).max().unwrap_or(opts.created)),
         attestations: None,
     };
     let outs = output::outputs(&req);
@@ -1154,16 +1225,25 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
     let provenance = crate::attest::resolve(&opts.attest, &opts.build_args).map_err(BuildError::Other)?;
     let multi = multi_platform(opts, runs.len()).map_err(BuildError::Other)?;
     output::check(&outs, multi, provenance.is_some()).map_err(BuildError::Other)?;
+    let varies = runs.iter().any(|(_, _, t)| t.varies());
+    if varies && inline_cache_asked(opts) {
+        return Err(BuildError::Other(
+            "--cache-to type=inline: the outputs write different times (rewrite-timestamp, source-date-epoch), so \
+             each writes an image of its own, and the inline cache describes the build's steps, whose layers only \
+             one of them has (give the outputs the same times, or export the cache another way)"
+                .into(),
+        ));
+    }
     let ctx = exec::SharedContext::new(open_context(store, src)?);
     crate::trace::point("context");
     // each platform's executor options: its times are its own
     let mut eopts = Vec::new();
-    for (o, _) in &runs {
+    for (o, _, timing) in &runs {
         eopts.push(exec::Options {
             file: src.file.clone(),
             no_cache: opts.no_cache,
             explain_cache: opts.explain_cache,
-            mtimes: mtimes(o)?,
+            mtimes: timing.build.mtimes,
             created: o.created,
             created_now: o.created_now,
             created_from: o.created_from.clone(),
@@ -1198,7 +1278,7 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
     if let Some(n) = &src.remote {
         x.progress.note(n);
     }
-    let mut notes: Vec<&String> = runs.iter().filter_map(|(_, n)| n.as_ref()).collect();
+    let mut notes: Vec<&String> = runs.iter().filter_map(|(_, n, _)| n.as_ref()).collect();
     notes.dedup();
     for n in notes {
         x.progress.note(n);
@@ -1209,7 +1289,7 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
     let mut plans = Vec::new();
     // what each platform's provenance says (when asked for)
     let mut infos = Vec::new();
-    for ((one, _), eo) in runs.iter().zip(&eopts) {
+    for ((one, _, _), eo) in runs.iter().zip(&eopts) {
         let (plan, used_contexts, materials) = ctx.with(|c| make_plan(store, one, eo.mtimes, src, c, false));
         if provenance.is_some() {
             infos.push(attest_info(one, src, &plan, materials));
@@ -1257,14 +1337,14 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         }
     };
     // the index entry says the platform asked for; the config what the stage was built for
-    let entry = |platform: Option<Platform>, img: Image, epoch: Option<i64>| {
+    let entry = |platform: Option<Platform>, img: Image, epoch: Option<i64>, created: i64| {
         let c = &img.config;
         let platform = platform.filter(|_| multi).unwrap_or(Platform {
             os: c.os.clone(),
             architecture: c.architecture.clone(),
             variant: Some(c.variant.clone()).filter(|v| !v.is_empty()),
         });
-        output::PlatformImage { platform, image: img, epoch }
+        output::PlatformImage { platform, image: img, epoch, created }
     };
     let mut images = Vec::new();
     let (mut keys, mut mounts) = (Vec::new(), Vec::new());
@@ -1286,16 +1366,16 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
         }
         ctx.save(store);
         crate::trace::point("stat-save");
-        for ((st, (one, _)), eo) in res?.iter().zip(&runs).zip(&eopts) {
+        for ((st, (one, _, _)), eo) in res?.iter().zip(&runs).zip(&eopts) {
             results.push(st.id.clone());
             let img = inline_cache(opts, store, x.image(st, &eo.created_from)?, x.keys(), &st.id)?;
-            images.push(entry(one.platform.clone(), img, one.source_date_epoch));
+            images.push((one.platform.clone(), img, st.base));
         }
         x
     } else {
         let mut first = Some(x);
         let mut last = None;
-        for (((platform, plan, _), eo), (one, _)) in plans.into_iter().zip(&eopts).zip(&runs) {
+        for ((platform, plan, _), eo) in plans.into_iter().zip(&eopts) {
             let mut x = first.take().unwrap_or_else(|| {
                 let mut n = new_executor(eo);
                 n.imported = imported.clone();
@@ -1314,7 +1394,7 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
             let st = res?;
             results.push(st.id.clone());
             let img = inline_cache(opts, store, x.image(&st, &eo.created_from)?, x.keys(), &st.id)?;
-            images.push(entry(platform, img, one.source_date_epoch));
+            images.push((platform, img, st.base));
             keys.extend(x.take_keys());
             mounts.extend(x.take_cache_mounts());
             last = Some(x);
@@ -1343,14 +1423,44 @@ fn build_read(store: &Store, runs: Vec<(BuildOptions, Option<String>)>, src: &So
             .map_err(BuildError::Other)?;
         req.attestations = Some(crate::attest::Attestations { provenance: p.clone(), predicates });
     }
+    // each output's images: the build's, or its own where its times differ (made once for
+    // outputs that share them)
+    let mut made: Vec<(usize, &retime::Times, Image)> = Vec::new();
+    let mut per_output = Vec::new();
+    for (i, o) in outs.iter().enumerate() {
+        let mut imgs = Vec::new();
+        for (p, ((platform, img, base), (_, _, timing))) in images.iter().zip(&runs).enumerate() {
+            let to = &timing.outputs[i];
+            let own = match made.iter().find(|(q, t, _)| *q == p && t.same_image(to)) {
+                Some((_, _, im)) => im.clone(),
+                None if to.same_image(&timing.build) => img.clone(),
+                None => {
+                    x.progress.note(&format!(
+                        "# {}: its own times: {}, created {}",
+                        output::which(i, o, opts.outputs.len()),
+                        to.mtimes.describe(),
+                        to.created
+                    ));
+                    let im = retime::image(store, img, *base, &timing.build, to)?;
+                    made.push((p, to, im.clone()));
+                    im
+                }
+            };
+            imgs.push(entry(platform.clone(), own, timing.epochs[i], to.created));
+        }
+        per_output.push(imgs);
+    }
     let progress = &mut x.progress;
-    let done = output::export(store, &images, multi, &outs, &req, &mut |s| progress.note(s))?;
+    let done = output::export(store, &per_output, multi, &outs, &req, &mut |s| progress.note(s))?;
     for m in &done.manifests {
         x.record_keys(&m.digest)?;
     }
     let id = match (multi, done.manifests.first()) {
         (true, Some(d)) => d.digest.clone(),
-        _ => images[0].image.config_digest.clone(),
+        _ => per_output
+            .first()
+            .and_then(|v| v.first())
+            .map_or_else(|| images[0].1.config_digest.clone(), |p| p.image.config_digest.clone()),
     };
     x.progress.finish(&id, &done.names);
     crate::trace::point("commit");
@@ -1383,8 +1493,7 @@ fn inline_cache(
     keys: &[String],
     result: &str,
 ) -> Result<crate::store::Image, BuildError> {
-    let asked = build_arg(opts, "BUILDKIT_INLINE_CACHE").is_some_and(crate::gobool::is_true);
-    if !(opts.inline_cache || asked) {
+    if !inline_cache_asked(opts) {
         return Ok(img);
     }
     let p = store.blob_path(&img.config_digest);
@@ -1399,6 +1508,12 @@ fn inline_cache(
         store.write_record(&rel(&id), &from)?;
     }
     Ok(store.image_by_manifest(&manifest.digest)?)
+}
+
+/// Whether the build writes its cache inline: `--cache-to type=inline`, or
+/// `--build-arg BUILDKIT_INLINE_CACHE=1` as buildx reads it with Go's ParseBool.
+fn inline_cache_asked(opts: &BuildOptions) -> bool {
+    opts.inline_cache || build_arg(opts, "BUILDKIT_INLINE_CACHE").is_some_and(crate::gobool::is_true)
 }
 
 /// `--cache-from`: the caches whose steps count as hits (an unreadable one is a warning, as in

@@ -31,6 +31,7 @@ pub mod output;
 pub mod plan;
 pub mod registry;
 pub mod resources;
+pub mod retime;
 pub mod rootfs;
 pub mod runmount;
 pub mod runner;

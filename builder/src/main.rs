@@ -192,7 +192,7 @@ fn run(cli: Cli) -> Result<()> {
             // Reproducible by default: every time the build writes (file mtimes: at most, the
             // image's and its history's `created`) is SOURCE_DATE_EPOCH, else 0, so equal inputs
             // give equal digests (the build resolves SOURCE_DATE_EPOCH: it may name a source;
-            // `rewrite-timestamp=false`: the files' own mtimes, see `build::mtimes`).
+            // `rewrite-timestamp=false`: the files' own mtimes, see `build::with_output_times`).
             // `--timestamp now` gives docker's creation time (mtimes stay).
             opts.timestamp = match timestamp.as_deref() {
                 None => build::Timestamp::Epoch,

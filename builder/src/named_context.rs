@@ -16,6 +16,10 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 
+/// The history comment of the image a `--build-context NAME=DIR` makes: a layer the build
+/// writes (with its times), not a base image's.
+pub const DIR_COMMENT: &str = "slipway --build-context";
+
 /// What a name stands for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Value {
@@ -206,7 +210,7 @@ pub fn dir_image(
     config.history.push(History {
         created: image::rfc3339(epoch),
         created_by: format!("build context {name}"),
-        comment: "slipway --build-context".into(),
+        comment: DIR_COMMENT.into(),
         empty_layer: false,
     });
     let (desc, _) = store.put_image(&config, &[l.descriptor()]).map_err(|e: StoreError| err(&e))?;

@@ -7,7 +7,7 @@
 
 use crate::archive;
 use crate::convert;
-use crate::layer::{self, Whiteouts};
+use crate::layer::{self, Mtimes, Whiteouts};
 use crate::registry::Platform;
 use crate::store::image::{self, Descriptor, Index};
 use crate::store::{io_err, Image, Store, StoreError};
@@ -535,6 +535,9 @@ pub struct PlatformImage {
     /// mtime of its files to it (each platform may have its own: BuildKit's
     /// `exporter.epoch/PLATFORM`).
     pub epoch: Option<i64>,
+    /// The image's `created` (seconds): BuildKit's `org.opencontainers.image.created` of an
+    /// archive's entry is the newest of its images'.
+    pub created: i64,
 }
 
 /// What an output wrote, as BuildKit's exporter response: the manifest (or index) and its
@@ -966,8 +969,6 @@ pub struct Request<'a> {
     pub annotations: &'a [Annotation],
     /// `--push`: image outputs push (and without one, an image output is added).
     pub push: bool,
-    /// The image's `created`, BuildKit's `org.opencontainers.image.created` of archive entries.
-    pub created: String,
     /// `--provenance`/`--attest`: what image outputs attach (each then writes an index) and
     /// local and tar outputs write as a file.
     pub attestations: Option<crate::attest::Attestations>,
@@ -1037,43 +1038,58 @@ pub fn replaced_names(req: &Request) -> Vec<String> {
         .collect()
 }
 
-/// `rewrite-timestamp` of a build's outputs (`outs` as [`outputs`] makes them, the first
-/// `given` from `--output`): true, slipway's default, makes no mtime in the build's layers newer
-/// than SOURCE_DATE_EPOCH (every one 0 without it: see [`crate::layer::Mtimes`]); false keeps
-/// the times the build gave the files, BuildKit's default.
-/// The layers are made as the build runs, once for all outputs, so its image, registry, oci and
-/// docker outputs must agree (one that does not say asks for the default); local, tar and
-/// cacheonly outputs have no such option, in BuildKit neither.
-pub fn rewrite_timestamp(outs: &[Output], given: usize) -> Result<bool, String> {
-    let has = |o: &Output| matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. });
-    let name = |i: usize, o: &Output| {
-        let v = match o.rewrite_timestamp {
-            Some(v) => format!("rewrite-timestamp={v}"),
-            None => "no rewrite-timestamp (slipway's default: true)".into(),
-        };
-        format!("{} has {v}", which(i, o, given))
-    };
-    let mut first: Option<(usize, &Output)> = None;
-    for (i, o) in outs.iter().enumerate().filter(|(_, o)| has(o)) {
-        match first {
-            None => first = Some((i, o)),
-            Some((j, f)) if f.rewrite_timestamp.unwrap_or(true) != o.rewrite_timestamp.unwrap_or(true) => {
+/// `rewrite-timestamp` of an image, registry, oci or docker output: true, slipway's default,
+/// makes no mtime in the build's layers newer than its SOURCE_DATE_EPOCH (every one 0 without
+/// one: see [`crate::layer::Mtimes`]); false keeps the times the build gave the files,
+/// BuildKit's default. None for local, tar and cacheonly outputs, which have no such option (in
+/// BuildKit neither).
+pub fn rewrites(o: &Output) -> Option<bool> {
+    matches!(o.kind, Kind::Image { .. } | Kind::Oci { .. } | Kind::Docker { .. })
+        .then(|| o.rewrite_timestamp.unwrap_or(true))
+}
+
+/// Which of `candidates` the layers of a build are written with when its outputs (`outs` as
+/// [`outputs`] makes them, the first `given` from `--output`) need layers of different times
+/// (`needs`, one per output; None: any, a local or tar output that stamps every file, or
+/// cacheonly): the first every output's layers can be made from by lowering times
+/// ([`Mtimes::derives_from`]); each output then gets its own. When none can, the error names two
+/// outputs that cannot be served by one build.
+pub fn layer_times(
+    outs: &[Output],
+    given: usize,
+    needs: &[Option<Mtimes>],
+    candidates: &[Mtimes],
+) -> Result<usize, String> {
+    let serves = |c: Mtimes, n: &Option<Mtimes>| n.is_none_or(|n| n.derives_from(c).is_ok());
+    if let Some(k) = candidates.iter().position(|&c| needs.iter().all(|n| serves(c, n))) {
+        return Ok(k);
+    }
+    let need = |i: usize| needs[i].map(|n| n.describe_times()).unwrap_or_default();
+    for i in 0..needs.len() {
+        for j in i + 1..needs.len() {
+            if !candidates.iter().any(|&c| serves(c, &needs[i]) && serves(c, &needs[j])) {
                 return Err(format!(
-                    "rewrite-timestamp: {} but {}: one build writes one set of layers for all its outputs \
-                     (give every image, registry, oci and docker output the same rewrite-timestamp)",
-                    name(j, f),
-                    name(i, o)
+                    "{} needs layers with {} and {} layers with {}: no layers one build writes can be made into both \
+                     (times are only ever lowered; give them the same rewrite-timestamp and source-date-epoch, or \
+                     build them apart)",
+                    which(i, &outs[i], given),
+                    need(i),
+                    which(j, &outs[j], given),
+                    need(j)
                 ));
             }
-            Some(_) => {}
         }
     }
-    Ok(first.is_none_or(|(_, o)| o.rewrite_timestamp.unwrap_or(true)))
+    let all: Vec<String> = (0..needs.len())
+        .filter(|&i| needs[i].is_some())
+        .map(|i| format!("{}: {}", which(i, &outs[i], given), need(i)))
+        .collect();
+    Err(format!("no layers one build writes can be made into what every output needs ({})", all.join("; ")))
 }
 
 /// Output `i` of `outs` as [`outputs`] makes them (the first `given` from `--output`), for an
 /// error: `--output 2 (type=oci)`, or the store output `--push` (or no `--output`) adds.
-fn which(i: usize, o: &Output, given: usize) -> String {
+pub fn which(i: usize, o: &Output, given: usize) -> String {
     let t = match &o.kind {
         Kind::Image { push: true, .. } => "image,push=true",
         Kind::Image { .. } => "image",
@@ -1090,49 +1106,6 @@ fn which(i: usize, o: &Output, given: usize) -> String {
     } else {
         "the store output --push adds".to_string()
     }
-}
-
-/// `source-date-epoch=` of a build's outputs (`outs` as [`outputs`] makes them, the first
-/// `given` from `--output`), BuildKit's exporter option: the time of that output's image
-/// (`created`, history, the layers' mtime limit) or files (local, tar), winning over
-/// SOURCE_DATE_EPOCH of the build (BuildKit's control.go gives the build arg only to exporters
-/// without the option; the Dockerfile's `ARG SOURCE_DATE_EPOCH` never sees the exporter's).
-/// slipway stamps times as the build runs, once for all outputs, so the outputs must agree:
-/// two that give different values are refused, and so is one without the option when the build
-/// has a SOURCE_DATE_EPOCH of its own (`build`: each platform's) other than theirs, since that
-/// output would take the build's in BuildKit. Without one, outputs that do not say take the
-/// value given. None when no output gives one.
-pub fn source_date_epoch(outs: &[Output], given: usize, build: &[Option<i64>]) -> Result<Option<i64>, String> {
-    let timed: Vec<(usize, &Output)> =
-        outs.iter().enumerate().filter(|(_, o)| !matches!(o.kind, Kind::CacheOnly)).collect();
-    let Some(&(j, first)) = timed.iter().find(|(_, o)| o.source_date_epoch.is_some()) else {
-        return Ok(None);
-    };
-    let n = first.source_date_epoch.unwrap_or_default();
-    let first = format!("{} has source-date-epoch={n}", which(j, first, given));
-    for &(i, o) in &timed {
-        match o.source_date_epoch {
-            Some(m) if m != n => {
-                return Err(format!(
-                    "source-date-epoch: {first} but {} has source-date-epoch={m}: one build stamps one set of \
-                     times for all its outputs (give every output the same source-date-epoch)",
-                    which(i, o, given)
-                ))
-            }
-            Some(_) => {}
-            None => {
-                if let Some(m) = build.iter().flatten().find(|&&m| m != n) {
-                    return Err(format!(
-                        "source-date-epoch: {first} but {} has none, so it takes the build's \
-                         SOURCE_DATE_EPOCH ({m}), as in BuildKit: one build stamps one set of times for all its \
-                         outputs (give every output source-date-epoch={n}, or SOURCE_DATE_EPOCH={n})",
-                        which(i, o, given)
-                    ));
-                }
-            }
-        }
-    }
-    Ok(Some(n))
 }
 
 /// buildx's `ValidateLocalExportDelete`: a `mode=delete` local output may remove files only
@@ -1269,18 +1242,21 @@ fn descriptor_json(d: &Descriptor) -> serde_json::Value {
     v
 }
 
-/// Writes the build's result to each output. `images` holds one image per platform built
-/// (`multi`: several were asked for, so image and oci outputs get an index).
+/// Writes the build's result to each output. `per_output` holds, for each of `outs`, one image
+/// per platform built (`multi`: several were asked for, so image and oci outputs get an index):
+/// the build's, or that output's own when its times differ (BuildKit's exporters each apply
+/// their own `rewrite-timestamp` and `source-date-epoch`).
 pub fn export(
     store: &Store,
-    images: &[PlatformImage],
+    per_output: &[Vec<PlatformImage>],
     multi: bool,
     outs: &[Output],
     req: &Request,
     log: &mut dyn FnMut(&str),
 ) -> Result<Exported, StoreError> {
     let mut done = Exported::default();
-    for o in outs {
+    for (o, images) in outs.iter().zip(per_output) {
+        let images = &images[..];
         let split = o.platform_split.unwrap_or(multi);
         match &o.kind {
             Kind::CacheOnly => {}
@@ -1413,6 +1389,7 @@ fn annotate_all(store: &Store, images: &[PlatformImage], o: &Output) -> Result<V
                 platform: pi.platform.clone(),
                 image: annotated(store, &img, o.annotations.manifest(Some(&pi.platform)))?,
                 epoch: pi.epoch,
+                created: pi.created,
             })
         })
         .collect()
@@ -1462,7 +1439,8 @@ fn archive_output(
     } else {
         o.annotations.manifest_descriptor(Some(&imgs[0].platform))
     };
-    dann.insert("org.opencontainers.image.created".into(), req.created.clone());
+    let created = images.iter().map(|p| p.created).max().unwrap_or_default();
+    dann.insert("org.opencontainers.image.created".into(), image::rfc3339(created));
     let top = if multi {
         let (index, blobs) = image_index(store, &imgs, o, req)?;
         archive::Top::Index { index, images: imgs.iter().map(|p| p.image.clone()).collect(), blobs }
@@ -1623,29 +1601,34 @@ mod tests {
     }
 
     #[test]
-    fn rewrite_timestamp_is_one_for_the_build() {
+    fn outputs_of_different_times_get_layers_they_derive_from() {
+        use crate::layer::Mtimes::{Clamp, Kept, Zero};
         let outs = |specs: &[&str]| -> Vec<Output> { specs.iter().map(|s| parse(s).unwrap()).collect() };
-        // (outputs, what the build does): slipway's default is true; local and tar have no say
-        for (specs, want) in [
-            (vec![], true),
-            (vec!["type=image"], true),
-            (vec!["type=image,rewrite-timestamp=false"], false),
-            (vec!["type=oci,dest=x,rewrite-timestamp=0", "type=docker,dest=y,rewrite-timestamp=false"], false),
-            (vec!["type=image,rewrite-timestamp=false", "type=local,dest=d", "type=tar,dest=t"], false),
-            (vec!["type=local,dest=d"], true),
+        // slipway's default is true; local and tar have no say
+        let o = outs(&["type=image", "type=oci,dest=x,rewrite-timestamp=0", "type=local,dest=d", "type=docker,dest=y"]);
+        let r: Vec<Option<bool>> = o.iter().map(rewrites).collect();
+        assert_eq!(r, [Some(true), Some(false), None, Some(true)]);
+        let o = outs(&["type=oci,dest=a", "type=oci,dest=b", "type=local,dest=d"]);
+        // (what the outputs need, the candidates, the one taken): the first every need comes from
+        for (needs, candidates, want) in [
+            // a build arg's clamp serves an output's lower one (BuildKit clamps each exporter's)
+            (vec![Some(Clamp(100)), Some(Clamp(1000)), None], vec![Clamp(1000), Clamp(100)], 0),
+            (vec![Some(Clamp(100)), Some(Clamp(1000)), None], vec![Clamp(100), Clamp(1000)], 1),
+            // slipway's 0 and a clamp: from the files' own times (and which were their source's)
+            (vec![Some(Clamp(100)), Some(Zero), Some(Zero)], vec![Zero, Clamp(100), Kept(None)], 2),
+            (vec![Some(Kept(Some(100))), Some(Clamp(100)), None], vec![Clamp(100), Kept(Some(100))], 1),
         ] {
-            let o = outs(&specs);
-            assert_eq!(rewrite_timestamp(&o, o.len()), Ok(want), "{specs:?}");
+            assert_eq!(layer_times(&o, 3, &needs, &candidates), Ok(want), "{needs:?} {candidates:?}");
         }
-        let o = outs(&["type=image,rewrite-timestamp=false", "type=docker,dest=y"]);
-        let e = rewrite_timestamp(&o, 2).unwrap_err();
-        assert!(e.contains("--output 1 (type=image) has rewrite-timestamp=false"), "{e}");
-        assert!(e.contains("--output 2 (type=docker) has no rewrite-timestamp (slipway's default: true)"), "{e}");
-        // the store output `--push` adds asks for the default
-        let req =
-            Request { outputs: &outs(&["type=oci,dest=x,rewrite-timestamp=false"]), push: true, ..Default::default() };
-        let e = rewrite_timestamp(&outputs(&req), 1).unwrap_err();
-        assert!(e.contains("the store output --push adds"), "{e}");
+        // the files' own times come from nothing else; a WORKDIR's time below the clamp neither
+        for (needs, candidates) in [
+            (vec![Some(Kept(None)), Some(Kept(Some(5))), None], vec![Kept(None), Kept(Some(5))]),
+            (vec![Some(Kept(Some(5))), Some(Clamp(9)), None], vec![Kept(Some(5)), Clamp(9)]),
+        ] {
+            let e = layer_times(&o, 3, &needs, &candidates).unwrap_err();
+            assert!(e.starts_with("--output 1 (type=oci) needs layers with the files' own mtimes"), "{e}");
+            assert!(e.contains("and --output 2 (type=oci) layers with"), "{e}");
+        }
     }
 
     #[test]
@@ -1671,8 +1654,7 @@ mod tests {
     }
 
     #[test]
-    fn source_date_epoch_is_one_for_the_build() {
-        let outs = |specs: &[&str]| -> Vec<Output> { specs.iter().map(|s| parse(s).unwrap()).collect() };
+    fn source_date_epoch_is_an_option_of_every_output_but_cacheonly() {
         // every type but cacheonly takes it, as BuildKit's exporters do; empty is none
         for t in [
             "type=image",
@@ -1690,40 +1672,6 @@ mod tests {
         assert!(parse("type=cacheonly,source-date-epoch=1")
             .unwrap_err()
             .contains("\"source-date-epoch\" is not supported"));
-        // (outputs, the build's SOURCE_DATE_EPOCH, the times): agreeing outputs give it; one
-        // that does not say follows, unless the build has another (BuildKit gives it that one)
-        for (specs, build, want) in [
-            (vec![], vec![None], None),
-            (vec!["type=local,dest=d"], vec![Some(5)], None),
-            (vec!["type=image,source-date-epoch=9"], vec![Some(5)], Some(9)),
-            (vec!["type=oci,dest=o,source-date-epoch=9", "type=local,dest=d"], vec![None], Some(9)),
-            (
-                vec!["type=oci,dest=o,source-date-epoch=9", "type=tar,dest=t,source-date-epoch=9"],
-                vec![Some(5)],
-                Some(9),
-            ),
-            (vec!["type=oci,dest=o,source-date-epoch=9", "type=local,dest=d"], vec![Some(9), Some(9)], Some(9)),
-            (vec!["type=oci,dest=o,source-date-epoch=9", "type=cacheonly"], vec![Some(5)], Some(9)),
-        ] {
-            let o = outs(&specs);
-            assert_eq!(source_date_epoch(&o, o.len(), &build), Ok(want), "{specs:?} {build:?}");
-        }
-        let o = outs(&["type=image,source-date-epoch=1", "type=local,dest=d,source-date-epoch=2"]);
-        let e = source_date_epoch(&o, 2, &[None]).unwrap_err();
-        assert!(
-            e.contains(
-                "--output 1 (type=image) has source-date-epoch=1 but --output 2 (type=local) has source-date-epoch=2"
-            ),
-            "{e}"
-        );
-        let o = outs(&["type=tar,dest=t,source-date-epoch=1", "type=docker,dest=k"]);
-        let e = source_date_epoch(&o, 2, &[Some(1), Some(3)]).unwrap_err();
-        assert!(e.contains("--output 2 (type=docker) has none, so it takes the build's SOURCE_DATE_EPOCH (3)"), "{e}");
-        // the store output --push adds follows the same rule
-        let req =
-            Request { outputs: &outs(&["type=oci,dest=x,source-date-epoch=1"]), push: true, ..Default::default() };
-        let e = source_date_epoch(&outputs(&req), 1, &[Some(2)]).unwrap_err();
-        assert!(e.contains("the store output --push adds has none"), "{e}");
     }
 
     #[test]

@@ -34,8 +34,8 @@ pub struct Options {
     pub file: String,
     pub no_cache: bool,
     pub explain_cache: bool,
-    /// The mtimes of what the build writes in its layers: SOURCE_DATE_EPOCH (or 0), or, with
-    /// the outputs' `rewrite-timestamp=false`, the files' own.
+    /// The mtimes of what the build writes in its layers: SOURCE_DATE_EPOCH (or 0), or the files'
+    /// own (`rewrite-timestamp=false`), as the build's outputs need (`build::with_output_times`).
     pub mtimes: layer::Mtimes,
     /// The time written in `created` (the image's and its history's).
     pub created: i64,
@@ -141,6 +141,9 @@ pub struct State {
     pub id: String,
     /// No miss yet in this stage.
     pub cache_ok: bool,
+    /// How many of `layers` and of the config's history entries are the base image's (of the
+    /// stage's `FROM`, or of the stage it starts from): what the build did not write.
+    pub base: (usize, usize),
 }
 
 /// The result of a build.
@@ -426,7 +429,7 @@ impl<'a> Executor<'a> {
                 config.architecture = stage.platform.architecture.clone();
                 config.variant = stage.platform.variant.clone().unwrap_or_default();
                 let (id, _) = self.store.put_json(&config)?;
-                State { config, layers: Vec::new(), id, cache_ok: true }
+                State { config, layers: Vec::new(), id, cache_ok: true, base: (0, 0) }
             }
             Base::Stage(j) => {
                 let mut s =
@@ -439,6 +442,12 @@ impl<'a> Executor<'a> {
                 layers: image.layers(),
                 id: image.config_digest.clone(),
                 cache_ok: true,
+                // a `--build-context NAME=DIR`'s image is the build's own writing
+                base: if image.config.history.iter().any(|h| h.comment == crate::named_context::DIR_COMMENT) {
+                    (0, 0)
+                } else {
+                    (image.layers().len(), image.config.history.len())
+                },
             },
         };
         // `FROM scratch` (or a stage that is still scratch) is no image: no ID to print.
