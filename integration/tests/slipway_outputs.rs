@@ -1208,7 +1208,11 @@ fn archive_layers(path: &Path) -> Vec<Vec<u8>> {
         return m[0]["Layers"].as_array().unwrap().iter().map(|l| files[l.as_str().unwrap()].clone()).collect();
     }
     let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
-    let manifest = blob(&files, index["manifests"][0]["digest"].as_str().unwrap());
+    let mut manifest = blob(&files, index["manifests"][0]["digest"].as_str().unwrap());
+    // a multi-platform image: the first platform's
+    while manifest.get("manifests").is_some() {
+        manifest = blob(&files, manifest["manifests"][0]["digest"].as_str().unwrap());
+    }
     let hex = |d: &serde_json::Value| format!("blobs/sha256/{}", d.as_str().unwrap().trim_start_matches("sha256:"));
     manifest["layers"].as_array().unwrap().iter().map(|l| files[&hex(&l["digest"])].clone()).collect()
 }
@@ -1375,4 +1379,52 @@ fn outputs_of_different_times_are_each_what_a_build_of_only_them_writes() {
     assert!(s.root().join("blobs/sha256").join(&digest).exists());
     s.run(&["prune"]).ok();
     assert!(!s.root().join("blobs/sha256").join(&digest).exists(), "p.tar's last layer {digest} survived prune");
+}
+
+/// Outputs of different times with what slipway's 0 keeps (ADD's Last-Modified, a time of the
+/// source's own, recorded with the layers of the files' own times), a `FROM` of a
+/// `--build-context` directory (a layer the build writes) and two platforms (each platform's
+/// layers rewritten): each output what a build of only it writes.
+#[test]
+fn outputs_of_different_times_keep_own_times_and_each_platform() {
+    let webs = integration::sources::web::Server::start();
+    webs.put("/lm.txt", b"lm\n", Some("\"l1\""), Some("Wed, 01 Jan 2020 00:00:00 GMT"));
+    let s = Slipway::new();
+    let named = s.context("named", &[("g.txt", "g\n")]);
+    set_mtime(&named.join("g.txt"), NEW);
+    let df = format!("FROM named\nADD {} /lm.txt\nCOPY f.txt /\n", webs.url("/lm.txt"));
+    let ctx = s.context("own", &[("Dockerfile", &df), ("f.txt", "f\n")]);
+    set_mtime(&ctx.join("f.txt"), NEW);
+    let out = |n: &str| s.dir.path().join(n);
+    let nc = format!("named={}", named.display());
+    let common = ["--build-context", &nc, "--platform", "linux/amd64,linux/arm64"];
+    const LOW: u64 = 1_600_000_000;
+    let lm = 1_577_836_800; // its Last-Modified
+    let zero = format!("type=oci,dest={}", out("zero.tar").display());
+    let low = format!("type=oci,dest={},source-date-epoch={LOW}", out("low.tar").display());
+    let kept = format!("type=oci,dest={},rewrite-timestamp=false", out("kept.tar").display());
+    let r = s.build(&ctx, "o:1", &[&common[..], &["-o", &zero, "-o", &low, "-o", &kept]].concat()).ok();
+    assert!(log(&r).contains("its own times"), "{}", log(&r));
+    let want = [
+        ("zero.tar", [("lm.txt", utc(lm)), ("f.txt", utc(0)), ("g.txt", utc(0))]),
+        ("low.tar", [("lm.txt", utc(lm)), ("f.txt", utc(LOW)), ("g.txt", utc(LOW))]),
+        ("kept.tar", [("lm.txt", utc(lm)), ("f.txt", utc(NEW)), ("g.txt", utc(NEW))]),
+    ];
+    let mut written = BTreeMap::new();
+    for (n, w) in &want {
+        let times = gnu_tar_times(&out(n));
+        for (p, t) in w {
+            assert_eq!(times.get(*p), Some(t), "{n}: /{p} in {times:?}");
+        }
+        written.insert(*n, fs::read(out(n)).unwrap());
+    }
+    // both platforms' images in each index are their own
+    let files = tar_files(&out("low.tar"));
+    let index: serde_json::Value = serde_json::from_slice(&files["index.json"]).unwrap();
+    let list = blob(&files, index["manifests"][0]["digest"].as_str().unwrap());
+    assert_eq!(list["manifests"].as_array().unwrap().len(), 2);
+    for (n, o) in [("zero.tar", &zero), ("low.tar", &low)] {
+        s.build(&ctx, "o:1", &[&common[..], &["-o", o]].concat()).ok();
+        assert!(fs::read(out(n)).unwrap() == written[n], "{n}: not what a build of only it writes");
+    }
 }
