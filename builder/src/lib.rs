@@ -8,6 +8,7 @@ pub mod attest;
 pub mod binfmt;
 pub mod build;
 pub mod cache;
+pub mod cdi;
 pub mod chmod;
 pub mod cli;
 pub mod context;
