@@ -73,6 +73,8 @@ pub struct BuildOptions {
     pub allow_insecure: bool,
     /// `--allow network.host` (or `--network host`): `RUN --network=host` may run.
     pub allow_network_host: bool,
+    /// `--cdi-spec-dir` and `--allow device[=NAME]`: the CDI devices `RUN --device` gets.
+    pub devices: crate::cdi::Devices,
     /// `--secret`: what `RUN --mount=type=secret` mounts.
     pub secrets: crate::secrets::Secrets,
     /// `--ssh`: the agents `RUN --mount=type=ssh` forwards, by id.
@@ -259,6 +261,8 @@ struct Source {
     spans: Vec<(usize, usize)>,
     /// The parsed Dockerfile, for the build checks.
     df: parser::Dockerfile,
+    /// The syntax asks for a labs frontend.
+    labs: bool,
 }
 
 /// Fills in the excerpt of a Dockerfile error from the file's text; `spans` are the
@@ -349,8 +353,10 @@ const DOCKERFILE_FRONTENDS: [&str; 2] = ["docker/dockerfile", "docker/dockerfile
 /// BuildKit) names. BuildKit runs that image as a gateway frontend; slipway has no gateway, so
 /// it takes the Dockerfile frontend's images and refuses any other, rather than build the file
 /// with semantics other than those it asks for. Only the image (the first word) is read, as
-/// BuildKit reads it; `Err` has the message and, for the directive, its line.
-fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Result<(), (Option<usize>, String)> {
+/// BuildKit reads it; `Err` has the message and, for the directive, its line. `Ok(true)`: a
+/// labs image (a tag ending in `labs`: `1-labs`, `1.14-labs`, `labs`, upstream's `master-labs`),
+/// whose features are on.
+fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Result<bool, (Option<usize>, String)> {
     let (value, line) = match build_arg(opts, "BUILDKIT_SYNTAX").filter(|v| !v.trim().is_empty()) {
         Some(v) => (v, None),
         None => match directive {
@@ -360,7 +366,7 @@ fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Resu
                     .position(|l| l.trim_start().starts_with('#') && l.to_ascii_lowercase().contains("syntax"));
                 (v, Some(line.map_or(1, |i| i + 1)))
             }
-            None => return Ok(()),
+            None => return Ok(false),
         },
     };
     let image = value.split_whitespace().next().unwrap_or_default();
@@ -370,7 +376,7 @@ fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Resu
     };
     let r = crate::registry::reference::Reference::parse(image).map_err(|e| (line, format!("{what}: {e}")))?;
     if r.registry == "docker.io" && DOCKERFILE_FRONTENDS.contains(&r.repository.as_str()) {
-        return Ok(());
+        return Ok(r.tag.as_deref().is_some_and(|t| t.ends_with("labs")));
     }
     Err((
         line,
@@ -600,7 +606,7 @@ fn read(
         ));
     }
     let df = parser::parse(&src).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &[]))?;
-    check_syntax(opts, df.syntax.as_deref(), &src).map_err(|(line, msg)| match line {
+    let labs = check_syntax(opts, df.syntax.as_deref(), &src).map_err(|(line, msg)| match line {
         Some(l) => with_excerpt(at(l, msg), &src, &[]),
         None => BuildError::Other(msg),
     })?;
@@ -628,7 +634,7 @@ fn read(
     };
     // a stage a --build-context is named after is that context, as in BuildKit
     opts.named_contexts.replace_stages(&mut stages);
-    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote, fetched, df })
+    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote, fetched, df, labs })
 }
 
 /// The build's context: a local directory with its `.dockerignore` applied, a remote one whole.
@@ -732,6 +738,8 @@ fn make_plan(
         labels: &opts.labels,
         all_stages,
         set_global_args: &opts.set_global_args,
+        labs: src.labs,
+        devices: &opts.devices,
     };
     let bases = Bases {
         store,
@@ -1322,7 +1330,14 @@ fn build_read(
     // BuildKit checks the entitlements of the whole definition when it loads it for a solve,
     // before any step runs (`--check` solves nothing, so refuses none)
     for (_, plan, _) in &plans {
-        plan.entitlements(&src.file, opts.allow_insecure, opts.allow_network_host)?;
+        plan.entitlements(&src.file, opts.allow_insecure, opts.allow_network_host, &opts.devices)?;
+    }
+    // BuildKit's worker logs "Optional device is not registered"; here the user sees it
+    for (line, d) in plans.iter().flat_map(|(_, p, _)| p.missing_devices()).collect::<std::collections::BTreeSet<_>>() {
+        eprintln!(
+            "slipway: warning: {}:{line}: RUN --device={d}: optional device is not registered: the step runs without it",
+            src.file
+        );
     }
     // the declared ARGs and used contexts of all platforms, for the warnings
     let declared_args: std::collections::BTreeSet<String> =

@@ -64,13 +64,17 @@ pub struct PlanArgs {
     /// security.insecure lets `RUN --security=insecure` run with every capability and nothing
     /// masked; network.host lets `RUN --network=host` have the host's network (`--network host`
     /// grants it, as buildx does); buildx.local.delete lets a `type=local,mode=delete` output
-    /// remove files outside the working directory.
-    #[arg(
-        long = "allow",
-        value_name = "ENTITLEMENT",
-        value_parser = ["security.insecure", "network.host", "buildx.local.delete"]
-    )]
+    /// remove files outside the working directory; device lets `RUN --device` have any CDI
+    /// device, device=NAME that one (a kind, `vendor/class=*` or a class annotation too), and
+    /// device=NAME,alias=ALIAS gives NAME to `RUN --device=ALIAS`. Devices whose spec says
+    /// `org.mobyproject.buildkit.device.autoallow: "true"` need none.
+    #[arg(long = "allow", value_name = "ENTITLEMENT", value_parser = entitlement)]
     pub allow: Vec<String>,
+    /// A directory of CDI spec files (*.json, *.yaml) for `RUN --device` (repeatable; a later
+    /// one wins a device two define), replacing BuildKit's defaults /etc/cdi, /var/run/cdi and
+    /// /etc/buildkit/cdi (buildkitd's and dockerd's --cdi-spec-dir).
+    #[arg(long = "cdi-spec-dir", value_name = "DIR")]
+    pub cdi_spec_dirs: Vec<std::path::PathBuf>,
     /// A named context (repeatable) that `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount from=NAME` use instead of the image or stage of that name: a directory
     /// (its .dockerignore applied), docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], a git
@@ -455,4 +459,16 @@ pub fn legacy_notes(a: &LegacyArgs) -> Result<Vec<String>, String> {
         );
     }
     Ok(w)
+}
+
+/// An `--allow` value: BuildKit's entitlements (util/entitlements Parse, `device` with its
+/// config) and buildx's own buildx.local.delete.
+fn entitlement(v: &str) -> Result<String, String> {
+    match v {
+        "security.insecure" | "network.host" | "buildx.local.delete" | "device" => Ok(v.to_string()),
+        _ if v.starts_with("device=") => Ok(v.to_string()),
+        _ => Err(format!(
+            "unknown entitlement {v} (security.insecure, network.host, device, device=NAME[,alias=ALIAS] or buildx.local.delete)"
+        )),
+    }
 }

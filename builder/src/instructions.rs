@@ -88,6 +88,8 @@ pub enum Instruction {
         security: Option<String>,
         /// `--mount` values as written (expanded and typed by the planner: `runmount`).
         mounts: Vec<String>,
+        /// `--device` values (CDI devices, Dockerfile labs), parsed; never expanded, as in BuildKit.
+        devices: Vec<crate::cdi::Request>,
     },
     Cmd(CmdForm),
     Entrypoint(CmdForm),
@@ -356,7 +358,7 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
             Instruction::From { image, alias, platform: f.string("platform") }
         }
         "run" => {
-            let f = Flags::new(node, &[("network", Str), ("mount", Strs), ("security", Str)])?;
+            let f = Flags::new(node, &[("network", Str), ("mount", Strs), ("security", Str), ("device", Strs)])?;
             let mounts = f.strings("mount");
             for m in &mounts {
                 // `from=` is read before expansion (the stage graph needs it), so check it now
@@ -368,11 +370,14 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                     return Err(format!("security mode \"{s}\" is not supported (sandbox or insecure)"));
                 }
             }
+            // BuildKit parses `--device` in every frontend; only the labs one runs it (planner)
+            let devices = f.strings("device").iter().map(|d| crate::cdi::parse_request(d)).collect::<Result<_, _>>()?;
             Instruction::Run {
                 cmd: run_cmd(node, cmd_form(node, &up)?),
                 network: f.string("network"),
                 security,
                 mounts,
+                devices,
             }
         }
         "cmd" => {
@@ -701,7 +706,13 @@ mod tests {
             ),
             (
                 "RUN a b",
-                Instruction::Run { cmd: RunCmd::Shell("a b".into()), network: None, security: None, mounts: vec![] },
+                Instruction::Run {
+                    cmd: RunCmd::Shell("a b".into()),
+                    network: None,
+                    security: None,
+                    mounts: vec![],
+                    devices: vec![],
+                },
             ),
             (
                 "RUN --network=none [\"a\", \"b\"]",
@@ -710,6 +721,20 @@ mod tests {
                     network: Some("none".into()),
                     security: None,
                     mounts: vec![],
+                    devices: vec![],
+                },
+            ),
+            (
+                "RUN --device=vendor1.com/device=foo --device=name=gpu,required [\"a\"]",
+                Instruction::Run {
+                    cmd: RunCmd::Exec(vec!["a".into()]),
+                    network: None,
+                    security: None,
+                    mounts: vec![],
+                    devices: vec![
+                        crate::cdi::Request { name: "vendor1.com/device=foo".into(), required: false },
+                        crate::cdi::Request { name: "gpu".into(), required: true },
+                    ],
                 },
             ),
         ];
@@ -733,7 +758,8 @@ mod tests {
                 cmd: RunCmd::Heredoc(doc("EOF", "echo hi\n")),
                 network: None,
                 security: None,
-                mounts: vec![]
+                mounts: vec![],
+                devices: vec![]
             })
         );
         // otherwise each body follows the line, ended by its delimiter, for the shell to read
@@ -743,7 +769,8 @@ mod tests {
                 cmd: RunCmd::Shell("cat <<A <<B\none\nA\ntwo\nB".into()),
                 network: None,
                 security: None,
-                mounts: vec![]
+                mounts: vec![],
+                devices: vec![]
             })
         );
         // a source that names a heredoc of the instruction is that heredoc; others are paths
@@ -784,6 +811,10 @@ mod tests {
             ("COPY --chmod=600 --chmod=644 a /", "duplicate flag specified: --chmod"),
             ("COPY --link --link=false a /", "duplicate flag specified: --link"),
             ("RUN --network=none --network=host true", "duplicate flag specified: --network"),
+            // commands_rundevice.go ParseDevice, in every frontend
+            ("RUN --device=a,b true", "invalid field 'b' must be a key=value pair"),
+            ("RUN --device=a,required=maybe true", "invalid value for required: maybe"),
+            ("RUN --device true", "missing a value on flag: --device"),
             ("FROM --platform=a --platform=b x", "duplicate flag specified: --platform"),
             ("HEALTHCHECK --retries=1 --retries=2 CMD x", "duplicate flag specified: --retries"),
             // every instruction whose parse calls flags.Parse with no flag declared

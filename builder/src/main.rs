@@ -50,6 +50,14 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
     // as buildx (build/opt.go): `--network host` asks for the host's network, so it grants the
     // network.host entitlement itself; `RUN --network=host` alone needs `--allow network.host`
     let allow_network_host = a.allow.iter().any(|a| a == "network.host") || network == Network::Host;
+    let mut devices = slipway::cdi::Devices::new(a.cdi_spec_dirs);
+    for v in &a.allow {
+        if let Some(rest) = v.strip_prefix("device") {
+            if rest.is_empty() || rest.starts_with('=') {
+                devices.grant(rest.strip_prefix('=')).map_err(|e| anyhow::anyhow!("--allow {v}: {e}"))?;
+            }
+        }
+    }
     // as buildx: SOURCE_DATE_EPOCH from the environment is a build arg unless one is given
     if !args.iter().any(|(k, _)| k == "SOURCE_DATE_EPOCH") {
         if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH") {
@@ -98,6 +106,7 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         inline_cache: false,
         allow_insecure,
         allow_network_host,
+        devices,
         secrets: Default::default(),
         ssh: Default::default(),
         outputs: Vec::new(),

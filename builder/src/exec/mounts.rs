@@ -316,14 +316,22 @@ pub(super) fn stubs(root: &Path, targets: &[&str]) -> Vec<PathBuf> {
     out
 }
 
-/// Removes the stubs that stayed empty (deepest first).
+/// Removes the stubs that stayed empty (deepest first), and the device nodes the runtime made
+/// at one (`RUN --device` outside /dev: nothing was there before, and the step cannot have
+/// made one where the runtime's is).
 pub(super) fn remove_stubs(stubs: &[PathBuf]) {
+    use std::os::unix::fs::FileTypeExt;
     for s in stubs {
         match fs::symlink_metadata(s) {
             Ok(md) if md.is_dir() => {
                 let _ = fs::remove_dir(s);
             }
             Ok(md) if md.is_file() && md.len() == 0 => {
+                let _ = fs::remove_file(s);
+            }
+            Ok(md)
+                if md.file_type().is_char_device() || md.file_type().is_block_device() || md.file_type().is_fifo() =>
+            {
                 let _ = fs::remove_file(s);
             }
             _ => {}

@@ -1,7 +1,8 @@
 //! RUN: an overlay rootfs of the state's layers, the step's mounts made ready (`mounts.rs`), an
 //! OCI bundle with the planned process, network, security mode and mounts, the runtime through
 //! `runner.rs`, then the upper dir as the step's layer. Mount points the runtime had to create
-//! (and their missing parents) are removed again when they stayed empty. A bundle with a secret
+//! (and their missing parents) are removed again when they stayed empty, and so are the device
+//! nodes of `RUN --device`. A bundle with a secret
 //! lives on a tmpfs, so no secret is ever written to disk.
 
 use super::mounts::{self, TmpfsGuard};
@@ -83,6 +84,7 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     // mount points the runtime will create: removed again afterwards if still empty
     let mut targets = spec::mount_targets();
     targets.extend(prepared.targets.iter().map(String::as_str));
+    targets.extend(crate::cdi::edits::targets(&r.devices.edits));
     let stubs = mounts::stubs(&merged, &targets);
     let id = format!("slipway-{}", random_hex());
     let mut env = r.env.clone();
@@ -136,6 +138,8 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     if let Some(m) = config["mounts"].as_array_mut() {
         m.extend(prepared.oci.iter().cloned());
     }
+    // `RUN --device`: the CDI edits go last, over what the step set (as BuildKit's spec opts)
+    crate::cdi::edits::apply(&r.devices.edits, &mut config);
     let cfg_path = bundle.path.join("config.json");
     if x.opts.debug {
         // secret values never reach the log: env= secrets are shown masked, as BuildKit does

@@ -212,6 +212,9 @@ pub struct Run {
     /// The stage's platform where it is not this machine's: the step runs only through a
     /// binfmt_misc handler for its executables.
     pub platform: Option<crate::registry::Platform>,
+    /// `RUN --device`: the CDI devices resolved and their edits to the container (boxed: most
+    /// steps have none).
+    pub devices: Box<crate::cdi::Injected>,
 }
 
 /// `RUN --security`.
@@ -494,27 +497,44 @@ impl Step {
 impl Plan {
     /// The error planning stopped at, if any (a scheduler that fails before running anything
     /// asks this first).
-    /// BuildKit's entitlement check (util/entitlements Set.Check, which llbsolver makes on the
-    /// whole definition before any step runs, in its words): the first RUN step that needs a
-    /// privilege the build was not granted (`build --allow`), as an error at its line.
-    pub fn entitlements(&self, file: &str, allow_insecure: bool, allow_network_host: bool) -> Result<(), BuildError> {
+    /// BuildKit's entitlement check (util/entitlements Set.Check and the device rule of
+    /// llbsolver's ValidateEntitlements, which it makes on the whole definition before any step
+    /// runs, in its words): the first RUN step that needs a privilege the build was not granted
+    /// (`build --allow`), as an error at its line.
+    pub fn entitlements(
+        &self,
+        file: &str,
+        allow_insecure: bool,
+        allow_network_host: bool,
+        devices: &crate::cdi::Devices,
+    ) -> Result<(), BuildError> {
         for step in self.stages.iter().flat_map(|s| &s.steps) {
             let Action::Run(r) = &step.action else { continue };
             let msg = if r.network == Network::Host && !allow_network_host {
-                "RUN --network=host: network.host is not allowed (grant it with build --allow network.host)"
+                "RUN --network=host: network.host is not allowed (grant it with build --allow network.host)".into()
             } else if r.security == Security::Insecure && !allow_insecure {
                 "RUN --security=insecure: security.insecure is not allowed (grant it with build --allow security.insecure)"
+                    .into()
+            } else if let Err(e) = devices.check(&r.devices) {
+                format!("RUN --device: {e}")
             } else {
                 continue;
             };
-            return Err(BuildError::At {
-                file: file.into(),
-                line: step.line,
-                msg: msg.into(),
-                excerpt: Box::default(),
-            });
+            return Err(BuildError::At { file: file.into(), line: step.line, msg, excerpt: Box::default() });
         }
         Ok(())
+    }
+
+    /// The optional devices (`RUN --device=NAME`, required=false) that are not registered, by
+    /// line: the steps run without them, and the build says so.
+    pub fn missing_devices(&self) -> Vec<(usize, &str)> {
+        let mut out = Vec::new();
+        for step in self.stages.iter().flat_map(|s| &s.steps) {
+            if let Action::Run(r) = &step.action {
+                out.extend(r.devices.missing.iter().map(|d| (step.line, d.as_str())));
+            }
+        }
+        out
     }
 
     pub fn error(&self) -> Option<&BuildError> {
@@ -595,6 +615,12 @@ impl fmt::Display for Step {
                     writeln!(f, "    platform: {p} (not this machine's)")?;
                 }
                 writeln!(f, "    env: {:?}", r.env)?;
+                for d in &r.devices.devices {
+                    writeln!(f, "    device: {d}")?;
+                }
+                for d in &r.devices.missing {
+                    writeln!(f, "    device: {d} (optional, not registered: skipped)")?;
+                }
                 for m in &r.mounts {
                     match m {
                         Mount::Script { target, content } => {

@@ -57,6 +57,11 @@ pub struct Options<'a> {
     /// Global ARGs whose value is replaced once all are evaluated, where one of that name is
     /// declared (None: it has none): SOURCE_DATE_EPOCH, resolved to seconds (`epoch`).
     pub set_global_args: &'a [(String, Option<String>)],
+    /// The Dockerfile asks for a labs frontend (`# syntax=docker/dockerfile:1-labs`): its
+    /// features (`RUN --device`) are on.
+    pub labs: bool,
+    /// The CDI devices `RUN --device` resolves against.
+    pub devices: &'a crate::cdi::Devices,
 }
 
 struct Planner<'a> {
@@ -361,14 +366,19 @@ impl<'a> Planner<'a> {
                 st.config.config.working_dir = path.clone();
                 (inputs, text, Action::Workdir(path))
             }
-            Instruction::Run { cmd: run, network, security, mounts } => {
+            Instruction::Run { cmd: run, network, security, mounts, devices } => {
                 let at = At { lexer: &self.lexer, file: self.opts.file, line };
                 let (stages, done, images) = (self.stages, &self.done, self.images);
                 let platform = self.opts.platform.as_ref();
                 let resolve = |f: &str| resolve_from(&at, stages, done, images, platform, "RUN --mount from", f);
-                let flags = RunFlags { network: network.as_deref(), security: security.as_deref(), mounts };
+                let flags = RunFlags { network: network.as_deref(), security: security.as_deref(), mounts, devices };
                 let ns = self.build_arg("BUILDKIT_CACHE_MOUNT_NS");
-                let ropts = RunOptions { network: self.opts.network, cache_ns: ns.as_deref() };
+                let ropts = RunOptions {
+                    network: self.opts.network,
+                    cache_ns: ns.as_deref(),
+                    labs: self.opts.labs,
+                    devices: self.opts.devices,
+                };
                 let mut p = plan_run(&at, st, run, &flags, &ropts, self.ctx, &resolve)?;
                 let platform = self.platforms[self.cur].clone().unwrap_or_else(|| self.target_platform.clone());
                 p.run.platform = (platform != self.build_platform).then_some(platform);
@@ -532,6 +542,8 @@ mod tests {
             labels: &[],
             all_stages: false,
             set_global_args: &[],
+            labs: false,
+            devices: &Default::default(),
         };
         plan(&stages, df.escape, &mut ctx, images, images, &opts)
     }
@@ -634,12 +646,12 @@ mod tests {
         );
         assert_eq!(run(4).network, Network::Host);
         // the host's network is BuildKit's network.host entitlement, checked on the whole plan
-        let e = p.entitlements("Dockerfile", false, false).unwrap_err().to_string();
+        let e = p.entitlements("Dockerfile", false, false, &Default::default()).unwrap_err().to_string();
         assert_eq!(
             e,
             "Dockerfile:9: RUN --network=host: network.host is not allowed (grant it with build --allow network.host)"
         );
-        assert!(p.entitlements("Dockerfile", false, true).is_ok());
+        assert!(p.entitlements("Dockerfile", false, true, &Default::default()).is_ok());
     }
 
     #[test]
@@ -671,9 +683,9 @@ mod tests {
         assert!(matches!(&r.mounts[1], Mount::Tmpfs { size: Some(1024), .. }));
         // insecure needs --allow
         let p = plan_of("FROM scratch\nRUN true\nRUN --security=insecure true\n", &[], &Fake::default(), &[]);
-        let e = p.entitlements("Dockerfile", false, true).unwrap_err().to_string();
+        let e = p.entitlements("Dockerfile", false, true, &Default::default()).unwrap_err().to_string();
         assert!(e.starts_with("Dockerfile:3: RUN --security=insecure: security.insecure is not allowed"), "{e}");
-        assert!(p.entitlements("Dockerfile", true, false).is_ok());
+        assert!(p.entitlements("Dockerfile", true, false, &Default::default()).is_ok());
     }
 
     #[test]

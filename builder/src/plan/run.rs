@@ -23,6 +23,7 @@ pub(super) struct RunFlags<'a> {
     pub network: Option<&'a str>,
     pub security: Option<&'a str>,
     pub mounts: &'a [String],
+    pub devices: &'a [crate::cdi::Request],
 }
 
 /// What the planner takes from the command line for RUN.
@@ -31,6 +32,9 @@ pub(super) struct RunOptions<'a> {
     pub network: Network,
     /// `BUILDKIT_CACHE_MOUNT_NS`: a prefix of every cache id.
     pub cache_ns: Option<&'a str>,
+    /// A labs frontend was asked for: `RUN --device` runs.
+    pub labs: bool,
+    pub devices: &'a crate::cdi::Devices,
 }
 
 /// A planned RUN: the step, its history text, and what its cache key takes besides the
@@ -63,6 +67,18 @@ pub(super) fn plan_run(
         None | Some("sandbox") => Security::Sandbox,
         Some("insecure") => Security::Insecure,
         Some(other) => return Err(at.err(format!("RUN --security={other}: unsupported (sandbox or insecure)"))),
+    };
+    // frontend/dockerfile/dockerfile2llb convert_norundevice.go: the mainline frontend parses
+    // `--device` and refuses it; the labs one (dfrundevice) asks the worker for the devices
+    let devices = if flags.devices.is_empty() {
+        crate::cdi::Injected::default()
+    } else if !opts.labs {
+        return Err(at.err(
+            "device feature is only supported in Dockerfile frontend 1.14.0-labs or later \
+             (# syntax=docker/dockerfile:1-labs)",
+        ));
+    } else {
+        opts.devices.inject(flags.devices).map_err(|e| at.err(format!("RUN --device: {e}")))?
     };
     let mut mounts = Vec::new();
     let args = match cmd {
@@ -123,7 +139,13 @@ pub(super) fn plan_run(
             key_text.push_str(&format!(" mount=[{}]", m.key()));
         }
     }
-    let run = Run { args, env, user: st.config.config.user.clone(), cwd, network, security, mounts, platform: None };
+    // BuildKit's exec op carries the devices' names as its entitlement check resolved them; a
+    // spec's edits are not in the key (a changed spec file is no cache miss, as there)
+    for d in &devices.devices {
+        key_text.push_str(&format!(" device=[{d}]"));
+    }
+    let user = st.config.config.user.clone();
+    let run = Run { args, env, user, cwd, network, security, mounts, platform: None, devices: Box::new(devices) };
     Ok(Planned { run, created_by, key_text, files })
 }
 
