@@ -36,6 +36,7 @@ pub mod retime;
 pub mod rootfs;
 pub mod runmount;
 pub mod runner;
+pub mod s3;
 pub mod secrets;
 pub mod spec;
 pub mod store;
