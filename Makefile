@@ -9,7 +9,12 @@ OCI_RUNTIME ?= $(SKIFF)
 export OCI_RUNTIME
 
 # Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
-DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux e2fsprogs xz-utils bzip2 libcap2-bin containerd podman docker.io buildah docker-registry skopeo apache2-utils openssl systemd uidmap passwd openssh-client gcc libc6-dev git slirp4netns
+DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux e2fsprogs xz-utils bzip2 libcap2-bin containerd podman docker.io buildah docker-registry skopeo apache2-utils openssl systemd uidmap passwd openssh-client gcc libc6-dev git slirp4netns python3-venv python3-pip
+
+# The S3 server of the s3 cache tests: moto (Debian has no S3 server), pinned, in a venv outside
+# the repository. Reinstalled only when the version changes; the tests skip without it.
+MOTO_VERSION := 5.2.6
+MOTO_VENV := /var/cache/slipway-test/moto-venv
 
 .PHONY: deps build failpoints test lint unit integration demo bench install install-files clean cgroup2-deps test-cgroup2 systemd-deps test-systemd bench-cgroup2 fuzz test-crash-long bench-reliability
 
@@ -21,6 +26,14 @@ deps:
 	  echo "deps: installing$$missing"; \
 	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
 	else echo "deps: all present"; fi
+	@if [ -f $(MOTO_VENV)/.moto-$(MOTO_VERSION) ]; then echo "deps: moto $(MOTO_VERSION) present"; \
+	else \
+	  echo "deps: installing moto[server]==$(MOTO_VERSION) into $(MOTO_VENV)"; \
+	  rm -rf $(MOTO_VENV) && /usr/bin/python3 -m venv $(MOTO_VENV) && \
+	  $(MOTO_VENV)/bin/pip install -q --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)' && \
+	  touch $(MOTO_VENV)/.moto-$(MOTO_VERSION) || \
+	  echo "deps: WARNING: moto not installed (PyPI unreachable?): the s3 cache tests will skip"; \
+	fi
 
 # skiff is linked as a static PIE (glibc's libc.a, libseccomp.a; still position-independent, so
 # ASLR stays): no dynamic loader at each of its starts (create and run start it twice, start and

@@ -13,6 +13,7 @@ pub mod host;
 pub mod registry;
 pub mod rootless;
 pub mod runtime;
+pub mod s3;
 pub mod skip;
 pub mod slipway;
 pub mod sources;

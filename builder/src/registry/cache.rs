@@ -26,6 +26,7 @@
 //! manifest list with `oci-mediatypes=false`) whose entries are the blobs and the config.
 
 use super::blob;
+use super::cache_s3::{self, S3Spec};
 use super::client::{Client, Options};
 use super::error::RegistryError;
 use super::pull::{fetch_manifest, fetch_small};
@@ -51,6 +52,8 @@ pub enum Spec {
     Local(PathBuf),
     /// `--cache-to type=inline`: in the image config of the build's result (`INLINE_KEY`).
     Inline,
+    /// `type=s3`: objects of a bucket, as BuildKit lays them out (`cache_s3.rs`).
+    S3(Box<S3Spec>),
 }
 
 /// The image config key of an inline cache: a [`CacheConfig`] of the result's chain (as
@@ -64,6 +67,7 @@ impl std::fmt::Display for Spec {
             Spec::Registry(r) => write!(f, "registry {r}"),
             Spec::Local(p) => write!(f, "local {}", p.display()),
             Spec::Inline => write!(f, "inline"),
+            Spec::S3(s) => write!(f, "{s}"),
         }
     }
 }
@@ -169,6 +173,10 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
     let mut out = Vec::new();
     for (kind, attrs) in entries(s, flag)? {
         let bad = |m: String| format!("{flag} {s:?}: {m}");
+        // the type first: an unknown type's attributes are not the question (gha, azblob)
+        if !["registry", "local", "inline", "s3"].contains(&kind.as_str()) {
+            return Err(bad(format!("type={kind}: expected registry, local, inline or s3")));
+        }
         if kind == "inline" {
             // BuildKit's inline exporter takes no attribute (inline.go)
             if let Some((k, _)) = attrs.first() {
@@ -193,8 +201,16 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
             reset: false,
         };
         let (mut reference, mut dir, mut image_manifest) = (None, None, None);
+        let mut s3 = Vec::new();
         for (k, v) in &attrs {
             match (kind.as_str(), k.as_str()) {
+                ("s3", k) if cache_s3::ATTRS.contains(&k) => s3.push((k.to_string(), v.clone())),
+                // BuildKit's s3 exporter reads neither (its blobs are the build's, its manifest
+                // object the cache config itself): refused rather than ignored
+                (
+                    "s3",
+                    "image-manifest" | "oci-mediatypes" | "compression" | "compression-level" | "force-compression",
+                ) => return Err(bad(format!("unknown key {k:?} for type=s3 (BuildKit's s3 cache does not read it)"))),
                 ("registry", "ref") => reference = Some(v.clone()),
                 ("registry", "registry.insecure") => e.insecure = boolean(k, v)?,
                 ("local", "dest") => dir = Some(v.clone()),
@@ -241,11 +257,17 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
             ("local", _, Some(d)) if !d.is_empty() => Spec::Local(PathBuf::from(d)),
             ("registry", _, _) => return Err(bad("type=registry needs ref=REF".into())),
             ("local", _, _) => return Err(bad("type=local needs dest=DIR".into())),
-            (t, _, _) => return Err(bad(format!("type={t}: expected registry or local"))),
+            ("s3", _, _) => Spec::S3(Box::new(s3_spec(&s3).map_err(bad)?)),
+            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local, inline or s3"))),
         };
         out.push(e);
     }
     Ok(out)
+}
+
+/// `type=s3`'s attributes read with this process's environment (`AWS_BUCKET`, `AWS_REGION`).
+fn s3_spec(attrs: &[(String, String)]) -> Result<S3Spec, String> {
+    cache_s3::parse(attrs, &crate::s3::credentials::process_env).map_err(|m| format!("type=s3: {m}"))
 }
 
 /// Whether one of the `--cache-to` values asks for `type=inline` (values already checked).
@@ -260,10 +282,15 @@ pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
     let mut out = Vec::new();
     for (kind, attrs) in entries(s, flag)? {
         let bad = |m: String| format!("{flag} {s:?}: {m}");
+        if !["registry", "local", "s3"].contains(&kind.as_str()) {
+            return Err(bad(format!("type={kind}: expected registry, local or s3")));
+        }
         let mut i = Import { from: Spec::Local(PathBuf::new()), insecure: false, tag: "latest".into(), digest: None };
         let (mut reference, mut dir) = (None, None);
+        let mut s3 = Vec::new();
         for (k, v) in &attrs {
             match (kind.as_str(), k.as_str()) {
+                ("s3", k) if cache_s3::ATTRS.contains(&k) => s3.push((k.to_string(), v.clone())),
                 ("registry", "ref") => reference = Some(v.clone()),
                 ("registry", "registry.insecure") => {
                     i.insecure = crate::gobool::parse(v)
@@ -286,7 +313,8 @@ pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
             ("local", _, Some(d)) if !d.is_empty() => Spec::Local(PathBuf::from(d)),
             ("registry", _, _) => return Err(bad("type=registry needs ref=REF".into())),
             ("local", _, _) => return Err(bad("type=local needs src=DIR".into())),
-            (t, _, _) => return Err(bad(format!("type={t}: expected registry or local"))),
+            ("s3", _, _) => Spec::S3(Box::new(s3_spec(&s3).map_err(bad)?)),
+            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local or s3"))),
         };
         out.push(i);
     }
@@ -533,6 +561,13 @@ pub fn export(
         }
         // the build wrote it into the image config (`inline_config`)
         Spec::Inline => Ok((String::new(), steps)),
+        // the cache config itself is the object under each name, as BuildKit's is its own
+        // config: the artifact's manifest is not written
+        Spec::S3(s) => {
+            cache_s3::export(store, s, &blobs[1..], &config, log)?;
+            log(&format!("exported {steps} cache steps to {s}"));
+            Ok((image::digest_of(&config), steps))
+        }
         Spec::Local(dir) => {
             let bd = dir.join("blobs/sha256");
             std::fs::create_dir_all(&bd).map_err(|err| RegistryError::Io { path: bd.clone(), err })?;
@@ -720,6 +755,8 @@ pub struct Imported {
     /// An inline cache's step configs (text by digest).
     configs: BTreeMap<String, String>,
     client: Option<Client>,
+    /// `type=s3`: the bucket's client.
+    s3: Option<crate::s3::Bucket>,
 }
 
 /// The cache config's descriptor in a cache's top manifest: an image manifest's config, or
@@ -741,7 +778,13 @@ fn config_of(bytes: &[u8]) -> Result<Descriptor, String> {
 
 /// Reads the cache artifact at `from` (its manifest and config; blobs come when a step hits).
 pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> {
+    let mut s3 = None;
     let (config, client) = match &from.from {
+        Spec::S3(s) => {
+            let (bytes, b) = cache_s3::import(s)?;
+            s3 = Some(b);
+            (bytes, None)
+        }
         Spec::Inline => {
             return Err(RegistryError::Invalid {
                 registry: "inline".into(),
@@ -820,6 +863,7 @@ pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> 
         mounts: c.mounts,
         configs: c.configs,
         client,
+        s3,
     })
 }
 
@@ -834,6 +878,14 @@ fn local_blob(dir: &Path, digest: &str) -> Result<PathBuf, RegistryError> {
 }
 
 impl Imported {
+    fn bucket(&self, s: &S3Spec) -> Result<&crate::s3::Bucket, RegistryError> {
+        self.s3.as_ref().ok_or_else(|| RegistryError::Invalid {
+            registry: format!("s3 bucket {}", s.bucket),
+            what: "cache".into(),
+            why: "no connection".into(),
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.steps.len()
     }
@@ -865,6 +917,7 @@ impl Imported {
                 }
                 (Spec::Local(dir), _) => copy_in(store, dir, &m.digest)?,
                 (Spec::Inline, _) => continue,
+                (Spec::S3(s), _) => cache_s3::fetch(self.bucket(s)?, s, &d, store)?,
                 (Spec::Registry(r), None) => {
                     return Err(RegistryError::Invalid {
                         registry: r.registry.clone(),
@@ -925,6 +978,13 @@ impl Imported {
                 }
             }
             (Spec::Inline, _) => return Ok(None),
+            (Spec::S3(s), _) => {
+                let b = self.bucket(s)?;
+                if !store.has_blob(&e.config) {
+                    cache_s3::fetch_small(b, s, &e.config, store)?;
+                }
+                blob::parallel(&blobs[1..], blob::PARALLEL, |d| cache_s3::fetch(b, s, d, store))?;
+            }
             (Spec::Local(dir), _) => {
                 for d in &blobs {
                     copy_in(store, dir, &d.digest)?;
@@ -1027,7 +1087,15 @@ mod tests {
             ("type=local,dest=/x,ref=r", "unknown key \"ref\""),
             ("type=registry,ref=r,tag=t", "unknown key \"tag\""),
             ("type=registry", "ref=REF"),
-            ("type=gha", "expected registry or local"),
+            ("type=gha", "type=gha: expected registry, local, inline or s3"),
+            ("type=azblob,account_url=u", "type=azblob: expected registry, local, inline or s3"),
+            ("type=s3,bucket=b,region=r,compression=zstd", "unknown key \"compression\" for type=s3"),
+            ("type=s3,bucket=b,region=r,image-manifest=true", "unknown key \"image-manifest\" for type=s3"),
+            ("type=s3,bucket=b,region=r,ref=x", "unknown key \"ref\" for type=s3"),
+            (
+                "type=s3,bucket=b,region=r,upload_parallelism=0",
+                "type=s3: upload_parallelism must be a positive integer",
+            ),
             ("type=inline,mode=max", "unknown key \"mode\" for type=inline"),
             ("type=registry,ref=x,mode=middle", "mode=middle: expected min or max"),
             ("dest=/x", "type required for"),
@@ -1063,9 +1131,17 @@ mod tests {
         let v = parse_import("localhost:5000/cache:main").unwrap();
         assert!(matches!(&v[0].from, Spec::Registry(r) if r.to_string() == "localhost:5000/cache:main"));
         assert!(parse_import("type=registry,ref=r/c,registry.insecure=true").unwrap()[0].insecure);
+        // BuildKit's s3 attributes (cache_s3.rs reads them; keys are lower-cased first)
+        match &parse_import("type=s3,Bucket=b,region=r,name=main;pr,prefix=ci/").unwrap()[0].from {
+            Spec::S3(s) => assert_eq!(s.to_string(), "s3://b/ci/manifests/main;ci/manifests/pr"),
+            s => panic!("{s:?}"),
+        }
         for (bad, want) in [
             ("type=local", "src=DIR"),
             ("type=local,src=/x,cache-mounts=true", "unknown key \"cache-mounts\""),
+            ("type=gha,scope=x", "type=gha: expected registry, local or s3"),
+            ("type=s3,bucket=b,region=r,mode=max", "unknown key \"mode\" for type=s3"),
+            ("type=s3,bucket=b,region=r,name=", "type=s3: name: an empty name"),
             ("type=registry,ref=r,mode=max", "unknown key \"mode\""),
             ("type=local,src=/x,tag=", "requires either explicit digest"),
             ("type=local,src=/x,digest=abc", "not a sha256 digest"),

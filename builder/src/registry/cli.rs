@@ -195,12 +195,14 @@ pub struct BuildArgs {
     /// `local` is this machine's.
     #[arg(long, value_name = "OS/ARCH[/VARIANT][,...]")]
     pub platform: Vec<String>,
-    /// Export the build cache: type=registry,ref=REF, type=local,dest=DIR or REF, with
+    /// Export the build cache: type=registry,ref=REF, type=local,dest=DIR, type=inline,
+    /// type=s3,bucket=B,region=R[,name=N;N...][,endpoint_url=URL...] or REF, with
     /// BuildKit's mode=min|max, ignore-error, image-manifest, oci-mediatypes, compression...
     /// (`,cache-mounts=true`: with the content of the RUN cache mounts the build used)
     #[arg(long = "cache-to")]
     pub cache_to: Vec<String>,
-    /// Use a cache another build exported: type=registry,ref=REF, type=local,src=DIR or REF
+    /// Use a cache another build exported: type=registry,ref=REF, type=local,src=DIR,
+    /// type=s3,bucket=B,region=R[,name=N...] or REF
     #[arg(long = "cache-from")]
     pub cache_from: Vec<String>,
     #[command(flatten)]

@@ -35,6 +35,8 @@ pub enum RegistryError {
     Ref(#[from] super::reference::RefError),
     #[error(transparent)]
     Auth(#[from] super::auth::AuthError),
+    #[error(transparent)]
+    S3(#[from] crate::s3::S3Error),
 }
 
 fn codes_suffix(codes: &[(String, String)]) -> String {

@@ -1,0 +1,184 @@
+//! An S3 server for the tests: moto's `moto_server` (from the venv `make deps` installs, Debian
+//! has no S3 server) on a free loopback port, stopped by pid on drop. Its IAM has a user with an
+//! access key allowed `s3:*`, and SigV4 checking is turned on (moto checks no signature until
+//! told: `/moto-api/reset-auth`), so a wrongly signed request fails as on AWS. boto3 from the same
+//! venv is the independent client that makes buckets and lists what slipway wrote.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Where `make deps` puts moto (outside the repository: it is a test tool, not a build input).
+pub const VENV: &str = "/var/cache/slipway-test/moto-venv";
+
+/// The region the tests sign for.
+pub const REGION: &str = "us-east-1";
+
+/// Whether the venv is complete (`make deps` writes `.moto-VERSION` once pip succeeded); skips
+/// with the reason when not.
+pub fn available() -> bool {
+    let stamped = std::fs::read_dir(VENV)
+        .map(|rd| rd.flatten().any(|e| e.file_name().to_string_lossy().starts_with(".moto-")))
+        .unwrap_or(false);
+    if !stamped || !Path::new(VENV).join("bin/moto_server").is_file() {
+        crate::skip(format!("no moto S3 server in {VENV} (make deps installs moto[server] there from PyPI)"));
+        return false;
+    }
+    true
+}
+
+pub struct Moto {
+    child: Child,
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    /// `http://127.0.0.1:PORT`
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+}
+
+/// One HTTP/1.0 request on loopback; the status code, None if nothing answered.
+fn http_status(port: u16, method: &str, path: &str, body: &str) -> Option<u16> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    let req =
+        format!("{method} {path} HTTP/1.0\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {}\r\n\r\n{body}", body.len());
+    s.write_all(req.as_bytes()).ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.split_whitespace().nth(1)?.parse().ok()
+}
+
+impl Moto {
+    /// Starts moto, waits until it answers, makes the user and its key, then turns SigV4
+    /// checking on.
+    pub fn start() -> Moto {
+        let dir = tempfile::Builder::new().prefix("moto-").tempdir().expect("tempdir");
+        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
+        let log = std::fs::File::create(dir.path().join("moto.log")).expect("moto log");
+        let child = Command::new(Path::new(VENV).join("bin/moto_server"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start moto_server");
+        let mut m = Moto {
+            child,
+            dir,
+            port,
+            endpoint: format!("http://127.0.0.1:{port}"),
+            access_key: String::new(),
+            secret_key: String::new(),
+        };
+        // ready when an HTTP request gets an answer (python takes seconds to import moto)
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while http_status(port, "GET", "/moto-api/data.json", "") != Some(200) {
+            if let Ok(Some(st)) = m.child.try_wait() {
+                panic!("moto_server exited ({st}): {}", m.log());
+            }
+            assert!(Instant::now() < deadline, "moto_server did not answer: {}", m.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let out = m.py(
+            r#"
+import boto3, json, sys
+ep = sys.argv[1]
+anon = dict(endpoint_url=ep, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
+iam = boto3.client("iam", **anon)
+iam.create_user(UserName="slipway")
+iam.put_user_policy(UserName="slipway", PolicyName="s3", PolicyDocument=json.dumps(
+    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+k = iam.create_access_key(UserName="slipway")["AccessKey"]
+print(k["AccessKeyId"], k["SecretAccessKey"])
+"#,
+            &[],
+        );
+        let mut it = out.split_whitespace();
+        m.access_key = it.next().expect("access key").to_string();
+        m.secret_key = it.next().expect("secret key").to_string();
+        // from here on every request must be signed with that key
+        assert_eq!(http_status(port, "POST", "/moto-api/reset-auth", "0"), Some(200), "reset-auth: {}", m.log());
+        m
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("moto.log")).unwrap_or_default()
+    }
+
+    /// Runs a python script with the venv's python (boto3): argv[1] is the endpoint, argv[2]
+    /// and argv[3] the key, then `args`; its stdout.
+    pub fn py(&self, script: &str, args: &[&str]) -> String {
+        let o = Command::new(Path::new(VENV).join("bin/python"))
+            .arg("-c")
+            .arg(script)
+            .arg(&self.endpoint)
+            .arg(&self.access_key)
+            .arg(&self.secret_key)
+            .args(args)
+            .output()
+            .expect("run python");
+        assert!(o.status.success(), "python: {}\n{}", String::from_utf8_lossy(&o.stderr), self.log());
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// boto3's client with the user's key, as python source (for scripts).
+    pub const CLIENT: &'static str = r#"
+import boto3, sys, hashlib, json
+s3 = boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1",
+                  aws_access_key_id=sys.argv[2], aws_secret_access_key=sys.argv[3])
+"#;
+
+    pub fn create_bucket(&self, name: &str) {
+        self.py(&format!("{}s3.create_bucket(Bucket=sys.argv[4])\n", Self::CLIENT), &[name]);
+    }
+
+    /// Every key of `bucket` with the SHA-256 of its content and its user metadata, as
+    /// `KEY SHA256 METADATA-JSON` lines.
+    pub fn objects(&self, bucket: &str) -> Vec<(String, String, serde_json::Value)> {
+        let out = self.py(
+            &format!(
+                "{}{}",
+                Self::CLIENT,
+                r#"
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[4]):
+    for o in page.get("Contents", []):
+        body = s3.get_object(Bucket=sys.argv[4], Key=o["Key"])
+        data = body["Body"].read()
+        print(o["Key"], hashlib.sha256(data).hexdigest(), json.dumps(body.get("Metadata", {})))
+"#
+            ),
+            &[bucket],
+        );
+        out.lines()
+            .filter_map(|l| {
+                let mut it = l.splitn(3, ' ');
+                Some((it.next()?.to_string(), it.next()?.to_string(), serde_json::from_str(it.next()?).ok()?))
+            })
+            .collect()
+    }
+
+    /// The content of one object.
+    pub fn get(&self, bucket: &str, key: &str) -> String {
+        self.py(
+            &format!(
+                "{}sys.stdout.write(s3.get_object(Bucket=sys.argv[4], Key=sys.argv[5])['Body'].read().decode())\n",
+                Self::CLIENT
+            ),
+            &[bucket, key],
+        )
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -1,0 +1,169 @@
+//! `--cache-to/--cache-from type=s3` against a real S3 server (moto, from the venv `make deps`
+//! makes; SigV4 checking on): the objects at BuildKit's keys, listed and hashed with boto3; a fresh
+//! store hitting every step from them; a blob already there not sent again and refreshed by
+//! `touch_refresh`; S3's error codes for a bad signature and a missing bucket.
+
+use integration::s3::{self, Moto, REGION};
+use integration::slipway::{bin, runtime, Run, Slipway};
+use std::path::Path;
+use std::process::Command;
+
+/// `slipway --root ROOT build --runtime RT ARGS CTX` with `env` (and no AWS_* of the caller's).
+fn build(root: &Path, ctx: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(bin());
+    c.arg("--root").arg(root).args(["build", "--runtime", &runtime()]).args(args).arg(ctx);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("AWS_")) {
+        c.env_remove(k);
+    }
+    c.env("HOME", root); // no ~/.aws of the caller's
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let o = c.output().expect("run slipway");
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn image_id(root: &Path, name: &str) -> String {
+    let o = Command::new(bin()).arg("--root").arg(root).args(["inspect", name]).output().expect("inspect");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+#[test]
+fn s3_cache_at_buildkits_keys_hits_every_step_of_a_fresh_store() {
+    if !s3::available() {
+        return;
+    }
+    let m = Moto::start();
+    m.create_bucket("slipway-cache");
+    let t = Slipway::new();
+    let ctx = t.context("s3", &[("f.txt", "file\n")]);
+    std::fs::copy("/usr/bin/busybox", ctx.join("busybox")).expect("busybox-static");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo RAN-$((40+2)); echo one > /one\"]\n\
+         COPY f.txt /f.txt\nENV X=1\n",
+    )
+    .unwrap();
+    let common =
+        format!("type=s3,bucket=slipway-cache,region={REGION},endpoint_url={},use_path_style=true", m.endpoint);
+    let keys = format!("access_key_id={},secret_access_key={}", m.access_key, m.secret_key);
+    let a = t.dir.path().join("a");
+    let to = format!("{common},{keys},prefix=ci/,name=main;pr-7,mode=max");
+    let o = build(&a, &ctx, &["-t", "app:1", "--cache-to", &to], &[]).ok();
+    assert!(o.stdout.contains("RAN-42"), "{}", o.stdout);
+
+    // BuildKit's layout: a manifest object per name, every blob under blobs/sha256:<hex>, each
+    // holding the bytes its name says
+    let objects = m.objects("slipway-cache");
+    let names: Vec<&str> = objects.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert!(names.contains(&"ci/manifests/main") && names.contains(&"ci/manifests/pr-7"), "{names:?}");
+    let blobs: Vec<&(String, String, serde_json::Value)> =
+        objects.iter().filter(|(k, _, _)| k.starts_with("ci/blobs/sha256:")).collect();
+    assert_eq!(blobs.len() + 2, objects.len(), "only manifests and blobs: {names:?}");
+    for (k, sha, _) in &blobs {
+        assert_eq!(k.trim_start_matches("ci/blobs/sha256:"), sha, "{k} holds other bytes");
+    }
+    // the manifest object is slipway's cache config: its steps, whose configs and layers are blobs
+    let cfg: serde_json::Value = serde_json::from_str(&m.get("slipway-cache", "ci/manifests/main")).unwrap();
+    assert_eq!(m.get("slipway-cache", "ci/manifests/pr-7"), m.get("slipway-cache", "ci/manifests/main"));
+    let steps = cfg["steps"].as_array().expect("steps");
+    assert_eq!(steps.len(), 4, "{cfg}");
+    for s in steps {
+        let mut digests = vec![s["config"].as_str().unwrap().to_string()];
+        for l in s["layers"].as_array().into_iter().flatten() {
+            digests.push(l["digest"].as_str().unwrap().to_string());
+        }
+        for d in digests {
+            assert!(names.contains(&format!("ci/blobs/{d}").as_str()), "{d} not in the bucket: {names:?}");
+        }
+    }
+
+    // a fresh store, credentials from the environment: every step a hit, no RUN, same image
+    let b = t.dir.path().join("b");
+    let from = format!("{common},prefix=ci/,name=pr-7");
+    let env = [("AWS_ACCESS_KEY_ID", m.access_key.as_str()), ("AWS_SECRET_ACCESS_KEY", m.secret_key.as_str())];
+    let o = build(&b, &ctx, &["-t", "app:1", "--cache-from", &from], &env).ok();
+    assert!(!o.stdout.contains("RAN-42"), "a RUN step ran:\n{}", o.stdout);
+    assert_eq!(o.stdout.matches("Using cache from s3").count(), 4, "{}", o.stdout);
+    assert_eq!(image_id(&b, "app:1"), image_id(&a, "app:1"));
+
+    // exported again: nothing sent (HEAD first), nothing refreshed within touch_refresh (24h)
+    let o = build(&a, &ctx, &["-t", "app:1", "--cache-to", &to], &[]).ok();
+    assert!(o.stdout.contains(&format!("0 blob(s) uploaded, {} already there", blobs.len())), "{}", o.stdout);
+    assert!(m.objects("slipway-cache").iter().all(|(_, _, meta)| meta.get("updated-at").is_none()));
+    // touch_refresh=0s: every blob is older than that, so each is copied onto itself
+    let o = build(&a, &ctx, &["-t", "app:1", "--cache-to", &format!("{to},touch_refresh=0s")], &[]).ok();
+    assert!(o.stdout.contains("0 blob(s) uploaded"), "{}", o.stdout);
+    for (k, sha, meta) in m.objects("slipway-cache") {
+        if k.starts_with("ci/blobs/") {
+            assert!(meta.get("updated-at").is_some(), "{k} not refreshed: {meta}");
+            assert_eq!(k.trim_start_matches("ci/blobs/sha256:"), sha, "{k} changed by the refresh");
+        }
+    }
+}
+
+#[test]
+fn s3_errors_name_the_s3_error_code() {
+    if !s3::available() {
+        return;
+    }
+    let m = Moto::start();
+    m.create_bucket("slipway-cache");
+    let t = Slipway::new();
+    let ctx = t.context("e", &[("a", "a\n"), ("Dockerfile", "FROM scratch\nCOPY a /a\n")]);
+    let root = t.dir.path().join("r");
+    let common = format!("type=s3,region={REGION},endpoint_url={},use_path_style=true", m.endpoint);
+    let keys = format!("access_key_id={},secret_access_key={}", m.access_key, m.secret_key);
+
+    // a wrong secret: moto checks the signature as AWS does
+    let bad = format!("{common},bucket=slipway-cache,access_key_id={},secret_access_key=wrong", m.access_key);
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &bad], &[]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("SignatureDoesNotMatch") && o.stderr.contains("--cache-to"), "{}", o.stderr);
+    // an access key IAM does not know
+    let o = build(
+        &root,
+        &ctx,
+        &[
+            "-t",
+            "c:1",
+            "--cache-to",
+            &format!("{common},bucket=slipway-cache,access_key_id=AKIANOPE,secret_access_key=x"),
+        ],
+        &[],
+    );
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("InvalidAccessKeyId"), "{}", o.stderr);
+    // no credentials anywhere: said before any request
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &format!("{common},bucket=slipway-cache")], &[]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("no AWS credentials"), "{}", o.stderr);
+    assert!(m.objects("slipway-cache").is_empty(), "a failed export left objects");
+
+    // a missing bucket: an export fails (unless ignore-error), an import is a warning
+    let nope = format!("{common},bucket=no-such-bucket,{keys}");
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &nope], &[]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("NoSuchBucket"), "{}", o.stderr);
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &format!("{nope},ignore-error=true")], &[]).ok();
+    assert!(o.stderr.contains("WARNING") && o.stderr.contains("NoSuchBucket"), "{}", o.stderr);
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-from", &nope], &[]).ok();
+    let all = format!("{}{}", o.stdout, o.stderr);
+    assert!(all.contains("WARNING: cache from s3") && all.contains("NoSuchBucket"), "{all}");
+    // a name nothing was exported under: a warning too
+    let o = build(
+        &root,
+        &ctx,
+        &["-t", "c:1", "--cache-from", &format!("{common},bucket=slipway-cache,{keys},name=nothing")],
+        &[],
+    )
+    .ok();
+    let all = format!("{}{}", o.stdout, o.stderr);
+    assert!(all.contains("WARNING: cache from s3") && all.contains("NoSuchKey"), "{all}");
+}
