@@ -1167,7 +1167,7 @@ fn with_output_times(
         }
         let needs: Vec<Option<layer::Mtimes>> = own.iter().map(|(_, n)| *n).collect();
         let mt: Vec<layer::Mtimes> = candidates.iter().map(|(_, m)| *m).collect();
-        let k = output::layer_times(&outs, run.outputs.len(), &needs, &mt).map_err(BuildError::Other)?;
+        let k = output::layer_times(&outs, run.outputs.len(), &needs, &mt, layer::now()).map_err(BuildError::Other)?;
         let (base, mtimes) = candidates.swap_remove(k);
         let build = times_of(&base, mtimes);
         let outputs = own.iter().map(|(t, n)| n.map_or_else(|| build.clone(), |n| times_of(t, n))).collect();

@@ -1052,19 +1052,27 @@ pub fn rewrites(o: &Output) -> Option<bool> {
 /// [`outputs`] makes them, the first `given` from `--output`) need layers of different times
 /// (`needs`, one per output; None: any, a local or tar output that stamps every file, or
 /// cacheonly): the first every output's layers can be made from by lowering times
-/// ([`Mtimes::derives_from`]); each output then gets its own. When none can, the error names two
-/// outputs that cannot be served by one build.
+/// ([`Mtimes::derives_from`]; a clamp after `now` not from the files' own times, as what the
+/// build writes has the time it is written); each output then gets its own. When none can, the
+/// error names two outputs that cannot be served by one build.
 pub fn layer_times(
     outs: &[Output],
     given: usize,
     needs: &[Option<Mtimes>],
     candidates: &[Mtimes],
+    now: i64,
 ) -> Result<usize, String> {
-    let serves = |c: Mtimes, n: &Option<Mtimes>| n.is_none_or(|n| n.derives_from(c).is_ok());
+    let serves = |c: Mtimes, n: &Option<Mtimes>| {
+        n.is_none_or(|n| n.derives_from(c).is_ok() && !matches!((c, n), (Mtimes::Kept(_), Mtimes::Clamp(t)) if t > now))
+    };
     if let Some(k) = candidates.iter().position(|&c| needs.iter().all(|n| serves(c, n))) {
         return Ok(k);
     }
-    let need = |i: usize| needs[i].map(|n| n.describe_times()).unwrap_or_default();
+    let need = |i: usize| match needs[i] {
+        Some(Mtimes::Clamp(t)) if t > now => format!("mtimes clamped to {t} (after now)"),
+        Some(n) => n.describe_times(),
+        None => String::new(),
+    };
     for i in 0..needs.len() {
         for j in i + 1..needs.len() {
             if !candidates.iter().any(|&c| serves(c, &needs[i]) && serves(c, &needs[j])) {
@@ -1618,14 +1626,16 @@ mod tests {
             (vec![Some(Clamp(100)), Some(Zero), Some(Zero)], vec![Zero, Clamp(100), Kept(None)], 2),
             (vec![Some(Kept(Some(100))), Some(Clamp(100)), None], vec![Clamp(100), Kept(Some(100))], 1),
         ] {
-            assert_eq!(layer_times(&o, 3, &needs, &candidates), Ok(want), "{needs:?} {candidates:?}");
+            assert_eq!(layer_times(&o, 3, &needs, &candidates, 1_800_000_000), Ok(want), "{needs:?} {candidates:?}");
         }
         // the files' own times come from nothing else; a WORKDIR's time below the clamp neither
         for (needs, candidates) in [
             (vec![Some(Kept(None)), Some(Kept(Some(5))), None], vec![Kept(None), Kept(Some(5))]),
             (vec![Some(Kept(Some(5))), Some(Clamp(9)), None], vec![Kept(Some(5)), Clamp(9)]),
+            // what RUN writes now is older than a clamp in the future: that clamp is not served
+            (vec![Some(Kept(None)), Some(Clamp(1_900_000_000)), None], vec![Kept(None), Clamp(1_900_000_000)]),
         ] {
-            let e = layer_times(&o, 3, &needs, &candidates).unwrap_err();
+            let e = layer_times(&o, 3, &needs, &candidates, 1_800_000_000).unwrap_err();
             assert!(e.starts_with("--output 1 (type=oci) needs layers with the files' own mtimes"), "{e}");
             assert!(e.contains("and --output 2 (type=oci) layers with"), "{e}");
         }
