@@ -950,4 +950,84 @@ mod tests {
         assert_eq!(go_time(1_700_000_000, 0), "2023-11-14T22:13:20Z");
         assert_eq!(go_time(1_700_000_000, 120_000_000), "2023-11-14T22:13:20.12Z");
     }
+
+    /// A build with every field the v0.2 predicate can hold.
+    fn full_info() -> BuildInfo {
+        let d = |c: char| format!("sha256:{}", c.to_string().repeat(64));
+        BuildInfo {
+            args: BTreeMap::from([
+                ("build-arg:A".to_string(), "1 & <2>".to_string()),
+                ("label:L".to_string(), "x".to_string()),
+                ("target".to_string(), "t".to_string()),
+            ]),
+            entry_point: "Dockerfile".into(),
+            context_uri: None,
+            locals: vec!["dockerfile".into(), "context".into()],
+            secrets: vec![("s".into(), false), ("o".into(), true)],
+            ssh: vec![("default".into(), false)],
+            materials: vec![
+                Material::Http { url: "https://h/x".into(), digest: d('c') },
+                Material::Image {
+                    reference: "docker.io/library/alpine:3".into(),
+                    platform: Some(Platform::parse("linux/amd64").unwrap()),
+                    digest: d('a'),
+                },
+                Material::Git { url: "https://g/r.git".into(), commit: "b".repeat(40) },
+            ],
+            network: false,
+            times: Some(((1_700_000_000, 0), (1_700_000_001, 5))),
+            build_config: Some(
+                serde_json::json!({"llbDefinition": [{"id": "step0", "op": {"Op": {"source": {"identifier": "local://context"}}}}]}),
+            ),
+            source: Some(
+                serde_json::json!({"locations": {}, "infos": [{"filename": "Dockerfile", "language": "Dockerfile"}]}),
+            ),
+        }
+    }
+
+    /// `version=v0.2` writes what slipway wrote before v1 existed, byte for byte (BuildKit's
+    /// field order, Statement v0.1): these were made by that code.
+    #[test]
+    fn v02_statements_are_unchanged() {
+        let host = format!("\"platform\":\"{}\"", normalized(&Platform::host()));
+        let d = format!("sha256:{}", "d".repeat(64));
+        let mut p =
+            resolve(&flags(Some("mode=max,builder-id=https://ci/1,version=v0.2"), None, &[]), &[]).unwrap().unwrap();
+        let info = full_info();
+        let got = statement(&predicate(&p, &info).unwrap(), vec![Subject::new("pkg:docker/app@1".into(), &d)]);
+        let want = concat!(
+            r##"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v0.2","##,
+            r##""subject":[{"name":"pkg:docker/app@1","digest":{"sha256":"dddddddddddddddddddddddddddddddddddddd"##,
+            r##"dddddddddddddddddddddddddd"}}],"predicate":{"builder":{"id":"https://ci/1"},"buildType":"https:/"##,
+            r##"/mobyproject.org/buildkit@v1","materials":[{"uri":"pkg:docker/alpine@3?platform=linux%2Famd64",""##,
+            r##"digest":{"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}},{"uri":"h"##,
+            r##"ttps://g/r.git","digest":{"sha1":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}},{"uri":"https://h/"##,
+            r##"x","digest":{"sha256":"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"}}],"inv"##,
+            r##"ocation":{"configSource":{"entryPoint":"Dockerfile"},"parameters":{"frontend":"dockerfile.v0","a"##,
+            r##"rgs":{"build-arg:A":"1 & <2>","label:L":"x","target":"t"},"secrets":[{"id":"o","optional":true},"##,
+            r##"{"id":"s"}],"ssh":[{"id":"default"}],"locals":[{"name":"context"},{"name":"dockerfile"}]},"envir"##,
+            r##"onment":{"platform":"linux/amd64"}},"buildConfig":{"llbDefinition":[{"id":"step0","op":{"Op":{"s"##,
+            r##"ource":{"identifier":"local://context"}}}}]},"metadata":{"buildStartedOn":"2023-11-14T22:13:20Z""##,
+            r##","buildFinishedOn":"2023-11-14T22:13:21.000000005Z","completeness":{"parameters":true,"environme"##,
+            r##"nt":true,"materials":false},"reproducible":false,"https://mobyproject.org/buildkit@v1#metadata":"##,
+            r##"{"source":{"locations":{},"infos":[{"filename":"Dockerfile","language":"Dockerfile"}]}}}}}"##,
+        );
+        assert_eq!(String::from_utf8(got).unwrap(), want.replace("\"platform\":\"linux/amd64\"", &host));
+        p.mode = Mode::Min;
+        let got = statement(&predicate(&p, &info).unwrap(), vec![]);
+        let want = concat!(
+            r##"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v0.2","##,
+            r##""subject":[],"predicate":{"builder":{"id":"https://ci/1"},"buildType":"https://mobyproject.org/b"##,
+            r##"uildkit@v1","materials":[{"uri":"pkg:docker/alpine@3?platform=linux%2Famd64","digest":{"sha256":"##,
+            r##""aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}},{"uri":"https://g/r.git","d"##,
+            r##"igest":{"sha1":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}},{"uri":"https://h/x","digest":{"sha2"##,
+            r##"56":"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"}}],"invocation":{"configS"##,
+            r##"ource":{"entryPoint":"Dockerfile"},"parameters":{"frontend":"dockerfile.v0","args":{"target":"t""##,
+            r##"},"locals":[{"name":"context"},{"name":"dockerfile"}]},"environment":{"platform":"linux/amd64"}}"##,
+            r##","metadata":{"buildStartedOn":"2023-11-14T22:13:20Z","buildFinishedOn":"2023-11-14T22:13:21.0000"##,
+            r##"00005Z","completeness":{"parameters":false,"environment":true,"materials":false},"reproducible":"##,
+            r##"false,"https://mobyproject.org/buildkit@v1#metadata":{}}}}"##,
+        );
+        assert_eq!(String::from_utf8(got).unwrap(), want.replace("\"platform\":\"linux/amd64\"", &host));
+    }
 }
