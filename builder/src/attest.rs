@@ -1,10 +1,11 @@
 //! Build attestations as BuildKit makes and stores them: `--provenance`, `--attest` and the
 //! `BUILDKIT_ATTEST_*` build args read (buildx's util/buildflags/attests.go, BuildKit's
-//! frontend/attestations/parse.go), the SLSA v0.2 provenance predicate made from what the build
-//! used (solver/llbsolver/provenance), wrapped in an in-toto statement, and stored as an
-//! attestation manifest of the image index (docs/attestations/attestation-storage.md,
-//! exporter/containerimage/writer.go commitAttestationsManifest), or written as a file by the
-//! local and tar outputs (exporter/local/fs.go).
+//! frontend/attestations/parse.go), the SLSA provenance predicate made from what the build used
+//! (solver/llbsolver/provenance: v1 by default, v0.2 on request), wrapped in an in-toto
+//! statement, and stored as an attestation manifest of the image index
+//! (docs/attestations/attestation-storage.md, exporter/containerimage/writer.go
+//! commitAttestationsManifest), or written as a file by the local and tar outputs
+//! (exporter/local/fs.go).
 //!
 //! Provenance is opt-in: a build without `--provenance`/`--attest` writes none (buildx adds
 //! `mode=min` by default, docker's own driver none), so equal inputs keep giving equal digests.
@@ -17,13 +18,20 @@ use crate::store::{Store, StoreError};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// The in-toto statement type BuildKit wrapped its SLSA v0.2 provenance in (in-toto-golang's
-/// StatementInTotoV01; BuildKit's newest, with compatibility version 0.31, writes v1).
-pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v0.1";
+/// The in-toto statement type BuildKit wrapped its provenance in until 0.30 (in-toto-golang's
+/// StatementInTotoV01); slipway's around SLSA v0.2.
+pub const STATEMENT_V01: &str = "https://in-toto.io/Statement/v0.1";
+/// The in-toto statement type of BuildKit 0.31 and newer (exporter/attestation/make.go);
+/// slipway's around SLSA v1.
+pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 /// SLSA provenance v0.2's predicate type.
 pub const PREDICATE_SLSA02: &str = "https://slsa.dev/provenance/v0.2";
+/// SLSA provenance v1's predicate type.
+pub const PREDICATE_SLSA1: &str = "https://slsa.dev/provenance/v1";
 /// BuildKit's buildType for SLSA v0.2 (provenancetypes.BuildKitBuildType02).
 pub const BUILD_TYPE: &str = "https://mobyproject.org/buildkit@v1";
+/// BuildKit's buildType for SLSA v1 (provenancetypes.BuildKitBuildType1).
+pub const BUILD_TYPE_V1: &str = "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md";
 /// The media type of an attestation layer (intoto.PayloadType).
 pub const MT_INTOTO: &str = "application/vnd.in-toto+json";
 /// The layer annotation naming the predicate type.
@@ -49,10 +57,36 @@ pub enum Mode {
     Max,
 }
 
+/// `version=`: the SLSA provenance version written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slsa {
+    /// `v0.2`: SLSA v0.2 in an in-toto Statement v0.1.
+    V02,
+    /// `v1`, the default (BuildKit's since 0.28, frontend/attestations/parse.go): SLSA v1 in an
+    /// in-toto Statement v1.
+    V1,
+}
+
+impl Slsa {
+    pub fn predicate_type(self) -> &'static str {
+        match self {
+            Slsa::V02 => PREDICATE_SLSA02,
+            Slsa::V1 => PREDICATE_SLSA1,
+        }
+    }
+    pub fn statement_type(self) -> &'static str {
+        match self {
+            Slsa::V02 => STATEMENT_V01,
+            Slsa::V1 => STATEMENT_V1,
+        }
+    }
+}
+
 /// A provenance attestation asked for, with its parameters (BuildKit's slsa-provenance.md).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Provenance {
     pub mode: Mode,
+    pub version: Slsa,
     /// `builder-id=`: the predicate's builder.id.
     pub builder_id: String,
     /// `filename=`: the file the local and tar outputs write (default provenance.json).
@@ -177,6 +211,7 @@ fn provenance(flag: &str, attrs: &[(String, String)]) -> Result<Provenance, Stri
         // BuildKit's default when a provenance is asked for (buildx's own default is
         // mode=min,inline-only=true, which slipway does not add)
         mode: Mode::Max,
+        version: Slsa::V1,
         builder_id: String::new(),
         filename: "provenance.json".into(),
         reproducible: false,
@@ -203,18 +238,29 @@ fn provenance(flag: &str, attrs: &[(String, String)]) -> Result<Provenance, Stri
             "reproducible" => p.reproducible = bool_of(v, "reproducible flag")?,
             "inline-only" => p.inline_only = bool_of(v, "inline-only flag")?,
             "complete-materials" => p.complete_materials = bool_of(v, "complete-materials flag")?,
-            "version" if v == "v0.2" => {}
+            // BuildKit's ProvenanceSLSA.Validate
             "version" => {
+                p.version = match v.as_str() {
+                    "v1" => Slsa::V1,
+                    "v0.2" => Slsa::V02,
+                    "" => return Err(format!("{flag}: provenance SLSA version cannot be empty (v1 or v0.2)")),
+                    _ => return Err(format!("{flag}: invalid provenance SLSA version: {v} (v1 or v0.2)")),
+                }
+            }
+            // BuildKit samples each step's and the machine's resource use into the predicate
+            "capture-usage" if bool_of(v, "capture-usage flag")? => {
                 return Err(format!(
-                    "{flag}: version={v:?}: slipway writes SLSA provenance v0.2 only (BuildKit also writes v1)"
+                    "{flag}: capture-usage=true: slipway does not sample the steps' resource usage (BuildKit's \
+                     resourceUsage and sysUsage): not supported"
                 ))
             }
+            "capture-usage" => {}
             // buildx sends the type among the attributes
             "type" => {}
             _ => {
                 return Err(format!(
                     "{flag}: unknown provenance attribute {k:?} (slipway takes mode, builder-id, filename, \
-                     reproducible, inline-only, complete-materials, version=v0.2)"
+                     reproducible, inline-only, complete-materials, version, capture-usage=false)"
                 ))
             }
         }
@@ -255,6 +301,8 @@ pub struct BuildInfo {
     /// The build's start and end (seconds, nanoseconds), written only when the build gave up
     /// reproducibility (`--timestamp now`); `None`: omitted.
     pub times: Option<((i64, u32), (i64, u32))>,
+    /// The build's invocation ID (v1's runDetails.metadata.invocationId), with the times only.
+    pub invocation_id: Option<String>,
     /// max mode: buildConfig and the Dockerfile's source.
     pub build_config: Option<serde_json::Value>,
     pub source: Option<serde_json::Value>,
@@ -382,9 +430,24 @@ struct MaterialJson {
     digest: BTreeMap<String, String>,
 }
 
-/// The SLSA v0.2 predicate of one platform's build, in BuildKit's field order
-/// (ProvenancePredicateSLSA02 as Go's encoding/json orders an embedded struct's fields).
-pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, String> {
+/// What both predicate versions say, computed once from a build (BuildKit makes its v1
+/// predicate, then converts it to v0.2: types.go ConvertToSLSA02).
+struct Facts {
+    /// Materials (v0.2) or resolvedDependencies (v1), in BuildKit's order.
+    materials: Vec<MaterialJson>,
+    /// configSource: the remote context's URL and digest, the Dockerfile's name.
+    config_uri: Option<String>,
+    config_digest: Option<serde_json::Value>,
+    /// The frontend's request: parameters (v0.2) or externalParameters.request (v1).
+    request: serde_json::Map<String, serde_json::Value>,
+    /// completeness.parameters (v0.2) or buildkit_completeness.request (v1).
+    complete_request: bool,
+    /// completeness.materials (v0.2) or buildkit_completeness.resolvedDependencies (v1).
+    complete_materials: bool,
+    hermetic: bool,
+}
+
+fn facts(p: &Provenance, info: &BuildInfo) -> Result<Facts, String> {
     use serde_json::json;
     // BuildKit's Capture.Sort: images by reference, then git and http sources by URL
     let mut mats = info.materials.clone();
@@ -423,16 +486,17 @@ pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, 
         ));
     }
     let mut args = info.args.clone();
-    let mut complete_parameters = true;
+    let mut complete_request = true;
     if p.mode == Mode::Min {
         // BuildKit's scrubMinRequest
         let before = args.len();
         args.retain(|k, _| !k.starts_with("build-arg:") && !k.starts_with("label:"));
-        complete_parameters = args.len() == before;
+        complete_request = args.len() == before;
     }
-    let mut parameters = json!({"frontend": "dockerfile.v0"});
+    let mut request = serde_json::Map::new();
+    request.insert("frontend".into(), json!("dockerfile.v0"));
     if !args.is_empty() {
-        parameters["args"] = json!(args);
+        request.insert("args".into(), json!(args));
     }
     let ids = |v: &[(String, bool)]| -> Vec<serde_json::Value> {
         let mut v = v.to_vec();
@@ -443,31 +507,57 @@ pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, 
             .collect()
     };
     if p.mode == Mode::Max && !info.secrets.is_empty() {
-        parameters["secrets"] = json!(ids(&info.secrets));
+        request.insert("secrets".into(), json!(ids(&info.secrets)));
     }
     if p.mode == Mode::Max && !info.ssh.is_empty() {
-        parameters["ssh"] = json!(ids(&info.ssh));
+        request.insert("ssh".into(), json!(ids(&info.ssh)));
     }
     if !info.locals.is_empty() {
         let mut l = info.locals.clone();
         l.sort();
         l.dedup();
-        parameters["locals"] = json!(l.iter().map(|n| json!({"name": n})).collect::<Vec<_>>());
+        request.insert("locals".into(), json!(l.iter().map(|n| json!({"name": n})).collect::<Vec<_>>()));
     }
-    let mut config_source = serde_json::Map::new();
-    if let Some(uri) = &info.context_uri {
-        config_source.insert("uri".into(), json!(uri));
-        let found = mats.iter().find_map(|m| match m {
+    let config_digest = info.context_uri.as_ref().and_then(|uri| {
+        mats.iter().find_map(|m| match m {
             Material::Git { url, commit } if url == uri => {
                 let alg = if commit.len() == 64 { "sha256" } else { "sha1" };
                 Some(json!(BTreeMap::from([(alg, commit)])))
             }
             Material::Http { url, digest } if url == uri => Some(json!(Subject::new(String::new(), digest).digest)),
             _ => None,
-        });
-        if let Some(d) = found {
-            config_source.insert("digest".into(), d);
-        }
+        })
+    });
+    Ok(Facts {
+        materials,
+        config_uri: info.context_uri.clone(),
+        config_digest,
+        request,
+        complete_request,
+        complete_materials,
+        hermetic: complete_materials && !info.network,
+    })
+}
+
+/// The provenance predicate of one platform's build, in the version asked for.
+pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, String> {
+    let f = facts(p, info)?;
+    match p.version {
+        Slsa::V02 => predicate_v02(p, info, f),
+        Slsa::V1 => Ok(predicate_v1(p, info, f)),
+    }
+}
+
+/// The SLSA v0.2 predicate, in BuildKit's field order (ProvenancePredicateSLSA02 as Go's
+/// encoding/json orders an embedded struct's fields).
+fn predicate_v02(p: &Provenance, info: &BuildInfo, f: Facts) -> Result<serde_json::Value, String> {
+    use serde_json::json;
+    let mut config_source = serde_json::Map::new();
+    if let Some(uri) = &f.config_uri {
+        config_source.insert("uri".into(), json!(uri));
+    }
+    if let Some(d) = f.config_digest {
+        config_source.insert("digest".into(), d);
     }
     if !info.entry_point.is_empty() {
         config_source.insert("entryPoint".into(), json!(info.entry_point));
@@ -479,7 +569,7 @@ pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, 
     }
     metadata.insert(
         "completeness".into(),
-        json!({"parameters": complete_parameters, "environment": true, "materials": complete_materials}),
+        json!({"parameters": f.complete_request, "environment": true, "materials": f.complete_materials}),
     );
     metadata.insert("reproducible".into(), json!(p.reproducible));
     let mut bk = serde_json::Map::new();
@@ -489,7 +579,7 @@ pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, 
         }
     }
     metadata.insert("https://mobyproject.org/buildkit@v1#metadata".into(), serde_json::Value::Object(bk));
-    if complete_materials && !info.network {
+    if f.hermetic {
         metadata.insert("https://mobyproject.org/buildkit@v1#hermetic".into(), json!(true));
     }
     #[derive(Serialize)]
@@ -507,10 +597,10 @@ pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, 
     let pred = Predicate {
         builder: json!({"id": p.builder_id}),
         build_type: BUILD_TYPE,
-        materials,
+        materials: f.materials,
         invocation: json!({
             "configSource": config_source,
-            "parameters": parameters,
+            "parameters": f.request,
             "environment": {"platform": normalized(&Platform::host())},
         }),
         build_config: if p.mode == Mode::Max { info.build_config.clone() } else { None },
@@ -519,15 +609,119 @@ pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, 
     serde_json::to_value(&pred).map_err(|e| format!("provenance: {e}"))
 }
 
-/// The in-toto statement of `predicate` about `subjects`, as BuildKit marshals it (compact).
-pub fn statement(predicate: &serde_json::Value, subjects: Vec<Subject>) -> Vec<u8> {
-    let s = Statement { typ: STATEMENT_TYPE, predicate_type: PREDICATE_SLSA02, subject: subjects, predicate };
+/// The SLSA v1 predicate as BuildKit HEAD writes it (ProvenancePredicateSLSA1 in Go's field
+/// order: an embedded struct's fields before the outer ones, shadowed ones dropped). What
+/// differs from BuildKit, and why, is in the README (Attestations).
+fn predicate_v1(p: &Provenance, info: &BuildInfo, f: Facts) -> serde_json::Value {
+    use serde_json::json;
+    let mut config_source = serde_json::Map::new();
+    if let Some(uri) = &f.config_uri {
+        config_source.insert("uri".into(), json!(uri));
+    }
+    if let Some(d) = f.config_digest {
+        config_source.insert("digest".into(), d);
+    }
+    if !info.entry_point.is_empty() {
+        config_source.insert("path".into(), json!(info.entry_point));
+    }
+    let mut definition = serde_json::Map::new();
+    definition.insert("buildType".into(), json!(BUILD_TYPE_V1));
+    if !f.materials.is_empty() {
+        definition.insert("resolvedDependencies".into(), json!(f.materials));
+    }
+    definition.insert("externalParameters".into(), json!({"configSource": config_source, "request": f.request}));
+    // BuildKit marshals internalParameters through a map (to flatten its custom environment),
+    // so its keys, and every key inside, come out sorted
+    let mut internal = json!({"builderPlatform": normalized(&Platform::host())});
+    if p.mode == Mode::Max {
+        if let Some(c) = &info.build_config {
+            internal["buildConfig"] = c.clone();
+        }
+    }
+    definition.insert("internalParameters".into(), sorted(internal));
+    let mut metadata = serde_json::Map::new();
+    if let Some(id) = &info.invocation_id {
+        metadata.insert("invocationId".into(), json!(id));
+    }
+    if let Some((start, end)) = info.times {
+        metadata.insert("startedOn".into(), json!(go_time(start.0, start.1)));
+        metadata.insert("finishedOn".into(), json!(go_time(end.0, end.1)));
+    }
+    let mut bk = serde_json::Map::new();
+    if p.mode == Mode::Max {
+        if let Some(s) = &info.source {
+            bk.insert("source".into(), s.clone());
+        }
+    }
+    metadata.insert("buildkit_metadata".into(), serde_json::Value::Object(bk));
+    if f.hermetic {
+        metadata.insert("buildkit_hermetic".into(), json!(true));
+    }
+    metadata.insert(
+        "buildkit_completeness".into(),
+        json!({"request": f.complete_request, "resolvedDependencies": f.complete_materials}),
+    );
+    if p.reproducible {
+        metadata.insert("buildkit_reproducible".into(), json!(true));
+    }
+    json!({
+        "buildDefinition": definition,
+        "runDetails": {"builder": {"id": p.builder_id}, "metadata": metadata},
+    })
+}
+
+/// `v` with every object's keys sorted, as Go's encoding/json writes a map.
+fn sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut kv: Vec<_> = m.into_iter().collect();
+            kv.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k, sorted(v))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(sorted).collect()),
+        v => v,
+    }
+}
+
+/// A new invocation ID, as BuildKit's identity.NewID makes one: 25 characters of base 36 from
+/// 128 random bits. Only a build that gave up reproducibility (`--timestamp now`) has one.
+pub fn invocation_id() -> Result<String, String> {
+    use std::io::Read;
+    let mut b = [0u8; 16];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut b))
+        .map_err(|e| format!("provenance: invocation ID: read /dev/urandom: {e}"))?;
+    let mut n = u128::from_be_bytes(b);
+    let mut out = Vec::with_capacity(25);
+    for _ in 0..25 {
+        out.push(b"0123456789abcdefghijklmnopqrstuvwxyz"[(n % 36) as usize]);
+        n /= 36;
+    }
+    out.reverse();
+    Ok(String::from_utf8(out).unwrap_or_default())
+}
+
+/// The in-toto statement of `predicate` about `subjects`, as BuildKit marshals it (compact):
+/// Statement v1 around SLSA v1, as BuildKit 0.31 and newer; v0.1 around v0.2, as slipway
+/// wrote it before v1 (and BuildKit before 0.31).
+pub fn statement(p: &Provenance, predicate: &serde_json::Value, subjects: Vec<Subject>) -> Vec<u8> {
+    let s = Statement {
+        typ: p.version.statement_type(),
+        predicate_type: p.version.predicate_type(),
+        subject: subjects,
+        predicate,
+    };
     image::to_json(&s)
 }
 
 /// The same statement indented, as the local exporter writes `provenance.json`.
-pub fn statement_pretty(predicate: &serde_json::Value, subjects: Vec<Subject>) -> Vec<u8> {
-    let s = Statement { typ: STATEMENT_TYPE, predicate_type: PREDICATE_SLSA02, subject: subjects, predicate };
+pub fn statement_pretty(p: &Provenance, predicate: &serde_json::Value, subjects: Vec<Subject>) -> Vec<u8> {
+    let s = Statement {
+        typ: p.version.statement_type(),
+        predicate_type: p.version.predicate_type(),
+        subject: subjects,
+        predicate,
+    };
     serde_json::to_vec_pretty(&s).unwrap_or_default()
 }
 
@@ -563,6 +757,7 @@ pub fn put_manifest(
     store: &Store,
     target: &Descriptor,
     statements: &[Vec<u8>],
+    predicate_type: &str,
     oci_artifact: bool,
 ) -> Result<(Descriptor, Vec<String>), StoreError> {
     use serde_json::json;
@@ -575,7 +770,7 @@ pub fn put_manifest(
             media_type: MT_INTOTO.into(),
             digest,
             size: s.len() as u64,
-            annotations: BTreeMap::from([(ANN_PREDICATE_TYPE.to_string(), PREDICATE_SLSA02.to_string())]),
+            annotations: BTreeMap::from([(ANN_PREDICATE_TYPE.to_string(), predicate_type.to_string())]),
             platform: None,
         });
     }
@@ -636,8 +831,8 @@ impl Attestations {
         let mut descs = Vec::new();
         let mut blobs = Vec::new();
         for ((platform, target), pred) in targets.iter().zip(&self.predicates) {
-            let st = statement(pred, image_subjects(names, platform, &target.digest));
-            let (d, b) = put_manifest(store, target, &[st], oci_artifact)?;
+            let st = statement(&self.provenance, pred, image_subjects(names, platform, &target.digest));
+            let (d, b) = put_manifest(store, target, &[st], self.provenance.version.predicate_type(), oci_artifact)?;
             descs.push(d);
             blobs.extend(b);
         }
@@ -862,6 +1057,12 @@ mod tests {
         assert_eq!(resolve(&flags(Some("true"), None, &[]), none).unwrap().unwrap().mode, Mode::Max);
         assert_eq!(resolve(&flags(Some("false"), None, &[]), none).unwrap(), None);
         assert_eq!(resolve(&flags(Some("mode=min"), None, &[]), none).unwrap().unwrap().mode, Mode::Min);
+        // SLSA v1 unless version=v0.2 (BuildKit's default since 0.28; buildx sends none)
+        assert_eq!(resolve(&flags(Some("true"), None, &[]), none).unwrap().unwrap().version, Slsa::V1);
+        let p = resolve(&flags(None, None, &["type=provenance,version=v0.2"]), none).unwrap().unwrap();
+        assert_eq!(p.version, Slsa::V02);
+        // capture-usage=false samples nothing, as slipway
+        assert!(resolve(&flags(Some("capture-usage=false"), None, &[]), none).unwrap().is_some());
         let p = resolve(&flags(None, None, &["type=provenance,mode=max,builder-id=https://ci/1"]), none).unwrap();
         assert_eq!(p.as_ref().map(|p| p.builder_id.as_str()), Some("https://ci/1"));
         // --provenance replaces an --attest of the same type (buildx's removeAttestDupes)
@@ -883,7 +1084,10 @@ mod tests {
             (flags(None, Some("true"), &[]), "buildkit-syft-scanner"),
             (flags(None, None, &["type=sbom"]), "buildkit-syft-scanner"),
             (flags(Some("mode=min,colour=red"), None, &[]), "unknown provenance attribute \"colour\""),
-            (flags(Some("version=v1"), None, &[]), "v0.2 only"),
+            (flags(Some("version=v3"), None, &[]), "invalid provenance SLSA version: v3"),
+            (flags(Some("version="), None, &[]), "provenance SLSA version cannot be empty"),
+            (flags(Some("capture-usage=true"), None, &[]), "capture-usage=true"),
+            (flags(Some("capture-usage=maybe"), None, &[]), "capture-usage flag \"maybe\""),
             (flags(Some("reproducible=maybe"), None, &[]), "reproducible flag \"maybe\""),
         ] {
             let e = resolve(&f, none).unwrap_err();
@@ -928,21 +1132,38 @@ mod tests {
             secrets: vec![("s".into(), false)],
             ..Default::default()
         };
-        let mut p = resolve(&flags(Some("mode=min"), None, &[]), &[]).unwrap().unwrap();
-        let v = predicate(&p, &info).unwrap();
-        assert_eq!(v["invocation"]["parameters"]["args"], serde_json::json!({"target": "t"}));
-        assert_eq!(v["metadata"]["completeness"]["parameters"], false);
-        assert_eq!(v["metadata"]["completeness"]["materials"], false);
-        assert!(v["invocation"]["parameters"].get("secrets").is_none());
-        assert_eq!(v["invocation"]["parameters"]["locals"][0]["name"], "context");
-        assert!(v["metadata"].get("buildStartedOn").is_none(), "no time without --timestamp now");
-        p.mode = Mode::Max;
-        let v = predicate(&p, &info).unwrap();
-        assert_eq!(v["invocation"]["parameters"]["args"]["build-arg:A"], "1");
-        assert_eq!(v["invocation"]["parameters"]["secrets"][0]["id"], "s");
-        assert_eq!(v["metadata"]["completeness"]["parameters"], true);
-        p.complete_materials = true;
-        assert!(predicate(&p, &info).unwrap_err().contains("incomplete"));
+        // (the predicate's paths of v1, the default, and of v0.2)
+        for (version, req, done, complete, materials) in [
+            (
+                "v1",
+                "/buildDefinition/externalParameters/request",
+                "/runDetails/metadata",
+                "/buildkit_completeness/request",
+                "/buildkit_completeness/resolvedDependencies",
+            ),
+            ("v0.2", "/invocation/parameters", "/metadata", "/completeness/parameters", "/completeness/materials"),
+        ] {
+            let mut p = resolve(&flags(Some(&format!("mode=min,version={version}")), None, &[]), &[]).unwrap().unwrap();
+            let v = predicate(&p, &info).unwrap();
+            let at = |path: &str| v.pointer(path).cloned().unwrap_or_default();
+            assert_eq!(at(&format!("{req}/args")), serde_json::json!({"target": "t"}), "{version}");
+            assert_eq!(at(&format!("{done}{complete}")), false, "{version}");
+            assert_eq!(at(&format!("{done}{materials}")), false, "{version}");
+            assert!(at(&format!("{req}/secrets")).is_null(), "{version}");
+            assert_eq!(at(&format!("{req}/locals/0/name")), "context", "{version}");
+            assert!(
+                at(&format!("{done}/buildStartedOn")).is_null() && at(&format!("{done}/startedOn")).is_null(),
+                "no time without --timestamp now"
+            );
+            p.mode = Mode::Max;
+            let v = predicate(&p, &info).unwrap();
+            let at = |path: &str| v.pointer(path).cloned().unwrap_or_default();
+            assert_eq!(at(&format!("{req}/args/build-arg:A")), "1", "{version}");
+            assert_eq!(at(&format!("{req}/secrets/0/id")), "s", "{version}");
+            assert_eq!(at(&format!("{done}{complete}")), true, "{version}");
+            p.complete_materials = true;
+            assert!(predicate(&p, &info).unwrap_err().contains("incomplete"));
+        }
     }
 
     #[test]
@@ -976,6 +1197,7 @@ mod tests {
             ],
             network: false,
             times: Some(((1_700_000_000, 0), (1_700_000_001, 5))),
+            invocation_id: None,
             build_config: Some(
                 serde_json::json!({"llbDefinition": [{"id": "step0", "op": {"Op": {"source": {"identifier": "local://context"}}}}]}),
             ),
@@ -994,7 +1216,7 @@ mod tests {
         let mut p =
             resolve(&flags(Some("mode=max,builder-id=https://ci/1,version=v0.2"), None, &[]), &[]).unwrap().unwrap();
         let info = full_info();
-        let got = statement(&predicate(&p, &info).unwrap(), vec![Subject::new("pkg:docker/app@1".into(), &d)]);
+        let got = statement(&p, &predicate(&p, &info).unwrap(), vec![Subject::new("pkg:docker/app@1".into(), &d)]);
         let want = concat!(
             r##"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v0.2","##,
             r##""subject":[{"name":"pkg:docker/app@1","digest":{"sha256":"dddddddddddddddddddddddddddddddddddddd"##,
@@ -1014,7 +1236,7 @@ mod tests {
         );
         assert_eq!(String::from_utf8(got).unwrap(), want.replace("\"platform\":\"linux/amd64\"", &host));
         p.mode = Mode::Min;
-        let got = statement(&predicate(&p, &info).unwrap(), vec![]);
+        let got = statement(&p, &predicate(&p, &info).unwrap(), vec![]);
         let want = concat!(
             r##"{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v0.2","##,
             r##""subject":[],"predicate":{"builder":{"id":"https://ci/1"},"buildType":"https://mobyproject.org/b"##,
@@ -1029,5 +1251,83 @@ mod tests {
             r##"false,"https://mobyproject.org/buildkit@v1#metadata":{}}}}"##,
         );
         assert_eq!(String::from_utf8(got).unwrap(), want.replace("\"platform\":\"linux/amd64\"", &host));
+    }
+
+    /// SLSA v1 (the default) as BuildKit HEAD writes it: Statement v1, Go's field order
+    /// (buildType, resolvedDependencies, externalParameters, internalParameters; builder then
+    /// metadata), internalParameters' keys sorted all the way down (its MarshalJSON goes
+    /// through a map), BuildKit's `buildkit_*` metadata names, the optional ones left out.
+    #[test]
+    fn v1_statements_are_buildkits() {
+        let host = format!("\"builderPlatform\":\"{}\"", normalized(&Platform::host()));
+        let d = format!("sha256:{}", "d".repeat(64));
+        let p = resolve(&flags(Some("mode=max,builder-id=https://ci/1"), None, &[]), &[]).unwrap().unwrap();
+        assert_eq!(p.version, Slsa::V1, "v1 unless version= says");
+        let mut info = full_info();
+        info.invocation_id = Some("i0".into());
+        // keys in any order: sorted in internalParameters
+        info.build_config =
+            Some(serde_json::json!({"llbDefinition": [{"id": "step1", "op": {"platform": {"OS": "linux"},
+            "Op": {"exec": {"meta": {"args": ["sh"], "env": [], "cwd": "/", "user": ""}}}}, "inputs": ["step0:0"]}]}));
+        let got = statement(&p, &predicate(&p, &info).unwrap(), vec![Subject::new("pkg:docker/app@1".into(), &d)]);
+        let want = concat!(
+            r##"{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v1","##,
+            r##""subject":[{"name":"pkg:docker/app@1","digest":{"sha256":"dddddddddddddddddddddddddddddddddd"##,
+            r##"dddddddddddddddddddddddddddddd"}}],"predicate":{"buildDefinition":{"buildType":"https://gith"##,
+            r##"ub.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md","resolvedDependencie"##,
+            r##"s":[{"uri":"pkg:docker/alpine@3?platform=linux%2Famd64","digest":{"sha256":"aaaaaaaaaaaaaaaa"##,
+            r##"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"}},{"uri":"https://g/r.git","digest":{"sha1"##,
+            r##"":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"}},{"uri":"https://h/x","digest":{"sha256":"cccc"##,
+            r##"cccccccccccccccccccccccccccccccccccccccccccccccccccccccccccc"}}],"externalParameters":{"conf"##,
+            r##"igSource":{"path":"Dockerfile"},"request":{"frontend":"dockerfile.v0","args":{"build-arg:A":"##,
+            r##""1 & <2>","label:L":"x","target":"t"},"secrets":[{"id":"o","optional":true},{"id":"s"}],"ssh"##,
+            r##"":[{"id":"default"}],"locals":[{"name":"context"},{"name":"dockerfile"}]}},"internalParamete"##,
+            r##"rs":{"buildConfig":{"llbDefinition":[{"id":"step1","inputs":["step0:0"],"op":{"Op":{"exec":{"##,
+            r##""meta":{"args":["sh"],"cwd":"/","env":[],"user":""}}},"platform":{"OS":"linux"}}}]},"builder"##,
+            r##"Platform":"linux/amd64"}},"runDetails":{"builder":{"id":"https://ci/1"},"metadata":{"invocat"##,
+            r##"ionId":"i0","startedOn":"2023-11-14T22:13:20Z","finishedOn":"2023-11-14T22:13:21.000000005Z""##,
+            r##","buildkit_metadata":{"source":{"locations":{},"infos":[{"filename":"Dockerfile","language":"##,
+            r##""Dockerfile"}]}},"buildkit_completeness":{"request":true,"resolvedDependencies":false}}}}}"##,
+        );
+        assert_eq!(String::from_utf8(got).unwrap(), want.replace("\"builderPlatform\":\"linux/amd64\"", &host));
+        // min, reproducible=true, a git context (its commit in configSource), no local source
+        // and no network (hermetic), no times (so no invocation ID either)
+        let p = resolve(&flags(Some("mode=min,reproducible=true,version=v1"), None, &[]), &[]).unwrap().unwrap();
+        let info = BuildInfo {
+            locals: Vec::new(),
+            context_uri: Some("https://g/r.git".into()),
+            secrets: Vec::new(),
+            times: None,
+            ..full_info()
+        };
+        let got = statement(&p, &predicate(&p, &info).unwrap(), vec![]);
+        let want = concat!(
+            r##"{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://slsa.dev/provenance/v1","##,
+            r##""subject":[],"predicate":{"buildDefinition":{"buildType":"https://github.com/moby/buildkit/b"##,
+            r##"lob/master/docs/attestations/slsa-definitions.md","resolvedDependencies":[{"uri":"pkg:docker"##,
+            r##"/alpine@3?platform=linux%2Famd64","digest":{"sha256":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"##,
+            r##"aaaaaaaaaaaaaaaaaaaaaaaaaa"}},{"uri":"https://g/r.git","digest":{"sha1":"bbbbbbbbbbbbbbbbbbb"##,
+            r##"bbbbbbbbbbbbbbbbbbbbb"}},{"uri":"https://h/x","digest":{"sha256":"cccccccccccccccccccccccccc"##,
+            r##"cccccccccccccccccccccccccccccccccccccc"}}],"externalParameters":{"configSource":{"uri":"http"##,
+            r##"s://g/r.git","digest":{"sha1":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},"path":"Dockerfile"##,
+            r##""},"request":{"frontend":"dockerfile.v0","args":{"target":"t"}}},"internalParameters":{"buil"##,
+            r##"derPlatform":"linux/amd64"}},"runDetails":{"builder":{"id":""},"metadata":{"buildkit_metadat"##,
+            r##"a":{},"buildkit_hermetic":true,"buildkit_completeness":{"request":false,"resolvedDependencie"##,
+            r##"s":true},"buildkit_reproducible":true}}}}"##,
+        );
+        assert_eq!(String::from_utf8(got).unwrap(), want.replace("\"builderPlatform\":\"linux/amd64\"", &host));
+        // the local output's file: the same statement, indented
+        let pretty: serde_json::Value =
+            serde_json::from_slice(&statement_pretty(&p, &predicate(&p, &info).unwrap(), vec![])).unwrap();
+        assert_eq!(pretty["_type"], STATEMENT_V1);
+        assert_eq!(pretty["predicate"]["runDetails"]["metadata"]["buildkit_reproducible"], true);
+    }
+
+    #[test]
+    fn invocation_ids_are_buildkits_shape() {
+        let a = invocation_id().unwrap();
+        assert_eq!(a.len(), 25, "{a}");
+        assert!(a.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()), "{a}");
+        assert_ne!(a, invocation_id().unwrap());
     }
 }

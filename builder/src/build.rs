@@ -1428,10 +1428,16 @@ fn build_read(
             (d.as_secs() as i64, d.subsec_nanos())
         };
         let times = opts.created_now.then(|| (at(started), at(std::time::SystemTime::now())));
+        // one ID for the build (BuildKit's job ID), and only beside the times
+        let id = match times {
+            Some(_) => Some(crate::attest::invocation_id().map_err(BuildError::Other)?),
+            None => None,
+        };
         let predicates = infos
             .iter_mut()
             .map(|i| {
                 i.times = times;
+                i.invocation_id = id.clone();
                 crate::attest::predicate(p, i)
             })
             .collect::<Result<Vec<_>, _>>()

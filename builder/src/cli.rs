@@ -112,9 +112,9 @@ pub struct OutputArgs {
     #[arg(long, value_name = "FILE")]
     pub metadata_file: Option<PathBuf>,
     /// Attach an attestation (repeatable): type=provenance[,mode=min|max,builder-id=ID,
-    /// filename=NAME,reproducible=true,inline-only=true,complete-materials=true] (SLSA v0.2, as
-    /// BuildKit writes it); type=sbom is refused (it needs BuildKit's scanner image). None by
-    /// default, so equal inputs give equal digests.
+    /// filename=NAME,reproducible=true,inline-only=true,complete-materials=true,version=v1|v0.2]
+    /// (SLSA v1 by default, as BuildKit writes it); type=sbom is refused (it needs BuildKit's
+    /// scanner image). None by default, so equal inputs give equal digests.
     #[arg(long = "attest", value_name = "type=TYPE[,KEY=VALUE...]")]
     pub attests: Vec<String>,
     /// Shorthand for --attest type=provenance: true (mode=max), false, or its options

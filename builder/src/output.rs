@@ -794,7 +794,8 @@ fn write_statements(
                 err: io::Error::other("the image has a file of that name (give the provenance another filename=)"),
             });
         }
-        fs::write(&path, crate::attest::statement_pretty(pred, subjects)).map_err(io_err("write", &path))?;
+        fs::write(&path, crate::attest::statement_pretty(&att.provenance, pred, subjects))
+            .map_err(io_err("write", &path))?;
         fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_err("chmod", &path))?;
         let ts = nix::sys::time::TimeSpec::new(pi.epoch.unwrap_or(0), 0);
         nix::sys::stat::utimensat(None, &path, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)

@@ -1,8 +1,8 @@
 //! Build attestations as BuildKit writes them (docs/attestations/attestation-storage.md,
 //! slsa-provenance.md), checked from outside: `--provenance` turns an image into an index
 //! whose attestation manifest (platform unknown/unknown, `vnd.docker.reference.*`
-//! annotations) holds an in-toto statement about the image manifest with a SLSA v0.2
-//! predicate; in an OCI archive, in the store, in a loopback registry (skopeo reads it, a pull
+//! annotations) holds an in-toto statement about the image manifest with a SLSA v1 predicate
+//! (Statement v1, BuildKit's default) or v0.2 (`version=v0.2`, Statement v0.1); in an OCI archive, in the store, in a loopback registry (skopeo reads it, a pull
 //! still picks the real platform), one per platform of a multi-platform build, as a file of a
 //! local output; equal inputs give equal digests; bad values are refused naming them. The
 //! Dockerfiles have no RUN, so no runtime or binfmt_misc handler is needed.
@@ -25,6 +25,12 @@ fn arch() -> &'static str {
         "aarch64" => "arm64",
         a => a,
     }
+}
+
+/// Go's standard base64, as encoding/json writes a []byte.
+fn base64(b: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(b)
 }
 
 fn sha256(b: &[u8]) -> String {
@@ -96,12 +102,24 @@ impl Archive {
     }
 }
 
+/// The SLSA version a test asks for.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Slsa {
+    V1,
+    V02,
+}
+
 /// Checks an index as attestation-storage.md says: the images first, then one attestation
-/// manifest per image about it; returns each (image entry, statement).
-fn check_index(blob: &dyn Fn(&str) -> Value, index: &Value, images: usize) -> Vec<(Value, Value)> {
+/// manifest per image about it, its statement of version `v`; returns each (image entry,
+/// statement).
+fn check_index(blob: &dyn Fn(&str) -> Value, index: &Value, images: usize, v: Slsa) -> Vec<(Value, Value)> {
     assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json", "{index}");
     let entries = index["manifests"].as_array().unwrap();
     assert_eq!(entries.len(), 2 * images, "{index}");
+    let (statement, predicate) = match v {
+        Slsa::V1 => ("https://in-toto.io/Statement/v1", "https://slsa.dev/provenance/v1"),
+        Slsa::V02 => ("https://in-toto.io/Statement/v0.1", "https://slsa.dev/provenance/v0.2"),
+    };
     let mut out = Vec::new();
     for (i, img) in entries[..images].iter().enumerate() {
         assert_ne!(img["platform"]["os"], "unknown", "{index}");
@@ -119,19 +137,40 @@ fn check_index(blob: &dyn Fn(&str) -> Value, index: &Value, images: usize) -> Ve
         let layers = m["layers"].as_array().unwrap();
         assert_eq!(layers.len(), 1, "{m}");
         assert_eq!(layers[0]["mediaType"], "application/vnd.in-toto+json");
-        assert_eq!(layers[0]["annotations"]["in-toto.io/predicate-type"], "https://slsa.dev/provenance/v0.2");
+        assert_eq!(layers[0]["annotations"]["in-toto.io/predicate-type"], predicate);
         assert_eq!(c["rootfs"]["diff_ids"][0], layers[0]["digest"], "{c}");
         let st = blob(layers[0]["digest"].as_str().unwrap());
-        assert_eq!(st["_type"], "https://in-toto.io/Statement/v0.1", "{st}");
-        assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v0.2");
+        assert_eq!(st["_type"], statement, "{st}");
+        assert_eq!(st["predicateType"], predicate);
         let p = &st["predicate"];
-        assert_eq!(p["buildType"], "https://mobyproject.org/buildkit@v1", "{p}");
-        assert_eq!(p["invocation"]["configSource"]["entryPoint"], "Dockerfile", "{p}");
-        assert_eq!(p["invocation"]["parameters"]["frontend"], "dockerfile.v0", "{p}");
-        assert_eq!(p["invocation"]["environment"]["platform"], format!("linux/{}", arch()), "{p}");
-        // a local context: the materials are incomplete; no times (reproducible)
-        assert_eq!(p["metadata"]["completeness"]["materials"], false, "{p}");
-        assert!(p["metadata"].get("buildStartedOn").is_none(), "{p}");
+        let platform = format!("linux/{}", arch());
+        match v {
+            Slsa::V1 => {
+                let def = &p["buildDefinition"];
+                assert_eq!(
+                    def["buildType"],
+                    "https://github.com/moby/buildkit/blob/master/docs/attestations/slsa-definitions.md",
+                    "{p}"
+                );
+                assert_eq!(def["externalParameters"]["configSource"]["path"], "Dockerfile", "{p}");
+                assert_eq!(def["externalParameters"]["request"]["frontend"], "dockerfile.v0", "{p}");
+                assert_eq!(def["internalParameters"]["builderPlatform"], platform, "{p}");
+                assert!(p.get("invocation").is_none() && p.get("materials").is_none(), "{p}");
+                // a local context: the dependencies are incomplete; no times, no invocation ID
+                // (reproducible)
+                let md = &p["runDetails"]["metadata"];
+                assert_eq!(md["buildkit_completeness"]["resolvedDependencies"], false, "{p}");
+                assert!(md.get("startedOn").is_none() && md.get("invocationId").is_none(), "{p}");
+            }
+            Slsa::V02 => {
+                assert_eq!(p["buildType"], "https://mobyproject.org/buildkit@v1", "{p}");
+                assert_eq!(p["invocation"]["configSource"]["entryPoint"], "Dockerfile", "{p}");
+                assert_eq!(p["invocation"]["parameters"]["frontend"], "dockerfile.v0", "{p}");
+                assert_eq!(p["invocation"]["environment"]["platform"], platform, "{p}");
+                assert_eq!(p["metadata"]["completeness"]["materials"], false, "{p}");
+                assert!(p["metadata"].get("buildStartedOn").is_none(), "{p}");
+            }
+        }
         out.push((img.clone(), st));
     }
     out
@@ -147,40 +186,35 @@ fn provenance_in_an_oci_archive_is_an_attestation_manifest_about_the_image() {
     let a = Archive::read(&plain);
     assert_eq!(a.top()["mediaType"], "application/vnd.oci.image.manifest.v1+json", "{}", a.top());
 
+    // SLSA v1, BuildKit's default
     let min = t.out("min.tar");
     let dest = format!("type=oci,dest={},name=app:1", min.display());
     t.build(&["--provenance=mode=min", "--build-arg", "FOO=secret-ish", "-o", &dest]).ok();
     let a = Archive::read(&min);
     let top = a.top();
     let index = a.json(top["digest"].as_str().unwrap());
-    let checked = check_index(&|d| a.json(d), &index, 1);
+    let checked = check_index(&|d| a.json(d), &index, 1, Slsa::V1);
     let (img, st) = &checked[0];
     assert_eq!(img["platform"]["architecture"], arch());
     // the subject: the image manifest, named as BuildKit's purl of the output's name
     let hex = img["digest"].as_str().unwrap().trim_start_matches("sha256:");
-    assert_eq!(
-        st["subject"],
-        serde_json::json!([{"name": format!("pkg:docker/app@1?platform=linux%2F{}", arch()), "digest": {"sha256": hex}}]),
-        "{st}"
-    );
+    let subject = serde_json::json!([{"name": format!("pkg:docker/app@1?platform=linux%2F{}", arch()), "digest": {"sha256": hex}}]);
+    assert_eq!(st["subject"], subject, "{st}");
     let p = &st["predicate"];
     // the base image: its purl and the digest its name stands for in the store
-    assert_eq!(
-        p["materials"],
-        serde_json::json!([{
-            "uri": format!("pkg:docker/base@1?platform=linux%2F{}", arch()),
-            "digest": {"sha256": base.trim_start_matches("sha256:")}
-        }]),
-        "{p}"
-    );
-    // min: no build args, so the parameters are incomplete; the local sources are listed
-    assert!(p["invocation"]["parameters"].get("args").is_none(), "{p}");
-    assert_eq!(p["metadata"]["completeness"]["parameters"], false, "{p}");
-    assert_eq!(
-        p["invocation"]["parameters"]["locals"],
-        serde_json::json!([{"name": "context"}, {"name": "dockerfile"}])
-    );
-    assert!(p.get("buildConfig").is_none(), "{p}");
+    let base_dep = serde_json::json!([{
+        "uri": format!("pkg:docker/base@1?platform=linux%2F{}", arch()),
+        "digest": {"sha256": base.trim_start_matches("sha256:")}
+    }]);
+    assert_eq!(p["buildDefinition"]["resolvedDependencies"], base_dep, "{p}");
+    // min: no build args, so the request is incomplete; the context and the Dockerfile are
+    // local sources, named (no digest pins them), so the dependencies are incomplete too
+    let request = &p["buildDefinition"]["externalParameters"]["request"];
+    assert!(request.get("args").is_none(), "{p}");
+    assert_eq!(p["runDetails"]["metadata"]["buildkit_completeness"]["request"], false, "{p}");
+    assert_eq!(request["locals"], serde_json::json!([{"name": "context"}, {"name": "dockerfile"}]));
+    assert!(p["buildDefinition"]["internalParameters"].get("buildConfig").is_none(), "{p}");
+    assert!(p["runDetails"]["metadata"]["buildkit_metadata"].get("source").is_none(), "{p}");
 
     // the same input gives the same index, byte for byte
     let again = t.out("again.tar");
@@ -194,22 +228,79 @@ fn provenance_in_an_oci_archive_is_an_attestation_manifest_about_the_image() {
     .ok();
     assert_eq!(Archive::read(&again).top()["digest"], top["digest"]);
 
-    // max (what --provenance=true means, as in BuildKit): the build args are there
-    let max = t.out("max.tar");
+    // max (what --provenance=true means, as in BuildKit): the build args are there, the steps
+    // (the base image's source op pinned by digest) and the Dockerfile; reproducible too
+    let mut max_top = Vec::new();
+    for n in ["max.tar", "max2.tar"] {
+        let max = t.out(n);
+        t.build(&[
+            "--provenance=true",
+            "--build-arg",
+            "FOO=secret-ish",
+            "-o",
+            &format!("type=oci,dest={},name=app:1", max.display()),
+        ])
+        .ok();
+        let a = Archive::read(&max);
+        max_top.push(a.top()["digest"].clone());
+        let index = a.json(a.top()["digest"].as_str().unwrap());
+        let (_, st) = &check_index(&|d| a.json(d), &index, 1, Slsa::V1)[0];
+        let p = &st["predicate"];
+        let def = &p["buildDefinition"];
+        assert_eq!(def["externalParameters"]["request"]["args"]["build-arg:FOO"], "secret-ish", "{p}");
+        assert_eq!(def["resolvedDependencies"], base_dep, "{p}");
+        assert_eq!(p["runDetails"]["metadata"]["buildkit_completeness"]["request"], true, "{p}");
+        let steps = def["internalParameters"]["buildConfig"]["llbDefinition"].as_array().unwrap();
+        let src = format!("docker-image://docker.io/library/base:1@{base}");
+        assert!(steps.iter().any(|s| s["op"]["Op"]["source"]["identifier"] == src.as_str()), "{src} not in {p}");
+        let info = &p["runDetails"]["metadata"]["buildkit_metadata"]["source"]["infos"][0];
+        assert_eq!(info["filename"], "Dockerfile", "{p}");
+        assert_eq!(info["data"], base64(DF.as_bytes()), "{p}");
+    }
+    assert_eq!(max_top[0], max_top[1], "mode=max is reproducible too");
+
+    // version=v0.2: SLSA v0.2 in a Statement v0.1, as before v1
+    let old = t.out("v02.tar");
     t.build(&[
-        "--provenance=true",
+        "--provenance=mode=min,version=v0.2",
         "--build-arg",
         "FOO=secret-ish",
         "-o",
-        &format!("type=oci,dest={},name=app:1", max.display()),
+        &format!("type=oci,dest={},name=app:1", old.display()),
     ])
     .ok();
-    let a = Archive::read(&max);
+    let a = Archive::read(&old);
     let index = a.json(a.top()["digest"].as_str().unwrap());
-    let (_, st) = &check_index(&|d| a.json(d), &index, 1)[0];
+    let (_, st) = &check_index(&|d| a.json(d), &index, 1, Slsa::V02)[0];
+    assert_eq!(st["subject"], subject, "{st}");
     let p = &st["predicate"];
-    assert_eq!(p["invocation"]["parameters"]["args"]["build-arg:FOO"], "secret-ish", "{p}");
-    assert_eq!(p["metadata"]["completeness"]["parameters"], true, "{p}");
+    assert_eq!(p["materials"], base_dep, "{p}");
+    assert!(p["invocation"]["parameters"].get("args").is_none(), "{p}");
+    assert_eq!(p["metadata"]["completeness"]["parameters"], false, "{p}");
+    assert_eq!(
+        p["invocation"]["parameters"]["locals"],
+        serde_json::json!([{"name": "context"}, {"name": "dockerfile"}])
+    );
+    assert!(p.get("buildConfig").is_none(), "{p}");
+
+    // --timestamp now gives up reproducibility: then the times and an invocation ID are there
+    let now = t.out("now.tar");
+    t.build(&[
+        "--timestamp",
+        "now",
+        "--provenance=mode=min",
+        "-o",
+        &format!("type=oci,dest={},name=app:1", now.display()),
+    ])
+    .ok();
+    let a = Archive::read(&now);
+    let index = a.json(a.top()["digest"].as_str().unwrap());
+    let m = a.json(index["manifests"][1]["digest"].as_str().unwrap());
+    let st = a.json(m["layers"][0]["digest"].as_str().unwrap());
+    let md = &st["predicate"]["runDetails"]["metadata"];
+    assert_eq!(md["invocationId"].as_str().map(str::len), Some(25), "{md}");
+    let (started, finished) = (md["startedOn"].as_str().unwrap(), md["finishedOn"].as_str().unwrap());
+    assert!(started.ends_with('Z') && finished.ends_with('Z') && started <= finished, "{md}");
 
     // oci-artifact=true: BuildKit's artifact manifest (artifactType, subject, the empty config)
     let art = t.out("artifact.tar");
@@ -240,7 +331,7 @@ fn provenance_in_an_oci_archive_is_an_attestation_manifest_about_the_image() {
             assert_eq!(got.top()["digest"], top["digest"], "{args:?}");
         } else {
             // the build arg is one of the frontend's args (dropped by min, but present in max)
-            check_index(&|d| got.json(d), &index, 1);
+            check_index(&|d| got.json(d), &index, 1, Slsa::V1);
         }
     }
 }
@@ -253,7 +344,7 @@ fn the_store_the_docker_archive_and_a_local_output_carry_the_provenance() {
     assert_eq!(top["mediaType"], "application/vnd.oci.image.index.v1+json", "{top}");
     let index: Value = serde_json::from_slice(&t.store_blob(top["digest"].as_str().unwrap())).unwrap();
     let blob = |d: &str| -> Value { serde_json::from_slice(&t.store_blob(d)).unwrap() };
-    let (img, st) = &check_index(&blob, &index, 1)[0];
+    let (img, st) = &check_index(&blob, &index, 1, Slsa::V1)[0];
     assert_eq!(st["subject"][0]["name"], format!("pkg:docker/app@2?platform=linux%2F{}", arch()));
     // the store's commands see the image, not the attestation
     let o = t.s.run(&["inspect", "app:2"]).ok();
@@ -282,13 +373,14 @@ fn the_store_the_docker_archive_and_a_local_output_carry_the_provenance() {
         assert!(a.files.contains_key(l.as_str().unwrap()), "{l}");
     }
     let index = a.json(a.top()["digest"].as_str().unwrap());
-    check_index(&|d| a.json(d), &index, 1);
+    check_index(&|d| a.json(d), &index, 1, Slsa::V1);
 
     // a local output: provenance.json beside the files, every file a subject
     let dir = t.out("local");
     t.build(&["--provenance=mode=min", "-o", &format!("type=local,dest={}", dir.display())]).ok();
     let st: Value = serde_json::from_slice(&fs::read(dir.join("provenance.json")).unwrap()).unwrap();
-    assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v0.2");
+    assert_eq!(st["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(st["predicateType"], "https://slsa.dev/provenance/v1");
     let subjects: Vec<&str> = st["subject"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(subjects, ["app.txt", "base.txt"], "{st}");
     assert_eq!(st["subject"][0]["digest"]["sha256"], sha256(b"app\n").trim_start_matches("sha256:"));
@@ -325,7 +417,7 @@ fn a_multi_platform_build_has_one_attestation_per_platform() {
     .ok();
     let a = Archive::read(&out);
     let index = a.json(a.top()["digest"].as_str().unwrap());
-    let checked = check_index(&|d| a.json(d), &index, 2);
+    let checked = check_index(&|d| a.json(d), &index, 2, Slsa::V1);
     for ((img, st), arch) in checked.iter().zip(["amd64", "arm64"]) {
         assert_eq!(img["platform"]["architecture"], arch);
         assert_eq!(st["subject"][0]["name"], format!("pkg:docker/multi@1?platform=linux%2F{arch}"), "{st}");
@@ -335,7 +427,7 @@ fn a_multi_platform_build_has_one_attestation_per_platform() {
             "{st}"
         );
         // FROM scratch: nothing to list
-        assert!(st["predicate"].get("materials").is_none(), "{st}");
+        assert!(st["predicate"]["buildDefinition"].get("resolvedDependencies").is_none(), "{st}");
     }
     // in the store: prune keeps every platform's image and attestation the index names
     s.run(&[
@@ -393,6 +485,8 @@ fn bad_attestation_values_are_refused_naming_them() {
     for (args, want) in [
         (vec!["--provenance=mode=foo"], "invalid mode \"foo\""),
         (vec!["--provenance=colour=red"], "unknown provenance attribute \"colour\""),
+        (vec!["--provenance=version=v3"], "invalid provenance SLSA version: v3"),
+        (vec!["--attest", "type=provenance,capture-usage=true"], "capture-usage=true"),
         (vec!["--attest", "mode=max"], "attestation type not specified"),
         (vec!["--attest", "type=foo"], "unknown attestation type \"foo\""),
         (vec!["--sbom=true"], "buildkit-syft-scanner"),
@@ -432,7 +526,7 @@ fn a_pushed_index_keeps_its_attestation_and_a_pull_picks_the_real_platform() {
         // a config or a statement: a blob of the registry
         serde_json::from_slice(&fs::read(r.blob_data(d)).unwrap()).unwrap()
     };
-    let (img, st) = &check_index(&raw, &index, 1)[0];
+    let (img, st) = &check_index(&raw, &index, 1, Slsa::V1)[0];
     assert_eq!(
         st["subject"][0]["name"],
         format!("pkg:docker/{}/attest/app@1?platform=linux%2F{}", r.host.replace(':', "%3A"), arch())
