@@ -1288,6 +1288,11 @@ fn outputs_of_different_times_are_each_what_a_build_of_only_them_writes() {
                 (oci("b3.tar", ""), true),
             ],
         ),
+        // with provenance: each output's attestation is about its own image
+        (
+            vec!["--build-arg", &sde, "--provenance", "mode=max"],
+            vec![(oci("pa.tar", &low), true), (oci("pb.tar", ""), true)],
+        ),
     ];
     let want: BTreeMap<&str, Vec<(&str, String)>> = BTreeMap::from([
         (
