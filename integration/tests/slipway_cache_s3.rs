@@ -167,3 +167,48 @@ fn s3_errors_name_the_s3_error_code() {
     let all = format!("{}{}", o.stdout, o.stderr);
     assert!(all.contains("WARNING: cache from s3") && all.contains("NoSuchKey"), "{all}");
 }
+
+/// `cache-mounts=true` over S3: the RUN cache mount's content travels as one more blob at
+/// BuildKit's blob key, and a fresh store gets it before its build runs.
+#[test]
+fn s3_cache_carries_cache_mounts() {
+    if !s3::available() {
+        return;
+    }
+    let m = Moto::start();
+    m.create_bucket("mounts");
+    let t = Slipway::new();
+    let ctx = t.context("m", &[]);
+    std::fs::copy("/usr/bin/busybox", ctx.join("busybox")).expect("busybox-static");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN --mount=type=cache,target=/c [\"/bin/busybox\", \"sh\", \"-c\", \"echo pkg-v1 > /c/pkg; echo done > /d\"]\n",
+    )
+    .unwrap();
+    let spec = format!(
+        "type=s3,bucket=mounts,region={REGION},endpoint_url={},use_path_style=true,access_key_id={},secret_access_key={}",
+        m.endpoint, m.access_key, m.secret_key
+    );
+    let a = t.dir.path().join("a");
+    build(&a, &ctx, &["-t", "m:1", "--cache-to", &format!("{spec},cache-mounts=true")], &[]).ok();
+    let cfg: serde_json::Value = serde_json::from_str(&m.get("mounts", "manifests/buildkit")).unwrap();
+    let mount = cfg["mounts"][0]["digest"].as_str().unwrap_or_else(|| panic!("no cache mount in {cfg}")).to_string();
+    let objects = m.objects("mounts");
+    assert!(
+        objects.iter().any(|(k, sha, _)| *k == format!("blobs/{mount}") && mount.ends_with(sha.as_str())),
+        "{mount} not in {objects:?}"
+    );
+    // a fresh store: the cache mount arrives with the steps, and a RUN that reads it sees it
+    let b = t.dir.path().join("b");
+    let o = build(&b, &ctx, &["-t", "m:1", "--cache-from", &spec], &[]).ok();
+    assert!(o.stdout.contains("1 cache mounts"), "{}", o.stdout);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN --mount=type=cache,target=/c [\"/bin/busybox\", \"sh\", \"-c\", \"echo MOUNT-$(cat /c/pkg)\"]\n",
+    )
+    .unwrap();
+    let o = build(&b, &ctx, &["-t", "m:2"], &[]).ok();
+    assert!(o.stdout.contains("MOUNT-pkg-v1"), "{}", o.stdout);
+}
