@@ -145,6 +145,26 @@ fn s3_errors_name_the_s3_error_code() {
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("no AWS credentials"), "{}", o.stderr);
     assert!(m.objects("slipway-cache").is_empty(), "a failed export left objects");
+    // bucket, region and the key from the environment and the shared credentials file's profile
+    let file = t.dir.path().join("aws-credentials");
+    std::fs::write(
+        &file,
+        format!(
+            "[default]\naws_access_key_id = AKIANOPE\naws_secret_access_key = nope\n\n[ci]\n\
+             aws_access_key_id = {}\naws_secret_access_key = {}\n",
+            m.access_key, m.secret_key
+        ),
+    )
+    .unwrap();
+    let env = [
+        ("AWS_BUCKET", "slipway-cache"),
+        ("AWS_REGION", REGION),
+        ("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap()),
+        ("AWS_PROFILE", "ci"),
+    ];
+    let bare = format!("type=s3,endpoint_url={},use_path_style=true", m.endpoint);
+    build(&root, &ctx, &["-t", "c:1", "--cache-to", &bare], &env).ok();
+    assert!(m.objects("slipway-cache").iter().any(|(k, _, _)| k == "manifests/buildkit"));
 
     // a missing bucket: an export fails (unless ignore-error), an import is a warning
     let nope = format!("{common},bucket=no-such-bucket,{keys}");
