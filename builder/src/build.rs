@@ -1130,10 +1130,14 @@ fn with_output_times(
         // each output's options as a build with only it would have them, and the layers it needs
         let mut own: Vec<(BuildOptions, Option<layer::Mtimes>)> = Vec::new();
         for o in &outs {
-            let t = match o.source_date_epoch {
+            let mut t = match o.source_date_epoch {
                 Some(n) => with_times(&run, Some(n), Some(format!("source-date-epoch={n} of the output"))),
                 None => run.clone(),
             };
+            if run.created_now {
+                // `--timestamp now`: the one build time for every output
+                t.created = run.created;
+            }
             let needs = match (&o.kind, output::rewrites(o)) {
                 (_, Some(rewrite)) => Some(mtimes_of(rewrite, t.source_date_epoch, t.epoch)),
                 // every file of a local or tar output gets its SOURCE_DATE_EPOCH when it has one
