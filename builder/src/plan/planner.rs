@@ -377,7 +377,7 @@ impl<'a> Planner<'a> {
                     network: self.opts.network,
                     cache_ns: ns.as_deref(),
                     labs: self.opts.labs,
-                    devices: self.opts.devices,
+                    devices: (!self.opts.all_stages).then_some(self.opts.devices),
                 };
                 let mut p = plan_run(&at, st, run, &flags, &ropts, self.ctx, &resolve)?;
                 let platform = self.platforms[self.cur].clone().unwrap_or_else(|| self.target_platform.clone());

@@ -34,7 +34,9 @@ pub(super) struct RunOptions<'a> {
     pub cache_ns: Option<&'a str>,
     /// A labs frontend was asked for: `RUN --device` runs.
     pub labs: bool,
-    pub devices: &'a crate::cdi::Devices,
+    /// Where devices resolve; None for a plan that runs nothing (`build --check`: BuildKit's
+    /// lint request resolves no device, the worker does).
+    pub devices: Option<&'a crate::cdi::Devices>,
 }
 
 /// A planned RUN: the step, its history text, and what its cache key takes besides the
@@ -77,8 +79,10 @@ pub(super) fn plan_run(
             "device feature is only supported in Dockerfile frontend 1.14.0-labs or later \
              (# syntax=docker/dockerfile:1-labs)",
         ));
+    } else if let Some(d) = opts.devices {
+        d.inject(flags.devices).map_err(|e| at.err(format!("RUN --device: {e}")))?
     } else {
-        opts.devices.inject(flags.devices).map_err(|e| at.err(format!("RUN --device: {e}")))?
+        crate::cdi::Injected::default()
     };
     let mut mounts = Vec::new();
     let args = match cmd {
