@@ -92,6 +92,29 @@ fn a_device_gives_the_step_its_env_nodes_and_mounts_and_no_layer_keeps_them() {
     assert_eq!(ran(&r.stdout), 1, "another device set is another key: {}", r.stdout);
 }
 
+/// A device's hooks run as the runtime runs OCI hooks (here on the host, where the test reads
+/// what the hook wrote), and its additional gids are the step's.
+#[test]
+fn a_device_adds_hooks_and_groups() {
+    let df = format!("{LABS}FROM bb\nRUN --device=slipway.test/extra=hooked sh -c 'id -G > /gids'\n");
+    let (s, ctx, dir) = setup("hooks", &df);
+    let marker = s.dir.path().join("hook-ran");
+    let spec = serde_json::json!({
+        "cdiVersion": "0.7.0", "kind": "slipway.test/extra",
+        "devices": [{"name": "hooked", "containerEdits": {
+            "additionalGids": [0, 44],
+            "hooks": [{"hookName": "createRuntime", "path": "/bin/sh",
+                       "args": ["sh", "-c", format!("echo $CDI_HOOK > {}", marker.display())],
+                       "env": ["CDI_HOOK=from-the-spec"], "timeout": 10}]
+        }}]
+    });
+    fs::write(Path::new(&dir).join("extra.json"), spec.to_string()).unwrap();
+    s.build(&ctx, "cdi:hooks", &["--cdi-spec-dir", &dir, "--allow", "device"]).ok();
+    assert_eq!(fs::read_to_string(&marker).unwrap_or_default(), "from-the-spec\n", "the hook ran with its env");
+    let gids = text(&s.save("cdi:hooks"), "gids");
+    assert_eq!(gids.split_whitespace().collect::<Vec<_>>(), ["0", "44"], "{gids}");
+}
+
 #[test]
 fn the_mainline_frontend_refuses_devices_as_buildkits_does() {
     let s = Slipway::new();
@@ -141,6 +164,8 @@ fn a_required_device_must_exist_and_an_optional_one_is_skipped() {
         r.stderr
     );
     assert_ne!(s.run(&["inspect", "cdi:req"]).code, 0, "nothing tagged");
+    // `--check` runs nothing, so it resolves no device (BuildKit's lint request neither)
+    s.build(&ctx, "cdi:req", &["--check", "--cdi-spec-dir", &dir]).ok();
     // BuildKit's default is required=false: the step runs without it, and the build says so
     let df = format!(
         "{LABS}FROM bb\nRUN --device=slipway.test/dev=nope --device=nothing,required=false sh -c 'echo ran > /ran'\n"
