@@ -86,6 +86,9 @@ pub struct Registry {
     specs: Vec<(PathBuf, usize, spec::Spec)>,
     /// Qualified name (`vendor/class=name`) -> (spec, device) indexes.
     devices: BTreeMap<String, (usize, usize)>,
+    /// `*.yml` files of the dirs, which CDI does not read (BuildKit's docs/cdi.md writes its
+    /// example to `/etc/cdi/foo.yml`): named when a device is not found.
+    unread: Vec<PathBuf>,
 }
 
 impl Registry {
@@ -109,8 +112,10 @@ impl Registry {
                     continue;
                 }
                 let p = e.path();
-                if matches!(p.extension().and_then(|x| x.to_str()), Some("json" | "yaml")) {
-                    files.push(p);
+                match p.extension().and_then(|x| x.to_str()) {
+                    Some("json" | "yaml") => files.push(p),
+                    Some("yml") => r.unread.push(p),
+                    _ => {}
                 }
             }
             files.sort();
@@ -327,11 +332,13 @@ impl Devices {
             let found = reg.resolve(name);
             if found.is_empty() {
                 if r.required {
-                    return Err(format!(
-                        "required device {:?} is not registered (CDI spec dirs: {})",
-                        r.name,
-                        self.dirs_text()
-                    ));
+                    let mut msg =
+                        format!("required device {:?} is not registered (CDI spec dirs: {})", r.name, self.dirs_text());
+                    if !reg.unread.is_empty() {
+                        let files: Vec<String> = reg.unread.iter().map(|p| p.display().to_string()).collect();
+                        msg.push_str(&format!("; not read, CDI reads *.json and *.yaml only: {}", files.join(", ")));
+                    }
+                    return Err(msg);
                 }
                 out.missing.push(r.name.clone());
             }
@@ -467,6 +474,14 @@ mod tests {
         assert_eq!(inj.edits.env, ["SPEC=1", "TWO=1", "ONE=1"], "the spec's edits once, then each device's");
         let e = devs.inject(&[req("x.com/y=z", true)]).unwrap_err();
         assert!(e.starts_with("required device \"x.com/y=z\" is not registered (CDI spec dirs: "), "{e}");
+        assert!(!e.contains("not read"), "{e}");
+        // BuildKit's docs name their example foo.yml, which the CDI library never reads: said
+        write(d.path(), "foo.yml", "cdiVersion: 0.3.0\n");
+        let e = devices(&[d.path()]).inject(&[req("x.com/y=z", true)]).unwrap_err();
+        assert!(
+            e.ends_with(&format!("; not read, CDI reads *.json and *.yaml only: {}/foo.yml", d.path().display())),
+            "{e}"
+        );
     }
 
     #[test]
