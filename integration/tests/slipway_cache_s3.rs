@@ -162,7 +162,8 @@ fn s3_errors_name_the_s3_error_code() {
         ("AWS_SHARED_CREDENTIALS_FILE", file.to_str().unwrap()),
         ("AWS_PROFILE", "ci"),
     ];
-    let bare = format!("type=s3,endpoint_url={},use_path_style=true", m.endpoint);
+    // no use_path_style: an endpoint that is an IP address gets path style anyway (the SDK's rules)
+    let bare = format!("type=s3,endpoint_url={}", m.endpoint);
     build(&root, &ctx, &["-t", "c:1", "--cache-to", &bare], &env).ok();
     assert!(m.objects("slipway-cache").iter().any(|(k, _, _)| k == "manifests/buildkit"));
 

@@ -26,7 +26,29 @@ pub struct Endpoint {
     pub path_style: bool,
 }
 
+/// Whether a bucket name can be a DNS label in front of the endpoint (the SDK's endpoint rules,
+/// `aws.isVirtualHostableS3Bucket` without subdomains): 3-63 of `a-z0-9-`, a letter or digit at
+/// each end. A name with dots would not match the endpoint's wildcard certificate.
+fn virtual_hostable(bucket: &str) -> bool {
+    let b = bucket.as_bytes();
+    (3..=63).contains(&b.len())
+        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+}
+
 impl Endpoint {
+    /// Path style for `bucket` here: asked for (`use_path_style`), or, as the SDK's endpoint
+    /// rules have it, an endpoint that is an IP address or a bucket name that is no DNS label.
+    pub fn uses_path_style(&self, bucket: &str) -> bool {
+        let host = match self.authority.rsplit_once(':') {
+            Some((h, p)) if p.bytes().all(|c| c.is_ascii_digit()) && !h.is_empty() => h,
+            _ => self.authority.as_str(),
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        self.path_style || host.parse::<std::net::IpAddr>().is_ok() || !virtual_hostable(bucket)
+    }
+
     /// AWS's own endpoint for `region`, virtual-hosted (the SDK's default).
     pub fn aws(region: &str) -> Endpoint {
         let domain = if region.starts_with("cn-") { "amazonaws.com.cn" } else { "amazonaws.com" };
@@ -125,7 +147,7 @@ impl Bucket {
     /// The Host and the path of `key` (encoded as signed).
     fn locate(&self, key: &str) -> (String, String) {
         let k = sigv4::uri_encode(key, true);
-        if self.endpoint.path_style {
+        if self.endpoint.uses_path_style(&self.bucket) {
             (self.endpoint.authority.clone(), format!("/{}/{k}", sigv4::uri_encode(&self.bucket, false)))
         } else {
             (format!("{}.{}", self.bucket, self.endpoint.authority), format!("/{k}"))
@@ -369,6 +391,16 @@ mod tests {
         for bad in ["127.0.0.1:9000", "ftp://h", "http://h/path", "http://"] {
             assert!(Endpoint::parse(bad, false).is_err(), "{bad}");
         }
+        // the SDK's rules: virtual-hosted unless asked, an IP endpoint, or a name no DNS label
+        let aws = Endpoint::aws("eu-west-1");
+        assert!(!aws.uses_path_style("my-cache-1"));
+        for b in ["my.cache", "My-Cache", "-x-", "ab"] {
+            assert!(aws.uses_path_style(b), "{b}");
+        }
+        assert!(!Endpoint::parse("http://minio:9000", false).unwrap().uses_path_style("cache"));
+        assert!(Endpoint::parse("http://minio:9000", true).unwrap().uses_path_style("cache"));
+        assert!(Endpoint::parse("http://127.0.0.1:9000", false).unwrap().uses_path_style("cache"));
+        assert!(Endpoint::parse("http://[::1]:9000", false).unwrap().uses_path_style("cache"));
     }
 
     #[test]
