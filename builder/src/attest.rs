@@ -9,8 +9,10 @@
 //!
 //! Provenance is opt-in: a build without `--provenance`/`--attest` writes none (buildx adds
 //! `mode=min` by default, docker's own driver none), so equal inputs keep giving equal digests.
-//! SBOMs need BuildKit's scanner image run as a step; slipway refuses them. This module writes
-//! blobs and JSON only; it runs no step and decides no output's shape beyond the attestations.
+//! SBOMs (`--sbom`, `--attest type=sbom`) are what a generator image writes when `sbom.rs` runs
+//! it (BuildKit's SBOM protocol): here they are parsed, checked and stored as in-toto
+//! statements beside the provenance. This module writes blobs and JSON only; it runs no step
+//! and decides no output's shape beyond the attestations.
 
 use crate::registry::Platform;
 use crate::store::image::{self, Descriptor};
@@ -107,9 +109,32 @@ pub struct Flags {
     pub attests: Vec<String>,
 }
 
-/// The message for an SBOM asked for.
-const NO_SBOM: &str = "SBOM attestations need BuildKit's scanner image (docker/buildkit-syft-scanner) run as a \
-     build step, which slipway cannot run: not supported";
+/// The SPDX document predicate type (in-toto's PredicateSPDX), the only SBOM BuildKit takes.
+pub const PREDICATE_SPDX: &str = "https://spdx.dev/Document";
+/// BuildKit's default generator (frontend/attestations/parse.go defaultSBOMGenerator).
+pub const DEFAULT_GENERATOR: &str = "docker/buildkit-syft-scanner:stable-1";
+
+/// An SBOM asked for: the generator image and its parameters (each given to it as
+/// `BUILDKIT_SCAN_<KEY>=<VALUE>`, as BuildKit's CreateSBOMScanner passes them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sbom {
+    /// The image reference as given (normalized when it is pulled).
+    pub generator: String,
+    pub params: Vec<(String, String)>,
+}
+
+/// What a build attests.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requested {
+    pub provenance: Option<Provenance>,
+    pub sbom: Option<Sbom>,
+}
+
+impl Requested {
+    pub fn any(&self) -> bool {
+        self.provenance.is_some() || self.sbom.is_some()
+    }
+}
 
 /// One attestation request as buildx parses it: the type, disabled, the other attributes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,8 +173,8 @@ fn parse_attest(flag: &str, s: &str) -> Result<Attest, String> {
 
 /// The attestations a build makes: the flags (buildx's order, `--attest`s then `--provenance`
 /// then `--sbom`, a later one of a type replacing an earlier), else the `BUILDKIT_ATTEST_*`
-/// build args (BuildKit's frontend reads them the same way). `None`: no provenance.
-pub fn resolve(flags: &Flags, build_args: &[(String, String)]) -> Result<Option<Provenance>, String> {
+/// build args (BuildKit's frontend reads them the same way).
+pub fn resolve(flags: &Flags, build_args: &[(String, String)]) -> Result<Requested, String> {
     let mut given: Vec<(String, Attest)> = Vec::new();
     let mut add = |flag: String, a: Attest| match given.iter_mut().find(|(_, g)| g.typ == a.typ) {
         Some(slot) => *slot = (flag, a),
@@ -191,17 +216,42 @@ pub fn resolve(flags: &Flags, build_args: &[(String, String)]) -> Result<Option<
         }
         given.push((flag, a));
     }
-    let mut out = None;
+    let mut out = Requested::default();
     for (flag, a) in given {
         match a.typ.as_str() {
             "provenance" if a.disabled => {}
-            "provenance" => out = Some(provenance(&flag, &a.attrs)?),
+            "provenance" => out.provenance = Some(provenance(&flag, &a.attrs)?),
             "sbom" if a.disabled => {}
-            "sbom" => return Err(format!("{flag}: {NO_SBOM}")),
+            "sbom" => out.sbom = Some(sbom(&flag, &a.attrs)?),
             t => return Err(format!("{flag}: unknown attestation type {t:?}")),
         }
     }
     Ok(out)
+}
+
+/// The SBOM attributes as BuildKit's dockerui reads them (frontend/dockerui/config.go): the
+/// generator (default BuildKit's syft scanner) a reference, every other attribute a parameter
+/// of the generator.
+fn sbom(flag: &str, attrs: &[(String, String)]) -> Result<Sbom, String> {
+    let mut s = Sbom { generator: DEFAULT_GENERATOR.to_string(), params: Vec::new() };
+    for (k, v) in attrs {
+        match k.as_str() {
+            "generator" if v.is_empty() => return Err(format!("{flag}: sbom scanner cannot be empty")),
+            "generator" => {
+                crate::registry::reference::Reference::parse(v)
+                    .map_err(|e| format!("{flag}: failed to parse sbom scanner {v}: {e}"))?;
+                s.generator = v.clone();
+            }
+            // buildx sends the type among the attributes
+            "type" => {}
+            _ => {
+                s.params.retain(|(pk, _)| pk != k);
+                s.params.push((k.clone(), v.clone()));
+            }
+        }
+    }
+    s.params.sort();
+    Ok(s)
 }
 
 /// The provenance attributes, as BuildKit's NewProvenanceCreator and control.go read them;
@@ -404,12 +454,12 @@ struct Statement<'a> {
     #[serde(rename = "_type")]
     typ: &'static str,
     #[serde(rename = "predicateType")]
-    predicate_type: &'static str,
+    predicate_type: &'a str,
     subject: Vec<Subject>,
     predicate: &'a serde_json::Value,
 }
 
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, serde::Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Subject {
     pub name: String,
     pub digest: BTreeMap<String, String>,
@@ -753,24 +803,24 @@ struct RootFs<'a> {
 /// commitAttestationsManifest) and returns its index entry: platform unknown/unknown, the
 /// reference annotations, with every blob it wrote (the manifest's first).
 /// `oci_artifact`: artifactType, subject and the empty config.
+/// `statements`: each statement's bytes and predicate type, in the manifest's layer order.
 pub fn put_manifest(
     store: &Store,
     target: &Descriptor,
-    statements: &[Vec<u8>],
-    predicate_type: &str,
+    statements: &[(Vec<u8>, String)],
     oci_artifact: bool,
 ) -> Result<(Descriptor, Vec<String>), StoreError> {
     use serde_json::json;
     let mut layers = Vec::new();
     let mut blobs = Vec::new();
-    for s in statements {
+    for (s, predicate_type) in statements {
         let digest = store.put_blob(s)?;
         blobs.push(digest.clone());
         layers.push(Descriptor {
             media_type: MT_INTOTO.into(),
             digest,
             size: s.len() as u64,
-            annotations: BTreeMap::from([(ANN_PREDICATE_TYPE.to_string(), predicate_type.to_string())]),
+            annotations: BTreeMap::from([(ANN_PREDICATE_TYPE.to_string(), predicate_type.clone())]),
             platform: None,
         });
     }
@@ -811,32 +861,229 @@ pub fn put_manifest(
 }
 
 /// What a build attests, for the outputs: the provenance asked for and each platform's
-/// predicate (in the order of the build's images).
-#[derive(Debug, Clone)]
+/// predicate, each platform's SBOM statements (in the order of the build's images; empty when
+/// not asked for).
+#[derive(Debug, Clone, Default)]
 pub struct Attestations {
-    pub provenance: Provenance,
+    pub provenance: Option<Provenance>,
     pub predicates: Vec<serde_json::Value>,
+    pub sboms: Vec<Vec<Scanned>>,
 }
 
 impl Attestations {
+    /// The statements about image `i` (SBOMs first, then the provenance, as BuildKit's SBOM
+    /// processor runs before its provenance processor), each with its predicate type and the
+    /// file name the local exporter gives it. `default_subjects`: the subjects of a statement
+    /// that names none; `layers`: the image's layer digests, bottom first, for the core SBOM's
+    /// `layerID` comments (image outputs only, as BuildKit's supplementSBOM).
+    fn statements(
+        &self,
+        i: usize,
+        default_subjects: &[Subject],
+        layers: Option<&[String]>,
+        pretty: bool,
+    ) -> Vec<(Vec<u8>, String, String)> {
+        let mut out = Vec::new();
+        for sc in self.sboms.get(i).into_iter().flatten() {
+            let subjects = if sc.subjects.is_empty() { default_subjects.to_vec() } else { sc.subjects.clone() };
+            let predicate = match layers {
+                Some(l) => sc.supplemented(l),
+                None => sc.predicate.clone(),
+            };
+            let s = Statement {
+                typ: STATEMENT_V1,
+                predicate_type: &sc.predicate_type,
+                subject: subjects,
+                predicate: &predicate,
+            };
+            let bytes = if pretty { serde_json::to_vec_pretty(&s).unwrap_or_default() } else { go_json(&s) };
+            out.push((bytes, sc.predicate_type.clone(), sc.name.clone()));
+        }
+        if let (Some(p), Some(pred)) = (&self.provenance, self.predicates.get(i)) {
+            let bytes = if pretty {
+                statement_pretty(p, pred, default_subjects.to_vec())
+            } else {
+                statement(p, pred, default_subjects.to_vec())
+            };
+            out.push((bytes, p.version.predicate_type().to_string(), p.filename.clone()));
+        }
+        out
+    }
+
+    /// What the local and tar outputs write of image `i`: (file name, statement), the
+    /// provenance left out with `inline-only=true`.
+    pub fn files(&self, i: usize, subjects: &[Subject]) -> Vec<(String, Vec<u8>)> {
+        let inline_only = self.provenance.as_ref().is_some_and(|p| p.inline_only);
+        self.statements(i, subjects, None, true)
+            .into_iter()
+            .filter(|(_, t, _)| !(inline_only && t.starts_with("https://slsa.dev/provenance/")))
+            .map(|(b, _, name)| (name, b))
+            .collect()
+    }
+
     /// The attestation manifests of an image output's images (named `names`), one per image,
-    /// each about that image's manifest `targets[i]`; with every blob written.
+    /// each about that image's manifest `targets[i]` (with its layers' digests); with every
+    /// blob written.
     pub fn manifests(
         &self,
         store: &Store,
-        targets: &[(Platform, Descriptor)],
+        targets: &[(Platform, Descriptor, Vec<String>)],
         names: &[String],
         oci_artifact: bool,
     ) -> Result<(Vec<Descriptor>, Vec<String>), StoreError> {
         let mut descs = Vec::new();
         let mut blobs = Vec::new();
-        for ((platform, target), pred) in targets.iter().zip(&self.predicates) {
-            let st = statement(&self.provenance, pred, image_subjects(names, platform, &target.digest));
-            let (d, b) = put_manifest(store, target, &[st], self.provenance.version.predicate_type(), oci_artifact)?;
+        for (i, (platform, target, layers)) in targets.iter().enumerate() {
+            let subjects = image_subjects(names, platform, &target.digest);
+            let sts: Vec<(Vec<u8>, String)> =
+                self.statements(i, &subjects, Some(layers), false).into_iter().map(|(b, t, _)| (b, t)).collect();
+            let (d, b) = put_manifest(store, target, &sts, oci_artifact)?;
             descs.push(d);
             blobs.extend(b);
         }
         Ok((descs, blobs))
+    }
+}
+
+/// Go's encoding/json bytes of `v`: serde's, with `<`, `>`, `&`, U+2028 and U+2029 escaped as
+/// Go escapes them (they only occur inside strings, so replacing them everywhere is exact).
+fn go_json<T: Serialize>(v: &T) -> Vec<u8> {
+    let s = String::from_utf8(image::to_json(v)).unwrap_or_default();
+    s.replace('<', "\\u003c")
+        .replace('>', "\\u003e")
+        .replace('&', "\\u0026")
+        .replace('\u{2028}', "\\u2028")
+        .replace('\u{2029}', "\\u2029")
+        .into_bytes()
+}
+
+/// `v` with every object's keys sorted, as Go marshals the `map[string]interface{}` BuildKit
+/// decodes a generator's predicate into.
+fn go_sorted(v: serde_json::Value) -> serde_json::Value {
+    match v {
+        serde_json::Value::Object(m) => {
+            let mut kv: Vec<(String, serde_json::Value)> = m.into_iter().collect();
+            kv.sort_by(|a, b| a.0.cmp(&b.0));
+            serde_json::Value::Object(kv.into_iter().map(|(k, v)| (k, go_sorted(v))).collect())
+        }
+        serde_json::Value::Array(a) => serde_json::Value::Array(a.into_iter().map(go_sorted).collect()),
+        v => v,
+    }
+}
+
+/// BuildKit's name of the core scan (frontend/attestations/sbom CoreSBOMName): the generator
+/// scans `/run/src/core/sbom`, so its main SBOM is `sbom.spdx.json`.
+pub const CORE_SBOM: &str = "sbom";
+
+/// One statement a generator wrote (BuildKit's exporter/attestation unbundle): its file name,
+/// predicate type and predicate, and the subjects it names (none: the image's, BuildKit's
+/// "self" subject). `file_layers`: for the core SPDX document, which of its `files` (index)
+/// lies in which of the image's layers (index, bottom first), for BuildKit's supplementSBOM.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Scanned {
+    pub name: String,
+    pub predicate_type: String,
+    pub predicate: serde_json::Value,
+    pub subjects: Vec<Subject>,
+    pub file_layers: Option<Vec<(usize, usize)>>,
+}
+
+impl Scanned {
+    /// Whether this is the core scan (its name before the first `.` is `sbom`), which BuildKit
+    /// lists first and supplements.
+    pub fn is_core(&self) -> bool {
+        self.name.split('.').next() == Some(CORE_SBOM)
+    }
+
+    /// Reads one file of the generator's output as BuildKit's unbundle does: a single in-toto
+    /// statement of the SPDX predicate type, no larger than 40 MiB.
+    pub fn parse(name: &str, data: &[u8]) -> Result<Scanned, String> {
+        const MAX: usize = 40 << 20;
+        if data.len() > MAX {
+            return Err(format!("{name} exceeds {MAX} bytes"));
+        }
+        #[derive(serde::Deserialize)]
+        struct Stmt {
+            #[serde(rename = "predicateType", default)]
+            predicate_type: String,
+            #[serde(default)]
+            subject: Vec<RawSubject>,
+            #[serde(default)]
+            predicate: serde_json::Value,
+        }
+        #[derive(serde::Deserialize)]
+        struct RawSubject {
+            #[serde(default)]
+            name: String,
+            #[serde(default)]
+            digest: BTreeMap<String, String>,
+        }
+        let st: Stmt = serde_json::from_slice(data).map_err(|e| {
+            format!("{name}: cannot decode in-toto statement: {e} (a generator writes one statement per file)")
+        })?;
+        if st.predicate_type != PREDICATE_SPDX {
+            return Err(format!(
+                "{name}: bundle entry {} does not match required predicate type {PREDICATE_SPDX}",
+                st.predicate_type
+            ));
+        }
+        let subjects = st
+            .subject
+            .into_iter()
+            .map(|s| Subject { name: if s.name.is_empty() { "_".into() } else { s.name }, digest: s.digest })
+            .collect();
+        Ok(Scanned {
+            name: name.to_string(),
+            predicate_type: st.predicate_type,
+            predicate: go_sorted(st.predicate),
+            subjects,
+            file_layers: None,
+        })
+    }
+
+    /// The `files[].fileName`s of the core SPDX document that carry no comment yet (BuildKit
+    /// leaves a commented file alone), by index; none for another scan or a predicate that is
+    /// no SPDX 2 document (BuildKit then leaves it as it is).
+    pub fn files_to_place(&self) -> Vec<(usize, String)> {
+        if !self.is_core() || !self.is_spdx2() {
+            return Vec::new();
+        }
+        let Some(files) = self.predicate.get("files").and_then(|f| f.as_array()) else { return Vec::new() };
+        files
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.get("comment").and_then(|c| c.as_str()).unwrap_or_default().is_empty())
+            .filter_map(|(i, f)| f.get("fileName").and_then(|n| n.as_str()).map(|n| (i, n.to_string())))
+            .collect()
+    }
+
+    pub fn is_spdx2(&self) -> bool {
+        self.predicate.get("spdxVersion").and_then(|v| v.as_str()).is_some_and(|v| v.starts_with("SPDX-2."))
+    }
+
+    /// The predicate as an image output stores it: the core SPDX document with each placed
+    /// file's `comment: "layerID: <layer digest>"` and slipway among its creators (BuildKit's
+    /// supplementSBOM adds `Tool: buildkit-<version>`).
+    pub fn supplemented(&self, layers: &[String]) -> serde_json::Value {
+        let mut p = self.predicate.clone();
+        let Some(placed) = &self.file_layers else { return p };
+        if let Some(files) = p.get_mut("files").and_then(|f| f.as_array_mut()) {
+            for (fi, li) in placed {
+                if let (Some(f), Some(l)) = (files.get_mut(*fi).and_then(|f| f.as_object_mut()), layers.get(*li)) {
+                    f.insert("comment".into(), serde_json::json!(format!("layerID: {l}")));
+                }
+            }
+        }
+        if let Some(obj) = p.as_object_mut() {
+            let ci = obj.entry("creationInfo").or_insert_with(|| serde_json::json!({}));
+            if let Some(ci) = ci.as_object_mut() {
+                let creators = ci.entry("creators").or_insert_with(|| serde_json::json!([]));
+                if let Some(c) = creators.as_array_mut() {
+                    c.push(serde_json::json!(format!("Tool: slipway-{}", env!("CARGO_PKG_VERSION"))));
+                }
+            }
+        }
+        p
     }
 }
 
@@ -1052,37 +1299,51 @@ mod tests {
     fn flags_read_as_buildx_and_buildkit_read_them() {
         let none: &[(String, String)] = &[];
         // no flag: none (slipway's default; buildx adds mode=min,inline-only=true)
-        assert_eq!(resolve(&Flags::default(), none).unwrap(), None);
+        assert_eq!(resolve(&Flags::default(), none).unwrap(), Requested::default());
         // --provenance=true: BuildKit's default mode, max
-        assert_eq!(resolve(&flags(Some("true"), None, &[]), none).unwrap().unwrap().mode, Mode::Max);
-        assert_eq!(resolve(&flags(Some("false"), None, &[]), none).unwrap(), None);
-        assert_eq!(resolve(&flags(Some("mode=min"), None, &[]), none).unwrap().unwrap().mode, Mode::Min);
+        assert_eq!(resolve(&flags(Some("true"), None, &[]), none).unwrap().provenance.unwrap().mode, Mode::Max);
+        assert_eq!(resolve(&flags(Some("false"), None, &[]), none).unwrap().provenance, None);
+        assert_eq!(resolve(&flags(Some("mode=min"), None, &[]), none).unwrap().provenance.unwrap().mode, Mode::Min);
         // SLSA v1 unless version=v0.2 (BuildKit's default since 0.28; buildx sends none)
-        assert_eq!(resolve(&flags(Some("true"), None, &[]), none).unwrap().unwrap().version, Slsa::V1);
-        let p = resolve(&flags(None, None, &["type=provenance,version=v0.2"]), none).unwrap().unwrap();
+        assert_eq!(resolve(&flags(Some("true"), None, &[]), none).unwrap().provenance.unwrap().version, Slsa::V1);
+        let p = resolve(&flags(None, None, &["type=provenance,version=v0.2"]), none).unwrap().provenance.unwrap();
         assert_eq!(p.version, Slsa::V02);
         // capture-usage=false samples nothing, as slipway
-        assert!(resolve(&flags(Some("capture-usage=false"), None, &[]), none).unwrap().is_some());
-        let p = resolve(&flags(None, None, &["type=provenance,mode=max,builder-id=https://ci/1"]), none).unwrap();
+        assert!(resolve(&flags(Some("capture-usage=false"), None, &[]), none).unwrap().provenance.is_some());
+        let p = resolve(&flags(None, None, &["type=provenance,mode=max,builder-id=https://ci/1"]), none)
+            .unwrap()
+            .provenance;
         assert_eq!(p.as_ref().map(|p| p.builder_id.as_str()), Some("https://ci/1"));
         // --provenance replaces an --attest of the same type (buildx's removeAttestDupes)
-        let p = resolve(&flags(Some("false"), None, &["type=provenance,mode=max"]), none).unwrap();
+        let p = resolve(&flags(Some("false"), None, &["type=provenance,mode=max"]), none).unwrap().provenance;
         assert_eq!(p, None);
         // the frontend's build arg, when no flag says
         let args = vec![("BUILDKIT_ATTEST_PROVENANCE".to_string(), "mode=min".to_string())];
-        assert_eq!(resolve(&Flags::default(), &args).unwrap().unwrap().mode, Mode::Min);
+        assert_eq!(resolve(&Flags::default(), &args).unwrap().provenance.unwrap().mode, Mode::Min);
         let args = vec![("BUILDKIT_ATTEST_PROVENANCE".to_string(), String::new())];
-        assert_eq!(resolve(&Flags::default(), &args).unwrap().unwrap().mode, Mode::Max);
-        assert_eq!(resolve(&flags(Some("false"), None, &[]), &args).unwrap(), None);
-        // sbom: false is fine, anything else refused
-        assert_eq!(resolve(&flags(None, Some("false"), &[]), none).unwrap(), None);
+        assert_eq!(resolve(&Flags::default(), &args).unwrap().provenance.unwrap().mode, Mode::Max);
+        assert_eq!(resolve(&flags(Some("false"), None, &[]), &args).unwrap().provenance, None);
+        // sbom: false is none; true BuildKit's default generator; generator= and parameters
+        assert_eq!(resolve(&flags(None, Some("false"), &[]), none).unwrap(), Requested::default());
+        let s = resolve(&flags(None, Some("true"), &[]), none).unwrap().sbom.unwrap();
+        assert_eq!((s.generator.as_str(), s.params.len()), (DEFAULT_GENERATOR, 0));
+        let s = resolve(&flags(None, None, &["type=sbom,generator=localhost:5000/scan:1,MODE=deep"]), none)
+            .unwrap()
+            .sbom
+            .unwrap();
+        assert_eq!(s.generator, "localhost:5000/scan:1");
+        assert_eq!(s.params, vec![("MODE".to_string(), "deep".to_string())]);
+        // --sbom=false replaces an --attest type=sbom (buildx's removeAttestDupes)
+        assert_eq!(resolve(&flags(None, Some("false"), &["type=sbom"]), none).unwrap().sbom, None);
+        let args = vec![("BUILDKIT_ATTEST_SBOM".to_string(), "generator=me/scan".to_string())];
+        assert_eq!(resolve(&Flags::default(), &args).unwrap().sbom.unwrap().generator, "me/scan");
         for (f, want) in [
             (flags(Some("mode=foo"), None, &[]), "invalid mode \"foo\""),
             (flags(None, None, &["mode=max"]), "attestation type not specified"),
             (flags(None, None, &["type=provenance,mode"]), "invalid value mode"),
             (flags(None, None, &["type=foo"]), "unknown attestation type \"foo\""),
-            (flags(None, Some("true"), &[]), "buildkit-syft-scanner"),
-            (flags(None, None, &["type=sbom"]), "buildkit-syft-scanner"),
+            (flags(None, Some("generator="), &[]), "sbom scanner cannot be empty"),
+            (flags(None, None, &["type=sbom,generator=x/UPPER"]), "failed to parse sbom scanner x/UPPER"),
             (flags(Some("mode=min,colour=red"), None, &[]), "unknown provenance attribute \"colour\""),
             (flags(Some("version=v3"), None, &[]), "invalid provenance SLSA version: v3"),
             (flags(Some("version="), None, &[]), "provenance SLSA version cannot be empty"),
@@ -1093,10 +1354,46 @@ mod tests {
             let e = resolve(&f, none).unwrap_err();
             assert!(e.contains(want), "{f:?}: {e}");
         }
-        let args = vec![("BUILDKIT_ATTEST_SBOM".to_string(), String::new())];
-        assert!(resolve(&Flags::default(), &args).unwrap_err().contains("BUILDKIT_ATTEST_SBOM"));
         let args = vec![("BUILDKIT_ATTEST_FOO".to_string(), "x=1".to_string())];
         assert!(resolve(&Flags::default(), &args).unwrap_err().contains("unknown attestation type \"foo\""));
+    }
+
+    #[test]
+    fn generator_statements_are_read_as_buildkits_unbundle_reads_them() {
+        // a statement without subjects keeps none (the image's are given at export)
+        let st = br#"{"_type":"https://in-toto.io/Statement/v1","predicateType":"https://spdx.dev/Document","predicate":{"spdxVersion":"SPDX-2.3","files":[{"fileName":"/a"},{"fileName":"b","comment":"mine"},{"fileName":"/c"}]}}"#;
+        let sc = Scanned::parse("sbom.spdx.json", st).unwrap();
+        assert!(sc.is_core() && sc.subjects.is_empty());
+        // the files to place: uncommented ones only
+        assert_eq!(sc.files_to_place(), vec![(0, "/a".to_string()), (2, "/c".to_string())]);
+        // supplementSBOM: layerID comments and slipway among the creators
+        let mut placed = sc.clone();
+        placed.file_layers = Some(vec![(0, 1), (2, 0)]);
+        let p = placed.supplemented(&["sha256:l0".to_string(), "sha256:l1".to_string()]);
+        assert_eq!(p["files"][0]["comment"], "layerID: sha256:l1");
+        assert_eq!(p["files"][1]["comment"], "mine");
+        assert_eq!(p["files"][2]["comment"], "layerID: sha256:l0");
+        assert!(p["creationInfo"]["creators"][0].as_str().unwrap().starts_with("Tool: slipway-"));
+        // an extra scan is not the core: no file placed
+        assert!(Scanned::parse("sbom-stage.spdx.json", st).unwrap().files_to_place().is_empty());
+        // a raw subject without a name is "_" (BuildKit's makeInTotoStatement)
+        let st =
+            br#"{"predicateType":"https://spdx.dev/Document","subject":[{"digest":{"sha256":"ab"}}],"predicate":{}}"#;
+        assert_eq!(Scanned::parse("x", st).unwrap().subjects[0].name, "_");
+        // anything else is refused naming the file
+        for (data, want) in [
+            (
+                &br#"{"predicateType":"https://slsa.dev/provenance/v0.2","predicate":{}}"#[..],
+                "does not match required predicate type",
+            ),
+            (&b"{} {}"[..], "cannot decode in-toto statement"),
+            (&b"not json"[..], "cannot decode in-toto statement"),
+        ] {
+            let e = Scanned::parse("f.json", data).unwrap_err();
+            assert!(e.starts_with("f.json: ") && e.contains(want), "{e}");
+        }
+        // Go's encoding/json escapes
+        assert_eq!(go_json(&serde_json::json!({"a": "<&>"})), br#"{"a":"\u003c\u0026\u003e"}"#.to_vec());
     }
 
     #[test]
@@ -1143,7 +1440,10 @@ mod tests {
             ),
             ("v0.2", "/invocation/parameters", "/metadata", "/completeness/parameters", "/completeness/materials"),
         ] {
-            let mut p = resolve(&flags(Some(&format!("mode=min,version={version}")), None, &[]), &[]).unwrap().unwrap();
+            let mut p = resolve(&flags(Some(&format!("mode=min,version={version}")), None, &[]), &[])
+                .unwrap()
+                .provenance
+                .unwrap();
             let v = predicate(&p, &info).unwrap();
             let at = |path: &str| v.pointer(path).cloned().unwrap_or_default();
             assert_eq!(at(&format!("{req}/args")), serde_json::json!({"target": "t"}), "{version}");
@@ -1213,8 +1513,10 @@ mod tests {
     fn v02_statements_are_unchanged() {
         let host = format!("\"platform\":\"{}\"", normalized(&Platform::host()));
         let d = format!("sha256:{}", "d".repeat(64));
-        let mut p =
-            resolve(&flags(Some("mode=max,builder-id=https://ci/1,version=v0.2"), None, &[]), &[]).unwrap().unwrap();
+        let mut p = resolve(&flags(Some("mode=max,builder-id=https://ci/1,version=v0.2"), None, &[]), &[])
+            .unwrap()
+            .provenance
+            .unwrap();
         let info = full_info();
         let got = statement(&p, &predicate(&p, &info).unwrap(), vec![Subject::new("pkg:docker/app@1".into(), &d)]);
         let want = concat!(
@@ -1261,7 +1563,7 @@ mod tests {
     fn v1_statements_are_buildkits() {
         let host = format!("\"builderPlatform\":\"{}\"", normalized(&Platform::host()));
         let d = format!("sha256:{}", "d".repeat(64));
-        let p = resolve(&flags(Some("mode=max,builder-id=https://ci/1"), None, &[]), &[]).unwrap().unwrap();
+        let p = resolve(&flags(Some("mode=max,builder-id=https://ci/1"), None, &[]), &[]).unwrap().provenance.unwrap();
         assert_eq!(p.version, Slsa::V1, "v1 unless version= says");
         let mut info = full_info();
         info.invocation_id = Some("i0".into());
@@ -1292,7 +1594,8 @@ mod tests {
         assert_eq!(String::from_utf8(got).unwrap(), want.replace("\"builderPlatform\":\"linux/amd64\"", &host));
         // min, reproducible=true, a git context (its commit in configSource), no local source
         // and no network (hermetic), no times (so no invocation ID either)
-        let p = resolve(&flags(Some("mode=min,reproducible=true,version=v1"), None, &[]), &[]).unwrap().unwrap();
+        let p =
+            resolve(&flags(Some("mode=min,reproducible=true,version=v1"), None, &[]), &[]).unwrap().provenance.unwrap();
         let info = BuildInfo {
             locals: Vec::new(),
             context_uri: Some("https://g/r.git".into()),

@@ -1234,9 +1234,10 @@ fn build_read(
     for w in output::replaced_names(&req) {
         eprintln!("slipway: warning: {w}");
     }
-    let provenance = crate::attest::resolve(&opts.attest, &opts.build_args).map_err(BuildError::Other)?;
+    let requested = crate::attest::resolve(&opts.attest, &opts.build_args).map_err(BuildError::Other)?;
+    let provenance = requested.provenance.clone();
     let multi = multi_platform(opts, runs.len()).map_err(BuildError::Other)?;
-    output::check(&outs, multi, provenance.is_some()).map_err(BuildError::Other)?;
+    output::check(&outs, multi, requested.any()).map_err(BuildError::Other)?;
     let varies = runs.iter().any(|(_, _, t)| t.varies());
     if varies && inline_cache_asked(opts) {
         return Err(BuildError::Other(
@@ -1343,6 +1344,32 @@ fn build_read(
             src.file
         );
     }
+    // the SBOM generator, resolved (pulled) for the build platform before any step runs, as
+    // BuildKit's frontend resolves its scanner before it solves
+    let generator = match &requested.sbom {
+        Some(s) => {
+            // BuildKit scans the stages and the context a built stage's ARG enables as extras
+            // (BUILDKIT_SCAN_SOURCE_EXTRAS); slipway scans the final image only, so such an ARG
+            // is refused rather than ignored
+            for name in ["BUILDKIT_SBOM_SCAN_STAGE", "BUILDKIT_SBOM_SCAN_CONTEXT"] {
+                if plans.iter().any(|(_, p, _)| p.declared_args.contains(name)) {
+                    x.progress.fail();
+                    return Err(BuildError::Other(format!(
+                        "{}: ARG {name}: slipway's SBOM scans the final image only; scanning build stages or the \
+                         context ({name}, BuildKit's BUILDKIT_SCAN_SOURCE_EXTRAS) is not supported",
+                        src.file
+                    )));
+                }
+            }
+            let mut log = Vec::new();
+            let g = crate::sbom::resolve(store, &opts.remote, s, &mut log);
+            for l in log {
+                x.progress.note(&l);
+            }
+            Some(g.map_err(BuildError::Other)?)
+        }
+        None => None,
+    };
     // the declared ARGs and used contexts of all platforms, for the warnings
     let declared_args: std::collections::BTreeSet<String> =
         plans.iter().flat_map(|(_, p, _)| p.declared_args.iter().cloned()).collect();
@@ -1426,6 +1453,45 @@ fn build_read(
     };
     let mut x = last;
     x.add_keys(keys, mounts);
+    // each platform's image scanned by the generator (BuildKit runs its scanner per platform)
+    let mut sboms = Vec::new();
+    if let (Some(s), Some(g)) = (&requested.sbom, &generator) {
+        let runtime = Runtime {
+            cgroup_parent: opts.run_extras.cgroup_parent.clone(),
+            ..Runtime::new(opts.runtime.clone(), store.root.join("tmp/runtime"))
+        };
+        let scan = crate::sbom::Scan {
+            store,
+            runtime: &runtime,
+            network: opts.network,
+            extras: &eopts[0].run_extras,
+            no_cache: opts.no_cache,
+            debug: opts.debug,
+        };
+        for (_, img, _) in &images {
+            let c = &img.config;
+            let what = Platform {
+                os: c.os.clone(),
+                architecture: c.architecture.clone(),
+                variant: Some(c.variant.clone()).filter(|v| !v.is_empty()),
+            }
+            .to_string();
+            let line = format!("[{what}] generating sbom using {}", g.reference);
+            if let Some(kept) = scan.kept(g, s, img) {
+                x.progress.note(&format!("CACHED {line}"));
+                sboms.push(kept);
+                continue;
+            }
+            x.progress.note(&line);
+            match scan.scan(g, s, img, &what) {
+                Ok(sc) => sboms.push(sc),
+                Err(e) => {
+                    x.progress.fail();
+                    return Err(BuildError::Other(e));
+                }
+            }
+        }
+    }
     if let Some(p) = &provenance {
         let at = |t: std::time::SystemTime| {
             let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
@@ -1446,7 +1512,11 @@ fn build_read(
             })
             .collect::<Result<Vec<_>, _>>()
             .map_err(BuildError::Other)?;
-        req.attestations = Some(crate::attest::Attestations { provenance: p.clone(), predicates });
+        req.attestations =
+            Some(crate::attest::Attestations { provenance: Some(p.clone()), predicates, sboms: Vec::new() });
+    }
+    if requested.sbom.is_some() {
+        req.attestations.get_or_insert_with(Default::default).sboms = sboms;
     }
     // each output's images: the build's, or its own where its times differ (made once for
     // outputs that share them)

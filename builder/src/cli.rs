@@ -113,17 +113,19 @@ pub struct OutputArgs {
     pub metadata_file: Option<PathBuf>,
     /// Attach an attestation (repeatable): type=provenance[,mode=min|max,builder-id=ID,
     /// filename=NAME,reproducible=true,inline-only=true,complete-materials=true,version=v1|v0.2]
-    /// (SLSA v1 by default, as BuildKit writes it); type=sbom is refused (it needs BuildKit's
-    /// scanner image). None by default, so equal inputs give equal digests.
+    /// (SLSA v1 by default, as BuildKit writes it); type=sbom[,generator=IMAGE,KEY=VALUE...]
+    /// (BuildKit's SBOM protocol: the generator image, default docker/buildkit-syft-scanner:stable-1,
+    /// scans the image; each KEY=VALUE reaches it as BUILDKIT_SCAN_KEY). None by default, so equal
+    /// inputs give equal digests.
     #[arg(long = "attest", value_name = "type=TYPE[,KEY=VALUE...]")]
     pub attests: Vec<String>,
     /// Shorthand for --attest type=provenance: true (mode=max), false, or its options
     /// (mode=min). Off by default.
     #[arg(long, value_name = "true|false|mode=min|max[,KEY=VALUE...]")]
     pub provenance: Option<String>,
-    /// Shorthand for --attest type=sbom: only false is taken (an SBOM needs BuildKit's scanner
-    /// image, which slipway cannot run).
-    #[arg(long, value_name = "false")]
+    /// Shorthand for --attest type=sbom: true (BuildKit's default generator), false, or its
+    /// options (generator=IMAGE). Off by default.
+    #[arg(long, value_name = "true|false|generator=IMAGE[,KEY=VALUE...]")]
     pub sbom: Option<String>,
 }
 

@@ -37,6 +37,7 @@ pub mod rootfs;
 pub mod runmount;
 pub mod runner;
 pub mod s3;
+pub mod sbom;
 pub mod secrets;
 pub mod spec;
 pub mod store;

@@ -744,11 +744,12 @@ pub fn write_tar(
     }
 }
 
-/// BuildKit's local exporter (exporter/local/fs.go): each platform's provenance statement as a
-/// file (`provenance.json`, or `filename=`) beside its files, whose every regular file is a
-/// subject (path and sha256); with several platforms in one directory the name carries the
-/// platform (`provenance.linux_amd64.json`). Mode 0600, mtime the image's SOURCE_DATE_EPOCH
-/// (else 0: BuildKit's is the export's time). Nothing with `inline-only=true`. `att` comes with
+/// BuildKit's local exporter (exporter/local/fs.go): each platform's statements as files
+/// beside its files (the SBOMs by the name the generator gave them, the provenance as
+/// `provenance.json` or `filename=`), their subjects every regular file of the image (path and
+/// sha256); with several platforms in one directory the name carries the platform
+/// (`provenance.linux_amd64.json`). Mode 0600, mtime the image's SOURCE_DATE_EPOCH (else 0:
+/// BuildKit's is the export's time). No provenance with `inline-only=true`. `att` comes with
 /// the output's `attestation-prefix`, put before the file's name.
 fn write_statements(
     images: &[PlatformImage],
@@ -757,25 +758,16 @@ fn write_statements(
     att: Option<(&crate::attest::Attestations, &str)>,
 ) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
-    let Some((att, prefix)) = att.filter(|(a, _)| !a.provenance.inline_only) else { return Ok(()) };
-    let name = &format!("{prefix}{}", att.provenance.filename);
-    let mut written: Vec<PathBuf> = Vec::new();
-    for (pi, pred) in images.iter().zip(&att.predicates) {
+    let Some((att, prefix)) = att else { return Ok(()) };
+    // every platform's subjects first: a statement written is no subject of another
+    let mut all = Vec::new();
+    for (i, pi) in images.iter().enumerate() {
         let dir = if split { root.join(platform_dir(&pi.platform)) } else { root.to_path_buf() };
-        let file = if images.len() > 1 && !split {
-            let (stem, ext) = match name.rsplit_once('.') {
-                Some((s, e)) => (s.to_string(), format!(".{e}")),
-                None => (name.clone(), String::new()),
-            };
-            format!("{stem}.{}{ext}", platform_dir(&pi.platform))
-        } else {
-            name.clone()
-        };
         let mut subjects = Vec::new();
         let walker = walkdir::WalkDir::new(&dir).min_depth(1).sort_by(|a, b| a.file_name().cmp(b.file_name()));
         for e in walker {
             let e = e.map_err(|e| StoreError::Io { op: "walk", path: dir.clone(), err: io::Error::other(e) })?;
-            if !e.file_type().is_file() || written.iter().any(|w| w == e.path()) {
+            if !e.file_type().is_file() {
                 continue;
             }
             let rel = e.path().strip_prefix(&dir).map_err(|e| StoreError::Io {
@@ -786,21 +778,46 @@ fn write_statements(
             let digest = crate::store::hash_file(e.path())?;
             subjects.push(crate::attest::Subject::new(rel.to_string_lossy().into_owned(), &digest));
         }
-        let path = dir.join(&file);
-        if path.exists() {
-            return Err(StoreError::Io {
-                op: "write attestation",
-                path,
-                err: io::Error::other("the image has a file of that name (give the provenance another filename=)"),
-            });
+        all.push((dir, att.files(i, &subjects)));
+    }
+    let mut written: Vec<PathBuf> = Vec::new();
+    for (pi, (dir, files)) in images.iter().zip(all) {
+        for (base, bytes) in files {
+            let name = format!("{prefix}{base}");
+            let file = if images.len() > 1 && !split {
+                let (stem, ext) = match name.rsplit_once('.') {
+                    Some((s, e)) => (s.to_string(), format!(".{e}")),
+                    None => (name.clone(), String::new()),
+                };
+                format!("{stem}.{}{ext}", platform_dir(&pi.platform))
+            } else {
+                name.clone()
+            };
+            let path = dir.join(&file);
+            if written.contains(&path) {
+                return Err(StoreError::Io {
+                    op: "write attestation",
+                    path,
+                    err: io::Error::other("duplicate attestation path name"),
+                });
+            }
+            if path.exists() {
+                return Err(StoreError::Io {
+                    op: "write attestation",
+                    path,
+                    err: io::Error::other(
+                        "the image has a file of that name (give the provenance another filename=, or the output an \
+                         attestation-prefix=)",
+                    ),
+                });
+            }
+            fs::write(&path, bytes).map_err(io_err("write", &path))?;
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_err("chmod", &path))?;
+            let ts = nix::sys::time::TimeSpec::new(pi.epoch.unwrap_or(0), 0);
+            nix::sys::stat::utimensat(None, &path, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+                .map_err(|err| StoreError::Io { op: "set times of", path: path.clone(), err: err.into() })?;
+            written.push(path);
         }
-        fs::write(&path, crate::attest::statement_pretty(&att.provenance, pred, subjects))
-            .map_err(io_err("write", &path))?;
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).map_err(io_err("chmod", &path))?;
-        let ts = nix::sys::time::TimeSpec::new(pi.epoch.unwrap_or(0), 0);
-        nix::sys::stat::utimensat(None, &path, &ts, &ts, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
-            .map_err(|err| StoreError::Io { op: "set times of", path: path.clone(), err: err.into() })?;
-        written.push(path);
     }
     Ok(())
 }
@@ -1417,7 +1434,10 @@ fn image_index(
         Some(a) => {
             let targets = imgs
                 .iter()
-                .map(|pi| Ok((pi.platform.clone(), store.manifest_descriptor(&pi.image)?)))
+                .map(|pi| {
+                    let layers = pi.image.manifest.layers.iter().map(|l| l.digest.clone()).collect();
+                    Ok((pi.platform.clone(), store.manifest_descriptor(&pi.image)?, layers))
+                })
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let names: Vec<String> =
                 o.names.iter().map(|n| crate::store::normalize_ref(n)).collect::<Result<_, _>>()?;

@@ -489,9 +489,8 @@ fn bad_attestation_values_are_refused_naming_them() {
         (vec!["--attest", "type=provenance,capture-usage=true"], "capture-usage=true"),
         (vec!["--attest", "mode=max"], "attestation type not specified"),
         (vec!["--attest", "type=foo"], "unknown attestation type \"foo\""),
-        (vec!["--sbom=true"], "buildkit-syft-scanner"),
-        (vec!["--attest", "type=sbom"], "buildkit-syft-scanner"),
-        (vec!["--build-arg", "BUILDKIT_ATTEST_SBOM="], "buildkit-syft-scanner"),
+        (vec!["--sbom=generator="], "sbom scanner cannot be empty"),
+        (vec!["--attest", "type=sbom,generator=bad/Name"], "failed to parse sbom scanner bad/Name"),
         (vec!["--provenance=true", "-o", "type=oci,dest=x.tar,oci-mediatypes=false"], "oci-mediatypes=false"),
     ] {
         let o = t.build(&args);

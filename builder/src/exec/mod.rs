@@ -13,6 +13,7 @@ mod copy;
 mod mounts;
 pub mod progress;
 mod run;
+pub(crate) use run::host_resolv_conf;
 
 use crate::cache::{self, Inputs};
 use crate::context::{Context, ContextError, CtxEntry};

@@ -205,7 +205,7 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
 /// The host's resolver configuration as BuildKit reads it: /etc/resolv.conf, or where that is
 /// systemd-resolved's stub (127.0.0.53), the servers behind it
 /// (/run/systemd/resolve/resolv.conf). Empty when there is none.
-fn host_resolv_conf() -> String {
+pub(crate) fn host_resolv_conf() -> String {
     let etc = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
     if etc.lines().any(|l| l.split_whitespace().eq(["nameserver", "127.0.0.53"])) {
         if let Ok(s) = fs::read_to_string("/run/systemd/resolve/resolv.conf") {

@@ -1,0 +1,284 @@
+//! SBOM attestations as BuildKit makes them (its SBOM protocol, docs/attestations/sbom-protocol.md;
+//! frontend/attestations/sbom/sbom.go): the generator image, pulled for the build platform like
+//! any FROM image, runs as a RUN-like container through the OCI runtime (`runner.rs`) with its
+//! entrypoint and cmd, its env plus `BUILDKIT_SCAN_SOURCE=/run/src/core/sbom` (the built image's
+//! rootfs, a read-only overlay of its layers), `BUILDKIT_SCAN_DESTINATION=/run/out/` (a fresh
+//! directory, the only thing of the run that is kept), the options as `BUILDKIT_SCAN_<KEY>`, a
+//! tmpfs on /tmp and the build's network (BuildKit gives the scan the worker's default network).
+//! Each file it writes must be one in-toto statement of the SPDX predicate type
+//! (exporter/attestation/unbundle.go); `attest.rs` stores them. The generator's own rootfs is a
+//! throwaway overlay: nothing of it reaches the image, its layers or the build cache. A result
+//! is kept by (generator manifest, image manifest, options), so a no-op rebuild reruns nothing.
+
+use crate::attest::{Sbom, Scanned};
+use crate::layer::overlay;
+use crate::registry::Platform;
+use crate::runner::{Output, Runtime};
+use crate::spec::{self, Network, RunExtras};
+use crate::store::{Image, Store};
+use std::fs;
+use std::path::Path;
+
+/// Where the generator sees the image (BuildKit's srcDir + "core/" + CoreSBOMName).
+pub const SOURCE: &str = "/run/src/core/sbom";
+/// Where it writes (BuildKit's outDir).
+pub const DESTINATION: &str = "/run/out/";
+
+/// A generator image, resolved for the build platform (BuildKit's scannerPlatform is
+/// BuildPlatforms[0]), and what runs of it.
+#[derive(Debug, Clone)]
+pub struct Generator {
+    /// The reference as given, for messages.
+    pub reference: String,
+    pub image: Image,
+    pub args: Vec<String>,
+}
+
+/// Resolves (pulls when missing) the generator image for the machine's platform, as a FROM
+/// image is; its entrypoint and cmd are what runs (BuildKit: "scanner %s does not have cmd").
+pub fn resolve(
+    store: &Store,
+    remote: &crate::registry::base::Remote,
+    sbom: &Sbom,
+    log: &mut Vec<String>,
+) -> Result<Generator, String> {
+    let image = crate::registry::base::resolve(store, &sbom.generator, remote, Some(&Platform::host()), log)
+        .map_err(|e| format!("sbom generator {}: {e}", sbom.generator))?;
+    let c = &image.config.config;
+    let mut args: Vec<String> = c.entrypoint.clone().unwrap_or_default();
+    args.extend(c.cmd.clone().unwrap_or_default());
+    if args.is_empty() {
+        return Err(format!("sbom generator {}: scanner {} does not have cmd", sbom.generator, sbom.generator));
+    }
+    Ok(Generator { reference: sbom.generator.clone(), image, args })
+}
+
+/// The environment of a scan (BuildKit's order: the image's env, then the protocol's, then
+/// the options), PATH added when the image sets none, as for RUN.
+pub fn env(gen: &Generator, sbom: &Sbom) -> Vec<String> {
+    let mut env = gen.image.config.config.env.clone();
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.push(format!("PATH={}", crate::store::image::DEFAULT_PATH));
+    }
+    let mut set = |k: String, v: &str| {
+        env.retain(|e| e.split('=').next() != Some(k.as_str()));
+        env.push(format!("{k}={v}"));
+    };
+    set("BUILDKIT_SCAN_DESTINATION".into(), DESTINATION);
+    set("BUILDKIT_SCAN_SOURCE".into(), SOURCE);
+    for (k, v) in &sbom.params {
+        set(format!("BUILDKIT_SCAN_{k}"), v);
+    }
+    env
+}
+
+/// The key a scan's result is kept by: the generator's manifest, the scanned image's manifest,
+/// the options and the network.
+pub fn key(gen: &Generator, sbom: &Sbom, target: &Image) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(format!("slipway-sbom-v1\0{}\0{}\0", gen.image.manifest_digest, target.manifest_digest).as_bytes());
+    for (k, v) in &sbom.params {
+        h.update(format!("{k}={v}\0").as_bytes());
+    }
+    hex::encode(h.finalize())
+}
+
+fn record_path(key: &str) -> String {
+    format!("cache/sbom/{key}.json")
+}
+
+/// What a scan needs of the build.
+pub struct Scan<'a> {
+    pub store: &'a Store,
+    pub runtime: &'a Runtime,
+    pub network: Network,
+    pub extras: &'a RunExtras,
+    /// `--no-cache` (or the target's stage in `--no-cache-filter`): run even when kept.
+    pub no_cache: bool,
+    pub debug: bool,
+}
+
+impl Scan<'_> {
+    /// The SBOM statements of `target` (core first, then by name) an earlier scan with the same
+    /// generator and options kept; none with `--no-cache`.
+    pub fn kept(&self, gen: &Generator, sbom: &Sbom, target: &Image) -> Option<Vec<Scanned>> {
+        if self.no_cache {
+            return None;
+        }
+        self.store.read_record::<Vec<Scanned>>(&record_path(&key(gen, sbom, target)))
+    }
+
+    /// Runs the generator on `target` (`what`: its platform, for messages) and keeps the result.
+    pub fn scan(&self, gen: &Generator, sbom: &Sbom, target: &Image, what: &str) -> Result<Vec<Scanned>, String> {
+        let out = self.run(gen, sbom, target, what)?;
+        let rec = record_path(&key(gen, sbom, target));
+        self.store.write_record(&rec, &out).map_err(|e| format!("sbom: keep the result: {e}"))?;
+        Ok(out)
+    }
+
+    fn run(&self, gen: &Generator, sbom: &Sbom, target: &Image, what: &str) -> Result<Vec<Scanned>, String> {
+        let store = self.store;
+        let fail =
+            |e: &dyn std::fmt::Display| format!("sbom: generating the SBOM of {what} using {}: {e}", gen.reference);
+        let lowers =
+            |img: &Image| img.layers().iter().map(|l| crate::layer::snapshot(store, l)).collect::<Result<Vec<_>, _>>();
+        // the generator's own rootfs: writable, thrown away
+        let gen_lowers = lowers(&gen.image).map_err(|e| fail(&e))?;
+        let gen_root = overlay::mount_rootfs(store, &gen_lowers, true).map_err(|e| fail(&e))?;
+        // the image: a read-only overlay of its layers (no upper dir: nothing can change them)
+        let target_lowers = lowers(target).map_err(|e| fail(&e))?;
+        let src = overlay::mount_rootfs(store, &target_lowers, false).map_err(|e| fail(&e))?;
+        let out_tmp = store.tempdir("sbom-out").map_err(|e| fail(&e))?;
+        let out_dir = out_tmp.path.join("out");
+        fs::create_dir_all(&out_dir).map_err(|e| fail(&format!("create {}: {e}", out_dir.display())))?;
+        let bundle = store.tempdir("bundle").map_err(|e| fail(&e))?;
+        let c = &gen.image.config.config;
+        let p = spec::Process {
+            args: gen.args.clone(),
+            env: env(gen, sbom),
+            cwd: if c.working_dir.is_empty() { "/".into() } else { c.working_dir.clone() },
+            uid: 0,
+            gid: 0,
+            additional_gids: Vec::new(),
+        };
+        let merged = gen_root.merged.clone();
+        let cwd_host = crate::rootfs::resolve_in_root(&merged, &p.cwd, true);
+        if !cwd_host.exists() {
+            crate::rootfs::mkdir_all(&merged, &p.cwd, None)
+                .map_err(|e| fail(&format!("create working dir {}: {e}", p.cwd)))?;
+        }
+        let id = format!("slipway-sbom-{}", &key(gen, sbom, target)[..12]);
+        let id = format!("{id}-{}", std::process::id());
+        let hostname = self.extras.hostname();
+        let mut config = spec::config(
+            &merged.to_string_lossy(),
+            &p,
+            hostname,
+            self.network,
+            (!crate::userns::rootless()).then(|| self.runtime.cgroups_path(&id)).as_deref(),
+        );
+        let write = |name: &str, text: &str| {
+            let f = bundle.path.join(name);
+            fs::write(&f, text).map_err(|e| fail(&format!("write {}: {e}", f.display())))?;
+            Ok::<_, String>(f.to_string_lossy().into_owned())
+        };
+        let hosts = write("hosts", &self.extras.hosts_file(hostname))?;
+        let resolv = write("resolv.conf", &spec::resolv_conf(&crate::exec::host_resolv_conf(), self.network))?;
+        self.extras.apply(&mut config, &hosts, &resolv);
+        let _net = if self.network == Network::Sandbox {
+            let net = crate::netns::Sandbox::start().map_err(|e| fail(&e))?;
+            for n in config["linux"]["namespaces"].as_array_mut().into_iter().flatten() {
+                if n["type"] == "network" {
+                    n["path"] = serde_json::json!(net.path());
+                }
+            }
+            Some(net)
+        } else {
+            None
+        };
+        if let Some(m) = config["mounts"].as_array_mut() {
+            use serde_json::json;
+            m.push(json!({"destination": "/tmp", "type": "tmpfs", "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777"]}));
+            m.push(json!({"destination": SOURCE, "type": "bind", "source": src.merged.to_string_lossy(),
+                "options": ["rbind", "ro"]}));
+            m.push(json!({"destination": DESTINATION.trim_end_matches('/'), "type": "bind",
+                "source": out_dir.to_string_lossy(), "options": ["rbind"]}));
+        }
+        let text = serde_json::to_vec_pretty(&config).unwrap_or_default();
+        if self.debug {
+            eprintln!(
+                "debug: SBOM {id}: runtime {} bundle {}\ndebug: config.json {}",
+                self.runtime.bin.display(),
+                bundle.path.display(),
+                String::from_utf8_lossy(&text)
+            );
+        }
+        let cfg_path = bundle.path.join("config.json");
+        fs::write(&cfg_path, text).map_err(|e| fail(&format!("write {}: {e}", cfg_path.display())))?;
+        self.runtime.record(&bundle.path, &id).map_err(|e| fail(&format!("write {}: {e}", bundle.path.display())))?;
+        let outcome = self.runtime.run(&bundle.path, &id, Output::Capture).map_err(|e| fail(&e))?;
+        drop(src);
+        drop(gen_root);
+        if outcome.code != 0 {
+            let said = String::from_utf8_lossy(&outcome.output);
+            return Err(fail(&format!(
+                "the generator exited with status {}{}",
+                outcome.code,
+                if said.trim().is_empty() { String::new() } else { format!(": {}", said.trim_end()) }
+            )));
+        }
+        let mut scanned = read_output(&out_dir).map_err(|e| fail(&e))?;
+        place_files(store, target, &mut scanned).map_err(|e| fail(&e))?;
+        Ok(scanned)
+    }
+}
+
+/// Every entry of the generator's destination, in name order, each a regular file holding one
+/// in-toto statement of the SPDX predicate type; the core scan (`sbom.*`) first (BuildKit's
+/// unbundle and sort).
+pub fn read_output(dir: &Path) -> Result<Vec<Scanned>, String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map_err(|e| format!("read {}: {e}", dir.display()))?
+        .map(|e| e.map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("read {}: {e}", dir.display()))?;
+    names.sort();
+    let mut out = Vec::new();
+    for n in names {
+        let p = dir.join(&n);
+        let md = fs::symlink_metadata(&p).map_err(|e| format!("{n}: {e}"))?;
+        if !md.file_type().is_file() {
+            return Err(format!("{DESTINATION}{n} is not a regular file"));
+        }
+        let data = fs::read(&p).map_err(|e| format!("read {n}: {e}"))?;
+        out.push(Scanned::parse(&n, &data)?);
+    }
+    // the core scan first, the others after, each group in name order
+    out.sort_by_key(|s| !s.is_core());
+    Ok(out)
+}
+
+/// For the core SPDX document: which of the image's layers (index, bottom first) each of its
+/// uncommented files comes from, the topmost layer holding it (BuildKit's fileLayerFinder,
+/// which skips whiteouts).
+fn place_files(store: &Store, target: &Image, scanned: &mut [Scanned]) -> Result<(), String> {
+    use std::os::unix::fs::FileTypeExt;
+    for sc in scanned.iter_mut() {
+        let wanted = sc.files_to_place();
+        if wanted.is_empty() {
+            continue;
+        }
+        let mut found: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let layers = target.layers();
+        for (i, l) in layers.iter().enumerate().rev() {
+            let dir = crate::layer::snapshot(store, l).map_err(|e| e.to_string())?;
+            for e in walkdir::WalkDir::new(&dir).min_depth(1) {
+                let e = e.map_err(|e| format!("walk {}: {e}", dir.display()))?;
+                let ft = e.file_type();
+                // an overlay whiteout (a 0/0 character device) deletes, it creates nothing
+                if ft.is_char_device() || e.file_name().to_string_lossy().starts_with(".wh.") {
+                    continue;
+                }
+                let rel = e.path().strip_prefix(&dir).map(|r| format!("/{}", r.to_string_lossy())).unwrap_or_default();
+                found.entry(rel).or_insert(i);
+            }
+        }
+        let placed: Vec<(usize, usize)> = wanted
+            .iter()
+            .filter_map(|(fi, name)| {
+                let n = format!("/{}", name.trim_start_matches("./").trim_start_matches('/'));
+                found.get(&n).map(|li| (*fi, *li))
+            })
+            .collect();
+        sc.file_layers = Some(placed);
+    }
+    // the creator is added to an SPDX 2 core document even when no file was placed
+    for sc in scanned.iter_mut() {
+        if sc.file_layers.is_none() && sc.is_core() && sc.is_spdx2() {
+            sc.file_layers = Some(Vec::new());
+        }
+    }
+    Ok(())
+}
