@@ -1134,6 +1134,15 @@ fn with_output_times(
                 Some(n) => with_times(&run, Some(n), Some(format!("source-date-epoch={n} of the output"))),
                 None => run.clone(),
             };
+            // BuildKit's exporter only clamps `created` and the history's times to its epoch
+            // (writer.go patchImageConfig): the build's own earlier SOURCE_DATE_EPOCH, which the
+            // frontend wrote there, stays
+            if let (Some(n), Some(s), Timestamp::Epoch) = (o.source_date_epoch, run.source_date_epoch, run.timestamp) {
+                if s < n {
+                    t.created = s;
+                    t.created_from = run.created_from.clone();
+                }
+            }
             if run.created_now {
                 // `--timestamp now`: the one build time for every output
                 t.created = run.created;

@@ -555,10 +555,30 @@ fn source_date_epoch_as_an_output_option() {
     )
     .ok();
     let img = read_saved(&out);
-    assert_eq!(img.config["created"], "2023-11-14T22:13:20Z");
+    // `created` and the history's times are the frontend's (the build arg's), which the
+    // exporter only clamps to its own when later (writer.go patchImageConfig)
+    assert_eq!(img.config["created"], "2020-09-13T12:26:40Z");
+    assert_eq!(img.config["history"].as_array().unwrap().last().unwrap()["created"], "2020-09-13T12:26:40Z");
     assert_eq!(img.find("sde").unwrap().data, b"[1600000000]\n");
     // a file RUN wrote now is clamped to the output's time, as BuildKit's rewrite-timestamp does
     assert_eq!(img.find("new").unwrap().mtime, 1_700_000_000);
+    // a build arg later than the output's time is clamped to it
+    let later = d.join("later.tar");
+    s.build(
+        &ctx,
+        "osde:later",
+        &[
+            "--build-arg",
+            "SOURCE_DATE_EPOCH=1800000000",
+            "-o",
+            &format!("type=docker,dest={},source-date-epoch=1700000000", later.display()),
+        ],
+    )
+    .ok();
+    let img = read_saved(&later);
+    assert_eq!(img.config["created"], "2023-11-14T22:13:20Z");
+    assert_eq!(img.config["history"].as_array().unwrap().last().unwrap()["created"], "2023-11-14T22:13:20Z");
+    assert_eq!(img.find("sde").unwrap().data, b"[1800000000]\n");
     // before 1970 too (BuildKit's ParseInt)
     let neg = d.join("neg.tar");
     s.build(&ctx, "osde:neg", &["-o", &format!("type=docker,dest={},source-date-epoch=-86400", neg.display())]).ok();
