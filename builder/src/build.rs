@@ -126,8 +126,9 @@ struct Bases<'a> {
     epoch: i64,
     /// The mtimes of its files.
     mtimes: layer::Mtimes,
-    /// Directory and OCI layout contexts made into images, by key: once per build.
-    made: Mutex<BTreeMap<String, Image>>,
+    /// Directory and OCI layout contexts made into images, by key and platform (a directory's
+    /// config says the platform): once per build.
+    made: Mutex<BTreeMap<(String, String), Image>>,
     /// The contexts the plan used, by key.
     used: Mutex<std::collections::BTreeSet<String>>,
     /// What the plan resolved, for the provenance's materials.
@@ -173,8 +174,11 @@ impl Bases<'_> {
 }
 
 impl Bases<'_> {
+    /// The image of context `key` (value `v`) for `platform` (None: this machine's).
     fn named(&self, key: &str, v: &Value, platform: Option<&Platform>, log: &mut Vec<String>) -> Result<Image, String> {
-        if let Some(img) = self.made.lock().ok().and_then(|m| m.get(key).cloned()) {
+        let for_platform = platform.cloned().unwrap_or_else(Platform::host);
+        let made_key = (key.to_string(), for_platform.normalized().to_string());
+        if let Some(img) = self.made.lock().ok().and_then(|m| m.get(&made_key).cloned()) {
             return Ok(img);
         }
         let img = match v {
@@ -187,14 +191,14 @@ impl Bases<'_> {
             }
             Value::Dir(d) => {
                 log.push(format!("build context {key}: directory {}", d.display()));
-                named_context::dir_image(self.store, key, d, true, self.epoch, self.mtimes)?
+                named_context::dir_image(self.store, key, d, true, self.epoch, self.mtimes, &for_platform)?
             }
             Value::Remote(url, r) => {
                 let err = |e: &dyn std::fmt::Display| format!("--build-context {key}={url}: {e}");
                 let f = crate::fetch::context::fetch(self.store, url, r, crate::fetch::context::Use::Named, false)
                     .map_err(|e| err(&e))?;
                 log.push(format!("build context {key}: {}", f.note));
-                named_context::dir_image(self.store, key, &f.dir, false, self.epoch, self.mtimes)
+                named_context::dir_image(self.store, key, &f.dir, false, self.epoch, self.mtimes, &for_platform)
                     .map_err(|e| err(&e))?
             }
             Value::OciLayout { dir, tag, digest } => {
@@ -204,7 +208,7 @@ impl Bases<'_> {
             }
         };
         if let Ok(mut m) = self.made.lock() {
-            m.insert(key.to_string(), img.clone());
+            m.insert(made_key, img.clone());
         }
         Ok(img)
     }

@@ -9,7 +9,7 @@
 use crate::context::Context;
 use crate::instructions::Stages;
 use crate::layer::{self, Entry, Kind};
-use crate::registry::Reference;
+use crate::registry::{Platform, Reference};
 use crate::store::image::{self, History, ImageConfig};
 use crate::store::{Image, Store, StoreError};
 use std::collections::BTreeMap;
@@ -132,10 +132,12 @@ impl NamedContexts {
     }
 }
 
-/// The image of directory `dir` (context `name`): one layer of its files (those its
-/// `.dockerignore` leaves, when `dockerignore`: a local directory's), the config of
-/// `FROM scratch`. Reused while the files are the same (`cache/named/`, keyed by the files'
-/// fingerprints, the name and the times). `epoch` is its `created`; `mtimes` its files' times.
+/// The image of directory `dir` (context `name`) for `platform`: one layer of its files (those
+/// its `.dockerignore` leaves, when `dockerignore`: a local directory's), the config of
+/// `FROM scratch` saying that platform (dockerui gives a directory no config; the frontend
+/// makes the stage's `emptyImage(platform)`). Reused while the files are the same
+/// (`cache/named/`, keyed by the files' fingerprints, the name, the times and a platform other
+/// than this machine's). `epoch` is its `created`; `mtimes` its files' times.
 pub fn dir_image(
     store: &Store,
     name: &str,
@@ -143,7 +145,11 @@ pub fn dir_image(
     dockerignore: bool,
     epoch: i64,
     mtimes: layer::Mtimes,
+    platform: &Platform,
 ) -> Result<Image, String> {
+    let platform = platform.normalized();
+    // as before the platform was asked for, so that this machine's records stay valid
+    let foreign = (platform != Platform::host().normalized()).then(|| format!(" {platform}"));
     let err = |e: &dyn std::fmt::Display| format!("--build-context {name}={}: {e}", dir.display());
     let ctx = Context::open(dir, Some(store)).map_err(|e| err(&e))?;
     let mut ctx = if dockerignore { ctx } else { ctx.unfiltered() };
@@ -158,7 +164,7 @@ pub fn dir_image(
                         // as before the files' own times could be asked for, so the records stay valid
                         layer::Mtimes::Zero if epoch == 0 => format!("{name} {epoch}"),
                         m => format!("{name} {epoch} {}", m.key()),
-                    }
+                    } + foreign.as_deref().unwrap_or("")
                 )])
                 .collect()
         )
@@ -206,6 +212,9 @@ pub fn dir_image(
     }
     let l = layer::commit_layer(store, &entries, mtimes).map_err(|e| err(&e))?;
     let mut config = ImageConfig::scratch();
+    config.os = platform.os.clone();
+    config.architecture = platform.architecture.clone();
+    config.variant = platform.variant.clone().unwrap_or_default();
     config.rootfs.diff_ids.push(l.diff_id.clone());
     config.history.push(History {
         created: image::rfc3339(epoch),

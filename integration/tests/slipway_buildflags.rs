@@ -70,6 +70,17 @@ fn from_a_directory_and_from_an_image_context() {
     let img = s.save("fromdir:1");
     assert_eq!(img.find("etc/motd").map(|e| e.data.clone()), Some(b"hello\n".to_vec()));
     assert_eq!(img.cfg("Env")[0], "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    // built for another platform, its config says that platform, as the frontend's
+    // emptyImage(platform) does for a context without a config
+    let other = match std::env::consts::ARCH {
+        "x86_64" => "arm64",
+        _ => "amd64",
+    };
+    let flags = ["--platform", &format!("linux/{other}"), "--build-context", &format!("tree={}", tree.display())];
+    s.build(&ctx, "fromdir:2", &flags).ok();
+    let img = s.save("fromdir:2");
+    assert_eq!(img.config["architecture"], other);
+    assert_eq!(img.find("etc/motd").map(|e| e.data.clone()), Some(b"hello\n".to_vec()));
 
     // docker-image://: `FROM alpine` gets the image the context names (here from the store,
     // so offline), and so does the normalized `docker.io/library/alpine:latest`

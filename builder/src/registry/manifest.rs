@@ -88,6 +88,44 @@ impl Platform {
         }
     }
 
+    /// containerd's `platforms.Normalize`: the OS lowercased, the architecture's other names
+    /// (`x86_64`, `aarch64`, `armhf`...) and the variants a name implies or makes redundant
+    /// (`linux/arm` is `linux/arm/v7`, `linux/arm64/v8` is `linux/arm64`) as containerd
+    /// writes them (database.go normalizeArch). BuildKit formats it to look a per-platform
+    /// named context up (dockerui config.go NamedContext).
+    pub fn normalized(&self) -> Platform {
+        let arch = self.architecture.to_ascii_lowercase();
+        let variant = self.variant.as_deref().unwrap_or("").to_ascii_lowercase();
+        let (arch, variant) = match arch.as_str() {
+            "i386" => ("386".to_string(), String::new()),
+            "x86_64" | "x86-64" | "amd64" => ("amd64".into(), if variant == "v1" { String::new() } else { variant }),
+            "aarch64" | "arm64" => (
+                "arm64".into(),
+                match variant.as_str() {
+                    "8" | "v8" | "v8.0" => String::new(),
+                    "9" | "9.0" | "v9.0" => "v9".into(),
+                    _ => variant,
+                },
+            ),
+            "armhf" => ("arm".into(), "v7".into()),
+            "armel" => ("arm".into(), "v6".into()),
+            "arm" => (
+                "arm".into(),
+                match variant.as_str() {
+                    "" | "7" => "v7".into(),
+                    "5" | "6" | "8" => format!("v{variant}"),
+                    _ => variant,
+                },
+            ),
+            _ => (arch, variant),
+        };
+        Platform {
+            os: if self.os.eq_ignore_ascii_case("macos") { "darwin".into() } else { self.os.to_ascii_lowercase() },
+            architecture: arch,
+            variant: Some(variant).filter(|v| !v.is_empty()),
+        }
+    }
+
     /// containerd's matching: same os and architecture; a requested variant must match (an
     /// arm64 entry without a variant is v8).
     pub fn matches(&self, p: &serde_json::Value) -> bool {
@@ -196,6 +234,25 @@ mod tests {
         assert_eq!(pick(&i, &p("linux/aarch64")).unwrap().digest, format!("sha256:{:064}", 2));
         assert!(pick(&i, &p("linux/s390x")).is_none());
         assert_eq!(platforms(&i), ["linux/amd64", "linux/arm/v7", "linux/arm64", "windows/amd64"]);
+        // containerd's Normalize, as BuildKit formats the platform of a per-platform context
+        for (given, normal) in [
+            ("linux/amd64", "linux/amd64"),
+            ("linux/x86_64", "linux/amd64"),
+            ("Linux/AMD64/v1", "linux/amd64"),
+            ("linux/amd64/v3", "linux/amd64/v3"),
+            ("linux/aarch64", "linux/arm64"),
+            ("linux/arm64/v8", "linux/arm64"),
+            ("linux/arm64/9", "linux/arm64/v9"),
+            ("linux/arm", "linux/arm/v7"),
+            ("linux/arm/6", "linux/arm/v6"),
+            ("linux/armhf", "linux/arm/v7"),
+            ("linux/armel", "linux/arm/v6"),
+            ("linux/i386", "linux/386"),
+            ("macos/arm64", "darwin/arm64"),
+            ("linux/riscv64", "linux/riscv64"),
+        ] {
+            assert_eq!(p(given).normalized().to_string(), normal, "{given}");
+        }
         assert!(Platform::parse("linux").is_err());
         assert!(Platform::parse("linux//v7").is_err());
         assert_eq!(p("linux/arm64/v8").to_string(), "linux/arm64/v8");
