@@ -215,8 +215,13 @@ impl Bases<'_> {
 }
 
 impl plan::Images for Bases<'_> {
+    fn named(&self, name: &str, platform: &Platform) -> bool {
+        self.named.lookup(name, platform).is_some()
+    }
+
     fn resolve(&self, name: &str, platform: Option<&Platform>, log: &mut Vec<String>) -> Result<Image, String> {
-        if let Some((key, v)) = self.named.get(name) {
+        let for_platform = platform.cloned().unwrap_or_else(Platform::host);
+        if let Some((key, v)) = self.named.lookup(name, &for_platform) {
             if let Ok(mut u) = self.used.lock() {
                 u.insert(key.to_string());
             }
@@ -616,7 +621,7 @@ fn read(
     })?;
     // each instruction's lines, so that an error marks all of a continued one
     let spans: Vec<(usize, usize)> = df.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
-    let mut stages = match instructions::stages(&df) {
+    let stages = match instructions::stages(&df) {
         Ok(s) => s,
         Err(e) => {
             if let Ok(config) = lint::Config::for_build(df.check.as_deref(), &opts.build_args) {
@@ -636,8 +641,6 @@ fn read(
             return Err(with_excerpt(at(e.line, e.msg), &src, &spans));
         }
     };
-    // a stage a --build-context is named after is that context, as in BuildKit
-    opts.named_contexts.replace_stages(&mut stages);
     Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote, fetched, df, labs })
 }
 
@@ -875,9 +878,17 @@ pub fn outline(store: &Store, opts: &BuildOptions) -> Result<crate::subrequest::
     let _in_use = store.use_lock()?;
     let src = read(store, opts, &mut |_, _, _, _, _| {})?;
     let platform_args = platform_args(opts);
+    // the stages the target's platform has a --build-context for are that context, as the
+    // planner replaces them
+    let (host, lexer) = (Platform::host(), crate::dockerfile::shell::Lexer::new(src.escape));
+    let target = opts.platform.clone().unwrap_or_else(|| host.clone());
+    let global = plan::global_args(&src.stages, &lexer, &src.file, &opts.build_args, &target, &host)?;
+    let env: Vec<(String, String)> = global.into_iter().filter_map(|(k, v)| Some((k, v?))).collect();
+    let named = |n: &str, p: &Platform| opts.named_contexts.lookup(n, p).is_some();
+    let replaced = plan::replace_named_stages(&src.stages, &lexer, &env, &target, &named);
     let input = crate::subrequest::OutlineInput {
         df: &src.df,
-        stages: &src.stages,
+        stages: replaced.as_ref().unwrap_or(&src.stages),
         build_args: &opts.build_args,
         platform_args: &platform_args,
         target: opts.target.as_deref(),

@@ -78,8 +78,9 @@ pub struct PlanArgs {
     /// A named context (repeatable) that `FROM NAME`, `COPY --from=NAME` and
     /// `RUN --mount from=NAME` use instead of the image or stage of that name: a directory
     /// (its .dockerignore applied), docker-image://REF, oci-layout://DIR[:TAG|@DIGEST], a git
-    /// URL (REPO#REF:SUBDIR) or an http(s) URL (one file, `context`).
-    #[arg(long = "build-context", value_name = "NAME=DIR|docker-image://REF|oci-layout://DIR|URL")]
+    /// URL (REPO#REF:SUBDIR) or an http(s) URL (one file, `context`). NAME::PLATFORM=VALUE
+    /// serves that platform only, tried before NAME (BuildKit's `context:NAME::PLATFORM`).
+    #[arg(long = "build-context", value_name = "NAME[::PLATFORM]=DIR|docker-image://REF|oci-layout://DIR|URL")]
     pub build_contexts: Vec<String>,
     /// The build context: the directory COPY and ADD read from (with .dockerignore applied), or
     /// a git URL (https://host/repo.git#REF:SUBDIR, git://, ssh://, git@host:repo) or an http(s)

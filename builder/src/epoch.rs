@@ -62,9 +62,10 @@ pub fn meaning(v: &str, named: &NamedContexts, stages: &Stages) -> Result<Meanin
     if v == "context" {
         return Ok(Meaning::Context);
     }
-    let key = named_context::key(v).map_err(|e| format!("invalid context name {v}: {e}"))?;
-    if named.by_key.contains_key(&key) {
-        return Ok(Meaning::Named(key));
+    named_context::key(v).map_err(|e| format!("invalid context name {v}: {e}"))?;
+    // looked up for BuildKit's own platform (epoch.go: ContextOpt{} is platforms.DefaultSpec())
+    if let Some((key, _)) = named.lookup(v, &crate::registry::Platform::host()) {
+        return Ok(Meaning::Named(key.to_string()));
     }
     match stages.stages.iter().position(|s| s.name.as_deref().is_some_and(|n| n.eq_ignore_ascii_case(v))) {
         Some(i) => Ok(Meaning::Stage(i)),

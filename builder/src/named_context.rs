@@ -4,10 +4,12 @@
 //! directory, `docker-image://REF` or `oci-layout://DIR[:TAG|@DIGEST]`. A directory becomes a
 //! one-layer image of its files (its own `.dockerignore` applied, owned by root as buildx sends
 //! them, mtimes as in every layer the build writes: `layer::Mtimes`), so all three users of a
-//! name go through the one image path and its cache key is its content. Runs nothing.
+//! name go through the one image path and its cache key is its content. `NAME::PLATFORM=VALUE`
+//! is NAME's context for that platform only, tried before NAME (`NamedContexts::lookup`); the
+//! planner asks per platform, so a stage is replaced only on the platforms a context has it for
+//! (`plan::replace_named_stages`). Runs nothing.
 
 use crate::context::Context;
-use crate::instructions::Stages;
 use crate::layer::{self, Entry, Kind};
 use crate::registry::{Platform, Reference};
 use crate::store::image::{self, History, ImageConfig};
@@ -55,15 +57,16 @@ pub fn parse(s: &str) -> Result<(String, Value), String> {
     let Some((name, v)) = s.split_once('=') else {
         return Err(format!("{flag}: expected NAME=VALUE"));
     };
-    // BuildKit's dockerui takes NAME::PLATFORM as the context of NAME for that platform only;
-    // slipway's names are one per build, so it is refused rather than read as another name
-    if let Some((n, p)) = name.split_once("::") {
-        return Err(format!(
-            "{flag}: a context for one platform ({n:?} for {p}) is not supported by slipway: give {n}=VALUE \
-             for every platform"
-        ));
+    // NAME::PLATFORM: the context of NAME for that platform only (dockerui's key; see `lookup`)
+    let (name, platform) = match name.split_once("::") {
+        Some((n, p)) => (n, Some(p)),
+        None => (name, None),
+    };
+    let mut k = key(name).map_err(|e| format!("{flag}: invalid context name {name:?}: {e}"))?;
+    if let Some(p) = platform {
+        let p = Platform::parse(p).map_err(|e| format!("{flag}: the context of {name} for one platform: {e}"))?;
+        k = format!("{k}::{}", p.normalized());
     }
-    let k = key(name).map_err(|e| format!("{flag}: invalid context name {name:?}: {e}"))?;
     let value = if let Some(r) = v.strip_prefix("docker-image://") {
         Reference::parse(r).map_err(|e| format!("{flag}: {e}"))?;
         Value::Image(r.to_string())
@@ -112,23 +115,16 @@ impl NamedContexts {
         self.by_key.is_empty()
     }
 
-    /// What `name` (a FROM base, a `--from`) stands for, if a context has it.
-    pub fn get(&self, name: &str) -> Option<(&str, &Value)> {
+    /// What `name` (a stage's name, a FROM base, a `--from`, a SOURCE_DATE_EPOCH value) stands
+    /// for on `platform`, if a context has it, with that context's key: `NAME::PLATFORM` (the
+    /// platform normalized) first, then `NAME`, as dockerui's NamedContext looks them up
+    /// (frontend/dockerui/config.go:468-486). Which platform is the caller's: the stage's
+    /// `FROM --platform`, else the one being built, for a stage's name and a FROM base; the one
+    /// being built for `--from` (dockerfile2llb/convert.go:221-233, 460-465, 666-670, 957-962).
+    pub fn lookup(&self, name: &str, platform: &Platform) -> Option<(&str, &Value)> {
         let k = key(name).ok()?;
-        self.by_key.get_key_value(&k).map(|(k, v)| (k.as_str(), v))
-    }
-
-    /// Replaces each stage a context is named after: it becomes `FROM <the context>` with no
-    /// instructions, as BuildKit replaces it (the FROM line stays, for the log).
-    pub fn replace_stages(&self, stages: &mut Stages) {
-        for s in &mut stages.stages {
-            let Some(name) = s.name.clone() else { continue };
-            if self.get(&name).is_some() {
-                s.base = name;
-                s.platform = None;
-                s.commands.clear();
-            }
-        }
+        let per_platform = format!("{k}::{}", platform.normalized());
+        self.by_key.get_key_value(&per_platform).or_else(|| self.by_key.get_key_value(&k)).map(|(k, v)| (k.as_str(), v))
     }
 }
 
@@ -249,9 +245,36 @@ mod tests {
             ("base".into(), Value::Image("busybox:1.36".into()))
         );
         assert!(parse("nameonly").unwrap_err().contains("expected NAME=VALUE"));
-        // dockerui's per-platform NAME::PLATFORM: refused with a clear error
-        let e = parse(&format!("alpine::linux/arm64={}", d.display())).unwrap_err();
-        assert!(e.contains("a context for one platform (\"alpine\" for linux/arm64) is not supported"), "{e}");
+        // dockerui's per-platform NAME::PLATFORM: the name normalized as any, the platform as
+        // containerd normalizes the one being built (config.go:481), so that they compare
+        assert_eq!(
+            parse(&format!("docker.io/library/alpine:latest::linux/aarch64={}", d.display())).unwrap(),
+            ("alpine::linux/arm64".into(), Value::Dir(d.clone()))
+        );
+        assert_eq!(parse("base::linux/arm=docker-image://x").unwrap().0, "base::linux/arm/v7");
+        for bad in ["base::linux=docker-image://x", "base::=docker-image://x", "base::linux//v7=docker-image://x"] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("the context of base for one platform: platform"), "{bad}: {e}");
+        }
+        assert!(parse("Base::linux/amd64=docker-image://x").unwrap_err().contains("invalid context name \"Base\""));
+        // looked up NAME::PLATFORM first, then NAME
+        let mut n = NamedContexts::default();
+        for c in
+            ["base=docker-image://plain", "base::linux/arm64=docker-image://arm", "only::linux/arm64=docker-image://o"]
+        {
+            let (k, v) = parse(c).unwrap();
+            n.by_key.insert(k, v);
+        }
+        let p = |s: &str| Platform::parse(s).unwrap();
+        let got = |name: &str, pl: &str| n.lookup(name, &p(pl)).map(|(k, v)| (k.to_string(), v.clone()));
+        assert_eq!(got("base", "linux/arm64"), Some(("base::linux/arm64".into(), Value::Image("arm".into()))));
+        assert_eq!(
+            got("base:latest", "linux/arm64/v8"),
+            Some(("base::linux/arm64".into(), Value::Image("arm".into())))
+        );
+        assert_eq!(got("base", "linux/amd64"), Some(("base".into(), Value::Image("plain".into()))));
+        assert_eq!(got("only", "linux/arm64").map(|g| g.0), Some("only::linux/arm64".into()));
+        assert_eq!(got("only", "linux/amd64"), None);
         // remote contexts: a git reference (its query checked), any other http(s) URL
         match parse("x=https://example.com/repo.git#v1:sub") {
             Ok((k, Value::Remote(u, crate::fetch::context::Remote::Git(g)))) => {

@@ -320,6 +320,50 @@ pub fn read_saved(path: &Path) -> Saved {
     Saved { repo_tags, config, layers, files, config_path: cfg_path }
 }
 
+/// Reads each platform's image of an OCI archive (`-o type=oci,dest=FILE`) whose index (or the
+/// index its `index.json` names) lists platforms, by the entry's `os/architecture[/variant]`.
+pub fn read_oci_platforms(path: &Path) -> BTreeMap<String, Saved> {
+    let files = tar_files(path);
+    let json = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(files.get(p).unwrap_or_else(|| panic!("{p} in {}", path.display()))).expect("json")
+    };
+    let blob_path =
+        |d: &serde_json::Value| format!("blobs/sha256/{}", d.as_str().expect("digest").trim_start_matches("sha256:"));
+    let mut index = json("index.json");
+    while index["manifests"][0]["platform"].is_null() && !index["manifests"][0].is_null() {
+        index = json(&blob_path(&index["manifests"][0]["digest"]));
+    }
+    let mut out = BTreeMap::new();
+    for d in index["manifests"].as_array().expect("manifests") {
+        let p = &d["platform"];
+        let mut name = format!("{}/{}", p["os"].as_str().unwrap_or(""), p["architecture"].as_str().unwrap_or(""));
+        if let Some(v) = p["variant"].as_str() {
+            name = format!("{name}/{v}");
+        }
+        let m = json(&blob_path(&d["digest"]));
+        let config_path = blob_path(&m["config"]["digest"]);
+        let config = json(&config_path);
+        let layers = m["layers"]
+            .as_array()
+            .expect("layers")
+            .iter()
+            .map(|l| {
+                let data = files.get(&blob_path(&l["digest"])).expect("layer blob");
+                let data = if data.starts_with(&[0x1f, 0x8b]) {
+                    let mut d = Vec::new();
+                    flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut d).expect("gunzip");
+                    d
+                } else {
+                    data.clone()
+                };
+                read_entries(&data)
+            })
+            .collect();
+        out.insert(name, Saved { repo_tags: Vec::new(), config, layers, files: files.clone(), config_path });
+    }
+    out
+}
+
 fn copy_tree(src: &Path, dst: &Path) {
     fs::create_dir_all(dst).expect("mkdir");
     for e in fs::read_dir(src).unwrap_or_else(|e| panic!("read {}: {e}", src.display())) {

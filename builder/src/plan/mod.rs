@@ -14,7 +14,7 @@ mod run;
 mod state;
 
 pub use meta::{go_quote_list, parse_duration, platform_args};
-pub use planner::{global_args, plan, Images, Options, Remotes};
+pub use planner::{global_args, plan, replace_named_stages, Images, Options, Remotes};
 
 use crate::cache::Inputs;
 use crate::context::ContextError;

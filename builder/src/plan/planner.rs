@@ -26,6 +26,12 @@ pub trait Images {
     /// The image `name` (a name or ID) means, for `platform` where it has several (else this
     /// machine's). Lines for the build log go to `log`; the error says why there is none.
     fn resolve(&self, name: &str, platform: Option<&Platform>, log: &mut Vec<String>) -> Result<Image, String>;
+
+    /// Whether a `--build-context` stands for `name` on `platform` (a stage of that name is
+    /// then replaced by it: [`replace_named_stages`]).
+    fn named(&self, _name: &str, _platform: &Platform) -> bool {
+        false
+    }
 }
 
 /// Where ADD's remote sources are looked at while planning (`build.rs` joins them to `fetch`
@@ -96,24 +102,92 @@ pub fn plan(
     remotes: &dyn Remotes,
     opts: &Options,
 ) -> Plan {
+    let mut out = Plan { stages: Vec::new(), target: 0, total: 0, declared_args: Default::default(), stop: None };
+    let lexer = Lexer::new(escape);
+    let target_platform = opts.platform.clone().unwrap_or_else(Platform::host);
+    let build_platform = Platform::host();
+    let meta = match meta_args(stages, &lexer, opts, &target_platform, &build_platform) {
+        Ok(m) => m,
+        Err(e) => {
+            out.stop = Some(stop(e));
+            return out;
+        }
+    };
+    let replaced = replace_named_stages(stages, &lexer, &env_of(&meta), &target_platform, &|n, p| images.named(n, p));
+    let stages = replaced.as_ref().unwrap_or(stages);
     let mut p = Planner {
         stages,
-        lexer: Lexer::new(escape),
+        lexer,
         ctx,
         images,
         remotes,
         opts,
-        meta: Vec::new(),
+        meta,
         done: vec![None; stages.stages.len()],
         label: None,
-        target_platform: opts.platform.clone().unwrap_or_else(Platform::host),
-        build_platform: Platform::host(),
+        target_platform,
+        build_platform,
         platforms: vec![None; stages.stages.len()],
         cur: 0,
     };
-    let mut out = Plan { stages: Vec::new(), target: 0, total: 0, declared_args: Default::default(), stop: None };
     if let Err(stop) = p.run(&mut out) {
         out.stop = Some(stop);
+    }
+    out
+}
+
+/// The global ARGs of a build for `target` (`global_args`), with the values the build decided
+/// after evaluating them (SOURCE_DATE_EPOCH resolved: `Options::set_global_args`).
+fn meta_args(
+    stages: &Stages,
+    lexer: &Lexer,
+    opts: &Options,
+    target: &Platform,
+    build: &Platform,
+) -> Result<Vec<(String, Option<String>)>, BuildError> {
+    let mut meta = global_args(stages, lexer, opts.file, opts.build_args, target, build)?;
+    for (k, v) in opts.set_global_args {
+        for (_, value) in meta.iter_mut().filter(|(n, _)| n == k) {
+            *value = v.clone();
+        }
+    }
+    Ok(meta)
+}
+
+/// ARGs with values, as variables for expansion.
+fn env_of(meta: &[(String, Option<String>)]) -> Vec<(String, String)> {
+    meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect()
+}
+
+/// The stages with each one a `--build-context` stands for replaced by it: `FROM NAME` (which
+/// the planner resolves to the context) with no instructions, its FROM line and
+/// `FROM --platform` kept, as BuildKit's frontend replaces a stage (convert.go
+/// buildDispatchStates). Asked per stage for its platform: its `FROM --platform` (expanded with
+/// the global ARGs `meta`), else `target`, the platform being built, so that a context for one
+/// platform (`NAME::PLATFORM`) replaces the stage on that platform only. A `FROM --platform`
+/// that does not read leaves the stage as it is: planning it says why. None: none replaced.
+pub fn replace_named_stages(
+    stages: &Stages,
+    lexer: &Lexer,
+    meta: &dyn crate::dockerfile::shell::Env,
+    target: &Platform,
+    named: &dyn Fn(&str, &Platform) -> bool,
+) -> Option<Stages> {
+    let mut out: Option<Stages> = None;
+    for (i, s) in stages.stages.iter().enumerate() {
+        let Some(name) = &s.name else { continue };
+        let platform = match &s.platform {
+            Some(p) => match lexer.process_word(p, meta).ok().map(|p| Platform::parse(&p)) {
+                Some(Ok(p)) => p,
+                _ => continue,
+            },
+            None => target.clone(),
+        };
+        if named(name, &platform) {
+            let r = &mut out.get_or_insert_with(|| stages.clone()).stages[i];
+            r.base = name.clone();
+            r.commands.clear();
+        }
     }
     out
 }
@@ -164,25 +238,10 @@ impl<'a> Planner<'a> {
 
     /// Global ARGs with values, as variables for expansion.
     fn meta_env(&self) -> Vec<(String, String)> {
-        self.meta.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect()
+        env_of(&self.meta)
     }
 
     fn run(&mut self, out: &mut Plan) -> Result<(), Stop> {
-        self.meta = global_args(
-            self.stages,
-            &self.lexer,
-            self.opts.file,
-            self.opts.build_args,
-            &self.target_platform,
-            &self.build_platform,
-        )
-        .map_err(stop)?;
-        // a value the build decided after evaluating them (SOURCE_DATE_EPOCH resolved)
-        for (k, v) in self.opts.set_global_args {
-            for (_, value) in self.meta.iter_mut().filter(|(n, _)| n == k) {
-                *value = v.clone();
-            }
-        }
         let meta_env = self.meta_env();
         let g = Graph::new(self.stages, &self.lexer, &meta_env).map_err(|(line, msg)| stop(self.at(line).err(msg)))?;
         let target = match self.opts.target {
@@ -553,6 +612,42 @@ mod tests {
         let p = plan_of(dockerfile, &[], &Fake::default(), &[]);
         assert!(p.stop.is_none(), "{p}");
         p
+    }
+
+    #[test]
+    fn named_stages_are_replaced_for_their_own_platform() {
+        // the platform each stage asks its name for, as dockerfile2llb's buildDispatchStates
+        // does: its FROM --platform expanded with the global ARGs, else the one being built
+        let df = "ARG P=linux/s390x\n\
+                  FROM --platform=$BUILDPLATFORM bb AS tools\nRUN a\n\
+                  FROM scratch AS deps\nCOPY a /a\n\
+                  FROM --platform=$P bb AS fixed\nRUN b\n\
+                  FROM --platform=$NOPE bb AS bad\nRUN c\n\
+                  FROM deps\nRUN d\n";
+        let df = parse(df).unwrap();
+        let stages = instructions::stages(&df).unwrap();
+        let lexer = Lexer::new(df.escape);
+        let (host, target) = (Platform::host(), Platform::parse("linux/riscv64").unwrap());
+        let meta = global_args(&stages, &lexer, "Dockerfile", &[], &target, &host).unwrap();
+        let asked = std::cell::RefCell::new(Vec::new());
+        let named = |n: &str, p: &Platform| {
+            asked.borrow_mut().push(format!("{n} {p}"));
+            n != "fixed"
+        };
+        let out = replace_named_stages(&stages, &lexer, &env_of(&meta), &target, &named).unwrap();
+        assert_eq!(
+            *asked.borrow(),
+            [format!("tools {host}"), "deps linux/riscv64".into(), "fixed linux/s390x".into()],
+            "an unnamed stage and one whose platform does not expand are not asked"
+        );
+        let shape = |s: &instructions::Stage| (s.base.clone(), s.platform.clone(), s.commands.len());
+        // replaced: FROM the name, no instructions, the FROM --platform kept for planning
+        assert_eq!(shape(&out.stages[0]), ("tools".into(), Some("$BUILDPLATFORM".into()), 0));
+        assert_eq!(shape(&out.stages[1]), ("deps".into(), None, 0));
+        assert_eq!(shape(&out.stages[2]), shape(&stages.stages[2]));
+        assert_eq!(shape(&out.stages[3]), shape(&stages.stages[3]));
+        assert_eq!(shape(&out.stages[4]), shape(&stages.stages[4]));
+        assert!(replace_named_stages(&stages, &lexer, &env_of(&meta), &target, &|_, _| false).is_none());
     }
 
     #[test]
