@@ -466,6 +466,8 @@ pub fn prune(store: &Store, limits: &PruneLimits) -> Result<String, StoreError> 
             }
         }
     }
+    // kept SBOM scans go with the generator's or the image's manifest
+    crate::sbom::prune(store, &|hex| keep.contains(hex));
     for dir in ["cache/sizes", "cache/own-times"] {
         let Ok(rd) = fs::read_dir(store.root.join(dir)) else { continue };
         for e in rd.flatten() {

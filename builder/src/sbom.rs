@@ -8,7 +8,8 @@
 //! Each file it writes must be one in-toto statement of the SPDX predicate type
 //! (exporter/attestation/unbundle.go); `attest.rs` stores them. The generator's own rootfs is a
 //! throwaway overlay: nothing of it reaches the image, its layers or the build cache. A result
-//! is kept by (generator manifest, image manifest, options), so a no-op rebuild reruns nothing.
+//! is kept by (generator manifest, image manifest, options), so a no-op rebuild reruns nothing;
+//! `prune` drops it with either manifest.
 
 use crate::attest::{Sbom, Scanned};
 use crate::layer::overlay;
@@ -84,8 +85,34 @@ pub fn key(gen: &Generator, sbom: &Sbom, target: &Image) -> String {
     hex::encode(h.finalize())
 }
 
+/// Where scans are kept, one record per key.
+pub const RECORDS: &str = "cache/sbom";
+
 fn record_path(key: &str) -> String {
-    format!("cache/sbom/{key}.json")
+    format!("{RECORDS}/{key}.json")
+}
+
+/// A kept scan: the manifests it depends on (so `prune` drops it with either) and its result.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Record {
+    pub generator: String,
+    pub image: String,
+    pub scanned: Vec<Scanned>,
+}
+
+/// `prune`: drops the kept scans of a generator or an image whose manifest `kept` (by blob
+/// name: the digest's hex) does not hold.
+pub fn prune(store: &Store, kept: &dyn Fn(&str) -> bool) {
+    let Ok(rd) = fs::read_dir(store.root.join(RECORDS)) else { return };
+    for e in rd.flatten() {
+        let rel = format!("{RECORDS}/{}", e.file_name().to_string_lossy());
+        let live = store.read_record::<Record>(&rel).is_some_and(|r| {
+            kept(r.generator.trim_start_matches("sha256:")) && kept(r.image.trim_start_matches("sha256:"))
+        });
+        if !live {
+            let _ = fs::remove_file(e.path());
+        }
+    }
 }
 
 /// What a scan needs of the build.
@@ -106,15 +133,20 @@ impl Scan<'_> {
         if self.no_cache {
             return None;
         }
-        self.store.read_record::<Vec<Scanned>>(&record_path(&key(gen, sbom, target)))
+        self.store.read_record::<Record>(&record_path(&key(gen, sbom, target))).map(|r| r.scanned)
     }
 
     /// Runs the generator on `target` (`what`: its platform, for messages) and keeps the result.
     pub fn scan(&self, gen: &Generator, sbom: &Sbom, target: &Image, what: &str) -> Result<Vec<Scanned>, String> {
         let out = self.run(gen, sbom, target, what)?;
-        let rec = record_path(&key(gen, sbom, target));
-        self.store.write_record(&rec, &out).map_err(|e| format!("sbom: keep the result: {e}"))?;
-        Ok(out)
+        let rec = Record {
+            generator: gen.image.manifest_digest.clone(),
+            image: target.manifest_digest.clone(),
+            scanned: out,
+        };
+        let path = record_path(&key(gen, sbom, target));
+        self.store.write_record(&path, &rec).map_err(|e| format!("sbom: keep the result: {e}"))?;
+        Ok(rec.scanned)
     }
 
     fn run(&self, gen: &Generator, sbom: &Sbom, target: &Image, what: &str) -> Result<Vec<Scanned>, String> {

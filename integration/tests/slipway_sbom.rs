@@ -189,6 +189,13 @@ fn the_generator_scans_the_image_read_only_and_its_sbom_is_attested() {
     // another option is another scan
     let o = t.build(&["--attest", "type=sbom,generator=scan:1,MODE=quick", "-t", "app:2"]).ok();
     assert!(!o.stdout.contains("CACHED [linux/"), "{}", o.stdout);
+    // prune keeps the scans of kept images and drops them with their image
+    let records = || fs::read_dir(t.s.root().join("cache/sbom")).map(|d| d.count()).unwrap_or(0);
+    t.s.run(&["prune"]).ok();
+    assert_eq!(records(), 2);
+    t.s.run(&["rmi", "app:1", "app:2"]).ok();
+    t.s.run(&["prune"]).ok();
+    assert_eq!(records(), 0);
 }
 
 #[test]
