@@ -1083,7 +1083,8 @@ impl Scanned {
                 }
             }
         }
-        p
+        // the keys added sorted in as the rest
+        go_sorted(p)
     }
 }
 
@@ -1373,6 +1374,8 @@ mod tests {
         assert_eq!(p["files"][0]["comment"], "layerID: sha256:l1");
         assert_eq!(p["files"][1]["comment"], "mine");
         assert_eq!(p["files"][2]["comment"], "layerID: sha256:l0");
+        let keys: Vec<&String> = p["files"][0].as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["comment", "fileName"], "sorted as Go marshals a map");
         assert!(p["creationInfo"]["creators"][0].as_str().unwrap().starts_with("Tool: slipway-"));
         // an extra scan is not the core: no file placed
         assert!(Scanned::parse("sbom-stage.spdx.json", st).unwrap().files_to_place().is_empty());
