@@ -150,7 +150,7 @@ fn entries(s: &str, flag: &str) -> Result<Vec<(String, Attrs)>, String> {
     let mut kind = String::new();
     let mut attrs: Attrs = Vec::new();
     for kv in s.split(',') {
-        let (k, v) = kv.split_once('=').ok_or_else(|| format!("{flag} {s:?}: invalid value {kv}"))?;
+        let (k, v) = kv.split_once('=').ok_or_else(|| format!("{flag} {:?}: invalid value {kv}", redact(s)))?;
         let k = k.to_ascii_lowercase();
         if k == "type" {
             kind = v.to_string();
@@ -160,9 +160,25 @@ fn entries(s: &str, flag: &str) -> Result<Vec<(String, Attrs)>, String> {
         }
     }
     if kind.is_empty() {
-        return Err(format!("{flag}: type required for {s:?}"));
+        return Err(format!("{flag}: type required for {:?}", redact(s)));
     }
     Ok(vec![(kind, attrs)])
+}
+
+/// A `--cache-to/--cache-from` value for messages: the values of the secret attributes
+/// (`secret_access_key`, `session_token`) replaced by `***`, so no error or log shows a key.
+pub fn redact(s: &str) -> String {
+    s.split(',')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _))
+                if ["secret_access_key", "session_token"].contains(&k.trim().to_ascii_lowercase().as_str()) =>
+            {
+                format!("{k}=***")
+            }
+            _ => kv.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Parses a `--cache-to` value: `type=registry,ref=REF`, `type=local,dest=DIR`, or a bare
@@ -172,7 +188,7 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
     let flag = "--cache-to";
     let mut out = Vec::new();
     for (kind, attrs) in entries(s, flag)? {
-        let bad = |m: String| format!("{flag} {s:?}: {m}");
+        let bad = |m: String| format!("{flag} {:?}: {m}", redact(s));
         // the type first: an unknown type's attributes are not the question (gha, azblob)
         if !["registry", "local", "inline", "s3"].contains(&kind.as_str()) {
             return Err(bad(format!("type={kind}: expected registry, local, inline or s3")));
@@ -281,7 +297,7 @@ pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
     let flag = "--cache-from";
     let mut out = Vec::new();
     for (kind, attrs) in entries(s, flag)? {
-        let bad = |m: String| format!("{flag} {s:?}: {m}");
+        let bad = |m: String| format!("{flag} {:?}: {m}", redact(s));
         if !["registry", "local", "s3"].contains(&kind.as_str()) {
             return Err(bad(format!("type={kind}: expected registry, local or s3")));
         }
@@ -1051,6 +1067,18 @@ mod tests {
         let mut v = parse_export(s).unwrap();
         assert_eq!(v.len(), 1, "{s}");
         v.remove(0)
+    }
+
+    #[test]
+    fn secrets_never_in_messages() {
+        assert_eq!(
+            redact("type=azblob,account_url=u,secret_access_key=S3CR3T,Session_Token=T0K"),
+            "type=azblob,account_url=u,secret_access_key=***,Session_Token=***"
+        );
+        let e = parse_export("type=s3,bucket=b,region=r,secret_access_key=S3CR3T").unwrap_err();
+        assert!(!e.contains("S3CR3T") && e.contains("secret_access_key=***"), "{e}");
+        let e = parse_import("type=s3,bucket=b,region=r,secret_access_key=S3CR3T,bogus").unwrap_err();
+        assert!(!e.contains("S3CR3T"), "{e}");
     }
 
     #[test]

@@ -271,11 +271,14 @@ pub fn after_build(
                 // ignore-error=true: BuildKit drops the error; it is said here
                 Err(err) if e.ignore_error => {
                     eprintln!(
-                        "WARNING: --cache-to {s}: {:#} (ignore-error=true: the build goes on)",
+                        "WARNING: --cache-to {}: {:#} (ignore-error=true: the build goes on)",
+                        super::cache::redact(s),
                         anyhow::Error::from(err)
                     )
                 }
-                Err(err) => return Err(anyhow::Error::from(err).context(format!("--cache-to {s}"))),
+                Err(err) => {
+                    return Err(anyhow::Error::from(err).context(format!("--cache-to {}", super::cache::redact(s))))
+                }
             }
         }
     }
