@@ -9,18 +9,23 @@ OCI_RUNTIME ?= $(SKIFF)
 export OCI_RUNTIME
 
 # Debian packages the build, the tests and the benchmarks need. A fresh machine has none of them.
-DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux e2fsprogs xz-utils bzip2 libcap2-bin containerd podman docker.io buildah docker-registry skopeo apache2-utils openssl systemd uidmap passwd openssh-client gcc libc6-dev git slirp4netns python3-venv python3-pip
+DEB_PKGS := libseccomp-dev pkg-config busybox-static runc hyperfine time jq iproute2 util-linux e2fsprogs xz-utils bzip2 libcap2-bin containerd podman docker.io buildah docker-registry skopeo apache2-utils openssl systemd uidmap passwd openssh-client gcc libc6-dev git slirp4netns python3-venv python3-pip npm
 
 # The S3 server of the s3 cache tests: moto (Debian has no S3 server), pinned, in a venv outside
 # the repository. Reinstalled only when the version changes; the tests skip without it.
 MOTO_VERSION := 5.2.6
 MOTO_VENV := /var/cache/slipway-test/moto-venv
+# The Azure Blob server of the azblob cache tests: Microsoft's emulator Azurite, only on npm,
+# pinned (3.35.0 asks node >= 10; 3.37 asks >= 22 and Debian has 18), outside the repository, as moto.
+AZURITE_VERSION := 3.35.0
+AZURITE_DIR := /var/cache/slipway-test/azurite
 
 .PHONY: deps build failpoints test lint unit integration demo bench install install-files clean cgroup2-deps test-cgroup2 systemd-deps test-systemd bench-cgroup2 fuzz test-crash-long bench-reliability
 
 deps:
 	@missing=""; for p in $(DEB_PKGS); do \
-	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || \
+	  { [ $$p = npm ] && command -v npm >/dev/null; } || missing="$$missing $$p"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "deps: installing$$missing"; \
@@ -33,6 +38,14 @@ deps:
 	  $(MOTO_VENV)/bin/pip install -q --disable-pip-version-check 'moto[server]==$(MOTO_VERSION)' && \
 	  touch $(MOTO_VENV)/.moto-$(MOTO_VERSION) || \
 	  echo "deps: WARNING: moto not installed (PyPI unreachable?): the s3 cache tests will skip"; \
+	fi
+	@if [ -f $(AZURITE_DIR)/.azurite-$(AZURITE_VERSION) ]; then echo "deps: azurite $(AZURITE_VERSION) present"; \
+	else \
+	  echo "deps: installing azurite@$(AZURITE_VERSION) into $(AZURITE_DIR)"; \
+	  rm -rf $(AZURITE_DIR) && mkdir -p $(AZURITE_DIR) && \
+	  npm install -q --prefix $(AZURITE_DIR) --no-audit --no-fund --omit=dev 'azurite@$(AZURITE_VERSION)' && \
+	  touch $(AZURITE_DIR)/.azurite-$(AZURITE_VERSION) || \
+	  echo "deps: WARNING: azurite not installed (npm registry unreachable?): the azblob cache tests will skip"; \
 	fi
 
 # skiff is linked as a static PIE (glibc's libc.a, libseccomp.a; still position-independent, so

@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod attest;
+pub mod azblob;
 pub mod binfmt;
 pub mod build;
 pub mod cache;

@@ -3,6 +3,7 @@
 //! The OCI runtime under test is only ever driven through its command line (`$OCI_RUNTIME`); nothing
 //! here reads its state files or links its code, so the same tests run against runc and skiff.
 
+pub mod azurite;
 pub mod buildkit;
 pub mod bundle;
 pub mod console;

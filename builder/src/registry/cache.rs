@@ -26,6 +26,7 @@
 //! manifest list with `oci-mediatypes=false`) whose entries are the blobs and the config.
 
 use super::blob;
+use super::cache_azblob::{self, AzblobSpec};
 use super::cache_s3::{self, S3Spec};
 use super::client::{Client, Options};
 use super::error::RegistryError;
@@ -54,6 +55,9 @@ pub enum Spec {
     Inline,
     /// `type=s3`: objects of a bucket, as BuildKit lays them out (`cache_s3.rs`).
     S3(Box<S3Spec>),
+    /// `type=azblob`: blobs of an Azure Blob Storage container, as BuildKit lays them out
+    /// (`cache_azblob.rs`).
+    Azblob(Box<AzblobSpec>),
 }
 
 /// The image config key of an inline cache: a [`CacheConfig`] of the result's chain (as
@@ -68,6 +72,7 @@ impl std::fmt::Display for Spec {
             Spec::Local(p) => write!(f, "local {}", p.display()),
             Spec::Inline => write!(f, "inline"),
             Spec::S3(s) => write!(f, "{s}"),
+            Spec::Azblob(s) => write!(f, "{s}"),
         }
     }
 }
@@ -190,8 +195,8 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
     for (kind, attrs) in entries(s, flag)? {
         let bad = |m: String| format!("{flag} {:?}: {m}", redact(s));
         // the type first: an unknown type's attributes are not the question (gha, azblob)
-        if !["registry", "local", "inline", "s3"].contains(&kind.as_str()) {
-            return Err(bad(format!("type={kind}: expected registry, local, inline or s3")));
+        if !["registry", "local", "inline", "s3", "azblob"].contains(&kind.as_str()) {
+            return Err(bad(format!("type={kind}: expected registry, local, inline, s3 or azblob")));
         }
         if kind == "inline" {
             // BuildKit's inline exporter takes no attribute (inline.go)
@@ -217,16 +222,21 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
             reset: false,
         };
         let (mut reference, mut dir, mut image_manifest) = (None, None, None);
-        let mut s3 = Vec::new();
+        let (mut s3, mut az) = (Vec::new(), Vec::new());
         for (k, v) in &attrs {
             match (kind.as_str(), k.as_str()) {
                 ("s3", k) if cache_s3::ATTRS.contains(&k) => s3.push((k.to_string(), v.clone())),
-                // BuildKit's s3 exporter reads neither (its blobs are the build's, its manifest
-                // object the cache config itself): refused rather than ignored
+                ("azblob", k) if cache_azblob::ATTRS.contains(&k) => az.push((k.to_string(), v.clone())),
+                // BuildKit's s3 and azblob exporters read neither (their blobs are the build's,
+                // their manifest object the cache config itself): refused rather than ignored
                 (
-                    "s3",
+                    "s3" | "azblob",
                     "image-manifest" | "oci-mediatypes" | "compression" | "compression-level" | "force-compression",
-                ) => return Err(bad(format!("unknown key {k:?} for type=s3 (BuildKit's s3 cache does not read it)"))),
+                ) => {
+                    return Err(bad(format!(
+                        "unknown key {k:?} for type={kind} (BuildKit's {kind} cache does not read it)"
+                    )))
+                }
                 ("registry", "ref") => reference = Some(v.clone()),
                 ("registry", "registry.insecure") => e.insecure = boolean(k, v)?,
                 ("local", "dest") => dir = Some(v.clone()),
@@ -274,7 +284,8 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
             ("registry", _, _) => return Err(bad("type=registry needs ref=REF".into())),
             ("local", _, _) => return Err(bad("type=local needs dest=DIR".into())),
             ("s3", _, _) => Spec::S3(Box::new(s3_spec(&s3).map_err(bad)?)),
-            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local, inline or s3"))),
+            ("azblob", _, _) => Spec::Azblob(Box::new(azblob_spec(&az).map_err(bad)?)),
+            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local, inline, s3 or azblob"))),
         };
         out.push(e);
     }
@@ -284,6 +295,11 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
 /// `type=s3`'s attributes read with this process's environment (`AWS_BUCKET`, `AWS_REGION`).
 fn s3_spec(attrs: &[(String, String)]) -> Result<S3Spec, String> {
     cache_s3::parse(attrs, &crate::s3::credentials::process_env).map_err(|m| format!("type=s3: {m}"))
+}
+
+/// `type=azblob`'s attributes read with this process's environment (`BUILDKIT_AZURE_STORAGE_*`).
+fn azblob_spec(attrs: &[(String, String)]) -> Result<AzblobSpec, String> {
+    cache_azblob::parse(attrs, &crate::s3::credentials::process_env).map_err(|m| format!("type=azblob: {m}"))
 }
 
 /// Whether one of the `--cache-to` values asks for `type=inline` (values already checked).
@@ -298,15 +314,16 @@ pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
     let mut out = Vec::new();
     for (kind, attrs) in entries(s, flag)? {
         let bad = |m: String| format!("{flag} {:?}: {m}", redact(s));
-        if !["registry", "local", "s3"].contains(&kind.as_str()) {
-            return Err(bad(format!("type={kind}: expected registry, local or s3")));
+        if !["registry", "local", "s3", "azblob"].contains(&kind.as_str()) {
+            return Err(bad(format!("type={kind}: expected registry, local, s3 or azblob")));
         }
         let mut i = Import { from: Spec::Local(PathBuf::new()), insecure: false, tag: "latest".into(), digest: None };
         let (mut reference, mut dir) = (None, None);
-        let mut s3 = Vec::new();
+        let (mut s3, mut az) = (Vec::new(), Vec::new());
         for (k, v) in &attrs {
             match (kind.as_str(), k.as_str()) {
                 ("s3", k) if cache_s3::ATTRS.contains(&k) => s3.push((k.to_string(), v.clone())),
+                ("azblob", k) if cache_azblob::ATTRS.contains(&k) => az.push((k.to_string(), v.clone())),
                 ("registry", "ref") => reference = Some(v.clone()),
                 ("registry", "registry.insecure") => {
                     i.insecure = crate::gobool::parse(v)
@@ -330,7 +347,8 @@ pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
             ("registry", _, _) => return Err(bad("type=registry needs ref=REF".into())),
             ("local", _, _) => return Err(bad("type=local needs src=DIR".into())),
             ("s3", _, _) => Spec::S3(Box::new(s3_spec(&s3).map_err(bad)?)),
-            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local or s3"))),
+            ("azblob", _, _) => Spec::Azblob(Box::new(azblob_spec(&az).map_err(bad)?)),
+            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local, s3 or azblob"))),
         };
         out.push(i);
     }
@@ -584,6 +602,11 @@ pub fn export(
             log(&format!("exported {steps} cache steps to {s}"));
             Ok((image::digest_of(&config), steps))
         }
+        Spec::Azblob(s) => {
+            cache_azblob::export(store, s, &blobs[1..], &config, log)?;
+            log(&format!("exported {steps} cache steps to {s}"));
+            Ok((image::digest_of(&config), steps))
+        }
         Spec::Local(dir) => {
             let bd = dir.join("blobs/sha256");
             std::fs::create_dir_all(&bd).map_err(|err| RegistryError::Io { path: bd.clone(), err })?;
@@ -773,6 +796,8 @@ pub struct Imported {
     client: Option<Client>,
     /// `type=s3`: the bucket's client.
     s3: Option<crate::s3::Bucket>,
+    /// `type=azblob`: the container's client.
+    azblob: Option<crate::azblob::Container>,
 }
 
 /// The cache config's descriptor in a cache's top manifest: an image manifest's config, or
@@ -794,11 +819,16 @@ fn config_of(bytes: &[u8]) -> Result<Descriptor, String> {
 
 /// Reads the cache artifact at `from` (its manifest and config; blobs come when a step hits).
 pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> {
-    let mut s3 = None;
+    let (mut s3, mut azblob) = (None, None);
     let (config, client) = match &from.from {
         Spec::S3(s) => {
             let (bytes, b) = cache_s3::import(s)?;
             s3 = Some(b);
+            (bytes, None)
+        }
+        Spec::Azblob(s) => {
+            let (bytes, c) = cache_azblob::import(s, &|_| {})?;
+            azblob = Some(c);
             (bytes, None)
         }
         Spec::Inline => {
@@ -880,6 +910,7 @@ pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> 
         configs: c.configs,
         client,
         s3,
+        azblob,
     })
 }
 
@@ -897,6 +928,14 @@ impl Imported {
     fn bucket(&self, s: &S3Spec) -> Result<&crate::s3::Bucket, RegistryError> {
         self.s3.as_ref().ok_or_else(|| RegistryError::Invalid {
             registry: format!("s3 bucket {}", s.bucket),
+            what: "cache".into(),
+            why: "no connection".into(),
+        })
+    }
+
+    fn container(&self, s: &AzblobSpec) -> Result<&crate::azblob::Container, RegistryError> {
+        self.azblob.as_ref().ok_or_else(|| RegistryError::Invalid {
+            registry: format!("azure container {}", s.container),
             what: "cache".into(),
             why: "no connection".into(),
         })
@@ -934,6 +973,7 @@ impl Imported {
                 (Spec::Local(dir), _) => copy_in(store, dir, &m.digest)?,
                 (Spec::Inline, _) => continue,
                 (Spec::S3(s), _) => cache_s3::fetch(self.bucket(s)?, s, &d, store)?,
+                (Spec::Azblob(s), _) => cache_azblob::fetch(self.container(s)?, s, &d, store)?,
                 (Spec::Registry(r), None) => {
                     return Err(RegistryError::Invalid {
                         registry: r.registry.clone(),
@@ -1000,6 +1040,13 @@ impl Imported {
                     cache_s3::fetch_small(b, s, &e.config, store)?;
                 }
                 blob::parallel(&blobs[1..], blob::PARALLEL, |d| cache_s3::fetch(b, s, d, store))?;
+            }
+            (Spec::Azblob(s), _) => {
+                let c = self.container(s)?;
+                if !store.has_blob(&e.config) {
+                    cache_azblob::fetch_small(c, s, &e.config, store)?;
+                }
+                blob::parallel(&blobs[1..], blob::PARALLEL, |d| cache_azblob::fetch(c, s, d, store))?;
             }
             (Spec::Local(dir), _) => {
                 for d in &blobs {
@@ -1075,7 +1122,7 @@ mod tests {
             redact("type=azblob,account_url=u,secret_access_key=S3CR3T,Session_Token=T0K"),
             "type=azblob,account_url=u,secret_access_key=***,Session_Token=***"
         );
-        let e = parse_export("type=s3,bucket=b,region=r,secret_access_key=S3CR3T").unwrap_err();
+        let e = parse_export("type=azblob,account_url=u,secret_access_key=S3CR3T").unwrap_err();
         assert!(!e.contains("S3CR3T") && e.contains("secret_access_key=***"), "{e}");
         let e = parse_import("type=s3,bucket=b,region=r,secret_access_key=S3CR3T,bogus").unwrap_err();
         assert!(!e.contains("S3CR3T"), "{e}");
@@ -1115,8 +1162,13 @@ mod tests {
             ("type=local,dest=/x,ref=r", "unknown key \"ref\""),
             ("type=registry,ref=r,tag=t", "unknown key \"tag\""),
             ("type=registry", "ref=REF"),
-            ("type=gha", "type=gha: expected registry, local, inline or s3"),
-            ("type=azblob,account_url=u", "type=azblob: expected registry, local, inline or s3"),
+            ("type=gha", "type=gha: expected registry, local, inline, s3 or azblob"),
+            ("type=azblob,account_url=u", "type=azblob: account_url=u: expected http(s)://HOST"),
+            (
+                "type=azblob,account_url=https://a.b,secret_access_key=k,compression=zstd",
+                "unknown key \"compression\" for type=azblob",
+            ),
+            ("type=azblob,account_url=https://a.b,secret_access_key=k,ref=x", "unknown key \"ref\" for type=azblob"),
             ("type=s3,bucket=b,region=r,compression=zstd", "unknown key \"compression\" for type=s3"),
             ("type=s3,bucket=b,region=r,image-manifest=true", "unknown key \"image-manifest\" for type=s3"),
             ("type=s3,bucket=b,region=r,ref=x", "unknown key \"ref\" for type=s3"),
@@ -1167,7 +1219,11 @@ mod tests {
         for (bad, want) in [
             ("type=local", "src=DIR"),
             ("type=local,src=/x,cache-mounts=true", "unknown key \"cache-mounts\""),
-            ("type=gha,scope=x", "type=gha: expected registry, local or s3"),
+            ("type=gha,scope=x", "type=gha: expected registry, local, s3 or azblob"),
+            (
+                "type=azblob,account_url=https://a.b,secret_access_key=k,mode=max",
+                "unknown key \"mode\" for type=azblob",
+            ),
             ("type=s3,bucket=b,region=r,mode=max", "unknown key \"mode\" for type=s3"),
             ("type=s3,bucket=b,region=r,name=", "type=s3: name: an empty name"),
             ("type=registry,ref=r,mode=max", "unknown key \"mode\""),

@@ -37,6 +37,8 @@ pub enum RegistryError {
     Auth(#[from] super::auth::AuthError),
     #[error(transparent)]
     S3(#[from] crate::s3::S3Error),
+    #[error(transparent)]
+    Azblob(#[from] crate::azblob::AzError),
 }
 
 fn codes_suffix(codes: &[(String, String)]) -> String {

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod base;
 pub mod blob;
 pub mod cache;
+pub mod cache_azblob;
 pub mod cache_s3;
 pub mod cli;
 pub mod client;

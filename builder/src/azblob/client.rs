@@ -1,0 +1,366 @@
+//! One container's client: where it is (the account URL, virtual-hosted
+//! `https://ACCOUNT.blob.core.windows.net` or path-style `http://HOST:PORT/ACCOUNT` as the
+//! emulator serves it), and the container and blob calls the cache needs, each authorized with
+//! Shared Key and retried on a transport error or a 5xx/429 (the SDK's default: 3 retries).
+
+use super::sharedkey;
+use super::AzError;
+use std::io::Read;
+use std::path::Path;
+use std::time::Duration;
+use ureq::http;
+
+type Resp = http::Response<ureq::Body>;
+
+/// A blob's body as it arrives, and the status (200 whole, 206 from the offset asked).
+pub type Download = (Box<dyn Read + Send>, u16);
+
+/// The service version slipway speaks (Put Blob takes up to 5000 MiB from 2019-12-12 on).
+const VERSION: &str = "2021-12-02";
+/// The most one Put Blob takes (service versions 2019-12-12 and later).
+pub const MAX_PUT: u64 = 5000 << 20;
+const ATTEMPTS: u32 = 4;
+
+/// A request body that can be sent again on a retry.
+enum Body<'a> {
+    Empty,
+    Bytes(&'a [u8]),
+    File { path: &'a Path, len: u64 },
+}
+
+/// Where an account is: `scheme://authority` and the path in front of containers (empty for
+/// `https://ACCOUNT.blob.core.windows.net`, `/ACCOUNT` for a path-style emulator URL).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountUrl {
+    pub scheme: String,
+    pub authority: String,
+    pub path: String,
+}
+
+impl AccountUrl {
+    /// `account_url`: `http(s)://HOST[:PORT][/PATH]`; a query (an SAS token) is refused.
+    pub fn parse(url: &str) -> Result<AccountUrl, String> {
+        let bad = |why: &str| format!("account_url={url}: {why}");
+        let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected http(s)://HOST[:PORT][/PATH]"))?;
+        let scheme = scheme.to_ascii_lowercase();
+        if scheme != "http" && scheme != "https" {
+            return Err(bad("expected http(s)://HOST[:PORT][/PATH]"));
+        }
+        if rest.contains(['?', '#']) {
+            return Err(bad("a query or fragment (an SAS token?) is not supported: use secret_access_key"));
+        }
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
+            None => (rest, ""),
+        };
+        if authority.is_empty() || authority.contains('@') {
+            return Err(bad("expected http(s)://HOST[:PORT][/PATH]"));
+        }
+        Ok(AccountUrl { scheme, authority: authority.to_string(), path: path.to_string() })
+    }
+
+    /// The host without the port (BuildKit takes the account name from its first label).
+    pub fn host(&self) -> &str {
+        if self.authority.starts_with('[') {
+            return self.authority.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or("");
+        }
+        self.authority.split(':').next().unwrap_or("")
+    }
+}
+
+/// A blob name percent-encoded for the path: all but unreserved characters, `/` and `:` (as the
+/// Go SDK's url.PathEscape keeps `:`; `/` kept so the name reads as the folders it stands for).
+fn encode_name(name: &str) -> String {
+    let mut out = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~/:".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Azure's `<Code>` and the first line of `<Message>` in an XML error body.
+fn error_fields(body: &[u8]) -> (Option<String>, String) {
+    let text = String::from_utf8_lossy(body);
+    let field = |name: &str| {
+        let open = format!("<{name}>");
+        let start = text.find(&open)? + open.len();
+        let end = text[start..].find(&format!("</{name}>"))? + start;
+        Some(text[start..end].trim().to_string())
+    };
+    let message = field("Message").and_then(|m| m.lines().next().map(str::to_string)).unwrap_or_default();
+    (field("Code"), message)
+}
+
+pub struct Container {
+    pub account: String,
+    pub container: String,
+    url: AccountUrl,
+    key: String,
+    agent: ureq::Agent,
+}
+
+impl Container {
+    pub fn new(url: AccountUrl, account: &str, container: &str, key: &str) -> Result<Container, AzError> {
+        let (tls, _) = crate::registry::tls::config(&url.authority, None, true)
+            .map_err(|e| AzError::Config(format!("TLS for {}: {e}", url.authority)))?;
+        Ok(Container {
+            account: account.into(),
+            container: container.into(),
+            url,
+            key: key.into(),
+            agent: crate::registry::client::agent(tls),
+        })
+    }
+
+    /// The request path of the container (`blob` None) or of one blob in it.
+    fn path(&self, blob: Option<&str>) -> String {
+        let c = format!("{}/{}", self.url.path, encode_name(&self.container));
+        match blob {
+            Some(b) => format!("{c}/{}", encode_name(b)),
+            None => c,
+        }
+    }
+
+    /// The blob's URL, for messages.
+    pub fn url(&self, blob: &str) -> String {
+        format!("{}://{}{}/{}/{blob}", self.url.scheme, self.url.authority, self.url.path, self.container)
+    }
+
+    fn send(
+        &self,
+        method: &str,
+        blob: Option<&str>,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        body: &Body,
+        op: &str,
+    ) -> Result<Resp, AzError> {
+        let path = self.path(blob);
+        let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", encode_name(v))).collect();
+        let url = if q.is_empty() {
+            format!("{}://{}{path}", self.url.scheme, self.url.authority)
+        } else {
+            format!("{}://{}{path}?{}", self.url.scheme, self.url.authority, q.join("&"))
+        };
+        let tr = |why: String| AzError::Transport { container: self.container.clone(), op: op.into(), why };
+        let len = match body {
+            Body::Empty if method == "PUT" => Some(0),
+            Body::Empty => None,
+            Body::Bytes(d) => Some(d.len() as u64),
+            Body::File { len, .. } => Some(*len),
+        };
+        let mut last = None;
+        for attempt in 0..ATTEMPTS {
+            if attempt > 0 {
+                // exponential backoff with jitter, as azcore's retry policy (800 ms base, 60 s cap)
+                let base = 800u64 << (attempt - 1).min(6);
+                let jitter = u64::from(std::process::id() ^ attempt) % (base / 4 + 1);
+                std::thread::sleep(Duration::from_millis((base + jitter).min(60_000)));
+            }
+            let date = httpdate::fmt_http_date(std::time::SystemTime::now());
+            let len_s = len.map(|l| l.to_string());
+            let mut all: Vec<(&str, &str)> = headers.to_vec();
+            all.push(("x-ms-date", &date));
+            all.push(("x-ms-version", VERSION));
+            if let Some(l) = &len_s {
+                all.push(("content-length", l));
+            }
+            let auth = sharedkey::authorization(
+                &self.account,
+                &self.key,
+                &sharedkey::Request { method, path: &path, query, headers: &all },
+            )
+            .map_err(AzError::Config)?;
+            let mut b = http::Request::builder().method(method).uri(&url).header("authorization", &auth);
+            for (k, v) in &all {
+                b = b.header(*k, *v);
+            }
+            let res = match body {
+                Body::Empty if method == "PUT" => {
+                    b.body(&[][..]).map_err(|e| tr(e.to_string())).map(|r| self.agent.run(r))?
+                }
+                Body::Empty => b.body(()).map_err(|e| tr(e.to_string())).map(|r| self.agent.run(r))?,
+                Body::Bytes(d) => b.body(*d).map_err(|e| tr(e.to_string())).map(|r| self.agent.run(r))?,
+                Body::File { path, len } => {
+                    let f = std::fs::File::open(path).map_err(|err| AzError::Io {
+                        op: op.into(),
+                        path: path.to_path_buf(),
+                        err,
+                    })?;
+                    let mut r = std::io::BufReader::with_capacity(1 << 20, f).take(*len);
+                    b.body(ureq::SendBody::from_reader(&mut r))
+                        .map_err(|e| tr(e.to_string()))
+                        .map(|r| self.agent.run(r))?
+                }
+            };
+            match res {
+                Ok(r) if r.status().as_u16() >= 500 || r.status().as_u16() == 429 => last = Some(self.fail(op, r)),
+                Ok(r) => return Ok(r),
+                Err(e) => last = Some(tr(e.to_string())),
+            }
+        }
+        Err(last.unwrap_or_else(|| tr("no attempt".into())))
+    }
+
+    /// The error for an answer that is not a success: Azure's code from the `x-ms-error-code`
+    /// header (a HEAD has no body) or the XML body, and the message's first line.
+    fn fail(&self, op: &str, mut res: Resp) -> AzError {
+        let status = res.status().as_u16();
+        let header = res.headers().get("x-ms-error-code").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let body = res.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
+        let (code, message) = error_fields(&body);
+        AzError::Status {
+            container: self.container.clone(),
+            op: op.into(),
+            status,
+            code: header.or(code).unwrap_or_else(|| format!("HTTP {status}")),
+            message,
+        }
+    }
+
+    /// Makes sure the container exists, as BuildKit's createContainerClient: Get Container
+    /// Properties, and on `ContainerNotFound` Create Container. True when it was created.
+    pub fn ensure(&self) -> Result<bool, AzError> {
+        let url = format!("{}://{}{}", self.url.scheme, self.url.authority, self.path(None));
+        let op = format!("HEAD {url} (container properties)");
+        let q = [("restype", "container")];
+        let res = self.send("HEAD", None, &q, &[], &Body::Empty, &op)?;
+        if res.status().as_u16() == 200 {
+            return Ok(false);
+        }
+        let e = self.fail(&op, res);
+        if e.code() != Some("ContainerNotFound") {
+            return Err(e);
+        }
+        let op = format!("PUT {url} (create container)");
+        let res = self.send("PUT", None, &q, &[], &Body::Empty, &op)?;
+        match res.status().as_u16() {
+            201 => Ok(true),
+            _ => match self.fail(&op, res) {
+                // made by another build in between
+                e if e.code() == Some("ContainerAlreadyExists") => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Get Blob Properties: the blob's size, None when there is no such blob (`BlobNotFound`).
+    pub fn head(&self, blob: &str) -> Result<Option<u64>, AzError> {
+        let op = format!("HEAD {}", self.url(blob));
+        let res = self.send("HEAD", Some(blob), &[], &[], &Body::Empty, &op)?;
+        if res.status().as_u16() == 200 {
+            let size = res.headers().get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
+            return Ok(Some(size));
+        }
+        match self.fail(&op, res) {
+            e if e.code() == Some("BlobNotFound") => Ok(None),
+            e => Err(e),
+        }
+    }
+
+    /// Get Blob from `offset`: the body as a reader, None when there is no such blob.
+    pub fn get(&self, blob: &str, offset: u64) -> Result<Option<Download>, AzError> {
+        let op = format!("GET {}", self.url(blob));
+        let range = format!("bytes={offset}-");
+        let headers: &[(&str, &str)] = if offset > 0 { &[("x-ms-range", &range)] } else { &[] };
+        let res = self.send("GET", Some(blob), &[], headers, &Body::Empty, &op)?;
+        let status = res.status().as_u16();
+        match status {
+            200 | 206 => Ok(Some((Box::new(res.into_body().into_reader()), status))),
+            _ => match self.fail(&op, res) {
+                e if e.code() == Some("BlobNotFound") => Ok(None),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Get Blob of a small blob (at most `limit` bytes), None when there is no such blob.
+    pub fn get_small(&self, blob: &str, limit: u64) -> Result<Option<Vec<u8>>, AzError> {
+        let Some((mut r, _)) = self.get(blob, 0)? else { return Ok(None) };
+        let tr = |why: String| AzError::Transport {
+            container: self.container.clone(),
+            op: format!("GET {}", self.url(blob)),
+            why,
+        };
+        let mut out = Vec::new();
+        (&mut r).take(limit + 1).read_to_end(&mut out).map_err(|e| tr(e.to_string()))?;
+        if out.len() as u64 > limit {
+            return Err(tr(format!("more than {limit} bytes")));
+        }
+        Ok(Some(out))
+    }
+
+    /// Put Blob (a block blob). `only_new`: If-None-Match `*`, as BuildKit uploads blobs, so an
+    /// existing one is not overwritten; false is returned when it was there (`BlobAlreadyExists`).
+    fn put(&self, blob: &str, body: &Body, content_type: &str, only_new: bool) -> Result<bool, AzError> {
+        let op = format!("PUT {}", self.url(blob));
+        let mut headers = vec![("x-ms-blob-type", "BlockBlob"), ("content-type", content_type)];
+        if only_new {
+            headers.push(("if-none-match", "*"));
+        }
+        let res = self.send("PUT", Some(blob), &[], &headers, body, &op)?;
+        match res.status().as_u16() {
+            201 => Ok(true),
+            _ => match self.fail(&op, res) {
+                e if only_new && e.code() == Some("BlobAlreadyExists") => Ok(false),
+                e => Err(e),
+            },
+        }
+    }
+
+    /// Put Blob of bytes, replacing what is there (BuildKit's manifests: last writer wins).
+    pub fn put_bytes(&self, blob: &str, data: &[u8], content_type: &str) -> Result<(), AzError> {
+        self.put(blob, &Body::Bytes(data), content_type, false).map(|_| ())
+    }
+
+    /// Put Blob of a file streamed from disk with its known length, unless the blob exists.
+    /// One Put Blob takes at most 5000 MiB; slipway does not split into blocks (Put Block +
+    /// Put Block List), so a bigger file is refused by name.
+    pub fn put_file(&self, blob: &str, path: &Path, len: u64, content_type: &str) -> Result<bool, AzError> {
+        if len > MAX_PUT {
+            return Err(AzError::Config(format!(
+                "PUT {}: {len} bytes is more than one Put Blob takes (5000 MiB); slipway does not upload in blocks",
+                self.url(blob)
+            )));
+        }
+        self.put(blob, &Body::File { path, len }, content_type, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn account_urls() {
+        let u = AccountUrl::parse("https://myaccount.blob.core.windows.net/").unwrap();
+        assert_eq!(
+            (u.scheme.as_str(), u.authority.as_str(), u.path.as_str()),
+            ("https", "myaccount.blob.core.windows.net", "")
+        );
+        assert_eq!(u.host(), "myaccount.blob.core.windows.net");
+        let u = AccountUrl::parse("http://127.0.0.1:10000/devstoreaccount1").unwrap();
+        assert_eq!(
+            (u.authority.as_str(), u.path.as_str(), u.host()),
+            ("127.0.0.1:10000", "/devstoreaccount1", "127.0.0.1")
+        );
+        for bad in ["myaccount.blob.core.windows.net", "ftp://h", "https://h/?sv=2020&sig=x", "http://"] {
+            assert!(AccountUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_and_errors() {
+        assert_eq!(encode_name("p/blobs/sha256:ab"), "p/blobs/sha256:ab");
+        assert_eq!(encode_name("a b%"), "a%20b%25");
+        let b = b"\xef\xbb\xbf<?xml version=\"1.0\" encoding=\"utf-8\"?><Error><Code>AuthenticationFailed</Code><Message>Server failed to authenticate the request.\nRequestId:1\nTime:2</Message></Error>";
+        assert_eq!(
+            error_fields(b),
+            (Some("AuthenticationFailed".into()), "Server failed to authenticate the request.".into())
+        );
+    }
+}
