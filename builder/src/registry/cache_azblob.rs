@@ -22,7 +22,7 @@ pub struct AzblobSpec {
     pub account_url: AccountUrl,
     pub account_name: String,
     pub container: String,
-    /// `name=a;b`: export writes each; import reads them all, the first that exists is used.
+    /// `name=a;b`: export writes each; import reads each and merges them (as BuildKit).
     pub names: Vec<String>,
     pub prefix: String,
     pub blobs_prefix: String,
@@ -200,18 +200,56 @@ pub fn export(
     Ok(())
 }
 
-/// The cache config under the first name (slipway imports one config per `--cache-from`).
+/// The cache configs under every name, merged (BuildKit's importer loads each name and
+/// combines them, the first name's steps first); a name with nothing under it adds nothing, as
+/// in BuildKit, and when none has anything that is said (a warning to the build).
 pub fn import(s: &AzblobSpec, log: &(dyn Fn(&str) + Sync)) -> Result<(Vec<u8>, Container), RegistryError> {
     let c = s.connect(log)?;
-    let key = s.manifest_key(&s.names[0]);
-    match c.get_small(&key, 64 << 20)? {
-        Some(bytes) => Ok((bytes, c)),
-        // BuildKit takes a missing manifest as an empty cache; said here, as a warning
-        None => Err(RegistryError::Invalid {
+    let mut merged: Option<super::cache::CacheConfig> = None;
+    for name in &s.names {
+        let key = s.manifest_key(name);
+        let Some(bytes) = c.get_small(&key, 64 << 20)? else { continue };
+        let one: super::cache::CacheConfig = serde_json::from_slice(&bytes).map_err(|e| RegistryError::Invalid {
             registry: s.origin(),
-            what: format!("cache {}", c.url(&key)),
-            why: "no such blob (BlobNotFound): nothing exported under this name yet".into(),
-        }),
+            what: format!("cache config {}", c.url(&key)),
+            why: e.to_string(),
+        })?;
+        let Some(m) = merged.as_mut() else {
+            merged = Some(one);
+            continue;
+        };
+        for step in one.steps {
+            if !m.steps.iter().any(|x| x.key == step.key) {
+                m.steps.push(step);
+            }
+        }
+        for mount in one.mounts {
+            if !m.mounts.iter().any(|x| x.id == mount.id && x.base == mount.base) {
+                m.mounts.push(mount);
+            }
+        }
+        for (k, v) in one.configs {
+            m.configs.entry(k).or_insert(v);
+        }
+    }
+    match merged {
+        Some(m) => {
+            let bytes = serde_json::to_vec(&m).map_err(|e| RegistryError::Invalid {
+                registry: s.origin(),
+                what: "cache config".into(),
+                why: e.to_string(),
+            })?;
+            Ok((bytes, c))
+        }
+        // BuildKit takes a missing manifest as an empty cache; said here, as a warning
+        None => {
+            let keys: Vec<String> = s.names.iter().map(|n| c.url(&s.manifest_key(n))).collect();
+            Err(RegistryError::Invalid {
+                registry: s.origin(),
+                what: format!("cache {}", keys.join(";")),
+                why: "no such blob (BlobNotFound): nothing exported under this name yet".into(),
+            })
+        }
     }
 }
 
