@@ -2,7 +2,7 @@
 //! install `make deps` makes; every Shared Key signature checked): the container made as BuildKit
 //! makes it, the blobs at BuildKit's keys, listed and hashed by an independent client; a fresh
 //! store hitting every step from them; a blob already there not sent again; Azure's error code
-//! for a wrong key; a missing manifest a warning on import.
+//! for a wrong key; a missing manifest a warning on import; cache mounts carried (cache-mounts=true).
 
 use integration::azurite::{self, Azurite, ACCOUNT, KEY};
 use integration::slipway::{bin, runtime, Run, Slipway};
@@ -145,4 +145,47 @@ fn azblob_errors_name_the_azure_error_code() {
     // import with a wrong key: a warning naming the code, the build goes on
     let o = build(&root, &ctx, &["-t", "c:3", "--cache-from", &format!("{base},secret_access_key=QUFBQQ==")]).ok();
     assert!(o.stdout.contains("WARNING") && o.stdout.contains("403"), "{}", o.stdout);
+}
+
+#[test]
+fn azblob_cache_carries_cache_mounts() {
+    if !azurite::available() {
+        return;
+    }
+    let az = Azurite::start();
+    let t = Slipway::new();
+    let ctx = t.context("m", &[]);
+    std::fs::copy("/usr/bin/busybox", ctx.join("busybox")).expect("busybox-static");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN --mount=type=cache,target=/c [\"/bin/busybox\", \"sh\", \"-c\", \"echo pkg-v1 > /c/pkg; echo done > /d\"]\n",
+    )
+    .unwrap();
+    let spec = format!(
+        "type=azblob,account_url={},account_name={ACCOUNT},secret_access_key={KEY},container=mounts",
+        az.account_url
+    );
+    let a = t.dir.path().join("a");
+    build(&a, &ctx, &["-t", "m:1", "--cache-to", &format!("{spec},cache-mounts=true")]).ok();
+    let blobs = az.blobs("mounts").expect("list");
+    let manifest = blobs.iter().find(|(k, _, _)| k == "manifests/buildkit").expect("manifest").2.clone();
+    let cfg: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let mount = cfg["mounts"][0]["digest"].as_str().unwrap_or_else(|| panic!("no cache mount in {cfg}")).to_string();
+    assert!(
+        blobs.iter().any(|(k, sha, _)| *k == format!("blobs/{mount}") && mount.ends_with(sha.as_str())),
+        "{mount} not in the container"
+    );
+    // a fresh store: the cache mount arrives with the steps, and a RUN that reads it sees it
+    let b = t.dir.path().join("b");
+    let o = build(&b, &ctx, &["-t", "m:1", "--cache-from", &spec]).ok();
+    assert!(o.stdout.contains("1 cache mounts"), "{}", o.stdout);
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN --mount=type=cache,target=/c [\"/bin/busybox\", \"sh\", \"-c\", \"echo MOUNT-$(cat /c/pkg)\"]\n",
+    )
+    .unwrap();
+    let o = build(&b, &ctx, &["-t", "m:2"]).ok();
+    assert!(o.stdout.contains("MOUNT-pkg-v1"), "{}", o.stdout);
 }
