@@ -203,7 +203,7 @@ impl Bases<'_> {
             }
             Value::OciLayout { dir, tag, digest } => {
                 log.push(format!("build context {key}: oci-layout://{}", dir.display()));
-                crate::archive::layout_image(self.store, dir, tag.as_deref(), digest.as_deref())
+                crate::archive::layout_image(self.store, dir, tag.as_deref(), digest.as_deref(), &for_platform)
                     .map_err(|e| format!("--build-context {key}=oci-layout://{}: {e}", dir.display()))?
             }
         };

@@ -141,6 +141,44 @@ fn an_oci_layout_context() {
     assert!(r.stderr.contains("tag nope"), "{}", r.stderr);
 }
 
+#[test]
+fn an_oci_layout_context_of_several_platforms_serves_each_its_own() {
+    // BuildKit's dockerui resolves an oci-layout:// context for the platform being built
+    // (namedcontext.go: ResolveImageConfig with OCILayoutOpt.Platform, then llb.OCILayout with it)
+    let (host, foreign) = host_and_foreign();
+    let s = Slipway::new();
+    let lay = s.dir.path().join("layout");
+    let src = s.context(
+        "src",
+        &[
+            ("Dockerfile", "FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH /which\n"),
+            ("amd64", "amd64"),
+            ("arm64", "arm64"),
+        ],
+    );
+    let platforms = format!("{host},{foreign}");
+    s.build(&src, "lay:1", &["--platform", &platforms, "-o", &format!("type=oci,dest={},tar=false", lay.display())])
+        .ok();
+    let ctx = s.context("app", &[("Dockerfile", "FROM l\nCOPY f /f\n"), ("f", "f\n")]);
+    let archive = s.dir.path().join("app.tar");
+    let layout = format!("l=oci-layout://{}:1", lay.display());
+    s.build(
+        &ctx,
+        "app:1",
+        &["--platform", &platforms, "--build-context", &layout, "-o", &format!("type=oci,dest={}", archive.display())],
+    )
+    .ok();
+    let imgs = integration::slipway::read_oci_platforms(&archive);
+    for p in [host.as_str(), foreign] {
+        assert_eq!(text(&imgs[p], "which"), p.rsplit('/').next().unwrap(), "{p}");
+        assert_eq!(text(&imgs[p], "f"), "f\n", "{p}");
+    }
+    // a platform the layout's index lacks is named, with what it has
+    let r = s.build(&ctx, "app:2", &["--platform", "linux/s390x", "--build-context", &layout]);
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("no image for linux/s390x in the index") && r.stderr.contains(foreign), "{}", r.stderr);
+}
+
 /// This machine's platform, and one that is not this machine's (no RUN runs for it, so no
 /// binfmt_misc handler is needed).
 fn host_and_foreign() -> (String, &'static str) {

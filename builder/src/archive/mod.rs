@@ -4,6 +4,7 @@
 //! once complete (temp + rename).
 
 use crate::layer::{self, Layer};
+use crate::registry::Platform;
 use crate::store::image::{self, Descriptor, ImageConfig, Index, Manifest};
 use crate::store::{io_err, Image, Store, StoreError};
 use serde::{Deserialize, Serialize};
@@ -474,7 +475,7 @@ pub fn load_as(store: &Store, input: &Path, shown: &Path) -> Result<Vec<String>,
         let idx: Index = serde_json::from_slice(&fs::read(&p).map_err(io_err("read", &p))?)
             .map_err(|err| StoreError::Json { path: p.clone(), err })?;
         for d in idx.manifests {
-            let (desc, id) = import_oci(store, &root, shown, &d)?;
+            let (desc, id) = import_oci(store, &root, shown, &d, None)?;
             let name = d.annotations.get(image::ANN_CONTAINERD_NAME).map(|n| short_name(n)).or_else(|| {
                 d.annotations.get(image::ANN_REF_NAME).cloned().filter(|n| n.contains(':') || n.contains('/'))
             });
@@ -498,12 +499,18 @@ pub fn load_as(store: &Store, input: &Path, shown: &Path) -> Result<Vec<String>,
     Ok(results)
 }
 
-/// Brings the image an OCI layout's index entry `d` names into the store (a nested index: this
-/// machine's entry), every blob checked against its digest; returns its manifest descriptor
-/// and ID (`shown`: the archive's name in messages).
-fn import_oci(store: &Store, root: &Path, shown: &Path, d: &Descriptor) -> Result<(Descriptor, String), StoreError> {
+/// Brings the image an OCI layout's index entry `d` names into the store (a nested index: the
+/// entry for `platform`, or without one this machine's), every blob checked against its digest;
+/// returns its manifest descriptor and ID (`shown`: the archive's name in messages).
+fn import_oci(
+    store: &Store,
+    root: &Path,
+    shown: &Path,
+    d: &Descriptor,
+    platform: Option<&Platform>,
+) -> Result<(Descriptor, String), StoreError> {
     let bad = |m: &str| StoreError::Io { op: "load", path: shown.to_path_buf(), err: io::Error::other(m.to_string()) };
-    let (mp, mb) = pick_manifest(root, d, 0)?;
+    let (mp, mb) = pick_manifest(root, d, 0, platform)?;
     let m: Manifest = serde_json::from_slice(&mb).map_err(|err| StoreError::Json { path: mp.clone(), err })?;
     let cp = safe_join(root, &format!("blobs/sha256/{}", hexof(&m.config.digest)))?;
     let cbytes = fs::read(&cp).map_err(io_err("read", &cp))?;
@@ -529,8 +536,16 @@ fn import_oci(store: &Store, root: &Path, shown: &Path, d: &Descriptor) -> Resul
 
 /// The image of an OCI layout directory (`build --build-context NAME=oci-layout://DIR`): the
 /// index entry of `digest`, else the one whose `org.opencontainers.image.ref.name` is `tag`
-/// (default `latest`), else the only one; brought into the store unnamed.
-pub fn layout_image(store: &Store, dir: &Path, tag: Option<&str>, digest: Option<&str>) -> Result<Image, StoreError> {
+/// (default `latest`), else the only one; of a multi-platform image, the entry for `platform`
+/// (the platform the context serves, as BuildKit's dockerui resolves it per platform); brought
+/// into the store unnamed.
+pub fn layout_image(
+    store: &Store,
+    dir: &Path,
+    tag: Option<&str>,
+    digest: Option<&str>,
+    platform: &Platform,
+) -> Result<Image, StoreError> {
     let p = dir.join("index.json");
     let idx: Index = serde_json::from_slice(&fs::read(&p).map_err(io_err("read", &p))?)
         .map_err(|err| StoreError::Json { path: p.clone(), err })?;
@@ -549,7 +564,7 @@ pub fn layout_image(store: &Store, dir: &Path, tag: Option<&str>, digest: Option
         let what = digest.map_or_else(|| format!("tag {want}"), |d| d.to_string());
         return Err(StoreError::NoImage(format!("{what} in the OCI layout {}", dir.display())));
     };
-    let (desc, _) = import_oci(store, dir, dir, d)?;
+    let (desc, _) = import_oci(store, dir, dir, d, Some(platform))?;
     store.image_by_manifest(&desc.digest)
 }
 
@@ -584,8 +599,14 @@ fn is_tar_header(h: &[u8]) -> bool {
 }
 
 /// Reads the manifest a top-level descriptor names; for a multi-platform index, the entry for
-/// this machine (linux and our architecture), else the first.
-fn pick_manifest(root: &Path, d: &Descriptor, depth: usize) -> Result<(std::path::PathBuf, Vec<u8>), StoreError> {
+/// `platform` (containerd's matching; none is an error naming what the index offers), or
+/// without one the entry for this machine (linux and our architecture), else the first.
+fn pick_manifest(
+    root: &Path,
+    d: &Descriptor,
+    depth: usize,
+    platform: Option<&Platform>,
+) -> Result<(std::path::PathBuf, Vec<u8>), StoreError> {
     let p = safe_join(root, &format!("blobs/sha256/{}", hexof(&d.digest)))?;
     let b = fs::read(&p).map_err(io_err("read", &p))?;
     if image::digest_of(&b) != d.digest {
@@ -600,17 +621,45 @@ fn pick_manifest(root: &Path, d: &Descriptor, depth: usize) -> Result<(std::path
         return Ok((p, b));
     }
     let idx: Index = serde_json::from_value(v).map_err(|err| StoreError::Json { path: p.clone(), err })?;
-    let ours = idx
-        .manifests
-        .iter()
-        .find(|m| m.platform.as_ref().is_some_and(|pl| pl["os"] == "linux" && pl["architecture"] == image::go_arch()));
-    let Some(next) = ours.or(idx.manifests.first()) else {
-        return Err(StoreError::NoImage(format!("{}: empty image index", d.digest)));
+    let next = match platform {
+        Some(want) => {
+            let want = want.normalized();
+            let found = idx.manifests.iter().find(|m| m.platform.as_ref().is_some_and(|pl| want.matches(pl)));
+            let Some(found) = found else {
+                let offers: Vec<String> = idx
+                    .manifests
+                    .iter()
+                    .filter_map(|m| m.platform.as_ref())
+                    .map(|pl| {
+                        let s = |k: &str| pl.get(k).and_then(|v| v.as_str()).unwrap_or("?").to_string();
+                        match pl.get("variant").and_then(|v| v.as_str()) {
+                            Some(v) => format!("{}/{}/{v}", s("os"), s("architecture")),
+                            None => format!("{}/{}", s("os"), s("architecture")),
+                        }
+                    })
+                    .collect();
+                return Err(StoreError::NoImage(format!(
+                    "{}: no image for {want} in the index (it has {})",
+                    d.digest,
+                    if offers.is_empty() { "no platforms".to_string() } else { offers.join(", ") }
+                )));
+            };
+            found
+        }
+        None => {
+            let ours = idx.manifests.iter().find(|m| {
+                m.platform.as_ref().is_some_and(|pl| pl["os"] == "linux" && pl["architecture"] == image::go_arch())
+            });
+            let Some(next) = ours.or(idx.manifests.first()) else {
+                return Err(StoreError::NoImage(format!("{}: empty image index", d.digest)));
+            };
+            next
+        }
     };
     if depth > 4 {
         return Err(StoreError::NoImage(format!("{}: image indexes nested too deep", d.digest)));
     }
-    pick_manifest(root, next, depth + 1)
+    pick_manifest(root, next, depth + 1, platform)
 }
 
 #[cfg(test)]
