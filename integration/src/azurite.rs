@@ -81,6 +81,11 @@ def call(path, query):
         print(f"HTTP {e.code} {e.headers.get('x-ms-error-code')}")
         sys.exit(0)
 import urllib.parse
+if len(sys.argv) > 5:
+    # the committed blocks of one blob (Get Block List)
+    bl = ET.fromstring(call(f"/{container}/" + urllib.parse.quote(sys.argv[5], safe="/:"), {"blocklisttype": "committed", "comp": "blocklist"}))
+    print(len(list(bl.iter("Block"))))
+    sys.exit(0)
 xml = ET.fromstring(call(f"/{container}", {"comp": "list", "restype": "container"}))
 for b in xml.iter("Blob"):
     name = b.find("Name").text
@@ -142,6 +147,21 @@ impl Azurite {
                 (s("name"), s("sha256"), s("data").chars().map(|c| c as u8).collect())
             })
             .collect())
+    }
+}
+
+impl Azurite {
+    /// How many committed blocks the block blob `blob` has (0 for one put whole).
+    pub fn blocks(&self, container: &str, blob: &str) -> usize {
+        let o = Command::new("python3")
+            .arg("-c")
+            .arg(PY)
+            .args([self.account_url.as_str(), ACCOUNT, KEY, container, blob])
+            .output()
+            .expect("run python3");
+        assert!(o.status.success(), "python3: {}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8_lossy(&o.stdout);
+        out.trim().parse().unwrap_or_else(|_| panic!("Get Block List: {out}"))
     }
 }
 

@@ -189,3 +189,52 @@ fn azblob_cache_carries_cache_mounts() {
     let o = build(&b, &ctx, &["-t", "m:2"]).ok();
     assert!(o.stdout.contains("MOUNT-pkg-v1"), "{}", o.stdout);
 }
+
+#[test]
+fn azblob_blob_over_32_mib_goes_up_in_blocks() {
+    if !azurite::available() {
+        return;
+    }
+    let az = Azurite::start();
+    let t = Slipway::new();
+    let ctx = t.context("big", &[]);
+    std::fs::copy("/usr/bin/busybox", ctx.join("busybox")).expect("busybox-static");
+    // 40 MiB of random bytes: a layer gzip cannot shrink below BuildKit's 32 MiB block size
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo RAN-$((1+1))BIG; /bin/busybox dd if=/dev/urandom of=/big bs=1048576 count=40\"]\n",
+    )
+    .unwrap();
+    let spec = format!(
+        "type=azblob,account_url={},account_name={ACCOUNT},secret_access_key={KEY},container=big",
+        az.account_url
+    );
+    let a = t.dir.path().join("a");
+    let o = build(&a, &ctx, &["-t", "big:1", "--cache-to", &spec]).ok();
+    assert!(o.stdout.contains("RAN-2BIG"), "{}", o.stdout);
+    // the committed blob holds exactly the layer's bytes (Put Block List in order)
+    let blobs = az.blobs("big").expect("list");
+    let big: Vec<_> = blobs.iter().filter(|(_, _, d)| d.len() as u64 > 32 << 20).collect();
+    assert_eq!(
+        big.len(),
+        1,
+        "no blob over 32 MiB: {:?}",
+        blobs.iter().map(|(k, _, d)| (k, d.len())).collect::<Vec<_>>()
+    );
+    let (k, sha, data) = big[0];
+    assert_eq!(k.trim_start_matches("blobs/sha256:"), sha);
+    assert_eq!(&sha256_hex(data), sha);
+    assert_eq!(az.blocks("big", k), 2, "{k}: not 2 blocks of 32 MiB");
+    // a small blob is one Put Blob (no block list)
+    let small = blobs.iter().find(|(_, _, d)| d.len() < 1 << 20).expect("a small blob");
+    assert_eq!(az.blocks("big", &small.0), 0, "{}", small.0);
+    // a fresh store gets it back, verified, and hits every step
+    let b = t.dir.path().join("b");
+    let o = build(&b, &ctx, &["-t", "big:1", "--cache-from", &spec]).ok();
+    assert!(!o.stdout.contains("RAN-2BIG"), "a RUN step ran:\n{}", o.stdout);
+    assert_eq!(image_id(&b, "big:1"), image_id(&a, "big:1"));
+    // exported again: the blob is there, nothing sent
+    let o = build(&b, &ctx, &["-t", "big:1", "--cache-to", &spec]).ok();
+    assert!(o.stdout.contains("0 blob(s) uploaded"), "{}", o.stdout);
+}

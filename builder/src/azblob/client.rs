@@ -17,15 +17,25 @@ pub type Download = (Box<dyn Read + Send>, u16);
 
 /// The service version slipway speaks (Put Blob takes up to 5000 MiB from 2019-12-12 on).
 const VERSION: &str = "2021-12-02";
-/// The most one Put Blob takes (service versions 2019-12-12 and later).
-pub const MAX_PUT: u64 = 5000 << 20;
+/// A blob bigger than this goes up in blocks of this size (Put Block, then Put Block List), 4
+/// at a time, as BuildKit's exporter has the SDK's UploadStream do (IOChunkSize 32 MiB,
+/// IOConcurrency 4); a smaller one in one Put Blob.
+pub const BLOCK_SIZE: u64 = 32 << 20;
+const BLOCKS_AT_ONCE: usize = 4;
+/// A block blob has at most 50,000 blocks.
+const MAX_BLOCKS: u64 = 50_000;
 const ATTEMPTS: u32 = 4;
 
 /// A request body that can be sent again on a retry.
 enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
-    File { path: &'a Path, len: u64 },
+    /// `len` bytes of the file from `offset`.
+    File {
+        path: &'a Path,
+        offset: u64,
+        len: u64,
+    },
 }
 
 /// Where an account is: `scheme://authority` and the path in front of containers (empty for
@@ -185,12 +195,10 @@ impl Container {
                 }
                 Body::Empty => b.body(()).map_err(|e| tr(e.to_string())).map(|r| self.agent.run(r))?,
                 Body::Bytes(d) => b.body(*d).map_err(|e| tr(e.to_string())).map(|r| self.agent.run(r))?,
-                Body::File { path, len } => {
-                    let f = std::fs::File::open(path).map_err(|err| AzError::Io {
-                        op: op.into(),
-                        path: path.to_path_buf(),
-                        err,
-                    })?;
+                Body::File { path, offset, len } => {
+                    let io = |err| AzError::Io { op: op.into(), path: path.to_path_buf(), err };
+                    let mut f = std::fs::File::open(path).map_err(io)?;
+                    std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(*offset)).map_err(io)?;
                     let mut r = std::io::BufReader::with_capacity(1 << 20, f).take(*len);
                     b.body(ureq::SendBody::from_reader(&mut r))
                         .map_err(|e| tr(e.to_string()))
@@ -317,18 +325,78 @@ impl Container {
         self.put(blob, &Body::Bytes(data), content_type, false).map(|_| ())
     }
 
-    /// Put Blob of a file streamed from disk with its known length, unless the blob exists.
-    /// One Put Blob takes at most 5000 MiB; slipway does not split into blocks (Put Block +
-    /// Put Block List), so a bigger file is refused by name.
+    /// Uploads a file streamed from disk with its known length, unless the blob exists: one Put
+    /// Blob up to [`BLOCK_SIZE`], else blocks. False when it was there (`BlobAlreadyExists`).
     pub fn put_file(&self, blob: &str, path: &Path, len: u64, content_type: &str) -> Result<bool, AzError> {
-        if len > MAX_PUT {
+        if len <= BLOCK_SIZE {
+            return self.put(blob, &Body::File { path, offset: 0, len }, content_type, true);
+        }
+        let n = len.div_ceil(BLOCK_SIZE);
+        if n > MAX_BLOCKS {
             return Err(AzError::Config(format!(
-                "PUT {}: {len} bytes is more than one Put Blob takes (5000 MiB); slipway does not upload in blocks",
+                "PUT {}: {len} bytes is more than a block blob of {MAX_BLOCKS} blocks of {BLOCK_SIZE} bytes holds",
                 self.url(blob)
             )));
         }
-        self.put(blob, &Body::File { path, len }, content_type, true)
+        let ids: Vec<String> = (0..n).map(block_id).collect();
+        // Put Block, BLOCKS_AT_ONCE at a time; each block is a range of the file
+        let next = std::sync::atomic::AtomicU64::new(0);
+        let first_err = std::sync::Mutex::new(None);
+        std::thread::scope(|sc| {
+            for _ in 0..BLOCKS_AT_ONCE.min(n as usize) {
+                sc.spawn(|| loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    if i >= n || first_err.lock().map(|e| e.is_some()).unwrap_or(true) {
+                        return;
+                    }
+                    let offset = i * BLOCK_SIZE;
+                    let body = Body::File { path, offset, len: BLOCK_SIZE.min(len - offset) };
+                    let op = format!("PUT {} (block {} of {n})", self.url(blob), i + 1);
+                    let q = [("comp", "block"), ("blockid", ids[i as usize].as_str())];
+                    let r = self.send("PUT", Some(blob), &q, &[], &body, &op).and_then(|res| {
+                        if res.status().as_u16() == 201 {
+                            Ok(())
+                        } else {
+                            Err(self.fail(&op, res))
+                        }
+                    });
+                    if let Err(e) = r {
+                        if let Ok(mut f) = first_err.lock() {
+                            f.get_or_insert(e);
+                        }
+                        return;
+                    }
+                });
+            }
+        });
+        if let Some(e) = first_err.into_inner().ok().flatten() {
+            return Err(e);
+        }
+        // Put Block List commits them, under If-None-Match: * as a single Put Blob would
+        let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?><BlockList>");
+        for id in &ids {
+            xml.push_str(&format!("<Latest>{id}</Latest>"));
+        }
+        xml.push_str("</BlockList>");
+        let op = format!("PUT {} (block list of {n})", self.url(blob));
+        let headers =
+            [("content-type", "application/xml"), ("x-ms-blob-content-type", content_type), ("if-none-match", "*")];
+        let res =
+            self.send("PUT", Some(blob), &[("comp", "blocklist")], &headers, &Body::Bytes(xml.as_bytes()), &op)?;
+        match res.status().as_u16() {
+            201 => Ok(true),
+            _ => match self.fail(&op, res) {
+                e if e.code() == Some("BlobAlreadyExists") => Ok(false),
+                e => Err(e),
+            },
+        }
     }
+}
+
+/// Block `i`'s ID: base64 of a fixed-length text (a blob's IDs must all be as long).
+fn block_id(i: u64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(format!("slipway-block-{i:06}"))
 }
 
 #[cfg(test)]
@@ -351,6 +419,12 @@ mod tests {
         for bad in ["myaccount.blob.core.windows.net", "ftp://h", "https://h/?sv=2020&sig=x", "http://"] {
             assert!(AccountUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn block_ids_are_one_length() {
+        assert_eq!(block_id(0), "c2xpcHdheS1ibG9jay0wMDAwMDA=");
+        assert!((0..MAX_BLOCKS).step_by(997).all(|i| block_id(i).len() == block_id(0).len()));
     }
 
     #[test]

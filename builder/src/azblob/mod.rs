@@ -1,6 +1,7 @@
 //! A small Azure Blob Storage client for the build cache (`--cache-to/--cache-from type=azblob`):
 //! a container's properties and creation, a blob's properties, Get Blob, and Put Blob (a block
-//! blob streamed from a file with its known length), authorized with Shared Key
+//! blob streamed from a file with its known length; over 32 MiB in blocks, Put Block and Put
+//! Block List, as BuildKit's exporter), authorized with Shared Key
 //! (`sharedkey.rs`), over the same synchronous ureq + rustls agent as the registry client. It
 //! knows nothing of caches or images; `registry/cache_azblob.rs` decides which blobs to write.
 
