@@ -243,6 +243,12 @@ fn suggest_flag(arg: &str, allowed: &[(&'static str, FlagKind)]) -> Option<&'sta
     best.map(|(_, k)| k)
 }
 
+/// Whether `b` is near enough to `a` to be suggested for it, as BuildKit's `suggest.Search`
+/// decides (case-sensitive): a Levenshtein distance below 3.
+pub(crate) fn near(a: &str, b: &str) -> bool {
+    levenshtein(&a.chars().collect::<Vec<_>>(), &b.chars().collect::<Vec<_>>()) < 3
+}
+
 /// Insertions, deletions and substitutions (agext/levenshtein's default, which BuildKit uses).
 fn levenshtein(a: &[char], b: &[char]) -> usize {
     let mut prev: Vec<usize> = (0..=b.len()).collect();

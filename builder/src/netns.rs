@@ -101,6 +101,18 @@ impl Sandbox {
         Ok(Sandbox { holder, slirp, _exit: exit_w })
     }
 
+    /// A sandbox for the container of `config` (an OCI config.json): its network namespace
+    /// entry is pointed at the sandbox's, which lives as long as the returned guard.
+    pub fn join(config: &mut serde_json::Value) -> Result<Sandbox, String> {
+        let net = Sandbox::start()?;
+        for n in config["linux"]["namespaces"].as_array_mut().into_iter().flatten() {
+            if n["type"] == "network" {
+                n["path"] = serde_json::json!(net.path());
+            }
+        }
+        Ok(net)
+    }
+
     /// The namespace, for config.json's `linux.namespaces[].path`.
     pub fn path(&self) -> String {
         format!("/proc/{}/ns/net", self.holder.id())

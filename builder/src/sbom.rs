@@ -199,13 +199,7 @@ impl Scan<'_> {
         let resolv = write("resolv.conf", &spec::resolv_conf(&crate::exec::host_resolv_conf(), self.network))?;
         self.extras.apply(&mut config, &hosts, &resolv);
         let _net = if self.network == Network::Sandbox {
-            let net = crate::netns::Sandbox::start().map_err(|e| fail(&e))?;
-            for n in config["linux"]["namespaces"].as_array_mut().into_iter().flatten() {
-                if n["type"] == "network" {
-                    n["path"] = serde_json::json!(net.path());
-                }
-            }
-            Some(net)
+            Some(crate::netns::Sandbox::join(&mut config).map_err(|e| fail(&e))?)
         } else {
             None
         };

@@ -55,7 +55,7 @@ pub fn parse_request(val: &str) -> Result<Request, String> {
             (_, None) => return Err(format!("invalid field '{field}' must be a key=value pair")),
             (k, Some(_)) => {
                 let mut msg = format!("unexpected key '{k}' in '{field}'");
-                if let Some(s) = ["name", "required"].iter().find(|s| close(k, s)) {
+                if let Some(s) = ["name", "required"].iter().find(|s| crate::instructions::near(k, s)) {
                     msg.push_str(&format!(" (did you mean {s}?)"));
                 }
                 return Err(msg);
@@ -63,20 +63,6 @@ pub fn parse_request(val: &str) -> Result<Request, String> {
         }
     }
     Ok(d)
-}
-
-/// BuildKit's suggest: a Levenshtein distance below 3 (or a differing case).
-fn close(a: &str, b: &str) -> bool {
-    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.iter().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != cb)).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()] < 3
 }
 
 /// The devices of the spec files in a list of dirs.

@@ -125,13 +125,7 @@ pub(super) fn run(x: &mut Executor, st: &mut State, line: usize, r: Run, created
     x.opts.run_extras.apply(&mut config, &hosts, &resolv);
     // the sandbox network: the step's own namespace, reaching out through slirp4netns
     let _net = if r.network == spec::Network::Sandbox {
-        let net = crate::netns::Sandbox::start().map_err(|e| x.err(line, format!("RUN: {e}")))?;
-        for n in config["linux"]["namespaces"].as_array_mut().into_iter().flatten() {
-            if n["type"] == "network" {
-                n["path"] = serde_json::json!(net.path());
-            }
-        }
-        Some(net)
+        Some(crate::netns::Sandbox::join(&mut config).map_err(|e| x.err(line, format!("RUN: {e}")))?)
     } else {
         None
     };
