@@ -301,23 +301,24 @@ pub fn read_saved(path: &Path) -> Saved {
         .as_array()
         .expect("Layers")
         .iter()
-        .map(|l| {
-            let data = files.get(l.as_str().expect("layer path")).expect("layer blob");
-            let data = if data.starts_with(&[0x1f, 0x8b]) {
-                let mut d = Vec::new();
-                flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut d).expect("gunzip");
-                d
-            } else {
-                data.clone()
-            };
-            read_entries(&data)
-        })
+        .map(|l| layer_entries(files.get(l.as_str().expect("layer path")).expect("layer blob")))
         .collect();
     let repo_tags = m["RepoTags"]
         .as_array()
         .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     Saved { repo_tags, config, layers, files, config_path: cfg_path }
+}
+
+/// The entries of a layer blob, gzip-compressed or not.
+fn layer_entries(data: &[u8]) -> Vec<Entry> {
+    if data.starts_with(&[0x1f, 0x8b]) {
+        let mut d = Vec::new();
+        flate2::read::GzDecoder::new(data).read_to_end(&mut d).expect("gunzip");
+        read_entries(&d)
+    } else {
+        read_entries(data)
+    }
 }
 
 /// Reads each platform's image of an OCI archive (`-o type=oci,dest=FILE`) whose index (or the
@@ -347,17 +348,7 @@ pub fn read_oci_platforms(path: &Path) -> BTreeMap<String, Saved> {
             .as_array()
             .expect("layers")
             .iter()
-            .map(|l| {
-                let data = files.get(&blob_path(&l["digest"])).expect("layer blob");
-                let data = if data.starts_with(&[0x1f, 0x8b]) {
-                    let mut d = Vec::new();
-                    flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut d).expect("gunzip");
-                    d
-                } else {
-                    data.clone()
-                };
-                read_entries(&data)
-            })
+            .map(|l| layer_entries(files.get(&blob_path(&l["digest"])).expect("layer blob")))
             .collect();
         out.insert(name, Saved { repo_tags: Vec::new(), config, layers, files: files.clone(), config_path });
     }
