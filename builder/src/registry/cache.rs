@@ -30,6 +30,7 @@ use super::cache_azblob::{self, AzblobSpec};
 use super::cache_s3::{self, S3Spec};
 use super::client::{Client, Options};
 use super::error::RegistryError;
+use super::objects;
 use super::pull::{fetch_manifest, fetch_small};
 use super::push::push_manifest_and_blobs;
 use super::reference::Reference;
@@ -972,8 +973,8 @@ impl Imported {
                 }
                 (Spec::Local(dir), _) => copy_in(store, dir, &m.digest)?,
                 (Spec::Inline, _) => continue,
-                (Spec::S3(s), _) => cache_s3::fetch(self.bucket(s)?, s, &d, store)?,
-                (Spec::Azblob(s), _) => cache_azblob::fetch(self.container(s)?, s, &d, store)?,
+                (Spec::S3(s), _) => objects::fetch(self.bucket(s)?, &s.blob_key(&d.digest), &d, store)?,
+                (Spec::Azblob(s), _) => objects::fetch(self.container(s)?, &s.blob_key(&d.digest), &d, store)?,
                 (Spec::Registry(r), None) => {
                     return Err(RegistryError::Invalid {
                         registry: r.registry.clone(),
@@ -1035,18 +1036,10 @@ impl Imported {
             }
             (Spec::Inline, _) => return Ok(None),
             (Spec::S3(s), _) => {
-                let b = self.bucket(s)?;
-                if !store.has_blob(&e.config) {
-                    cache_s3::fetch_small(b, s, &e.config, store)?;
-                }
-                blob::parallel(&blobs[1..], blob::PARALLEL, |d| cache_s3::fetch(b, s, d, store))?;
+                objects::fetch_step(self.bucket(s)?, &|d| s.blob_key(d), &e.config, &blobs[1..], store)?
             }
             (Spec::Azblob(s), _) => {
-                let c = self.container(s)?;
-                if !store.has_blob(&e.config) {
-                    cache_azblob::fetch_small(c, s, &e.config, store)?;
-                }
-                blob::parallel(&blobs[1..], blob::PARALLEL, |d| cache_azblob::fetch(c, s, d, store))?;
+                objects::fetch_step(self.container(s)?, &|d| s.blob_key(d), &e.config, &blobs[1..], store)?
             }
             (Spec::Local(dir), _) => {
                 for d in &blobs {

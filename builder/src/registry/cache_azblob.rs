@@ -12,9 +12,7 @@ use crate::azblob::client::AccountUrl;
 use crate::azblob::Container;
 use crate::s3::credentials::Env;
 use crate::store::image::Descriptor;
-use crate::store::ingest::Opened;
 use crate::store::Store;
-use std::io::Read;
 
 /// `type=azblob`'s attributes, resolved (environment included).
 #[derive(Clone, PartialEq, Eq)]
@@ -253,63 +251,22 @@ pub fn import(s: &AzblobSpec, log: &(dyn Fn(&str) + Sync)) -> Result<(Vec<u8>, C
     }
 }
 
-/// Brings the blob `d` (size known) into the store, verified against its digest; a partial
-/// download left by an interrupted run goes on from where it stopped.
-pub fn fetch(c: &Container, s: &AzblobSpec, d: &Descriptor, store: &Store) -> Result<(), RegistryError> {
-    if store.has_blob(&d.digest) {
-        return Ok(());
+impl super::objects::Objects for Container {
+    fn origin(&self) -> String {
+        format!("azure container {}", self.container)
     }
-    let mut w = match store.ingest(&d.digest)? {
-        Opened::Present => return Ok(()),
-        Opened::Writing(w) => w,
-    };
-    if w.offset() >= d.size {
-        w.reset()?;
+    fn missing(&self) -> &'static str {
+        "no such blob (BlobNotFound)"
     }
-    let key = s.blob_key(&d.digest);
-    let op = format!("GET {}", c.url(&key));
-    let bad = |why: String| RegistryError::Digest {
-        registry: s.origin(),
-        repository: key.clone(),
-        what: "blob",
-        digest: d.digest.clone(),
-        why,
-    };
-    let Some((body, status)) = c.get(&key, w.offset())? else {
-        return Err(bad("not in the container (BlobNotFound)".into()));
-    };
-    if status == 200 && w.offset() > 0 {
-        w.reset()?; // sent whole
+    fn url(&self, key: &str) -> String {
+        Container::url(self, key)
     }
-    let limit = d.size - w.offset();
-    let mut r = body.take(limit + 1);
-    if let Err(e) = std::io::copy(&mut r, &mut *w) {
-        let _ = std::io::Write::flush(&mut *w); // keep what arrived for the next run
-        return Err(RegistryError::Transport { registry: s.origin(), op, why: e.to_string() });
+    fn get(&self, key: &str, offset: u64) -> Result<Option<super::objects::Download>, RegistryError> {
+        Ok(Container::get(self, key, offset)?)
     }
-    w.commit(d.size).map_err(bad)
-}
-
-/// A blob whose size the cache does not say (a step's image config): read whole, at most 16
-/// MiB, checked against its digest.
-pub fn fetch_small(c: &Container, s: &AzblobSpec, digest: &str, store: &Store) -> Result<(), RegistryError> {
-    let key = s.blob_key(digest);
-    let bytes = c.get_small(&key, 16 << 20)?.ok_or_else(|| RegistryError::Invalid {
-        registry: s.origin(),
-        what: format!("blob {}", c.url(&key)),
-        why: "no such blob (BlobNotFound)".into(),
-    })?;
-    if crate::store::image::digest_of(&bytes) != digest {
-        return Err(RegistryError::Digest {
-            registry: s.origin(),
-            repository: key,
-            what: "config",
-            digest: digest.into(),
-            why: "digest mismatch".into(),
-        });
+    fn get_small(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, RegistryError> {
+        Ok(Container::get_small(self, key, limit)?)
     }
-    store.put_blob(&bytes)?;
-    Ok(())
 }
 
 #[cfg(test)]

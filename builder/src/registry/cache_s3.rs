@@ -10,9 +10,7 @@
 use super::error::RegistryError;
 use crate::s3::{credentials, Bucket, Credentials, Endpoint};
 use crate::store::image::Descriptor;
-use crate::store::ingest::Opened;
 use crate::store::Store;
-use std::io::Read;
 
 /// `type=s3`'s attributes, resolved (environment included).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -268,63 +266,22 @@ pub fn import(s: &S3Spec) -> Result<(Vec<u8>, Bucket), RegistryError> {
     }
 }
 
-/// Brings the blob `d` (size known) into the store, verified against its digest; a partial
-/// download left by an interrupted run goes on from where it stopped.
-pub fn fetch(b: &Bucket, s: &S3Spec, d: &Descriptor, store: &Store) -> Result<(), RegistryError> {
-    if store.has_blob(&d.digest) {
-        return Ok(());
+impl super::objects::Objects for Bucket {
+    fn origin(&self) -> String {
+        format!("s3 bucket {}", self.bucket)
     }
-    let mut w = match store.ingest(&d.digest)? {
-        Opened::Present => return Ok(()),
-        Opened::Writing(w) => w,
-    };
-    if w.offset() >= d.size {
-        w.reset()?;
+    fn missing(&self) -> &'static str {
+        "no such key (NoSuchKey)"
     }
-    let key = s.blob_key(&d.digest);
-    let op = format!("GET {}", b.url(&key));
-    let bad = |why: String| RegistryError::Digest {
-        registry: format!("s3 bucket {}", s.bucket),
-        repository: key.clone(),
-        what: "blob",
-        digest: d.digest.clone(),
-        why,
-    };
-    let Some((body, status)) = b.get(&key, w.offset())? else {
-        return Err(bad("not in the bucket (NoSuchKey)".into()));
-    };
-    if status == 200 && w.offset() > 0 {
-        w.reset()?; // sent whole
+    fn url(&self, key: &str) -> String {
+        Bucket::url(self, key)
     }
-    let limit = d.size - w.offset();
-    let mut r = body.take(limit + 1);
-    if let Err(e) = std::io::copy(&mut r, &mut *w) {
-        let _ = std::io::Write::flush(&mut *w); // keep what arrived for the next run
-        return Err(RegistryError::Transport { registry: format!("s3 bucket {}", s.bucket), op, why: e.to_string() });
+    fn get(&self, key: &str, offset: u64) -> Result<Option<super::objects::Download>, RegistryError> {
+        Ok(Bucket::get(self, key, offset)?)
     }
-    w.commit(d.size).map_err(bad)
-}
-
-/// A blob whose size the cache does not say (a step's image config): read whole, at most 16
-/// MiB, checked against its digest.
-pub fn fetch_small(b: &Bucket, s: &S3Spec, digest: &str, store: &Store) -> Result<(), RegistryError> {
-    let key = s.blob_key(digest);
-    let bytes = b.get_small(&key, 16 << 20)?.ok_or_else(|| RegistryError::Invalid {
-        registry: format!("s3 bucket {}", s.bucket),
-        what: format!("blob {}", b.url(&key)),
-        why: "no such key (NoSuchKey)".into(),
-    })?;
-    if crate::store::image::digest_of(&bytes) != digest {
-        return Err(RegistryError::Digest {
-            registry: format!("s3 bucket {}", s.bucket),
-            repository: key,
-            what: "config",
-            digest: digest.into(),
-            why: "digest mismatch".into(),
-        });
+    fn get_small(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, RegistryError> {
+        Ok(Bucket::get_small(self, key, limit)?)
     }
-    store.put_blob(&bytes)?;
-    Ok(())
 }
 
 #[cfg(test)]

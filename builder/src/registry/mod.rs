@@ -19,6 +19,7 @@ pub mod cli;
 pub mod client;
 pub mod error;
 pub mod manifest;
+pub mod objects;
 pub mod pull;
 pub mod push;
 pub mod reference;
