@@ -497,6 +497,24 @@ struct Facts {
     hermetic: bool,
 }
 
+impl Facts {
+    /// configSource: the remote context's URI and digest, and the Dockerfile's name under
+    /// `entry_key` (v0.2 `entryPoint`, v1 `path`).
+    fn config_source(&self, info: &BuildInfo, entry_key: &str) -> serde_json::Map<String, serde_json::Value> {
+        let mut m = serde_json::Map::new();
+        if let Some(uri) = &self.config_uri {
+            m.insert("uri".into(), serde_json::json!(uri));
+        }
+        if let Some(d) = &self.config_digest {
+            m.insert("digest".into(), d.clone());
+        }
+        if !info.entry_point.is_empty() {
+            m.insert(entry_key.into(), serde_json::json!(info.entry_point));
+        }
+        m
+    }
+}
+
 fn facts(p: &Provenance, info: &BuildInfo) -> Result<Facts, String> {
     use serde_json::json;
     // BuildKit's Capture.Sort: images by reference, then git and http sources by URL
@@ -602,16 +620,7 @@ pub fn predicate(p: &Provenance, info: &BuildInfo) -> Result<serde_json::Value, 
 /// encoding/json orders an embedded struct's fields).
 fn predicate_v02(p: &Provenance, info: &BuildInfo, f: Facts) -> Result<serde_json::Value, String> {
     use serde_json::json;
-    let mut config_source = serde_json::Map::new();
-    if let Some(uri) = &f.config_uri {
-        config_source.insert("uri".into(), json!(uri));
-    }
-    if let Some(d) = f.config_digest {
-        config_source.insert("digest".into(), d);
-    }
-    if !info.entry_point.is_empty() {
-        config_source.insert("entryPoint".into(), json!(info.entry_point));
-    }
+    let config_source = f.config_source(info, "entryPoint");
     let mut metadata = serde_json::Map::new();
     if let Some((start, end)) = info.times {
         metadata.insert("buildStartedOn".into(), json!(go_time(start.0, start.1)));
@@ -664,16 +673,7 @@ fn predicate_v02(p: &Provenance, info: &BuildInfo, f: Facts) -> Result<serde_jso
 /// differs from BuildKit, and why, is in the README (Attestations).
 fn predicate_v1(p: &Provenance, info: &BuildInfo, f: Facts) -> serde_json::Value {
     use serde_json::json;
-    let mut config_source = serde_json::Map::new();
-    if let Some(uri) = &f.config_uri {
-        config_source.insert("uri".into(), json!(uri));
-    }
-    if let Some(d) = f.config_digest {
-        config_source.insert("digest".into(), d);
-    }
-    if !info.entry_point.is_empty() {
-        config_source.insert("path".into(), json!(info.entry_point));
-    }
+    let config_source = f.config_source(info, "path");
     let mut definition = serde_json::Map::new();
     definition.insert("buildType".into(), json!(BUILD_TYPE_V1));
     if !f.materials.is_empty() {

@@ -95,12 +95,7 @@ fn encode_name(name: &str) -> String {
 /// Azure's `<Code>` and the first line of `<Message>` in an XML error body.
 fn error_fields(body: &[u8]) -> (Option<String>, String) {
     let text = String::from_utf8_lossy(body);
-    let field = |name: &str| {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&format!("</{name}>"))? + start;
-        Some(text[start..end].trim().to_string())
-    };
+    let field = |name: &str| crate::s3::client::xml_field(&text, name);
     let message = field("Message").and_then(|m| m.lines().next().map(str::to_string)).unwrap_or_default();
     (field("Code"), message)
 }

@@ -96,16 +96,19 @@ enum Body<'a> {
     File { path: &'a Path, len: u64 },
 }
 
-/// `<Code>` and `<Message>` of S3's XML error body (a flat document: no XML parser needed).
+/// The text of the first `<name>` element of a flat XML document (S3's and Azure's error
+/// bodies: no XML parser needed), trimmed.
+pub(crate) fn xml_field(text: &str, name: &str) -> Option<String> {
+    let open = format!("<{name}>");
+    let start = text.find(&open)? + open.len();
+    let end = text[start..].find(&format!("</{name}>"))? + start;
+    Some(text[start..end].trim().to_string())
+}
+
+/// `<Code>` and `<Message>` of S3's XML error body.
 fn error_fields(body: &[u8]) -> (Option<String>, String) {
     let text = String::from_utf8_lossy(body);
-    let field = |name: &str| {
-        let open = format!("<{name}>");
-        let start = text.find(&open)? + open.len();
-        let end = text[start..].find(&format!("</{name}>"))? + start;
-        Some(text[start..end].trim().to_string())
-    };
-    (field("Code"), field("Message").unwrap_or_default())
+    (xml_field(&text, "Code"), xml_field(&text, "Message").unwrap_or_default())
 }
 
 /// S3's code for an answer without a body (HEAD): the SDK's names.
