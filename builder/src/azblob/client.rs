@@ -5,6 +5,7 @@
 
 use super::sharedkey;
 use super::AzError;
+use crate::registry::client::Body;
 use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
@@ -25,18 +26,6 @@ const BLOCKS_AT_ONCE: usize = 4;
 /// A block blob has at most 50,000 blocks.
 const MAX_BLOCKS: u64 = 50_000;
 const ATTEMPTS: u32 = 4;
-
-/// A request body that can be sent again on a retry.
-enum Body<'a> {
-    Empty,
-    Bytes(&'a [u8]),
-    /// `len` bytes of the file from `offset`.
-    File {
-        path: &'a Path,
-        offset: u64,
-        len: u64,
-    },
-}
 
 /// Where an account is: `scheme://authority` and the path in front of containers (empty for
 /// `https://ACCOUNT.blob.core.windows.net`, `/ACCOUNT` for a path-style emulator URL).
