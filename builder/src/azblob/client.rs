@@ -1,7 +1,9 @@
 //! One container's client: where it is (the account URL, virtual-hosted
 //! `https://ACCOUNT.blob.core.windows.net` or path-style `http://HOST:PORT/ACCOUNT` as the
 //! emulator serves it), and the container and blob calls the cache needs, each authorized with
-//! Shared Key and retried on a transport error or a 5xx/429 (the SDK's default: 3 retries).
+//! Shared Key, or by the SAS token in the query of a blob's full URL that a service handed out
+//! ([`Container::at_url`], as GitHub's cache does), and retried on a transport error or a 5xx/429
+//! (the SDK's default: 3 retries).
 
 use super::sharedkey;
 use super::AzError;
@@ -89,25 +91,72 @@ fn error_fields(body: &[u8]) -> (Option<String>, String) {
     (field("Code"), message)
 }
 
+/// How a request is authorized.
+#[derive(Clone)]
+pub enum Auth {
+    /// The account's key: each request signed (`sharedkey.rs`).
+    SharedKey(String),
+    /// An SAS token (`sv=...&sig=...`): added to each request's query, nothing signed. A secret
+    /// too: never in a message.
+    Sas(String),
+}
+
 pub struct Container {
     pub account: String,
     pub container: String,
     url: AccountUrl,
-    key: String,
+    auth: Auth,
     agent: ureq::Agent,
 }
 
 impl Container {
     pub fn new(url: AccountUrl, account: &str, container: &str, key: &str) -> Result<Container, AzError> {
+        Container::with_auth(url, account, container, Auth::SharedKey(key.into()))
+    }
+
+    pub fn with_auth(url: AccountUrl, account: &str, container: &str, auth: Auth) -> Result<Container, AzError> {
         let (tls, _) = crate::registry::tls::config(&url.authority, None, true)
             .map_err(|e| AzError::Config(format!("TLS for {}: {e}", url.authority)))?;
         Ok(Container {
             account: account.into(),
             container: container.into(),
             url,
-            key: key.into(),
+            auth,
             agent: crate::registry::client::agent(tls),
         })
+    }
+
+    /// The blob at a full URL whose query is an SAS token
+    /// (`SCHEME://HOST[:PORT]/PATH/CONTAINER/BLOB?sv=...&sig=...`, as a service hands one out):
+    /// its container's client authorized by that token, and the blob's name. The last path
+    /// element is the blob, the one before it the container (the rest, a path-style account,
+    /// stays in front); each percent-decoded, as they are encoded again when sent.
+    pub fn at_url(url: &str) -> Result<(Container, String), AzError> {
+        let bad = |why: &str| {
+            // the query is the secret: only the part before it is named
+            let shown = url.split('?').next().unwrap_or("");
+            AzError::Config(format!("blob URL {shown}: {why}"))
+        };
+        let (base, sas) = url.split_once('?').ok_or_else(|| bad("no SAS token (query) in it"))?;
+        if sas.is_empty() || base.contains('#') || sas.contains('#') {
+            return Err(bad("expected http(s)://HOST[:PORT]/CONTAINER/BLOB?SAS"));
+        }
+        let (scheme, rest) =
+            base.split_once("://").ok_or_else(|| bad("expected http(s)://HOST[:PORT]/CONTAINER/BLOB?SAS"))?;
+        let (authority, path) = rest.split_once('/').ok_or_else(|| bad("no container and blob in its path"))?;
+        let (front, blob) = path.rsplit_once('/').ok_or_else(|| bad("no container and blob in its path"))?;
+        let (front, container) = match front.rsplit_once('/') {
+            Some((f, c)) => (format!("/{f}"), c),
+            None => (String::new(), front),
+        };
+        let (container, blob) = (crate::fetch::unescape(container), crate::fetch::unescape(blob));
+        if container.is_empty() || blob.is_empty() {
+            return Err(bad("no container and blob in its path"));
+        }
+        // checks scheme and authority as an account URL's
+        let account = AccountUrl::parse(&format!("{scheme}://{authority}{front}")).map_err(|e| bad(&e))?;
+        let c = Container::with_auth(account, "", &container, Auth::Sas(sas.to_string()))?;
+        Ok((c, blob))
     }
 
     /// The request path of the container (`blob` None) or of one blob in it.
@@ -134,7 +183,10 @@ impl Container {
         op: &str,
     ) -> Result<Resp, AzError> {
         let path = self.path(blob);
-        let q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", encode_name(v))).collect();
+        let mut q: Vec<String> = query.iter().map(|(k, v)| format!("{k}={}", encode_name(v))).collect();
+        if let Auth::Sas(sas) = &self.auth {
+            q.push(sas.clone());
+        }
         let url = if q.is_empty() {
             format!("{}://{}{path}", self.url.scheme, self.url.authority)
         } else {
@@ -163,13 +215,16 @@ impl Container {
             if let Some(l) = &len_s {
                 all.push(("content-length", l));
             }
-            let auth = sharedkey::authorization(
-                &self.account,
-                &self.key,
-                &sharedkey::Request { method, path: &path, query, headers: &all },
-            )
-            .map_err(AzError::Config)?;
-            let mut b = http::Request::builder().method(method).uri(&url).header("authorization", &auth);
+            let mut b = http::Request::builder().method(method).uri(&url);
+            if let Auth::SharedKey(key) = &self.auth {
+                let auth = sharedkey::authorization(
+                    &self.account,
+                    key,
+                    &sharedkey::Request { method, path: &path, query, headers: &all },
+                )
+                .map_err(AzError::Config)?;
+                b = b.header("authorization", &auth);
+            }
             for (k, v) in &all {
                 b = b.header(*k, *v);
             }
@@ -402,6 +457,30 @@ mod tests {
         );
         for bad in ["myaccount.blob.core.windows.net", "ftp://h", "https://h/?sv=2020&sig=x", "http://"] {
             assert!(AccountUrl::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn blob_urls_with_an_sas_token() {
+        let at = |u: &str| Container::at_url(u).map(|(c, b)| (c.url.path.clone(), c.container.clone(), b));
+        // GitHub's cache hands out virtual-hosted URLs; Azurite's are path-style
+        assert_eq!(
+            at("https://acct.blob.core.windows.net/actions-cache/a%20b?sv=2021&sig=x").unwrap(),
+            (String::new(), "actions-cache".into(), "a b".into())
+        );
+        assert_eq!(
+            at("http://127.0.0.1:10000/devstoreaccount1/gha/buildkit-blob-1-sha256:ab?sv=2021&sig=x").unwrap(),
+            ("/devstoreaccount1".into(), "gha".into(), "buildkit-blob-1-sha256:ab".into())
+        );
+        for bad in [
+            "https://a.b/c/d",
+            "https://a.b/c?sig=x",
+            "ftp://a.b/c/d?sig=x",
+            "https://a.b//d?sig=x",
+            "https://a.b/c/d?",
+        ] {
+            let e = at(bad).unwrap_err().to_string();
+            assert!(!e.contains("sig=x"), "the SAS token in {e}");
         }
     }
 
