@@ -151,8 +151,13 @@ pub(super) fn plan_config(
                     Some(v) => format!("{k}={v}"),
                     None => k.clone(),
                 });
-                if let Some(v) = &v {
-                    st.set_var(k, v);
+                // the SBOM scan ARGs are read by the frontend only, never an environment's
+                // (BuildKit's nonEnvArgs): RUN does not see them, later words do not expand them
+                let scan = k == super::SBOM_SCAN_STAGE || k == super::SBOM_SCAN_CONTEXT;
+                match &v {
+                    Some(v) if scan => st.scan_args.push((k.clone(), v.clone())),
+                    Some(v) => st.set_var(k, v),
+                    None => {}
                 }
                 st.args.retain(|(n, _)| n != k);
                 st.args.push((k.clone(), v));

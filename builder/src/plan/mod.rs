@@ -58,6 +58,10 @@ pub struct Plan {
     /// Where planning stopped, when it did. What comes before it runs first, then the build
     /// fails with this error, as it would if each step were planned just before it ran.
     pub stop: Option<Stop>,
+    /// What the planned stages read of the context (BuildKit's ctxPaths, the context's
+    /// FollowPaths): context-relative patterns in .dockerignore's syntax, each taking what is
+    /// below a path it matches; "" (the root) stands for all of it.
+    pub context_paths: std::collections::BTreeSet<String>,
 }
 
 /// The point where planning failed.
@@ -90,6 +94,39 @@ pub struct StagePlan {
     /// The base's ONBUILD triggers as written. They are the first steps (not counted).
     pub onbuild: Vec<String>,
     pub steps: Vec<Step>,
+    /// What an SBOM scan takes of the stage besides the target (its ARGs
+    /// `BUILDKIT_SBOM_SCAN_STAGE` / `BUILDKIT_SBOM_SCAN_CONTEXT`).
+    pub sbom: SbomScan,
+}
+
+/// BuildKit's SBOM scan extras as a stage's ARGs enable them (dockerfile2llb convert.go):
+/// `BUILDKIT_SBOM_SCAN_STAGE` makes the stage an extra of the scan when it is not the target,
+/// `BUILDKIT_SBOM_SCAN_CONTEXT` on the target makes the build context one. Each takes `true`,
+/// `false` (Go's ParseBool) or a comma-separated list of the stage names it is on for; the global
+/// ARG's value holds for every stage, the last of the stage's own ARGs with a value (a base
+/// stage's come first) wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SbomScan {
+    /// BuildKit's stageName, what the lists name and the extra is called by
+    /// (`/run/src/extras/sbom-NAME`): the stage's name, else `stage-N` (N its Dockerfile
+    /// index), "" in a Dockerfile of a single stage.
+    pub name: String,
+    pub stage: bool,
+    pub context: bool,
+}
+
+/// The ARGs of the SBOM scan extras: read by the frontend, never part of an environment
+/// (BuildKit's nonEnvArgs).
+pub const SBOM_SCAN_STAGE: &str = "BUILDKIT_SBOM_SCAN_STAGE";
+pub const SBOM_SCAN_CONTEXT: &str = "BUILDKIT_SBOM_SCAN_CONTEXT";
+
+/// BuildKit's isEnabledForStage: a boolean as Go's ParseBool reads it, else a comma-separated
+/// list of stage names (as written: no spaces trimmed) that holds `stage`.
+pub fn scan_enabled_for(stage: &str, value: &str) -> bool {
+    match crate::gobool::parse(value) {
+        Some(b) => b,
+        None => value.split(',').any(|n| n == stage),
+    }
 }
 
 /// What a stage starts from.
@@ -578,6 +615,11 @@ impl fmt::Display for StagePlan {
         }
         for t in &self.onbuild {
             writeln!(f, "  onbuild trigger: {t}")?;
+        }
+        if self.sbom.stage || self.sbom.context {
+            let what = [(self.sbom.stage, "stage"), (self.sbom.context, "context")];
+            let what: Vec<&str> = what.iter().filter(|(on, _)| *on).map(|(_, w)| *w).collect();
+            writeln!(f, "  sbom scan extras: {} (as {:?})", what.join(", "), self.sbom.name)?;
         }
         for s in &self.steps {
             write!(f, "{s}")?;

@@ -81,6 +81,9 @@ struct Planner<'a> {
     meta: Vec<(String, Option<String>)>,
     /// The final config of each stage planned so far, by Dockerfile index.
     done: Vec<Option<ImageConfig>>,
+    /// The SBOM scan ARGs of each stage planned so far, by Dockerfile index (a stage that
+    /// starts from it inherits them).
+    scan_args: Vec<Vec<(String, String)>>,
     /// `--label` as a last step of the target stage: (target, the LABEL instruction).
     label: Option<(usize, Command)>,
     /// The platform the build is for (`--platform`, else this machine's) and this machine's.
@@ -102,7 +105,14 @@ pub fn plan(
     remotes: &dyn Remotes,
     opts: &Options,
 ) -> Plan {
-    let mut out = Plan { stages: Vec::new(), target: 0, total: 0, declared_args: Default::default(), stop: None };
+    let mut out = Plan {
+        stages: Vec::new(),
+        target: 0,
+        total: 0,
+        declared_args: Default::default(),
+        stop: None,
+        context_paths: Default::default(),
+    };
     let lexer = Lexer::new(escape);
     let target_platform = opts.platform.clone().unwrap_or_else(Platform::host);
     let build_platform = Platform::host();
@@ -124,6 +134,7 @@ pub fn plan(
         opts,
         meta,
         done: vec![None; stages.stages.len()],
+        scan_args: vec![Vec::new(); stages.stages.len()],
         label: None,
         target_platform,
         build_platform,
@@ -221,6 +232,58 @@ pub fn global_args(
         }
     }
     Ok(meta)
+}
+
+/// Adds what `action` reads of the build context to `paths` (BuildKit's ctxPaths: the sources
+/// of a COPY or ADD from the context, the source of a RUN bind mount of it), as patterns of
+/// .dockerignore's syntax: resolved paths with their wildcard characters escaped.
+fn context_paths(action: &Action, paths: &mut std::collections::BTreeSet<String>) {
+    let escape = |p: &str| -> String {
+        let mut out = String::with_capacity(p.len());
+        for c in p.chars() {
+            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        // a leading `!` would re-include rather than name the file
+        if out.starts_with('!') {
+            out.insert(0, '\\');
+        }
+        out
+    };
+    match action {
+        Action::Copy(c) if c.from == Origin::Context => {
+            for src in &c.sources {
+                match src {
+                    super::Source::Path { path, .. } => {
+                        paths.insert(escape(path));
+                    }
+                    // the pattern below its resolved root, as written
+                    super::Source::Parents { root, include, .. } => {
+                        let root = escape(root);
+                        let include = include.trim_start_matches("./").trim_start_matches('/');
+                        paths.insert(match (root.is_empty(), include.is_empty()) {
+                            (_, true) => root,
+                            (true, false) => include.to_string(),
+                            (false, false) => format!("{root}/{include}"),
+                        });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Action::Run(r) => {
+            for m in &r.mounts {
+                if let super::Mount::Bind(b) = m {
+                    if b.from == Origin::Context {
+                        paths.insert(escape(&b.source));
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 fn stop(error: BuildError) -> Stop {
@@ -323,6 +386,9 @@ impl<'a> Planner<'a> {
         let platform: Platform = platform_of_stage;
         self.platforms[i] = Some(platform.clone());
         let mut st = State::new(config);
+        if let Base::Stage(j) = &base {
+            st.scan_args = self.scan_args[*j].clone();
+        }
         // ONBUILD triggers of the base run first, then are dropped from the child
         let onbuild = std::mem::take(&mut st.config.config.on_build);
         let mut sp = StagePlan {
@@ -336,12 +402,43 @@ impl<'a> Planner<'a> {
             notes,
             onbuild: onbuild.clone(),
             steps: Vec::new(),
+            sbom: Default::default(),
         };
         let res = self.steps(stage, &onbuild, &mut st, &mut sp);
+        sp.sbom = self.sbom_scan(i, &st);
+        for step in &sp.steps {
+            context_paths(&step.action, &mut out.context_paths);
+        }
         out.stages.push(sp);
         res?;
         self.done[i] = Some(st.config);
+        self.scan_args[i] = st.scan_args;
         Ok(())
+    }
+
+    /// What the SBOM scan takes of stage `i` (final state `st`), as BuildKit's dispatchStages
+    /// decides it: the global ARG's value, then each of the stage's own with a value.
+    fn sbom_scan(&self, i: usize, st: &State) -> super::SbomScan {
+        let stage = &self.stages.stages[i];
+        // BuildKit names a Dockerfile's only dispatch state "" (a COPY --from an image and each
+        // RUN --mount not from a stage add one of their own)
+        let lone = self.stages.stages.len() == 1
+            && !stage.commands.iter().any(|c| match &c.inst {
+                Instruction::Copy(a) => a.from.is_some(),
+                Instruction::Run { mounts, .. } => !mounts.is_empty(),
+                _ => false,
+            });
+        let name = match &stage.name {
+            _ if lone => String::new(),
+            Some(n) => n.clone(),
+            None => format!("stage-{i}"),
+        };
+        let on = |arg: &str| {
+            let global = self.meta.iter().rev().find(|(k, _)| k == arg).and_then(|(_, v)| v.as_deref());
+            let own = st.scan_args.iter().rev().find(|(k, _)| k == arg).map(|(_, v)| v.as_str());
+            own.or(global).is_some_and(|v| super::scan_enabled_for(&name, v))
+        };
+        super::SbomScan { stage: on(super::SBOM_SCAN_STAGE), context: on(super::SBOM_SCAN_CONTEXT), name }
     }
 
     fn steps(
@@ -567,6 +664,109 @@ mod tests {
             config_digest: "sha256:c".into(),
             config,
         }
+    }
+
+    /// BuildKit's SBOM scan extras (dockerfile2llb convert.go dispatchStages, isEnabledForStage),
+    /// each row (Dockerfile, build args) -> per planned stage (name, stage, context).
+    #[test]
+    fn sbom_scan_extras_as_buildkit_decides_them() {
+        type Row<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [(&'a str, bool, bool)]);
+        let rows: &[Row] = &[
+            // declared with true in the stage: that stage only
+            (
+                "FROM scratch AS a\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nFROM scratch AS b\nCOPY --from=a / /\n",
+                &[],
+                &[("a", true, false), ("b", false, false)],
+            ),
+            // a global ARG holds for every stage; a stage's own false wins over it
+            (
+                "ARG BUILDKIT_SBOM_SCAN_STAGE=1\nFROM scratch AS a\nFROM scratch AS b\nARG BUILDKIT_SBOM_SCAN_STAGE=false\n\
+                 FROM scratch\nCOPY --from=a / /\nCOPY --from=b / /\n",
+                &[],
+                &[("a", true, false), ("b", false, false), ("stage-2", true, false)],
+            ),
+            // a list names stages (unnamed ones as stage-N), exactly as written
+            (
+                "ARG BUILDKIT_SBOM_SCAN_STAGE=stage-0,b\nFROM scratch\nFROM scratch AS b\nFROM scratch AS c\n\
+                 COPY --from=0 / /\nCOPY --from=b / /\nARG BUILDKIT_SBOM_SCAN_CONTEXT=c\n",
+                &[],
+                &[("stage-0", true, false), ("b", true, false), ("c", false, true)],
+            ),
+            (
+                "FROM scratch AS a\nARG BUILDKIT_SBOM_SCAN_STAGE=\" a\"\nFROM scratch\nCOPY --from=a / /\n",
+                &[],
+                &[("a", false, false), ("stage-1", false, false)],
+            ),
+            // --build-arg overrides a declared ARG, and is nothing where none is declared
+            (
+                "FROM scratch AS a\nARG BUILDKIT_SBOM_SCAN_STAGE=false\nFROM scratch AS b\nFROM scratch\n\
+                 COPY --from=a / /\nCOPY --from=b / /\n",
+                &[("BUILDKIT_SBOM_SCAN_STAGE", "true")],
+                &[("a", true, false), ("b", false, false), ("stage-2", false, false)],
+            ),
+            // ARG without a value takes the global's; a later one without a value changes nothing
+            (
+                "ARG BUILDKIT_SBOM_SCAN_CONTEXT=T\nFROM scratch AS a\nARG BUILDKIT_SBOM_SCAN_CONTEXT\n\
+                 ARG BUILDKIT_SBOM_SCAN_STAGE=true\nARG BUILDKIT_SBOM_SCAN_STAGE\n",
+                &[],
+                &[("", true, true)],
+            ),
+            // a stage inherits its base stage's ARGs, read with its own name
+            (
+                "FROM scratch AS a\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nFROM a AS b\nFROM scratch AS c\n\
+                 ARG BUILDKIT_SBOM_SCAN_STAGE=c\nFROM c AS d\nFROM scratch\nCOPY --from=b / /\nCOPY --from=d / /\n",
+                &[],
+                &[("a", true, false), ("b", true, false), ("c", true, false), ("d", false, false), ("stage-4", false, false)],
+            ),
+            // a Dockerfile of one stage calls it "" (its name lists nothing), unless a COPY --from
+            // or a RUN --mount adds a state
+            ("FROM scratch AS one\nARG BUILDKIT_SBOM_SCAN_CONTEXT=one\n", &[], &[("", false, false)]),
+            (
+                "FROM scratch AS one\nARG BUILDKIT_SBOM_SCAN_CONTEXT=one\nCOPY --from=img / /\n",
+                &[],
+                &[("one", false, true)],
+            ),
+        ];
+        let images = Fake(vec![("img".into(), image(&[], &[]))]);
+        for (df, args, want) in rows {
+            let p = plan_of(df, &[], &images, args);
+            assert!(p.stop.is_none(), "{df}: {:?}", p.stop);
+            let got: Vec<(&str, bool, bool)> =
+                p.stages.iter().map(|s| (s.sbom.name.as_str(), s.sbom.stage, s.sbom.context)).collect();
+            assert_eq!(&got, want, "{df} {args:?}");
+        }
+        // never in RUN's environment nor in expansion (BuildKit's nonEnvArgs), still in history
+        let p = plan_of(
+            "FROM img\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nENV X=a${BUILDKIT_SBOM_SCAN_STAGE}\nRUN true\n",
+            &[],
+            &images,
+            &[],
+        );
+        let steps = &p.stages[0].steps;
+        assert!(
+            matches!(&steps[1].action, Action::Config(ConfigChange::Env(e)) if e == &[("X".to_string(), "a".to_string())])
+        );
+        let Action::Run(r) = &steps[2].action else { panic!("{:?}", steps[2].action) };
+        assert!(!r.env.iter().any(|e| e.contains("SBOM")), "{:?}", r.env);
+        assert!(steps[2].created_by.contains("|1 BUILDKIT_SBOM_SCAN_STAGE=true "), "{}", steps[2].created_by);
+    }
+
+    /// What the stages read of the context, for the scan's context extra (BuildKit's ctxPaths).
+    #[test]
+    fn context_paths_are_what_the_stages_read() {
+        let files = [("a.txt", "a"), ("b.txt", "b"), ("d/c", "c"), ("w[1].txt", "w")];
+        let p = plan_of(
+            "FROM img AS x\nCOPY a.txt /\nFROM img\nCOPY *.txt d /\nCOPY --from=x /a.txt /y\n\
+             RUN --mount=type=bind,source=d,target=/m true\n",
+            &files,
+            &Fake(vec![("img".into(), image(&[], &[]))]),
+            &[],
+        );
+        assert!(p.stop.is_none(), "{:?}", p.stop);
+        let got: Vec<&str> = p.context_paths.iter().map(|s| s.as_str()).collect();
+        assert_eq!(got, ["a.txt", "b.txt", "d", "w\\[1\\].txt"]);
+        let p = plan_of("FROM img\nCOPY . /\n", &files, &Fake(vec![("img".into(), image(&[], &[]))]), &[]);
+        assert_eq!(p.context_paths.iter().collect::<Vec<_>>(), [""]);
     }
 
     /// Plans `dockerfile` over a context of `files` (path, content).

@@ -43,12 +43,15 @@ pub(super) struct State {
     /// ENV of the same name wins in expansion and in RUN's environment, while the image config
     /// keeps the ENV value.
     pub vars: Vec<(String, String)>,
+    /// The SBOM scan ARGs with values (`BUILDKIT_SBOM_SCAN_*`), in order, a base stage's
+    /// first: BuildKit's dispatchState.buildArgs as its scan extras read them.
+    pub scan_args: Vec<(String, String)>,
 }
 
 impl State {
     pub fn new(config: ImageConfig) -> State {
         let vars = config.env_pairs();
-        State { config, args: Vec::new(), cmd_set: false, vars }
+        State { config, args: Vec::new(), cmd_set: false, vars, scan_args: Vec::new() }
     }
 
     /// Variables for word expansion (and RUN's environment): `vars`.
