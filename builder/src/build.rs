@@ -1372,19 +1372,6 @@ fn build_read(
     // BuildKit's frontend resolves its scanner before it solves
     let generator = match &requested.sbom {
         Some(s) => {
-            // BuildKit scans the stages and the context a built stage's ARG enables as extras
-            // (BUILDKIT_SCAN_SOURCE_EXTRAS); slipway scans the final image only, so such an ARG
-            // is refused rather than ignored
-            for name in ["BUILDKIT_SBOM_SCAN_STAGE", "BUILDKIT_SBOM_SCAN_CONTEXT"] {
-                if plans.iter().any(|(_, p, _)| p.declared_args.contains(name)) {
-                    x.progress.fail();
-                    return Err(BuildError::Other(format!(
-                        "{}: ARG {name}: slipway's SBOM scans the final image only; scanning build stages or the \
-                         context ({name}, BuildKit's BUILDKIT_SCAN_SOURCE_EXTRAS) is not supported",
-                        src.file
-                    )));
-                }
-            }
             let mut log = Vec::new();
             let g = crate::sbom::resolve(store, &opts.remote, s, &mut log);
             for l in log {
@@ -1416,6 +1403,33 @@ fn build_read(
         });
         output::PlatformImage { platform, image: img, epoch, created }
     };
+    // what each platform's scan takes besides its image (BuildKit's SBOM extras, each
+    // platform's own): the stages other than the target whose ARG enables them, the context
+    // when the target's does, and whether the scan runs without its cache (BuildKit's
+    // IsIgnoreCache: the target or such a stage under --no-cache-filter)
+    let picks: Vec<ScanPicks> = plans
+        .iter()
+        .zip(&eopts)
+        .map(|((_, p, _), eo)| {
+            let stages: Vec<(String, usize)> = p
+                .stages
+                .iter()
+                .filter(|st| st.index != p.target && st.sbom.stage)
+                .map(|st| (st.sbom.name.clone(), st.index))
+                .collect();
+            let context = p.stages.iter().any(|st| st.index == p.target && st.sbom.context);
+            let no_cache = opts.no_cache
+                || eo.no_cache_stages.contains_key(&p.target)
+                || stages.iter().any(|(_, i)| eo.no_cache_stages.contains_key(i));
+            ScanPicks { stages, context, context_paths: p.context_paths.clone(), no_cache }
+        })
+        .collect();
+    // the final states of the stages picked, per platform
+    let mut picked_states: Vec<BTreeMap<usize, exec::State>> = Vec::new();
+    let pick = |k: usize, states: &BTreeMap<usize, exec::State>| -> BTreeMap<usize, exec::State> {
+        let Some(p) = picks.get(k).filter(|_| requested.sbom.is_some()) else { return BTreeMap::new() };
+        p.stages.iter().filter_map(|(_, i)| states.get(i).map(|s| (*i, s.clone()))).collect()
+    };
     let mut images = Vec::new();
     let (mut keys, mut mounts) = (Vec::new(), Vec::new());
     // the config digest of each platform's result (`--cache-to ...,mode=min` exports its chain)
@@ -1436,7 +1450,8 @@ fn build_read(
         }
         ctx.save(store);
         crate::trace::point("stat-save");
-        for ((st, (one, _, _)), eo) in res?.iter().zip(&runs).zip(&eopts) {
+        for (k, (((st, states), (one, _, _)), eo)) in res?.iter().zip(&runs).zip(&eopts).enumerate() {
+            picked_states.push(pick(k, states));
             results.push(st.id.clone());
             let img = inline_cache(opts, store, x.image(st, &eo.created_from)?, x.keys(), &st.id)?;
             images.push((one.platform.clone(), img, st.base));
@@ -1445,7 +1460,7 @@ fn build_read(
     } else {
         let mut first = Some(x);
         let mut last = None;
-        for ((platform, plan, _), eo) in plans.into_iter().zip(&eopts) {
+        for (k, ((platform, plan, _), eo)) in plans.into_iter().zip(&eopts).enumerate() {
             let mut x = first.take().unwrap_or_else(|| {
                 let mut n = new_executor(eo);
                 n.imported = imported.clone();
@@ -1462,6 +1477,7 @@ fn build_read(
             ctx.save(store);
             crate::trace::point("stat-save");
             let st = res?;
+            picked_states.push(pick(k, x.states()));
             results.push(st.id.clone());
             let img = inline_cache(opts, store, x.image(&st, &eo.created_from)?, x.keys(), &st.id)?;
             images.push((platform, img, st.base));
@@ -1492,7 +1508,24 @@ fn build_read(
             no_cache: opts.no_cache,
             debug: opts.debug,
         };
-        for (_, img, _) in &images {
+        for (k, (_, img, _)) in images.iter().enumerate() {
+            let (p, states) = match (picks.get(k), picked_states.get(k)) {
+                (Some(p), Some(s)) => (p, s),
+                _ => return Err(BuildError::Other("sbom: a platform's scan extras went missing".into())),
+            };
+            // BuildKit's map: the context first, a stage of that name in its place
+            let mut extras = crate::sbom::Extras::new();
+            if p.context {
+                let x = ctx.with(|c| crate::sbom::context_extra(c, &p.context_paths)).map_err(BuildError::Other)?;
+                extras.insert("context".to_string(), x);
+            }
+            for (name, i) in &p.stages {
+                if let Some(st) = states.get(i) {
+                    let x = crate::sbom::Extra::Stage { layers: st.layers.clone(), id: exec::fs_id(&st.config) };
+                    extras.insert(name.clone(), x);
+                }
+            }
+            let scan = crate::sbom::Scan { no_cache: p.no_cache, ..scan.clone() };
             let c = &img.config;
             let what = Platform {
                 os: c.os.clone(),
@@ -1501,13 +1534,13 @@ fn build_read(
             }
             .to_string();
             let line = format!("[{what}] generating sbom using {}", g.reference);
-            if let Some(kept) = scan.kept(g, s, img) {
+            if let Some(kept) = scan.kept(g, s, img, &extras) {
                 x.progress.note(&format!("CACHED {line}"));
                 sboms.push(kept);
                 continue;
             }
             x.progress.note(&line);
-            match scan.scan(g, s, img, &what) {
+            match scan.scan(g, s, img, &extras, &what) {
                 Ok(sc) => sboms.push(sc),
                 Err(e) => {
                     x.progress.fail();
@@ -1599,6 +1632,18 @@ fn build_read(
             m
         },
     })
+}
+
+/// What a platform's SBOM scan takes besides its image (`plan::SbomScan`).
+struct ScanPicks {
+    /// The stages other than the target the scan mounts: (BuildKit's stage name, index).
+    stages: Vec<(String, usize)>,
+    /// The context too (the target stage enables it).
+    context: bool,
+    /// What of the context (`Plan::context_paths`).
+    context_paths: std::collections::BTreeSet<String>,
+    /// Not taken from the scan cache.
+    no_cache: bool,
 }
 
 /// `--cache-to type=inline` (or `--build-arg BUILDKIT_INLINE_CACHE=1`, as buildx reads it with

@@ -7,23 +7,125 @@
 //! tmpfs on /tmp and the build's network (BuildKit gives the scan the worker's default network).
 //! Each file it writes must be one in-toto statement of the SPDX predicate type
 //! (exporter/attestation/unbundle.go); `attest.rs` stores them. The generator's own rootfs is a
-//! throwaway overlay: nothing of it reaches the image, its layers or the build cache. A result
-//! is kept by (generator manifest, image manifest, options), so a no-op rebuild reruns nothing;
-//! `prune` drops it with either manifest.
+//! throwaway overlay: nothing of it reaches the image, its layers or the build cache. The scan
+//! extras (BuildKit's SBOM.Extras: the stages `BUILDKIT_SBOM_SCAN_STAGE` enables, the context
+//! `BUILDKIT_SBOM_SCAN_CONTEXT` does, as `plan` decides) are mounted read-only at
+//! `/run/src/extras/sbom-NAME`, and `BUILDKIT_SCAN_SOURCE_EXTRAS=/run/src/extras` says so. A
+//! result is kept by (generator manifest, image manifest, options, each extra's content), so a
+//! no-op rebuild reruns nothing; `prune` drops it with either manifest.
 
 use crate::attest::{Sbom, Scanned};
-use crate::layer::overlay;
+use crate::context::CtxEntry;
+use crate::layer::{overlay, Layer};
 use crate::registry::Platform;
 use crate::runner::{Output, Runtime};
 use crate::spec::{self, Network, RunExtras};
 use crate::store::{Image, Store};
+use std::collections::BTreeMap;
 use std::fs;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Where the generator sees the image (BuildKit's srcDir + "core/" + CoreSBOMName).
 pub const SOURCE: &str = "/run/src/core/sbom";
 /// Where it writes (BuildKit's outDir).
 pub const DESTINATION: &str = "/run/out/";
+/// Where the extras are, each at `sbom-NAME` below it (BuildKit's `path.Join(srcDir,
+/// "extras/")`, which drops the trailing slash).
+pub const EXTRAS: &str = "/run/src/extras";
+
+/// One extra of a scan, what is mounted at `/run/src/extras/sbom-NAME`.
+#[derive(Debug, Clone)]
+pub enum Extra {
+    /// A stage's final filesystem: its layers (bottom first) and their identity
+    /// (`exec::fs_id`).
+    Stage { layers: Vec<Layer>, id: String },
+    /// The build context as the build reads it (`context_extra`): these entries of the
+    /// directory `root` in walk order, and the digest of their fingerprints.
+    Context { root: PathBuf, entries: Vec<CtxEntry>, id: String },
+}
+
+impl Extra {
+    fn id(&self) -> &str {
+        match self {
+            Extra::Stage { id, .. } | Extra::Context { id, .. } => id,
+        }
+    }
+}
+
+/// A scan's extras by name (BuildKit's map: `context` for the context, a stage's name else).
+pub type Extras = BTreeMap<String, Extra>;
+
+/// The context extra: the entries of `ctx` (its .dockerignore applied) the build reads, as
+/// BuildKit's main context transfers them for a scan (a local source with the stages'
+/// ctxPaths as FollowPaths, dockerui MainContext): what `paths` (`Plan::context_paths`)
+/// match and what is below them, with the directories above them; all of it when `paths` is
+/// empty or holds the root.
+pub fn context_extra(
+    ctx: &mut crate::context::Context,
+    paths: &std::collections::BTreeSet<String>,
+) -> Result<Extra, String> {
+    let all = ctx.entries().map_err(|e| format!("sbom: the context extra: {e}"))?.to_vec();
+    let entries: Vec<CtxEntry> = if paths.is_empty() || paths.contains("") {
+        all
+    } else {
+        let pats: Vec<(usize, String)> = paths.iter().enumerate().map(|(i, p)| (i + 1, p.clone())).collect();
+        let m = crate::dockerignore::Matcher::new(&pats).map_err(|e| format!("sbom: the context extra: {e}"))?;
+        let mut keep: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for e in all.iter().filter(|e| !e.rel.is_empty() && m.excluded(&e.rel)) {
+            let mut cur = e.rel.as_str();
+            keep.insert(cur.to_string());
+            while let Some((parent, _)) = cur.rsplit_once('/') {
+                keep.insert(parent.to_string());
+                cur = parent;
+            }
+        }
+        all.into_iter().filter(|e| e.rel.is_empty() || keep.contains(&e.rel)).collect()
+    };
+    let f = ctx.fingerprints_of(&entries).map_err(|e| format!("sbom: the context extra: {e}"))?;
+    let id = format!("context:{}", crate::context::digest_fingerprints(&f));
+    Ok(Extra::Context { root: ctx.root.clone(), entries, id })
+}
+
+/// Copies the context extra's entries from `root` into `dest` (an empty directory): files,
+/// directories and symlinks with their mode, owner and mtime; a special file (a socket, a
+/// fifo, a device) is left out, as a client's context transfer leaves it.
+fn copy_context(root: &Path, entries: &[CtxEntry], dest: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let mut dirs = Vec::new();
+    for e in entries {
+        let from = root.join(&e.rel);
+        let to = if e.rel.is_empty() { dest.to_path_buf() } else { dest.join(&e.rel) };
+        let ft = e.md.file_type();
+        let at = |op: &str, err: std::io::Error| format!("{op} {}: {err}", to.display());
+        if ft.is_dir() {
+            if !e.rel.is_empty() {
+                fs::create_dir(&to).map_err(|err| at("create", err))?;
+            }
+            dirs.push((to.clone(), e.md.clone()));
+        } else if ft.is_symlink() {
+            let target = fs::read_link(&from).map_err(|err| format!("readlink {}: {err}", from.display()))?;
+            std::os::unix::fs::symlink(&target, &to).map_err(|err| at("symlink", err))?;
+        } else if ft.is_file() {
+            fs::copy(&from, &to).map_err(|err| format!("copy {} to {}: {err}", from.display(), to.display()))?;
+            let f = fs::File::options().write(true).open(&to).map_err(|err| at("open", err))?;
+            f.set_modified(e.md.modified().unwrap_or(std::time::UNIX_EPOCH)).map_err(|err| at("set mtime", err))?;
+        } else {
+            continue;
+        }
+        std::os::unix::fs::lchown(&to, Some(e.md.uid()), Some(e.md.gid())).map_err(|err| at("chown", err))?;
+        if !ft.is_symlink() {
+            fs::set_permissions(&to, fs::Permissions::from_mode(e.md.mode() & 0o7777))
+                .map_err(|err| at("chmod", err))?;
+        }
+    }
+    // directories last, deepest first: writing into them moved their mtime
+    for (d, md) in dirs.iter().rev() {
+        let f = fs::File::open(d).map_err(|err| format!("open {}: {err}", d.display()))?;
+        f.set_modified(md.modified().unwrap_or(std::time::UNIX_EPOCH))
+            .map_err(|err| format!("set mtime {}: {err}", d.display()))?;
+    }
+    Ok(())
+}
 
 /// A generator image, resolved for the build platform (BuildKit's scannerPlatform is
 /// BuildPlatforms[0]), and what runs of it.
@@ -55,8 +157,8 @@ pub fn resolve(
 }
 
 /// The environment of a scan (BuildKit's order: the image's env, then the protocol's, then
-/// the options), PATH added when the image sets none, as for RUN.
-pub fn env(gen: &Generator, sbom: &Sbom) -> Vec<String> {
+/// the options), PATH added when the image sets none, as for RUN; `extras`: the scan has some.
+pub fn env(gen: &Generator, sbom: &Sbom, extras: bool) -> Vec<String> {
     let mut env = gen.image.config.config.env.clone();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(format!("PATH={}", crate::store::image::DEFAULT_PATH));
@@ -67,6 +169,9 @@ pub fn env(gen: &Generator, sbom: &Sbom) -> Vec<String> {
     };
     set("BUILDKIT_SCAN_DESTINATION".into(), DESTINATION);
     set("BUILDKIT_SCAN_SOURCE".into(), SOURCE);
+    if extras {
+        set("BUILDKIT_SCAN_SOURCE_EXTRAS".into(), EXTRAS);
+    }
     for (k, v) in &sbom.params {
         set(format!("BUILDKIT_SCAN_{k}"), v);
     }
@@ -74,13 +179,17 @@ pub fn env(gen: &Generator, sbom: &Sbom) -> Vec<String> {
 }
 
 /// The key a scan's result is kept by: the generator's manifest, the scanned image's manifest,
-/// the options and the network.
-pub fn key(gen: &Generator, sbom: &Sbom, target: &Image) -> String {
+/// the options, and each extra's name and content.
+pub fn key(gen: &Generator, sbom: &Sbom, target: &Image, extras: &Extras) -> String {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
     h.update(format!("slipway-sbom-v1\0{}\0{}\0", gen.image.manifest_digest, target.manifest_digest).as_bytes());
     for (k, v) in &sbom.params {
         h.update(format!("{k}={v}\0").as_bytes());
+    }
+    // (none: the key of a scan without extras, as before they were taken)
+    for (name, x) in extras {
+        h.update(format!("extra\0{name}\0{}\0", x.id()).as_bytes());
     }
     hex::encode(h.finalize())
 }
@@ -116,6 +225,7 @@ pub fn prune(store: &Store, kept: &dyn Fn(&str) -> bool) {
 }
 
 /// What a scan needs of the build.
+#[derive(Clone)]
 pub struct Scan<'a> {
     pub store: &'a Store,
     pub runtime: &'a Runtime,
@@ -129,27 +239,42 @@ pub struct Scan<'a> {
 impl Scan<'_> {
     /// The SBOM statements of `target` (core first, then by name) an earlier scan with the same
     /// generator and options kept; none with `--no-cache`.
-    pub fn kept(&self, gen: &Generator, sbom: &Sbom, target: &Image) -> Option<Vec<Scanned>> {
+    pub fn kept(&self, gen: &Generator, sbom: &Sbom, target: &Image, extras: &Extras) -> Option<Vec<Scanned>> {
         if self.no_cache {
             return None;
         }
-        self.store.read_record::<Record>(&record_path(&key(gen, sbom, target))).map(|r| r.scanned)
+        self.store.read_record::<Record>(&record_path(&key(gen, sbom, target, extras))).map(|r| r.scanned)
     }
 
-    /// Runs the generator on `target` (`what`: its platform, for messages) and keeps the result.
-    pub fn scan(&self, gen: &Generator, sbom: &Sbom, target: &Image, what: &str) -> Result<Vec<Scanned>, String> {
-        let out = self.run(gen, sbom, target, what)?;
+    /// Runs the generator on `target` and `extras` (`what`: its platform, for messages) and
+    /// keeps the result.
+    pub fn scan(
+        &self,
+        gen: &Generator,
+        sbom: &Sbom,
+        target: &Image,
+        extras: &Extras,
+        what: &str,
+    ) -> Result<Vec<Scanned>, String> {
+        let out = self.run(gen, sbom, target, extras, what)?;
         let rec = Record {
             generator: gen.image.manifest_digest.clone(),
             image: target.manifest_digest.clone(),
             scanned: out,
         };
-        let path = record_path(&key(gen, sbom, target));
+        let path = record_path(&key(gen, sbom, target, extras));
         self.store.write_record(&path, &rec).map_err(|e| format!("sbom: keep the result: {e}"))?;
         Ok(rec.scanned)
     }
 
-    fn run(&self, gen: &Generator, sbom: &Sbom, target: &Image, what: &str) -> Result<Vec<Scanned>, String> {
+    fn run(
+        &self,
+        gen: &Generator,
+        sbom: &Sbom,
+        target: &Image,
+        extras: &Extras,
+        what: &str,
+    ) -> Result<Vec<Scanned>, String> {
         let store = self.store;
         let fail =
             |e: &dyn std::fmt::Display| format!("sbom: generating the SBOM of {what} using {}: {e}", gen.reference);
@@ -161,6 +286,36 @@ impl Scan<'_> {
         // the image: a read-only overlay of its layers (no upper dir: nothing can change them)
         let target_lowers = lowers(target).map_err(|e| fail(&e))?;
         let src = overlay::mount_rootfs(store, &target_lowers, false).map_err(|e| fail(&e))?;
+        // each extra: a stage as a read-only overlay of its layers, the context as a copy of
+        // what the build reads of it (bound read-only)
+        let mut extra_mounts = Vec::new();
+        let mut held = (Vec::new(), Vec::new());
+        for (name, x) in extras {
+            let at = format!("{EXTRAS}/sbom-{name}");
+            let fail_x = |e: &dyn std::fmt::Display| fail(&format!("extra {name}: {e}"));
+            let source = match x {
+                Extra::Stage { layers, .. } => {
+                    let lw = layers
+                        .iter()
+                        .map(|l| crate::layer::snapshot(store, l))
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| fail_x(&e))?;
+                    let r = overlay::mount_rootfs(store, &lw, false).map_err(|e| fail_x(&e))?;
+                    let m = r.merged.clone();
+                    held.0.push(r);
+                    m
+                }
+                Extra::Context { root, entries, .. } => {
+                    let t = store.tempdir("sbom-context").map_err(|e| fail_x(&e))?;
+                    let d = t.path.join("context");
+                    fs::create_dir(&d).map_err(|e| fail_x(&format!("create {}: {e}", d.display())))?;
+                    copy_context(root, entries, &d).map_err(|e| fail_x(&e))?;
+                    held.1.push(t);
+                    d
+                }
+            };
+            extra_mounts.push((at, source));
+        }
         let out_tmp = store.tempdir("sbom-out").map_err(|e| fail(&e))?;
         let out_dir = out_tmp.path.join("out");
         fs::create_dir_all(&out_dir).map_err(|e| fail(&format!("create {}: {e}", out_dir.display())))?;
@@ -168,7 +323,7 @@ impl Scan<'_> {
         let c = &gen.image.config.config;
         let p = spec::Process {
             args: gen.args.clone(),
-            env: env(gen, sbom),
+            env: env(gen, sbom, !extras.is_empty()),
             cwd: if c.working_dir.is_empty() { "/".into() } else { c.working_dir.clone() },
             uid: 0,
             gid: 0,
@@ -180,7 +335,7 @@ impl Scan<'_> {
             crate::rootfs::mkdir_all(&merged, &p.cwd, None)
                 .map_err(|e| fail(&format!("create working dir {}: {e}", p.cwd)))?;
         }
-        let id = format!("slipway-sbom-{}", &key(gen, sbom, target)[..12]);
+        let id = format!("slipway-sbom-{}", &key(gen, sbom, target, extras)[..12]);
         let id = format!("{id}-{}", std::process::id());
         let hostname = self.extras.hostname();
         let mut config = spec::config(
@@ -209,6 +364,10 @@ impl Scan<'_> {
                 "options": ["nosuid", "nodev", "mode=1777"]}));
             m.push(json!({"destination": SOURCE, "type": "bind", "source": src.merged.to_string_lossy(),
                 "options": ["rbind", "ro"]}));
+            for (at, source) in &extra_mounts {
+                m.push(json!({"destination": at, "type": "bind", "source": source.to_string_lossy(),
+                    "options": ["rbind", "ro"]}));
+            }
             m.push(json!({"destination": DESTINATION.trim_end_matches('/'), "type": "bind",
                 "source": out_dir.to_string_lossy(), "options": ["rbind"]}));
         }
@@ -225,6 +384,7 @@ impl Scan<'_> {
         fs::write(&cfg_path, text).map_err(|e| fail(&format!("write {}: {e}", cfg_path.display())))?;
         self.runtime.record(&bundle.path, &id).map_err(|e| fail(&format!("write {}: {e}", bundle.path.display())))?;
         let outcome = self.runtime.run(&bundle.path, &id, Output::Capture).map_err(|e| fail(&e))?;
+        drop(held);
         drop(src);
         drop(gen_root);
         if outcome.code != 0 {
@@ -307,4 +467,60 @@ fn place_files(store: &Store, target: &Image, scanned: &mut [Scanned]) -> Result
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The context extra holds what the build reads (BuildKit's FollowPaths: a path, what is
+    /// below it, the directories above it), .dockerignore applied; all of it for the root.
+    #[test]
+    fn the_context_extra_is_what_the_build_reads() {
+        let t = tempfile::tempdir().unwrap();
+        for (p, c) in [
+            ("a.txt", "a"),
+            ("b.txt", "b"),
+            ("d/x", "x"),
+            ("d/skip", "s"),
+            ("e/f/g.txt", "g"),
+            ("e/h", "h"),
+            (".dockerignore", "d/skip\n"),
+        ] {
+            let f = t.path().join(p);
+            fs::create_dir_all(f.parent().unwrap()).unwrap();
+            fs::write(f, c).unwrap();
+        }
+        let mut ctx = crate::context::Context::open(t.path(), None).unwrap();
+        let rels = |x: &Extra| match x {
+            Extra::Context { entries, .. } => entries.iter().map(|e| e.rel.clone()).collect::<Vec<_>>(),
+            Extra::Stage { .. } => panic!("a stage"),
+        };
+        let paths = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<std::collections::BTreeSet<_>>();
+        let x = context_extra(&mut ctx, &paths(&["a.txt", "d", "e/f/g.txt"])).unwrap();
+        assert_eq!(rels(&x), ["", "a.txt", "d", "d/x", "e", "e/f", "e/f/g.txt"]);
+        let all = context_extra(&mut ctx, &paths(&["a.txt", ""])).unwrap();
+        assert_eq!(rels(&all), ["", ".dockerignore", "a.txt", "b.txt", "d", "d/x", "e", "e/f", "e/f/g.txt", "e/h"]);
+        assert_eq!(rels(&context_extra(&mut ctx, &paths(&[])).unwrap()), rels(&all));
+        // its identity is its content: a file it does not hold changes nothing
+        fs::write(t.path().join("b.txt"), "changed").unwrap();
+        let mut again = crate::context::Context::open(t.path(), None).unwrap();
+        assert_eq!(context_extra(&mut again, &paths(&["a.txt", "d", "e/f/g.txt"])).unwrap().id(), x.id());
+        fs::write(t.path().join("d/x"), "changed").unwrap();
+        let mut again = crate::context::Context::open(t.path(), None).unwrap();
+        assert_ne!(context_extra(&mut again, &paths(&["a.txt", "d", "e/f/g.txt"])).unwrap().id(), x.id());
+        // copied with its modes, no more than it holds
+        let out = tempfile::tempdir().unwrap();
+        if let Extra::Context { root, entries, .. } = &x {
+            copy_context(root, entries, out.path()).unwrap();
+        }
+        let mut got: Vec<String> = walkdir::WalkDir::new(out.path())
+            .min_depth(1)
+            .into_iter()
+            .map(|e| e.unwrap().path().strip_prefix(out.path()).unwrap().to_string_lossy().into_owned())
+            .collect();
+        got.sort();
+        assert_eq!(got, ["a.txt", "d", "d/x", "e", "e/f", "e/f/g.txt"]);
+        assert_eq!(fs::read_to_string(out.path().join("e/f/g.txt")).unwrap(), "g");
+    }
 }

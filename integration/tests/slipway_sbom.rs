@@ -15,17 +15,27 @@ use serde_json::Value;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// The generator: lists the regular files of the scanned rootfs, probes whether it can write
-/// there, and writes `$(basename $BUILDKIT_SCAN_SOURCE).spdx.json`; `BUILDKIT_SCAN_FAIL` (the
-/// `FAIL=` option) makes it fail.
+/// The generator: for the scanned rootfs and each extra below `$BUILDKIT_SCAN_SOURCE_EXTRAS`
+/// (as the protocol asks), lists the regular files, probes whether it can write there, and
+/// writes `$(basename DIR).spdx.json`; the core document also says what
+/// `$BUILDKIT_SCAN_SOURCE_EXTRAS` was (`extrasEnv`, "unset" when it was) and what it held
+/// (`extras`). `BUILDKIT_SCAN_FAIL` (the `FAIL=` option) makes it fail.
 const SCAN_SH: &str = r#"set -e
-src="$BUILDKIT_SCAN_SOURCE"
-if [ -n "$BUILDKIT_SCAN_FAIL" ]; then echo "scanner failed on purpose: $BUILDKIT_SCAN_FAIL" >&2; exit 3; fi
+scan() {
+src="$1"
 if touch "$src/.probe" 2>/dev/null; then ro=false; else ro=true; fi
 files=$(cd "$src" && find . -type f | sed 's|^\.||' | sort | awk '{printf "%s{\"SPDXID\":\"SPDXRef-File-%d\",\"fileName\":\"%s\"}", (NR>1?",":""), NR, $0}')
 cat > "$BUILDKIT_SCAN_DESTINATION/$(basename "$src").spdx.json" <<EOF
-{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://spdx.dev/Document","predicate":{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"$src","readOnly":$ro,"mode":"$BUILDKIT_SCAN_MODE","creationInfo":{"creators":["Tool: test-scanner"]},"files":[$files]}}
+{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://spdx.dev/Document","predicate":{"spdxVersion":"SPDX-2.3","SPDXID":"SPDXRef-DOCUMENT","name":"$src","readOnly":$ro,"mode":"$BUILDKIT_SCAN_MODE",$2"creationInfo":{"creators":["Tool: test-scanner"]},"files":[$files]}}
 EOF
+}
+if [ -n "$BUILDKIT_SCAN_FAIL" ]; then echo "scanner failed on purpose: $BUILDKIT_SCAN_FAIL" >&2; exit 3; fi
+extras=""
+if [ -n "$BUILDKIT_SCAN_SOURCE_EXTRAS" ] && [ -d "$BUILDKIT_SCAN_SOURCE_EXTRAS" ]; then
+  extras=$(ls "$BUILDKIT_SCAN_SOURCE_EXTRAS" | tr '\n' ' ')
+  for d in $extras; do scan "$BUILDKIT_SCAN_SOURCE_EXTRAS/$d" ""; done
+fi
+scan "$BUILDKIT_SCAN_SOURCE" "\"extrasEnv\":\"${BUILDKIT_SCAN_SOURCE_EXTRAS-unset}\",\"extras\":\"$extras\","
 "#;
 
 const APP_DF: &str = "FROM scratch\nARG TARGETARCH\nCOPY a.txt /a.txt\nCOPY $TARGETARCH.txt /dir/arch.txt\n";
@@ -165,6 +175,8 @@ fn the_generator_scans_the_image_read_only_and_its_sbom_is_attested() {
     assert_eq!(p["readOnly"], true, "{p}");
     assert_eq!(p["name"], "/run/src/core/sbom", "{p}");
     assert_eq!(p["mode"], "deep", "{p}");
+    // no extras: the variable is not set
+    assert_eq!(p["extrasEnv"], "unset", "{p}");
     let files: Vec<&str> = p["files"].as_array().unwrap().iter().map(|f| f["fileName"].as_str().unwrap()).collect();
     assert_eq!(files, ["/a.txt", "/dir/arch.txt"], "{p}");
     // each file given the layer it comes from; slipway among the creators (BuildKit's supplementSBOM)
@@ -290,17 +302,121 @@ fn a_failing_generator_fails_the_build_and_leaves_nothing_behind() {
     let o = t.build(&["--sbom=generator=localhost:1/none:1", "-t", "bad:3"]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("sbom generator localhost:1/none:1"), "{}", o.stderr);
-    // scanning stages or the context (BuildKit's extras) is not done, so their ARG is refused
-    let staged = t.s.context(
-        "staged",
-        &[("Dockerfile", "FROM scratch AS build\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nCOPY Dockerfile /d\nFROM build\n")],
-    );
-    let rt = integration::slipway::runtime();
-    let o = t.s.run(&["build", "--runtime", &rt, "--sbom=generator=scan:1", &staged.to_string_lossy()]);
-    assert_ne!(o.code, 0);
-    assert!(o.stderr.contains("ARG BUILDKIT_SBOM_SCAN_STAGE"), "{}", o.stderr);
     // --sbom=false is no SBOM: a plain image
     t.build(&["--sbom=false", "-t", "plain:1"]).ok();
     let plain = t.named("docker.io/library/plain:1").or_else(|| t.named("plain:1")).unwrap();
     assert_eq!(plain["mediaType"], "application/vnd.oci.image.manifest.v1+json");
+}
+
+/// The scan extras' Dockerfile: `build` is scanned (its ARG), `tool` is not (its ARG is false),
+/// `unused` is not built so not scanned, and the target scans the context.
+const EXTRAS_DF: &str =
+    "FROM scratch AS build\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nCOPY src/ /src/\nCOPY gen.txt /out/gen.txt\n\
+FROM scratch AS tool\nARG BUILDKIT_SBOM_SCAN_STAGE=false\nCOPY tool.txt /tool.txt\n\
+FROM scratch AS unused\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nCOPY unused.txt /unused.txt\n\
+FROM scratch\nARG BUILDKIT_SBOM_SCAN_CONTEXT=true\nCOPY --from=build /out/gen.txt /app/gen.txt\n\
+COPY --from=tool /tool.txt /tool.txt\nCOPY app.txt /app.txt\n";
+
+/// The SBOM predicates of the first platform of the image index `top` (core first).
+fn sboms_of(t: &T, top: &Value) -> Vec<Value> {
+    let index = t.json(top["digest"].as_str().unwrap());
+    let blob = |d: &str| t.json(d);
+    statements(&blob, &index["manifests"][1]).into_iter().map(|(_, st)| st["predicate"].clone()).collect()
+}
+
+fn file_names(p: &Value) -> Vec<String> {
+    p["files"].as_array().unwrap().iter().map(|f| f["fileName"].as_str().unwrap().to_string()).collect()
+}
+
+/// BuildKit's scan extras (dockerfile2llb convert.go, frontend/attestations/sbom/sbom.go): the
+/// built stages whose `BUILDKIT_SBOM_SCAN_STAGE` enables them and, when the target's
+/// `BUILDKIT_SBOM_SCAN_CONTEXT` does, the context (what the build reads of it, .dockerignore
+/// applied), each read-only at /run/src/extras/sbom-NAME, with
+/// BUILDKIT_SCAN_SOURCE_EXTRAS=/run/src/extras.
+#[test]
+fn scan_extras_stages_and_context_as_buildkit_mounts_them() {
+    let t = T::new();
+    let ctx = t.s.context(
+        "extras",
+        &[
+            ("Dockerfile", EXTRAS_DF),
+            (".dockerignore", "src/secret.key\n"),
+            ("src/main.c", "int main;\n"),
+            ("src/secret.key", "s3cr3t\n"),
+            ("gen.txt", "gen\n"),
+            ("tool.txt", "tool\n"),
+            ("unused.txt", "unused\n"),
+            ("app.txt", "app\n"),
+            ("notread.txt", "nobody copies me\n"),
+        ],
+    );
+    let rt = integration::slipway::runtime();
+    let c = ctx.to_string_lossy().into_owned();
+    let build = |extra: &[&str]| {
+        let mut a = vec!["build", "--progress", "plain", "--runtime", rt.as_str(), "--sbom=generator=scan:1"];
+        a.extend_from_slice(extra);
+        a.push(&c);
+        t.s.run(&a)
+    };
+    let top = |name: &str| t.named(&format!("docker.io/library/{name}")).or_else(|| t.named(name)).unwrap();
+    let o = build(&["-t", "ex:1"]).ok();
+    assert!(o.stdout.contains("generating sbom using scan:1"), "{}", o.stdout);
+    let first = top("ex:1");
+    let preds = sboms_of(&t, &first);
+    let names: Vec<&str> = preds.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    // the core first, then the extras in name order; `tool` (false) and `unused` (not built) are not
+    assert_eq!(names, ["/run/src/core/sbom", "/run/src/extras/sbom-build", "/run/src/extras/sbom-context"]);
+    let core = &preds[0];
+    assert_eq!(core["extrasEnv"], "/run/src/extras", "{core}");
+    assert_eq!(core["extras"], "sbom-build sbom-context ", "{core}");
+    assert_eq!(file_names(core), ["/app.txt", "/app/gen.txt", "/tool.txt"]);
+    // the stage's final filesystem
+    assert_eq!(file_names(&preds[1]), ["/out/gen.txt", "/src/main.c"]);
+    // the context as the build reads it: what COPY takes of it (not the Dockerfile, nor a file
+    // nothing copies), .dockerignore applied
+    assert_eq!(file_names(&preds[2]), ["/app.txt", "/gen.txt", "/src/main.c", "/tool.txt"]);
+    for p in &preds {
+        assert_eq!(p["readOnly"], true, "{p}");
+    }
+    // a no-op rebuild, and a change to a file the build does not read: the same scan, kept
+    fs::write(ctx.join("notread.txt"), "still nobody\n").unwrap();
+    let o = build(&["-t", "ex:1"]).ok();
+    assert!(o.stdout.contains("CACHED [linux/"), "{}", o.stdout);
+    assert_eq!(top("ex:1")["digest"], first["digest"]);
+    // a change in the scanned stage (not in the image): the scan runs again
+    fs::write(ctx.join("src/main.c"), "int main(void);\n").unwrap();
+    let o = build(&["-t", "ex:2"]).ok();
+    assert!(o.stdout.contains("generating sbom using scan:1") && !o.stdout.contains("CACHED [linux/"), "{}", o.stdout);
+    assert_ne!(top("ex:2")["digest"], first["digest"]);
+    // --no-cache-filter on a scanned stage runs the scan without its cache (BuildKit's IsIgnoreCache)
+    let o = build(&["--no-cache-filter", "build", "-t", "ex:2"]).ok();
+    assert!(!o.stdout.contains("CACHED [linux/"), "{}", o.stdout);
+    // --build-arg overrides a declared ARG: no stage scanned, the context still
+    let o = build(&["--build-arg", "BUILDKIT_SBOM_SCAN_STAGE=false", "-t", "ex:3"]).ok();
+    assert!(!o.stdout.contains("CACHED [linux/"), "{}", o.stdout);
+    let preds = sboms_of(&t, &top("ex:3"));
+    assert_eq!(preds.len(), 2);
+    assert_eq!(preds[0]["extras"], "sbom-context ", "{}", preds[0]);
+    // a value that is no boolean is a list of stage names (BuildKit refuses no value): `tool`,
+    // a built stage, is scanned; `nosuch` names nothing
+    build(&["--build-arg", "BUILDKIT_SBOM_SCAN_STAGE=tool,nosuch", "-t", "ex:4"]).ok();
+    let preds = sboms_of(&t, &top("ex:4"));
+    assert_eq!(preds[0]["extras"], "sbom-context sbom-tool ", "{}", preds[0]);
+    assert_eq!(file_names(&preds[2]), ["/tool.txt"]);
+    // each platform's scan has that platform's extras (BuildKit runs the frontend per platform)
+    build(&["--platform", "linux/amd64,linux/arm64", "-t", "ex:5"]).ok();
+    let index = t.json(top("ex:5")["digest"].as_str().unwrap());
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 4, "{index}");
+    for (i, a) in ["amd64", "arm64"].iter().enumerate() {
+        assert_eq!(entries[i]["platform"]["architecture"], *a);
+        assert_eq!(entries[2 + i]["annotations"]["vnd.docker.reference.digest"], entries[i]["digest"]);
+        let blob = |d: &str| t.json(d);
+        let preds: Vec<Value> =
+            statements(&blob, &entries[2 + i]).into_iter().map(|(_, s)| s["predicate"].clone()).collect();
+        assert_eq!(preds[0]["extras"], "sbom-build sbom-context ", "{a}: {}", preds[0]);
+        assert_eq!(file_names(&preds[1]), ["/out/gen.txt", "/src/main.c"], "{a}");
+    }
+    // no mount left behind
+    assert_eq!(mounts_below(t.s.dir.path()), Vec::<PathBuf>::new());
 }

@@ -133,6 +133,9 @@ pub(crate) fn fs_id(config: &ImageConfig) -> String {
     format!("sha256:{}", hex::encode(h.finalize()))
 }
 
+/// The final states of a build's stages, by Dockerfile index.
+pub type StageStates = BTreeMap<usize, State>;
+
 /// A stage's state between steps.
 #[derive(Debug, Clone)]
 pub struct State {
@@ -259,6 +262,11 @@ impl<'a> Executor<'a> {
         BuildError::At { file: self.opts.file.clone(), line, msg: msg.into(), excerpt: Box::default() }
     }
 
+    /// The final state of each stage built so far, by Dockerfile index.
+    pub fn states(&self) -> &BTreeMap<usize, State> {
+        &self.done
+    }
+
     /// Runs the plan; returns the target stage's final state.
     pub fn run(&mut self, plan: Plan) -> Result<State, BuildError> {
         let total = plan.total;
@@ -304,9 +312,13 @@ impl<'a> Executor<'a> {
     /// as BuildKit solves them. Each platform keeps its own step numbers (those of its build
     /// alone) and its lines say the platform (`[linux/arm64 stage-0 2/3]`), and its own
     /// options (its SOURCE_DATE_EPOCH, so its times, may differ from another's). The first step
-    /// that fails stops all platforms. Returns each platform's target state, in order. Plans
-    /// that stopped early are for [`Executor::run`], one at a time.
-    pub fn run_platforms(&mut self, plans: Vec<(String, Plan, &'a Options)>) -> Result<Vec<State>, BuildError> {
+    /// that fails stops all platforms. Returns each platform's target state and the final
+    /// states of all its stages by Dockerfile index, in order. Plans that stopped early are for
+    /// [`Executor::run`], one at a time.
+    pub fn run_platforms(
+        &mut self,
+        plans: Vec<(String, Plan, &'a Options)>,
+    ) -> Result<Vec<(State, StageStates)>, BuildError> {
         let mut all = Vec::new();
         let mut targets = Vec::new();
         let mut opts = Vec::new();
@@ -318,10 +330,14 @@ impl<'a> Executor<'a> {
             opts.push(o);
             all.extend(units(g, Some(&label), plan.stages, plan.total));
         }
-        let mut done = self.schedule(all, &opts)?;
+        let done = self.schedule(all, &opts)?;
         let mut out = Vec::new();
         for (g, t) in targets.into_iter().enumerate() {
-            out.push(done.remove(&(g, t)).ok_or_else(|| BuildError::Other("target stage was not built".into()))?);
+            let stages: BTreeMap<usize, State> =
+                done.iter().filter(|((pg, _), _)| *pg == g).map(|((_, i), s)| (*i, s.clone())).collect();
+            let target =
+                stages.get(&t).cloned().ok_or_else(|| BuildError::Other("target stage was not built".into()))?;
+            out.push((target, stages));
         }
         Ok(out)
     }
