@@ -420,3 +420,53 @@ fn scan_extras_stages_and_context_as_buildkit_mounts_them() {
     // no mount left behind
     assert_eq!(mounts_below(t.s.dir.path()), Vec::<PathBuf>::new());
 }
+
+/// BuildKit's own case (frontend/dockerfile/dockerfile_sbom_test.go, testSBOMScannerArgs), with
+/// its expectations: build args alone enable nothing; the global context ARG and the stages'
+/// ARGs give the context and the two stages the target needs (not `base2`, which is never
+/// built: its RUN would fail); build args false turn them all off.
+#[test]
+fn buildkits_scanner_args_case() {
+    let t = T::new();
+    let rt = integration::slipway::runtime();
+    let run = |dir: &Path, extra: &[&str]| {
+        let mut a =
+            vec!["build", "--progress", "plain", "--runtime", rt.as_str(), "--attest", "type=sbom,generator=scan:1"];
+        a.extend_from_slice(extra);
+        let d = dir.to_string_lossy().into_owned();
+        a.push(&d);
+        t.s.run(&a).ok();
+    };
+    let names = |tag: &str| -> Vec<String> {
+        let top = t.named(&format!("docker.io/library/{tag}")).or_else(|| t.named(tag)).unwrap();
+        sboms_of(&t, &top).iter().map(|p| p["name"].as_str().unwrap().to_string()).collect()
+    };
+    let plain = t.s.context("bk1", &[("Dockerfile", "FROM scratch as base\nCOPY <<EOF /foo\ndata\nEOF\nFROM base\n")]);
+    let args = ["--build-arg", "BUILDKIT_SBOM_SCAN_CONTEXT=true", "--build-arg", "BUILDKIT_SBOM_SCAN_STAGE=true"];
+    run(&plain, &[&args[..], &["-t", "bk:1"]].concat());
+    assert_eq!(names("bk:1"), ["/run/src/core/sbom"]);
+    let df = "ARG BUILDKIT_SBOM_SCAN_CONTEXT=true\n\nFROM scratch as file\nARG BUILDKIT_SBOM_SCAN_STAGE=true\n\
+              COPY <<EOF /file\ndata\nEOF\n\nFROM scratch as base\nARG BUILDKIT_SBOM_SCAN_STAGE=true\n\
+              COPY --from=file /file /foo\n\nFROM scratch as base2\nARG BUILDKIT_SBOM_SCAN_STAGE=true\n\
+              COPY --from=file /file /bar\nRUN non-existent-command-would-fail\n\nFROM base\nARG BUILDKIT_SBOM_SCAN_STAGE=true\n";
+    let staged = t.s.context("bk2", &[("Dockerfile", df)]);
+    run(&staged, &["-t", "bk:2"]);
+    assert_eq!(
+        names("bk:2"),
+        [
+            "/run/src/core/sbom",
+            "/run/src/extras/sbom-base",
+            "/run/src/extras/sbom-context",
+            "/run/src/extras/sbom-file"
+        ]
+    );
+    // nothing reads the context, so the extra is all of it (BuildKit: no FollowPaths)
+    let top = t.named("docker.io/library/bk:2").or_else(|| t.named("bk:2")).unwrap();
+    let preds = sboms_of(&t, &top);
+    assert_eq!(file_names(&preds[2]), ["/Dockerfile"]);
+    assert_eq!(file_names(&preds[1]), ["/foo"]);
+    assert_eq!(file_names(&preds[3]), ["/file"]);
+    let off = ["--build-arg", "BUILDKIT_SBOM_SCAN_CONTEXT=false", "--build-arg", "BUILDKIT_SBOM_SCAN_STAGE=false"];
+    run(&staged, &[&off[..], &["-t", "bk:3"]].concat());
+    assert_eq!(names("bk:3"), ["/run/src/core/sbom"]);
+}
