@@ -142,6 +142,9 @@ struct Attest {
     typ: String,
     disabled: bool,
     attrs: Vec<(String, String)>,
+    /// Given as a buildx flag: buildx sends `type=TYPE` among the attributes (Attests.ToMap),
+    /// where a `BUILDKIT_ATTEST_*` build arg has only what it says.
+    from_buildx: bool,
 }
 
 /// buildx's CanonicalizeAttest: a boolean enables or disables, anything else is attributes.
@@ -154,7 +157,7 @@ fn canonical(typ: &str, v: &str) -> String {
 
 /// One `--attest` value (buildx's Attest.UnmarshalText).
 fn parse_attest(flag: &str, s: &str) -> Result<Attest, String> {
-    let mut a = Attest { typ: String::new(), disabled: false, attrs: Vec::new() };
+    let mut a = Attest { typ: String::new(), disabled: false, attrs: Vec::new(), from_buildx: true };
     for f in crate::output::csv_fields(s).map_err(|e| format!("{flag}: {e}"))? {
         let (k, v) = f.split_once('=').ok_or_else(|| format!("{flag} {s:?}: invalid value {f}"))?;
         match k.trim().to_ascii_lowercase().as_str() {
@@ -202,7 +205,7 @@ pub fn resolve(flags: &Flags, build_args: &[(String, String)]) -> Result<Request
             continue;
         }
         let flag = format!("build arg {BUILD_ARG_PREFIX}{}={v:?}", t.to_ascii_uppercase());
-        let mut a = Attest { typ: t.clone(), disabled: false, attrs: Vec::new() };
+        let mut a = Attest { typ: t.clone(), disabled: false, attrs: Vec::new(), from_buildx: false };
         if !v.is_empty() {
             for f in crate::output::csv_fields(v).map_err(|e| format!("{flag}: {e}"))? {
                 let (k, v) = f.split_once('=').unwrap_or((&f, ""));
@@ -222,7 +225,13 @@ pub fn resolve(flags: &Flags, build_args: &[(String, String)]) -> Result<Request
             "provenance" if a.disabled => {}
             "provenance" => out.provenance = Some(provenance(&flag, &a.attrs)?),
             "sbom" if a.disabled => {}
-            "sbom" => out.sbom = Some(sbom(&flag, &a.attrs)?),
+            "sbom" => {
+                let mut attrs = a.attrs.clone();
+                if a.from_buildx {
+                    attrs.insert(0, ("type".to_string(), a.typ.clone()));
+                }
+                out.sbom = Some(sbom(&flag, &attrs)?)
+            }
             t => return Err(format!("{flag}: unknown attestation type {t:?}")),
         }
     }
@@ -231,7 +240,8 @@ pub fn resolve(flags: &Flags, build_args: &[(String, String)]) -> Result<Request
 
 /// The SBOM attributes as BuildKit's dockerui reads them (frontend/dockerui/config.go): the
 /// generator (default BuildKit's syft scanner) a reference, every other attribute a parameter
-/// of the generator.
+/// of the generator, the `type` buildx sends too (so the generator sees
+/// `BUILDKIT_SCAN_type=sbom` when buildx asked for it).
 fn sbom(flag: &str, attrs: &[(String, String)]) -> Result<Sbom, String> {
     let mut s = Sbom { generator: DEFAULT_GENERATOR.to_string(), params: Vec::new() };
     for (k, v) in attrs {
@@ -242,8 +252,6 @@ fn sbom(flag: &str, attrs: &[(String, String)]) -> Result<Sbom, String> {
                     .map_err(|e| format!("{flag}: failed to parse sbom scanner {v}: {e}"))?;
                 s.generator = v.clone();
             }
-            // buildx sends the type among the attributes
-            "type" => {}
             _ => {
                 s.params.retain(|(pk, _)| pk != k);
                 s.params.push((k.clone(), v.clone()));
@@ -1326,18 +1334,22 @@ mod tests {
         assert_eq!(resolve(&flags(Some("false"), None, &[]), &args).unwrap().provenance, None);
         // sbom: false is none; true BuildKit's default generator; generator= and parameters
         assert_eq!(resolve(&flags(None, Some("false"), &[]), none).unwrap(), Requested::default());
+        // buildx sends the type among the attributes, and BuildKit makes it a parameter
         let s = resolve(&flags(None, Some("true"), &[]), none).unwrap().sbom.unwrap();
-        assert_eq!((s.generator.as_str(), s.params.len()), (DEFAULT_GENERATOR, 0));
+        assert_eq!(s.generator, DEFAULT_GENERATOR);
+        assert_eq!(s.params, [("type".to_string(), "sbom".to_string())]);
         let s = resolve(&flags(None, None, &["type=sbom,generator=localhost:5000/scan:1,MODE=deep"]), none)
             .unwrap()
             .sbom
             .unwrap();
         assert_eq!(s.generator, "localhost:5000/scan:1");
-        assert_eq!(s.params, vec![("MODE".to_string(), "deep".to_string())]);
+        assert_eq!(s.params, [("MODE".to_string(), "deep".to_string()), ("type".to_string(), "sbom".to_string())]);
         // --sbom=false replaces an --attest type=sbom (buildx's removeAttestDupes)
         assert_eq!(resolve(&flags(None, Some("false"), &["type=sbom"]), none).unwrap().sbom, None);
+        // the build arg reaches BuildKit as written: no type unless it says one
         let args = vec![("BUILDKIT_ATTEST_SBOM".to_string(), "generator=me/scan".to_string())];
-        assert_eq!(resolve(&Flags::default(), &args).unwrap().sbom.unwrap().generator, "me/scan");
+        let s = resolve(&Flags::default(), &args).unwrap().sbom.unwrap();
+        assert_eq!((s.generator.as_str(), s.params.len()), ("me/scan", 0));
         for (f, want) in [
             (flags(Some("mode=foo"), None, &[]), "invalid mode \"foo\""),
             (flags(None, None, &["mode=max"]), "attestation type not specified"),

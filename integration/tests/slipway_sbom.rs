@@ -18,8 +18,8 @@ use std::path::{Path, PathBuf};
 /// The generator: for the scanned rootfs and each extra below `$BUILDKIT_SCAN_SOURCE_EXTRAS`
 /// (as the protocol asks), lists the regular files, probes whether it can write there, and
 /// writes `$(basename DIR).spdx.json`; the core document also says what
-/// `$BUILDKIT_SCAN_SOURCE_EXTRAS` was (`extrasEnv`, "unset" when it was) and what it held
-/// (`extras`). `BUILDKIT_SCAN_FAIL` (the `FAIL=` option) makes it fail.
+/// `$BUILDKIT_SCAN_SOURCE_EXTRAS` was (`extrasEnv`, "unset" when it was), what it held
+/// (`extras`) and `$BUILDKIT_SCAN_type` (`type`). `BUILDKIT_SCAN_FAIL` (the `FAIL=` option) makes it fail.
 const SCAN_SH: &str = r#"set -e
 scan() {
 src="$1"
@@ -35,7 +35,7 @@ if [ -n "$BUILDKIT_SCAN_SOURCE_EXTRAS" ] && [ -d "$BUILDKIT_SCAN_SOURCE_EXTRAS" 
   extras=$(ls "$BUILDKIT_SCAN_SOURCE_EXTRAS" | tr '\n' ' ')
   for d in $extras; do scan "$BUILDKIT_SCAN_SOURCE_EXTRAS/$d" ""; done
 fi
-scan "$BUILDKIT_SCAN_SOURCE" "\"extrasEnv\":\"${BUILDKIT_SCAN_SOURCE_EXTRAS-unset}\",\"extras\":\"$extras\","
+scan "$BUILDKIT_SCAN_SOURCE" "\"extrasEnv\":\"${BUILDKIT_SCAN_SOURCE_EXTRAS-unset}\",\"extras\":\"$extras\",\"type\":\"${BUILDKIT_SCAN_type-unset}\","
 "#;
 
 const APP_DF: &str = "FROM scratch\nARG TARGETARCH\nCOPY a.txt /a.txt\nCOPY $TARGETARCH.txt /dir/arch.txt\n";
@@ -177,6 +177,9 @@ fn the_generator_scans_the_image_read_only_and_its_sbom_is_attested() {
     assert_eq!(p["mode"], "deep", "{p}");
     // no extras: the variable is not set
     assert_eq!(p["extrasEnv"], "unset", "{p}");
+    // buildx sends `type=sbom` among the attributes, and BuildKit passes every one but the
+    // generator on (dockerui config.go)
+    assert_eq!(p["type"], "sbom", "{p}");
     let files: Vec<&str> = p["files"].as_array().unwrap().iter().map(|f| f["fileName"].as_str().unwrap()).collect();
     assert_eq!(files, ["/a.txt", "/dir/arch.txt"], "{p}");
     // each file given the layer it comes from; slipway among the creators (BuildKit's supplementSBOM)
@@ -302,6 +305,11 @@ fn a_failing_generator_fails_the_build_and_leaves_nothing_behind() {
     let o = t.build(&["--sbom=generator=localhost:1/none:1", "-t", "bad:3"]);
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("sbom generator localhost:1/none:1"), "{}", o.stderr);
+    // the frontend's build arg reaches BuildKit as written: no type parameter
+    t.build(&["--build-arg", "BUILDKIT_ATTEST_SBOM=generator=scan:1", "-t", "arg:1"]).ok();
+    let top = t.named("docker.io/library/arg:1").or_else(|| t.named("arg:1")).unwrap();
+    let p = &sboms_of(&t, &top)[0];
+    assert_eq!((&p["type"], &p["name"]), (&Value::from("unset"), &Value::from("/run/src/core/sbom")), "{p}");
     // --sbom=false is no SBOM: a plain image
     t.build(&["--sbom=false", "-t", "plain:1"]).ok();
     let plain = t.named("docker.io/library/plain:1").or_else(|| t.named("plain:1")).unwrap();
