@@ -43,9 +43,67 @@ pub struct Azurite {
     child: Child,
     pub dir: tempfile::TempDir,
     pub port: u16,
-    /// `http://127.0.0.1:PORT/devstoreaccount1`
+    /// `http(s)://127.0.0.1:PORT/devstoreaccount1`
     pub account_url: String,
+    /// The CA bundle that trusts it over https.
+    pub ca: Option<std::path::PathBuf>,
 }
+
+/// A test CA and a server certificate it signed for 127.0.0.1 (openssl), in a temporary
+/// directory: `ca.crt` is the bundle a client trusts (`SSL_CERT_FILE`).
+pub struct Tls {
+    pub dir: tempfile::TempDir,
+}
+
+impl Tls {
+    pub fn new() -> Tls {
+        let dir = tempfile::Builder::new().prefix("aztls-").tempdir().expect("tempdir");
+        let c = dir.path().display();
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!(
+                "cd {c} && openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=slipway-test-ca \
+                 -keyout ca.key -out ca.crt 2>/dev/null && \
+                 openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null && \
+                 printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext && \
+                 openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+                 -extfile ext -out server.crt 2>/dev/null"
+            ))
+            .output()
+            .expect("sh");
+        assert!(o.status.success(), "openssl: {}", String::from_utf8_lossy(&o.stderr));
+        Tls { dir }
+    }
+
+    pub fn ca(&self) -> std::path::PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+}
+
+impl Default for Tls {
+    fn default() -> Tls {
+        Tls::new()
+    }
+}
+
+/// The SAS signer (argv: account, key, container or "", permissions, hours).
+const SAS_PY: &str = r#"
+import base64, hashlib, hmac, sys, urllib.parse, datetime
+account, key, container, perms, hours = sys.argv[1:6]
+now = datetime.datetime.now(datetime.timezone.utc)
+fmt = lambda t: t.strftime("%Y-%m-%dT%H:%M:%SZ")
+st, se = fmt(now - datetime.timedelta(hours=1)), fmt(now + datetime.timedelta(hours=int(hours)))
+sv = "2021-12-02"
+if container == "":
+    q = {"sv": sv, "ss": "b", "srt": "sco", "sp": perms, "st": st, "se": se, "spr": "https,http"}
+    sts = "\n".join([account, perms, "b", "sco", st, se, "", "https,http", sv, "", ""])
+else:
+    q = {"sv": sv, "sr": "c", "sp": perms, "st": st, "se": se, "spr": "https,http"}
+    sts = "\n".join([perms, st, se, f"/blob/{account}/{container}", "", "", "https,http", sv, "c", "", "", "", "", "", "", ""])
+sig = base64.b64encode(hmac.new(base64.b64decode(key), sts.encode(), hashlib.sha256).digest()).decode()
+q["sig"] = sig
+print(urllib.parse.urlencode(q))
+"#;
 
 /// One HTTP/1.0 GET on loopback: true when something answered with a status line.
 fn answers(port: u16) -> bool {
@@ -96,22 +154,45 @@ for b in xml.iter("Blob"):
 impl Azurite {
     /// Starts azurite-blob (strict: no `--loose`; no telemetry), waits until it answers HTTP.
     pub fn start() -> Azurite {
+        Azurite::start_with(None)
+    }
+
+    /// Starts azurite-blob over https with the server certificate of `tls` and `--oauth basic`
+    /// (bearer tokens are taken over https only); waits until it takes a connection.
+    pub fn start_oauth(tls: &Tls) -> Azurite {
+        Azurite::start_with(Some(tls))
+    }
+
+    fn start_with(tls: Option<&Tls>) -> Azurite {
         let dir = tempfile::Builder::new().prefix("azurite-").tempdir().expect("tempdir");
         let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port");
         let log = std::fs::File::create(dir.path().join("azurite.log")).expect("azurite log");
         std::fs::create_dir(dir.path().join("data")).expect("data dir");
-        let child = Command::new(bin())
-            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
+        let mut cmd = Command::new(bin());
+        cmd.args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string(), "--location"])
             .arg(dir.path().join("data"))
-            .args(["--disableTelemetry", "--silent"])
+            .args(["--disableTelemetry", "--silent"]);
+        if let Some(t) = tls {
+            cmd.arg("--cert").arg(t.dir.path().join("server.crt")).arg("--key").arg(t.dir.path().join("server.key"));
+            cmd.args(["--oauth", "basic"]);
+        }
+        let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()
             .expect("start azurite-blob");
-        let mut a = Azurite { child, dir, port, account_url: format!("http://127.0.0.1:{port}/{ACCOUNT}") };
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let mut a = Azurite {
+            child,
+            dir,
+            port,
+            account_url: format!("{scheme}://127.0.0.1:{port}/{ACCOUNT}"),
+            ca: tls.map(|t| t.ca()),
+        };
         let deadline = Instant::now() + Duration::from_secs(120);
-        while !answers(port) {
+        let ready = |p| if tls.is_some() { TcpStream::connect(("127.0.0.1", p)).is_ok() } else { answers(p) };
+        while !ready(port) {
             if let Ok(Some(st)) = a.child.try_wait() {
                 panic!("azurite-blob exited ({st}): {}", a.log());
             }
@@ -119,6 +200,22 @@ impl Azurite {
             std::thread::sleep(Duration::from_millis(100));
         }
         a
+    }
+
+    /// An SAS token (the query, without `?`) for the dev account, signed here with python3's hmac
+    /// as Microsoft's "Create an account SAS" / "Create a service SAS" pages say (version
+    /// 2021-12-02): `container` None = an account SAS for the blob service (all resource types),
+    /// Some = a service SAS for that container; `perms` as `racwl`; valid from an hour ago for
+    /// `hours` (negative: already expired).
+    pub fn sas(&self, container: Option<&str>, perms: &str, hours: i64) -> String {
+        let o = Command::new("python3")
+            .arg("-c")
+            .arg(SAS_PY)
+            .args([ACCOUNT, KEY, container.unwrap_or(""), perms, &hours.to_string()])
+            .output()
+            .expect("run python3");
+        assert!(o.status.success(), "python3: {}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stdout).trim().to_string()
     }
 
     pub fn log(&self) -> String {
@@ -132,6 +229,7 @@ impl Azurite {
             .arg("-c")
             .arg(PY)
             .args([self.account_url.as_str(), ACCOUNT, KEY, container])
+            .envs(self.ca.iter().map(|c| ("SSL_CERT_FILE", c)))
             .output()
             .expect("run python3");
         assert!(o.status.success(), "python3: {}", String::from_utf8_lossy(&o.stderr));
@@ -157,6 +255,7 @@ impl Azurite {
             .arg("-c")
             .arg(PY)
             .args([self.account_url.as_str(), ACCOUNT, KEY, container, blob])
+            .envs(self.ca.iter().map(|c| ("SSL_CERT_FILE", c)))
             .output()
             .expect("run python3");
         assert!(o.status.success(), "python3: {}", String::from_utf8_lossy(&o.stderr));

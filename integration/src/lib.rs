@@ -9,6 +9,7 @@ pub mod bundle;
 pub mod console;
 pub mod docker_cli;
 pub mod engines;
+pub mod entra;
 pub mod estargz;
 pub mod host;
 pub mod registry;

@@ -5,17 +5,30 @@
 //! for a wrong key; a missing manifest a warning on import; cache mounts carried (cache-mounts=true).
 
 use integration::azurite::{self, Azurite, ACCOUNT, KEY};
+use integration::entra::{self, Entra};
 use integration::slipway::{bin, runtime, Run, Slipway};
 use std::path::Path;
 use std::process::Command;
 
 /// `slipway --root ROOT build --runtime RT ARGS CTX` (no BUILDKIT_AZURE_* of the caller's).
 fn build(root: &Path, ctx: &Path, args: &[&str]) -> Run {
+    build_env(root, ctx, args, &[])
+}
+
+/// The same with `env` set and none of the caller's Azure credentials (AZURE_*, the managed
+/// identity endpoints), so the chain sees only what the test gives it.
+fn build_env(root: &Path, ctx: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let mut c = Command::new(bin());
     c.arg("--root").arg(root).args(["build", "--runtime", &runtime()]).args(args).arg(ctx);
-    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("BUILDKIT_AZURE_")) {
+    for (k, _) in std::env::vars().filter(|(k, _)| {
+        k.starts_with("BUILDKIT_AZURE_")
+            || k.starts_with("AZURE_")
+            || ["IDENTITY_ENDPOINT", "IDENTITY_HEADER", "MSI_ENDPOINT", "MSI_SECRET", "IMDS_ENDPOINT"]
+                .contains(&k.as_str())
+    }) {
         c.env_remove(k);
     }
+    c.envs(env.iter().copied());
     let o = c.output().expect("run slipway");
     Run {
         code: o.status.code().unwrap_or(-1),
@@ -131,10 +144,11 @@ fn azblob_errors_name_the_azure_error_code() {
     // ignore-error=true: the same failure is a warning, the build succeeds
     let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &format!("{wrong},ignore-error=true")]).ok();
     assert!(o.stderr.contains("WARNING") && o.stderr.contains("403"), "{}", o.stderr);
-    // no key: refused before any request (no default credential chain)
+    // no key and no SAS token over http: OAuth tokens go over https only (as azcore's bearer
+    // policy), refused before any request
     let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &base]);
     assert_ne!(o.code, 0);
-    assert!(o.stderr.contains("secret_access_key not set"), "{}", o.stderr);
+    assert!(o.stderr.contains("which go over https only"), "{}", o.stderr);
 
     // import from a container that does not exist: BuildKit creates it and finds no manifest
     // (an empty cache); slipway does the same and says so as a warning, the build goes on
@@ -237,4 +251,247 @@ fn azblob_blob_over_32_mib_goes_up_in_blocks() {
     // exported again: the blob is there, nothing sent
     let o = build(&b, &ctx, &["-t", "big:1", "--cache-to", &spec]).ok();
     assert!(o.stdout.contains("0 blob(s) uploaded"), "{}", o.stdout);
+}
+
+/// The SAS token's signature, as it appears in a URL query.
+fn sig_of(sas: &str) -> String {
+    sas.split('&').find_map(|kv| kv.strip_prefix("sig=")).expect("sig=").to_string()
+}
+
+/// Whether `text` shows the secret `s` (as given, or percent-decoded).
+fn shows(text: &str, s: &str) -> bool {
+    let decoded = s.replace("%2B", "+").replace("%2F", "/").replace("%3D", "=");
+    text.contains(s) || text.contains(&decoded)
+}
+
+#[test]
+fn azblob_sas_token_in_account_url() {
+    if !azurite::available() {
+        return;
+    }
+    let az = Azurite::start();
+    let t = Slipway::new();
+    let ctx = t.context("sas", &[("f.txt", "sas\n")]);
+    std::fs::copy("/usr/bin/busybox", ctx.join("busybox")).expect("busybox-static");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo RAN-$((6*7))SAS; echo r > /r\"]\nCOPY f.txt /f.txt\n",
+    )
+    .unwrap();
+    // an account SAS (signed by the test's own python, from Microsoft's documented format):
+    // no secret_access_key, the container created through it (srt=sco)
+    let sas = az.sas(None, "racwl", 2);
+    let spec = |sas: &str, c: &str| {
+        format!("type=azblob,account_url={}?{sas},account_name={ACCOUNT},container={c}", az.account_url)
+    };
+    let a = t.dir.path().join("a");
+    let o = build(&a, &ctx, &["-t", "s:1", "--cache-to", &spec(&sas, "sas-cache")]).ok();
+    assert!(o.stdout.contains("RAN-42SAS"), "{}", o.stdout);
+    assert!(o.stdout.contains("created the container sas-cache"), "{}", o.stdout);
+    let blobs = az.blobs("sas-cache").expect("list");
+    let names: Vec<&str> = blobs.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert!(names.contains(&"manifests/buildkit"), "{names:?}");
+    let layers: Vec<_> = blobs.iter().filter(|(k, _, _)| k.starts_with("blobs/sha256:")).collect();
+    assert!(layers.len() >= 3, "{names:?}");
+    for (k, sha, _) in &layers {
+        assert_eq!(k.trim_start_matches("blobs/sha256:"), sha, "{k} holds other bytes");
+    }
+    let sig = sig_of(&sas);
+    assert!(!shows(&o.stdout, &sig) && !shows(&o.stderr, &sig), "the SAS signature in the log");
+
+    // a container (service) SAS, read and list only: a fresh store hits every step from it
+    // (Get Container Properties is not allowed with it; the container is taken as there)
+    let csas = az.sas(Some("sas-cache"), "rl", 2);
+    let b = t.dir.path().join("b");
+    let o = build(&b, &ctx, &["-t", "s:1", "--cache-from", &spec(&csas, "sas-cache")]).ok();
+    assert!(!o.stdout.contains("RAN-42SAS"), "a RUN step ran:\n{}", o.stdout);
+    assert_eq!(o.stdout.matches("Using cache from").count(), 3, "{}", o.stdout);
+    assert_eq!(image_id(&b, "s:1"), image_id(&a, "s:1"));
+    // ...and writing with it is refused by Azure, whose code the error names
+    let o = build(&b, &ctx, &["-t", "s:1", "--cache-to", &spec(&csas, "sas-cache")]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("HTTP 403: AuthorizationPermissionMismatch"), "{}", o.stderr);
+
+    // a forged signature (the same token for another container): 403 with Azure's code,
+    // nothing made, the token nowhere in the output
+    let good = az.sas(Some("sas-cache"), "racwl", 2);
+    let forged = good.replace(&sig_of(&good), &sig_of(&az.sas(Some("other"), "racwl", 2)));
+    assert_ne!(forged, good);
+    let o = build(&b, &ctx, &["-t", "s:1", "--cache-to", &spec(&forged, "sas-cache")]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(
+        o.stderr.contains("HTTP 403: AuthorizationFailure") || o.stderr.contains("HTTP 403: AuthenticationFailed"),
+        "{}",
+        o.stderr
+    );
+    for s in [&sas, &csas, &forged] {
+        let sig = sig_of(s);
+        assert!(!shows(&o.stdout, &sig) && !shows(&o.stderr, &sig), "an SAS signature in the output:\n{}", o.stderr);
+    }
+    assert!(o.stderr.contains("?<SAS token>") || !o.stderr.contains("account_url="), "{}", o.stderr);
+    // an expired one
+    let old = az.sas(None, "racwl", -1);
+    let o = build(&b, &ctx, &["-t", "s:1", "--cache-to", &spec(&old, "sas-cache")]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("HTTP 403: "), "{}", o.stderr);
+    assert!(!shows(&o.stderr, &sig_of(&old)), "{}", o.stderr);
+    // beside a key: refused (one or the other), the key and the token unshown
+    let both = format!("{},secret_access_key={KEY}", spec(&sas, "sas-cache"));
+    let o = build(&b, &ctx, &["-t", "s:1", "--cache-to", &both]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("an SAS token and secret_access_key"), "{}", o.stderr);
+    assert!(!shows(&o.stderr, &sig) && !o.stderr.contains(KEY), "{}", o.stderr);
+}
+
+/// A JWT as Entra issues them for storage (Azurite's `--oauth basic` checks issuer, audience
+/// and lifetime, not the signature), made here for the fake `az`.
+fn storage_jwt() -> String {
+    use base64::Engine as _;
+    let b = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    format!(
+        "{}.{}.c2ln",
+        b(serde_json::json!({"typ": "JWT", "alg": "RS256"})),
+        b(
+            serde_json::json!({"aud": "https://storage.azure.com", "iss": format!("https://sts.windows.net/{}/", entra::TENANT),
+            "iat": now - 60, "nbf": now - 60, "exp": now + 3600, "ver": "1.0"})
+        )
+    )
+}
+
+#[test]
+fn azblob_oauth_tokens_from_entra_id_workload_and_managed_identity() {
+    if !azurite::available() {
+        return;
+    }
+    let tls = azurite::Tls::new();
+    let az = Azurite::start_oauth(&tls);
+    let idp = Entra::start(&tls);
+    let ca = tls.ca();
+    let ca = ca.to_str().unwrap();
+    let t = Slipway::new();
+    let ctx = t.context("oauth", &[("f.txt", "oauth\n")]);
+    std::fs::copy("/usr/bin/busybox", ctx.join("busybox")).expect("busybox-static");
+    std::fs::write(
+        ctx.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\n\
+         RUN [\"/bin/busybox\", \"sh\", \"-c\", \"echo RAN-$((6*7))OAUTH; echo r > /r\"]\nCOPY f.txt /f.txt\n",
+    )
+    .unwrap();
+    // no secret_access_key, no SAS: BuildKit's DefaultAzureCredential
+    let spec = format!("type=azblob,account_url={},account_name={ACCOUNT},container=oauth", az.account_url);
+    let sp = [
+        ("SSL_CERT_FILE", ca),
+        ("AZURE_AUTHORITY_HOST", idp.authority.as_str()),
+        ("AZURE_TENANT_ID", entra::TENANT),
+        ("AZURE_CLIENT_ID", entra::CLIENT_ID),
+    ];
+    let mut outputs = Vec::new();
+
+    // EnvironmentCredential: a service principal's client secret
+    let secret = [&sp[..], &[("AZURE_CLIENT_SECRET", entra::SECRET)]].concat();
+    let a = t.dir.path().join("a");
+    let o = build_env(&a, &ctx, &["-t", "o:1", "--cache-to", &spec], &secret).ok();
+    assert!(o.stdout.contains("RAN-42OAUTH") && o.stdout.contains("created the container oauth"), "{}", o.stdout);
+    let blobs = az.blobs("oauth").expect("list");
+    assert!(blobs.iter().any(|(k, _, _)| k == "manifests/buildkit"), "{blobs:?}");
+    for (k, sha, _) in blobs.iter().filter(|(k, _, _)| k.starts_with("blobs/")) {
+        assert_eq!(k.trim_start_matches("blobs/sha256:"), sha);
+    }
+    // one token for the whole export (kept until 5 minutes before it expires)
+    let reqs = idp.requests();
+    assert_eq!(reqs.iter().filter(|r| r.starts_with("POST token 200 secret")).count(), 1, "{reqs:?}");
+    outputs.push(o);
+
+    // WorkloadIdentityCredential (GitHub Actions OIDC, AKS): the federated token file is the
+    // client assertion; a fresh store hits every step
+    let file = t.dir.path().join("federated-token");
+    std::fs::write(&file, format!("{}\n", entra::ASSERTION)).unwrap();
+    let wi = [&sp[..], &[("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap())]].concat();
+    let b = t.dir.path().join("b");
+    let o = build_env(&b, &ctx, &["-t", "o:1", "--cache-from", &spec], &wi).ok();
+    assert!(!o.stdout.contains("RAN-42OAUTH"), "a RUN step ran:\n{}", o.stdout);
+    assert_eq!(image_id(&b, "o:1"), image_id(&a, "o:1"));
+    assert!(idp.requests().iter().any(|r| r.starts_with("POST token 200 assertion")), "{:?}", idp.requests());
+    outputs.push(o);
+
+    // ManagedIdentityCredential on App Service (IDENTITY_ENDPOINT + IDENTITY_HEADER), the
+    // user-assigned identity named by AZURE_CLIENT_ID
+    let mi = [
+        ("SSL_CERT_FILE", ca),
+        ("IDENTITY_ENDPOINT", idp.msi_endpoint.as_str()),
+        ("IDENTITY_HEADER", entra::IDENTITY_HEADER),
+        ("AZURE_CLIENT_ID", entra::CLIENT_ID),
+    ];
+    let c = t.dir.path().join("c");
+    let o = build_env(&c, &ctx, &["-t", "o:1", "--cache-from", &spec], &mi).ok();
+    assert!(!o.stdout.contains("RAN-42OAUTH"), "a RUN step ran:\n{}", o.stdout);
+    let line = format!("GET msi 200 {} ", entra::CLIENT_ID);
+    assert!(idp.requests().iter().any(|r| r.starts_with(&line)), "{:?}", idp.requests());
+    outputs.push(o);
+
+    // AzureCLICredential: `az account get-access-token` (a fake az on PATH), reached after the
+    // environment, workload identity and IMDS (probed, not there) are passed over
+    let bin_dir = t.dir.path().join("az-bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    let jwt = storage_jwt();
+    std::fs::write(
+        bin_dir.join("az"),
+        format!(
+            "#!/bin/sh\n[ \"$*\" = \"account get-access-token -o json --resource https://storage.azure.com\" ] || exit 3\n\
+             echo '{{\"accessToken\": \"{jwt}\", \"expiresOn\": \"2099-01-01 00:00:00.000000\", \"expires_on\": 4070908800, \"tokenType\": \"Bearer\"}}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin_dir.join("az"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let d = t.dir.path().join("d");
+    let o = build_env(&d, &ctx, &["-t", "o:1", "--cache-from", &spec], &[("SSL_CERT_FILE", ca), ("PATH", &path)]).ok();
+    assert!(!o.stdout.contains("RAN-42OAUTH"), "a RUN step ran:\n{}", o.stdout);
+    assert!(!o.stdout.contains(&jwt) && !o.stderr.contains(&jwt), "the az token in the output");
+
+    // a wrong client secret: Entra's code (AADSTS7000215), the build fails, nothing shown
+    let wrong = [&sp[..], &[("AZURE_CLIENT_SECRET", "not-the-secret")]].concat();
+    let o = build_env(&d, &ctx, &["-t", "o:1", "--cache-to", &spec], &wrong);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("invalid_client: AADSTS7000215"), "{}", o.stderr);
+    assert!(o.stderr.contains("EnvironmentCredential"), "{}", o.stderr);
+    assert!(!o.stderr.contains("not-the-secret"), "{}", o.stderr);
+    outputs.push(o);
+    // a token Azure Storage refuses (another audience): its code, not the token
+    let aud = [
+        ("SSL_CERT_FILE", ca),
+        ("AZURE_AUTHORITY_HOST", idp.authority.as_str()),
+        ("AZURE_TENANT_ID", entra::TENANT),
+        ("AZURE_CLIENT_ID", "wrong-audience"),
+        ("AZURE_CLIENT_SECRET", entra::SECRET),
+    ];
+    let o = build_env(&d, &ctx, &["-t", "o:1", "--cache-to", &spec], &aud);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("AuthenticationFailed"), "{}", o.stderr);
+    outputs.push(o);
+    // nothing configured (no az either): every credential named with why it gave nothing
+    let o =
+        build_env(&d, &ctx, &["-t", "o:1", "--cache-to", &spec], &[("SSL_CERT_FILE", ca), ("PATH", "/usr/bin:/bin")]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    for n in ["EnvironmentCredential", "WorkloadIdentityCredential", "ManagedIdentityCredential", "AzureCLICredential"]
+    {
+        assert!(o.stderr.contains(n), "{n}: {}", o.stderr);
+    }
+
+    // no secret, assertion or token in any output
+    let mut secrets = idp.tokens();
+    secrets.extend([entra::SECRET.to_string(), entra::ASSERTION.to_string(), entra::IDENTITY_HEADER.to_string()]);
+    assert!(secrets.len() > 5, "{:?}", idp.requests());
+    for o in &outputs {
+        for s in &secrets {
+            assert!(
+                !o.stdout.contains(s.as_str()) && !o.stderr.contains(s.as_str()),
+                "a secret in:\n{}\n{}",
+                o.stdout,
+                o.stderr
+            );
+        }
+    }
 }

@@ -1,9 +1,10 @@
 //! One container's client: where it is (the account URL, virtual-hosted
 //! `https://ACCOUNT.blob.core.windows.net` or path-style `http://HOST:PORT/ACCOUNT` as the
 //! emulator serves it), and the container and blob calls the cache needs, each authorized with
-//! Shared Key, or by the SAS token in the query of a blob's full URL that a service handed out
-//! ([`Container::at_url`], as GitHub's cache does), and retried on a transport error or a 5xx/429
-//! (the SDK's default: 3 retries).
+//! Shared Key, by an SAS token (the account URL's query, or the query of a blob's full URL that a
+//! service handed out: [`Container::at_url`], as GitHub's cache does), or with OAuth bearer
+//! tokens (`entra.rs`), and retried on a transport error or a 5xx/429 (the SDK's default: 3
+//! retries).
 
 use super::sharedkey;
 use super::AzError;
@@ -39,17 +40,28 @@ pub struct AccountUrl {
 }
 
 impl AccountUrl {
-    /// `account_url`: `http(s)://HOST[:PORT][/PATH]`; a query (an SAS token) is refused.
-    pub fn parse(url: &str) -> Result<AccountUrl, String> {
-        let bad = |why: &str| format!("account_url={url}: {why}");
+    /// `account_url`: `http(s)://HOST[:PORT][/PATH][?SAS]`: the account's place, and the SAS
+    /// token its query carries (a query without `sig=` is refused). A message never shows the
+    /// query: it is a secret.
+    pub fn parse(url: &str) -> Result<(AccountUrl, Option<String>), String> {
+        let bad = |why: &str| format!("account_url={}: {why}", redact(url));
+        let (url, sas) = match url.split_once('?') {
+            Some((u, q)) => (u, Some(q)),
+            None => (url, None),
+        };
         let (scheme, rest) = url.split_once("://").ok_or_else(|| bad("expected http(s)://HOST[:PORT][/PATH]"))?;
         let scheme = scheme.to_ascii_lowercase();
         if scheme != "http" && scheme != "https" {
             return Err(bad("expected http(s)://HOST[:PORT][/PATH]"));
         }
-        if rest.contains(['?', '#']) {
-            return Err(bad("a query or fragment (an SAS token?) is not supported: use secret_access_key"));
+        if rest.contains('#') || sas.is_some_and(|q| q.contains('#')) {
+            return Err(bad("a fragment (#) is not part of an account URL"));
         }
+        let sas = match sas.map(|q| q.trim_matches('&')).filter(|q| !q.is_empty()) {
+            None => None,
+            Some(q) if q.split('&').any(|kv| kv.starts_with("sig=") && kv.len() > 4) => Some(q.to_string()),
+            Some(_) => return Err(bad("a query that is not an SAS token (no sig=)")),
+        };
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], rest[i..].trim_end_matches('/')),
             None => (rest, ""),
@@ -57,7 +69,7 @@ impl AccountUrl {
         if authority.is_empty() || authority.contains('@') {
             return Err(bad("expected http(s)://HOST[:PORT][/PATH]"));
         }
-        Ok(AccountUrl { scheme, authority: authority.to_string(), path: path.to_string() })
+        Ok((AccountUrl { scheme, authority: authority.to_string(), path: path.to_string() }, sas))
     }
 
     /// The host without the port (BuildKit takes the account name from its first label).
@@ -66,6 +78,35 @@ impl AccountUrl {
             return self.authority.split(']').next().map(|h| h.trim_start_matches('[')).unwrap_or("");
         }
         self.authority.split(':').next().unwrap_or("")
+    }
+}
+
+/// A URL for a message: its query (an SAS token) left out.
+pub fn redact(url: &str) -> String {
+    match url.split_once('?') {
+        Some((u, _)) => format!("{u}?<SAS token>"),
+        None => url.to_string(),
+    }
+}
+
+/// How a request is authorized: the account key, an SAS token, or OAuth tokens from Entra ID.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// Shared Key (`secret_access_key`).
+    SharedKey(String),
+    /// The SAS token's query (`sv=...&sig=...`), added to every request's query.
+    Sas(String),
+    /// Bearer tokens from the chain (BuildKit's DefaultAzureCredential).
+    Entra(super::entra::Chain),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credential::SharedKey(_) => write!(f, "SharedKey"),
+            Credential::Sas(_) => write!(f, "SAS"),
+            Credential::Entra(c) => write!(f, "{c:?}"),
+        }
     }
 }
 
@@ -99,6 +140,8 @@ pub enum Auth {
     /// An SAS token (`sv=...&sig=...`): added to each request's query, nothing signed. A secret
     /// too: never in a message.
     Sas(String),
+    /// OAuth bearer tokens from Entra ID (`entra.rs`), asked for as requests need them.
+    Bearer(std::sync::Arc<super::entra::Tokens>),
 }
 
 pub struct Container {
@@ -112,6 +155,28 @@ pub struct Container {
 impl Container {
     pub fn new(url: AccountUrl, account: &str, container: &str, key: &str) -> Result<Container, AzError> {
         Container::with_auth(url, account, container, Auth::SharedKey(key.into()))
+    }
+
+    /// The client for the cache's credential: the key, the account URL's SAS token, or bearer
+    /// tokens from the credential chain (over https only, as azcore's bearer policy).
+    pub fn with_credential(
+        url: AccountUrl,
+        account: &str,
+        container: &str,
+        cred: &Credential,
+    ) -> Result<Container, AzError> {
+        let auth = match cred {
+            Credential::SharedKey(k) => Auth::SharedKey(k.clone()),
+            Credential::Sas(q) => Auth::Sas(q.clone()),
+            Credential::Entra(_) if url.scheme != "https" => {
+                let u = format!("{}://{}{}", url.scheme, url.authority, url.path);
+                return Err(AzError::Config(format!("account_url={u}: an OAuth token is sent over https only")));
+            }
+            Credential::Entra(chain) => {
+                Auth::Bearer(std::sync::Arc::new(super::entra::Tokens::new(chain.clone()).map_err(AzError::Config)?))
+            }
+        };
+        Container::with_auth(url, account, container, auth)
     }
 
     pub fn with_auth(url: AccountUrl, account: &str, container: &str, auth: Auth) -> Result<Container, AzError> {
@@ -154,9 +219,14 @@ impl Container {
             return Err(bad("no container and blob in its path"));
         }
         // checks scheme and authority as an account URL's
-        let account = AccountUrl::parse(&format!("{scheme}://{authority}{front}")).map_err(|e| bad(&e))?;
+        let (account, _) = AccountUrl::parse(&format!("{scheme}://{authority}{front}")).map_err(|e| bad(&e))?;
         let c = Container::with_auth(account, "", &container, Auth::Sas(sas.to_string()))?;
         Ok((c, blob))
+    }
+
+    /// Whether requests carry an SAS token (which may not allow container calls).
+    pub fn is_sas(&self) -> bool {
+        matches!(self.auth, Auth::Sas(_))
     }
 
     /// The request path of the container (`blob` None) or of one blob in it.
@@ -192,7 +262,14 @@ impl Container {
         } else {
             format!("{}://{}{path}?{}", self.url.scheme, self.url.authority, q.join("&"))
         };
-        let tr = |why: String| AzError::Transport { container: self.container.clone(), op: op.into(), why };
+        // a transport error may quote the URL: never with the SAS token in it
+        let tr = |why: String| {
+            let why = match &self.auth {
+                Auth::Sas(sas) => why.replace(sas.as_str(), "<SAS token>"),
+                _ => why,
+            };
+            AzError::Transport { container: self.container.clone(), op: op.into(), why }
+        };
         let len = match body {
             Body::Empty if method == "PUT" => Some(0),
             Body::Empty => None,
@@ -215,15 +292,23 @@ impl Container {
             if let Some(l) = &len_s {
                 all.push(("content-length", l));
             }
+            let auth = match &self.auth {
+                Auth::SharedKey(key) => Some(
+                    sharedkey::authorization(
+                        &self.account,
+                        key,
+                        &sharedkey::Request { method, path: &path, query, headers: &all },
+                    )
+                    .map_err(AzError::Config)?,
+                ),
+                Auth::Sas(_) => None,
+                Auth::Bearer(t) => {
+                    Some(format!("Bearer {}", t.token().map_err(|why| AzError::Credential { op: op.into(), why })?))
+                }
+            };
             let mut b = http::Request::builder().method(method).uri(&url);
-            if let Auth::SharedKey(key) = &self.auth {
-                let auth = sharedkey::authorization(
-                    &self.account,
-                    key,
-                    &sharedkey::Request { method, path: &path, query, headers: &all },
-                )
-                .map_err(AzError::Config)?;
-                b = b.header("authorization", &auth);
+            if let Some(a) = &auth {
+                b = b.header("authorization", a);
             }
             for (k, v) in &all {
                 b = b.header(*k, *v);
@@ -280,6 +365,14 @@ impl Container {
             return Ok(false);
         }
         let e = self.fail(&op, res);
+        // a container (service) SAS does not allow container calls (AuthorizationPermissionMismatch
+        // and the like): the container is taken as there, and a missing one says
+        // ContainerNotFound at the first blob call
+        if self.is_sas()
+            && matches!(e.code(), Some("AuthorizationPermissionMismatch" | "AuthorizationResourceTypeMismatch"))
+        {
+            return Ok(false);
+        }
         if e.code() != Some("ContainerNotFound") {
             return Err(e);
         }
@@ -444,20 +537,28 @@ mod tests {
 
     #[test]
     fn account_urls() {
-        let u = AccountUrl::parse("https://myaccount.blob.core.windows.net/").unwrap();
+        let (u, sas) = AccountUrl::parse("https://myaccount.blob.core.windows.net/").unwrap();
+        assert_eq!(sas, None);
         assert_eq!(
             (u.scheme.as_str(), u.authority.as_str(), u.path.as_str()),
             ("https", "myaccount.blob.core.windows.net", "")
         );
         assert_eq!(u.host(), "myaccount.blob.core.windows.net");
-        let u = AccountUrl::parse("http://127.0.0.1:10000/devstoreaccount1").unwrap();
+        let (u, _) = AccountUrl::parse("http://127.0.0.1:10000/devstoreaccount1").unwrap();
         assert_eq!(
             (u.authority.as_str(), u.path.as_str(), u.host()),
             ("127.0.0.1:10000", "/devstoreaccount1", "127.0.0.1")
         );
-        for bad in ["myaccount.blob.core.windows.net", "ftp://h", "https://h/?sv=2020&sig=x", "http://"] {
+        // an SAS token (account or container SAS) in the query, kept apart and never shown
+        let (u, sas) = AccountUrl::parse("https://a.blob.core.windows.net/?sv=2022-11-02&ss=b&sig=S1G%3D").unwrap();
+        assert_eq!((u.path.as_str(), sas.as_deref()), ("", Some("sv=2022-11-02&ss=b&sig=S1G%3D")));
+        for bad in
+            ["myaccount.blob.core.windows.net", "ftp://h", "https://h/?sv=2020&x=1", "https://h/?sig=", "http://"]
+        {
             assert!(AccountUrl::parse(bad).is_err(), "{bad}");
         }
+        let e = AccountUrl::parse("ftp://h/?sv=1&sig=S1G").unwrap_err();
+        assert!(!e.contains("S1G"), "{e}");
     }
 
     #[test]

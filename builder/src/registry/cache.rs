@@ -172,7 +172,8 @@ fn entries(s: &str, flag: &str) -> Result<Vec<(String, Attrs)>, String> {
 }
 
 /// A `--cache-to/--cache-from` value for messages: the values of the secret attributes
-/// (`secret_access_key`, `session_token`) replaced by `***`, so no error or log shows a key.
+/// (`secret_access_key`, `session_token`) replaced by `***` and the query of `account_url` (an
+/// SAS token) left out, so no error or log shows a key.
 pub fn redact(s: &str) -> String {
     s.split(',')
         .map(|kv| match kv.split_once('=') {
@@ -180,6 +181,9 @@ pub fn redact(s: &str) -> String {
                 if ["secret_access_key", "session_token"].contains(&k.trim().to_ascii_lowercase().as_str()) =>
             {
                 format!("{k}=***")
+            }
+            Some((k, v)) if k.trim().eq_ignore_ascii_case("account_url") => {
+                format!("{k}={}", crate::azblob::client::redact(v))
             }
             _ => kv.to_string(),
         })
@@ -1114,6 +1118,10 @@ mod tests {
         assert_eq!(
             redact("type=azblob,account_url=u,secret_access_key=S3CR3T,Session_Token=T0K"),
             "type=azblob,account_url=u,secret_access_key=***,Session_Token=***"
+        );
+        assert_eq!(
+            redact("type=azblob,account_url=https://a.b/?sv=2022-11-02&sig=S1G,bogus"),
+            "type=azblob,account_url=https://a.b/?<SAS token>,bogus"
         );
         let e = parse_export("type=azblob,account_url=u,secret_access_key=S3CR3T").unwrap_err();
         assert!(!e.contains("S3CR3T") && e.contains("secret_access_key=***"), "{e}");

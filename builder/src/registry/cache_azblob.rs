@@ -9,7 +9,7 @@
 
 use super::error::RegistryError;
 use crate::azblob::client::AccountUrl;
-use crate::azblob::Container;
+use crate::azblob::{Container, Credential};
 use crate::s3::credentials::Env;
 use crate::store::image::Descriptor;
 use crate::store::Store;
@@ -25,7 +25,8 @@ pub struct AzblobSpec {
     pub prefix: String,
     pub blobs_prefix: String,
     pub manifests_prefix: String,
-    secret_access_key: String,
+    /// `secret_access_key`, else the SAS token in `account_url`, else Entra ID's tokens.
+    pub credential: Credential,
     pub upload_parallelism: usize,
 }
 
@@ -88,7 +89,7 @@ pub fn parse(attrs: &[(String, String)], env: Env) -> Result<AzblobSpec, String>
         // BuildKit's words
         "either ${BUILDKIT_AZURE_STORAGE_ACCOUNT_URL} or account_url attribute is required for azblob cache".to_string()
     })?;
-    let account_url = AccountUrl::parse(&url)?;
+    let (account_url, sas) = AccountUrl::parse(&url)?;
     // BuildKit: the first label of the URL's host (so a path-style emulator URL needs account_name)
     let account_name = get("account_name")
         .or_else(|| env("BUILDKIT_AZURE_STORAGE_ACCOUNT_NAME"))
@@ -116,11 +117,25 @@ pub fn parse(attrs: &[(String, String)], env: Env) -> Result<AzblobSpec, String>
             .filter(|n| *n > 0)
             .ok_or_else(|| "upload_parallelism must be a positive integer".to_string())?,
     };
-    // BuildKit falls back to azidentity's DefaultAzureCredential (service principal, managed
-    // identity, Azure CLI: OAuth tokens); slipway has Shared Key only and says so
-    let secret_access_key = get("secret_access_key").filter(|k| !k.is_empty()).ok_or_else(|| {
-        "secret_access_key not set: slipway authorizes with the account's Shared Key only (not Azure's default credential chain: service principals, managed identity, Azure CLI)".to_string()
-    })?;
+    // BuildKit: Shared Key when secret_access_key is given, else azidentity's
+    // DefaultAzureCredential (an SAS in the URL rides along, but a token is still needed there);
+    // slipway takes an SAS token alone as enough, and refuses it beside a key (one or the other)
+    let credential = match (get("secret_access_key").filter(|k| !k.is_empty()), sas) {
+        (Some(_), Some(_)) => {
+            return Err(format!(
+                "account_url={}: an SAS token and secret_access_key: give one of them",
+                crate::azblob::client::redact(&url)
+            ))
+        }
+        (Some(k), None) => Credential::SharedKey(k),
+        (None, Some(q)) => Credential::Sas(q),
+        (None, None) => Credential::Entra(crate::azblob::entra::plan(env)?),
+    };
+    if matches!(credential, Credential::Entra(_)) && account_url.scheme != "https" {
+        return Err(format!(
+            "account_url={url}: without secret_access_key or an SAS token, slipway authorizes with OAuth tokens (Azure's default credential chain), which go over https only"
+        ));
+    }
     Ok(AzblobSpec {
         account_url,
         account_name,
@@ -129,7 +144,7 @@ pub fn parse(attrs: &[(String, String)], env: Env) -> Result<AzblobSpec, String>
         prefix: get("prefix").or_else(|| env("BUILDKIT_AZURE_STORAGE_PREFIX")).unwrap_or_default(),
         blobs_prefix: get("blobs_prefix").unwrap_or_else(|| "blobs".into()),
         manifests_prefix: get("manifests_prefix").unwrap_or_else(|| "manifests".into()),
-        secret_access_key,
+        credential,
         upload_parallelism,
     })
 }
@@ -146,7 +161,12 @@ impl AzblobSpec {
     /// The container's client, the container made if missing (as BuildKit's
     /// createContainerClient, on export and on import alike).
     pub fn connect(&self, log: &(dyn Fn(&str) + Sync)) -> Result<Container, RegistryError> {
-        let c = Container::new(self.account_url.clone(), &self.account_name, &self.container, &self.secret_access_key)?;
+        let c = Container::with_credential(
+            self.account_url.clone(),
+            &self.account_name,
+            &self.container,
+            &self.credential,
+        )?;
         if c.ensure()? {
             log(&format!("azblob: created the container {}", self.container));
         }
@@ -342,9 +362,17 @@ mod tests {
         let s = parse(&attrs(&format!("secret_access_key={key}")), &env).unwrap();
         assert_eq!((s.account_name.as_str(), s.container.as_str()), ("envacct", "envc"));
         assert_eq!(s.manifest_key("n"), "envp/manifests/n");
+        // the credential: the key, else the URL's SAS token, else Azure's default chain
+        assert_eq!(s.credential, Credential::SharedKey(key.into()));
+        let s = parse(&attrs("account_url=http://127.0.0.1:1/a/?sv=1&sig=S1G"), &no_env).unwrap();
+        assert_eq!(s.credential, Credential::Sas("sv=1&sig=S1G".into()));
+        assert!(!format!("{s} {s:?}").contains("S1G"));
+        let s = parse(&attrs("account_url=https://a.blob.core.windows.net"), &no_env).unwrap();
+        assert!(matches!(&s.credential, Credential::Entra(c) if c.sources.len() == 6));
         for (bad, want) in [
             ("secret_access_key=k", "either ${BUILDKIT_AZURE_STORAGE_ACCOUNT_URL} or account_url"),
-            ("account_url=https://a.b", "secret_access_key not set"),
+            ("account_url=http://a.b", "which go over https only"),
+            ("account_url=https://a.b/?sv=1&sig=S1G,secret_access_key=k", "an SAS token and secret_access_key"),
             ("account_url=a.blob.core.windows.net,secret_access_key=k", "account_url=a.blob.core.windows.net"),
             ("account_url=https://a.b,secret_access_key=k,name=a;;b", "an empty name"),
             ("account_url=https://a.b,secret_access_key=k,upload_parallelism=0", "upload_parallelism must be"),

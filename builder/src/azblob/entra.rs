@@ -1,0 +1,703 @@
+//! OAuth access tokens for Azure Storage (scope `https://storage.azure.com/.default`), got the way
+//! BuildKit's azblob cache gets them when no `secret_access_key` is given: azidentity's
+//! `DefaultAzureCredential` (azidentity v1.13, MSAL Go 1.7, as BuildKit vendors them). [`plan`]
+//! reads the environment into the chain of sources, in azidentity's order (environment: client
+//! secret / client certificate / username+password; workload identity; managed identity; Azure
+//! CLI) as plain data; [`Tokens`] walks it when a request needs a token, as azidentity's chain
+//! does: a source that is *unavailable* (not configured, IMDS not answering, `az` missing or not
+//! logged in) passes to the next, one that *fails* (Entra refused the secret) ends the walk with
+//! Entra's error code, and the first that gives a token is the one asked from then on.
+//!
+//! No token, secret, assertion or password reaches a message or a log: errors name the
+//! credential, the variable it came from, the endpoint and Entra's (or the endpoint's) error.
+//!
+//! Written by hand: the Azure SDK for Rust's azure_identity is async (tokio) and pre-1.0, and the
+//! token requests are a form POST or a GET each over the ureq agent slipway has.
+
+use crate::s3::credentials::Env;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The scope every token is asked for (azblob's `shared.TokenScope`).
+pub const SCOPE: &str = "https://storage.azure.com/.default";
+/// The same as a v1 resource (managed identity endpoints and `az` take resources).
+const RESOURCE: &str = "https://storage.azure.com";
+const PUBLIC_CLOUD: &str = "https://login.microsoftonline.com/";
+const IMDS: &str = "http://169.254.169.254/metadata/identity/oauth2/token";
+/// azidentity's IMDS probe timeout (DefaultAzureCredential only).
+const IMDS_PROBE: Duration = Duration::from_secs(1);
+/// azidentity's timeout for developer tools (`az`).
+const CLI_TIMEOUT: Duration = Duration::from_secs(10);
+/// A token is asked again when it has less than this left (azcore's bearer policy: 5 minutes).
+const REFRESH_BEFORE: Duration = Duration::from_secs(300);
+
+/// One credential of the chain, with what it needs (read from the environment by [`plan`]).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Source {
+    /// EnvironmentCredential with `AZURE_CLIENT_SECRET`: Entra's client credentials grant.
+    ClientSecret { authority: String, tenant: String, client_id: String, secret: String },
+    /// EnvironmentCredential with `AZURE_USERNAME`/`AZURE_PASSWORD`: the password grant.
+    UsernamePassword { authority: String, tenant: String, client_id: String, username: String, password: String },
+    /// WorkloadIdentityCredential: the client credentials grant with the file's content (a
+    /// Kubernetes service account token, GitHub's OIDC token...) as the client assertion.
+    Workload { authority: String, tenant: String, client_id: String, file: PathBuf },
+    /// ManagedIdentityCredential (`client_id`: a user-assigned identity, `AZURE_CLIENT_ID`).
+    Managed { endpoint: Managed, client_id: Option<String> },
+    /// AzureCLICredential: `az account get-access-token`.
+    AzureCli,
+    /// A credential azidentity would use here that slipway cannot (yet): reaching it is an
+    /// error that says so, rather than a silent step to the next.
+    Unsupported { name: &'static str, why: String },
+    /// A credential not configured, kept for the final message (azidentity's
+    /// defaultCredentialErrorReporter).
+    Unavailable { name: &'static str, why: String },
+}
+
+/// Where a managed identity's token comes from (MSAL's GetSource, in its order).
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Managed {
+    /// `IDENTITY_ENDPOINT` + `IDENTITY_HEADER`: App Service, Functions, Container Apps.
+    AppService { endpoint: String, header: String },
+    /// `MSI_ENDPOINT` without `MSI_SECRET`: Cloud Shell.
+    CloudShell { endpoint: String },
+    /// The VM's instance metadata service; `probe`: DefaultAzureCredential first checks that it
+    /// answers at all (1 s), so a machine outside Azure passes on quickly.
+    Imds { probe: bool },
+}
+
+impl Source {
+    /// azidentity's name for the credential (in messages).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Source::ClientSecret { .. } | Source::UsernamePassword { .. } => "EnvironmentCredential",
+            Source::Workload { .. } => "WorkloadIdentityCredential",
+            Source::Managed { .. } => "ManagedIdentityCredential",
+            Source::AzureCli => "AzureCLICredential",
+            Source::Unsupported { name, .. } | Source::Unavailable { name, .. } => name,
+        }
+    }
+
+    /// What it is, without a secret: `client secret of client ID X in tenant T`.
+    pub fn describe(&self) -> String {
+        match self {
+            Source::ClientSecret { tenant, client_id, .. } => {
+                format!("EnvironmentCredential (AZURE_CLIENT_SECRET of client {client_id} in tenant {tenant})")
+            }
+            Source::UsernamePassword { tenant, client_id, username, .. } => {
+                format!("EnvironmentCredential (AZURE_USERNAME {username}, client {client_id} in tenant {tenant})")
+            }
+            Source::Workload { tenant, client_id, file, .. } => format!(
+                "WorkloadIdentityCredential (AZURE_FEDERATED_TOKEN_FILE {} for client {client_id} in tenant {tenant})",
+                file.display()
+            ),
+            Source::Managed { endpoint, client_id } => {
+                let who = client_id.as_deref().map(|c| format!(", user-assigned client {c}")).unwrap_or_default();
+                match endpoint {
+                    Managed::AppService { endpoint, .. } => {
+                        format!("ManagedIdentityCredential (App Service IDENTITY_ENDPOINT {endpoint}{who})")
+                    }
+                    Managed::CloudShell { endpoint } => {
+                        format!("ManagedIdentityCredential (Cloud Shell MSI_ENDPOINT {endpoint}{who})")
+                    }
+                    Managed::Imds { .. } => format!("ManagedIdentityCredential (IMDS {IMDS}{who})"),
+                }
+            }
+            Source::AzureCli => "AzureCLICredential (az account get-access-token)".into(),
+            Source::Unsupported { name, why } | Source::Unavailable { name, why } => format!("{name} ({why})"),
+        }
+    }
+}
+
+impl std::fmt::Debug for Source {
+    // no secret in a debug print
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.describe())
+    }
+}
+
+/// The chain, in order.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Chain {
+    pub sources: Vec<Source>,
+}
+
+impl std::fmt::Debug for Chain {
+    // no secret in a debug print
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Chain{:?}", self.sources)
+    }
+}
+
+/// azidentity's validTenantID: letters, digits, `.` and `-`.
+fn valid_tenant(t: &str) -> bool {
+    !t.is_empty() && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+}
+
+/// `AZURE_AUTHORITY_HOST` (default the public cloud), https only as azidentity's setAuthorityHost,
+/// with a trailing `/`.
+fn authority(env: Env) -> Result<String, String> {
+    let host = env("AZURE_AUTHORITY_HOST").unwrap_or_else(|| PUBLIC_CLOUD.into());
+    if !host.to_ascii_lowercase().starts_with("https://") {
+        return Err(format!("AZURE_AUTHORITY_HOST={host}: cannot use an authority host without https"));
+    }
+    Ok(if host.ends_with('/') { host } else { format!("{host}/") })
+}
+
+/// The chain `DefaultAzureCredential` builds from the environment `env` (NewDefaultAzureCredential):
+/// `AZURE_TOKEN_CREDENTIALS` (`dev`, `prod` or one credential's name) selects a part of it.
+pub fn plan(env: Env) -> Result<Chain, String> {
+    let (mut e, mut w, mut m, mut cli, mut dev_tools) = (true, true, true, true, true);
+    if let Some(sel) = env("AZURE_TOKEN_CREDENTIALS") {
+        let only = |x: &str| sel.eq_ignore_ascii_case(x);
+        (e, w, m, cli, dev_tools) = match sel.as_str() {
+            "dev" => (false, false, false, true, true),
+            "prod" => (true, true, true, false, false),
+            _ if only("EnvironmentCredential") => (true, false, false, false, false),
+            _ if only("WorkloadIdentityCredential") => (false, true, false, false, false),
+            _ if only("ManagedIdentityCredential") => (false, false, true, false, false),
+            _ if only("AzureCLICredential") => (false, false, false, true, false),
+            _ if only("AzureDeveloperCLICredential") || only("AzurePowerShellCredential") => {
+                (false, false, false, false, true)
+            }
+            _ => {
+                return Err(format!(
+                    "invalid AZURE_TOKEN_CREDENTIALS value {sel:?}. Valid values are \"dev\", \"prod\", or the name of any credential type in the default chain"
+                ))
+            }
+        };
+    }
+    let mut sources = Vec::new();
+    let tenant = env("AZURE_TENANT_ID");
+    let client_id = env("AZURE_CLIENT_ID");
+    if let Some(t) = tenant.as_deref().filter(|t| !valid_tenant(t)) {
+        return Err(format!("AZURE_TENANT_ID={t}: not a tenant ID (letters, digits, '.' and '-')"));
+    }
+    if e {
+        sources.push(environment(env, tenant.as_deref(), client_id.as_deref())?);
+    }
+    if w {
+        sources.push(match (&client_id, env("AZURE_FEDERATED_TOKEN_FILE"), &tenant) {
+            (Some(c), Some(f), Some(t)) => Source::Workload {
+                authority: authority(env)?,
+                tenant: t.clone(),
+                client_id: c.clone(),
+                file: PathBuf::from(f),
+            },
+            (None, _, _) => unavailable("WorkloadIdentityCredential", "no AZURE_CLIENT_ID"),
+            (_, None, _) => unavailable("WorkloadIdentityCredential", "no AZURE_FEDERATED_TOKEN_FILE"),
+            (_, _, None) => unavailable("WorkloadIdentityCredential", "no AZURE_TENANT_ID"),
+        });
+    }
+    if m {
+        sources.push(managed(env, client_id.clone(), e || w || cli || dev_tools));
+    }
+    if cli {
+        sources.push(Source::AzureCli);
+    }
+    if dev_tools {
+        for name in ["AzureDeveloperCLICredential", "AzurePowerShellCredential"] {
+            sources.push(Source::Unavailable { name, why: "not implemented by slipway".into() });
+        }
+    }
+    Ok(Chain { sources })
+}
+
+fn unavailable(name: &'static str, why: &str) -> Source {
+    Source::Unavailable { name, why: why.into() }
+}
+
+/// NewEnvironmentCredential: a client secret, else a client certificate, else a user's password.
+fn environment(env: Env, tenant: Option<&str>, client_id: Option<&str>) -> Result<Source, String> {
+    const N: &str = "EnvironmentCredential";
+    let (Some(tenant), Some(client_id)) = (tenant, client_id) else {
+        let missing = if tenant.is_none() { "AZURE_TENANT_ID" } else { "AZURE_CLIENT_ID" };
+        return Ok(unavailable(N, &format!("missing environment variable {missing}")));
+    };
+    let (tenant, client_id) = (tenant.to_string(), client_id.to_string());
+    if let Some(secret) = env("AZURE_CLIENT_SECRET") {
+        return Ok(Source::ClientSecret { authority: authority(env)?, tenant, client_id, secret });
+    }
+    if let Some(path) = env("AZURE_CLIENT_CERTIFICATE_PATH") {
+        // azidentity would authenticate with it and stop there on failure: so must slipway
+        return Ok(Source::Unsupported {
+            name: N,
+            why: format!("AZURE_CLIENT_CERTIFICATE_PATH={path}: client certificate credentials are not implemented by slipway; use AZURE_CLIENT_SECRET, workload identity or a managed identity"),
+        });
+    }
+    if let Some(username) = env("AZURE_USERNAME") {
+        let Some(password) = env("AZURE_PASSWORD") else {
+            return Err("AZURE_USERNAME is set: no value for AZURE_PASSWORD".into());
+        };
+        return Ok(Source::UsernamePassword { authority: authority(env)?, tenant, client_id, username, password });
+    }
+    Ok(unavailable(
+        N,
+        "incomplete environment variable configuration. Only AZURE_TENANT_ID and AZURE_CLIENT_ID are set",
+    ))
+}
+
+/// NewManagedIdentityCredential: where the token comes from (MSAL's GetSource); `chained`:
+/// other credentials are in the chain, so IMDS is probed first.
+fn managed(env: Env, client_id: Option<String>, chained: bool) -> Source {
+    const N: &str = "ManagedIdentityCredential";
+    let (ie, ih) = (env("IDENTITY_ENDPOINT"), env("IDENTITY_HEADER"));
+    let endpoint =
+        match (ie, ih, env("MSI_ENDPOINT")) {
+            (Some(_), Some(_), _) if env("IDENTITY_SERVER_THUMBPRINT").is_some() => {
+                return Source::Unsupported {
+                    name: N,
+                    why: "Service Fabric (IDENTITY_SERVER_THUMBPRINT) managed identity is not implemented by slipway"
+                        .into(),
+                }
+            }
+            (Some(endpoint), Some(header), _) => Managed::AppService { endpoint, header },
+            (_, _, Some(_)) if env("MSI_SECRET").is_some() => return Source::Unsupported {
+                name: N,
+                why:
+                    "Azure Machine Learning (MSI_ENDPOINT + MSI_SECRET) managed identity is not implemented by slipway"
+                        .into(),
+            },
+            (_, _, Some(endpoint)) => Managed::CloudShell { endpoint },
+            (Some(_), None, None) if env("IMDS_ENDPOINT").is_some() => {
+                return Source::Unsupported {
+                    name: N,
+                    why: "Azure Arc (IDENTITY_ENDPOINT + IMDS_ENDPOINT) managed identity is not implemented by slipway"
+                        .into(),
+                }
+            }
+            _ => Managed::Imds { probe: chained },
+        };
+    Source::Managed { endpoint, client_id }
+}
+
+/// Why a source gave no token: `Unavailable` passes to the next one, `Failed` ends the chain.
+#[derive(Debug)]
+enum Miss {
+    Unavailable(String),
+    Failed(String),
+}
+
+/// A token and when it stops being good.
+#[derive(Clone)]
+struct Token {
+    secret: String,
+    expires: SystemTime,
+}
+
+/// The chain at work: the token it got (reused until 5 minutes before it expires) and the
+/// source that gave it (asked again from then on, as azidentity's chain).
+pub struct Tokens {
+    chain: Chain,
+    state: Mutex<(Option<usize>, Option<Token>)>,
+    agent: ureq::Agent,
+}
+
+impl Tokens {
+    pub fn new(chain: Chain) -> Result<Tokens, String> {
+        let (tls, _) = crate::registry::tls::config("entra", None, true).map_err(|e| format!("TLS: {e}"))?;
+        Ok(Tokens { chain, state: Mutex::new((None, None)), agent: crate::registry::client::agent(tls) })
+    }
+
+    /// A bearer token for Azure Storage: the one held while it is good, else a new one.
+    pub fn token(&self) -> Result<String, String> {
+        let mut st = self.state.lock().map_err(|_| "DefaultAzureCredential: a lock was poisoned".to_string())?;
+        if let Some(t) = &st.1 {
+            if t.expires > SystemTime::now() + REFRESH_BEFORE {
+                return Ok(t.secret.clone());
+            }
+        }
+        if let Some(i) = st.0 {
+            let s = &self.chain.sources[i];
+            return match self.get(s) {
+                Ok(t) => {
+                    let out = t.secret.clone();
+                    st.1 = Some(t);
+                    Ok(out)
+                }
+                Err(Miss::Unavailable(w) | Miss::Failed(w)) => Err(format!("{}: {w}", s.describe())),
+            };
+        }
+        let mut tried = Vec::new();
+        for (i, s) in self.chain.sources.iter().enumerate() {
+            match self.get(s) {
+                Ok(t) => {
+                    let out = t.secret.clone();
+                    *st = (Some(i), Some(t));
+                    return Ok(out);
+                }
+                Err(Miss::Unavailable(w)) => tried.push(format!("{}: {w}", s.name())),
+                Err(Miss::Failed(w)) => {
+                    tried.push(format!("{}: {w}", s.describe()));
+                    return Err(format!("DefaultAzureCredential: authentication failed:\n\t{}", tried.join("\n\t")));
+                }
+            }
+        }
+        Err(format!(
+            "DefaultAzureCredential: no credential gave a token (give secret_access_key, an SAS in account_url, or one of these):\n\t{}",
+            tried.join("\n\t")
+        ))
+    }
+
+    fn get(&self, s: &Source) -> Result<Token, Miss> {
+        match s {
+            Source::ClientSecret { authority, tenant, client_id, secret } => self.entra(
+                authority,
+                tenant,
+                &[
+                    ("grant_type", "client_credentials"),
+                    ("client_id", client_id),
+                    ("client_secret", secret),
+                    ("scope", SCOPE),
+                ],
+            ),
+            Source::UsernamePassword { authority, tenant, client_id, username, password } => self.entra(
+                authority,
+                tenant,
+                &[
+                    ("grant_type", "password"),
+                    ("client_id", client_id),
+                    ("username", username),
+                    ("password", password),
+                    ("scope", &format!("{SCOPE} openid offline_access profile")),
+                ],
+            ),
+            Source::Workload { authority, tenant, client_id, file } => {
+                let assertion = std::fs::read_to_string(file)
+                    .map_err(|e| Miss::Failed(format!("read AZURE_FEDERATED_TOKEN_FILE {}: {e}", file.display())))?;
+                self.entra(
+                    authority,
+                    tenant,
+                    &[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", client_id),
+                        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                        ("client_assertion", assertion.trim()),
+                        ("scope", SCOPE),
+                    ],
+                )
+            }
+            Source::Managed { endpoint, client_id } => self.managed(endpoint, client_id.as_deref()),
+            Source::AzureCli => azure_cli(),
+            Source::Unsupported { why, .. } => Err(Miss::Failed(why.clone())),
+            Source::Unavailable { why, .. } => Err(Miss::Unavailable(why.clone())),
+        }
+    }
+
+    /// POST `{authority}{tenant}/oauth2/v2.0/token` (Entra's v2 token endpoint, as MSAL).
+    fn entra(&self, authority: &str, tenant: &str, form: &[(&str, &str)]) -> Result<Token, Miss> {
+        let url = format!("{authority}{tenant}/oauth2/v2.0/token");
+        let body = form.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&");
+        let op = format!("POST {url}");
+        let res = self
+            .agent
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("accept", "application/json")
+            .send(body.as_bytes())
+            .map_err(|e| Miss::Failed(format!("{op}: {e}")))?;
+        let (status, json) = read_json(res).map_err(|e| Miss::Failed(format!("{op}: {e}")))?;
+        if status != 200 {
+            return Err(Miss::Failed(format!("{op}: HTTP {status}: {}", entra_error(&json))));
+        }
+        token_from(&json, "access_token").map_err(|e| Miss::Failed(format!("{op}: {e}")))
+    }
+
+    fn managed(&self, m: &Managed, client_id: Option<&str>) -> Result<Token, Miss> {
+        let mut query = vec![("resource", RESOURCE)];
+        if let Some(c) = client_id {
+            query.push(("client_id", c));
+        }
+        let q = |version: &str| {
+            let mut all = vec![("api-version", version)];
+            all.extend(query.iter().copied());
+            all.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&")
+        };
+        let (url, res) = match m {
+            Managed::AppService { endpoint, header } => {
+                let url = format!("{endpoint}?{}", q("2019-08-01"));
+                let r = self.agent.get(&url).header("X-IDENTITY-HEADER", header).call();
+                (url, r)
+            }
+            Managed::CloudShell { endpoint } => {
+                let body = query.iter().map(|(k, v)| format!("{k}={}", form_encode(v))).collect::<Vec<_>>().join("&");
+                let r = self
+                    .agent
+                    .post(endpoint)
+                    .header("Metadata", "true")
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .send(body.as_bytes());
+                (endpoint.clone(), r)
+            }
+            Managed::Imds { probe } => {
+                if *probe {
+                    // a request without the Metadata header: any answer in a second means IMDS is there
+                    let quick = ureq::Agent::config_builder()
+                        .http_status_as_error(false)
+                        .timeout_global(Some(IMDS_PROBE))
+                        .build()
+                        .new_agent();
+                    if let Err(e) = quick.get(IMDS).call() {
+                        return Err(Miss::Unavailable(format!("no IMDS answered at {IMDS} within 1 s: {e}")));
+                    }
+                }
+                let url = format!("{IMDS}?{}", q("2018-02-01"));
+                (url.clone(), self.imds(&url))
+            }
+        };
+        let op = format!("GET {}", url.split('?').next().unwrap_or(&url));
+        let res = res.map_err(|e| Miss::Unavailable(format!("{op}: {e}")))?;
+        let (status, json) = match read_json(res) {
+            Ok(x) => x,
+            // something else answered there (a proxy): azidentity passes on
+            Err(e) => return Err(Miss::Unavailable(format!("{op}: {e}"))),
+        };
+        if status != 200 {
+            let why = format!("{op}: HTTP {status}: {}", entra_error(&json));
+            // IMDS without an identity for this VM (400) passes on, as azidentity in a chain
+            return Err(if matches!(m, Managed::Imds { .. }) && status == 400 && client_id.is_none() {
+                Miss::Unavailable(why)
+            } else {
+                Miss::Failed(why)
+            });
+        }
+        token_from(&json, "access_token").map_err(|e| Miss::Failed(format!("{op}: {e}")))
+    }
+
+    /// GET IMDS with the header it wants, retried as MSAL's IMDS policy (404, 410, 429, 5xx; 2 s
+    /// doubling, at most 6 retries).
+    fn imds(&self, url: &str) -> Result<http_resp::Resp, ureq::Error> {
+        let mut delay = Duration::from_secs(2);
+        let mut n = 0;
+        loop {
+            let r = self.agent.get(url).header("Metadata", "true").call()?;
+            let s = r.status().as_u16();
+            if n >= 6 || !(s == 404 || s == 410 || s == 429 || s >= 500) {
+                return Ok(r);
+            }
+            std::thread::sleep(delay);
+            delay = (delay * 2).min(Duration::from_secs(25));
+            n += 1;
+        }
+    }
+}
+
+mod http_resp {
+    pub type Resp = ureq::http::Response<ureq::Body>;
+}
+
+/// The status and the JSON body of an answer.
+fn read_json(mut res: http_resp::Resp) -> Result<(u16, serde_json::Value), String> {
+    let status = res.status().as_u16();
+    let body = res.body_mut().with_config().limit(1 << 20).read_to_vec().map_err(|e| e.to_string())?;
+    let json = serde_json::from_slice(&body).map_err(|_| {
+        let text = String::from_utf8_lossy(&body);
+        format!("HTTP {status}: not a JSON token answer: {:?}", text.chars().take(200).collect::<String>())
+    })?;
+    Ok((status, json))
+}
+
+/// Entra's `error` and the first line of `error_description` (`AADSTS7000215: Invalid client
+/// secret provided...`), or a managed identity endpoint's `error`/`message`.
+fn entra_error(j: &serde_json::Value) -> String {
+    let s = |k: &str| j.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    let code =
+        s("error").or_else(|| j.get("error").and_then(|e| e.get("code")).and_then(|c| c.as_str()).map(String::from));
+    let desc = s("error_description")
+        .or_else(|| s("message"))
+        .or_else(|| j.get("error").and_then(|e| e.get("message")).and_then(|c| c.as_str()).map(String::from))
+        .map(|d| d.lines().next().unwrap_or("").to_string());
+    match (code, desc) {
+        (Some(c), Some(d)) => format!("{c}: {d}"),
+        (Some(c), None) => c,
+        (None, Some(d)) => d,
+        (None, None) => "no error code".into(),
+    }
+}
+
+/// A number that may come as a JSON number or a string of digits.
+fn number(v: Option<&serde_json::Value>) -> Option<u64> {
+    match v? {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// The token in `field` and its expiry (`expires_in` seconds from now, else `expires_on` as
+/// Unix seconds; neither: good for this request only).
+fn token_from(j: &serde_json::Value, field: &str) -> Result<Token, String> {
+    let secret = j
+        .get(field)
+        .and_then(|v| v.as_str())
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| format!("no {field} in the answer"))?;
+    let now = SystemTime::now();
+    let expires = if let Some(s) = number(j.get("expires_in")) {
+        now + Duration::from_secs(s)
+    } else if let Some(t) = number(j.get("expires_on")) {
+        UNIX_EPOCH + Duration::from_secs(t)
+    } else {
+        now
+    };
+    Ok(Token { secret: secret.to_string(), expires })
+}
+
+/// `az account get-access-token -o json --resource https://storage.azure.com` (as azidentity runs
+/// it, through `/bin/sh -c`, 10 s at most); every failure passes on, as in DefaultAzureCredential.
+fn azure_cli() -> Result<Token, Miss> {
+    let cmd = format!("az account get-access-token -o json --resource {RESOURCE}");
+    let mut child = std::process::Command::new("/bin/sh")
+        .args(["-c", &cmd])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| Miss::Unavailable(format!("/bin/sh: {e}")))?;
+    let deadline = std::time::Instant::now() + CLI_TIMEOUT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(Miss::Unavailable(format!("{cmd}: no answer in 10 s")));
+            }
+            Err(e) => return Err(Miss::Unavailable(format!("{cmd}: {e}"))),
+        }
+    };
+    let read = |r: Option<&mut dyn std::io::Read>| {
+        let mut s = String::new();
+        if let Some(r) = r {
+            let _ = r.read_to_string(&mut s);
+        }
+        s
+    };
+    let out = read(child.stdout.as_mut().map(|r| r as &mut dyn std::io::Read));
+    let err = read(child.stderr.as_mut().map(|r| r as &mut dyn std::io::Read));
+    if !status.success() {
+        let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+        let why = if status.code() == Some(127) || first.contains("not found") {
+            "Azure CLI not found on path".to_string()
+        } else {
+            format!("{cmd}: {status}: {first}")
+        };
+        return Err(Miss::Unavailable(why));
+    }
+    let j: serde_json::Value =
+        serde_json::from_str(&out).map_err(|_| Miss::Unavailable(format!("{cmd}: not a JSON token answer")))?;
+    let mut t = token_from(&j, "accessToken").map_err(|e| Miss::Unavailable(format!("{cmd}: {e}")))?;
+    if let Some(on) = number(j.get("expires_on")) {
+        t.expires = UNIX_EPOCH + Duration::from_secs(on);
+    }
+    Ok(t)
+}
+
+/// application/x-www-form-urlencoded: all but unreserved characters percent-encoded.
+fn form_encode(v: &str) -> String {
+    const SET: &percent_encoding::AsciiSet =
+        &percent_encoding::NON_ALPHANUMERIC.remove(b'-').remove(b'_').remove(b'.').remove(b'~');
+    percent_encoding::utf8_percent_encode(v, SET).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
+        move |k| pairs.iter().find(|(a, _)| *a == k).map(|(_, v)| v.to_string())
+    }
+
+    fn names(c: &Chain) -> Vec<String> {
+        c.sources
+            .iter()
+            .map(|s| format!("{}{}", s.name(), if matches!(s, Source::Unavailable { .. }) { "-" } else { "" }))
+            .collect()
+    }
+
+    #[test]
+    fn the_chain_in_azidentitys_order() {
+        // nothing set: environment and workload unavailable, IMDS probed, then az
+        let c = plan(&env_of(&[])).unwrap();
+        assert_eq!(
+            names(&c),
+            [
+                "EnvironmentCredential-",
+                "WorkloadIdentityCredential-",
+                "ManagedIdentityCredential",
+                "AzureCLICredential",
+                "AzureDeveloperCLICredential-",
+                "AzurePowerShellCredential-"
+            ]
+        );
+        assert_eq!(c.sources[2], Source::Managed { endpoint: Managed::Imds { probe: true }, client_id: None });
+        // a service principal with a secret, and workload identity (GitHub OIDC / AKS) beside it
+        let c = plan(&env_of(&[
+            ("AZURE_TENANT_ID", "t-1"),
+            ("AZURE_CLIENT_ID", "c1"),
+            ("AZURE_CLIENT_SECRET", "s3cret"),
+            ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
+        ]))
+        .unwrap();
+        assert!(
+            matches!(&c.sources[0], Source::ClientSecret { authority, tenant, .. } if authority == PUBLIC_CLOUD && tenant == "t-1")
+        );
+        assert!(matches!(&c.sources[1], Source::Workload { file, .. } if file == &PathBuf::from("/var/run/token")));
+        // AZURE_CLIENT_ID also picks the user-assigned managed identity
+        assert_eq!(
+            c.sources[2],
+            Source::Managed { endpoint: Managed::Imds { probe: true }, client_id: Some("c1".into()) }
+        );
+        assert!(!format!("{c:?}").contains("s3cret"));
+        // App Service, Cloud Shell; prod = no developer tools, and IMDS alone is not probed
+        let c = plan(&env_of(&[("IDENTITY_ENDPOINT", "http://127.0.0.1:1/msi"), ("IDENTITY_HEADER", "h")])).unwrap();
+        assert!(matches!(&c.sources[2], Source::Managed { endpoint: Managed::AppService { .. }, .. }));
+        let c = plan(&env_of(&[("MSI_ENDPOINT", "http://x/"), ("AZURE_TOKEN_CREDENTIALS", "prod")])).unwrap();
+        assert_eq!(names(&c), ["EnvironmentCredential-", "WorkloadIdentityCredential-", "ManagedIdentityCredential"]);
+        let c = plan(&env_of(&[("AZURE_TOKEN_CREDENTIALS", "managedidentitycredential")])).unwrap();
+        assert_eq!(c.sources, [Source::Managed { endpoint: Managed::Imds { probe: false }, client_id: None }]);
+        // what slipway cannot do is an error when reached, not a silent skip
+        let c = plan(&env_of(&[
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", "/c.pem"),
+        ]))
+        .unwrap();
+        assert!(
+            matches!(&c.sources[0], Source::Unsupported { why, .. } if why.contains("AZURE_CLIENT_CERTIFICATE_PATH"))
+        );
+        for (bad, want) in [
+            (&[("AZURE_TOKEN_CREDENTIALS", "foo")][..], "invalid AZURE_TOKEN_CREDENTIALS"),
+            (&[("AZURE_TENANT_ID", "a/b")][..], "not a tenant ID"),
+            (
+                &[
+                    ("AZURE_TENANT_ID", "t"),
+                    ("AZURE_CLIENT_ID", "c"),
+                    ("AZURE_CLIENT_SECRET", "s"),
+                    ("AZURE_AUTHORITY_HOST", "http://h/"),
+                ][..],
+                "without https",
+            ),
+            (&[("AZURE_TENANT_ID", "t"), ("AZURE_CLIENT_ID", "c"), ("AZURE_USERNAME", "u")][..], "AZURE_PASSWORD"),
+        ] {
+            let pairs: &'static [(&str, &str)] = Box::leak(bad.to_vec().into_boxed_slice());
+            let e = plan(&env_of(pairs)).unwrap_err();
+            assert!(e.contains(want), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn token_answers() {
+        let j = serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "access_token": "tok"});
+        let t = token_from(&j, "access_token").unwrap();
+        assert_eq!(t.secret, "tok");
+        assert!(t.expires > SystemTime::now() + Duration::from_secs(3500));
+        // IMDS / App Service: strings, expires_on in Unix seconds
+        let j = serde_json::json!({"access_token": "t", "expires_on": "4102444800", "resource": RESOURCE});
+        assert_eq!(token_from(&j, "access_token").unwrap().expires, UNIX_EPOCH + Duration::from_secs(4102444800));
+        let j = serde_json::json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x", "error_codes": [7000215]});
+        assert_eq!(entra_error(&j), "invalid_client: AADSTS7000215: Invalid client secret provided.");
+        assert_eq!(form_encode("a b/c+d=é"), "a%20b%2Fc%2Bd%3D%C3%A9");
+    }
+}
