@@ -1421,7 +1421,10 @@ fn build_read(
             let no_cache = opts.no_cache
                 || eo.no_cache_stages.contains_key(&p.target)
                 || stages.iter().any(|(_, i)| eo.no_cache_stages.contains_key(i));
-            ScanPicks { stages, context, context_paths: p.context_paths.clone(), no_cache }
+            // a remote context is the frontend's source as it is, whole (dockerui MainContext
+            // returns it without the FollowPaths)
+            let context_paths = if src.remote.is_some() { Default::default() } else { p.context_paths.clone() };
+            ScanPicks { stages, context, context_paths, no_cache }
         })
         .collect();
     // the final states of the stages picked, per platform

@@ -478,3 +478,33 @@ fn buildkits_scanner_args_case() {
     run(&staged, &[&off[..], &["-t", "bk:3"]].concat());
     assert_eq!(names("bk:3"), ["/run/src/core/sbom"]);
 }
+
+/// A remote context is the frontend's source as it is (dockerui MainContext returns it without
+/// FollowPaths, and no .dockerignore filters it): the context extra of a git context is all of
+/// its files, whatever the build reads.
+#[test]
+fn the_context_extra_of_a_remote_context_is_all_of_it() {
+    let Some(g) = integration::sources::GitServer::start() else { return };
+    g.commit_files(
+        &[
+            ("Dockerfile", "FROM scratch\nARG BUILDKIT_SBOM_SCAN_CONTEXT=true\nCOPY hello /hello\n"),
+            ("hello", "hi\n"),
+            ("other", "not read\n"),
+            (".dockerignore", "other\n"),
+        ],
+        "@1600000300 +0000",
+    );
+    let t = T::new();
+    let rt = integration::slipway::runtime();
+    let url = format!("{}#main", g.url());
+    t.s.run(&["build", "--progress", "plain", "--runtime", &rt, "--sbom=generator=scan:1", "-t", "remote:1", &url])
+        .ok();
+    let top = t.named("docker.io/library/remote:1").or_else(|| t.named("remote:1")).unwrap();
+    let preds = sboms_of(&t, &top);
+    assert_eq!(preds[1]["name"], "/run/src/extras/sbom-context");
+    // (the test server's repository holds files of its own too)
+    let files = file_names(&preds[1]);
+    for f in ["/.dockerignore", "/Dockerfile", "/foo", "/hello", "/other"] {
+        assert!(files.iter().any(|g| g == f), "{f} not in {files:?}");
+    }
+}
