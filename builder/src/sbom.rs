@@ -112,7 +112,13 @@ fn copy_context(root: &Path, entries: &[CtxEntry], dest: &Path) -> Result<(), St
         } else {
             continue;
         }
-        std::os::unix::fs::lchown(&to, Some(e.md.uid()), Some(e.md.gid())).map_err(|err| at("chown", err))?;
+        // rootless, an owner the user namespace does not map cannot be given (the copy keeps
+        // the user's, as the context's files are the user's to send)
+        if let Err(err) = std::os::unix::fs::lchown(&to, Some(e.md.uid()), Some(e.md.gid())) {
+            if !crate::userns::rootless() {
+                return Err(at("chown", err));
+            }
+        }
         if !ft.is_symlink() {
             fs::set_permissions(&to, fs::Permissions::from_mode(e.md.mode() & 0o7777))
                 .map_err(|err| at("chmod", err))?;

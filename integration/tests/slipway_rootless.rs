@@ -142,3 +142,54 @@ fn device_nodes_of_a_base_image_are_skipped_in_the_users_namespace() {
     assert_eq!(saved.find("node").map(|e| e.kind), Some('c'), "ondev:1's /node");
     assert_eq!(saved.find("checked").map(|e| e.data.as_slice()), Some(&b"ok\n"[..]), "ondev:1's /checked");
 }
+
+/// `--sbom` rootless: the generator runs as root of the user's namespace and sees the image and
+/// its scan extras (a stage, the context) read-only; a context file of an owner the namespace
+/// does not map (root's, with no subordinate ranges: only the user's own id is mapped) is in
+/// the context extra with the user's owner rather than failing the scan.
+#[test]
+fn a_user_scans_a_stage_and_the_context_with_an_sbom_generator() {
+    let Some(user) = User::new(false) else { return };
+    let bin = user.install(&integration::slipway::bin());
+    let rt = user.install(&integration::runtime_path());
+    let rt = rt.to_string_lossy().into_owned();
+    let scan = "set -e\nfor d in \"$BUILDKIT_SCAN_SOURCE\" \"${BUILDKIT_SCAN_SOURCE_EXTRAS:?}\"/*; do\n\
+                f=$(cd \"$d\" && find . -type f | sort | tr '\\n' ' ')\n\
+                echo \"{\\\"_type\\\":\\\"https://in-toto.io/Statement/v0.1\\\",\\\"predicateType\\\":\\\"https://spdx.dev/Document\\\",\
+                \\\"predicate\\\":{\\\"name\\\":\\\"$d\\\",\\\"files\\\":\\\"$f\\\"}}\" > \"$BUILDKIT_SCAN_DESTINATION/$(basename \"$d\").json\"\n\
+                done\n";
+    let sctx = context(&user, &format!("{BASE}COPY scan.sh /scan.sh\nENTRYPOINT [\"/bin/sh\", \"/scan.sh\"]\n"));
+    std::fs::write(sctx.join("scan.sh"), scan).expect("write scan.sh");
+    user.give(&sctx);
+    let (code, out, err) = slipway(&user, &bin, &["build", "-t", "scan:1", "--runtime", &rt, &sctx.to_string_lossy()]);
+    assert_eq!(code, Some(0), "scanner build failed\nstdout:\n{out}\nstderr:\n{err}");
+    let app = user.home.join("app");
+    std::fs::create_dir_all(&app).expect("mkdir app");
+    std::fs::write(
+        app.join("Dockerfile"),
+        "FROM scratch AS build\nARG BUILDKIT_SBOM_SCAN_STAGE=true\nCOPY a.txt /a\n\
+         FROM scratch\nARG BUILDKIT_SBOM_SCAN_CONTEXT=true\nCOPY --from=build /a /a\nCOPY roots.txt /r\n",
+    )
+    .expect("write Dockerfile");
+    std::fs::write(app.join("a.txt"), "a\n").expect("write a.txt");
+    user.give(&app);
+    // root's file, readable by all
+    std::fs::write(app.join("roots.txt"), "r\n").expect("write roots.txt");
+    let out_dir = user.home.join("out");
+    let dest = format!("type=local,dest={}", out_dir.display());
+    let (code, out, err) = slipway(
+        &user,
+        &bin,
+        &["build", "--runtime", &rt, "--sbom=generator=scan:1", "-o", &dest, &app.to_string_lossy()],
+    );
+    assert_eq!(code, Some(0), "build with --sbom failed\nstdout:\n{out}\nstderr:\n{err}");
+    let pred = |n: &str| -> serde_json::Value {
+        let p = out_dir.join(n);
+        let st: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap();
+        st["predicate"].clone()
+    };
+    assert_eq!(pred("sbom.json")["files"], "./a ./r ");
+    assert_eq!(pred("sbom-build.json")["files"], "./a ");
+    assert_eq!(pred("sbom-context.json")["files"], "./a.txt ./roots.txt ");
+}
