@@ -254,7 +254,7 @@ fn run(cli: Cli) -> Result<()> {
             }
             if let Some(p) = &cgroup_parent {
                 opts.run_extras.cgroup_parent =
-                    slipway::resources::parse_cgroup_parent(p).map_err(anyhow::Error::msg)?;
+                    slipway::resources::CgroupParent::parse(p).map_err(anyhow::Error::msg)?;
             }
             let legacy = [
                 ("memory", memory.as_deref()),
@@ -307,6 +307,13 @@ fn run(cli: Cli) -> Result<()> {
             };
             if check && call.name != "check" {
                 anyhow::bail!("--check and --call {}: give one of them", call.name);
+            }
+            // a build runs steps (a call runs none): a systemd parent on a host without systemd
+            // is refused before the first one, with nothing made
+            if call.name == "build" {
+                if let Some(p) = &opts.run_extras.cgroup_parent {
+                    p.check_host().map_err(anyhow::Error::msg)?;
+                }
             }
             if call.name != "build" {
                 let r = match call.name.as_str() {

@@ -4,6 +4,7 @@
 //! cgroup: the runtime applies them.
 
 use serde_json::{json, Value};
+use std::path::Path;
 
 /// The keys `--resource` takes (buildx's build/utils.go, docker run's flag names); each is also
 /// a flag of its own (`--memory`...), as docker build has them.
@@ -231,29 +232,118 @@ pub fn parse_cpuset(s: &str) -> Result<Vec<u32>, String> {
     Ok(out.into_iter().collect())
 }
 
-/// `--cgroup-parent PATH`: the cgroup (a cgroupfs path, relative to each hierarchy's root)
-/// under which the RUN steps' cgroups go, cleaned; None when empty (BuildKit's "not set").
-/// systemd's `NAME.slice:PREFIX:` form (BuildKit's, for a runtime driving systemd) is refused:
-/// slipway runs the runtime with cgroupfs paths. `..` is refused: the path stays in the tree.
-pub fn parse_cgroup_parent(s: &str) -> Result<Option<String>, String> {
-    let flag = format!("--cgroup-parent {s}");
-    if s.is_empty() {
-        return Ok(None);
+/// `--cgroup-parent`: where the RUN steps' cgroups go, as BuildKit's executor reads its
+/// `cgroup-parent` option (executor/oci/spec.go): a value with `.slice` that ends in `:` is
+/// systemd's `SLICE:PREFIX:` (dockerd's systemd driver passes `system.slice:docker:`), to which
+/// each step's container id is added as the name; anything else is a cgroupfs path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CgroupParent {
+    /// A cgroupfs path, cleaned (`/a/b`): each step's cgroup is `/a/b/<id>` in every hierarchy.
+    Path(String),
+    /// `SLICE:PREFIX:`: each step is the scope unit `PREFIX-<id>.scope` in `SLICE`, made by the
+    /// runtime's systemd cgroup driver (`--systemd-cgroup`, cgroupsPath `SLICE:PREFIX:<id>`).
+    Systemd { slice: String, prefix: String },
+}
+
+impl std::fmt::Display for CgroupParent {
+    /// As given once cleaned: in the steps' cache keys (BuildKit's exec op carries the string).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CgroupParent::Path(p) => f.write_str(p),
+            CgroupParent::Systemd { slice, prefix } => write!(f, "{slice}:{prefix}:"),
+        }
     }
-    if s.contains(".slice") && s.ends_with(':') {
+}
+
+impl CgroupParent {
+    /// `--cgroup-parent VALUE`, checked; None when empty (BuildKit's "not set"). A cgroupfs path
+    /// may not leave the tree (`..`); a systemd parent names a slice systemd accepts and a prefix
+    /// (the unit's name is the step's: a value `SLICE:PREFIX:NAME` is refused).
+    pub fn parse(s: &str) -> Result<Option<CgroupParent>, String> {
+        let flag = format!("--cgroup-parent {s:?}");
+        if s.is_empty() {
+            return Ok(None);
+        }
+        if s.contains(':') {
+            return parse_systemd(s).map(Some).map_err(|why| format!("{flag}: {why}"));
+        }
+        let mut parts = Vec::new();
+        for c in s.split('/').filter(|c| !c.is_empty() && *c != ".") {
+            if c == ".." || c.chars().any(|ch| ch.is_control()) {
+                return Err(format!("{flag}: invalid cgroup path element {c:?}"));
+            }
+            parts.push(c);
+        }
+        Ok(Some(CgroupParent::Path(format!("/{}", parts.join("/")))))
+    }
+
+    /// The cgroupsPath of container `id` under this parent.
+    pub fn cgroups_path(&self, id: &str) -> String {
+        match self {
+            CgroupParent::Path(p) => format!("{}/{id}", p.trim_end_matches('/')),
+            CgroupParent::Systemd { slice, prefix } => format!("{slice}:{prefix}:{id}"),
+        }
+    }
+
+    pub fn is_systemd(&self) -> bool {
+        matches!(self, CgroupParent::Systemd { .. })
+    }
+
+    /// Whether this host can do what the parent asks, before any step runs: the systemd form
+    /// needs systemd as pid 1 (sd_booted's test, runc's too: `/run/systemd/system` is a
+    /// directory) and its D-Bus system bus, through which the runtime starts each step's unit.
+    pub fn check_host(&self) -> Result<(), String> {
+        let bus = std::env::var_os("DBUS_SYSTEM_BUS_ADDRESS").is_some();
+        self.check_host_at(Path::new("/run"), bus)
+    }
+
+    fn check_host_at(&self, run: &Path, bus_address_set: bool) -> Result<(), String> {
+        if !self.is_systemd() {
+            return Ok(());
+        }
+        let flag = format!("--cgroup-parent {:?}", self.to_string());
+        if !run.join("systemd/system").is_dir() {
+            return Err(format!(
+                "{flag}: a systemd slice needs systemd as the init (pid 1) to make each RUN step's scope unit, \
+                 and this host does not run systemd ({} is not a directory); give a cgroupfs path (e.g. build/ci)",
+                run.join("systemd/system").display()
+            ));
+        }
+        let socket = run.join("dbus/system_bus_socket");
+        if !bus_address_set && !socket.exists() {
+            return Err(format!(
+                "{flag}: a systemd slice needs systemd's D-Bus system bus (the runtime starts each RUN step's \
+                 scope unit through it), and {} does not exist",
+                socket.display()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `SLICE:PREFIX:` as BuildKit tells it from a path (`.slice` in it, `:` last) and as runc's
+/// systemd driver reads the slice (`a-b.slice` is a.slice/a-b.slice, no empty `-` parts).
+fn parse_systemd(s: &str) -> Result<CgroupParent, String> {
+    let form = "expected a cgroupfs path or systemd's SLICE:PREFIX: (e.g. system.slice:slipway:; \
+                each RUN step's container id is added as the unit's name)";
+    let [slice, prefix, name] = s.split(':').collect::<Vec<_>>()[..] else {
+        return Err(form.to_string());
+    };
+    if !name.is_empty() {
+        return Err(format!("{form}; {name:?} after the second ':' would name every step's unit alike"));
+    }
+    let unit_chars = |t: &str| t.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    let base = slice.strip_suffix(".slice").unwrap_or_default();
+    if base.is_empty() || !unit_chars(base) || base.split('-').any(str::is_empty) {
         return Err(format!(
-            "{flag}: a systemd slice (NAME.slice:PREFIX:) needs a runtime run with --systemd-cgroup, which slipway \
-             does not do; give a cgroupfs path (e.g. build/ci)"
+            "{form}; invalid slice name {slice:?} (NAME.slice, NAME of letters, digits, '_', '.' \
+             and '-' between non-empty parts)"
         ));
     }
-    let mut parts = Vec::new();
-    for c in s.split('/').filter(|c| !c.is_empty() && *c != ".") {
-        if c == ".." || c.contains(':') || c.chars().any(|ch| ch.is_control()) {
-            return Err(format!("{flag}: invalid cgroup path element {c:?}"));
-        }
-        parts.push(c);
+    if prefix.is_empty() || !unit_chars(prefix) {
+        return Err(format!("{form}; invalid unit prefix {prefix:?} (letters, digits, '_', '.', '-')"));
     }
-    Ok(Some(format!("/{}", parts.join("/"))))
+    Ok(CgroupParent::Systemd { slice: slice.to_string(), prefix: prefix.to_string() })
 }
 
 #[cfg(test)]
@@ -330,12 +420,55 @@ mod tests {
     }
 
     #[test]
-    fn cgroup_parents_are_cgroupfs_paths() {
-        assert_eq!(parse_cgroup_parent("build/ci").unwrap().as_deref(), Some("/build/ci"));
-        assert_eq!(parse_cgroup_parent("/build//ci/").unwrap().as_deref(), Some("/build/ci"));
-        assert_eq!(parse_cgroup_parent("/").unwrap().as_deref(), Some("/"));
-        assert_eq!(parse_cgroup_parent("").unwrap(), None);
-        assert!(parse_cgroup_parent("a/../../b").unwrap_err().contains("invalid cgroup path element \"..\""));
-        assert!(parse_cgroup_parent("system.slice:docker:").unwrap_err().contains("systemd slice"));
+    fn cgroup_parents_are_cgroupfs_paths_or_systemd_slices() {
+        let p = |s: &str| CgroupParent::parse(s).map(|p| p.map(|p| p.to_string()));
+        assert_eq!(p("build/ci").unwrap().as_deref(), Some("/build/ci"));
+        assert_eq!(p("/build//ci/").unwrap().as_deref(), Some("/build/ci"));
+        assert_eq!(p("/").unwrap().as_deref(), Some("/"));
+        assert_eq!(p("").unwrap(), None);
+        assert!(p("a/../../b").unwrap_err().contains("invalid cgroup path element \"..\""));
+        // a slice alone is a cgroupfs path, as BuildKit reads it (no ':' last)
+        assert_eq!(p("ci.slice").unwrap().as_deref(), Some("/ci.slice"));
+        // dockerd's systemd driver passes `system.slice:docker:`; BuildKit adds the id
+        let sd = CgroupParent::parse("system.slice:docker:").unwrap().unwrap();
+        assert_eq!(sd, CgroupParent::Systemd { slice: "system.slice".into(), prefix: "docker".into() });
+        assert_eq!(sd.cgroups_path("slipway-ab12"), "system.slice:docker:slipway-ab12");
+        assert_eq!(sd.to_string(), "system.slice:docker:");
+        assert!(sd.is_systemd());
+        let path = CgroupParent::parse("ci").unwrap().unwrap();
+        assert_eq!(path.cgroups_path("slipway-ab12"), "/ci/slipway-ab12");
+        assert_eq!(p("a-b_c.slice:ci.x:").unwrap().as_deref(), Some("a-b_c.slice:ci.x:"));
+        for (bad, why) in [
+            ("system.slice:docker:name", "would name every step's unit alike"),
+            ("system.slice:docker", "expected a cgroupfs path or systemd's SLICE:PREFIX:"),
+            ("a:b:c:d", "expected a cgroupfs path"),
+            (":docker:", "invalid slice name \"\""),
+            ("system:docker:", "invalid slice name \"system\""),
+            ("a--b.slice:docker:", "invalid slice name"),
+            ("-a.slice:docker:", "invalid slice name"),
+            ("a/b.slice:docker:", "invalid slice name"),
+            ("system.slice::", "invalid unit prefix \"\""),
+            ("system.slice:a+b:", "invalid unit prefix"),
+        ] {
+            let e = p(bad).unwrap_err();
+            assert!(e.starts_with(&format!("--cgroup-parent {bad:?}: ")) && e.contains(why), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_systemd_parent_needs_systemd_and_its_bus() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path();
+        let sd = CgroupParent::parse("ci.slice:slipway:").unwrap().unwrap();
+        let e = sd.check_host_at(run, false).unwrap_err();
+        assert!(e.starts_with("--cgroup-parent \"ci.slice:slipway:\": ") && e.contains("does not run systemd"), "{e}");
+        // a cgroupfs path needs neither
+        assert!(CgroupParent::parse("ci").unwrap().unwrap().check_host_at(run, false).is_ok());
+        std::fs::create_dir_all(run.join("systemd/system")).unwrap();
+        assert!(sd.check_host_at(run, false).unwrap_err().contains("D-Bus system bus"));
+        assert!(sd.check_host_at(run, true).is_ok(), "DBUS_SYSTEM_BUS_ADDRESS names the bus");
+        std::fs::create_dir_all(run.join("dbus")).unwrap();
+        std::fs::write(run.join("dbus/system_bus_socket"), "").unwrap();
+        assert!(sd.check_host_at(run, false).is_ok());
     }
 }

@@ -1,7 +1,9 @@
 //! The one place that invokes an OCI runtime binary (skiff, runc, ...) through its CLI:
 //! `run` a prepared bundle under a private `--root`, `delete -f` it when the run left it (the
 //! runtime died, or the step was stopped) and remove the container's cgroup, `/slipway/<id>`
-//! (or `<--cgroup-parent>/<id>`). Knows nothing of Dockerfiles.
+//! (or `<--cgroup-parent>/<id>`). With a systemd `--cgroup-parent` every command gets the
+//! runtime's `--systemd-cgroup` and the runtime's delete stops the step's scope unit.
+//! Knows nothing of Dockerfiles.
 
 use std::fs;
 use std::io::{self, BufRead, Write};
@@ -9,6 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use crate::resources::CgroupParent;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -26,9 +30,9 @@ pub struct Runtime {
     /// Set when the build stops for another reason than a signal (a step of a stage that runs
     /// at the same time failed): a running container is deleted as on an interrupt.
     pub cancel: Arc<AtomicBool>,
-    /// `build --cgroup-parent`, cleaned (`/a/b`): the containers' cgroups go under it rather
-    /// than under `/slipway`.
-    pub cgroup_parent: Option<String>,
+    /// `build --cgroup-parent`: the containers' cgroups go under it rather than under
+    /// `/slipway` (a systemd slice: as scope units, the runtime run with `--systemd-cgroup`).
+    pub cgroup_parent: Option<CgroupParent>,
 }
 
 impl Runtime {
@@ -39,12 +43,24 @@ impl Runtime {
     /// The cgroupsPath given to container `id`: `/slipway/<id>`, or `<parent>/<id>` with
     /// `--cgroup-parent` (as docker puts a container under `--cgroup-parent`; BuildKit adds a
     /// `buildkit/` level between, which here would be left behind in a parent that is the
-    /// user's).
+    /// user's), or `SLICE:PREFIX:<id>` with a systemd parent (as BuildKit appends the id).
     pub fn cgroups_path(&self, id: &str) -> String {
-        match self.cgroup_parent.as_deref() {
-            Some(p) => format!("{}/{id}", p.trim_end_matches('/')),
+        match &self.cgroup_parent {
+            Some(p) => p.cgroups_path(id),
             None => format!("/slipway/{id}"),
         }
+    }
+
+    /// Whether the runtime runs with its systemd cgroup driver.
+    pub fn systemd_cgroup(&self) -> bool {
+        self.cgroup_parent.as_ref().is_some_and(CgroupParent::is_systemd)
+    }
+
+    /// `BIN --root STATE [--systemd-cgroup]`: the global flags every command gets (runc reads
+    /// `--systemd-cgroup` at create and run, and it is harmless elsewhere, as containerd's shim
+    /// gives it to all).
+    fn command(&self) -> Command {
+        runtime_command(&self.bin, &self.state_root, self.systemd_cgroup())
     }
 
     fn stopping(&self) -> bool {
@@ -91,8 +107,8 @@ impl Runtime {
     /// `Interrupted`.
     pub fn run(&self, bundle: &Path, id: &str, out: Output) -> Result<Outcome, RunError> {
         let _ = fs::create_dir_all(&self.state_root);
-        let mut cmd = Command::new(&self.bin);
-        cmd.arg("--root").arg(&self.state_root).arg("run").arg("--bundle").arg(bundle).arg(id).stdin(Stdio::null());
+        let mut cmd = self.command();
+        cmd.arg("run").arg("--bundle").arg(bundle).arg(id).stdin(Stdio::null());
         let out_file = bundle.join("output");
         let spawn_err = |err| RunError::Spawn { bin: self.bin.clone(), err };
         let mut reader = None;
@@ -152,9 +168,8 @@ impl Runtime {
     /// container when it ends, or at once on an interrupt or cancel.
     fn wait(&self, mut cmd: Command, id: &str) -> Result<std::process::ExitStatus, RunError> {
         let delete = || {
-            let _ = Command::new(&self.bin)
-                .arg("--root")
-                .arg(&self.state_root)
+            let _ = self
+                .command()
                 .args(["delete", "-f", id])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -167,7 +182,7 @@ impl Runtime {
             Ok(c) => c,
             Err(err) => {
                 delete();
-                remove_cgroups(&self.cgroups_path(id));
+                self.remove_cgroups(id);
                 return Err(RunError::Spawn { bin: self.bin.clone(), err });
             }
         };
@@ -204,7 +219,7 @@ impl Runtime {
         if killed || status.is_err() || self.state_root.join(id).exists() {
             delete();
         }
-        remove_cgroups(&self.cgroups_path(id));
+        self.remove_cgroups(id);
         let status = status.map_err(|err| RunError::Spawn { bin: self.bin.clone(), err })?;
         if killed || self.stopping() {
             return Err(RunError::Interrupted);
@@ -222,6 +237,10 @@ pub struct Owner {
     /// The container's cgroupsPath (recorded since `--cgroup-parent`; before, `/slipway/<id>`).
     #[serde(default)]
     pub cgroups_path: Option<String>,
+    /// The runtime ran with `--systemd-cgroup` (a systemd `--cgroup-parent`): its delete gets it
+    /// too, and the cgroup is the unit's, which the delete stops.
+    #[serde(default)]
+    pub systemd_cgroup: bool,
 }
 
 pub const OWNER_FILE: &str = "slipway-runtime.json";
@@ -234,6 +253,7 @@ impl Runtime {
             state_root: self.state_root.clone(),
             id: id.to_string(),
             cgroups_path: Some(self.cgroups_path(id)),
+            systemd_cgroup: self.systemd_cgroup(),
         };
         fs::write(bundle.join(OWNER_FILE), serde_json::to_vec(&o).unwrap_or_default())
     }
@@ -249,15 +269,35 @@ pub fn reap(dirs: &[PathBuf]) {
         let Ok(o) = serde_json::from_slice::<Owner>(&data) else {
             continue;
         };
-        let _ = Command::new(&o.bin)
-            .arg("--root")
-            .arg(&o.state_root)
+        let _ = runtime_command(&o.bin, &o.state_root, o.systemd_cgroup)
             .args(["delete", "-f", &o.id])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        remove_cgroups(&o.cgroups_path.unwrap_or_else(|| format!("/slipway/{}", o.id)));
+        if !o.systemd_cgroup {
+            remove_cgroups(&o.cgroups_path.unwrap_or_else(|| format!("/slipway/{}", o.id)));
+        }
+    }
+}
+
+fn runtime_command(bin: &Path, state_root: &Path, systemd_cgroup: bool) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--root").arg(state_root);
+    if systemd_cgroup {
+        cmd.arg("--systemd-cgroup");
+    }
+    cmd
+}
+
+impl Runtime {
+    /// Removes container `id`'s cgroupfs cgroups when the run and delete left them. A scope
+    /// unit's cgroup is systemd's: the runtime's delete stopped the unit (and systemd stops a
+    /// scope whose processes are gone), so there is nothing of it to remove by hand.
+    fn remove_cgroups(&self, id: &str) {
+        if !self.systemd_cgroup() {
+            remove_cgroups(&self.cgroups_path(id));
+        }
     }
 }
 

@@ -246,9 +246,9 @@ pub struct RunExtras {
     /// `--build-arg BUILDKIT_SANDBOX_HOSTNAME=NAME`: the steps' hostname (BuildKit's frontend
     /// option; `buildkitsandbox` when unset).
     pub hostname: Option<String>,
-    /// `--cgroup-parent`, cleaned (`/a/b`): the steps' cgroups go under it (the runner names
-    /// them); in the key, as BuildKit's exec op carries `cgroupParent`.
-    pub cgroup_parent: Option<String>,
+    /// `--cgroup-parent`: a cgroupfs path or a systemd slice the steps' cgroups go under (the
+    /// runner names them); in the key, as BuildKit's exec op carries `cgroupParent`.
+    pub cgroup_parent: Option<crate::resources::CgroupParent>,
     /// `--resource` and docker build's `--memory`, `--cpu-shares`...: `linux.resources`; not in
     /// the key.
     pub resources: crate::resources::Resources,
@@ -401,7 +401,7 @@ impl RunExtras {
             t.push_str(&format!(" hostname={h:?}"));
         }
         if let Some(p) = &self.cgroup_parent {
-            t.push_str(&format!(" cgroup-parent={p:?}"));
+            t.push_str(&format!(" cgroup-parent={:?}", p.to_string()));
         }
         t
     }
@@ -451,6 +451,7 @@ impl RunExtras {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::resources::CgroupParent;
 
     #[test]
     fn run_extras_parse_as_docker_and_apply_as_buildkit() {
@@ -503,8 +504,10 @@ mod tests {
         assert!(named.key_text().contains("hostname=\"box\""), "{}", named.key_text());
         // the cgroup parent is in the key (BuildKit's exec op carries it); the resource limits
         // are not (they are in the op's metadata there), so limits alone keep the keys
-        let parent = RunExtras { cgroup_parent: Some("/ci".into()), ..RunExtras::default() };
+        let parent = RunExtras { cgroup_parent: CgroupParent::parse("ci").unwrap(), ..RunExtras::default() };
         assert!(parent.key_text().contains("cgroup-parent=\"/ci\""), "{}", parent.key_text());
+        let sd = RunExtras { cgroup_parent: CgroupParent::parse("ci.slice:b:").unwrap(), ..RunExtras::default() };
+        assert!(sd.key_text().contains("cgroup-parent=\"ci.slice:b:\""), "{}", sd.key_text());
         let mut limited = RunExtras::default();
         limited.resources.memory = Some(64 << 20);
         assert_eq!(limited.key_text(), "");

@@ -748,11 +748,57 @@ fn cgroup_parent_and_resource_limits_reach_run_steps() {
         (vec!["--cpuset-cpus", "3-1"], "invalid cpuset range"),
         (vec!["--cpuset-cpus", &many], "requested CPUs are not available"),
         (vec!["--cgroup-parent", "a/../../b"], "invalid cgroup path element"),
-        (vec!["--cgroup-parent", "system.slice:docker:"], "systemd slice"),
+        (vec!["--cgroup-parent", "system.slice:docker:name"], "would name every step's unit alike"),
+        (vec!["--cgroup-parent", "docker:x"], "expected a cgroupfs path or systemd's SLICE:PREFIX:"),
     ] {
         let r = s.build(&ctx, "bad:1", &args);
         assert_ne!(r.code, 0, "{args:?}");
         assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
     }
     assert_ne!(s.run(&["inspect", "bad:1"]).code, 0, "a refused build named an image");
+}
+
+/// A systemd `--cgroup-parent SLICE:PREFIX:` (BuildKit's form, what dockerd's systemd driver
+/// passes) needs systemd as pid 1: without it the build is refused before any step runs, naming
+/// the flag and why, with nothing made (no image, no bundle, no cgroup, the store as it was).
+/// Where pid 1 is systemd, systemd.rs runs steps as scopes of such a slice (`make test-systemd`).
+#[test]
+fn a_systemd_cgroup_parent_is_refused_where_pid_1_is_not_systemd() {
+    if std::path::Path::new("/run/systemd/system").is_dir() {
+        return integration::skip("pid 1 is systemd here: systemd.rs runs the systemd --cgroup-parent");
+    }
+    let s = Slipway::new();
+    s.base("base:1");
+    let u = integration::unique_name("sdcgp").replace('-', "_");
+    let slice = format!("skiffit_{u}.slice");
+    let parent = format!("{slice}:slipway:");
+    let ctx = s.context("sd", &[("Dockerfile", "FROM base:1\nRUN echo ran-the-step > /ran\n")]);
+    let before = integration::slipway::store_listing(&s.root());
+    let tmp = |root: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(root.join("tmp"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let tmp_before = tmp(&s.root());
+    let r = s.build(&ctx, "sd:1", &["--cgroup-parent", &parent, "--progress", "plain"]);
+    assert_ne!(r.code, 0, "stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!("--cgroup-parent {parent:?}: a systemd slice needs systemd as the init (pid 1)"))
+            && r.stderr.contains("does not run systemd"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stdout.contains("ran-the-step") && !r.stdout.contains("RUN echo"), "a step ran: {}", r.stdout);
+    assert_ne!(s.run(&["inspect", "sd:1"]).code, 0, "a refused build named an image");
+    assert_eq!(integration::slipway::store_listing(&s.root()), before, "the store changed");
+    assert_eq!(tmp(&s.root()), tmp_before, "a bundle or state was left");
+    // neither a cgroupfs directory of the slice's name nor one of the step's cgroupsPath
+    for name in [slice.as_str(), parent.as_str()] {
+        assert!(integration::host::cgroup_dirs_of(name).is_empty(), "{name} made on cgroupfs");
+    }
 }
