@@ -15,7 +15,9 @@
 # resources, update, pause_ps and events tests run on the systemd cgroup driver (systemd.rs checks
 # the units from outside, and containerd with SystemdCgroup). SD_DRIVER=cgroupfs runs them on the
 # cgroupfs driver of the same host. slipway goes into the guest too (containerd's image is
-# built with it). The rootless tests run there too, as users they make (uidmap is in the guest):
+# built with it; systemd.rs builds with `slipway build --cgroup-parent SLICE:PREFIX:`, its RUN
+# steps scope units through skiff and the guest's runc). The rootless tests run there too, as
+# users they make (uidmap is in the guest):
 # rootless.rs's delegated_cgroup_v2_subtree_gets_limits starts the user's user@UID.service
 # (Delegate=yes) and runs skiff in a scope of it (`systemd-run --user --scope`), as a login would.
 #

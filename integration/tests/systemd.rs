@@ -513,3 +513,65 @@ fn containerd_cri_with_systemd_cgroup_true_runs_pods_in_scopes() {
     });
     assert!(c.runtime_state(&pod).is_none(), "the runtime still has the sandbox {pod}");
 }
+
+/// `slipway build --cgroup-parent SLICE:PREFIX:` (BuildKit's systemd form; dockerd's systemd
+/// driver passes `system.slice:docker:`): slipway runs the runtime with `--systemd-cgroup` and
+/// each RUN step gets the cgroupsPath `SLICE:PREFIX:<container>`, so the step is the scope unit
+/// `PREFIX-<container>.scope` in that slice (its /proc/self/cgroup, written while it ran, shows
+/// both, and the limit it reads is `-m`'s), and the unit and its cgroup are gone once the step
+/// ends. Through skiff and, where it is installed (the VM has Debian's), runc.
+#[test]
+fn slipway_runs_steps_as_scopes_of_a_systemd_cgroup_parent() {
+    use integration::slipway::Slipway;
+    if !have_systemd() {
+        return;
+    }
+    let mut runtimes: Vec<PathBuf> = Vec::new();
+    for r in [
+        integration::runtime_path(),
+        integration::workspace_dir().join("target/release/skiff"),
+        PathBuf::from("/usr/sbin/runc"),
+    ] {
+        if r.is_file() && !runtimes.contains(&r) {
+            runtimes.push(r);
+        }
+    }
+    let s = Slipway::new();
+    s.base("base:1");
+    // the limit where the step sees it: skiff mounts its own cgroup at /sys/fs/cgroup; runc
+    // (no cgroup namespace) the v2 hierarchy's root, where the step's is at its own path; v1
+    let df = "FROM base:1\n\
+              RUN cat /proc/self/cgroup > /cgroup && p=$(sed -n 's/^0:://p' /proc/self/cgroup) && \
+                  (cat /sys/fs/cgroup/memory.max || cat /sys/fs/cgroup$p/memory.max || \
+                   cat /sys/fs/cgroup/memory/memory.limit_in_bytes) 2>/dev/null > /limit\n";
+    let ctx = s.context("sd", &[("Dockerfile", df)]);
+    for (n, rt) in runtimes.iter().enumerate() {
+        let u = integration::unique_name("slw").replace('-', "_");
+        let slice = format!("skiffsd-{u}.slice");
+        let _slice = SliceGuard(slice.clone());
+        let parent = format!("{slice}:slipwayit:");
+        let tag = format!("sd:{n}");
+        let rt = rt.to_string_lossy();
+        let args = ["build", "-t", &tag, "--runtime", &rt, "--network", "none", "--no-cache"];
+        let ctx = ctx.to_string_lossy();
+        let r = s.run(&[&args[..], &["--cgroup-parent", &parent, "-m", "64m", &ctx]].concat());
+        assert_eq!(r.code, 0, "{rt}: stdout:\n{}\nstderr:\n{}", r.stdout, r.stderr);
+        let img = s.save(&tag);
+        let f = |p: &str| img.find(p).map(|e| String::from_utf8_lossy(&e.data).into_owned()).unwrap_or_default();
+        let cgroup = f("cgroup");
+        // systemd's own tree: the v2 line, or name=systemd's on v1 (hybrid keeps it on cgroup2,
+        // also as its 0:: line)
+        let path = cgroup
+            .lines()
+            .find_map(|l| l.strip_prefix("0::").or_else(|| l.split_once(":name=systemd:").map(|(_, p)| p)))
+            .unwrap_or_else(|| panic!("{rt}: no systemd cgroup in {cgroup}"));
+        let want_dir = format!("/skiffsd.slice/{slice}/slipwayit-slipway-");
+        assert!(path.starts_with(&want_dir) && path.ends_with(".scope"), "{rt}: {path} (all: {cgroup})");
+        let unit = path.rsplit('/').next().unwrap_or_default().to_string();
+        assert_eq!(f("limit").trim(), "67108864", "{rt}: the step's memory limit");
+        // the unit went with the step, and its cgroup; the slice stays until the guard
+        wait_until(&format!("{unit} to be gone"), || (unit_property(&unit, "LoadState") == "not-found").then_some(()));
+        assert!(cg_dirs_left(path).is_empty(), "{rt}: {path} left: {:?}", cg_dirs_left(path));
+        assert_eq!(unit_property(&slice, "LoadState"), "loaded", "{rt}: the slice the step was in");
+    }
+}
