@@ -72,6 +72,37 @@ pub(crate) fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
         .new_agent()
 }
 
+/// Why [`run`] did not send a request.
+pub(crate) enum SendError {
+    /// The body's file could not be read.
+    Io { path: PathBuf, err: std::io::Error },
+    /// The request could not be built.
+    Request(String),
+}
+
+/// Sends one request with `body` (a file's range streamed from disk, with its length): the
+/// answer, or ureq's transport error.
+pub(crate) fn run(
+    agent: &ureq::Agent,
+    b: http::request::Builder,
+    body: &Body,
+) -> Result<Result<Resp, ureq::Error>, SendError> {
+    let bad = |e: http::Error| SendError::Request(e.to_string());
+    Ok(match body {
+        Body::Empty => agent.run(b.body(()).map_err(bad)?),
+        Body::Bytes(d) => agent.run(b.header("Content-Length", d.len().to_string()).body(*d).map_err(bad)?),
+        Body::File { path, offset, len } => {
+            let io = |err| SendError::Io { path: path.to_path_buf(), err };
+            let mut f = std::fs::File::open(path).map_err(io)?;
+            f.seek(SeekFrom::Start(*offset)).map_err(io)?;
+            let mut r = std::io::BufReader::with_capacity(1 << 20, f).take(*len);
+            agent.run(
+                b.header("Content-Length", len.to_string()).body(ureq::SendBody::from_reader(&mut r)).map_err(bad)?,
+            )
+        }
+    })
+}
+
 /// The rustls error inside a transport error (ureq passes handshake failures up as I/O
 /// errors wrapping it).
 fn rustls_error(e: &ureq::Error) -> Option<&rustls::Error> {
@@ -94,7 +125,7 @@ fn is_cert_error(e: &ureq::Error) -> bool {
     )
 }
 
-fn describe(e: &ureq::Error) -> String {
+pub(crate) fn describe(e: &ureq::Error) -> String {
     if let Some(r) = rustls_error(e) {
         return format!("TLS: {r}");
     }
@@ -325,28 +356,10 @@ impl Client {
                 b = b.header("Authorization", a.as_str());
             }
             let tr = |why: String| RegistryError::Transport { registry: self.registry.clone(), op: op.into(), why };
-            let res = match body {
-                Body::Empty => {
-                    let req = b.body(()).map_err(|e| tr(e.to_string()))?;
-                    self.agent.run(req)
-                }
-                Body::Bytes(d) => {
-                    let req =
-                        b.header("Content-Length", d.len().to_string()).body(*d).map_err(|e| tr(e.to_string()))?;
-                    self.agent.run(req)
-                }
-                Body::File { path, offset, len } => {
-                    let mut f =
-                        std::fs::File::open(path).map_err(|err| RegistryError::Io { path: path.to_path_buf(), err })?;
-                    f.seek(SeekFrom::Start(*offset))
-                        .map_err(|err| RegistryError::Io { path: path.to_path_buf(), err })?;
-                    let mut r = std::io::BufReader::with_capacity(1 << 20, f).take(*len);
-                    let req = b
-                        .header("Content-Length", len.to_string())
-                        .body(ureq::SendBody::from_reader(&mut r))
-                        .map_err(|e| tr(e.to_string()))?;
-                    self.agent.run(req)
-                }
+            let res = match run(&self.agent, b, body) {
+                Err(SendError::Io { path, err }) => return Err(RegistryError::Io { path, err }),
+                Err(SendError::Request(e)) => return Err(tr(e)),
+                Ok(r) => r,
             };
             let mut res = res.map_err(|e| tr(describe(&e)))?;
             if res.status().as_u16() == 401 && attempt == 0 {
