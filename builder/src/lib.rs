@@ -21,6 +21,7 @@ pub mod estargz;
 pub mod exec;
 pub mod failpoint;
 pub mod fetch;
+pub mod gha;
 pub mod glob;
 pub mod gobool;
 pub mod images;

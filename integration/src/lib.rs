@@ -11,6 +11,7 @@ pub mod docker_cli;
 pub mod engines;
 pub mod entra;
 pub mod estargz;
+pub mod gha;
 pub mod host;
 pub mod registry;
 pub mod rootless;

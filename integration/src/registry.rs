@@ -302,7 +302,7 @@ fn unb64(s: &str) -> Vec<u8> {
     out
 }
 
-fn pct_decode(s: &str) -> String {
+pub fn pct_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;

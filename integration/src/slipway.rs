@@ -38,6 +38,26 @@ pub fn fixtures() -> PathBuf {
     crate::workspace_dir().join("spec-fixtures/dockerfiles")
 }
 
+/// `slipway --root ROOT build --runtime RT ARGS CTX` with none of the caller's variables whose
+/// names start with `scrub` (a cloud's credentials and endpoints), and `env` set.
+pub fn build_scrubbed(root: &Path, ctx: &Path, args: &[&str], scrub: &str, env: &[(&str, &str)]) -> Run {
+    let mut c = Command::new(bin());
+    c.arg("--root").arg(root).args(["build", "--runtime", &runtime()]).args(args).arg(ctx);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with(scrub)) {
+        c.env_remove(k);
+    }
+    c.envs(env.iter().copied());
+    Run::from(c.output().expect("run slipway"))
+}
+
+/// What `slipway --root ROOT inspect NAME` prints (the image's ID and config); panics unless it
+/// succeeds.
+pub fn inspect(root: &Path, name: &str) -> String {
+    let o = Command::new(bin()).arg("--root").arg(root).args(["inspect", name]).output().expect("inspect");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 /// A private store and scratch space, removed on drop (even when the test fails).
 pub struct Slipway {
     pub dir: tempfile::TempDir,

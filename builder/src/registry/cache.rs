@@ -27,6 +27,7 @@
 
 use super::blob;
 use super::cache_azblob::{self, AzblobSpec};
+use super::cache_gha::{self, GhaSpec};
 use super::cache_s3::{self, S3Spec};
 use super::client::{Client, Options};
 use super::error::RegistryError;
@@ -59,6 +60,9 @@ pub enum Spec {
     /// `type=azblob`: blobs of an Azure Blob Storage container, as BuildKit lays them out
     /// (`cache_azblob.rs`).
     Azblob(Box<AzblobSpec>),
+    /// `type=gha`: entries of GitHub Actions' cache service, as BuildKit keys them
+    /// (`cache_gha.rs`).
+    Gha(Box<GhaSpec>),
 }
 
 /// The image config key of an inline cache: a [`CacheConfig`] of the result's chain (as
@@ -74,6 +78,7 @@ impl std::fmt::Display for Spec {
             Spec::Inline => write!(f, "inline"),
             Spec::S3(s) => write!(f, "{s}"),
             Spec::Azblob(s) => write!(f, "{s}"),
+            Spec::Gha(s) => write!(f, "{s}"),
         }
     }
 }
@@ -172,13 +177,14 @@ fn entries(s: &str, flag: &str) -> Result<Vec<(String, Attrs)>, String> {
 }
 
 /// A `--cache-to/--cache-from` value for messages: the values of the secret attributes
-/// (`secret_access_key`, `session_token`) replaced by `***` and the query of `account_url` (an
-/// SAS token) left out, so no error or log shows a key.
+/// (`secret_access_key`, `session_token`, gha's `token` and `ghtoken`) replaced by `***` and the
+/// query of `account_url` (an SAS token) left out, so no error or log shows a key.
 pub fn redact(s: &str) -> String {
     s.split(',')
         .map(|kv| match kv.split_once('=') {
             Some((k, _))
-                if ["secret_access_key", "session_token"].contains(&k.trim().to_ascii_lowercase().as_str()) =>
+                if ["secret_access_key", "session_token", "token", "ghtoken"]
+                    .contains(&k.trim().to_ascii_lowercase().as_str()) =>
             {
                 format!("{k}=***")
             }
@@ -199,9 +205,9 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
     let mut out = Vec::new();
     for (kind, attrs) in entries(s, flag)? {
         let bad = |m: String| format!("{flag} {:?}: {m}", redact(s));
-        // the type first: an unknown type's attributes are not the question (gha, azblob)
-        if !["registry", "local", "inline", "s3", "azblob"].contains(&kind.as_str()) {
-            return Err(bad(format!("type={kind}: expected registry, local, inline, s3 or azblob")));
+        // the type first: an unknown type's attributes are not the question
+        if !["registry", "local", "inline", "s3", "azblob", "gha"].contains(&kind.as_str()) {
+            return Err(bad(format!("type={kind}: expected registry, local, inline, s3, azblob or gha")));
         }
         if kind == "inline" {
             // BuildKit's inline exporter takes no attribute (inline.go)
@@ -227,15 +233,16 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
             reset: false,
         };
         let (mut reference, mut dir, mut image_manifest) = (None, None, None);
-        let (mut s3, mut az) = (Vec::new(), Vec::new());
+        let (mut s3, mut az, mut gha) = (Vec::new(), Vec::new(), Vec::new());
         for (k, v) in &attrs {
             match (kind.as_str(), k.as_str()) {
                 ("s3", k) if cache_s3::ATTRS.contains(&k) => s3.push((k.to_string(), v.clone())),
                 ("azblob", k) if cache_azblob::ATTRS.contains(&k) => az.push((k.to_string(), v.clone())),
-                // BuildKit's s3 and azblob exporters read neither (their blobs are the build's,
-                // their manifest object the cache config itself): refused rather than ignored
+                ("gha", k) if cache_gha::ATTRS.contains(&k) => gha.push((k.to_string(), v.clone())),
+                // BuildKit's s3, azblob and gha exporters read neither (their blobs are the
+                // build's, their manifest object the cache config itself): refused, not ignored
                 (
-                    "s3" | "azblob",
+                    "s3" | "azblob" | "gha",
                     "image-manifest" | "oci-mediatypes" | "compression" | "compression-level" | "force-compression",
                 ) => {
                     return Err(bad(format!(
@@ -290,7 +297,8 @@ pub fn parse_export(s: &str) -> Result<Vec<Export>, String> {
             ("local", _, _) => return Err(bad("type=local needs dest=DIR".into())),
             ("s3", _, _) => Spec::S3(Box::new(s3_spec(&s3).map_err(bad)?)),
             ("azblob", _, _) => Spec::Azblob(Box::new(azblob_spec(&az).map_err(bad)?)),
-            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local, inline, s3 or azblob"))),
+            ("gha", _, _) => Spec::Gha(Box::new(gha_spec(&gha).map_err(bad)?)),
+            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local, inline, s3, azblob or gha"))),
         };
         out.push(e);
     }
@@ -307,6 +315,15 @@ fn azblob_spec(attrs: &[(String, String)]) -> Result<AzblobSpec, String> {
     cache_azblob::parse(attrs, &crate::s3::credentials::process_env).map_err(|m| format!("type=azblob: {m}"))
 }
 
+/// `type=gha`'s attributes completed from this process's environment as buildx does
+/// (`ACTIONS_RUNTIME_TOKEN`, `ACTIONS_CACHE_URL`, `ACTIONS_RESULTS_URL`,
+/// `ACTIONS_CACHE_SERVICE_V2`), the token read at the current time.
+fn gha_spec(attrs: &[(String, String)]) -> Result<GhaSpec, String> {
+    let now =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    cache_gha::parse(attrs, &crate::s3::credentials::process_env, now).map_err(|m| format!("type=gha: {m}"))
+}
+
 /// Whether one of the `--cache-to` values asks for `type=inline` (values already checked).
 pub fn wants_inline(cache_to: &[String]) -> bool {
     cache_to.iter().any(|s| parse_export(s).is_ok_and(|v| v.iter().any(|e| e.to == Spec::Inline)))
@@ -319,16 +336,17 @@ pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
     let mut out = Vec::new();
     for (kind, attrs) in entries(s, flag)? {
         let bad = |m: String| format!("{flag} {:?}: {m}", redact(s));
-        if !["registry", "local", "s3", "azblob"].contains(&kind.as_str()) {
-            return Err(bad(format!("type={kind}: expected registry, local, s3 or azblob")));
+        if !["registry", "local", "s3", "azblob", "gha"].contains(&kind.as_str()) {
+            return Err(bad(format!("type={kind}: expected registry, local, s3, azblob or gha")));
         }
         let mut i = Import { from: Spec::Local(PathBuf::new()), insecure: false, tag: "latest".into(), digest: None };
         let (mut reference, mut dir) = (None, None);
-        let (mut s3, mut az) = (Vec::new(), Vec::new());
+        let (mut s3, mut az, mut gha) = (Vec::new(), Vec::new(), Vec::new());
         for (k, v) in &attrs {
             match (kind.as_str(), k.as_str()) {
                 ("s3", k) if cache_s3::ATTRS.contains(&k) => s3.push((k.to_string(), v.clone())),
                 ("azblob", k) if cache_azblob::ATTRS.contains(&k) => az.push((k.to_string(), v.clone())),
+                ("gha", k) if cache_gha::ATTRS.contains(&k) => gha.push((k.to_string(), v.clone())),
                 ("registry", "ref") => reference = Some(v.clone()),
                 ("registry", "registry.insecure") => {
                     i.insecure = crate::gobool::parse(v)
@@ -353,7 +371,8 @@ pub fn parse_import(s: &str) -> Result<Vec<Import>, String> {
             ("local", _, _) => return Err(bad("type=local needs src=DIR".into())),
             ("s3", _, _) => Spec::S3(Box::new(s3_spec(&s3).map_err(bad)?)),
             ("azblob", _, _) => Spec::Azblob(Box::new(azblob_spec(&az).map_err(bad)?)),
-            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local, s3 or azblob"))),
+            ("gha", _, _) => Spec::Gha(Box::new(gha_spec(&gha).map_err(bad)?)),
+            (t, _, _) => return Err(bad(format!("type={t}: expected registry, local, s3, azblob or gha"))),
         };
         out.push(i);
     }
@@ -387,6 +406,26 @@ pub struct CacheConfig {
     /// has only the result's config.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub configs: BTreeMap<String, String>,
+}
+
+impl CacheConfig {
+    /// Adds the steps, mounts and configs of `other` this one lacks (BuildKit's importers of
+    /// several names or scopes combine them, the first one's first).
+    pub fn merge(&mut self, other: CacheConfig) {
+        for step in other.steps {
+            if !self.steps.iter().any(|x| x.key == step.key) {
+                self.steps.push(step);
+            }
+        }
+        for mount in other.mounts {
+            if !self.mounts.iter().any(|x| x.id == mount.id && x.base == mount.base) {
+                self.mounts.push(mount);
+            }
+        }
+        for (k, v) in other.configs {
+            self.configs.entry(k).or_insert(v);
+        }
+    }
 }
 
 /// Writes the content of a cache mount's data dir into the store as a gzip tar blob: entries
@@ -612,6 +651,11 @@ pub fn export(
             log(&format!("exported {steps} cache steps to {s}"));
             Ok((image::digest_of(&config), steps))
         }
+        Spec::Gha(s) => {
+            cache_gha::export(store, s, &blobs[1..], &config, log)?;
+            log(&format!("exported {steps} cache steps to {s}"));
+            Ok((image::digest_of(&config), steps))
+        }
         Spec::Local(dir) => {
             let bd = dir.join("blobs/sha256");
             std::fs::create_dir_all(&bd).map_err(|err| RegistryError::Io { path: bd.clone(), err })?;
@@ -799,10 +843,8 @@ pub struct Imported {
     /// An inline cache's step configs (text by digest).
     configs: BTreeMap<String, String>,
     client: Option<Client>,
-    /// `type=s3`: the bucket's client.
-    s3: Option<crate::s3::Bucket>,
-    /// `type=azblob`: the container's client.
-    azblob: Option<crate::azblob::Container>,
+    /// `type=s3`, `azblob`, `gha`: the bucket's, the container's, the service's client.
+    objects: Option<Box<dyn objects::Objects + Send>>,
 }
 
 /// The cache config's descriptor in a cache's top manifest: an image manifest's config, or
@@ -824,16 +866,21 @@ fn config_of(bytes: &[u8]) -> Result<Descriptor, String> {
 
 /// Reads the cache artifact at `from` (its manifest and config; blobs come when a step hits).
 pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> {
-    let (mut s3, mut azblob) = (None, None);
+    let mut objects: Option<Box<dyn objects::Objects + Send>> = None;
     let (config, client) = match &from.from {
         Spec::S3(s) => {
             let (bytes, b) = cache_s3::import(s)?;
-            s3 = Some(b);
+            objects = Some(Box::new(b));
             (bytes, None)
         }
         Spec::Azblob(s) => {
             let (bytes, c) = cache_azblob::import(s, &|_| {})?;
-            azblob = Some(c);
+            objects = Some(Box::new(c));
+            (bytes, None)
+        }
+        Spec::Gha(s) => {
+            let (bytes, c) = cache_gha::import(s)?;
+            objects = Some(Box::new(c));
             (bytes, None)
         }
         Spec::Inline => {
@@ -914,10 +961,12 @@ pub fn import(opts: &Options, from: &Import) -> Result<Imported, RegistryError> 
         mounts: c.mounts,
         configs: c.configs,
         client,
-        s3,
-        azblob,
+        objects,
     })
 }
+
+/// The key of a digest's blob in an object store cache.
+type BlobKey<'a> = Box<dyn Fn(&str) -> String + Sync + 'a>;
 
 fn local_blob(dir: &Path, digest: &str) -> Result<PathBuf, RegistryError> {
     if !super::reference::valid_digest(digest) {
@@ -930,20 +979,22 @@ fn local_blob(dir: &Path, digest: &str) -> Result<PathBuf, RegistryError> {
 }
 
 impl Imported {
-    fn bucket(&self, s: &S3Spec) -> Result<&crate::s3::Bucket, RegistryError> {
-        self.s3.as_ref().ok_or_else(|| RegistryError::Invalid {
-            registry: format!("s3 bucket {}", s.bucket),
-            what: "cache".into(),
-            why: "no connection".into(),
-        })
-    }
-
-    fn container(&self, s: &AzblobSpec) -> Result<&crate::azblob::Container, RegistryError> {
-        self.azblob.as_ref().ok_or_else(|| RegistryError::Invalid {
-            registry: format!("azure container {}", s.container),
-            what: "cache".into(),
-            why: "no connection".into(),
-        })
+    /// An object store cache's client, and the key of a digest's blob in it.
+    fn objects(&self) -> Result<(&dyn objects::Objects, BlobKey<'_>), RegistryError> {
+        let key: BlobKey<'_> = match &self.from {
+            Spec::S3(s) => Box::new(|d| s.blob_key(d)),
+            Spec::Azblob(s) => Box::new(|d| s.blob_key(d)),
+            Spec::Gha(_) => Box::new(cache_gha::blob_key),
+            _ => Box::new(|d| d.to_string()),
+        };
+        match &self.objects {
+            Some(o) => Ok((o.as_ref(), key)),
+            None => Err(RegistryError::Invalid {
+                registry: self.from.to_string(),
+                what: "cache".into(),
+                why: "no connection".into(),
+            }),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -977,8 +1028,10 @@ impl Imported {
                 }
                 (Spec::Local(dir), _) => copy_in(store, dir, &m.digest)?,
                 (Spec::Inline, _) => continue,
-                (Spec::S3(s), _) => objects::fetch(self.bucket(s)?, &s.blob_key(&d.digest), &d, store)?,
-                (Spec::Azblob(s), _) => objects::fetch(self.container(s)?, &s.blob_key(&d.digest), &d, store)?,
+                (Spec::S3(_) | Spec::Azblob(_) | Spec::Gha(_), _) => {
+                    let (o, key) = self.objects()?;
+                    objects::fetch(o, &key(&d.digest), &d, store)?
+                }
                 (Spec::Registry(r), None) => {
                     return Err(RegistryError::Invalid {
                         registry: r.registry.clone(),
@@ -1039,11 +1092,9 @@ impl Imported {
                 }
             }
             (Spec::Inline, _) => return Ok(None),
-            (Spec::S3(s), _) => {
-                objects::fetch_step(self.bucket(s)?, &|d| s.blob_key(d), &e.config, &blobs[1..], store)?
-            }
-            (Spec::Azblob(s), _) => {
-                objects::fetch_step(self.container(s)?, &|d| s.blob_key(d), &e.config, &blobs[1..], store)?
+            (Spec::S3(_) | Spec::Azblob(_) | Spec::Gha(_), _) => {
+                let (o, key) = self.objects()?;
+                objects::fetch_step(o, &*key, &e.config, &blobs[1..], store)?
             }
             (Spec::Local(dir), _) => {
                 for d in &blobs {
@@ -1125,6 +1176,9 @@ mod tests {
         );
         let e = parse_export("type=azblob,account_url=u,secret_access_key=S3CR3T").unwrap_err();
         assert!(!e.contains("S3CR3T") && e.contains("secret_access_key=***"), "{e}");
+        // gha's runtime token, in a bad value's message too
+        let e = parse_export("type=gha,url=https://u,token=S3CR3T,ghtoken=T0K").unwrap_err();
+        assert!(!e.contains("S3CR3T") && !e.contains("T0K") && e.contains("token=***"), "{e}");
         let e = parse_import("type=s3,bucket=b,region=r,secret_access_key=S3CR3T,bogus").unwrap_err();
         assert!(!e.contains("S3CR3T"), "{e}");
     }
@@ -1163,7 +1217,8 @@ mod tests {
             ("type=local,dest=/x,ref=r", "unknown key \"ref\""),
             ("type=registry,ref=r,tag=t", "unknown key \"tag\""),
             ("type=registry", "ref=REF"),
-            ("type=gha", "type=gha: expected registry, local, inline, s3 or azblob"),
+            ("type=ghx", "type=ghx: expected registry, local, inline, s3, azblob or gha"),
+            ("type=gha,url=https://u", "type=gha: token not set for github actions cache"),
             ("type=azblob,account_url=u", "type=azblob: account_url=u: expected http(s)://HOST"),
             (
                 "type=azblob,account_url=https://a.b,secret_access_key=k,compression=zstd",
@@ -1220,7 +1275,7 @@ mod tests {
         for (bad, want) in [
             ("type=local", "src=DIR"),
             ("type=local,src=/x,cache-mounts=true", "unknown key \"cache-mounts\""),
-            ("type=gha,scope=x", "type=gha: expected registry, local, s3 or azblob"),
+            ("type=gha,scope=x,url=https://u,token=a.b.c,mode=max", "unknown key \"mode\" for type=gha"),
             (
                 "type=azblob,account_url=https://a.b,secret_access_key=k,mode=max",
                 "unknown key \"mode\" for type=azblob",

@@ -232,22 +232,9 @@ pub fn import(s: &AzblobSpec, log: &(dyn Fn(&str) + Sync)) -> Result<(Vec<u8>, C
             what: format!("cache config {}", c.url(&key)),
             why: e.to_string(),
         })?;
-        let Some(m) = merged.as_mut() else {
-            merged = Some(one);
-            continue;
-        };
-        for step in one.steps {
-            if !m.steps.iter().any(|x| x.key == step.key) {
-                m.steps.push(step);
-            }
-        }
-        for mount in one.mounts {
-            if !m.mounts.iter().any(|x| x.id == mount.id && x.base == mount.base) {
-                m.mounts.push(mount);
-            }
-        }
-        for (k, v) in one.configs {
-            m.configs.entry(k).or_insert(v);
+        match merged.as_mut() {
+            None => merged = Some(one),
+            Some(m) => m.merge(one),
         }
     }
     match merged {

@@ -285,10 +285,11 @@ impl super::objects::Objects for Bucket {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn attrs(s: &str) -> Vec<(String, String)> {
+    /// `k=v,k=v` as the attributes of one cache entry (the other cache types' tests use it too).
+    pub fn attrs(s: &str) -> Vec<(String, String)> {
         s.split(',')
             .filter(|kv| !kv.is_empty())
             .map(|kv| {
@@ -298,7 +299,7 @@ mod tests {
             .collect()
     }
 
-    fn no_env(_: &str) -> Option<String> {
+    pub fn no_env(_: &str) -> Option<String> {
         None
     }
 

@@ -39,6 +39,8 @@ pub enum RegistryError {
     S3(#[from] crate::s3::S3Error),
     #[error(transparent)]
     Azblob(#[from] crate::azblob::AzError),
+    #[error(transparent)]
+    Gha(#[from] crate::gha::GhaError),
 }
 
 fn codes_suffix(codes: &[(String, String)]) -> String {

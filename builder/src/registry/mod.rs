@@ -14,6 +14,7 @@ pub mod base;
 pub mod blob;
 pub mod cache;
 pub mod cache_azblob;
+pub mod cache_gha;
 pub mod cache_s3;
 pub mod cli;
 pub mod client;
