@@ -50,7 +50,8 @@ pub struct Azurite {
 }
 
 /// A test CA and a server certificate it signed for 127.0.0.1 (openssl), in a temporary
-/// directory: `ca.crt` is the bundle a client trusts (`SSL_CERT_FILE`).
+/// directory: `ca.crt` is the bundle a client trusts (`SSL_CERT_FILE`); and a self-signed client
+/// certificate with its RSA key (`client.pem`: both, as AZURE_CLIENT_CERTIFICATE_PATH takes them).
 pub struct Tls {
     pub dir: tempfile::TempDir,
 }
@@ -67,7 +68,9 @@ impl Tls {
                  openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null && \
                  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\n' > ext && \
                  openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
-                 -extfile ext -out server.crt 2>/dev/null"
+                 -extfile ext -out server.crt 2>/dev/null && \
+                 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=slipway-client \
+                 -keyout client.key -out client.crt 2>/dev/null && cat client.crt client.key > client.pem"
             ))
             .output()
             .expect("sh");

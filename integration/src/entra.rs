@@ -2,7 +2,9 @@
 //! tests: a short python3 script (standard library only) over https on a free loopback port,
 //! stopped by pid on drop. It answers what azidentity asks:
 //! - `POST /TENANT/oauth2/v2.0/token` (client credentials): the client ID, then the client
-//!   secret or the client assertion (workload identity) and the storage scope are checked;
+//!   secret, the client assertion (workload identity) or MSAL's certificate assertion (PS256,
+//!   `x5t#S256`, `aud` the endpoint; the signature checked with openssl against the test's client
+//!   certificate) and the storage scope are checked;
 //!   a wrong one gets Entra's `invalid_client` with its AADSTS code;
 //! - `GET /msi/token` (App Service's IDENTITY_ENDPOINT): the `X-IDENTITY-HEADER`, api-version
 //!   2019-08-01 and the storage resource are checked.
@@ -26,7 +28,24 @@ pub const IDENTITY_HEADER: &str = "identity-header-7f3c";
 
 const PY: &str = r#"
 import base64, http.server, json, ssl, sys, time, urllib.parse
-port, cert, key, logf, tenant, client_id, secret, assertion, ident = sys.argv[1:10]
+import hashlib, os, subprocess, tempfile
+port, cert, key, logf, tenant, client_id, secret, assertion, ident, client_cert = sys.argv[1:11]
+client_der = ssl.PEM_cert_to_DER_cert(open(client_cert).read())
+client_pub = subprocess.run(["openssl", "x509", "-pubkey", "-noout", "-in", client_cert], capture_output=True, check=True).stdout
+def unb64(s): return base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))
+def cert_assertion_ok(a, endpoint, cid):
+    # MSAL's certificate assertion: PS256, x5t#S256 of the certificate, aud = the token endpoint
+    h, c, sig = a.split(".")
+    hdr, claims = json.loads(unb64(h)), json.loads(unb64(c))
+    if hdr.get("alg") != "PS256" or hdr.get("x5t#S256") != base64.b64encode(hashlib.sha256(client_der).digest()).decode():
+        return "header " + json.dumps(hdr)
+    if claims.get("aud") != endpoint or claims.get("iss") != cid or claims.get("sub") != cid or claims.get("exp", 0) < time.time() or not claims.get("jti"):
+        return "claims " + json.dumps(claims)
+    with tempfile.TemporaryDirectory() as d:
+        open(f"{d}/pub", "wb").write(client_pub); open(f"{d}/data", "w").write(h + "." + c); open(f"{d}/sig", "wb").write(unb64(sig))
+        r = subprocess.run(["openssl", "dgst", "-sha256", "-sigopt", "rsa_padding_mode:pss", "-sigopt", "rsa_pss_saltlen:-2",
+                            "-verify", f"{d}/pub", "-signature", f"{d}/sig", f"{d}/data"], capture_output=True)
+        return None if r.returncode == 0 else "signature " + r.stdout.decode() + r.stderr.decode()
 scope = "https://storage.azure.com/.default"
 def b64(d): return base64.urlsafe_b64encode(json.dumps(d).encode()).rstrip(b"=").decode()
 def jwt(aud):
@@ -54,7 +73,13 @@ class H(http.server.BaseHTTPRequestHandler):
             return bad("unauthorized_client", f"AADSTS700016: Application with identifier '{cid}' was not found in the directory.")
         if form.get("grant_type") != "client_credentials" or form.get("scope") != scope:
             return bad("invalid_request", f"AADSTS90014: grant_type/scope: {form.get('grant_type')} {form.get('scope')}")
-        if "client_assertion" in form:
+        if "client_assertion" in form and json.loads(unb64(form["client_assertion"].split(".")[0])).get("alg") == "PS256":
+            why = cert_assertion_ok(form["client_assertion"], f"https://127.0.0.1:{port}/{tenant}/oauth2/v2.0/token", cid)
+            if why:
+                log(f"POST token cert refused: {why}")
+                return bad("invalid_client", "AADSTS700027: The certificate with identifier used to sign the client assertion is not registered on application.")
+            how = "certificate"
+        elif "client_assertion" in form:
             if form.get("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" or form["client_assertion"] != assertion:
                 return bad("invalid_client", "AADSTS700213: No matching federated identity record found for presented assertion subject.")
             how = "assertion"
@@ -105,6 +130,7 @@ impl Entra {
             .arg(tls.dir.path().join("server.key"))
             .arg(log.path())
             .args([TENANT, CLIENT_ID, SECRET, ASSERTION, IDENTITY_HEADER])
+            .arg(tls.dir.path().join("client.crt"))
             .stdin(Stdio::null())
             .spawn()
             .expect("start python3");

@@ -416,6 +416,25 @@ fn azblob_oauth_tokens_from_entra_id_workload_and_managed_identity() {
     assert!(idp.requests().iter().any(|r| r.starts_with("POST token 200 assertion")), "{:?}", idp.requests());
     outputs.push(o);
 
+    // EnvironmentCredential with a client certificate (PEM: certificate and RSA key): MSAL's
+    // PS256 assertion, its signature checked by the fake against the certificate
+    let pem = tls.dir.path().join("client.pem");
+    let cert = [&sp[..], &[("AZURE_CLIENT_CERTIFICATE_PATH", pem.to_str().unwrap())]].concat();
+    let e = t.dir.path().join("e");
+    let o = build_env(&e, &ctx, &["-t", "o:1", "--cache-from", &spec], &cert).ok();
+    assert!(!o.stdout.contains("RAN-42OAUTH"), "a RUN step ran:\n{}", o.stdout);
+    assert!(idp.requests().iter().any(|r| r.starts_with("POST token 200 certificate")), "{:?}", idp.requests());
+    outputs.push(o);
+    // another key than the certificate's: Entra's AADSTS700027
+    let other = t.dir.path().join("other.pem");
+    let key = std::fs::read_to_string(tls.dir.path().join("server.key")).unwrap();
+    std::fs::write(&other, std::fs::read_to_string(tls.dir.path().join("client.crt")).unwrap() + &key).unwrap();
+    let bad_cert = [&sp[..], &[("AZURE_CLIENT_CERTIFICATE_PATH", other.to_str().unwrap())]].concat();
+    let o = build_env(&e, &ctx, &["-t", "o:1", "--cache-to", &spec], &bad_cert);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("invalid_client: AADSTS700027"), "{}", o.stderr);
+    assert!(!o.stderr.contains("PRIVATE KEY"), "{}", o.stderr);
+
     // ManagedIdentityCredential on App Service (IDENTITY_ENDPOINT + IDENTITY_HEADER), the
     // user-assigned identity named by AZURE_CLIENT_ID
     let mi = [

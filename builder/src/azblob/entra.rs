@@ -37,6 +37,9 @@ const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 pub enum Source {
     /// EnvironmentCredential with `AZURE_CLIENT_SECRET`: Entra's client credentials grant.
     ClientSecret { authority: String, tenant: String, client_id: String, secret: String },
+    /// EnvironmentCredential with `AZURE_CLIENT_CERTIFICATE_PATH`: the client credentials grant
+    /// with an assertion signed by the certificate's RSA key (read when a token is asked).
+    ClientCertificate { authority: String, tenant: String, client_id: String, path: PathBuf, send_chain: bool },
     /// EnvironmentCredential with `AZURE_USERNAME`/`AZURE_PASSWORD`: the password grant.
     UsernamePassword { authority: String, tenant: String, client_id: String, username: String, password: String },
     /// WorkloadIdentityCredential: the client credentials grant with the file's content (a
@@ -70,7 +73,9 @@ impl Source {
     /// azidentity's name for the credential (in messages).
     pub fn name(&self) -> &'static str {
         match self {
-            Source::ClientSecret { .. } | Source::UsernamePassword { .. } => "EnvironmentCredential",
+            Source::ClientSecret { .. } | Source::ClientCertificate { .. } | Source::UsernamePassword { .. } => {
+                "EnvironmentCredential"
+            }
             Source::Workload { .. } => "WorkloadIdentityCredential",
             Source::Managed { .. } => "ManagedIdentityCredential",
             Source::AzureCli => "AzureCLICredential",
@@ -84,6 +89,10 @@ impl Source {
             Source::ClientSecret { tenant, client_id, .. } => {
                 format!("EnvironmentCredential (AZURE_CLIENT_SECRET of client {client_id} in tenant {tenant})")
             }
+            Source::ClientCertificate { tenant, client_id, path, .. } => format!(
+                "EnvironmentCredential (AZURE_CLIENT_CERTIFICATE_PATH {} of client {client_id} in tenant {tenant})",
+                path.display()
+            ),
             Source::UsernamePassword { tenant, client_id, username, .. } => {
                 format!("EnvironmentCredential (AZURE_USERNAME {username}, client {client_id} in tenant {tenant})")
             }
@@ -219,10 +228,21 @@ fn environment(env: Env, tenant: Option<&str>, client_id: Option<&str>) -> Resul
         return Ok(Source::ClientSecret { authority: authority(env)?, tenant, client_id, secret });
     }
     if let Some(path) = env("AZURE_CLIENT_CERTIFICATE_PATH") {
-        // azidentity would authenticate with it and stop there on failure: so must slipway
-        return Ok(Source::Unsupported {
-            name: N,
-            why: format!("AZURE_CLIENT_CERTIFICATE_PATH={path}: client certificate credentials are not implemented by slipway; use AZURE_CLIENT_SECRET, workload identity or a managed identity"),
+        if env("AZURE_CLIENT_CERTIFICATE_PASSWORD").is_some() {
+            // azidentity reads PKCS#12 with a password; slipway reads unencrypted PEM only
+            return Ok(Source::Unsupported {
+                name: N,
+                why: format!("AZURE_CLIENT_CERTIFICATE_PATH={path}: a password-protected (PKCS#12) certificate is not read by slipway; give an unencrypted PEM certificate and RSA key"),
+            });
+        }
+        let send_chain =
+            env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN").is_some_and(|v| v == "1" || v.eq_ignore_ascii_case("true"));
+        return Ok(Source::ClientCertificate {
+            authority: authority(env)?,
+            tenant,
+            client_id,
+            path: PathBuf::from(path),
+            send_chain,
         });
     }
     if let Some(username) = env("AZURE_USERNAME") {
@@ -351,6 +371,21 @@ impl Tokens {
                     ("scope", SCOPE),
                 ],
             ),
+            Source::ClientCertificate { authority, tenant, client_id, path, send_chain } => {
+                let endpoint = format!("{authority}{tenant}/oauth2/v2.0/token");
+                let assertion = certificate_assertion(path, client_id, &endpoint, *send_chain).map_err(Miss::Failed)?;
+                self.entra(
+                    authority,
+                    tenant,
+                    &[
+                        ("grant_type", "client_credentials"),
+                        ("client_id", client_id),
+                        ("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"),
+                        ("client_assertion", &assertion),
+                        ("scope", SCOPE),
+                    ],
+                )
+            }
             Source::UsernamePassword { authority, tenant, client_id, username, password } => self.entra(
                 authority,
                 tenant,
@@ -594,6 +629,63 @@ fn azure_cli() -> Result<Token, Miss> {
     Ok(t)
 }
 
+/// The client assertion MSAL signs with a certificate (accesstokens.Credential.JWT): a JWT whose
+/// header names the certificate by `x5t#S256` (SHA-256 of its DER, standard base64; `x5c` the
+/// chain when `send_chain`), claims `aud` = the token endpoint, `iss` = `sub` = the client ID,
+/// `jti`, `nbf` now, `exp` in 10 minutes; signed PS256 with the RSA key. `path` is PEM holding
+/// the certificate(s) and the unencrypted key (PKCS#8 or PKCS#1), as azidentity's
+/// ParseCertificates reads it.
+fn certificate_assertion(
+    path: &std::path::Path,
+    client_id: &str,
+    endpoint: &str,
+    send_chain: bool,
+) -> Result<String, String> {
+    use base64::Engine as _;
+    let what = format!("AZURE_CLIENT_CERTIFICATE_PATH {}", path.display());
+    let pem = std::fs::read(path).map_err(|e| format!("read {what}: {e}"))?;
+    let (mut certs, mut key) = (Vec::new(), None);
+    for item in ureq::tls::parse_pem(&pem) {
+        match item.map_err(|e| format!("{what}: PEM: {e}"))? {
+            ureq::tls::PemItem::Certificate(c) => certs.push(c.der().to_vec()),
+            ureq::tls::PemItem::PrivateKey(k) if key.is_none() => key = Some(k.der().to_vec()),
+            _ => {}
+        }
+    }
+    let leaf = certs.first().ok_or_else(|| format!("{what}: no certificate in it (PEM expected)"))?;
+    let der = key.ok_or_else(|| format!("{what}: no unencrypted private key in it"))?;
+    // PKCS#8 or PKCS#1; another kind (an EC key) is refused: azidentity takes RSA keys only
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(&der)
+        .or_else(|_| ring::signature::RsaKeyPair::from_der(&der))
+        .map_err(|e| format!("{what}: not an RSA private key azidentity would take: {e}"))?;
+    let std64 = base64::engine::general_purpose::STANDARD;
+    let url64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let mut header = serde_json::json!({
+        "alg": "PS256",
+        "typ": "JWT",
+        "x5t#S256": std64.encode(ring::digest::digest(&ring::digest::SHA256, leaf)),
+    });
+    if send_chain {
+        header["x5c"] = certs.iter().map(|c| std64.encode(c)).collect::<Vec<_>>().into();
+    }
+    let rng = ring::rand::SystemRandom::new();
+    let mut id = [0u8; 16];
+    ring::rand::SecureRandom::fill(&rng, &mut id).map_err(|_| "no random bytes for a jti".to_string())?;
+    id[6] = (id[6] & 0x0f) | 0x40;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    let h = hex::encode(id);
+    let jti = format!("{}-{}-{}-{}-{}", &h[..8], &h[8..12], &h[12..16], &h[16..20], &h[20..]);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let claims = serde_json::json!({
+        "aud": endpoint, "exp": now + 600, "iss": client_id, "jti": jti, "nbf": now, "sub": client_id,
+    });
+    let signing_input = format!("{}.{}", url64.encode(header.to_string()), url64.encode(claims.to_string()));
+    let mut sig = vec![0u8; pair.public().modulus_len()];
+    pair.sign(&ring::signature::RSA_PSS_SHA256, &rng, signing_input.as_bytes(), &mut sig)
+        .map_err(|_| format!("{what}: signing the assertion failed"))?;
+    Ok(format!("{signing_input}.{}", url64.encode(sig)))
+}
+
 /// application/x-www-form-urlencoded: all but unreserved characters percent-encoded.
 fn form_encode(v: &str) -> String {
     const SET: &percent_encoding::AsciiSet =
@@ -657,16 +749,23 @@ mod tests {
         assert_eq!(names(&c), ["EnvironmentCredential-", "WorkloadIdentityCredential-", "ManagedIdentityCredential"]);
         let c = plan(&env_of(&[("AZURE_TOKEN_CREDENTIALS", "managedidentitycredential")])).unwrap();
         assert_eq!(c.sources, [Source::Managed { endpoint: Managed::Imds { probe: false }, client_id: None }]);
-        // what slipway cannot do is an error when reached, not a silent skip
+        // a client certificate; what slipway cannot do is an error when reached, not a silent skip
         let c = plan(&env_of(&[
             ("AZURE_TENANT_ID", "t"),
             ("AZURE_CLIENT_ID", "c"),
             ("AZURE_CLIENT_CERTIFICATE_PATH", "/c.pem"),
+            ("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "True"),
         ]))
         .unwrap();
-        assert!(
-            matches!(&c.sources[0], Source::Unsupported { why, .. } if why.contains("AZURE_CLIENT_CERTIFICATE_PATH"))
-        );
+        assert!(matches!(&c.sources[0], Source::ClientCertificate { send_chain: true, .. }));
+        let c = plan(&env_of(&[
+            ("AZURE_TENANT_ID", "t"),
+            ("AZURE_CLIENT_ID", "c"),
+            ("AZURE_CLIENT_CERTIFICATE_PATH", "/c.pfx"),
+            ("AZURE_CLIENT_CERTIFICATE_PASSWORD", "pw"),
+        ]))
+        .unwrap();
+        assert!(matches!(&c.sources[0], Source::Unsupported { why, .. } if why.contains("PKCS#12")));
         for (bad, want) in [
             (&[("AZURE_TOKEN_CREDENTIALS", "foo")][..], "invalid AZURE_TOKEN_CREDENTIALS"),
             (&[("AZURE_TENANT_ID", "a/b")][..], "not a tenant ID"),
