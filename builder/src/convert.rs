@@ -99,10 +99,11 @@ pub struct Options {
     pub force: bool,
     /// `oci-mediatypes=` (None: the output's default, OCI).
     pub oci_types: Option<bool>,
-    /// `oci-artifact=`: in BuildKit, attestation manifests as OCI artifacts (artifactType,
-    /// subject). slipway writes no attestations, so it only checks the value and the conflict
-    /// with docker media types, as BuildKit's exporter does.
-    pub oci_artifact: bool,
+    /// `oci-artifact=`: attestation manifests as OCI artifacts (artifactType, subject, the
+    /// empty config); None: BuildKit HEAD's default (compatibility version 31,
+    /// exporter/containerimage/export.go DefaultOCIArtifact), an artifact when OCI media types
+    /// are on.
+    pub oci_artifact: Option<bool>,
     /// `prefer-nondist-layers=`: in BuildKit, a layer that came with URLs (a non-distributable
     /// one: Windows base images) keeps its non-distributable media type and URLs instead of
     /// becoming distributable. slipway keeps no layer URLs (a pulled descriptor's are dropped),
@@ -121,7 +122,7 @@ impl Options {
             }
             "force-compression" => self.force = crate::output::parse_bool(k, v)?,
             "oci-mediatypes" => self.oci_types = Some(crate::output::parse_bool(k, v)?),
-            "oci-artifact" => self.oci_artifact = crate::output::parse_bool(k, v)?,
+            "oci-artifact" => self.oci_artifact = Some(crate::output::parse_bool(k, v)?),
             "prefer-nondist-layers" => self.prefer_nondist = crate::output::parse_bool(k, v)?,
             _ => return Ok(false),
         }
@@ -149,7 +150,7 @@ impl Options {
                 c.name()
             ));
         }
-        if self.oci_artifact && self.oci_types == Some(false) {
+        if self.oci_artifact == Some(true) && self.oci_types == Some(false) {
             return Err("exporter option \"oci-artifact=true\" conflicts with \"oci-mediatypes=false\"".into());
         }
         Ok(())
@@ -158,11 +159,17 @@ impl Options {
     /// Whether the options change nothing in the image (`oci-artifact` and
     /// `prefer-nondist-layers` never do in slipway).
     pub fn is_plain(&self) -> bool {
-        Options { oci_artifact: false, prefer_nondist: false, ..self.clone() } == Options::default()
+        Options { oci_artifact: None, prefer_nondist: false, ..self.clone() } == Options::default()
     }
 
     pub fn oci(&self) -> bool {
         self.oci_types.unwrap_or(true)
+    }
+
+    /// Whether attestation manifests are OCI artifacts: as `oci-artifact=` says, else BuildKit
+    /// HEAD's default (DefaultOCIArtifact: compatibility version 31 and OCI media types).
+    pub fn oci_artifact(&self) -> bool {
+        self.oci_artifact.unwrap_or_else(|| self.oci())
     }
 
     /// Whether a layer stored with compression `have` gets a new blob.
@@ -502,7 +509,12 @@ mod tests {
         // Go's strconv.ParseBool spellings, as BuildKit reads them
         assert!(opts(&[("force-compression", "TRUE")]).unwrap().force);
         assert_eq!(opts(&[("oci-mediatypes", "F")]).unwrap().oci_types, Some(false));
-        assert!(opts(&[("oci-artifact", "True")]).unwrap().oci_artifact);
+        assert_eq!(opts(&[("oci-artifact", "True")]).unwrap().oci_artifact, Some(true));
+        // BuildKit HEAD (compatibility version 31): attestation manifests are OCI artifacts
+        // unless oci-artifact=false or docker media types say otherwise (DefaultOCIArtifact)
+        assert!(opts(&[]).unwrap().oci_artifact());
+        assert!(!opts(&[("oci-artifact", "false")]).unwrap().oci_artifact());
+        assert!(!opts(&[("oci-mediatypes", "false")]).unwrap().oci_artifact());
         assert!(opts(&[("prefer-nondist-layers", "true")]).unwrap().prefer_nondist);
         assert!(opts(&[("prefer-nondist-layers", "maybe")]).unwrap_err().contains("prefer-nondist-layers"));
         // BuildKit takes a level with uncompressed layers, and nothing reads it
@@ -535,7 +547,7 @@ mod tests {
             force,
             level,
             oci_types: None,
-            oci_artifact: false,
+            oci_artifact: None,
             prefer_nondist: false,
         };
         // slipway's own layers (gzip) take the compression asked for

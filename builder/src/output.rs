@@ -1441,7 +1441,7 @@ fn image_index(
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let names: Vec<String> =
                 o.names.iter().map(|n| crate::store::normalize_ref(n)).collect::<Result<_, _>>()?;
-            a.manifests(store, &targets, &names, o.layers.oci_artifact)?
+            a.manifests(store, &targets, &names, o.layers.oci_artifact())?
         }
     };
     let d = put_index(store, imgs, &|p| o.annotations.manifest_descriptor(Some(p)), o.annotations.index(), extra)?;
@@ -1559,7 +1559,7 @@ mod tests {
         // changes nothing without attestations
         let o = parse("type=image,dangling-name-prefix=p,danging-name-empty-only=true").unwrap();
         assert!(matches!(&o.kind, Kind::Image { opts, .. } if opts.dangling_empty_only));
-        assert!(parse("type=oci,dest=x,oci-artifact=true").unwrap().layers.oci_artifact);
+        assert_eq!(parse("type=oci,dest=x,oci-artifact=true").unwrap().layers.oci_artifact, Some(true));
         // attestation options and prefer-nondist-layers: checked, no effect without attestations
         // or non-distributable layers
         assert_eq!(parse("type=image,attestation-inline=false").unwrap().attestation_inline, Some(false));

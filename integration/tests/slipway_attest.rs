@@ -130,15 +130,20 @@ fn check_index(blob: &dyn Fn(&str) -> Value, index: &Value, images: usize, v: Sl
         assert_eq!(att["annotations"]["vnd.docker.reference.type"], "attestation-manifest", "{att}");
         let m = blob(att["digest"].as_str().unwrap());
         assert_eq!(m["mediaType"], "application/vnd.oci.image.manifest.v1+json", "{m}");
-        assert!(m.get("artifactType").is_none() && m.get("subject").is_none(), "{m}");
-        assert_eq!(m["config"]["mediaType"], "application/vnd.oci.image.config.v1+json", "{m}");
-        let c = blob(m["config"]["digest"].as_str().unwrap());
-        assert_eq!((c["os"].as_str(), c["architecture"].as_str()), (Some("unknown"), Some("unknown")), "{c}");
+        // BuildKit HEAD's default (compatibility version 31): an OCI artifact about the image
+        assert_eq!(m["artifactType"], "application/vnd.docker.attestation.manifest.v1+json", "{m}");
+        assert_eq!(m["subject"]["digest"], img["digest"], "{m}");
+        assert_eq!(m["subject"]["size"], img["size"], "{m}");
+        assert_eq!(m["subject"]["mediaType"], img["mediaType"], "{m}");
+        assert_eq!(
+            m["config"],
+            serde_json::json!({"mediaType": "application/vnd.oci.empty.v1+json", "digest": sha256(b"{}"), "size": 2, "data": "e30="}),
+            "{m}"
+        );
         let layers = m["layers"].as_array().unwrap();
         assert_eq!(layers.len(), 1, "{m}");
         assert_eq!(layers[0]["mediaType"], "application/vnd.in-toto+json");
         assert_eq!(layers[0]["annotations"]["in-toto.io/predicate-type"], predicate);
-        assert_eq!(c["rootfs"]["diff_ids"][0], layers[0]["digest"], "{c}");
         let st = blob(layers[0]["digest"].as_str().unwrap());
         assert_eq!(st["_type"], statement, "{st}");
         assert_eq!(st["predicateType"], predicate);
@@ -302,18 +307,38 @@ fn provenance_in_an_oci_archive_is_an_attestation_manifest_about_the_image() {
     let (started, finished) = (md["startedOn"].as_str().unwrap(), md["finishedOn"].as_str().unwrap());
     assert!(started.ends_with('Z') && finished.ends_with('Z') && started <= finished, "{md}");
 
-    // oci-artifact=true: BuildKit's artifact manifest (artifactType, subject, the empty config)
-    let art = t.out("artifact.tar");
-    t.build(&["--provenance=mode=min", "-o", &format!("type=oci,dest={},name=app:1,oci-artifact=true", art.display())])
-        .ok();
-    let a = Archive::read(&art);
+    // oci-artifact=false: the attestation manifest of BuildKit before 0.31 (an image manifest
+    // whose config is an unknown/unknown image config listing the statements as diff IDs, no
+    // artifactType, no subject); oci-artifact=true is the default's bytes
+    let legacy = t.out("legacy.tar");
+    t.build(&[
+        "--provenance=mode=min",
+        "--build-arg",
+        "FOO=secret-ish",
+        "-o",
+        &format!("type=oci,dest={},name=app:1,oci-artifact=false", legacy.display()),
+    ])
+    .ok();
+    let a = Archive::read(&legacy);
     let index = a.json(a.top()["digest"].as_str().unwrap());
+    assert_eq!(index["manifests"][0], Archive::read(&min).json(top["digest"].as_str().unwrap())["manifests"][0]);
     let m = a.json(index["manifests"][1]["digest"].as_str().unwrap());
-    assert_eq!(m["artifactType"], "application/vnd.docker.attestation.manifest.v1+json", "{m}");
-    assert_eq!(m["subject"]["digest"], index["manifests"][0]["digest"], "{m}");
-    assert_eq!(m["subject"]["size"], index["manifests"][0]["size"], "{m}");
-    assert_eq!(m["config"]["mediaType"], "application/vnd.oci.empty.v1+json", "{m}");
-    assert_eq!(a.blob(m["config"]["digest"].as_str().unwrap()), b"{}");
+    assert!(m.get("artifactType").is_none() && m.get("subject").is_none(), "{m}");
+    assert_eq!(m["config"]["mediaType"], "application/vnd.oci.image.config.v1+json", "{m}");
+    let c = a.json(m["config"]["digest"].as_str().unwrap());
+    assert_eq!((c["os"].as_str(), c["architecture"].as_str()), (Some("unknown"), Some("unknown")), "{c}");
+    assert_eq!(c["rootfs"]["diff_ids"], serde_json::json!([m["layers"][0]["digest"]]), "{c}");
+    assert_eq!(m["layers"][0]["mediaType"], "application/vnd.in-toto+json", "{m}");
+    let art = t.out("artifact.tar");
+    t.build(&[
+        "--provenance=mode=min",
+        "--build-arg",
+        "FOO=secret-ish",
+        "-o",
+        &format!("type=oci,dest={},name=app:1,oci-artifact=true", art.display()),
+    ])
+    .ok();
+    assert_eq!(Archive::read(&art).top()["digest"], top["digest"], "oci-artifact=true is the default");
 
     // --attest and the frontend's build arg say the same as --provenance
     for args in
