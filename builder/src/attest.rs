@@ -364,6 +364,9 @@ pub struct BuildInfo {
     /// max mode: buildConfig and the Dockerfile's source.
     pub build_config: Option<serde_json::Value>,
     pub source: Option<serde_json::Value>,
+    /// buildx's `vcs:*` attributes of a local git context, keys without `vcs:` (BuildKit moves
+    /// them out of the request into `buildkit_metadata.vcs`, in both modes).
+    pub vcs: BTreeMap<String, String>,
 }
 
 /// `pkg:docker/NAMESPACE/NAME@TAG?digest=...&platform=...` as BuildKit's purl.RefToPURL writes
@@ -639,13 +642,7 @@ fn predicate_v02(p: &Provenance, info: &BuildInfo, f: Facts) -> Result<serde_jso
         json!({"parameters": f.complete_request, "environment": true, "materials": f.complete_materials}),
     );
     metadata.insert("reproducible".into(), json!(p.reproducible));
-    let mut bk = serde_json::Map::new();
-    if p.mode == Mode::Max {
-        if let Some(s) = &info.source {
-            bk.insert("source".into(), s.clone());
-        }
-    }
-    metadata.insert("https://mobyproject.org/buildkit@v1#metadata".into(), serde_json::Value::Object(bk));
+    metadata.insert("https://mobyproject.org/buildkit@v1#metadata".into(), buildkit_metadata(p, info));
     if f.hermetic {
         metadata.insert("https://mobyproject.org/buildkit@v1#hermetic".into(), json!(true));
     }
@@ -705,13 +702,7 @@ fn predicate_v1(p: &Provenance, info: &BuildInfo, f: Facts) -> serde_json::Value
         metadata.insert("startedOn".into(), json!(go_time(start.0, start.1)));
         metadata.insert("finishedOn".into(), json!(go_time(end.0, end.1)));
     }
-    let mut bk = serde_json::Map::new();
-    if p.mode == Mode::Max {
-        if let Some(s) = &info.source {
-            bk.insert("source".into(), s.clone());
-        }
-    }
-    metadata.insert("buildkit_metadata".into(), serde_json::Value::Object(bk));
+    metadata.insert("buildkit_metadata".into(), buildkit_metadata(p, info));
     if f.hermetic {
         metadata.insert("buildkit_hermetic".into(), json!(true));
     }
@@ -726,6 +717,21 @@ fn predicate_v1(p: &Provenance, info: &BuildInfo, f: Facts) -> serde_json::Value
         "buildDefinition": definition,
         "runDetails": {"builder": {"id": p.builder_id}, "metadata": metadata},
     })
+}
+
+/// BuildKit's BuildKitMetadata in its field order (vcs, source, layers, sysUsage, network),
+/// the empty ones left out: `vcs` in both modes, the rest with `mode=max`.
+fn buildkit_metadata(p: &Provenance, info: &BuildInfo) -> serde_json::Value {
+    let mut bk = serde_json::Map::new();
+    if !info.vcs.is_empty() {
+        bk.insert("vcs".into(), serde_json::json!(info.vcs));
+    }
+    if p.mode == Mode::Max {
+        if let Some(s) = &info.source {
+            bk.insert("source".into(), s.clone());
+        }
+    }
+    serde_json::Value::Object(bk)
 }
 
 /// `v` with every object's keys sorted, as Go's encoding/json writes a map.
@@ -1519,6 +1525,7 @@ mod tests {
             source: Some(
                 serde_json::json!({"locations": {}, "infos": [{"filename": "Dockerfile", "language": "Dockerfile"}]}),
             ),
+            vcs: BTreeMap::new(),
         }
     }
 
@@ -1616,6 +1623,8 @@ mod tests {
             context_uri: Some("https://g/r.git".into()),
             secrets: Vec::new(),
             times: None,
+            // buildx's vcs attributes: kept by min too
+            vcs: BTreeMap::from([("source".into(), "https://g/r.git".into()), ("revision".into(), "b".repeat(40))]),
             ..full_info()
         };
         let got = statement(&p, &predicate(&p, &info).unwrap(), vec![]);
@@ -1630,7 +1639,8 @@ mod tests {
             r##"s://g/r.git","digest":{"sha1":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"},"path":"Dockerfile"##,
             r##""},"request":{"frontend":"dockerfile.v0","args":{"target":"t"}}},"internalParameters":{"buil"##,
             r##"derPlatform":"linux/amd64"}},"runDetails":{"builder":{"id":""},"metadata":{"buildkit_metadat"##,
-            r##"a":{},"buildkit_hermetic":true,"buildkit_completeness":{"request":false,"resolvedDependencie"##,
+            r##"a":{"vcs":{"revision":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","source":"https://g/r.git"}},"##,
+            r##""buildkit_hermetic":true,"buildkit_completeness":{"request":false,"resolvedDependencie"##,
             r##"s":true},"buildkit_reproducible":true}}}}"##,
         );
         assert_eq!(String::from_utf8(got).unwrap(), want.replace("\"builderPlatform\":\"linux/amd64\"", &host));

@@ -102,6 +102,9 @@ pub struct BuildOptions {
     /// Global ARGs given a value after evaluation (SOURCE_DATE_EPOCH resolved to seconds, or
     /// to none); set by the build.
     pub set_global_args: Vec<(String, Option<String>)>,
+    /// buildx's `vcs:*` frontend attributes of a local git context (keys without `vcs:`):
+    /// the provenance's `buildkit_metadata.vcs` (see [`crate::vcs`]).
+    pub vcs: std::collections::BTreeMap<String, String>,
 }
 
 /// `--timestamp`: what the image's `created` is.
@@ -704,6 +707,7 @@ fn attest_info(
         };
         info.args.insert(format!("context:{k}"), value);
     }
+    info.vcs = opts.vcs.clone();
     info.entry_point = src.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     use crate::fetch::context::Origin;
     let url = opts.context.to_string_lossy().into_owned();

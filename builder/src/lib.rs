@@ -48,4 +48,5 @@ pub mod subrequest;
 pub mod sys;
 pub mod trace;
 pub mod userns;
+pub mod vcs;
 pub mod wildcard;

@@ -119,7 +119,49 @@ fn plan_options(a: PlanArgs, debug: bool) -> Result<BuildOptions> {
         run_extras: Default::default(),
         no_cache_filter: Vec::new(),
         set_global_args: Vec::new(),
+        vcs: Default::default(),
     })
+}
+
+/// What buildx adds of a local git context (build/git.go): the `vcs:*` attributes the
+/// provenance records and, with `BUILDX_GIT_LABELS`, the source labels, which win over a
+/// `--label` of the same key (buildx sets them last). git failing on a repository is buildx's
+/// warning, not an error.
+fn git_info(opts: &mut BuildOptions, cwd: &std::path::Path) -> Result<()> {
+    let settings = slipway::vcs::Settings::from_env(&|k| std::env::var(k).ok()).map_err(anyhow::Error::msg)?;
+    if opts.context.as_os_str() == "-" || !cwd.join(&opts.context).is_dir() {
+        return Ok(());
+    }
+    // the vcs attributes reach nothing but a provenance: no need to ask git without one
+    let attests = opts.attest != Default::default()
+        || opts.build_args.iter().any(|(k, _)| k.starts_with(slipway::attest::BUILD_ARG_PREFIX));
+    if !settings.labels && !attests {
+        return Ok(());
+    }
+    let locals: Vec<(String, PathBuf)> = opts
+        .named_contexts
+        .by_key
+        .iter()
+        .filter_map(|(k, v)| match v {
+            // buildx's local name for a named context (an underscore before the two it uses)
+            slipway::named_context::Value::Dir(d) => {
+                let name = if k == "context" || k == "dockerfile" { format!("_{k}") } else { k.clone() };
+                Some((name, d.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    match slipway::vcs::detect(settings, cwd, &opts.context, opts.dockerfile.as_deref(), &locals) {
+        Ok(info) => {
+            for (k, v) in info.labels {
+                opts.labels.retain(|(l, _)| *l != k);
+                opts.labels.push((k, v));
+            }
+            opts.vcs = info.vcs;
+        }
+        Err(e) => eprintln!("WARNING: current commit information was not captured by the build: {e}"),
+    }
+    Ok(())
 }
 
 fn run(cli: Cli) -> Result<()> {
@@ -280,6 +322,7 @@ fn run(cli: Cli) -> Result<()> {
             opts.no_cache = no_cache;
             opts.runtime = runtime.unwrap_or_else(slipway::runner::default_runtime_bin);
             opts.labels = labels;
+            git_info(&mut opts, &cwd)?;
             opts.quiet = quiet;
             opts.progress = progress;
             opts.explain_cache = explain_cache;

@@ -574,3 +574,119 @@ fn a_pushed_index_keeps_its_attestation_and_a_pull_picks_the_real_platform() {
     assert_eq!(v["Architecture"], arch(), "{v}");
     let _ = img;
 }
+
+/// `git ARGS` in `dir`, its stdout trimmed; the test fails when git does.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let o = std::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_DATE", "2026-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "2026-01-01T00:00:00Z")
+        .output()
+        .expect("run git");
+    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// buildx's git information of a local context (build/git.go), as BuildKit records it: the
+/// `vcs:*` attributes become `buildkit_metadata.vcs` (in min mode too; the request keeps none
+/// of them), the remote's credentials redacted; `BUILDX_GIT_CHECK_DIRTY` marks a changed tree,
+/// `BUILDX_GIT_LABELS` labels the image, `BUILDX_GIT_INFO=false` leaves the provenance without.
+#[test]
+fn a_git_context_is_recorded_as_buildx_sends_it() {
+    if std::process::Command::new("git").arg("--version").output().is_err() {
+        return integration::skip("git is not installed");
+    }
+    let t = T::new();
+    let repo = t.out("repo");
+    let app = repo.join("app");
+    fs::create_dir_all(&app).unwrap();
+    fs::write(app.join("Dockerfile"), DF).unwrap();
+    fs::write(app.join("app.txt"), "app\n").unwrap();
+    git(&repo, &["init", "-q", "-b", "main"]);
+    git(&repo, &["-c", "user.name=t", "-c", "user.email=t@example.invalid", "add", "."]);
+    git(&repo, &["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "one"]);
+    git(&repo, &["remote", "add", "origin", "https://user:token@example.invalid/org/app.git"]);
+    let commit = git(&repo, &["rev-parse", "HEAD"]);
+    let build = |env: &[(&str, &str)], prov: &str, out: &str| -> Value {
+        let v = if prov.contains("version=v0.2") { Slsa::V02 } else { Slsa::V1 };
+        let dest = t.out(out);
+        let mut c = std::process::Command::new(integration::slipway::bin());
+        c.arg("--root").arg(t.s.root()).args(["build", "--progress", "plain", prov, "-o"]);
+        c.arg(format!("type=oci,dest={},name=app:1", dest.display())).arg(&app);
+        for k in ["BUILDX_GIT_INFO", "BUILDX_GIT_LABELS", "BUILDX_GIT_CHECK_DIRTY"] {
+            c.env_remove(k);
+        }
+        c.envs(env.iter().copied());
+        let o = c.output().expect("run slipway");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let a = Archive::read(&dest);
+        let index = a.json(a.top()["digest"].as_str().unwrap());
+        let (img, st) = check_index(&|d| a.json(d), &index, 1, v).remove(0);
+        let m = a.json(img["digest"].as_str().unwrap());
+        let config = a.json(m["config"]["digest"].as_str().unwrap());
+        serde_json::json!({"top": a.top()["digest"], "st": st, "labels": config["config"]["Labels"]})
+    };
+    let vcs = |dirty: &str| {
+        serde_json::json!({
+            "localdir:context": "app",
+            "localdir:dockerfile": "app",
+            "revision": format!("{commit}{dirty}"),
+            "source": "https://xxxxx:xxxxx@example.invalid/org/app.git",
+        })
+    };
+    // buildx's default: git info on, no labels, no dirty check; min mode keeps it
+    let min = build(&[], "--provenance=mode=min", "min.tar");
+    let md = &min["st"]["predicate"]["runDetails"]["metadata"];
+    assert_eq!(md["buildkit_metadata"]["vcs"], vcs(""), "{md}");
+    let req = &min["st"]["predicate"]["buildDefinition"]["externalParameters"]["request"];
+    assert!(req.get("args").is_none(), "no vcs: arg stays in the request: {req}");
+    assert!(min["labels"].get("org.opencontainers.image.revision").is_none(), "{}", min["labels"]);
+    assert!(!min["st"].to_string().contains("token"), "{}", min["st"]);
+    // the same commit gives the same bytes
+    assert_eq!(build(&[], "--provenance=mode=min", "min2.tar")["top"], min["top"]);
+    // v0.2: the same metadata under its key
+    let v02 = build(&[], "--provenance=mode=max,version=v0.2", "v02.tar");
+    assert_eq!(v02["st"]["predicate"]["metadata"]["https://mobyproject.org/buildkit@v1#metadata"]["vcs"], vcs(""));
+
+    // a file git does not know (ignored files count too) makes the tree dirty
+    fs::write(repo.join(".gitignore"), "*.log\n").unwrap();
+    git(&repo, &["-c", "user.name=t", "-c", "user.email=t@example.invalid", "add", ".gitignore"]);
+    git(&repo, &["-c", "user.name=t", "-c", "user.email=t@example.invalid", "commit", "-q", "-m", "two"]);
+    let commit2 = git(&repo, &["rev-parse", "HEAD"]);
+    fs::write(repo.join("build.log"), "x\n").unwrap();
+    let dirty = build(
+        &[("BUILDX_GIT_CHECK_DIRTY", "true"), ("BUILDX_GIT_LABELS", "full")],
+        "--provenance=mode=max",
+        "dirty.tar",
+    );
+    let md = &dirty["st"]["predicate"]["runDetails"]["metadata"];
+    assert_eq!(md["buildkit_metadata"]["vcs"]["revision"], format!("{commit2}-dirty"), "{md}");
+    // the labels buildx sets, in the image and (max) in the request
+    let labels = serde_json::json!({
+        "com.docker.image.source.entrypoint": "app/Dockerfile",
+        "org.opencontainers.image.revision": format!("{commit2}-dirty"),
+        "org.opencontainers.image.source": "https://xxxxx:xxxxx@example.invalid/org/app.git",
+    });
+    assert_eq!(dirty["labels"], labels, "{}", dirty["labels"]);
+    let args = &dirty["st"]["predicate"]["buildDefinition"]["externalParameters"]["request"]["args"];
+    assert_eq!(args["label:com.docker.image.source.entrypoint"], "app/Dockerfile", "{args}");
+    // without the dirty check the revision is the commit's
+    fs::remove_file(repo.join("build.log")).unwrap();
+    let clean = build(&[("BUILDX_GIT_CHECK_DIRTY", "1")], "--provenance=mode=min", "clean.tar");
+    assert_eq!(clean["st"]["predicate"]["runDetails"]["metadata"]["buildkit_metadata"]["vcs"]["revision"], commit2);
+
+    // BUILDX_GIT_INFO=false: nothing recorded; a bad value is refused naming it
+    let off = build(&[("BUILDX_GIT_INFO", "false")], "--provenance=mode=min", "off.tar");
+    assert!(off["st"]["predicate"]["runDetails"]["metadata"]["buildkit_metadata"].get("vcs").is_none());
+    let o = std::process::Command::new(integration::slipway::bin())
+        .arg("--root")
+        .arg(t.s.root())
+        .args(["build", "--provenance=mode=min", "-t", "x:1"])
+        .arg(&app)
+        .env("BUILDX_GIT_INFO", "maybe")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("BUILDX_GIT_INFO=\"maybe\""), "{o:?}");
+}
