@@ -367,6 +367,49 @@ pub struct BuildInfo {
     /// buildx's `vcs:*` attributes of a local git context, keys without `vcs:` (BuildKit moves
     /// them out of the request into `buildkit_metadata.vcs`, in both modes).
     pub vcs: BTreeMap<String, String>,
+    /// max mode: which buildConfig steps have which layers (`buildkit_metadata.layers`, filled
+    /// in per output, once the image's layers are known).
+    pub chains: LayerChains,
+}
+
+/// What BuildKit's provenance capture finds of the layers of the buildConfig steps
+/// (solver/llbsolver/provenance.go addLayers: each step's result whose blobs exist, as
+/// `stepN:0` -> its layer chains): the image sources (a pulled or stored image has its blobs)
+/// and, for an image output, each step the image's final state is built on, whose layers are
+/// the output's. A local or tar output makes no blobs, so there only the image sources have
+/// layers, as in BuildKit.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LayerChains {
+    /// The final state's steps, bottom first: the step's ID and how many entries of the
+    /// image's history lie below its result (its layers are those of the non-empty entries).
+    pub final_chain: Vec<(String, usize)>,
+    /// Each image source op (`docker-image://`) with the image's layer descriptors.
+    pub images: Vec<(String, Vec<Descriptor>)>,
+}
+
+impl LayerChains {
+    /// `buildkit_metadata.layers`: `stepN:0` -> [the chain], keys as Go sorts a map's, for an
+    /// image output (`image`: its layers and history) or a file output (None).
+    pub fn layers(&self, image: Option<(&[Descriptor], &[image::History])>) -> BTreeMap<String, Vec<Vec<Descriptor>>> {
+        let mut m: BTreeMap<String, Vec<Vec<Descriptor>>> = BTreeMap::new();
+        if let Some((layers, history)) = image {
+            // a history that does not account for the layers (an image made elsewhere without
+            // one) tells no step's layers
+            let consistent = history.iter().filter(|h| !h.empty_layer).count() == layers.len();
+            for (id, below) in self.final_chain.iter().filter(|_| consistent) {
+                let n = history.iter().take(*below).filter(|h| !h.empty_layer).count();
+                if n > 0 && *below <= history.len() {
+                    m.insert(format!("{id}:0"), vec![layers[..n].to_vec()]);
+                }
+            }
+        }
+        for (id, descs) in &self.images {
+            if !descs.is_empty() {
+                m.insert(format!("{id}:0"), vec![descs.clone()]);
+            }
+        }
+        m
+    }
 }
 
 /// `pkg:docker/NAMESPACE/NAME@TAG?digest=...&platform=...` as BuildKit's purl.RefToPURL writes
@@ -719,6 +762,27 @@ fn predicate_v1(p: &Provenance, info: &BuildInfo, f: Facts) -> serde_json::Value
     })
 }
 
+/// The order of BuildKit's BuildKitMetadata fields.
+const BUILDKIT_METADATA_ORDER: [&str; 5] = ["vcs", "source", "layers", "sysUsage", "network"];
+
+/// Sets `key` of the predicate's `buildkit_metadata` (either version), keeping BuildKit's
+/// field order.
+fn set_buildkit_metadata(pred: &mut serde_json::Value, key: &str, value: serde_json::Value) {
+    let md = match pred.pointer_mut("/runDetails/metadata/buildkit_metadata") {
+        Some(m) => m,
+        None => match pred.pointer_mut("/metadata") {
+            Some(m) => &mut m["https://mobyproject.org/buildkit@v1#metadata"],
+            None => return,
+        },
+    };
+    let mut fields: Vec<(String, serde_json::Value)> =
+        md.as_object().cloned().unwrap_or_default().into_iter().filter(|(k, _)| k != key).collect();
+    fields.push((key.to_string(), value));
+    let rank = |k: &str| BUILDKIT_METADATA_ORDER.iter().position(|o| *o == k).unwrap_or(usize::MAX);
+    fields.sort_by_key(|(k, _)| rank(k));
+    *md = serde_json::Value::Object(fields.into_iter().collect());
+}
+
 /// BuildKit's BuildKitMetadata in its field order (vcs, source, layers, sysUsage, network),
 /// the empty ones left out: `vcs` in both modes, the rest with `mode=max`.
 fn buildkit_metadata(p: &Provenance, info: &BuildInfo) -> serde_json::Value {
@@ -881,6 +945,8 @@ pub fn put_manifest(
 pub struct Attestations {
     pub provenance: Option<Provenance>,
     pub predicates: Vec<serde_json::Value>,
+    /// max mode: each platform's layer chains (empty otherwise).
+    pub chains: Vec<LayerChains>,
     pub sboms: Vec<Vec<Scanned>>,
 }
 
@@ -888,15 +954,18 @@ impl Attestations {
     /// The statements about image `i` (SBOMs first, then the provenance, as BuildKit's SBOM
     /// processor runs before its provenance processor), each with its predicate type and the
     /// file name the local exporter gives it. `default_subjects`: the subjects of a statement
-    /// that names none; `layers`: the image's layer digests, bottom first, for the core SBOM's
-    /// `layerID` comments (image outputs only, as BuildKit's supplementSBOM).
+    /// that names none; `image`: an image output's image, its layers for the core SBOM's
+    /// `layerID` comments (as BuildKit's supplementSBOM) and the provenance's layer chains.
     fn statements(
         &self,
         i: usize,
         default_subjects: &[Subject],
-        layers: Option<&[String]>,
+        image: Option<&crate::store::Image>,
         pretty: bool,
     ) -> Vec<(Vec<u8>, String, String)> {
+        let digests: Option<Vec<String>> =
+            image.map(|img| img.manifest.layers.iter().map(|l| l.digest.clone()).collect());
+        let layers = digests.as_deref();
         let mut out = Vec::new();
         for sc in self.sboms.get(i).into_iter().flatten() {
             let subjects = if sc.subjects.is_empty() { default_subjects.to_vec() } else { sc.subjects.clone() };
@@ -914,10 +983,17 @@ impl Attestations {
             out.push((bytes, sc.predicate_type.clone(), sc.name.clone()));
         }
         if let (Some(p), Some(pred)) = (&self.provenance, self.predicates.get(i)) {
+            let mut pred = pred.clone();
+            if let Some(c) = self.chains.get(i).filter(|_| p.mode == Mode::Max) {
+                let m = c.layers(image.map(|img| (&img.manifest.layers[..], &img.config.history[..])));
+                if !m.is_empty() {
+                    set_buildkit_metadata(&mut pred, "layers", serde_json::json!(m));
+                }
+            }
             let bytes = if pretty {
-                statement_pretty(p, pred, default_subjects.to_vec())
+                statement_pretty(p, &pred, default_subjects.to_vec())
             } else {
-                statement(p, pred, default_subjects.to_vec())
+                statement(p, &pred, default_subjects.to_vec())
             };
             out.push((bytes, p.version.predicate_type().to_string(), p.filename.clone()));
         }
@@ -941,16 +1017,16 @@ impl Attestations {
     pub fn manifests(
         &self,
         store: &Store,
-        targets: &[(Platform, Descriptor, Vec<String>)],
+        targets: &[(Platform, Descriptor, &crate::store::Image)],
         names: &[String],
         oci_artifact: bool,
     ) -> Result<(Vec<Descriptor>, Vec<String>), StoreError> {
         let mut descs = Vec::new();
         let mut blobs = Vec::new();
-        for (i, (platform, target, layers)) in targets.iter().enumerate() {
+        for (i, (platform, target, img)) in targets.iter().enumerate() {
             let subjects = image_subjects(names, platform, &target.digest);
             let sts: Vec<(Vec<u8>, String)> =
-                self.statements(i, &subjects, Some(layers), false).into_iter().map(|(b, t, _)| (b, t)).collect();
+                self.statements(i, &subjects, Some(img), false).into_iter().map(|(b, t, _)| (b, t)).collect();
             let (d, b) = put_manifest(store, target, &sts, oci_artifact)?;
             descs.push(d);
             blobs.extend(b);
@@ -1131,7 +1207,11 @@ pub fn from_plan(plan: &crate::plan::Plan, info: &mut BuildInfo) {
 /// COPY/ADD a `file` op of `copy` actions (an http source an `https://` source op, a git one
 /// `git://`), WORKDIR a `file` op `mkdir`; a step that only changes the config (ENV, LABEL,
 /// CMD...) is no op, as in BuildKit. `inputs` name the steps an op reads (`stepN:0`).
-pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_json::Value, serde_json::Value) {
+pub fn max_config(
+    plan: &crate::plan::Plan,
+    file: &str,
+    text: &str,
+) -> (serde_json::Value, serde_json::Value, LayerChains) {
     use crate::plan::{Action, Base, Mount, Origin, Source};
     use base64::Engine;
     use serde_json::json;
@@ -1158,6 +1238,9 @@ pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_js
         v
     };
     let mut stage_out: BTreeMap<usize, Option<String>> = BTreeMap::new();
+    // each stage's final chain: its steps' IDs with the history entries below their results
+    let mut stage_chain: BTreeMap<usize, (Vec<(String, usize)>, usize)> = BTreeMap::new();
+    let sources: std::cell::RefCell<Vec<(String, Vec<Descriptor>)>> = Default::default();
     let mut context: Option<String> = None;
     let image_src = |push: &mut dyn FnMut(serde_json::Value, Vec<String>, Option<usize>) -> String,
                      name: Option<&str>,
@@ -1170,11 +1253,14 @@ pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_js
             Some(Err(_)) => name.unwrap_or_default().to_string(),
             None => String::new(),
         };
-        push(
+        let id = push(
             json!({"Op": {"source": {"identifier": format!("docker-image://{r}@{}", img.manifest_digest)}}, "platform": platform}),
             Vec::new(),
             line,
-        )
+        );
+        let step = id.trim_end_matches(":0").to_string();
+        sources.borrow_mut().push((step, img.manifest.layers.clone()));
+        id
     };
     // what a step reads (`--from`, `from=`, or the context, whose source op is made once)
     let origin_src = |push: &mut dyn FnMut(serde_json::Value, Vec<String>, Option<usize>) -> String,
@@ -1195,12 +1281,24 @@ pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_js
     };
     for stage in &plan.stages {
         let platform = platform_of(&stage.platform);
+        let (mut chain, mut below) = match &stage.base {
+            Base::Scratch => (Vec::new(), 0),
+            Base::Stage(i) => stage_chain.get(i).cloned().unwrap_or_default(),
+            Base::Image { image, .. } => (Vec::new(), image.config.history.len()),
+        };
         let mut cur = match &stage.base {
             Base::Scratch => None,
             Base::Stage(i) => stage_out.get(i).cloned().flatten(),
             Base::Image { name, image } => Some(image_src(&mut push, Some(name), image, &platform, Some(stage.line))),
         };
+        if let (Base::Image { .. }, Some(id)) = (&stage.base, &cur) {
+            chain.push((id.trim_end_matches(":0").to_string(), below));
+        }
         for step in &stage.steps {
+            // one history entry per step (empty for a config change or a WORKDIR that made
+            // nothing), so the step's result lies on `below` entries
+            below += 1;
+            let before = cur.clone();
             let root_input: Vec<String> = cur.iter().cloned().collect();
             let op = match &step.action {
                 Action::Config(_) => continue,
@@ -1236,6 +1334,7 @@ pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_js
                         "network": match r.network { crate::spec::Network::None => 2, crate::spec::Network::Host => 1, crate::spec::Network::Sandbox => 0 },
                     }}, "platform": platform});
                     cur = Some(push(op, inputs, Some(step.line)));
+                    chain_step(&mut chain, &before, &cur, below);
                     continue;
                 }
                 Action::Copy(c) => {
@@ -1272,13 +1371,20 @@ pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_js
                     }
                     let op = json!({"Op": {"file": {"actions": actions}}, "platform": platform});
                     cur = Some(push(op, inputs, Some(step.line)));
+                    chain_step(&mut chain, &before, &cur, below);
                     continue;
                 }
             };
             cur = Some(push(op, root_input, Some(step.line)));
+            chain_step(&mut chain, &before, &cur, below);
         }
         stage_out.insert(stage.index, cur);
+        stage_chain.insert(stage.index, (chain, below));
     }
+    let chains = LayerChains {
+        final_chain: stage_chain.remove(&plan.target).map(|(c, _)| c).unwrap_or_default(),
+        images: sources.into_inner(),
+    };
     let df_step = json!({"id": "step0", "op": {"Op": {"source": {"identifier": "local://dockerfile"}}}});
     let source = json!({
         "locations": locations,
@@ -1289,7 +1395,14 @@ pub fn max_config(plan: &crate::plan::Plan, file: &str, text: &str) -> (serde_js
             "llbDefinition": [df_step],
         }],
     });
-    (json!({"llbDefinition": steps}), source)
+    (json!({"llbDefinition": steps}), source, chains)
+}
+
+/// Records the op a step made (`cur`, changed from `before`) on the stage's final chain.
+fn chain_step(chain: &mut Vec<(String, usize)>, before: &Option<String>, cur: &Option<String>, below: usize) {
+    if let Some(id) = cur.as_ref().filter(|c| Some(*c) != before.as_ref()) {
+        chain.push((id.trim_end_matches(":0").to_string(), below));
+    }
 }
 
 /// Whether an index entry is an attestation manifest (never an image to run or pull).
@@ -1526,6 +1639,7 @@ mod tests {
                 serde_json::json!({"locations": {}, "infos": [{"filename": "Dockerfile", "language": "Dockerfile"}]}),
             ),
             vcs: BTreeMap::new(),
+            chains: LayerChains::default(),
         }
     }
 
@@ -1649,6 +1763,46 @@ mod tests {
             serde_json::from_slice(&statement_pretty(&p, &predicate(&p, &info).unwrap(), vec![])).unwrap();
         assert_eq!(pretty["_type"], STATEMENT_V1);
         assert_eq!(pretty["predicate"]["runDetails"]["metadata"]["buildkit_reproducible"], true);
+    }
+
+    /// BuildKit's addLayers: `stepN:0` -> [chain]; a step's chain is the image's layers below
+    /// its result, counted by the history's non-empty entries; image sources keep their own.
+    #[test]
+    fn layer_chains_follow_the_history() {
+        let d = |c: char| Descriptor {
+            media_type: image::MT_LAYER_GZIP.into(),
+            digest: format!("sha256:{}", c.to_string().repeat(64)),
+            size: 1,
+            annotations: BTreeMap::new(),
+            platform: None,
+        };
+        let h = |empty: bool| image::History {
+            created: String::new(),
+            created_by: String::new(),
+            comment: String::new(),
+            empty_layer: empty,
+        };
+        let chains = LayerChains {
+            // base (1 entry), ENV (empty), RUN, WORKDIR that made nothing, COPY
+            final_chain: vec![("step1".into(), 1), ("step2".into(), 3), ("step3".into(), 4), ("step4".into(), 5)],
+            images: vec![("step1".into(), vec![d('a')]), ("step5".into(), vec![])],
+        };
+        let layers = [d('a'), d('b'), d('c')];
+        let history = [h(false), h(true), h(false), h(true), h(false)];
+        let m = chains.layers(Some((&layers, &history)));
+        assert_eq!(
+            m,
+            BTreeMap::from([
+                ("step1:0".to_string(), vec![vec![d('a')]]),
+                ("step2:0".into(), vec![layers[..2].to_vec()]),
+                ("step3:0".into(), vec![layers[..2].to_vec()]),
+                ("step4:0".into(), vec![layers.to_vec()]),
+            ])
+        );
+        // a file output: the image sources only; a history that does not match the layers: the
+        // steps' chains are unknown
+        assert_eq!(chains.layers(None).keys().collect::<Vec<_>>(), ["step1:0"]);
+        assert_eq!(chains.layers(Some((&layers, &history[..2]))).keys().collect::<Vec<_>>(), ["step1:0"]);
     }
 
     #[test]

@@ -725,9 +725,10 @@ fn attest_info(
     }
     info.materials = materials;
     crate::attest::from_plan(plan, &mut info);
-    let (config, source) = crate::attest::max_config(plan, &src.file, &src.text);
+    let (config, source, chains) = crate::attest::max_config(plan, &src.file, &src.text);
     info.build_config = Some(config);
     info.source = Some(source);
+    info.chains = chains;
     info
 }
 
@@ -1567,6 +1568,7 @@ fn build_read(
             Some(_) => Some(crate::attest::invocation_id().map_err(BuildError::Other)?),
             None => None,
         };
+        let chains = infos.iter().map(|i| i.chains.clone()).collect();
         let predicates = infos
             .iter_mut()
             .map(|i| {
@@ -1577,7 +1579,7 @@ fn build_read(
             .collect::<Result<Vec<_>, _>>()
             .map_err(BuildError::Other)?;
         req.attestations =
-            Some(crate::attest::Attestations { provenance: Some(p.clone()), predicates, sboms: Vec::new() });
+            Some(crate::attest::Attestations { provenance: Some(p.clone()), predicates, chains, sboms: Vec::new() });
     }
     if requested.sbom.is_some() {
         req.attestations.get_or_insert_with(Default::default).sboms = sboms;

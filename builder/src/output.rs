@@ -1434,10 +1434,7 @@ fn image_index(
         Some(a) => {
             let targets = imgs
                 .iter()
-                .map(|pi| {
-                    let layers = pi.image.manifest.layers.iter().map(|l| l.digest.clone()).collect();
-                    Ok((pi.platform.clone(), store.manifest_descriptor(&pi.image)?, layers))
-                })
+                .map(|pi| Ok((pi.platform.clone(), store.manifest_descriptor(&pi.image)?, &pi.image)))
                 .collect::<Result<Vec<_>, StoreError>>()?;
             let names: Vec<String> =
                 o.names.iter().map(|n| crate::store::normalize_ref(n)).collect::<Result<_, _>>()?;

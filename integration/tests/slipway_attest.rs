@@ -690,3 +690,59 @@ fn a_git_context_is_recorded_as_buildx_sends_it() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("BUILDX_GIT_INFO=\"maybe\""), "{o:?}");
 }
+
+/// `buildkit_metadata.layers` (mode=max) as BuildKit's provenance capture records it: each
+/// buildConfig step whose result has blobs, as `stepN:0` -> [its layer chain]: the base image's
+/// source op its layers, each step the image is built on the image's layers up to it (a
+/// config-only step is no op, a WORKDIR that made its directory has a layer); a local output
+/// makes no blobs, so only the image source has layers there; mode=min has none.
+#[test]
+fn max_mode_records_each_steps_layer_chain() {
+    let t = T::new();
+    let df = "FROM base:1\nENV A=1\nWORKDIR /w\nCOPY app.txt /app.txt\n";
+    let ctx = t.s.context("layers", &[("Dockerfile", df), ("app.txt", "app\n")]);
+    let base = t.named("base:1");
+    let base_m: Value = serde_json::from_slice(&t.store_blob(base["digest"].as_str().unwrap())).unwrap();
+    let build = |prov: &str, out: &str| -> (Value, Value) {
+        let v = if prov.contains("version=v0.2") { Slsa::V02 } else { Slsa::V1 };
+        let dest = t.out(out);
+        let o = format!("type=oci,dest={},name=app:1", dest.display());
+        t.s.run(&["build", "--progress", "plain", prov, "-o", &o, &ctx.to_string_lossy()]).ok();
+        let a = Archive::read(&dest);
+        let index = a.json(a.top()["digest"].as_str().unwrap());
+        let (img, st) = check_index(&|d| a.json(d), &index, 1, v).remove(0);
+        (a.json(img["digest"].as_str().unwrap()), st)
+    };
+    let (m, st) = build("--provenance=mode=max", "max.tar");
+    let p = &st["predicate"];
+    let steps = p["buildDefinition"]["internalParameters"]["buildConfig"]["llbDefinition"].as_array().unwrap();
+    let id_of = |f: &dyn Fn(&Value) -> bool| -> String {
+        let s = steps.iter().find(|s| f(&s["op"]["Op"])).unwrap_or_else(|| panic!("no such step in {p}"));
+        format!("{}:0", s["id"].as_str().unwrap())
+    };
+    let src = id_of(&|op| op["source"]["identifier"].as_str().is_some_and(|i| i.starts_with("docker-image://")));
+    let mkdir = id_of(&|op| op["file"]["actions"][0]["Action"].get("mkdir").is_some());
+    let copy = id_of(&|op| op["file"]["actions"][0]["Action"].get("copy").is_some());
+    let layers = m["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3, "{m}");
+    let want = serde_json::json!({
+        src.clone(): [base_m["layers"]],
+        mkdir: [&layers[..2]],
+        copy: [layers],
+    });
+    assert_eq!(p["runDetails"]["metadata"]["buildkit_metadata"]["layers"], want, "{p}");
+    // v0.2: the same under its metadata key
+    let (_, st) = build("--provenance=mode=max,version=v0.2", "v02.tar");
+    let md = &st["predicate"]["metadata"]["https://mobyproject.org/buildkit@v1#metadata"];
+    assert_eq!(md["layers"][&src], serde_json::json!([base_m["layers"]]), "{md}");
+    // min: none
+    let (_, st) = build("--provenance=mode=min", "min.tar");
+    assert!(st["predicate"]["runDetails"]["metadata"]["buildkit_metadata"].get("layers").is_none(), "{st}");
+    // a local output: the image source only
+    let dir = t.out("local");
+    let o = format!("type=local,dest={}", dir.display());
+    t.s.run(&["build", "--progress", "plain", "--provenance=mode=max", "-o", &o, &ctx.to_string_lossy()]).ok();
+    let st: Value = serde_json::from_slice(&fs::read(dir.join("provenance.json")).unwrap()).unwrap();
+    let got = &st["predicate"]["runDetails"]["metadata"]["buildkit_metadata"]["layers"];
+    assert_eq!(got, &serde_json::json!({src: [base_m["layers"]]}), "{st}");
+}
