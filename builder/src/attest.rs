@@ -99,6 +99,9 @@ pub struct Provenance {
     pub inline_only: bool,
     /// `complete-materials=true`: fail when the materials cannot be complete.
     pub complete_materials: bool,
+    /// `capture-usage=true`: the machine's resource usage over the build (`sysUsage`) and, on
+    /// cgroup v2, each RUN step's (`resourceUsage`), as BuildKit samples them.
+    pub capture_usage: bool,
 }
 
 /// The attestation flags of `build` as given: `--provenance`, `--sbom`, `--attest`.
@@ -275,6 +278,7 @@ fn provenance(flag: &str, attrs: &[(String, String)]) -> Result<Provenance, Stri
         reproducible: false,
         inline_only: false,
         complete_materials: false,
+        capture_usage: false,
     };
     let bool_of = |v: &str, what: &str| {
         crate::gobool::parse(v).ok_or_else(|| format!("{flag}: failed to parse {what} {v:?} (expected true or false)"))
@@ -305,20 +309,14 @@ fn provenance(flag: &str, attrs: &[(String, String)]) -> Result<Provenance, Stri
                     _ => return Err(format!("{flag}: invalid provenance SLSA version: {v} (v1 or v0.2)")),
                 }
             }
-            // BuildKit samples each step's and the machine's resource use into the predicate
-            "capture-usage" if bool_of(v, "capture-usage flag")? => {
-                return Err(format!(
-                    "{flag}: capture-usage=true: slipway does not sample the steps' resource usage (BuildKit's \
-                     resourceUsage and sysUsage): not supported"
-                ))
-            }
-            "capture-usage" => {}
+            // BuildKit samples the machine's (and on cgroup v2 each step's) resource use
+            "capture-usage" => p.capture_usage = bool_of(v, "capture-usage flag")?,
             // buildx sends the type among the attributes
             "type" => {}
             _ => {
                 return Err(format!(
                     "{flag}: unknown provenance attribute {k:?} (slipway takes mode, builder-id, filename, \
-                     reproducible, inline-only, complete-materials, version, capture-usage=false)"
+                     reproducible, inline-only, complete-materials, version, capture-usage)"
                 ))
             }
         }
@@ -781,6 +779,12 @@ fn set_buildkit_metadata(pred: &mut serde_json::Value, key: &str, value: serde_j
     let rank = |k: &str| BUILDKIT_METADATA_ORDER.iter().position(|o| *o == k).unwrap_or(usize::MAX);
     fields.sort_by_key(|(k, _)| rank(k));
     *md = serde_json::Value::Object(fields.into_iter().collect());
+}
+
+/// `capture-usage=true`: the machine's samples over the build, as BuildKit's
+/// `buildkit_metadata.sysUsage` (either version).
+pub fn set_sys_usage(pred: &mut serde_json::Value, samples: &[serde_json::Value]) {
+    set_buildkit_metadata(pred, "sysUsage", serde_json::json!(samples));
 }
 
 /// BuildKit's BuildKitMetadata in its field order (vcs, source, layers, sysUsage, network),
@@ -1436,8 +1440,11 @@ mod tests {
         assert_eq!(resolve(&flags(Some("true"), None, &[]), none).unwrap().provenance.unwrap().version, Slsa::V1);
         let p = resolve(&flags(None, None, &["type=provenance,version=v0.2"]), none).unwrap().provenance.unwrap();
         assert_eq!(p.version, Slsa::V02);
-        // capture-usage=false samples nothing, as slipway
-        assert!(resolve(&flags(Some("capture-usage=false"), None, &[]), none).unwrap().provenance.is_some());
+        // capture-usage: a bool (BuildKit's resource sampling)
+        assert!(
+            !resolve(&flags(Some("capture-usage=false"), None, &[]), none).unwrap().provenance.unwrap().capture_usage
+        );
+        assert!(resolve(&flags(Some("capture-usage=1"), None, &[]), none).unwrap().provenance.unwrap().capture_usage);
         let p = resolve(&flags(None, None, &["type=provenance,mode=max,builder-id=https://ci/1"]), none)
             .unwrap()
             .provenance;
@@ -1479,7 +1486,6 @@ mod tests {
             (flags(Some("mode=min,colour=red"), None, &[]), "unknown provenance attribute \"colour\""),
             (flags(Some("version=v3"), None, &[]), "invalid provenance SLSA version: v3"),
             (flags(Some("version="), None, &[]), "provenance SLSA version cannot be empty"),
-            (flags(Some("capture-usage=true"), None, &[]), "capture-usage=true"),
             (flags(Some("capture-usage=maybe"), None, &[]), "capture-usage flag \"maybe\""),
             (flags(Some("reproducible=maybe"), None, &[]), "reproducible flag \"maybe\""),
         ] {
@@ -1803,6 +1809,26 @@ mod tests {
         // steps' chains are unknown
         assert_eq!(chains.layers(None).keys().collect::<Vec<_>>(), ["step1:0"]);
         assert_eq!(chains.layers(Some((&layers, &history[..2]))).keys().collect::<Vec<_>>(), ["step1:0"]);
+    }
+
+    /// BuildKitMetadata's fields in Go's order (vcs, source, layers, sysUsage), whenever each
+    /// is set, in both versions.
+    #[test]
+    fn buildkit_metadata_keeps_gos_field_order() {
+        let p = resolve(&flags(Some("mode=max"), None, &[]), &[]).unwrap().provenance.unwrap();
+        let info = BuildInfo { vcs: BTreeMap::from([("revision".into(), "r".into())]), ..full_info() };
+        for version in [Slsa::V1, Slsa::V02] {
+            let p = Provenance { version, ..p.clone() };
+            let mut pred = predicate(&p, &info).unwrap();
+            set_sys_usage(&mut pred, &[serde_json::json!({"timestamp": "t"})]);
+            set_buildkit_metadata(&mut pred, "layers", serde_json::json!({}));
+            let md = pred
+                .pointer("/runDetails/metadata/buildkit_metadata")
+                .or_else(|| pred.pointer("/metadata/https:~1~1mobyproject.org~1buildkit@v1#metadata"))
+                .unwrap();
+            let keys: Vec<&String> = md.as_object().unwrap().keys().collect();
+            assert_eq!(keys, ["vcs", "source", "layers", "sysUsage"], "{version:?}");
+        }
     }
 
     #[test]

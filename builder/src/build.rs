@@ -1265,6 +1265,9 @@ fn build_read(
     }
     let requested = crate::attest::resolve(&opts.attest, &opts.build_args).map_err(BuildError::Other)?;
     let provenance = requested.provenance.clone();
+    // capture-usage=true: the machine sampled from here to the provenance (BuildKit's
+    // SysSampler records over the whole solve)
+    let mut sys_sampler = provenance.as_ref().filter(|p| p.capture_usage).map(|_| crate::usage::Sampler::sys());
     let multi = multi_platform(opts, runs.len()).map_err(BuildError::Other)?;
     output::check(&outs, multi, requested.any()).map_err(BuildError::Other)?;
     let varies = runs.iter().any(|(_, _, t)| t.varies());
@@ -1568,15 +1571,23 @@ fn build_read(
             Some(_) => Some(crate::attest::invocation_id().map_err(BuildError::Other)?),
             None => None,
         };
+        let sys_usage = match sys_sampler.take() {
+            Some(s) => Some(s.close(true).map_err(|e| BuildError::Other(format!("provenance: capture-usage: {e}")))?),
+            None => None,
+        };
         let chains = infos.iter().map(|i| i.chains.clone()).collect();
         let predicates = infos
             .iter_mut()
             .map(|i| {
                 i.times = times;
                 i.invocation_id = id.clone();
-                crate::attest::predicate(p, i)
+                let mut pred = crate::attest::predicate(p, i)?;
+                if let Some(s) = &sys_usage {
+                    crate::attest::set_sys_usage(&mut pred, s);
+                }
+                Ok(pred)
             })
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, String>>()
             .map_err(BuildError::Other)?;
         req.attestations =
             Some(crate::attest::Attestations { provenance: Some(p.clone()), predicates, chains, sboms: Vec::new() });

@@ -47,6 +47,7 @@ pub mod subrequest;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod trace;
+pub mod usage;
 pub mod userns;
 pub mod vcs;
 pub mod wildcard;

@@ -511,7 +511,7 @@ fn bad_attestation_values_are_refused_naming_them() {
         (vec!["--provenance=mode=foo"], "invalid mode \"foo\""),
         (vec!["--provenance=colour=red"], "unknown provenance attribute \"colour\""),
         (vec!["--provenance=version=v3"], "invalid provenance SLSA version: v3"),
-        (vec!["--attest", "type=provenance,capture-usage=true"], "capture-usage=true"),
+        (vec!["--attest", "type=provenance,capture-usage=sometimes"], "capture-usage flag \"sometimes\""),
         (vec!["--attest", "mode=max"], "attestation type not specified"),
         (vec!["--attest", "type=foo"], "unknown attestation type \"foo\""),
         (vec!["--sbom=generator="], "sbom scanner cannot be empty"),
@@ -745,4 +745,80 @@ fn max_mode_records_each_steps_layer_chain() {
     let st: Value = serde_json::from_slice(&fs::read(dir.join("provenance.json")).unwrap()).unwrap();
     let got = &st["predicate"]["runDetails"]["metadata"]["buildkit_metadata"]["layers"];
     assert_eq!(got, &serde_json::json!({src: [base_m["layers"]]}), "{st}");
+}
+
+/// Sums the first counters of /proc/stat's `cpu` line (user, nice, system) in seconds, and
+/// the processes created so far.
+fn proc_stat() -> (f64, u64) {
+    let t = fs::read_to_string("/proc/stat").unwrap();
+    let cpu: f64 =
+        t.lines().next().unwrap().split_whitespace().skip(1).take(3).map(|n| n.parse::<f64>().unwrap()).sum();
+    let procs = t.lines().find_map(|l| l.strip_prefix("processes ")).unwrap().trim().parse().unwrap();
+    (cpu / 100.0, procs)
+}
+
+/// `capture-usage=true`: BuildKit's SysSampler samples of the machine over the build in
+/// `buildkit_metadata.sysUsage` (min and max): /proc/stat's CPU times and counters,
+/// /proc/meminfo, the pressure files; taken after this test read the same counters, with a RUN
+/// step that spends CPU and memory in between. BuildKit samples a step's cgroup only on
+/// cgroup v2, so on a v1 or hybrid host no step has `resourceUsage`, as in BuildKit.
+#[test]
+fn capture_usage_records_the_machines_samples() {
+    let s = Slipway::new();
+    s.base("bb:1");
+    let df =
+        "FROM bb:1\nRUN head -c 67108864 /dev/zero | md5sum > /sum && dd if=/dev/zero of=/dev/null bs=32M count=4\n";
+    let ctx = s.context("usage", &[("Dockerfile", df)]);
+    let mem_total: u64 = fs::read_to_string("/proc/meminfo")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    let (cpu_before, procs_before) = proc_stat();
+    let read = |prov: &str, out: &str| -> Value {
+        let dest = s.dir.path().join(out);
+        let (rt, o) = (integration::slipway::runtime(), format!("type=oci,dest={},name=u:1", dest.display()));
+        s.run(&["build", "--runtime", &rt, "--provenance", prov, "-o", &o, &ctx.to_string_lossy()]).ok();
+        let a = Archive::read(&dest);
+        let index = a.json(a.top()["digest"].as_str().unwrap());
+        check_index(&|d| a.json(d), &index, 1, Slsa::V1).remove(0).1
+    };
+    let st = read("mode=max,capture-usage=true", "max.tar");
+    let p = &st["predicate"];
+    let samples =
+        p["runDetails"]["metadata"]["buildkit_metadata"]["sysUsage"].as_array().unwrap_or_else(|| panic!("{p}"));
+    assert!(!samples.is_empty(), "{p}");
+    for smp in samples {
+        assert!(smp["timestamp"].as_str().is_some_and(|t| t.ends_with('Z')), "{smp}");
+        for k in ["user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal", "guest", "guestNice"] {
+            assert!(smp["cpuStat"][k].is_number(), "{k}: {smp}");
+        }
+        assert_eq!(smp["memoryStat"]["total"], mem_total, "{smp}");
+        assert!(smp["memoryStat"]["free"].as_u64().is_some_and(|f| f <= mem_total), "{smp}");
+    }
+    // the last sample is taken after the step ran: the machine's counters moved on from what
+    // this test read before the build (the RUN step and the runtime are processes of their own)
+    let last = samples.last().unwrap();
+    let cpu = ["user", "nice", "system"].iter().map(|k| last["cpuStat"][k].as_f64().unwrap()).sum::<f64>();
+    assert!(cpu >= cpu_before, "{cpu} < {cpu_before}: {last}");
+    assert!(last["procStat"]["processCreated"].as_u64().unwrap() > procs_before, "{last}");
+    assert!(last["procStat"]["contextSwitches"].as_u64().unwrap() > 0, "{last}");
+    if std::path::Path::new("/proc/pressure/cpu").exists() {
+        assert!(last["cpuPressure"]["some"]["total"].is_u64(), "{last}");
+    }
+    // the step ran (its output is in the image) and, off cgroup v2, has no resourceUsage
+    let steps = p["buildDefinition"]["internalParameters"]["buildConfig"]["llbDefinition"].as_array().unwrap();
+    assert!(steps.iter().any(|s| s["op"]["Op"].get("exec").is_some()), "{p}");
+    let cgroup2 = fs::read_to_string("/proc/self/mounts").unwrap().lines().any(|l| {
+        l.split_whitespace().nth(1) == Some("/sys/fs/cgroup") && l.split_whitespace().nth(2) == Some("cgroup2")
+    });
+    if !cgroup2 {
+        assert!(steps.iter().all(|s| s.get("resourceUsage").is_none()), "{p}");
+    }
+    // min mode samples too; without capture-usage there is none
+    let st = read("mode=min,capture-usage=true", "min.tar");
+    assert!(st["predicate"]["runDetails"]["metadata"]["buildkit_metadata"]["sysUsage"].is_array(), "{st}");
+    let st = read("mode=max", "plain.tar");
+    assert!(st["predicate"]["runDetails"]["metadata"]["buildkit_metadata"].get("sysUsage").is_none(), "{st}");
 }
