@@ -158,6 +158,22 @@ impl Pattern {
     }
 }
 
+/// A pattern that matches the path `p` only: its wildcard characters escaped (and a leading
+/// `!`, which would re-include).
+pub fn literal(p: &str) -> String {
+    let mut out = String::with_capacity(p.len());
+    for c in p.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    if out.starts_with('!') {
+        out.insert(0, '\\');
+    }
+    out
+}
+
 /// A compiled `.dockerignore`.
 #[derive(Debug, Clone, Default)]
 pub struct Matcher {

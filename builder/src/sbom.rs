@@ -59,16 +59,27 @@ pub type Extras = BTreeMap<String, Extra>;
 /// BuildKit's main context transfers them for a scan (a local source with the stages'
 /// ctxPaths as FollowPaths, dockerui MainContext): what `paths` (`Plan::context_paths`)
 /// match and what is below them, with the directories above them; all of it when `paths` is
-/// empty or holds the root.
+/// empty or holds the root. A path that runs through symlinks adds where they lead (fsutil's
+/// FollowLinks, which makes include patterns of both).
 pub fn context_extra(
     ctx: &mut crate::context::Context,
     paths: &std::collections::BTreeSet<String>,
 ) -> Result<Extra, String> {
     let all = ctx.entries().map_err(|e| format!("sbom: the context extra: {e}"))?.to_vec();
-    let entries: Vec<CtxEntry> = if paths.is_empty() || paths.contains("") {
+    let mut pats: Vec<String> = paths.iter().cloned().collect();
+    for p in paths.iter().filter(|p| !p.contains(['*', '?', '[', '\\'])) {
+        let resolved = crate::rootfs::resolve_in_root(&ctx.root, p, true);
+        if let Ok(rel) = resolved.strip_prefix(&ctx.root) {
+            let rel = rel.to_string_lossy();
+            if rel != p.as_str() {
+                pats.push(if rel.is_empty() { String::new() } else { crate::dockerignore::literal(&rel) });
+            }
+        }
+    }
+    let entries: Vec<CtxEntry> = if pats.is_empty() || pats.iter().any(|p| p.is_empty()) {
         all
     } else {
-        let pats: Vec<(usize, String)> = paths.iter().enumerate().map(|(i, p)| (i + 1, p.clone())).collect();
+        let pats: Vec<(usize, String)> = pats.into_iter().enumerate().map(|(i, p)| (i + 1, p)).collect();
         let m = crate::dockerignore::Matcher::new(&pats).map_err(|e| format!("sbom: the context extra: {e}"))?;
         let mut keep: std::collections::HashSet<String> = std::collections::HashSet::new();
         for e in all.iter().filter(|e| !e.rel.is_empty() && m.excluded(&e.rel)) {
@@ -508,6 +519,12 @@ mod tests {
         let all = context_extra(&mut ctx, &paths(&["a.txt", ""])).unwrap();
         assert_eq!(rels(&all), ["", ".dockerignore", "a.txt", "b.txt", "d", "d/x", "e", "e/f", "e/f/g.txt", "e/h"]);
         assert_eq!(rels(&context_extra(&mut ctx, &paths(&[])).unwrap()), rels(&all));
+        // a path through a symlink takes the link and where it leads (fsutil's FollowLinks)
+        std::os::unix::fs::symlink("d", t.path().join("ln")).unwrap();
+        let mut linked = crate::context::Context::open(t.path(), None).unwrap();
+        let l = context_extra(&mut linked, &paths(&["ln"])).unwrap();
+        assert_eq!(rels(&l), ["", "d", "d/x", "ln"]);
+        std::fs::remove_file(t.path().join("ln")).unwrap();
         // its identity is its content: a file it does not hold changes nothing
         fs::write(t.path().join("b.txt"), "changed").unwrap();
         let mut again = crate::context::Context::open(t.path(), None).unwrap();

@@ -88,6 +88,7 @@ pub(super) fn plan_copy(
     }
     let mut sources = Vec::new();
     let mut shown = Vec::new();
+    let mut context_reads = Vec::new();
     for s in &a.sources {
         let s = match s {
             CopySource::Heredoc { word, doc } => {
@@ -101,6 +102,9 @@ pub(super) fn plan_copy(
         };
         let src = at.expand(s, &env)?;
         shown.push(src.clone());
+        if from == Origin::Context && !src.starts_with("http://") && !src.starts_with("https://") {
+            context_reads.push(src.clone());
+        }
         let git = fetch::git::parse(&src).map_err(|e| at.err(format!("{kw} {src}: {e}")))?;
         if checksum.is_some() && git.is_none() && !fetch::is_http(&src) {
             return Err(at.err("ADD --checksum requires HTTP(S) or Git sources"));
@@ -207,7 +211,8 @@ pub(super) fn plan_copy(
     if let Some(u) = a.unpack {
         inputs.text.push_str(&format!(" unpack={u}"));
     }
-    let copy = Copy { kw, from, sources, dest: Dest { path: dest, dir: dest_dir }, chown, chmod, exclude, link };
+    let dest = Dest { path: dest, dir: dest_dir };
+    let copy = Copy { kw, from, sources, dest, chown, chmod, exclude, link, context_reads };
     Ok((copy, inputs, created_by))
 }
 

@@ -406,6 +406,9 @@ pub struct Copy {
     /// so a change there neither re-runs the step nor changes its layer. As BuildKit, not with
     /// `--chmod` (BuildKit's frontend makes such a step a plain copy).
     pub link: bool,
+    /// The sources read from the context as written (expanded; no URL, no heredoc), as
+    /// BuildKit's frontend records them in ctxPaths: what the SBOM scan's context extra takes.
+    pub context_reads: Vec<String>,
 }
 
 /// Where a COPY's path sources (or a RUN bind mount's files) are.

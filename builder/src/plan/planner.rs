@@ -234,50 +234,39 @@ pub fn global_args(
     Ok(meta)
 }
 
-/// Adds what `action` reads of the build context to `paths` (BuildKit's ctxPaths: the sources
-/// of a COPY or ADD from the context, the source of a RUN bind mount of it), as patterns of
-/// .dockerignore's syntax: resolved paths with their wildcard characters escaped.
-fn context_paths(action: &Action, paths: &mut std::collections::BTreeSet<String>) {
-    let escape = |p: &str| -> String {
-        let mut out = String::with_capacity(p.len());
-        for c in p.chars() {
-            if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-                out.push('\\');
+/// Go's `path.Join("/", p)` made relative: `.` and `..` resolved lexically, never above the
+/// root ("" for it).
+fn clean_abs(p: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop();
             }
-            out.push(c);
+            c => out.push(c),
         }
-        // a leading `!` would re-include rather than name the file
-        if out.starts_with('!') {
-            out.insert(0, '\\');
-        }
-        out
-    };
+    }
+    out.join("/")
+}
+
+/// Adds what `action` reads of the build context to `paths` (BuildKit's ctxPaths: the sources
+/// of a COPY or ADD from the context as written, the source of a RUN bind mount of it), as
+/// patterns of .dockerignore's syntax (a bind mount's resolved source with its wildcard
+/// characters escaped).
+fn context_paths(action: &Action, paths: &mut std::collections::BTreeSet<String>) {
     match action {
-        Action::Copy(c) if c.from == Origin::Context => {
-            for src in &c.sources {
-                match src {
-                    super::Source::Path { path, .. } => {
-                        paths.insert(escape(path));
-                    }
-                    // the pattern below its resolved root, as written
-                    super::Source::Parents { root, include, .. } => {
-                        let root = escape(root);
-                        let include = include.trim_start_matches("./").trim_start_matches('/');
-                        paths.insert(match (root.is_empty(), include.is_empty()) {
-                            (_, true) => root,
-                            (true, false) => include.to_string(),
-                            (false, false) => format!("{root}/{include}"),
-                        });
-                    }
-                    _ => {}
-                }
+        // the sources as written, patterns and all: BuildKit's path.Join("/", src), relative
+        Action::Copy(c) => {
+            for src in &c.context_reads {
+                paths.insert(clean_abs(src));
             }
         }
         Action::Run(r) => {
             for m in &r.mounts {
                 if let super::Mount::Bind(b) = m {
                     if b.from == Origin::Context {
-                        paths.insert(escape(&b.source));
+                        paths.insert(crate::dockerignore::literal(&b.source));
                     }
                 }
             }
@@ -764,9 +753,19 @@ mod tests {
         );
         assert!(p.stop.is_none(), "{:?}", p.stop);
         let got: Vec<&str> = p.context_paths.iter().map(|s| s.as_str()).collect();
-        assert_eq!(got, ["a.txt", "b.txt", "d", "w\\[1\\].txt"]);
+        // the sources as written (BuildKit's ctxPaths), not the --from one
+        assert_eq!(got, ["*.txt", "a.txt", "d"]);
         let p = plan_of("FROM img\nCOPY . /\n", &files, &Fake(vec![("img".into(), image(&[], &[]))]), &[]);
         assert_eq!(p.context_paths.iter().collect::<Vec<_>>(), [""]);
+        // cleaned as Go's path.Join("/", src); a bind mount's source resolved
+        let p = plan_of(
+            "FROM img\nCOPY ./d/../a.txt /b.txt /\nRUN --mount=type=bind,source=./d/c,target=/w true\n",
+            &files,
+            &Fake(vec![("img".into(), image(&[], &[]))]),
+            &[],
+        );
+        assert!(p.stop.is_none(), "{:?}", p.stop);
+        assert_eq!(p.context_paths.iter().collect::<Vec<_>>(), ["a.txt", "b.txt", "d/c"]);
     }
 
     /// Plans `dockerfile` over a context of `files` (path, content).
