@@ -337,3 +337,29 @@ fn rmdir_tree(d: &Path) {
     }
     let _ = fs::remove_dir(d);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_systemd_parent_gives_the_runtime_its_systemd_driver() {
+        let args = |rt: &Runtime| -> Vec<String> {
+            rt.command().get_args().map(|a| a.to_string_lossy().into_owned()).collect()
+        };
+        let plain = Runtime::new("runc".into(), "/state".into());
+        assert_eq!(args(&plain), ["--root", "/state"]);
+        assert_eq!(plain.cgroups_path("slipway-1"), "/slipway/slipway-1");
+        let path = Runtime { cgroup_parent: CgroupParent::parse("ci").unwrap(), ..plain.clone() };
+        assert_eq!((args(&path).len(), path.cgroups_path("slipway-1").as_str()), (2, "/ci/slipway-1"));
+        // BuildKit's executor/oci: the systemd parent with the id added; runc's global flag
+        let sd = Runtime { cgroup_parent: CgroupParent::parse("ci.slice:build:").unwrap(), ..plain };
+        assert_eq!(args(&sd), ["--root", "/state", "--systemd-cgroup"]);
+        assert_eq!(sd.cgroups_path("slipway-1"), "ci.slice:build:slipway-1");
+        // recorded for the reaper of a killed build, which deletes with the same driver
+        let dir = tempfile::tempdir().unwrap();
+        sd.record(dir.path(), "slipway-1").unwrap();
+        let o: Owner = serde_json::from_slice(&fs::read(dir.path().join(OWNER_FILE)).unwrap()).unwrap();
+        assert!(o.systemd_cgroup && o.cgroups_path.as_deref() == Some("ci.slice:build:slipway-1"));
+    }
+}
