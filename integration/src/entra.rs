@@ -6,6 +6,7 @@
 //!   `x5t#S256`, `aud` the endpoint; the signature checked with openssl against the test's client
 //!   certificate) and the storage scope are checked;
 //!   a wrong one gets Entra's `invalid_client` with its AADSTS code;
+//!   the password grant takes `builder@example.com` with the secret as the password;
 //! - `GET /msi/token` (App Service's IDENTITY_ENDPOINT): the `X-IDENTITY-HEADER`, api-version
 //!   2019-08-01 and the storage resource are checked.
 //!
@@ -71,6 +72,12 @@ class H(http.server.BaseHTTPRequestHandler):
             {"error": code, "error_description": d + "\r\nTrace ID: 0\r\nTimestamp: now", "error_codes": [0]}))
         if cid not in (client_id, "wrong-audience"):
             return bad("unauthorized_client", f"AADSTS700016: Application with identifier '{cid}' was not found in the directory.")
+        if form.get("grant_type") == "password" and scope in form.get("scope", "").split(" "):
+            if form.get("username") != "builder@example.com" or form.get("password") != secret:
+                return bad("invalid_grant", "AADSTS50126: Error validating credentials due to invalid username or password.")
+            t = jwt("https://storage.azure.com")
+            log(f"POST token 200 password {t}")
+            return self.reply(200, {"token_type": "Bearer", "expires_in": 3599, "access_token": t})
         if form.get("grant_type") != "client_credentials" or form.get("scope") != scope:
             return bad("invalid_request", f"AADSTS90014: grant_type/scope: {form.get('grant_type')} {form.get('scope')}")
         if "client_assertion" in form and json.loads(unb64(form["client_assertion"].split(".")[0])).get("alg") == "PS256":

@@ -470,6 +470,31 @@ fn azblob_oauth_tokens_from_entra_id_workload_and_managed_identity() {
     assert!(!o.stdout.contains("RAN-42OAUTH"), "a RUN step ran:\n{}", o.stdout);
     assert!(!o.stdout.contains(&jwt) && !o.stderr.contains(&jwt), "the az token in the output");
 
+    // AzureDeveloperCLICredential: `azd auth token` when there is no az
+    std::fs::remove_file(bin_dir.join("az")).unwrap();
+    std::fs::write(
+        bin_dir.join("azd"),
+        format!(
+            "#!/bin/sh\n[ \"$*\" = \"auth token -o json --no-prompt --scope https://storage.azure.com/.default\" ] || exit 3\n\
+             echo '{{\"token\": \"{jwt}\", \"expiresOn\": \"2099-01-01T00:00:00Z\"}}'\n"
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(bin_dir.join("azd"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin_dir.display());
+    let f = t.dir.path().join("f");
+    let o = build_env(&f, &ctx, &["-t", "o:1", "--cache-from", &spec], &[("SSL_CERT_FILE", ca), ("PATH", &path)]).ok();
+    assert!(!o.stdout.contains("RAN-42OAUTH"), "a RUN step ran:\n{}", o.stdout);
+    assert!(!o.stdout.contains(&jwt) && !o.stderr.contains(&jwt), "the azd token in the output");
+
+    // EnvironmentCredential with a user's password (the password grant)
+    let user = [&sp[..], &[("AZURE_USERNAME", "builder@example.com"), ("AZURE_PASSWORD", entra::SECRET)]].concat();
+    let g = t.dir.path().join("g");
+    let o = build_env(&g, &ctx, &["-t", "o:1", "--cache-from", &spec], &user).ok();
+    assert!(!o.stdout.contains("RAN-42OAUTH"), "a RUN step ran:\n{}", o.stdout);
+    assert!(idp.requests().iter().any(|r| r.starts_with("POST token 200 password")), "{:?}", idp.requests());
+    outputs.push(o);
+
     // a wrong client secret: Entra's code (AADSTS7000215), the build fails, nothing shown
     let wrong = [&sp[..], &[("AZURE_CLIENT_SECRET", "not-the-secret")]].concat();
     let o = build_env(&d, &ctx, &["-t", "o:1", "--cache-to", &spec], &wrong);

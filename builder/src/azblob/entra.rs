@@ -49,6 +49,8 @@ pub enum Source {
     Managed { endpoint: Managed, client_id: Option<String> },
     /// AzureCLICredential: `az account get-access-token`.
     AzureCli,
+    /// AzureDeveloperCLICredential: `azd auth token`.
+    AzureDeveloperCli,
     /// A credential azidentity would use here that slipway cannot (yet): reaching it is an
     /// error that says so, rather than a silent step to the next.
     Unsupported { name: &'static str, why: String },
@@ -79,6 +81,7 @@ impl Source {
             Source::Workload { .. } => "WorkloadIdentityCredential",
             Source::Managed { .. } => "ManagedIdentityCredential",
             Source::AzureCli => "AzureCLICredential",
+            Source::AzureDeveloperCli => "AzureDeveloperCLICredential",
             Source::Unsupported { name, .. } | Source::Unavailable { name, .. } => name,
         }
     }
@@ -113,6 +116,7 @@ impl Source {
                 }
             }
             Source::AzureCli => "AzureCLICredential (az account get-access-token)".into(),
+            Source::AzureDeveloperCli => "AzureDeveloperCLICredential (azd auth token)".into(),
             Source::Unsupported { name, why } | Source::Unavailable { name, why } => format!("{name} ({why})"),
         }
     }
@@ -156,26 +160,33 @@ fn authority(env: Env) -> Result<String, String> {
 /// The chain `DefaultAzureCredential` builds from the environment `env` (NewDefaultAzureCredential):
 /// `AZURE_TOKEN_CREDENTIALS` (`dev`, `prod` or one credential's name) selects a part of it.
 pub fn plan(env: Env) -> Result<Chain, String> {
-    let (mut e, mut w, mut m, mut cli, mut dev_tools) = (true, true, true, true, true);
+    // EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential,
+    // AzureCLICredential, AzureDeveloperCLICredential, AzurePowerShellCredential
+    let mut on = [true; 6];
     if let Some(sel) = env("AZURE_TOKEN_CREDENTIALS") {
-        let only = |x: &str| sel.eq_ignore_ascii_case(x);
-        (e, w, m, cli, dev_tools) = match sel.as_str() {
-            "dev" => (false, false, false, true, true),
-            "prod" => (true, true, true, false, false),
-            _ if only("EnvironmentCredential") => (true, false, false, false, false),
-            _ if only("WorkloadIdentityCredential") => (false, true, false, false, false),
-            _ if only("ManagedIdentityCredential") => (false, false, true, false, false),
-            _ if only("AzureCLICredential") => (false, false, false, true, false),
-            _ if only("AzureDeveloperCLICredential") || only("AzurePowerShellCredential") => {
-                (false, false, false, false, true)
-            }
-            _ => {
-                return Err(format!(
-                    "invalid AZURE_TOKEN_CREDENTIALS value {sel:?}. Valid values are \"dev\", \"prod\", or the name of any credential type in the default chain"
-                ))
-            }
+        const NAMES: [&str; 6] = [
+            "EnvironmentCredential",
+            "WorkloadIdentityCredential",
+            "ManagedIdentityCredential",
+            "AzureCLICredential",
+            "AzureDeveloperCLICredential",
+            "AzurePowerShellCredential",
+        ];
+        on = match sel.as_str() {
+            "dev" => [false, false, false, true, true, true],
+            "prod" => [true, true, true, false, false, false],
+            _ => match NAMES.iter().position(|n| sel.eq_ignore_ascii_case(n)) {
+                Some(5) => return Err("AZURE_TOKEN_CREDENTIALS=AzurePowerShellCredential: not implemented by slipway".into()),
+                Some(i) => std::array::from_fn(|j| j == i),
+                None => {
+                    return Err(format!(
+                        "invalid AZURE_TOKEN_CREDENTIALS value {sel:?}. Valid values are \"dev\", \"prod\", or the name of any credential type in the default chain"
+                    ))
+                }
+            },
         };
     }
+    let [e, w, m, cli, azd, pwsh] = on;
     let mut sources = Vec::new();
     let tenant = env("AZURE_TENANT_ID");
     let client_id = env("AZURE_CLIENT_ID");
@@ -199,15 +210,17 @@ pub fn plan(env: Env) -> Result<Chain, String> {
         });
     }
     if m {
-        sources.push(managed(env, client_id.clone(), e || w || cli || dev_tools));
+        // IMDS is probed first only when something else is in the chain
+        sources.push(managed(env, client_id.clone(), e || w || cli || azd || pwsh));
     }
     if cli {
         sources.push(Source::AzureCli);
     }
-    if dev_tools {
-        for name in ["AzureDeveloperCLICredential", "AzurePowerShellCredential"] {
-            sources.push(Source::Unavailable { name, why: "not implemented by slipway".into() });
-        }
+    if azd {
+        sources.push(Source::AzureDeveloperCli);
+    }
+    if pwsh {
+        sources.push(unavailable("AzurePowerShellCredential", "not implemented by slipway"));
     }
     Ok(Chain { sources })
 }
@@ -414,6 +427,7 @@ impl Tokens {
             }
             Source::Managed { endpoint, client_id } => self.managed(endpoint, client_id.as_deref()),
             Source::AzureCli => azure_cli(),
+            Source::AzureDeveloperCli => azure_developer_cli(),
             Source::Unsupported { why, .. } => Err(Miss::Failed(why.clone())),
             Source::Unavailable { why, .. } => Err(Miss::Unavailable(why.clone())),
         }
@@ -578,17 +592,30 @@ fn token_from(j: &serde_json::Value, field: &str) -> Result<Token, String> {
     Ok(Token { secret: secret.to_string(), expires })
 }
 
-/// `az account get-access-token -o json --resource https://storage.azure.com` (as azidentity runs
-/// it, through `/bin/sh -c`, 10 s at most); every failure passes on, as in DefaultAzureCredential.
-fn azure_cli() -> Result<Token, Miss> {
-    let cmd = format!("az account get-access-token -o json --resource {RESOURCE}");
+/// Runs a developer tool's token command as azidentity does (through `/bin/sh -c`, 10 s at most):
+/// its standard output, or why it gave none (every failure passes on, as in
+/// DefaultAzureCredential). `tool` names it in messages (`Azure CLI`).
+fn run_tool(cmd: &str, tool: &str) -> Result<String, Miss> {
+    use std::io::Read as _;
     let mut child = std::process::Command::new("/bin/sh")
-        .args(["-c", &cmd])
+        .args(["-c", cmd])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .map_err(|e| Miss::Unavailable(format!("/bin/sh: {e}")))?;
+    // read both pipes while it runs (a full pipe would stall it)
+    let drain = |r: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_string(&mut s);
+            }
+            s
+        })
+    };
+    let out = drain(child.stdout.take().map(|r| Box::new(r) as Box<dyn std::io::Read + Send>));
+    let err = drain(child.stderr.take().map(|r| Box::new(r) as Box<dyn std::io::Read + Send>));
     let deadline = std::time::Instant::now() + CLI_TIMEOUT;
     let status = loop {
         match child.try_wait() {
@@ -602,24 +629,24 @@ fn azure_cli() -> Result<Token, Miss> {
             Err(e) => return Err(Miss::Unavailable(format!("{cmd}: {e}"))),
         }
     };
-    let read = |r: Option<&mut dyn std::io::Read>| {
-        let mut s = String::new();
-        if let Some(r) = r {
-            let _ = r.read_to_string(&mut s);
-        }
-        s
-    };
-    let out = read(child.stdout.as_mut().map(|r| r as &mut dyn std::io::Read));
-    let err = read(child.stderr.as_mut().map(|r| r as &mut dyn std::io::Read));
+    let (out, err) = (out.join().unwrap_or_default(), err.join().unwrap_or_default());
     if !status.success() {
         let first = err.lines().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
         let why = if status.code() == Some(127) || first.contains("not found") {
-            "Azure CLI not found on path".to_string()
+            format!("{tool} not found on path")
         } else {
             format!("{cmd}: {status}: {first}")
         };
         return Err(Miss::Unavailable(why));
     }
+    Ok(out)
+}
+
+/// AzureCLICredential: `az account get-access-token -o json --resource https://storage.azure.com`;
+/// the token's `accessToken`, its expiry `expires_on` (Unix seconds, az 2.54 on).
+fn azure_cli() -> Result<Token, Miss> {
+    let cmd = format!("az account get-access-token -o json --resource {RESOURCE}");
+    let out = run_tool(&cmd, "Azure CLI")?;
     let j: serde_json::Value =
         serde_json::from_str(&out).map_err(|_| Miss::Unavailable(format!("{cmd}: not a JSON token answer")))?;
     let mut t = token_from(&j, "accessToken").map_err(|e| Miss::Unavailable(format!("{cmd}: {e}")))?;
@@ -627,6 +654,42 @@ fn azure_cli() -> Result<Token, Miss> {
         t.expires = UNIX_EPOCH + Duration::from_secs(on);
     }
     Ok(t)
+}
+
+/// AzureDeveloperCLICredential: `azd auth token -o json --no-prompt --scope
+/// https://storage.azure.com/.default`; the answer's `token`, its expiry `expiresOn`
+/// (`2006-01-02T15:04:05Z`, as azidentity parses it).
+fn azure_developer_cli() -> Result<Token, Miss> {
+    let cmd = format!("azd auth token -o json --no-prompt --scope {SCOPE}");
+    let out = run_tool(&cmd, "Azure Developer CLI")?;
+    let j: serde_json::Value =
+        serde_json::from_str(&out).map_err(|_| Miss::Unavailable(format!("{cmd}: not a JSON token answer")))?;
+    let mut t = token_from(&j, "token").map_err(|e| Miss::Unavailable(format!("{cmd}: {e}")))?;
+    let on = j.get("expiresOn").and_then(|v| v.as_str()).unwrap_or("");
+    t.expires = utc_time(on).ok_or_else(|| Miss::Unavailable(format!("{cmd}: expiresOn {on:?}: not a UTC time")))?;
+    Ok(t)
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` as a time (days from the civil date, Howard Hinnant's algorithm).
+fn utc_time(s: &str) -> Option<SystemTime> {
+    let b = s.as_bytes();
+    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
+    {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d, hh, mm, ss) = (n(0..4)?, n(5..7)?, n(8..10)?, n(11..13)?, n(14..16)?, n(17..19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 60 {
+        return None;
+    }
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    let secs = days * 86400 + hh * 3600 + mm * 60 + ss;
+    Some(UNIX_EPOCH + Duration::from_secs(u64::try_from(secs).ok()?))
 }
 
 /// The client assertion MSAL signs with a certificate (accesstokens.Credential.JWT): a JWT whose
@@ -719,7 +782,7 @@ mod tests {
                 "WorkloadIdentityCredential-",
                 "ManagedIdentityCredential",
                 "AzureCLICredential",
-                "AzureDeveloperCLICredential-",
+                "AzureDeveloperCLICredential",
                 "AzurePowerShellCredential-"
             ]
         );
@@ -747,6 +810,8 @@ mod tests {
         assert!(matches!(&c.sources[2], Source::Managed { endpoint: Managed::AppService { .. }, .. }));
         let c = plan(&env_of(&[("MSI_ENDPOINT", "http://x/"), ("AZURE_TOKEN_CREDENTIALS", "prod")])).unwrap();
         assert_eq!(names(&c), ["EnvironmentCredential-", "WorkloadIdentityCredential-", "ManagedIdentityCredential"]);
+        let c = plan(&env_of(&[("AZURE_TOKEN_CREDENTIALS", "dev")])).unwrap();
+        assert_eq!(names(&c), ["AzureCLICredential", "AzureDeveloperCLICredential", "AzurePowerShellCredential-"]);
         let c = plan(&env_of(&[("AZURE_TOKEN_CREDENTIALS", "managedidentitycredential")])).unwrap();
         assert_eq!(c.sources, [Source::Managed { endpoint: Managed::Imds { probe: false }, client_id: None }]);
         // a client certificate; what slipway cannot do is an error when reached, not a silent skip
@@ -768,6 +833,7 @@ mod tests {
         assert!(matches!(&c.sources[0], Source::Unsupported { why, .. } if why.contains("PKCS#12")));
         for (bad, want) in [
             (&[("AZURE_TOKEN_CREDENTIALS", "foo")][..], "invalid AZURE_TOKEN_CREDENTIALS"),
+            (&[("AZURE_TOKEN_CREDENTIALS", "AzurePowerShellCredential")][..], "not implemented by slipway"),
             (&[("AZURE_TENANT_ID", "a/b")][..], "not a tenant ID"),
             (
                 &[
@@ -798,5 +864,11 @@ mod tests {
         let j = serde_json::json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client secret provided.\r\nTrace ID: x", "error_codes": [7000215]});
         assert_eq!(entra_error(&j), "invalid_client: AADSTS7000215: Invalid client secret provided.");
         assert_eq!(form_encode("a b/c+d=é"), "a%20b%2Fc%2Bd%3D%C3%A9");
+        // azd's expiresOn, as Go's time.Parse("2006-01-02T15:04:05Z") reads it
+        assert_eq!(utc_time("2024-02-29T23:59:59Z"), Some(UNIX_EPOCH + Duration::from_secs(1709251199)));
+        assert_eq!(utc_time("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
+        for bad in ["2024-02-29 23:59:59Z", "2024-13-01T00:00:00Z", "2024-02-29T23:59:59+01:00", ""] {
+            assert_eq!(utc_time(bad), None, "{bad}");
+        }
     }
 }
