@@ -15,7 +15,10 @@
 //!   (409 `ArtifactCacheItemAlreadyExistsException`), `PATCH caches/ID` with `Content-Range`,
 //!   `POST caches/ID {size}`; the chunks are assembled and put into Azurite at commit, and
 //!   `archiveLocation` is a read SAS URL of that blob.
-//! - Every call needs `Authorization: Bearer JWT`, a token this service signed (HS256) and not
+//! - GitHub's REST API listing of a repository's caches (`GET /repos/OWNER/REPO/actions/caches`,
+//!   `key` prefix, `ref`, `per_page`, `page`; `Authorization: Bearer` [`GH_TOKEN`], else 401 "Bad
+//!   credentials"), as BuildKit's exporter asks it with `ghtoken` and `repository`.
+//! - Every other call needs `Authorization: Bearer JWT`, a token this service signed (HS256) and not
 //!   expired, whose `ac` claim lists the scopes (as a runner's `ACTIONS_RUNTIME_TOKEN`); else 401
 //!   `unauthenticated`.
 
@@ -28,6 +31,9 @@ use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// The GitHub token the REST API takes (`ghtoken=`).
+pub const GH_TOKEN: &str = "ghp_slipwaytestREST";
 
 /// The container the service keeps its entries in.
 pub const CONTAINER: &str = "actions-cache";
@@ -348,6 +354,9 @@ fn serve(s: TcpStream, ctx: &Ctx) {
 }
 
 fn handle(ctx: &Ctx, method: &str, path: &str, query: &str, h: &HashMap<String, String>, body: &[u8]) -> Answer {
+    if path.starts_with("/repos/") && path.ends_with("/actions/caches") && method == "GET" {
+        return list_caches(ctx, query, h);
+    }
     let v2 = path.starts_with(TWIRP);
     let scopes = match check_token(ctx, h.get("authorization").map(String::as_str)) {
         Ok(s) => s,
@@ -485,6 +494,38 @@ fn handle(ctx: &Ctx, method: &str, path: &str, query: &str, h: &HashMap<String, 
         }
         _ => v1_err(404, "NotFoundException", "no such route"),
     }
+}
+
+/// The REST API's listing: committed entries of `ref` whose key starts with `key`, a page of them.
+fn list_caches(ctx: &Ctx, query: &str, h: &HashMap<String, String>) -> Answer {
+    if h.get("authorization").map(String::as_str) != Some(&format!("Bearer {GH_TOKEN}")) {
+        return json(
+            401,
+            serde_json::json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest"}),
+        );
+    }
+    let q: HashMap<String, String> = query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), crate::registry::pct_decode(v)))
+        .collect();
+    let num = |k: &str, d: usize| q.get(k).and_then(|v| v.parse().ok()).unwrap_or(d);
+    let (per_page, page) = (num("per_page", 30).clamp(1, 100), num("page", 1).max(1));
+    let empty = String::new();
+    let (prefix, git_ref) = (q.get("key").unwrap_or(&empty), q.get("ref"));
+    let st = ctx.state.lock().expect("state");
+    let all: Vec<&Entry> = st
+        .entries
+        .iter()
+        .filter(|e| e.committed && e.key.starts_with(prefix.as_str()) && git_ref.is_none_or(|r| *r == e.scope))
+        .collect();
+    let caches: Vec<serde_json::Value> = all
+        .iter()
+        .skip((page - 1) * per_page)
+        .take(per_page)
+        .map(|e| serde_json::json!({"id": 1, "ref": e.scope, "key": e.key, "version": e.version, "size_in_bytes": e.size}))
+        .collect();
+    json(200, serde_json::json!({"total_count": all.len(), "actions_caches": caches}))
 }
 
 /// Reserves `key` in the write scope: the new entry's blob name, or the service's refusal.

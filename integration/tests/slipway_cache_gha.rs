@@ -7,7 +7,7 @@
 //! ignore-error; cache mounts carried (cache-mounts=true).
 
 use integration::azurite::{self, Azurite};
-use integration::gha::{self, GhaService, CONTAINER};
+use integration::gha::{self, GhaService, CONTAINER, GH_TOKEN};
 use integration::slipway::{build_scrubbed, inspect as image_id, Run, Slipway};
 use std::path::Path;
 
@@ -166,6 +166,40 @@ fn gha_v1_protocol_round_trip() {
     let c = t.dir.path().join("c");
     let o = build(&c, &ctx, &["-t", "v:1", "--cache-from", "type=gha,scope=other"], &env).ok();
     assert!(o.stdout.contains("RAN-42") && o.stdout.contains("WARNING"), "{}", o.stdout);
+}
+
+#[test]
+fn gha_ghtoken_lists_the_keys_once_instead_of_a_lookup_per_blob() {
+    if !azurite::available() {
+        return;
+    }
+    let az = Azurite::start();
+    let svc = GhaService::start(&az);
+    let t = Slipway::new();
+    let ctx = busybox_context(&t, "l", DOCKERFILE);
+    let tok = svc.token(&[("refs/heads/main", 3)]);
+    // a runner's GITHUB_API_URL (GitHub Enterprise's; BuildKit asks api.github.com only)
+    let env = [("ACTIONS_RUNTIME_TOKEN", tok.as_str()), ("GITHUB_API_URL", svc.url.as_str())];
+    let spec = format!("type=gha,url_v2={},ghtoken={GH_TOKEN},repository=octo/app", svc.url);
+    let a = t.dir.path().join("a");
+    let o = build(&a, &ctx, &["-t", "l:1", "--cache-to", &spec], &env).ok();
+    assert!(o.stdout.contains("0 cache key(s) listed in octo/app"), "{}", o.stdout);
+    assert!(!o.stdout.contains(GH_TOKEN) && !o.stderr.contains(GH_TOKEN), "the GitHub token in the log");
+    let saved = svc.entries().iter().filter(|e| e.key.starts_with("buildkit-blob-1-")).count();
+    // again: the listing has every blob, so none is looked up (the one lookup left is the
+    // index's newest value) and none saved
+    let before = svc.log().len();
+    let o = build(&a, &ctx, &["-t", "l:1", "--cache-to", &spec], &env).ok();
+    assert!(o.stdout.contains(&format!("{saved} cache key(s) listed")), "{}", o.stdout);
+    assert!(o.stdout.contains(&format!("0 blob(s) saved, {saved} already there")), "{}", o.stdout);
+    let log = svc.log()[before..].to_vec();
+    assert_eq!(log.iter().filter(|l| l.starts_with("GET /repos/octo/app/actions/caches")).count(), 1, "{log:?}");
+    assert_eq!(log.iter().filter(|l| l.contains("GetCacheEntryDownloadURL")).count(), 1, "{log:?}");
+    // a wrong GitHub token: BuildKit falls back to a lookup per blob; so does slipway, warning
+    let bad = format!("type=gha,url_v2={},ghtoken=wrong,repository=octo/app", svc.url);
+    let o = build(&a, &ctx, &["-t", "l:1", "--cache-to", &bad], &env).ok();
+    assert!(o.stdout.contains("WARNING") && o.stdout.contains("Bad credentials"), "{}", o.stdout);
+    assert!(o.stdout.contains(&format!("0 blob(s) saved, {saved} already there")), "{}", o.stdout);
 }
 
 #[test]

@@ -350,6 +350,16 @@ impl Cache {
         }
     }
 
+    /// The keys starting with `prefix` in every scope of the token, listed through GitHub's
+    /// REST API (go-actions-cache's AllKeys).
+    pub fn all_keys(&self, api: &RestApi, prefix: &str) -> Result<std::collections::HashSet<String>, GhaError> {
+        let mut keys = std::collections::HashSet::new();
+        for s in &self.token.scopes {
+            keys.extend(api.list_keys(prefix, &s.scope)?);
+        }
+        Ok(keys)
+    }
+
     /// An entry's content from `offset`; None when its blob is gone.
     pub fn download(&self, e: &Entry, offset: u64) -> Result<Option<Download>, GhaError> {
         if self.v2 {
@@ -383,6 +393,73 @@ impl Cache {
                 Err(GhaError::Status { op, status, code, message })
             }
         }
+    }
+}
+
+/// GitHub's REST API, for the one call BuildKit's exporter makes of it (`ghtoken` +
+/// `repository`): the keys of a repository's caches, by prefix and ref (go-actions-cache's
+/// ListKeys: `GET /repos/OWNER/REPO/actions/caches?per_page=100&page=N&key=PREFIX&ref=REF`, pages
+/// while `total_count` says there are more).
+pub struct RestApi {
+    base: String,
+    repo: String,
+    token: String,
+    agent: ureq::Agent,
+}
+
+impl RestApi {
+    pub fn new(api_url: &str, repo: &str, token: &str) -> Result<RestApi, GhaError> {
+        let authority = api_url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
+        if !(api_url.starts_with("http://") || api_url.starts_with("https://")) || authority.is_empty() {
+            return Err(GhaError::Config(format!("GitHub API URL {api_url}: expected http(s)://HOST[:PORT][/PATH]")));
+        }
+        let (tls, _) = crate::registry::tls::config(authority, None, true)
+            .map_err(|e| GhaError::Config(format!("TLS for {authority}: {e}")))?;
+        Ok(RestApi {
+            base: api_url.trim_end_matches('/').to_string(),
+            repo: repo.into(),
+            token: token.into(),
+            agent: crate::registry::client::agent(tls),
+        })
+    }
+
+    pub fn list_keys(&self, prefix: &str, git_ref: &str) -> Result<Vec<String>, GhaError> {
+        let q = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+        let mut out = Vec::new();
+        for page in 1.. {
+            let url = format!(
+                "{}/repos/{}/actions/caches?per_page=100&page={page}&key={}&ref={}",
+                self.base,
+                self.repo,
+                q(prefix),
+                q(git_ref)
+            );
+            let op = format!("GET {url}");
+            let tr = |why: String| GhaError::Transport { op: op.clone(), why };
+            let req = http::Request::builder()
+                .method("GET")
+                .uri(&url)
+                .header("accept", "application/vnd.github+json")
+                .header("authorization", format!("Bearer {}", self.token))
+                .header("x-github-api-version", "2022-11-28")
+                .body(())
+                .map_err(|e| tr(e.to_string()))?;
+            let mut res = self.agent.run(req).map_err(|e| tr(crate::registry::client::describe(&e)))?;
+            let status = res.status().as_u16();
+            let b = res.body_mut().with_config().limit(16 << 20).read_to_vec().map_err(|e| tr(e.to_string()))?;
+            if !(200..300).contains(&status) {
+                let (code, message) = error_fields(status, &b);
+                return Err(GhaError::Status { op, status, code, message });
+            }
+            let v: serde_json::Value =
+                serde_json::from_slice(&b).map_err(|e| tr(format!("an answer that is not JSON: {e}")))?;
+            let caches = v["actions_caches"].as_array().cloned().unwrap_or_default();
+            out.extend(caches.iter().filter_map(|c| c["key"].as_str()).map(str::to_string));
+            if v["total_count"].as_u64().unwrap_or(0) <= page * 100 || caches.is_empty() {
+                break;
+            }
+        }
+        Ok(out)
     }
 }
 

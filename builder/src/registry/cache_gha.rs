@@ -28,6 +28,16 @@ pub struct GhaSpec {
     pub v2: bool,
     pub timeout: Duration,
     token: Token,
+    /// `ghtoken` + `repository`, with the REST API's URL: the blob keys are listed once.
+    listing: Option<Listing>,
+}
+
+/// What BuildKit's exporter needs to list the cache's keys through GitHub's REST API.
+#[derive(Clone, PartialEq, Eq)]
+struct Listing {
+    api_url: String,
+    repository: String,
+    ghtoken: String,
 }
 
 impl std::fmt::Debug for GhaSpec {
@@ -57,7 +67,9 @@ pub fn blob_key(digest: &str) -> String {
 /// Reads `type=gha`'s attributes (`attrs`: only those of [`ATTRS`]) as buildx completes them from
 /// the environment `env` (build/opt.go addGithubToken: `$ACTIONS_RUNTIME_TOKEN`,
 /// `$ACTIONS_CACHE_URL`, `$ACTIONS_RESULTS_URL`, `$ACTIONS_CACHE_SERVICE_V2`) and BuildKit's
-/// getConfig reads them, the token's claims read at `now` (Unix seconds).
+/// getConfig reads them, the token's claims read at `now` (Unix seconds). With `ghtoken` and
+/// `repository` the REST API is `$GITHUB_API_URL` (a runner's; BuildKit always asks
+/// api.github.com), else `https://api.github.com`.
 pub fn parse(attrs: &[(String, String)], env: Env, now: i64) -> Result<GhaSpec, String> {
     let get = |k: &str| attrs.iter().rev().find(|(a, _)| a == k).map(|(_, v)| v.clone());
     // buildx: the version the environment says only picks url_v2 from it
@@ -93,15 +105,21 @@ pub fn parse(attrs: &[(String, String)], env: Env, now: i64) -> Result<GhaSpec, 
             None => return Err(format!("failed to parse timeout for github actions cache: invalid duration {v:?}")),
         },
     };
-    // the REST API listing of keys (an optimization of BuildKit's exporter: one listing instead
-    // of a lookup per blob) is not implemented: refused rather than ignored
-    for k in ["ghtoken", "repository"] {
-        if get(k).is_some() {
-            return Err(format!("{k}: listing the cache's keys through GitHub's REST API is not supported; leave out ghtoken and repository (every blob is then looked up, as BuildKit does without them)"));
+    // BuildKit lists the keys only when both are given and ignores one alone: refused here
+    let listing = match (get("ghtoken").filter(|v| !v.is_empty()), get("repository").filter(|v| !v.is_empty())) {
+        (Some(ghtoken), Some(repository)) => {
+            if repository.split('/').count() != 2 || repository.split('/').any(str::is_empty) {
+                return Err(format!("repository={repository}: expected OWNER/NAME"));
+            }
+            let api_url = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".into());
+            Some(Listing { api_url, repository, ghtoken })
         }
-    }
+        (None, None) => None,
+        (Some(_), None) => return Err("ghtoken without repository (the REST API lists a repository's caches)".into()),
+        (None, Some(_)) => return Err("repository without ghtoken (the REST API needs a GitHub token)".into()),
+    };
     let token = Token::parse(&token, now)?;
-    Ok(GhaSpec { scope, url, v2: version > 1, timeout, token })
+    Ok(GhaSpec { scope, url, v2: version > 1, timeout, token, listing })
 }
 
 impl GhaSpec {
@@ -129,11 +147,31 @@ pub fn export(
     log: &(dyn Fn(&str) + Sync),
 ) -> Result<(), RegistryError> {
     let c = s.connect()?;
+    // ghtoken + repository: the keys the service has, listed once (BuildKit logs a failed
+    // listing and looks each blob up instead: a warning here)
+    let listed = s.listing.as_ref().and_then(|l| {
+        let r = crate::gha::client::RestApi::new(&l.api_url, &l.repository, &l.ghtoken)
+            .and_then(|api| c.all_keys(&api, &blob_key("")));
+        match r {
+            Ok(keys) => {
+                log(&format!("gha: {} cache key(s) listed in {}", keys.len(), l.repository));
+                Some(keys)
+            }
+            Err(e) => {
+                log(&format!("WARNING: listing the cache keys of {}: {e}; each blob is looked up", l.repository));
+                None
+            }
+        }
+    });
     let sent = std::sync::atomic::AtomicUsize::new(0);
     super::blob::parallel(blobs, 4, |d| {
         let key = blob_key(&d.digest);
         // a restore-key match of a longer key is not this blob
-        if c.load(&[&key])?.is_some_and(|e| e.key == key) {
+        let there = match &listed {
+            Some(keys) => keys.contains(&key),
+            None => c.load(&[&key])?.is_some_and(|e| e.key == key),
+        };
+        if there {
             return Ok(());
         }
         let path = store.blob_path(&d.digest);
@@ -281,12 +319,18 @@ mod tests {
             (format!("token={t}"), "url not set for github actions cache"),
             (format!("token={t},url=https://u,version=x"), "failed to parse api version \"x\""),
             (format!("token={t},url=https://u,timeout=10"), "failed to parse timeout"),
-            (format!("token={t},url=https://u,ghtoken=g,repository=o/r"), "ghtoken: listing"),
+            (format!("token={t},url=https://u,ghtoken=g"), "ghtoken without repository"),
+            (format!("token={t},url=https://u,repository=o/r"), "repository without ghtoken"),
+            (format!("token={t},url=https://u,ghtoken=g,repository=o"), "expected OWNER/NAME"),
             ("token=abc,url=https://u".to_string(), "token is malformed"),
         ] {
             let e = parse(&attrs(&bad), &no_env, 1500).unwrap_err();
             assert!(e.contains(want), "{bad}: {e}");
         }
         assert!(parse(&attrs(&format!("token={t},url=https://u")), &no_env, 2001).unwrap_err().contains("expired"));
+        // the REST API: api.github.com unless the runner says otherwise (GitHub Enterprise)
+        let s = parse(&attrs(&format!("token={t},url=https://u,ghtoken=g,repository=o/r")), &no_env, 1500).unwrap();
+        assert_eq!(s.listing.as_ref().map(|l| l.api_url.as_str()), Some("https://api.github.com"));
+        assert!(!format!("{s:?}").contains(",g,"));
     }
 }
