@@ -171,6 +171,44 @@ for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[4]):
         )
     }
 
+    /// Size and ETag of every object of `bucket` (a multipart upload's ETag ends in `-PARTS`).
+    pub fn sizes(&self, bucket: &str) -> Vec<(String, u64, String)> {
+        let out = self.py(
+            &format!(
+                "{}{}",
+                Self::CLIENT,
+                r#"
+for page in s3.get_paginator("list_objects_v2").paginate(Bucket=sys.argv[4]):
+    for o in page.get("Contents", []):
+        print(o["Key"], o["Size"], o["ETag"].strip('"'))
+"#
+            ),
+            &[bucket],
+        );
+        out.lines()
+            .filter_map(|l| {
+                let mut it = l.split(' ');
+                Some((it.next()?.to_string(), it.next()?.parse().ok()?, it.next()?.to_string()))
+            })
+            .collect()
+    }
+
+    /// The keys of the multipart uploads of `bucket` still open (neither completed nor aborted).
+    pub fn open_uploads(&self, bucket: &str) -> Vec<String> {
+        let out = self.py(
+            &format!(
+                "{}{}",
+                Self::CLIENT,
+                r#"
+for u in s3.list_multipart_uploads(Bucket=sys.argv[4]).get("Uploads", []):
+    print(u["Key"])
+"#
+            ),
+            &[bucket],
+        );
+        out.lines().map(str::to_string).collect()
+    }
+
     pub fn path(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
@@ -182,3 +220,97 @@ impl Drop for Moto {
         let _ = self.child.wait();
     }
 }
+
+/// A small HTTP server written in python for one test (a fault-injecting proxy in front of
+/// moto, an ECS or EC2 credential endpoint) on a free loopback port, stopped by pid on drop.
+pub struct PyServer {
+    child: Child,
+    pub port: u16,
+}
+
+impl PyServer {
+    /// Runs `script` (it binds 127.0.0.1:0, prints its port on a line, then serves) with `args`;
+    /// ready once that port takes a connection.
+    pub fn start(script: &str, args: &[&str]) -> PyServer {
+        let mut child = Command::new(Path::new(VENV).join("bin/python"))
+            .arg("-c")
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python server");
+        let mut line = String::new();
+        let out = child.stdout.take().expect("stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(out), &mut line).expect("server port");
+        let port: u16 = match line.trim().parse() {
+            Ok(p) => p,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("python server printed {line:?}, not its port");
+            }
+        };
+        let s = PyServer { child, port };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "python server on port {port} takes no connection");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for PyServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A proxy in front of moto (argv[1]: its port) that answers 403 AccessDenied to every request
+/// whose path and query contain argv[2] (e.g. `partNumber=2&`), and forwards the rest as they
+/// are (the Host header too, so signatures still match).
+pub const FAULT_PROXY: &str = r#"
+import http.client, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+up, needle = int(sys.argv[1]), sys.argv[2]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def handle_one(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(n) if n else b""
+        if needle in self.path + "&":
+            err = b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>AccessDenied</Code><Message>injected by the test</Message></Error>"
+            self.send_response(403)
+            self.send_header("Content-Length", str(len(err)))
+            self.end_headers()
+            self.wfile.write(err)
+            return
+        c = http.client.HTTPConnection("127.0.0.1", up, timeout=120)
+        c.putrequest(self.command, self.path, skip_host=True, skip_accept_encoding=True)
+        for k, v in self.headers.items():
+            c.putheader(k, v)
+        c.endheaders(body if n else None)
+        r = c.getresponse()
+        data = r.read()
+        self.send_response(r.status)
+        for k, v in r.getheaders():
+            if k.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                self.send_header(k, v)
+        self.send_header("Content-Length", (r.getheader("Content-Length") or "0") if self.command == "HEAD" else str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+        c.close()
+    do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_one
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;

@@ -3,7 +3,7 @@
 //! store hitting every step from them; a blob already there not sent again and refreshed by
 //! `touch_refresh`; S3's error codes for a bad signature and a missing bucket.
 
-use integration::s3::{self, Moto, REGION};
+use integration::s3::{self, Moto, PyServer, REGION};
 use integration::slipway::{bin, runtime, Run, Slipway};
 use std::path::Path;
 use std::process::Command;
@@ -232,4 +232,67 @@ fn s3_cache_carries_cache_mounts() {
     .unwrap();
     let o = build(&b, &ctx, &["-t", "m:2"], &[]).ok();
     assert!(o.stdout.contains("MOUNT-pkg-v1"), "{}", o.stdout);
+}
+
+/// `n` bytes that gzip cannot shrink (xorshift64), so a layer of them is as big as they are.
+fn noise(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// A blob of 16 MiB or more goes up in parts of 8 MiB, as the SDK's transfer manager BuildKit
+/// uploads with does: whole in the bucket (its SHA-256 is its key), its ETag that of 3 parts, and
+/// a fresh store gets it back. A part S3 refuses aborts the upload: no upload is left open.
+#[test]
+fn s3_big_blobs_go_up_in_parts_and_a_failed_part_leaves_nothing() {
+    if !s3::available() {
+        return;
+    }
+    let m = Moto::start();
+    m.create_bucket("big");
+    let t = Slipway::new();
+    let ctx = t.context("big", &[("Dockerfile", "FROM scratch\nCOPY big /big\n")]);
+    std::fs::write(ctx.join("big"), noise(20 << 20)).unwrap();
+    let keys = format!("access_key_id={},secret_access_key={}", m.access_key, m.secret_key);
+    let spec = |endpoint: &str| format!("type=s3,bucket=big,region={REGION},endpoint_url={endpoint},{keys}");
+    let big = |m: &Moto| m.sizes("big").into_iter().filter(|(_, size, _)| *size >= 16 << 20).collect::<Vec<_>>();
+
+    // part 2 refused (a proxy in front of moto answers AccessDenied): the export fails naming
+    // the call and S3's code, and the upload is aborted
+    let proxy = PyServer::start(s3::FAULT_PROXY, &[&m.port.to_string(), "partNumber=2&"]);
+    let a = t.dir.path().join("a");
+    let o = build(&a, &ctx, &["-t", "big:1", "--cache-to", &spec(&proxy.url())], &[]);
+    assert_ne!(o.code, 0, "{}", o.stdout);
+    assert!(o.stderr.contains("UploadPart") && o.stderr.contains("AccessDenied"), "{}", o.stderr);
+    assert_eq!(m.open_uploads("big"), Vec::<String>::new(), "a failed upload was left open");
+    assert!(big(&m).is_empty(), "{:?}", m.sizes("big"));
+    drop(proxy);
+
+    let o = build(&a, &ctx, &["-t", "big:1", "--cache-to", &spec(&m.endpoint)], &[]).ok();
+    assert!(o.stdout.contains("blob(s) uploaded"), "{}", o.stdout);
+    let parts = big(&m);
+    assert_eq!(parts.len(), 1, "{:?}", m.sizes("big"));
+    let (key, size, etag) = &parts[0];
+    // a multipart object's ETag is the MD5 of its parts' MD5s, then -PARTS: 20 MiB+ in 8 MiB parts
+    assert!(etag.ends_with(&format!("-{}", size.div_ceil(8 << 20))), "{key}: {size} bytes, ETag {etag}");
+    for (k, sha, _) in m.objects("big") {
+        if let Some(hex) = k.strip_prefix("blobs/sha256:") {
+            assert_eq!(hex, sha, "{k} holds other bytes");
+        }
+    }
+    assert!(m.open_uploads("big").is_empty());
+
+    // a fresh store gets the big layer back from the bucket: the same image
+    let b = t.dir.path().join("b");
+    let o = build(&b, &ctx, &["-t", "big:1", "--cache-from", &spec(&m.endpoint)], &[]).ok();
+    assert!(o.stdout.contains("Using cache from s3"), "{}", o.stdout);
+    assert_eq!(image_id(&b, "big:1"), image_id(&a, "big:1"));
 }

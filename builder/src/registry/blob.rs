@@ -27,12 +27,17 @@ pub fn parallel<T: Sync>(
     n: usize,
     f: impl Fn(&T) -> Result<(), RegistryError> + Sync,
 ) -> Result<(), RegistryError> {
+    parallel_with(items, n, f)
+}
+
+/// [`parallel`] for any error type (the S3 client's parts).
+pub fn parallel_with<T: Sync, E: Send>(items: &[T], n: usize, f: impl Fn(&T) -> Result<(), E> + Sync) -> Result<(), E> {
     if items.len() <= 1 || n <= 1 {
         return items.iter().try_for_each(f);
     }
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
-    let first: Mutex<Option<RegistryError>> = Mutex::new(None);
+    let first: Mutex<Option<E>> = Mutex::new(None);
     std::thread::scope(|s| {
         for _ in 0..n.min(items.len()) {
             s.spawn(|| loop {

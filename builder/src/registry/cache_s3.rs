@@ -231,8 +231,8 @@ pub fn export(
         let key = s.blob_key(&d.digest);
         if let Some(h) = b.head(&key)? {
             let age_ns = now_ns() - h.modified.unwrap_or(0).saturating_mul(1_000_000_000);
-            if age_ns > s.touch_refresh_ns && !b.touch(&key, h.size)? {
-                log(&format!("WARNING: {} is too big to refresh by a copy (5 GiB); left as it is", b.url(&key)));
+            if age_ns > s.touch_refresh_ns {
+                b.touch(&key, h.size)?;
             }
             return Ok(());
         }

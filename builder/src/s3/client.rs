@@ -3,6 +3,7 @@
 //! needs, each signed (SigV4) and retried on a transport error or a 5xx/429, as the AWS SDK's
 //! standard retry mode does.
 
+use super::multipart::{part_size, MAX_COPY, MULTIPART_THRESHOLD};
 use super::sigv4::{self, Credentials, EMPTY_SHA256};
 use super::S3Error;
 use std::io::Read;
@@ -10,7 +11,7 @@ use std::path::Path;
 use std::time::Duration;
 use ureq::http;
 
-type Resp = http::Response<ureq::Body>;
+pub(super) type Resp = http::Response<ureq::Body>;
 
 /// An object's body as it arrives, and the status (200 whole, 206 from the offset asked).
 pub type Download = (Box<dyn Read + Send>, u16);
@@ -90,7 +91,7 @@ pub struct Head {
 }
 
 /// A request body that can be sent again on a retry.
-enum Body<'a> {
+pub(super) enum Body<'a> {
     Empty,
     Bytes(&'a [u8]),
     File { path: &'a Path, len: u64 },
@@ -106,7 +107,7 @@ pub(crate) fn xml_field(text: &str, name: &str) -> Option<String> {
 }
 
 /// `<Code>` and `<Message>` of S3's XML error body.
-fn error_fields(body: &[u8]) -> (Option<String>, String) {
+pub(super) fn error_fields(body: &[u8]) -> (Option<String>, String) {
     let text = String::from_utf8_lossy(body);
     (xml_field(&text, "Code"), xml_field(&text, "Message").unwrap_or_default())
 }
@@ -123,7 +124,7 @@ fn code_for_status(status: u16) -> &'static str {
     }
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
@@ -171,8 +172,32 @@ impl Bucket {
         sha256: &str,
         op: &str,
     ) -> Result<Resp, S3Error> {
+        self.send_query(method, key, &[], headers, body, sha256, op)
+    }
+
+    /// [`Self::send`] with query parameters (`uploads`, `partNumber`, `uploadId`); a parameter
+    /// without a value is sent bare (`?uploads`) and signed as `uploads=`, as AWS documents.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn send_query(
+        &self,
+        method: &str,
+        key: &str,
+        query: &[(&str, &str)],
+        headers: &[(&str, &str)],
+        body: &Body,
+        sha256: &str,
+        op: &str,
+    ) -> Result<Resp, S3Error> {
         let (host, path) = self.locate(key);
-        let url = format!("{}://{host}{path}", self.endpoint.scheme);
+        let mut url = format!("{}://{host}{path}", self.endpoint.scheme);
+        for (i, (k, v)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&sigv4::uri_encode(k, false));
+            if !v.is_empty() {
+                url.push('=');
+                url.push_str(&sigv4::uri_encode(v, false));
+            }
+        }
         let tr = |why: String| S3Error::Transport { bucket: self.bucket.clone(), op: op.into(), why };
         let mut last = None;
         for attempt in 0..self.attempts {
@@ -186,7 +211,7 @@ impl Bucket {
                 &self.creds,
                 &self.region,
                 now(),
-                &sigv4::Request { method, host: &host, path: &path, query: &[], headers, payload_sha256: sha256 },
+                &sigv4::Request { method, host: &host, path: &path, query, headers, payload_sha256: sha256 },
             );
             let mut b = http::Request::builder().method(method).uri(&url);
             for (k, v) in
@@ -195,6 +220,13 @@ impl Bucket {
                 b = b.header(k, v);
             }
             let res = match body {
+                // a PUT or POST without a body says Content-Length: 0 (ureq would send it
+                // chunked, which some servers wait on)
+                Body::Empty if method == "PUT" || method == "POST" => b
+                    .header("Content-Length", "0")
+                    .body(&[][..])
+                    .map_err(|e| tr(e.to_string()))
+                    .map(|r| self.agent.run(r))?,
                 Body::Empty => b.body(()).map_err(|e| tr(e.to_string())).map(|r| self.agent.run(r))?,
                 Body::Bytes(d) => b
                     .header("Content-Length", d.len().to_string())
@@ -227,7 +259,7 @@ impl Bucket {
     }
 
     /// The error for an answer that is not a success: S3's code and message from its body.
-    fn fail(&self, op: &str, mut res: Resp) -> S3Error {
+    pub(super) fn fail(&self, op: &str, mut res: Resp) -> S3Error {
         let status = res.status().as_u16();
         let body = res.body_mut().with_config().limit(1 << 20).read_to_vec().unwrap_or_default();
         let (code, message) = error_fields(&body);
@@ -329,9 +361,9 @@ impl Bucket {
         self.put(key, &Body::Bytes(data), &sha, content_type)
     }
 
-    /// PUT of a file streamed from disk: its length and SHA-256 are known (a blob's digest), so
-    /// nothing is buffered and the body is read once. One PUT takes at most 5 GiB (S3's limit
-    /// for a single upload).
+    /// Uploads a file as the SDK's transfer manager does: under [`MULTIPART_THRESHOLD`] in one
+    /// PUT streamed from disk (its length and SHA-256 are known, a blob's digest, so nothing is
+    /// buffered and the body is read once); from there in parts (`multipart.rs`).
     pub fn put_file(
         &self,
         key: &str,
@@ -340,25 +372,27 @@ impl Bucket {
         sha256_hex: &str,
         content_type: &str,
     ) -> Result<(), S3Error> {
-        if len > MAX_PUT {
-            return Err(S3Error::Config(format!(
-                "PUT {}: {len} bytes is more than S3 takes in one upload (5 GiB); slipway does not do multipart uploads",
-                self.url(key)
-            )));
+        if len >= MULTIPART_THRESHOLD {
+            return self.put_file_in_parts(key, path, len, part_size(len), content_type);
         }
         self.put(key, &Body::File { path, len }, sha256_hex, content_type)
     }
 
+    /// `x-amz-copy-source` for an object of this bucket.
+    pub(super) fn copy_source(&self, key: &str) -> String {
+        format!("/{}/{}", self.bucket, sigv4::uri_encode(key, true))
+    }
+
     /// Copies an object onto itself with new metadata, so its Last-Modified becomes now
     /// (BuildKit's `touch`: a bucket lifecycle rule that expires old objects spares a blob that
-    /// caches still use). S3 copies at most 5 GiB in one call: a bigger object is left as it is
-    /// and the caller is told (false).
-    pub fn touch(&self, key: &str, size: u64) -> Result<bool, S3Error> {
-        if size >= MAX_PUT {
-            return Ok(false);
+    /// caches still use). S3 copies less than 5 GiB in one call; a bigger object is copied in
+    /// parts of 5 GiB, as BuildKit does.
+    pub fn touch(&self, key: &str, size: u64) -> Result<(), S3Error> {
+        if size >= MAX_COPY {
+            return self.copy_onto_itself_in_parts(key, size, MAX_COPY);
         }
         let op = format!("PUT {} (copy onto itself to refresh it)", self.url(key));
-        let source = format!("/{}/{}", self.bucket, sigv4::uri_encode(key, true));
+        let source = self.copy_source(key);
         let stamp = crate::store::image::rfc3339(now());
         let headers = [
             ("x-amz-copy-source", source.as_str()),
@@ -374,12 +408,9 @@ impl Bucket {
         if let (Some(code), message) = error_fields(&body) {
             return Err(S3Error::Status { bucket: self.bucket.clone(), op, status: 200, code, message });
         }
-        Ok(true)
+        Ok(())
     }
 }
-
-/// S3's limit for one PUT (and one CopyObject).
-pub const MAX_PUT: u64 = 5 << 30;
 
 #[cfg(test)]
 mod tests {

@@ -1,11 +1,12 @@
 //! A small S3 client for the build cache (`--cache-to/--cache-from type=s3`): object HEAD, GET,
-//! PUT (streamed from a file with its known length and SHA-256) and the in-place copy that
-//! refreshes an object's Last-Modified, signed with AWS SigV4 (`sigv4.rs`), over the same
+//! PUT (streamed from a file with its known length and SHA-256; in parts from 16 MiB, `multipart.rs`)
+//! and the in-place copy that refreshes an object's Last-Modified, signed with AWS SigV4 (`sigv4.rs`), over the same
 //! synchronous ureq + rustls agent as the registry client. It knows nothing of caches or
 //! images; `registry/cache.rs` decides which objects to write.
 
 pub mod client;
 pub mod credentials;
+pub mod multipart;
 pub mod sigv4;
 
 pub use client::{Bucket, Endpoint};
