@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 /// Where `make deps` puts moto (outside the repository: it is a test tool, not a build input).
 pub const VENV: &str = "/var/cache/slipway-test/moto-venv";
 
+/// The role moto's IAM has for the credential tests (allowed `s3:*`; anyone may assume it).
+pub const ROLE_ARN: &str = "arn:aws:iam::123456789012:role/slipway-role";
+
 /// The region the tests sign for.
 pub const REGION: &str = "us-east-1";
 
@@ -89,8 +92,14 @@ ep = sys.argv[1]
 anon = dict(endpoint_url=ep, region_name="us-east-1", aws_access_key_id="setup", aws_secret_access_key="setup")
 iam = boto3.client("iam", **anon)
 iam.create_user(UserName="slipway")
-iam.put_user_policy(UserName="slipway", PolicyName="s3", PolicyDocument=json.dumps(
-    {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))
+allow = json.dumps({"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["s3:*", "sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"], "Resource": "*"}]})
+iam.put_user_policy(UserName="slipway", PolicyName="s3", PolicyDocument=allow)
+# the role the credential tests assume (STS AssumeRole, AssumeRoleWithWebIdentity)
+trust = json.dumps({"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"},
+    "Action": ["sts:AssumeRole", "sts:AssumeRoleWithWebIdentity"]}]})
+iam.create_role(RoleName="slipway-role", AssumeRolePolicyDocument=trust)
+iam.put_role_policy(RoleName="slipway-role", PolicyName="s3", PolicyDocument=allow)
 k = iam.create_access_key(UserName="slipway")["AccessKey"]
 print(k["AccessKeyId"], k["SecretAccessKey"])
 "#,
@@ -310,6 +319,106 @@ class H(BaseHTTPRequestHandler):
             self.wfile.write(data)
         c.close()
     do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = handle_one
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// An ECS-style container credential endpoint: GET /creds with `Authorization: argv[1]` answers
+/// argv[2] and argv[3] as JSON; another token gets 401 with an error code.
+pub const ECS_SERVER: &str = r#"
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+token, key, secret = sys.argv[1:4]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def do_GET(self):
+        if self.path != "/creds" or self.headers.get("Authorization") != token:
+            status, body = 401, {"code": "InvalidToken", "message": "no"}
+        else:
+            status, body = 200, {"AccessKeyId": key, "SecretAccessKey": secret, "Expiration": "2099-01-01T00:00:00Z"}
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// An EC2 instance metadata service that only speaks IMDSv2: a GET without the session token
+/// from PUT /latest/api/token gets 401; the role `slipway-role` has argv[1] and argv[2].
+pub const IMDS_SERVER: &str = r#"
+import json, sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+key, secret = sys.argv[1:3]
+TOKEN = "imds-session-token"
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def reply(self, status, data):
+        self.send_response(status)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_PUT(self):
+        if self.path == "/latest/api/token" and self.headers.get("X-aws-ec2-metadata-token-ttl-seconds"):
+            return self.reply(200, TOKEN.encode())
+        self.reply(400, b"")
+    def do_GET(self):
+        if self.headers.get("X-aws-ec2-metadata-token") != TOKEN:
+            return self.reply(401, b"")
+        base = "/latest/meta-data/iam/security-credentials/"
+        if self.path == base:
+            return self.reply(200, b"slipway-role")
+        if self.path == base + "slipway-role":
+            return self.reply(200, json.dumps({"Code": "Success", "AccessKeyId": key, "SecretAccessKey": secret,
+                "Token": "", "Expiration": "2099-01-01T00:00:00Z"}).encode())
+        self.reply(404, b"")
+s = ThreadingHTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// STS for web identity in front of moto: moto, checking signatures, cannot take the unsigned
+/// AssumeRoleWithWebIdentity (it fails on the missing Authorization), so this server plays the
+/// identity provider's part: it checks the call's WebIdentityToken against argv[2] (else
+/// InvalidIdentityToken, as STS), then forwards the same body to moto (argv[1]: its port)
+/// signed with the user's key (argv[3], argv[4]) and answers moto's answer: real temporary
+/// credentials of the role.
+pub const WEB_IDENTITY_STS: &str = r#"
+import http.client, sys
+from urllib.parse import parse_qs
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+up, token, key, secret = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+class H(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def log_message(self, *a): pass
+    def reply(self, status, data):
+        self.send_response(status)
+        self.send_header("Content-Type", "text/xml")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        form = parse_qs(body.decode())
+        if form.get("Action") != ["AssumeRoleWithWebIdentity"] or "Authorization" in self.headers:
+            return self.reply(400, b"<ErrorResponse><Error><Code>InvalidAction</Code></Error></ErrorResponse>")
+        if form.get("WebIdentityToken") != [token]:
+            return self.reply(400, b"<ErrorResponse><Error><Code>InvalidIdentityToken</Code><Message>bad token</Message></Error></ErrorResponse>")
+        req = AWSRequest(method="POST", url="http://127.0.0.1:%d/" % up, data=body,
+                         headers={"Content-Type": self.headers.get("Content-Type")})
+        SigV4Auth(Credentials(key, secret), "sts", "us-east-1").add_auth(req)
+        c = http.client.HTTPConnection("127.0.0.1", up, timeout=60)
+        c.request("POST", "/", body=body, headers=dict(req.headers.items()))
+        r = c.getresponse()
+        self.reply(r.status, r.read())
 s = ThreadingHTTPServer(("127.0.0.1", 0), H)
 print(s.server_address[1], flush=True)
 s.serve_forever()

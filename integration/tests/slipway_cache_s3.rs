@@ -141,7 +141,13 @@ fn s3_errors_name_the_s3_error_code() {
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("InvalidAccessKeyId"), "{}", o.stderr);
     // no credentials anywhere: said before any request
-    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &format!("{common},bucket=slipway-cache")], &[]);
+    // (EC2 instance metadata, the chain's last source, off: this host may be an EC2 instance)
+    let o = build(
+        &root,
+        &ctx,
+        &["-t", "c:1", "--cache-to", &format!("{common},bucket=slipway-cache")],
+        &[("AWS_EC2_METADATA_DISABLED", "true")],
+    );
     assert_ne!(o.code, 0);
     assert!(o.stderr.contains("no AWS credentials"), "{}", o.stderr);
     assert!(m.objects("slipway-cache").is_empty(), "a failed export left objects");
@@ -295,4 +301,141 @@ fn s3_big_blobs_go_up_in_parts_and_a_failed_part_leaves_nothing() {
     let o = build(&b, &ctx, &["-t", "big:1", "--cache-from", &spec(&m.endpoint)], &[]).ok();
     assert!(o.stdout.contains("Using cache from s3"), "{}", o.stdout);
     assert_eq!(image_id(&b, "big:1"), image_id(&a, "big:1"));
+}
+
+/// Each source of the AWS SDK's default chain authenticates against moto (every request's
+/// signature checked): a profile's `credential_process` in the config file, web identity
+/// (STS AssumeRoleWithWebIdentity, as GitHub Actions OIDC and EKS IRSA), `role_arn` +
+/// `source_profile` (STS AssumeRole), an ECS container endpoint with its token, EC2 instance
+/// metadata (IMDSv2); `AWS_ENDPOINT_URL` and the profile's `services` endpoints are used. Wrong
+/// keys fail naming S3's code, and no secret reaches a message.
+#[test]
+fn s3_credentials_from_the_sdks_chain() {
+    if !s3::available() {
+        return;
+    }
+    let m = Moto::start();
+    m.create_bucket("creds");
+    let t = Slipway::new();
+    let ctx = t.context("c", &[("a", "a\n"), ("Dockerfile", "FROM scratch\nCOPY a /a\n")]);
+    let root = t.dir.path().join("r");
+    let spec = |name: &str| {
+        format!("type=s3,bucket=creds,region={REGION},endpoint_url={},use_path_style=true,name={name}", m.endpoint)
+    };
+    let written = |name: &str| m.objects("creds").iter().any(|(k, _, _)| *k == format!("manifests/{name}"));
+    let no_secret = |o: &integration::slipway::Run, secret: &str| {
+        let all = format!("{}{}", o.stdout, o.stderr);
+        assert!(!all.contains(secret), "a secret in the output:\n{all}");
+    };
+    let off = ("AWS_EC2_METADATA_DISABLED", "true");
+
+    // credential_process of a profile of the config file (AWS_CONFIG_FILE, AWS_PROFILE)
+    let json =
+        |secret: &str| format!(r#"{{"Version": 1, "AccessKeyId": "{}", "SecretAccessKey": "{secret}"}}"#, m.access_key);
+    let good = t.dir.path().join("good.json");
+    std::fs::write(&good, json(&m.secret_key)).unwrap();
+    let bad = t.dir.path().join("bad.json");
+    std::fs::write(&bad, json("wrong-secret-XYZ")).unwrap();
+    let config = t.dir.path().join("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[default]\ncredential_process = cat {}\n\n[profile ci]\ncredential_process = cat {}\n\n\
+             [profile assume]\nrole_arn = {}\nsource_profile = base\nservices = moto\n\n\
+             [services moto]\nsts =\n  endpoint_url = {}\n",
+            bad.display(),
+            good.display(),
+            s3::ROLE_ARN,
+            m.endpoint
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let env = [("AWS_CONFIG_FILE", cfg), ("AWS_PROFILE", "ci"), off];
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &spec("process")], &env);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(written("process"));
+    no_secret(&o, &m.secret_key);
+    // the default profile's process gives a wrong secret: S3's code, and neither secret shown
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &spec("wrong")], &[("AWS_CONFIG_FILE", cfg), off]);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("SignatureDoesNotMatch"), "{}", o.stderr);
+    no_secret(&o, "wrong-secret-XYZ");
+
+    // role_arn + source_profile (keys in the credentials file): AssumeRole at the profile's
+    // services endpoint for sts; S3 then takes the role's temporary keys and session token
+    let creds = t.dir.path().join("aws-credentials");
+    std::fs::write(
+        &creds,
+        format!("[base]\naws_access_key_id = {}\naws_secret_access_key = {}\n", m.access_key, m.secret_key),
+    )
+    .unwrap();
+    let env = [
+        ("AWS_CONFIG_FILE", cfg),
+        ("AWS_SHARED_CREDENTIALS_FILE", creds.to_str().unwrap()),
+        ("AWS_PROFILE", "assume"),
+        off,
+    ];
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &spec("assume")], &env);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(written("assume"));
+    no_secret(&o, &m.secret_key);
+
+    // web identity from the environment (a GitHub Actions OIDC token): STS at
+    // AWS_ENDPOINT_URL_STS, S3 at AWS_ENDPOINT_URL (no endpoint_url attribute)
+    let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJyZXBvOngvYSJ9.c2ln";
+    let sts = PyServer::start(s3::WEB_IDENTITY_STS, &[&m.port.to_string(), jwt, &m.access_key, &m.secret_key]);
+    let token = t.dir.path().join("oidc-token");
+    std::fs::write(&token, format!("{jwt}\n")).unwrap();
+    let sts_url = sts.url();
+    let env = [
+        ("AWS_WEB_IDENTITY_TOKEN_FILE", token.to_str().unwrap()),
+        ("AWS_ROLE_ARN", s3::ROLE_ARN),
+        ("AWS_ENDPOINT_URL", m.endpoint.as_str()),
+        ("AWS_ENDPOINT_URL_STS", sts_url.as_str()),
+        off,
+    ];
+    let web = format!("type=s3,bucket=creds,region={REGION},name=web");
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &web], &env);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(written("web"));
+    // another token: STS's code, and the token is not shown
+    std::fs::write(&token, "eyJvdGhlciJ9.e30.c2lnbmF0dXJl").unwrap();
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &format!("{web}2")], &env);
+    assert_ne!(o.code, 0);
+    assert!(
+        o.stderr.contains("AssumeRoleWithWebIdentity") && o.stderr.contains("InvalidIdentityToken"),
+        "{}",
+        o.stderr
+    );
+    no_secret(&o, "eyJvdGhlciJ9");
+
+    // an ECS container endpoint (AWS_CONTAINER_CREDENTIALS_FULL_URI + its authorization token)
+    let ecs = PyServer::start(s3::ECS_SERVER, &["ecs-token-123", &m.access_key, &m.secret_key]);
+    let uri = format!("{}/creds", ecs.url());
+    let env = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ecs-token-123"),
+        off,
+    ];
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &spec("ecs")], &env);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(written("ecs"));
+    let env = [
+        ("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri.as_str()),
+        ("AWS_CONTAINER_AUTHORIZATION_TOKEN", "other-token"),
+        off,
+    ];
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &spec("ecs2")], &env);
+    assert_ne!(o.code, 0);
+    assert!(o.stderr.contains("container credentials endpoint") && o.stderr.contains("InvalidToken"), "{}", o.stderr);
+    no_secret(&o, "other-token");
+
+    // EC2 instance metadata, IMDSv2 only (AWS_EC2_METADATA_SERVICE_ENDPOINT): the last source
+    let imds = PyServer::start(s3::IMDS_SERVER, &[&m.access_key, &m.secret_key]);
+    let env = [("AWS_EC2_METADATA_SERVICE_ENDPOINT", imds.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let o = build(&root, &ctx, &["-t", "c:1", "--cache-to", &spec("imds")], &env);
+    assert_eq!(o.code, 0, "{}", o.stderr);
+    assert!(written("imds"));
 }

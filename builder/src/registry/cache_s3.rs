@@ -8,6 +8,7 @@
 //! objects; `src/s3/` signs and sends the requests.
 
 use super::error::RegistryError;
+use crate::s3::profile::SharedConfig;
 use crate::s3::{credentials, Bucket, Credentials, Endpoint};
 use crate::store::image::Descriptor;
 use crate::store::Store;
@@ -22,7 +23,9 @@ pub struct S3Spec {
     pub prefix: String,
     pub blobs_prefix: String,
     pub manifests_prefix: String,
-    pub endpoint: Endpoint,
+    /// `endpoint_url` (and `use_path_style`); None: the SDK's configured endpoint
+    /// (`AWS_ENDPOINT_URL_S3`, the profile's, `AWS_ENDPOINT_URL`), else AWS's for the region.
+    pub endpoint: Option<Endpoint>,
     /// `access_key_id`+`secret_access_key`(+`session_token`); else the environment's.
     pub creds: Option<Credentials>,
     pub upload_parallelism: usize,
@@ -143,10 +146,10 @@ pub fn parse(attrs: &[(String, String)], env: credentials::Env) -> Result<S3Spec
     };
     let path_style = boolean("use_path_style")?;
     let endpoint = match get("endpoint_url").filter(|u| !u.is_empty()) {
-        Some(u) => Endpoint::parse(&u, path_style.unwrap_or(false))?,
+        Some(u) => Some(Endpoint::parse(&u, path_style.unwrap_or(false))?),
         // BuildKit sets path style only with an endpoint: refused rather than ignored
         None if path_style == Some(true) => return Err("use_path_style=true needs endpoint_url".into()),
-        None => Endpoint::aws(&region),
+        None => None,
     };
     // slipway never sends Accept-Encoding, so the header GCS re-writes is never signed: either
     // value gives what disable_accept_encoding=true asks for
@@ -196,10 +199,32 @@ impl S3Spec {
         format!("{}{}{name}", self.prefix, self.manifests_prefix)
     }
 
-    /// The client, with the credentials resolved now (attributes, environment, shared file).
+    /// The client, with the endpoint and the credentials resolved now (attributes, then the
+    /// SDK's chain: environment, shared files, STS, container and instance endpoints).
     pub fn connect(&self) -> Result<Bucket, RegistryError> {
-        let creds = credentials::resolve(self.creds.as_ref(), &credentials::process_env)?;
-        Ok(Bucket::new(&self.bucket, &self.region, self.endpoint.clone(), creds, self.attempts)?)
+        self.connect_with(&credentials::process_env)
+    }
+
+    fn connect_with(&self, env: credentials::Env) -> Result<Bucket, RegistryError> {
+        let cfg = SharedConfig::load(env)?;
+        let profile = credentials::profile_name(env);
+        let endpoint = match &self.endpoint {
+            Some(e) => e.clone(),
+            None => match cfg.endpoint_url(&profile, "s3", env) {
+                // as BaseEndpoint without UsePathStyle: path style only where the rules say
+                Some(u) => Endpoint::parse(&u, false).map_err(|e| {
+                    crate::s3::S3Error::Config(format!("the configured S3 endpoint (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL or profile [{profile}]): {e}"))
+                })?,
+                None => Endpoint::aws(&self.region),
+            },
+        };
+        let source = credentials::plan(self.creds.as_ref(), env, &cfg)?;
+        let cx = credentials::Context {
+            region: &self.region,
+            sts: credentials::sts_endpoint(&cfg, &profile, &self.region, env),
+        };
+        let creds = credentials::fetch(&source, &cx)?;
+        Ok(Bucket::new(&self.bucket, &self.region, endpoint, creds, self.attempts)?)
     }
 }
 
@@ -332,7 +357,7 @@ pub(crate) mod tests {
             ("", "blobs/", "manifests/")
         );
         assert_eq!((s.upload_parallelism, s.touch_refresh_ns, s.attempts), (4, 86_400 * 1_000_000_000, 3));
-        assert_eq!(s.endpoint, Endpoint::aws("eu-west-1"));
+        assert_eq!(s.endpoint, None);
         assert_eq!(s.creds, None);
         let d = format!("sha256:{}", "a".repeat(64));
         assert_eq!(s.blob_key(&d), format!("blobs/{d}"));
@@ -350,7 +375,8 @@ pub(crate) mod tests {
         assert_eq!(s.names, ["main", "pr-1"]);
         assert_eq!(s.blob_key(&d), format!("p/bl/{d}"));
         assert_eq!(s.manifest_key("pr-1"), "p/m/pr-1");
-        assert!(s.endpoint.path_style && s.endpoint.authority == "127.0.0.1:9000");
+        let e = s.endpoint.as_ref().unwrap();
+        assert!(e.path_style && e.authority == "127.0.0.1:9000");
         assert_eq!(s.creds.as_ref().and_then(|c| c.session_token.as_deref()), Some("T"));
         assert_eq!((s.upload_parallelism, s.touch_refresh_ns, s.attempts), (2, 3_600_000_000_000, 5));
         assert_eq!(s.to_string(), "s3://b/p/m/main;p/m/pr-1");

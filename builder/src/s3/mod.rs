@@ -7,6 +7,7 @@
 pub mod client;
 pub mod credentials;
 pub mod multipart;
+pub mod profile;
 pub mod sigv4;
 
 pub use client::{Bucket, Endpoint};

@@ -76,6 +76,11 @@ pub fn amz_date(unix: i64) -> String {
 /// The headers to add to `req` to sign it at `unix` (seconds, UTC): `x-amz-date`,
 /// `x-amz-content-sha256`, `x-amz-security-token` (temporary credentials) and `authorization`.
 pub fn sign(creds: &Credentials, region: &str, unix: i64, req: &Request) -> Vec<(String, String)> {
+    sign_for("s3", creds, region, unix, req)
+}
+
+/// [`sign`] for another AWS service (`sts`).
+pub fn sign_for(service: &str, creds: &Credentials, region: &str, unix: i64, req: &Request) -> Vec<(String, String)> {
     let date_time = amz_date(unix);
     let date = &date_time[..8];
     let mut add = vec![
@@ -107,10 +112,10 @@ pub fn sign(creds: &Credentials, region: &str, unix: i64, req: &Request) -> Vec<
         query.join("&"),
         req.payload_sha256
     );
-    let scope = format!("{date}/{region}/s3/aws4_request");
+    let scope = format!("{date}/{region}/{service}/aws4_request");
     let to_sign = format!("AWS4-HMAC-SHA256\n{date_time}\n{scope}\n{}", sha256_hex(canonical.as_bytes()));
     let mut key = hmac(format!("AWS4{}", creds.secret_access_key).as_bytes(), date.as_bytes());
-    for part in [region, "s3", "aws4_request"] {
+    for part in [region, service, "aws4_request"] {
         key = hmac(&key, part.as_bytes());
     }
     let signature = hex::encode(hmac(&key, to_sign.as_bytes()));
