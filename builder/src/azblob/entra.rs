@@ -68,7 +68,7 @@ pub enum Managed {
     CloudShell { endpoint: String },
     /// The VM's instance metadata service; `probe`: DefaultAzureCredential first checks that it
     /// answers at all (1 s), so a machine outside Azure passes on quickly.
-    Imds { probe: bool },
+    Imds { probe: bool, endpoint: String },
 }
 
 impl Source {
@@ -112,7 +112,7 @@ impl Source {
                     Managed::CloudShell { endpoint } => {
                         format!("ManagedIdentityCredential (Cloud Shell MSI_ENDPOINT {endpoint}{who})")
                     }
-                    Managed::Imds { .. } => format!("ManagedIdentityCredential (IMDS {IMDS}{who})"),
+                    Managed::Imds { endpoint, .. } => format!("ManagedIdentityCredential (IMDS {endpoint}{who})"),
                 }
             }
             Source::AzureCli => "AzureCLICredential (az account get-access-token)".into(),
@@ -299,7 +299,7 @@ fn managed(env: Env, client_id: Option<String>, chained: bool) -> Source {
                         .into(),
                 }
             }
-            _ => Managed::Imds { probe: chained },
+            _ => Managed::Imds { probe: chained, endpoint: IMDS.into() },
         };
     Source::Managed { endpoint, client_id }
 }
@@ -478,7 +478,7 @@ impl Tokens {
                     .send(body.as_bytes());
                 (endpoint.clone(), r)
             }
-            Managed::Imds { probe } => {
+            Managed::Imds { probe, endpoint } => {
                 if *probe {
                     // a request without the Metadata header: any answer in a second means IMDS is there
                     let quick = ureq::Agent::config_builder()
@@ -486,11 +486,11 @@ impl Tokens {
                         .timeout_global(Some(IMDS_PROBE))
                         .build()
                         .new_agent();
-                    if let Err(e) = quick.get(IMDS).call() {
-                        return Err(Miss::Unavailable(format!("no IMDS answered at {IMDS} within 1 s: {e}")));
+                    if let Err(e) = quick.get(endpoint).call() {
+                        return Err(Miss::Unavailable(format!("no IMDS answered at {endpoint} within 1 s: {e}")));
                     }
                 }
-                let url = format!("{IMDS}?{}", q("2018-02-01"));
+                let url = format!("{endpoint}?{}", q("2018-02-01"));
                 (url.clone(), self.imds(&url))
             }
         };
@@ -786,7 +786,10 @@ mod tests {
                 "AzurePowerShellCredential-"
             ]
         );
-        assert_eq!(c.sources[2], Source::Managed { endpoint: Managed::Imds { probe: true }, client_id: None });
+        assert_eq!(
+            c.sources[2],
+            Source::Managed { endpoint: Managed::Imds { probe: true, endpoint: IMDS.into() }, client_id: None }
+        );
         // a service principal with a secret, and workload identity (GitHub OIDC / AKS) beside it
         let c = plan(&env_of(&[
             ("AZURE_TENANT_ID", "t-1"),
@@ -802,7 +805,10 @@ mod tests {
         // AZURE_CLIENT_ID also picks the user-assigned managed identity
         assert_eq!(
             c.sources[2],
-            Source::Managed { endpoint: Managed::Imds { probe: true }, client_id: Some("c1".into()) }
+            Source::Managed {
+                endpoint: Managed::Imds { probe: true, endpoint: IMDS.into() },
+                client_id: Some("c1".into())
+            }
         );
         assert!(!format!("{c:?}").contains("s3cret"));
         // App Service, Cloud Shell; prod = no developer tools, and IMDS alone is not probed
@@ -813,7 +819,10 @@ mod tests {
         let c = plan(&env_of(&[("AZURE_TOKEN_CREDENTIALS", "dev")])).unwrap();
         assert_eq!(names(&c), ["AzureCLICredential", "AzureDeveloperCLICredential", "AzurePowerShellCredential-"]);
         let c = plan(&env_of(&[("AZURE_TOKEN_CREDENTIALS", "managedidentitycredential")])).unwrap();
-        assert_eq!(c.sources, [Source::Managed { endpoint: Managed::Imds { probe: false }, client_id: None }]);
+        assert_eq!(
+            c.sources,
+            [Source::Managed { endpoint: Managed::Imds { probe: false, endpoint: IMDS.into() }, client_id: None }]
+        );
         // a client certificate; what slipway cannot do is an error when reached, not a silent skip
         let c = plan(&env_of(&[
             ("AZURE_TENANT_ID", "t"),
@@ -850,6 +859,87 @@ mod tests {
             let e = plan(&env_of(pairs)).unwrap_err();
             assert!(e.contains(want), "{bad:?}: {e}");
         }
+    }
+
+    /// A one-shot HTTP server on loopback: answers each connection with the next of `replies`
+    /// (status, JSON body) and keeps each request's head.
+    fn fake(replies: Vec<(u16, &'static str)>) -> (String, std::thread::JoinHandle<Vec<String>>) {
+        use std::io::{Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/metadata/identity/oauth2/token", l.local_addr().unwrap());
+        let h = std::thread::spawn(move || {
+            let mut heads = Vec::new();
+            for (status, body) in replies {
+                let (mut c, _) = l.accept().unwrap();
+                let mut buf = Vec::new();
+                let mut b = [0u8; 1024];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let n = c.read(&mut b).unwrap();
+                    if n == 0 {
+                        break;
+                    }
+                    buf.extend_from_slice(&b[..n]);
+                }
+                heads.push(String::from_utf8_lossy(&buf).to_ascii_lowercase());
+                let r = format!(
+                    "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                c.write_all(r.as_bytes()).unwrap();
+            }
+            heads
+        });
+        (url, h)
+    }
+
+    #[test]
+    fn imds_as_msal_asks_it() {
+        // DefaultAzureCredential: a probe without the Metadata header, then the token request
+        // (api-version 2018-02-01, the storage resource, the user-assigned client ID)
+        let (url, h) = fake(vec![
+            (400, r#"{"error":"invalid_request","error_description":"Required metadata header not specified"}"#),
+            (
+                200,
+                r#"{"access_token":"tok","expires_in":"86399","expires_on":"4102444800","resource":"https://storage.azure.com","token_type":"Bearer"}"#,
+            ),
+        ]);
+        let src =
+            Source::Managed { endpoint: Managed::Imds { probe: true, endpoint: url }, client_id: Some("c1".into()) };
+        let tokens = Tokens::new(Chain { sources: vec![src] }).unwrap();
+        assert_eq!(tokens.token().unwrap(), "tok");
+        // held, not asked again
+        assert_eq!(tokens.token().unwrap(), "tok");
+        let heads = h.join().unwrap();
+        assert!(
+            heads[0].starts_with("get /metadata/identity/oauth2/token http/1.1")
+                && !heads[0].contains("metadata: true"),
+            "{}",
+            heads[0]
+        );
+        assert!(
+            heads[1].starts_with("get /metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3a%2f%2fstorage.azure.com&client_id=c1 ")
+                && heads[1].contains("\r\nmetadata: true\r\n"),
+            "{}",
+            heads[1]
+        );
+        // a VM without a system-assigned identity (400): passes on to the next, which is said
+        let (url, h) =
+            fake(vec![(400, "{}"), (400, r#"{"error":"invalid_request","error_description":"Identity not found"}"#)]);
+        let src = Source::Managed { endpoint: Managed::Imds { probe: true, endpoint: url }, client_id: None };
+        let e = Tokens::new(Chain { sources: vec![src] }).unwrap().token().unwrap_err();
+        assert!(
+            e.contains("no credential gave a token") && e.contains("HTTP 400: invalid_request: Identity not found"),
+            "{e}"
+        );
+        h.join().unwrap();
+        // nothing listening: the probe fails, passed on
+        let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let src = Source::Managed {
+            endpoint: Managed::Imds { probe: true, endpoint: format!("http://{dead}/metadata/identity/oauth2/token") },
+            client_id: None,
+        };
+        let e = Tokens::new(Chain { sources: vec![src] }).unwrap().token().unwrap_err();
+        assert!(e.contains("no IMDS answered"), "{e}");
     }
 
     #[test]
