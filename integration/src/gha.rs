@@ -96,11 +96,14 @@ pub struct GhaService {
     pub url: String,
     secret: Vec<u8>,
     state: Arc<Mutex<State>>,
+    expired: Arc<std::sync::atomic::AtomicUsize>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 struct Ctx {
+    /// How many of the next download URLs are handed out expired already.
+    expired: Arc<std::sync::atomic::AtomicUsize>,
     secret: Vec<u8>,
     azurite_port: u16,
     state: Arc<Mutex<State>>,
@@ -117,7 +120,13 @@ impl GhaService {
         l.set_nonblocking(true).expect("nonblocking");
         let stop = Arc::new(AtomicBool::new(false));
         let state = Arc::new(Mutex::new(State::default()));
-        let ctx = Arc::new(Ctx { secret: secret.clone(), azurite_port: az.port, state: state.clone() });
+        let expired = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let ctx = Arc::new(Ctx {
+            expired: expired.clone(),
+            secret: secret.clone(),
+            azurite_port: az.port,
+            state: state.clone(),
+        });
         let st = stop.clone();
         let thread = std::thread::spawn(move || {
             while !st.load(Ordering::SeqCst) {
@@ -134,12 +143,31 @@ impl GhaService {
                 }
             }
         });
-        GhaService { port, url: format!("http://127.0.0.1:{port}/"), secret, state, stop, thread: Some(thread) }
+        GhaService {
+            port,
+            url: format!("http://127.0.0.1:{port}/"),
+            secret,
+            state,
+            expired,
+            stop,
+            thread: Some(thread),
+        }
     }
 
     /// A runtime token of this service for `scopes`.
     pub fn token(&self, scopes: &[(&str, u32)]) -> String {
         token(&self.secret, scopes)
+    }
+
+    /// The next `n` download URLs expire an hour before they are handed out (Azure then
+    /// refuses them, 403), as a URL kept too long would.
+    pub fn expire_next_downloads(&self, n: usize) {
+        self.expired.store(n, Ordering::SeqCst);
+    }
+
+    /// How many of those are still to be handed out.
+    pub fn expired_left(&self) -> usize {
+        self.expired.load(Ordering::SeqCst)
     }
 
     pub fn entries(&self) -> Vec<Entry> {
@@ -209,10 +237,11 @@ fn httpdate() -> String {
 }
 
 /// A service SAS (version 2021-12-02) for one blob of [`CONTAINER`], signed with the account
-/// key as Azure documents it: `perms` such as `r` or `cw`, valid for an hour.
-fn sas_url(port: u16, blob: &str, perms: &str) -> String {
-    let o =
-        std::process::Command::new("date").args(["-u", "-d", "+1 hour", "+%Y-%m-%dT%H:%M:%SZ"]).output().expect("date");
+/// key as Azure documents it: `perms` such as `r` or `cw`, valid for an hour (`expired`:
+/// expired an hour ago).
+fn sas_url(port: u16, blob: &str, perms: &str, expired: bool) -> String {
+    let when = if expired { "-1 hour" } else { "+1 hour" };
+    let o = std::process::Command::new("date").args(["-u", "-d", when, "+%Y-%m-%dT%H:%M:%SZ"]).output().expect("date");
     let se = String::from_utf8_lossy(&o.stdout).trim().to_string();
     let sts = [
         perms,
@@ -251,6 +280,11 @@ fn sas_url(port: u16, blob: &str, perms: &str) -> String {
         enc(&se),
         enc(&sig)
     )
+}
+
+/// Whether the next download URL is to be an expired one.
+fn take_expired(ctx: &Ctx) -> bool {
+    ctx.expired.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
 }
 
 /// The scopes of a token this service signed, or why it is refused.
@@ -381,7 +415,7 @@ fn handle(ctx: &Ctx, method: &str, path: &str, query: &str, h: &HashMap<String, 
             "CreateCacheEntry" => match create(ctx, write_scope, &key, &version) {
                 Ok(blob) => json(
                     200,
-                    serde_json::json!({"ok": true, "signed_upload_url": sas_url(ctx.azurite_port, &blob, "cw")}),
+                    serde_json::json!({"ok": true, "signed_upload_url": sas_url(ctx.azurite_port, &blob, "cw", false)}),
                 ),
                 Err(a) => a,
             },
@@ -400,7 +434,7 @@ fn handle(ctx: &Ctx, method: &str, path: &str, query: &str, h: &HashMap<String, 
                 match find(ctx, &read_scopes, &keys, &version) {
                     Some(e) => json(
                         200,
-                        serde_json::json!({"ok": true, "signed_download_url": sas_url(ctx.azurite_port, &e.blob, "r"), "matched_key": e.key}),
+                        serde_json::json!({"ok": true, "signed_download_url": sas_url(ctx.azurite_port, &e.blob, "r", take_expired(ctx)), "matched_key": e.key}),
                     ),
                     None => json(200, serde_json::json!({"ok": false, "signed_download_url": "", "matched_key": ""})),
                 }
@@ -430,7 +464,7 @@ fn handle(ctx: &Ctx, method: &str, path: &str, query: &str, h: &HashMap<String, 
             match find(ctx, &read_scopes, &keys, q.get("version").map(String::as_str).unwrap_or("")) {
                 Some(e) => json(
                     200,
-                    serde_json::json!({"scope": e.scope, "cacheKey": e.key, "cacheVersion": e.version, "archiveLocation": sas_url(ctx.azurite_port, &e.blob, "r")}),
+                    serde_json::json!({"scope": e.scope, "cacheKey": e.key, "cacheVersion": e.version, "archiveLocation": sas_url(ctx.azurite_port, &e.blob, "r", take_expired(ctx))}),
                 ),
                 None => Answer { status: 204, body: Vec::new() },
             }

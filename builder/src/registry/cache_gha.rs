@@ -235,14 +235,22 @@ impl super::objects::Objects for Service {
     fn url(&self, key: &str) -> String {
         format!("{} key {key}", self.0.base_url())
     }
-    /// The newest entry of `key` (an index's `KEY#N`; a blob's key exactly).
+    /// The newest entry of `key` (an index's `KEY#N`; a blob's key exactly). A download URL
+    /// that Azure refuses (401/403: it expired) is asked for again once, as go-actions-cache.
     fn get(&self, key: &str, offset: u64) -> Result<Option<super::objects::Download>, RegistryError> {
-        let Some(e) = self.0.load(&[key])? else { return Ok(None) };
-        let mutable = e.key.strip_prefix(key).and_then(|r| r.strip_prefix('#')).is_some();
-        if e.key != key && !(mutable && key.starts_with("index-")) {
-            return Ok(None);
+        let lookup = || -> Result<Option<crate::gha::client::Entry>, RegistryError> {
+            let Some(e) = self.0.load(&[key])? else { return Ok(None) };
+            let mutable = e.key.strip_prefix(key).and_then(|r| r.strip_prefix('#')).is_some();
+            Ok(Some(e).filter(|e| e.key == key || (mutable && key.starts_with("index-"))))
+        };
+        let Some(e) = lookup()? else { return Ok(None) };
+        match self.0.download(&e, offset) {
+            Err(crate::gha::GhaError::Azure(crate::azblob::AzError::Status { status: 401 | 403, .. })) => {
+                let Some(e) = lookup()? else { return Ok(None) };
+                Ok(self.0.download(&e, offset)?)
+            }
+            r => Ok(r?),
         }
-        Ok(self.0.download(&e, offset)?)
     }
     fn get_small(&self, key: &str, limit: u64) -> Result<Option<Vec<u8>>, RegistryError> {
         let Some((r, _)) = self.get(key, 0)? else { return Ok(None) };
