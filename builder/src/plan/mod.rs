@@ -309,6 +309,9 @@ pub struct BindMount {
     pub source: String,
     /// Without `rw`; with it the step may write there, and what it writes is thrown away.
     pub readonly: bool,
+    /// `source` as written (expanded and cleaned; a symlink in the context not followed): what
+    /// BuildKit's ctxPaths record of a bind mount of the context.
+    pub written: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

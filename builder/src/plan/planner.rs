@@ -251,9 +251,8 @@ fn clean_abs(p: &str) -> String {
 }
 
 /// Adds what `action` reads of the build context to `paths` (BuildKit's ctxPaths: the sources
-/// of a COPY or ADD from the context as written, the source of a RUN bind mount of it), as
-/// patterns of .dockerignore's syntax (a bind mount's resolved source with its wildcard
-/// characters escaped).
+/// of a COPY or ADD from the context and of a RUN bind mount of it, as written), as patterns
+/// of .dockerignore's syntax.
 fn context_paths(action: &Action, paths: &mut std::collections::BTreeSet<String>) {
     match action {
         // the sources as written, patterns and all: BuildKit's path.Join("/", src), relative
@@ -266,7 +265,7 @@ fn context_paths(action: &Action, paths: &mut std::collections::BTreeSet<String>
             for m in &r.mounts {
                 if let super::Mount::Bind(b) = m {
                     if b.from == Origin::Context {
-                        paths.insert(crate::dockerignore::literal(&b.source));
+                        paths.insert(clean_abs(&b.written));
                     }
                 }
             }

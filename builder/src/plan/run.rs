@@ -219,6 +219,7 @@ fn plan_mount(
             let target = target_of(m.target.as_deref().unwrap_or(""))?;
             let from = from.unwrap_or(Origin::Context);
             let mut source = inside(at, "source", m.source.as_deref().unwrap_or(""))?;
+            let written = source.clone();
             if from == Origin::Context {
                 // a symlink named as the source is followed inside the context, as for COPY
                 let found = ctx.resolve(&source)?;
@@ -233,7 +234,7 @@ fn plan_mount(
                     files.insert(format!("mount {target}: {k}"), v);
                 }
             }
-            Mount::Bind(BindMount { target, from, source, readonly: m.readonly })
+            Mount::Bind(BindMount { target, from, source, readonly: m.readonly, written })
         }
         Kind::Tmpfs => {
             Mount::Tmpfs { target: target_of(m.target.as_deref().unwrap_or(""))?, size: m.size, readonly: m.readonly }
