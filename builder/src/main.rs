@@ -171,8 +171,10 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Logout(a) => return registry::cli::logout(a),
         _ => {}
     }
-    // an interrupted command cleans up on its way out (mounts, temp dirs, the step's container)
-    slipway::sys::catch_interrupts().context("install signal handlers")?;
+    // an interrupted command cleans up on its way out (mounts, temp dirs, the step's container);
+    // one that has not ended 10 s after the signal (stuck in a network read) ends then, as
+    // `docker stop` gives a container 10 s
+    slipway::sys::catch_interrupts(std::time::Duration::from_secs(10)).context("install signal handlers")?;
     let root = cli.root.clone().unwrap_or_else(slipway::userns::default_root);
     let store = Store::open(&root).with_context(|| format!("open store {}", root.display()))?;
     // a killed earlier command may have left a container, mounts and temp files

@@ -757,6 +757,74 @@ fn an_interrupted_step_leaves_no_mount_container_or_temp_dir() {
     assert!(left.is_empty(), "containers left in the runtime state: {left:?}");
 }
 
+/// A build stuck in a read of a server that never answers (here ADD of a URL whose server
+/// accepts and says nothing) cannot look at the interrupt flag: one SIGTERM still ends it, by
+/// the signal, after the grace, and the next command cleans up what it left.
+#[test]
+fn one_signal_ends_a_build_stuck_in_a_network_read() {
+    use std::os::unix::process::ExitStatusExt;
+    let s = Slipway::new();
+    s.base("bb");
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    server.set_nonblocking(true).unwrap();
+    let port = server.local_addr().unwrap().port();
+    let ctx = s.context("stall", &[("Dockerfile", &format!("FROM bb\nADD http://127.0.0.1:{port}/f /f\n"))]);
+    let rt = integration::slipway::runtime();
+    let mut child = Command::new(integration::slipway::bin())
+        .arg("--root")
+        .arg(s.root())
+        .args(["build", "-t", "stall", "--runtime", &rt])
+        .arg(&ctx)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // ready once slipway's request has a connection: it then waits for an answer that never comes
+    let deadline = Instant::now() + integration::host::PATIENCE;
+    let _held = loop {
+        match server.accept() {
+            Ok((conn, _)) => break conn,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if let Some(st) = child.try_wait().unwrap() {
+                    let mut err = String::new();
+                    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+                    panic!("slipway ended ({st}) before it connected: {err}");
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    panic!("slipway never connected to the URL's server");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::SIGTERM).unwrap();
+    let deadline = Instant::now() + integration::host::PATIENCE;
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            panic!("slipway did not end after one SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut err = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+    assert_eq!(status.signal(), Some(libc::SIGTERM), "{status}: {err}");
+    assert!(err.contains("SIGTERM 10 s ago and the command has not stopped"), "{err}");
+    assert!(!s.run(&["images"]).stdout.contains("stall"));
+    let tmp: Vec<_> = fs::read_dir(s.root().join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "runtime")
+        .collect();
+    assert!(tmp.is_empty(), "temp dirs left after the next command: {tmp:?}");
+}
+
 #[test]
 fn mount_flags_are_refused_by_name() {
     let s = Slipway::new();

@@ -42,30 +42,66 @@ pub fn lsetxattr(path: &Path, name: &str, value: &[u8]) -> io::Result<()> {
 }
 
 static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// The write end of the pipe that wakes [`catch_interrupts`]' watchdog (-1 until it exists).
+static WAKE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
 extern "C" fn note_interrupt(sig: libc::c_int) {
     // async-signal-safe: an atomic swap; a second signal ends the process the default way
     // (signal and raise are async-signal-safe too)
     if INTERRUPTED.swap(true, std::sync::atomic::Ordering::SeqCst) {
-        // SAFETY: restoring the default disposition and raising the signal again are
-        // async-signal-safe calls with valid arguments.
-        unsafe {
-            libc::signal(sig, libc::SIG_DFL);
-            libc::raise(sig);
-        }
+        end_by(sig);
+    }
+    let fd = WAKE.load(std::sync::atomic::Ordering::SeqCst);
+    if fd >= 0 {
+        let b = u8::try_from(sig).unwrap_or(0);
+        // SAFETY: write(2) is async-signal-safe; fd is the pipe's write end, never closed, and
+        // b is a readable byte on this stack frame. A full pipe (impossible: one byte per
+        // process) would only lose the wake-up.
+        unsafe { libc::write(fd, std::ptr::addr_of!(b).cast::<libc::c_void>(), 1) };
+    }
+}
+
+/// Restores `sig`'s default disposition and raises it: the process ends as the signal says.
+fn end_by(sig: libc::c_int) {
+    // SAFETY: restoring the default disposition and raising the signal again are
+    // async-signal-safe calls with valid arguments.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+        libc::raise(sig);
     }
 }
 
 /// From now on SIGINT, SIGTERM and SIGHUP only set a flag ([`interrupted`]): the build stops
 /// at the next point it looks and cleans up (mounts, temp dirs, the step's container) on its
 /// way out, instead of dying with them in place. A second signal ends the process at once
-/// (the next command cleans up what it left).
-pub fn catch_interrupts() -> io::Result<()> {
+/// (the next command cleans up what it left), and so does a watchdog `grace` after the first
+/// one: a blocking read of a server that sends nothing never looks at the flag (the HTTP
+/// client has no way to cancel it), and one ^C or `kill` must still end the command.
+pub fn catch_interrupts(grace: std::time::Duration) -> io::Result<()> {
     use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    use std::io::Read;
+    use std::os::fd::IntoRawFd;
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)?;
+    // the write end lives as long as the process: the handler may write to it at any time
+    WAKE.store(w.into_raw_fd(), std::sync::atomic::Ordering::SeqCst);
+    std::thread::Builder::new().name("interrupt-watchdog".into()).spawn(move || {
+        let mut b = [0u8];
+        if std::fs::File::from(r).read_exact(&mut b).is_err() {
+            return;
+        }
+        std::thread::sleep(grace);
+        let name = Signal::try_from(libc::c_int::from(b[0])).map(Signal::as_str).unwrap_or("a signal");
+        eprintln!(
+            "slipway: {name} {} s ago and the command has not stopped (a network read does not look \
+             for it): ending now; the next command cleans up what is left",
+            grace.as_secs()
+        );
+        end_by(libc::c_int::from(b[0]));
+    })?;
     let act = SigAction::new(SigHandler::Handler(note_interrupt), SaFlags::SA_RESTART, SigSet::empty());
     for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe; no other
-        // handler for these signals is installed by slipway.
+        // SAFETY: the handler only stores to an atomic and writes a byte to a pipe, which are
+        // async-signal-safe; no other handler for these signals is installed by slipway.
         unsafe { sigaction(s, &act) }.map_err(io::Error::from)?;
     }
     Ok(())
