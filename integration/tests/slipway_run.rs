@@ -172,3 +172,22 @@ fn network_none_and_host() {
     let img = s.save("net-host");
     assert!(img.find("etc/resolv.conf").is_none() && img.find("etc/hosts").is_none(), "bind-mount stubs do not leak");
 }
+
+#[test]
+fn steps_that_make_the_same_layer_twice() {
+    // Two RUN steps that change nothing make the same (empty) layer, and so do two steps that
+    // write the same bytes: one snapshot dir, which overlay refuses twice in one mount
+    // ("conflicting lowerdir path"). Every later step must still get its rootfs, and the image
+    // keeps every layer, as BuildKit's does.
+    let s = Slipway::new();
+    s.base("sw-base");
+    let df =
+        "FROM sw-base\nRUN true\nRUN echo same > /same\nRUN true\nRUN echo same > /same\nRUN echo after > /after\n\
+              COPY Dockerfile /copied\nRUN cat /same /after > /both\n";
+    let ctx = s.context("twice", &[("Dockerfile", df)]);
+    s.build(&ctx, "twice", &[]).ok();
+    let img = s.save("twice");
+    assert_eq!(text(&img, "both"), "same\nafter\n");
+    let base = s.save("sw-base").layers.len();
+    assert_eq!(img.layers.len(), base + 7, "one layer per RUN and COPY step");
+}

@@ -55,6 +55,19 @@ pub fn options(lowers: &[PathBuf], upper: Option<(&Path, &Path)>, extra: bool, v
     o
 }
 
+/// `lowers` (bottom-first) with each snapshot once, at its topmost place. Two steps that made
+/// the same diff (two RUN steps that changed nothing share the empty layer) share a snapshot
+/// dir, and overlay refuses a dir given twice (dmesg: `conflicting lowerdir path`; the mount
+/// fails with EINVAL, or ELOOP through our symlinks). The union is the same without the lower
+/// copy: every entry it has, whiteouts and opaque dirs included, the upper copy has too, and
+/// what the upper copy shadows below it the lower one shadowed as well.
+fn distinct_lowers(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    let mut out: Vec<PathBuf> = lowers.iter().rev().filter(|l| seen.insert(*l)).cloned().collect();
+    out.reverse();
+    out
+}
+
 /// Mounts `lowers` (bottom-first) with a writable upper dir, or read-only when `writable` is false.
 pub fn mount_rootfs(store: &Store, lowers: &[PathBuf], writable: bool) -> Result<Rootfs, StoreError> {
     let tmp = store.tempdir("rootfs")?;
@@ -65,7 +78,7 @@ pub fn mount_rootfs(store: &Store, lowers: &[PathBuf], writable: bool) -> Result
     for d in [&merged, &upper, &work, &empty] {
         fs::create_dir_all(d).map_err(io_err("create", d))?;
     }
-    let mut lowers = lowers.to_vec();
+    let mut lowers = distinct_lowers(lowers);
     if lowers.is_empty() || !writable {
         lowers.insert(0, empty.clone());
     }
@@ -121,6 +134,15 @@ impl Rootfs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_snapshot_twice_is_kept_at_its_topmost_place() {
+        let p = |s: &str| PathBuf::from(s);
+        let l = [p("/s/base"), p("/s/empty"), p("/s/a"), p("/s/empty"), p("/s/b")];
+        assert_eq!(distinct_lowers(&l), [p("/s/base"), p("/s/a"), p("/s/empty"), p("/s/b")]);
+        assert_eq!(distinct_lowers(&[p("/s/x"), p("/s/x")]), [p("/s/x")]);
+        assert!(distinct_lowers(&[]).is_empty());
+    }
 
     #[test]
     fn option_order_is_top_first() {
