@@ -129,11 +129,14 @@ fn is_comment(line: &str) -> bool {
     line.trim_start().starts_with('#')
 }
 
+/// The line without its continuation escape, and whether it ends the instruction: BuildKit's
+/// `lineContinuationRegex`, `([^\\])\\[ \t]*$|^\\[ \t]*$` for the escape `\`. An escape
+/// right after another one is no continuation (`RUN echo a\\` ends there and prints `a\`).
 fn trim_continuation(line: &str, escape: char) -> (String, bool) {
     let t = line.trim_end_matches([' ', '\t']);
     match t.strip_suffix(escape) {
-        Some(s) => (s.to_string(), false),
-        None => (line.to_string(), true),
+        Some(s) if !s.ends_with(escape) => (s.to_string(), false),
+        _ => (line.to_string(), true),
     }
 }
 
@@ -558,6 +561,24 @@ mod tests {
         let d = p("FROM x\nRUN a \\\n\n b\nRUN c \\\n# c\n d\n");
         assert!(d.nodes[1].empty_continuation);
         assert!(!d.nodes[2].empty_continuation);
+    }
+
+    #[test]
+    fn an_escaped_escape_ends_the_line() {
+        // BuildKit's lineContinuationRegex (parser.go), checked with docker 20.10's BuildKit:
+        // `RUN echo a\\` is one instruction printing `a\`; so is a continuation line ` \\`
+        let d = p("FROM x\nRUN echo a\\\\\nRUN echo x \\\n \\\\\nRUN echo end\n");
+        assert_eq!(d.nodes.len(), 4);
+        assert_eq!(d.nodes[1].args, Args::Text("echo a\\\\".into()));
+        assert_eq!(d.nodes[2].args, Args::Text("echo x  \\\\".into()));
+        assert_eq!(d.nodes[3].args, Args::Text("echo end".into()));
+        // an escape alone on a line continues; one after a blank does too
+        let d = p("RUN a \\\n\\\n b\n");
+        assert_eq!(d.nodes[0].args, Args::Text("a  b".into()));
+        // the same with the backtick escape
+        let d = p("# escape=`\nRUN echo a``\nRUN echo b `\n c\n");
+        assert_eq!(d.nodes[0].args, Args::Text("echo a``".into()));
+        assert_eq!(d.nodes[1].args, Args::Text("echo b  c".into()));
     }
 
     #[test]
