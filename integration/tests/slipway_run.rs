@@ -73,6 +73,10 @@ fn heredocs_in_run_and_copy() {
     assert_eq!(text(&img, "etc/app.conf"), "who=world\n");
     assert_eq!(text(&img, "raw.txt"), "who=$WHO\n");
     assert_eq!(text(&img, "tabs.txt"), "indented\n");
+    assert_eq!(text(&img, "spaced.txt"), "spaced world\n");
+    assert_eq!(text(&img, "slash1"), "\n");
+    assert_eq!(text(&img, "escapes.txt"), "$WHO \\ anb \"world\" 'd e'\n");
+    assert_eq!(text(&img, "raw-escapes.txt"), "\\$WHO \\\\ a\\nb\n");
 }
 
 #[test]

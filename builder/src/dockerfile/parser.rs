@@ -239,7 +239,8 @@ fn can_contain_heredoc(n: &Node) -> bool {
     matches!(n.cmd.as_str(), "run" | "copy" | "add") && !n.json
 }
 
-/// Parses `<<[-]WORD` into a heredoc, as BuildKit's `ParseHeredoc`.
+/// Parses `<<[-]WORD` into a heredoc, as BuildKit's `ParseHeredoc`: `^(\d*)<<(-?)\s*([^<]*)$`,
+/// blanks allowed before the word (moby/buildkit 0b77373ab).
 pub fn parse_heredoc(word: &str) -> Option<Heredoc> {
     let digits = word.chars().take_while(|c| c.is_ascii_digit()).count();
     let rest = word[digits..].strip_prefix("<<")?;
@@ -247,6 +248,7 @@ pub fn parse_heredoc(word: &str) -> Option<Heredoc> {
         Some(r) => (true, r),
         None => (false, rest),
     };
+    let rest = rest.trim_start_matches([' ', '\t', '\n', '\r', '\x0c']);
     if rest.is_empty() || rest.contains('<') {
         return None;
     }
@@ -656,6 +658,22 @@ mod tests {
         assert_eq!(d.nodes[1].flags, ["--interval=5s"]);
         assert_eq!(d.nodes[1].args, Args::List(vec!["CMD".into(), "true".into()]));
         assert_eq!(d.nodes[2].args, Args::List(vec!["NONE".into()]));
+    }
+
+    #[test]
+    fn heredocs_with_blanks_after_the_operator() {
+        // moby/buildkit 0b77373ab (parser_heredoc_test.go): `<<  EOF` is a heredoc, also with a
+        // redirection after it; `<< -EOF` is named `-EOF`. `<<- EOF` on a line is not one: the
+        // lexer keeps only blanks right after `<<` in the word, so `<<-` and `EOF` part.
+        let d = p("FROM x\nRUN <<  EOF\necho a\nEOF\nRUN cat <<  EOF  > foo\nb\nEOF\nRUN cat << -EOF\nc\n-EOF\n");
+        assert_eq!(d.nodes.len(), 4);
+        assert_eq!(d.nodes[1].heredocs[0].name, "EOF");
+        assert_eq!(d.nodes[1].heredocs[0].content, "echo a\n");
+        assert_eq!(d.nodes[2].heredocs[0].content, "b\n");
+        assert_eq!(d.nodes[3].heredocs[0].name, "-EOF");
+        assert!(!d.nodes[3].heredocs[0].chomp);
+        assert_eq!(parse_heredoc("<<- EOF").map(|h| (h.name, h.chomp)), Some(("EOF".into(), true)));
+        assert!(p("RUN cat <<- EOF\n").nodes[0].heredocs.is_empty());
     }
 
     #[test]

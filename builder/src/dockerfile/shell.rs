@@ -49,11 +49,13 @@ pub struct Lexer {
     pub raw_escapes: bool,
     /// Leave unset variables as written instead of expanding them to "".
     pub skip_unset: bool,
+    /// Quotes are ordinary characters (BuildKit's `SkipProcessQuotes`).
+    pub skip_process_quotes: bool,
 }
 
 impl Lexer {
     pub fn new(escape: char) -> Lexer {
-        Lexer { escape, raw_quotes: false, raw_escapes: false, skip_unset: false }
+        Lexer { escape, raw_quotes: false, raw_escapes: false, skip_unset: false, skip_process_quotes: false }
     }
 
     /// Expands one word (quotes removed, no field splitting).
@@ -63,30 +65,15 @@ impl Lexer {
         Ok(s)
     }
 
-    /// Expands a heredoc body as a shell would: only `$` forms and escaped `$`/escape chars;
-    /// quotes and newlines are literal.
-    pub fn expand_heredoc(&self, body: &str, env: &dyn Env) -> Result<String, ShellError> {
-        let mut w = Word::new(self, body, env);
-        let mut out = String::new();
-        while let Some(c) = w.peek() {
-            if c == '$' {
-                out.push_str(&w.dollar()?);
-                continue;
-            }
-            w.next();
-            if c == self.escape {
-                match w.peek() {
-                    Some(n) if n == '$' || n == self.escape => {
-                        w.next();
-                        out.push(n);
-                        continue;
-                    }
-                    _ => {}
-                }
-            }
-            out.push(c);
-        }
-        Ok(out)
+    /// Expands the body of a COPY/ADD heredoc whose delimiter is unquoted, as BuildKit's
+    /// `SourcesAndDest.ExpandRaw` does: one word of a lexer with the escape `\\` (whatever the
+    /// Dockerfile's) to which quotes are ordinary characters, so `$` forms expand and an escape
+    /// gives the character after it (`\\$x` is `$x`, `\\\\` is `\\`, `\\` before a newline is
+    /// the newline; dockerfile_heredoc_test.go testCopyHeredocSpecialSymbols).
+    pub fn expand_heredoc(body: &str, env: &dyn Env) -> Result<String, ShellError> {
+        let mut lex = Lexer::new('\\');
+        lex.skip_process_quotes = true;
+        lex.process_word(body, env)
     }
 
     /// Expands and splits into words on unquoted whitespace.
@@ -167,6 +154,11 @@ impl<'a> Word<'a> {
                 return Ok((result, words.finish()));
             }
             match ch {
+                '\'' | '"' if self.lex.skip_process_quotes => {
+                    self.next();
+                    result.push(ch);
+                    words.add_char(ch);
+                }
                 '\'' => {
                     let t = self.single_quote()?;
                     result.push_str(&t);
@@ -182,6 +174,22 @@ impl<'a> Word<'a> {
                     result.push_str(&t);
                     check_size(&result)?;
                     words.add_string(&t);
+                }
+                '<' => {
+                    // BuildKit's processPossibleHeredoc (moby/buildkit 0b77373ab): `<<` keeps the
+                    // blanks after it in its word, so `<< EOF` is one heredoc word
+                    self.next();
+                    let mut t = String::from("<");
+                    if self.peek() == Some('<') {
+                        self.next();
+                        t.push('<');
+                        while let Some(b) = self.peek().filter(|c| matches!(c, ' ' | '\t' | '\r')) {
+                            self.next();
+                            t.push(b);
+                        }
+                    }
+                    result.push_str(&t);
+                    words.add_raw_string(&t);
                 }
                 _ => {
                     self.next();
@@ -677,8 +685,33 @@ mod tests {
 
     #[test]
     fn heredoc_bodies() {
+        // BuildKit's ExpandRaw of a COPY heredoc: quotes are text, `$` forms expand, an escape
+        // gives the next character (dockerfile_heredoc_test.go testCopyHeredocSpecialSymbols:
+        // `\` before a newline is the newline, `\\` is `\`, `\$` is `$`)
+        let rows: &[(&str, &str)] = &[
+            ("a '$PWD' \"${SHELL}\" \\$x\n", "a '/home' \"bash\" $x\n"),
+            ("\"quotes in file\"\n", "\"quotes in file\"\n"),
+            ("\\\n", "\n"),
+            ("\\\\\n", "\\\n"),
+            ("\\$\n", "$\n"),
+            ("a\\nb\n", "anb\n"),
+            ("${NOPE:-'d e'} ${SP}\n", "'d e' a b  c\n"),
+            ("cat << EOF\n", "cat << EOF\n"),
+        ];
+        for (body, want) in rows {
+            assert_eq!(Lexer::expand_heredoc(body, &env()).unwrap(), *want, "{body:?}");
+        }
+    }
+
+    #[test]
+    fn blanks_after_a_heredoc_operator_stay_in_its_word() {
+        // BuildKit's processPossibleHeredoc (0b77373ab): `<< EOF` is one word, `<` alone is not
+        // special, and the result of a single word is unchanged
         let lex = Lexer::new('\\');
-        assert_eq!(lex.expand_heredoc("a '$PWD' \"${SHELL}\" \\$x\n", &env()).unwrap(), "a '/home' \"bash\" $x\n");
+        assert_eq!(lex.process_words("cat << EOF > f", &NoEnv).unwrap(), ["cat", "<< EOF", ">", "f"]);
+        assert_eq!(lex.process_words("cat <<-\tEOF", &NoEnv).unwrap(), ["cat", "<<-", "EOF"]);
+        assert_eq!(lex.process_words("a < b <<  c", &NoEnv).unwrap(), ["a", "<", "b", "<<  c"]);
+        assert_eq!(lex.process_word("a <<  b", &NoEnv).unwrap(), "a <<  b");
     }
 
     #[test]

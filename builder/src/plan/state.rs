@@ -24,7 +24,7 @@ impl At<'_> {
     }
 
     pub fn expand_heredoc(&self, body: &str, env: &dyn Env) -> Result<String, BuildError> {
-        self.lexer.expand_heredoc(body, env).map_err(|e| self.err(e.0))
+        crate::dockerfile::shell::Lexer::expand_heredoc(body, env).map_err(|e| self.err(e.0))
     }
 }
 
