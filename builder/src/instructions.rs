@@ -502,7 +502,15 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 .filter(|k| k.eq_ignore_ascii_case("onbuild"))
                 .map(|_| trig[7..].trim_start())
                 .unwrap_or(trig);
-            Instruction::Onbuild(trig.to_string())
+            // BuildKit's parseOnBuild: the trigger's heredoc bodies, each ended by its
+            // delimiter, follow its line
+            let mut trig = trig.to_string();
+            for d in &node.heredocs {
+                trig.push('\n');
+                trig.push_str(&d.content);
+                trig.push_str(&d.name);
+            }
+            Instruction::Onbuild(trig)
         }
         "shell" => {
             Flags::new(node, none)?;

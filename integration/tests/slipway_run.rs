@@ -85,17 +85,25 @@ fn onbuild_triggers_run_in_the_child() {
     s.base("sw-base");
     let parent = s.context(
         "parent",
-        &[("Dockerfile", "FROM sw-base\nONBUILD RUN echo triggered > /trigger.txt\nONBUILD COPY marker /marker\n")],
+        &[(
+            "Dockerfile",
+            "FROM sw-base\nONBUILD RUN echo triggered > /trigger.txt\nONBUILD COPY marker /marker\n\
+             ONBUILD RUN <<EOF\necho from a heredoc > /heredoc.txt\nEOF\n",
+        )],
     );
     s.build(&parent, "parent", &[]).ok();
     let p = s.save("parent");
     assert!(p.find("trigger.txt").is_none());
-    assert_eq!(p.cfg("OnBuild").as_array().unwrap().len(), 2);
+    // a trigger's heredoc is kept with it (BuildKit's parseOnBuild)
+    let on_build: Vec<&str> = p.cfg("OnBuild").as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert_eq!(on_build.len(), 3);
+    assert_eq!(on_build[2], "RUN <<EOF\necho from a heredoc > /heredoc.txt\nEOF");
     let child = s.context("child", &[("Dockerfile", "FROM parent\nCMD [\"true\"]\n"), ("marker", "m")]);
     let r = s.build(&child, "child", &[]).ok();
-    assert!(r.stdout.contains("Executing 2 build triggers"), "{}", r.stdout);
+    assert!(r.stdout.contains("Executing 3 build triggers"), "{}", r.stdout);
     let c = s.save("child");
     assert_eq!(text(&c, "trigger.txt"), "triggered\n");
+    assert_eq!(text(&c, "heredoc.txt"), "from a heredoc\n");
     assert_eq!(text(&c, "marker"), "m");
     assert!(c.cfg("OnBuild").is_null(), "triggers are not inherited further");
 }

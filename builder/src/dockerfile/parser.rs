@@ -217,7 +217,9 @@ pub fn parse(src: &str) -> Result<Dockerfile, ParseError> {
                 if !terminated {
                     return Err(ParseError { line: start_line, msg: "unterminated heredoc".into() });
                 }
-                if doc.chomp {
+                // an ONBUILD trigger keeps its bodies as written: they are read again, with
+                // the trigger, when it runs
+                if doc.chomp && node.cmd != "onbuild" {
                     doc.content = chomp_heredoc(&doc.content);
                 }
             }
@@ -235,7 +237,13 @@ pub fn chomp_heredoc(s: &str) -> String {
     s.split_inclusive('\n').map(|l| l.trim_start_matches('\t')).collect()
 }
 
+/// RUN, COPY and ADD in shell form, also as an ONBUILD trigger (BuildKit's
+/// `heredocDirectives` and `heredocCompoundDirectives`).
 fn can_contain_heredoc(n: &Node) -> bool {
+    let n = match &n.args {
+        Args::Sub(trigger) if n.cmd == "onbuild" => trigger,
+        _ => n,
+    };
     matches!(n.cmd.as_str(), "run" | "copy" | "add") && !n.json
 }
 

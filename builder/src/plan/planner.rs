@@ -439,6 +439,11 @@ impl<'a> Planner<'a> {
         for t in onbuild {
             let df = parser::parse(t)
                 .map_err(|e| stop(self.at(stage.line).err(format!("ONBUILD trigger {t:?}: {}", e.msg))))?;
+            // BuildKit's initOnBuildTriggers: a trigger is one instruction (with its heredocs)
+            if df.nodes.len() != 1 {
+                let msg = format!("ONBUILD trigger {t:?}: onbuild trigger should be a single expression");
+                return Err(stop(self.at(stage.line).err(msg)));
+            }
             for node in &df.nodes {
                 let inst = instructions::parse_node(node)
                     .map_err(|e| stop(self.at(stage.line).err(format!("ONBUILD trigger {t:?}: {e}"))))?;
@@ -1073,6 +1078,27 @@ mod tests {
             assert_eq!(stop.shown.as_deref(), *shown, "{df}");
             assert!(stop.error.to_string().contains(error), "{df}: {}", stop.error);
         }
+    }
+
+    #[test]
+    fn onbuild_triggers_with_heredocs() {
+        // BuildKit's parseOnBuild keeps a trigger's heredoc bodies after its line, each ended by
+        // its name (bodies as written: `<<-` strips its tabs when the trigger runs); the stage
+        // below runs it as one RUN
+        let df = crate::dockerfile::parser::parse("FROM base\nONBUILD RUN <<-EOF\n\techo a\n\tEOF\n").unwrap();
+        let st = crate::instructions::stages(&df).unwrap();
+        let trig = "RUN <<-EOF\n\techo a\nEOF";
+        assert_eq!(st.stages[0].commands[0].inst, Instruction::Onbuild(trig.into()));
+        let img = image(&[], &[trig]);
+        let p = plan_of("FROM base\n", &[], &Fake(vec![("base".into(), img)]), &[]);
+        assert!(p.stop.is_none(), "{p}");
+        let Action::Run(r) = &p.stages[0].steps[0].action else { panic!("{p}") };
+        assert_eq!(r.args.last().map(String::as_str), Some("echo a\n"));
+        // a trigger is one instruction (initOnBuildTriggers)
+        let img = image(&[], &["RUN a\nRUN b"]);
+        let p = plan_of("FROM base\n", &[], &Fake(vec![("base".into(), img)]), &[]);
+        let stop = p.stop.as_ref().map(|s| s.error.to_string()).unwrap_or_default();
+        assert!(stop.contains("onbuild trigger should be a single expression"), "{stop}");
     }
 
     #[test]
