@@ -583,8 +583,11 @@ impl<'a> Executor<'a> {
         }
         match s.action {
             Action::Config(change) => {
+                let history = change.has_history();
                 change.apply(&mut st.config);
-                self.history(st, s.created_by, true);
+                if history {
+                    self.history(st, s.created_by, true);
+                }
             }
             Action::Workdir(path) => self.workdir(st, s.line, path, s.created_by)?,
             Action::Run(r) => run::run(self, st, s.line, r, s.created_by)?,
@@ -620,7 +623,9 @@ impl<'a> Executor<'a> {
             st.config.rootfs.diff_ids.push(l.diff_id.clone());
             st.layers.push(l.clone());
         }
-        self.history(st, created_by, added.is_empty());
+        if !matches!(action, Action::Config(c) if !c.has_history()) {
+            self.history(st, created_by, added.is_empty());
+        }
         let (id, _) = self.store.put_json(&st.config)?;
         st.id = id;
         Ok(true)

@@ -194,6 +194,12 @@ pub enum ConfigChange {
 }
 
 impl ConfigChange {
+    /// Whether the step adds a history entry: all but ONBUILD, which BuildKit's dispatchOnbuild
+    /// only adds to the config (no commitToHistory; docker 20.10's BuildKit too).
+    pub fn has_history(&self) -> bool {
+        !matches!(self, ConfigChange::Onbuild(_))
+    }
+
     pub fn apply(&self, c: &mut ImageConfig) {
         match self {
             ConfigChange::Nothing => {}

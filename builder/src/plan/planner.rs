@@ -564,7 +564,12 @@ impl<'a> Planner<'a> {
                         st.set_var(k, v);
                     }
                 }
-                let inputs = Inputs { keyword: inst.keyword().into(), text: text.clone(), ..Default::default() };
+                let mut inputs = Inputs { keyword: inst.keyword().into(), text: text.clone(), ..Default::default() };
+                // ONBUILD adds no history entry (ConfigChange::has_history); a step cached when it
+                // did is not to be used
+                if !change.has_history() {
+                    inputs.text.push_str(" (no history)");
+                }
                 (inputs, text, Action::Config(change))
             }
         };
