@@ -464,10 +464,21 @@ pub fn parse_node(node: &Node) -> Result<Instruction, String> {
                 return Err(format!("{up} requires at least two arguments, but got {}", a.len()));
             }
             let dest = a.pop().unwrap_or_default();
+            // BuildKit's toCommand: `--from` names a stage, an image or a context as written
+            // (the stage graph is made from it before anything is expanded)
+            let from = if node.cmd == "copy" { f.string("from") } else { None };
+            if let Some(from) = &from {
+                let lex = crate::dockerfile::shell::Lexer::new('\\');
+                if lex.process_word(from, &crate::dockerfile::shell::NoEnv).ok().as_ref() != Some(from) {
+                    return Err("variable expansion is not supported for --from, define a new stage with FROM \
+                                using ARG from global scope as a workaround"
+                        .into());
+                }
+            }
             let args = CopyArgs {
                 sources: a.into_iter().map(|w| copy_source(node, w)).collect(),
                 dest,
-                from: if node.cmd == "copy" { f.string("from") } else { None },
+                from,
                 chown: f.string("chown"),
                 chmod: f.string("chmod"),
                 link: f.boolean("link"),
@@ -795,6 +806,9 @@ mod tests {
         );
     }
 
+    const FROM_VAR: &str = "variable expansion is not supported for --from, define a new stage with FROM using ARG \
+                            from global scope as a workaround";
+
     #[test]
     fn errors_table() {
         let rows = [
@@ -847,6 +861,12 @@ mod tests {
             ("FROM --foo x", "unknown flag: --foo"),
             ("RUN --mout=type=cache,target=/c x", "unknown flag: --mout (did you mean mount?)"),
             ("COPY --exclude a /", "missing a value on flag: --exclude"),
+            // dockerfile_copy_test.go testDockerfileCopyFromArgs (convert.go toCommand): `--from`
+            // is never expanded, so a `$` in it is refused rather than read as a name
+            ("COPY --from=$FOO . .", FROM_VAR),
+            ("COPY --from=${FOO:-build} . .", FROM_VAR),
+            ("COPY --from=a\\$b . .", FROM_VAR),
+            ("ONBUILD COPY --from=$FOO . .", FROM_VAR),
         ];
         for (src, want) in rows {
             assert_eq!(one(src), Err(want.to_string()), "{src}");
