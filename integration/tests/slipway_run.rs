@@ -205,3 +205,27 @@ fn steps_that_make_the_same_layer_twice() {
     let base = s.save("sw-base").layers.len();
     assert_eq!(img.layers.len(), base + 7, "one layer per RUN and COPY step");
 }
+
+#[test]
+fn proxy_build_args_reach_run_steps_without_an_arg() {
+    // BuildKit's predefined proxy args (reference.md "Predefined ARGs"; convert.go
+    // proxyEnvFromBuildArgs, ops/exec.go proxyEnvList): a step gets each as upper and lower
+    // case without an ARG, they stay out of the history and the image, and a new value is no
+    // cache miss. Checked with docker 20.10's BuildKit: `RUN env` shows HTTP_PROXY and
+    // http_proxy.
+    let s = Slipway::new();
+    s.base("sw-base");
+    let df = "FROM sw-base\nRUN env | grep -i _proxy= | sort > /proxies\n";
+    let ctx = s.context("proxy", &[("Dockerfile", df)]);
+    s.build(&ctx, "proxy", &["--build-arg", "HTTP_PROXY=http://p:3128", "--build-arg", "no_proxy=localhost"]).ok();
+    let img = s.save("proxy");
+    assert_eq!(
+        text(&img, "proxies"),
+        "HTTP_PROXY=http://p:3128\nNO_PROXY=localhost\nhttp_proxy=http://p:3128\nno_proxy=localhost\n"
+    );
+    assert!(!img.history().iter().any(|h| h.contains("p:3128")), "{:?}", img.history());
+    assert!(!img.cfg("Env").to_string().contains("p:3128"));
+    let r = s.build(&ctx, "proxy", &["--build-arg", "HTTP_PROXY=http://other:3128"]).ok();
+    assert!(r.stdout.contains("Using cache"), "a new proxy is no cache miss: {}", r.stdout);
+    assert!(!r.stderr.contains("not consumed"), "{}", r.stderr);
+}

@@ -93,6 +93,8 @@ struct Planner<'a> {
     platforms: Vec<Option<Platform>>,
     /// The stage being planned.
     cur: usize,
+    /// The proxy variables every RUN step gets from the build args.
+    proxy_env: Vec<String>,
 }
 
 /// Plans a build of `stages` (escape character `escape`). Never fails: where planning stops,
@@ -140,6 +142,7 @@ pub fn plan(
         build_platform,
         platforms: vec![None; stages.stages.len()],
         cur: 0,
+        proxy_env: super::run::proxy_env(opts.build_args),
     };
     if let Err(stop) = p.run(&mut out) {
         out.stop = Some(stop);
@@ -527,6 +530,7 @@ impl<'a> Planner<'a> {
                     cache_ns: ns.as_deref(),
                     labs: self.opts.labs,
                     devices: (!self.opts.all_stages).then_some(self.opts.devices),
+                    proxy_env: &self.proxy_env,
                 };
                 let mut p = plan_run(&at, st, run, &flags, &ropts, self.ctx, &resolve)?;
                 let platform = self.platforms[self.cur].clone().unwrap_or_else(|| self.target_platform.clone());

@@ -37,6 +37,29 @@ pub(super) struct RunOptions<'a> {
     /// Where devices resolve; None for a plan that runs nothing (`build --check`: BuildKit's
     /// lint request resolves no device, the worker does).
     pub devices: Option<&'a crate::cdi::Devices>,
+    /// The proxy variables of the build args ([`proxy_env`]), for every step's environment.
+    pub proxy_env: &'a [String],
+}
+
+/// The proxy variables RUN steps get from `--build-arg` without an ARG, as BuildKit's
+/// frontend (convert.go proxyEnvFromBuildArgs: a name matched case-insensitively, in sorted
+/// order, the last match winning) and exec op (ops/exec.go proxyEnvList: each as upper and
+/// lower case, empty values left out) give them. They are in neither the history nor the
+/// cache key (ops/exec.go drops Meta.ProxyEnv from the key): a new proxy is no cache miss.
+pub fn proxy_env(build_args: &[(String, String)]) -> Vec<String> {
+    let mut args: BTreeMap<&str, &str> = BTreeMap::new();
+    for (k, v) in build_args {
+        args.insert(k, v);
+    }
+    let mut out = Vec::new();
+    for name in ["HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY"] {
+        let v = args.iter().rfind(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| *v);
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            out.push(format!("{name}={v}"));
+            out.push(format!("{}={v}", name.to_ascii_lowercase()));
+        }
+    }
+    out
 }
 
 /// A planned RUN: the step, its history text, and what its cache key takes besides the
@@ -102,6 +125,7 @@ pub(super) fn plan_run(
     if !env.iter().any(|e| e.starts_with("PATH=")) {
         env.push(format!("PATH={DEFAULT_PATH}"));
     }
+    env.extend(opts.proxy_env.iter().cloned());
     let mut files = BTreeMap::new();
     let mut ssh = 0usize;
     for raw in flags.mounts {
@@ -277,4 +301,29 @@ fn plan_mount(
             })
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::proxy_env;
+
+    #[test]
+    fn proxy_variables_from_build_args() {
+        let a = |v: &[(&str, &str)]| v.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+        // checked with docker 20.10's BuildKit: `--build-arg HTTP_PROXY=http://p:3128` gives a
+        // step HTTP_PROXY and http_proxy
+        assert_eq!(
+            proxy_env(&a(&[("HTTP_PROXY", "http://p:3128")])),
+            ["HTTP_PROXY=http://p:3128", "http_proxy=http://p:3128"]
+        );
+        // case-insensitive names, the last in sorted order winning; empty values left out; other
+        // build args are not proxies
+        assert_eq!(
+            proxy_env(&a(&[("no_proxy", "b"), ("NO_PROXY", "a"), ("Ftp_Proxy", ""), ("X", "1"), ("all_proxy", "s")])),
+            ["NO_PROXY=b", "no_proxy=b", "ALL_PROXY=s", "all_proxy=s"]
+        );
+        // a later --build-arg of the same name replaces an earlier one
+        assert_eq!(proxy_env(&a(&[("https_proxy", "x"), ("https_proxy", "y")])), ["HTTPS_PROXY=y", "https_proxy=y"]);
+        assert!(proxy_env(&[]).is_empty());
+    }
 }
