@@ -74,13 +74,25 @@ const SIGNALS: &[&str] = &[
     "USR2", "VTALRM", "WINCH", "XCPU", "XFSZ",
 ];
 
+/// A STOPSIGNAL BuildKit takes (moby/sys/signal ParseSignal): any integer but 0 (Go's Atoi: a
+/// sign allowed, no range check), else a name of its Linux SignalMap, `SIG` optional and any
+/// case (RTMIN, RTMIN+1..RTMIN+15, RTMAX-14..RTMAX-1, RTMAX included).
 fn valid_signal(s: &str) -> bool {
-    if let Ok(n) = s.parse::<u32>() {
-        return n > 0 && n < 65;
+    if let Ok(n) = s.parse::<i64>() {
+        return n != 0;
     }
     let u = s.to_ascii_uppercase();
     let n = u.strip_prefix("SIG").unwrap_or(&u);
-    SIGNALS.contains(&n) || n.starts_with("RTMIN") || n.starts_with("RTMAX")
+    let offset = |rest: &str, sign: char| {
+        rest.is_empty()
+            || rest.strip_prefix(sign).and_then(|d| d.parse::<u8>().ok()).is_some_and(|d| (1..=15).contains(&d))
+    };
+    let rt = match (n.strip_prefix("RTMIN"), n.strip_prefix("RTMAX")) {
+        (Some(rest), _) => offset(rest, '+'),
+        (_, Some(rest)) => offset(rest, '-') && rest != "-15",
+        _ => false,
+    };
+    SIGNALS.contains(&n) || rt
 }
 
 /// BuildKit's automatic platform ARGs: the build's target platform (`--platform`, else this
@@ -298,5 +310,12 @@ mod tests {
         );
         assert!(valid_signal("SIGKILL") && valid_signal("term") && valid_signal("9"));
         assert!(!valid_signal("SIGNOPE") && !valid_signal("0"));
+        // moby/sys/signal ParseSignal: Atoi, not a range; its Linux SignalMap's real-time names
+        for ok in ["100", "-5", "+3", "SIGRTMIN", "rtmin+15", "SIGRTMAX-14", "RTMAX"] {
+            assert!(valid_signal(ok), "{ok}");
+        }
+        for bad in ["RTMIN+16", "RTMIN+0", "RTMAX-15", "RTMAX+1", "RTMINX", "SIG", "-0"] {
+            assert!(!valid_signal(bad), "{bad}");
+        }
     }
 }
