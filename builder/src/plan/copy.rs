@@ -89,12 +89,16 @@ pub(super) fn plan_copy(
     let mut sources = Vec::new();
     let mut shown = Vec::new();
     let mut context_reads = Vec::new();
+    // the history's sources: BuildKit's dispatchCopy writes the paths, then each heredoc as
+    // `<<NAME`
+    let (mut shown_paths, mut shown_docs) = (Vec::new(), Vec::new());
     for s in &a.sources {
         let s = match s {
             CopySource::Heredoc { word, doc } => {
                 let content = if doc.expand { at.expand_heredoc(&doc.content, &env)? } else { doc.content.clone() };
                 inputs.files.insert(format!("<<{}", doc.name), crate::store::image::digest_of(content.as_bytes()));
                 shown.push(word.clone());
+                shown_docs.push(format!("<<{}", doc.name));
                 sources.push(Source::Heredoc { name: doc.name.clone(), content });
                 continue;
             }
@@ -102,6 +106,7 @@ pub(super) fn plan_copy(
         };
         let src = at.expand(s, &env)?;
         shown.push(src.clone());
+        shown_paths.push(src.clone());
         if from == Origin::Context && !src.starts_with("http://") && !src.starts_with("https://") {
             context_reads.push(src.clone());
         }
@@ -203,11 +208,17 @@ pub(super) fn plan_copy(
     if let Some(m) = &chmod {
         flags.push_str(&format!("--chmod={m} "));
     }
+    let mut excludes = String::new();
     for (_, p) in &excl {
-        flags.push_str(&format!("--exclude={p} "));
+        excludes.push_str(&format!("--exclude={p} "));
     }
-    let created_by = format!("{kw} {from_text}{flags}{} {dest_raw} # buildkit", shown.join(" "));
-    inputs.text = format!("{created_by} dest={dest}{}", if link { " link" } else { "" });
+    // the history says what BuildKit's commit message says: `--parents`, `--chown`, `--chmod`
+    // and the sources (no `--from`, `--exclude`, `--link`: convert_copy.go dispatchCopy)
+    shown_paths.extend(shown_docs);
+    let created_by = format!("{kw} {flags}{} {dest_raw} # buildkit", shown_paths.join(" "));
+    // the key keeps the text it always had
+    let keyed = format!("{kw} {from_text}{flags}{excludes}{} {dest_raw} # buildkit", shown.join(" "));
+    inputs.text = format!("{keyed} dest={dest}{}", if link { " link" } else { "" });
     if let Some(u) = a.unpack {
         inputs.text.push_str(&format!(" unpack={u}"));
     }

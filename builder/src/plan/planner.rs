@@ -1025,7 +1025,30 @@ mod tests {
         let h = &copy(3).sources;
         assert_eq!(h[0], Source::Heredoc { name: "EOF".into(), content: "\n".into() });
         assert_eq!(h[1], Source::Heredoc { name: "RAW".into(), content: "$HOME\n".into() });
-        assert_eq!(p.stages[0].steps[3].created_by, "COPY <<EOF <<'RAW' /h/ # buildkit");
+        // BuildKit's history names a heredoc `<<NAME`, after the paths (dispatchCopy)
+        assert_eq!(p.stages[0].steps[3].created_by, "COPY <<EOF <<RAW /h/ # buildkit");
+    }
+
+    #[test]
+    fn copy_history_is_buildkits_commit_message() {
+        // convert_copy.go dispatchCopy: `--parents`, `--chown`, `--chmod`, the paths, then the
+        // heredocs; no `--from`, `--exclude` or `--link` (docker 20.10's BuildKit leaves out
+        // `--from` too). The cache key still tells such steps apart.
+        let files = [("a.txt", "a"), ("b.txt", "b")];
+        let p = plan_of(
+            "FROM scratch AS s\nFROM scratch\nCOPY --from=s --link --chown=1:2 /x /y\n\
+             COPY --exclude=*.md --chmod=644 <<EOF a.txt /d/\nhi\nEOF\nCOPY a.txt /d/\n",
+            &files,
+            &Fake::default(),
+            &[],
+        );
+        assert!(p.stop.is_none(), "{p}");
+        let steps = &p.stages[1].steps;
+        assert_eq!(steps[0].created_by, "COPY --chown=1:2 /x /y # buildkit");
+        assert_eq!(steps[1].created_by, "COPY --chmod=644 a.txt <<EOF /d/ # buildkit");
+        assert!(steps[0].inputs.text.contains("--from=s"), "{}", steps[0].inputs.text);
+        assert!(steps[1].inputs.text.contains("--exclude=*.md"), "{}", steps[1].inputs.text);
+        assert_ne!(steps[1].inputs.text, steps[2].inputs.text);
     }
 
     #[test]
