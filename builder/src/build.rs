@@ -382,6 +382,12 @@ fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Resu
         },
     };
     let image = value.split_whitespace().next().unwrap_or_default();
+    // `BUILDKIT_SYNTAX=dockerfile.v0` is the built-in frontend, the directive ignored
+    // (reference.md "BuildKit built-in build args"; llbsolver/solver.go routes that gateway
+    // source to the builtin frontend, moby/buildkit 3f3c95735)
+    if line.is_none() && image == "dockerfile.v0" {
+        return Ok(false);
+    }
     let what = match line {
         Some(_) => format!("syntax={value}"),
         None => format!("build arg BUILDKIT_SYNTAX={value}"),

@@ -507,6 +507,10 @@ fn syntax_directive_takes_the_dockerfile_frontend_and_refuses_others() {
     // the build arg wins over the directive, either way, and is never "not consumed"
     let r = s.build(&ctx, "syn:arg", &["--build-arg", "BUILDKIT_SYNTAX=docker/dockerfile:1"]).ok();
     assert!(!r.stderr.contains("not consumed"), "{}", r.stderr);
+    // `dockerfile.v0` is BuildKit's built-in frontend, whatever the directive says (reference.md
+    // "BuildKit built-in build args")
+    s.build(&ctx, "syn:v0", &["--build-arg", "BUILDKIT_SYNTAX=dockerfile.v0"]).ok();
+    assert_eq!(s.save("syn:v0").find("a").map(|e| e.data.clone()), Some(b"a\n".to_vec()));
     let plain = s.context("syn-plain", &[("Dockerfile", "FROM scratch\nCOPY a /a\n"), ("a", "a\n")]);
     let r = s.build(&plain, "syn:bad2", &["--build-arg", "BUILDKIT_SYNTAX=ghcr.io/x/frontend:1 --flag"]);
     assert_ne!(r.code, 0);
