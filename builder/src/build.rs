@@ -275,6 +275,8 @@ struct Source {
     df: parser::Dockerfile,
     /// The syntax asks for a labs frontend.
     labs: bool,
+    /// The older frontend the syntax pins (`None`: the newest).
+    pin: Option<crate::syntax_pin::Pin>,
 }
 
 /// Fills in the excerpt of a Dockerfile error from the file's text; `spans` are the
@@ -367,8 +369,12 @@ const DOCKERFILE_FRONTENDS: [&str; 2] = ["docker/dockerfile", "docker/dockerfile
 /// with semantics other than those it asks for. Only the image (the first word) is read, as
 /// BuildKit reads it; `Err` has the message and, for the directive, its line. `Ok(true)`: a
 /// labs image (a tag ending in `labs`: `1-labs`, `1.14-labs`, `labs`, upstream's `master-labs`),
-/// whose features are on.
-fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Result<bool, (Option<usize>, String)> {
+/// whose features are on, and the older frontend a tag such as `1.4` pins (syntax_pin).
+fn check_syntax(
+    opts: &BuildOptions,
+    directive: Option<&str>,
+    src: &str,
+) -> Result<(bool, Option<crate::syntax_pin::Pin>), (Option<usize>, String)> {
     let (value, line) = match build_arg(opts, "BUILDKIT_SYNTAX").filter(|v| !v.trim().is_empty()) {
         Some(v) => (v, None),
         None => match directive {
@@ -378,7 +384,7 @@ fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Resu
                     .position(|l| l.trim_start().starts_with('#') && l.to_ascii_lowercase().contains("syntax"));
                 (v, Some(line.map_or(1, |i| i + 1)))
             }
-            None => return Ok(false),
+            None => return Ok((false, None)),
         },
     };
     let image = value.split_whitespace().next().unwrap_or_default();
@@ -386,7 +392,7 @@ fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Resu
     // (reference.md "BuildKit built-in build args"; llbsolver/solver.go routes that gateway
     // source to the builtin frontend, moby/buildkit 3f3c95735)
     if line.is_none() && image == "dockerfile.v0" {
-        return Ok(false);
+        return Ok((false, None));
     }
     let what = match line {
         Some(_) => format!("syntax={value}"),
@@ -394,7 +400,10 @@ fn check_syntax(opts: &BuildOptions, directive: Option<&str>, src: &str) -> Resu
     };
     let r = crate::registry::reference::Reference::parse(image).map_err(|e| (line, format!("{what}: {e}")))?;
     if r.registry == "docker.io" && DOCKERFILE_FRONTENDS.contains(&r.repository.as_str()) {
-        return Ok(r.tag.as_deref().is_some_and(|t| t.ends_with("labs")));
+        let labs = r.tag.as_deref().is_some_and(|t| t.ends_with("labs"));
+        // a digest names an image whose version slipway cannot know: the newest
+        let pin = r.tag.as_deref().filter(|_| r.digest.is_none()).and_then(crate::syntax_pin::pin);
+        return Ok((labs, pin));
     }
     Err((
         line,
@@ -624,16 +633,26 @@ fn read(
         ));
     }
     let df = parser::parse(&src).map_err(|e| with_excerpt(at(e.line, e.msg), &src, &[]))?;
-    let labs = check_syntax(opts, df.syntax.as_deref(), &src).map_err(|(line, msg)| match line {
+    let (labs, pin) = check_syntax(opts, df.syntax.as_deref(), &src).map_err(|(line, msg)| match line {
         Some(l) => with_excerpt(at(l, msg), &src, &[]),
         None => BuildError::Other(msg),
     })?;
     // each instruction's lines, so that an error marks all of a continued one
     let spans: Vec<(usize, usize)> = df.nodes.iter().map(|n| (n.start_line, n.end_line)).collect();
+    // a flag the pinned frontend does not know; its parser goes instruction by instruction, so
+    // the first error of either kind wins
+    let refused = pin.and_then(|p| {
+        df.nodes.iter().find_map(|n| crate::syntax_pin::refused_flag(p, n).map(|msg| (n.start_line, msg)))
+    });
     let stages = match instructions::stages(&df) {
         Ok(s) => s,
+        Err(e) if refused.as_ref().is_some_and(|(l, _)| *l < e.line) => {
+            let (line, msg) = refused.unwrap_or_default();
+            return Err(with_excerpt(at(line, msg), &src, &spans));
+        }
         Err(e) => {
-            if let Ok(config) = lint::Config::for_build(df.check.as_deref(), &opts.build_args) {
+            let config = lint::Config::for_build(df.check.as_deref(), &opts.build_args);
+            if let Some(config) = config.ok().filter(|_| crate::syntax_pin::runs_checks(pin)) {
                 let (dispatched, base) = (Default::default(), |_| None);
                 let input = lint::check::Input {
                     df: &df,
@@ -650,7 +669,10 @@ fn read(
             return Err(with_excerpt(at(e.line, e.msg), &src, &spans));
         }
     };
-    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote, fetched, df, labs })
+    if let Some((line, msg)) = refused {
+        return Err(with_excerpt(at(line, msg), &src, &spans));
+    }
+    Ok(Source { context, path, file, escape: df.escape, stages, text: src, spans, remote, fetched, df, labs, pin })
 }
 
 /// The build's context: a local directory with its `.dockerignore` applied, a remote one whole.
@@ -785,6 +807,10 @@ pub fn plan_only(store: &Store, opts: &BuildOptions) -> Result<Plan, BuildError>
 /// The build checks of a planned build: the stages the plan dispatches, their base images as
 /// the plan resolved them, the context's `.dockerignore`.
 fn lint(opts: &BuildOptions, src: &Source, plan: &Plan, ignore: Option<&Matcher>) -> Result<lint::Report, BuildError> {
+    // a frontend before 1.8 has no build checks and does not read `# check=`
+    if !crate::syntax_pin::runs_checks(src.pin) {
+        return Ok(lint::Report::default());
+    }
     let config = lint::Config::for_build(src.df.check.as_deref(), &opts.build_args).map_err(BuildError::Other)?;
     let dispatched = plan.stages.iter().map(|s| s.index).collect();
     let base = |i: usize| {

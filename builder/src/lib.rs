@@ -44,6 +44,7 @@ pub mod secrets;
 pub mod spec;
 pub mod store;
 pub mod subrequest;
+pub mod syntax_pin;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod trace;

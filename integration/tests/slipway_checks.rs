@@ -397,3 +397,62 @@ fn base_image_of_another_platform_is_warned_about() {
     assert_eq!(r.code, 1, "{r:?}");
     assert!(r.stdout.contains("\nWARNING: InvalidBaseImagePlatform\nBase image other:1 was pulled"), "{}", r.stdout);
 }
+
+/// `# syntax=docker/dockerfile:1.4` pins an older frontend: BuildKit runs that image, whose
+/// parser refuses the flags added after it (reference.md's "Minimum Dockerfile version"
+/// tables; `COPY --parents` is 1.20, `--exclude` 1.19) as BuildKit's bflag.go words it
+/// (`unknown flag: parents` before 1.11, `unknown flag: --parents` from 1.11), naming the line.
+/// `1`, no syntax, and the labs image from 1.7 (dfparents) take them.
+#[test]
+fn a_pinned_older_frontend_refuses_newer_flags() {
+    let s = Slipway::new();
+    let files = |syntax: &str| format!("{syntax}FROM scratch\nCOPY x/f /f\nCOPY --parents x/f /p/\n");
+    for (syntax, msg) in [
+        ("# syntax=docker/dockerfile:1.4\n", "Dockerfile:4: unknown flag: parents"),
+        ("# syntax=docker/dockerfile:1.4.3\n", "Dockerfile:4: unknown flag: parents"),
+        ("# syntax=docker.io/docker/dockerfile-upstream:1.4\n", "Dockerfile:4: unknown flag: parents"),
+        ("# syntax=docker/dockerfile:1.6-labs\n", "Dockerfile:4: unknown flag: parents"),
+        ("# syntax=docker/dockerfile:1.19\n", "Dockerfile:4: unknown flag: --parents"),
+    ] {
+        let ctx = s.context("pin-old", &[("Dockerfile", &files(syntax)), ("x/f", "f\n")]);
+        let r = s.build(&ctx, "pin:old", &[]);
+        assert_ne!(r.code, 0, "{syntax}{}", r.stdout);
+        assert!(r.stderr.contains(msg), "{syntax}{}", r.stderr);
+        assert!(!r.stdout.contains("Step 1/"), "{syntax}{}", r.stdout);
+        assert!(!images(&s).contains("pin"), "{}", images(&s));
+    }
+    for (i, syntax) in
+        ["# syntax=docker/dockerfile:1\n", "", "# syntax=docker/dockerfile:1.7-labs\n"].iter().enumerate()
+    {
+        let ctx = s.context("pin-new", &[("Dockerfile", &files(syntax)), ("x/f", "f\n")]);
+        let tag = format!("pin:new{i}");
+        s.build(&ctx, &tag, &[]).ok();
+        assert_eq!(s.save(&tag).find("p/x/f").map(|e| e.data.clone()), Some(b"f\n".to_vec()), "{syntax}");
+    }
+    // --exclude is 1.19's: a 1.19 pin builds with it, and excludes
+    let df = "# syntax=docker/dockerfile:1.19\nFROM scratch\nCOPY --exclude=x/g x /e/\n";
+    let ctx = s.context("pin-19", &[("Dockerfile", df), ("x/f", "f\n"), ("x/g", "g\n")]);
+    s.build(&ctx, "pin:19", &[]).ok();
+    let img = s.save("pin:19");
+    assert_eq!(img.find("e/f").map(|e| e.data.clone()), Some(b"f\n".to_vec()));
+    assert!(img.find("e/g").is_none());
+}
+
+/// A frontend before 1.8 has no build checks and does not read `# check=` (reference.md: check
+/// "since Dockerfile v1.8.0"): with a 1.7 pin, `error=true` and a FromAsCasing violation build
+/// without a warning; a 1.8 pin fails as the newest frontend does.
+#[test]
+fn a_frontend_before_1_8_runs_no_checks() {
+    let s = Slipway::new();
+    let df = |v: &str| {
+        format!("# syntax=docker/dockerfile:{v}\n# check=error=true\nFROM scratch as base\nCOPY Dockerfile .\n")
+    };
+    let ctx = s.context("pin-17", &[("Dockerfile", &df("1.7"))]);
+    let r = s.build(&ctx, "pin:17", &["--progress", "plain"]).ok();
+    assert!(!r.stdout.contains("FromAsCasing") && !r.stdout.contains("warning"), "{}", r.stdout);
+    assert!(s.save("pin:17").find("Dockerfile").is_some());
+    let ctx = s.context("pin-18", &[("Dockerfile", &df("1.8"))]);
+    let r = s.build(&ctx, "pin:18", &["--progress", "plain"]);
+    assert_ne!(r.code, 0, "{}", r.stdout);
+    assert!(r.stderr.contains("lint violation found for rules: FromAsCasing"), "{}", r.stderr);
+}
