@@ -56,7 +56,7 @@ pub fn shell_word(data: &[u8]) {
     let lexer = Lexer::new(escape);
     let _ = lexer.process_word(word, &env);
     let _ = lexer.process_words(word, &env);
-    let _ = lexer.expand_heredoc(word, &env);
+    let _ = Lexer::expand_heredoc(word, &env);
 }
 
 /// .dockerignore: the patterns, then `\0`-separated paths matched against them.
