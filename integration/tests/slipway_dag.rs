@@ -324,3 +324,82 @@ fn a_stage_read_before_it_is_defined_is_refused() {
         assert!(!r.stdout.contains("RUN touch"), "{df}: {}", r.stdout);
     }
 }
+
+/// BuildKit (frontend 1.11, testOnBuildDeps): an ONBUILD trigger of the base may copy or mount
+/// from a stage of the Dockerfile that builds FROM it; that stage is built first, though nothing
+/// else needs it. The same for a base that is a stage of the Dockerfile.
+#[test]
+fn onbuild_triggers_read_stages_of_the_child() {
+    let (s, _) = setup("none", "FROM bb\n");
+    let base = s.context(
+        "onb",
+        &[(
+            "Dockerfile",
+            "FROM bb\nONBUILD COPY --from=build /out/app /app\n\
+             ONBUILD RUN --mount=from=config,target=/cfg cat /cfg/conf > /conf.txt\n",
+        )],
+    );
+    s.build(&base, "onb", &[]).ok();
+    let df = "FROM bb AS build\nRUN mkdir /out && echo built > /out/app\n\
+              FROM bb AS unused\nRUN echo unused stage ran; exit 3\n\
+              FROM bb AS config\nRUN echo setting > /conf\n\
+              FROM onb\nRUN cat /app /conf.txt > /both\n";
+    let ctx = s.context("child", &[("Dockerfile", df)]);
+    for jobs in ["1", "2"] {
+        let tag = format!("child{jobs}");
+        let r = s.build(&ctx, &tag, &["--jobs", jobs, "--no-cache"]).ok();
+        assert!(!r.stdout.contains("unused stage ran"), "{}", r.stdout);
+        let img = s.save(&tag);
+        let text = |p: &str| img.find(p).map(|e| String::from_utf8_lossy(&e.data).into_owned());
+        assert_eq!(text("app").as_deref(), Some("built\n"));
+        assert_eq!(text("conf.txt").as_deref(), Some("setting\n"));
+        assert_eq!(text("both").as_deref(), Some("built\nsetting\n"));
+    }
+    // the base a stage: its children run its triggers (BuildKit's nested case)
+    let df = "FROM bb AS src\nRUN echo from src > /f\n\
+              FROM bb AS base\nONBUILD COPY --from=src /f /out/foo\n\
+              FROM base AS mid\nRUN cp /out/foo /out/bar\n\
+              FROM bb\nCOPY --from=mid /out/bar /bar\n";
+    let ctx = s.context("nested", &[("Dockerfile", df)]);
+    s.build(&ctx, "nested", &[]).ok();
+    let img = s.save("nested");
+    assert_eq!(img.find("bar").map(|e| e.data.clone()), Some(b"from src\n".to_vec()));
+}
+
+/// What BuildKit refuses of such triggers, in its words (it dispatches stages in file order):
+/// a stage defined after the one building FROM the base, or that stage itself (a cycle), an index
+/// out of range; a name that is no stage is an image, and one not to be had fails the build.
+#[test]
+fn onbuild_triggers_reading_stages_refused() {
+    let cases = [
+        (
+            "COPY --from=later /x /x",
+            "cannot copy from stage \"later\", it needs to be defined before current stage \"app\"",
+        ),
+        ("COPY --from=app /x /x", "cannot copy from stage \"app\", it needs to be defined before current stage \"app\""),
+        (
+            "RUN --mount=from=later,target=/m cat /m/x",
+            "cannot mount from stage \"later\" to \"/m\", stage needs to be defined before current command",
+        ),
+        ("COPY --from=9 /x /x", "invalid stage index 9"),
+        (
+            "COPY --from=localhost:1/nosuch /x /x",
+            "COPY --from=localhost:1/nosuch: no stage named \"localhost:1/nosuch\", no such image in the store, and the pull failed",
+        ),
+    ];
+    let (s, _) = setup("none", "FROM bb\n");
+    for (n, (trigger, want)) in cases.into_iter().enumerate() {
+        let tag = format!("onb{n}");
+        let base = s.context(&tag, &[("Dockerfile", &format!("FROM bb\nONBUILD {trigger}\n"))]);
+        s.build(&base, &tag, &[]).ok();
+        let df = format!("FROM {tag} AS app\nRUN echo app ran\nFROM bb AS later\nRUN echo later ran; touch /x\n");
+        let ctx = s.context(&format!("c{n}"), &[("Dockerfile", &df)]);
+        let r = s.build(&ctx, "never", &["--target", "app"]);
+        assert_ne!(r.code, 0, "{trigger}: {}", r.stdout);
+        assert!(r.stderr.contains("Dockerfile:1: "), "{trigger}: {}", r.stderr);
+        assert!(r.stderr.contains(want), "{trigger}: want {want:?}: {}", r.stderr);
+        // refused before any step ran
+        assert!(!r.stdout.contains("app ran") && !r.stdout.contains("later ran"), "{trigger}: {}", r.stdout);
+    }
+    assert_ne!(s.run(&["inspect", "never"]).code, 0, "no image named after a refused build");
+}

@@ -277,6 +277,21 @@ fn context_paths(action: &Action, paths: &mut std::collections::BTreeSet<String>
     }
 }
 
+/// What planning a stage came to.
+enum Planned {
+    Done,
+    /// Its base's ONBUILD triggers read these stages, not planned yet.
+    Needs(Vec<usize>),
+}
+
+/// The names an ARG instruction declares.
+fn arg_names(inst: &Instruction) -> Option<impl Iterator<Item = String> + '_> {
+    match inst {
+        Instruction::Arg(list) => Some(list.iter().map(|(k, _)| k.clone())),
+        _ => None,
+    }
+}
+
 fn stop(error: BuildError) -> Stop {
     Stop { shown: None, notes: Vec::new(), error }
 }
@@ -305,29 +320,110 @@ impl<'a> Planner<'a> {
             None => self.stages.stages.len() - 1,
         };
         self.label = self.label_step(&self.stages.stages[target]).map(|c| (target, c));
-        let order = if self.opts.all_stages { (0..self.stages.stages.len()).collect() } else { g.needed(target) };
-        out.declared_args = self
-            .stages
-            .meta_args
-            .iter()
-            .chain(order.iter().flat_map(|&i| &self.stages.stages[i].commands))
-            .filter_map(|c| match &c.inst {
-                Instruction::Arg(list) => Some(list.iter().map(|(k, _)| k.clone())),
-                _ => None,
-            })
-            .flatten()
-            .collect();
+        let order: Vec<usize> =
+            if self.opts.all_stages { (0..self.stages.stages.len()).collect() } else { g.needed(target) };
         out.target = target;
-        out.total = order.iter().map(|&i| 1 + self.stages.stages[i].commands.len()).sum::<usize>()
-            + usize::from(self.label.is_some());
-        for &i in &order {
-            self.stage(i, &g, out)?;
+        out.total = usize::from(self.label.is_some());
+        out.declared_args = self.stages.meta_args.iter().filter_map(|c| arg_names(&c.inst)).flatten().collect();
+        // Stages are planned lowest index first. An ONBUILD trigger of a stage's base may name a
+        // stage (BuildKit's resolveStages + initOnBuildTriggers): it joins the plan, with the
+        // stages it needs, and the stage is planned again once they are (they are all earlier
+        // in the file, so this ends).
+        let mut pending = std::collections::BTreeSet::new();
+        self.add_stages(&order, &mut pending, out);
+        while let Some(&i) = pending.first() {
+            match self.stage(i, &g, out)? {
+                Planned::Done => {
+                    pending.remove(&i);
+                }
+                Planned::Needs(js) => {
+                    let more: Vec<usize> = js.iter().flat_map(|&j| g.needed(j)).collect();
+                    self.add_stages(&more, &mut pending, out);
+                }
+            }
         }
+        out.stages.sort_by_key(|s| s.index);
         Ok(())
     }
 
-    /// Plans stage `i` onto `out` (as far as it can be planned).
-    fn stage(&mut self, i: usize, g: &Graph, out: &mut Plan) -> Result<(), Stop> {
+    /// Adds the stages of `list` not yet planned nor pending to `pending`, counting their steps
+    /// and declared ARGs.
+    fn add_stages(&self, list: &[usize], pending: &mut std::collections::BTreeSet<usize>, out: &mut Plan) {
+        for &i in list {
+            if self.done[i].is_some() || !pending.insert(i) {
+                continue;
+            }
+            let commands = &self.stages.stages[i].commands;
+            out.total += 1 + commands.len();
+            out.declared_args.extend(commands.iter().filter_map(|c| arg_names(&c.inst)).flatten());
+        }
+    }
+
+    /// The stages the ONBUILD triggers `onbuild` of stage `i`'s base copy or mount from
+    /// (`COPY --from=`, `RUN --mount=from=`), refused where BuildKit refuses them: a stage not
+    /// before stage `i` (it dispatches stages in file order) and an index out of range. A name
+    /// that is no stage is an image (planned as the step is); a trigger that does not parse is
+    /// left to the step, which says why.
+    fn trigger_stages(&self, i: usize, onbuild: &[String]) -> Result<Vec<usize>, BuildError> {
+        let stage = &self.stages.stages[i];
+        let names: Vec<Option<String>> = self.stages.stages.iter().map(|s| s.name.clone()).collect();
+        let me = stage.name.clone().unwrap_or_else(|| format!("stage-{i}"));
+        let at = self.at(stage.line);
+        let meta = self.meta_env();
+        let mut out = Vec::new();
+        for t in onbuild {
+            let Ok(df) = parser::parse(t) else { continue };
+            for node in &df.nodes {
+                let Ok(inst) = instructions::parse_node(node) else { continue };
+                let froms: Vec<(String, Option<String>)> = match &inst {
+                    // `--from=$X` is refused by the step (BuildKit: no expansion)
+                    Instruction::Copy(a) => {
+                        a.from.iter().filter(|f| !f.contains('$')).map(|f| (f.clone(), None)).collect()
+                    }
+                    Instruction::Run { mounts, .. } => mounts
+                        .iter()
+                        .filter_map(|m| {
+                            let f = crate::runmount::raw_from(m).ok().flatten()?;
+                            let f = self.lexer.process_word(&f, &meta).ok()?;
+                            Some((f, Some(crate::runmount::raw_target(m))))
+                        })
+                        .collect(),
+                    _ => continue,
+                };
+                for (f, target) in froms {
+                    let j = match f.parse::<usize>() {
+                        Ok(n) if n >= names.len() => {
+                            return Err(at.err(format!("ONBUILD trigger {t:?}: invalid stage index {n}")))
+                        }
+                        Ok(n) => n,
+                        Err(_) => match graph::last_named(&names, &f) {
+                            Some(j) => j,
+                            None => continue,
+                        },
+                    };
+                    if j >= i {
+                        let msg = match target {
+                            None => format!(
+                                "cannot copy from stage {f:?}, it needs to be defined before current stage {me:?}"
+                            ),
+                            Some(to) => format!(
+                                "cannot mount from stage {f:?} to {to:?}, stage needs to be defined before current command"
+                            ),
+                        };
+                        return Err(at.err(format!("ONBUILD trigger {t:?}: {msg}")));
+                    }
+                    if !out.contains(&j) {
+                        out.push(j);
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Plans stage `i` onto `out` (as far as it can be planned), or says which stages its base's
+    /// ONBUILD triggers read that are not planned yet.
+    fn stage(&mut self, i: usize, g: &Graph, out: &mut Plan) -> Result<Planned, Stop> {
         self.cur = i;
         let stage = &self.stages.stages[i];
         let at = self.at(stage.line);
@@ -382,6 +478,11 @@ impl<'a> Planner<'a> {
         }
         // ONBUILD triggers of the base run first, then are dropped from the child
         let onbuild = std::mem::take(&mut st.config.config.on_build);
+        let needs = self.trigger_stages(i, &onbuild).map_err(|e| at_from(e, vec![]))?;
+        let missing: Vec<usize> = needs.into_iter().filter(|&j| self.done[j].is_none()).collect();
+        if !missing.is_empty() {
+            return Ok(Planned::Needs(missing));
+        }
         let mut sp = StagePlan {
             index: i,
             name: stage.name.clone(),
@@ -404,7 +505,7 @@ impl<'a> Planner<'a> {
         res?;
         self.done[i] = Some(st.config);
         self.scan_args[i] = st.scan_args;
-        Ok(())
+        Ok(Planned::Done)
     }
 
     /// What the SBOM scan takes of stage `i` (final state `st`), as BuildKit's dispatchStages
@@ -1067,6 +1168,49 @@ mod tests {
         // a stage's state exists once it is built: the executor puts it in the key
         assert_eq!(p.stages[2].steps[0].inputs.extra, "");
         assert_eq!(c.sources, [Source::Path { path: "/x".into(), extract: false }]);
+    }
+
+    #[test]
+    fn onbuild_triggers_read_stages_which_join_the_plan() {
+        // BuildKit's resolveStages + initOnBuildTriggers: a stage a trigger of the base copies or
+        // mounts from is built first, though nothing else needs it
+        let img = image(&[], &["COPY --from=build /app /app", "RUN --mount=from=cfg,target=/c cat /c/x"]);
+        let imgs = Fake(vec![("onb".into(), img)]);
+        let df = "FROM scratch AS build\nFROM scratch AS unused\nFROM scratch AS cfg\nFROM onb\n";
+        let p = plan_of(df, &[], &imgs, &[]);
+        assert!(p.stop.is_none(), "{p}");
+        let order: Vec<usize> = p.stages.iter().map(|s| s.index).collect();
+        assert_eq!(order, [0, 2, 3]);
+        assert_eq!(p.stages[2].deps, [0, 2]);
+        assert_eq!(p.total, 3);
+        // a stage of the Dockerfile with triggers: the same for its children
+        let df = "FROM scratch AS src\nFROM scratch AS base\nONBUILD COPY --from=src /f /f\nFROM base\n";
+        let p = plan_of(df, &[], &imgs, &[]);
+        assert!(p.stop.is_none(), "{p}");
+        assert_eq!(p.stages.iter().map(|s| s.index).collect::<Vec<_>>(), [0, 1, 2]);
+        assert_eq!(p.stages[2].deps, [1, 0]);
+        // refused as BuildKit refuses them: a stage not before this one (itself included), an
+        // index out of range
+        for (trigger, want) in [
+            (
+                "COPY --from=later /f /f",
+                "cannot copy from stage \"later\", it needs to be defined before current stage \"app\"",
+            ),
+            (
+                "COPY --from=app /f /f",
+                "cannot copy from stage \"app\", it needs to be defined before current stage \"app\"",
+            ),
+            (
+                "RUN --mount=from=later,target=/m true",
+                "cannot mount from stage \"later\" to \"/m\", stage needs to be defined before current command",
+            ),
+            ("COPY --from=5 /f /f", "invalid stage index 5"),
+        ] {
+            let imgs = Fake(vec![("onb".into(), image(&[], &[trigger]))]);
+            let p = plan_of("FROM onb AS app\nFROM scratch AS later\nCOPY --from=app / /\n", &[], &imgs, &[]);
+            let stop = p.stop.as_ref().map(|s| s.error.to_string()).unwrap_or_default();
+            assert!(stop.contains(want), "{trigger}: {stop}");
+        }
     }
 
     #[test]
