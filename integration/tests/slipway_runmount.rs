@@ -708,6 +708,16 @@ fn cache_mounts_travel_with_a_registry_cache_export() {
     assert_eq!(text(&fresh.save("e:2"), "log"), "one\ntwo\n");
 }
 
+/// What is in the store's temp space but the runtime's state dir.
+fn temp_dirs(root: &Path) -> Vec<String> {
+    fs::read_dir(root.join("tmp"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n != "runtime")
+        .collect()
+}
+
 #[test]
 fn an_interrupted_step_leaves_no_mount_container_or_temp_dir() {
     let s = Slipway::new();
@@ -745,12 +755,7 @@ fn an_interrupted_step_leaves_no_mount_container_or_temp_dir() {
     let root = s.root().to_string_lossy().into_owned();
     let mounts = fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&root), "mounts left under the store:\n{mounts}");
-    let tmp: Vec<_> = fs::read_dir(s.root().join("tmp"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "runtime")
-        .collect();
+    let tmp = temp_dirs(&s.root());
     assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
     let state = s.root().join("tmp/runtime");
     let left: Vec<_> = fs::read_dir(&state).into_iter().flatten().flatten().map(|e| e.file_name()).collect();
@@ -816,12 +821,7 @@ fn one_signal_ends_a_build_stuck_in_a_network_read() {
     assert_eq!(status.signal(), Some(libc::SIGTERM), "{status}: {err}");
     assert!(err.contains("SIGTERM 10 s ago and the command has not stopped"), "{err}");
     assert!(!s.run(&["images"]).stdout.contains("stall"));
-    let tmp: Vec<_> = fs::read_dir(s.root().join("tmp"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n != "runtime")
-        .collect();
+    let tmp = temp_dirs(&s.root());
     assert!(tmp.is_empty(), "temp dirs left after the next command: {tmp:?}");
 }
 
